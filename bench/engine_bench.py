@@ -1,0 +1,205 @@
+"""Engine benchmarks on embedded SQLite: throughput, per-hop latency, start-up and idle cost.
+
+Usage: .venv/bin/python bench/engine_bench.py [--workers N] [--only W1,W2,...]
+
+Workloads (no-op Python tasks returning a small value, through the real store, claims,
+leases and event rows, with an in-process worker of N threads):
+  W1  one task -> 500 parallel -> one join receiving all 500 results
+  W2  a chain of 100 (per-hop latency: finish of one task to start of the next)
+  W3  10 layers x 10 tasks, each depending on every task of the previous layer
+  W4  one task -> 2,000 parallel -> one join
+Also: `orchestrion run` of a 3-task example from process start to exit, and the CPU an
+idle worker and housekeeping loop use over 5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+from orchestrion.app import App
+from orchestrion.config import Settings
+from orchestrion.engine.maintenance import Maintenance
+from orchestrion.spec.model import (
+    InputSpec,
+    ParamSpec,
+    ParamType,
+    PythonAction,
+    TaskSpec,
+    WorkflowSpec,
+)
+from orchestrion.worker.loop import Worker, WorkerSettings
+
+
+def noop() -> int:
+    return 1
+
+
+def join(xs: object) -> int:
+    return len(xs) if isinstance(xs, dict | list) else 0
+
+
+def _task(name: str, deps: tuple[str, ...] = ()) -> TaskSpec:
+    return TaskSpec(name=name, action=PythonAction(ref="bench:noop"), depends_on=deps)
+
+
+def items(n: int) -> list[int]:
+    return list(range(n))
+
+
+def fan(name: str, width: int) -> WorkflowSpec:
+    """start -> `width` parallel tasks (a mapped task, one task run per item) -> join."""
+    return WorkflowSpec(
+        name=name,
+        params={"n": ParamSpec(type=ParamType.INTEGER, default=width)},
+        tasks=(
+            TaskSpec(name="start", action=PythonAction(ref="bench:items"),
+                     inputs={"n": InputSpec(expr="params.n")}),
+            TaskSpec(name="mid", action=PythonAction(ref="bench:noop"), depends_on=("start",),
+                     map_over="tasks.start"),
+            TaskSpec(name="join", action=PythonAction(ref="bench:join"), depends_on=("mid",),
+                     inputs={"xs": InputSpec(expr="tasks.mid")}),
+        ),
+    )
+
+
+def chain(length: int) -> WorkflowSpec:
+    tasks = [_task("c0")]
+    tasks += [_task(f"c{i}", (f"c{i - 1}",)) for i in range(1, length)]
+    return WorkflowSpec(name="w2", tasks=tuple(tasks))
+
+
+def layers(depth: int, width: int) -> WorkflowSpec:
+    tasks: list[TaskSpec] = []
+    previous: tuple[str, ...] = ()
+    for layer in range(depth):
+        names = tuple(f"l{layer}_{i}" for i in range(width))
+        tasks += [_task(n, previous) for n in names]
+        previous = names
+    return WorkflowSpec(name="w3", tasks=tuple(tasks))
+
+
+def run_workload(app: App, spec: WorkflowSpec, workers: int) -> tuple[float, int, str]:
+    app.store.register_workflow(spec, source=None, now=time.time())
+    worker = Worker(app.store, app.code, WorkerSettings(concurrency=workers), app.clock)
+    worker.start()
+    try:
+        start = time.perf_counter()
+        run = app.trigger(spec.name)
+        while not app.store.get_run(run.id).state.finished:
+            app.store.wait_for_change(0.01)
+        elapsed = time.perf_counter() - start
+    finally:
+        worker.stop()
+    final = app.store.get_run(run.id)
+    assert final.state.value == "succeeded", (final.state, final.error)
+    return elapsed, len(spec.tasks), run.id
+
+
+def hop_latencies(app: App, run_id: str) -> list[float]:
+    task_runs = {t.id: t for t in app.store.list_task_runs(run_id)}
+    attempts = {a.task_run_id: a for a in app.store.list_attempts(run_id)}
+    order = sorted(task_runs.values(), key=lambda t: int(t.task_name[1:]))
+    hops = []
+    for prev, nxt in zip(order, order[1:], strict=False):
+        finished = prev.finished_at
+        started = attempts[nxt.id].started_at
+        if finished is not None:
+            hops.append((started - finished) * 1000)
+    return hops
+
+
+def cli_startup(tmp: Path) -> float:
+    flow = tmp / "three.py"
+    flow.write_text(textwrap.dedent("""
+        from orchestrion.spec.python import task, workflow
+
+        @task
+        def a() -> int:
+            return 1
+
+        @task
+        def b(x: int) -> int:
+            return x + 1
+
+        @task
+        def c(x: int) -> int:
+            return x * 2
+
+        @workflow
+        def three():
+            c(b(a()))
+    """))
+    times = []
+    for i in range(5):
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "orchestrion.cli.main", "run", str(flow), "--db",
+             str(tmp / f"cli{i}.db"), "-q"],
+            check=True, capture_output=True,
+        )
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def idle_cpu(app: App) -> float:
+    worker = Worker(app.store, app.code, WorkerSettings(concurrency=8), app.clock)
+    housekeeping = Maintenance(app.store, app.clock, every=1.0)
+    worker.start()
+    housekeeping.start()
+    time.sleep(0.5)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    wall = time.perf_counter()
+    time.sleep(5.0)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    wall = time.perf_counter() - wall
+    housekeeping.stop()
+    worker.stop()
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return 100.0 * cpu / wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--only", default="W1,W2,W3,W4,CLI,IDLE")
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    tmp = Path(tempfile.mkdtemp(prefix="orchestrion-bench-"))
+    with App(Settings(database_url=f"sqlite:///{tmp}/bench.db")) as app:
+        app.code.add({"bench:noop": noop, "bench:join": join, "bench:items": items})
+        per_task: dict[str, float] = {}
+        for label, spec in (("W1", fan("w1", 500)), ("W4", fan("w4", 2000))):
+            if label in only:
+                elapsed, n, _ = run_workload(app, spec, args.workers)
+                n = n - 1 + int(label == "W1") * 500 + int(label == "W4") * 2000
+                per_task[label] = elapsed / n * 1000
+                print(f"{label}: {n} tasks in {elapsed:.3f}s = {n / elapsed:,.0f} tasks/s"
+                      f" ({per_task[label]:.3f} ms/task)")
+        if "W1" in per_task and "W4" in per_task:
+            print(f"W4/W1 per-task cost ratio: {per_task['W4'] / per_task['W1']:.2f}")
+        if "W2" in only:
+            elapsed, n, run_id = run_workload(app, chain(100), args.workers)
+            hops = hop_latencies(app, run_id)
+            print(f"W2: {n} chained tasks in {elapsed:.3f}s; per-hop latency p50"
+                  f" {statistics.median(hops):.3f} ms, p90"
+                  f" {statistics.quantiles(hops, n=10)[-1]:.3f} ms, max {max(hops):.3f} ms")
+        if "W3" in only:
+            elapsed, n, _ = run_workload(app, layers(10, 10), args.workers)
+            print(f"W3: {n} tasks (10x10 layers) in {elapsed:.3f}s = {n / elapsed:,.0f} tasks/s")
+        if "CLI" in only:
+            print(f"CLI: `orchestrion run` of a 3-task workflow, start to exit, median of 5:"
+                  f" {cli_startup(tmp):.3f}s")
+        if "IDLE" in only:
+            print(f"IDLE: worker + housekeeping idle for 5 s: {idle_cpu(app):.2f}% of one core")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""`App`: the one facade that the CLI (and later the API and UI) call.
+
+It owns the store, the code registry of loaded workflow files, and the in-process worker
+and housekeeping loop used by ``orchestrion run``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from orchestrion.clock import Clock, SystemClock
+from orchestrion.config import Settings
+from orchestrion.engine.maintenance import Maintenance, sweep
+from orchestrion.errors import NotFound, OrchestrionError, SpecError
+from orchestrion.spec.model import WorkflowSpec
+from orchestrion.spec.params import resolve_params
+from orchestrion.store import open_store
+from orchestrion.store.base import (
+    AttemptRecord,
+    EventRecord,
+    LogRecord,
+    RunFilter,
+    RunRecord,
+    Store,
+    TaskRunRecord,
+)
+from orchestrion.worker.code import CodeRegistry
+from orchestrion.worker.loop import Worker, WorkerSettings
+
+__all__ = ["App", "load_workflows"]
+
+ProgressCallback = Callable[[RunRecord, list[TaskRunRecord]], None]
+
+
+def load_workflows(path: str | os.PathLike[str]) -> list[tuple[WorkflowSpec, dict[str, Any]]]:
+    """Specs (and, for Python files, their callables by ref) from a .py, .yaml or .yml file.
+    Loading YAML never runs code; loading Python imports the file."""
+    file = Path(path)
+    if not file.exists():
+        raise SpecError(f"no such file: {file}", source=str(file))
+    suffix = file.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        from orchestrion.spec.yaml_loader import load_yaml_file
+
+        return [(load_yaml_file(file), {})]
+    if suffix == ".py":
+        from orchestrion.spec.python import load_python_file
+
+        return [(wf.spec, dict(wf.callables)) for wf in load_python_file(file)]
+    raise SpecError(
+        f"unsupported workflow file type {suffix or '(none)'!r}: use .py, .yaml or .yml",
+        source=str(file),
+    )
+
+
+class App:
+    def __init__(self, settings: Settings | None = None, clock: Clock | None = None) -> None:
+        self.settings = settings or Settings()
+        self.clock = clock or SystemClock()
+        self.code = CodeRegistry()
+        self._store: Store | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def open(self) -> App:
+        if self._store is None:
+            self._store = open_store(self.settings.database_url)
+        return self
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> App:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise OrchestrionError("the App is not open: use `with App(...) as app` or app.open()")
+        return self._store
+
+    # ------------------------------------------------------------------ workflows
+
+    def load(self, path: str | os.PathLike[str]) -> list[WorkflowSpec]:
+        """Load a workflow file, make its code available to local workers, register it."""
+        loaded = load_workflows(path)
+        source = str(Path(path).resolve())
+        for spec, callables in loaded:
+            self.code.add(callables)
+            self.store.register_workflow(spec, source=source, now=self.clock.now())
+        return [spec for spec, _ in loaded]
+
+    def workflow(self, name: str, version: str | None = None) -> WorkflowSpec:
+        return self.store.get_workflow(name, version).spec
+
+    # ------------------------------------------------------------------ runs
+
+    def trigger(
+        self,
+        workflow: str,
+        params: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        trigger: str = "manual",
+        priority: int = 0,
+    ) -> RunRecord:
+        spec = self.workflow(workflow)
+        resolved = resolve_params(spec, params or {})
+        return self.store.create_run(
+            spec,
+            resolved,
+            now=self.clock.now(),
+            trigger=trigger,
+            priority=priority,
+            idempotency_key=idempotency_key,
+        )
+
+    def cancel(self, run_id: str) -> bool:
+        return self.store.cancel_run(run_id, now=self.clock.now())
+
+    def retry(self, run_id: str) -> bool:
+        return self.store.retry_run(run_id, now=self.clock.now())
+
+    def prepare_resume(self, run_id: str) -> RunRecord:
+        """Make a crashed or failed run runnable here: reload its code, reclaim the leases of
+        dead local workers, re-open it if it ended in failure."""
+        run = self.store.get_run(run_id)
+        record = self.store.get_workflow(run.workflow, run.version)
+        if record.source and Path(record.source).exists():
+            for spec, callables in load_workflows(record.source):
+                self.code.add(callables)
+                self.store.register_workflow(spec, source=record.source, now=self.clock.now())
+        self.recover_dead_workers()
+        sweep(self.store, self.clock.now())
+        run = self.store.get_run(run.id)
+        if run.state.value in ("failed", "canceled"):
+            self.store.retry_run(run.id, now=self.clock.now())
+        return self.store.get_run(run.id)
+
+    def recover_dead_workers(self) -> int:
+        """Expire the leases of workers on this host whose process is gone, so their task runs
+        are retried now instead of after the lease time."""
+        host, count = socket.gethostname(), 0
+        for worker in self.store.list_workers():
+            if worker.host == host and worker.state == "running" and not _alive(worker.pid):
+                count += self.store.expire_worker(worker.id, now=self.clock.now())
+        return count
+
+    def run_until_done(
+        self,
+        run_id: str,
+        *,
+        concurrency: int | None = None,
+        on_progress: ProgressCallback | None = None,
+        every: float = 0.25,
+    ) -> RunRecord:
+        """Drive a run to a final state with an in-process worker (``orchestrion run``)."""
+        queues = tuple(sorted({t.queue for t in self._all_tasks(run_id)} | {"default"}))
+        worker = Worker(
+            self.store,
+            self.code,
+            WorkerSettings(
+                queues=queues,
+                concurrency=concurrency or self.settings.concurrency,
+                lease_seconds=self.settings.lease_seconds,
+                heartbeat_every=self.settings.heartbeat_every,
+            ),
+            self.clock,
+        )
+        housekeeping = Maintenance(self.store, self.clock, every=1.0)
+        worker.start()
+        housekeeping.start()
+        try:
+            while True:
+                run = self.store.get_run(run_id)
+                if on_progress is not None:
+                    on_progress(run, self.store.list_task_runs(run.id))
+                if run.state.finished:
+                    return run
+                time.sleep(every)
+        finally:
+            housekeeping.stop()
+            worker.stop(grace=5.0)
+
+    def _all_tasks(self, run_id: str) -> list[Any]:
+        run = self.store.get_run(run_id)
+        spec = self.workflow(run.workflow, run.version)
+        tasks: list[Any] = list(spec.tasks)
+        for task in spec.tasks:
+            if task.action.kind == "workflow":
+                with contextlib.suppress(NotFound):
+                    tasks.extend(self.workflow(task.action.workflow).tasks)
+        return tasks
+
+    # ------------------------------------------------------------------ reads
+
+    def get_run(self, run_id: str) -> RunRecord:
+        return self.store.get_run(run_id)
+
+    def list_runs(self, filt: RunFilter | None = None) -> list[RunRecord]:
+        return self.store.list_runs(filt or RunFilter())
+
+    def task_runs(self, run_id: str) -> list[TaskRunRecord]:
+        return self.store.list_task_runs(self.store.get_run(run_id).id)
+
+    def attempts(self, run_id: str) -> list[AttemptRecord]:
+        return self.store.list_attempts(self.store.get_run(run_id).id)
+
+    def events(self, run_id: str) -> list[EventRecord]:
+        return self.store.list_events(self.store.get_run(run_id).id)
+
+    def logs(self, run_id: str, task: str | None = None, after_id: int = 0) -> list[LogRecord]:
+        return self.store.get_logs(self.store.get_run(run_id).id, task_name=task, after_id=after_id)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _not_zombie(pid)
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True

@@ -1,0 +1,347 @@
+"""The ``orchestrion`` command. Parses arguments, calls one `App` method, formats the result.
+
+Exit codes: 0 success, 1 the run failed or was canceled, 2 bad input (invalid workflow
+file, bad parameters, unknown run).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from orchestrion.app import App, load_workflows
+from orchestrion.config import Settings
+from orchestrion.errors import NotFound, OrchestrionError, SpecError
+from orchestrion.spec.params import parse_cli_params
+from orchestrion.states import RunState
+from orchestrion.store.base import RunFilter
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+
+def db_option(fn: F) -> F:
+    return click.option(
+        "--db",
+        "db",
+        envvar="ORCHESTRION_DATABASE_URL",
+        default=None,
+        help="Database URL or SQLite file (default ./.orchestrion/orchestrion.db).",
+    )(fn)
+
+
+def output_option(fn: F) -> F:
+    return click.option(
+        "--output",
+        "-o",
+        type=click.Choice(["table", "json"]),
+        default="table",
+        help="table for people, json for scripts.",
+    )(fn)
+
+
+@contextmanager
+def opened(db: str | None) -> Iterator[App]:
+    """An open App, with Orchestrion errors turned into a clear message and exit code 2."""
+    try:
+        with App(Settings.from_env(db=db)) as app:
+            yield app
+    except NotFound as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+    except OrchestrionError as exc:
+        errors.print(f"[red]error:[/] {exc}", markup=True)
+        sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="orchestrion")
+def main() -> None:
+    """Orchestrion: define, run and watch workflows."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@output_option
+def validate(paths: tuple[str, ...], output: str) -> None:
+    """Check workflow files (.py or .yaml) without running anything."""
+    failed = False
+    report: list[dict[str, Any]] = []
+    for path in paths:
+        try:
+            for spec, _ in load_workflows(path):
+                report.append(
+                    {
+                        "file": path,
+                        "workflow": spec.name,
+                        "version": spec.version,
+                        "tasks": len(spec.tasks),
+                        "ok": True,
+                    }
+                )
+                if output == "table":
+                    console.print(
+                        f"[green]ok[/] {path}: workflow [bold]{spec.name}[/]"
+                        f" version {spec.version}, {len(spec.tasks)} tasks"
+                    )
+        except SpecError as exc:
+            failed = True
+            report.append({"file": path, "ok": False, "error": str(exc)})
+            if output == "table":
+                errors.print(f"[red]invalid[/] {exc}", markup=True, highlight=False)
+    if output == "json":
+        console.print_json(json.dumps(report))
+    sys.exit(2 if failed else 0)
+
+
+@main.command()
+@click.argument("path", required=False, type=click.Path())
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A run parameter; repeat for more.",
+)
+@click.option("--workflow", "-w", "name", help="Which workflow, when the file defines several.")
+@click.option("--resume", "resume", metavar="RUN_ID", help="Finish an interrupted or failed run.")
+@click.option("--concurrency", "-c", type=click.IntRange(1, 512), default=None)
+@click.option("--idempotency-key", default=None, help="Start at most one run for this key.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the final summary.")
+@db_option
+@output_option
+def run(
+    path: str | None,
+    params: tuple[str, ...],
+    name: str | None,
+    resume: str | None,
+    concurrency: int | None,
+    idempotency_key: str | None,
+    quiet: bool,
+    db: str | None,
+    output: str,
+) -> None:
+    """Run a workflow file here and now, with live progress."""
+    if (path is None) == (resume is None):
+        errors.print("[red]error:[/] give a workflow file, or --resume RUN_ID")
+        sys.exit(2)
+    with opened(db) as app:
+        if resume is not None:
+            record = app.prepare_resume(resume)
+        else:
+            assert path is not None
+            specs = app.load(path)
+            spec = _pick(specs, name, path)
+            values = parse_cli_params(spec, list(params))
+            record = app.trigger(spec.name, values, idempotency_key=idempotency_key)
+        if output == "table":
+            console.print(
+                f"run [bold]{record.id}[/] of [bold]{record.workflow}[/] ({record.version})"
+            )
+        from orchestrion.cli.render import Progress
+
+        progress = None if quiet or output == "json" else Progress(console)
+        final = app.run_until_done(
+            record.id, concurrency=concurrency, on_progress=progress, every=0.05
+        )
+        _summary(app, final.id, output)
+        sys.exit(0 if final.state is RunState.SUCCEEDED else 1)
+
+
+def _pick(specs: list[Any], name: str | None, path: str) -> Any:
+    if name is not None:
+        for spec in specs:
+            if spec.name == name:
+                return spec
+        raise SpecError(f"no workflow named {name!r} in {path}")
+    if len(specs) != 1:
+        names = ", ".join(s.name for s in specs) or "none"
+        raise SpecError(f"{path} defines {len(specs)} workflows ({names}); choose one with -w")
+    return specs[0]
+
+
+def _summary(app: App, run_id: str, output: str) -> None:
+    from orchestrion.cli.render import dump_json, state_text, task_runs_table, took
+
+    run = app.get_run(run_id)
+    task_runs = app.task_runs(run_id)
+    if output == "json":
+        console.print_json(dump_json({"run": run, "task_runs": task_runs}))
+        return
+    console.print()
+    console.print(task_runs_table(task_runs))
+    console.print()
+    line = state_text(run.state.value)
+    line.append(f"  run {run.id} in {took(run.started_at, run.finished_at)}", style="")
+    console.print(line)
+    if run.error:
+        errors.print(f"[red]{run.error}[/]", markup=True)
+
+
+@main.group()
+def runs() -> None:
+    """List and inspect runs."""
+
+
+@runs.command("list")
+@click.option("--workflow", "-w", default=None)
+@click.option("--state", "-s", type=click.Choice([s.value for s in RunState]), default=None)
+@click.option("--limit", "-n", type=click.IntRange(1, 1000), default=20)
+@click.option("--before", default=None, metavar="RUN_ID", help="Page: runs older than this id.")
+@db_option
+@output_option
+def runs_list(
+    workflow: str | None,
+    state: str | None,
+    limit: int,
+    before: str | None,
+    db: str | None,
+    output: str,
+) -> None:
+    """Recent runs, newest first."""
+    from orchestrion.cli.render import dump_json, runs_table
+
+    with opened(db) as app:
+        found = app.list_runs(
+            RunFilter(
+                workflow=workflow,
+                state=RunState(state) if state else None,
+                limit=limit,
+                before=before,
+            )
+        )
+        if output == "json":
+            console.print_json(dump_json(found))
+        else:
+            console.print(runs_table(found))
+
+
+@runs.command("show")
+@click.argument("run_id")
+@db_option
+@output_option
+def runs_show(run_id: str, db: str | None, output: str) -> None:
+    """Every task run and attempt of a run, with timings, results and errors."""
+    from orchestrion.cli.render import attempts_table, dump_json, state_text, task_runs_table, when
+
+    with opened(db) as app:
+        run = app.get_run(run_id)
+        task_runs = app.task_runs(run.id)
+        attempts = app.attempts(run.id)
+        if output == "json":
+            console.print_json(
+                dump_json({"run": run, "task_runs": task_runs, "attempts": attempts})
+            )
+            return
+        header = state_text(run.state.value)
+        console.print(f"[bold]run {run.id}[/]  workflow {run.workflow} ({run.version})")
+        console.print(header)
+        console.print(
+            f"created {when(run.created_at)}  finished {when(run.finished_at)}"
+            f"  trigger {run.trigger}"
+        )
+        console.print(f"params {json.dumps(run.params)}")
+        if run.error:
+            console.print(f"[red]error: {run.error}[/]")
+        console.print()
+        console.print(task_runs_table(task_runs))
+        console.print()
+        names = {
+            tr.id: (f"{tr.task_name}[{tr.map_index}]" if tr.map_index >= 0 else tr.task_name)
+            for tr in task_runs
+        }
+        console.print(attempts_table(attempts, names))
+
+
+@main.command()
+@click.argument("run_id")
+@click.argument("task", required=False)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the run ends.")
+@db_option
+def logs(run_id: str, task: str | None, follow: bool, db: str | None) -> None:
+    """Captured stdout, stderr and logging of a run's attempts."""
+    with opened(db) as app:
+        run = app.get_run(run_id)
+        last = 0
+        while True:
+            for line in app.logs(run.id, task, after_id=last):
+                last = line.id
+                style = "red" if line.stream == "stderr" else ""
+                prefix = f"[dim]{line.task_name}#{line.attempt} {line.stream}[/] "
+                console.print(prefix, end="", markup=True)
+                console.print(line.line, style=style, markup=False, highlight=False)
+            if not follow or app.get_run(run.id).state.finished:
+                break
+            time.sleep(0.3)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--wait/--no-wait", default=True, help="Run the retried tasks here and wait.")
+@db_option
+@output_option
+def retry(run_id: str, wait: bool, db: str | None, output: str) -> None:
+    """Resume a failed run from what failed; succeeded tasks keep their results."""
+    with opened(db) as app:
+        run = app.get_run(run_id)
+        if run.state not in (RunState.FAILED, RunState.CANCELED) and not wait:
+            errors.print(
+                f"[red]error:[/] run {run.id} is {run.state.value}; only failed or"
+                " canceled runs can be retried"
+            )
+            sys.exit(2)
+        record = app.prepare_resume(run.id)
+        if record.state.finished:
+            errors.print(
+                f"[red]error:[/] run {run.id} is {record.state.value} and cannot be"
+                " retried (a compensated run cannot be resumed: start a new one)"
+            )
+            sys.exit(2)
+        if not wait:
+            console.print(f"run {record.id} re-opened")
+            return
+        from orchestrion.cli.render import Progress
+
+        final = app.run_until_done(
+            record.id, on_progress=None if output == "json" else Progress(console), every=0.05
+        )
+        _summary(app, final.id, output)
+        sys.exit(0 if final.state is RunState.SUCCEEDED else 1)
+
+
+@main.command()
+@click.argument("run_id")
+@db_option
+def cancel(run_id: str, db: str | None) -> None:
+    """Cancel a run: its unfinished tasks stop (running shell tasks are killed)."""
+    with opened(db) as app:
+        run = app.get_run(run_id)
+        if app.cancel(run.id):
+            console.print(f"run {run.id} canceled")
+        else:
+            errors.print(f"run {run.id} is already {app.get_run(run.id).state.value}")
+            sys.exit(1)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of the YAML workflow format (for editors)."""
+    from orchestrion.spec.json_schema import yaml_json_schema
+
+    click.echo(json.dumps(yaml_json_schema(), indent=2))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,149 @@
+"""Tables, progress lines and JSON for the CLI. Formatting only; no decisions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from orchestrion.store.base import AttemptRecord, RunRecord, TaskRunRecord
+
+__all__ = ["Progress", "attempts_table", "dump_json", "runs_table", "task_runs_table"]
+
+STATE_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "upstream_failed": "red",
+    "canceled": "yellow",
+    "running": "cyan",
+    "queued": "blue",
+    "retry_wait": "magenta",
+    "waiting": "cyan",
+    "skipped": "dim",
+    "pending": "dim",
+    "compensating": "magenta",
+    "compensated": "magenta",
+}
+
+
+def when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def took(start: float | None, end: float | None) -> str:
+    if start is None or end is None:
+        return "-"
+    seconds = end - start
+    return f"{seconds * 1000:.0f}ms" if seconds < 1 else f"{seconds:.1f}s"
+
+
+def state_text(state: str) -> Text:
+    return Text(state, style=STATE_STYLE.get(state, ""))
+
+
+def short(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def runs_table(runs: list[RunRecord]) -> Table:
+    table = Table(box=None, header_style="bold")
+    for col in ("RUN", "WORKFLOW", "STATE", "TRIGGER", "CREATED", "DURATION"):
+        table.add_column(col)
+    for run in runs:
+        table.add_row(
+            run.id,
+            run.workflow,
+            state_text(run.state.value),
+            run.trigger,
+            when(run.created_at),
+            took(run.started_at, run.finished_at),
+        )
+    return table
+
+
+def task_name(tr: TaskRunRecord) -> str:
+    return f"{tr.task_name}[{tr.map_index}]" if tr.map_index >= 0 else tr.task_name
+
+
+def task_runs_table(task_runs: list[TaskRunRecord]) -> Table:
+    table = Table(box=None, header_style="bold")
+    for col in ("TASK", "STATE", "ATTEMPTS", "STARTED", "DURATION", "RESULT / ERROR"):
+        table.add_column(col, overflow="fold")
+    for tr in task_runs:
+        detail = tr.error if tr.error else ("" if tr.result is None else short(tr.result))
+        table.add_row(
+            task_name(tr),
+            state_text(tr.state.value),
+            str(tr.attempts),
+            when(tr.started_at),
+            took(tr.started_at, tr.finished_at),
+            detail,
+        )
+    return table
+
+
+def attempts_table(attempts: list[AttemptRecord], names: dict[int, str]) -> Table:
+    table = Table(box=None, header_style="bold")
+    for col in ("TASK", "#", "WORKER", "STARTED", "DURATION", "OUTCOME", "ERROR"):
+        table.add_column(col, overflow="fold")
+    for a in attempts:
+        table.add_row(
+            names.get(a.task_run_id, str(a.task_run_id)),
+            str(a.number),
+            a.worker,
+            when(a.started_at),
+            took(a.started_at, a.finished_at),
+            state_text(a.outcome or "running"),
+            short(a.error or "", 80),
+        )
+    return table
+
+
+def dump_json(value: Any) -> str:
+    def default(obj: Any) -> Any:
+        if is_dataclass(obj) and not isinstance(obj, type):
+            return asdict(obj)
+        return str(obj)
+
+    if isinstance(value, list):
+        value = [asdict(v) if is_dataclass(v) and not isinstance(v, type) else v for v in value]
+    elif is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    return json.dumps(value, default=default, indent=2)
+
+
+class Progress:
+    """Prints one line per task state change, then a summary table."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._seen: dict[int, str] = {}
+
+    def __call__(self, run: RunRecord, task_runs: list[TaskRunRecord]) -> None:
+        for tr in task_runs:
+            state = tr.state.value
+            if self._seen.get(tr.id) == state:
+                continue
+            self._seen[tr.id] = state
+            if state == "pending":
+                continue
+            line = Text.assemble(
+                (dt.datetime.now().strftime("%H:%M:%S "), "dim"),
+                (f"{task_name(tr):<28} ", "bold"),
+                state_text(state),
+            )
+            if state in ("running",) and tr.attempts > 1:
+                line.append(f"  attempt {tr.attempts}", style="magenta")
+            if state in ("succeeded", "failed"):
+                line.append(f"  {took(tr.started_at, tr.finished_at)}", style="dim")
+            if tr.error and state in ("failed", "retry_wait", "upstream_failed"):
+                line.append(f"  {short(tr.error, 100)}", style="red")
+            self.console.print(line, highlight=False)

@@ -1,0 +1,54 @@
+"""The housekeeping loop: reap expired leases and end runs past their deadline.
+
+Readiness never waits on this loop (it is decided in the transaction that finishes each
+task); this only catches what time alone changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from orchestrion.clock import Clock
+from orchestrion.errors import OrchestrionError
+from orchestrion.store.base import Store
+
+__all__ = ["Maintenance", "sweep"]
+
+log = logging.getLogger("orchestrion.engine")
+
+
+def sweep(store: Store, now: float) -> tuple[int, list[str]]:
+    """One pass: (leases reaped, runs timed out)."""
+    reaped = store.reap_expired(now=now)
+    timed_out = store.timeout_runs(now=now)
+    if reaped:
+        log.info("engine.reaped", extra={"count": reaped})
+    for run_id in timed_out:
+        log.info("run.timed_out", extra={"run_id": run_id})
+    return reaped, timed_out
+
+
+class Maintenance:
+    """Runs `sweep` every `every` seconds in a daemon thread until stopped."""
+
+    def __init__(self, store: Store, clock: Clock, every: float = 2.0) -> None:
+        self.store = store
+        self.clock = clock
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="maintenance", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                sweep(self.store, self.clock.now())
+            except OrchestrionError:
+                log.exception("engine.sweep_failed")

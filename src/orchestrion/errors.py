@@ -1,0 +1,130 @@
+"""Every error Orchestrion raises on purpose descends from one root.
+
+The tree::
+
+    OrchestrionError
+    ├── SpecError                 a workflow definition is invalid (file, line, field path)
+    │   └── CycleError            the task graph has a cycle (names it)
+    ├── ExpressionError           a `when` expression is malformed or failed to evaluate
+    ├── ParameterError            run parameters do not fit the workflow's parameter schema
+    ├── StoreError                the database refused or failed an operation
+    │   └── NotFound              a run, task run or workflow does not exist
+    ├── IllegalTransition         a state change the transition table does not allow
+    ├── ResultTooLarge            a task result is over the configured size cap
+    └── TaskError                 a task failed (raised by runners for non-Python task kinds)
+        └── TaskTimeout           a task ran past its timeout
+
+    BaseException
+    └── CancelRequested           cooperative cancellation inside task code
+
+`CancelRequested` derives from `BaseException` on purpose: a task's own
+``except Exception:`` must not swallow a cancellation.
+
+Each class's docstring is its default message.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CancelRequested",
+    "CycleError",
+    "ExpressionError",
+    "IllegalTransition",
+    "NotFound",
+    "OrchestrionError",
+    "ParameterError",
+    "ResultTooLarge",
+    "SpecError",
+    "StoreError",
+    "TaskError",
+    "TaskTimeout",
+]
+
+
+class OrchestrionError(Exception):
+    """An Orchestrion error occurred."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class SpecError(OrchestrionError):
+    """The workflow definition is invalid."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        path: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        self.source = source
+        self.path = path
+        self.line = line
+        self.column = column
+        self.detail = message
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = self.source or ""
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        prefix = f"{where}: " if where else ""
+        field = f"{self.path}: " if self.path else ""
+        return f"{prefix}{field}{self.detail}"
+
+
+class CycleError(SpecError):
+    """The task graph has a cycle."""
+
+    def __init__(self, cycle: list[str], *, source: str | None = None) -> None:
+        self.cycle = cycle
+        super().__init__(
+            "dependency cycle: " + " -> ".join(cycle),
+            source=source,
+            path="tasks",
+        )
+
+
+class ExpressionError(OrchestrionError):
+    """The expression is invalid."""
+
+
+class ParameterError(OrchestrionError):
+    """The run parameters are invalid."""
+
+
+class StoreError(OrchestrionError):
+    """The store failed."""
+
+
+class NotFound(StoreError):
+    """The object does not exist."""
+
+
+class IllegalTransition(OrchestrionError):
+    """The state transition is not allowed."""
+
+
+class ResultTooLarge(OrchestrionError):
+    """The task result is larger than the configured cap."""
+
+
+class TaskError(OrchestrionError):
+    """The task failed."""
+
+
+class TaskTimeout(TaskError):
+    """The task ran past its timeout."""
+
+
+class CancelRequested(BaseException):
+    """The run or task was canceled; task code should stop."""

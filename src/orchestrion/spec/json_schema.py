@@ -1,0 +1,213 @@
+"""A JSON Schema (draft 2020-12) of the YAML authoring format, for editors.
+
+Point an editor at ``schemas/workflow.schema.json`` (committed, regenerated with
+``python -m orchestrion.spec.json_schema > schemas/workflow.schema.json``) to get
+completion and squiggles while writing a workflow file. It is hand-built from small pieces
+that mirror what `orchestrion.spec.yaml_loader` accepts, shorthands included; the loader
+stays the authority (it also checks references, expressions, cron and time zones).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from orchestrion.spec.model import NAME_PATTERN, ParamType, TriggerRule
+from orchestrion.spec.yaml_loader import ACTION_KEYS
+
+__all__ = ["render_schema", "yaml_json_schema"]
+
+_DURATION_PATTERN = r"^\s*([0-9]+(\.[0-9]+)?(ms|s|m|h|d|w))+\s*$"
+_HTTP_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+_MAX_DURATION = 366 * 86400 * 10  # parse_duration's range: ten years
+_IDENTIFIER = "^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/$defs/{name}"}
+
+
+def _object(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A closed object: the loader rejects unknown fields, so the schema does too."""
+    return {"type": "object", "properties": properties, "additionalProperties": False, **extra}
+
+
+def _string(description: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "string", "description": description, **extra}
+
+
+def _integer(description: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "integer", "description": description, **extra}
+
+
+def _defs() -> dict[str, Any]:
+    return {
+        "name": {"type": "string", "pattern": NAME_PATTERN},
+        "duration": {
+            "description": "Seconds, or text such as '90s', '5m', '1h30m', '2d'.",
+            "oneOf": [
+                {"type": "number", "minimum": 0, "maximum": _MAX_DURATION},
+                {"type": "string", "pattern": _DURATION_PATTERN},
+            ],
+        },
+        "expression": _string("An expression over params, tasks and item, bare or in {{ }}."),
+        "stringMap": {"type": "object", "additionalProperties": {"type": "string"}},
+        "param": _param(),
+        "schedule": _schedule(),
+        "retry": _retry(),
+        "python": _string(
+            "A callable reference 'module:function' (imported by workers only).",
+            pattern=r"^([A-Za-z_][\w.]*|[^:\s]+\.py):[A-Za-z_][\w.]*$",
+        ),
+        "shell": _shell(),
+        "http": _http(),
+        "workflow": _workflow_action(),
+        "undo": _undo(),
+        "task": _task(),
+    }
+
+
+def _param() -> dict[str, Any]:
+    types = {"enum": [member.value for member in ParamType]}
+    settings = _object(
+        {
+            "type": types,
+            "default": {"description": "Used when a run does not set the parameter."},
+            "required": {"type": "boolean"},
+            "enum": {"type": "array", "minItems": 1},
+            "description": {"type": "string"},
+        },
+    )
+    return {"oneOf": [types, settings]}
+
+
+def _schedule() -> dict[str, Any]:
+    settings = _object(
+        {
+            "cron": _string("Five-field cron; quote it ('*' starts a YAML alias)."),
+            "timezone": _string("An IANA time zone.", default="UTC"),
+            "params": {"type": "object", "description": "Run parameters for each fire."},
+        },
+        required=["cron"],
+    )
+    return {"oneOf": [{"type": "string"}, settings]}
+
+
+def _retry() -> dict[str, Any]:
+    settings = _object(
+        {
+            "retries": _integer("Retries after the first attempt.", minimum=0, maximum=1000),
+            "backoff": _ref("duration"),
+            "factor": {"type": "number", "minimum": 1, "maximum": 100},
+            "max_delay": _ref("duration"),
+            "jitter": {"type": "number", "minimum": 0, "maximum": 1},
+            "retry_on": {"type": "array", "items": {"type": "string"}},
+        },
+    )
+    return {"oneOf": [_integer("Number of retries.", minimum=0, maximum=1000), settings]}
+
+
+def _shell() -> dict[str, Any]:
+    argv = {"type": "array", "items": {"type": "string"}, "minItems": 1}
+    settings = _object(
+        {
+            "argv": {**argv, "description": "The command; each element may hold templates."},
+            "script": _string("A bash script; never templated: pass values through env."),
+            "env": {**_ref("stringMap"), "propertyNames": {"pattern": _IDENTIFIER}},
+            "cwd": {"type": "string"},
+            "json_output": {"type": "boolean"},
+        },
+        oneOf=[{"required": ["argv"]}, {"required": ["script"]}],
+    )
+    return {"oneOf": [argv, settings]}
+
+
+def _http() -> dict[str, Any]:
+    methods = _HTTP_METHODS + [method.lower() for method in _HTTP_METHODS]
+    status = {"type": "integer"}
+    return _object(
+        {
+            "method": {"enum": methods, "default": "GET"},
+            "url": _string("May hold templates; their values are percent-encoded.", minLength=1),
+            "headers": _ref("stringMap"),
+            "json": {"description": "A JSON body; string leaves may be templates."},
+            "expect_status": {"oneOf": [status, {"type": "array", "items": status}]},
+            "timeout": _ref("duration"),
+        },
+        required=["url"],
+    )
+
+
+def _workflow_action() -> dict[str, Any]:
+    settings = _object({"name": _ref("name"), "params": {"type": "object"}}, required=["name"])
+    return {"oneOf": [_ref("name"), settings]}
+
+
+def _actions() -> dict[str, Any]:
+    return {key: _ref(key) for key in ACTION_KEYS}
+
+
+def _exactly_one_action() -> list[dict[str, Any]]:
+    return [{"required": [key]} for key in ACTION_KEYS]
+
+
+def _undo() -> dict[str, Any]:
+    return _object(_actions(), oneOf=_exactly_one_action())
+
+
+def _task() -> dict[str, Any]:
+    names = {"type": "array", "items": _ref("name")}
+    properties = {
+        **_actions(),
+        "depends_on": {"oneOf": [_ref("name"), names]},
+        "inputs": {"type": "object", "propertyNames": {"pattern": _IDENTIFIER}},
+        "when": _ref("expression"),
+        "trigger_rule": {"enum": [rule.value for rule in TriggerRule]},
+        "map": _ref("expression"),
+        "retry": _ref("retry"),
+        "timeout": _ref("duration"),
+        "concurrency": _integer("Most task runs of this task at once.", minimum=1),
+        "priority": _integer("Higher runs first.", minimum=-1000, maximum=1000),
+        "queue": _ref("name"),
+        "undo": _ref("undo"),
+        "description": {"type": "string"},
+    }
+    return _object(properties, oneOf=_exactly_one_action())
+
+
+def yaml_json_schema() -> dict[str, Any]:
+    """The JSON Schema of one workflow file, as a JSON-ready dict."""
+    properties = {
+        "name": _ref("name"),
+        "description": {"type": "string"},
+        "params": {"type": "object", "additionalProperties": _ref("param")},
+        "timeout": _ref("duration"),
+        "max_active_runs": _integer("Most runs of this workflow at once.", minimum=1),
+        "schedule": _ref("schedule"),
+        "schedules": {"type": "array", "items": _ref("schedule")},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "tasks": {
+            "type": "object",
+            "description": "Task name -> task, in order.",
+            "minProperties": 1,
+            "propertyNames": {"pattern": NAME_PATTERN},
+            "additionalProperties": _ref("task"),
+        },
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://orchestrion.dev/schemas/workflow.schema.json",
+        "title": "Orchestrion workflow",
+        **_object(properties, required=["name", "tasks"]),
+        "not": {"required": ["schedule", "schedules"]},
+        "$defs": _defs(),
+    }
+
+
+def render_schema() -> str:
+    """The exact text of ``schemas/workflow.schema.json``."""
+    return json.dumps(yaml_json_schema(), indent=2) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_schema(), end="")

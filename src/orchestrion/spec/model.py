@@ -1,0 +1,334 @@
+"""The workflow spec: one frozen, JSON-serialisable value that Python and YAML both compile to.
+
+A spec is data. It never holds a Python object: Python callables are named by a reference
+(``module:qualname``) and resolved by workers only. Its `version` is a content hash of its
+canonical JSON, so registering an unchanged workflow twice is a no-op and a changed one
+makes a new version.
+
+Inputs, shell arguments, HTTP fields and `when`/`map` use the sandboxed expression
+language of `orchestrion.spec.expressions` over the names ``params``, ``tasks`` (upstream
+results by task name) and ``item`` (the element of a mapped task).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    field_validator,
+    model_validator,
+)
+
+from orchestrion.errors import CycleError
+from orchestrion.spec.durations import parse_duration
+
+__all__ = [
+    "SPEC_VERSION",
+    "Action",
+    "Duration",
+    "HttpAction",
+    "InputSpec",
+    "ParamSpec",
+    "ParamType",
+    "PythonAction",
+    "RetryPolicy",
+    "ScheduleSpec",
+    "ShellAction",
+    "SubWorkflowAction",
+    "TaskSpec",
+    "TriggerRule",
+    "WhenSpec",
+    "WorkflowSpec",
+]
+
+#: The version of the spec format itself (not of a workflow). Bump on incompatible changes.
+SPEC_VERSION = 1
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$"
+_NAME_RE = re.compile(NAME_PATTERN)
+
+# Lists must be accepted for tuples (YAML and JSON have no tuples), but scalars are strict:
+# "3" is not an int and "no" is not a bool, whatever YAML 1.1 thought.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+Str = Annotated[str, Strict()]
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Name = Annotated[str, Strict(), Field(pattern=NAME_PATTERN)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TriggerRule(StrEnum):
+    """When a task with finished upstreams runs (Airflow's names, for familiarity)."""
+
+    ALL_SUCCESS = "all_success"  #: every upstream succeeded (skipped counts as success-free)
+    ALL_DONE = "all_done"  #: every upstream finished, whatever the outcome
+    ONE_SUCCESS = "one_success"  #: at least one upstream succeeded
+    ONE_FAILED = "one_failed"  #: at least one upstream failed
+    ALL_FAILED = "all_failed"  #: every upstream failed
+    NONE_FAILED = "none_failed"  #: no upstream failed (succeeded or skipped)
+
+
+class ParamType(StrEnum):
+    STRING = "string"
+    INTEGER = "integer"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    ARRAY = "array"
+    OBJECT = "object"
+    DATE = "date"
+    DATETIME = "datetime"
+
+
+class ParamSpec(_Frozen):
+    type: ParamType = ParamType.STRING
+    default: Any = None
+    required: Bool = False
+    enum: tuple[Any, ...] | None = None
+    description: Str = ""
+
+
+class RetryPolicy(_Frozen):
+    """How a failed attempt is retried: exponential backoff, capped, with jitter."""
+
+    retries: Int = Field(default=0, ge=0, le=1000)
+    backoff: Duration = Field(default=1.0, ge=0)
+    factor: Float = Field(default=2.0, ge=1.0, le=100.0)
+    max_delay: Duration = Field(default=300.0, ge=0)
+    jitter: Float = Field(default=0.1, ge=0.0, le=1.0)
+    #: Exception type names (``ValueError``, ``mymod.TransientError``) that are retried;
+    #: empty means every error is retried.
+    retry_on: tuple[Str, ...] = ()
+
+
+class PythonAction(_Frozen):
+    kind: Literal["python"] = "python"
+    #: ``module:qualname`` or ``path/to/file.py:qualname``.
+    ref: Str = Field(min_length=1, max_length=500)
+    is_async: Bool = False
+
+
+class ShellAction(_Frozen):
+    """A process. Values reach it only as argv elements or environment variables."""
+
+    kind: Literal["shell"] = "shell"
+    #: argv, each element a template; no shell parses it.
+    argv: tuple[Str, ...] | None = None
+    #: A bash script whose text is never templated: parameters arrive as ``env``.
+    script: Str | None = None
+    env: dict[str, Str] = Field(default_factory=dict)
+    cwd: Str | None = None
+    #: Parse stdout as JSON for the result; otherwise the result is the last stdout line.
+    json_output: Bool = False
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ShellAction:
+        if (self.argv is None) == (self.script is None):
+            raise ValueError("a shell task needs exactly one of 'argv' or 'script'")
+        if self.argv is not None and not self.argv:
+            raise ValueError("'argv' must not be empty")
+        for key in self.env:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                raise ValueError(f"bad environment variable name {key!r}")
+        return self
+
+
+class HttpAction(_Frozen):
+    kind: Literal["http"] = "http"
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
+    url: Str = Field(min_length=1, max_length=4096)
+    headers: dict[str, Str] = Field(default_factory=dict)
+    #: A JSON body; string leaves may be templates.
+    json_body: Any = None
+    expect_status: tuple[Int, ...] = ()
+    timeout: Duration = 30.0
+
+
+class SubWorkflowAction(_Frozen):
+    kind: Literal["workflow"] = "workflow"
+    workflow: Name
+    #: Child run parameters; string values may be templates.
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+Action = Annotated[
+    PythonAction | ShellAction | HttpAction | SubWorkflowAction, Field(discriminator="kind")
+]
+
+
+class InputSpec(_Frozen):
+    """One argument of a task: an expression over params/tasks/item, or a literal value."""
+
+    expr: Str | None = None
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _one(self) -> InputSpec:
+        if self.expr is not None and self.value is not None:
+            raise ValueError("an input has either 'expr' or 'value', not both")
+        return self
+
+
+class WhenSpec(_Frozen):
+    """A condition: a sandboxed expression, or a Python callable reference."""
+
+    expr: Str | None = None
+    ref: Str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> WhenSpec:
+        if (self.expr is None) == (self.ref is None):
+            raise ValueError("a condition needs exactly one of 'expr' or 'ref'")
+        return self
+
+
+class TaskSpec(_Frozen):
+    name: Name
+    action: Action
+    depends_on: tuple[Name, ...] = ()
+    inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    when: WhenSpec | None = None
+    trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
+    #: An expression that yields a list: one task run per element, bound to ``item``.
+    map_over: Str | None = None
+    retry: RetryPolicy = RetryPolicy()
+    timeout: Duration | None = Field(default=None, gt=0)
+    #: At most this many task runs of this task run at once, across all runs.
+    concurrency: Int | None = Field(default=None, ge=1)
+    priority: Int = Field(default=0, ge=-1000, le=1000)
+    queue: Name = "default"
+    #: The undo step, run once if the run fails after this task succeeded.
+    undo: Action | None = None
+    description: Str = ""
+
+
+class ScheduleSpec(_Frozen):
+    cron: Str = Field(min_length=1, max_length=200)
+    timezone: Str = "UTC"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from orchestrion.spec.cron import check_cron
+
+        check_cron(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        from orchestrion.spec.cron import check_timezone
+
+        check_timezone(value)
+        return value
+
+
+class WorkflowSpec(_Frozen):
+    spec_version: Literal[1] = 1
+    name: Name
+    description: Str = ""
+    params: dict[str, ParamSpec] = Field(default_factory=dict)
+    tasks: tuple[TaskSpec, ...] = Field(min_length=1, max_length=10_000)
+    timeout: Duration | None = Field(default=None, gt=0)
+    max_active_runs: Int | None = Field(default=None, ge=1)
+    schedules: tuple[ScheduleSpec, ...] = ()
+    tags: tuple[Str, ...] = ()
+
+    @field_validator("params")
+    @classmethod
+    def _param_names(cls, value: dict[str, ParamSpec]) -> dict[str, ParamSpec]:
+        for name in value:
+            if not _NAME_RE.fullmatch(name):
+                raise ValueError(f"bad parameter name {name!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _graph(self) -> WorkflowSpec:
+        names: set[str] = set()
+        for i, task in enumerate(self.tasks):
+            if task.name in names:
+                raise ValueError(f"tasks[{i}]: duplicate task name {task.name!r}")
+            names.add(task.name)
+        for i, task in enumerate(self.tasks):
+            for dep in task.depends_on:
+                if dep not in names:
+                    raise ValueError(
+                        f"tasks[{i}] ({task.name}): depends_on names unknown task {dep!r}"
+                    )
+                if dep == task.name:
+                    raise CycleError([task.name, task.name])
+        cycle = _find_cycle({t.name: t.depends_on for t in self.tasks})
+        if cycle:
+            raise CycleError(cycle)
+        return self
+
+    # ----------------------------------------------------------------- helpers
+
+    def task(self, name: str) -> TaskSpec:
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise KeyError(name)
+
+    def downstream(self) -> dict[str, tuple[Str, ...]]:
+        """Task name -> names of the tasks that depend on it, in spec order."""
+        out: dict[str, list[str]] = {t.name: [] for t in self.tasks}
+        for task in self.tasks:
+            for dep in task.depends_on:
+                out[dep].append(task.name)
+        return {k: tuple(v) for k, v in out.items()}
+
+    def to_json(self) -> str:
+        """Canonical JSON: sorted keys, no whitespace; the input of the version hash."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def version(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> WorkflowSpec:
+        return cls.model_validate_json(text, strict=False)
+
+
+def _find_cycle(edges: dict[str, tuple[Str, ...]]) -> list[str] | None:
+    """A cycle in the dependency graph as a name list ending where it started, or None."""
+    white, grey, black = 0, 1, 2
+    color = dict.fromkeys(edges, white)
+    for root in edges:
+        if color[root] != white:
+            continue
+        stack: list[tuple[str, int]] = [(root, 0)]
+        path: list[str] = [root]
+        color[root] = grey
+        while stack:
+            node, i = stack[-1]
+            deps = edges.get(node, ())
+            if i < len(deps):
+                stack[-1] = (node, i + 1)
+                nxt = deps[i]
+                if color.get(nxt) == grey:
+                    start = path.index(nxt)
+                    return [*path[start:], nxt]
+                if color.get(nxt) == white:
+                    color[nxt] = grey
+                    stack.append((nxt, 0))
+                    path.append(nxt)
+            else:
+                color[node] = black
+                stack.pop()
+                path.pop()
+    return None

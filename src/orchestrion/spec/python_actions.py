@@ -1,0 +1,133 @@
+"""``shell(...)`` and ``http(...)``: non-Python tasks, declared from inside a workflow function.
+
+Refs passed as values (a whole argv element, an env value, the URL, a header, a JSON body
+leaf) become ``{{ expr }}`` templates that the worker renders at run time, and make the task
+depend on the tasks they name. A ref formatted into a string (``f"--day={day}"``) becomes
+the same template inside the text, so it works too; a plain ``+`` concatenation does not
+(it raises TypeError). A shell ``script`` is never templated: pass values through ``env``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Unpack
+
+from pydantic import ValidationError
+
+from orchestrion.spec.model import Action, HttpAction, ShellAction
+from orchestrion.spec.python_build import (
+    BuildState,
+    TaskRef,
+    current_build,
+    is_valid_name,
+    member_expr,
+    raise_spec,
+)
+from orchestrion.spec.python_options import (
+    CommonOptions,
+    ShellOptions,
+    check_keys,
+    validation_message,
+)
+from orchestrion.spec.python_task import record_task
+from orchestrion.spec.python_values import Collector, template, template_str
+
+__all__ = ["http", "shell"]
+
+_SHELL_KEYS: frozenset[str] = ShellOptions.__optional_keys__
+_HTTP_KEYS: frozenset[str] = CommonOptions.__optional_keys__
+
+
+def shell(
+    name: str,
+    *,
+    argv: Sequence[Any] | None = None,
+    script: str | None = None,
+    env: Mapping[str, Any] | None = None,
+    cwd: Any = None,
+    json_output: bool = False,
+    **options: Unpack[ShellOptions],
+) -> TaskRef:
+    """A process task: either ``argv`` (no shell parses it) or a bash ``script``.
+
+    The result is the last stdout line, or stdout parsed as JSON with ``json_output=True``.
+    """
+    state, col = _start(name, "shell", options, _SHELL_KEYS)
+    if isinstance(argv, str):
+        raise state.error(name, "argv is a list of arguments; for a command line use script=")
+    argv_t = None
+    if argv is not None:
+        argv_t = tuple(template_str(a, col, f"argv[{i}]") for i, a in enumerate(argv))
+    if script is not None and (not isinstance(script, str) or col.formatted_in(script) is not None):
+        raise state.error(
+            name, "script must be plain text: it is never templated, pass values with env="
+        )
+    env_t = {str(k): template_str(v, col, f"env[{k!r}]") for k, v in (env or {}).items()}
+    cwd_t = template_str(cwd, col, "cwd") if cwd is not None else None
+
+    def build() -> Action:
+        return ShellAction(
+            argv=argv_t, script=script, env=env_t, cwd=cwd_t, json_output=json_output
+        )
+
+    return _finish(state, col, build, dict(options))
+
+
+def http(
+    name: str,
+    url: Any,
+    *,
+    method: str = "GET",
+    headers: Mapping[str, Any] | None = None,
+    json: Any = None,
+    expect_status: Sequence[int] = (),
+    timeout: float | str = 30,
+    **options: Unpack[CommonOptions],
+) -> TaskRef:
+    """An HTTP request task; its result is the response (the worker defines its shape).
+
+    ``method`` is GET, POST, PUT, PATCH, DELETE or HEAD, in any case.
+    ``timeout`` is the request's; ``expect_status`` lists the statuses that count as success
+    (empty: any 2xx, as the worker decides).
+    """
+    state, col = _start(name, "http", options, _HTTP_KEYS)
+    url_t = template_str(url, col, "url")
+    headers_t = {
+        str(k): template_str(v, col, f"headers[{k!r}]") for k, v in (headers or {}).items()
+    }
+    body = template(json, col, "json") if json is not None else None
+
+    def build() -> Action:
+        return HttpAction(
+            method=str(method).upper(),
+            url=url_t,
+            headers=headers_t,
+            json_body=body,
+            expect_status=tuple(expect_status),
+            timeout=timeout,
+        )
+
+    return _finish(state, col, build, dict(options))
+
+
+def _start(
+    name: str, kind: str, options: Mapping[str, Any], allowed: frozenset[str]
+) -> tuple[BuildState, Collector]:
+    """The current build and a fresh collector; the explicit task name is claimed."""
+    state = current_build()
+    if state is None:
+        raise_spec(f"{kind}({name!r}) can only be called inside a @workflow function")
+    if not isinstance(name, str) or not is_valid_name(name):
+        raise state.error(None, f"{kind} task name {name!r} is invalid: use letters, digits, _, -")
+    check_keys(options, allowed, lambda problem: state.error(name, problem))
+    state.claim_name(name, explicit=True)
+    return state, Collector(state, name)
+
+
+def _finish(state: BuildState, col: Collector, build: Any, options: dict[str, Any]) -> TaskRef:
+    try:
+        action = build()
+    except ValidationError as exc:
+        raise state.error(col.task, validation_message(exc)) from None
+    record_task(state, col.task, col, action, options)
+    return TaskRef(member_expr("tasks", col.task), state, col.task)

@@ -1,0 +1,170 @@
+"""Task options (retries, timeout, queue, when, undo...) and how they become TaskSpec fields.
+
+The same options are accepted by ``@task(...)``, ``task.options(...)``, ``shell(...)``,
+``http(...)`` and ``workflow.options(...)``, so they are declared once, as TypedDicts that
+type-check the keyword arguments of all of them.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypedDict
+
+from pydantic import ValidationError
+
+from orchestrion.spec.model import PythonAction, RetryPolicy, TriggerRule, WhenSpec
+from orchestrion.spec.python_build import Ref
+
+__all__ = [
+    "CommonOptions",
+    "Fail",
+    "FunctionHolder",
+    "ShellOptions",
+    "TaskOptions",
+    "check_keys",
+    "function_ref",
+    "python_action",
+    "task_fields",
+    "validation_message",
+]
+
+#: Makes the exception to raise for a problem description (decoration or build time).
+Fail = Callable[[str], Exception]
+
+_RETRY_KEYS = ("retries", "backoff", "factor", "max_delay", "jitter")
+_PLAIN_KEYS = ("timeout", "queue", "priority", "concurrency", "trigger_rule", "description")
+_WHEN_ARGS = frozenset({"params", "results"})
+
+
+class CommonOptions(TypedDict, total=False):
+    """Options every kind of task accepts."""
+
+    retries: int
+    backoff: float | str
+    factor: float
+    max_delay: float | str
+    jitter: float
+    retry_on: Sequence[type[BaseException] | str]
+    queue: str
+    priority: int
+    concurrency: int
+    trigger_rule: TriggerRule | str
+    when: Callable[..., Any] | str
+    undo: Callable[..., Any]
+    description: str
+    #: Ordering-only dependencies: run after these tasks without taking their results.
+    after: Sequence[Ref]
+
+
+class ShellOptions(CommonOptions, total=False):
+    #: The task's timeout (``http`` has its own request ``timeout`` instead).
+    timeout: float | str
+
+
+class TaskOptions(ShellOptions, total=False):
+    name: str
+
+
+class FunctionHolder:
+    """A wrapper around a Python function (a `Task`): used as an undo, its function is meant."""
+
+    fn: Callable[..., Any]
+
+
+def check_keys(opts: Mapping[str, Any], allowed: frozenset[str], fail: Fail) -> None:
+    """Refuse option names that do not exist (a typo would otherwise be silently ignored)."""
+    unknown = sorted(set(opts) - allowed)
+    if unknown:
+        raise fail(f"unknown option {unknown[0]!r} (options: {', '.join(sorted(allowed))})")
+
+
+def validation_message(exc: ValidationError) -> str:
+    """One line per pydantic error, with its field path: our users never see pydantic names."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        parts.append(f"{loc}: {err['msg']}" if loc else str(err["msg"]))
+    return "; ".join(parts)
+
+
+def function_ref(fn: Any, fail: Fail, what: str) -> tuple[str, Callable[..., Any]]:
+    """``module:qualname`` of a function (the worker's key for it) and the function itself."""
+    if isinstance(fn, FunctionHolder):
+        fn = fn.fn
+    if not callable(fn):
+        raise fail(f"{what} must be a function, got {type(fn).__name__}")
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None)
+    if not module or not qualname:
+        raise fail(f"{what} must be a named function (it has no module or qualified name)")
+    return f"{module}:{qualname}", fn
+
+
+def python_action(fn: Any, fail: Fail, what: str) -> tuple[PythonAction, Callable[..., Any]]:
+    ref, func = function_ref(fn, fail, what)
+    is_async = inspect.iscoroutinefunction(func)
+    return PythonAction(ref=ref, is_async=is_async), func
+
+
+def task_fields(
+    opts: Mapping[str, Any], fail: Fail
+) -> tuple[dict[str, Any], dict[str, Callable[..., Any]]]:
+    """TaskSpec keyword arguments for `opts`, and the callables they reference (by ref)."""
+    fields: dict[str, Any] = {k: opts[k] for k in _PLAIN_KEYS if k in opts}
+    callables: dict[str, Callable[..., Any]] = {}
+    fields["retry"] = _retry_policy(opts, fail)
+    if opts.get("when") is not None:
+        fields["when"] = _when(opts["when"], fail, callables)
+    if opts.get("undo") is not None:
+        action, func = python_action(opts["undo"], fail, "undo")
+        callables[action.ref] = func
+        fields["undo"] = action
+    return fields, callables
+
+
+def _retry_policy(opts: Mapping[str, Any], fail: Fail) -> RetryPolicy:
+    values: dict[str, Any] = {k: opts[k] for k in _RETRY_KEYS if k in opts}
+    if "retry_on" in opts:
+        values["retry_on"] = _exception_names(opts["retry_on"], fail)
+    try:
+        return RetryPolicy(**values)
+    except ValidationError as exc:
+        raise fail(f"bad retry option: {validation_message(exc)}") from None
+
+
+def _exception_names(items: Any, fail: Fail) -> tuple[str, ...]:
+    """Qualified names for exception classes (``builtins.ValueError``); names kept as given."""
+    if isinstance(items, str | type):
+        items = [items]
+    names: list[str] = []
+    for item in items:
+        if isinstance(item, str) and item:
+            names.append(item)
+        elif isinstance(item, type) and issubclass(item, BaseException):
+            names.append(f"{item.__module__}.{item.__qualname__}")
+        else:
+            raise fail(f"retry_on takes exception classes or their names, not {item!r}")
+    return tuple(names)
+
+
+def _when(value: Any, fail: Fail, callables: dict[str, Callable[..., Any]]) -> WhenSpec:
+    """A string is a sandboxed expression; a callable is called by the worker with `params`
+    and/or `results`, whichever its signature names."""
+    if isinstance(value, str):
+        return WhenSpec(expr=value)
+    ref, func = function_ref(value, fail, "when")
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    for param in params:
+        if param.kind is param.VAR_KEYWORD:
+            continue
+        if param.name not in _WHEN_ARGS or param.kind is param.POSITIONAL_ONLY:
+            raise fail(
+                f"the when callable {ref} takes {param.name!r}; it may only take the keyword "
+                "arguments 'params' (the run parameters) and 'results' (upstream results)"
+            )
+    callables[ref] = func
+    return WhenSpec(ref=ref)

@@ -1,0 +1,499 @@
+"""What happens inside the transaction that records a state change, shared by every dialect.
+
+`Advance` runs within one open write transaction (`tx`). Every status write is a
+compare-and-set whose guard comes from `orchestrion.states`, and every one appends an event
+row. The decisions themselves (readiness, retries, run outcome, compensation order) are the
+pure functions of `orchestrion.engine.planner`; this module only reads the few rows a
+decision needs and applies it.
+
+Readiness is event-driven: finishing a task run decrements counters on its downstream rows
+(`waiting`, `up_ok`, `up_failed`, `up_skipped`) and decides only the rows whose counter hit
+zero. A run completes when its `unfinished` counter hits zero. Nothing scans a whole run on
+the hot path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
+
+from orchestrion.engine import planner
+from orchestrion.errors import ExpressionError, IllegalTransition
+from orchestrion.spec.expressions import compile_expression
+from orchestrion.spec.model import TaskSpec, WorkflowSpec
+from orchestrion.states import (
+    RUN_TRANSITIONS,
+    TASK_TRANSITIONS,
+    RunEvent,
+    RunState,
+    TaskEvent,
+    TaskState,
+    run_target,
+    task_target,
+)
+
+__all__ = ["MAX_RESULT_BYTES", "Advance", "Tx", "conc_key", "dumps", "loads"]
+
+#: Results above this size are refused with a clear error rather than bloating the database.
+MAX_RESULT_BYTES = 1_048_576
+
+
+class Tx(Protocol):
+    """The part of a DB-API connection `Advance` uses, with ``?`` placeholders."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> Any: ...
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+SpecLoader = Callable[[str, str], WorkflowSpec]
+
+_TASK_COLS = (
+    "id, run_id, task_name, map_index, group_id, kind, state, waiting, up_ok, up_failed,"
+    " up_skipped, attempts, failures, lost, lease_epoch, item, priority, queue"
+)
+
+
+class Advance:
+    """One transaction's worth of state changes; `flush()` writes the buffered event rows."""
+
+    def __init__(self, tx: Tx, spec_of: SpecLoader, now: float) -> None:
+        self.tx = tx
+        self.spec_of = spec_of
+        self.now = now
+        self.newly_ready = 0
+        self._events: list[tuple[Any, ...]] = []
+        self._run_cache: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ primitives
+
+    def event(
+        self,
+        run_id: str | None,
+        task_run_id: int | None,
+        kind: str,
+        from_state: str | None = None,
+        to_state: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self._events.append(
+            (
+                run_id,
+                task_run_id,
+                self.now,
+                kind,
+                from_state,
+                to_state,
+                None if data is None else dumps(data),
+            )
+        )
+
+    def flush(self) -> None:
+        if self._events:
+            self.tx.executemany(
+                "INSERT INTO events (run_id, task_run_id, at, kind, from_state, to_state, data)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                self._events,
+            )
+            self._events.clear()
+
+    def cas_task(
+        self, row: Any, event: TaskEvent, data: dict[str, Any] | None = None, **fields: Any
+    ) -> bool:
+        """Move task run `row` (as read in this transaction) by `event`; False if it moved."""
+        current = TaskState(row["state"])
+        if (current, event) not in TASK_TRANSITIONS:
+            raise IllegalTransition(f"task run cannot {event.value} from {current.value}")
+        target = task_target(event)
+        sets = ", ".join(["state = ?", *(f"{k} = ?" for k in fields)])
+        cur = self.tx.execute(
+            f"UPDATE task_runs SET {sets} WHERE id = ? AND state = ?",
+            (target.value, *fields.values(), row["id"], current.value),
+        )
+        if cur.rowcount != 1:
+            return False
+        self.event(
+            row["run_id"], row["id"], f"task.{event.value}", current.value, target.value, data
+        )
+        return True
+
+    def cas_run(self, run: Any, event: RunEvent, **fields: Any) -> bool:
+        current = RunState(run["state"])
+        if (current, event) not in RUN_TRANSITIONS:
+            raise IllegalTransition(f"run cannot {event.value} from {current.value}")
+        target = run_target(event)
+        sets = ", ".join(["state = ?", *(f"{k} = ?" for k in fields)])
+        cur = self.tx.execute(
+            f"UPDATE runs SET {sets} WHERE id = ? AND state = ?",
+            (target.value, *fields.values(), run["id"], current.value),
+        )
+        if cur.rowcount != 1:
+            return False
+        data = {"error": fields["error"]} if fields.get("error") else None
+        self.event(run["id"], None, f"run.{event.value}", current.value, target.value, data)
+        return True
+
+    def task_row(self, task_run_id: int) -> Any:
+        return self.tx.execute(
+            f"SELECT {_TASK_COLS} FROM task_runs WHERE id = ?", (task_run_id,)
+        ).fetchone()
+
+    def run_row(self, run_id: str) -> Any:
+        return self.tx.execute(
+            "SELECT id, workflow, version, state, params, parent_task_run_id, unfinished,"
+            " compensated, priority FROM runs WHERE id = ?",
+            (run_id,),
+        ).fetchone()
+
+    def spec_for_run(self, run_id: str) -> tuple[WorkflowSpec, Any]:
+        run = self._run_cache.get(run_id)
+        if run is None:
+            run = self.run_row(run_id)
+            self._run_cache[run_id] = run
+        return self.spec_of(run["workflow"], run["version"]), run
+
+    def results_of(self, run_id: str, names: Iterable[str]) -> dict[str, Any]:
+        wanted = sorted(set(names))
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        rows = self.tx.execute(
+            f"SELECT task_name, result FROM task_runs WHERE run_id = ? AND map_index = -1"
+            f" AND kind IN ('task', 'group') AND task_name IN ({marks})",
+            (run_id, *wanted),
+        ).fetchall()
+        return {r["task_name"]: loads(r["result"]) for r in rows}
+
+    # ------------------------------------------------------------------ readiness
+
+    def make_ready(self, row: Any) -> None:
+        """A pending task run whose upstreams allow it to run: evaluate `when` and `map`
+        where they are expressions, then queue it (or expand it into items)."""
+        spec, run = self.spec_for_run(row["run_id"])
+        if row["kind"] in ("undo", "item"):
+            self._queue(row)
+            return
+        task = spec.task(row["task_name"])
+        scope: dict[str, Any] | None = None
+        if (task.when and task.when.expr) or (task.map_over and row["kind"] == "group"):
+            scope = {
+                "params": loads(run["params"]),
+                "tasks": self.results_of(row["run_id"], task.depends_on),
+            }
+        try:
+            when = task.when.expr if task.when is not None else None
+            if (
+                when is not None
+                and scope is not None
+                and not compile_expression(when).evaluate(scope)
+            ):
+                self.cas_task(
+                    row, TaskEvent.SKIP, {"reason": "condition false"}, finished_at=self.now
+                )
+                self.on_finished(self.task_row(row["id"]))
+                return
+            if row["kind"] == "group" and task.map_over is not None and scope is not None:
+                items = compile_expression(task.map_over).evaluate(scope)
+                self._expand(row, task, items)
+                return
+        except ExpressionError as exc:
+            self.cas_task(
+                row, TaskEvent.FAIL, {"error": str(exc)}, error=str(exc), finished_at=self.now
+            )
+            self.on_finished(self.task_row(row["id"]))
+            return
+        self._queue(row)
+
+    def _queue(self, row: Any) -> None:
+        if self.cas_task(row, TaskEvent.READY, ready_at=self.now):
+            self.newly_ready += 1
+
+    def _expand(self, row: Any, task: TaskSpec, items: Any) -> None:
+        spec, _ = self.spec_for_run(row["run_id"])
+        if not isinstance(items, list):
+            raise ExpressionError(
+                f"map expression {task.map_over!r} gave {type(items).__name__}, not a list"
+            )
+        self.cas_task(row, TaskEvent.EXPAND, {"items": len(items)}, waiting=len(items))
+        if not items:
+            group = self.task_row(row["id"])
+            self.cas_task(group, TaskEvent.SUCCEED, result=dumps([]), finished_at=self.now)
+            self.on_finished(self.task_row(row["id"]))
+            return
+        self.tx.executemany(
+            "INSERT INTO task_runs (run_id, task_name, map_index, group_id, kind, state, queue,"
+            " priority, ready_at, conc_key, conc_limit, item) VALUES"
+            " (?, ?, ?, ?, 'item', 'queued', ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    row["run_id"],
+                    row["task_name"],
+                    i,
+                    row["id"],
+                    row["queue"],
+                    row["priority"],
+                    self.now,
+                    conc_key(spec.name, task),
+                    task.concurrency,
+                    dumps(item),
+                )
+                for i, item in enumerate(items)
+            ],
+        )
+        self.tx.execute(
+            "UPDATE runs SET unfinished = unfinished + ? WHERE id = ?", (len(items), row["run_id"])
+        )
+        self.event(row["run_id"], row["id"], "task.mapped", data={"items": len(items)})
+        self.newly_ready += len(items)
+
+    # ------------------------------------------------------------------ outcomes
+
+    def on_finished(self, row: Any) -> None:
+        """A task run reached a finished state: tell its group or downstream tasks, then the
+        run."""
+        kind = row["kind"]
+        if kind == "item":
+            self._item_finished(row)
+        elif kind == "undo":
+            self._undo_finished(row)
+        else:
+            self._propagate(row)
+        left = self.tx.execute(
+            "UPDATE runs SET unfinished = unfinished - 1 WHERE id = ? RETURNING unfinished",
+            (row["run_id"],),
+        ).fetchone()
+        if left is not None and left["unfinished"] == 0:
+            self.finalize_run(row["run_id"])
+
+    def _propagate(self, row: Any) -> None:
+        spec, _ = self.spec_for_run(row["run_id"])
+        downstream = spec.downstream().get(row["task_name"], ())
+        if not downstream:
+            return
+        bucket = planner.upstream_bucket(TaskState(row["state"]))
+        marks = ",".join("?" * len(downstream))
+        rows = self.tx.execute(
+            f"UPDATE task_runs SET waiting = waiting - 1, up_ok = up_ok + ?,"
+            f" up_failed = up_failed + ?, up_skipped = up_skipped + ?"
+            f" WHERE run_id = ? AND map_index = -1 AND kind IN ('task', 'group')"
+            f" AND task_name IN ({marks}) RETURNING {_TASK_COLS}",
+            (
+                int(bucket == "ok"),
+                int(bucket == "failed"),
+                int(bucket == "skipped"),
+                row["run_id"],
+                *downstream,
+            ),
+        ).fetchall()
+        for child in rows:
+            if child["waiting"] == 0 and child["state"] == TaskState.PENDING.value:
+                self._decide(spec.task(child["task_name"]), child)
+
+    def _decide(self, task: TaskSpec, row: Any) -> None:
+        counts = planner.UpstreamCounts(
+            total=len(task.depends_on),
+            succeeded=row["up_ok"],
+            failed=row["up_failed"],
+            skipped=row["up_skipped"],
+        )
+        decision = planner.readiness(task.trigger_rule, counts)
+        if decision is TaskEvent.READY:
+            self.make_ready(row)
+            return
+        self.cas_task(row, decision, {"rule": task.trigger_rule.value}, finished_at=self.now)
+        self.on_finished(self.task_row(row["id"]))
+
+    def _item_finished(self, row: Any) -> None:
+        bucket = planner.upstream_bucket(TaskState(row["state"]))
+        group = self.tx.execute(
+            f"UPDATE task_runs SET waiting = waiting - 1, up_ok = up_ok + ?,"
+            f" up_failed = up_failed + ?, up_skipped = up_skipped + ? WHERE id = ?"
+            f" RETURNING {_TASK_COLS}",
+            (
+                int(bucket == "ok"),
+                int(bucket == "failed"),
+                int(bucket == "skipped"),
+                row["group_id"],
+            ),
+        ).fetchone()
+        if group is None or group["waiting"] != 0 or group["state"] != TaskState.WAITING.value:
+            return
+        items = self.tx.execute(
+            "SELECT state, result, error FROM task_runs WHERE group_id = ? ORDER BY map_index",
+            (group["id"],),
+        ).fetchall()
+        states = [TaskState(i["state"]) for i in items]
+        if planner.group_outcome(states) is TaskEvent.SUCCEED:
+            result = "[" + ",".join(i["result"] or "null" for i in items) + "]"
+            self.cas_task(group, TaskEvent.SUCCEED, result=result, finished_at=self.now)
+        else:
+            failed = sum(1 for s in states if planner.upstream_bucket(s) == "failed")
+            first = next((i["error"] for i in items if i["error"]), None)
+            error = f"{failed} of {len(items)} mapped items failed; first error: {first}"
+            self.cas_task(
+                group, TaskEvent.FAIL, {"error": error}, error=error, finished_at=self.now
+            )
+        self.on_finished(self.task_row(group["id"]))
+
+    def _undo_finished(self, row: Any) -> None:
+        if row["state"] == TaskState.SUCCEEDED.value:
+            original = self.tx.execute(
+                f"SELECT {_TASK_COLS} FROM task_runs WHERE run_id = ? AND task_name = ?"
+                " AND map_index = -1 AND kind IN ('task', 'group')",
+                (row["run_id"], row["task_name"].removeprefix("undo:")),
+            ).fetchone()
+            if original is not None and original["state"] == TaskState.SUCCEEDED.value:
+                self.cas_task(original, TaskEvent.COMPENSATE, {"undo": row["id"]})
+        nxt = self.tx.execute(
+            f"SELECT {_TASK_COLS} FROM task_runs WHERE run_id = ? AND kind = 'undo'"
+            " AND map_index = ?",
+            (row["run_id"], row["map_index"] + 1),
+        ).fetchone()
+        if nxt is not None and nxt["state"] == TaskState.PENDING.value:
+            self.make_ready(nxt)
+
+    # ------------------------------------------------------------------ runs
+
+    def finalize_run(self, run_id: str) -> None:
+        """Every task run of the run finished: succeed, fail, or start compensating."""
+        self._run_cache.pop(run_id, None)
+        spec, run = self.spec_for_run(run_id)
+        self._run_cache.pop(run_id, None)
+        rows = self.tx.execute(
+            "SELECT task_name, state, result, error FROM task_runs WHERE run_id = ?"
+            " AND kind IN ('task', 'group') AND map_index = -1 ORDER BY id",
+            (run_id,),
+        ).fetchall()
+        state = RunState(run["state"])
+        if state is RunState.COMPENSATING:
+            self._end_run(run, RunEvent.FAIL, spec, rows)
+            return
+        if state is not RunState.RUNNING:
+            return
+        succeeded = {r["task_name"]: r["state"] == TaskState.SUCCEEDED.value for r in rows}
+        undo = [] if run["compensated"] else planner.compensation_order(spec, succeeded)
+        outcome = planner.run_outcome((TaskState(r["state"]) for r in rows), bool(undo))
+        if outcome is RunEvent.COMPENSATE:
+            self._start_compensation(run, spec, undo)
+        else:
+            self._end_run(run, outcome, spec, rows)
+
+    def _end_run(self, run: Any, event: RunEvent, spec: WorkflowSpec, rows: Sequence[Any]) -> None:
+        leaves = {t.name for t in spec.tasks if not spec.downstream()[t.name]}
+        result = {
+            r["task_name"]: loads(r["result"])
+            for r in rows
+            if r["task_name"] in leaves and r["state"] == TaskState.SUCCEEDED.value
+        }
+        error = None
+        if event is RunEvent.FAIL:
+            failed = [r for r in rows if r["state"] == TaskState.FAILED.value]
+            names = ", ".join(r["task_name"] for r in failed) or "unknown"
+            first = failed[0]["error"] if failed else None
+            error = f"task(s) failed: {names}" + (f": {first}" if first else "")
+        if not self.cas_run(run, event, finished_at=self.now, result=dumps(result), error=error):
+            return
+        self.after_run_finished(run["id"])
+
+    def after_run_finished(self, run_id: str) -> None:
+        """Wake whatever waited on this run: a parent task, or a queued run of the workflow."""
+        run = self.tx.execute(
+            "SELECT id, workflow, version, state, result, error, parent_task_run_id"
+            " FROM runs WHERE id = ?",
+            (run_id,),
+        ).fetchone()
+        if run["parent_task_run_id"] is not None:
+            parent = self.task_row(run["parent_task_run_id"])
+            if parent is not None and parent["state"] == TaskState.WAITING.value:
+                if run["state"] == RunState.SUCCEEDED.value:
+                    self.cas_task(
+                        parent,
+                        TaskEvent.SUCCEED,
+                        {"child_run": run_id},
+                        result=run["result"],
+                        finished_at=self.now,
+                    )
+                else:
+                    error = f"child run {run_id} {run['state']}: {run['error'] or ''}".rstrip(": ")
+                    self.cas_task(
+                        parent,
+                        TaskEvent.FAIL,
+                        {"child_run": run_id},
+                        error=error,
+                        finished_at=self.now,
+                    )
+                self.on_finished(self.task_row(parent["id"]))
+        self.admit_queued(run["workflow"], run["version"])
+
+    def admit_queued(self, workflow: str, version: str) -> None:
+        """Start the oldest queued run of `workflow` if it is under its max active runs."""
+        spec = self.spec_of(workflow, version)
+        limit = spec.max_active_runs
+        queued = self.tx.execute(
+            "SELECT id, state, version FROM runs WHERE workflow = ? AND state = 'queued'"
+            " ORDER BY priority DESC, id LIMIT 1",
+            (workflow,),
+        ).fetchone()
+        if queued is None:
+            return
+        active = self.tx.execute(
+            "SELECT count(*) AS n FROM runs WHERE workflow = ? AND state IN ('running',"
+            " 'compensating')",
+            (workflow,),
+        ).fetchone()["n"]
+        if limit is None or active < limit:
+            self.start_run(queued)
+
+    def start_run(self, run: Any) -> None:
+        if RunState(run["state"]) is RunState.QUEUED:
+            self.cas_run(run, RunEvent.START, started_at=self.now)
+        roots = self.tx.execute(
+            f"SELECT {_TASK_COLS} FROM task_runs WHERE run_id = ? AND state = 'pending'"
+            " AND waiting = 0 AND kind IN ('task', 'group', 'item')",
+            (run["id"],),
+        ).fetchall()
+        for row in roots:
+            self.make_ready(row)
+
+    def _start_compensation(self, run: Any, spec: WorkflowSpec, order: list[str]) -> None:
+        self.cas_run(run, RunEvent.COMPENSATE, compensated=1)
+        self.tx.executemany(
+            "INSERT INTO task_runs (run_id, task_name, map_index, kind, state, queue, priority,"
+            " ready_at, waiting) VALUES (?, ?, ?, 'undo', 'pending', ?, ?, ?, ?)",
+            [
+                (
+                    run["id"],
+                    f"undo:{name}",
+                    i,
+                    spec.task(name).queue,
+                    run["priority"] + 1000,
+                    self.now,
+                    int(i > 0),
+                )
+                for i, name in enumerate(order)
+            ],
+        )
+        self.tx.execute(
+            "UPDATE runs SET unfinished = unfinished + ? WHERE id = ?", (len(order), run["id"])
+        )
+        self.event(run["id"], None, "run.compensation_planned", data={"order": order})
+        first = self.tx.execute(
+            f"SELECT {_TASK_COLS} FROM task_runs WHERE run_id = ? AND kind = 'undo'"
+            " AND map_index = 0",
+            (run["id"],),
+        ).fetchone()
+        self.make_ready(first)
+
+
+def conc_key(workflow: str, task: TaskSpec) -> str | None:
+    """Task runs sharing this key count against the task's concurrency limit, across runs."""
+    return None if task.concurrency is None else f"{workflow}:{task.name}"

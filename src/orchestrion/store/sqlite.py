@@ -1,0 +1,474 @@
+"""The SQLite `Store`: WAL, one writer at a time (`BEGIN IMMEDIATE`), a busy timeout.
+
+Durability: WAL with ``synchronous=NORMAL`` survives any process crash (SIGKILL included);
+only an operating-system crash or power loss may drop the last transactions.
+
+Within one process, a lock serialises use of the single connection and a condition
+variable wakes idle workers the moment a transaction makes a task run ready. Other
+processes are serialised by SQLite's own locking and find new work by polling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from orchestrion.errors import NotFound, StoreError
+from orchestrion.spec.model import WorkflowSpec
+from orchestrion.states import TaskEvent
+from orchestrion.store import lifecycle, queries
+from orchestrion.store.advance import Advance
+from orchestrion.store.base import (
+    AttemptRecord,
+    Claim,
+    EventRecord,
+    FinishResult,
+    LogLine,
+    LogRecord,
+    Outcome,
+    RunFilter,
+    RunRecord,
+    TaskRunRecord,
+    WorkerRecord,
+    WorkflowRecord,
+)
+
+__all__ = ["SqliteStore"]
+
+_MIGRATIONS = Path(__file__).parent / "migrations" / "sqlite"
+
+
+def _path_from_url(url: str) -> str:
+    if url.startswith("sqlite:///"):
+        return url[len("sqlite:///") :]
+    if url.startswith("sqlite://"):
+        return url[len("sqlite://") :]
+    return url
+
+
+def new_run_id(now: float) -> str:
+    """Sortable by creation time (milliseconds), then random: 20 hex characters."""
+    return f"{int(now * 1000):012x}{secrets.token_hex(4)}"
+
+
+class SqliteStore:
+    """See `orchestrion.store.base.Store` for the contract of every method."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        path = _path_from_url(url)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite database {path!r}: {exc}") from exc
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(threading.Lock())
+        self._specs: dict[tuple[str, str], WorkflowSpec] = {}
+        self._closed = False
+        for pragma in (
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA synchronous = NORMAL",
+            "PRAGMA foreign_keys = ON",
+            "PRAGMA busy_timeout = 30000",
+            "PRAGMA cache_size = -32000",
+        ):
+            self._conn.execute(pragma)
+        self._migrate()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _migrate(self) -> None:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations"
+                    " (version TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+                )
+                done = {r[0] for r in self._conn.execute("SELECT version FROM schema_migrations")}
+                for file in sorted(_MIGRATIONS.glob("*.sql")):
+                    if file.stem in done:
+                        continue
+                    for statement in _statements(file.read_text()):
+                        self._conn.execute(statement)
+                    self._conn.execute(
+                        "INSERT INTO schema_migrations VALUES (?, strftime('%s', 'now'))",
+                        (file.stem,),
+                    )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    @contextlib.contextmanager
+    def _write(self, now: float) -> Iterator[Advance]:
+        """One write transaction; yields the `Advance` that applies changes within it."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            adv = Advance(self._conn, self._spec_in_tx, now)
+            try:
+                yield adv
+                adv.flush()
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        if adv.newly_ready:
+            self._notify()
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        if self._closed:
+            raise StoreError("the store is closed")
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def _spec_in_tx(self, name: str, version: str) -> WorkflowSpec:
+        key = (name, version)
+        spec = self._specs.get(key)
+        if spec is None:
+            row = self._conn.execute(
+                "SELECT spec FROM workflows WHERE name = ? AND version = ?", key
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"workflow {name!r} version {version!r} is not registered")
+            spec = WorkflowSpec.from_json(row["spec"])
+            self._specs[key] = spec
+        return spec
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for_change(self, timeout: float) -> None:
+        with self._changed:
+            self._changed.wait(timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+        self._notify()
+
+    # ------------------------------------------------------------------ workflows
+
+    def register_workflow(self, spec: WorkflowSpec, *, source: str | None, now: float) -> bool:
+        with self._write(now) as adv:
+            known = adv.tx.execute(
+                "SELECT 1 FROM workflows WHERE name = ? AND version = ?",
+                (spec.name, spec.version),
+            ).fetchone()
+            if known is None:
+                adv.tx.execute(
+                    "INSERT INTO workflows (name, version, spec, source, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (spec.name, spec.version, spec.to_json(), source, now),
+                )
+                adv.event(
+                    None,
+                    None,
+                    "workflow.registered",
+                    data={"workflow": spec.name, "version": spec.version},
+                )
+            elif source is not None:
+                adv.tx.execute(
+                    "UPDATE workflows SET source = ? WHERE name = ? AND version = ?",
+                    (source, spec.name, spec.version),
+                )
+            created = known is None
+        self._specs[(spec.name, spec.version)] = spec
+        return created
+
+    def get_workflow(self, name: str, version: str | None = None) -> WorkflowRecord:
+        if version is None:
+            rows = self._read(
+                "SELECT * FROM workflows WHERE name = ? ORDER BY created_at DESC, rowid DESC"
+                " LIMIT 1",
+                (name,),
+            )
+        else:
+            rows = self._read(
+                "SELECT * FROM workflows WHERE name = ? AND version = ?", (name, version)
+            )
+        if not rows:
+            raise NotFound(
+                f"no workflow named {name!r}" + (f" at version {version}" if version else "")
+            )
+        return queries.workflow_record(rows[0])
+
+    def list_workflows(self) -> list[WorkflowRecord]:
+        rows = self._read(
+            "SELECT w.* FROM workflows w WHERE w.rowid = (SELECT w2.rowid FROM workflows w2"
+            " WHERE w2.name = w.name ORDER BY w2.created_at DESC, w2.rowid DESC LIMIT 1)"
+            " ORDER BY w.name"
+        )
+        return [queries.workflow_record(r) for r in rows]
+
+    # ------------------------------------------------------------------ runs
+
+    def create_run(
+        self,
+        spec: WorkflowSpec,
+        params: dict[str, Any],
+        *,
+        now: float,
+        trigger: str = "manual",
+        priority: int = 0,
+        idempotency_key: str | None = None,
+        parent_task_run_id: int | None = None,
+    ) -> RunRecord:
+        with self._write(now) as adv:
+            run_id = lifecycle.create_run(
+                adv,
+                spec,
+                params,
+                run_id=new_run_id(now),
+                trigger=trigger,
+                priority=priority,
+                idempotency_key=idempotency_key,
+                parent_task_run_id=parent_task_run_id,
+            )
+        return self.get_run(run_id)
+
+    def cancel_run(self, run_id: str, *, now: float, reason: str = "canceled by user") -> bool:
+        full = self.get_run(run_id).id
+        with self._write(now) as adv:
+            return bool(lifecycle.cancel_run(adv, full, reason))
+
+    def retry_run(self, run_id: str, *, now: float) -> bool:
+        full = self.get_run(run_id).id
+        with self._write(now) as adv:
+            return lifecycle.retry_run(adv, full)
+
+    def timeout_runs(self, *, now: float) -> list[str]:
+        due = self._read(
+            "SELECT id FROM runs WHERE deadline IS NOT NULL AND deadline <= ?"
+            " AND state IN ('queued', 'running', 'compensating')",
+            (now,),
+        )
+        done: list[str] = []
+        for row in due:
+            with self._write(now) as adv:
+                if lifecycle.cancel_run(adv, row["id"], "run timed out", as_failure=True):
+                    done.append(row["id"])
+        return done
+
+    def get_run(self, run_id: str) -> RunRecord:
+        rows = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
+        if not rows and run_id and len(run_id) < 20:
+            rows = self._read(
+                "SELECT * FROM runs WHERE id >= ? AND id < ? LIMIT 2", (run_id, run_id + "\uffff")
+            )
+            if len(rows) > 1:
+                raise NotFound(f"run id prefix {run_id!r} is ambiguous; give more characters")
+        if not rows:
+            raise NotFound(f"no run with id {run_id!r}")
+        return queries.run_record(rows[0])
+
+    def list_runs(self, filt: RunFilter) -> list[RunRecord]:
+        sql, params = queries.list_runs_sql(filt)
+        return [queries.run_record(r) for r in self._read(sql, params)]
+
+    def list_task_runs(self, run_id: str) -> list[TaskRunRecord]:
+        rows = self._read("SELECT * FROM task_runs WHERE run_id = ? ORDER BY id", (run_id,))
+        return [queries.task_run_record(r) for r in rows]
+
+    def list_attempts(self, run_id: str) -> list[AttemptRecord]:
+        rows = self._read("SELECT * FROM attempts WHERE run_id = ? ORDER BY id", (run_id,))
+        return [queries.attempt_record(r) for r in rows]
+
+    def list_events(
+        self, run_id: str | None = None, *, after_id: int = 0, limit: int = 1000
+    ) -> list[EventRecord]:
+        if run_id is None:
+            rows = self._read(
+                "SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+            )
+        else:
+            rows = self._read(
+                "SELECT * FROM events WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?",
+                (run_id, after_id, limit),
+            )
+        return [queries.event_record(r) for r in rows]
+
+    # ------------------------------------------------------------------ workers
+
+    def claim(
+        self,
+        *,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        lease_seconds: float,
+        now: float,
+    ) -> list[Claim]:
+        with self._write(now) as adv:
+            return queries.claim(adv, worker_id, queues, limit, now + lease_seconds)
+
+    def heartbeat(
+        self,
+        *,
+        worker_id: str,
+        leases: Sequence[tuple[int, int]],
+        lease_seconds: float,
+        now: float,
+    ) -> list[int]:
+        if not leases:
+            return []
+        with self._write(now) as adv:
+            marks = ",".join("?" * len(leases))
+            held = {
+                (r["id"], r["lease_epoch"])
+                for r in adv.tx.execute(
+                    f"UPDATE task_runs SET lease_expires_at = ? WHERE lease_owner = ?"
+                    f" AND state = 'running' AND id IN ({marks}) RETURNING id, lease_epoch",
+                    (now + lease_seconds, worker_id, *(tr for tr, _ in leases)),
+                ).fetchall()
+            }
+        return [tr for tr, epoch in leases if (tr, epoch) not in held]
+
+    def finish(self, outcomes: Sequence[Outcome], *, now: float) -> FinishResult:
+        applied: list[int] = []
+        superseded: list[int] = []
+        with self._write(now) as adv:
+            for outcome in outcomes:
+                if lifecycle.apply_outcome(adv, outcome):
+                    applied.append(outcome.task_run_id)
+                else:
+                    superseded.append(outcome.task_run_id)
+            ready = adv.newly_ready
+        return FinishResult(applied=tuple(applied), superseded=tuple(superseded), newly_ready=ready)
+
+    def start_child_run(
+        self, claim: Claim, spec: WorkflowSpec, params: dict[str, Any], *, now: float
+    ) -> str | None:
+        with self._write(now) as adv:
+            row = adv.task_row(claim.task_run_id)
+            if row["state"] != "running" or row["lease_epoch"] != claim.epoch:
+                return None
+            adv.cas_task(row, TaskEvent.WAIT, lease_owner=None, lease_expires_at=None)
+            adv.tx.execute(
+                "UPDATE attempts SET finished_at = ?, outcome = 'waiting' WHERE task_run_id = ?"
+                " AND epoch = ?",
+                (now, claim.task_run_id, claim.epoch),
+            )
+            parent = adv.run_row(claim.run_id)
+            return lifecycle.create_run(
+                adv,
+                spec,
+                params,
+                run_id=new_run_id(now),
+                trigger=f"parent:{claim.run_id}",
+                priority=parent["priority"],
+                idempotency_key=f"child:{claim.task_run_id}:{claim.epoch}",
+                parent_task_run_id=claim.task_run_id,
+            )
+
+    def reap_expired(self, *, now: float) -> int:
+        if not self._read(
+            "SELECT 1 FROM task_runs WHERE state = 'running' AND lease_expires_at < ? LIMIT 1",
+            (now,),
+        ):
+            return 0
+        with self._write(now) as adv:
+            expired = adv.tx.execute(
+                "SELECT id FROM task_runs WHERE state = 'running' AND lease_expires_at < ?",
+                (now,),
+            ).fetchall()
+            for row in expired:
+                lifecycle.apply_lost(adv, adv.task_row(row["id"]))
+            return len(expired)
+
+    def next_ready_at(self, queues: Sequence[str]) -> float | None:
+        marks = ",".join("?" * len(queues))
+        rows = self._read(
+            f"SELECT min(ready_at) AS t FROM task_runs WHERE state IN ('queued', 'retry_wait')"
+            f" AND queue IN ({marks})",
+            tuple(queues),
+        )
+        value = rows[0]["t"] if rows else None
+        return None if value is None else float(value)
+
+    def register_worker(self, worker: WorkerRecord) -> None:
+        with self._write(worker.started_at) as adv:
+            adv.tx.execute(
+                "INSERT INTO workers (id, host, pid, queues, started_at, heartbeat_at, state)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                " heartbeat_at = excluded.heartbeat_at, state = excluded.state",
+                (
+                    worker.id,
+                    worker.host,
+                    worker.pid,
+                    json.dumps(list(worker.queues)),
+                    worker.started_at,
+                    worker.heartbeat_at,
+                    worker.state,
+                ),
+            )
+
+    def worker_heartbeat(self, worker_id: str, *, now: float, state: str = "running") -> None:
+        with self._write(now) as adv:
+            adv.tx.execute(
+                "UPDATE workers SET heartbeat_at = ?, state = ? WHERE id = ?",
+                (now, state, worker_id),
+            )
+
+    def list_workers(self) -> list[WorkerRecord]:
+        rows = self._read("SELECT * FROM workers ORDER BY started_at")
+        return [queries.worker_record(r) for r in rows]
+
+    def expire_worker(self, worker_id: str, *, now: float) -> int:
+        with self._write(now) as adv:
+            cur = adv.tx.execute(
+                "UPDATE task_runs SET lease_expires_at = ? WHERE lease_owner = ?"
+                " AND state = 'running'",
+                (now - 1.0, worker_id),
+            )
+            adv.tx.execute("UPDATE workers SET state = 'dead' WHERE id = ?", (worker_id,))
+            return int(cur.rowcount)
+
+    # ------------------------------------------------------------------ logs
+
+    def append_logs(self, lines: Sequence[LogLine]) -> None:
+        if not lines:
+            return
+        with self._write(lines[-1].at) as adv:
+            adv.tx.executemany(
+                "INSERT INTO logs (run_id, task_run_id, attempt, at, stream, line)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(x.run_id, x.task_run_id, x.attempt, x.at, x.stream, x.line) for x in lines],
+            )
+
+    def get_logs(
+        self, run_id: str, *, task_name: str | None = None, after_id: int = 0, limit: int = 10_000
+    ) -> list[LogRecord]:
+        sql = (
+            "SELECT l.*, t.task_name, t.map_index FROM logs l JOIN task_runs t"
+            " ON t.id = l.task_run_id WHERE l.run_id = ? AND l.id > ?"
+        )
+        params: list[Any] = [run_id, after_id]
+        if task_name is not None:
+            sql += " AND t.task_name = ?"
+            params.append(task_name)
+        sql += " ORDER BY l.id LIMIT ?"
+        params.append(limit)
+        return [queries.log_record(r) for r in self._read(sql, params)]
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration file into statements (no statement in ours contains ';' in text)."""
+    lines = [ln for ln in script.splitlines() if not ln.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -1,0 +1,58 @@
+"""What task code sees of the system: ids, attempt, an idempotency key, a logger, a cancel check.
+
+A task opts in by declaring a parameter named ``ctx`` (or annotated ``TaskContext``); the
+worker passes it explicitly. There is no thread-local magic.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrion.errors import CancelRequested
+
+__all__ = ["LogSink", "TaskContext"]
+
+#: Receives one captured log line: (stream, text). Streams: "stdout", "stderr", "log".
+LogSink = Callable[[str, str], None]
+
+
+def _discard(stream: str, text: str) -> None:
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskContext:
+    run_id: str
+    task_run_id: int
+    task_name: str
+    workflow: str
+    attempt: int
+    #: Position in the mapped list, or None for an unmapped task.
+    map_index: int | None = None
+    #: Stable across attempts of one task run: use it to make external effects exactly once.
+    idempotency_key: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    log_sink: LogSink = _discard
+
+    @property
+    def logger(self) -> logging.Logger:
+        """A logger whose records land in this attempt's log."""
+        return logging.getLogger(f"orchestrion.task.{self.workflow}.{self.task_name}")
+
+    def should_cancel(self) -> bool:
+        """True once the run or task was canceled, or the attempt's lease was lost."""
+        return self.cancel_event.is_set()
+
+    def check_cancel(self) -> None:
+        """Raise `CancelRequested` if the task should stop; call it in long loops."""
+        if self.cancel_event.is_set():
+            raise CancelRequested()
+
+    def log(self, text: str) -> None:
+        """Write a line to this attempt's log."""
+        self.log_sink("log", text)

@@ -1,0 +1,306 @@
+"""The worker: claim -> run -> report, with heartbeats that extend leases and fence lost ones.
+
+Threads: one claims work and hands it to a pool of `concurrency` threads (shell tasks run
+as subprocesses from those threads); one heartbeats every `heartbeat_every` seconds, which
+also flushes captured logs, stops attempts whose lease was lost or whose run was canceled,
+and enforces timeouts of Python tasks that ignore cancellation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrion.clock import Clock, SystemClock
+from orchestrion.errors import OrchestrionError, TaskTimeout
+from orchestrion.spec.model import WorkflowSpec
+from orchestrion.store.base import Claim, LogLine, Outcome, Store, WorkerRecord
+from orchestrion.worker import runner
+from orchestrion.worker.capture import install_capture, uninstall_capture
+from orchestrion.worker.code import CodeRegistry
+from orchestrion.worker.context import TaskContext
+
+__all__ = ["Worker", "WorkerSettings"]
+
+log = logging.getLogger("orchestrion.worker")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerSettings:
+    queues: tuple[str, ...] = ("default",)
+    concurrency: int = 8
+    lease_seconds: float = 30.0
+    heartbeat_every: float = 2.0
+    #: How long an idle worker sleeps before looking again (woken at once in-process).
+    poll_every: float = 1.0
+    worker_id: str = field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    )
+
+
+@dataclass
+class _Active:
+    claim: Claim
+    ctx: TaskContext
+    deadline: float | None
+    reported: bool = False
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        code: CodeRegistry,
+        settings: WorkerSettings | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.store = store
+        self.code = code
+        self.settings = settings or WorkerSettings()
+        self.clock = clock or SystemClock()
+        self.id = self.settings.worker_id
+        self._active: dict[int, _Active] = {}
+        self._lock = threading.Lock()
+        self._slot_free = threading.Event()
+        self._stopping = threading.Event()
+        self._logs: list[LogLine] = []
+        self._logs_lock = threading.Lock()
+        self._specs: dict[tuple[str, str], WorkflowSpec] = {}
+        self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="task")
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        now = self.clock.now()
+        self.store.register_worker(
+            WorkerRecord(
+                id=self.id,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                queues=self.settings.queues,
+                started_at=now,
+                heartbeat_at=now,
+                state="running",
+            )
+        )
+        install_capture()
+        for target, name in ((self._claim_loop, "claim"), (self._heartbeat_loop, "heartbeat")):
+            thread = threading.Thread(target=target, name=f"worker-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("worker.started", extra={"worker": self.id, "queues": self.settings.queues})
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming at once; wait up to `grace` for in-flight attempts, then cancel them
+        (their leases lapse and another worker retries them)."""
+        self._stopping.set()
+        self._slot_free.set()
+        self.store_wake()
+        for thread in self._threads:
+            thread.join(timeout=5.0)
+        deadline = self.clock.monotonic() + grace
+        while self._active_count() and self.clock.monotonic() < deadline:
+            self._slot_free.wait(0.05)
+            self._slot_free.clear()
+        with self._lock:
+            for active in self._active.values():
+                active.ctx.cancel_event.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._flush_logs()
+        with contextlib.suppress(OrchestrionError):
+            self.store.worker_heartbeat(self.id, now=self.clock.now(), state="stopped")
+        uninstall_capture()
+
+    def store_wake(self) -> None:
+        """Wake the claim loop if it sleeps on the store."""
+        notify = getattr(self.store, "_notify", None)
+        if callable(notify):
+            notify()
+
+    def _active_count(self) -> int:
+        with self._lock:
+            return len(self._active)
+
+    # ------------------------------------------------------------------ claiming
+
+    def _claim_loop(self) -> None:
+        while not self._stopping.is_set():
+            free = self.settings.concurrency - self._active_count()
+            if free <= 0:
+                self._slot_free.wait(self.settings.poll_every)
+                self._slot_free.clear()
+                continue
+            try:
+                claims = self.store.claim(
+                    worker_id=self.id,
+                    queues=self.settings.queues,
+                    limit=free,
+                    lease_seconds=self.settings.lease_seconds,
+                    now=self.clock.now(),
+                )
+            except OrchestrionError:
+                log.exception("worker.claim_failed")
+                self._stopping.wait(self.settings.poll_every)
+                continue
+            for claim in claims:
+                self._submit(claim)
+            if not claims:
+                self.store.wait_for_change(self._idle_wait())
+
+    def _idle_wait(self) -> float:
+        wait = self.settings.poll_every
+        next_at = self.store.next_ready_at(self.settings.queues)
+        if next_at is not None:
+            wait = max(0.0, min(wait, next_at - self.clock.now()))
+        return wait
+
+    def _submit(self, claim: Claim) -> None:
+        spec = self._spec(claim.workflow, claim.version)
+        task = spec.task(claim.task_name.removeprefix("undo:"))
+        ctx = TaskContext(
+            run_id=claim.run_id,
+            task_run_id=claim.task_run_id,
+            task_name=claim.task_name,
+            workflow=claim.workflow,
+            attempt=claim.attempt,
+            map_index=claim.map_index if claim.map_index >= 0 else None,
+            idempotency_key=claim.idempotency_key,
+            params=claim.params,
+            log_sink=self._sink_for(claim),
+        )
+        deadline = None if task.timeout is None else self.clock.monotonic() + task.timeout + 1.0
+        with self._lock:
+            self._active[claim.task_run_id] = _Active(claim=claim, ctx=ctx, deadline=deadline)
+        self._pool.submit(self._run, claim, spec, ctx)
+
+    def _spec(self, name: str, version: str) -> WorkflowSpec:
+        spec = self._specs.get((name, version))
+        if spec is None:
+            spec = self.store.get_workflow(name, version).spec
+            self._specs[(name, version)] = spec
+        return spec
+
+    def _run(self, claim: Claim, spec: WorkflowSpec, ctx: TaskContext) -> None:
+        try:
+            outcome = runner.execute(claim, spec, ctx, self.code, self._start_child)
+            if outcome is not None:
+                self._report(claim.task_run_id, outcome)
+        except Exception:  # a bug in the runner must not kill the worker thread silently
+            log.exception("worker.attempt_crashed", extra={"task_run_id": claim.task_run_id})
+        finally:
+            with self._lock:
+                self._active.pop(claim.task_run_id, None)
+            self._slot_free.set()
+
+    def _report(self, task_run_id: int, outcome: Outcome) -> None:
+        with self._lock:
+            active = self._active.get(task_run_id)
+            if active is None or active.reported:
+                return
+            active.reported = True
+        self._flush_logs()
+        self.store.finish([outcome], now=self.clock.now())
+
+    def _start_child(self, claim: Claim, workflow: str, params: dict[str, Any]) -> str | None:
+        from orchestrion.spec.params import resolve_params
+
+        spec = self.store.get_workflow(workflow).spec
+        return self.store.start_child_run(
+            claim, spec, resolve_params(spec, params), now=self.clock.now()
+        )
+
+    # ------------------------------------------------------------------ logs
+
+    def _sink_for(self, claim: Claim) -> Any:
+        def sink(stream: str, line: str) -> None:
+            entry = LogLine(
+                run_id=claim.run_id,
+                task_run_id=claim.task_run_id,
+                attempt=claim.attempt,
+                at=self.clock.now(),
+                stream=stream,
+                line=line[:65_536],
+            )
+            with self._logs_lock:
+                self._logs.append(entry)
+
+        return sink
+
+    def _flush_logs(self) -> None:
+        with self._logs_lock:
+            batch, self._logs = self._logs, []
+        if batch:
+            try:
+                self.store.append_logs(batch)
+            except OrchestrionError:
+                log.exception("worker.log_flush_failed")
+
+    # ------------------------------------------------------------------ heartbeats
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stopping.wait(min(self.settings.heartbeat_every, 0.5)):
+            self._flush_logs()
+            if self._stopping.is_set():
+                break
+            self._beat()
+
+    _last_beat: float = 0.0
+
+    def _beat(self) -> None:
+        if self.clock.monotonic() - self._last_beat < self.settings.heartbeat_every:
+            self._enforce_timeouts()
+            return
+        self._last_beat = self.clock.monotonic()
+        with self._lock:
+            leases = [(a.claim.task_run_id, a.claim.epoch) for a in self._active.values()]
+        try:
+            lost = self.store.heartbeat(
+                worker_id=self.id,
+                leases=leases,
+                lease_seconds=self.settings.lease_seconds,
+                now=self.clock.now(),
+            )
+            self.store.worker_heartbeat(self.id, now=self.clock.now())
+        except OrchestrionError:
+            log.exception("worker.heartbeat_failed")
+            return
+        self._stop_attempts(lost)
+        self._enforce_timeouts()
+
+    def _stop_attempts(self, task_run_ids: Sequence[int]) -> None:
+        with self._lock:
+            for tr in task_run_ids:
+                active = self._active.get(tr)
+                if active is not None:
+                    active.ctx.cancel_event.set()
+
+    def _enforce_timeouts(self) -> None:
+        """A Python thread cannot be killed: report its timeout now and let it be fenced."""
+        now = self.clock.monotonic()
+        with self._lock:
+            late = [
+                a
+                for a in self._active.values()
+                if a.deadline is not None and now > a.deadline and not a.reported
+            ]
+        for active in late:
+            active.ctx.cancel_event.set()
+            exc = TaskTimeout("timed out; the task did not stop when asked")
+            outcome = Outcome(
+                task_run_id=active.claim.task_run_id,
+                epoch=active.claim.epoch,
+                status="failed",
+                error=str(exc),
+                timed_out=True,
+                error_types=("orchestrion.errors.TaskTimeout",),
+            )
+            self._report(active.claim.task_run_id, outcome)

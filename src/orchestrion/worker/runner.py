@@ -1,0 +1,180 @@
+"""Run one claimed attempt: build its inputs, call its action, map what happened to an
+`Outcome`. The runner never decides what comes next; the store's planner does."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import traceback
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from orchestrion.errors import CancelRequested, OrchestrionError, TaskError, TaskTimeout
+from orchestrion.spec.expressions import compile_expression, render, render_url
+from orchestrion.spec.model import (
+    HttpAction,
+    PythonAction,
+    ShellAction,
+    SubWorkflowAction,
+    TaskSpec,
+    WorkflowSpec,
+)
+from orchestrion.store.base import Claim, Outcome
+from orchestrion.worker.capture import attempt_capture
+from orchestrion.worker.code import CodeRegistry
+from orchestrion.worker.context import TaskContext
+
+__all__ = ["ChildRunStarter", "execute"]
+
+_MAX_TRACEBACK = 20_000
+
+
+class ChildRunStarter(Protocol):
+    def __call__(self, claim: Claim, workflow: str, params: dict[str, Any]) -> str | None: ...
+
+
+def execute(
+    claim: Claim,
+    spec: WorkflowSpec,
+    ctx: TaskContext,
+    code: CodeRegistry,
+    start_child: ChildRunStarter,
+) -> Outcome | None:
+    """Run the attempt; None when it produced no outcome yet (a sub-workflow now waits)."""
+    task = spec.task(claim.task_name.removeprefix("undo:"))
+    scope = {"params": claim.params, "tasks": claim.upstream, "item": claim.item}
+    try:
+        with attempt_capture(ctx.log_sink):
+            when_ref = task.when.ref if task.when is not None else None
+            skip = claim.kind != "undo" and when_ref is not None
+            if skip and not _call_condition(code.resolve(str(when_ref)), claim):
+                return _outcome(claim, "skipped")
+            action = task.undo if claim.kind == "undo" else task.action
+            assert action is not None
+            if isinstance(action, SubWorkflowAction):
+                params = render(dict(action.params), scope)
+                start_child(claim, action.workflow, params)
+                return None
+            result = _run_action(action, task, claim, ctx, code, scope)
+        json.dumps(result)
+    except CancelRequested:
+        return _outcome(claim, "canceled", error="canceled")
+    except TaskTimeout as exc:
+        return _failure(claim, exc, timed_out=True)
+    except (TypeError, ValueError) as exc:
+        if "JSON serializable" in str(exc) or "Circular reference" in str(exc):
+            return _failure(claim, TaskError(f"task result is not JSON-serialisable: {exc}"))
+        return _failure(claim, exc)
+    except Exception as exc:
+        return _failure(claim, exc)
+    return _outcome(claim, "succeeded", result=result)
+
+
+def _run_action(
+    action: PythonAction | ShellAction | HttpAction,
+    task: TaskSpec,
+    claim: Claim,
+    ctx: TaskContext,
+    code: CodeRegistry,
+    scope: dict[str, Any],
+) -> Any:
+    if isinstance(action, PythonAction):
+        fn = code.resolve(action.ref)
+        kwargs = _inputs(task, scope)
+        if claim.kind == "undo":
+            kwargs["result"] = claim.undo_of_result
+        return _call_python(fn, kwargs, ctx, task.timeout)
+    if isinstance(action, ShellAction):
+        from orchestrion.worker.shell import run_shell
+
+        concrete = action.model_copy(
+            update={
+                "argv": None
+                if action.argv is None
+                else tuple(_text(render(a, scope)) for a in action.argv),
+                "env": {k: _text(render(v, scope)) for k, v in action.env.items()},
+            }
+        )
+        return run_shell(concrete, ctx, timeout=task.timeout)
+    from orchestrion.worker.http import run_http
+
+    concrete_http = action.model_copy(
+        update={
+            "url": render_url(action.url, scope),
+            "headers": {k: _text(render(v, scope)) for k, v in action.headers.items()},
+            "json_body": render(action.json_body, scope),
+        }
+    )
+    return run_http(concrete_http, ctx, timeout=task.timeout)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value) if not isinstance(value, bool) else str(value).lower()
+
+
+def _inputs(task: TaskSpec, scope: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, spec in task.inputs.items():
+        out[name] = (
+            compile_expression(spec.expr).evaluate(scope) if spec.expr is not None else spec.value
+        )
+    return out
+
+
+def _call_python(
+    fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext, timeout: float | None
+) -> Any:
+    params = inspect.signature(fn).parameters
+    if "ctx" in params:
+        kwargs["ctx"] = ctx
+    if (
+        "result" in kwargs
+        and "result" not in params
+        and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    ):
+        kwargs.pop("result")
+    if inspect.iscoroutinefunction(fn):
+        return asyncio.run(_with_timeout(fn(**kwargs), timeout))
+    return fn(**kwargs)
+
+
+async def _with_timeout(coro: Any, timeout: float | None) -> Any:
+    try:
+        return await asyncio.wait_for(coro, timeout)
+    except TimeoutError:
+        raise TaskTimeout(f"timed out after {timeout}s") from None
+
+
+def _call_condition(fn: Callable[..., Any], claim: Claim) -> bool:
+    params = inspect.signature(fn).parameters
+    available = {"params": claim.params, "results": claim.upstream}
+    kwargs = {k: v for k, v in available.items() if k in params}
+    return bool(fn(**kwargs))
+
+
+def _outcome(claim: Claim, status: Any, *, result: Any = None, error: str | None = None) -> Outcome:
+    return Outcome(
+        task_run_id=claim.task_run_id, epoch=claim.epoch, status=status, result=result, error=error
+    )
+
+
+def _failure(claim: Claim, exc: BaseException, *, timed_out: bool = False) -> Outcome:
+    kinds = tuple(
+        f"{c.__module__}.{c.__qualname__}"
+        for c in type(exc).__mro__
+        if c not in (object, BaseException, Exception)
+    )
+    message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, OrchestrionError) else str(exc)
+    tb = "".join(traceback.format_exception(exc))[-_MAX_TRACEBACK:]
+    return Outcome(
+        task_run_id=claim.task_run_id,
+        epoch=claim.epoch,
+        status="failed",
+        error=message,
+        error_types=kinds,
+        traceback=tb,
+        timed_out=timed_out or isinstance(exc, TaskTimeout),
+    )
