@@ -15,6 +15,7 @@ idle worker and housekeeping loop use over 5 s.
 from __future__ import annotations
 
 import argparse
+import itertools
 import resource
 import statistics
 import subprocess
@@ -60,12 +61,23 @@ def fan(name: str, width: int) -> WorkflowSpec:
         name=name,
         params={"n": ParamSpec(type=ParamType.INTEGER, default=width)},
         tasks=(
-            TaskSpec(name="start", action=PythonAction(ref="bench:items"),
-                     inputs={"n": InputSpec(expr="params.n")}),
-            TaskSpec(name="mid", action=PythonAction(ref="bench:noop"), depends_on=("start",),
-                     map_over="tasks.start"),
-            TaskSpec(name="join", action=PythonAction(ref="bench:join"), depends_on=("mid",),
-                     inputs={"xs": InputSpec(expr="tasks.mid")}),
+            TaskSpec(
+                name="start",
+                action=PythonAction(ref="bench:items"),
+                inputs={"n": InputSpec(expr="params.n")},
+            ),
+            TaskSpec(
+                name="mid",
+                action=PythonAction(ref="bench:noop"),
+                depends_on=("start",),
+                map_over="tasks.start",
+            ),
+            TaskSpec(
+                name="join",
+                action=PythonAction(ref="bench:join"),
+                depends_on=("mid",),
+                inputs={"xs": InputSpec(expr="tasks.mid")},
+            ),
         ),
     )
 
@@ -108,7 +120,7 @@ def hop_latencies(app: App, run_id: str) -> list[float]:
     attempts = {a.task_run_id: a for a in app.store.list_attempts(run_id)}
     order = sorted(task_runs.values(), key=lambda t: int(t.task_name[1:]))
     hops = []
-    for prev, nxt in zip(order, order[1:], strict=False):
+    for prev, nxt in itertools.pairwise(order):
         finished = prev.finished_at
         started = attempts[nxt.id].started_at
         if finished is not None:
@@ -118,7 +130,8 @@ def hop_latencies(app: App, run_id: str) -> list[float]:
 
 def cli_startup(tmp: Path) -> float:
     flow = tmp / "three.py"
-    flow.write_text(textwrap.dedent("""
+    flow.write_text(
+        textwrap.dedent("""
         from orchestrion.spec.python import task, workflow
 
         @task
@@ -136,14 +149,24 @@ def cli_startup(tmp: Path) -> float:
         @workflow
         def three():
             c(b(a()))
-    """))
+    """)
+    )
     times = []
     for i in range(5):
         start = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "orchestrion.cli.main", "run", str(flow), "--db",
-             str(tmp / f"cli{i}.db"), "-q"],
-            check=True, capture_output=True,
+            [
+                sys.executable,
+                "-m",
+                "orchestrion.cli.main",
+                "run",
+                str(flow),
+                "--db",
+                str(tmp / f"cli{i}.db"),
+                "-q",
+            ],
+            check=True,
+            capture_output=True,
         )
         times.append(time.perf_counter() - start)
     return statistics.median(times)
@@ -181,22 +204,28 @@ def main() -> None:
                 elapsed, n, _ = run_workload(app, spec, args.workers)
                 n = n - 1 + int(label == "W1") * 500 + int(label == "W4") * 2000
                 per_task[label] = elapsed / n * 1000
-                print(f"{label}: {n} tasks in {elapsed:.3f}s = {n / elapsed:,.0f} tasks/s"
-                      f" ({per_task[label]:.3f} ms/task)")
+                print(
+                    f"{label}: {n} tasks in {elapsed:.3f}s = {n / elapsed:,.0f} tasks/s"
+                    f" ({per_task[label]:.3f} ms/task)"
+                )
         if "W1" in per_task and "W4" in per_task:
             print(f"W4/W1 per-task cost ratio: {per_task['W4'] / per_task['W1']:.2f}")
         if "W2" in only:
             elapsed, n, run_id = run_workload(app, chain(100), args.workers)
             hops = hop_latencies(app, run_id)
-            print(f"W2: {n} chained tasks in {elapsed:.3f}s; per-hop latency p50"
-                  f" {statistics.median(hops):.3f} ms, p90"
-                  f" {statistics.quantiles(hops, n=10)[-1]:.3f} ms, max {max(hops):.3f} ms")
+            print(
+                f"W2: {n} chained tasks in {elapsed:.3f}s; per-hop latency p50"
+                f" {statistics.median(hops):.3f} ms, p90"
+                f" {statistics.quantiles(hops, n=10)[-1]:.3f} ms, max {max(hops):.3f} ms"
+            )
         if "W3" in only:
             elapsed, n, _ = run_workload(app, layers(10, 10), args.workers)
             print(f"W3: {n} tasks (10x10 layers) in {elapsed:.3f}s = {n / elapsed:,.0f} tasks/s")
         if "CLI" in only:
-            print(f"CLI: `orchestrion run` of a 3-task workflow, start to exit, median of 5:"
-                  f" {cli_startup(tmp):.3f}s")
+            print(
+                f"CLI: `orchestrion run` of a 3-task workflow, start to exit, median of 5:"
+                f" {cli_startup(tmp):.3f}s"
+            )
         if "IDLE" in only:
             print(f"IDLE: worker + housekeeping idle for 5 s: {idle_cpu(app):.2f}% of one core")
 
