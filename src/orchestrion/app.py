@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,9 +49,16 @@ def load_workflows(path: str | os.PathLike[str]) -> list[tuple[WorkflowSpec, dic
 
         return [(load_yaml_file(file), {})]
     if suffix == ".py":
-        from orchestrion.spec.python import load_python_file
+        from orchestrion.spec.python import Workflow, load_python_file
 
-        return [(wf.spec, dict(wf.callables)) for wf in load_python_file(file)]
+        found: dict[str, Workflow] = {}
+        pending = list(load_python_file(file))
+        while pending:  # the file's workflows, then the sub-workflows they call
+            wf = pending.pop(0)
+            if wf.name not in found:
+                found[wf.name] = wf
+                pending.extend(wf.subworkflows.values())
+        return [(wf.spec, dict(wf.callables)) for wf in found.values()]
     raise SpecError(
         f"unsupported workflow file type {suffix or '(none)'!r}: use .py, .yaml or .yml",
         source=str(file),
@@ -188,7 +194,7 @@ class App:
                     on_progress(run, self.store.list_task_runs(run.id))
                 if run.state.finished:
                     return run
-                time.sleep(every)
+                self.store.wait_for_change(every)
         finally:
             housekeeping.stop()
             worker.stop(grace=5.0)
@@ -217,8 +223,8 @@ class App:
     def attempts(self, run_id: str) -> list[AttemptRecord]:
         return self.store.list_attempts(self.store.get_run(run_id).id)
 
-    def events(self, run_id: str) -> list[EventRecord]:
-        return self.store.list_events(self.store.get_run(run_id).id)
+    def events(self, run_id: str, after_id: int = 0) -> list[EventRecord]:
+        return self.store.list_events(self.store.get_run(run_id).id, after_id=after_id)
 
     def logs(self, run_id: str, task: str | None = None, after_id: int = 0) -> list[LogRecord]:
         return self.store.get_logs(self.store.get_run(run_id).id, task_name=task, after_id=after_id)

@@ -152,12 +152,24 @@ def run(
             )
         from orchestrion.cli.render import Progress
 
-        progress = None if quiet or output == "json" else Progress(console)
+        progress = None if quiet or output == "json" else _follow(app, Progress(console))
         final = app.run_until_done(
-            record.id, concurrency=concurrency, on_progress=progress, every=0.05
+            record.id, concurrency=concurrency, on_progress=progress, every=0.1
         )
+        if progress is not None:
+            progress(final, app.task_runs(final.id))
         _summary(app, final.id, output)
         sys.exit(0 if final.state is RunState.SUCCEEDED else 1)
+
+
+def _follow(app: App, progress: Any) -> Callable[[Any, Any], None]:
+    """Feed the run's new events to the progress printer on every poll."""
+
+    def tick(run: Any, task_runs: Any) -> None:
+        progress(run, task_runs)
+        progress.events(app.events(run.id, after_id=progress.last_event))
+
+    return tick
 
 
 def _pick(specs: list[Any], name: str | None, path: str) -> Any:
@@ -314,9 +326,10 @@ def retry(run_id: str, wait: bool, db: str | None, output: str) -> None:
             return
         from orchestrion.cli.render import Progress
 
-        final = app.run_until_done(
-            record.id, on_progress=None if output == "json" else Progress(console), every=0.05
-        )
+        progress = None if output == "json" else _follow(app, Progress(console))
+        final = app.run_until_done(record.id, on_progress=progress, every=0.1)
+        if progress is not None:
+            progress(final, app.task_runs(final.id))
         _summary(app, final.id, output)
         sys.exit(0 if final.state is RunState.SUCCEEDED else 1)
 

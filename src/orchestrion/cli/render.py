@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from orchestrion.store.base import AttemptRecord, RunRecord, TaskRunRecord
+from orchestrion.store.base import AttemptRecord, EventRecord, RunRecord, TaskRunRecord
 
 __all__ = ["Progress", "attempts_table", "dump_json", "runs_table", "task_runs_table"]
 
@@ -121,29 +121,38 @@ def dump_json(value: Any) -> str:
 
 
 class Progress:
-    """Prints one line per task state change, then a summary table."""
+    """Prints one line per task state change (retries included), read from the run's event
+    history so that no transition between two polls is missed."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self._seen: dict[int, str] = {}
+        self._last_event = 0
+        self._names: dict[int, TaskRunRecord] = {}
 
     def __call__(self, run: RunRecord, task_runs: list[TaskRunRecord]) -> None:
-        for tr in task_runs:
-            state = tr.state.value
-            if self._seen.get(tr.id) == state:
+        self._names = {tr.id: tr for tr in task_runs}
+
+    def events(self, events: list[EventRecord]) -> None:
+        for event in events:
+            self._last_event = max(self._last_event, event.id)
+            tr = self._names.get(event.task_run_id or -1)
+            if tr is None or event.to_state in (None, "pending"):
                 continue
-            self._seen[tr.id] = state
-            if state == "pending":
-                continue
+            state = event.to_state or ""
             line = Text.assemble(
-                (dt.datetime.now().strftime("%H:%M:%S "), "dim"),
+                (dt.datetime.fromtimestamp(event.at).strftime("%H:%M:%S "), "dim"),
                 (f"{task_name(tr):<28} ", "bold"),
                 state_text(state),
             )
-            if state in ("running",) and tr.attempts > 1:
-                line.append(f"  attempt {tr.attempts}", style="magenta")
-            if state in ("succeeded", "failed"):
+            data = event.data or {}
+            if state == "running" and int(data.get("attempt", 1)) > 1:
+                line.append(f"  attempt {data['attempt']}", style="magenta")
+            if data.get("error") and state in ("failed", "retry_wait", "upstream_failed"):
+                line.append(f"  {short(str(data['error']), 100)}", style="red")
+            if state == "succeeded" and tr.started_at and tr.finished_at:
                 line.append(f"  {took(tr.started_at, tr.finished_at)}", style="dim")
-            if tr.error and state in ("failed", "retry_wait", "upstream_failed"):
-                line.append(f"  {short(tr.error, 100)}", style="red")
             self.console.print(line, highlight=False)
+
+    @property
+    def last_event(self) -> int:
+        return self._last_event

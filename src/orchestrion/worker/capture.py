@@ -46,6 +46,9 @@ class _ThreadStream(io.TextIOBase):
     def isatty(self) -> bool:
         return False
 
+    def fileno(self) -> int:
+        return self._original.fileno()
+
     @property
     def encoding(self) -> str:  # type: ignore[override]
         return getattr(self._original, "encoding", "utf-8")
