@@ -71,6 +71,8 @@ class Advance:
         self.spec_of = spec_of
         self.now = now
         self.newly_ready = 0
+        #: A run changed state in this transaction (wakes `orchestrion run`'s wait at once).
+        self.run_changed = False
         self._events: list[tuple[Any, ...]] = []
         self._run_cache: dict[str, Any] = {}
 
@@ -138,6 +140,7 @@ class Advance:
         )
         if cur.rowcount != 1:
             return False
+        self.run_changed = True
         data = {"error": fields["error"]} if fields.get("error") else None
         self.event(run["id"], None, f"run.{event.value}", current.value, target.value, data)
         return True

@@ -117,23 +117,32 @@ class SqliteStore:
         if self._closed:
             raise StoreError("the store is closed")
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot start a write transaction: {exc}") from exc
             adv = Advance(self._conn, self._spec_in_tx, now)
             try:
                 yield adv
                 adv.flush()
                 self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._conn.execute("ROLLBACK")
+                raise StoreError(f"database error: {exc}") from exc
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-        if adv.newly_ready:
+        if adv.newly_ready or adv.run_changed:
             self._notify()
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         if self._closed:
             raise StoreError("the store is closed")
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"database error: {exc}") from exc
 
     def _spec_in_tx(self, name: str, version: str) -> WorkflowSpec:
         key = (name, version)
