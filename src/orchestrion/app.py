@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -16,25 +17,48 @@ from typing import Any
 from orchestrion.clock import Clock, SystemClock
 from orchestrion.config import Settings
 from orchestrion.engine.maintenance import Maintenance, sweep
-from orchestrion.errors import NotFound, OrchestrionError, SpecError
+from orchestrion.errors import IllegalTransition, NotFound, OrchestrionError, SpecError
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.spec.params import resolve_params
 from orchestrion.store import open_store
 from orchestrion.store.base import (
     AttemptRecord,
+    BackfillRecord,
+    EventReceipt,
     EventRecord,
     LogRecord,
     RunFilter,
     RunRecord,
     Store,
     TaskRunRecord,
+    WorkerRecord,
+    WorkflowRecord,
 )
+from orchestrion.triggers import service
+from orchestrion.triggers.scheduler import Scheduler
+from orchestrion.triggers.service import ScheduleInfo
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.loop import Worker, WorkerSettings
 
 __all__ = ["App", "load_workflows"]
 
 ProgressCallback = Callable[[RunRecord, list[TaskRunRecord]], None]
+
+
+def spec_from_data(data: Any, *, source: str) -> WorkflowSpec:
+    """A spec from JSON data, with pydantic's complaints turned into one `SpecError`."""
+    from pydantic import ValidationError
+
+    if not isinstance(data, dict):
+        raise SpecError("a workflow spec must be a JSON object", source=source)
+    try:
+        return WorkflowSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = ".".join(str(p) for p in first["loc"])
+        more = len(exc.errors()) - 1
+        extra = f" (and {more} more)" if more else ""
+        raise SpecError(f"{first['msg']}{extra}", source=source, path=path or None) from None
 
 
 def load_workflows(path: str | os.PathLike[str]) -> list[tuple[WorkflowSpec, dict[str, Any]]]:
@@ -110,6 +134,28 @@ class App:
     def workflow(self, name: str, version: str | None = None) -> WorkflowSpec:
         return self.store.get_workflow(name, version).spec
 
+    def workflow_record(self, name: str, version: str | None = None) -> WorkflowRecord:
+        return self.store.get_workflow(name, version)
+
+    def list_workflows(self) -> list[WorkflowRecord]:
+        return self.store.list_workflows()
+
+    def workflow_versions(self, name: str) -> list[WorkflowRecord]:
+        return self.store.list_versions(name)
+
+    def register_spec(self, data: dict[str, Any], *, source: str | None) -> WorkflowRecord:
+        """Register a spec given as JSON data (the API's and `deploy`'s way in)."""
+        spec = spec_from_data(data, source=source or "request")
+        self.store.register_workflow(spec, source=source, now=self.clock.now())
+        return self.store.get_workflow(spec.name, spec.version)
+
+    def paused_workflows(self) -> set[str]:
+        return self.store.paused_workflows()
+
+    def set_paused(self, name: str, paused: bool) -> None:
+        self.store.get_workflow(name)  # NotFound for an unknown workflow
+        self.store.set_paused(name, paused, now=self.clock.now())
+
     # ------------------------------------------------------------------ runs
 
     def trigger(
@@ -137,6 +183,21 @@ class App:
 
     def retry(self, run_id: str) -> bool:
         return self.store.retry_run(run_id, now=self.clock.now())
+
+    def cancel_or_raise(self, run_id: str) -> None:
+        """Cancel a run; `IllegalTransition` when it already finished."""
+        run = self.store.get_run(run_id)
+        if not self.store.cancel_run(run.id, now=self.clock.now()):
+            state = self.store.get_run(run.id).state.value
+            raise IllegalTransition(f"run {run.id} is already {state}")
+
+    def retry_or_raise(self, run_id: str) -> None:
+        """Re-open a failed or canceled run; `IllegalTransition` names why not otherwise."""
+        run = self.store.get_run(run_id)
+        if not self.store.retry_run(run.id, now=self.clock.now()):
+            state = self.store.get_run(run.id).state.value
+            why = "it was compensated; start a new run" if state == "failed" else f"it is {state}"
+            raise IllegalTransition(f"run {run.id} cannot be retried: {why}")
 
     def prepare_resume(self, run_id: str) -> RunRecord:
         """Make a crashed or failed run runnable here: reload its code, reclaim the leases of
@@ -187,17 +248,20 @@ class App:
         housekeeping = Maintenance(self.store, self.clock, every=1.0)
         worker.start()
         housekeeping.start()
+        grace = 5.0
         try:
             while True:
                 run = self.store.get_run(run_id)
                 if on_progress is not None:
                     on_progress(run, self.store.list_task_runs(run.id))
                 if run.state.finished:
+                    if run.state.value == "canceled":
+                        grace = 0.0  # its attempts are moot: stop them now, do not wait
                     return run
                 self.store.wait_for_change(every)
         finally:
             housekeeping.stop()
-            worker.stop(grace=5.0)
+            worker.stop(grace=grace)
 
     def _all_tasks(self, run_id: str) -> list[Any]:
         run = self.store.get_run(run_id)
@@ -226,8 +290,94 @@ class App:
     def events(self, run_id: str, after_id: int = 0) -> list[EventRecord]:
         return self.store.list_events(self.store.get_run(run_id).id, after_id=after_id)
 
-    def logs(self, run_id: str, task: str | None = None, after_id: int = 0) -> list[LogRecord]:
-        return self.store.get_logs(self.store.get_run(run_id).id, task_name=task, after_id=after_id)
+    def logs(
+        self, run_id: str, task: str | None = None, after_id: int = 0, limit: int = 10_000
+    ) -> list[LogRecord]:
+        return self.store.get_logs(
+            self.store.get_run(run_id).id, task_name=task, after_id=after_id, limit=limit
+        )
+
+    def all_events(self, *, after_id: int = 0, limit: int = 1000) -> list[EventRecord]:
+        return self.store.list_events(None, after_id=after_id, limit=limit)
+
+    def events_after(
+        self, run_id: str | None, after_id: int, limit: int = 500
+    ) -> list[EventRecord]:
+        """New history rows (of one run, or of all) for live followers."""
+        return self.store.list_events(run_id, after_id=after_id, limit=limit)
+
+    def last_event_id(self) -> int:
+        return self.store.last_event_id()
+
+    def wait_for_events(self, seen: int, timeout: float) -> int:
+        """Block until new history may exist (pushed by this or another process) since the
+        change counter was `seen`; returns the current counter."""
+        return self.store.wait_for_events(seen, timeout)
+
+    def list_workers(self) -> list[WorkerRecord]:
+        return self.store.list_workers()
+
+    # ------------------------------------------------------------------ triggers
+
+    def send_event(
+        self, event_type: str, payload: Any, event_id: str | None = None, *, source: str = "api"
+    ) -> list[str]:
+        """Start every workflow whose event trigger matches; the ids of the runs started.
+        An `event_id` seen before starts nothing new (its first delivery's runs are
+        returned); without one, a fresh id is generated."""
+        return list(self.receive_event(event_type, payload, event_id, source=source).run_ids)
+
+    def receive_event(
+        self, event_type: str, payload: Any, event_id: str | None = None, *, source: str = "api"
+    ) -> EventReceipt:
+        """`send_event` with the full receipt (duplicate flag, trigger errors)."""
+        event_id = event_id if event_id is not None else f"ev-{secrets.token_hex(12)}"
+        return service.send_event(
+            self.store, self.clock.now(), event_type, payload, event_id, source=source
+        )
+
+    def create_backfill(
+        self,
+        workflow: str,
+        start: str | float,
+        end: str | float,
+        *,
+        schedule: str | None = None,
+        max_active: int = 1,
+        dry_run: bool = False,
+    ) -> BackfillRecord:
+        """Runs for every nominal time of a schedule in [start, end] (ISO dates or
+        datetimes in the schedule's time zone; a date-only end includes its day), paced by
+        the scheduler at most `max_active` at once, at a priority below fresh runs. A dry
+        run records nothing and returns the plan."""
+        return service.create_backfill(
+            self.store,
+            self.clock.now(),
+            workflow,
+            start,
+            end,
+            schedule=schedule,
+            max_active=max_active,
+            dry_run=dry_run,
+        )
+
+    def list_backfills(self, workflow: str | None = None) -> list[BackfillRecord]:
+        return self.store.list_backfills(workflow=workflow)
+
+    def get_backfill(self, backfill_id: str) -> BackfillRecord:
+        return self.store.get_backfill(backfill_id)
+
+    def cancel_backfill(self, backfill_id: str) -> bool:
+        """Stop a backfill and cancel its unfinished runs; False if it had already ended."""
+        return self.store.cancel_backfill(backfill_id, now=self.clock.now())
+
+    def list_schedules(self) -> list[ScheduleInfo]:
+        """Every schedule of the latest workflow versions, with its next fire time."""
+        return service.list_schedules(self.store)
+
+    def scheduler(self, holder_id: str | None = None, **options: Any) -> Scheduler:
+        """A scheduler on this App's store and clock (run it with `run_forever`)."""
+        return Scheduler(self.store, self.clock, holder_id, **options)
 
 
 def _alive(pid: int) -> bool:

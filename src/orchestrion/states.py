@@ -122,6 +122,7 @@ TASK_TRANSITIONS: dict[tuple[TaskState, TaskEvent], TaskState] = {
     (T.WAITING, E.CANCEL): T.CANCELED,
     (T.FAILED, E.REQUEUE): T.QUEUED,  # retry of a failed run: the failed task runs again
     (T.UPSTREAM_FAILED, E.RESET): T.PENDING,
+    (T.FAILED, E.RESET): T.PENDING,  # retry of a task whose `when`/`map` failed before it ran
     (T.CANCELED, E.RESET): T.PENDING,
     (T.FAILED, E.REOPEN): T.WAITING,  # retry of a mapped group: its failed items run again
     (T.CANCELED, E.REOPEN): T.WAITING,

@@ -319,7 +319,7 @@ def test_when_and_undo_refs_are_in_the_callables_map() -> None:
         return None
 
     @workflow
-    def wf(day: str) -> None:
+    def wf(day: str, full: bool = False) -> None:
         guarded(day)
         square.options(undo=extract, when="params.full")(2)
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from orchestrion.app import App, load_workflows
 from orchestrion.config import Settings
@@ -28,7 +29,8 @@ __all__ = ["main"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
+# soft_wrap: an error naming a long file path stays on one line (greppable, clickable)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def db_option(fn: F) -> F:
@@ -58,10 +60,10 @@ def opened(db: str | None) -> Iterator[App]:
         with App(Settings.from_env(db=db)) as app:
             yield app
     except NotFound as exc:
-        errors.print(f"[red]error:[/] {exc}")
+        errors.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(2)
     except OrchestrionError as exc:
-        errors.print(f"[red]error:[/] {exc}", markup=True)
+        errors.print(f"[red]error:[/] {escape(str(exc))}", markup=True)
         sys.exit(2)
 
 
@@ -80,7 +82,10 @@ def validate(paths: tuple[str, ...], output: str) -> None:
     report: list[dict[str, Any]] = []
     for path in paths:
         try:
-            for spec, _ in load_workflows(path):
+            loaded = load_workflows(path)
+            if not loaded:
+                raise SpecError("the file defines no workflow (no @workflow function)", source=path)
+            for spec, _ in loaded:
                 report.append(
                     {
                         "file": path,
@@ -92,14 +97,14 @@ def validate(paths: tuple[str, ...], output: str) -> None:
                 )
                 if output == "table":
                     console.print(
-                        f"[green]ok[/] {path}: workflow [bold]{spec.name}[/]"
+                        f"[green]ok[/] {escape(path)}: workflow [bold]{spec.name}[/]"
                         f" version {spec.version}, {len(spec.tasks)} tasks"
                     )
         except SpecError as exc:
             failed = True
             report.append({"file": path, "ok": False, "error": str(exc)})
             if output == "table":
-                errors.print(f"[red]invalid[/] {exc}", markup=True, highlight=False)
+                errors.print(f"[red]invalid[/] {escape(str(exc))}", markup=True, highlight=False)
     if output == "json":
         console.print_json(json.dumps(report))
     sys.exit(2 if failed else 0)
@@ -178,8 +183,14 @@ def _pick(specs: list[Any], name: str | None, path: str) -> Any:
             if spec.name == name:
                 return spec
         raise SpecError(f"no workflow named {name!r} in {path}")
+    called = {t.action.workflow for s in specs for t in s.tasks if t.action.kind == "workflow"}
+    roots = [s for s in specs if s.name not in called]
+    if len(specs) > 1 and len(roots) == 1:
+        return roots[0]  # a parent and the sub-workflows it calls: run the parent
+    if not specs:
+        raise SpecError("the file defines no workflow (no @workflow function)", source=path)
     if len(specs) != 1:
-        names = ", ".join(s.name for s in specs) or "none"
+        names = ", ".join(s.name for s in specs)
         raise SpecError(f"{path} defines {len(specs)} workflows ({names}); choose one with -w")
     return specs[0]
 
@@ -199,7 +210,7 @@ def _summary(app: App, run_id: str, output: str) -> None:
     line.append(f"  run {run.id} in {took(run.started_at, run.finished_at)}", style="")
     console.print(line)
     if run.error:
-        errors.print(f"[red]{run.error}[/]", markup=True)
+        errors.print(f"[red]{escape(run.error)}[/]", markup=True)
 
 
 @main.group()
@@ -264,9 +275,9 @@ def runs_show(run_id: str, db: str | None, output: str) -> None:
             f"created {when(run.created_at)}  finished {when(run.finished_at)}"
             f"  trigger {run.trigger}"
         )
-        console.print(f"params {json.dumps(run.params)}")
+        console.print(f"params {json.dumps(run.params)}", markup=False)
         if run.error:
-            console.print(f"[red]error: {run.error}[/]")
+            console.print(f"[red]error: {escape(run.error)}[/]")
         console.print()
         console.print(task_runs_table(task_runs))
         console.print()
@@ -354,6 +365,15 @@ def schema() -> None:
     from orchestrion.spec.json_schema import yaml_json_schema
 
     click.echo(json.dumps(yaml_json_schema(), indent=2))
+
+
+def _register_service_commands() -> None:
+    from orchestrion.cli.services import register
+
+    register(main)
+
+
+_register_service_commands()
 
 
 if __name__ == "__main__":  # pragma: no cover

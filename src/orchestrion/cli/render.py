@@ -85,7 +85,7 @@ def task_runs_table(task_runs: list[TaskRunRecord]) -> Table:
             str(tr.attempts),
             when(tr.started_at),
             took(tr.started_at, tr.finished_at),
-            detail,
+            Text(detail),  # user data: never parsed as markup
         )
     return table
 
@@ -102,7 +102,7 @@ def attempts_table(attempts: list[AttemptRecord], names: dict[int, str]) -> Tabl
             when(a.started_at),
             took(a.started_at, a.finished_at),
             state_text(a.outcome or "running"),
-            short(a.error or "", 80),
+            Text(short(a.error or "", 80)),
         )
     return table
 

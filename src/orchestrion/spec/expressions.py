@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,21 +32,10 @@ from urllib.parse import quote
 from orchestrion.errors import ExpressionError
 
 __all__ = [
-    "FUNCTIONS",
-    "MAX_DEPTH",
-    "MAX_LENGTH",
-    "MAX_NODES",
-    "MAX_SIZE",
-    "TEMPLATE_RE",
-    "Expression",
-    "compile_expression",
-    "is_template",
-    "render",
-    "render_url",
-    "template_references",
-    "to_text",
-    "whole_template",
-]
+    "FUNCTIONS", "MAX_DEPTH", "MAX_LENGTH", "MAX_NODES", "MAX_SIZE", "TEMPLATE_RE", "Expression",
+    "compile_expression", "is_template", "render", "render_url", "template_references",
+    "to_text", "whole_template",
+]  # fmt: skip
 
 #: Longest expression text, in characters.
 MAX_LENGTH: Final = 2_000
@@ -63,54 +53,25 @@ _CONSTANT_NAMES: Final[Mapping[str, Any]] = {"true": True, "false": False, "null
 _SCALARS: Final = (str, int, float, bool, type(None))
 
 _OPERATOR_SYMBOLS: Final[Mapping[type[ast.AST], str]] = {
-    ast.Pow: "**",
-    ast.MatMult: "@",
-    ast.LShift: "<<",
-    ast.RShift: ">>",
-    ast.BitOr: "|",
-    ast.BitXor: "^",
-    ast.BitAnd: "&",
-    ast.Invert: "~",
-}
+    ast.Pow: "**", ast.MatMult: "@", ast.LShift: "<<", ast.RShift: ">>", ast.BitOr: "|",
+    ast.BitXor: "^", ast.BitAnd: "&", ast.Invert: "~",
+}  # fmt: skip
 _FORBIDDEN_NODES: Final[Mapping[type[ast.AST], str]] = {
     ast.Lambda: "lambda is not allowed",
-    ast.ListComp: "comprehensions are not allowed",
-    ast.SetComp: "comprehensions are not allowed",
-    ast.DictComp: "comprehensions are not allowed",
+    **dict.fromkeys((ast.ListComp, ast.SetComp, ast.DictComp), "comprehensions are not allowed"),
     ast.GeneratorExp: "generator expressions are not allowed",
     ast.NamedExpr: "assignment (:=) is not allowed",
     ast.JoinedStr: "f-strings are not allowed",
     ast.Starred: "'*' unpacking is not allowed",
     ast.Set: "set literals are not allowed",
-    ast.Await: "await is not allowed",
-    ast.Yield: "yield is not allowed",
-    ast.YieldFrom: "yield is not allowed",
+    **dict.fromkeys((ast.Await, ast.Yield, ast.YieldFrom), "await and yield are not allowed"),
 }
-_ALLOWED_NODES: Final = (
-    ast.Expression,
-    ast.Constant,
-    ast.Name,
-    ast.Attribute,
-    ast.Subscript,
-    ast.Slice,
-    ast.Compare,
-    ast.BoolOp,
-    ast.UnaryOp,
-    ast.BinOp,
-    ast.IfExp,
-    ast.List,
-    ast.Tuple,
-    ast.Dict,
-    ast.Call,
-    ast.expr_context,
-    ast.boolop,
-    ast.cmpop,
-    ast.unaryop,
-    ast.operator,
-)
-
-
 _LEAF_OPERATORS: Final = (ast.expr_context, ast.operator, ast.cmpop, ast.boolop, ast.unaryop)
+_ALLOWED_NODES: Final = (
+    ast.Expression, ast.Constant, ast.Name, ast.Attribute, ast.Subscript, ast.Slice, ast.Compare,
+    ast.BoolOp, ast.UnaryOp, ast.BinOp, ast.IfExp, ast.List, ast.Tuple, ast.Dict, ast.Call,
+    *_LEAF_OPERATORS,
+)  # fmt: skip
 
 
 class _EvalError(Exception):
@@ -152,11 +113,7 @@ class Expression:
             return _eval(self._tree, scope)
         except _EvalError as exc:
             raise ExpressionError(f"expression {_short(self.text)!r} failed: {exc}") from None
-        except RecursionError:
-            raise ExpressionError(
-                f"expression {_short(self.text)!r} is nested too deeply"
-            ) from None
-        except Exception as exc:  # a scope value's own __eq__/__len__ failed: still ours to report
+        except Exception as exc:  # a scope value's own __eq__ failed, or recursion ran out
             raise ExpressionError(
                 f"expression {_short(self.text)!r} failed: {type(exc).__name__}: {exc}"
             ) from None
@@ -423,10 +380,10 @@ def _compare(op: ast.cmpop, left: Any, right: Any) -> bool:
 
 
 _ORDERINGS: Final[Mapping[type[ast.cmpop], Callable[[Any, Any], Any]]] = {
-    ast.Lt: lambda a, b: a < b,
-    ast.LtE: lambda a, b: a <= b,
-    ast.Gt: lambda a, b: a > b,
-    ast.GtE: lambda a, b: a >= b,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
 }
 
 
@@ -519,10 +476,10 @@ def _arithmetic(name: str, func: Callable[[Any, Any], Any]) -> Callable[[Any, An
 _BINARY: Final[Mapping[type[ast.operator], Callable[[Any, Any], Any]]] = {
     ast.Add: _add,
     ast.Mult: _multiply,
-    ast.Sub: _arithmetic("subtract", lambda a, b: a - b),
-    ast.Div: _arithmetic("divide", lambda a, b: a / b),
-    ast.FloorDiv: _arithmetic("divide", lambda a, b: a // b),
-    ast.Mod: _arithmetic("take the remainder of", lambda a, b: a % b),
+    ast.Sub: _arithmetic("subtract", operator.sub),
+    ast.Div: _arithmetic("divide", operator.truediv),
+    ast.FloorDiv: _arithmetic("divide", operator.floordiv),
+    ast.Mod: _arithmetic("take the remainder of", operator.mod),
 }
 
 
@@ -593,12 +550,9 @@ def _kind(value: Any) -> str:
 
 
 _KIND_NAMES: Final = (
-    (str, "string"),
-    (int, "integer"),
-    (float, "number"),
-    (list | tuple, "list"),
+    (str, "string"), (int, "integer"), (float, "number"), (list | tuple, "list"),
     (Mapping, "mapping"),
-)
+)  # fmt: skip
 
 
 def _check_size(size: int) -> None:
@@ -717,10 +671,6 @@ def _string_method(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
     return apply
 
 
-def _fn_contains(container: Any, item: Any) -> bool:
-    return _contains(container, item)
-
-
 def _fn_extreme(name: str, pick: Callable[..., Any]) -> Callable[..., Any]:
     def apply(*args: Any) -> Any:
         items = args[0] if len(args) == 1 else args
@@ -757,14 +707,12 @@ def _fn_round(value: Any, digits: Any = None) -> Any:
     return round(value, digits)
 
 
-def _fn_keys(value: Any) -> list[Any]:
-    _need("keys", value, Mapping, "a mapping")
-    return list(value.keys())
+def _mapping_view(name: str, view: Callable[[Any], Any]) -> Callable[[Any], list[Any]]:
+    def apply(value: Any) -> list[Any]:
+        _need(name, value, Mapping, "a mapping")
+        return list(view(value))
 
-
-def _fn_values(value: Any) -> list[Any]:
-    _need("values", value, Mapping, "a mapping")
-    return list(value.values())
+    return apply
 
 
 def _fn_join(items: Any, separator: Any = "") -> str:
@@ -786,18 +734,10 @@ def _fn_split(value: Any, separator: Any = None, limit: Any = -1) -> list[str]:
     return list(value.split(separator, limit))
 
 
-def _fn_str(value: Any) -> str:
-    return _text(value)
-
-
-def _fn_default(value: Any, fallback: Any) -> Any:  # evaluated lazily by _eval_call
-    return fallback if value is None else value
-
-
 #: name -> (min args, max args, implementation). The only callables an expression can reach.
 FUNCTIONS: Final[Mapping[str, tuple[int, int, Callable[..., Any]]]] = {
     "len": (1, 1, _fn_len),
-    "str": (1, 1, _fn_str),
+    "str": (1, 1, _text),
     "int": (1, 1, _fn_int),
     "float": (1, 1, _fn_float),
     "bool": (1, 1, _fn_bool),
@@ -806,17 +746,17 @@ FUNCTIONS: Final[Mapping[str, tuple[int, int, Callable[..., Any]]]] = {
     "strip": (1, 2, _string_method("strip", str.strip)),
     "startswith": (2, 2, _string_method("startswith", str.startswith)),
     "endswith": (2, 2, _string_method("endswith", str.endswith)),
-    "contains": (2, 2, _fn_contains),
+    "contains": (2, 2, _contains),
     "min": (1, 100, _fn_extreme("min", min)),
     "max": (1, 100, _fn_extreme("max", max)),
     "sum": (1, 1, _fn_sum),
     "abs": (1, 1, _fn_abs),
     "round": (1, 2, _fn_round),
-    "keys": (1, 1, _fn_keys),
-    "values": (1, 1, _fn_values),
+    "keys": (1, 1, _mapping_view("keys", lambda m: m.keys())),
+    "values": (1, 1, _mapping_view("values", lambda m: m.values())),
     "join": (1, 2, _fn_join),
     "split": (1, 3, _fn_split),
-    "default": (2, 2, _fn_default),
+    "default": (2, 2, lambda value, fallback: value),  # special-cased in _eval_call
 }
 
 

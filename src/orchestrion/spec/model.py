@@ -30,6 +30,7 @@ from pydantic import (
 
 from orchestrion.errors import CycleError
 from orchestrion.spec.durations import parse_duration
+from orchestrion.spec.schedule_model import ScheduleSpec, TriggerSpec, check_triggers
 
 __all__ = [
     "SPEC_VERSION",
@@ -46,6 +47,7 @@ __all__ = [
     "SubWorkflowAction",
     "TaskSpec",
     "TriggerRule",
+    "TriggerSpec",
     "WhenSpec",
     "WorkflowSpec",
 ]
@@ -214,28 +216,6 @@ class TaskSpec(_Frozen):
     description: Str = ""
 
 
-class ScheduleSpec(_Frozen):
-    cron: Str = Field(min_length=1, max_length=200)
-    timezone: Str = "UTC"
-    params: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        from orchestrion.spec.cron import check_cron
-
-        check_cron(value)
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str) -> str:
-        from orchestrion.spec.cron import check_timezone
-
-        check_timezone(value)
-        return value
-
-
 class WorkflowSpec(_Frozen):
     spec_version: Literal[1] = 1
     name: Name
@@ -245,6 +225,7 @@ class WorkflowSpec(_Frozen):
     timeout: Duration | None = Field(default=None, gt=0)
     max_active_runs: Int | None = Field(default=None, ge=1)
     schedules: tuple[ScheduleSpec, ...] = ()
+    triggers: tuple[TriggerSpec, ...] = ()
     tags: tuple[Str, ...] = ()
 
     @field_validator("params")
@@ -273,6 +254,13 @@ class WorkflowSpec(_Frozen):
         cycle = _find_cycle({t.name: t.depends_on for t in self.tasks})
         if cycle:
             raise CycleError(cycle)
+        for i, task in enumerate(self.tasks):
+            _check_expressions(self, task, f"tasks[{i}] ({task.name})")
+        return self
+
+    @model_validator(mode="after")
+    def _triggers(self) -> WorkflowSpec:
+        check_triggers(self.name, self.params, self.schedules, self.triggers)
         return self
 
     # ----------------------------------------------------------------- helpers
@@ -332,3 +320,88 @@ def _find_cycle(edges: dict[str, tuple[Str, ...]]) -> list[str] | None:
                 stack.pop()
                 path.pop()
     return None
+
+
+def _check_expressions(spec: WorkflowSpec, task: TaskSpec, where: str) -> None:
+    """Every expression and template a worker will evaluate for `task` compiles, reads only
+    declared parameters, and reads only results the task will have (its dependencies; an
+    undo also its own), so a mistake fails validation, not a run.
+
+    The YAML loader makes the same checks with line numbers first; this catches what
+    Python authoring lets through (``when="..."`` strings, hand-written ``{{ }}``).
+    """
+    mapped = task.map_over is not None
+    deps = frozenset(task.depends_on)
+    check = _ExpressionCheck(where, frozenset(spec.params))
+    if task.when is not None and task.when.expr is not None:
+        check.expression(task.when.expr, "when", deps, item=False)
+    if task.map_over is not None:
+        check.expression(task.map_over, "map", deps, item=False)
+    for key, value in task.inputs.items():
+        if value.expr is not None:
+            check.expression(value.expr, f"inputs.{key}", deps, item=mapped)
+    check.action(task.action, "action", deps, item=mapped)
+    if task.undo is not None:  # an undo step also sees the result of the task it undoes
+        check.action(task.undo, "undo", deps | {task.name}, item=mapped)
+
+
+class _ExpressionCheck:
+    def __init__(self, where: str, params: frozenset[str]) -> None:
+        self.where = where
+        self.params = params
+
+    def fail(self, field: str, problem: str) -> ValueError:
+        return ValueError(f"{self.where}: {field}: {problem}")
+
+    def expression(self, text: str, field: str, readable: frozenset[str], *, item: bool) -> None:
+        from orchestrion.errors import ExpressionError
+        from orchestrion.spec.expressions import compile_expression
+
+        try:
+            expr = compile_expression(text)
+        except ExpressionError as exc:
+            raise self.fail(field, f"bad expression: {exc}") from None
+        unknown = sorted(expr.names - {"params", "tasks", "item"})
+        if unknown:
+            raise self.fail(field, f"unknown name {unknown[0]!r} (use params, tasks or item)")
+        if "item" in expr.names and not item:
+            raise self.fail(field, "'item' exists only in the fields of a mapped task")
+        params = sorted(expr.referenced_params - self.params)
+        if params:
+            raise self.fail(field, f"unknown parameter {params[0]!r}")
+        tasks = sorted(expr.referenced_tasks - readable)
+        if tasks:
+            raise self.fail(
+                field,
+                f"reads tasks.{tasks[0]}, but the task does not depend on {tasks[0]!r}"
+                " (add it to depends_on, or after= in Python)",
+            )
+
+    def templates(self, value: Any, field: str, readable: frozenset[str], *, item: bool) -> None:
+        from orchestrion.spec.expressions import TEMPLATE_RE
+
+        stack = [(field, value)]
+        while stack:
+            where, node = stack.pop()
+            if isinstance(node, str):
+                for match in TEMPLATE_RE.finditer(node):
+                    self.expression(match.group(1), where, readable, item=item)
+                if "{{" in TEMPLATE_RE.sub("", node):
+                    raise self.fail(where, "'{{' without a closing '}}'")
+            elif isinstance(node, dict):
+                stack.extend((f"{where}[{k!r}]", v) for k, v in reversed(node.items()))
+            elif isinstance(node, list | tuple):
+                stack.extend((f"{where}[{n}]", v) for n, v in reversed(list(enumerate(node))))
+
+    def action(self, act: Any, field: str, readable: frozenset[str], *, item: bool) -> None:
+        """The fields a worker renders: shell argv/env/cwd (never a script), http url,
+        headers and body, sub-workflow params."""
+        fields: dict[str, Any] = {}
+        if isinstance(act, ShellAction):
+            fields = {"argv": act.argv, "env": act.env, "cwd": act.cwd}
+        elif isinstance(act, HttpAction):
+            fields = {"url": act.url, "headers": act.headers, "json": act.json_body}
+        elif isinstance(act, SubWorkflowAction):
+            fields = {"params": act.params}
+        for name, value in fields.items():
+            self.templates(value, f"{field}.{name}", readable, item=item)

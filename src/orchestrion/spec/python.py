@@ -146,7 +146,7 @@ def _reraise(exc: BaseException, source: str, file: str | None = None) -> NoRetu
     The line is the last one executed in `file` (the loaded file) when it is on the stack,
     else the deepest frame outside importlib.
     """
-    if not isinstance(exc, Exception):
+    if not isinstance(exc, Exception | SystemExit):  # sys.exit() in a file is a bad file
         raise exc
     if isinstance(exc, SyntaxError):
         raise SpecError(

@@ -141,7 +141,7 @@ class Workflow:
             return self.fn(*positional, **named)
         except OrchestrionError:
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() in a body is a bad workflow too
             frame = traceback.extract_tb(exc.__traceback__)[-1]
             raise SpecError(
                 f"workflow {self.name!r}: building failed: {type(exc).__name__}: {exc}",

@@ -35,24 +35,13 @@ from orchestrion.spec.expressions import (
     compile_expression,
     whole_template,
 )
-from orchestrion.spec.model import WorkflowSpec
+from orchestrion.spec.model import NAME_PATTERN, WorkflowSpec
 
 __all__ = [
-    "ACTION_KEYS",
-    "HTTP_KEYS",
-    "MAX_BYTES",
-    "MAX_DEPTH",
-    "PARAM_KEYS",
-    "RETRY_KEYS",
-    "SCHEDULE_KEYS",
-    "SCOPE_NAMES",
-    "SHELL_KEYS",
-    "TASK_KEYS",
-    "TOP_LEVEL_KEYS",
-    "WORKFLOW_KEYS",
-    "load_yaml_file",
-    "load_yaml_text",
-]
+    "ACTION_KEYS", "HTTP_KEYS", "MAX_BYTES", "MAX_DEPTH", "PARAM_KEYS", "RETRY_KEYS",
+    "SCHEDULE_KEYS", "SCOPE_NAMES", "SHELL_KEYS", "TASK_KEYS", "TOP_LEVEL_KEYS", "WORKFLOW_KEYS",
+    "load_yaml_file", "load_yaml_text",
+]  # fmt: skip
 
 MAX_BYTES: Final = 1_048_576
 MAX_DEPTH: Final = 50
@@ -122,9 +111,7 @@ def load_yaml_text(
     """
     data, marks, key_marks = _read(_decode(text, source, max_bytes), source, max_depth)
     ctx = _Ctx(source, data, marks, key_marks)
-    spec = _validate(ctx, _workflow(ctx))
-    _check_undo_references(ctx, spec)
-    return spec
+    return _validate(ctx, _workflow(ctx))
 
 
 # --------------------------------------------------------------------------- bytes -> events
@@ -353,8 +340,6 @@ class _Ctx:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: (task, dependency) -> the YAML path that introduced the dependency.
     origins: dict[tuple[str, str], Path] = field(default_factory=dict)
-    #: task -> (task referenced from its undo action, where).
-    undo_refs: dict[str, list[tuple[str, Path]]] = field(default_factory=dict)
 
     def error(self, path: Path, message: str, *, at_key: bool = False) -> SpecError:
         line, column = self.locate(path, at_key=at_key)
@@ -409,6 +394,8 @@ def _params(ctx: _Ctx, raw: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, body in _mapping(ctx, ("params",), raw, "'params'").items():
         path: Path = ("params", name)
+        if not re.fullmatch(NAME_PATTERN, name):
+            raise ctx.error(path, f"invalid parameter name '{name}'", at_key=True)
         if isinstance(body, str):
             body = {"type": body}
         elif isinstance(body, dict):
@@ -556,19 +543,28 @@ def _task(ctx: _Ctx, index: int, name: str, raw: Any, names: list[str]) -> dict[
     out["action"] = _action(ctx, path, body, ("tasks", index, "action"), refs, f"task '{name}'")
     if "inputs" in body:
         out["inputs"] = _inputs(ctx, path, body["inputs"], refs)
-    if "when" in body:
-        out["when"] = {"expr": _bare_expression(ctx, (*path, "when"), body["when"], refs)}
+    if "when" in body:  # evaluated before a mapped task expands: no `item` yet
+        when = _bare_expression(ctx, (*path, "when"), body["when"], refs, allow_item=False)
+        out["when"] = {"expr": when}
     if "map" in body:
         ctx.pathmap[("tasks", index, "map_over")] = (*path, "map")
         out["map_over"] = _bare_expression(ctx, (*path, "map"), body["map"], refs, allow_item=False)
     if "retry" in body:
         out["retry"] = _retry(ctx, (*path, "retry"), body["retry"])
+    undo_refs: list[tuple[str, Path]] = []
     if "undo" in body:
-        out["undo"] = _undo(ctx, index, name, body["undo"], names, "map" in body)
+        out["undo"], undo_refs = _undo(ctx, index, name, body["undo"], names, "map" in body)
     for dep, origin in refs.found:
         if dep not in depends_on:
             depends_on.append(dep)
             ctx.origins.setdefault((name, dep), origin)
+    for dep, origin in undo_refs:  # an undo sees its own task's result and its dependencies'
+        if dep != name and dep not in depends_on:
+            raise ctx.error(
+                origin,
+                f"the undo of '{name}' reads '{dep}', which '{name}' does"
+                " not depend on (add it to depends_on)",
+            )
     out["depends_on"] = depends_on
     return out
 
@@ -602,33 +598,15 @@ def _retry(ctx: _Ctx, path: Path, raw: Any) -> dict[str, Any]:
     return raw
 
 
-def _undo(ctx: _Ctx, index: int, name: str, raw: Any, names: list[str], mapped: bool) -> Any:
+def _undo(
+    ctx: _Ctx, index: int, name: str, raw: Any, names: list[str], mapped: bool
+) -> tuple[dict[str, Any], list[tuple[str, Path]]]:
     path: Path = ("tasks", name, "undo")
     body = _mapping(ctx, path, raw, "'undo' (an action such as {shell: [...]})")
     _check_keys(ctx, path, body, ACTION_KEYS, f"the undo of task '{name}'")
     refs = _Refs(ctx, name, names, allow_item=mapped, allow_self=True)
     action = _action(ctx, path, body, ("tasks", index, "undo"), refs, f"the undo of task '{name}'")
-    ctx.undo_refs[name] = refs.found
-    return action
-
-
-def _check_undo_references(ctx: _Ctx, spec: WorkflowSpec) -> None:
-    deps = {task.name: task.depends_on for task in spec.tasks}
-    for name, found in ctx.undo_refs.items():
-        upstream: set[str] = set()
-        stack = list(deps[name])
-        while stack:
-            dep = stack.pop()
-            if dep not in upstream:
-                upstream.add(dep)
-                stack.extend(deps[dep])
-        for dep, origin in found:
-            if dep != name and dep not in upstream:
-                raise ctx.error(
-                    origin,
-                    f"the undo of task '{name}' can use only its own result and those of"
-                    f" upstream tasks; '{dep}' is not upstream of '{name}'",
-                )
+    return action, refs.found
 
 
 # --------------------------------------------------------------------------- actions
@@ -676,6 +654,11 @@ def _shell(ctx: _Ctx, path: Path, spec: Path, raw: Any, refs: _Refs) -> dict[str
     for key in ("argv", "env", "cwd"):
         if key in body:
             refs.templates((*path, key), body[key])
+    for name in body["env"] if isinstance(body.get("env"), dict) else ():
+        if not _IDENTIFIER.fullmatch(str(name)):
+            raise ctx.error(
+                (*path, "env", name), f"bad environment variable name '{name}'", at_key=True
+            )
     _check_script(ctx, (*path, "script"), body.get("script"))
     return {"kind": "shell", **body}
 
@@ -839,6 +822,9 @@ def _input(ctx: _Ctx, path: Path, value: Any) -> dict[str, Any]:
 
 def _as_source(value: Any) -> str:
     """Expression text that builds `value`, its templates filled as `render` would."""
+    inner = whole_template(value) if isinstance(value, str) else None
+    if inner is not None:
+        return f"({inner})"
     if isinstance(value, str):
         parts, last = [], 0
         for match in TEMPLATE_RE.finditer(value):

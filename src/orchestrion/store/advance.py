@@ -73,6 +73,8 @@ class Advance:
         self.newly_ready = 0
         #: A run changed state in this transaction (wakes `orchestrion run`'s wait at once).
         self.run_changed = False
+        #: Event rows were written (wakes history followers such as the live API stream).
+        self.wrote_events = False
         self._events: list[tuple[Any, ...]] = []
         self._run_cache: dict[str, Any] = {}
 
@@ -87,6 +89,7 @@ class Advance:
         to_state: str | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
+        self.wrote_events = True
         self._events.append(
             (
                 run_id,

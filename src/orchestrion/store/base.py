@@ -16,14 +16,20 @@ from orchestrion.states import RunState, TaskState
 
 __all__ = [
     "AttemptRecord",
+    "BackfillRecord",
     "Claim",
+    "EventReceipt",
     "EventRecord",
     "FinishResult",
+    "FinishedRun",
+    "FireRecord",
     "LogLine",
     "LogRecord",
     "Outcome",
     "RunFilter",
     "RunRecord",
+    "RunRequest",
+    "ScheduleState",
     "Store",
     "TaskRunRecord",
     "WorkerRecord",
@@ -228,6 +234,18 @@ class Store(Protocol):
         """The latest version of every workflow, by name."""
         ...
 
+    def list_versions(self, name: str) -> list[WorkflowRecord]:
+        """Every registered version of a workflow, newest first (`NotFound` if none)."""
+        ...
+
+    def set_paused(self, name: str, paused: bool, *, now: float) -> None:
+        """Pause or unpause a workflow (recorded as an event)."""
+        ...
+
+    def paused_workflows(self) -> set[str]:
+        """Names of the paused workflows."""
+        ...
+
     # ------------------------------------------------------------ runs
 
     def create_run(
@@ -279,6 +297,10 @@ class Store(Protocol):
         self, run_id: str | None = None, *, after_id: int = 0, limit: int = 1000
     ) -> list[EventRecord]:
         """The event history (of one run, or of everything), oldest first."""
+        ...
+
+    def last_event_id(self) -> int:
+        """The id of the newest event row (0 when there is none)."""
         ...
 
     # ------------------------------------------------------------ workers
@@ -356,9 +378,237 @@ class Store(Protocol):
         """Log lines of a run (optionally one task), oldest first."""
         ...
 
+    def listen(self, *, work: bool = True, history: bool = False) -> None:
+        """Also wake on other processes' commits: `wait_for_change` (work) and
+        `wait_for_events` (history)."""
+        ...
+
+    def wait_for_events(self, seen: int, timeout: float) -> int:
+        """Block until event rows may have been written since the change counter was `seen`,
+        or `timeout` passes; returns the counter (compare it to decide whether to look)."""
+        ...
+
     def wait_for_change(self, timeout: float) -> None:
         """Block until some task run may have become ready, or `timeout` passes.
 
         In-process wake-up for workers sharing this store object; other processes fall back
         to their poll interval (PostgreSQL will use LISTEN/NOTIFY)."""
         ...
+
+    # ------------------------------------------------------------ triggers (schedules, events)
+
+    def latest_versions(self) -> dict[str, tuple[str, float]]:
+        """Workflow name -> (latest version, when it was registered), without parsing
+        specs (the scheduler polls this and loads only versions it has not seen)."""
+        ...
+
+    def schedule_states(self) -> dict[str, ScheduleState]:
+        """Every schedule's cursor (nominal times at or before it were decided), by key."""
+        ...
+
+    def fire_schedule(
+        self,
+        spec: WorkflowSpec,
+        *,
+        schedule_key: str,
+        nominal: float,
+        params: dict[str, Any],
+        now: float,
+        priority: int = 0,
+        overlap: str = "allow",
+        error: str | None = None,
+    ) -> FireRecord | None:
+        """Record the fire of (`schedule_key`, `nominal`) and act on it in one transaction:
+        start a run (trigger and idempotency key ``schedule:<key>@<UTC time>``), or by the
+        overlap policy skip it, queue it behind the schedule's unfinished run, or cancel
+        that run first. With `error` (its params did not fit) the fire is recorded as
+        failed and starts nothing. Moves the cursor to `nominal`. None when that nominal
+        time was fired before (by anyone)."""
+        ...
+
+    def advance_schedule(
+        self, schedule_key: str, workflow: str, cursor: float, *, now: float
+    ) -> None:
+        """Move a schedule's cursor forward to `cursor` (never back), e.g. past fires that
+        the catch-up policy skipped."""
+        ...
+
+    def start_queued_fire(
+        self, spec: WorkflowSpec, schedule_key: str, *, now: float, priority: int = 0
+    ) -> str | None:
+        """Overlap ``queue``: start the oldest queued fire of the schedule once none of its
+        runs is unfinished; the new run id, or None."""
+        ...
+
+    def queued_fire_keys(self) -> set[str]:
+        """Schedules with queued fires."""
+        ...
+
+    def list_fires(self, schedule_key: str | None = None, *, limit: int = 100) -> list[FireRecord]:
+        """Recorded fires, newest first."""
+        ...
+
+    def record_event(
+        self,
+        source: str,
+        event_id: str,
+        event_type: str,
+        payload: Any,
+        *,
+        now: float,
+        runs: Sequence[RunRequest] = (),
+        errors: Sequence[str] = (),
+    ) -> EventReceipt:
+        """Record a received event under the unique (`source`, `event_id`) and create its
+        runs in the same transaction. A redelivered event creates nothing; its receipt is
+        marked `duplicate` and names the first delivery's runs."""
+        ...
+
+    def finished_runs(self, after: int, *, limit: int = 500) -> tuple[list[FinishedRun], int]:
+        """Runs that ended after event id `after` (oldest first), and the event id to read
+        after next time."""
+        ...
+
+    def get_cursor(self, name: str) -> int | None:
+        """A named reader's position in the event history (None if never set)."""
+        ...
+
+    def set_cursor(self, name: str, position: int, *, now: float) -> None:
+        """Move a named reader's position forward (never back)."""
+        ...
+
+    def acquire_lease(self, name: str, holder: str, *, ttl: float, now: float) -> int | None:
+        """Take the named lease if free or expired, or extend it for its holder, until
+        ``now + ttl``; its epoch (new whenever it changes hands), or None if held."""
+        ...
+
+    def renew_lease(self, name: str, holder: str, epoch: int, *, ttl: float, now: float) -> bool:
+        """Extend a lease still held under `epoch`; False if it lapsed or changed hands."""
+        ...
+
+    def release_lease(self, name: str, holder: str, epoch: int) -> None:
+        """Give the lease up so another holder may take it at once."""
+        ...
+
+    def create_backfill(
+        self,
+        spec: WorkflowSpec,
+        *,
+        schedule_key: str,
+        start: float,
+        end: float,
+        total: int,
+        max_active: int,
+        priority: int,
+        now: float,
+    ) -> BackfillRecord:
+        """Record a backfill of `total` nominal times in [start, end]; the scheduler then
+        starts its runs (`pace_backfill`)."""
+        ...
+
+    def get_backfill(self, backfill_id: str) -> BackfillRecord:
+        """One backfill with its run counts, or `NotFound`."""
+        ...
+
+    def list_backfills(
+        self, *, workflow: str | None = None, state: str | None = None
+    ) -> list[BackfillRecord]:
+        """Backfills, newest first."""
+        ...
+
+    def cancel_backfill(self, backfill_id: str, *, now: float) -> bool:
+        """Stop a running backfill and cancel its unfinished runs; False if it had ended."""
+        ...
+
+    def pace_backfill(
+        self,
+        backfill_id: str,
+        spec: WorkflowSpec,
+        fires: Sequence[tuple[float, dict[str, Any]]],
+        *,
+        exhausted: bool,
+        now: float,
+    ) -> list[str]:
+        """Start runs for the next `fires` (nominal time, params) while the backfill is
+        under its max active runs; mark it completed when `exhausted` and all its runs
+        ended. Returns the new run ids."""
+        ...
+
+
+# --------------------------------------------------------------------------- trigger records
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleState:
+    schedule_key: str
+    workflow: str
+    #: Every nominal time at or before this was decided (fired or skipped by policy).
+    cursor: float
+    last_fire: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FireRecord:
+    id: int
+    schedule_key: str
+    workflow: str
+    nominal: float
+    #: started, skipped (overlap), queued (behind the previous run) or failed (bad params).
+    state: str
+    run_id: str | None
+    params: dict[str, Any]
+    error: str | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRequest:
+    """A run that a trigger asks for; `idempotency_key` makes asking twice harmless."""
+
+    spec: WorkflowSpec
+    params: dict[str, Any]
+    trigger: str
+    idempotency_key: str
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventReceipt:
+    source: str
+    event_id: str
+    #: True when this (source, event id) had been received before: nothing was started.
+    duplicate: bool
+    run_ids: tuple[str, ...]
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FinishedRun:
+    event_id: int
+    run: RunRecord
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackfillRecord:
+    id: str
+    workflow: str
+    version: str
+    schedule_key: str
+    start: float
+    end: float
+    max_active: int
+    priority: int
+    #: running, completed, canceled (or dry_run for a plan that was not recorded).
+    state: str
+    total: int
+    #: Runs created so far.
+    created: int
+    cursor: float | None
+    #: Run state -> how many of the backfill's runs are in it.
+    counts: dict[str, int]
+    created_at: float
+    finished_at: float | None
+
+    @property
+    def active(self) -> int:
+        return sum(self.counts.get(s, 0) for s in ("queued", "running", "compensating"))

@@ -252,7 +252,7 @@ def retry_run(adv: Advance, run_id: str) -> bool:
         return False
     spec = adv.spec_of(run["workflow"], run["version"])
     rows = adv.tx.execute(
-        "SELECT id, run_id, task_name, kind, state, map_index, group_id FROM task_runs"
+        "SELECT id, run_id, task_name, kind, state, map_index, group_id, attempts FROM task_runs"
         " WHERE run_id = ? ORDER BY id",
         (run_id,),
     ).fetchall()
@@ -278,7 +278,9 @@ def _reopen(adv: Advance, row: Any) -> bool:
     )
     if has_items and state is not TaskState.UPSTREAM_FAILED:
         adv.cas_task(row, TaskEvent.REOPEN, finished_at=None, error=None)
-    elif state is TaskState.FAILED and kind != "group":
+    elif state is TaskState.FAILED and kind != "group" and row["attempts"] > 0:
+        # It ran and failed: run it again. (A task that failed before running, because its
+        # `when` or `map` expression failed, goes back to pending to be decided afresh.)
         adv.cas_task(
             row,
             TaskEvent.REQUEUE,

@@ -53,8 +53,12 @@ def claim(
     marks = ",".join("?" * len(queues))
     rows = tx.execute(
         f"SELECT {_CLAIM_COLS} FROM task_runs WHERE state IN ('queued', 'retry_wait')"
-        f" AND queue IN ({marks}) AND ready_at <= ? ORDER BY priority DESC, ready_at, id"
-        f" LIMIT ?",
+        f" AND queue IN ({marks}) AND ready_at <= ?"
+        # Task runs whose concurrency limit is full are passed over here, not after the
+        # LIMIT, so that many of them cannot starve other ready work.
+        f" AND (conc_key IS NULL OR conc_limit > (SELECT count(*) FROM task_runs r"
+        f" WHERE r.state = 'running' AND r.conc_key = task_runs.conc_key))"
+        f" ORDER BY priority DESC, ready_at, id LIMIT ?",
         (*queues, now, limit * 4),
     ).fetchall()
     chosen = _within_limits(adv, rows, limit)
@@ -132,7 +136,8 @@ def _claims(adv: Advance, rows: Sequence[Any]) -> list[Claim]:
                 attempt=row["attempts"] + 1,
                 epoch=row["lease_epoch"] + 1,
                 params=loads(run["params"]),
-                upstream={n: run_results.get(n) for n in task.depends_on},
+                # An undo step also sees the result of the task it undoes, by that task's name.
+                upstream={n: run_results.get(n) for n in sorted(wanted)},
                 item=loads(row["item"]),
                 undo_of_result=run_results.get(task.name) if row["kind"] == "undo" else None,
             )

@@ -11,6 +11,7 @@ processes are serialised by SQLite's own locking and find new work by polling.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import secrets
 import sqlite3
@@ -22,22 +23,29 @@ from typing import Any
 from orchestrion.errors import NotFound, StoreError
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import TaskEvent
-from orchestrion.store import lifecycle, queries
+from orchestrion.store import lifecycle, queries, trigger_queries, trigger_verbs
 from orchestrion.store.advance import Advance
 from orchestrion.store.base import (
     AttemptRecord,
+    BackfillRecord,
     Claim,
+    EventReceipt,
     EventRecord,
+    FinishedRun,
     FinishResult,
+    FireRecord,
     LogLine,
     LogRecord,
     Outcome,
     RunFilter,
     RunRecord,
+    RunRequest,
+    ScheduleState,
     TaskRunRecord,
     WorkerRecord,
     WorkflowRecord,
 )
+from orchestrion.store.wake import Waker
 
 __all__ = ["SqliteStore"]
 
@@ -72,10 +80,16 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite database {path!r}: {exc}") from exc
         self._conn.row_factory = sqlite3.Row
+        # Writers from every process queue on this lock before BEGIN IMMEDIATE, so SQLite's
+        # own busy handler (which sleeps up to 100 ms between tries) never has to wait.
+        self._lock_file = None if path == ":memory:" else open(f"{path}.lock", "a+b")  # noqa: SIM115
         self._lock = threading.RLock()
         self._changed = threading.Condition(threading.Lock())
+        self._history = threading.Condition(threading.Lock())
+        self._history_seq = 0
         self._specs: dict[tuple[str, str], WorkflowSpec] = {}
         self._closed = False
+        self._waker = None if path == ":memory:" else Waker(Path(path).resolve().parent / ".wake")
         for pragma in (
             "PRAGMA journal_mode = WAL",
             "PRAGMA synchronous = NORMAL",
@@ -88,8 +102,20 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ plumbing
 
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """The cross-process writer lock (an flock on ``<db>.lock``)."""
+        if self._lock_file is None:
+            yield
+            return
+        fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+
     def _migrate(self) -> None:
-        with self._lock:
+        with self._lock, self._exclusive():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 self._conn.execute(
@@ -116,7 +142,7 @@ class SqliteStore:
         """One write transaction; yields the `Advance` that applies changes within it."""
         if self._closed:
             raise StoreError("the store is closed")
-        with self._lock:
+        with self._lock, self._exclusive():
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -132,8 +158,13 @@ class SqliteStore:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-        if adv.newly_ready or adv.run_changed:
-            self._notify()
+        work = bool(adv.newly_ready or adv.run_changed)
+        if work:
+            self._notify_local()
+        if adv.wrote_events:
+            self._notify_history()
+        if self._waker is not None:
+            self._waker.ping(work=work, history=adv.wrote_events)
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         if self._closed:
@@ -143,6 +174,21 @@ class SqliteStore:
                 return self._conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise StoreError(f"database error: {exc}") from exc
+
+    def _workflow_record(self, row: Any) -> WorkflowRecord:
+        """A record whose spec is parsed once per version: specs are immutable."""
+        key = (row["name"], row["version"])
+        spec = self._specs.get(key)
+        if spec is None:
+            spec = WorkflowSpec.from_json(row["spec"])
+            self._specs[key] = spec
+        return WorkflowRecord(
+            name=row["name"],
+            version=row["version"],
+            spec=spec,
+            source=row["source"],
+            created_at=row["created_at"],
+        )
 
     def _spec_in_tx(self, name: str, version: str) -> WorkflowSpec:
         key = (name, version)
@@ -158,19 +204,46 @@ class SqliteStore:
         return spec
 
     def _notify(self) -> None:
+        self._notify_local()
+        if self._waker is not None and not self._closed:
+            self._waker.ping(work=True, history=False)
+
+    def _notify_local(self) -> None:
         with self._changed:
             self._changed.notify_all()
+
+    def _notify_history(self) -> None:
+        with self._history:
+            self._history_seq += 1
+            self._history.notify_all()
+
+    def listen(self, *, work: bool = True, history: bool = False) -> None:
+        """Be woken by other processes' commits too: workers listen for work, the API server
+        for history (its live event stream)."""
+        if self._waker is not None:
+            self._waker.listen(
+                self._notify_local if work else None, self._notify_history if history else None
+            )
 
     def wait_for_change(self, timeout: float) -> None:
         with self._changed:
             self._changed.wait(timeout)
+
+    def wait_for_events(self, seen: int, timeout: float) -> int:
+        with self._history:
+            self._history.wait_for(lambda: self._history_seq != seen, timeout)
+            return self._history_seq
 
     def close(self) -> None:
         with self._lock:
             if not self._closed:
                 self._closed = True
                 self._conn.close()
-        self._notify()
+                if self._lock_file is not None:
+                    self._lock_file.close()
+                if self._waker is not None:
+                    self._waker.close()
+        self._notify_local()
 
     # ------------------------------------------------------------------ workflows
 
@@ -216,7 +289,7 @@ class SqliteStore:
             raise NotFound(
                 f"no workflow named {name!r}" + (f" at version {version}" if version else "")
             )
-        return queries.workflow_record(rows[0])
+        return self._workflow_record(rows[0])
 
     def list_workflows(self) -> list[WorkflowRecord]:
         rows = self._read(
@@ -224,7 +297,33 @@ class SqliteStore:
             " WHERE w2.name = w.name ORDER BY w2.created_at DESC, w2.rowid DESC LIMIT 1)"
             " ORDER BY w.name"
         )
-        return [queries.workflow_record(r) for r in rows]
+        return [self._workflow_record(r) for r in rows]
+
+    def list_versions(self, name: str) -> list[WorkflowRecord]:
+        rows = self._read(
+            "SELECT * FROM workflows WHERE name = ? ORDER BY created_at DESC, rowid DESC", (name,)
+        )
+        if not rows:
+            raise NotFound(f"no workflow named {name!r}")
+        return [self._workflow_record(r) for r in rows]
+
+    def set_paused(self, name: str, paused: bool, *, now: float) -> None:
+        with self._write(now) as adv:
+            adv.tx.execute(
+                "INSERT INTO workflow_flags (name, paused, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused,"
+                " updated_at = excluded.updated_at",
+                (name, int(paused), now),
+            )
+            adv.event(
+                None,
+                None,
+                "workflow.paused" if paused else "workflow.unpaused",
+                data={"workflow": name},
+            )
+
+    def paused_workflows(self) -> set[str]:
+        return {r["name"] for r in self._read("SELECT name FROM workflow_flags WHERE paused = 1")}
 
     # ------------------------------------------------------------------ runs
 
@@ -313,6 +412,10 @@ class SqliteStore:
             )
         return [queries.event_record(r) for r in rows]
 
+    def last_event_id(self) -> int:
+        rows = self._read("SELECT max(id) AS m FROM events")
+        return int(rows[0]["m"] or 0)
+
     # ------------------------------------------------------------------ workers
 
     def claim(
@@ -339,12 +442,20 @@ class SqliteStore:
             return []
         with self._write(now) as adv:
             marks = ",".join("?" * len(leases))
+            pairs = ",".join("(?, ?)" for _ in leases)
+            # Fenced by (owner, epoch): a stale epoch must not extend a newer lease.
             held = {
                 (r["id"], r["lease_epoch"])
                 for r in adv.tx.execute(
                     f"UPDATE task_runs SET lease_expires_at = ? WHERE lease_owner = ?"
-                    f" AND state = 'running' AND id IN ({marks}) RETURNING id, lease_epoch",
-                    (now + lease_seconds, worker_id, *(tr for tr, _ in leases)),
+                    f" AND state = 'running' AND id IN ({marks})"
+                    f" AND (id, lease_epoch) IN (VALUES {pairs}) RETURNING id, lease_epoch",
+                    (
+                        now + lease_seconds,
+                        worker_id,
+                        *(tr for tr, _ in leases),
+                        *(v for lease in leases for v in lease),
+                    ),
                 ).fetchall()
             }
         return [tr for tr, epoch in leases if (tr, epoch) not in held]
@@ -359,6 +470,8 @@ class SqliteStore:
                 else:
                     superseded.append(outcome.task_run_id)
             ready = adv.newly_ready
+        if applied:
+            self._notify_local()  # a finish may free a concurrency slot that claims wait on
         return FinishResult(applied=tuple(applied), superseded=tuple(superseded), newly_ready=ready)
 
     def start_child_run(
@@ -405,7 +518,10 @@ class SqliteStore:
         marks = ",".join("?" * len(queues))
         rows = self._read(
             f"SELECT min(ready_at) AS t FROM task_runs WHERE state IN ('queued', 'retry_wait')"
-            f" AND queue IN ({marks})",
+            f" AND queue IN ({marks})"
+            # held back by a full concurrency limit: not claimable, so not a reason to wake
+            f" AND (conc_key IS NULL OR conc_limit > (SELECT count(*) FROM task_runs r"
+            f" WHERE r.state = 'running' AND r.conc_key = task_runs.conc_key))",
             tuple(queues),
         )
         value = rows[0]["t"] if rows else None
@@ -475,6 +591,163 @@ class SqliteStore:
         sql += " ORDER BY l.id LIMIT ?"
         params.append(limit)
         return [queries.log_record(r) for r in self._read(sql, params)]
+
+    # ------------------------------------------------------------------ triggers
+
+    def latest_versions(self) -> dict[str, tuple[str, float]]:
+        rows = self._read(
+            "SELECT w.name, w.version, w.created_at FROM workflows w WHERE w.rowid = (SELECT"
+            " w2.rowid FROM workflows w2 WHERE w2.name = w.name ORDER BY w2.created_at DESC,"
+            " w2.rowid DESC LIMIT 1)"
+        )
+        return {r["name"]: (r["version"], r["created_at"]) for r in rows}
+
+    def schedule_states(self) -> dict[str, ScheduleState]:
+        return trigger_queries.schedule_states(self._read)
+
+    def fire_schedule(
+        self,
+        spec: WorkflowSpec,
+        *,
+        schedule_key: str,
+        nominal: float,
+        params: dict[str, Any],
+        now: float,
+        priority: int = 0,
+        overlap: str = "allow",
+        error: str | None = None,
+    ) -> FireRecord | None:
+        with self._write(now) as adv:
+            return trigger_verbs.fire_schedule(
+                adv,
+                spec,
+                key=schedule_key,
+                nominal=nominal,
+                params=params,
+                priority=priority,
+                overlap=overlap,
+                error=error,
+                new_id=new_run_id,
+            )
+
+    def advance_schedule(
+        self, schedule_key: str, workflow: str, cursor: float, *, now: float
+    ) -> None:
+        with self._write(now) as adv:
+            trigger_verbs.advance_schedule(adv, schedule_key, workflow, cursor)
+
+    def start_queued_fire(
+        self, spec: WorkflowSpec, schedule_key: str, *, now: float, priority: int = 0
+    ) -> str | None:
+        with self._write(now) as adv:
+            return trigger_verbs.start_queued_fire(
+                adv, spec, schedule_key, priority=priority, new_id=new_run_id
+            )
+
+    def queued_fire_keys(self) -> set[str]:
+        return trigger_queries.queued_fire_keys(self._read)
+
+    def list_fires(self, schedule_key: str | None = None, *, limit: int = 100) -> list[FireRecord]:
+        return trigger_queries.list_fires(self._read, schedule_key, limit)
+
+    def record_event(
+        self,
+        source: str,
+        event_id: str,
+        event_type: str,
+        payload: Any,
+        *,
+        now: float,
+        runs: Sequence[RunRequest] = (),
+        errors: Sequence[str] = (),
+    ) -> EventReceipt:
+        with self._write(now) as adv:
+            return trigger_verbs.record_event(
+                adv,
+                source=source,
+                event_id=event_id,
+                event_type=event_type,
+                payload=payload,
+                runs=runs,
+                errors=errors,
+                new_id=new_run_id,
+            )
+
+    def finished_runs(self, after: int, *, limit: int = 500) -> tuple[list[FinishedRun], int]:
+        return trigger_queries.finished_runs(self._read, after, limit)
+
+    def get_cursor(self, name: str) -> int | None:
+        return trigger_queries.get_cursor(self._read, name)
+
+    def set_cursor(self, name: str, position: int, *, now: float) -> None:
+        with self._write(now) as adv:
+            trigger_verbs.set_cursor(adv, name, position)
+
+    def acquire_lease(self, name: str, holder: str, *, ttl: float, now: float) -> int | None:
+        with self._write(now) as adv:
+            return trigger_verbs.acquire_lease(adv, name, holder, ttl)
+
+    def renew_lease(self, name: str, holder: str, epoch: int, *, ttl: float, now: float) -> bool:
+        with self._write(now) as adv:
+            return trigger_verbs.renew_lease(adv, name, holder, epoch, ttl)
+
+    def release_lease(self, name: str, holder: str, epoch: int) -> None:
+        with self._write(0.0) as adv:
+            trigger_verbs.release_lease(adv, name, holder, epoch)
+
+    def create_backfill(
+        self,
+        spec: WorkflowSpec,
+        *,
+        schedule_key: str,
+        start: float,
+        end: float,
+        total: int,
+        max_active: int,
+        priority: int,
+        now: float,
+    ) -> BackfillRecord:
+        backfill_id = f"bf-{int(now * 1000):012x}{secrets.token_hex(3)}"
+        with self._write(now) as adv:
+            trigger_verbs.create_backfill(
+                adv,
+                spec,
+                backfill_id=backfill_id,
+                key=schedule_key,
+                start=start,
+                end=end,
+                total=total,
+                max_active=max_active,
+                priority=priority,
+            )
+        return self.get_backfill(backfill_id)
+
+    def get_backfill(self, backfill_id: str) -> BackfillRecord:
+        return trigger_queries.get_backfill(self._read, backfill_id)
+
+    def list_backfills(
+        self, *, workflow: str | None = None, state: str | None = None
+    ) -> list[BackfillRecord]:
+        return trigger_queries.list_backfills(self._read, workflow, state)
+
+    def cancel_backfill(self, backfill_id: str, *, now: float) -> bool:
+        workflow = self.get_backfill(backfill_id).workflow
+        with self._write(now) as adv:
+            return trigger_verbs.cancel_backfill(adv, backfill_id, workflow)
+
+    def pace_backfill(
+        self,
+        backfill_id: str,
+        spec: WorkflowSpec,
+        fires: Sequence[tuple[float, dict[str, Any]]],
+        *,
+        exhausted: bool,
+        now: float,
+    ) -> list[str]:
+        with self._write(now) as adv:
+            return trigger_verbs.pace_backfill(
+                adv, spec, backfill_id, fires, exhausted=exhausted, new_id=new_run_id
+            )
 
 
 def _statements(script: str) -> list[str]:

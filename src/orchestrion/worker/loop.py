@@ -92,6 +92,7 @@ class Worker:
                 state="running",
             )
         )
+        self.store.listen()
         install_capture()
         for target, name in ((self._claim_loop, "claim"), (self._heartbeat_loop, "heartbeat")):
             thread = threading.Thread(target=target, name=f"worker-{name}", daemon=True)
@@ -106,7 +107,11 @@ class Worker:
         self._slot_free.set()
         self.store_wake()
         for thread in self._threads:
-            thread.join(timeout=5.0)
+            for _ in range(100):  # 5 s; re-wake: a wake-up may land just before a wait
+                thread.join(timeout=0.05)
+                if not thread.is_alive():
+                    break
+                self.store_wake()
         deadline = self.clock.monotonic() + grace
         while self._active_count() and self.clock.monotonic() < deadline:
             self._slot_free.wait(0.05)
@@ -179,6 +184,9 @@ class Worker:
         )
         deadline = None if task.timeout is None else self.clock.monotonic() + task.timeout + 1.0
         with self._lock:
+            stale = self._active.get(claim.task_run_id)
+            if stale is not None:  # our older attempt lost its lease: it is fenced, stop it
+                stale.ctx.cancel_event.set()
             self._active[claim.task_run_id] = _Active(claim=claim, ctx=ctx, deadline=deadline)
         self._pool.submit(self._run, claim, spec, ctx)
 
@@ -198,15 +206,22 @@ class Worker:
             log.exception("worker.attempt_crashed", extra={"task_run_id": claim.task_run_id})
         finally:
             with self._lock:
-                self._active.pop(claim.task_run_id, None)
+                active = self._active.get(claim.task_run_id)
+                if active is not None and active.claim.epoch == claim.epoch:
+                    del self._active[claim.task_run_id]
             self._slot_free.set()
 
     def _report(self, task_run_id: int, outcome: Outcome) -> None:
         with self._lock:
             active = self._active.get(task_run_id)
-            if active is None or active.reported:
+            if active is None:
                 return
-            active.reported = True
+            if active.claim.epoch == outcome.epoch:
+                if active.reported:
+                    return
+                active.reported = True
+            # else: an older attempt of a task run claimed again here; the store records
+            # its outcome as superseded without touching the newer attempt.
         self._flush_logs()
         self.store.finish([outcome], now=self.clock.now())
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from orchestrion.errors import CancelRequested, OrchestrionError, TaskError, TaskTimeout
-from orchestrion.spec.expressions import compile_expression, render, render_url
+from orchestrion.spec.expressions import compile_expression, render, render_url, to_text
 from orchestrion.spec.model import (
     HttpAction,
     PythonAction,
@@ -94,6 +94,7 @@ def _run_action(
                 if action.argv is None
                 else tuple(_text(render(a, scope)) for a in action.argv),
                 "env": {k: _text(render(v, scope)) for k, v in action.env.items()},
+                "cwd": None if action.cwd is None else _text(render(action.cwd, scope)),
             }
         )
         return run_shell(concrete, ctx, timeout=task.timeout)
@@ -110,9 +111,7 @@ def _run_action(
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value) if not isinstance(value, bool) else str(value).lower()
+    return to_text(value)
 
 
 def _inputs(task: TaskSpec, scope: dict[str, Any]) -> dict[str, Any]:

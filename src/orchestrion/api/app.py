@@ -1,0 +1,31 @@
+"""`create_api(app)`: the REST API as an ASGI application over one `App`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from orchestrion.api.errors import install_error_handlers
+from orchestrion.api.limits import BodyLimit
+from orchestrion.api.routes import runs, stream, system, workflows
+from orchestrion.app import App
+
+__all__ = ["MAX_BODY_BYTES", "create_api"]
+
+#: Bodies above this are refused with 413 before any handler reads them.
+MAX_BODY_BYTES = 1_048_576
+
+
+def create_api(app: App, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    api = FastAPI(
+        title="Orchestrion",
+        version="1",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    api.state.orchestrion = app
+    install_error_handlers(api)
+    for module in (workflows, runs, system, stream):
+        api.include_router(module.router)
+    api.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    return api

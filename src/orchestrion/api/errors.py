@@ -1,0 +1,79 @@
+"""Every error leaves the API as JSON with a stable code and a message naming the problem.
+
+Nothing a client sends may produce a 5xx: known errors map to 4xx here, and anything
+unexpected is logged and reported as ``internal`` without internals.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from orchestrion.api.schemas import BadCursor
+from orchestrion.errors import (
+    ExpressionError,
+    IllegalTransition,
+    NotFound,
+    OrchestrionError,
+    ParameterError,
+    SpecError,
+    StoreError,
+)
+
+__all__ = ["error_response", "install_error_handlers"]
+
+log = logging.getLogger("orchestrion.api")
+
+_STATUS: list[tuple[type[Exception], int, str]] = [
+    (NotFound, 404, "not_found"),
+    (BadCursor, 400, "bad_cursor"),
+    (ParameterError, 422, "bad_parameters"),
+    (SpecError, 422, "invalid_workflow"),
+    (ExpressionError, 422, "bad_expression"),
+    (IllegalTransition, 409, "conflict"),
+    (StoreError, 503, "store_unavailable"),
+    (OrchestrionError, 400, "bad_request"),
+]
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def install_error_handlers(api: FastAPI) -> None:
+    @api.exception_handler(OrchestrionError)
+    async def _known(request: Request, exc: OrchestrionError) -> JSONResponse:
+        for kind, status, code in _STATUS:
+            if isinstance(exc, kind):
+                return error_response(status, code, str(exc))
+        return error_response(400, "bad_request", str(exc))  # pragma: no cover
+
+    @api.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = (
+            f"{where}: {first.get('msg', 'invalid request')}"
+            if where
+            else str(first.get("msg", "invalid request"))
+        )
+        more = len(exc.errors()) - 1
+        if more > 0:
+            message += f" (and {more} more problem{'s' if more > 1 else ''})"
+        return error_response(422, "invalid_request", message)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        return error_response(
+            exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail)
+        )
+
+    @api.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("api.internal_error", extra={"path": request.url.path})
+        return error_response(500, "internal", "internal error; see the server log")

@@ -1,0 +1,101 @@
+"""Runs: list (filters, cursor paging), get, cancel, retry; task runs, attempts, logs, events."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request
+
+from orchestrion.api.schemas import (
+    Attempt,
+    Event,
+    LogLine,
+    Page,
+    Run,
+    TaskRun,
+    decode_cursor,
+    encode_cursor,
+)
+from orchestrion.app import App
+from orchestrion.states import RunState
+from orchestrion.store.base import RunFilter
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
+
+
+def _app(request: Request) -> App:
+    app: App = request.app.state.orchestrion
+    return app
+
+
+@router.get("", response_model=Page)
+def list_runs(
+    request: Request,
+    workflow: str | None = None,
+    state: RunState | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    cursor: str | None = None,
+) -> Page:
+    before = decode_cursor(cursor) if cursor else None
+    runs = _app(request).list_runs(
+        RunFilter(workflow=workflow, state=state, limit=limit + 1, before=before)
+    )
+    more = len(runs) > limit
+    runs = runs[:limit]
+    return Page(
+        items=[Run.of(r) for r in runs],
+        next_cursor=encode_cursor(runs[-1].id) if more and runs else None,
+    )
+
+
+@router.get("/{run_id}", response_model=Run)
+def get_run(request: Request, run_id: str) -> Run:
+    return Run.of(_app(request).get_run(run_id))
+
+
+@router.post("/{run_id}/cancel", response_model=Run)
+def cancel(request: Request, run_id: str) -> Run:
+    """Cancel a run and its unfinished tasks; 409 when it already finished."""
+    app = _app(request)
+    app.cancel_or_raise(run_id)
+    return Run.of(app.get_run(run_id))
+
+
+@router.post("/{run_id}/retry", response_model=Run)
+def retry(request: Request, run_id: str) -> Run:
+    """Re-open a failed or canceled run from what failed; 409 for any other state."""
+    app = _app(request)
+    app.retry_or_raise(run_id)
+    return Run.of(app.get_run(run_id))
+
+
+@router.get("/{run_id}/tasks", response_model=list[TaskRun])
+def task_runs(request: Request, run_id: str) -> list[TaskRun]:
+    return [TaskRun.of(t) for t in _app(request).task_runs(run_id)]
+
+
+@router.get("/{run_id}/attempts", response_model=list[Attempt])
+def attempts(request: Request, run_id: str) -> list[Attempt]:
+    return [Attempt.of(a) for a in _app(request).attempts(run_id)]
+
+
+@router.get("/{run_id}/events", response_model=list[Event])
+def events(request: Request, run_id: str, after: int = Query(0, ge=0)) -> list[Event]:
+    return [Event.of(e) for e in _app(request).events(run_id, after_id=after)]
+
+
+@router.get("/{run_id}/logs", response_model=Page)
+def logs(
+    request: Request,
+    run_id: str,
+    task: str | None = None,
+    after: int = Query(0, ge=0),
+    limit: int = Query(1000, ge=1, le=10_000),
+) -> Page:
+    lines = _app(request).logs(run_id, task, after_id=after, limit=limit + 1)
+    more = len(lines) > limit
+    lines = lines[:limit]
+    return Page(
+        items=[LogLine.of(x) for x in lines],
+        next_cursor=str(lines[-1].id) if more and lines else None,
+    )

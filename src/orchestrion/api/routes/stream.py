@@ -1,0 +1,82 @@
+"""Live updates: a server-sent-events stream of run and task events.
+
+Resumable: each message carries its event id; a client reconnecting with `Last-Event-ID`
+(or `?after=`) gets everything after it. An idle stream costs no database queries: it
+waits for a push (this process's commits, or a wake-up from a worker process) and sends a
+comment line every 15 s to keep proxies from closing it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from orchestrion.api.schemas import Event
+from orchestrion.app import App
+from orchestrion.errors import ParameterError
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["stream"])
+
+_KEEPALIVE_SECONDS = 15.0
+_WAIT_SECONDS = 0.5
+
+
+@router.get("/api/v1/stream")
+async def stream(
+    request: Request,
+    run_id: str | None = None,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """Events as `text/event-stream`: of one run (from its start) or of everything (from
+    now), after `Last-Event-ID` / `after` when given."""
+    app: App = request.app.state.orchestrion
+    start = _start(after, last_event_id)
+    if run_id is not None:
+        run_id = (await run_in_threadpool(app.get_run, run_id)).id
+    if start is None:
+        start = 0 if run_id is not None else await run_in_threadpool(app.last_event_id)
+    return StreamingResponse(
+        _events(request, app, run_id, start),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def _start(after: int | None, last_event_id: str | None) -> int | None:
+    if last_event_id is not None:
+        if not last_event_id.isdigit():
+            raise ParameterError(f"Last-Event-ID must be an event id, got {last_event_id[:40]!r}")
+        return int(last_event_id)
+    return after
+
+
+async def _events(request: Request, app: App, run_id: str | None, last: int) -> AsyncIterator[str]:
+    yield "retry: 1000\n\n"
+    # Read the change counter before each query: a commit that lands between the query and
+    # the wait moves the counter, so the wait returns at once instead of missing it.
+    seen = await run_in_threadpool(app.wait_for_events, -1, 0.0)
+    fresh, idle = True, 0.0
+    while not await request.is_disconnected():
+        if fresh:
+            batch = await run_in_threadpool(app.events_after, run_id, last)
+            for event in batch:
+                last = event.id
+                data = Event.of(event).model_dump_json()
+                yield f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n"
+            if len(batch) == 500:
+                continue  # more are waiting; send them before sleeping
+        # Short in-memory waits, so a closed connection or a shutdown is noticed quickly.
+        now_seen = await run_in_threadpool(app.wait_for_events, seen, _WAIT_SECONDS)
+        fresh, seen = now_seen != seen, now_seen
+        idle = 0.0 if fresh else idle + _WAIT_SECONDS
+        if idle >= _KEEPALIVE_SECONDS:
+            idle = 0.0
+            yield f": keepalive {json.dumps(last)}\n\n"

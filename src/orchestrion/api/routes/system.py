@@ -1,0 +1,42 @@
+"""Health, readiness, workers and the global event history."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request
+
+from orchestrion.api.schemas import Event, Worker
+from orchestrion.app import App
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["system"])
+
+
+def _app(request: Request) -> App:
+    app: App = request.app.state.orchestrion
+    return app
+
+
+@router.get("/api/v1/health")
+def health() -> dict[str, str]:
+    """The process is up (no database call)."""
+    return {"status": "ok"}
+
+
+@router.get("/api/v1/ready")
+def ready(request: Request) -> dict[str, str]:
+    """The database answers."""
+    _app(request).list_workers()
+    return {"status": "ready"}
+
+
+@router.get("/api/v1/workers", response_model=list[Worker])
+def workers(request: Request) -> list[Worker]:
+    return [Worker.of(w) for w in _app(request).list_workers()]
+
+
+@router.get("/api/v1/events", response_model=list[Event])
+def events(
+    request: Request, after: int = Query(0, ge=0), limit: int = Query(500, ge=1, le=5000)
+) -> list[Event]:
+    return [Event.of(e) for e in _app(request).all_events(after_id=after, limit=limit)]

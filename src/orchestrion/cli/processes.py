@@ -1,0 +1,247 @@
+"""Long-running processes: `orchestrion worker` and `orchestrion server`.
+
+The server process serves the API and runs the housekeeping (and, later, scheduling) loops;
+it never imports user code. Workflow code is imported only by worker processes, which the
+server starts as children (`--workers N`) and restarts if they die. Python workflow files are
+registered by a short-lived `orchestrion deploy` child for the same reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from orchestrion.app import App
+from orchestrion.config import Settings
+from orchestrion.engine.maintenance import Maintenance
+from orchestrion.errors import SpecError
+from orchestrion.worker.loop import Worker, WorkerSettings
+
+__all__ = ["WorkflowFolder", "run_server", "run_worker"]
+
+log = logging.getLogger("orchestrion.process")
+
+
+class WorkflowFolder:
+    """The workflow files under a folder, and whether any changed since last looked at."""
+
+    def __init__(self, folder: str | None) -> None:
+        self.folder = Path(folder) if folder else None
+        self._seen: dict[Path, float] = {}
+
+    def files(self) -> list[Path]:
+        if self.folder is None:
+            return []
+        found = [p for p in sorted(self.folder.rglob("*")) if p.suffix in (".py", ".yaml", ".yml")]
+        return [
+            p for p in found if not p.name.startswith(("_", ".")) and "__pycache__" not in p.parts
+        ]
+
+    def changed(self) -> list[Path]:
+        """Files added or modified since the previous call (all of them the first time)."""
+        out = []
+        for path in self.files():
+            try:
+                mtime = path.stat().st_mtime
+            except OSError:
+                continue
+            if self._seen.get(path) != mtime:
+                self._seen[path] = mtime
+                out.append(path)
+        return out
+
+
+def load_folder(app: App, files: list[Path]) -> None:
+    """Load (and register) each file; a bad file is logged and skipped, never fatal."""
+    for path in files:
+        try:
+            specs = app.load(path)
+            log.info(
+                "workflows.loaded", extra={"file": str(path), "workflows": [s.name for s in specs]}
+            )
+        except SpecError as exc:
+            log.error("workflows.invalid: %s", exc)
+
+
+def run_worker(
+    settings: Settings,
+    *,
+    queues: tuple[str, ...],
+    concurrency: int,
+    workflows: str | None,
+    grace: float,
+) -> None:
+    """Claim and run tasks until SIGTERM/SIGINT; then finish or release in-flight work."""
+    stop = threading.Event()
+    _on_signals(stop)
+    folder = WorkflowFolder(workflows)
+    with App(settings) as app:
+        load_folder(app, folder.changed())
+        worker = Worker(
+            app.store,
+            app.code,
+            WorkerSettings(
+                queues=queues,
+                concurrency=concurrency,
+                lease_seconds=settings.lease_seconds,
+                heartbeat_every=settings.heartbeat_every,
+            ),
+            app.clock,
+        )
+        worker.start()
+        print(
+            f"worker {worker.id} on queues {','.join(queues)} (concurrency {concurrency})",
+            flush=True,
+        )
+        while not stop.wait(2.0):
+            changed = folder.changed()
+            if changed:
+                load_folder(app, changed)
+        worker.stop(grace=grace)
+
+
+def run_server(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    workflows: str | None,
+    workers: int,
+    concurrency: int,
+    grace: float,
+) -> None:
+    """API + housekeeping in this process; worker processes as children."""
+    import uvicorn
+
+    from orchestrion.api.app import create_api
+
+    folder = WorkflowFolder(workflows)
+    with App(settings) as app:
+        _deploy(settings, folder.changed())
+        app.store.listen(work=False, history=True)  # live streams follow worker processes
+        housekeeping = Maintenance(app.store, app.clock, every=1.0)
+        housekeeping.start()
+        children = _Children(settings, workflows, workers, concurrency, grace)
+        children.start()
+        watcher_stop = threading.Event()
+        watcher = threading.Thread(
+            target=_watch,
+            args=(settings, folder, watcher_stop),
+            daemon=True,
+            name="workflow-watcher",
+        )
+        watcher.start()
+        config = uvicorn.Config(
+            create_api(app),
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+        )
+        server = uvicorn.Server(config)
+        print(
+            f"orchestrion server on http://{host}:{port} (database {settings.database_url},"
+            f" {workers} worker process(es))",
+            flush=True,
+        )
+        try:
+            server.run()
+        finally:
+            watcher_stop.set()
+            children.stop()
+            housekeeping.stop()
+
+
+def _watch(settings: Settings, folder: WorkflowFolder, stop: threading.Event) -> None:
+    while not stop.wait(2.0):
+        changed = folder.changed()
+        if changed:
+            _deploy(settings, changed)
+
+
+def _deploy(settings: Settings, files: list[Path]) -> None:
+    """Register workflow files from a child process, so the server never imports user code."""
+    if not files:
+        return
+    cmd = [
+        sys.executable,
+        "-m",
+        "orchestrion.cli.main",
+        "deploy",
+        "--db",
+        settings.database_url,
+        *map(str, files),
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+
+
+class _Children:
+    """Worker processes, restarted (with backoff) when they die; SIGTERM on stop."""
+
+    def __init__(
+        self, settings: Settings, workflows: str | None, count: int, concurrency: int, grace: float
+    ) -> None:
+        self.cmd = [
+            sys.executable,
+            "-m",
+            "orchestrion.cli.main",
+            "worker",
+            "--db",
+            settings.database_url,
+            "--concurrency",
+            str(concurrency),
+            "--grace",
+            str(grace),
+        ]
+        if workflows:
+            self.cmd += ["--workflows", workflows]
+        self.count = count
+        self.grace = grace
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._supervise, daemon=True, name="children")
+
+    def start(self) -> None:
+        self.procs = [subprocess.Popen(self.cmd) for _ in range(self.count)]
+        self._thread.start()
+
+    def _supervise(self) -> None:
+        backoff = 1.0
+        while not self._stop.wait(1.0):
+            for i, proc in enumerate(self.procs):
+                if proc.poll() is not None and not self._stop.is_set():
+                    log.warning("worker.died", extra={"pid": proc.pid, "code": proc.returncode})
+                    time.sleep(min(backoff, 10.0))
+                    backoff *= 2
+                    self.procs[i] = subprocess.Popen(self.cmd)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.grace + 5.0
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(ValueError):
+            signal.signal(sig, handler)

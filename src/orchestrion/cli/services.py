@@ -1,0 +1,224 @@
+"""Commands for the service: `server`, `worker`, `deploy`, `trigger`.
+
+`trigger` talks to a server's API when one is configured (``--server`` or
+``ORCHESTRION_SERVER``); otherwise it writes the run to the local database, where any
+worker on it picks it up.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from orchestrion.app import App
+from orchestrion.config import Settings
+from orchestrion.errors import OrchestrionError, SpecError
+
+__all__ = ["register"]
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+_FINAL = ("succeeded", "failed", "canceled")
+
+
+def register(main: click.Group) -> None:
+    for command in (server, worker, deploy, trigger):
+        main.add_command(command)
+
+
+@click.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to bind; loopback unless you mean otherwise.",
+)
+@click.option("--port", default=8642, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--workflows",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder of workflow files: registered at start and again on change.",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(0, 64),
+    help="Worker processes to run alongside (0: run `orchestrion worker` yourself).",
+)
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 512))
+@click.option(
+    "--grace", default=30.0, show_default=True, help="Seconds to finish in-flight work on SIGTERM."
+)
+@click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
+def server(
+    host: str,
+    port: int,
+    workflows: str | None,
+    workers: int,
+    concurrency: int,
+    grace: float,
+    db: str | None,
+) -> None:
+    """Run the API, housekeeping and worker processes (SQLite by default)."""
+    from orchestrion.cli.processes import run_server
+
+    run_server(
+        Settings.from_env(db=db),
+        host=host,
+        port=port,
+        workflows=workflows,
+        workers=workers,
+        concurrency=concurrency,
+        grace=grace,
+    )
+
+
+@click.command()
+@click.option("--queue", "-q", "queues", multiple=True, default=("default",), show_default=True)
+@click.option("--concurrency", "-c", default=8, show_default=True, type=click.IntRange(1, 512))
+@click.option(
+    "--workflows",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder of workflow files whose code this worker runs.",
+)
+@click.option("--grace", default=30.0, show_default=True)
+@click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
+def worker(
+    queues: tuple[str, ...], concurrency: int, workflows: str | None, grace: float, db: str | None
+) -> None:
+    """Claim and run tasks from the database until SIGTERM."""
+    from orchestrion.cli.processes import run_worker
+
+    run_worker(
+        Settings.from_env(db=db),
+        queues=queues,
+        concurrency=concurrency,
+        workflows=workflows,
+        grace=grace,
+    )
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option(
+    "--server",
+    envvar="ORCHESTRION_SERVER",
+    default=None,
+    help="Register through this server's API instead of the local database.",
+)
+@click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
+def deploy(paths: tuple[str, ...], server: str | None, db: str | None) -> None:
+    """Register workflow files (or folders of them) as new versions."""
+    from orchestrion.app import load_workflows
+    from orchestrion.cli.processes import WorkflowFolder
+
+    files: list[Path] = []
+    for path in map(Path, paths):
+        files += WorkflowFolder(str(path)).files() if path.is_dir() else [path]
+    failed = False
+    with App(Settings.from_env(db=db)) as app:
+        for file in files:
+            try:
+                loaded = load_workflows(file)
+            except SpecError as exc:
+                errors.print(f"[red]invalid[/] {exc}", markup=True)
+                failed = True
+                continue
+            for spec, callables in loaded:
+                if server:
+                    _api(server, "POST", "/api/v1/workflows", json.loads(spec.to_json()))
+                else:
+                    app.code.add(callables)
+                    app.store.register_workflow(
+                        spec, source=str(file.resolve()), now=app.clock.now()
+                    )
+                console.print(f"deployed {spec.name} {spec.version} from {file}")
+    sys.exit(2 if failed else 0)
+
+
+@click.command()
+@click.argument("workflow")
+@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE")
+@click.option("--idempotency-key", default=None)
+@click.option("--wait", is_flag=True, help="Wait for the run to finish; exit code = outcome.")
+@click.option("--server", envvar="ORCHESTRION_SERVER", default=None)
+@click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
+def trigger(
+    workflow: str,
+    params: tuple[str, ...],
+    idempotency_key: str | None,
+    wait: bool,
+    server: str | None,
+    db: str | None,
+) -> None:
+    """Start a run of a registered workflow."""
+    from orchestrion.spec.params import parse_cli_params
+
+    try:
+        if server:
+            spec_data = _api(server, "GET", f"/api/v1/workflows/{workflow}")
+            from orchestrion.spec.model import WorkflowSpec
+
+            spec = WorkflowSpec.model_validate(spec_data["spec"])
+            body = {
+                "params": parse_cli_params(spec, list(params)),
+                "idempotency_key": idempotency_key,
+            }
+            run = _api(server, "POST", f"/api/v1/workflows/{workflow}/runs", body)
+            console.print(f"run {run['id']} of {workflow} {run['state']}")
+            state = _wait_api(server, run["id"]) if wait else run["state"]
+        else:
+            with App(Settings.from_env(db=db)) as app:
+                spec = app.workflow(workflow)
+                rec = app.trigger(
+                    workflow, parse_cli_params(spec, list(params)), idempotency_key=idempotency_key
+                )
+                console.print(f"run {rec.id} of {workflow} {rec.state.value}")
+                state = _wait_local(app, rec.id) if wait else rec.state.value
+    except OrchestrionError as exc:
+        errors.print(f"[red]error:[/] {exc}", markup=True)
+        sys.exit(2)
+    if wait:
+        console.print(f"run finished: {state}")
+        sys.exit(0 if state == "succeeded" else 1)
+
+
+def _wait_local(app: App, run_id: str) -> str:
+    while True:
+        state = app.get_run(run_id).state
+        if state.finished:
+            return state.value
+        app.store.wait_for_change(0.5)
+
+
+def _wait_api(server: str, run_id: str) -> str:
+    while True:
+        state = str(_api(server, "GET", f"/api/v1/runs/{run_id}")["state"])
+        if state in _FINAL:
+            return state
+        time.sleep(0.2)
+
+
+def _api(server: str, method: str, path: str, body: Any = None) -> Any:
+    import httpx
+
+    try:
+        response = httpx.request(method, server.rstrip("/") + path, json=body, timeout=30.0)
+    except httpx.HTTPError as exc:
+        raise OrchestrionError(f"cannot reach the server at {server}: {exc}") from exc
+    if response.status_code >= 400:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:300]
+        raise OrchestrionError(f"server said {response.status_code}: {message}")
+    return response.json()

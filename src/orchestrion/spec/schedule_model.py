@@ -1,0 +1,266 @@
+"""What starts a workflow's runs besides a person: schedules and triggers (part of the spec).
+
+A `ScheduleSpec` is a cron expression or a fixed interval in a time zone, with a catch-up
+policy (what to do about fires missed while no scheduler ran), an overlap policy (what to do
+when the previous scheduled run is still going), a deterministic jitter and an optional
+start/end window. Fire times are computed by `orchestrion.triggers.cron`.
+
+A `TriggerSpec` starts a run when an event arrives (``event: orders.created``) or when a
+run of another workflow finishes (``after: {workflow: A, outcome: succeeded}``), if its
+``filter`` expression is true; its ``params`` are templates over the event.
+
+Expression scopes: schedule params may use ``fire`` (``time``, ``local``, ``date``,
+``timestamp``, ``schedule``); event triggers ``event`` (``type``, ``id``, ``payload``); run
+triggers also ``run`` (``id``, ``workflow``, ``state``, ``result``, ``params``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import zoneinfo
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    field_validator,
+    model_validator,
+)
+
+from orchestrion.spec.durations import parse_duration
+
+__all__ = [
+    "EVENT_SCOPE",
+    "FIRE_SCOPE",
+    "RUN_SCOPE",
+    "AfterSpec",
+    "ScheduleSpec",
+    "TriggerSpec",
+    "check_expressions",
+    "check_triggers",
+    "parse_instant",
+]
+
+# The same name rule as `orchestrion.spec.model.NAME_PATTERN` (that module imports this one).
+_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$"
+#: Event types: dotted words; ``*`` matches any run of characters (``orders.*``).
+EVENT_TYPE_PATTERN = r"^[A-Za-z0-9_*][A-Za-z0-9_.:*\-]{0,199}$"
+
+FIRE_SCOPE = frozenset({"fire"})
+EVENT_SCOPE = frozenset({"event"})
+RUN_SCOPE = frozenset({"event", "run"})
+
+_Int = Annotated[int, Strict()]
+_Str = Annotated[str, Strict()]
+_Duration = Annotated[float, BeforeValidator(parse_duration)]
+_Name = Annotated[str, Strict(), Field(pattern=_NAME_PATTERN)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ScheduleSpec(_Frozen):
+    """One schedule: exactly one of ``cron`` or ``every``."""
+
+    #: A stable name; by default the schedule is named by a hash of what it fires.
+    name: _Name | None = None
+    cron: _Str | None = Field(default=None, min_length=1, max_length=200)
+    #: A fixed interval, anchored at ``start`` (or the Unix epoch).
+    every: _Duration | None = Field(default=None, ge=1)
+    timezone: _Str = "UTC"
+    #: Run parameters; string values may be templates over ``fire``.
+    params: dict[str, Any] = Field(default_factory=dict)
+    #: ISO datetimes bounding the nominal fire times (naive ones are in ``timezone``).
+    start: _Str | None = None
+    end: _Str | None = None
+    #: After downtime: fire nothing missed, only the latest missed, or all (up to the cap).
+    catchup: Literal["none", "latest", "all"] = "latest"
+    max_catchup: _Int = Field(default=100, ge=1, le=10_000)
+    #: When the previous run of this schedule is unfinished.
+    overlap: Literal["skip", "queue", "cancel_previous", "allow"] = "allow"
+    #: Delay each fire by a deterministic amount in [0, jitter).
+    jitter: _Duration = Field(default=0.0, ge=0, le=86_400)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        from orchestrion.spec.cron import check_cron
+
+        if value is not None:
+            check_cron(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        from orchestrion.spec.cron import check_timezone
+
+        check_timezone(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> ScheduleSpec:
+        if (self.cron is None) == (self.every is None):
+            raise ValueError("a schedule needs exactly one of 'cron' or 'every'")
+        start = None if self.start is None else parse_instant(self.start, self.timezone)
+        end = None if self.end is None else parse_instant(self.end, self.timezone)
+        if start is not None and end is not None and end < start:
+            raise ValueError(f"the schedule's end {self.end!r} is before its start {self.start!r}")
+        for key, value in self.params.items():
+            check_expressions(value, FIRE_SCOPE, f"params.{key}", whole=False)
+        return self
+
+    @property
+    def ident(self) -> str:
+        """Stable within a workflow: the name, or a hash of what and when it fires (so
+        reordering schedules or changing their policies keeps their fire history)."""
+        if self.name is not None:
+            return self.name
+        what = {"cron": self.cron, "every": self.every, "tz": self.timezone, "p": self.params}
+        text = json.dumps(what, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def key(self, workflow: str) -> str:
+        """The schedule's key in the store: fires are unique per (key, nominal time)."""
+        return f"{workflow}/{self.ident}"
+
+    @property
+    def start_ts(self) -> float | None:
+        return None if self.start is None else parse_instant(self.start, self.timezone)
+
+    @property
+    def end_ts(self) -> float | None:
+        return None if self.end is None else parse_instant(self.end, self.timezone)
+
+    @property
+    def describe(self) -> str:
+        """``cron '0 3 * * *' in Europe/Paris`` or ``every 300s``."""
+        if self.cron is not None:
+            return f"cron {self.cron!r} in {self.timezone}"
+        return f"every {self.every:g}s"
+
+
+class AfterSpec(_Frozen):
+    """A run trigger: start when a run of `workflow` finishes with `outcome`."""
+
+    workflow: _Name
+    outcome: Literal["succeeded", "failed", "any"] = "succeeded"
+
+
+class TriggerSpec(_Frozen):
+    """Start a run on an event (``event``) or when another workflow's run ends (``after``)."""
+
+    event: _Str | None = Field(default=None, pattern=EVENT_TYPE_PATTERN)
+    after: AfterSpec | None = None
+    #: An expression that must be true for the trigger to fire.
+    filter: _Str | None = None
+    #: Run parameters; string values may be templates over the trigger's scope.
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> TriggerSpec:
+        if (self.event is None) == (self.after is None):
+            raise ValueError("a trigger needs exactly one of 'event' or 'after'")
+        if self.filter is not None:
+            check_expressions(self.filter, self.scope, "filter", whole=True)
+        for key, value in self.params.items():
+            check_expressions(value, self.scope, f"params.{key}", whole=False)
+        return self
+
+    @property
+    def scope(self) -> frozenset[str]:
+        return EVENT_SCOPE if self.event is not None else RUN_SCOPE
+
+
+def check_triggers(
+    workflow: str,
+    params: Mapping[str, Any],
+    schedules: Sequence[ScheduleSpec],
+    triggers: Sequence[TriggerSpec],
+) -> None:
+    """The workflow-level rules: schedule names are unique, every parameter a schedule or
+    trigger sets is declared, a trigger sets every required one, and no workflow triggers
+    itself.
+
+    `params` maps parameter names to `ParamSpec`s (anything with ``required``/``default``).
+    """
+    seen: dict[str, int] = {}
+    for i, schedule in enumerate(schedules):
+        if schedule.ident in seen:
+            raise ValueError(
+                f"schedules[{i}] repeats schedules[{seen[schedule.ident]}]; give one of them"
+                " different params or a 'name'"
+            )
+        seen[schedule.ident] = i
+        # Required parameters a schedule misses fail its fires (recorded), not the spec:
+        # specs registered before this check existed must stay loadable.
+        _check_param_names(params, schedule.params, f"schedules[{i}]", required=False)
+    for i, trigger in enumerate(triggers):
+        _check_param_names(params, trigger.params, f"triggers[{i}]", required=True)
+        if trigger.after is not None and trigger.after.workflow == workflow:
+            raise ValueError(f"triggers[{i}]: a workflow cannot be triggered by its own runs")
+
+
+def _check_param_names(
+    declared: Mapping[str, Any], given: Mapping[str, Any], where: str, *, required: bool
+) -> None:
+    for name in given:
+        if name not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            raise ValueError(f"{where}: unknown parameter {name!r} (declared: {known})")
+    for name, param in declared.items():
+        if required and param.required and param.default is None and name not in given:
+            raise ValueError(f"{where}: required parameter {name!r} is not set")
+
+
+def check_expressions(value: Any, scope: frozenset[str], field: str, *, whole: bool) -> None:
+    """Raise ValueError unless every expression in `value` compiles and reads only `scope`.
+
+    With `whole`, `value` is one expression (bare or one ``{{ }}``); otherwise string leaves
+    of `value` may hold templates."""
+    from orchestrion.errors import ExpressionError
+    from orchestrion.spec.expressions import TEMPLATE_RE, compile_expression, whole_template
+
+    texts: list[str] = []
+    if whole:
+        texts.append(whole_template(value) or value)
+    else:
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                texts.extend(m.group(1) for m in TEMPLATE_RE.finditer(item))
+                if "{{" in TEMPLATE_RE.sub("", item):
+                    raise ValueError(f"{field}: '{{{{' without a closing '}}}}'")
+            elif isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, list | tuple):
+                stack.extend(item)
+    names = ", ".join(sorted(scope))
+    for text in texts:
+        try:
+            expr = compile_expression(text)
+        except ExpressionError as exc:
+            raise ValueError(f"{field}: bad expression: {exc}") from None
+        unknown = sorted(expr.names - scope)
+        if unknown:
+            raise ValueError(f"{field}: unknown name {unknown[0]!r} (use {names})")
+
+
+def parse_instant(text: str, timezone: str) -> float:
+    """Seconds since the epoch of an ISO date or datetime; naive ones are in `timezone`.
+    Raises ValueError naming the text."""
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"bad datetime {text!r}: use ISO 8601 like 2026-11-01T00:00") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=zoneinfo.ZoneInfo(timezone))
+    return when.timestamp()

@@ -1,0 +1,1 @@
+"""What starts runs: cron schedules, events, finished runs, backfills (see `scheduler`)."""

@@ -1,0 +1,307 @@
+"""The scheduler: fires schedules, paces backfills, starts run-triggered workflows, sweeps.
+
+`Scheduler.tick(now)` does one pass of each duty under that duty's lease; `run_forever`
+repeats it, sleeping until the next fire is due (at most `max_sleep`). The decisions are
+the pure functions of `orchestrion.triggers.cron` and `.events`; this module loads what
+they need and applies their results through store verbs.
+
+Exactly-once does not depend on the leases: every fire inserts (schedule, nominal time)
+and every run trigger (``run``, finished run + event id) under a unique key in the
+transaction that starts the run, so restarts, two schedulers or a lease that expired in
+the middle of a pass cannot start anything twice. The leases only keep schedulers from
+doing the same work in parallel, and a killed leader's lease lapses after `lease_ttl`
+seconds, when another scheduler takes the duty over.
+
+The scheduler never imports user code: it reads registered specs from the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrion.clock import Clock
+from orchestrion.engine.maintenance import sweep
+from orchestrion.errors import ExpressionError, OrchestrionError, ParameterError
+from orchestrion.spec.model import ScheduleSpec, WorkflowSpec
+from orchestrion.spec.params import resolve_params
+from orchestrion.store.base import FireRecord, Store
+from orchestrion.triggers import cron
+from orchestrion.triggers.events import match_run, run_scope
+
+__all__ = ["BACKFILL_PRIORITY", "DUTIES", "Scheduler", "TickReport", "backfill_params"]
+
+log = logging.getLogger("orchestrion.scheduler")
+
+#: Every duty, each under its own lease ``scheduler.<duty>``.
+DUTIES = ("cron", "backfill", "run_triggers", "maintenance")
+#: Backfill runs' priority: below fresh runs (priority 0), so they never starve them.
+BACKFILL_PRIORITY = -100
+#: The event-history reader that the run-trigger duty keeps its position under.
+RUN_TRIGGER_CURSOR = "run_triggers"
+
+
+@dataclass
+class TickReport:
+    """What one `Scheduler.tick` did."""
+
+    duties: list[str] = field(default_factory=list)
+    fires: list[FireRecord] = field(default_factory=list)
+    #: Runs started from queued fires (overlap ``queue``).
+    dequeued: list[str] = field(default_factory=list)
+    backfill_runs: list[str] = field(default_factory=list)
+    triggered_runs: list[str] = field(default_factory=list)
+
+
+class Scheduler:
+    """One scheduler process's duties; any number may share a database."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        holder_id: str | None = None,
+        *,
+        lease_ttl: float = 30.0,
+        use_leases: bool = True,
+        max_sleep: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.holder_id = holder_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.lease_ttl = lease_ttl
+        self.use_leases = use_leases
+        self.max_sleep = max_sleep
+        self._held: dict[str, tuple[int, float]] = {}
+        self._specs: dict[tuple[str, str], WorkflowSpec] = {}
+        #: (spec version, schedule key) -> (cursor it was computed from, next due time).
+        self._due: dict[tuple[str, str], tuple[float | None, float | None]] = {}
+
+    # ------------------------------------------------------------------ loop
+
+    def tick(self, now: float | None = None) -> TickReport:
+        """One pass of every duty this scheduler holds (or can take) the lease of."""
+        now = self.clock.now() if now is None else now
+        report = TickReport()
+        for duty in DUTIES:
+            if not self._holds(duty, now):
+                continue
+            report.duties.append(duty)
+            if duty == "cron":
+                self._cron(now, report)
+            elif duty == "backfill":
+                report.backfill_runs = self._backfills(now)
+            elif duty == "run_triggers":
+                report.triggered_runs = self._run_triggers(now)
+            else:
+                sweep(self.store, now)
+        return report
+
+    def next_wake(self, now: float) -> float:
+        """When the next known fire is due, but no later than `max_sleep` from `now`."""
+        due = [d for _, d in self._due.values() if d is not None]
+        return min([now + self.max_sleep, *due])
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Tick until `stop` is set, then give the leases up for the next scheduler."""
+        try:
+            while not stop.is_set():
+                try:
+                    self.tick()
+                except OrchestrionError:
+                    log.exception("scheduler.tick_failed")
+                now = self.clock.now()
+                stop.wait(max(0.0, min(self.next_wake(now) - now, self.max_sleep)))
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Give up every lease held (a graceful shutdown hands the duties over at once)."""
+        for duty, (epoch, _) in list(self._held.items()):
+            try:
+                self.store.release_lease(f"scheduler.{duty}", self.holder_id, epoch)
+            except OrchestrionError:
+                log.exception("scheduler.release_failed", extra={"duty": duty})
+        self._held.clear()
+
+    def _holds(self, duty: str, now: float) -> bool:
+        if not self.use_leases:
+            return True
+        held = self._held.get(duty)
+        if held is not None and now < held[1] - self.lease_ttl / 2:
+            return True  # renewed recently enough: spare the write
+        epoch = self.store.acquire_lease(
+            f"scheduler.{duty}", self.holder_id, ttl=self.lease_ttl, now=now
+        )
+        if epoch is None:
+            self._held.pop(duty, None)
+            return False
+        if held is None or held[0] != epoch:
+            log.info("scheduler.lease_acquired", extra={"duty": duty, "epoch": epoch})
+        self._held[duty] = (epoch, now + self.lease_ttl)
+        return True
+
+    # ------------------------------------------------------------------ specs
+
+    def _latest(self) -> list[tuple[WorkflowSpec, float]]:
+        """The latest version of every workflow with when it was registered; specs are
+        parsed once per version."""
+        out: list[tuple[WorkflowSpec, float]] = []
+        for name, (version, registered_at) in sorted(self.store.latest_versions().items()):
+            out.append((self._spec(name, version), registered_at))
+        return out
+
+    def _spec(self, name: str, version: str) -> WorkflowSpec:
+        spec = self._specs.get((name, version))
+        if spec is None:
+            spec = self.store.get_workflow(name, version).spec
+            self._specs[(name, version)] = spec
+        return spec
+
+    # ------------------------------------------------------------------ cron
+
+    def _cron(self, now: float, report: TickReport) -> None:
+        paused = self.store.paused_workflows()
+        states = self.store.schedule_states()
+        owners: dict[str, tuple[WorkflowSpec, ScheduleSpec]] = {}
+        for spec, registered_at in self._latest():
+            for schedule in spec.schedules:
+                key = schedule.key(spec.name)
+                owners[key] = (spec, schedule)
+                if spec.name in paused:
+                    continue  # the cursor waits: unpausing catches up by the policy
+                state = states.get(key)
+                cursor = None if state is None else state.cursor
+                report.fires.extend(self._fire_due(spec, schedule, key, cursor, registered_at, now))
+        for key in sorted(self.store.queued_fire_keys()):
+            owner = owners.get(key)
+            if owner is not None and owner[0].name not in paused:
+                run_id = self.store.start_queued_fire(owner[0], key, now=now)
+                if run_id is not None:
+                    report.dequeued.append(run_id)
+
+    def _fire_due(
+        self,
+        spec: WorkflowSpec,
+        schedule: ScheduleSpec,
+        key: str,
+        cursor: float | None,
+        registered_at: float,
+        now: float,
+    ) -> list[FireRecord]:
+        cached = self._due.get((spec.version, key))
+        if cached is not None and cached[0] == cursor and (cached[1] is None or cached[1] > now):
+            return []  # nothing due yet (or the schedule ended) and nobody moved the cursor
+        last = cursor
+        if last is None and schedule.start_ts is None:
+            last = registered_at  # a new schedule fires from its workflow's registration
+        plan = cron.plan_fires(schedule, last, now, key=key)
+        fired: list[FireRecord] = []
+        for nominal in plan.fires:
+            record = self._fire(spec, schedule, key, nominal, now)
+            if record is not None:
+                fired.append(record)
+                log.info(
+                    "schedule.fired",
+                    extra={"schedule": key, "nominal": cron.iso(nominal), "state": record.state},
+                )
+        new_cursor = plan.cursor if cursor is None else max(cursor, plan.cursor)
+        if cursor is None or new_cursor > cursor:
+            self.store.advance_schedule(key, spec.name, new_cursor, now=now)
+        self._due[(spec.version, key)] = (new_cursor, cron.next_due(schedule, new_cursor, key=key))
+        return fired
+
+    def _fire(
+        self, spec: WorkflowSpec, schedule: ScheduleSpec, key: str, nominal: float, now: float
+    ) -> FireRecord | None:
+        error: str | None = None
+        try:
+            params = resolve_params(spec, cron.fire_params(schedule, key, nominal))
+        except (ExpressionError, ParameterError) as exc:
+            params, error = {}, str(exc)
+        return self.store.fire_schedule(
+            spec,
+            schedule_key=key,
+            nominal=nominal,
+            params=params,
+            now=now,
+            overlap=schedule.overlap,
+            error=error,
+        )
+
+    # ------------------------------------------------------------------ backfills
+
+    def _backfills(self, now: float) -> list[str]:
+        started: list[str] = []
+        for backfill in self.store.list_backfills(state="running"):
+            spec = self._spec(backfill.workflow, backfill.version)
+            schedule = next(
+                (s for s in spec.schedules if s.key(spec.name) == backfill.schedule_key), None
+            )
+            if schedule is None:  # cannot happen for a pinned version; do not spin on it
+                self.store.cancel_backfill(backfill.id, now=now)
+                continue
+            free = max(0, backfill.max_active - backfill.active)
+            begin = backfill.start if backfill.cursor is None else backfill.cursor
+            upcoming = [
+                t
+                for t in cron.fires_between(schedule, begin, backfill.end, free + 2)
+                if backfill.cursor is None or t > backfill.cursor
+            ]
+            try:
+                fires = [
+                    (t, backfill_params(spec, schedule, backfill.schedule_key, t))
+                    for t in upcoming[:free]
+                ]
+            except (ExpressionError, ParameterError):
+                log.exception("backfill.bad_params", extra={"backfill": backfill.id})
+                self.store.cancel_backfill(backfill.id, now=now)
+                continue
+            if fires or not upcoming:
+                started += self.store.pace_backfill(
+                    backfill.id, spec, fires, exhausted=not upcoming, now=now
+                )
+        return started
+
+    # ------------------------------------------------------------------ run triggers
+
+    def _run_triggers(self, now: float) -> list[str]:
+        position = self.store.get_cursor(RUN_TRIGGER_CURSOR)
+        if position is None:  # first start: react to runs that end from now on
+            _, top = self.store.finished_runs(-1)
+            self.store.set_cursor(RUN_TRIGGER_CURSOR, top, now=now)
+            return []
+        specs = [spec for spec, _ in self._latest() if any(t.after for t in spec.triggers)]
+        finished, new_position = self.store.finished_runs(position)
+        started: list[str] = []
+        if specs and finished:
+            paused = self.store.paused_workflows()
+            for item in finished:
+                matches = match_run(specs, item.run, item.event_id, paused=paused)
+                if not matches.runs and not matches.errors:
+                    continue
+                receipt = self.store.record_event(
+                    "run",
+                    f"{item.run.id}@{item.event_id}",
+                    f"run.{item.run.state.value}",
+                    run_scope(item.run),
+                    now=now,
+                    runs=matches.runs,
+                    errors=matches.errors,
+                )
+                if not receipt.duplicate:
+                    started.extend(receipt.run_ids)
+        if new_position != position:
+            self.store.set_cursor(RUN_TRIGGER_CURSOR, new_position, now=now)
+        return started
+
+
+def backfill_params(
+    spec: WorkflowSpec, schedule: ScheduleSpec, key: str, nominal: float
+) -> dict[str, Any]:
+    """A backfill run's params: the schedule's, filled for `nominal` and validated."""
+    return resolve_params(spec, cron.fire_params(schedule, key, nominal))

@@ -1,0 +1,214 @@
+"""Trigger operations behind the `App` facade: send an event, plan and create a backfill,
+list schedules with their next fire times. Each loads what it needs from the store, decides
+with the pure functions of `cron`/`events`, and applies through one store verb.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrion.errors import ExpressionError, NotFound, ParameterError
+from orchestrion.spec.model import ScheduleSpec, WorkflowSpec
+from orchestrion.spec.schedule_model import parse_instant
+from orchestrion.store.base import BackfillRecord, EventReceipt, Store
+from orchestrion.triggers import cron
+from orchestrion.triggers.events import match_event
+from orchestrion.triggers.scheduler import BACKFILL_PRIORITY, backfill_params
+
+__all__ = [
+    "MAX_BACKFILL_RUNS",
+    "ScheduleInfo",
+    "create_backfill",
+    "list_schedules",
+    "pick_schedule",
+    "plan_backfill",
+    "send_event",
+]
+
+#: The most runs one backfill may create.
+MAX_BACKFILL_RUNS = 10_000
+_EVENT_TYPE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,199}")
+_EVENT_ID = re.compile(r"[^\x00-\x1f]{1,200}")
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleInfo:
+    workflow: str
+    key: str
+    name: str
+    #: ``cron '0 3 * * *' in Europe/Paris`` or ``every 300s``.
+    describe: str
+    schedule: ScheduleSpec
+    paused: bool
+    #: Nominal times at or before this were decided (None: the scheduler has not seen it).
+    cursor: float | None
+    last_fire: float | None
+    #: The next nominal fire time (UTC seconds), None when the schedule has ended.
+    next_fire: float | None
+
+
+def send_event(
+    store: Store, now: float, event_type: str, payload: Any, event_id: str, *, source: str
+) -> EventReceipt:
+    """Record an event and start the runs its triggers ask for, in one transaction."""
+    if not isinstance(event_type, str) or not _EVENT_TYPE.fullmatch(event_type):
+        raise ParameterError(
+            f"bad event type {event_type!r}: use letters, digits and '_', '.', ':', '-'"
+            " (at most 200 characters)"
+        )
+    if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
+        raise ParameterError(f"bad event id {event_id!r}: use 1 to 200 printable characters")
+    specs = [r.spec for r in store.list_workflows() if r.spec.triggers]
+    matches = match_event(
+        specs, event_type, event_id, payload, source=source, paused=store.paused_workflows()
+    )
+    return store.record_event(
+        source,
+        event_id,
+        event_type,
+        payload,
+        now=now,
+        runs=matches.runs,
+        errors=matches.errors,
+    )
+
+
+def pick_schedule(spec: WorkflowSpec, which: str | None) -> ScheduleSpec:
+    """The workflow's schedule named `which` (its name, its key or its 0-based index), or
+    its only schedule."""
+    if not spec.schedules:
+        raise ParameterError(f"workflow {spec.name!r} has no schedule")
+    if which is None:
+        if len(spec.schedules) == 1:
+            return spec.schedules[0]
+        raise ParameterError(
+            f"workflow {spec.name!r} has {len(spec.schedules)} schedules; choose one of: "
+            + ", ".join(s.ident for s in spec.schedules)
+        )
+    for i, schedule in enumerate(spec.schedules):
+        if which in (schedule.ident, schedule.key(spec.name), str(i)):
+            return schedule
+    known = ", ".join(s.ident for s in spec.schedules)
+    raise NotFound(f"workflow {spec.name!r} has no schedule {which!r} (schedules: {known})")
+
+
+def plan_backfill(
+    spec: WorkflowSpec, schedule: ScheduleSpec, start: str | float, end: str | float
+) -> tuple[float, float, list[float]]:
+    """(start, end, nominal times) of a backfill; dates and naive datetimes are in the
+    schedule's time zone, and a date-only `end` includes that whole day."""
+    lo = _instant(start, schedule, end_of_day=False)
+    hi = _instant(end, schedule, end_of_day=True)
+    if hi < lo:
+        raise ParameterError(f"the backfill ends ({end}) before it starts ({start})")
+    key = schedule.key(spec.name)
+    nominals = cron.fires_between(schedule, lo, hi, MAX_BACKFILL_RUNS + 1)
+    if not nominals:
+        raise ParameterError(f"{schedule.describe} has no fire time between {start} and {end}")
+    if len(nominals) > MAX_BACKFILL_RUNS:
+        raise ParameterError(
+            f"the range holds more than {MAX_BACKFILL_RUNS:,} fire times; split the backfill"
+        )
+    for nominal in nominals:
+        try:
+            backfill_params(spec, schedule, key, nominal)
+        except (ExpressionError, ParameterError) as exc:
+            raise ParameterError(f"the fire at {cron.iso(nominal)}: {exc}") from None
+    return lo, hi, nominals
+
+
+def create_backfill(
+    store: Store,
+    now: float,
+    workflow: str,
+    start: str | float,
+    end: str | float,
+    *,
+    schedule: str | None = None,
+    max_active: int = 1,
+    dry_run: bool = False,
+) -> BackfillRecord:
+    """A backfill of every nominal time of the schedule in [start, end]; a dry run records
+    nothing and returns the plan (state ``dry_run``)."""
+    if not isinstance(max_active, int) or isinstance(max_active, bool) or max_active < 1:
+        raise ParameterError(f"max_active must be an integer of at least 1, got {max_active!r}")
+    spec = store.get_workflow(workflow).spec
+    chosen = pick_schedule(spec, schedule)
+    lo, hi, nominals = plan_backfill(spec, chosen, start, end)
+    key = chosen.key(spec.name)
+    if not dry_run:
+        return store.create_backfill(
+            spec,
+            schedule_key=key,
+            start=lo,
+            end=hi,
+            total=len(nominals),
+            max_active=max_active,
+            priority=BACKFILL_PRIORITY,
+            now=now,
+        )
+    return BackfillRecord(
+        id="dry-run",
+        workflow=spec.name,
+        version=spec.version,
+        schedule_key=key,
+        start=lo,
+        end=hi,
+        max_active=max_active,
+        priority=BACKFILL_PRIORITY,
+        state="dry_run",
+        total=len(nominals),
+        created=0,
+        cursor=None,
+        counts={},
+        created_at=now,
+        finished_at=None,
+    )
+
+
+def list_schedules(store: Store) -> list[ScheduleInfo]:
+    """Every schedule of every workflow's latest version, with its next fire time."""
+    paused = store.paused_workflows()
+    states = store.schedule_states()
+    out: list[ScheduleInfo] = []
+    for record in store.list_workflows():
+        for schedule in record.spec.schedules:
+            key = schedule.key(record.name)
+            state = states.get(key)
+            after = record.created_at if state is None else state.cursor
+            if state is None and schedule.start_ts is not None:
+                after = schedule.start_ts - 1e-6
+            following = cron.next_fire(schedule, dt.datetime.fromtimestamp(after, dt.UTC))
+            out.append(
+                ScheduleInfo(
+                    workflow=record.name,
+                    key=key,
+                    name=schedule.ident,
+                    describe=schedule.describe,
+                    schedule=schedule,
+                    paused=record.name in paused,
+                    cursor=None if state is None else state.cursor,
+                    last_fire=None if state is None else state.last_fire,
+                    next_fire=None if following is None else following.timestamp(),
+                )
+            )
+    return out
+
+
+def _instant(value: str | float, schedule: ScheduleSpec, *, end_of_day: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ParameterError(f"expected an ISO date or datetime, got {value!r}")
+    if not isinstance(value, str):
+        return float(value)
+    text = value.strip()
+    try:
+        if end_of_day and _DATE_ONLY.fullmatch(text):
+            following = dt.date.fromisoformat(text) + dt.timedelta(days=1)
+            return parse_instant(following.isoformat(), schedule.timezone) - 1e-3
+        return parse_instant(text, schedule.timezone)
+    except ValueError as exc:
+        raise ParameterError(str(exc)) from None

@@ -1,0 +1,299 @@
+"""Test helpers: build specs by hand, drive a real SQLite store synchronously, check history.
+
+`Driver` is a deterministic, single-threaded stand-in for a worker: it claims through the
+store's verbs with a `FakeClock`, executes claims with the real runner (or lets the test
+report outcomes by hand), and finishes them. `make_app` gives an `App` on a real SQLite file
+for end-to-end runs through the real `Worker`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from orchestrion.app import App
+from orchestrion.clock import FakeClock
+from orchestrion.config import Settings
+from orchestrion.spec.model import (
+    InputSpec,
+    PythonAction,
+    RetryPolicy,
+    SubWorkflowAction,
+    TaskSpec,
+    TriggerRule,
+    WhenSpec,
+    WorkflowSpec,
+)
+from orchestrion.spec.params import resolve_params
+from orchestrion.states import (
+    RUN_TRANSITIONS,
+    TASK_TRANSITIONS,
+    RunEvent,
+    RunState,
+    TaskEvent,
+    TaskState,
+)
+from orchestrion.store.base import Claim, Outcome, RunRecord, TaskRunRecord
+from orchestrion.store.sqlite import SqliteStore
+from orchestrion.worker import runner
+from orchestrion.worker.code import CodeRegistry
+from orchestrion.worker.context import TaskContext
+
+__all__ = [
+    "Driver",
+    "assert_consistent",
+    "by_name",
+    "make_app",
+    "py",
+    "sub",
+    "unfinished_count",
+    "wf",
+]
+
+
+# ---------------------------------------------------------------------------- specs
+
+
+def py(
+    name: str,
+    *deps: str,
+    ref: str | None = None,
+    inputs: Mapping[str, str] | None = None,
+    values: Mapping[str, Any] | None = None,
+    rule: TriggerRule | str = TriggerRule.ALL_SUCCESS,
+    when: str | None = None,
+    map_over: str | None = None,
+    retries: int = 0,
+    backoff: float = 0.0,
+    factor: float = 2.0,
+    max_delay: float = 300.0,
+    jitter: float = 0.0,
+    retry_on: tuple[str, ...] = (),
+    undo: str | None = None,
+    **extra: Any,
+) -> TaskSpec:
+    """A Python task calling ``t:<ref or name>``; `inputs` are expressions, `values` literals."""
+    all_inputs = {k: InputSpec(expr=v) for k, v in (inputs or {}).items()}
+    all_inputs.update({k: InputSpec(value=v) for k, v in (values or {}).items()})
+    return TaskSpec(
+        name=name,
+        action=PythonAction(ref=f"t:{ref or name}"),
+        depends_on=deps,
+        inputs=all_inputs,
+        trigger_rule=TriggerRule(rule),
+        when=None if when is None else WhenSpec(expr=when),
+        map_over=map_over,
+        retry=RetryPolicy(
+            retries=retries,
+            backoff=backoff,
+            factor=factor,
+            max_delay=max_delay,
+            jitter=jitter,
+            retry_on=retry_on,
+        ),
+        undo=None if undo is None else PythonAction(ref=f"t:{undo}"),
+        **extra,
+    )
+
+
+def sub(name: str, workflow: str, *deps: str, params: dict[str, Any] | None = None) -> TaskSpec:
+    return TaskSpec(
+        name=name,
+        action=SubWorkflowAction(workflow=workflow, params=params or {}),
+        depends_on=deps,
+    )
+
+
+def wf(name: str, *tasks: TaskSpec, **kw: Any) -> WorkflowSpec:
+    return WorkflowSpec(name=name, tasks=tasks, **kw)
+
+
+def by_name(task_runs: Iterable[TaskRunRecord]) -> dict[str, TaskRunRecord]:
+    """Top-level task runs (not items, not undo steps) by task name."""
+    return {t.task_name: t for t in task_runs if t.map_index < 0 and t.kind in ("task", "group")}
+
+
+# ---------------------------------------------------------------------------- app
+
+
+def make_app(tmp_path: Path, clock: Any = None, **settings: Any) -> App:
+    """An open `App` on a fresh SQLite file; short leases and heartbeats for worker tests."""
+    opts: dict[str, Any] = {"lease_seconds": 5.0, "heartbeat_every": 0.2, "concurrency": 4}
+    opts.update(settings)
+    app = App(Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}", **opts), clock=clock)
+    return app.open()
+
+
+# ---------------------------------------------------------------------------- driver
+
+
+class Driver:
+    """Drives a real `SqliteStore` by hand: claim, execute with the real runner, finish."""
+
+    def __init__(self, path: Path, clock: FakeClock | None = None) -> None:
+        self.path = path
+        self.clock = clock or FakeClock()
+        self.store = SqliteStore(f"sqlite:///{path}")
+        self.code = CodeRegistry()
+
+    def close(self) -> None:
+        self.store.close()
+
+    @property
+    def now(self) -> float:
+        return self.clock.now()
+
+    def add(self, **fns: Callable[..., Any]) -> None:
+        self.code.add({f"t:{k}": v for k, v in fns.items()})
+
+    def register(self, *specs: WorkflowSpec) -> None:
+        for spec in specs:
+            self.store.register_workflow(spec, source=None, now=self.now)
+
+    def start(self, spec: WorkflowSpec, params: dict[str, Any] | None = None, **kw: Any) -> str:
+        self.register(spec)
+        run = self.store.create_run(spec, resolve_params(spec, params or {}), now=self.now, **kw)
+        return run.id
+
+    # -------------------------------------------------------------- verbs by hand
+
+    def claim(
+        self,
+        limit: int = 100,
+        *,
+        worker: str = "w1",
+        lease: float = 30.0,
+        queues: tuple[str, ...] = ("default",),
+    ) -> list[Claim]:
+        return self.store.claim(
+            worker_id=worker, queues=queues, limit=limit, lease_seconds=lease, now=self.now
+        )
+
+    def claim_one(self, task_name: str, **kw: Any) -> Claim:
+        claims = self.claim(**kw)
+        assert [c.task_name for c in claims] == [task_name], claims
+        return claims[0]
+
+    def succeed(self, claim: Claim, result: Any = None) -> tuple[int, ...]:
+        outcome = Outcome(
+            task_run_id=claim.task_run_id, epoch=claim.epoch, status="succeeded", result=result
+        )
+        return self.store.finish([outcome], now=self.now).applied
+
+    def fail(
+        self, claim: Claim, error: str = "boom", types: tuple[str, ...] = ("builtins.ValueError",)
+    ) -> tuple[int, ...]:
+        outcome = Outcome(
+            task_run_id=claim.task_run_id,
+            epoch=claim.epoch,
+            status="failed",
+            error=error,
+            error_types=types,
+        )
+        return self.store.finish([outcome], now=self.now).applied
+
+    # -------------------------------------------------------------- execution
+
+    def execute(self, claim: Claim) -> Outcome | None:
+        run = self.store.get_run(claim.run_id)
+        spec = self.store.get_workflow(run.workflow, run.version).spec
+        ctx = TaskContext(
+            run_id=claim.run_id,
+            task_run_id=claim.task_run_id,
+            task_name=claim.task_name,
+            workflow=claim.workflow,
+            attempt=claim.attempt,
+            map_index=claim.map_index if claim.map_index >= 0 else None,
+            idempotency_key=claim.idempotency_key,
+            params=claim.params,
+        )
+        return runner.execute(claim, spec, ctx, self.code, self._start_child)
+
+    def _start_child(self, claim: Claim, workflow: str, params: dict[str, Any]) -> str | None:
+        spec = self.store.get_workflow(workflow).spec
+        return self.store.start_child_run(claim, spec, resolve_params(spec, params), now=self.now)
+
+    def step(self, limit: int = 100, **kw: Any) -> int:
+        """Claim what is ready, run each claim, finish each one; how many were claimed."""
+        claims = self.claim(limit, **kw)
+        for claim in claims:
+            outcome = self.execute(claim)
+            if outcome is not None:
+                self.store.finish([outcome], now=self.now)
+        return len(claims)
+
+    def drain(self, run_id: str, *, max_steps: int = 200) -> RunRecord:
+        """Step until the run finishes, jumping the clock to the next retry when idle."""
+        for _ in range(max_steps):
+            run = self.store.get_run(run_id)
+            if run.state.finished:
+                return run
+            if self.step():
+                continue
+            nxt = self.store.next_ready_at(("default",))
+            if nxt is None or nxt <= self.now:
+                raise AssertionError(f"run {run_id} is stuck in {run.state}")
+            self.clock.advance(nxt - self.now + 0.001)
+        raise AssertionError(f"run {run_id} did not finish in {max_steps} steps")
+
+    # -------------------------------------------------------------- reads
+
+    def tasks(self, run_id: str) -> dict[str, TaskRunRecord]:
+        return by_name(self.store.list_task_runs(run_id))
+
+    def state(self, run_id: str) -> dict[str, str]:
+        return {k: v.state.value for k, v in self.tasks(run_id).items()}
+
+
+# ---------------------------------------------------------------------------- history checks
+
+
+def unfinished_count(db: Path | str, run_id: str) -> int:
+    with sqlite3.connect(str(db)) as conn:
+        row = conn.execute("SELECT unfinished FROM runs WHERE id = ?", (run_id,)).fetchone()
+    conn.close()
+    return int(row[0])
+
+
+def assert_consistent(store: SqliteStore, db: Path | str, run_id: str) -> None:
+    """Replay the run's events: every task run and run state change has exactly one event row
+    whose from/to match, each is an edge of the transition table, and the replay ends in the
+    stored states. A finished run also has its `unfinished` counter at 0 and no open attempt."""
+    run = store.get_run(run_id)
+    task_runs = {t.id: t for t in store.list_task_runs(run_id)}
+    current: dict[int, str] = {
+        t.id: TaskState.QUEUED.value if t.kind == "item" else TaskState.PENDING.value
+        for t in task_runs.values()
+    }
+    run_state: str | None = None
+    for ev in store.list_events(run_id, limit=100_000):
+        if ev.from_state is None and ev.to_state is None:
+            continue
+        if ev.task_run_id is None:
+            assert ev.kind.startswith("run."), ev
+            if ev.kind == "run.created":
+                assert run_state is None and ev.from_state is None, ev
+            else:
+                assert ev.from_state == run_state, (ev, run_state)
+                key = (RunState(ev.from_state), RunEvent(ev.kind.removeprefix("run.")))
+                assert RUN_TRANSITIONS[key].value == ev.to_state, ev
+            run_state = ev.to_state
+            continue
+        assert ev.kind.startswith("task."), ev
+        tr = ev.task_run_id
+        assert tr in task_runs, ev
+        assert ev.from_state == current[tr], (ev, current[tr], task_runs[tr])
+        key2 = (TaskState(ev.from_state), TaskEvent(ev.kind.removeprefix("task.")))
+        assert TASK_TRANSITIONS[key2].value == ev.to_state, ev
+        current[tr] = str(ev.to_state)
+    assert run_state == run.state.value, (run_state, run.state)
+    for tr_id, record in task_runs.items():
+        assert current[tr_id] == record.state.value, (record, current[tr_id])
+    if run.state.finished:
+        assert unfinished_count(db, run_id) == 0
+        for record in task_runs.values():
+            assert record.state.finished, record
+        for attempt in store.list_attempts(run_id):
+            assert attempt.outcome is not None, attempt
