@@ -125,11 +125,18 @@ class App:
     def load(self, path: str | os.PathLike[str]) -> list[WorkflowSpec]:
         """Load a workflow file, make its code available to local workers, register it."""
         loaded = load_workflows(path)
-        source = str(Path(path).resolve())
+        self.register_loaded(loaded, source=path)
+        return [spec for spec, _ in loaded]
+
+    def register_loaded(
+        self, loaded: list[tuple[WorkflowSpec, dict[str, Any]]], *, source: str | os.PathLike[str]
+    ) -> None:
+        """Register what `load_workflows` returned (split from loading so that callers can
+        check their choice and parameters before anything is written)."""
+        where = str(Path(source).resolve())
         for spec, callables in loaded:
             self.code.add(callables)
-            self.store.register_workflow(spec, source=source, now=self.clock.now())
-        return [spec for spec, _ in loaded]
+            self.store.register_workflow(spec, source=where, now=self.clock.now())
 
     def workflow(self, name: str, version: str | None = None) -> WorkflowSpec:
         return self.store.get_workflow(name, version).spec

@@ -21,7 +21,8 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, db: str | None = None) -> Settings:
         """`db` (a ``--db`` flag) wins over ``ORCHESTRION_DATABASE_URL``, which wins over the
-        default. A bare path is taken as a SQLite file."""
+        default. A bare path is taken as a SQLite file. ``ORCHESTRION_LEASE_SECONDS`` and
+        ``ORCHESTRION_HEARTBEAT_SECONDS`` tune failure detection (defaults 30 and 2)."""
         env = os.environ if env is None else env
         url = db or env.get("ORCHESTRION_DATABASE_URL") or DEFAULT_DATABASE_URL
         if "://" not in url:
@@ -29,4 +30,6 @@ class Settings:
         return cls(
             database_url=url,
             concurrency=int(env.get("ORCHESTRION_CONCURRENCY", "8")),
+            lease_seconds=float(env.get("ORCHESTRION_LEASE_SECONDS", "30")),
+            heartbeat_every=float(env.get("ORCHESTRION_HEARTBEAT_SECONDS", "2")),
         )

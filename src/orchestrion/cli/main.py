@@ -147,9 +147,10 @@ def run(
             record = app.prepare_resume(resume)
         else:
             assert path is not None
-            specs = app.load(path)
-            spec = _pick(specs, name, path)
+            loaded = load_workflows(path)
+            spec = _pick([s for s, _ in loaded], name, path)
             values = parse_cli_params(spec, list(params))
+            app.register_loaded(loaded, source=path)  # only once the choice and params are good
             record = app.trigger(spec.name, values, idempotency_key=idempotency_key)
         if output == "table":
             console.print(

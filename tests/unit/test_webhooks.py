@@ -1,0 +1,82 @@
+"""Webhook signatures: GitHub, Stripe and our own HMAC style; tampering and replays."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrion.triggers.webhooks import WebhookRejected, sign, verify
+
+SECRET = b"s3cr3t"
+BODY = b'{"id": 42}'
+NOW = 1_800_000_000.0
+
+
+@pytest.mark.parametrize("style", ["github", "stripe", "hmac"])
+def test_good_signatures_pass(style: str) -> None:
+    headers = sign(style, SECRET, BODY, NOW)  # type: ignore[arg-type]
+    headers["X-GitHub-Delivery"] = "d-1"
+    headers["X-Orchestrion-Delivery"] = "d-1"
+    verified = verify(style, SECRET, headers, BODY, NOW + 5)  # type: ignore[arg-type]
+    assert verified.delivery_id == ("d-1" if style != "stripe" else None)
+
+
+@pytest.mark.parametrize("style", ["github", "stripe", "hmac"])
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda h, b: (h, b + b" "), "does not match"),
+        (lambda h, b: (h, b"{}"), "does not match"),
+        (lambda h, b: ({}, b), "missing"),
+        (lambda h, b: ({k: v[:-2] + "00" for k, v in h.items()}, b), "does not match"),
+    ],
+)
+def test_tampering_is_rejected(style: str, mutate: object, reason: str) -> None:
+    headers, body = mutate(sign(style, SECRET, BODY, NOW), BODY)  # type: ignore[operator]
+    with pytest.raises(WebhookRejected, match=reason):
+        verify(style, SECRET, headers, body, NOW)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("style", ["github", "stripe", "hmac"])
+def test_wrong_secret_and_no_secret(style: str) -> None:
+    headers = sign(style, b"other", BODY, NOW)  # type: ignore[arg-type]
+    with pytest.raises(WebhookRejected, match="does not match"):
+        verify(style, SECRET, headers, BODY, NOW)  # type: ignore[arg-type]
+    with pytest.raises(WebhookRejected, match="no secret"):
+        verify(style, b"", headers, BODY, NOW)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("style", ["stripe", "hmac"])
+def test_replays_outside_the_tolerance_are_rejected(style: str) -> None:
+    headers = sign(style, SECRET, BODY, NOW)  # type: ignore[arg-type]
+    with pytest.raises(WebhookRejected, match="replay"):
+        verify(style, SECRET, headers, BODY, NOW + 301)  # type: ignore[arg-type]
+    with pytest.raises(WebhookRejected, match="replay"):
+        verify(style, SECRET, headers, BODY, NOW - 301)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["t=abc,v1=00", "v1=00", "t=1800000000", "garbage", "t=,v1=", "t=1800000000,v2=aa"],
+)
+def test_malformed_stripe_headers(value: str) -> None:
+    with pytest.raises(WebhookRejected):
+        verify("stripe", SECRET, {"Stripe-Signature": value}, BODY, NOW)
+
+
+def test_stripe_rotation_accepts_any_listed_signature() -> None:
+    good = sign("stripe", SECRET, BODY, NOW)["Stripe-Signature"]
+    stamp, sig = good.split(",")
+    header = f"{stamp},v1={'0' * 64},{sig}"
+    verify("stripe", SECRET, {"stripe-signature": header}, BODY, NOW)
+
+
+def test_github_prefix_required() -> None:
+    with pytest.raises(WebhookRejected, match="sha256="):
+        verify("github", SECRET, {"X-Hub-Signature-256": "md5=00"}, BODY, NOW)
+
+
+def test_errors_never_contain_the_expected_signature() -> None:
+    expected = sign("github", SECRET, BODY, NOW)["X-Hub-Signature-256"][7:]
+    with pytest.raises(WebhookRejected) as info:
+        verify("github", SECRET, {"X-Hub-Signature-256": "sha256=00"}, BODY, NOW)
+    assert expected not in str(info.value) and "s3cr3t" not in str(info.value)
