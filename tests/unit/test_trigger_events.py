@@ -166,3 +166,27 @@ def test_workflow_level_trigger_rules() -> None:
         flow("w", {"event": "x"}, day=ParamSpec(required=True))
     with pytest.raises(ValidationError, match="cannot be triggered by its own runs"):
         flow("w", {"after": {"workflow": "w"}})
+
+
+def test_python_workflows_declare_triggers_and_interval_schedules() -> None:
+    from orchestrion.errors import SpecError
+    from orchestrion.spec.python import task, workflow
+
+    @task
+    def step() -> None: ...
+
+    @workflow(
+        schedules=[{"every": "15m", "overlap": "skip"}],
+        triggers=[{"event": "orders.*", "params": {"order": "{{ event.payload.id }}"}}],
+    )
+    def shipping(order: int = 0) -> None:
+        step()
+
+    assert shipping.spec.schedules[0].every == 900.0
+    assert shipping.spec.triggers[0].event == "orders.*"
+
+    with pytest.raises(SpecError, match=r"bad trigger .* unknown name 'tasks'"):
+
+        @workflow(triggers=[{"event": "x", "filter": "tasks.a"}])
+        def broken() -> None:
+            step()

@@ -635,6 +635,7 @@ _KNOWN = {
     "name", "params", "schedule", "tasks", "python", "retry", "shell", "when", "http",
     "depends_on", "description", "timeout", "inputs", "trigger_rule", "map", "queue",
     "concurrency", "priority", "undo", "workflow", "max_active_runs", "schedules", "tags",
+    "triggers",
 }  # fmt: skip
 
 

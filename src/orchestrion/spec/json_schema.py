@@ -54,6 +54,7 @@ def _defs() -> dict[str, Any]:
         "stringMap": {"type": "object", "additionalProperties": {"type": "string"}},
         "param": _param(),
         "schedule": _schedule(),
+        "trigger": _trigger(),
         "retry": _retry(),
         "python": _string(
             "A callable reference 'module:function' (imported by workers only).",
@@ -82,15 +83,47 @@ def _param() -> dict[str, Any]:
 
 
 def _schedule() -> dict[str, Any]:
+    when = _string("An ISO date or datetime; naive ones are in the schedule's time zone.")
     settings = _object(
         {
+            "name": {**_ref("name"), "description": "A stable name (default: a hash)."},
             "cron": _string("Five-field cron; quote it ('*' starts a YAML alias)."),
+            "every": {**_ref("duration"), "description": "A fixed interval (at least 1 s)."},
             "timezone": _string("An IANA time zone.", default="UTC"),
-            "params": {"type": "object", "description": "Run parameters for each fire."},
+            "params": {
+                "type": "object",
+                "description": "Run parameters for each fire; templates may read fire.date,"
+                " fire.time, fire.local, fire.timestamp.",
+            },
+            "start": when,
+            "end": when,
+            "catchup": {"enum": ["none", "latest", "all"], "default": "latest"},
+            "max_catchup": _integer("Most missed fires made up.", minimum=1, maximum=10_000),
+            "overlap": {"enum": ["skip", "queue", "cancel_previous", "allow"], "default": "allow"},
+            "jitter": {**_ref("duration"), "description": "Delay each fire by up to this."},
         },
-        required=["cron"],
+        oneOf=[{"required": ["cron"]}, {"required": ["every"]}],
     )
     return {"oneOf": [{"type": "string"}, settings]}
+
+
+def _trigger() -> dict[str, Any]:
+    after = _object(
+        {
+            "workflow": _ref("name"),
+            "outcome": {"enum": ["succeeded", "failed", "any"], "default": "succeeded"},
+        },
+        required=["workflow"],
+    )
+    return _object(
+        {
+            "event": _string("An event type; '*' matches any characters (orders.*)."),
+            "after": {"oneOf": [_ref("name"), after], "description": "Start after that run."},
+            "filter": _string("An expression over event (and run) that must be true."),
+            "params": {"type": "object", "description": "Run parameters; templates read event."},
+        },
+        oneOf=[{"required": ["event"]}, {"required": ["after"]}],
+    )
 
 
 def _retry() -> dict[str, Any]:
@@ -185,6 +218,7 @@ def yaml_json_schema() -> dict[str, Any]:
         "max_active_runs": _integer("Most runs of this workflow at once.", minimum=1),
         "schedule": _ref("schedule"),
         "schedules": {"type": "array", "items": _ref("schedule")},
+        "triggers": {"type": "array", "items": _ref("trigger")},
         "tags": {"type": "array", "items": {"type": "string"}},
         "tasks": {
             "type": "object",

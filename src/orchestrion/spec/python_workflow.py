@@ -20,7 +20,7 @@ from typing import Any, Unpack, overload
 from pydantic import ValidationError
 
 from orchestrion.errors import OrchestrionError, SpecError
-from orchestrion.spec.model import ScheduleSpec, SubWorkflowAction, WorkflowSpec
+from orchestrion.spec.model import ScheduleSpec, SubWorkflowAction, TriggerSpec, WorkflowSpec
 from orchestrion.spec.python_build import (
     BuildState,
     ParamRef,
@@ -47,8 +47,11 @@ from orchestrion.spec.python_values import Collector, template
 __all__ = ["Workflow", "workflow"]
 
 ScheduleArg = str | Mapping[str, Any] | ScheduleSpec
+TriggerArg = Mapping[str, Any] | TriggerSpec
 _OPTION_KEYS: frozenset[str] = TaskOptions.__optional_keys__
-_SETTINGS = frozenset({"name", "description", "timeout", "max_active_runs", "timezone", "tags"})
+_SETTINGS = frozenset(
+    {"name", "description", "timeout", "max_active_runs", "timezone", "tags", "triggers"}
+)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class Workflow:
         schedules: Sequence[ScheduleArg] = (),
         timezone: str = "UTC",
         tags: Sequence[str] = (),
+        triggers: Sequence[TriggerArg] = (),
     ) -> None:
         if isinstance(fn, Workflow | FunctionHolder) or not inspect.isfunction(fn):
             raise_spec(f"@workflow decorates a plain function, not {fn!r}")
@@ -86,6 +90,7 @@ class Workflow:
             "timeout": timeout,
             "max_active_runs": max_active_runs,
             "schedules": _schedules(schedules, timezone, self._fail),
+            "triggers": _triggers(triggers, self._fail),
             "tags": tuple(tags),
         }
         self.params = workflow_params(fn, self._fail)
@@ -235,6 +240,17 @@ def _schedules(items: Sequence[ScheduleArg], timezone: str, fail: Fail) -> tuple
     return tuple(out)
 
 
+def _triggers(items: Sequence[TriggerArg], fail: Fail) -> tuple[TriggerSpec, ...]:
+    """Dicts of TriggerSpec fields (``{"event": "orders.created", ...}``) or TriggerSpecs."""
+    out: list[TriggerSpec] = []
+    for item in items:
+        try:
+            out.append(item if isinstance(item, TriggerSpec) else TriggerSpec(**item))
+        except ValidationError as exc:
+            raise fail(f"bad trigger {item!r}: {_vmsg(exc)}") from None
+    return tuple(out)
+
+
 @overload
 def workflow(fn: Callable[..., Any], /) -> Workflow: ...
 
@@ -252,6 +268,7 @@ def workflow(
     schedules: Sequence[ScheduleArg] = (),
     timezone: str = "UTC",
     tags: Sequence[str] = (),
+    triggers: Sequence[TriggerArg] = (),
 ) -> Callable[[Callable[..., Any]], Workflow]: ...
 
 
@@ -267,8 +284,10 @@ def workflow(
 
     Settings: ``name`` (default: the function's name), ``description`` (default: the
     docstring's first line), ``timeout``, ``max_active_runs``, ``schedule`` (a cron string)
-    and/or ``schedules`` (cron strings, or dicts with ``cron``, ``timezone``, ``params``),
-    ``timezone`` (for cron strings; default UTC) and ``tags``.
+    and/or ``schedules`` (cron strings, or dicts of `ScheduleSpec` fields: ``cron`` or
+    ``every``, ``timezone``, ``params``, ``catchup``, ``overlap``...), ``timezone`` (for
+    cron strings; default UTC), ``tags`` and ``triggers`` (dicts of `TriggerSpec` fields:
+    ``{"event": "orders.created", "params": {...}}`` or ``{"after": {"workflow": "a"}}``).
     """
     all_schedules = ([schedule] if schedule else []) + list(schedules)
 

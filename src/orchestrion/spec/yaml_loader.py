@@ -39,7 +39,8 @@ from orchestrion.spec.model import NAME_PATTERN, WorkflowSpec
 
 __all__ = [
     "ACTION_KEYS", "HTTP_KEYS", "MAX_BYTES", "MAX_DEPTH", "PARAM_KEYS", "RETRY_KEYS",
-    "SCHEDULE_KEYS", "SCOPE_NAMES", "SHELL_KEYS", "TASK_KEYS", "TOP_LEVEL_KEYS", "WORKFLOW_KEYS",
+    "SCHEDULE_KEYS", "SCOPE_NAMES", "SHELL_KEYS", "TASK_KEYS", "TOP_LEVEL_KEYS", "TRIGGER_KEYS",
+    "WORKFLOW_KEYS",
     "load_yaml_file", "load_yaml_text",
 ]  # fmt: skip
 
@@ -48,10 +49,15 @@ MAX_DEPTH: Final = 50
 
 TOP_LEVEL_KEYS: Final = (
     "name", "description", "params", "timeout", "max_active_runs",
-    "schedule", "schedules", "tags", "tasks",
+    "schedule", "schedules", "triggers", "tags", "tasks",
 )  # fmt: skip
 PARAM_KEYS: Final = ("type", "default", "required", "enum", "description")
-SCHEDULE_KEYS: Final = ("cron", "timezone", "params")
+SCHEDULE_KEYS: Final = (
+    "name", "cron", "every", "timezone", "params", "start", "end", "catchup", "max_catchup",
+    "overlap", "jitter",
+)  # fmt: skip
+TRIGGER_KEYS: Final = ("event", "after", "filter", "params")
+AFTER_KEYS: Final = ("workflow", "outcome")
 ACTION_KEYS: Final = ("python", "shell", "http", "workflow")
 TASK_KEYS: Final = (
     *ACTION_KEYS, "depends_on", "inputs", "when", "trigger_rule", "map", "retry",
@@ -384,6 +390,7 @@ def _workflow(ctx: _Ctx) -> dict[str, Any]:
     out: dict[str, Any] = {key: top[key] for key in copied if key in top}
     out["params"] = _params(ctx, top.get("params"))
     out["schedules"] = _schedules(ctx, top)
+    out["triggers"] = _triggers(ctx, top.get("triggers"))
     out["tasks"] = _tasks(ctx, top)
     return out
 
@@ -496,17 +503,42 @@ def _schedules(ctx: _Ctx, top: dict[str, Any]) -> list[Any]:
 def _schedule(ctx: _Ctx, path: Path, raw: Any) -> Any:
     if isinstance(raw, str):
         raw = {"cron": raw}
-    body = _mapping(ctx, path, raw, "a schedule (a cron string or {cron, timezone, params})")
+    body = _mapping(ctx, path, raw, "a schedule (a cron string, or a mapping with cron or every)")
     _check_keys(ctx, path, body, SCHEDULE_KEYS, "the schedule")
-    params = body.get("params")
+    _run_params(ctx, path, body.get("params"), "the schedule")
+    return body
+
+
+def _run_params(ctx: _Ctx, path: Path, params: Any, what: str) -> None:
+    """Run params set by a schedule or trigger: declared, typed unless a template, and
+    every required one set (templates are checked by the spec model and at fire time)."""
     if isinstance(params, dict):
         for name, value in params.items():
-            _check_param_value(ctx, (*path, "params", name), name, value)
+            if not (isinstance(value, str) and TEMPLATE_RE.search(value) and name in ctx.params):
+                _check_param_value(ctx, (*path, "params", name), name, value)
     given = params if isinstance(params, dict) else {}
     for name, spec in ctx.params.items():
         if spec.get("required") is True and name not in given:
-            raise ctx.error(path, f"the schedule does not set required parameter '{name}'")
-    return body
+            raise ctx.error(path, f"{what} does not set required parameter '{name}'")
+
+
+def _triggers(ctx: _Ctx, raw: Any) -> list[Any]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ctx.error(("triggers",), f"'triggers' must be a list, got {_describe(raw)}")
+    out = []
+    for i, item in enumerate(raw):
+        path: Path = ("triggers", i)
+        body = dict(_mapping(ctx, path, item, "a trigger (a mapping with event or after)"))
+        _check_keys(ctx, path, body, TRIGGER_KEYS, "the trigger")
+        if isinstance(body.get("after"), str):
+            body["after"] = {"workflow": body["after"]}  # shorthand: after: other_workflow
+        elif isinstance(body.get("after"), dict):
+            _check_keys(ctx, (*path, "after"), body["after"], AFTER_KEYS, "'after'")
+        _run_params(ctx, path, body.get("params"), "the trigger")
+        out.append(body)
+    return out
 
 
 # --------------------------------------------------------------------------- tasks

@@ -20,7 +20,6 @@ from orchestrion.store.advance import Advance, dumps, loads
 from orchestrion.store.base import EventReceipt, FireRecord, RunRequest
 
 __all__ = [
-    "UNFINISHED",
     "acquire_lease",
     "advance_schedule",
     "cancel_backfill",
@@ -34,9 +33,6 @@ __all__ = [
     "set_cursor",
     "start_queued_fire",
 ]
-
-#: Run states that count as "still going" for overlap and backfill concurrency.
-UNFINISHED = ("queued", "running", "compensating")
 
 NewId = Callable[[float], str]
 

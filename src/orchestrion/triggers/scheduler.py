@@ -57,6 +57,15 @@ class TickReport:
     triggered_runs: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    spec: WorkflowSpec
+    version: str
+    registered_at: float
+    #: (schedule, its key) for each of the spec's schedules.
+    schedules: tuple[tuple[ScheduleSpec, str], ...]
+
+
 class Scheduler:
     """One scheduler process's duties; any number may share a database."""
 
@@ -78,6 +87,8 @@ class Scheduler:
         self.max_sleep = max_sleep
         self._held: dict[str, tuple[int, float]] = {}
         self._specs: dict[tuple[str, str], WorkflowSpec] = {}
+        self._entries: dict[tuple[str, str], _Entry] = {}
+        self._tick_latest: list[_Entry] | None = None  # read once per tick
         #: (spec version, schedule key) -> (cursor it was computed from, next due time).
         self._due: dict[tuple[str, str], tuple[float | None, float | None]] = {}
 
@@ -87,6 +98,7 @@ class Scheduler:
         """One pass of every duty this scheduler holds (or can take) the lease of."""
         now = self.clock.now() if now is None else now
         report = TickReport()
+        self._tick_latest = None
         for duty in DUTIES:
             if not self._holds(duty, now):
                 continue
@@ -102,8 +114,9 @@ class Scheduler:
         return report
 
     def next_wake(self, now: float) -> float:
-        """When the next known fire is due, but no later than `max_sleep` from `now`."""
-        due = [d for _, d in self._due.values() if d is not None]
+        """When the next known fire is due, but no later than `max_sleep` from `now` (a
+        time already past is a fire that failed or is paused: not a reason to spin)."""
+        due = [d for _, d in self._due.values() if d is not None and d > now]
         return min([now + self.max_sleep, *due])
 
     def run_forever(self, stop: threading.Event) -> None:
@@ -112,7 +125,7 @@ class Scheduler:
             while not stop.is_set():
                 try:
                     self.tick()
-                except OrchestrionError:
+                except Exception:  # a daemon loop: log, back off briefly, keep going
                     log.exception("scheduler.tick_failed")
                 now = self.clock.now()
                 stop.wait(max(0.0, min(self.next_wake(now) - now, self.max_sleep)))
@@ -147,12 +160,21 @@ class Scheduler:
 
     # ------------------------------------------------------------------ specs
 
-    def _latest(self) -> list[tuple[WorkflowSpec, float]]:
-        """The latest version of every workflow with when it was registered; specs are
-        parsed once per version."""
-        out: list[tuple[WorkflowSpec, float]] = []
+    def _latest(self) -> list[_Entry]:
+        """The latest version of every workflow (read once per tick); parsed, and its
+        schedule keys hashed, once per version."""
+        if self._tick_latest is not None:
+            return self._tick_latest
+        out: list[_Entry] = []
         for name, (version, registered_at) in sorted(self.store.latest_versions().items()):
-            out.append((self._spec(name, version), registered_at))
+            entry = self._entries.get((name, version))
+            if entry is None:
+                spec = self._spec(name, version)
+                keyed = tuple((s, s.key(name)) for s in spec.schedules)
+                entry = _Entry(spec, version, registered_at, keyed)
+                self._entries[(name, version)] = entry
+            out.append(entry)
+        self._tick_latest = out
         return out
 
     def _spec(self, name: str, version: str) -> WorkflowSpec:
@@ -167,38 +189,38 @@ class Scheduler:
     def _cron(self, now: float, report: TickReport) -> None:
         paused = self.store.paused_workflows()
         states = self.store.schedule_states()
-        owners: dict[str, tuple[WorkflowSpec, ScheduleSpec]] = {}
-        for spec, registered_at in self._latest():
-            for schedule in spec.schedules:
-                key = schedule.key(spec.name)
-                owners[key] = (spec, schedule)
-                if spec.name in paused:
+        owners: dict[str, WorkflowSpec] = {}
+        live: set[tuple[str, str]] = set()
+        for entry in self._latest():
+            for schedule, key in entry.schedules:
+                owners[key] = entry.spec
+                if entry.spec.name in paused:
                     continue  # the cursor waits: unpausing catches up by the policy
+                live.add((entry.version, key))
                 state = states.get(key)
                 cursor = None if state is None else state.cursor
-                report.fires.extend(self._fire_due(spec, schedule, key, cursor, registered_at, now))
+                try:
+                    report.fires.extend(self._fire_due(entry, schedule, key, cursor, now))
+                except OrchestrionError:  # one broken schedule must not stop the others
+                    log.exception("schedule.fire_failed", extra={"schedule": key})
+        self._due = {k: v for k, v in self._due.items() if k in live}  # drop old versions
         for key in sorted(self.store.queued_fire_keys()):
             owner = owners.get(key)
-            if owner is not None and owner[0].name not in paused:
-                run_id = self.store.start_queued_fire(owner[0], key, now=now)
+            if owner is not None and owner.name not in paused:
+                run_id = self.store.start_queued_fire(owner, key, now=now)
                 if run_id is not None:
                     report.dequeued.append(run_id)
 
     def _fire_due(
-        self,
-        spec: WorkflowSpec,
-        schedule: ScheduleSpec,
-        key: str,
-        cursor: float | None,
-        registered_at: float,
-        now: float,
+        self, entry: _Entry, schedule: ScheduleSpec, key: str, cursor: float | None, now: float
     ) -> list[FireRecord]:
-        cached = self._due.get((spec.version, key))
+        spec = entry.spec
+        cached = self._due.get((entry.version, key))
         if cached is not None and cached[0] == cursor and (cached[1] is None or cached[1] > now):
             return []  # nothing due yet (or the schedule ended) and nobody moved the cursor
         last = cursor
         if last is None and schedule.start_ts is None:
-            last = registered_at  # a new schedule fires from its workflow's registration
+            last = entry.registered_at  # a new schedule fires from its workflow's registration
         plan = cron.plan_fires(schedule, last, now, key=key)
         fired: list[FireRecord] = []
         for nominal in plan.fires:
@@ -212,7 +234,7 @@ class Scheduler:
         new_cursor = plan.cursor if cursor is None else max(cursor, plan.cursor)
         if cursor is None or new_cursor > cursor:
             self.store.advance_schedule(key, spec.name, new_cursor, now=now)
-        self._due[(spec.version, key)] = (new_cursor, cron.next_due(schedule, new_cursor, key=key))
+        self._due[(entry.version, key)] = (new_cursor, cron.next_due(schedule, new_cursor, key=key))
         return fired
 
     def _fire(
@@ -275,7 +297,7 @@ class Scheduler:
             _, top = self.store.finished_runs(-1)
             self.store.set_cursor(RUN_TRIGGER_CURSOR, top, now=now)
             return []
-        specs = [spec for spec, _ in self._latest() if any(t.after for t in spec.triggers)]
+        specs = [e.spec for e in self._latest() if any(t.after for t in e.spec.triggers)]
         finished, new_position = self.store.finished_runs(position)
         started: list[str] = []
         if specs and finished:

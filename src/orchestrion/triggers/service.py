@@ -6,6 +6,7 @@ with the pure functions of `cron`/`events`, and applies through one store verb.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from orchestrion.triggers.scheduler import BACKFILL_PRIORITY, backfill_params
 
 __all__ = [
     "MAX_BACKFILL_RUNS",
+    "MAX_PAYLOAD_BYTES",
     "ScheduleInfo",
     "create_backfill",
     "list_schedules",
@@ -30,6 +32,8 @@ __all__ = [
 
 #: The most runs one backfill may create.
 MAX_BACKFILL_RUNS = 10_000
+#: The largest event payload accepted, as JSON.
+MAX_PAYLOAD_BYTES = 1_048_576
 _EVENT_TYPE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,199}")
 _EVENT_ID = re.compile(r"[^\x00-\x1f]{1,200}")
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -62,6 +66,14 @@ def send_event(
         )
     if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
         raise ParameterError(f"bad event id {event_id!r}: use 1 to 200 printable characters")
+    try:
+        size = len(json.dumps(payload, allow_nan=False).encode())
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"the event payload is not JSON: {exc}") from None
+    if size > MAX_PAYLOAD_BYTES:
+        raise ParameterError(
+            f"the event payload is {size:,} bytes, over the {MAX_PAYLOAD_BYTES:,}-byte limit"
+        )
     specs = [r.spec for r in store.list_workflows() if r.spec.triggers]
     matches = match_event(
         specs, event_type, event_id, payload, source=source, paused=store.paused_workflows()

@@ -1,0 +1,488 @@
+"""The scheduler on real SQLite files with a fake clock: restarts inside DST changes,
+overlap and pause, two schedulers over a day of 200 schedules, backfills, leases."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from orchestrion.clock import FakeClock
+from orchestrion.errors import NotFound, ParameterError
+from orchestrion.spec.model import ParamSpec, ParamType, ScheduleSpec, WorkflowSpec
+from orchestrion.store.base import RunFilter
+from orchestrion.store.sqlite import SqliteStore
+from orchestrion.triggers.cron import fires_between, iso
+from orchestrion.triggers.scheduler import BACKFILL_PRIORITY, Scheduler
+from tests.helpers import Driver, make_app, py, wf
+
+MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
+
+
+class Closer:
+    """Closes every store, driver and app a test opened, also when it fails."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+
+    def __call__(self, item: Any) -> Any:
+        self.items.append(item)
+        return item
+
+
+@pytest.fixture
+def closer() -> Iterator[Closer]:
+    c = Closer()
+    yield c
+    for item in reversed(c.items):
+        item.close()
+
+
+def at(zone: str, day: dt.date, hm: str = "00:00", fold: int = 0) -> float:
+    hour, minute = map(int, hm.split(":"))
+    when = dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=ZoneInfo(zone))
+    return when.replace(fold=fold).timestamp()
+
+
+def expected(spec: WorkflowSpec, start: float, end: float) -> set[tuple[str, float]]:
+    """Every (schedule key, nominal time) in (start, end]."""
+    return {
+        (s.key(spec.name), t)
+        for s in spec.schedules
+        for t in fires_between(s, start + 1e-3, end, 100_000)
+    }
+
+
+def fired(store: SqliteStore) -> Counter[tuple[str, float]]:
+    return Counter((f.schedule_key, f.nominal) for f in store.list_fires(limit=1_000_000))
+
+
+def all_runs(store: SqliteStore, workflow: str | None = None) -> list[Any]:
+    return store.list_runs(RunFilter(workflow=workflow, limit=1000))
+
+
+def run_triggers(db: str) -> Counter[str]:
+    """How many runs each trigger started, read straight from the file."""
+    with contextlib.closing(sqlite3.connect(db.removeprefix("sqlite:///"))) as conn:
+        return Counter(
+            {t: n for t, n in conn.execute("SELECT trigger, count(*) FROM runs GROUP BY trigger")}
+        )
+
+
+# --------------------------------------------------------------------------- DST restarts
+
+
+@pytest.mark.parametrize(
+    ("zone", "day", "crash"),
+    [
+        ("America/New_York", dt.date(2026, 11, 1), ("01:20", 1)),  # in the repeated hour
+        ("America/New_York", dt.date(2026, 3, 8), ("01:50", 0)),  # down across the gap
+        ("Australia/Sydney", dt.date(2026, 4, 5), ("02:10", 0)),  # first pass, southern
+        ("Europe/Berlin", dt.date(2026, 10, 25), ("02:40", 1)),
+    ],
+)
+def test_a_restart_inside_a_dst_change_fires_each_nominal_time_exactly_once(
+    tmp_path: Path, closer: Closer, zone: str, day: dt.date, crash: tuple[str, int]
+) -> None:
+    schedules = tuple(
+        ScheduleSpec(cron=expr, timezone=zone, catchup="all")
+        for expr in ("30 1 * * *", "30 2 * * *", "0 * * * *", "*/20 1-3 * * *")
+    )
+    spec = wf("dst", py("a"), schedules=schedules)
+    start = at(zone, day - dt.timedelta(days=1), "12:00")
+    end = at(zone, day + dt.timedelta(days=1), "12:00")
+    clock = FakeClock(start)
+    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    first_store = SqliteStore(db)
+    first_store.register_workflow(spec, source=None, now=start)
+    first = Scheduler(first_store, clock, "first")
+    while clock.now() < at(zone, day, crash[0], crash[1]):
+        clock.advance(5 * MINUTE)
+        first.tick()
+    first_store.close()  # killed: its leases are never released
+    clock.advance(47 * MINUTE)
+    store = closer(SqliteStore(db))  # a new process on the same database
+    second = Scheduler(store, clock, "second")
+    second.tick()
+    while clock.now() < end:
+        clock.advance(5 * MINUTE)
+        second.tick()
+    counts = fired(store)
+    assert set(counts.values()) == {1}
+    assert set(counts) == expected(spec, start, clock.now())
+    runs = all_runs(store, "dst")
+    assert len(runs) == len(counts)
+    assert set(Counter(r.trigger for r in runs).values()) == {1}
+    for schedule in schedules[:2]:  # the daily ones: once per local day
+        days = [
+            dt.datetime.fromtimestamp(t, ZoneInfo(zone)).date()
+            for key, t in counts
+            if key == schedule.key("dst")
+        ]
+        assert sorted(days) == [day, day + dt.timedelta(days=1)][: len(days)]
+        assert day in days
+
+
+# --------------------------------------------------------------------------- policies
+
+
+def _overlap_driver(tmp_path: Path, closer: Closer, overlap: str) -> tuple[Driver, Scheduler]:
+    start = 1_800_000_000.0 - 1_800_000_000.0 % 600 + 60
+    drv = closer(Driver(tmp_path / "db.sqlite", FakeClock(start)))
+    drv.register(wf("ov", py("a"), schedules=(ScheduleSpec(cron="*/10 * * * *", overlap=overlap),)))
+    sched = Scheduler(drv.store, drv.clock, "s")
+    for _ in range(3):
+        drv.clock.advance(600)
+        sched.tick()
+    return drv, sched
+
+
+def _fire_states(drv: Driver) -> list[str]:
+    return [f.state for f in sorted(drv.store.list_fires(), key=lambda f: f.nominal)]
+
+
+@pytest.mark.parametrize(
+    ("overlap", "fires", "runs"),
+    [
+        ("allow", ["started"] * 3, ["running"] * 3),
+        ("skip", ["started", "skipped", "skipped"], ["running"]),
+        ("cancel_previous", ["started"] * 3, ["canceled", "canceled", "running"]),
+        ("queue", ["started", "queued", "queued"], ["running"]),
+    ],
+)
+def test_overlap_policies(
+    tmp_path: Path, closer: Closer, overlap: str, fires: list[str], runs: list[str]
+) -> None:
+    drv, _ = _overlap_driver(tmp_path, closer, overlap)
+    assert _fire_states(drv) == fires
+    assert [r.state.value for r in reversed(all_runs(drv.store))] == runs
+
+
+def test_queued_fires_start_in_order_once_the_previous_run_ends(
+    tmp_path: Path, closer: Closer
+) -> None:
+    drv, sched = _overlap_driver(tmp_path, closer, "queue")
+    fires = sorted(drv.store.list_fires(), key=lambda f: f.nominal)
+    for n in (1, 2):
+        sched.tick()
+        assert _fire_states(drv).count("started") == n  # still behind the running one
+        drv.succeed(drv.claim_one("a"))
+        report = sched.tick()
+        assert len(report.dequeued) == 1
+        run = drv.store.get_run(report.dequeued[0])
+        assert run.trigger == f"schedule:{fires[n].schedule_key}@{iso(fires[n].nominal)}"
+        now_started = {f.nominal: f.run_id for f in drv.store.list_fires()}
+        assert now_started[fires[n].nominal] == run.id
+    assert _fire_states(drv) == ["started"] * 3
+
+
+def test_paused_workflows_do_not_fire_and_catch_up_by_policy_when_unpaused(
+    tmp_path: Path, closer: Closer
+) -> None:
+    start = 1_800_000_000.0 - 1_800_000_000.0 % HOUR
+    drv = closer(Driver(tmp_path / "db.sqlite", FakeClock(start)))
+    drv.register(wf("p", py("a"), schedules=(ScheduleSpec(cron="0 * * * *"),)))
+    sched = Scheduler(drv.store, drv.clock, "s")
+    for _ in range(3):
+        drv.clock.advance(HOUR)
+        sched.tick()
+    assert len(drv.store.list_fires()) == 3
+    drv.store.set_paused("p", True, now=drv.now)
+    for _ in range(5):
+        drv.clock.advance(HOUR)
+        assert sched.tick().fires == []
+    drv.store.set_paused("p", False, now=drv.now)
+    report = sched.tick()
+    assert [f.nominal for f in report.fires] == [drv.now]  # catch-up "latest": one fire
+    assert len(all_runs(drv.store)) == 4
+
+
+def test_bad_params_record_a_failed_fire_instead_of_a_run(tmp_path: Path, closer: Closer) -> None:
+    start = 1_800_000_000.0 - 1_800_000_000.0 % HOUR
+    drv = closer(Driver(tmp_path / "db.sqlite", FakeClock(start)))
+    needs = {"day": ParamSpec(type=ParamType.DATE, required=True)}
+    drv.register(wf("b", py("a"), params=needs, schedules=(ScheduleSpec(cron="0 * * * *"),)))
+    sched = Scheduler(drv.store, drv.clock, "s")
+    drv.clock.advance(HOUR)
+    (fire,) = sched.tick().fires
+    assert fire.state == "failed"
+    assert fire.error is not None and "parameter 'day' is required" in fire.error
+    assert all_runs(drv.store) == []
+
+
+# --------------------------------------------------------------------------- two schedulers
+
+
+ZONES = ("UTC", "America/New_York", "Europe/Berlin", "Australia/Sydney", "Australia/Adelaide",
+         "Asia/Kolkata", "America/Los_Angeles")  # fmt: skip
+
+
+def _two_hundred() -> list[WorkflowSpec]:
+    specs = []
+    for i in range(200):
+        zone = ZONES[i % len(ZONES)]
+        if i % 40 == 0:
+            expr = "*/5 * * * *"
+        elif i % 20 <= 8:
+            expr = f"{i % 60} * * * *"
+        else:
+            expr = f"{i % 60} {i % 24} * * *"
+        schedule = ScheduleSpec(cron=expr, timezone=zone, catchup="all")
+        specs.append(wf(f"w{i:03d}", py("a"), schedules=(schedule,)))
+    return specs
+
+
+@pytest.mark.parametrize("mode", ["alternating_with_leases", "concurrent_without_leases"])
+def test_two_schedulers_fire_every_schedule_and_time_exactly_once(
+    tmp_path: Path, closer: Closer, mode: str
+) -> None:
+    start = dt.datetime(2026, 11, 1, tzinfo=dt.UTC).timestamp()  # New York falls back
+    end = start + (DAY if mode.startswith("concurrent") else DAY / 3)
+    clock = FakeClock(start)
+    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    stores = [closer(SqliteStore(db)), closer(SqliteStore(db))]
+    specs = _two_hundred()
+    for spec in specs:
+        stores[0].register_workflow(spec, source=None, now=start)
+    leases = mode.startswith("alternating")
+    scheds = [
+        Scheduler(store, clock, f"s{n}", lease_ttl=30.0, use_leases=leases)
+        for n, store in enumerate(stores)
+    ]
+    made: list[int] = [0, 0]
+    with ThreadPoolExecutor(2) as pool:
+        step = 0
+        while clock.now() < end:
+            clock.advance(2 * MINUTE)
+            step += 1
+            if leases:
+                order = scheds if step % 2 else scheds[::-1]
+                for sched in order:
+                    made[scheds.index(sched)] += len(sched.tick().fires)
+            else:
+                reports = list(pool.map(lambda s: s.tick(), scheds))
+                for n, report in enumerate(reports):
+                    made[n] += len(report.fires)
+    want: set[tuple[str, float]] = set()
+    for spec in specs:
+        want |= expected(spec, start, clock.now())
+    counts = fired(stores[1])
+    assert set(counts.values()) == {1}
+    assert set(counts) == want
+    assert sum(made) == len(want)  # no fire was reported by both
+    if leases:
+        assert min(made) > 0  # the duty really changed hands
+    triggers = run_triggers(db)
+    assert sum(triggers.values()) == len(want)
+    assert set(triggers.values()) == {1}
+
+
+def test_a_killed_leader_is_replaced_within_the_lease_time(tmp_path: Path, closer: Closer) -> None:
+    clock = FakeClock(1_800_000_000.0 - 1_800_000_000.0 % HOUR)
+    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    one, two = closer(SqliteStore(db)), closer(SqliteStore(db))
+    one.register_workflow(
+        wf("k", py("a"), schedules=(ScheduleSpec(cron="* * * * *"),)), source=None, now=clock.now()
+    )
+    leader, follower = Scheduler(one, clock, "leader"), Scheduler(two, clock, "follower")
+    assert "cron" in leader.tick().duties
+    clock.advance(10)
+    assert follower.tick().duties == []
+    clock.advance(21)  # the leader died 31 s ago; its 30 s lease has lapsed
+    report = follower.tick()
+    assert "cron" in report.duties
+    assert leader.tick().duties == []
+    follower.release()  # a graceful stop hands over at once
+    assert "cron" in leader.tick().duties
+
+
+def test_lease_verbs_fence_by_epoch(tmp_path: Path, closer: Closer) -> None:
+    store = closer(SqliteStore(f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    assert store.acquire_lease("d", "a", ttl=10, now=100) == 1
+    assert store.acquire_lease("d", "a", ttl=10, now=105) == 1  # extended, same epoch
+    assert store.acquire_lease("d", "b", ttl=10, now=110) is None
+    assert store.renew_lease("d", "a", 1, ttl=10, now=114)
+    assert store.acquire_lease("d", "b", ttl=10, now=125) == 2  # lapsed: b takes it over
+    assert not store.renew_lease("d", "a", 1, ttl=10, now=126)
+    store.release_lease("d", "a", 1)  # a stale release does nothing
+    assert store.acquire_lease("d", "a", ttl=10, now=127) is None
+    store.release_lease("d", "b", 2)
+    assert store.acquire_lease("d", "a", ttl=10, now=128) == 3
+
+
+# --------------------------------------------------------------------------- backfills
+
+
+def _backfill_app(tmp_path: Path, closer: Closer) -> Any:
+    clock = FakeClock(dt.datetime(2026, 12, 1, tzinfo=dt.UTC).timestamp())
+    app = closer(make_app(tmp_path, clock=clock))
+    spec = wf(
+        "etl",
+        py("a"),
+        params={"day": ParamSpec(type=ParamType.DATE, required=True)},
+        schedules=(
+            ScheduleSpec(
+                cron="0 3 * * *", timezone="Europe/Paris", params={"day": "{{ fire.date }}"}
+            ),
+        ),
+    )
+    app.store.register_workflow(spec, source=None, now=clock.now())
+    return app
+
+
+def test_backfill_creates_one_run_per_nominal_time_paced_by_max_active(
+    tmp_path: Path, closer: Closer
+) -> None:
+    app = _backfill_app(tmp_path, closer)
+    drv = closer(Driver(tmp_path / "app.db", app.clock))
+    backfill = app.create_backfill("etl", "2026-10-24", "2026-10-28", max_active=2)
+    assert (backfill.total, backfill.state, backfill.created) == (5, "running", 0)
+    sched = app.scheduler("s")
+    days: list[str] = []
+    for _ in range(10):
+        started = sched.tick().backfill_runs
+        assert len(started) <= 2
+        runs = [app.get_run(r) for r in started]
+        assert all(r.priority == BACKFILL_PRIORITY for r in runs)
+        days += [r.params["day"] for r in runs]
+        assert app.get_backfill(backfill.id).active <= 2
+        for claim in drv.claim():
+            drv.succeed(claim)
+    assert days == ["2026-10-24", "2026-10-25", "2026-10-26", "2026-10-27", "2026-10-28"]
+    done = app.get_backfill(backfill.id)
+    assert (done.state, done.created, done.counts) == ("completed", 5, {"succeeded": 5})
+    assert [b.id for b in app.list_backfills()] == [backfill.id]
+
+
+def test_backfill_runs_yield_to_fresh_runs(tmp_path: Path, closer: Closer) -> None:
+    app = _backfill_app(tmp_path, closer)
+    drv = closer(Driver(tmp_path / "app.db", app.clock))
+    app.create_backfill("etl", "2026-10-01", "2026-10-03", max_active=3)
+    app.scheduler("s").tick()
+    fresh = app.trigger("etl", {"day": "2026-12-01"})
+    claims = drv.claim(limit=1)
+    assert [c.run_id for c in claims] == [fresh.id]
+
+
+def test_backfill_dry_run_creates_nothing_and_cancel_stops_it(
+    tmp_path: Path, closer: Closer
+) -> None:
+    app = _backfill_app(tmp_path, closer)
+    plan = app.create_backfill("etl", "2026-10-01", "2026-10-31", max_active=2, dry_run=True)
+    assert (plan.state, plan.total) == ("dry_run", 31)
+    assert app.list_backfills() == [] and all_runs(app.store) == []
+    backfill = app.create_backfill("etl", "2026-10-01", "2026-10-31", max_active=2)
+    sched = app.scheduler("s")
+    sched.tick()
+    assert app.cancel_backfill(backfill.id)
+    assert not app.cancel_backfill(backfill.id)
+    app.clock.advance(60)
+    assert sched.tick().backfill_runs == []
+    stopped = app.get_backfill(backfill.id)
+    assert (stopped.state, stopped.created, stopped.counts) == ("canceled", 2, {"canceled": 2})
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        (("etl", "2026-10-05", "2026-10-01"), ParameterError, "ends .* before it starts"),
+        (("etl", "yesterday", "2026-10-01"), ParameterError, "bad datetime 'yesterday'"),
+        (("etl", "2000-01-01", "2030-01-01"), ParameterError, "more than 10,000"),
+        (("nope", "2026-10-01", "2026-10-02"), NotFound, "no workflow named 'nope'"),
+    ],
+)
+def test_bad_backfills_are_refused(
+    tmp_path: Path, closer: Closer, args: tuple[str, str, str], error: type[Exception], message: str
+) -> None:
+    app = _backfill_app(tmp_path, closer)
+    with pytest.raises(error, match=message):
+        app.create_backfill(*args)
+    with pytest.raises(ParameterError, match="max_active"):
+        app.create_backfill("etl", "2026-10-01", "2026-10-02", max_active=0)
+
+
+def test_list_schedules_shows_next_fire_times(tmp_path: Path, closer: Closer) -> None:
+    app = _backfill_app(tmp_path, closer)
+    (info,) = app.list_schedules()
+    assert info.workflow == "etl" and info.cursor is None and not info.paused
+    assert info.next_fire == dt.datetime(2026, 12, 1, 2, tzinfo=dt.UTC).timestamp()
+    app.clock.advance(3 * HOUR)
+    app.scheduler("s").tick()
+    (info,) = app.list_schedules()
+    assert info.last_fire == dt.datetime(2026, 12, 1, 2, tzinfo=dt.UTC).timestamp()
+    assert info.next_fire == dt.datetime(2026, 12, 2, 2, tzinfo=dt.UTC).timestamp()
+
+
+def test_a_wall_clock_jumping_back_fires_nothing_twice(tmp_path: Path, closer: Closer) -> None:
+    start = 1_800_000_000.0 - 1_800_000_000.0 % HOUR
+    drv = closer(Driver(tmp_path / "db.sqlite", FakeClock(start)))
+    drv.register(wf("j", py("a"), schedules=(ScheduleSpec(cron="*/10 * * * *", catchup="all"),)))
+    sched = Scheduler(drv.store, drv.clock, "s")
+    for _ in range(6):
+        drv.clock.advance(600)
+        sched.tick()
+    drv.clock.set(start + 1200)  # NTP steps the clock back 40 minutes
+    later: list[float] = []
+    for _ in range(8):
+        later += [f.nominal for f in Scheduler(drv.store, drv.clock, "t").tick().fires]
+        drv.clock.advance(600)
+    assert later == [start + 4200, start + 4800, start + 5400]  # none of those already fired
+    counts = fired(drv.store)
+    assert set(counts.values()) == {1}
+    assert sorted(t for _, t in counts) == [start + 600 * i for i in range(1, len(counts) + 1)]
+
+
+def test_run_forever_ticks_until_stopped_and_hands_the_duties_over(
+    tmp_path: Path, closer: Closer
+) -> None:
+    clock = FakeClock(1_800_000_000.0 - 1_800_000_000.0 % HOUR)
+    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    store, other = closer(SqliteStore(db)), closer(SqliteStore(db))
+    store.register_workflow(
+        wf("f", py("a"), schedules=(ScheduleSpec(cron="* * * * *"),)), source=None, now=clock.now()
+    )
+    clock.advance(61)
+    sched = Scheduler(store, clock, "loop", max_sleep=0.01)
+    stop = threading.Event()
+    thread = threading.Thread(target=sched.run_forever, args=(stop,))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not store.list_fires() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert len(store.list_fires()) == 1
+    assert store.acquire_lease("scheduler.cron", "next", ttl=30, now=clock.now()) is not None
+    assert other.list_fires()[0].run_id is not None
+
+
+def test_a_new_version_keeps_its_schedules_history_and_sleep_is_bounded(
+    tmp_path: Path, closer: Closer
+) -> None:
+    start = 1_800_000_000.0 - 1_800_000_000.0 % HOUR
+    drv = closer(Driver(tmp_path / "db.sqlite", FakeClock(start)))
+    hourly = ScheduleSpec(cron="0 * * * *", jitter="10m")
+    drv.register(wf("v", py("a"), schedules=(hourly,)))
+    sched = Scheduler(drv.store, drv.clock, "s", max_sleep=5.0)
+    drv.clock.advance(HOUR + 600)
+    assert len(sched.tick().fires) == 1
+    due = sched.next_wake(drv.now)
+    assert drv.now < due <= drv.now + 5.0
+    drv.register(wf("v", py("a"), py("b"), schedules=(hourly,), description="v2"))
+    assert sched.tick().fires == []  # same schedule key: the fire is not repeated
+    drv.store.set_paused("v", True, now=drv.now)
+    drv.clock.advance(2 * HOUR)
+    assert sched.tick().fires == []
+    assert sched.next_wake(drv.now) == drv.now + 5.0  # a paused schedule is no reason to spin
+    assert len(fired(drv.store)) == 1
