@@ -348,3 +348,87 @@ def test_stream_bad_input(client: httpx.Client) -> None:
         "bad_parameters",
         "Last-Event-ID",
     )
+
+
+EVENTFUL = WorkflowSpec.model_validate(
+    {
+        "name": "eventful",
+        "params": {"n": {"type": "integer", "default": 0}},
+        "schedules": [{"cron": "0 3 * * *", "timezone": "Europe/Paris"}],
+        "triggers": [{"event": "orders.created", "params": {"n": "{{ event.payload.n }}"}}],
+        "tasks": [
+            {
+                "name": "a",
+                "action": {"kind": "python", "ref": "t:add"},
+                "inputs": {"x": {"expr": "params.n"}},
+            }
+        ],
+    }
+)
+
+
+def test_events_start_matching_workflows_once(app: App, client: httpx.Client) -> None:
+    app.store.register_workflow(EVENTFUL, source=None, now=time.time())
+    body = {"type": "orders.created", "payload": {"n": 4}, "id": "ev-1"}
+    first = client.post("/api/v1/events", json=body)
+    assert first.status_code == 202 and len(first.json()["run_ids"]) == 1
+    again = client.post("/api/v1/events", json=body).json()
+    assert again["duplicate"] is True and again["run_ids"] == first.json()["run_ids"]
+    run = client.get(f"/api/v1/runs/{first.json()['run_ids'][0]}").json()
+    assert run["params"] == {"n": 4}
+    error(client.post("/api/v1/events", json={"type": "bad type!"}), 422, "invalid_request", "type")
+    error(client.post("/api/v1/events", json={"payload": 1}), 422, "invalid_request", "type")
+
+
+def test_schedules_and_backfills(app: App, client: httpx.Client) -> None:
+    app.store.register_workflow(EVENTFUL, source=None, now=time.time())
+    schedules = client.get("/api/v1/schedules").json()
+    assert [s["workflow"] for s in schedules] == ["eventful"]
+    assert schedules[0]["next_fire"] is not None
+    plan = client.post(
+        "/api/v1/backfills",
+        json={"workflow": "eventful", "start": "2026-11-01", "end": "2026-11-03", "dry_run": True},
+    )
+    assert plan.status_code == 201 and plan.json()["total"] == 3
+    made = client.post(
+        "/api/v1/backfills",
+        json={"workflow": "eventful", "start": "2026-11-01", "end": "2026-11-03"},
+    )
+    backfill_id = made.json()["id"]
+    assert [b["id"] for b in client.get("/api/v1/backfills").json()] == [backfill_id]
+    assert client.post(f"/api/v1/backfills/{backfill_id}/cancel").json()["state"] == "canceled"
+    error(client.get("/api/v1/backfills/nope"), 404, "not_found", "nope")
+    bad = client.post(
+        "/api/v1/backfills",
+        json={"workflow": "eventful", "start": "yesterday", "end": "2026-11-03"},
+    )
+    assert 400 <= bad.status_code < 500, bad.text
+    bad = client.post(
+        "/api/v1/backfills", json={"workflow": "nope", "start": "2026-11-01", "end": "2026-11-03"}
+    )
+    assert bad.status_code == 404
+
+
+def test_webhooks_verify_signatures(client: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrion.triggers.webhooks import sign
+
+    body = b'{"ref": "main"}'
+    error(client.post("/hooks/gh", content=body), 404, "not_found", "gh")
+    monkeypatch.setenv("ORCHESTRION_WEBHOOK_GH_SECRET", "s3cr3t")
+    headers = {
+        **sign("github", b"s3cr3t", body, time.time()),
+        "X-GitHub-Delivery": "d1",
+        "X-GitHub-Event": "push",
+    }
+    ok = client.post("/hooks/gh", content=body, headers=headers)
+    assert ok.status_code == 202 and ok.json()["event_id"] == "d1"
+    assert client.post("/hooks/gh", content=body, headers=headers).json()["duplicate"] is True
+    error(
+        client.post("/hooks/gh", content=body + b" ", headers=headers),
+        401,
+        "bad_signature",
+        "does not match",
+    )
+    error(client.post("/hooks/gh", content=body), 401, "bad_signature", "missing")
+    big = b"x" * 20_000
+    error(client.post("/hooks/gh", content=big, headers=headers), 413, "too_large", "limit")

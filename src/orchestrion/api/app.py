@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from orchestrion.api.errors import install_error_handlers
 from orchestrion.api.limits import BodyLimit
-from orchestrion.api.routes import runs, stream, system, workflows
+from orchestrion.api.routes import runs, stream, system, triggers, workflows
 from orchestrion.app import App
 
 __all__ = ["MAX_BODY_BYTES", "create_api"]
@@ -25,7 +25,7 @@ def create_api(app: App, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     )
     api.state.orchestrion = app
     install_error_handlers(api)
-    for module in (workflows, runs, system, stream):
+    for module in (workflows, runs, system, stream, triggers):
         api.include_router(module.router)
     api.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     return api

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from orchestrion.api.routes.triggers import WebhookUnauthorized
 from orchestrion.api.schemas import BadCursor
 from orchestrion.errors import (
     ExpressionError,
@@ -30,6 +31,7 @@ log = logging.getLogger("orchestrion.api")
 
 _STATUS: list[tuple[type[Exception], int, str]] = [
     (NotFound, 404, "not_found"),
+    (WebhookUnauthorized, 401, "bad_signature"),
     (BadCursor, 400, "bad_cursor"),
     (ParameterError, 422, "bad_parameters"),
     (SpecError, 422, "invalid_workflow"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -19,11 +20,10 @@ from pathlib import Path
 
 from orchestrion.app import App
 from orchestrion.config import Settings
-from orchestrion.engine.maintenance import Maintenance
 from orchestrion.errors import SpecError
 from orchestrion.worker.loop import Worker, WorkerSettings
 
-__all__ = ["WorkflowFolder", "run_server", "run_worker"]
+__all__ = ["WorkflowFolder", "run_scheduler", "run_server", "run_worker"]
 
 log = logging.getLogger("orchestrion.process")
 
@@ -104,6 +104,28 @@ def run_worker(
             if changed:
                 load_folder(app, changed)
         worker.stop(grace=grace)
+    if worker.busy:
+        # Their leases were released and other workers retry them; a thread cannot be
+        # killed, and waiting for it would keep this process alive past the grace period.
+        print(
+            f"{worker.busy} task(s) ignored the request to stop; exiting without them",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.stdout.flush()
+        os._exit(0)
+
+
+def run_scheduler(settings: Settings) -> None:
+    """Fire schedules, pace backfills, start run triggers and reap leases until SIGTERM.
+    Any number may run at once: each duty is held under a lease, and every fire is
+    guarded by a unique key."""
+    stop = threading.Event()
+    _on_signals(stop)
+    with App(settings) as app:
+        scheduler = app.scheduler()
+        print(f"scheduler {scheduler.holder_id} on {settings.database_url}", flush=True)
+        scheduler.run_forever(stop)
 
 
 def run_server(
@@ -116,7 +138,8 @@ def run_server(
     concurrency: int,
     grace: float,
 ) -> None:
-    """API + housekeeping in this process; worker processes as children."""
+    """API + scheduler (schedules, triggers, backfills, housekeeping) in this process;
+    worker processes as children."""
     import uvicorn
 
     from orchestrion.api.app import create_api
@@ -125,8 +148,14 @@ def run_server(
     with App(settings) as app:
         _deploy(settings, folder.changed())
         app.store.listen(work=False, history=True)  # live streams follow worker processes
-        housekeeping = Maintenance(app.store, app.clock, every=1.0)
-        housekeeping.start()
+        scheduler_stop = threading.Event()
+        scheduler = threading.Thread(
+            target=app.scheduler().run_forever,
+            args=(scheduler_stop,),
+            daemon=True,
+            name="scheduler",
+        )
+        scheduler.start()
         children = _Children(settings, workflows, workers, concurrency, grace)
         children.start()
         watcher_stop = threading.Event()
@@ -146,17 +175,23 @@ def run_server(
             access_log=False,
         )
         server = uvicorn.Server(config)
+        # uvicorn handles SIGTERM/SIGINT while it serves, then restores the previous handlers
+        # and raises the signal again: with the default handler the process would die there,
+        # before the `finally` below stops the worker processes (leaving them orphaned).
+        _on_signals(server_stop := threading.Event())
         print(
             f"orchestrion server on http://{host}:{port} (database {settings.database_url},"
             f" {workers} worker process(es))",
             flush=True,
         )
         try:
-            server.run()
+            if not server_stop.is_set():
+                server.run()
         finally:
             watcher_stop.set()
             children.stop()
-            housekeeping.stop()
+            scheduler_stop.set()
+            scheduler.join(timeout=10)
 
 
 def _watch(settings: Settings, folder: WorkflowFolder, stop: threading.Event) -> None:

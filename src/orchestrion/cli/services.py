@@ -28,7 +28,7 @@ _FINAL = ("succeeded", "failed", "canceled")
 
 
 def register(main: click.Group) -> None:
-    for command in (server, worker, deploy, trigger):
+    for command in (server, worker, deploy, trigger, scheduler, backfill, events):
         main.add_command(command)
 
 
@@ -222,3 +222,84 @@ def _api(server: str, method: str, path: str, body: Any = None) -> Any:
             message = response.text[:300]
         raise OrchestrionError(f"server said {response.status_code}: {message}")
     return response.json()
+
+
+@click.command()
+@click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
+def scheduler(db: str | None) -> None:
+    """Run a scheduler on its own (the server embeds one); several may run at once."""
+    from orchestrion.cli.processes import run_scheduler
+
+    run_scheduler(Settings.from_env(db=db))
+
+
+@click.command()
+@click.argument("workflow")
+@click.option("--from", "start", required=True, help="First nominal date or datetime.")
+@click.option("--to", "end", required=True, help="Last nominal date (inclusive) or datetime.")
+@click.option("--schedule", default=None, help="Which schedule, when there are several.")
+@click.option("--max-active", default=1, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--dry-run", is_flag=True, help="Show the runs it would create; create none.")
+@click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
+def backfill(
+    workflow: str,
+    start: str,
+    end: str,
+    schedule: str | None,
+    max_active: int,
+    dry_run: bool,
+    db: str | None,
+) -> None:
+    """Runs for every nominal schedule time in a range, paced by the scheduler."""
+    try:
+        with App(Settings.from_env(db=db)) as app:
+            record = app.create_backfill(
+                workflow, start, end, schedule=schedule, max_active=max_active, dry_run=dry_run
+            )
+    except OrchestrionError as exc:
+        errors.print(f"[red]error:[/] {exc}", markup=True)
+        sys.exit(2)
+    verb = "would create" if dry_run else "will create"
+    console.print(
+        f"backfill {record.id}: {verb} {record.total} runs of {workflow}"
+        f" ({record.state}, at most {max_active} at once)",
+        markup=False,
+    )
+
+
+@click.group()
+def events() -> None:
+    """Send events that start workflows with matching triggers."""
+
+
+@events.command("send")
+@click.argument("event_type")
+@click.argument("payload", default="null")
+@click.option("--id", "event_id", default=None, help="De-duplication id.")
+@click.option("--server", envvar="ORCHESTRION_SERVER", default=None)
+@click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
+def send(
+    event_type: str, payload: str, event_id: str | None, server: str | None, db: str | None
+) -> None:
+    """Send EVENT_TYPE with a JSON PAYLOAD."""
+    try:
+        data = json.loads(payload)
+    except ValueError as exc:
+        errors.print(f"error: payload is not JSON: {exc}", markup=False)
+        sys.exit(2)
+    try:
+        if server:
+            receipt = _api(
+                server,
+                "POST",
+                "/api/v1/events",
+                {"type": event_type, "payload": data, "id": event_id},
+            )
+            runs = receipt["run_ids"]
+        else:
+            with App(Settings.from_env(db=db)) as app:
+                runs = app.send_event(event_type, data, event_id, source="cli")
+    except OrchestrionError as exc:
+        errors.print(f"error: {exc}", markup=False)
+        sys.exit(2)
+    console.print(f"started {len(runs)} run(s): {' '.join(runs)}", markup=False)
