@@ -19,7 +19,7 @@ from rich.markup import escape
 
 from orchestrion.app import App, load_workflows
 from orchestrion.config import Settings
-from orchestrion.errors import NotFound, OrchestrionError, SpecError
+from orchestrion.errors import IllegalTransition, NotFound, OrchestrionError, SpecError
 from orchestrion.spec.params import parse_cli_params
 from orchestrion.states import RunState
 from orchestrion.store.base import RunFilter
@@ -62,6 +62,32 @@ def opened(db: str | None) -> Iterator[App]:
     except NotFound as exc:
         errors.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(2)
+    except OrchestrionError as exc:
+        errors.print(f"[red]error:[/] {escape(str(exc))}", markup=True)
+        sys.exit(2)
+
+
+def server_option(fn: F) -> F:
+    return click.option(
+        "--server",
+        envvar="ORCHESTRION_SERVER",
+        default=None,
+        help="Talk to this server's API (e.g. http://127.0.0.1:8642) instead of the local DB.",
+    )(fn)
+
+
+@contextmanager
+def reader(db: str | None, server: str | None) -> Iterator[Any]:
+    """The server's API when one is configured, else the local database; same methods."""
+    if server is None:
+        with opened(db) as app:
+            yield app
+        return
+    from orchestrion.cli.remote import Remote
+
+    try:
+        with Remote(server) as remote:
+            yield remote
     except OrchestrionError as exc:
         errors.print(f"[red]error:[/] {escape(str(exc))}", markup=True)
         sys.exit(2)
@@ -225,6 +251,7 @@ def runs() -> None:
 @click.option("--limit", "-n", type=click.IntRange(1, 1000), default=20)
 @click.option("--before", default=None, metavar="RUN_ID", help="Page: runs older than this id.")
 @db_option
+@server_option
 @output_option
 def runs_list(
     workflow: str | None,
@@ -232,12 +259,13 @@ def runs_list(
     limit: int,
     before: str | None,
     db: str | None,
+    server: str | None,
     output: str,
 ) -> None:
     """Recent runs, newest first."""
     from orchestrion.cli.render import dump_json, runs_table
 
-    with opened(db) as app:
+    with reader(db, server) as app:
         found = app.list_runs(
             RunFilter(
                 workflow=workflow,
@@ -255,12 +283,13 @@ def runs_list(
 @runs.command("show")
 @click.argument("run_id")
 @db_option
+@server_option
 @output_option
-def runs_show(run_id: str, db: str | None, output: str) -> None:
+def runs_show(run_id: str, db: str | None, server: str | None, output: str) -> None:
     """Every task run and attempt of a run, with timings, results and errors."""
     from orchestrion.cli.render import attempts_table, dump_json, state_text, task_runs_table, when
 
-    with opened(db) as app:
+    with reader(db, server) as app:
         run = app.get_run(run_id)
         task_runs = app.task_runs(run.id)
         attempts = app.attempts(run.id)
@@ -294,9 +323,10 @@ def runs_show(run_id: str, db: str | None, output: str) -> None:
 @click.argument("task", required=False)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the run ends.")
 @db_option
-def logs(run_id: str, task: str | None, follow: bool, db: str | None) -> None:
+@server_option
+def logs(run_id: str, task: str | None, follow: bool, db: str | None, server: str | None) -> None:
     """Captured stdout, stderr and logging of a run's attempts."""
-    with opened(db) as app:
+    with reader(db, server) as app:
         run = app.get_run(run_id)
         last = 0
         while True:
@@ -315,9 +345,15 @@ def logs(run_id: str, task: str | None, follow: bool, db: str | None) -> None:
 @click.argument("run_id")
 @click.option("--wait/--no-wait", default=True, help="Run the retried tasks here and wait.")
 @db_option
+@server_option
 @output_option
-def retry(run_id: str, wait: bool, db: str | None, output: str) -> None:
-    """Resume a failed run from what failed; succeeded tasks keep their results."""
+def retry(run_id: str, wait: bool, db: str | None, server: str | None, output: str) -> None:
+    """Resume a failed run from what failed; succeeded tasks keep their results.
+
+    Locally the retried tasks run here; with --server the server's workers run them."""
+    if server is not None:
+        _retry_remote(run_id, wait, server, output)
+        return
     with opened(db) as app:
         run = app.get_run(run_id)
         if run.state not in (RunState.FAILED, RunState.CANCELED) and not wait:
@@ -349,15 +385,37 @@ def retry(run_id: str, wait: bool, db: str | None, output: str) -> None:
 @main.command()
 @click.argument("run_id")
 @db_option
-def cancel(run_id: str, db: str | None) -> None:
+@server_option
+def cancel(run_id: str, db: str | None, server: str | None) -> None:
     """Cancel a run: its unfinished tasks stop (running shell tasks are killed)."""
-    with opened(db) as app:
+    with reader(db, server) as app:
         run = app.get_run(run_id)
-        if app.cancel(run.id):
-            console.print(f"run {run.id} canceled")
-        else:
-            errors.print(f"run {run.id} is already {app.get_run(run.id).state.value}")
+        try:
+            app.cancel_or_raise(run.id)
+        except IllegalTransition as exc:
+            errors.print(escape(str(exc)))
             sys.exit(1)
+        console.print(f"run {run.id} canceled", markup=False)
+
+
+def _retry_remote(run_id: str, wait: bool, server: str, output: str) -> None:
+    from orchestrion.cli.remote import Remote
+
+    with reader(None, server) as remote:
+        assert isinstance(remote, Remote)
+        run = remote.get_run(run_id)
+        try:
+            remote.retry_or_raise(run.id)
+        except IllegalTransition as exc:
+            errors.print(f"[red]error:[/] {escape(str(exc))}", markup=True)
+            sys.exit(2)
+        console.print(f"run {run.id} re-opened", markup=False)
+        if not wait:
+            return
+        while not (final := remote.get_run(run.id)).state.finished:
+            time.sleep(0.2)
+        console.print(f"run {final.id} {final.state.value}", markup=False)
+        sys.exit(0 if final.state is RunState.SUCCEEDED else 1)
 
 
 @main.command()
