@@ -191,6 +191,11 @@ class App:
     def retry(self, run_id: str) -> bool:
         return self.store.retry_run(run_id, now=self.clock.now())
 
+    def rerun_from(self, run_id: str, task: str) -> RunRecord:
+        """Rerun from a chosen task as a new run (see `Store.rerun_from`)."""
+        new_id = self.store.rerun_from(self.store.get_run(run_id).id, task, now=self.clock.now())
+        return self.store.get_run(new_id)
+
     def cancel_or_raise(self, run_id: str) -> None:
         """Cancel a run; `IllegalTransition` when it already finished."""
         run = self.store.get_run(run_id)

@@ -94,6 +94,7 @@ class TaskEvent(StrEnum):
     REQUEUE = "requeue"
     RESET = "reset"
     REOPEN = "reopen"
+    CARRY = "carry"
     COMPENSATE = "compensate"
 
 
@@ -107,6 +108,7 @@ TASK_TRANSITIONS: dict[tuple[TaskState, TaskEvent], TaskState] = {
     (T.PENDING, E.EXPAND): T.WAITING,  # a mapped task becomes a group of item task runs
     (T.PENDING, E.CANCEL): T.CANCELED,
     (T.PENDING, E.FAIL): T.FAILED,  # its `when` or `map` expression could not be evaluated
+    (T.PENDING, E.CARRY): T.SUCCEEDED,  # a rerun carries the earlier run's result over
     (T.QUEUED, E.CLAIM): T.RUNNING,
     (T.QUEUED, E.CANCEL): T.CANCELED,
     (T.RETRY_WAIT, E.CLAIM): T.RUNNING,

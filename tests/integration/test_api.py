@@ -432,3 +432,36 @@ def test_webhooks_verify_signatures(client: httpx.Client, monkeypatch: pytest.Mo
     error(client.post("/hooks/gh", content=body), 401, "bad_signature", "missing")
     big = b"x" * 20_000
     error(client.post("/hooks/gh", content=big, headers=headers), 413, "too_large", "limit")
+
+
+def test_rerun_from_a_task_reuses_upstream_results(client: httpx.Client, worker: Worker) -> None:
+    first = client.post("/api/v1/workflows/adder/runs", json={"params": {"x": 1}}).json()
+    assert wait_final(client, first["id"])["state"] == "succeeded"
+    made = client.post(f"/api/v1/runs/{first['id']}/rerun", json={"from_task": "two"})
+    assert made.status_code == 201, made.text
+    new = wait_final(client, made.json()["id"])
+    assert new["state"] == "succeeded" and new["result"] == {"two": 3}
+    assert new["trigger"] == f"rerun:{first['id']}:two"
+    attempts = client.get(f"/api/v1/runs/{new['id']}/attempts").json()
+    tasks = {t["id"]: t["task"] for t in client.get(f"/api/v1/runs/{new['id']}/tasks").json()}
+    assert [tasks[a["task_run_id"]] for a in attempts] == ["two"]  # "one" was carried over
+    events = client.get(f"/api/v1/runs/{new['id']}/events").json()
+    assert any(e["kind"] == "task.carry" for e in events)
+    old_events = client.get(f"/api/v1/runs/{first['id']}/events").json()
+    assert not any(e["kind"] == "task.carry" for e in old_events)  # the earlier run is unchanged
+    error(
+        client.post(f"/api/v1/runs/{first['id']}/rerun", json={"from_task": "zz"}),
+        404,
+        "not_found",
+        "no task 'zz'",
+    )
+    error(
+        client.post(f"/api/v1/runs/{first['id']}/rerun", json={}),
+        422,
+        "invalid_request",
+        "from_task",
+    )
+    failed = client.post("/api/v1/workflows/failing/runs", json={}).json()
+    wait_final(client, failed["id"])
+    again = client.post(f"/api/v1/runs/{failed['id']}/rerun", json={"from_task": "b"})
+    assert again.status_code == 201

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -396,6 +397,42 @@ def cancel(run_id: str, db: str | None, server: str | None) -> None:
             errors.print(escape(str(exc)))
             sys.exit(1)
         console.print(f"run {run.id} canceled", markup=False)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option(
+    "--from",
+    "from_task",
+    required=True,
+    metavar="TASK",
+    help="The task to start again from; its upstream results are reused.",
+)
+@db_option
+@server_option
+def rerun(run_id: str, from_task: str, db: str | None, server: str | None) -> None:
+    """Start a new run that reuses an earlier run's results up to TASK and reruns the rest.
+
+    Locally the new run is driven here; with --server the server's workers run it."""
+    if server is not None:
+        with reader(None, server) as remote:
+            new = remote.call("POST", f"/api/v1/runs/{run_id}/rerun", json={"from_task": from_task})
+            console.print(f"run {new['id']} reruns {run_id} from {from_task}", markup=False)
+        return
+    with opened(db) as app:
+        old = app.get_run(run_id)
+        record = app.workflow_record(old.workflow, old.version)
+        if record.source and Path(record.source).exists():
+            app.register_loaded(load_workflows(record.source), source=record.source)
+        new_run = app.rerun_from(old.id, from_task)
+        console.print(f"run {new_run.id} reruns {old.id} from {from_task}", markup=False)
+        from orchestrion.cli.render import Progress
+
+        progress = _follow(app, Progress(console))
+        final = app.run_until_done(new_run.id, on_progress=progress, every=0.1)
+        progress(final, app.task_runs(final.id))
+        _summary(app, final.id, "table")
+        sys.exit(0 if final.state is RunState.SUCCEEDED else 1)
 
 
 def _retry_remote(run_id: str, wait: bool, server: str, output: str) -> None:

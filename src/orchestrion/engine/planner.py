@@ -18,12 +18,14 @@ __all__ = [
     "MAX_LOST_ATTEMPTS",
     "UpstreamCounts",
     "compensation_order",
+    "downstream_closure",
     "group_outcome",
     "readiness",
     "retry_delay",
     "retry_ready_at",
     "run_outcome",
     "should_retry",
+    "topological_order",
     "upstream_bucket",
 ]
 
@@ -147,6 +149,23 @@ def compensation_order(spec: WorkflowSpec, succeeded: Mapping[str, bool]) -> lis
     return [
         name for name in reversed(order) if succeeded.get(name) and spec.task(name).undo is not None
     ]
+
+
+def downstream_closure(spec: WorkflowSpec, task: str) -> set[str]:
+    """`task` and every task that depends on it, directly or not."""
+    downstream = spec.downstream()
+    seen, todo = {task}, [task]
+    while todo:
+        for child in downstream[todo.pop()]:
+            if child not in seen:
+                seen.add(child)
+                todo.append(child)
+    return seen
+
+
+def topological_order(spec: WorkflowSpec) -> list[str]:
+    """Task names, every task after all of its upstreams (ties in spec order)."""
+    return _topological(spec)
 
 
 def _topological(spec: WorkflowSpec) -> list[str]:

@@ -273,6 +273,12 @@ class Store(Protocol):
         ones keep their results. False when the run is not in a retryable state."""
         ...
 
+    def rerun_from(self, run_id: str, task: str, *, now: float) -> str:
+        """A new run of the same version and parameters that carries over the results of
+        every task not downstream of `task`, and runs `task` and its downstream again.
+        Returns the new run's id; the earlier run is left as it was."""
+        ...
+
     def timeout_runs(self, *, now: float) -> list[str]:
         """Cancel runs past their deadline; returns their ids."""
         ...

@@ -6,11 +6,13 @@ apply the result through guarded compare-and-sets.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from orchestrion.engine import planner
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import RunEvent, RunState, TaskEvent, TaskState, task_sources
+from orchestrion.store import rerun
 from orchestrion.store.advance import MAX_RESULT_BYTES, Advance, conc_key, dumps
 from orchestrion.store.base import Outcome
 
@@ -27,8 +29,13 @@ def create_run(
     priority: int,
     idempotency_key: str | None,
     parent_task_run_id: int | None,
+    carry: Mapping[str, str | None] | None = None,
 ) -> str:
-    """Insert the run and its task runs; start it unless the workflow is at its limit."""
+    """Insert the run and its task runs; start it unless the workflow is at its limit.
+
+    `carry` (task name -> result JSON) marks tasks as already succeeded with those results,
+    as a rerun does for the tasks upstream of where it restarts; such a run starts at once
+    (a rerun is an explicit request, not subject to max active runs)."""
     tx, now = adv.tx, adv.now
     if idempotency_key is not None:
         existing = tx.execute(
@@ -37,7 +44,7 @@ def create_run(
         if existing is not None:
             return str(existing["id"])
     state = RunState.RUNNING
-    if spec.max_active_runs is not None:
+    if spec.max_active_runs is not None and not carry:
         active = tx.execute(
             "SELECT count(*) AS n FROM runs WHERE workflow = ? AND state IN ('running',"
             " 'compensating')",
@@ -91,6 +98,8 @@ def create_run(
         state.value,
         {"workflow": spec.name, "version": spec.version, "trigger": trigger},
     )
+    if carry:
+        rerun.apply_carry(adv, run_id, spec, carry)
     if state is RunState.RUNNING:
         adv.start_run({"id": run_id, "state": state.value})
     return run_id

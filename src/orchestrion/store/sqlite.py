@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -23,28 +22,23 @@ from typing import Any
 from orchestrion.errors import NotFound, StoreError
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import TaskEvent
-from orchestrion.store import lifecycle, queries, trigger_queries, trigger_verbs
+from orchestrion.store import lifecycle, queries, rerun
 from orchestrion.store.advance import Advance
 from orchestrion.store.base import (
     AttemptRecord,
-    BackfillRecord,
     Claim,
-    EventReceipt,
     EventRecord,
-    FinishedRun,
     FinishResult,
-    FireRecord,
     LogLine,
     LogRecord,
     Outcome,
     RunFilter,
     RunRecord,
-    RunRequest,
-    ScheduleState,
     TaskRunRecord,
     WorkerRecord,
     WorkflowRecord,
 )
+from orchestrion.store.sqlite_triggers import SqliteTriggerVerbs, new_run_id
 from orchestrion.store.wake import Waker
 
 __all__ = ["SqliteStore"]
@@ -60,12 +54,7 @@ def _path_from_url(url: str) -> str:
     return url
 
 
-def new_run_id(now: float) -> str:
-    """Sortable by creation time (milliseconds), then random: 20 hex characters."""
-    return f"{int(now * 1000):012x}{secrets.token_hex(4)}"
-
-
-class SqliteStore:
+class SqliteStore(SqliteTriggerVerbs):
     """See `orchestrion.store.base.Store` for the contract of every method."""
 
     def __init__(self, url: str) -> None:
@@ -361,6 +350,22 @@ class SqliteStore:
         with self._write(now) as adv:
             return lifecycle.retry_run(adv, full)
 
+    def rerun_from(self, run_id: str, task: str, *, now: float) -> str:
+        full = self.get_run(run_id).id
+        with self._write(now) as adv:
+            spec, carry, params = rerun.plan_carry(adv, full, task)
+            return lifecycle.create_run(
+                adv,
+                spec,
+                params,
+                run_id=new_run_id(now),
+                trigger=f"rerun:{full}:{task}",
+                priority=0,
+                idempotency_key=None,
+                parent_task_run_id=None,
+                carry=carry,
+            )
+
     def timeout_runs(self, *, now: float) -> list[str]:
         due = self._read(
             "SELECT id FROM runs WHERE deadline IS NOT NULL AND deadline <= ?"
@@ -591,163 +596,6 @@ class SqliteStore:
         sql += " ORDER BY l.id LIMIT ?"
         params.append(limit)
         return [queries.log_record(r) for r in self._read(sql, params)]
-
-    # ------------------------------------------------------------------ triggers
-
-    def latest_versions(self) -> dict[str, tuple[str, float]]:
-        rows = self._read(
-            "SELECT w.name, w.version, w.created_at FROM workflows w WHERE w.rowid = (SELECT"
-            " w2.rowid FROM workflows w2 WHERE w2.name = w.name ORDER BY w2.created_at DESC,"
-            " w2.rowid DESC LIMIT 1)"
-        )
-        return {r["name"]: (r["version"], r["created_at"]) for r in rows}
-
-    def schedule_states(self) -> dict[str, ScheduleState]:
-        return trigger_queries.schedule_states(self._read)
-
-    def fire_schedule(
-        self,
-        spec: WorkflowSpec,
-        *,
-        schedule_key: str,
-        nominal: float,
-        params: dict[str, Any],
-        now: float,
-        priority: int = 0,
-        overlap: str = "allow",
-        error: str | None = None,
-    ) -> FireRecord | None:
-        with self._write(now) as adv:
-            return trigger_verbs.fire_schedule(
-                adv,
-                spec,
-                key=schedule_key,
-                nominal=nominal,
-                params=params,
-                priority=priority,
-                overlap=overlap,
-                error=error,
-                new_id=new_run_id,
-            )
-
-    def advance_schedule(
-        self, schedule_key: str, workflow: str, cursor: float, *, now: float
-    ) -> None:
-        with self._write(now) as adv:
-            trigger_verbs.advance_schedule(adv, schedule_key, workflow, cursor)
-
-    def start_queued_fire(
-        self, spec: WorkflowSpec, schedule_key: str, *, now: float, priority: int = 0
-    ) -> str | None:
-        with self._write(now) as adv:
-            return trigger_verbs.start_queued_fire(
-                adv, spec, schedule_key, priority=priority, new_id=new_run_id
-            )
-
-    def queued_fire_keys(self) -> set[str]:
-        return trigger_queries.queued_fire_keys(self._read)
-
-    def list_fires(self, schedule_key: str | None = None, *, limit: int = 100) -> list[FireRecord]:
-        return trigger_queries.list_fires(self._read, schedule_key, limit)
-
-    def record_event(
-        self,
-        source: str,
-        event_id: str,
-        event_type: str,
-        payload: Any,
-        *,
-        now: float,
-        runs: Sequence[RunRequest] = (),
-        errors: Sequence[str] = (),
-    ) -> EventReceipt:
-        with self._write(now) as adv:
-            return trigger_verbs.record_event(
-                adv,
-                source=source,
-                event_id=event_id,
-                event_type=event_type,
-                payload=payload,
-                runs=runs,
-                errors=errors,
-                new_id=new_run_id,
-            )
-
-    def finished_runs(self, after: int, *, limit: int = 500) -> tuple[list[FinishedRun], int]:
-        return trigger_queries.finished_runs(self._read, after, limit)
-
-    def get_cursor(self, name: str) -> int | None:
-        return trigger_queries.get_cursor(self._read, name)
-
-    def set_cursor(self, name: str, position: int, *, now: float) -> None:
-        with self._write(now) as adv:
-            trigger_verbs.set_cursor(adv, name, position)
-
-    def acquire_lease(self, name: str, holder: str, *, ttl: float, now: float) -> int | None:
-        with self._write(now) as adv:
-            return trigger_verbs.acquire_lease(adv, name, holder, ttl)
-
-    def renew_lease(self, name: str, holder: str, epoch: int, *, ttl: float, now: float) -> bool:
-        with self._write(now) as adv:
-            return trigger_verbs.renew_lease(adv, name, holder, epoch, ttl)
-
-    def release_lease(self, name: str, holder: str, epoch: int) -> None:
-        with self._write(0.0) as adv:
-            trigger_verbs.release_lease(adv, name, holder, epoch)
-
-    def create_backfill(
-        self,
-        spec: WorkflowSpec,
-        *,
-        schedule_key: str,
-        start: float,
-        end: float,
-        total: int,
-        max_active: int,
-        priority: int,
-        now: float,
-    ) -> BackfillRecord:
-        backfill_id = f"bf-{int(now * 1000):012x}{secrets.token_hex(3)}"
-        with self._write(now) as adv:
-            trigger_verbs.create_backfill(
-                adv,
-                spec,
-                backfill_id=backfill_id,
-                key=schedule_key,
-                start=start,
-                end=end,
-                total=total,
-                max_active=max_active,
-                priority=priority,
-            )
-        return self.get_backfill(backfill_id)
-
-    def get_backfill(self, backfill_id: str) -> BackfillRecord:
-        return trigger_queries.get_backfill(self._read, backfill_id)
-
-    def list_backfills(
-        self, *, workflow: str | None = None, state: str | None = None
-    ) -> list[BackfillRecord]:
-        return trigger_queries.list_backfills(self._read, workflow, state)
-
-    def cancel_backfill(self, backfill_id: str, *, now: float) -> bool:
-        workflow = self.get_backfill(backfill_id).workflow
-        with self._write(now) as adv:
-            return trigger_verbs.cancel_backfill(adv, backfill_id, workflow)
-
-    def pace_backfill(
-        self,
-        backfill_id: str,
-        spec: WorkflowSpec,
-        fires: Sequence[tuple[float, dict[str, Any]]],
-        *,
-        exhausted: bool,
-        now: float,
-    ) -> list[str]:
-        with self._write(now) as adv:
-            return trigger_verbs.pace_backfill(
-                adv, spec, backfill_id, fires, exhausted=exhausted, new_id=new_run_id
-            )
 
 
 def _statements(script: str) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict
 
 from orchestrion.api.schemas import (
     Attempt,
@@ -67,6 +68,19 @@ def retry(request: Request, run_id: str) -> Run:
     app = _app(request)
     app.retry_or_raise(run_id)
     return Run.of(app.get_run(run_id))
+
+
+class RerunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    from_task: str
+
+
+@router.post("/{run_id}/rerun", response_model=Run, status_code=201)
+def rerun(request: Request, run_id: str, body: RerunRequest) -> Run:
+    """A new run that reuses the results of every task not downstream of `from_task` and
+    runs `from_task` and everything after it again. The earlier run is unchanged."""
+    return Run.of(_app(request).rerun_from(run_id, body.from_task))
 
 
 @router.get("/{run_id}/tasks", response_model=list[TaskRun])

@@ -1,0 +1,167 @@
+"""Where a workflow file's errors are: the load context and pydantic-error -> YAML mapping.
+
+The spec model validates the translated workflow; its errors name spec paths, which are
+mapped back here to the YAML paths, lines and columns a person wrote.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from orchestrion.errors import CycleError, SpecError
+from orchestrion.spec.model import WorkflowSpec
+from orchestrion.spec.yaml_reader import (
+    Mark,
+    Path,
+    describe,
+    format_path,
+    is_scalar,
+    resolve_scalar,
+)
+
+__all__ = ["LoadContext", "suggest", "validate_spec"]
+
+
+@dataclass
+class LoadContext:
+    """One load's state: the document, its marks, and what error mapping needs later."""
+
+    source: str
+    data: dict[str, Any]
+    marks: dict[Path, Mark]
+    key_marks: dict[Path, Mark]
+    #: spec path prefix -> YAML path prefix, where the two shapes differ.
+    pathmap: dict[Path, Path] = field(default_factory=dict)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: (task, dependency) -> the YAML path that introduced the dependency.
+    origins: dict[tuple[str, str], Path] = field(default_factory=dict)
+
+    def error(self, path: Path, message: str, *, at_key: bool = False) -> SpecError:
+        line, column = self.locate(path, at_key=at_key)
+        return SpecError(
+            message, source=self.source, path=format_path(path), line=line, column=column
+        )
+
+    def locate(self, path: Path, *, at_key: bool = False) -> Mark:
+        if at_key and path in self.key_marks:
+            return self.key_marks[path]
+        while path not in self.marks:
+            path = path[:-1]
+        return self.marks[path]
+
+
+def suggest(name: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(name, names, n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def validate_spec(ctx: LoadContext, data: dict[str, Any]) -> WorkflowSpec:
+    try:
+        return WorkflowSpec.model_validate(data)
+    except ValidationError as exc:
+        raise _from_pydantic(ctx, exc) from None
+    except CycleError as exc:
+        origin = ctx.origins.get((exc.cycle[0], exc.cycle[1]), ("tasks", exc.cycle[0]))
+        line, column = ctx.locate(origin)
+        # Re-run SpecError's initialiser so the CycleError (and its .cycle) gains a location.
+        SpecError.__init__(
+            exc, exc.detail, source=ctx.source, path=format_path(origin), line=line, column=column
+        )
+        raise exc from None
+
+
+def _from_pydantic(ctx: LoadContext, exc: ValidationError) -> SpecError:
+    errors = exc.errors()
+    locs = [tuple(err["loc"]) for err in errors]
+    seen: dict[Path, Any] = {}
+    for err, loc in zip(errors, locs, strict=True):
+        if err["type"] in ("too_short", "too_long") and any(
+            other != loc and other[: len(loc)] == loc for other in locs
+        ):
+            continue  # pydantic's echo of a failed element on its container
+        seen.setdefault(_yaml_path(ctx, loc, err["type"] == "missing"), err)
+    ordered = sorted(seen.items(), key=lambda item: ctx.locate(item[0]))
+    path, err = ordered[0]
+    more = len(ordered) - 1
+    suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
+    return ctx.error(path, _reason(err, path) + suffix)
+
+
+def _yaml_path(ctx: LoadContext, loc: Path, missing: bool) -> Path:
+    """A spec loc -> the YAML path a person wrote (pydantic's union tags dropped)."""
+    base: Path = ()
+    rest = loc
+    for cut in range(len(loc), 0, -1):
+        if loc[:cut] in ctx.pathmap:
+            base, rest = ctx.pathmap[loc[:cut]], loc[cut:]
+            break
+    node: Any = ctx.data
+    for part in base:
+        node = node.get(part) if isinstance(node, dict) else None
+    path: list[str | int] = list(base)
+    for i, part in enumerate(rest):
+        present = isinstance(node, dict) and part in node
+        if present or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
+            node = node[part]
+        elif not (missing and i == len(rest) - 1 and isinstance(node, dict)):
+            continue
+        path.append(part)
+    return tuple(path)
+
+
+_REASONS: Final = {
+    "missing": "missing required field '{field}'",
+    "extra_forbidden": "unknown field '{field}'",
+    "int_type": "expected an integer, got {got}",
+    "int_from_float": "expected an integer, got {got}",
+    "float_type": "expected a number, got {got}",
+    "bool_type": "expected true or false, got {got}",
+    "string_type": "expected a string, got {got}",
+    "dict_type": "expected a mapping, got {got}",
+    "tuple_type": "expected a list, got {got}",
+    "list_type": "expected a list, got {got}",
+    "literal_error": "expected one of {expected}, got {got}",
+    "enum": "expected one of {expected}, got {got}",
+    "greater_than_equal": "must be at least {ge}, got {got}",
+    "greater_than": "must be greater than {gt}, got {got}",
+    "less_than_equal": "must be at most {le}, got {got}",
+    "less_than": "must be less than {lt}, got {got}",
+    "too_short": "must have at least {min_length} item(s)",
+    "too_long": "must have at most {max_length} items",
+    "string_too_short": "must not be empty",
+    "string_too_long": "is too long (at most {max_length} characters)",
+    "string_pattern_mismatch": "invalid name {got}: use letters, digits, '_' and '-',"
+    " starting with a letter or '_' (at most 100 characters)",
+    "value_error": "{error}",
+}
+
+
+def _reason(err: Any, path: Path) -> str:
+    value = err.get("input")
+    fields = {**(err.get("ctx") or {}), "got": describe(value), "field": path[-1] if path else ""}
+    try:
+        text = _REASONS[err["type"]].format_map(fields)
+    except KeyError:
+        text = f"{err['msg']}, got {describe(value)}"
+    return text + _hint(err["type"], value)
+
+
+def _hint(kind: str, value: Any) -> str:
+    if kind == "string_type" and is_scalar(value):
+        return " (quote it to make it a string)"
+    if not isinstance(value, str) or kind not in ("int_type", "float_type", "bool_type"):
+        return ""
+    if kind == "bool_type" and value.lower() in ("yes", "no", "on", "off", "y", "n"):
+        return " (YAML 1.1 words like yes/no/on/off are plain strings here: write true or false)"
+    if re.fullmatch(r"[-+]?0[0-9]+", value):
+        return " (a number with a leading zero stays a string here)"
+    if re.fullmatch(r"[0-9]+(:[0-5]?[0-9])+", value):
+        return " (values like 1:30 stay strings here: write the number)"
+    if not isinstance(resolve_scalar(value), str):
+        return " (remove the quotes)"
+    return ""
