@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from orchestrion.app import App
 from orchestrion.config import Settings
@@ -144,6 +145,11 @@ def run_server(
 
     from orchestrion.api.app import create_api
 
+    # uvicorn handles SIGTERM/SIGINT while it serves, then restores the previous handlers
+    # and raises the signal again: with the default handlers the process would die there,
+    # before the `finally` below stops the worker processes (leaving them orphaned).
+    stop = threading.Event()
+    _on_signals(stop)
     folder = WorkflowFolder(workflows)
     with App(settings) as app:
         _deploy(settings, folder.changed())
@@ -175,18 +181,15 @@ def run_server(
             access_log=False,
         )
         server = uvicorn.Server(config)
-        # uvicorn handles SIGTERM/SIGINT while it serves, then restores the previous handlers
-        # and raises the signal again: with the default handler the process would die there,
-        # before the `finally` below stops the worker processes (leaving them orphaned).
-        _on_signals(server_stop := threading.Event())
+        _on_signals(stop, server)
+        server.should_exit = stop.is_set()  # a signal during the start
         print(
             f"orchestrion server on http://{host}:{port} (database {settings.database_url},"
             f" {workers} worker process(es))",
             flush=True,
         )
         try:
-            if not server_stop.is_set():
-                server.run()
+            server.run()
         finally:
             watcher_stop.set()
             children.stop()
@@ -273,9 +276,11 @@ class _Children:
                 proc.wait()
 
 
-def _on_signals(stop: threading.Event) -> None:
+def _on_signals(stop: threading.Event, server: Any = None) -> None:
     def handler(signum: int, frame: object) -> None:
         stop.set()
+        if server is not None:
+            server.should_exit = True
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(ValueError):

@@ -7,11 +7,14 @@ worker on it picks it up.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -25,6 +28,40 @@ __all__ = ["register"]
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
 _FINAL = ("succeeded", "failed", "canceled")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def log_options(fn: F) -> F:
+    """--log-format/--log-level for long-running processes; configures logging, then calls."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, log_format: str, log_level: str, **kwargs: Any) -> Any:
+        from orchestrion.telemetry.logging import configure_logging
+
+        configure_logging("json" if log_format == "json" else "text", log_level)
+        # Child processes (the server's workers) inherit the choice.
+        os.environ["ORCHESTRION_LOG_FORMAT"] = log_format
+        os.environ["ORCHESTRION_LOG_LEVEL"] = log_level
+        return fn(*args, **kwargs)
+
+    wrapper = click.option(
+        "--log-level",
+        default="INFO",
+        show_default=True,
+        envvar="ORCHESTRION_LOG_LEVEL",
+        type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    )(wrapper)
+    wrapper = click.option(
+        "--log-format",
+        default="text",
+        show_default=True,
+        envvar="ORCHESTRION_LOG_FORMAT",
+        type=click.Choice(["text", "json"]),
+        help="Readable lines, or one JSON object per line.",
+    )(wrapper)
+    return wrapper  # type: ignore[return-value]
 
 
 def register(main: click.Group) -> None:
@@ -58,6 +95,7 @@ def register(main: click.Group) -> None:
     "--grace", default=30.0, show_default=True, help="Seconds to finish in-flight work on SIGTERM."
 )
 @click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
+@log_options
 def server(
     host: str,
     port: int,
@@ -92,6 +130,7 @@ def server(
 )
 @click.option("--grace", default=30.0, show_default=True)
 @click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
+@log_options
 def worker(
     queues: tuple[str, ...], concurrency: int, workflows: str | None, grace: float, db: str | None
 ) -> None:
@@ -226,6 +265,7 @@ def _api(server: str, method: str, path: str, body: Any = None) -> Any:
 
 @click.command()
 @click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
+@log_options
 def scheduler(db: str | None) -> None:
     """Run a scheduler on its own (the server embeds one); several may run at once."""
     from orchestrion.cli.processes import run_scheduler

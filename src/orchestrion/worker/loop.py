@@ -32,6 +32,9 @@ __all__ = ["Worker", "WorkerSettings"]
 
 log = logging.getLogger("orchestrion.worker")
 
+#: After the grace period, how long to wait for released attempts to notice cancellation.
+_CANCEL_WAIT = 2.0
+
 
 @dataclass(frozen=True, kw_only=True)
 class WorkerSettings:
@@ -70,7 +73,8 @@ class Worker:
         self._active: dict[int, _Active] = {}
         self._lock = threading.Lock()
         self._slot_free = threading.Event()
-        self._stopping = threading.Event()
+        self._stopping = threading.Event()  # stop claiming
+        self._halt = threading.Event()  # stop heartbeating: every attempt ended or released
         self._logs: list[LogLine] = []
         self._logs_lock = threading.Lock()
         self._specs: dict[tuple[str, str], WorkflowSpec] = {}
@@ -101,29 +105,53 @@ class Worker:
         log.info("worker.started", extra={"worker": self.id, "queues": self.settings.queues})
 
     def stop(self, grace: float = 10.0) -> None:
-        """Stop claiming at once; wait up to `grace` for in-flight attempts, then cancel them
-        (their leases lapse and another worker retries them)."""
+        """Stop claiming at once; wait up to `grace` for in-flight attempts (their leases
+        still kept alive by heartbeats), then release the rest at once, so that another
+        worker retries them without spending their retries, and ask them to stop."""
         self._stopping.set()
         self._slot_free.set()
         self.store_wake()
-        for thread in self._threads:
-            for _ in range(100):  # 5 s; re-wake: a wake-up may land just before a wait
-                thread.join(timeout=0.05)
-                if not thread.is_alive():
-                    break
-                self.store_wake()
-        deadline = self.clock.monotonic() + grace
-        while self._active_count() and self.clock.monotonic() < deadline:
-            self._slot_free.wait(0.05)
-            self._slot_free.clear()
-        with self._lock:
-            for active in self._active.values():
-                active.ctx.cancel_event.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        claimer = self._threads[0] if self._threads else None
+        for _ in range(100):  # 5 s; re-wake: a wake-up may land just before a wait
+            if claimer is None or not claimer.is_alive():
+                break
+            claimer.join(timeout=0.05)
+            self.store_wake()
+        self._drain(grace)
+        self._release()
+        self._halt.set()
+        for thread in self._threads[1:]:
+            thread.join(timeout=5.0)
+        self._drain(_CANCEL_WAIT)  # attempts that honour cancellation end quickly
+        # A task that ignores cancellation cannot be stopped; its lease is released and
+        # its outcome will be superseded, so do not wait for it here.
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self._flush_logs()
         with contextlib.suppress(OrchestrionError):
             self.store.worker_heartbeat(self.id, now=self.clock.now(), state="stopped")
         uninstall_capture()
+
+    def _drain(self, seconds: float) -> None:
+        deadline = self.clock.monotonic() + seconds
+        while self._active_count() and self.clock.monotonic() < deadline:
+            self._slot_free.wait(0.05)
+            self._slot_free.clear()
+
+    def _release(self) -> None:
+        """Give up the leases of the attempts still running and ask them to stop."""
+        with self._lock:
+            active = list(self._active.values())
+        if not active:
+            return
+        try:
+            now = self.clock.now()
+            self.store.expire_worker(self.id, now=now)
+            released = self.store.reap_expired(now=now)
+            log.warning("worker.released", extra={"worker": self.id, "attempts": released})
+        except OrchestrionError:
+            log.exception("worker.release_failed")  # the leases lapse on their own
+        for each in active:
+            each.ctx.cancel_event.set()
 
     def store_wake(self) -> None:
         """Wake the claim loop if it sleeps on the store."""
@@ -134,6 +162,11 @@ class Worker:
     def _active_count(self) -> int:
         with self._lock:
             return len(self._active)
+
+    @property
+    def busy(self) -> int:
+        """How many attempts are still running here (after `stop`: tasks that ignored it)."""
+        return self._active_count()
 
     # ------------------------------------------------------------------ claiming
 
@@ -262,9 +295,9 @@ class Worker:
     # ------------------------------------------------------------------ heartbeats
 
     def _heartbeat_loop(self) -> None:
-        while not self._stopping.wait(min(self.settings.heartbeat_every, 0.5)):
+        while not self._halt.wait(min(self.settings.heartbeat_every, 0.5)):
             self._flush_logs()
-            if self._stopping.is_set():
+            if self._halt.is_set():
                 break
             self._beat()
 

@@ -1,0 +1,1 @@
+"""Logging (and, later, metrics and tracing): off unless a process configures it."""
