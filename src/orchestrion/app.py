@@ -326,6 +326,9 @@ class App:
         change counter was `seen`; returns the current counter."""
         return self.store.wait_for_events(seen, timeout)
 
+    def running_by_worker(self) -> dict[str, list[TaskRunRecord]]:
+        return self.store.running_by_worker()
+
     def list_workers(self) -> list[WorkerRecord]:
         return self.store.list_workers()
 

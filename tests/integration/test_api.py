@@ -24,6 +24,7 @@ from orchestrion.spec.model import (
     TaskSpec,
     WorkflowSpec,
 )
+from orchestrion.worker.context import TaskContext
 from orchestrion.worker.loop import Worker, WorkerSettings
 
 
@@ -465,3 +466,63 @@ def test_rerun_from_a_task_reuses_upstream_results(client: httpx.Client, worker:
     wait_final(client, failed["id"])
     again = client.post(f"/api/v1/runs/{failed['id']}/rerun", json={"from_task": "b"})
     assert again.status_code == 201
+
+
+RELEASE = threading.Event()
+
+
+def hold() -> str:
+    RELEASE.wait(10)
+    return "done"
+
+
+def test_workers_show_what_they_run(app: App, client: httpx.Client, worker: Worker) -> None:
+    app.code.add({"t:hold": hold})
+    spec = WorkflowSpec(
+        name="holding", tasks=(TaskSpec(name="h", action=PythonAction(ref="t:hold")),)
+    )
+    app.store.register_workflow(spec, source=None, now=time.time())
+    RELEASE.clear()
+    run = client.post("/api/v1/workflows/holding/runs", json={}).json()
+    deadline = time.monotonic() + 10
+    running: list[Any] = []
+    while not running and time.monotonic() < deadline:
+        running = [t for w in client.get("/api/v1/workers").json() for t in w["running"]]
+        time.sleep(0.02)
+    RELEASE.set()
+    assert [(t["run_id"], t["task"], t["attempt"]) for t in running] == [(run["id"], "h", 1)]
+    assert wait_final(client, run["id"])["state"] == "succeeded"
+    assert all(not w["running"] for w in client.get("/api/v1/workers").json())
+
+
+def chatty(ctx: TaskContext) -> int:
+    # ctx.log rather than print(): pytest swaps sys.stdout between test phases, which would
+    # unhook the worker's print capture (real worker processes are covered by acceptance).
+    for i in range(3):
+        ctx.log(f"line {i}")
+        time.sleep(0.3)
+    return 3
+
+
+def test_logs_stream_while_the_task_runs(app: App, client: httpx.Client, worker: Worker) -> None:
+    app.code.add({"t:chatty": chatty})
+    spec = WorkflowSpec(
+        name="chat", tasks=(TaskSpec(name="c", action=PythonAction(ref="t:chatty")),)
+    )
+    app.store.register_workflow(spec, source=None, now=time.time())
+    run = client.post("/api/v1/workflows/chat/runs", json={}).json()
+    lines: list[tuple[str, str]] = []  # (line, run state when it arrived)
+    with client.stream("GET", f"/api/v1/runs/{run['id']}/logs/stream") as response:
+        assert response.status_code == 200
+        event = ""
+        for raw in response.iter_lines():
+            if raw.startswith("event: "):
+                event = raw[len("event: ") :]
+            elif raw.startswith("data: ") and event == "log":
+                state = client.get(f"/api/v1/runs/{run['id']}").json()["state"]
+                lines.append((json.loads(raw[len("data: ") :])["line"], state))
+            elif raw.startswith("data: ") and event == "end":
+                break
+    assert [text for text, _ in lines] == ["line 0", "line 1", "line 2"]
+    assert lines[0][1] == "running"  # streamed live, not after the fact
+    error(client.get("/api/v1/runs/nope/logs/stream"), 404, "not_found", "nope")

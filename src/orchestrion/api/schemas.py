@@ -227,6 +227,14 @@ class LogLine(_Out):
         )
 
 
+class WorkerTask(_Out):
+    run_id: str
+    task_run_id: int
+    task: str
+    attempt: int
+    started_at: float | None
+
+
 class Worker(_Out):
     id: str
     host: str
@@ -235,9 +243,11 @@ class Worker(_Out):
     started_at: float
     heartbeat_at: float
     state: str
+    #: The task runs it holds a lease on now.
+    running: list[WorkerTask]
 
     @classmethod
-    def of(cls, rec: WorkerRecord) -> Worker:
+    def of(cls, rec: WorkerRecord, running: list[TaskRunRecord] | None = None) -> Worker:
         return cls(
             id=rec.id,
             host=rec.host,
@@ -246,6 +256,16 @@ class Worker(_Out):
             started_at=rec.started_at,
             heartbeat_at=rec.heartbeat_at,
             state=rec.state,
+            running=[
+                WorkerTask(
+                    run_id=t.run_id,
+                    task_run_id=t.id,
+                    task=t.task_name if t.map_index < 0 else f"{t.task_name}[{t.map_index}]",
+                    attempt=t.attempts,
+                    started_at=t.started_at,
+                )
+                for t in running or []
+            ],
         )
 
 

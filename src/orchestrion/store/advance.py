@@ -73,7 +73,7 @@ class Advance:
         self.newly_ready = 0
         #: A run changed state in this transaction (wakes `orchestrion run`'s wait at once).
         self.run_changed = False
-        #: Event rows were written (wakes history followers such as the live API stream).
+        #: Event (or log) rows were written: wakes history followers such as live streams.
         self.wrote_events = False
         self._events: list[tuple[Any, ...]] = []
         self._run_cache: dict[str, Any] = {}

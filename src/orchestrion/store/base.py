@@ -364,6 +364,10 @@ class Store(Protocol):
         """Note that the worker is alive."""
         ...
 
+    def running_by_worker(self) -> dict[str, list[TaskRunRecord]]:
+        """The task runs each worker holds a lease on right now, by worker id."""
+        ...
+
     def list_workers(self) -> list[WorkerRecord]:
         """Every known worker."""
         ...

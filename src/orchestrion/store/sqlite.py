@@ -556,6 +556,16 @@ class SqliteStore(SqliteTriggerVerbs):
                 (now, state, worker_id),
             )
 
+    def running_by_worker(self) -> dict[str, list[TaskRunRecord]]:
+        rows = self._read(
+            "SELECT * FROM task_runs WHERE state = 'running' AND lease_owner IS NOT NULL"
+            " ORDER BY id"
+        )
+        out: dict[str, list[TaskRunRecord]] = {}
+        for row in rows:
+            out.setdefault(row["lease_owner"], []).append(queries.task_run_record(row))
+        return out
+
     def list_workers(self) -> list[WorkerRecord]:
         rows = self._read("SELECT * FROM workers ORDER BY started_at")
         return [queries.worker_record(r) for r in rows]
@@ -581,6 +591,7 @@ class SqliteStore(SqliteTriggerVerbs):
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 [(x.run_id, x.task_run_id, x.attempt, x.at, x.stream, x.line) for x in lines],
             )
+            adv.wrote_events = True  # log followers wait on the same history signal
 
     def get_logs(
         self, run_id: str, *, task_name: str | None = None, after_id: int = 0, limit: int = 10_000

@@ -70,12 +70,15 @@ def install_capture() -> None:
     global _installed, _saved
     with _install_lock:
         _installed += 1
-        if _installed > 1:
+        if _installed > 1 and isinstance(sys.stdout, _ThreadStream):
             return
+        # First worker, or someone (a test runner, an embedding app) swapped the streams
+        # since: wrap what is there now.
         _saved = (sys.stdout, sys.stderr)
         sys.stdout = _ThreadStream(sys.stdout, "stdout")
         sys.stderr = _ThreadStream(sys.stderr, "stderr")
-        logging.getLogger().addHandler(_handler)
+        if _handler not in logging.getLogger().handlers:
+            logging.getLogger().addHandler(_handler)
         if logging.getLogger().level > logging.INFO or logging.getLogger().level == 0:
             logging.getLogger("orchestrion.task").setLevel(logging.INFO)
 

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from orchestrion.api.schemas import Event
+from orchestrion.api.schemas import Event, LogLine
 from orchestrion.app import App
 from orchestrion.errors import ParameterError
 
@@ -74,6 +74,53 @@ async def _events(request: Request, app: App, run_id: str | None, last: int) -> 
             if len(batch) == 500:
                 continue  # more are waiting; send them before sleeping
         # Short in-memory waits, so a closed connection or a shutdown is noticed quickly.
+        now_seen = await run_in_threadpool(app.wait_for_events, seen, _WAIT_SECONDS)
+        fresh, seen = now_seen != seen, now_seen
+        idle = 0.0 if fresh else idle + _WAIT_SECONDS
+        if idle >= _KEEPALIVE_SECONDS:
+            idle = 0.0
+            yield f": keepalive {json.dumps(last)}\n\n"
+
+
+@router.get("/api/v1/runs/{run_id}/logs/stream")
+async def stream_logs(
+    request: Request,
+    run_id: str,
+    task: str | None = None,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """A run's log lines as they are written (`event: log`), from the start or after
+    `Last-Event-ID` / `after`; ends with `event: end` once the run finished and its last
+    lines were sent."""
+    app: App = request.app.state.orchestrion
+    run_id = (await run_in_threadpool(app.get_run, run_id)).id
+    start = _start(after, last_event_id) or 0
+    return StreamingResponse(
+        _logs(request, app, run_id, task, start),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _logs(
+    request: Request, app: App, run_id: str, task: str | None, last: int
+) -> AsyncIterator[str]:
+    yield "retry: 1000\n\n"
+    seen = await run_in_threadpool(app.wait_for_events, -1, 0.0)
+    fresh, idle = True, 0.0
+    while not await request.is_disconnected():
+        if fresh:
+            finished = (await run_in_threadpool(app.get_run, run_id)).state.finished
+            batch = await run_in_threadpool(app.logs, run_id, task, last, 1000)
+            for line in batch:
+                last = line.id
+                yield f"id: {line.id}\nevent: log\ndata: {LogLine.of(line).model_dump_json()}\n\n"
+            if len(batch) == 1000:
+                continue
+            if finished:  # read after the state: lines written before it finished are sent
+                yield "event: end\ndata: {}\n\n"
+                return
         now_seen = await run_in_threadpool(app.wait_for_events, seen, _WAIT_SECONDS)
         fresh, seen = now_seen != seen, now_seen
         idle = 0.0 if fresh else idle + _WAIT_SECONDS

@@ -32,7 +32,9 @@ def ready(request: Request) -> dict[str, str]:
 
 @router.get("/api/v1/workers", response_model=list[Worker])
 def workers(request: Request) -> list[Worker]:
-    return [Worker.of(w) for w in _app(request).list_workers()]
+    app = _app(request)
+    running = app.running_by_worker()
+    return [Worker.of(w, running.get(w.id, [])) for w in app.list_workers()]
 
 
 @router.get("/api/v1/events", response_model=list[Event])
