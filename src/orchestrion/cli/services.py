@@ -240,11 +240,33 @@ def _wait_local(app: App, run_id: str) -> str:
 
 
 def _wait_api(server: str, run_id: str) -> str:
+    """Follow the run's event stream until it finishes (no polling); reconnect with
+    Last-Event-ID if the connection drops."""
+    import httpx
+
+    last: str | None = None
     while True:
         state = str(_api(server, "GET", f"/api/v1/runs/{run_id}")["state"])
         if state in _FINAL:
             return state
-        time.sleep(0.2)
+        headers = {"Last-Event-ID": last} if last else {}
+        try:
+            with httpx.stream(
+                "GET",
+                server.rstrip("/") + "/api/v1/stream",
+                params={"run_id": run_id},
+                headers=headers,
+                timeout=httpx.Timeout(30.0, read=60.0),
+            ) as response:
+                for line in response.iter_lines():
+                    if line.startswith("id: "):
+                        last = line[4:]
+                    elif line.startswith("data: ") and '"run.' in line:
+                        event = json.loads(line[6:])
+                        if event.get("run_id") == run_id and event.get("to_state") in _FINAL:
+                            return str(event["to_state"])
+        except httpx.HTTPError:
+            time.sleep(0.5)
 
 
 def _api(server: str, method: str, path: str, body: Any = None) -> Any:
