@@ -100,7 +100,14 @@ def run_worker(
             f"worker {worker.id} on queues {','.join(queues)} (concurrency {concurrency})",
             flush=True,
         )
+        parent = os.getppid()
+        orphan_check = os.environ.get("ORCHESTRION_EXIT_WITH_PARENT") == str(parent)
         while not stop.wait(2.0):
+            if orphan_check and os.getppid() != parent:
+                # The server that started us died without stopping us (SIGKILL): stop too,
+                # gracefully, instead of running on as an orphan.
+                log.warning("worker.parent_gone", extra={"parent": parent})
+                break
             changed = folder.changed()
             if changed:
                 load_folder(app, changed)
@@ -249,8 +256,12 @@ class _Children:
         self._thread = threading.Thread(target=self._supervise, daemon=True, name="children")
 
     def start(self) -> None:
-        self.procs = [subprocess.Popen(self.cmd) for _ in range(self.count)]
+        self.procs = [self._spawn() for _ in range(self.count)]
         self._thread.start()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "ORCHESTRION_EXIT_WITH_PARENT": str(os.getpid())}
+        return subprocess.Popen(self.cmd, env=env)
 
     def _supervise(self) -> None:
         backoff = 1.0
@@ -260,7 +271,7 @@ class _Children:
                     log.warning("worker.died", extra={"pid": proc.pid, "code": proc.returncode})
                     time.sleep(min(backoff, 10.0))
                     backoff *= 2
-                    self.procs[i] = subprocess.Popen(self.cmd)
+                    self.procs[i] = self._spawn()
 
     def stop(self) -> None:
         self._stop.set()
