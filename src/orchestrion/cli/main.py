@@ -29,7 +29,8 @@ __all__ = ["main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-console = Console(highlight=False)
+# Piped output is not squeezed to 80 columns: ids and times must stay whole for scripts.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 # soft_wrap: an error naming a long file path stays on one line (greppable, clickable)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
 

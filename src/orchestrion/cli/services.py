@@ -25,7 +25,8 @@ from orchestrion.errors import OrchestrionError, SpecError
 
 __all__ = ["register"]
 
-console = Console(highlight=False)
+# Piped output is not squeezed to 80 columns: ids and times must stay whole for scripts.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 errors = Console(stderr=True, highlight=False)
 _FINAL = ("succeeded", "failed", "canceled")
 
