@@ -8,6 +8,8 @@ for end-to-end runs through the real `Worker`.
 
 from __future__ import annotations
 
+import atexit
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -35,7 +37,8 @@ from orchestrion.states import (
     TaskEvent,
     TaskState,
 )
-from orchestrion.store.base import Claim, Outcome, RunRecord, TaskRunRecord
+from orchestrion.store import open_store
+from orchestrion.store.base import Claim, Outcome, RunRecord, Store, TaskRunRecord
 from orchestrion.store.sqlite import SqliteStore
 from orchestrion.worker import runner
 from orchestrion.worker.code import CodeRegistry
@@ -119,23 +122,53 @@ def by_name(task_runs: Iterable[TaskRunRecord]) -> dict[str, TaskRunRecord]:
 
 
 def make_app(tmp_path: Path, clock: Any = None, **settings: Any) -> App:
-    """An open `App` on a fresh SQLite file; short leases and heartbeats for worker tests."""
+    """An open `App` on a fresh SQLite file; short leases and heartbeats for worker tests.
+
+    With ``ORCHESTRION_TEST_DATABASE=postgres`` the App gets a fresh PostgreSQL schema
+    instead (in one database per test process, dropped at exit); `unfinished_count` then
+    reads ``tmp_path / "app.db"`` as that schema."""
     opts: dict[str, Any] = {"lease_seconds": 5.0, "heartbeat_every": 0.2, "concurrency": 4}
     opts.update(settings)
-    app = App(Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}", **opts), clock=clock)
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    if os.environ.get("ORCHESTRION_TEST_DATABASE", "").strip().lower() == "postgres":
+        url = _pg_app_url(tmp_path / "app.db")
+    app = App(Settings(database_url=url, **opts), clock=clock)
     return app.open()
+
+
+#: ``make_app``'s SQLite path -> the PostgreSQL URL used in its place.
+_PG_APPS: dict[Path, str] = {}
+_PG_DATABASE: list[str] = []
+
+
+def _pg_app_url(path: Path) -> str:
+    from tests import pg
+
+    pg.require_postgres()
+    if path in _PG_APPS:  # another App on the same "file"
+        return _PG_APPS[path]
+    if not _PG_DATABASE:
+        _PG_DATABASE.append(pg.create_database())
+        atexit.register(pg.drop_database, _PG_DATABASE[0])
+    url, _ = pg.create_schema(_PG_DATABASE[0])
+    _PG_APPS[path] = url
+    return url
 
 
 # ---------------------------------------------------------------------------- driver
 
 
 class Driver:
-    """Drives a real `SqliteStore` by hand: claim, execute with the real runner, finish."""
+    """Drives a real `SqliteStore` by hand: claim, execute with the real runner, finish.
+    (On the PostgreSQL schema instead when `make_app` put `path` there.)"""
 
     def __init__(self, path: Path, clock: FakeClock | None = None) -> None:
         self.path = path
         self.clock = clock or FakeClock()
-        self.store = SqliteStore(f"sqlite:///{path}")
+        self.store: Store = SqliteStore(f"sqlite:///{path}")
+        if Path(path) in _PG_APPS:
+            self.store.close()
+            self.store = open_store(_PG_APPS[Path(path)])
         self.code = CodeRegistry()
 
     def close(self) -> None:
@@ -251,13 +284,23 @@ class Driver:
 
 
 def unfinished_count(db: Path | str, run_id: str) -> int:
-    with sqlite3.connect(str(db)) as conn:
+    """The run's `unfinished` counter, read behind the store's back: `db` is a SQLite file,
+    a store URL, or a path that `make_app` put on PostgreSQL."""
+    url = _PG_APPS.get(Path(db), str(db)) if not str(db).startswith("postgres") else str(db)
+    if url.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        with psycopg.connect(url) as pconn:
+            prow = pconn.execute("SELECT unfinished FROM runs WHERE id = %s", (run_id,)).fetchone()
+        assert prow is not None, run_id
+        return int(prow[0])
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
         row = conn.execute("SELECT unfinished FROM runs WHERE id = ?", (run_id,)).fetchone()
     conn.close()
     return int(row[0])
 
 
-def assert_consistent(store: SqliteStore, db: Path | str, run_id: str) -> None:
+def assert_consistent(store: Store, db: Path | str, run_id: str) -> None:
     """Replay the run's events: every task run and run state change has exactly one event row
     whose from/to match, each is an edge of the transition table, and the replay ends in the
     stored states. A finished run also has its `unfinished` counter at 0 and no open attempt."""

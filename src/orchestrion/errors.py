@@ -11,8 +11,12 @@ The tree::
     │   └── NotFound              a run, task run or workflow does not exist
     ├── IllegalTransition         a state change the transition table does not allow
     ├── ResultTooLarge            a task result is over the configured size cap
-    └── TaskError                 a task failed (raised by runners for non-Python task kinds)
-        └── TaskTimeout           a task ran past its timeout
+    ├── TaskError                 a task failed (raised by runners for non-Python task kinds)
+    │   ├── TaskTimeout           a task ran past its timeout
+    │   └── UnsafeURL             an HTTP task's URL is refused (scheme, or a private address)
+    ├── AuthError                 no valid credentials: missing, malformed, expired, revoked (401)
+    ├── Forbidden                 the principal may not do this action here (403)
+    └── SecretError               a secret cannot be sealed or opened, or no master key is set
 
     BaseException
     └── CancelRequested           cooperative cancellation inside task code
@@ -26,18 +30,22 @@ Each class's docstring is its default message.
 from __future__ import annotations
 
 __all__ = [
+    "AuthError",
     "CancelRequested",
     "CycleError",
     "ExpressionError",
+    "Forbidden",
     "IllegalTransition",
     "NotFound",
     "OrchestrionError",
     "ParameterError",
     "ResultTooLarge",
+    "SecretError",
     "SpecError",
     "StoreError",
     "TaskError",
     "TaskTimeout",
+    "UnsafeURL",
 ]
 
 
@@ -124,6 +132,28 @@ class TaskError(OrchestrionError):
 
 class TaskTimeout(TaskError):
     """The task ran past its timeout."""
+
+
+class UnsafeURL(TaskError):
+    """The URL is refused: only http(s) to public addresses, unless allow-listed."""
+
+
+class AuthError(OrchestrionError):
+    """Authentication failed: the credentials are missing, malformed, expired or revoked.
+
+    Messages say which of these it was, never the credential itself.
+    """
+
+
+class Forbidden(OrchestrionError):
+    """The principal is not allowed to do this."""
+
+
+class SecretError(OrchestrionError):
+    """The secret could not be sealed or opened.
+
+    Messages name the key id, namespace and secret name, never the value.
+    """
 
 
 class CancelRequested(BaseException):

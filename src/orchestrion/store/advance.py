@@ -63,6 +63,12 @@ _TASK_COLS = (
 )
 
 
+_RUN_SELECT = (
+    "SELECT id, workflow, version, state, params, parent_task_run_id, unfinished,"
+    " compensated, priority FROM runs WHERE id = ?"
+)
+
+
 class Advance:
     """One transaction's worth of state changes; `flush()` writes the buffered event rows."""
 
@@ -77,6 +83,17 @@ class Advance:
         self.wrote_events = False
         self._events: list[tuple[Any, ...]] = []
         self._run_cache: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ dialect hooks
+
+    def for_update(self, *, skip_locked: bool = False) -> str:
+        """Appended to a read whose rows this transaction goes on to change. Nothing where
+        writers are serialised (SQLite); PostgreSQL overrides it to lock the rows."""
+        return ""
+
+    def lock_admission(self, workflow: str) -> None:
+        """Serialise decisions about `workflow`'s max active runs with concurrent
+        transactions (count, then start or queue). A no-op where writers are serialised."""
 
     # ------------------------------------------------------------------ primitives
 
@@ -154,16 +171,14 @@ class Advance:
         ).fetchone()
 
     def run_row(self, run_id: str) -> Any:
-        return self.tx.execute(
-            "SELECT id, workflow, version, state, params, parent_task_run_id, unfinished,"
-            " compensated, priority FROM runs WHERE id = ?",
-            (run_id,),
-        ).fetchone()
+        """The run, locked for this transaction where the dialect locks rows: read it
+        through here before deciding to change it."""
+        return self.tx.execute(_RUN_SELECT + self.for_update(), (run_id,)).fetchone()
 
     def spec_for_run(self, run_id: str) -> tuple[WorkflowSpec, Any]:
         run = self._run_cache.get(run_id)
         if run is None:
-            run = self.run_row(run_id)
+            run = self.tx.execute(_RUN_SELECT, (run_id,)).fetchone()
             self._run_cache[run_id] = run
         return self.spec_of(run["workflow"], run["version"]), run
 
@@ -444,9 +459,12 @@ class Advance:
         """Start the oldest queued run of `workflow` if it is under its max active runs."""
         spec = self.spec_of(workflow, version)
         limit = spec.max_active_runs
+        if limit is not None:
+            self.lock_admission(workflow)
+        # A queued run locked by another transaction is being canceled: pass it over.
         queued = self.tx.execute(
             "SELECT id, state, version FROM runs WHERE workflow = ? AND state = 'queued'"
-            " ORDER BY priority DESC, id LIMIT 1",
+            " ORDER BY priority DESC, id LIMIT 1" + self.for_update(skip_locked=True),
             (workflow,),
         ).fetchone()
         if queued is None:

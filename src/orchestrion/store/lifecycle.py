@@ -45,6 +45,7 @@ def create_run(
             return str(existing["id"])
     state = RunState.RUNNING
     if spec.max_active_runs is not None and not carry:
+        adv.lock_admission(spec.name)
         active = tx.execute(
             "SELECT count(*) AS n FROM runs WHERE workflow = ? AND state IN ('running',"
             " 'compensating')",
@@ -53,10 +54,13 @@ def create_run(
         if active >= spec.max_active_runs:
             state = RunState.QUEUED
     deadline = None if spec.timeout is None else now + spec.timeout
-    tx.execute(
+    # A concurrent transaction may insert the same idempotency key after the check above
+    # (only possible where writers run concurrently): then that run is the answer.
+    inserted = tx.execute(
         "INSERT INTO runs (id, workflow, version, state, params, priority, trigger,"
         " idempotency_key, parent_task_run_id, unfinished, created_at, started_at, deadline)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
         (
             run_id,
             spec.name,
@@ -72,7 +76,13 @@ def create_run(
             now if state is RunState.RUNNING else None,
             deadline,
         ),
-    )
+    ).fetchone()
+    if inserted is None:
+        return str(
+            tx.execute(
+                "SELECT id FROM runs WHERE idempotency_key = ?", (idempotency_key,)
+            ).fetchone()["id"]
+        )
     tx.executemany(
         "INSERT INTO task_runs (run_id, task_name, kind, state, queue, priority, waiting,"
         " conc_key, conc_limit) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
@@ -225,10 +235,12 @@ def cancel_run(adv: Advance, run_id: str, reason: str, *, as_failure: bool = Fal
     run = adv.run_row(run_id)
     if run is None or RunState(run["state"]).finished:
         return False
+    # Locked where the dialect locks: a concurrent claim may move a row to running.
     rows = adv.tx.execute(
         "SELECT id, run_id, state FROM task_runs WHERE run_id = ? AND state IN ("
         + ",".join("?" * len(task_sources(TaskEvent.CANCEL)))
-        + ")",
+        + ") ORDER BY id"
+        + adv.for_update(),
         (run_id, *(s.value for s in task_sources(TaskEvent.CANCEL))),
     ).fetchall()
     for row in rows:

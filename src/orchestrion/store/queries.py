@@ -22,19 +22,22 @@ from orchestrion.store.base import (
 )
 
 __all__ = [
+    "CLAIM_COLS",
     "TaskEvent",
     "attempt_record",
+    "build_claims",
     "claim",
     "event_record",
     "list_runs_sql",
     "log_record",
     "run_record",
     "task_run_record",
+    "within_limits",
     "worker_record",
     "workflow_record",
 ]
 
-_CLAIM_COLS = (
+CLAIM_COLS = (
     "id, run_id, task_name, map_index, group_id, kind, state, waiting, up_ok, up_failed,"
     " up_skipped, attempts, failures, lost, lease_epoch, item, priority, queue, conc_key,"
     " conc_limit"
@@ -52,7 +55,7 @@ def claim(
     tx, now = adv.tx, adv.now
     marks = ",".join("?" * len(queues))
     rows = tx.execute(
-        f"SELECT {_CLAIM_COLS} FROM task_runs WHERE state IN ('queued', 'retry_wait')"
+        f"SELECT {CLAIM_COLS} FROM task_runs WHERE state IN ('queued', 'retry_wait')"
         f" AND queue IN ({marks}) AND ready_at <= ?"
         # Task runs whose concurrency limit is full are passed over here, not after the
         # LIMIT, so that many of them cannot starve other ready work.
@@ -61,7 +64,7 @@ def claim(
         f" ORDER BY priority DESC, ready_at, id LIMIT ?",
         (*queues, now, limit * 4),
     ).fetchall()
-    chosen = _within_limits(adv, rows, limit)
+    chosen = within_limits(adv, rows, limit)
     attempts: list[tuple[Any, ...]] = []
     for row in chosen:
         epoch, number = row["lease_epoch"] + 1, row["attempts"] + 1
@@ -81,10 +84,13 @@ def claim(
             " VALUES (?, ?, ?, ?, ?, ?)",
             attempts,
         )
-    return _claims(adv, chosen)
+    return build_claims(adv, chosen)
 
 
-def _within_limits(adv: Advance, rows: Sequence[Any], limit: int) -> list[Any]:
+def within_limits(adv: Advance, rows: Sequence[Any], limit: int) -> list[Any]:
+    """The first `limit` of the candidate `rows` that fit their concurrency limits, counting
+    running task runs now (the caller makes that count stable: SQLite by writing alone,
+    PostgreSQL by a lock per concurrency key)."""
     keys = sorted({r["conc_key"] for r in rows if r["conc_key"] is not None})
     running: dict[str, int] = {}
     if keys:
@@ -110,7 +116,8 @@ def _within_limits(adv: Advance, rows: Sequence[Any], limit: int) -> list[Any]:
     return chosen
 
 
-def _claims(adv: Advance, rows: Sequence[Any]) -> list[Claim]:
+def build_claims(adv: Advance, rows: Sequence[Any]) -> list[Claim]:
+    """The `Claim` of each just-claimed row (as read before the claim's update)."""
     out: list[Claim] = []
     results: dict[str, dict[str, Any]] = {}
     for row in rows:

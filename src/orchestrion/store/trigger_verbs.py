@@ -110,9 +110,12 @@ def advance_schedule(
     adv.tx.execute(
         "INSERT INTO schedule_state (schedule_key, workflow, cursor, last_fire, updated_at)"
         " VALUES (?, ?, ?, ?, ?) ON CONFLICT (schedule_key) DO UPDATE SET"
-        " cursor = max(schedule_state.cursor, excluded.cursor),"
+        # (CASE rather than two-argument max(): portable to PostgreSQL)
+        " cursor = CASE WHEN excluded.cursor > schedule_state.cursor THEN excluded.cursor"
+        " ELSE schedule_state.cursor END,"
         " last_fire = CASE WHEN excluded.last_fire IS NULL THEN schedule_state.last_fire"
-        " ELSE max(coalesce(schedule_state.last_fire, 0), excluded.last_fire) END,"
+        " WHEN schedule_state.last_fire IS NULL OR excluded.last_fire > schedule_state.last_fire"
+        " THEN excluded.last_fire ELSE schedule_state.last_fire END,"
         " updated_at = excluded.updated_at",
         (key, workflow, cursor, cursor if fired else None, adv.now),
     )
@@ -124,7 +127,7 @@ def start_queued_fire(
     """Start the oldest queued fire of `key` if none of the schedule's runs is unfinished."""
     row = adv.tx.execute(
         "SELECT id, nominal, params FROM fires WHERE schedule_key = ? AND state = 'queued'"
-        " ORDER BY nominal LIMIT 1",
+        " ORDER BY nominal LIMIT 1" + adv.for_update(),
         (key,),
     ).fetchone()
     if row is None or _unfinished(adv, spec.name, f"schedule:{key}@"):
@@ -264,7 +267,8 @@ def record_event(
 def set_cursor(adv: Advance, name: str, position: int) -> None:
     adv.tx.execute(
         "INSERT INTO cursors (name, position, updated_at) VALUES (?, ?, ?)"
-        " ON CONFLICT (name) DO UPDATE SET position = max(cursors.position, excluded.position),"
+        " ON CONFLICT (name) DO UPDATE SET position = CASE WHEN excluded.position >"
+        " cursors.position THEN excluded.position ELSE cursors.position END,"
         " updated_at = excluded.updated_at",
         (name, position, adv.now),
     )
@@ -349,7 +353,8 @@ def pace_backfill(
     """Start runs for `fires` (in order) while the backfill is under its max active runs;
     complete it when `exhausted` (no nominal time left) and none of its runs is going."""
     row = adv.tx.execute(
-        "SELECT state, max_active, priority FROM backfills WHERE id = ?", (backfill_id,)
+        "SELECT state, max_active, priority FROM backfills WHERE id = ?" + adv.for_update(),
+        (backfill_id,),
     ).fetchone()
     if row is None or row["state"] != "running":
         return []
@@ -364,8 +369,8 @@ def pace_backfill(
         _set_fire(adv, fire_id, "started", run_id, None)
         started.append(run_id)
         adv.tx.execute(
-            "UPDATE backfills SET created = created + 1, cursor = max(coalesce(cursor, ?), ?)"
-            " WHERE id = ?",
+            "UPDATE backfills SET created = created + 1, cursor = CASE WHEN cursor IS NULL"
+            " OR cursor < ? THEN ? ELSE cursor END WHERE id = ?",
             (nominal, nominal, backfill_id),
         )
     if exhausted and not started and active == 0:

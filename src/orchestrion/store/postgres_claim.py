@@ -1,0 +1,91 @@
+"""Claims on PostgreSQL: `queries.claim` with the candidate rows locked.
+
+Any number of workers claim at once. Each takes its candidates with ``FOR UPDATE SKIP
+LOCKED``, so two claimers never wait for each other nor take the same task run, and moves
+them to running with one ``UPDATE``.
+
+**Concurrency limits.** Counting running task runs is a read that another claimer's
+uncommitted claims do not change, so two claimers could both see a free slot and both take
+it. For every concurrency key among its candidates, a claim therefore takes a transaction
+advisory lock (``pg_advisory_xact_lock(CONCURRENCY_LOCKS, hashtext(key))``, in key order so
+that claimers cannot deadlock) and only then counts. The lock is held until commit, so the
+next claimer of that key counts this claim's rows. We chose this over a table of slot rows
+because it needs no schema and no cleanup: the lock goes with the transaction, whatever
+happens to the process. Claims without limited tasks take no lock. (A hash collision of two
+keys only makes their claimers queue behind each other.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from orchestrion.errors import IllegalTransition, StoreError
+from orchestrion.states import TASK_TRANSITIONS, TaskEvent, TaskState, task_target
+from orchestrion.store.advance import Advance
+from orchestrion.store.base import Claim
+from orchestrion.store.postgres_tx import CONCURRENCY_LOCKS
+from orchestrion.store.queries import CLAIM_COLS, build_claims, within_limits
+
+__all__ = ["claim"]
+
+_RUNNING = task_target(TaskEvent.CLAIM).value
+
+
+def claim(
+    adv: Advance, worker_id: str, queues: Sequence[str], limit: int, lease_until: float
+) -> list[Claim]:
+    """Move up to `limit` ready task runs to running under `worker_id`'s lease."""
+    tx, now = adv.tx, adv.now
+    rows = tx.execute(
+        f"SELECT {CLAIM_COLS} FROM task_runs WHERE state IN ('queued', 'retry_wait')"
+        " AND queue = ANY(?) AND ready_at <= ?"
+        # a full limit is passed over here (approximately: the count below decides)
+        " AND (conc_key IS NULL OR conc_limit > (SELECT count(*) FROM task_runs r"
+        " WHERE r.state = 'running' AND r.conc_key = task_runs.conc_key))"
+        " ORDER BY priority DESC, ready_at, id LIMIT ? FOR UPDATE SKIP LOCKED",
+        (list(queues), now, limit),
+    ).fetchall()
+    if not rows:
+        return []
+    keys = sorted({r["conc_key"] for r in rows if r["conc_key"] is not None})
+    if keys:
+        tx.execute(
+            "SELECT count(pg_advisory_xact_lock(?, hashtext(k))) FROM unnest(?::text[]) AS k",
+            (CONCURRENCY_LOCKS, keys),
+        )
+    chosen = within_limits(adv, rows, limit)
+    if not chosen:
+        return []
+    for row in chosen:
+        if (TaskState(row["state"]), TaskEvent.CLAIM) not in TASK_TRANSITIONS:
+            raise IllegalTransition(f"task run cannot claim from {row['state']}")
+    # The rows are locked: their state cannot have moved since the SELECT.
+    moved = tx.execute(
+        "UPDATE task_runs SET state = ?, lease_owner = ?, lease_epoch = lease_epoch + 1,"
+        " lease_expires_at = ?, attempts = attempts + 1,"
+        " started_at = CASE WHEN attempts = 0 THEN ? ELSE started_at END"
+        " WHERE id = ANY(?) AND state IN ('queued', 'retry_wait')",
+        (_RUNNING, worker_id, lease_until, now, [r["id"] for r in chosen]),
+    ).rowcount
+    if moved != len(chosen):
+        raise StoreError(f"claim moved {moved} of {len(chosen)} locked task runs")
+    attempts: list[tuple[Any, ...]] = []
+    for row in chosen:
+        epoch, number = row["lease_epoch"] + 1, row["attempts"] + 1
+        adv.event(
+            row["run_id"],
+            row["id"],
+            f"task.{TaskEvent.CLAIM.value}",
+            row["state"],
+            _RUNNING,
+            {"worker": worker_id, "attempt": number},
+        )
+        attempts.append((row["id"], row["run_id"], number, epoch, worker_id, now))
+    tx.execute(
+        "INSERT INTO attempts (task_run_id, run_id, number, epoch, worker, started_at)"
+        " SELECT * FROM unnest(?::bigint[], ?::text[], ?::int[], ?::int[], ?::text[],"
+        " ?::float8[])",
+        [list(c) for c in zip(*attempts, strict=True)],
+    )
+    return build_claims(adv, chosen)

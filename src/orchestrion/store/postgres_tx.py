@@ -1,0 +1,177 @@
+"""The PostgreSQL side of the shared transactional code (`advance.py`, `lifecycle.py`,
+`trigger_verbs.py`, `queries.py`): a `Tx` over a psycopg connection, the `Advance`
+hooks that concurrent writers need, and the migrations.
+
+**Locking rule.** SQLite runs one writer at a time; PostgreSQL runs writers concurrently
+under READ COMMITTED. Counter updates (``waiting = waiting - 1 ... RETURNING``) and guarded
+compare-and-sets are safe as they are; a read that a decision rests on is not. So on
+PostgreSQL every transaction that changes a run's task runs locks the **run row first**:
+
+- reporting or reaping an attempt (`PgAdvance.task_row`) takes ``FOR KEY SHARE``: the
+  finishers of one run go on in parallel and meet on the counter rows they update, always
+  in the order task run -> downstream or group rows -> run row;
+- deciding about the run as a whole (`Advance.run_row`: cancel, retry, rerun) takes
+  ``FOR UPDATE``, which waits for every finisher in flight and keeps new ones out, so a
+  cancel sees every task run, including mapped items another transaction just inserted.
+
+Row reads that precede a change within one run (a cancel's task runs, a queued run to
+admit, a queued fire, a backfill) use ``FOR UPDATE`` through `Advance.for_update`, and
+admission under ``max_active_runs`` is serialised per workflow by an advisory lock.
+Claims and heartbeats only move a task run's own lease; they lock just those rows
+(claims with ``SKIP LOCKED``) and never wait for a run. Whatever cycles remain (a parent
+run canceled while its child finishes) end in a deadlock error that the store answers by
+running the whole transaction again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from orchestrion.store.advance import Advance
+
+__all__ = [
+    "ADMISSION_LOCKS",
+    "CONCURRENCY_LOCKS",
+    "Conn",
+    "PgAdvance",
+    "PgTx",
+    "migrate",
+    "translate",
+]
+
+Conn = psycopg.Connection[dict[str, Any]]
+
+_MIGRATIONS = Path(__file__).parent / "migrations" / "postgres"
+#: ``pg_advisory_xact_lock`` key held while migrating (any process, any schema).
+_MIGRATION_LOCK = 7_300_000_001
+
+#: Advisory lock namespaces (the first key of ``pg_advisory_xact_lock(int, int)``).
+CONCURRENCY_LOCKS = 7301
+ADMISSION_LOCKS = 7302
+
+#: `advance._TASK_COLS`, and the lease expiry (the reaper checks it under the lock).
+_TASK_COLS = (
+    "id, run_id, task_name, map_index, group_id, kind, state, waiting, up_ok, up_failed,"
+    " up_skipped, attempts, failures, lost, lease_epoch, item, priority, queue, lease_expires_at"
+)
+
+_translated: dict[str, str] = {}
+
+
+def translate(sql: str) -> str:
+    """``?`` placeholders to psycopg's ``%s``, and every literal ``%`` doubled. A ``?``
+    inside a quoted string literal stays as it is."""
+    done = _translated.get(sql)
+    if done is not None:
+        return done
+    out: list[str] = []
+    quoted = False
+    for ch in sql:
+        if ch == "'":
+            quoted = not quoted  # an escaped '' toggles twice
+        if ch == "%":
+            out.append("%%")
+        elif ch == "?" and not quoted:
+            out.append("%s")
+        else:
+            out.append(ch)
+    done = "".join(out)
+    if len(_translated) < 8192:  # the IN (?, ?, ...) lists vary; the rest is fixed text
+        _translated[sql] = done
+    return done
+
+
+def migrate(conn: Conn, *, until: str | None = None) -> list[str]:
+    """Apply the migrations that `conn`'s schema lacks (up to and including `until`), in
+    one transaction under an advisory lock; returns the versions applied."""
+    applied: list[str] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version TEXT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+        )
+        done = {r["version"] for r in conn.execute("SELECT version FROM schema_migrations")}
+        for file in sorted(_MIGRATIONS.glob("*.sql")):
+            if until is not None and file.stem > until:
+                break
+            if file.stem in done:
+                continue
+            for statement in _statements(file.read_text()):
+                conn.execute(statement)  # no parameters: no placeholder parsing
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (%s, extract(epoch FROM now()))",
+                (file.stem,),
+            )
+            applied.append(file.stem)
+    return applied
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration file into statements (no statement in ours contains ';' in text)."""
+    lines = [ln for ln in script.splitlines() if not ln.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+class PgTx:
+    """`orchestrion.store.advance.Tx` over one psycopg connection (dict rows), inside the
+    transaction the store opened. Counts statements (round trips) for measurements."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+        self.statements = 0
+
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
+        self.statements += 1
+        return self.conn.execute(translate(sql), tuple(params))
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> psycopg.Cursor[Any]:
+        self.statements += 1
+        cur = self.conn.cursor()
+        cur.executemany(translate(sql), [tuple(p) for p in params])
+        return cur
+
+
+class PgAdvance(Advance):
+    """`Advance` with PostgreSQL's row locks (see the module docstring), and the event rows
+    and notifications written in one statement at the end of the transaction."""
+
+    #: ``NOTIFY`` payload: the sending store's token, so its own listener ignores it.
+    token = ""
+
+    def for_update(self, *, skip_locked: bool = False) -> str:
+        return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
+
+    def lock_admission(self, workflow: str) -> None:
+        self.tx.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", (ADMISSION_LOCKS, workflow))
+
+    def task_row(self, task_run_id: int) -> Any:
+        """The task run, locked, after a share lock on its run; None if missing."""
+        return self.tx.execute(
+            "WITH r AS MATERIALIZED (SELECT id AS locked_run FROM runs WHERE id ="
+            " (SELECT run_id FROM task_runs WHERE id = ?) FOR KEY SHARE)"
+            f" SELECT {_TASK_COLS} FROM task_runs, r WHERE id = ? AND run_id = r.locked_run"
+            " FOR UPDATE OF task_runs",
+            (task_run_id, task_run_id),
+        ).fetchone()
+
+    def flush(self, channels: Sequence[str] = ()) -> None:
+        """Write the buffered event rows and send `channels`' notifications (delivered at
+        commit) in one round trip."""
+        notify = "SELECT pg_notify(c, ?) FROM unnest(?::text[]) AS c"
+        if not self._events:
+            if channels:
+                self.tx.execute(notify, (self.token, list(channels)))
+            return
+        cols = [list(c) for c in zip(*self._events, strict=True)]
+        self._events.clear()
+        self.tx.execute(
+            "WITH written AS (INSERT INTO events (run_id, task_run_id, at, kind, from_state,"
+            " to_state, data) SELECT * FROM unnest(?::text[], ?::bigint[], ?::float8[],"
+            " ?::text[], ?::text[], ?::text[], ?::text[])) " + notify,
+            (*cols, self.token, list(channels)),
+        )
