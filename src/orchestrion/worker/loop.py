@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrion.clock import Clock, SystemClock
-from orchestrion.errors import OrchestrionError, TaskTimeout
+from orchestrion.errors import OrchestrionError, StoreError, TaskTimeout
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.store.base import Claim, LogLine, Outcome, Store, WorkerRecord
 from orchestrion.worker import runner
@@ -29,6 +30,9 @@ from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.context import TaskContext
 
 __all__ = ["Worker", "WorkerSettings"]
+
+#: How long a worker keeps retrying the report of a finished attempt through an outage.
+_REPORT_PATIENCE = 600.0
 
 log = logging.getLogger("orchestrion.worker")
 
@@ -256,7 +260,31 @@ class Worker:
             # else: an older attempt of a task run claimed again here; the store records
             # its outcome as superseded without touching the newer attempt.
         self._flush_logs()
-        self.store.finish([outcome], now=self.clock.now())
+        self._finish_durably(outcome)
+
+    def _finish_durably(self, outcome: Outcome) -> None:
+        """Report an outcome, retrying with backoff while the database is unreachable.
+
+        An outcome is never dropped for a passing outage: the attempt's heartbeats keep
+        failing too, so if the outage outlasts the lease another worker re-runs the task,
+        and this late report is then recorded as superseded, never as the outcome.
+        """
+        delay = 0.1
+        deadline = self.clock.monotonic() + _REPORT_PATIENCE
+        while True:
+            try:
+                self.store.finish([outcome], now=self.clock.now())
+                return
+            except StoreError:
+                if self.clock.monotonic() > deadline:
+                    log.error("worker.report_abandoned", extra={"task_run_id": outcome.task_run_id})
+                    return
+                log.warning(
+                    "worker.report_retry",
+                    extra={"task_run_id": outcome.task_run_id, "delay": delay},
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def _start_child(self, claim: Claim, workflow: str, params: dict[str, Any]) -> str | None:
         from orchestrion.spec.params import resolve_params
