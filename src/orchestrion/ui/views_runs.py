@@ -1,0 +1,155 @@
+"""Runs: the list, one run (graph, timeline, task panel) and the actions on it."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import Request
+from starlette.responses import Response
+
+from orchestrion.app import App
+from orchestrion.states import RunEvent, RunState, TaskEvent
+from orchestrion.store.base import AttemptRecord, RunFilter, RunRecord
+from orchestrion.ui import graph
+from orchestrion.ui.web import app_of, check_csrf, form_data, redirect, render, ui_router
+
+__all__ = ["router"]
+
+router = ui_router()
+
+_STATES = [s.value for s in RunState]
+#: Every event kind a run's stream may carry (EventSource needs one listener per kind).
+_KINDS = [
+    *(f"task.{e.value}" for e in TaskEvent),
+    *(f"run.{e.value}" for e in RunEvent),
+    "run.created",
+    "run.compensation_planned",
+    "task.mapped",
+    "attempt.superseded",
+]
+
+
+@router.get("/runs")
+def runs(
+    request: Request, workflow: str = "", state: str = "", before: str = "", limit: int = 50
+) -> Response:
+    app = app_of(request)
+    limit = max(1, min(limit, 500))
+    filt = RunFilter(
+        workflow=workflow or None,
+        state=RunState(state) if state in _STATES else None,
+        limit=limit + 1,
+        before=before or None,
+    )
+    page = app.list_runs(filt)
+    more = len(page) > limit
+    page = page[:limit]
+    return render(
+        request,
+        "runs.html",
+        nav="runs",
+        title="Runs",
+        runs=page,
+        workflow=workflow,
+        state=state,
+        states=_STATES,
+        workflows=sorted(w.name for w in app.list_workflows()),
+        next_before=page[-1].id if more and page else "",
+    )
+
+
+def _timeline(app: App, run: RunRecord) -> dict[str, object]:
+    attempts = app.attempts(run.id)
+    names = {
+        t.id: t.task_name + (f"[{t.map_index}]" if t.map_index >= 0 else "")
+        for t in app.task_runs(run.id)
+    }
+    start = min((a.started_at for a in attempts), default=run.created_at)
+    end = max((a.finished_at or a.started_at for a in attempts), default=start)
+    if not run.state.finished:
+        end = max(end, max((a.started_at for a in attempts), default=start) + 1.0)
+    span = max(end - start, 0.001)
+    rows = [
+        (
+            names.get(a.task_run_id, str(a.task_run_id)),
+            a,
+            100.0 * (a.started_at - start) / span,
+            max(0.4, 100.0 * ((a.finished_at or end) - a.started_at) / span),
+        )
+        for a in attempts[:400]
+    ]
+    return {"rows": rows, "span": span, "start": start, "hidden": max(0, len(attempts) - 400)}
+
+
+def _panel(app: App, run: RunRecord, task: str) -> dict[str, object]:
+    if not task:
+        return {"task": ""}
+    trs = [t for t in app.task_runs(run.id) if t.task_name == task]
+    ids = {t.id for t in trs}
+    attempts: list[AttemptRecord] = [a for a in app.attempts(run.id) if a.task_run_id in ids]
+    return {
+        "task": task,
+        "task_runs": trs[:200],
+        "attempts": attempts[-50:],
+        "more_items": max(0, len(trs) - 200),
+    }
+
+
+@router.get("/runs/{run_id}")
+def run_page(request: Request, run_id: str, task: str = "") -> Response:
+    app = app_of(request)
+    run = app.get_run(run_id)
+    spec = app.workflow(run.workflow, run.version)
+    task_runs = app.task_runs(run.id)
+    return render(
+        request,
+        "run.html",
+        nav="runs",
+        title=f"Run {run.id}",
+        run=run,
+        spec=spec,
+        graph=graph.layout(spec, task_runs),
+        undo=[t for t in task_runs if t.kind == "undo"],
+        timeline=_timeline(app, run),
+        panel=_panel(app, run, task),
+        tasks=[t.name for t in spec.tasks],
+        kinds=_KINDS,
+    )
+
+
+@router.get("/runs/{run_id}/fragments/panel")
+def panel_fragment(request: Request, run_id: str, task: str = "") -> Response:
+    app = app_of(request)
+    run = app.get_run(run_id)
+    return render(request, "_panel.html", run=run, panel=_panel(app, run, task))
+
+
+@router.get("/runs/{run_id}/fragments/timeline")
+def timeline_fragment(request: Request, run_id: str) -> Response:
+    app = app_of(request)
+    run = app.get_run(run_id)
+    return render(request, "_timeline.html", run=run, timeline=_timeline(app, run))
+
+
+@router.post("/runs/{run_id}/cancel")
+async def cancel(request: Request, run_id: str) -> Response:
+    check_csrf(request, await form_data(request))
+    app_of(request).cancel_or_raise(run_id)
+    return redirect(f"/runs/{quote(run_id)}")
+
+
+@router.post("/runs/{run_id}/retry")
+async def retry(request: Request, run_id: str) -> Response:
+    form = await form_data(request)
+    check_csrf(request, form)
+    app_of(request).retry_or_raise(run_id)
+    task = form.get("task", "")
+    return redirect(f"/runs/{quote(run_id)}" + (f"?task={quote(task)}" if task else ""))
+
+
+@router.post("/runs/{run_id}/rerun")
+async def rerun(request: Request, run_id: str) -> Response:
+    form = await form_data(request)
+    check_csrf(request, form)
+    new = app_of(request).rerun_from(run_id, form.get("from_task", ""))
+    return redirect(f"/runs/{quote(new.id)}")

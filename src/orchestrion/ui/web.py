@@ -1,0 +1,193 @@
+"""The UI's plumbing: templates (autoescaped), security headers, error pages, static files,
+form bodies and the CSRF seam. Views stay thin: they call `App` read methods and render.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Coroutine, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+from fastapi.routing import APIRoute
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+
+from orchestrion.app import App
+from orchestrion.errors import IllegalTransition, NotFound, OrchestrionError
+
+__all__ = [
+    "SECURITY_HEADERS",
+    "UIRoute",
+    "app_of",
+    "check_csrf",
+    "form_data",
+    "redirect",
+    "render",
+    "ui_router",
+]
+
+log = logging.getLogger("orchestrion.ui")
+
+_HERE = Path(__file__).parent
+STATIC_DIR = _HERE / "static"
+
+#: Sent with every UI response. No inline script or handler can run, even if escaping failed.
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "font-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ]
+)
+SECURITY_HEADERS: Mapping[str, str] = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+def _asset_version() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(STATIC_DIR.rglob("*")):
+        if path.is_file():
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+_ASSETS = _asset_version()
+
+
+def _iso(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return (
+        dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    )
+
+
+def _utc(ts: float | None) -> str:
+    if ts is None:
+        return "—"
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _duration(start: float | None, end: float | None) -> str:
+    if start is None:
+        return "—"
+    if end is None:
+        return "…"
+    secs = max(0.0, end - start)
+    if secs < 1:
+        return f"{secs * 1000:.0f} ms"
+    if secs < 60:
+        return f"{secs:.1f} s"
+    if secs < 3600:
+        return f"{int(secs // 60)} m {int(secs % 60)} s"
+    return f"{int(secs // 3600)} h {int(secs % 3600 // 60)} m"
+
+
+def _pretty(value: Any) -> str:
+    try:
+        return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+_env = Environment(
+    loader=FileSystemLoader(_HERE / "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.filters.update(iso=_iso, utc=_utc, pretty=_pretty)
+_env.globals.update(duration=_duration, asset=lambda name: f"/static/{name}?v={_ASSETS}")
+
+
+def csrf_token(request: Request) -> str:
+    """The token every form carries (empty until the security issue adds sessions)."""
+    return ""
+
+
+def check_csrf(request: Request, form: Mapping[str, str]) -> None:
+    """The seam for CSRF checks on every UI POST; accepts everything until auth exists."""
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    context.setdefault("nav", "")
+    html = _env.get_template(template).render(
+        request=request, csrf_token=csrf_token(request), **context
+    )
+    return HTMLResponse(html, status_code=status)
+
+
+def redirect(url: str) -> RedirectResponse:
+    """Post/Redirect/Get: 303 so that the browser follows with a GET."""
+    return RedirectResponse(url, status_code=303)
+
+
+def app_of(request: Request) -> App:
+    app: App = request.app.state.orchestrion
+    return app
+
+
+async def form_data(request: Request) -> dict[str, str]:
+    """An urlencoded form body (the last value of a repeated field wins)."""
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return dict(parse_qsl(body, keep_blank_values=True, max_num_fields=1000))
+
+
+class UIRoute(APIRoute):
+    """Adds the security headers to every UI response and turns errors into HTML pages."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def wrapped(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except NotFound as exc:
+                response = render(request, "error.html", 404, title="Not found", message=str(exc))
+            except IllegalTransition as exc:
+                response = render(request, "error.html", 409, title="Conflict", message=str(exc))
+            except OrchestrionError as exc:
+                response = render(request, "error.html", 400, title="Bad request", message=str(exc))
+            response.headers.update(SECURITY_HEADERS)
+            return response
+
+        return wrapped
+
+
+def ui_router() -> APIRouter:
+    return APIRouter(route_class=UIRoute, include_in_schema=False)
+
+
+static_router = ui_router()
+
+_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+
+
+@static_router.get("/static/{path:path}")
+def static(path: str) -> Response:
+    """Files under `static/` only (no traversal); cached long, busted by `?v=`."""
+    target = (STATIC_DIR / path).resolve()
+    if not target.is_relative_to(STATIC_DIR.resolve()) or not target.is_file():
+        raise NotFound(f"no static file {path!r}")
+    media = _TYPES.get(target.suffix, "text/plain")
+    return FileResponse(
+        target, media_type=media, headers={"Cache-Control": "public, max-age=86400"}
+    )
