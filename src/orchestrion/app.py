@@ -191,6 +191,12 @@ class App:
     def retry(self, run_id: str) -> bool:
         return self.store.retry_run(run_id, now=self.clock.now())
 
+    def mark_task(self, run_id: str, task: str, *, succeeded: bool) -> RunRecord:
+        """Set a task's outcome by hand (see `Store.mark_task`)."""
+        run = self.store.get_run(run_id)
+        self.store.mark_task(run.id, task, succeeded=succeeded, now=self.clock.now())
+        return self.store.get_run(run.id)
+
     def rerun_from(self, run_id: str, task: str) -> RunRecord:
         """Rerun from a chosen task as a new run (see `Store.rerun_from`)."""
         new_id = self.store.rerun_from(self.store.get_run(run_id).id, task, now=self.clock.now())

@@ -95,6 +95,8 @@ class TaskEvent(StrEnum):
     RESET = "reset"
     REOPEN = "reopen"
     CARRY = "carry"
+    MARK_SUCCEEDED = "mark_succeeded"
+    MARK_FAILED = "mark_failed"
     COMPENSATE = "compensate"
 
 
@@ -129,6 +131,26 @@ TASK_TRANSITIONS: dict[tuple[TaskState, TaskEvent], TaskState] = {
     (T.FAILED, E.REOPEN): T.WAITING,  # retry of a mapped group: its failed items run again
     (T.CANCELED, E.REOPEN): T.WAITING,
     (T.SUCCEEDED, E.COMPENSATE): T.COMPENSATED,
+    (T.SKIPPED, E.RESET): T.PENDING,  # its upstream was marked succeeded by a user
+    # A user's override (the UI's and API's "mark succeeded / failed"): recorded as such.
+    **{
+        (s, E.MARK_SUCCEEDED): T.SUCCEEDED
+        for s in (
+            T.PENDING,
+            T.QUEUED,
+            T.RUNNING,
+            T.RETRY_WAIT,
+            T.WAITING,
+            T.FAILED,
+            T.UPSTREAM_FAILED,
+            T.CANCELED,
+            T.SKIPPED,
+        )
+    },
+    **{
+        (s, E.MARK_FAILED): T.FAILED
+        for s in (T.PENDING, T.QUEUED, T.RUNNING, T.RETRY_WAIT, T.WAITING)
+    },
 }
 
 del T, E

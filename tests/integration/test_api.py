@@ -526,3 +526,74 @@ def test_logs_stream_while_the_task_runs(app: App, client: httpx.Client, worker:
     assert [text for text, _ in lines] == ["line 0", "line 1", "line 2"]
     assert lines[0][1] == "running"  # streamed live, not after the fact
     error(client.get("/api/v1/runs/nope/logs/stream"), 404, "not_found", "nope")
+
+
+def test_mark_a_failed_task_succeeded_resumes_the_run(
+    app: App, client: httpx.Client, worker: Worker
+) -> None:
+    spec = WorkflowSpec(
+        name="markme",
+        tasks=(
+            TaskSpec(name="b", action=PythonAction(ref="t:boom")),
+            TaskSpec(
+                name="after",
+                action=PythonAction(ref="t:add"),
+                depends_on=("b",),
+                inputs={"x": InputSpec(value=1)},
+            ),
+        ),
+    )
+    app.store.register_workflow(spec, source=None, now=time.time())
+    run = client.post("/api/v1/workflows/markme/runs", json={}).json()
+    failed = wait_final(client, run["id"])
+    assert failed["state"] == "failed"
+    states = {t["task"]: t["state"] for t in client.get(f"/api/v1/runs/{run['id']}/tasks").json()}
+    assert states == {"b": "failed", "after": "upstream_failed"}
+    marked = client.post(f"/api/v1/runs/{run['id']}/tasks/b/mark", json={"outcome": "succeeded"})
+    assert marked.status_code == 200, marked.text
+    final = wait_final(client, run["id"])
+    assert final["state"] == "succeeded" and final["result"] == {"after": 2}
+    kinds = [e["kind"] for e in client.get(f"/api/v1/runs/{run['id']}/events").json()]
+    assert "task.mark_succeeded" in kinds and kinds[-1] == "run.succeed"
+    error(
+        client.post(f"/api/v1/runs/{run['id']}/tasks/b/mark", json={"outcome": "failed"}),
+        409,
+        "conflict",
+        "cannot be marked failed",
+    )
+    error(
+        client.post(f"/api/v1/runs/{run['id']}/tasks/zz/mark", json={"outcome": "failed"}),
+        404,
+        "not_found",
+        "no task 'zz'",
+    )
+    error(
+        client.post(f"/api/v1/runs/{run['id']}/tasks/b/mark", json={"outcome": "maybe"}),
+        422,
+        "invalid_request",
+        "outcome",
+    )
+
+
+def test_mark_a_running_task_failed_fences_its_attempt(
+    app: App, client: httpx.Client, worker: Worker
+) -> None:
+    app.code.add({"t:hold": hold})
+    spec = WorkflowSpec(
+        name="stuck", tasks=(TaskSpec(name="h", action=PythonAction(ref="t:hold")),)
+    )
+    app.store.register_workflow(spec, source=None, now=time.time())
+    RELEASE.clear()
+    run = client.post("/api/v1/workflows/stuck/runs", json={}).json()
+    deadline = time.monotonic() + 10
+    while client.get(f"/api/v1/runs/{run['id']}/tasks").json()[0]["state"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    client.post(f"/api/v1/runs/{run['id']}/tasks/h/mark", json={"outcome": "failed"})
+    RELEASE.set()
+    final = wait_final(client, run["id"])
+    assert final["state"] == "failed"
+    time.sleep(0.3)  # the held attempt returns; its late result must not count
+    attempts = client.get(f"/api/v1/runs/{run['id']}/attempts").json()
+    assert [a["outcome"] for a in attempts] == ["superseded"]
+    assert client.get(f"/api/v1/runs/{run['id']}").json()["state"] == "failed"

@@ -54,6 +54,25 @@ EXPECTED_TASK_EDGES: dict[tuple[TaskState, TaskEvent], TaskState] = {
     (T.FAILED, E.REOPEN): T.WAITING,
     (T.CANCELED, E.REOPEN): T.WAITING,
     (T.SUCCEEDED, E.COMPENSATE): T.COMPENSATED,
+    (T.SKIPPED, E.RESET): T.PENDING,
+    **{
+        (s, E.MARK_SUCCEEDED): T.SUCCEEDED
+        for s in (
+            T.PENDING,
+            T.QUEUED,
+            T.RUNNING,
+            T.RETRY_WAIT,
+            T.WAITING,
+            T.FAILED,
+            T.UPSTREAM_FAILED,
+            T.CANCELED,
+            T.SKIPPED,
+        )
+    },
+    **{
+        (s, E.MARK_FAILED): T.FAILED
+        for s in (T.PENDING, T.QUEUED, T.RUNNING, T.RETRY_WAIT, T.WAITING)
+    },
 }
 
 EXPECTED_RUN_EDGES: dict[tuple[RunState, RunEvent], RunState] = {
@@ -209,8 +228,9 @@ def test_unfinished_run_states_can_always_be_canceled() -> None:
 
 
 def test_finished_task_states_leave_only_by_retry_or_compensation() -> None:
-    """Once finished, only a run retry (requeue/reset/reopen) or compensation moves a task."""
-    allowed = {E.REQUEUE, E.RESET, E.REOPEN, E.COMPENSATE}
+    """Once finished, only a run retry (requeue/reset/reopen), compensation or a user's
+    "mark succeeded" moves a task."""
+    allowed = {E.REQUEUE, E.RESET, E.REOPEN, E.COMPENSATE, E.MARK_SUCCEEDED}
     for (state, event), _ in TASK_TRANSITIONS.items():
         if state.finished:
             assert event in allowed, (state, event)

@@ -273,6 +273,11 @@ class Store(Protocol):
         ones keep their results. False when the run is not in a retryable state."""
         ...
 
+    def mark_task(self, run_id: str, task: str, *, succeeded: bool, now: float) -> None:
+        """A user's override of a task's outcome (recorded as such); marking a failed task
+        succeeded re-decides its downstream tasks and resumes a finished run."""
+        ...
+
     def rerun_from(self, run_id: str, task: str, *, now: float) -> str:
         """A new run of the same version and parameters that carries over the results of
         every task not downstream of `task`, and runs `task` and its downstream again.

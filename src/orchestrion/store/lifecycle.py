@@ -16,7 +16,7 @@ from orchestrion.store import rerun
 from orchestrion.store.advance import MAX_RESULT_BYTES, Advance, conc_key, dumps
 from orchestrion.store.base import Outcome
 
-__all__ = ["apply_lost", "apply_outcome", "cancel_run", "create_run", "retry_run"]
+__all__ = ["apply_lost", "apply_outcome", "cancel_run", "create_run", "recount", "retry_run"]
 
 
 def create_run(
@@ -281,7 +281,7 @@ def retry_run(adv: Advance, run_id: str) -> bool:
     adv.cas_run(run, RunEvent.RETRY, finished_at=None, error=None, deadline=deadline)
     for row in rows:
         _reopen(adv, row)
-    _recount(adv, run_id, spec)
+    recount(adv, run_id, spec)
     adv.start_run({"id": run_id, "state": RunState.RUNNING.value})
     return True
 
@@ -317,7 +317,7 @@ def _reopen(adv: Advance, row: Any) -> bool:
     return True
 
 
-def _recount(adv: Advance, run_id: str, spec: WorkflowSpec) -> None:
+def recount(adv: Advance, run_id: str, spec: WorkflowSpec) -> None:
     """Recompute upstream counters and the run's unfinished count after a retry re-opened
     task runs (rare, so a scan of the run is fine here)."""
     rows = adv.tx.execute(

@@ -35,7 +35,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from orchestrion.errors import NotFound, StoreError
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import TaskEvent
-from orchestrion.store import lifecycle, postgres_claim, queries, rerun
+from orchestrion.store import lifecycle, marking, postgres_claim, queries, rerun
 from orchestrion.store.base import (
     AttemptRecord,
     Claim,
@@ -375,6 +375,14 @@ class PostgresStore(PostgresTriggerVerbs):
             )
 
         return self._transact(now, fn)
+
+    def mark_task(self, run_id: str, task: str, *, succeeded: bool, now: float) -> None:
+        full = self.get_run(run_id).id
+
+        def fn(adv: PgAdvance) -> None:
+            marking.mark_task(adv, full, task, succeeded)
+
+        self._transact(now, fn)
 
     def timeout_runs(self, *, now: float) -> list[str]:
         due = self._read(

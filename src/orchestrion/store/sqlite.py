@@ -22,7 +22,7 @@ from typing import Any
 from orchestrion.errors import NotFound, StoreError
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import TaskEvent
-from orchestrion.store import lifecycle, queries, rerun
+from orchestrion.store import lifecycle, marking, queries, rerun
 from orchestrion.store.advance import Advance
 from orchestrion.store.base import (
     AttemptRecord,
@@ -349,6 +349,11 @@ class SqliteStore(SqliteTriggerVerbs):
         full = self.get_run(run_id).id
         with self._write(now) as adv:
             return lifecycle.retry_run(adv, full)
+
+    def mark_task(self, run_id: str, task: str, *, succeeded: bool, now: float) -> None:
+        full = self.get_run(run_id).id
+        with self._write(now) as adv:
+            marking.mark_task(adv, full, task, succeeded)
 
     def rerun_from(self, run_id: str, task: str, *, now: float) -> str:
         full = self.get_run(run_id).id

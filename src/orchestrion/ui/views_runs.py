@@ -8,6 +8,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from orchestrion.app import App
+from orchestrion.errors import ParameterError
 from orchestrion.states import RunEvent, RunState, TaskEvent
 from orchestrion.store.base import AttemptRecord, RunFilter, RunRecord
 from orchestrion.ui import graph
@@ -153,3 +154,15 @@ async def rerun(request: Request, run_id: str) -> Response:
     check_csrf(request, form)
     new = app_of(request).rerun_from(run_id, form.get("from_task", ""))
     return redirect(f"/runs/{quote(new.id)}")
+
+
+@router.post("/runs/{run_id}/tasks/{task}/mark")
+async def mark(request: Request, run_id: str, task: str) -> Response:
+    """A user's override of a task's outcome (the same App method as the API's)."""
+    form = await form_data(request)
+    check_csrf(request, form)
+    outcome = form.get("outcome", "")
+    if outcome not in ("succeeded", "failed"):
+        raise ParameterError(f"outcome must be succeeded or failed, not {outcome[:40]!r}")
+    app_of(request).mark_task(run_id, task, succeeded=outcome == "succeeded")
+    return redirect(f"/runs/{quote(run_id)}?task={quote(task)}")

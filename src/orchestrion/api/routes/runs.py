@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
 
@@ -81,6 +83,19 @@ def rerun(request: Request, run_id: str, body: RerunRequest) -> Run:
     """A new run that reuses the results of every task not downstream of `from_task` and
     runs `from_task` and everything after it again. The earlier run is unchanged."""
     return Run.of(_app(request).rerun_from(run_id, body.from_task))
+
+
+class MarkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Literal["succeeded", "failed"]
+
+
+@router.post("/{run_id}/tasks/{task}/mark", response_model=Run)
+def mark(request: Request, run_id: str, task: str, body: MarkRequest) -> Run:
+    """Set a task's outcome by hand. Marking a failed task succeeded lets its downstream
+    tasks run (a finished run resumes); 409 when the task's state does not allow it."""
+    return Run.of(_app(request).mark_task(run_id, task, succeeded=body.outcome == "succeeded"))
 
 
 @router.get("/{run_id}/tasks", response_model=list[TaskRun])
