@@ -131,7 +131,8 @@ def run_scheduler(settings: Settings) -> None:
     stop = threading.Event()
     _on_signals(stop)
     with App(settings) as app:
-        scheduler = app.scheduler()
+        # Duties fail over within the configured lease (ORCHESTRION_LEASE_SECONDS).
+        scheduler = app.scheduler(lease_ttl=settings.lease_seconds)
         print(f"scheduler {scheduler.holder_id} on {settings.database_url}", flush=True)
         scheduler.run_forever(stop)
 
@@ -163,7 +164,7 @@ def run_server(
         app.store.listen(work=False, history=True)  # live streams follow worker processes
         scheduler_stop = threading.Event()
         scheduler = threading.Thread(
-            target=app.scheduler().run_forever,
+            target=app.scheduler(lease_ttl=settings.lease_seconds).run_forever,
             args=(scheduler_stop,),
             daemon=True,
             name="scheduler",
