@@ -1,15 +1,19 @@
-"""The schedule, trigger, backfill and lease verbs of the SQLite `Store`, as a mixin.
+"""The schedule, trigger, backfill and lease verbs shared by both dialects, as a mixin.
 
-`SqliteStore` inherits them; each runs one `_write` transaction (or a `_read`) and hands
-the work to `orchestrion.store.trigger_verbs` or `orchestrion.store.trigger_queries`.
+`SqlStore` (and so `SqliteStore` and `PostgresStore`) inherits them; each runs one
+`_transact` transaction (or a `_read`) and hands the work to
+`orchestrion.store.trigger_verbs` or `orchestrion.store.trigger_queries`. Exactly-once rests
+on unique keys; under concurrent writers (PostgreSQL) ``INSERT ... ON CONFLICT DO NOTHING``
+waits for a competing insert of the key to commit or roll back, so only one transaction
+ever acts on a fire or an event.
 """
 
 from __future__ import annotations
 
+import abc
 import secrets
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.store import trigger_queries, trigger_verbs
@@ -23,7 +27,9 @@ from orchestrion.store.base import (
     ScheduleState,
 )
 
-__all__ = ["SqliteTriggerVerbs", "new_run_id"]
+__all__ = ["SqlTriggerVerbs", "new_run_id"]
+
+T = TypeVar("T")
 
 
 def new_run_id(now: float) -> str:
@@ -31,21 +37,23 @@ def new_run_id(now: float) -> str:
     return f"{int(now * 1000):012x}{secrets.token_hex(4)}"
 
 
-class SqliteTriggerVerbs:
-    """Schedules, fires, events, cursors, leases and backfills over `SqliteStore`'s plumbing."""
+class SqlTriggerVerbs(abc.ABC):
+    """Schedules, fires, events, cursors, leases and backfills over two plumbing hooks."""
 
-    if TYPE_CHECKING:  # provided by SqliteStore
+    @abc.abstractmethod
+    def _transact(self, now: float, fn: Callable[[Advance], T]) -> T:
+        """Run `fn` in one write transaction and return its result."""
 
-        def _write(self, now: float) -> AbstractContextManager[Advance]: ...
+    @abc.abstractmethod
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of one statement (``?`` placeholders), outside any write transaction."""
 
-        def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
+    @abc.abstractmethod
+    def _latest_rows(self, cols: str) -> list[Any]:
+        """`cols` of the newest version of each workflow, ordered by name (code points)."""
 
     def latest_versions(self) -> dict[str, tuple[str, float]]:
-        rows = self._read(
-            "SELECT w.name, w.version, w.created_at FROM workflows w WHERE w.rowid = (SELECT"
-            " w2.rowid FROM workflows w2 WHERE w2.name = w.name ORDER BY w2.created_at DESC,"
-            " w2.rowid DESC LIMIT 1)"
-        )
+        rows = self._latest_rows("name, version, created_at")
         return {r["name"]: (r["version"], r["created_at"]) for r in rows}
 
     def schedule_states(self) -> dict[str, ScheduleState]:
@@ -63,8 +71,11 @@ class SqliteTriggerVerbs:
         overlap: str = "allow",
         error: str | None = None,
     ) -> FireRecord | None:
-        with self._write(now) as adv:
-            return trigger_verbs.fire_schedule(
+        # On PostgreSQL, two fires of one schedule serialise on its schedule_state row
+        # (upserted before the overlap decision), so `skip` and `queue` see each other's runs.
+        return self._transact(
+            now,
+            lambda adv: trigger_verbs.fire_schedule(
                 adv,
                 spec,
                 key=schedule_key,
@@ -74,21 +85,25 @@ class SqliteTriggerVerbs:
                 overlap=overlap,
                 error=error,
                 new_id=new_run_id,
-            )
+            ),
+        )
 
     def advance_schedule(
         self, schedule_key: str, workflow: str, cursor: float, *, now: float
     ) -> None:
-        with self._write(now) as adv:
-            trigger_verbs.advance_schedule(adv, schedule_key, workflow, cursor)
+        self._transact(
+            now, lambda adv: trigger_verbs.advance_schedule(adv, schedule_key, workflow, cursor)
+        )
 
     def start_queued_fire(
         self, spec: WorkflowSpec, schedule_key: str, *, now: float, priority: int = 0
     ) -> str | None:
-        with self._write(now) as adv:
-            return trigger_verbs.start_queued_fire(
+        return self._transact(
+            now,
+            lambda adv: trigger_verbs.start_queued_fire(
                 adv, spec, schedule_key, priority=priority, new_id=new_run_id
-            )
+            ),
+        )
 
     def queued_fire_keys(self) -> set[str]:
         return trigger_queries.queued_fire_keys(self._read)
@@ -107,8 +122,9 @@ class SqliteTriggerVerbs:
         runs: Sequence[RunRequest] = (),
         errors: Sequence[str] = (),
     ) -> EventReceipt:
-        with self._write(now) as adv:
-            return trigger_verbs.record_event(
+        return self._transact(
+            now,
+            lambda adv: trigger_verbs.record_event(
                 adv,
                 source=source,
                 event_id=event_id,
@@ -117,29 +133,29 @@ class SqliteTriggerVerbs:
                 runs=runs,
                 errors=errors,
                 new_id=new_run_id,
-            )
+            ),
+        )
 
     def finished_runs(self, after: int, *, limit: int = 500) -> tuple[list[FinishedRun], int]:
+        """PostgreSQL overrides this: its event ids may commit out of order."""
         return trigger_queries.finished_runs(self._read, after, limit)
 
     def get_cursor(self, name: str) -> int | None:
         return trigger_queries.get_cursor(self._read, name)
 
     def set_cursor(self, name: str, position: int, *, now: float) -> None:
-        with self._write(now) as adv:
-            trigger_verbs.set_cursor(adv, name, position)
+        self._transact(now, lambda adv: trigger_verbs.set_cursor(adv, name, position))
 
     def acquire_lease(self, name: str, holder: str, *, ttl: float, now: float) -> int | None:
-        with self._write(now) as adv:
-            return trigger_verbs.acquire_lease(adv, name, holder, ttl)
+        return self._transact(now, lambda adv: trigger_verbs.acquire_lease(adv, name, holder, ttl))
 
     def renew_lease(self, name: str, holder: str, epoch: int, *, ttl: float, now: float) -> bool:
-        with self._write(now) as adv:
-            return trigger_verbs.renew_lease(adv, name, holder, epoch, ttl)
+        return self._transact(
+            now, lambda adv: trigger_verbs.renew_lease(adv, name, holder, epoch, ttl)
+        )
 
     def release_lease(self, name: str, holder: str, epoch: int) -> None:
-        with self._write(0.0) as adv:
-            trigger_verbs.release_lease(adv, name, holder, epoch)
+        self._transact(0.0, lambda adv: trigger_verbs.release_lease(adv, name, holder, epoch))
 
     def create_backfill(
         self,
@@ -154,8 +170,9 @@ class SqliteTriggerVerbs:
         now: float,
     ) -> BackfillRecord:
         backfill_id = f"bf-{int(now * 1000):012x}{secrets.token_hex(3)}"
-        with self._write(now) as adv:
-            trigger_verbs.create_backfill(
+        self._transact(
+            now,
+            lambda adv: trigger_verbs.create_backfill(
                 adv,
                 spec,
                 backfill_id=backfill_id,
@@ -165,7 +182,8 @@ class SqliteTriggerVerbs:
                 total=total,
                 max_active=max_active,
                 priority=priority,
-            )
+            ),
+        )
         return self.get_backfill(backfill_id)
 
     def get_backfill(self, backfill_id: str) -> BackfillRecord:
@@ -178,8 +196,9 @@ class SqliteTriggerVerbs:
 
     def cancel_backfill(self, backfill_id: str, *, now: float) -> bool:
         workflow = self.get_backfill(backfill_id).workflow
-        with self._write(now) as adv:
-            return trigger_verbs.cancel_backfill(adv, backfill_id, workflow)
+        return self._transact(
+            now, lambda adv: trigger_verbs.cancel_backfill(adv, backfill_id, workflow)
+        )
 
     def pace_backfill(
         self,
@@ -190,7 +209,9 @@ class SqliteTriggerVerbs:
         exhausted: bool,
         now: float,
     ) -> list[str]:
-        with self._write(now) as adv:
-            return trigger_verbs.pace_backfill(
+        return self._transact(
+            now,
+            lambda adv: trigger_verbs.pace_backfill(
                 adv, spec, backfill_id, fires, exhausted=exhausted, new_id=new_run_id
-            )
+            ),
+        )
