@@ -8,11 +8,29 @@ ever holds a transaction. Rows leave the store as frozen records.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from orchestrion.spec.model import WorkflowSpec
-from orchestrion.states import RunState, TaskState
+from orchestrion.store.records import (
+    AttemptRecord,
+    BackfillRecord,
+    Claim,
+    EventReceipt,
+    EventRecord,
+    FinishedRun,
+    FinishResult,
+    FireRecord,
+    LogLine,
+    LogRecord,
+    Outcome,
+    RunFilter,
+    RunRecord,
+    RunRequest,
+    ScheduleState,
+    TaskRunRecord,
+    WorkerRecord,
+    WorkflowRecord,
+)
 
 __all__ = [
     "AttemptRecord",
@@ -35,180 +53,6 @@ __all__ = [
     "WorkerRecord",
     "WorkflowRecord",
 ]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkflowRecord:
-    name: str
-    version: str
-    spec: WorkflowSpec
-    source: str | None
-    created_at: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunRecord:
-    id: str
-    workflow: str
-    version: str
-    state: RunState
-    params: dict[str, Any]
-    priority: int
-    trigger: str
-    idempotency_key: str | None
-    parent_task_run_id: int | None
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    deadline: float | None
-    result: Any
-    error: str | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskRunRecord:
-    id: int
-    run_id: str
-    task_name: str
-    #: -1 for a task that is not an item of a mapped task.
-    map_index: int
-    #: "task", "group" (a mapped task's parent), "item" (one mapped element) or "undo".
-    kind: str
-    state: TaskState
-    queue: str
-    priority: int
-    attempts: int
-    ready_at: float
-    result: Any
-    error: str | None
-    started_at: float | None
-    finished_at: float | None
-    lease_owner: str | None
-    lease_epoch: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AttemptRecord:
-    id: int
-    task_run_id: int
-    run_id: str
-    number: int
-    epoch: int
-    worker: str
-    started_at: float
-    finished_at: float | None
-    #: None while running; then succeeded, failed, skipped, waiting, lost, canceled, superseded.
-    outcome: str | None
-    error: str | None
-    error_type: str | None
-    traceback: str | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventRecord:
-    id: int
-    run_id: str | None
-    task_run_id: int | None
-    at: float
-    kind: str
-    from_state: str | None
-    to_state: str | None
-    data: dict[str, Any] | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LogLine:
-    run_id: str
-    task_run_id: int
-    attempt: int
-    at: float
-    stream: str
-    line: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LogRecord:
-    id: int
-    run_id: str
-    task_run_id: int
-    task_name: str
-    attempt: int
-    at: float
-    stream: str
-    line: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkerRecord:
-    id: str
-    host: str
-    pid: int
-    queues: tuple[str, ...]
-    started_at: float
-    heartbeat_at: float
-    state: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Claim:
-    """A task run handed to one worker under a lease; everything needed to execute it."""
-
-    task_run_id: int
-    run_id: str
-    workflow: str
-    version: str
-    task_name: str
-    kind: str
-    map_index: int
-    attempt: int
-    epoch: int
-    params: dict[str, Any]
-    #: Results of the task's upstream tasks, by task name (a mapped task's result is a list).
-    upstream: dict[str, Any]
-    #: The element of the mapped list, for an item of a mapped task.
-    item: Any = None
-    #: For an undo step: the result of the task it undoes.
-    undo_of_result: Any = None
-
-    @property
-    def idempotency_key(self) -> str:
-        suffix = f"[{self.map_index}]" if self.map_index >= 0 else ""
-        return f"{self.run_id}/{self.task_name}{suffix}"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Outcome:
-    """What a worker reports for one attempt."""
-
-    task_run_id: int
-    epoch: int
-    status: Literal["succeeded", "failed", "skipped", "canceled"]
-    result: Any = None
-    error: str | None = None
-    #: The exception's type and its bases, qualified (``builtins.ValueError``), for `retry_on`.
-    error_types: tuple[str, ...] = ()
-    traceback: str | None = None
-    #: True for a timeout: retried like any failure, but named as such in the history.
-    timed_out: bool = False
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FinishResult:
-    #: Task run ids whose outcome was recorded.
-    applied: tuple[int, ...] = ()
-    #: Task run ids whose outcome came too late (lease lost or run canceled): kept as superseded.
-    superseded: tuple[int, ...] = ()
-    #: How many task runs became ready as a consequence (used to wake workers).
-    newly_ready: int = 0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunFilter:
-    workflow: str | None = None
-    state: RunState | None = None
-    limit: int = 50
-    #: Cursor: return runs created strictly before this run id (ids sort by creation).
-    before: str | None = None
 
 
 class Store(Protocol):
@@ -551,79 +395,3 @@ class Store(Protocol):
 
 
 # --------------------------------------------------------------------------- trigger records
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ScheduleState:
-    schedule_key: str
-    workflow: str
-    #: Every nominal time at or before this was decided (fired or skipped by policy).
-    cursor: float
-    last_fire: float | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FireRecord:
-    id: int
-    schedule_key: str
-    workflow: str
-    nominal: float
-    #: started, skipped (overlap), queued (behind the previous run) or failed (bad params).
-    state: str
-    run_id: str | None
-    params: dict[str, Any]
-    error: str | None
-    created_at: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunRequest:
-    """A run that a trigger asks for; `idempotency_key` makes asking twice harmless."""
-
-    spec: WorkflowSpec
-    params: dict[str, Any]
-    trigger: str
-    idempotency_key: str
-    priority: int = 0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventReceipt:
-    source: str
-    event_id: str
-    #: True when this (source, event id) had been received before: nothing was started.
-    duplicate: bool
-    run_ids: tuple[str, ...]
-    errors: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FinishedRun:
-    event_id: int
-    run: RunRecord
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BackfillRecord:
-    id: str
-    workflow: str
-    version: str
-    schedule_key: str
-    start: float
-    end: float
-    max_active: int
-    priority: int
-    #: running, completed, canceled (or dry_run for a plan that was not recorded).
-    state: str
-    total: int
-    #: Runs created so far.
-    created: int
-    cursor: float | None
-    #: Run state -> how many of the backfill's runs are in it.
-    counts: dict[str, int]
-    created_at: float
-    finished_at: float | None
-
-    @property
-    def active(self) -> int:
-        return sum(self.counts.get(s, 0) for s in ("queued", "running", "compensating"))
