@@ -193,10 +193,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--only", default="W1,W2,W3,W4,CLI,IDLE")
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="Database URL (default: a fresh SQLite file); e.g. a fresh"
+        " postgresql://postgres@127.0.0.1/bench database",
+    )
     args = parser.parse_args()
     only = set(args.only.split(","))
     tmp = Path(tempfile.mkdtemp(prefix="orchestrion-bench-"))
-    with App(Settings(database_url=f"sqlite:///{tmp}/bench.db")) as app:
+    with App(Settings(database_url=args.db or f"sqlite:///{tmp}/bench.db")) as app:
         app.code.add({"bench:noop": noop, "bench:join": join, "bench:items": items})
         per_task: dict[str, float] = {}
         for label, spec in (("W1", fan("w1", 500)), ("W4", fan("w4", 2000))):
