@@ -20,7 +20,6 @@ prints the logs (pytest shows them when a test fails).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -38,6 +37,7 @@ import httpx
 import pytest
 
 from tests.acceptance.conftest import EXAMPLES
+from tests.processes import Proc
 
 LEASE = 3.0
 HEARTBEAT = 0.5
@@ -142,43 +142,6 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-class Proc:
-    """One ``orchestrion`` process in its own session, its output in a log file."""
-
-    def __init__(self, name: str, args: list[str], cwd: Path, env: dict[str, str], logs: Path):
-        self.name = name
-        self.log = logs / f"{name}.log"
-        with self.log.open("wb") as out:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", "orchestrion.cli.main", *args],
-                cwd=cwd,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its children share its process group: no orphans
-            )
-        self.pid = self.popen.pid
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def signal(self, sig: int) -> None:
-        self.popen.send_signal(sig)
-
-    def wait(self, timeout: float) -> int:
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"{self.name} did not exit within {timeout}s\n{self.output()}")
-
-    def kill_group(self) -> None:
-        """SIGKILL the process and everything it started."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(5)
 
 
 class Cluster:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from tests import pg
+from tests.processes import Proc
 
 FULL = os.environ.get("ORCHESTRION_FAULT_SCALE", "").strip().lower() == "full"
 
@@ -78,46 +78,6 @@ def wait_for(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{on_fail()}")
         time.sleep(0.1)
-
-
-class Proc:
-    """One ``orchestrion`` process in its own session, its output in a log file."""
-
-    def __init__(self, name: str, args: list[str], cwd: Path, env: dict[str, str], logs: Path):
-        self.name = name
-        self.log = logs / f"{name}.log"
-        with self.log.open("ab") as out:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", "orchestrion.cli.main", *args],
-                cwd=cwd,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.pid = self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def output(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def signal(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self.popen.send_signal(sig)
-
-    def kill_group(self) -> None:
-        """SIGKILL the process and everything it started (SIGCONT first: a stopped
-        process is killed either way, but its children may be stopped too)."""
-        for sig in (signal.SIGCONT, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(10)
 
 
 class Cluster:

@@ -247,6 +247,10 @@ class Store(Protocol):
         or `timeout` passes; returns the counter (compare it to decide whether to look)."""
         ...
 
+    def wake(self) -> None:
+        """Wake this process's `wait_for_change` callers now (a worker that is stopping)."""
+        ...
+
     def wait_for_change(self, timeout: float) -> None:
         """Block until some task run may have become ready, or `timeout` passes.
 

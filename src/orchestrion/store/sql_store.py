@@ -110,6 +110,9 @@ class SqlStore(SqlTriggerVerbs):
 
     # ------------------------------------------------------------------ wake-ups
 
+    def wake(self) -> None:
+        self._notify_local()
+
     def _notify_local(self) -> None:
         with self._changed:
             self._changed.notify_all()

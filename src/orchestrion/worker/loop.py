@@ -114,13 +114,13 @@ class Worker:
         worker retries them without spending their retries, and ask them to stop."""
         self._stopping.set()
         self._slot_free.set()
-        self.store_wake()
+        self.store.wake()
         claimer = self._threads[0] if self._threads else None
         for _ in range(100):  # 5 s; re-wake: a wake-up may land just before a wait
             if claimer is None or not claimer.is_alive():
                 break
             claimer.join(timeout=0.05)
-            self.store_wake()
+            self.store.wake()
         self._drain(grace)
         self._release()
         self._halt.set()
@@ -156,12 +156,6 @@ class Worker:
             log.exception("worker.release_failed")  # the leases lapse on their own
         for each in active:
             each.ctx.cancel_event.set()
-
-    def store_wake(self) -> None:
-        """Wake the claim loop if it sleeps on the store."""
-        notify = getattr(self.store, "_notify", None)
-        if callable(notify):
-            notify()
 
     def _active_count(self) -> int:
         with self._lock:
