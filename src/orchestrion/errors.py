@@ -30,6 +30,7 @@ Each class's docstring is its default message.
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyExists",
     "AuthError",
     "CancelRequested",
     "CycleError",
@@ -116,6 +117,10 @@ class StoreError(OrchestrionError):
 
 class NotFound(StoreError):
     """The object does not exist."""
+
+
+class AlreadyExists(StoreError):
+    """An object with that name or key exists already."""
 
 
 class IllegalTransition(OrchestrionError):

@@ -307,10 +307,17 @@ def test_an_upgraded_database_equals_a_fresh_one(pg_url: str, make_pg_store: Mak
         assert _describe(upgraded_url) == _describe(fresh.url)
         with psycopg.connect(upgraded_url) as conn:
             versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
-        assert sorted(versions) == ["0001_initial", "0002_workflow_flags", "0003_triggers"]
+        assert sorted(versions) == _ALL_MIGRATIONS
     finally:
         with psycopg.connect(upgraded_url, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {_schema(pg_url)}_up CASCADE")
+
+
+#: Every migration in the repository, in order (a fresh database has applied them all).
+_ALL_MIGRATIONS = sorted(
+    p.stem
+    for p in (Path(migrate.__code__.co_filename).parent / "migrations/postgres").glob("*.sql")
+)
 
 
 def _schema(url: str) -> str:
@@ -326,7 +333,7 @@ def test_reopening_applies_nothing_and_concurrent_opens_migrate_once(
     stores = _in_threads(4, lambda i: make_pg_store())
     with psycopg.connect(pg_url) as conn:
         before = conn.execute("SELECT version, applied_at FROM schema_migrations").fetchall()
-    assert len(before) == 3
+    assert len(before) == len(_ALL_MIGRATIONS)
     make_pg_store()
     with psycopg.connect(pg_url, autocommit=True, row_factory=_dict) as conn:
         assert migrate(conn) == []

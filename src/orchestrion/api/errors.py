@@ -16,7 +16,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from orchestrion.api.routes.triggers import WebhookUnauthorized
 from orchestrion.api.schemas import BadCursor
 from orchestrion.errors import (
+    AlreadyExists,
+    AuthError,
     ExpressionError,
+    Forbidden,
     IllegalTransition,
     NotFound,
     OrchestrionError,
@@ -31,6 +34,9 @@ log = logging.getLogger("orchestrion.api")
 
 _STATUS: list[tuple[type[Exception], int, str]] = [
     (NotFound, 404, "not_found"),
+    (AuthError, 401, "unauthenticated"),
+    (Forbidden, 403, "forbidden"),
+    (AlreadyExists, 409, "already_exists"),
     (WebhookUnauthorized, 401, "bad_signature"),
     (BadCursor, 400, "bad_cursor"),
     (ParameterError, 422, "bad_parameters"),

@@ -7,10 +7,18 @@ ever holds a transaction. Rows leave the store as frozen records.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from orchestrion.spec.model import WorkflowSpec
+from orchestrion.store.auth_records import (
+    AuditEntry,
+    AuditFilter,
+    AuditRecord,
+    SessionRecord,
+    TokenRecord,
+    UserRecord,
+)
 from orchestrion.store.records import (
     AttemptRecord,
     BackfillRecord,
@@ -34,6 +42,9 @@ from orchestrion.store.records import (
 
 __all__ = [
     "AttemptRecord",
+    "AuditEntry",
+    "AuditFilter",
+    "AuditRecord",
     "BackfillRecord",
     "Claim",
     "EventReceipt",
@@ -48,8 +59,11 @@ __all__ = [
     "RunRecord",
     "RunRequest",
     "ScheduleState",
+    "SessionRecord",
     "Store",
     "TaskRunRecord",
+    "TokenRecord",
+    "UserRecord",
     "WorkerRecord",
     "WorkflowRecord",
 ]
@@ -395,6 +409,78 @@ class Store(Protocol):
         """Start runs for the next `fires` (nominal time, params) while the backfill is
         under its max active runs; mark it completed when `exhausted` and all its runs
         ended. Returns the new run ids."""
+        ...
+
+    # ------------------------------------------------ security: users, tokens, sessions, audit
+
+    def create_user(
+        self, name: str, *, password_hash: str, bindings: Mapping[str, str], now: float
+    ) -> UserRecord:
+        """A new user; `AlreadyExists` when the name is taken."""
+        ...
+
+    def get_user(self, name: str) -> UserRecord:
+        """The user by name, or `NotFound`."""
+        ...
+
+    def get_user_by_id(self, user_id: str) -> UserRecord:
+        """The user by id, or `NotFound`."""
+        ...
+
+    def list_users(self) -> list[UserRecord]:
+        """Every user, by name."""
+        ...
+
+    def count_users(self) -> int:
+        """How many users exist (zero on a first start)."""
+        ...
+
+    def update_user(
+        self,
+        name: str,
+        *,
+        now: float,
+        password_hash: str | None = None,
+        bindings: Mapping[str, str] | None = None,
+        disabled: bool | None = None,
+    ) -> UserRecord:
+        """Change what is given, bump the auth epoch and revoke the user's sessions."""
+        ...
+
+    def create_token(self, token: TokenRecord) -> None:
+        """Store a new API token (its hash only)."""
+        ...
+
+    def get_token(self, token_id: str) -> TokenRecord:
+        """The token by id, or `NotFound`."""
+        ...
+
+    def list_tokens(self) -> list[TokenRecord]:
+        """Every API token, oldest first."""
+        ...
+
+    def revoke_token(self, token_id: str, *, now: float) -> bool:
+        """Revoke from `now`; False when already revoked; `NotFound` when unknown."""
+        ...
+
+    def create_session(self, session: SessionRecord) -> None:
+        """Store a new UI session (the hash of its id only)."""
+        ...
+
+    def get_session(self, id_hash: str) -> SessionRecord | None:
+        """The session with this id hash, if any (the caller checks expiry and epoch)."""
+        ...
+
+    def revoke_session(self, id_hash: str, *, now: float) -> None:
+        """End one session (logout)."""
+        ...
+
+    def append_audit(self, entry: AuditEntry) -> int:
+        """Append one audit record; returns its id. The log is never changed."""
+        ...
+
+    def list_audit(self, filt: AuditFilter) -> list[AuditRecord]:
+        """Audit records, newest first, filtered."""
         ...
 
 

@@ -112,9 +112,21 @@ def migrate(conn: Conn, *, until: str | None = None) -> list[str]:
 
 
 def _statements(script: str) -> list[str]:
-    """Split a migration file into statements (no statement in ours contains ';' in text)."""
-    lines = [ln for ln in script.splitlines() if not ln.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    """Split a migration file into statements at a ``;`` that ends a line, except inside a
+    ``$$``-quoted function body (no other text in our migrations holds a ``;``)."""
+    statements: list[str] = []
+    pending: list[str] = []
+    in_body = False
+    for line in script.splitlines():
+        if line.strip().startswith("--") or not (pending or line.strip()):
+            continue
+        pending.append(line)
+        in_body ^= line.count("$$") % 2 == 1
+        if not in_body and line.rstrip().endswith(";"):
+            statements.append("\n".join(pending).strip().rstrip(";"))
+            pending = []
+    rest = "\n".join(pending).strip()
+    return [s for s in [*statements, rest] if s]
 
 
 class PgTx:

@@ -281,6 +281,17 @@ class SqliteStore(SqlStore):
 
 
 def _statements(script: str) -> list[str]:
-    """Split a migration file into statements (no statement in ours contains ';' in text)."""
-    lines = [ln for ln in script.splitlines() if not ln.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    """Split a migration file into statements; a trigger body's inner ``;`` does not end one
+    (`sqlite3.complete_statement` knows ``BEGIN ... END``)."""
+    statements: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        if line.strip().startswith("--") or not (pending or line.strip()):
+            continue
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip().rstrip(";").strip())
+            pending = ""
+    if pending.strip():
+        statements.append(pending.strip())
+    return [s for s in statements if s]
