@@ -10,10 +10,11 @@ import contextlib
 import os
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from orchestrion.accounts import Accounts
 from orchestrion.clock import Clock, SystemClock
 from orchestrion.config import Settings
 from orchestrion.engine.maintenance import Maintenance, sweep
@@ -95,6 +96,7 @@ class App:
         self.clock = clock or SystemClock()
         self.code = CodeRegistry()
         self._store: Store | None = None
+        self._accounts: Accounts | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -119,6 +121,14 @@ class App:
         if self._store is None:
             raise OrchestrionError("the App is not open: use `with App(...) as app` or app.open()")
         return self._store
+
+    @property
+    def accounts(self) -> Accounts:
+        """Users, tokens, sessions and the audit log (one per App: the login limiter
+        remembers failures across requests)."""
+        if self._accounts is None:
+            self._accounts = Accounts(self.store, self.clock)
+        return self._accounts
 
     # ------------------------------------------------------------------ workflows
 
@@ -155,6 +165,15 @@ class App:
         spec = spec_from_data(data, source=source or "request")
         self.store.register_workflow(spec, source=source, now=self.clock.now())
         return self.store.get_workflow(spec.name, spec.version)
+
+    def namespace_of(self, workflow: str) -> str:
+        """The namespace of a workflow's newest version (`NotFound` for an unknown one)."""
+        return self.store.get_workflow(workflow).namespace
+
+    def namespaces_of(self, workflows: Iterable[str]) -> dict[str, str]:
+        """Namespaces of several workflows in one read (unknown names are left out)."""
+        wanted = set(workflows)
+        return {r.name: r.namespace for r in self.store.list_workflows() if r.name in wanted}
 
     def paused_workflows(self) -> set[str]:
         return self.store.paused_workflows()

@@ -86,7 +86,9 @@ def client(app: App) -> Iterator[httpx.Client]:
         assert time.monotonic() < deadline, "server did not start"
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
+    token, _ = app.accounts.create_token("tests", {"*": "admin"}, expires="never")
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10, headers=headers) as c:
         yield c
     server.should_exit = True
     thread.join(timeout=10)

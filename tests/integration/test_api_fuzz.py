@@ -63,7 +63,13 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         app.store.register_workflow(spec, source=None, now=time.time())
         app.trigger("w")
         transport = httpx.ASGITransport(app=create_api(app, max_body_bytes=100_000))
+        token, _ = app.accounts.create_token("fuzz", {"*": "admin"}, expires="never")
+        _HEADERS["authorization"] = f"Bearer {token}"
         yield app, transport
+
+
+#: The admin token of the module's App (set by the fixture).
+_HEADERS: dict[str, str] = {}
 
 
 def _routes(app: App) -> list[tuple[str, str]]:
@@ -88,7 +94,11 @@ async def _call(transport: Any, method: str, url: str, body: bytes, params: dict
         if url.endswith("/stream"):
             params = {**params, "run_id": "nope"}  # a live stream would never end
         return await c.request(
-            method, url, content=body, params=params, headers={"content-type": "application/json"}
+            method,
+            url,
+            content=body,
+            params=params,
+            headers={"content-type": "application/json", **_HEADERS},
         )
 
 

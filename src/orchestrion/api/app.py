@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from orchestrion.api.errors import install_error_handlers
+from orchestrion.api.guard import Authenticate, guard
 from orchestrion.api.limits import BodyLimit
-from orchestrion.api.routes import runs, stream, system, triggers, workflows
+from orchestrion.api.routes import accounts, runs, stream, system, triggers, workflows
 from orchestrion.app import App
 from orchestrion.ui import router as ui_router
 
@@ -23,11 +24,15 @@ def create_api(app: App, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/v1/docs",
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+        # Every route passes the guard: its rule in `api.policy` decides, or it is refused.
+        dependencies=[Depends(guard)],
     )
     api.state.orchestrion = app
     install_error_handlers(api)
-    for module in (workflows, runs, system, stream, triggers):
+    for module in (workflows, runs, system, stream, triggers, accounts):
         api.include_router(module.router)
     api.include_router(ui_router)  # the web UI at /, after the API's routes
-    api.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    api.add_middleware(Authenticate, orchestrion=app)
+    api.add_middleware(BodyLimit, max_bytes=max_body_bytes)  # outermost: refuse before reading
     return api

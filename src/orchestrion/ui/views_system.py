@@ -1,4 +1,4 @@
-"""Events, workers, backfills and the login placeholder."""
+"""Events, workers and backfills."""
 
 from __future__ import annotations
 
@@ -56,8 +56,3 @@ def backfills(request: Request) -> Response:
         title="Backfills",
         backfills=app_of(request).list_backfills(),
     )
-
-
-@router.get("/login")
-def login(request: Request) -> Response:
-    return render(request, "login.html", nav="login", title="Sign in")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 import logging
 from collections.abc import Callable, Coroutine, Mapping
@@ -19,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from orchestrion.app import App
-from orchestrion.errors import IllegalTransition, NotFound, OrchestrionError
+from orchestrion.errors import AuthError, Forbidden, IllegalTransition, NotFound, OrchestrionError
 
 __all__ = [
     "SECURITY_HEADERS",
@@ -119,18 +120,27 @@ _env.globals.update(duration=_duration, asset=lambda name: f"/static/{name}?v={_
 
 
 def csrf_token(request: Request) -> str:
-    """The token every form carries (empty until the security issue adds sessions)."""
-    return ""
+    """The token every form carries: the session's (`api.guard` checks it on every POST)."""
+    return str(getattr(request.state, "csrf", "") or "")
 
 
 def check_csrf(request: Request, form: Mapping[str, str]) -> None:
-    """The seam for CSRF checks on every UI POST; accepts everything until auth exists."""
+    """Check a form's CSRF token again where it is used (the guard checked it first; a view
+    that is ever mounted without the guard still refuses a forged form)."""
+    if getattr(request.state, "auth_via", None) != "session":
+        return  # an API token in a header cannot be sent by another site's form
+    given, expected = form.get("csrf_token", ""), csrf_token(request)
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Forbidden("missing or wrong CSRF token; reload the page and try again")
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("nav", "")
     html = _env.get_template(template).render(
-        request=request, csrf_token=csrf_token(request), **context
+        request=request,
+        csrf_token=csrf_token(request),
+        principal=getattr(request.state, "principal", None),
+        **context,
     )
     return HTMLResponse(html, status_code=status)
 
@@ -160,6 +170,10 @@ class UIRoute(APIRoute):
         async def wrapped(request: Request) -> Response:
             try:
                 response = await handler(request)
+            except AuthError:
+                response = redirect("/login")
+            except Forbidden as exc:
+                response = render(request, "error.html", 403, title="Forbidden", message=str(exc))
             except NotFound as exc:
                 response = render(request, "error.html", 404, title="Not found", message=str(exc))
             except IllegalTransition as exc:

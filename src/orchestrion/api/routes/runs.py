@@ -17,6 +17,7 @@ from orchestrion.api.schemas import (
     decode_cursor,
     encode_cursor,
 )
+from orchestrion.api.scope import scope_of
 from orchestrion.app import App
 from orchestrion.states import RunState
 from orchestrion.store.base import RunFilter
@@ -40,13 +41,16 @@ def list_runs(
     cursor: str | None = None,
 ) -> Page:
     before = decode_cursor(cursor) if cursor else None
+    scope = scope_of(request)
     runs = _app(request).list_runs(
         RunFilter(workflow=workflow, state=state, limit=limit + 1, before=before)
     )
     more = len(runs) > limit
     runs = runs[:limit]
+    # The cursor follows the rows read, not the rows shown: a page of another team's runs
+    # comes back shorter, never stuck.
     return Page(
-        items=[Run.of(r) for r in runs],
+        items=[Run.of(r) for r in runs if scope.workflow(r.workflow)],
         next_cursor=encode_cursor(runs[-1].id) if more and runs else None,
     )
 

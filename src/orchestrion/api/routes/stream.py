@@ -17,8 +17,9 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from orchestrion.api.schemas import Event, LogLine
+from orchestrion.api.scope import Scope, scope_of
 from orchestrion.app import App
-from orchestrion.errors import ParameterError
+from orchestrion.errors import Forbidden, ParameterError
 
 __all__ = ["router"]
 
@@ -39,12 +40,15 @@ async def stream(
     now), after `Last-Event-ID` / `after` when given."""
     app: App = request.app.state.orchestrion
     start = _start(after, last_event_id)
+    scope = scope_of(request)
     if run_id is not None:
         run_id = (await run_in_threadpool(app.get_run, run_id)).id
+        if not await run_in_threadpool(scope.run, run_id):
+            raise Forbidden(f"may not read run {run_id}")
     if start is None:
         start = 0 if run_id is not None else await run_in_threadpool(app.last_event_id)
     return StreamingResponse(
-        _events(request, app, run_id, start),
+        _events(request, app, scope, run_id, start),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -58,7 +62,9 @@ def _start(after: int | None, last_event_id: str | None) -> int | None:
     return after
 
 
-async def _events(request: Request, app: App, run_id: str | None, last: int) -> AsyncIterator[str]:
+async def _events(
+    request: Request, app: App, scope: Scope, run_id: str | None, last: int
+) -> AsyncIterator[str]:
     yield "retry: 1000\n\n"
     # Read the change counter before each query: a commit that lands between the query and
     # the wait moves the counter, so the wait returns at once instead of missing it.
@@ -69,6 +75,8 @@ async def _events(request: Request, app: App, run_id: str | None, last: int) -> 
             batch = await run_in_threadpool(app.events_after, run_id, last)
             for event in batch:
                 last = event.id
+                if not scope.everything and not await run_in_threadpool(scope.run, event.run_id):
+                    continue
                 data = Event.of(event).model_dump_json()
                 yield f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n"
             if len(batch) == 500:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 
 from orchestrion.api.schemas import Event, Worker
+from orchestrion.api.scope import scope_of
 from orchestrion.app import App
 
 __all__ = ["router"]
@@ -41,4 +42,6 @@ def workers(request: Request) -> list[Worker]:
 def events(
     request: Request, after: int = Query(0, ge=0), limit: int = Query(500, ge=1, le=5000)
 ) -> list[Event]:
-    return [Event.of(e) for e in _app(request).all_events(after_id=after, limit=limit)]
+    scope = scope_of(request)
+    found = _app(request).all_events(after_id=after, limit=limit)
+    return [Event.of(e) for e in found if scope.run(e.run_id)]

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrion.api.scope import scope_of
 from orchestrion.app import App
 from orchestrion.errors import NotFound, ParameterError
 from orchestrion.triggers.webhooks import Style, WebhookRejected, verify
@@ -72,6 +73,14 @@ async def webhook(request: Request, name: str) -> dict[str, Any]:
     except ValueError:
         raise ParameterError("webhook body is not JSON") from None
     event = f"webhook.{name}" + (f".{verified.event}" if verified.event else "")
+    # Signed, so public: the guard writes no record; this one says who it was.
+    request.state.audit = {
+        "actor": f"webhook:{name}",
+        "actor_kind": "system",
+        "action": "webhook.receive",
+        "object": f"event {event}",
+        "params": {"delivery_id": verified.delivery_id, "event": event},
+    }
     app = _app(request)
     receipt = app.receive_event(event, payload, verified.delivery_id, source=f"hook:{name}")
     return asdict(receipt)
@@ -87,8 +96,10 @@ class WebhookUnauthorized(ParameterError):
 
 @router.get("/api/v1/schedules")
 def schedules(request: Request) -> list[dict[str, Any]]:
-    out = []
+    out, scope = [], scope_of(request)
     for info in _app(request).list_schedules():
+        if not scope.workflow(info.workflow):
+            continue
         item = asdict(info)
         item["schedule"] = info.schedule.model_dump(mode="json")
         out.append(item)
@@ -97,7 +108,8 @@ def schedules(request: Request) -> list[dict[str, Any]]:
 
 @router.get("/api/v1/backfills")
 def list_backfills(request: Request, workflow: str | None = None) -> list[dict[str, Any]]:
-    return [asdict(b) for b in _app(request).list_backfills(workflow)]
+    scope = scope_of(request)
+    return [asdict(b) for b in _app(request).list_backfills(workflow) if scope.workflow(b.workflow)]
 
 
 @router.post("/api/v1/backfills", status_code=201)

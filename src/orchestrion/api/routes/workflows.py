@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 
 from orchestrion.api.schemas import Run, TriggerRequest, Workflow
+from orchestrion.api.scope import scope_of
 from orchestrion.app import App
 
 __all__ = ["router"]
@@ -21,9 +22,13 @@ def _app(request: Request) -> App:
 
 @router.get("", response_model=list[Workflow])
 def list_workflows(request: Request) -> list[Workflow]:
-    app = _app(request)
+    app, scope = _app(request), scope_of(request)
     paused = app.paused_workflows()
-    return [Workflow.of(rec, paused=rec.name in paused) for rec in app.list_workflows()]
+    return [
+        Workflow.of(rec, paused=rec.name in paused)
+        for rec in app.list_workflows()
+        if scope.namespace(rec.namespace)
+    ]
 
 
 @router.post("", response_model=Workflow, status_code=201)

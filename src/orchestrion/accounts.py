@@ -1,0 +1,333 @@
+"""Accounts: who may sign in and how, over the store and the pure `orchestrion.auth` parts.
+
+`Accounts` turns credentials into a `Principal` (an API token, or a UI session cookie),
+manages users and tokens, and appends audit records. It holds no policy of its own: what a
+principal may do is `orchestrion.auth.principals.authorize`'s decision, made at the edges.
+
+Secrets handled here never leave as they came in: passwords are stored as argon2id hashes,
+tokens and session ids as SHA-256 hashes, and nothing here logs or returns a credential
+except the one-time plaintext of a token or session just made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from argon2 import PasswordHasher
+
+from orchestrion.audit import redact
+from orchestrion.auth.passwords import (
+    DEFAULT_HASHER,
+    LoginLimiter,
+    hash_password,
+    verify_password,
+)
+from orchestrion.auth.principals import ALL_NAMESPACES, Principal, PrincipalKind, Role
+from orchestrion.auth.tokens import check_token, expiry_time, new_token, parse_token
+from orchestrion.clock import Clock
+from orchestrion.errors import AuthError, NotFound, ParameterError
+from orchestrion.store.base import (
+    AuditEntry,
+    AuditFilter,
+    AuditRecord,
+    SessionRecord,
+    Store,
+    TokenRecord,
+    UserRecord,
+)
+
+__all__ = [
+    "SESSION_TTL",
+    "Accounts",
+    "FirstStart",
+    "NewSession",
+    "parse_bindings",
+    "principal_of",
+]
+
+#: A UI session lasts this long from login (seconds); a password or role change ends it.
+SESSION_TTL: Final = 12 * 3600.0
+#: What a user name may look like (it appears in audit records and URLs).
+_NAME_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-@")
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    """A session just opened: set ``session_id`` as the cookie; forms carry ``csrf``."""
+
+    session_id: str
+    csrf: str
+    principal: Principal
+
+    def __repr__(self) -> str:
+        return f"NewSession(principal={self.principal.name!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class FirstStart:
+    """The one-time admin credentials made when a store has no user yet."""
+
+    user: str
+    password: str
+    token: str
+
+    def __repr__(self) -> str:
+        return f"FirstStart(user={self.user!r})"
+
+
+def parse_bindings(pairs: Mapping[str, str]) -> dict[str, Role]:
+    """``{"finance": "operator"}`` to roles; ValueError names a bad role or namespace."""
+    bindings = {ns: Role.parse(role) for ns, role in pairs.items()}
+    Principal(kind=PrincipalKind.USER, id="-", name="-", bindings=bindings)  # validates names
+    return bindings
+
+
+def principal_of(kind: PrincipalKind, id: str, name: str, pairs: Mapping[str, str]) -> Principal:
+    return Principal(kind=kind, id=id, name=name, bindings=parse_bindings(pairs))
+
+
+def _labels(bindings: Mapping[str, Role]) -> dict[str, str]:
+    return {ns: role.label for ns, role in bindings.items()}
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Accounts:
+    """Users, tokens, sessions and the audit log of one store."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        hasher: PasswordHasher = DEFAULT_HASHER,
+        limiter: LoginLimiter | None = None,
+        session_ttl: float = SESSION_TTL,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._hasher = hasher
+        self._limiter = limiter or LoginLimiter()
+        self._session_ttl = session_ttl
+
+    # ----------------------------------------------------------------- authentication
+
+    def principal_for_token(self, text: str) -> Principal:
+        """The principal of an API token; `AuthError` says why not (never echoing it)."""
+        parsed = parse_token(text)
+        try:
+            row = self._store.get_token(parsed.token_id)
+        except NotFound:
+            raise AuthError(f"API token {parsed.token_id} refused: unknown") from None
+        check = check_token(
+            text,
+            row.token_hash,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+            now=self._clock.now(),
+        )
+        check.raise_if_invalid()
+        return principal_of(PrincipalKind.TOKEN, row.id, row.name, row.bindings)
+
+    def login(self, name: str, password: str, *, source: str) -> NewSession:
+        """Check a password and open a session; rate-limited per (user, source)."""
+        now = self._clock.now()
+        if not self._limiter.check(name, source, now=now):
+            raise AuthError("too many failed logins; try again later")
+        user = self._find_user(name)
+        check = verify_password(
+            user.password_hash if user and not user.disabled else None,
+            password,
+            hasher=self._hasher,
+        )
+        if user is None or user.disabled or not check:
+            self._limiter.record_failure(name, source, now=now)
+            raise AuthError("wrong user name or password")
+        self._limiter.record_success(name, source)
+        if check.needs_rehash:  # a stronger hash now; the epoch bump also ends old sessions
+            user = self._store.update_user(
+                name, password_hash=hash_password(password, hasher=self._hasher), now=now
+            )
+        session_id = secrets.token_urlsafe(32)
+        csrf = secrets.token_urlsafe(32)
+        self._store.create_session(
+            SessionRecord(
+                id_hash=_digest(session_id),
+                user_id=user.id,
+                csrf=csrf,
+                auth_epoch=user.auth_epoch,
+                created_at=now,
+                expires_at=now + self._session_ttl,
+                revoked_at=None,
+            )
+        )
+        return NewSession(session_id, csrf, self._user_principal(user))
+
+    def principal_for_session(self, session_id: str) -> tuple[Principal, str]:
+        """The principal and CSRF token of a live session; `AuthError` otherwise."""
+        if not session_id or len(session_id) > 200:
+            raise AuthError("no session")
+        found = self._store.get_session(_digest(session_id))
+        now = self._clock.now()
+        if found is None or found.revoked_at is not None or found.expires_at <= now:
+            raise AuthError("session ended; sign in again")
+        try:
+            user = self._store.get_user_by_id(found.user_id)
+        except NotFound:
+            raise AuthError("session ended; sign in again") from None
+        if user.disabled or user.auth_epoch != found.auth_epoch:
+            raise AuthError("session ended; sign in again")
+        return self._user_principal(user), found.csrf
+
+    def logout(self, session_id: str) -> None:
+        self._store.revoke_session(_digest(session_id), now=self._clock.now())
+
+    # ------------------------------------------------------------------------- users
+
+    def create_user(self, name: str, password: str, bindings: Mapping[str, str]) -> UserRecord:
+        _check_name(name)
+        checked = _labels(parse_bindings(bindings))
+        return self._store.create_user(
+            name,
+            password_hash=hash_password(password, hasher=self._hasher),
+            bindings=checked,
+            now=self._clock.now(),
+        )
+
+    def set_password(self, name: str, password: str) -> UserRecord:
+        digest = hash_password(password, hasher=self._hasher)
+        return self._store.update_user(name, password_hash=digest, now=self._clock.now())
+
+    def set_roles(self, name: str, bindings: Mapping[str, str]) -> UserRecord:
+        checked = _labels(parse_bindings(bindings))
+        return self._store.update_user(name, bindings=checked, now=self._clock.now())
+
+    def set_disabled(self, name: str, disabled: bool) -> UserRecord:
+        return self._store.update_user(name, disabled=disabled, now=self._clock.now())
+
+    def list_users(self) -> list[UserRecord]:
+        return self._store.list_users()
+
+    def get_user(self, name: str) -> UserRecord:
+        return self._store.get_user(name)
+
+    # ------------------------------------------------------------------------ tokens
+
+    def create_token(
+        self,
+        name: str,
+        bindings: Mapping[str, str],
+        *,
+        expires: str = "90d",
+        created_by: str | None = None,
+    ) -> tuple[str, TokenRecord]:
+        """A new token: the plaintext (show it once) and the stored record."""
+        if not name.strip() or len(name) > 100:
+            raise ParameterError("a token needs a name of 1 to 100 characters")
+        checked = _labels(parse_bindings(bindings))
+        now = self._clock.now()
+        try:
+            expires_at = expiry_time(expires, now=now)
+        except ValueError as exc:
+            raise ParameterError(str(exc)) from None
+        made = new_token()
+        record = TokenRecord(
+            id=made.token_id,
+            name=name,
+            token_hash=made.token_hash,
+            bindings=checked,
+            created_by=created_by,
+            created_at=now,
+            expires_at=expires_at,
+            revoked_at=None,
+        )
+        self._store.create_token(record)
+        return made.plaintext, record
+
+    def revoke_token(self, token_id: str) -> bool:
+        return self._store.revoke_token(token_id, now=self._clock.now())
+
+    def list_tokens(self) -> list[TokenRecord]:
+        return self._store.list_tokens()
+
+    def get_token(self, token_id: str) -> TokenRecord:
+        return self._store.get_token(token_id)
+
+    # ------------------------------------------------------------------- first start
+
+    def first_start(self, *, user: str = "admin") -> FirstStart | None:
+        """On a store with no user: an admin with a random password and an admin token.
+
+        None when a user exists already. Never a built-in default: both are random and
+        shown once by the caller.
+        """
+        if self._store.count_users():
+            return None
+        password = secrets.token_urlsafe(18)
+        self.create_user(user, password, {ALL_NAMESPACES: "admin"})
+        token, _ = self.create_token(
+            f"{user} (first start)", {ALL_NAMESPACES: "admin"}, expires="never", created_by=user
+        )
+        return FirstStart(user, password, token)
+
+    # ------------------------------------------------------------------------- audit
+
+    def audit(
+        self,
+        *,
+        actor: str,
+        actor_kind: str,
+        action: str,
+        object: str,
+        namespace: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        outcome: str = "ok",
+        detail: str | None = None,
+        request_id: str | None = None,
+        source: str | None = None,
+    ) -> int:
+        """Append one audit record (``params`` are masked here: secrets never land in it)."""
+        return self._store.append_audit(
+            AuditEntry(
+                at=self._clock.now(),
+                actor=actor,
+                actor_kind=actor_kind,
+                action=action,
+                object=object,
+                namespace=namespace,
+                params=redact(dict(params or {})),
+                outcome=outcome,
+                detail=detail[:1000] if detail else None,
+                request_id=request_id,
+                source=source,
+            )
+        )
+
+    def list_audit(self, filt: AuditFilter) -> list[AuditRecord]:
+        return self._store.list_audit(filt)
+
+    # ----------------------------------------------------------------------- helpers
+
+    def _find_user(self, name: str) -> UserRecord | None:
+        try:
+            return self._store.get_user(name)
+        except NotFound:
+            return None
+
+    @staticmethod
+    def _user_principal(user: UserRecord) -> Principal:
+        return principal_of(PrincipalKind.USER, user.id, user.name, user.bindings)
+
+
+def _check_name(name: str) -> None:
+    if not 1 <= len(name) <= 64 or not set(name) <= _NAME_CHARS:
+        raise ParameterError(
+            f"invalid user name {name!r}: use 1 to 64 lowercase letters, digits, '.', '_',"
+            " '-' or '@'"
+        )

@@ -1,0 +1,238 @@
+"""Authentication, authorisation and audit around every request.
+
+`Authenticate` (ASGI middleware) finds the principal: an API token (``Authorization:
+Bearer``) or a UI session cookie. A request without one reaches only `policy.PUBLIC` routes;
+others get 401 (API) or a redirect to the login page (UI pages). After the response it
+appends the request's audit record, if the route mutates, with the outcome read off the
+status code: exactly one record per mutating request, allowed or not.
+
+`guard` (a dependency of every route) looks the matched route up in `policy.RULES`,
+checks the CSRF token of a cookie-authenticated unsafe request, and calls `authorize_all`
+on what the route's target touches. A route without a rule is refused.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from typing import Any, Final
+from urllib.parse import parse_qsl, quote
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orchestrion.api.policy import PUBLIC, RULES, Rule
+from orchestrion.app import App
+from orchestrion.audit import redact
+from orchestrion.auth.principals import Principal, authorize_all
+from orchestrion.errors import AuthError, Forbidden, OrchestrionError
+
+__all__ = ["SESSION_COOKIE", "Authenticate", "guard", "principal_of_request"]
+
+log = logging.getLogger("orchestrion.api.guard")
+
+SESSION_COOKIE: Final = "orchestrion_session"
+CSRF_HEADER: Final = "x-csrf-token"
+_SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def principal_of_request(request: Request) -> Principal:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:  # pragma: no cover - the middleware guarantees one
+        raise AuthError("not signed in")
+    return principal
+
+
+def _route_key(scope: Scope) -> tuple[str, str] | None:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return (scope["method"], path) if isinstance(path, str) else None
+
+
+async def guard(request: Request) -> None:
+    """The authorisation step of every route (installed as an app-wide dependency)."""
+    key = _route_key(request.scope)
+    if key is None or key in PUBLIC or (key[0] == "HEAD" and ("GET", key[1]) in PUBLIC):
+        return
+    rule = RULES.get(key) or RULES.get(("GET", key[1]) if key[0] == "HEAD" else key)
+    principal = principal_of_request(request)
+    app: App = request.app.state.orchestrion
+    state = request.state
+    if rule is None:
+        state.audit = {"action": f"{key[0]} {key[1]}", "object": request.url.path}
+        raise Forbidden(f"no access rule for {key[0]} {key[1]}; refused")
+    if rule.mutating:
+        state.audit = _audit_fields(request, rule)
+        state.audit["params"] = await _params(request)
+    if state.auth_via == "session" and request.method not in _SAFE_METHODS:
+        await _check_csrf(request)
+    checks = await rule.target(request, app, rule.action)
+    for action in {a for a, _ in checks}:
+        decision = authorize_all(principal, action, [r for a, r in checks if a == action])
+        if not decision:
+            raise Forbidden(decision.reason)
+    if rule.mutating and checks:
+        state.audit["namespace"] = checks[0][1].namespace
+        state.audit["object"] = str(checks[0][1])
+
+
+def _audit_fields(request: Request, rule: Rule) -> dict[str, Any]:
+    params = {k: v for k, v in request.path_params.items()}
+    return {"action": rule.audit_name, "object": request.url.path, "path": params}
+
+
+async def _params(request: Request) -> dict[str, Any]:
+    """The request's parameters for the audit record (masked by `redact` on write)."""
+    out: dict[str, Any] = dict(request.path_params)
+    out.update({f"query.{k}": v for k, v in request.query_params.items()})
+    body = await request.body()
+    if not body:
+        return out
+    kind = request.headers.get("content-type", "")
+    if "json" in kind:
+        import json
+
+        try:
+            out["body"] = json.loads(body)
+        except ValueError:
+            out["body"] = f"<{len(body)} bytes, not JSON>"
+    elif "form" in kind:
+        pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        out["form"] = {k: v for k, v in pairs if k != "csrf_token"}
+    else:
+        out["body"] = f"<{len(body)} bytes>"
+    return out
+
+
+async def _check_csrf(request: Request) -> None:
+    """A cookie-authenticated unsafe request must echo the session's CSRF token, in the
+    ``X-CSRF-Token`` header or a ``csrf_token`` form field; SameSite cookies are the second wall."""
+    expected: str = request.state.csrf
+    given = request.headers.get(CSRF_HEADER, "")
+    if not given and "form" in request.headers.get("content-type", ""):
+        body = (await request.body()).decode("utf-8", "replace")
+        given = dict(parse_qsl(body, keep_blank_values=True)).get("csrf_token", "")
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Forbidden("missing or wrong CSRF token; reload the page and try again")
+
+
+class Authenticate:
+    """Find the principal of every request; write the audit record after the response."""
+
+    def __init__(self, app: ASGIApp, orchestrion: App) -> None:
+        self.app = app
+        self.orchestrion = orchestrion
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        request_id = secrets.token_hex(8)
+        state = scope.setdefault("state", {})
+        state.update(request_id=request_id, principal=None, auth_via=None, csrf="", audit=None)
+        try:
+            self._authenticate(request, state)
+        except AuthError as exc:
+            if _is_public(scope):
+                pass  # a bad cookie does not lock anyone out of the login page
+            else:
+                await self._refuse(request, str(exc))(scope, receive, send)
+                return
+        if state["principal"] is None and not _is_public(scope):
+            await self._refuse(request, "sign in or send an API token")(scope, receive, send)
+            return
+
+        written = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal written
+            if message["type"] == "http.response.start":
+                # The record is written before the client sees the answer, so whoever acts
+                # on a response finds its audit record already there.
+                if state.get("audit") and not written:
+                    written = True
+                    await run_in_threadpool(self._write_audit, request, state, message["status"])
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            if state.get("audit") and not written:  # no response was started
+                await run_in_threadpool(self._write_audit, request, state, 500)
+
+    def _authenticate(self, request: Request, state: dict[str, Any]) -> None:
+        header = request.headers.get("authorization", "")
+        accounts = self.orchestrion.accounts
+        if header:
+            scheme, _, credential = header.partition(" ")
+            if scheme.lower() != "bearer" or not credential.strip():
+                raise AuthError("the Authorization header must be 'Bearer <API token>'")
+            state["principal"] = accounts.principal_for_token(credential.strip())
+            state["auth_via"] = "token"
+            return
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            principal, csrf = accounts.principal_for_session(cookie)
+            state.update(principal=principal, auth_via="session", csrf=csrf)
+
+    def _refuse(self, request: Request, reason: str) -> Response:
+        path = request.url.path
+        wants_page = request.method == "GET" and not path.startswith(("/api/", "/hooks/"))
+        if wants_page:
+            target = quote(path + (f"?{request.url.query}" if request.url.query else ""))
+            response: Response = RedirectResponse(f"/login?next={target}", status_code=303)
+            response.delete_cookie(SESSION_COOKIE, path="/")
+            return response
+        return JSONResponse(
+            {"error": {"code": "unauthenticated", "message": reason}},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer realm="orchestrion"'},
+        )
+
+    def _write_audit(self, request: Request, state: dict[str, Any], status: int) -> None:
+        audit: dict[str, Any] = state["audit"]
+        principal: Principal | None = state["principal"]
+        outcome = (
+            "ok"
+            if status < 400
+            else "denied"
+            if status in (401, 403)
+            else "failed"
+            if status < 500
+            else "error"
+        )
+        try:
+            self.orchestrion.accounts.audit(
+                actor=audit.get("actor") or (principal.name if principal else "anonymous"),
+                actor_kind=audit.get("actor_kind")
+                or (principal.kind.value if principal else "anonymous"),
+                action=audit["action"],
+                object=str(audit.get("object", request.url.path)),
+                namespace=audit.get("namespace"),
+                params=redact(audit.get("params") or {}),
+                outcome=outcome,
+                detail=f"HTTP {status}",
+                request_id=state["request_id"],
+                source=request.client.host if request.client else None,
+            )
+        except OrchestrionError:  # the store is down: say so loudly, never fail the response
+            log.exception("audit.write_failed", extra={"action": audit.get("action")})
+
+
+def _is_public(scope: Scope) -> bool:
+    """Is the path one of `PUBLIC`'s? Matched before routing, so by the templates' shapes."""
+    method, path = scope["method"], scope["path"]
+    if method == "HEAD":
+        method = "GET"
+    if path.startswith("/static/") and method == "GET":
+        return True
+    if path.startswith("/hooks/") and method == "POST" and path.count("/") == 2:
+        return True
+    return (method, path) in PUBLIC

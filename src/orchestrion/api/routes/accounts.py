@@ -1,0 +1,226 @@
+"""Who am I, users, API tokens and the audit log.
+
+Authorisation is `policy.RULES`' (checked before these run); what is left here is what
+only the handler can know: a token may be given no more than its maker holds
+(`authorize_grant`), a token is revoked only by an admin of every namespace it binds, and
+audit records are shown for the namespaces the reader administers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrion.accounts import parse_bindings
+from orchestrion.api.guard import principal_of_request
+from orchestrion.api.scope import scope_of
+from orchestrion.app import App
+from orchestrion.auth.principals import Action, Resource, authorize_all, authorize_grant
+from orchestrion.errors import Forbidden, ParameterError
+from orchestrion.store.base import AuditFilter, AuditRecord, TokenRecord, UserRecord
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["accounts"])
+
+Bindings = Annotated[dict[str, str], Field(max_length=50)]
+
+
+def _app(request: Request) -> App:
+    app: App = request.app.state.orchestrion
+    return app
+
+
+def _bindings(pairs: dict[str, str]) -> None:
+    try:
+        parse_bindings(pairs)
+    except ValueError as exc:
+        raise ParameterError(str(exc)) from None
+
+
+def _user(u: UserRecord) -> dict[str, Any]:
+    return {
+        "id": u.id,
+        "name": u.name,
+        "bindings": dict(u.bindings),
+        "disabled": u.disabled,
+        "created_at": u.created_at,
+        "updated_at": u.updated_at,
+    }
+
+
+def _token(t: TokenRecord) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "name": t.name,
+        "bindings": dict(t.bindings),
+        "created_by": t.created_by,
+        "created_at": t.created_at,
+        "expires_at": t.expires_at,
+        "revoked_at": t.revoked_at,
+    }
+
+
+def _audit(r: AuditRecord) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "at": r.at,
+        "actor": r.actor,
+        "actor_kind": r.actor_kind,
+        "action": r.action,
+        "object": r.object,
+        "namespace": r.namespace,
+        "params": dict(r.params),
+        "outcome": r.outcome,
+        "detail": r.detail,
+        "request_id": r.request_id,
+        "source": r.source,
+    }
+
+
+@router.get("/me")
+def me(request: Request) -> dict[str, Any]:
+    principal = principal_of_request(request)
+    return {
+        "kind": principal.kind.value,
+        "id": principal.id,
+        "name": principal.name,
+        "bindings": {ns: role.label for ns, role in principal.bindings.items()},
+    }
+
+
+# --------------------------------------------------------------------------------- users
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    password: Annotated[str, Field(min_length=1, max_length=1024)]
+    bindings: Bindings
+
+
+class UserChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: Annotated[str | None, Field(max_length=1024)] = None
+    bindings: Bindings | None = None
+    disabled: bool | None = None
+
+
+@router.get("/users")
+def list_users(request: Request) -> list[dict[str, Any]]:
+    return [_user(u) for u in _app(request).accounts.list_users()]
+
+
+@router.post("/users", status_code=201)
+def create_user(request: Request, body: UserIn) -> dict[str, Any]:
+    _bindings(body.bindings)
+    return _user(_app(request).accounts.create_user(body.name, body.password, body.bindings))
+
+
+@router.patch("/users/{user}")
+def change_user(request: Request, user: str, body: UserChange) -> dict[str, Any]:
+    """Any change ends the user's sessions at once."""
+    accounts = _app(request).accounts
+    accounts.get_user(user)  # NotFound first
+    record = None
+    if body.bindings is not None:
+        _bindings(body.bindings)
+        record = accounts.set_roles(user, body.bindings)
+    if body.password is not None:
+        record = accounts.set_password(user, body.password)
+    if body.disabled is not None:
+        record = accounts.set_disabled(user, body.disabled)
+    return _user(record or accounts.get_user(user))
+
+
+# -------------------------------------------------------------------------------- tokens
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    bindings: Bindings
+    expires: Annotated[str, Field(max_length=20)] = "90d"
+
+
+@router.get("/tokens")
+def list_tokens(request: Request) -> list[dict[str, Any]]:
+    """Tokens whose every namespace the caller administers (never a token's secret)."""
+    principal = principal_of_request(request)
+    return [
+        _token(t)
+        for t in _app(request).accounts.list_tokens()
+        if _may_manage(principal, t.bindings)
+    ]
+
+
+@router.post("/tokens", status_code=201)
+def create_token(request: Request, body: TokenIn) -> dict[str, Any]:
+    """A new token; its plaintext is in this response and nowhere else, ever."""
+    principal = principal_of_request(request)
+    _bindings(body.bindings)
+    if not body.bindings:
+        raise ParameterError("a token needs at least one namespace binding")
+    decision = authorize_grant(principal, parse_bindings(body.bindings))
+    if not decision:
+        raise Forbidden(decision.reason)
+    plaintext, record = _app(request).accounts.create_token(
+        body.name, body.bindings, expires=body.expires, created_by=principal.name
+    )
+    return {**_token(record), "token": plaintext}
+
+
+@router.post("/tokens/{token_id}/revoke")
+def revoke_token(request: Request, token_id: str) -> dict[str, Any]:
+    """Revoke at once: the next request with it is refused."""
+    accounts = _app(request).accounts
+    record = accounts.get_token(token_id)
+    if not _may_manage(principal_of_request(request), record.bindings):
+        raise Forbidden(f"may not revoke token {token_id}: it binds namespaces you do not manage")
+    accounts.revoke_token(token_id)
+    return _token(accounts.get_token(token_id))
+
+
+def _may_manage(principal: Any, bindings: Any) -> bool:
+    resources = [Resource(ns, "token") for ns in bindings]
+    return bool(authorize_all(principal, Action.MANAGE_TOKENS, resources))
+
+
+# --------------------------------------------------------------------------------- audit
+
+
+@router.get("/audit")
+def list_audit(
+    request: Request,
+    actor: str | None = None,
+    action: str | None = None,
+    namespace: str | None = None,
+    outcome: str | None = None,
+    since: float | None = None,
+    before: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Newest first; records of namespaces the caller administers (all, for ``*`` admins).
+    Page on with ``before=<next_before>``."""
+    scope = scope_of(request, Action.READ_AUDIT)
+    filt = AuditFilter(
+        actor=actor,
+        action=action,
+        namespace=namespace,
+        outcome=outcome,
+        since=since,
+        before=before,
+        limit=limit,
+    )
+    found = _app(request).accounts.list_audit(filt)
+    shown = [
+        _audit(r)
+        for r in found
+        if scope.everything or (r.namespace is not None and scope.namespace(r.namespace))
+    ]
+    return {"items": shown, "next_before": found[-1].id if len(found) == limit else None}

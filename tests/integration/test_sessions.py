@@ -1,0 +1,151 @@
+"""UI sessions: login (with its own CSRF defence), cookies, CSRF on every form, revocation on
+password or role change, logout, the login rate limit, and the first-start admin."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from orchestrion.api.guard import SESSION_COOKIE
+from orchestrion.app import App
+from orchestrion.config import Settings
+from orchestrion.spec.model import PythonAction, TaskSpec, WorkflowSpec
+from orchestrion.store.base import AuditFilter
+from tests.integration.test_route_policy import Server
+
+SPEC = WorkflowSpec(
+    name="fin_report",
+    namespace="finance",
+    tasks=(TaskSpec(name="a", action=PythonAction(ref="t:noop")),),
+)
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    with App(Settings(database_url=f"sqlite:///{tmp_path}/sessions.db")) as app:
+        app.store.register_workflow(SPEC, source=None, now=time.time())
+        app.accounts.create_user("ana", PASSWORD, {"finance": "operator"})
+        srv = Server(app)
+        yield srv
+        srv.stop()
+
+
+def _login(c: httpx.Client, user: str = "ana", password: str = PASSWORD) -> httpx.Response:
+    page = c.get("/login?next=/workflows")
+    token = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
+    assert token, page.text
+    return c.post(
+        "/login",
+        data={"user": user, "password": password, "login_csrf": token.group(1), "next": "/runs"},
+    )
+
+
+def _csrf(c: httpx.Client, path: str = "/workflows/fin_report") -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', c.get(path).text)
+    assert found and found.group(1)
+    return found.group(1)
+
+
+def test_login_sets_a_strict_http_only_cookie_and_lands_on_next(server: Server) -> None:
+    with server.client(follow_redirects=False) as c:
+        answer = _login(c)
+        assert answer.status_code == 303 and answer.headers["location"] == "/runs"
+        cookie = next(h for h in answer.headers.get_list("set-cookie") if SESSION_COOKIE in h)
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
+        page = c.get("/workflows")
+        assert page.status_code == 200 and "ana ▾" in page.text
+        assert c.get("/api/v1/me").json()["name"] == "ana"  # the API accepts the session too
+
+
+def test_the_login_form_refuses_a_missing_csrf_value_and_open_redirects(server: Server) -> None:
+    with server.client(follow_redirects=False) as c:
+        forged = c.post("/login", data={"user": "ana", "password": PASSWORD})
+        assert forged.status_code == 403 and SESSION_COOKIE not in forged.headers.get(
+            "set-cookie", ""
+        )
+        page = c.get("/login?next=//evil.example/x")
+        token = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
+        assert token
+        answer = c.post(
+            "/login",
+            data={
+                "user": "ana",
+                "password": PASSWORD,
+                "login_csrf": token.group(1),
+                "next": "https://evil.example/",
+            },
+        )
+        assert answer.status_code == 303 and answer.headers["location"] == "/"
+
+
+def test_every_form_post_needs_the_session_csrf_token(server: Server) -> None:
+    with server.client(follow_redirects=False) as c:
+        _login(c)
+        run = c.post("/workflows/fin_report/trigger", data={})
+        assert run.status_code == 403 and "CSRF" in run.text
+        token = _csrf(c)
+        wrong = c.post("/workflows/fin_report/trigger", data={"csrf_token": token[:-2] + "xx"})
+        assert wrong.status_code == 403
+        ok = c.post("/workflows/fin_report/trigger", data={"csrf_token": token})
+        assert ok.status_code == 303 and ok.headers["location"].startswith("/runs/")
+        # The JSON API with a cookie needs the token too (in a header).
+        api = c.post("/api/v1/workflows/fin_report/runs", json={})
+        assert api.status_code == 403
+        api = c.post("/api/v1/workflows/fin_report/runs", json={}, headers={"X-CSRF-Token": token})
+        assert api.status_code == 201
+
+
+def test_a_password_or_role_change_ends_every_session_at_once(server: Server) -> None:
+    with server.client(follow_redirects=False) as a, server.client(follow_redirects=False) as b:
+        _login(a)
+        _login(b)
+        assert a.get("/runs").status_code == 200 and b.get("/runs").status_code == 200
+        server.app.accounts.set_roles("ana", {"finance": "viewer"})
+        for c in (a, b):
+            gone = c.get("/runs")
+            assert gone.status_code == 303 and gone.headers["location"].startswith("/login")
+            assert c.get("/api/v1/runs").status_code == 401
+        _login(a)
+        assert a.get("/runs").status_code == 200
+        server.app.accounts.set_password("ana", PASSWORD + "!")
+        assert a.get("/runs").status_code == 303
+
+
+def test_logout_ends_the_session(server: Server) -> None:
+    with server.client(follow_redirects=False) as c:
+        _login(c)
+        cookie = c.cookies.get(SESSION_COOKIE)
+        token = _csrf(c, "/runs")
+        assert c.post("/logout", data={"csrf_token": token}).status_code == 303
+    with server.client(follow_redirects=False) as replay:
+        replay.cookies.set(SESSION_COOKIE, cookie or "")
+        assert replay.get("/runs").status_code == 303
+
+
+def test_wrong_passwords_are_rate_limited_and_audited(server: Server) -> None:
+    with server.client(follow_redirects=False) as c:
+        for _ in range(5):
+            assert _login(c, password="wrong password!!").status_code == 401
+        locked = _login(c)  # even the right password, while locked out
+        assert locked.status_code == 401 and "too many" in locked.text
+    records = server.app.accounts.list_audit(AuditFilter(action="session.login"))
+    assert len(records) == 6 and {r.outcome for r in records} == {"denied"}
+    assert all(r.actor == "ana" and "password" not in r.params for r in records)
+
+
+def test_first_start_makes_one_random_admin_once(server: Server) -> None:
+    accounts = server.app.accounts
+    assert accounts.first_start() is None  # a user exists already
+    with App(Settings(database_url=server.app.settings.database_url + "-fresh")) as fresh:
+        made = fresh.accounts.first_start()
+        assert made is not None and len(made.password) >= 20
+        assert fresh.accounts.first_start() is None
+        principal = fresh.accounts.principal_for_token(made.token)
+        assert principal.bindings == {"*": principal.bindings["*"]}
+        assert made.password not in repr(made) and made.token not in repr(made)
