@@ -340,3 +340,34 @@ def assert_consistent(store: Store, db: Path | str, run_id: str) -> None:
             assert record.state.finished, record
         for attempt in store.list_attempts(run_id):
             assert attempt.outcome is not None, attempt
+
+
+#: The password `seed_admin` gives its user (tests only).
+ADMIN_PASSWORD = "test admin password 0123"
+
+
+def seed_admin(database_url: str) -> str:
+    """An admin user (``admin`` / `ADMIN_PASSWORD`) and an admin API token on a database,
+    before a server starts on it; returns the token. The server then skips its first-start
+    admin, as on any database that has users."""
+    with App(Settings(database_url=database_url)) as app:
+        app.accounts.create_user("admin", ADMIN_PASSWORD, {"*": "admin"})
+        token, _ = app.accounts.create_token("tests", {"*": "admin"}, expires="never")
+    return token
+
+
+def session_cookie(url: str, user: str = "admin", password: str = ADMIN_PASSWORD) -> str:
+    """Sign in through the login form of a running server; the session cookie's value."""
+    import re
+
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=10, follow_redirects=False) as client:
+        page = client.get("/login")
+        found = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
+        assert found, page.text[:500]
+        answer = client.post(
+            "/login", data={"user": user, "password": password, "login_csrf": found.group(1)}
+        )
+        assert answer.status_code == 303, answer.text[:500]
+        return str(client.cookies["orchestrion_session"])

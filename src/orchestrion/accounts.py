@@ -80,9 +80,12 @@ class FirstStart:
 
 
 def parse_bindings(pairs: Mapping[str, str]) -> dict[str, Role]:
-    """``{"finance": "operator"}`` to roles; ValueError names a bad role or namespace."""
-    bindings = {ns: Role.parse(role) for ns, role in pairs.items()}
-    Principal(kind=PrincipalKind.USER, id="-", name="-", bindings=bindings)  # validates names
+    """``{"finance": "operator"}`` to roles; `ParameterError` names a bad role or namespace."""
+    try:
+        bindings = {ns: Role.parse(role) for ns, role in pairs.items()}
+        Principal(kind=PrincipalKind.USER, id="-", name="-", bindings=bindings)  # checks names
+    except ValueError as exc:
+        raise ParameterError(str(exc)) from None
     return bindings
 
 

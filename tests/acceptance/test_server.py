@@ -37,6 +37,7 @@ import httpx
 import pytest
 
 from tests.acceptance.conftest import EXAMPLES
+from tests.helpers import seed_admin
 from tests.processes import Proc
 
 LEASE = 3.0
@@ -170,8 +171,13 @@ class Cluster:
         }
         for name in ("ORCHESTRION_DATABASE_URL", "ORCHESTRION_SERVER"):
             self.env.pop(name, None)
+        token = seed_admin(f"sqlite:///{self.db}")
+        self.env["ORCHESTRION_TOKEN"] = token  # the CLI's remote commands use it
+        self.env["ORCHESTRION_CREDENTIALS_FILE"] = str(root / "credentials.json")
         self.procs: list[Proc] = []
-        self.http = httpx.Client(base_url=self.url, timeout=10.0)
+        self.http = httpx.Client(
+            base_url=self.url, timeout=10.0, headers={"Authorization": f"Bearer {token}"}
+        )
 
     # ------------------------------------------------------------------ processes
 

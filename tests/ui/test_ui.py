@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers import seed_admin, session_cookie
 from tests.ui.hostile import HOSTILE, flows_source
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,6 +62,8 @@ class Server:
         self.url = f"http://127.0.0.1:{_free_port()}"
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
         env.pop("ORCHESTRION_DATABASE_URL", None)
+        env["ORCHESTRION_CREDENTIALS_FILE"] = str(root / "credentials.json")
+        token = seed_admin(f"sqlite:///{root / 'ui.db'}")
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "orchestrion.cli.main", "server",
@@ -69,7 +72,9 @@ class Server:
                 cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
-        self.http = httpx.Client(base_url=self.url, timeout=10.0)
+        self.http = httpx.Client(
+            base_url=self.url, timeout=10.0, headers={"Authorization": f"Bearer {token}"}
+        )
 
     def wait_ready(self, names: set[str], timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -114,6 +119,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = Server(tmp_path_factory.mktemp("ui"))
     try:
         srv.wait_ready({"etl", "ui_steps", "ui_flaky", "ui_hostile"})
+        # Every page the tests open is signed in as the admin (the login page is tested too).
+        _SESSION[:] = [
+            {"name": "orchestrion_session", "value": session_cookie(srv.url), "url": srv.url}
+        ]
         yield srv
     finally:
         srv.close()
@@ -128,11 +137,17 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
+#: The signed-in session cookie every `Watched` page carries (set by the `server` fixture).
+_SESSION: list[dict[str, str]] = []
+
+
 class Watched:
     """A page whose console errors, page errors and dialogs are recorded."""
 
     def __init__(self, browser: Browser, width: int = 1280, height: int = 900) -> None:
         self.context = browser.new_context(viewport={"width": width, "height": height})
+        if _SESSION:
+            self.context.add_cookies(_SESSION)  # type: ignore[arg-type]
         self.page: Page = self.context.new_page()
         self.errors: list[str] = []
         self.dialogs: list[str] = []

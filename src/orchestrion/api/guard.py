@@ -28,7 +28,7 @@ from orchestrion.api.policy import PUBLIC, RULES, Rule
 from orchestrion.app import App
 from orchestrion.audit import redact
 from orchestrion.auth.principals import Principal, authorize_all
-from orchestrion.errors import AuthError, Forbidden, OrchestrionError
+from orchestrion.errors import AuthError, Forbidden, NotFound, OrchestrionError
 
 __all__ = ["SESSION_COOKIE", "Authenticate", "guard", "principal_of_request"]
 
@@ -69,7 +69,10 @@ async def guard(request: Request) -> None:
         state.audit["params"] = await _params(request)
     if state.auth_via == "session" and request.method not in _SAFE_METHODS:
         await _check_csrf(request)
-    checks = await rule.target(request, app, rule.action)
+    try:
+        checks = await rule.target(request, app, rule.action)
+    except NotFound:
+        return  # nothing to authorise against: the handler answers 404 (or 422 first)
     for action in {a for a, _ in checks}:
         decision = authorize_all(principal, action, [r for a, r in checks if a == action])
         if not decision:

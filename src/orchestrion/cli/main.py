@@ -9,90 +9,29 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 
 from orchestrion.app import App, load_workflows
-from orchestrion.config import Settings
-from orchestrion.errors import IllegalTransition, NotFound, OrchestrionError, SpecError
+from orchestrion.cli.common import (
+    console,
+    db_option,
+    errors,
+    opened,
+    output_option,
+    reader,
+    server_option,
+)
+from orchestrion.errors import IllegalTransition, SpecError
 from orchestrion.spec.params import parse_cli_params
 from orchestrion.states import RunState
 from orchestrion.store.base import RunFilter
 
 __all__ = ["main"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-# Piped output is not squeezed to 80 columns: ids and times must stay whole for scripts.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-# soft_wrap: an error naming a long file path stays on one line (greppable, clickable)
-errors = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def db_option(fn: F) -> F:
-    return click.option(
-        "--db",
-        "db",
-        envvar="ORCHESTRION_DATABASE_URL",
-        default=None,
-        help="Database URL or SQLite file (default ./.orchestrion/orchestrion.db).",
-    )(fn)
-
-
-def output_option(fn: F) -> F:
-    return click.option(
-        "--output",
-        "-o",
-        type=click.Choice(["table", "json"]),
-        default="table",
-        help="table for people, json for scripts.",
-    )(fn)
-
-
-@contextmanager
-def opened(db: str | None) -> Iterator[App]:
-    """An open App, with Orchestrion errors turned into a clear message and exit code 2."""
-    try:
-        with App(Settings.from_env(db=db)) as app:
-            yield app
-    except NotFound as exc:
-        errors.print(f"[red]error:[/] {escape(str(exc))}")
-        sys.exit(2)
-    except OrchestrionError as exc:
-        errors.print(f"[red]error:[/] {escape(str(exc))}", markup=True)
-        sys.exit(2)
-
-
-def server_option(fn: F) -> F:
-    return click.option(
-        "--server",
-        envvar="ORCHESTRION_SERVER",
-        default=None,
-        help="Talk to this server's API (e.g. http://127.0.0.1:8642) instead of the local DB.",
-    )(fn)
-
-
-@contextmanager
-def reader(db: str | None, server: str | None) -> Iterator[Any]:
-    """The server's API when one is configured, else the local database; same methods."""
-    if server is None:
-        with opened(db) as app:
-            yield app
-        return
-    from orchestrion.cli.remote import Remote
-
-    try:
-        with Remote(server) as remote:
-            yield remote
-    except OrchestrionError as exc:
-        errors.print(f"[red]error:[/] {escape(str(exc))}", markup=True)
-        sys.exit(2)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -465,9 +404,10 @@ def schema() -> None:
 
 
 def _register_service_commands() -> None:
-    from orchestrion.cli.services import register
+    from orchestrion.cli import accounts_cmd, services
 
-    register(main)
+    services.register(main)
+    accounts_cmd.register(main)
 
 
 _register_service_commands()

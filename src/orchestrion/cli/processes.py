@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrion.app import App
+from orchestrion.cli.credentials import save_token
 from orchestrion.config import Settings
 from orchestrion.errors import SpecError
 from orchestrion.worker.loop import Worker, WorkerSettings
@@ -137,6 +138,35 @@ def run_scheduler(settings: Settings) -> None:
         scheduler.run_forever(stop)
 
 
+def _first_start(app: App, host: str, port: int) -> None:
+    """On a database with no user yet: make an admin with a random password and an admin
+    token, show both once, and keep the token for the local CLI (never a default)."""
+    made = app.accounts.first_start()
+    if made is None:
+        return
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    urls = sorted(
+        {f"http://{shown}:{port}", f"http://127.0.0.1:{port}", f"http://localhost:{port}"}
+    )
+    where = save_token(urls, made.token)
+    print(
+        "\n".join(
+            [
+                "",
+                "=" * 72,
+                "First start: an administrator was created. This is shown once.",
+                f"  UI sign-in:  user {made.user!r}, password {made.password}",
+                f"  API token:   {made.token}",
+                f"  The token is saved for the local CLI in {where} (mode 0600).",
+                "  Change the password with `orchestrion users set-password admin`.",
+                "=" * 72,
+                "",
+            ]
+        ),
+        flush=True,
+    )
+
+
 def run_server(
     settings: Settings,
     *,
@@ -160,6 +190,7 @@ def run_server(
     _on_signals(stop)
     folder = WorkflowFolder(workflows)
     with App(settings) as app:
+        _first_start(app, host, port)
         _deploy(settings, folder.changed())
         app.store.listen(work=False, history=True)  # live streams follow worker processes
         scheduler_stop = threading.Event()

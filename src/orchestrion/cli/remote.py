@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 
-from orchestrion.errors import IllegalTransition, NotFound, OrchestrionError
+from orchestrion.cli.credentials import auth_headers
+from orchestrion.errors import AuthError, Forbidden, IllegalTransition, NotFound, OrchestrionError
 from orchestrion.states import RunState, TaskState
 from orchestrion.store.base import (
     AttemptRecord,
@@ -26,7 +27,9 @@ __all__ = ["Remote"]
 class Remote:
     def __init__(self, server: str, timeout: float = 30.0) -> None:
         self.server = server.rstrip("/")
-        self._client = httpx.Client(base_url=self.server, timeout=timeout)
+        self._client = httpx.Client(
+            base_url=self.server, timeout=timeout, headers=auth_headers(self.server)
+        )
 
     def __enter__(self) -> Remote:
         return self
@@ -53,6 +56,10 @@ class Remote:
             raise NotFound(message)
         if code == "conflict":
             raise IllegalTransition(message)
+        if code == "unauthenticated":
+            raise AuthError(f"{message} (set ORCHESTRION_TOKEN or run `orchestrion tokens create`)")
+        if code == "forbidden":
+            raise Forbidden(message)
         raise OrchestrionError(f"server said {response.status_code}: {message}")
 
     # ------------------------------------------------------------------ the App's verbs

@@ -20,6 +20,7 @@ import click
 from rich.console import Console
 
 from orchestrion.app import App
+from orchestrion.cli.credentials import auth_headers
 from orchestrion.config import Settings
 from orchestrion.errors import OrchestrionError, SpecError
 
@@ -256,7 +257,7 @@ def _wait_api(server: str, run_id: str) -> str:
                 "GET",
                 server.rstrip("/") + "/api/v1/stream",
                 params={"run_id": run_id},
-                headers=headers,
+                headers={**headers, **auth_headers(server)},
                 timeout=httpx.Timeout(30.0, read=60.0),
             ) as response:
                 for line in response.iter_lines():
@@ -274,7 +275,13 @@ def _api(server: str, method: str, path: str, body: Any = None) -> Any:
     import httpx
 
     try:
-        response = httpx.request(method, server.rstrip("/") + path, json=body, timeout=30.0)
+        response = httpx.request(
+            method,
+            server.rstrip("/") + path,
+            json=body,
+            timeout=30.0,
+            headers=auth_headers(server),
+        )
     except httpx.HTTPError as exc:
         raise OrchestrionError(f"cannot reach the server at {server}: {exc}") from exc
     if response.status_code >= 400:
