@@ -10,7 +10,8 @@ import contextlib
 import os
 import secrets
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,10 +91,27 @@ def load_workflows(path: str | os.PathLike[str]) -> list[tuple[WorkflowSpec, dic
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts through this App when no request does: a local CLI user (``cli:ana``).
+    With an actor set, every mutating App method appends its own audit record; an App
+    behind the API has none, because the API audits each request itself."""
+
+    name: str
+    kind: str = "cli"
+
+
 class App:
-    def __init__(self, settings: Settings | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+        *,
+        actor: Actor | None = None,
+    ) -> None:
         self.settings = settings or Settings()
         self.clock = clock or SystemClock()
+        self.actor = actor
         self.code = CodeRegistry()
         self._store: Store | None = None
         self._accounts: Accounts | None = None
@@ -130,6 +148,42 @@ class App:
             self._accounts = Accounts(self.store, self.clock)
         return self._accounts
 
+    @contextlib.contextmanager
+    def _audited(
+        self,
+        action: str,
+        obj: str,
+        *,
+        workflow: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Iterator[None]:
+        """One audit record for the action in the block, with its outcome (with an actor)."""
+        if self.actor is None:
+            yield
+            return
+        outcome, detail = "ok", None
+        try:
+            yield
+        except OrchestrionError as exc:
+            outcome, detail = "failed", str(exc)
+            raise
+        finally:
+            namespace = None
+            if workflow is not None:
+                with contextlib.suppress(NotFound):
+                    namespace = self.namespace_of(workflow)
+            self.accounts.audit(
+                actor=self.actor.name,
+                actor_kind=self.actor.kind,
+                action=action,
+                object=obj,
+                namespace=namespace,
+                params=params,
+                outcome=outcome,
+                detail=detail,
+                source="local",
+            )
+
     # ------------------------------------------------------------------ workflows
 
     def load(self, path: str | os.PathLike[str]) -> list[WorkflowSpec]:
@@ -146,7 +200,15 @@ class App:
         where = str(Path(source).resolve())
         for spec, callables in loaded:
             self.code.add(callables)
-            self.store.register_workflow(spec, source=where, now=self.clock.now())
+            if self.actor is None:
+                self.store.register_workflow(spec, source=where, now=self.clock.now())
+                continue
+            with self._audited(
+                "workflow.deploy",
+                f"workflow {spec.namespace}/{spec.name}",
+                params={"version": spec.version, "source": where},
+            ):
+                self.store.register_workflow(spec, source=where, now=self.clock.now())
 
     def workflow(self, name: str, version: str | None = None) -> WorkflowSpec:
         return self.store.get_workflow(name, version).spec
@@ -179,8 +241,10 @@ class App:
         return self.store.paused_workflows()
 
     def set_paused(self, name: str, paused: bool) -> None:
-        self.store.get_workflow(name)  # NotFound for an unknown workflow
-        self.store.set_paused(name, paused, now=self.clock.now())
+        action = "workflow.pause" if paused else "workflow.unpause"
+        with self._audited(action, f"workflow {name}", workflow=name):
+            self.store.get_workflow(name)  # NotFound for an unknown workflow
+            self.store.set_paused(name, paused, now=self.clock.now())
 
     # ------------------------------------------------------------------ runs
 
@@ -193,16 +257,19 @@ class App:
         trigger: str = "manual",
         priority: int = 0,
     ) -> RunRecord:
-        spec = self.workflow(workflow)
-        resolved = resolve_params(spec, params or {})
-        return self.store.create_run(
-            spec,
-            resolved,
-            now=self.clock.now(),
-            trigger=trigger,
-            priority=priority,
-            idempotency_key=idempotency_key,
-        )
+        with self._audited(
+            "run.trigger", f"workflow {workflow}", workflow=workflow, params={"params": params}
+        ):
+            spec = self.workflow(workflow)
+            resolved = resolve_params(spec, params or {})
+            return self.store.create_run(
+                spec,
+                resolved,
+                now=self.clock.now(),
+                trigger=trigger,
+                priority=priority,
+                idempotency_key=idempotency_key,
+            )
 
     def cancel(self, run_id: str) -> bool:
         return self.store.cancel_run(run_id, now=self.clock.now())
@@ -212,29 +279,37 @@ class App:
 
     def mark_task(self, run_id: str, task: str, *, succeeded: bool) -> RunRecord:
         """Set a task's outcome by hand (see `Store.mark_task`)."""
-        run = self.store.get_run(run_id)
-        self.store.mark_task(run.id, task, succeeded=succeeded, now=self.clock.now())
-        return self.store.get_run(run.id)
+        args = {"task": task, "succeeded": succeeded}
+        with self._audited("run.mark", f"run {run_id}", params=args):
+            run = self.store.get_run(run_id)
+            self.store.mark_task(run.id, task, succeeded=succeeded, now=self.clock.now())
+            return self.store.get_run(run.id)
 
     def rerun_from(self, run_id: str, task: str) -> RunRecord:
         """Rerun from a chosen task as a new run (see `Store.rerun_from`)."""
-        new_id = self.store.rerun_from(self.store.get_run(run_id).id, task, now=self.clock.now())
-        return self.store.get_run(new_id)
+        with self._audited("run.rerun", f"run {run_id}", params={"from_task": task}):
+            old = self.store.get_run(run_id)
+            new_id = self.store.rerun_from(old.id, task, now=self.clock.now())
+            return self.store.get_run(new_id)
 
     def cancel_or_raise(self, run_id: str) -> None:
         """Cancel a run; `IllegalTransition` when it already finished."""
-        run = self.store.get_run(run_id)
-        if not self.store.cancel_run(run.id, now=self.clock.now()):
-            state = self.store.get_run(run.id).state.value
-            raise IllegalTransition(f"run {run.id} is already {state}")
+        with self._audited("run.cancel", f"run {run_id}"):
+            run = self.store.get_run(run_id)
+            if not self.store.cancel_run(run.id, now=self.clock.now()):
+                state = self.store.get_run(run.id).state.value
+                raise IllegalTransition(f"run {run.id} is already {state}")
 
     def retry_or_raise(self, run_id: str) -> None:
         """Re-open a failed or canceled run; `IllegalTransition` names why not otherwise."""
-        run = self.store.get_run(run_id)
-        if not self.store.retry_run(run.id, now=self.clock.now()):
-            state = self.store.get_run(run.id).state.value
-            why = "it was compensated; start a new run" if state == "failed" else f"it is {state}"
-            raise IllegalTransition(f"run {run.id} cannot be retried: {why}")
+        with self._audited("run.retry", f"run {run_id}"):
+            run = self.store.get_run(run_id)
+            if not self.store.retry_run(run.id, now=self.clock.now()):
+                state = self.store.get_run(run.id).state.value
+                why = (
+                    "it was compensated; start a new run" if state == "failed" else f"it is {state}"
+                )
+                raise IllegalTransition(f"run {run.id} cannot be retried: {why}")
 
     def prepare_resume(self, run_id: str) -> RunRecord:
         """Make a crashed or failed run runnable here: reload its code, reclaim the leases of
@@ -372,9 +447,10 @@ class App:
     ) -> EventReceipt:
         """`send_event` with the full receipt (duplicate flag, trigger errors)."""
         event_id = event_id if event_id is not None else f"ev-{secrets.token_hex(12)}"
-        return service.send_event(
-            self.store, self.clock.now(), event_type, payload, event_id, source=source
-        )
+        with self._audited("events.send", f"event {event_type}", params={"id": event_id}):
+            return service.send_event(
+                self.store, self.clock.now(), event_type, payload, event_id, source=source
+            )
 
     def create_backfill(
         self,
@@ -390,16 +466,24 @@ class App:
         datetimes in the schedule's time zone; a date-only end includes its day), paced by
         the scheduler at most `max_active` at once, at a priority below fresh runs. A dry
         run records nothing and returns the plan."""
-        return service.create_backfill(
-            self.store,
-            self.clock.now(),
-            workflow,
-            start,
-            end,
-            schedule=schedule,
-            max_active=max_active,
-            dry_run=dry_run,
-        )
+        args = {"start": start, "end": end, "schedule": schedule, "max_active": max_active}
+        with (
+            contextlib.nullcontext()
+            if dry_run
+            else self._audited(
+                "backfill.create", f"workflow {workflow}", workflow=workflow, params=args
+            )
+        ):
+            return service.create_backfill(
+                self.store,
+                self.clock.now(),
+                workflow,
+                start,
+                end,
+                schedule=schedule,
+                max_active=max_active,
+                dry_run=dry_run,
+            )
 
     def list_backfills(self, workflow: str | None = None) -> list[BackfillRecord]:
         return self.store.list_backfills(workflow=workflow)
@@ -409,7 +493,8 @@ class App:
 
     def cancel_backfill(self, backfill_id: str) -> bool:
         """Stop a backfill and cancel its unfinished runs; False if it had already ended."""
-        return self.store.cancel_backfill(backfill_id, now=self.clock.now())
+        with self._audited("backfill.cancel", f"backfill {backfill_id}"):
+            return self.store.cancel_backfill(backfill_id, now=self.clock.now())
 
     def list_schedules(self) -> list[ScheduleInfo]:
         """Every schedule of the latest workflow versions, with its next fire time."""

@@ -25,7 +25,9 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 
 #: Commands that take ``--db``.
-_DB_COMMANDS = frozenset({"run", "runs", "logs", "retry", "cancel"})
+_DB_COMMANDS = frozenset(
+    {"run", "runs", "logs", "retry", "cancel", "users", "tokens", "audit", "secrets"}
+)
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,10 @@ class Cli:
             args += ["--db", str(db or self.db)]
         return args
 
-    def __call__(self, *args: Any, db: Path | None = None, timeout: float = 120) -> Result:
-        """Run the command to completion in a subprocess."""
+    def __call__(
+        self, *args: Any, db: Path | None = None, timeout: float = 120, stdin: str | None = None
+    ) -> Result:
+        """Run the command to completion in a subprocess (``stdin`` is its input)."""
         full = self.argv(args, db)
         start = time.monotonic()
         proc = subprocess.run(
@@ -82,6 +86,7 @@ class Cli:
             text=True,
             timeout=timeout,
             check=False,
+            input=stdin,
         )
         took = time.monotonic() - start
         return Result(tuple(full), proc.returncode, proc.stdout, proc.stderr, took)

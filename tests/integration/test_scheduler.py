@@ -20,7 +20,7 @@ import pytest
 from orchestrion.clock import FakeClock
 from orchestrion.errors import NotFound, ParameterError
 from orchestrion.spec.model import ParamSpec, ParamType, ScheduleSpec, WorkflowSpec
-from orchestrion.store.base import RunFilter
+from orchestrion.store.base import AuditFilter, RunFilter
 from orchestrion.store.sqlite import SqliteStore
 from orchestrion.triggers.cron import fires_between, iso
 from orchestrion.triggers.scheduler import BACKFILL_PRIORITY, Scheduler
@@ -285,6 +285,10 @@ def test_two_schedulers_fire_every_schedule_and_time_exactly_once(
     triggers = run_triggers(db)
     assert sum(triggers.values()) == len(want)
     assert set(triggers.values()) == {1}
+    # One scheduler audit record per run started, written with it: none twice, none lost.
+    audited = stores[0].list_audit(AuditFilter(actor="scheduler", limit=100_000))
+    assert len(audited) == len(want)
+    assert len({r.object for r in audited}) == len(want)
 
 
 def test_a_killed_leader_is_replaced_within_the_lease_time(tmp_path: Path, closer: Closer) -> None:

@@ -13,7 +13,7 @@ from orchestrion.app import App
 from orchestrion.clock import FakeClock
 from orchestrion.errors import ParameterError
 from orchestrion.spec.model import ParamSpec, ParamType, TriggerSpec, WorkflowSpec
-from orchestrion.store.base import RunFilter
+from orchestrion.store.base import AuditFilter, RunFilter
 from orchestrion.triggers.scheduler import Scheduler
 from tests.helpers import Driver, make_app, py
 
@@ -181,6 +181,9 @@ def test_run_triggers_start_b_after_a_succeeds_and_c_after_it_fails(
     clock.advance(60)
     assert [app.get_run(r).workflow for r in restarted.tick().triggered_runs] == ["C"]
     assert count_runs(app, "B") == 1 and count_runs(app, "C") == 1
+    audited = app.accounts.list_audit(AuditFilter(actor="scheduler"))
+    assert sorted(r.params["workflow"] for r in audited) == ["B", "C"]
+    assert {r.action for r in audited} == {"run.trigger"}
 
 
 def test_a_run_trigger_fires_once_even_if_the_history_is_read_twice(app: App, drv: Driver) -> None:

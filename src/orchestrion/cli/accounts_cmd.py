@@ -12,7 +12,6 @@ to every user of the machine in the process list).
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
 import sys
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from orchestrion.accounts import Accounts
 from orchestrion.auth.principals import ALL_NAMESPACES
 from orchestrion.auth.tokens import parse_expiry
 from orchestrion.cli.common import (
+    cli_actor,
     console,
     db_option,
     errors,
@@ -46,10 +46,7 @@ def register(main: click.Group) -> None:
 
 
 def _cli_actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # no user name (containers)
-        return "cli:unknown"
+    return cli_actor().name
 
 
 @contextmanager
@@ -64,8 +61,8 @@ def _local(db: str | None, action: str, obj: str, params: dict[str, Any]) -> Ite
             raise
         finally:
             app.accounts.audit(
-                actor=_cli_actor(),
-                actor_kind="cli",
+                actor=cli_actor().name,
+                actor_kind=cli_actor().kind,
                 action=action,
                 object=obj,
                 namespace=params.get("namespace"),

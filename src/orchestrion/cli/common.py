@@ -7,6 +7,8 @@ Kept apart from `orchestrion.cli.main` so that command modules can import it whi
 
 from __future__ import annotations
 
+import getpass
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,11 +18,12 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from orchestrion.app import App
+from orchestrion.app import Actor, App
 from orchestrion.config import Settings
 from orchestrion.errors import NotFound, OrchestrionError
 
 __all__ = [
+    "cli_actor",
     "console",
     "db_option",
     "errors",
@@ -62,7 +65,7 @@ def output_option(fn: F) -> F:
 def opened(db: str | None) -> Iterator[App]:
     """An open App, with Orchestrion errors turned into a clear message and exit code 2."""
     try:
-        with App(Settings.from_env(db=db)) as app:
+        with App(Settings.from_env(db=db), actor=cli_actor()) as app:
             yield app
     except NotFound as exc:
         errors.print(f"[red]error:[/] {escape(str(exc))}")
@@ -96,3 +99,15 @@ def reader(db: str | None, server: str | None) -> Iterator[Any]:
     except OrchestrionError as exc:
         errors.print(f"[red]error:[/] {escape(str(exc))}", markup=True)
         sys.exit(2)
+
+
+def cli_actor() -> Actor:
+    """Who a local command acts as in the audit log: ``cli:<OS user>``, or what the server
+    that started it says (``ORCHESTRION_ACTOR``, e.g. its deploy child)."""
+    given = os.environ.get("ORCHESTRION_ACTOR", "").strip()
+    if given:
+        return Actor(given[:64], "system")
+    try:
+        return Actor(f"cli:{getpass.getuser()}")
+    except (KeyError, OSError):  # no user name (some containers)
+        return Actor("cli:unknown")

@@ -20,6 +20,7 @@ import click
 from rich.console import Console
 
 from orchestrion.app import App
+from orchestrion.cli.common import cli_actor
 from orchestrion.cli.credentials import auth_headers
 from orchestrion.config import Settings
 from orchestrion.errors import OrchestrionError, SpecError
@@ -166,7 +167,7 @@ def deploy(paths: tuple[str, ...], server: str | None, db: str | None) -> None:
     for path in map(Path, paths):
         files += WorkflowFolder(str(path)).files() if path.is_dir() else [path]
     failed = False
-    with App(Settings.from_env(db=db)) as app:
+    with App(Settings.from_env(db=db), actor=cli_actor()) as app:
         for file in files:
             try:
                 loaded = load_workflows(file)
@@ -218,7 +219,7 @@ def trigger(
             console.print(f"run {run['id']} of {workflow} {run['state']}")
             state = _wait_api(server, run["id"]) if wait else run["state"]
         else:
-            with App(Settings.from_env(db=db)) as app:
+            with App(Settings.from_env(db=db), actor=cli_actor()) as app:
                 spec = app.workflow(workflow)
                 rec = app.trigger(
                     workflow, parse_cli_params(spec, list(params)), idempotency_key=idempotency_key
@@ -322,7 +323,7 @@ def backfill(
 ) -> None:
     """Runs for every nominal schedule time in a range, paced by the scheduler."""
     try:
-        with App(Settings.from_env(db=db)) as app:
+        with App(Settings.from_env(db=db), actor=cli_actor()) as app:
             record = app.create_backfill(
                 workflow, start, end, schedule=schedule, max_active=max_active, dry_run=dry_run
             )
@@ -367,7 +368,7 @@ def send(
             )
             runs = receipt["run_ids"]
         else:
-            with App(Settings.from_env(db=db)) as app:
+            with App(Settings.from_env(db=db), actor=cli_actor()) as app:
                 runs = app.send_event(event_type, data, event_id, source="cli")
     except OrchestrionError as exc:
         errors.print(f"error: {exc}", markup=False)

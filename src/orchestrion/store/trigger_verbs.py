@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from orchestrion.audit import redact
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.store import lifecycle
 from orchestrion.store.advance import Advance, dumps, loads
@@ -158,7 +159,28 @@ def _start(
         parent_task_run_id=None,
     )
     adv.event(run_id, None, "schedule.fired", data=_data(key, nominal, run=run_id))
+    audit_started(adv, spec, run_id, trigger, params)
     return run_id
+
+
+def audit_started(
+    adv: Advance, spec: WorkflowSpec, run_id: str, trigger: str, params: dict[str, Any]
+) -> None:
+    """The scheduler's audit record for a run it started (a schedule fire, a backfill step
+    or a run trigger), in the transaction that starts it: exactly one per run, even with
+    two schedulers racing for the same fire."""
+    adv.tx.execute(
+        "INSERT INTO audit_log (at, actor, actor_kind, action, object, namespace, params,"
+        " outcome, detail, request_id, source) VALUES (?, 'scheduler', 'system', 'run.trigger',"
+        " ?, ?, ?, 'ok', ?, NULL, 'scheduler')",
+        (
+            adv.now,
+            f"run {spec.namespace}/{run_id}",
+            spec.namespace,
+            dumps(redact({"workflow": spec.name, "params": params})),
+            trigger,
+        ),
+    )
 
 
 def _insert_fire(
@@ -252,6 +274,9 @@ def record_event(
         )
         for req in runs
     ]
+    if source == "run":  # started by a run trigger: the scheduler acted (events are audited
+        for req, run_id in zip(runs, run_ids, strict=True):  # by the request that sent them)
+            audit_started(adv, req.spec, run_id, req.trigger, req.params)
     adv.tx.execute("UPDATE inbox SET run_ids = ? WHERE id = ?", (dumps(run_ids), row["id"]))
     data: dict[str, Any] = {"source": source, "id": event_id, "type": event_type}
     adv.event(None, None, "trigger.event", data={**data, "runs": run_ids, "errors": list(errors)})
