@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from orchestrion.auth.principals import NAMESPACE_RE
 from orchestrion.spec.model import NAME_PATTERN, ParamType, TriggerRule
 from orchestrion.spec.yaml_loader import ACTION_KEYS
 
@@ -220,6 +221,13 @@ def yaml_json_schema() -> dict[str, Any]:
         "schedules": {"type": "array", "items": _ref("schedule")},
         "triggers": {"type": "array", "items": _ref("trigger")},
         "tags": {"type": "array", "items": {"type": "string"}},
+        "namespace": {
+            "type": "string",
+            "description": "The group (e.g. a team) that roles are granted on; "
+            "also the scope of the workflow's secrets.",
+            "pattern": "^" + NAMESPACE_RE.pattern + "$",
+            "default": "default",
+        },
         "tasks": {
             "type": "object",
             "description": "Task name -> task, in order.",

@@ -28,11 +28,13 @@ from pydantic import (
     model_validator,
 )
 
+from orchestrion.auth.principals import NAMESPACE_RE
 from orchestrion.errors import CycleError
 from orchestrion.spec.durations import parse_duration
 from orchestrion.spec.schedule_model import ScheduleSpec, TriggerSpec, check_triggers
 
 __all__ = [
+    "DEFAULT_NAMESPACE",
     "SPEC_VERSION",
     "Action",
     "Duration",
@@ -54,6 +56,9 @@ __all__ = [
 
 #: The version of the spec format itself (not of a workflow). Bump on incompatible changes.
 SPEC_VERSION = 1
+
+#: The namespace of a workflow that names none.
+DEFAULT_NAMESPACE = "default"
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$"
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -227,6 +232,17 @@ class WorkflowSpec(_Frozen):
     schedules: tuple[ScheduleSpec, ...] = ()
     triggers: tuple[TriggerSpec, ...] = ()
     tags: tuple[Str, ...] = ()
+    #: The group (e.g. a team) that roles are granted on; also the scope of its secrets.
+    namespace: Str = DEFAULT_NAMESPACE
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        if not NAMESPACE_RE.fullmatch(value):
+            raise ValueError(
+                f"bad namespace {value!r}: use lowercase letters, digits, '_', '.' and '-'"
+            )
+        return value
 
     @field_validator("params")
     @classmethod
@@ -280,8 +296,15 @@ class WorkflowSpec(_Frozen):
         return {k: tuple(v) for k, v in out.items()}
 
     def to_json(self) -> str:
-        """Canonical JSON: sorted keys, no whitespace; the input of the version hash."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """Canonical JSON: sorted keys, no whitespace; the input of the version hash.
+
+        Fields added after specs were first registered are left out while they hold their
+        default, so adding them did not change the version of any existing workflow.
+        """
+        data = self.model_dump(mode="json")
+        if data["namespace"] == DEFAULT_NAMESPACE:
+            del data["namespace"]
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property
     def version(self) -> str:

@@ -20,7 +20,13 @@ from typing import Any, Unpack, overload
 from pydantic import ValidationError
 
 from orchestrion.errors import OrchestrionError, SpecError
-from orchestrion.spec.model import ScheduleSpec, SubWorkflowAction, TriggerSpec, WorkflowSpec
+from orchestrion.spec.model import (
+    DEFAULT_NAMESPACE,
+    ScheduleSpec,
+    SubWorkflowAction,
+    TriggerSpec,
+    WorkflowSpec,
+)
 from orchestrion.spec.python_build import (
     BuildState,
     ParamRef,
@@ -50,7 +56,16 @@ ScheduleArg = str | Mapping[str, Any] | ScheduleSpec
 TriggerArg = Mapping[str, Any] | TriggerSpec
 _OPTION_KEYS: frozenset[str] = TaskOptions.__optional_keys__
 _SETTINGS = frozenset(
-    {"name", "description", "timeout", "max_active_runs", "timezone", "tags", "triggers"}
+    {
+        "name",
+        "description",
+        "timeout",
+        "max_active_runs",
+        "timezone",
+        "tags",
+        "triggers",
+        "namespace",
+    }
 )
 
 
@@ -76,6 +91,7 @@ class Workflow:
         timezone: str = "UTC",
         tags: Sequence[str] = (),
         triggers: Sequence[TriggerArg] = (),
+        namespace: str = DEFAULT_NAMESPACE,
     ) -> None:
         if isinstance(fn, Workflow | FunctionHolder) or not inspect.isfunction(fn):
             raise_spec(f"@workflow decorates a plain function, not {fn!r}")
@@ -92,6 +108,7 @@ class Workflow:
             "schedules": _schedules(schedules, timezone, self._fail),
             "triggers": _triggers(triggers, self._fail),
             "tags": tuple(tags),
+            "namespace": namespace,
         }
         self.params = workflow_params(fn, self._fail)
         self._signature = inspect.signature(fn)
@@ -269,6 +286,7 @@ def workflow(
     timezone: str = "UTC",
     tags: Sequence[str] = (),
     triggers: Sequence[TriggerArg] = (),
+    namespace: str = ...,
 ) -> Callable[[Callable[..., Any]], Workflow]: ...
 
 
@@ -287,7 +305,9 @@ def workflow(
     and/or ``schedules`` (cron strings, or dicts of `ScheduleSpec` fields: ``cron`` or
     ``every``, ``timezone``, ``params``, ``catchup``, ``overlap``...), ``timezone`` (for
     cron strings; default UTC), ``tags`` and ``triggers`` (dicts of `TriggerSpec` fields:
-    ``{"event": "orders.created", "params": {...}}`` or ``{"after": {"workflow": "a"}}``).
+    ``{"event": "orders.created", "params": {...}}`` or ``{"after": {"workflow": "a"}}``)
+    and ``namespace`` (the group roles are granted on and secrets belong to; default
+    ``"default"``).
     """
     all_schedules = ([schedule] if schedule else []) + list(schedules)
 

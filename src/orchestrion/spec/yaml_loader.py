@@ -46,7 +46,7 @@ MAX_DEPTH: Final = 50
 
 TOP_LEVEL_KEYS: Final = (
     "name", "description", "params", "timeout", "max_active_runs",
-    "schedule", "schedules", "triggers", "tags", "tasks",
+    "schedule", "schedules", "triggers", "tags", "namespace", "tasks",
 )  # fmt: skip
 PARAM_KEYS: Final = ("type", "default", "required", "enum", "description")
 SCHEDULE_KEYS: Final = (
@@ -132,7 +132,7 @@ def _check_keys(
 def _workflow(ctx: LoadContext) -> dict[str, Any]:
     top = ctx.data
     _check_keys(ctx, (), top, TOP_LEVEL_KEYS, "the workflow")
-    copied = ("name", "description", "timeout", "max_active_runs", "tags")
+    copied = ("name", "description", "timeout", "max_active_runs", "tags", "namespace")
     out: dict[str, Any] = {key: top[key] for key in copied if key in top}
     out["params"] = _params(ctx, top.get("params"))
     out["schedules"] = _schedules(ctx, top)

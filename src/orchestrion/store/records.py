@@ -42,6 +42,11 @@ class WorkflowRecord:
     source: str | None
     created_at: float
 
+    @property
+    def namespace(self) -> str:
+        """The namespace that roles on this workflow are checked against."""
+        return self.spec.namespace
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunRecord:
