@@ -7,7 +7,7 @@ ever holds a transaction. Rows leave the store as frozen records.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
 from orchestrion.spec.model import WorkflowSpec
@@ -31,6 +31,7 @@ from orchestrion.store.records import (
     WorkerRecord,
     WorkflowRecord,
 )
+from orchestrion.store.sql_secrets import SealedRow, SecretMeta
 
 __all__ = [
     "AttemptRecord",
@@ -48,6 +49,8 @@ __all__ = [
     "RunRecord",
     "RunRequest",
     "ScheduleState",
+    "SealedRow",
+    "SecretMeta",
     "Store",
     "TaskRunRecord",
     "WorkerRecord",
@@ -395,6 +398,31 @@ class Store(Protocol):
         """Start runs for the next `fires` (nominal time, params) while the backfill is
         under its max active runs; mark it completed when `exhausted` and all its runs
         ended. Returns the new run ids."""
+        ...
+
+    # ------------------------------------------------------------ secrets (sealed values only)
+
+    def put_secret(self, sealed: SealedRow, *, now: float) -> bool:
+        """Create or replace a sealed secret; True if it was created. Writes an event."""
+        ...
+
+    def sealed_secrets(
+        self, namespace: str | None = None, names: Collection[str] | None = None
+    ) -> list[SealedRow]:
+        """Sealed secrets, of one namespace and/or just `names`, by namespace and name."""
+        ...
+
+    def list_secrets(self, namespace: str | None = None) -> list[SecretMeta]:
+        """Names and metadata of the secrets (of one namespace), by namespace and name."""
+        ...
+
+    def delete_secret(self, namespace: str, name: str, *, now: float) -> bool:
+        """Delete a secret; False if there was none. Writes an event."""
+        ...
+
+    def reseal_secret(self, old: SealedRow, new: SealedRow, *, now: float) -> bool:
+        """Replace the sealed value `old` with `new` (a rotation) if the row still holds
+        `old`; False if it changed meanwhile."""
         ...
 
 

@@ -33,12 +33,13 @@ from orchestrion.store.base import (
     WorkerRecord,
     WorkflowRecord,
 )
+from orchestrion.store.sql_secrets import SqlSecretVerbs
 from orchestrion.store.sql_triggers import SqlTriggerVerbs, new_run_id
 
 __all__ = ["SqlStore"]
 
 
-class SqlStore(SqlTriggerVerbs):
+class SqlStore(SqlTriggerVerbs, SqlSecretVerbs):
     """See `orchestrion.store.base.Store` for the contract of every method."""
 
     #: The column that orders workflow versions registered at the same instant.
