@@ -465,9 +465,11 @@ def schema() -> None:
 
 
 def _register_service_commands() -> None:
+    from orchestrion.cli import secrets_cmd
     from orchestrion.cli.services import register
 
     register(main)
+    secrets_cmd.register(main)
 
 
 _register_service_commands()
