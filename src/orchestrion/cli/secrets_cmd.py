@@ -8,16 +8,55 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import click
+from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from orchestrion.app import App
 from orchestrion.auth.secret_box import KEY_ENV, generate_key_text
-from orchestrion.cli.main import console, db_option, opened, output_option
 from orchestrion.cli.render import when
+from orchestrion.config import Settings
+from orchestrion.errors import OrchestrionError
 from orchestrion.secret_service import parse_ref
 
 __all__ = ["register"]
+
+# Not imported from cli.main: `python -m orchestrion.cli.main` registers this module while
+# cli.main is still `__main__`, and importing it again would run it twice.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def db_option(fn: F) -> F:
+    return click.option(
+        "--db",
+        envvar="ORCHESTRION_DATABASE_URL",
+        default=None,
+        help="Database URL or SQLite file (default: .orchestrion/orchestrion.db).",
+    )(fn)
+
+
+def output_option(fn: F) -> F:
+    return click.option(
+        "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
+    )(fn)
+
+
+@contextmanager
+def opened(db: str | None) -> Iterator[App]:
+    """An open App; Orchestrion errors become one line on stderr and exit code 2."""
+    try:
+        with App(Settings.from_env(db=db)) as app:
+            yield app
+    except OrchestrionError as exc:
+        errors.print(f"[red]error:[/] {escape(str(exc))}")
+        sys.exit(2)
 
 
 def register(main: click.Group) -> None:
