@@ -10,12 +10,14 @@ import contextlib
 import os
 import secrets
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrion import secret_service
 from orchestrion.accounts import Accounts
+from orchestrion.auth.secret_box import KeyRing, Secret, load_key_ring
 from orchestrion.clock import Clock, SystemClock
 from orchestrion.config import Settings
 from orchestrion.engine.maintenance import Maintenance, sweep
@@ -31,6 +33,7 @@ from orchestrion.store.base import (
     LogRecord,
     RunFilter,
     RunRecord,
+    SecretMeta,
     Store,
     TaskRunRecord,
     WorkerRecord,
@@ -354,8 +357,10 @@ class App:
                 concurrency=concurrency or self.settings.concurrency,
                 lease_seconds=self.settings.lease_seconds,
                 heartbeat_every=self.settings.heartbeat_every,
+                http_allow=self.settings.http_allow,
             ),
             self.clock,
+            secrets=self.resolve_secrets,
         )
         housekeeping = Maintenance(self.store, self.clock, every=1.0)
         worker.start()
@@ -503,6 +508,45 @@ class App:
     def scheduler(self, holder_id: str | None = None, **options: Any) -> Scheduler:
         """A scheduler on this App's store and clock (run it with `run_forever`)."""
         return Scheduler(self.store, self.clock, holder_id, **options)
+
+    # ------------------------------------------------------------------ secrets
+    # Values go in (set) and, for workers only, come out (resolve_secrets); every other
+    # read returns names and metadata. Sealing happens here, so the store never sees one.
+
+    @property
+    def key_ring(self) -> KeyRing:
+        """The configured master keys, or `SecretError` saying how to configure one."""
+        if self.settings.key_ring is None:
+            return load_key_ring({}, dev_mode=False)  # raises, with the how-to
+        return self.settings.key_ring
+
+    def set_secret(self, namespace: str, name: str, value: str | Secret) -> bool:
+        """Create or replace ``namespace/name``; True if it was created."""
+        return secret_service.put(
+            self.store, self.key_ring, namespace, name, value, self.clock.now()
+        )
+
+    def list_secrets(self, namespace: str | None = None) -> list[SecretMeta]:
+        """Names and metadata (never values), of one namespace or all."""
+        return self.store.list_secrets(namespace)
+
+    def delete_secret(self, namespace: str, name: str) -> None:
+        """Delete ``namespace/name``, or `NotFound`."""
+        secret_service.check_name(namespace, name)
+        if not self.store.delete_secret(namespace, name, now=self.clock.now()):
+            raise NotFound(f"secret {namespace}/{name} does not exist")
+
+    def rotate_secrets(self) -> int:
+        """Re-encrypt every secret under the current (first) master key; how many changed.
+        Afterwards the older keys may be removed from ``ORCHESTRION_MASTER_KEY``."""
+        return secret_service.reseal_all(self.store, self.key_ring, self.clock.now())
+
+    def resolve_secrets(self, namespace: str, names: Collection[str]) -> dict[str, Secret]:
+        """The values of `names` in `namespace`, for a worker about to run a task that
+        declared them. `NotFound` names a missing one."""
+        if not names:
+            return {}
+        return secret_service.resolve(self.store, self.key_ring, namespace, names)
 
 
 def _alive(pid: int) -> bool:

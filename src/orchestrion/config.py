@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["DEFAULT_DATABASE_URL", "Settings"]
+from orchestrion.auth.secret_box import DEV_MODE_ENV, KEY_ENV, KEY_FILE_ENV, KeyRing, load_key_ring
+from orchestrion.auth.ssrf import AllowList
+from orchestrion.errors import OrchestrionError
+
+__all__ = ["DEFAULT_DATABASE_URL", "HTTP_ALLOW_ENV", "Settings"]
+
+#: Hosts (``internal.example``, ``*.corp.example``) and networks (``10.0.0.0/8``) that HTTP
+#: tasks may reach although they are not public: comma-separated, set by an admin.
+HTTP_ALLOW_ENV = "ORCHESTRION_HTTP_ALLOW"
 
 DEFAULT_DATABASE_URL = "sqlite:///.orchestrion/orchestrion.db"
 
@@ -17,13 +25,27 @@ class Settings:
     concurrency: int = 8
     lease_seconds: float = 30.0
     heartbeat_every: float = 2.0
+    #: The master keys that seal secrets; None when none is configured (secrets then
+    #: cannot be set or used, and the server and workers refuse to start).
+    key_ring: KeyRing | None = field(default=None, repr=False)
+    #: ``ORCHESTRION_DEV_MODE=1``: an insecure built-in master key, loud warnings.
+    dev_mode: bool = False
+    #: Non-public destinations HTTP tasks may reach (``ORCHESTRION_HTTP_ALLOW``).
+    http_allow: AllowList = field(default_factory=AllowList)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, db: str | None = None) -> Settings:
         """`db` (a ``--db`` flag) wins over ``ORCHESTRION_DATABASE_URL``, which wins over the
         default. A bare path is taken as a SQLite file. ``ORCHESTRION_LEASE_SECONDS`` and
-        ``ORCHESTRION_HEARTBEAT_SECONDS`` tune failure detection (defaults 30 and 2)."""
+        ``ORCHESTRION_HEARTBEAT_SECONDS`` tune failure detection (defaults 30 and 2).
+
+        The master key comes from ``ORCHESTRION_MASTER_KEY`` or ``..._FILE``; a bad one is an
+        error here, a missing one only where secrets are needed (`App.key_ring`, and the
+        server and worker commands, which refuse to start without one)."""
         env = os.environ if env is None else env
+        dev_mode = env.get(DEV_MODE_ENV, "").strip().lower() in ("1", "true", "yes")
+        configured = env.get(KEY_ENV, "").strip() or env.get(KEY_FILE_ENV, "").strip()
+        allow = [e for e in env.get(HTTP_ALLOW_ENV, "").split(",") if e.strip()]
         url = db or env.get("ORCHESTRION_DATABASE_URL") or DEFAULT_DATABASE_URL
         if "://" not in url:
             url = f"sqlite:///{url}"
@@ -32,4 +54,14 @@ class Settings:
             concurrency=int(env.get("ORCHESTRION_CONCURRENCY", "8")),
             lease_seconds=float(env.get("ORCHESTRION_LEASE_SECONDS", "30")),
             heartbeat_every=float(env.get("ORCHESTRION_HEARTBEAT_SECONDS", "2")),
+            key_ring=load_key_ring(env) if configured or dev_mode else None,
+            dev_mode=dev_mode,
+            http_allow=_allow_list(allow),
         )
+
+
+def _allow_list(entries: list[str]) -> AllowList:
+    try:
+        return AllowList.parse(entries)
+    except ValueError as exc:
+        raise OrchestrionError(f"{HTTP_ALLOW_ENV}: {exc}") from None

@@ -63,6 +63,9 @@ class Cli:
             "COLUMNS": "250",  # no wrapped lines in what the tests read
             "PYTHONUNBUFFERED": "1",
             "NO_COLOR": "1",
+            # examples/api_chain.py calls a demo API it serves on 127.0.0.1: HTTP tasks
+            # refuse loopback unless an admin allow-lists it, as this does.
+            "ORCHESTRION_HTTP_ALLOW": "127.0.0.1/32",
         }
         self.env.pop("ORCHESTRION_DATABASE_URL", None)
 

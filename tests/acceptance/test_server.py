@@ -168,6 +168,8 @@ class Cluster:
             "PYTHONUNBUFFERED": "1",
             "NO_COLOR": "1",
             "COLUMNS": "250",
+            # The api_chain example calls a demo API on loopback: allowed explicitly.
+            "ORCHESTRION_HTTP_ALLOW": "127.0.0.1/32",
         }
         for name in ("ORCHESTRION_DATABASE_URL", "ORCHESTRION_SERVER"):
             self.env.pop(name, None)

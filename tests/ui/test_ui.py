@@ -63,6 +63,7 @@ class Server:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
         env.pop("ORCHESTRION_DATABASE_URL", None)
         env["ORCHESTRION_CREDENTIALS_FILE"] = str(root / "credentials.json")
+        env["ORCHESTRION_HTTP_ALLOW"] = "127.0.0.1/32"  # the api_chain example's demo API
         token = seed_admin(f"sqlite:///{root / 'ui.db'}")
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(

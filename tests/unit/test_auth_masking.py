@@ -98,3 +98,11 @@ def test_many_secrets_are_fast() -> None:
     assert time.perf_counter() - started < 2.0
     assert "sentinel-" not in masked
     assert masked.count(MASK) == len(range(0, 2000, 7)) * 3
+
+
+@pytest.mark.parametrize("value", ['a\\b"c', "it's \\n", "tab\there é"], ids=["bs", "quote", "uni"])
+def test_python_repr_forms_are_masked(value: str) -> None:
+    masker = Masker([value])
+    for text in (f"failed with {value!r}", f"{[value]}", ascii(value), str({"k": value})):
+        assert masker.mask(text).count(MASK) >= 1, text
+        assert value not in masker.mask(text)

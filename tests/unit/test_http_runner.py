@@ -14,12 +14,15 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestrion.errors import CancelRequested, TaskError, TaskTimeout
+from orchestrion.auth.ssrf import AllowList
+from orchestrion.errors import CancelRequested, TaskError, TaskTimeout, UnsafeURL
 from orchestrion.spec.model import HttpAction
 from orchestrion.worker.context import TaskContext
 from orchestrion.worker.http import MAX_RESPONSE_BYTES, run_http
 
 SECRET = "s3cr3t-token-value"
+#: The test server listens on 127.0.0.1, which HTTP tasks refuse unless allow-listed.
+LOOPBACK = AllowList.parse(["127.0.0.1/32"])
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -123,7 +126,12 @@ def _redirect(h: Handler, args: list[str], body: bytes) -> None:
 
 
 def _redirect_to(h: Handler, args: list[str], body: bytes) -> None:
-    target = {"ftp": "ftp://127.0.0.1/file", "file": "file:///etc/passwd"}[args[0]]
+    target = {
+        "ftp": "ftp://127.0.0.1/file",
+        "file": "file:///etc/passwd",
+        "other-loopback": "http://127.0.0.2/",
+        "metadata": "http://169.254.169.254/latest/meta-data/",
+    }[args[0]]
     h._send(302, "text/plain", b"", Location=target)
 
 
@@ -237,54 +245,60 @@ def make_ctx(sink: Sink | None = None) -> TaskContext:
 
 
 def test_get_json(server: Server) -> None:
-    result = run_http(HttpAction(url=f"{server.base}/json"), make_ctx())
+    result = run_http(HttpAction(url=f"{server.base}/json"), make_ctx(), allow=LOOPBACK)
     assert result == {"hello": "world", "n": [1, 2, 3]}
 
 
 def test_post_json_body_is_echoed(server: Server) -> None:
     body = {"name": "x; $(id)", "items": [1, None, {"deep": True}], "text": "ünï ✓"}
     action = HttpAction(method="POST", url=f"{server.base}/echo", json_body=body)
-    result = run_http(action, make_ctx())
+    result = run_http(action, make_ctx(), allow=LOOPBACK)
     assert result["method"] == "POST"
     assert result["body"] == body
     assert result["headers"]["content-type"] == "application/json"
 
 
 def test_no_json_body_sends_no_body(server: Server) -> None:
-    result = run_http(HttpAction(method="POST", url=f"{server.base}/echo"), make_ctx())
+    result = run_http(
+        HttpAction(method="POST", url=f"{server.base}/echo"), make_ctx(), allow=LOOPBACK
+    )
     assert result["body"] is None
     assert result["raw_length"] == 0
 
 
 def test_headers_and_idempotency_key_are_sent(server: Server) -> None:
     action = HttpAction(url=f"{server.base}/echo", headers={"X-Custom": "abc", "Accept": "*/*"})
-    headers = run_http(action, make_ctx())["headers"]
+    headers = run_http(action, make_ctx(), allow=LOOPBACK)["headers"]
     assert headers["x-custom"] == "abc"
     assert headers["idempotency-key"] == "idem-key-42"
 
 
 def test_user_idempotency_key_wins_whatever_its_case(server: Server) -> None:
     action = HttpAction(url=f"{server.base}/echo", headers={"idempotency-KEY": "mine"})
-    run_http(action, make_ctx())
+    run_http(action, make_ctx(), allow=LOOPBACK)
     sent = [v for k, v in server.seen[-1]["headers"].items() if k.lower() == "idempotency-key"]
     assert sent == ["mine"]
 
 
 def test_non_json_body(server: Server) -> None:
-    result = run_http(HttpAction(url=f"{server.base}/text"), make_ctx())
+    result = run_http(HttpAction(url=f"{server.base}/text"), make_ctx(), allow=LOOPBACK)
     assert result == {"status": 200, "text": "plain text ✓"}
 
 
 def test_plus_json_content_type_is_parsed(server: Server) -> None:
-    assert run_http(HttpAction(url=f"{server.base}/problem"), make_ctx()) == {"title": "ok"}
+    assert run_http(HttpAction(url=f"{server.base}/problem"), make_ctx(), allow=LOOPBACK) == {
+        "title": "ok"
+    }
 
 
 def test_empty_json_body_is_none(server: Server) -> None:
-    assert run_http(HttpAction(url=f"{server.base}/empty-json"), make_ctx()) is None
+    assert run_http(HttpAction(url=f"{server.base}/empty-json"), make_ctx(), allow=LOOPBACK) is None
 
 
 def test_head(server: Server) -> None:
-    result = run_http(HttpAction(method="HEAD", url=f"{server.base}/json"), make_ctx())
+    result = run_http(
+        HttpAction(method="HEAD", url=f"{server.base}/json"), make_ctx(), allow=LOOPBACK
+    )
     assert result["status"] == 200
     assert result["headers"]["content-type"] == "application/json"
 
@@ -292,7 +306,9 @@ def test_head(server: Server) -> None:
 def test_shared_client_is_used_and_left_open(server: Server) -> None:
     with httpx.Client() as client:
         for _ in range(2):
-            result = run_http(HttpAction(url=f"{server.base}/json"), make_ctx(), client=client)
+            result = run_http(
+                HttpAction(url=f"{server.base}/json"), make_ctx(), client=client, allow=LOOPBACK
+            )
             assert result["hello"] == "world"
         assert not client.is_closed
 
@@ -302,23 +318,28 @@ def test_shared_client_is_used_and_left_open(server: Server) -> None:
 
 def test_expect_status_match(server: Server) -> None:
     action = HttpAction(url=f"{server.base}/status/404", expect_status=(404, 410))
-    assert run_http(action, make_ctx()) == {"status": 404, "text": "status body 404"}
+    assert run_http(action, make_ctx(), allow=LOOPBACK) == {
+        "status": 404,
+        "text": "status body 404",
+    }
 
 
 def test_expect_status_mismatch(server: Server) -> None:
     action = HttpAction(url=f"{server.base}/status/200", expect_status=(201,))
     with pytest.raises(TaskError, match=r"HTTP 200 from GET http://127\.0\.0\.1:\d+/status/200"):
-        run_http(action, make_ctx())
+        run_http(action, make_ctx(), allow=LOOPBACK)
 
 
 def test_non_2xx_is_an_error_by_default(server: Server) -> None:
     with pytest.raises(TaskError, match=r"HTTP 404 .*: status body 404"):
-        run_http(HttpAction(url=f"{server.base}/status/404"), make_ctx())
+        run_http(HttpAction(url=f"{server.base}/status/404"), make_ctx(), allow=LOOPBACK)
 
 
 def test_500_error_message_shows_start_of_body(server: Server) -> None:
     with pytest.raises(TaskError) as info:
-        run_http(HttpAction(method="DELETE", url=f"{server.base}/error"), make_ctx())
+        run_http(
+            HttpAction(method="DELETE", url=f"{server.base}/error"), make_ctx(), allow=LOOPBACK
+        )
     message = info.value.message
     assert message.startswith(f"HTTP 500 from DELETE {server.base}/error: boom: database down")
     assert len(message) < 700  # body cut at 500 characters
@@ -326,7 +347,7 @@ def test_500_error_message_shows_start_of_body(server: Server) -> None:
 
 def test_malformed_json(server: Server) -> None:
     with pytest.raises(TaskError, match="malformed JSON") as info:
-        run_http(HttpAction(url=f"{server.base}/bad-json"), make_ctx())
+        run_http(HttpAction(url=f"{server.base}/bad-json"), make_ctx(), allow=LOOPBACK)
     assert "unterminated" in info.value.message
 
 
@@ -337,14 +358,14 @@ def test_timeout(server: Server) -> None:
     action = HttpAction(url=f"{server.base}/sleep/5", timeout=0.3)
     started = time.monotonic()
     with pytest.raises(TaskTimeout, match=r"timed out after 0\.3s"):
-        run_http(action, make_ctx())
+        run_http(action, make_ctx(), allow=LOOPBACK)
     assert time.monotonic() - started < 2
 
 
 def test_caller_timeout_is_used_when_smaller(server: Server) -> None:
     action = HttpAction(url=f"{server.base}/sleep/5", timeout=30)
     with pytest.raises(TaskTimeout, match=r"timed out after 0\.2s"):
-        run_http(action, make_ctx(), timeout=0.2)
+        run_http(action, make_ctx(), timeout=0.2, allow=LOOPBACK)
 
 
 def test_connection_refused() -> None:
@@ -353,7 +374,7 @@ def test_connection_refused() -> None:
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}/x"
     with pytest.raises(TaskError, match=rf"GET {url} failed: ConnectError") as info:
-        run_http(HttpAction(url=url), make_ctx())
+        run_http(HttpAction(url=url), make_ctx(), allow=LOOPBACK)
     assert not isinstance(info.value, TaskTimeout)
 
 
@@ -362,24 +383,26 @@ def test_connection_refused() -> None:
 )
 def test_bad_scheme_is_refused(url: str) -> None:
     with pytest.raises(TaskError, match="refusing URL scheme"):
-        run_http(HttpAction(url=url), make_ctx())
+        run_http(HttpAction(url=url), make_ctx(), allow=LOOPBACK)
 
 
 def test_response_too_large(server: Server) -> None:
     with pytest.raises(TaskError, match="response larger than"):
-        run_http(HttpAction(url=f"{server.base}/big"), make_ctx())
+        run_http(HttpAction(url=f"{server.base}/big"), make_ctx(), allow=LOOPBACK)
 
 
 def test_streamed_response_too_large(server: Server) -> None:
     with pytest.raises(TaskError, match="response larger than"):
-        run_http(HttpAction(url=f"{server.base}/big-chunked"), make_ctx())
+        run_http(HttpAction(url=f"{server.base}/big-chunked"), make_ctx(), allow=LOOPBACK)
 
 
 # --------------------------------------------------------------------------- redirects
 
 
 def test_redirect_is_followed(server: Server) -> None:
-    result = run_http(HttpAction(url=f"{server.base}/redirect/redirect/json"), make_ctx())
+    result = run_http(
+        HttpAction(url=f"{server.base}/redirect/redirect/json"), make_ctx(), allow=LOOPBACK
+    )
     assert result["hello"] == "world"
     assert [s["path"] for s in server.seen] == [
         "/redirect/redirect/json",
@@ -390,19 +413,19 @@ def test_redirect_is_followed(server: Server) -> None:
 
 def test_expected_redirect_status_is_not_followed(server: Server) -> None:
     action = HttpAction(url=f"{server.base}/redirect/json", expect_status=(302,))
-    assert run_http(action, make_ctx()) == {"status": 302, "text": ""}
+    assert run_http(action, make_ctx(), allow=LOOPBACK) == {"status": 302, "text": ""}
     assert len(server.seen) == 1
 
 
 @pytest.mark.parametrize("target", ["ftp", "file"])
 def test_redirect_to_bad_scheme_is_refused(server: Server, target: str) -> None:
     with pytest.raises(TaskError, match="refusing URL scheme"):
-        run_http(HttpAction(url=f"{server.base}/redirect-to/{target}"), make_ctx())
+        run_http(HttpAction(url=f"{server.base}/redirect-to/{target}"), make_ctx(), allow=LOOPBACK)
 
 
 def test_redirect_loop_stops(server: Server) -> None:
     with pytest.raises(TaskError, match="more than 5 redirects"):
-        run_http(HttpAction(url=f"{server.base}/loop"), make_ctx())
+        run_http(HttpAction(url=f"{server.base}/loop"), make_ctx(), allow=LOOPBACK)
     assert len(server.seen) == 6
 
 
@@ -417,7 +440,7 @@ def test_header_values_never_reach_the_log(server: Server) -> None:
         headers={"Authorization": f"Bearer {SECRET}", "X-Api-Key": SECRET},
         json_body={"a": 1},
     )
-    assert run_http(action, make_ctx(sink)) == {"status": 200, "text": "ok"}
+    assert run_http(action, make_ctx(sink), allow=LOOPBACK) == {"status": 200, "text": "ok"}
     assert sink.lines and {stream for stream, _ in sink.lines} == {"log"}
     assert len(sink.lines) == 4  # request + response, twice (one redirect)
     assert SECRET not in sink.text
@@ -430,7 +453,7 @@ def test_password_in_url_is_redacted_in_logs_and_errors(server: Server) -> None:
     sink = Sink()
     url = f"http://user:{SECRET}@127.0.0.1:{server.server_address[1]}/status/500"
     with pytest.raises(TaskError) as info:
-        run_http(HttpAction(url=url), make_ctx(sink))
+        run_http(HttpAction(url=url), make_ctx(sink), allow=LOOPBACK)
     assert SECRET not in info.value.message
     assert SECRET not in sink.text
 
@@ -439,5 +462,36 @@ def test_cancel_before_sending(server: Server) -> None:
     ctx = make_ctx()
     ctx.cancel_event.set()
     with pytest.raises(CancelRequested):
-        run_http(HttpAction(url=f"{server.base}/json"), ctx)
+        run_http(HttpAction(url=f"{server.base}/json"), ctx, allow=LOOPBACK)
     assert server.seen == []
+
+
+# --------------------------------------------------------------------------- SSRF
+
+
+def test_loopback_is_refused_without_an_allow_list(server: Server) -> None:
+    with pytest.raises(UnsafeURL, match="non-public address"):
+        run_http(HttpAction(url=f"{server.base}/json"), make_ctx())
+    assert server.seen == []
+
+
+def test_redirect_to_a_refused_address_is_not_followed(server: Server) -> None:
+    """The first hop is allowed (127.0.0.1), the redirect to 127.0.0.2 is not."""
+    action = HttpAction(url=f"{server.base}/redirect-to/other-loopback")
+    with pytest.raises(UnsafeURL, match="non-public"):
+        run_http(action, make_ctx(), allow=LOOPBACK)
+    assert len(server.seen) == 1
+
+
+def test_connections_go_to_the_checked_address(server: Server) -> None:
+    """A name is resolved once, by the check; the connection uses that answer (no rebinding)."""
+    answers = iter([["127.0.0.1"], ["10.0.0.1"]])  # a rebinding resolver's 2nd answer is unused
+    port = server.base.rsplit(":", 1)[1]
+    result = run_http(
+        HttpAction(url=f"http://rebind.test:{port}/json"),
+        make_ctx(),
+        allow=LOOPBACK,
+        resolve=lambda host, port: next(answers),
+    )
+    assert result["hello"] == "world"
+    assert server.seen[0]["headers"]["Host"] == f"rebind.test:{port}"

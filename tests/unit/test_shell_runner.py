@@ -117,6 +117,10 @@ def test_argv_bytes_reach_child_identically() -> None:
 
 def test_environment_layers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORCH_TEST_INHERITED", "from-parent")
+    monkeypatch.delenv("ORCHESTRION_DEV_MODE", raising=False)
+    # The master key (and its file's path) is never handed down to a task.
+    monkeypatch.setenv("ORCHESTRION_MASTER_KEY", "key-material")
+    monkeypatch.setenv("ORCHESTRION_MASTER_KEY_FILE", "/key/file")
     code = (
         "import json, os; print(json.dumps({k: v for k, v in os.environ.items()"
         " if k.startswith(('ORCH', 'USER_'))}))"

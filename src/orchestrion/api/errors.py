@@ -24,6 +24,7 @@ from orchestrion.errors import (
     NotFound,
     OrchestrionError,
     ParameterError,
+    SecretError,
     SpecError,
     StoreError,
 )
@@ -42,6 +43,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (ParameterError, 422, "bad_parameters"),
     (SpecError, 422, "invalid_workflow"),
     (ExpressionError, 422, "bad_expression"),
+    (SecretError, 422, "bad_secret"),
     (IllegalTransition, 409, "conflict"),
     (StoreError, 503, "store_unavailable"),
     (OrchestrionError, 400, "bad_request"),

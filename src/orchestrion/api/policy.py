@@ -23,7 +23,14 @@ from typing import Final
 from starlette.requests import Request
 
 from orchestrion.app import App
-from orchestrion.auth.principals import ALL_NAMESPACES, Action, Principal, Resource, role_in
+from orchestrion.auth.principals import (
+    ALL_NAMESPACES,
+    NAMESPACE_RE,
+    Action,
+    Principal,
+    Resource,
+    role_in,
+)
 from orchestrion.errors import NotFound, ParameterError
 from orchestrion.spec.model import SubWorkflowAction
 from orchestrion.triggers.events import type_matches
@@ -111,6 +118,8 @@ async def _backfill(request: Request, app: App, action: Action) -> list[Check]:
 
 async def _secret(request: Request, app: App, action: Action) -> list[Check]:
     namespace, name = _param(request, "namespace"), _param(request, "name")
+    if not NAMESPACE_RE.fullmatch(namespace):
+        raise ParameterError(f"invalid namespace {namespace[:70]!r}")
     return [(action, Resource(namespace, "secret", name))]
 
 
@@ -255,6 +264,10 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("POST", "/api/v1/backfills"): R(A.BACKFILL, _body_workflow),
     ("GET", "/api/v1/backfills/{backfill_id}"): R(A.READ, _backfill),
     ("POST", "/api/v1/backfills/{backfill_id}/cancel"): R(A.BACKFILL, _backfill, "backfill.cancel"),
+    # secrets (values never leave; names are for admins of the namespace)
+    ("GET", "/api/v1/secrets"): R(A.MANAGE_SECRETS, _anywhere, "secrets.list"),
+    ("PUT", "/api/v1/secrets/{namespace}/{name}"): R(A.MANAGE_SECRETS, _secret, "secret.set"),
+    ("DELETE", "/api/v1/secrets/{namespace}/{name}"): R(A.MANAGE_SECRETS, _secret, "secret.delete"),
     # accounts
     ("GET", "/api/v1/users"): R(A.MANAGE_USERS, _global, "users.list"),
     ("POST", "/api/v1/users"): R(A.MANAGE_USERS, _global, "user.create"),

@@ -51,6 +51,7 @@ class ErrorBody(_Out):
 class Workflow(_Out):
     name: str
     version: str
+    namespace: str
     description: str
     tasks: int
     params: dict[str, Any]
@@ -65,6 +66,7 @@ class Workflow(_Out):
         return cls(
             name=rec.name,
             version=rec.version,
+            namespace=rec.namespace,
             description=spec.description,
             tasks=len(spec.tasks),
             params={k: v.model_dump(mode="json") for k, v in spec.params.items()},

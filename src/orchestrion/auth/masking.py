@@ -1,7 +1,8 @@
 """Replace every known secret value in text with ``***``: logs, errors, results, API output.
 
 A value is also looked for in the forms it takes when it passes through JSON
-(``json.dumps`` escapes, with and without ``ensure_ascii``), a URL (percent-encoding, upper
+(``json.dumps`` escapes, with and without ``ensure_ascii``), Python's ``repr`` (``{x!r}``
+in messages and tracebacks doubles backslashes), a URL (percent-encoding, upper
 and lower case hex, ``+`` for spaces) and, for a multi-line value (a PEM key), each of its
 lines alone, since logs arrive line by line.
 
@@ -97,6 +98,8 @@ def _forms(value: str) -> set[str]:
         forms.add(piece)
         forms.add(json.dumps(piece)[1:-1])
         forms.add(json.dumps(piece, ensure_ascii=False)[1:-1])
+        forms.add(repr(piece)[1:-1])
+        forms.add(ascii(piece)[1:-1])
         for encoded in (quote(piece, safe=""), quote(piece), quote_plus(piece)):
             forms.add(encoded)
             forms.add(_PERCENT_HEX.sub(lambda m: m.group(0).lower(), encoded))

@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from orchestrion.app import App
+from orchestrion.auth.secret_box import DEV_MODE_ENV, KEY_ENV, load_key_ring
 from orchestrion.cli.credentials import save_token
 from orchestrion.config import Settings
-from orchestrion.errors import SpecError
+from orchestrion.errors import SecretError, SpecError
 from orchestrion.worker.loop import Worker, WorkerSettings
+from orchestrion.worker.secrets import HIDDEN_ENV
 
-__all__ = ["WorkflowFolder", "run_scheduler", "run_server", "run_worker"]
+__all__ = ["WorkflowFolder", "require_master_key", "run_scheduler", "run_server", "run_worker"]
 
 log = logging.getLogger("orchestrion.process")
 
@@ -71,6 +73,31 @@ def load_folder(app: App, files: list[Path]) -> None:
             log.error("workflows.invalid: %s", exc)
 
 
+def require_master_key(settings: Settings, what: str) -> None:
+    """Refuse to start a long-running process without a master key (outside dev mode), and
+    warn loudly in dev mode: its built-in key is public, so its secrets are not."""
+    if settings.key_ring is None:
+        try:
+            load_key_ring({}, dev_mode=False)
+        except SecretError as exc:
+            print(
+                f"error: orchestrion {what}: {exc}. Generate a key with"
+                " `orchestrion secrets generate-key`.",
+                file=sys.stderr,
+                flush=True,
+            )
+        sys.exit(2)
+    if settings.key_ring.is_dev:
+        banner = "!" * 78
+        print(
+            f"{banner}\n! DEV MODE ({DEV_MODE_ENV}=1): secrets are sealed with a PUBLIC built-in"
+            f" key.\n! Never use this outside local development; set {KEY_ENV}.\n{banner}",
+            file=sys.stderr,
+            flush=True,
+        )
+        log.warning("secrets.dev_mode", extra={"component": what})
+
+
 def run_worker(
     settings: Settings,
     *,
@@ -80,6 +107,10 @@ def run_worker(
     grace: float,
 ) -> None:
     """Claim and run tasks until SIGTERM/SIGINT; then finish or release in-flight work."""
+    require_master_key(settings, "worker")
+    # The key is in `settings` now; tasks (Python code in this process) need not see it.
+    for name in HIDDEN_ENV:
+        os.environ.pop(name, None)
     stop = threading.Event()
     _on_signals(stop)
     folder = WorkflowFolder(workflows)
@@ -93,8 +124,10 @@ def run_worker(
                 concurrency=concurrency,
                 lease_seconds=settings.lease_seconds,
                 heartbeat_every=settings.heartbeat_every,
+                http_allow=settings.http_allow,
             ),
             app.clock,
+            secrets=app.resolve_secrets,
         )
         worker.start()
         print(
@@ -179,6 +212,7 @@ def run_server(
 ) -> None:
     """API + scheduler (schedules, triggers, backfills, housekeeping) in this process;
     worker processes as children."""
+    require_master_key(settings, "server")
     import uvicorn
 
     from orchestrion.api.app import create_api

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from orchestrion.auth.principals import NAMESPACE_RE
-from orchestrion.spec.model import NAME_PATTERN, ParamType, TriggerRule
+from orchestrion.spec.model import NAME_PATTERN, SECRET_NAME_PATTERN, ParamType, TriggerRule
 from orchestrion.spec.yaml_loader import ACTION_KEYS
 
 __all__ = ["render_schema", "yaml_json_schema"]
@@ -205,6 +205,13 @@ def _task() -> dict[str, Any]:
         "queue": _ref("name"),
         "undo": _ref("undo"),
         "description": {"type": "string"},
+        "secrets": {
+            "type": "object",
+            "description": "Environment variable -> secret name in the workflow's namespace;"
+            " resolved by the worker, never templated.",
+            "propertyNames": {"pattern": _IDENTIFIER},
+            "additionalProperties": {"type": "string", "pattern": SECRET_NAME_PATTERN},
+        },
     }
     return _object(properties, oneOf=_exactly_one_action())
 

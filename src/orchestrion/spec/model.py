@@ -35,6 +35,7 @@ from orchestrion.spec.schedule_model import ScheduleSpec, TriggerSpec, check_tri
 
 __all__ = [
     "DEFAULT_NAMESPACE",
+    "SECRET_NAME_PATTERN",
     "SPEC_VERSION",
     "Action",
     "Duration",
@@ -59,6 +60,10 @@ SPEC_VERSION = 1
 
 #: The namespace of a workflow that names none.
 DEFAULT_NAMESPACE = "default"
+
+#: A secret's name inside its namespace (no ``/``: a task can only name its own namespace's).
+SECRET_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$"
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -219,6 +224,31 @@ class TaskSpec(_Frozen):
     #: The undo step, run once if the run fails after this task succeeded.
     undo: Action | None = None
     description: Str = ""
+    #: Environment variable -> secret name (in the workflow's namespace). The worker
+    #: resolves them at run time; values never pass through templates or the spec.
+    secrets: dict[str, Str] = Field(default_factory=dict)
+
+    @field_validator("secrets")
+    @classmethod
+    def _secret_refs(cls, value: dict[str, str]) -> dict[str, str]:
+        for env, name in value.items():
+            if not re.fullmatch(ENV_NAME_PATTERN, env):
+                raise ValueError(f"bad environment variable name {env!r} for a secret")
+            if not re.fullmatch(SECRET_NAME_PATTERN, name):
+                raise ValueError(
+                    f"bad secret name {name!r}: letters, digits, '_', '.' and '-' (no '/':"
+                    " a task reads secrets of its own workflow's namespace only)"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _secret_env_free(self) -> TaskSpec:
+        for action in (self.action, self.undo):
+            if isinstance(action, ShellAction):
+                both = sorted(set(action.env) & set(self.secrets))
+                if both:
+                    raise ValueError(f"{both[0]!r} is set both by 'env' and by 'secrets'")
+        return self
 
 
 class WorkflowSpec(_Frozen):
@@ -304,6 +334,9 @@ class WorkflowSpec(_Frozen):
         data = self.model_dump(mode="json")
         if data["namespace"] == DEFAULT_NAMESPACE:
             del data["namespace"]
+        for task in data["tasks"]:
+            if not task["secrets"]:
+                del task["secrets"]
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property

@@ -8,6 +8,7 @@ type-check the keyword arguments of all of them.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypedDict
 
@@ -25,6 +26,7 @@ __all__ = [
     "check_keys",
     "function_ref",
     "python_action",
+    "secret_refs",
     "task_fields",
     "validation_message",
 ]
@@ -55,6 +57,9 @@ class CommonOptions(TypedDict, total=False):
     description: str
     #: Ordering-only dependencies: run after these tasks without taking their results.
     after: Sequence[Ref]
+    #: Secrets of the workflow's namespace the task may use: names (a Python task reads
+    #: them with ``ctx.secret(name)``), or ``{ENV_VAR: name}`` (a shell task's environment).
+    secrets: Mapping[str, str] | Sequence[str]
 
 
 class ShellOptions(CommonOptions, total=False):
@@ -114,6 +119,8 @@ def task_fields(
     fields: dict[str, Any] = {k: opts[k] for k in _PLAIN_KEYS if k in opts}
     callables: dict[str, Callable[..., Any]] = {}
     fields["retry"] = _retry_policy(opts, fail)
+    if opts.get("secrets"):
+        fields["secrets"] = secret_refs(opts["secrets"], fail)
     if opts.get("when") is not None:
         fields["when"] = _when(opts["when"], fail, callables)
     if opts.get("undo") is not None:
@@ -121,6 +128,20 @@ def task_fields(
         callables[action.ref] = func
         fields["undo"] = action
     return fields, callables
+
+
+def secret_refs(value: Any, fail: Fail) -> dict[str, str]:
+    """``{ENV_VAR: name}`` from a mapping, or from names (each gets an upper-cased variable)."""
+    if isinstance(value, Mapping):
+        return {str(k): v for k, v in value.items()}
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise fail(f"secrets takes a list of names or a mapping ENV_VAR -> name, not {value!r}")
+    out: dict[str, str] = {}
+    for name in value:
+        if not isinstance(name, str):
+            raise fail(f"a secret name must be a string, not {name!r}")
+        out[re.sub(r"[^A-Za-z0-9_]", "_", name).upper().lstrip("0123456789") or "_"] = name
+    return out
 
 
 def _retry_policy(opts: Mapping[str, Any], fail: Fail) -> RetryPolicy:

@@ -23,7 +23,7 @@ from orchestrion.spec.expressions import (
     TEMPLATE_RE,
     compile_expression,
 )
-from orchestrion.spec.model import NAME_PATTERN, WorkflowSpec
+from orchestrion.spec.model import NAME_PATTERN, SECRET_NAME_PATTERN, WorkflowSpec
 from orchestrion.spec.yaml_errors import LoadContext, suggest, validate_spec
 from orchestrion.spec.yaml_params import check_param, check_run_params
 from orchestrion.spec.yaml_reader import Path, decode_text, describe, read_document, too_large
@@ -58,7 +58,7 @@ AFTER_KEYS: Final = ("workflow", "outcome")
 ACTION_KEYS: Final = ("python", "shell", "http", "workflow")
 TASK_KEYS: Final = (
     *ACTION_KEYS, "depends_on", "inputs", "when", "trigger_rule", "map", "retry",
-    "timeout", "concurrency", "priority", "queue", "undo", "description",
+    "timeout", "concurrency", "priority", "queue", "undo", "description", "secrets",
 )  # fmt: skip
 SHELL_KEYS: Final = ("argv", "script", "env", "cwd", "json_output")
 HTTP_KEYS: Final = ("method", "url", "headers", "json", "expect_status", "timeout")
@@ -247,6 +247,8 @@ def _task(ctx: LoadContext, index: int, name: str, raw: Any, names: list[str]) -
         out["map_over"] = bare_expression(ctx, (*path, "map"), body["map"], refs, allow_item=False)
     if "retry" in body:
         out["retry"] = _retry(ctx, (*path, "retry"), body["retry"])
+    if "secrets" in body:
+        out["secrets"] = _secrets(ctx, (*path, "secrets"), body["secrets"])
     undo_refs: list[tuple[str, Path]] = []
     if "undo" in body:
         out["undo"], undo_refs = _undo(ctx, index, name, body["undo"], names, "map" in body)
@@ -283,6 +285,21 @@ def _depends_on(ctx: LoadContext, path: Path, raw: Any, names: list[str], task: 
             out.append(dep)
             ctx.origins.setdefault((task, dep), where)
     return out
+
+
+def _secrets(ctx: LoadContext, path: Path, raw: Any) -> dict[str, str]:
+    """``{ENV_VAR: secret-name}``: references only, resolved by the worker at run time."""
+    body = _mapping(ctx, path, raw, "'secrets' (environment variable -> secret name)")
+    for env, name in body.items():
+        if not _IDENTIFIER.fullmatch(env):
+            raise ctx.error((*path, env), f"invalid environment variable name '{env}'", at_key=True)
+        if not isinstance(name, str) or not re.fullmatch(SECRET_NAME_PATTERN, name):
+            raise ctx.error(
+                (*path, env),
+                "expected a secret name (letters, digits, '_', '.', '-'; no '/'),"
+                f" got {describe(name)}",
+            )
+    return body
 
 
 def _retry(ctx: LoadContext, path: Path, raw: Any) -> dict[str, Any]:

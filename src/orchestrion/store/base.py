@@ -7,7 +7,7 @@ ever holds a transaction. Rows leave the store as frozen records.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from orchestrion.spec.model import WorkflowSpec
@@ -39,6 +39,7 @@ from orchestrion.store.records import (
     WorkerRecord,
     WorkflowRecord,
 )
+from orchestrion.store.sql_secrets import SealedRow, SecretMeta
 
 __all__ = [
     "AttemptRecord",
@@ -59,6 +60,8 @@ __all__ = [
     "RunRecord",
     "RunRequest",
     "ScheduleState",
+    "SealedRow",
+    "SecretMeta",
     "SessionRecord",
     "Store",
     "TaskRunRecord",
@@ -481,6 +484,31 @@ class Store(Protocol):
 
     def list_audit(self, filt: AuditFilter) -> list[AuditRecord]:
         """Audit records, newest first, filtered."""
+        ...
+
+    # ------------------------------------------------------------ secrets (sealed values only)
+
+    def put_secret(self, sealed: SealedRow, *, now: float) -> bool:
+        """Create or replace a sealed secret; True if it was created. Writes an event."""
+        ...
+
+    def sealed_secrets(
+        self, namespace: str | None = None, names: Collection[str] | None = None
+    ) -> list[SealedRow]:
+        """Sealed secrets, of one namespace and/or just `names`, by namespace and name."""
+        ...
+
+    def list_secrets(self, namespace: str | None = None) -> list[SecretMeta]:
+        """Names and metadata of the secrets (of one namespace), by namespace and name."""
+        ...
+
+    def delete_secret(self, namespace: str, name: str, *, now: float) -> bool:
+        """Delete a secret; False if there was none. Writes an event."""
+        ...
+
+    def reseal_secret(self, old: SealedRow, new: SealedRow, *, now: float) -> bool:
+        """Replace the sealed value `old` with `new` (a rotation) if the row still holds
+        `old`; False if it changed meanwhile."""
         ...
 
 

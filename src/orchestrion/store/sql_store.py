@@ -34,12 +34,13 @@ from orchestrion.store.base import (
     WorkflowRecord,
 )
 from orchestrion.store.sql_auth import SqlAuthVerbs
+from orchestrion.store.sql_secrets import SqlSecretVerbs
 from orchestrion.store.sql_triggers import SqlTriggerVerbs, new_run_id
 
 __all__ = ["SqlStore"]
 
 
-class SqlStore(SqlTriggerVerbs, SqlAuthVerbs):
+class SqlStore(SqlTriggerVerbs, SqlAuthVerbs, SqlSecretVerbs):
     """See `orchestrion.store.base.Store` for the contract of every method."""
 
     #: The column that orders workflow versions registered at the same instant.

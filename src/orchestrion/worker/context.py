@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrion.errors import CancelRequested
+from orchestrion.auth.secret_box import Secret
+from orchestrion.errors import CancelRequested, SecretError
 
 __all__ = ["LogSink", "TaskContext"]
 
@@ -38,6 +39,8 @@ class TaskContext:
     params: Mapping[str, Any] = field(default_factory=dict)
     cancel_event: threading.Event = field(default_factory=threading.Event)
     log_sink: LogSink = _discard
+    #: The secrets this task declared, opened by the worker: read them with `secret`.
+    secret_values: Mapping[str, Secret] = field(default_factory=dict, repr=False)
 
     @property
     def logger(self) -> logging.Logger:
@@ -56,3 +59,16 @@ class TaskContext:
     def log(self, text: str) -> None:
         """Write a line to this attempt's log."""
         self.log_sink("log", text)
+
+    def secret(self, name: str) -> str:
+        """The value of a secret this task declared (``@task(secrets=[name])`` or YAML
+        ``secrets:``), from its workflow's namespace. Printing, returning or raising it is
+        safe: the worker masks every declared value in logs, results and errors."""
+        value = self.secret_values.get(name)
+        if value is None:
+            declared = ", ".join(sorted(self.secret_values)) or "none"
+            raise SecretError(
+                f"task {self.task_name!r} did not declare the secret {name!r} (declared:"
+                f" {declared}); add it to the task's secrets"
+            )
+        return value.reveal()

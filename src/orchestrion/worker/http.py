@@ -8,7 +8,11 @@ makes the call safe to put in a workflow:
 * an ``Idempotency-Key`` header from the task context, stable across retries, so a server
   that honours it performs the effect once;
 * one overall deadline for the whole exchange, and a cap on the body read into memory;
-* logs that carry header *names* only: header values are often credentials.
+* logs that carry header *names* only: header values are often credentials;
+* no request to loopback, private, link-local (cloud metadata) or other non-public
+  addresses unless an admin allow-listed them (`orchestrion.auth.ssrf`, checked after DNS
+  resolution on the first hop and on every redirect), and connections only to the
+  addresses that check approved (`orchestrion.worker.http_pinning`).
 """
 
 from __future__ import annotations
@@ -23,9 +27,18 @@ from typing import Any
 
 import httpx
 
+from orchestrion.auth.ssrf import (
+    AllowList,
+    CheckedURL,
+    Resolver,
+    check_redirect,
+    check_url,
+    system_resolver,
+)
 from orchestrion.errors import CancelRequested, TaskError, TaskTimeout
 from orchestrion.spec.model import HttpAction
 from orchestrion.worker.context import TaskContext
+from orchestrion.worker.http_pinning import Pins, pinned_client
 
 __all__ = ["MAX_REDIRECTS", "MAX_RESPONSE_BYTES", "MAX_TEXT_CHARS", "run_http"]
 
@@ -60,6 +73,8 @@ def run_http(
     *,
     client: httpx.Client | None = None,
     timeout: float | None = None,
+    allow: AllowList | None = None,
+    resolve: Resolver = system_resolver,
 ) -> Any:
     """Send the request and return its result.
 
@@ -67,18 +82,22 @@ def run_http(
     "headers"}`` for HEAD, else ``{"status", "text"}``. Raises `TaskError` for a refused URL,
     a network error, an unexpected status or an unreadable body; `TaskTimeout` when the
     exchange outlives ``min(action.timeout, timeout)``; `CancelRequested` once
-    ``ctx.cancel_event`` is set.
+    ``ctx.cancel_event`` is set; `UnsafeURL` (a `TaskError`) for a destination that is not
+    public and not in `allow`. A given `client` is used as it is (not pinned): the checks
+    still run on every hop, but its connections resolve names again.
     """
     url = _checked_url(action.url)
+    guard = _Guard(allow or AllowList(), resolve)
+    guard.first(str(url))
     limit = action.timeout if timeout is None else min(action.timeout, timeout)
     deadline = time.monotonic() + limit
     owned = client is None
-    http = httpx.Client(follow_redirects=False) if client is None else client
+    http = pinned_client(guard.pins) if client is None else client
     try:
         request = http.build_request(
             action.method, url, headers=_headers(action, ctx), json=action.json_body
         )
-        exchange = _send(http, request, action, ctx, deadline, limit)
+        exchange = _send(http, request, action, ctx, deadline, limit, guard)
     finally:
         if owned:
             http.close()
@@ -87,6 +106,28 @@ def run_http(
 
 
 # ------------------------------------------------------------------------------ request
+
+
+class _Guard:
+    """The SSRF checks of one exchange: the first URL, then each redirect from the last."""
+
+    def __init__(self, allow: AllowList, resolve: Resolver) -> None:
+        self.allow = allow
+        self.resolve = resolve
+        self.pins = Pins()
+        self._last: CheckedURL | None = None
+
+    def first(self, url: str) -> None:
+        self._approve(check_url(url, resolve=self.resolve, allow=self.allow))
+
+    def redirect(self, location: str) -> None:
+        assert self._last is not None
+        checked = check_redirect(self._last, location, resolve=self.resolve, allow=self.allow)
+        self._approve(checked)
+
+    def _approve(self, checked: CheckedURL) -> None:
+        self.pins.add(checked)
+        self._last = checked
 
 
 def _checked_url(raw: str, *, previous: httpx.URL | None = None) -> httpx.URL:
@@ -122,8 +163,9 @@ def _send(
     ctx: TaskContext,
     deadline: float,
     limit: float,
+    guard: _Guard,
 ) -> _Exchange:
-    """Send, following redirects by hand so every hop passes the scheme check."""
+    """Send, following redirects by hand so every hop passes the scheme and SSRF checks."""
     for hop in range(MAX_REDIRECTS + 1):
         ctx.check_cancel()
         request.extensions["timeout"] = httpx.Timeout(_remaining(deadline, limit)).as_dict()
@@ -132,6 +174,7 @@ def _send(
         if next_request is None:
             return exchange
         _checked_url(str(next_request.url), previous=request.url)
+        guard.redirect(str(next_request.url))
         request = next_request
     raise TaskError(
         f"more than {MAX_REDIRECTS} redirects from {action.method} {_redact(action.url)}"

@@ -9,6 +9,7 @@ and enforces timeouts of Python tasks that ignore cancellation.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -20,14 +21,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrion.auth.secret_box import Secret
+from orchestrion.auth.ssrf import AllowList
 from orchestrion.clock import Clock, SystemClock
-from orchestrion.errors import OrchestrionError, StoreError, TaskTimeout
+from orchestrion.errors import OrchestrionError, SecretError, StoreError, TaskTimeout
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.store.base import Claim, LogLine, Outcome, Store, WorkerRecord
 from orchestrion.worker import runner
 from orchestrion.worker.capture import install_capture, uninstall_capture
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.context import TaskContext
+from orchestrion.worker.secrets import SecretResolver, masked_outcome, masked_sink, masker_for
 
 __all__ = ["Worker", "WorkerSettings"]
 
@@ -51,6 +55,8 @@ class WorkerSettings:
     worker_id: str = field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     )
+    #: Non-public destinations HTTP tasks may reach (loopback, private, metadata: refused).
+    http_allow: AllowList = field(default_factory=AllowList)
 
 
 @dataclass
@@ -68,8 +74,10 @@ class Worker:
         code: CodeRegistry,
         settings: WorkerSettings | None = None,
         clock: Clock | None = None,
+        secrets: SecretResolver | None = None,
     ) -> None:
         self.store = store
+        self._secrets = secrets
         self.code = code
         self.settings = settings or WorkerSettings()
         self.clock = clock or SystemClock()
@@ -230,7 +238,7 @@ class Worker:
 
     def _run(self, claim: Claim, spec: WorkflowSpec, ctx: TaskContext) -> None:
         try:
-            outcome = runner.execute(claim, spec, ctx, self.code, self._start_child)
+            outcome = self._execute(claim, spec, ctx)
             if outcome is not None:
                 self._report(claim.task_run_id, outcome)
         except Exception:  # a bug in the runner must not kill the worker thread silently
@@ -241,6 +249,32 @@ class Worker:
                 if active is not None and active.claim.epoch == claim.epoch:
                     del self._active[claim.task_run_id]
             self._slot_free.set()
+
+    def _execute(self, claim: Claim, spec: WorkflowSpec, ctx: TaskContext) -> Outcome | None:
+        """Open the task's declared secrets, run it, and mask every value in what it says."""
+        declared = spec.task(claim.task_name.removeprefix("undo:")).secrets
+        values: dict[str, Secret] = {}
+        if declared:
+            try:
+                if self._secrets is None:
+                    raise SecretError("this worker has no access to secrets (no master key)")
+                values = dict(self._secrets(spec.namespace, sorted(set(declared.values()))))
+            except OrchestrionError as exc:
+                return Outcome(
+                    task_run_id=claim.task_run_id,
+                    epoch=claim.epoch,
+                    status="failed",
+                    error=f"cannot open the task's secrets: {exc}",
+                    error_types=(f"{type(exc).__module__}.{type(exc).__qualname__}",),
+                )
+        masker = masker_for(values)
+        ctx = dataclasses.replace(
+            ctx, secret_values=values, log_sink=masked_sink(ctx.log_sink, masker)
+        )
+        outcome = runner.execute(
+            claim, spec, ctx, self.code, self._start_child, http_allow=self.settings.http_allow
+        )
+        return None if outcome is None else masked_outcome(outcome, masker)
 
     def _report(self, task_run_id: int, outcome: Outcome) -> None:
         with self._lock:

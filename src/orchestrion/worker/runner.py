@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from orchestrion.auth.ssrf import AllowList
 from orchestrion.errors import CancelRequested, OrchestrionError, TaskError, TaskTimeout
 from orchestrion.spec.expressions import compile_expression, render, render_url, to_text
 from orchestrion.spec.model import (
@@ -40,8 +41,12 @@ def execute(
     ctx: TaskContext,
     code: CodeRegistry,
     start_child: ChildRunStarter,
+    *,
+    http_allow: AllowList | None = None,
 ) -> Outcome | None:
-    """Run the attempt; None when it produced no outcome yet (a sub-workflow now waits)."""
+    """Run the attempt; None when it produced no outcome yet (a sub-workflow now waits).
+
+    `http_allow` names the non-public destinations HTTP tasks may reach."""
     task = spec.task(claim.task_name.removeprefix("undo:"))
     scope = {"params": claim.params, "tasks": claim.upstream, "item": claim.item}
     try:
@@ -56,7 +61,7 @@ def execute(
                 params = render(dict(action.params), scope)
                 start_child(claim, action.workflow, params)
                 return None
-            result = _run_action(action, task, claim, ctx, code, scope)
+            result = _run_action(action, task, claim, ctx, code, scope, http_allow)
         json.dumps(result)
     except CancelRequested:
         return _outcome(claim, "canceled", error="canceled")
@@ -78,6 +83,7 @@ def _run_action(
     ctx: TaskContext,
     code: CodeRegistry,
     scope: dict[str, Any],
+    http_allow: AllowList | None,
 ) -> Any:
     if isinstance(action, PythonAction):
         fn = code.resolve(action.ref)
@@ -97,7 +103,9 @@ def _run_action(
                 "cwd": None if action.cwd is None else _text(render(action.cwd, scope)),
             }
         )
-        return run_shell(concrete, ctx, timeout=task.timeout)
+        # Secrets reach the process as environment variables only, never through templates.
+        secret_env = {env: ctx.secret(name) for env, name in task.secrets.items()}
+        return run_shell(concrete, ctx, timeout=task.timeout, extra_env=secret_env)
     from orchestrion.worker.http import run_http
 
     concrete_http = action.model_copy(
@@ -107,7 +115,7 @@ def _run_action(
             "json_body": render(action.json_body, scope),
         }
     )
-    return run_http(concrete_http, ctx, timeout=task.timeout)
+    return run_http(concrete_http, ctx, timeout=task.timeout, allow=http_allow)
 
 
 def _text(value: Any) -> str:

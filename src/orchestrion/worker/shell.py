@@ -31,6 +31,7 @@ from typing import IO, Any
 from orchestrion.errors import CancelRequested, TaskError, TaskTimeout
 from orchestrion.spec.model import ShellAction
 from orchestrion.worker.context import TaskContext
+from orchestrion.worker.secrets import HIDDEN_ENV
 
 __all__ = [
     "DEFAULT_KILL_GRACE",
@@ -114,8 +115,9 @@ def _argv(action: ShellAction) -> list[str]:
 def _environment(
     action: ShellAction, ctx: TaskContext, extra_env: Mapping[str, str] | None
 ) -> dict[str, str]:
-    """Inherited environment, then the action's, then the task identity, then the caller's."""
-    env = dict(os.environ)
+    """Inherited environment (less the master key), then the action's, then the task
+    identity, then the caller's (the task's secrets)."""
+    env = {k: v for k, v in os.environ.items() if k not in HIDDEN_ENV}
     env.update(action.env)
     env.update(
         {

@@ -1,0 +1,98 @@
+"""The App's secret helpers: seal before the store, open after it, re-seal to rotate.
+
+The store only ever sees `SealedRow`s; plaintexts live in this module's callers' memory
+for as long as they need them. Names are checked here with the same patterns the spec
+uses for references, so a secret that can be set can also be named by a task.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+
+from orchestrion.auth.principals import NAMESPACE_RE
+from orchestrion.auth.secret_box import KeyRing, Sealed, Secret, decrypt, encrypt, rotate
+from orchestrion.errors import NotFound, SecretError
+from orchestrion.spec.model import SECRET_NAME_PATTERN
+from orchestrion.store.base import SealedRow, Store
+
+__all__ = ["MAX_SECRET_BYTES", "check_name", "parse_ref", "put", "reseal_all", "resolve"]
+
+#: The largest value accepted (a PEM key or a service-account JSON fits easily).
+MAX_SECRET_BYTES = 64 * 1024
+
+
+def check_name(namespace: str, name: str) -> None:
+    if not NAMESPACE_RE.fullmatch(namespace):
+        raise SecretError(
+            f"bad namespace {namespace!r}: lowercase letters, digits, '_', '.' and '-'"
+        )
+    if not re.fullmatch(SECRET_NAME_PATTERN, name):
+        raise SecretError(
+            f"bad secret name {name!r}: letters, digits, '_', '.' and '-', at most 200"
+        )
+
+
+def parse_ref(ref: str) -> tuple[str, str]:
+    """``namespace/name`` -> (namespace, name), checked."""
+    namespace, sep, name = ref.partition("/")
+    if not sep:
+        raise SecretError(f"expected <namespace>/<name>, got {ref!r}")
+    check_name(namespace, name)
+    return namespace, name
+
+
+def put(
+    store: Store, ring: KeyRing, namespace: str, name: str, value: str | Secret, now: float
+) -> bool:
+    check_name(namespace, name)
+    text = value.reveal() if isinstance(value, Secret) else value
+    if not text:
+        raise SecretError(f"the value of secret {namespace}/{name} is empty")
+    if len(text.encode("utf-8")) > MAX_SECRET_BYTES:
+        raise SecretError(
+            f"the value of secret {namespace}/{name} is over {MAX_SECRET_BYTES} bytes"
+        )
+    sealed = encrypt(ring, namespace, name, text)
+    return store.put_secret(_row(namespace, name, sealed), now=now)
+
+
+def resolve(
+    store: Store, ring: KeyRing, namespace: str, names: Collection[str]
+) -> dict[str, Secret]:
+    """The opened values of `names` in `namespace`; `NotFound` naming any that is missing."""
+    wanted = set(names)
+    rows = store.sealed_secrets(namespace, sorted(wanted))
+    missing = sorted(wanted - {r.name for r in rows})
+    if missing:
+        raise NotFound(
+            f"secret {namespace}/{missing[0]} does not exist"
+            f" (set it with `orchestrion secrets set {namespace}/{missing[0]}`)"
+        )
+    return {r.name: decrypt(ring, namespace, r.name, _sealed(r)) for r in rows}
+
+
+def reseal_all(store: Store, ring: KeyRing, now: float) -> int:
+    """Re-encrypt every secret not sealed under the current key; how many were."""
+    done = 0
+    for row in store.sealed_secrets():
+        if row.key_id == ring.current_id:
+            continue
+        fresh = rotate(ring, row.namespace, row.name, _sealed(row))
+        if store.reseal_secret(row, _row(row.namespace, row.name, fresh), now=now):
+            done += 1
+    return done
+
+
+def _row(namespace: str, name: str, sealed: Sealed) -> SealedRow:
+    return SealedRow(
+        namespace=namespace,
+        name=name,
+        key_id=sealed.key_id,
+        nonce=sealed.nonce,
+        ciphertext=sealed.ciphertext,
+    )
+
+
+def _sealed(row: SealedRow) -> Sealed:
+    return Sealed(row.key_id, row.nonce, row.ciphertext)

@@ -1,0 +1,101 @@
+"""``orchestrion secrets`` as a user runs it: values from stdin only, never printed; and
+the server and worker refusing to start without a master key outside dev mode."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.acceptance.conftest import Cli
+
+VALUE = 'Sentinel-CLI-7f3a9c d\\q"uote'
+
+
+def orch(cli: Cli, *args: str, stdin: str = "", env: dict[str, str] | None = None) -> Any:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrion.cli.main", *args],
+        cwd=cli.cwd,
+        env=env if env is not None else cli.env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def keyed_env(cli: Cli, keys: str) -> dict[str, str]:
+    env = {k: v for k, v in cli.env.items() if k != "ORCHESTRION_DEV_MODE"}
+    env["ORCHESTRION_MASTER_KEY"] = keys
+    return env
+
+
+def test_set_list_rotate_delete(cli: Cli) -> None:
+    db = str(cli.db)
+    key1 = orch(cli, "secrets", "generate-key").stdout.strip()
+    key2 = orch(cli, "secrets", "generate-key", "--id", "two").stdout.strip()
+    assert key2.startswith("two:") and key1 != key2.removeprefix("two:")
+    old = keyed_env(cli, f"one:{key1}")
+
+    made = orch(cli, "secrets", "set", "finance/db-pass", "--db", db, stdin=VALUE + "\n", env=old)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == "created secret finance/db-pass"
+    again = orch(cli, "secrets", "set", "finance/db-pass", "--db", db, stdin=VALUE, env=old)
+    assert again.stdout.strip() == "updated secret finance/db-pass"
+
+    listed = orch(cli, "secrets", "list", "--db", db, "-o", "json", env=old)
+    rows = json.loads(listed.stdout)
+    assert [(r["namespace"], r["name"], r["key_id"]) for r in rows] == [
+        ("finance", "db-pass", "one")
+    ]
+    both = keyed_env(cli, f"{key2},one:{key1}")
+    rotated = orch(cli, "secrets", "rotate", "--db", db, env=both)
+    assert rotated.stdout.strip() == "re-encrypted 1 secret(s) under key two"
+    table = orch(cli, "secrets", "list", "--namespace", "finance", "--db", db, env=both)
+    assert "db-pass" in table.stdout and "two" in table.stdout
+
+    gone = orch(cli, "secrets", "delete", "finance/db-pass", "--db", db, env=both)
+    assert gone.returncode == 0
+    missing = orch(cli, "secrets", "delete", "finance/db-pass", "--db", db, env=both)
+    assert missing.returncode == 2
+    assert "does not exist" in missing.stderr
+
+    everything = "".join(
+        r.stdout + r.stderr for r in (made, again, listed, rotated, table, gone, missing)
+    )
+    assert "Sentinel-CLI" not in everything
+    assert b"Sentinel-CLI" not in Path(db).read_bytes()
+
+
+def test_set_refuses_without_a_key_and_bad_names(cli: Cli) -> None:
+    env = {k: v for k, v in cli.env.items() if k != "ORCHESTRION_DEV_MODE"}
+    res = orch(cli, "secrets", "set", "a/b", "--db", str(cli.db), stdin="x", env=env)
+    assert res.returncode == 2
+    assert "ORCHESTRION_MASTER_KEY" in res.stderr
+    for ref in ("nonamespace", "Bad Space/x", "a/b/c", "a/"):
+        bad = orch(cli, "secrets", "set", ref, "--db", str(cli.db), stdin="x")
+        assert bad.returncode == 2, ref
+    empty = orch(cli, "secrets", "set", "a/b", "--db", str(cli.db), stdin="")
+    assert empty.returncode == 2 and "empty" in empty.stderr
+
+
+def test_server_and_worker_refuse_to_start_without_a_master_key(cli: Cli) -> None:
+    env = {k: v for k, v in cli.env.items() if k != "ORCHESTRION_DEV_MODE"}
+    env.pop("ORCHESTRION_MASTER_KEY", None)
+    env.pop("ORCHESTRION_MASTER_KEY_FILE", None)
+    for command in (["server", "--port", "0"], ["worker"]):
+        res = orch(cli, *command, "--db", str(cli.db), env=env)
+        assert res.returncode == 2, res.stderr
+        assert "refusing to start without a master key" in res.stderr
+        assert "ORCHESTRION_MASTER_KEY" in res.stderr
+        assert "ORCHESTRION_DEV_MODE=1" in res.stderr
+        assert "orchestrion secrets generate-key" in res.stderr
+
+
+def test_a_bad_master_key_is_an_error(cli: Cli) -> None:
+    res = orch(cli, "worker", "--db", str(cli.db), env=keyed_env(cli, "not-base64!"))
+    assert res.returncode != 0
+    assert "not valid base64" in res.stderr

@@ -1,0 +1,147 @@
+"""`App` secrets and the /api/v1/secrets routes over a real SQLite file and a real server."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from orchestrion.api.app import create_api
+from orchestrion.app import App
+from orchestrion.auth.secret_box import KeyRing, MasterKey
+from orchestrion.config import Settings
+from orchestrion.errors import NotFound, SecretError
+
+OLD = MasterKey("old", os.urandom(32))
+NEW = MasterKey("new", os.urandom(32))
+
+
+def _app(path: Path, *keys: MasterKey) -> App:
+    ring = KeyRing(list(keys)) if keys else None
+    return App(Settings(database_url=f"sqlite:///{path}", key_ring=ring)).open()
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[App]:
+    app = _app(tmp_path / "s.db", OLD)
+    yield app
+    app.close()
+
+
+def test_set_resolve_list_delete(app: App) -> None:
+    assert app.set_secret("finance", "db", "pw-1") is True
+    assert app.set_secret("finance", "db", "pw-2") is False
+    app.set_secret("ops", "token", "t")
+    assert app.resolve_secrets("finance", ["db"])["db"].reveal() == "pw-2"
+    assert app.resolve_secrets("finance", []) == {}
+    assert [(m.namespace, m.name) for m in app.list_secrets()] == [
+        ("finance", "db"),
+        ("ops", "token"),
+    ]
+    assert [m.name for m in app.list_secrets("ops")] == ["token"]
+    app.delete_secret("ops", "token")
+    with pytest.raises(NotFound):
+        app.delete_secret("ops", "token")
+    with pytest.raises(NotFound, match="secret finance/nope does not exist"):
+        app.resolve_secrets("finance", ["db", "nope"])
+
+
+@pytest.mark.parametrize(
+    ("namespace", "name", "value"),
+    [("Bad", "x", "v"), ("a/b", "x", "v"), ("ok", "a/b", "v"), ("ok", "", "v"), ("ok", "x", "")],
+    ids=["upper", "slash-ns", "slash-name", "empty-name", "empty-value"],
+)
+def test_bad_names_and_values_are_refused(app: App, namespace: str, name: str, value: str) -> None:
+    with pytest.raises(SecretError):
+        app.set_secret(namespace, name, value)
+
+
+def test_too_large_a_value_is_refused(app: App) -> None:
+    with pytest.raises(SecretError, match="over 65536 bytes"):
+        app.set_secret("a", "b", "x" * 65_537)
+
+
+def test_rotation_reseals_under_the_newest_key(tmp_path: Path) -> None:
+    db = tmp_path / "rot.db"
+    with _app(db, OLD) as old:
+        for i in range(3):
+            old.set_secret("ns", f"s{i}", f"value-{i}")
+    with _app(db, NEW, OLD) as both:
+        assert both.rotate_secrets() == 3
+        assert both.rotate_secrets() == 0
+        assert {m.key_id for m in both.list_secrets()} == {"new"}
+    with _app(db, NEW) as new_only:  # the old key can now be dropped
+        assert new_only.resolve_secrets("ns", ["s1"])["s1"].reveal() == "value-1"
+    with _app(db, OLD) as old_only, pytest.raises(SecretError, match="unknown master key id"):
+        old_only.resolve_secrets("ns", ["s1"])
+
+
+def test_a_row_copied_to_another_name_does_not_open(app: App) -> None:
+    app.set_secret("a", "one", "first")
+    app.set_secret("a", "two", "second")
+    (row,) = app.store.sealed_secrets("a", ["one"])
+    moved = type(row)(
+        namespace="a", name="two", key_id=row.key_id, nonce=row.nonce, ciphertext=row.ciphertext
+    )
+    app.store.put_secret(moved, now=time.time())
+    with pytest.raises(SecretError, match="cannot open secret a/two"):
+        app.resolve_secrets("a", ["two"])
+
+
+def test_without_a_key_ring_secrets_cannot_be_set(tmp_path: Path) -> None:
+    with _app(tmp_path / "n.db") as app, pytest.raises(SecretError, match="ORCHESTRION_DEV_MODE"):
+        app.set_secret("a", "b", "c")
+
+
+@pytest.fixture
+def api(app: App) -> Iterator[httpx.Client]:
+    config = uvicorn.Config(
+        create_api(app), host="127.0.0.1", port=0, log_level="error", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive(), "server did not start"
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        yield client
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_api_routes_never_return_a_value(api: httpx.Client, app: App) -> None:
+    value = "api-sentinel-93c1"
+    first = api.put("/api/v1/secrets/finance/db", json={"value": value})
+    assert first.status_code == 201
+    assert first.json() == {"namespace": "finance", "name": "db", "created": True}
+    again = api.put("/api/v1/secrets/finance/db", json={"value": value + "x"})
+    assert again.status_code == 200 and again.json()["created"] is False
+    listed = api.get("/api/v1/secrets")
+    assert listed.status_code == 200
+    (row,) = listed.json()
+    assert set(row) == {"namespace", "name", "key_id", "created_at", "updated_at"}
+    assert api.get("/api/v1/secrets", params={"namespace": "other"}).json() == []
+    assert app.resolve_secrets("finance", ["db"])["db"].reveal() == value + "x"
+
+    bad = [
+        api.put("/api/v1/secrets/Finance/db", json={"value": value}),
+        api.put("/api/v1/secrets/finance/db", json={"value": value, "extra": 1}),
+        api.put("/api/v1/secrets/finance/db", json={"value": ""}),
+        api.put("/api/v1/secrets/finance/db", content=b"not json"),
+    ]
+    assert [r.status_code for r in bad] == [422, 422, 422, 422]
+    assert api.delete("/api/v1/secrets/finance/db").status_code == 204
+    gone = api.delete("/api/v1/secrets/finance/db")
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
+    for response in (first, again, listed, *bad, gone):
+        assert value not in response.text
+    spec = api.get("/api/v1/openapi.json").json()
+    assert "/api/v1/secrets/{namespace}/{name}" in spec["paths"]
