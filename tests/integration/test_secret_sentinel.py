@@ -29,6 +29,7 @@ from orchestrion.auth.secret_box import KeyRing, MasterKey
 from orchestrion.config import Settings
 from orchestrion.spec.yaml_loader import load_yaml_text
 from orchestrion.worker.context import TaskContext
+from tests.helpers import ADMIN_PASSWORD, session_cookie
 
 CORE = {name: f"SENTINEL{secrets.token_hex(8).upper()}" for name in ("token", "pem", "odd")}
 VALUES = {
@@ -116,7 +117,9 @@ def api(app: App) -> Iterator[httpx.Client]:
         assert thread.is_alive(), "server did not start"
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+    token, _ = app.accounts.create_token("root", {"*": "admin"}, expires="never")
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers=headers) as client:
         yield client
     server.should_exit = True
     thread.join(timeout=10)
@@ -154,7 +157,7 @@ def test_sentinels_never_leave_the_worker(app: App, api: httpx.Client, tmp_path:
     assert "logging the token ***" in logs
     assert "did not declare the secret 'token'" in _errors(app, run.id)
 
-    for path in (
+    paths = (
         f"/api/v1/runs/{run.id}",
         f"/api/v1/runs/{run.id}/tasks",
         f"/api/v1/runs/{run.id}/attempts",
@@ -166,11 +169,39 @@ def test_sentinels_never_leave_the_worker(app: App, api: httpx.Client, tmp_path:
         "/api/v1/secrets",
         "/api/v1/secrets?namespace=finance",
         "/api/v1/workflows/sentinel",
-    ):
+        "/api/v1/audit",
+        "/api/v1/me",
+    )
+    for path in paths:
         response = api.get(path)
         assert response.status_code == 200, (path, response.text)
         responses.append(response.text)
-    responses.append(api.get(f"/runs/{run.id}").text)  # the UI's run page
+    # Every role sees what it may, and none of it holds a value.
+    for role in ("viewer", "operator", "editor", "admin"):
+        token, _ = app.accounts.create_token(role, {"finance": role}, expires="never")
+        for path in paths:
+            answer = api.get(path, headers={"Authorization": f"Bearer {token}"})
+            assert answer.status_code in (200, 403), (role, path, answer.text)
+            responses.append(answer.text)
+    # The UI, signed in, and its error pages.
+    app.accounts.create_user("sentinel-admin", ADMIN_PASSWORD, {"*": "admin"})
+    ui = httpx.Client(base_url=str(api.base_url), timeout=30)
+    ui.cookies.set("orchestrion_session", session_cookie(str(api.base_url), "sentinel-admin"))
+    with ui:
+        for page in (
+            f"/runs/{run.id}",
+            *(f"/runs/{run.id}?task={name}" for name in tasks),
+            *(f"/runs/{run.id}/fragments/panel?task={name}" for name in tasks),
+            f"/runs/{run.id}/fragments/timeline",
+            "/runs",
+            "/events",
+            "/audit",
+            "/workflows/sentinel",
+            "/runs/nope",
+        ):
+            answer = ui.get(page)
+            assert answer.status_code in (200, 404), (page, answer.status_code)
+            responses.append(answer.text)
 
     texts = {"logs": logs, "errors": _errors(app, run.id), "api": "\n".join(responses)}
     for where, text in texts.items():
