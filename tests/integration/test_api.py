@@ -24,6 +24,7 @@ from orchestrion.spec.model import (
     TaskSpec,
     WorkflowSpec,
 )
+from orchestrion.store.base import AuditFilter
 from orchestrion.worker.context import TaskContext
 from orchestrion.worker.loop import Worker, WorkerSettings
 
@@ -412,7 +413,9 @@ def test_schedules_and_backfills(app: App, client: httpx.Client) -> None:
     assert bad.status_code == 404
 
 
-def test_webhooks_verify_signatures(client: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_webhooks_verify_signatures(
+    app: App, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from orchestrion.triggers.webhooks import sign
 
     body = b'{"ref": "main"}'
@@ -435,6 +438,11 @@ def test_webhooks_verify_signatures(client: httpx.Client, monkeypatch: pytest.Mo
     error(client.post("/hooks/gh", content=body), 401, "bad_signature", "missing")
     big = b"x" * 20_000
     error(client.post("/hooks/gh", content=big, headers=headers), 413, "too_large", "limit")
+    # One audit record per delivery that reached the handler, good or refused.
+    records = app.accounts.list_audit(AuditFilter(action="webhook.receive"))
+    assert [r.outcome for r in reversed(records)] == ["failed", "ok", "ok", "denied", "denied"]
+    assert {r.actor for r in records} == {"webhook:gh"}
+    assert records[-2].params == {"delivery_id": "d1", "event": "webhook.gh.push"}
 
 
 def test_rerun_from_a_task_reuses_upstream_results(client: httpx.Client, worker: Worker) -> None:

@@ -51,6 +51,16 @@ HOSTILE: list[str] = [
     '<noscript><p title="</noscript><img src=x onerror=window.__xss=37>">',
     "data:text/html,<script>window.__xss=38</script>",
     '"-alert(39)-"',
+    "<img src=x:alert(40) onerror=eval(src)>",
+    "<svg><animate onbegin=window.__xss=41 attributeName=x dur=1s>",
+    "<marquee onstart=window.__xss=42>x</marquee>",
+    '<a href="&#106;avascript:window.__xss=43">x</a>',
+    '<a href="jav&#x09;ascript:window.__xss=44">x</a>',
+    "<svg><style><img src=x onerror=window.__xss=45></style></svg>",
+    "<textarea></textarea><script>window.__xss=46</script>",
+    "<select><option><script>window.__xss=47</script></option></select>",
+    '"><svg/onload=window.__xss=48>',
+    "<xmp><img src=x onerror=window.__xss=49></xmp>",
 ]
 
 FLOWS = '''"""Workflows for the UI tests (generated; see tests/ui/hostile.py)."""

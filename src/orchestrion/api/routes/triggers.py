@@ -58,6 +58,16 @@ async def webhook(request: Request, name: str) -> dict[str, Any]:
     (style in ``..._STYLE``: github, stripe or hmac), then sent as event
     ``webhook.<name>`` (``webhook.<name>.<X-GitHub-Event>`` for GitHub). Redeliveries with
     the same delivery id start nothing new."""
+    # Signed, so public: the guard writes no record; this one says who it was, and is
+    # written for refused deliveries (bad signature: denied) as much as for good ones.
+    audit: dict[str, Any] = {
+        "actor": f"webhook:{name[:64]}",
+        "actor_kind": "system",
+        "action": "webhook.receive",
+        "object": f"webhook {name[:64]}",
+        "params": {},
+    }
+    request.state.audit = audit
     key = "".join(c if c.isalnum() else "_" for c in name).upper()
     secret = os.environ.get(f"ORCHESTRION_WEBHOOK_{key}_SECRET", "")
     style = os.environ.get(f"ORCHESTRION_WEBHOOK_{key}_STYLE", "github")
@@ -73,14 +83,7 @@ async def webhook(request: Request, name: str) -> dict[str, Any]:
     except ValueError:
         raise ParameterError("webhook body is not JSON") from None
     event = f"webhook.{name}" + (f".{verified.event}" if verified.event else "")
-    # Signed, so public: the guard writes no record; this one says who it was.
-    request.state.audit = {
-        "actor": f"webhook:{name}",
-        "actor_kind": "system",
-        "action": "webhook.receive",
-        "object": f"event {event}",
-        "params": {"delivery_id": verified.delivery_id, "event": event},
-    }
+    audit["params"] = {"delivery_id": verified.delivery_id, "event": event}
     app = _app(request)
     receipt = app.receive_event(event, payload, verified.delivery_id, source=f"hook:{name}")
     return asdict(receipt)
