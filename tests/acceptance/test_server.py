@@ -167,6 +167,8 @@ class Cluster:
             "PYTHONUNBUFFERED": "1",
             "NO_COLOR": "1",
             "COLUMNS": "250",
+            # examples/api_chain.py calls a demo API it serves on 127.0.0.1 (see scripts/start)
+            "ORCHESTRION_HTTP_ALLOW": "127.0.0.1/32",
         }
         for name in ("ORCHESTRION_DATABASE_URL", "ORCHESTRION_SERVER"):
             self.env.pop(name, None)

@@ -61,6 +61,7 @@ class Server:
         self.url = f"http://127.0.0.1:{_free_port()}"
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
         env.pop("ORCHESTRION_DATABASE_URL", None)
+        env["ORCHESTRION_HTTP_ALLOW"] = "127.0.0.1/32"  # the examples' demo API, as scripts/start
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "orchestrion.cli.main", "server",

@@ -87,6 +87,9 @@ def require_master_key(settings: Settings, what: str) -> None:
             )
         sys.exit(2)
     if settings.key_ring.is_dev:
+        log.warning("secrets.dev_mode", extra={"component": what})
+        if what != "server":
+            return  # one banner per server, not one per worker process it starts
         banner = "!" * 78
         print(
             f"{banner}\n! DEV MODE ({DEV_MODE_ENV}=1): secrets are sealed with a PUBLIC built-in"
@@ -94,7 +97,6 @@ def require_master_key(settings: Settings, what: str) -> None:
             file=sys.stderr,
             flush=True,
         )
-        log.warning("secrets.dev_mode", extra={"process": what})
 
 
 def run_worker(
