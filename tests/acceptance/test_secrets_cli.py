@@ -97,8 +97,9 @@ def test_server_and_worker_refuse_to_start_without_a_master_key(cli: Cli) -> Non
 
 def test_a_bad_master_key_is_an_error(cli: Cli) -> None:
     res = orch(cli, "worker", "--db", str(cli.db), env=keyed_env(cli, "not-base64!"))
-    assert res.returncode != 0
+    assert res.returncode == 2
     assert "not valid base64" in res.stderr
+    assert "Traceback" not in res.stderr
 
 
 FLOW = """

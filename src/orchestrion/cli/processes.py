@@ -22,11 +22,18 @@ from typing import Any
 from orchestrion.app import App
 from orchestrion.auth.secret_box import DEV_MODE_ENV, KEY_ENV, load_key_ring
 from orchestrion.config import Settings
-from orchestrion.errors import SecretError, SpecError
+from orchestrion.errors import OrchestrionError, SecretError, SpecError
 from orchestrion.worker.loop import Worker, WorkerSettings
 from orchestrion.worker.secrets import HIDDEN_ENV
 
-__all__ = ["WorkflowFolder", "require_master_key", "run_scheduler", "run_server", "run_worker"]
+__all__ = [
+    "WorkflowFolder",
+    "require_master_key",
+    "run_scheduler",
+    "run_server",
+    "run_worker",
+    "service_settings",
+]
 
 log = logging.getLogger("orchestrion.process")
 
@@ -70,6 +77,16 @@ def load_folder(app: App, files: list[Path]) -> None:
             )
         except SpecError as exc:
             log.error("workflows.invalid: %s", exc)
+
+
+def service_settings(db: str | None, what: str) -> Settings:
+    """Settings for a long-running process; a bad one (e.g. a malformed master key) is one
+    line on stderr and exit code 2, not a traceback."""
+    try:
+        return Settings.from_env(db=db)
+    except OrchestrionError as exc:
+        print(f"error: orchestrion {what}: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
 
 
 def require_master_key(settings: Settings, what: str) -> None:
