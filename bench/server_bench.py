@@ -168,6 +168,8 @@ def main() -> None:
             str(tmp / "bench.db"),
         ],
         cwd=tmp,
+        # A throwaway database: the insecure development key is fine for it.
+        env={**os.environ, "ORCHESTRION_DEV_MODE": "1"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

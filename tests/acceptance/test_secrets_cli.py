@@ -97,5 +97,71 @@ def test_server_and_worker_refuse_to_start_without_a_master_key(cli: Cli) -> Non
 
 def test_a_bad_master_key_is_an_error(cli: Cli) -> None:
     res = orch(cli, "worker", "--db", str(cli.db), env=keyed_env(cli, "not-base64!"))
-    assert res.returncode != 0
+    assert res.returncode == 2
     assert "not valid base64" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+FLOW = """
+name: uses_secrets
+namespace: finance
+tasks:
+  echo_env:
+    shell:
+      script: |
+        echo "token=$TOKEN"
+        env | sort
+    secrets: {TOKEN: token}
+  python_env:
+    python: secret_tasks:show
+    secrets: {TOKEN: token}
+"""
+
+TASKS = """
+import os
+
+
+def show(ctx):
+    print("token", ctx.secret("token"))
+    # The worker dropped the master key from its environment once it had read it.
+    return {"key_in_env": os.environ.get("ORCHESTRION_MASTER_KEY"), "len": len(ctx.secret("token"))}
+"""
+
+
+def test_a_worker_process_hands_secrets_to_tasks_and_never_the_master_key(cli: Cli) -> None:
+    """A real `orchestrion worker` process with the key in its environment (no dev mode)."""
+    db = str(cli.db)
+    key = orch(cli, "secrets", "generate-key").stdout.strip()
+    env = keyed_env(cli, f"prod:{key}")
+    token = "Sentinel-Proc-51d2e0"
+    (cli.cwd / "flows").mkdir()
+    (cli.cwd / "flows" / "uses_secrets.yaml").write_text(FLOW)
+    (cli.cwd / "secret_tasks.py").write_text(TASKS)  # importable: the worker runs in cwd
+    assert (
+        orch(cli, "secrets", "set", "finance/token", "--db", db, stdin=token, env=env).returncode
+        == 0
+    )
+    assert orch(cli, "deploy", "flows/uses_secrets.yaml", "--db", db, env=env).returncode == 0
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "orchestrion.cli.main", "worker", "--db", db, "--grace", "2",
+         "--workflows", "flows"],
+        cwd=cli.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        done = orch(cli, "trigger", "uses_secrets", "--wait", "--db", db, env=env)
+    finally:
+        worker.terminate()
+        worker_output = worker.communicate(timeout=60)[0]
+    show = cli.show(cli.run_ids()[0])
+    errors = [a["error"] for a in show["attempts"]]
+    assert done.returncode == 0, (errors, worker_output)
+    tasks = {t["task_name"]: t for t in show["task_runs"]}
+    assert tasks["python_env"]["result"] == {"key_in_env": None, "len": len(token)}
+    logs = cli("logs", show["run"]["id"]).stdout
+    assert "token=***" in logs and "token ***" in logs
+    assert "ORCHESTRION_MASTER_KEY" not in logs  # not inherited by the shell task
+    assert key not in logs
+    for text in (logs, json.dumps(show), worker_output, done.stdout, done.stderr):
+        assert token not in text
+    for file in cli.db.parent.glob(cli.db.name + "*"):
+        assert token.encode() not in file.read_bytes(), file.name

@@ -100,3 +100,14 @@ def test_settings_read_the_key_ring_and_allow_list_from_the_environment() -> Non
     assert allow.http_allow.allows_host("internal.example")
     with pytest.raises(OrchestrionError, match="ORCHESTRION_HTTP_ALLOW"):
         Settings.from_env({"ORCHESTRION_HTTP_ALLOW": "a/b/c"})
+
+
+@pytest.mark.parametrize("expr", ["secrets.token", "env.TOKEN", "ctx.secret", "secret('token')"])
+def test_templates_have_no_way_to_read_a_secret(expr: str) -> None:
+    text = (
+        "name: w\ntasks:\n  t:\n"
+        f'    shell: [echo, "{{{{ {expr} }}}}"]\n'
+        "    secrets: {TOKEN: token}\n"
+    )
+    with pytest.raises(SpecError):
+        load_yaml_text(text)

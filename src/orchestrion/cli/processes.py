@@ -23,11 +23,18 @@ from orchestrion.app import App
 from orchestrion.auth.secret_box import DEV_MODE_ENV, KEY_ENV, load_key_ring
 from orchestrion.cli.credentials import save_token
 from orchestrion.config import Settings
-from orchestrion.errors import SecretError, SpecError
+from orchestrion.errors import OrchestrionError, SecretError, SpecError
 from orchestrion.worker.loop import Worker, WorkerSettings
 from orchestrion.worker.secrets import HIDDEN_ENV
 
-__all__ = ["WorkflowFolder", "require_master_key", "run_scheduler", "run_server", "run_worker"]
+__all__ = [
+    "WorkflowFolder",
+    "require_master_key",
+    "run_scheduler",
+    "run_server",
+    "run_worker",
+    "service_settings",
+]
 
 log = logging.getLogger("orchestrion.process")
 
@@ -73,6 +80,16 @@ def load_folder(app: App, files: list[Path]) -> None:
             log.error("workflows.invalid: %s", exc)
 
 
+def service_settings(db: str | None, what: str) -> Settings:
+    """Settings for a long-running process; a bad one (e.g. a malformed master key) is one
+    line on stderr and exit code 2, not a traceback."""
+    try:
+        return Settings.from_env(db=db)
+    except OrchestrionError as exc:
+        print(f"error: orchestrion {what}: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
 def require_master_key(settings: Settings, what: str) -> None:
     """Refuse to start a long-running process without a master key (outside dev mode), and
     warn loudly in dev mode: its built-in key is public, so its secrets are not."""
@@ -88,6 +105,9 @@ def require_master_key(settings: Settings, what: str) -> None:
             )
         sys.exit(2)
     if settings.key_ring.is_dev:
+        log.warning("secrets.dev_mode", extra={"component": what})
+        if what != "server":
+            return  # one banner per server, not one per worker process it starts
         banner = "!" * 78
         print(
             f"{banner}\n! DEV MODE ({DEV_MODE_ENV}=1): secrets are sealed with a PUBLIC built-in"
@@ -95,7 +115,6 @@ def require_master_key(settings: Settings, what: str) -> None:
             file=sys.stderr,
             flush=True,
         )
-        log.warning("secrets.dev_mode", extra={"component": what})
 
 
 def run_worker(

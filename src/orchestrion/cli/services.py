@@ -109,10 +109,10 @@ def server(
     db: str | None,
 ) -> None:
     """Run the API, housekeeping and worker processes (SQLite by default)."""
-    from orchestrion.cli.processes import run_server
+    from orchestrion.cli.processes import run_server, service_settings
 
     run_server(
-        Settings.from_env(db=db),
+        service_settings(db, "server"),
         host=host,
         port=port,
         workflows=workflows,
@@ -138,10 +138,10 @@ def worker(
     queues: tuple[str, ...], concurrency: int, workflows: str | None, grace: float, db: str | None
 ) -> None:
     """Claim and run tasks from the database until SIGTERM."""
-    from orchestrion.cli.processes import run_worker
+    from orchestrion.cli.processes import run_worker, service_settings
 
     run_worker(
-        Settings.from_env(db=db),
+        service_settings(db, "worker"),
         queues=queues,
         concurrency=concurrency,
         workflows=workflows,

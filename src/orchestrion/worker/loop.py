@@ -227,7 +227,7 @@ class Worker:
             if stale is not None:  # our older attempt lost its lease: it is fenced, stop it
                 stale.ctx.cancel_event.set()
             self._active[claim.task_run_id] = _Active(claim=claim, ctx=ctx, deadline=deadline)
-        self._pool.submit(self._run, claim, spec, ctx)
+        self._pool.submit(self._run, claim, spec, ctx, task.secrets)
 
     def _spec(self, name: str, version: str) -> WorkflowSpec:
         spec = self._specs.get((name, version))
@@ -236,9 +236,11 @@ class Worker:
             self._specs[(name, version)] = spec
         return spec
 
-    def _run(self, claim: Claim, spec: WorkflowSpec, ctx: TaskContext) -> None:
+    def _run(
+        self, claim: Claim, spec: WorkflowSpec, ctx: TaskContext, declared: dict[str, str]
+    ) -> None:
         try:
-            outcome = self._execute(claim, spec, ctx)
+            outcome = self._execute(claim, spec, ctx, declared)
             if outcome is not None:
                 self._report(claim.task_run_id, outcome)
         except Exception:  # a bug in the runner must not kill the worker thread silently
@@ -250,9 +252,10 @@ class Worker:
                     del self._active[claim.task_run_id]
             self._slot_free.set()
 
-    def _execute(self, claim: Claim, spec: WorkflowSpec, ctx: TaskContext) -> Outcome | None:
-        """Open the task's declared secrets, run it, and mask every value in what it says."""
-        declared = spec.task(claim.task_name.removeprefix("undo:")).secrets
+    def _execute(
+        self, claim: Claim, spec: WorkflowSpec, ctx: TaskContext, declared: dict[str, str]
+    ) -> Outcome | None:
+        """Open the task's `declared` secrets, run it, and mask every value in what it says."""
         values: dict[str, Secret] = {}
         if declared:
             try:
