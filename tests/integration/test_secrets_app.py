@@ -17,6 +17,7 @@ from orchestrion.app import App
 from orchestrion.auth.secret_box import KeyRing, MasterKey
 from orchestrion.config import Settings
 from orchestrion.errors import NotFound, SecretError
+from orchestrion.store.base import AuditFilter
 
 OLD = MasterKey("old", os.urandom(32))
 NEW = MasterKey("new", os.urandom(32))
@@ -111,7 +112,9 @@ def api(app: App) -> Iterator[httpx.Client]:
         assert thread.is_alive(), "server did not start"
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+    token, _ = app.accounts.create_token("root", {"*": "admin"}, expires="never")
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers=headers) as client:
         yield client
     server.should_exit = True
     thread.join(timeout=10)
@@ -143,5 +146,9 @@ def test_api_routes_never_return_a_value(api: httpx.Client, app: App) -> None:
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
     for response in (first, again, listed, *bad, gone):
         assert value not in response.text
+    # Setting and deleting are audited; the value never is.
+    records = app.accounts.list_audit(AuditFilter(namespace="finance"))
+    assert {r.action for r in records} >= {"secret.set", "secret.delete"}
+    assert all(value not in str(r.params) for r in records)
     spec = api.get("/api/v1/openapi.json").json()
     assert "/api/v1/secrets/{namespace}/{name}" in spec["paths"]
