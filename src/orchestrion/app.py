@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from orchestrion import app_reads
 from orchestrion.clock import Clock, SystemClock
 from orchestrion.config import Settings
 from orchestrion.engine.maintenance import Maintenance, sweep
@@ -337,6 +338,37 @@ class App:
 
     def list_workers(self) -> list[WorkerRecord]:
         return self.store.list_workers()
+
+    # ------------------------------------------------------------ web UI reads (issue 5)
+    # Composite reads for summary pages: a fixed number of batched store reads each.
+
+    def workflow_summaries(self, *, per: int = 10) -> list[app_reads.WorkflowSummary]:
+        """Every workflow with its paused flag, schedules and newest `per` runs."""
+        return app_reads.workflow_summaries(self.store, per=per)
+
+    def overview(self, *, rows: int = 10) -> app_reads.Overview:
+        """Runs of the last 24 h by state, running runs, recent failures, workers and their
+        load, and the next scheduled fires."""
+        return app_reads.overview(self.store, now=self.clock.now(), rows=rows)
+
+    def task_inputs(self, run_id: str, task: str) -> app_reads.TaskInputs:
+        """The parameters, upstream results and (for a mapped task) items of `task`."""
+        run = self.store.get_run(run_id)
+        spec = self.workflow(run.workflow, run.version)
+        try:
+            task_spec = spec.task(task.removeprefix("undo:"))
+        except KeyError:
+            raise NotFound(f"run {run.id} has no task {task!r}") from None
+        return app_reads.task_inputs(self.store, run, task_spec)
+
+    def find_events(
+        self, *, kind: str = "", run_id: str = "", workflow: str = "", before: int = 0,
+        limit: int = 200,
+    ) -> list[EventRecord]:  # fmt: skip
+        """The event history newest first, filtered (see `Store.find_events`)."""
+        return self.store.find_events(
+            kind=kind, run_id=run_id, workflow=workflow, before=before, limit=limit
+        )
 
     # ------------------------------------------------------------------ triggers
 

@@ -7,7 +7,7 @@ ever holds a transaction. Rows leave the store as frozen records.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from orchestrion.spec.model import WorkflowSpec
@@ -395,6 +395,38 @@ class Store(Protocol):
         """Start runs for the next `fires` (nominal time, params) while the backfill is
         under its max active runs; mark it completed when `exhausted` and all its runs
         ended. Returns the new run ids."""
+        ...
+
+    # ------------------------------------------------------------ web UI reads (issue 5)
+    # Batched: one statement per page section, whatever the number of workflows listed.
+
+    def last_runs(self, workflows: Sequence[str], *, per: int) -> dict[str, list[RunRecord]]:
+        """The newest `per` runs of each of `workflows`, newest first (every name a key)."""
+        ...
+
+    def run_state_counts(self, *, since: float) -> dict[str, int]:
+        """Run state -> how many runs were created at or after `since`."""
+        ...
+
+    def task_items(self, run_id: str, task_name: str, *, limit: int) -> dict[int, Any]:
+        """Map index -> element, for the first `limit` items of a mapped task."""
+        ...
+
+    def task_results(self, run_id: str, names: Iterable[str]) -> dict[str, Any]:
+        """The results of the (unmapped or group) task runs called `names`, by name."""
+        ...
+
+    def find_events(
+        self,
+        *,
+        kind: str = "",
+        run_id: str = "",
+        workflow: str = "",
+        before: int = 0,
+        limit: int = 200,
+    ) -> list[EventRecord]:
+        """History rows newest first, filtered by kind prefix, run and workflow, with ids
+        below `before` (a cursor; 0 for the newest)."""
         ...
 
 

@@ -34,11 +34,12 @@ from orchestrion.store.base import (
     WorkflowRecord,
 )
 from orchestrion.store.sql_triggers import SqlTriggerVerbs, new_run_id
+from orchestrion.store.sql_ui_reads import SqlUiReads
 
 __all__ = ["SqlStore"]
 
 
-class SqlStore(SqlTriggerVerbs):
+class SqlStore(SqlTriggerVerbs, SqlUiReads):
     """See `orchestrion.store.base.Store` for the contract of every method."""
 
     #: The column that orders workflow versions registered at the same instant.

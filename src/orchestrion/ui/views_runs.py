@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from urllib.parse import quote
 
 from fastapi import Request
@@ -14,19 +15,31 @@ from orchestrion.store.base import AttemptRecord, RunFilter, RunRecord
 from orchestrion.ui import graph
 from orchestrion.ui.web import app_of, check_csrf, form_data, redirect, render, ui_router
 
-__all__ = ["router"]
+__all__ = ["KINDS", "router"]
 
 router = ui_router()
 
 _STATES = [s.value for s in RunState]
-#: Every event kind a run's stream may carry (EventSource needs one listener per kind).
-_KINDS = [
+#: Every event kind a stream may carry (EventSource needs one listener per kind).
+KINDS = [
     *(f"task.{e.value}" for e in TaskEvent),
     *(f"run.{e.value}" for e in RunEvent),
     "run.created",
     "run.compensation_planned",
     "task.mapped",
     "attempt.superseded",
+    # Not tied to a run: followed by the summary pages (overview, workers, events, ...).
+    "workflow.registered",
+    "workflow.paused",
+    "workflow.unpaused",
+    "schedule.fired",
+    "schedule.queued",
+    "schedule.skipped",
+    "schedule.failed",
+    "trigger.event",
+    "backfill.created",
+    "backfill.completed",
+    "backfill.canceled",
 ]
 
 
@@ -82,22 +95,38 @@ def _timeline(app: App, run: RunRecord) -> dict[str, object]:
     return {"rows": rows, "span": span, "start": start, "hidden": max(0, len(attempts) - 400)}
 
 
-def _panel(app: App, run: RunRecord, task: str) -> dict[str, object]:
+#: Items of a mapped task listed in the panel (each with its state, updated live).
+_ITEMS = 500
+
+
+def _panel(app: App, run: RunRecord, task: str, item: int = -1) -> dict[str, object]:
     if not task:
         return {"task": ""}
-    trs = [t for t in app.task_runs(run.id) if t.task_name == task]
+    task_runs = app.task_runs(run.id)
+    trs = [t for t in task_runs if t.task_name == task]
+    items = [t for t in trs if t.kind == "item"]
+    if item >= 0:  # one element of a mapped task: its own attempts, result and error
+        trs = [t for t in items if t.map_index == item]
+    else:
+        trs = [t for t in trs if t.kind != "item"]
     ids = {t.id for t in trs}
     attempts: list[AttemptRecord] = [a for a in app.attempts(run.id) if a.task_run_id in ids]
+    inputs = app.task_inputs(run.id, task) if trs or items else None
     return {
         "task": task,
-        "task_runs": trs[:200],
+        "item": item,
+        "task_runs": trs,
+        "item_runs": items[:_ITEMS],
+        "more_items": max(0, len(items) - _ITEMS),
+        "item_counts": Counter(t.state.value for t in items),
         "attempts": attempts[-50:],
-        "more_items": max(0, len(trs) - 200),
+        "inputs": inputs,
+        "element": inputs.items.get(item) if inputs is not None and item >= 0 else None,
     }
 
 
 @router.get("/runs/{run_id}")
-def run_page(request: Request, run_id: str, task: str = "") -> Response:
+def run_page(request: Request, run_id: str, task: str = "", item: int = -1) -> Response:
     app = app_of(request)
     run = app.get_run(run_id)
     spec = app.workflow(run.workflow, run.version)
@@ -112,17 +141,17 @@ def run_page(request: Request, run_id: str, task: str = "") -> Response:
         graph=graph.layout(spec, task_runs),
         undo=[t for t in task_runs if t.kind == "undo"],
         timeline=_timeline(app, run),
-        panel=_panel(app, run, task),
+        panel=_panel(app, run, task, item),
         tasks=[t.name for t in spec.tasks],
-        kinds=_KINDS,
+        kinds=KINDS,
     )
 
 
 @router.get("/runs/{run_id}/fragments/panel")
-def panel_fragment(request: Request, run_id: str, task: str = "") -> Response:
+def panel_fragment(request: Request, run_id: str, task: str = "", item: int = -1) -> Response:
     app = app_of(request)
     run = app.get_run(run_id)
-    return render(request, "_panel.html", run=run, panel=_panel(app, run, task))
+    return render(request, "_panel.html", run=run, panel=_panel(app, run, task, item))
 
 
 @router.get("/runs/{run_id}/fragments/timeline")

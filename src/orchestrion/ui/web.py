@@ -20,6 +20,7 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 
 from orchestrion.app import App
 from orchestrion.errors import IllegalTransition, NotFound, OrchestrionError
+from orchestrion.ui.schedule_words import words
 
 __all__ = [
     "SECURITY_HEADERS",
@@ -115,7 +116,9 @@ _env = Environment(
     lstrip_blocks=True,
 )
 _env.filters.update(iso=_iso, utc=_utc, pretty=_pretty)
-_env.globals.update(duration=_duration, asset=lambda name: f"/static/{name}?v={_ASSETS}")
+_env.globals.update(
+    duration=_duration, asset=lambda name: f"/static/{name}?v={_ASSETS}", schedule_words=words
+)
 
 
 def csrf_token(request: Request) -> str:

@@ -2,10 +2,19 @@
 
 export function localiseTimes(root = document) {
   const fmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+  // A schedule's time of day: the clock time of its next fire, in the browser's zone.
+  const clock = new Intl.DateTimeFormat(undefined, { timeStyle: "short" });
+  const utc = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium", timeZone: "UTC" });
   for (const el of root.querySelectorAll("time[datetime]")) {
     if (el.dataset.local) continue;
     const d = new Date(el.getAttribute("datetime"));
     if (Number.isNaN(d.getTime())) continue;
+    if (el.hasAttribute("data-clock")) {
+      el.title = `${el.textContent} · next ${utc.format(d)} UTC`;  // the schedule's zone, UTC
+      el.textContent = clock.format(d) + " (your time)";
+      el.dataset.local = "1";
+      continue;
+    }
     el.title = el.textContent;            // UTC on hover
     el.textContent = fmt.format(d);       // the browser's time zone
     el.dataset.local = "1";

@@ -10,6 +10,7 @@ const byTr = new Map();     // task run id -> node element (tasks and mapped gro
 const byName = new Map();   // task name -> node element
 const items = new Map();    // item task run id -> {name, state}
 let selected = root.dataset.task || "";
+let selectedItem = Number(root.dataset.item ?? -1);   // an element of a mapped task, or -1
 let logSource = null;
 
 for (const node of document.querySelectorAll("#dag .node")) {
@@ -35,8 +36,18 @@ async function swap(id, url) {
 const enc = encodeURIComponent;
 const refreshTimeline = debounce(() => swap("timeline", `/runs/${enc(runId)}/fragments/timeline`), 400);
 const refreshPanel = debounce(() => {
-  if (selected) swap("panel-detail", `/runs/${enc(runId)}/fragments/panel?task=${enc(selected)}`);
+  if (!selected) return;
+  const item = selectedItem >= 0 ? `&item=${selectedItem}` : "";
+  swap("panel-detail", `/runs/${enc(runId)}/fragments/panel?task=${enc(selected)}${item}`);
 }, 250);
+
+// The open item list of a mapped task follows its items' states without a fetch.
+function setItemChip(id, state) {
+  const chip = document.querySelector(`#items .item[data-tr="${id}"]`);
+  if (!chip || chip.dataset.state === state) return;
+  chip.dataset.state = state;
+  chip.title = `[${chip.dataset.item}] ${state}`;
+}
 
 function setNodeState(node, state) {
   if (node.dataset.state === state) return;
@@ -68,7 +79,8 @@ const learnTasks = debounce(async () => {
   const touched = new Set();
   for (const tr of await res.json()) {
     if (tr.kind === "item") {
-      items.set(tr.id, { name: tr.task, state: tr.state });
+      items.set(tr.id, { name: tr.task, state: tr.state, index: tr.map_index });
+      setItemChip(tr.id, tr.state);
       touched.add(tr.task);
     } else if (tr.kind !== "undo") {
       const node = byName.get(tr.task);
@@ -102,9 +114,10 @@ function onEvent(ev) {
     if (e.kind === "task.expand" || e.kind === "task.mapped") learnTasks();
   } else if (items.has(e.task_run_id)) {
     const it = items.get(e.task_run_id);
-    if (e.to_state) it.state = e.to_state;
+    if (e.to_state) { it.state = e.to_state; setItemChip(e.task_run_id, e.to_state); }
     renderCounts(it.name);
-    if (it.name === selected) refreshPanel();
+    if (it.name === selected && (selectedItem === it.index || !document.getElementById("items")))
+      refreshPanel();
   } else {
     learnTasks();
   }
@@ -127,12 +140,13 @@ function followLogs() {
   out.replaceChildren();
   box.hidden = !selected;
   if (!selected) return;
-  const mapped = byName.get(selected)?.dataset.mapped === "1";
-  const filter = mapped ? "" : `&task=${enc(selected)}`;
-  logSource = new EventSource(`/api/v1/runs/${enc(runId)}/logs/stream?after=0${filter}`);
+  // The task filter matches a mapped task's items too; one item's lines are picked here.
+  const mapped = byName.get(selected)?.dataset.mapped === "1" && selectedItem < 0;
+  const only = selectedItem >= 0 ? `${selected}[${selectedItem}]` : null;
+  logSource = new EventSource(`/api/v1/runs/${enc(runId)}/logs/stream?after=0&task=${enc(selected)}`);
   logSource.addEventListener("log", (ev) => {
     const line = JSON.parse(ev.data);
-    if (mapped && !line.task.startsWith(`${selected}[`) && line.task !== selected) return;
+    if (only !== null && line.task !== only) return;
     const row = document.createElement("div");
     row.className = `logline ${line.stream}`;
     row.textContent = (mapped ? `${line.task}  ` : "") + line.line;  // text, never HTML
@@ -142,12 +156,16 @@ function followLogs() {
   logSource.addEventListener("end", () => { logSource?.close(); logSource = null; });
 }
 
-function select(name) {
+function select(name, item = -1) {
   selected = name;
+  selectedItem = item;
   root.dataset.task = name;
+  root.dataset.item = String(item);
   for (const n of byName.values()) n.classList.toggle("selected", n.dataset.task === name);
   const url = new URL(location.href);
   url.searchParams.set("task", name);
+  if (item >= 0) url.searchParams.set("item", String(item));
+  else url.searchParams.delete("item");
   history.replaceState(null, "", url);
   for (const input of document.querySelectorAll("input[name='task']")) input.value = name;
   const rerun = document.querySelector("select[name='from_task']");
@@ -161,6 +179,14 @@ document.getElementById("dag")?.addEventListener("click", (ev) => {
   if (!node) return;
   ev.preventDefault();
   select(node.dataset.task);
+});
+
+// Items listed in the panel (a mapped task expanded) open their own details in place.
+document.getElementById("panel-detail")?.addEventListener("click", (ev) => {
+  const link = ev.target.closest?.("a[data-item]");
+  if (!link || !selected) return;
+  ev.preventDefault();
+  select(selected, Number(link.dataset.item));
 });
 
 if (selected) byName.get(selected)?.classList.add("selected");
