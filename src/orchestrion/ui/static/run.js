@@ -43,11 +43,32 @@ const refreshPanel = debounce(() => {
 
 // The open item list of a mapped task follows its items' states without a fetch.
 function setItemChip(id, state) {
+  recountItems();
   const chip = document.querySelector(`#items .item[data-tr="${id}"]`);
   if (!chip || chip.dataset.state === state) return;
   chip.dataset.state = state;
   chip.title = `[${chip.dataset.item}] ${state}`;
 }
+
+// The item list's heading counts every item by state (DOM nodes, never HTML).
+const recountItems = debounce(() => {
+  const out = document.querySelector("#items .item-counts");
+  if (!out) return;
+  const name = document.getElementById("items").dataset.task;
+  const counts = new Map();
+  for (const it of items.values()) {
+    if (it.name === name) counts.set(it.state, (counts.get(it.state) || 0) + 1);
+  }
+  if (counts.size === 0) return;
+  const parts = [];
+  for (const [state, n] of [...counts].sort()) {
+    const badge = document.createElement("span");
+    badge.className = `badge s-${state}`;
+    badge.textContent = state.replace("_", " ");
+    parts.push(badge, ` ${n} `);
+  }
+  out.replaceChildren(...parts);
+}, 100);
 
 function setNodeState(node, state) {
   if (node.dataset.state === state) return;
