@@ -10,6 +10,7 @@ from typing import Any
 from orchestrion.spec.model import TaskSpec
 from orchestrion.states import RunState
 from orchestrion.store.base import RunFilter, RunRecord, Store, WorkerRecord, WorkflowRecord
+from orchestrion.store.ui_records import RunMark
 from orchestrion.triggers import service
 from orchestrion.triggers.service import ScheduleInfo
 
@@ -31,7 +32,7 @@ class WorkflowSummary:
     paused: bool
     schedules: list[ScheduleInfo]
     #: Newest first.
-    last_runs: list[RunRecord]
+    last_runs: list[RunMark]
 
     @property
     def next_fire(self) -> float | None:

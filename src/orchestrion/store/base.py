@@ -31,6 +31,7 @@ from orchestrion.store.records import (
     WorkerRecord,
     WorkflowRecord,
 )
+from orchestrion.store.ui_records import RunMark
 
 __all__ = [
     "AttemptRecord",
@@ -400,7 +401,7 @@ class Store(Protocol):
     # ------------------------------------------------------------ web UI reads (issue 5)
     # Batched: one statement per page section, whatever the number of workflows listed.
 
-    def last_runs(self, workflows: Sequence[str], *, per: int) -> dict[str, list[RunRecord]]:
+    def last_runs(self, workflows: Sequence[str], *, per: int) -> dict[str, list[RunMark]]:
         """The newest `per` runs of each of `workflows`, newest first (every name a key)."""
         ...
 

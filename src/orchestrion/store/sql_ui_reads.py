@@ -10,12 +10,15 @@ import abc
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from orchestrion.states import RunState
 from orchestrion.store import queries
 from orchestrion.store.advance import loads
-from orchestrion.store.base import EventRecord, RunRecord
+from orchestrion.store.base import EventRecord
+from orchestrion.store.ui_records import RunMark
 
 __all__ = ["SqlUiReads"]
 
+_MARK_COLS = "id, workflow, state, created_at, finished_at"
 #: Workflows per UNION ALL statement: SQLite allows at most 500 compound terms.
 _CHUNK = 200
 
@@ -30,21 +33,29 @@ class SqlUiReads(abc.ABC):
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """The rows of one statement (``?`` placeholders), outside any write transaction."""
 
-    def last_runs(self, workflows: Sequence[str], *, per: int) -> dict[str, list[RunRecord]]:
+    def last_runs(self, workflows: Sequence[str], *, per: int) -> dict[str, list[RunMark]]:
         names = sorted(set(workflows))
-        out: dict[str, list[RunRecord]] = {name: [] for name in names}
+        out: dict[str, list[RunMark]] = {name: [] for name in names}
         per = max(1, min(per, 100))
         for start in range(0, len(names), _CHUNK):
             chunk = names[start : start + _CHUNK]
             # One LIMITed subquery per workflow (each an index range on runs_workflow_state)
             # rather than a window over the whole runs table, whose cost grows with history.
             sql = " UNION ALL ".join(
-                f"SELECT * FROM (SELECT * FROM runs WHERE workflow = ? ORDER BY id DESC"
-                f" LIMIT {per}) AS w{i}"
+                f"SELECT * FROM (SELECT {_MARK_COLS} FROM runs WHERE workflow = ?"
+                f" ORDER BY id DESC LIMIT {per}) AS w{i}"
                 for i in range(len(chunk))
             )
             for row in self._read(sql, chunk):
-                out[row["workflow"]].append(queries.run_record(row))
+                out[row["workflow"]].append(
+                    RunMark(
+                        id=row["id"],
+                        workflow=row["workflow"],
+                        state=RunState(row["state"]),
+                        created_at=row["created_at"],
+                        finished_at=row["finished_at"],
+                    )
+                )
         for runs in out.values():
             runs.sort(key=lambda r: r.id, reverse=True)
         return out

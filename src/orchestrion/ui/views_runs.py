@@ -11,7 +11,7 @@ from starlette.responses import Response
 from orchestrion.app import App
 from orchestrion.errors import ParameterError
 from orchestrion.states import RunEvent, RunState, TaskEvent
-from orchestrion.store.base import AttemptRecord, RunFilter, RunRecord
+from orchestrion.store.base import AttemptRecord, RunFilter, RunRecord, TaskRunRecord
 from orchestrion.ui import graph
 from orchestrion.ui.web import app_of, check_csrf, form_data, redirect, render, ui_router
 
@@ -72,11 +72,11 @@ def runs(
     )
 
 
-def _timeline(app: App, run: RunRecord) -> dict[str, object]:
-    attempts = app.attempts(run.id)
+def _timeline(
+    run: RunRecord, task_runs: list[TaskRunRecord], attempts: list[AttemptRecord]
+) -> dict[str, object]:
     names = {
-        t.id: t.task_name + (f"[{t.map_index}]" if t.map_index >= 0 else "")
-        for t in app.task_runs(run.id)
+        t.id: t.task_name + (f"[{t.map_index}]" if t.map_index >= 0 else "") for t in task_runs
     }
     start = min((a.started_at for a in attempts), default=run.created_at)
     end = max((a.finished_at or a.started_at for a in attempts), default=start)
@@ -99,10 +99,16 @@ def _timeline(app: App, run: RunRecord) -> dict[str, object]:
 _ITEMS = 500
 
 
-def _panel(app: App, run: RunRecord, task: str, item: int = -1) -> dict[str, object]:
+def _panel(
+    app: App,
+    run: RunRecord,
+    task: str,
+    item: int,
+    task_runs: list[TaskRunRecord],
+    all_attempts: list[AttemptRecord],
+) -> dict[str, object]:
     if not task:
         return {"task": ""}
-    task_runs = app.task_runs(run.id)
     trs = [t for t in task_runs if t.task_name == task]
     items = [t for t in trs if t.kind == "item"]
     if item >= 0:  # one element of a mapped task: its own attempts, result and error
@@ -110,7 +116,7 @@ def _panel(app: App, run: RunRecord, task: str, item: int = -1) -> dict[str, obj
     else:
         trs = [t for t in trs if t.kind != "item"]
     ids = {t.id for t in trs}
-    attempts: list[AttemptRecord] = [a for a in app.attempts(run.id) if a.task_run_id in ids]
+    attempts = [a for a in all_attempts if a.task_run_id in ids]
     inputs = app.task_inputs(run.id, task) if trs or items else None
     return {
         "task": task,
@@ -130,7 +136,8 @@ def run_page(request: Request, run_id: str, task: str = "", item: int = -1) -> R
     app = app_of(request)
     run = app.get_run(run_id)
     spec = app.workflow(run.workflow, run.version)
-    task_runs = app.task_runs(run.id)
+    # Read once: the graph, the timeline and the panel share them.
+    task_runs, attempts = app.task_runs(run.id), app.attempts(run.id)
     return render(
         request,
         "run.html",
@@ -140,8 +147,8 @@ def run_page(request: Request, run_id: str, task: str = "", item: int = -1) -> R
         spec=spec,
         graph=graph.layout(spec, task_runs),
         undo=[t for t in task_runs if t.kind == "undo"],
-        timeline=_timeline(app, run),
-        panel=_panel(app, run, task, item),
+        timeline=_timeline(run, task_runs, attempts),
+        panel=_panel(app, run, task, item, task_runs, attempts),
         tasks=[t.name for t in spec.tasks],
         kinds=KINDS,
     )
@@ -151,14 +158,16 @@ def run_page(request: Request, run_id: str, task: str = "", item: int = -1) -> R
 def panel_fragment(request: Request, run_id: str, task: str = "", item: int = -1) -> Response:
     app = app_of(request)
     run = app.get_run(run_id)
-    return render(request, "_panel.html", run=run, panel=_panel(app, run, task, item))
+    panel = _panel(app, run, task, item, app.task_runs(run.id), app.attempts(run.id))
+    return render(request, "_panel.html", run=run, panel=panel)
 
 
 @router.get("/runs/{run_id}/fragments/timeline")
 def timeline_fragment(request: Request, run_id: str) -> Response:
     app = app_of(request)
     run = app.get_run(run_id)
-    return render(request, "_timeline.html", run=run, timeline=_timeline(app, run))
+    timeline = _timeline(run, app.task_runs(run.id), app.attempts(run.id))
+    return render(request, "_timeline.html", run=run, timeline=timeline)
 
 
 @router.post("/runs/{run_id}/cancel")

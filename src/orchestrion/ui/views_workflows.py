@@ -21,7 +21,7 @@ __all__ = ["router"]
 router = ui_router()
 
 #: Coloured marks of the newest runs shown per workflow.
-_MARKS = 12
+_MARKS = 10
 
 
 @router.get("/")

@@ -4,10 +4,10 @@ form bodies and the CSRF seam. Views stay thin: they call `App` read methods and
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
@@ -73,18 +73,18 @@ def _asset_version() -> str:
 _ASSETS = _asset_version()
 
 
+# time.gmtime + strftime: a few times faster than datetime, and a list page formats
+# thousands of instants (500 workflows x their last runs).
 def _iso(ts: float | None) -> str:
     if ts is None:
         return ""
-    return (
-        dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    )
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def _utc(ts: float | None) -> str:
     if ts is None:
         return "—"
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
 
 
 def _duration(start: float | None, end: float | None) -> str:

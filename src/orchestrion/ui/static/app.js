@@ -46,10 +46,12 @@ function setupSearch() {
   const box = document.getElementById("wf-search");
   const table = document.getElementById("wf-table");
   if (!box || !table) return;
-  const rows = [...table.tBodies[0].rows].filter((r) => r.dataset.search !== undefined);
+  // Name and description, read once from the first cell (not repeated in the HTML).
+  const rows = [...table.tBodies[0].rows].filter((r) => r.dataset.workflow !== undefined)
+    .map((r) => [r, r.cells[0].textContent.toLowerCase()]);
   box.addEventListener("input", () => {
     const q = box.value.trim().toLowerCase();
-    for (const r of rows) r.hidden = q !== "" && !r.dataset.search.includes(q);
+    for (const [r, text] of rows) r.hidden = q !== "" && !text.includes(q);
   });
 }
 

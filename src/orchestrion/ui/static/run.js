@@ -23,10 +23,15 @@ function debounce(fn, ms) {
   return () => { clearTimeout(timer); timer = setTimeout(fn, ms); };
 }
 
+const latest = new Map();  // target id -> newest request: a slower, older answer is dropped
+
 async function swap(id, url) {
+  const seq = (latest.get(id) || 0) + 1;
+  latest.set(id, seq);
   const res = await fetch(url, { headers: { Accept: "text/html" } });
-  if (!res.ok) return;
+  if (!res.ok || latest.get(id) !== seq) return;
   const html = await res.text();
+  if (latest.get(id) !== seq) return;
   const doc = new DOMParser().parseFromString(html, "text/html");  // inert: no scripts run
   const target = document.getElementById(id);
   target.replaceChildren(...doc.body.childNodes);
@@ -35,11 +40,13 @@ async function swap(id, url) {
 
 const enc = encodeURIComponent;
 const refreshTimeline = debounce(() => swap("timeline", `/runs/${enc(runId)}/fragments/timeline`), 400);
-const refreshPanel = debounce(() => {
+function loadPanel() {
   if (!selected) return;
   const item = selectedItem >= 0 ? `&item=${selectedItem}` : "";
   swap("panel-detail", `/runs/${enc(runId)}/fragments/panel?task=${enc(selected)}${item}`);
-}, 250);
+}
+// Events come in bursts: one fetch per burst. A click loads at once (loadPanel).
+const refreshPanel = debounce(loadPanel, 250);
 
 // The open item list of a mapped task follows its items' states without a fetch.
 function setItemChip(id, state) {
@@ -191,8 +198,8 @@ function select(name, item = -1) {
   for (const input of document.querySelectorAll("input[name='task']")) input.value = name;
   const rerun = document.querySelector("select[name='from_task']");
   if (rerun) rerun.value = name;
-  refreshPanel();
-  followLogs();
+  followLogs();  // the stream first: it is the longer-lived request of the two
+  loadPanel();
 }
 
 document.getElementById("dag")?.addEventListener("click", (ev) => {
