@@ -134,6 +134,9 @@ def _panel(
 @router.get("/runs/{run_id}")
 def run_page(request: Request, run_id: str, task: str = "", item: int = -1) -> Response:
     app = app_of(request)
+    # The live stream resumes after this: whatever happens later is replayed, and nothing
+    # older is (on a long run, replaying its whole history would cost seconds).
+    after = app.last_event_id()
     run = app.get_run(run_id)
     spec = app.workflow(run.workflow, run.version)
     # Read once: the graph, the timeline and the panel share them.
@@ -151,6 +154,7 @@ def run_page(request: Request, run_id: str, task: str = "", item: int = -1) -> R
         panel=_panel(app, run, task, item, task_runs, attempts),
         tasks=[t.name for t in spec.tasks],
         kinds=KINDS,
+        after=after,
     )
 
 

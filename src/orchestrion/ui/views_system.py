@@ -38,6 +38,7 @@ def _events(request: Request, kind: str, run: str, workflow: str, before: int) -
 def events(
     request: Request, kind: str = "", run: str = "", workflow: str = "", before: int = 0
 ) -> Response:
+    after = app_of(request).last_event_id()  # read first: the live stream resumes from here
     found = _events(request, kind, run, workflow, before)
     return render(
         request,
@@ -51,6 +52,7 @@ def events(
         kind_filters=_KIND_FILTERS,
         # Only the newest page follows the stream: an older page stays where the user is.
         live=before <= 0,
+        after=after,
         **found,
     )
 
@@ -73,8 +75,15 @@ def _workers(request: Request) -> dict[str, Any]:
 
 @router.get("/workers")
 def workers(request: Request) -> Response:
+    after = app_of(request).last_event_id()  # read first: the live stream resumes from here
     return render(
-        request, "workers.html", nav="workers", title="Workers", kinds=KINDS, **_workers(request)
+        request,
+        "workers.html",
+        nav="workers",
+        title="Workers",
+        kinds=KINDS,
+        after=after,
+        **_workers(request),
     )
 
 
@@ -85,13 +94,16 @@ def workers_fragment(request: Request) -> Response:
 
 @router.get("/backfills")
 def backfills(request: Request) -> Response:
+    app = app_of(request)
+    after = app.last_event_id()  # read first: the live stream resumes from here
     return render(
         request,
         "backfills.html",
         nav="backfills",
         title="Backfills",
         kinds=KINDS,
-        backfills=app_of(request).list_backfills(),
+        after=after,
+        backfills=app.list_backfills(),
     )
 
 

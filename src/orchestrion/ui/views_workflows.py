@@ -26,8 +26,17 @@ _MARKS = 10
 
 @router.get("/")
 def overview(request: Request) -> Response:
-    ov = app_of(request).overview()
-    return render(request, "overview.html", nav="overview", title="Overview", ov=ov, kinds=KINDS)
+    app = app_of(request)
+    after = app.last_event_id()  # read first: the live stream resumes from here
+    return render(
+        request,
+        "overview.html",
+        nav="overview",
+        title="Overview",
+        ov=app.overview(),
+        kinds=KINDS,
+        after=after,
+    )
 
 
 @router.get("/fragments/overview")

@@ -45,7 +45,8 @@ function tickAges() {
 
 if (part) {
   const live = document.getElementById("live");
-  const source = new EventSource("/api/v1/stream");
+  // From the event the page was rendered at, so nothing between render and connect is lost.
+  const source = new EventSource(`/api/v1/stream?after=${Number(part.dataset.after || 0)}`);
   for (const kind of JSON.parse(part.dataset.kinds || "[]")) source.addEventListener(kind, schedule);
   source.onmessage = schedule;
   source.onopen = () => live?.classList.add("on");

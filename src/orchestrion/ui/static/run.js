@@ -154,7 +154,9 @@ function onEvent(ev) {
 
 function connect() {
   const live = document.getElementById("live");
-  const source = new EventSource(`/api/v1/stream?run_id=${enc(runId)}`);
+  // From the event the page was rendered at: older history is already on the page.
+  const after = Number(root.dataset.after || 0);
+  const source = new EventSource(`/api/v1/stream?run_id=${enc(runId)}&after=${after}`);
   for (const kind of kinds) source.addEventListener(kind, onEvent);
   source.onmessage = onEvent;
   source.onopen = () => live?.classList.add("on");
