@@ -361,6 +361,14 @@ class App:
             raise NotFound(f"run {run.id} has no task {task!r}") from None
         return app_reads.task_inputs(self.store, run, task_spec)
 
+    def task_detail(self, run_id: str, task: str, item: int = -1) -> app_reads.TaskDetail:
+        """One task of a run for its panel: task runs (or one item's), items, attempts,
+        inputs; reads only that task's rows."""
+        run = self.store.get_run(run_id)
+        spec = self.workflow(run.workflow, run.version)
+        known = {t.name: t for t in spec.tasks}
+        return app_reads.task_detail(self.store, run, known.get(task), task, item)
+
     def find_events(
         self, *, kind: str = "", run_id: str = "", workflow: str = "", before: int = 0,
         limit: int = 200,

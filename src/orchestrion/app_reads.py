@@ -9,16 +9,26 @@ from typing import Any
 
 from orchestrion.spec.model import TaskSpec
 from orchestrion.states import RunState
-from orchestrion.store.base import RunFilter, RunRecord, Store, WorkerRecord, WorkflowRecord
+from orchestrion.store.base import (
+    AttemptRecord,
+    RunFilter,
+    RunRecord,
+    Store,
+    TaskRunRecord,
+    WorkerRecord,
+    WorkflowRecord,
+)
 from orchestrion.store.ui_records import RunMark
 from orchestrion.triggers import service
 from orchestrion.triggers.service import ScheduleInfo
 
 __all__ = [
     "Overview",
+    "TaskDetail",
     "TaskInputs",
     "WorkflowSummary",
     "overview",
+    "task_detail",
     "task_inputs",
     "workflow_summaries",
 ]
@@ -98,6 +108,41 @@ def overview(store: Store, *, now: float, rows: int = 10) -> Overview:
         workers=store.list_workers(),
         load={w: len(t) for w, t in store.running_by_worker().items()},
         upcoming=upcoming[:rows],
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskDetail:
+    """One task of a run as its panel shows it: its task run (or one item's), a mapped
+    task's items, the attempts, and the inputs."""
+
+    task_runs: list[TaskRunRecord]
+    #: A mapped task's items, by index (empty for one item, or an unmapped task).
+    items: list[TaskRunRecord]
+    attempts: list[AttemptRecord]
+    inputs: TaskInputs | None
+    #: For one item: the element of the mapped list it was given.
+    element: Any = None
+
+
+def task_detail(
+    store: Store, run: RunRecord, task: TaskSpec | None, name: str, item: int
+) -> TaskDetail:
+    """A fixed handful of reads, however large the run: only this task's rows are read."""
+    rows = store.task_runs_named(run.id, name)
+    items = [t for t in rows if t.kind == "item"]
+    if item >= 0:
+        chosen = [t for t in items if t.map_index == item]
+        items = []
+    else:
+        chosen = [t for t in rows if t.kind != "item"]
+    inputs = None if task is None or not rows else task_inputs(store, run, task)
+    return TaskDetail(
+        task_runs=chosen,
+        items=items,
+        attempts=store.attempts_of([t.id for t in chosen]),
+        inputs=inputs,
+        element=inputs.items.get(item) if inputs is not None and item >= 0 else None,
     )
 
 

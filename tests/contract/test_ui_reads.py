@@ -62,6 +62,12 @@ def test_task_items_and_results(store: Store) -> None:
         "src": [{"n": 3}, {"n": 1}, {"n": 2}],
     }
     assert store.task_results(run_id, []) == {}
+    named = store.task_runs_named(run_id, "sq")
+    assert [(t.kind, t.map_index) for t in named] == [("group", -1), ("item", 0), ("item", 1),
+                                                      ("item", 2)]  # fmt: skip
+    attempts = store.attempts_of([t.id for t in named])
+    assert sorted(a.task_run_id for a in attempts) == sorted(t.id for t in named[1:])
+    assert store.attempts_of([]) == []
 
 
 def test_find_events_filters_and_pages(store: Store) -> None:

@@ -430,5 +430,13 @@ class Store(Protocol):
         below `before` (a cursor; 0 for the newest)."""
         ...
 
+    def task_runs_named(self, run_id: str, task_name: str) -> list[TaskRunRecord]:
+        """The task runs of one task of a run (a mapped task's group and items, by index)."""
+        ...
+
+    def attempts_of(self, task_run_ids: Sequence[int]) -> list[AttemptRecord]:
+        """The attempts of these task runs, oldest first."""
+        ...
+
 
 # --------------------------------------------------------------------------- trigger records

@@ -13,7 +13,7 @@ from typing import Any
 from orchestrion.states import RunState
 from orchestrion.store import queries
 from orchestrion.store.advance import loads
-from orchestrion.store.base import EventRecord
+from orchestrion.store.base import AttemptRecord, EventRecord, TaskRunRecord
 from orchestrion.store.ui_records import RunMark
 
 __all__ = ["SqlUiReads"]
@@ -116,3 +116,18 @@ class SqlUiReads(abc.ABC):
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(max(1, min(limit, 1000)))
         return [queries.event_record(r) for r in self._read(sql, params)]
+
+    def task_runs_named(self, run_id: str, task_name: str) -> list[TaskRunRecord]:
+        rows = self._read(
+            "SELECT * FROM task_runs WHERE run_id = ? AND task_name = ? ORDER BY map_index, id",
+            (run_id, task_name),
+        )
+        return [queries.task_run_record(r) for r in rows]
+
+    def attempts_of(self, task_run_ids: Sequence[int]) -> list[AttemptRecord]:
+        ids = sorted(set(task_run_ids))
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self._read(f"SELECT * FROM attempts WHERE task_run_id IN ({marks}) ORDER BY id", ids)
+        return [queries.attempt_record(r) for r in rows]

@@ -99,35 +99,20 @@ def _timeline(
 _ITEMS = 500
 
 
-def _panel(
-    app: App,
-    run: RunRecord,
-    task: str,
-    item: int,
-    task_runs: list[TaskRunRecord],
-    all_attempts: list[AttemptRecord],
-) -> dict[str, object]:
+def _panel(app: App, run: RunRecord, task: str, item: int) -> dict[str, object]:
     if not task:
         return {"task": ""}
-    trs = [t for t in task_runs if t.task_name == task]
-    items = [t for t in trs if t.kind == "item"]
-    if item >= 0:  # one element of a mapped task: its own attempts, result and error
-        trs = [t for t in items if t.map_index == item]
-    else:
-        trs = [t for t in trs if t.kind != "item"]
-    ids = {t.id for t in trs}
-    attempts = [a for a in all_attempts if a.task_run_id in ids]
-    inputs = app.task_inputs(run.id, task) if trs or items else None
+    detail = app.task_detail(run.id, task, item)
     return {
         "task": task,
         "item": item,
-        "task_runs": trs,
-        "item_runs": items[:_ITEMS],
-        "more_items": max(0, len(items) - _ITEMS),
-        "item_counts": Counter(t.state.value for t in items),
-        "attempts": attempts[-50:],
-        "inputs": inputs,
-        "element": inputs.items.get(item) if inputs is not None and item >= 0 else None,
+        "task_runs": detail.task_runs,
+        "item_runs": detail.items[:_ITEMS],
+        "more_items": max(0, len(detail.items) - _ITEMS),
+        "item_counts": Counter(t.state.value for t in detail.items),
+        "attempts": detail.attempts[-50:],
+        "inputs": detail.inputs,
+        "element": detail.element,
     }
 
 
@@ -151,7 +136,7 @@ def run_page(request: Request, run_id: str, task: str = "", item: int = -1) -> R
         graph=graph.layout(spec, task_runs),
         undo=[t for t in task_runs if t.kind == "undo"],
         timeline=_timeline(run, task_runs, attempts),
-        panel=_panel(app, run, task, item, task_runs, attempts),
+        panel=_panel(app, run, task, item),
         tasks=[t.name for t in spec.tasks],
         kinds=KINDS,
         after=after,
@@ -162,8 +147,7 @@ def run_page(request: Request, run_id: str, task: str = "", item: int = -1) -> R
 def panel_fragment(request: Request, run_id: str, task: str = "", item: int = -1) -> Response:
     app = app_of(request)
     run = app.get_run(run_id)
-    panel = _panel(app, run, task, item, app.task_runs(run.id), app.attempts(run.id))
-    return render(request, "_panel.html", run=run, panel=panel)
+    return render(request, "_panel.html", run=run, panel=_panel(app, run, task, item))
 
 
 @router.get("/runs/{run_id}/fragments/timeline")
