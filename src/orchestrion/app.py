@@ -432,9 +432,11 @@ class App:
         """Stop a backfill and cancel its unfinished runs; False if it had already ended."""
         return self.store.cancel_backfill(backfill_id, now=self.clock.now())
 
-    def list_schedules(self) -> list[ScheduleInfo]:
-        """Every schedule of the latest workflow versions, with its next fire time."""
-        return service.list_schedules(self.store)
+    def list_schedules(self, workflow: str | None = None) -> list[ScheduleInfo]:
+        """Every schedule of the latest workflow versions (or of `workflow`'s), with its
+        next fire time."""
+        records = None if workflow is None else [self.workflow_record(workflow)]
+        return service.list_schedules(self.store, records)
 
     def scheduler(self, holder_id: str | None = None, **options: Any) -> Scheduler:
         """A scheduler on this App's store and clock (run it with `run_forever`)."""

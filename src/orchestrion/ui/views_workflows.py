@@ -92,7 +92,7 @@ def workflow_page(
         spec=record.spec,
         paused=name in app.paused_workflows(),
         graph=graph.layout(record.spec),
-        schedules=[s for s in app.list_schedules() if s.workflow == name],
+        schedules=app.list_schedules(name),
         versions=versions,
         diff_a=a,
         diff_b=b,
