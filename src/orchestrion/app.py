@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrion import secret_service
+from orchestrion import app_reads, secret_service
 from orchestrion.accounts import Accounts
 from orchestrion.auth.secret_box import KeyRing, Secret, load_key_ring
 from orchestrion.clock import Clock, SystemClock
@@ -437,6 +437,47 @@ class App:
     def list_workers(self) -> list[WorkerRecord]:
         return self.store.list_workers()
 
+    # ------------------------------------------------------------ web UI reads (issue 5)
+    # Composite reads for summary pages: a fixed number of batched store reads each.
+
+    def workflow_summaries(
+        self, *, per: int = 10, visible: app_reads.Visible = None
+    ) -> list[app_reads.WorkflowSummary]:
+        """Every (visible) workflow with its paused flag, schedules and newest `per` runs."""
+        return app_reads.workflow_summaries(self.store, per=per, visible=visible)
+
+    def overview(self, *, rows: int = 10, visible: app_reads.Visible = None) -> app_reads.Overview:
+        """Runs of the last 24 h by state, running runs, recent failures, workers and their
+        load, and the next scheduled fires (of the `visible` workflows, when given)."""
+        return app_reads.overview(self.store, now=self.clock.now(), rows=rows, visible=visible)
+
+    def task_inputs(self, run_id: str, task: str) -> app_reads.TaskInputs:
+        """The parameters, upstream results and (for a mapped task) items of `task`."""
+        run = self.store.get_run(run_id)
+        spec = self.workflow(run.workflow, run.version)
+        try:
+            task_spec = spec.task(task.removeprefix("undo:"))
+        except KeyError:
+            raise NotFound(f"run {run.id} has no task {task!r}") from None
+        return app_reads.task_inputs(self.store, run, task_spec)
+
+    def task_detail(self, run_id: str, task: str, item: int = -1) -> app_reads.TaskDetail:
+        """One task of a run for its panel: task runs (or one item's), items, attempts,
+        inputs; reads only that task's rows."""
+        run = self.store.get_run(run_id)
+        spec = self.workflow(run.workflow, run.version)
+        known = {t.name: t for t in spec.tasks}
+        return app_reads.task_detail(self.store, run, known.get(task), task, item)
+
+    def find_events(
+        self, *, kind: str = "", run_id: str = "", workflow: str = "", before: int = 0,
+        limit: int = 200,
+    ) -> list[EventRecord]:  # fmt: skip
+        """The event history newest first, filtered (see `Store.find_events`)."""
+        return self.store.find_events(
+            kind=kind, run_id=run_id, workflow=workflow, before=before, limit=limit
+        )
+
     # ------------------------------------------------------------------ triggers
 
     def send_event(
@@ -501,9 +542,11 @@ class App:
         with self._audited("backfill.cancel", f"backfill {backfill_id}"):
             return self.store.cancel_backfill(backfill_id, now=self.clock.now())
 
-    def list_schedules(self) -> list[ScheduleInfo]:
-        """Every schedule of the latest workflow versions, with its next fire time."""
-        return service.list_schedules(self.store)
+    def list_schedules(self, workflow: str | None = None) -> list[ScheduleInfo]:
+        """Every schedule of the latest workflow versions (or of `workflow`'s), with its
+        next fire time."""
+        records = None if workflow is None else [self.workflow_record(workflow)]
+        return service.list_schedules(self.store, records)
 
     def scheduler(self, holder_id: str | None = None, **options: Any) -> Scheduler:
         """A scheduler on this App's store and clock (run it with `run_forever`)."""

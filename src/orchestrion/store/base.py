@@ -7,7 +7,7 @@ ever holds a transaction. Rows leave the store as frozen records.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from orchestrion.spec.model import WorkflowSpec
@@ -40,6 +40,7 @@ from orchestrion.store.records import (
     WorkflowRecord,
 )
 from orchestrion.store.sql_secrets import SealedRow, SecretMeta
+from orchestrion.store.ui_records import RunMark
 
 __all__ = [
     "AttemptRecord",
@@ -509,6 +510,49 @@ class Store(Protocol):
     def reseal_secret(self, old: SealedRow, new: SealedRow, *, now: float) -> bool:
         """Replace the sealed value `old` with `new` (a rotation) if the row still holds
         `old`; False if it changed meanwhile."""
+        ...
+
+    # ------------------------------------------------------------ web UI reads (issue 5)
+    # Batched: one statement per page section, whatever the number of workflows listed.
+
+    def last_runs(self, workflows: Sequence[str], *, per: int) -> dict[str, list[RunMark]]:
+        """The newest `per` runs of each of `workflows`, newest first (every name a key)."""
+        ...
+
+    def run_state_counts(
+        self, *, since: float, workflows: Sequence[str] | None = None
+    ) -> dict[str, int]:
+        """Run state -> how many runs were created at or after `since` (of `workflows`
+        only, when given)."""
+        ...
+
+    def task_items(self, run_id: str, task_name: str, *, limit: int) -> dict[int, Any]:
+        """Map index -> element, for the first `limit` items of a mapped task."""
+        ...
+
+    def task_results(self, run_id: str, names: Iterable[str]) -> dict[str, Any]:
+        """The results of the (unmapped or group) task runs called `names`, by name."""
+        ...
+
+    def find_events(
+        self,
+        *,
+        kind: str = "",
+        run_id: str = "",
+        workflow: str = "",
+        before: int = 0,
+        limit: int = 200,
+    ) -> list[EventRecord]:
+        """History rows newest first, filtered by kind prefix, run and workflow, with ids
+        below `before` (a cursor; 0 for the newest)."""
+        ...
+
+    def task_runs_named(self, run_id: str, task_name: str) -> list[TaskRunRecord]:
+        """The task runs of one task of a run (a mapped task's group and items, by index)."""
+        ...
+
+    def attempts_of(self, task_run_ids: Sequence[int]) -> list[AttemptRecord]:
+        """The attempts of these task runs, oldest first."""
         ...
 
 

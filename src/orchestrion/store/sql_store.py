@@ -36,11 +36,12 @@ from orchestrion.store.base import (
 from orchestrion.store.sql_auth import SqlAuthVerbs
 from orchestrion.store.sql_secrets import SqlSecretVerbs
 from orchestrion.store.sql_triggers import SqlTriggerVerbs, new_run_id
+from orchestrion.store.sql_ui_reads import SqlUiReads
 
 __all__ = ["SqlStore"]
 
 
-class SqlStore(SqlTriggerVerbs, SqlAuthVerbs, SqlSecretVerbs):
+class SqlStore(SqlTriggerVerbs, SqlAuthVerbs, SqlSecretVerbs, SqlUiReads):
     """See `orchestrion.store.base.Store` for the contract of every method."""
 
     #: The column that orders workflow versions registered at the same instant.

@@ -8,13 +8,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from orchestrion.errors import ExpressionError, NotFound, ParameterError
 from orchestrion.spec.model import ScheduleSpec, WorkflowSpec
 from orchestrion.spec.schedule_model import parse_instant
-from orchestrion.store.base import BackfillRecord, EventReceipt, Store
+from orchestrion.store.base import BackfillRecord, EventReceipt, Store, WorkflowRecord
 from orchestrion.triggers import cron
 from orchestrion.triggers.events import match_event
 from orchestrion.triggers.scheduler import BACKFILL_PRIORITY, backfill_params
@@ -182,12 +183,17 @@ def create_backfill(
     )
 
 
-def list_schedules(store: Store) -> list[ScheduleInfo]:
-    """Every schedule of every workflow's latest version, with its next fire time."""
-    paused = store.paused_workflows()
+def list_schedules(
+    store: Store,
+    records: Sequence[WorkflowRecord] | None = None,
+    paused: set[str] | None = None,
+) -> list[ScheduleInfo]:
+    """Every schedule of every workflow's latest version, with its next fire time (over
+    `records` and `paused` when the caller has read them already)."""
+    paused = store.paused_workflows() if paused is None else paused
     states = store.schedule_states()
     out: list[ScheduleInfo] = []
-    for record in store.list_workflows():
+    for record in store.list_workflows() if records is None else records:
         for schedule in record.spec.schedules:
             key = schedule.key(record.name)
             state = states.get(key)

@@ -52,11 +52,13 @@ class Graph:
 
 def _layers(spec: WorkflowSpec) -> dict[str, int]:
     layer: dict[str, int] = {}
+    # A dict, not spec.task(): that is a linear search, quadratic over a 2,000-task graph.
+    depends = {t.name: t.depends_on for t in spec.tasks}
     for task in spec.tasks:  # specs are validated acyclic; resolve depths iteratively
         stack = [task.name]
         while stack:
             name = stack[-1]
-            deps = spec.task(name).depends_on if name not in layer else ()
+            deps = depends[name] if name not in layer else ()
             todo = [d for d in deps if d not in layer]
             if todo:
                 stack.extend(todo)
@@ -102,6 +104,7 @@ def layout(spec: WorkflowSpec, task_runs: Sequence[TaskRunRecord] = ()) -> Graph
     """Positions for every task of `spec`, coloured by the states in `task_runs`."""
     columns = _order(spec, _layers(spec))
     main, items = _states(task_runs)
+    mapped = {t.name for t in spec.tasks if t.map_over is not None}
     nodes: dict[str, Node] = {}
     for c, col in enumerate(columns):
         for r, name in enumerate(col):
@@ -113,7 +116,7 @@ def layout(spec: WorkflowSpec, task_runs: Sequence[TaskRunRecord] = ()) -> Graph
                 state=tr.state.value if tr else "none",
                 kind=tr.kind if tr else "task",
                 task_run_id=tr.id if tr else None,
-                mapped=spec.task(name).map_over is not None,
+                mapped=name in mapped,
                 counts=dict(items.get(name, {})),
             )
     edges = []

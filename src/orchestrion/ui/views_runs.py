@@ -2,31 +2,45 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from urllib.parse import quote
 
 from fastapi import Request
 from starlette.responses import Response
 
+from orchestrion.api.scope import scope_of
 from orchestrion.app import App
 from orchestrion.errors import ParameterError
 from orchestrion.states import RunEvent, RunState, TaskEvent
-from orchestrion.store.base import AttemptRecord, RunFilter, RunRecord
+from orchestrion.store.base import AttemptRecord, RunFilter, RunRecord, TaskRunRecord
 from orchestrion.ui import graph
 from orchestrion.ui.web import app_of, check_csrf, form_data, redirect, render, ui_router
 
-__all__ = ["router"]
+__all__ = ["KINDS", "router"]
 
 router = ui_router()
 
 _STATES = [s.value for s in RunState]
-#: Every event kind a run's stream may carry (EventSource needs one listener per kind).
-_KINDS = [
+#: Every event kind a stream may carry (EventSource needs one listener per kind).
+KINDS = [
     *(f"task.{e.value}" for e in TaskEvent),
     *(f"run.{e.value}" for e in RunEvent),
     "run.created",
     "run.compensation_planned",
     "task.mapped",
     "attempt.superseded",
+    # Not tied to a run: followed by the summary pages (overview, workers, events, ...).
+    "workflow.registered",
+    "workflow.paused",
+    "workflow.unpaused",
+    "schedule.fired",
+    "schedule.queued",
+    "schedule.skipped",
+    "schedule.failed",
+    "trigger.event",
+    "backfill.created",
+    "backfill.completed",
+    "backfill.canceled",
 ]
 
 
@@ -45,6 +59,10 @@ def runs(
     page = app.list_runs(filt)
     more = len(page) > limit
     page = page[:limit]
+    scope = scope_of(request)
+    # The cursor follows the rows read, so a page of other teams' runs is short, not stuck.
+    next_before = page[-1].id if more and page else ""
+    page = [r for r in page if scope.workflow(r.workflow)]
     return render(
         request,
         "runs.html",
@@ -54,16 +72,16 @@ def runs(
         workflow=workflow,
         state=state,
         states=_STATES,
-        workflows=sorted(w.name for w in app.list_workflows()),
-        next_before=page[-1].id if more and page else "",
+        workflows=sorted(w.name for w in app.list_workflows() if scope.namespace(w.namespace)),
+        next_before=next_before,
     )
 
 
-def _timeline(app: App, run: RunRecord) -> dict[str, object]:
-    attempts = app.attempts(run.id)
+def _timeline(
+    run: RunRecord, task_runs: list[TaskRunRecord], attempts: list[AttemptRecord]
+) -> dict[str, object]:
     names = {
-        t.id: t.task_name + (f"[{t.map_index}]" if t.map_index >= 0 else "")
-        for t in app.task_runs(run.id)
+        t.id: t.task_name + (f"[{t.map_index}]" if t.map_index >= 0 else "") for t in task_runs
     }
     start = min((a.started_at for a in attempts), default=run.created_at)
     end = max((a.finished_at or a.started_at for a in attempts), default=start)
@@ -82,26 +100,37 @@ def _timeline(app: App, run: RunRecord) -> dict[str, object]:
     return {"rows": rows, "span": span, "start": start, "hidden": max(0, len(attempts) - 400)}
 
 
-def _panel(app: App, run: RunRecord, task: str) -> dict[str, object]:
+#: Items of a mapped task listed in the panel (each with its state, updated live).
+_ITEMS = 500
+
+
+def _panel(app: App, run: RunRecord, task: str, item: int) -> dict[str, object]:
     if not task:
         return {"task": ""}
-    trs = [t for t in app.task_runs(run.id) if t.task_name == task]
-    ids = {t.id for t in trs}
-    attempts: list[AttemptRecord] = [a for a in app.attempts(run.id) if a.task_run_id in ids]
+    detail = app.task_detail(run.id, task, item)
     return {
         "task": task,
-        "task_runs": trs[:200],
-        "attempts": attempts[-50:],
-        "more_items": max(0, len(trs) - 200),
+        "item": item,
+        "task_runs": detail.task_runs,
+        "item_runs": detail.items[:_ITEMS],
+        "more_items": max(0, len(detail.items) - _ITEMS),
+        "item_counts": Counter(t.state.value for t in detail.items),
+        "attempts": detail.attempts[-50:],
+        "inputs": detail.inputs,
+        "element": detail.element,
     }
 
 
 @router.get("/runs/{run_id}")
-def run_page(request: Request, run_id: str, task: str = "") -> Response:
+def run_page(request: Request, run_id: str, task: str = "", item: int = -1) -> Response:
     app = app_of(request)
+    # The live stream resumes after this: whatever happens later is replayed, and nothing
+    # older is (on a long run, replaying its whole history would cost seconds).
+    after = app.last_event_id()
     run = app.get_run(run_id)
     spec = app.workflow(run.workflow, run.version)
-    task_runs = app.task_runs(run.id)
+    # Read once: the graph, the timeline and the panel share them.
+    task_runs, attempts = app.task_runs(run.id), app.attempts(run.id)
     return render(
         request,
         "run.html",
@@ -111,25 +140,27 @@ def run_page(request: Request, run_id: str, task: str = "") -> Response:
         spec=spec,
         graph=graph.layout(spec, task_runs),
         undo=[t for t in task_runs if t.kind == "undo"],
-        timeline=_timeline(app, run),
-        panel=_panel(app, run, task),
+        timeline=_timeline(run, task_runs, attempts),
+        panel=_panel(app, run, task, item),
         tasks=[t.name for t in spec.tasks],
-        kinds=_KINDS,
+        kinds=KINDS,
+        after=after,
     )
 
 
 @router.get("/runs/{run_id}/fragments/panel")
-def panel_fragment(request: Request, run_id: str, task: str = "") -> Response:
+def panel_fragment(request: Request, run_id: str, task: str = "", item: int = -1) -> Response:
     app = app_of(request)
     run = app.get_run(run_id)
-    return render(request, "_panel.html", run=run, panel=_panel(app, run, task))
+    return render(request, "_panel.html", run=run, panel=_panel(app, run, task, item))
 
 
 @router.get("/runs/{run_id}/fragments/timeline")
 def timeline_fragment(request: Request, run_id: str) -> Response:
     app = app_of(request)
     run = app.get_run(run_id)
-    return render(request, "_timeline.html", run=run, timeline=_timeline(app, run))
+    timeline = _timeline(run, app.task_runs(run.id), app.attempts(run.id))
+    return render(request, "_timeline.html", run=run, timeline=timeline)
 
 
 @router.post("/runs/{run_id}/cancel")

@@ -1,12 +1,17 @@
-"""Events, workers and backfills."""
+"""Events, workers and backfills. They keep themselves current: their live part is fetched
+again (`/fragments/...`) when the event stream moves."""
 
 from __future__ import annotations
 
-import time
+from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Request
 from starlette.responses import Response
 
+from orchestrion.api.scope import scope_of
+from orchestrion.store.base import BackfillRecord
+from orchestrion.ui.views_runs import KINDS
 from orchestrion.ui.web import app_of, render, ui_router
 
 __all__ = ["router"]
@@ -14,45 +19,103 @@ __all__ = ["router"]
 router = ui_router()
 
 _PAGE = 200
+#: Event kind prefixes offered by the events page's filter.
+_KIND_FILTERS = ["run.", "task.", "attempt.", "workflow.", "schedule.", "trigger.", "backfill."]
+
+
+def _events(request: Request, kind: str, run: str, workflow: str, before: int) -> dict[str, Any]:
+    rows = app_of(request).find_events(
+        kind=kind.strip(), run_id=run.strip(), workflow=workflow.strip(), before=before,
+        limit=_PAGE + 1,
+    )  # fmt: skip
+    scope = scope_of(request)
+    rows = [r for r in rows if scope.everything or scope.run(r.run_id)]
+    query = {"kind": kind, "run": run, "workflow": workflow}
+    older = ""
+    if len(rows) > _PAGE:
+        rows = rows[:_PAGE]
+        older = urlencode({**query, "before": rows[-1].id})
+    return {"events": rows, "older": older, "query": urlencode(query), "paged": before > 0}
 
 
 @router.get("/events")
-def events(request: Request, after: int = -1) -> Response:
-    app = app_of(request)
-    last = app.last_event_id()
-    start = max(0, last - _PAGE) if after < 0 else max(0, after)
-    rows = app.all_events(after_id=start, limit=_PAGE)
+def events(
+    request: Request, kind: str = "", run: str = "", workflow: str = "", before: int = 0
+) -> Response:
+    after = app_of(request).last_event_id()  # read first: the live stream resumes from here
+    found = _events(request, kind, run, workflow, before)
     return render(
         request,
         "events.html",
         nav="events",
         title="Events",
-        events=list(reversed(rows)),
-        older=max(0, start - _PAGE) if start > 0 else None,
-        newer=rows[-1].id if rows and rows[-1].id < last else None,
+        kind=kind,
+        run=run,
+        workflow=workflow,
+        kinds=KINDS,
+        kind_filters=_KIND_FILTERS,
+        # Only the newest page follows the stream: an older page stays where the user is.
+        live=before <= 0,
+        after=after,
+        **found,
     )
+
+
+@router.get("/fragments/events")
+def events_fragment(
+    request: Request, kind: str = "", run: str = "", workflow: str = "", before: int = 0
+) -> Response:
+    return render(request, "_events.html", **_events(request, kind, run, workflow, before))
+
+
+def _workers(request: Request) -> dict[str, Any]:
+    app = app_of(request)
+    return {
+        "workers": app.list_workers(),
+        "running": app.running_by_worker(),
+        "stale_after": app.settings.lease_seconds,
+    }
 
 
 @router.get("/workers")
 def workers(request: Request) -> Response:
-    app = app_of(request)
+    after = app_of(request).last_event_id()  # read first: the live stream resumes from here
     return render(
         request,
         "workers.html",
         nav="workers",
         title="Workers",
-        workers=app.list_workers(),
-        running=app.running_by_worker(),
-        now=time.time(),
+        kinds=KINDS,
+        after=after,
+        **_workers(request),
     )
+
+
+@router.get("/fragments/workers")
+def workers_fragment(request: Request) -> Response:
+    return render(request, "_workers.html", **_workers(request))
 
 
 @router.get("/backfills")
 def backfills(request: Request) -> Response:
+    app = app_of(request)
+    after = app.last_event_id()  # read first: the live stream resumes from here
     return render(
         request,
         "backfills.html",
         nav="backfills",
         title="Backfills",
-        backfills=app_of(request).list_backfills(),
+        kinds=KINDS,
+        after=after,
+        backfills=_backfills(request),
     )
+
+
+@router.get("/fragments/backfills")
+def backfills_fragment(request: Request) -> Response:
+    return render(request, "_backfills.html", backfills=_backfills(request))
+
+
+def _backfills(request: Request) -> list[BackfillRecord]:
+    scope = scope_of(request)
+    return [b for b in app_of(request).list_backfills() if scope.workflow(b.workflow)]

@@ -4,88 +4,90 @@ from __future__ import annotations
 
 import difflib
 import json
-import time
-from collections import Counter
+from collections.abc import Callable
 from urllib.parse import quote
 
 from fastapi import Request
 from starlette.responses import Response
 
+from orchestrion.api.scope import scope_of
 from orchestrion.errors import ParameterError
-from orchestrion.states import RunState
 from orchestrion.store.base import RunFilter
 from orchestrion.ui import graph
 from orchestrion.ui.params_form import fields, parse_params
+from orchestrion.ui.views_runs import KINDS
 from orchestrion.ui.web import app_of, check_csrf, form_data, redirect, render, ui_router
 
 __all__ = ["router"]
 
 router = ui_router()
 
-_DAY = 86_400.0
+#: Coloured marks of the newest runs shown per workflow.
+_MARKS = 10
+
+
+def _visible(request: Request) -> Callable[[str], bool] | None:
+    """The workflows this reader may see (None: all, for a ``*`` binding)."""
+    scope = scope_of(request)
+    return None if scope.everything else scope.workflow
 
 
 @router.get("/")
 def overview(request: Request) -> Response:
     app = app_of(request)
-    now = time.time()
-    recent = [r for r in app.list_runs(RunFilter(limit=2000)) if r.created_at >= now - _DAY]
-    by_state = Counter(r.state.value for r in recent)
-    running = app.list_runs(RunFilter(state=RunState.RUNNING, limit=20))
-    failures = app.list_runs(RunFilter(state=RunState.FAILED, limit=8))
-    load = app.running_by_worker()
-    workers = app.list_workers()
-    upcoming = sorted(
-        (s for s in app.list_schedules() if s.next_fire is not None and not s.paused),
-        key=lambda s: s.next_fire or 0.0,
-    )[:10]
+    after = app.last_event_id()  # read first: the live stream resumes from here
     return render(
         request,
         "overview.html",
         nav="overview",
         title="Overview",
-        by_state=sorted(by_state.items()),
-        total=len(recent),
-        running=running,
-        failures=failures,
-        workers=workers,
-        load={w: len(t) for w, t in load.items()},
-        upcoming=upcoming,
+        ov=app.overview(visible=_visible(request)),
+        kinds=KINDS,
+        after=after,
     )
+
+
+@router.get("/fragments/overview")
+def overview_fragment(request: Request) -> Response:
+    """The overview's live part, fetched again by `live.js` after events arrive."""
+    return render(request, "_overview.html", ov=app_of(request).overview(visible=_visible(request)))
 
 
 @router.get("/workflows")
 def workflows(request: Request, q: str = "") -> Response:
-    app = app_of(request)
-    paused = app.paused_workflows()
-    schedules: dict[str, list[object]] = {}
-    for info in app.list_schedules():
-        schedules.setdefault(info.workflow, []).append(info)
     needle = q.strip().lower()
-    rows = []
-    for rec in app.list_workflows():
-        if needle and needle not in rec.name.lower() and needle not in rec.spec.description.lower():
-            continue
-        last = app.list_runs(RunFilter(workflow=rec.name, limit=10))
-        rows.append((rec, rec.name in paused, schedules.get(rec.name, []), last))
+    rows = [
+        s
+        for s in app_of(request).workflow_summaries(per=_MARKS, visible=_visible(request))
+        if not needle
+        or needle in s.record.name.lower()
+        or needle in s.record.spec.description.lower()
+    ]
     return render(request, "workflows.html", nav="workflows", title="Workflows", rows=rows, q=q)
 
 
 @router.get("/workflows/{name}")
-def workflow_page(request: Request, name: str, diff: str = "") -> Response:
+def workflow_page(
+    request: Request, name: str, a: str = "", b: str = "", diff: str = ""
+) -> Response:
     app = app_of(request)
     record = app.workflow_record(name)
     versions = app.workflow_versions(name)
     diff_lines: list[str] = []
-    if ".." in diff:
-        old, new = diff.split("..", 1)
-        a, b = app.workflow_record(name, old), app.workflow_record(name, new)
+    if ".." in diff and not (a or b):  # the older link form, ?diff=a..b
+        a, b = diff.split("..", 1)
+    if a and b:
+        a_rec, b_rec = app.workflow_record(name, a), app.workflow_record(name, b)
         diff_lines = list(
             difflib.unified_diff(
-                json.dumps(a.spec.model_dump(mode="json"), indent=2, sort_keys=True).splitlines(),
-                json.dumps(b.spec.model_dump(mode="json"), indent=2, sort_keys=True).splitlines(),
-                f"version {a.version}",
-                f"version {b.version}",
+                json.dumps(
+                    a_rec.spec.model_dump(mode="json"), indent=2, sort_keys=True
+                ).splitlines(),
+                json.dumps(
+                    b_rec.spec.model_dump(mode="json"), indent=2, sort_keys=True
+                ).splitlines(),
+                f"version {a_rec.version}",
+                f"version {b_rec.version}",
                 lineterm="",
             )
         )
@@ -98,9 +100,10 @@ def workflow_page(request: Request, name: str, diff: str = "") -> Response:
         spec=record.spec,
         paused=name in app.paused_workflows(),
         graph=graph.layout(record.spec),
-        schedules=[s for s in app.list_schedules() if s.workflow == name],
+        schedules=app.list_schedules(name),
         versions=versions,
-        diff=diff,
+        diff_a=a,
+        diff_b=b,
         diff_lines=diff_lines,
         runs=app.list_runs(RunFilter(workflow=name, limit=25)),
     )

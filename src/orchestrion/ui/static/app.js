@@ -2,10 +2,19 @@
 
 export function localiseTimes(root = document) {
   const fmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+  // A schedule's time of day: the clock time of its next fire, in the browser's zone.
+  const clock = new Intl.DateTimeFormat(undefined, { timeStyle: "short" });
+  const utc = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium", timeZone: "UTC" });
   for (const el of root.querySelectorAll("time[datetime]")) {
     if (el.dataset.local) continue;
     const d = new Date(el.getAttribute("datetime"));
     if (Number.isNaN(d.getTime())) continue;
+    if (el.hasAttribute("data-clock")) {
+      el.title = `${el.textContent} · next ${utc.format(d)} UTC`;  // the schedule's zone, UTC
+      el.textContent = clock.format(d) + " (your time)";
+      el.dataset.local = "1";
+      continue;
+    }
     el.title = el.textContent;            // UTC on hover
     el.textContent = fmt.format(d);       // the browser's time zone
     el.dataset.local = "1";
@@ -37,10 +46,12 @@ function setupSearch() {
   const box = document.getElementById("wf-search");
   const table = document.getElementById("wf-table");
   if (!box || !table) return;
-  const rows = [...table.tBodies[0].rows].filter((r) => r.dataset.search !== undefined);
+  // Name and description, read once from the first cell (not repeated in the HTML).
+  const rows = [...table.tBodies[0].rows].filter((r) => r.dataset.workflow !== undefined)
+    .map((r) => [r, r.cells[0].textContent.toLowerCase()]);
   box.addEventListener("input", () => {
     const q = box.value.trim().toLowerCase();
-    for (const r of rows) r.hidden = q !== "" && !r.dataset.search.includes(q);
+    for (const [r, text] of rows) r.hidden = q !== "" && !text.includes(q);
   });
 }
 

@@ -1,0 +1,173 @@
+"""Composite reads behind the `App` facade for the pages that summarise many things at
+once (the web UI's overview and workflow list, a task's inputs). Each is a fixed number
+of batched store reads, however many workflows, runs or workers there are."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrion.spec.model import TaskSpec
+from orchestrion.states import RunState
+from orchestrion.store.base import (
+    AttemptRecord,
+    RunFilter,
+    RunRecord,
+    Store,
+    TaskRunRecord,
+    WorkerRecord,
+    WorkflowRecord,
+)
+from orchestrion.store.ui_records import RunMark
+from orchestrion.triggers import service
+from orchestrion.triggers.service import ScheduleInfo
+
+__all__ = [
+    "Overview",
+    "TaskDetail",
+    "TaskInputs",
+    "WorkflowSummary",
+    "overview",
+    "task_detail",
+    "task_inputs",
+    "workflow_summaries",
+]
+
+_DAY = 86_400.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowSummary:
+    record: WorkflowRecord
+    paused: bool
+    schedules: list[ScheduleInfo]
+    #: Newest first.
+    last_runs: list[RunMark]
+
+    @property
+    def next_fire(self) -> float | None:
+        fires = [s.next_fire for s in self.schedules if s.next_fire is not None]
+        return min(fires, default=None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Overview:
+    #: Run state -> runs created in the last 24 hours.
+    last_day: dict[str, int]
+    running: list[RunRecord]
+    failures: list[RunRecord]
+    workers: list[WorkerRecord]
+    #: Worker id -> task runs it is running now.
+    load: dict[str, int]
+    upcoming: list[ScheduleInfo]
+
+    @property
+    def total(self) -> int:
+        return sum(self.last_day.values())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskInputs:
+    """What a task is given when it runs. The store keeps no copy per attempt: these are
+    the run's parameters and the current results of the task's upstreams, which are what
+    its attempts received unless an upstream was re-run since."""
+
+    params: dict[str, Any]
+    upstream: dict[str, Any]
+    #: Map index -> element, for a mapped task's first items.
+    items: dict[int, Any]
+
+
+#: Which workflows a reader may see (by name); None: all of them.
+Visible = Callable[[str], bool] | None
+
+
+def workflow_summaries(
+    store: Store, *, per: int = 10, visible: Visible = None
+) -> list[WorkflowSummary]:
+    records = [r for r in store.list_workflows() if visible is None or visible(r.name)]
+    paused = store.paused_workflows()
+    schedules: dict[str, list[ScheduleInfo]] = {}
+    for info in service.list_schedules(store, records, paused):
+        schedules.setdefault(info.workflow, []).append(info)
+    last = store.last_runs([r.name for r in records], per=per)
+    return [
+        WorkflowSummary(
+            record=r,
+            paused=r.name in paused,
+            schedules=schedules.get(r.name, []),
+            last_runs=last.get(r.name, []),
+        )
+        for r in records
+    ]
+
+
+def overview(store: Store, *, now: float, rows: int = 10, visible: Visible = None) -> Overview:
+    """The overview; with `visible`, only what a namespace-bound reader may see (counts
+    included: they are taken over the visible workflows only)."""
+    shown: Callable[[str], bool] = visible or (lambda name: True)
+    upcoming = sorted(
+        (
+            s
+            for s in service.list_schedules(store)
+            if s.next_fire is not None and not s.paused and shown(s.workflow)
+        ),
+        key=lambda s: s.next_fire or 0.0,
+    )
+    names = None if visible is None else [r.name for r in store.list_workflows() if shown(r.name)]
+    # A reader who sees few workflows reads deeper, so the lists still fill up.
+    depth = rows if visible is None else rows * 10
+    running = store.list_runs(RunFilter(state=RunState.RUNNING, limit=depth))
+    failures = store.list_runs(RunFilter(state=RunState.FAILED, limit=depth))
+    return Overview(
+        last_day=store.run_state_counts(since=now - _DAY, workflows=names),
+        running=[r for r in running if shown(r.workflow)][:rows],
+        failures=[r for r in failures if shown(r.workflow)][:rows],
+        workers=store.list_workers(),
+        load={w: len(t) for w, t in store.running_by_worker().items()},
+        upcoming=upcoming[:rows],
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskDetail:
+    """One task of a run as its panel shows it: its task run (or one item's), a mapped
+    task's items, the attempts, and the inputs."""
+
+    task_runs: list[TaskRunRecord]
+    #: A mapped task's items, by index (empty for one item, or an unmapped task).
+    items: list[TaskRunRecord]
+    attempts: list[AttemptRecord]
+    inputs: TaskInputs | None
+    #: For one item: the element of the mapped list it was given.
+    element: Any = None
+
+
+def task_detail(
+    store: Store, run: RunRecord, task: TaskSpec | None, name: str, item: int
+) -> TaskDetail:
+    """A fixed handful of reads, however large the run: only this task's rows are read."""
+    rows = store.task_runs_named(run.id, name)
+    items = [t for t in rows if t.kind == "item"]
+    if item >= 0:
+        chosen = [t for t in items if t.map_index == item]
+        items = []
+    else:
+        chosen = [t for t in rows if t.kind != "item"]
+    inputs = None if task is None or not rows else task_inputs(store, run, task)
+    return TaskDetail(
+        task_runs=chosen,
+        items=items,
+        attempts=store.attempts_of([t.id for t in chosen]),
+        inputs=inputs,
+        element=inputs.items.get(item) if inputs is not None and item >= 0 else None,
+    )
+
+
+def task_inputs(store: Store, run: RunRecord, task: TaskSpec, *, items: int = 200) -> TaskInputs:
+    return TaskInputs(
+        params=run.params,
+        upstream=store.task_results(run.id, task.depends_on),
+        items=store.task_items(run.id, task.name, limit=items) if task.map_over else {},
+    )

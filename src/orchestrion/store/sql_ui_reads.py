@@ -1,0 +1,138 @@
+"""Batched reads for the web UI's pages, written once for both dialects over `_read`.
+
+Each verb answers one page section in one statement (or a few fixed-size chunks), so a
+page's query count does not grow with the number of workflows or runs it lists.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from orchestrion.states import RunState
+from orchestrion.store import queries
+from orchestrion.store.advance import loads
+from orchestrion.store.base import AttemptRecord, EventRecord, TaskRunRecord
+from orchestrion.store.ui_records import RunMark
+
+__all__ = ["SqlUiReads"]
+
+_MARK_COLS = "id, workflow, state, created_at, finished_at"
+#: Workflows per UNION ALL statement: SQLite allows at most 500 compound terms.
+_CHUNK = 200
+
+
+def run_id_floor(since: float) -> str:
+    """The smallest run id created at or after `since` (ids start with creation millis)."""
+    return f"{max(0, int(since * 1000)):012x}"
+
+
+class SqlUiReads(abc.ABC):
+    @abc.abstractmethod
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of one statement (``?`` placeholders), outside any write transaction."""
+
+    def last_runs(self, workflows: Sequence[str], *, per: int) -> dict[str, list[RunMark]]:
+        names = sorted(set(workflows))
+        out: dict[str, list[RunMark]] = {name: [] for name in names}
+        per = max(1, min(per, 100))
+        for start in range(0, len(names), _CHUNK):
+            chunk = names[start : start + _CHUNK]
+            # One LIMITed subquery per workflow (each an index range on runs_workflow_state)
+            # rather than a window over the whole runs table, whose cost grows with history.
+            sql = " UNION ALL ".join(
+                f"SELECT * FROM (SELECT {_MARK_COLS} FROM runs WHERE workflow = ?"
+                f" ORDER BY id DESC LIMIT {per}) AS w{i}"
+                for i in range(len(chunk))
+            )
+            for row in self._read(sql, chunk):
+                out[row["workflow"]].append(
+                    RunMark(
+                        id=row["id"],
+                        workflow=row["workflow"],
+                        state=RunState(row["state"]),
+                        created_at=row["created_at"],
+                        finished_at=row["finished_at"],
+                    )
+                )
+        for runs in out.values():
+            runs.sort(key=lambda r: r.id, reverse=True)
+        return out
+
+    def run_state_counts(
+        self, *, since: float, workflows: Sequence[str] | None = None
+    ) -> dict[str, int]:
+        sql, params = "SELECT state, count(*) AS n FROM runs WHERE id >= ?", [run_id_floor(since)]
+        if workflows is not None:
+            if not workflows:
+                return {}
+            sql += f" AND workflow IN ({', '.join('?' * len(workflows))})"
+            params += list(workflows)
+        rows = self._read(sql + " GROUP BY state", params)
+        return {str(r["state"]): int(r["n"]) for r in rows}
+
+    def task_items(self, run_id: str, task_name: str, *, limit: int) -> dict[int, Any]:
+        rows = self._read(
+            "SELECT map_index, item FROM task_runs WHERE run_id = ? AND task_name = ?"
+            " AND kind = 'item' ORDER BY map_index LIMIT ?",
+            (run_id, task_name, limit),
+        )
+        return {int(r["map_index"]): loads(r["item"]) for r in rows}
+
+    def task_results(self, run_id: str, names: Iterable[str]) -> dict[str, Any]:
+        wanted = sorted(set(names))
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        rows = self._read(
+            f"SELECT task_name, state, result FROM task_runs WHERE run_id = ? AND map_index = -1"
+            f" AND kind IN ('task', 'group') AND task_name IN ({marks})",
+            (run_id, *wanted),
+        )
+        return {r["task_name"]: loads(r["result"]) for r in rows}
+
+    def find_events(
+        self,
+        *,
+        kind: str = "",
+        run_id: str = "",
+        workflow: str = "",
+        before: int = 0,
+        limit: int = 200,
+    ) -> list[EventRecord]:
+        where: list[str] = []
+        params: list[Any] = []
+        if kind:  # "run." matches every run event; "task.fail" just that one
+            where.append("substr(kind, 1, ?) = ?")
+            params += [len(kind), kind]
+        if run_id:
+            where.append("run_id = ?")
+            params.append(run_id)
+        if workflow:
+            where.append("run_id IN (SELECT id FROM runs WHERE workflow = ?)")
+            params.append(workflow)
+        if before > 0:
+            where.append("id < ?")
+            params.append(before)
+        sql = "SELECT * FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(max(1, min(limit, 1000)))
+        return [queries.event_record(r) for r in self._read(sql, params)]
+
+    def task_runs_named(self, run_id: str, task_name: str) -> list[TaskRunRecord]:
+        rows = self._read(
+            "SELECT * FROM task_runs WHERE run_id = ? AND task_name = ? ORDER BY map_index, id",
+            (run_id, task_name),
+        )
+        return [queries.task_run_record(r) for r in rows]
+
+    def attempts_of(self, task_run_ids: Sequence[int]) -> list[AttemptRecord]:
+        ids = sorted(set(task_run_ids))
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self._read(f"SELECT * FROM attempts WHERE task_run_id IN ({marks}) ORDER BY id", ids)
+        return [queries.attempt_record(r) for r in rows]
