@@ -23,13 +23,20 @@ SPEC = WorkflowSpec(
     namespace="finance",
     tasks=(TaskSpec(name="a", action=PythonAction(ref="t:noop")),),
 )
+OTHER = WorkflowSpec(
+    name="ops_secret_cleanup",
+    namespace="ops",
+    tasks=(TaskSpec(name="a", action=PythonAction(ref="t:noop")),),
+)
 PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     with App(Settings(database_url=f"sqlite:///{tmp_path}/sessions.db")) as app:
-        app.store.register_workflow(SPEC, source=None, now=time.time())
+        for spec in (SPEC, OTHER):
+            app.store.register_workflow(spec, source=None, now=time.time())
+            app.trigger(spec.name)
         app.accounts.create_user("ana", PASSWORD, {"finance": "operator"})
         srv = Server(app)
         yield srv
@@ -151,3 +158,18 @@ def test_first_start_makes_one_random_admin_once(server: Server) -> None:
         principal = fresh.accounts.principal_for_token(made.token)
         assert principal.bindings == {"*": principal.bindings["*"]}
         assert made.password not in repr(made) and made.token not in repr(made)
+
+
+def test_pages_show_only_the_namespaces_a_user_is_bound_on(server: Server) -> None:
+    with server.client(follow_redirects=False) as c:
+        _login(c)
+        for page in ("/", "/fragments/overview", "/workflows", "/runs", "/events",
+                     "/fragments/events", "/backfills"):  # fmt: skip
+            text = c.get(page).text
+            assert OTHER.name not in text, page
+        assert SPEC.name in c.get("/workflows").text and SPEC.name in c.get("/runs").text
+        ops_run = server.app.list_runs()[
+            0 if server.app.list_runs()[0].workflow == OTHER.name else 1
+        ]
+        assert c.get(f"/runs/{ops_run.id}").status_code == 403
+        assert c.get(f"/workflows/{OTHER.name}").status_code == 403
