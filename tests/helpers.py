@@ -9,9 +9,10 @@ for end-to-end runs through the real `Worker`.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -371,3 +372,40 @@ def session_cookie(url: str, user: str = "admin", password: str = ADMIN_PASSWORD
         )
         assert answer.status_code == 303, answer.text[:500]
         return str(client.cookies["orchestrion_session"])
+
+
+@contextlib.contextmanager
+def serve_api(app: App, **options: Any) -> Iterator[str]:
+    """The server's ASGI app (`create_api(app, **options)`) on a real uvicorn, on a free
+    loopback port, in a thread; yields its base URL and stops it afterwards."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from orchestrion.api.app import create_api
+
+    config = uvicorn.Config(
+        create_api(app, **options), host="127.0.0.1", port=0, log_level="error", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def admin_client(app: App, url: str) -> Any:
+    """An httpx client for `url` carrying a fresh ``*`` admin token of `app`."""
+    import httpx
+
+    token, _ = app.accounts.create_token("tests", {"*": "admin"}, expires="never")
+    return httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {token}"})

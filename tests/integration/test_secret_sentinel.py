@@ -13,23 +13,19 @@ import hashlib
 import logging
 import os
 import secrets
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from orchestrion.api.app import create_api
 from orchestrion.app import App
 from orchestrion.auth.secret_box import KeyRing, MasterKey
 from orchestrion.config import Settings
 from orchestrion.spec.yaml_loader import load_yaml_text
 from orchestrion.worker.context import TaskContext
-from tests.helpers import ADMIN_PASSWORD, session_cookie
+from tests.helpers import ADMIN_PASSWORD, admin_client, serve_api, session_cookie
 
 CORE = {name: f"SENTINEL{secrets.token_hex(8).upper()}" for name in ("token", "pem", "odd")}
 VALUES = {
@@ -106,23 +102,9 @@ def app(tmp_path: Path) -> Iterator[App]:
 
 @pytest.fixture
 def api(app: App) -> Iterator[httpx.Client]:
-    """A real uvicorn server on a free loopback port, in a thread."""
-    config = uvicorn.Config(
-        create_api(app), host="127.0.0.1", port=0, log_level="error", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive(), "server did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    token, _ = app.accounts.create_token("root", {"*": "admin"}, expires="never")
-    headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers=headers) as client:
+    """A real server on a loopback port, and an admin's client."""
+    with serve_api(app) as url, admin_client(app, url) as client:
         yield client
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 def test_sentinels_never_leave_the_worker(app: App, api: httpx.Client, tmp_path: Path) -> None:

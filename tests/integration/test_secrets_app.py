@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from orchestrion.api.app import create_api
 from orchestrion.app import App
 from orchestrion.auth.secret_box import KeyRing, MasterKey
 from orchestrion.config import Settings
 from orchestrion.errors import NotFound, SecretError
 from orchestrion.store.base import AuditFilter
+from tests.helpers import admin_client, serve_api
 
 OLD = MasterKey("old", os.urandom(32))
 NEW = MasterKey("new", os.urandom(32))
@@ -102,22 +100,9 @@ def test_without_a_key_ring_secrets_cannot_be_set(tmp_path: Path) -> None:
 
 @pytest.fixture
 def api(app: App) -> Iterator[httpx.Client]:
-    config = uvicorn.Config(
-        create_api(app), host="127.0.0.1", port=0, log_level="error", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive(), "server did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    token, _ = app.accounts.create_token("root", {"*": "admin"}, expires="never")
-    headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers=headers) as client:
+    """A real server on a loopback port, and an admin's client."""
+    with serve_api(app) as url, admin_client(app, url) as client:
         yield client
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 def test_api_routes_never_return_a_value(api: httpx.Client, app: App) -> None:
