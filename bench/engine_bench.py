@@ -98,12 +98,35 @@ def layers(depth: int, width: int) -> WorkflowSpec:
     return WorkflowSpec(name="w3", tasks=tuple(tasks))
 
 
+def round_trips(app: App, label: str) -> None:
+    """Print the store's round trips per task run for claims, finishes and heartbeats
+    (PostgreSQL counts them; SQLite has no network round trips), then start counting anew."""
+    trips = getattr(app.store, "trips", None)
+    if trips is None:
+        return
+    verbs = trips.snapshot()
+    trips.reset()
+    parts = [
+        f"{name} {v.per_item():.2f} round trips/task ({v.round_trips} in {v.calls} calls"
+        f" for {v.items} task runs, {v.statements} statements)"
+        for name, v in sorted(verbs.items())
+    ]
+    total = sum(v.round_trips for k, v in verbs.items() if k in ("claim", "finish"))
+    finished = verbs["finish"].items if "finish" in verbs else 0
+    if finished:
+        parts.append(f"claim+finish {total / finished:.2f} round trips/task")
+    print(f"  {label} round trips: " + "; ".join(parts))
+
+
 def run_workload(app: App, spec: WorkflowSpec, workers: int) -> tuple[float, int, str]:
     app.store.register_workflow(spec, source=None, now=time.time())
     worker = Worker(app.store, app.code, WorkerSettings(concurrency=workers), app.clock)
     worker.start()
     try:
         start = time.perf_counter()
+        trips = getattr(app.store, "trips", None)
+        if trips is not None:
+            trips.reset()
         run = app.trigger(spec.name)
         while not app.store.get_run(run.id).state.finished:
             app.store.wait_for_change(0.01)
@@ -214,6 +237,7 @@ def main() -> None:
                     f"{label}: {n} tasks in {elapsed:.3f}s = {n / elapsed:,.0f} tasks/s"
                     f" ({per_task[label]:.3f} ms/task)"
                 )
+                round_trips(app, label)
         if "W1" in per_task and "W4" in per_task:
             print(f"W4/W1 per-task cost ratio: {per_task['W4'] / per_task['W1']:.2f}")
         if "W2" in only:
@@ -224,6 +248,7 @@ def main() -> None:
                 f" {statistics.median(hops):.3f} ms, p90"
                 f" {statistics.quantiles(hops, n=10)[-1]:.3f} ms, max {max(hops):.3f} ms"
             )
+            round_trips(app, "W2")
         if "W3" in only:
             elapsed, n, _ = run_workload(app, layers(10, 10), args.workers)
             print(f"W3: {n} tasks (10x10 layers) in {elapsed:.3f}s = {n / elapsed:,.0f} tasks/s")

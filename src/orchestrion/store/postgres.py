@@ -34,9 +34,10 @@ from orchestrion.errors import StoreError
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.store import lifecycle, postgres_claim, trigger_queries
 from orchestrion.store.advance import Advance
-from orchestrion.store.base import Claim, FinishedRun, LogLine, Outcome
+from orchestrion.store.base import Claim, FinishedRun, FinishResult, LogLine, Outcome
 from orchestrion.store.postgres_listen import HISTORY_CHANNEL, WORK_CHANNEL, Listener
 from orchestrion.store.postgres_tx import Conn, PgAdvance, PgTx, migrate, translate
+from orchestrion.store.round_trips import TripCounter
 from orchestrion.store.sql_store import SqlStore
 
 __all__ = ["PostgresStore"]
@@ -63,8 +64,8 @@ class PostgresStore(SqlStore):
         self._token = secrets.token_hex(8)
         self._listener: Listener | None = None
         self._listen_work = self._listen_history = False
-        #: Statements sent by `_transact` so far (round trips, for measurements).
-        self.statements = 0
+        #: Round trips and statements per verb (for benchmarks).
+        self.trips = TripCounter()
         self._pool: ConnectionPool[Conn] = ConnectionPool(
             url,
             min_size=1,
@@ -113,8 +114,8 @@ class PostgresStore(SqlStore):
                     work = bool(adv.newly_ready or adv.run_changed)
                     channels = [WORK_CHANNEL] * work + [HISTORY_CHANNEL] * adv.wrote_events
                     adv.flush(channels)
-                    self.statements += tx.statements + 2  # with BEGIN and COMMIT
                     committing = True
+                self.trips.add(tx.round_trips + 2, tx.statements + 2)  # with BEGIN, COMMIT
             except _RETRIED as exc:
                 if attempt == _ATTEMPTS - 1:
                     raise StoreError(f"database error after {_ATTEMPTS} tries: {exc}") from exc
@@ -140,6 +141,7 @@ class PostgresStore(SqlStore):
             conn: Conn | None = None
             try:
                 with self._connection() as conn:
+                    self.trips.add(1, 1)
                     return conn.execute(translate(sql), tuple(params)).fetchall()
             except psycopg.Error as exc:
                 if attempt == 0 and self._reconnect(conn, exc):
@@ -248,6 +250,31 @@ class PostgresStore(SqlStore):
 
     # ------------------------------------------------------------------ verbs run differently
 
+    def claim(
+        self,
+        *,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        lease_seconds: float,
+        now: float,
+    ) -> list[Claim]:
+        with self.trips.verb("claim") as items:
+            claims = super().claim(
+                worker_id=worker_id,
+                queues=queues,
+                limit=limit,
+                lease_seconds=lease_seconds,
+                now=now,
+            )
+            items.append(len(claims))
+        return claims
+
+    def finish(self, outcomes: Sequence[Outcome], *, now: float) -> FinishResult:
+        with self.trips.verb("finish") as items:
+            items.append(len(outcomes))
+            return super().finish(outcomes, now=now)
+
     def heartbeat(
         self,
         *,
@@ -258,6 +285,13 @@ class PostgresStore(SqlStore):
     ) -> list[int]:
         if not leases:
             return []
+        with self.trips.verb("heartbeat") as items:
+            items.append(len(leases))
+            return self._heartbeat(worker_id, leases, lease_seconds, now)
+
+    def _heartbeat(
+        self, worker_id: str, leases: Sequence[tuple[int, int]], lease_seconds: float, now: float
+    ) -> list[int]:
         # One statement, so autocommit makes it atomic. Fenced by (owner, epoch).
         rows = self._read(
             "UPDATE task_runs t SET lease_expires_at = ? FROM unnest(?::bigint[], ?::bigint[])"

@@ -124,13 +124,16 @@ class PgTx:
     def __init__(self, conn: Conn) -> None:
         self.conn = conn
         self.statements = 0
+        self.round_trips = 0
 
     def execute(self, sql: str, params: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
         self.statements += 1
+        self.round_trips += 1
         return self.conn.execute(translate(sql), tuple(params))
 
     def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> psycopg.Cursor[Any]:
         self.statements += 1
+        self.round_trips += 1
         cur = self.conn.cursor()
         cur.executemany(translate(sql), [tuple(p) for p in params])
         return cur
