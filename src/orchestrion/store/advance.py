@@ -175,6 +175,11 @@ class Advance:
         through here before deciding to change it."""
         return self.tx.execute(_RUN_SELECT + self.for_update(), (run_id,)).fetchone()
 
+    def remember_run(self, run: Any) -> None:
+        """A run row (the columns of `_RUN_SELECT`) just read or returned in this
+        transaction: `spec_for_run` need not read it again."""
+        self._run_cache[run["id"]] = run
+
     def spec_for_run(self, run_id: str) -> tuple[WorkflowSpec, Any]:
         run = self._run_cache.get(run_id)
         if run is None:
@@ -315,6 +320,11 @@ class Advance:
                 *downstream,
             ),
         ).fetchall()
+        self.decide_counted(spec, rows)
+
+    def decide_counted(self, spec: WorkflowSpec, rows: Iterable[Any]) -> None:
+        """Downstream task runs whose upstream counters were just updated (as returned by
+        that update): decide those that have no unfinished upstream left."""
         for child in rows:
             if child["waiting"] == 0 and child["state"] == TaskState.PENDING.value:
                 self._decide(spec.task(child["task_name"]), child)
@@ -346,6 +356,11 @@ class Advance:
                 row["group_id"],
             ),
         ).fetchone()
+        self.group_counted(group)
+
+    def group_counted(self, group: Any) -> None:
+        """A mapped task's group row whose item counters were just updated (as returned by
+        that update, or None): once no item is left, finish the group from its items."""
         if group is None or group["waiting"] != 0 or group["state"] != TaskState.WAITING.value:
             return
         items = self.tx.execute(

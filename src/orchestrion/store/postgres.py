@@ -32,9 +32,10 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from orchestrion.errors import StoreError
 from orchestrion.spec.model import WorkflowSpec
-from orchestrion.store import lifecycle, postgres_claim, trigger_queries
+from orchestrion.store import lifecycle, postgres_claim, postgres_finish, trigger_queries
 from orchestrion.store.advance import Advance
 from orchestrion.store.base import Claim, FinishedRun, FinishResult, LogLine, Outcome
+from orchestrion.store.postgres_finish import TaskFacts
 from orchestrion.store.postgres_listen import HISTORY_CHANNEL, WORK_CHANNEL, Listener
 from orchestrion.store.postgres_tx import Conn, PgAdvance, PgTx, migrate, translate
 from orchestrion.store.round_trips import TripCounter
@@ -49,6 +50,8 @@ T = TypeVar("T")
 #: A deadlock or serialization failure rolls the transaction back: run it again.
 _RETRIED = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _ATTEMPTS = 6
+#: How many claimed task runs' `TaskFacts` a store remembers for their finish.
+_FACTS_KEPT = 100_000
 
 
 class PostgresStore(SqlStore):
@@ -66,6 +69,8 @@ class PostgresStore(SqlStore):
         self._listen_work = self._listen_history = False
         #: Round trips and statements per verb (for benchmarks).
         self.trips = TripCounter()
+        #: What the finish of a task run claimed here needs to know (`postgres_finish`).
+        self._facts: dict[int, TaskFacts] = {}
         self._pool: ConnectionPool[Conn] = ConnectionPool(
             url,
             min_size=1,
@@ -106,8 +111,8 @@ class PostgresStore(SqlStore):
             committing = False
             conn: Conn | None = None
             try:
-                with self._connection() as conn, conn.transaction():
-                    tx = PgTx(conn)
+                with self._connection() as conn, conn.pipeline() as pipe, conn.transaction():
+                    tx = PgTx(conn, pipe)
                     adv = PgAdvance(tx, functools.partial(self._spec_in, tx), now)
                     adv.token = self._token
                     result = fn(adv)
@@ -115,7 +120,8 @@ class PostgresStore(SqlStore):
                     channels = [WORK_CHANNEL] * work + [HISTORY_CHANNEL] * adv.wrote_events
                     adv.flush(channels)
                     committing = True
-                self.trips.add(tx.round_trips + 2, tx.statements + 2)  # with BEGIN, COMMIT
+                # BEGIN travels with the first statement; COMMIT is one more round trip.
+                self.trips.add(tx.round_trips + 1, tx.statements + 2)
             except _RETRIED as exc:
                 if attempt == _ATTEMPTS - 1:
                     raise StoreError(f"database error after {_ATTEMPTS} tries: {exc}") from exc
@@ -245,9 +251,6 @@ class PostgresStore(SqlStore):
             ],
         )
 
-    def _finish_order(self, outcomes: Sequence[Outcome]) -> Sequence[Outcome]:
-        return sorted(outcomes, key=lambda o: o.task_run_id)
-
     # ------------------------------------------------------------------ verbs run differently
 
     def claim(
@@ -268,12 +271,29 @@ class PostgresStore(SqlStore):
                 now=now,
             )
             items.append(len(claims))
+        if len(self._facts) > _FACTS_KEPT:
+            self._facts.clear()  # outcomes never reported (released, reaped): start afresh
+        for c in claims:
+            self._facts[c.task_run_id] = TaskFacts(
+                c.run_id, c.workflow, c.version, c.task_name, c.kind
+            )
         return claims
 
     def finish(self, outcomes: Sequence[Outcome], *, now: float) -> FinishResult:
+        known = {o.task_run_id: f for o in outcomes if (f := self._facts.get(o.task_run_id))}
+
+        def fn(adv: Advance) -> tuple[list[int], list[int], int]:
+            applied, superseded = postgres_finish.finish(adv, outcomes, known)
+            return applied, superseded, adv.newly_ready
+
         with self.trips.verb("finish") as items:
             items.append(len(outcomes))
-            return super().finish(outcomes, now=now)
+            applied, superseded, ready = self._transact(now, fn)
+        for o in outcomes:
+            self._facts.pop(o.task_run_id, None)
+        if applied:
+            self._notify_local()  # a finish may free a concurrency slot that claims wait on
+        return FinishResult(applied=tuple(applied), superseded=tuple(superseded), newly_ready=ready)
 
     def heartbeat(
         self,

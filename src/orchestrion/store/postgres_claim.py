@@ -18,13 +18,13 @@ keys only makes their claimers queue behind each other.)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from orchestrion.errors import IllegalTransition, StoreError
 from orchestrion.states import TASK_TRANSITIONS, TaskEvent, TaskState, task_target
 from orchestrion.store.advance import Advance
 from orchestrion.store.base import Claim
-from orchestrion.store.postgres_tx import CONCURRENCY_LOCKS
+from orchestrion.store.postgres_tx import CONCURRENCY_LOCKS, PgTx
 from orchestrion.store.queries import CLAIM_COLS, build_claims, within_limits
 
 __all__ = ["claim"]
@@ -82,7 +82,7 @@ def claim(
             {"worker": worker_id, "attempt": number},
         )
         attempts.append((row["id"], row["run_id"], number, epoch, worker_id, now))
-    tx.execute(
+    cast(PgTx, tx).queue(  # nobody reads its result: it travels with the next wait
         "INSERT INTO attempts (task_run_id, run_id, number, epoch, worker, started_at)"
         " SELECT * FROM unnest(?::bigint[], ?::text[], ?::int[], ?::int[], ?::text[],"
         " ?::float8[])",

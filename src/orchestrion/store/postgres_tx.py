@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 
@@ -119,24 +119,43 @@ def _statements(script: str) -> list[str]:
 
 class PgTx:
     """`orchestrion.store.advance.Tx` over one psycopg connection (dict rows), inside the
-    transaction the store opened. Counts statements (round trips) for measurements."""
+    transaction the store opened, in pipeline mode when `pipeline` is given.
 
-    def __init__(self, conn: Conn) -> None:
+    `execute` waits for its result (one round trip, which also carries the BEGIN and any
+    statement queued before it); `queue` sends a statement without waiting, for writes
+    whose result nobody reads (its errors surface at the next wait, at the latest the
+    COMMIT, and abort the transaction as usual). Counts round trips for measurements."""
+
+    def __init__(self, conn: Conn, pipeline: psycopg.Pipeline | None = None) -> None:
         self.conn = conn
+        self.pipeline = pipeline
         self.statements = 0
         self.round_trips = 0
 
     def execute(self, sql: str, params: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
-        self.statements += 1
-        self.round_trips += 1
-        return self.conn.execute(translate(sql), tuple(params))
+        cur = self.queue(sql, params)
+        self.wait()
+        return cur
 
     def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> psycopg.Cursor[Any]:
         self.statements += 1
-        self.round_trips += 1
         cur = self.conn.cursor()
         cur.executemany(translate(sql), [tuple(p) for p in params])
+        self.wait()
         return cur
+
+    def queue(self, sql: str, params: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
+        """Send without waiting (outside pipeline mode: send and wait)."""
+        self.statements += 1
+        if self.pipeline is None:
+            self.round_trips += 1
+        return self.conn.execute(translate(sql), tuple(params))
+
+    def wait(self) -> None:
+        """Wait for every result sent so far (rowcounts included): one round trip."""
+        if self.pipeline is not None:
+            self.round_trips += 1
+            self.pipeline.sync()
 
 
 class PgAdvance(Advance):
@@ -164,15 +183,16 @@ class PgAdvance(Advance):
 
     def flush(self, channels: Sequence[str] = ()) -> None:
         """Write the buffered event rows and send `channels`' notifications (delivered at
-        commit) in one round trip."""
+        commit) in one statement, queued: it travels with the COMMIT."""
         notify = "SELECT pg_notify(c, ?) FROM unnest(?::text[]) AS c"
+        tx = cast(PgTx, self.tx)
         if not self._events:
             if channels:
-                self.tx.execute(notify, (self.token, list(channels)))
+                tx.queue(notify, (self.token, list(channels)))
             return
         cols = [list(c) for c in zip(*self._events, strict=True)]
         self._events.clear()
-        self.tx.execute(
+        tx.queue(
             "WITH written AS (INSERT INTO events (run_id, task_run_id, at, kind, from_state,"
             " to_state, data) SELECT * FROM unnest(?::text[], ?::bigint[], ?::float8[],"
             " ?::text[], ?::text[], ?::text[], ?::text[])) " + notify,

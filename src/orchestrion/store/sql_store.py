@@ -316,15 +316,11 @@ class SqlStore(SqlTriggerVerbs):
         until = now + lease_seconds
         return self._transact(now, lambda adv: self._claim(adv, worker_id, queues, limit, until))
 
-    def _finish_order(self, outcomes: Sequence[Outcome]) -> Sequence[Outcome]:
-        """The order `finish` applies outcomes in (PostgreSQL: by id, against deadlocks)."""
-        return outcomes
-
     def finish(self, outcomes: Sequence[Outcome], *, now: float) -> FinishResult:
         def fn(adv: Advance) -> tuple[list[int], list[int], int]:
             applied: list[int] = []
             superseded: list[int] = []
-            for outcome in self._finish_order(outcomes):
+            for outcome in outcomes:
                 if lifecycle.apply_outcome(adv, outcome):
                     applied.append(outcome.task_run_id)
                 else:
