@@ -37,7 +37,13 @@ from orchestrion.store.advance import Advance
 from orchestrion.store.base import Claim, FinishedRun, FinishResult, LogLine, Outcome
 from orchestrion.store.postgres_finish import TaskFacts
 from orchestrion.store.postgres_listen import HISTORY_CHANNEL, WORK_CHANNEL, Listener
-from orchestrion.store.postgres_tx import Conn, PgAdvance, PgTx, migrate, translate
+from orchestrion.store.postgres_tx import (
+    Conn,
+    PgAdvance,
+    migrate,
+    pipelined_transaction,
+    translate,
+)
 from orchestrion.store.round_trips import TripCounter
 from orchestrion.store.sql_store import SqlStore
 
@@ -111,8 +117,7 @@ class PostgresStore(SqlStore):
             committing = False
             conn: Conn | None = None
             try:
-                with self._connection() as conn, conn.pipeline() as pipe, conn.transaction():
-                    tx = PgTx(conn, pipe)
+                with self._connection() as conn, pipelined_transaction(conn) as tx:
                     adv = PgAdvance(tx, functools.partial(self._spec_in, tx), now)
                     adv.token = self._token
                     result = fn(adv)
@@ -120,8 +125,7 @@ class PostgresStore(SqlStore):
                     channels = [WORK_CHANNEL] * work + [HISTORY_CHANNEL] * adv.wrote_events
                     adv.flush(channels)
                     committing = True
-                # BEGIN travels with the first statement; COMMIT is one more round trip.
-                self.trips.add(tx.round_trips + 1, tx.statements + 2)
+                self.trips.add(tx.round_trips, tx.statements)
             except _RETRIED as exc:
                 if attempt == _ATTEMPTS - 1:
                     raise StoreError(f"database error after {_ATTEMPTS} tries: {exc}") from exc

@@ -25,11 +25,13 @@ running the whole transaction again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, cast
 
 import psycopg
+from psycopg import pq
 
 from orchestrion.store.advance import Advance
 
@@ -40,6 +42,7 @@ __all__ = [
     "PgAdvance",
     "PgTx",
     "migrate",
+    "pipelined_transaction",
     "translate",
 ]
 
@@ -117,6 +120,28 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
+@contextmanager
+def pipelined_transaction(conn: Conn) -> Iterator[PgTx]:
+    """One transaction in pipeline mode, BEGIN and COMMIT sent as plain statements: the
+    BEGIN travels with the first statement whose result is waited for, and the COMMIT
+    with the statements queued last (the event rows), in the pipeline's closing sync. So a
+    transaction of one read and some writes costs two round trips. (psycopg's
+    ``transaction()`` would sync after BEGIN and again before COMMIT.) On any error the
+    transaction is rolled back once the pipeline is closed."""
+    try:
+        with conn.pipeline() as pipe:
+            tx = PgTx(conn, pipe)
+            tx.queue("BEGIN")
+            yield tx
+            tx.queue("COMMIT")
+            tx.round_trips += 1  # the closing sync waits for the COMMIT
+    except BaseException:
+        if not conn.closed and conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+            with suppress(psycopg.Error):
+                conn.execute("ROLLBACK")
+        raise
+
+
 class PgTx:
     """`orchestrion.store.advance.Tx` over one psycopg connection (dict rows), inside the
     transaction the store opened, in pipeline mode when `pipeline` is given.
@@ -149,13 +174,23 @@ class PgTx:
         self.statements += 1
         if self.pipeline is None:
             self.round_trips += 1
+        else:
+            self._queued = True
         return self.conn.execute(translate(sql), tuple(params))
 
     def wait(self) -> None:
         """Wait for every result sent so far (rowcounts included): one round trip."""
         if self.pipeline is not None:
             self.round_trips += 1
+            self._queued = False
             self.pipeline.sync()
+
+    def settle(self) -> None:
+        """Wait only if a queued statement's result has not come back yet."""
+        if self._queued:
+            self.wait()
+
+    _queued = False
 
 
 class PgAdvance(Advance):

@@ -28,6 +28,7 @@ from orchestrion.worker import runner
 from orchestrion.worker.capture import install_capture, uninstall_capture
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.context import TaskContext
+from orchestrion.worker.reporting import GroupReporter
 
 __all__ = ["Worker", "WorkerSettings"]
 
@@ -84,6 +85,7 @@ class Worker:
         self._specs: dict[tuple[str, str], WorkflowSpec] = {}
         self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="task")
         self._threads: list[threading.Thread] = []
+        self._reporter = GroupReporter(self._finish_durably)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -254,10 +256,10 @@ class Worker:
             # else: an older attempt of a task run claimed again here; the store records
             # its outcome as superseded without touching the newer attempt.
         self._flush_logs()
-        self._finish_durably(outcome)
+        self._reporter.report(outcome)
 
-    def _finish_durably(self, outcome: Outcome) -> None:
-        """Report an outcome, retrying with backoff while the database is unreachable.
+    def _finish_durably(self, outcomes: Sequence[Outcome]) -> None:
+        """Report outcomes, retrying with backoff while the database is unreachable.
 
         An outcome is never dropped for a passing outage: the attempt's heartbeats keep
         failing too, so if the outage outlasts the lease another worker re-runs the task,
@@ -267,16 +269,14 @@ class Worker:
         deadline = self.clock.monotonic() + _REPORT_PATIENCE
         while True:
             try:
-                self.store.finish([outcome], now=self.clock.now())
+                self.store.finish(outcomes, now=self.clock.now())
                 return
             except StoreError:
+                ids = [o.task_run_id for o in outcomes]
                 if self.clock.monotonic() > deadline:
-                    log.error("worker.report_abandoned", extra={"task_run_id": outcome.task_run_id})
+                    log.error("worker.report_abandoned", extra={"task_run_ids": ids})
                     return
-                log.warning(
-                    "worker.report_retry",
-                    extra={"task_run_id": outcome.task_run_id, "delay": delay},
-                )
+                log.warning("worker.report_retry", extra={"task_run_ids": ids, "delay": delay})
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
