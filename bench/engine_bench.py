@@ -47,34 +47,35 @@ def join(xs: object) -> int:
     return len(xs) if isinstance(xs, dict | list) else 0
 
 
-def _task(name: str, deps: tuple[str, ...] = ()) -> TaskSpec:
-    return TaskSpec(name=name, action=PythonAction(ref="bench:noop"), depends_on=deps)
+def _task(name: str, deps: tuple[str, ...] = (), module: str = "bench") -> TaskSpec:
+    return TaskSpec(name=name, action=PythonAction(ref=f"{module}:noop"), depends_on=deps)
 
 
 def items(n: int) -> list[int]:
     return list(range(n))
 
 
-def fan(name: str, width: int) -> WorkflowSpec:
-    """start -> `width` parallel tasks (a mapped task, one task run per item) -> join."""
+def fan(name: str, width: int, module: str = "bench") -> WorkflowSpec:
+    """start -> `width` parallel tasks (a mapped task, one task run per item) -> join.
+    The tasks' code is `module`'s `items`, `noop` and `join`."""
     return WorkflowSpec(
         name=name,
         params={"n": ParamSpec(type=ParamType.INTEGER, default=width)},
         tasks=(
             TaskSpec(
                 name="start",
-                action=PythonAction(ref="bench:items"),
+                action=PythonAction(ref=f"{module}:items"),
                 inputs={"n": InputSpec(expr="params.n")},
             ),
             TaskSpec(
                 name="mid",
-                action=PythonAction(ref="bench:noop"),
+                action=PythonAction(ref=f"{module}:noop"),
                 depends_on=("start",),
                 map_over="tasks.start",
             ),
             TaskSpec(
                 name="join",
-                action=PythonAction(ref="bench:join"),
+                action=PythonAction(ref=f"{module}:join"),
                 depends_on=("mid",),
                 inputs={"xs": InputSpec(expr="tasks.mid")},
             ),
@@ -82,10 +83,10 @@ def fan(name: str, width: int) -> WorkflowSpec:
     )
 
 
-def chain(length: int) -> WorkflowSpec:
-    tasks = [_task("c0")]
-    tasks += [_task(f"c{i}", (f"c{i - 1}",)) for i in range(1, length)]
-    return WorkflowSpec(name="w2", tasks=tuple(tasks))
+def chain(length: int, module: str = "bench", name: str = "w2") -> WorkflowSpec:
+    tasks = [_task("c0", (), module)]
+    tasks += [_task(f"c{i}", (f"c{i - 1}",), module) for i in range(1, length)]
+    return WorkflowSpec(name=name, tasks=tuple(tasks))
 
 
 def layers(depth: int, width: int) -> WorkflowSpec:

@@ -66,7 +66,8 @@ _SUCCEED = (
     " FOR KEY SHARE),"
     " moved AS MATERIALIZED (UPDATE task_runs t SET state = ?, result = u.result,"
     " error = NULL, finished_at = ? FROM u WHERE t.id = u.id AND t.state = ?"
-    " AND t.lease_epoch = u.epoch AND t.run_id IN (SELECT id FROM locked)"
+    # an InitPlan: the run rows are locked before any task run, which is found by its key
+    " AND t.lease_epoch = u.epoch AND t.run_id = ANY(ARRAY(SELECT id FROM locked))"
     " RETURNING t.id, t.run_id, t.kind, t.group_id, t.lease_epoch),"
     " closed AS (UPDATE attempts a SET finished_at = ?, outcome = 'succeeded', error = NULL,"
     " error_type = NULL, traceback = NULL FROM moved m WHERE a.task_run_id = m.id"
