@@ -260,6 +260,7 @@ class App:
                 concurrency=concurrency or self.settings.concurrency,
                 lease_seconds=self.settings.lease_seconds,
                 heartbeat_every=self.settings.heartbeat_every,
+                labels=None,  # a local run runs all of its tasks, whatever they require
             ),
             self.clock,
         )

@@ -307,7 +307,7 @@ def test_an_upgraded_database_equals_a_fresh_one(pg_url: str, make_pg_store: Mak
         assert _describe(upgraded_url) == _describe(fresh.url)
         with psycopg.connect(upgraded_url) as conn:
             versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
-        assert sorted(versions) == ["0001_initial", "0002_workflow_flags", "0003_triggers"]
+        assert sorted(versions) == _ALL_MIGRATIONS
     finally:
         with psycopg.connect(upgraded_url, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {_schema(pg_url)}_up CASCADE")
@@ -318,6 +318,11 @@ def _schema(url: str) -> str:
 
 
 _dict = psycopg.rows.dict_row
+#: Every migration's version, from the files (each branch adds its own numbers).
+_ALL_MIGRATIONS = sorted(
+    f.stem
+    for f in (Path(__file__).parents[2] / "src/orchestrion/store/migrations/postgres").glob("*.sql")
+)
 
 
 def test_reopening_applies_nothing_and_concurrent_opens_migrate_once(
@@ -326,7 +331,7 @@ def test_reopening_applies_nothing_and_concurrent_opens_migrate_once(
     stores = _in_threads(4, lambda i: make_pg_store())
     with psycopg.connect(pg_url) as conn:
         before = conn.execute("SELECT version, applied_at FROM schema_migrations").fetchall()
-    assert len(before) == 3
+    assert len(before) == len(_ALL_MIGRATIONS)
     make_pg_store()
     with psycopg.connect(pg_url, autocommit=True, row_factory=_dict) as conn:
         assert migrate(conn) == []

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,7 @@ def run_worker(
     concurrency: int,
     workflows: str | None,
     grace: float,
+    labels: Mapping[str, str] | None = None,
 ) -> None:
     """Claim and run tasks until SIGTERM/SIGINT; then finish or release in-flight work."""
     stop = threading.Event()
@@ -92,6 +94,7 @@ def run_worker(
                 concurrency=concurrency,
                 lease_seconds=settings.lease_seconds,
                 heartbeat_every=settings.heartbeat_every,
+                labels=dict(labels or {}),
             ),
             app.clock,
         )

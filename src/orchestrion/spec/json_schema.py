@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from orchestrion.spec.model import NAME_PATTERN, ParamType, TriggerRule
+from orchestrion.spec.model import LABEL_PATTERN, MAX_LABELS, NAME_PATTERN, ParamType, TriggerRule
 from orchestrion.spec.yaml_loader import ACTION_KEYS
 
 __all__ = ["render_schema", "yaml_json_schema"]
@@ -202,6 +202,13 @@ def _task() -> dict[str, Any]:
         "concurrency": _integer("Most task runs of this task at once.", minimum=1),
         "priority": _integer("Higher runs first.", minimum=-1000, maximum=1000),
         "queue": _ref("name"),
+        "requires": {
+            "type": "object",
+            "description": "Worker labels this task needs (orchestrion worker --label k=v).",
+            "maxProperties": MAX_LABELS,
+            "propertyNames": {"pattern": LABEL_PATTERN},
+            "additionalProperties": {"type": "string", "pattern": LABEL_PATTERN},
+        },
         "undo": _ref("undo"),
         "description": {"type": "string"},
     }

@@ -32,6 +32,7 @@ from orchestrion.states import (
     run_target,
     task_target,
 )
+from orchestrion.store.routing import requirement_key
 
 __all__ = ["MAX_RESULT_BYTES", "Advance", "Tx", "conc_key", "dumps", "loads"]
 
@@ -250,6 +251,7 @@ class Advance:
                 f"map expression {task.map_over!r} gave {type(items).__name__}, not a list"
             )
         self.cas_task(row, TaskEvent.EXPAND, {"items": len(items)}, waiting=len(items))
+        requires = requirement_key(task.requires)
         if not items:
             group = self.task_row(row["id"])
             self.cas_task(group, TaskEvent.SUCCEED, result=dumps([]), finished_at=self.now)
@@ -257,8 +259,8 @@ class Advance:
             return
         self.tx.executemany(
             "INSERT INTO task_runs (run_id, task_name, map_index, group_id, kind, state, queue,"
-            " priority, ready_at, conc_key, conc_limit, item) VALUES"
-            " (?, ?, ?, ?, 'item', 'queued', ?, ?, ?, ?, ?, ?)",
+            " priority, ready_at, conc_key, conc_limit, requires, item) VALUES"
+            " (?, ?, ?, ?, 'item', 'queued', ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     row["run_id"],
@@ -270,6 +272,7 @@ class Advance:
                     self.now,
                     conc_key(spec.name, task),
                     task.concurrency,
+                    requires,
                     dumps(item),
                 )
                 for i, item in enumerate(items)
@@ -507,7 +510,7 @@ class Advance:
         self.cas_run(run, RunEvent.COMPENSATE, compensated=1)
         self.tx.executemany(
             "INSERT INTO task_runs (run_id, task_name, map_index, kind, state, queue, priority,"
-            " ready_at, waiting) VALUES (?, ?, ?, 'undo', 'pending', ?, ?, ?, ?)",
+            " ready_at, waiting, requires) VALUES (?, ?, ?, 'undo', 'pending', ?, ?, ?, ?, ?)",
             [
                 (
                     run["id"],
@@ -517,6 +520,7 @@ class Advance:
                     run["priority"] + 1000,
                     self.now,
                     int(i > 0),
+                    requirement_key(spec.task(name).requires),
                 )
                 for i, name in enumerate(order)
             ],

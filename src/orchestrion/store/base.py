@@ -7,7 +7,7 @@ ever holds a transaction. Rows leave the store as frozen records.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from orchestrion.spec.model import WorkflowSpec
@@ -168,9 +168,11 @@ class Store(Protocol):
         limit: int,
         lease_seconds: float,
         now: float,
+        labels: Mapping[str, str] | None = None,
     ) -> list[Claim]:
         """Take up to `limit` ready task runs, by priority then age, within concurrency
-        limits; each gets a new lease epoch and an attempt row."""
+        limits, whose requirements (`TaskSpec.requires`) `labels` satisfy (None: whatever
+        they require); each gets a new lease epoch and an attempt row."""
         ...
 
     def heartbeat(
@@ -201,8 +203,11 @@ class Store(Protocol):
         """Turn expired leases into lost attempts (retried); returns how many."""
         ...
 
-    def next_ready_at(self, queues: Sequence[str]) -> float | None:
-        """The earliest time a queued or retry-waiting task run becomes claimable."""
+    def next_ready_at(
+        self, queues: Sequence[str], labels: Mapping[str, str] | None = None
+    ) -> float | None:
+        """The earliest time a queued or retry-waiting task run that a worker with
+        `labels` may claim becomes claimable."""
         ...
 
     def register_worker(self, worker: WorkerRecord) -> None:

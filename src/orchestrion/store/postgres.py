@@ -21,7 +21,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
@@ -229,9 +229,15 @@ class PostgresStore(SqlStore):
         return row is not None
 
     def _claim(
-        self, adv: Advance, worker_id: str, queues: Sequence[str], limit: int, until: float
+        self,
+        adv: Advance,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        until: float,
+        labels: Mapping[str, str] | None,
     ) -> list[Claim]:
-        return postgres_claim.claim(cast(PgAdvance, adv), worker_id, queues, limit, until)
+        return postgres_claim.claim(cast(PgAdvance, adv), worker_id, queues, limit, until, labels)
 
     def _queue_filter(self, queues: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
         return "= ANY(?)", (list(queues),)
@@ -265,6 +271,7 @@ class PostgresStore(SqlStore):
         limit: int,
         lease_seconds: float,
         now: float,
+        labels: Mapping[str, str] | None = None,
     ) -> list[Claim]:
         with self.trips.verb("claim") as items:
             claims = super().claim(
@@ -273,6 +280,7 @@ class PostgresStore(SqlStore):
                 limit=limit,
                 lease_seconds=lease_seconds,
                 now=now,
+                labels=labels,
             )
             items.append(len(claims))
         if len(self._facts) > _FACTS_KEPT:

@@ -17,7 +17,7 @@ keys only makes their claimers queue behind each other.)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from orchestrion.errors import IllegalTransition, StoreError
@@ -26,6 +26,7 @@ from orchestrion.store.advance import Advance
 from orchestrion.store.base import Claim
 from orchestrion.store.postgres_tx import CONCURRENCY_LOCKS, PgTx
 from orchestrion.store.queries import CLAIM_COLS, build_claims, within_limits
+from orchestrion.store.routing import route_filter
 
 __all__ = ["claim"]
 
@@ -41,22 +42,28 @@ _RUN_JSON = (
 
 
 def claim(
-    adv: Advance, worker_id: str, queues: Sequence[str], limit: int, lease_until: float
+    adv: Advance,
+    worker_id: str,
+    queues: Sequence[str],
+    limit: int,
+    lease_until: float,
+    labels: Mapping[str, str] | None = None,
 ) -> list[Claim]:
     """Move up to `limit` ready task runs to running under `worker_id`'s lease."""
     tx, now = adv.tx, adv.now
     pg = cast(PgTx, tx)
     # One queue (the usual case): the claim index is read in claim order and the scan
     # stops after `limit` rows; ``= ANY`` would read every ready row and sort them.
+    routed, route_params = route_filter(labels)
     in_queues, queue_param = ("= ?", queues[0]) if len(queues) == 1 else ("= ANY(?)", list(queues))
     rows = tx.execute(
         f"SELECT {CLAIM_COLS}, {_RUN_JSON} FROM task_runs WHERE state IN ('queued', 'retry_wait')"
-        f" AND queue {in_queues} AND ready_at <= ?"
+        f" AND queue {in_queues} AND ready_at <= ?{routed}"
         # a full limit is passed over here (approximately: the count below decides)
         " AND (conc_key IS NULL OR conc_limit > (SELECT count(*) FROM task_runs r"
         " WHERE r.state = 'running' AND r.conc_key = task_runs.conc_key))"
         " ORDER BY priority DESC, ready_at, id LIMIT ? FOR UPDATE SKIP LOCKED",
-        (queue_param, now, limit),
+        (queue_param, now, *route_params, limit),
     ).fetchall()
     if not rows:
         return []

@@ -11,7 +11,7 @@ import abc
 import functools
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orchestrion.errors import NotFound
@@ -33,6 +33,7 @@ from orchestrion.store.base import (
     WorkerRecord,
     WorkflowRecord,
 )
+from orchestrion.store.routing import route_filter
 from orchestrion.store.sql_triggers import SqlTriggerVerbs, new_run_id
 
 __all__ = ["SqlStore"]
@@ -57,9 +58,16 @@ class SqlStore(SqlTriggerVerbs):
 
     @abc.abstractmethod
     def _claim(
-        self, adv: Advance, worker_id: str, queues: Sequence[str], limit: int, until: float
+        self,
+        adv: Advance,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        until: float,
+        labels: Mapping[str, str] | None,
     ) -> list[Claim]:
-        """Lease up to `limit` ready task runs of `queues` to `worker_id` until `until`."""
+        """Lease up to `limit` ready task runs of `queues` whose requirements `labels`
+        satisfy to `worker_id` until `until`."""
 
     @abc.abstractmethod
     def _upsert_workflow(
@@ -312,9 +320,12 @@ class SqlStore(SqlTriggerVerbs):
         limit: int,
         lease_seconds: float,
         now: float,
+        labels: Mapping[str, str] | None = None,
     ) -> list[Claim]:
         until = now + lease_seconds
-        return self._transact(now, lambda adv: self._claim(adv, worker_id, queues, limit, until))
+        return self._transact(
+            now, lambda adv: self._claim(adv, worker_id, queues, limit, until, labels)
+        )
 
     def finish(self, outcomes: Sequence[Outcome], *, now: float) -> FinishResult:
         def fn(adv: Advance) -> tuple[list[int], list[int], int]:
@@ -359,15 +370,18 @@ class SqlStore(SqlTriggerVerbs):
 
         return self._transact(now, fn)
 
-    def next_ready_at(self, queues: Sequence[str]) -> float | None:
+    def next_ready_at(
+        self, queues: Sequence[str], labels: Mapping[str, str] | None = None
+    ) -> float | None:
         in_queues, params = self._queue_filter(queues)
+        routed, route_params = route_filter(labels)
         rows = self._read(
             "SELECT min(ready_at) AS t FROM task_runs WHERE state IN ('queued', 'retry_wait')"
-            f" AND queue {in_queues}"
+            f" AND queue {in_queues}{routed}"
             # held back by a full concurrency limit: not claimable, so not a reason to wake
             " AND (conc_key IS NULL OR conc_limit > (SELECT count(*) FROM task_runs r"
             " WHERE r.state = 'running' AND r.conc_key = task_runs.conc_key))",
-            params,
+            (*params, *route_params),
         )
         value = rows[0]["t"] if rows else None
         return None if value is None else float(value)

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +49,10 @@ class WorkerSettings:
     heartbeat_every: float = 2.0
     #: How long an idle worker sleeps before looking again (woken at once in-process).
     poll_every: float = 1.0
+    #: This worker's labels (``--label gpu=a100``): it claims only task runs whose
+    #: ``requires`` they satisfy. None: any task run, whatever it requires (the in-process
+    #: worker of ``orchestrion run``).
+    labels: Mapping[str, str] | None = field(default_factory=dict)
     worker_id: str = field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     )
@@ -184,6 +188,7 @@ class Worker:
                     limit=free,
                     lease_seconds=self.settings.lease_seconds,
                     now=self.clock.now(),
+                    labels=self.settings.labels,
                 )
             except OrchestrionError:
                 log.exception("worker.claim_failed")
@@ -196,7 +201,7 @@ class Worker:
 
     def _idle_wait(self) -> float:
         wait = self.settings.poll_every
-        next_at = self.store.next_ready_at(self.settings.queues)
+        next_at = self.store.next_ready_at(self.settings.queues, self.settings.labels)
         if next_at is not None:
             wait = max(0.0, min(wait, next_at - self.clock.now()))
         return wait
