@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
 from engine_bench import chain, fan, hop_latencies
 
 from orchestrion.app import App
@@ -85,6 +86,29 @@ def run_once(app: App, spec: WorkflowSpec) -> tuple[float, str]:
     return final.finished_at - final.created_at, run.id
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time of the processes `pids` (those still alive)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def backend_pids(db: str) -> list[int]:
+    """The PostgreSQL server processes serving connections to `db`'s database."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
 def load() -> str:
     one, five, _ = os.getloadavg()
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
@@ -117,18 +141,25 @@ def main() -> None:
             try:
                 run_once(app, warm)  # imports, caches, pool connections
                 for label, spec, tasks in workloads:
+                    workers, server = [p.pid for p in procs], backend_pids(args.db)
+                    before = cpu_seconds(workers), cpu_seconds(server)
                     elapsed, run_id = run_once(app, spec)
+                    used = cpu_seconds(workers) - before[0], cpu_seconds(server) - before[1]
+                    cpu = (
+                        f"CPU per task: workers {used[0] / tasks * 1000:.2f} ms,"
+                        f" PostgreSQL {used[1] / tasks * 1000:.2f} ms"
+                    )
                     if label == "W2":
                         hops = hop_latencies(app, run_id)
                         print(
                             f"{count} worker process(es): W2 {tasks} chained tasks in"
                             f" {elapsed:.3f}s; per-hop p50 {statistics.median(hops):.2f} ms,"
-                            f" p90 {statistics.quantiles(hops, n=10)[-1]:.2f} ms ({load()})"
+                            f" p90 {statistics.quantiles(hops, n=10)[-1]:.2f} ms; {cpu} ({load()})"
                         )
                     else:
                         print(
                             f"{count} worker process(es): {label} {tasks} tasks in"
-                            f" {elapsed:.3f}s = {tasks / elapsed:,.0f} tasks/s ({load()})"
+                            f" {elapsed:.3f}s = {tasks / elapsed:,.0f} tasks/s; {cpu} ({load()})"
                         )
             finally:
                 stop_workers(procs)

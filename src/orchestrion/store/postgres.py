@@ -117,7 +117,10 @@ class PostgresStore(SqlStore):
             committing = False
             conn: Conn | None = None
             try:
-                with self._connection() as conn, pipelined_transaction(conn) as tx:
+                with (
+                    self._connection() as conn,
+                    pipelined_transaction(conn, self.trips.add) as tx,
+                ):
                     adv = PgAdvance(tx, functools.partial(self._spec_in, tx), now)
                     adv.token = self._token
                     result = fn(adv)
@@ -125,7 +128,6 @@ class PostgresStore(SqlStore):
                     channels = [WORK_CHANNEL] * work + [HISTORY_CHANNEL] * adv.wrote_events
                     adv.flush(channels)
                     committing = True
-                self.trips.add(tx.round_trips, tx.statements)
             except _RETRIED as exc:
                 if attempt == _ATTEMPTS - 1:
                     raise StoreError(f"database error after {_ATTEMPTS} tries: {exc}") from exc
@@ -133,6 +135,8 @@ class PostgresStore(SqlStore):
                 time.sleep(random.uniform(0.001, 0.02) * (attempt + 1))
                 continue
             except psycopg.Error as exc:
+                if exc.sqlstate == postgres_finish.COUNTED_TO_ZERO and attempt < _ATTEMPTS - 1:
+                    continue  # rolled back; the finish runs again the full way
                 if self._reconnect(conn, exc) and not committing and attempt < _ATTEMPTS - 1:
                     continue
                 raise StoreError(f"database error: {exc}") from exc
@@ -294,8 +298,12 @@ class PostgresStore(SqlStore):
     def finish(self, outcomes: Sequence[Outcome], *, now: float) -> FinishResult:
         known = {o.task_run_id: f for o in outcomes if (f := self._facts.get(o.task_run_id))}
 
+        tries: list[bool] = []
+
         def fn(adv: Advance) -> tuple[list[int], list[int], int]:
-            applied, superseded = postgres_finish.finish(adv, outcomes, known)
+            # Optimistic the first time only (see `postgres_finish.finish`).
+            applied, superseded = postgres_finish.finish(adv, outcomes, known, optimistic=not tries)
+            tries.append(True)
             return applied, superseded, adv.newly_ready
 
         with self.trips.verb("finish") as items:

@@ -22,15 +22,17 @@ superseded attempt.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from orchestrion.states import TASK_TRANSITIONS, TaskEvent, TaskState, task_target
 from orchestrion.store import lifecycle
 from orchestrion.store.advance import MAX_RESULT_BYTES, Advance, dumps
 from orchestrion.store.base import Outcome
+from orchestrion.store.postgres_tx import PgTx
 
-__all__ = ["TaskFacts", "finish"]
+__all__ = ["COUNTED_TO_ZERO", "TaskFacts", "finish"]
 
 _RUNNING = TaskState.RUNNING.value
 _SUCCEEDED = task_target(TaskEvent.SUCCEED).value
@@ -59,7 +61,8 @@ _COUNTED_COLS = (
     " c.item, c.priority, c.queue"
 )
 
-_SUCCEED = (
+#: Lock the runs, move the task runs (compare-and-set on state and epoch), close attempts.
+_MOVE = (
     "WITH u AS (SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::text[]) AS u(id, epoch,"
     " result)),"
     " locked AS MATERIALIZED (SELECT id FROM runs WHERE id = ANY(?::text[]) ORDER BY id"
@@ -71,7 +74,12 @@ _SUCCEED = (
     " RETURNING t.id, t.run_id, t.kind, t.group_id, t.lease_epoch),"
     " closed AS (UPDATE attempts a SET finished_at = ?, outcome = 'succeeded', error = NULL,"
     " error_type = NULL, traceback = NULL FROM moved m WHERE a.task_run_id = m.id"
-    " AND a.epoch = m.lease_epoch AND a.outcome IS NULL),"
+    " AND a.epoch = m.lease_epoch AND a.outcome IS NULL)"
+)
+
+#: `_MOVE`, then count the moved task runs into their groups, downstream rows and runs.
+_SUCCEED = (
+    _MOVE + ","
     " counts AS (SELECT m.group_id AS target, 'item' AS via, count(*) AS n FROM moved m"
     " WHERE m.kind = 'item' GROUP BY m.group_id"
     " UNION ALL SELECT d.id, 'edge', count(*) FROM moved m"
@@ -89,12 +97,39 @@ _SUCCEED = (
     " (SELECT json_agg(lefts) FROM lefts) AS runs"
 )
 
+#: `_MOVE` alone, for mapped items whose counting is queued (`_COUNT_ITEMS`).
+_MOVE_ITEMS = _MOVE + " SELECT id, run_id, group_id FROM moved"
+
+#: Count finished items into their groups and runs, sent with the COMMIT without waiting:
+#: the counter rows every finisher of a fan-out updates stay locked only while the COMMIT
+#: is written. Should a group's last item be among them, a decision is due that this
+#: statement cannot take: `orchestrion_expect_zero` (migration 0006) fails it, the whole
+#: transaction rolls back and the store runs the finish again the full way (`_SUCCEED`).
+_COUNT_ITEMS = (
+    "WITH counted AS (UPDATE task_runs c SET waiting = c.waiting - k.n, up_ok = c.up_ok + k.n"
+    " FROM unnest(?::bigint[], ?::int[]) AS k(target, n) WHERE c.id = k.target"
+    " RETURNING c.waiting),"
+    " lefts AS (UPDATE runs r SET unfinished = r.unfinished - k.n"
+    " FROM unnest(?::text[], ?::int[]) AS k(run_id, n) WHERE r.id = k.run_id RETURNING 1)"
+    " SELECT orchestrion_expect_zero((SELECT count(*) FROM counted WHERE waiting <= 0))"
+)
+
+#: The SQLSTATE `orchestrion_expect_zero` fails with.
+COUNTED_TO_ZERO = "OR001"
+
 
 def finish(
-    adv: Advance, outcomes: Sequence[Outcome], known: Mapping[int, TaskFacts]
+    adv: Advance,
+    outcomes: Sequence[Outcome],
+    known: Mapping[int, TaskFacts],
+    *,
+    optimistic: bool,
 ) -> tuple[list[int], list[int]]:
     """Record `outcomes` (applied, superseded task run ids), the successes of tasks and
-    items in one statement, the rest one by one as on SQLite, in task run id order."""
+    items in one statement, the rest one by one as on SQLite, in task run id order.
+    `optimistic`: when every success is a mapped item, queue their counting with the
+    COMMIT (`_COUNT_ITEMS`); the transaction fails with `COUNTED_TO_ZERO` if that was
+    wrong, and the caller runs it again without."""
     fast: dict[int, tuple[Outcome, str]] = {}
     for outcome in outcomes:
         if outcome.status == "succeeded":
@@ -103,7 +138,10 @@ def finish(
                 fast[outcome.task_run_id] = (outcome, encoded)
     facts = _facts(adv, list(fast), known)
     fast = {k: v for k, v in fast.items() if k in facts and facts[k].kind in ("task", "item")}
-    moved = _succeed(adv, fast, facts) if fast else set()
+    if fast and optimistic and all(facts[i].kind == "item" for i in fast):
+        moved = _succeed_items(adv, fast, facts)
+    else:
+        moved = _succeed(adv, fast, facts) if fast else set()
     applied, superseded = sorted(moved), []
     for outcome in sorted(outcomes, key=lambda o: o.task_run_id):
         if outcome.task_run_id in moved:
@@ -142,19 +180,7 @@ def _succeed(
                 edge_src.append(i)
                 edge_name.append(name)
     row = adv.tx.execute(
-        _SUCCEED,
-        (
-            ids,
-            [fast[i][0].epoch for i in ids],
-            [fast[i][1] for i in ids],
-            sorted({facts[i].run_id for i in ids}),
-            _SUCCEEDED,
-            adv.now,
-            _RUNNING,
-            adv.now,
-            edge_src,
-            edge_name,
-        ),
+        _SUCCEED, (*_move_params(adv, ids, fast, facts), edge_src, edge_name)
     ).fetchone()
     moved = set(row["moved"] or ())
     for i in ids:
@@ -169,6 +195,43 @@ def _succeed(
         if run["unfinished"] == 0:
             adv.finalize_run(run["id"])
     return moved
+
+
+def _succeed_items(
+    adv: Advance, fast: Mapping[int, tuple[Outcome, str]], facts: Mapping[int, TaskFacts]
+) -> set[int]:
+    ids = sorted(fast)
+    rows = adv.tx.execute(_MOVE_ITEMS, _move_params(adv, ids, fast, facts)).fetchall()
+    groups: Counter[int] = Counter()
+    runs: Counter[str] = Counter()
+    for row in rows:
+        groups[row["group_id"]] += 1
+        runs[row["run_id"]] += 1
+        adv.event(row["run_id"], row["id"], f"task.{TaskEvent.SUCCEED.value}", _RUNNING, _SUCCEEDED)
+    if rows:
+        cast(PgTx, adv.tx).queue(
+            _COUNT_ITEMS,
+            (list(groups), list(groups.values()), list(runs), list(runs.values())),
+        )
+    return {row["id"] for row in rows}
+
+
+def _move_params(
+    adv: Advance,
+    ids: Sequence[int],
+    fast: Mapping[int, tuple[Outcome, str]],
+    facts: Mapping[int, TaskFacts],
+) -> tuple[Any, ...]:
+    return (
+        list(ids),
+        [fast[i][0].epoch for i in ids],
+        [fast[i][1] for i in ids],
+        sorted({facts[i].run_id for i in ids}),
+        _SUCCEEDED,
+        adv.now,
+        _RUNNING,
+        adv.now,
+    )
 
 
 def _decide(adv: Advance, counted: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ running the whole transaction again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, cast
@@ -115,31 +115,48 @@ def migrate(conn: Conn, *, until: str | None = None) -> list[str]:
 
 
 def _statements(script: str) -> list[str]:
-    """Split a migration file into statements (no statement in ours contains ';' in text)."""
+    """Split a migration file into statements at each ';' outside ``$$`` function bodies
+    (no statement in ours contains ';' in text)."""
     lines = [ln for ln in script.splitlines() if not ln.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    out: list[str] = []
+    for i, part in enumerate("\n".join(lines).split("$$")):
+        if i % 2:  # inside a $$ body: part of the statement it opened
+            out[-1] += "$$" + part + "$$"
+            continue
+        pieces = part.split(";")
+        if out and i:
+            out[-1] += pieces.pop(0)  # the rest of the statement the body was in
+        out.extend(pieces)
+    return [s.strip() for s in out if s.strip()]
 
 
 @contextmanager
-def pipelined_transaction(conn: Conn) -> Iterator[PgTx]:
+def pipelined_transaction(
+    conn: Conn, count: Callable[[int, int], None] = lambda trips, statements: None
+) -> Iterator[PgTx]:
     """One transaction in pipeline mode, BEGIN and COMMIT sent as plain statements: the
     BEGIN travels with the first statement whose result is waited for, and the COMMIT
     with the statements queued last (the event rows), in the pipeline's closing sync. So a
     transaction of one read and some writes costs two round trips. (psycopg's
     ``transaction()`` would sync after BEGIN and again before COMMIT.) On any error the
-    transaction is rolled back once the pipeline is closed."""
+    transaction is rolled back once the pipeline is closed. `count` is told the round
+    trips and statements it took, whatever the end."""
+    tx = PgTx(conn, None)
     try:
         with conn.pipeline() as pipe:
-            tx = PgTx(conn, pipe)
+            tx.pipeline = pipe
             tx.queue("BEGIN")
             yield tx
             tx.queue("COMMIT")
             tx.round_trips += 1  # the closing sync waits for the COMMIT
     except BaseException:
         if not conn.closed and conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+            tx.round_trips += 1
             with suppress(psycopg.Error):
                 conn.execute("ROLLBACK")
         raise
+    finally:
+        count(tx.round_trips, tx.statements)
 
 
 class PgTx:
