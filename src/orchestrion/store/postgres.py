@@ -32,9 +32,23 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from orchestrion.errors import StoreError
 from orchestrion.spec.model import WorkflowSpec
-from orchestrion.store import lifecycle, postgres_claim, postgres_finish, trigger_queries
+from orchestrion.store import (
+    lifecycle,
+    postgres_claim,
+    postgres_finish,
+    queries,
+    trigger_queries,
+)
 from orchestrion.store.advance import Advance
-from orchestrion.store.base import Claim, FinishedRun, FinishResult, LogLine, Outcome
+from orchestrion.store.base import (
+    Claim,
+    EventRecord,
+    FinishedRun,
+    FinishResult,
+    LogLine,
+    Outcome,
+)
+from orchestrion.store.postgres_feed import EventFeed
 from orchestrion.store.postgres_finish import TaskFacts
 from orchestrion.store.postgres_listen import HISTORY_CHANNEL, WORK_CHANNEL, Listener
 from orchestrion.store.postgres_tx import (
@@ -75,6 +89,8 @@ class PostgresStore(SqlStore):
         self._listen_work = self._listen_history = False
         #: Round trips and statements per verb (for benchmarks).
         self.trips = TripCounter()
+        #: How far event ids are final (`list_events`, the live stream).
+        self.feed = EventFeed()
         #: What the finish of a task run claimed here needs to know (`postgres_finish`).
         self._facts: dict[int, TaskFacts] = {}
         self._pool: ConnectionPool[Conn] = ConnectionPool(
@@ -359,6 +375,26 @@ class PostgresStore(SqlStore):
         return sum(
             self._transact(now, functools.partial(reap, task_run_id=r["id"])) for r in expired
         )
+
+    def list_events(
+        self, run_id: str | None = None, *, after_id: int = 0, limit: int = 1000
+    ) -> list[EventRecord]:
+        # Only up to the feed's horizon: a cursor never passes an id still committing.
+        horizon = self.feed.horizon(self._read, after_id)
+        if run_id is None:
+            rows = self._read(
+                "SELECT * FROM events WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+                (after_id, horizon, limit),
+            )
+        else:
+            rows = self._read(
+                "SELECT * FROM events WHERE run_id = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?",
+                (run_id, after_id, horizon, limit),
+            )
+        return [queries.event_record(r) for r in rows]
+
+    def last_event_id(self) -> int:
+        return self.feed.horizon(self._read)
 
     def finished_runs(self, after: int, *, limit: int = 500) -> tuple[list[FinishedRun], int]:
         def fn(adv: Advance) -> tuple[list[FinishedRun], int]:
