@@ -87,3 +87,32 @@ def test_requirements_keep_versions_of_workflows_without_them() -> None:
     routed = wf("plain", py("a", requires={"gpu": "a100"}))
     assert routed.version != plain.version
     assert WorkflowSpec.from_json(routed.to_json()) == routed
+
+
+def test_priority_ageing_lets_waiting_low_priority_work_pass(store: Store) -> None:
+    low = wf("low", py("slow_lane", priority=-50))
+    _start(store, low)
+    # nothing has waited long enough yet
+    assert store.age_priorities(now=T0 + 5, every=10.0, step=20, most=5) == 0
+    # 35 s later: three raises are due, but one pass raises once (the next pass the rest)
+    assert store.age_priorities(now=T0 + 35, every=10.0, step=20, most=5) == 1
+    assert store.age_priorities(now=T0 + 35, every=10.0, step=20, most=5) == 1
+    assert store.age_priorities(now=T0 + 35, every=10.0, step=20, most=5) == 1
+    assert store.age_priorities(now=T0 + 35, every=10.0, step=20, most=5) == 0
+    # now at -50 + 60 = 10: ahead of fresh work at priority 0
+    store.register_workflow(wf("fresh", py("fast_lane")), source=None, now=T0 + 35)
+    store.create_run(wf("fresh", py("fast_lane")), {}, now=T0 + 35)
+    first = store.claim(
+        worker_id="w", queues=("default",), limit=1, lease_seconds=30.0, now=T0 + 36
+    )
+    assert [c.task_name for c in first] == ["slow_lane"]
+
+
+def test_priority_ageing_stops_after_most_raises(store: Store) -> None:
+    run_id = _start(store, wf("capped", py("a", priority=-1000), py("b", priority=900)))
+    raised = sum(
+        store.age_priorities(now=T0 + 10_000, every=1.0, step=600, most=3) for _ in range(6)
+    )
+    assert raised == 6  # three raises each, then no more
+    priorities = {t.task_name: t.priority for t in store.list_task_runs(run_id)}
+    assert priorities == {"a": 800, "b": 1000}  # never above 1000

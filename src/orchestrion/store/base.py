@@ -402,5 +402,14 @@ class Store(Protocol):
         ended. Returns the new run ids."""
         ...
 
+    # ------------------------------------------------------------ routing (scale-out area)
+
+    def age_priorities(self, *, now: float, every: float, step: int, most: int) -> int:
+        """Priority ageing: raise by `step` the priority of each queued or retry-waiting
+        task run for every `every` seconds it has been claimable (`most` times at most,
+        never above 1000), so that low-priority work still progresses under a steady
+        stream of higher-priority work. Returns how many task runs were raised."""
+        ...
+
 
 # --------------------------------------------------------------------------- trigger records

@@ -386,6 +386,22 @@ class SqlStore(SqlTriggerVerbs):
         value = rows[0]["t"] if rows else None
         return None if value is None else float(value)
 
+    def age_priorities(self, *, now: float, every: float, step: int, most: int) -> int:
+        def fn(adv: Advance) -> int:
+            # `aged` counts the raises so far: a row is raised once per `every` seconds
+            # since it became claimable, however often this runs. Priority is not a state:
+            # no compare-and-set, no event row.
+            cur = adv.tx.execute(
+                "UPDATE task_runs SET aged = aged + 1, priority = CASE WHEN priority + ?"
+                " > 1000 THEN 1000 ELSE priority + ? END"
+                " WHERE state IN ('queued', 'retry_wait') AND aged < ?"
+                " AND ready_at <= ? - (aged + 1) * ?",
+                (step, step, most, now, every),
+            )
+            return int(cur.rowcount)
+
+        return self._transact(now, fn)
+
     def register_worker(self, worker: WorkerRecord) -> None:
         self._write_one(
             worker.started_at,
