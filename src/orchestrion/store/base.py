@@ -259,8 +259,9 @@ class Store(Protocol):
     def wait_for_change(self, timeout: float) -> None:
         """Block until some task run may have become ready, or `timeout` passes.
 
-        In-process wake-up for workers sharing this store object; other processes fall back
-        to their poll interval (PostgreSQL will use LISTEN/NOTIFY)."""
+        In-process wake-up for workers sharing this store object (and, after `listen`, for
+        other processes' commits). Returns at once if a wake-up came after the calling
+        thread's last `claim` began, so that none is lost between a claim and this wait."""
         ...
 
     # ------------------------------------------------------------ triggers (schedules, events)

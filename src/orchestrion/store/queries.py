@@ -142,8 +142,8 @@ def build_claims(adv: Advance, rows: Sequence[Any]) -> list[Claim]:
             Claim(
                 task_run_id=row["id"],
                 run_id=row["run_id"],
-                workflow=spec.name,
-                version=spec.version,
+                workflow=run["workflow"],
+                version=run["version"],  # spec.version hashes the whole spec each time
                 task_name=name,
                 kind=row["kind"],
                 map_index=row["map_index"],

@@ -50,6 +50,8 @@ class SqlStore(SqlTriggerVerbs):
     def __init__(self) -> None:
         self._specs: dict[tuple[str, str], WorkflowSpec] = {}
         self._changed = threading.Condition(threading.Lock())
+        self._change_seq = 0  # moved by every local wake-up
+        self._claimed_at = threading.local()  # `_change_seq` when this thread last claimed
         self._history = threading.Condition(threading.Lock())
         self._history_seq = 0
         self._closed = False
@@ -123,6 +125,7 @@ class SqlStore(SqlTriggerVerbs):
 
     def _notify_local(self) -> None:
         with self._changed:
+            self._change_seq += 1
             self._changed.notify_all()
 
     def _notify_history(self) -> None:
@@ -131,8 +134,13 @@ class SqlStore(SqlTriggerVerbs):
             self._history.notify_all()
 
     def wait_for_change(self, timeout: float) -> None:
+        # A wake-up that came after this thread's last claim began, before this wait,
+        # would be lost (the worker then slept a whole poll interval): return at once.
+        seen = getattr(self._claimed_at, "seq", None)
+        self._claimed_at.seq = None
         with self._changed:
-            self._changed.wait(timeout)
+            if seen is None or self._change_seq == seen:
+                self._changed.wait(timeout)
 
     def wait_for_events(self, seen: int, timeout: float) -> int:
         with self._history:
@@ -323,6 +331,7 @@ class SqlStore(SqlTriggerVerbs):
         labels: Mapping[str, str] | None = None,
     ) -> list[Claim]:
         until = now + lease_seconds
+        self._claimed_at.seq = self._change_seq
         return self._transact(
             now, lambda adv: self._claim(adv, worker_id, queues, limit, until, labels)
         )
