@@ -47,34 +47,35 @@ def join(xs: object) -> int:
     return len(xs) if isinstance(xs, dict | list) else 0
 
 
-def _task(name: str, deps: tuple[str, ...] = ()) -> TaskSpec:
-    return TaskSpec(name=name, action=PythonAction(ref="bench:noop"), depends_on=deps)
+def _task(name: str, deps: tuple[str, ...] = (), module: str = "bench") -> TaskSpec:
+    return TaskSpec(name=name, action=PythonAction(ref=f"{module}:noop"), depends_on=deps)
 
 
 def items(n: int) -> list[int]:
     return list(range(n))
 
 
-def fan(name: str, width: int) -> WorkflowSpec:
-    """start -> `width` parallel tasks (a mapped task, one task run per item) -> join."""
+def fan(name: str, width: int, module: str = "bench") -> WorkflowSpec:
+    """start -> `width` parallel tasks (a mapped task, one task run per item) -> join.
+    The tasks' code is `module`'s `items`, `noop` and `join`."""
     return WorkflowSpec(
         name=name,
         params={"n": ParamSpec(type=ParamType.INTEGER, default=width)},
         tasks=(
             TaskSpec(
                 name="start",
-                action=PythonAction(ref="bench:items"),
+                action=PythonAction(ref=f"{module}:items"),
                 inputs={"n": InputSpec(expr="params.n")},
             ),
             TaskSpec(
                 name="mid",
-                action=PythonAction(ref="bench:noop"),
+                action=PythonAction(ref=f"{module}:noop"),
                 depends_on=("start",),
                 map_over="tasks.start",
             ),
             TaskSpec(
                 name="join",
-                action=PythonAction(ref="bench:join"),
+                action=PythonAction(ref=f"{module}:join"),
                 depends_on=("mid",),
                 inputs={"xs": InputSpec(expr="tasks.mid")},
             ),
@@ -82,10 +83,10 @@ def fan(name: str, width: int) -> WorkflowSpec:
     )
 
 
-def chain(length: int) -> WorkflowSpec:
-    tasks = [_task("c0")]
-    tasks += [_task(f"c{i}", (f"c{i - 1}",)) for i in range(1, length)]
-    return WorkflowSpec(name="w2", tasks=tuple(tasks))
+def chain(length: int, module: str = "bench", name: str = "w2") -> WorkflowSpec:
+    tasks = [_task("c0", (), module)]
+    tasks += [_task(f"c{i}", (f"c{i - 1}",), module) for i in range(1, length)]
+    return WorkflowSpec(name=name, tasks=tuple(tasks))
 
 
 def layers(depth: int, width: int) -> WorkflowSpec:
@@ -98,12 +99,35 @@ def layers(depth: int, width: int) -> WorkflowSpec:
     return WorkflowSpec(name="w3", tasks=tuple(tasks))
 
 
+def round_trips(app: App, label: str) -> None:
+    """Print the store's round trips per task run for claims, finishes and heartbeats
+    (PostgreSQL counts them; SQLite has no network round trips), then start counting anew."""
+    trips = getattr(app.store, "trips", None)
+    if trips is None:
+        return
+    verbs = trips.snapshot()
+    trips.reset()
+    parts = [
+        f"{name} {v.per_item():.2f} round trips/task ({v.round_trips} in {v.calls} calls"
+        f" for {v.items} task runs, {v.statements} statements)"
+        for name, v in sorted(verbs.items())
+    ]
+    total = sum(v.round_trips for k, v in verbs.items() if k in ("claim", "finish"))
+    finished = verbs["finish"].items if "finish" in verbs else 0
+    if finished:
+        parts.append(f"claim+finish {total / finished:.2f} round trips/task")
+    print(f"  {label} round trips: " + "; ".join(parts))
+
+
 def run_workload(app: App, spec: WorkflowSpec, workers: int) -> tuple[float, int, str]:
     app.store.register_workflow(spec, source=None, now=time.time())
     worker = Worker(app.store, app.code, WorkerSettings(concurrency=workers), app.clock)
     worker.start()
     try:
         start = time.perf_counter()
+        trips = getattr(app.store, "trips", None)
+        if trips is not None:
+            trips.reset()
         run = app.trigger(spec.name)
         while not app.store.get_run(run.id).state.finished:
             app.store.wait_for_change(0.01)
@@ -214,6 +238,7 @@ def main() -> None:
                     f"{label}: {n} tasks in {elapsed:.3f}s = {n / elapsed:,.0f} tasks/s"
                     f" ({per_task[label]:.3f} ms/task)"
                 )
+                round_trips(app, label)
         if "W1" in per_task and "W4" in per_task:
             print(f"W4/W1 per-task cost ratio: {per_task['W4'] / per_task['W1']:.2f}")
         if "W2" in only:
@@ -224,6 +249,7 @@ def main() -> None:
                 f" {statistics.median(hops):.3f} ms, p90"
                 f" {statistics.quantiles(hops, n=10)[-1]:.3f} ms, max {max(hops):.3f} ms"
             )
+            round_trips(app, "W2")
         if "W3" in only:
             elapsed, n, _ = run_workload(app, layers(10, 10), args.workers)
             print(f"W3: {n} tasks (10x10 layers) in {elapsed:.3f}s = {n / elapsed:,.0f} tasks/s")

@@ -358,6 +358,7 @@ class App:
                 lease_seconds=self.settings.lease_seconds,
                 heartbeat_every=self.settings.heartbeat_every,
                 http_allow=self.settings.http_allow,
+                labels=None,  # a local run runs all of its tasks, whatever they require
             ),
             self.clock,
             secrets=self.resolve_secrets,

@@ -325,6 +325,11 @@ def _schema(url: str) -> str:
 
 
 _dict = psycopg.rows.dict_row
+#: Every migration's version, from the files (each branch adds its own numbers).
+_ALL_MIGRATIONS = sorted(
+    f.stem
+    for f in (Path(__file__).parents[2] / "src/orchestrion/store/migrations/postgres").glob("*.sql")
+)
 
 
 def test_reopening_applies_nothing_and_concurrent_opens_migrate_once(

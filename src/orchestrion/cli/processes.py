@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,7 @@ def run_worker(
     concurrency: int,
     workflows: str | None,
     grace: float,
+    labels: Mapping[str, str] | None = None,
 ) -> None:
     """Claim and run tasks until SIGTERM/SIGINT; then finish or release in-flight work."""
     require_master_key(settings, "worker")
@@ -144,6 +146,7 @@ def run_worker(
                 lease_seconds=settings.lease_seconds,
                 heartbeat_every=settings.heartbeat_every,
                 http_allow=settings.http_allow,
+                labels=dict(labels or {}),
             ),
             app.clock,
             secrets=app.resolve_secrets,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from orchestrion.cli.common import cli_actor
 from orchestrion.cli.credentials import auth_headers
 from orchestrion.config import Settings
 from orchestrion.errors import OrchestrionError, SpecError
+from orchestrion.spec.model import LABEL_PATTERN, MAX_LABELS
 
 __all__ = ["register"]
 
@@ -132,10 +134,23 @@ def server(
     help="Folder of workflow files whose code this worker runs.",
 )
 @click.option("--grace", default=30.0, show_default=True)
+@click.option(
+    "--label",
+    "-l",
+    "labels",
+    multiple=True,
+    callback=lambda _ctx, _param, value: _parse_labels(value),
+    help="KEY=VALUE this worker offers; tasks with `requires` run only where all match.",
+)
 @click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
 @log_options
 def worker(
-    queues: tuple[str, ...], concurrency: int, workflows: str | None, grace: float, db: str | None
+    queues: tuple[str, ...],
+    concurrency: int,
+    workflows: str | None,
+    grace: float,
+    labels: dict[str, str],
+    db: str | None,
 ) -> None:
     """Claim and run tasks from the database until SIGTERM."""
     from orchestrion.cli.processes import run_worker, service_settings
@@ -146,7 +161,23 @@ def worker(
         concurrency=concurrency,
         workflows=workflows,
         grace=grace,
+        labels=labels,
     )
+
+
+def _parse_labels(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``("gpu=a100", "zone=eu")`` as a mapping, checked like a task's ``requires``."""
+    labels: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not re.match(LABEL_PATTERN, key) or not re.match(LABEL_PATTERN, value):
+            raise click.BadParameter(
+                f"{pair!r}: expected KEY=VALUE, each of letters, digits and _ . : / -"
+            )
+        labels[key] = value
+    if len(labels) > MAX_LABELS:
+        raise click.BadParameter(f"at most {MAX_LABELS} labels, got {len(labels)}")
+    return labels
 
 
 @click.command()

@@ -18,10 +18,19 @@ __all__ = ["Maintenance", "sweep"]
 log = logging.getLogger("orchestrion.engine")
 
 
+#: Priority ageing: a task run waiting to be claimed gains AGE_STEP priority per AGE_EVERY
+#: seconds, at most AGE_MOST times. A backfill's runs (priority -100) thus pass fresh work
+#: (0) after about 5 minutes of waiting; a task's own priority range is -1000..1000.
+AGE_EVERY = 30.0
+AGE_STEP = 10
+AGE_MOST = 100
+
+
 def sweep(store: Store, now: float) -> tuple[int, list[str]]:
-    """One pass: (leases reaped, runs timed out)."""
+    """One pass: (leases reaped, runs timed out); also ages waiting task runs' priority."""
     reaped = store.reap_expired(now=now)
     timed_out = store.timeout_runs(now=now)
+    store.age_priorities(now=now, every=AGE_EVERY, step=AGE_STEP, most=AGE_MOST)
     if reaped:
         log.info("engine.reaped", extra={"count": reaped})
     for run_id in timed_out:

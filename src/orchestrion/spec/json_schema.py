@@ -13,7 +13,14 @@ import json
 from typing import Any
 
 from orchestrion.auth.principals import NAMESPACE_RE
-from orchestrion.spec.model import NAME_PATTERN, SECRET_NAME_PATTERN, ParamType, TriggerRule
+from orchestrion.spec.model import (
+    LABEL_PATTERN,
+    MAX_LABELS,
+    NAME_PATTERN,
+    SECRET_NAME_PATTERN,
+    ParamType,
+    TriggerRule,
+)
 from orchestrion.spec.yaml_loader import ACTION_KEYS
 
 __all__ = ["render_schema", "yaml_json_schema"]
@@ -203,6 +210,13 @@ def _task() -> dict[str, Any]:
         "concurrency": _integer("Most task runs of this task at once.", minimum=1),
         "priority": _integer("Higher runs first.", minimum=-1000, maximum=1000),
         "queue": _ref("name"),
+        "requires": {
+            "type": "object",
+            "description": "Worker labels this task needs (orchestrion worker --label k=v).",
+            "maxProperties": MAX_LABELS,
+            "propertyNames": {"pattern": LABEL_PATTERN},
+            "additionalProperties": {"type": "string", "pattern": LABEL_PATTERN},
+        },
         "undo": _ref("undo"),
         "description": {"type": "string"},
         "secrets": {

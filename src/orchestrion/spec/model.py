@@ -76,6 +76,11 @@ Bool = Annotated[bool, Strict()]
 Str = Annotated[str, Strict()]
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Name = Annotated[str, Strict(), Field(pattern=NAME_PATTERN)]
+#: A worker label's key or value (``orchestrion worker --label gpu=a100``).
+LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,62}$"
+Label = Annotated[str, Strict(), Field(pattern=LABEL_PATTERN)]
+#: Most labels a task may require (a worker's claims enumerate subsets of its labels).
+MAX_LABELS = 8
 
 
 class _Frozen(BaseModel):
@@ -221,6 +226,9 @@ class TaskSpec(_Frozen):
     concurrency: Int | None = Field(default=None, ge=1)
     priority: Int = Field(default=0, ge=-1000, le=1000)
     queue: Name = "default"
+    #: Worker labels this task needs: only a worker whose labels include every one of
+    #: these key/value pairs claims it.
+    requires: dict[Label, Label] = Field(default_factory=dict, max_length=MAX_LABELS)
     #: The undo step, run once if the run fails after this task succeeded.
     undo: Action | None = None
     description: Str = ""
@@ -337,6 +345,8 @@ class WorkflowSpec(_Frozen):
         for task in data["tasks"]:
             if not task["secrets"]:
                 del task["secrets"]
+            if not task["requires"]:
+                del task["requires"]
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property

@@ -35,7 +35,9 @@ __all__ = [
 Fail = Callable[[str], Exception]
 
 _RETRY_KEYS = ("retries", "backoff", "factor", "max_delay", "jitter")
-_PLAIN_KEYS = ("timeout", "queue", "priority", "concurrency", "trigger_rule", "description")
+_PLAIN_KEYS = (
+    "timeout", "queue", "priority", "concurrency", "trigger_rule", "requires", "description",
+)  # fmt: skip
 _WHEN_ARGS = frozenset({"params", "results"})
 
 
@@ -51,6 +53,8 @@ class CommonOptions(TypedDict, total=False):
     queue: str
     priority: int
     concurrency: int
+    #: Worker labels the task needs (``{"gpu": "a100"}``).
+    requires: Mapping[str, str]
     trigger_rule: TriggerRule | str
     when: Callable[..., Any] | str
     undo: Callable[..., Any]

@@ -58,14 +58,16 @@ AFTER_KEYS: Final = ("workflow", "outcome")
 ACTION_KEYS: Final = ("python", "shell", "http", "workflow")
 TASK_KEYS: Final = (
     *ACTION_KEYS, "depends_on", "inputs", "when", "trigger_rule", "map", "retry",
-    "timeout", "concurrency", "priority", "queue", "undo", "description", "secrets",
+    "timeout", "concurrency", "priority", "queue", "requires", "undo", "description", "secrets",
 )  # fmt: skip
 SHELL_KEYS: Final = ("argv", "script", "env", "cwd", "json_output")
 HTTP_KEYS: Final = ("method", "url", "headers", "json", "expect_status", "timeout")
 WORKFLOW_KEYS: Final = ("name", "params")
 RETRY_KEYS: Final = ("retries", "backoff", "factor", "max_delay", "jitter", "retry_on")
 
-_PASSTHROUGH: Final = ("trigger_rule", "timeout", "concurrency", "priority", "queue", "description")
+_PASSTHROUGH: Final = (
+    "trigger_rule", "timeout", "concurrency", "priority", "queue", "requires", "description",
+)  # fmt: skip
 _IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PYTHON_REF: Final = re.compile(r"([A-Za-z_][\w.]*|[^:\s]+\.py):[A-Za-z_][\w.]*")
 

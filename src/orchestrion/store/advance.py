@@ -32,6 +32,7 @@ from orchestrion.states import (
     run_target,
     task_target,
 )
+from orchestrion.store.routing import requirement_key
 
 __all__ = ["MAX_RESULT_BYTES", "Advance", "Tx", "conc_key", "dumps", "loads"]
 
@@ -175,6 +176,11 @@ class Advance:
         through here before deciding to change it."""
         return self.tx.execute(_RUN_SELECT + self.for_update(), (run_id,)).fetchone()
 
+    def remember_run(self, run: Any) -> None:
+        """A run row (the columns of `_RUN_SELECT`) just read or returned in this
+        transaction: `spec_for_run` need not read it again."""
+        self._run_cache[run["id"]] = run
+
     def spec_for_run(self, run_id: str) -> tuple[WorkflowSpec, Any]:
         run = self._run_cache.get(run_id)
         if run is None:
@@ -245,6 +251,7 @@ class Advance:
                 f"map expression {task.map_over!r} gave {type(items).__name__}, not a list"
             )
         self.cas_task(row, TaskEvent.EXPAND, {"items": len(items)}, waiting=len(items))
+        requires = requirement_key(task.requires)
         if not items:
             group = self.task_row(row["id"])
             self.cas_task(group, TaskEvent.SUCCEED, result=dumps([]), finished_at=self.now)
@@ -252,8 +259,8 @@ class Advance:
             return
         self.tx.executemany(
             "INSERT INTO task_runs (run_id, task_name, map_index, group_id, kind, state, queue,"
-            " priority, ready_at, conc_key, conc_limit, item) VALUES"
-            " (?, ?, ?, ?, 'item', 'queued', ?, ?, ?, ?, ?, ?)",
+            " priority, ready_at, conc_key, conc_limit, requires, item) VALUES"
+            " (?, ?, ?, ?, 'item', 'queued', ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     row["run_id"],
@@ -265,6 +272,7 @@ class Advance:
                     self.now,
                     conc_key(spec.name, task),
                     task.concurrency,
+                    requires,
                     dumps(item),
                 )
                 for i, item in enumerate(items)
@@ -315,6 +323,11 @@ class Advance:
                 *downstream,
             ),
         ).fetchall()
+        self.decide_counted(spec, rows)
+
+    def decide_counted(self, spec: WorkflowSpec, rows: Iterable[Any]) -> None:
+        """Downstream task runs whose upstream counters were just updated (as returned by
+        that update): decide those that have no unfinished upstream left."""
         for child in rows:
             if child["waiting"] == 0 and child["state"] == TaskState.PENDING.value:
                 self._decide(spec.task(child["task_name"]), child)
@@ -346,6 +359,11 @@ class Advance:
                 row["group_id"],
             ),
         ).fetchone()
+        self.group_counted(group)
+
+    def group_counted(self, group: Any) -> None:
+        """A mapped task's group row whose item counters were just updated (as returned by
+        that update, or None): once no item is left, finish the group from its items."""
         if group is None or group["waiting"] != 0 or group["state"] != TaskState.WAITING.value:
             return
         items = self.tx.execute(
@@ -492,7 +510,7 @@ class Advance:
         self.cas_run(run, RunEvent.COMPENSATE, compensated=1)
         self.tx.executemany(
             "INSERT INTO task_runs (run_id, task_name, map_index, kind, state, queue, priority,"
-            " ready_at, waiting) VALUES (?, ?, ?, 'undo', 'pending', ?, ?, ?, ?)",
+            " ready_at, waiting, requires) VALUES (?, ?, ?, 'undo', 'pending', ?, ?, ?, ?, ?)",
             [
                 (
                     run["id"],
@@ -502,6 +520,7 @@ class Advance:
                     run["priority"] + 1000,
                     self.now,
                     int(i > 0),
+                    requirement_key(spec.task(name).requires),
                 )
                 for i, name in enumerate(order)
             ],

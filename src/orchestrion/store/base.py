@@ -186,9 +186,11 @@ class Store(Protocol):
         limit: int,
         lease_seconds: float,
         now: float,
+        labels: Mapping[str, str] | None = None,
     ) -> list[Claim]:
         """Take up to `limit` ready task runs, by priority then age, within concurrency
-        limits; each gets a new lease epoch and an attempt row."""
+        limits, whose requirements (`TaskSpec.requires`) `labels` satisfy (None: whatever
+        they require); each gets a new lease epoch and an attempt row."""
         ...
 
     def heartbeat(
@@ -219,8 +221,11 @@ class Store(Protocol):
         """Turn expired leases into lost attempts (retried); returns how many."""
         ...
 
-    def next_ready_at(self, queues: Sequence[str]) -> float | None:
-        """The earliest time a queued or retry-waiting task run becomes claimable."""
+    def next_ready_at(
+        self, queues: Sequence[str], labels: Mapping[str, str] | None = None
+    ) -> float | None:
+        """The earliest time a queued or retry-waiting task run that a worker with
+        `labels` may claim becomes claimable."""
         ...
 
     def register_worker(self, worker: WorkerRecord) -> None:
@@ -272,8 +277,9 @@ class Store(Protocol):
     def wait_for_change(self, timeout: float) -> None:
         """Block until some task run may have become ready, or `timeout` passes.
 
-        In-process wake-up for workers sharing this store object; other processes fall back
-        to their poll interval (PostgreSQL will use LISTEN/NOTIFY)."""
+        In-process wake-up for workers sharing this store object (and, after `listen`, for
+        other processes' commits). Returns at once if a wake-up came after the calling
+        thread's last `claim` began, so that none is lost between a claim and this wait."""
         ...
 
     # ------------------------------------------------------------ triggers (schedules, events)
@@ -553,6 +559,15 @@ class Store(Protocol):
 
     def attempts_of(self, task_run_ids: Sequence[int]) -> list[AttemptRecord]:
         """The attempts of these task runs, oldest first."""
+        ...
+
+    # ------------------------------------------------------------ routing (scale-out area)
+
+    def age_priorities(self, *, now: float, every: float, step: int, most: int) -> int:
+        """Priority ageing: raise by `step` the priority of each queued or retry-waiting
+        task run for every `every` seconds it has been claimable (`most` times at most,
+        never above 1000), so that low-priority work still progresses under a steady
+        stream of higher-priority work. Returns how many task runs were raised."""
         ...
 
 

@@ -15,6 +15,7 @@ from orchestrion.states import RunEvent, RunState, TaskEvent, TaskState, task_so
 from orchestrion.store import rerun
 from orchestrion.store.advance import MAX_RESULT_BYTES, Advance, conc_key, dumps
 from orchestrion.store.base import Outcome
+from orchestrion.store.routing import requirement_key
 
 __all__ = ["apply_lost", "apply_outcome", "cancel_run", "create_run", "recount", "retry_run"]
 
@@ -85,7 +86,7 @@ def create_run(
         )
     tx.executemany(
         "INSERT INTO task_runs (run_id, task_name, kind, state, queue, priority, waiting,"
-        " conc_key, conc_limit) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
+        " conc_key, conc_limit, requires) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
         [
             (
                 run_id,
@@ -96,6 +97,7 @@ def create_run(
                 len(t.depends_on),
                 conc_key(spec.name, t),
                 t.concurrency,
+                requirement_key(t.requires),
             )
             for t in spec.tasks
         ],

@@ -21,7 +21,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
@@ -32,11 +32,33 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from orchestrion.errors import StoreError
 from orchestrion.spec.model import WorkflowSpec
-from orchestrion.store import lifecycle, postgres_claim, trigger_queries
+from orchestrion.store import (
+    lifecycle,
+    postgres_claim,
+    postgres_finish,
+    queries,
+    trigger_queries,
+)
 from orchestrion.store.advance import Advance
-from orchestrion.store.base import Claim, FinishedRun, LogLine, Outcome
+from orchestrion.store.base import (
+    Claim,
+    EventRecord,
+    FinishedRun,
+    FinishResult,
+    LogLine,
+    Outcome,
+)
+from orchestrion.store.postgres_feed import EventFeed
+from orchestrion.store.postgres_finish import TaskFacts
 from orchestrion.store.postgres_listen import HISTORY_CHANNEL, WORK_CHANNEL, Listener
-from orchestrion.store.postgres_tx import Conn, PgAdvance, PgTx, migrate, translate
+from orchestrion.store.postgres_tx import (
+    Conn,
+    PgAdvance,
+    migrate,
+    pipelined_transaction,
+    translate,
+)
+from orchestrion.store.round_trips import TripCounter
 from orchestrion.store.sql_store import SqlStore
 
 __all__ = ["PostgresStore"]
@@ -48,6 +70,8 @@ T = TypeVar("T")
 #: A deadlock or serialization failure rolls the transaction back: run it again.
 _RETRIED = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _ATTEMPTS = 6
+#: How many claimed task runs' `TaskFacts` a store remembers for their finish.
+_FACTS_KEPT = 100_000
 
 
 class PostgresStore(SqlStore):
@@ -63,8 +87,12 @@ class PostgresStore(SqlStore):
         self._token = secrets.token_hex(8)
         self._listener: Listener | None = None
         self._listen_work = self._listen_history = False
-        #: Statements sent by `_transact` so far (round trips, for measurements).
-        self.statements = 0
+        #: Round trips and statements per verb (for benchmarks).
+        self.trips = TripCounter()
+        #: How far event ids are final (`list_events`, the live stream).
+        self.feed = EventFeed()
+        #: What the finish of a task run claimed here needs to know (`postgres_finish`).
+        self._facts: dict[int, TaskFacts] = {}
         self._pool: ConnectionPool[Conn] = ConnectionPool(
             url,
             min_size=1,
@@ -105,15 +133,16 @@ class PostgresStore(SqlStore):
             committing = False
             conn: Conn | None = None
             try:
-                with self._connection() as conn, conn.transaction():
-                    tx = PgTx(conn)
+                with (
+                    self._connection() as conn,
+                    pipelined_transaction(conn, self.trips.add) as tx,
+                ):
                     adv = PgAdvance(tx, functools.partial(self._spec_in, tx), now)
                     adv.token = self._token
                     result = fn(adv)
                     work = bool(adv.newly_ready or adv.run_changed)
                     channels = [WORK_CHANNEL] * work + [HISTORY_CHANNEL] * adv.wrote_events
                     adv.flush(channels)
-                    self.statements += tx.statements + 2  # with BEGIN and COMMIT
                     committing = True
             except _RETRIED as exc:
                 if attempt == _ATTEMPTS - 1:
@@ -122,6 +151,8 @@ class PostgresStore(SqlStore):
                 time.sleep(random.uniform(0.001, 0.02) * (attempt + 1))
                 continue
             except psycopg.Error as exc:
+                if exc.sqlstate == postgres_finish.COUNTED_TO_ZERO and attempt < _ATTEMPTS - 1:
+                    continue  # rolled back; the finish runs again the full way
                 if self._reconnect(conn, exc) and not committing and attempt < _ATTEMPTS - 1:
                     continue
                 raise StoreError(f"database error: {exc}") from exc
@@ -140,6 +171,7 @@ class PostgresStore(SqlStore):
             conn: Conn | None = None
             try:
                 with self._connection() as conn:
+                    self.trips.add(1, 1)
                     return conn.execute(translate(sql), tuple(params)).fetchall()
             except psycopg.Error as exc:
                 if attempt == 0 and self._reconnect(conn, exc):
@@ -217,9 +249,15 @@ class PostgresStore(SqlStore):
         return row is not None
 
     def _claim(
-        self, adv: Advance, worker_id: str, queues: Sequence[str], limit: int, until: float
+        self,
+        adv: Advance,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        until: float,
+        labels: Mapping[str, str] | None,
     ) -> list[Claim]:
-        return postgres_claim.claim(cast(PgAdvance, adv), worker_id, queues, limit, until)
+        return postgres_claim.claim(cast(PgAdvance, adv), worker_id, queues, limit, until, labels)
 
     def _queue_filter(self, queues: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
         return "= ANY(?)", (list(queues),)
@@ -243,10 +281,55 @@ class PostgresStore(SqlStore):
             ],
         )
 
-    def _finish_order(self, outcomes: Sequence[Outcome]) -> Sequence[Outcome]:
-        return sorted(outcomes, key=lambda o: o.task_run_id)
-
     # ------------------------------------------------------------------ verbs run differently
+
+    def claim(
+        self,
+        *,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        lease_seconds: float,
+        now: float,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[Claim]:
+        with self.trips.verb("claim") as items:
+            claims = super().claim(
+                worker_id=worker_id,
+                queues=queues,
+                limit=limit,
+                lease_seconds=lease_seconds,
+                now=now,
+                labels=labels,
+            )
+            items.append(len(claims))
+        if len(self._facts) > _FACTS_KEPT:
+            self._facts.clear()  # outcomes never reported (released, reaped): start afresh
+        for c in claims:
+            self._facts[c.task_run_id] = TaskFacts(
+                c.run_id, c.workflow, c.version, c.task_name, c.kind
+            )
+        return claims
+
+    def finish(self, outcomes: Sequence[Outcome], *, now: float) -> FinishResult:
+        known = {o.task_run_id: f for o in outcomes if (f := self._facts.get(o.task_run_id))}
+
+        tries: list[bool] = []
+
+        def fn(adv: Advance) -> tuple[list[int], list[int], int]:
+            # Optimistic the first time only (see `postgres_finish.finish`).
+            applied, superseded = postgres_finish.finish(adv, outcomes, known, optimistic=not tries)
+            tries.append(True)
+            return applied, superseded, adv.newly_ready
+
+        with self.trips.verb("finish") as items:
+            items.append(len(outcomes))
+            applied, superseded, ready = self._transact(now, fn)
+        for o in outcomes:
+            self._facts.pop(o.task_run_id, None)
+        if applied:
+            self._notify_local()  # a finish may free a concurrency slot that claims wait on
+        return FinishResult(applied=tuple(applied), superseded=tuple(superseded), newly_ready=ready)
 
     def heartbeat(
         self,
@@ -258,6 +341,13 @@ class PostgresStore(SqlStore):
     ) -> list[int]:
         if not leases:
             return []
+        with self.trips.verb("heartbeat") as items:
+            items.append(len(leases))
+            return self._heartbeat(worker_id, leases, lease_seconds, now)
+
+    def _heartbeat(
+        self, worker_id: str, leases: Sequence[tuple[int, int]], lease_seconds: float, now: float
+    ) -> list[int]:
         # One statement, so autocommit makes it atomic. Fenced by (owner, epoch).
         rows = self._read(
             "UPDATE task_runs t SET lease_expires_at = ? FROM unnest(?::bigint[], ?::bigint[])"
@@ -285,6 +375,26 @@ class PostgresStore(SqlStore):
         return sum(
             self._transact(now, functools.partial(reap, task_run_id=r["id"])) for r in expired
         )
+
+    def list_events(
+        self, run_id: str | None = None, *, after_id: int = 0, limit: int = 1000
+    ) -> list[EventRecord]:
+        # Only up to the feed's horizon: a cursor never passes an id still committing.
+        horizon = self.feed.horizon(self._read, after_id)
+        if run_id is None:
+            rows = self._read(
+                "SELECT * FROM events WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+                (after_id, horizon, limit),
+            )
+        else:
+            rows = self._read(
+                "SELECT * FROM events WHERE run_id = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?",
+                (run_id, after_id, horizon, limit),
+            )
+        return [queries.event_record(r) for r in rows]
+
+    def last_event_id(self) -> int:
+        return self.feed.horizon(self._read)
 
     def finished_runs(self, after: int, *, limit: int = 500) -> tuple[list[FinishedRun], int]:
         def fn(adv: Advance) -> tuple[list[FinishedRun], int]:

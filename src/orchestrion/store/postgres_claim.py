@@ -17,34 +17,53 @@ keys only makes their claimers queue behind each other.)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 from orchestrion.errors import IllegalTransition, StoreError
 from orchestrion.states import TASK_TRANSITIONS, TaskEvent, TaskState, task_target
 from orchestrion.store.advance import Advance
 from orchestrion.store.base import Claim
-from orchestrion.store.postgres_tx import CONCURRENCY_LOCKS
+from orchestrion.store.postgres_tx import CONCURRENCY_LOCKS, PgTx
 from orchestrion.store.queries import CLAIM_COLS, build_claims, within_limits
+from orchestrion.store.routing import route_filter
 
 __all__ = ["claim"]
 
 _RUNNING = task_target(TaskEvent.CLAIM).value
 
+#: Each candidate's run row (as `Advance.run_row` reads it), so that building the claims
+#: need not read it again.
+_RUN_JSON = (
+    "(SELECT row_to_json(r) FROM (SELECT id, workflow, version, state, params,"
+    " parent_task_run_id, unfinished, compensated, priority FROM runs"
+    " WHERE runs.id = task_runs.run_id) r) AS run"
+)
+
 
 def claim(
-    adv: Advance, worker_id: str, queues: Sequence[str], limit: int, lease_until: float
+    adv: Advance,
+    worker_id: str,
+    queues: Sequence[str],
+    limit: int,
+    lease_until: float,
+    labels: Mapping[str, str] | None = None,
 ) -> list[Claim]:
     """Move up to `limit` ready task runs to running under `worker_id`'s lease."""
     tx, now = adv.tx, adv.now
+    pg = cast(PgTx, tx)
+    # One queue (the usual case): the claim index is read in claim order and the scan
+    # stops after `limit` rows; ``= ANY`` would read every ready row and sort them.
+    routed, route_params = route_filter(labels)
+    in_queues, queue_param = ("= ?", queues[0]) if len(queues) == 1 else ("= ANY(?)", list(queues))
     rows = tx.execute(
-        f"SELECT {CLAIM_COLS} FROM task_runs WHERE state IN ('queued', 'retry_wait')"
-        " AND queue = ANY(?) AND ready_at <= ?"
+        f"SELECT {CLAIM_COLS}, {_RUN_JSON} FROM task_runs WHERE state IN ('queued', 'retry_wait')"
+        f" AND queue {in_queues} AND ready_at <= ?{routed}"
         # a full limit is passed over here (approximately: the count below decides)
         " AND (conc_key IS NULL OR conc_limit > (SELECT count(*) FROM task_runs r"
         " WHERE r.state = 'running' AND r.conc_key = task_runs.conc_key))"
         " ORDER BY priority DESC, ready_at, id LIMIT ? FOR UPDATE SKIP LOCKED",
-        (list(queues), now, limit),
+        (queue_param, now, *route_params, limit),
     ).fetchall()
     if not rows:
         return []
@@ -60,16 +79,17 @@ def claim(
     for row in chosen:
         if (TaskState(row["state"]), TaskEvent.CLAIM) not in TASK_TRANSITIONS:
             raise IllegalTransition(f"task run cannot claim from {row['state']}")
-    # The rows are locked: their state cannot have moved since the SELECT.
-    moved = tx.execute(
+    for row in chosen:
+        adv.remember_run(row["run"])
+    # The rows are locked: their state cannot have moved since the SELECT. Queued: the
+    # rowcount is checked once the reads of `build_claims` brought it back.
+    moved = pg.queue(
         "UPDATE task_runs SET state = ?, lease_owner = ?, lease_epoch = lease_epoch + 1,"
         " lease_expires_at = ?, attempts = attempts + 1,"
         " started_at = CASE WHEN attempts = 0 THEN ? ELSE started_at END"
         " WHERE id = ANY(?) AND state IN ('queued', 'retry_wait')",
         (_RUNNING, worker_id, lease_until, now, [r["id"] for r in chosen]),
-    ).rowcount
-    if moved != len(chosen):
-        raise StoreError(f"claim moved {moved} of {len(chosen)} locked task runs")
+    )
     attempts: list[tuple[Any, ...]] = []
     for row in chosen:
         epoch, number = row["lease_epoch"] + 1, row["attempts"] + 1
@@ -82,10 +102,14 @@ def claim(
             {"worker": worker_id, "attempt": number},
         )
         attempts.append((row["id"], row["run_id"], number, epoch, worker_id, now))
-    tx.execute(
+    pg.queue(  # nobody reads its result: it travels with the next wait
         "INSERT INTO attempts (task_run_id, run_id, number, epoch, worker, started_at)"
         " SELECT * FROM unnest(?::bigint[], ?::text[], ?::int[], ?::int[], ?::text[],"
         " ?::float8[])",
         [list(c) for c in zip(*attempts, strict=True)],
     )
-    return build_claims(adv, chosen)
+    claims = build_claims(adv, chosen)
+    pg.settle()
+    if moved.rowcount != len(chosen):
+        raise StoreError(f"claim moved {moved.rowcount} of {len(chosen)} locked task runs")
+    return claims

@@ -25,11 +25,13 @@ running the whole transaction again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psycopg
+from psycopg import pq
 
 from orchestrion.store.advance import Advance
 
@@ -40,6 +42,7 @@ __all__ = [
     "PgAdvance",
     "PgTx",
     "migrate",
+    "pipelined_transaction",
     "translate",
 ]
 
@@ -129,23 +132,84 @@ def _statements(script: str) -> list[str]:
     return [s for s in [*statements, rest] if s]
 
 
+@contextmanager
+def pipelined_transaction(
+    conn: Conn, count: Callable[[int, int], None] = lambda trips, statements: None
+) -> Iterator[PgTx]:
+    """One transaction in pipeline mode, BEGIN and COMMIT sent as plain statements: the
+    BEGIN travels with the first statement whose result is waited for, and the COMMIT
+    with the statements queued last (the event rows), in the pipeline's closing sync. So a
+    transaction of one read and some writes costs two round trips. (psycopg's
+    ``transaction()`` would sync after BEGIN and again before COMMIT.) On any error the
+    transaction is rolled back once the pipeline is closed. `count` is told the round
+    trips and statements it took, whatever the end."""
+    tx = PgTx(conn, None)
+    try:
+        with conn.pipeline() as pipe:
+            tx.pipeline = pipe
+            tx.queue("BEGIN")
+            yield tx
+            tx.queue("COMMIT")
+            tx.round_trips += 1  # the closing sync waits for the COMMIT
+    except BaseException:
+        if not conn.closed and conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+            tx.round_trips += 1
+            with suppress(psycopg.Error):
+                conn.execute("ROLLBACK")
+        raise
+    finally:
+        count(tx.round_trips, tx.statements)
+
+
 class PgTx:
     """`orchestrion.store.advance.Tx` over one psycopg connection (dict rows), inside the
-    transaction the store opened. Counts statements (round trips) for measurements."""
+    transaction the store opened, in pipeline mode when `pipeline` is given.
 
-    def __init__(self, conn: Conn) -> None:
+    `execute` waits for its result (one round trip, which also carries the BEGIN and any
+    statement queued before it); `queue` sends a statement without waiting, for writes
+    whose result nobody reads (its errors surface at the next wait, at the latest the
+    COMMIT, and abort the transaction as usual). Counts round trips for measurements."""
+
+    def __init__(self, conn: Conn, pipeline: psycopg.Pipeline | None = None) -> None:
         self.conn = conn
+        self.pipeline = pipeline
         self.statements = 0
+        self.round_trips = 0
 
     def execute(self, sql: str, params: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
-        self.statements += 1
-        return self.conn.execute(translate(sql), tuple(params))
+        cur = self.queue(sql, params)
+        self.wait()
+        return cur
 
     def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> psycopg.Cursor[Any]:
         self.statements += 1
         cur = self.conn.cursor()
         cur.executemany(translate(sql), [tuple(p) for p in params])
+        self.wait()
         return cur
+
+    def queue(self, sql: str, params: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
+        """Send without waiting (outside pipeline mode: send and wait)."""
+        self.statements += 1
+        if self.pipeline is None:
+            self.round_trips += 1
+        else:
+            self._queued = True
+        return self.conn.execute(translate(sql), tuple(params))
+
+    def wait(self) -> None:
+        """Wait for every result sent so far (rowcounts included): one round trip."""
+        if self.pipeline is not None:
+            self.round_trips += 1
+            self._queued = False
+            self.pipeline.sync()
+
+    def settle(self) -> None:
+        """Wait only if a queued statement's result has not come back yet."""
+        if self._queued:
+            self.wait()
+
+    _queued = False
 
 
 class PgAdvance(Advance):
@@ -173,15 +237,16 @@ class PgAdvance(Advance):
 
     def flush(self, channels: Sequence[str] = ()) -> None:
         """Write the buffered event rows and send `channels`' notifications (delivered at
-        commit) in one round trip."""
+        commit) in one statement, queued: it travels with the COMMIT."""
         notify = "SELECT pg_notify(c, ?) FROM unnest(?::text[]) AS c"
+        tx = cast(PgTx, self.tx)
         if not self._events:
             if channels:
-                self.tx.execute(notify, (self.token, list(channels)))
+                tx.queue(notify, (self.token, list(channels)))
             return
         cols = [list(c) for c in zip(*self._events, strict=True)]
         self._events.clear()
-        self.tx.execute(
+        tx.queue(
             "WITH written AS (INSERT INTO events (run_id, task_run_id, at, kind, from_state,"
             " to_state, data) SELECT * FROM unnest(?::text[], ?::bigint[], ?::float8[],"
             " ?::text[], ?::text[], ?::text[], ?::text[])) " + notify,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orchestrion.spec.model import WorkflowSpec
@@ -20,6 +20,7 @@ from orchestrion.store.base import (
     WorkerRecord,
     WorkflowRecord,
 )
+from orchestrion.store.routing import route_filter
 
 __all__ = [
     "CLAIM_COLS",
@@ -45,7 +46,12 @@ CLAIM_COLS = (
 
 
 def claim(
-    adv: Advance, worker_id: str, queues: Sequence[str], limit: int, lease_until: float
+    adv: Advance,
+    worker_id: str,
+    queues: Sequence[str],
+    limit: int,
+    lease_until: float,
+    labels: Mapping[str, str] | None = None,
 ) -> list[Claim]:
     """Move up to `limit` ready task runs to running under `worker_id`'s lease.
 
@@ -54,15 +60,16 @@ def claim(
     """
     tx, now = adv.tx, adv.now
     marks = ",".join("?" * len(queues))
+    routed, route_params = route_filter(labels)
     rows = tx.execute(
         f"SELECT {CLAIM_COLS} FROM task_runs WHERE state IN ('queued', 'retry_wait')"
-        f" AND queue IN ({marks}) AND ready_at <= ?"
+        f" AND queue IN ({marks}) AND ready_at <= ?{routed}"
         # Task runs whose concurrency limit is full are passed over here, not after the
         # LIMIT, so that many of them cannot starve other ready work.
         f" AND (conc_key IS NULL OR conc_limit > (SELECT count(*) FROM task_runs r"
         f" WHERE r.state = 'running' AND r.conc_key = task_runs.conc_key))"
         f" ORDER BY priority DESC, ready_at, id LIMIT ?",
-        (*queues, now, limit * 4),
+        (*queues, now, *route_params, limit * 4),
     ).fetchall()
     chosen = within_limits(adv, rows, limit)
     attempts: list[tuple[Any, ...]] = []
@@ -135,8 +142,8 @@ def build_claims(adv: Advance, rows: Sequence[Any]) -> list[Claim]:
             Claim(
                 task_run_id=row["id"],
                 run_id=row["run_id"],
-                workflow=spec.name,
-                version=spec.version,
+                workflow=run["workflow"],
+                version=run["version"],  # spec.version hashes the whole spec each time
                 task_name=name,
                 kind=row["kind"],
                 map_index=row["map_index"],

@@ -11,7 +11,7 @@ import abc
 import functools
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orchestrion.errors import NotFound
@@ -33,6 +33,7 @@ from orchestrion.store.base import (
     WorkerRecord,
     WorkflowRecord,
 )
+from orchestrion.store.routing import route_filter
 from orchestrion.store.sql_auth import SqlAuthVerbs
 from orchestrion.store.sql_secrets import SqlSecretVerbs
 from orchestrion.store.sql_triggers import SqlTriggerVerbs, new_run_id
@@ -52,6 +53,8 @@ class SqlStore(SqlTriggerVerbs, SqlAuthVerbs, SqlSecretVerbs, SqlUiReads):
     def __init__(self) -> None:
         self._specs: dict[tuple[str, str], WorkflowSpec] = {}
         self._changed = threading.Condition(threading.Lock())
+        self._change_seq = 0  # moved by every local wake-up
+        self._claimed_at = threading.local()  # `_change_seq` when this thread last claimed
         self._history = threading.Condition(threading.Lock())
         self._history_seq = 0
         self._closed = False
@@ -60,9 +63,16 @@ class SqlStore(SqlTriggerVerbs, SqlAuthVerbs, SqlSecretVerbs, SqlUiReads):
 
     @abc.abstractmethod
     def _claim(
-        self, adv: Advance, worker_id: str, queues: Sequence[str], limit: int, until: float
+        self,
+        adv: Advance,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        until: float,
+        labels: Mapping[str, str] | None,
     ) -> list[Claim]:
-        """Lease up to `limit` ready task runs of `queues` to `worker_id` until `until`."""
+        """Lease up to `limit` ready task runs of `queues` whose requirements `labels`
+        satisfy to `worker_id` until `until`."""
 
     @abc.abstractmethod
     def _upsert_workflow(
@@ -118,6 +128,7 @@ class SqlStore(SqlTriggerVerbs, SqlAuthVerbs, SqlSecretVerbs, SqlUiReads):
 
     def _notify_local(self) -> None:
         with self._changed:
+            self._change_seq += 1
             self._changed.notify_all()
 
     def _notify_history(self) -> None:
@@ -126,8 +137,13 @@ class SqlStore(SqlTriggerVerbs, SqlAuthVerbs, SqlSecretVerbs, SqlUiReads):
             self._history.notify_all()
 
     def wait_for_change(self, timeout: float) -> None:
+        # A wake-up that came after this thread's last claim began, before this wait,
+        # would be lost (the worker then slept a whole poll interval): return at once.
+        seen = getattr(self._claimed_at, "seq", None)
+        self._claimed_at.seq = None
         with self._changed:
-            self._changed.wait(timeout)
+            if seen is None or self._change_seq == seen:
+                self._changed.wait(timeout)
 
     def wait_for_events(self, seen: int, timeout: float) -> int:
         with self._history:
@@ -315,19 +331,19 @@ class SqlStore(SqlTriggerVerbs, SqlAuthVerbs, SqlSecretVerbs, SqlUiReads):
         limit: int,
         lease_seconds: float,
         now: float,
+        labels: Mapping[str, str] | None = None,
     ) -> list[Claim]:
         until = now + lease_seconds
-        return self._transact(now, lambda adv: self._claim(adv, worker_id, queues, limit, until))
-
-    def _finish_order(self, outcomes: Sequence[Outcome]) -> Sequence[Outcome]:
-        """The order `finish` applies outcomes in (PostgreSQL: by id, against deadlocks)."""
-        return outcomes
+        self._claimed_at.seq = self._change_seq
+        return self._transact(
+            now, lambda adv: self._claim(adv, worker_id, queues, limit, until, labels)
+        )
 
     def finish(self, outcomes: Sequence[Outcome], *, now: float) -> FinishResult:
         def fn(adv: Advance) -> tuple[list[int], list[int], int]:
             applied: list[int] = []
             superseded: list[int] = []
-            for outcome in self._finish_order(outcomes):
+            for outcome in outcomes:
                 if lifecycle.apply_outcome(adv, outcome):
                     applied.append(outcome.task_run_id)
                 else:
@@ -366,18 +382,37 @@ class SqlStore(SqlTriggerVerbs, SqlAuthVerbs, SqlSecretVerbs, SqlUiReads):
 
         return self._transact(now, fn)
 
-    def next_ready_at(self, queues: Sequence[str]) -> float | None:
+    def next_ready_at(
+        self, queues: Sequence[str], labels: Mapping[str, str] | None = None
+    ) -> float | None:
         in_queues, params = self._queue_filter(queues)
+        routed, route_params = route_filter(labels)
         rows = self._read(
             "SELECT min(ready_at) AS t FROM task_runs WHERE state IN ('queued', 'retry_wait')"
-            f" AND queue {in_queues}"
+            f" AND queue {in_queues}{routed}"
             # held back by a full concurrency limit: not claimable, so not a reason to wake
             " AND (conc_key IS NULL OR conc_limit > (SELECT count(*) FROM task_runs r"
             " WHERE r.state = 'running' AND r.conc_key = task_runs.conc_key))",
-            params,
+            (*params, *route_params),
         )
         value = rows[0]["t"] if rows else None
         return None if value is None else float(value)
+
+    def age_priorities(self, *, now: float, every: float, step: int, most: int) -> int:
+        def fn(adv: Advance) -> int:
+            # `aged` counts the raises so far: a row is raised once per `every` seconds
+            # since it became claimable, however often this runs. Priority is not a state:
+            # no compare-and-set, no event row.
+            cur = adv.tx.execute(
+                "UPDATE task_runs SET aged = aged + 1, priority = CASE WHEN priority + ?"
+                " > 1000 THEN 1000 ELSE priority + ? END"
+                " WHERE state IN ('queued', 'retry_wait') AND aged < ?"
+                " AND ready_at <= ? - (aged + 1) * ?",
+                (step, step, most, now, every),
+            )
+            return int(cur.rowcount)
+
+        return self._transact(now, fn)
 
     def register_worker(self, worker: WorkerRecord) -> None:
         self._write_one(

@@ -15,7 +15,7 @@ import fcntl
 import functools
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -214,9 +214,15 @@ class SqliteStore(SqlStore):
         return known is None
 
     def _claim(
-        self, adv: Advance, worker_id: str, queues: Sequence[str], limit: int, until: float
+        self,
+        adv: Advance,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        until: float,
+        labels: Mapping[str, str] | None,
     ) -> list[Claim]:
-        return queries.claim(adv, worker_id, queues, limit, until)
+        return queries.claim(adv, worker_id, queues, limit, until, labels)
 
     def _queue_filter(self, queues: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
         return f"IN ({','.join('?' * len(queues))})", tuple(queues)

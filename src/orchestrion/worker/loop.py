@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +31,7 @@ from orchestrion.worker import runner
 from orchestrion.worker.capture import install_capture, uninstall_capture
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.context import TaskContext
+from orchestrion.worker.reporting import GroupReporter
 from orchestrion.worker.secrets import SecretResolver, masked_outcome, masked_sink, masker_for
 
 __all__ = ["Worker", "WorkerSettings"]
@@ -52,6 +53,10 @@ class WorkerSettings:
     heartbeat_every: float = 2.0
     #: How long an idle worker sleeps before looking again (woken at once in-process).
     poll_every: float = 1.0
+    #: This worker's labels (``--label gpu=a100``): it claims only task runs whose
+    #: ``requires`` they satisfy. None: any task run, whatever it requires (the in-process
+    #: worker of ``orchestrion run``).
+    labels: Mapping[str, str] | None = field(default_factory=dict)
     worker_id: str = field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     )
@@ -92,6 +97,7 @@ class Worker:
         self._specs: dict[tuple[str, str], WorkflowSpec] = {}
         self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="task")
         self._threads: list[threading.Thread] = []
+        self._reporter = GroupReporter(self._finish_durably)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -190,6 +196,7 @@ class Worker:
                     limit=free,
                     lease_seconds=self.settings.lease_seconds,
                     now=self.clock.now(),
+                    labels=self.settings.labels,
                 )
             except OrchestrionError:
                 log.exception("worker.claim_failed")
@@ -202,7 +209,7 @@ class Worker:
 
     def _idle_wait(self) -> float:
         wait = self.settings.poll_every
-        next_at = self.store.next_ready_at(self.settings.queues)
+        next_at = self.store.next_ready_at(self.settings.queues, self.settings.labels)
         if next_at is not None:
             wait = max(0.0, min(wait, next_at - self.clock.now()))
         return wait
@@ -291,10 +298,10 @@ class Worker:
             # else: an older attempt of a task run claimed again here; the store records
             # its outcome as superseded without touching the newer attempt.
         self._flush_logs()
-        self._finish_durably(outcome)
+        self._reporter.report(outcome)
 
-    def _finish_durably(self, outcome: Outcome) -> None:
-        """Report an outcome, retrying with backoff while the database is unreachable.
+    def _finish_durably(self, outcomes: Sequence[Outcome]) -> None:
+        """Report outcomes, retrying with backoff while the database is unreachable.
 
         An outcome is never dropped for a passing outage: the attempt's heartbeats keep
         failing too, so if the outage outlasts the lease another worker re-runs the task,
@@ -304,16 +311,14 @@ class Worker:
         deadline = self.clock.monotonic() + _REPORT_PATIENCE
         while True:
             try:
-                self.store.finish([outcome], now=self.clock.now())
+                self.store.finish(outcomes, now=self.clock.now())
                 return
             except StoreError:
+                ids = [o.task_run_id for o in outcomes]
                 if self.clock.monotonic() > deadline:
-                    log.error("worker.report_abandoned", extra={"task_run_id": outcome.task_run_id})
+                    log.error("worker.report_abandoned", extra={"task_run_ids": ids})
                     return
-                log.warning(
-                    "worker.report_retry",
-                    extra={"task_run_id": outcome.task_run_id, "delay": delay},
-                )
+                log.warning("worker.report_retry", extra={"task_run_ids": ids, "delay": delay})
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
