@@ -366,13 +366,14 @@ def test_reaping_expired_leases_and_dead_workers(store: Store) -> None:
         started_at=T0,
         heartbeat_at=T0,
         state="running",
+        labels={"gpu": "a100"},
     )
     store.register_worker(worker)
-    store.register_worker(WorkerRecord(**{**_fields(worker), "id": "w2", "pid": 2}))
+    store.register_worker(WorkerRecord(**{**_fields(worker), "id": "w2", "pid": 2, "labels": {}}))
     store.worker_heartbeat("w1", now=T0 + 5)
-    assert [(w.id, w.heartbeat_at) for w in store.list_workers()] == [
-        ("w1", T0 + 5),
-        ("w2", T0),
+    assert [(w.id, w.heartbeat_at, dict(w.labels)) for w in store.list_workers()] == [
+        ("w1", T0 + 5, {"gpu": "a100"}),
+        ("w2", T0, {}),
     ]
     run_id = start(store, wf("reap", py("a"), py("b")))
     [a] = take(store, T0 + 1, limit=1, worker="w1", lease=10)

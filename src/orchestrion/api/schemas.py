@@ -245,6 +245,8 @@ class Worker(_Out):
     started_at: float
     heartbeat_at: float
     state: str
+    #: Routing labels it was started with (``--label KEY=VALUE``).
+    labels: dict[str, str]
     #: The task runs it holds a lease on now.
     running: list[WorkerTask]
 
@@ -258,6 +260,7 @@ class Worker(_Out):
             started_at=rec.started_at,
             heartbeat_at=rec.heartbeat_at,
             state=rec.state,
+            labels=dict(rec.labels),
             running=[
                 WorkerTask(
                     run_id=t.run_id,

@@ -285,4 +285,5 @@ def worker_record(row: Any) -> WorkerRecord:
         started_at=row["started_at"],
         heartbeat_at=row["heartbeat_at"],
         state=row["state"],
+        labels=json.loads(row["labels"] or "{}"),
     )

@@ -6,7 +6,8 @@ list of verbs it is; `store/base.py` re-exports every name here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from orchestrion.spec.model import WorkflowSpec
@@ -149,6 +150,8 @@ class WorkerRecord:
     started_at: float
     heartbeat_at: float
     state: str
+    #: What it offers for routing (``--label gpu=a100``): tasks' ``requires`` match these.
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -417,8 +417,8 @@ class SqlStore(SqlTriggerVerbs, SqlAuthVerbs, SqlSecretVerbs, SqlUiReads):
     def register_worker(self, worker: WorkerRecord) -> None:
         self._write_one(
             worker.started_at,
-            "INSERT INTO workers (id, host, pid, queues, started_at, heartbeat_at, state)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            "INSERT INTO workers (id, host, pid, queues, started_at, heartbeat_at, state,"
+            " labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
             " heartbeat_at = excluded.heartbeat_at, state = excluded.state",
             (
                 worker.id,
@@ -428,6 +428,7 @@ class SqlStore(SqlTriggerVerbs, SqlAuthVerbs, SqlSecretVerbs, SqlUiReads):
                 worker.started_at,
                 worker.heartbeat_at,
                 worker.state,
+                json.dumps(dict(worker.labels), sort_keys=True),
             ),
         )
 

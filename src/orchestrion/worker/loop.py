@@ -112,6 +112,7 @@ class Worker:
                 started_at=now,
                 heartbeat_at=now,
                 state="running",
+                labels=dict(self.settings.labels or {}),
             )
         )
         self.store.listen()
