@@ -5,7 +5,7 @@ from __future__ import annotations
 from orchestrion.errors import StoreError
 from orchestrion.store.base import Store
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Store", "migration_names", "open_store", "peek_schema_versions"]
 
 
 def open_store(url: str) -> Store:
@@ -23,3 +23,52 @@ def open_store(url: str) -> Store:
         f"unsupported database URL {url!r}: use sqlite:///path/to/file.db or"
         " postgresql://user@host/database"
     )
+
+
+def _dialect(url: str) -> str:
+    return "postgres" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
+
+
+def migration_names(url: str) -> list[str]:
+    """The migrations this version of Orchestrion has for the URL's dialect, in order."""
+    from pathlib import Path
+
+    folder = Path(__file__).parent / "migrations" / _dialect(url)
+    return sorted(p.stem for p in folder.glob("*.sql"))
+
+
+def peek_schema_versions(url: str) -> list[str]:
+    """The migrations applied to a database, read without applying any ([] for a database
+    that does not exist yet or was never migrated)."""
+    if _dialect(url) == "postgres":
+        import psycopg
+
+        try:
+            with psycopg.connect(url, connect_timeout=5) as conn:
+                exists = conn.execute("SELECT to_regclass('schema_migrations')").fetchone()
+                if not exists or exists[0] is None:
+                    return []
+                rows = conn.execute("SELECT version FROM schema_migrations ORDER BY 1")
+                return [str(r[0]) for r in rows]
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot read PostgreSQL database: {exc}") from exc
+    import sqlite3
+    from pathlib import Path
+
+    from orchestrion.store.sqlite import _path_from_url
+
+    path = Path(_path_from_url(url))
+    if not path.exists():
+        return []
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            found = conn.execute(
+                "SELECT name FROM sqlite_master WHERE name = 'schema_migrations'"
+            ).fetchone()
+            if found is None:
+                return []
+            return [
+                str(r[0]) for r in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")
+            ]
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read SQLite database {path}: {exc}") from exc

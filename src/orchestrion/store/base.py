@@ -82,6 +82,11 @@ class Store(Protocol):
         """Release connections. The store cannot be used afterwards."""
         ...
 
+    def schema_versions(self) -> list[str]:
+        """The migrations applied to this database, in order (every open applies the
+        missing ones, under a lock, so several processes starting at once are safe)."""
+        ...
+
     # ------------------------------------------------------------ workflows
 
     def register_workflow(self, spec: WorkflowSpec, *, source: str | None, now: float) -> bool:

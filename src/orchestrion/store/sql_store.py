@@ -123,6 +123,11 @@ class SqlStore(SqlTriggerVerbs, SqlAuthVerbs, SqlSecretVerbs, SqlUiReads):
 
     # ------------------------------------------------------------------ wake-ups
 
+    def schema_versions(self) -> list[str]:
+        """The migrations applied to this database, in order (applied on open)."""
+        rows = self._read("SELECT version FROM schema_migrations ORDER BY version", ())
+        return [str(r["version"]) for r in rows]
+
     def wake(self) -> None:
         self._notify_local()
 

@@ -1,0 +1,72 @@
+"""``orchestrion db``: the database schema.
+
+Every process applies missing migrations when it opens the database (under a lock, once,
+however many start together), so ``db upgrade`` is for doing it on purpose, before a
+rollout, and seeing what was applied.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from orchestrion.cli.common import console, db_option, errors, opened, output_option
+from orchestrion.config import Settings
+from orchestrion.errors import OrchestrionError
+from orchestrion.store import migration_names, peek_schema_versions
+
+__all__ = ["register"]
+
+
+def register(main: click.Group) -> None:
+    main.add_command(db)
+
+
+@click.group()
+def db() -> None:
+    """Database schema: upgrade and status."""
+
+
+@db.command("upgrade")
+@db_option
+@output_option
+def upgrade(db: str | None, output: str) -> None:
+    """Apply the migrations this database lacks, and say which."""
+    url = Settings.from_env(db=db).database_url
+    try:
+        before = peek_schema_versions(url)
+    except OrchestrionError as exc:
+        errors.print(f"error: {exc}", markup=False)
+        sys.exit(2)
+    with opened(db) as app:
+        after = app.store.schema_versions()
+    applied = [name for name in after if name not in before]
+    report = {"database": _shown(url), "applied": applied, "current": after[-1] if after else None}
+    if output == "json":
+        click.echo(json.dumps(report, indent=2))
+        return
+    what = ", ".join(applied) if applied else "nothing to apply"
+    console.print(f"{report['database']}: {what}; schema at {report['current']}", markup=False)
+
+
+@db.command("status")
+@db_option
+@output_option
+def status(db: str | None, output: str) -> None:
+    """The migrations applied to the database and the ones this version knows."""
+    with opened(db) as app:
+        applied = app.store.schema_versions()
+    known = migration_names(Settings.from_env(db=db).database_url)
+    missing = [name for name in known if name not in applied]
+    if output == "json":
+        click.echo(json.dumps({"applied": applied, "known": known, "missing": missing}, indent=2))
+        return
+    for name in known:
+        console.print(f"{'applied' if name in applied else 'missing'}  {name}", markup=False)
+
+
+def _shown(url: str) -> str:
+    """The URL without its user and password (never printed)."""
+    return url.split("@", 1)[-1] if "@" in url else url
