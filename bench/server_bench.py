@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import httpx
+from bench_auth import seed_admin
 
 FLOW = textwrap.dedent("""
     from orchestrion import task, workflow
@@ -91,14 +92,14 @@ def throughput(base: str, runs: int) -> tuple[float, float]:
     def post(_: int) -> str:
         client = getattr(local, "client", None)
         if client is None:  # one keep-alive connection per client thread
-            client = local.client = httpx.Client(base_url=base, timeout=30)
+            client = local.client = httpx.Client(base_url=base, timeout=30, headers=HEADERS)
         return str(client.post("/api/v1/workflows/three/runs", json={}).json()["id"])
 
     t0 = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         ids = list(pool.map(post, range(runs)))
     accepted = time.perf_counter() - t0
-    with httpx.Client(base_url=base, timeout=30) as c:
+    with httpx.Client(base_url=base, timeout=30, headers=HEADERS) as c:
         pending = set(ids)
         while pending:
             page = c.get(
@@ -142,6 +143,10 @@ def idle(pid: int, seconds: float) -> tuple[float, float]:
     return 100 * used / (time.perf_counter() - t0), rss / 2**20
 
 
+#: The admin token's header, for the throughput threads' clients.
+HEADERS: dict[str, str] = {}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=1000)
@@ -152,6 +157,9 @@ def main() -> None:
     (tmp / "flows").mkdir()
     (tmp / "flows" / "three.py").write_text(FLOW)
     port = free_port()
+    token = seed_admin(tmp / "bench.db")
+    headers = {"Authorization": f"Bearer {token}"}
+    HEADERS.update(headers)
     server = subprocess.Popen(
         [
             sys.executable,
@@ -175,7 +183,7 @@ def main() -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client(base_url=base, timeout=30) as client:
+        with httpx.Client(base_url=base, timeout=30, headers=headers) as client:
             wait_ready(client)
             time.sleep(1.0)
             lat = latency(client, 100)

@@ -16,6 +16,7 @@ is measured), registers `--workflows` workflows (half of them scheduled) with
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
 import subprocess
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from bench_auth import seed_admin, session_cookie
 from playwright.sync_api import Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
@@ -116,6 +118,30 @@ def idle_requests(page: Page, url: str) -> int:
     return len(seen)
 
 
+def start_server(tmp: Path, port: int) -> subprocess.Popen[bytes]:
+    """A server with no worker on a throwaway database (the insecure dev key is fine)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrion.cli.main", "server", "--port", str(port),
+         "--workflows", str(tmp / "flows"), "--workers", "0", "--db", str(tmp / "bench.db")],
+        cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "ORCHESTRION_DEV_MODE": "1"},
+    )  # fmt: skip
+
+
+def server_html(client: httpx.Client, args: argparse.Namespace, run_id: str) -> None:
+    """How long the server takes to answer each page's HTML (no browser)."""
+
+    def fetch(path: str) -> Callable[[], None]:
+        def get() -> None:
+            client.get(path).raise_for_status()
+
+        return get
+
+    fetch("/workflows")()  # warm the spec cache, as any running server has it
+    show(f"workflows page ({args.workflows}), server HTML", timed(fetch("/workflows")))
+    show(f"run page ({args.tasks} tasks), server HTML", timed(fetch(f"/runs/{run_id}")))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workflows", type=int, default=500)
@@ -125,14 +151,12 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="orchestrion-ui-bench-"))
     (tmp / "flows").mkdir()
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "orchestrion.cli.main", "server", "--port", str(port),
-         "--workflows", str(tmp / "flows"), "--workers", "0", "--db", str(tmp / "bench.db")],
-        cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    token = seed_admin(tmp / "bench.db")
+    server = start_server(tmp, port)
     base = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client(base_url=base, timeout=60) as client:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=base, timeout=60, headers=headers) as client:
             wait_ready(client)
             t0 = time.perf_counter()
             run_id = populate(client, args.workflows, args.runs_each, args.tasks)
@@ -141,18 +165,12 @@ def main() -> None:
                 f" {args.tasks}-task run in {time.perf_counter() - t0:.1f} s"
             )
 
-            def fetch(path: str) -> Callable[[], None]:
-                def get() -> None:
-                    client.get(path).raise_for_status()
-
-                return get
-
-            fetch("/workflows")()  # warm the spec cache, as any running server has it
-            show(f"workflows page ({args.workflows}), server HTML", timed(fetch("/workflows")))
-            show(f"run page ({args.tasks} tasks), server HTML", timed(fetch(f"/runs/{run_id}")))
+            server_html(client, args, run_id)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context.add_cookies([session_cookie(base)])  # type: ignore[list-item]
+            page = context.new_page()
 
             def workflows() -> None:
                 page.goto(f"{base}/workflows")
