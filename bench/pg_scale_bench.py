@@ -39,7 +39,8 @@ _MODULE = "engine_bench"
 
 
 def start_workers(db: str, count: int, concurrency: int) -> list[subprocess.Popen[str]]:
-    env = dict(os.environ, PYTHONPATH=str(_HERE), ORCHESTRION_DATABASE_URL=db)
+    path = os.pathsep.join(p for p in (str(_HERE), os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, PYTHONPATH=path, ORCHESTRION_DATABASE_URL=db)
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "orchestrion.cli.main", "worker", "-c", str(concurrency)],

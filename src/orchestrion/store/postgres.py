@@ -206,10 +206,23 @@ class PostgresStore(SqlStore):
         own): workers listen for work, the API server for history."""
         self._listen_work |= work
         self._listen_history |= history
-        if self._listener is None and not self._closed:
-            handlers = {WORK_CHANNEL: self._on_work, HISTORY_CHANNEL: self._on_history}
-            self._listener = Listener(self.url, handlers, self._token)
-            self._listener.start()
+        # Only the channels wanted: a worker is not woken by every history write.
+        handlers = {
+            channel: handler
+            for channel, handler, wanted in (
+                (WORK_CHANNEL, self._on_work, self._listen_work),
+                (HISTORY_CHANNEL, self._on_history, self._listen_history),
+            )
+            if wanted
+        }
+        if self._closed or not handlers:
+            return
+        if self._listener is not None:
+            if self._listener.channels == set(handlers):
+                return
+            self._listener.stop()  # a channel more: listen again, on both
+        self._listener = Listener(self.url, handlers, self._token)
+        self._listener.start()
 
     def close(self) -> None:
         if self._closed:
