@@ -367,7 +367,11 @@ class PostgresStore(SqlStore):
             applied, superseded = postgres_finish.finish(adv, outcomes, known, optimistic=not tries)
             tries.append(True)
             ready = adv.newly_ready
-            claims = then(adv) if then is not None and ready else []
+            claims: list[Claim] = []
+            if then is not None and ready:
+                claims = then(adv)
+                # What this worker took wakes nobody (no NOTIFY, no local wake-up).
+                adv.newly_ready = max(0, ready - len(claims))
             return applied, superseded, ready, claims
 
         with self.trips.verb("finish") as items:
@@ -375,7 +379,7 @@ class PostgresStore(SqlStore):
             applied, superseded, ready, claims = self._transact(now, fn)
         for o in outcomes:
             self._facts.pop(o.task_run_id, None)
-        if applied:
+        if applied and not (then is not None and ready):
             self._notify_local()  # a finish may free a concurrency slot that claims wait on
         result = FinishResult(
             applied=tuple(applied), superseded=tuple(superseded), newly_ready=ready

@@ -379,10 +379,12 @@ class SqlStore(SqlTriggerVerbs):
             claims = []
             if ready and limit > 0:
                 claims = self._claim(adv, worker_id, queues, limit, until, labels)
+                # What this worker took wakes nobody (no NOTIFY, no local wake-up).
+                adv.newly_ready = max(0, ready - len(claims))
             return applied, superseded, ready, claims
 
         applied, superseded, ready, claims = self._transact(now, fn)
-        if applied:
+        if applied and not (ready and limit > 0):
             self._notify_local()  # a finish may free a concurrency slot that claims wait on
         result = FinishResult(
             applied=tuple(applied), superseded=tuple(superseded), newly_ready=ready
