@@ -116,3 +116,36 @@ def test_priority_ageing_stops_after_most_raises(store: Store) -> None:
     assert raised == 6  # three raises each, then no more
     priorities = {t.task_name: t.priority for t in store.list_task_runs(run_id)}
     assert priorities == {"a": 800, "b": 1000}  # never above 1000
+
+
+def _done(claim: Claim) -> Outcome:
+    return Outcome(task_run_id=claim.task_run_id, epoch=claim.epoch, status="succeeded")
+
+
+def _finish_and_claim(store: Store, claim: Claim, limit: int = 4) -> list[Claim]:
+    result, claims = store.finish_and_claim(
+        [_done(claim)],
+        now=T0,
+        worker_id="w",
+        queues=("default",),
+        limit=limit,
+        lease_seconds=30.0,
+        labels={},
+    )
+    assert result.applied == (claim.task_run_id,)
+    return claims
+
+
+def test_finish_and_claim_hands_the_next_task_of_a_chain_over(store: Store) -> None:
+    _start(store, wf("handoff", py("a"), py("b", "a"), py("c", "b")))
+    (a,) = _claim(store, {})
+    (b,) = _finish_and_claim(store, a)
+    assert (b.task_name, b.attempt, b.upstream) == ("b", 1, {"a": None})
+    assert _finish_and_claim(store, b, limit=0) == []  # no slot: "c" stays queued
+    assert [c.task_name for c in _claim(store, {})] == ["c"]
+
+
+def test_finish_and_claim_claims_nothing_when_nothing_became_ready(store: Store) -> None:
+    _start(store, wf("no_handoff", py("a"), py("b"), py("c", "a", "b")))
+    a, _ = sorted(_claim(store, {}), key=lambda c: c.task_name)
+    assert _finish_and_claim(store, a) == []  # "c" still waits for "b"

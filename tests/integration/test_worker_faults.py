@@ -10,7 +10,7 @@ from typing import Any
 
 from orchestrion.errors import StoreError
 from orchestrion.spec.model import PythonAction, TaskSpec, WorkflowSpec
-from orchestrion.store.base import FinishResult, Outcome
+from orchestrion.store.base import Claim, FinishResult, Outcome
 from orchestrion.store.sqlite import SqliteStore
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.loop import Worker, WorkerSettings
@@ -25,10 +25,19 @@ class FlakyStore(SqliteStore):
         self.calls = 0
 
     def finish(self, outcomes: Sequence[Outcome], *, now: float) -> FinishResult:
+        self._maybe_fail()
+        return super().finish(outcomes, now=now)
+
+    def finish_and_claim(
+        self, outcomes: Sequence[Outcome], **kw: Any
+    ) -> tuple[FinishResult, list[Claim]]:
+        self._maybe_fail()  # the worker reports through this verb
+        return super().finish_and_claim(outcomes, **kw)
+
+    def _maybe_fail(self) -> None:
         self.calls += 1
         if self.calls <= self.failures:
             raise StoreError("database error: connection refused (injected)")
-        return super().finish(outcomes, now=now)
 
 
 def work() -> str:

@@ -568,6 +568,23 @@ class Store(Protocol):
 
     # ------------------------------------------------------------ routing (scale-out area)
 
+    def finish_and_claim(
+        self,
+        outcomes: Sequence[Outcome],
+        *,
+        now: float,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        lease_seconds: float,
+        labels: Mapping[str, str] | None = None,
+    ) -> tuple[FinishResult, list[Claim]]:
+        """`finish`, then, if that made task runs ready, `claim` up to `limit` task runs, in
+        one transaction: the task a finish made ready (the next one of a chain) goes to the
+        worker that finished its upstream without a wake-up, a poll or a transaction of its
+        own."""
+        ...
+
     def age_priorities(self, *, now: float, every: float, step: int, most: int) -> int:
         """Priority ageing: raise by `step` the priority of each queued or retry-waiting
         task run for every `every` seconds it has been claimable (`most` times at most,

@@ -206,10 +206,23 @@ class PostgresStore(SqlStore):
         own): workers listen for work, the API server for history."""
         self._listen_work |= work
         self._listen_history |= history
-        if self._listener is None and not self._closed:
-            handlers = {WORK_CHANNEL: self._on_work, HISTORY_CHANNEL: self._on_history}
-            self._listener = Listener(self.url, handlers, self._token)
-            self._listener.start()
+        # Only the channels wanted: a worker is not woken by every history write.
+        handlers = {
+            channel: handler
+            for channel, handler, wanted in (
+                (WORK_CHANNEL, self._on_work, self._listen_work),
+                (HISTORY_CHANNEL, self._on_history, self._listen_history),
+            )
+            if wanted
+        }
+        if self._closed or not handlers:
+            return
+        if self._listener is not None:
+            if self._listener.channels == set(handlers):
+                return
+            self._listener.stop()  # a channel more: listen again, on both
+        self._listener = Listener(self.url, handlers, self._token)
+        self._listener.start()
 
     def close(self) -> None:
         if self._closed:
@@ -303,33 +316,75 @@ class PostgresStore(SqlStore):
                 labels=labels,
             )
             items.append(len(claims))
+        self._remember(claims)
+        return claims
+
+    def _remember(self, claims: Sequence[Claim]) -> None:
         if len(self._facts) > _FACTS_KEPT:
             self._facts.clear()  # outcomes never reported (released, reaped): start afresh
         for c in claims:
             self._facts[c.task_run_id] = TaskFacts(
                 c.run_id, c.workflow, c.version, c.task_name, c.kind
             )
-        return claims
 
     def finish(self, outcomes: Sequence[Outcome], *, now: float) -> FinishResult:
-        known = {o.task_run_id: f for o in outcomes if (f := self._facts.get(o.task_run_id))}
+        return self._finish_then(outcomes, now, None)[0]
 
+    def finish_and_claim(
+        self,
+        outcomes: Sequence[Outcome],
+        *,
+        now: float,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        lease_seconds: float,
+        labels: Mapping[str, str] | None = None,
+    ) -> tuple[FinishResult, list[Claim]]:
+        until = now + lease_seconds
+        self._claimed_at.seq = self._change_seq
+
+        def claim(adv: Advance) -> list[Claim]:
+            return self._claim(adv, worker_id, queues, limit, until, labels)
+
+        result, claims = self._finish_then(outcomes, now, claim if limit > 0 else None)
+        self._remember(claims)
+        return result, claims
+
+    def _finish_then(
+        self,
+        outcomes: Sequence[Outcome],
+        now: float,
+        then: Callable[[Advance], list[Claim]] | None,
+    ) -> tuple[FinishResult, list[Claim]]:
+        """Finish `outcomes`; if that made work ready, `then` claims in the same
+        transaction."""
+        known = {o.task_run_id: f for o in outcomes if (f := self._facts.get(o.task_run_id))}
         tries: list[bool] = []
 
-        def fn(adv: Advance) -> tuple[list[int], list[int], int]:
+        def fn(adv: Advance) -> tuple[list[int], list[int], int, list[Claim]]:
             # Optimistic the first time only (see `postgres_finish.finish`).
             applied, superseded = postgres_finish.finish(adv, outcomes, known, optimistic=not tries)
             tries.append(True)
-            return applied, superseded, adv.newly_ready
+            ready = adv.newly_ready
+            claims: list[Claim] = []
+            if then is not None and ready:
+                claims = then(adv)
+                # What this worker took wakes nobody (no NOTIFY, no local wake-up).
+                adv.newly_ready = max(0, ready - len(claims))
+            return applied, superseded, ready, claims
 
         with self.trips.verb("finish") as items:
             items.append(len(outcomes))
-            applied, superseded, ready = self._transact(now, fn)
+            applied, superseded, ready, claims = self._transact(now, fn)
         for o in outcomes:
             self._facts.pop(o.task_run_id, None)
-        if applied:
+        if applied and not (then is not None and ready):
             self._notify_local()  # a finish may free a concurrency slot that claims wait on
-        return FinishResult(applied=tuple(applied), superseded=tuple(superseded), newly_ready=ready)
+        result = FinishResult(
+            applied=tuple(applied), superseded=tuple(superseded), newly_ready=ready
+        )
+        return result, claims
 
     def heartbeat(
         self,

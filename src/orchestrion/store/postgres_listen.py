@@ -2,8 +2,9 @@
 
 A transaction that makes work ready sends ``NOTIFY orchestrion_work``, one that writes
 history ``NOTIFY orchestrion_history`` (both delivered at its commit; see
-`PgAdvance.flush`). A `Listener` thread holds its own connection, LISTENs on both
-channels and calls the store's local wake-ups. Notifications are an accelerator only:
+`PgAdvance.flush`). A `Listener` thread holds its own connection, LISTENs on the
+channels its store wants (workers: work; the API server: history too) and calls the
+store's local wake-ups. Notifications are an accelerator only:
 every waiter still polls slowly, so a notification lost while the connection was down
 costs latency, never correctness. After reconnecting the listener wakes everyone once,
 because something may have happened meanwhile.
@@ -39,6 +40,10 @@ class Listener:
         #: Set once the LISTEN commands are in place (tests and `wait_ready` use it).
         self.ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pg-listen", daemon=True)
+
+    @property
+    def channels(self) -> set[str]:
+        return set(self._handlers)
 
     def start(self, wait: float = 5.0) -> None:
         self._thread.start()

@@ -346,19 +346,58 @@ class SqlStore(SqlTriggerVerbs, SqlAuthVerbs, SqlSecretVerbs, SqlUiReads):
 
     def finish(self, outcomes: Sequence[Outcome], *, now: float) -> FinishResult:
         def fn(adv: Advance) -> tuple[list[int], list[int], int]:
-            applied: list[int] = []
-            superseded: list[int] = []
-            for outcome in outcomes:
-                if lifecycle.apply_outcome(adv, outcome):
-                    applied.append(outcome.task_run_id)
-                else:
-                    superseded.append(outcome.task_run_id)
+            applied, superseded = self._finish_in(adv, outcomes)
             return applied, superseded, adv.newly_ready
 
         applied, superseded, ready = self._transact(now, fn)
         if applied:
             self._notify_local()  # a finish may free a concurrency slot that claims wait on
         return FinishResult(applied=tuple(applied), superseded=tuple(superseded), newly_ready=ready)
+
+    def _finish_in(self, adv: Advance, outcomes: Sequence[Outcome]) -> tuple[list[int], list[int]]:
+        """Apply `outcomes` inside the transaction (applied, superseded task run ids)."""
+        applied: list[int] = []
+        superseded: list[int] = []
+        for outcome in outcomes:
+            if lifecycle.apply_outcome(adv, outcome):
+                applied.append(outcome.task_run_id)
+            else:
+                superseded.append(outcome.task_run_id)
+        return applied, superseded
+
+    def finish_and_claim(
+        self,
+        outcomes: Sequence[Outcome],
+        *,
+        now: float,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        lease_seconds: float,
+        labels: Mapping[str, str] | None = None,
+    ) -> tuple[FinishResult, list[Claim]]:
+        until = now + lease_seconds
+        self._claimed_at.seq = self._change_seq
+
+        def fn(adv: Advance) -> tuple[list[int], list[int], int, list[Claim]]:
+            applied, superseded = self._finish_in(adv, outcomes)
+            ready = adv.newly_ready
+            # Only when this finish made work ready (the next task of a chain): otherwise
+            # the worker's claim loop takes what there is, as before.
+            claims = []
+            if ready and limit > 0:
+                claims = self._claim(adv, worker_id, queues, limit, until, labels)
+                # What this worker took wakes nobody (no NOTIFY, no local wake-up).
+                adv.newly_ready = max(0, ready - len(claims))
+            return applied, superseded, ready, claims
+
+        applied, superseded, ready, claims = self._transact(now, fn)
+        if applied and not (ready and limit > 0):
+            self._notify_local()  # a finish may free a concurrency slot that claims wait on
+        result = FinishResult(
+            applied=tuple(applied), superseded=tuple(superseded), newly_ready=ready
+        )
+        return result, claims
 
     def start_child_run(
         self, claim: Claim, spec: WorkflowSpec, params: dict[str, Any], *, now: float

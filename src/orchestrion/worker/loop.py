@@ -312,7 +312,7 @@ class Worker:
         deadline = self.clock.monotonic() + _REPORT_PATIENCE
         while True:
             try:
-                self.store.finish(outcomes, now=self.clock.now())
+                self._finish_and_claim(outcomes)
                 return
             except StoreError:
                 ids = [o.task_run_id for o in outcomes]
@@ -322,6 +322,36 @@ class Worker:
                 log.warning("worker.report_retry", extra={"task_run_ids": ids, "delay": delay})
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    def _finish_and_claim(self, outcomes: Sequence[Outcome]) -> None:
+        """Finish; if that made work ready, claim in the same transaction for the slots
+        these outcomes free (their threads end right after), and run what came back."""
+        if self._stopping.is_set():
+            self.store.finish(outcomes, now=self.clock.now())
+            return
+        finishing = sum(1 for o in outcomes if self._finishes_attempt(o))
+        _, claims = self.store.finish_and_claim(
+            outcomes,
+            now=self.clock.now(),
+            worker_id=self.id,
+            queues=self.settings.queues,
+            limit=self.settings.concurrency - self._active_count() + finishing,
+            lease_seconds=self.settings.lease_seconds,
+            labels=self.settings.labels,
+        )
+        for claim in claims:
+            self._submit(claim)
+
+    def _finishes_attempt(self, outcome: Outcome) -> bool:
+        """True if `outcome` is of an attempt running here whose thread is ending (not a
+        timed-out one whose thread goes on, nor an older attempt)."""
+        with self._lock:
+            active = self._active.get(outcome.task_run_id)
+            return (
+                active is not None
+                and active.claim.epoch == outcome.epoch
+                and (active.deadline is None or self.clock.monotonic() <= active.deadline)
+            )
 
     def _start_child(self, claim: Claim, workflow: str, params: dict[str, Any]) -> str | None:
         from orchestrion.spec.params import resolve_params

@@ -34,6 +34,12 @@ class GroupReporter:
         self._next = 0
         self._sent = -1  # every ticket up to this one was handed to the store
 
+    @property
+    def pending(self) -> int:
+        """Outcomes waiting for the sender in turn."""
+        with self._lock:
+            return len(self._queue)
+
     def report(self, outcome: Outcome) -> None:
         """Record `outcome` (with whatever else is waiting); return once it is recorded."""
         with self._lock:
