@@ -42,7 +42,8 @@ _MODULE = "engine_bench"
 
 def start_workers(db: str, count: int, concurrency: int) -> list[subprocess.Popen[str]]:
     path = os.pathsep.join(p for p in (str(_HERE), os.environ.get("PYTHONPATH")) if p)
-    env = dict(os.environ, PYTHONPATH=path, ORCHESTRION_DATABASE_URL=db)
+    # A throwaway database: the insecure development key is fine for it.
+    env = dict(os.environ, PYTHONPATH=path, ORCHESTRION_DATABASE_URL=db, ORCHESTRION_DEV_MODE="1")
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "orchestrion.cli.main", "worker", "-c", str(concurrency)],
