@@ -566,9 +566,10 @@ class App:
 
     def set_secret(self, namespace: str, name: str, value: str | Secret) -> bool:
         """Create or replace ``namespace/name``; True if it was created."""
-        return secret_service.put(
-            self.store, self.key_ring, namespace, name, value, self.clock.now()
-        )
+        with self._audited("secret.set", f"secret {namespace}/{name}"):  # never the value
+            return secret_service.put(
+                self.store, self.key_ring, namespace, name, value, self.clock.now()
+            )
 
     def list_secrets(self, namespace: str | None = None) -> list[SecretMeta]:
         """Names and metadata (never values), of one namespace or all."""
@@ -576,14 +577,16 @@ class App:
 
     def delete_secret(self, namespace: str, name: str) -> None:
         """Delete ``namespace/name``, or `NotFound`."""
-        secret_service.check_name(namespace, name)
-        if not self.store.delete_secret(namespace, name, now=self.clock.now()):
-            raise NotFound(f"secret {namespace}/{name} does not exist")
+        with self._audited("secret.delete", f"secret {namespace}/{name}"):
+            secret_service.check_name(namespace, name)
+            if not self.store.delete_secret(namespace, name, now=self.clock.now()):
+                raise NotFound(f"secret {namespace}/{name} does not exist")
 
     def rotate_secrets(self) -> int:
         """Re-encrypt every secret under the current (first) master key; how many changed.
         Afterwards the older keys may be removed from ``ORCHESTRION_MASTER_KEY``."""
-        return secret_service.reseal_all(self.store, self.key_ring, self.clock.now())
+        with self._audited("secrets.rotate", "secrets"):
+            return secret_service.reseal_all(self.store, self.key_ring, self.clock.now())
 
     def resolve_secrets(self, namespace: str, names: Collection[str]) -> dict[str, Secret]:
         """The values of `names` in `namespace`, for a worker about to run a task that

@@ -63,8 +63,17 @@ def test_set_list_rotate_delete(cli: Cli) -> None:
     assert missing.returncode == 2
     assert "does not exist" in missing.stderr
 
+    audit = orch(cli, "audit", "list", "--db", db, "-o", "json", env=both)
+    records = [(r["action"], r["object"], r["outcome"]) for r in json.loads(audit.stdout)]
+    assert records[::-1] == [
+        ("secret.set", "secret finance/db-pass", "ok"),
+        ("secret.set", "secret finance/db-pass", "ok"),
+        ("secrets.rotate", "secrets", "ok"),
+        ("secret.delete", "secret finance/db-pass", "ok"),
+        ("secret.delete", "secret finance/db-pass", "failed"),
+    ]
     everything = "".join(
-        r.stdout + r.stderr for r in (made, again, listed, rotated, table, gone, missing)
+        r.stdout + r.stderr for r in (made, again, listed, rotated, table, gone, missing, audit)
     )
     assert "Sentinel-CLI" not in everything
     assert b"Sentinel-CLI" not in Path(db).read_bytes()

@@ -432,6 +432,38 @@ def test_trigger_wait_exit_codes(shared: Cluster) -> None:
     assert "nope" in results["unknown parameter"].stderr
 
 
+def test_remote_commands_act_under_the_token_and_are_audited_by_the_server(
+    shared: Cluster,
+) -> None:
+    """``--server`` commands send the caller's token; a viewer's token is refused a write;
+    the server writes the audit record; a secret's value never comes back."""
+    value = "remote-sentinel-4e1d"
+
+    def orch(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "orchestrion.cli.main", *args, "--server", shared.url],
+            cwd=shared.work, env=env, input=stdin, capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+
+    made = orch("secrets", "set", "default/remote-db", env=shared.env, stdin=value)
+    assert made.returncode == 0 and "created secret default/remote-db" in made.stdout, made
+    listed = orch("secrets", "list", "-o", "json", env=shared.env)
+    assert listed.returncode == 0 and "remote-db" in listed.stdout and value not in listed.stdout
+    viewer = orch("tokens", "create", "ro", "--role", "viewer", env=shared.env)
+    assert viewer.returncode == 0, viewer
+    as_viewer = {**shared.env, "ORCHESTRION_TOKEN": viewer.stdout.strip()}
+    refused = orch("secrets", "delete", "default/remote-db", env=as_viewer)
+    assert refused.returncode == 2 and "needs admin" in refused.stderr
+    assert orch("runs", "list", env=as_viewer).returncode == 0  # reading is allowed
+    gone = orch("secrets", "delete", "default/remote-db", env=shared.env)
+    assert gone.returncode == 0, gone
+    audit = orch("audit", "list", "--action", "secret.delete", "-o", "json", env=shared.env)
+    outcomes = [(r["actor"], r["outcome"]) for r in json.loads(audit.stdout)]
+    assert outcomes == [("tests", "ok"), ("ro", "denied")]
+    assert value not in audit.stdout
+
+
 # ---------------------------------------------------------------------------- network exposure
 
 

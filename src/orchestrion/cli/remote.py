@@ -46,7 +46,7 @@ class Remote:
         except httpx.HTTPError as exc:
             raise OrchestrionError(f"cannot reach the server at {self.server}: {exc}") from exc
         if response.status_code < 400:
-            return response.json()
+            return response.json() if response.content else None
         try:
             error = response.json()["error"]
             code, message = str(error["code"]), str(error["message"])

@@ -8,52 +8,36 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrion.app import App
 from orchestrion.auth.secret_box import KEY_ENV, generate_key_text
+from orchestrion.cli.common import console, db_option, errors, opened, output_option, server_option
 from orchestrion.cli.render import when
-from orchestrion.config import Settings
 from orchestrion.errors import OrchestrionError
 from orchestrion.secret_service import parse_ref
 
 __all__ = ["register"]
 
-# Not imported from cli.main: `python -m orchestrion.cli.main` registers this module while
-# cli.main is still `__main__`, and importing it again would run it twice.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-errors = Console(stderr=True, highlight=False, soft_wrap=True)
-F = TypeVar("F", bound=Callable[..., Any])
 
-
-def db_option(fn: F) -> F:
-    return click.option(
-        "--db",
-        envvar="ORCHESTRION_DATABASE_URL",
-        default=None,
-        help="Database URL or SQLite file (default: .orchestrion/orchestrion.db).",
-    )(fn)
-
-
-def output_option(fn: F) -> F:
-    return click.option(
-        "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
-    )(fn)
-
-
-@contextmanager
-def opened(db: str | None) -> Iterator[App]:
-    """An open App; Orchestrion errors become one line on stderr and exit code 2."""
+def _ref(ref: str) -> tuple[str, str]:
     try:
-        with App(Settings.from_env(db=db)) as app:
-            yield app
+        return parse_ref(ref)
+    except OrchestrionError as exc:
+        errors.print(f"[red]error:[/] {escape(str(exc))}")
+        sys.exit(2)
+
+
+def _remote(server: str, method: str, path: str, **kw: Any) -> Any:
+    """One call to the server's API under the caller's token; errors exit 2."""
+    from orchestrion.cli.remote import Remote
+
+    try:
+        with Remote(server) as remote:
+            return remote.call(method, path, **kw)
     except OrchestrionError as exc:
         errors.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(2)
@@ -71,7 +55,8 @@ def secrets() -> None:
 @secrets.command("set")
 @click.argument("ref", metavar="NAMESPACE/NAME")
 @db_option
-def secrets_set(ref: str, db: str | None) -> None:
+@server_option
+def secrets_set(ref: str, db: str | None, server: str | None) -> None:
     """Create or replace a secret; the value is read from standard input.
 
     \b
@@ -85,49 +70,69 @@ def secrets_set(ref: str, db: str | None) -> None:
         # `echo value |` adds one newline that is not part of the secret; keep any other.
         value = value[:-1] if value.endswith("\n") else value
         value = value[:-1] if value.endswith("\r") else value
-    with opened(db) as app:
-        namespace, name = parse_ref(ref)
-        created = app.set_secret(namespace, name, value)
+    if server:
+        namespace, name = _ref(ref)
+        made = _remote(server, "PUT", f"/api/v1/secrets/{namespace}/{name}", json={"value": value})
+        created = bool(made["created"])
+    else:
+        with opened(db) as app:
+            namespace, name = parse_ref(ref)
+            created = app.set_secret(namespace, name, value)
     click.echo(f"{'created' if created else 'updated'} secret {namespace}/{name}")
 
 
 @secrets.command("list")
 @click.option("--namespace", "-n", default=None, help="Only this namespace.")
 @db_option
+@server_option
 @output_option
-def secrets_list(namespace: str | None, db: str | None, output: str) -> None:
+def secrets_list(namespace: str | None, db: str | None, server: str | None, output: str) -> None:
     """Names and metadata of the secrets (never their values)."""
-    with opened(db) as app:
-        found = app.list_secrets(namespace)
+    if server:
+        query = {"namespace": namespace} if namespace else None
+        rows: list[dict[str, Any]] = _remote(server, "GET", "/api/v1/secrets", params=query)
+    else:
+        with opened(db) as app:
+            rows = [
+                {
+                    "namespace": m.namespace,
+                    "name": m.name,
+                    "key_id": m.key_id,
+                    "created_at": m.created_at,
+                    "updated_at": m.updated_at,
+                }
+                for m in app.list_secrets(namespace)
+            ]
     if output == "json":
-        rows = [
-            {
-                "namespace": m.namespace,
-                "name": m.name,
-                "key_id": m.key_id,
-                "created_at": m.created_at,
-                "updated_at": m.updated_at,
-            }
-            for m in found
-        ]
         click.echo(json.dumps(rows, indent=2))
         return
     table = Table(box=None)
     for column in ("NAMESPACE", "NAME", "KEY", "CREATED", "UPDATED"):
         table.add_column(column)
-    for m in found:
-        table.add_row(m.namespace, m.name, m.key_id, when(m.created_at), when(m.updated_at))
+    for r in rows:
+        table.add_row(
+            escape(r["namespace"]),
+            escape(r["name"]),
+            escape(r["key_id"]),
+            when(r["created_at"]),
+            when(r["updated_at"]),
+        )
     console.print(table)
 
 
 @secrets.command("delete")
 @click.argument("ref", metavar="NAMESPACE/NAME")
 @db_option
-def secrets_delete(ref: str, db: str | None) -> None:
+@server_option
+def secrets_delete(ref: str, db: str | None, server: str | None) -> None:
     """Delete a secret (tasks that use it then fail until it is set again)."""
-    with opened(db) as app:
-        namespace, name = parse_ref(ref)
-        app.delete_secret(namespace, name)
+    if server:
+        namespace, name = _ref(ref)
+        _remote(server, "DELETE", f"/api/v1/secrets/{namespace}/{name}")
+    else:
+        with opened(db) as app:
+            namespace, name = parse_ref(ref)
+            app.delete_secret(namespace, name)
     click.echo(f"deleted secret {namespace}/{name}")
 
 
