@@ -118,6 +118,7 @@ def _panel(app: App, run: RunRecord, task: str, item: int) -> dict[str, object]:
         "attempts": detail.attempts[-50:],
         "inputs": detail.inputs,
         "element": detail.element,
+        "namespace": app.namespace_of(run.workflow),
     }
 
 

@@ -20,6 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from orchestrion.app import App
+from orchestrion.auth.principals import Action, Principal, Resource, authorize
 from orchestrion.errors import AuthError, Forbidden, IllegalTransition, NotFound, OrchestrionError
 from orchestrion.ui.schedule_words import words
 
@@ -137,12 +138,26 @@ def check_csrf(request: Request, form: Mapping[str, str]) -> None:
         raise Forbidden("missing or wrong CSRF token; reload the page and try again")
 
 
+def _may(principal: Principal | None) -> Callable[[str, str], bool]:
+    """``can("run.cancel", namespace)`` for templates: a button the reader may not use is
+    not offered (the guard refuses the request anyway; this only spares a 403 page)."""
+
+    def can(action: str, namespace: str) -> bool:
+        if principal is None:
+            return False
+        return bool(authorize(principal, Action(action), Resource(namespace, "object")))
+
+    return can
+
+
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("nav", "")
+    principal = getattr(request.state, "principal", None)
     html = _env.get_template(template).render(
         request=request,
         csrf_token=csrf_token(request),
-        principal=getattr(request.state, "principal", None),
+        principal=principal,
+        can=_may(principal),
         **context,
     )
     return HTMLResponse(html, status_code=status)

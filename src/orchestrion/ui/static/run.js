@@ -123,8 +123,11 @@ function setRunState(state) {
   const badge = document.querySelector("#run-state .badge");
   if (badge) { badge.className = `badge s-${state}`; badge.textContent = state.replace("_", " "); }
   const finished = ["succeeded", "failed", "canceled"].includes(state);
-  document.getElementById("btn-cancel").disabled = finished;
-  document.getElementById("btn-retry").disabled = !["failed", "canceled"].includes(state);
+  const cancel = document.getElementById("btn-cancel");
+  const retry = document.getElementById("btn-retry");
+  // A button the reader's role may not use stays disabled whatever the state.
+  if (!cancel.dataset.denied) cancel.disabled = finished;
+  if (!retry.dataset.denied) retry.disabled = !["failed", "canceled"].includes(state);
 }
 
 function onEvent(ev) {
