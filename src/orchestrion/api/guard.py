@@ -14,6 +14,7 @@ on what the route's target touches. A route without a rule is refused.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import secrets
 from typing import Any, Final
@@ -96,8 +97,6 @@ async def _params(request: Request) -> dict[str, Any]:
         return out
     kind = request.headers.get("content-type", "")
     if "json" in kind:
-        import json
-
         try:
             out["body"] = json.loads(body)
         except ValueError:

@@ -22,14 +22,14 @@ from typing import Final
 
 from starlette.requests import Request
 
-from orchestrion.app import App
+from orchestrion.app import App, spec_from_data
 from orchestrion.auth.principals import (
     ALL_NAMESPACES,
     NAMESPACE_RE,
     Action,
     Principal,
     Resource,
-    role_in,
+    authorize,
 )
 from orchestrion.errors import NotFound, ParameterError
 from orchestrion.spec.model import SubWorkflowAction
@@ -66,13 +66,7 @@ class Rule:
 
 def visible(principal: Principal, namespace: str, action: Action = Action.READ) -> bool:
     """May the principal see (or act on) objects of this namespace? For list filtering."""
-    from orchestrion.auth.principals import authorize
-
     return bool(authorize(principal, action, Resource(namespace, "object")))
-
-
-def can_read_anything(principal: Principal) -> bool:
-    return any(role_in(principal, ns) is not None for ns in principal.bindings)
 
 
 # ------------------------------------------------------------------------------- targets
@@ -142,8 +136,6 @@ async def _body_workflow(request: Request, app: App, action: Action) -> list[Che
 async def _deploy(request: Request, app: App, action: Action) -> list[Check]:
     """A spec in the body: deploy on its namespace (and on the namespace of the workflow it
     replaces), and trigger on every namespace whose workflows it would start."""
-    from orchestrion.app import spec_from_data
-
     data = await _body(request)
     try:
         spec = spec_from_data(data.get("spec", data), source="request")
