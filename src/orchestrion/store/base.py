@@ -40,6 +40,7 @@ from orchestrion.store.records import (
     WorkflowRecord,
 )
 from orchestrion.store.sql_secrets import SealedRow, SecretMeta
+from orchestrion.store.sql_slots import QueueLimit
 from orchestrion.store.ui_records import RunMark
 
 __all__ = [
@@ -590,6 +591,21 @@ class Store(Protocol):
         task run for every `every` seconds it has been claimable (`most` times at most,
         never above 1000), so that low-priority work still progresses under a steady
         stream of higher-priority work. Returns how many task runs were raised."""
+        ...
+
+    # ------------------------------------------------------------ slots (queue limits)
+
+    def set_queue_limit(self, queue: str, max_running: int, *, now: float) -> None:
+        """At most `max_running` task runs of `queue` run at once, across all workers
+        (created or replaced). Writes an event."""
+        ...
+
+    def clear_queue_limit(self, queue: str, *, now: float) -> bool:
+        """Remove `queue`'s limit; False if it had none. Writes an event."""
+        ...
+
+    def queue_limits(self, *, now: float) -> list[QueueLimit]:
+        """Every queue limit, by queue, with its task runs holding an unexpired lease."""
         ...
 
 

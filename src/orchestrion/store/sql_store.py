@@ -36,13 +36,14 @@ from orchestrion.store.base import (
 from orchestrion.store.routing import route_filter
 from orchestrion.store.sql_auth import SqlAuthVerbs
 from orchestrion.store.sql_secrets import SqlSecretVerbs
+from orchestrion.store.sql_slots import SqlSlotVerbs
 from orchestrion.store.sql_triggers import SqlTriggerVerbs, new_run_id
 from orchestrion.store.sql_ui_reads import SqlUiReads
 
 __all__ = ["SqlStore"]
 
 
-class SqlStore(SqlTriggerVerbs, SqlAuthVerbs, SqlSecretVerbs, SqlUiReads):
+class SqlStore(SqlTriggerVerbs, SqlAuthVerbs, SqlSecretVerbs, SqlUiReads, SqlSlotVerbs):
     """See `orchestrion.store.base.Store` for the contract of every method."""
 
     #: The column that orders workflow versions registered at the same instant.
