@@ -245,3 +245,15 @@ def test_concurrent_claimers_never_exceed_the_limits(make_store: MakeStore) -> N
     assert worst["queue"] <= queue_limit
     assert worst["a"] <= key_limit and worst["b"] <= key_limit
     print(f"\nmost held at once: queue {worst['queue']}, a {worst['a']}, b {worst['b']}")
+
+
+def test_a_full_limit_is_no_reason_to_wake(store: Store) -> None:
+    # An idle worker sleeps until next_ready_at: work held back by a full slot must not
+    # make it spin.
+    store.set_queue_limit("default", 1, now=T0)
+    _start(store, wf("two", py("a"), py("b"), py("c", queue="free")))
+    assert store.next_ready_at(("default",), {}, now=T0) == T0
+    assert len(_claim(store)) == 1
+    assert store.next_ready_at(("default",), {}, now=T0) is None
+    assert store.next_ready_at(("default", "free"), {}, now=T0) == T0
+    assert store.next_ready_at(("default",), {}, now=T0 + LEASE + 1) == T0

@@ -358,6 +358,9 @@ class WorkflowSpec(_Frozen):
                 del task["secrets"]
             if not task["requires"]:
                 del task["requires"]
+            for field in ("concurrency_key", "key_limit"):
+                if task[field] is None:
+                    del task[field]
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property

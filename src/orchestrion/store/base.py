@@ -228,10 +228,16 @@ class Store(Protocol):
         ...
 
     def next_ready_at(
-        self, queues: Sequence[str], labels: Mapping[str, str] | None = None
+        self,
+        queues: Sequence[str],
+        labels: Mapping[str, str] | None = None,
+        *,
+        now: float | None = None,
     ) -> float | None:
         """The earliest time a queued or retry-waiting task run that a worker with
-        `labels` may claim becomes claimable."""
+        `labels` may claim becomes claimable. Task runs held back by a full limit are left
+        out (a finish wakes the worker; a lease running out is caught by its slow poll);
+        `now` (default: the wall clock) decides which leases still hold a slot."""
         ...
 
     def register_worker(self, worker: WorkerRecord) -> None:
