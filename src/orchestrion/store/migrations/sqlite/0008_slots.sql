@@ -13,6 +13,6 @@ CREATE TABLE queue_limits (
 ALTER TABLE task_runs ADD COLUMN slot_key TEXT;
 ALTER TABLE task_runs ADD COLUMN slot_limit INTEGER;
 
-CREATE INDEX task_runs_slot_key ON task_runs (slot_key)
+CREATE INDEX task_runs_slot_keys ON task_runs (slot_key)
     WHERE state = 'running' AND slot_key IS NOT NULL;
 CREATE INDEX task_runs_running_queue ON task_runs (queue) WHERE state = 'running';
