@@ -71,7 +71,10 @@ def claim(
         return []
     keys = lock_names(rows)
     if keys:
-        tx.execute(
+        # Queued: it travels with the count of `within_limits`, which the server runs after
+        # the lock is granted, with a snapshot of its own that sees every claim committed
+        # meanwhile (read committed); one round trip for both.
+        pg.queue(
             "SELECT count(pg_advisory_xact_lock(?, hashtext(k))) FROM unnest(?::text[]) AS k",
             (CONCURRENCY_LOCKS, keys),
         )
