@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import socket
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -22,7 +23,7 @@ from orchestrion.clock import Clock, SystemClock
 from orchestrion.config import Settings
 from orchestrion.engine.maintenance import Maintenance, sweep
 from orchestrion.errors import IllegalTransition, NotFound, OrchestrionError, SpecError
-from orchestrion.spec.model import WorkflowSpec
+from orchestrion.spec.model import NAME_PATTERN, WorkflowSpec
 from orchestrion.spec.params import resolve_params
 from orchestrion.store import open_store
 from orchestrion.store.base import (
@@ -39,6 +40,7 @@ from orchestrion.store.base import (
     WorkerRecord,
     WorkflowRecord,
 )
+from orchestrion.store.sql_slots import QueueLimit
 from orchestrion.triggers import service
 from orchestrion.triggers.scheduler import Scheduler
 from orchestrion.triggers.service import ScheduleInfo
@@ -594,6 +596,27 @@ class App:
         if not names:
             return {}
         return secret_service.resolve(self.store, self.key_ring, namespace, names)
+
+    # ------------------------------------------------------------------ slots (queue limits)
+    # Per-key limits come with the workflow (a task's concurrency_key and key_limit); queue
+    # limits are the operator's, set here (see orchestrion.store.slots).
+
+    def set_queue_limit(self, queue: str, max_running: int) -> None:
+        """At most `max_running` task runs of `queue` run at once, across all workers."""
+        if not re.fullmatch(NAME_PATTERN, queue):
+            raise SpecError(f"bad queue name {queue!r}")
+        if max_running < 1:
+            raise SpecError("a queue limit is at least 1")
+        self.store.set_queue_limit(queue, max_running, now=self.clock.now())
+
+    def clear_queue_limit(self, queue: str) -> None:
+        """Let `queue` run without a limit again; `NotFound` if it had none."""
+        if not self.store.clear_queue_limit(queue, now=self.clock.now()):
+            raise NotFound(f"queue {queue!r} has no limit")
+
+    def queue_limits(self) -> list[QueueLimit]:
+        """Every queue limit, with how many of the queue's task runs are running now."""
+        return self.store.queue_limits(now=self.clock.now())
 
 
 def _alive(pid: int) -> bool:

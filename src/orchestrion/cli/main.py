@@ -404,12 +404,13 @@ def schema() -> None:
 
 
 def _register_service_commands() -> None:
-    from orchestrion.cli import accounts_cmd, db_cmd, secrets_cmd, services
+    from orchestrion.cli import accounts_cmd, db_cmd, queues_cmd, secrets_cmd, services
 
     services.register(main)
     accounts_cmd.register(main)
     secrets_cmd.register(main)
     db_cmd.register(main)
+    queues_cmd.register(main)
 
 
 _register_service_commands()

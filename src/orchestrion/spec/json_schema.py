@@ -208,6 +208,11 @@ def _task() -> dict[str, Any]:
         "retry": _ref("retry"),
         "timeout": _ref("duration"),
         "concurrency": _integer("Most task runs of this task at once.", minimum=1),
+        "concurrency_key": {
+            "type": "string",
+            "description": "Key template; at most key_limit task runs per key at once.",
+        },
+        "key_limit": _integer("Most running task runs with the same key.", minimum=1),
         "priority": _integer("Higher runs first.", minimum=-1000, maximum=1000),
         "queue": _ref("name"),
         "requires": {

@@ -224,6 +224,11 @@ class TaskSpec(_Frozen):
     timeout: Duration | None = Field(default=None, gt=0)
     #: At most this many task runs of this task run at once, across all runs.
     concurrency: Int | None = Field(default=None, ge=1)
+    #: A template (``"customer-{{ params.customer }}"``) rendered when a task run becomes
+    #: ready: at most `key_limit` task runs with the same rendered key run at once, across
+    #: all tasks, workflows and runs.
+    concurrency_key: Str | None = None
+    key_limit: Int | None = Field(default=None, ge=1)
     priority: Int = Field(default=0, ge=-1000, le=1000)
     queue: Name = "default"
     #: Worker labels this task needs: only a worker whose labels include every one of
@@ -248,6 +253,12 @@ class TaskSpec(_Frozen):
                     " a task reads secrets of its own workflow's namespace only)"
                 )
         return value
+
+    @model_validator(mode="after")
+    def _key_with_limit(self) -> TaskSpec:
+        if (self.concurrency_key is None) != (self.key_limit is None):
+            raise ValueError("'concurrency_key' and 'key_limit' go together")
+        return self
 
     @model_validator(mode="after")
     def _secret_env_free(self) -> TaskSpec:
@@ -347,6 +358,9 @@ class WorkflowSpec(_Frozen):
                 del task["secrets"]
             if not task["requires"]:
                 del task["requires"]
+            for field in ("concurrency_key", "key_limit"):
+                if task[field] is None:
+                    del task[field]
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property

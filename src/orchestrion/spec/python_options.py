@@ -37,6 +37,7 @@ Fail = Callable[[str], Exception]
 _RETRY_KEYS = ("retries", "backoff", "factor", "max_delay", "jitter")
 _PLAIN_KEYS = (
     "timeout", "queue", "priority", "concurrency", "trigger_rule", "requires", "description",
+    "concurrency_key", "key_limit",
 )  # fmt: skip
 _WHEN_ARGS = frozenset({"params", "results"})
 
@@ -53,6 +54,10 @@ class CommonOptions(TypedDict, total=False):
     queue: str
     priority: int
     concurrency: int
+    #: A key template (``"customer-{{ params.customer }}"``): at most `key_limit` task runs
+    #: with the same rendered key run at once, across all workflows.
+    concurrency_key: str
+    key_limit: int
     #: Worker labels the task needs (``{"gpu": "a100"}``).
     requires: Mapping[str, str]
     trigger_rule: TriggerRule | str

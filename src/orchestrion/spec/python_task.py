@@ -308,7 +308,8 @@ def task(
 
     Options: ``name``, ``retries``, ``backoff``, ``factor``, ``max_delay``, ``jitter``,
     ``retry_on`` (exception classes, stored as ``module.QualName``, or names as given),
-    ``timeout``, ``queue``, ``priority``, ``concurrency``, ``requires`` (worker labels,
+    ``timeout``, ``queue``, ``priority``, ``concurrency``, ``concurrency_key`` with
+    ``key_limit`` (a key template and its limit), ``requires`` (worker labels,
     ``{"gpu": "a100"}``), ``trigger_rule``, ``when``,
     ``undo`` (a function or another task), ``description`` (default: the docstring's
     first line).

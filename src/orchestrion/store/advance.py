@@ -20,8 +20,10 @@ from typing import Any, Protocol
 
 from orchestrion.engine import planner
 from orchestrion.errors import ExpressionError, IllegalTransition
+from orchestrion.spec.expression_values import to_text
 from orchestrion.spec.expressions import compile_expression
 from orchestrion.spec.model import TaskSpec, WorkflowSpec
+from orchestrion.spec.templates import render
 from orchestrion.states import (
     RUN_TRANSITIONS,
     TASK_TRANSITIONS,
@@ -211,7 +213,11 @@ class Advance:
             return
         task = spec.task(row["task_name"])
         scope: dict[str, Any] | None = None
-        if (task.when and task.when.expr) or (task.map_over and row["kind"] == "group"):
+        if (
+            (task.when and task.when.expr)
+            or (task.map_over and row["kind"] == "group")
+            or task.concurrency_key is not None
+        ):
             scope = {
                 "params": loads(run["params"]),
                 "tasks": self.results_of(row["run_id"], task.depends_on),
@@ -230,26 +236,36 @@ class Advance:
                 return
             if row["kind"] == "group" and task.map_over is not None and scope is not None:
                 items = compile_expression(task.map_over).evaluate(scope)
-                self._expand(row, task, items)
+                self._expand(row, task, items, scope)
                 return
+            slot = slot_key(task, scope)
         except ExpressionError as exc:
             self.cas_task(
                 row, TaskEvent.FAIL, {"error": str(exc)}, error=str(exc), finished_at=self.now
             )
             self.on_finished(self.task_row(row["id"]))
             return
-        self._queue(row)
+        if slot is None:
+            self._queue(row)
+        elif self.cas_task(
+            row, TaskEvent.READY, ready_at=self.now, slot_key=slot, slot_limit=task.key_limit
+        ):
+            self.newly_ready += 1
 
     def _queue(self, row: Any) -> None:
         if self.cas_task(row, TaskEvent.READY, ready_at=self.now):
             self.newly_ready += 1
 
-    def _expand(self, row: Any, task: TaskSpec, items: Any) -> None:
+    def _expand(
+        self, row: Any, task: TaskSpec, items: Any, scope: dict[str, Any] | None = None
+    ) -> None:
         spec, _ = self.spec_for_run(row["run_id"])
         if not isinstance(items, list):
             raise ExpressionError(
                 f"map expression {task.map_over!r} gave {type(items).__name__}, not a list"
             )
+        # Rendered before the group moves, so that a failing key fails the group instead.
+        slots = [slot_key(task, {**(scope or {}), "item": item}) for item in items]
         self.cas_task(row, TaskEvent.EXPAND, {"items": len(items)}, waiting=len(items))
         requires = requirement_key(task.requires)
         if not items:
@@ -259,8 +275,8 @@ class Advance:
             return
         self.tx.executemany(
             "INSERT INTO task_runs (run_id, task_name, map_index, group_id, kind, state, queue,"
-            " priority, ready_at, conc_key, conc_limit, requires, item) VALUES"
-            " (?, ?, ?, ?, 'item', 'queued', ?, ?, ?, ?, ?, ?, ?)",
+            " priority, ready_at, conc_key, conc_limit, requires, item, slot_key, slot_limit)"
+            " VALUES (?, ?, ?, ?, 'item', 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     row["run_id"],
@@ -274,6 +290,8 @@ class Advance:
                     task.concurrency,
                     requires,
                     dumps(item),
+                    slots[i],
+                    task.key_limit,
                 )
                 for i, item in enumerate(items)
             ],
@@ -540,3 +558,16 @@ class Advance:
 def conc_key(workflow: str, task: TaskSpec) -> str | None:
     """Task runs sharing this key count against the task's concurrency limit, across runs."""
     return None if task.concurrency is None else f"{workflow}:{task.name}"
+
+
+def slot_key(task: TaskSpec, scope: dict[str, Any] | None) -> str | None:
+    """The task's concurrency key rendered in `scope` (None: the task has none); see
+    `orchestrion.store.slots`.
+
+    Raises:
+        ExpressionError: when the template fails.
+    """
+    if task.concurrency_key is None:
+        return None
+    value = render(task.concurrency_key, scope or {})
+    return value if isinstance(value, str) else to_text(value)

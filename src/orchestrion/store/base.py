@@ -40,6 +40,7 @@ from orchestrion.store.records import (
     WorkflowRecord,
 )
 from orchestrion.store.sql_secrets import SealedRow, SecretMeta
+from orchestrion.store.sql_slots import QueueLimit
 from orchestrion.store.ui_records import RunMark
 
 __all__ = [
@@ -227,10 +228,16 @@ class Store(Protocol):
         ...
 
     def next_ready_at(
-        self, queues: Sequence[str], labels: Mapping[str, str] | None = None
+        self,
+        queues: Sequence[str],
+        labels: Mapping[str, str] | None = None,
+        *,
+        now: float | None = None,
     ) -> float | None:
         """The earliest time a queued or retry-waiting task run that a worker with
-        `labels` may claim becomes claimable."""
+        `labels` may claim becomes claimable. Task runs held back by a full limit are left
+        out (a finish wakes the worker; a lease running out is caught by its slow poll);
+        `now` (default: the wall clock) decides which leases still hold a slot."""
         ...
 
     def register_worker(self, worker: WorkerRecord) -> None:
@@ -590,6 +597,21 @@ class Store(Protocol):
         task run for every `every` seconds it has been claimable (`most` times at most,
         never above 1000), so that low-priority work still progresses under a steady
         stream of higher-priority work. Returns how many task runs were raised."""
+        ...
+
+    # ------------------------------------------------------------ slots (queue limits)
+
+    def set_queue_limit(self, queue: str, max_running: int, *, now: float) -> None:
+        """At most `max_running` task runs of `queue` run at once, across all workers
+        (created or replaced). Writes an event."""
+        ...
+
+    def clear_queue_limit(self, queue: str, *, now: float) -> bool:
+        """Remove `queue`'s limit; False if it had none. Writes an event."""
+        ...
+
+    def queue_limits(self, *, now: float) -> list[QueueLimit]:
+        """Every queue limit, by queue, with its task runs holding an unexpired lease."""
         ...
 
 

@@ -6,7 +6,8 @@ them to running with one ``UPDATE``.
 
 **Concurrency limits.** Counting running task runs is a read that another claimer's
 uncommitted claims do not change, so two claimers could both see a free slot and both take
-it. For every concurrency key among its candidates, a claim therefore takes a transaction
+it. For every limited name among its candidates (task concurrency key, limited queue,
+rendered concurrency key: `slots.lock_names`), a claim therefore takes a transaction
 advisory lock (``pg_advisory_xact_lock(CONCURRENCY_LOCKS, hashtext(key))``, in key order so
 that claimers cannot deadlock) and only then counts. The lock is held until commit, so the
 next claimer of that key counts this claim's rows. We chose this over a table of slot rows
@@ -25,8 +26,9 @@ from orchestrion.states import TASK_TRANSITIONS, TaskEvent, TaskState, task_targ
 from orchestrion.store.advance import Advance
 from orchestrion.store.base import Claim
 from orchestrion.store.postgres_tx import CONCURRENCY_LOCKS, PgTx
-from orchestrion.store.queries import CLAIM_COLS, build_claims, within_limits
+from orchestrion.store.queries import CLAIM_COLS, build_claims
 from orchestrion.store.routing import route_filter
+from orchestrion.store.slots import SLOT_FILTER, lock_names, within_limits
 
 __all__ = ["claim"]
 
@@ -62,14 +64,17 @@ def claim(
         # a full limit is passed over here (approximately: the count below decides)
         " AND (conc_key IS NULL OR conc_limit > (SELECT count(*) FROM task_runs r"
         " WHERE r.state = 'running' AND r.conc_key = task_runs.conc_key))"
-        " ORDER BY priority DESC, ready_at, id LIMIT ? FOR UPDATE SKIP LOCKED",
-        (queue_param, now, *route_params, limit),
+        f"{SLOT_FILTER} ORDER BY priority DESC, ready_at, id LIMIT ? FOR UPDATE SKIP LOCKED",
+        (queue_param, now, *route_params, now, now, limit),
     ).fetchall()
     if not rows:
         return []
-    keys = sorted({r["conc_key"] for r in rows if r["conc_key"] is not None})
+    keys = lock_names(rows)
     if keys:
-        tx.execute(
+        # Queued: it travels with the count of `within_limits`, which the server runs after
+        # the lock is granted, with a snapshot of its own that sees every claim committed
+        # meanwhile (read committed); one round trip for both.
+        pg.queue(
             "SELECT count(pg_advisory_xact_lock(?, hashtext(k))) FROM unnest(?::text[]) AS k",
             (CONCURRENCY_LOCKS, keys),
         )

@@ -21,6 +21,7 @@ from orchestrion.store.base import (
     WorkflowRecord,
 )
 from orchestrion.store.routing import route_filter
+from orchestrion.store.slots import SLOT_COLS, SLOT_FILTER, within_limits
 
 __all__ = [
     "CLAIM_COLS",
@@ -41,7 +42,7 @@ __all__ = [
 CLAIM_COLS = (
     "id, run_id, task_name, map_index, group_id, kind, state, waiting, up_ok, up_failed,"
     " up_skipped, attempts, failures, lost, lease_epoch, item, priority, queue, conc_key,"
-    " conc_limit"
+    f" conc_limit, {SLOT_COLS}"
 )
 
 
@@ -67,9 +68,9 @@ def claim(
         # Task runs whose concurrency limit is full are passed over here, not after the
         # LIMIT, so that many of them cannot starve other ready work.
         f" AND (conc_key IS NULL OR conc_limit > (SELECT count(*) FROM task_runs r"
-        f" WHERE r.state = 'running' AND r.conc_key = task_runs.conc_key))"
+        f" WHERE r.state = 'running' AND r.conc_key = task_runs.conc_key)){SLOT_FILTER}"
         f" ORDER BY priority DESC, ready_at, id LIMIT ?",
-        (*queues, now, *route_params, limit * 4),
+        (*queues, now, *route_params, now, now, limit * 4),
     ).fetchall()
     chosen = within_limits(adv, rows, limit)
     attempts: list[tuple[Any, ...]] = []
@@ -92,35 +93,6 @@ def claim(
             attempts,
         )
     return build_claims(adv, chosen)
-
-
-def within_limits(adv: Advance, rows: Sequence[Any], limit: int) -> list[Any]:
-    """The first `limit` of the candidate `rows` that fit their concurrency limits, counting
-    running task runs now (the caller makes that count stable: SQLite by writing alone,
-    PostgreSQL by a lock per concurrency key)."""
-    keys = sorted({r["conc_key"] for r in rows if r["conc_key"] is not None})
-    running: dict[str, int] = {}
-    if keys:
-        marks = ",".join("?" * len(keys))
-        running = {
-            r["conc_key"]: r["n"]
-            for r in adv.tx.execute(
-                f"SELECT conc_key, count(*) AS n FROM task_runs WHERE state = 'running'"
-                f" AND conc_key IN ({marks}) GROUP BY conc_key",
-                keys,
-            ).fetchall()
-        }
-    chosen: list[Any] = []
-    for row in rows:
-        if len(chosen) >= limit:
-            break
-        key = row["conc_key"]
-        if key is not None:
-            if running.get(key, 0) >= row["conc_limit"]:
-                continue
-            running[key] = running.get(key, 0) + 1
-        chosen.append(row)
-    return chosen
 
 
 def build_claims(adv: Advance, rows: Sequence[Any]) -> list[Claim]:

@@ -11,6 +11,7 @@ import abc
 import functools
 import json
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,15 +35,17 @@ from orchestrion.store.base import (
     WorkflowRecord,
 )
 from orchestrion.store.routing import route_filter
+from orchestrion.store.slots import SLOT_FILTER
 from orchestrion.store.sql_auth import SqlAuthVerbs
 from orchestrion.store.sql_secrets import SqlSecretVerbs
+from orchestrion.store.sql_slots import SqlSlotVerbs
 from orchestrion.store.sql_triggers import SqlTriggerVerbs, new_run_id
 from orchestrion.store.sql_ui_reads import SqlUiReads
 
 __all__ = ["SqlStore"]
 
 
-class SqlStore(SqlTriggerVerbs, SqlAuthVerbs, SqlSecretVerbs, SqlUiReads):
+class SqlStore(SqlTriggerVerbs, SqlAuthVerbs, SqlSecretVerbs, SqlUiReads, SqlSlotVerbs):
     """See `orchestrion.store.base.Store` for the contract of every method."""
 
     #: The column that orders workflow versions registered at the same instant.
@@ -427,8 +430,13 @@ class SqlStore(SqlTriggerVerbs, SqlAuthVerbs, SqlSecretVerbs, SqlUiReads):
         return self._transact(now, fn)
 
     def next_ready_at(
-        self, queues: Sequence[str], labels: Mapping[str, str] | None = None
+        self,
+        queues: Sequence[str],
+        labels: Mapping[str, str] | None = None,
+        *,
+        now: float | None = None,
     ) -> float | None:
+        now = time.time() if now is None else now
         in_queues, params = self._queue_filter(queues)
         routed, route_params = route_filter(labels)
         rows = self._read(
@@ -436,8 +444,8 @@ class SqlStore(SqlTriggerVerbs, SqlAuthVerbs, SqlSecretVerbs, SqlUiReads):
             f" AND queue {in_queues}{routed}"
             # held back by a full concurrency limit: not claimable, so not a reason to wake
             " AND (conc_key IS NULL OR conc_limit > (SELECT count(*) FROM task_runs r"
-            " WHERE r.state = 'running' AND r.conc_key = task_runs.conc_key))",
-            (*params, *route_params),
+            " WHERE r.state = 'running' AND r.conc_key = task_runs.conc_key))" + SLOT_FILTER,
+            (*params, *route_params, now, now),
         )
         value = rows[0]["t"] if rows else None
         return None if value is None else float(value)

@@ -210,7 +210,9 @@ class Worker:
 
     def _idle_wait(self) -> float:
         wait = self.settings.poll_every
-        next_at = self.store.next_ready_at(self.settings.queues, self.settings.labels)
+        next_at = self.store.next_ready_at(
+            self.settings.queues, self.settings.labels, now=self.clock.now()
+        )
         if next_at is not None:
             wait = max(0.0, min(wait, next_at - self.clock.now()))
         return wait

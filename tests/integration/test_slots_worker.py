@@ -1,0 +1,85 @@
+"""Slots end to end with real `Worker`s: two workers of four threads each never run more
+than a key's limit or a queue's limit at once, and every run still finishes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from orchestrion.spec.model import ParamSpec
+from orchestrion.states import RunState
+from orchestrion.worker.loop import Worker, WorkerSettings
+from tests.helpers import make_app, py, wf
+
+_PATIENCE = 60.0  # guards against a hang; never a timing assertion
+
+
+class Gauge:
+    """How many calls run at once, per label, and the most seen."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now: Counter[str] = Counter()
+        self.most: Counter[str] = Counter()
+
+    def call(self, label: str) -> None:
+        with self.lock:
+            self.now[label] += 1
+            self.most[label] = max(self.most[label], self.now[label])
+        time.sleep(0.01)
+        with self.lock:
+            self.now[label] -= 1
+
+
+def _run_all(app: Any, runs: list[str]) -> None:
+    workers = [
+        Worker(app.store, app.code, WorkerSettings(concurrency=4, worker_id=f"w{i}",
+                                                   queues=("default", "narrow")))
+        for i in range(2)
+    ]  # fmt: skip
+    for w in workers:
+        w.start()
+    deadline = time.monotonic() + _PATIENCE
+    try:
+        while time.monotonic() < deadline and not all(
+            app.store.get_run(r).state.finished for r in runs
+        ):
+            app.store.wait_for_change(0.05)
+    finally:
+        for w in workers:
+            w.stop()
+    assert [app.store.get_run(r).state for r in runs] == [RunState.SUCCEEDED] * len(runs)
+
+
+def test_a_key_limit_holds_across_runs_and_workers(tmp_path: Path) -> None:
+    gauge = Gauge()
+    with make_app(tmp_path) as app:
+        app.code.add({"t:sync": lambda customer: gauge.call(customer)})
+        spec = wf(
+            "per_customer",
+            *(
+                py(f"sync{i}", ref="sync", inputs={"customer": "params.customer"},
+                   concurrency_key="c-{{ params.customer }}", key_limit=2)
+                for i in range(4)
+            ),
+            params={"customer": ParamSpec(required=True)},
+        )  # fmt: skip
+        app.store.register_workflow(spec, source=None, now=time.time())
+        runs = [app.trigger("per_customer", {"customer": c}).id for c in "aabbab"]
+        _run_all(app, runs)
+    assert gauge.most["a"] <= 2 and gauge.most["b"] <= 2
+
+
+def test_a_queue_limit_holds_across_workers(tmp_path: Path) -> None:
+    gauge = Gauge()
+    with make_app(tmp_path) as app:
+        app.code.add({"t:narrow": lambda: gauge.call("narrow")})
+        spec = wf("wide", *(py(f"n{i}", ref="narrow", queue="narrow") for i in range(12)))
+        app.store.register_workflow(spec, source=None, now=time.time())
+        app.set_queue_limit("narrow", 3)
+        runs = [app.trigger("wide").id for _ in range(2)]
+        _run_all(app, runs)
+    assert 1 <= gauge.most["narrow"] <= 3
