@@ -603,16 +603,18 @@ class App:
 
     def set_queue_limit(self, queue: str, max_running: int) -> None:
         """At most `max_running` task runs of `queue` run at once, across all workers."""
-        if not re.fullmatch(NAME_PATTERN, queue):
-            raise SpecError(f"bad queue name {queue!r}")
-        if max_running < 1:
-            raise SpecError("a queue limit is at least 1")
-        self.store.set_queue_limit(queue, max_running, now=self.clock.now())
+        with self._audited("queue.limit", f"queue {queue}", params={"max_running": max_running}):
+            if not re.fullmatch(NAME_PATTERN, queue):
+                raise SpecError(f"bad queue name {queue[:100]!r}")
+            if max_running < 1:
+                raise SpecError("a queue limit is at least 1")
+            self.store.set_queue_limit(queue, max_running, now=self.clock.now())
 
     def clear_queue_limit(self, queue: str) -> None:
         """Let `queue` run without a limit again; `NotFound` if it had none."""
-        if not self.store.clear_queue_limit(queue, now=self.clock.now()):
-            raise NotFound(f"queue {queue!r} has no limit")
+        with self._audited("queue.unlimit", f"queue {queue}"):
+            if not self.store.clear_queue_limit(queue, now=self.clock.now()):
+                raise NotFound(f"queue {queue[:100]!r} has no limit")
 
     def queue_limits(self) -> list[QueueLimit]:
         """Every queue limit, with how many of the queue's task runs are running now."""

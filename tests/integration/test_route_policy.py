@@ -21,7 +21,7 @@ import uvicorn
 from orchestrion.api.app import create_api
 from orchestrion.api.policy import PUBLIC, RULES
 from orchestrion.app import App
-from orchestrion.auth.principals import REQUIRED_ROLE, Action, Role
+from orchestrion.auth.principals import GLOBAL_ACTIONS, REQUIRED_ROLE, Action, Role
 from orchestrion.config import Settings
 from orchestrion.spec.model import PythonAction, SubWorkflowAction, TaskSpec, WorkflowSpec
 from orchestrion.spec.schedule_model import ScheduleSpec
@@ -220,7 +220,7 @@ def test_each_role_may_do_what_its_rank_allows_in_its_namespace_only(
     held = Role.parse(role)
     with server.client(server.tokens[role]) as c:
         for method, path, action in _mutating_api_routes(server):
-            if action in (Action.MANAGE_USERS,):
+            if action in GLOBAL_ACTIONS:
                 continue  # global: covered below
             own = c.request(method, _url(path, server, "finance"), json={})
             other = c.request(method, _url(path, server, "ops"), json={})
@@ -349,3 +349,21 @@ def test_audit_records_mask_secrets_and_filter_by_actor(server: Server) -> None:
         items = listed.json()["items"]
         assert items and "sentinel-password-1" not in listed.text
         assert items[0]["params"]["body"]["password"] == "***"
+
+
+def test_queue_limits_are_a_server_setting(server: Server) -> None:
+    with server.client(server.tokens["admin"]) as finance_admin:
+        refused = finance_admin.put("/api/v1/queues/default/limit", json={"max_running": 2})
+        assert refused.status_code == 403
+        assert finance_admin.get("/api/v1/queues").status_code == 200
+    with server.client(server.tokens["root"]) as root:
+        made = root.put("/api/v1/queues/gpu/limit", json={"max_running": 2})
+        assert made.status_code == 200, made.text
+        listed = root.get("/api/v1/queues").json()
+        assert [(q["queue"], q["max_running"], q["running"]) for q in listed] == [("gpu", 2, 0)]
+        assert root.put("/api/v1/queues/gpu/limit", json={"max_running": 0}).status_code == 422
+        assert root.put("/api/v1/queues/bad name/limit", json={"max_running": 1}).status_code == 422
+        assert root.delete("/api/v1/queues/gpu/limit").status_code == 204
+        assert root.delete("/api/v1/queues/gpu/limit").status_code == 404
+    actions = [r.action for r in server.app.accounts.list_audit(AuditFilter(actor="root"))]
+    assert actions.count("queue.limit") == 3 and actions.count("queue.unlimit") == 2

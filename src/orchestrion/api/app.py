@@ -7,7 +7,16 @@ from fastapi import Depends, FastAPI
 from orchestrion.api.errors import install_error_handlers
 from orchestrion.api.guard import Authenticate, guard
 from orchestrion.api.limits import BodyLimit
-from orchestrion.api.routes import accounts, runs, secrets, stream, system, triggers, workflows
+from orchestrion.api.routes import (
+    accounts,
+    queues,
+    runs,
+    secrets,
+    stream,
+    system,
+    triggers,
+    workflows,
+)
 from orchestrion.app import App
 from orchestrion.ui import router as ui_router
 
@@ -30,7 +39,7 @@ def create_api(app: App, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     )
     api.state.orchestrion = app
     install_error_handlers(api)
-    for module in (workflows, runs, system, stream, triggers, accounts, secrets):
+    for module in (workflows, runs, system, stream, triggers, accounts, secrets, queues):
         api.include_router(module.router)
     api.include_router(ui_router)  # the web UI at /, after the API's routes
     api.add_middleware(Authenticate, orchestrion=app)

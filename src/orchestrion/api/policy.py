@@ -260,6 +260,10 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/api/v1/secrets"): R(A.MANAGE_SECRETS, _anywhere, "secrets.list"),
     ("PUT", "/api/v1/secrets/{namespace}/{name}"): R(A.MANAGE_SECRETS, _secret, "secret.set"),
     ("DELETE", "/api/v1/secrets/{namespace}/{name}"): R(A.MANAGE_SECRETS, _secret, "secret.delete"),
+    # queue limits (they bind every namespace's tasks: a server setting)
+    ("GET", "/api/v1/queues"): R(A.READ, _anywhere),
+    ("PUT", "/api/v1/queues/{queue}/limit"): R(A.SETTINGS, _global, "queue.limit"),
+    ("DELETE", "/api/v1/queues/{queue}/limit"): R(A.SETTINGS, _global, "queue.unlimit"),
     # accounts
     ("GET", "/api/v1/users"): R(A.MANAGE_USERS, _global, "users.list"),
     ("POST", "/api/v1/users"): R(A.MANAGE_USERS, _global, "user.create"),
