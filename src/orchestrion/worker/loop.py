@@ -31,6 +31,7 @@ from orchestrion.worker import runner
 from orchestrion.worker.capture import install_capture, uninstall_capture
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.context import TaskContext
+from orchestrion.worker.executors import Executor
 from orchestrion.worker.reporting import GroupReporter
 from orchestrion.worker.secrets import SecretResolver, masked_outcome, masked_sink, masker_for
 
@@ -80,8 +81,12 @@ class Worker:
         settings: WorkerSettings | None = None,
         clock: Clock | None = None,
         secrets: SecretResolver | None = None,
+        executor: Executor | None = None,
     ) -> None:
+        """`executor` runs Python tasks' code (None: this worker's threads); whoever made it
+        closes it, after `stop`."""
         self.store = store
+        self._executor = executor
         self._secrets = secrets
         self.code = code
         self.settings = settings or WorkerSettings()
@@ -283,7 +288,13 @@ class Worker:
             ctx, secret_values=values, log_sink=masked_sink(ctx.log_sink, masker)
         )
         outcome = runner.execute(
-            claim, spec, ctx, self.code, self._start_child, http_allow=self.settings.http_allow
+            claim,
+            spec,
+            ctx,
+            self.code,
+            self._start_child,
+            http_allow=self.settings.http_allow,
+            executor=self._executor,
         )
         return None if outcome is None else masked_outcome(outcome, masker)
 
