@@ -6,6 +6,7 @@ work, and a SIGKILLed worker loses nothing (see also tests/acceptance for the CL
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +16,13 @@ import pytest
 
 from orchestrion.app import App
 from orchestrion.auth.secret_box import KeyRing, MasterKey
+from orchestrion.config import Settings
+from orchestrion.engine.maintenance import sweep
 from orchestrion.states import RunState
 from orchestrion.worker.loop import Worker, WorkerSettings
 from orchestrion.worker.process_executor import ProcessExecutor
 from tests.helpers import make_app
+from tests.processes import Proc
 
 _PATIENCE = 60.0  # guards against a hang; never a timing assertion
 
@@ -153,7 +157,7 @@ def _pid_from(path: Path) -> int:
     while not path.exists() or not path.read_text():
         assert time.monotonic() < deadline, "the task never started"
         time.sleep(0.02)
-    return int(path.read_text())
+    return int(path.read_text().split()[-1])  # "PID" or "ATTEMPT PID"
 
 
 def _gone(pid: int) -> bool:
@@ -231,3 +235,71 @@ def test_retries_still_work(app: App, worker: Worker, tmp_path: Path) -> None:
     assert counter.read_text().split() == ["1", "2", "3"]
     outcomes = [a.outcome for a in app.attempts(run.id)]
     assert outcomes == ["failed", "failed", "succeeded"]
+
+
+KILLED = '''\
+"""The first attempt hangs until its worker is SIGKILLed; the re-run returns."""
+import os
+import time
+
+from orchestrion.spec.python import task, workflow
+
+
+@task
+def slow(marks: str, ctx) -> int:
+    with open(marks, "a") as out:
+        out.write(f"{ctx.attempt} {os.getpid()}\\n")
+    while ctx.attempt == 1:
+        time.sleep(0.05)
+    return ctx.attempt
+
+
+@workflow
+def killed(marks: str):
+    slow(marks)
+'''
+
+
+def test_a_sigkilled_worker_loses_nothing(tmp_path: Path) -> None:
+    """A real ``orchestrion worker --executor process`` is SIGKILLed while its task runs in
+    a child: the child exits with it (nothing runs on as an orphan), the attempt becomes
+    lost once its lease lapses, and another worker re-runs it to success."""
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "killwf.py").write_text(KILLED)
+    marks = tmp_path / "marks.txt"
+    db = f"sqlite:///{tmp_path / 'kill.db'}"
+    env = {**os.environ, "ORCHESTRION_LEASE_SECONDS": "2", "ORCHESTRION_HEARTBEAT_SECONDS": "0.3"}
+    env.pop("ORCHESTRION_DATABASE_URL", None)
+    args = ["worker", "--executor", "process", "--workflows", str(folder), "--db", db]
+    first = Proc("worker-1", args, tmp_path, env, tmp_path)
+    second: Proc | None = None
+    try:
+        with App(Settings(database_url=db, lease_seconds=2.0)) as app:
+            deadline = time.monotonic() + _PATIENCE
+            while not any(w.name == "killed" for w in app.list_workflows()):
+                assert first.alive(), first.output()
+                assert time.monotonic() < deadline, first.output()
+                time.sleep(0.05)
+            run = app.trigger("killed", {"marks": str(marks)})
+            child = _pid_from(marks)
+            assert child != first.pid and not _gone(child)
+            first.signal(signal.SIGKILL)
+            first.wait(_PATIENCE)
+            while not _gone(child):  # its lifeline broke: it exits, not orphaned
+                assert time.monotonic() < deadline, "the task's process outlived its worker"
+                time.sleep(0.02)
+            while [a.outcome for a in app.attempts(run.id)] != ["lost"]:
+                assert time.monotonic() < deadline, "the attempt was never marked lost"
+                sweep(app.store, time.time())  # the scheduler's housekeeping pass
+                time.sleep(0.1)
+            second = Proc("worker-2", args, tmp_path, env, tmp_path)
+            finished = _finish(app, run.id)
+            assert finished.state is RunState.SUCCEEDED, second.output()
+            assert finished.result == {"slow": 2}
+            assert [a.outcome for a in app.attempts(run.id)] == ["lost", "succeeded"]
+            assert [line.split()[0] for line in marks.read_text().splitlines()] == ["1", "2"]
+    finally:
+        for proc in (first, second):
+            if proc is not None:
+                proc.kill_group()
