@@ -67,9 +67,25 @@ def flaky(counter: str, ctx) -> int:
     return ctx.attempt
 
 
+@task(executor="process")
+def in_process() -> int:
+    return os.getpid()
+
+
+@task(executor="thread")
+def in_thread() -> int:
+    return os.getpid()
+
+
 @workflow
 def cpu(n: int = 200_000):
     where(n)
+
+
+@workflow
+def chosen():
+    in_process()
+    in_thread()
 
 
 @workflow
@@ -303,3 +319,21 @@ def test_a_sigkilled_worker_loses_nothing(tmp_path: Path) -> None:
         for proc in (first, second):
             if proc is not None:
                 proc.kill_group()
+
+
+def test_a_task_chooses_its_executor(app: App) -> None:
+    """``@task(executor=...)`` wins over the worker's default, both ways."""
+    for executor in (None, ProcessExecutor()):
+        worker = Worker(app.store, app.code, WorkerSettings(concurrency=2), executor=executor)
+        worker.start()
+        try:
+            run = _finish(app, app.trigger("chosen").id)
+        finally:
+            worker.stop(grace=5)
+            if executor is not None:
+                executor.close()
+        assert run.state is RunState.SUCCEEDED
+        assert run.result["in_process"] != os.getpid()
+        assert run.result["in_thread"] == os.getpid()
+    spec = app.workflow("chosen")
+    assert [t.executor for t in spec.tasks] == ["process", "thread"]

@@ -25,7 +25,7 @@ from orchestrion.auth.secret_box import Secret
 from orchestrion.auth.ssrf import AllowList
 from orchestrion.clock import Clock, SystemClock
 from orchestrion.errors import OrchestrionError, SecretError, StoreError, TaskTimeout
-from orchestrion.spec.model import WorkflowSpec
+from orchestrion.spec.model import TaskSpec, WorkflowSpec
 from orchestrion.store.base import Claim, LogLine, Outcome, Store, WorkerRecord
 from orchestrion.worker import runner
 from orchestrion.worker.capture import install_capture, uninstall_capture
@@ -87,6 +87,10 @@ class Worker:
         closes it, after `stop`."""
         self.store = store
         self._executor = executor
+        #: For tasks that ask for ``executor: process`` on a worker whose default differs;
+        #: made on first use, closed by `stop`.
+        self._process_executor: Executor | None = None
+        self._executor_lock = threading.Lock()
         self._secrets = secrets
         self.code = code
         self.settings = settings or WorkerSettings()
@@ -150,6 +154,8 @@ class Worker:
         # A task that ignores cancellation cannot be stopped; its lease is released and
         # its outcome will be superseded, so do not wait for it here.
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._process_executor is not None:
+            self._process_executor.close()
         self._flush_logs()
         with contextlib.suppress(OrchestrionError):
             self.store.worker_heartbeat(self.id, now=self.clock.now(), state="stopped")
@@ -294,9 +300,22 @@ class Worker:
             self.code,
             self._start_child,
             http_allow=self.settings.http_allow,
-            executor=self._executor,
+            executor=self._executor_for(spec.task(claim.task_name.removeprefix("undo:"))),
         )
         return None if outcome is None else masked_outcome(outcome, masker)
+
+    def _executor_for(self, task: TaskSpec) -> Executor | None:
+        """The task's own choice (``executor:``) over this worker's default."""
+        if task.executor == "thread":
+            return None
+        if task.executor == "process" and getattr(self._executor, "name", None) != "process":
+            with self._executor_lock:
+                if self._process_executor is None:
+                    from orchestrion.worker.process_executor import ProcessExecutor
+
+                    self._process_executor = ProcessExecutor()
+                return self._process_executor
+        return self._executor
 
     def _report(self, task_run_id: int, outcome: Outcome) -> None:
         with self._lock:
