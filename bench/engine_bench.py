@@ -1,6 +1,7 @@
 """Engine benchmarks on embedded SQLite: throughput, per-hop latency, start-up and idle cost.
 
 Usage: .venv/bin/python bench/engine_bench.py [--workers N] [--only W1,W2,...]
+       [--executor thread|process]
 
 Workloads (no-op Python tasks returning a small value, through the real store, claims,
 leases and event rows, with an in-process worker of N threads):
@@ -10,7 +11,8 @@ leases and event rows, with an in-process worker of N threads):
   W3  10 layers x 10 tasks, each depending on every task of the previous layer
   W4  one task -> 2,000 parallel -> one join
 Also: `orchestrion run` of a 3-task example from process start to exit, and the CPU an
-idle worker and housekeeping loop use over 5 s.
+idle worker and housekeeping loop use over 5 s. ``--executor process`` runs each task of
+W1, W2 and W4 in a child process of its own (the cost of that isolation per task).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from orchestrion.spec.model import (
     TaskSpec,
     WorkflowSpec,
 )
+from orchestrion.worker.executors import Executor, executor_from_name
 from orchestrion.worker.loop import Worker, WorkerSettings
 
 
@@ -120,9 +123,13 @@ def round_trips(app: App, label: str) -> None:
     print(f"  {label} round trips: " + "; ".join(parts))
 
 
-def run_workload(app: App, spec: WorkflowSpec, workers: int) -> tuple[float, int, str]:
+def run_workload(
+    app: App, spec: WorkflowSpec, workers: int, executor: Executor | None = None
+) -> tuple[float, int, str]:
     app.store.register_workflow(spec, source=None, now=time.time())
-    worker = Worker(app.store, app.code, WorkerSettings(concurrency=workers), app.clock)
+    worker = Worker(
+        app.store, app.code, WorkerSettings(concurrency=workers), app.clock, executor=executor
+    )
     worker.start()
     try:
         start = time.perf_counter()
@@ -224,15 +231,19 @@ def main() -> None:
         help="Database URL (default: a fresh SQLite file); e.g. a fresh"
         " postgresql://postgres@127.0.0.1/bench database",
     )
+    parser.add_argument("--executor", choices=("thread", "process"), default="thread")
     args = parser.parse_args()
     only = set(args.only.split(","))
+    executor = executor_from_name(args.executor)
+    # A child process imports this file as `engine_bench` (its folder is on sys.path).
+    module = "bench" if executor is None else "engine_bench"
     tmp = Path(tempfile.mkdtemp(prefix="orchestrion-bench-"))
     with App(Settings(database_url=args.db or f"sqlite:///{tmp}/bench.db")) as app:
-        app.code.add({"bench:noop": noop, "bench:join": join, "bench:items": items})
+        app.code.add({f"{module}:noop": noop, f"{module}:join": join, f"{module}:items": items})
         per_task: dict[str, float] = {}
-        for label, spec in (("W1", fan("w1", 500)), ("W4", fan("w4", 2000))):
+        for label, spec in (("W1", fan("w1", 500, module)), ("W4", fan("w4", 2000, module))):
             if label in only:
-                elapsed, n, _ = run_workload(app, spec, args.workers)
+                elapsed, n, _ = run_workload(app, spec, args.workers, executor)
                 n = n - 1 + int(label == "W1") * 500 + int(label == "W4") * 2000
                 per_task[label] = elapsed / n * 1000
                 print(
@@ -243,7 +254,7 @@ def main() -> None:
         if "W1" in per_task and "W4" in per_task:
             print(f"W4/W1 per-task cost ratio: {per_task['W4'] / per_task['W1']:.2f}")
         if "W2" in only:
-            elapsed, n, run_id = run_workload(app, chain(100), args.workers)
+            elapsed, n, run_id = run_workload(app, chain(100, module), args.workers, executor)
             hops = hop_latencies(app, run_id)
             print(
                 f"W2: {n} chained tasks in {elapsed:.3f}s ({elapsed / n * 1000:.2f} ms per"

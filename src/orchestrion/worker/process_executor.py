@@ -36,7 +36,15 @@ from orchestrion.worker.executors import Completion, Invocation, RemoteFailure, 
 
 __all__ = ["ProcessExecutor"]
 
-_PRELOAD = ["orchestrion.worker.executors", "orchestrion.worker.capture", "orchestrion.spec.python"]
+#: Imported once by the forkserver, so that each child starts with them. ``__main__`` (the
+#: worker's entry script, imported under its guard as ``__mp_main__``) is among them because
+#: a child re-imports it otherwise, once per attempt.
+_PRELOAD = [
+    "__main__",
+    "orchestrion.worker.executors",
+    "orchestrion.worker.capture",
+    "orchestrion.spec.python",
+]
 
 #: How long a child that sent its completion may take to exit before it is killed.
 _EXIT_WAIT = 5.0
