@@ -337,3 +337,12 @@ def test_a_task_chooses_its_executor(app: App) -> None:
         assert run.result["in_thread"] == os.getpid()
     spec = app.workflow("chosen")
     assert [t.executor for t in spec.tasks] == ["process", "thread"]
+
+
+def test_the_worker_refuses_an_unknown_executor(tmp_path: Path) -> None:
+    env = {**os.environ}
+    env.pop("ORCHESTRION_DATABASE_URL", None)
+    args = ["worker", "--executor", "gpu", "--db", f"sqlite:///{tmp_path / 'x.db'}"]
+    proc = Proc("worker-bad", args, tmp_path, env, tmp_path)
+    assert proc.wait(_PATIENCE) == 2
+    assert "unknown executor 'gpu': expected thread, process, dask:ADDRESS" in proc.output()
