@@ -13,6 +13,7 @@ leases and event rows, with an in-process worker of N threads):
 Also: `orchestrion run` of a 3-task example from process start to exit, and the CPU an
 idle worker and housekeeping loop use over 5 s. ``--executor process`` runs each task of
 W1, W2 and W4 in a child process of its own (the cost of that isolation per task).
+  CPU 4 CPU-bound tasks at once, in threads and then in child processes (the GIL).
 """
 
 from __future__ import annotations
@@ -53,6 +54,23 @@ def join(xs: object) -> int:
 
 def _task(name: str, deps: tuple[str, ...] = (), module: str = "bench") -> TaskSpec:
     return TaskSpec(name=name, action=PythonAction(ref=f"{module}:noop"), depends_on=deps)
+
+
+def burn(n: int) -> int:
+    return sum(i * i for i in range(n))
+
+
+def cpu_tasks(count: int, n: int) -> WorkflowSpec:
+    """`count` independent CPU-bound tasks (`engine_bench:burn`, importable by a child)."""
+    tasks = tuple(
+        TaskSpec(
+            name=f"b{i}",
+            action=PythonAction(ref="engine_bench:burn"),
+            inputs={"n": InputSpec(value=n)},
+        )
+        for i in range(count)
+    )
+    return WorkflowSpec(name="cpu", tasks=tasks)
 
 
 def items(n: int) -> list[int]:
@@ -266,6 +284,18 @@ def main() -> None:
         if "W3" in only:
             elapsed, n, _ = run_workload(app, layers(10, 10), args.workers)
             print(f"W3: {n} tasks (10x10 layers) in {elapsed:.3f}s = {n / elapsed:,.0f} tasks/s")
+        if "CPU" in only:
+            app.code.add({"engine_bench:burn": burn})
+            walls = []
+            for chosen in (None, executor_from_name("process")):
+                elapsed, n, _ = run_workload(app, cpu_tasks(4, 20_000_000), 4, chosen)
+                walls.append(elapsed)
+                if chosen is not None:
+                    chosen.close()
+            print(
+                f"CPU: 4 CPU-bound tasks (sum of 20M squares each) with 4 slots: threads"
+                f" {walls[0]:.2f}s, processes {walls[1]:.2f}s wall"
+            )
         if "CLI" in only:
             print(
                 f"CLI: `orchestrion run` of a 3-task workflow, start to exit, median of 5:"
