@@ -246,7 +246,7 @@ class Worker:
             if stale is not None:  # our older attempt lost its lease: it is fenced, stop it
                 stale.ctx.cancel_event.set()
             self._active[claim.task_run_id] = _Active(claim=claim, ctx=ctx, deadline=deadline)
-        self._pool.submit(self._run, claim, spec, ctx, task.secrets)
+        self._pool.submit(self._run, claim, spec, ctx, task)
 
     def _spec(self, name: str, version: str) -> WorkflowSpec:
         spec = self._specs.get((name, version))
@@ -255,11 +255,9 @@ class Worker:
             self._specs[(name, version)] = spec
         return spec
 
-    def _run(
-        self, claim: Claim, spec: WorkflowSpec, ctx: TaskContext, declared: dict[str, str]
-    ) -> None:
+    def _run(self, claim: Claim, spec: WorkflowSpec, ctx: TaskContext, task: TaskSpec) -> None:
         try:
-            outcome = self._execute(claim, spec, ctx, declared)
+            outcome = self._execute(claim, spec, ctx, task)
             if outcome is not None:
                 self._report(claim.task_run_id, outcome)
         except Exception:  # a bug in the runner must not kill the worker thread silently
@@ -272,9 +270,10 @@ class Worker:
             self._slot_free.set()
 
     def _execute(
-        self, claim: Claim, spec: WorkflowSpec, ctx: TaskContext, declared: dict[str, str]
+        self, claim: Claim, spec: WorkflowSpec, ctx: TaskContext, task: TaskSpec
     ) -> Outcome | None:
-        """Open the task's `declared` secrets, run it, and mask every value in what it says."""
+        """Open the task's declared secrets, run it, and mask every value in what it says."""
+        declared = task.secrets
         values: dict[str, Secret] = {}
         if declared:
             try:
@@ -300,7 +299,7 @@ class Worker:
             self.code,
             self._start_child,
             http_allow=self.settings.http_allow,
-            executor=self._executor_for(spec.task(claim.task_name.removeprefix("undo:"))),
+            executor=self._executor_for(task),
         )
         return None if outcome is None else masked_outcome(outcome, masker)
 
