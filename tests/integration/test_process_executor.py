@@ -106,6 +106,7 @@ def retried(counter: str):
 HANG_FOREVER = '''\
 """A task that hangs with no timeout: only cancellation stops it."""
 import os
+import subprocess
 import time
 
 from orchestrion.spec.python import task, workflow
@@ -113,8 +114,9 @@ from orchestrion.spec.python import task, workflow
 
 @task
 def stuck(pidfile: str) -> None:
+    sleeper = subprocess.Popen(["sleep", "600"])  # the kill must end it too
     with open(pidfile, "w") as out:
-        out.write(str(os.getpid()))
+        out.write(f"{sleeper.pid} {os.getpid()}")
     while True:
         time.sleep(0.05)
 
@@ -213,15 +215,18 @@ def _until_idle(worker: Worker) -> None:
         time.sleep(0.02)
 
 
-def test_a_hung_task_is_killed_on_cancel(app: App, worker: Worker, tmp_path: Path) -> None:
+def test_a_hung_task_and_what_it_started_are_killed_on_cancel(
+    app: App, worker: Worker, tmp_path: Path
+) -> None:
     pidfile = tmp_path / "forever.pid"
     run = app.trigger("forever", {"pidfile": str(pidfile)})
     child = _pid_from(pidfile)
-    assert not _gone(child)
+    grandchild = int(pidfile.read_text().split()[0])
+    assert not _gone(child) and not _gone(grandchild)
     app.cancel(run.id)
     assert _finish(app, run.id).state is RunState.CANCELED
     deadline = time.monotonic() + _PATIENCE
-    while not _gone(child) or worker.busy:
+    while not _gone(child) or not _gone(grandchild) or worker.busy:
         assert time.monotonic() < deadline, "the canceled task's process still runs"
         time.sleep(0.02)
 

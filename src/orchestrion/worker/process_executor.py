@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from multiprocessing.connection import Connection
@@ -107,6 +108,7 @@ class _ProcessExecution:
         self._log = log
         self._on_done = done
         self._closed = False
+        self._lock = threading.Lock()
 
     @property
     def pid(self) -> int | None:
@@ -135,15 +137,22 @@ class _ProcessExecution:
             return completion
 
     def cancel(self) -> None:
-        if not self._closed:
-            self._finish()
+        self._finish()
 
     def _finish(self) -> None:
-        """Kill the child if it still runs (a no-op after it exited) and close the pipes."""
-        if self.process.is_alive():
+        """Kill the child and what it started, if it still runs, and close the pipes."""
+        with self._lock:  # `close` of the executor may cancel while the task thread waits
+            if self._closed:
+                return
+            self._closed = True
+        pid = self.process.pid
+        if pid is not None and self.process.is_alive():
+            # The child leads a group of its own (see `_child_main`); before it made it,
+            # there is no such group and only the child is killed.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
             self.process.kill()
             self.process.join()
-        self._closed = True
         self._results.close()
         self._lifeline.close()
         self.process.close()
@@ -154,6 +163,8 @@ class _ProcessExecution:
 
 
 def _child_main(invocation: Invocation, results: Connection, lifeline: Connection) -> None:
+    # A process group of its own, so that a kill also ends the processes the task started.
+    os.setpgid(0, 0)
     threading.Thread(target=_exit_with_worker, args=(lifeline,), daemon=True).start()
     send_lock = threading.Lock()
 
