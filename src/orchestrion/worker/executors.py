@@ -51,6 +51,7 @@ __all__ = [
     "RemoteTaskFailed",
     "executor_from_name",
     "run_invocation",
+    "source_of",
 ]
 
 #: What ``orchestrion worker --executor`` accepts (ADDRESS: the cluster's scheduler).
