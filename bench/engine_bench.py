@@ -1,6 +1,7 @@
 """Engine benchmarks on embedded SQLite: throughput, per-hop latency, start-up and idle cost.
 
 Usage: .venv/bin/python bench/engine_bench.py [--workers N] [--only W1,W2,...]
+       [--executor thread|process]
 
 Workloads (no-op Python tasks returning a small value, through the real store, claims,
 leases and event rows, with an in-process worker of N threads):
@@ -10,7 +11,9 @@ leases and event rows, with an in-process worker of N threads):
   W3  10 layers x 10 tasks, each depending on every task of the previous layer
   W4  one task -> 2,000 parallel -> one join
 Also: `orchestrion run` of a 3-task example from process start to exit, and the CPU an
-idle worker and housekeeping loop use over 5 s.
+idle worker and housekeeping loop use over 5 s. ``--executor process`` runs each task of
+W1, W2 and W4 in a child process of its own (the cost of that isolation per task).
+  CPU 4 CPU-bound tasks at once, in threads and then in child processes (the GIL).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from orchestrion.spec.model import (
     TaskSpec,
     WorkflowSpec,
 )
+from orchestrion.worker.executors import Executor, executor_from_name
 from orchestrion.worker.loop import Worker, WorkerSettings
 
 
@@ -50,6 +54,23 @@ def join(xs: object) -> int:
 
 def _task(name: str, deps: tuple[str, ...] = (), module: str = "bench") -> TaskSpec:
     return TaskSpec(name=name, action=PythonAction(ref=f"{module}:noop"), depends_on=deps)
+
+
+def burn(n: int) -> int:
+    return sum(i * i for i in range(n))
+
+
+def cpu_tasks(count: int, n: int) -> WorkflowSpec:
+    """`count` independent CPU-bound tasks (`engine_bench:burn`, importable by a child)."""
+    tasks = tuple(
+        TaskSpec(
+            name=f"b{i}",
+            action=PythonAction(ref="engine_bench:burn"),
+            inputs={"n": InputSpec(value=n)},
+        )
+        for i in range(count)
+    )
+    return WorkflowSpec(name="cpu", tasks=tasks)
 
 
 def items(n: int) -> list[int]:
@@ -120,9 +141,13 @@ def round_trips(app: App, label: str) -> None:
     print(f"  {label} round trips: " + "; ".join(parts))
 
 
-def run_workload(app: App, spec: WorkflowSpec, workers: int) -> tuple[float, int, str]:
+def run_workload(
+    app: App, spec: WorkflowSpec, workers: int, executor: Executor | None = None
+) -> tuple[float, int, str]:
     app.store.register_workflow(spec, source=None, now=time.time())
-    worker = Worker(app.store, app.code, WorkerSettings(concurrency=workers), app.clock)
+    worker = Worker(
+        app.store, app.code, WorkerSettings(concurrency=workers), app.clock, executor=executor
+    )
     worker.start()
     try:
         start = time.perf_counter()
@@ -224,15 +249,19 @@ def main() -> None:
         help="Database URL (default: a fresh SQLite file); e.g. a fresh"
         " postgresql://postgres@127.0.0.1/bench database",
     )
+    parser.add_argument("--executor", choices=("thread", "process"), default="thread")
     args = parser.parse_args()
     only = set(args.only.split(","))
+    executor = executor_from_name(args.executor)
+    # A child process imports this file as `engine_bench` (its folder is on sys.path).
+    module = "bench" if executor is None else "engine_bench"
     tmp = Path(tempfile.mkdtemp(prefix="orchestrion-bench-"))
     with App(Settings(database_url=args.db or f"sqlite:///{tmp}/bench.db")) as app:
-        app.code.add({"bench:noop": noop, "bench:join": join, "bench:items": items})
+        app.code.add({f"{module}:noop": noop, f"{module}:join": join, f"{module}:items": items})
         per_task: dict[str, float] = {}
-        for label, spec in (("W1", fan("w1", 500)), ("W4", fan("w4", 2000))):
+        for label, spec in (("W1", fan("w1", 500, module)), ("W4", fan("w4", 2000, module))):
             if label in only:
-                elapsed, n, _ = run_workload(app, spec, args.workers)
+                elapsed, n, _ = run_workload(app, spec, args.workers, executor)
                 n = n - 1 + int(label == "W1") * 500 + int(label == "W4") * 2000
                 per_task[label] = elapsed / n * 1000
                 print(
@@ -243,7 +272,7 @@ def main() -> None:
         if "W1" in per_task and "W4" in per_task:
             print(f"W4/W1 per-task cost ratio: {per_task['W4'] / per_task['W1']:.2f}")
         if "W2" in only:
-            elapsed, n, run_id = run_workload(app, chain(100), args.workers)
+            elapsed, n, run_id = run_workload(app, chain(100, module), args.workers, executor)
             hops = hop_latencies(app, run_id)
             print(
                 f"W2: {n} chained tasks in {elapsed:.3f}s ({elapsed / n * 1000:.2f} ms per"
@@ -255,6 +284,18 @@ def main() -> None:
         if "W3" in only:
             elapsed, n, _ = run_workload(app, layers(10, 10), args.workers)
             print(f"W3: {n} tasks (10x10 layers) in {elapsed:.3f}s = {n / elapsed:,.0f} tasks/s")
+        if "CPU" in only:
+            app.code.add({"engine_bench:burn": burn})
+            walls = []
+            for chosen in (None, executor_from_name("process")):
+                elapsed, n, _ = run_workload(app, cpu_tasks(4, 20_000_000), 4, chosen)
+                walls.append(elapsed)
+                if chosen is not None:
+                    chosen.close()
+            print(
+                f"CPU: 4 CPU-bound tasks (sum of 20M squares each) with 4 slots: threads"
+                f" {walls[0]:.2f}s, processes {walls[1]:.2f}s wall"
+            )
         if "CLI" in only:
             print(
                 f"CLI: `orchestrion run` of a 3-task workflow, start to exit, median of 5:"

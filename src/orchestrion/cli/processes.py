@@ -25,6 +25,7 @@ from orchestrion.auth.secret_box import DEV_MODE_ENV, KEY_ENV, load_key_ring
 from orchestrion.cli.credentials import save_token
 from orchestrion.config import Settings
 from orchestrion.errors import OrchestrionError, SecretError, SpecError
+from orchestrion.worker.executors import executor_from_name
 from orchestrion.worker.loop import Worker, WorkerSettings
 from orchestrion.worker.secrets import HIDDEN_ENV
 
@@ -126,9 +127,16 @@ def run_worker(
     workflows: str | None,
     grace: float,
     labels: Mapping[str, str] | None = None,
+    executor: str = "thread",
 ) -> None:
-    """Claim and run tasks until SIGTERM/SIGINT; then finish or release in-flight work."""
+    """Claim and run tasks until SIGTERM/SIGINT; then finish or release in-flight work.
+    `executor` names where Python tasks run (`executor_from_name`)."""
     require_master_key(settings, "worker")
+    try:
+        task_executor = executor_from_name(executor)
+    except OrchestrionError as exc:
+        print(f"error: orchestrion worker: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
     # The key is in `settings` now; tasks (Python code in this process) need not see it.
     for name in HIDDEN_ENV:
         os.environ.pop(name, None)
@@ -150,10 +158,12 @@ def run_worker(
             ),
             app.clock,
             secrets=app.resolve_secrets,
+            executor=task_executor,
         )
         worker.start()
         print(
-            f"worker {worker.id} on queues {','.join(queues)} (concurrency {concurrency})",
+            f"worker {worker.id} on queues {','.join(queues)} (concurrency {concurrency},"
+            f" executor {executor})",
             flush=True,
         )
         parent = os.getppid()
@@ -168,6 +178,8 @@ def run_worker(
             if changed:
                 load_folder(app, changed)
         worker.stop(grace=grace)
+        if task_executor is not None:
+            task_executor.close()
     if worker.busy:
         # Their leases were released and other workers retry them; a thread cannot be
         # killed, and waiting for it would keep this process alive past the grace period.

@@ -142,6 +142,13 @@ def server(
     callback=lambda _ctx, _param, value: _parse_labels(value),
     help="KEY=VALUE this worker offers; tasks with `requires` run only where all match.",
 )
+@click.option(
+    "--executor",
+    default="thread",
+    show_default=True,
+    help="Where Python tasks run: thread (this worker's threads), process (a child process"
+    " per attempt: no GIL, killed on timeout/cancel), dask:ADDRESS, ray or ray:ADDRESS.",
+)
 @click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
 @log_options
 def worker(
@@ -150,6 +157,7 @@ def worker(
     workflows: str | None,
     grace: float,
     labels: dict[str, str],
+    executor: str,
     db: str | None,
 ) -> None:
     """Claim and run tasks from the database until SIGTERM."""
@@ -162,6 +170,7 @@ def worker(
         workflows=workflows,
         grace=grace,
         labels=labels,
+        executor=executor,
     )
 
 

@@ -224,6 +224,11 @@ def _task() -> dict[str, Any]:
         },
         "undo": _ref("undo"),
         "description": {"type": "string"},
+        "executor": {
+            "enum": ["thread", "process"],
+            "description": "Where a Python task's code runs: process (a child process per"
+            " attempt, killed on timeout/cancel) or thread; unset: the worker's --executor.",
+        },
         "secrets": {
             "type": "object",
             "description": "Environment variable -> secret name in the workflow's namespace;"

@@ -240,6 +240,9 @@ class TaskSpec(_Frozen):
     #: Environment variable -> secret name (in the workflow's namespace). The worker
     #: resolves them at run time; values never pass through templates or the spec.
     secrets: dict[str, Str] = Field(default_factory=dict)
+    #: Where a Python task's code runs: ``process`` (a child process per attempt, on any
+    #: worker), ``thread`` (the worker's own threads), None (the worker's ``--executor``).
+    executor: Literal["thread", "process"] | None = None
 
     @field_validator("secrets")
     @classmethod
@@ -267,6 +270,12 @@ class TaskSpec(_Frozen):
                 both = sorted(set(action.env) & set(self.secrets))
                 if both:
                     raise ValueError(f"{both[0]!r} is set both by 'env' and by 'secrets'")
+        return self
+
+    @model_validator(mode="after")
+    def _executor_runs_python(self) -> TaskSpec:
+        if self.executor is not None and not isinstance(self.action, PythonAction):
+            raise ValueError("'executor' applies to Python tasks only")
         return self
 
 
@@ -361,6 +370,8 @@ class WorkflowSpec(_Frozen):
             for field in ("concurrency_key", "key_limit"):
                 if task[field] is None:
                     del task[field]
+            if task["executor"] is None:
+                del task["executor"]
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from pydantic import ValidationError
 
@@ -37,7 +37,7 @@ Fail = Callable[[str], Exception]
 _RETRY_KEYS = ("retries", "backoff", "factor", "max_delay", "jitter")
 _PLAIN_KEYS = (
     "timeout", "queue", "priority", "concurrency", "trigger_rule", "requires", "description",
-    "concurrency_key", "key_limit",
+    "concurrency_key", "key_limit", "executor",
 )  # fmt: skip
 _WHEN_ARGS = frozenset({"params", "results"})
 
@@ -78,6 +78,9 @@ class ShellOptions(CommonOptions, total=False):
 
 class TaskOptions(ShellOptions, total=False):
     name: str
+    #: Where the code runs: ``"process"`` (a child process per attempt: no GIL, killed on
+    #: timeout or cancel) or ``"thread"``; unset, the worker's ``--executor`` decides.
+    executor: Literal["thread", "process"]
 
 
 class FunctionHolder:

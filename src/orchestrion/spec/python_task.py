@@ -312,7 +312,7 @@ def task(
     ``key_limit`` (a key template and its limit), ``requires`` (worker labels,
     ``{"gpu": "a100"}``), ``trigger_rule``, ``when``,
     ``undo`` (a function or another task), ``description`` (default: the docstring's
-    first line).
+    first line), ``executor`` (``"process"``: a child process per attempt; ``"thread"``).
     """
     if fn is not None:
         return _make(fn, options)

@@ -59,7 +59,7 @@ ACTION_KEYS: Final = ("python", "shell", "http", "workflow")
 TASK_KEYS: Final = (
     *ACTION_KEYS, "depends_on", "inputs", "when", "trigger_rule", "map", "retry",
     "timeout", "concurrency", "priority", "queue", "requires", "undo", "description", "secrets",
-    "concurrency_key", "key_limit",
+    "concurrency_key", "key_limit", "executor",
 )  # fmt: skip
 SHELL_KEYS: Final = ("argv", "script", "env", "cwd", "json_output")
 HTTP_KEYS: Final = ("method", "url", "headers", "json", "expect_status", "timeout")
@@ -68,7 +68,7 @@ RETRY_KEYS: Final = ("retries", "backoff", "factor", "max_delay", "jitter", "ret
 
 _PASSTHROUGH: Final = (
     "trigger_rule", "timeout", "concurrency", "priority", "queue", "requires", "description",
-    "concurrency_key", "key_limit",
+    "concurrency_key", "key_limit", "executor",
 )  # fmt: skip
 _IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PYTHON_REF: Final = re.compile(r"([A-Za-z_][\w.]*|[^:\s]+\.py):[A-Za-z_][\w.]*")

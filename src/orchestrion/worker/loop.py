@@ -25,12 +25,13 @@ from orchestrion.auth.secret_box import Secret
 from orchestrion.auth.ssrf import AllowList
 from orchestrion.clock import Clock, SystemClock
 from orchestrion.errors import OrchestrionError, SecretError, StoreError, TaskTimeout
-from orchestrion.spec.model import WorkflowSpec
+from orchestrion.spec.model import TaskSpec, WorkflowSpec
 from orchestrion.store.base import Claim, LogLine, Outcome, Store, WorkerRecord
 from orchestrion.worker import runner
 from orchestrion.worker.capture import install_capture, uninstall_capture
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.context import TaskContext
+from orchestrion.worker.executors import Executor
 from orchestrion.worker.reporting import GroupReporter
 from orchestrion.worker.secrets import SecretResolver, masked_outcome, masked_sink, masker_for
 
@@ -80,8 +81,16 @@ class Worker:
         settings: WorkerSettings | None = None,
         clock: Clock | None = None,
         secrets: SecretResolver | None = None,
+        executor: Executor | None = None,
     ) -> None:
+        """`executor` runs Python tasks' code (None: this worker's threads); whoever made it
+        closes it, after `stop`."""
         self.store = store
+        self._executor = executor
+        #: For tasks that ask for ``executor: process`` on a worker whose default differs;
+        #: made on first use, closed by `stop`.
+        self._process_executor: Executor | None = None
+        self._executor_lock = threading.Lock()
         self._secrets = secrets
         self.code = code
         self.settings = settings or WorkerSettings()
@@ -145,6 +154,8 @@ class Worker:
         # A task that ignores cancellation cannot be stopped; its lease is released and
         # its outcome will be superseded, so do not wait for it here.
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._process_executor is not None:
+            self._process_executor.close()
         self._flush_logs()
         with contextlib.suppress(OrchestrionError):
             self.store.worker_heartbeat(self.id, now=self.clock.now(), state="stopped")
@@ -237,7 +248,7 @@ class Worker:
             if stale is not None:  # our older attempt lost its lease: it is fenced, stop it
                 stale.ctx.cancel_event.set()
             self._active[claim.task_run_id] = _Active(claim=claim, ctx=ctx, deadline=deadline)
-        self._pool.submit(self._run, claim, spec, ctx, task.secrets)
+        self._pool.submit(self._run, claim, spec, ctx, task)
 
     def _spec(self, name: str, version: str) -> WorkflowSpec:
         spec = self._specs.get((name, version))
@@ -246,11 +257,9 @@ class Worker:
             self._specs[(name, version)] = spec
         return spec
 
-    def _run(
-        self, claim: Claim, spec: WorkflowSpec, ctx: TaskContext, declared: dict[str, str]
-    ) -> None:
+    def _run(self, claim: Claim, spec: WorkflowSpec, ctx: TaskContext, task: TaskSpec) -> None:
         try:
-            outcome = self._execute(claim, spec, ctx, declared)
+            outcome = self._execute(claim, spec, ctx, task)
             if outcome is not None:
                 self._report(claim.task_run_id, outcome)
         except Exception:  # a bug in the runner must not kill the worker thread silently
@@ -263,9 +272,10 @@ class Worker:
             self._slot_free.set()
 
     def _execute(
-        self, claim: Claim, spec: WorkflowSpec, ctx: TaskContext, declared: dict[str, str]
+        self, claim: Claim, spec: WorkflowSpec, ctx: TaskContext, task: TaskSpec
     ) -> Outcome | None:
-        """Open the task's `declared` secrets, run it, and mask every value in what it says."""
+        """Open the task's declared secrets, run it, and mask every value in what it says."""
+        declared = task.secrets
         values: dict[str, Secret] = {}
         if declared:
             try:
@@ -285,9 +295,28 @@ class Worker:
             ctx, secret_values=values, log_sink=masked_sink(ctx.log_sink, masker)
         )
         outcome = runner.execute(
-            claim, spec, ctx, self.code, self._start_child, http_allow=self.settings.http_allow
+            claim,
+            spec,
+            ctx,
+            self.code,
+            self._start_child,
+            http_allow=self.settings.http_allow,
+            executor=self._executor_for(task),
         )
         return None if outcome is None else masked_outcome(outcome, masker)
+
+    def _executor_for(self, task: TaskSpec) -> Executor | None:
+        """The task's own choice (``executor:``) over this worker's default."""
+        if task.executor == "thread":
+            return None
+        if task.executor == "process" and getattr(self._executor, "name", None) != "process":
+            with self._executor_lock:
+                if self._process_executor is None:
+                    from orchestrion.worker.process_executor import ProcessExecutor
+
+                    self._process_executor = ProcessExecutor()
+                return self._process_executor
+        return self._executor
 
     def _report(self, task_run_id: int, outcome: Outcome) -> None:
         with self._lock:

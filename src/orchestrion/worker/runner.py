@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -25,10 +26,15 @@ from orchestrion.store.base import Claim, Outcome
 from orchestrion.worker.capture import attempt_capture
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.context import TaskContext
+from orchestrion.worker.executors import Executor, Invocation, RemoteTaskFailed, source_of
 
 __all__ = ["ChildRunStarter", "execute"]
 
 _MAX_TRACEBACK = 20_000
+
+#: How often a task thread waiting on an executor looks at cancellation and its deadline
+#: (a completion wakes it at once).
+_WAIT_SLICE = 0.2
 
 
 class ChildRunStarter(Protocol):
@@ -43,10 +49,12 @@ def execute(
     start_child: ChildRunStarter,
     *,
     http_allow: AllowList | None = None,
+    executor: Executor | None = None,
 ) -> Outcome | None:
     """Run the attempt; None when it produced no outcome yet (a sub-workflow now waits).
 
-    `http_allow` names the non-public destinations HTTP tasks may reach."""
+    `http_allow` names the non-public destinations HTTP tasks may reach. A Python action
+    runs in `executor` when given, else in this thread."""
     task = spec.task(claim.task_name.removeprefix("undo:"))
     scope = {"params": claim.params, "tasks": claim.upstream, "item": claim.item}
     try:
@@ -61,7 +69,7 @@ def execute(
                 params = render(dict(action.params), scope)
                 start_child(claim, action.workflow, params)
                 return None
-            result = _run_action(action, task, claim, ctx, code, scope, http_allow)
+            result = _run_action(action, task, claim, ctx, code, scope, http_allow, executor)
         json.dumps(result)
     except CancelRequested:
         return _outcome(claim, "canceled", error="canceled")
@@ -84,12 +92,15 @@ def _run_action(
     code: CodeRegistry,
     scope: dict[str, Any],
     http_allow: AllowList | None,
+    executor: Executor | None,
 ) -> Any:
     if isinstance(action, PythonAction):
         fn = code.resolve(action.ref)
         kwargs = _inputs(task, scope)
         if claim.kind == "undo":
             kwargs["result"] = claim.undo_of_result
+        if executor is not None:
+            return _call_elsewhere(executor, fn, action.ref, kwargs, ctx, task.timeout)
         return _call_python(fn, kwargs, ctx, task.timeout)
     if isinstance(action, ShellAction):
         from orchestrion.worker.shell import run_shell
@@ -148,6 +159,57 @@ def _call_python(
     return fn(**kwargs)
 
 
+def _call_elsewhere(
+    executor: Executor,
+    fn: Callable[..., Any],
+    ref: str,
+    kwargs: dict[str, Any],
+    ctx: TaskContext,
+    timeout: float | None,
+) -> Any:
+    """Run the call in `executor` and wait for it here, stopping it on cancellation (lease
+    lost, run canceled, worker stopping) and at its deadline: unlike a thread, it can be."""
+    invocation = Invocation(
+        ref=ref,
+        source=source_of(fn, ref),
+        kwargs=kwargs,
+        timeout=timeout,
+        run_id=ctx.run_id,
+        task_run_id=ctx.task_run_id,
+        task_name=ctx.task_name,
+        workflow=ctx.workflow,
+        attempt=ctx.attempt,
+        map_index=ctx.map_index,
+        idempotency_key=ctx.idempotency_key,
+        params=ctx.params,
+        secrets={name: value.reveal() for name, value in ctx.secret_values.items()},
+    )
+    deadline = None if timeout is None else time.monotonic() + timeout
+    execution = executor.submit(invocation, ctx.log_sink)
+    try:
+        while True:
+            if ctx.cancel_event.is_set():
+                raise CancelRequested()
+            left = (
+                _WAIT_SLICE if deadline is None else min(_WAIT_SLICE, deadline - time.monotonic())
+            )
+            if left <= 0:
+                raise TaskTimeout(
+                    f"timed out after {timeout}s; its {executor.name} run was stopped"
+                )
+            done = execution.wait(left)
+            if done is not None:
+                break
+    except BaseException:
+        execution.cancel()
+        raise
+    for stream, line in done.logs:
+        ctx.log_sink(stream, line)
+    if done.failure is not None:
+        raise RemoteTaskFailed(done.failure)
+    return done.value
+
+
 async def _with_timeout(coro: Any, timeout: float | None) -> Any:
     try:
         return await asyncio.wait_for(coro, timeout)
@@ -176,6 +238,9 @@ def _failure(claim: Claim, exc: BaseException, *, timed_out: bool = False) -> Ou
     )
     message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, OrchestrionError) else str(exc)
     tb = "".join(traceback.format_exception(exc))[-_MAX_TRACEBACK:]
+    if isinstance(exc, RemoteTaskFailed):  # what the task raised, not where it was relayed
+        kinds, message = exc.failure.error_types, exc.failure.message
+        tb, timed_out = exc.failure.traceback[-_MAX_TRACEBACK:], exc.failure.timed_out
     return Outcome(
         task_run_id=claim.task_run_id,
         epoch=claim.epoch,

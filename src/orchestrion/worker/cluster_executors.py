@@ -1,0 +1,177 @@
+"""Executors that hand Python tasks to a cluster users already run: Dask or Ray.
+
+Both are thin: the cluster runs `run_invocation` (the same function the process executor's
+children run) on one `Invocation` and returns its `Completion`, with the task's captured
+output in it (sent to the attempt's log when it comes back, not streamed). The worker still
+owns the attempt: its lease, heartbeats, fencing, timeout, retries and report.
+
+What the cluster must offer: orchestrion installed on its workers, and the workflow's code
+importable there — either the workflow file at the same path (the invocation names it) or
+its module on the cluster workers' ``sys.path``. Declared secrets travel to the cluster with
+the invocation (as plain values: they are needed there), so trust the cluster as much as the
+worker.
+
+Stopping: Ray's ``cancel(force=True)`` kills the worker process running the task, like the
+process executor. Dask cannot interrupt a task that already runs on a thread of a Dask
+worker: ``Future.cancel`` forgets it, the attempt is reported as timed out or canceled at
+once, and the cluster finishes the call in the background (its result is dropped).
+
+dask and ray are imported only when such an executor is made (``--executor dask:ADDRESS``,
+``--executor ray[:ADDRESS]``); they are not dependencies of orchestrion. Both classes take
+the already-connected client object, so that an application can pass its own.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from orchestrion.errors import OrchestrionError, TaskError
+from orchestrion.worker.context import LogSink
+from orchestrion.worker.executors import Completion, Invocation, run_invocation
+
+__all__ = ["DaskClient", "DaskExecutor", "RayApi", "RayExecutor"]
+
+
+def _import(module: str, extra: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise OrchestrionError(
+            f"this executor needs {extra!r} installed on the worker ({exc}); pip install {extra}"
+        ) from exc
+
+
+def _completion(value: object) -> Completion:
+    if not isinstance(value, Completion):
+        raise TaskError(f"the cluster returned {type(value).__name__}, not a task completion")
+    return value
+
+
+# ---------------------------------------------------------------------- Dask
+
+
+class DaskFuture(Protocol):
+    """The part of ``distributed.Future`` used here."""
+
+    def result(self, timeout: float | None = None) -> Any: ...
+
+    def done(self) -> bool: ...
+
+    def cancel(self) -> Any: ...
+
+
+class DaskClient(Protocol):
+    """The part of ``distributed.Client`` used here."""
+
+    def submit(self, func: Callable[..., Any], *args: Any, pure: bool = ...) -> DaskFuture: ...
+
+    def close(self) -> Any: ...
+
+
+class DaskExecutor:
+    name = "dask"
+
+    def __init__(self, client: DaskClient, *, owned: bool = False) -> None:
+        self._client = client
+        self._owned = owned
+
+    @classmethod
+    def connect(cls, address: str) -> DaskExecutor:
+        """Connect to the Dask scheduler at `address` (``tcp://host:8786``)."""
+        distributed = _import("dask.distributed", "distributed")
+        return cls(distributed.Client(address), owned=True)
+
+    def submit(self, invocation: Invocation, log: LogSink) -> _DaskExecution:
+        # pure=False: two attempts with equal inputs are two calls, never one cached result.
+        return _DaskExecution(self._client.submit(run_invocation, invocation, pure=False))
+
+    def close(self) -> None:
+        if self._owned:
+            self._client.close()
+
+
+class _DaskExecution:
+    def __init__(self, future: DaskFuture) -> None:
+        self._future = future
+
+    def wait(self, timeout: float) -> Completion | None:
+        try:
+            value = self._future.result(timeout=timeout)
+        except TimeoutError:  # distributed raises the builtin (asyncio's alias) on timeout
+            return None
+        except Exception as exc:  # run_invocation never raises: the cluster lost the call
+            raise TaskError(f"the Dask cluster could not run the task: {exc}") from exc
+        return _completion(value)
+
+    def cancel(self) -> None:
+        if not self._future.done():
+            self._future.cancel()
+
+
+# ---------------------------------------------------------------------- Ray
+
+
+class RayRemoteFunction(Protocol):
+    def remote(self, *args: Any) -> Any: ...
+
+
+class RayApi(Protocol):
+    """The part of the ``ray`` module used here."""
+
+    def remote(self, function: Callable[..., Any]) -> RayRemoteFunction: ...
+
+    def wait(
+        self, refs: list[Any], *, num_returns: int = ..., timeout: float | None = ...
+    ) -> tuple[Sequence[Any], Sequence[Any]]: ...
+
+    def get(self, ref: Any) -> Any: ...
+
+    def cancel(self, ref: Any, *, force: bool = ...) -> None: ...
+
+
+class RayExecutor:
+    name = "ray"
+
+    def __init__(self, ray: RayApi) -> None:
+        self._ray = ray
+        self._remote = ray.remote(run_invocation)
+
+    @classmethod
+    def connect(cls, address: str | None) -> RayExecutor:
+        """Join the Ray cluster at `address` (``ray://host:10001``, ``auto``), or start a
+        local one when None."""
+        ray = _import("ray", "ray")
+        ray.init(address=address, ignore_reinit_error=True)
+        return cls(ray)
+
+    def submit(self, invocation: Invocation, log: LogSink) -> _RayExecution:
+        return _RayExecution(self._ray, self._remote.remote(invocation))
+
+    def close(self) -> None:
+        return None  # the cluster outlives this worker; `ray.init` connections end with it
+
+
+class _RayExecution:
+    def __init__(self, ray: RayApi, ref: Any) -> None:
+        self._ray = ray
+        self._ref = ref
+        self._finished = False
+
+    def wait(self, timeout: float) -> Completion | None:
+        ready, _ = self._ray.wait([self._ref], num_returns=1, timeout=timeout)
+        if not ready:
+            return None
+        self._finished = True
+        try:
+            value = self._ray.get(self._ref)
+        except Exception as exc:  # run_invocation never raises: the cluster lost the call
+            raise TaskError(f"the Ray cluster could not run the task: {exc}") from exc
+        return _completion(value)
+
+    def cancel(self) -> None:
+        if not self._finished:
+            self._finished = True
+            # force: kill the Ray worker process running it; a hung call really stops.
+            self._ray.cancel(self._ref, force=True)

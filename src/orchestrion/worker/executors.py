@@ -1,0 +1,247 @@
+"""Executors: where the code of a Python task runs, when not in the worker's own threads.
+
+The worker keeps everything that makes an attempt safe — the claim and its lease, heartbeats,
+fencing, timeouts, cancellation, retries, masking and reporting. An `Executor` only runs the
+code: the runner hands it one `Invocation` (a picklable description of the call: the task's
+``module:function`` ref, the workflow file that defines it, its keyword arguments and the
+essentials of its `TaskContext`), gets an `Execution` back, waits on it in short slices (so
+that it sees cancellation and its deadline) and, when the worker says stop, cancels it.
+
+No executor (the default) means today's path: the call runs in the worker's task thread
+with the live `TaskContext`. Executors exist for what a thread cannot do:
+
+* ``process`` (`orchestrion.worker.process_executor`): one child process per attempt, so
+  CPU-bound code escapes the GIL and a hung task is killed on timeout or cancel;
+* ``dask:ADDRESS`` and ``ray[:ADDRESS]`` (`orchestrion.worker.cluster_executors`): hand the
+  call to a cluster that users already run; dask and ray are imported only when chosen.
+
+Only Python actions go to an executor. Shell tasks already run as child processes, HTTP
+tasks are I/O, ``when`` conditions are cheap: they stay in the worker.
+
+Inside the executor, `run_invocation` does the call: it loads the workflow file if its
+module is not importable there, rebuilds a `TaskContext` (whose ``log`` and captured
+stdout/stderr/logging come back as log lines; its cancel event never fires: executors stop
+code by killing it or by their cluster's cancel), and returns a `Completion` — the value or
+a `RemoteFailure` with the exception's type names, message and traceback — never raising,
+so that a task's own exception is never confused with a broken executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import sys
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from orchestrion.auth.secret_box import Secret
+from orchestrion.errors import OrchestrionError, TaskError, TaskTimeout
+from orchestrion.worker.context import LogSink, TaskContext
+
+__all__ = [
+    "EXECUTOR_CHOICES",
+    "Completion",
+    "Execution",
+    "Executor",
+    "Invocation",
+    "RemoteFailure",
+    "RemoteTaskFailed",
+    "executor_from_name",
+    "run_invocation",
+    "source_of",
+]
+
+#: What ``orchestrion worker --executor`` accepts (ADDRESS: the cluster's scheduler).
+EXECUTOR_CHOICES = "thread, process, dask:ADDRESS, ray or ray:ADDRESS"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Invocation:
+    """One call of task code, everything in it picklable (it crosses a process boundary)."""
+
+    #: ``module:qualname`` of the task function.
+    ref: str
+    #: The workflow file that defines `ref`'s module when it was loaded by path (its module
+    #: is then named after the file stem); None when the module is importable by name.
+    source: str | None
+    kwargs: dict[str, Any]
+    #: Seconds; enforced by the worker (it cancels the execution), and also by the
+    #: event loop for ``async def`` tasks, like in a worker thread.
+    timeout: float | None = None
+    run_id: str
+    task_run_id: int
+    task_name: str
+    workflow: str
+    attempt: int
+    map_index: int | None = None
+    idempotency_key: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    #: Declared secrets, opened by the worker; `Secret` refuses pickling, so plain values
+    #: travel (to the executor only) and are wrapped again there.
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class RemoteFailure:
+    """A task's exception, reduced to what an outcome records (exceptions of user types
+    need not unpickle on the worker)."""
+
+    message: str
+    error_types: tuple[str, ...]
+    traceback: str
+    timed_out: bool = False
+
+
+@dataclass(frozen=True)
+class Completion:
+    value: Any = None
+    failure: RemoteFailure | None = None
+    #: ``(stream, line)`` captured during the call that the executor did not stream live.
+    logs: tuple[tuple[str, str], ...] = ()
+
+
+class RemoteTaskFailed(TaskError):
+    """The task's code raised in an executor; carries what the outcome records."""
+
+    def __init__(self, failure: RemoteFailure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+class Execution(Protocol):
+    def wait(self, timeout: float) -> Completion | None:
+        """The completion once the call ended, or None if it still runs after `timeout`
+        seconds. Raises `TaskError` if the executor lost the call (a process that died, a
+        cluster that dropped it)."""
+        ...
+
+    def cancel(self) -> None:
+        """Stop the call now (kill it where the executor can); idempotent."""
+        ...
+
+
+class Executor(Protocol):
+    name: str
+
+    def submit(self, invocation: Invocation, log: LogSink) -> Execution:
+        """Start `invocation`; `log` receives lines the executor streams while it runs
+        (called from the thread that waits). Raises `TaskError` if it cannot start."""
+        ...
+
+    def close(self) -> None:
+        """Release the executor's resources; running executions are canceled."""
+        ...
+
+
+def executor_from_name(name: str) -> Executor | None:
+    """The executor ``--executor NAME`` selects; None for ``thread`` (the worker's own
+    threads, the default)."""
+    kind, _, address = name.partition(":")
+    if kind == "thread" and not address:
+        return None
+    if kind == "process" and not address:
+        from orchestrion.worker.process_executor import ProcessExecutor
+
+        return ProcessExecutor()
+    if kind == "dask" and address:
+        from orchestrion.worker.cluster_executors import DaskExecutor
+
+        return DaskExecutor.connect(address)
+    if kind == "ray":
+        from orchestrion.worker.cluster_executors import RayExecutor
+
+        return RayExecutor.connect(address or None)
+    raise OrchestrionError(f"unknown executor {name!r}: expected {EXECUTOR_CHOICES}")
+
+
+def source_of(fn: Callable[..., Any], ref: str) -> str | None:
+    """The workflow file to load for `ref` in another process, or None if its module is
+    importable by name there (a module loaded by path is named after its file stem)."""
+    module_name = ref.partition(":")[0]
+    module = sys.modules.get(module_name)
+    file = getattr(module, "__file__", None)
+    if file is None or "." in module_name or Path(file).stem != module_name:
+        return None
+    return str(Path(file).resolve())
+
+
+# ---------------------------------------------------------------------- inside the executor
+
+
+def run_invocation(invocation: Invocation, log: LogSink | None = None) -> Completion:
+    """Do the call where the executor runs it. Output goes to `log` as it is produced, or,
+    without one, is collected into the completion."""
+    from orchestrion.worker.capture import attempt_capture, install_capture, uninstall_capture
+
+    collected: list[tuple[str, str]] = []
+    sink: LogSink = log if log is not None else lambda s, line: collected.append((s, line))
+    install_capture()
+    try:
+        with attempt_capture(sink):
+            value = _call(invocation, sink)
+        return Completion(value=value, logs=tuple(collected))
+    except Exception as exc:  # the task's failure is the result here
+        return Completion(failure=_failure_of(exc), logs=tuple(collected))
+    finally:
+        uninstall_capture()
+
+
+def _call(invocation: Invocation, sink: LogSink) -> Any:
+    from orchestrion.worker.code import CodeRegistry
+
+    module_name = invocation.ref.partition(":")[0]
+    if invocation.source is not None and module_name not in sys.modules:
+        from orchestrion.spec.python import load_python_file
+
+        load_python_file(invocation.source)
+    fn = CodeRegistry().resolve(invocation.ref)
+    ctx = TaskContext(
+        run_id=invocation.run_id,
+        task_run_id=invocation.task_run_id,
+        task_name=invocation.task_name,
+        workflow=invocation.workflow,
+        attempt=invocation.attempt,
+        map_index=invocation.map_index,
+        idempotency_key=invocation.idempotency_key,
+        params=invocation.params,
+        log_sink=sink,
+        secret_values={k: Secret(v) for k, v in invocation.secrets.items()},
+    )
+    kwargs = dict(invocation.kwargs)
+    params = inspect.signature(fn).parameters
+    if "ctx" in params:
+        kwargs["ctx"] = ctx
+    if (
+        "result" in kwargs
+        and "result" not in params
+        and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    ):
+        kwargs.pop("result")
+    if inspect.iscoroutinefunction(fn):
+        return asyncio.run(_with_timeout(fn(**kwargs), invocation.timeout))
+    return fn(**kwargs)
+
+
+async def _with_timeout(coro: Any, timeout: float | None) -> Any:
+    try:
+        return await asyncio.wait_for(coro, timeout)
+    except TimeoutError:
+        raise TaskTimeout(f"timed out after {timeout}s") from None
+
+
+def _failure_of(exc: BaseException) -> RemoteFailure:
+    kinds = tuple(
+        f"{c.__module__}.{c.__qualname__}"
+        for c in type(exc).__mro__
+        if c not in (object, BaseException, Exception)
+    )
+    message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, OrchestrionError) else str(exc)
+    return RemoteFailure(
+        message=message,
+        error_types=kinds,
+        traceback="".join(traceback.format_exception(exc)),
+        timed_out=isinstance(exc, TaskTimeout),
+    )
