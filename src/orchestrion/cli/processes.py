@@ -243,6 +243,7 @@ def run_server(
     workers: int,
     concurrency: int,
     grace: float,
+    executor: str = "thread",
 ) -> None:
     """API + scheduler (schedules, triggers, backfills, housekeeping) in this process;
     worker processes as children."""
@@ -269,7 +270,7 @@ def run_server(
             name="scheduler",
         )
         scheduler.start()
-        children = _Children(settings, workflows, workers, concurrency, grace)
+        children = _Children(settings, workflows, workers, concurrency, grace, executor)
         children.start()
         watcher_stop = threading.Event()
         watcher = threading.Thread(
@@ -334,7 +335,13 @@ class _Children:
     """Worker processes, restarted (with backoff) when they die; SIGTERM on stop."""
 
     def __init__(
-        self, settings: Settings, workflows: str | None, count: int, concurrency: int, grace: float
+        self,
+        settings: Settings,
+        workflows: str | None,
+        count: int,
+        concurrency: int,
+        grace: float,
+        executor: str = "thread",
     ) -> None:
         self.cmd = [
             sys.executable,
@@ -347,6 +354,8 @@ class _Children:
             str(concurrency),
             "--grace",
             str(grace),
+            "--executor",
+            executor,
         ]
         if workflows:
             self.cmd += ["--workflows", workflows]

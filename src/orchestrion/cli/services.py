@@ -99,6 +99,12 @@ def register(main: click.Group) -> None:
 @click.option(
     "--grace", default=30.0, show_default=True, help="Seconds to finish in-flight work on SIGTERM."
 )
+@click.option(
+    "--executor",
+    default="thread",
+    show_default=True,
+    help="Where its worker processes run Python tasks (see `orchestrion worker --help`).",
+)
 @click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
 @log_options
 def server(
@@ -108,6 +114,7 @@ def server(
     workers: int,
     concurrency: int,
     grace: float,
+    executor: str,
     db: str | None,
 ) -> None:
     """Run the API, housekeeping and worker processes (SQLite by default)."""
@@ -121,6 +128,7 @@ def server(
         workers=workers,
         concurrency=concurrency,
         grace=grace,
+        executor=executor,
     )
 
 
