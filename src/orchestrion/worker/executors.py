@@ -210,7 +210,14 @@ def _call(invocation: Invocation, sink: LogSink) -> Any:
         log_sink=sink,
         secret_values={k: Secret(v) for k, v in invocation.secrets.items()},
     )
-    kwargs = dict(invocation.kwargs)
+    return call_python(fn, dict(invocation.kwargs), ctx, invocation.timeout)
+
+
+def call_python(
+    fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext, timeout: float | None
+) -> Any:
+    """Call a task function the way every executor does: ``ctx`` if it asks for it, a
+    ``result`` input only if it takes one, a coroutine run to completion under `timeout`."""
     params = inspect.signature(fn).parameters
     if "ctx" in params:
         kwargs["ctx"] = ctx
@@ -221,7 +228,7 @@ def _call(invocation: Invocation, sink: LogSink) -> Any:
     ):
         kwargs.pop("result")
     if inspect.iscoroutinefunction(fn):
-        return asyncio.run(_with_timeout(fn(**kwargs), invocation.timeout))
+        return asyncio.run(_with_timeout(fn(**kwargs), timeout))
     return fn(**kwargs)
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import time
@@ -26,7 +25,13 @@ from orchestrion.store.base import Claim, Outcome
 from orchestrion.worker.capture import attempt_capture
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.context import TaskContext
-from orchestrion.worker.executors import Executor, Invocation, RemoteTaskFailed, source_of
+from orchestrion.worker.executors import (
+    Executor,
+    Invocation,
+    RemoteTaskFailed,
+    call_python,
+    source_of,
+)
 
 __all__ = ["ChildRunStarter", "execute"]
 
@@ -101,7 +106,7 @@ def _run_action(
             kwargs["result"] = claim.undo_of_result
         if executor is not None:
             return _call_elsewhere(executor, fn, action.ref, kwargs, ctx, task.timeout)
-        return _call_python(fn, kwargs, ctx, task.timeout)
+        return call_python(fn, kwargs, ctx, task.timeout)
     if isinstance(action, ShellAction):
         from orchestrion.worker.shell import run_shell
 
@@ -140,23 +145,6 @@ def _inputs(task: TaskSpec, scope: dict[str, Any]) -> dict[str, Any]:
             compile_expression(spec.expr).evaluate(scope) if spec.expr is not None else spec.value
         )
     return out
-
-
-def _call_python(
-    fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext, timeout: float | None
-) -> Any:
-    params = inspect.signature(fn).parameters
-    if "ctx" in params:
-        kwargs["ctx"] = ctx
-    if (
-        "result" in kwargs
-        and "result" not in params
-        and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    ):
-        kwargs.pop("result")
-    if inspect.iscoroutinefunction(fn):
-        return asyncio.run(_with_timeout(fn(**kwargs), timeout))
-    return fn(**kwargs)
 
 
 def _call_elsewhere(
@@ -208,13 +196,6 @@ def _call_elsewhere(
     if done.failure is not None:
         raise RemoteTaskFailed(done.failure)
     return done.value
-
-
-async def _with_timeout(coro: Any, timeout: float | None) -> Any:
-    try:
-        return await asyncio.wait_for(coro, timeout)
-    except TimeoutError:
-        raise TaskTimeout(f"timed out after {timeout}s") from None
 
 
 def _call_condition(fn: Callable[..., Any], claim: Claim) -> bool:
