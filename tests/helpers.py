@@ -137,6 +137,14 @@ def make_app(tmp_path: Path, clock: Any = None, **settings: Any) -> App:
     return app.open()
 
 
+def database_url_for(path: Path) -> str:
+    """A database URL for a test: the SQLite file `path`, or with
+    ``ORCHESTRION_TEST_DATABASE=postgres`` a fresh PostgreSQL schema standing for it."""
+    if os.environ.get("ORCHESTRION_TEST_DATABASE", "").strip().lower() == "postgres":
+        return _pg_app_url(path)
+    return f"sqlite:///{path}"
+
+
 #: ``make_app``'s SQLite path -> the PostgreSQL URL used in its place.
 _PG_APPS: dict[Path, str] = {}
 _PG_DATABASE: list[str] = []

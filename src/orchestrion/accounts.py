@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from argon2 import PasswordHasher
 
-from orchestrion.audit import redact
+from orchestrion.audit import printable, redact
 from orchestrion.auth.passwords import (
     DEFAULT_HASHER,
     LoginLimiter,
@@ -231,8 +231,8 @@ class Accounts:
         created_by: str | None = None,
     ) -> tuple[str, TokenRecord]:
         """A new token: the plaintext (show it once) and the stored record."""
-        if not name.strip() or len(name) > 100:
-            raise ParameterError("a token needs a name of 1 to 100 characters")
+        if not name.strip() or len(name) > 100 or not name.isprintable():
+            raise ParameterError("a token needs a name of 1 to 100 printable characters")
         checked = _labels(parse_bindings(bindings))
         now = self._clock.now()
         try:
@@ -299,14 +299,14 @@ class Accounts:
         return self._store.append_audit(
             AuditEntry(
                 at=self._clock.now(),
-                actor=actor,
+                actor=printable(actor)[:200],
                 actor_kind=actor_kind,
-                action=action,
-                object=object,
-                namespace=namespace,
+                action=printable(action)[:200],
+                object=printable(object)[:500],
+                namespace=printable(namespace) if namespace else None,
                 params=redact(dict(params or {})),
                 outcome=outcome,
-                detail=detail[:1000] if detail else None,
+                detail=printable(detail)[:1000] if detail else None,
                 request_id=request_id,
                 source=source,
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-__all__ = ["MASK", "redact"]
+__all__ = ["MASK", "printable", "redact"]
 
 MASK: Final = "***"
 _SENSITIVE: Final = re.compile(
@@ -21,6 +21,12 @@ _SENSITIVE: Final = re.compile(
 _MAX_STRING: Final = 500
 _MAX_ITEMS: Final = 50
 _MAX_DEPTH: Final = 5
+
+
+def printable(text: str) -> str:
+    """`text` with NUL bytes spelled out: PostgreSQL's text type cannot hold them, and an
+    audit record must not be lost because a request carried one."""
+    return text.replace("\x00", "\\x00")
 
 
 def redact(data: Any, *, depth: int = 0) -> Any:
@@ -40,6 +46,7 @@ def redact(data: Any, *, depth: int = 0) -> Any:
         items = [redact(v, depth=depth + 1) for v in list(data)[:_MAX_ITEMS]]
         return items + ([f"… {len(data) - _MAX_ITEMS} more"] if len(data) > _MAX_ITEMS else [])
     if isinstance(data, str):
+        data = printable(data)
         return data if len(data) <= _MAX_STRING else data[:_MAX_STRING] + "…"
     if data is None or isinstance(data, bool | int | float):
         return data

@@ -27,6 +27,7 @@ from orchestrion.spec.model import (
 from orchestrion.store.base import AuditFilter
 from orchestrion.worker.context import TaskContext
 from orchestrion.worker.loop import Worker, WorkerSettings
+from tests.helpers import database_url_for
 
 
 def add(x: int) -> int:
@@ -62,7 +63,7 @@ FAILING = WorkflowSpec(
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[App]:
-    with App(Settings(database_url=f"sqlite:///{tmp_path}/api.db")) as app:
+    with App(Settings(database_url=database_url_for(tmp_path / "api.db"))) as app:
         app.code.add({"t:add": add, "t:boom": boom})
         for spec in (SPEC, FAILING):
             app.store.register_workflow(spec, source=None, now=time.time())

@@ -17,6 +17,7 @@ from orchestrion.api.app import create_api
 from orchestrion.app import App
 from orchestrion.config import Settings
 from orchestrion.spec.model import PythonAction, TaskSpec, WorkflowSpec
+from tests.helpers import database_url_for
 
 HOSTILE = [
     "",
@@ -55,7 +56,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     import httpx
 
     db = Path(tmp_path_factory.mktemp("fuzz")) / "fuzz.db"
-    with App(Settings(database_url=f"sqlite:///{db}")) as app:
+    with App(Settings(database_url=database_url_for(db))) as app:
         app.code.add({"t:noop": noop})
         spec = WorkflowSpec(
             name="w", tasks=(TaskSpec(name="a", action=PythonAction(ref="t:noop")),)

@@ -26,6 +26,7 @@ from orchestrion.config import Settings
 from orchestrion.spec.model import PythonAction, SubWorkflowAction, TaskSpec, WorkflowSpec
 from orchestrion.spec.schedule_model import ScheduleSpec
 from orchestrion.store.base import AuditFilter
+from tests.helpers import database_url_for
 
 _DAILY = (ScheduleSpec(cron="0 3 * * *"),)
 FIN = WorkflowSpec(
@@ -73,7 +74,7 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     db = Path(tmp_path_factory.mktemp("policy")) / "policy.db"
-    with App(Settings(database_url=f"sqlite:///{db}")) as app:
+    with App(Settings(database_url=database_url_for(db))) as app:
         for spec in (FIN, OPS):
             app.store.register_workflow(spec, source=None, now=time.time())
         srv = Server(app)
@@ -367,3 +368,15 @@ def test_queue_limits_are_a_server_setting(server: Server) -> None:
         assert root.delete("/api/v1/queues/gpu/limit").status_code == 404
     actions = [r.action for r in server.app.accounts.list_audit(AuditFilter(actor="root"))]
     assert actions.count("queue.limit") == 3 and actions.count("queue.unlimit") == 2
+
+
+def test_nul_bytes_are_refused_before_they_reach_the_database(server: Server) -> None:
+    """PostgreSQL text cannot hold NUL: a URL with one is refused whole (400), a token name
+    with one is refused as a bad parameter, and audit records spell NULs out."""
+    with server.client(server.tokens["root"]) as root:
+        assert root.get("/api/v1/runs/a%00b").status_code == 400
+        assert root.get("/api/v1/runs", params={"workflow": "a\x00b"}).status_code == 400
+        made = root.post("/api/v1/tokens", json={"name": "x\x00y", "bindings": {"*": "viewer"}})
+        assert made.status_code == 422 and "printable" in made.text
+    recorded = server.app.accounts.list_audit(AuditFilter(action="token.create", limit=5))
+    assert recorded and "\x00" not in str(recorded[0].params)

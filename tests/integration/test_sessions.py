@@ -16,6 +16,7 @@ from orchestrion.app import App
 from orchestrion.config import Settings
 from orchestrion.spec.model import PythonAction, TaskSpec, WorkflowSpec
 from orchestrion.store.base import AuditFilter
+from tests.helpers import database_url_for
 from tests.integration.test_route_policy import Server
 
 SPEC = WorkflowSpec(
@@ -33,7 +34,7 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    with App(Settings(database_url=f"sqlite:///{tmp_path}/sessions.db")) as app:
+    with App(Settings(database_url=database_url_for(tmp_path / "sessions.db"))) as app:
         for spec in (SPEC, OTHER):
             app.store.register_workflow(spec, source=None, now=time.time())
             app.trigger(spec.name)
@@ -148,10 +149,10 @@ def test_wrong_passwords_are_rate_limited_and_audited(server: Server) -> None:
     assert all(r.actor == "ana" and "password" not in r.params for r in records)
 
 
-def test_first_start_makes_one_random_admin_once(server: Server) -> None:
+def test_first_start_makes_one_random_admin_once(server: Server, tmp_path: Path) -> None:
     accounts = server.app.accounts
     assert accounts.first_start() is None  # a user exists already
-    with App(Settings(database_url=server.app.settings.database_url + "-fresh")) as fresh:
+    with App(Settings(database_url=database_url_for(tmp_path / "fresh.db"))) as fresh:
         made = fresh.accounts.first_start()
         assert made is not None and len(made.password) >= 20
         assert fresh.accounts.first_start() is None

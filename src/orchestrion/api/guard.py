@@ -133,6 +133,14 @@ class Authenticate:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            # No name, id or filter holds a NUL byte, and PostgreSQL text cannot store one.
+            refusal = JSONResponse(
+                {"error": {"code": "bad_request", "message": "NUL byte in the request URL"}},
+                status_code=400,
+            )
+            await refusal(scope, receive, send)
+            return
         request_id = secrets.token_hex(8)
         state = scope.setdefault("state", {})
         state.update(request_id=request_id, principal=None, auth_via=None, csrf="", audit=None)
