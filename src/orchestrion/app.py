@@ -154,7 +154,7 @@ class App:
         return self._accounts
 
     @contextlib.contextmanager
-    def _audited(
+    def audited(
         self,
         action: str,
         obj: str,
@@ -162,7 +162,8 @@ class App:
         workflow: str | None = None,
         params: dict[str, Any] | None = None,
     ) -> Iterator[None]:
-        """One audit record for the action in the block, with its outcome (with an actor)."""
+        """One audit record for the action in the block, with its outcome, when this App
+        acts for someone (`actor`); nothing otherwise (the API audits its own requests)."""
         if self.actor is None:
             yield
             return
@@ -208,7 +209,7 @@ class App:
             if self.actor is None:
                 self.store.register_workflow(spec, source=where, now=self.clock.now())
                 continue
-            with self._audited(
+            with self.audited(
                 "workflow.deploy",
                 f"workflow {spec.namespace}/{spec.name}",
                 params={"version": spec.version, "source": where},
@@ -247,7 +248,7 @@ class App:
 
     def set_paused(self, name: str, paused: bool) -> None:
         action = "workflow.pause" if paused else "workflow.unpause"
-        with self._audited(action, f"workflow {name}", workflow=name):
+        with self.audited(action, f"workflow {name}", workflow=name):
             self.store.get_workflow(name)  # NotFound for an unknown workflow
             self.store.set_paused(name, paused, now=self.clock.now())
 
@@ -262,7 +263,7 @@ class App:
         trigger: str = "manual",
         priority: int = 0,
     ) -> RunRecord:
-        with self._audited(
+        with self.audited(
             "run.trigger", f"workflow {workflow}", workflow=workflow, params={"params": params}
         ):
             spec = self.workflow(workflow)
@@ -285,21 +286,21 @@ class App:
     def mark_task(self, run_id: str, task: str, *, succeeded: bool) -> RunRecord:
         """Set a task's outcome by hand (see `Store.mark_task`)."""
         args = {"task": task, "succeeded": succeeded}
-        with self._audited("run.mark", f"run {run_id}", params=args):
+        with self.audited("run.mark", f"run {run_id}", params=args):
             run = self.store.get_run(run_id)
             self.store.mark_task(run.id, task, succeeded=succeeded, now=self.clock.now())
             return self.store.get_run(run.id)
 
     def rerun_from(self, run_id: str, task: str) -> RunRecord:
         """Rerun from a chosen task as a new run (see `Store.rerun_from`)."""
-        with self._audited("run.rerun", f"run {run_id}", params={"from_task": task}):
+        with self.audited("run.rerun", f"run {run_id}", params={"from_task": task}):
             old = self.store.get_run(run_id)
             new_id = self.store.rerun_from(old.id, task, now=self.clock.now())
             return self.store.get_run(new_id)
 
     def cancel_or_raise(self, run_id: str) -> None:
         """Cancel a run; `IllegalTransition` when it already finished."""
-        with self._audited("run.cancel", f"run {run_id}"):
+        with self.audited("run.cancel", f"run {run_id}"):
             run = self.store.get_run(run_id)
             if not self.store.cancel_run(run.id, now=self.clock.now()):
                 state = self.store.get_run(run.id).state.value
@@ -307,7 +308,7 @@ class App:
 
     def retry_or_raise(self, run_id: str) -> None:
         """Re-open a failed or canceled run; `IllegalTransition` names why not otherwise."""
-        with self._audited("run.retry", f"run {run_id}"):
+        with self.audited("run.retry", f"run {run_id}"):
             run = self.store.get_run(run_id)
             if not self.store.retry_run(run.id, now=self.clock.now()):
                 state = self.store.get_run(run.id).state.value
@@ -496,7 +497,7 @@ class App:
     ) -> EventReceipt:
         """`send_event` with the full receipt (duplicate flag, trigger errors)."""
         event_id = event_id if event_id is not None else f"ev-{secrets.token_hex(12)}"
-        with self._audited("events.send", f"event {event_type}", params={"id": event_id}):
+        with self.audited("events.send", f"event {event_type}", params={"id": event_id}):
             return service.send_event(
                 self.store, self.clock.now(), event_type, payload, event_id, source=source
             )
@@ -519,7 +520,7 @@ class App:
         with (
             contextlib.nullcontext()
             if dry_run
-            else self._audited(
+            else self.audited(
                 "backfill.create", f"workflow {workflow}", workflow=workflow, params=args
             )
         ):
@@ -542,7 +543,7 @@ class App:
 
     def cancel_backfill(self, backfill_id: str) -> bool:
         """Stop a backfill and cancel its unfinished runs; False if it had already ended."""
-        with self._audited("backfill.cancel", f"backfill {backfill_id}"):
+        with self.audited("backfill.cancel", f"backfill {backfill_id}"):
             return self.store.cancel_backfill(backfill_id, now=self.clock.now())
 
     def list_schedules(self, workflow: str | None = None) -> list[ScheduleInfo]:
@@ -568,7 +569,7 @@ class App:
 
     def set_secret(self, namespace: str, name: str, value: str | Secret) -> bool:
         """Create or replace ``namespace/name``; True if it was created."""
-        with self._audited("secret.set", f"secret {namespace}/{name}"):  # never the value
+        with self.audited("secret.set", f"secret {namespace}/{name}"):  # never the value
             return secret_service.put(
                 self.store, self.key_ring, namespace, name, value, self.clock.now()
             )
@@ -579,7 +580,7 @@ class App:
 
     def delete_secret(self, namespace: str, name: str) -> None:
         """Delete ``namespace/name``, or `NotFound`."""
-        with self._audited("secret.delete", f"secret {namespace}/{name}"):
+        with self.audited("secret.delete", f"secret {namespace}/{name}"):
             secret_service.check_name(namespace, name)
             if not self.store.delete_secret(namespace, name, now=self.clock.now()):
                 raise NotFound(f"secret {namespace}/{name} does not exist")
@@ -587,7 +588,7 @@ class App:
     def rotate_secrets(self) -> int:
         """Re-encrypt every secret under the current (first) master key; how many changed.
         Afterwards the older keys may be removed from ``ORCHESTRION_MASTER_KEY``."""
-        with self._audited("secrets.rotate", "secrets"):
+        with self.audited("secrets.rotate", "secrets"):
             return secret_service.reseal_all(self.store, self.key_ring, self.clock.now())
 
     def resolve_secrets(self, namespace: str, names: Collection[str]) -> dict[str, Secret]:
@@ -603,7 +604,7 @@ class App:
 
     def set_queue_limit(self, queue: str, max_running: int) -> None:
         """At most `max_running` task runs of `queue` run at once, across all workers."""
-        with self._audited("queue.limit", f"queue {queue}", params={"max_running": max_running}):
+        with self.audited("queue.limit", f"queue {queue}", params={"max_running": max_running}):
             if not re.fullmatch(NAME_PATTERN, queue):
                 raise SpecError(f"bad queue name {queue[:100]!r}")
             if max_running < 1:
@@ -612,7 +613,7 @@ class App:
 
     def clear_queue_limit(self, queue: str) -> None:
         """Let `queue` run without a limit again; `NotFound` if it had none."""
-        with self._audited("queue.unlimit", f"queue {queue}"):
+        with self.audited("queue.unlimit", f"queue {queue}"):
             if not self.store.clear_queue_limit(queue, now=self.clock.now()):
                 raise NotFound(f"queue {queue[:100]!r} has no limit")
 

@@ -32,9 +32,9 @@ from orchestrion.cli.common import (
     errors,
     opened,
     output_option,
+    remote_call,
     server_option,
 )
-from orchestrion.errors import OrchestrionError
 from orchestrion.store.base import AuditFilter
 
 __all__ = ["register"]
@@ -52,36 +52,8 @@ def _cli_actor() -> str:
 @contextmanager
 def _local(db: str | None, action: str, obj: str, params: dict[str, Any]) -> Iterator[Accounts]:
     """The accounts of the local database; one audit record for the command, ok or not."""
-    with opened(db) as app:
-        outcome, detail = "ok", None
-        try:
-            yield app.accounts
-        except OrchestrionError as exc:
-            outcome, detail = "failed", str(exc)
-            raise
-        finally:
-            app.accounts.audit(
-                actor=cli_actor().name,
-                actor_kind=cli_actor().kind,
-                action=action,
-                object=obj,
-                namespace=params.get("namespace"),
-                params=params,
-                outcome=outcome,
-                detail=detail,
-                source="local",
-            )
-
-
-def _remote(server: str, method: str, path: str, **kw: Any) -> Any:
-    from orchestrion.cli.remote import Remote
-
-    try:
-        with Remote(server) as remote:
-            return remote.call(method, path, **kw)
-    except OrchestrionError as exc:
-        errors.print(f"[red]error:[/] {escape(str(exc))}")
-        sys.exit(2)
+    with opened(db) as app, app.audited(action, obj, params=params):
+        yield app.accounts
 
 
 def _bindings(roles: tuple[str, ...], namespaces: tuple[str, ...]) -> dict[str, str]:
@@ -163,7 +135,7 @@ def users_create(
     bindings = _bindings(roles, namespaces)
     password = _read_password()
     if server:
-        _remote(server, "POST", "/api/v1/users", json={"name": name, "password": password,
+        remote_call(server, "POST", "/api/v1/users", json={"name": name, "password": password,
                                                         "bindings": bindings})  # fmt: skip
     else:
         params = {"name": name, "bindings": bindings}
@@ -179,7 +151,7 @@ def users_create(
 def users_list(db: str | None, server: str | None, output: str) -> None:
     """Users with their roles."""
     if server:
-        rows = _remote(server, "GET", "/api/v1/users")
+        rows = remote_call(server, "GET", "/api/v1/users")
     else:
         with opened(db) as app:
             rows = [
@@ -202,7 +174,7 @@ def users_set_password(name: str, db: str | None, server: str | None) -> None:
     """Set a new password (read from a prompt or stdin); ends the user's sessions."""
     password = _read_password()
     if server:
-        _remote(server, "PATCH", f"/api/v1/users/{name}", json={"password": password})
+        remote_call(server, "PATCH", f"/api/v1/users/{name}", json={"password": password})
     else:
         with _local(db, "user.change", f"user {name}", {"password": "***"}) as accounts:
             accounts.set_password(name, password)
@@ -225,7 +197,7 @@ def users_set_roles(
     """Replace a user's role bindings; ends the user's sessions."""
     bindings = _bindings(roles, namespaces)
     if server:
-        _remote(server, "PATCH", f"/api/v1/users/{name}", json={"bindings": bindings})
+        remote_call(server, "PATCH", f"/api/v1/users/{name}", json={"bindings": bindings})
     else:
         with _local(db, "user.change", f"user {name}", {"bindings": bindings}) as accounts:
             accounts.set_roles(name, bindings)
@@ -240,7 +212,7 @@ def users_set_roles(
 def users_disable(name: str, enable: bool, db: str | None, server: str | None) -> None:
     """Disable (or --enable) a user; a disabled user cannot sign in."""
     if server:
-        _remote(server, "PATCH", f"/api/v1/users/{name}", json={"disabled": not enable})
+        remote_call(server, "PATCH", f"/api/v1/users/{name}", json={"disabled": not enable})
     else:
         with _local(db, "user.change", f"user {name}", {"disabled": not enable}) as accounts:
             accounts.set_disabled(name, not enable)
@@ -277,7 +249,7 @@ def tokens_create(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--expires") from None
     if server:
-        made = _remote(server, "POST", "/api/v1/tokens",
+        made = remote_call(server, "POST", "/api/v1/tokens",
                        json={"name": name, "bindings": bindings, "expires": expires})  # fmt: skip
         plaintext, token_id = str(made["token"]), str(made["id"])
     else:
@@ -298,7 +270,7 @@ def tokens_create(
 def tokens_list(db: str | None, server: str | None, output: str) -> None:
     """Tokens (never their secrets)."""
     if server:
-        rows = _remote(server, "GET", "/api/v1/tokens")
+        rows = remote_call(server, "GET", "/api/v1/tokens")
     else:
         with opened(db) as app:
             rows = [
@@ -322,7 +294,7 @@ def tokens_list(db: str | None, server: str | None, output: str) -> None:
 def tokens_revoke(token_id: str, db: str | None, server: str | None) -> None:
     """Revoke a token: the next request with it is refused."""
     if server:
-        _remote(server, "POST", f"/api/v1/tokens/{token_id}/revoke")
+        remote_call(server, "POST", f"/api/v1/tokens/{token_id}/revoke")
     else:
         with _local(db, "token.revoke", f"token {token_id}", {"id": token_id}) as accounts:
             accounts.revoke_token(token_id)
@@ -372,7 +344,7 @@ def audit_list(
         query = {"actor": actor, "action": action, "namespace": namespace, "outcome": outcome,
                  "since": since_at, "limit": limit}  # fmt: skip
         params = {k: v for k, v in query.items() if v is not None}
-        rows = _remote(server, "GET", "/api/v1/audit", params=params)["items"]
+        rows = remote_call(server, "GET", "/api/v1/audit", params=params)["items"]
     else:
         with opened(db) as app:
             filt = AuditFilter(actor=actor, action=action, namespace=namespace, outcome=outcome,

@@ -30,6 +30,7 @@ __all__ = [
     "opened",
     "output_option",
     "reader",
+    "remote_call",
     "server_option",
 ]
 
@@ -111,3 +112,16 @@ def cli_actor() -> Actor:
         return Actor(f"cli:{getpass.getuser()}")
     except (KeyError, OSError):  # no user name (some containers)
         return Actor("cli:unknown")
+
+
+def remote_call(server: str, method: str, path: str, **kw: Any) -> Any:
+    """One call to the server's API under the caller's token; an error is one line on
+    stderr and exit code 2."""
+    from orchestrion.cli.remote import Remote
+
+    try:
+        with Remote(server) as remote:
+            return remote.call(method, path, **kw)
+    except OrchestrionError as exc:
+        errors.print(f"[red]error:[/] {escape(str(exc))}")
+        sys.exit(2)

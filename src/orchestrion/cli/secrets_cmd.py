@@ -15,7 +15,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrion.auth.secret_box import KEY_ENV, generate_key_text
-from orchestrion.cli.common import console, db_option, errors, opened, output_option, server_option
+from orchestrion.cli.common import (
+    console,
+    db_option,
+    errors,
+    opened,
+    output_option,
+    remote_call,
+    server_option,
+)
 from orchestrion.cli.render import when
 from orchestrion.errors import OrchestrionError
 from orchestrion.secret_service import parse_ref
@@ -26,18 +34,6 @@ __all__ = ["register"]
 def _ref(ref: str) -> tuple[str, str]:
     try:
         return parse_ref(ref)
-    except OrchestrionError as exc:
-        errors.print(f"[red]error:[/] {escape(str(exc))}")
-        sys.exit(2)
-
-
-def _remote(server: str, method: str, path: str, **kw: Any) -> Any:
-    """One call to the server's API under the caller's token; errors exit 2."""
-    from orchestrion.cli.remote import Remote
-
-    try:
-        with Remote(server) as remote:
-            return remote.call(method, path, **kw)
     except OrchestrionError as exc:
         errors.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(2)
@@ -72,7 +68,9 @@ def secrets_set(ref: str, db: str | None, server: str | None) -> None:
         value = value[:-1] if value.endswith("\r") else value
     if server:
         namespace, name = _ref(ref)
-        made = _remote(server, "PUT", f"/api/v1/secrets/{namespace}/{name}", json={"value": value})
+        made = remote_call(
+            server, "PUT", f"/api/v1/secrets/{namespace}/{name}", json={"value": value}
+        )
         created = bool(made["created"])
     else:
         with opened(db) as app:
@@ -90,7 +88,7 @@ def secrets_list(namespace: str | None, db: str | None, server: str | None, outp
     """Names and metadata of the secrets (never their values)."""
     if server:
         query = {"namespace": namespace} if namespace else None
-        rows: list[dict[str, Any]] = _remote(server, "GET", "/api/v1/secrets", params=query)
+        rows: list[dict[str, Any]] = remote_call(server, "GET", "/api/v1/secrets", params=query)
     else:
         with opened(db) as app:
             rows = [
@@ -128,7 +126,7 @@ def secrets_delete(ref: str, db: str | None, server: str | None) -> None:
     """Delete a secret (tasks that use it then fail until it is set again)."""
     if server:
         namespace, name = _ref(ref)
-        _remote(server, "DELETE", f"/api/v1/secrets/{namespace}/{name}")
+        remote_call(server, "DELETE", f"/api/v1/secrets/{namespace}/{name}")
     else:
         with opened(db) as app:
             namespace, name = parse_ref(ref)
