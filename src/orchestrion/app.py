@@ -23,6 +23,7 @@ from orchestrion.clock import Clock, SystemClock
 from orchestrion.config import Settings
 from orchestrion.engine.maintenance import Maintenance, sweep
 from orchestrion.errors import IllegalTransition, NotFound, OrchestrionError, SpecError
+from orchestrion.spec.loading import load_workflows, spec_from_data
 from orchestrion.spec.model import NAME_PATTERN, WorkflowSpec
 from orchestrion.spec.params import resolve_params
 from orchestrion.store import open_store
@@ -45,55 +46,12 @@ from orchestrion.triggers import service
 from orchestrion.triggers.scheduler import Scheduler
 from orchestrion.triggers.service import ScheduleInfo
 from orchestrion.worker.code import CodeRegistry
+from orchestrion.worker.liveness import alive
 from orchestrion.worker.loop import Worker, WorkerSettings
 
-__all__ = ["App", "load_workflows"]
+__all__ = ["Actor", "App", "load_workflows", "spec_from_data"]
 
 ProgressCallback = Callable[[RunRecord, list[TaskRunRecord]], None]
-
-
-def spec_from_data(data: Any, *, source: str) -> WorkflowSpec:
-    """A spec from JSON data, with pydantic's complaints turned into one `SpecError`."""
-    from pydantic import ValidationError
-
-    if not isinstance(data, dict):
-        raise SpecError("a workflow spec must be a JSON object", source=source)
-    try:
-        return WorkflowSpec.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        path = ".".join(str(p) for p in first["loc"])
-        more = len(exc.errors()) - 1
-        extra = f" (and {more} more)" if more else ""
-        raise SpecError(f"{first['msg']}{extra}", source=source, path=path or None) from None
-
-
-def load_workflows(path: str | os.PathLike[str]) -> list[tuple[WorkflowSpec, dict[str, Any]]]:
-    """Specs (and, for Python files, their callables by ref) from a .py, .yaml or .yml file.
-    Loading YAML never runs code; loading Python imports the file."""
-    file = Path(path)
-    if not file.exists():
-        raise SpecError(f"no such file: {file}", source=str(file))
-    suffix = file.suffix.lower()
-    if suffix in (".yaml", ".yml"):
-        from orchestrion.spec.yaml_loader import load_yaml_file
-
-        return [(load_yaml_file(file), {})]
-    if suffix == ".py":
-        from orchestrion.spec.python import Workflow, load_python_file
-
-        found: dict[str, Workflow] = {}
-        pending = list(load_python_file(file))
-        while pending:  # the file's workflows, then the sub-workflows they call
-            wf = pending.pop(0)
-            if wf.name not in found:
-                found[wf.name] = wf
-                pending.extend(wf.subworkflows.values())
-        return [(wf.spec, dict(wf.callables)) for wf in found.values()]
-    raise SpecError(
-        f"unsupported workflow file type {suffix or '(none)'!r}: use .py, .yaml or .yml",
-        source=str(file),
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,7 +296,7 @@ class App:
         are retried now instead of after the lease time."""
         host, count = socket.gethostname(), 0
         for worker in self.store.list_workers():
-            if worker.host == host and worker.state == "running" and not _alive(worker.pid):
+            if worker.host == host and worker.state == "running" and not alive(worker.pid):
                 count += self.store.expire_worker(worker.id, now=self.clock.now())
         return count
 
@@ -620,21 +578,3 @@ class App:
     def queue_limits(self) -> list[QueueLimit]:
         """Every queue limit, with how many of the queue's task runs are running now."""
         return self.store.queue_limits(now=self.clock.now())
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return _not_zombie(pid)
-
-
-def _not_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True

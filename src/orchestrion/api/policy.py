@@ -22,7 +22,7 @@ from typing import Final
 
 from starlette.requests import Request
 
-from orchestrion.app import App, spec_from_data
+from orchestrion.app import App
 from orchestrion.auth.principals import (
     ALL_NAMESPACES,
     NAMESPACE_RE,
@@ -32,6 +32,7 @@ from orchestrion.auth.principals import (
     authorize,
 )
 from orchestrion.errors import NotFound, ParameterError
+from orchestrion.spec.loading import spec_from_data
 from orchestrion.spec.model import SubWorkflowAction
 from orchestrion.triggers.events import type_matches
 
