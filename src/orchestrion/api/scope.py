@@ -42,7 +42,7 @@ class Scope:
         belongs to no namespace: only ``*`` holders see its leftovers."""
         if self.everything:
             return True
-        if self._workflows is None or name not in self._workflows:
+        if self._workflows is None:  # once per request: a name not in it is not visible
             self._workflows = {r.name: r.namespace for r in self.app.list_workflows()}
         found = self._workflows.get(name)
         return found is not None and self.namespace(found)
