@@ -28,6 +28,7 @@ class Scope:
         self._allowed: dict[str, bool] = {}
         self._workflows: dict[str, str] | None = None
         self._runs: dict[str, bool] = {}
+        self._missing: set[str] = set()
 
     def namespace(self, namespace: str) -> bool:
         if self.everything:
@@ -42,8 +43,12 @@ class Scope:
         belongs to no namespace: only ``*`` holders see its leftovers."""
         if self.everything:
             return True
-        if self._workflows is None:  # once per request: a name not in it is not visible
+        if self._workflows is None or (
+            name not in self._workflows and name not in self._missing
+        ):  # a name first seen re-reads once (a long stream sees new workflows); then cached
             self._workflows = {r.name: r.namespace for r in self.app.list_workflows()}
+            if name not in self._workflows:
+                self._missing.add(name)
         found = self._workflows.get(name)
         return found is not None and self.namespace(found)
 
