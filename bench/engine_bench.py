@@ -42,6 +42,7 @@ from orchestrion.spec.model import (
 )
 from orchestrion.worker.executors import Executor, executor_from_name
 from orchestrion.worker.loop import Worker, WorkerSettings
+from orchestrion.worker.sizing import DEFAULT_CONCURRENCY
 
 
 def noop() -> int:
@@ -223,7 +224,7 @@ def cli_startup(tmp: Path) -> float:
 
 
 def idle_cpu(app: App) -> float:
-    worker = Worker(app.store, app.code, WorkerSettings(concurrency=8), app.clock)
+    worker = Worker(app.store, app.code, WorkerSettings(), app.clock)
     housekeeping = Maintenance(app.store, app.clock, every=1.0)
     worker.start()
     housekeeping.start()
@@ -241,7 +242,7 @@ def idle_cpu(app: App) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=DEFAULT_CONCURRENCY)
     parser.add_argument("--only", default="W1,W2,W3,W4,CLI,IDLE")
     parser.add_argument(
         "--db",

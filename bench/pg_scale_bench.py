@@ -1,7 +1,7 @@
 """Scale-out on PostgreSQL: the engine workloads with workers in separate processes.
 
 Usage: .venv/bin/python bench/pg_scale_bench.py --db postgresql://postgres@127.0.0.1/bench
-       [--processes 1,2,4] [--concurrency 8] [--only W1,W4,W2]
+       [--processes 1,2,4] [--concurrency N] [--only W1,W4,W2]
 
 For each process count N, starts N real `orchestrion worker` processes against one
 PostgreSQL database, waits until each has said it is running, then triggers each workload
@@ -40,13 +40,14 @@ _HERE = Path(__file__).resolve().parent
 _MODULE = "engine_bench"
 
 
-def start_workers(db: str, count: int, concurrency: int) -> list[subprocess.Popen[str]]:
+def start_workers(db: str, count: int, concurrency: int | None) -> list[subprocess.Popen[str]]:
     path = os.pathsep.join(p for p in (str(_HERE), os.environ.get("PYTHONPATH")) if p)
     # A throwaway database: the insecure development key is fine for it.
     env = dict(os.environ, PYTHONPATH=path, ORCHESTRION_DATABASE_URL=db, ORCHESTRION_DEV_MODE="1")
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "orchestrion.cli.main", "worker", "-c", str(concurrency)],
+            [sys.executable, "-m", "orchestrion.cli.main", "worker"]
+            + (["-c", str(concurrency)] if concurrency else []),
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -122,7 +123,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", required=True, help="postgresql://... (a database to use)")
     parser.add_argument("--processes", default="1,2,4")
-    parser.add_argument("--concurrency", type=int, default=8, help="threads per worker")
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="slots per worker (default: the worker's own)"
+    )
     parser.add_argument("--only", default="W1,W4,W2")
     args = parser.parse_args()
     only = set(args.only.split(","))

@@ -48,6 +48,7 @@ from orchestrion.triggers.service import ScheduleInfo
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.liveness import alive
 from orchestrion.worker.loop import Worker, WorkerSettings
+from orchestrion.worker.sizing import DEFAULT_CONCURRENCY
 
 __all__ = ["Actor", "App", "load_workflows", "spec_from_data"]
 
@@ -315,7 +316,7 @@ class App:
             self.code,
             WorkerSettings(
                 queues=queues,
-                concurrency=concurrency or self.settings.concurrency,
+                concurrency=concurrency or self.settings.concurrency or DEFAULT_CONCURRENCY,
                 lease_seconds=self.settings.lease_seconds,
                 heartbeat_every=self.settings.heartbeat_every,
                 http_allow=self.settings.http_allow,

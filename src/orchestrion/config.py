@@ -22,7 +22,8 @@ DEFAULT_DATABASE_URL = "sqlite:///.orchestrion/orchestrion.db"
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
-    concurrency: int = 8
+    #: ``ORCHESTRION_CONCURRENCY``; None: by executor (`orchestrion.worker.sizing`).
+    concurrency: int | None = None
     lease_seconds: float = 30.0
     heartbeat_every: float = 2.0
     #: The master keys that seal secrets; None when none is configured (secrets then
@@ -51,13 +52,27 @@ class Settings:
             url = f"sqlite:///{url}"
         return cls(
             database_url=url,
-            concurrency=int(env.get("ORCHESTRION_CONCURRENCY", "8")),
+            concurrency=_concurrency(env.get("ORCHESTRION_CONCURRENCY", "")),
             lease_seconds=float(env.get("ORCHESTRION_LEASE_SECONDS", "30")),
             heartbeat_every=float(env.get("ORCHESTRION_HEARTBEAT_SECONDS", "2")),
             key_ring=load_key_ring(env) if configured or dev_mode else None,
             dev_mode=dev_mode,
             http_allow=_allow_list(allow),
         )
+
+
+def _concurrency(text: str) -> int | None:
+    if not text.strip():
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 512:
+        raise OrchestrionError(
+            f"ORCHESTRION_CONCURRENCY must be a whole number from 1 to 512, not {text!r}"
+        )
+    return value
 
 
 def _allow_list(entries: list[str]) -> AllowList:

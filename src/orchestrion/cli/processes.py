@@ -28,6 +28,7 @@ from orchestrion.errors import OrchestrionError, SecretError, SpecError
 from orchestrion.worker.executors import executor_from_name
 from orchestrion.worker.loop import Worker, WorkerSettings
 from orchestrion.worker.secrets import HIDDEN_ENV
+from orchestrion.worker.sizing import default_concurrency
 
 __all__ = [
     "WorkflowFolder",
@@ -123,7 +124,7 @@ def run_worker(
     settings: Settings,
     *,
     queues: tuple[str, ...],
-    concurrency: int,
+    concurrency: int | None,
     workflows: str | None,
     grace: float,
     labels: Mapping[str, str] | None = None,
@@ -132,6 +133,7 @@ def run_worker(
     """Claim and run tasks until SIGTERM/SIGINT; then finish or release in-flight work.
     `executor` names where Python tasks run (`executor_from_name`)."""
     require_master_key(settings, "worker")
+    concurrency = concurrency or settings.concurrency or default_concurrency(executor)
     try:
         task_executor = executor_from_name(executor)
     except OrchestrionError as exc:
@@ -241,7 +243,7 @@ def run_server(
     port: int,
     workflows: str | None,
     workers: int,
-    concurrency: int,
+    concurrency: int | None,
     grace: float,
     executor: str = "thread",
 ) -> None:
@@ -339,7 +341,7 @@ class _Children:
         settings: Settings,
         workflows: str | None,
         count: int,
-        concurrency: int,
+        concurrency: int | None,
         grace: float,
         executor: str = "thread",
     ) -> None:
@@ -350,8 +352,8 @@ class _Children:
             "worker",
             "--db",
             settings.database_url,
-            "--concurrency",
-            str(concurrency),
+            # None: each worker sizes itself (`default_concurrency`) from its executor
+            *(["--concurrency", str(concurrency)] if concurrency else []),
             "--grace",
             str(grace),
             "--executor",

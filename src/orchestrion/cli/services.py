@@ -26,6 +26,7 @@ from orchestrion.cli.credentials import auth_headers
 from orchestrion.config import Settings
 from orchestrion.errors import OrchestrionError, SpecError
 from orchestrion.spec.model import LABEL_PATTERN, MAX_LABELS
+from orchestrion.worker.sizing import DEFAULT_CONCURRENCY
 
 __all__ = ["register"]
 
@@ -95,7 +96,13 @@ def register(main: click.Group) -> None:
     type=click.IntRange(0, 64),
     help="Worker processes to run alongside (0: run `orchestrion worker` yourself).",
 )
-@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 512))
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 512),
+    default=None,
+    help=f"Attempts each worker runs at once [default: {DEFAULT_CONCURRENCY}; process executor:"
+    " the number of CPUs; or ORCHESTRION_CONCURRENCY].",
+)
 @click.option(
     "--grace", default=30.0, show_default=True, help="Seconds to finish in-flight work on SIGTERM."
 )
@@ -112,7 +119,7 @@ def server(
     port: int,
     workflows: str | None,
     workers: int,
-    concurrency: int,
+    concurrency: int | None,
     grace: float,
     executor: str,
     db: str | None,
@@ -134,7 +141,14 @@ def server(
 
 @click.command()
 @click.option("--queue", "-q", "queues", multiple=True, default=("default",), show_default=True)
-@click.option("--concurrency", "-c", default=8, show_default=True, type=click.IntRange(1, 512))
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(1, 512),
+    default=None,
+    help=f"Attempts run at once [default: {DEFAULT_CONCURRENCY}; process executor: the number of"
+    " CPUs; or ORCHESTRION_CONCURRENCY].",
+)
 @click.option(
     "--workflows",
     type=click.Path(file_okay=False),
@@ -161,7 +175,7 @@ def server(
 @log_options
 def worker(
     queues: tuple[str, ...],
-    concurrency: int,
+    concurrency: int | None,
     workflows: str | None,
     grace: float,
     labels: dict[str, str],

@@ -34,6 +34,7 @@ from orchestrion.worker.context import TaskContext
 from orchestrion.worker.executors import Executor
 from orchestrion.worker.reporting import GroupReporter
 from orchestrion.worker.secrets import SecretResolver, masked_outcome, masked_sink, masker_for
+from orchestrion.worker.sizing import DEFAULT_CONCURRENCY
 
 __all__ = ["Worker", "WorkerSettings"]
 
@@ -49,7 +50,7 @@ _CANCEL_WAIT = 2.0
 @dataclass(frozen=True, kw_only=True)
 class WorkerSettings:
     queues: tuple[str, ...] = ("default",)
-    concurrency: int = 8
+    concurrency: int = DEFAULT_CONCURRENCY
     lease_seconds: float = 30.0
     heartbeat_every: float = 2.0
     #: How long an idle worker sleeps before looking again (woken at once in-process).
