@@ -26,6 +26,7 @@ from orchestrion.store.base import Claim, RunFilter, RunRequest
 from orchestrion.store.postgres import PostgresStore
 from orchestrion.store.postgres_tx import migrate
 from orchestrion.store.sqlite import SqliteStore
+from tests.contract.test_migrations import describe_pg
 from tests.contract.test_store_contract import T0, report, start, take
 from tests.helpers import assert_consistent, by_name, py, wf
 
@@ -264,66 +265,6 @@ def test_listen_notify_wakes_another_store_at_once(make_pg_store: MakePg) -> Non
 # ---------------------------------------------------------------------------- migrations
 
 
-def _describe(url: str) -> dict[str, list[tuple[Any, ...]]]:
-    with psycopg.connect(url) as conn:
-        schema = conn.execute("SELECT current_schema()").fetchone()
-        assert schema is not None
-        name = schema[0]
-
-        def rows(sql: str) -> list[tuple[Any, ...]]:
-            return [
-                tuple(str(v).replace(f"{name}.", "") for v in r)
-                for r in conn.execute(sql, (name,)).fetchall()
-            ]
-
-        return {
-            "columns": rows(
-                "SELECT table_name, column_name, data_type, is_nullable, column_default,"
-                " collation_name, is_identity, identity_generation FROM information_schema.columns"
-                " WHERE table_schema = %s ORDER BY table_name, ordinal_position"
-            ),
-            "indexes": rows(
-                "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = %s"
-                " ORDER BY tablename, indexname"
-            ),
-            "constraints": rows(
-                "SELECT c.relname, k.conname, pg_get_constraintdef(k.oid) FROM pg_constraint k"
-                " JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n"
-                " ON n.oid = c.relnamespace WHERE n.nspname = %s ORDER BY 1, 2"
-            ),
-        }
-
-
-def test_an_upgraded_database_equals_a_fresh_one(pg_url: str, make_pg_store: MakePg) -> None:
-    fresh = make_pg_store()
-    with psycopg.connect(pg_url.replace(_schema(pg_url), _schema(pg_url) + "_up")) as conn:
-        conn.execute(f"CREATE SCHEMA {_schema(pg_url)}_up")
-    upgraded_url = pg_url.replace(_schema(pg_url), _schema(pg_url) + "_up")
-    try:
-        with psycopg.connect(upgraded_url, autocommit=True, row_factory=_dict) as conn:
-            assert migrate(conn, until="0001_initial") == ["0001_initial"]
-        upgraded = PostgresStore(upgraded_url)
-        upgraded.close()
-        assert _describe(upgraded_url) == _describe(fresh.url)
-        with psycopg.connect(upgraded_url) as conn:
-            versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
-        assert sorted(versions) == _ALL_MIGRATIONS
-    finally:
-        with psycopg.connect(upgraded_url, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {_schema(pg_url)}_up CASCADE")
-
-
-#: Every migration in the repository, in order (a fresh database has applied them all).
-_ALL_MIGRATIONS = sorted(
-    p.stem
-    for p in (Path(migrate.__code__.co_filename).parent / "migrations/postgres").glob("*.sql")
-)
-
-
-def _schema(url: str) -> str:
-    return url.rsplit("%3D", 1)[1]
-
-
 _dict = psycopg.rows.dict_row
 #: Every migration's version, from the files (each branch adds its own numbers).
 _ALL_MIGRATIONS = sorted(
@@ -366,7 +307,7 @@ def test_the_dialects_have_the_same_tables_columns_and_indexes(
         )
     }
     conn.close()
-    described = _describe(make_pg_store().url)
+    described = describe_pg(make_pg_store().url)
     pg_columns = {(r[0], r[1]) for r in described["columns"]}
     pg_indexes = {r[1] for r in described["indexes"] if not r[1].endswith(("_pkey", "_key"))}
     # SQLite keeps insertion order in its implicit rowid; PostgreSQL in workflows.seq.

@@ -28,7 +28,7 @@ from orchestrion.store.sql_store import SqlStore
 from orchestrion.store.sql_triggers import new_run_id
 from orchestrion.store.wake import Waker
 
-__all__ = ["SqliteStore", "new_run_id"]
+__all__ = ["SqliteStore", "migrate", "new_run_id"]
 
 T = TypeVar("T")
 
@@ -41,6 +41,36 @@ def _path_from_url(url: str) -> str:
     if url.startswith("sqlite://"):
         return url[len("sqlite://") :]
     return url
+
+
+def migrate(conn: sqlite3.Connection, *, until: str | None = None) -> list[str]:
+    """Apply the migrations that `conn`'s database lacks (up to and including `until`), in
+    one ``BEGIN IMMEDIATE`` transaction; returns the versions applied. Other processes are
+    kept out by the caller (`SqliteStore` holds its writer lock)."""
+    applied: list[str] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
+        done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+        for file in sorted(_MIGRATIONS.glob("*.sql")):
+            if until is not None and file.stem > until:
+                break
+            if file.stem in done:
+                continue
+            for statement in _statements(file.read_text()):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?, strftime('%s', 'now'))", (file.stem,)
+            )
+            applied.append(file.stem)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return applied
 
 
 class SqliteStore(SqlStore):
@@ -91,26 +121,7 @@ class SqliteStore(SqlStore):
 
     def _migrate(self) -> None:
         with self._lock, self._exclusive():
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations"
-                    " (version TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
-                )
-                done = {r[0] for r in self._conn.execute("SELECT version FROM schema_migrations")}
-                for file in sorted(_MIGRATIONS.glob("*.sql")):
-                    if file.stem in done:
-                        continue
-                    for statement in _statements(file.read_text()):
-                        self._conn.execute(statement)
-                    self._conn.execute(
-                        "INSERT INTO schema_migrations VALUES (?, strftime('%s', 'now'))",
-                        (file.stem,),
-                    )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+            migrate(self._conn)
 
     @contextlib.contextmanager
     def _write(self, now: float) -> Iterator[Advance]:
