@@ -380,3 +380,36 @@ def test_nul_bytes_are_refused_before_they_reach_the_database(server: Server) ->
         assert made.status_code == 422 and "printable" in made.text
     recorded = server.app.accounts.list_audit(AuditFilter(action="token.create", limit=5))
     assert recorded and "\x00" not in str(recorded[0].params)
+
+
+def test_a_viewer_of_one_namespace_gets_full_pages_of_its_runs(tmp_path: Path) -> None:
+    """Runs of other namespaces are filtered in the query, not out of a page read for all:
+    every page holds as many visible runs as asked, and the cursor walks them all."""
+    with App(Settings(database_url=database_url_for(tmp_path / "pages.db"))) as app:
+        for spec in (FIN, OPS):
+            app.store.register_workflow(spec, source=None, now=time.time())
+        finance: list[str] = []
+        for _ in range(12):
+            for _ in range(3):
+                app.trigger(OPS.name)
+            finance.append(app.trigger(FIN.name).id)
+        token, _ = app.accounts.create_token("viewer", {"finance": "viewer"}, expires="never")
+        server = Server(app)
+        try:
+            with server.client(token) as c:
+                pages: list[list[str]] = []
+                cursor: str | None = None
+                while True:
+                    params = {"limit": 5, **({"cursor": cursor} if cursor else {})}
+                    body = c.get("/api/v1/runs", params=params).json()
+                    pages.append([r["id"] for r in body["items"]])
+                    cursor = body["next_cursor"]
+                    if cursor is None:
+                        break
+                assert [len(p) for p in pages] == [5, 5, 2]
+                newest_first = sorted(finance, reverse=True)  # ids sort by creation
+                assert [r for p in pages for r in p] == newest_first
+                html = c.get("/runs", params={"limit": 5}).text
+                assert sorted((r for r in finance if r in html), reverse=True) == newest_first[:5]
+        finally:
+            server.stop()

@@ -52,6 +52,13 @@ class Scope:
         found = self._workflows.get(name)
         return found is not None and self.namespace(found)
 
+    def visible_workflows(self) -> frozenset[str] | None:
+        """The workflows whose runs the principal may see, for a query to filter on (so a
+        page holds as many of them as asked); None: all, leftovers of removed ones included."""
+        if self.everything:
+            return None
+        return frozenset(w.name for w in self.app.list_workflows() if self.namespace(w.namespace))
+
     def run(self, run_id: str | None) -> bool:
         """May the principal see this run (and its events)? Cached per run id."""
         if self.everything:

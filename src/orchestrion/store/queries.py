@@ -143,6 +143,10 @@ def list_runs_sql(filt: RunFilter) -> tuple[str, list[Any]]:
     if filt.before is not None:
         where.append("id < ?")
         params.append(filt.before)
+    if filt.workflows is not None:
+        names = sorted(filt.workflows)
+        where.append(f"workflow IN ({', '.join('?' * len(names))})" if names else "1 = 0")
+        params.extend(names)
     sql = "SELECT * FROM runs"
     if where:
         sql += " WHERE " + " AND ".join(where)

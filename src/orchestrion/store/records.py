@@ -214,6 +214,8 @@ class RunFilter:
     limit: int = 50
     #: Cursor: return runs created strictly before this run id (ids sort by creation).
     before: str | None = None
+    #: Only runs of these workflows (a principal's visible ones); None: of any workflow.
+    workflows: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

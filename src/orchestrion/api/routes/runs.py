@@ -43,14 +43,18 @@ def list_runs(
     before = decode_cursor(cursor) if cursor else None
     scope = scope_of(request)
     runs = _app(request).list_runs(
-        RunFilter(workflow=workflow, state=state, limit=limit + 1, before=before)
+        RunFilter(
+            workflow=workflow,
+            state=state,
+            limit=limit + 1,
+            before=before,
+            workflows=scope.visible_workflows(),
+        )
     )
     more = len(runs) > limit
     runs = runs[:limit]
-    # The cursor follows the rows read, not the rows shown: a page of another team's runs
-    # comes back shorter, never stuck.
     return Page(
-        items=[Run.of(r) for r in runs if scope.workflow(r.workflow)],
+        items=[Run.of(r) for r in runs],
         next_cursor=encode_cursor(runs[-1].id) if more and runs else None,
     )
 
