@@ -7,7 +7,7 @@ ever holds a transaction. Rows leave the store as frozen records.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from orchestrion.spec.model import WorkflowSpec
@@ -19,7 +19,9 @@ from orchestrion.store.auth_records import (
     TokenRecord,
     UserRecord,
 )
+from orchestrion.store.base_reads import UiReadStore
 from orchestrion.store.base_security import SecurityStore
+from orchestrion.store.base_triggers import TriggerStore
 from orchestrion.store.records import (
     AttemptRecord,
     BackfillRecord,
@@ -42,7 +44,6 @@ from orchestrion.store.records import (
 )
 from orchestrion.store.sql_secrets import SealedRow, SecretMeta
 from orchestrion.store.sql_slots import QueueLimit
-from orchestrion.store.ui_records import RunMark
 
 __all__ = [
     "AttemptRecord",
@@ -75,7 +76,7 @@ __all__ = [
 ]
 
 
-class Store(SecurityStore, Protocol):
+class Store(SecurityStore, TriggerStore, UiReadStore, Protocol):
     """The domain verbs. Implementations: `orchestrion.store.sqlite.SqliteStore`."""
 
     url: str
@@ -293,188 +294,6 @@ class Store(SecurityStore, Protocol):
         In-process wake-up for workers sharing this store object (and, after `listen`, for
         other processes' commits). Returns at once if a wake-up came after the calling
         thread's last `claim` began, so that none is lost between a claim and this wait."""
-        ...
-
-    # ------------------------------------------------------------ triggers (schedules, events)
-
-    def latest_versions(self) -> dict[str, tuple[str, float]]:
-        """Workflow name -> (latest version, when it was registered), without parsing
-        specs (the scheduler polls this and loads only versions it has not seen)."""
-        ...
-
-    def schedule_states(self) -> dict[str, ScheduleState]:
-        """Every schedule's cursor (nominal times at or before it were decided), by key."""
-        ...
-
-    def fire_schedule(
-        self,
-        spec: WorkflowSpec,
-        *,
-        schedule_key: str,
-        nominal: float,
-        params: dict[str, Any],
-        now: float,
-        priority: int = 0,
-        overlap: str = "allow",
-        error: str | None = None,
-    ) -> FireRecord | None:
-        """Record the fire of (`schedule_key`, `nominal`) and act on it in one transaction:
-        start a run (trigger and idempotency key ``schedule:<key>@<UTC time>``), or by the
-        overlap policy skip it, queue it behind the schedule's unfinished run, or cancel
-        that run first. With `error` (its params did not fit) the fire is recorded as
-        failed and starts nothing. Moves the cursor to `nominal`. None when that nominal
-        time was fired before (by anyone)."""
-        ...
-
-    def advance_schedule(
-        self, schedule_key: str, workflow: str, cursor: float, *, now: float
-    ) -> None:
-        """Move a schedule's cursor forward to `cursor` (never back), e.g. past fires that
-        the catch-up policy skipped."""
-        ...
-
-    def start_queued_fire(
-        self, spec: WorkflowSpec, schedule_key: str, *, now: float, priority: int = 0
-    ) -> str | None:
-        """Overlap ``queue``: start the oldest queued fire of the schedule once none of its
-        runs is unfinished; the new run id, or None."""
-        ...
-
-    def queued_fire_keys(self) -> set[str]:
-        """Schedules with queued fires."""
-        ...
-
-    def list_fires(self, schedule_key: str | None = None, *, limit: int = 100) -> list[FireRecord]:
-        """Recorded fires, newest first."""
-        ...
-
-    def record_event(
-        self,
-        source: str,
-        event_id: str,
-        event_type: str,
-        payload: Any,
-        *,
-        now: float,
-        runs: Sequence[RunRequest] = (),
-        errors: Sequence[str] = (),
-    ) -> EventReceipt:
-        """Record a received event under the unique (`source`, `event_id`) and create its
-        runs in the same transaction. A redelivered event creates nothing; its receipt is
-        marked `duplicate` and names the first delivery's runs."""
-        ...
-
-    def finished_runs(self, after: int, *, limit: int = 500) -> tuple[list[FinishedRun], int]:
-        """Runs that ended after event id `after` (oldest first), and the event id to read
-        after next time."""
-        ...
-
-    def get_cursor(self, name: str) -> int | None:
-        """A named reader's position in the event history (None if never set)."""
-        ...
-
-    def set_cursor(self, name: str, position: int, *, now: float) -> None:
-        """Move a named reader's position forward (never back)."""
-        ...
-
-    def acquire_lease(self, name: str, holder: str, *, ttl: float, now: float) -> int | None:
-        """Take the named lease if free or expired, or extend it for its holder, until
-        ``now + ttl``; its epoch (new whenever it changes hands), or None if held."""
-        ...
-
-    def renew_lease(self, name: str, holder: str, epoch: int, *, ttl: float, now: float) -> bool:
-        """Extend a lease still held under `epoch`; False if it lapsed or changed hands."""
-        ...
-
-    def release_lease(self, name: str, holder: str, epoch: int) -> None:
-        """Give the lease up so another holder may take it at once."""
-        ...
-
-    def create_backfill(
-        self,
-        spec: WorkflowSpec,
-        *,
-        schedule_key: str,
-        start: float,
-        end: float,
-        total: int,
-        max_active: int,
-        priority: int,
-        now: float,
-    ) -> BackfillRecord:
-        """Record a backfill of `total` nominal times in [start, end]; the scheduler then
-        starts its runs (`pace_backfill`)."""
-        ...
-
-    def get_backfill(self, backfill_id: str) -> BackfillRecord:
-        """One backfill with its run counts, or `NotFound`."""
-        ...
-
-    def list_backfills(
-        self, *, workflow: str | None = None, state: str | None = None
-    ) -> list[BackfillRecord]:
-        """Backfills, newest first."""
-        ...
-
-    def cancel_backfill(self, backfill_id: str, *, now: float) -> bool:
-        """Stop a running backfill and cancel its unfinished runs; False if it had ended."""
-        ...
-
-    def pace_backfill(
-        self,
-        backfill_id: str,
-        spec: WorkflowSpec,
-        fires: Sequence[tuple[float, dict[str, Any]]],
-        *,
-        exhausted: bool,
-        now: float,
-    ) -> list[str]:
-        """Start runs for the next `fires` (nominal time, params) while the backfill is
-        under its max active runs; mark it completed when `exhausted` and all its runs
-        ended. Returns the new run ids."""
-        ...
-
-    # ------------------------------------------------------------ web UI reads (issue 5)
-    # Batched: one statement per page section, whatever the number of workflows listed.
-
-    def last_runs(self, workflows: Sequence[str], *, per: int) -> dict[str, list[RunMark]]:
-        """The newest `per` runs of each of `workflows`, newest first (every name a key)."""
-        ...
-
-    def run_state_counts(
-        self, *, since: float, workflows: Sequence[str] | None = None
-    ) -> dict[str, int]:
-        """Run state -> how many runs were created at or after `since` (of `workflows`
-        only, when given)."""
-        ...
-
-    def task_items(self, run_id: str, task_name: str, *, limit: int) -> dict[int, Any]:
-        """Map index -> element, for the first `limit` items of a mapped task."""
-        ...
-
-    def task_results(self, run_id: str, names: Iterable[str]) -> dict[str, Any]:
-        """The results of the (unmapped or group) task runs called `names`, by name."""
-        ...
-
-    def find_events(
-        self,
-        *,
-        kind: str = "",
-        run_id: str = "",
-        workflow: str = "",
-        before: int = 0,
-        limit: int = 200,
-    ) -> list[EventRecord]:
-        """History rows newest first, filtered by kind prefix, run and workflow, with ids
-        below `before` (a cursor; 0 for the newest)."""
-        ...
-
-    def task_runs_named(self, run_id: str, task_name: str) -> list[TaskRunRecord]:
-        """The task runs of one task of a run (a mapped task's group and items, by index)."""
-        ...
-
-    def attempts_of(self, task_run_ids: Sequence[int]) -> list[AttemptRecord]:
-        """The attempts of these task runs, oldest first."""
         ...
 
     # ------------------------------------------------------------ routing (scale-out area)
