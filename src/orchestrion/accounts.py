@@ -29,7 +29,7 @@ from orchestrion.auth.passwords import (
 from orchestrion.auth.principals import ALL_NAMESPACES, Principal, PrincipalKind, Role
 from orchestrion.auth.tokens import check_token, expiry_time, new_token, parse_token
 from orchestrion.clock import Clock
-from orchestrion.errors import AuthError, NotFound, ParameterError
+from orchestrion.errors import AlreadyExists, AuthError, NotFound, ParameterError
 from orchestrion.store.base import (
     AuditEntry,
     AuditFilter,
@@ -273,7 +273,10 @@ class Accounts:
         if self._store.count_users():
             return None
         password = secrets.token_urlsafe(18)
-        self.create_user(user, password, {ALL_NAMESPACES: "admin"})
+        try:
+            self.create_user(user, password, {ALL_NAMESPACES: "admin"})
+        except AlreadyExists:  # servers starting together: another one made it just now
+            return None
         token, _ = self.create_token(
             f"{user} (first start)", {ALL_NAMESPACES: "admin"}, expires="never", created_by=user
         )

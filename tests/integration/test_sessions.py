@@ -4,6 +4,7 @@ password or role change, logout, the login rate limit, and the first-start admin
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,6 +160,35 @@ def test_first_start_makes_one_random_admin_once(server: Server, tmp_path: Path)
         principal = fresh.accounts.principal_for_token(made.token)
         assert principal.bindings == {"*": principal.bindings["*"]}
         assert made.password not in repr(made) and made.token not in repr(made)
+
+
+def test_servers_starting_together_on_a_new_database_make_one_admin(tmp_path: Path) -> None:
+    """Several servers' first start at once (their own store objects, as processes would
+    have): exactly one makes the admin; the others start normally."""
+    url = database_url_for(tmp_path / "together.db")
+    apps = [App(Settings(database_url=url)).open() for _ in range(4)]
+    barrier = threading.Barrier(len(apps))
+    results: list[object] = []
+
+    def start(app: App) -> None:
+        barrier.wait()
+        try:
+            results.append(app.accounts.first_start())
+        except Exception as exc:  # the failure under test
+            results.append(exc)
+
+    threads = [threading.Thread(target=start, args=(app,)) for app in apps]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    try:
+        made = [r for r in results if r is not None]
+        assert len(results) == len(apps) and len(made) == 1, results
+        assert [u.name for u in apps[0].accounts.list_users()] == ["admin"]
+    finally:
+        for app in apps:
+            app.close()
 
 
 def test_pages_show_only_the_namespaces_a_user_is_bound_on(server: Server) -> None:
