@@ -137,6 +137,8 @@ def test_logout_ends_the_session(server: Server) -> None:
     with server.client(follow_redirects=False) as replay:
         replay.cookies.set(SESSION_COOKIE, cookie or "")
         assert replay.get("/runs").status_code == 303
+    [record] = server.app.accounts.list_audit(AuditFilter(action="session.logout"))
+    assert (record.actor, record.outcome) == ("ana", "ok")
 
 
 def test_wrong_passwords_are_rate_limited_and_audited(server: Server) -> None:

@@ -65,7 +65,10 @@ async def guard(request: Request) -> None:
     if rule is None:
         state.audit = {"action": f"{key[0]} {key[1]}", "object": request.url.path}
         raise Forbidden(f"no access rule for {key[0]} {key[1]}; refused")
-    if rule.mutating:
+    # Audited: what the rule calls a change, and every request that may change something
+    # whatever the action it needs (signing out needs only to be signed in).
+    audited = rule.mutating or request.method not in _SAFE_METHODS
+    if audited:
         state.audit = _audit_fields(request, rule)
         state.audit["params"] = await _params(request)
     if state.auth_via == "session" and request.method not in _SAFE_METHODS:
@@ -78,7 +81,7 @@ async def guard(request: Request) -> None:
         decision = authorize_all(principal, action, [r for a, r in checks if a == action])
         if not decision:
             raise Forbidden(decision.reason)
-    if rule.mutating and checks:
+    if audited and checks:
         state.audit["namespace"] = checks[0][1].namespace
         state.audit["object"] = str(checks[0][1])
 
