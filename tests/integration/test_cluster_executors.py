@@ -4,10 +4,12 @@ Nothing here is a test double. Each cluster is started once per test module (and
 process) and shut down at its end, checked to leave none of its processes behind:
 
 * Dask: a `LocalCluster` with one worker *process* (two threads) under a nanny, its
-  scheduler on a free loopback port; the executor connects to it by address, as
-  ``--executor dask:tcp://HOST:PORT`` does.
+  scheduler on a free loopback port; the executor connects to it by address
+  (``--executor dask:tcp://HOST:PORT`` here, ``dask://HOST:PORT`` for the worker process).
 * Ray: a local Ray instance (``ray.init`` with two CPUs, no dashboard, its own temporary
-  folder), whose tasks run in Ray's own worker processes.
+  folder), whose tasks run in Ray's own worker processes; the worker process joins it with
+  ``--executor ray`` and ``RAY_ADDRESS``. (``ray://`` needs a head from ``ray start``; see
+  docs/architecture.md for why it is not run here.)
 
 The tasks live in a workflow file that the cluster loads by path, and in a package next to
 it that the cluster imports by name (on its workers' ``sys.path``), so what crosses to the
@@ -274,9 +276,13 @@ def dask_cluster(files: Path) -> Iterator[Cluster]:
             scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
         )
     try:
-        address = cluster.scheduler_address
-        found = Cluster("dask", f"dask:{address}", {})
-        found.executor = DaskExecutor.connect(address)
+        address = cluster.scheduler_address  # tcp://127.0.0.1:PORT
+        assert address.startswith("tcp://")
+        # The worker process is given the short form, dask://HOST:PORT.
+        found = Cluster("dask", address.replace("tcp://", "dask://", 1), {})
+        executor = executor_from_name(f"dask:{address}")
+        assert isinstance(executor, DaskExecutor)
+        found.executor = executor
         yield found
         found.executor.close()
     finally:
