@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -222,15 +223,17 @@ def _until(condition: Callable[[], bool], what: str) -> None:
 
 
 def _left_behind(before: set[int], ray: bool) -> list[str]:
-    """Command lines of the processes started since `before` that still run: Ray's (every
-    one names ray), or else the others (Dask's), leaving out multiprocessing's resource
-    tracker (one per interpreter, kept until it exits). The split matters when one test
-    process runs both clusters: the other may have started processes meanwhile."""
+    """Command lines of the processes started since `before` that still run: Ray's (each
+    runs a program of the ray package or is named ``ray::...``), or else the others
+    (Dask's), leaving out multiprocessing's resource tracker (one per interpreter, kept
+    until it exits). The split matters when one test process runs both clusters: the
+    other may have started processes meanwhile."""
     found = []
     for pid in _descendants() - before:
         with contextlib.suppress(OSError):
             command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            if _gone(pid) or "resource_tracker" in command or ("ray" in command) != ray:
+            of_ray = command.startswith("ray::") or f"{os.sep}ray{os.sep}" in command
+            if _gone(pid) or "resource_tracker" in command or of_ray != ray:
                 continue
             found.append(f"{pid}: {command}")
     return found
@@ -323,6 +326,7 @@ def ray_cluster(files: Path) -> Iterator[Cluster]:
         finally:
             ray.shutdown()
     _no_leftovers(before, "Ray")
+    shutil.rmtree(temp, ignore_errors=True)  # Ray's session folder: logs, sockets
 
 
 #: Run a test on each cluster (each xdist process starts a cluster the first time one of
