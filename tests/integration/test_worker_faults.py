@@ -1,18 +1,21 @@
 """A worker keeps a finished attempt's outcome through a database outage and reports it
-once the database answers again (fault injected into a real SQLite store)."""
+once the database answers again, and a heartbeat that crosses a retry does not cancel the
+retry (faults injected into a real SQLite store)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from orchestrion.errors import StoreError
-from orchestrion.spec.model import PythonAction, TaskSpec, WorkflowSpec
+from orchestrion.spec.model import PythonAction, RetryPolicy, TaskSpec, WorkflowSpec
 from orchestrion.store.base import Claim, FinishResult, Outcome
 from orchestrion.store.sqlite import SqliteStore
 from orchestrion.worker.code import CodeRegistry
+from orchestrion.worker.context import TaskContext
 from orchestrion.worker.loop import Worker, WorkerSettings
 
 
@@ -65,4 +68,72 @@ def test_outcome_survives_a_finish_outage(tmp_path: Path) -> None:
     assert store.calls == 4  # three refused reports, then the one that landed
     attempts = store.list_attempts(run.id)
     assert [a.outcome for a in attempts] == ["succeeded"]  # reported once, not re-run
+    store.close()
+
+
+_PATIENCE = 30.0  # hang guard only
+#: The worker's heartbeat holds attempt 1's lease; the retry (attempt 2) runs; a later
+#: heartbeat came, so the crossing one's answer was acted on.
+HELD, RETRIED, LATER = threading.Event(), threading.Event(), threading.Event()
+
+
+class CrossingHeartbeatStore(SqliteStore):
+    """A real store whose heartbeat, handed attempt 1's lease, answers only once the retry
+    of that task run is claimed: the heartbeat's snapshot of leases is older than the
+    report it crosses, so it reports the (task run, epoch 1) lease as gone."""
+
+    def heartbeat(
+        self,
+        *,
+        worker_id: str,
+        leases: Sequence[tuple[int, int]],
+        lease_seconds: float,
+        now: float,
+    ) -> list[int]:
+        if HELD.is_set():
+            LATER.set()
+        elif any(epoch == 1 for _, epoch in leases):
+            HELD.set()
+            RETRIED.wait(_PATIENCE)
+        return super().heartbeat(
+            worker_id=worker_id, leases=leases, lease_seconds=lease_seconds, now=now
+        )
+
+
+def step(ctx: TaskContext) -> bool:
+    """Attempt 1 fails while the heartbeat holds its lease; attempt 2 reports whether it
+    was asked to stop once a later heartbeat shows the crossing one was handled."""
+    if ctx.attempt == 1:
+        HELD.wait(_PATIENCE)
+        raise RuntimeError("first attempt fails")
+    RETRIED.set()
+    LATER.wait(_PATIENCE)
+    return ctx.should_cancel()
+
+
+def test_a_lost_lease_of_an_older_epoch_does_not_cancel_the_retry(tmp_path: Path) -> None:
+    for event in (HELD, RETRIED, LATER):
+        event.clear()
+    store = CrossingHeartbeatStore(f"sqlite:///{tmp_path}/crossing.db")
+    code = CodeRegistry()
+    code.add({"t:step": step})
+    task = TaskSpec(
+        name="a", action=PythonAction(ref="t:step"), retry=RetryPolicy(retries=1, backoff=0)
+    )
+    spec = WorkflowSpec(name="w", tasks=(task,))
+    store.register_workflow(spec, source=None, now=time.time())
+    run = store.create_run(spec, {}, now=time.time())
+    worker = Worker(store, code, WorkerSettings(concurrency=1, heartbeat_every=0.05))
+    worker.start()
+    try:
+        deadline = time.monotonic() + _PATIENCE
+        while not store.get_run(run.id).state.finished:
+            assert time.monotonic() < deadline, "run did not finish"
+            time.sleep(0.02)
+    finally:
+        worker.stop(grace=2)
+    final: Any = store.get_run(run.id)
+    assert LATER.is_set()
+    assert final.state.value == "succeeded" and final.result == {"a": False}
+    assert [a.outcome for a in store.list_attempts(run.id)] == ["failed", "succeeded"]
     store.close()

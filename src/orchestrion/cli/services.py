@@ -169,7 +169,9 @@ def server(
     default="thread",
     show_default=True,
     help="Where Python tasks run: thread (this worker's threads), process (a child process"
-    " per attempt: no GIL, killed on timeout/cancel), dask:ADDRESS, ray or ray:ADDRESS.",
+    " per attempt: no GIL, killed on timeout/cancel), dask:ADDRESS or dask://HOST:PORT (a Dask"
+    " scheduler), ray (RAY_ADDRESS, the newest local Ray, else a new one), ray:HOST:PORT or"
+    " ray://HOST:PORT (a Ray Client server). Needs orchestrion[dask] or orchestrion[ray].",
 )
 @click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
 @log_options

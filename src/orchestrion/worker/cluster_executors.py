@@ -11,35 +11,47 @@ its module on the cluster workers' ``sys.path``. Declared secrets travel to the 
 the invocation (as plain values: they are needed there), so trust the cluster as much as the
 worker.
 
+One call per attempt, never more: retries are orchestrion's (counted, backed off, shown in
+the run's history), so neither cluster may run an attempt again on its own when the process
+running it dies. Ray is told so (``max_retries=0``). Dask's scheduler re-runs the tasks of a
+dead worker elsewhere and has no per-task switch, so the call first marks itself started in
+a scheduler-side `distributed.Event` (deleted once the attempt is over) and a second start
+returns a failure instead of running the code; the attempt then fails as "the Dask cluster
+could not run the task", and the task's own retry policy decides.
+
 Stopping: Ray's ``cancel(force=True)`` kills the worker process running the task, like the
 process executor. Dask cannot interrupt a task that already runs on a thread of a Dask
 worker: ``Future.cancel`` forgets it, the attempt is reported as timed out or canceled at
-once, and the cluster finishes the call in the background (its result is dropped).
+once, and the cluster finishes the call in the background (its result is dropped, and the
+thread stays busy until then).
 
 dask and ray are imported only when such an executor is made (``--executor dask:ADDRESS``,
-``--executor ray[:ADDRESS]``); they are not dependencies of orchestrion. Both classes take
-the already-connected client object, so that an application can pass its own.
+``--executor ray[:ADDRESS]``); they are the optional extras ``orchestrion[dask]`` and
+``orchestrion[ray]``. Both classes take the already-connected client object, so that an
+application can pass its own.
 """
 
 from __future__ import annotations
 
 import importlib
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from orchestrion.errors import OrchestrionError, TaskError
 from orchestrion.worker.context import LogSink
-from orchestrion.worker.executors import Completion, Invocation, run_invocation
+from orchestrion.worker.executors import Completion, Invocation, RemoteFailure, run_invocation
 
-__all__ = ["DaskClient", "DaskExecutor", "RayApi", "RayExecutor"]
+__all__ = ["DaskClient", "DaskExecutor", "RayApi", "RayExecutor", "run_once_on_dask"]
 
 
-def _import(module: str, extra: str) -> Any:
+def _import(module: str, package: str, extra: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
         raise OrchestrionError(
-            f"this executor needs {extra!r} installed on the worker ({exc}); pip install {extra}"
+            f"this executor needs {package!r} installed on the worker ({exc});"
+            f" pip install orchestrion[{extra}]"
         ) from exc
 
 
@@ -80,21 +92,52 @@ class DaskExecutor:
     @classmethod
     def connect(cls, address: str) -> DaskExecutor:
         """Connect to the Dask scheduler at `address` (``tcp://host:8786``)."""
-        distributed = _import("dask.distributed", "distributed")
+        distributed = _import("dask.distributed", "distributed", "dask")
         return cls(distributed.Client(address), owned=True)
 
     def submit(self, invocation: Invocation, log: LogSink) -> _DaskExecution:
+        marker = f"orchestrion-started-{uuid.uuid4().hex}"
         # pure=False: two attempts with equal inputs are two calls, never one cached result.
-        return _DaskExecution(self._client.submit(run_invocation, invocation, pure=False))
+        future = self._client.submit(run_once_on_dask, invocation, marker, pure=False)
+        return _DaskExecution(future, lambda: _forget_marker(self._client, marker))
 
     def close(self) -> None:
         if self._owned:
             self._client.close()
 
 
+def run_once_on_dask(invocation: Invocation, marker: str) -> Completion:
+    """`run_invocation` on a Dask worker, unless the scheduler already started this call
+    once (on a worker that died since): then a failure, without running the code again."""
+    # Through `_import` (typed Any): distributed's Event has no annotations for strict mypy.
+    started = _import("distributed", "distributed", "dask").Event(marker)
+    if started.is_set():
+        return Completion(
+            failure=RemoteFailure(
+                message="the Dask cluster could not run the task: the Dask worker running it"
+                " died, and an attempt never runs twice (orchestrion's retries decide)",
+                error_types=("orchestrion.errors.TaskError", "orchestrion.errors.OrchestrionError"),
+                traceback="",
+            )
+        )
+    started.set()
+    return run_invocation(invocation)
+
+
+def _forget_marker(client: DaskClient, marker: str) -> None:
+    """Drop the call's started-marker from the scheduler (clearing an event deletes it)."""
+    distributed = _import("distributed", "distributed", "dask")
+    try:
+        distributed.Event(marker, client=client).clear()
+    except Exception:  # the scheduler is gone: so is the marker
+        return
+
+
 class _DaskExecution:
-    def __init__(self, future: DaskFuture) -> None:
+    def __init__(self, future: DaskFuture, done: Callable[[], None]) -> None:
         self._future = future
+        self._done = done
+        self._finished = False
 
     def wait(self, timeout: float) -> Completion | None:
         try:
@@ -102,12 +145,20 @@ class _DaskExecution:
         except TimeoutError:  # distributed raises the builtin (asyncio's alias) on timeout
             return None
         except Exception as exc:  # run_invocation never raises: the cluster lost the call
+            self._finish()
             raise TaskError(f"the Dask cluster could not run the task: {exc}") from exc
+        self._finish()
         return _completion(value)
 
     def cancel(self) -> None:
         if not self._future.done():
             self._future.cancel()
+        self._finish()
+
+    def _finish(self) -> None:
+        if not self._finished:
+            self._finished = True
+            self._done()
 
 
 # ---------------------------------------------------------------------- Ray
@@ -120,7 +171,7 @@ class RayRemoteFunction(Protocol):
 class RayApi(Protocol):
     """The part of the ``ray`` module used here."""
 
-    def remote(self, function: Callable[..., Any]) -> RayRemoteFunction: ...
+    def remote(self, *, max_retries: int) -> Callable[[Callable[..., Any]], RayRemoteFunction]: ...
 
     def wait(
         self, refs: list[Any], *, num_returns: int = ..., timeout: float | None = ...
@@ -136,13 +187,15 @@ class RayExecutor:
 
     def __init__(self, ray: RayApi) -> None:
         self._ray = ray
-        self._remote = ray.remote(run_invocation)
+        # max_retries=0: Ray re-runs a task whose worker process died (3 times by default);
+        # an attempt must run once, and a crash must reach orchestrion's retry policy.
+        self._remote = ray.remote(max_retries=0)(run_invocation)
 
     @classmethod
     def connect(cls, address: str | None) -> RayExecutor:
         """Join the Ray cluster at `address` (``ray://host:10001``, ``auto``), or start a
         local one when None."""
-        ray = _import("ray", "ray")
+        ray = _import("ray", "ray", "ray")
         ray.init(address=address, ignore_reinit_error=True)
         return cls(ray)
 

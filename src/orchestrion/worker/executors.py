@@ -55,7 +55,9 @@ __all__ = [
 ]
 
 #: What ``orchestrion worker --executor`` accepts (ADDRESS: the cluster's scheduler).
-EXECUTOR_CHOICES = "thread, process, dask:ADDRESS, ray or ray:ADDRESS"
+EXECUTOR_CHOICES = (
+    "thread, process, dask:ADDRESS, dask://HOST:PORT, ray, ray:ADDRESS or ray://HOST:PORT"
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,6 +141,14 @@ class Executor(Protocol):
 def executor_from_name(name: str) -> Executor | None:
     """The executor ``--executor NAME`` selects; None for ``thread`` (the worker's own
     threads, the default)."""
+    if name.startswith("dask://"):  # the scheduler's host:port, over Dask's default TCP
+        from orchestrion.worker.cluster_executors import DaskExecutor
+
+        return DaskExecutor.connect("tcp://" + name.removeprefix("dask://"))
+    if name.startswith("ray://"):  # a Ray Client server (``ray start --head`` runs one)
+        from orchestrion.worker.cluster_executors import RayExecutor
+
+        return RayExecutor.connect(name)
     kind, _, address = name.partition(":")
     if kind == "thread" and not address:
         return None

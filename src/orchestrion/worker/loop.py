@@ -448,14 +448,18 @@ class Worker:
         except OrchestrionError:
             log.exception("worker.heartbeat_failed")
             return
-        self._stop_attempts(lost)
+        gone = set(lost)
+        self._stop_attempts([(tr, epoch) for tr, epoch in leases if tr in gone])
         self._enforce_timeouts()
 
-    def _stop_attempts(self, task_run_ids: Sequence[int]) -> None:
+    def _stop_attempts(self, leases: Sequence[tuple[int, int]]) -> None:
+        """Cancel the attempts whose (task run, epoch) lease is gone. The epoch matters: a
+        lease reported lost may be of an attempt that finished meanwhile and whose retry,
+        a newer epoch of the same task run, already runs here."""
         with self._lock:
-            for tr in task_run_ids:
+            for tr, epoch in leases:
                 active = self._active.get(tr)
-                if active is not None:
+                if active is not None and active.claim.epoch == epoch:
                     active.ctx.cancel_event.set()
 
     def _enforce_timeouts(self) -> None:
