@@ -101,6 +101,22 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+class StoredFailureLog:
+    """Failed logins in the database: every server on it limits the same attempts."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def add(self, key: str, at: float, *, keep_since: float) -> list[float]:
+        return self._store.add_login_failure(key, at, keep_since=keep_since)
+
+    def times(self, key: str, *, keep_since: float) -> list[float]:
+        return self._store.login_failures(key, since=keep_since)
+
+    def clear(self, key: str) -> None:
+        self._store.clear_login_failures(key)
+
+
 class Accounts:
     """Users, tokens, sessions and the audit log of one store."""
 
@@ -116,7 +132,7 @@ class Accounts:
         self._store = store
         self._clock = clock
         self._hasher = hasher
-        self._limiter = limiter or LoginLimiter()
+        self._limiter = limiter or LoginLimiter(log=StoredFailureLog(store))
         self._session_ttl = session_ttl
 
     # ----------------------------------------------------------------- authentication
@@ -321,6 +337,8 @@ class Accounts:
     # ----------------------------------------------------------------------- helpers
 
     def _find_user(self, name: str) -> UserRecord | None:
+        if not 1 <= len(name) <= 64 or not set(name) <= _NAME_CHARS:
+            return None  # no user can have it (`_check_name`); and a NUL never reaches SQL
         try:
             return self._store.get_user(name)
         except NotFound:

@@ -3,18 +3,22 @@ password or role change, logout, the login rate limit, and the first-start admin
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from orchestrion.api.guard import SESSION_COOKIE
 from orchestrion.app import App
 from orchestrion.config import Settings
+from orchestrion.errors import AuthError
 from orchestrion.spec.model import PythonAction, TaskSpec, WorkflowSpec
 from orchestrion.store.base import AuditFilter
 from tests.helpers import database_url_for
@@ -150,6 +154,36 @@ def test_wrong_passwords_are_rate_limited_and_audited(server: Server) -> None:
     records = server.app.accounts.list_audit(AuditFilter(action="session.login"))
     assert len(records) == 6 and {r.outcome for r in records} == {"denied"}
     assert all(r.actor == "ana" and "password" not in r.params for r in records)
+
+
+def test_failed_logins_on_one_server_lock_the_user_out_of_all(
+    server: Server, tmp_path: Path
+) -> None:
+    """Another server on the same database (its own store object) refuses the attempts
+    that this one counted; what was typed as a user name is not stored."""
+    other = App(Settings(database_url=server.app.store.url)).open()
+    try:
+        for _ in range(5):
+            with pytest.raises(AuthError, match="wrong user name or password"):
+                server.app.accounts.login("ana", "wrong password!!", source="10.0.0.7")
+        with pytest.raises(AuthError, match="too many failed logins"):
+            other.accounts.login("ana", PASSWORD, source="10.0.0.7")
+        other.accounts.login("ana", PASSWORD, source="10.0.0.8")  # another source: allowed
+        typed = "hunter2-typed-as-a-user\x00name"
+        with pytest.raises(AuthError, match="wrong user name or password"):
+            other.accounts.login(typed, "wrong password!!", source="10.0.0.7")
+        keys = _login_failure_keys(server.app.store.url)
+        assert len(keys) == 6 and all(re.fullmatch(r"[0-9a-f]{64}", k) for k in keys), keys
+    finally:
+        other.close()
+
+
+def _login_failure_keys(url: str) -> list[str]:
+    if url.startswith("sqlite:///"):
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
+            return [r[0] for r in conn.execute("SELECT key FROM login_failures")]
+    with psycopg.connect(url) as pconn:
+        return [r[0] for r in pconn.execute("SELECT key FROM login_failures")]
 
 
 def test_first_start_makes_one_random_admin_once(server: Server, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from argon2 import PasswordHasher, Type
 from orchestrion.auth.passwords import (
     DEFAULT_HASHER,
     LoginLimiter,
+    MemoryFailureLog,
     hash_password,
     verify_password,
 )
@@ -112,11 +113,24 @@ def test_success_clears() -> None:
 
 
 def test_memory_is_bounded() -> None:
-    limiter = LoginLimiter(max_failures=1, window=60, base_lockout=10, max_keys=3)
+    limiter = LoginLimiter(
+        max_failures=1, window=60, base_lockout=10, log=MemoryFailureLog(max_keys=3)
+    )
     for i in range(10):
         limiter.record_failure(f"user{i}", "a", now=0.0)
     assert not limiter.check("user9", "a", now=1.0)
     assert limiter.check("user0", "a", now=1.0)  # evicted, least recently seen
+
+
+def test_a_lockout_outlives_the_window_of_its_failures() -> None:
+    clock = FakeClock()
+    limiter = LoginLimiter(max_failures=2, window=60, base_lockout=50, max_lockout=400)
+    for _ in range(4):  # the 4th failure locks for 50 * 2**2 = 200 s, past the 60 s window
+        limiter.record_failure("ana", "a", now=clock.now())
+    clock.advance(150)
+    assert limiter.check("ana", "a", now=clock.now()).retry_after == 50
+    clock.advance(50)
+    assert limiter.check("ana", "a", now=clock.now())
 
 
 def test_limiter_refuses_nonsense_settings() -> None:

@@ -5,18 +5,21 @@
 when a stored hash was made with weaker parameters than today's, so the caller can store a
 fresh hash after a successful login.
 
-`LoginLimiter` is a pure object (no clock of its own, P4): after ``max_failures`` failed
-logins for one (user, source) inside ``window`` seconds, further attempts are refused for a
-lockout that doubles with every further failure, up to ``max_lockout``. A success clears it.
+`LoginLimiter` has no clock of its own (P4): after ``max_failures`` failed logins for one
+(user, source) inside ``window`` seconds, further attempts are refused for a lockout that
+doubles with every further failure, up to ``max_lockout``. A success clears it. The failure
+times live in a `FailureLog`: the database's for servers (shared by all of them), memory's
+for tests and tools.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Final
+from dataclasses import dataclass
+from typing import Final, Protocol
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -27,8 +30,10 @@ __all__ = [
     "DEFAULT_HASHER",
     "MAX_PASSWORD_CHARS",
     "MIN_PASSWORD_CHARS",
+    "FailureLog",
     "LimitDecision",
     "LoginLimiter",
+    "MemoryFailureLog",
     "PasswordCheck",
     "hash_password",
     "verify_password",
@@ -106,16 +111,59 @@ class LimitDecision:
         return self.allowed
 
 
-@dataclass(slots=True)
-class _Entry:
-    failures: deque[float] = field(default_factory=deque)
-    locked_until: float = 0.0
+class FailureLog(Protocol):
+    """Where failed logins are kept: this process (`MemoryFailureLog`), or the database,
+    shared by every server on it (`orchestrion.accounts.StoredFailureLog`)."""
+
+    def add(self, key: str, at: float, *, keep_since: float) -> list[float]:
+        """Record a failure of `key` at `at`, forget every failure before `keep_since`;
+        the times of `key`'s failures kept, oldest first."""
+        ...
+
+    def times(self, key: str, *, keep_since: float) -> list[float]:
+        """The times of `key`'s failures at or after `keep_since`, oldest first."""
+        ...
+
+    def clear(self, key: str) -> None:
+        """Forget `key`'s failures."""
+        ...
+
+
+class MemoryFailureLog:
+    """Failures in this process; memory bounded by `max_keys` (least recently seen first)."""
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self.max_keys = max_keys
+        self._times: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, key: str, at: float, *, keep_since: float) -> list[float]:
+        with self._lock:
+            times = self._times.pop(key, None) or deque()
+            self._times[key] = times  # re-inserted: dict order is least recently seen first
+            times.append(at)
+            while times and times[0] < keep_since:
+                times.popleft()
+            while len(self._times) > self.max_keys:
+                del self._times[next(iter(self._times))]
+            return list(times)
+
+    def times(self, key: str, *, keep_since: float) -> list[float]:
+        with self._lock:
+            return [t for t in self._times.get(key, ()) if t >= keep_since]
+
+    def clear(self, key: str) -> None:
+        with self._lock:
+            self._times.pop(key, None)
 
 
 class LoginLimiter:
     """Sliding-window failure counting with exponential lockout, per (user, source).
 
-    Thread-safe; memory is bounded by ``max_keys`` (the least recently seen key goes first).
+    Stateless over its `FailureLog`: the lockout is computed from the failure times kept
+    (each failure that is the ``max_failures``-th or later inside the window before it
+    locks until its time plus ``base_lockout`` doubled per failure beyond, capped), so a
+    log shared through the database makes every server refuse the same attempts.
     """
 
     def __init__(
@@ -125,7 +173,7 @@ class LoginLimiter:
         window: float = 900.0,
         base_lockout: float = 30.0,
         max_lockout: float = 3600.0,
-        max_keys: int = 100_000,
+        log: FailureLog | None = None,
     ) -> None:
         if max_failures < 1 or window <= 0 or base_lockout <= 0 or max_lockout < base_lockout:
             raise ValueError("limiter needs max_failures >= 1 and positive, ordered times")
@@ -133,45 +181,43 @@ class LoginLimiter:
         self.window = window
         self.base_lockout = base_lockout
         self.max_lockout = max_lockout
-        self.max_keys = max_keys
-        self._entries: dict[tuple[str, str], _Entry] = {}
-        self._lock = threading.Lock()
+        self.log: FailureLog = log if log is not None else MemoryFailureLog()
 
     def check(self, user: str, source: str, *, now: float) -> LimitDecision:
         """May this (user, source) try to log in at ``now``?"""
-        with self._lock:
-            entry = self._entries.get(_key(user, source))
-            if entry is None or entry.locked_until <= now:
-                return LimitDecision(True)
-            return LimitDecision(False, retry_after=entry.locked_until - now)
+        times = self.log.times(_key(user, source), keep_since=self._keep_since(now))
+        return self._decide(times, now)
 
     def record_failure(self, user: str, source: str, *, now: float) -> LimitDecision:
         """Count a failed login; the answer says whether the next attempt may go ahead."""
-        with self._lock:
-            entry = self._entry(_key(user, source))
-            failures = entry.failures
-            failures.append(now)
-            while failures and failures[0] <= now - self.window:
-                failures.popleft()
-            excess = len(failures) - self.max_failures
-            if excess >= 0:
-                lockout = min(self.max_lockout, self.base_lockout * 2.0 ** min(excess, 60))
-                entry.locked_until = max(entry.locked_until, now + lockout)
-                return LimitDecision(False, retry_after=entry.locked_until - now)
-            return LimitDecision(True)
+        times = self.log.add(_key(user, source), now, keep_since=self._keep_since(now))
+        return self._decide(times, now)
 
     def record_success(self, user: str, source: str) -> None:
         """A successful login clears the (user, source) history."""
-        with self._lock:
-            self._entries.pop(_key(user, source), None)
+        self.log.clear(_key(user, source))
 
-    def _entry(self, key: tuple[str, str]) -> _Entry:
-        entry = self._entries.pop(key, None) or _Entry()
-        self._entries[key] = entry  # re-inserted: dict order is least recently seen first
-        while len(self._entries) > self.max_keys:
-            del self._entries[next(iter(self._entries))]
-        return entry
+    def _keep_since(self, now: float) -> float:
+        # A failure matters while it is inside some later failure's window, or its own
+        # lockout may still run: window + max_lockout covers both.
+        return now - self.window - self.max_lockout
+
+    def _decide(self, times: list[float], now: float) -> LimitDecision:
+        locked_until = 0.0
+        first = 0  # the oldest failure inside the window ending at times[i]
+        for i, at in enumerate(times):
+            while times[first] <= at - self.window:
+                first += 1
+            excess = i - first + 1 - self.max_failures
+            if excess >= 0:
+                lockout = min(self.max_lockout, self.base_lockout * 2.0 ** min(excess, 60))
+                locked_until = max(locked_until, at + lockout)
+        if locked_until > now:
+            return LimitDecision(False, retry_after=locked_until - now)
+        return LimitDecision(True)
 
 
-def _key(user: str, source: str) -> tuple[str, str]:
-    return (user.strip().casefold(), source)
+def _key(user: str, source: str) -> str:
+    """A digest: what was typed as a user name (perhaps a password) is never kept."""
+    material = f"{user.strip().casefold()}\x00{source}".encode("utf-8", "surrogatepass")
+    return hashlib.sha256(material).hexdigest()

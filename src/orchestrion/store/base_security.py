@@ -46,6 +46,20 @@ class SecurityStore(Protocol):
         """How many users exist (zero on a first start)."""
         ...
 
+    def add_login_failure(self, key: str, at: float, *, keep_since: float) -> list[float]:
+        """Record a failed login of `key` (a digest of user and source) at `at` and forget
+        every failed login before `keep_since`, in one transaction; the times of `key`'s
+        failures kept, oldest first."""
+        ...
+
+    def login_failures(self, key: str, *, since: float) -> list[float]:
+        """The times of `key`'s failed logins at or after `since`, oldest first."""
+        ...
+
+    def clear_login_failures(self, key: str) -> None:
+        """Forget `key`'s failed logins (after a successful one)."""
+        ...
+
     def update_user(
         self,
         name: str,

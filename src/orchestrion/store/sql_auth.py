@@ -79,6 +79,31 @@ class SqlAuthVerbs(abc.ABC):
     def count_users(self) -> int:
         return int(self._read("SELECT count(*) AS n FROM users", ())[0]["n"])
 
+    # ----------------------------------------------------------------- failed logins
+
+    def add_login_failure(self, key: str, at: float, *, keep_since: float) -> list[float]:
+        def fn(adv: Advance) -> list[float]:
+            adv.tx.execute("DELETE FROM login_failures WHERE at < ?", (keep_since,))
+            adv.tx.execute("INSERT INTO login_failures (key, at) VALUES (?, ?)", (key, at))
+            rows = adv.tx.execute(
+                "SELECT at FROM login_failures WHERE key = ? ORDER BY at, id", (key,)
+            ).fetchall()
+            return [float(r["at"]) for r in rows]
+
+        return self._transact(at, fn)
+
+    def login_failures(self, key: str, *, since: float) -> list[float]:
+        rows = self._read(
+            "SELECT at FROM login_failures WHERE key = ? AND at >= ? ORDER BY at, id",
+            (key, since),
+        )
+        return [float(r["at"]) for r in rows]
+
+    def clear_login_failures(self, key: str) -> None:
+        self._transact(
+            0.0, lambda adv: adv.tx.execute("DELETE FROM login_failures WHERE key = ?", (key,))
+        )
+
     def update_user(
         self,
         name: str,
