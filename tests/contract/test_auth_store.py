@@ -126,3 +126,17 @@ def test_the_audit_log_filters_pages_and_refuses_changes(store: Store) -> None:
         with pytest.raises(Exception, match="append-only"):
             cast(Any, store)._transact(T0, lambda adv, sql=sql: adv.tx.execute(sql))
     assert len(store.list_audit(AuditFilter())) == 6
+
+
+def test_login_failures_are_kept_per_key_pruned_by_age_and_cleared(store: Store) -> None:
+    assert store.add_login_failure("k1", 100.0, keep_since=0.0) == [100.0]
+    assert store.add_login_failure("k1", 100.0, keep_since=0.0) == [100.0, 100.0]
+    assert store.add_login_failure("k2", 150.0, keep_since=0.0) == [150.0]
+    assert store.login_failures("k1", since=0.0) == [100.0, 100.0]
+    assert store.login_failures("k1", since=100.5) == []
+    # adding forgets every key's failures before keep_since
+    assert store.add_login_failure("k2", 300.0, keep_since=120.0) == [150.0, 300.0]
+    assert store.login_failures("k1", since=0.0) == []
+    store.clear_login_failures("k2")
+    assert store.login_failures("k2", since=0.0) == []
+    store.clear_login_failures("never-seen")  # nothing to clear: no error
