@@ -1,5 +1,6 @@
 """A worker keeps a finished attempt's outcome through a database outage and reports it
-once the database answers again (fault injected into a real SQLite store)."""
+once the database answers again (fault injected into a real store: SQLite, or PostgreSQL
+with ``ORCHESTRION_TEST_DATABASE=postgres``)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,19 @@ from typing import Any
 from orchestrion.errors import StoreError
 from orchestrion.spec.model import PythonAction, TaskSpec, WorkflowSpec
 from orchestrion.store.base import Claim, FinishResult, Outcome
+from orchestrion.store.postgres import PostgresStore
 from orchestrion.store.sqlite import SqliteStore
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.loop import Worker, WorkerSettings
+from tests.helpers import database_url_for
 
 
-class FlakyStore(SqliteStore):
-    """A real store whose `finish` fails the first `failures` times, as during an outage."""
+class Flaky:
+    """Mixed into a real store: its `finish` fails the first `failures` times, as during an
+    outage."""
 
-    def __init__(self, url: str, failures: int) -> None:
-        super().__init__(url)
-        self.failures = failures
-        self.calls = 0
+    failures = 3
+    calls = 0
 
     def finish(self, outcomes: Sequence[Outcome], *, now: float) -> FinishResult:
         self._maybe_fail()
@@ -40,12 +42,21 @@ class FlakyStore(SqliteStore):
             raise StoreError("database error: connection refused (injected)")
 
 
+class FlakySqlite(Flaky, SqliteStore):
+    pass
+
+
+class FlakyPostgres(Flaky, PostgresStore):
+    pass
+
+
 def work() -> str:
     return "done"
 
 
 def test_outcome_survives_a_finish_outage(tmp_path: Path) -> None:
-    store = FlakyStore(f"sqlite:///{tmp_path}/flaky.db", failures=3)
+    url = database_url_for(tmp_path / "flaky.db")
+    store = FlakyPostgres(url) if url.startswith("postgres") else FlakySqlite(url)
     code = CodeRegistry()
     code.add({"t:work": work})
     spec = WorkflowSpec(name="w", tasks=(TaskSpec(name="a", action=PythonAction(ref="t:work")),))
