@@ -15,12 +15,12 @@ import os
 
 import pytest
 
-from tests.helpers import testing_postgres
-
 os.environ.setdefault("ORCHESTRION_DEV_MODE", "1")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from tests.helpers import on_postgres
+
     for item in items:
         mark = item.get_closest_marker("sqlite_only")
         if mark is None:
@@ -28,5 +28,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         reason = mark.kwargs.get("reason")
         if not reason:
             raise pytest.UsageError(f"{item.nodeid}: sqlite_only needs reason=...")
-        if testing_postgres():
+        if on_postgres():
             item.add_marker(pytest.mark.skip(reason=f"sqlite_only: {reason}"))

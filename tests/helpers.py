@@ -51,10 +51,10 @@ __all__ = [
     "by_name",
     "db_arg",
     "make_app",
+    "on_postgres",
     "py",
     "stored_bytes",
     "sub",
-    "testing_postgres",
     "unfinished_count",
     "wf",
 ]
@@ -138,7 +138,7 @@ def make_app(tmp_path: Path, clock: Any = None, **settings: Any) -> App:
     return app.open()
 
 
-def testing_postgres() -> bool:
+def on_postgres() -> bool:
     """Whether this test run puts its apps and processes on PostgreSQL
     (``ORCHESTRION_TEST_DATABASE=postgres``) rather than on SQLite files."""
     return os.environ.get("ORCHESTRION_TEST_DATABASE", "").strip().lower() == "postgres"
@@ -148,7 +148,7 @@ def database_url_for(path: Path) -> str:
     """A database URL for a test: the SQLite file `path`, or with
     ``ORCHESTRION_TEST_DATABASE=postgres`` a fresh PostgreSQL schema standing for it (the
     same schema each time for the same `path`)."""
-    if testing_postgres():
+    if on_postgres():
         return _pg_app_url(Path(path))
     return f"sqlite:///{path}"
 
@@ -156,14 +156,14 @@ def database_url_for(path: Path) -> str:
 def db_arg(path: Path) -> str:
     """What a test passes as a real process's ``--db``: the bare SQLite file `path` (the
     form users type), or on PostgreSQL the URL of the schema standing for it."""
-    return database_url_for(path) if testing_postgres() else str(path)
+    return database_url_for(path) if on_postgres() else str(path)
 
 
 def stored_bytes(db: Path) -> bytes:
     """Everything the database behind `db` (a `database_url_for` path) holds, as bytes to
     search for a plaintext: the SQLite file and its journal files, or on PostgreSQL every
     row of every table of the schema as text, bytea columns also decoded from their hex."""
-    if not testing_postgres():
+    if not on_postgres():
         return b"".join(f.read_bytes() for f in db.parent.glob(db.name + "*"))
     import psycopg
 

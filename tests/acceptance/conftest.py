@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tests.helpers import database_url_for, db_arg, testing_postgres
+from tests.helpers import database_url_for, db_arg, on_postgres
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -148,7 +148,7 @@ class Cli:
 def db_rows(db: Path) -> dict[str, int]:
     """Row counts of the runs and workflows tables; {} when the database file does not exist
     (on PostgreSQL: of the schema standing for `db`, {} when it has no such tables)."""
-    if testing_postgres():
+    if on_postgres():
         import psycopg
 
         with psycopg.connect(database_url_for(db)) as pconn:

@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import db_arg, testing_postgres
+from tests.helpers import db_arg, on_postgres
 
 KILLS = 10
 LAYERS, WIDTH = 20, 10
@@ -109,7 +109,7 @@ class Orchestrion:
         return json.loads(proc.stdout)
 
     def run_ids(self) -> list[str]:
-        if not testing_postgres() and not self.db.exists():
+        if not on_postgres() and not self.db.exists():
             return []
         return [r["id"] for r in self.call("runs", "list", "-n", "1000")]
 
