@@ -1,9 +1,11 @@
-"""Test helpers: build specs by hand, drive a real SQLite store synchronously, check history.
+"""Test helpers: build specs by hand, drive a real store synchronously, check history.
 
 `Driver` is a deterministic, single-threaded stand-in for a worker: it claims through the
 store's verbs with a `FakeClock`, executes claims with the real runner (or lets the test
-report outcomes by hand), and finishes them. `make_app` gives an `App` on a real SQLite file
-for end-to-end runs through the real `Worker`.
+report outcomes by hand), and finishes them. `make_app` gives an `App` for end-to-end runs
+through the real `Worker`. Both stand on a real SQLite file, or with
+``ORCHESTRION_TEST_DATABASE=postgres`` on a fresh PostgreSQL schema standing for that file
+(`database_url_for`; `db_arg` for the ``--db`` of a real process).
 """
 
 from __future__ import annotations
