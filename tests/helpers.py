@@ -1,9 +1,11 @@
-"""Test helpers: build specs by hand, drive a real SQLite store synchronously, check history.
+"""Test helpers: build specs by hand, drive a real store synchronously, check history.
 
 `Driver` is a deterministic, single-threaded stand-in for a worker: it claims through the
 store's verbs with a `FakeClock`, executes claims with the real runner (or lets the test
-report outcomes by hand), and finishes them. `make_app` gives an `App` on a real SQLite file
-for end-to-end runs through the real `Worker`.
+report outcomes by hand), and finishes them. `make_app` gives an `App` for end-to-end runs
+through the real `Worker`. Both stand on a real SQLite file, or with
+``ORCHESTRION_TEST_DATABASE=postgres`` on a fresh PostgreSQL schema standing for that file
+(`database_url_for`; `db_arg` for the ``--db`` of a real process).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -40,7 +43,6 @@ from orchestrion.states import (
 )
 from orchestrion.store import open_store
 from orchestrion.store.base import Claim, Outcome, RunRecord, Store, TaskRunRecord
-from orchestrion.store.sqlite import SqliteStore
 from orchestrion.worker import runner
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.context import TaskContext
@@ -49,8 +51,11 @@ __all__ = [
     "Driver",
     "assert_consistent",
     "by_name",
+    "db_arg",
     "make_app",
+    "on_postgres",
     "py",
+    "stored_bytes",
     "sub",
     "unfinished_count",
     "wf",
@@ -130,19 +135,56 @@ def make_app(tmp_path: Path, clock: Any = None, **settings: Any) -> App:
     reads ``tmp_path / "app.db"`` as that schema."""
     opts: dict[str, Any] = {"lease_seconds": 5.0, "heartbeat_every": 0.2, "concurrency": 4}
     opts.update(settings)
-    url = f"sqlite:///{tmp_path / 'app.db'}"
-    if os.environ.get("ORCHESTRION_TEST_DATABASE", "").strip().lower() == "postgres":
-        url = _pg_app_url(tmp_path / "app.db")
+    url = database_url_for(tmp_path / "app.db")
     app = App(Settings(database_url=url, **opts), clock=clock)
     return app.open()
 
 
+def on_postgres() -> bool:
+    """Whether this test run puts its apps and processes on PostgreSQL
+    (``ORCHESTRION_TEST_DATABASE=postgres``) rather than on SQLite files."""
+    return os.environ.get("ORCHESTRION_TEST_DATABASE", "").strip().lower() == "postgres"
+
+
 def database_url_for(path: Path) -> str:
     """A database URL for a test: the SQLite file `path`, or with
-    ``ORCHESTRION_TEST_DATABASE=postgres`` a fresh PostgreSQL schema standing for it."""
-    if os.environ.get("ORCHESTRION_TEST_DATABASE", "").strip().lower() == "postgres":
-        return _pg_app_url(path)
+    ``ORCHESTRION_TEST_DATABASE=postgres`` a fresh PostgreSQL schema standing for it (the
+    same schema each time for the same `path`)."""
+    if on_postgres():
+        return _pg_app_url(Path(path))
     return f"sqlite:///{path}"
+
+
+def db_arg(path: Path) -> str:
+    """What a test passes as a real process's ``--db``: the bare SQLite file `path` (the
+    form users type), or on PostgreSQL the URL of the schema standing for it."""
+    return database_url_for(path) if on_postgres() else str(path)
+
+
+def stored_bytes(db: Path) -> bytes:
+    """Everything the database behind `db` (a `database_url_for` path) holds, as bytes to
+    search for a plaintext: the SQLite file and its journal files, or on PostgreSQL every
+    row of every table of the schema as text, bytea columns also decoded from their hex."""
+    if not on_postgres():
+        return b"".join(f.read_bytes() for f in db.parent.glob(db.name + "*"))
+    import psycopg
+
+    parts: list[bytes] = []
+    with psycopg.connect(database_url_for(db)) as pconn:
+        tables = [
+            r[0]
+            for r in pconn.execute(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = current_schema()"
+            )
+        ]
+        for table in tables:
+            for (text,) in pconn.execute(f'SELECT t::text FROM "{table}" t'):
+                parts.append(text.encode())
+                # a bytea column prints as \\x<hex> (backslash doubled inside a row)
+                for hexdigits in re.findall(r"\\+x((?:[0-9a-f]{2})+)", text):
+                    parts.append(bytes.fromhex(hexdigits))
+    return b"\n".join(parts)
 
 
 #: ``make_app``'s SQLite path -> the PostgreSQL URL used in its place.
@@ -168,16 +210,14 @@ def _pg_app_url(path: Path) -> str:
 
 
 class Driver:
-    """Drives a real `SqliteStore` by hand: claim, execute with the real runner, finish.
-    (On the PostgreSQL schema instead when `make_app` put `path` there.)"""
+    """Drives a real store by hand: claim, execute with the real runner, finish. The store
+    is the SQLite file `path`, or with ``ORCHESTRION_TEST_DATABASE=postgres`` the PostgreSQL
+    schema standing for it (`database_url_for`; the one `make_app` made for the same path)."""
 
     def __init__(self, path: Path, clock: FakeClock | None = None) -> None:
         self.path = path
         self.clock = clock or FakeClock()
-        self.store: Store = SqliteStore(f"sqlite:///{path}")
-        if Path(path) in _PG_APPS:
-            self.store.close()
-            self.store = open_store(_PG_APPS[Path(path)])
+        self.store: Store = open_store(database_url_for(path))
         self.code = CodeRegistry()
 
     def close(self) -> None:

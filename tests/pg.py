@@ -1,7 +1,9 @@
 """PostgreSQL for tests: which backends to run, whether the server answers, and throwaway
 databases and schemas (each test gets a schema of its own, made by the migrations).
 
-``ORCHESTRION_TEST_DATABASE=sqlite|postgres|both`` (default both) picks the backends;
+``ORCHESTRION_TEST_DATABASE=sqlite|postgres|both`` (default both) picks the backends of the
+store contract suite; every other suite runs on SQLite files unless it is ``postgres``,
+which puts each of their databases on a fresh schema (`tests.helpers.database_url_for`);
 ``ORCHESTRION_TEST_PG_URL`` the server (default ``postgresql://postgres@127.0.0.1:5432/postgres``,
 whose user may create databases). Without a server the PostgreSQL tests skip, and with
 ``CI=true`` they fail.

@@ -3,6 +3,8 @@
 `cli` runs ``python -m orchestrion.cli.main`` in a fresh directory (``tmp_path/work``),
 with ``--db`` pointing into ``tmp_path`` for every command that takes it, so tests never
 touch ``./.orchestrion`` of the repository and their side effects stay in ``tmp_path``.
+With ``ORCHESTRION_TEST_DATABASE=postgres`` that ``--db`` is a fresh PostgreSQL schema
+standing for the file instead (`tests.helpers.db_arg`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+
+from tests.helpers import database_url_for, db_arg, on_postgres
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -72,7 +76,7 @@ class Cli:
     def argv(self, args: Sequence[str], db: Path | None = None) -> list[str]:
         args = [str(a) for a in args]
         if args and args[0] in _DB_COMMANDS and "--db" not in args:
-            args += ["--db", str(db or self.db)]
+            args += ["--db", db_arg(db or self.db)]
         return args
 
     def __call__(
@@ -142,7 +146,19 @@ class Cli:
 
 
 def db_rows(db: Path) -> dict[str, int]:
-    """Row counts of the runs and workflows tables; {} when the database file does not exist."""
+    """Row counts of the runs and workflows tables; {} when the database file does not exist
+    (on PostgreSQL: of the schema standing for `db`, {} when it has no such tables)."""
+    if on_postgres():
+        import psycopg
+
+        with psycopg.connect(database_url_for(db)) as pconn:
+            counts: dict[str, int] = {}
+            for t in ("runs", "workflows"):
+                found = pconn.execute("SELECT to_regclass(%s)", (t,)).fetchone()
+                if found is not None and found[0] is not None:
+                    row = pconn.execute(f"SELECT count(*) FROM {t}").fetchone()
+                    counts[t] = int(row[0]) if row else 0
+            return counts
     if not db.exists():
         return {}
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)

@@ -23,6 +23,7 @@ def _upgrade_twice(cli: Cli, url: str) -> None:
     assert "password" not in again.output
 
 
+@pytest.mark.sqlite_only(reason="migrates a fresh SQLite file; the PostgreSQL twin is below")
 def test_db_upgrade_on_sqlite(cli: Cli, tmp_path: Path) -> None:
     _upgrade_twice(cli, f"sqlite:///{tmp_path / 'fresh.db'}")
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import httpx
 
 from tests.acceptance.test_server import free_port, wait_for
-from tests.helpers import session_cookie
+from tests.helpers import db_arg, session_cookie
 from tests.processes import Proc
 
 
 def _start(tmp: Path, port: int, env: dict[str, str], name: str) -> Proc:
-    args = ["server", "--port", str(port), "--workers", "0", "--db", str(tmp / "first.db")]
+    args = ["server", "--port", str(port), "--workers", "0", "--db", db_arg(tmp / "first.db")]
     return Proc(name, args, tmp, env, tmp)
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 from tests.acceptance.conftest import Cli
+from tests.helpers import db_arg, stored_bytes
 
 VALUE = 'Sentinel-CLI-7f3a9c d\\q"uote'
 
@@ -34,7 +34,7 @@ def keyed_env(cli: Cli, keys: str) -> dict[str, str]:
 
 
 def test_set_list_rotate_delete(cli: Cli) -> None:
-    db = str(cli.db)
+    db = db_arg(cli.db)
     key1 = orch(cli, "secrets", "generate-key").stdout.strip()
     key2 = orch(cli, "secrets", "generate-key", "--id", "two").stdout.strip()
     assert key2.startswith("two:") and key1 != key2.removeprefix("two:")
@@ -76,18 +76,18 @@ def test_set_list_rotate_delete(cli: Cli) -> None:
         r.stdout + r.stderr for r in (made, again, listed, rotated, table, gone, missing, audit)
     )
     assert "Sentinel-CLI" not in everything
-    assert b"Sentinel-CLI" not in Path(db).read_bytes()
+    assert b"Sentinel-CLI" not in stored_bytes(cli.db)
 
 
 def test_set_refuses_without_a_key_and_bad_names(cli: Cli) -> None:
     env = {k: v for k, v in cli.env.items() if k != "ORCHESTRION_DEV_MODE"}
-    res = orch(cli, "secrets", "set", "a/b", "--db", str(cli.db), stdin="x", env=env)
+    res = orch(cli, "secrets", "set", "a/b", "--db", db_arg(cli.db), stdin="x", env=env)
     assert res.returncode == 2
     assert "ORCHESTRION_MASTER_KEY" in res.stderr
     for ref in ("nonamespace", "Bad Space/x", "a/b/c", "a/"):
-        bad = orch(cli, "secrets", "set", ref, "--db", str(cli.db), stdin="x")
+        bad = orch(cli, "secrets", "set", ref, "--db", db_arg(cli.db), stdin="x")
         assert bad.returncode == 2, ref
-    empty = orch(cli, "secrets", "set", "a/b", "--db", str(cli.db), stdin="")
+    empty = orch(cli, "secrets", "set", "a/b", "--db", db_arg(cli.db), stdin="")
     assert empty.returncode == 2 and "empty" in empty.stderr
 
 
@@ -96,7 +96,7 @@ def test_server_and_worker_refuse_to_start_without_a_master_key(cli: Cli) -> Non
     env.pop("ORCHESTRION_MASTER_KEY", None)
     env.pop("ORCHESTRION_MASTER_KEY_FILE", None)
     for command in (["server", "--port", "0"], ["worker"]):
-        res = orch(cli, *command, "--db", str(cli.db), env=env)
+        res = orch(cli, *command, "--db", db_arg(cli.db), env=env)
         assert res.returncode == 2, res.stderr
         assert "refusing to start without a master key" in res.stderr
         assert "ORCHESTRION_MASTER_KEY" in res.stderr
@@ -105,7 +105,7 @@ def test_server_and_worker_refuse_to_start_without_a_master_key(cli: Cli) -> Non
 
 
 def test_a_bad_master_key_is_an_error(cli: Cli) -> None:
-    res = orch(cli, "worker", "--db", str(cli.db), env=keyed_env(cli, "not-base64!"))
+    res = orch(cli, "worker", "--db", db_arg(cli.db), env=keyed_env(cli, "not-base64!"))
     assert res.returncode == 2
     assert "not valid base64" in res.stderr
     assert "Traceback" not in res.stderr
@@ -139,7 +139,7 @@ def show(ctx):
 
 def test_a_worker_process_hands_secrets_to_tasks_and_never_the_master_key(cli: Cli) -> None:
     """A real `orchestrion worker` process with the key in its environment (no dev mode)."""
-    db = str(cli.db)
+    db = db_arg(cli.db)
     key = orch(cli, "secrets", "generate-key").stdout.strip()
     env = keyed_env(cli, f"prod:{key}")
     token = "Sentinel-Proc-51d2e0"
@@ -172,5 +172,4 @@ def test_a_worker_process_hands_secrets_to_tasks_and_never_the_master_key(cli: C
     assert key not in logs
     for text in (logs, json.dumps(show), worker_output, done.stdout, done.stderr):
         assert token not in text
-    for file in cli.db.parent.glob(cli.db.name + "*"):
-        assert token.encode() not in file.read_bytes(), file.name
+    assert token.encode() not in stored_bytes(cli.db)

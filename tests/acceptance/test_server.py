@@ -1,6 +1,7 @@
 """End to end: ``orchestrion server`` and ``orchestrion worker`` as real processes.
 
-Real processes, real HTTP on a free loopback port, one SQLite file in ``tmp_path``. Leases
+Real processes, real HTTP on a free loopback port, one SQLite file in ``tmp_path`` (or a
+PostgreSQL schema with ``ORCHESTRION_TEST_DATABASE=postgres``). Leases
 are shortened (``ORCHESTRION_LEASE_SECONDS=3``, heartbeats every 0.5 s) so that a dead
 worker is noticed in seconds.
 
@@ -37,7 +38,7 @@ import httpx
 import pytest
 
 from tests.acceptance.conftest import EXAMPLES
-from tests.helpers import seed_admin
+from tests.helpers import database_url_for, db_arg, seed_admin
 from tests.processes import Proc
 
 LEASE = 3.0
@@ -146,7 +147,8 @@ def alive(pid: int) -> bool:
 
 
 class Cluster:
-    """A server and its workers on one SQLite file, driven over HTTP."""
+    """A server and its workers on one database (a SQLite file, or a PostgreSQL schema with
+    ``ORCHESTRION_TEST_DATABASE=postgres``), driven over HTTP."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -173,7 +175,7 @@ class Cluster:
         }
         for name in ("ORCHESTRION_DATABASE_URL", "ORCHESTRION_SERVER"):
             self.env.pop(name, None)
-        token = seed_admin(f"sqlite:///{self.db}")
+        token = seed_admin(database_url_for(self.db))
         self.env["ORCHESTRION_TOKEN"] = token  # the CLI's remote commands use it
         self.env["ORCHESTRION_CREDENTIALS_FILE"] = str(root / "credentials.json")
         self.procs: list[Proc] = []
@@ -199,7 +201,7 @@ class Cluster:
             "--workflows",
             self.flows,
             "--db",
-            self.db,
+            db_arg(self.db),
             *extra,
         )
 
@@ -210,7 +212,7 @@ class Cluster:
             "--workflows",
             self.flows,
             "--db",
-            self.db,
+            db_arg(self.db),
             "--concurrency",
             4,
             "--grace",

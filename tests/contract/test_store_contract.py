@@ -511,6 +511,27 @@ def test_overlap_skip_and_queue(store: Store) -> None:
     assert [store.get_run(r).state for r in runs if r] == [RunState.RUNNING, RunState.CANCELED]
 
 
+@pytest.mark.parametrize("first", ["failed", "succeeded"])
+def test_repeated_reports_in_one_batch_first_wins_the_rest_are_superseded(
+    store: Store, first: str
+) -> None:
+    """A batch holding several reports of one attempt applies the first, whatever its
+    status, and records every repeat as superseded (PostgreSQL's batched success path once
+    let a later success win over an earlier failure and dropped the repeats silently)."""
+    run_id = start(store, wf("rep", py("a"), py("b", "a")))
+    (claim,) = take(store, T0 + 1)
+    ok = Outcome(task_run_id=claim.task_run_id, epoch=claim.epoch, status="succeeded", result=1)
+    bad = Outcome(task_run_id=claim.task_run_id, epoch=claim.epoch, status="failed", error="boom")
+    batch = [bad, ok, bad] if first == "failed" else [ok, bad, ok]
+    res = store.finish(batch, now=T0 + 2)
+    assert res.applied == (claim.task_run_id,)
+    assert res.superseded == (claim.task_run_id, claim.task_run_id)
+    assert states(store, run_id)["a"] == first
+    kinds = [e.kind for e in store.list_events(run_id, limit=1000)]
+    assert kinds.count("attempt.superseded") == 2
+    assert [a.outcome for a in store.list_attempts(run_id)] == [first]
+
+
 def test_events_are_recorded_once(store: Store) -> None:
     spec = wf("ev", py("a"))
     store.register_workflow(spec, source=None, now=T0)

@@ -1,4 +1,5 @@
-"""The engine against real SQLite files: store verbs driven by hand under a `FakeClock`, and
+"""The engine against real SQLite files (PostgreSQL schemas with
+``ORCHESTRION_TEST_DATABASE=postgres``): store verbs driven by hand under a `FakeClock`, and
 end-to-end runs through the real `Worker` (via `App.run_until_done`).
 
 Every finished run is checked with `assert_consistent`: replaying its events reproduces every
@@ -24,15 +25,16 @@ from orchestrion.engine import planner
 from orchestrion.engine.maintenance import sweep
 from orchestrion.spec.model import ParamSpec, ParamType, TriggerRule, WhenSpec
 from orchestrion.states import RunState, TaskState
+from orchestrion.store import open_store
 from orchestrion.store.advance import MAX_RESULT_BYTES
-from orchestrion.store.base import Claim, Outcome, RunFilter
-from orchestrion.store.sqlite import SqliteStore
+from orchestrion.store.base import Claim, Outcome, RunFilter, Store
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.loop import Worker, WorkerSettings
 from tests.helpers import (
     Driver,
     assert_consistent,
     by_name,
+    database_url_for,
     make_app,
     py,
     sub,
@@ -561,7 +563,7 @@ def _many_items(d: Driver, n: int) -> str:
     return run_id
 
 
-def _hammer(stores: list[SqliteStore], clock: FakeClock, threads: int) -> list[tuple[int, int]]:
+def _hammer(stores: list[Store], clock: FakeClock, threads: int) -> list[tuple[int, int]]:
     claimed: list[tuple[int, int]] = []
     lock = threading.Lock()
     barrier = threading.Barrier(threads)
@@ -609,7 +611,7 @@ def test_concurrent_claims_on_one_store_never_share_a_task_run(d: Driver) -> Non
 
 def test_concurrent_claims_across_two_store_objects_on_one_file(d: Driver) -> None:
     run_id = _many_items(d, 150)
-    other = SqliteStore(f"sqlite:///{d.path}")
+    other = open_store(database_url_for(d.path))
     try:
         claimed = _hammer([d.store, other], d.clock, threads=6)
     finally:
@@ -624,7 +626,7 @@ def test_concurrent_claims_across_two_store_objects_on_one_file(d: Driver) -> No
 def test_concurrent_triggers_with_one_idempotency_key_make_one_run(d: Driver) -> None:
     spec = wf("idem_race", py("a"))
     d.register(spec)
-    stores = [d.store, SqliteStore(f"sqlite:///{d.path}")]
+    stores = [d.store, open_store(database_url_for(d.path))]
     ids: list[str] = []
     barrier = threading.Barrier(8)
 
@@ -1372,7 +1374,7 @@ def test_worker_reclaiming_its_own_lost_task_keeps_the_new_attempt(tmp_path: Pat
     attempt is still running. The old attempt finishing first must not swallow the new
     attempt's report, nor drop the new attempt from heartbeats."""
     clock = FakeClock()
-    store = SqliteStore(f"sqlite:///{tmp_path / 'w.db'}")
+    store = open_store(database_url_for(tmp_path / "w.db"))
     started = [threading.Event(), threading.Event()]
     release = [threading.Event(), threading.Event()]
     calls: list[int] = []

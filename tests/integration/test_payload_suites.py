@@ -26,11 +26,12 @@ from orchestrion.app import App
 from orchestrion.config import Settings
 from orchestrion.errors import ExpressionError, SpecError
 from orchestrion.spec.yaml_loader import load_yaml_text
+from tests.helpers import database_url_for
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[App]:
-    with App(Settings(database_url=f"sqlite:///{tmp_path}/payloads.db")) as app:
+    with App(Settings(database_url=database_url_for(tmp_path / "payloads.db"))) as app:
         yield app
 
 
@@ -227,7 +228,7 @@ def test_an_admin_allow_list_lets_loopback_through(tmp_path: Path) -> None:
 
     listener = Listener()
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path}/allow.db",
+        database_url=database_url_for(tmp_path / "allow.db"),
         http_allow=AllowList.parse(["127.0.0.1/32"]),
     )
     try:

@@ -21,7 +21,7 @@ from orchestrion.engine.maintenance import sweep
 from orchestrion.states import RunState
 from orchestrion.worker.loop import Worker, WorkerSettings
 from orchestrion.worker.process_executor import ProcessExecutor
-from tests.helpers import make_app
+from tests.helpers import database_url_for, make_app
 from tests.processes import Proc
 
 _PATIENCE = 60.0  # guards against a hang; never a timing assertion
@@ -289,7 +289,7 @@ def test_a_sigkilled_worker_loses_nothing(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "killwf.py").write_text(KILLED)
     marks = tmp_path / "marks.txt"
-    db = f"sqlite:///{tmp_path / 'kill.db'}"
+    db = database_url_for(tmp_path / "kill.db")
     env = {**os.environ, "ORCHESTRION_LEASE_SECONDS": "2", "ORCHESTRION_HEARTBEAT_SECONDS": "0.3"}
     env.pop("ORCHESTRION_DATABASE_URL", None)
     args = ["worker", "--executor", "process", "--workflows", str(folder), "--db", db]

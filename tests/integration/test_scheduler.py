@@ -1,11 +1,10 @@
-"""The scheduler on real SQLite files with a fake clock: restarts inside DST changes,
+"""The scheduler on real databases (SQLite files, or PostgreSQL schemas with
+``ORCHESTRION_TEST_DATABASE=postgres``) with a fake clock: restarts inside DST changes,
 overlap and pause, two schedulers over a day of 200 schedules, backfills, leases."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import sqlite3
 import threading
 import time
 from collections import Counter
@@ -20,11 +19,11 @@ import pytest
 from orchestrion.clock import FakeClock
 from orchestrion.errors import NotFound, ParameterError
 from orchestrion.spec.model import ParamSpec, ParamType, ScheduleSpec, WorkflowSpec
-from orchestrion.store.base import AuditFilter, RunFilter
-from orchestrion.store.sqlite import SqliteStore
+from orchestrion.store import open_store
+from orchestrion.store.base import AuditFilter, RunFilter, Store
 from orchestrion.triggers.cron import fires_between, iso
 from orchestrion.triggers.scheduler import BACKFILL_PRIORITY, Scheduler
-from tests.helpers import Driver, make_app, py, wf
+from tests.helpers import Driver, database_url_for, make_app, py, wf
 
 MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
 
@@ -63,20 +62,18 @@ def expected(spec: WorkflowSpec, start: float, end: float) -> set[tuple[str, flo
     }
 
 
-def fired(store: SqliteStore) -> Counter[tuple[str, float]]:
+def fired(store: Store) -> Counter[tuple[str, float]]:
     return Counter((f.schedule_key, f.nominal) for f in store.list_fires(limit=1_000_000))
 
 
-def all_runs(store: SqliteStore, workflow: str | None = None) -> list[Any]:
+def all_runs(store: Store, workflow: str | None = None) -> list[Any]:
     return store.list_runs(RunFilter(workflow=workflow, limit=1000))
 
 
-def run_triggers(db: str) -> Counter[str]:
-    """How many runs each trigger started, read straight from the file."""
-    with contextlib.closing(sqlite3.connect(db.removeprefix("sqlite:///"))) as conn:
-        return Counter(
-            {t: n for t, n in conn.execute("SELECT trigger, count(*) FROM runs GROUP BY trigger")}
-        )
+def run_triggers(store: Store) -> Counter[str]:
+    """How many runs each trigger started, read straight from the table."""
+    rows = store._read("SELECT trigger AS t, count(*) AS n FROM runs GROUP BY trigger")  # type: ignore[attr-defined]
+    return Counter({r["t"]: int(r["n"]) for r in rows})
 
 
 # --------------------------------------------------------------------------- DST restarts
@@ -102,8 +99,8 @@ def test_a_restart_inside_a_dst_change_fires_each_nominal_time_exactly_once(
     start = at(zone, day - dt.timedelta(days=1), "12:00")
     end = at(zone, day + dt.timedelta(days=1), "12:00")
     clock = FakeClock(start)
-    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    first_store = SqliteStore(db)
+    db = database_url_for(tmp_path / "db.sqlite")
+    first_store = open_store(db)
     first_store.register_workflow(spec, source=None, now=start)
     first = Scheduler(first_store, clock, "first")
     while clock.now() < at(zone, day, crash[0], crash[1]):
@@ -111,7 +108,7 @@ def test_a_restart_inside_a_dst_change_fires_each_nominal_time_exactly_once(
         first.tick()
     first_store.close()  # killed: its leases are never released
     clock.advance(47 * MINUTE)
-    store = closer(SqliteStore(db))  # a new process on the same database
+    store = closer(open_store(db))  # a new process on the same database
     second = Scheduler(store, clock, "second")
     second.tick()
     while clock.now() < end:
@@ -249,8 +246,8 @@ def test_two_schedulers_fire_every_schedule_and_time_exactly_once(
     start = dt.datetime(2026, 11, 1, tzinfo=dt.UTC).timestamp()  # New York falls back
     end = start + (DAY if mode.startswith("concurrent") else DAY / 3)
     clock = FakeClock(start)
-    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    stores = [closer(SqliteStore(db)), closer(SqliteStore(db))]
+    db = database_url_for(tmp_path / "db.sqlite")
+    stores = [closer(open_store(db)), closer(open_store(db))]
     specs = _two_hundred()
     for spec in specs:
         stores[0].register_workflow(spec, source=None, now=start)
@@ -282,7 +279,7 @@ def test_two_schedulers_fire_every_schedule_and_time_exactly_once(
     assert sum(made) == len(want)  # no fire was reported by both
     if leases:
         assert min(made) > 0  # the duty really changed hands
-    triggers = run_triggers(db)
+    triggers = run_triggers(stores[0])
     assert sum(triggers.values()) == len(want)
     assert set(triggers.values()) == {1}
     # One scheduler audit record per run started, written with it: none twice, none lost.
@@ -293,8 +290,8 @@ def test_two_schedulers_fire_every_schedule_and_time_exactly_once(
 
 def test_a_killed_leader_is_replaced_within_the_lease_time(tmp_path: Path, closer: Closer) -> None:
     clock = FakeClock(1_800_000_000.0 - 1_800_000_000.0 % HOUR)
-    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    one, two = closer(SqliteStore(db)), closer(SqliteStore(db))
+    db = database_url_for(tmp_path / "db.sqlite")
+    one, two = closer(open_store(db)), closer(open_store(db))
     one.register_workflow(
         wf("k", py("a"), schedules=(ScheduleSpec(cron="* * * * *"),)), source=None, now=clock.now()
     )
@@ -311,7 +308,7 @@ def test_a_killed_leader_is_replaced_within_the_lease_time(tmp_path: Path, close
 
 
 def test_lease_verbs_fence_by_epoch(tmp_path: Path, closer: Closer) -> None:
-    store = closer(SqliteStore(f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    store = closer(open_store(database_url_for(tmp_path / "db.sqlite")))
     assert store.acquire_lease("d", "a", ttl=10, now=100) == 1
     assert store.acquire_lease("d", "a", ttl=10, now=105) == 1  # extended, same epoch
     assert store.acquire_lease("d", "b", ttl=10, now=110) is None
@@ -450,8 +447,8 @@ def test_run_forever_ticks_until_stopped_and_hands_the_duties_over(
     tmp_path: Path, closer: Closer
 ) -> None:
     clock = FakeClock(1_800_000_000.0 - 1_800_000_000.0 % HOUR)
-    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    store, other = closer(SqliteStore(db)), closer(SqliteStore(db))
+    db = database_url_for(tmp_path / "db.sqlite")
+    store, other = closer(open_store(db)), closer(open_store(db))
     store.register_workflow(
         wf("f", py("a"), schedules=(ScheduleSpec(cron="* * * * *"),)), source=None, now=clock.now()
     )

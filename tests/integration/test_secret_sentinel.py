@@ -1,8 +1,9 @@
-"""Secret sentinels end to end: a real SQLite file, the real worker, the real API.
+"""Secret sentinels end to end: a real database, the real worker, the real API.
 
 Secrets with unique sentinel values are set through the API and used by tasks that print,
 log, return and raise them, and by a shell task that echoes its environment variable.
-Afterwards no sentinel may appear in the database file's bytes (main file and WAL), the
+Afterwards no sentinel may appear in the database file's bytes (main file and WAL; on
+PostgreSQL every row of the test's schema), the
 captured logs, any API response, or any error or traceback; the tasks' own reports prove
 that each value did reach the task (by its length and a hash).
 """
@@ -25,7 +26,14 @@ from orchestrion.auth.secret_box import KeyRing, MasterKey
 from orchestrion.config import Settings
 from orchestrion.spec.yaml_loader import load_yaml_text
 from orchestrion.worker.context import TaskContext
-from tests.helpers import ADMIN_PASSWORD, admin_client, serve_api, session_cookie
+from tests.helpers import (
+    ADMIN_PASSWORD,
+    admin_client,
+    database_url_for,
+    serve_api,
+    session_cookie,
+    stored_bytes,
+)
 
 CORE = {name: f"SENTINEL{secrets.token_hex(8).upper()}" for name in ("token", "pem", "odd")}
 VALUES = {
@@ -95,7 +103,7 @@ tasks:
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[App]:
     ring = KeyRing([MasterKey("test", os.urandom(32))])
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/sentinel.db", key_ring=ring)
+    settings = Settings(database_url=database_url_for(tmp_path / "sentinel.db"), key_ring=ring)
     with App(settings) as app:
         yield app
 
@@ -191,11 +199,10 @@ def test_sentinels_never_leave_the_worker(app: App, api: httpx.Client, tmp_path:
             assert core not in text, f"secret {name!r} leaked into {where}"
 
     app.close()
-    for file in sorted(tmp_path.glob("sentinel.db*")):
-        data = file.read_bytes()
-        for name, core in CORE.items():
-            assert core.encode() not in data, f"secret {name!r} is in {file.name}"
-            assert core.encode("utf-16-le") not in data
+    data = stored_bytes(tmp_path / "sentinel.db")
+    for name, core in CORE.items():
+        assert core.encode() not in data, f"secret {name!r} is in the database"
+        assert core.encode("utf-16-le") not in data
 
 
 def _errors(app: App, run_id: str) -> str:
@@ -231,7 +238,7 @@ def test_secrets_are_scoped_to_the_workflow_namespace(app: App) -> None:
 
 
 def test_without_a_key_ring_tasks_with_secrets_fail_clearly(tmp_path: Path) -> None:
-    with App(Settings(database_url=f"sqlite:///{tmp_path}/nokey.db")) as app:
+    with App(Settings(database_url=database_url_for(tmp_path / "nokey.db"))) as app:
         spec = load_yaml_text(
             "name: nokey\ntasks:\n  t:\n    shell: ['true']\n    secrets: {X: token}\n"
         )

@@ -1,4 +1,5 @@
-"""`App` secrets and the /api/v1/secrets routes over a real SQLite file and a real server."""
+"""`App` secrets and the /api/v1/secrets routes over a real database (SQLite,
+or PostgreSQL with ``ORCHESTRION_TEST_DATABASE=postgres``) and a real server."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from orchestrion.auth.secret_box import KeyRing, MasterKey
 from orchestrion.config import Settings
 from orchestrion.errors import NotFound, SecretError
 from orchestrion.store.base import AuditFilter
-from tests.helpers import admin_client, serve_api
+from tests.helpers import admin_client, database_url_for, serve_api
 
 OLD = MasterKey("old", os.urandom(32))
 NEW = MasterKey("new", os.urandom(32))
@@ -23,7 +24,7 @@ NEW = MasterKey("new", os.urandom(32))
 
 def _app(path: Path, *keys: MasterKey) -> App:
     ring = KeyRing(list(keys)) if keys else None
-    return App(Settings(database_url=f"sqlite:///{path}", key_ring=ring)).open()
+    return App(Settings(database_url=database_url_for(path), key_ring=ring)).open()
 
 
 @pytest.fixture

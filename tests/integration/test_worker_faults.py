@@ -1,6 +1,7 @@
 """A worker keeps a finished attempt's outcome through a database outage and reports it
 once the database answers again, and a heartbeat that crosses a retry does not cancel the
-retry (faults injected into a real SQLite store)."""
+retry (faults injected into a real store: SQLite, or PostgreSQL with
+``ORCHESTRION_TEST_DATABASE=postgres``)."""
 
 from __future__ import annotations
 
@@ -13,19 +14,20 @@ from typing import Any
 from orchestrion.errors import StoreError
 from orchestrion.spec.model import PythonAction, RetryPolicy, TaskSpec, WorkflowSpec
 from orchestrion.store.base import Claim, FinishResult, Outcome
+from orchestrion.store.postgres import PostgresStore
 from orchestrion.store.sqlite import SqliteStore
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.context import TaskContext
 from orchestrion.worker.loop import Worker, WorkerSettings
+from tests.helpers import database_url_for
 
 
-class FlakyStore(SqliteStore):
-    """A real store whose `finish` fails the first `failures` times, as during an outage."""
+class Flaky:
+    """Mixed into a real store: its `finish` fails the first `failures` times, as during an
+    outage."""
 
-    def __init__(self, url: str, failures: int) -> None:
-        super().__init__(url)
-        self.failures = failures
-        self.calls = 0
+    failures = 3
+    calls = 0
 
     def finish(self, outcomes: Sequence[Outcome], *, now: float) -> FinishResult:
         self._maybe_fail()
@@ -43,12 +45,21 @@ class FlakyStore(SqliteStore):
             raise StoreError("database error: connection refused (injected)")
 
 
+class FlakySqlite(Flaky, SqliteStore):
+    pass
+
+
+class FlakyPostgres(Flaky, PostgresStore):
+    pass
+
+
 def work() -> str:
     return "done"
 
 
 def test_outcome_survives_a_finish_outage(tmp_path: Path) -> None:
-    store = FlakyStore(f"sqlite:///{tmp_path}/flaky.db", failures=3)
+    url = database_url_for(tmp_path / "flaky.db")
+    store = FlakyPostgres(url) if url.startswith("postgres") else FlakySqlite(url)
     code = CodeRegistry()
     code.add({"t:work": work})
     spec = WorkflowSpec(name="w", tasks=(TaskSpec(name="a", action=PythonAction(ref="t:work")),))
@@ -77,8 +88,8 @@ _PATIENCE = 30.0  # hang guard only
 HELD, RETRIED, LATER = threading.Event(), threading.Event(), threading.Event()
 
 
-class CrossingHeartbeatStore(SqliteStore):
-    """A real store whose heartbeat, handed attempt 1's lease, answers only once the retry
+class CrossingHeartbeat:
+    """Mixed into a real store: its heartbeat, handed attempt 1's lease, answers only once the retry
     of that task run is claimed: the heartbeat's snapshot of leases is older than the
     report it crosses, so it reports the (task run, epoch 1) lease as gone."""
 
@@ -100,6 +111,14 @@ class CrossingHeartbeatStore(SqliteStore):
         )
 
 
+class CrossingSqlite(CrossingHeartbeat, SqliteStore):
+    pass
+
+
+class CrossingPostgres(CrossingHeartbeat, PostgresStore):
+    pass
+
+
 def step(ctx: TaskContext) -> bool:
     """Attempt 1 fails while the heartbeat holds its lease; attempt 2 reports whether it
     was asked to stop once a later heartbeat shows the crossing one was handled."""
@@ -114,7 +133,8 @@ def step(ctx: TaskContext) -> bool:
 def test_a_lost_lease_of_an_older_epoch_does_not_cancel_the_retry(tmp_path: Path) -> None:
     for event in (HELD, RETRIED, LATER):
         event.clear()
-    store = CrossingHeartbeatStore(f"sqlite:///{tmp_path}/crossing.db")
+    url = database_url_for(tmp_path / "crossing.db")
+    store = CrossingPostgres(url) if url.startswith("postgres") else CrossingSqlite(url)
     code = CodeRegistry()
     code.add({"t:step": step})
     task = TaskSpec(

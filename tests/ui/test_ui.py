@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import seed_admin, session_cookie
+from tests.helpers import database_url_for, db_arg, seed_admin, session_cookie
 from tests.ui.hostile import HOSTILE, flows_source
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,12 +64,12 @@ class Server:
         env.pop("ORCHESTRION_DATABASE_URL", None)
         env["ORCHESTRION_CREDENTIALS_FILE"] = str(root / "credentials.json")
         env["ORCHESTRION_HTTP_ALLOW"] = "127.0.0.1/32"  # the api_chain example's demo API
-        token = seed_admin(f"sqlite:///{root / 'ui.db'}")
+        token = seed_admin(database_url_for(root / "ui.db"))
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "orchestrion.cli.main", "server",
                  "--port", self.url.rsplit(":", 1)[1], "--workers", "1",
-                 "--workflows", str(self.flows), "--db", str(root / "ui.db")],
+                 "--workflows", str(self.flows), "--db", db_arg(root / "ui.db")],
                 cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip

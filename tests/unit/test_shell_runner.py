@@ -118,6 +118,8 @@ def test_argv_bytes_reach_child_identically() -> None:
 def test_environment_layers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORCH_TEST_INHERITED", "from-parent")
     monkeypatch.delenv("ORCHESTRION_DEV_MODE", raising=False)
+    for name in ("ORCHESTRION_TEST_DATABASE", "ORCHESTRION_TEST_PG_URL"):  # the test run's own
+        monkeypatch.delenv(name, raising=False)
     # The master key (and its file's path) is never handed down to a task.
     monkeypatch.setenv("ORCHESTRION_MASTER_KEY", "key-material")
     monkeypatch.setenv("ORCHESTRION_MASTER_KEY_FILE", "/key/file")

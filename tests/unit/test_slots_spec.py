@@ -12,6 +12,7 @@ from orchestrion.cli.main import main
 from orchestrion.errors import SpecError
 from orchestrion.spec.python import task, workflow
 from orchestrion.spec.yaml_loader import load_yaml_text
+from tests.helpers import database_url_for
 
 _KEYED = (
     "name: g\nparams: {customer: {type: string}}\ntasks:\n  a:\n    shell: [echo]\n"
@@ -58,7 +59,7 @@ def test_unset_keys_keep_the_canonical_json() -> None:
 
 
 def test_queues_commands(tmp_path: Path) -> None:
-    db = ["--db", f"sqlite:///{tmp_path / 'q.db'}"]
+    db = ["--db", database_url_for(tmp_path / "q.db")]
     runner = CliRunner()
     assert runner.invoke(main, ["queues", "set-limit", "gpu", "2", *db]).exit_code == 0
     assert runner.invoke(main, ["queues", "set-limit", "io", "5", *db]).exit_code == 0

@@ -130,8 +130,15 @@ def finish(
     `optimistic`: when every success is a mapped item, queue their counting with the
     COMMIT (`_COUNT_ITEMS`); the transaction fails with `COUNTED_TO_ZERO` if that was
     wrong, and the caller runs it again without."""
+    # Only a task run's first report in the batch may take the fast path: as on SQLite,
+    # which applies a batch in order, the first report of an attempt is its outcome and a
+    # repeat (a success or a failure) is recorded as superseded, never dropped or let win.
     fast: dict[int, tuple[Outcome, str]] = {}
-    for outcome in outcomes:
+    first: dict[int, int] = {}  # task run id -> position of its first report
+    for position, outcome in enumerate(outcomes):
+        if outcome.task_run_id in first:
+            continue
+        first[outcome.task_run_id] = position
         if outcome.status == "succeeded":
             encoded = dumps(outcome.result)
             if len(encoded.encode()) <= MAX_RESULT_BYTES:
@@ -143,8 +150,10 @@ def finish(
     else:
         moved = _succeed(adv, fast, facts) if fast else set()
     applied, superseded = sorted(moved), []
-    for outcome in sorted(outcomes, key=lambda o: o.task_run_id):
-        if outcome.task_run_id in moved:
+    # the rest in task run id order, a task run's reports in the order they came
+    rest = sorted(enumerate(outcomes), key=lambda po: (po[1].task_run_id, po[0]))
+    for position, outcome in rest:
+        if outcome.task_run_id in moved and first[outcome.task_run_id] == position:
             continue
         if lifecycle.apply_outcome(adv, outcome):
             applied.append(outcome.task_run_id)
