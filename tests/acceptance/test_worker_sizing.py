@@ -10,11 +10,12 @@ import sys
 import pytest
 
 from tests.acceptance.conftest import Cli
+from tests.helpers import db_arg
 
 
 def _first_line(cli: Cli, *args: str, env: dict[str, str] | None = None) -> str:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrion.cli.main", "worker", "--db", str(cli.db), *args],
+        [sys.executable, "-m", "orchestrion.cli.main", "worker", "--db", db_arg(cli.db), *args],
         cwd=cli.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
@@ -46,7 +47,7 @@ def test_a_worker_sizes_itself_by_its_executor(
 def test_a_bad_concurrency_setting_is_refused_by_name(cli: Cli) -> None:
     env = {**os.environ, "ORCHESTRION_CONCURRENCY": "lots"}
     res = subprocess.run(
-        [sys.executable, "-m", "orchestrion.cli.main", "worker", "--db", str(cli.db)],
+        [sys.executable, "-m", "orchestrion.cli.main", "worker", "--db", db_arg(cli.db)],
         cwd=cli.cwd, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert res.returncode != 0
