@@ -6,5 +6,5 @@ CREATE TABLE login_failures (
     key  TEXT COLLATE "C" NOT NULL,
     at   DOUBLE PRECISION NOT NULL
 );
-CREATE INDEX login_failures_by_key ON login_failures (key, at);
+CREATE INDEX login_failures_key_at ON login_failures (key, at);
 CREATE INDEX login_failures_at ON login_failures (at);
