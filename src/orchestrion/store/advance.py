@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from orchestrion.engine import planner
-from orchestrion.errors import ExpressionError, IllegalTransition
+from orchestrion.errors import ExpressionError, IllegalTransition, StoreError
 from orchestrion.spec.expression_values import to_text
 from orchestrion.spec.expressions import compile_expression
 from orchestrion.spec.model import TaskSpec, WorkflowSpec
@@ -135,21 +135,45 @@ class Advance:
         self, row: Any, event: TaskEvent, data: dict[str, Any] | None = None, **fields: Any
     ) -> bool:
         """Move task run `row` (as read in this transaction) by `event`; False if it moved."""
+        sql, params = self.task_move(row, event, fields)
+        if self.tx.execute(sql, params).rowcount != 1:
+            return False
+        self.task_moved(row, event, data)
+        return True
+
+    @staticmethod
+    def task_move(
+        row: Any, event: TaskEvent, fields: dict[str, Any]
+    ) -> tuple[str, tuple[Any, ...]]:
+        """The compare-and-set moving `row` by `event` (guarded by the state it was read in)."""
         current = TaskState(row["state"])
         if (current, event) not in TASK_TRANSITIONS:
             raise IllegalTransition(f"task run cannot {event.value} from {current.value}")
-        target = task_target(event)
         sets = ", ".join(["state = ?", *(f"{k} = ?" for k in fields)])
-        cur = self.tx.execute(
+        return (
             f"UPDATE task_runs SET {sets} WHERE id = ? AND state = ?",
-            (target.value, *fields.values(), row["id"], current.value),
+            (task_target(event).value, *fields.values(), row["id"], current.value),
         )
-        if cur.rowcount != 1:
-            return False
+
+    def task_moved(self, row: Any, event: TaskEvent, data: dict[str, Any] | None) -> None:
+        """The event row of a move of `row` by `event`."""
         self.event(
-            row["run_id"], row["id"], f"task.{event.value}", current.value, target.value, data
+            row["run_id"],
+            row["id"],
+            f"task.{event.value}",
+            row["state"],
+            task_target(event).value,
+            data,
         )
-        return True
+
+    def cas_held(
+        self, row: Any, event: TaskEvent, data: dict[str, Any] | None = None, **fields: Any
+    ) -> None:
+        """`cas_task` on a row this transaction holds locked (it updated the row already):
+        it cannot have moved since, so a dialect may send the update without waiting for
+        it (`PgAdvance`); should it not move all the same, the transaction fails."""
+        if not self.cas_task(row, event, data, **fields):
+            raise StoreError(f"task run {row['id']} moved while locked ({event.value})")
 
     def cas_run(self, run: Any, event: RunEvent, **fields: Any) -> bool:
         current = RunState(run["state"])
@@ -204,12 +228,13 @@ class Advance:
 
     # ------------------------------------------------------------------ readiness
 
-    def make_ready(self, row: Any) -> None:
+    def make_ready(self, row: Any, *, held: bool = False) -> None:
         """A pending task run whose upstreams allow it to run: evaluate `when` and `map`
-        where they are expressions, then queue it (or expand it into items)."""
+        where they are expressions, then queue it (or expand it into items). `held`: this
+        transaction holds the row locked (`cas_held`)."""
         spec, run = self.spec_for_run(row["run_id"])
         if row["kind"] in ("undo", "item"):
-            self._queue(row)
+            self._queue(row, held=held)
             return
         task = spec.task(row["task_name"])
         scope: dict[str, Any] | None = None
@@ -246,14 +271,17 @@ class Advance:
             self.on_finished(self.task_row(row["id"]))
             return
         if slot is None:
-            self._queue(row)
+            self._queue(row, held=held)
         elif self.cas_task(
             row, TaskEvent.READY, ready_at=self.now, slot_key=slot, slot_limit=task.key_limit
         ):
             self.newly_ready += 1
 
-    def _queue(self, row: Any) -> None:
-        if self.cas_task(row, TaskEvent.READY, ready_at=self.now):
+    def _queue(self, row: Any, *, held: bool = False) -> None:
+        if held:
+            self.cas_held(row, TaskEvent.READY, ready_at=self.now)
+            self.newly_ready += 1
+        elif self.cas_task(row, TaskEvent.READY, ready_at=self.now):
             self.newly_ready += 1
 
     def _expand(
@@ -343,14 +371,17 @@ class Advance:
         ).fetchall()
         self.decide_counted(spec, rows)
 
-    def decide_counted(self, spec: WorkflowSpec, rows: Iterable[Any]) -> None:
+    def decide_counted(
+        self, spec: WorkflowSpec, rows: Iterable[Any], *, held: bool = False
+    ) -> None:
         """Downstream task runs whose upstream counters were just updated (as returned by
-        that update): decide those that have no unfinished upstream left."""
+        that update): decide those that have no unfinished upstream left. `held`: the
+        rows were updated by this transaction, so it holds them locked."""
         for child in rows:
             if child["waiting"] == 0 and child["state"] == TaskState.PENDING.value:
-                self._decide(spec.task(child["task_name"]), child)
+                self._decide(spec.task(child["task_name"]), child, held=held)
 
-    def _decide(self, task: TaskSpec, row: Any) -> None:
+    def _decide(self, task: TaskSpec, row: Any, *, held: bool = False) -> None:
         counts = planner.UpstreamCounts(
             total=len(task.depends_on),
             succeeded=row["up_ok"],
@@ -359,7 +390,7 @@ class Advance:
         )
         decision = planner.readiness(task.trigger_rule, counts)
         if decision is TaskEvent.READY:
-            self.make_ready(row)
+            self.make_ready(row, held=held)
             return
         self.cas_task(row, decision, {"rule": task.trigger_rule.value}, finished_at=self.now)
         self.on_finished(self.task_row(row["id"]))

@@ -249,4 +249,4 @@ def _decide(adv: Advance, counted: dict[str, Any]) -> None:
         adv.group_counted(counted)
     else:
         spec, _ = adv.spec_for_run(counted["run_id"])
-        adv.decide_counted(spec, [counted])
+        adv.decide_counted(spec, [counted], held=True)  # counted: updated, so locked
