@@ -24,7 +24,7 @@ from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import RunState
 from orchestrion.store.base import Claim, RunFilter, RunRequest
 from orchestrion.store.postgres import PostgresStore
-from orchestrion.store.postgres_tx import migrate
+from orchestrion.store.postgres_tx import migrate, pipelined_transaction
 from orchestrion.store.sqlite import SqliteStore
 from tests.contract.test_migrations import describe_pg
 from tests.contract.test_store_contract import T0, report, start, take
@@ -418,3 +418,26 @@ def test_a_store_survives_its_connections_being_killed(make_pg_store: MakePg) ->
     assert woke.wait(2)
     thread.join()
     assert [c.task_name for c in take(store, T0 + 4)] == ["b"]
+
+
+def test_a_guard_sent_without_waiting_fails_the_transaction_in_the_server(
+    pg_url: str, make_pg_store: MakePg
+) -> None:
+    """`PgTx.queue_expecting`: a guarded update that moves another number of rows than it
+    must fails the transaction, so the COMMIT queued behind it rolls everything back."""
+    make_pg_store()  # migrated
+    with psycopg.connect(pg_url, autocommit=True, row_factory=_dict) as conn:
+        conn.execute("CREATE TABLE guarded (id INT PRIMARY KEY, state TEXT)")
+        conn.execute("INSERT INTO guarded VALUES (1, 'queued'), (2, 'queued')")
+        with pytest.raises(psycopg.Error) as raised, pipelined_transaction(conn) as tx:
+            tx.queue("UPDATE guarded SET state = 'x' WHERE id = 1")
+            tx.queue_expecting("UPDATE guarded SET state = 'y' WHERE state = ?", ("gone",), 1, "t")
+        assert raised.value.sqlstate == "OR002"
+        assert "t: the guarded update moved 0 rows, not 1" in str(raised.value)
+        rows = conn.execute("SELECT id, state FROM guarded ORDER BY id").fetchall()
+        assert [r["state"] for r in rows] == ["queued", "queued"]  # nothing committed
+        with pipelined_transaction(conn) as tx:
+            tx.queue_expecting(
+                "UPDATE guarded SET state = 'z' WHERE state = ?", ("queued",), 2, "t"
+            )
+        assert {r["state"] for r in conn.execute("SELECT state FROM guarded")} == {"z"}

@@ -58,6 +58,7 @@ from orchestrion.store.postgres_tx import (
     pipelined_transaction,
     translate,
 )
+from orchestrion.store.queries import Claimed
 from orchestrion.store.round_trips import TripCounter
 from orchestrion.store.sql_store import SqlStore
 
@@ -269,7 +270,7 @@ class PostgresStore(SqlStore):
         limit: int,
         until: float,
         labels: Mapping[str, str] | None,
-    ) -> list[Claim]:
+    ) -> Claimed:
         return postgres_claim.claim(cast(PgAdvance, adv), worker_id, queues, limit, until, labels)
 
     def _queue_filter(self, queues: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
@@ -344,7 +345,7 @@ class PostgresStore(SqlStore):
         until = now + lease_seconds
         self._claimed_at.seq = self._change_seq
 
-        def claim(adv: Advance) -> list[Claim]:
+        def claim(adv: Advance) -> Claimed:
             return self._claim(adv, worker_id, queues, limit, until, labels)
 
         result, claims = self._finish_then(outcomes, now, claim if limit > 0 else None)
@@ -355,28 +356,29 @@ class PostgresStore(SqlStore):
         self,
         outcomes: Sequence[Outcome],
         now: float,
-        then: Callable[[Advance], list[Claim]] | None,
+        then: Callable[[Advance], Claimed] | None,
     ) -> tuple[FinishResult, list[Claim]]:
         """Finish `outcomes`; if that made work ready, `then` claims in the same
         transaction."""
         known = {o.task_run_id: f for o in outcomes if (f := self._facts.get(o.task_run_id))}
         tries: list[bool] = []
 
-        def fn(adv: Advance) -> tuple[list[int], list[int], int, list[Claim]]:
+        def fn(adv: Advance) -> tuple[list[int], list[int], int, Claimed | None]:
             # Optimistic the first time only (see `postgres_finish.finish`).
             applied, superseded = postgres_finish.finish(adv, outcomes, known, optimistic=not tries)
             tries.append(True)
             ready = adv.newly_ready
-            claims: list[Claim] = []
+            claimed = None
             if then is not None and ready:
-                claims = then(adv)
+                claimed = then(adv)
                 # What this worker took wakes nobody (no NOTIFY, no local wake-up).
-                adv.newly_ready = max(0, ready - len(claims))
-            return applied, superseded, ready, claims
+                adv.newly_ready = max(0, ready - claimed.taken)
+            return applied, superseded, ready, claimed
 
         with self.trips.verb("finish") as items:
             items.append(len(outcomes))
-            applied, superseded, ready, claims = self._transact(now, fn)
+            applied, superseded, ready, claimed = self._transact(now, fn)
+        claims = claimed.build() if claimed is not None else []
         for o in outcomes:
             self._facts.pop(o.task_run_id, None)
         if applied and not (then is not None and ready):

@@ -21,12 +21,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from orchestrion.errors import IllegalTransition, StoreError
+from orchestrion.errors import IllegalTransition
 from orchestrion.states import TASK_TRANSITIONS, TaskEvent, TaskState, task_target
-from orchestrion.store.advance import Advance
-from orchestrion.store.base import Claim
+from orchestrion.store.advance import Advance, loads
 from orchestrion.store.postgres_tx import CONCURRENCY_LOCKS, PgTx
-from orchestrion.store.queries import CLAIM_COLS, build_claims
+from orchestrion.store.queries import CLAIM_COLS, Claimed, ClaimPart, claim_parts, make_claims
 from orchestrion.store.routing import route_filter
 from orchestrion.store.slots import SLOT_FILTER, lock_names, within_limits
 
@@ -50,7 +49,7 @@ def claim(
     limit: int,
     lease_until: float,
     labels: Mapping[str, str] | None = None,
-) -> list[Claim]:
+) -> Claimed:
     """Move up to `limit` ready task runs to running under `worker_id`'s lease."""
     tx, now = adv.tx, adv.now
     pg = cast(PgTx, tx)
@@ -68,7 +67,7 @@ def claim(
         (queue_param, now, *route_params, now, now, limit),
     ).fetchall()
     if not rows:
-        return []
+        return Claimed(0, list)
     keys = lock_names(rows)
     if keys:
         # Queued: it travels with the count of `within_limits`, which the server runs after
@@ -80,20 +79,22 @@ def claim(
         )
     chosen = within_limits(adv, rows, limit)
     if not chosen:
-        return []
+        return Claimed(0, list)
     for row in chosen:
         if (TaskState(row["state"]), TaskEvent.CLAIM) not in TASK_TRANSITIONS:
             raise IllegalTransition(f"task run cannot claim from {row['state']}")
     for row in chosen:
         adv.remember_run(row["run"])
-    # The rows are locked: their state cannot have moved since the SELECT. Queued: the
-    # rowcount is checked once the reads of `build_claims` brought it back.
-    moved = pg.queue(
+    # The rows are locked: their state cannot have moved since the SELECT. Queued, and
+    # checked by the server (`PgTx.queue_expecting`).
+    pg.queue_expecting(
         "UPDATE task_runs SET state = ?, lease_owner = ?, lease_epoch = lease_epoch + 1,"
         " lease_expires_at = ?, attempts = attempts + 1,"
         " started_at = CASE WHEN attempts = 0 THEN ? ELSE started_at END"
         " WHERE id = ANY(?) AND state IN ('queued', 'retry_wait')",
         (_RUNNING, worker_id, lease_until, now, [r["id"] for r in chosen]),
+        len(chosen),
+        "claim of locked task runs",
     )
     attempts: list[tuple[Any, ...]] = []
     for row in chosen:
@@ -113,8 +114,26 @@ def claim(
         " ?::float8[])",
         [list(c) for c in zip(*attempts, strict=True)],
     )
-    claims = build_claims(adv, chosen)
-    pg.settle()
-    if moved.rowcount != len(chosen):
-        raise StoreError(f"claim moved {moved.rowcount} of {len(chosen)} locked task runs")
-    return claims
+    parts = claim_parts(adv, chosen)
+    # Queued: the upstream results come back with the COMMIT (`Claimed.build`).
+    results = _queue_results(pg, parts)
+    return Claimed(len(chosen), lambda: make_claims(parts, _read_results(results)))
+
+
+def _queue_results(pg: PgTx, parts: Sequence[ClaimPart]) -> Any:
+    pairs = sorted({(p.row["run_id"], name) for p in parts for name in p.wanted})
+    if not pairs:
+        return None
+    return pg.queue(
+        "SELECT run_id, task_name, result FROM task_runs WHERE map_index = -1"
+        " AND kind IN ('task', 'group') AND (run_id, task_name) IN"
+        " (SELECT * FROM unnest(?::text[], ?::text[]))",
+        ([r for r, _ in pairs], [n for _, n in pairs]),
+    )
+
+
+def _read_results(cursor: Any) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for row in cursor.fetchall() if cursor is not None else ():
+        found.setdefault(row["run_id"], {})[row["task_name"]] = loads(row["result"])
+    return found

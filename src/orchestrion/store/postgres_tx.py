@@ -33,7 +33,6 @@ from typing import Any, cast
 import psycopg
 from psycopg import pq
 
-from orchestrion.errors import StoreError
 from orchestrion.states import TaskEvent
 from orchestrion.store.advance import Advance
 
@@ -151,7 +150,6 @@ def pipelined_transaction(
             tx.pipeline = pipe
             tx.queue("BEGIN")
             yield tx
-            tx.check_expected()  # before COMMIT: a guard that did not hold rolls back
             tx.queue("COMMIT")
             tx.round_trips += 1  # the closing sync waits for the COMMIT
     except BaseException:
@@ -178,7 +176,6 @@ class PgTx:
         self.pipeline = pipeline
         self.statements = 0
         self.round_trips = 0
-        self._expected: list[tuple[psycopg.Cursor[Any], str]] = []
 
     def execute(self, sql: str, params: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
         cur = self.queue(sql, params)
@@ -207,24 +204,16 @@ class PgTx:
             self.round_trips += 1
             self._queued = False
             self.pipeline.sync()
-        self._verify()
 
-    def queue_expecting_one(self, sql: str, params: Sequence[Any], what: str, /) -> None:
-        """`queue` a guarded update that must move exactly one row; checked at the next
-        wait, and before COMMIT at the latest (`check_expected`)."""
-        self._expected.append((self.queue(sql, params), what))
-
-    def check_expected(self) -> None:
-        """Wait, if an expectation's result has not come back yet, and verify them all."""
-        if self._expected:
-            self.settle()
-            self._verify()
-
-    def _verify(self) -> None:
-        expected, self._expected = self._expected, []
-        for cursor, what in expected:
-            if cursor.rowcount != 1:
-                raise StoreError(f"{what}: the guarded update moved {cursor.rowcount} rows")
+    def queue_expecting(self, update: str, params: Sequence[Any], rows: int, what: str, /) -> Any:
+        """`queue` a guarded ``UPDATE`` (no RETURNING) that must move exactly `rows` rows:
+        the server checks it (``orchestrion_expect_rows``, migration 0010) and fails the
+        transaction otherwise, so the COMMIT queued behind it rolls back. No wait."""
+        return self.queue(
+            f"WITH moved AS ({update} RETURNING 1)"
+            " SELECT orchestrion_expect_rows((SELECT count(*) FROM moved), ?, ?)",
+            (*params, rows, what),
+        )
 
     def settle(self) -> None:
         """Wait only if a queued statement's result has not come back yet."""
@@ -250,10 +239,10 @@ class PgAdvance(Advance):
     def cas_held(
         self, row: Any, event: TaskEvent, data: dict[str, Any] | None = None, **fields: Any
     ) -> None:
-        """Queued: the row is locked by this transaction, so the update cannot miss; its
-        rowcount is verified at the next wait (before COMMIT at the latest)."""
+        """Queued: the row is locked by this transaction, so the update cannot miss; the
+        server checks that it moved (`PgTx.queue_expecting`)."""
         sql, params = self.task_move(row, event, fields)
-        cast(PgTx, self.tx).queue_expecting_one(sql, params, f"task run {row['id']} {event.value}")
+        cast(PgTx, self.tx).queue_expecting(sql, params, 1, f"task run {row['id']} {event.value}")
         self.task_moved(row, event, data)
 
     def task_row(self, task_run_id: int) -> Any:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import RunState, TaskEvent, TaskState
@@ -25,13 +25,17 @@ from orchestrion.store.slots import SLOT_COLS, SLOT_FILTER, within_limits
 
 __all__ = [
     "CLAIM_COLS",
+    "ClaimPart",
+    "Claimed",
     "TaskEvent",
     "attempt_record",
     "build_claims",
     "claim",
+    "claim_parts",
     "event_record",
     "list_runs_sql",
     "log_record",
+    "make_claims",
     "run_record",
     "task_run_record",
     "within_limits",
@@ -95,40 +99,73 @@ def claim(
     return build_claims(adv, chosen)
 
 
-def build_claims(adv: Advance, rows: Sequence[Any]) -> list[Claim]:
-    """The `Claim` of each just-claimed row (as read before the claim's update)."""
-    out: list[Claim] = []
-    results: dict[str, dict[str, Any]] = {}
+class ClaimPart(NamedTuple):
+    """What a claim needs of its transaction (row, run, upstream names), gathered inside
+    it; the upstream results may come back later (`Claimed`)."""
+
+    row: Any
+    run: Any
+    task_name: str
+    wanted: tuple[str, ...]
+
+
+class Claimed(NamedTuple):
+    """A claim's outcome: how many task runs it took, and a way to build their `Claim`s,
+    called once the transaction is over (on PostgreSQL the upstream results arrive with
+    the COMMIT, in the same round trip)."""
+
+    taken: int
+    build: Callable[[], list[Claim]]
+
+
+def claim_parts(adv: Advance, rows: Sequence[Any]) -> list[ClaimPart]:
+    """Each just-claimed row (as read before the claim's update) with what its claim needs."""
+    parts: list[ClaimPart] = []
     for row in rows:
         spec, run = adv.spec_for_run(row["run_id"])
-        name = str(row["task_name"])
-        task = spec.task(name.removeprefix("undo:"))
-        run_results = results.setdefault(row["run_id"], {})
+        task = spec.task(str(row["task_name"]).removeprefix("undo:"))
         wanted = set(task.depends_on)
         if row["kind"] == "undo":
-            wanted.add(task.name)
-        missing = wanted - run_results.keys()
-        if missing:
-            run_results.update(adv.results_of(row["run_id"], missing))
+            wanted.add(task.name)  # an undo step also sees the result of what it undoes
+        parts.append(ClaimPart(row, run, task.name, tuple(sorted(wanted))))
+    return parts
+
+
+def make_claims(
+    parts: Sequence[ClaimPart], results: Mapping[str, Mapping[str, Any]]
+) -> list[Claim]:
+    """The `Claim`s, given the upstream results (run id -> task name -> result)."""
+    out: list[Claim] = []
+    for part in parts:
+        row, run = part.row, part.run
+        found = results.get(row["run_id"], {})
         out.append(
             Claim(
                 task_run_id=row["id"],
                 run_id=row["run_id"],
                 workflow=run["workflow"],
                 version=run["version"],  # spec.version hashes the whole spec each time
-                task_name=name,
+                task_name=str(row["task_name"]),
                 kind=row["kind"],
                 map_index=row["map_index"],
                 attempt=row["attempts"] + 1,
                 epoch=row["lease_epoch"] + 1,
                 params=loads(run["params"]),
-                # An undo step also sees the result of the task it undoes, by that task's name.
-                upstream={n: run_results.get(n) for n in sorted(wanted)},
+                upstream={n: found.get(n) for n in part.wanted},
                 item=loads(row["item"]),
-                undo_of_result=run_results.get(task.name) if row["kind"] == "undo" else None,
+                undo_of_result=found.get(part.task_name) if row["kind"] == "undo" else None,
             )
         )
     return out
+
+
+def build_claims(adv: Advance, rows: Sequence[Any]) -> list[Claim]:
+    """The `Claim` of each just-claimed row, its upstream results read now."""
+    parts = claim_parts(adv, rows)
+    wanted: dict[str, set[str]] = {}
+    for part in parts:
+        wanted.setdefault(part.row["run_id"], set()).update(part.wanted)
+    return make_claims(parts, {run: adv.results_of(run, names) for run, names in wanted.items()})
 
 
 def list_runs_sql(filt: RunFilter) -> tuple[str, list[Any]]:

@@ -34,6 +34,7 @@ from orchestrion.store.base import (
     WorkerRecord,
     WorkflowRecord,
 )
+from orchestrion.store.queries import Claimed
 from orchestrion.store.routing import route_filter
 from orchestrion.store.slots import SLOT_FILTER
 from orchestrion.store.sql_auth import SqlAuthVerbs
@@ -73,9 +74,9 @@ class SqlStore(SqlTriggerVerbs, SqlAuthVerbs, SqlSecretVerbs, SqlUiReads, SqlSlo
         limit: int,
         until: float,
         labels: Mapping[str, str] | None,
-    ) -> list[Claim]:
+    ) -> Claimed:
         """Lease up to `limit` ready task runs of `queues` whose requirements `labels`
-        satisfy to `worker_id` until `until`."""
+        satisfy to `worker_id` until `until`; their claims are built after the commit."""
 
     @abc.abstractmethod
     def _upsert_workflow(
@@ -345,7 +346,7 @@ class SqlStore(SqlTriggerVerbs, SqlAuthVerbs, SqlSecretVerbs, SqlUiReads, SqlSlo
         self._claimed_at.seq = self._change_seq
         return self._transact(
             now, lambda adv: self._claim(adv, worker_id, queues, limit, until, labels)
-        )
+        ).build()
 
     def finish(self, outcomes: Sequence[Outcome], *, now: float) -> FinishResult:
         def fn(adv: Advance) -> tuple[list[int], list[int], int]:
@@ -382,19 +383,20 @@ class SqlStore(SqlTriggerVerbs, SqlAuthVerbs, SqlSecretVerbs, SqlUiReads, SqlSlo
         until = now + lease_seconds
         self._claimed_at.seq = self._change_seq
 
-        def fn(adv: Advance) -> tuple[list[int], list[int], int, list[Claim]]:
+        def fn(adv: Advance) -> tuple[list[int], list[int], int, Claimed | None]:
             applied, superseded = self._finish_in(adv, outcomes)
             ready = adv.newly_ready
             # Only when this finish made work ready (the next task of a chain): otherwise
             # the worker's claim loop takes what there is, as before.
-            claims = []
+            claimed = None
             if ready and limit > 0:
-                claims = self._claim(adv, worker_id, queues, limit, until, labels)
+                claimed = self._claim(adv, worker_id, queues, limit, until, labels)
                 # What this worker took wakes nobody (no NOTIFY, no local wake-up).
-                adv.newly_ready = max(0, ready - len(claims))
-            return applied, superseded, ready, claims
+                adv.newly_ready = max(0, ready - claimed.taken)
+            return applied, superseded, ready, claimed
 
-        applied, superseded, ready, claims = self._transact(now, fn)
+        applied, superseded, ready, claimed = self._transact(now, fn)
+        claims = claimed.build() if claimed is not None else []
         if applied and not (ready and limit > 0):
             self._notify_local()  # a finish may free a concurrency slot that claims wait on
         result = FinishResult(

@@ -23,7 +23,7 @@ from orchestrion.errors import StoreError
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.store import lifecycle, queries
 from orchestrion.store.advance import Advance
-from orchestrion.store.base import Claim, LogLine
+from orchestrion.store.base import LogLine
 from orchestrion.store.sql_store import SqlStore
 from orchestrion.store.sql_triggers import new_run_id
 from orchestrion.store.wake import Waker
@@ -232,8 +232,9 @@ class SqliteStore(SqlStore):
         limit: int,
         until: float,
         labels: Mapping[str, str] | None,
-    ) -> list[Claim]:
-        return queries.claim(adv, worker_id, queues, limit, until, labels)
+    ) -> queries.Claimed:
+        claims = queries.claim(adv, worker_id, queues, limit, until, labels)
+        return queries.Claimed(len(claims), lambda: claims)
 
     def _queue_filter(self, queues: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
         return f"IN ({','.join('?' * len(queues))})", tuple(queues)

@@ -1,0 +1,3 @@
+-- PostgreSQL's orchestrion_expect_rows (a guard checked in the server for updates sent
+-- without waiting). SQLite needs none: its statements run in this process, each waited for;
+-- the version is kept so that both dialects share one history.
