@@ -54,7 +54,7 @@ _FACTS = (
     " JOIN runs r ON r.id = t.run_id WHERE t.id = ANY(?)"
 )
 
-#: advance._TASK_COLS, of the counted rows.
+#: guarded.TASK_COLS, of the counted rows.
 _COUNTED_COLS = (
     "c.id, c.run_id, c.task_name, c.map_index, c.group_id, c.kind, c.state, c.waiting,"
     " c.up_ok, c.up_failed, c.up_skipped, c.attempts, c.failures, c.lost, c.lease_epoch,"

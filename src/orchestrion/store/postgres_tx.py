@@ -57,7 +57,7 @@ _MIGRATION_LOCK = 7_300_000_001
 CONCURRENCY_LOCKS = 7301
 ADMISSION_LOCKS = 7302
 
-#: `advance._TASK_COLS`, and the lease expiry (the reaper checks it under the lock).
+#: `guarded.TASK_COLS`, and the lease expiry (the reaper checks it under the lock).
 _TASK_COLS = (
     "id, run_id, task_name, map_index, group_id, kind, state, waiting, up_ok, up_failed,"
     " up_skipped, attempts, failures, lost, lease_epoch, item, priority, queue, lease_expires_at"

@@ -1,0 +1,216 @@
+"""The primitives of a state-changing transaction, under `Advance`'s decisions: guarded
+compare-and-sets on task runs and runs (the guard is the state machine of
+`orchestrion.states`; each move buffers its event row, written by `flush` in the same
+transaction), and the few reads that decisions need, cached for the transaction.
+
+Dialects override the hooks (`for_update`, `lock_admission`, `task_row`, `flush`,
+`cas_held`): PostgreSQL locks rows and pipelines writes; SQLite's single writer needs
+neither.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
+
+from orchestrion.errors import IllegalTransition, StoreError
+from orchestrion.spec.model import WorkflowSpec
+from orchestrion.states import (
+    RUN_TRANSITIONS,
+    TASK_TRANSITIONS,
+    RunEvent,
+    RunState,
+    TaskEvent,
+    TaskState,
+    run_target,
+    task_target,
+)
+
+__all__ = ["RUN_SELECT", "TASK_COLS", "Guarded", "SpecLoader", "Tx", "dumps", "loads"]
+
+
+class Tx(Protocol):
+    """The part of a DB-API connection `Advance` uses, with ``?`` placeholders."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> Any: ...
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+SpecLoader = Callable[[str, str], WorkflowSpec]
+
+TASK_COLS = (
+    "id, run_id, task_name, map_index, group_id, kind, state, waiting, up_ok, up_failed,"
+    " up_skipped, attempts, failures, lost, lease_epoch, item, priority, queue"
+)
+
+
+RUN_SELECT = (
+    "SELECT id, workflow, version, state, params, parent_task_run_id, unfinished,"
+    " compensated, priority FROM runs WHERE id = ?"
+)
+
+
+class Guarded:
+    """One transaction's guarded writes and cached reads; `flush()` writes the buffered
+    event rows."""
+
+    def __init__(self, tx: Tx, spec_of: SpecLoader, now: float) -> None:
+        self.tx = tx
+        self.spec_of = spec_of
+        self.now = now
+        self.newly_ready = 0
+        #: A run changed state in this transaction (wakes `orchestrion run`'s wait at once).
+        self.run_changed = False
+        #: Event (or log) rows were written: wakes history followers such as live streams.
+        self.wrote_events = False
+        self._events: list[tuple[Any, ...]] = []
+        self._run_cache: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ dialect hooks
+
+    def for_update(self, *, skip_locked: bool = False) -> str:
+        """Appended to a read whose rows this transaction goes on to change. Nothing where
+        writers are serialised (SQLite); PostgreSQL overrides it to lock the rows."""
+        return ""
+
+    def lock_admission(self, workflow: str) -> None:
+        """Serialise decisions about `workflow`'s max active runs with concurrent
+        transactions (count, then start or queue). A no-op where writers are serialised."""
+
+    # ------------------------------------------------------------------ primitives
+
+    def event(
+        self,
+        run_id: str | None,
+        task_run_id: int | None,
+        kind: str,
+        from_state: str | None = None,
+        to_state: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self.wrote_events = True
+        self._events.append(
+            (
+                run_id,
+                task_run_id,
+                self.now,
+                kind,
+                from_state,
+                to_state,
+                None if data is None else dumps(data),
+            )
+        )
+
+    def flush(self) -> None:
+        if self._events:
+            self.tx.executemany(
+                "INSERT INTO events (run_id, task_run_id, at, kind, from_state, to_state, data)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                self._events,
+            )
+            self._events.clear()
+
+    def cas_task(
+        self, row: Any, event: TaskEvent, data: dict[str, Any] | None = None, **fields: Any
+    ) -> bool:
+        """Move task run `row` (as read in this transaction) by `event`; False if it moved."""
+        sql, params = self.task_move(row, event, fields)
+        if self.tx.execute(sql, params).rowcount != 1:
+            return False
+        self.task_moved(row, event, data)
+        return True
+
+    @staticmethod
+    def task_move(
+        row: Any, event: TaskEvent, fields: dict[str, Any]
+    ) -> tuple[str, tuple[Any, ...]]:
+        """The compare-and-set moving `row` by `event` (guarded by the state it was read in)."""
+        current = TaskState(row["state"])
+        if (current, event) not in TASK_TRANSITIONS:
+            raise IllegalTransition(f"task run cannot {event.value} from {current.value}")
+        sets = ", ".join(["state = ?", *(f"{k} = ?" for k in fields)])
+        return (
+            f"UPDATE task_runs SET {sets} WHERE id = ? AND state = ?",
+            (task_target(event).value, *fields.values(), row["id"], current.value),
+        )
+
+    def task_moved(self, row: Any, event: TaskEvent, data: dict[str, Any] | None) -> None:
+        """The event row of a move of `row` by `event`."""
+        self.event(
+            row["run_id"],
+            row["id"],
+            f"task.{event.value}",
+            row["state"],
+            task_target(event).value,
+            data,
+        )
+
+    def cas_held(
+        self, row: Any, event: TaskEvent, data: dict[str, Any] | None = None, **fields: Any
+    ) -> None:
+        """`cas_task` on a row this transaction holds locked (it updated the row already):
+        it cannot have moved since, so a dialect may send the update without waiting for
+        it (`PgAdvance`); should it not move all the same, the transaction fails."""
+        if not self.cas_task(row, event, data, **fields):
+            raise StoreError(f"task run {row['id']} moved while locked ({event.value})")
+
+    def cas_run(self, run: Any, event: RunEvent, **fields: Any) -> bool:
+        current = RunState(run["state"])
+        if (current, event) not in RUN_TRANSITIONS:
+            raise IllegalTransition(f"run cannot {event.value} from {current.value}")
+        target = run_target(event)
+        sets = ", ".join(["state = ?", *(f"{k} = ?" for k in fields)])
+        cur = self.tx.execute(
+            f"UPDATE runs SET {sets} WHERE id = ? AND state = ?",
+            (target.value, *fields.values(), run["id"], current.value),
+        )
+        if cur.rowcount != 1:
+            return False
+        self.run_changed = True
+        data = {"error": fields["error"]} if fields.get("error") else None
+        self.event(run["id"], None, f"run.{event.value}", current.value, target.value, data)
+        return True
+
+    def task_row(self, task_run_id: int) -> Any:
+        return self.tx.execute(
+            f"SELECT {TASK_COLS} FROM task_runs WHERE id = ?", (task_run_id,)
+        ).fetchone()
+
+    def run_row(self, run_id: str) -> Any:
+        """The run, locked for this transaction where the dialect locks rows: read it
+        through here before deciding to change it."""
+        return self.tx.execute(RUN_SELECT + self.for_update(), (run_id,)).fetchone()
+
+    def remember_run(self, run: Any) -> None:
+        """A run row (the columns of `RUN_SELECT`) just read or returned in this
+        transaction: `spec_for_run` need not read it again."""
+        self._run_cache[run["id"]] = run
+
+    def spec_for_run(self, run_id: str) -> tuple[WorkflowSpec, Any]:
+        run = self._run_cache.get(run_id)
+        if run is None:
+            run = self.tx.execute(RUN_SELECT, (run_id,)).fetchone()
+            self._run_cache[run_id] = run
+        return self.spec_of(run["workflow"], run["version"]), run
+
+    def results_of(self, run_id: str, names: Iterable[str]) -> dict[str, Any]:
+        wanted = sorted(set(names))
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        rows = self.tx.execute(
+            f"SELECT task_name, result FROM task_runs WHERE run_id = ? AND map_index = -1"
+            f" AND kind IN ('task', 'group') AND task_name IN ({marks})",
+            (run_id, *wanted),
+        ).fetchall()
+        return {r["task_name"]: loads(r["result"]) for r in rows}
