@@ -337,8 +337,8 @@ class Accounts:
     # ----------------------------------------------------------------------- helpers
 
     def _find_user(self, name: str) -> UserRecord | None:
-        if not 1 <= len(name) <= 64 or not set(name) <= _NAME_CHARS:
-            return None  # no user can have it (`_check_name`); and a NUL never reaches SQL
+        if not _valid_name(name):
+            return None  # no user can have it; and a NUL never reaches SQL
         try:
             return self._store.get_user(name)
         except NotFound:
@@ -349,8 +349,12 @@ class Accounts:
         return principal_of(PrincipalKind.USER, user.id, user.name, user.bindings)
 
 
+def _valid_name(name: str) -> bool:
+    return 1 <= len(name) <= 64 and set(name) <= _NAME_CHARS
+
+
 def _check_name(name: str) -> None:
-    if not 1 <= len(name) <= 64 or not set(name) <= _NAME_CHARS:
+    if not _valid_name(name):
         raise ParameterError(
             f"invalid user name {name!r}: use 1 to 64 lowercase letters, digits, '.', '_',"
             " '-' or '@'"

@@ -14,38 +14,20 @@ import json
 import os
 import re
 import shutil
-import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
 from orchestrion.api.guard import SESSION_COOKIE
 from tests.acceptance.conftest import EXAMPLES
-from tests.helpers import database_url_for
+from tests.acceptance.test_server import free_port, wait_for
+from tests.helpers import database_url_for, session_cookie
 from tests.processes import Proc
 
-T = TypeVar("T")
 _PATIENCE = 60.0  # hang guard, never a timing assertion
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait(what: str, probe: Callable[[], T | None], report: Callable[[], str]) -> T:
-    deadline = time.monotonic() + _PATIENCE
-    while time.monotonic() < deadline:
-        found = probe()
-        if found is not None and found is not False:
-            return found
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}\n{report()}")
 
 
 class Pair:
@@ -73,7 +55,7 @@ class Pair:
         self.urls: dict[str, str] = {}
         self.procs: list[Proc] = []
         for name in ("a", "b"):
-            port = _free_port()
+            port = free_port()
             self.urls[name] = f"http://127.0.0.1:{port}"
             args = ["server", "--port", str(port), "--workers", "0", "--workflows",
                     str(self.flows), "--db", db]  # fmt: skip
@@ -98,7 +80,8 @@ class Pair:
                     return password.group(1), token.group(1)
             return None
 
-        return _wait("the first-start admin", shown, self.report)
+        found: tuple[str, str] = wait_for("the first-start admin", shown, _PATIENCE, self.report)
+        return found
 
     def close(self) -> None:
         for proc in self.procs:
@@ -117,13 +100,7 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
 
 def _login(url: str, password: str) -> httpx.Client:
     client = httpx.Client(base_url=url, timeout=10, follow_redirects=False)
-    page = client.get("/login")
-    found = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
-    assert found, page.text[:500]
-    answer = client.post(
-        "/login", data={"user": "admin", "password": password, "login_csrf": found.group(1)}
-    )
-    assert answer.status_code == 303, answer.text[:500]
+    client.cookies.set(SESSION_COOKIE, session_cookie(url, "admin", password))
     return client
 
 
@@ -158,7 +135,7 @@ def test_two_servers_on_one_database_answer_as_one(pair: Pair) -> None:
                 return False
         return all(p.alive() for p in pair.procs)
 
-    _wait("both servers with the workflows", ready, pair.report)
+    wait_for("both servers with the workflows", ready, _PATIENCE, pair.report)
     made = [p.name for p in pair.procs[:2] if "First start" in p.output()]
     assert len(made) == 1, pair.report()  # one admin, shown once, by one server
 
