@@ -157,3 +157,65 @@ def test_a_lost_lease_of_an_older_epoch_does_not_cancel_the_retry(tmp_path: Path
     assert final.state.value == "succeeded" and final.result == {"a": False}
     assert [a.outcome for a in store.list_attempts(run.id)] == ["failed", "succeeded"]
     store.close()
+
+
+#: Set once the task runs; set by the test to let the task end after the worker stopped.
+STARTED, RELEASE = threading.Event(), threading.Event()
+
+
+class SlowExpiry:
+    """Mixed into a real store: expiring a worker's leases takes long enough for several
+    heartbeat periods to pass before the reap that follows it."""
+
+    def expire_worker(self, worker_id: str, *, now: float) -> int:
+        count: int = super().expire_worker(worker_id, now=now)  # type: ignore[misc]
+        time.sleep(0.5)  # ten heartbeat periods of the worker below
+        return count
+
+
+class SlowExpirySqlite(SlowExpiry, SqliteStore):
+    pass
+
+
+class SlowExpiryPostgres(SlowExpiry, PostgresStore):
+    pass
+
+
+def stubborn() -> str:
+    STARTED.set()
+    RELEASE.wait(_PATIENCE)  # ignores the stop, as a task may
+    return "late"
+
+
+def test_a_stopped_worker_releases_its_attempt_as_lost_whatever_its_heartbeat(
+    tmp_path: Path,
+) -> None:
+    """`Worker.stop` past its grace expires its leases and reaps them: no heartbeat may land
+    in between, or it would extend the lease again and the attempt, asked to stop, would be
+    recorded as the task's outcome instead of lost."""
+    STARTED.clear()
+    RELEASE.clear()
+    url = database_url_for(tmp_path / "expiry.db")
+    store = SlowExpiryPostgres(url) if url.startswith("postgres") else SlowExpirySqlite(url)
+    code = CodeRegistry()
+    code.add({"t:stubborn": stubborn})
+    spec = WorkflowSpec(
+        name="w", tasks=(TaskSpec(name="a", action=PythonAction(ref="t:stubborn")),)
+    )
+    store.register_workflow(spec, source=None, now=time.time())
+    run = store.create_run(spec, {}, now=time.time())
+    worker = Worker(store, code, WorkerSettings(concurrency=1, heartbeat_every=0.05))
+    worker.start()
+    try:
+        assert STARTED.wait(_PATIENCE)
+        worker.stop(grace=0.1)
+    finally:
+        RELEASE.set()
+    deadline = time.monotonic() + _PATIENCE
+    while worker.busy:  # its late report (superseded) lands before the store closes
+        assert time.monotonic() < deadline, "the stubborn task did not end"
+        time.sleep(0.02)
+    attempts = store.list_attempts(run.id)
+    assert [a.outcome for a in attempts] == ["lost"]
+    assert store.list_task_runs(run.id)[0].state.value != "succeeded"
+    store.close()

@@ -147,10 +147,13 @@ class Worker:
             claimer.join(timeout=0.05)
             self.store.wake()
         self._drain(grace)
-        self._release()
+        # Heartbeats end before the release: one landing between expiring this worker's
+        # leases and reaping them would extend a lease again, and the attempt, asked to
+        # stop, would then be recorded as its outcome instead of as lost.
         self._halt.set()
         for thread in self._threads[1:]:
             thread.join(timeout=5.0)
+        self._release()
         self._drain(_CANCEL_WAIT)  # attempts that honour cancellation end quickly
         # A task that ignores cancellation cannot be stopped; its lease is released and
         # its outcome will be superseded, so do not wait for it here.
