@@ -31,7 +31,6 @@ from pathlib import Path
 
 from orchestrion.app import App
 from orchestrion.config import Settings
-from orchestrion.engine.maintenance import Maintenance
 from orchestrion.spec.model import (
     InputSpec,
     ParamSpec,
@@ -40,7 +39,9 @@ from orchestrion.spec.model import (
     TaskSpec,
     WorkflowSpec,
 )
-from orchestrion.worker.executors import Executor, executor_from_name
+from orchestrion.triggers.maintenance import Maintenance
+from orchestrion.worker.executor_choice import executor_from_name
+from orchestrion.worker.executors import Executor
 from orchestrion.worker.loop import Worker, WorkerSettings
 from orchestrion.worker.sizing import DEFAULT_CONCURRENCY
 

@@ -19,7 +19,6 @@ from typing import Any, Final
 
 from argon2 import PasswordHasher
 
-from orchestrion.audit import printable, redact
 from orchestrion.auth.passwords import (
     DEFAULT_HASHER,
     LoginLimiter,
@@ -27,6 +26,7 @@ from orchestrion.auth.passwords import (
     verify_password,
 )
 from orchestrion.auth.principals import ALL_NAMESPACES, Principal, PrincipalKind, Role
+from orchestrion.auth.redaction import printable, redact
 from orchestrion.auth.tokens import check_token, expiry_time, new_token, parse_token
 from orchestrion.clock import Clock
 from orchestrion.errors import AlreadyExists, AuthError, NotFound, ParameterError

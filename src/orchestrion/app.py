@@ -21,7 +21,6 @@ from orchestrion.accounts import Accounts
 from orchestrion.auth.secret_box import KeyRing, Secret, load_key_ring
 from orchestrion.clock import Clock, SystemClock
 from orchestrion.config import Settings
-from orchestrion.engine.maintenance import Maintenance, sweep
 from orchestrion.errors import IllegalTransition, NotFound, OrchestrionError, SpecError
 from orchestrion.spec.loading import load_workflows, spec_from_data
 from orchestrion.spec.model import NAME_PATTERN, WorkflowSpec
@@ -43,6 +42,7 @@ from orchestrion.store.base import (
 )
 from orchestrion.store.sql_slots import QueueLimit
 from orchestrion.triggers import service
+from orchestrion.triggers.maintenance import Maintenance, sweep
 from orchestrion.triggers.scheduler import Scheduler
 from orchestrion.triggers.service import ScheduleInfo
 from orchestrion.worker.code import CodeRegistry

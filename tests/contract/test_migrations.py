@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 
 from orchestrion.app import App
 from orchestrion.config import Settings
-from orchestrion.spec.yaml_loader import load_yaml_text
+from orchestrion.spec.yaml.loader import load_yaml_text
 from orchestrion.states import RunState, TaskState
 from orchestrion.store import open_store, postgres_tx, sqlite
 from tests import pg

@@ -46,7 +46,8 @@ from orchestrion.app import App
 from orchestrion.errors import OrchestrionError
 from orchestrion.states import RunState
 from orchestrion.worker.cluster_executors import DaskExecutor, RayExecutor
-from orchestrion.worker.executors import Executor, executor_from_name
+from orchestrion.worker.executor_choice import executor_from_name
+from orchestrion.worker.executors import Executor
 from orchestrion.worker.loop import Worker, WorkerSettings
 from orchestrion.worker.process_executor import ProcessExecutor
 from tests.helpers import database_url_for, make_app

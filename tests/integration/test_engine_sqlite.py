@@ -19,15 +19,15 @@ from typing import Any
 
 import pytest
 
+from orchestrion import planner
 from orchestrion.app import App
 from orchestrion.clock import FakeClock
-from orchestrion.engine import planner
-from orchestrion.engine.maintenance import sweep
 from orchestrion.spec.model import ParamSpec, ParamType, TriggerRule, WhenSpec
 from orchestrion.states import RunState, TaskState
 from orchestrion.store import open_store
 from orchestrion.store.advance import MAX_RESULT_BYTES
 from orchestrion.store.base import Claim, Outcome, RunFilter, Store
+from orchestrion.triggers.maintenance import sweep
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.loop import Worker, WorkerSettings
 from tests.helpers import (

@@ -25,7 +25,7 @@ import pytest
 from orchestrion.app import App
 from orchestrion.config import Settings
 from orchestrion.errors import ExpressionError, SpecError
-from orchestrion.spec.yaml_loader import load_yaml_text
+from orchestrion.spec.yaml.loader import load_yaml_text
 from tests.helpers import database_url_for
 
 

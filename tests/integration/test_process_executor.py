@@ -17,8 +17,8 @@ import pytest
 from orchestrion.app import App
 from orchestrion.auth.secret_box import KeyRing, MasterKey
 from orchestrion.config import Settings
-from orchestrion.engine.maintenance import sweep
 from orchestrion.states import RunState
+from orchestrion.triggers.maintenance import sweep
 from orchestrion.worker.loop import Worker, WorkerSettings
 from orchestrion.worker.process_executor import ProcessExecutor
 from tests.helpers import database_url_for, make_app

@@ -24,7 +24,7 @@ import pytest
 from orchestrion.app import App
 from orchestrion.auth.secret_box import KeyRing, MasterKey
 from orchestrion.config import Settings
-from orchestrion.spec.yaml_loader import load_yaml_text
+from orchestrion.spec.yaml.loader import load_yaml_text
 from orchestrion.worker.context import TaskContext
 from tests.helpers import (
     ADMIN_PASSWORD,

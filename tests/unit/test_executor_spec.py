@@ -9,7 +9,7 @@ import pytest
 from orchestrion.errors import SpecError
 from orchestrion.spec.model import PythonAction, ShellAction, TaskSpec
 from orchestrion.spec.python import task, workflow
-from orchestrion.spec.yaml_loader import load_yaml_text
+from orchestrion.spec.yaml.loader import load_yaml_text
 
 
 def _yaml(extra: str, action: str = "python: mod:fn") -> str:

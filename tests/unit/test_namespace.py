@@ -7,7 +7,7 @@ import pytest
 from orchestrion.errors import SpecError
 from orchestrion.spec.model import DEFAULT_NAMESPACE, PythonAction, TaskSpec, WorkflowSpec
 from orchestrion.spec.python import task, workflow
-from orchestrion.spec.yaml_loader import load_yaml_text
+from orchestrion.spec.yaml.loader import load_yaml_text
 
 
 def _spec(**extra: object) -> WorkflowSpec:

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from orchestrion.engine import planner
-from orchestrion.engine.planner import UpstreamCounts
+from orchestrion import planner
+from orchestrion.planner import UpstreamCounts
 from orchestrion.spec.model import PythonAction, RetryPolicy, TaskSpec, TriggerRule, WorkflowSpec
 from orchestrion.states import RunEvent, TaskEvent, TaskState
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from orchestrion.cli.main import main
 from orchestrion.errors import SpecError
 from orchestrion.spec.python import task, workflow
-from orchestrion.spec.yaml_loader import load_yaml_text
+from orchestrion.spec.yaml.loader import load_yaml_text
 from orchestrion.store.routing import requirement_key, route_filter
 
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from orchestrion.cli.main import main
 from orchestrion.errors import SpecError
 from orchestrion.spec.python import task, workflow
-from orchestrion.spec.yaml_loader import load_yaml_text
+from orchestrion.spec.yaml.loader import load_yaml_text
 from tests.helpers import database_url_for
 
 _KEYED = (

@@ -10,7 +10,7 @@ from orchestrion.config import Settings
 from orchestrion.errors import OrchestrionError, SecretError, SpecError
 from orchestrion.spec.model import PythonAction, ShellAction, TaskSpec, WorkflowSpec
 from orchestrion.spec.python import shell, task, workflow
-from orchestrion.spec.yaml_loader import load_yaml_text
+from orchestrion.spec.yaml.loader import load_yaml_text
 from orchestrion.worker.context import TaskContext
 
 

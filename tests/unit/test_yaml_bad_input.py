@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from orchestrion.errors import CycleError, SpecError
 from orchestrion.spec.model import WorkflowSpec
-from orchestrion.spec.yaml_loader import load_yaml_file, load_yaml_text
+from orchestrion.spec.yaml.loader import load_yaml_file, load_yaml_text
 
 OK_TASK = "  a: {python: m:f}\n"
 

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from orchestrion.errors import SpecError
-from orchestrion.spec import yaml_loader
 from orchestrion.spec.expressions import compile_expression, render
 from orchestrion.spec.json_schema import render_schema, yaml_json_schema
 from orchestrion.spec.model import (
@@ -25,7 +24,8 @@ from orchestrion.spec.model import (
     TriggerRule,
     WorkflowSpec,
 )
-from orchestrion.spec.yaml_loader import load_yaml_file, load_yaml_text
+from orchestrion.spec.yaml import loader as yaml_loader
+from orchestrion.spec.yaml.loader import load_yaml_file, load_yaml_text
 
 ROOT = Path(__file__).resolve().parents[2]
 

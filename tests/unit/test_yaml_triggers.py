@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrion.errors import SpecError
-from orchestrion.spec.yaml_loader import load_yaml_text
+from orchestrion.spec.yaml.loader import load_yaml_text
 
 HEAD = """\
 name: etl

@@ -27,8 +27,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrion.api.policy import PUBLIC, RULES, Rule
 from orchestrion.app import App
-from orchestrion.audit import redact
 from orchestrion.auth.principals import Principal, authorize_all
+from orchestrion.auth.redaction import redact
 from orchestrion.errors import AuthError, Forbidden, NotFound, OrchestrionError
 
 __all__ = ["SESSION_COOKIE", "Authenticate", "guard", "principal_of_request"]

@@ -25,7 +25,7 @@ from orchestrion.auth.secret_box import DEV_MODE_ENV, KEY_ENV, load_key_ring
 from orchestrion.cli.credentials import save_token
 from orchestrion.config import Settings
 from orchestrion.errors import OrchestrionError, SecretError, SpecError
-from orchestrion.worker.executors import executor_from_name
+from orchestrion.worker.executor_choice import executor_from_name
 from orchestrion.worker.loop import Worker, WorkerSettings
 from orchestrion.worker.secrets import HIDDEN_ENV
 from orchestrion.worker.sizing import default_concurrency

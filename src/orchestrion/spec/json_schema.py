@@ -3,7 +3,7 @@
 Point an editor at ``schemas/workflow.schema.json`` (committed, regenerated with
 ``python -m orchestrion.spec.json_schema > schemas/workflow.schema.json``) to get
 completion and squiggles while writing a workflow file. It is hand-built from small pieces
-that mirror what `orchestrion.spec.yaml_loader` accepts, shorthands included; the loader
+that mirror what `orchestrion.spec.yaml.loader` accepts, shorthands included; the loader
 stays the authority (it also checks references, expressions, cron and time zones).
 """
 
@@ -21,7 +21,7 @@ from orchestrion.spec.model import (
     ParamType,
     TriggerRule,
 )
-from orchestrion.spec.yaml_loader import ACTION_KEYS
+from orchestrion.spec.yaml.loader import ACTION_KEYS
 
 __all__ = ["render_schema", "yaml_json_schema"]
 

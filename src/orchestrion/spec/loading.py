@@ -36,7 +36,7 @@ def load_workflows(path: str | os.PathLike[str]) -> list[tuple[WorkflowSpec, dic
         raise SpecError(f"no such file: {file}", source=str(file))
     suffix = file.suffix.lower()
     if suffix in (".yaml", ".yml"):
-        from orchestrion.spec.yaml_loader import load_yaml_file
+        from orchestrion.spec.yaml.loader import load_yaml_file
 
         return [(load_yaml_file(file), {})]
     if suffix == ".py":

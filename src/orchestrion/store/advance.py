@@ -4,7 +4,7 @@
 compare-and-set whose guard comes from `orchestrion.states`, and every one appends an event
 row (the primitives are `orchestrion.store.guarded`'s). The decisions themselves
 (readiness, retries, run outcome, compensation order) are the pure functions of
-`orchestrion.engine.planner`; this module only reads the few rows a decision needs and
+`orchestrion.planner`; this module only reads the few rows a decision needs and
 applies it.
 
 Readiness is event-driven: finishing a task run decrements counters on its downstream rows
@@ -18,12 +18,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from orchestrion.engine import planner
+from orchestrion import planner
 from orchestrion.errors import ExpressionError
-from orchestrion.spec.expression_values import to_text
 from orchestrion.spec.expressions import compile_expression
+from orchestrion.spec.expressions.templates import render
+from orchestrion.spec.expressions.values import to_text
 from orchestrion.spec.model import TaskSpec, WorkflowSpec
-from orchestrion.spec.templates import render
 from orchestrion.states import (
     RunEvent,
     RunState,

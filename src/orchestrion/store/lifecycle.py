@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from orchestrion.engine import planner
+from orchestrion import planner
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import RunEvent, RunState, TaskEvent, TaskState, task_sources
 from orchestrion.store import rerun

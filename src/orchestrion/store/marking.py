@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrion.engine.planner import downstream_closure
 from orchestrion.errors import IllegalTransition, NotFound
+from orchestrion.planner import downstream_closure
 from orchestrion.states import RunEvent, RunState, TaskEvent, TaskState, task_sources
 from orchestrion.store import lifecycle
 from orchestrion.store.advance import Advance

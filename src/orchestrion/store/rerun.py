@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from orchestrion.engine.planner import downstream_closure, topological_order
 from orchestrion.errors import IllegalTransition, NotFound
+from orchestrion.planner import downstream_closure, topological_order
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import RunState, TaskEvent, TaskState
 from orchestrion.store.advance import Advance

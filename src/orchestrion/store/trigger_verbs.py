@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from orchestrion.audit import redact
+from orchestrion.auth.redaction import redact
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.store import lifecycle
 from orchestrion.store.advance import Advance, dumps, loads

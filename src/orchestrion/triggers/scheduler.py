@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrion.clock import Clock
-from orchestrion.engine.maintenance import sweep
 from orchestrion.errors import ExpressionError, OrchestrionError, ParameterError
 from orchestrion.spec.model import ScheduleSpec, WorkflowSpec
 from orchestrion.spec.params import resolve_params
 from orchestrion.store.base import FireRecord, Store
 from orchestrion.triggers import cron
 from orchestrion.triggers.events import match_run, run_scope
+from orchestrion.triggers.maintenance import sweep
 
 __all__ = ["BACKFILL_PRIORITY", "DUTIES", "Scheduler", "TickReport", "backfill_params"]
 

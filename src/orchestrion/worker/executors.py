@@ -49,7 +49,6 @@ __all__ = [
     "Invocation",
     "RemoteFailure",
     "RemoteTaskFailed",
-    "executor_from_name",
     "run_invocation",
     "source_of",
 ]
@@ -136,35 +135,6 @@ class Executor(Protocol):
     def close(self) -> None:
         """Release the executor's resources; running executions are canceled."""
         ...
-
-
-def executor_from_name(name: str) -> Executor | None:
-    """The executor ``--executor NAME`` selects; None for ``thread`` (the worker's own
-    threads, the default)."""
-    if name.startswith("dask://"):  # the scheduler's host:port, over Dask's default TCP
-        from orchestrion.worker.cluster_executors import DaskExecutor
-
-        return DaskExecutor.connect("tcp://" + name.removeprefix("dask://"))
-    if name.startswith("ray://"):  # a Ray Client server (``ray start --head`` runs one)
-        from orchestrion.worker.cluster_executors import RayExecutor
-
-        return RayExecutor.connect(name)
-    kind, _, address = name.partition(":")
-    if kind == "thread" and not address:
-        return None
-    if kind == "process" and not address:
-        from orchestrion.worker.process_executor import ProcessExecutor
-
-        return ProcessExecutor()
-    if kind == "dask" and address:
-        from orchestrion.worker.cluster_executors import DaskExecutor
-
-        return DaskExecutor.connect(address)
-    if kind == "ray":
-        from orchestrion.worker.cluster_executors import RayExecutor
-
-        return RayExecutor.connect(address or None)
-    raise OrchestrionError(f"unknown executor {name!r}: expected {EXECUTOR_CHOICES}")
 
 
 def source_of(fn: Callable[..., Any], ref: str) -> str | None:

@@ -30,8 +30,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import ValidationError
 
 from orchestrion.spec.model import ParamSpec, ParamType
-from orchestrion.spec.python_options import Fail, validation_message
-from orchestrion.spec.python_values import json_literal
+from orchestrion.spec.python.options import Fail, validation_message
+from orchestrion.spec.python.values import json_literal
 
 __all__ = ["workflow_params"]
 

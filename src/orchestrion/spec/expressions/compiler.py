@@ -1,22 +1,4 @@
-"""A small, sandboxed expression language for `when`, `map`, inputs and templates.
-
-Workflow files come from people who should not be able to run code on a worker, so an
-expression is never handed to ``eval``. Python's parser (``ast.parse(mode="eval")``) gives
-the tree; a whitelist checks it once at compile time and a tiny interpreter walks it. What is
-allowed: JSON-like literals (also ``true``/``false``/``null``), names from the scope,
-``a.b`` and ``a['b']`` as *mapping key lookups only* (never ``getattr``), indexing and
-slicing, comparisons, ``and``/``or``/``not``, ``+ - * / // %``, ``x if c else y`` and the
-functions in `FUNCTIONS`. Text, AST size and depth, and the size of built strings and lists
-are capped, so an expression cannot exhaust memory or the stack.
-
-``tasks`` must always be followed by a literal task name (``tasks.extract`` or
-``tasks['extract']``): that is what makes `Expression.referenced_tasks` complete, so a YAML
-loader can turn every reference into a dependency.
-
-The checker lives in `orchestrion.spec.expression_check`, the interpreter in
-`orchestrion.spec.expression_eval`; templates (strings holding ``{{ expression }}``) in
-`orchestrion.spec.templates`, whose names are re-exported here.
-"""
+"""Compiling an expression's text once into a checked, shareable `Expression`."""
 
 from __future__ import annotations
 
@@ -27,30 +9,14 @@ from functools import lru_cache
 from typing import Any, Final
 
 from orchestrion.errors import ExpressionError
-from orchestrion.spec.expression_check import MAX_DEPTH, MAX_NODES, Checker
-from orchestrion.spec.expression_eval import evaluate_node
-from orchestrion.spec.expression_functions import FUNCTIONS
-from orchestrion.spec.expression_values import MAX_SIZE, EvalError, short, to_text
-from orchestrion.spec.templates import (
-    TEMPLATE_RE,
-    is_template,
-    render,
-    render_url,
-    template_references,
-    whole_template,
-)
+from orchestrion.spec.expressions.check import Checker
+from orchestrion.spec.expressions.interpreter import evaluate_node
+from orchestrion.spec.expressions.values import EvalError, short
 
-__all__ = [
-    "FUNCTIONS", "MAX_DEPTH", "MAX_LENGTH", "MAX_NODES", "MAX_SIZE", "TEMPLATE_RE", "Expression",
-    "compile_expression", "is_template", "render", "render_url", "template_references",
-    "to_text", "whole_template",
-]  # fmt: skip
+__all__ = ["MAX_LENGTH", "Expression", "compile_expression"]
 
 #: Longest expression text, in characters.
 MAX_LENGTH: Final = 2_000
-
-
-# --------------------------------------------------------------------------- Expression
 
 
 @dataclass(frozen=True, slots=True)

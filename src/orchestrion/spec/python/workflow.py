@@ -27,7 +27,7 @@ from orchestrion.spec.model import (
     TriggerSpec,
     WorkflowSpec,
 )
-from orchestrion.spec.python_build import (
+from orchestrion.spec.python.build import (
     BuildState,
     ParamRef,
     Ref,
@@ -38,17 +38,17 @@ from orchestrion.spec.python_build import (
     member_expr,
     raise_spec,
 )
-from orchestrion.spec.python_options import (
+from orchestrion.spec.python.options import (
     Fail,
     FunctionHolder,
     TaskOptions,
     check_keys,
     task_fields,
 )
-from orchestrion.spec.python_options import validation_message as _vmsg
-from orchestrion.spec.python_params import workflow_params
-from orchestrion.spec.python_task import record_task
-from orchestrion.spec.python_values import Collector, template
+from orchestrion.spec.python.options import validation_message as _vmsg
+from orchestrion.spec.python.params import workflow_params
+from orchestrion.spec.python.task import record_task
+from orchestrion.spec.python.values import Collector, template
 
 __all__ = ["Workflow", "workflow"]
 

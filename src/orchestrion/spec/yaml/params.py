@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from orchestrion.spec.expressions import TEMPLATE_RE
-from orchestrion.spec.yaml_errors import LoadContext
-from orchestrion.spec.yaml_reader import Path, describe
+from orchestrion.spec.yaml.errors import LoadContext
+from orchestrion.spec.yaml.reader import Path, describe
 
 __all__ = ["check_param", "check_run_params"]
 

@@ -3,11 +3,11 @@
 Workflow files are data from people, so loading must never run code and must fail with a
 message that points at the line.
 
-Reading (`orchestrion.spec.yaml_reader`) turns the text into plain values with marks.
+Reading (`orchestrion.spec.yaml.reader`) turns the text into plain values with marks.
 The authoring shape is then translated into the spec's shape (tasks as an ordered mapping,
 one action key per task, implied dependencies from ``tasks.X`` references) and validated by
 the spec model; pydantic's errors are mapped back to YAML paths and lines
-(`orchestrion.spec.yaml_errors`).
+(`orchestrion.spec.yaml.errors`).
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from orchestrion.spec.expressions import (
     compile_expression,
 )
 from orchestrion.spec.model import NAME_PATTERN, SECRET_NAME_PATTERN, WorkflowSpec
-from orchestrion.spec.yaml_errors import LoadContext, suggest, validate_spec
-from orchestrion.spec.yaml_params import check_param, check_run_params
-from orchestrion.spec.yaml_reader import Path, decode_text, describe, read_document, too_large
-from orchestrion.spec.yaml_refs import (
+from orchestrion.spec.yaml.errors import LoadContext, suggest, validate_spec
+from orchestrion.spec.yaml.params import check_param, check_run_params
+from orchestrion.spec.yaml.reader import Path, decode_text, describe, read_document, too_large
+from orchestrion.spec.yaml.refs import (
     SCOPE_NAMES,
     TaskRefs,
     bare_expression,

@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from orchestrion.errors import ExpressionError
-from orchestrion.spec.expression_functions import FUNCTIONS
-from orchestrion.spec.expression_values import SCALARS, short
+from orchestrion.spec.expressions.functions import FUNCTIONS
+from orchestrion.spec.expressions.values import SCALARS, short
 
 __all__ = ["CONSTANT_NAMES", "MAX_DEPTH", "MAX_NODES", "Checker"]
 

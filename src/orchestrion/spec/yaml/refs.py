@@ -14,8 +14,8 @@ from orchestrion.spec.expressions import (
     compile_expression,
     whole_template,
 )
-from orchestrion.spec.yaml_errors import LoadContext, suggest
-from orchestrion.spec.yaml_reader import Path, describe
+from orchestrion.spec.yaml.errors import LoadContext, suggest
+from orchestrion.spec.yaml.reader import Path, describe
 
 __all__ = ["SCOPE_NAMES", "TaskRefs", "bare_expression", "input_spec", "template_strings"]
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 from urllib.parse import quote
 
 from orchestrion.errors import ExpressionError
-from orchestrion.spec.expression_values import MAX_SIZE, to_text
-
-if TYPE_CHECKING:
-    from orchestrion.spec.expressions import Expression
+from orchestrion.spec.expressions.compiler import compile_expression
+from orchestrion.spec.expressions.values import MAX_SIZE, to_text
 
 __all__ = [
     "TEMPLATE_RE", "is_template", "render", "render_url", "template_references", "whole_template",
@@ -62,7 +60,7 @@ def render_url(url: str, scope: Mapping[str, Any]) -> str:
     """
     inner = whole_template(url)
     if inner is not None:
-        return to_text(_compile(inner).evaluate(scope))
+        return to_text(compile_expression(inner).evaluate(scope))
     rendered = _render_string(url, scope, encode=lambda text: quote(text, safe=""))
     assert isinstance(rendered, str)
     return rendered
@@ -71,12 +69,12 @@ def render_url(url: str, scope: Mapping[str, Any]) -> str:
 def _render_string(text: str, scope: Mapping[str, Any], encode: Callable[[str], str] | None) -> Any:
     inner = whole_template(text)
     if inner is not None:
-        return _compile(inner).evaluate(scope)
+        return compile_expression(inner).evaluate(scope)
     parts: list[str] = []
     size = 0
     last = 0
     for match in TEMPLATE_RE.finditer(text):
-        piece = to_text(_compile(match.group(1)).evaluate(scope))
+        piece = to_text(compile_expression(match.group(1)).evaluate(scope))
         piece = encode(piece) if encode else piece
         parts += [text[last : match.start()], piece]
         size += match.start() - last + len(piece)
@@ -101,17 +99,9 @@ def template_references(value: Any) -> frozenset[str]:
         item = stack.pop()
         if isinstance(item, str):
             for match in TEMPLATE_RE.finditer(item):
-                found |= _compile(match.group(1)).referenced_tasks
+                found |= compile_expression(match.group(1)).referenced_tasks
         elif isinstance(item, Mapping):
             stack.extend(item.values())
         elif isinstance(item, list | tuple):
             stack.extend(item)
     return frozenset(found)
-
-
-def _compile(text: str) -> Expression:
-    """`orchestrion.spec.expressions.compile_expression`, imported on first use: that module
-    re-exports this one's names, so importing it here at load time would be circular."""
-    from orchestrion.spec.expressions import compile_expression
-
-    return compile_expression(text)

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from orchestrion.spec.expression_values import (
+from orchestrion.spec.expressions.values import (
     EvalError,
     check_size,
     contains,

@@ -15,7 +15,7 @@ from typing import Any, Unpack
 from pydantic import ValidationError
 
 from orchestrion.spec.model import Action, HttpAction, ShellAction
-from orchestrion.spec.python_build import (
+from orchestrion.spec.python.build import (
     BuildState,
     TaskRef,
     current_build,
@@ -23,14 +23,14 @@ from orchestrion.spec.python_build import (
     member_expr,
     raise_spec,
 )
-from orchestrion.spec.python_options import (
+from orchestrion.spec.python.options import (
     CommonOptions,
     ShellOptions,
     check_keys,
     validation_message,
 )
-from orchestrion.spec.python_task import record_task
-from orchestrion.spec.python_values import Collector, template, template_str
+from orchestrion.spec.python.task import record_task
+from orchestrion.spec.python.values import Collector, template, template_str
 
 __all__ = ["http", "shell"]
 

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from orchestrion.errors import CycleError, SpecError
 from orchestrion.spec.model import WorkflowSpec
-from orchestrion.spec.yaml_reader import (
+from orchestrion.spec.yaml.reader import (
     Mark,
     Path,
     describe,

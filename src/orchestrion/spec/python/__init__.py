@@ -55,11 +55,11 @@ from types import ModuleType
 from typing import NoReturn
 
 from orchestrion.errors import OrchestrionError, SpecError
-from orchestrion.spec.python_actions import http, shell
-from orchestrion.spec.python_build import MappedTaskRef, ParamRef, Ref, TaskRef
-from orchestrion.spec.python_options import CommonOptions, ShellOptions, TaskOptions
-from orchestrion.spec.python_task import Task, task
-from orchestrion.spec.python_workflow import SubWorkflowCall, Workflow, workflow
+from orchestrion.spec.python.actions import http, shell
+from orchestrion.spec.python.build import MappedTaskRef, ParamRef, Ref, TaskRef
+from orchestrion.spec.python.options import CommonOptions, ShellOptions, TaskOptions
+from orchestrion.spec.python.task import Task, task
+from orchestrion.spec.python.workflow import SubWorkflowCall, Workflow, workflow
 
 __all__ = [
     "CommonOptions",

@@ -15,7 +15,7 @@ from typing import Any, Literal, TypedDict
 from pydantic import ValidationError
 
 from orchestrion.spec.model import PythonAction, RetryPolicy, TriggerRule, WhenSpec
-from orchestrion.spec.python_build import Ref
+from orchestrion.spec.python.build import Ref
 
 __all__ = [
     "CommonOptions",

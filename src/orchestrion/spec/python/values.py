@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrion.spec.model import InputSpec
-from orchestrion.spec.python_build import BuildState, Ref
+from orchestrion.spec.python.build import BuildState, Ref
 
 __all__ = [
     "ITEM",

@@ -7,9 +7,9 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from orchestrion.spec.expression_check import CONSTANT_NAMES
-from orchestrion.spec.expression_functions import FUNCTIONS
-from orchestrion.spec.expression_values import (
+from orchestrion.spec.expressions.check import CONSTANT_NAMES
+from orchestrion.spec.expressions.functions import FUNCTIONS
+from orchestrion.spec.expressions.values import (
     SCALARS,
     EvalError,
     MissingValue,

@@ -15,7 +15,7 @@ from typing import Any, Unpack, overload
 from pydantic import ValidationError
 
 from orchestrion.spec.model import Action, ParamType, TaskSpec
-from orchestrion.spec.python_build import (
+from orchestrion.spec.python.build import (
     BuildState,
     MappedTaskRef,
     ParamRef,
@@ -26,7 +26,7 @@ from orchestrion.spec.python_build import (
     member_expr,
     raise_spec,
 )
-from orchestrion.spec.python_options import (
+from orchestrion.spec.python.options import (
     Fail,
     FunctionHolder,
     TaskOptions,
@@ -35,7 +35,7 @@ from orchestrion.spec.python_options import (
     task_fields,
     validation_message,
 )
-from orchestrion.spec.python_values import ITEM, Collector, input_spec
+from orchestrion.spec.python.values import ITEM, Collector, input_spec
 
 __all__ = ["Task", "record_task", "task"]
 
