@@ -49,14 +49,17 @@ class SqlAuthVerbs(abc.ABC):
         user_id = secrets.token_hex(8)
 
         def fn(adv: Advance) -> None:
-            taken = adv.tx.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone()
-            if taken:
-                raise AlreadyExists(f"a user named {name!r} exists already")
-            adv.tx.execute(
+            # ON CONFLICT rather than a SELECT first: under PostgreSQL's read committed, two
+            # servers starting together both saw no admin and one insert then failed on the
+            # unique key as a database error instead of `AlreadyExists`.
+            made = adv.tx.execute(
                 "INSERT INTO users (id, name, password_hash, bindings, disabled, auth_epoch,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, 0, 0, ?, ?)",
+                " created_at, updated_at) VALUES (?, ?, ?, ?, 0, 0, ?, ?)"
+                " ON CONFLICT (name) DO NOTHING",
                 (user_id, name, password_hash, dumps(dict(bindings)), now, now),
             )
+            if made.rowcount != 1:
+                raise AlreadyExists(f"a user named {name!r} exists already")
 
         self._transact(now, fn)
         return self.get_user(name)
