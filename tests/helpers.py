@@ -369,6 +369,7 @@ def assert_consistent(store: Store, db: Path | str, run_id: str) -> None:
                 assert run_state is None and ev.from_state is None, ev
             else:
                 assert ev.from_state == run_state, (ev, run_state)
+                assert ev.from_state is not None, ev
                 key = (RunState(ev.from_state), RunEvent(ev.kind.removeprefix("run.")))
                 assert RUN_TRANSITIONS[key].value == ev.to_state, ev
             run_state = ev.to_state
