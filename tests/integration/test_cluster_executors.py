@@ -268,7 +268,7 @@ def dask_cluster(files: Path) -> Iterator[Cluster]:
     # there by name, as on a cluster whose image ships the code.
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(files))
-        cluster = LocalCluster(
+        cluster = LocalCluster(  # type: ignore[no-untyped-call]  # distributed has no annotations here
             n_workers=1,
             threads_per_worker=2,
             processes=True,
@@ -316,7 +316,8 @@ def ray_cluster(files: Path) -> Iterator[Cluster]:
             runtime_env={"env_vars": {"PYTHONPATH": str(files)}},
         )
         try:
-            gcs = context.address_info["gcs_address"]
+            # ray.init is typed to return a BaseContext; a local start returns a RayContext.
+            gcs = context.address_info["gcs_address"]  # type: ignore[attr-defined]
             env = {"RAY_ADDRESS": gcs, "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
             found = Cluster("ray", "ray", env)
             found.executor = RayExecutor(ray)

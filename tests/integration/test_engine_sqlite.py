@@ -1139,7 +1139,7 @@ def _e2e(app: App, workflow: str, params: dict[str, Any] | None = None, **kw: An
 
 
 def _check_app(app: App, tmp_path: Path, run_id: str) -> None:
-    assert_consistent(app.store, tmp_path / "app.db", run_id)  # type: ignore[arg-type]
+    assert_consistent(app.store, tmp_path / "app.db", run_id)
 
 
 def test_e2e_map_reduce(tmp_path: Path) -> None:
