@@ -574,7 +574,7 @@ def test_a_missing_cluster_library_is_a_clear_error(tmp_path: Path) -> None:
     )
     code = (
         "from orchestrion.errors import OrchestrionError\n"
-        "from orchestrion.worker.executors import executor_from_name\n"
+        "from orchestrion.worker.executor_choice import executor_from_name\n"
         "for name in ('dask:tcp://127.0.0.1:1', 'ray'):\n"
         "    try:\n"
         "        executor_from_name(name)\n"
