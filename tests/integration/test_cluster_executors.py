@@ -38,13 +38,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from orchestrion.app import App
 from orchestrion.errors import OrchestrionError
 from orchestrion.states import RunState
+from orchestrion.store.base import RunRecord
 from orchestrion.worker.cluster_executors import DaskExecutor, RayExecutor
 from orchestrion.worker.executor_choice import executor_from_name
 from orchestrion.worker.executors import Executor
@@ -371,7 +371,7 @@ def _working(app: App, cluster: Cluster) -> Iterator[Worker]:
         worker.stop(grace=2)
 
 
-def _finish(app: App, run_id: str) -> Any:
+def _finish(app: App, run_id: str) -> RunRecord:
     deadline = time.monotonic() + _PATIENCE
     while not app.get_run(run_id).state.finished:
         assert time.monotonic() < deadline, "run did not finish"

@@ -82,7 +82,7 @@ def test_outcome_survives_a_finish_outage(tmp_path: Path) -> None:
             time.sleep(0.02)
     finally:
         worker.stop(grace=2)
-    final: Any = store.get_run(run.id)
+    final = store.get_run(run.id)
     assert final.state.value == "succeeded" and final.result == {"a": "done"}
     assert store.calls == 4  # three refused reports, then the one that landed
     attempts = store.list_attempts(run.id)
@@ -161,7 +161,7 @@ def test_a_lost_lease_of_an_older_epoch_does_not_cancel_the_retry(tmp_path: Path
             time.sleep(0.02)
     finally:
         worker.stop(grace=2)
-    final: Any = store.get_run(run.id)
+    final = store.get_run(run.id)
     assert LATER.is_set()
     assert final.state.value == "succeeded" and final.result == {"a": False}
     assert [a.outcome for a in store.list_attempts(run.id)] == ["failed", "succeeded"]
