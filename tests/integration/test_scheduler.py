@@ -72,6 +72,7 @@ def all_runs(store: Store, workflow: str | None = None) -> list[RunRecord]:
 
 def run_triggers(store: Store) -> Counter[str]:
     """How many runs each trigger started, read straight from the table."""
+    # The SQL stores' private raw read; the Store protocol has none.
     rows = store._read("SELECT trigger AS t, count(*) AS n FROM runs GROUP BY trigger")  # type: ignore[attr-defined]
     return Counter({r["t"]: int(r["n"]) for r in rows})
 

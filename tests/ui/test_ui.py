@@ -44,7 +44,7 @@ if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium", pytrace=False)
     pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium", allow_module_level=True)
 
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright  # noqa: E402
 
 
 def _free_port() -> int:
@@ -164,7 +164,7 @@ class Watched:
         if msg.type == "error":
             self.errors.append(f"console: {msg.text}")
 
-    def _dialog(self, dialog: Any) -> None:
+    def _dialog(self, dialog: Dialog) -> None:
         self.dialogs.append(dialog.message)
         dialog.dismiss()
 
