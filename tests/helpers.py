@@ -17,10 +17,10 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrion.app import App
-from orchestrion.clock import FakeClock
+from orchestrion.clock import Clock, FakeClock
 from orchestrion.config import Settings
 from orchestrion.spec.model import (
     InputSpec,
@@ -46,6 +46,10 @@ from orchestrion.store.base import Claim, Outcome, RunRecord, Store, TaskRunReco
 from orchestrion.worker import runner
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.context import TaskContext
+
+if TYPE_CHECKING:
+    # httpx is imported where a client is made, not by every test that imports the helpers.
+    import httpx
 
 __all__ = [
     "Driver",
@@ -127,7 +131,7 @@ def by_name(task_runs: Iterable[TaskRunRecord]) -> dict[str, TaskRunRecord]:
 # ---------------------------------------------------------------------------- app
 
 
-def make_app(tmp_path: Path, clock: Any = None, **settings: Any) -> App:
+def make_app(tmp_path: Path, clock: Clock | None = None, **settings: Any) -> App:
     """An open `App` on a fresh SQLite file; short leases and heartbeats for worker tests.
 
     With ``ORCHESTRION_TEST_DATABASE=postgres`` the App gets a fresh PostgreSQL schema
@@ -369,6 +373,7 @@ def assert_consistent(store: Store, db: Path | str, run_id: str) -> None:
                 assert run_state is None and ev.from_state is None, ev
             else:
                 assert ev.from_state == run_state, (ev, run_state)
+                assert ev.from_state is not None, ev
                 key = (RunState(ev.from_state), RunEvent(ev.kind.removeprefix("run.")))
                 assert RUN_TRANSITIONS[key].value == ev.to_state, ev
             run_state = ev.to_state
@@ -451,7 +456,7 @@ def serve_api(app: App, **options: Any) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-def admin_client(app: App, url: str) -> Any:
+def admin_client(app: App, url: str) -> httpx.Client:
     """An httpx client for `url` carrying a fresh ``*`` admin token of `app`."""
     import httpx
 

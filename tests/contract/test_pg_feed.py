@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import psycopg
+from psycopg.rows import TupleRow
 
 from orchestrion.store.postgres import PostgresStore
 from tests.contract.test_store_contract import start
@@ -14,7 +15,7 @@ from tests.helpers import py, wf
 MakePg = Callable[[], PostgresStore]
 
 
-def _insert_event(conn: psycopg.Connection[tuple[object, ...]], kind: str) -> int:
+def _insert_event(conn: psycopg.Connection[TupleRow], kind: str) -> int:
     row = conn.execute(
         "INSERT INTO events (run_id, task_run_id, at, kind) VALUES (NULL, NULL, 0, %s)"
         " RETURNING id",

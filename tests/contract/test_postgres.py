@@ -411,7 +411,12 @@ def test_a_store_survives_its_connections_being_killed(make_pg_store: MakePg) ->
     time.sleep(0.5)  # the listener noticed, reconnected and woke everyone once
     assert store._listener is not None and store._listener.ready.wait(5)
     woke = threading.Event()
-    thread = threading.Thread(target=lambda: (store.wait_for_change(5), woke.set()))
+
+    def wait_then_wake() -> None:
+        store.wait_for_change(5)
+        woke.set()
+
+    thread = threading.Thread(target=wait_then_wake)
     thread.start()
     time.sleep(0.05)
     report(other, a, T0 + 3)  # another store makes b ready: the listener is back

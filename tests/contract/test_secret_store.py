@@ -97,7 +97,9 @@ def test_changes_write_events_without_values(make_store: MakeStore) -> None:
         "secret.rotated",
         "secret.deleted",
     ]
-    assert all(e.data["namespace"] == "a" and e.data["name"] == "s" for e in events)
+    assert all(
+        e.data is not None and e.data["namespace"] == "a" and e.data["name"] == "s" for e in events
+    )
     assert all(e.run_id is None for e in events)
 
 

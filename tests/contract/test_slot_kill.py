@@ -32,7 +32,9 @@ def url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def store(url: str) -> Iterator[SqlStore]:
-    opened: SqlStore = SqliteStore(url) if url.startswith("sqlite") else PostgresStore(url)
+    opened: SqliteStore | PostgresStore = (
+        SqliteStore(url) if url.startswith("sqlite") else PostgresStore(url)
+    )
     yield opened
     opened.close()
 

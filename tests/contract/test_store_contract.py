@@ -583,7 +583,7 @@ def test_backfills_pace_complete_and_cancel(store: Store) -> None:
         now=T0,
     )  # fmt: skip
     assert (bf.state, bf.total, bf.created, bf.counts) == ("running", 3, 0, {})
-    fires = [(T0 + 60 * i, {}) for i in range(3)]
+    fires: list[tuple[float, dict[str, Any]]] = [(T0 + 60 * i, {}) for i in range(3)]
     started = store.pace_backfill(bf.id, spec, fires, exhausted=False, now=T0 + 1)
     assert len(started) == 2
     assert store.pace_backfill(bf.id, spec, fires[2:], exhausted=False, now=T0 + 2) == []

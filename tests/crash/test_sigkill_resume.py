@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +228,6 @@ def check_run(show: dict[str, Any], effects: dict[str, dict[str, Any]]) -> tuple
 
 
 @pytest.fixture(autouse=True)
-def _no_leftovers() -> Any:
+def _no_leftovers() -> Iterator[None]:
     yield
     # Nothing to clean: every process was waited for; tmp_path holds the rest.

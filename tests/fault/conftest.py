@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -26,6 +26,9 @@ from psycopg.rows import dict_row
 
 from tests import pg
 from tests.processes import Proc
+
+#: What scale() picks from: a figure of the same type at either scale.
+T = TypeVar("T")
 
 FULL = os.environ.get("ORCHESTRION_FAULT_SCALE", "").strip().lower() == "full"
 
@@ -48,7 +51,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def scale(ci: Any, full: Any) -> Any:
+def scale(ci: T, full: T) -> T:
     return full if FULL else ci
 
 
@@ -68,8 +71,8 @@ def query(url: str, sql: str, params: Any = None) -> list[dict[str, Any]]:
 
 
 def wait_for(
-    what: str, check: Callable[[], Any], timeout: float, on_fail: Callable[[], str] = str
-) -> Any:
+    what: str, check: Callable[[], T], timeout: float, on_fail: Callable[[], str] = str
+) -> T:
     deadline = time.monotonic() + timeout
     while True:
         value = check()

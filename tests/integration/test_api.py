@@ -114,7 +114,7 @@ def wait_final(client: httpx.Client, run_id: str) -> dict[str, Any]:
     raise AssertionError(f"run {run_id} did not finish")
 
 
-def error(response: Any, status: int, code: str, text: str) -> None:
+def error(response: httpx.Response, status: int, code: str, text: str) -> None:
     assert response.status_code == status, response.text
     body = response.json()["error"]
     assert body["code"] == code

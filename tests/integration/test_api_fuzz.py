@@ -7,7 +7,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +18,12 @@ from orchestrion.app import App
 from orchestrion.config import Settings
 from orchestrion.spec.model import PythonAction, TaskSpec, WorkflowSpec
 from tests.helpers import database_url_for
+
+if TYPE_CHECKING:
+    import httpx
+
+#: The module's App and an in-process transport to its API (the `client` fixture).
+Client = tuple[App, "httpx.ASGITransport"]
 
 HOSTILE = [
     "",
@@ -52,7 +58,7 @@ def noop() -> int:
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     import httpx
 
     db = Path(tmp_path_factory.mktemp("fuzz")) / "fuzz.db"
@@ -88,7 +94,9 @@ def _fill(path: str, value: str) -> str:
     return re.sub(r"\{[^}]+\}", quote(value, safe=""), path)
 
 
-async def _call(transport: Any, method: str, url: str, body: bytes, params: dict[str, str]) -> Any:
+async def _call(
+    transport: httpx.ASGITransport, method: str, url: str, body: bytes, params: dict[str, str]
+) -> httpx.Response:
     import httpx
 
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
@@ -103,7 +111,7 @@ async def _call(transport: Any, method: str, url: str, body: bytes, params: dict
         )
 
 
-def test_openapi_lists_the_routes(client: Any) -> None:
+def test_openapi_lists_the_routes(client: Client) -> None:
     app, _ = client
     routes = _routes(app)
     assert ("POST", "/api/v1/workflows/{name}/runs") in routes
@@ -111,13 +119,13 @@ def test_openapi_lists_the_routes(client: Any) -> None:
 
 
 async def _every_route(
-    transport: Any,
+    transport: httpx.ASGITransport,
     app: App,
     value: str,
     body: bytes,
     params: dict[str, str],
     streams: bool = True,
-) -> list[tuple[str, str, Any]]:
+) -> list[tuple[str, str, httpx.Response]]:
     out = []
     for method, path in _routes(app):
         if path.endswith("/stream") and ("{" not in path or not streams):
@@ -129,7 +137,7 @@ async def _every_route(
     return out
 
 
-def _check(results: list[tuple[str, str, Any]], *context: Any) -> None:
+def _check(results: list[tuple[str, str, httpx.Response]], *context: Any) -> None:
     for method, path, response in results:
         assert response.status_code < 500, (method, path, *context, response.text)
         if response.status_code >= 400:
@@ -137,13 +145,13 @@ def _check(results: list[tuple[str, str, Any]], *context: Any) -> None:
 
 
 @pytest.mark.parametrize("value", HOSTILE)
-def test_hostile_path_values(client: Any, value: str) -> None:
+def test_hostile_path_values(client: Client, value: str) -> None:
     app, transport = client
     _check(asyncio.run(_every_route(transport, app, value, b"{}", {})), value)
 
 
 @pytest.mark.parametrize("body", _BODIES)
-def test_hostile_bodies(client: Any, body: bytes) -> None:
+def test_hostile_bodies(client: Client, body: bytes) -> None:
     app, transport = client
     _check(asyncio.run(_every_route(transport, app, "x", body, {})), body[:40])
 
@@ -157,7 +165,9 @@ def test_hostile_bodies(client: Any, body: bytes) -> None:
     param=st.text(max_size=30),
     body=st.binary(max_size=200),
 )
-def test_random_input_never_5xx(client: Any, value: str, key: str, param: str, body: bytes) -> None:
+def test_random_input_never_5xx(
+    client: Client, value: str, key: str, param: str, body: bytes
+) -> None:
     app, transport = client
     results = asyncio.run(_every_route(transport, app, value, body, {key: param}, streams=False))
     _check(results, value, key)

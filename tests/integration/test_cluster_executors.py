@@ -38,13 +38,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from orchestrion.app import App
 from orchestrion.errors import OrchestrionError
 from orchestrion.states import RunState
+from orchestrion.store.base import RunRecord
 from orchestrion.worker.cluster_executors import DaskExecutor, RayExecutor
 from orchestrion.worker.executor_choice import executor_from_name
 from orchestrion.worker.executors import Executor
@@ -268,7 +268,7 @@ def dask_cluster(files: Path) -> Iterator[Cluster]:
     # there by name, as on a cluster whose image ships the code.
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(files))
-        cluster = LocalCluster(
+        cluster = LocalCluster(  # type: ignore[no-untyped-call]  # distributed has no annotations here
             n_workers=1,
             threads_per_worker=2,
             processes=True,
@@ -316,7 +316,8 @@ def ray_cluster(files: Path) -> Iterator[Cluster]:
             runtime_env={"env_vars": {"PYTHONPATH": str(files)}},
         )
         try:
-            gcs = context.address_info["gcs_address"]
+            # ray.init is typed to return a BaseContext; a local start returns a RayContext.
+            gcs = context.address_info["gcs_address"]  # type: ignore[attr-defined]
             env = {"RAY_ADDRESS": gcs, "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
             found = Cluster("ray", "ray", env)
             found.executor = RayExecutor(ray)
@@ -370,7 +371,7 @@ def _working(app: App, cluster: Cluster) -> Iterator[Worker]:
         worker.stop(grace=2)
 
 
-def _finish(app: App, run_id: str) -> Any:
+def _finish(app: App, run_id: str) -> RunRecord:
     deadline = time.monotonic() + _PATIENCE
     while not app.get_run(run_id).state.finished:
         assert time.monotonic() < deadline, "run did not finish"

@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import pytest
 from orchestrion import planner
 from orchestrion.app import App
 from orchestrion.clock import FakeClock
-from orchestrion.spec.model import ParamSpec, ParamType, TriggerRule, WhenSpec
+from orchestrion.spec.model import ParamSpec, ParamType, TriggerRule, WhenSpec, WorkflowSpec
 from orchestrion.states import RunState, TaskState
 from orchestrion.store import open_store
 from orchestrion.store.advance import MAX_RESULT_BYTES
@@ -164,7 +164,7 @@ def test_idempotency_key_returns_the_same_run(d: Driver) -> None:
 # ============================================================================ conditions
 
 
-def _when_spec() -> Any:
+def _when_spec() -> WorkflowSpec:
     return wf(
         "branches",
         py("a"),
@@ -408,7 +408,7 @@ def test_retry_jitter_stays_within_bounds(d: Driver) -> None:
     assert d.now + 50.0 <= ready_at <= d.now + 100.0
 
 
-def _raise(exc: Exception) -> Any:
+def _raise(exc: Exception) -> Callable[[], None]:
     def fn() -> None:
         raise exc
 
@@ -1047,7 +1047,9 @@ def test_compensation_runs_undo_steps_in_reverse_dependency_order(d: Driver) -> 
     finish_ok(d, d.claim_one("a"))
     for claim in d.claim():
         finish_ok(d, claim)
-    d.store.finish([d.execute(d.claim_one("d"))], now=d.now)  # type: ignore[list-item]
+    outcome = d.execute(d.claim_one("d"))
+    assert outcome is not None
+    d.store.finish([outcome], now=d.now)
     assert d.store.get_run(run_id).state is RunState.COMPENSATING
     for name in ("undo:c", "undo:b", "undo:a"):  # one at a time, in order
         finish_ok(d, d.claim_one(name))
@@ -1139,7 +1141,7 @@ def _e2e(app: App, workflow: str, params: dict[str, Any] | None = None, **kw: An
 
 
 def _check_app(app: App, tmp_path: Path, run_id: str) -> None:
-    assert_consistent(app.store, tmp_path / "app.db", run_id)  # type: ignore[arg-type]
+    assert_consistent(app.store, tmp_path / "app.db", run_id)
 
 
 def test_e2e_map_reduce(tmp_path: Path) -> None:

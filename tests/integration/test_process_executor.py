@@ -10,7 +10,6 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,6 +17,7 @@ from orchestrion.app import App
 from orchestrion.auth.secret_box import KeyRing, MasterKey
 from orchestrion.config import Settings
 from orchestrion.states import RunState
+from orchestrion.store.base import RunRecord
 from orchestrion.triggers.maintenance import sweep
 from orchestrion.worker.loop import Worker, WorkerSettings
 from orchestrion.worker.process_executor import ProcessExecutor
@@ -162,7 +162,7 @@ def worker(app: App) -> Iterator[Worker]:
     executor.close()
 
 
-def _finish(app: App, run_id: str) -> Any:
+def _finish(app: App, run_id: str) -> RunRecord:
     deadline = time.monotonic() + _PATIENCE
     while not app.get_run(run_id).state.finished:
         assert time.monotonic() < deadline, "run did not finish"

@@ -315,7 +315,7 @@ def test_deploying_needs_trigger_rights_on_sub_workflows_of_other_namespaces(
 
 def test_each_mutating_request_writes_exactly_one_audit_record(server: Server) -> None:
     accounts = server.app.accounts
-    top = (accounts.list_audit(AuditFilter(limit=1)) or [None])[0]
+    top = next(iter(accounts.list_audit(AuditFilter(limit=1))), None)
     start = top.id if top else 0
     with server.client(server.tokens["operator"]) as c:
         c.get("/api/v1/runs")  # reads write nothing
@@ -400,7 +400,10 @@ def test_a_viewer_of_one_namespace_gets_full_pages_of_its_runs(tmp_path: Path) -
                 pages: list[list[str]] = []
                 cursor: str | None = None
                 while True:
-                    params = {"limit": 5, **({"cursor": cursor} if cursor else {})}
+                    params: dict[str, str | int] = {
+                        "limit": 5,
+                        **({"cursor": cursor} if cursor else {}),
+                    }
                     body = c.get("/api/v1/runs", params=params).json()
                     pages.append([r["id"] for r in body["items"]])
                     cursor = body["next_cursor"]

@@ -20,7 +20,7 @@ from orchestrion.clock import FakeClock
 from orchestrion.errors import NotFound, ParameterError
 from orchestrion.spec.model import ParamSpec, ParamType, ScheduleSpec, WorkflowSpec
 from orchestrion.store import open_store
-from orchestrion.store.base import AuditFilter, RunFilter, Store
+from orchestrion.store.base import AuditFilter, RunFilter, RunRecord, Store
 from orchestrion.triggers.cron import fires_between, iso
 from orchestrion.triggers.scheduler import BACKFILL_PRIORITY, Scheduler
 from tests.helpers import Driver, database_url_for, make_app, py, wf
@@ -66,12 +66,13 @@ def fired(store: Store) -> Counter[tuple[str, float]]:
     return Counter((f.schedule_key, f.nominal) for f in store.list_fires(limit=1_000_000))
 
 
-def all_runs(store: Store, workflow: str | None = None) -> list[Any]:
+def all_runs(store: Store, workflow: str | None = None) -> list[RunRecord]:
     return store.list_runs(RunFilter(workflow=workflow, limit=1000))
 
 
 def run_triggers(store: Store) -> Counter[str]:
     """How many runs each trigger started, read straight from the table."""
+    # The SQL stores' private raw read; the Store protocol has none.
     rows = store._read("SELECT trigger AS t, count(*) AS n FROM runs GROUP BY trigger")  # type: ignore[attr-defined]
     return Counter({r["t"]: int(r["n"]) for r in rows})
 

@@ -7,8 +7,8 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
+from orchestrion.app import App
 from orchestrion.spec.model import ParamSpec
 from orchestrion.states import RunState
 from orchestrion.worker.loop import Worker, WorkerSettings
@@ -34,7 +34,7 @@ class Gauge:
             self.now[label] -= 1
 
 
-def _run_all(app: Any, runs: list[str]) -> None:
+def _run_all(app: App, runs: list[str]) -> None:
     workers = [
         Worker(app.store, app.code, WorkerSettings(concurrency=4, worker_id=f"w{i}",
                                                    queues=("default", "narrow")))

@@ -15,13 +15,17 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 from tests.helpers import database_url_for, db_arg, seed_admin, session_cookie
 from tests.ui.hostile import HOSTILE, flows_source
+
+if TYPE_CHECKING:
+    # The cookie type add_cookies takes; playwright does not export it from sync_api.
+    from playwright._impl._api_structures import SetCookieParam
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "test-output" / "ui"
@@ -40,7 +44,7 @@ if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium", pytrace=False)
     pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium", allow_module_level=True)
 
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright  # noqa: E402
 
 
 def _free_port() -> int:
@@ -139,7 +143,7 @@ def browser() -> Iterator[Browser]:
 
 
 #: The signed-in session cookie every `Watched` page carries (set by the `server` fixture).
-_SESSION: list[dict[str, str]] = []
+_SESSION: list[SetCookieParam] = []
 
 
 class Watched:
@@ -148,7 +152,7 @@ class Watched:
     def __init__(self, browser: Browser, width: int = 1280, height: int = 900) -> None:
         self.context = browser.new_context(viewport={"width": width, "height": height})
         if _SESSION:
-            self.context.add_cookies(_SESSION)  # type: ignore[arg-type]
+            self.context.add_cookies(_SESSION)
         self.page: Page = self.context.new_page()
         self.errors: list[str] = []
         self.dialogs: list[str] = []
@@ -160,7 +164,7 @@ class Watched:
         if msg.type == "error":
             self.errors.append(f"console: {msg.text}")
 
-    def _dialog(self, dialog: Any) -> None:
+    def _dialog(self, dialog: Dialog) -> None:
         self.dialogs.append(dialog.message)
         dialog.dismiss()
 

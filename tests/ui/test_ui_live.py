@@ -63,7 +63,7 @@ class Themed(Watched):
             color_scheme="dark" if dark else "light",
             timezone_id=tz,
         )
-        self.context.add_cookies(_SESSION)  # type: ignore[arg-type]  # signed in, as Watched
+        self.context.add_cookies(_SESSION)  # signed in, as Watched
         self.page = self.context.new_page()
         self.page.on("console", self._console)
         self.page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))

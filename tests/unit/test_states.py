@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
+from typing import TypeVar
 
 import pytest
 
@@ -24,6 +26,10 @@ from orchestrion.states import (
 
 T, E = TaskState, TaskEvent
 R, RE = RunState, RunEvent
+
+# A state and an event, for the reachability walk over either table.
+S = TypeVar("S")
+Ev = TypeVar("Ev")
 
 #: The task lifecycle as the design draws it, written out independently of the table.
 EXPECTED_TASK_EDGES: dict[tuple[TaskState, TaskEvent], TaskState] = {
@@ -244,7 +250,7 @@ def test_finished_run_states_leave_only_by_retry() -> None:
 
 
 def test_every_state_is_reachable_from_the_start() -> None:
-    def reachable(start: object, table: dict[tuple[object, object], object]) -> set[object]:
+    def reachable(start: S, table: Mapping[tuple[S, Ev], S]) -> set[S]:
         seen, frontier = {start}, [start]
         while frontier:
             cur = frontier.pop()
@@ -254,8 +260,8 @@ def test_every_state_is_reachable_from_the_start() -> None:
                     frontier.append(dst)
         return seen
 
-    assert reachable(T.PENDING, TASK_TRANSITIONS) == set(TaskState)  # type: ignore[arg-type]
-    assert reachable(R.QUEUED, RUN_TRANSITIONS) == set(RunState)  # type: ignore[arg-type]
+    assert reachable(T.PENDING, TASK_TRANSITIONS) == set(TaskState)
+    assert reachable(R.QUEUED, RUN_TRANSITIONS) == set(RunState)
 
 
 def test_every_event_is_used() -> None:

@@ -22,7 +22,7 @@ from orchestrion.spec.yaml.loader import load_yaml_file, load_yaml_text
 OK_TASK = "  a: {python: m:f}\n"
 
 
-def case(text: str, message: str, line: int | None, name: str) -> object:
+def case(text: str, message: str, line: int | None, name: str) -> pytest.ParameterSet:
     return pytest.param(textwrap.dedent(text).lstrip("\n"), message, line, id=name)
 
 
@@ -416,7 +416,7 @@ def test_bad_file_fails_with_located_message(text: str, message: str, line: int 
 
 def test_there_are_enough_hand_written_cases() -> None:
     assert len(CASES) >= 100
-    assert len({p.id for p in CASES}) == len(CASES)  # type: ignore[attr-defined]
+    assert len({p.id for p in CASES}) == len(CASES)
 
 
 def test_cycle_error_type_and_cycle() -> None:
