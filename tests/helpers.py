@@ -42,7 +42,8 @@ from orchestrion.states import (
     TaskState,
 )
 from orchestrion.store import open_store
-from orchestrion.store.base import Claim, Outcome, RunRecord, Store, TaskRunRecord
+from orchestrion.store.base import Store
+from orchestrion.store.records import Claim, Outcome, RunRecord, TaskRunRecord
 from orchestrion.worker import runner
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.context import TaskContext

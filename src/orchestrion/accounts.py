@@ -30,12 +30,12 @@ from orchestrion.auth.redaction import printable, redact
 from orchestrion.auth.tokens import check_token, expiry_time, new_token, parse_token
 from orchestrion.clock import Clock
 from orchestrion.errors import AlreadyExists, AuthError, NotFound, ParameterError
-from orchestrion.store.base import (
+from orchestrion.store.base import Store
+from orchestrion.store.records import (
     AuditEntry,
     AuditFilter,
     AuditRecord,
     SessionRecord,
-    Store,
     TokenRecord,
     UserRecord,
 )

@@ -26,21 +26,21 @@ from orchestrion.spec.loading import load_workflows, spec_from_data
 from orchestrion.spec.model import NAME_PATTERN, WorkflowSpec
 from orchestrion.spec.params import resolve_params
 from orchestrion.store import open_store
-from orchestrion.store.base import (
+from orchestrion.store.base import Store
+from orchestrion.store.records import (
     AttemptRecord,
     BackfillRecord,
     EventReceipt,
     EventRecord,
     LogRecord,
+    QueueLimit,
     RunFilter,
     RunRecord,
     SecretMeta,
-    Store,
     TaskRunRecord,
     WorkerRecord,
     WorkflowRecord,
 )
-from orchestrion.store.sql_slots import QueueLimit
 from orchestrion.triggers import service
 from orchestrion.triggers.maintenance import Maintenance, sweep
 from orchestrion.triggers.scheduler import Scheduler

@@ -10,16 +10,16 @@ from typing import Any
 
 from orchestrion.spec.model import TaskSpec
 from orchestrion.states import RunState
-from orchestrion.store.base import (
+from orchestrion.store.base import Store
+from orchestrion.store.records import (
     AttemptRecord,
     RunFilter,
+    RunMark,
     RunRecord,
-    Store,
     TaskRunRecord,
     WorkerRecord,
     WorkflowRecord,
 )
-from orchestrion.store.ui_records import RunMark
 from orchestrion.triggers import service
 from orchestrion.triggers.service import ScheduleInfo
 

@@ -14,7 +14,8 @@ from orchestrion.auth.principals import NAMESPACE_RE
 from orchestrion.auth.secret_box import KeyRing, Sealed, Secret, decrypt, encrypt, rotate
 from orchestrion.errors import NotFound, SecretError
 from orchestrion.spec.model import SECRET_NAME_PATTERN
-from orchestrion.store.base import SealedRow, Store
+from orchestrion.store.base import Store
+from orchestrion.store.records import SealedRow
 
 __all__ = ["MAX_SECRET_BYTES", "check_name", "parse_ref", "put", "reseal_all", "resolve"]
 

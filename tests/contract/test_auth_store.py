@@ -7,7 +7,8 @@ from typing import Any, cast
 import pytest
 
 from orchestrion.errors import AlreadyExists, NotFound
-from orchestrion.store.base import AuditEntry, AuditFilter, SessionRecord, Store, TokenRecord
+from orchestrion.store.base import Store
+from orchestrion.store.records import AuditEntry, AuditFilter, SessionRecord, TokenRecord
 
 T0 = 1_700_000_000.0
 

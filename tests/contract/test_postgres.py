@@ -22,9 +22,9 @@ from orchestrion.app import App
 from orchestrion.config import Settings
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import RunState
-from orchestrion.store.base import Claim, RunFilter, RunRequest
 from orchestrion.store.postgres import PostgresStore
 from orchestrion.store.postgres_tx import migrate, pipelined_transaction
+from orchestrion.store.records import Claim, RunFilter, RunRequest
 from orchestrion.store.sqlite import SqliteStore
 from tests.contract.test_migrations import describe_pg
 from tests.contract.test_store_contract import T0, report, start, take

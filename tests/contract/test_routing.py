@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from orchestrion.spec.model import WorkflowSpec
-from orchestrion.store.base import Claim, Outcome, Store
+from orchestrion.store.base import Store
+from orchestrion.store.records import Claim, Outcome
 from tests.helpers import py, wf
 
 T0 = 1_700_000_000.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from orchestrion.store.base import SealedRow
+from orchestrion.store.records import SealedRow
 from tests.contract.conftest import MakeStore
 
 T0 = 1_700_000_000.0

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from orchestrion.spec.model import ShellAction, TaskSpec, WorkflowSpec
-from orchestrion.store.base import Claim
 from orchestrion.store.postgres import PostgresStore
+from orchestrion.store.records import Claim
 from orchestrion.store.sql_store import SqlStore
 from orchestrion.store.sqlite import SqliteStore
 from tests.processes import Proc

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from orchestrion.spec.model import ParamSpec, TaskSpec, WorkflowSpec
-from orchestrion.store.base import Claim, Outcome, Store
+from orchestrion.store.base import Store
+from orchestrion.store.records import Claim, Outcome
 from tests.contract.conftest import MakeStore
 from tests.helpers import py, wf
 

@@ -16,14 +16,14 @@ import pytest
 from orchestrion.errors import NotFound
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import RunState, TaskState
-from orchestrion.store.base import (
+from orchestrion.store.base import Store
+from orchestrion.store.records import (
     Claim,
     LogLine,
     Outcome,
     RunFilter,
     RunRecord,
     RunRequest,
-    Store,
     WorkerRecord,
 )
 from tests.contract.conftest import MakeStore

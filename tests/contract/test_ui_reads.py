@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrion.states import RunState
-from orchestrion.store.base import Claim, Store
+from orchestrion.store.base import Store
+from orchestrion.store.records import Claim
 from tests.contract.test_store_contract import T0, drain, start
 from tests.helpers import py, wf
 

@@ -24,7 +24,7 @@ from orchestrion.spec.model import (
     TaskSpec,
     WorkflowSpec,
 )
-from orchestrion.store.base import AuditFilter
+from orchestrion.store.records import AuditFilter
 from orchestrion.worker.context import TaskContext
 from orchestrion.worker.loop import Worker, WorkerSettings
 from tests.helpers import database_url_for

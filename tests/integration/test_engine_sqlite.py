@@ -26,7 +26,8 @@ from orchestrion.spec.model import ParamSpec, ParamType, TriggerRule, WhenSpec
 from orchestrion.states import RunState, TaskState
 from orchestrion.store import open_store
 from orchestrion.store.advance import MAX_RESULT_BYTES
-from orchestrion.store.base import Claim, Outcome, RunFilter, Store
+from orchestrion.store.base import Store
+from orchestrion.store.records import Claim, Outcome, RunFilter
 from orchestrion.triggers.maintenance import sweep
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.loop import Worker, WorkerSettings

@@ -25,7 +25,7 @@ from orchestrion.auth.principals import GLOBAL_ACTIONS, REQUIRED_ROLE, Action, R
 from orchestrion.config import Settings
 from orchestrion.spec.model import PythonAction, SubWorkflowAction, TaskSpec, WorkflowSpec
 from orchestrion.spec.schedule_model import ScheduleSpec
-from orchestrion.store.base import AuditFilter
+from orchestrion.store.records import AuditFilter
 from tests.helpers import database_url_for
 
 _DAILY = (ScheduleSpec(cron="0 3 * * *"),)

@@ -20,7 +20,8 @@ from orchestrion.clock import FakeClock
 from orchestrion.errors import NotFound, ParameterError
 from orchestrion.spec.model import ParamSpec, ParamType, ScheduleSpec, WorkflowSpec
 from orchestrion.store import open_store
-from orchestrion.store.base import AuditFilter, RunFilter, Store
+from orchestrion.store.base import Store
+from orchestrion.store.records import AuditFilter, RunFilter
 from orchestrion.triggers.cron import fires_between, iso
 from orchestrion.triggers.scheduler import BACKFILL_PRIORITY, Scheduler
 from tests.helpers import Driver, database_url_for, make_app, py, wf

@@ -15,7 +15,7 @@ from orchestrion.app import App
 from orchestrion.auth.secret_box import KeyRing, MasterKey
 from orchestrion.config import Settings
 from orchestrion.errors import NotFound, SecretError
-from orchestrion.store.base import AuditFilter
+from orchestrion.store.records import AuditFilter
 from tests.helpers import admin_client, database_url_for, serve_api
 
 OLD = MasterKey("old", os.urandom(32))

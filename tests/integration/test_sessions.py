@@ -20,7 +20,7 @@ from orchestrion.app import App
 from orchestrion.config import Settings
 from orchestrion.errors import AuthError
 from orchestrion.spec.model import PythonAction, TaskSpec, WorkflowSpec
-from orchestrion.store.base import AuditFilter
+from orchestrion.store.records import AuditFilter
 from tests.helpers import database_url_for
 from tests.integration.test_route_policy import Server
 

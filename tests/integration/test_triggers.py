@@ -13,7 +13,7 @@ from orchestrion.app import App
 from orchestrion.clock import FakeClock
 from orchestrion.errors import ParameterError
 from orchestrion.spec.model import ParamSpec, ParamType, TriggerSpec, WorkflowSpec
-from orchestrion.store.base import AuditFilter, RunFilter
+from orchestrion.store.records import AuditFilter, RunFilter
 from orchestrion.triggers.scheduler import Scheduler
 from tests.helpers import Driver, make_app, py
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from orchestrion.errors import StoreError
 from orchestrion.spec.model import PythonAction, RetryPolicy, TaskSpec, WorkflowSpec
-from orchestrion.store.base import Claim, FinishResult, Outcome
 from orchestrion.store.postgres import PostgresStore
+from orchestrion.store.records import Claim, FinishResult, Outcome
 from orchestrion.store.sqlite import SqliteStore
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.context import TaskContext

@@ -11,19 +11,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from orchestrion.spec.model import WorkflowSpec
-from orchestrion.store.auth_records import (
-    AuditEntry,
-    AuditFilter,
-    AuditRecord,
-    SessionRecord,
-    TokenRecord,
-    UserRecord,
-)
 from orchestrion.store.base_reads import UiReadStore
 from orchestrion.store.base_security import SecurityStore
 from orchestrion.store.base_triggers import TriggerStore
 from orchestrion.store.records import (
     AttemptRecord,
+    AuditEntry,
+    AuditFilter,
+    AuditRecord,
     BackfillRecord,
     Claim,
     EventReceipt,
@@ -34,16 +29,20 @@ from orchestrion.store.records import (
     LogLine,
     LogRecord,
     Outcome,
+    QueueLimit,
     RunFilter,
     RunRecord,
     RunRequest,
     ScheduleState,
+    SealedRow,
+    SecretMeta,
+    SessionRecord,
     TaskRunRecord,
+    TokenRecord,
+    UserRecord,
     WorkerRecord,
     WorkflowRecord,
 )
-from orchestrion.store.sql_secrets import SealedRow, SecretMeta
-from orchestrion.store.sql_slots import QueueLimit
 
 __all__ = [
     "AttemptRecord",

@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
-from orchestrion.store.records import AttemptRecord, EventRecord, TaskRunRecord
-from orchestrion.store.ui_records import RunMark
+from orchestrion.store.records import AttemptRecord, EventRecord, RunMark, TaskRunRecord
 
 __all__ = ["UiReadStore"]
 

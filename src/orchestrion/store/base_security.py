@@ -8,15 +8,16 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Protocol
 
-from orchestrion.store.auth_records import (
+from orchestrion.store.records import (
     AuditEntry,
     AuditFilter,
     AuditRecord,
+    SealedRow,
+    SecretMeta,
     SessionRecord,
     TokenRecord,
     UserRecord,
 )
-from orchestrion.store.sql_secrets import SealedRow, SecretMeta
 
 __all__ = ["SecurityStore"]
 

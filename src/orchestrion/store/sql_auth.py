@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from orchestrion.errors import AlreadyExists, NotFound
 from orchestrion.store.advance import Advance, dumps, loads
-from orchestrion.store.auth_records import (
+from orchestrion.store.records import (
     AuditEntry,
     AuditFilter,
     AuditRecord,

@@ -10,39 +10,14 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from orchestrion.store.advance import Advance
+from orchestrion.store.records import SealedRow, SecretMeta
 
-__all__ = ["SealedRow", "SecretMeta", "SqlSecretVerbs"]
+__all__ = ["SqlSecretVerbs"]
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SecretMeta:
-    """What may be shown of a secret: never its value."""
-
-    namespace: str
-    name: str
-    key_id: str
-    created_at: float
-    updated_at: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SealedRow:
-    """A secret as stored: which master key sealed it, the nonce, ciphertext plus GCM tag."""
-
-    namespace: str
-    name: str
-    key_id: str
-    nonce: bytes
-    ciphertext: bytes
-
-    def __repr__(self) -> str:  # the ciphertext is harmless, but keeps logs short
-        return f"SealedRow({self.namespace}/{self.name}, key_id={self.key_id!r})"
 
 
 _META = "namespace, name, key_id, created_at, updated_at"

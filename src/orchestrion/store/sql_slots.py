@@ -8,24 +8,14 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from orchestrion.store.advance import Advance
+from orchestrion.store.records import QueueLimit
 
-__all__ = ["QueueLimit", "SqlSlotVerbs"]
+__all__ = ["SqlSlotVerbs"]
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QueueLimit:
-    """A queue's limit, and how many of its task runs hold an unexpired lease now."""
-
-    queue: str
-    max_running: int
-    running: int
-    updated_at: float
 
 
 class SqlSlotVerbs(abc.ABC):

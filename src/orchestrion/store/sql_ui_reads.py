@@ -13,8 +13,7 @@ from typing import Any
 from orchestrion.states import RunState
 from orchestrion.store import queries
 from orchestrion.store.advance import loads
-from orchestrion.store.base import AttemptRecord, EventRecord, TaskRunRecord
-from orchestrion.store.ui_records import RunMark
+from orchestrion.store.records import AttemptRecord, EventRecord, RunMark, TaskRunRecord
 
 __all__ = ["SqlUiReads"]
 

@@ -28,7 +28,8 @@ from orchestrion.clock import Clock
 from orchestrion.errors import ExpressionError, OrchestrionError, ParameterError
 from orchestrion.spec.model import ScheduleSpec, WorkflowSpec
 from orchestrion.spec.params import resolve_params
-from orchestrion.store.base import FireRecord, Store
+from orchestrion.store.base import Store
+from orchestrion.store.records import FireRecord
 from orchestrion.triggers import cron
 from orchestrion.triggers.events import match_run, run_scope
 from orchestrion.triggers.maintenance import sweep

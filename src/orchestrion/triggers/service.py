@@ -15,7 +15,8 @@ from typing import Any
 from orchestrion.errors import ExpressionError, NotFound, ParameterError
 from orchestrion.spec.model import ScheduleSpec, WorkflowSpec
 from orchestrion.spec.schedule_model import parse_instant
-from orchestrion.store.base import BackfillRecord, EventReceipt, Store, WorkflowRecord
+from orchestrion.store.base import Store
+from orchestrion.store.records import BackfillRecord, EventReceipt, WorkflowRecord
 from orchestrion.triggers import cron
 from orchestrion.triggers.events import match_event
 from orchestrion.triggers.scheduler import BACKFILL_PRIORITY, backfill_params

@@ -26,7 +26,8 @@ from orchestrion.auth.ssrf import AllowList
 from orchestrion.clock import Clock, SystemClock
 from orchestrion.errors import OrchestrionError, SecretError, StoreError, TaskTimeout
 from orchestrion.spec.model import TaskSpec, WorkflowSpec
-from orchestrion.store.base import Claim, LogLine, Outcome, Store, WorkerRecord
+from orchestrion.store.base import Store
+from orchestrion.store.records import Claim, LogLine, Outcome, WorkerRecord
 from orchestrion.worker import runner
 from orchestrion.worker.capture import install_capture, uninstall_capture
 from orchestrion.worker.code import CodeRegistry

@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from orchestrion.store.base import Outcome
+from orchestrion.store.records import Outcome
 
 __all__ = ["GroupReporter"]
 
