@@ -351,7 +351,9 @@ def app(tmp_path: Path, files: Path) -> Iterator[App]:
 
 def _worker(app: App, executor: Executor) -> Worker:
     worker = Worker(
-        app.store,
+        app.store.runs,
+        app.store.workflows,
+        app.store.notifier,
         app.code,
         WorkerSettings(concurrency=2, lease_seconds=5.0, heartbeat_every=0.2),
         app.clock,
@@ -374,7 +376,7 @@ def _finish(app: App, run_id: str) -> Any:
     deadline = time.monotonic() + _PATIENCE
     while not app.get_run(run_id).state.finished:
         assert time.monotonic() < deadline, "run did not finish"
-        app.store.wait_for_change(0.05)
+        app.store.notifier.wait_for_change(0.05)
     return app.get_run(run_id)
 
 

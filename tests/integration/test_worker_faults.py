@@ -5,25 +5,37 @@ retry (faults injected into a real store: SQLite, or PostgreSQL with
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from orchestrion.errors import StoreError
 from orchestrion.spec.model import PythonAction, RetryPolicy, TaskSpec, WorkflowSpec
-from orchestrion.store.postgres import PostgresStore
+from orchestrion.store import open_store
+from orchestrion.store.postgres import PostgresDatabase, PostgresRuns
 from orchestrion.store.records import Claim, FinishResult, Outcome
-from orchestrion.store.sqlite import SqliteStore
+from orchestrion.store.sqlite import SqliteDatabase, SqliteRuns
+from orchestrion.store.stores import Stores
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.context import TaskContext
 from orchestrion.worker.loop import Worker, WorkerSettings
 from tests.helpers import database_url_for
 
 
+def _opened(url: str, on_sqlite: type[SqliteRuns], on_postgres: type[PostgresRuns]) -> Stores:
+    """A real store on `url` whose runs role is its dialect's, with a fault mixed in."""
+    store = open_store(url)
+    db = store.backend
+    if isinstance(db, PostgresDatabase):
+        return dataclasses.replace(store, runs=on_postgres(db))
+    return dataclasses.replace(store, runs=on_sqlite(cast(SqliteDatabase, db)))
+
+
 class Flaky:
-    """Mixed into a real store: its `finish` fails the first `failures` times, as during an
+    """Mixed into a real store's runs: its `finish` fails the first `failures` times, as during an
     outage."""
 
     failures = 3
@@ -45,11 +57,11 @@ class Flaky:
             raise StoreError("database error: connection refused (injected)")
 
 
-class FlakySqlite(Flaky, SqliteStore):
+class FlakySqlite(Flaky, SqliteRuns):
     pass
 
 
-class FlakyPostgres(Flaky, PostgresStore):
+class FlakyPostgres(Flaky, PostgresRuns):
     pass
 
 
@@ -59,25 +71,31 @@ def work() -> str:
 
 def test_outcome_survives_a_finish_outage(tmp_path: Path) -> None:
     url = database_url_for(tmp_path / "flaky.db")
-    store = FlakyPostgres(url) if url.startswith("postgres") else FlakySqlite(url)
+    store = _opened(url, FlakySqlite, FlakyPostgres)
     code = CodeRegistry()
     code.add({"t:work": work})
     spec = WorkflowSpec(name="w", tasks=(TaskSpec(name="a", action=PythonAction(ref="t:work")),))
-    store.register_workflow(spec, source=None, now=time.time())
-    run = store.create_run(spec, {}, now=time.time())
-    worker = Worker(store, code, WorkerSettings(concurrency=1, heartbeat_every=0.2))
+    store.workflows.register_workflow(spec, source=None, now=time.time())
+    run = store.runs.create_run(spec, {}, now=time.time())
+    worker = Worker(
+        store.runs,
+        store.workflows,
+        store.notifier,
+        code,
+        WorkerSettings(concurrency=1, heartbeat_every=0.2),
+    )
     worker.start()
     try:
         deadline = time.monotonic() + 10
-        while not store.get_run(run.id).state.finished:
+        while not store.reads.get_run(run.id).state.finished:
             assert time.monotonic() < deadline, "run did not finish"
             time.sleep(0.02)
     finally:
         worker.stop(grace=2)
-    final: Any = store.get_run(run.id)
+    final: Any = store.reads.get_run(run.id)
     assert final.state.value == "succeeded" and final.result == {"a": "done"}
-    assert store.calls == 4  # three refused reports, then the one that landed
-    attempts = store.list_attempts(run.id)
+    assert cast(Flaky, store.runs).calls == 4  # three refused reports, then the one that landed
+    attempts = store.reads.list_attempts(run.id)
     assert [a.outcome for a in attempts] == ["succeeded"]  # reported once, not re-run
     store.close()
 
@@ -89,9 +107,9 @@ HELD, RETRIED, LATER = threading.Event(), threading.Event(), threading.Event()
 
 
 class CrossingHeartbeat:
-    """Mixed into a real store: its heartbeat, handed attempt 1's lease, answers only once the retry
-    of that task run is claimed: the heartbeat's snapshot of leases is older than the
-    report it crosses, so it reports the (task run, epoch 1) lease as gone."""
+    """Mixed into a real store's runs: its heartbeat, handed attempt 1's lease, answers only
+    once the retry of that task run is claimed: the heartbeat's snapshot of leases is older
+    than the report it crosses, so it reports the (task run, epoch 1) lease as gone."""
 
     def heartbeat(
         self,
@@ -111,11 +129,11 @@ class CrossingHeartbeat:
         )
 
 
-class CrossingSqlite(CrossingHeartbeat, SqliteStore):
+class CrossingSqlite(CrossingHeartbeat, SqliteRuns):
     pass
 
 
-class CrossingPostgres(CrossingHeartbeat, PostgresStore):
+class CrossingPostgres(CrossingHeartbeat, PostgresRuns):
     pass
 
 
@@ -134,28 +152,34 @@ def test_a_lost_lease_of_an_older_epoch_does_not_cancel_the_retry(tmp_path: Path
     for event in (HELD, RETRIED, LATER):
         event.clear()
     url = database_url_for(tmp_path / "crossing.db")
-    store = CrossingPostgres(url) if url.startswith("postgres") else CrossingSqlite(url)
+    store = _opened(url, CrossingSqlite, CrossingPostgres)
     code = CodeRegistry()
     code.add({"t:step": step})
     task = TaskSpec(
         name="a", action=PythonAction(ref="t:step"), retry=RetryPolicy(retries=1, backoff=0)
     )
     spec = WorkflowSpec(name="w", tasks=(task,))
-    store.register_workflow(spec, source=None, now=time.time())
-    run = store.create_run(spec, {}, now=time.time())
-    worker = Worker(store, code, WorkerSettings(concurrency=1, heartbeat_every=0.05))
+    store.workflows.register_workflow(spec, source=None, now=time.time())
+    run = store.runs.create_run(spec, {}, now=time.time())
+    worker = Worker(
+        store.runs,
+        store.workflows,
+        store.notifier,
+        code,
+        WorkerSettings(concurrency=1, heartbeat_every=0.05),
+    )
     worker.start()
     try:
         deadline = time.monotonic() + _PATIENCE
-        while not store.get_run(run.id).state.finished:
+        while not store.reads.get_run(run.id).state.finished:
             assert time.monotonic() < deadline, "run did not finish"
             time.sleep(0.02)
     finally:
         worker.stop(grace=2)
-    final: Any = store.get_run(run.id)
+    final: Any = store.reads.get_run(run.id)
     assert LATER.is_set()
     assert final.state.value == "succeeded" and final.result == {"a": False}
-    assert [a.outcome for a in store.list_attempts(run.id)] == ["failed", "succeeded"]
+    assert [a.outcome for a in store.reads.list_attempts(run.id)] == ["failed", "succeeded"]
     store.close()
 
 
@@ -164,7 +188,7 @@ STARTED, RELEASE = threading.Event(), threading.Event()
 
 
 class SlowExpiry:
-    """Mixed into a real store: expiring a worker's leases takes long enough for several
+    """Mixed into a real store's runs: expiring a worker's leases takes long enough for several
     heartbeat periods to pass before the reap that follows it."""
 
     def expire_worker(self, worker_id: str, *, now: float) -> int:
@@ -173,11 +197,11 @@ class SlowExpiry:
         return count
 
 
-class SlowExpirySqlite(SlowExpiry, SqliteStore):
+class SlowExpirySqlite(SlowExpiry, SqliteRuns):
     pass
 
 
-class SlowExpiryPostgres(SlowExpiry, PostgresStore):
+class SlowExpiryPostgres(SlowExpiry, PostgresRuns):
     pass
 
 
@@ -196,15 +220,21 @@ def test_a_stopped_worker_releases_its_attempt_as_lost_whatever_its_heartbeat(
     STARTED.clear()
     RELEASE.clear()
     url = database_url_for(tmp_path / "expiry.db")
-    store = SlowExpiryPostgres(url) if url.startswith("postgres") else SlowExpirySqlite(url)
+    store = _opened(url, SlowExpirySqlite, SlowExpiryPostgres)
     code = CodeRegistry()
     code.add({"t:stubborn": stubborn})
     spec = WorkflowSpec(
         name="w", tasks=(TaskSpec(name="a", action=PythonAction(ref="t:stubborn")),)
     )
-    store.register_workflow(spec, source=None, now=time.time())
-    run = store.create_run(spec, {}, now=time.time())
-    worker = Worker(store, code, WorkerSettings(concurrency=1, heartbeat_every=0.05))
+    store.workflows.register_workflow(spec, source=None, now=time.time())
+    run = store.runs.create_run(spec, {}, now=time.time())
+    worker = Worker(
+        store.runs,
+        store.workflows,
+        store.notifier,
+        code,
+        WorkerSettings(concurrency=1, heartbeat_every=0.05),
+    )
     worker.start()
     try:
         assert STARTED.wait(_PATIENCE)
@@ -215,7 +245,7 @@ def test_a_stopped_worker_releases_its_attempt_as_lost_whatever_its_heartbeat(
     while worker.busy:  # its late report (superseded) lands before the store closes
         assert time.monotonic() < deadline, "the stubborn task did not end"
         time.sleep(0.02)
-    attempts = store.list_attempts(run.id)
+    attempts = store.reads.list_attempts(run.id)
     assert [a.outcome for a in attempts] == ["lost"]
-    assert store.list_task_runs(run.id)[0].state.value != "succeeded"
+    assert store.reads.list_task_runs(run.id)[0].state.value != "succeeded"
     store.close()

@@ -1,4 +1,4 @@
-"""The secret verbs shared by both dialects, as a mixin of `SqlStore`.
+"""`SqlSecrets`: the `SecretStore` of both dialects, over a `Database`.
 
 The store keeps sealed values only (key id, nonce, ciphertext): sealing and opening happen
 in the `App` with `orchestrion.auth.secret_box`, so no plaintext ever reaches SQL, and a
@@ -8,17 +8,14 @@ never a value) in the same transaction.
 
 from __future__ import annotations
 
-import abc
-from collections.abc import Callable, Collection, Sequence
-from typing import Any, TypeVar
+from collections.abc import Collection
+from typing import Any
 
-from orchestrion.store.advance import Advance
 from orchestrion.store.records import SealedRow, SecretMeta
+from orchestrion.store.sql.advance import Advance
+from orchestrion.store.sql.database import Database
 
-__all__ = ["SqlSecretVerbs"]
-
-T = TypeVar("T")
-
+__all__ = ["SqlSecrets"]
 
 _META = "namespace, name, key_id, created_at, updated_at"
 _SEALED = "namespace, name, key_id, nonce, ciphertext"
@@ -44,16 +41,11 @@ def _sealed(row: Any) -> SealedRow:
     )
 
 
-class SqlSecretVerbs(abc.ABC):
-    """Put, read sealed, list, delete and re-seal secrets over the two plumbing hooks."""
+class SqlSecrets:
+    """See `orchestrion.store.secrets.SecretStore` for the contract of every method."""
 
-    @abc.abstractmethod
-    def _transact(self, now: float, fn: Callable[[Advance], T]) -> T:
-        """Run `fn` in one write transaction and return its result."""
-
-    @abc.abstractmethod
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        """The rows of one statement (``?`` placeholders), outside any write transaction."""
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     def put_secret(self, sealed: SealedRow, *, now: float) -> bool:
         def fn(adv: Advance) -> bool:
@@ -80,7 +72,7 @@ class SqlSecretVerbs(abc.ABC):
             adv.event(None, None, kind, data={"namespace": sealed.namespace, "name": sealed.name})
             return existed is None
 
-        return self._transact(now, fn)
+        return self._db.transact(now, fn)
 
     def sealed_secrets(
         self, namespace: str | None = None, names: Collection[str] | None = None
@@ -98,13 +90,13 @@ class SqlSecretVerbs(abc.ABC):
             params.extend(names)
         if where:
             sql += " WHERE " + " AND ".join(where)
-        return [_sealed(r) for r in self._read(sql + " ORDER BY namespace, name", params)]
+        return [_sealed(r) for r in self._db.read(sql + " ORDER BY namespace, name", params)]
 
     def list_secrets(self, namespace: str | None = None) -> list[SecretMeta]:
         if namespace is None:
-            rows = self._read(f"SELECT {_META} FROM secrets ORDER BY namespace, name")
+            rows = self._db.read(f"SELECT {_META} FROM secrets ORDER BY namespace, name")
         else:
-            rows = self._read(
+            rows = self._db.read(
                 f"SELECT {_META} FROM secrets WHERE namespace = ? ORDER BY name", (namespace,)
             )
         return [_meta(r) for r in rows]
@@ -120,7 +112,7 @@ class SqlSecretVerbs(abc.ABC):
             adv.event(None, None, "secret.deleted", data={"namespace": namespace, "name": name})
             return True
 
-        return self._transact(now, fn)
+        return self._db.transact(now, fn)
 
     def reseal_secret(self, old: SealedRow, new: SealedRow, *, now: float) -> bool:
         """Replace `old` by `new` only if the row still holds `old` (a concurrent `put_secret`
@@ -159,4 +151,4 @@ class SqlSecretVerbs(abc.ABC):
             )
             return True
 
-        return self._transact(now, fn)
+        return self._db.transact(now, fn)

@@ -1,4 +1,4 @@
-"""The PostgreSQL side of the shared transactional code (`advance.py`, `lifecycle.py`,
+"""The PostgreSQL side of the shared transactional code (`sql/advance.py`, `lifecycle.py`,
 `trigger_verbs.py`, `queries.py`): a `Tx` over a psycopg connection, the `Advance`
 hooks that concurrent writers need, and the migrations.
 
@@ -34,7 +34,7 @@ import psycopg
 from psycopg import pq
 
 from orchestrion.states import TaskEvent
-from orchestrion.store.advance import Advance
+from orchestrion.store.sql.advance import Advance
 
 __all__ = [
     "ADMISSION_LOCKS",
@@ -49,7 +49,7 @@ __all__ = [
 
 Conn = psycopg.Connection[dict[str, Any]]
 
-_MIGRATIONS = Path(__file__).parent / "migrations" / "postgres"
+_MIGRATIONS = Path(__file__).parents[1] / "migrations" / "postgres"
 #: ``pg_advisory_xact_lock`` key held while migrating (any process, any schema).
 _MIGRATION_LOCK = 7_300_000_001
 
@@ -163,7 +163,7 @@ def pipelined_transaction(
 
 
 class PgTx:
-    """`orchestrion.store.advance.Tx` over one psycopg connection (dict rows), inside the
+    """`orchestrion.store.sql.advance.Tx` over one psycopg connection (dict rows), inside the
     transaction the store opened, in pipeline mode when `pipeline` is given.
 
     `execute` waits for its result (one round trip, which also carries the BEGIN and any
@@ -194,15 +194,12 @@ class PgTx:
         self.statements += 1
         if self.pipeline is None:
             self.round_trips += 1
-        else:
-            self._queued = True
         return self.conn.execute(translate(sql), tuple(params))
 
     def wait(self) -> None:
         """Wait for every result sent so far (rowcounts included): one round trip."""
         if self.pipeline is not None:
             self.round_trips += 1
-            self._queued = False
             self.pipeline.sync()
 
     def queue_expecting(self, update: str, params: Sequence[Any], rows: int, what: str, /) -> Any:
@@ -214,13 +211,6 @@ class PgTx:
             " SELECT orchestrion_expect_rows((SELECT count(*) FROM moved), ?, ?)",
             (*params, rows, what),
         )
-
-    def settle(self) -> None:
-        """Wait only if a queued statement's result has not come back yet."""
-        if self._queued:
-            self.wait()
-
-    _queued = False
 
 
 class PgAdvance(Advance):

@@ -11,9 +11,9 @@ from typing import Any
 
 from orchestrion.errors import NotFound
 from orchestrion.states import RunState
-from orchestrion.store import queries
-from orchestrion.store.advance import loads
-from orchestrion.store.base import BackfillRecord, FinishedRun, FireRecord, ScheduleState
+from orchestrion.store.records import BackfillRecord, FinishedRun, FireRecord, ScheduleState
+from orchestrion.store.sql import queries
+from orchestrion.store.sql.advance import loads
 
 __all__ = [
     "Read",

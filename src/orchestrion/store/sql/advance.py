@@ -2,7 +2,7 @@
 
 `Advance` runs within one open write transaction (`tx`). Every status write is a
 compare-and-set whose guard comes from `orchestrion.states`, and every one appends an event
-row (the primitives are `orchestrion.store.guarded`'s). The decisions themselves
+row (the primitives are `orchestrion.store.sql.guarded`'s). The decisions themselves
 (readiness, retries, run outcome, compensation order) are the pure functions of
 `orchestrion.planner`; this module only reads the few rows a decision needs and
 applies it.
@@ -21,19 +21,13 @@ from typing import Any
 from orchestrion import planner
 from orchestrion.errors import ExpressionError
 from orchestrion.spec.expressions import compile_expression
-from orchestrion.spec.expressions.templates import render
-from orchestrion.spec.expressions.values import to_text
 from orchestrion.spec.model import TaskSpec, WorkflowSpec
-from orchestrion.states import (
-    RunEvent,
-    RunState,
-    TaskEvent,
-    TaskState,
-)
-from orchestrion.store.guarded import TASK_COLS, Guarded, Tx, dumps, loads
-from orchestrion.store.routing import requirement_key
+from orchestrion.states import RunEvent, RunState, TaskEvent, TaskState
+from orchestrion.store.sql.guarded import TASK_COLS, Guarded, Tx, dumps, loads
+from orchestrion.store.sql.routing import requirement_key
+from orchestrion.store.sql.slots import conc_key, slot_key
 
-__all__ = ["MAX_RESULT_BYTES", "Advance", "Tx", "conc_key", "dumps", "loads"]
+__all__ = ["MAX_RESULT_BYTES", "Advance", "Tx", "dumps", "loads"]
 
 #: Results above this size are refused with a clear error rather than bloating the database.
 MAX_RESULT_BYTES = 1_048_576
@@ -400,21 +394,3 @@ class Advance(Guarded):
             (run["id"],),
         ).fetchone()
         self.make_ready(first)
-
-
-def conc_key(workflow: str, task: TaskSpec) -> str | None:
-    """Task runs sharing this key count against the task's concurrency limit, across runs."""
-    return None if task.concurrency is None else f"{workflow}:{task.name}"
-
-
-def slot_key(task: TaskSpec, scope: dict[str, Any] | None) -> str | None:
-    """The task's concurrency key rendered in `scope` (None: the task has none); see
-    `orchestrion.store.slots`.
-
-    Raises:
-        ExpressionError: when the template fails.
-    """
-    if task.concurrency_key is None:
-        return None
-    value = render(task.concurrency_key, scope or {})
-    return value if isinstance(value, str) else to_text(value)

@@ -14,17 +14,22 @@ key slots count only task runs whose lease is unexpired, so the slot of a worker
 SIGKILLed frees itself when its lease expires, before the reaper even turns the attempt
 `lost`; nothing is incremented that a crash could leak. The claim makes the count stable
 (SQLite by writing alone; PostgreSQL by one advisory lock per limited name, see
-`postgres_claim`).
+`postgres.claim`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orchestrion.store.advance import Advance
+from orchestrion.spec.expressions.templates import render
+from orchestrion.spec.expressions.values import to_text
+from orchestrion.spec.model import TaskSpec
 
-__all__ = ["SLOT_COLS", "SLOT_FILTER", "lock_names", "within_limits"]
+if TYPE_CHECKING:  # `Advance` decides readiness with `slot_key`: no import cycle at run time
+    from orchestrion.store.sql.advance import Advance
+
+__all__ = ["SLOT_COLS", "SLOT_FILTER", "conc_key", "lock_names", "slot_key", "within_limits"]
 
 #: Extra candidate columns: the key slot, and the queue's limit (NULL: unlimited), read
 #: with the candidates so that a claim without limits costs no extra statement.
@@ -117,3 +122,21 @@ def within_limits(adv: Advance, rows: Sequence[Any], limit: int) -> list[Any]:
             running[(kind, name)] = running.get((kind, name), 0) + 1
         chosen.append(row)
     return chosen
+
+
+def conc_key(workflow: str, task: TaskSpec) -> str | None:
+    """Task runs sharing this key count against the task's concurrency limit, across runs."""
+    return None if task.concurrency is None else f"{workflow}:{task.name}"
+
+
+def slot_key(task: TaskSpec, scope: dict[str, Any] | None) -> str | None:
+    """The task's concurrency key rendered in `scope` (None: the task has none); see
+    the module docstring.
+
+    Raises:
+        ExpressionError: when the template fails.
+    """
+    if task.concurrency_key is None:
+        return None
+    value = render(task.concurrency_key, scope or {})
+    return value if isinstance(value, str) else to_text(value)

@@ -1,11 +1,12 @@
-"""The SQLite `Store`: WAL, one writer at a time (`BEGIN IMMEDIATE`), a busy timeout.
+"""The SQLite `Database`: WAL, one writer at a time (`BEGIN IMMEDIATE`), a busy timeout.
 
 Durability: WAL with ``synchronous=NORMAL`` survives any process crash (SIGKILL included);
 only an operating-system crash or power loss may drop the last transactions.
 
 Within one process, a lock serialises use of the single connection and a condition
 variable wakes idle workers the moment a transaction makes a task run ready. Other
-processes are serialised by SQLite's own locking and find new work by polling.
+processes queue on a file lock before SQLite's own, and are woken by datagrams
+(`wake.Waker`) or find new work by polling.
 """
 
 from __future__ import annotations
@@ -21,21 +22,21 @@ from typing import Any, TypeVar
 
 from orchestrion.errors import StoreError
 from orchestrion.spec.model import WorkflowSpec
-from orchestrion.store import lifecycle, queries
-from orchestrion.store.advance import Advance
-from orchestrion.store.base import LogLine
-from orchestrion.store.sql_store import SqlStore
-from orchestrion.store.sql_triggers import new_run_id
-from orchestrion.store.wake import Waker
+from orchestrion.store.records import LogLine
+from orchestrion.store.sql import queries
+from orchestrion.store.sql.advance import Advance
+from orchestrion.store.sql.database import Database
+from orchestrion.store.sqlite.wake import Waker
 
-__all__ = ["SqliteStore", "migrate", "new_run_id"]
+__all__ = ["SqliteDatabase", "migrate", "path_from_url"]
 
 T = TypeVar("T")
 
-_MIGRATIONS = Path(__file__).parent / "migrations" / "sqlite"
+_MIGRATIONS = Path(__file__).parents[1] / "migrations" / "sqlite"
 
 
-def _path_from_url(url: str) -> str:
+def path_from_url(url: str) -> str:
+    """The file path of a ``sqlite:///path`` URL (or of a bare path)."""
     if url.startswith("sqlite:///"):
         return url[len("sqlite:///") :]
     if url.startswith("sqlite://"):
@@ -46,7 +47,7 @@ def _path_from_url(url: str) -> str:
 def migrate(conn: sqlite3.Connection, *, until: str | None = None) -> list[str]:
     """Apply the migrations that `conn`'s database lacks (up to and including `until`), in
     one ``BEGIN IMMEDIATE`` transaction; returns the versions applied. Other processes are
-    kept out by the caller (`SqliteStore` holds its writer lock)."""
+    kept out by the caller (`SqliteDatabase` holds its writer lock)."""
     applied: list[str] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -73,14 +74,13 @@ def migrate(conn: sqlite3.Connection, *, until: str | None = None) -> list[str]:
     return applied
 
 
-class SqliteStore(SqlStore):
-    """See `orchestrion.store.base.Store` for the contract of every method; the verbs
-    themselves are `SqlStore`'s."""
+class SqliteDatabase(Database):
+    """One SQLite file, opened (and migrated) by this process: the plumbing and dialect
+    hooks of the SQL roles (`orchestrion.store.sql`)."""
 
     def __init__(self, url: str) -> None:
-        super().__init__()
-        self.url = url
-        path = _path_from_url(url)
+        super().__init__(url)
+        path = path_from_url(url)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -124,16 +124,16 @@ class SqliteStore(SqlStore):
             migrate(self._conn)
 
     @contextlib.contextmanager
-    def _write(self, now: float) -> Iterator[Advance]:
+    def write(self, now: float) -> Iterator[Advance]:
         """One write transaction; yields the `Advance` that applies changes within it."""
-        if self._closed:
+        if self.closed:
             raise StoreError("the store is closed")
         with self._lock, self._exclusive():
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot start a write transaction: {exc}") from exc
-            adv = Advance(self._conn, functools.partial(self._spec_in, self._conn), now)
+            adv = Advance(self._conn, functools.partial(self.spec_in, self._conn), now)
             try:
                 yield adv
                 adv.flush()
@@ -146,18 +146,18 @@ class SqliteStore(SqlStore):
                 raise
         work = bool(adv.newly_ready or adv.run_changed)
         if work:
-            self._notify_local()
+            self.signals.work()
         if adv.wrote_events:
-            self._notify_history()
+            self.signals.history()
         if self._waker is not None:
             self._waker.ping(work=work, history=adv.wrote_events)
 
-    def _transact(self, now: float, fn: Callable[[Advance], T]) -> T:
-        with self._write(now) as adv:
+    def transact(self, now: float, fn: Callable[[Advance], T]) -> T:
+        with self.write(now) as adv:
             return fn(adv)
 
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        if self._closed:
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        if self.closed:
             raise StoreError("the store is closed")
         with self._lock:
             try:
@@ -165,40 +165,35 @@ class SqliteStore(SqlStore):
             except sqlite3.Error as exc:
                 raise StoreError(f"database error: {exc}") from exc
 
-    def _notify(self) -> None:
-        self._notify_local()
-        if self._waker is not None and not self._closed:
-            self._waker.ping(work=True, history=False)
-
-    def listen(self, *, work: bool = True, history: bool = False) -> None:
+    def listen(self, *, work: bool, history: bool) -> None:
         """Be woken by other processes' commits too: workers listen for work, the API server
         for history (its live event stream)."""
         if self._waker is not None:
             self._waker.listen(
-                self._notify_local if work else None, self._notify_history if history else None
+                self.signals.work if work else None, self.signals.history if history else None
             )
 
     def close(self) -> None:
         with self._lock:
-            if not self._closed:
-                self._closed = True
+            if not self.closed:
+                self.closed = True
                 self._conn.close()
                 if self._lock_file is not None:
                     self._lock_file.close()
                 if self._waker is not None:
                     self._waker.close()
-        self._notify_local()
+        self.signals.work()
 
     # ------------------------------------------------------------------ dialect hooks
 
-    def _latest_rows(self, cols: str) -> list[Any]:
-        return self._read(
+    def latest_rows(self, cols: str) -> list[Any]:
+        return self.read(
             f"SELECT {cols} FROM workflows w WHERE w.rowid = (SELECT w2.rowid FROM workflows w2"
             " WHERE w2.name = w.name ORDER BY w2.created_at DESC, w2.rowid DESC LIMIT 1)"
             " ORDER BY w.name"
         )
 
-    def _upsert_workflow(
+    def upsert_workflow(
         self, adv: Advance, spec: WorkflowSpec, source: str | None, now: float
     ) -> bool:
         known = adv.tx.execute(
@@ -224,7 +219,7 @@ class SqliteStore(SqlStore):
             )
         return known is None
 
-    def _claim(
+    def claim(
         self,
         adv: Advance,
         worker_id: str,
@@ -236,66 +231,19 @@ class SqliteStore(SqlStore):
         claims = queries.claim(adv, worker_id, queues, limit, until, labels)
         return queries.Claimed(len(claims), lambda: claims)
 
-    def _queue_filter(self, queues: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+    def queue_filter(self, queues: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
         return f"IN ({','.join('?' * len(queues))})", tuple(queues)
 
-    def _write_one(self, now: float, sql: str, params: Sequence[Any]) -> None:
-        with self._write(now) as adv:
+    def write_one(self, now: float, sql: str, params: Sequence[Any]) -> None:
+        with self.write(now) as adv:
             adv.tx.execute(sql, params)
 
-    def _insert_logs(self, adv: Advance, lines: Sequence[LogLine]) -> None:
+    def insert_logs(self, adv: Advance, lines: Sequence[LogLine]) -> None:
         adv.tx.executemany(
             "INSERT INTO logs (run_id, task_run_id, attempt, at, stream, line)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             [(x.run_id, x.task_run_id, x.attempt, x.at, x.stream, x.line) for x in lines],
         )
-
-    # ------------------------------------------------------------------ verbs run differently
-
-    def heartbeat(
-        self,
-        *,
-        worker_id: str,
-        leases: Sequence[tuple[int, int]],
-        lease_seconds: float,
-        now: float,
-    ) -> list[int]:
-        if not leases:
-            return []
-        with self._write(now) as adv:
-            marks = ",".join("?" * len(leases))
-            pairs = ",".join("(?, ?)" for _ in leases)
-            # Fenced by (owner, epoch): a stale epoch must not extend a newer lease.
-            held = {
-                (r["id"], r["lease_epoch"])
-                for r in adv.tx.execute(
-                    f"UPDATE task_runs SET lease_expires_at = ? WHERE lease_owner = ?"
-                    f" AND state = 'running' AND id IN ({marks})"
-                    f" AND (id, lease_epoch) IN (VALUES {pairs}) RETURNING id, lease_epoch",
-                    (
-                        now + lease_seconds,
-                        worker_id,
-                        *(tr for tr, _ in leases),
-                        *(v for lease in leases for v in lease),
-                    ),
-                ).fetchall()
-            }
-        return [tr for tr, epoch in leases if (tr, epoch) not in held]
-
-    def reap_expired(self, *, now: float) -> int:
-        if not self._read(
-            "SELECT 1 FROM task_runs WHERE state = 'running' AND lease_expires_at < ? LIMIT 1",
-            (now,),
-        ):
-            return 0
-        with self._write(now) as adv:
-            expired = adv.tx.execute(
-                "SELECT id FROM task_runs WHERE state = 'running' AND lease_expires_at < ?",
-                (now,),
-            ).fetchall()
-            for row in expired:
-                lifecycle.apply_lost(adv, adv.task_row(row["id"]))
-            return len(expired)
 
 
 def _statements(script: str) -> list[str]:

@@ -1,6 +1,7 @@
-"""Trigger verbs shared by every dialect: schedule fires, received events, backfill pacing,
-scheduler leases. Each function runs inside the caller's one write transaction (`Advance`),
-so a fire row, its overlap decision and the run it starts commit together or not at all.
+"""Trigger verbs shared by every dialect: schedule fires, received events, backfill pacing
+(the scheduler's cursors and duty leases are `duties.py`'s). Each function runs inside the
+caller's one write transaction (`Advance`), so a fire row, its overlap decision and the run
+it starts commit together or not at all.
 
 Exactly-once rests on unique keys, not on who calls: a fire inserts
 ``(schedule_key, nominal)`` and an event ``(source, event_id)`` first; when that insert
@@ -16,22 +17,18 @@ from typing import Any
 
 from orchestrion.auth.redaction import redact
 from orchestrion.spec.model import WorkflowSpec
-from orchestrion.store import lifecycle
-from orchestrion.store.advance import Advance, dumps, loads
-from orchestrion.store.base import EventReceipt, FireRecord, RunRequest
+from orchestrion.store.records import EventReceipt, FireRecord, RunRequest
+from orchestrion.store.sql import lifecycle
+from orchestrion.store.sql.advance import Advance, dumps, loads
 
 __all__ = [
-    "acquire_lease",
     "advance_schedule",
     "cancel_backfill",
     "create_backfill",
     "fire_schedule",
     "pace_backfill",
     "record_event",
-    "release_lease",
-    "renew_lease",
     "schedule_trigger",
-    "set_cursor",
     "start_queued_fire",
 ]
 
@@ -286,53 +283,6 @@ def record_event(
         duplicate=False,
         run_ids=tuple(run_ids),
         errors=tuple(errors),
-    )
-
-
-def set_cursor(adv: Advance, name: str, position: int) -> None:
-    adv.tx.execute(
-        "INSERT INTO cursors (name, position, updated_at) VALUES (?, ?, ?)"
-        " ON CONFLICT (name) DO UPDATE SET position = CASE WHEN excluded.position >"
-        " cursors.position THEN excluded.position ELSE cursors.position END,"
-        " updated_at = excluded.updated_at",
-        (name, position, adv.now),
-    )
-
-
-# --------------------------------------------------------------------------- leases
-
-
-def acquire_lease(adv: Advance, name: str, holder: str, ttl: float) -> int | None:
-    """Take the lease if it is free or expired, or extend it for its holder; its epoch (a
-    new one whenever the holder changes or the lease had lapsed), or None if held."""
-    row = adv.tx.execute(
-        "INSERT INTO leases (name, holder, epoch, expires_at) VALUES (?, ?, 1, ?)"
-        " ON CONFLICT (name) DO UPDATE SET"
-        " epoch = CASE WHEN leases.holder = excluded.holder AND leases.expires_at > ?"
-        " THEN leases.epoch ELSE leases.epoch + 1 END,"
-        " holder = excluded.holder, expires_at = excluded.expires_at"
-        " WHERE leases.holder = excluded.holder OR leases.expires_at <= ?"
-        " RETURNING epoch",
-        (name, holder, adv.now + ttl, adv.now, adv.now),
-    ).fetchone()
-    return None if row is None else int(row["epoch"])
-
-
-def renew_lease(adv: Advance, name: str, holder: str, epoch: int, ttl: float) -> bool:
-    """Extend a lease still held under `epoch`; False if it lapsed or changed hands."""
-    cur = adv.tx.execute(
-        "UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ? AND epoch = ?"
-        " AND expires_at > ?",
-        (adv.now + ttl, name, holder, epoch, adv.now),
-    )
-    return bool(cur.rowcount == 1)
-
-
-def release_lease(adv: Advance, name: str, holder: str, epoch: int) -> None:
-    """Let the next scheduler take the lease at once (a graceful shutdown)."""
-    adv.tx.execute(
-        "UPDATE leases SET expires_at = 0 WHERE name = ? AND holder = ? AND epoch = ?",
-        (name, holder, epoch),
     )
 
 

@@ -1,7 +1,7 @@
-"""The security verbs shared by both dialects, as a mixin: users, API tokens, UI sessions
-and the append-only audit log.
+"""`SqlAccounts`: the `AccountStore` of both dialects, over a `Database`: users, failed
+logins, API tokens, UI sessions and the append-only audit log.
 
-Each write is one `_transact` transaction. A password or role change bumps the user's
+Each write is one `Database.transact` transaction. A password or role change bumps the user's
 ``auth_epoch`` and revokes the user's sessions in the same transaction, so no session
 outlives the credentials it was opened with. The audit table refuses UPDATE and DELETE
 (triggers in migration 0004): the store only ever appends.
@@ -9,13 +9,11 @@ outlives the credentials it was opened with. The audit table refuses UPDATE and 
 
 from __future__ import annotations
 
-import abc
 import secrets
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 from orchestrion.errors import AlreadyExists, NotFound
-from orchestrion.store.advance import Advance, dumps, loads
 from orchestrion.store.records import (
     AuditEntry,
     AuditFilter,
@@ -24,22 +22,17 @@ from orchestrion.store.records import (
     TokenRecord,
     UserRecord,
 )
+from orchestrion.store.sql.advance import Advance, dumps, loads
+from orchestrion.store.sql.database import Database
 
-__all__ = ["SqlAuthVerbs"]
-
-T = TypeVar("T")
+__all__ = ["SqlAccounts"]
 
 
-class SqlAuthVerbs(abc.ABC):
-    """Users, tokens, sessions and audit records over the two plumbing hooks."""
+class SqlAccounts:
+    """See `orchestrion.store.accounts.AccountStore` for the contract of every method."""
 
-    @abc.abstractmethod
-    def _transact(self, now: float, fn: Callable[[Advance], T]) -> T:
-        """Run `fn` in one write transaction and return its result."""
-
-    @abc.abstractmethod
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        """The rows of one statement (``?`` placeholders), outside any write transaction."""
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     # ----------------------------------------------------------------------------- users
 
@@ -58,26 +51,26 @@ class SqlAuthVerbs(abc.ABC):
                 (user_id, name, password_hash, dumps(dict(bindings)), now, now),
             )
 
-        self._transact(now, fn)
+        self._db.transact(now, fn)
         return self.get_user(name)
 
     def get_user(self, name: str) -> UserRecord:
-        rows = self._read("SELECT * FROM users WHERE name = ?", (name,))
+        rows = self._db.read("SELECT * FROM users WHERE name = ?", (name,))
         if not rows:
             raise NotFound(f"no user named {name!r}")
         return _user(rows[0])
 
     def get_user_by_id(self, user_id: str) -> UserRecord:
-        rows = self._read("SELECT * FROM users WHERE id = ?", (user_id,))
+        rows = self._db.read("SELECT * FROM users WHERE id = ?", (user_id,))
         if not rows:
             raise NotFound(f"no user with id {user_id!r}")
         return _user(rows[0])
 
     def list_users(self) -> list[UserRecord]:
-        return [_user(r) for r in self._read("SELECT * FROM users ORDER BY name", ())]
+        return [_user(r) for r in self._db.read("SELECT * FROM users ORDER BY name", ())]
 
     def count_users(self) -> int:
-        return int(self._read("SELECT count(*) AS n FROM users", ())[0]["n"])
+        return int(self._db.read("SELECT count(*) AS n FROM users", ())[0]["n"])
 
     # ----------------------------------------------------------------- failed logins
 
@@ -90,17 +83,17 @@ class SqlAuthVerbs(abc.ABC):
             ).fetchall()
             return [float(r["at"]) for r in rows]
 
-        return self._transact(at, fn)
+        return self._db.transact(at, fn)
 
     def login_failures(self, key: str, *, since: float) -> list[float]:
-        rows = self._read(
+        rows = self._db.read(
             "SELECT at FROM login_failures WHERE key = ? AND at >= ? ORDER BY at, id",
             (key, since),
         )
         return [float(r["at"]) for r in rows]
 
     def clear_login_failures(self, key: str) -> None:
-        self._transact(
+        self._db.transact(
             0.0, lambda adv: adv.tx.execute("DELETE FROM login_failures WHERE key = ?", (key,))
         )
 
@@ -132,7 +125,7 @@ class SqlAuthVerbs(abc.ABC):
                 (now, row["id"]),
             )
 
-        self._transact(now, fn)
+        self._db.transact(now, fn)
         return self.get_user(name)
 
     # ---------------------------------------------------------------------------- tokens
@@ -153,16 +146,16 @@ class SqlAuthVerbs(abc.ABC):
                 ),
             )
 
-        self._transact(token.created_at, fn)
+        self._db.transact(token.created_at, fn)
 
     def get_token(self, token_id: str) -> TokenRecord:
-        rows = self._read("SELECT * FROM api_tokens WHERE id = ?", (token_id,))
+        rows = self._db.read("SELECT * FROM api_tokens WHERE id = ?", (token_id,))
         if not rows:
             raise NotFound(f"no API token with id {token_id!r}")
         return _token(rows[0])
 
     def list_tokens(self) -> list[TokenRecord]:
-        rows = self._read("SELECT * FROM api_tokens ORDER BY created_at, id", ())
+        rows = self._db.read("SELECT * FROM api_tokens ORDER BY created_at, id", ())
         return [_token(r) for r in rows]
 
     def revoke_token(self, token_id: str, *, now: float) -> bool:
@@ -178,7 +171,7 @@ class SqlAuthVerbs(abc.ABC):
             )
             return bool(done.rowcount)
 
-        return self._transact(now, fn)
+        return self._db.transact(now, fn)
 
     # -------------------------------------------------------------------------- sessions
 
@@ -202,10 +195,10 @@ class SqlAuthVerbs(abc.ABC):
                 (session.created_at - 86400, session.created_at - 86400),
             )
 
-        self._transact(session.created_at, fn)
+        self._db.transact(session.created_at, fn)
 
     def get_session(self, id_hash: str) -> SessionRecord | None:
-        rows = self._read("SELECT * FROM sessions WHERE id_hash = ?", (id_hash,))
+        rows = self._db.read("SELECT * FROM sessions WHERE id_hash = ?", (id_hash,))
         return _session(rows[0]) if rows else None
 
     def revoke_session(self, id_hash: str, *, now: float) -> None:
@@ -215,7 +208,7 @@ class SqlAuthVerbs(abc.ABC):
                 (now, id_hash),
             )
 
-        self._transact(now, fn)
+        self._db.transact(now, fn)
 
     # ----------------------------------------------------------------------------- audit
 
@@ -241,7 +234,7 @@ class SqlAuthVerbs(abc.ABC):
             ).fetchone()
             return int(row["id"])
 
-        return self._transact(entry.at, fn)
+        return self._db.transact(entry.at, fn)
 
     def list_audit(self, filt: AuditFilter) -> list[AuditRecord]:
         """Newest first, filtered; ``filt.before`` pages on."""
@@ -258,7 +251,7 @@ class SqlAuthVerbs(abc.ABC):
             sql, params = sql + " AND at >= ?", [*params, filt.since]
         if filt.before is not None:
             sql, params = sql + " AND id < ?", [*params, filt.before]
-        rows = self._read(sql + " ORDER BY id DESC LIMIT ?", (*params, filt.limit))
+        rows = self._db.read(sql + " ORDER BY id DESC LIMIT ?", (*params, filt.limit))
         return [_audit(r) for r in rows]
 
 

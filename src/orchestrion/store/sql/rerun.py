@@ -13,7 +13,7 @@ from orchestrion.errors import IllegalTransition, NotFound
 from orchestrion.planner import downstream_closure, topological_order
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import RunState, TaskEvent, TaskState
-from orchestrion.store.advance import Advance
+from orchestrion.store.sql.advance import Advance
 
 __all__ = ["apply_carry", "plan_carry"]
 

@@ -27,10 +27,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
 from orchestrion.states import TASK_TRANSITIONS, TaskEvent, TaskState, task_target
-from orchestrion.store import lifecycle
-from orchestrion.store.advance import MAX_RESULT_BYTES, Advance, dumps
-from orchestrion.store.base import Outcome
-from orchestrion.store.postgres_tx import PgTx
+from orchestrion.store.postgres.tx import PgTx
+from orchestrion.store.records import Outcome
+from orchestrion.store.sql import lifecycle
+from orchestrion.store.sql.advance import MAX_RESULT_BYTES, Advance, dumps
 
 __all__ = ["COUNTED_TO_ZERO", "TaskFacts", "finish"]
 

@@ -6,18 +6,33 @@ apply the result through guarded compare-and-sets.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
 from orchestrion import planner
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import RunEvent, RunState, TaskEvent, TaskState, task_sources
-from orchestrion.store import rerun
-from orchestrion.store.advance import MAX_RESULT_BYTES, Advance, conc_key, dumps
-from orchestrion.store.base import Outcome
-from orchestrion.store.routing import requirement_key
+from orchestrion.store.records import Outcome
+from orchestrion.store.sql import rerun
+from orchestrion.store.sql.advance import MAX_RESULT_BYTES, Advance, dumps
+from orchestrion.store.sql.routing import requirement_key
+from orchestrion.store.sql.slots import conc_key
 
-__all__ = ["apply_lost", "apply_outcome", "cancel_run", "create_run", "recount", "retry_run"]
+__all__ = [
+    "apply_lost",
+    "apply_outcome",
+    "cancel_run",
+    "create_run",
+    "new_run_id",
+    "recount",
+    "retry_run",
+]
+
+
+def new_run_id(now: float) -> str:
+    """Sortable by creation time (milliseconds), then random: 20 hex characters."""
+    return f"{int(now * 1000):012x}{secrets.token_hex(4)}"
 
 
 def create_run(

@@ -23,11 +23,11 @@ from typing import Any, cast
 
 from orchestrion.errors import IllegalTransition
 from orchestrion.states import TASK_TRANSITIONS, TaskEvent, TaskState, task_target
-from orchestrion.store.advance import Advance, loads
-from orchestrion.store.postgres_tx import CONCURRENCY_LOCKS, PgTx
-from orchestrion.store.queries import CLAIM_COLS, Claimed, ClaimPart, claim_parts, make_claims
-from orchestrion.store.routing import route_filter
-from orchestrion.store.slots import SLOT_FILTER, lock_names, within_limits
+from orchestrion.store.postgres.tx import CONCURRENCY_LOCKS, PgTx
+from orchestrion.store.sql.advance import Advance, loads
+from orchestrion.store.sql.queries import CLAIM_COLS, Claimed, ClaimPart, claim_parts, make_claims
+from orchestrion.store.sql.routing import route_filter
+from orchestrion.store.sql.slots import SLOT_FILTER, lock_names, within_limits
 
 __all__ = ["claim"]
 

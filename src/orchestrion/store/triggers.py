@@ -1,7 +1,7 @@
-"""The trigger verbs of the `Store` (schedules and their fires, received events, named
-cursors over the history, leases of scheduler duties, backfills), kept apart so that
-`store/base.py` reads as the engine's verbs. `orchestrion.store.base.Store` inherits them;
-`SqlTriggerVerbs` implements them once for both dialects."""
+"""`TriggerStore`: what starts runs and the scheduler's bookkeeping: schedules and their
+fires, received events, named cursors over the history, leases of scheduler duties and
+backfills. Exactly once rests on unique keys ((schedule, nominal time), (source, event id)),
+written in the transaction that starts the run."""
 
 from __future__ import annotations
 
@@ -22,12 +22,9 @@ __all__ = ["TriggerStore"]
 
 
 class TriggerStore(Protocol):
-    # ------------------------------------------------------------ triggers (schedules, events)
+    """The scheduler's and the event intake's verbs (`orchestrion.triggers`)."""
 
-    def latest_versions(self) -> dict[str, tuple[str, float]]:
-        """Workflow name -> (latest version, when it was registered), without parsing
-        specs (the scheduler polls this and loads only versions it has not seen)."""
-        ...
+    # ------------------------------------------------------------ schedules and fires
 
     def schedule_states(self) -> dict[str, ScheduleState]:
         """Every schedule's cursor (nominal times at or before it were decided), by key."""
@@ -75,6 +72,8 @@ class TriggerStore(Protocol):
         """Recorded fires, newest first."""
         ...
 
+    # ------------------------------------------------------------ events and cursors
+
     def record_event(
         self,
         source: str,
@@ -104,6 +103,8 @@ class TriggerStore(Protocol):
         """Move a named reader's position forward (never back)."""
         ...
 
+    # ------------------------------------------------------------ leases of scheduler duties
+
     def acquire_lease(self, name: str, holder: str, *, ttl: float, now: float) -> int | None:
         """Take the named lease if free or expired, or extend it for its holder, until
         ``now + ttl``; its epoch (new whenever it changes hands), or None if held."""
@@ -116,6 +117,8 @@ class TriggerStore(Protocol):
     def release_lease(self, name: str, holder: str, epoch: int) -> None:
         """Give the lease up so another holder may take it at once."""
         ...
+
+    # ------------------------------------------------------------ backfills
 
     def create_backfill(
         self,

@@ -1,29 +1,28 @@
-"""The security verbs of the `Store` (users, API tokens, UI sessions, the append-only audit
-log, sealed secrets), kept apart so that `store/base.py` reads as the engine's verbs.
-`orchestrion.store.base.Store` inherits them; `SqlAuthVerbs` and `SqlSecretVerbs` implement
-them once for both dialects."""
+"""`AccountStore`: users, failed logins, API tokens, UI sessions and the append-only audit
+log. The store keeps hashes only (of passwords, tokens and session ids); what a role may do
+is decided by `orchestrion.auth`, never here."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import Protocol
 
 from orchestrion.store.records import (
     AuditEntry,
     AuditFilter,
     AuditRecord,
-    SealedRow,
-    SecretMeta,
     SessionRecord,
     TokenRecord,
     UserRecord,
 )
 
-__all__ = ["SecurityStore"]
+__all__ = ["AccountStore"]
 
 
-class SecurityStore(Protocol):
-    # ------------------------------------------------ security: users, tokens, sessions, audit
+class AccountStore(Protocol):
+    """Who may sign in and how (`orchestrion.accounts.Accounts` is its one user)."""
+
+    # ------------------------------------------------------------ users
 
     def create_user(
         self, name: str, *, password_hash: str, bindings: Mapping[str, str], now: float
@@ -47,6 +46,8 @@ class SecurityStore(Protocol):
         """How many users exist (zero on a first start)."""
         ...
 
+    # ------------------------------------------------------------ failed logins
+
     def add_login_failure(self, key: str, at: float, *, keep_since: float) -> list[float]:
         """Record a failed login of `key` (a digest of user and source) at `at` and forget
         every failed login before `keep_since`, in one transaction; the times of `key`'s
@@ -60,6 +61,8 @@ class SecurityStore(Protocol):
     def clear_login_failures(self, key: str) -> None:
         """Forget `key`'s failed logins (after a successful one)."""
         ...
+
+    # ------------------------------------------------------------ changes, tokens, sessions
 
     def update_user(
         self,
@@ -101,35 +104,12 @@ class SecurityStore(Protocol):
         """End one session (logout)."""
         ...
 
+    # ------------------------------------------------------------ audit
+
     def append_audit(self, entry: AuditEntry) -> int:
         """Append one audit record; returns its id. The log is never changed."""
         ...
 
     def list_audit(self, filt: AuditFilter) -> list[AuditRecord]:
         """Audit records, newest first, filtered."""
-        ...
-
-    # ------------------------------------------------------------ secrets (sealed values only)
-
-    def put_secret(self, sealed: SealedRow, *, now: float) -> bool:
-        """Create or replace a sealed secret; True if it was created. Writes an event."""
-        ...
-
-    def sealed_secrets(
-        self, namespace: str | None = None, names: Collection[str] | None = None
-    ) -> list[SealedRow]:
-        """Sealed secrets, of one namespace and/or just `names`, by namespace and name."""
-        ...
-
-    def list_secrets(self, namespace: str | None = None) -> list[SecretMeta]:
-        """Names and metadata of the secrets (of one namespace), by namespace and name."""
-        ...
-
-    def delete_secret(self, namespace: str, name: str, *, now: float) -> bool:
-        """Delete a secret; False if there was none. Writes an event."""
-        ...
-
-    def reseal_secret(self, old: SealedRow, new: SealedRow, *, now: float) -> bool:
-        """Replace the sealed value `old` with `new` (a rotation) if the row still holds
-        `old`; False if it changed meanwhile."""
         ...

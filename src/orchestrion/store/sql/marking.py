@@ -14,8 +14,8 @@ from typing import Any
 from orchestrion.errors import IllegalTransition, NotFound
 from orchestrion.planner import downstream_closure
 from orchestrion.states import RunEvent, RunState, TaskEvent, TaskState, task_sources
-from orchestrion.store import lifecycle
-from orchestrion.store.advance import Advance
+from orchestrion.store.sql import lifecycle
+from orchestrion.store.sql.advance import Advance
 
 __all__ = ["mark_task"]
 

@@ -6,10 +6,10 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from orchestrion.errors import NotFound
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import RunState, TaskEvent, TaskState
-from orchestrion.store.advance import Advance, loads
-from orchestrion.store.base import (
+from orchestrion.store.records import (
     AttemptRecord,
     Claim,
     EventRecord,
@@ -20,8 +20,9 @@ from orchestrion.store.base import (
     WorkerRecord,
     WorkflowRecord,
 )
-from orchestrion.store.routing import route_filter
-from orchestrion.store.slots import SLOT_COLS, SLOT_FILTER, within_limits
+from orchestrion.store.sql.advance import Advance, loads
+from orchestrion.store.sql.routing import route_filter
+from orchestrion.store.sql.slots import SLOT_COLS, SLOT_FILTER, within_limits
 
 __all__ = [
     "CLAIM_COLS",
@@ -33,6 +34,7 @@ __all__ = [
     "claim",
     "claim_parts",
     "event_record",
+    "get_run",
     "list_runs_sql",
     "log_record",
     "make_claims",
@@ -166,6 +168,23 @@ def build_claims(adv: Advance, rows: Sequence[Any]) -> list[Claim]:
     for part in parts:
         wanted.setdefault(part.row["run_id"], set()).update(part.wanted)
     return make_claims(parts, {run: adv.results_of(run, names) for run, names in wanted.items()})
+
+
+Read = Callable[[str, Sequence[Any]], list[Any]]
+
+
+def get_run(read: Read, run_id: str) -> RunRecord:
+    """One run or `NotFound` (a unique id prefix is accepted)."""
+    rows = read("SELECT * FROM runs WHERE id = ?", (run_id,))
+    if not rows and run_id and len(run_id) < 20:
+        rows = read(  # ids sort by code point (COLLATE "C"): a prefix is a range
+            "SELECT * FROM runs WHERE id >= ? AND id < ? LIMIT 2", (run_id, run_id + "\uffff")
+        )
+        if len(rows) > 1:
+            raise NotFound(f"run id prefix {run_id!r} is ambiguous; give more characters")
+    if not rows:
+        raise NotFound(f"no run with id {run_id!r}")
+    return run_record(rows[0])
 
 
 def list_runs_sql(filt: RunFilter) -> tuple[str, list[Any]]:
