@@ -126,7 +126,7 @@ def layers(depth: int, width: int) -> WorkflowSpec:
 def round_trips(app: App, label: str) -> None:
     """Print the store's round trips per task run for claims, finishes and heartbeats
     (PostgreSQL counts them; SQLite has no network round trips), then start counting anew."""
-    trips = getattr(app.store, "trips", None)
+    trips = getattr(app.store.backend, "trips", None)
     if trips is None:
         return
     verbs = trips.snapshot()
@@ -146,30 +146,36 @@ def round_trips(app: App, label: str) -> None:
 def run_workload(
     app: App, spec: WorkflowSpec, workers: int, executor: Executor | None = None
 ) -> tuple[float, int, str]:
-    app.store.register_workflow(spec, source=None, now=time.time())
+    app.store.workflows.register_workflow(spec, source=None, now=time.time())
     worker = Worker(
-        app.store, app.code, WorkerSettings(concurrency=workers), app.clock, executor=executor
+        app.store.runs,
+        app.store.workflows,
+        app.store.notifier,
+        app.code,
+        WorkerSettings(concurrency=workers),
+        app.clock,
+        executor=executor,
     )
     worker.start()
     try:
         start = time.perf_counter()
-        trips = getattr(app.store, "trips", None)
+        trips = getattr(app.store.backend, "trips", None)
         if trips is not None:
             trips.reset()
         run = app.trigger(spec.name)
-        while not app.store.get_run(run.id).state.finished:
-            app.store.wait_for_change(0.01)
+        while not app.store.reads.get_run(run.id).state.finished:
+            app.store.notifier.wait_for_change(0.01)
         elapsed = time.perf_counter() - start
     finally:
         worker.stop()
-    final = app.store.get_run(run.id)
+    final = app.store.reads.get_run(run.id)
     assert final.state.value == "succeeded", (final.state, final.error)
     return elapsed, len(spec.tasks), run.id
 
 
 def hop_latencies(app: App, run_id: str) -> list[float]:
-    task_runs = {t.id: t for t in app.store.list_task_runs(run_id)}
-    attempts = {a.task_run_id: a for a in app.store.list_attempts(run_id)}
+    task_runs = {t.id: t for t in app.store.reads.list_task_runs(run_id)}
+    attempts = {a.task_run_id: a for a in app.store.reads.list_attempts(run_id)}
     order = sorted(task_runs.values(), key=lambda t: int(t.task_name[1:]))
     hops = []
     for prev, nxt in itertools.pairwise(order):
@@ -225,8 +231,15 @@ def cli_startup(tmp: Path) -> float:
 
 
 def idle_cpu(app: App) -> float:
-    worker = Worker(app.store, app.code, WorkerSettings(), app.clock)
-    housekeeping = Maintenance(app.store, app.clock, every=1.0)
+    worker = Worker(
+        app.store.runs,
+        app.store.workflows,
+        app.store.notifier,
+        app.code,
+        WorkerSettings(),
+        app.clock,
+    )
+    housekeeping = Maintenance(app.store.runs, app.clock, every=1.0)
     worker.start()
     housekeeping.start()
     time.sleep(0.5)

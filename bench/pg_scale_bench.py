@@ -80,7 +80,7 @@ def run_once(app: App, spec: WorkflowSpec) -> tuple[float, str]:
     run = app.trigger(spec.name)
     deadline = time.monotonic() + 300
     while True:
-        final = app.store.get_run(run.id)
+        final = app.store.reads.get_run(run.id)
         if final.state.finished:
             break
         if time.monotonic() > deadline:
@@ -142,7 +142,7 @@ def main() -> None:
     warm = fan("scale_warm", 50, _MODULE)
     with App(Settings(database_url=args.db)) as app:
         for spec in [warm, *(spec for _, spec, _ in workloads)]:
-            app.store.register_workflow(spec, source=None, now=time.time())
+            app.store.workflows.register_workflow(spec, source=None, now=time.time())
         for count in (int(n) for n in args.processes.split(",")):
             procs = start_workers(args.db, count, args.concurrency)
             try:

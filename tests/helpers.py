@@ -42,7 +42,8 @@ from orchestrion.states import (
     TaskState,
 )
 from orchestrion.store import open_store
-from orchestrion.store.base import Claim, Outcome, RunRecord, Store, TaskRunRecord
+from orchestrion.store.records import Claim, Outcome, RunRecord, TaskRunRecord
+from orchestrion.store.stores import Stores
 from orchestrion.worker import runner
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.context import TaskContext
@@ -221,7 +222,7 @@ class Driver:
     def __init__(self, path: Path, clock: FakeClock | None = None) -> None:
         self.path = path
         self.clock = clock or FakeClock()
-        self.store: Store = open_store(database_url_for(path))
+        self.store: Stores = open_store(database_url_for(path))
         self.code = CodeRegistry()
 
     def close(self) -> None:
@@ -236,11 +237,13 @@ class Driver:
 
     def register(self, *specs: WorkflowSpec) -> None:
         for spec in specs:
-            self.store.register_workflow(spec, source=None, now=self.now)
+            self.store.workflows.register_workflow(spec, source=None, now=self.now)
 
     def start(self, spec: WorkflowSpec, params: dict[str, Any] | None = None, **kw: Any) -> str:
         self.register(spec)
-        run = self.store.create_run(spec, resolve_params(spec, params or {}), now=self.now, **kw)
+        run = self.store.runs.create_run(
+            spec, resolve_params(spec, params or {}), now=self.now, **kw
+        )
         return run.id
 
     # -------------------------------------------------------------- verbs by hand
@@ -253,7 +256,7 @@ class Driver:
         lease: float = 30.0,
         queues: tuple[str, ...] = ("default",),
     ) -> list[Claim]:
-        return self.store.claim(
+        return self.store.runs.claim(
             worker_id=worker, queues=queues, limit=limit, lease_seconds=lease, now=self.now
         )
 
@@ -266,7 +269,7 @@ class Driver:
         outcome = Outcome(
             task_run_id=claim.task_run_id, epoch=claim.epoch, status="succeeded", result=result
         )
-        return self.store.finish([outcome], now=self.now).applied
+        return self.store.runs.finish([outcome], now=self.now).applied
 
     def fail(
         self, claim: Claim, error: str = "boom", types: tuple[str, ...] = ("builtins.ValueError",)
@@ -278,13 +281,13 @@ class Driver:
             error=error,
             error_types=types,
         )
-        return self.store.finish([outcome], now=self.now).applied
+        return self.store.runs.finish([outcome], now=self.now).applied
 
     # -------------------------------------------------------------- execution
 
     def execute(self, claim: Claim) -> Outcome | None:
-        run = self.store.get_run(claim.run_id)
-        spec = self.store.get_workflow(run.workflow, run.version).spec
+        run = self.store.reads.get_run(claim.run_id)
+        spec = self.store.workflows.get_workflow(run.workflow, run.version).spec
         ctx = TaskContext(
             run_id=claim.run_id,
             task_run_id=claim.task_run_id,
@@ -298,8 +301,10 @@ class Driver:
         return runner.execute(claim, spec, ctx, self.code, self._start_child)
 
     def _start_child(self, claim: Claim, workflow: str, params: dict[str, Any]) -> str | None:
-        spec = self.store.get_workflow(workflow).spec
-        return self.store.start_child_run(claim, spec, resolve_params(spec, params), now=self.now)
+        spec = self.store.workflows.get_workflow(workflow).spec
+        return self.store.runs.start_child_run(
+            claim, spec, resolve_params(spec, params), now=self.now
+        )
 
     def step(self, limit: int = 100, **kw: Any) -> int:
         """Claim what is ready, run each claim, finish each one; how many were claimed."""
@@ -307,18 +312,18 @@ class Driver:
         for claim in claims:
             outcome = self.execute(claim)
             if outcome is not None:
-                self.store.finish([outcome], now=self.now)
+                self.store.runs.finish([outcome], now=self.now)
         return len(claims)
 
     def drain(self, run_id: str, *, max_steps: int = 200) -> RunRecord:
         """Step until the run finishes, jumping the clock to the next retry when idle."""
         for _ in range(max_steps):
-            run = self.store.get_run(run_id)
+            run = self.store.reads.get_run(run_id)
             if run.state.finished:
                 return run
             if self.step():
                 continue
-            nxt = self.store.next_ready_at(("default",))
+            nxt = self.store.runs.next_ready_at(("default",))
             if nxt is None or nxt <= self.now:
                 raise AssertionError(f"run {run_id} is stuck in {run.state}")
             self.clock.advance(nxt - self.now + 0.001)
@@ -327,7 +332,7 @@ class Driver:
     # -------------------------------------------------------------- reads
 
     def tasks(self, run_id: str) -> dict[str, TaskRunRecord]:
-        return by_name(self.store.list_task_runs(run_id))
+        return by_name(self.store.reads.list_task_runs(run_id))
 
     def state(self, run_id: str) -> dict[str, str]:
         return {k: v.state.value for k, v in self.tasks(run_id).items()}
@@ -353,18 +358,18 @@ def unfinished_count(db: Path | str, run_id: str) -> int:
     return int(row[0])
 
 
-def assert_consistent(store: Store, db: Path | str, run_id: str) -> None:
+def assert_consistent(store: Stores, db: Path | str, run_id: str) -> None:
     """Replay the run's events: every task run and run state change has exactly one event row
     whose from/to match, each is an edge of the transition table, and the replay ends in the
     stored states. A finished run also has its `unfinished` counter at 0 and no open attempt."""
-    run = store.get_run(run_id)
-    task_runs = {t.id: t for t in store.list_task_runs(run_id)}
+    run = store.reads.get_run(run_id)
+    task_runs = {t.id: t for t in store.reads.list_task_runs(run_id)}
     current: dict[int, str] = {
         t.id: TaskState.QUEUED.value if t.kind == "item" else TaskState.PENDING.value
         for t in task_runs.values()
     }
     run_state: str | None = None
-    for ev in store.list_events(run_id, limit=100_000):
+    for ev in store.reads.list_events(run_id, limit=100_000):
         if ev.from_state is None and ev.to_state is None:
             continue
         if ev.task_run_id is None:
@@ -392,7 +397,7 @@ def assert_consistent(store: Store, db: Path | str, run_id: str) -> None:
         assert unfinished_count(db, run_id) == 0
         for record in task_runs.values():
             assert record.state.finished, record
-        for attempt in store.list_attempts(run_id):
+        for attempt in store.reads.list_attempts(run_id):
             assert attempt.outcome is not None, attempt
 
 

@@ -30,12 +30,12 @@ from orchestrion.auth.redaction import printable, redact
 from orchestrion.auth.tokens import check_token, expiry_time, new_token, parse_token
 from orchestrion.clock import Clock
 from orchestrion.errors import AlreadyExists, AuthError, NotFound, ParameterError
-from orchestrion.store.base import (
+from orchestrion.store.accounts import AccountStore
+from orchestrion.store.records import (
     AuditEntry,
     AuditFilter,
     AuditRecord,
     SessionRecord,
-    Store,
     TokenRecord,
     UserRecord,
 )
@@ -104,17 +104,17 @@ def _digest(text: str) -> str:
 class StoredFailureLog:
     """Failed logins in the database: every server on it limits the same attempts."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, accounts: AccountStore) -> None:
+        self._accounts = accounts
 
     def add(self, key: str, at: float, *, keep_since: float) -> list[float]:
-        return self._store.add_login_failure(key, at, keep_since=keep_since)
+        return self._accounts.add_login_failure(key, at, keep_since=keep_since)
 
     def times(self, key: str, *, keep_since: float) -> list[float]:
-        return self._store.login_failures(key, since=keep_since)
+        return self._accounts.login_failures(key, since=keep_since)
 
     def clear(self, key: str) -> None:
-        self._store.clear_login_failures(key)
+        self._accounts.clear_login_failures(key)
 
 
 class Accounts:
@@ -122,17 +122,17 @@ class Accounts:
 
     def __init__(
         self,
-        store: Store,
+        accounts: AccountStore,
         clock: Clock,
         *,
         hasher: PasswordHasher = DEFAULT_HASHER,
         limiter: LoginLimiter | None = None,
         session_ttl: float = SESSION_TTL,
     ) -> None:
-        self._store = store
+        self._accounts = accounts
         self._clock = clock
         self._hasher = hasher
-        self._limiter = limiter or LoginLimiter(log=StoredFailureLog(store))
+        self._limiter = limiter or LoginLimiter(log=StoredFailureLog(accounts))
         self._session_ttl = session_ttl
 
     # ----------------------------------------------------------------- authentication
@@ -141,7 +141,7 @@ class Accounts:
         """The principal of an API token; `AuthError` says why not (never echoing it)."""
         parsed = parse_token(text)
         try:
-            row = self._store.get_token(parsed.token_id)
+            row = self._accounts.get_token(parsed.token_id)
         except NotFound:
             raise AuthError(f"API token {parsed.token_id} refused: unknown") from None
         check = check_token(
@@ -170,12 +170,12 @@ class Accounts:
             raise AuthError("wrong user name or password")
         self._limiter.record_success(name, source)
         if check.needs_rehash:  # a stronger hash now; the epoch bump also ends old sessions
-            user = self._store.update_user(
+            user = self._accounts.update_user(
                 name, password_hash=hash_password(password, hasher=self._hasher), now=now
             )
         session_id = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)
-        self._store.create_session(
+        self._accounts.create_session(
             SessionRecord(
                 id_hash=_digest(session_id),
                 user_id=user.id,
@@ -192,12 +192,12 @@ class Accounts:
         """The principal and CSRF token of a live session; `AuthError` otherwise."""
         if not session_id or len(session_id) > 200:
             raise AuthError("no session")
-        found = self._store.get_session(_digest(session_id))
+        found = self._accounts.get_session(_digest(session_id))
         now = self._clock.now()
         if found is None or found.revoked_at is not None or found.expires_at <= now:
             raise AuthError("session ended; sign in again")
         try:
-            user = self._store.get_user_by_id(found.user_id)
+            user = self._accounts.get_user_by_id(found.user_id)
         except NotFound:
             raise AuthError("session ended; sign in again") from None
         if user.disabled or user.auth_epoch != found.auth_epoch:
@@ -205,14 +205,14 @@ class Accounts:
         return self._user_principal(user), found.csrf
 
     def logout(self, session_id: str) -> None:
-        self._store.revoke_session(_digest(session_id), now=self._clock.now())
+        self._accounts.revoke_session(_digest(session_id), now=self._clock.now())
 
     # ------------------------------------------------------------------------- users
 
     def create_user(self, name: str, password: str, bindings: Mapping[str, str]) -> UserRecord:
         _check_name(name)
         checked = _labels(parse_bindings(bindings))
-        return self._store.create_user(
+        return self._accounts.create_user(
             name,
             password_hash=hash_password(password, hasher=self._hasher),
             bindings=checked,
@@ -221,20 +221,20 @@ class Accounts:
 
     def set_password(self, name: str, password: str) -> UserRecord:
         digest = hash_password(password, hasher=self._hasher)
-        return self._store.update_user(name, password_hash=digest, now=self._clock.now())
+        return self._accounts.update_user(name, password_hash=digest, now=self._clock.now())
 
     def set_roles(self, name: str, bindings: Mapping[str, str]) -> UserRecord:
         checked = _labels(parse_bindings(bindings))
-        return self._store.update_user(name, bindings=checked, now=self._clock.now())
+        return self._accounts.update_user(name, bindings=checked, now=self._clock.now())
 
     def set_disabled(self, name: str, disabled: bool) -> UserRecord:
-        return self._store.update_user(name, disabled=disabled, now=self._clock.now())
+        return self._accounts.update_user(name, disabled=disabled, now=self._clock.now())
 
     def list_users(self) -> list[UserRecord]:
-        return self._store.list_users()
+        return self._accounts.list_users()
 
     def get_user(self, name: str) -> UserRecord:
-        return self._store.get_user(name)
+        return self._accounts.get_user(name)
 
     # ------------------------------------------------------------------------ tokens
 
@@ -266,17 +266,17 @@ class Accounts:
             expires_at=expires_at,
             revoked_at=None,
         )
-        self._store.create_token(record)
+        self._accounts.create_token(record)
         return made.plaintext, record
 
     def revoke_token(self, token_id: str) -> bool:
-        return self._store.revoke_token(token_id, now=self._clock.now())
+        return self._accounts.revoke_token(token_id, now=self._clock.now())
 
     def list_tokens(self) -> list[TokenRecord]:
-        return self._store.list_tokens()
+        return self._accounts.list_tokens()
 
     def get_token(self, token_id: str) -> TokenRecord:
-        return self._store.get_token(token_id)
+        return self._accounts.get_token(token_id)
 
     # ------------------------------------------------------------------- first start
 
@@ -286,7 +286,7 @@ class Accounts:
         None when a user exists already. Never a built-in default: both are random and
         shown once by the caller.
         """
-        if self._store.count_users():
+        if self._accounts.count_users():
             return None
         password = secrets.token_urlsafe(18)
         try:
@@ -315,7 +315,7 @@ class Accounts:
         source: str | None = None,
     ) -> int:
         """Append one audit record (``params`` are masked here: secrets never land in it)."""
-        return self._store.append_audit(
+        return self._accounts.append_audit(
             AuditEntry(
                 at=self._clock.now(),
                 actor=printable(actor)[:200],
@@ -332,7 +332,7 @@ class Accounts:
         )
 
     def list_audit(self, filt: AuditFilter) -> list[AuditRecord]:
-        return self._store.list_audit(filt)
+        return self._accounts.list_audit(filt)
 
     # ----------------------------------------------------------------------- helpers
 
@@ -340,7 +340,7 @@ class Accounts:
         if not _valid_name(name):
             return None  # no user can have it; and a NUL never reaches SQL
         try:
-            return self._store.get_user(name)
+            return self._accounts.get_user(name)
         except NotFound:
             return None
 

@@ -10,16 +10,16 @@ from typing import Any
 
 from orchestrion.spec.model import TaskSpec
 from orchestrion.states import RunState
-from orchestrion.store.base import (
+from orchestrion.store.records import (
     AttemptRecord,
     RunFilter,
+    RunMark,
     RunRecord,
-    Store,
     TaskRunRecord,
     WorkerRecord,
     WorkflowRecord,
 )
-from orchestrion.store.ui_records import RunMark
+from orchestrion.store.stores import Stores
 from orchestrion.triggers import service
 from orchestrion.triggers.service import ScheduleInfo
 
@@ -84,14 +84,14 @@ Visible = Callable[[str], bool] | None
 
 
 def workflow_summaries(
-    store: Store, *, per: int = 10, visible: Visible = None
+    store: Stores, *, per: int = 10, visible: Visible = None
 ) -> list[WorkflowSummary]:
-    records = [r for r in store.list_workflows() if visible is None or visible(r.name)]
-    paused = store.paused_workflows()
+    records = [r for r in store.workflows.list_workflows() if visible is None or visible(r.name)]
+    paused = store.workflows.paused_workflows()
     schedules: dict[str, list[ScheduleInfo]] = {}
-    for info in service.list_schedules(store, records, paused):
+    for info in service.list_schedules(store.workflows, store.triggers, records, paused):
         schedules.setdefault(info.workflow, []).append(info)
-    last = store.last_runs([r.name for r in records], per=per)
+    last = store.reads.last_runs([r.name for r in records], per=per)
     return [
         WorkflowSummary(
             record=r,
@@ -103,29 +103,33 @@ def workflow_summaries(
     ]
 
 
-def overview(store: Store, *, now: float, rows: int = 10, visible: Visible = None) -> Overview:
+def overview(store: Stores, *, now: float, rows: int = 10, visible: Visible = None) -> Overview:
     """The overview; with `visible`, only what a namespace-bound reader may see (counts
     included: they are taken over the visible workflows only)."""
     shown: Callable[[str], bool] = visible or (lambda name: True)
     upcoming = sorted(
         (
             s
-            for s in service.list_schedules(store)
+            for s in service.list_schedules(store.workflows, store.triggers)
             if s.next_fire is not None and not s.paused and shown(s.workflow)
         ),
         key=lambda s: s.next_fire or 0.0,
     )
-    names = None if visible is None else [r.name for r in store.list_workflows() if shown(r.name)]
+    names = (
+        None
+        if visible is None
+        else [r.name for r in store.workflows.list_workflows() if shown(r.name)]
+    )
     # A reader who sees few workflows reads deeper, so the lists still fill up.
     depth = rows if visible is None else rows * 10
-    running = store.list_runs(RunFilter(state=RunState.RUNNING, limit=depth))
-    failures = store.list_runs(RunFilter(state=RunState.FAILED, limit=depth))
+    running = store.reads.list_runs(RunFilter(state=RunState.RUNNING, limit=depth))
+    failures = store.reads.list_runs(RunFilter(state=RunState.FAILED, limit=depth))
     return Overview(
-        last_day=store.run_state_counts(since=now - _DAY, workflows=names),
+        last_day=store.reads.run_state_counts(since=now - _DAY, workflows=names),
         running=[r for r in running if shown(r.workflow)][:rows],
         failures=[r for r in failures if shown(r.workflow)][:rows],
-        workers=store.list_workers(),
-        load={w: len(t) for w, t in store.running_by_worker().items()},
+        workers=store.reads.list_workers(),
+        load={w: len(t) for w, t in store.reads.running_by_worker().items()},
         upcoming=upcoming[:rows],
     )
 
@@ -145,10 +149,10 @@ class TaskDetail:
 
 
 def task_detail(
-    store: Store, run: RunRecord, task: TaskSpec | None, name: str, item: int
+    store: Stores, run: RunRecord, task: TaskSpec | None, name: str, item: int
 ) -> TaskDetail:
     """A fixed handful of reads, however large the run: only this task's rows are read."""
-    rows = store.task_runs_named(run.id, name)
+    rows = store.reads.task_runs_named(run.id, name)
     items = [t for t in rows if t.kind == "item"]
     if item >= 0:
         chosen = [t for t in items if t.map_index == item]
@@ -159,15 +163,15 @@ def task_detail(
     return TaskDetail(
         task_runs=chosen,
         items=items,
-        attempts=store.attempts_of([t.id for t in chosen]),
+        attempts=store.reads.attempts_of([t.id for t in chosen]),
         inputs=inputs,
         element=inputs.items.get(item) if inputs is not None and item >= 0 else None,
     )
 
 
-def task_inputs(store: Store, run: RunRecord, task: TaskSpec, *, items: int = 200) -> TaskInputs:
+def task_inputs(store: Stores, run: RunRecord, task: TaskSpec, *, items: int = 200) -> TaskInputs:
     return TaskInputs(
         params=run.params,
-        upstream=store.task_results(run.id, task.depends_on),
-        items=store.task_items(run.id, task.name, limit=items) if task.map_over else {},
+        upstream=store.reads.task_results(run.id, task.depends_on),
+        items=store.reads.task_items(run.id, task.name, limit=items) if task.map_over else {},
     )

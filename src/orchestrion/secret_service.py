@@ -14,7 +14,8 @@ from orchestrion.auth.principals import NAMESPACE_RE
 from orchestrion.auth.secret_box import KeyRing, Sealed, Secret, decrypt, encrypt, rotate
 from orchestrion.errors import NotFound, SecretError
 from orchestrion.spec.model import SECRET_NAME_PATTERN
-from orchestrion.store.base import SealedRow, Store
+from orchestrion.store.records import SealedRow
+from orchestrion.store.secrets import SecretStore
 
 __all__ = ["MAX_SECRET_BYTES", "check_name", "parse_ref", "put", "reseal_all", "resolve"]
 
@@ -43,7 +44,7 @@ def parse_ref(ref: str) -> tuple[str, str]:
 
 
 def put(
-    store: Store, ring: KeyRing, namespace: str, name: str, value: str | Secret, now: float
+    secrets: SecretStore, ring: KeyRing, namespace: str, name: str, value: str | Secret, now: float
 ) -> bool:
     check_name(namespace, name)
     text = value.reveal() if isinstance(value, Secret) else value
@@ -54,15 +55,15 @@ def put(
             f"the value of secret {namespace}/{name} is over {MAX_SECRET_BYTES} bytes"
         )
     sealed = encrypt(ring, namespace, name, text)
-    return store.put_secret(_row(namespace, name, sealed), now=now)
+    return secrets.put_secret(_row(namespace, name, sealed), now=now)
 
 
 def resolve(
-    store: Store, ring: KeyRing, namespace: str, names: Collection[str]
+    secrets: SecretStore, ring: KeyRing, namespace: str, names: Collection[str]
 ) -> dict[str, Secret]:
     """The opened values of `names` in `namespace`; `NotFound` naming any that is missing."""
     wanted = set(names)
-    rows = store.sealed_secrets(namespace, sorted(wanted))
+    rows = secrets.sealed_secrets(namespace, sorted(wanted))
     missing = sorted(wanted - {r.name for r in rows})
     if missing:
         raise NotFound(
@@ -72,14 +73,14 @@ def resolve(
     return {r.name: decrypt(ring, namespace, r.name, _sealed(r)) for r in rows}
 
 
-def reseal_all(store: Store, ring: KeyRing, now: float) -> int:
+def reseal_all(secrets: SecretStore, ring: KeyRing, now: float) -> int:
     """Re-encrypt every secret not sealed under the current key; how many were."""
     done = 0
-    for row in store.sealed_secrets():
+    for row in secrets.sealed_secrets():
         if row.key_id == ring.current_id:
             continue
         fresh = rotate(ring, row.namespace, row.name, _sealed(row))
-        if store.reseal_secret(row, _row(row.namespace, row.name, fresh), now=now):
+        if secrets.reseal_secret(row, _row(row.namespace, row.name, fresh), now=now):
             done += 1
     return done
 

@@ -13,12 +13,25 @@ from pathlib import Path
 
 import pytest
 
-from orchestrion.store.base import Store
-from orchestrion.store.postgres import PostgresStore
-from orchestrion.store.sqlite import SqliteStore
+from orchestrion.store import open_store
+from orchestrion.store.postgres import PostgresDatabase
+from orchestrion.store.sql.database import Database
+from orchestrion.store.stores import Stores
 from tests import pg
 
-MakeStore = Callable[[], Store]
+MakeStore = Callable[[], Stores]
+
+
+def sql_db(store: Stores) -> Database:
+    """The SQL `Database` behind `store` (to read a table behind the roles' back)."""
+    assert isinstance(store.backend, Database)
+    return store.backend
+
+
+def pg_db(store: Stores) -> PostgresDatabase:
+    """The PostgreSQL `Database` behind `store` (its event feed, its listener)."""
+    assert isinstance(store.backend, PostgresDatabase)
+    return store.backend
 
 
 @pytest.fixture(scope="module")
@@ -44,20 +57,20 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def _opener(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[], Store]:
+def _opener(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[], Stores]:
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'contract.db'}"
-        return lambda: SqliteStore(url)
+        return lambda: open_store(url)
     url = request.getfixturevalue("pg_url")
-    return lambda: PostgresStore(url)
+    return lambda: open_store(url)
 
 
 @pytest.fixture
 def make_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[MakeStore]:
-    opened: list[Store] = []
+    opened: list[Stores] = []
     open_one = _opener(backend, tmp_path, request)
 
-    def make() -> Store:
+    def make() -> Stores:
         store = open_one()
         opened.append(store)
         return store
@@ -68,17 +81,17 @@ def make_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
 
 
 @pytest.fixture
-def store(make_store: MakeStore) -> Store:
+def store(make_store: MakeStore) -> Stores:
     return make_store()
 
 
 @pytest.fixture
-def make_pg_store(pg_url: str) -> Iterator[Callable[[], PostgresStore]]:
+def make_pg_store(pg_url: str) -> Iterator[MakeStore]:
     """PostgreSQL only: stores on one fresh schema."""
-    opened: list[PostgresStore] = []
+    opened: list[Stores] = []
 
-    def make() -> PostgresStore:
-        store = PostgresStore(pg_url)
+    def make() -> Stores:
+        store = open_store(pg_url)
         opened.append(store)
         return store
 

@@ -23,10 +23,11 @@ from orchestrion.app import App
 from orchestrion.config import Settings
 from orchestrion.spec.yaml.loader import load_yaml_text
 from orchestrion.states import RunState, TaskState
-from orchestrion.store import open_store, postgres_tx, sqlite
+from orchestrion.store import open_store, sqlite
+from orchestrion.store.postgres import tx as postgres_tx
 from tests import pg
 
-_MIGRATIONS = Path(sqlite.__file__).parent / "migrations"
+_MIGRATIONS = Path(sqlite.__file__).parents[1] / "migrations"
 VERSIONS = sorted(p.stem for p in (_MIGRATIONS / "sqlite").glob("*.sql"))
 
 Describe = Callable[[], dict[str, list[tuple[Any, ...]]]]
@@ -171,20 +172,20 @@ def test_runs_written_at_the_first_version_survive_the_upgrade(
 
     with App(Settings(database_url=db.url)) as app:
         assert app.store.schema_versions() == VERSIONS
-        done = app.store.get_run("run-done")
+        done = app.store.reads.get_run("run-done")
         assert done.state is RunState.SUCCEEDED
-        results = {t.task_name: t.result for t in app.store.list_task_runs("run-done")}
+        results = {t.task_name: t.result for t in app.store.reads.list_task_runs("run-done")}
         assert results == {"first": "a", "second": "b"}
-        assert [a.worker for a in app.store.list_attempts("run-done")] == ["old-worker"] * 2
-        assert [e.kind for e in app.store.list_events("run-done")] == ["run.created"]
-        assert [line.line for line in app.store.get_logs("run-done")] == ["first"]
+        assert [a.worker for a in app.store.reads.list_attempts("run-done")] == ["old-worker"] * 2
+        assert [e.kind for e in app.store.reads.list_events("run-done")] == ["run.created"]
+        assert [line.line for line in app.store.reads.get_logs("run-done")] == ["first"]
 
         final = app.run_until_done("run-flying")
         assert final.state is RunState.SUCCEEDED
-        tasks = {t.task_name: t for t in app.store.list_task_runs("run-flying")}
+        tasks = {t.task_name: t for t in app.store.reads.list_task_runs("run-flying")}
         assert tasks["second"].state is TaskState.SUCCEEDED
         assert tasks["first"].attempts == 1  # not re-run
-        assert "second" in [line.line for line in app.store.get_logs("run-flying")]
+        assert "second" in [line.line for line in app.store.reads.get_logs("run-flying")]
 
 
 # ---------------------------------------------------------------------- describing schemas

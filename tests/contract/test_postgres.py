@@ -22,19 +22,21 @@ from orchestrion.app import App
 from orchestrion.config import Settings
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import RunState
-from orchestrion.store.base import Claim, RunFilter, RunRequest
-from orchestrion.store.postgres import PostgresStore
-from orchestrion.store.postgres_tx import migrate, pipelined_transaction
-from orchestrion.store.sqlite import SqliteStore
+from orchestrion.store import open_store
+from orchestrion.store.postgres import PostgresDatabase
+from orchestrion.store.postgres.tx import migrate, pipelined_transaction
+from orchestrion.store.records import Claim, RunFilter, RunRequest
+from orchestrion.store.stores import Stores
+from tests.contract.conftest import MakeStore, pg_db
 from tests.contract.test_migrations import describe_pg
 from tests.contract.test_store_contract import T0, report, start, take
 from tests.helpers import assert_consistent, by_name, py, wf
 
-MakePg = Callable[[], PostgresStore]
+MakePg = MakeStore
 
 
 def _claim_until_done(
-    store: PostgresStore,
+    store: Stores,
     run_ids: list[str],
     got: list[Claim],
     *,
@@ -51,9 +53,9 @@ def _claim_until_done(
         for claim in claims:
             report(store, claim, time.time(), result(claim))
         if not claims:
-            if all(store.get_run(r).state.finished for r in run_ids):
+            if all(store.reads.get_run(r).state.finished for r in run_ids):
                 return
-            store.wait_for_change(0.01)
+            store.notifier.wait_for_change(0.01)
     raise AssertionError("claimers did not finish")
 
 
@@ -78,10 +80,10 @@ def test_four_claimers_take_each_of_500_tasks_exactly_once(make_pg_store: MakePg
     claimed = Counter(c.task_run_id for claims in got for c in claims)
     assert len(claimed) == 501 and set(claimed.values()) == {1}
     assert all(got), "every claimer took some of the work"
-    run = stores[0].get_run(run_id)
+    run = stores[0].reads.get_run(run_id)
     assert run.state is RunState.SUCCEEDED
-    assert by_name(stores[0].list_task_runs(run_id))["item"].result == list(range(500))
-    attempts = stores[0].list_attempts(run_id)
+    assert by_name(stores[0].reads.list_task_runs(run_id))["item"].result == list(range(500))
+    attempts = stores[0].reads.list_attempts(run_id)
     assert len(attempts) == 501 and {a.number for a in attempts} == {1}
     assert_consistent(stores[0], stores[0].url, run_id)
 
@@ -117,21 +119,21 @@ def test_concurrency_limit_holds_under_concurrent_claimers(make_pg_store: MakePg
         ),
     )
     assert peak[0] == 3
-    assert stores[0].get_run(run_id).state is RunState.SUCCEEDED
+    assert stores[0].reads.get_run(run_id).state is RunState.SUCCEEDED
 
 
 def test_max_active_runs_holds_and_admits_under_concurrency(make_pg_store: MakePg) -> None:
     stores = [make_pg_store() for _ in range(4)]
     spec = WorkflowSpec(name="few", tasks=(py("a"),), max_active_runs=2)
-    stores[0].register_workflow(spec, source=None, now=T0)
+    stores[0].workflows.register_workflow(spec, source=None, now=T0)
     run_ids = [
         r
         for rs in _in_threads(
-            4, lambda i: [stores[i].create_run(spec, {}, now=time.time()).id for _ in range(5)]
+            4, lambda i: [stores[i].runs.create_run(spec, {}, now=time.time()).id for _ in range(5)]
         )
         for r in rs
     ]
-    states = Counter(stores[0].get_run(r).state for r in run_ids)
+    states = Counter(stores[0].reads.get_run(r).state for r in run_ids)
     assert states == {RunState.RUNNING: 2, RunState.QUEUED: 18}
     running: set[str] = set()
     lock = threading.Lock()
@@ -144,36 +146,38 @@ def test_max_active_runs_holds_and_admits_under_concurrency(make_pg_store: MakeP
             running.difference_update(c.run_id for c in claims)
 
     _in_threads(4, lambda i: _claim_until_done(stores[i], run_ids, [], hold=hold))
-    assert {stores[0].get_run(r).state for r in run_ids} == {RunState.SUCCEEDED}
+    assert {stores[0].reads.get_run(r).state for r in run_ids} == {RunState.SUCCEEDED}
 
 
 def test_unique_keys_hold_under_concurrent_writers(make_pg_store: MakePg) -> None:
     stores = [make_pg_store() for _ in range(4)]
     spec = wf("uniq", py("a"))
-    stores[0].register_workflow(spec, source=None, now=T0)
+    stores[0].workflows.register_workflow(spec, source=None, now=T0)
     barrier = threading.Barrier(4)
 
     def trigger(i: int) -> str:
         barrier.wait()
-        return stores[i].create_run(spec, {}, now=T0, idempotency_key="same").id
+        return stores[i].runs.create_run(spec, {}, now=T0, idempotency_key="same").id
 
     assert len(set(_in_threads(4, trigger))) == 1
 
     def fire(i: int) -> Any:
         barrier.wait()
-        return stores[i].fire_schedule(spec, schedule_key="k", nominal=T0, params={}, now=T0)
+        return stores[i].triggers.fire_schedule(
+            spec, schedule_key="k", nominal=T0, params={}, now=T0
+        )
 
     assert sum(f is not None for f in _in_threads(4, fire)) == 1
 
     def event(i: int) -> Any:
         barrier.wait()
         req = RunRequest(spec=spec, params={}, trigger="event:e", idempotency_key="event:e")
-        return stores[i].record_event("src", "e", "t", {}, now=T0, runs=[req])
+        return stores[i].triggers.record_event("src", "e", "t", {}, now=T0, runs=[req])
 
     receipts = _in_threads(4, event)
     assert sum(not r.duplicate for r in receipts) == 1
     assert len({r.run_ids for r in receipts}) == 1
-    assert len(stores[0].list_runs(RunFilter(workflow="uniq"))) == 3
+    assert len(stores[0].reads.list_runs(RunFilter(workflow="uniq"))) == 3
 
 
 def test_cancel_racing_claims_leaves_nothing_runnable(make_pg_store: MakePg) -> None:
@@ -193,13 +197,13 @@ def test_cancel_racing_claims_leaves_nothing_runnable(make_pg_store: MakePg) -> 
     thread.start()
     while len(got) < 20:
         time.sleep(0.001)
-    assert canceller.cancel_run(run_id, now=time.time())
+    assert canceller.runs.cancel_run(run_id, now=time.time())
     stop.set()
     thread.join()
-    rows = claimer.list_task_runs(run_id)
+    rows = claimer.reads.list_task_runs(run_id)
     assert {t.state.value for t in rows} <= {"succeeded", "canceled"}
     assert not any(report(claimer, c, time.time()) for c in got)  # all superseded
-    assert claimer.get_run(run_id).state is RunState.CANCELED
+    assert claimer.reads.get_run(run_id).state is RunState.CANCELED
     assert_consistent(claimer, claimer.url, run_id)
 
 
@@ -220,13 +224,13 @@ def test_cancel_racing_finishes_that_expand_maps(make_pg_store: MakePg) -> None:
     def cancel_all(_: int) -> None:
         for run_id in runs:
             barrier.wait()
-            canceller.cancel_run(run_id, now=time.time())
+            canceller.runs.cancel_run(run_id, now=time.time())
 
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(lambda f: f(0), [finish_all, cancel_all]))
     for run_id in runs:
-        assert finisher.get_run(run_id).state is RunState.CANCELED
-        left = [t for t in finisher.list_task_runs(run_id) if not t.state.finished]
+        assert finisher.reads.get_run(run_id).state is RunState.CANCELED
+        left = [t for t in finisher.reads.list_task_runs(run_id) if not t.state.finished]
         assert left == [], left
         assert_consistent(finisher, finisher.url, run_id)
     assert take(finisher, time.time()) == []
@@ -237,29 +241,30 @@ def test_cancel_racing_finishes_that_expand_maps(make_pg_store: MakePg) -> None:
 
 def test_listen_notify_wakes_another_store_at_once(make_pg_store: MakePg) -> None:
     waiting, writer = make_pg_store(), make_pg_store()
-    waiting.listen(work=True, history=True)
-    assert waiting._listener is not None and waiting._listener.ready.wait(5)
+    waiting.notifier.listen(work=True, history=True)
+    listener = pg_db(waiting)._listener
+    assert listener is not None and listener.ready.wait(5)
     spec = wf("wake", py("a"))
-    writer.register_workflow(spec, source=None, now=T0)
+    writer.workflows.register_workflow(spec, source=None, now=T0)
     time.sleep(0.1)  # the registration's own notification has come and gone
     for _ in range(3):
         woke = threading.Event()
-        seen = waiting.wait_for_events(-1, 0)
+        seen = waiting.notifier.wait_for_events(-1, 0)
 
         def wait(woke: threading.Event = woke) -> None:
-            waiting.wait_for_change(5.0)
+            waiting.notifier.wait_for_change(5.0)
             woke.set()
 
         thread = threading.Thread(target=wait)
         thread.start()
         time.sleep(0.02)
         began = time.monotonic()
-        writer.create_run(spec, {}, now=T0)  # makes a task ready
+        writer.runs.create_run(spec, {}, now=T0)  # makes a task ready
         assert woke.wait(5.0)
         elapsed = time.monotonic() - began
         thread.join()
         assert elapsed < 0.1, elapsed
-        assert waiting.wait_for_events(seen, 1.0) != seen
+        assert waiting.notifier.wait_for_events(seen, 1.0) != seen
 
 
 # ---------------------------------------------------------------------------- migrations
@@ -291,7 +296,7 @@ def test_reopening_applies_nothing_and_concurrent_opens_migrate_once(
 def test_the_dialects_have_the_same_tables_columns_and_indexes(
     tmp_path: Path, make_pg_store: MakePg
 ) -> None:
-    lite = SqliteStore(f"sqlite:///{tmp_path / 'schema.db'}")
+    lite = open_store(f"sqlite:///{tmp_path / 'schema.db'}")
     lite.close()
     import sqlite3
 
@@ -356,7 +361,7 @@ def test_the_engine_runs_on_postgres_through_the_real_worker(pg_url: str) -> Non
             py("reserve", "total", inputs={"total": "tasks.total"}, undo="unreserve"),
             py("charge", "reserve", inputs={"order": "tasks.reserve"}),
         )
-        app.store.register_workflow(spec, source=None, now=time.time())
+        app.store.workflows.register_workflow(spec, source=None, now=time.time())
         run = app.run_until_done(app.trigger("pg_e2e").id, every=0.01)
         assert run.state is RunState.FAILED and "card declined for 506" in (run.error or "")
         tasks = by_name(app.task_runs(run.id))
@@ -373,11 +378,10 @@ def test_the_engine_runs_on_postgres_through_the_real_worker(pg_url: str) -> Non
 
 @pytest.mark.parametrize("n", [1])
 def test_open_store_picks_postgres(pg_url: str, n: int) -> None:
-    from orchestrion.store import open_store
-
     store = open_store(pg_url.replace("postgresql://", "postgres://"))
     try:
-        assert isinstance(store, PostgresStore) and store.list_runs(RunFilter()) == []
+        assert isinstance(store.backend, PostgresDatabase)
+        assert store.reads.list_runs(RunFilter()) == []
     finally:
         store.close()
 
@@ -385,10 +389,12 @@ def test_open_store_picks_postgres(pg_url: str, n: int) -> None:
 def test_a_store_survives_its_connections_being_killed(make_pg_store: MakePg) -> None:
     """What a PostgreSQL restart does to a client: every connection dies at once."""
     store, other = make_pg_store(), make_pg_store()
-    store.listen(work=True)
+    store.notifier.listen(work=True)
     spec = wf("killed", py("a"), py("b", "a"))
     run_id = start(store, spec)
-    _in_threads(4, lambda i: [store.get_run(run_id) for _ in range(20)])  # several in the pool
+    _in_threads(
+        4, lambda i: [store.reads.get_run(run_id) for _ in range(20)]
+    )  # several in the pool
 
     def kill_all() -> None:
         with psycopg.connect(store.url, autocommit=True) as conn:
@@ -400,20 +406,21 @@ def test_a_store_survives_its_connections_being_killed(make_pg_store: MakePg) ->
     kill_all()
     [a] = take(store, T0 + 1)  # a write transaction on a fresh connection
     kill_all()
-    assert store.get_run(run_id).state is RunState.RUNNING  # a read
+    assert store.reads.get_run(run_id).state is RunState.RUNNING  # a read
     kill_all()
     assert (
-        store.heartbeat(
+        store.runs.heartbeat(
             worker_id="w1", leases=[(a.task_run_id, a.epoch)], lease_seconds=30, now=T0 + 2
         )
         == []
     )
     time.sleep(0.5)  # the listener noticed, reconnected and woke everyone once
-    assert store._listener is not None and store._listener.ready.wait(5)
+    listener = pg_db(store)._listener
+    assert listener is not None and listener.ready.wait(5)
     woke = threading.Event()
 
     def wait_then_wake() -> None:
-        store.wait_for_change(5)
+        store.notifier.wait_for_change(5)
         woke.set()
 
     thread = threading.Thread(target=wait_then_wake)

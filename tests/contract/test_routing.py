@@ -6,14 +6,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from orchestrion.spec.model import WorkflowSpec
-from orchestrion.store.base import Claim, Outcome, Store
+from orchestrion.store.records import Claim, Outcome
+from orchestrion.store.stores import Stores
 from tests.helpers import py, wf
 
 T0 = 1_700_000_000.0
 
 
-def _claim(store: Store, labels: Mapping[str, str] | None, worker: str = "w") -> list[Claim]:
-    return store.claim(
+def _claim(store: Stores, labels: Mapping[str, str] | None, worker: str = "w") -> list[Claim]:
+    return store.runs.claim(
         worker_id=worker,
         queues=("default",),
         limit=100,
@@ -23,9 +24,9 @@ def _claim(store: Store, labels: Mapping[str, str] | None, worker: str = "w") ->
     )
 
 
-def _start(store: Store, spec: WorkflowSpec) -> str:
-    store.register_workflow(spec, source=None, now=T0)
-    return store.create_run(spec, {}, now=T0).id
+def _start(store: Stores, spec: WorkflowSpec) -> str:
+    store.workflows.register_workflow(spec, source=None, now=T0)
+    return store.runs.create_run(spec, {}, now=T0).id
 
 
 def _mixed() -> WorkflowSpec:
@@ -38,19 +39,19 @@ def _mixed() -> WorkflowSpec:
     )
 
 
-def test_a_worker_without_labels_takes_only_unconstrained_tasks(store: Store) -> None:
+def test_a_worker_without_labels_takes_only_unconstrained_tasks(store: Stores) -> None:
     _start(store, _mixed())
     assert [c.task_name for c in _claim(store, {})] == ["anywhere"]
     assert _claim(store, {}) == []
 
 
-def test_a_claim_without_routing_takes_everything(store: Store) -> None:
+def test_a_claim_without_routing_takes_everything(store: Stores) -> None:
     # labels=None: the in-process worker of `orchestrion run` runs the whole run.
     _start(store, _mixed())
     assert len(_claim(store, None)) == 4
 
 
-def test_labels_must_include_every_required_pair(store: Store) -> None:
+def test_labels_must_include_every_required_pair(store: Stores) -> None:
     _start(store, _mixed())
     assert sorted(c.task_name for c in _claim(store, {"gpu": "a100"})) == ["anywhere", "gpu"]
     # extra labels do not hurt; a different value does not match
@@ -59,7 +60,7 @@ def test_labels_must_include_every_required_pair(store: Store) -> None:
     assert [c.task_name for c in _claim(store, {"gpu": "h100"}, worker="w3")] == ["other_gpu"]
 
 
-def test_mapped_items_inherit_the_requirement(store: Store) -> None:
+def test_mapped_items_inherit_the_requirement(store: Stores) -> None:
     spec = wf(
         "routed_map",
         py("items"),
@@ -67,7 +68,7 @@ def test_mapped_items_inherit_the_requirement(store: Store) -> None:
     )
     _start(store, spec)
     (first,) = _claim(store, {})
-    store.finish(
+    store.runs.finish(
         [
             Outcome(
                 task_run_id=first.task_run_id, epoch=first.epoch, status="succeeded", result=[1, 2]
@@ -76,8 +77,8 @@ def test_mapped_items_inherit_the_requirement(store: Store) -> None:
         now=T0,
     )
     assert _claim(store, {}) == []
-    assert store.next_ready_at(("default",), {}) is None  # nothing this worker could take
-    assert store.next_ready_at(("default",), {"pool": "big"}) == T0
+    assert store.runs.next_ready_at(("default",), {}) is None  # nothing this worker could take
+    assert store.runs.next_ready_at(("default",), {"pool": "big"}) == T0
     assert [c.map_index for c in _claim(store, {"pool": "big"})] == [0, 1]
 
 
@@ -89,32 +90,32 @@ def test_requirements_keep_versions_of_workflows_without_them() -> None:
     assert WorkflowSpec.from_json(routed.to_json()) == routed
 
 
-def test_priority_ageing_lets_waiting_low_priority_work_pass(store: Store) -> None:
+def test_priority_ageing_lets_waiting_low_priority_work_pass(store: Stores) -> None:
     low = wf("low", py("slow_lane", priority=-50))
     _start(store, low)
     # nothing has waited long enough yet
-    assert store.age_priorities(now=T0 + 5, every=10.0, step=20, most=5) == 0
+    assert store.runs.age_priorities(now=T0 + 5, every=10.0, step=20, most=5) == 0
     # 35 s later: three raises are due, but one pass raises once (the next pass the rest)
-    assert store.age_priorities(now=T0 + 35, every=10.0, step=20, most=5) == 1
-    assert store.age_priorities(now=T0 + 35, every=10.0, step=20, most=5) == 1
-    assert store.age_priorities(now=T0 + 35, every=10.0, step=20, most=5) == 1
-    assert store.age_priorities(now=T0 + 35, every=10.0, step=20, most=5) == 0
+    assert store.runs.age_priorities(now=T0 + 35, every=10.0, step=20, most=5) == 1
+    assert store.runs.age_priorities(now=T0 + 35, every=10.0, step=20, most=5) == 1
+    assert store.runs.age_priorities(now=T0 + 35, every=10.0, step=20, most=5) == 1
+    assert store.runs.age_priorities(now=T0 + 35, every=10.0, step=20, most=5) == 0
     # now at -50 + 60 = 10: ahead of fresh work at priority 0
-    store.register_workflow(wf("fresh", py("fast_lane")), source=None, now=T0 + 35)
-    store.create_run(wf("fresh", py("fast_lane")), {}, now=T0 + 35)
-    first = store.claim(
+    store.workflows.register_workflow(wf("fresh", py("fast_lane")), source=None, now=T0 + 35)
+    store.runs.create_run(wf("fresh", py("fast_lane")), {}, now=T0 + 35)
+    first = store.runs.claim(
         worker_id="w", queues=("default",), limit=1, lease_seconds=30.0, now=T0 + 36
     )
     assert [c.task_name for c in first] == ["slow_lane"]
 
 
-def test_priority_ageing_stops_after_most_raises(store: Store) -> None:
+def test_priority_ageing_stops_after_most_raises(store: Stores) -> None:
     run_id = _start(store, wf("capped", py("a", priority=-1000), py("b", priority=900)))
     raised = sum(
-        store.age_priorities(now=T0 + 10_000, every=1.0, step=600, most=3) for _ in range(6)
+        store.runs.age_priorities(now=T0 + 10_000, every=1.0, step=600, most=3) for _ in range(6)
     )
     assert raised == 6  # three raises each, then no more
-    priorities = {t.task_name: t.priority for t in store.list_task_runs(run_id)}
+    priorities = {t.task_name: t.priority for t in store.reads.list_task_runs(run_id)}
     assert priorities == {"a": 800, "b": 1000}  # never above 1000
 
 
@@ -122,8 +123,8 @@ def _done(claim: Claim) -> Outcome:
     return Outcome(task_run_id=claim.task_run_id, epoch=claim.epoch, status="succeeded")
 
 
-def _finish_and_claim(store: Store, claim: Claim, limit: int = 4) -> list[Claim]:
-    result, claims = store.finish_and_claim(
+def _finish_and_claim(store: Stores, claim: Claim, limit: int = 4) -> list[Claim]:
+    result, claims = store.runs.finish_and_claim(
         [_done(claim)],
         now=T0,
         worker_id="w",
@@ -136,7 +137,7 @@ def _finish_and_claim(store: Store, claim: Claim, limit: int = 4) -> list[Claim]
     return claims
 
 
-def test_finish_and_claim_hands_the_next_task_of_a_chain_over(store: Store) -> None:
+def test_finish_and_claim_hands_the_next_task_of_a_chain_over(store: Stores) -> None:
     _start(store, wf("handoff", py("a"), py("b", "a"), py("c", "b")))
     (a,) = _claim(store, {})
     (b,) = _finish_and_claim(store, a)
@@ -145,7 +146,7 @@ def test_finish_and_claim_hands_the_next_task_of_a_chain_over(store: Store) -> N
     assert [c.task_name for c in _claim(store, {})] == ["c"]
 
 
-def test_finish_and_claim_claims_nothing_when_nothing_became_ready(store: Store) -> None:
+def test_finish_and_claim_claims_nothing_when_nothing_became_ready(store: Stores) -> None:
     _start(store, wf("no_handoff", py("a"), py("b"), py("c", "a", "b")))
     a, _ = sorted(_claim(store, {}), key=lambda c: c.task_name)
     assert _finish_and_claim(store, a) == []  # "c" still waits for "b"

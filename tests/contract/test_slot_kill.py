@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from orchestrion.spec.model import ShellAction, TaskSpec, WorkflowSpec
-from orchestrion.store.base import Claim
-from orchestrion.store.postgres import PostgresStore
-from orchestrion.store.sql_store import SqlStore
-from orchestrion.store.sqlite import SqliteStore
+from orchestrion.store import open_store
+from orchestrion.store.records import Claim
+from orchestrion.store.stores import Stores
+from tests.contract.conftest import sql_db
 from tests.processes import Proc
 
 LEASE = 2.0
@@ -31,10 +31,8 @@ def url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def store(url: str) -> Iterator[SqlStore]:
-    opened: SqliteStore | PostgresStore = (
-        SqliteStore(url) if url.startswith("sqlite") else PostgresStore(url)
-    )
+def store(url: str) -> Iterator[Stores]:
+    opened = open_store(url)
     yield opened
     opened.close()
 
@@ -52,12 +50,12 @@ def _wait_for(what: str, check: Callable[[], bool], worker: Proc) -> None:
 
 
 def test_a_killed_workers_slot_frees_itself_when_its_lease_expires(
-    store: SqlStore, url: str, tmp_path: Path
+    store: Stores, url: str, tmp_path: Path
 ) -> None:
-    store.set_queue_limit("slots", 1, now=time.time())
+    store.runs.set_queue_limit("slots", 1, now=time.time())
     spec = WorkflowSpec(name="slot_kill", tasks=(_sleeper("a"), _sleeper("b")))
-    store.register_workflow(spec, source=None, now=time.time())
-    run_id = store.create_run(spec, {}, now=time.time()).id
+    store.workflows.register_workflow(spec, source=None, now=time.time())
+    run_id = store.runs.create_run(spec, {}, now=time.time()).id
     env = {
         **os.environ,
         "ORCHESTRION_LEASE_SECONDS": str(LEASE),
@@ -75,16 +73,16 @@ def test_a_killed_workers_slot_frees_itself_when_its_lease_expires(
     try:
 
         def holding() -> bool:
-            return any(t.state.value == "running" for t in store.list_task_runs(run_id))
+            return any(t.state.value == "running" for t in store.reads.list_task_runs(run_id))
 
         _wait_for("the worker's claim", holding, worker)
-        (held,) = [t for t in store.list_task_runs(run_id) if t.state.value == "running"]
+        (held,) = [t for t in store.reads.list_task_runs(run_id) if t.state.value == "running"]
         # The worker asked for 4 but the queue allows 1; and the slot is taken for others.
         assert _rescue(store) == []
         worker.kill_group()
     finally:
         worker.kill_group()
-    (expires,) = store._read(  # the dead worker's last lease: no heartbeat extends it now
+    (expires,) = sql_db(store).read(  # the dead worker's last lease: no heartbeat extends it now
         "SELECT lease_expires_at AS t FROM task_runs WHERE id = ?", (held.id,)
     )
     deadline = time.monotonic() + PATIENCE
@@ -98,13 +96,13 @@ def test_a_killed_workers_slot_frees_itself_when_its_lease_expires(
     (claim,) = got
     assert claim.task_name != held.task_name  # the other task: the dead one is not reaped
     assert asked_at >= float(expires["t"])  # not before the dead worker's lease ran out
-    states = {t.task_name: t.state.value for t in store.list_task_runs(run_id)}
+    states = {t.task_name: t.state.value for t in store.reads.list_task_runs(run_id)}
     assert states == {"a": "running", "b": "running"}
-    assert [q.running for q in store.queue_limits(now=asked_at)] == [1]
+    assert [q.running for q in store.reads.queue_limits(now=asked_at)] == [1]
 
 
-def _rescue(store: SqlStore, now: float | None = None) -> list[Claim]:
-    return store.claim(
+def _rescue(store: Stores, now: float | None = None) -> list[Claim]:
+    return store.runs.claim(
         worker_id="rescuer",
         queues=("slots",),
         limit=4,

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from orchestrion.spec.model import ParamSpec, TaskSpec, WorkflowSpec
-from orchestrion.store.base import Claim, Outcome, Store
+from orchestrion.store.records import Claim, Outcome
+from orchestrion.store.stores import Stores
 from tests.contract.conftest import MakeStore
 from tests.helpers import py, wf
 
@@ -22,20 +23,22 @@ LEASE = 30.0
 
 
 def _claim(
-    store: Store, *, now: float = T0, worker: str = "w", queue: str = "default", limit: int = 100
+    store: Stores, *, now: float = T0, worker: str = "w", queue: str = "default", limit: int = 100
 ) -> list[Claim]:
-    return store.claim(worker_id=worker, queues=(queue,), limit=limit, lease_seconds=LEASE, now=now)
+    return store.runs.claim(
+        worker_id=worker, queues=(queue,), limit=limit, lease_seconds=LEASE, now=now
+    )
 
 
-def _succeed(store: Store, claim: Claim, now: float = T0) -> None:
-    store.finish(
+def _succeed(store: Stores, claim: Claim, now: float = T0) -> None:
+    store.runs.finish(
         [Outcome(task_run_id=claim.task_run_id, epoch=claim.epoch, status="succeeded")], now=now
     )
 
 
-def _start(store: Store, spec: WorkflowSpec, params: dict[str, Any] | None = None) -> str:
-    store.register_workflow(spec, source=None, now=T0)
-    return store.create_run(spec, params or {}, now=T0).id
+def _start(store: Stores, spec: WorkflowSpec, params: dict[str, Any] | None = None) -> str:
+    store.workflows.register_workflow(spec, source=None, now=T0)
+    return store.runs.create_run(spec, params or {}, now=T0).id
 
 
 def _keyed(name: str, template: str, limit: int, *deps: str, **kw: Any) -> TaskSpec:
@@ -45,42 +48,42 @@ def _keyed(name: str, template: str, limit: int, *deps: str, **kw: Any) -> TaskS
 # ------------------------------------------------------------------ queue limits
 
 
-def test_a_queue_limit_caps_running_task_runs(store: Store) -> None:
-    store.set_queue_limit("default", 2, now=T0)
+def test_a_queue_limit_caps_running_task_runs(store: Stores) -> None:
+    store.runs.set_queue_limit("default", 2, now=T0)
     _start(store, wf("wide", *(py(f"t{i}") for i in range(5))))
     first = _claim(store)
     assert len(first) == 2
     assert _claim(store, worker="w2") == []
     _succeed(store, first[0])
     assert len(_claim(store, worker="w2")) == 1
-    (limit,) = store.queue_limits(now=T0)
+    (limit,) = store.reads.queue_limits(now=T0)
     assert (limit.queue, limit.max_running, limit.running) == ("default", 2, 2)
 
 
-def test_a_limit_holds_one_queue_only(store: Store) -> None:
-    store.set_queue_limit("slow", 1, now=T0)
+def test_a_limit_holds_one_queue_only(store: Stores) -> None:
+    store.runs.set_queue_limit("slow", 1, now=T0)
     _start(store, wf("two_queues", py("a", queue="slow"), py("b", queue="slow"), py("c"), py("d")))
     assert len(_claim(store, queue="slow")) == 1
     assert len(_claim(store)) == 2
     # a claim over both queues passes the full one over without starving the other
-    assert store.claim(worker_id="w", queues=("slow", "default"), limit=10, lease_seconds=LEASE,
-                       now=T0) == []  # fmt: skip
+    assert store.runs.claim(worker_id="w", queues=("slow", "default"), limit=10,
+                            lease_seconds=LEASE, now=T0) == []  # fmt: skip
 
 
-def test_an_expired_lease_frees_its_slot(store: Store) -> None:
+def test_an_expired_lease_frees_its_slot(store: Stores) -> None:
     # The holder died: no finish, no reaper. Its lease running out is enough.
-    store.set_queue_limit("default", 1, now=T0)
+    store.runs.set_queue_limit("default", 1, now=T0)
     _start(store, wf("two", py("a"), py("b")))
     assert len(_claim(store)) == 1
     assert _claim(store, now=T0 + LEASE - 1, worker="w2") == []
     assert len(_claim(store, now=T0 + LEASE + 1, worker="w2")) == 1
 
 
-def test_a_heartbeat_keeps_the_slot(store: Store) -> None:
-    store.set_queue_limit("default", 1, now=T0)
+def test_a_heartbeat_keeps_the_slot(store: Stores) -> None:
+    store.runs.set_queue_limit("default", 1, now=T0)
     _start(store, wf("two", py("a"), py("b")))
     (held,) = _claim(store)
-    store.heartbeat(
+    store.runs.heartbeat(
         worker_id="w",
         leases=[(held.task_run_id, held.epoch)],
         lease_seconds=LEASE,
@@ -89,28 +92,28 @@ def test_a_heartbeat_keeps_the_slot(store: Store) -> None:
     assert _claim(store, now=T0 + LEASE + 1, worker="w2") == []
 
 
-def test_set_clear_and_list_queue_limits(store: Store) -> None:
-    store.set_queue_limit("b", 3, now=T0)
-    store.set_queue_limit("a", 1, now=T0)
-    store.set_queue_limit("a", 4, now=T0 + 1)  # replaces
-    assert [(q.queue, q.max_running, q.updated_at) for q in store.queue_limits(now=T0)] == [
+def test_set_clear_and_list_queue_limits(store: Stores) -> None:
+    store.runs.set_queue_limit("b", 3, now=T0)
+    store.runs.set_queue_limit("a", 1, now=T0)
+    store.runs.set_queue_limit("a", 4, now=T0 + 1)  # replaces
+    assert [(q.queue, q.max_running, q.updated_at) for q in store.reads.queue_limits(now=T0)] == [
         ("a", 4, T0 + 1),
         ("b", 3, T0),
     ]
-    assert store.clear_queue_limit("a", now=T0)
-    assert not store.clear_queue_limit("a", now=T0)
-    assert [q.queue for q in store.queue_limits(now=T0)] == ["b"]
-    kinds = [e.kind for e in store.find_events(kind="queue.")]
+    assert store.runs.clear_queue_limit("a", now=T0)
+    assert not store.runs.clear_queue_limit("a", now=T0)
+    assert [q.queue for q in store.reads.queue_limits(now=T0)] == ["b"]
+    kinds = [e.kind for e in store.reads.find_events(kind="queue.")]
     assert kinds == ["queue.limit_cleared", "queue.limit_set", "queue.limit_set", "queue.limit_set"]
     with pytest.raises(ValueError, match="at least 1"):
-        store.set_queue_limit("a", 0, now=T0)
+        store.runs.set_queue_limit("a", 0, now=T0)
 
 
-def test_clearing_a_limit_releases_waiting_work(store: Store) -> None:
-    store.set_queue_limit("default", 1, now=T0)
+def test_clearing_a_limit_releases_waiting_work(store: Stores) -> None:
+    store.runs.set_queue_limit("default", 1, now=T0)
     _start(store, wf("three", py("a"), py("b"), py("c")))
     assert len(_claim(store)) == 1
-    store.clear_queue_limit("default", now=T0)
+    store.runs.clear_queue_limit("default", now=T0)
     assert len(_claim(store)) == 2
 
 
@@ -125,7 +128,7 @@ def _customer_flow() -> WorkflowSpec:
     )
 
 
-def test_a_key_limit_holds_across_runs(store: Store) -> None:
+def test_a_key_limit_holds_across_runs(store: Stores) -> None:
     spec = _customer_flow()
     for customer in ("acme", "acme", "acme", "globex"):
         _start(store, spec, {"customer": customer})
@@ -137,7 +140,7 @@ def test_a_key_limit_holds_across_runs(store: Store) -> None:
     assert [c.params["customer"] for c in _claim(store)] == ["acme"]
 
 
-def test_a_key_is_shared_across_workflows(store: Store) -> None:
+def test_a_key_is_shared_across_workflows(store: Stores) -> None:
     # Two workflows that call the same API of one customer share its slots.
     a = wf("a", _keyed("call", "api-{{ params.c }}", 1), params={"c": ParamSpec()})
     b = wf("b", _keyed("call", "api-{{ params.c }}", 1), params={"c": ParamSpec()})
@@ -146,7 +149,7 @@ def test_a_key_is_shared_across_workflows(store: Store) -> None:
     assert len(_claim(store)) == 1
 
 
-def test_mapped_items_render_their_own_keys(store: Store) -> None:
+def test_mapped_items_render_their_own_keys(store: Stores) -> None:
     spec = wf(
         "mapped_keys",
         py("items"),
@@ -155,7 +158,7 @@ def test_mapped_items_render_their_own_keys(store: Store) -> None:
     _start(store, spec)
     (first,) = _claim(store)
     items = [{"shard": s} for s in ("a", "a", "a", "b")]
-    store.finish(
+    store.runs.finish(
         [Outcome(task_run_id=first.task_run_id, epoch=first.epoch, status="succeeded",
                  result=items)],
         now=T0,
@@ -165,11 +168,11 @@ def test_mapped_items_render_their_own_keys(store: Store) -> None:
     assert _claim(store, now=T0 + LEASE + 1) != []  # leases ran out: the third 'a' goes
 
 
-def test_a_failing_key_template_fails_the_task(store: Store) -> None:
+def test_a_failing_key_template_fails_the_task(store: Stores) -> None:
     spec = wf("bad_key", _keyed("t", "k-{{ params.missing.deeper }}", 1))
     run_id = _start(store, spec)
     assert _claim(store) == []
-    (row,) = store.list_task_runs(run_id)
+    (row,) = store.reads.list_task_runs(run_id)
     assert row.state.value == "failed"
     assert row.error
 
@@ -191,16 +194,16 @@ def test_concurrent_claimers_never_exceed_the_limits(make_store: MakeStore) -> N
     starts, so held <= running in the database at every instant."""
     queue_limit, key_limit = 3, 2
     first = make_store()
-    first.set_queue_limit("limited", queue_limit, now=time.time())
+    first.runs.set_queue_limit("limited", queue_limit, now=time.time())
     spec = wf(
         "contended",
         *(_keyed(f"t{i}", "c-{{ params.c }}", key_limit, queue="limited") for i in range(4)),
         params={"c": ParamSpec()},
     )
-    first.register_workflow(spec, source=None, now=time.time())
+    first.workflows.register_workflow(spec, source=None, now=time.time())
     runs = 12
     for i in range(runs):
-        first.create_run(spec, {"c": "ab"[i % 2]}, now=time.time())
+        first.runs.create_run(spec, {"c": "ab"[i % 2]}, now=time.time())
     total = runs * 4
     stores = [make_store() for _ in range(4)]
     lock = threading.Lock()
@@ -209,13 +212,13 @@ def test_concurrent_claimers_never_exceed_the_limits(make_store: MakeStore) -> N
     done: list[int] = []
     errors: list[BaseException] = []
 
-    def work(store: Store, name: str) -> None:
+    def work(store: Stores, name: str) -> None:
         try:
             while True:
                 with lock:
                     if len(done) >= total:
                         return
-                claims = store.claim(worker_id=name, queues=("limited",), limit=2,
+                claims = store.runs.claim(worker_id=name, queues=("limited",), limit=2,
                                      lease_seconds=LEASE, now=time.time())  # fmt: skip
                 with lock:
                     for c in claims:
@@ -247,13 +250,13 @@ def test_concurrent_claimers_never_exceed_the_limits(make_store: MakeStore) -> N
     print(f"\nmost held at once: queue {worst['queue']}, a {worst['a']}, b {worst['b']}")
 
 
-def test_a_full_limit_is_no_reason_to_wake(store: Store) -> None:
+def test_a_full_limit_is_no_reason_to_wake(store: Stores) -> None:
     # An idle worker sleeps until next_ready_at: work held back by a full slot must not
     # make it spin.
-    store.set_queue_limit("default", 1, now=T0)
+    store.runs.set_queue_limit("default", 1, now=T0)
     _start(store, wf("two", py("a"), py("b"), py("c", queue="free")))
-    assert store.next_ready_at(("default",), {}, now=T0) == T0
+    assert store.runs.next_ready_at(("default",), {}, now=T0) == T0
     assert len(_claim(store)) == 1
-    assert store.next_ready_at(("default",), {}, now=T0) is None
-    assert store.next_ready_at(("default", "free"), {}, now=T0) == T0
-    assert store.next_ready_at(("default",), {}, now=T0 + LEASE + 1) == T0
+    assert store.runs.next_ready_at(("default",), {}, now=T0) is None
+    assert store.runs.next_ready_at(("default", "free"), {}, now=T0) == T0
+    assert store.runs.next_ready_at(("default",), {}, now=T0 + LEASE + 1) == T0

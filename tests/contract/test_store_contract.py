@@ -1,4 +1,4 @@
-"""The `Store` contract: every verb, against every backend (`ORCHESTRION_TEST_DATABASE`).
+"""The `Stores` contract: every verb, against every backend (`ORCHESTRION_TEST_DATABASE`).
 
 Each test gets a fresh database (a SQLite file, or a PostgreSQL schema made by the
 migrations) and drives it through the verbs only, with explicit times. Every finished run
@@ -16,16 +16,16 @@ import pytest
 from orchestrion.errors import NotFound
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import RunState, TaskState
-from orchestrion.store.base import (
+from orchestrion.store.records import (
     Claim,
     LogLine,
     Outcome,
     RunFilter,
     RunRecord,
     RunRequest,
-    Store,
     WorkerRecord,
 )
+from orchestrion.store.stores import Stores
 from tests.contract.conftest import MakeStore
 from tests.helpers import assert_consistent, by_name, py, sub, wf
 
@@ -36,38 +36,38 @@ S = TaskState
 # ---------------------------------------------------------------------------- helpers
 
 
-def start(store: Store, spec: WorkflowSpec, now: float = T0, **kw: Any) -> str:
-    store.register_workflow(spec, source=None, now=now)
-    return store.create_run(spec, kw.pop("params", {}), now=now, **kw).id
+def start(store: Stores, spec: WorkflowSpec, now: float = T0, **kw: Any) -> str:
+    store.workflows.register_workflow(spec, source=None, now=now)
+    return store.runs.create_run(spec, kw.pop("params", {}), now=now, **kw).id
 
 
 def take(
-    store: Store, now: float, limit: int = 100, worker: str = "w1", lease: float = 30.0
+    store: Stores, now: float, limit: int = 100, worker: str = "w1", lease: float = 30.0
 ) -> list[Claim]:
-    return store.claim(
+    return store.runs.claim(
         worker_id=worker, queues=("default",), limit=limit, lease_seconds=lease, now=now
     )
 
 
-def report(store: Store, claim: Claim, now: float, result: Any = None, **kw: Any) -> bool:
+def report(store: Stores, claim: Claim, now: float, result: Any = None, **kw: Any) -> bool:
     status = kw.pop("status", "succeeded")
     outcome = Outcome(
         task_run_id=claim.task_run_id, epoch=claim.epoch, status=status, result=result, **kw
     )
-    return bool(store.finish([outcome], now=now).applied)
+    return bool(store.runs.finish([outcome], now=now).applied)
 
 
-def fail(store: Store, claim: Claim, now: float, error: str = "boom") -> bool:
+def fail(store: Stores, claim: Claim, now: float, error: str = "boom") -> bool:
     return report(store, claim, now, status="failed", error=error, error_types=("x.Err",))
 
 
 def drain(
-    store: Store, run_id: str, now: float, work: Callable[[Claim], Any] = lambda c: None
+    store: Stores, run_id: str, now: float, work: Callable[[Claim], Any] = lambda c: None
 ) -> RunRecord:
     """Claim and succeed everything until the run ends (`work` gives each result, or raises
     to fail it); the clock jumps to the next retry when idle."""
     for _ in range(500):
-        run = store.get_run(run_id)
+        run = store.reads.get_run(run_id)
         if run.state.finished:
             return run
         claims = take(store, now)
@@ -79,18 +79,18 @@ def drain(
             else:
                 report(store, claim, now, result)
         if not claims:
-            nxt = store.next_ready_at(("default",))
+            nxt = store.runs.next_ready_at(("default",))
             assert nxt is not None and nxt > now, f"run {run_id} is stuck"
             now = nxt + 0.001
         now += 0.01
     raise AssertionError(f"run {run_id} did not end")
 
 
-def states(store: Store, run_id: str) -> dict[str, str]:
-    return {k: v.state.value for k, v in by_name(store.list_task_runs(run_id)).items()}
+def states(store: Stores, run_id: str) -> dict[str, str]:
+    return {k: v.state.value for k, v in by_name(store.reads.list_task_runs(run_id)).items()}
 
 
-def consistent(store: Store, run_id: str) -> None:
+def consistent(store: Stores, run_id: str) -> None:
     assert_consistent(store, store.url, run_id)
 
 
@@ -101,45 +101,45 @@ def chain() -> WorkflowSpec:
 # ---------------------------------------------------------------------------- workflows
 
 
-def test_register_get_list_and_versions(store: Store) -> None:
+def test_register_get_list_and_versions(store: Stores) -> None:
     v1 = wf("flow", py("a"))
     v2 = wf("flow", py("a"), py("b", "a"))
-    assert store.register_workflow(v1, source="one.py", now=T0)
-    assert not store.register_workflow(v1, source=None, now=T0 + 1)
-    assert store.register_workflow(v2, source=None, now=T0)  # same instant: later wins
-    assert store.register_workflow(wf("alpha", py("x")), source=None, now=T0)
-    assert store.get_workflow("flow").version == v2.version
-    assert store.get_workflow("flow", v1.version).source == "one.py"
-    assert store.get_workflow("flow", v1.version).spec == v1
-    assert [r.version for r in store.list_versions("flow")] == [v2.version, v1.version]
-    assert [r.name for r in store.list_workflows()] == ["alpha", "flow"]
-    assert store.latest_versions() == {
-        "alpha": (store.get_workflow("alpha").version, T0),
+    assert store.workflows.register_workflow(v1, source="one.py", now=T0)
+    assert not store.workflows.register_workflow(v1, source=None, now=T0 + 1)
+    assert store.workflows.register_workflow(v2, source=None, now=T0)  # same instant: later wins
+    assert store.workflows.register_workflow(wf("alpha", py("x")), source=None, now=T0)
+    assert store.workflows.get_workflow("flow").version == v2.version
+    assert store.workflows.get_workflow("flow", v1.version).source == "one.py"
+    assert store.workflows.get_workflow("flow", v1.version).spec == v1
+    assert [r.version for r in store.workflows.list_versions("flow")] == [v2.version, v1.version]
+    assert [r.name for r in store.workflows.list_workflows()] == ["alpha", "flow"]
+    assert store.workflows.latest_versions() == {
+        "alpha": (store.workflows.get_workflow("alpha").version, T0),
         "flow": (v2.version, T0),
     }
-    assert not store.register_workflow(v1, source="two.py", now=T0 + 2)
-    assert store.get_workflow("flow", v1.version).source == "two.py"
-    assert store.get_workflow("flow").version == v2.version
+    assert not store.workflows.register_workflow(v1, source="two.py", now=T0 + 2)
+    assert store.workflows.get_workflow("flow", v1.version).source == "two.py"
+    assert store.workflows.get_workflow("flow").version == v2.version
     for call in (
-        lambda: store.get_workflow("nope"),
-        lambda: store.get_workflow("flow", "0" * 16),
-        lambda: store.list_versions("nope"),
+        lambda: store.workflows.get_workflow("nope"),
+        lambda: store.workflows.get_workflow("flow", "0" * 16),
+        lambda: store.workflows.list_versions("nope"),
     ):
         with pytest.raises(NotFound):
             call()
-    kinds = [e.kind for e in store.list_events()]
+    kinds = [e.kind for e in store.reads.list_events()]
     assert kinds.count("workflow.registered") == 3
 
 
-def test_pause_and_unpause(store: Store) -> None:
-    store.register_workflow(wf("p", py("a")), source=None, now=T0)
-    assert store.paused_workflows() == set()
-    store.set_paused("p", True, now=T0)
-    store.set_paused("q", True, now=T0)
-    assert store.paused_workflows() == {"p", "q"}
-    store.set_paused("p", False, now=T0 + 1)
-    assert store.paused_workflows() == {"q"}
-    assert [e.kind for e in store.list_events()][-3:] == [
+def test_pause_and_unpause(store: Stores) -> None:
+    store.workflows.register_workflow(wf("p", py("a")), source=None, now=T0)
+    assert store.workflows.paused_workflows() == set()
+    store.workflows.set_paused("p", True, now=T0)
+    store.workflows.set_paused("q", True, now=T0)
+    assert store.workflows.paused_workflows() == {"p", "q"}
+    store.workflows.set_paused("p", False, now=T0 + 1)
+    assert store.workflows.paused_workflows() == {"q"}
+    assert [e.kind for e in store.reads.list_events()][-3:] == [
         "workflow.paused",
         "workflow.paused",
         "workflow.unpaused",
@@ -149,74 +149,74 @@ def test_pause_and_unpause(store: Store) -> None:
 # ---------------------------------------------------------------------------- runs
 
 
-def test_create_run_and_read_it_back(store: Store) -> None:
+def test_create_run_and_read_it_back(store: Stores) -> None:
     spec = chain()
     run_id = start(store, spec, params={"n": 1}, priority=3, trigger="api")
-    run = store.get_run(run_id)
+    run = store.reads.get_run(run_id)
     assert (run.workflow, run.version, run.state) == ("chain", spec.version, RunState.RUNNING)
     assert (run.params, run.priority, run.trigger, run.created_at) == ({"n": 1}, 3, "api", T0)
-    assert store.get_run(run_id[:15]).id == run_id
+    assert store.reads.get_run(run_id[:15]).id == run_id
     with pytest.raises(NotFound):
-        store.get_run("ffff")
+        store.reads.get_run("ffff")
     assert states(store, run_id) == {"a": "queued", "b": "pending", "c": "pending"}
-    assert [t.task_name for t in store.list_task_runs(run_id)] == ["a", "b", "c"]
-    events = store.list_events(run_id)
+    assert [t.task_name for t in store.reads.list_task_runs(run_id)] == ["a", "b", "c"]
+    events = store.reads.list_events(run_id)
     assert [e.kind for e in events] == ["run.created", "task.ready"]
-    assert store.last_event_id() == events[-1].id
-    assert store.list_events(run_id, after_id=events[0].id) == events[1:]
-    assert store.list_events(after_id=events[-1].id) == []
+    assert store.reads.last_event_id() == events[-1].id
+    assert store.reads.list_events(run_id, after_id=events[0].id) == events[1:]
+    assert store.reads.list_events(after_id=events[-1].id) == []
 
 
-def test_list_runs_filters_and_pages_newest_first(store: Store) -> None:
+def test_list_runs_filters_and_pages_newest_first(store: Stores) -> None:
     a, b = wf("ra", py("x")), wf("rb", py("x"))
     ids = [start(store, a if i % 2 else b, now=T0 + i) for i in range(6)]
-    assert [r.id for r in store.list_runs(RunFilter())] == ids[::-1]
-    assert [r.id for r in store.list_runs(RunFilter(workflow="ra"))] == ids[1::2][::-1]
-    page = store.list_runs(RunFilter(limit=2))
+    assert [r.id for r in store.reads.list_runs(RunFilter())] == ids[::-1]
+    assert [r.id for r in store.reads.list_runs(RunFilter(workflow="ra"))] == ids[1::2][::-1]
+    page = store.reads.list_runs(RunFilter(limit=2))
     assert [r.id for r in page] == ids[:-3:-1]
-    rest = store.list_runs(RunFilter(before=page[-1].id))
+    rest = store.reads.list_runs(RunFilter(before=page[-1].id))
     assert [r.id for r in rest] == ids[-3::-1]
-    store.cancel_run(ids[0], now=T0 + 10)
-    assert [r.id for r in store.list_runs(RunFilter(state=RunState.CANCELED))] == [ids[0]]
+    store.runs.cancel_run(ids[0], now=T0 + 10)
+    assert [r.id for r in store.reads.list_runs(RunFilter(state=RunState.CANCELED))] == [ids[0]]
     with pytest.raises(NotFound, match="ambiguous"):
-        store.get_run(ids[0][:4])
+        store.reads.get_run(ids[0][:4])
 
 
-def test_idempotency_key_returns_the_first_run(store: Store) -> None:
+def test_idempotency_key_returns_the_first_run(store: Stores) -> None:
     spec = wf("idem", py("a"))
     first = start(store, spec, idempotency_key="k1")
-    assert store.create_run(spec, {}, now=T0 + 1, idempotency_key="k1").id == first
-    assert store.create_run(spec, {}, now=T0 + 1, idempotency_key="k2").id != first
-    assert len(store.list_runs(RunFilter(workflow="idem"))) == 2
+    assert store.runs.create_run(spec, {}, now=T0 + 1, idempotency_key="k1").id == first
+    assert store.runs.create_run(spec, {}, now=T0 + 1, idempotency_key="k2").id != first
+    assert len(store.reads.list_runs(RunFilter(workflow="idem"))) == 2
 
 
-def test_a_chain_runs_through_claims_heartbeats_and_finishes(store: Store) -> None:
+def test_a_chain_runs_through_claims_heartbeats_and_finishes(store: Stores) -> None:
     run_id = start(store, wf("c", py("a"), py("b", "a")))
     [a] = take(store, T0 + 1)
     assert (a.task_name, a.attempt, a.epoch, a.upstream) == ("a", 1, 1, {})
     assert take(store, T0 + 1) == []
-    assert store.heartbeat(
+    assert store.runs.heartbeat(
         worker_id="w1", leases=[(a.task_run_id, 1), (999_999, 1)], lease_seconds=30, now=T0 + 2
     ) == [999_999]
-    assert store.heartbeat(
+    assert store.runs.heartbeat(
         worker_id="w2", leases=[(a.task_run_id, 1)], lease_seconds=30, now=T0 + 2
     ) == [a.task_run_id]
-    result = store.finish(
+    result = store.runs.finish(
         [Outcome(task_run_id=a.task_run_id, epoch=1, status="succeeded", result={"v": 1})],
         now=T0 + 3,
     )
     assert result.applied == (a.task_run_id,) and result.newly_ready == 1
-    again = store.finish(
+    again = store.runs.finish(
         [Outcome(task_run_id=a.task_run_id, epoch=1, status="succeeded")], now=T0 + 3
     )
     assert again.superseded == (a.task_run_id,) and again.applied == ()
     [b] = take(store, T0 + 4)
     assert b.upstream == {"a": {"v": 1}}
     assert report(store, b, T0 + 5, [1, 2])
-    run = store.get_run(run_id)
+    run = store.reads.get_run(run_id)
     assert run.state is RunState.SUCCEEDED and run.result == {"b": [1, 2]}
     assert run.finished_at == T0 + 5
-    attempts = store.list_attempts(run_id)
+    attempts = store.reads.list_attempts(run_id)
     assert [(x.number, x.epoch, x.worker, x.outcome) for x in attempts] == [
         (1, 1, "w1", "succeeded"),
         (1, 1, "w1", "succeeded"),
@@ -224,7 +224,7 @@ def test_a_chain_runs_through_claims_heartbeats_and_finishes(store: Store) -> No
     consistent(store, run_id)
 
 
-def test_mapped_fan_out_gathers_results_in_order(store: Store) -> None:
+def test_mapped_fan_out_gathers_results_in_order(store: Stores) -> None:
     spec = wf(
         "fan",
         py("src"),
@@ -242,74 +242,74 @@ def test_mapped_fan_out_gathers_results_in_order(store: Store) -> None:
 
     run = drain(store, run_id, T0 + 1, work)
     assert run.state is RunState.SUCCEEDED and run.result == {"total": 14}
-    items = [t for t in store.list_task_runs(run_id) if t.kind == "item"]
+    items = [t for t in store.reads.list_task_runs(run_id) if t.kind == "item"]
     assert [(t.map_index, t.result) for t in items] == [(0, 9), (1, 1), (2, 4)]
-    assert by_name(store.list_task_runs(run_id))["sq"].result == [9, 1, 4]
+    assert by_name(store.reads.list_task_runs(run_id))["sq"].result == [9, 1, 4]
     consistent(store, run_id)
 
 
-def test_retries_wait_in_ready_at_then_succeed(store: Store) -> None:
+def test_retries_wait_in_ready_at_then_succeed(store: Stores) -> None:
     run_id = start(store, wf("r", py("a", retries=2, backoff=10.0)))
     [a] = take(store, T0 + 1)
     assert fail(store, a, T0 + 1)
     assert states(store, run_id) == {"a": "retry_wait"}
-    assert store.next_ready_at(("default",)) == pytest.approx(T0 + 11)
-    assert store.next_ready_at(("other",)) is None
+    assert store.runs.next_ready_at(("default",)) == pytest.approx(T0 + 11)
+    assert store.runs.next_ready_at(("other",)) is None
     assert take(store, T0 + 5) == []
     [again] = take(store, T0 + 12)
     assert (again.attempt, again.epoch) == (2, 2)
     assert report(store, again, T0 + 12, "ok")
-    assert store.get_run(run_id).state is RunState.SUCCEEDED
-    assert [x.outcome for x in store.list_attempts(run_id)] == ["failed", "succeeded"]
+    assert store.reads.get_run(run_id).state is RunState.SUCCEEDED
+    assert [x.outcome for x in store.reads.list_attempts(run_id)] == ["failed", "succeeded"]
     consistent(store, run_id)
 
 
-def test_cancel_then_retry_and_rerun(store: Store) -> None:
+def test_cancel_then_retry_and_rerun(store: Stores) -> None:
     run_id = start(store, chain())
     [a] = take(store, T0 + 1)
-    assert store.cancel_run(run_id, now=T0 + 2)
-    assert not store.cancel_run(run_id, now=T0 + 2)
+    assert store.runs.cancel_run(run_id, now=T0 + 2)
+    assert not store.runs.cancel_run(run_id, now=T0 + 2)
     assert set(states(store, run_id).values()) == {"canceled"}
     assert not report(store, a, T0 + 3)  # late: superseded
-    assert store.heartbeat(
+    assert store.runs.heartbeat(
         worker_id="w1", leases=[(a.task_run_id, a.epoch)], lease_seconds=30, now=T0 + 3
     ) == [a.task_run_id]
-    assert store.retry_run(run_id, now=T0 + 4)
-    assert not store.retry_run(run_id, now=T0 + 4)
+    assert store.runs.retry_run(run_id, now=T0 + 4)
+    assert not store.runs.retry_run(run_id, now=T0 + 4)
     run = drain(store, run_id, T0 + 5, lambda c: c.task_name)
     assert run.state is RunState.SUCCEEDED
     consistent(store, run_id)
-    rerun_id = store.rerun_from(run_id, "b", now=T0 + 10)
+    rerun_id = store.runs.rerun_from(run_id, "b", now=T0 + 10)
     assert states(store, rerun_id) == {"a": "succeeded", "b": "queued", "c": "pending"}
     assert drain(store, rerun_id, T0 + 11).state is RunState.SUCCEEDED
     consistent(store, rerun_id)
 
 
-def test_timeouts_fail_runs_past_their_deadline(store: Store) -> None:
+def test_timeouts_fail_runs_past_their_deadline(store: Stores) -> None:
     spec = WorkflowSpec(name="slow", tasks=(py("a"),), timeout=60.0)
     run_id = start(store, spec)
     take(store, T0 + 1)
-    assert store.timeout_runs(now=T0 + 30) == []
-    assert store.timeout_runs(now=T0 + 61) == [run_id]
-    run = store.get_run(run_id)
+    assert store.runs.timeout_runs(now=T0 + 30) == []
+    assert store.runs.timeout_runs(now=T0 + 61) == [run_id]
+    run = store.reads.get_run(run_id)
     assert run.state is RunState.FAILED and run.error == "run timed out"
     consistent(store, run_id)
 
 
-def test_max_active_runs_queues_and_admits(store: Store) -> None:
+def test_max_active_runs_queues_and_admits(store: Stores) -> None:
     spec = WorkflowSpec(name="one", tasks=(py("a"),), max_active_runs=1)
     first, second = start(store, spec), start(store, spec, now=T0 + 1)
-    assert store.get_run(second).state is RunState.QUEUED
+    assert store.reads.get_run(second).state is RunState.QUEUED
     [a] = take(store, T0 + 2)
     assert a.run_id == first and take(store, T0 + 2) == []
     report(store, a, T0 + 3)
-    assert store.get_run(second).state is RunState.RUNNING
+    assert store.reads.get_run(second).state is RunState.RUNNING
     assert drain(store, second, T0 + 4).state is RunState.SUCCEEDED
     consistent(store, first)
     consistent(store, second)
 
 
-def test_compensation_runs_undo_steps_in_reverse(store: Store) -> None:
+def test_compensation_runs_undo_steps_in_reverse(store: Stores) -> None:
     spec = wf(
         "saga",
         py("reserve", undo="unreserve"),
@@ -334,30 +334,30 @@ def test_compensation_runs_undo_steps_in_reverse(store: Store) -> None:
         "book": "compensated",
         "charge": "failed",
     }
-    assert not store.retry_run(run_id, now=T0 + 9)
+    assert not store.runs.retry_run(run_id, now=T0 + 9)
     consistent(store, run_id)
 
 
-def test_child_runs_finish_their_parent_task(store: Store) -> None:
+def test_child_runs_finish_their_parent_task(store: Stores) -> None:
     child = wf("kid", py("k"))
     parent = wf("parent", sub("s", "kid"), py("after", "s"))
-    store.register_workflow(child, source=None, now=T0)
+    store.workflows.register_workflow(child, source=None, now=T0)
     run_id = start(store, parent)
     [s] = take(store, T0 + 1)
-    child_id = store.start_child_run(s, child, {}, now=T0 + 2)
+    child_id = store.runs.start_child_run(s, child, {}, now=T0 + 2)
     assert child_id is not None
-    assert store.start_child_run(s, child, {}, now=T0 + 2) is None  # no longer running
+    assert store.runs.start_child_run(s, child, {}, now=T0 + 2) is None  # no longer running
     assert states(store, run_id)["s"] == "waiting"
-    assert store.get_run(child_id).parent_task_run_id == s.task_run_id
+    assert store.reads.get_run(child_id).parent_task_run_id == s.task_run_id
     [k] = take(store, T0 + 3)
     report(store, k, T0 + 3, 42)
-    assert by_name(store.list_task_runs(run_id))["s"].result == {"k": 42}
+    assert by_name(store.reads.list_task_runs(run_id))["s"].result == {"k": 42}
     assert drain(store, run_id, T0 + 4).state is RunState.SUCCEEDED
     consistent(store, run_id)
     consistent(store, child_id)
 
 
-def test_reaping_expired_leases_and_dead_workers(store: Store) -> None:
+def test_reaping_expired_leases_and_dead_workers(store: Stores) -> None:
     worker = WorkerRecord(
         id="w1",
         host="h",
@@ -368,25 +368,27 @@ def test_reaping_expired_leases_and_dead_workers(store: Store) -> None:
         state="running",
         labels={"gpu": "a100"},
     )
-    store.register_worker(worker)
-    store.register_worker(WorkerRecord(**{**_fields(worker), "id": "w2", "pid": 2, "labels": {}}))
-    store.worker_heartbeat("w1", now=T0 + 5)
-    assert [(w.id, w.heartbeat_at, dict(w.labels)) for w in store.list_workers()] == [
+    store.runs.register_worker(worker)
+    store.runs.register_worker(
+        WorkerRecord(**{**_fields(worker), "id": "w2", "pid": 2, "labels": {}})
+    )
+    store.runs.worker_heartbeat("w1", now=T0 + 5)
+    assert [(w.id, w.heartbeat_at, dict(w.labels)) for w in store.reads.list_workers()] == [
         ("w1", T0 + 5, {"gpu": "a100"}),
         ("w2", T0, {}),
     ]
     run_id = start(store, wf("reap", py("a"), py("b")))
     [a] = take(store, T0 + 1, limit=1, worker="w1", lease=10)
     [b] = take(store, T0 + 1, limit=1, worker="w2", lease=100)
-    assert {k: [t.id for t in v] for k, v in store.running_by_worker().items()} == {
+    assert {k: [t.id for t in v] for k, v in store.reads.running_by_worker().items()} == {
         "w1": [a.task_run_id],
         "w2": [b.task_run_id],
     }
-    assert store.reap_expired(now=T0 + 5) == 0
-    assert store.reap_expired(now=T0 + 12) == 1
-    assert store.expire_worker("w2", now=T0 + 13) == 1
-    assert {w.id: w.state for w in store.list_workers()}["w2"] == "dead"
-    assert store.reap_expired(now=T0 + 13) == 1
+    assert store.runs.reap_expired(now=T0 + 5) == 0
+    assert store.runs.reap_expired(now=T0 + 12) == 1
+    assert store.runs.expire_worker("w2", now=T0 + 13) == 1
+    assert {w.id: w.state for w in store.reads.list_workers()}["w2"] == "dead"
+    assert store.runs.reap_expired(now=T0 + 13) == 1
     assert not report(store, a, T0 + 14)  # fenced
     claims = take(store, T0 + 14)
     assert sorted((c.task_name, c.epoch, c.attempt) for c in claims) == [
@@ -395,8 +397,10 @@ def test_reaping_expired_leases_and_dead_workers(store: Store) -> None:
     ]
     for claim in claims:
         report(store, claim, T0 + 15)
-    assert store.get_run(run_id).state is RunState.SUCCEEDED
-    outcomes = sorted((x.task_run_id, x.epoch, x.outcome) for x in store.list_attempts(run_id))
+    assert store.reads.get_run(run_id).state is RunState.SUCCEEDED
+    outcomes = sorted(
+        (x.task_run_id, x.epoch, x.outcome) for x in store.reads.list_attempts(run_id)
+    )
     assert [o for _, _, o in outcomes] == ["lost", "succeeded", "lost", "succeeded"]
     consistent(store, run_id)
 
@@ -405,22 +409,22 @@ def _fields(worker: WorkerRecord) -> dict[str, Any]:
     return {f: getattr(worker, f) for f in worker.__dataclass_fields__}
 
 
-def test_concurrency_limit_across_runs(store: Store) -> None:
+def test_concurrency_limit_across_runs(store: Stores) -> None:
     spec = wf("lim", py("a", concurrency=2))
     runs = [start(store, spec, now=T0 + i) for i in range(4)]
     first = take(store, T0 + 5)
     assert len(first) == 2 and take(store, T0 + 5) == []
-    assert store.next_ready_at(("default",)) is None  # held back: no reason to wake
+    assert store.runs.next_ready_at(("default",)) is None  # held back: no reason to wake
     report(store, first[0], T0 + 6)
     [third] = take(store, T0 + 6)
     for claim in (first[1], third):
         report(store, claim, T0 + 7)
     for run_id in runs:
         drain(store, run_id, T0 + 7)
-    assert all(store.get_run(r).state is RunState.SUCCEEDED for r in runs)
+    assert all(store.reads.get_run(r).state is RunState.SUCCEEDED for r in runs)
 
 
-def test_logs_are_appended_and_read_in_order(store: Store) -> None:
+def test_logs_are_appended_and_read_in_order(store: Stores) -> None:
     run_id = start(store, wf("logs", py("a"), py("b")))
     a, b = sorted(take(store, T0 + 1), key=lambda c: c.task_name)
     lines = [
@@ -429,24 +433,24 @@ def test_logs_are_appended_and_read_in_order(store: Store) -> None:
             [(a, "stdout", "one 100%"), (b, "stderr", "two ?"), (a, "stdout", "three")]
         )
     ]
-    store.append_logs(lines)
-    store.append_logs([])
-    logs = store.get_logs(run_id)
+    store.runs.append_logs(lines)
+    store.runs.append_logs([])
+    logs = store.reads.get_logs(run_id)
     assert [(x.task_name, x.stream, x.line) for x in logs] == [
         ("a", "stdout", "one 100%"),
         ("b", "stderr", "two ?"),
         ("a", "stdout", "three"),
     ]
-    assert [x.line for x in store.get_logs(run_id, task_name="a")] == ["one 100%", "three"]
-    assert [x.line for x in store.get_logs(run_id, after_id=logs[0].id, limit=1)] == ["two ?"]
+    assert [x.line for x in store.reads.get_logs(run_id, task_name="a")] == ["one 100%", "three"]
+    assert [x.line for x in store.reads.get_logs(run_id, after_id=logs[0].id, limit=1)] == ["two ?"]
 
 
-def test_local_waiters_wake_on_commits(store: Store) -> None:
-    seen = store.wait_for_events(-1, 0.0)
+def test_local_waiters_wake_on_commits(store: Stores) -> None:
+    seen = store.notifier.wait_for_events(-1, 0.0)
     woke = threading.Event()
 
     def waiter() -> None:
-        store.wait_for_change(5.0)
+        store.notifier.wait_for_change(5.0)
         woke.set()
 
     thread = threading.Thread(target=waiter)
@@ -454,42 +458,45 @@ def test_local_waiters_wake_on_commits(store: Store) -> None:
     start(store, wf("wake", py("a")))
     assert woke.wait(2.0)
     thread.join()
-    assert store.wait_for_events(seen, 1.0) != seen
+    assert store.notifier.wait_for_events(seen, 1.0) != seen
 
 
 # ---------------------------------------------------------------------------- triggers
 
 
-def test_a_schedule_fires_once_per_nominal_time(store: Store) -> None:
+def test_a_schedule_fires_once_per_nominal_time(store: Stores) -> None:
     spec = wf("cron", py("a"))
-    store.register_workflow(spec, source=None, now=T0)
-    fire = store.fire_schedule(spec, schedule_key="cron/k", nominal=T0, params={}, now=T0 + 1)
+    store.workflows.register_workflow(spec, source=None, now=T0)
+    fire = store.triggers.fire_schedule(
+        spec, schedule_key="cron/k", nominal=T0, params={}, now=T0 + 1
+    )
     assert fire is not None and fire.state == "started" and fire.run_id is not None
-    run = store.get_run(fire.run_id)
+    run = store.reads.get_run(fire.run_id)
     assert run.trigger == run.idempotency_key == "schedule:cron/k@2023-11-14T22:13:20Z"
     assert (
-        store.fire_schedule(spec, schedule_key="cron/k", nominal=T0, params={}, now=T0 + 2) is None
+        store.triggers.fire_schedule(spec, schedule_key="cron/k", nominal=T0, params={}, now=T0 + 2)
+        is None
     )
-    states_ = store.schedule_states()
+    states_ = store.triggers.schedule_states()
     assert (states_["cron/k"].cursor, states_["cron/k"].last_fire) == (T0, T0)
-    store.advance_schedule("cron/k", "cron", T0 + 600, now=T0 + 3)
-    store.advance_schedule("cron/k", "cron", T0 + 60, now=T0 + 4)  # never back
-    assert store.schedule_states()["cron/k"].cursor == T0 + 600
-    assert store.schedule_states()["cron/k"].last_fire == T0
-    bad = store.fire_schedule(
+    store.triggers.advance_schedule("cron/k", "cron", T0 + 600, now=T0 + 3)
+    store.triggers.advance_schedule("cron/k", "cron", T0 + 60, now=T0 + 4)  # never back
+    assert store.triggers.schedule_states()["cron/k"].cursor == T0 + 600
+    assert store.triggers.schedule_states()["cron/k"].last_fire == T0
+    bad = store.triggers.fire_schedule(
         spec, schedule_key="cron/k", nominal=T0 + 900, params={}, now=T0 + 5, error="bad param"
     )
     assert bad is not None and (bad.state, bad.run_id, bad.error) == ("failed", None, "bad param")
-    assert [f.nominal for f in store.list_fires("cron/k")] == [T0 + 900, T0]
-    assert [f.id for f in store.list_fires(limit=1)] == [bad.id]
+    assert [f.nominal for f in store.triggers.list_fires("cron/k")] == [T0 + 900, T0]
+    assert [f.id for f in store.triggers.list_fires(limit=1)] == [bad.id]
 
 
-def test_overlap_skip_and_queue(store: Store) -> None:
+def test_overlap_skip_and_queue(store: Stores) -> None:
     spec = wf("ov", py("a"))
-    store.register_workflow(spec, source=None, now=T0)
+    store.workflows.register_workflow(spec, source=None, now=T0)
 
     def fire(key: str, nominal: float, overlap: str) -> str | None:
-        rec = store.fire_schedule(
+        rec = store.triggers.fire_schedule(
             spec, schedule_key=key, nominal=nominal, params={}, now=nominal, overlap=overlap
         )
         assert rec is not None
@@ -499,21 +506,26 @@ def test_overlap_skip_and_queue(store: Store) -> None:
     assert fire("ov/s", T0 + 60, "skip") == "skipped"
     assert fire("ov/q", T0, "queue") == "started"
     assert fire("ov/q", T0 + 60, "queue") == "queued"
-    assert store.queued_fire_keys() == {"ov/q"}
-    assert store.start_queued_fire(spec, "ov/q", now=T0 + 61) is None  # the first still runs
+    assert store.triggers.queued_fire_keys() == {"ov/q"}
+    assert (
+        store.triggers.start_queued_fire(spec, "ov/q", now=T0 + 61) is None
+    )  # the first still runs
     for claim in take(store, T0 + 62):
         report(store, claim, T0 + 62)
-    started = store.start_queued_fire(spec, "ov/q", now=T0 + 63)
-    assert started is not None and store.queued_fire_keys() == set()
+    started = store.triggers.start_queued_fire(spec, "ov/q", now=T0 + 63)
+    assert started is not None and store.triggers.queued_fire_keys() == set()
     assert fire("ov/c", T0, "cancel_previous") == "started"
     assert fire("ov/c", T0 + 60, "cancel_previous") == "started"
-    runs = [f.run_id for f in store.list_fires("ov/c")]
-    assert [store.get_run(r).state for r in runs if r] == [RunState.RUNNING, RunState.CANCELED]
+    runs = [f.run_id for f in store.triggers.list_fires("ov/c")]
+    assert [store.reads.get_run(r).state for r in runs if r] == [
+        RunState.RUNNING,
+        RunState.CANCELED,
+    ]
 
 
 @pytest.mark.parametrize("first", ["failed", "succeeded"])
 def test_repeated_reports_in_one_batch_first_wins_the_rest_are_superseded(
-    store: Store, first: str
+    store: Stores, first: str
 ) -> None:
     """A batch holding several reports of one attempt applies the first, whatever its
     status, and records every repeat as superseded (PostgreSQL's batched success path once
@@ -523,98 +535,104 @@ def test_repeated_reports_in_one_batch_first_wins_the_rest_are_superseded(
     ok = Outcome(task_run_id=claim.task_run_id, epoch=claim.epoch, status="succeeded", result=1)
     bad = Outcome(task_run_id=claim.task_run_id, epoch=claim.epoch, status="failed", error="boom")
     batch = [bad, ok, bad] if first == "failed" else [ok, bad, ok]
-    res = store.finish(batch, now=T0 + 2)
+    res = store.runs.finish(batch, now=T0 + 2)
     assert res.applied == (claim.task_run_id,)
     assert res.superseded == (claim.task_run_id, claim.task_run_id)
     assert states(store, run_id)["a"] == first
-    kinds = [e.kind for e in store.list_events(run_id, limit=1000)]
+    kinds = [e.kind for e in store.reads.list_events(run_id, limit=1000)]
     assert kinds.count("attempt.superseded") == 2
-    assert [a.outcome for a in store.list_attempts(run_id)] == [first]
+    assert [a.outcome for a in store.reads.list_attempts(run_id)] == [first]
 
 
-def test_events_are_recorded_once(store: Store) -> None:
+def test_events_are_recorded_once(store: Stores) -> None:
     spec = wf("ev", py("a"))
-    store.register_workflow(spec, source=None, now=T0)
+    store.workflows.register_workflow(spec, source=None, now=T0)
     req = RunRequest(spec=spec, params={}, trigger="event:hook/1", idempotency_key="event:hook/1")
-    first = store.record_event("hook", "1", "push", {"x": "50%"}, now=T0, runs=[req])
+    first = store.triggers.record_event("hook", "1", "push", {"x": "50%"}, now=T0, runs=[req])
     assert not first.duplicate and len(first.run_ids) == 1
-    again = store.record_event("hook", "1", "push", {"x": 1}, now=T0 + 1, runs=[req])
+    again = store.triggers.record_event("hook", "1", "push", {"x": 1}, now=T0 + 1, runs=[req])
     assert again.duplicate and again.run_ids == first.run_ids
-    errs = store.record_event("hook", "2", "push", None, now=T0 + 2, errors=["no match"])
+    errs = store.triggers.record_event("hook", "2", "push", None, now=T0 + 2, errors=["no match"])
     assert errs.run_ids == () and errs.errors == ("no match",)
-    assert store.record_event("hook", "2", "push", None, now=T0 + 3).errors == ("no match",)
+    assert store.triggers.record_event("hook", "2", "push", None, now=T0 + 3).errors == (
+        "no match",
+    )
 
 
-def test_finished_runs_feed_and_cursors(store: Store) -> None:
-    assert store.finished_runs(-1) == ([], store.last_event_id())
+def test_finished_runs_feed_and_cursors(store: Stores) -> None:
+    assert store.triggers.finished_runs(-1) == ([], store.reads.last_event_id())
     spec = wf("fin", py("a"))
     done = [start(store, spec, now=T0 + i) for i in range(3)]
     for i in range(len(done)):
         for claim in take(store, T0 + 10 + i):
             report(store, claim, T0 + 10 + i)
-    found, position = store.finished_runs(0)
-    assert [f.run.id for f in found] == done and position == store.last_event_id()
-    page, pos = store.finished_runs(0, limit=2)
+    found, position = store.triggers.finished_runs(0)
+    assert [f.run.id for f in found] == done and position == store.reads.last_event_id()
+    page, pos = store.triggers.finished_runs(0, limit=2)
     assert [f.run.id for f in page] == done[:2] and pos == page[-1].event_id
-    assert store.finished_runs(pos)[0][0].run.id == done[2]
-    assert store.get_cursor("triggers") is None
-    store.set_cursor("triggers", 10, now=T0)
-    store.set_cursor("triggers", 5, now=T0)  # never back
-    assert store.get_cursor("triggers") == 10
+    assert store.triggers.finished_runs(pos)[0][0].run.id == done[2]
+    assert store.triggers.get_cursor("triggers") is None
+    store.triggers.set_cursor("triggers", 10, now=T0)
+    store.triggers.set_cursor("triggers", 5, now=T0)  # never back
+    assert store.triggers.get_cursor("triggers") == 10
 
 
-def test_leases_change_hands_with_new_epochs(store: Store) -> None:
-    assert store.acquire_lease("cron", "s1", ttl=30, now=T0) == 1
-    assert store.acquire_lease("cron", "s2", ttl=30, now=T0 + 1) is None
-    assert store.acquire_lease("cron", "s1", ttl=30, now=T0 + 10) == 1  # extended
-    assert store.renew_lease("cron", "s1", 1, ttl=30, now=T0 + 20)
-    assert not store.renew_lease("cron", "s2", 1, ttl=30, now=T0 + 20)
-    assert store.acquire_lease("cron", "s2", ttl=30, now=T0 + 51) == 2  # lapsed
-    assert not store.renew_lease("cron", "s1", 1, ttl=30, now=T0 + 52)
-    store.release_lease("cron", "s2", 2)
-    assert store.acquire_lease("cron", "s1", ttl=30, now=T0 + 53) == 3
+def test_leases_change_hands_with_new_epochs(store: Stores) -> None:
+    assert store.triggers.acquire_lease("cron", "s1", ttl=30, now=T0) == 1
+    assert store.triggers.acquire_lease("cron", "s2", ttl=30, now=T0 + 1) is None
+    assert store.triggers.acquire_lease("cron", "s1", ttl=30, now=T0 + 10) == 1  # extended
+    assert store.triggers.renew_lease("cron", "s1", 1, ttl=30, now=T0 + 20)
+    assert not store.triggers.renew_lease("cron", "s2", 1, ttl=30, now=T0 + 20)
+    assert store.triggers.acquire_lease("cron", "s2", ttl=30, now=T0 + 51) == 2  # lapsed
+    assert not store.triggers.renew_lease("cron", "s1", 1, ttl=30, now=T0 + 52)
+    store.triggers.release_lease("cron", "s2", 2)
+    assert store.triggers.acquire_lease("cron", "s1", ttl=30, now=T0 + 53) == 3
 
 
-def test_backfills_pace_complete_and_cancel(store: Store) -> None:
+def test_backfills_pace_complete_and_cancel(store: Stores) -> None:
     spec = wf("bf", py("a"))
-    store.register_workflow(spec, source=None, now=T0)
-    bf = store.create_backfill(
+    store.workflows.register_workflow(spec, source=None, now=T0)
+    bf = store.triggers.create_backfill(
         spec, schedule_key="bf/k", start=T0, end=T0 + 180, total=3, max_active=2, priority=-100,
         now=T0,
     )  # fmt: skip
     assert (bf.state, bf.total, bf.created, bf.counts) == ("running", 3, 0, {})
     fires: list[tuple[float, dict[str, Any]]] = [(T0 + 60 * i, {}) for i in range(3)]
-    started = store.pace_backfill(bf.id, spec, fires, exhausted=False, now=T0 + 1)
+    started = store.triggers.pace_backfill(bf.id, spec, fires, exhausted=False, now=T0 + 1)
     assert len(started) == 2
-    assert store.pace_backfill(bf.id, spec, fires[2:], exhausted=False, now=T0 + 2) == []
-    got = store.get_backfill(bf.id)
+    assert store.triggers.pace_backfill(bf.id, spec, fires[2:], exhausted=False, now=T0 + 2) == []
+    got = store.triggers.get_backfill(bf.id)
     assert (got.created, got.cursor, got.active) == (2, T0 + 60, 2)
-    assert store.get_run(started[0]).priority == -100
+    assert store.reads.get_run(started[0]).priority == -100
     for claim in take(store, T0 + 3):
         report(store, claim, T0 + 3)
-    assert len(store.pace_backfill(bf.id, spec, fires[2:], exhausted=True, now=T0 + 4)) == 1
+    assert (
+        len(store.triggers.pace_backfill(bf.id, spec, fires[2:], exhausted=True, now=T0 + 4)) == 1
+    )
     for claim in take(store, T0 + 5):
         report(store, claim, T0 + 5)
-    store.pace_backfill(bf.id, spec, [], exhausted=True, now=T0 + 6)
-    done = store.get_backfill(bf.id)
+    store.triggers.pace_backfill(bf.id, spec, [], exhausted=True, now=T0 + 6)
+    done = store.triggers.get_backfill(bf.id)
     assert (done.state, done.counts, done.finished_at) == ("completed", {"succeeded": 3}, T0 + 6)
-    other = store.create_backfill(
+    other = store.triggers.create_backfill(
         spec, schedule_key="bf/k", start=T0, end=T0, total=1, max_active=1, priority=0, now=T0 + 7
     )
-    [run_id] = store.pace_backfill(other.id, spec, [(T0 + 1, {})], exhausted=True, now=T0 + 8)
-    assert store.cancel_backfill(other.id, now=T0 + 9)
-    assert not store.cancel_backfill(other.id, now=T0 + 9)
-    assert store.get_run(run_id).state is RunState.CANCELED
-    assert [b.id for b in store.list_backfills(workflow="bf")] == [other.id, bf.id]
-    assert [b.id for b in store.list_backfills(state="completed")] == [bf.id]
+    [run_id] = store.triggers.pace_backfill(
+        other.id, spec, [(T0 + 1, {})], exhausted=True, now=T0 + 8
+    )
+    assert store.triggers.cancel_backfill(other.id, now=T0 + 9)
+    assert not store.triggers.cancel_backfill(other.id, now=T0 + 9)
+    assert store.reads.get_run(run_id).state is RunState.CANCELED
+    assert [b.id for b in store.triggers.list_backfills(workflow="bf")] == [other.id, bf.id]
+    assert [b.id for b in store.triggers.list_backfills(state="completed")] == [bf.id]
     with pytest.raises(NotFound):
-        store.get_backfill("bf-nope")
+        store.triggers.get_backfill("bf-nope")
 
 
 def test_two_store_objects_share_one_database(make_store: MakeStore) -> None:
     one, two = make_store(), make_store()
     run_id = start(one, chain())
-    assert two.get_run(run_id).state is RunState.RUNNING
+    assert two.reads.get_run(run_id).state is RunState.RUNNING
     [a] = take(two, T0 + 1)
     assert report(one, a, T0 + 2)
     assert [c.task_name for c in take(two, T0 + 3)] == ["b"]

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from orchestrion.store import open_store
-from orchestrion.store.base import Store
+from orchestrion.store.stores import Stores
 from tests.fault.conftest import Cluster, scale
 
 TASKS = scale(200, 2_000)
@@ -65,14 +65,14 @@ def fault_same(n: int = 10):
 '''
 
 
-def _history(store: Store, run_id: str) -> dict[str, Any]:
-    run = store.get_run(run_id)
-    task_runs = store.list_task_runs(run_id)
+def _history(store: Stores, run_id: str) -> dict[str, Any]:
+    run = store.reads.get_run(run_id)
+    task_runs = store.reads.list_task_runs(run_id)
     names = {tr.id: (tr.task_name, tr.map_index) for tr in task_runs}
     events: dict[Any, list[tuple[str, str | None, str | None]]] = collections.defaultdict(list)
     after = 0
     while True:
-        batch = store.list_events(run_id, after_id=after, limit=1000)
+        batch = store.reads.list_events(run_id, after_id=after, limit=1000)
         if not batch:
             break
         for e in batch:
@@ -80,7 +80,7 @@ def _history(store: Store, run_id: str) -> dict[str, Any]:
             events[owner].append((e.kind, e.from_state, e.to_state))
         after = batch[-1].id
     attempts: dict[Any, list[str | None]] = collections.defaultdict(list)
-    for a in store.list_attempts(run_id):
+    for a in store.reads.list_attempts(run_id):
         attempts[names[a.task_run_id]].append(a.outcome)
     return {
         "run": (run.workflow, run.state.value, run.result, run.error),
@@ -102,7 +102,7 @@ def _run_on(cluster: Cluster, url: str) -> dict[str, Any]:
     store = open_store(url)
     try:
         deadline = time.monotonic() + 60 + TASKS * 0.05
-        while not store.get_run(run_id).state.finished:
+        while not store.reads.get_run(run_id).state.finished:
             if time.monotonic() > deadline:
                 pytest.fail(f"run {run_id} did not finish on {url}\n{cluster.report()}")
             dead = [p.name for p in cluster.procs if not p.alive()]

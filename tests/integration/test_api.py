@@ -24,7 +24,7 @@ from orchestrion.spec.model import (
     TaskSpec,
     WorkflowSpec,
 )
-from orchestrion.store.base import AuditFilter
+from orchestrion.store.records import AuditFilter
 from orchestrion.worker.context import TaskContext
 from orchestrion.worker.loop import Worker, WorkerSettings
 from tests.helpers import database_url_for
@@ -66,7 +66,7 @@ def app(tmp_path: Path) -> Iterator[App]:
     with App(Settings(database_url=database_url_for(tmp_path / "api.db"))) as app:
         app.code.add({"t:add": add, "t:boom": boom})
         for spec in (SPEC, FAILING):
-            app.store.register_workflow(spec, source=None, now=time.time())
+            app.store.workflows.register_workflow(spec, source=None, now=time.time())
         yield app
 
 
@@ -98,7 +98,14 @@ def client(app: App) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def worker(app: App) -> Iterator[Worker]:
-    w = Worker(app.store, app.code, WorkerSettings(concurrency=2, heartbeat_every=0.2), app.clock)
+    w = Worker(
+        app.store.runs,
+        app.store.workflows,
+        app.store.notifier,
+        app.code,
+        WorkerSettings(concurrency=2, heartbeat_every=0.2),
+        app.clock,
+    )
     w.start()
     yield w
     w.stop(grace=2)
@@ -373,7 +380,7 @@ EVENTFUL = WorkflowSpec.model_validate(
 
 
 def test_events_start_matching_workflows_once(app: App, client: httpx.Client) -> None:
-    app.store.register_workflow(EVENTFUL, source=None, now=time.time())
+    app.store.workflows.register_workflow(EVENTFUL, source=None, now=time.time())
     body = {"type": "orders.created", "payload": {"n": 4}, "id": "ev-1"}
     first = client.post("/api/v1/events", json=body)
     assert first.status_code == 202 and len(first.json()["run_ids"]) == 1
@@ -386,7 +393,7 @@ def test_events_start_matching_workflows_once(app: App, client: httpx.Client) ->
 
 
 def test_schedules_and_backfills(app: App, client: httpx.Client) -> None:
-    app.store.register_workflow(EVENTFUL, source=None, now=time.time())
+    app.store.workflows.register_workflow(EVENTFUL, source=None, now=time.time())
     schedules = client.get("/api/v1/schedules").json()
     assert [s["workflow"] for s in schedules] == ["eventful"]
     assert schedules[0]["next_fire"] is not None
@@ -492,7 +499,7 @@ def test_workers_show_what_they_run(app: App, client: httpx.Client, worker: Work
     spec = WorkflowSpec(
         name="holding", tasks=(TaskSpec(name="h", action=PythonAction(ref="t:hold")),)
     )
-    app.store.register_workflow(spec, source=None, now=time.time())
+    app.store.workflows.register_workflow(spec, source=None, now=time.time())
     RELEASE.clear()
     run = client.post("/api/v1/workflows/holding/runs", json={}).json()
     deadline = time.monotonic() + 10
@@ -520,7 +527,7 @@ def test_logs_stream_while_the_task_runs(app: App, client: httpx.Client, worker:
     spec = WorkflowSpec(
         name="chat", tasks=(TaskSpec(name="c", action=PythonAction(ref="t:chatty")),)
     )
-    app.store.register_workflow(spec, source=None, now=time.time())
+    app.store.workflows.register_workflow(spec, source=None, now=time.time())
     run = client.post("/api/v1/workflows/chat/runs", json={}).json()
     lines: list[tuple[str, str]] = []  # (line, run state when it arrived)
     with client.stream("GET", f"/api/v1/runs/{run['id']}/logs/stream") as response:
@@ -554,7 +561,7 @@ def test_mark_a_failed_task_succeeded_resumes_the_run(
             ),
         ),
     )
-    app.store.register_workflow(spec, source=None, now=time.time())
+    app.store.workflows.register_workflow(spec, source=None, now=time.time())
     run = client.post("/api/v1/workflows/markme/runs", json={}).json()
     failed = wait_final(client, run["id"])
     assert failed["state"] == "failed"
@@ -593,7 +600,7 @@ def test_mark_a_running_task_failed_fences_its_attempt(
     spec = WorkflowSpec(
         name="stuck", tasks=(TaskSpec(name="h", action=PythonAction(ref="t:hold")),)
     )
-    app.store.register_workflow(spec, source=None, now=time.time())
+    app.store.workflows.register_workflow(spec, source=None, now=time.time())
     RELEASE.clear()
     run = client.post("/api/v1/workflows/stuck/runs", json={}).json()
     deadline = time.monotonic() + 10

@@ -67,7 +67,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
         spec = WorkflowSpec(
             name="w", tasks=(TaskSpec(name="a", action=PythonAction(ref="t:noop")),)
         )
-        app.store.register_workflow(spec, source=None, now=time.time())
+        app.store.workflows.register_workflow(spec, source=None, now=time.time())
         app.trigger("w")
         transport = httpx.ASGITransport(app=create_api(app, max_body_bytes=100_000))
         token, _ = app.accounts.create_token("fuzz", {"*": "admin"}, expires="never")

@@ -44,7 +44,7 @@ import pytest
 from orchestrion.app import App
 from orchestrion.errors import OrchestrionError
 from orchestrion.states import RunState
-from orchestrion.store.base import RunRecord
+from orchestrion.store.records import RunRecord
 from orchestrion.worker.cluster_executors import DaskExecutor, RayExecutor
 from orchestrion.worker.executor_choice import executor_from_name
 from orchestrion.worker.executors import Executor
@@ -352,7 +352,9 @@ def app(tmp_path: Path, files: Path) -> Iterator[App]:
 
 def _worker(app: App, executor: Executor) -> Worker:
     worker = Worker(
-        app.store,
+        app.store.runs,
+        app.store.workflows,
+        app.store.notifier,
         app.code,
         WorkerSettings(concurrency=2, lease_seconds=5.0, heartbeat_every=0.2),
         app.clock,
@@ -375,7 +377,7 @@ def _finish(app: App, run_id: str) -> RunRecord:
     deadline = time.monotonic() + _PATIENCE
     while not app.get_run(run_id).state.finished:
         assert time.monotonic() < deadline, "run did not finish"
-        app.store.wait_for_change(0.05)
+        app.store.notifier.wait_for_change(0.05)
     return app.get_run(run_id)
 
 

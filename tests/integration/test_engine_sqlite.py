@@ -25,8 +25,9 @@ from orchestrion.clock import FakeClock
 from orchestrion.spec.model import ParamSpec, ParamType, TriggerRule, WhenSpec, WorkflowSpec
 from orchestrion.states import RunState, TaskState
 from orchestrion.store import open_store
-from orchestrion.store.advance import MAX_RESULT_BYTES
-from orchestrion.store.base import Claim, Outcome, RunFilter, Store
+from orchestrion.store.records import Claim, Outcome, RunFilter
+from orchestrion.store.sql.advance import MAX_RESULT_BYTES
+from orchestrion.store.stores import Stores
 from orchestrion.triggers.maintenance import sweep
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.loop import Worker, WorkerSettings
@@ -81,7 +82,7 @@ def consistent(d: Driver, run_id: str) -> None:
 def finish_ok(d: Driver, claim: Claim) -> None:
     outcome = d.execute(claim)
     assert outcome is not None and outcome.status == "succeeded", outcome
-    assert d.store.finish([outcome], now=d.now).applied == (claim.task_run_id,)
+    assert d.store.runs.finish([outcome], now=d.now).applied == (claim.task_run_id,)
 
 
 # ============================================================================ basic flow
@@ -110,7 +111,7 @@ def test_linear_chain_passes_results_and_waits_for_upstream(d: Driver) -> None:
     assert c.upstream == {"b": 2}
     finish_ok(d, c)
 
-    run = d.store.get_run(run_id)
+    run = d.store.reads.get_run(run_id)
     assert run.state is RunState.SUCCEEDED
     assert run.result == {"c": 20}  # the leaves' results
     assert run.error is None
@@ -143,7 +144,7 @@ def test_fan_out_fan_in_with_results_downstream(d: Driver) -> None:
     join = d.claim_one("join")
     assert join.upstream == {"x": 11, "y": 12, "z": 13}
     finish_ok(d, join)
-    run = d.store.get_run(run_id)
+    run = d.store.reads.get_run(run_id)
     assert run.state is RunState.SUCCEEDED and run.result == {"join": [11, 12, 13]}
     consistent(d, run_id)
 
@@ -155,10 +156,10 @@ def test_idempotency_key_returns_the_same_run(d: Driver) -> None:
     again = d.start(spec, idempotency_key="order-42")
     other = d.start(spec, idempotency_key="order-43")
     assert first == again != other
-    runs = d.store.list_runs(RunFilter(workflow="idem"))
+    runs = d.store.reads.list_runs(RunFilter(workflow="idem"))
     assert sorted(r.id for r in runs) == sorted({first, other})
     assert len(d.claim()) == 2  # one task run per run, not per trigger
-    assert d.store.get_run(first).idempotency_key == "order-42"
+    assert d.store.reads.get_run(first).idempotency_key == "order-42"
 
 
 # ============================================================================ conditions
@@ -193,7 +194,7 @@ def test_when_false_skips_a_branch_and_propagates_under_all_success(d: Driver) -
         "g": "succeeded",
     }
     assert d.tasks(run_id)["b"].attempts == 0  # never claimed
-    kinds = [(e.kind, e.data) for e in d.store.list_events(run_id) if e.kind == "task.skip"]
+    kinds = [(e.kind, e.data) for e in d.store.reads.list_events(run_id) if e.kind == "task.skip"]
     assert {"reason": "condition false"} in [data for _, data in kinds]
     assert {"rule": "all_success"} in [data for _, data in kinds]
     consistent(d, run_id)
@@ -232,7 +233,7 @@ def test_when_python_condition_is_evaluated_at_start_and_skips(d: Driver) -> Non
         "c": "skipped",
         "d": "succeeded",
     }
-    assert [a.outcome for a in d.store.list_attempts(run_id)] == [
+    assert [a.outcome for a in d.store.reads.list_attempts(run_id)] == [
         "succeeded",
         "skipped",
         "succeeded",
@@ -266,7 +267,7 @@ def test_map_over_upstream_list_gathers_results_in_item_order(d: Driver) -> None
     total = d.claim_one("total")
     assert total.upstream == {"double": [6, 2, 4]}
     finish_ok(d, total)
-    run = d.store.get_run(run_id)
+    run = d.store.reads.get_run(run_id)
     assert run.state is RunState.SUCCEEDED and run.result == {"total": [6, 2, 4]}
     consistent(d, run_id)
 
@@ -286,7 +287,7 @@ def test_map_over_empty_list_succeeds_with_empty_result(d: Driver) -> None:
     total = d.claim_one("total")
     assert total.upstream == {"double": []}
     finish_ok(d, total)
-    run = d.store.get_run(run_id)
+    run = d.store.reads.get_run(run_id)
     assert run.state is RunState.SUCCEEDED and run.result == {"total": {"got": []}}
     consistent(d, run_id)
 
@@ -303,7 +304,7 @@ def test_map_over_empty_list_end_to_end(d: Driver) -> None:
     run = d.drain(run_id)
     assert run.state is RunState.SUCCEEDED
     assert run.result == {"total": {"got": []}}
-    assert [t for t in d.store.list_task_runs(run_id) if t.kind == "item"] == []
+    assert [t for t in d.store.reads.list_task_runs(run_id) if t.kind == "item"] == []
     consistent(d, run_id)
 
 
@@ -343,7 +344,8 @@ def test_mapped_item_failure_with_retries(d: Driver) -> None:
     run = d.drain(run_id)
     assert run.state is RunState.FAILED
     items = sorted(
-        (t for t in d.store.list_task_runs(run_id) if t.kind == "item"), key=lambda t: t.map_index
+        (t for t in d.store.reads.list_task_runs(run_id) if t.kind == "item"),
+        key=lambda t: t.map_index,
     )
     assert [(t.state, t.attempts) for t in items] == [
         (S.SUCCEEDED, 1),
@@ -373,7 +375,7 @@ def test_retry_backoff_is_honoured_through_ready_at(d: Driver) -> None:
     d.fail(first, "first")
     tr = d.tasks(run_id)["t"]
     assert tr.state is S.RETRY_WAIT and tr.ready_at == pytest.approx(t0 + 10.0)
-    assert d.store.next_ready_at(("default",)) == pytest.approx(t0 + 10.0)
+    assert d.store.runs.next_ready_at(("default",)) == pytest.approx(t0 + 10.0)
     d.clock.advance(9.99)
     assert d.claim() == []  # not before ready_at
     d.clock.advance(0.02)
@@ -390,13 +392,13 @@ def test_retry_backoff_is_honoured_through_ready_at(d: Driver) -> None:
     assert third.attempt == 3
     d.fail(third, "third")  # budget spent: 1 try + 2 retries
 
-    run = d.store.get_run(run_id)
+    run = d.store.reads.get_run(run_id)
     assert run.state is RunState.FAILED and run.error and "third" in run.error
     tr = d.tasks(run_id)["t"]
     assert tr.state is S.FAILED and tr.attempts == 3
-    assert [a.outcome for a in d.store.list_attempts(run_id)] == ["failed"] * 3
-    assert [a.error for a in d.store.list_attempts(run_id)] == ["first", "second", "third"]
-    assert sum(1 for e in d.store.list_events(run_id) if e.kind == "task.retry") == 2
+    assert [a.outcome for a in d.store.reads.list_attempts(run_id)] == ["failed"] * 3
+    assert [a.error for a in d.store.reads.list_attempts(run_id)] == ["first", "second", "third"]
+    assert sum(1 for e in d.store.reads.list_events(run_id) if e.kind == "task.retry") == 2
     consistent(d, run_id)
 
 
@@ -444,7 +446,11 @@ def test_retry_then_success(d: Driver) -> None:
     run_id = d.start(wf("eventually", py("t", retries=3, backoff=1.0)))
     run = d.drain(run_id)
     assert run.state is RunState.SUCCEEDED and run.result == {"t": 3}
-    assert [a.outcome for a in d.store.list_attempts(run_id)] == ["failed", "failed", "succeeded"]
+    assert [a.outcome for a in d.store.reads.list_attempts(run_id)] == [
+        "failed",
+        "failed",
+        "succeeded",
+    ]
     consistent(d, run_id)
 
 
@@ -456,17 +462,17 @@ def test_expired_lease_is_reaped_requeued_without_spending_retries(d: Driver) ->
     run_id = d.start(wf("lease", py("t", retries=0)))
     old = d.claim_one("t", lease=30.0)
     d.clock.advance(29.0)
-    assert d.store.reap_expired(now=d.now) == 0  # not yet expired
+    assert d.store.runs.reap_expired(now=d.now) == 0  # not yet expired
     d.clock.advance(2.0)
-    assert d.store.reap_expired(now=d.now) == 1
-    assert d.store.reap_expired(now=d.now) == 0  # two reapers cannot both act
+    assert d.store.runs.reap_expired(now=d.now) == 1
+    assert d.store.runs.reap_expired(now=d.now) == 0  # two reapers cannot both act
 
     tr = d.tasks(run_id)["t"]
     assert tr.state is S.RETRY_WAIT and tr.ready_at <= d.now  # retries=0, yet requeued
-    [attempt] = d.store.list_attempts(run_id)
+    [attempt] = d.store.reads.list_attempts(run_id)
     assert attempt.outcome == "lost" and attempt.epoch == 1
 
-    late = d.store.finish(
+    late = d.store.runs.finish(
         [Outcome(task_run_id=old.task_run_id, epoch=1, status="succeeded", result="old")],
         now=d.now,
     )
@@ -475,17 +481,17 @@ def test_expired_lease_is_reaped_requeued_without_spending_retries(d: Driver) ->
 
     new = d.claim_one("t", worker="w2")
     assert (new.epoch, new.attempt) == (2, 2)
-    late2 = d.store.finish(
+    late2 = d.store.runs.finish(
         [Outcome(task_run_id=old.task_run_id, epoch=1, status="failed", error="old")], now=d.now
     )
     assert late2.superseded == (old.task_run_id,)
     assert d.tasks(run_id)["t"].state is S.RUNNING  # the old epoch changed nothing
 
     assert d.succeed(new, "new") == (new.task_run_id,)
-    run = d.store.get_run(run_id)
+    run = d.store.reads.get_run(run_id)
     assert run.state is RunState.SUCCEEDED and run.result == {"t": "new"}
-    assert [a.outcome for a in d.store.list_attempts(run_id)] == ["lost", "succeeded"]
-    superseded = [e for e in d.store.list_events(run_id) if e.kind == "attempt.superseded"]
+    assert [a.outcome for a in d.store.reads.list_attempts(run_id)] == ["lost", "succeeded"]
+    superseded = [e for e in d.store.reads.list_events(run_id) if e.kind == "attempt.superseded"]
     assert [e.data["epoch"] for e in superseded if e.data] == [1, 1]
     consistent(d, run_id)
 
@@ -496,8 +502,8 @@ def test_a_task_that_keeps_losing_its_worker_fails(d: Driver) -> None:
     for _ in range(planner.MAX_LOST_ATTEMPTS):
         d.claim_one("t", lease=5.0)
         d.clock.advance(6.0)
-        assert d.store.reap_expired(now=d.now) == 1
-    run = d.store.get_run(run_id)
+        assert d.store.runs.reap_expired(now=d.now) == 1
+    run = d.store.reads.get_run(run_id)
     assert run.state is RunState.FAILED
     tr = d.tasks(run_id)["t"]
     assert tr.state is S.FAILED and tr.error and "worker lost" in tr.error
@@ -512,29 +518,34 @@ def test_heartbeat_extends_leases_and_returns_lost_ones(d: Driver) -> None:
     leases = [(a.task_run_id, a.epoch), (b.task_run_id, b.epoch)]
 
     d.clock.advance(5.0)
-    assert d.store.heartbeat(worker_id="w1", leases=leases, lease_seconds=10.0, now=d.now) == []
+    assert (
+        d.store.runs.heartbeat(worker_id="w1", leases=leases, lease_seconds=10.0, now=d.now) == []
+    )
     d.clock.advance(6.0)  # past the first lease, within the extended one
-    assert d.store.reap_expired(now=d.now) == 0
-    assert d.store.heartbeat(worker_id="w1", leases=leases[1:], lease_seconds=10.0, now=d.now) == []
+    assert d.store.runs.reap_expired(now=d.now) == 0
+    assert (
+        d.store.runs.heartbeat(worker_id="w1", leases=leases[1:], lease_seconds=10.0, now=d.now)
+        == []
+    )
     d.clock.advance(5.0)  # a's lease (t+15) expired, b's (t+21) holds
-    assert d.store.reap_expired(now=d.now) == 1
-    lost = d.store.heartbeat(worker_id="w1", leases=leases, lease_seconds=10.0, now=d.now)
+    assert d.store.runs.reap_expired(now=d.now) == 1
+    lost = d.store.runs.heartbeat(worker_id="w1", leases=leases, lease_seconds=10.0, now=d.now)
     assert lost == [a.task_run_id]
     # another worker's lease is never extended, and reported lost
-    assert d.store.heartbeat(
+    assert d.store.runs.heartbeat(
         worker_id="intruder", leases=leases[1:], lease_seconds=10.0, now=d.now
     ) == [b.task_run_id]
-    assert d.store.heartbeat(worker_id="w1", leases=[], lease_seconds=10.0, now=d.now) == []
+    assert d.store.runs.heartbeat(worker_id="w1", leases=[], lease_seconds=10.0, now=d.now) == []
 
     # a re-claimed with a new epoch: the old epoch's heartbeat is lost and extends nothing
     a2 = d.claim_one("a", lease=10.0)
     assert a2.epoch == 2
-    stale = d.store.heartbeat(
+    stale = d.store.runs.heartbeat(
         worker_id="w1", leases=[(a.task_run_id, 1)], lease_seconds=1000.0, now=d.now
     )
     assert stale == [a.task_run_id]
     d.clock.advance(10.5)
-    assert d.store.reap_expired(now=d.now) == 2  # a (epoch 2) and b: no stale extension
+    assert d.store.runs.reap_expired(now=d.now) == 2  # a (epoch 2) and b: no stale extension
     consistent(d, run_id)
 
 
@@ -542,8 +553,8 @@ def test_expire_worker_lets_the_reaper_requeue_its_tasks(d: Driver) -> None:
     d.add(a=lambda: None)
     run_id = d.start(wf("expire", py("a")))
     d.claim_one("a", worker="dead", lease=300.0)
-    assert d.store.expire_worker("dead", now=d.now) == 1
-    assert d.store.reap_expired(now=d.now) == 1
+    assert d.store.runs.expire_worker("dead", now=d.now) == 1
+    assert d.store.runs.reap_expired(now=d.now) == 1
     assert d.claim_one("a", worker="alive").epoch == 2
     consistent(d, run_id)
 
@@ -563,7 +574,7 @@ def _many_items(d: Driver, n: int) -> str:
     return run_id
 
 
-def _hammer(stores: list[Store], clock: FakeClock, threads: int) -> list[tuple[int, int]]:
+def _hammer(stores: list[Stores], clock: FakeClock, threads: int) -> list[tuple[int, int]]:
     claimed: list[tuple[int, int]] = []
     lock = threading.Lock()
     barrier = threading.Barrier(threads)
@@ -575,7 +586,7 @@ def _hammer(stores: list[Store], clock: FakeClock, threads: int) -> list[tuple[i
         try:
             barrier.wait()
             while True:
-                got = store.claim(
+                got = store.runs.claim(
                     worker_id=f"w{k}",
                     queues=("default",),
                     limit=rng.randint(1, 4),
@@ -604,7 +615,7 @@ def test_concurrent_claims_on_one_store_never_share_a_task_run(d: Driver) -> Non
     ids = [tr for tr, _ in claimed]
     assert len(ids) == 200 and len(set(ids)) == 200
     assert {epoch for _, epoch in claimed} == {1}
-    attempts = [a for a in d.store.list_attempts(run_id) if a.task_run_id in set(ids)]
+    attempts = [a for a in d.store.reads.list_attempts(run_id) if a.task_run_id in set(ids)]
     assert sorted(a.task_run_id for a in attempts) == sorted(ids)
     consistent(d, run_id)
 
@@ -618,7 +629,7 @@ def test_concurrent_claims_across_two_store_objects_on_one_file(d: Driver) -> No
         other.close()
     ids = [tr for tr, _ in claimed]
     assert len(ids) == 150 and len(set(ids)) == 150
-    items = [t for t in d.store.list_task_runs(run_id) if t.kind == "item"]
+    items = [t for t in d.store.reads.list_task_runs(run_id) if t.kind == "item"]
     assert all(t.state is S.RUNNING and t.attempts == 1 for t in items)
     consistent(d, run_id)
 
@@ -632,7 +643,7 @@ def test_concurrent_triggers_with_one_idempotency_key_make_one_run(d: Driver) ->
 
     def trigger(k: int) -> None:
         barrier.wait()
-        run = stores[k % 2].create_run(spec, {}, now=d.now, idempotency_key="same")
+        run = stores[k % 2].runs.create_run(spec, {}, now=d.now, idempotency_key="same")
         ids.append(run.id)
 
     threads = [threading.Thread(target=trigger, args=(k,)) for k in range(8)]
@@ -644,7 +655,7 @@ def test_concurrent_triggers_with_one_idempotency_key_make_one_run(d: Driver) ->
     finally:
         stores[1].close()
     assert len(ids) == 8 and len(set(ids)) == 1
-    assert len(d.store.list_runs(RunFilter(workflow="idem_race"))) == 1
+    assert len(d.store.reads.list_runs(RunFilter(workflow="idem_race"))) == 1
     assert len(d.claim()) == 1
 
 
@@ -665,7 +676,7 @@ def test_per_task_concurrency_limit_across_runs(d: Driver) -> None:
     d.succeed(first[1])
     d.succeed(third)
     for run_id in runs:
-        assert d.store.get_run(run_id).state is RunState.SUCCEEDED
+        assert d.store.reads.get_run(run_id).state is RunState.SUCCEEDED
         consistent(d, run_id)
 
 
@@ -682,7 +693,7 @@ def test_mapped_items_honour_the_concurrency_limit(d: Driver) -> None:
         [item] = d.claim(limit=10)
         assert d.claim(limit=10) == []
         finish_ok(d, item)
-    assert d.store.get_run(run_id).state is RunState.SUCCEEDED
+    assert d.store.reads.get_run(run_id).state is RunState.SUCCEEDED
     consistent(d, run_id)
 
 
@@ -695,19 +706,19 @@ def test_tasks_blocked_by_their_limit_do_not_hold_back_other_work(d: Driver) -> 
         d.start(limited)
     free_run = d.start(wf("cold", py("free")))
     assert d.claim_one("lim", limit=1).task_name == "lim"
-    assert d.store.next_ready_at(("default",)) == pytest.approx(d.now)  # `free` is due
+    assert d.store.runs.next_ready_at(("default",)) == pytest.approx(d.now)  # `free` is due
     got = d.claim(limit=1)
     assert [c.run_id for c in got] == [free_run]
     # only work held back by its limit is left: nothing claimable, nothing to wake for
     assert d.claim(limit=5) == []
-    assert d.store.next_ready_at(("default",)) is None
+    assert d.store.runs.next_ready_at(("default",)) is None
 
 
 def test_max_active_runs_queues_runs_and_admits_the_next(d: Driver) -> None:
     d.add(a=lambda: "done")
     spec = wf("serial", py("a"), max_active_runs=1)
     r1, r2, r3 = (d.start(spec) for _ in range(3))
-    assert [d.store.get_run(r).state for r in (r1, r2, r3)] == [
+    assert [d.store.reads.get_run(r).state for r in (r1, r2, r3)] == [
         RunState.RUNNING,
         RunState.QUEUED,
         RunState.QUEUED,
@@ -715,20 +726,20 @@ def test_max_active_runs_queues_runs_and_admits_the_next(d: Driver) -> None:
     assert d.state(r2) == {"a": "pending"}
     claim = d.claim_one("a")
     assert claim.run_id == r1
-    assert d.store.cancel_run(r3, now=d.now)  # a queued run can be canceled
-    assert d.store.get_run(r3).state is RunState.CANCELED
+    assert d.store.runs.cancel_run(r3, now=d.now)  # a queued run can be canceled
+    assert d.store.reads.get_run(r3).state is RunState.CANCELED
 
     d.clock.advance(1.0)
     finish_ok(d, claim)
-    assert d.store.get_run(r1).state is RunState.SUCCEEDED
-    run2 = d.store.get_run(r2)
+    assert d.store.reads.get_run(r1).state is RunState.SUCCEEDED
+    run2 = d.store.reads.get_run(r2)
     assert run2.state is RunState.RUNNING and run2.started_at == d.now
     r4 = d.start(spec)
-    assert d.store.get_run(r4).state is RunState.QUEUED
+    assert d.store.reads.get_run(r4).state is RunState.QUEUED
     claim2 = d.claim_one("a")
     assert claim2.run_id == r2
     finish_ok(d, claim2)
-    assert d.store.get_run(r4).state is RunState.RUNNING
+    assert d.store.reads.get_run(r4).state is RunState.RUNNING
     assert d.drain(r4).state is RunState.SUCCEEDED
     for run_id in (r1, r2, r3, r4):
         consistent(d, run_id)
@@ -764,7 +775,7 @@ def test_queues_separate_work(d: Driver) -> None:
     assert d.claim_one("b").task_name == "b"
     assert d.claim() == []
     assert d.claim_one("a", queues=("gpu",)).task_name == "a"
-    assert d.store.get_run(run_id).state is RunState.RUNNING
+    assert d.store.reads.get_run(run_id).state is RunState.RUNNING
 
 
 # ============================================================================ cancel, retry
@@ -774,26 +785,26 @@ def test_cancel_run_cancels_everything_and_supersedes_the_late_result(d: Driver)
     d.add(a=lambda: 1, b=lambda: 2, c=lambda: 3)
     run_id = d.start(wf("cancel", py("a"), py("b"), py("c", "a", "b")))
     a = d.claim_one("a", limit=1)
-    assert d.store.cancel_run(run_id, now=d.now, reason="stop it")
-    run = d.store.get_run(run_id)
+    assert d.store.runs.cancel_run(run_id, now=d.now, reason="stop it")
+    run = d.store.reads.get_run(run_id)
     assert run.state is RunState.CANCELED and run.error == "stop it"
     assert d.state(run_id) == dict.fromkeys("abc", "canceled")
-    assert [at.outcome for at in d.store.list_attempts(run_id)] == ["canceled"]
+    assert [at.outcome for at in d.store.reads.list_attempts(run_id)] == ["canceled"]
     assert d.claim() == []
 
-    lost = d.store.heartbeat(
+    lost = d.store.runs.heartbeat(
         worker_id="w1", leases=[(a.task_run_id, a.epoch)], lease_seconds=30.0, now=d.now
     )
     assert lost == [a.task_run_id]
-    late = d.store.finish(
+    late = d.store.runs.finish(
         [Outcome(task_run_id=a.task_run_id, epoch=a.epoch, status="succeeded", result=1)],
         now=d.now,
     )
     assert late.superseded == (a.task_run_id,) and late.applied == ()
-    assert d.store.get_run(run_id).state is RunState.CANCELED
+    assert d.store.reads.get_run(run_id).state is RunState.CANCELED
     assert d.tasks(run_id)["a"].state is S.CANCELED
-    assert not d.store.cancel_run(run_id, now=d.now)  # already finished
-    assert any(e.kind == "attempt.superseded" for e in d.store.list_events(run_id))
+    assert not d.store.runs.cancel_run(run_id, now=d.now)  # already finished
+    assert any(e.kind == "attempt.superseded" for e in d.store.reads.list_events(run_id))
     consistent(d, run_id)
 
 
@@ -837,9 +848,9 @@ def test_retry_run_reruns_only_what_failed(d: Driver) -> None:
     }
     consistent(d, run_id)
 
-    assert d.store.retry_run(run_id, now=d.now)
-    assert d.store.get_run(run_id).state is RunState.RUNNING
-    assert not d.store.retry_run(run_id, now=d.now)  # running: not retryable
+    assert d.store.runs.retry_run(run_id, now=d.now)
+    assert d.store.reads.get_run(run_id).state is RunState.RUNNING
+    assert not d.store.runs.retry_run(run_id, now=d.now)  # running: not retryable
     run = d.drain(run_id)
     assert run.state is RunState.SUCCEEDED, run.error
     assert run.error is None
@@ -848,7 +859,7 @@ def test_retry_run_reruns_only_what_failed(d: Driver) -> None:
     assert tasks["c"].result == 200
     assert tasks["a"].result == 1 and tasks["a"].attempts == 1
     assert calls == Counter({"a": 1, "b": 2, "c": 1, "side": 1, "cleanup": 1})
-    assert not d.store.retry_run(run_id, now=d.now)  # succeeded: nothing to retry
+    assert not d.store.runs.retry_run(run_id, now=d.now)  # succeeded: nothing to retry
     consistent(d, run_id)
 
 
@@ -872,7 +883,7 @@ def test_retry_run_of_a_mapped_task_reruns_only_failed_items(d: Driver) -> None:
     run_id = d.start(spec)
     assert d.drain(run_id).state is RunState.FAILED
     consistent(d, run_id)
-    assert d.store.retry_run(run_id, now=d.now)
+    assert d.store.runs.retry_run(run_id, now=d.now)
     run = d.drain(run_id)
     assert run.state is RunState.SUCCEEDED, run.error
     assert run.result == {"total": 6}
@@ -885,8 +896,8 @@ def test_retry_run_after_cancel_finishes_the_run(d: Driver) -> None:
     run_id = d.start(wf("recancel", py("a"), py("b", "a", inputs={"x": "tasks.a"})))
     finish_ok(d, d.claim_one("a"))
     d.claim_one("b")
-    assert d.store.cancel_run(run_id, now=d.now)
-    assert d.store.retry_run(run_id, now=d.now)
+    assert d.store.runs.cancel_run(run_id, now=d.now)
+    assert d.store.runs.retry_run(run_id, now=d.now)
     run = d.drain(run_id)
     assert run.state is RunState.SUCCEEDED and run.result == {"b": 2}
     consistent(d, run_id)
@@ -900,15 +911,15 @@ def test_run_timeout_fails_the_run_and_cancels_tasks(d: Driver) -> None:
     run_id = d.start(wf("slow", py("a"), py("b", "a"), timeout=60.0))
     a = d.claim_one("a", lease=300.0)
     d.clock.advance(59.0)
-    assert d.store.timeout_runs(now=d.now) == []
+    assert d.store.runs.timeout_runs(now=d.now) == []
     d.clock.advance(2.0)
-    assert sweep(d.store, d.now) == (0, [run_id])
-    run = d.store.get_run(run_id)
+    assert sweep(d.store.runs, d.now) == (0, [run_id])
+    run = d.store.reads.get_run(run_id)
     assert run.state is RunState.FAILED and run.error == "run timed out"
     assert d.state(run_id) == {"a": "canceled", "b": "canceled"}
-    assert d.store.timeout_runs(now=d.now) == []
+    assert d.store.runs.timeout_runs(now=d.now) == []
     assert d.succeed(a, 1) == ()  # late: superseded
-    assert d.store.get_run(run_id).state is RunState.FAILED
+    assert d.store.reads.get_run(run_id).state is RunState.FAILED
     consistent(d, run_id)
 
 
@@ -941,17 +952,17 @@ def test_one_terminal_result_per_attempt(d: Driver) -> None:
     a = d.claim_one("a")
     ok = Outcome(task_run_id=a.task_run_id, epoch=a.epoch, status="succeeded", result=1)
     bad = Outcome(task_run_id=a.task_run_id, epoch=a.epoch, status="failed", error="x")
-    res = d.store.finish([ok, bad, ok], now=d.now)
+    res = d.store.runs.finish([ok, bad, ok], now=d.now)
     assert res.applied == (a.task_run_id,)
     assert res.superseded == (a.task_run_id, a.task_run_id)
-    assert d.store.finish([ok], now=d.now).superseded == (a.task_run_id,)
+    assert d.store.runs.finish([ok], now=d.now).superseded == (a.task_run_id,)
     forged = Outcome(task_run_id=a.task_run_id, epoch=a.epoch + 1, status="failed", error="x")
-    assert d.store.finish([forged], now=d.now).superseded == (a.task_run_id,)
+    assert d.store.runs.finish([forged], now=d.now).superseded == (a.task_run_id,)
     b = d.claim_one("b")
     assert b.upstream == {"a": 1}
     finish_ok(d, b)
-    assert d.store.get_run(run_id).state is RunState.SUCCEEDED
-    assert [at.outcome for at in d.store.list_attempts(run_id)] == ["succeeded", "succeeded"]
+    assert d.store.reads.get_run(run_id).state is RunState.SUCCEEDED
+    assert [at.outcome for at in d.store.reads.list_attempts(run_id)] == ["succeeded", "succeeded"]
     consistent(d, run_id)
 
 
@@ -973,9 +984,9 @@ def test_cancel_then_retry_of_a_mapped_run(d: Driver) -> None:
     finish_ok(d, d.claim_one("start"))
     items = sorted(d.claim(limit=2), key=lambda c: c.map_index)
     finish_ok(d, items[0])  # one item done, one running, two queued
-    assert d.store.cancel_run(run_id, now=d.now)
+    assert d.store.runs.cancel_run(run_id, now=d.now)
     consistent(d, run_id)
-    assert d.store.retry_run(run_id, now=d.now)
+    assert d.store.runs.retry_run(run_id, now=d.now)
     run = d.drain(run_id)
     assert run.state is RunState.SUCCEEDED, run.error
     assert run.result == {"total": [100, 101, 102, 103]}
@@ -990,7 +1001,7 @@ def test_retry_run_re_evaluates_a_failed_when_condition(d: Driver) -> None:
     d.add(a=lambda: {"x": 1}, b=lambda: ran.append("b"))
     run_id = d.start(wf("rewhen", py("a"), py("b", "a", when="tasks.a.missing > 1")))
     assert d.drain(run_id).state is RunState.FAILED
-    d.store.retry_run(run_id, now=d.now)
+    d.store.runs.retry_run(run_id, now=d.now)
     run = d.drain(run_id)
     assert ran == []  # the condition still cannot be evaluated: b must not run
     assert run.state is RunState.FAILED
@@ -1006,7 +1017,7 @@ def test_retry_run_of_a_failed_map_expression_is_refused_or_re_evaluated(d: Driv
     )
     run_id = d.start(spec)
     assert d.drain(run_id).state is RunState.FAILED
-    d.store.retry_run(run_id, now=d.now)  # must not raise IllegalTransition
+    d.store.runs.retry_run(run_id, now=d.now)  # must not raise IllegalTransition
     assert d.drain(run_id).state is RunState.FAILED
     consistent(d, run_id)
 
@@ -1047,14 +1058,12 @@ def test_compensation_runs_undo_steps_in_reverse_dependency_order(d: Driver) -> 
     finish_ok(d, d.claim_one("a"))
     for claim in d.claim():
         finish_ok(d, claim)
-    outcome = d.execute(d.claim_one("d"))
-    assert outcome is not None
-    d.store.finish([outcome], now=d.now)
-    assert d.store.get_run(run_id).state is RunState.COMPENSATING
+    d.store.runs.finish([d.execute(d.claim_one("d"))], now=d.now)  # type: ignore[list-item]
+    assert d.store.reads.get_run(run_id).state is RunState.COMPENSATING
     for name in ("undo:c", "undo:b", "undo:a"):  # one at a time, in order
         finish_ok(d, d.claim_one(name))
     assert undone == [("c", "C"), ("b", "B"), ("a", "A")]
-    run = d.store.get_run(run_id)
+    run = d.store.reads.get_run(run_id)
     assert run.state is RunState.FAILED and run.error and "card declined" in run.error
     assert d.state(run_id) == {
         "a": "compensated",
@@ -1063,7 +1072,7 @@ def test_compensation_runs_undo_steps_in_reverse_dependency_order(d: Driver) -> 
         "d": "failed",
     }
     consistent(d, run_id)
-    assert not d.store.retry_run(run_id, now=d.now)  # a compensated run stays failed
+    assert not d.store.runs.retry_run(run_id, now=d.now)  # a compensated run stays failed
 
 
 def test_a_failing_undo_does_not_stop_the_chain(d: Driver) -> None:
@@ -1084,7 +1093,7 @@ def test_a_failing_undo_does_not_stop_the_chain(d: Driver) -> None:
     assert run.state is RunState.FAILED
     assert undone == ["A"]
     assert d.state(run_id) == {"a": "compensated", "b": "succeeded", "c": "failed"}
-    undo_runs = [t for t in d.store.list_task_runs(run_id) if t.kind == "undo"]
+    undo_runs = [t for t in d.store.reads.list_task_runs(run_id) if t.kind == "undo"]
     assert [(t.task_name, t.state) for t in undo_runs] == [
         ("undo:b", S.FAILED),
         ("undo:a", S.SUCCEEDED),
@@ -1108,7 +1117,7 @@ def test_child_failure_fails_the_parent_task(d: Driver) -> None:
     assert run.state is RunState.FAILED
     s = d.tasks(run_id)["s"]
     assert s.state is S.FAILED and s.error and "child broke" in s.error
-    [child_run] = [r for r in d.store.list_runs(RunFilter()) if r.workflow == "child_bad"]
+    [child_run] = [r for r in d.store.reads.list_runs(RunFilter()) if r.workflow == "child_bad"]
     assert child_run.state is RunState.FAILED and child_run.parent_task_run_id == s.id
     assert d.tasks(run_id)["after"].state is S.UPSTREAM_FAILED
     consistent(d, run_id)
@@ -1122,12 +1131,12 @@ def test_cancel_parent_cancels_the_waiting_child(d: Driver) -> None:
     claim = d.claim_one("s")
     assert d.execute(claim) is None  # the child run started; the task waits
     assert d.tasks(run_id)["s"].state is S.WAITING
-    [child_run] = [r for r in d.store.list_runs(RunFilter()) if r.workflow == "child_slow"]
+    [child_run] = [r for r in d.store.reads.list_runs(RunFilter()) if r.workflow == "child_slow"]
     c1 = d.claim_one("c1")
-    assert d.store.cancel_run(run_id, now=d.now)
-    assert d.store.get_run(child_run.id).state is RunState.CANCELED
+    assert d.store.runs.cancel_run(run_id, now=d.now)
+    assert d.store.reads.get_run(child_run.id).state is RunState.CANCELED
     assert d.succeed(c1, 1) == ()
-    assert d.store.get_run(run_id).state is RunState.CANCELED
+    assert d.store.reads.get_run(run_id).state is RunState.CANCELED
     consistent(d, run_id)
     consistent(d, child_run.id)
 
@@ -1159,7 +1168,7 @@ def test_e2e_map_reduce(tmp_path: Path) -> None:
             py("square", "start", map_over="tasks.start", inputs={"x": "item"}),
             py("total", "square", inputs={"xs": "tasks.square"}),
         )
-        app.store.register_workflow(spec, source=None, now=time.time())
+        app.store.workflows.register_workflow(spec, source=None, now=time.time())
         run = _e2e(app, "mapreduce")
         assert run.state is RunState.SUCCEEDED
         assert run.result == {"total": {"sum": 30, "order": [1, 4, 9, 16]}}
@@ -1186,7 +1195,7 @@ def test_e2e_every_trigger_rule(tmp_path: Path) -> None:
             py("all_bad", "work", "after", ref="alert", rule="all_failed"),
             py("not_all_bad", "ok", "work", ref="never", rule="all_failed"),  # skipped
         )
-        app.store.register_workflow(spec, source=None, now=time.time())
+        app.store.workflows.register_workflow(spec, source=None, now=time.time())
         run = _e2e(app, "rules")
         assert run.state is RunState.FAILED
         assert run.error and "work" in run.error and "work failed" in run.error
@@ -1241,7 +1250,7 @@ def test_e2e_saga_compensates_in_reverse_order(tmp_path: Path) -> None:
             py("charge", "book", inputs={"order": "tasks.book"}, undo="refund"),
             py("notify", "reserve"),  # succeeded, but has no undo
         )
-        app.store.register_workflow(spec, source=None, now=time.time())
+        app.store.workflows.register_workflow(spec, source=None, now=time.time())
         run = _e2e(app, "saga")
         assert run.state is RunState.FAILED
         assert run.error and "charge" in run.error and "card declined" in run.error
@@ -1297,8 +1306,8 @@ def test_e2e_sub_workflow_result_becomes_the_parent_result(tmp_path: Path) -> No
             py("p2", "s", inputs={"child": "tasks.s"}),
         )
         now = time.time()
-        app.store.register_workflow(child, source=None, now=now)
-        app.store.register_workflow(parent, source=None, now=now)
+        app.store.workflows.register_workflow(child, source=None, now=now)
+        app.store.workflows.register_workflow(parent, source=None, now=now)
         run = _e2e(app, "parent")
         assert run.state is RunState.SUCCEEDED, run.error
         s = by_name(app.task_runs(run.id))["s"]
@@ -1328,16 +1337,16 @@ def test_e2e_concurrency_limit_across_runs(tmp_path: Path) -> None:
     with make_app(tmp_path, concurrency=8) as app:
         app.code.add({"t:slow": slow})
         spec = wf("limit_e2e", py("slow", concurrency=2))
-        app.store.register_workflow(spec, source=None, now=time.time())
+        app.store.workflows.register_workflow(spec, source=None, now=time.time())
         runs = [app.trigger("limit_e2e") for _ in range(6)]
         claims = Counter[str]()
-        real_claim = app.store.claim
+        real_claim = app.store.runs.claim
 
         def counting_claim(**kw: Any) -> list[Claim]:
             claims["calls"] += 1
             return real_claim(**kw)
 
-        app.store.claim = counting_claim  # type: ignore[method-assign]
+        app.store.runs.claim = counting_claim  # type: ignore[method-assign]
         for run in runs:
             assert app.run_until_done(run.id, every=0.01).state is RunState.SUCCEEDED
         assert state["max"] == 2
@@ -1352,7 +1361,7 @@ def test_e2e_retry_run_after_failure(tmp_path: Path) -> None:
     with make_app(tmp_path) as app:
         app.code.add({"t:a": lambda: 5, "t:b": lambda x: flaky.hit() + x})
         spec = wf("retry_e2e", py("a"), py("b", "a", inputs={"x": "tasks.a"}))
-        app.store.register_workflow(spec, source=None, now=time.time())
+        app.store.workflows.register_workflow(spec, source=None, now=time.time())
         run = _e2e(app, "retry_e2e")
         assert run.state is RunState.FAILED
         assert app.retry(run.id)
@@ -1364,7 +1373,7 @@ def test_e2e_retry_run_after_failure(tmp_path: Path) -> None:
 def test_e2e_idempotent_trigger(tmp_path: Path) -> None:
     with make_app(tmp_path) as app:
         app.code.add({"t:a": lambda: 1})
-        app.store.register_workflow(wf("idem_e2e", py("a")), source=None, now=time.time())
+        app.store.workflows.register_workflow(wf("idem_e2e", py("a")), source=None, now=time.time())
         r1 = app.trigger("idem_e2e", idempotency_key="k")
         r2 = app.trigger("idem_e2e", idempotency_key="k")
         assert r1.id == r2.id
@@ -1391,10 +1400,12 @@ def test_worker_reclaiming_its_own_lost_task_keeps_the_new_attempt(tmp_path: Pat
     code = CodeRegistry()
     code.add({"t:task": task})
     spec = wf("stall", py("task"))
-    store.register_workflow(spec, source=None, now=clock.now())
-    run = store.create_run(spec, {}, now=clock.now())
+    store.workflows.register_workflow(spec, source=None, now=clock.now())
+    run = store.runs.create_run(spec, {}, now=clock.now())
     worker = Worker(
-        store,
+        store.runs,
+        store.workflows,
+        store.notifier,
         code,
         WorkerSettings(lease_seconds=10.0, heartbeat_every=3600.0, poll_every=0.05),
         clock,
@@ -1403,21 +1414,21 @@ def test_worker_reclaiming_its_own_lost_task_keeps_the_new_attempt(tmp_path: Pat
     try:
         assert started[0].wait(5)
         clock.advance(11.0)
-        assert store.reap_expired(now=clock.now()) == 1
+        assert store.runs.reap_expired(now=clock.now()) == 1
         assert started[1].wait(5)  # the same worker claimed it again (epoch 2)
         release[0].set()  # the stale attempt ends first
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and not any(
-            e.kind == "attempt.superseded" for e in store.list_events(run.id)
+            e.kind == "attempt.superseded" for e in store.reads.list_events(run.id)
         ):
             time.sleep(0.01)
         release[1].set()
-        while time.monotonic() < deadline and not store.get_run(run.id).state.finished:
+        while time.monotonic() < deadline and not store.reads.get_run(run.id).state.finished:
             time.sleep(0.01)
-        final = store.get_run(run.id)
-        assert final.state is RunState.SUCCEEDED, by_name(store.list_task_runs(run.id))
+        final = store.reads.get_run(run.id)
+        assert final.state is RunState.SUCCEEDED, by_name(store.reads.list_task_runs(run.id))
         assert final.result == {"task": "attempt-2"}
-        assert [a.outcome for a in store.list_attempts(run.id)] == ["lost", "succeeded"]
+        assert [a.outcome for a in store.reads.list_attempts(run.id)] == ["lost", "succeeded"]
         assert unfinished_count(tmp_path / "w.db", run.id) == 0
     finally:
         for ev in release:
@@ -1442,10 +1453,12 @@ def test_e2e_cancel_stops_the_running_attempt(tmp_path: Path) -> None:
     with make_app(tmp_path) as app:
         app.code.add({"t:loop": loop, "t:after": lambda: "never"})
         spec = wf("cancel_e2e", py("loop"), py("after", "loop"))
-        app.store.register_workflow(spec, source=None, now=time.time())
+        app.store.workflows.register_workflow(spec, source=None, now=time.time())
         run = app.trigger("cancel_e2e")
         worker = Worker(
-            app.store,
+            app.store.runs,
+            app.store.workflows,
+            app.store.notifier,
             app.code,
             WorkerSettings(lease_seconds=5.0, heartbeat_every=0.05, poll_every=0.05),
         )

@@ -37,7 +37,7 @@ def app(tmp_path: Path) -> Iterator[App]:
 
 def _run(app: App, yaml_text: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     spec = load_yaml_text(yaml_text)
-    app.store.register_workflow(spec, source=None, now=app.clock.now())
+    app.store.workflows.register_workflow(spec, source=None, now=app.clock.now())
     run = app.run_until_done(app.trigger(spec.name, params).id, concurrency=4)
     # Mapped tasks: the group row (its result is the list of item results), not the items.
     rows = [t for t in app.task_runs(run.id) if t.kind != "item"]
@@ -207,7 +207,7 @@ def test_40_ssrf_urls_are_refused_before_connecting(app: App) -> None:
         urls = ssrf_urls(listener.port)
         assert len(urls) == len(set(urls)) == 40
         spec = load_yaml_text(SSRF_FLOW)
-        app.store.register_workflow(spec, source=None, now=app.clock.now())
+        app.store.workflows.register_workflow(spec, source=None, now=app.clock.now())
         run = app.run_until_done(app.trigger("ssrf", {"urls": urls}).id, concurrency=4)
         assert run.state.value == "failed"
         items = [t for t in app.task_runs(run.id) if t.kind == "item"]
@@ -234,7 +234,7 @@ def test_an_admin_allow_list_lets_loopback_through(tmp_path: Path) -> None:
     try:
         with App(settings) as app:
             spec = load_yaml_text(SSRF_FLOW)
-            app.store.register_workflow(spec, source=None, now=app.clock.now())
+            app.store.workflows.register_workflow(spec, source=None, now=app.clock.now())
             url = f"http://127.0.0.1:{listener.port}/"
             run = app.run_until_done(app.trigger("ssrf", {"urls": [url]}).id)
             assert run.state.value == "failed"  # the listener hangs up: not an HTTP server

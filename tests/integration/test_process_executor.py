@@ -17,7 +17,7 @@ from orchestrion.app import App
 from orchestrion.auth.secret_box import KeyRing, MasterKey
 from orchestrion.config import Settings
 from orchestrion.states import RunState
-from orchestrion.store.base import RunRecord
+from orchestrion.store.records import RunRecord
 from orchestrion.triggers.maintenance import sweep
 from orchestrion.worker.loop import Worker, WorkerSettings
 from orchestrion.worker.process_executor import ProcessExecutor
@@ -149,7 +149,9 @@ def app(tmp_path: Path, files: Path) -> Iterator[App]:
 def worker(app: App) -> Iterator[Worker]:
     executor = ProcessExecutor()
     running = Worker(
-        app.store,
+        app.store.runs,
+        app.store.workflows,
+        app.store.notifier,
         app.code,
         WorkerSettings(concurrency=2, lease_seconds=5.0, heartbeat_every=0.2),
         app.clock,
@@ -166,7 +168,7 @@ def _finish(app: App, run_id: str) -> RunRecord:
     deadline = time.monotonic() + _PATIENCE
     while not app.get_run(run_id).state.finished:
         assert time.monotonic() < deadline, "run did not finish"
-        app.store.wait_for_change(0.05)
+        app.store.notifier.wait_for_change(0.05)
     return app.get_run(run_id)
 
 
@@ -312,7 +314,7 @@ def test_a_sigkilled_worker_loses_nothing(tmp_path: Path) -> None:
                 time.sleep(0.02)
             while [a.outcome for a in app.attempts(run.id)] != ["lost"]:
                 assert time.monotonic() < deadline, "the attempt was never marked lost"
-                sweep(app.store, time.time())  # the scheduler's housekeeping pass
+                sweep(app.store.runs, time.time())  # the scheduler's housekeeping pass
                 time.sleep(0.1)
             second = Proc("worker-2", args, tmp_path, env, tmp_path)
             finished = _finish(app, run.id)
@@ -329,7 +331,14 @@ def test_a_sigkilled_worker_loses_nothing(tmp_path: Path) -> None:
 def test_a_task_chooses_its_executor(app: App) -> None:
     """``@task(executor=...)`` wins over the worker's default, both ways."""
     for executor in (None, ProcessExecutor()):
-        worker = Worker(app.store, app.code, WorkerSettings(concurrency=2), executor=executor)
+        worker = Worker(
+            app.store.runs,
+            app.store.workflows,
+            app.store.notifier,
+            app.code,
+            WorkerSettings(concurrency=2),
+            executor=executor,
+        )
         worker.start()
         try:
             run = _finish(app, app.trigger("chosen").id)

@@ -25,7 +25,7 @@ from orchestrion.auth.principals import GLOBAL_ACTIONS, REQUIRED_ROLE, Action, R
 from orchestrion.config import Settings
 from orchestrion.spec.model import PythonAction, SubWorkflowAction, TaskSpec, WorkflowSpec
 from orchestrion.spec.schedule_model import ScheduleSpec
-from orchestrion.store.base import AuditFilter
+from orchestrion.store.records import AuditFilter
 from tests.helpers import database_url_for
 
 _DAILY = (ScheduleSpec(cron="0 3 * * *"),)
@@ -76,7 +76,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     db = Path(tmp_path_factory.mktemp("policy")) / "policy.db"
     with App(Settings(database_url=database_url_for(db))) as app:
         for spec in (FIN, OPS):
-            app.store.register_workflow(spec, source=None, now=time.time())
+            app.store.workflows.register_workflow(spec, source=None, now=time.time())
         srv = Server(app)
         for role in Role:
             srv.tokens[role.label], _ = app.accounts.create_token(
@@ -86,7 +86,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         srv.runs["finance"] = app.trigger(FIN.name).id
         srv.runs["ops"] = app.trigger(OPS.name).id
         for run_id in srv.runs.values():
-            app.store.cancel_run(run_id, now=time.time())
+            app.store.runs.cancel_run(run_id, now=time.time())
         for namespace, spec in (("finance", FIN), ("ops", OPS)):
             made = app.create_backfill(spec.name, "2026-01-01", "2026-01-02", max_active=1)
             srv.backfills[namespace] = made.id
@@ -387,7 +387,7 @@ def test_a_viewer_of_one_namespace_gets_full_pages_of_its_runs(tmp_path: Path) -
     every page holds as many visible runs as asked, and the cursor walks them all."""
     with App(Settings(database_url=database_url_for(tmp_path / "pages.db"))) as app:
         for spec in (FIN, OPS):
-            app.store.register_workflow(spec, source=None, now=time.time())
+            app.store.workflows.register_workflow(spec, source=None, now=time.time())
         finance: list[str] = []
         for _ in range(12):
             for _ in range(3):

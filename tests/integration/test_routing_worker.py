@@ -26,10 +26,18 @@ def test_a_labelled_task_runs_only_on_a_worker_with_the_label(tmp_path: Path) ->
             py("train", "prep", requires={"gpu": "a100"}),
             py("report", "train"),
         )
-        app.store.register_workflow(spec, source=None, now=time.time())
-        plain = Worker(app.store, app.code, WorkerSettings(concurrency=2, worker_id="plain"))
+        app.store.workflows.register_workflow(spec, source=None, now=time.time())
+        plain = Worker(
+            app.store.runs,
+            app.store.workflows,
+            app.store.notifier,
+            app.code,
+            WorkerSettings(concurrency=2, worker_id="plain"),
+        )
         gpu = Worker(
-            app.store,
+            app.store.runs,
+            app.store.workflows,
+            app.store.notifier,
             app.code,
             WorkerSettings(concurrency=2, worker_id="gpu", labels={"gpu": "a100", "x": "y"}),
         )
@@ -37,18 +45,18 @@ def test_a_labelled_task_runs_only_on_a_worker_with_the_label(tmp_path: Path) ->
         run = app.trigger("routed")
         deadline = time.monotonic() + _PATIENCE
         while "prep" not in ran_on and time.monotonic() < deadline:
-            app.store.wait_for_change(0.05)
+            app.store.notifier.wait_for_change(0.05)
         # the plain worker ran "prep" and cannot take "train"
-        assert app.store.next_ready_at(("default",), {}) is None
-        assert not app.store.get_run(run.id).state.finished
+        assert app.store.runs.next_ready_at(("default",), {}) is None
+        assert not app.store.reads.get_run(run.id).state.finished
         gpu.start()
-        while not app.store.get_run(run.id).state.finished and time.monotonic() < deadline:
-            app.store.wait_for_change(0.05)
+        while not app.store.reads.get_run(run.id).state.finished and time.monotonic() < deadline:
+            app.store.notifier.wait_for_change(0.05)
         plain.stop()
         gpu.stop()
-        assert app.store.get_run(run.id).state is RunState.SUCCEEDED
-        attempts = {a.task_run_id: a.worker for a in app.store.list_attempts(run.id)}
-        workers = {t.task_name: attempts[t.id] for t in app.store.list_task_runs(run.id)}
+        assert app.store.reads.get_run(run.id).state is RunState.SUCCEEDED
+        attempts = {a.task_run_id: a.worker for a in app.store.reads.list_attempts(run.id)}
+        workers = {t.task_name: attempts[t.id] for t in app.store.reads.list_task_runs(run.id)}
         assert workers["train"] == "gpu"
 
 
@@ -56,7 +64,7 @@ def test_a_local_run_runs_tasks_whatever_they_require(tmp_path: Path) -> None:
     with make_app(tmp_path) as app:
         app.code.add({"t:train": lambda: 1})
         spec = wf("local", py("train", requires={"gpu": "a100"}))
-        app.store.register_workflow(spec, source=None, now=time.time())
+        app.store.workflows.register_workflow(spec, source=None, now=time.time())
         run = app.trigger("local")
         assert app.run_until_done(run.id).state is RunState.SUCCEEDED
 
@@ -66,9 +74,12 @@ def test_a_wake_up_between_a_claim_and_the_wait_is_not_lost(tmp_path: Path) -> N
         store = app.store
 
         def claim_then_wait() -> None:
-            assert store.claim(worker_id="w", queues=("x",), limit=1, lease_seconds=5, now=0) == []
-            store.wake()  # lands after the claim began, before this thread waits
-            store.wait_for_change(10 * _PATIENCE)
+            assert (
+                store.runs.claim(worker_id="w", queues=("x",), limit=1, lease_seconds=5, now=0)
+                == []
+            )
+            store.notifier.wake()  # lands after the claim began, before this thread waits
+            store.notifier.wait_for_change(10 * _PATIENCE)
 
         waiter = threading.Thread(target=claim_then_wait, daemon=True)
         waiter.start()

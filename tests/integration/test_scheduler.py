@@ -20,7 +20,8 @@ from orchestrion.clock import FakeClock
 from orchestrion.errors import NotFound, ParameterError
 from orchestrion.spec.model import ParamSpec, ParamType, ScheduleSpec, WorkflowSpec
 from orchestrion.store import open_store
-from orchestrion.store.base import AuditFilter, RunFilter, RunRecord, Store
+from orchestrion.store.records import AuditFilter, RunFilter
+from orchestrion.store.stores import Stores
 from orchestrion.triggers.cron import fires_between, iso
 from orchestrion.triggers.scheduler import BACKFILL_PRIORITY, Scheduler
 from tests.helpers import Driver, database_url_for, make_app, py, wf
@@ -62,18 +63,17 @@ def expected(spec: WorkflowSpec, start: float, end: float) -> set[tuple[str, flo
     }
 
 
-def fired(store: Store) -> Counter[tuple[str, float]]:
-    return Counter((f.schedule_key, f.nominal) for f in store.list_fires(limit=1_000_000))
+def fired(store: Stores) -> Counter[tuple[str, float]]:
+    return Counter((f.schedule_key, f.nominal) for f in store.triggers.list_fires(limit=1_000_000))
 
 
-def all_runs(store: Store, workflow: str | None = None) -> list[RunRecord]:
-    return store.list_runs(RunFilter(workflow=workflow, limit=1000))
+def all_runs(store: Stores, workflow: str | None = None) -> list[Any]:
+    return store.reads.list_runs(RunFilter(workflow=workflow, limit=1000))
 
 
-def run_triggers(store: Store) -> Counter[str]:
+def run_triggers(store: Stores) -> Counter[str]:
     """How many runs each trigger started, read straight from the table."""
-    # The SQL stores' private raw read; the Store protocol has none.
-    rows = store._read("SELECT trigger AS t, count(*) AS n FROM runs GROUP BY trigger")  # type: ignore[attr-defined]
+    rows = store.backend.read("SELECT trigger AS t, count(*) AS n FROM runs GROUP BY trigger")  # type: ignore[attr-defined]
     return Counter({r["t"]: int(r["n"]) for r in rows})
 
 
@@ -102,15 +102,15 @@ def test_a_restart_inside_a_dst_change_fires_each_nominal_time_exactly_once(
     clock = FakeClock(start)
     db = database_url_for(tmp_path / "db.sqlite")
     first_store = open_store(db)
-    first_store.register_workflow(spec, source=None, now=start)
-    first = Scheduler(first_store, clock, "first")
+    first_store.workflows.register_workflow(spec, source=None, now=start)
+    first = Scheduler(first_store.triggers, first_store.workflows, first_store.runs, clock, "first")
     while clock.now() < at(zone, day, crash[0], crash[1]):
         clock.advance(5 * MINUTE)
         first.tick()
     first_store.close()  # killed: its leases are never released
     clock.advance(47 * MINUTE)
     store = closer(open_store(db))  # a new process on the same database
-    second = Scheduler(store, clock, "second")
+    second = Scheduler(store.triggers, store.workflows, store.runs, clock, "second")
     second.tick()
     while clock.now() < end:
         clock.advance(5 * MINUTE)
@@ -138,7 +138,7 @@ def _overlap_driver(tmp_path: Path, closer: Closer, overlap: str) -> tuple[Drive
     start = 1_800_000_000.0 - 1_800_000_000.0 % 600 + 60
     drv = closer(Driver(tmp_path / "db.sqlite", FakeClock(start)))
     drv.register(wf("ov", py("a"), schedules=(ScheduleSpec(cron="*/10 * * * *", overlap=overlap),)))
-    sched = Scheduler(drv.store, drv.clock, "s")
+    sched = Scheduler(drv.store.triggers, drv.store.workflows, drv.store.runs, drv.clock, "s")
     for _ in range(3):
         drv.clock.advance(600)
         sched.tick()
@@ -146,7 +146,7 @@ def _overlap_driver(tmp_path: Path, closer: Closer, overlap: str) -> tuple[Drive
 
 
 def _fire_states(drv: Driver) -> list[str]:
-    return [f.state for f in sorted(drv.store.list_fires(), key=lambda f: f.nominal)]
+    return [f.state for f in sorted(drv.store.triggers.list_fires(), key=lambda f: f.nominal)]
 
 
 @pytest.mark.parametrize(
@@ -170,16 +170,16 @@ def test_queued_fires_start_in_order_once_the_previous_run_ends(
     tmp_path: Path, closer: Closer
 ) -> None:
     drv, sched = _overlap_driver(tmp_path, closer, "queue")
-    fires = sorted(drv.store.list_fires(), key=lambda f: f.nominal)
+    fires = sorted(drv.store.triggers.list_fires(), key=lambda f: f.nominal)
     for n in (1, 2):
         sched.tick()
         assert _fire_states(drv).count("started") == n  # still behind the running one
         drv.succeed(drv.claim_one("a"))
         report = sched.tick()
         assert len(report.dequeued) == 1
-        run = drv.store.get_run(report.dequeued[0])
+        run = drv.store.reads.get_run(report.dequeued[0])
         assert run.trigger == f"schedule:{fires[n].schedule_key}@{iso(fires[n].nominal)}"
-        now_started = {f.nominal: f.run_id for f in drv.store.list_fires()}
+        now_started = {f.nominal: f.run_id for f in drv.store.triggers.list_fires()}
         assert now_started[fires[n].nominal] == run.id
     assert _fire_states(drv) == ["started"] * 3
 
@@ -190,16 +190,16 @@ def test_paused_workflows_do_not_fire_and_catch_up_by_policy_when_unpaused(
     start = 1_800_000_000.0 - 1_800_000_000.0 % HOUR
     drv = closer(Driver(tmp_path / "db.sqlite", FakeClock(start)))
     drv.register(wf("p", py("a"), schedules=(ScheduleSpec(cron="0 * * * *"),)))
-    sched = Scheduler(drv.store, drv.clock, "s")
+    sched = Scheduler(drv.store.triggers, drv.store.workflows, drv.store.runs, drv.clock, "s")
     for _ in range(3):
         drv.clock.advance(HOUR)
         sched.tick()
-    assert len(drv.store.list_fires()) == 3
-    drv.store.set_paused("p", True, now=drv.now)
+    assert len(drv.store.triggers.list_fires()) == 3
+    drv.store.workflows.set_paused("p", True, now=drv.now)
     for _ in range(5):
         drv.clock.advance(HOUR)
         assert sched.tick().fires == []
-    drv.store.set_paused("p", False, now=drv.now)
+    drv.store.workflows.set_paused("p", False, now=drv.now)
     report = sched.tick()
     assert [f.nominal for f in report.fires] == [drv.now]  # catch-up "latest": one fire
     assert len(all_runs(drv.store)) == 4
@@ -210,7 +210,7 @@ def test_bad_params_record_a_failed_fire_instead_of_a_run(tmp_path: Path, closer
     drv = closer(Driver(tmp_path / "db.sqlite", FakeClock(start)))
     needs = {"day": ParamSpec(type=ParamType.DATE, required=True)}
     drv.register(wf("b", py("a"), params=needs, schedules=(ScheduleSpec(cron="0 * * * *"),)))
-    sched = Scheduler(drv.store, drv.clock, "s")
+    sched = Scheduler(drv.store.triggers, drv.store.workflows, drv.store.runs, drv.clock, "s")
     drv.clock.advance(HOUR)
     (fire,) = sched.tick().fires
     assert fire.state == "failed"
@@ -251,10 +251,18 @@ def test_two_schedulers_fire_every_schedule_and_time_exactly_once(
     stores = [closer(open_store(db)), closer(open_store(db))]
     specs = _two_hundred()
     for spec in specs:
-        stores[0].register_workflow(spec, source=None, now=start)
+        stores[0].workflows.register_workflow(spec, source=None, now=start)
     leases = mode.startswith("alternating")
     scheds = [
-        Scheduler(store, clock, f"s{n}", lease_ttl=30.0, use_leases=leases)
+        Scheduler(
+            store.triggers,
+            store.workflows,
+            store.runs,
+            clock,
+            f"s{n}",
+            lease_ttl=30.0,
+            use_leases=leases,
+        )
         for n, store in enumerate(stores)
     ]
     made: list[int] = [0, 0]
@@ -284,7 +292,7 @@ def test_two_schedulers_fire_every_schedule_and_time_exactly_once(
     assert sum(triggers.values()) == len(want)
     assert set(triggers.values()) == {1}
     # One scheduler audit record per run started, written with it: none twice, none lost.
-    audited = stores[0].list_audit(AuditFilter(actor="scheduler", limit=100_000))
+    audited = stores[0].accounts.list_audit(AuditFilter(actor="scheduler", limit=100_000))
     assert len(audited) == len(want)
     assert len({r.object for r in audited}) == len(want)
 
@@ -293,10 +301,13 @@ def test_a_killed_leader_is_replaced_within_the_lease_time(tmp_path: Path, close
     clock = FakeClock(1_800_000_000.0 - 1_800_000_000.0 % HOUR)
     db = database_url_for(tmp_path / "db.sqlite")
     one, two = closer(open_store(db)), closer(open_store(db))
-    one.register_workflow(
+    one.workflows.register_workflow(
         wf("k", py("a"), schedules=(ScheduleSpec(cron="* * * * *"),)), source=None, now=clock.now()
     )
-    leader, follower = Scheduler(one, clock, "leader"), Scheduler(two, clock, "follower")
+    leader, follower = (
+        Scheduler(one.triggers, one.workflows, one.runs, clock, "leader"),
+        Scheduler(two.triggers, two.workflows, two.runs, clock, "follower"),
+    )
     assert "cron" in leader.tick().duties
     clock.advance(10)
     assert follower.tick().duties == []
@@ -310,16 +321,16 @@ def test_a_killed_leader_is_replaced_within_the_lease_time(tmp_path: Path, close
 
 def test_lease_verbs_fence_by_epoch(tmp_path: Path, closer: Closer) -> None:
     store = closer(open_store(database_url_for(tmp_path / "db.sqlite")))
-    assert store.acquire_lease("d", "a", ttl=10, now=100) == 1
-    assert store.acquire_lease("d", "a", ttl=10, now=105) == 1  # extended, same epoch
-    assert store.acquire_lease("d", "b", ttl=10, now=110) is None
-    assert store.renew_lease("d", "a", 1, ttl=10, now=114)
-    assert store.acquire_lease("d", "b", ttl=10, now=125) == 2  # lapsed: b takes it over
-    assert not store.renew_lease("d", "a", 1, ttl=10, now=126)
-    store.release_lease("d", "a", 1)  # a stale release does nothing
-    assert store.acquire_lease("d", "a", ttl=10, now=127) is None
-    store.release_lease("d", "b", 2)
-    assert store.acquire_lease("d", "a", ttl=10, now=128) == 3
+    assert store.triggers.acquire_lease("d", "a", ttl=10, now=100) == 1
+    assert store.triggers.acquire_lease("d", "a", ttl=10, now=105) == 1  # extended, same epoch
+    assert store.triggers.acquire_lease("d", "b", ttl=10, now=110) is None
+    assert store.triggers.renew_lease("d", "a", 1, ttl=10, now=114)
+    assert store.triggers.acquire_lease("d", "b", ttl=10, now=125) == 2  # lapsed: b takes it over
+    assert not store.triggers.renew_lease("d", "a", 1, ttl=10, now=126)
+    store.triggers.release_lease("d", "a", 1)  # a stale release does nothing
+    assert store.triggers.acquire_lease("d", "a", ttl=10, now=127) is None
+    store.triggers.release_lease("d", "b", 2)
+    assert store.triggers.acquire_lease("d", "a", ttl=10, now=128) == 3
 
 
 # --------------------------------------------------------------------------- backfills
@@ -338,7 +349,7 @@ def _backfill_app(tmp_path: Path, closer: Closer) -> Any:
             ),
         ),
     )
-    app.store.register_workflow(spec, source=None, now=clock.now())
+    app.store.workflows.register_workflow(spec, source=None, now=clock.now())
     return app
 
 
@@ -429,14 +440,21 @@ def test_a_wall_clock_jumping_back_fires_nothing_twice(tmp_path: Path, closer: C
     start = 1_800_000_000.0 - 1_800_000_000.0 % HOUR
     drv = closer(Driver(tmp_path / "db.sqlite", FakeClock(start)))
     drv.register(wf("j", py("a"), schedules=(ScheduleSpec(cron="*/10 * * * *", catchup="all"),)))
-    sched = Scheduler(drv.store, drv.clock, "s")
+    sched = Scheduler(drv.store.triggers, drv.store.workflows, drv.store.runs, drv.clock, "s")
     for _ in range(6):
         drv.clock.advance(600)
         sched.tick()
     drv.clock.set(start + 1200)  # NTP steps the clock back 40 minutes
     later: list[float] = []
     for _ in range(8):
-        later += [f.nominal for f in Scheduler(drv.store, drv.clock, "t").tick().fires]
+        later += [
+            f.nominal
+            for f in Scheduler(
+                drv.store.triggers, drv.store.workflows, drv.store.runs, drv.clock, "t"
+            )
+            .tick()
+            .fires
+        ]
         drv.clock.advance(600)
     assert later == [start + 4200, start + 4800, start + 5400]  # none of those already fired
     counts = fired(drv.store)
@@ -450,23 +468,25 @@ def test_run_forever_ticks_until_stopped_and_hands_the_duties_over(
     clock = FakeClock(1_800_000_000.0 - 1_800_000_000.0 % HOUR)
     db = database_url_for(tmp_path / "db.sqlite")
     store, other = closer(open_store(db)), closer(open_store(db))
-    store.register_workflow(
+    store.workflows.register_workflow(
         wf("f", py("a"), schedules=(ScheduleSpec(cron="* * * * *"),)), source=None, now=clock.now()
     )
     clock.advance(61)
-    sched = Scheduler(store, clock, "loop", max_sleep=0.01)
+    sched = Scheduler(store.triggers, store.workflows, store.runs, clock, "loop", max_sleep=0.01)
     stop = threading.Event()
     thread = threading.Thread(target=sched.run_forever, args=(stop,))
     thread.start()
     deadline = time.monotonic() + 10
-    while not store.list_fires() and time.monotonic() < deadline:
+    while not store.triggers.list_fires() and time.monotonic() < deadline:
         time.sleep(0.01)
     stop.set()
     thread.join(timeout=10)
     assert not thread.is_alive()
-    assert len(store.list_fires()) == 1
-    assert store.acquire_lease("scheduler.cron", "next", ttl=30, now=clock.now()) is not None
-    assert other.list_fires()[0].run_id is not None
+    assert len(store.triggers.list_fires()) == 1
+    assert (
+        store.triggers.acquire_lease("scheduler.cron", "next", ttl=30, now=clock.now()) is not None
+    )
+    assert other.triggers.list_fires()[0].run_id is not None
 
 
 def test_a_new_version_keeps_its_schedules_history_and_sleep_is_bounded(
@@ -476,14 +496,16 @@ def test_a_new_version_keeps_its_schedules_history_and_sleep_is_bounded(
     drv = closer(Driver(tmp_path / "db.sqlite", FakeClock(start)))
     hourly = ScheduleSpec(cron="0 * * * *", jitter="10m")
     drv.register(wf("v", py("a"), schedules=(hourly,)))
-    sched = Scheduler(drv.store, drv.clock, "s", max_sleep=5.0)
+    sched = Scheduler(
+        drv.store.triggers, drv.store.workflows, drv.store.runs, drv.clock, "s", max_sleep=5.0
+    )
     drv.clock.advance(HOUR + 600)
     assert len(sched.tick().fires) == 1
     due = sched.next_wake(drv.now)
     assert drv.now < due <= drv.now + 5.0
     drv.register(wf("v", py("a"), py("b"), schedules=(hourly,), description="v2"))
     assert sched.tick().fires == []  # same schedule key: the fire is not repeated
-    drv.store.set_paused("v", True, now=drv.now)
+    drv.store.workflows.set_paused("v", True, now=drv.now)
     drv.clock.advance(2 * HOUR)
     assert sched.tick().fires == []
     assert sched.next_wake(drv.now) == drv.now + 5.0  # a paused schedule is no reason to spin

@@ -123,7 +123,7 @@ def test_sentinels_never_leave_the_worker(app: App, api: httpx.Client, tmp_path:
         responses.append(put.text)
 
     spec = load_yaml_text(WORKFLOW)
-    app.store.register_workflow(spec, source=None, now=app.clock.now())
+    app.store.workflows.register_workflow(spec, source=None, now=app.clock.now())
     run = app.trigger("sentinel", {})
     done = app.run_until_done(run.id, concurrency=4)
     assert done.state.value == "failed"
@@ -218,7 +218,7 @@ def test_a_missing_secret_fails_the_task_with_its_name(app: App) -> None:
         "name: missing\nnamespace: ops\ntasks:\n  t:\n    shell: ['true']\n"
         "    secrets: {X: nowhere}\n"
     )
-    app.store.register_workflow(spec, source=None, now=app.clock.now())
+    app.store.workflows.register_workflow(spec, source=None, now=app.clock.now())
     run = app.run_until_done(app.trigger("missing", {}).id)
     assert run.state.value == "failed"
     (attempt,) = app.attempts(run.id)
@@ -231,7 +231,7 @@ def test_secrets_are_scoped_to_the_workflow_namespace(app: App) -> None:
         "name: scoped\nnamespace: mine\ntasks:\n  t:\n    shell: ['true']\n"
         "    secrets: {X: token}\n"
     )
-    app.store.register_workflow(spec, source=None, now=app.clock.now())
+    app.store.workflows.register_workflow(spec, source=None, now=app.clock.now())
     run = app.run_until_done(app.trigger("scoped", {}).id)
     assert run.state.value == "failed"
     assert "secret mine/token does not exist" in (app.attempts(run.id)[0].error or "")
@@ -242,7 +242,7 @@ def test_without_a_key_ring_tasks_with_secrets_fail_clearly(tmp_path: Path) -> N
         spec = load_yaml_text(
             "name: nokey\ntasks:\n  t:\n    shell: ['true']\n    secrets: {X: token}\n"
         )
-        app.store.register_workflow(spec, source=None, now=app.clock.now())
+        app.store.workflows.register_workflow(spec, source=None, now=app.clock.now())
         run = app.run_until_done(app.trigger("nokey", {}).id)
         assert run.state.value == "failed"
         assert "without a master key" in (app.attempts(run.id)[0].error or "")

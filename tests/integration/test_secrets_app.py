@@ -15,7 +15,7 @@ from orchestrion.app import App
 from orchestrion.auth.secret_box import KeyRing, MasterKey
 from orchestrion.config import Settings
 from orchestrion.errors import NotFound, SecretError
-from orchestrion.store.base import AuditFilter
+from orchestrion.store.records import AuditFilter
 from tests.helpers import admin_client, database_url_for, serve_api
 
 OLD = MasterKey("old", os.urandom(32))
@@ -85,11 +85,11 @@ def test_rotation_reseals_under_the_newest_key(tmp_path: Path) -> None:
 def test_a_row_copied_to_another_name_does_not_open(app: App) -> None:
     app.set_secret("a", "one", "first")
     app.set_secret("a", "two", "second")
-    (row,) = app.store.sealed_secrets("a", ["one"])
+    (row,) = app.store.secrets.sealed_secrets("a", ["one"])
     moved = type(row)(
         namespace="a", name="two", key_id=row.key_id, nonce=row.nonce, ciphertext=row.ciphertext
     )
-    app.store.put_secret(moved, now=time.time())
+    app.store.secrets.put_secret(moved, now=time.time())
     with pytest.raises(SecretError, match="cannot open secret a/two"):
         app.resolve_secrets("a", ["two"])
 

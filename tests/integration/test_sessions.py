@@ -20,7 +20,7 @@ from orchestrion.app import App
 from orchestrion.config import Settings
 from orchestrion.errors import AuthError
 from orchestrion.spec.model import PythonAction, TaskSpec, WorkflowSpec
-from orchestrion.store.base import AuditFilter
+from orchestrion.store.records import AuditFilter
 from tests.helpers import database_url_for
 from tests.integration.test_route_policy import Server
 
@@ -41,7 +41,7 @@ PASSWORD = "correct horse battery staple"
 def server(tmp_path: Path) -> Iterator[Server]:
     with App(Settings(database_url=database_url_for(tmp_path / "sessions.db"))) as app:
         for spec in (SPEC, OTHER):
-            app.store.register_workflow(spec, source=None, now=time.time())
+            app.store.workflows.register_workflow(spec, source=None, now=time.time())
             app.trigger(spec.name)
         app.accounts.create_user("ana", PASSWORD, {"finance": "operator"})
         srv = Server(app)

@@ -36,8 +36,8 @@ class Gauge:
 
 def _run_all(app: App, runs: list[str]) -> None:
     workers = [
-        Worker(app.store, app.code, WorkerSettings(concurrency=4, worker_id=f"w{i}",
-                                                   queues=("default", "narrow")))
+        Worker(app.store.runs, app.store.workflows, app.store.notifier, app.code,
+               WorkerSettings(concurrency=4, worker_id=f"w{i}", queues=("default", "narrow")))
         for i in range(2)
     ]  # fmt: skip
     for w in workers:
@@ -45,13 +45,13 @@ def _run_all(app: App, runs: list[str]) -> None:
     deadline = time.monotonic() + _PATIENCE
     try:
         while time.monotonic() < deadline and not all(
-            app.store.get_run(r).state.finished for r in runs
+            app.store.reads.get_run(r).state.finished for r in runs
         ):
-            app.store.wait_for_change(0.05)
+            app.store.notifier.wait_for_change(0.05)
     finally:
         for w in workers:
             w.stop()
-    assert [app.store.get_run(r).state for r in runs] == [RunState.SUCCEEDED] * len(runs)
+    assert [app.store.reads.get_run(r).state for r in runs] == [RunState.SUCCEEDED] * len(runs)
 
 
 def test_a_key_limit_holds_across_runs_and_workers(tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ def test_a_key_limit_holds_across_runs_and_workers(tmp_path: Path) -> None:
             ),
             params={"customer": ParamSpec(required=True)},
         )  # fmt: skip
-        app.store.register_workflow(spec, source=None, now=time.time())
+        app.store.workflows.register_workflow(spec, source=None, now=time.time())
         runs = [app.trigger("per_customer", {"customer": c}).id for c in "aabbab"]
         _run_all(app, runs)
     assert gauge.most["a"] <= 2 and gauge.most["b"] <= 2
@@ -78,7 +78,7 @@ def test_a_queue_limit_holds_across_workers(tmp_path: Path) -> None:
     with make_app(tmp_path) as app:
         app.code.add({"t:narrow": lambda: gauge.call("narrow")})
         spec = wf("wide", *(py(f"n{i}", ref="narrow", queue="narrow") for i in range(12)))
-        app.store.register_workflow(spec, source=None, now=time.time())
+        app.store.workflows.register_workflow(spec, source=None, now=time.time())
         app.set_queue_limit("narrow", 3)
         runs = [app.trigger("wide").id for _ in range(2)]
         _run_all(app, runs)

@@ -13,7 +13,7 @@ from orchestrion.app import App
 from orchestrion.clock import FakeClock
 from orchestrion.errors import ParameterError
 from orchestrion.spec.model import ParamSpec, ParamType, TriggerSpec, WorkflowSpec
-from orchestrion.store.base import AuditFilter, RunFilter
+from orchestrion.store.records import AuditFilter, RunFilter
 from orchestrion.triggers.scheduler import Scheduler
 from tests.helpers import Driver, make_app, py
 
@@ -48,7 +48,7 @@ def drv(tmp_path: Path, app: App, clock: FakeClock) -> Iterator[Driver]:
 
 def register(app: App, *specs: WorkflowSpec) -> None:
     for spec in specs:
-        app.store.register_workflow(spec, source=None, now=app.clock.now())
+        app.store.workflows.register_workflow(spec, source=None, now=app.clock.now())
 
 
 def count_runs(app: App, workflow: str | None = None) -> int:
@@ -161,7 +161,7 @@ def test_run_triggers_start_b_after_a_succeeds_and_c_after_it_fails(
     )
     c = flow("C", {"after": {"workflow": "A", "outcome": "failed"}})
     register(app, a, b, c)
-    sched = Scheduler(app.store, app.clock, "s")
+    sched = Scheduler(app.store.triggers, app.store.workflows, app.store.runs, app.clock, "s")
     sched.tick()  # the first pass only marks where the history stands
     good = app.trigger("A", {"day": "2026-11-26"})
     drv.succeed(drv.claim_one("a"))
@@ -177,7 +177,9 @@ def test_run_triggers_start_b_after_a_succeeds_and_c_after_it_fails(
         else:
             drv.succeed(claim)
     assert app.get_run(bad.id).state.value == "failed"
-    restarted = Scheduler(app.store, app.clock, "s2")  # a restart keeps the position
+    restarted = Scheduler(
+        app.store.triggers, app.store.workflows, app.store.runs, app.clock, "s2"
+    )  # a restart keeps the position
     clock.advance(60)
     assert [app.get_run(r).workflow for r in restarted.tick().triggered_runs] == ["C"]
     assert count_runs(app, "B") == 1 and count_runs(app, "C") == 1
@@ -188,18 +190,18 @@ def test_run_triggers_start_b_after_a_succeeds_and_c_after_it_fails(
 
 def test_a_run_trigger_fires_once_even_if_the_history_is_read_twice(app: App, drv: Driver) -> None:
     register(app, flow("A"), flow("B", {"after": {"workflow": "A", "outcome": "any"}}))
-    sched = Scheduler(app.store, app.clock, "s")
+    sched = Scheduler(app.store.triggers, app.store.workflows, app.store.runs, app.clock, "s")
     sched.tick()
     app.trigger("A", {})
     drv.succeed(drv.claim_one("a"))
-    position = app.store.get_cursor("run_triggers")
+    position = app.store.triggers.get_cursor("run_triggers")
     assert position is not None
     assert len(sched.tick().triggered_runs) == 1
-    app.store.set_cursor("run_triggers", 0, now=app.clock.now())  # never moves back...
-    assert app.store.get_cursor("run_triggers") != 0
-    finished, _ = app.store.finished_runs(position)  # ...and a replay is deduplicated
+    app.store.triggers.set_cursor("run_triggers", 0, now=app.clock.now())  # never moves back...
+    assert app.store.triggers.get_cursor("run_triggers") != 0
+    finished, _ = app.store.triggers.finished_runs(position)  # ...and a replay is deduplicated
     receipts = [
-        app.store.record_event(
+        app.store.triggers.record_event(
             "run", f"{f.run.id}@{f.event_id}", "run.succeeded", {}, now=app.clock.now()
         )
         for f in finished

@@ -5,33 +5,46 @@ retry (faults injected into a real store: SQLite, or PostgreSQL with
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orchestrion.errors import StoreError
 from orchestrion.spec.model import PythonAction, RetryPolicy, TaskSpec, WorkflowSpec
-from orchestrion.store.base import Claim, FinishResult, Outcome
-from orchestrion.store.postgres import PostgresStore
-from orchestrion.store.sql_store import SqlStore
-from orchestrion.store.sqlite import SqliteStore
+from orchestrion.store import open_store
+from orchestrion.store.postgres import PostgresDatabase, PostgresRuns
+from orchestrion.store.records import Claim, FinishResult, Outcome
+from orchestrion.store.sqlite import SqliteDatabase, SqliteRuns
+from orchestrion.store.stores import Stores
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.context import TaskContext
 from orchestrion.worker.loop import Worker, WorkerSettings
 from tests.helpers import database_url_for
 
 if TYPE_CHECKING:
-    # The mixins below are only ever mixed into a real store: typed as one, their super()
-    # calls reach the store's verbs.
-    _StoreBase = SqlStore
+    from orchestrion.store.sql.runs import SqlRuns
+
+    # The mixins below are only ever mixed into a real store's runs role: typed as one,
+    # their super() calls reach its verbs.
+    _RunsBase = SqlRuns
 else:
-    _StoreBase = object
+    _RunsBase = object
 
 
-class Flaky(_StoreBase):
-    """Mixed into a real store: its `finish` fails the first `failures` times, as during an
+def _opened(url: str, on_sqlite: type[SqliteRuns], on_postgres: type[PostgresRuns]) -> Stores:
+    """A real store on `url` whose runs role is its dialect's, with a fault mixed in."""
+    store = open_store(url)
+    db = store.backend
+    if isinstance(db, PostgresDatabase):
+        return dataclasses.replace(store, runs=on_postgres(db))
+    return dataclasses.replace(store, runs=on_sqlite(cast(SqliteDatabase, db)))
+
+
+class Flaky(_RunsBase):
+    """Mixed into a real store's runs: its `finish` fails the first `failures` times, as during an
     outage."""
 
     failures = 3
@@ -53,11 +66,11 @@ class Flaky(_StoreBase):
             raise StoreError("database error: connection refused (injected)")
 
 
-class FlakySqlite(Flaky, SqliteStore):
+class FlakySqlite(Flaky, SqliteRuns):
     pass
 
 
-class FlakyPostgres(Flaky, PostgresStore):
+class FlakyPostgres(Flaky, PostgresRuns):
     pass
 
 
@@ -67,25 +80,31 @@ def work() -> str:
 
 def test_outcome_survives_a_finish_outage(tmp_path: Path) -> None:
     url = database_url_for(tmp_path / "flaky.db")
-    store = FlakyPostgres(url) if url.startswith("postgres") else FlakySqlite(url)
+    store = _opened(url, FlakySqlite, FlakyPostgres)
     code = CodeRegistry()
     code.add({"t:work": work})
     spec = WorkflowSpec(name="w", tasks=(TaskSpec(name="a", action=PythonAction(ref="t:work")),))
-    store.register_workflow(spec, source=None, now=time.time())
-    run = store.create_run(spec, {}, now=time.time())
-    worker = Worker(store, code, WorkerSettings(concurrency=1, heartbeat_every=0.2))
+    store.workflows.register_workflow(spec, source=None, now=time.time())
+    run = store.runs.create_run(spec, {}, now=time.time())
+    worker = Worker(
+        store.runs,
+        store.workflows,
+        store.notifier,
+        code,
+        WorkerSettings(concurrency=1, heartbeat_every=0.2),
+    )
     worker.start()
     try:
         deadline = time.monotonic() + 10
-        while not store.get_run(run.id).state.finished:
+        while not store.reads.get_run(run.id).state.finished:
             assert time.monotonic() < deadline, "run did not finish"
             time.sleep(0.02)
     finally:
         worker.stop(grace=2)
-    final = store.get_run(run.id)
+    final: Any = store.reads.get_run(run.id)
     assert final.state.value == "succeeded" and final.result == {"a": "done"}
-    assert store.calls == 4  # three refused reports, then the one that landed
-    attempts = store.list_attempts(run.id)
+    assert cast(Flaky, store.runs).calls == 4  # three refused reports, then the one that landed
+    attempts = store.reads.list_attempts(run.id)
     assert [a.outcome for a in attempts] == ["succeeded"]  # reported once, not re-run
     store.close()
 
@@ -96,10 +115,10 @@ _PATIENCE = 30.0  # hang guard only
 HELD, RETRIED, LATER = threading.Event(), threading.Event(), threading.Event()
 
 
-class CrossingHeartbeat(_StoreBase):
-    """Mixed into a real store: its heartbeat, handed attempt 1's lease, answers only once the retry
-    of that task run is claimed: the heartbeat's snapshot of leases is older than the
-    report it crosses, so it reports the (task run, epoch 1) lease as gone."""
+class CrossingHeartbeat(_RunsBase):
+    """Mixed into a real store's runs: its heartbeat, handed attempt 1's lease, answers only
+    once the retry of that task run is claimed: the heartbeat's snapshot of leases is older
+    than the report it crosses, so it reports the (task run, epoch 1) lease as gone."""
 
     def heartbeat(
         self,
@@ -114,17 +133,17 @@ class CrossingHeartbeat(_StoreBase):
         elif any(epoch == 1 for _, epoch in leases):
             HELD.set()
             RETRIED.wait(_PATIENCE)
-        # Each dialect has its own heartbeat (SqlStore, the type of super() here, has none).
-        return super().heartbeat(  # type: ignore[misc, no-any-return]
+        # Each dialect has its own heartbeat; SqlRuns, the type of super() here, declares it.
+        return super().heartbeat(  # type: ignore[safe-super]
             worker_id=worker_id, leases=leases, lease_seconds=lease_seconds, now=now
         )
 
 
-class CrossingSqlite(CrossingHeartbeat, SqliteStore):
+class CrossingSqlite(CrossingHeartbeat, SqliteRuns):
     pass
 
 
-class CrossingPostgres(CrossingHeartbeat, PostgresStore):
+class CrossingPostgres(CrossingHeartbeat, PostgresRuns):
     pass
 
 
@@ -143,28 +162,34 @@ def test_a_lost_lease_of_an_older_epoch_does_not_cancel_the_retry(tmp_path: Path
     for event in (HELD, RETRIED, LATER):
         event.clear()
     url = database_url_for(tmp_path / "crossing.db")
-    store = CrossingPostgres(url) if url.startswith("postgres") else CrossingSqlite(url)
+    store = _opened(url, CrossingSqlite, CrossingPostgres)
     code = CodeRegistry()
     code.add({"t:step": step})
     task = TaskSpec(
         name="a", action=PythonAction(ref="t:step"), retry=RetryPolicy(retries=1, backoff=0)
     )
     spec = WorkflowSpec(name="w", tasks=(task,))
-    store.register_workflow(spec, source=None, now=time.time())
-    run = store.create_run(spec, {}, now=time.time())
-    worker = Worker(store, code, WorkerSettings(concurrency=1, heartbeat_every=0.05))
+    store.workflows.register_workflow(spec, source=None, now=time.time())
+    run = store.runs.create_run(spec, {}, now=time.time())
+    worker = Worker(
+        store.runs,
+        store.workflows,
+        store.notifier,
+        code,
+        WorkerSettings(concurrency=1, heartbeat_every=0.05),
+    )
     worker.start()
     try:
         deadline = time.monotonic() + _PATIENCE
-        while not store.get_run(run.id).state.finished:
+        while not store.reads.get_run(run.id).state.finished:
             assert time.monotonic() < deadline, "run did not finish"
             time.sleep(0.02)
     finally:
         worker.stop(grace=2)
-    final = store.get_run(run.id)
+    final: Any = store.reads.get_run(run.id)
     assert LATER.is_set()
     assert final.state.value == "succeeded" and final.result == {"a": False}
-    assert [a.outcome for a in store.list_attempts(run.id)] == ["failed", "succeeded"]
+    assert [a.outcome for a in store.reads.list_attempts(run.id)] == ["failed", "succeeded"]
     store.close()
 
 
@@ -172,8 +197,8 @@ def test_a_lost_lease_of_an_older_epoch_does_not_cancel_the_retry(tmp_path: Path
 STARTED, RELEASE = threading.Event(), threading.Event()
 
 
-class SlowExpiry(_StoreBase):
-    """Mixed into a real store: expiring a worker's leases takes long enough for several
+class SlowExpiry(_RunsBase):
+    """Mixed into a real store's runs: expiring a worker's leases takes long enough for several
     heartbeat periods to pass before the reap that follows it."""
 
     def expire_worker(self, worker_id: str, *, now: float) -> int:
@@ -182,11 +207,11 @@ class SlowExpiry(_StoreBase):
         return count
 
 
-class SlowExpirySqlite(SlowExpiry, SqliteStore):
+class SlowExpirySqlite(SlowExpiry, SqliteRuns):
     pass
 
 
-class SlowExpiryPostgres(SlowExpiry, PostgresStore):
+class SlowExpiryPostgres(SlowExpiry, PostgresRuns):
     pass
 
 
@@ -205,15 +230,21 @@ def test_a_stopped_worker_releases_its_attempt_as_lost_whatever_its_heartbeat(
     STARTED.clear()
     RELEASE.clear()
     url = database_url_for(tmp_path / "expiry.db")
-    store = SlowExpiryPostgres(url) if url.startswith("postgres") else SlowExpirySqlite(url)
+    store = _opened(url, SlowExpirySqlite, SlowExpiryPostgres)
     code = CodeRegistry()
     code.add({"t:stubborn": stubborn})
     spec = WorkflowSpec(
         name="w", tasks=(TaskSpec(name="a", action=PythonAction(ref="t:stubborn")),)
     )
-    store.register_workflow(spec, source=None, now=time.time())
-    run = store.create_run(spec, {}, now=time.time())
-    worker = Worker(store, code, WorkerSettings(concurrency=1, heartbeat_every=0.05))
+    store.workflows.register_workflow(spec, source=None, now=time.time())
+    run = store.runs.create_run(spec, {}, now=time.time())
+    worker = Worker(
+        store.runs,
+        store.workflows,
+        store.notifier,
+        code,
+        WorkerSettings(concurrency=1, heartbeat_every=0.05),
+    )
     worker.start()
     try:
         assert STARTED.wait(_PATIENCE)
@@ -224,7 +255,7 @@ def test_a_stopped_worker_releases_its_attempt_as_lost_whatever_its_heartbeat(
     while worker.busy:  # its late report (superseded) lands before the store closes
         assert time.monotonic() < deadline, "the stubborn task did not end"
         time.sleep(0.02)
-    attempts = store.list_attempts(run.id)
+    attempts = store.reads.list_attempts(run.id)
     assert [a.outcome for a in attempts] == ["lost"]
-    assert store.list_task_runs(run.id)[0].state.value != "succeeded"
+    assert store.reads.list_task_runs(run.id)[0].state.value != "succeeded"
     store.close()

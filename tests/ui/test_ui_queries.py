@@ -14,22 +14,22 @@ import pytest
 from orchestrion.api.app import create_api
 from orchestrion.app import App
 from orchestrion.spec.model import ScheduleSpec
-from orchestrion.store.sql_store import SqlStore
+from orchestrion.store.sql.database import Database
 from tests.helpers import make_app, py, wf
 
 
 class Counted:
     """Counts the statements a store runs outside write transactions."""
 
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, db: Database) -> None:
         self.n = 0
-        self._inner = store._read
+        self._inner = db.read
 
         def read(sql: str, params: Any = ()) -> list[Any]:
             self.n += 1
             return self._inner(sql, params)
 
-        store._read = read  # type: ignore[method-assign]
+        db.read = read  # type: ignore[method-assign]
 
 
 @pytest.fixture
@@ -43,9 +43,9 @@ def _add(app: App, first: int, count: int) -> None:
     for i in range(first, first + count):
         schedules = (ScheduleSpec(cron="0 3 * * *"),) if i % 2 else ()
         spec = wf(f"w{i:03d}", py("t"), schedules=schedules)
-        app.store.register_workflow(spec, source=None, now=app.clock.now())
+        app.store.workflows.register_workflow(spec, source=None, now=app.clock.now())
         for _ in range(3):
-            app.store.create_run(spec, {}, now=app.clock.now())
+            app.store.runs.create_run(spec, {}, now=app.clock.now())
 
 
 def _get(app: App, path: str) -> httpx.Response:
@@ -68,13 +68,13 @@ _TOKEN: dict[int, str] = {}
 
 
 def _queries(app: App, path: str) -> int:
-    store = app.store
-    assert isinstance(store, SqlStore)
-    counted = Counted(store)
+    db = app.store.backend
+    assert isinstance(db, Database)
+    counted = Counted(db)
     try:
         res = _get(app, path)
     finally:
-        del store._read  # back to the class's method
+        del db.read  # back to the class's method
     assert res.status_code == 200, res.text
     return counted.n
 

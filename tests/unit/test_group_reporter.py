@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from orchestrion.errors import StoreError
-from orchestrion.store.base import Outcome
+from orchestrion.store.records import Outcome
 from orchestrion.worker.reporting import MAX_BATCH, GroupReporter
 
 #: Guards against a hang; never a timing assertion.

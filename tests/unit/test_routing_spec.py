@@ -9,7 +9,7 @@ from orchestrion.cli.main import main
 from orchestrion.errors import SpecError
 from orchestrion.spec.python import task, workflow
 from orchestrion.spec.yaml.loader import load_yaml_text
-from orchestrion.store.routing import requirement_key, route_filter
+from orchestrion.store.sql.routing import requirement_key, route_filter
 
 
 def test_yaml_requires() -> None:

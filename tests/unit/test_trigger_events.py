@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from orchestrion.spec.model import ParamSpec, ParamType, TriggerSpec, WorkflowSpec
 from orchestrion.states import RunState
-from orchestrion.store.base import RunRecord
+from orchestrion.store.records import RunRecord
 from orchestrion.triggers.events import match_event, match_run, type_matches
 from tests.helpers import py
 

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrion.errors import OrchestrionError
-from orchestrion.store.base import (
+from orchestrion.store.records import (
     AttemptRecord,
     EventRecord,
     LogRecord,

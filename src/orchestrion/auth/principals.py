@@ -81,10 +81,11 @@ class Role(enum.IntEnum):
 
 
 class PrincipalKind(enum.Enum):
+    """What a principal signed in with: a user's password (a UI session) or an API token.
+    The scheduler and webhooks act without a principal (audited as ``system``)."""
+
     USER = "user"
     TOKEN = "token"
-    #: The server itself acting on a schedule, trigger or webhook; bound like anyone else.
-    SYSTEM = "system"
 
 
 class Action(enum.Enum):

@@ -35,7 +35,7 @@ from orchestrion.cli.common import (
     remote_call,
     server_option,
 )
-from orchestrion.store.base import AuditFilter
+from orchestrion.store.records import AuditFilter
 
 __all__ = ["register"]
 

@@ -29,7 +29,7 @@ from orchestrion.cli.common import (
 from orchestrion.errors import IllegalTransition, SpecError
 from orchestrion.spec.params import parse_cli_params
 from orchestrion.states import RunState
-from orchestrion.store.base import RunFilter
+from orchestrion.store.records import RunFilter
 
 __all__ = ["main"]
 

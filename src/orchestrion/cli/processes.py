@@ -148,7 +148,9 @@ def run_worker(
     with App(settings) as app:
         load_folder(app, folder.changed())
         worker = Worker(
-            app.store,
+            app.store.runs,
+            app.store.workflows,
+            app.store.notifier,
             app.code,
             WorkerSettings(
                 queues=queues,
@@ -263,7 +265,7 @@ def run_server(
     with App(settings) as app:
         _first_start(app, host, port)
         _deploy(settings, folder.changed())
-        app.store.listen(work=False, history=True)  # live streams follow worker processes
+        app.store.notifier.listen(work=False, history=True)  # live streams follow worker processes
         scheduler_stop = threading.Event()
         scheduler = threading.Thread(
             target=app.scheduler(lease_ttl=settings.lease_seconds).run_forever,

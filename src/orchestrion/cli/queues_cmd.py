@@ -1,4 +1,4 @@
-"""``orchestrion queues``: per-queue concurrency limits (see `orchestrion.store.slots`).
+"""``orchestrion queues``: per-queue concurrency limits (see `orchestrion.store.sql.slots`).
 
 A limit counts task runs holding an unexpired lease, so lowering it never stops running
 work: claims wait until the queue is under the new limit.

@@ -13,13 +13,7 @@ import httpx
 from orchestrion.cli.credentials import auth_headers
 from orchestrion.errors import AuthError, Forbidden, IllegalTransition, NotFound, OrchestrionError
 from orchestrion.states import RunState, TaskState
-from orchestrion.store.base import (
-    AttemptRecord,
-    LogRecord,
-    RunFilter,
-    RunRecord,
-    TaskRunRecord,
-)
+from orchestrion.store.records import AttemptRecord, LogRecord, RunFilter, RunRecord, TaskRunRecord
 
 __all__ = ["Remote"]
 

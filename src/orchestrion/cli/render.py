@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from orchestrion.store.base import AttemptRecord, EventRecord, RunRecord, TaskRunRecord
+from orchestrion.store.records import AttemptRecord, EventRecord, RunRecord, TaskRunRecord
 
 __all__ = ["Progress", "attempts_table", "dump_json", "runs_table", "task_runs_table"]
 

@@ -244,7 +244,7 @@ def deploy(paths: tuple[str, ...], server: str | None, db: str | None) -> None:
                     _api(server, "POST", "/api/v1/workflows", json.loads(spec.to_json()))
                 else:
                     app.code.add(callables)
-                    app.store.register_workflow(
+                    app.store.workflows.register_workflow(
                         spec, source=str(file.resolve()), now=app.clock.now()
                     )
                 console.print(f"deployed {spec.name} {spec.version} from {file}")
@@ -303,7 +303,7 @@ def _wait_local(app: App, run_id: str) -> str:
         state = app.get_run(run_id).state
         if state.finished:
             return state.value
-        app.store.wait_for_change(0.5)
+        app.store.notifier.wait_for_change(0.5)
 
 
 def _wait_api(server: str, run_id: str) -> str:

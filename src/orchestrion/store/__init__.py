@@ -1,24 +1,31 @@
-"""Durable state. `open_store(url)` picks the dialect from the URL and imports it lazily."""
+"""Durable state, by role: `records.py` (every value), the role protocols (`workflows.py`,
+`runs.py`, `triggers.py`, `accounts.py`, `secrets.py`, `reads.py`, `notifier.py`), and
+`Stores` (`stores.py`), the bundle of one database's roles. The SQL that implements them
+is `sql/` (written once), over a `Database` of `sqlite/` or `postgres/`.
+
+`open_store(url)` picks the dialect from the URL and imports it lazily: the contracts load
+no implementation.
+"""
 
 from __future__ import annotations
 
 from orchestrion.errors import StoreError
-from orchestrion.store.base import Store
+from orchestrion.store.stores import Stores
 
-__all__ = ["Store", "migration_names", "open_store", "peek_schema_versions"]
+__all__ = ["Stores", "migration_names", "open_store", "peek_schema_versions"]
 
 
-def open_store(url: str) -> Store:
-    """A `Store` for ``sqlite:///path`` (or a bare file path), or for
+def open_store(url: str) -> Stores:
+    """The roles of the database at ``sqlite:///path`` (or a bare file path), or at
     ``postgresql://user@host/db`` (``postgres://`` too)."""
     if url.startswith(("postgresql://", "postgres://")):
-        from orchestrion.store.postgres import PostgresStore
+        from orchestrion.store.postgres import open_stores as open_postgres
 
-        return PostgresStore(url)
+        return open_postgres(url)
     if url.startswith("sqlite:") or "://" not in url:
-        from orchestrion.store.sqlite import SqliteStore
+        from orchestrion.store.sqlite import open_stores as open_sqlite
 
-        return SqliteStore(url)
+        return open_sqlite(url)
     raise StoreError(
         f"unsupported database URL {url!r}: use sqlite:///path/to/file.db or"
         " postgresql://user@host/database"
@@ -55,9 +62,9 @@ def peek_schema_versions(url: str) -> list[str]:
     import sqlite3
     from pathlib import Path
 
-    from orchestrion.store.sqlite import _path_from_url
+    from orchestrion.store.sqlite.database import path_from_url
 
-    path = Path(_path_from_url(url))
+    path = Path(path_from_url(url))
     if not path.exists():
         return []
     try:

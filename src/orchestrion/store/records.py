@@ -1,7 +1,14 @@
-"""The frozen values that leave the store: rows as records, and what workers report.
+"""Every value the store takes or returns, defined once: rows as frozen records, what
+workers report, what triggers ask for, the security tables' rows and the read models.
 
-Kept apart from the `Store` protocol (`store/base.py`) so that the protocol reads as the
-list of verbs it is; `store/base.py` re-exports every name here.
+Pure: stdlib, `orchestrion.spec.model` and `orchestrion.states` only, so that the role
+protocols (`store/runs.py`, `store/triggers.py`, ...) and every edge can import a record
+without loading an implementation. Role bindings travel as ``{namespace: role label}``
+(plain strings): the store knows nothing of what a role may do;
+`orchestrion.auth.principals` decides that.
+
+Over 400 lines on purpose: one definition per record, all in one place, is the point
+(issue 13, "one definition per record"); split by role, the shapes would scatter again.
 """
 
 from __future__ import annotations
@@ -15,6 +22,9 @@ from orchestrion.states import RunState, TaskState
 
 __all__ = [
     "AttemptRecord",
+    "AuditEntry",
+    "AuditFilter",
+    "AuditRecord",
     "BackfillRecord",
     "Claim",
     "EventReceipt",
@@ -25,14 +35,24 @@ __all__ = [
     "LogLine",
     "LogRecord",
     "Outcome",
+    "QueueLimit",
     "RunFilter",
+    "RunMark",
     "RunRecord",
     "RunRequest",
     "ScheduleState",
+    "SealedRow",
+    "SecretMeta",
+    "SessionRecord",
     "TaskRunRecord",
+    "TokenRecord",
+    "UserRecord",
     "WorkerRecord",
     "WorkflowRecord",
 ]
+
+
+# ------------------------------------------------------------ workflows, runs, workers
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -218,6 +238,9 @@ class RunFilter:
     workflows: frozenset[str] | None = None
 
 
+# ------------------------------------------------------------ triggers
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScheduleState:
     schedule_key: str
@@ -292,3 +315,141 @@ class BackfillRecord:
     @property
     def active(self) -> int:
         return sum(self.counts.get(s, 0) for s in ("queued", "running", "compensating"))
+
+
+# ------------------------------------------------------------ accounts (security tables)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserRecord:
+    id: str
+    name: str
+    password_hash: str
+    bindings: Mapping[str, str]
+    disabled: bool
+    #: Bumped by every password or role change; sessions made under an older epoch are dead.
+    auth_epoch: int
+    created_at: float
+    updated_at: float
+
+    def __repr__(self) -> str:  # the hash stays out of logs and tracebacks
+        return f"UserRecord(id={self.id!r}, name={self.name!r}, bindings={dict(self.bindings)})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenRecord:
+    id: str
+    name: str
+    token_hash: str
+    bindings: Mapping[str, str]
+    created_by: str | None
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+
+    def __repr__(self) -> str:
+        return f"TokenRecord(id={self.id!r}, name={self.name!r}, bindings={dict(self.bindings)})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionRecord:
+    id_hash: str
+    user_id: str
+    csrf: str
+    auth_epoch: int
+    created_at: float
+    expires_at: float
+    revoked_at: float | None
+
+    def __repr__(self) -> str:
+        return f"SessionRecord(user_id={self.user_id!r}, expires_at={self.expires_at})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditEntry:
+    """One audit record to append: who did what to which object, and how it ended."""
+
+    at: float
+    actor: str
+    #: user, token, system (scheduler, webhook), cli (a local command), anonymous.
+    actor_kind: str
+    action: str
+    object: str
+    namespace: str | None = None
+    #: The request's parameters with secrets masked (the caller masks).
+    params: Mapping[str, Any] = field(default_factory=dict)
+    #: ok, denied, failed, error.
+    outcome: str = "ok"
+    detail: str | None = None
+    request_id: str | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditRecord(AuditEntry):
+    id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditFilter:
+    actor: str | None = None
+    action: str | None = None
+    namespace: str | None = None
+    outcome: str | None = None
+    since: float | None = None
+    #: Only records with an id below this (cursor paging, newest first).
+    before: int | None = None
+    limit: int = 100
+
+
+# ------------------------------------------------------------ secrets (sealed values only)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SecretMeta:
+    """What may be shown of a secret: never its value."""
+
+    namespace: str
+    name: str
+    key_id: str
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SealedRow:
+    """A secret as stored: which master key sealed it, the nonce, ciphertext plus GCM tag."""
+
+    namespace: str
+    name: str
+    key_id: str
+    nonce: bytes
+    ciphertext: bytes
+
+    def __repr__(self) -> str:  # the ciphertext is harmless, but keeps logs short
+        return f"SealedRow({self.namespace}/{self.name}, key_id={self.key_id!r})"
+
+
+# ------------------------------------------------------------ read models
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunMark:
+    """Just enough of a run to draw it as a coloured mark in a list: no params, no result
+    (which may be large), so listing the last runs of 500 workflows stays cheap."""
+
+    id: str
+    workflow: str
+    state: RunState
+    created_at: float
+    finished_at: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueLimit:
+    """A queue's limit, and how many of its task runs hold an unexpired lease now."""
+
+    queue: str
+    max_running: int
+    running: int
+    updated_at: float

@@ -24,7 +24,7 @@ from orchestrion.errors import ExpressionError, ParameterError
 from orchestrion.spec.expressions import compile_expression, render, whole_template
 from orchestrion.spec.model import TriggerSpec, WorkflowSpec
 from orchestrion.spec.params import resolve_params
-from orchestrion.store.base import RunRecord, RunRequest
+from orchestrion.store.records import RunRecord, RunRequest
 
 __all__ = ["Matches", "event_scope", "match_event", "match_run", "run_scope", "type_matches"]
 

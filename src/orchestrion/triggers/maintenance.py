@@ -11,7 +11,7 @@ import threading
 
 from orchestrion.clock import Clock
 from orchestrion.errors import OrchestrionError
-from orchestrion.store.base import Store
+from orchestrion.store.runs import RunStore
 
 __all__ = ["Maintenance", "sweep"]
 
@@ -26,11 +26,11 @@ AGE_STEP = 10
 AGE_MOST = 100
 
 
-def sweep(store: Store, now: float) -> tuple[int, list[str]]:
+def sweep(runs: RunStore, now: float) -> tuple[int, list[str]]:
     """One pass: (leases reaped, runs timed out); also ages waiting task runs' priority."""
-    reaped = store.reap_expired(now=now)
-    timed_out = store.timeout_runs(now=now)
-    store.age_priorities(now=now, every=AGE_EVERY, step=AGE_STEP, most=AGE_MOST)
+    reaped = runs.reap_expired(now=now)
+    timed_out = runs.timeout_runs(now=now)
+    runs.age_priorities(now=now, every=AGE_EVERY, step=AGE_STEP, most=AGE_MOST)
     if reaped:
         log.info("engine.reaped", extra={"count": reaped})
     for run_id in timed_out:
@@ -41,8 +41,8 @@ def sweep(store: Store, now: float) -> tuple[int, list[str]]:
 class Maintenance:
     """Runs `sweep` every `every` seconds in a daemon thread until stopped."""
 
-    def __init__(self, store: Store, clock: Clock, every: float = 2.0) -> None:
-        self.store = store
+    def __init__(self, runs: RunStore, clock: Clock, every: float = 2.0) -> None:
+        self.runs = runs
         self.clock = clock
         self.every = every
         self._stop = threading.Event()
@@ -58,6 +58,6 @@ class Maintenance:
     def _loop(self) -> None:
         while not self._stop.wait(self.every):
             try:
-                sweep(self.store, self.clock.now())
+                sweep(self.runs, self.clock.now())
             except OrchestrionError:
                 log.exception("engine.sweep_failed")

@@ -28,7 +28,10 @@ from orchestrion.clock import Clock
 from orchestrion.errors import ExpressionError, OrchestrionError, ParameterError
 from orchestrion.spec.model import ScheduleSpec, WorkflowSpec
 from orchestrion.spec.params import resolve_params
-from orchestrion.store.base import FireRecord, Store
+from orchestrion.store.records import FireRecord
+from orchestrion.store.runs import RunStore
+from orchestrion.store.triggers import TriggerStore
+from orchestrion.store.workflows import WorkflowStore
 from orchestrion.triggers import cron
 from orchestrion.triggers.events import match_run, run_scope
 from orchestrion.triggers.maintenance import sweep
@@ -71,7 +74,9 @@ class Scheduler:
 
     def __init__(
         self,
-        store: Store,
+        triggers: TriggerStore,
+        workflows: WorkflowStore,
+        runs: RunStore,
         clock: Clock,
         holder_id: str | None = None,
         *,
@@ -79,7 +84,11 @@ class Scheduler:
         use_leases: bool = True,
         max_sleep: float = 1.0,
     ) -> None:
-        self.store = store
+        """Fires, events and its duties' leases go through `triggers`; specs are read from
+        `workflows`; the maintenance duty sweeps `runs`."""
+        self.triggers = triggers
+        self.workflows = workflows
+        self.runs = runs
         self.clock = clock
         self.holder_id = holder_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.lease_ttl = lease_ttl
@@ -110,7 +119,7 @@ class Scheduler:
             elif duty == "run_triggers":
                 report.triggered_runs = self._run_triggers(now)
             else:
-                sweep(self.store, now)
+                sweep(self.runs, now)
         return report
 
     def next_wake(self, now: float) -> float:
@@ -136,7 +145,7 @@ class Scheduler:
         """Give up every lease held (a graceful shutdown hands the duties over at once)."""
         for duty, (epoch, _) in list(self._held.items()):
             try:
-                self.store.release_lease(f"scheduler.{duty}", self.holder_id, epoch)
+                self.triggers.release_lease(f"scheduler.{duty}", self.holder_id, epoch)
             except OrchestrionError:
                 log.exception("scheduler.release_failed", extra={"duty": duty})
         self._held.clear()
@@ -147,7 +156,7 @@ class Scheduler:
         held = self._held.get(duty)
         if held is not None and now < held[1] - self.lease_ttl / 2:
             return True  # renewed recently enough: spare the write
-        epoch = self.store.acquire_lease(
+        epoch = self.triggers.acquire_lease(
             f"scheduler.{duty}", self.holder_id, ttl=self.lease_ttl, now=now
         )
         if epoch is None:
@@ -166,7 +175,7 @@ class Scheduler:
         if self._tick_latest is not None:
             return self._tick_latest
         out: list[_Entry] = []
-        for name, (version, registered_at) in sorted(self.store.latest_versions().items()):
+        for name, (version, registered_at) in sorted(self.workflows.latest_versions().items()):
             entry = self._entries.get((name, version))
             if entry is None:
                 spec = self._spec(name, version)
@@ -180,15 +189,15 @@ class Scheduler:
     def _spec(self, name: str, version: str) -> WorkflowSpec:
         spec = self._specs.get((name, version))
         if spec is None:
-            spec = self.store.get_workflow(name, version).spec
+            spec = self.workflows.get_workflow(name, version).spec
             self._specs[(name, version)] = spec
         return spec
 
     # ------------------------------------------------------------------ cron
 
     def _cron(self, now: float, report: TickReport) -> None:
-        paused = self.store.paused_workflows()
-        states = self.store.schedule_states()
+        paused = self.workflows.paused_workflows()
+        states = self.triggers.schedule_states()
         owners: dict[str, WorkflowSpec] = {}
         live: set[tuple[str, str]] = set()
         for entry in self._latest():
@@ -204,10 +213,10 @@ class Scheduler:
                 except OrchestrionError:  # one broken schedule must not stop the others
                     log.exception("schedule.fire_failed", extra={"schedule": key})
         self._due = {k: v for k, v in self._due.items() if k in live}  # drop old versions
-        for key in sorted(self.store.queued_fire_keys()):
+        for key in sorted(self.triggers.queued_fire_keys()):
             owner = owners.get(key)
             if owner is not None and owner.name not in paused:
-                run_id = self.store.start_queued_fire(owner, key, now=now)
+                run_id = self.triggers.start_queued_fire(owner, key, now=now)
                 if run_id is not None:
                     report.dequeued.append(run_id)
 
@@ -233,7 +242,7 @@ class Scheduler:
                 )
         new_cursor = plan.cursor if cursor is None else max(cursor, plan.cursor)
         if cursor is None or new_cursor > cursor:
-            self.store.advance_schedule(key, spec.name, new_cursor, now=now)
+            self.triggers.advance_schedule(key, spec.name, new_cursor, now=now)
         self._due[(entry.version, key)] = (new_cursor, cron.next_due(schedule, new_cursor, key=key))
         return fired
 
@@ -245,7 +254,7 @@ class Scheduler:
             params = resolve_params(spec, cron.fire_params(schedule, key, nominal))
         except (ExpressionError, ParameterError) as exc:
             params, error = {}, str(exc)
-        return self.store.fire_schedule(
+        return self.triggers.fire_schedule(
             spec,
             schedule_key=key,
             nominal=nominal,
@@ -259,13 +268,13 @@ class Scheduler:
 
     def _backfills(self, now: float) -> list[str]:
         started: list[str] = []
-        for backfill in self.store.list_backfills(state="running"):
+        for backfill in self.triggers.list_backfills(state="running"):
             spec = self._spec(backfill.workflow, backfill.version)
             schedule = next(
                 (s for s in spec.schedules if s.key(spec.name) == backfill.schedule_key), None
             )
             if schedule is None:  # cannot happen for a pinned version; do not spin on it
-                self.store.cancel_backfill(backfill.id, now=now)
+                self.triggers.cancel_backfill(backfill.id, now=now)
                 continue
             free = max(0, backfill.max_active - backfill.active)
             begin = backfill.start if backfill.cursor is None else backfill.cursor
@@ -281,10 +290,10 @@ class Scheduler:
                 ]
             except (ExpressionError, ParameterError):
                 log.exception("backfill.bad_params", extra={"backfill": backfill.id})
-                self.store.cancel_backfill(backfill.id, now=now)
+                self.triggers.cancel_backfill(backfill.id, now=now)
                 continue
             if fires or not upcoming:
-                started += self.store.pace_backfill(
+                started += self.triggers.pace_backfill(
                     backfill.id, spec, fires, exhausted=not upcoming, now=now
                 )
         return started
@@ -292,21 +301,21 @@ class Scheduler:
     # ------------------------------------------------------------------ run triggers
 
     def _run_triggers(self, now: float) -> list[str]:
-        position = self.store.get_cursor(RUN_TRIGGER_CURSOR)
+        position = self.triggers.get_cursor(RUN_TRIGGER_CURSOR)
         if position is None:  # first start: react to runs that end from now on
-            _, top = self.store.finished_runs(-1)
-            self.store.set_cursor(RUN_TRIGGER_CURSOR, top, now=now)
+            _, top = self.triggers.finished_runs(-1)
+            self.triggers.set_cursor(RUN_TRIGGER_CURSOR, top, now=now)
             return []
         specs = [e.spec for e in self._latest() if any(t.after for t in e.spec.triggers)]
-        finished, new_position = self.store.finished_runs(position)
+        finished, new_position = self.triggers.finished_runs(position)
         started: list[str] = []
         if specs and finished:
-            paused = self.store.paused_workflows()
+            paused = self.workflows.paused_workflows()
             for item in finished:
                 matches = match_run(specs, item.run, item.event_id, paused=paused)
                 if not matches.runs and not matches.errors:
                     continue
-                receipt = self.store.record_event(
+                receipt = self.triggers.record_event(
                     "run",
                     f"{item.run.id}@{item.event_id}",
                     f"run.{item.run.state.value}",
@@ -318,7 +327,7 @@ class Scheduler:
                 if not receipt.duplicate:
                     started.extend(receipt.run_ids)
         if new_position != position:
-            self.store.set_cursor(RUN_TRIGGER_CURSOR, new_position, now=now)
+            self.triggers.set_cursor(RUN_TRIGGER_CURSOR, new_position, now=now)
         return started
 
 

@@ -15,7 +15,9 @@ from typing import Any
 from orchestrion.errors import ExpressionError, NotFound, ParameterError
 from orchestrion.spec.model import ScheduleSpec, WorkflowSpec
 from orchestrion.spec.schedule_model import parse_instant
-from orchestrion.store.base import BackfillRecord, EventReceipt, Store, WorkflowRecord
+from orchestrion.store.records import BackfillRecord, EventReceipt, WorkflowRecord
+from orchestrion.store.triggers import TriggerStore
+from orchestrion.store.workflows import WorkflowStore
 from orchestrion.triggers import cron
 from orchestrion.triggers.events import match_event
 from orchestrion.triggers.scheduler import BACKFILL_PRIORITY, backfill_params
@@ -57,7 +59,14 @@ class ScheduleInfo:
 
 
 def send_event(
-    store: Store, now: float, event_type: str, payload: Any, event_id: str, *, source: str
+    workflows: WorkflowStore,
+    triggers: TriggerStore,
+    now: float,
+    event_type: str,
+    payload: Any,
+    event_id: str,
+    *,
+    source: str,
 ) -> EventReceipt:
     """Record an event and start the runs its triggers ask for, in one transaction."""
     if not isinstance(event_type, str) or not _EVENT_TYPE.fullmatch(event_type):
@@ -75,11 +84,11 @@ def send_event(
         raise ParameterError(
             f"the event payload is {size:,} bytes, over the {MAX_PAYLOAD_BYTES:,}-byte limit"
         )
-    specs = [r.spec for r in store.list_workflows() if r.spec.triggers]
+    specs = [r.spec for r in workflows.list_workflows() if r.spec.triggers]
     matches = match_event(
-        specs, event_type, event_id, payload, source=source, paused=store.paused_workflows()
+        specs, event_type, event_id, payload, source=source, paused=workflows.paused_workflows()
     )
-    return store.record_event(
+    return triggers.record_event(
         source,
         event_id,
         event_type,
@@ -135,7 +144,8 @@ def plan_backfill(
 
 
 def create_backfill(
-    store: Store,
+    workflows: WorkflowStore,
+    triggers: TriggerStore,
     now: float,
     workflow: str,
     start: str | float,
@@ -149,12 +159,12 @@ def create_backfill(
     nothing and returns the plan (state ``dry_run``)."""
     if not isinstance(max_active, int) or isinstance(max_active, bool) or max_active < 1:
         raise ParameterError(f"max_active must be an integer of at least 1, got {max_active!r}")
-    spec = store.get_workflow(workflow).spec
+    spec = workflows.get_workflow(workflow).spec
     chosen = pick_schedule(spec, schedule)
     lo, hi, nominals = plan_backfill(spec, chosen, start, end)
     key = chosen.key(spec.name)
     if not dry_run:
-        return store.create_backfill(
+        return triggers.create_backfill(
             spec,
             schedule_key=key,
             start=lo,
@@ -184,16 +194,17 @@ def create_backfill(
 
 
 def list_schedules(
-    store: Store,
+    workflows: WorkflowStore,
+    triggers: TriggerStore,
     records: Sequence[WorkflowRecord] | None = None,
     paused: set[str] | None = None,
 ) -> list[ScheduleInfo]:
     """Every schedule of every workflow's latest version, with its next fire time (over
     `records` and `paused` when the caller has read them already)."""
-    paused = store.paused_workflows() if paused is None else paused
-    states = store.schedule_states()
+    paused = workflows.paused_workflows() if paused is None else paused
+    states = triggers.schedule_states()
     out: list[ScheduleInfo] = []
-    for record in store.list_workflows() if records is None else records:
+    for record in workflows.list_workflows() if records is None else records:
         for schedule in record.spec.schedules:
             key = schedule.key(record.name)
             state = states.get(key)

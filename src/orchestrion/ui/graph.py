@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from orchestrion.spec.model import WorkflowSpec
-from orchestrion.store.base import TaskRunRecord
+from orchestrion.store.records import TaskRunRecord
 
 __all__ = ["NODE_H", "NODE_W", "Graph", "Node", "layout"]
 

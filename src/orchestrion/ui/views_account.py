@@ -20,7 +20,7 @@ from orchestrion.api.guard import SESSION_COOKIE
 from orchestrion.api.scope import scope_of
 from orchestrion.auth.principals import Action
 from orchestrion.errors import AuthError
-from orchestrion.store.base import AuditFilter
+from orchestrion.store.records import AuditFilter
 from orchestrion.ui.web import app_of, check_csrf, form_data, redirect, render, ui_router
 
 __all__ = ["router"]

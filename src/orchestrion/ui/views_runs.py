@@ -12,7 +12,7 @@ from orchestrion.api.scope import scope_of
 from orchestrion.app import App
 from orchestrion.errors import ParameterError
 from orchestrion.states import RunEvent, RunState, TaskEvent
-from orchestrion.store.base import AttemptRecord, RunFilter, RunRecord, TaskRunRecord
+from orchestrion.store.records import AttemptRecord, RunFilter, RunRecord, TaskRunRecord
 from orchestrion.ui import graph
 from orchestrion.ui.web import app_of, check_csrf, form_data, redirect, render, ui_router
 

@@ -10,7 +10,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from orchestrion.api.scope import scope_of
-from orchestrion.store.base import BackfillRecord
+from orchestrion.store.records import BackfillRecord
 from orchestrion.ui.views_runs import KINDS
 from orchestrion.ui.web import app_of, render, ui_router
 

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from orchestrion.api.scope import scope_of
 from orchestrion.errors import ParameterError
-from orchestrion.store.base import RunFilter
+from orchestrion.store.records import RunFilter
 from orchestrion.ui import graph
 from orchestrion.ui.params_form import fields, parse_params
 from orchestrion.ui.views_runs import KINDS

@@ -26,7 +26,10 @@ from orchestrion.auth.ssrf import AllowList
 from orchestrion.clock import Clock, SystemClock
 from orchestrion.errors import OrchestrionError, SecretError, StoreError, TaskTimeout
 from orchestrion.spec.model import TaskSpec, WorkflowSpec
-from orchestrion.store.base import Claim, LogLine, Outcome, Store, WorkerRecord
+from orchestrion.store.notifier import Notifier
+from orchestrion.store.records import Claim, LogLine, Outcome, WorkerRecord
+from orchestrion.store.runs import RunStore
+from orchestrion.store.workflows import WorkflowStore
 from orchestrion.worker import runner
 from orchestrion.worker.capture import install_capture, uninstall_capture
 from orchestrion.worker.code import CodeRegistry
@@ -77,16 +80,22 @@ class _Active:
 class Worker:
     def __init__(
         self,
-        store: Store,
+        runs: RunStore,
+        workflows: WorkflowStore,
+        notifier: Notifier,
         code: CodeRegistry,
         settings: WorkerSettings | None = None,
         clock: Clock | None = None,
         secrets: SecretResolver | None = None,
         executor: Executor | None = None,
     ) -> None:
-        """`executor` runs Python tasks' code (None: this worker's threads); whoever made it
-        closes it, after `stop`."""
-        self.store = store
+        """The worker claims, heartbeats and reports through `runs`, reads the specs of the
+        runs it executes from `workflows`, and waits for work on `notifier`. `executor` runs
+        Python tasks' code (None: this worker's threads); whoever made it closes it, after
+        `stop`."""
+        self.runs = runs
+        self.workflows = workflows
+        self.notifier = notifier
         self._executor = executor
         #: For tasks that ask for ``executor: process`` on a worker whose default differs;
         #: made on first use, closed by `stop`.
@@ -113,7 +122,7 @@ class Worker:
 
     def start(self) -> None:
         now = self.clock.now()
-        self.store.register_worker(
+        self.runs.register_worker(
             WorkerRecord(
                 id=self.id,
                 host=socket.gethostname(),
@@ -125,7 +134,7 @@ class Worker:
                 labels=dict(self.settings.labels or {}),
             )
         )
-        self.store.listen()
+        self.notifier.listen()
         install_capture()
         for target, name in ((self._claim_loop, "claim"), (self._heartbeat_loop, "heartbeat")):
             thread = threading.Thread(target=target, name=f"worker-{name}", daemon=True)
@@ -139,13 +148,13 @@ class Worker:
         worker retries them without spending their retries, and ask them to stop."""
         self._stopping.set()
         self._slot_free.set()
-        self.store.wake()
+        self.notifier.wake()
         claimer = self._threads[0] if self._threads else None
         for _ in range(100):  # 5 s; re-wake: a wake-up may land just before a wait
             if claimer is None or not claimer.is_alive():
                 break
             claimer.join(timeout=0.05)
-            self.store.wake()
+            self.notifier.wake()
         self._drain(grace)
         # Heartbeats end before the release: one landing between expiring this worker's
         # leases and reaping them would extend a lease again, and the attempt, asked to
@@ -162,7 +171,7 @@ class Worker:
             self._process_executor.close()
         self._flush_logs()
         with contextlib.suppress(OrchestrionError):
-            self.store.worker_heartbeat(self.id, now=self.clock.now(), state="stopped")
+            self.runs.worker_heartbeat(self.id, now=self.clock.now(), state="stopped")
         uninstall_capture()
 
     def _drain(self, seconds: float) -> None:
@@ -179,8 +188,8 @@ class Worker:
             return
         try:
             now = self.clock.now()
-            self.store.expire_worker(self.id, now=now)
-            released = self.store.reap_expired(now=now)
+            self.runs.expire_worker(self.id, now=now)
+            released = self.runs.reap_expired(now=now)
             log.warning("worker.released", extra={"worker": self.id, "attempts": released})
         except OrchestrionError:
             log.exception("worker.release_failed")  # the leases lapse on their own
@@ -206,7 +215,7 @@ class Worker:
                 self._slot_free.clear()
                 continue
             try:
-                claims = self.store.claim(
+                claims = self.runs.claim(
                     worker_id=self.id,
                     queues=self.settings.queues,
                     limit=free,
@@ -221,11 +230,11 @@ class Worker:
             for claim in claims:
                 self._submit(claim)
             if not claims:
-                self.store.wait_for_change(self._idle_wait())
+                self.notifier.wait_for_change(self._idle_wait())
 
     def _idle_wait(self) -> float:
         wait = self.settings.poll_every
-        next_at = self.store.next_ready_at(
+        next_at = self.runs.next_ready_at(
             self.settings.queues, self.settings.labels, now=self.clock.now()
         )
         if next_at is not None:
@@ -257,7 +266,7 @@ class Worker:
     def _spec(self, name: str, version: str) -> WorkflowSpec:
         spec = self._specs.get((name, version))
         if spec is None:
-            spec = self.store.get_workflow(name, version).spec
+            spec = self.workflows.get_workflow(name, version).spec
             self._specs[(name, version)] = spec
         return spec
 
@@ -362,10 +371,10 @@ class Worker:
         """Finish; if that made work ready, claim in the same transaction for the slots
         these outcomes free (their threads end right after), and run what came back."""
         if self._stopping.is_set():
-            self.store.finish(outcomes, now=self.clock.now())
+            self.runs.finish(outcomes, now=self.clock.now())
             return
         finishing = sum(1 for o in outcomes if self._finishes_attempt(o))
-        _, claims = self.store.finish_and_claim(
+        _, claims = self.runs.finish_and_claim(
             outcomes,
             now=self.clock.now(),
             worker_id=self.id,
@@ -391,8 +400,8 @@ class Worker:
     def _start_child(self, claim: Claim, workflow: str, params: dict[str, Any]) -> str | None:
         from orchestrion.spec.params import resolve_params
 
-        spec = self.store.get_workflow(workflow).spec
-        return self.store.start_child_run(
+        spec = self.workflows.get_workflow(workflow).spec
+        return self.runs.start_child_run(
             claim, spec, resolve_params(spec, params), now=self.clock.now()
         )
 
@@ -418,7 +427,7 @@ class Worker:
             batch, self._logs = self._logs, []
         if batch:
             try:
-                self.store.append_logs(batch)
+                self.runs.append_logs(batch)
             except OrchestrionError:
                 log.exception("worker.log_flush_failed")
 
@@ -441,13 +450,13 @@ class Worker:
         with self._lock:
             leases = [(a.claim.task_run_id, a.claim.epoch) for a in self._active.values()]
         try:
-            lost = self.store.heartbeat(
+            lost = self.runs.heartbeat(
                 worker_id=self.id,
                 leases=leases,
                 lease_seconds=self.settings.lease_seconds,
                 now=self.clock.now(),
             )
-            self.store.worker_heartbeat(self.id, now=self.clock.now())
+            self.runs.worker_heartbeat(self.id, now=self.clock.now())
         except OrchestrionError:
             log.exception("worker.heartbeat_failed")
             return

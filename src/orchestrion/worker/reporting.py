@@ -3,7 +3,7 @@
 Each task thread hands its outcome to `GroupReporter.report` and returns once it is
 recorded, as before. But only one thread at a time talks to the store: while it does,
 outcomes of other threads queue up, and the next thread through sends all of them in one
-`Store.finish` (one transaction). An idle worker reports a lone outcome at once, with no
+`RunStore.finish` (one transaction). An idle worker reports a lone outcome at once, with no
 added delay; a busy one pays the transaction's fixed cost (BEGIN, COMMIT, locks of the
 run's counter rows) once per batch instead of once per task.
 """
@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from orchestrion.store.base import Outcome
+from orchestrion.store.records import Outcome
 
 __all__ = ["GroupReporter"]
 

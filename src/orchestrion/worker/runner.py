@@ -21,7 +21,7 @@ from orchestrion.spec.model import (
     TaskSpec,
     WorkflowSpec,
 )
-from orchestrion.store.base import Claim, Outcome
+from orchestrion.store.records import Claim, Outcome
 from orchestrion.worker.capture import attempt_capture
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.context import TaskContext

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping
 
 from orchestrion.auth.masking import Masker
 from orchestrion.auth.secret_box import KEY_ENV, KEY_FILE_ENV, Secret
-from orchestrion.store.base import Outcome
+from orchestrion.store.records import Outcome
 from orchestrion.worker.context import LogSink
 
 __all__ = ["HIDDEN_ENV", "SecretResolver", "masked_outcome", "masked_sink", "masker_for"]

@@ -19,7 +19,7 @@ from orchestrion.api.scope import scope_of
 from orchestrion.app import App
 from orchestrion.auth.principals import Action, Resource, authorize_all, authorize_grant
 from orchestrion.errors import Forbidden, ParameterError
-from orchestrion.store.base import AuditFilter, AuditRecord, TokenRecord, UserRecord
+from orchestrion.store.records import AuditFilter, AuditRecord, TokenRecord, UserRecord
 
 __all__ = ["router"]
 

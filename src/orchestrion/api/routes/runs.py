@@ -20,7 +20,7 @@ from orchestrion.api.schemas import (
 from orchestrion.api.scope import scope_of
 from orchestrion.app import App
 from orchestrion.states import RunState
-from orchestrion.store.base import RunFilter
+from orchestrion.store.records import RunFilter
 
 __all__ = ["router"]
 

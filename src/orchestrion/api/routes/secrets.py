@@ -9,7 +9,7 @@ from orchestrion.api.scope import scope_of
 from orchestrion.app import App
 from orchestrion.auth.principals import Action
 from orchestrion.secret_service import MAX_SECRET_BYTES
-from orchestrion.store.base import SecretMeta
+from orchestrion.store.records import SecretMeta
 
 __all__ = ["router"]
 

@@ -1,0 +1,28 @@
+"""`PostgresTriggers`: finished runs read after every writer of event rows has committed
+(event ids are drawn at insert, not at commit, so they may appear out of order)."""
+
+from __future__ import annotations
+
+from orchestrion.store.records import FinishedRun
+from orchestrion.store.sql import trigger_queries
+from orchestrion.store.sql.advance import Advance
+from orchestrion.store.sql.triggers import SqlTriggers
+
+__all__ = ["PostgresTriggers"]
+
+
+class PostgresTriggers(SqlTriggers):
+    """See `orchestrion.store.triggers.TriggerStore` for the contract of every method."""
+
+    def finished_runs(self, after: int, *, limit: int = 500) -> tuple[list[FinishedRun], int]:
+        def fn(adv: Advance) -> tuple[list[FinishedRun], int]:
+            # Event ids are drawn at insert, not at commit: below the newest id, a row of a
+            # transaction still running may appear later. SHARE mode waits for every
+            # transaction that wrote events to end (and holds new writers back for these
+            # two reads), so every id up to the max read here is final.
+            adv.tx.execute("LOCK TABLE events IN SHARE MODE")
+            return trigger_queries.finished_runs(
+                lambda sql, params: list(adv.tx.execute(sql, params).fetchall()), after, limit
+            )
+
+        return self._db.transact(0.0, fn)

@@ -1,0 +1,142 @@
+"""Slots: how many task runs may run at once, per task, per queue and per concurrency key.
+
+Three limits bound a claim:
+
+- a task's ``concurrency`` (``conc_key`` = ``workflow:task``, ``conc_limit`` on the row);
+- an operator's queue limit (table ``queue_limits``, set with ``orchestrion queues
+  set-limit``);
+- a task's ``concurrency_key`` template, rendered when the task run becomes ready
+  (``slot_key``, with the task's ``key_limit`` as ``slot_limit``), shared across tasks,
+  workflows and runs.
+
+A slot is not a counter: it is a running task run, counted when a claim decides. Queue and
+key slots count only task runs whose lease is unexpired, so the slot of a worker that was
+SIGKILLed frees itself when its lease expires, before the reaper even turns the attempt
+`lost`; nothing is incremented that a crash could leak. The claim makes the count stable
+(SQLite by writing alone; PostgreSQL by one advisory lock per limited name, see
+`postgres.claim`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from orchestrion.spec.expressions.templates import render
+from orchestrion.spec.expressions.values import to_text
+from orchestrion.spec.model import TaskSpec
+
+if TYPE_CHECKING:  # `Advance` decides readiness with `slot_key`: no import cycle at run time
+    from orchestrion.store.sql.advance import Advance
+
+__all__ = ["SLOT_COLS", "SLOT_FILTER", "conc_key", "lock_names", "slot_key", "within_limits"]
+
+#: Extra candidate columns: the key slot, and the queue's limit (NULL: unlimited), read
+#: with the candidates so that a claim without limits costs no extra statement.
+SLOT_COLS = (
+    "slot_key, slot_limit,"
+    " (SELECT max_running FROM queue_limits ql WHERE ql.queue = task_runs.queue) AS queue_limit"
+)
+
+#: AND-ed to a claim's candidate query (two parameters: now, now). Rows whose key or queue
+#: is full are passed over here, not after the LIMIT, so they cannot starve other ready
+#: work; the count in `within_limits` decides. The queue part is one subquery for the whole
+#: statement, empty when no queue has a limit.
+SLOT_FILTER = (
+    " AND (slot_key IS NULL OR slot_limit > (SELECT count(*) FROM task_runs r"
+    " WHERE r.state = 'running' AND r.slot_key = task_runs.slot_key"
+    " AND r.lease_expires_at > ?))"
+    " AND queue NOT IN (SELECT ql.queue FROM queue_limits ql WHERE ql.max_running <="
+    " (SELECT count(*) FROM task_runs r WHERE r.state = 'running' AND r.queue = ql.queue"
+    " AND r.lease_expires_at > ?))"
+)
+
+_KINDS = ("conc", "queue", "key")
+
+
+def _names(row: Any) -> list[tuple[str, str, int]]:
+    """(kind, name, limit) of every limit that holds candidate `row`."""
+    out: list[tuple[str, str, int]] = []
+    if row["conc_key"] is not None:
+        out.append(("conc", row["conc_key"], row["conc_limit"]))
+    if row["queue_limit"] is not None:
+        out.append(("queue", row["queue"], row["queue_limit"]))
+    if row["slot_key"] is not None:
+        out.append(("key", row["slot_key"], row["slot_limit"]))
+    return out
+
+
+def lock_names(rows: Sequence[Any]) -> list[str]:
+    """The sorted advisory-lock names a PostgreSQL claim of `rows` takes before counting.
+    (Kinds are prefixed; a hash collision only makes claimers queue behind each other.)"""
+    return sorted({f"{kind}/{name}" for row in rows for kind, name, _ in _names(row)})
+
+
+def _running(adv: Advance, rows: Sequence[Any]) -> dict[tuple[str, str], int]:
+    """Running task runs per limited name of `rows`, in one statement."""
+    wanted: dict[str, set[str]] = {kind: set() for kind in _KINDS}
+    for row in rows:
+        for kind, name, _ in _names(row):
+            wanted[kind].add(name)
+    parts: list[str] = []
+    params: list[Any] = []
+    # The task limit counts running rows (as it always has); queue and key slots count
+    # unexpired leases only.
+    for kind, column, leased in (
+        ("conc", "conc_key", False),
+        ("queue", "queue", True),
+        ("key", "slot_key", True),
+    ):
+        names = sorted(wanted[kind])
+        if not names:
+            continue
+        marks = ",".join("?" * len(names))
+        lease = " AND lease_expires_at > ?" if leased else ""
+        parts.append(
+            f"SELECT '{kind}' AS kind, {column} AS name, count(*) AS n FROM task_runs"
+            f" WHERE state = 'running' AND {column} IN ({marks}){lease} GROUP BY {column}"
+        )
+        params.extend(names)
+        if leased:
+            params.append(adv.now)
+    if not parts:
+        return {}
+    return {
+        (r["kind"], r["name"]): int(r["n"])
+        for r in adv.tx.execute(" UNION ALL ".join(parts), params).fetchall()
+    }
+
+
+def within_limits(adv: Advance, rows: Sequence[Any], limit: int) -> list[Any]:
+    """The first `limit` of the candidate `rows` that fit every limit holding them,
+    counting running task runs now (the caller makes that count stable)."""
+    running = _running(adv, rows)
+    chosen: list[Any] = []
+    for row in rows:
+        if len(chosen) >= limit:
+            break
+        names = _names(row)
+        if any(running.get((kind, name), 0) >= most for kind, name, most in names):
+            continue
+        for kind, name, _ in names:
+            running[(kind, name)] = running.get((kind, name), 0) + 1
+        chosen.append(row)
+    return chosen
+
+
+def conc_key(workflow: str, task: TaskSpec) -> str | None:
+    """Task runs sharing this key count against the task's concurrency limit, across runs."""
+    return None if task.concurrency is None else f"{workflow}:{task.name}"
+
+
+def slot_key(task: TaskSpec, scope: dict[str, Any] | None) -> str | None:
+    """The task's concurrency key rendered in `scope` (None: the task has none); see
+    the module docstring.
+
+    Raises:
+        ExpressionError: when the template fails.
+    """
+    if task.concurrency_key is None:
+        return None
+    value = render(task.concurrency_key, scope or {})
+    return value if isinstance(value, str) else to_text(value)

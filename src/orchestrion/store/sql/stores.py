@@ -1,0 +1,37 @@
+"""`stores_of`: the roles of one SQL database, bundled as `orchestrion.store.Stores`."""
+
+from __future__ import annotations
+
+from orchestrion.store.sql.accounts import SqlAccounts
+from orchestrion.store.sql.database import Database
+from orchestrion.store.sql.notifier import SqlNotifier
+from orchestrion.store.sql.reads import SqlReads
+from orchestrion.store.sql.runs import SqlRuns
+from orchestrion.store.sql.secrets import SqlSecrets
+from orchestrion.store.sql.triggers import SqlTriggers
+from orchestrion.store.sql.workflows import SqlWorkflows
+from orchestrion.store.stores import Stores
+
+__all__ = ["stores_of"]
+
+
+def stores_of(
+    db: Database,
+    *,
+    runs: SqlRuns,
+    reads: SqlReads | None = None,
+    triggers: SqlTriggers | None = None,
+) -> Stores:
+    """The roles of `db`: the dialect's own `runs` (and `reads`, `triggers` where it runs
+    some verbs differently), the shared SQL classes for the rest."""
+    return Stores(
+        url=db.url,
+        workflows=SqlWorkflows(db),
+        runs=runs,
+        triggers=triggers or SqlTriggers(db),
+        accounts=SqlAccounts(db),
+        secrets=SqlSecrets(db),
+        reads=reads or SqlReads(db),
+        notifier=SqlNotifier(db),
+        backend=db,
+    )

@@ -1,0 +1,93 @@
+"""`SqlWorkflows`: the `WorkflowStore` of both dialects, over a `Database`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrion.errors import NotFound
+from orchestrion.spec.model import WorkflowSpec
+from orchestrion.store.records import WorkflowRecord
+from orchestrion.store.sql.advance import Advance
+from orchestrion.store.sql.database import Database
+
+__all__ = ["SqlWorkflows"]
+
+
+class SqlWorkflows:
+    """See `orchestrion.store.workflows.WorkflowStore` for the contract of every method."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def _record(self, row: Any) -> WorkflowRecord:
+        """A record whose spec is parsed once per version: specs are immutable."""
+        specs = self._db.specs
+        key = (row["name"], row["version"])
+        spec = specs.get(key)
+        if spec is None:
+            spec = specs[key] = WorkflowSpec.from_json(row["spec"])
+        return WorkflowRecord(
+            name=row["name"],
+            version=row["version"],
+            spec=spec,
+            source=row["source"],
+            created_at=row["created_at"],
+        )
+
+    def register_workflow(self, spec: WorkflowSpec, *, source: str | None, now: float) -> bool:
+        db = self._db
+        created = db.transact(now, lambda adv: db.upsert_workflow(adv, spec, source, now))
+        db.specs[(spec.name, spec.version)] = spec
+        return created
+
+    def get_workflow(self, name: str, version: str | None = None) -> WorkflowRecord:
+        if version is None:
+            rows = self._db.read(
+                "SELECT * FROM workflows WHERE name = ? ORDER BY created_at DESC,"
+                f" {self._db.seq_column} DESC LIMIT 1",
+                (name,),
+            )
+        else:
+            rows = self._db.read(
+                "SELECT * FROM workflows WHERE name = ? AND version = ?", (name, version)
+            )
+        if not rows:
+            raise NotFound(
+                f"no workflow named {name!r}" + (f" at version {version}" if version else "")
+            )
+        return self._record(rows[0])
+
+    def list_workflows(self) -> list[WorkflowRecord]:
+        return [self._record(r) for r in self._db.latest_rows("*")]
+
+    def list_versions(self, name: str) -> list[WorkflowRecord]:
+        rows = self._db.read(
+            "SELECT * FROM workflows WHERE name = ? ORDER BY created_at DESC,"
+            f" {self._db.seq_column} DESC",
+            (name,),
+        )
+        if not rows:
+            raise NotFound(f"no workflow named {name!r}")
+        return [self._record(r) for r in rows]
+
+    def latest_versions(self) -> dict[str, tuple[str, float]]:
+        rows = self._db.latest_rows("name, version, created_at")
+        return {r["name"]: (r["version"], r["created_at"]) for r in rows}
+
+    def set_paused(self, name: str, paused: bool, *, now: float) -> None:
+        def fn(adv: Advance) -> None:
+            adv.tx.execute(
+                "INSERT INTO workflow_flags (name, paused, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused,"
+                " updated_at = excluded.updated_at",
+                (name, int(paused), now),
+            )
+            kind = "workflow.paused" if paused else "workflow.unpaused"
+            adv.event(None, None, kind, data={"workflow": name})
+
+        self._db.transact(now, fn)
+
+    def paused_workflows(self) -> set[str]:
+        return {
+            r["name"] for r in self._db.read("SELECT name FROM workflow_flags WHERE paused = 1")
+        }

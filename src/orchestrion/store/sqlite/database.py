@@ -1,0 +1,263 @@
+"""The SQLite `Database`: WAL, one writer at a time (`BEGIN IMMEDIATE`), a busy timeout.
+
+Durability: WAL with ``synchronous=NORMAL`` survives any process crash (SIGKILL included);
+only an operating-system crash or power loss may drop the last transactions.
+
+Within one process, a lock serialises use of the single connection and a condition
+variable wakes idle workers the moment a transaction makes a task run ready. Other
+processes queue on a file lock before SQLite's own, and are woken by datagrams
+(`wake.Waker`) or find new work by polling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from orchestrion.errors import StoreError
+from orchestrion.spec.model import WorkflowSpec
+from orchestrion.store.records import LogLine
+from orchestrion.store.sql import queries
+from orchestrion.store.sql.advance import Advance
+from orchestrion.store.sql.database import Database
+from orchestrion.store.sqlite.wake import Waker
+
+__all__ = ["SqliteDatabase", "migrate", "path_from_url"]
+
+T = TypeVar("T")
+
+_MIGRATIONS = Path(__file__).parents[1] / "migrations" / "sqlite"
+
+
+def path_from_url(url: str) -> str:
+    """The file path of a ``sqlite:///path`` URL (or of a bare path)."""
+    if url.startswith("sqlite:///"):
+        return url[len("sqlite:///") :]
+    if url.startswith("sqlite://"):
+        return url[len("sqlite://") :]
+    return url
+
+
+def migrate(conn: sqlite3.Connection, *, until: str | None = None) -> list[str]:
+    """Apply the migrations that `conn`'s database lacks (up to and including `until`), in
+    one ``BEGIN IMMEDIATE`` transaction; returns the versions applied. Other processes are
+    kept out by the caller (`SqliteDatabase` holds its writer lock)."""
+    applied: list[str] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
+        done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+        for file in sorted(_MIGRATIONS.glob("*.sql")):
+            if until is not None and file.stem > until:
+                break
+            if file.stem in done:
+                continue
+            for statement in _statements(file.read_text()):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?, strftime('%s', 'now'))", (file.stem,)
+            )
+            applied.append(file.stem)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return applied
+
+
+class SqliteDatabase(Database):
+    """One SQLite file, opened (and migrated) by this process: the plumbing and dialect
+    hooks of the SQL roles (`orchestrion.store.sql`)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        path = path_from_url(url)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite database {path!r}: {exc}") from exc
+        self._conn.row_factory = sqlite3.Row
+        # Writers from every process queue on this lock before BEGIN IMMEDIATE, so SQLite's
+        # own busy handler (which sleeps up to 100 ms between tries) never has to wait.
+        self._lock_file = None if path == ":memory:" else open(f"{path}.lock", "a+b")  # noqa: SIM115
+        self._lock = threading.RLock()
+        self._waker = None if path == ":memory:" else Waker(Path(path).resolve().parent / ".wake")
+        for pragma in (
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA synchronous = NORMAL",
+            "PRAGMA foreign_keys = ON",
+            "PRAGMA busy_timeout = 30000",
+            "PRAGMA cache_size = -32000",
+        ):
+            self._conn.execute(pragma)
+        self._migrate()
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """The cross-process writer lock (an flock on ``<db>.lock``)."""
+        if self._lock_file is None:
+            yield
+            return
+        fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+
+    def _migrate(self) -> None:
+        with self._lock, self._exclusive():
+            migrate(self._conn)
+
+    @contextlib.contextmanager
+    def write(self, now: float) -> Iterator[Advance]:
+        """One write transaction; yields the `Advance` that applies changes within it."""
+        if self.closed:
+            raise StoreError("the store is closed")
+        with self._lock, self._exclusive():
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot start a write transaction: {exc}") from exc
+            adv = Advance(self._conn, functools.partial(self.spec_in, self._conn), now)
+            try:
+                yield adv
+                adv.flush()
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._conn.execute("ROLLBACK")
+                raise StoreError(f"database error: {exc}") from exc
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        work = bool(adv.newly_ready or adv.run_changed)
+        if work:
+            self.signals.work()
+        if adv.wrote_events:
+            self.signals.history()
+        if self._waker is not None:
+            self._waker.ping(work=work, history=adv.wrote_events)
+
+    def transact(self, now: float, fn: Callable[[Advance], T]) -> T:
+        with self.write(now) as adv:
+            return fn(adv)
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        if self.closed:
+            raise StoreError("the store is closed")
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"database error: {exc}") from exc
+
+    def listen(self, *, work: bool, history: bool) -> None:
+        """Be woken by other processes' commits too: workers listen for work, the API server
+        for history (its live event stream)."""
+        if self._waker is not None:
+            self._waker.listen(
+                self.signals.work if work else None, self.signals.history if history else None
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            if not self.closed:
+                self.closed = True
+                self._conn.close()
+                if self._lock_file is not None:
+                    self._lock_file.close()
+                if self._waker is not None:
+                    self._waker.close()
+        self.signals.work()
+
+    # ------------------------------------------------------------------ dialect hooks
+
+    def latest_rows(self, cols: str) -> list[Any]:
+        return self.read(
+            f"SELECT {cols} FROM workflows w WHERE w.rowid = (SELECT w2.rowid FROM workflows w2"
+            " WHERE w2.name = w.name ORDER BY w2.created_at DESC, w2.rowid DESC LIMIT 1)"
+            " ORDER BY w.name"
+        )
+
+    def upsert_workflow(
+        self, adv: Advance, spec: WorkflowSpec, source: str | None, now: float
+    ) -> bool:
+        known = adv.tx.execute(
+            "SELECT 1 FROM workflows WHERE name = ? AND version = ?",
+            (spec.name, spec.version),
+        ).fetchone()
+        if known is None:
+            adv.tx.execute(
+                "INSERT INTO workflows (name, version, spec, source, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (spec.name, spec.version, spec.to_json(), source, now),
+            )
+            adv.event(
+                None,
+                None,
+                "workflow.registered",
+                data={"workflow": spec.name, "version": spec.version},
+            )
+        elif source is not None:
+            adv.tx.execute(
+                "UPDATE workflows SET source = ? WHERE name = ? AND version = ?",
+                (source, spec.name, spec.version),
+            )
+        return known is None
+
+    def claim(
+        self,
+        adv: Advance,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        until: float,
+        labels: Mapping[str, str] | None,
+    ) -> queries.Claimed:
+        claims = queries.claim(adv, worker_id, queues, limit, until, labels)
+        return queries.Claimed(len(claims), lambda: claims)
+
+    def queue_filter(self, queues: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+        return f"IN ({','.join('?' * len(queues))})", tuple(queues)
+
+    def write_one(self, now: float, sql: str, params: Sequence[Any]) -> None:
+        with self.write(now) as adv:
+            adv.tx.execute(sql, params)
+
+    def insert_logs(self, adv: Advance, lines: Sequence[LogLine]) -> None:
+        adv.tx.executemany(
+            "INSERT INTO logs (run_id, task_run_id, attempt, at, stream, line)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(x.run_id, x.task_run_id, x.attempt, x.at, x.stream, x.line) for x in lines],
+        )
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration file into statements; a trigger body's inner ``;`` does not end one
+    (`sqlite3.complete_statement` knows ``BEGIN ... END``)."""
+    statements: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        if line.strip().startswith("--") or not (pending or line.strip()):
+            continue
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip().rstrip(";").strip())
+            pending = ""
+    if pending.strip():
+        statements.append(pending.strip())
+    return [s for s in statements if s]

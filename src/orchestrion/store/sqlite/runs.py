@@ -1,0 +1,69 @@
+"""`SqliteRuns`: the SQLite side of `SqlRuns`, the verbs it runs its own way.
+
+A heartbeat is one ``UPDATE ... RETURNING`` fenced by (owner, epoch); the reaper first
+looks without the writer lock (a sweep usually finds nothing), then reaps every expired
+lease in one transaction (SQLite has one writer at a time anyway).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from orchestrion.store.sql import lifecycle
+from orchestrion.store.sql.runs import SqlRuns
+from orchestrion.store.sqlite.database import SqliteDatabase
+
+__all__ = ["SqliteRuns"]
+
+
+class SqliteRuns(SqlRuns):
+    """See `orchestrion.store.runs.RunStore` for the contract of every method."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        super().__init__(db)
+        self._db: SqliteDatabase = db
+
+    def heartbeat(
+        self,
+        *,
+        worker_id: str,
+        leases: Sequence[tuple[int, int]],
+        lease_seconds: float,
+        now: float,
+    ) -> list[int]:
+        if not leases:
+            return []
+        with self._db.write(now) as adv:
+            marks = ",".join("?" * len(leases))
+            pairs = ",".join("(?, ?)" for _ in leases)
+            # Fenced by (owner, epoch): a stale epoch must not extend a newer lease.
+            held = {
+                (r["id"], r["lease_epoch"])
+                for r in adv.tx.execute(
+                    f"UPDATE task_runs SET lease_expires_at = ? WHERE lease_owner = ?"
+                    f" AND state = 'running' AND id IN ({marks})"
+                    f" AND (id, lease_epoch) IN (VALUES {pairs}) RETURNING id, lease_epoch",
+                    (
+                        now + lease_seconds,
+                        worker_id,
+                        *(tr for tr, _ in leases),
+                        *(v for lease in leases for v in lease),
+                    ),
+                ).fetchall()
+            }
+        return [tr for tr, epoch in leases if (tr, epoch) not in held]
+
+    def reap_expired(self, *, now: float) -> int:
+        if not self._db.read(
+            "SELECT 1 FROM task_runs WHERE state = 'running' AND lease_expires_at < ? LIMIT 1",
+            (now,),
+        ):
+            return 0
+        with self._db.write(now) as adv:
+            expired = adv.tx.execute(
+                "SELECT id FROM task_runs WHERE state = 'running' AND lease_expires_at < ?",
+                (now,),
+            ).fetchall()
+            for row in expired:
+                lifecycle.apply_lost(adv, adv.task_row(row["id"]))
+            return len(expired)
