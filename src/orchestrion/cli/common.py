@@ -12,17 +12,22 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
 from orchestrion.app import Actor, App
-from orchestrion.config import Settings
+from orchestrion.app.settings import Settings
 from orchestrion.errors import NotFound, OrchestrionError
+from orchestrion.store.base import AttemptRecord, LogRecord, RunFilter, RunRecord, TaskRunRecord
+
+if TYPE_CHECKING:
+    from orchestrion.cli.remote import Remote
 
 __all__ = [
+    "RunReader",
     "cli_actor",
     "console",
     "db_option",
@@ -30,6 +35,7 @@ __all__ = [
     "opened",
     "output_option",
     "reader",
+    "remote",
     "remote_call",
     "server_option",
 ]
@@ -85,18 +91,38 @@ def server_option(fn: F) -> F:
     )(fn)
 
 
+class RunReader(Protocol):
+    """The run verbs a command may call on the local database (`App.runs`) or on a server
+    (`Remote`): typing both as this keeps `Remote` a faithful twin of `App.runs`."""
+
+    def get_run(self, run_id: str) -> RunRecord: ...
+    def list_runs(self, filt: RunFilter | None = None) -> list[RunRecord]: ...
+    def task_runs(self, run_id: str) -> list[TaskRunRecord]: ...
+    def attempts(self, run_id: str) -> list[AttemptRecord]: ...
+    def logs(self, run_id: str, task: str | None = None, after_id: int = 0) -> list[LogRecord]: ...
+    def cancel_or_raise(self, run_id: str) -> None: ...
+    def retry_or_raise(self, run_id: str) -> None: ...
+
+
 @contextmanager
-def reader(db: str | None, server: str | None) -> Iterator[Any]:
+def reader(db: str | None, server: str | None) -> Iterator[RunReader]:
     """The server's API when one is configured, else the local database; same methods."""
     if server is None:
         with opened(db) as app:
-            yield app
+            yield app.runs
         return
+    with remote(server) as api:
+        yield api
+
+
+@contextmanager
+def remote(server: str) -> Iterator[Remote]:
+    """The server's API, with Orchestrion errors turned into a message and exit code 2."""
     from orchestrion.cli.remote import Remote
 
     try:
-        with Remote(server) as remote:
-            yield remote
+        with Remote(server) as api:
+            yield api
     except OrchestrionError as exc:
         errors.print(f"[red]error:[/] {escape(str(exc))}", markup=True)
         sys.exit(2)

@@ -21,12 +21,12 @@ import click
 from rich.console import Console
 
 from orchestrion.app import App
+from orchestrion.app.runtime import DEFAULT_CONCURRENCY
+from orchestrion.app.settings import Settings
 from orchestrion.cli.common import cli_actor
 from orchestrion.cli.credentials import auth_headers
-from orchestrion.config import Settings
 from orchestrion.errors import OrchestrionError, SpecError
 from orchestrion.spec.model import LABEL_PATTERN, MAX_LABELS
-from orchestrion.worker.sizing import DEFAULT_CONCURRENCY
 
 __all__ = ["register"]
 
@@ -231,7 +231,9 @@ def deploy(paths: tuple[str, ...], server: str | None, db: str | None) -> None:
     for path in map(Path, paths):
         files += WorkflowFolder(str(path)).files() if path.is_dir() else [path]
     failed = False
-    with App(Settings.from_env(db=db), actor=cli_actor()) as app:
+    # Without an actor, as before: `deploy` writes no audit records. (The server's deploy
+    # child sets ORCHESTRION_ACTOR for them; auditing deploys would change behaviour.)
+    with App(Settings.from_env(db=db)) as app:
         for file in files:
             try:
                 loaded = load_workflows(file)
@@ -243,10 +245,7 @@ def deploy(paths: tuple[str, ...], server: str | None, db: str | None) -> None:
                 if server:
                     _api(server, "POST", "/api/v1/workflows", json.loads(spec.to_json()))
                 else:
-                    app.code.add(callables)
-                    app.store.register_workflow(
-                        spec, source=str(file.resolve()), now=app.clock.now()
-                    )
+                    app.workflows.register_loaded([(spec, callables)], source=file)
                 console.print(f"deployed {spec.name} {spec.version} from {file}")
     sys.exit(2 if failed else 0)
 
@@ -284,8 +283,8 @@ def trigger(
             state = _wait_api(server, run["id"]) if wait else run["state"]
         else:
             with App(Settings.from_env(db=db), actor=cli_actor()) as app:
-                spec = app.workflow(workflow)
-                rec = app.trigger(
+                spec = app.workflows.workflow(workflow)
+                rec = app.runs.trigger(
                     workflow, parse_cli_params(spec, list(params)), idempotency_key=idempotency_key
                 )
                 console.print(f"run {rec.id} of {workflow} {rec.state.value}")
@@ -299,11 +298,7 @@ def trigger(
 
 
 def _wait_local(app: App, run_id: str) -> str:
-    while True:
-        state = app.get_run(run_id).state
-        if state.finished:
-            return state.value
-        app.store.wait_for_change(0.5)
+    return app.runs.wait_until_finished(run_id, every=0.5).state.value
 
 
 def _wait_api(server: str, run_id: str) -> str:
@@ -388,7 +383,7 @@ def backfill(
     """Runs for every nominal schedule time in a range, paced by the scheduler."""
     try:
         with App(Settings.from_env(db=db), actor=cli_actor()) as app:
-            record = app.create_backfill(
+            record = app.triggers.create_backfill(
                 workflow, start, end, schedule=schedule, max_active=max_active, dry_run=dry_run
             )
     except OrchestrionError as exc:
@@ -433,7 +428,7 @@ def send(
             runs = receipt["run_ids"]
         else:
             with App(Settings.from_env(db=db), actor=cli_actor()) as app:
-                runs = app.send_event(event_type, data, event_id, source="cli")
+                runs = app.triggers.send_event(event_type, data, event_id, source="cli")
     except OrchestrionError as exc:
         errors.print(f"error: {exc}", markup=False)
         sys.exit(2)
