@@ -131,8 +131,10 @@ class Facet:
 
     @property
     def store(self) -> Store:
+        """The App's open store."""
         return self._core.store
 
     @property
     def clock(self) -> Clock:
+        """The App's clock (every time a verb records comes from it)."""
         return self._core.clock

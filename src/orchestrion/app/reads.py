@@ -45,6 +45,8 @@ Visible = Callable[[str], bool] | None
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowSummary:
+    """One row of the workflow list: the newest version and what is known about it."""
+
     record: WorkflowRecord
     paused: bool
     schedules: list[ScheduleInfo]
@@ -53,12 +55,15 @@ class WorkflowSummary:
 
     @property
     def next_fire(self) -> float | None:
+        """The soonest next fire of its schedules (None without one)."""
         fires = [s.next_fire for s in self.schedules if s.next_fire is not None]
         return min(fires, default=None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Overview:
+    """The overview page: the last day's runs, what runs now, failures, workers, fires."""
+
     #: Run state -> runs created in the last 24 hours.
     last_day: dict[str, int]
     running: list[RunRecord]
@@ -70,6 +75,7 @@ class Overview:
 
     @property
     def total(self) -> int:
+        """Runs created in the last 24 hours."""
         return sum(self.last_day.values())
 
 
@@ -88,6 +94,7 @@ class TaskInputs:
 def workflow_summaries(
     store: Store, *, per: int = 10, visible: Visible = None
 ) -> list[WorkflowSummary]:
+    """Every (visible) workflow with its paused flag, schedules and newest `per` runs."""
     records = [r for r in store.list_workflows() if visible is None or visible(r.name)]
     paused = store.paused_workflows()
     schedules: dict[str, list[ScheduleInfo]] = {}
@@ -168,6 +175,7 @@ def task_detail(
 
 
 def task_inputs(store: Store, run: RunRecord, task: TaskSpec, *, items: int = 200) -> TaskInputs:
+    """The parameters, upstream results and (mapped) first `items` items of `task`."""
     return TaskInputs(
         params=run.params,
         upstream=store.task_results(run.id, task.depends_on),

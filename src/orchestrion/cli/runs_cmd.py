@@ -26,6 +26,7 @@ __all__ = ["register"]
 
 
 def register(main: click.Group) -> None:
+    """Add this module's commands to `main`."""
     for command in (runs, logs, cancel):
         main.add_command(command)
 

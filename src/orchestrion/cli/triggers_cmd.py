@@ -26,6 +26,7 @@ _FINAL = ("succeeded", "failed", "canceled")
 
 
 def register(main: click.Group) -> None:
+    """Add this module's commands to `main`."""
     for command in (trigger, backfill, events):
         main.add_command(command)
 
