@@ -132,7 +132,7 @@ def run_worker(
     executor: str = "thread",
 ) -> None:
     """Claim and run tasks until SIGTERM/SIGINT; then finish or release in-flight work.
-    `executor` names where Python tasks run (`executor_from_name`)."""
+    `executor` names where Python tasks run (see `plan_worker`)."""
     require_master_key(settings, "worker")
     try:
         plan = plan_worker(
