@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from orchestrion.app import App
-from orchestrion.config import Settings
+from orchestrion.app.settings import Settings
 
 PASSWORD = "bench admin password 0123"
 

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from orchestrion.app import App
-from orchestrion.config import Settings
+from orchestrion.app.settings import Settings
 from orchestrion.spec.model import (
     InputSpec,
     ParamSpec,
@@ -162,7 +162,7 @@ def run_workload(
         trips = getattr(app.store.backend, "trips", None)
         if trips is not None:
             trips.reset()
-        run = app.trigger(spec.name)
+        run = app.runs.trigger(spec.name)
         while not app.store.reads.get_run(run.id).state.finished:
             app.store.notifier.wait_for_change(0.01)
         elapsed = time.perf_counter() - start

@@ -32,7 +32,7 @@ import psycopg
 from engine_bench import chain, fan, hop_latencies
 
 from orchestrion.app import App
-from orchestrion.config import Settings
+from orchestrion.app.settings import Settings
 from orchestrion.spec.model import WorkflowSpec
 
 _HERE = Path(__file__).resolve().parent
@@ -77,7 +77,7 @@ def stop_workers(procs: list[subprocess.Popen[str]]) -> None:
 
 def run_once(app: App, spec: WorkflowSpec) -> tuple[float, str]:
     """Trigger `spec`, wait for its end; the seconds from creation to end, and the run id."""
-    run = app.trigger(spec.name)
+    run = app.runs.trigger(spec.name)
     deadline = time.monotonic() + 300
     while True:
         final = app.store.reads.get_run(run.id)

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrion.app import App
+from orchestrion.app.settings import Settings
 from orchestrion.clock import Clock, FakeClock
-from orchestrion.config import Settings
 from orchestrion.spec.model import (
     InputSpec,
     PythonAction,

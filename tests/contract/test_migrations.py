@@ -20,7 +20,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from orchestrion.app import App
-from orchestrion.config import Settings
+from orchestrion.app.settings import Settings
 from orchestrion.spec.yaml.loader import load_yaml_text
 from orchestrion.states import RunState, TaskState
 from orchestrion.store import open_store, sqlite
@@ -180,7 +180,7 @@ def test_runs_written_at_the_first_version_survive_the_upgrade(
         assert [e.kind for e in app.store.reads.list_events("run-done")] == ["run.created"]
         assert [line.line for line in app.store.reads.get_logs("run-done")] == ["first"]
 
-        final = app.run_until_done("run-flying")
+        final = app.runtime.run_until_done("run-flying")
         assert final.state is RunState.SUCCEEDED
         tasks = {t.task_name: t for t in app.store.reads.list_task_runs("run-flying")}
         assert tasks["second"].state is TaskState.SUCCEEDED

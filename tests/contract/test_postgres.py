@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from orchestrion.app import App
-from orchestrion.config import Settings
+from orchestrion.app.settings import Settings
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import RunState
 from orchestrion.store import open_store
@@ -362,14 +362,14 @@ def test_the_engine_runs_on_postgres_through_the_real_worker(pg_url: str) -> Non
             py("charge", "reserve", inputs={"order": "tasks.reserve"}),
         )
         app.store.workflows.register_workflow(spec, source=None, now=time.time())
-        run = app.run_until_done(app.trigger("pg_e2e").id, every=0.01)
+        run = app.runtime.run_until_done(app.runs.trigger("pg_e2e").id, every=0.01)
         assert run.state is RunState.FAILED and "card declined for 506" in (run.error or "")
-        tasks = by_name(app.task_runs(run.id))
+        tasks = by_name(app.runs.task_runs(run.id))
         assert tasks["square"].result == [x * x for x in range(12)]
         assert tasks["total"].result == 506
         assert tasks["reserve"].state.value == "compensated"
         assert undone == ["unreserve {'seat': 506}"]
-        items = [t for t in app.task_runs(run.id) if t.kind == "item"]
+        items = [t for t in app.runs.task_runs(run.id) if t.kind == "item"]
         assert sorted(t.attempts for t in items) == [1] * 8 + [2] * 4
         assert_consistent(app.store, pg_url, run.id)
     finally:

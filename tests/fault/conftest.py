@@ -147,10 +147,10 @@ class Cluster:
 
     def trigger(self, workflow: str, params: dict[str, Any]) -> str:
         from orchestrion.app import App
-        from orchestrion.config import Settings
+        from orchestrion.app.settings import Settings
 
         with App(Settings(database_url=self.db)) as app:
-            return app.trigger(workflow, params).id
+            return app.runs.trigger(workflow, params).id
 
     def run_state(self, run_id: str) -> str:
         with contextlib.suppress(psycopg.Error):

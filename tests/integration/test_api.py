@@ -15,7 +15,7 @@ import uvicorn
 
 from orchestrion.api.app import create_api
 from orchestrion.app import App
-from orchestrion.config import Settings
+from orchestrion.app.settings import Settings
 from orchestrion.spec.model import (
     InputSpec,
     ParamSpec,

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from orchestrion.api.app import create_api
 from orchestrion.app import App
-from orchestrion.config import Settings
+from orchestrion.app.settings import Settings
 from orchestrion.spec.model import PythonAction, TaskSpec, WorkflowSpec
 from tests.helpers import database_url_for
 
@@ -68,7 +68,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
             name="w", tasks=(TaskSpec(name="a", action=PythonAction(ref="t:noop")),)
         )
         app.store.workflows.register_workflow(spec, source=None, now=time.time())
-        app.trigger("w")
+        app.runs.trigger("w")
         transport = httpx.ASGITransport(app=create_api(app, max_body_bytes=100_000))
         token, _ = app.accounts.create_token("fuzz", {"*": "admin"}, expires="never")
         _HEADERS["authorization"] = f"Bearer {token}"

@@ -345,7 +345,7 @@ def cluster(request: pytest.FixtureRequest) -> Cluster:
 @pytest.fixture
 def app(tmp_path: Path, files: Path) -> Iterator[App]:
     with make_app(tmp_path) as opened:
-        opened.load(files / "clusterwf.py")
+        opened.workflows.load(files / "clusterwf.py")
         yield opened
     (tmp_path / "release").touch()  # let calls a cluster could not kill end
 
@@ -375,10 +375,10 @@ def _working(app: App, cluster: Cluster) -> Iterator[Worker]:
 
 def _finish(app: App, run_id: str) -> RunRecord:
     deadline = time.monotonic() + _PATIENCE
-    while not app.get_run(run_id).state.finished:
+    while not app.runs.get_run(run_id).state.finished:
         assert time.monotonic() < deadline, "run did not finish"
         app.store.notifier.wait_for_change(0.05)
-    return app.get_run(run_id)
+    return app.runs.get_run(run_id)
 
 
 def _marks(path: Path, count: int = 1) -> list[tuple[int, int]]:
@@ -400,12 +400,12 @@ def _holding(tmp_path: Path) -> dict[str, str]:
 @ON_EACH_CLUSTER
 def test_result_and_captured_output_come_back(app: App, cluster: Cluster) -> None:
     with _working(app, cluster):
-        run = _finish(app, app.trigger("dbl").id)
+        run = _finish(app, app.runs.trigger("dbl").id)
     assert run.state is RunState.SUCCEEDED
     result = run.result["double"]
     assert result["value"] == 42
     assert result["pid"] != os.getpid()  # it ran in one of the cluster's processes
-    lines = [(log.stream, log.line) for log in app.logs(run.id)]
+    lines = [(log.stream, log.line) for log in app.runs.logs(run.id)]
     assert lines == [
         ("stdout", f"doubling 21 in {result['pid']}"),
         ("log", "via ctx.log"),
@@ -416,19 +416,19 @@ def test_result_and_captured_output_come_back(app: App, cluster: Cluster) -> Non
 @ON_EACH_CLUSTER
 def test_task_code_imported_by_name_on_the_cluster(app: App, cluster: Cluster) -> None:
     with _working(app, cluster):
-        run = _finish(app, app.trigger("imported").id)
-    assert run.state is RunState.SUCCEEDED, app.attempts(run.id)
+        run = _finish(app, app.runs.trigger("imported").id)
+    assert run.state is RunState.SUCCEEDED, app.runs.attempts(run.id)
     assert run.result["triple"]["value"] == 15
     assert run.result["triple"]["pid"] != os.getpid()
-    assert [log.line for log in app.logs(run.id)] == ["tripling 5"]
+    assert [log.line for log in app.runs.logs(run.id)] == ["tripling 5"]
 
 
 @ON_EACH_CLUSTER
 def test_the_tasks_own_error_is_named(app: App, cluster: Cluster) -> None:
     with _working(app, cluster):
-        run = _finish(app, app.trigger("bad").id)
+        run = _finish(app, app.runs.trigger("bad").id)
     assert run.state is RunState.FAILED
-    [attempt] = app.attempts(run.id)
+    [attempt] = app.runs.attempts(run.id)
     assert attempt.error == "Flaky: boom"
     assert attempt.error_type == "clusterwf.Flaky"
     assert "explode" in (attempt.traceback or "")
@@ -437,12 +437,12 @@ def test_the_tasks_own_error_is_named(app: App, cluster: Cluster) -> None:
 @ON_EACH_CLUSTER
 def test_retries_run_on_the_cluster_again(app: App, cluster: Cluster) -> None:
     with _working(app, cluster):
-        run = _finish(app, app.trigger("retried").id)
+        run = _finish(app, app.runs.trigger("retried").id)
     assert run.state is RunState.SUCCEEDED and run.result == {"flaky": 3}
-    attempts = app.attempts(run.id)
+    attempts = app.runs.attempts(run.id)
     assert [a.outcome for a in attempts] == ["failed", "failed", "succeeded"]
     assert [a.error for a in attempts[:2]] == ["Flaky: attempt 1 fails", "Flaky: attempt 2 fails"]
-    assert [log.line for log in app.logs(run.id)] == ["attempt 1", "attempt 2", "attempt 3"]
+    assert [log.line for log in app.runs.logs(run.id)] == ["attempt 1", "attempt 2", "attempt 3"]
 
 
 @ON_EACH_CLUSTER
@@ -455,16 +455,16 @@ def test_a_hung_task_past_its_timeout_is_stopped_and_the_run_goes_on(
     stopped before it started: only a call that started has a process to check."""
     hold = _holding(tmp_path)
     with _working(app, cluster):
-        run = _finish(app, app.trigger("hung", hold).id)
+        run = _finish(app, app.runs.trigger("hung", hold).id)
         assert run.state is RunState.FAILED
-        [attempt] = app.attempts(run.id)
+        [attempt] = app.runs.attempts(run.id)
         assert attempt.error_type == "orchestrion.errors.TaskTimeout"
         assert f"timed out after 2.0s; its {cluster.kind} run was stopped" in (attempt.error or "")
         marks = Path(hold["marks"])
         if cluster.kind == "ray" and marks.exists():  # force-canceled: its process was killed
             [(_, pid)] = _marks(marks)
             _until(lambda: _gone(pid), "the timed-out Ray task still runs")
-        after = _finish(app, app.trigger("dbl").id)
+        after = _finish(app, app.runs.trigger("dbl").id)
     assert after.state is RunState.SUCCEEDED and after.result["double"]["value"] == 42
 
 
@@ -472,12 +472,12 @@ def test_a_hung_task_past_its_timeout_is_stopped_and_the_run_goes_on(
 def test_cancel_stops_the_task_on_the_cluster(app: App, cluster: Cluster, tmp_path: Path) -> None:
     hold = _holding(tmp_path)
     with _working(app, cluster) as worker:
-        run = app.trigger("stuck", hold)
+        run = app.runs.trigger("stuck", hold)
         [(_, pid)] = _marks(Path(hold["marks"]))
-        app.cancel(run.id)
+        app.runs.cancel(run.id)
         assert _finish(app, run.id).state is RunState.CANCELED
         _until(lambda: not worker.busy, "the canceled attempt still waits on the cluster")
-    [attempt] = app.attempts(run.id)
+    [attempt] = app.runs.attempts(run.id)
     assert attempt.outcome == "canceled"
     if cluster.kind == "ray":
         _until(lambda: _gone(pid), "the canceled Ray task still runs")
@@ -490,17 +490,17 @@ def test_a_stopped_worker_releases_its_task_and_another_reruns_it(
     hold = _holding(tmp_path)
     first = _worker(app, cluster.executor)
     try:
-        run = app.trigger("stopped", hold)
+        run = app.runs.trigger("stopped", hold)
         [(_, pid)] = _marks(Path(hold["marks"]))
     finally:
         first.stop(grace=0.2)  # the task ignores it: released, and stopped on the cluster
-    assert [a.outcome for a in app.attempts(run.id)] == ["lost"]
+    assert [a.outcome for a in app.runs.attempts(run.id)] == ["lost"]
     if cluster.kind == "ray":
         _until(lambda: _gone(pid), "the released Ray task still runs")
     with _working(app, cluster):
         finished = _finish(app, run.id)
     assert finished.state is RunState.SUCCEEDED and finished.result == {"slow": 2}
-    assert [a.outcome for a in app.attempts(run.id)] == ["lost", "succeeded"]
+    assert [a.outcome for a in app.runs.attempts(run.id)] == ["lost", "succeeded"]
 
 
 @ON_EACH_CLUSTER
@@ -512,12 +512,12 @@ def test_a_dead_cluster_process_fails_the_attempt_and_orchestrion_retries(
     task's own retry runs it once more."""
     hold = _holding(tmp_path)
     with _working(app, cluster):
-        run = app.trigger("dies", hold)
+        run = app.runs.trigger("dies", hold)
         [(_, pid)] = _marks(Path(hold["marks"]))
         os.kill(pid, signal.SIGKILL)
         finished = _finish(app, run.id)
     assert finished.state is RunState.SUCCEEDED and finished.result == {"die": 2}
-    first, second = app.attempts(run.id)
+    first, second = app.runs.attempts(run.id)
     assert first.outcome == "failed"
     assert f"the {cluster.kind.capitalize()} cluster could not run the task" in (first.error or "")
     assert second.outcome == "succeeded"
@@ -536,12 +536,12 @@ def test_the_worker_process_hands_tasks_to_the_cluster(
     args = ["worker", "--executor", cluster.address, "--workflows", str(files), "--db", db]
     proc = Proc(f"worker-{cluster.kind}", args, tmp_path, env, tmp_path)
     try:
-        run = app.trigger("dbl", {"x": 4})
+        run = app.runs.trigger("dbl", {"x": 4})
         finished = _finish(app, run.id)
         assert finished.state is RunState.SUCCEEDED, proc.output()
         pid = finished.result["double"]["pid"]
         assert pid not in (os.getpid(), proc.pid)
-        assert app.logs(run.id)[0].line == f"doubling 4 in {pid}"
+        assert app.runs.logs(run.id)[0].line == f"doubling 4 in {pid}"
         proc.signal(signal.SIGTERM)
         assert proc.wait(_PATIENCE) == 0, proc.output()
     finally:

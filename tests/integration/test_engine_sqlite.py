@@ -1,6 +1,6 @@
 """The engine against real SQLite files (PostgreSQL schemas with
 ``ORCHESTRION_TEST_DATABASE=postgres``): store verbs driven by hand under a `FakeClock`, and
-end-to-end runs through the real `Worker` (via `App.run_until_done`).
+end-to-end runs through the real `Worker` (via `App.runtime.run_until_done`).
 
 Every finished run is checked with `assert_consistent`: replaying its events reproduces every
 task run's and the run's state, each event is an edge of the transition table, and the
@@ -1145,8 +1145,8 @@ def test_cancel_parent_cancels_the_waiting_child(d: Driver) -> None:
 
 
 def _e2e(app: App, workflow: str, params: dict[str, Any] | None = None, **kw: Any) -> Any:
-    run = app.trigger(workflow, params, **kw)
-    return app.run_until_done(run.id, every=0.01)
+    run = app.runs.trigger(workflow, params, **kw)
+    return app.runtime.run_until_done(run.id, every=0.01)
 
 
 def _check_app(app: App, tmp_path: Path, run_id: str) -> None:
@@ -1199,7 +1199,7 @@ def test_e2e_every_trigger_rule(tmp_path: Path) -> None:
         run = _e2e(app, "rules")
         assert run.state is RunState.FAILED
         assert run.error and "work" in run.error and "work failed" in run.error
-        states = {k: v.state for k, v in by_name(app.task_runs(run.id)).items()}
+        states = {k: v.state for k, v in by_name(app.runs.task_runs(run.id)).items()}
         assert states == {
             "ok": S.SUCCEEDED,
             "work": S.FAILED,
@@ -1259,7 +1259,7 @@ def test_e2e_saga_compensates_in_reverse_order(tmp_path: Path) -> None:
             ("reserve", {"id": "o1", "seat": 7}),
         ]
         assert seen_inputs == [{"order": {"id": "o1", "seat": 7}}, {}]
-        task_runs = app.task_runs(run.id)
+        task_runs = app.runs.task_runs(run.id)
         states = {k: v.state for k, v in by_name(task_runs).items()}
         assert states == {
             "reserve": S.COMPENSATED,
@@ -1272,7 +1272,7 @@ def test_e2e_saga_compensates_in_reverse_order(tmp_path: Path) -> None:
             ("undo:book", S.SUCCEEDED, 1),
             ("undo:reserve", S.SUCCEEDED, 1),
         ]
-        events = app.events(run.id)
+        events = app.runs.events(run.id)
         kinds = [e.kind for e in events]
         assert kinds.count("run.compensate") == 1 and kinds.count("task.compensate") == 2
         [plan] = [e for e in events if e.kind == "run.compensation_planned"]
@@ -1310,14 +1310,16 @@ def test_e2e_sub_workflow_result_becomes_the_parent_result(tmp_path: Path) -> No
         app.store.workflows.register_workflow(parent, source=None, now=now)
         run = _e2e(app, "parent")
         assert run.state is RunState.SUCCEEDED, run.error
-        s = by_name(app.task_runs(run.id))["s"]
+        s = by_name(app.runs.task_runs(run.id))["s"]
         assert s.result == {"c2": 42}
         assert run.result == {"p2": 43}
-        [child_run] = app.list_runs(RunFilter(workflow="child"))
+        [child_run] = app.runs.list_runs(RunFilter(workflow="child"))
         assert child_run.state is RunState.SUCCEEDED
         assert child_run.parent_task_run_id == s.id and child_run.params == {"n": 21}
         assert child_run.result == s.result
-        assert [a.outcome for a in app.attempts(run.id) if a.task_run_id == s.id] == ["waiting"]
+        assert [a.outcome for a in app.runs.attempts(run.id) if a.task_run_id == s.id] == [
+            "waiting"
+        ]
         _check_app(app, tmp_path, run.id)
         _check_app(app, tmp_path, child_run.id)
 
@@ -1338,7 +1340,7 @@ def test_e2e_concurrency_limit_across_runs(tmp_path: Path) -> None:
         app.code.add({"t:slow": slow})
         spec = wf("limit_e2e", py("slow", concurrency=2))
         app.store.workflows.register_workflow(spec, source=None, now=time.time())
-        runs = [app.trigger("limit_e2e") for _ in range(6)]
+        runs = [app.runs.trigger("limit_e2e") for _ in range(6)]
         claims = Counter[str]()
         real_claim = app.store.runs.claim
 
@@ -1348,7 +1350,7 @@ def test_e2e_concurrency_limit_across_runs(tmp_path: Path) -> None:
 
         app.store.runs.claim = counting_claim  # type: ignore[method-assign]
         for run in runs:
-            assert app.run_until_done(run.id, every=0.01).state is RunState.SUCCEEDED
+            assert app.runtime.run_until_done(run.id, every=0.01).state is RunState.SUCCEEDED
         assert state["max"] == 2
         # work held back by the limit is waited for, not claimed in a hot loop
         assert claims["calls"] < 100, claims
@@ -1364,8 +1366,8 @@ def test_e2e_retry_run_after_failure(tmp_path: Path) -> None:
         app.store.workflows.register_workflow(spec, source=None, now=time.time())
         run = _e2e(app, "retry_e2e")
         assert run.state is RunState.FAILED
-        assert app.retry(run.id)
-        run = app.run_until_done(run.id, every=0.01)
+        assert app.runs.retry(run.id)
+        run = app.runtime.run_until_done(run.id, every=0.01)
         assert run.state is RunState.SUCCEEDED and run.result == {"b": 7}
         _check_app(app, tmp_path, run.id)
 
@@ -1374,10 +1376,10 @@ def test_e2e_idempotent_trigger(tmp_path: Path) -> None:
     with make_app(tmp_path) as app:
         app.code.add({"t:a": lambda: 1})
         app.store.workflows.register_workflow(wf("idem_e2e", py("a")), source=None, now=time.time())
-        r1 = app.trigger("idem_e2e", idempotency_key="k")
-        r2 = app.trigger("idem_e2e", idempotency_key="k")
+        r1 = app.runs.trigger("idem_e2e", idempotency_key="k")
+        r2 = app.runs.trigger("idem_e2e", idempotency_key="k")
         assert r1.id == r2.id
-        assert len(app.list_runs(RunFilter(workflow="idem_e2e"))) == 1
+        assert len(app.runs.list_runs(RunFilter(workflow="idem_e2e"))) == 1
 
 
 def test_worker_reclaiming_its_own_lost_task_keeps_the_new_attempt(tmp_path: Path) -> None:
@@ -1454,7 +1456,7 @@ def test_e2e_cancel_stops_the_running_attempt(tmp_path: Path) -> None:
         app.code.add({"t:loop": loop, "t:after": lambda: "never"})
         spec = wf("cancel_e2e", py("loop"), py("after", "loop"))
         app.store.workflows.register_workflow(spec, source=None, now=time.time())
-        run = app.trigger("cancel_e2e")
+        run = app.runs.trigger("cancel_e2e")
         worker = Worker(
             app.store.runs,
             app.store.workflows,
@@ -1465,19 +1467,19 @@ def test_e2e_cancel_stops_the_running_attempt(tmp_path: Path) -> None:
         worker.start()
         try:
             assert started.wait(5)
-            assert app.cancel(run.id)
+            assert app.runs.cancel(run.id)
             assert stopped.wait(5)  # the heartbeat found the lease gone and stopped it
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and not any(
-                e.kind == "attempt.superseded" for e in app.events(run.id)
+                e.kind == "attempt.superseded" for e in app.runs.events(run.id)
             ):
                 time.sleep(0.01)
         finally:
             worker.stop(grace=2.0)
-        final = app.get_run(run.id)
+        final = app.runs.get_run(run.id)
         assert final.state is RunState.CANCELED
-        assert {t.state for t in app.task_runs(run.id)} == {S.CANCELED}
-        assert [a.outcome for a in app.attempts(run.id)] == ["canceled"]
-        superseded = [e for e in app.events(run.id) if e.kind == "attempt.superseded"]
+        assert {t.state for t in app.runs.task_runs(run.id)} == {S.CANCELED}
+        assert [a.outcome for a in app.runs.attempts(run.id)] == ["canceled"]
+        superseded = [e for e in app.runs.events(run.id) if e.kind == "attempt.superseded"]
         assert [e.data for e in superseded] == [{"epoch": 1, "status": "canceled"}]
         _check_app(app, tmp_path, run.id)

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from orchestrion.app import App
-from orchestrion.config import Settings
+from orchestrion.app.settings import Settings
 from orchestrion.errors import ExpressionError, SpecError
 from orchestrion.spec.yaml.loader import load_yaml_text
 from tests.helpers import database_url_for
@@ -38,9 +38,9 @@ def app(tmp_path: Path) -> Iterator[App]:
 def _run(app: App, yaml_text: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     spec = load_yaml_text(yaml_text)
     app.store.workflows.register_workflow(spec, source=None, now=app.clock.now())
-    run = app.run_until_done(app.trigger(spec.name, params).id, concurrency=4)
+    run = app.runtime.run_until_done(app.runs.trigger(spec.name, params).id, concurrency=4)
     # Mapped tasks: the group row (its result is the list of item results), not the items.
-    rows = [t for t in app.task_runs(run.id) if t.kind != "item"]
+    rows = [t for t in app.runs.task_runs(run.id) if t.kind != "item"]
     return run.state.value, {t.task_name: t for t in rows}
 
 
@@ -208,12 +208,12 @@ def test_40_ssrf_urls_are_refused_before_connecting(app: App) -> None:
         assert len(urls) == len(set(urls)) == 40
         spec = load_yaml_text(SSRF_FLOW)
         app.store.workflows.register_workflow(spec, source=None, now=app.clock.now())
-        run = app.run_until_done(app.trigger("ssrf", {"urls": urls}).id, concurrency=4)
+        run = app.runtime.run_until_done(app.runs.trigger("ssrf", {"urls": urls}).id, concurrency=4)
         assert run.state.value == "failed"
-        items = [t for t in app.task_runs(run.id) if t.kind == "item"]
+        items = [t for t in app.runs.task_runs(run.id) if t.kind == "item"]
         assert len(items) == 40
         assert all(t.state.value == "failed" for t in items)
-        errors = {a.task_run_id: a.error or "" for a in app.attempts(run.id)}
+        errors = {a.task_run_id: a.error or "" for a in app.runs.attempts(run.id)}
         for item in items:
             error = errors[item.id]
             # Refused by the SSRF check, or by the URL parser before it (an invalid host).
@@ -236,10 +236,10 @@ def test_an_admin_allow_list_lets_loopback_through(tmp_path: Path) -> None:
             spec = load_yaml_text(SSRF_FLOW)
             app.store.workflows.register_workflow(spec, source=None, now=app.clock.now())
             url = f"http://127.0.0.1:{listener.port}/"
-            run = app.run_until_done(app.trigger("ssrf", {"urls": [url]}).id)
+            run = app.runtime.run_until_done(app.runs.trigger("ssrf", {"urls": [url]}).id)
             assert run.state.value == "failed"  # the listener hangs up: not an HTTP server
             assert listener.accepted >= 1
-            error = app.attempts(run.id)[-1].error or ""
+            error = app.runs.attempts(run.id)[-1].error or ""
             assert "refusing" not in error
     finally:
         listener.close()

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from orchestrion.app import App
+from orchestrion.app.settings import Settings
 from orchestrion.auth.secret_box import KeyRing, MasterKey
-from orchestrion.config import Settings
 from orchestrion.states import RunState
 from orchestrion.store.records import RunRecord
 from orchestrion.triggers.maintenance import sweep
@@ -140,8 +140,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def app(tmp_path: Path, files: Path) -> Iterator[App]:
     ring = KeyRing([MasterKey("test", os.urandom(32))])
     with make_app(tmp_path, key_ring=ring) as opened:
-        opened.load(files / "procwf.py")
-        opened.load(files / "procforever.py")
+        opened.workflows.load(files / "procwf.py")
+        opened.workflows.load(files / "procforever.py")
         yield opened
 
 
@@ -155,7 +155,7 @@ def worker(app: App) -> Iterator[Worker]:
         app.code,
         WorkerSettings(concurrency=2, lease_seconds=5.0, heartbeat_every=0.2),
         app.clock,
-        secrets=app.resolve_secrets,
+        secrets=app.secrets.resolve_secrets,
         executor=executor,
     )
     running.start()
@@ -166,10 +166,10 @@ def worker(app: App) -> Iterator[Worker]:
 
 def _finish(app: App, run_id: str) -> RunRecord:
     deadline = time.monotonic() + _PATIENCE
-    while not app.get_run(run_id).state.finished:
+    while not app.runs.get_run(run_id).state.finished:
         assert time.monotonic() < deadline, "run did not finish"
         app.store.notifier.wait_for_change(0.05)
-    return app.get_run(run_id)
+    return app.runs.get_run(run_id)
 
 
 def _pid_from(path: Path) -> int:
@@ -190,7 +190,7 @@ def _gone(pid: int) -> bool:
 
 
 def test_a_cpu_bound_task_runs_in_a_child_process(app: App, worker: Worker) -> None:
-    run = _finish(app, app.trigger("cpu").id)
+    run = _finish(app, app.runs.trigger("cpu").id)
     assert run.state is RunState.SUCCEEDED
     result = run.result["where"]
     assert result["total"] == sum(i * i for i in range(200_000))
@@ -199,11 +199,11 @@ def test_a_cpu_bound_task_runs_in_a_child_process(app: App, worker: Worker) -> N
 
 def test_a_hung_task_is_killed_at_its_timeout(app: App, worker: Worker, tmp_path: Path) -> None:
     pidfile = tmp_path / "hang.pid"
-    run = app.trigger("hung", {"pidfile": str(pidfile)})
+    run = app.runs.trigger("hung", {"pidfile": str(pidfile)})
     child = _pid_from(pidfile)
     finished = _finish(app, run.id)
     assert finished.state is RunState.FAILED
-    [attempt] = app.attempts(run.id)
+    [attempt] = app.runs.attempts(run.id)
     assert attempt.outcome == "failed"
     assert "timed out after 1.0s; its process run was stopped" in (attempt.error or "")
     assert _gone(child)
@@ -221,11 +221,11 @@ def test_a_hung_task_and_what_it_started_are_killed_on_cancel(
     app: App, worker: Worker, tmp_path: Path
 ) -> None:
     pidfile = tmp_path / "forever.pid"
-    run = app.trigger("forever", {"pidfile": str(pidfile)})
+    run = app.runs.trigger("forever", {"pidfile": str(pidfile)})
     child = _pid_from(pidfile)
     grandchild = int(pidfile.read_text().split()[0])
     assert not _gone(child) and not _gone(grandchild)
-    app.cancel(run.id)
+    app.runs.cancel(run.id)
     assert _finish(app, run.id).state is RunState.CANCELED
     deadline = time.monotonic() + _PATIENCE
     while not _gone(child) or not _gone(grandchild) or worker.busy:
@@ -234,14 +234,14 @@ def test_a_hung_task_and_what_it_started_are_killed_on_cancel(
 
 
 def test_errors_and_output_come_back_masked(app: App, worker: Worker) -> None:
-    app.set_secret("default", "token", "s3cr3t-value")
-    run = _finish(app, app.trigger("masked").id)
+    app.secrets.set_secret("default", "token", "s3cr3t-value")
+    run = _finish(app, app.runs.trigger("masked").id)
     assert run.state is RunState.FAILED
-    [attempt] = app.attempts(run.id)
+    [attempt] = app.runs.attempts(run.id)
     assert attempt.error == "ValueError: bad token ***"
     assert attempt.error_type == "builtins.ValueError"
     assert "chatty" in (attempt.traceback or "") and "s3cr3t" not in (attempt.traceback or "")
-    lines = [(log.stream, log.line) for log in app.logs(run.id)]
+    lines = [(log.stream, log.line) for log in app.runs.logs(run.id)]
     assert ("stdout", "the token is ***") in lines
     assert ("log", "via ctx.log") in lines
     assert ("log", "INFO orchestrion.task.masked.chatty: via logging") in lines
@@ -252,11 +252,11 @@ def test_errors_and_output_come_back_masked(app: App, worker: Worker) -> None:
 
 def test_retries_still_work(app: App, worker: Worker, tmp_path: Path) -> None:
     counter = tmp_path / "attempts.txt"
-    run = _finish(app, app.trigger("retried", {"counter": str(counter)}).id)
+    run = _finish(app, app.runs.trigger("retried", {"counter": str(counter)}).id)
     assert run.state is RunState.SUCCEEDED
     assert run.result == {"flaky": 3}
     assert counter.read_text().split() == ["1", "2", "3"]
-    outcomes = [a.outcome for a in app.attempts(run.id)]
+    outcomes = [a.outcome for a in app.runs.attempts(run.id)]
     assert outcomes == ["failed", "failed", "succeeded"]
 
 
@@ -300,11 +300,11 @@ def test_a_sigkilled_worker_loses_nothing(tmp_path: Path) -> None:
     try:
         with App(Settings(database_url=db, lease_seconds=2.0)) as app:
             deadline = time.monotonic() + _PATIENCE
-            while not any(w.name == "killed" for w in app.list_workflows()):
+            while not any(w.name == "killed" for w in app.workflows.list_workflows()):
                 assert first.alive(), first.output()
                 assert time.monotonic() < deadline, first.output()
                 time.sleep(0.05)
-            run = app.trigger("killed", {"marks": str(marks)})
+            run = app.runs.trigger("killed", {"marks": str(marks)})
             child = _pid_from(marks)
             assert child != first.pid and not _gone(child)
             first.signal(signal.SIGKILL)
@@ -312,7 +312,7 @@ def test_a_sigkilled_worker_loses_nothing(tmp_path: Path) -> None:
             while not _gone(child):  # its lifeline broke: it exits, not orphaned
                 assert time.monotonic() < deadline, "the task's process outlived its worker"
                 time.sleep(0.02)
-            while [a.outcome for a in app.attempts(run.id)] != ["lost"]:
+            while [a.outcome for a in app.runs.attempts(run.id)] != ["lost"]:
                 assert time.monotonic() < deadline, "the attempt was never marked lost"
                 sweep(app.store.runs, time.time())  # the scheduler's housekeeping pass
                 time.sleep(0.1)
@@ -320,7 +320,7 @@ def test_a_sigkilled_worker_loses_nothing(tmp_path: Path) -> None:
             finished = _finish(app, run.id)
             assert finished.state is RunState.SUCCEEDED, second.output()
             assert finished.result == {"slow": 2}
-            assert [a.outcome for a in app.attempts(run.id)] == ["lost", "succeeded"]
+            assert [a.outcome for a in app.runs.attempts(run.id)] == ["lost", "succeeded"]
             assert [line.split()[0] for line in marks.read_text().splitlines()] == ["1", "2"]
     finally:
         for proc in (first, second):
@@ -341,7 +341,7 @@ def test_a_task_chooses_its_executor(app: App) -> None:
         )
         worker.start()
         try:
-            run = _finish(app, app.trigger("chosen").id)
+            run = _finish(app, app.runs.trigger("chosen").id)
         finally:
             worker.stop(grace=5)
             if executor is not None:
@@ -349,7 +349,7 @@ def test_a_task_chooses_its_executor(app: App) -> None:
         assert run.state is RunState.SUCCEEDED
         assert run.result["in_process"] != os.getpid()
         assert run.result["in_thread"] == os.getpid()
-    spec = app.workflow("chosen")
+    spec = app.workflows.workflow("chosen")
     assert [t.executor for t in spec.tasks] == ["process", "thread"]
 
 

@@ -21,8 +21,8 @@ import uvicorn
 from orchestrion.api.app import create_api
 from orchestrion.api.policy import PUBLIC, RULES
 from orchestrion.app import App
+from orchestrion.app.settings import Settings
 from orchestrion.auth.principals import GLOBAL_ACTIONS, REQUIRED_ROLE, Action, Role
-from orchestrion.config import Settings
 from orchestrion.spec.model import PythonAction, SubWorkflowAction, TaskSpec, WorkflowSpec
 from orchestrion.spec.schedule_model import ScheduleSpec
 from orchestrion.store.records import AuditFilter
@@ -83,12 +83,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 role.label, {"finance": role.label}, expires="never"
             )
         srv.tokens["root"], _ = app.accounts.create_token("root", {"*": "admin"}, expires="never")
-        srv.runs["finance"] = app.trigger(FIN.name).id
-        srv.runs["ops"] = app.trigger(OPS.name).id
+        srv.runs["finance"] = app.runs.trigger(FIN.name).id
+        srv.runs["ops"] = app.runs.trigger(OPS.name).id
         for run_id in srv.runs.values():
             app.store.runs.cancel_run(run_id, now=time.time())
         for namespace, spec in (("finance", FIN), ("ops", OPS)):
-            made = app.create_backfill(spec.name, "2026-01-01", "2026-01-02", max_active=1)
+            made = app.triggers.create_backfill(spec.name, "2026-01-01", "2026-01-02", max_active=1)
             srv.backfills[namespace] = made.id
         yield srv
         srv.stop()
@@ -391,8 +391,8 @@ def test_a_viewer_of_one_namespace_gets_full_pages_of_its_runs(tmp_path: Path) -
         finance: list[str] = []
         for _ in range(12):
             for _ in range(3):
-                app.trigger(OPS.name)
-            finance.append(app.trigger(FIN.name).id)
+                app.runs.trigger(OPS.name)
+            finance.append(app.runs.trigger(FIN.name).id)
         token, _ = app.accounts.create_token("viewer", {"finance": "viewer"}, expires="never")
         server = Server(app)
         try:

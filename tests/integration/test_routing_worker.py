@@ -42,7 +42,7 @@ def test_a_labelled_task_runs_only_on_a_worker_with_the_label(tmp_path: Path) ->
             WorkerSettings(concurrency=2, worker_id="gpu", labels={"gpu": "a100", "x": "y"}),
         )
         plain.start()
-        run = app.trigger("routed")
+        run = app.runs.trigger("routed")
         deadline = time.monotonic() + _PATIENCE
         while "prep" not in ran_on and time.monotonic() < deadline:
             app.store.notifier.wait_for_change(0.05)
@@ -65,8 +65,8 @@ def test_a_local_run_runs_tasks_whatever_they_require(tmp_path: Path) -> None:
         app.code.add({"t:train": lambda: 1})
         spec = wf("local", py("train", requires={"gpu": "a100"}))
         app.store.workflows.register_workflow(spec, source=None, now=time.time())
-        run = app.trigger("local")
-        assert app.run_until_done(run.id).state is RunState.SUCCEEDED
+        run = app.runs.trigger("local")
+        assert app.runtime.run_until_done(run.id).state is RunState.SUCCEEDED
 
 
 def test_a_wake_up_between_a_claim_and_the_wait_is_not_lost(tmp_path: Path) -> None:

@@ -358,31 +358,31 @@ def test_backfill_creates_one_run_per_nominal_time_paced_by_max_active(
 ) -> None:
     app = _backfill_app(tmp_path, closer)
     drv = closer(Driver(tmp_path / "app.db", app.clock))
-    backfill = app.create_backfill("etl", "2026-10-24", "2026-10-28", max_active=2)
+    backfill = app.triggers.create_backfill("etl", "2026-10-24", "2026-10-28", max_active=2)
     assert (backfill.total, backfill.state, backfill.created) == (5, "running", 0)
-    sched = app.scheduler("s")
+    sched = app.runtime.scheduler("s")
     days: list[str] = []
     for _ in range(10):
         started = sched.tick().backfill_runs
         assert len(started) <= 2
-        runs = [app.get_run(r) for r in started]
+        runs = [app.runs.get_run(r) for r in started]
         assert all(r.priority == BACKFILL_PRIORITY for r in runs)
         days += [r.params["day"] for r in runs]
-        assert app.get_backfill(backfill.id).active <= 2
+        assert app.triggers.get_backfill(backfill.id).active <= 2
         for claim in drv.claim():
             drv.succeed(claim)
     assert days == ["2026-10-24", "2026-10-25", "2026-10-26", "2026-10-27", "2026-10-28"]
-    done = app.get_backfill(backfill.id)
+    done = app.triggers.get_backfill(backfill.id)
     assert (done.state, done.created, done.counts) == ("completed", 5, {"succeeded": 5})
-    assert [b.id for b in app.list_backfills()] == [backfill.id]
+    assert [b.id for b in app.triggers.list_backfills()] == [backfill.id]
 
 
 def test_backfill_runs_yield_to_fresh_runs(tmp_path: Path, closer: Closer) -> None:
     app = _backfill_app(tmp_path, closer)
     drv = closer(Driver(tmp_path / "app.db", app.clock))
-    app.create_backfill("etl", "2026-10-01", "2026-10-03", max_active=3)
-    app.scheduler("s").tick()
-    fresh = app.trigger("etl", {"day": "2026-12-01"})
+    app.triggers.create_backfill("etl", "2026-10-01", "2026-10-03", max_active=3)
+    app.runtime.scheduler("s").tick()
+    fresh = app.runs.trigger("etl", {"day": "2026-12-01"})
     claims = drv.claim(limit=1)
     assert [c.run_id for c in claims] == [fresh.id]
 
@@ -391,17 +391,19 @@ def test_backfill_dry_run_creates_nothing_and_cancel_stops_it(
     tmp_path: Path, closer: Closer
 ) -> None:
     app = _backfill_app(tmp_path, closer)
-    plan = app.create_backfill("etl", "2026-10-01", "2026-10-31", max_active=2, dry_run=True)
+    plan = app.triggers.create_backfill(
+        "etl", "2026-10-01", "2026-10-31", max_active=2, dry_run=True
+    )
     assert (plan.state, plan.total) == ("dry_run", 31)
-    assert app.list_backfills() == [] and all_runs(app.store) == []
-    backfill = app.create_backfill("etl", "2026-10-01", "2026-10-31", max_active=2)
-    sched = app.scheduler("s")
+    assert app.triggers.list_backfills() == [] and all_runs(app.store) == []
+    backfill = app.triggers.create_backfill("etl", "2026-10-01", "2026-10-31", max_active=2)
+    sched = app.runtime.scheduler("s")
     sched.tick()
-    assert app.cancel_backfill(backfill.id)
-    assert not app.cancel_backfill(backfill.id)
+    assert app.triggers.cancel_backfill(backfill.id)
+    assert not app.triggers.cancel_backfill(backfill.id)
     app.clock.advance(60)
     assert sched.tick().backfill_runs == []
-    stopped = app.get_backfill(backfill.id)
+    stopped = app.triggers.get_backfill(backfill.id)
     assert (stopped.state, stopped.created, stopped.counts) == ("canceled", 2, {"canceled": 2})
 
 
@@ -419,19 +421,19 @@ def test_bad_backfills_are_refused(
 ) -> None:
     app = _backfill_app(tmp_path, closer)
     with pytest.raises(error, match=message):
-        app.create_backfill(*args)
+        app.triggers.create_backfill(*args)
     with pytest.raises(ParameterError, match="max_active"):
-        app.create_backfill("etl", "2026-10-01", "2026-10-02", max_active=0)
+        app.triggers.create_backfill("etl", "2026-10-01", "2026-10-02", max_active=0)
 
 
 def test_list_schedules_shows_next_fire_times(tmp_path: Path, closer: Closer) -> None:
     app = _backfill_app(tmp_path, closer)
-    (info,) = app.list_schedules()
+    (info,) = app.triggers.list_schedules()
     assert info.workflow == "etl" and info.cursor is None and not info.paused
     assert info.next_fire == dt.datetime(2026, 12, 1, 2, tzinfo=dt.UTC).timestamp()
     app.clock.advance(3 * HOUR)
-    app.scheduler("s").tick()
-    (info,) = app.list_schedules()
+    app.runtime.scheduler("s").tick()
+    (info,) = app.triggers.list_schedules()
     assert info.last_fire == dt.datetime(2026, 12, 1, 2, tzinfo=dt.UTC).timestamp()
     assert info.next_fire == dt.datetime(2026, 12, 2, 2, tzinfo=dt.UTC).timestamp()
 

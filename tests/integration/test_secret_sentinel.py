@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from orchestrion.app import App
+from orchestrion.app.settings import Settings
 from orchestrion.auth.secret_box import KeyRing, MasterKey
-from orchestrion.config import Settings
 from orchestrion.spec.yaml.loader import load_yaml_text
 from orchestrion.worker.context import TaskContext
 from tests.helpers import (
@@ -124,11 +124,11 @@ def test_sentinels_never_leave_the_worker(app: App, api: httpx.Client, tmp_path:
 
     spec = load_yaml_text(WORKFLOW)
     app.store.workflows.register_workflow(spec, source=None, now=app.clock.now())
-    run = app.trigger("sentinel", {})
-    done = app.run_until_done(run.id, concurrency=4)
+    run = app.runs.trigger("sentinel", {})
+    done = app.runtime.run_until_done(run.id, concurrency=4)
     assert done.state.value == "failed"
 
-    tasks = {t.task_name: t for t in app.task_runs(run.id)}
+    tasks = {t.task_name: t for t in app.runs.task_runs(run.id)}
     # The values reached the tasks: the Python task proves it with hashes, the shell
     # task with a length and a hash, all of which survive masking.
     result = tasks["python_uses"].result
@@ -140,7 +140,7 @@ def test_sentinels_never_leave_the_worker(app: App, api: httpx.Client, tmp_path:
     assert tasks["shell_fails"].state.value == "failed"
     assert tasks["python_undeclared"].state.value == "failed"
 
-    logs = "\n".join(f"{line.stream} {line.line}" for line in app.logs(run.id))
+    logs = "\n".join(f"{line.stream} {line.line}" for line in app.runs.logs(run.id))
     assert f"length={len(VALUES['token'])}" in logs
     assert digest(VALUES["odd"]) in logs
     assert "printing the token: ***" in logs
@@ -206,11 +206,11 @@ def test_sentinels_never_leave_the_worker(app: App, api: httpx.Client, tmp_path:
 
 
 def _errors(app: App, run_id: str) -> str:
-    attempts = app.attempts(run_id)
+    attempts = app.runs.attempts(run_id)
     parts = [a.error or "" for a in attempts] + [
         getattr(a, "traceback", "") or "" for a in attempts
     ]
-    return "\n".join([*parts, app.get_run(run_id).error or ""])
+    return "\n".join([*parts, app.runs.get_run(run_id).error or ""])
 
 
 def test_a_missing_secret_fails_the_task_with_its_name(app: App) -> None:
@@ -219,22 +219,22 @@ def test_a_missing_secret_fails_the_task_with_its_name(app: App) -> None:
         "    secrets: {X: nowhere}\n"
     )
     app.store.workflows.register_workflow(spec, source=None, now=app.clock.now())
-    run = app.run_until_done(app.trigger("missing", {}).id)
+    run = app.runtime.run_until_done(app.runs.trigger("missing", {}).id)
     assert run.state.value == "failed"
-    (attempt,) = app.attempts(run.id)
+    (attempt,) = app.runs.attempts(run.id)
     assert "secret ops/nowhere does not exist" in (attempt.error or "")
 
 
 def test_secrets_are_scoped_to_the_workflow_namespace(app: App) -> None:
-    app.set_secret("other", "token", "belongs-to-other")
+    app.secrets.set_secret("other", "token", "belongs-to-other")
     spec = load_yaml_text(
         "name: scoped\nnamespace: mine\ntasks:\n  t:\n    shell: ['true']\n"
         "    secrets: {X: token}\n"
     )
     app.store.workflows.register_workflow(spec, source=None, now=app.clock.now())
-    run = app.run_until_done(app.trigger("scoped", {}).id)
+    run = app.runtime.run_until_done(app.runs.trigger("scoped", {}).id)
     assert run.state.value == "failed"
-    assert "secret mine/token does not exist" in (app.attempts(run.id)[0].error or "")
+    assert "secret mine/token does not exist" in (app.runs.attempts(run.id)[0].error or "")
 
 
 def test_without_a_key_ring_tasks_with_secrets_fail_clearly(tmp_path: Path) -> None:
@@ -243,6 +243,6 @@ def test_without_a_key_ring_tasks_with_secrets_fail_clearly(tmp_path: Path) -> N
             "name: nokey\ntasks:\n  t:\n    shell: ['true']\n    secrets: {X: token}\n"
         )
         app.store.workflows.register_workflow(spec, source=None, now=app.clock.now())
-        run = app.run_until_done(app.trigger("nokey", {}).id)
+        run = app.runtime.run_until_done(app.runs.trigger("nokey", {}).id)
         assert run.state.value == "failed"
-        assert "without a master key" in (app.attempts(run.id)[0].error or "")
+        assert "without a master key" in (app.runs.attempts(run.id)[0].error or "")

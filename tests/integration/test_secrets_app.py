@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from orchestrion.app import App
+from orchestrion.app.settings import Settings
 from orchestrion.auth.secret_box import KeyRing, MasterKey
-from orchestrion.config import Settings
 from orchestrion.errors import NotFound, SecretError
 from orchestrion.store.records import AuditFilter
 from tests.helpers import admin_client, database_url_for, serve_api
@@ -35,21 +35,21 @@ def app(tmp_path: Path) -> Iterator[App]:
 
 
 def test_set_resolve_list_delete(app: App) -> None:
-    assert app.set_secret("finance", "db", "pw-1") is True
-    assert app.set_secret("finance", "db", "pw-2") is False
-    app.set_secret("ops", "token", "t")
-    assert app.resolve_secrets("finance", ["db"])["db"].reveal() == "pw-2"
-    assert app.resolve_secrets("finance", []) == {}
-    assert [(m.namespace, m.name) for m in app.list_secrets()] == [
+    assert app.secrets.set_secret("finance", "db", "pw-1") is True
+    assert app.secrets.set_secret("finance", "db", "pw-2") is False
+    app.secrets.set_secret("ops", "token", "t")
+    assert app.secrets.resolve_secrets("finance", ["db"])["db"].reveal() == "pw-2"
+    assert app.secrets.resolve_secrets("finance", []) == {}
+    assert [(m.namespace, m.name) for m in app.secrets.list_secrets()] == [
         ("finance", "db"),
         ("ops", "token"),
     ]
-    assert [m.name for m in app.list_secrets("ops")] == ["token"]
-    app.delete_secret("ops", "token")
+    assert [m.name for m in app.secrets.list_secrets("ops")] == ["token"]
+    app.secrets.delete_secret("ops", "token")
     with pytest.raises(NotFound):
-        app.delete_secret("ops", "token")
+        app.secrets.delete_secret("ops", "token")
     with pytest.raises(NotFound, match="secret finance/nope does not exist"):
-        app.resolve_secrets("finance", ["db", "nope"])
+        app.secrets.resolve_secrets("finance", ["db", "nope"])
 
 
 @pytest.mark.parametrize(
@@ -59,44 +59,44 @@ def test_set_resolve_list_delete(app: App) -> None:
 )
 def test_bad_names_and_values_are_refused(app: App, namespace: str, name: str, value: str) -> None:
     with pytest.raises(SecretError):
-        app.set_secret(namespace, name, value)
+        app.secrets.set_secret(namespace, name, value)
 
 
 def test_too_large_a_value_is_refused(app: App) -> None:
     with pytest.raises(SecretError, match="over 65536 bytes"):
-        app.set_secret("a", "b", "x" * 65_537)
+        app.secrets.set_secret("a", "b", "x" * 65_537)
 
 
 def test_rotation_reseals_under_the_newest_key(tmp_path: Path) -> None:
     db = tmp_path / "rot.db"
     with _app(db, OLD) as old:
         for i in range(3):
-            old.set_secret("ns", f"s{i}", f"value-{i}")
+            old.secrets.set_secret("ns", f"s{i}", f"value-{i}")
     with _app(db, NEW, OLD) as both:
-        assert both.rotate_secrets() == 3
-        assert both.rotate_secrets() == 0
-        assert {m.key_id for m in both.list_secrets()} == {"new"}
+        assert both.secrets.rotate_secrets() == 3
+        assert both.secrets.rotate_secrets() == 0
+        assert {m.key_id for m in both.secrets.list_secrets()} == {"new"}
     with _app(db, NEW) as new_only:  # the old key can now be dropped
-        assert new_only.resolve_secrets("ns", ["s1"])["s1"].reveal() == "value-1"
+        assert new_only.secrets.resolve_secrets("ns", ["s1"])["s1"].reveal() == "value-1"
     with _app(db, OLD) as old_only, pytest.raises(SecretError, match="unknown master key id"):
-        old_only.resolve_secrets("ns", ["s1"])
+        old_only.secrets.resolve_secrets("ns", ["s1"])
 
 
 def test_a_row_copied_to_another_name_does_not_open(app: App) -> None:
-    app.set_secret("a", "one", "first")
-    app.set_secret("a", "two", "second")
+    app.secrets.set_secret("a", "one", "first")
+    app.secrets.set_secret("a", "two", "second")
     (row,) = app.store.secrets.sealed_secrets("a", ["one"])
     moved = type(row)(
         namespace="a", name="two", key_id=row.key_id, nonce=row.nonce, ciphertext=row.ciphertext
     )
     app.store.secrets.put_secret(moved, now=time.time())
     with pytest.raises(SecretError, match="cannot open secret a/two"):
-        app.resolve_secrets("a", ["two"])
+        app.secrets.resolve_secrets("a", ["two"])
 
 
 def test_without_a_key_ring_secrets_cannot_be_set(tmp_path: Path) -> None:
     with _app(tmp_path / "n.db") as app, pytest.raises(SecretError, match="ORCHESTRION_DEV_MODE"):
-        app.set_secret("a", "b", "c")
+        app.secrets.set_secret("a", "b", "c")
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ def test_api_routes_never_return_a_value(api: httpx.Client, app: App) -> None:
     (row,) = listed.json()
     assert set(row) == {"namespace", "name", "key_id", "created_at", "updated_at"}
     assert api.get("/api/v1/secrets", params={"namespace": "other"}).json() == []
-    assert app.resolve_secrets("finance", ["db"])["db"].reveal() == value + "x"
+    assert app.secrets.resolve_secrets("finance", ["db"])["db"].reveal() == value + "x"
 
     bad = [
         api.put("/api/v1/secrets/Finance/db", json={"value": value}),

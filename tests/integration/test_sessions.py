@@ -17,7 +17,7 @@ import pytest
 
 from orchestrion.api.guard import SESSION_COOKIE
 from orchestrion.app import App
-from orchestrion.config import Settings
+from orchestrion.app.settings import Settings
 from orchestrion.errors import AuthError
 from orchestrion.spec.model import PythonAction, TaskSpec, WorkflowSpec
 from orchestrion.store.records import AuditFilter
@@ -42,7 +42,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     with App(Settings(database_url=database_url_for(tmp_path / "sessions.db"))) as app:
         for spec in (SPEC, OTHER):
             app.store.workflows.register_workflow(spec, source=None, now=time.time())
-            app.trigger(spec.name)
+            app.runs.trigger(spec.name)
         app.accounts.create_user("ana", PASSWORD, {"finance": "operator"})
         srv = Server(app)
         yield srv
@@ -235,8 +235,8 @@ def test_pages_show_only_the_namespaces_a_user_is_bound_on(server: Server) -> No
             text = c.get(page).text
             assert OTHER.name not in text, page
         assert SPEC.name in c.get("/workflows").text and SPEC.name in c.get("/runs").text
-        ops_run = server.app.list_runs()[
-            0 if server.app.list_runs()[0].workflow == OTHER.name else 1
+        ops_run = server.app.runs.list_runs()[
+            0 if server.app.runs.list_runs()[0].workflow == OTHER.name else 1
         ]
         assert c.get(f"/runs/{ops_run.id}").status_code == 403
         assert c.get(f"/workflows/{OTHER.name}").status_code == 403
@@ -244,7 +244,7 @@ def test_pages_show_only_the_namespaces_a_user_is_bound_on(server: Server) -> No
 
 def test_pages_offer_only_the_actions_the_role_allows(server: Server) -> None:
     server.app.accounts.create_user("vic", PASSWORD, {"finance": "viewer"})
-    run = next(r for r in server.app.list_runs() if r.workflow == SPEC.name)
+    run = next(r for r in server.app.runs.list_runs() if r.workflow == SPEC.name)
     with (
         server.client(follow_redirects=False) as viewer,
         server.client(follow_redirects=False) as op,

@@ -68,7 +68,7 @@ def test_a_key_limit_holds_across_runs_and_workers(tmp_path: Path) -> None:
             params={"customer": ParamSpec(required=True)},
         )  # fmt: skip
         app.store.workflows.register_workflow(spec, source=None, now=time.time())
-        runs = [app.trigger("per_customer", {"customer": c}).id for c in "aabbab"]
+        runs = [app.runs.trigger("per_customer", {"customer": c}).id for c in "aabbab"]
         _run_all(app, runs)
     assert gauge.most["a"] <= 2 and gauge.most["b"] <= 2
 
@@ -79,7 +79,7 @@ def test_a_queue_limit_holds_across_workers(tmp_path: Path) -> None:
         app.code.add({"t:narrow": lambda: gauge.call("narrow")})
         spec = wf("wide", *(py(f"n{i}", ref="narrow", queue="narrow") for i in range(12)))
         app.store.workflows.register_workflow(spec, source=None, now=time.time())
-        app.set_queue_limit("narrow", 3)
-        runs = [app.trigger("wide").id for _ in range(2)]
+        app.queues.set_queue_limit("narrow", 3)
+        runs = [app.runs.trigger("wide").id for _ in range(2)]
         _run_all(app, runs)
     assert 1 <= gauge.most["narrow"] <= 3

@@ -52,7 +52,7 @@ def register(app: App, *specs: WorkflowSpec) -> None:
 
 
 def count_runs(app: App, workflow: str | None = None) -> int:
-    return len(app.list_runs(RunFilter(workflow=workflow, limit=1000)))
+    return len(app.runs.list_runs(RunFilter(workflow=workflow, limit=1000)))
 
 
 ORDERS = flow(
@@ -72,28 +72,30 @@ ORDERS = flow(
 
 def test_an_event_starts_matching_workflows_with_mapped_params(app: App) -> None:
     register(app, ORDERS, flow("audit", {"event": "orders.*"}), flow("other", {"event": "x"}))
-    run_ids = app.send_event("orders.created", {"id": 42, "total": 250}, event_id="e-1")
-    runs = {app.get_run(r).workflow: app.get_run(r) for r in run_ids}
+    run_ids = app.triggers.send_event("orders.created", {"id": 42, "total": 250}, event_id="e-1")
+    runs = {app.runs.get_run(r).workflow: app.runs.get_run(r) for r in run_ids}
     assert set(runs) == {"ship", "audit"}
     assert runs["ship"].params == {"order": 42, "label": "order-42"}
     assert runs["ship"].trigger == "event:api:e-1"
-    assert app.send_event("orders.created", {"id": 43, "total": 5}, event_id="e-2") != []
+    assert app.triggers.send_event("orders.created", {"id": 43, "total": 5}, event_id="e-2") != []
     assert count_runs(app, "ship") == 1  # the filter kept the small order out
-    assert app.send_event("users.deleted", {}) == []
+    assert app.triggers.send_event("users.deleted", {}) == []
 
 
 def test_the_same_event_id_never_starts_a_run_twice(app: App) -> None:
     register(app, ORDERS)
-    first = app.receive_event("orders.created", {"id": 1, "total": 100}, "dup")
-    again = app.receive_event("orders.created", {"id": 1, "total": 100}, "dup")
+    first = app.triggers.receive_event("orders.created", {"id": 1, "total": 100}, "dup")
+    again = app.triggers.receive_event("orders.created", {"id": 1, "total": 100}, "dup")
     assert not first.duplicate and again.duplicate
     assert again.run_ids == first.run_ids and len(first.run_ids) == 1
-    other_source = app.receive_event(
+    other_source = app.triggers.receive_event(
         "orders.created", {"id": 1, "total": 100}, "dup", source="hook"
     )
     assert not other_source.duplicate  # ids are unique per source
     assert count_runs(app, "ship") == 2
-    generated = {app.send_event("orders.created", {"id": 5, "total": 500})[0] for _ in range(3)}
+    generated = {
+        app.triggers.send_event("orders.created", {"id": 5, "total": 500})[0] for _ in range(3)
+    }
     assert len(generated) == 3  # no id given: every send is a new event
 
 
@@ -104,7 +106,9 @@ def test_concurrent_deliveries_of_one_event_start_one_run(tmp_path: Path, app: A
         with ThreadPoolExecutor(4) as pool:
             receipts = list(
                 pool.map(
-                    lambda a: a.receive_event("orders.created", {"id": 9, "total": 900}, "race"),
+                    lambda a: a.triggers.receive_event(
+                        "orders.created", {"id": 9, "total": 900}, "race"
+                    ),
                     [app, *others] * 5,
                 )
             )
@@ -118,11 +122,13 @@ def test_concurrent_deliveries_of_one_event_start_one_run(tmp_path: Path, app: A
 
 def test_trigger_errors_are_kept_and_paused_workflows_skipped(app: App) -> None:
     register(app, ORDERS, flow("audit", {"event": "orders.*"}))
-    receipt = app.receive_event("orders.created", {"id": "not-a-number", "total": 100}, "e")
-    assert [app.get_run(r).workflow for r in receipt.run_ids] == ["audit"]
+    receipt = app.triggers.receive_event(
+        "orders.created", {"id": "not-a-number", "total": 100}, "e"
+    )
+    assert [app.runs.get_run(r).workflow for r in receipt.run_ids] == ["audit"]
     assert receipt.errors[0].startswith("ship: parameter 'order' must be integer")
-    app.set_paused("audit", True)
-    assert app.send_event("orders.created", {"id": 3, "total": 100}) != []
+    app.workflows.set_paused("audit", True)
+    assert app.triggers.send_event("orders.created", {"id": 3, "total": 100}) != []
     assert count_runs(app, "audit") == 1
 
 
@@ -141,7 +147,7 @@ def test_bad_events_are_refused(
     app: App, event_type: str, event_id: str | None, payload: Any, message: str
 ) -> None:
     with pytest.raises(ParameterError, match=message):
-        app.send_event(event_type, payload, event_id=event_id)
+        app.triggers.send_event(event_type, payload, event_id=event_id)
 
 
 # --------------------------------------------------------------------------- run triggers
@@ -163,25 +169,25 @@ def test_run_triggers_start_b_after_a_succeeds_and_c_after_it_fails(
     register(app, a, b, c)
     sched = Scheduler(app.store.triggers, app.store.workflows, app.store.runs, app.clock, "s")
     sched.tick()  # the first pass only marks where the history stands
-    good = app.trigger("A", {"day": "2026-11-26"})
+    good = app.runs.trigger("A", {"day": "2026-11-26"})
     drv.succeed(drv.claim_one("a"))
     started = sched.tick().triggered_runs
-    assert [app.get_run(r).workflow for r in started] == ["B"]
-    assert app.get_run(started[0]).params == {"day": "2026-11-26"}
-    assert app.get_run(started[0]).trigger.startswith(f"run:{good.id}@")
+    assert [app.runs.get_run(r).workflow for r in started] == ["B"]
+    assert app.runs.get_run(started[0]).params == {"day": "2026-11-26"}
+    assert app.runs.get_run(started[0]).trigger.startswith(f"run:{good.id}@")
     assert sched.tick().triggered_runs == []
-    bad = app.trigger("A", {"day": "2026-11-27"})
+    bad = app.runs.trigger("A", {"day": "2026-11-27"})
     for claim in drv.claim():  # B's run is queued too: it succeeds, A's fails
         if claim.run_id == bad.id:
             drv.fail(claim)
         else:
             drv.succeed(claim)
-    assert app.get_run(bad.id).state.value == "failed"
+    assert app.runs.get_run(bad.id).state.value == "failed"
     restarted = Scheduler(
         app.store.triggers, app.store.workflows, app.store.runs, app.clock, "s2"
     )  # a restart keeps the position
     clock.advance(60)
-    assert [app.get_run(r).workflow for r in restarted.tick().triggered_runs] == ["C"]
+    assert [app.runs.get_run(r).workflow for r in restarted.tick().triggered_runs] == ["C"]
     assert count_runs(app, "B") == 1 and count_runs(app, "C") == 1
     audited = app.accounts.list_audit(AuditFilter(actor="scheduler"))
     assert sorted(r.params["workflow"] for r in audited) == ["B", "C"]
@@ -192,7 +198,7 @@ def test_a_run_trigger_fires_once_even_if_the_history_is_read_twice(app: App, dr
     register(app, flow("A"), flow("B", {"after": {"workflow": "A", "outcome": "any"}}))
     sched = Scheduler(app.store.triggers, app.store.workflows, app.store.runs, app.clock, "s")
     sched.tick()
-    app.trigger("A", {})
+    app.runs.trigger("A", {})
     drv.succeed(drv.claim_one("a"))
     position = app.store.triggers.get_cursor("run_triggers")
     assert position is not None

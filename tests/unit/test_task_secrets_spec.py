@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrion.app.settings import Settings
 from orchestrion.auth.secret_box import Secret
-from orchestrion.config import Settings
 from orchestrion.errors import OrchestrionError, SecretError, SpecError
 from orchestrion.spec.model import PythonAction, ShellAction, TaskSpec, WorkflowSpec
 from orchestrion.spec.python import shell, task, workflow

@@ -96,17 +96,17 @@ def _param(request: Request, name: str) -> str:
 
 async def _workflow(request: Request, app: App, action: Action) -> list[Check]:
     name = _param(request, "name")
-    return [(action, Resource(app.namespace_of(name), "workflow", name))]
+    return [(action, Resource(app.workflows.namespace_of(name), "workflow", name))]
 
 
 async def _run(request: Request, app: App, action: Action) -> list[Check]:
-    run = app.get_run(_param(request, "run_id"))
+    run = app.runs.get_run(_param(request, "run_id"))
     namespace = _namespace_or_default(app, run.workflow)
     return [(action, Resource(namespace, "run", run.id))]
 
 
 async def _backfill(request: Request, app: App, action: Action) -> list[Check]:
-    backfill = app.get_backfill(_param(request, "backfill_id"))
+    backfill = app.triggers.get_backfill(_param(request, "backfill_id"))
     namespace = _namespace_or_default(app, backfill.workflow)
     return [(action, Resource(namespace, "backfill", backfill.id))]
 
@@ -131,7 +131,7 @@ async def _body_workflow(request: Request, app: App, action: Action) -> list[Che
     name = (await _body(request)).get("workflow")
     if not isinstance(name, str):
         return [(action, Resource(ALL_NAMESPACES, "workflow"))]
-    return [(action, Resource(app.namespace_of(name), "workflow", name))]
+    return [(action, Resource(app.workflows.namespace_of(name), "workflow", name))]
 
 
 async def _deploy(request: Request, app: App, action: Action) -> list[Check]:
@@ -146,18 +146,18 @@ async def _deploy(request: Request, app: App, action: Action) -> list[Check]:
         return [(action, Resource(str(namespace), "workflow"))]
     checks: list[Check] = [(action, Resource(spec.namespace, "workflow", spec.name))]
     try:
-        current = app.namespace_of(spec.name)
+        current = app.workflows.namespace_of(spec.name)
     except NotFound:
         current = spec.namespace
     checks.append((action, Resource(current, "workflow", spec.name)))
     children = {t.action.workflow for t in spec.tasks if isinstance(t.action, SubWorkflowAction)}
-    known = app.namespaces_of(children)
+    known = app.workflows.namespaces_of(children)
     for child in sorted(children):
         checks.append(
             (Action.TRIGGER, Resource(known.get(child, spec.namespace), "workflow", child))
         )
     sources = {t.after.workflow for t in spec.triggers if t.after is not None}
-    watched = app.namespaces_of(sources)
+    watched = app.workflows.namespaces_of(sources)
     for source in sorted(sources):
         checks.append(
             (Action.READ, Resource(watched.get(source, spec.namespace), "workflow", source))
@@ -172,7 +172,7 @@ async def _event(request: Request, app: App, action: Action) -> list[Check]:
         return await _anywhere(request, app, action)
     namespaces = {
         r.namespace
-        for r in app.list_workflows()
+        for r in app.workflows.list_workflows()
         for t in r.spec.triggers
         if t.event is not None and type_matches(t.event, event_type)
     }
@@ -198,7 +198,7 @@ async def _grant(request: Request, app: App, action: Action) -> list[Check]:
 
 def _namespace_or_default(app: App, workflow: str) -> str:
     try:
-        return app.namespace_of(workflow)
+        return app.workflows.namespace_of(workflow)
     except NotFound:  # a run of a workflow that is gone: only ``*`` holders see it
         return ALL_NAMESPACES
 

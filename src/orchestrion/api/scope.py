@@ -46,7 +46,7 @@ class Scope:
         if self._workflows is None or (
             name not in self._workflows and name not in self._missing
         ):  # a name first seen re-reads once (a long stream sees new workflows); then cached
-            self._workflows = {r.name: r.namespace for r in self.app.list_workflows()}
+            self._workflows = {r.name: r.namespace for r in self.app.workflows.list_workflows()}
             if name not in self._workflows:
                 self._missing.add(name)
         found = self._workflows.get(name)
@@ -57,7 +57,9 @@ class Scope:
         page holds as many of them as asked); None: all, leftovers of removed ones included."""
         if self.everything:
             return None
-        return frozenset(w.name for w in self.app.list_workflows() if self.namespace(w.namespace))
+        return frozenset(
+            w.name for w in self.app.workflows.list_workflows() if self.namespace(w.namespace)
+        )
 
     def run(self, run_id: str | None) -> bool:
         """May the principal see this run (and its events)? Cached per run id."""
@@ -67,7 +69,7 @@ class Scope:
             return False
         if run_id not in self._runs:
             try:
-                self._runs[run_id] = self.workflow(self.app.get_run(run_id).workflow)
+                self._runs[run_id] = self.workflow(self.app.runs.get_run(run_id).workflow)
             except NotFound:
                 self._runs[run_id] = False
         return self._runs[run_id]

@@ -113,7 +113,7 @@ class LimitDecision:
 
 class FailureLog(Protocol):
     """Where failed logins are kept: this process (`MemoryFailureLog`), or the database,
-    shared by every server on it (`orchestrion.accounts.StoredFailureLog`)."""
+    shared by every server on it (`orchestrion.app.accounts.StoredFailureLog`)."""
 
     def add(self, key: str, at: float, *, keep_since: float) -> list[float]:
         """Record a failure of `key` at `at`, forget every failure before `keep_since`;

@@ -22,7 +22,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrion.accounts import Accounts
+from orchestrion.app.accounts import Accounts
 from orchestrion.auth.principals import ALL_NAMESPACES
 from orchestrion.auth.tokens import parse_expiry
 from orchestrion.cli.common import (

@@ -12,17 +12,24 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
 from orchestrion.app import Actor, App
-from orchestrion.config import Settings
+from orchestrion.app.settings import Settings
+from orchestrion.cli.credentials import auth_headers
 from orchestrion.errors import NotFound, OrchestrionError
+from orchestrion.store.records import AttemptRecord, LogRecord, RunFilter, RunRecord, TaskRunRecord
+
+if TYPE_CHECKING:
+    from orchestrion.cli.remote import Remote
 
 __all__ = [
+    "RunReader",
+    "api_request",
     "cli_actor",
     "console",
     "db_option",
@@ -30,6 +37,7 @@ __all__ = [
     "opened",
     "output_option",
     "reader",
+    "remote",
     "remote_call",
     "server_option",
 ]
@@ -85,18 +93,58 @@ def server_option(fn: F) -> F:
     )(fn)
 
 
+class RunReader(Protocol):
+    """The run verbs a command may call on the local database (`App.runs`) or on a server
+    (`Remote`): typing both as this keeps `Remote` a faithful twin of `App.runs`."""
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """One run, or `NotFound`."""
+        ...
+
+    def list_runs(self, filt: RunFilter | None = None) -> list[RunRecord]:
+        """Runs newest first, filtered."""
+        ...
+
+    def task_runs(self, run_id: str) -> list[TaskRunRecord]:
+        """Every task run of a run."""
+        ...
+
+    def attempts(self, run_id: str) -> list[AttemptRecord]:
+        """Every attempt of a run's task runs."""
+        ...
+
+    def logs(self, run_id: str, task: str | None = None, after_id: int = 0) -> list[LogRecord]:
+        """Captured output lines after the line id `after_id` (of one task, when given)."""
+        ...
+
+    def cancel_or_raise(self, run_id: str) -> None:
+        """Cancel a run; `IllegalTransition` when it already finished."""
+        ...
+
+    def retry_or_raise(self, run_id: str) -> None:
+        """Re-open a failed or canceled run; `IllegalTransition` when it cannot be."""
+        ...
+
+
 @contextmanager
-def reader(db: str | None, server: str | None) -> Iterator[Any]:
+def reader(db: str | None, server: str | None) -> Iterator[RunReader]:
     """The server's API when one is configured, else the local database; same methods."""
     if server is None:
         with opened(db) as app:
-            yield app
+            yield app.runs
         return
+    with remote(server) as api:
+        yield api
+
+
+@contextmanager
+def remote(server: str) -> Iterator[Remote]:
+    """The server's API, with Orchestrion errors turned into a message and exit code 2."""
     from orchestrion.cli.remote import Remote
 
     try:
-        with Remote(server) as remote:
-            yield remote
+        with Remote(server) as api:
+            yield api
     except OrchestrionError as exc:
         errors.print(f"[red]error:[/] {escape(str(exc))}", markup=True)
         sys.exit(2)
@@ -125,3 +173,27 @@ def remote_call(server: str, method: str, path: str, **kw: Any) -> Any:
     except OrchestrionError as exc:
         errors.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(2)
+
+
+def api_request(server: str, method: str, path: str, body: Any = None) -> Any:
+    """One call to the server's API under the caller's token, its JSON answer; errors
+    (unreachable, or an error status) as an `OrchestrionError` naming them."""
+    import httpx
+
+    try:
+        response = httpx.request(
+            method,
+            server.rstrip("/") + path,
+            json=body,
+            timeout=30.0,
+            headers=auth_headers(server),
+        )
+    except httpx.HTTPError as exc:
+        raise OrchestrionError(f"cannot reach the server at {server}: {exc}") from exc
+    if response.status_code >= 400:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:300]
+        raise OrchestrionError(f"server said {response.status_code}: {message}")
+    return response.json()

@@ -12,10 +12,10 @@ import sys
 
 import click
 
+from orchestrion.app.schema import peek_applied
+from orchestrion.app.settings import Settings
 from orchestrion.cli.common import console, db_option, errors, opened, output_option
-from orchestrion.config import Settings
 from orchestrion.errors import OrchestrionError
-from orchestrion.store import migration_names, peek_schema_versions
 
 __all__ = ["register"]
 
@@ -34,16 +34,20 @@ def db() -> None:
 @output_option
 def upgrade(db: str | None, output: str) -> None:
     """Apply the migrations this database lacks, and say which."""
-    url = Settings.from_env(db=db).database_url
+    settings = Settings.from_env(db=db)
     try:
-        before = peek_schema_versions(url)
+        before = peek_applied(settings)
     except OrchestrionError as exc:
         errors.print(f"error: {exc}", markup=False)
         sys.exit(2)
     with opened(db) as app:
-        after = app.store.schema_versions()
+        after = app.schema.applied()
     applied = [name for name in after if name not in before]
-    report = {"database": _shown(url), "applied": applied, "current": after[-1] if after else None}
+    report = {
+        "database": _shown(settings.database_url),
+        "applied": applied,
+        "current": after[-1] if after else None,
+    }
     if output == "json":
         click.echo(json.dumps(report, indent=2))
         return
@@ -57,8 +61,8 @@ def upgrade(db: str | None, output: str) -> None:
 def status(db: str | None, output: str) -> None:
     """The migrations applied to the database and the ones this version knows."""
     with opened(db) as app:
-        applied = app.store.schema_versions()
-    known = migration_names(Settings.from_env(db=db).database_url)
+        applied = app.schema.applied()
+        known = app.schema.known()
     missing = [name for name in known if name not in applied]
     if output == "json":
         click.echo(json.dumps({"applied": applied, "known": known, "missing": missing}, indent=2))

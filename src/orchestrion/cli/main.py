@@ -23,13 +23,12 @@ from orchestrion.cli.common import (
     errors,
     opened,
     output_option,
-    reader,
+    remote,
     server_option,
 )
 from orchestrion.errors import IllegalTransition, SpecError
 from orchestrion.spec.params import parse_cli_params
 from orchestrion.states import RunState
-from orchestrion.store.records import RunFilter
 
 __all__ = ["main"]
 
@@ -111,14 +110,15 @@ def run(
         sys.exit(2)
     with opened(db) as app:
         if resume is not None:
-            record = app.prepare_resume(resume)
+            record = app.runs.prepare_resume(resume)
         else:
             assert path is not None
             loaded = load_workflows(path)
             spec = _pick([s for s, _ in loaded], name, path)
             values = parse_cli_params(spec, list(params))
-            app.register_loaded(loaded, source=path)  # only once the choice and params are good
-            record = app.trigger(spec.name, values, idempotency_key=idempotency_key)
+            # only once the choice and params are good
+            app.workflows.register_loaded(loaded, source=path)
+            record = app.runs.trigger(spec.name, values, idempotency_key=idempotency_key)
         if output == "table":
             console.print(
                 f"run [bold]{record.id}[/] of [bold]{record.workflow}[/] ({record.version})"
@@ -126,11 +126,11 @@ def run(
         from orchestrion.cli.render import Progress
 
         progress = None if quiet or output == "json" else _follow(app, Progress(console))
-        final = app.run_until_done(
+        final = app.runtime.run_until_done(
             record.id, concurrency=concurrency, on_progress=progress, every=0.1
         )
         if progress is not None:
-            progress(final, app.task_runs(final.id))
+            progress(final, app.runs.task_runs(final.id))
         _summary(app, final.id, output)
         sys.exit(0 if final.state is RunState.SUCCEEDED else 1)
 
@@ -140,7 +140,7 @@ def _follow(app: App, progress: Any) -> Callable[[Any, Any], None]:
 
     def tick(run: Any, task_runs: Any) -> None:
         progress(run, task_runs)
-        progress.events(app.events(run.id, after_id=progress.last_event))
+        progress.events(app.runs.events(run.id, after_id=progress.last_event))
 
     return tick
 
@@ -166,8 +166,8 @@ def _pick(specs: list[Any], name: str | None, path: str) -> Any:
 def _summary(app: App, run_id: str, output: str) -> None:
     from orchestrion.cli.render import dump_json, state_text, task_runs_table, took
 
-    run = app.get_run(run_id)
-    task_runs = app.task_runs(run_id)
+    run = app.runs.get_run(run_id)
+    task_runs = app.runs.task_runs(run_id)
     if output == "json":
         console.print_json(dump_json({"run": run, "task_runs": task_runs}))
         return
@@ -179,107 +179,6 @@ def _summary(app: App, run_id: str, output: str) -> None:
     console.print(line)
     if run.error:
         errors.print(f"[red]{escape(run.error)}[/]", markup=True)
-
-
-@main.group()
-def runs() -> None:
-    """List and inspect runs."""
-
-
-@runs.command("list")
-@click.option("--workflow", "-w", default=None)
-@click.option("--state", "-s", type=click.Choice([s.value for s in RunState]), default=None)
-@click.option("--limit", "-n", type=click.IntRange(1, 1000), default=20)
-@click.option("--before", default=None, metavar="RUN_ID", help="Page: runs older than this id.")
-@db_option
-@server_option
-@output_option
-def runs_list(
-    workflow: str | None,
-    state: str | None,
-    limit: int,
-    before: str | None,
-    db: str | None,
-    server: str | None,
-    output: str,
-) -> None:
-    """Recent runs, newest first."""
-    from orchestrion.cli.render import dump_json, runs_table
-
-    with reader(db, server) as app:
-        found = app.list_runs(
-            RunFilter(
-                workflow=workflow,
-                state=RunState(state) if state else None,
-                limit=limit,
-                before=before,
-            )
-        )
-        if output == "json":
-            console.print_json(dump_json(found))
-        else:
-            console.print(runs_table(found))
-
-
-@runs.command("show")
-@click.argument("run_id")
-@db_option
-@server_option
-@output_option
-def runs_show(run_id: str, db: str | None, server: str | None, output: str) -> None:
-    """Every task run and attempt of a run, with timings, results and errors."""
-    from orchestrion.cli.render import attempts_table, dump_json, state_text, task_runs_table, when
-
-    with reader(db, server) as app:
-        run = app.get_run(run_id)
-        task_runs = app.task_runs(run.id)
-        attempts = app.attempts(run.id)
-        if output == "json":
-            console.print_json(
-                dump_json({"run": run, "task_runs": task_runs, "attempts": attempts})
-            )
-            return
-        header = state_text(run.state.value)
-        console.print(f"[bold]run {run.id}[/]  workflow {run.workflow} ({run.version})")
-        console.print(header)
-        console.print(
-            f"created {when(run.created_at)}  finished {when(run.finished_at)}"
-            f"  trigger {run.trigger}"
-        )
-        console.print(f"params {json.dumps(run.params)}", markup=False)
-        if run.error:
-            console.print(f"[red]error: {escape(run.error)}[/]")
-        console.print()
-        console.print(task_runs_table(task_runs))
-        console.print()
-        names = {
-            tr.id: (f"{tr.task_name}[{tr.map_index}]" if tr.map_index >= 0 else tr.task_name)
-            for tr in task_runs
-        }
-        console.print(attempts_table(attempts, names))
-
-
-@main.command()
-@click.argument("run_id")
-@click.argument("task", required=False)
-@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the run ends.")
-@db_option
-@server_option
-def logs(run_id: str, task: str | None, follow: bool, db: str | None, server: str | None) -> None:
-    """Captured stdout, stderr and logging of a run's attempts."""
-    with reader(db, server) as app:
-        run = app.get_run(run_id)
-        last = 0
-        while True:
-            for line in app.logs(run.id, task, after_id=last):
-                last = line.id
-                style = "red" if line.stream == "stderr" else ""
-                prefix = f"[dim]{line.task_name}#{line.attempt} {line.stream}[/] "
-                console.print(prefix, end="", markup=True)
-                console.print(line.line, style=style, markup=False, highlight=False)
-            if not follow or app.get_run(run.id).state.finished:
-                break
-            time.sleep(0.3)
 
 
 @main.command()
@@ -296,14 +195,14 @@ def retry(run_id: str, wait: bool, db: str | None, server: str | None, output: s
         _retry_remote(run_id, wait, server, output)
         return
     with opened(db) as app:
-        run = app.get_run(run_id)
+        run = app.runs.get_run(run_id)
         if run.state not in (RunState.FAILED, RunState.CANCELED) and not wait:
             errors.print(
                 f"[red]error:[/] run {run.id} is {run.state.value}; only failed or"
                 " canceled runs can be retried"
             )
             sys.exit(2)
-        record = app.prepare_resume(run.id)
+        record = app.runs.prepare_resume(run.id)
         if record.state.finished:
             errors.print(
                 f"[red]error:[/] run {run.id} is {record.state.value} and cannot be"
@@ -316,27 +215,11 @@ def retry(run_id: str, wait: bool, db: str | None, server: str | None, output: s
         from orchestrion.cli.render import Progress
 
         progress = None if output == "json" else _follow(app, Progress(console))
-        final = app.run_until_done(record.id, on_progress=progress, every=0.1)
+        final = app.runtime.run_until_done(record.id, on_progress=progress, every=0.1)
         if progress is not None:
-            progress(final, app.task_runs(final.id))
+            progress(final, app.runs.task_runs(final.id))
         _summary(app, final.id, output)
         sys.exit(0 if final.state is RunState.SUCCEEDED else 1)
-
-
-@main.command()
-@click.argument("run_id")
-@db_option
-@server_option
-def cancel(run_id: str, db: str | None, server: str | None) -> None:
-    """Cancel a run: its unfinished tasks stop (running shell tasks are killed)."""
-    with reader(db, server) as app:
-        run = app.get_run(run_id)
-        try:
-            app.cancel_or_raise(run.id)
-        except IllegalTransition as exc:
-            errors.print(escape(str(exc)))
-            sys.exit(1)
-        console.print(f"run {run.id} canceled", markup=False)
 
 
 @main.command()
@@ -355,41 +238,38 @@ def rerun(run_id: str, from_task: str, db: str | None, server: str | None) -> No
 
     Locally the new run is driven here; with --server the server's workers run it."""
     if server is not None:
-        with reader(None, server) as remote:
-            new = remote.call("POST", f"/api/v1/runs/{run_id}/rerun", json={"from_task": from_task})
+        with remote(server) as api:
+            new = api.call("POST", f"/api/v1/runs/{run_id}/rerun", json={"from_task": from_task})
             console.print(f"run {new['id']} reruns {run_id} from {from_task}", markup=False)
         return
     with opened(db) as app:
-        old = app.get_run(run_id)
-        record = app.workflow_record(old.workflow, old.version)
+        old = app.runs.get_run(run_id)
+        record = app.workflows.workflow_record(old.workflow, old.version)
         if record.source and Path(record.source).exists():
-            app.register_loaded(load_workflows(record.source), source=record.source)
-        new_run = app.rerun_from(old.id, from_task)
+            app.workflows.register_loaded(load_workflows(record.source), source=record.source)
+        new_run = app.runs.rerun_from(old.id, from_task)
         console.print(f"run {new_run.id} reruns {old.id} from {from_task}", markup=False)
         from orchestrion.cli.render import Progress
 
         progress = _follow(app, Progress(console))
-        final = app.run_until_done(new_run.id, on_progress=progress, every=0.1)
-        progress(final, app.task_runs(final.id))
+        final = app.runtime.run_until_done(new_run.id, on_progress=progress, every=0.1)
+        progress(final, app.runs.task_runs(final.id))
         _summary(app, final.id, "table")
         sys.exit(0 if final.state is RunState.SUCCEEDED else 1)
 
 
 def _retry_remote(run_id: str, wait: bool, server: str, output: str) -> None:
-    from orchestrion.cli.remote import Remote
-
-    with reader(None, server) as remote:
-        assert isinstance(remote, Remote)
-        run = remote.get_run(run_id)
+    with remote(server) as api:
+        run = api.get_run(run_id)
         try:
-            remote.retry_or_raise(run.id)
+            api.retry_or_raise(run.id)
         except IllegalTransition as exc:
             errors.print(f"[red]error:[/] {escape(str(exc))}", markup=True)
             sys.exit(2)
         console.print(f"run {run.id} re-opened", markup=False)
         if not wait:
             return
-        while not (final := remote.get_run(run.id)).state.finished:
+        while not (final := api.get_run(run.id)).state.finished:
             time.sleep(0.2)
         console.print(f"run {final.id} {final.state.value}", markup=False)
         sys.exit(0 if final.state is RunState.SUCCEEDED else 1)
@@ -404,9 +284,19 @@ def schema() -> None:
 
 
 def _register_service_commands() -> None:
-    from orchestrion.cli import accounts_cmd, db_cmd, queues_cmd, secrets_cmd, services
+    from orchestrion.cli import (
+        accounts_cmd,
+        db_cmd,
+        queues_cmd,
+        runs_cmd,
+        secrets_cmd,
+        services,
+        triggers_cmd,
+    )
 
+    runs_cmd.register(main)
     services.register(main)
+    triggers_cmd.register(main)
     accounts_cmd.register(main)
     secrets_cmd.register(main)
     db_cmd.register(main)

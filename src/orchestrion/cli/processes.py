@@ -1,8 +1,12 @@
-"""Long-running processes: `orchestrion worker` and `orchestrion server`.
+"""Long-running processes: `orchestrion worker`, `scheduler` and `server`.
 
-The server process serves the API and runs the housekeeping (and, later, scheduling) loops;
-it never imports user code. Workflow code is imported only by worker processes, which the
-server starts as children (`--workers N`) and restarts if they die. Python workflow files are
+The runtime builder (`App.runtime`) makes and wires what runs in them; this module is
+what is left to a process: signals, the workflow folder it watches, the worker processes
+the server starts as children, serving the API over HTTP, and what it prints.
+
+The server process serves the API and runs the scheduler (with housekeeping); it never
+imports user code. Workflow code is imported only by worker processes, which the server
+starts as children (`--workers N`) and restarts if they die. Python workflow files are
 registered by a short-lived `orchestrion deploy` child for the same reason.
 """
 
@@ -21,14 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from orchestrion.app import App
-from orchestrion.auth.secret_box import DEV_MODE_ENV, KEY_ENV, load_key_ring
+from orchestrion.app.runtime import hide_master_key, plan_worker
+from orchestrion.app.secrets import key_ring_of
+from orchestrion.app.settings import Settings
+from orchestrion.auth.secret_box import DEV_MODE_ENV, KEY_ENV
 from orchestrion.cli.credentials import save_token
-from orchestrion.config import Settings
 from orchestrion.errors import OrchestrionError, SecretError, SpecError
-from orchestrion.worker.executor_choice import executor_from_name
-from orchestrion.worker.loop import Worker, WorkerSettings
-from orchestrion.worker.secrets import HIDDEN_ENV
-from orchestrion.worker.sizing import default_concurrency
 
 __all__ = [
     "WorkflowFolder",
@@ -75,7 +77,7 @@ def load_folder(app: App, files: list[Path]) -> None:
     """Load (and register) each file; a bad file is logged and skipped, never fatal."""
     for path in files:
         try:
-            specs = app.load(path)
+            specs = app.workflows.load(path)
             log.info(
                 "workflows.loaded", extra={"file": str(path), "workflows": [s.name for s in specs]}
             )
@@ -96,18 +98,17 @@ def service_settings(db: str | None, what: str) -> Settings:
 def require_master_key(settings: Settings, what: str) -> None:
     """Refuse to start a long-running process without a master key (outside dev mode), and
     warn loudly in dev mode: its built-in key is public, so its secrets are not."""
-    if settings.key_ring is None:
-        try:
-            load_key_ring({}, dev_mode=False)
-        except SecretError as exc:
-            print(
-                f"error: orchestrion {what}: {exc}. Generate a key with"
-                " `orchestrion secrets generate-key`.",
-                file=sys.stderr,
-                flush=True,
-            )
+    try:
+        ring = key_ring_of(settings)
+    except SecretError as exc:
+        print(
+            f"error: orchestrion {what}: {exc}. Generate a key with"
+            " `orchestrion secrets generate-key`.",
+            file=sys.stderr,
+            flush=True,
+        )
         sys.exit(2)
-    if settings.key_ring.is_dev:
+    if ring.is_dev:
         log.warning("secrets.dev_mode", extra={"component": what})
         if what != "server":
             return  # one banner per server, not one per worker process it starts
@@ -131,59 +132,28 @@ def run_worker(
     executor: str = "thread",
 ) -> None:
     """Claim and run tasks until SIGTERM/SIGINT; then finish or release in-flight work.
-    `executor` names where Python tasks run (`executor_from_name`)."""
+    `executor` names where Python tasks run (see `plan_worker`)."""
     require_master_key(settings, "worker")
-    concurrency = concurrency or settings.concurrency or default_concurrency(executor)
     try:
-        task_executor = executor_from_name(executor)
+        plan = plan_worker(
+            settings, queues=queues, concurrency=concurrency, labels=labels, executor=executor
+        )
     except OrchestrionError as exc:
         print(f"error: orchestrion worker: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
-    # The key is in `settings` now; tasks (Python code in this process) need not see it.
-    for name in HIDDEN_ENV:
-        os.environ.pop(name, None)
+    hide_master_key()
     stop = threading.Event()
     _on_signals(stop)
     folder = WorkflowFolder(workflows)
     with App(settings) as app:
         load_folder(app, folder.changed())
-        worker = Worker(
-            app.store.runs,
-            app.store.workflows,
-            app.store.notifier,
-            app.code,
-            WorkerSettings(
-                queues=queues,
-                concurrency=concurrency,
-                lease_seconds=settings.lease_seconds,
-                heartbeat_every=settings.heartbeat_every,
-                http_allow=settings.http_allow,
-                labels=dict(labels or {}),
-            ),
-            app.clock,
-            secrets=app.resolve_secrets,
-            executor=task_executor,
-        )
-        worker.start()
-        print(
-            f"worker {worker.id} on queues {','.join(queues)} (concurrency {concurrency},"
-            f" executor {executor})",
-            flush=True,
-        )
-        parent = os.getppid()
-        orphan_check = os.environ.get("ORCHESTRION_EXIT_WITH_PARENT") == str(parent)
-        while not stop.wait(2.0):
-            if orphan_check and os.getppid() != parent:
-                # The server that started us died without stopping us (SIGKILL): stop too,
-                # gracefully, instead of running on as an orphan.
-                log.warning("worker.parent_gone", extra={"parent": parent})
-                break
-            changed = folder.changed()
-            if changed:
-                load_folder(app, changed)
-        worker.stop(grace=grace)
-        if task_executor is not None:
-            task_executor.close()
+        with app.runtime.worker(plan, grace=grace) as worker:
+            print(
+                f"worker {worker.id} on queues {','.join(queues)} (concurrency"
+                f" {plan.concurrency}, executor {executor})",
+                flush=True,
+            )
+            _serve_until_stopped(app, folder, stop)
     if worker.busy:
         # Their leases were released and other workers retry them; a thread cannot be
         # killed, and waiting for it would keep this process alive past the grace period.
@@ -196,6 +166,22 @@ def run_worker(
         os._exit(0)
 
 
+def _serve_until_stopped(app: App, folder: WorkflowFolder, stop: threading.Event) -> None:
+    """Load changed workflow files until a signal, or until the server that started this
+    worker is gone."""
+    parent = os.getppid()
+    orphan_check = os.environ.get("ORCHESTRION_EXIT_WITH_PARENT") == str(parent)
+    while not stop.wait(2.0):
+        if orphan_check and os.getppid() != parent:
+            # The server that started us died without stopping us (SIGKILL): stop too,
+            # gracefully, instead of running on as an orphan.
+            log.warning("worker.parent_gone", extra={"parent": parent})
+            break
+        changed = folder.changed()
+        if changed:
+            load_folder(app, changed)
+
+
 def run_scheduler(settings: Settings) -> None:
     """Fire schedules, pace backfills, start run triggers and reap leases until SIGTERM.
     Any number may run at once: each duty is held under a lease, and every fire is
@@ -203,8 +189,7 @@ def run_scheduler(settings: Settings) -> None:
     stop = threading.Event()
     _on_signals(stop)
     with App(settings) as app:
-        # Duties fail over within the configured lease (ORCHESTRION_LEASE_SECONDS).
-        scheduler = app.scheduler(lease_ttl=settings.lease_seconds)
+        scheduler = app.runtime.service_scheduler()
         print(f"scheduler {scheduler.holder_id} on {settings.database_url}", flush=True)
         scheduler.run_forever(stop)
 
@@ -265,48 +250,39 @@ def run_server(
     with App(settings) as app:
         _first_start(app, host, port)
         _deploy(settings, folder.changed())
-        app.store.notifier.listen(work=False, history=True)  # live streams follow worker processes
-        scheduler_stop = threading.Event()
-        scheduler = threading.Thread(
-            target=app.scheduler(lease_ttl=settings.lease_seconds).run_forever,
-            args=(scheduler_stop,),
-            daemon=True,
-            name="scheduler",
-        )
-        scheduler.start()
-        children = _Children(settings, workflows, workers, concurrency, grace, executor)
-        children.start()
-        watcher_stop = threading.Event()
-        watcher = threading.Thread(
-            target=_watch,
-            args=(settings, folder, watcher_stop),
-            daemon=True,
-            name="workflow-watcher",
-        )
-        watcher.start()
-        config = uvicorn.Config(
-            create_api(app),
-            host=host,
-            port=port,
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-        )
-        server = uvicorn.Server(config)
-        _on_signals(stop, server)
-        server.should_exit = stop.is_set()  # a signal during the start
-        print(
-            f"orchestrion server on http://{host}:{port} (database {settings.database_url},"
-            f" {workers} worker process(es))",
-            flush=True,
-        )
-        try:
-            server.run()
-        finally:
-            watcher_stop.set()
-            children.stop()
-            scheduler_stop.set()
-            scheduler.join(timeout=10)
+        app.runtime.follow_other_processes()  # live streams follow worker processes
+        with app.runtime.scheduler_in_background():
+            children = _Children(settings, workflows, workers, concurrency, grace, executor)
+            children.start()
+            watcher_stop = threading.Event()
+            watcher = threading.Thread(
+                target=_watch,
+                args=(settings, folder, watcher_stop),
+                daemon=True,
+                name="workflow-watcher",
+            )
+            watcher.start()
+            config = uvicorn.Config(
+                create_api(app),
+                host=host,
+                port=port,
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+            )
+            server = uvicorn.Server(config)
+            _on_signals(stop, server)
+            server.should_exit = stop.is_set()  # a signal during the start
+            print(
+                f"orchestrion server on http://{host}:{port} (database {settings.database_url},"
+                f" {workers} worker process(es))",
+                flush=True,
+            )
+            try:
+                server.run()
+            finally:
+                watcher_stop.set()
+                children.stop()
 
 
 def _watch(settings: Settings, folder: WorkflowFolder, stop: threading.Event) -> None:

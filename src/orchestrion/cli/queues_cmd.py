@@ -33,7 +33,7 @@ def queues() -> None:
 def set_limit(queue: str, max_running: int, db: str | None) -> None:
     """At most MAX_RUNNING task runs of QUEUE at once, across all workers."""
     with opened(db) as app:
-        app.set_queue_limit(queue, max_running)
+        app.queues.set_queue_limit(queue, max_running)
     click.echo(f"queue {queue}: at most {max_running} running")
 
 
@@ -43,7 +43,7 @@ def set_limit(queue: str, max_running: int, db: str | None) -> None:
 def clear_limit(queue: str, db: str | None) -> None:
     """Remove QUEUE's limit."""
     with opened(db) as app:
-        app.clear_queue_limit(queue)
+        app.queues.clear_queue_limit(queue)
     click.echo(f"queue {queue}: no limit")
 
 
@@ -53,7 +53,7 @@ def clear_limit(queue: str, db: str | None) -> None:
 def list_limits(db: str | None, output: str) -> None:
     """The queue limits, with how many task runs of each queue are running now."""
     with opened(db) as app:
-        limits = app.queue_limits()
+        limits = app.queues.queue_limits()
     if output == "json":
         rows = [
             {

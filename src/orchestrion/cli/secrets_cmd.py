@@ -14,6 +14,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
+from orchestrion.app.secrets import parse_ref
 from orchestrion.auth.secret_box import KEY_ENV, generate_key_text
 from orchestrion.cli.common import (
     console,
@@ -26,7 +27,6 @@ from orchestrion.cli.common import (
 )
 from orchestrion.cli.render import when
 from orchestrion.errors import OrchestrionError
-from orchestrion.secret_service import parse_ref
 
 __all__ = ["register"]
 
@@ -75,7 +75,7 @@ def secrets_set(ref: str, db: str | None, server: str | None) -> None:
     else:
         with opened(db) as app:
             namespace, name = parse_ref(ref)
-            created = app.set_secret(namespace, name, value)
+            created = app.secrets.set_secret(namespace, name, value)
     click.echo(f"{'created' if created else 'updated'} secret {namespace}/{name}")
 
 
@@ -99,7 +99,7 @@ def secrets_list(namespace: str | None, db: str | None, server: str | None, outp
                     "created_at": m.created_at,
                     "updated_at": m.updated_at,
                 }
-                for m in app.list_secrets(namespace)
+                for m in app.secrets.list_secrets(namespace)
             ]
     if output == "json":
         click.echo(json.dumps(rows, indent=2))
@@ -130,7 +130,7 @@ def secrets_delete(ref: str, db: str | None, server: str | None) -> None:
     else:
         with opened(db) as app:
             namespace, name = parse_ref(ref)
-            app.delete_secret(namespace, name)
+            app.secrets.delete_secret(namespace, name)
     click.echo(f"deleted secret {namespace}/{name}")
 
 
@@ -145,8 +145,8 @@ def secrets_rotate(db: str | None) -> None:
     3. then keep only the new key everywhere
     """
     with opened(db) as app:
-        count = app.rotate_secrets()
-        current = app.key_ring.current_id
+        count = app.secrets.rotate_secrets()
+        current = app.secrets.key_ring.current_id
     click.echo(f"re-encrypted {count} secret(s) under key {current}")
 
 

@@ -1,8 +1,7 @@
-"""Commands for the service: `server`, `worker`, `deploy`, `trigger`.
+"""Commands for the service: `server`, `worker`, `scheduler`, `deploy`.
 
-`trigger` talks to a server's API when one is configured (``--server`` or
-``ORCHESTRION_SERVER``); otherwise it writes the run to the local database, where any
-worker on it picks it up.
+`deploy` registers through a server's API when one is configured (``--server`` or
+``ORCHESTRION_SERVER``); otherwise it writes to the local database.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import json
 import os
 import re
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,19 +19,17 @@ import click
 from rich.console import Console
 
 from orchestrion.app import App
-from orchestrion.cli.common import cli_actor
-from orchestrion.cli.credentials import auth_headers
-from orchestrion.config import Settings
-from orchestrion.errors import OrchestrionError, SpecError
+from orchestrion.app.runtime import DEFAULT_CONCURRENCY
+from orchestrion.app.settings import Settings
+from orchestrion.cli.common import api_request
+from orchestrion.errors import SpecError
 from orchestrion.spec.model import LABEL_PATTERN, MAX_LABELS
-from orchestrion.worker.sizing import DEFAULT_CONCURRENCY
 
 __all__ = ["register"]
 
 # Piped output is not squeezed to 80 columns: ids and times must stay whole for scripts.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 errors = Console(stderr=True, highlight=False)
-_FINAL = ("succeeded", "failed", "canceled")
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -71,7 +67,7 @@ def log_options(fn: F) -> F:
 
 
 def register(main: click.Group) -> None:
-    for command in (server, worker, deploy, trigger, scheduler, backfill, events):
+    for command in (server, worker, deploy, scheduler):
         main.add_command(command)
 
 
@@ -231,7 +227,9 @@ def deploy(paths: tuple[str, ...], server: str | None, db: str | None) -> None:
     for path in map(Path, paths):
         files += WorkflowFolder(str(path)).files() if path.is_dir() else [path]
     failed = False
-    with App(Settings.from_env(db=db), actor=cli_actor()) as app:
+    # Without an actor, as before: `deploy` writes no audit records. (The server's deploy
+    # child sets ORCHESTRION_ACTOR for them; auditing deploys would change behaviour.)
+    with App(Settings.from_env(db=db)) as app:
         for file in files:
             try:
                 loaded = load_workflows(file)
@@ -241,121 +239,11 @@ def deploy(paths: tuple[str, ...], server: str | None, db: str | None) -> None:
                 continue
             for spec, callables in loaded:
                 if server:
-                    _api(server, "POST", "/api/v1/workflows", json.loads(spec.to_json()))
+                    api_request(server, "POST", "/api/v1/workflows", json.loads(spec.to_json()))
                 else:
-                    app.code.add(callables)
-                    app.store.workflows.register_workflow(
-                        spec, source=str(file.resolve()), now=app.clock.now()
-                    )
+                    app.workflows.register_loaded([(spec, callables)], source=file)
                 console.print(f"deployed {spec.name} {spec.version} from {file}")
     sys.exit(2 if failed else 0)
-
-
-@click.command()
-@click.argument("workflow")
-@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE")
-@click.option("--idempotency-key", default=None)
-@click.option("--wait", is_flag=True, help="Wait for the run to finish; exit code = outcome.")
-@click.option("--server", envvar="ORCHESTRION_SERVER", default=None)
-@click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
-def trigger(
-    workflow: str,
-    params: tuple[str, ...],
-    idempotency_key: str | None,
-    wait: bool,
-    server: str | None,
-    db: str | None,
-) -> None:
-    """Start a run of a registered workflow."""
-    from orchestrion.spec.params import parse_cli_params
-
-    try:
-        if server:
-            spec_data = _api(server, "GET", f"/api/v1/workflows/{workflow}")
-            from orchestrion.spec.model import WorkflowSpec
-
-            spec = WorkflowSpec.model_validate(spec_data["spec"])
-            body = {
-                "params": parse_cli_params(spec, list(params)),
-                "idempotency_key": idempotency_key,
-            }
-            run = _api(server, "POST", f"/api/v1/workflows/{workflow}/runs", body)
-            console.print(f"run {run['id']} of {workflow} {run['state']}")
-            state = _wait_api(server, run["id"]) if wait else run["state"]
-        else:
-            with App(Settings.from_env(db=db), actor=cli_actor()) as app:
-                spec = app.workflow(workflow)
-                rec = app.trigger(
-                    workflow, parse_cli_params(spec, list(params)), idempotency_key=idempotency_key
-                )
-                console.print(f"run {rec.id} of {workflow} {rec.state.value}")
-                state = _wait_local(app, rec.id) if wait else rec.state.value
-    except OrchestrionError as exc:
-        errors.print(f"[red]error:[/] {exc}", markup=True)
-        sys.exit(2)
-    if wait:
-        console.print(f"run finished: {state}")
-        sys.exit(0 if state == "succeeded" else 1)
-
-
-def _wait_local(app: App, run_id: str) -> str:
-    while True:
-        state = app.get_run(run_id).state
-        if state.finished:
-            return state.value
-        app.store.notifier.wait_for_change(0.5)
-
-
-def _wait_api(server: str, run_id: str) -> str:
-    """Follow the run's event stream until it finishes (no polling); reconnect with
-    Last-Event-ID if the connection drops."""
-    import httpx
-
-    last: str | None = None
-    while True:
-        state = str(_api(server, "GET", f"/api/v1/runs/{run_id}")["state"])
-        if state in _FINAL:
-            return state
-        headers = {"Last-Event-ID": last} if last else {}
-        try:
-            with httpx.stream(
-                "GET",
-                server.rstrip("/") + "/api/v1/stream",
-                params={"run_id": run_id},
-                headers={**headers, **auth_headers(server)},
-                timeout=httpx.Timeout(30.0, read=60.0),
-            ) as response:
-                for line in response.iter_lines():
-                    if line.startswith("id: "):
-                        last = line[4:]
-                    elif line.startswith("data: ") and '"run.' in line:
-                        event = json.loads(line[6:])
-                        if event.get("run_id") == run_id and event.get("to_state") in _FINAL:
-                            return str(event["to_state"])
-        except httpx.HTTPError:
-            time.sleep(0.5)
-
-
-def _api(server: str, method: str, path: str, body: Any = None) -> Any:
-    import httpx
-
-    try:
-        response = httpx.request(
-            method,
-            server.rstrip("/") + path,
-            json=body,
-            timeout=30.0,
-            headers=auth_headers(server),
-        )
-    except httpx.HTTPError as exc:
-        raise OrchestrionError(f"cannot reach the server at {server}: {exc}") from exc
-    if response.status_code >= 400:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:300]
-        raise OrchestrionError(f"server said {response.status_code}: {message}")
-    return response.json()
 
 
 @click.command()
@@ -366,75 +254,3 @@ def scheduler(db: str | None) -> None:
     from orchestrion.cli.processes import run_scheduler
 
     run_scheduler(Settings.from_env(db=db))
-
-
-@click.command()
-@click.argument("workflow")
-@click.option("--from", "start", required=True, help="First nominal date or datetime.")
-@click.option("--to", "end", required=True, help="Last nominal date (inclusive) or datetime.")
-@click.option("--schedule", default=None, help="Which schedule, when there are several.")
-@click.option("--max-active", default=1, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--dry-run", is_flag=True, help="Show the runs it would create; create none.")
-@click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
-def backfill(
-    workflow: str,
-    start: str,
-    end: str,
-    schedule: str | None,
-    max_active: int,
-    dry_run: bool,
-    db: str | None,
-) -> None:
-    """Runs for every nominal schedule time in a range, paced by the scheduler."""
-    try:
-        with App(Settings.from_env(db=db), actor=cli_actor()) as app:
-            record = app.create_backfill(
-                workflow, start, end, schedule=schedule, max_active=max_active, dry_run=dry_run
-            )
-    except OrchestrionError as exc:
-        errors.print(f"[red]error:[/] {exc}", markup=True)
-        sys.exit(2)
-    verb = "would create" if dry_run else "will create"
-    console.print(
-        f"backfill {record.id}: {verb} {record.total} runs of {workflow}"
-        f" ({record.state}, at most {max_active} at once)",
-        markup=False,
-    )
-
-
-@click.group()
-def events() -> None:
-    """Send events that start workflows with matching triggers."""
-
-
-@events.command("send")
-@click.argument("event_type")
-@click.argument("payload", default="null")
-@click.option("--id", "event_id", default=None, help="De-duplication id.")
-@click.option("--server", envvar="ORCHESTRION_SERVER", default=None)
-@click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
-def send(
-    event_type: str, payload: str, event_id: str | None, server: str | None, db: str | None
-) -> None:
-    """Send EVENT_TYPE with a JSON PAYLOAD."""
-    try:
-        data = json.loads(payload)
-    except ValueError as exc:
-        errors.print(f"error: payload is not JSON: {exc}", markup=False)
-        sys.exit(2)
-    try:
-        if server:
-            receipt = _api(
-                server,
-                "POST",
-                "/api/v1/events",
-                {"type": event_type, "payload": data, "id": event_id},
-            )
-            runs = receipt["run_ids"]
-        else:
-            with App(Settings.from_env(db=db), actor=cli_actor()) as app:
-                runs = app.send_event(event_type, data, event_id, source="cli")
-    except OrchestrionError as exc:
-        errors.print(f"error: {exc}", markup=False)
-        sys.exit(2)
-    console.print(f"started {len(runs)} run(s): {' '.join(runs)}", markup=False)

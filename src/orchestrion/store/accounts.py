@@ -20,7 +20,7 @@ __all__ = ["AccountStore"]
 
 
 class AccountStore(Protocol):
-    """Who may sign in and how (`orchestrion.accounts.Accounts` is its one user)."""
+    """Who may sign in and how (`orchestrion.app.accounts.Accounts` is its one user)."""
 
     # ------------------------------------------------------------ users
 

@@ -1,5 +1,5 @@
 """`SecretStore`: sealed secrets only (key id, nonce, ciphertext). Sealing and opening
-happen above the store (`orchestrion.secret_service` with `orchestrion.auth.secret_box`), so
+happen above the store (`orchestrion.app.secrets` with `orchestrion.auth.secret_box`), so
 no plaintext ever reaches it and a database dump holds nothing readable."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The trigger form, generated from a workflow's parameter schema, and its server-side
-parsing. The values are then checked by the same `App.trigger` as the API's."""
+parsing. The values are then checked by the same `App.runs.trigger` as the API's."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def _convert(name: str, p: ParamSpec, raw: str) -> Any:
 
 def parse_params(spec: WorkflowSpec, form: Mapping[str, str]) -> dict[str, Any]:
     """Typed values from the form's `param.<name>` fields; empty fields are left out so that
-    defaults apply and missing required ones are reported by `App.trigger`."""
+    defaults apply and missing required ones are reported by `App.runs.trigger`."""
     out: dict[str, Any] = {}
     for name, p in spec.params.items():
         raw = form.get(f"param.{name}", "")

@@ -15,9 +15,9 @@ from typing import Final
 from fastapi import Request
 from starlette.responses import Response
 
-from orchestrion.accounts import SESSION_TTL
 from orchestrion.api.guard import SESSION_COOKIE
 from orchestrion.api.scope import scope_of
+from orchestrion.app.accounts import SESSION_TTL
 from orchestrion.auth.principals import Action
 from orchestrion.errors import AuthError
 from orchestrion.store.records import AuditFilter

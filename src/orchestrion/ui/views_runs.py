@@ -58,7 +58,7 @@ def runs(
         before=before or None,
         workflows=scope.visible_workflows(),
     )
-    page = app.list_runs(filt)
+    page = app.runs.list_runs(filt)
     more = len(page) > limit
     page = page[:limit]
     next_before = page[-1].id if more and page else ""
@@ -71,7 +71,9 @@ def runs(
         workflow=workflow,
         state=state,
         states=_STATES,
-        workflows=sorted(w.name for w in app.list_workflows() if scope.namespace(w.namespace)),
+        workflows=sorted(
+            w.name for w in app.workflows.list_workflows() if scope.namespace(w.namespace)
+        ),
         next_before=next_before,
     )
 
@@ -106,7 +108,7 @@ _ITEMS = 500
 def _panel(app: App, run: RunRecord, task: str, item: int) -> dict[str, object]:
     if not task:
         return {"task": ""}
-    detail = app.task_detail(run.id, task, item)
+    detail = app.reads.task_detail(run.id, task, item)
     return {
         "task": task,
         "item": item,
@@ -117,7 +119,7 @@ def _panel(app: App, run: RunRecord, task: str, item: int) -> dict[str, object]:
         "attempts": detail.attempts[-50:],
         "inputs": detail.inputs,
         "element": detail.element,
-        "namespace": app.namespace_of(run.workflow),
+        "namespace": app.workflows.namespace_of(run.workflow),
     }
 
 
@@ -126,11 +128,11 @@ def run_page(request: Request, run_id: str, task: str = "", item: int = -1) -> R
     app = app_of(request)
     # The live stream resumes after this: whatever happens later is replayed, and nothing
     # older is (on a long run, replaying its whole history would cost seconds).
-    after = app.last_event_id()
-    run = app.get_run(run_id)
-    spec = app.workflow(run.workflow, run.version)
+    after = app.runs.last_event_id()
+    run = app.runs.get_run(run_id)
+    spec = app.workflows.workflow(run.workflow, run.version)
     # Read once: the graph, the timeline and the panel share them.
-    task_runs, attempts = app.task_runs(run.id), app.attempts(run.id)
+    task_runs, attempts = app.runs.task_runs(run.id), app.runs.attempts(run.id)
     return render(
         request,
         "run.html",
@@ -151,22 +153,22 @@ def run_page(request: Request, run_id: str, task: str = "", item: int = -1) -> R
 @router.get("/runs/{run_id}/fragments/panel")
 def panel_fragment(request: Request, run_id: str, task: str = "", item: int = -1) -> Response:
     app = app_of(request)
-    run = app.get_run(run_id)
+    run = app.runs.get_run(run_id)
     return render(request, "_panel.html", run=run, panel=_panel(app, run, task, item))
 
 
 @router.get("/runs/{run_id}/fragments/timeline")
 def timeline_fragment(request: Request, run_id: str) -> Response:
     app = app_of(request)
-    run = app.get_run(run_id)
-    timeline = _timeline(run, app.task_runs(run.id), app.attempts(run.id))
+    run = app.runs.get_run(run_id)
+    timeline = _timeline(run, app.runs.task_runs(run.id), app.runs.attempts(run.id))
     return render(request, "_timeline.html", run=run, timeline=timeline)
 
 
 @router.post("/runs/{run_id}/cancel")
 async def cancel(request: Request, run_id: str) -> Response:
     check_csrf(request, await form_data(request))
-    app_of(request).cancel_or_raise(run_id)
+    app_of(request).runs.cancel_or_raise(run_id)
     return redirect(f"/runs/{quote(run_id)}")
 
 
@@ -174,7 +176,7 @@ async def cancel(request: Request, run_id: str) -> Response:
 async def retry(request: Request, run_id: str) -> Response:
     form = await form_data(request)
     check_csrf(request, form)
-    app_of(request).retry_or_raise(run_id)
+    app_of(request).runs.retry_or_raise(run_id)
     task = form.get("task", "")
     return redirect(f"/runs/{quote(run_id)}" + (f"?task={quote(task)}" if task else ""))
 
@@ -183,7 +185,7 @@ async def retry(request: Request, run_id: str) -> Response:
 async def rerun(request: Request, run_id: str) -> Response:
     form = await form_data(request)
     check_csrf(request, form)
-    new = app_of(request).rerun_from(run_id, form.get("from_task", ""))
+    new = app_of(request).runs.rerun_from(run_id, form.get("from_task", ""))
     return redirect(f"/runs/{quote(new.id)}")
 
 
@@ -195,5 +197,5 @@ async def mark(request: Request, run_id: str, task: str) -> Response:
     outcome = form.get("outcome", "")
     if outcome not in ("succeeded", "failed"):
         raise ParameterError(f"outcome must be succeeded or failed, not {outcome[:40]!r}")
-    app_of(request).mark_task(run_id, task, succeeded=outcome == "succeeded")
+    app_of(request).runs.mark_task(run_id, task, succeeded=outcome == "succeeded")
     return redirect(f"/runs/{quote(run_id)}?task={quote(task)}")

@@ -24,7 +24,7 @@ _KIND_FILTERS = ["run.", "task.", "attempt.", "workflow.", "schedule.", "trigger
 
 
 def _events(request: Request, kind: str, run: str, workflow: str, before: int) -> dict[str, Any]:
-    rows = app_of(request).find_events(
+    rows = app_of(request).runs.find_events(
         kind=kind.strip(), run_id=run.strip(), workflow=workflow.strip(), before=before,
         limit=_PAGE + 1,
     )  # fmt: skip
@@ -42,7 +42,7 @@ def _events(request: Request, kind: str, run: str, workflow: str, before: int) -
 def events(
     request: Request, kind: str = "", run: str = "", workflow: str = "", before: int = 0
 ) -> Response:
-    after = app_of(request).last_event_id()  # read first: the live stream resumes from here
+    after = app_of(request).runs.last_event_id()  # read first: the live stream resumes from here
     found = _events(request, kind, run, workflow, before)
     return render(
         request,
@@ -71,15 +71,15 @@ def events_fragment(
 def _workers(request: Request) -> dict[str, Any]:
     app = app_of(request)
     return {
-        "workers": app.list_workers(),
-        "running": app.running_by_worker(),
+        "workers": app.reads.list_workers(),
+        "running": app.reads.running_by_worker(),
         "stale_after": app.settings.lease_seconds,
     }
 
 
 @router.get("/workers")
 def workers(request: Request) -> Response:
-    after = app_of(request).last_event_id()  # read first: the live stream resumes from here
+    after = app_of(request).runs.last_event_id()  # read first: the live stream resumes from here
     return render(
         request,
         "workers.html",
@@ -99,7 +99,7 @@ def workers_fragment(request: Request) -> Response:
 @router.get("/backfills")
 def backfills(request: Request) -> Response:
     app = app_of(request)
-    after = app.last_event_id()  # read first: the live stream resumes from here
+    after = app.runs.last_event_id()  # read first: the live stream resumes from here
     return render(
         request,
         "backfills.html",
@@ -118,4 +118,4 @@ def backfills_fragment(request: Request) -> Response:
 
 def _backfills(request: Request) -> list[BackfillRecord]:
     scope = scope_of(request)
-    return [b for b in app_of(request).list_backfills() if scope.workflow(b.workflow)]
+    return [b for b in app_of(request).triggers.list_backfills() if scope.workflow(b.workflow)]

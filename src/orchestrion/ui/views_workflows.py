@@ -35,13 +35,13 @@ def _visible(request: Request) -> Callable[[str], bool] | None:
 @router.get("/")
 def overview(request: Request) -> Response:
     app = app_of(request)
-    after = app.last_event_id()  # read first: the live stream resumes from here
+    after = app.runs.last_event_id()  # read first: the live stream resumes from here
     return render(
         request,
         "overview.html",
         nav="overview",
         title="Overview",
-        ov=app.overview(visible=_visible(request)),
+        ov=app.reads.overview(visible=_visible(request)),
         kinds=KINDS,
         after=after,
     )
@@ -50,7 +50,9 @@ def overview(request: Request) -> Response:
 @router.get("/fragments/overview")
 def overview_fragment(request: Request) -> Response:
     """The overview's live part, fetched again by `live.js` after events arrive."""
-    return render(request, "_overview.html", ov=app_of(request).overview(visible=_visible(request)))
+    return render(
+        request, "_overview.html", ov=app_of(request).reads.overview(visible=_visible(request))
+    )
 
 
 @router.get("/workflows")
@@ -58,7 +60,7 @@ def workflows(request: Request, q: str = "") -> Response:
     needle = q.strip().lower()
     rows = [
         s
-        for s in app_of(request).workflow_summaries(per=_MARKS, visible=_visible(request))
+        for s in app_of(request).reads.workflow_summaries(per=_MARKS, visible=_visible(request))
         if not needle
         or needle in s.record.name.lower()
         or needle in s.record.spec.description.lower()
@@ -71,13 +73,16 @@ def workflow_page(
     request: Request, name: str, a: str = "", b: str = "", diff: str = ""
 ) -> Response:
     app = app_of(request)
-    record = app.workflow_record(name)
-    versions = app.workflow_versions(name)
+    record = app.workflows.workflow_record(name)
+    versions = app.workflows.workflow_versions(name)
     diff_lines: list[str] = []
     if ".." in diff and not (a or b):  # the older link form, ?diff=a..b
         a, b = diff.split("..", 1)
     if a and b:
-        a_rec, b_rec = app.workflow_record(name, a), app.workflow_record(name, b)
+        a_rec, b_rec = (
+            app.workflows.workflow_record(name, a),
+            app.workflows.workflow_record(name, b),
+        )
         diff_lines = list(
             difflib.unified_diff(
                 json.dumps(
@@ -98,14 +103,14 @@ def workflow_page(
         title=name,
         wf=record,
         spec=record.spec,
-        paused=name in app.paused_workflows(),
+        paused=name in app.workflows.paused_workflows(),
         graph=graph.layout(record.spec),
-        schedules=app.list_schedules(name),
+        schedules=app.triggers.list_schedules(name),
         versions=versions,
         diff_a=a,
         diff_b=b,
         diff_lines=diff_lines,
-        runs=app.list_runs(RunFilter(workflow=name, limit=25)),
+        runs=app.runs.list_runs(RunFilter(workflow=name, limit=25)),
     )
 
 
@@ -113,14 +118,14 @@ def workflow_page(
 async def toggle_pause(request: Request, name: str) -> Response:
     form = await form_data(request)
     check_csrf(request, form)
-    app_of(request).set_paused(name, form.get("paused") == "true")
+    app_of(request).workflows.set_paused(name, form.get("paused") == "true")
     back = form.get("next", "")
     return redirect(back if back.startswith("/") and not back.startswith("//") else "/workflows")
 
 
 @router.get("/workflows/{name}/trigger")
 def trigger_form(request: Request, name: str) -> Response:
-    spec = app_of(request).workflow(name)
+    spec = app_of(request).workflows.workflow(name)
     return render(
         request,
         "trigger.html",
@@ -137,9 +142,9 @@ async def trigger(request: Request, name: str) -> Response:
     form = await form_data(request)
     check_csrf(request, form)
     app = app_of(request)
-    spec = app.workflow(name)
+    spec = app.workflows.workflow(name)
     try:
-        run = app.trigger(name, parse_params(spec, form), trigger="ui")
+        run = app.runs.trigger(name, parse_params(spec, form), trigger="ui")
     except ParameterError as exc:
         return render(
             request,

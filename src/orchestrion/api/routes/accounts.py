@@ -13,10 +13,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrion.accounts import parse_bindings
 from orchestrion.api.guard import principal_of_request
 from orchestrion.api.scope import scope_of
 from orchestrion.app import App
+from orchestrion.app.accounts import parse_bindings
 from orchestrion.auth.principals import Action, Resource, authorize_all, authorize_grant
 from orchestrion.errors import Forbidden, ParameterError
 from orchestrion.store.records import AuditFilter, AuditRecord, TokenRecord, UserRecord

@@ -39,17 +39,17 @@ def list_limits(request: Request) -> list[dict[str, Any]]:
             "running": q.running,
             "updated_at": q.updated_at,
         }
-        for q in _app(request).queue_limits()
+        for q in _app(request).queues.queue_limits()
     ]
 
 
 @router.put("/{queue}/limit")
 def set_limit(request: Request, queue: str, body: LimitIn) -> dict[str, Any]:
-    _app(request).set_queue_limit(queue, body.max_running)
+    _app(request).queues.set_queue_limit(queue, body.max_running)
     return {"queue": queue, "max_running": body.max_running}
 
 
 @router.delete("/{queue}/limit", status_code=204)
 def clear_limit(request: Request, queue: str) -> Response:
-    _app(request).clear_queue_limit(queue)
+    _app(request).queues.clear_queue_limit(queue)
     return Response(status_code=204)

@@ -42,7 +42,7 @@ def list_runs(
 ) -> Page:
     before = decode_cursor(cursor) if cursor else None
     scope = scope_of(request)
-    runs = _app(request).list_runs(
+    runs = _app(request).runs.list_runs(
         RunFilter(
             workflow=workflow,
             state=state,
@@ -61,23 +61,23 @@ def list_runs(
 
 @router.get("/{run_id}", response_model=Run)
 def get_run(request: Request, run_id: str) -> Run:
-    return Run.of(_app(request).get_run(run_id))
+    return Run.of(_app(request).runs.get_run(run_id))
 
 
 @router.post("/{run_id}/cancel", response_model=Run)
 def cancel(request: Request, run_id: str) -> Run:
     """Cancel a run and its unfinished tasks; 409 when it already finished."""
     app = _app(request)
-    app.cancel_or_raise(run_id)
-    return Run.of(app.get_run(run_id))
+    app.runs.cancel_or_raise(run_id)
+    return Run.of(app.runs.get_run(run_id))
 
 
 @router.post("/{run_id}/retry", response_model=Run)
 def retry(request: Request, run_id: str) -> Run:
     """Re-open a failed or canceled run from what failed; 409 for any other state."""
     app = _app(request)
-    app.retry_or_raise(run_id)
-    return Run.of(app.get_run(run_id))
+    app.runs.retry_or_raise(run_id)
+    return Run.of(app.runs.get_run(run_id))
 
 
 class RerunRequest(BaseModel):
@@ -90,7 +90,7 @@ class RerunRequest(BaseModel):
 def rerun(request: Request, run_id: str, body: RerunRequest) -> Run:
     """A new run that reuses the results of every task not downstream of `from_task` and
     runs `from_task` and everything after it again. The earlier run is unchanged."""
-    return Run.of(_app(request).rerun_from(run_id, body.from_task))
+    return Run.of(_app(request).runs.rerun_from(run_id, body.from_task))
 
 
 class MarkRequest(BaseModel):
@@ -103,22 +103,22 @@ class MarkRequest(BaseModel):
 def mark(request: Request, run_id: str, task: str, body: MarkRequest) -> Run:
     """Set a task's outcome by hand. Marking a failed task succeeded lets its downstream
     tasks run (a finished run resumes); 409 when the task's state does not allow it."""
-    return Run.of(_app(request).mark_task(run_id, task, succeeded=body.outcome == "succeeded"))
+    return Run.of(_app(request).runs.mark_task(run_id, task, succeeded=body.outcome == "succeeded"))
 
 
 @router.get("/{run_id}/tasks", response_model=list[TaskRun])
 def task_runs(request: Request, run_id: str) -> list[TaskRun]:
-    return [TaskRun.of(t) for t in _app(request).task_runs(run_id)]
+    return [TaskRun.of(t) for t in _app(request).runs.task_runs(run_id)]
 
 
 @router.get("/{run_id}/attempts", response_model=list[Attempt])
 def attempts(request: Request, run_id: str) -> list[Attempt]:
-    return [Attempt.of(a) for a in _app(request).attempts(run_id)]
+    return [Attempt.of(a) for a in _app(request).runs.attempts(run_id)]
 
 
 @router.get("/{run_id}/events", response_model=list[Event])
 def events(request: Request, run_id: str, after: int = Query(0, ge=0)) -> list[Event]:
-    return [Event.of(e) for e in _app(request).events(run_id, after_id=after)]
+    return [Event.of(e) for e in _app(request).runs.events(run_id, after_id=after)]
 
 
 @router.get("/{run_id}/logs", response_model=Page)
@@ -129,7 +129,7 @@ def logs(
     after: int = Query(0, ge=0),
     limit: int = Query(1000, ge=1, le=10_000),
 ) -> Page:
-    lines = _app(request).logs(run_id, task, after_id=after, limit=limit + 1)
+    lines = _app(request).runs.logs(run_id, task, after_id=after, limit=limit + 1)
     more = len(lines) > limit
     lines = lines[:limit]
     return Page(

@@ -7,8 +7,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrion.api.scope import scope_of
 from orchestrion.app import App
+from orchestrion.app.secrets import MAX_SECRET_BYTES
 from orchestrion.auth.principals import Action
-from orchestrion.secret_service import MAX_SECRET_BYTES
 from orchestrion.store.records import SecretMeta
 
 __all__ = ["router"]
@@ -58,7 +58,7 @@ def list_secrets(
     request: Request, namespace: str | None = Query(None, max_length=63)
 ) -> list[SecretInfo]:
     scope = scope_of(request, Action.MANAGE_SECRETS)  # names of the namespaces one manages
-    found = _app(request).list_secrets(namespace)
+    found = _app(request).secrets.list_secrets(namespace)
     return [SecretInfo.of(m) for m in found if scope.namespace(m.namespace)]
 
 
@@ -66,12 +66,12 @@ def list_secrets(
 def put_secret(
     request: Request, namespace: str, name: str, body: SecretValue, response: Response
 ) -> SecretWritten:
-    created = _app(request).set_secret(namespace, name, body.value)
+    created = _app(request).secrets.set_secret(namespace, name, body.value)
     response.status_code = 201 if created else 200
     return SecretWritten(namespace=namespace, name=name, created=created)
 
 
 @router.delete("/api/v1/secrets/{namespace}/{name}", status_code=204)
 def delete_secret(request: Request, namespace: str, name: str) -> Response:
-    _app(request).delete_secret(namespace, name)
+    _app(request).secrets.delete_secret(namespace, name)
     return Response(status_code=204)

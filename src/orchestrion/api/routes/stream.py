@@ -42,11 +42,11 @@ async def stream(
     start = _start(after, last_event_id)
     scope = scope_of(request)
     if run_id is not None:
-        run_id = (await run_in_threadpool(app.get_run, run_id)).id
+        run_id = (await run_in_threadpool(app.runs.get_run, run_id)).id
         if not await run_in_threadpool(scope.run, run_id):
             raise Forbidden(f"may not read run {run_id}")
     if start is None:
-        start = 0 if run_id is not None else await run_in_threadpool(app.last_event_id)
+        start = 0 if run_id is not None else await run_in_threadpool(app.runs.last_event_id)
     return StreamingResponse(
         _events(request, app, scope, run_id, start),
         media_type="text/event-stream",
@@ -68,11 +68,11 @@ async def _events(
     yield "retry: 1000\n\n"
     # Read the change counter before each query: a commit that lands between the query and
     # the wait moves the counter, so the wait returns at once instead of missing it.
-    seen = await run_in_threadpool(app.wait_for_events, -1, 0.0)
+    seen = await run_in_threadpool(app.runs.wait_for_events, -1, 0.0)
     fresh, idle = True, 0.0
     while not await request.is_disconnected():
         if fresh:
-            batch = await run_in_threadpool(app.events_after, run_id, last)
+            batch = await run_in_threadpool(app.runs.events_after, run_id, last)
             for event in batch:
                 last = event.id
                 if not scope.everything and not await run_in_threadpool(scope.run, event.run_id):
@@ -82,7 +82,7 @@ async def _events(
             if len(batch) == 500:
                 continue  # more are waiting; send them before sleeping
         # Short in-memory waits, so a closed connection or a shutdown is noticed quickly.
-        now_seen = await run_in_threadpool(app.wait_for_events, seen, _WAIT_SECONDS)
+        now_seen = await run_in_threadpool(app.runs.wait_for_events, seen, _WAIT_SECONDS)
         fresh, seen = now_seen != seen, now_seen
         idle = 0.0 if fresh else idle + _WAIT_SECONDS
         if idle >= _KEEPALIVE_SECONDS:
@@ -102,7 +102,7 @@ async def stream_logs(
     `Last-Event-ID` / `after`; ends with `event: end` once the run finished and its last
     lines were sent."""
     app: App = request.app.state.orchestrion
-    run_id = (await run_in_threadpool(app.get_run, run_id)).id
+    run_id = (await run_in_threadpool(app.runs.get_run, run_id)).id
     start = _start(after, last_event_id) or 0
     return StreamingResponse(
         _logs(request, app, run_id, task, start),
@@ -115,12 +115,12 @@ async def _logs(
     request: Request, app: App, run_id: str, task: str | None, last: int
 ) -> AsyncIterator[str]:
     yield "retry: 1000\n\n"
-    seen = await run_in_threadpool(app.wait_for_events, -1, 0.0)
+    seen = await run_in_threadpool(app.runs.wait_for_events, -1, 0.0)
     fresh, idle = True, 0.0
     while not await request.is_disconnected():
         if fresh:
-            finished = (await run_in_threadpool(app.get_run, run_id)).state.finished
-            batch = await run_in_threadpool(app.logs, run_id, task, last, 1000)
+            finished = (await run_in_threadpool(app.runs.get_run, run_id)).state.finished
+            batch = await run_in_threadpool(app.runs.logs, run_id, task, last, 1000)
             for line in batch:
                 last = line.id
                 yield f"id: {line.id}\nevent: log\ndata: {LogLine.of(line).model_dump_json()}\n\n"
@@ -129,7 +129,7 @@ async def _logs(
             if finished:  # read after the state: lines written before it finished are sent
                 yield "event: end\ndata: {}\n\n"
                 return
-        now_seen = await run_in_threadpool(app.wait_for_events, seen, _WAIT_SECONDS)
+        now_seen = await run_in_threadpool(app.runs.wait_for_events, seen, _WAIT_SECONDS)
         fresh, seen = now_seen != seen, now_seen
         idle = 0.0 if fresh else idle + _WAIT_SECONDS
         if idle >= _KEEPALIVE_SECONDS:

@@ -27,15 +27,15 @@ def health() -> dict[str, str]:
 @router.get("/api/v1/ready")
 def ready(request: Request) -> dict[str, str]:
     """The database answers."""
-    _app(request).list_workers()
+    _app(request).reads.list_workers()
     return {"status": "ready"}
 
 
 @router.get("/api/v1/workers", response_model=list[Worker])
 def workers(request: Request) -> list[Worker]:
     app = _app(request)
-    running = app.running_by_worker()
-    return [Worker.of(w, running.get(w.id, [])) for w in app.list_workers()]
+    running = app.reads.running_by_worker()
+    return [Worker.of(w, running.get(w.id, [])) for w in app.reads.list_workers()]
 
 
 @router.get("/api/v1/events", response_model=list[Event])
@@ -43,5 +43,5 @@ def events(
     request: Request, after: int = Query(0, ge=0), limit: int = Query(500, ge=1, le=5000)
 ) -> list[Event]:
     scope = scope_of(request)
-    found = _app(request).all_events(after_id=after, limit=limit)
+    found = _app(request).runs.all_events(after_id=after, limit=limit)
     return [Event.of(e) for e in found if scope.run(e.run_id)]

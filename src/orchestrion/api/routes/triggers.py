@@ -48,7 +48,7 @@ class BackfillIn(BaseModel):
 @router.post("/api/v1/events", status_code=202)
 def send_event(request: Request, body: EventIn) -> dict[str, Any]:
     """Start every workflow whose event trigger matches; the same id never starts twice."""
-    receipt = _app(request).receive_event(body.type, body.payload, body.id)
+    receipt = _app(request).triggers.receive_event(body.type, body.payload, body.id)
     return asdict(receipt)
 
 
@@ -85,7 +85,9 @@ async def webhook(request: Request, name: str) -> dict[str, Any]:
     event = f"webhook.{name}" + (f".{verified.event}" if verified.event else "")
     audit["params"] = {"delivery_id": verified.delivery_id, "event": event}
     app = _app(request)
-    receipt = app.receive_event(event, payload, verified.delivery_id, source=f"hook:{name}")
+    receipt = app.triggers.receive_event(
+        event, payload, verified.delivery_id, source=f"hook:{name}"
+    )
     return asdict(receipt)
 
 
@@ -100,7 +102,7 @@ class WebhookUnauthorized(ParameterError):
 @router.get("/api/v1/schedules")
 def schedules(request: Request) -> list[dict[str, Any]]:
     out, scope = [], scope_of(request)
-    for info in _app(request).list_schedules():
+    for info in _app(request).triggers.list_schedules():
         if not scope.workflow(info.workflow):
             continue
         item = asdict(info)
@@ -112,12 +114,16 @@ def schedules(request: Request) -> list[dict[str, Any]]:
 @router.get("/api/v1/backfills")
 def list_backfills(request: Request, workflow: str | None = None) -> list[dict[str, Any]]:
     scope = scope_of(request)
-    return [asdict(b) for b in _app(request).list_backfills(workflow) if scope.workflow(b.workflow)]
+    return [
+        asdict(b)
+        for b in _app(request).triggers.list_backfills(workflow)
+        if scope.workflow(b.workflow)
+    ]
 
 
 @router.post("/api/v1/backfills", status_code=201)
 def create_backfill(request: Request, body: BackfillIn) -> dict[str, Any]:
-    record = _app(request).create_backfill(
+    record = _app(request).triggers.create_backfill(
         body.workflow,
         body.start,
         body.end,
@@ -130,11 +136,11 @@ def create_backfill(request: Request, body: BackfillIn) -> dict[str, Any]:
 
 @router.get("/api/v1/backfills/{backfill_id}")
 def get_backfill(request: Request, backfill_id: str) -> dict[str, Any]:
-    return asdict(_app(request).get_backfill(backfill_id))
+    return asdict(_app(request).triggers.get_backfill(backfill_id))
 
 
 @router.post("/api/v1/backfills/{backfill_id}/cancel")
 def cancel_backfill(request: Request, backfill_id: str) -> dict[str, Any]:
     app = _app(request)
-    app.cancel_backfill(backfill_id)
-    return asdict(app.get_backfill(backfill_id))
+    app.triggers.cancel_backfill(backfill_id)
+    return asdict(app.triggers.get_backfill(backfill_id))

@@ -1,6 +1,6 @@
-"""Composite reads behind the `App` facade for the pages that summarise many things at
-once (the web UI's overview and workflow list, a task's inputs). Each is a fixed number
-of batched store reads, however many workflows, runs or workers there are."""
+"""`App.reads`: composite reads for the pages that summarise many things at once (the web
+UI's overview and workflow list, a task's panel and inputs, the workers). Each is a fixed
+number of batched store reads, however many workflows, runs or workers there are."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrion.app.core import Facet
+from orchestrion.errors import NotFound
 from orchestrion.spec.model import TaskSpec
 from orchestrion.states import RunState
 from orchestrion.store.records import (
@@ -25,6 +27,7 @@ from orchestrion.triggers.service import ScheduleInfo
 
 __all__ = [
     "Overview",
+    "Reads",
     "TaskDetail",
     "TaskInputs",
     "WorkflowSummary",
@@ -36,9 +39,14 @@ __all__ = [
 
 _DAY = 86_400.0
 
+#: Which workflows a reader may see (by name); None: all of them.
+Visible = Callable[[str], bool] | None
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowSummary:
+    """One row of the workflow list: the newest version and what is known about it."""
+
     record: WorkflowRecord
     paused: bool
     schedules: list[ScheduleInfo]
@@ -47,12 +55,15 @@ class WorkflowSummary:
 
     @property
     def next_fire(self) -> float | None:
+        """The soonest next fire of its schedules (None without one)."""
         fires = [s.next_fire for s in self.schedules if s.next_fire is not None]
         return min(fires, default=None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Overview:
+    """The overview page: the last day's runs, what runs now, failures, workers, fires."""
+
     #: Run state -> runs created in the last 24 hours.
     last_day: dict[str, int]
     running: list[RunRecord]
@@ -64,6 +75,7 @@ class Overview:
 
     @property
     def total(self) -> int:
+        """Runs created in the last 24 hours."""
         return sum(self.last_day.values())
 
 
@@ -79,13 +91,10 @@ class TaskInputs:
     items: dict[int, Any]
 
 
-#: Which workflows a reader may see (by name); None: all of them.
-Visible = Callable[[str], bool] | None
-
-
 def workflow_summaries(
     store: Stores, *, per: int = 10, visible: Visible = None
 ) -> list[WorkflowSummary]:
+    """Every (visible) workflow with its paused flag, schedules and newest `per` runs."""
     records = [r for r in store.workflows.list_workflows() if visible is None or visible(r.name)]
     paused = store.workflows.paused_workflows()
     schedules: dict[str, list[ScheduleInfo]] = {}
@@ -170,8 +179,50 @@ def task_detail(
 
 
 def task_inputs(store: Stores, run: RunRecord, task: TaskSpec, *, items: int = 200) -> TaskInputs:
+    """The parameters, upstream results and (mapped) first `items` items of `task`."""
     return TaskInputs(
         params=run.params,
         upstream=store.reads.task_results(run.id, task.depends_on),
         items=store.reads.task_items(run.id, task.name, limit=items) if task.map_over else {},
     )
+
+
+class Reads(Facet):
+    """Read models for summary pages: a fixed number of batched store reads each."""
+
+    def workflow_summaries(
+        self, *, per: int = 10, visible: Visible = None
+    ) -> list[WorkflowSummary]:
+        """Every (visible) workflow with its paused flag, schedules and newest `per` runs."""
+        return workflow_summaries(self.store, per=per, visible=visible)
+
+    def overview(self, *, rows: int = 10, visible: Visible = None) -> Overview:
+        """Runs of the last 24 h by state, running runs, recent failures, workers and their
+        load, and the next scheduled fires (of the `visible` workflows, when given)."""
+        return overview(self.store, now=self.clock.now(), rows=rows, visible=visible)
+
+    def task_inputs(self, run_id: str, task: str) -> TaskInputs:
+        """The parameters, upstream results and (for a mapped task) items of `task`."""
+        run = self.store.reads.get_run(run_id)
+        spec = self.store.workflows.get_workflow(run.workflow, run.version).spec
+        try:
+            task_spec = spec.task(task.removeprefix("undo:"))
+        except KeyError:
+            raise NotFound(f"run {run.id} has no task {task!r}") from None
+        return task_inputs(self.store, run, task_spec)
+
+    def task_detail(self, run_id: str, task: str, item: int = -1) -> TaskDetail:
+        """One task of a run for its panel: task runs (or one item's), items, attempts,
+        inputs; reads only that task's rows."""
+        run = self.store.reads.get_run(run_id)
+        spec = self.store.workflows.get_workflow(run.workflow, run.version).spec
+        known = {t.name: t for t in spec.tasks}
+        return task_detail(self.store, run, known.get(task), task, item)
+
+    def list_workers(self) -> list[WorkerRecord]:
+        """Every known worker."""
+        return self.store.reads.list_workers()
+
+    def running_by_worker(self) -> dict[str, list[TaskRunRecord]]:
+        """The task runs each worker holds a lease on right now, by worker id."""
+        return self.store.reads.running_by_worker()

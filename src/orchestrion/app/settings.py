@@ -1,4 +1,8 @@
-"""Settings, read once at the edge (CLI) and passed down; nothing reads the environment later."""
+"""Settings, read once at the edge (CLI) and passed down; nothing reads the environment later.
+
+They live beside `App`, not in the kernel: reading them builds auth's `KeyRing` (the master
+keys) and `AllowList` (where HTTP tasks may go), so they sit above `orchestrion.auth`.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ DEFAULT_DATABASE_URL = "sqlite:///.orchestrion/orchestrion.db"
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
+    """How an App and the processes built on it are configured (see `from_env`)."""
+
     database_url: str = DEFAULT_DATABASE_URL
     #: ``ORCHESTRION_CONCURRENCY``; None: by executor (`orchestrion.worker.sizing`).
     concurrency: int | None = None
@@ -41,7 +47,7 @@ class Settings:
         ``ORCHESTRION_HEARTBEAT_SECONDS`` tune failure detection (defaults 30 and 2).
 
         The master key comes from ``ORCHESTRION_MASTER_KEY`` or ``..._FILE``; a bad one is an
-        error here, a missing one only where secrets are needed (`App.key_ring`, and the
+        error here, a missing one only where secrets are needed (`App.secrets.key_ring`, and the
         server and worker commands, which refuse to start without one)."""
         env = os.environ if env is None else env
         dev_mode = env.get(DEV_MODE_ENV, "").strip().lower() in ("1", "true", "yes")

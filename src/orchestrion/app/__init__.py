@@ -1,0 +1,53 @@
+"""`App`: the one facade that the edges (CLI, API, UI) call.
+
+App owns the settings, the clock, the actor, the code registry of loaded workflow files and
+the store (`Core`); what it does is grouped in sub-facades, one attribute each:
+
+- `workflows`: load, register, read and pause workflows;
+- `runs`: start, control, recover and read runs (history, logs);
+- `triggers`: events, schedules, backfills;
+- `secrets`: seal, list, rotate and (for workers) open secrets;
+- `reads`: composite reads for summary pages, and the workers;
+- `queues`: per-queue concurrency limits;
+- `accounts`: users, tokens, sessions, the audit log;
+- `schema`: the database's migrations;
+- `runtime`: the builder of workers, schedulers and the housekeeping loop.
+"""
+
+from __future__ import annotations
+
+from orchestrion.app.core import Actor, Core
+from orchestrion.app.queues import Queues
+from orchestrion.app.reads import Reads
+from orchestrion.app.runs import Runs
+from orchestrion.app.runtime import Runtime
+from orchestrion.app.schema import Schema
+from orchestrion.app.secrets import Secrets
+from orchestrion.app.settings import Settings
+from orchestrion.app.triggers import Triggers
+from orchestrion.app.workflows import Workflows
+from orchestrion.clock import Clock
+from orchestrion.spec.loading import load_workflows, spec_from_data
+
+__all__ = ["Actor", "App", "Settings", "load_workflows", "spec_from_data"]
+
+
+class App(Core):
+    """Open it (``with App(settings) as app``), then call its sub-facades."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+        *,
+        actor: Actor | None = None,
+    ) -> None:
+        super().__init__(settings, clock, actor=actor)
+        self.workflows = Workflows(self)
+        self.runs = Runs(self)
+        self.triggers = Triggers(self)
+        self.secrets = Secrets(self)
+        self.reads = Reads(self)
+        self.queues = Queues(self)
+        self.schema = Schema(self)
+        self.runtime = Runtime(self, secrets=self.secrets.resolve_secrets)

@@ -1,0 +1,212 @@
+"""`App.runtime`: the runtime builder, the one place outside tests that builds a `Worker`,
+a `Scheduler` or the housekeeping loop (`Maintenance`), and wires them to the App's store,
+code registry, clock and secrets.
+
+``orchestrion worker`` runs `Runtime.worker` (planned by `plan_worker`), ``orchestrion
+scheduler`` and ``orchestrion server`` a `Runtime.service_scheduler`, ``orchestrion run``
+`Runtime.run_until_done`. What is not wiring stays with the command: signals, child
+processes, serving the API over HTTP, printing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrion.app.core import Core, Facet
+from orchestrion.app.settings import Settings
+from orchestrion.errors import NotFound
+from orchestrion.spec.model import TaskSpec
+from orchestrion.store.records import RunRecord, TaskRunRecord
+from orchestrion.triggers.maintenance import Maintenance
+from orchestrion.triggers.scheduler import Scheduler
+from orchestrion.worker.executor_choice import executor_from_name
+from orchestrion.worker.executors import Executor
+from orchestrion.worker.loop import Worker, WorkerSettings
+from orchestrion.worker.secrets import HIDDEN_ENV, SecretResolver
+from orchestrion.worker.sizing import DEFAULT_CONCURRENCY, default_concurrency
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "ProgressCallback",
+    "Runtime",
+    "WorkerPlan",
+    "hide_master_key",
+    "plan_worker",
+]
+
+#: Called on every poll of `Runtime.run_until_done` with the run and its task runs.
+ProgressCallback = Callable[[RunRecord, list[TaskRunRecord]], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerPlan:
+    """What a worker process will run, settled before its database is opened, so that a
+    bad ``--executor`` is refused before anything else happens."""
+
+    queues: tuple[str, ...]
+    concurrency: int
+    labels: Mapping[str, str]
+    #: The ``--executor`` name, and the executor it made (None: the worker's threads).
+    executor_name: str
+    executor: Executor | None
+
+
+def plan_worker(
+    settings: Settings,
+    *,
+    queues: tuple[str, ...],
+    concurrency: int | None,
+    labels: Mapping[str, str] | None,
+    executor: str,
+) -> WorkerPlan:
+    """The plan for ``orchestrion worker``: concurrency from the flag, else the settings,
+    else sized by executor (`orchestrion.worker.sizing`); `OrchestrionError` for an
+    unknown executor."""
+    return WorkerPlan(
+        queues=queues,
+        concurrency=concurrency or settings.concurrency or default_concurrency(executor),
+        labels=dict(labels or {}),
+        executor_name=executor,
+        executor=executor_from_name(executor),
+    )
+
+
+def hide_master_key() -> None:
+    """Drop the master key from this process's environment: the worker has it in its
+    settings already, and tasks (Python code in this process, and the processes it
+    starts) need not see it."""
+    for name in HIDDEN_ENV:
+        os.environ.pop(name, None)
+
+
+class Runtime(Facet):
+    """Builds the long-running parts over an open App."""
+
+    def __init__(self, core: Core, *, secrets: SecretResolver) -> None:
+        super().__init__(core)
+        self._secrets = secrets
+
+    @contextlib.contextmanager
+    def worker(self, plan: WorkerPlan, *, grace: float) -> Iterator[Worker]:
+        """A started worker for `plan`. On leaving it stops (in-flight attempts get `grace`
+        seconds to finish, or are released) and its executor is closed."""
+        worker = Worker(
+            self.store.runs,
+            self.store.workflows,
+            self.store.notifier,
+            self._core.code,
+            WorkerSettings(
+                queues=plan.queues,
+                concurrency=plan.concurrency,
+                lease_seconds=self._core.settings.lease_seconds,
+                heartbeat_every=self._core.settings.heartbeat_every,
+                http_allow=self._core.settings.http_allow,
+                labels=dict(plan.labels),
+            ),
+            self.clock,
+            secrets=self._secrets,
+            executor=plan.executor,
+        )
+        worker.start()
+        try:
+            yield worker
+        finally:
+            worker.stop(grace=grace)
+            if plan.executor is not None:
+                plan.executor.close()
+
+    def scheduler(self, holder_id: str | None = None, **options: Any) -> Scheduler:
+        """A scheduler on this App's store and clock (run it with `run_forever`)."""
+        return Scheduler(
+            self.store.triggers,
+            self.store.workflows,
+            self.store.runs,
+            self.clock,
+            holder_id,
+            **options,
+        )
+
+    def service_scheduler(self) -> Scheduler:
+        """The scheduler ``orchestrion scheduler`` and ``server`` run: its duties fail over
+        within the configured lease (``ORCHESTRION_LEASE_SECONDS``)."""
+        return self.scheduler(lease_ttl=self._core.settings.lease_seconds)
+
+    @contextlib.contextmanager
+    def scheduler_in_background(self) -> Iterator[Scheduler]:
+        """`service_scheduler` running in a daemon thread until the block ends."""
+        scheduler = self.service_scheduler()
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=scheduler.run_forever, args=(stop,), daemon=True, name="scheduler"
+        )
+        thread.start()
+        try:
+            yield scheduler
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+
+    def follow_other_processes(self) -> None:
+        """Let live streams see history that other processes (the server's workers) write."""
+        self.store.notifier.listen(work=False, history=True)
+
+    def run_until_done(
+        self,
+        run_id: str,
+        *,
+        concurrency: int | None = None,
+        on_progress: ProgressCallback | None = None,
+        every: float = 0.25,
+    ) -> RunRecord:
+        """Drive a run to a final state with an in-process worker (``orchestrion run``)."""
+        queues = tuple(sorted({t.queue for t in self._all_tasks(run_id)} | {"default"}))
+        settings = self._core.settings
+        worker = Worker(
+            self.store.runs,
+            self.store.workflows,
+            self.store.notifier,
+            self._core.code,
+            WorkerSettings(
+                queues=queues,
+                concurrency=concurrency or settings.concurrency or DEFAULT_CONCURRENCY,
+                lease_seconds=settings.lease_seconds,
+                heartbeat_every=settings.heartbeat_every,
+                http_allow=settings.http_allow,
+                labels=None,  # a local run runs all of its tasks, whatever they require
+            ),
+            self.clock,
+            secrets=self._secrets,
+        )
+        housekeeping = Maintenance(self.store.runs, self.clock, every=1.0)
+        worker.start()
+        housekeeping.start()
+        grace = 5.0
+        try:
+            while True:
+                run = self.store.reads.get_run(run_id)
+                if on_progress is not None:
+                    on_progress(run, self.store.reads.list_task_runs(run.id))
+                if run.state.finished:
+                    if run.state.value == "canceled":
+                        grace = 0.0  # its attempts are moot: stop them now, do not wait
+                    return run
+                self.store.notifier.wait_for_change(every)
+        finally:
+            housekeeping.stop()
+            worker.stop(grace=grace)
+
+    def _all_tasks(self, run_id: str) -> list[TaskSpec]:
+        """The run's tasks and its sub-workflows' (whose queues a local worker serves)."""
+        run = self.store.reads.get_run(run_id)
+        spec = self.store.workflows.get_workflow(run.workflow, run.version).spec
+        tasks = list(spec.tasks)
+        for task in spec.tasks:
+            if task.action.kind == "workflow":
+                with contextlib.suppress(NotFound):
+                    tasks.extend(self.store.workflows.get_workflow(task.action.workflow).spec.tasks)
+        return tasks

@@ -1,0 +1,87 @@
+"""`App.workflows`: load and register workflow files and specs, read them, pause them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from orchestrion.app.core import Facet
+from orchestrion.spec.loading import load_workflows, spec_from_data
+from orchestrion.spec.model import WorkflowSpec
+from orchestrion.store.records import WorkflowRecord
+
+__all__ = ["Workflows"]
+
+
+class Workflows(Facet):
+    """Workflow versions: registering makes a new version when the content changed."""
+
+    def load(self, path: str | os.PathLike[str]) -> list[WorkflowSpec]:
+        """Load a workflow file, make its code available to local workers, register it."""
+        loaded = load_workflows(path)
+        self.register_loaded(loaded, source=path)
+        return [spec for spec, _ in loaded]
+
+    def register_loaded(
+        self, loaded: list[tuple[WorkflowSpec, dict[str, Any]]], *, source: str | os.PathLike[str]
+    ) -> None:
+        """Register what `load_workflows` returned (split from loading so that callers can
+        check their choice and parameters before anything is written)."""
+        where = str(Path(source).resolve())
+        for spec, callables in loaded:
+            self._core.code.add(callables)
+            if self._core.actor is None:
+                self.store.workflows.register_workflow(spec, source=where, now=self.clock.now())
+                continue
+            with self._core.audited(
+                "workflow.deploy",
+                f"workflow {spec.namespace}/{spec.name}",
+                params={"version": spec.version, "source": where},
+            ):
+                self.store.workflows.register_workflow(spec, source=where, now=self.clock.now())
+
+    def register_spec(self, data: dict[str, Any], *, source: str | None) -> WorkflowRecord:
+        """Register a spec given as JSON data (the API's and `deploy`'s way in)."""
+        spec = spec_from_data(data, source=source or "request")
+        self.store.workflows.register_workflow(spec, source=source, now=self.clock.now())
+        return self.store.workflows.get_workflow(spec.name, spec.version)
+
+    def workflow(self, name: str, version: str | None = None) -> WorkflowSpec:
+        """The spec of a version (the newest when `version` is None), or `NotFound`."""
+        return self.store.workflows.get_workflow(name, version).spec
+
+    def workflow_record(self, name: str, version: str | None = None) -> WorkflowRecord:
+        """A version's record: its spec with its namespace, source and registration."""
+        return self.store.workflows.get_workflow(name, version)
+
+    def list_workflows(self) -> list[WorkflowRecord]:
+        """The newest version of every workflow."""
+        return self.store.workflows.list_workflows()
+
+    def workflow_versions(self, name: str) -> list[WorkflowRecord]:
+        """Every version of one workflow."""
+        return self.store.workflows.list_versions(name)
+
+    def namespace_of(self, workflow: str) -> str:
+        """The namespace of a workflow's newest version (`NotFound` for an unknown one)."""
+        return self.store.workflows.get_workflow(workflow).namespace
+
+    def namespaces_of(self, workflows: Iterable[str]) -> dict[str, str]:
+        """Namespaces of several workflows in one read (unknown names are left out)."""
+        wanted = set(workflows)
+        return {
+            r.name: r.namespace for r in self.store.workflows.list_workflows() if r.name in wanted
+        }
+
+    def paused_workflows(self) -> set[str]:
+        """Names of the paused workflows."""
+        return self.store.workflows.paused_workflows()
+
+    def set_paused(self, name: str, paused: bool) -> None:
+        """Pause or unpause a workflow; `NotFound` for an unknown one."""
+        action = "workflow.pause" if paused else "workflow.unpause"
+        with self._core.audited(action, f"workflow {name}", workflow=name):
+            self.store.workflows.get_workflow(name)  # NotFound for an unknown workflow
+            self.store.workflows.set_paused(name, paused, now=self.clock.now())

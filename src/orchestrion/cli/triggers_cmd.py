@@ -1,0 +1,184 @@
+"""Commands that start runs: `trigger`, `backfill`, `events send`.
+
+`trigger` and `events send` talk to a server's API when one is configured (``--server``
+or ``ORCHESTRION_SERVER``); otherwise they write to the local database, where any worker
+on it picks the runs up.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+
+from orchestrion.app import App
+from orchestrion.app.settings import Settings
+from orchestrion.cli.common import api_request, cli_actor
+from orchestrion.cli.credentials import auth_headers
+from orchestrion.cli.services import console, errors
+from orchestrion.errors import OrchestrionError
+
+__all__ = ["register"]
+
+_FINAL = ("succeeded", "failed", "canceled")
+
+
+def register(main: click.Group) -> None:
+    """Add this module's commands to `main`."""
+    for command in (trigger, backfill, events):
+        main.add_command(command)
+
+
+@click.command()
+@click.argument("workflow")
+@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE")
+@click.option("--idempotency-key", default=None)
+@click.option("--wait", is_flag=True, help="Wait for the run to finish; exit code = outcome.")
+@click.option("--server", envvar="ORCHESTRION_SERVER", default=None)
+@click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
+def trigger(
+    workflow: str,
+    params: tuple[str, ...],
+    idempotency_key: str | None,
+    wait: bool,
+    server: str | None,
+    db: str | None,
+) -> None:
+    """Start a run of a registered workflow."""
+    from orchestrion.spec.params import parse_cli_params
+
+    try:
+        if server:
+            spec_data = api_request(server, "GET", f"/api/v1/workflows/{workflow}")
+            from orchestrion.spec.model import WorkflowSpec
+
+            spec = WorkflowSpec.model_validate(spec_data["spec"])
+            body = {
+                "params": parse_cli_params(spec, list(params)),
+                "idempotency_key": idempotency_key,
+            }
+            run = api_request(server, "POST", f"/api/v1/workflows/{workflow}/runs", body)
+            console.print(f"run {run['id']} of {workflow} {run['state']}")
+            state = _waitapi_request(server, run["id"]) if wait else run["state"]
+        else:
+            with App(Settings.from_env(db=db), actor=cli_actor()) as app:
+                spec = app.workflows.workflow(workflow)
+                rec = app.runs.trigger(
+                    workflow, parse_cli_params(spec, list(params)), idempotency_key=idempotency_key
+                )
+                console.print(f"run {rec.id} of {workflow} {rec.state.value}")
+                state = _wait_local(app, rec.id) if wait else rec.state.value
+    except OrchestrionError as exc:
+        errors.print(f"[red]error:[/] {exc}", markup=True)
+        sys.exit(2)
+    if wait:
+        console.print(f"run finished: {state}")
+        sys.exit(0 if state == "succeeded" else 1)
+
+
+def _wait_local(app: App, run_id: str) -> str:
+    return app.runs.wait_until_finished(run_id, every=0.5).state.value
+
+
+def _waitapi_request(server: str, run_id: str) -> str:
+    """Follow the run's event stream until it finishes (no polling); reconnect with
+    Last-Event-ID if the connection drops."""
+    import httpx
+
+    last: str | None = None
+    while True:
+        state = str(api_request(server, "GET", f"/api/v1/runs/{run_id}")["state"])
+        if state in _FINAL:
+            return state
+        headers = {"Last-Event-ID": last} if last else {}
+        try:
+            with httpx.stream(
+                "GET",
+                server.rstrip("/") + "/api/v1/stream",
+                params={"run_id": run_id},
+                headers={**headers, **auth_headers(server)},
+                timeout=httpx.Timeout(30.0, read=60.0),
+            ) as response:
+                for line in response.iter_lines():
+                    if line.startswith("id: "):
+                        last = line[4:]
+                    elif line.startswith("data: ") and '"run.' in line:
+                        event = json.loads(line[6:])
+                        if event.get("run_id") == run_id and event.get("to_state") in _FINAL:
+                            return str(event["to_state"])
+        except httpx.HTTPError:
+            time.sleep(0.5)
+
+
+@click.command()
+@click.argument("workflow")
+@click.option("--from", "start", required=True, help="First nominal date or datetime.")
+@click.option("--to", "end", required=True, help="Last nominal date (inclusive) or datetime.")
+@click.option("--schedule", default=None, help="Which schedule, when there are several.")
+@click.option("--max-active", default=1, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--dry-run", is_flag=True, help="Show the runs it would create; create none.")
+@click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
+def backfill(
+    workflow: str,
+    start: str,
+    end: str,
+    schedule: str | None,
+    max_active: int,
+    dry_run: bool,
+    db: str | None,
+) -> None:
+    """Runs for every nominal schedule time in a range, paced by the scheduler."""
+    try:
+        with App(Settings.from_env(db=db), actor=cli_actor()) as app:
+            record = app.triggers.create_backfill(
+                workflow, start, end, schedule=schedule, max_active=max_active, dry_run=dry_run
+            )
+    except OrchestrionError as exc:
+        errors.print(f"[red]error:[/] {exc}", markup=True)
+        sys.exit(2)
+    verb = "would create" if dry_run else "will create"
+    console.print(
+        f"backfill {record.id}: {verb} {record.total} runs of {workflow}"
+        f" ({record.state}, at most {max_active} at once)",
+        markup=False,
+    )
+
+
+@click.group()
+def events() -> None:
+    """Send events that start workflows with matching triggers."""
+
+
+@events.command("send")
+@click.argument("event_type")
+@click.argument("payload", default="null")
+@click.option("--id", "event_id", default=None, help="De-duplication id.")
+@click.option("--server", envvar="ORCHESTRION_SERVER", default=None)
+@click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
+def send(
+    event_type: str, payload: str, event_id: str | None, server: str | None, db: str | None
+) -> None:
+    """Send EVENT_TYPE with a JSON PAYLOAD."""
+    try:
+        data = json.loads(payload)
+    except ValueError as exc:
+        errors.print(f"error: payload is not JSON: {exc}", markup=False)
+        sys.exit(2)
+    try:
+        if server:
+            receipt = api_request(
+                server,
+                "POST",
+                "/api/v1/events",
+                {"type": event_type, "payload": data, "id": event_id},
+            )
+            runs = receipt["run_ids"]
+        else:
+            with App(Settings.from_env(db=db), actor=cli_actor()) as app:
+                runs = app.triggers.send_event(event_type, data, event_id, source="cli")
+    except OrchestrionError as exc:
+        errors.print(f"error: {exc}", markup=False)
+        sys.exit(2)
+    console.print(f"started {len(runs)} run(s): {' '.join(runs)}", markup=False)
