@@ -11,7 +11,7 @@ import os
 import re
 import secrets
 import socket
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,8 @@ from orchestrion.store.base import (
     WorkflowRecord,
 )
 from orchestrion.store.sql_slots import QueueLimit
-from orchestrion.triggers import service
+from orchestrion.triggers import service, webhooks
+from orchestrion.triggers.events import listening_namespaces
 from orchestrion.triggers.maintenance import Maintenance, sweep
 from orchestrion.triggers.scheduler import Scheduler
 from orchestrion.triggers.service import ScheduleInfo
@@ -460,6 +461,20 @@ class App:
             return service.send_event(
                 self.store, self.clock.now(), event_type, payload, event_id, source=source
             )
+
+    # -- for the HTTP edge (web-edges, issue 13): so that `web`/`api` import no trigger internals
+
+    def event_namespaces(self, event_type: str) -> set[str]:
+        """The namespaces whose workflows have a trigger on this event type: where sending
+        it needs ``events.send``."""
+        return listening_namespaces((r.spec for r in self.list_workflows()), event_type)
+
+    def verify_webhook(
+        self, name: str, headers: Mapping[str, str], body: bytes
+    ) -> webhooks.Delivery:
+        """A request to webhook `name`, verified with its configuration in the environment
+        (read per request: a secret set later counts); send it with `receive_event`."""
+        return webhooks.accept(name, os.environ, headers, body, self.clock.now())
 
     def create_backfill(
         self,
