@@ -37,7 +37,7 @@ from orchestrion.web.request import app_of, principal_of
 
 __all__ = ["SESSION_COOKIE", "Authenticate", "guard"]
 
-log = logging.getLogger("orchestrion.api.guard")  # the name log filters already know
+log = logging.getLogger("orchestrion.web.guard")
 
 SESSION_COOKIE: Final = "orchestrion_session"
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
