@@ -28,6 +28,7 @@ from orchestrion.errors import NotFound, ParameterError
 from orchestrion.spec.loading import spec_from_data
 from orchestrion.spec.model import SubWorkflowAction
 from orchestrion.web.policy import Check
+from orchestrion.web.request import principal_of
 
 __all__ = [
     "anywhere",
@@ -52,7 +53,7 @@ def visible(principal: Principal, namespace: str, action: Action = Action.READ) 
 
 async def anywhere(request: Request, app: App, action: Action) -> list[Check]:
     """Lists: the principal needs the action on at least one namespace (handlers filter)."""
-    principal: Principal = request.state.principal
+    principal = principal_of(request)
     for namespace in principal.bindings:
         if visible(principal, namespace, action):
             return []
