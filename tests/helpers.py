@@ -434,17 +434,17 @@ def session_cookie(url: str, user: str = "admin", password: str = ADMIN_PASSWORD
 
 @contextlib.contextmanager
 def serve_api(app: App, **options: Any) -> Iterator[str]:
-    """The server's ASGI app (`create_api(app, **options)`) on a real uvicorn, on a free
+    """The server's ASGI app (`create_server(app, **options)`) on a real uvicorn, on a free
     loopback port, in a thread; yields its base URL and stops it afterwards."""
     import threading
     import time
 
     import uvicorn
 
-    from orchestrion.api.app import create_api
+    from orchestrion.server import create_server
 
     config = uvicorn.Config(
-        create_api(app, **options), host="127.0.0.1", port=0, log_level="error", lifespan="off"
+        create_server(app, **options), host="127.0.0.1", port=0, log_level="error", lifespan="off"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

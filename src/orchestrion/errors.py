@@ -15,6 +15,7 @@ The tree::
     │   ├── TaskTimeout           a task ran past its timeout
     │   └── UnsafeURL             an HTTP task's URL is refused (scheme, or a private address)
     ├── AuthError                 no valid credentials: missing, malformed, expired, revoked (401)
+    ├── BadSignature              a signed request (a webhook) is not authentic (401)
     ├── Forbidden                 the principal may not do this action here (403)
     └── SecretError               a secret cannot be sealed or opened, or no master key is set
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 __all__ = [
     "AlreadyExists",
     "AuthError",
+    "BadSignature",
     "CancelRequested",
     "CycleError",
     "ExpressionError",
@@ -148,6 +150,10 @@ class AuthError(OrchestrionError):
 
     Messages say which of these it was, never the credential itself.
     """
+
+
+class BadSignature(OrchestrionError):
+    """The request's signature is missing, stale or does not match its body."""
 
 
 class Forbidden(OrchestrionError):

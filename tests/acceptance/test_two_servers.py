@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestrion.api.guard import SESSION_COOKIE
+from orchestrion.web.guard import SESSION_COOKIE
 from tests.acceptance.conftest import EXAMPLES
 from tests.acceptance.test_server import free_port, wait_for
 from tests.helpers import database_url_for, session_cookie

@@ -13,9 +13,9 @@ import httpx
 import pytest
 import uvicorn
 
-from orchestrion.api.app import create_api
 from orchestrion.app import App
 from orchestrion.app.settings import Settings
+from orchestrion.server import create_server
 from orchestrion.spec.model import (
     InputSpec,
     ParamSpec,
@@ -74,7 +74,7 @@ def app(tmp_path: Path) -> Iterator[App]:
 def client(app: App) -> Iterator[httpx.Client]:
     """A real uvicorn server on a free loopback port, in a thread."""
     config = uvicorn.Config(
-        create_api(app, max_body_bytes=10_000),
+        create_server(app, max_body_bytes=10_000),
         host="127.0.0.1",
         port=0,
         log_level="error",

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestrion.api.app import create_api
 from orchestrion.app import App
 from orchestrion.app.settings import Settings
+from orchestrion.server import create_server
 from orchestrion.spec.model import PythonAction, TaskSpec, WorkflowSpec
 from tests.helpers import database_url_for
 
@@ -69,7 +69,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
         )
         app.store.workflows.register_workflow(spec, source=None, now=time.time())
         app.runs.trigger("w")
-        transport = httpx.ASGITransport(app=create_api(app, max_body_bytes=100_000))
+        transport = httpx.ASGITransport(app=create_server(app, max_body_bytes=100_000))
         token, _ = app.accounts.create_token("fuzz", {"*": "admin"}, expires="never")
         _HEADERS["authorization"] = f"Bearer {token}"
         yield app, transport
@@ -80,7 +80,7 @@ _HEADERS: dict[str, str] = {}
 
 
 def _routes(app: App) -> list[tuple[str, str]]:
-    doc = create_api(app).openapi()
+    doc = create_server(app).openapi()
     out = []
     for path, methods in doc["paths"].items():
         for method in methods:

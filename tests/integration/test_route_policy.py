@@ -7,6 +7,7 @@ every role bound on ``finance`` call every route on both namespaces' objects.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
@@ -18,14 +19,14 @@ import httpx
 import pytest
 import uvicorn
 
-from orchestrion.api.app import create_api
-from orchestrion.api.policy import PUBLIC, RULES
 from orchestrion.app import App
 from orchestrion.app.settings import Settings
 from orchestrion.auth.principals import GLOBAL_ACTIONS, REQUIRED_ROLE, Action, Role
+from orchestrion.server import create_server
 from orchestrion.spec.model import PythonAction, SubWorkflowAction, TaskSpec, WorkflowSpec
 from orchestrion.spec.schedule_model import ScheduleSpec
 from orchestrion.store.records import AuditFilter
+from orchestrion.web.policy import access_table
 from tests.helpers import database_url_for
 
 _DAILY = (ScheduleSpec(cron="0 3 * * *"),)
@@ -46,9 +47,10 @@ OPS = WorkflowSpec(
 class Server:
     def __init__(self, app: App) -> None:
         self.app = app
-        config = uvicorn.Config(
-            create_api(app), host="127.0.0.1", port=0, log_level="error", lifespan="off"
-        )
+        asgi = create_server(app)
+        # The access table, read off the routes' own marks (`rule(...)`, `public`).
+        self.access = access_table(asgi.routes)
+        config = uvicorn.Config(asgi, host="127.0.0.1", port=0, log_level="error", lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
@@ -96,6 +98,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def _routes(app: App) -> list[tuple[str, str]]:
     """Every (method, path template) the server answers, through included routers."""
+    return _routes_of(create_server(app).routes)
+
+
+def _routes_of(top: Any) -> list[tuple[str, str]]:
     out: set[tuple[str, str]] = set()
 
     def walk(routes: Any) -> None:
@@ -105,7 +111,7 @@ def _routes(app: App) -> list[tuple[str, str]]:
             elif getattr(route, "methods", None) and isinstance(route.path, str):
                 out.update((m, route.path) for m in route.methods if m != "HEAD")
 
-    walk(create_api(app).routes)
+    walk(top)
     return sorted(out)
 
 
@@ -113,6 +119,7 @@ def _routes(app: App) -> list[tuple[str, str]]:
 
 
 def test_every_route_is_public_or_has_a_rule_and_every_rule_a_route(server: Server) -> None:
+    PUBLIC, RULES = server.access.public, server.access.rules
     routes = set(_routes(server.app))
     undecided = sorted(r for r in routes if r not in PUBLIC and r not in RULES)
     assert not undecided, f"routes without an access rule: {undecided}"
@@ -121,7 +128,7 @@ def test_every_route_is_public_or_has_a_rule_and_every_rule_a_route(server: Serv
 
 
 def test_the_public_routes_are_exactly_the_allow_list(server: Server) -> None:
-    assert set(PUBLIC) == {
+    assert set(server.access.public) == {
         ("GET", "/api/v1/health"),
         ("GET", "/api/v1/ready"),
         ("POST", "/hooks/{name}"),
@@ -129,6 +136,32 @@ def test_the_public_routes_are_exactly_the_allow_list(server: Server) -> None:
         ("POST", "/login"),
         ("GET", "/static/{path:path}"),
     }
+
+
+def test_a_route_without_a_rule_is_refused_and_missing_from_the_table(server: Server) -> None:
+    """Fail closed: a route added with no mark answers 403 even to a ``*`` admin, and the
+    table read off the routes lacks it, so the enumeration above would name it."""
+    asgi = create_server(server.app)
+
+    def unruled() -> dict[str, str]:
+        return {"reached": "yes"}
+
+    asgi.add_api_route("/api/v1/unruled", unruled, methods=["GET"])
+    assert ("GET", "/api/v1/unruled") in set(_routes_of(asgi.routes))
+    table = access_table(asgi.routes)
+    assert ("GET", "/api/v1/unruled") not in {*table.public, *table.rules}
+    headers = {"Authorization": f"Bearer {server.tokens['root']}"}
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=asgi)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://t", headers=headers
+        ) as c:
+            return await c.get("/api/v1/unruled")
+
+    refused = asyncio.run(call())
+    assert refused.status_code == 403, refused.text
+    assert "no access rule for GET /api/v1/unruled" in refused.json()["error"]["message"]
 
 
 def _url(path: str, server: Server, namespace: str = "finance") -> str:
@@ -148,7 +181,7 @@ def _url(path: str, server: Server, namespace: str = "finance") -> str:
 def test_without_credentials_every_guarded_route_refuses(server: Server) -> None:
     with server.client(follow_redirects=False) as anonymous:
         for method, path in _routes(server.app):
-            if (method, path) in PUBLIC or method == "HEAD":
+            if (method, path) in server.access.public or method == "HEAD":
                 continue
             answer = anonymous.request(method, _url(path, server), json={})
             is_page = method == "GET" and not path.startswith("/api/")
@@ -205,7 +238,7 @@ def test_bad_tokens_are_refused_with_401_and_say_why(server: Server) -> None:
 
 def _mutating_api_routes(server: Server) -> list[tuple[str, str, Action]]:
     out = []
-    for (method, path), rule in sorted(RULES.items()):
+    for (method, path), rule in sorted(server.access.rules.items()):
         if rule.mutating and path.startswith("/api/") and "{" in path:
             out.append((method, path, rule.action))
     return out

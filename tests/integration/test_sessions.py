@@ -15,12 +15,12 @@ import httpx
 import psycopg
 import pytest
 
-from orchestrion.api.guard import SESSION_COOKIE
 from orchestrion.app import App
 from orchestrion.app.settings import Settings
 from orchestrion.errors import AuthError
 from orchestrion.spec.model import PythonAction, TaskSpec, WorkflowSpec
 from orchestrion.store.records import AuditFilter
+from orchestrion.web.guard import SESSION_COOKIE
 from tests.helpers import database_url_for
 from tests.integration.test_route_policy import Server
 

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestrion.api.app import create_api
 from orchestrion.app import App
+from orchestrion.server import create_server
 from orchestrion.spec.model import ScheduleSpec
 from orchestrion.store.sql.database import Database
 from tests.helpers import make_app, py, wf
@@ -55,7 +55,7 @@ def _get(app: App, path: str) -> httpx.Response:
     headers = {"Authorization": f"Bearer {_TOKEN[id(app)]}"}
 
     async def get() -> httpx.Response:
-        transport = httpx.ASGITransport(app=create_api(app))
+        transport = httpx.ASGITransport(app=create_server(app))
         async with httpx.AsyncClient(
             transport=transport, base_url="http://ui", headers=headers
         ) as client:

@@ -13,11 +13,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orchestrion.api.routes.triggers import WebhookUnauthorized
 from orchestrion.api.schemas import BadCursor
 from orchestrion.errors import (
     AlreadyExists,
     AuthError,
+    BadSignature,
     ExpressionError,
     Forbidden,
     IllegalTransition,
@@ -28,8 +28,9 @@ from orchestrion.errors import (
     SpecError,
     StoreError,
 )
+from orchestrion.web.errors import error_response
 
-__all__ = ["error_response", "install_error_handlers"]
+__all__ = ["install_error_handlers"]
 
 log = logging.getLogger("orchestrion.api")
 
@@ -38,7 +39,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (AuthError, 401, "unauthenticated"),
     (Forbidden, 403, "forbidden"),
     (AlreadyExists, 409, "already_exists"),
-    (WebhookUnauthorized, 401, "bad_signature"),
+    (BadSignature, 401, "bad_signature"),
     (BadCursor, 400, "bad_cursor"),
     (ParameterError, 422, "bad_parameters"),
     (SpecError, 422, "invalid_workflow"),
@@ -48,10 +49,6 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (StoreError, 503, "store_unavailable"),
     (OrchestrionError, 400, "bad_request"),
 ]
-
-
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
 def install_error_handlers(api: FastAPI) -> None:

@@ -1,22 +1,21 @@
-"""The JSON shapes the REST API exposes; the only ones. Records map onto them here."""
+"""The JSON shapes the REST API exposes; the only ones.
+
+Records are shown through models built from their `api.wire` tables (`model_of`), so a
+record's new field appears here without an edit. `Workflow` and `WorkerTask` are views
+(a workflow's summary, a worker's lease), written out because they are not field copies.
+"""
 
 from __future__ import annotations
 
 import base64
-from typing import Any
+from types import GenericAlias
+from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from orchestrion.api.wire import ATTEMPT, EVENT, LOG_LINE, RUN, SECRET, TASK_RUN, WORKER, Wire
 from orchestrion.errors import OrchestrionError
-from orchestrion.store.records import (
-    AttemptRecord,
-    EventRecord,
-    LogRecord,
-    RunRecord,
-    TaskRunRecord,
-    WorkerRecord,
-    WorkflowRecord,
-)
+from orchestrion.store.records import TaskRunRecord, WorkflowRecord
 
 __all__ = [
     "Attempt",
@@ -25,13 +24,18 @@ __all__ = [
     "Event",
     "LogLine",
     "Page",
+    "RecordModel",
     "Run",
+    "SecretInfo",
     "TaskRun",
     "TriggerRequest",
     "Worker",
+    "WorkerTask",
     "Workflow",
     "decode_cursor",
     "encode_cursor",
+    "list_of",
+    "model_of",
 ]
 
 
@@ -85,150 +89,42 @@ class TriggerRequest(BaseModel):
     priority: int = Field(default=0, ge=-1000, le=1000)
 
 
-class Run(_Out):
-    id: str
-    workflow: str
-    version: str
-    state: str
-    params: dict[str, Any]
-    trigger: str
-    priority: int
-    idempotency_key: str | None
-    parent_task_run_id: int | None
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    result: Any
-    error: str | None
+class RecordModel(_Out):
+    """A response model built from a record's `Wire` (`model_of`); `of` shows a record."""
+
+    wire: ClassVar[Wire[Any]]
 
     @classmethod
-    def of(cls, rec: RunRecord) -> Run:
-        return cls(
-            id=rec.id,
-            workflow=rec.workflow,
-            version=rec.version,
-            state=rec.state.value,
-            params=rec.params,
-            trigger=rec.trigger,
-            priority=rec.priority,
-            idempotency_key=rec.idempotency_key,
-            parent_task_run_id=rec.parent_task_run_id,
-            created_at=rec.created_at,
-            started_at=rec.started_at,
-            finished_at=rec.finished_at,
-            result=rec.result,
-            error=rec.error,
-        )
+    def of(cls, record: Any, **extra: Any) -> Self:
+        return cls(**cls.wire.encode(record), **extra)
 
 
-class TaskRun(_Out):
-    id: int
-    run_id: str
-    task: str
-    map_index: int | None
-    kind: str
-    state: str
-    queue: str
-    priority: int
-    attempts: int
-    result: Any
-    error: str | None
-    started_at: float | None
-    finished_at: float | None
-
-    @classmethod
-    def of(cls, rec: TaskRunRecord) -> TaskRun:
-        return cls(
-            id=rec.id,
-            run_id=rec.run_id,
-            task=rec.task_name,
-            map_index=rec.map_index if rec.map_index >= 0 else None,
-            kind=rec.kind,
-            state=rec.state.value,
-            queue=rec.queue,
-            priority=rec.priority,
-            attempts=rec.attempts,
-            result=rec.result,
-            error=rec.error,
-            started_at=rec.started_at,
-            finished_at=rec.finished_at,
-        )
+def list_of(model: type[BaseModel]) -> Any:
+    """``list[model]``, for a ``response_model``: spelled so that a type checker accepts a
+    model built at run time (it is the same `GenericAlias`)."""
+    return GenericAlias(list, (model,))
 
 
-class Attempt(_Out):
-    id: int
-    task_run_id: int
-    number: int
-    worker: str
-    started_at: float
-    finished_at: float | None
-    outcome: str | None
-    error: str | None
-    error_type: str | None
-    traceback: str | None
-
-    @classmethod
-    def of(cls, rec: AttemptRecord) -> Attempt:
-        return cls(
-            id=rec.id,
-            task_run_id=rec.task_run_id,
-            number=rec.number,
-            worker=rec.worker,
-            started_at=rec.started_at,
-            finished_at=rec.finished_at,
-            outcome=rec.outcome,
-            error=rec.error,
-            error_type=rec.error_type,
-            traceback=rec.traceback,
-        )
+def model_of(wire: Wire[Any], name: str, **extra: Any) -> type[RecordModel]:
+    """The response model `name` of a record: one required field per field on the wire, in
+    the record's order, then the `extra` fields (name=type) that are not the record's."""
+    fields: dict[str, Any] = {f.wire: (f.json_type, ...) for f in wire.fields}
+    fields.update({key: (kind, ...) for key, kind in extra.items()})
+    model = create_model(name, __base__=RecordModel, __module__=__name__, **fields)
+    model.wire = wire
+    return model
 
 
-class Event(_Out):
-    id: int
-    run_id: str | None
-    task_run_id: int | None
-    at: float
-    kind: str
-    from_state: str | None
-    to_state: str | None
-    data: dict[str, Any] | None
-
-    @classmethod
-    def of(cls, rec: EventRecord) -> Event:
-        return cls(
-            id=rec.id,
-            run_id=rec.run_id,
-            task_run_id=rec.task_run_id,
-            at=rec.at,
-            kind=rec.kind,
-            from_state=rec.from_state,
-            to_state=rec.to_state,
-            data=rec.data,
-        )
+Run = model_of(RUN, "Run")
+TaskRun = model_of(TASK_RUN, "TaskRun")
+Attempt = model_of(ATTEMPT, "Attempt")
+Event = model_of(EVENT, "Event")
+LogLine = model_of(LOG_LINE, "LogLine")
+SecretInfo = model_of(SECRET, "SecretInfo")
 
 
-class LogLine(_Out):
-    id: int
-    task: str
-    task_run_id: int
-    attempt: int
-    at: float
-    stream: str
-    line: str
-
-    @classmethod
-    def of(cls, rec: LogRecord) -> LogLine:
-        return cls(
-            id=rec.id,
-            task=rec.task_name,
-            task_run_id=rec.task_run_id,
-            attempt=rec.attempt,
-            at=rec.at,
-            stream=rec.stream,
-            line=rec.line,
-        )
-
-
+# A task run a worker holds a lease on: a view of the task run, not a copy. (No docstring:
+# it would become the schema's description, and the published schema has none.)
 class WorkerTask(_Out):
     run_id: str
     task_run_id: int
@@ -236,42 +132,19 @@ class WorkerTask(_Out):
     attempt: int
     started_at: float | None
 
-
-class Worker(_Out):
-    id: str
-    host: str
-    pid: int
-    queues: list[str]
-    started_at: float
-    heartbeat_at: float
-    state: str
-    #: Routing labels it was started with (``--label KEY=VALUE``).
-    labels: dict[str, str]
-    #: The task runs it holds a lease on now.
-    running: list[WorkerTask]
-
     @classmethod
-    def of(cls, rec: WorkerRecord, running: list[TaskRunRecord] | None = None) -> Worker:
+    def of(cls, rec: TaskRunRecord) -> WorkerTask:
         return cls(
-            id=rec.id,
-            host=rec.host,
-            pid=rec.pid,
-            queues=list(rec.queues),
+            run_id=rec.run_id,
+            task_run_id=rec.id,
+            task=rec.task_name if rec.map_index < 0 else f"{rec.task_name}[{rec.map_index}]",
+            attempt=rec.attempts,
             started_at=rec.started_at,
-            heartbeat_at=rec.heartbeat_at,
-            state=rec.state,
-            labels=dict(rec.labels),
-            running=[
-                WorkerTask(
-                    run_id=t.run_id,
-                    task_run_id=t.id,
-                    task=t.task_name if t.map_index < 0 else f"{t.task_name}[{t.map_index}]",
-                    attempt=t.attempts,
-                    started_at=t.started_at,
-                )
-                for t in running or []
-            ],
         )
+
+
+#: A worker, and (``running``) the task runs it holds a lease on now.
+Worker = model_of(WORKER, "Worker", running=list[WorkerTask])
 
 
 class Page(_Out):

@@ -6,12 +6,15 @@ The scheduler that fires schedules and paces backfills is built by `App.runtime`
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from orchestrion.app.core import Facet
 from orchestrion.store.records import BackfillRecord, EventReceipt
-from orchestrion.triggers import service
+from orchestrion.triggers import service, webhooks
+from orchestrion.triggers.events import listening_namespaces
 from orchestrion.triggers.service import ScheduleInfo
 
 __all__ = ["Triggers"]
@@ -43,6 +46,19 @@ class Triggers(Facet):
                 event_id,
                 source=source,
             )
+
+    def event_namespaces(self, event_type: str) -> set[str]:
+        """The namespaces whose workflows have a trigger on this event type: where sending
+        it needs ``events.send``."""
+        specs = (r.spec for r in self.store.workflows.list_workflows())
+        return listening_namespaces(specs, event_type)
+
+    def verify_webhook(
+        self, name: str, headers: Mapping[str, str], body: bytes
+    ) -> webhooks.Delivery:
+        """A request to webhook `name`, verified with its configuration in the environment
+        (read per request: a secret set later counts); send it with `receive_event`."""
+        return webhooks.accept(name, os.environ, headers, body, self.clock.now())
 
     def create_backfill(
         self,

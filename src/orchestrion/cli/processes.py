@@ -239,7 +239,7 @@ def run_server(
     require_master_key(settings, "server")
     import uvicorn
 
-    from orchestrion.api.app import create_api
+    from orchestrion.server import create_server
 
     # uvicorn handles SIGTERM/SIGINT while it serves, then restores the previous handlers
     # and raises the signal again: with the default handlers the process would die there,
@@ -263,7 +263,7 @@ def run_server(
             )
             watcher.start()
             config = uvicorn.Config(
-                create_api(app),
+                create_server(app),
                 host=host,
                 port=port,
                 log_level="warning",

@@ -1,7 +1,8 @@
 """The CLI's view of a server: the same read and control methods as `App`, over the REST API.
 
 Commands use `Remote` when ``--server`` / ``ORCHESTRION_SERVER`` is given and the local
-`App` otherwise, so their output is the same either way.
+`App` otherwise, so their output is the same either way. Responses become records through
+the API's own `api.wire` tables, so the two sides cannot disagree on a record's shape.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from typing import Any
 
 import httpx
 
+from orchestrion.api.wire import ATTEMPT, LOG_LINE, RUN, TASK_RUN
 from orchestrion.cli.credentials import auth_headers
 from orchestrion.errors import AuthError, Forbidden, IllegalTransition, NotFound, OrchestrionError
-from orchestrion.states import RunState, TaskState
 from orchestrion.store.records import AttemptRecord, LogRecord, RunFilter, RunRecord, TaskRunRecord
 
 __all__ = ["Remote"]
@@ -59,7 +60,7 @@ class Remote:
     # ------------------------------------------------------------------ the App's verbs
 
     def get_run(self, run_id: str) -> RunRecord:
-        return _run(self.call("GET", f"/api/v1/runs/{run_id}"))
+        return RUN.decode(self.call("GET", f"/api/v1/runs/{run_id}"))
 
     def list_runs(self, filt: RunFilter | None = None) -> list[RunRecord]:
         filt = filt or RunFilter()
@@ -69,91 +70,24 @@ class Remote:
         if filt.state:
             params["state"] = filt.state.value
         page = self.call("GET", "/api/v1/runs", params=params)
-        return [_run(item) for item in page["items"]]
+        return [RUN.decode(item) for item in page["items"]]
 
     def task_runs(self, run_id: str) -> list[TaskRunRecord]:
-        return [_task_run(t) for t in self.call("GET", f"/api/v1/runs/{run_id}/tasks")]
+        return [TASK_RUN.decode(t) for t in self.call("GET", f"/api/v1/runs/{run_id}/tasks")]
 
     def attempts(self, run_id: str) -> list[AttemptRecord]:
         rows = self.call("GET", f"/api/v1/runs/{run_id}/attempts")
-        return [AttemptRecord(run_id=run_id, epoch=0, **{k: a[k] for k in _ATTEMPT}) for a in rows]
+        return [ATTEMPT.decode(a, run_id=run_id) for a in rows]
 
     def logs(self, run_id: str, task: str | None = None, after_id: int = 0) -> list[LogRecord]:
         params: dict[str, Any] = {"after": after_id}
         if task:
             params["task"] = task
         page = self.call("GET", f"/api/v1/runs/{run_id}/logs", params=params)
-        return [
-            LogRecord(
-                id=x["id"],
-                run_id=run_id,
-                task_run_id=x["task_run_id"],
-                task_name=x["task"],
-                attempt=x["attempt"],
-                at=x["at"],
-                stream=x["stream"],
-                line=x["line"],
-            )
-            for x in page["items"]
-        ]
+        return [LOG_LINE.decode(x, run_id=run_id) for x in page["items"]]
 
     def cancel_or_raise(self, run_id: str) -> None:
         self.call("POST", f"/api/v1/runs/{run_id}/cancel")
 
     def retry_or_raise(self, run_id: str) -> None:
         self.call("POST", f"/api/v1/runs/{run_id}/retry")
-
-
-_ATTEMPT = (
-    "id",
-    "task_run_id",
-    "number",
-    "worker",
-    "started_at",
-    "finished_at",
-    "outcome",
-    "error",
-    "error_type",
-    "traceback",
-)
-
-
-def _run(d: dict[str, Any]) -> RunRecord:
-    return RunRecord(
-        id=d["id"],
-        workflow=d["workflow"],
-        version=d["version"],
-        state=RunState(d["state"]),
-        params=d["params"],
-        priority=d["priority"],
-        trigger=d["trigger"],
-        idempotency_key=d["idempotency_key"],
-        parent_task_run_id=d["parent_task_run_id"],
-        created_at=d["created_at"],
-        started_at=d["started_at"],
-        finished_at=d["finished_at"],
-        deadline=None,
-        result=d["result"],
-        error=d["error"],
-    )
-
-
-def _task_run(d: dict[str, Any]) -> TaskRunRecord:
-    return TaskRunRecord(
-        id=d["id"],
-        run_id=d["run_id"],
-        task_name=d["task"],
-        map_index=-1 if d["map_index"] is None else d["map_index"],
-        kind=d["kind"],
-        state=TaskState(d["state"]),
-        queue=d["queue"],
-        priority=d["priority"],
-        attempts=d["attempts"],
-        ready_at=0.0,
-        result=d["result"],
-        error=d["error"],
-        started_at=d["started_at"],
-        finished_at=d["finished_at"],
-        lease_owner=None,
-        lease_epoch=0,
-    )

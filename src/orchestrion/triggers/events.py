@@ -26,7 +26,15 @@ from orchestrion.spec.model import TriggerSpec, WorkflowSpec
 from orchestrion.spec.params import resolve_params
 from orchestrion.store.records import RunRecord, RunRequest
 
-__all__ = ["Matches", "event_scope", "match_event", "match_run", "run_scope", "type_matches"]
+__all__ = [
+    "Matches",
+    "event_scope",
+    "listening_namespaces",
+    "match_event",
+    "match_run",
+    "run_scope",
+    "type_matches",
+]
 
 #: The run-trigger outcome each finished run state satisfies.
 _OUTCOMES = {
@@ -47,6 +55,17 @@ class Matches:
 def type_matches(pattern: str, event_type: str) -> bool:
     """Whether an event type matches a trigger's pattern (``*`` is the only wildcard)."""
     return _pattern(pattern).fullmatch(event_type) is not None
+
+
+def listening_namespaces(specs: Iterable[WorkflowSpec], event_type: str) -> set[str]:
+    """The namespaces of the workflows with a trigger on this event type (paused or not):
+    whom sending it concerns, for authorising the send."""
+    return {
+        spec.namespace
+        for spec in specs
+        for trigger in spec.triggers
+        if trigger.event is not None and type_matches(trigger.event, event_type)
+    }
 
 
 @lru_cache(maxsize=1024)

@@ -13,19 +13,23 @@ Two styles cover most senders:
 
 Comparisons are constant-time. Every failure is a `WebhookRejected` naming what was wrong,
 never the secret or the expected signature.
+
+`accept` is the whole intake of one request to a named webhook: its configuration (read
+from the environment mapping it is given), the signature, the JSON body, the event name.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from orchestrion.errors import OrchestrionError
+from orchestrion.errors import BadSignature, NotFound, ParameterError
 
-__all__ = ["Style", "Verified", "WebhookRejected", "sign", "verify"]
+__all__ = ["Delivery", "Style", "Verified", "WebhookRejected", "accept", "sign", "verify"]
 
 Style = Literal["github", "stripe", "hmac"]
 
@@ -33,7 +37,7 @@ Style = Literal["github", "stripe", "hmac"]
 DEFAULT_TOLERANCE = 300.0
 
 
-class WebhookRejected(OrchestrionError):
+class WebhookRejected(BadSignature):
     """The webhook request is not authentic."""
 
 
@@ -43,6 +47,43 @@ class Verified:
     delivery_id: str | None
     #: The sender's event name (GitHub's X-GitHub-Event), when it provides one.
     event: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An authentic webhook request, as the event it sends."""
+
+    #: ``webhook.<name>``, or ``webhook.<name>.<sender's event>`` when the sender names one.
+    event: str
+    delivery_id: str | None
+    payload: Any
+
+
+def accept(
+    name: str, env: Mapping[str, str], headers: Mapping[str, str], body: bytes, now: float
+) -> Delivery:
+    """Verify a request to webhook `name` with its secret (``ORCHESTRION_WEBHOOK_<NAME>_SECRET``
+    in `env`) and style (``..._STYLE``: github, stripe or hmac; github by default).
+
+    Raises `NotFound` for a webhook that is not configured, `WebhookRejected` for a bad
+    signature and `ParameterError` for a body that is not JSON.
+    """
+    key = "".join(c if c.isalnum() else "_" for c in name).upper()
+    secret = env.get(f"ORCHESTRION_WEBHOOK_{key}_SECRET", "")
+    style = env.get(f"ORCHESTRION_WEBHOOK_{key}_STYLE", "github")
+    if not secret or style not in ("github", "stripe", "hmac"):
+        raise NotFound(f"no webhook named {name!r} is configured")
+    verified = verify(_style(style), secret.encode(), headers, body, now)
+    try:
+        payload = json.loads(body) if body else None
+    except ValueError:
+        raise ParameterError("webhook body is not JSON") from None
+    event = f"webhook.{name}" + (f".{verified.event}" if verified.event else "")
+    return Delivery(event=event, delivery_id=verified.delivery_id, payload=payload)
+
+
+def _style(value: str) -> Style:
+    return "stripe" if value == "stripe" else "hmac" if value == "hmac" else "github"
 
 
 def _hmac(secret: bytes, message: bytes) -> str:

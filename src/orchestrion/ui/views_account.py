@@ -15,13 +15,17 @@ from typing import Final
 from fastapi import Request
 from starlette.responses import Response
 
-from orchestrion.api.guard import SESSION_COOKIE
-from orchestrion.api.scope import scope_of
 from orchestrion.app.accounts import SESSION_TTL
 from orchestrion.auth.principals import Action
 from orchestrion.errors import AuthError
 from orchestrion.store.records import AuditFilter
-from orchestrion.ui.web import app_of, check_csrf, form_data, redirect, render, ui_router
+from orchestrion.ui.pages import form_data, redirect, render, ui_router
+from orchestrion.web import targets
+from orchestrion.web.csrf import check_csrf
+from orchestrion.web.guard import SESSION_COOKIE
+from orchestrion.web.policy import public, rule
+from orchestrion.web.request import app_of
+from orchestrion.web.scope import scope_of
 
 __all__ = ["router"]
 
@@ -63,11 +67,13 @@ def _login_page(request: Request, *, status: int = 200, error: str = "") -> Resp
 
 
 @router.get("/login")
+@public
 def login(request: Request) -> Response:
     return _login_page(request)
 
 
 @router.post("/login")
+@public
 async def login_submit(request: Request) -> Response:
     form = await form_data(request)
     user = form.get("user", "").strip()[:64]
@@ -102,6 +108,7 @@ async def login_submit(request: Request) -> Response:
 
 
 @router.post("/logout")
+@rule(Action.READ, targets.signed_in, "session.logout")
 async def logout(request: Request) -> Response:
     check_csrf(request, await form_data(request))
     cookie = request.cookies.get(SESSION_COOKIE)
@@ -113,6 +120,7 @@ async def logout(request: Request) -> Response:
 
 
 @router.get("/audit")
+@rule(Action.READ_AUDIT, targets.anywhere)
 def audit(
     request: Request,
     actor: str = "",

@@ -8,13 +8,18 @@ from urllib.parse import quote
 from fastapi import Request
 from starlette.responses import Response
 
-from orchestrion.api.scope import scope_of
 from orchestrion.app import App
+from orchestrion.auth.principals import Action
 from orchestrion.errors import ParameterError
 from orchestrion.states import RunEvent, RunState, TaskEvent
 from orchestrion.store.records import AttemptRecord, RunFilter, RunRecord, TaskRunRecord
 from orchestrion.ui import graph
-from orchestrion.ui.web import app_of, check_csrf, form_data, redirect, render, ui_router
+from orchestrion.ui.pages import form_data, redirect, render, ui_router
+from orchestrion.web import targets
+from orchestrion.web.csrf import check_csrf
+from orchestrion.web.policy import rule
+from orchestrion.web.request import app_of
+from orchestrion.web.scope import scope_of
 
 __all__ = ["KINDS", "router"]
 
@@ -45,6 +50,7 @@ KINDS = [
 
 
 @router.get("/runs")
+@rule(Action.READ, targets.anywhere)
 def runs(
     request: Request, workflow: str = "", state: str = "", before: str = "", limit: int = 50
 ) -> Response:
@@ -124,6 +130,7 @@ def _panel(app: App, run: RunRecord, task: str, item: int) -> dict[str, object]:
 
 
 @router.get("/runs/{run_id}")
+@rule(Action.READ, targets.run)
 def run_page(request: Request, run_id: str, task: str = "", item: int = -1) -> Response:
     app = app_of(request)
     # The live stream resumes after this: whatever happens later is replayed, and nothing
@@ -151,6 +158,7 @@ def run_page(request: Request, run_id: str, task: str = "", item: int = -1) -> R
 
 
 @router.get("/runs/{run_id}/fragments/panel")
+@rule(Action.READ, targets.run)
 def panel_fragment(request: Request, run_id: str, task: str = "", item: int = -1) -> Response:
     app = app_of(request)
     run = app.runs.get_run(run_id)
@@ -158,6 +166,7 @@ def panel_fragment(request: Request, run_id: str, task: str = "", item: int = -1
 
 
 @router.get("/runs/{run_id}/fragments/timeline")
+@rule(Action.READ, targets.run)
 def timeline_fragment(request: Request, run_id: str) -> Response:
     app = app_of(request)
     run = app.runs.get_run(run_id)
@@ -166,6 +175,7 @@ def timeline_fragment(request: Request, run_id: str) -> Response:
 
 
 @router.post("/runs/{run_id}/cancel")
+@rule(Action.CANCEL, targets.run)
 async def cancel(request: Request, run_id: str) -> Response:
     check_csrf(request, await form_data(request))
     app_of(request).runs.cancel_or_raise(run_id)
@@ -173,6 +183,7 @@ async def cancel(request: Request, run_id: str) -> Response:
 
 
 @router.post("/runs/{run_id}/retry")
+@rule(Action.RETRY, targets.run)
 async def retry(request: Request, run_id: str) -> Response:
     form = await form_data(request)
     check_csrf(request, form)
@@ -182,6 +193,7 @@ async def retry(request: Request, run_id: str) -> Response:
 
 
 @router.post("/runs/{run_id}/rerun")
+@rule(Action.RERUN, targets.run)
 async def rerun(request: Request, run_id: str) -> Response:
     form = await form_data(request)
     check_csrf(request, form)
@@ -190,6 +202,7 @@ async def rerun(request: Request, run_id: str) -> Response:
 
 
 @router.post("/runs/{run_id}/tasks/{task}/mark")
+@rule(Action.RETRY, targets.run, "run.mark")
 async def mark(request: Request, run_id: str, task: str) -> Response:
     """A user's override of a task's outcome (the same App method as the API's)."""
     form = await form_data(request)

@@ -9,10 +9,14 @@ from urllib.parse import urlencode
 from fastapi import Request
 from starlette.responses import Response
 
-from orchestrion.api.scope import scope_of
+from orchestrion.auth.principals import Action
 from orchestrion.store.records import BackfillRecord
+from orchestrion.ui.pages import render, ui_router
 from orchestrion.ui.views_runs import KINDS
-from orchestrion.ui.web import app_of, render, ui_router
+from orchestrion.web import targets
+from orchestrion.web.policy import rule
+from orchestrion.web.request import app_of
+from orchestrion.web.scope import scope_of
 
 __all__ = ["router"]
 
@@ -39,6 +43,7 @@ def _events(request: Request, kind: str, run: str, workflow: str, before: int) -
 
 
 @router.get("/events")
+@rule(Action.READ, targets.anywhere)
 def events(
     request: Request, kind: str = "", run: str = "", workflow: str = "", before: int = 0
 ) -> Response:
@@ -62,6 +67,7 @@ def events(
 
 
 @router.get("/fragments/events")
+@rule(Action.READ, targets.anywhere)
 def events_fragment(
     request: Request, kind: str = "", run: str = "", workflow: str = "", before: int = 0
 ) -> Response:
@@ -78,6 +84,7 @@ def _workers(request: Request) -> dict[str, Any]:
 
 
 @router.get("/workers")
+@rule(Action.READ, targets.anywhere)
 def workers(request: Request) -> Response:
     after = app_of(request).runs.last_event_id()  # read first: the live stream resumes from here
     return render(
@@ -92,11 +99,13 @@ def workers(request: Request) -> Response:
 
 
 @router.get("/fragments/workers")
+@rule(Action.READ, targets.anywhere)
 def workers_fragment(request: Request) -> Response:
     return render(request, "_workers.html", **_workers(request))
 
 
 @router.get("/backfills")
+@rule(Action.READ, targets.anywhere)
 def backfills(request: Request) -> Response:
     app = app_of(request)
     after = app.runs.last_event_id()  # read first: the live stream resumes from here
@@ -112,6 +121,7 @@ def backfills(request: Request) -> Response:
 
 
 @router.get("/fragments/backfills")
+@rule(Action.READ, targets.anywhere)
 def backfills_fragment(request: Request) -> Response:
     return render(request, "_backfills.html", backfills=_backfills(request))
 

@@ -10,13 +10,18 @@ from urllib.parse import quote
 from fastapi import Request
 from starlette.responses import Response
 
-from orchestrion.api.scope import scope_of
+from orchestrion.auth.principals import Action
 from orchestrion.errors import ParameterError
 from orchestrion.store.records import RunFilter
 from orchestrion.ui import graph
+from orchestrion.ui.pages import form_data, redirect, render, ui_router
 from orchestrion.ui.params_form import fields, parse_params
 from orchestrion.ui.views_runs import KINDS
-from orchestrion.ui.web import app_of, check_csrf, form_data, redirect, render, ui_router
+from orchestrion.web import targets
+from orchestrion.web.csrf import check_csrf
+from orchestrion.web.policy import rule
+from orchestrion.web.request import app_of
+from orchestrion.web.scope import scope_of
 
 __all__ = ["router"]
 
@@ -33,6 +38,7 @@ def _visible(request: Request) -> Callable[[str], bool] | None:
 
 
 @router.get("/")
+@rule(Action.READ, targets.anywhere)
 def overview(request: Request) -> Response:
     app = app_of(request)
     after = app.runs.last_event_id()  # read first: the live stream resumes from here
@@ -48,6 +54,7 @@ def overview(request: Request) -> Response:
 
 
 @router.get("/fragments/overview")
+@rule(Action.READ, targets.anywhere)
 def overview_fragment(request: Request) -> Response:
     """The overview's live part, fetched again by `live.js` after events arrive."""
     return render(
@@ -56,6 +63,7 @@ def overview_fragment(request: Request) -> Response:
 
 
 @router.get("/workflows")
+@rule(Action.READ, targets.anywhere)
 def workflows(request: Request, q: str = "") -> Response:
     needle = q.strip().lower()
     rows = [
@@ -69,6 +77,7 @@ def workflows(request: Request, q: str = "") -> Response:
 
 
 @router.get("/workflows/{name}")
+@rule(Action.READ, targets.workflow)
 def workflow_page(
     request: Request, name: str, a: str = "", b: str = "", diff: str = ""
 ) -> Response:
@@ -115,6 +124,7 @@ def workflow_page(
 
 
 @router.post("/workflows/{name}/pause")
+@rule(Action.PAUSE, targets.workflow)
 async def toggle_pause(request: Request, name: str) -> Response:
     form = await form_data(request)
     check_csrf(request, form)
@@ -124,6 +134,7 @@ async def toggle_pause(request: Request, name: str) -> Response:
 
 
 @router.get("/workflows/{name}/trigger")
+@rule(Action.READ, targets.workflow)
 def trigger_form(request: Request, name: str) -> Response:
     spec = app_of(request).workflows.workflow(name)
     return render(
@@ -138,6 +149,7 @@ def trigger_form(request: Request, name: str) -> Response:
 
 
 @router.post("/workflows/{name}/trigger")
+@rule(Action.TRIGGER, targets.workflow)
 async def trigger(request: Request, name: str) -> Response:
     form = await form_data(request)
     check_csrf(request, form)

@@ -1,0 +1,22 @@
+"""The API's routers, in the order they are matched."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from orchestrion.api.routes import (
+    accounts,
+    queues,
+    runs,
+    secrets,
+    stream,
+    system,
+    triggers,
+    workflows,
+)
+
+__all__ = ["router"]
+
+router = APIRouter()
+for _module in (workflows, runs, system, stream, triggers, accounts, secrets, queues):
+    router.include_router(_module.router)

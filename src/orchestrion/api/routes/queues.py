@@ -6,12 +6,16 @@ setting (admin on ``*``); reading them is open to any reader.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrion.app import App
+from orchestrion.auth.principals import Action
+from orchestrion.web import targets
+from orchestrion.web.policy import rule
+from orchestrion.web.request import app_of
 
 __all__ = ["router"]
 
@@ -24,32 +28,22 @@ class LimitIn(BaseModel):
     max_running: Annotated[int, Field(ge=1, le=1_000_000)]
 
 
-def _app(request: Request) -> App:
-    app: App = request.app.state.orchestrion
-    return app
-
-
 @router.get("")
+@rule(Action.READ, targets.anywhere)
 def list_limits(request: Request) -> list[dict[str, Any]]:
     """Every queue limit, with how many of its task runs hold a live lease now."""
-    return [
-        {
-            "queue": q.queue,
-            "max_running": q.max_running,
-            "running": q.running,
-            "updated_at": q.updated_at,
-        }
-        for q in _app(request).queues.queue_limits()
-    ]
+    return [asdict(q) for q in app_of(request).queues.queue_limits()]
 
 
 @router.put("/{queue}/limit")
+@rule(Action.SETTINGS, targets.server_wide, "queue.limit")
 def set_limit(request: Request, queue: str, body: LimitIn) -> dict[str, Any]:
-    _app(request).queues.set_queue_limit(queue, body.max_running)
+    app_of(request).queues.set_queue_limit(queue, body.max_running)
     return {"queue": queue, "max_running": body.max_running}
 
 
 @router.delete("/{queue}/limit", status_code=204)
+@rule(Action.SETTINGS, targets.server_wide, "queue.unlimit")
 def clear_limit(request: Request, queue: str) -> Response:
-    _app(request).queues.clear_queue_limit(queue)
+    app_of(request).queues.clear_queue_limit(queue)
     return Response(status_code=204)

@@ -12,27 +12,28 @@ from orchestrion.api.schemas import (
     Event,
     LogLine,
     Page,
+    RecordModel,
     Run,
     TaskRun,
     decode_cursor,
     encode_cursor,
+    list_of,
 )
-from orchestrion.api.scope import scope_of
-from orchestrion.app import App
+from orchestrion.auth.principals import Action
 from orchestrion.states import RunState
 from orchestrion.store.records import RunFilter
+from orchestrion.web import targets
+from orchestrion.web.policy import rule
+from orchestrion.web.request import app_of
+from orchestrion.web.scope import scope_of
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 
 
-def _app(request: Request) -> App:
-    app: App = request.app.state.orchestrion
-    return app
-
-
 @router.get("", response_model=Page)
+@rule(Action.READ, targets.anywhere)
 def list_runs(
     request: Request,
     workflow: str | None = None,
@@ -42,7 +43,7 @@ def list_runs(
 ) -> Page:
     before = decode_cursor(cursor) if cursor else None
     scope = scope_of(request)
-    runs = _app(request).runs.list_runs(
+    runs = app_of(request).runs.list_runs(
         RunFilter(
             workflow=workflow,
             state=state,
@@ -60,22 +61,25 @@ def list_runs(
 
 
 @router.get("/{run_id}", response_model=Run)
-def get_run(request: Request, run_id: str) -> Run:
-    return Run.of(_app(request).runs.get_run(run_id))
+@rule(Action.READ, targets.run)
+def get_run(request: Request, run_id: str) -> RecordModel:
+    return Run.of(app_of(request).runs.get_run(run_id))
 
 
 @router.post("/{run_id}/cancel", response_model=Run)
-def cancel(request: Request, run_id: str) -> Run:
+@rule(Action.CANCEL, targets.run)
+def cancel(request: Request, run_id: str) -> RecordModel:
     """Cancel a run and its unfinished tasks; 409 when it already finished."""
-    app = _app(request)
+    app = app_of(request)
     app.runs.cancel_or_raise(run_id)
     return Run.of(app.runs.get_run(run_id))
 
 
 @router.post("/{run_id}/retry", response_model=Run)
-def retry(request: Request, run_id: str) -> Run:
+@rule(Action.RETRY, targets.run)
+def retry(request: Request, run_id: str) -> RecordModel:
     """Re-open a failed or canceled run from what failed; 409 for any other state."""
-    app = _app(request)
+    app = app_of(request)
     app.runs.retry_or_raise(run_id)
     return Run.of(app.runs.get_run(run_id))
 
@@ -87,10 +91,11 @@ class RerunRequest(BaseModel):
 
 
 @router.post("/{run_id}/rerun", response_model=Run, status_code=201)
-def rerun(request: Request, run_id: str, body: RerunRequest) -> Run:
+@rule(Action.RERUN, targets.run)
+def rerun(request: Request, run_id: str, body: RerunRequest) -> RecordModel:
     """A new run that reuses the results of every task not downstream of `from_task` and
     runs `from_task` and everything after it again. The earlier run is unchanged."""
-    return Run.of(_app(request).runs.rerun_from(run_id, body.from_task))
+    return Run.of(app_of(request).runs.rerun_from(run_id, body.from_task))
 
 
 class MarkRequest(BaseModel):
@@ -100,28 +105,35 @@ class MarkRequest(BaseModel):
 
 
 @router.post("/{run_id}/tasks/{task}/mark", response_model=Run)
-def mark(request: Request, run_id: str, task: str, body: MarkRequest) -> Run:
+@rule(Action.RETRY, targets.run, "run.mark")
+def mark(request: Request, run_id: str, task: str, body: MarkRequest) -> RecordModel:
     """Set a task's outcome by hand. Marking a failed task succeeded lets its downstream
     tasks run (a finished run resumes); 409 when the task's state does not allow it."""
-    return Run.of(_app(request).runs.mark_task(run_id, task, succeeded=body.outcome == "succeeded"))
+    return Run.of(
+        app_of(request).runs.mark_task(run_id, task, succeeded=body.outcome == "succeeded")
+    )
 
 
-@router.get("/{run_id}/tasks", response_model=list[TaskRun])
-def task_runs(request: Request, run_id: str) -> list[TaskRun]:
-    return [TaskRun.of(t) for t in _app(request).runs.task_runs(run_id)]
+@router.get("/{run_id}/tasks", response_model=list_of(TaskRun))
+@rule(Action.READ, targets.run)
+def task_runs(request: Request, run_id: str) -> list[RecordModel]:
+    return [TaskRun.of(t) for t in app_of(request).runs.task_runs(run_id)]
 
 
-@router.get("/{run_id}/attempts", response_model=list[Attempt])
-def attempts(request: Request, run_id: str) -> list[Attempt]:
-    return [Attempt.of(a) for a in _app(request).runs.attempts(run_id)]
+@router.get("/{run_id}/attempts", response_model=list_of(Attempt))
+@rule(Action.READ, targets.run)
+def attempts(request: Request, run_id: str) -> list[RecordModel]:
+    return [Attempt.of(a) for a in app_of(request).runs.attempts(run_id)]
 
 
-@router.get("/{run_id}/events", response_model=list[Event])
-def events(request: Request, run_id: str, after: int = Query(0, ge=0)) -> list[Event]:
-    return [Event.of(e) for e in _app(request).runs.events(run_id, after_id=after)]
+@router.get("/{run_id}/events", response_model=list_of(Event))
+@rule(Action.READ, targets.run)
+def events(request: Request, run_id: str, after: int = Query(0, ge=0)) -> list[RecordModel]:
+    return [Event.of(e) for e in app_of(request).runs.events(run_id, after_id=after)]
 
 
 @router.get("/{run_id}/logs", response_model=Page)
+@rule(Action.READ, targets.run)
 def logs(
     request: Request,
     run_id: str,
@@ -129,7 +141,7 @@ def logs(
     after: int = Query(0, ge=0),
     limit: int = Query(1000, ge=1, le=10_000),
 ) -> Page:
-    lines = _app(request).runs.logs(run_id, task, after_id=after, limit=limit + 1)
+    lines = app_of(request).runs.logs(run_id, task, after_id=after, limit=limit + 1)
     more = len(lines) > limit
     lines = lines[:limit]
     return Page(

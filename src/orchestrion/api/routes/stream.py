@@ -17,9 +17,13 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from orchestrion.api.schemas import Event, LogLine
-from orchestrion.api.scope import Scope, scope_of
 from orchestrion.app import App
+from orchestrion.auth.principals import Action
 from orchestrion.errors import Forbidden, ParameterError
+from orchestrion.web import targets
+from orchestrion.web.policy import rule
+from orchestrion.web.request import app_of
+from orchestrion.web.scope import Scope, scope_of
 
 __all__ = ["router"]
 
@@ -30,6 +34,7 @@ _WAIT_SECONDS = 0.5
 
 
 @router.get("/api/v1/stream")
+@rule(Action.READ, targets.anywhere)
 async def stream(
     request: Request,
     run_id: str | None = None,
@@ -38,7 +43,7 @@ async def stream(
 ) -> StreamingResponse:
     """Events as `text/event-stream`: of one run (from its start) or of everything (from
     now), after `Last-Event-ID` / `after` when given."""
-    app: App = request.app.state.orchestrion
+    app = app_of(request)
     start = _start(after, last_event_id)
     scope = scope_of(request)
     if run_id is not None:
@@ -91,6 +96,7 @@ async def _events(
 
 
 @router.get("/api/v1/runs/{run_id}/logs/stream")
+@rule(Action.READ, targets.run)
 async def stream_logs(
     request: Request,
     run_id: str,
@@ -101,7 +107,7 @@ async def stream_logs(
     """A run's log lines as they are written (`event: log`), from the start or after
     `Last-Event-ID` / `after`; ends with `event: end` once the run finished and its last
     lines were sent."""
-    app: App = request.app.state.orchestrion
+    app = app_of(request)
     run_id = (await run_in_threadpool(app.runs.get_run, run_id)).id
     start = _start(after, last_event_id) or 0
     return StreamingResponse(

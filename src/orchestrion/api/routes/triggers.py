@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import os
-import time
 from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrion.api.scope import scope_of
-from orchestrion.app import App
-from orchestrion.errors import NotFound, ParameterError
-from orchestrion.triggers.webhooks import Style, WebhookRejected, verify
+from orchestrion.auth.principals import Action
+from orchestrion.web import targets
+from orchestrion.web.policy import public, rule
+from orchestrion.web.request import app_of
+from orchestrion.web.scope import scope_of
 
-__all__ = ["WebhookUnauthorized", "router"]
+__all__ = ["router"]
 
 router = APIRouter(tags=["triggers"])
-
-
-def _app(request: Request) -> App:
-    app: App = request.app.state.orchestrion
-    return app
 
 
 class EventIn(BaseModel):
@@ -46,13 +39,15 @@ class BackfillIn(BaseModel):
 
 
 @router.post("/api/v1/events", status_code=202)
+@rule(Action.SEND_EVENT, targets.event)
 def send_event(request: Request, body: EventIn) -> dict[str, Any]:
     """Start every workflow whose event trigger matches; the same id never starts twice."""
-    receipt = _app(request).triggers.receive_event(body.type, body.payload, body.id)
+    receipt = app_of(request).triggers.receive_event(body.type, body.payload, body.id)
     return asdict(receipt)
 
 
 @router.post("/hooks/{name}", status_code=202)
+@public
 async def webhook(request: Request, name: str) -> dict[str, Any]:
     """A signed webhook: verified with the secret in ``ORCHESTRION_WEBHOOK_<NAME>_SECRET``
     (style in ``..._STYLE``: github, stripe or hmac), then sent as event
@@ -68,41 +63,20 @@ async def webhook(request: Request, name: str) -> dict[str, Any]:
         "params": {},
     }
     request.state.audit = audit
-    key = "".join(c if c.isalnum() else "_" for c in name).upper()
-    secret = os.environ.get(f"ORCHESTRION_WEBHOOK_{key}_SECRET", "")
-    style = os.environ.get(f"ORCHESTRION_WEBHOOK_{key}_STYLE", "github")
-    if not secret or style not in ("github", "stripe", "hmac"):
-        raise NotFound(f"no webhook named {name!r} is configured")
-    body = await request.body()
-    try:
-        verified = verify(_style(style), secret.encode(), request.headers, body, time.time())
-    except WebhookRejected as exc:
-        raise WebhookUnauthorized(str(exc)) from None
-    try:
-        payload = json.loads(body) if body else None
-    except ValueError:
-        raise ParameterError("webhook body is not JSON") from None
-    event = f"webhook.{name}" + (f".{verified.event}" if verified.event else "")
-    audit["params"] = {"delivery_id": verified.delivery_id, "event": event}
-    app = _app(request)
+    app = app_of(request)
+    delivery = app.triggers.verify_webhook(name, request.headers, await request.body())
+    audit["params"] = {"delivery_id": delivery.delivery_id, "event": delivery.event}
     receipt = app.triggers.receive_event(
-        event, payload, verified.delivery_id, source=f"hook:{name}"
+        delivery.event, delivery.payload, delivery.delivery_id, source=f"hook:{name}"
     )
     return asdict(receipt)
 
 
-def _style(value: str) -> Style:
-    return "stripe" if value == "stripe" else "hmac" if value == "hmac" else "github"
-
-
-class WebhookUnauthorized(ParameterError):
-    """The webhook signature is not valid."""
-
-
 @router.get("/api/v1/schedules")
+@rule(Action.READ, targets.anywhere)
 def schedules(request: Request) -> list[dict[str, Any]]:
     out, scope = [], scope_of(request)
-    for info in _app(request).triggers.list_schedules():
+    for info in app_of(request).triggers.list_schedules():
         if not scope.workflow(info.workflow):
             continue
         item = asdict(info)
@@ -112,18 +86,20 @@ def schedules(request: Request) -> list[dict[str, Any]]:
 
 
 @router.get("/api/v1/backfills")
+@rule(Action.READ, targets.anywhere)
 def list_backfills(request: Request, workflow: str | None = None) -> list[dict[str, Any]]:
     scope = scope_of(request)
     return [
         asdict(b)
-        for b in _app(request).triggers.list_backfills(workflow)
+        for b in app_of(request).triggers.list_backfills(workflow)
         if scope.workflow(b.workflow)
     ]
 
 
 @router.post("/api/v1/backfills", status_code=201)
+@rule(Action.BACKFILL, targets.body_workflow)
 def create_backfill(request: Request, body: BackfillIn) -> dict[str, Any]:
-    record = _app(request).triggers.create_backfill(
+    record = app_of(request).triggers.create_backfill(
         body.workflow,
         body.start,
         body.end,
@@ -135,12 +111,14 @@ def create_backfill(request: Request, body: BackfillIn) -> dict[str, Any]:
 
 
 @router.get("/api/v1/backfills/{backfill_id}")
+@rule(Action.READ, targets.backfill)
 def get_backfill(request: Request, backfill_id: str) -> dict[str, Any]:
-    return asdict(_app(request).triggers.get_backfill(backfill_id))
+    return asdict(app_of(request).triggers.get_backfill(backfill_id))
 
 
 @router.post("/api/v1/backfills/{backfill_id}/cancel")
+@rule(Action.BACKFILL, targets.backfill, "backfill.cancel")
 def cancel_backfill(request: Request, backfill_id: str) -> dict[str, Any]:
-    app = _app(request)
+    app = app_of(request)
     app.triggers.cancel_backfill(backfill_id)
     return asdict(app.triggers.get_backfill(backfill_id))

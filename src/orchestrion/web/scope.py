@@ -1,8 +1,8 @@
 """What a principal may see: the read filter that list routes and streams apply.
 
-`policy.RULES` lets a list route through when the principal may read *some* namespace;
-the handler then keeps only the items of namespaces it may read. A principal bound on
-``*`` sees everything and pays nothing for the check.
+A list route's rule (`targets.anywhere`) lets it through when the principal may read
+*some* namespace; the handler then keeps only the items of namespaces it may read. A
+principal bound on ``*`` sees everything and pays nothing for the check.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from starlette.requests import Request
 from orchestrion.app import App
 from orchestrion.auth.principals import ALL_NAMESPACES, Action, Principal, Resource, authorize
 from orchestrion.errors import NotFound
+from orchestrion.web.request import app_of, principal_of
 
 __all__ = ["Scope", "scope_of"]
 
@@ -76,6 +77,5 @@ class Scope:
 
 
 def scope_of(request: Request, action: Action = Action.READ) -> Scope:
-    app: App = request.app.state.orchestrion
-    principal: Principal = request.state.principal
-    return Scope(app, principal, action)
+    """The filter of this request's principal, for `action` (reading, by default)."""
+    return Scope(app_of(request), principal_of(request), action)

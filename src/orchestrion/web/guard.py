@@ -1,80 +1,70 @@
 """Authentication, authorisation and audit around every request.
 
 `Authenticate` (ASGI middleware) finds the principal: an API token (``Authorization:
-Bearer``) or a UI session cookie. A request without one reaches only `policy.PUBLIC` routes;
-others get 401 (API) or a redirect to the login page (UI pages). After the response it
-appends the request's audit record, if the route mutates, with the outcome read off the
-status code: exactly one record per mutating request, allowed or not.
+Bearer``) or a UI session cookie. A request without one reaches only the routes marked
+`policy.public`; others get 401 (API) or a redirect to the login page (UI pages). After
+the response it appends the request's audit record, if the route mutates, with the outcome
+read off the status code: exactly one record per mutating request, allowed or not.
 
-`guard` (a dependency of every route) looks the matched route up in `policy.RULES`,
-checks the CSRF token of a cookie-authenticated unsafe request, and calls `authorize_all`
-on what the route's target touches. A route without a rule is refused.
+`guard` (a dependency of every route) reads the matched route's `policy.rule`, checks the
+CSRF token of a cookie-authenticated unsafe request, and calls `authorize_all` on what the
+rule's target says the request touches. A route without a rule is refused.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import secrets
+from collections.abc import Iterable
 from typing import Any, Final
 from urllib.parse import parse_qsl, quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orchestrion.api.policy import PUBLIC, RULES, Rule
 from orchestrion.app import App
 from orchestrion.auth.principals import Principal, authorize_all
 from orchestrion.auth.redaction import redact
 from orchestrion.errors import AuthError, Forbidden, NotFound, OrchestrionError
+from orchestrion.web.csrf import check_request_csrf
+from orchestrion.web.errors import error_response
+from orchestrion.web.policy import PUBLIC_ROUTE, Rule, access_of
+from orchestrion.web.request import app_of, principal_of
 
-__all__ = ["SESSION_COOKIE", "Authenticate", "guard", "principal_of_request"]
+__all__ = ["SESSION_COOKIE", "Authenticate", "guard"]
 
-log = logging.getLogger("orchestrion.api.guard")
+log = logging.getLogger("orchestrion.web.guard")
 
 SESSION_COOKIE: Final = "orchestrion_session"
-CSRF_HEADER: Final = "x-csrf-token"
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-def principal_of_request(request: Request) -> Principal:
-    principal: Principal | None = getattr(request.state, "principal", None)
-    if principal is None:  # pragma: no cover - the middleware guarantees one
-        raise AuthError("not signed in")
-    return principal
-
-
-def _route_key(scope: Scope) -> tuple[str, str] | None:
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return (scope["method"], path) if isinstance(path, str) else None
 
 
 async def guard(request: Request) -> None:
     """The authorisation step of every route (installed as an app-wide dependency)."""
-    key = _route_key(request.scope)
-    if key is None or key in PUBLIC or (key[0] == "HEAD" and ("GET", key[1]) in PUBLIC):
+    route = request.scope.get("route")
+    access = access_of(getattr(route, "endpoint", None))
+    if access == PUBLIC_ROUTE:
         return
-    rule = RULES.get(key) or RULES.get(("GET", key[1]) if key[0] == "HEAD" else key)
-    principal = principal_of_request(request)
-    app: App = request.app.state.orchestrion
+    principal = principal_of(request)
     state = request.state
-    if rule is None:
-        state.audit = {"action": f"{key[0]} {key[1]}", "object": request.url.path}
-        raise Forbidden(f"no access rule for {key[0]} {key[1]}; refused")
+    if not isinstance(access, Rule):
+        name = f"{request.method} {getattr(route, 'path', request.url.path)}"
+        state.audit = {"action": name, "object": request.url.path}
+        raise Forbidden(f"no access rule for {name}; refused")
     # Audited: what the rule calls a change, and every request that may change something
     # whatever the action it needs (signing out needs only to be signed in).
-    audited = rule.mutating or request.method not in _SAFE_METHODS
+    audited = access.mutating or request.method not in _SAFE_METHODS
     if audited:
-        state.audit = _audit_fields(request, rule)
+        state.audit = _audit_fields(request, access)
         state.audit["params"] = await _params(request)
     if state.auth_via == "session" and request.method not in _SAFE_METHODS:
-        await _check_csrf(request)
+        await check_request_csrf(request)
     try:
-        checks = await rule.target(request, app, rule.action)
+        checks = await access.target(request, app_of(request), access.action)
     except NotFound:
         return  # nothing to authorise against: the handler answers 404 (or 422 first)
     for action in {a for a, _ in checks}:
@@ -112,24 +102,14 @@ async def _params(request: Request) -> dict[str, Any]:
     return out
 
 
-async def _check_csrf(request: Request) -> None:
-    """A cookie-authenticated unsafe request must echo the session's CSRF token, in the
-    ``X-CSRF-Token`` header or a ``csrf_token`` form field; SameSite cookies are the second wall."""
-    expected: str = request.state.csrf
-    given = request.headers.get(CSRF_HEADER, "")
-    if not given and "form" in request.headers.get("content-type", ""):
-        body = (await request.body()).decode("utf-8", "replace")
-        given = dict(parse_qsl(body, keep_blank_values=True)).get("csrf_token", "")
-    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise Forbidden("missing or wrong CSRF token; reload the page and try again")
-
-
 class Authenticate:
     """Find the principal of every request; write the audit record after the response."""
 
-    def __init__(self, app: ASGIApp, orchestrion: App) -> None:
+    def __init__(self, app: ASGIApp, orchestrion: App, public: Iterable[tuple[str, str]]) -> None:
         self.app = app
         self.orchestrion = orchestrion
+        # Matched before routing, so by the path templates' shapes (``/hooks/{name}``).
+        self._public = [(method, compile_path(path)[0]) for method, path in public]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -138,10 +118,7 @@ class Authenticate:
         request = Request(scope)
         if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
             # No name, id or filter holds a NUL byte, and PostgreSQL text cannot store one.
-            refusal = JSONResponse(
-                {"error": {"code": "bad_request", "message": "NUL byte in the request URL"}},
-                status_code=400,
-            )
+            refusal = error_response(400, "bad_request", "NUL byte in the request URL")
             await refusal(scope, receive, send)
             return
         request_id = secrets.token_hex(8)
@@ -150,12 +127,12 @@ class Authenticate:
         try:
             self._authenticate(request, state)
         except AuthError as exc:
-            if _is_public(scope):
+            if self._is_public(scope):
                 pass  # a bad cookie does not lock anyone out of the login page
             else:
                 await self._refuse(request, str(exc))(scope, receive, send)
                 return
-        if state["principal"] is None and not _is_public(scope):
+        if state["principal"] is None and not self._is_public(scope):
             await self._refuse(request, "sign in or send an API token")(scope, receive, send)
             return
 
@@ -203,10 +180,8 @@ class Authenticate:
             response: Response = RedirectResponse(f"/login?next={target}", status_code=303)
             response.delete_cookie(SESSION_COOKIE, path="/")
             return response
-        return JSONResponse(
-            {"error": {"code": "unauthenticated", "message": reason}},
-            status_code=401,
-            headers={"WWW-Authenticate": 'Bearer realm="orchestrion"'},
+        return error_response(
+            401, "unauthenticated", reason, {"WWW-Authenticate": 'Bearer realm="orchestrion"'}
         )
 
     def _write_audit(self, request: Request, state: dict[str, Any], status: int) -> None:
@@ -238,14 +213,9 @@ class Authenticate:
         except OrchestrionError:  # the store is down: say so loudly, never fail the response
             log.exception("audit.write_failed", extra={"action": audit.get("action")})
 
-
-def _is_public(scope: Scope) -> bool:
-    """Is the path one of `PUBLIC`'s? Matched before routing, so by the templates' shapes."""
-    method, path = scope["method"], scope["path"]
-    if method == "HEAD":
-        method = "GET"
-    if path.startswith("/static/") and method == "GET":
-        return True
-    if path.startswith("/hooks/") and method == "POST" and path.count("/") == 2:
-        return True
-    return (method, path) in PUBLIC
+    def _is_public(self, scope: Scope) -> bool:
+        """Is this a request to a route marked `policy.public`? (HEAD is GET's.)"""
+        method, path = scope["method"], scope["path"]
+        if method == "HEAD":
+            method = "GET"
+        return any(m == method and rx.match(path) for m, rx in self._public)

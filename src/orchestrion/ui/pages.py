@@ -1,11 +1,11 @@
-"""The UI's plumbing: templates (autoescaped), security headers, error pages, static files,
-form bodies and the CSRF seam. Views stay thin: they call `App` read methods and render.
+"""The UI's plumbing: templates (autoescaped), security headers, error pages, static files
+and form bodies. Views stay thin: they call `App` read methods and render. (The CSRF token
+and its check are `orchestrion.web.csrf`'s, shared with the guard.)
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
 import time
@@ -19,16 +19,15 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from orchestrion.app import App
 from orchestrion.auth.principals import Action, Principal, Resource, authorize
 from orchestrion.errors import AuthError, Forbidden, IllegalTransition, NotFound, OrchestrionError
 from orchestrion.ui.schedule_words import words
+from orchestrion.web.csrf import csrf_token
+from orchestrion.web.policy import public
 
 __all__ = [
     "SECURITY_HEADERS",
     "UIRoute",
-    "app_of",
-    "check_csrf",
     "form_data",
     "redirect",
     "render",
@@ -123,21 +122,6 @@ _env.globals.update(
 )
 
 
-def csrf_token(request: Request) -> str:
-    """The token every form carries: the session's (`api.guard` checks it on every POST)."""
-    return str(getattr(request.state, "csrf", "") or "")
-
-
-def check_csrf(request: Request, form: Mapping[str, str]) -> None:
-    """Check a form's CSRF token again where it is used (the guard checked it first; a view
-    that is ever mounted without the guard still refuses a forged form)."""
-    if getattr(request.state, "auth_via", None) != "session":
-        return  # an API token in a header cannot be sent by another site's form
-    given, expected = form.get("csrf_token", ""), csrf_token(request)
-    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise Forbidden("missing or wrong CSRF token; reload the page and try again")
-
-
 def _may(principal: Principal | None) -> Callable[[str, str], bool]:
     """``can("run.cancel", namespace)`` for templates: a button the reader may not use is
     not offered (the guard refuses the request anyway; this only spares a 403 page)."""
@@ -166,11 +150,6 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
 def redirect(url: str) -> RedirectResponse:
     """Post/Redirect/Get: 303 so that the browser follows with a GET."""
     return RedirectResponse(url, status_code=303)
-
-
-def app_of(request: Request) -> App:
-    app: App = request.app.state.orchestrion
-    return app
 
 
 async def form_data(request: Request) -> dict[str, str]:
@@ -214,6 +193,7 @@ _TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 
 
 @static_router.get("/static/{path:path}")
+@public
 def static(path: str) -> Response:
     """Files under `static/` only (no traversal); cached long, busted by `?v=`."""
     target = (STATIC_DIR / path).resolve()

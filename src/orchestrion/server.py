@@ -1,0 +1,64 @@
+"""`create_server(app)`: the REST API and the web UI on one ASGI application over one `App`.
+
+The assembly sits above both faces on purpose: `orchestrion.api` and `orchestrion.ui` are
+siblings that share `orchestrion.web` (the guard, the policy, the request's scope) and
+never import each other, so the one place that knows both exist is this module, and the
+CLI serves what it builds.
+"""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI
+
+from orchestrion.api.errors import install_error_handlers
+from orchestrion.api.routes import router as api_router
+from orchestrion.app import App
+from orchestrion.auth.principals import Action
+from orchestrion.ui import router as ui_router
+from orchestrion.web import targets
+from orchestrion.web.guard import Authenticate, guard
+from orchestrion.web.limits import BodyLimit
+from orchestrion.web.policy import access_table, rule
+
+__all__ = ["MAX_BODY_BYTES", "create_server"]
+
+#: Bodies above this are refused with 413 before any handler reads them.
+MAX_BODY_BYTES = 1_048_576
+
+
+def create_server(app: App, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    """The server's ASGI application: every route guarded by its rule, or public."""
+    server = FastAPI(
+        title="Orchestrion",
+        version="1",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+        # Every route passes the guard: its rule decides, or it is refused.
+        dependencies=[Depends(guard)],
+    )
+    server.state.orchestrion = app
+    _documentation_is_for_the_signed_in(server)
+    install_error_handlers(server)
+    server.include_router(api_router)
+    server.include_router(ui_router)  # the web UI at /, after the API's routes
+    public = access_table(server.routes).public
+    server.add_middleware(Authenticate, orchestrion=app, public=public)
+    server.add_middleware(BodyLimit, max_bytes=max_body_bytes)  # outermost: refuse first
+    return server
+
+
+def _documentation_is_for_the_signed_in(server: FastAPI) -> None:
+    """FastAPI's own routes (the OpenAPI document, the docs page) get their rule here: any
+    principal may read them. (They are plain Starlette routes, which FastAPI's app-wide
+    dependency, the guard, does not run on; `Authenticate` keeps anonymous callers out, as
+    for every route not marked public. The mark puts them in the access table.)"""
+    signed_in = rule(Action.READ, targets.signed_in)
+    for route in server.routes:
+        endpoint = getattr(route, "endpoint", None)
+        if endpoint is not None and getattr(route, "path", None) in (
+            server.openapi_url,
+            server.docs_url,
+        ):
+            signed_in(endpoint)
