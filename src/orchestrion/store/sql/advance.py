@@ -25,7 +25,7 @@ from orchestrion.spec.model import TaskSpec, WorkflowSpec
 from orchestrion.states import RunEvent, RunState, TaskEvent, TaskState
 from orchestrion.store.sql.guarded import TASK_COLS, Guarded, Tx, dumps, loads
 from orchestrion.store.sql.routing import requirement_key
-from orchestrion.store.sql.slots import conc_key, slot_key
+from orchestrion.store.sql.slot_keys import conc_key, slot_key
 
 __all__ = ["MAX_RESULT_BYTES", "Advance", "Tx", "dumps", "loads"]
 

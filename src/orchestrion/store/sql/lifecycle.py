@@ -17,7 +17,7 @@ from orchestrion.store.records import Outcome
 from orchestrion.store.sql import rerun
 from orchestrion.store.sql.advance import MAX_RESULT_BYTES, Advance, dumps
 from orchestrion.store.sql.routing import requirement_key
-from orchestrion.store.sql.slots import conc_key
+from orchestrion.store.sql.slot_keys import conc_key
 
 __all__ = [
     "apply_lost",

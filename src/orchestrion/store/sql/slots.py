@@ -6,7 +6,7 @@ Three limits bound a claim:
 - an operator's queue limit (table ``queue_limits``, set with ``orchestrion queues
   set-limit``);
 - a task's ``concurrency_key`` template, rendered when the task run becomes ready
-  (``slot_key``, with the task's ``key_limit`` as ``slot_limit``), shared across tasks,
+  (`slot_keys.slot_key`, with the task's ``key_limit`` as ``slot_limit``), shared across tasks,
   workflows and runs.
 
 A slot is not a counter: it is a running task run, counted when a claim decides. Queue and
@@ -20,16 +20,11 @@ SIGKILLed frees itself when its lease expires, before the reaper even turns the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from orchestrion.spec.expressions.templates import render
-from orchestrion.spec.expressions.values import to_text
-from orchestrion.spec.model import TaskSpec
+from orchestrion.store.sql.advance import Advance
 
-if TYPE_CHECKING:  # `Advance` decides readiness with `slot_key`: no import cycle at run time
-    from orchestrion.store.sql.advance import Advance
-
-__all__ = ["SLOT_COLS", "SLOT_FILTER", "conc_key", "lock_names", "slot_key", "within_limits"]
+__all__ = ["SLOT_COLS", "SLOT_FILTER", "lock_names", "within_limits"]
 
 #: Extra candidate columns: the key slot, and the queue's limit (NULL: unlimited), read
 #: with the candidates so that a claim without limits costs no extra statement.
@@ -122,21 +117,3 @@ def within_limits(adv: Advance, rows: Sequence[Any], limit: int) -> list[Any]:
             running[(kind, name)] = running.get((kind, name), 0) + 1
         chosen.append(row)
     return chosen
-
-
-def conc_key(workflow: str, task: TaskSpec) -> str | None:
-    """Task runs sharing this key count against the task's concurrency limit, across runs."""
-    return None if task.concurrency is None else f"{workflow}:{task.name}"
-
-
-def slot_key(task: TaskSpec, scope: dict[str, Any] | None) -> str | None:
-    """The task's concurrency key rendered in `scope` (None: the task has none); see
-    the module docstring.
-
-    Raises:
-        ExpressionError: when the template fails.
-    """
-    if task.concurrency_key is None:
-        return None
-    value = render(task.concurrency_key, scope or {})
-    return value if isinstance(value, str) else to_text(value)
