@@ -24,7 +24,7 @@ from orchestrion.spec.yaml.reader import (
     resolve_scalar,
 )
 
-__all__ = ["LoadContext", "suggest", "validate_spec"]
+__all__ = ["LoadContext", "check_keys", "expect_mapping", "suggest", "validate_spec"]
 
 
 @dataclass
@@ -53,6 +53,25 @@ class LoadContext:
         while path not in self.marks:
             path = path[:-1]
         return self.marks[path]
+
+
+def expect_mapping(ctx: LoadContext, path: Path, value: Any, what: str) -> dict[str, Any]:
+    """`value`, which must be a mapping; `what` names it in the error otherwise."""
+    if not isinstance(value, dict):
+        raise ctx.error(path, f"{what} must be a mapping, got {describe(value)}")
+    return value
+
+
+def check_keys(
+    ctx: LoadContext, path: Path, body: dict[str, Any], allowed: tuple[str, ...], what: str
+) -> None:
+    """Refuse a key of `body` that is not `allowed`, suggesting the closest allowed one: a
+    misspelt optional field would otherwise be dropped without a word."""
+    for key in body:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f" (allowed: {', '.join(allowed)})"
+            raise ctx.error((*path, key), f"unknown field '{key}' in {what}{hint}", at_key=True)
 
 
 def suggest(name: str, names: list[str]) -> str:
