@@ -19,6 +19,9 @@ __all__ = ["Action", "HttpAction", "PythonAction", "ShellAction", "SubWorkflowAc
 
 
 class PythonAction(FrozenModel):
+    """Call a Python function, named by reference so that the spec stays data: only workers
+    resolve it."""
+
     kind: Literal["python"] = "python"
     #: ``module:qualname`` or ``path/to/file.py:qualname``.
     ref: Str = Field(min_length=1, max_length=500)
@@ -51,6 +54,9 @@ class ShellAction(FrozenModel):
 
 
 class HttpAction(FrozenModel):
+    """Send one HTTP request; the task fails unless the status is one of `expect_status` (by default
+    any 2xx)."""
+
     kind: Literal["http"] = "http"
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
     url: Str = Field(min_length=1, max_length=4096)
@@ -62,6 +68,9 @@ class HttpAction(FrozenModel):
 
 
 class SubWorkflowAction(FrozenModel):
+    """Start a run of another workflow and wait for it to finish: the task's result is the
+    child run's leaf results."""
+
     kind: Literal["workflow"] = "workflow"
     workflow: Name
     #: Child run parameters; string values may be templates.

@@ -96,6 +96,9 @@ class TriggerRule(StrEnum):
 
 
 class ParamType(StrEnum):
+    """The types a workflow parameter may declare; a run's values are checked against them before
+    the run starts."""
+
     STRING = "string"
     INTEGER = "integer"
     NUMBER = "number"
@@ -107,6 +110,9 @@ class ParamType(StrEnum):
 
 
 class ParamSpec(FrozenModel):
+    """One declared parameter of a workflow: its type, its default, whether a run must set it, and
+    the values it may take."""
+
     type: ParamType = ParamType.STRING
     default: Any = None
     required: Bool = False
@@ -154,6 +160,9 @@ class WhenSpec(FrozenModel):
 
 
 class TaskSpec(FrozenModel):
+    """One task of a workflow: what it runs, what it waits for (`depends_on`, `when`,
+    `trigger_rule`), how it is retried, limited and routed, and how it is undone."""
+
     name: Name
     action: Action
     depends_on: tuple[Name, ...] = ()
@@ -222,6 +231,10 @@ class TaskSpec(FrozenModel):
 
 
 class WorkflowSpec(FrozenModel):
+    """A workflow: parameters, tasks, schedules and triggers. Validation checks the whole graph
+    (unique names, known dependencies, no cycle, expressions that read only what a task will have),
+    so a bad workflow is refused when it is registered, not halfway through a run."""
+
     spec_version: Literal[1] = 1
     name: Name
     description: Str = ""
@@ -282,6 +295,7 @@ class WorkflowSpec(FrozenModel):
     # ----------------------------------------------------------------- helpers
 
     def task(self, name: str) -> TaskSpec:
+        """The task named `name`; `KeyError` if there is none."""
         for task in self.tasks:
             if task.name == name:
                 return task
@@ -318,10 +332,13 @@ class WorkflowSpec(FrozenModel):
 
     @property
     def version(self) -> str:
+        """A hash of `to_json`: registering an unchanged workflow again keeps its version, any
+        change makes a new one."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
     @classmethod
     def from_json(cls, text: str | bytes) -> WorkflowSpec:
+        """A spec from the canonical JSON of `to_json`, as stored."""
         return cls.model_validate_json(text, strict=False)
 
 

@@ -114,10 +114,12 @@ class ScheduleSpec(FrozenModel):
 
     @property
     def start_ts(self) -> float | None:
+        """`start` as a timestamp (a naive time read in the schedule's time zone), or None."""
         return None if self.start is None else parse_instant(self.start, self.timezone)
 
     @property
     def end_ts(self) -> float | None:
+        """`end` as a timestamp (a naive time read in the schedule's time zone), or None."""
         return None if self.end is None else parse_instant(self.end, self.timezone)
 
     @property
@@ -157,6 +159,8 @@ class TriggerSpec(FrozenModel):
 
     @property
     def scope(self) -> frozenset[str]:
+        """The names the trigger's filter and params may read: ``event``, and ``run`` for an
+        ``after`` trigger."""
         return EVENT_SCOPE if self.event is not None else RUN_SCOPE
 
 

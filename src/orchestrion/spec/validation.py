@@ -54,9 +54,12 @@ class ExpressionCheck:
         self.params = params
 
     def fail(self, field: str, problem: str) -> ValueError:
+        """The error for `field` of the checked task, as a `ValueError` that pydantic reports."""
         return ValueError(f"{self.where}: {field}: {problem}")
 
     def expression(self, text: str, field: str, readable: frozenset[str], *, item: bool) -> None:
+        """Check one expression: it compiles, reads only known names and declared parameters, uses
+        ``item`` only where `item` allows it, and reads only the results of `readable` tasks."""
         from orchestrion.errors import ExpressionError
         from orchestrion.spec.expressions import compile_expression
 
@@ -81,6 +84,8 @@ class ExpressionCheck:
             )
 
     def templates(self, value: Any, field: str, readable: frozenset[str], *, item: bool) -> None:
+        """Check every ``{{ }}`` template in the strings of `value`, a nested JSON value whose paths
+        are named from `field`."""
         from orchestrion.spec.expressions import TEMPLATE_RE
 
         stack = [(field, value)]

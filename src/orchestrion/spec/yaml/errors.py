@@ -42,12 +42,16 @@ class LoadContext:
     origins: dict[tuple[str, str], Path] = field(default_factory=dict)
 
     def error(self, path: Path, message: str, *, at_key: bool = False) -> SpecError:
+        """A `SpecError` at `path` with its line and column (of the key itself when `at_key`, as for
+        an unknown field)."""
         line, column = self.locate(path, at_key=at_key)
         return SpecError(
             message, source=self.source, path=format_path(path), line=line, column=column
         )
 
     def locate(self, path: Path, *, at_key: bool = False) -> Mark:
+        """The line and column of `path`, or of its nearest ancestor that has one (a missing field
+        is reported where its mapping is)."""
         if at_key and path in self.key_marks:
             return self.key_marks[path]
         while path not in self.marks:
@@ -75,11 +79,14 @@ def check_keys(
 
 
 def suggest(name: str, names: list[str]) -> str:
+    """A ``did you mean`` hint for a misspelt `name`, or nothing when none of `names` is close."""
     close = difflib.get_close_matches(name, names, n=1)
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def validate_spec(ctx: LoadContext, data: dict[str, Any]) -> WorkflowSpec:
+    """The spec the translated `data` makes, or a `SpecError` that points at the YAML line of the
+    first problem (a cycle at the dependency that closes it)."""
     try:
         return WorkflowSpec.model_validate(data)
     except ValidationError as exc:

@@ -30,6 +30,7 @@ _PASSTHROUGH: Final = (
 
 
 def tasks(ctx: LoadContext, top: dict[str, Any]) -> list[dict[str, Any]]:
+    """The workflow's ``tasks`` mapping as the spec's list of tasks, in file order."""
     raw = top.get("tasks")
     if isinstance(raw, list):
         raise ctx.error(
