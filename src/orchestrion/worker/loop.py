@@ -58,6 +58,9 @@ _CANCEL_WAIT = 2.0
 
 @dataclass(frozen=True, kw_only=True)
 class WorkerSettings:
+    """How a worker runs: the queues it serves, how many attempts at once, its lease and heartbeat
+    timing, its labels, its id and where HTTP tasks may go."""
+
     queues: tuple[str, ...] = ("default",)
     concurrency: int = DEFAULT_CONCURRENCY
     lease_seconds: float = 30.0
@@ -76,6 +79,10 @@ class WorkerSettings:
 
 
 class Worker:
+    """One worker: it claims task runs from its queues and runs up to `concurrency` attempts at
+    once, keeping their leases alive until each outcome is reported. `start` begins the work, `stop`
+    ends it gracefully."""
+
     def __init__(
         self,
         runs: RunStore,
@@ -128,6 +135,8 @@ class Worker:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        """Register this worker in the store, route task output to the attempts' logs, and start the
+        claiming and heartbeat threads."""
         now = self.clock.now()
         self.runs.register_worker(
             WorkerRecord(
