@@ -16,6 +16,9 @@ _NAMED = {"1-5": "weekday", "mon-fri": "weekday", "0,6": "Saturday and Sunday"}
 
 @dataclass(frozen=True, slots=True)
 class Words:
+    """A schedule said in words, with or without a time of day after them (the template renders that
+    time in the viewer's zone)."""
+
     #: Words before the clock time, or all of them when `clock` is False.
     text: str
     #: True when a time of day (hour and minute) follows the words.
