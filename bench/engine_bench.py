@@ -273,44 +273,14 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="orchestrion-bench-"))
     with App(Settings(database_url=args.db or f"sqlite:///{tmp}/bench.db")) as app:
         app.code.add({f"{module}:noop": noop, f"{module}:join": join, f"{module}:items": items})
-        per_task: dict[str, float] = {}
-        for label, spec in (("W1", fan("w1", 500, module)), ("W4", fan("w4", 2000, module))):
-            if label in only:
-                elapsed, n, _ = run_workload(app, spec, args.workers, executor)
-                n = n - 1 + int(label == "W1") * 500 + int(label == "W4") * 2000
-                per_task[label] = elapsed / n * 1000
-                print(
-                    f"{label}: {n} tasks in {elapsed:.3f}s = {n / elapsed:,.0f} tasks/s"
-                    f" ({per_task[label]:.3f} ms/task)"
-                )
-                round_trips(app, label)
-        if "W1" in per_task and "W4" in per_task:
-            print(f"W4/W1 per-task cost ratio: {per_task['W4'] / per_task['W1']:.2f}")
+        _fans(app, only, args.workers, executor, module)
         if "W2" in only:
-            elapsed, n, run_id = run_workload(app, chain(100, module), args.workers, executor)
-            hops = hop_latencies(app, run_id)
-            print(
-                f"W2: {n} chained tasks in {elapsed:.3f}s ({elapsed / n * 1000:.2f} ms per"
-                f" task, wall); recorded hop (upstream finished -> claimed) p50"
-                f" {statistics.median(hops):.3f} ms, p90"
-                f" {statistics.quantiles(hops, n=10)[-1]:.3f} ms, max {max(hops):.3f} ms"
-            )
-            round_trips(app, "W2")
+            _chain(app, args.workers, executor, module)
         if "W3" in only:
             elapsed, n, _ = run_workload(app, layers(10, 10), args.workers)
             print(f"W3: {n} tasks (10x10 layers) in {elapsed:.3f}s = {n / elapsed:,.0f} tasks/s")
         if "CPU" in only:
-            app.code.add({"engine_bench:burn": burn})
-            walls = []
-            for chosen in (None, executor_from_name("process")):
-                elapsed, n, _ = run_workload(app, cpu_tasks(4, 20_000_000), 4, chosen)
-                walls.append(elapsed)
-                if chosen is not None:
-                    chosen.close()
-            print(
-                f"CPU: 4 CPU-bound tasks (sum of 20M squares each) with 4 slots: threads"
-                f" {walls[0]:.2f}s, processes {walls[1]:.2f}s wall"
-            )
+            _cpu(app)
         if "CLI" in only:
             print(
                 f"CLI: `orchestrion run` of a 3-task workflow, start to exit, median of 5:"
@@ -318,6 +288,51 @@ def main() -> None:
             )
         if "IDLE" in only:
             print(f"IDLE: worker + housekeeping idle for 5 s: {idle_cpu(app):.2f}% of one core")
+
+
+def _fans(app: App, only: set[str], workers: int, executor: Executor | None, module: str) -> None:
+    """W1 and W4: fan-outs of 500 and 2000 tasks, and their per-task cost ratio."""
+    per_task: dict[str, float] = {}
+    for label, spec in (("W1", fan("w1", 500, module)), ("W4", fan("w4", 2000, module))):
+        if label in only:
+            elapsed, n, _ = run_workload(app, spec, workers, executor)
+            n = n - 1 + int(label == "W1") * 500 + int(label == "W4") * 2000
+            per_task[label] = elapsed / n * 1000
+            print(
+                f"{label}: {n} tasks in {elapsed:.3f}s = {n / elapsed:,.0f} tasks/s"
+                f" ({per_task[label]:.3f} ms/task)"
+            )
+            round_trips(app, label)
+    if "W1" in per_task and "W4" in per_task:
+        print(f"W4/W1 per-task cost ratio: {per_task['W4'] / per_task['W1']:.2f}")
+
+
+def _chain(app: App, workers: int, executor: Executor | None, module: str) -> None:
+    """W2: a chain of 100 tasks, and the recorded hop from one to the next."""
+    elapsed, n, run_id = run_workload(app, chain(100, module), workers, executor)
+    hops = hop_latencies(app, run_id)
+    print(
+        f"W2: {n} chained tasks in {elapsed:.3f}s ({elapsed / n * 1000:.2f} ms per"
+        f" task, wall); recorded hop (upstream finished -> claimed) p50"
+        f" {statistics.median(hops):.3f} ms, p90"
+        f" {statistics.quantiles(hops, n=10)[-1]:.3f} ms, max {max(hops):.3f} ms"
+    )
+    round_trips(app, "W2")
+
+
+def _cpu(app: App) -> None:
+    """CPU: CPU-bound tasks on threads, then on processes."""
+    app.code.add({"engine_bench:burn": burn})
+    walls = []
+    for chosen in (None, executor_from_name("process")):
+        elapsed, _, _ = run_workload(app, cpu_tasks(4, 20_000_000), 4, chosen)
+        walls.append(elapsed)
+        if chosen is not None:
+            chosen.close()
+    print(
+        f"CPU: 4 CPU-bound tasks (sum of 20M squares each) with 4 slots: threads"
+        f" {walls[0]:.2f}s, processes {walls[1]:.2f}s wall"
+    )
 
 
 if __name__ == "__main__":

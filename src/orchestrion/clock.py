@@ -14,6 +14,9 @@ __all__ = ["Clock", "FakeClock", "SystemClock"]
 
 
 class Clock(Protocol):
+    """Where time comes from: the code that decides anything takes one, so tests can move time by
+    hand (`FakeClock`)."""
+
     def now(self) -> float:
         """Seconds since the epoch."""
         ...
@@ -27,9 +30,11 @@ class SystemClock:
     """The real clock."""
 
     def now(self) -> float:
+        """Seconds since the epoch, from the system."""
         return time.time()
 
     def monotonic(self) -> float:
+        """Seconds on the system's monotonic clock."""
         return time.monotonic()
 
 
@@ -42,14 +47,17 @@ class FakeClock:
         self._lock = threading.Lock()
 
     def now(self) -> float:
+        """The wall time, as last set or advanced."""
         with self._lock:
             return self._now
 
     def monotonic(self) -> float:
+        """Moves only with `advance`: a jump of the wall clock by `set` leaves it alone."""
         with self._lock:
             return self._mono
 
     def advance(self, seconds: float) -> None:
+        """Move both clocks forward by `seconds`, as real time passing would."""
         with self._lock:
             self._now += seconds
             self._mono += seconds

@@ -60,6 +60,7 @@ class OrchestrionError(Exception):
 
     @property
     def message(self) -> str:
+        """The message the error was raised with; its class's docstring when none was given."""
         return str(self.args[0]) if self.args else ""
 
 

@@ -44,6 +44,7 @@ class UpstreamCounts:
 
     @property
     def done(self) -> int:
+        """How many upstreams finished, whatever the outcome."""
         return self.succeeded + self.failed + self.skipped
 
 

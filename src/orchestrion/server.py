@@ -8,6 +8,8 @@ CLI serves what it builds.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Depends, FastAPI
 
 from orchestrion.api.errors import install_error_handlers
@@ -40,6 +42,7 @@ def create_server(app: App, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     )
     server.state.orchestrion = app
     _documentation_is_for_the_signed_in(server)
+    _schemas_without_docstrings(server)
     install_error_handlers(server)
     server.include_router(api_router)
     server.include_router(ui_router)  # the web UI at /, after the API's routes
@@ -62,3 +65,21 @@ def _documentation_is_for_the_signed_in(server: FastAPI) -> None:
             server.docs_url,
         ):
             signed_in(endpoint)
+
+
+def _schemas_without_docstrings(server: FastAPI) -> None:
+    """Keep docstrings out of the OpenAPI document. pydantic makes a model's or an enum's
+    docstring its schema's description, but those docstrings are written for readers of
+    this code (they name modules and internals); the published document carries no schema
+    descriptions, and it is pinned (``tests/integration/openapi_v1.json``). Describing the
+    schemas to API clients would be a change of the document to make on purpose."""
+    build = server.openapi
+
+    def openapi() -> dict[str, Any]:
+        if server.openapi_schema is None:
+            for schema in build().get("components", {}).get("schemas", {}).values():
+                schema.pop("description", None)
+        assert server.openapi_schema is not None
+        return server.openapi_schema
+
+    server.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override

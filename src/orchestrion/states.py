@@ -40,6 +40,8 @@ __all__ = [
 
 
 class TaskState(StrEnum):
+    """Where a task run is in its lifecycle; `TASK_TRANSITIONS` says how it moves."""
+
     #: Waiting for upstream task runs to finish.
     PENDING = "pending"
     #: Ready; a worker may claim it once `ready_at` has passed.
@@ -65,6 +67,8 @@ class TaskState(StrEnum):
 
     @property
     def finished(self) -> bool:
+        """True once nothing runs or waits for the task run (a retry or an undo may still
+        move it on)."""
         return self in _TASK_FINISHED
 
 
@@ -81,6 +85,9 @@ _TASK_FINISHED = frozenset(
 
 
 class TaskEvent(StrEnum):
+    """What moves a task run from one state to the next: the edges of `TASK_TRANSITIONS`, each with
+    exactly one target state."""
+
     READY = "ready"
     SKIP = "skip"
     UPSTREAM_FAILED = "upstream_failed"
@@ -157,6 +164,8 @@ del T, E
 
 
 class RunState(StrEnum):
+    """Where a run is in its lifecycle; `RUN_TRANSITIONS` says how it moves."""
+
     #: Accepted, waiting for a slot under the workflow's max active runs.
     QUEUED = "queued"
     #: Task runs are being executed.
@@ -172,10 +181,13 @@ class RunState(StrEnum):
 
     @property
     def finished(self) -> bool:
+        """True once the run ended: succeeded, failed or canceled (a retry may reopen it)."""
         return self in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELED)
 
 
 class RunEvent(StrEnum):
+    """What moves a run from one state to the next: the edges of `RUN_TRANSITIONS`."""
+
     START = "start"
     SUCCEED = "succeed"
     FAIL = "fail"

@@ -188,6 +188,36 @@ def test_key_and_limit_go_together() -> None:
 # ------------------------------------------------------------------ concurrent claimers
 
 
+class _Holds:
+    """The task runs the claimer threads hold at once, the most they ever held, and the
+    ones they finished; one lock, as a claim and its release race across threads."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.lock = threading.Lock()
+        self.held: Counter[str] = Counter()
+        self.worst: Counter[str] = Counter()
+        self.done: list[int] = []
+
+    def all_done(self) -> bool:
+        with self.lock:
+            return len(self.done) >= self.total
+
+    def take(self, claims: list[Claim]) -> None:
+        with self.lock:
+            for c in claims:
+                self.held["queue"] += 1
+                self.held[c.params["c"]] += 1
+            for k, v in self.held.items():
+                self.worst[k] = max(self.worst[k], v)
+
+    def give_back(self, claim: Claim) -> None:
+        with self.lock:
+            self.held["queue"] -= 1
+            self.held[claim.params["c"]] -= 1
+            self.done.append(claim.task_run_id)
+
+
 def test_concurrent_claimers_never_exceed_the_limits(make_store: MakeStore) -> None:
     """Several store objects (as several worker processes would) claim and finish at once;
     a claimed task run is counted as held from after its claim commits to before its finish
@@ -206,32 +236,18 @@ def test_concurrent_claimers_never_exceed_the_limits(make_store: MakeStore) -> N
         first.runs.create_run(spec, {"c": "ab"[i % 2]}, now=time.time())
     total = runs * 4
     stores = [make_store() for _ in range(4)]
-    lock = threading.Lock()
-    held: Counter[str] = Counter()
-    worst: Counter[str] = Counter()
-    done: list[int] = []
+    holds = _Holds(total)
     errors: list[BaseException] = []
 
     def work(store: Stores, name: str) -> None:
         try:
-            while True:
-                with lock:
-                    if len(done) >= total:
-                        return
+            while not holds.all_done():
                 claims = store.runs.claim(worker_id=name, queues=("limited",), limit=2,
                                      lease_seconds=LEASE, now=time.time())  # fmt: skip
-                with lock:
-                    for c in claims:
-                        held["queue"] += 1
-                        held[c.params["c"]] += 1
-                    for k, v in held.items():
-                        worst[k] = max(worst[k], v)
+                holds.take(claims)
                 time.sleep(0.002)
                 for c in claims:
-                    with lock:
-                        held["queue"] -= 1
-                        held[c.params["c"]] -= 1
-                        done.append(c.task_run_id)
+                    holds.give_back(c)
                     _succeed(store, c, time.time())
                 if not claims:
                     time.sleep(0.002)
@@ -243,6 +259,7 @@ def test_concurrent_claimers_never_exceed_the_limits(make_store: MakeStore) -> N
         t.start()
     for t in threads:
         t.join(120)
+    worst, done = holds.worst, holds.done
     assert not errors, errors
     assert len(done) == total and len(set(done)) == total
     assert worst["queue"] <= queue_limit

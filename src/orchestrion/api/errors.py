@@ -52,6 +52,9 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
 
 
 def install_error_handlers(api: FastAPI) -> None:
+    """Answer every `OrchestrionError` and request validation error with the API's one error body,
+    ``{"error": {"code", "message"}}``, and the status its kind maps to."""
+
     @api.exception_handler(OrchestrionError)
     async def _known(request: Request, exc: OrchestrionError) -> JSONResponse:
         for kind, status, code in _STATUS:

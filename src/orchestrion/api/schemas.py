@@ -49,10 +49,15 @@ class ErrorDetail(_Out):
 
 
 class ErrorBody(_Out):
+    """Every error response: a stable machine-readable code and a message for people."""
+
     error: ErrorDetail
 
 
 class Workflow(_Out):
+    """A workflow's summary as listed (its full spec only when asked for), with whether it is
+    paused."""
+
     name: str
     version: str
     namespace: str
@@ -66,6 +71,7 @@ class Workflow(_Out):
 
     @classmethod
     def of(cls, rec: WorkflowRecord, *, paused: bool = False, full: bool = False) -> Workflow:
+        """The view of `rec`; `full` includes the whole spec as JSON."""
         spec = rec.spec
         return cls(
             name=rec.name,
@@ -82,6 +88,9 @@ class Workflow(_Out):
 
 
 class TriggerRequest(BaseModel):
+    """The body of a request to start a run: its parameters, an idempotency key (the same key gives
+    back the same run) and a priority."""
+
     model_config = ConfigDict(extra="forbid")
 
     params: dict[str, Any] = Field(default_factory=dict)
@@ -96,6 +105,7 @@ class RecordModel(_Out):
 
     @classmethod
     def of(cls, record: Any, **extra: Any) -> Self:
+        """The response model of `record`, with the `extra` fields that are not the record's."""
         return cls(**cls.wire.encode(record), **extra)
 
 
@@ -126,6 +136,9 @@ SecretInfo = model_of(SECRET, "SecretInfo")
 # A task run a worker holds a lease on: a view of the task run, not a copy. (No docstring:
 # it would become the schema's description, and the published schema has none.)
 class WorkerTask(_Out):
+    """A task run a worker holds a lease on, as the workers page shows it (a mapped item named
+    ``task[i]``)."""
+
     run_id: str
     task_run_id: int
     task: str
@@ -134,6 +147,7 @@ class WorkerTask(_Out):
 
     @classmethod
     def of(cls, rec: TaskRunRecord) -> WorkerTask:
+        """The view of the running task run `rec`."""
         return cls(
             run_id=rec.run_id,
             task_run_id=rec.id,
@@ -148,6 +162,8 @@ Worker = model_of(WORKER, "Worker", running=list[WorkerTask])
 
 
 class Page(_Out):
+    """One page of a list: its items, and the cursor of the next page (None on the last)."""
+
     items: list[Any]
     next_cursor: str | None
 
@@ -157,10 +173,13 @@ class BadCursor(OrchestrionError):
 
 
 def encode_cursor(value: str) -> str:
+    """The opaque cursor for the page after `value` (the last item's id): versioned, so that its
+    format can change without breaking clients."""
     return base64.urlsafe_b64encode(f"v1:{value}".encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> str:
+    """The item id a cursor stands for; `BadCursor` (400) for one this API did not issue."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (ValueError, UnicodeDecodeError):

@@ -90,6 +90,8 @@ def parse_bindings(pairs: Mapping[str, str]) -> dict[str, Role]:
 
 
 def principal_of(kind: PrincipalKind, id: str, name: str, pairs: Mapping[str, str]) -> Principal:
+    """A principal from stored role labels (``{"finance": "operator"}``), checked as
+    `parse_bindings` checks them."""
     return Principal(kind=kind, id=id, name=name, bindings=parse_bindings(pairs))
 
 
@@ -205,11 +207,14 @@ class Accounts:
         return self._user_principal(user), found.csrf
 
     def logout(self, session_id: str) -> None:
+        """End the session `session_id` at once; its cookie no longer signs anyone in."""
         self._accounts.revoke_session(_digest(session_id), now=self._clock.now())
 
     # ------------------------------------------------------------------------- users
 
     def create_user(self, name: str, password: str, bindings: Mapping[str, str]) -> UserRecord:
+        """A new user with the argon2id hash of `password` and roles by namespace; `ParameterError`
+        for a bad name or role, `AlreadyExists` for a taken name."""
         _check_name(name)
         checked = _labels(parse_bindings(bindings))
         return self._accounts.create_user(
@@ -220,20 +225,26 @@ class Accounts:
         )
 
     def set_password(self, name: str, password: str) -> UserRecord:
+        """Replace the user's password; every session of the user ends, so an old password's
+        sessions do not outlive it."""
         digest = hash_password(password, hasher=self._hasher)
         return self._accounts.update_user(name, password_hash=digest, now=self._clock.now())
 
     def set_roles(self, name: str, bindings: Mapping[str, str]) -> UserRecord:
+        """Replace the user's roles; the user's sessions end, so that none keeps the old roles."""
         checked = _labels(parse_bindings(bindings))
         return self._accounts.update_user(name, bindings=checked, now=self._clock.now())
 
     def set_disabled(self, name: str, disabled: bool) -> UserRecord:
+        """Disable a user, or enable one again; either way the user's sessions end at once."""
         return self._accounts.update_user(name, disabled=disabled, now=self._clock.now())
 
     def list_users(self) -> list[UserRecord]:
+        """Every user, by name. The records hold password hashes, which no edge shows."""
         return self._accounts.list_users()
 
     def get_user(self, name: str) -> UserRecord:
+        """The user named `name`, or `NotFound`."""
         return self._accounts.get_user(name)
 
     # ------------------------------------------------------------------------ tokens
@@ -270,12 +281,16 @@ class Accounts:
         return made.plaintext, record
 
     def revoke_token(self, token_id: str) -> bool:
+        """Revoke the token `token_id`; False when it was already revoked, `NotFound` when
+        unknown."""
         return self._accounts.revoke_token(token_id, now=self._clock.now())
 
     def list_tokens(self) -> list[TokenRecord]:
+        """Every API token (their records: hashes, never plaintext), oldest first."""
         return self._accounts.list_tokens()
 
     def get_token(self, token_id: str) -> TokenRecord:
+        """The token record `token_id`, or `NotFound`."""
         return self._accounts.get_token(token_id)
 
     # ------------------------------------------------------------------- first start
@@ -332,6 +347,7 @@ class Accounts:
         )
 
     def list_audit(self, filt: AuditFilter) -> list[AuditRecord]:
+        """Audit records, newest first, as `filt` selects them."""
         return self._accounts.list_audit(filt)
 
     # ----------------------------------------------------------------------- helpers

@@ -51,6 +51,7 @@ class Masker:
 
     @property
     def is_empty(self) -> bool:
+        """True when there is nothing to mask, so callers can skip the work."""
         return self._pattern is None
 
     def mask(self, text: str) -> str:

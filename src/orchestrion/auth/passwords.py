@@ -138,6 +138,8 @@ class MemoryFailureLog:
         self._lock = threading.Lock()
 
     def add(self, key: str, at: float, *, keep_since: float) -> list[float]:
+        """`FailureLog.add`; the least recently seen key is dropped past `max_keys`, so a flood of
+        names cannot grow memory."""
         with self._lock:
             times = self._times.pop(key, None) or deque()
             self._times[key] = times  # re-inserted: dict order is least recently seen first
@@ -149,10 +151,12 @@ class MemoryFailureLog:
             return list(times)
 
     def times(self, key: str, *, keep_since: float) -> list[float]:
+        """`FailureLog.times`, from this process's memory."""
         with self._lock:
             return [t for t in self._times.get(key, ()) if t >= keep_since]
 
     def clear(self, key: str) -> None:
+        """`FailureLog.clear`: a successful login wipes the slate of its key."""
         with self._lock:
             self._times.pop(key, None)
 

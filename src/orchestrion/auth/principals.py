@@ -68,6 +68,7 @@ class Role(enum.IntEnum):
 
     @property
     def label(self) -> str:
+        """The role as written in bindings, commands and the API (``operator``)."""
         return self.name.lower()
 
     @classmethod

@@ -73,6 +73,8 @@ class Secret:
         self._value = value
 
     def reveal(self) -> str:
+        """The value itself, as a plain string that prints as it is: call it only where the
+        value is really used."""
         return self._value
 
     def __repr__(self) -> str:
@@ -95,6 +97,9 @@ class Secret:
 
 @dataclass(frozen=True, slots=True)
 class MasterKey:
+    """One 256-bit master key and the id stored with what it sealed, so that a key ring can tell
+    which key opens a value."""
+
     key_id: str
     key: bytes
 
@@ -131,13 +136,18 @@ class KeyRing:
 
     @property
     def key_ids(self) -> tuple[str, ...]:
+        """The ids of every key in the ring, the current one first."""
         return tuple(self._keys)
 
     @property
     def is_dev(self) -> bool:
+        """True when sealing with the insecure built-in development key: the server then warns
+        loudly."""
         return self.current_id == DEV_KEY_ID
 
     def key(self, key_id: str) -> MasterKey:
+        """The key `key_id`, to open a value sealed under it; `SecretError` says how to add a
+        rotated-out key back."""
         try:
             return self._keys[key_id]
         except KeyError:

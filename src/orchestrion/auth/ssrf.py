@@ -92,11 +92,13 @@ class AllowList:
         return cls(frozenset(hosts), tuple(networks))
 
     def allows_host(self, host: str) -> bool:
+        """True when `host` is allow-listed by name, exactly or under a ``*.`` suffix."""
         if host in self.hosts:
             return True
         return any(h.startswith("*.") and host.endswith(h[1:]) for h in self.hosts)
 
     def allows_address(self, address: IPAddress) -> bool:
+        """True when `address` is in an allow-listed network."""
         return any(address in net for net in self.networks)
 
 

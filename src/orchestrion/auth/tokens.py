@@ -83,6 +83,8 @@ class ParsedToken:
 
 
 class TokenStatus(enum.Enum):
+    """Why a token was accepted or refused; the value is the reason an `AuthError` gives."""
+
     VALID = "valid"
     MALFORMED = "malformed"
     WRONG_SECRET = "wrong secret"

@@ -41,6 +41,7 @@ __all__ = ["register"]
 
 
 def register(main: click.Group) -> None:
+    """Add the ``users``, ``tokens`` and ``audit`` command groups to `main`."""
     for group in (users, tokens, audit):
         main.add_command(group)
 

@@ -51,6 +51,8 @@ errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def db_option(fn: F) -> F:
+    """The ``--db`` option (also ``ORCHESTRION_DATABASE_URL``), the same on every command that opens
+    the database."""
     return click.option(
         "--db",
         "db",
@@ -61,6 +63,7 @@ def db_option(fn: F) -> F:
 
 
 def output_option(fn: F) -> F:
+    """The ``--output table|json`` option: tables for people, JSON for scripts."""
     return click.option(
         "--output",
         "-o",
@@ -85,6 +88,8 @@ def opened(db: str | None) -> Iterator[App]:
 
 
 def server_option(fn: F) -> F:
+    """The ``--server`` option (also ``ORCHESTRION_SERVER``): talk to a server's API rather than
+    open the database here."""
     return click.option(
         "--server",
         envvar="ORCHESTRION_SERVER",

@@ -20,6 +20,8 @@ FILE_ENV = "ORCHESTRION_CREDENTIALS_FILE"
 
 
 def credentials_file() -> Path:
+    """Where tokens are remembered: ``ORCHESTRION_CREDENTIALS_FILE``, else ``credentials.json`` in
+    the user's config folder."""
     given = os.environ.get(FILE_ENV)
     if given:
         return Path(given)
@@ -48,6 +50,7 @@ def token_for(server: str) -> str | None:
 
 
 def auth_headers(server: str) -> dict[str, str]:
+    """The ``Authorization`` header for `server`, or none when no token is known for it."""
     token = token_for(server)
     return {"Authorization": f"Bearer {token}"} if token else {}
 

@@ -21,6 +21,7 @@ __all__ = ["register"]
 
 
 def register(main: click.Group) -> None:
+    """Add the ``db`` command group to `main`."""
     main.add_command(db)
 
 

@@ -52,6 +52,8 @@ class WorkflowFolder:
         self._seen: dict[Path, float] = {}
 
     def files(self) -> list[Path]:
+        """The workflow files in the folder (``.py``, ``.yaml``, ``.yml``), skipping names that
+        start with ``_`` or ``.`` and caches."""
         if self.folder is None:
             return []
         found = [p for p in sorted(self.folder.rglob("*")) if p.suffix in (".py", ".yaml", ".yml")]

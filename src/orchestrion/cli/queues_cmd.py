@@ -18,6 +18,7 @@ __all__ = ["register"]
 
 
 def register(main: click.Group) -> None:
+    """Add the ``queues`` command group to `main`."""
     main.add_command(queues)
 
 

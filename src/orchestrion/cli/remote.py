@@ -20,6 +20,9 @@ __all__ = ["Remote"]
 
 
 class Remote:
+    """A server's run verbs over its REST API, typed as `RunReader` so that commands treat it
+    exactly as `App.runs`. Use it as a context manager: it holds an HTTP client."""
+
     def __init__(self, server: str, timeout: float = 30.0) -> None:
         self.server = server.rstrip("/")
         self._client = httpx.Client(
@@ -60,9 +63,12 @@ class Remote:
     # ------------------------------------------------------------------ the App's verbs
 
     def get_run(self, run_id: str) -> RunRecord:
+        """`RunReader.get_run`, over ``GET /api/v1/runs/{id}``."""
         return RUN.decode(self.call("GET", f"/api/v1/runs/{run_id}"))
 
     def list_runs(self, filt: RunFilter | None = None) -> list[RunRecord]:
+        """`RunReader.list_runs`, over ``GET /api/v1/runs`` (the first page, of `filt.limit`
+        runs)."""
         filt = filt or RunFilter()
         params: dict[str, Any] = {"limit": filt.limit}
         if filt.workflow:
@@ -73,13 +79,16 @@ class Remote:
         return [RUN.decode(item) for item in page["items"]]
 
     def task_runs(self, run_id: str) -> list[TaskRunRecord]:
+        """`RunReader.task_runs`, over ``GET /api/v1/runs/{id}/tasks``."""
         return [TASK_RUN.decode(t) for t in self.call("GET", f"/api/v1/runs/{run_id}/tasks")]
 
     def attempts(self, run_id: str) -> list[AttemptRecord]:
+        """`RunReader.attempts`, over ``GET /api/v1/runs/{id}/attempts``."""
         rows = self.call("GET", f"/api/v1/runs/{run_id}/attempts")
         return [ATTEMPT.decode(a, run_id=run_id) for a in rows]
 
     def logs(self, run_id: str, task: str | None = None, after_id: int = 0) -> list[LogRecord]:
+        """`RunReader.logs`, over ``GET /api/v1/runs/{id}/logs`` (one page)."""
         params: dict[str, Any] = {"after": after_id}
         if task:
             params["task"] = task
@@ -87,7 +96,11 @@ class Remote:
         return [LOG_LINE.decode(x, run_id=run_id) for x in page["items"]]
 
     def cancel_or_raise(self, run_id: str) -> None:
+        """`RunReader.cancel_or_raise`, over ``POST /api/v1/runs/{id}/cancel`` (a 409 becomes
+        `IllegalTransition`)."""
         self.call("POST", f"/api/v1/runs/{run_id}/cancel")
 
     def retry_or_raise(self, run_id: str) -> None:
+        """`RunReader.retry_or_raise`, over ``POST /api/v1/runs/{id}/retry`` (a 409 becomes
+        `IllegalTransition`)."""
         self.call("POST", f"/api/v1/runs/{run_id}/retry")

@@ -54,6 +54,7 @@ def short(value: Any, limit: int = 60) -> str:
 
 
 def runs_table(runs: list[RunRecord]) -> Table:
+    """Runs as a table, one line each: id, workflow, state, trigger, creation time and duration."""
     table = Table(box=None, header_style="bold")
     for col in ("RUN", "WORKFLOW", "STATE", "TRIGGER", "CREATED", "DURATION"):
         table.add_column(col)
@@ -74,6 +75,7 @@ def task_name(tr: TaskRunRecord) -> str:
 
 
 def task_runs_table(task_runs: list[TaskRunRecord]) -> Table:
+    """A run's task runs as a table, with each one's result or error cut short."""
     table = Table(box=None, header_style="bold")
     for col in ("TASK", "STATE", "ATTEMPTS", "STARTED", "DURATION", "RESULT / ERROR"):
         table.add_column(col, overflow="fold")
@@ -91,6 +93,7 @@ def task_runs_table(task_runs: list[TaskRunRecord]) -> Table:
 
 
 def attempts_table(attempts: list[AttemptRecord], names: dict[int, str]) -> Table:
+    """A run's attempts as a table, naming each attempt's task by `names` (task run id -> name)."""
     table = Table(box=None, header_style="bold")
     for col in ("TASK", "#", "WORKER", "STARTED", "DURATION", "OUTCOME", "ERROR"):
         table.add_column(col, overflow="fold")
@@ -108,6 +111,8 @@ def attempts_table(attempts: list[AttemptRecord], names: dict[int, str]) -> Tabl
 
 
 def dump_json(value: Any) -> str:
+    """`value` as indented JSON, records (dataclasses) included, for ``--output json``."""
+
     def default(obj: Any) -> Any:
         if is_dataclass(obj) and not isinstance(obj, type):
             return asdict(obj)
@@ -130,9 +135,12 @@ class Progress:
         self._names: dict[int, TaskRunRecord] = {}
 
     def __call__(self, run: RunRecord, task_runs: list[TaskRunRecord]) -> None:
+        """Take the run's current task runs, so that `events` can name the task of each event."""
         self._names = {tr.id: tr for tr in task_runs}
 
     def events(self, events: list[EventRecord]) -> None:
+        """Print a line for each task state change in `events`, with the attempt number of a retry,
+        the error of a failure and the duration of a success."""
         for event in events:
             self._last_event = max(self._last_event, event.id)
             tr = self._names.get(event.task_run_id or -1)
@@ -155,4 +163,5 @@ class Progress:
 
     @property
     def last_event(self) -> int:
+        """The id of the last event printed: the next poll asks for the events after it."""
         return self._last_event

@@ -40,6 +40,7 @@ def _ref(ref: str) -> tuple[str, str]:
 
 
 def register(main: click.Group) -> None:
+    """Add the ``secrets`` command group to `main`."""
     main.add_command(secrets)
 
 

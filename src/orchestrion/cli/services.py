@@ -67,6 +67,8 @@ def log_options(fn: F) -> F:
 
 
 def register(main: click.Group) -> None:
+    """Add the long-running commands to `main`: ``server``, ``worker``, ``deploy`` and
+    ``scheduler``."""
     for command in (server, worker, deploy, scheduler):
         main.add_command(command)
 

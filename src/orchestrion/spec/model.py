@@ -16,25 +16,45 @@ import hashlib
 import json
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    Strict,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, field_validator, model_validator
 
 from orchestrion.auth.principals import NAMESPACE_RE
 from orchestrion.errors import CycleError
-from orchestrion.spec.durations import parse_duration
+from orchestrion.spec.actions import (
+    Action,
+    HttpAction,
+    PythonAction,
+    ShellAction,
+    SubWorkflowAction,
+)
+from orchestrion.spec.fields import (
+    ENV_NAME_PATTERN,
+    LABEL_PATTERN,
+    MAX_LABELS,
+    NAME_PATTERN,
+    SECRET_NAME_PATTERN,
+    Bool,
+    Duration,
+    Float,
+    FrozenModel,
+    Int,
+    Label,
+    Name,
+    Str,
+)
 from orchestrion.spec.schedule_model import ScheduleSpec, TriggerSpec, check_triggers
+from orchestrion.spec.validation import ExpressionCheck, find_cycle
 
+# The action models and the field types live in `orchestrion.spec.actions` and
+# `orchestrion.spec.fields`; they are re-exported here, where authors and the rest of the
+# code have always imported the spec from.
 __all__ = [
     "DEFAULT_NAMESPACE",
+    "LABEL_PATTERN",
+    "MAX_LABELS",
+    "NAME_PATTERN",
     "SECRET_NAME_PATTERN",
     "SPEC_VERSION",
     "Action",
@@ -61,30 +81,7 @@ SPEC_VERSION = 1
 #: The namespace of a workflow that names none.
 DEFAULT_NAMESPACE = "default"
 
-#: A secret's name inside its namespace (no ``/``: a task can only name its own namespace's).
-SECRET_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$"
-ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-
-NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$"
 _NAME_RE = re.compile(NAME_PATTERN)
-
-# Lists must be accepted for tuples (YAML and JSON have no tuples), but scalars are strict:
-# "3" is not an int and "no" is not a bool, whatever YAML 1.1 thought.
-Int = Annotated[int, Strict()]
-Float = Annotated[float, Strict()]
-Bool = Annotated[bool, Strict()]
-Str = Annotated[str, Strict()]
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-Name = Annotated[str, Strict(), Field(pattern=NAME_PATTERN)]
-#: A worker label's key or value (``orchestrion worker --label gpu=a100``).
-LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,62}$"
-Label = Annotated[str, Strict(), Field(pattern=LABEL_PATTERN)]
-#: Most labels a task may require (a worker's claims enumerate subsets of its labels).
-MAX_LABELS = 8
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class TriggerRule(StrEnum):
@@ -99,6 +96,9 @@ class TriggerRule(StrEnum):
 
 
 class ParamType(StrEnum):
+    """The types a workflow parameter may declare; a run's values are checked against them before
+    the run starts."""
+
     STRING = "string"
     INTEGER = "integer"
     NUMBER = "number"
@@ -109,7 +109,10 @@ class ParamType(StrEnum):
     DATETIME = "datetime"
 
 
-class ParamSpec(_Frozen):
+class ParamSpec(FrozenModel):
+    """One declared parameter of a workflow: its type, its default, whether a run must set it, and
+    the values it may take."""
+
     type: ParamType = ParamType.STRING
     default: Any = None
     required: Bool = False
@@ -117,7 +120,7 @@ class ParamSpec(_Frozen):
     description: Str = ""
 
 
-class RetryPolicy(_Frozen):
+class RetryPolicy(FrozenModel):
     """How a failed attempt is retried: exponential backoff, capped, with jitter."""
 
     retries: Int = Field(default=0, ge=0, le=1000)
@@ -130,62 +133,7 @@ class RetryPolicy(_Frozen):
     retry_on: tuple[Str, ...] = ()
 
 
-class PythonAction(_Frozen):
-    kind: Literal["python"] = "python"
-    #: ``module:qualname`` or ``path/to/file.py:qualname``.
-    ref: Str = Field(min_length=1, max_length=500)
-    is_async: Bool = False
-
-
-class ShellAction(_Frozen):
-    """A process. Values reach it only as argv elements or environment variables."""
-
-    kind: Literal["shell"] = "shell"
-    #: argv, each element a template; no shell parses it.
-    argv: tuple[Str, ...] | None = None
-    #: A bash script whose text is never templated: parameters arrive as ``env``.
-    script: Str | None = None
-    env: dict[str, Str] = Field(default_factory=dict)
-    cwd: Str | None = None
-    #: Parse stdout as JSON for the result; otherwise the result is the last stdout line.
-    json_output: Bool = False
-
-    @model_validator(mode="after")
-    def _one_form(self) -> ShellAction:
-        if (self.argv is None) == (self.script is None):
-            raise ValueError("a shell task needs exactly one of 'argv' or 'script'")
-        if self.argv is not None and not self.argv:
-            raise ValueError("'argv' must not be empty")
-        for key in self.env:
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-                raise ValueError(f"bad environment variable name {key!r}")
-        return self
-
-
-class HttpAction(_Frozen):
-    kind: Literal["http"] = "http"
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
-    url: Str = Field(min_length=1, max_length=4096)
-    headers: dict[str, Str] = Field(default_factory=dict)
-    #: A JSON body; string leaves may be templates.
-    json_body: Any = None
-    expect_status: tuple[Int, ...] = ()
-    timeout: Duration = 30.0
-
-
-class SubWorkflowAction(_Frozen):
-    kind: Literal["workflow"] = "workflow"
-    workflow: Name
-    #: Child run parameters; string values may be templates.
-    params: dict[str, Any] = Field(default_factory=dict)
-
-
-Action = Annotated[
-    PythonAction | ShellAction | HttpAction | SubWorkflowAction, Field(discriminator="kind")
-]
-
-
-class InputSpec(_Frozen):
+class InputSpec(FrozenModel):
     """One argument of a task: an expression over params/tasks/item, or a literal value."""
 
     expr: Str | None = None
@@ -198,7 +146,7 @@ class InputSpec(_Frozen):
         return self
 
 
-class WhenSpec(_Frozen):
+class WhenSpec(FrozenModel):
     """A condition: a sandboxed expression, or a Python callable reference."""
 
     expr: Str | None = None
@@ -211,7 +159,10 @@ class WhenSpec(_Frozen):
         return self
 
 
-class TaskSpec(_Frozen):
+class TaskSpec(FrozenModel):
+    """One task of a workflow: what it runs, what it waits for (`depends_on`, `when`,
+    `trigger_rule`), how it is retried, limited and routed, and how it is undone."""
+
     name: Name
     action: Action
     depends_on: tuple[Name, ...] = ()
@@ -279,7 +230,11 @@ class TaskSpec(_Frozen):
         return self
 
 
-class WorkflowSpec(_Frozen):
+class WorkflowSpec(FrozenModel):
+    """A workflow: parameters, tasks, schedules and triggers. Validation checks the whole graph
+    (unique names, known dependencies, no cycle, expressions that read only what a task will have),
+    so a bad workflow is refused when it is registered, not halfway through a run."""
+
     spec_version: Literal[1] = 1
     name: Name
     description: Str = ""
@@ -325,7 +280,7 @@ class WorkflowSpec(_Frozen):
                     )
                 if dep == task.name:
                     raise CycleError([task.name, task.name])
-        cycle = _find_cycle({t.name: t.depends_on for t in self.tasks})
+        cycle = find_cycle({t.name: t.depends_on for t in self.tasks})
         if cycle:
             raise CycleError(cycle)
         for i, task in enumerate(self.tasks):
@@ -340,6 +295,7 @@ class WorkflowSpec(_Frozen):
     # ----------------------------------------------------------------- helpers
 
     def task(self, name: str) -> TaskSpec:
+        """The task named `name`; `KeyError` if there is none."""
         for task in self.tasks:
             if task.name == name:
                 return task
@@ -376,41 +332,14 @@ class WorkflowSpec(_Frozen):
 
     @property
     def version(self) -> str:
+        """A hash of `to_json`: registering an unchanged workflow again keeps its version, any
+        change makes a new one."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
     @classmethod
     def from_json(cls, text: str | bytes) -> WorkflowSpec:
+        """A spec from the canonical JSON of `to_json`, as stored."""
         return cls.model_validate_json(text, strict=False)
-
-
-def _find_cycle(edges: dict[str, tuple[Str, ...]]) -> list[str] | None:
-    """A cycle in the dependency graph as a name list ending where it started, or None."""
-    white, grey, black = 0, 1, 2
-    color = dict.fromkeys(edges, white)
-    for root in edges:
-        if color[root] != white:
-            continue
-        stack: list[tuple[str, int]] = [(root, 0)]
-        path: list[str] = [root]
-        color[root] = grey
-        while stack:
-            node, i = stack[-1]
-            deps = edges.get(node, ())
-            if i < len(deps):
-                stack[-1] = (node, i + 1)
-                nxt = deps[i]
-                if color.get(nxt) == grey:
-                    start = path.index(nxt)
-                    return [*path[start:], nxt]
-                if color.get(nxt) == white:
-                    color[nxt] = grey
-                    stack.append((nxt, 0))
-                    path.append(nxt)
-            else:
-                color[node] = black
-                stack.pop()
-                path.pop()
-    return None
 
 
 def _check_expressions(spec: WorkflowSpec, task: TaskSpec, where: str) -> None:
@@ -423,7 +352,7 @@ def _check_expressions(spec: WorkflowSpec, task: TaskSpec, where: str) -> None:
     """
     mapped = task.map_over is not None
     deps = frozenset(task.depends_on)
-    check = _ExpressionCheck(where, frozenset(spec.params))
+    check = ExpressionCheck(where, frozenset(spec.params))
     if task.when is not None and task.when.expr is not None:
         check.expression(task.when.expr, "when", deps, item=False)
     if task.map_over is not None:
@@ -434,65 +363,3 @@ def _check_expressions(spec: WorkflowSpec, task: TaskSpec, where: str) -> None:
     check.action(task.action, "action", deps, item=mapped)
     if task.undo is not None:  # an undo step also sees the result of the task it undoes
         check.action(task.undo, "undo", deps | {task.name}, item=mapped)
-
-
-class _ExpressionCheck:
-    def __init__(self, where: str, params: frozenset[str]) -> None:
-        self.where = where
-        self.params = params
-
-    def fail(self, field: str, problem: str) -> ValueError:
-        return ValueError(f"{self.where}: {field}: {problem}")
-
-    def expression(self, text: str, field: str, readable: frozenset[str], *, item: bool) -> None:
-        from orchestrion.errors import ExpressionError
-        from orchestrion.spec.expressions import compile_expression
-
-        try:
-            expr = compile_expression(text)
-        except ExpressionError as exc:
-            raise self.fail(field, f"bad expression: {exc}") from None
-        unknown = sorted(expr.names - {"params", "tasks", "item"})
-        if unknown:
-            raise self.fail(field, f"unknown name {unknown[0]!r} (use params, tasks or item)")
-        if "item" in expr.names and not item:
-            raise self.fail(field, "'item' exists only in the fields of a mapped task")
-        params = sorted(expr.referenced_params - self.params)
-        if params:
-            raise self.fail(field, f"unknown parameter {params[0]!r}")
-        tasks = sorted(expr.referenced_tasks - readable)
-        if tasks:
-            raise self.fail(
-                field,
-                f"reads tasks.{tasks[0]}, but the task does not depend on {tasks[0]!r}"
-                " (add it to depends_on, or after= in Python)",
-            )
-
-    def templates(self, value: Any, field: str, readable: frozenset[str], *, item: bool) -> None:
-        from orchestrion.spec.expressions import TEMPLATE_RE
-
-        stack = [(field, value)]
-        while stack:
-            where, node = stack.pop()
-            if isinstance(node, str):
-                for match in TEMPLATE_RE.finditer(node):
-                    self.expression(match.group(1), where, readable, item=item)
-                if "{{" in TEMPLATE_RE.sub("", node):
-                    raise self.fail(where, "'{{' without a closing '}}'")
-            elif isinstance(node, dict):
-                stack.extend((f"{where}[{k!r}]", v) for k, v in reversed(node.items()))
-            elif isinstance(node, list | tuple):
-                stack.extend((f"{where}[{n}]", v) for n, v in reversed(list(enumerate(node))))
-
-    def action(self, act: Any, field: str, readable: frozenset[str], *, item: bool) -> None:
-        """The fields a worker renders: shell argv/env/cwd (never a script), http url,
-        headers and body, sub-workflow params."""
-        fields: dict[str, Any] = {}
-        if isinstance(act, ShellAction):
-            fields = {"argv": act.argv, "env": act.env, "cwd": act.cwd}
-        elif isinstance(act, HttpAction):
-            fields = {"url": act.url, "headers": act.headers, "json": act.json_body}
-        elif isinstance(act, SubWorkflowAction):
-            fields = {"params": act.params}
-        for name, value in fields.items():
-            self.templates(value, f"{field}.{name}", readable, item=item)

@@ -21,19 +21,11 @@ import hashlib
 import json
 import zoneinfo
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    Strict,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, field_validator, model_validator
 
-from orchestrion.spec.durations import parse_duration
+from orchestrion.spec.fields import Duration, FrozenModel, Int, Name, Str
 
 __all__ = [
     "EVENT_SCOPE",
@@ -47,8 +39,6 @@ __all__ = [
     "parse_instant",
 ]
 
-# The same name rule as `orchestrion.spec.model.NAME_PATTERN` (that module imports this one).
-_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$"
 #: Event types: dotted words; ``*`` matches any run of characters (``orders.*``).
 EVENT_TYPE_PATTERN = r"^[A-Za-z0-9_*][A-Za-z0-9_.:*\-]{0,199}$"
 
@@ -56,37 +46,28 @@ FIRE_SCOPE = frozenset({"fire"})
 EVENT_SCOPE = frozenset({"event"})
 RUN_SCOPE = frozenset({"event", "run"})
 
-_Int = Annotated[int, Strict()]
-_Str = Annotated[str, Strict()]
-_Duration = Annotated[float, BeforeValidator(parse_duration)]
-_Name = Annotated[str, Strict(), Field(pattern=_NAME_PATTERN)]
 
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ScheduleSpec(_Frozen):
+class ScheduleSpec(FrozenModel):
     """One schedule: exactly one of ``cron`` or ``every``."""
 
     #: A stable name; by default the schedule is named by a hash of what it fires.
-    name: _Name | None = None
-    cron: _Str | None = Field(default=None, min_length=1, max_length=200)
+    name: Name | None = None
+    cron: Str | None = Field(default=None, min_length=1, max_length=200)
     #: A fixed interval, anchored at ``start`` (or the Unix epoch).
-    every: _Duration | None = Field(default=None, ge=1)
-    timezone: _Str = "UTC"
+    every: Duration | None = Field(default=None, ge=1)
+    timezone: Str = "UTC"
     #: Run parameters; string values may be templates over ``fire``.
     params: dict[str, Any] = Field(default_factory=dict)
     #: ISO datetimes bounding the nominal fire times (naive ones are in ``timezone``).
-    start: _Str | None = None
-    end: _Str | None = None
+    start: Str | None = None
+    end: Str | None = None
     #: After downtime: fire nothing missed, only the latest missed, or all (up to the cap).
     catchup: Literal["none", "latest", "all"] = "latest"
-    max_catchup: _Int = Field(default=100, ge=1, le=10_000)
+    max_catchup: Int = Field(default=100, ge=1, le=10_000)
     #: When the previous run of this schedule is unfinished.
     overlap: Literal["skip", "queue", "cancel_previous", "allow"] = "allow"
     #: Delay each fire by a deterministic amount in [0, jitter).
-    jitter: _Duration = Field(default=0.0, ge=0, le=86_400)
+    jitter: Duration = Field(default=0.0, ge=0, le=86_400)
 
     @field_validator("cron")
     @classmethod
@@ -133,10 +114,12 @@ class ScheduleSpec(_Frozen):
 
     @property
     def start_ts(self) -> float | None:
+        """`start` as a timestamp (a naive time read in the schedule's time zone), or None."""
         return None if self.start is None else parse_instant(self.start, self.timezone)
 
     @property
     def end_ts(self) -> float | None:
+        """`end` as a timestamp (a naive time read in the schedule's time zone), or None."""
         return None if self.end is None else parse_instant(self.end, self.timezone)
 
     @property
@@ -147,20 +130,20 @@ class ScheduleSpec(_Frozen):
         return f"every {self.every:g}s"
 
 
-class AfterSpec(_Frozen):
+class AfterSpec(FrozenModel):
     """A run trigger: start when a run of `workflow` finishes with `outcome`."""
 
-    workflow: _Name
+    workflow: Name
     outcome: Literal["succeeded", "failed", "any"] = "succeeded"
 
 
-class TriggerSpec(_Frozen):
+class TriggerSpec(FrozenModel):
     """Start a run on an event (``event``) or when another workflow's run ends (``after``)."""
 
-    event: _Str | None = Field(default=None, pattern=EVENT_TYPE_PATTERN)
+    event: Str | None = Field(default=None, pattern=EVENT_TYPE_PATTERN)
     after: AfterSpec | None = None
     #: An expression that must be true for the trigger to fire.
-    filter: _Str | None = None
+    filter: Str | None = None
     #: Run parameters; string values may be templates over the trigger's scope.
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -176,6 +159,8 @@ class TriggerSpec(_Frozen):
 
     @property
     def scope(self) -> frozenset[str]:
+        """The names the trigger's filter and params may read: ``event``, and ``run`` for an
+        ``after`` trigger."""
         return EVENT_SCOPE if self.event is not None else RUN_SCOPE
 
 

@@ -74,10 +74,13 @@ def _pattern(pattern: str) -> re.Pattern[str]:
 
 
 def event_scope(event_type: str, event_id: str, payload: Any) -> dict[str, Any]:
+    """The ``event`` name an event trigger's filter and params read: its type, id and payload."""
     return {"type": event_type, "id": event_id, "payload": payload}
 
 
 def run_scope(run: RunRecord) -> dict[str, Any]:
+    """The ``run`` name an ``after`` trigger's filter and params read: the finished run's id,
+    workflow, state, result and params."""
     return {
         "id": run.id,
         "workflow": run.workflow,

@@ -49,9 +49,11 @@ class Maintenance:
         self._thread = threading.Thread(target=self._loop, name="maintenance", daemon=True)
 
     def start(self) -> None:
+        """Start sweeping, on a daemon thread."""
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop after the sweep in progress, if any (waiting at most 5 s for it)."""
         self._stop.set()
         self._thread.join(timeout=5.0)
 

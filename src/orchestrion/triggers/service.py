@@ -44,6 +44,8 @@ _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScheduleInfo:
+    """A schedule as the CLI, API and UI list it: where its fires stand and when it next fires."""
+
     workflow: str
     key: str
     name: str

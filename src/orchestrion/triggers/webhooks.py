@@ -43,6 +43,8 @@ class WebhookRejected(BadSignature):
 
 @dataclass(frozen=True, slots=True)
 class Verified:
+    """What a valid signature check learns of the request from the sender's headers."""
+
     #: A stable id for de-duplication, when the sender provides one.
     delivery_id: str | None
     #: The sender's event name (GitHub's X-GitHub-Event), when it provides one.

@@ -26,6 +26,9 @@ PAD = 12
 
 @dataclass(slots=True)
 class Node:
+    """One task drawn on the graph: its position, the state of its task run (``none`` before one
+    exists), and for a mapped task the count of its items in each state."""
+
     name: str
     x: int
     y: int
@@ -38,11 +41,14 @@ class Node:
 
     @property
     def total(self) -> int:
+        """How many items a mapped task has (zero before it expands)."""
         return sum(self.counts.values())
 
 
 @dataclass(slots=True)
 class Graph:
+    """A laid-out workflow graph, ready for the template: nodes, edge paths and the canvas size."""
+
     nodes: list[Node]
     #: SVG path data, one per dependency edge.
     edges: list[tuple[str, str, str]]

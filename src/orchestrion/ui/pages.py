@@ -135,6 +135,9 @@ def _may(principal: Principal | None) -> Callable[[str, str], bool]:
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """Render `template` as an HTML page, with what every page needs: the request, its CSRF
+    token, its principal and a `can(action, namespace)` check for showing only the buttons that
+    would work."""
     context.setdefault("nav", "")
     principal = getattr(request.state, "principal", None)
     html = _env.get_template(template).render(
@@ -162,6 +165,8 @@ class UIRoute(APIRoute):
     """Adds the security headers to every UI response and turns errors into HTML pages."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The route's handler, with its errors shown as HTML pages (a sign-in redirect for
+        `AuthError`) and the security headers added to every response."""
         handler = super().get_route_handler()
 
         async def wrapped(request: Request) -> Response:
@@ -184,6 +189,8 @@ class UIRoute(APIRoute):
 
 
 def ui_router() -> APIRouter:
+    """A router for UI pages: every route is a `UIRoute`, and none appears in the API's OpenAPI
+    schema."""
     return APIRouter(route_class=UIRoute, include_in_schema=False)
 
 

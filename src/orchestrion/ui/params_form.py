@@ -24,6 +24,9 @@ _INPUT = {
 
 @dataclass(frozen=True, slots=True)
 class Field:
+    """One input of the trigger form, made from a declared parameter: the HTML widget, the value to
+    show (the given one, else the default) and the choices of an enum."""
+
     name: str
     type: str
     #: text, number, date, select, json
@@ -70,6 +73,8 @@ def _field(name: str, p: ParamSpec, given: Mapping[str, str] | None) -> Field:
 
 
 def fields(spec: WorkflowSpec, given: Mapping[str, str] | None = None) -> list[Field]:
+    """The trigger form's fields for `spec`'s parameters, filled with `given` values where a
+    submitted form is shown again."""
     return [_field(name, p, given) for name, p in spec.params.items()]
 
 

@@ -112,6 +112,9 @@ class Authenticate:
         self._public = [(method, compile_path(path)[0]) for method, path in public]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse a URL with a NUL byte; find the request's principal, refusing with 401 unless the
+        route is public; and write the request's audit record, if it has one, before the response
+        starts."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

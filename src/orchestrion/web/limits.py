@@ -17,9 +17,24 @@ class BodyLimit:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on with its body read ahead, or answer 413 without calling the
+        app when the declared or the streamed size is over the limit."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self._declared_too_big(scope):
+            await self._refuse(send)
+            return
+        # Read the whole body first (at most max_bytes of it): an error raised from inside
+        # `receive` would reach the handler's body parsing and come out as a 400.
+        opening = await self._read_body(receive)
+        if opening is None:
+            await self._refuse(send)
+            return
+        await self.app(scope, _replay(opening, receive), send)
+
+    def _declared_too_big(self, scope: Scope) -> bool:
+        """A Content-Length over the limit, or one that is not a number."""
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -27,41 +42,26 @@ class BodyLimit:
                 except ValueError:
                     too_big = True
                 if too_big:
-                    await self._refuse(send)
-                    return
-        # Read the whole body first (at most max_bytes of it): an error raised from inside
-        # `receive` would reach the handler's body parsing and come out as a 400.
+                    return True
+        return False
+
+    async def _read_body(self, receive: Receive) -> Message | None:
+        """The first message the app will receive: the whole body in one message, or the
+        disconnect that cut it short; None when the body grew over the limit."""
         chunks: list[bytes] = []
         seen = 0
-        first: Message | None = None
         while True:
             message = await receive()
             if message["type"] != "http.request":  # the client went away
-                first = message
-                break
+                return message
             body = message.get("body", b"")
             seen += len(body)
             if seen > self.max_bytes:
-                await self._refuse(send)
-                return
+                return None
             chunks.append(body)
             if not message.get("more_body", False):
                 break
-        opening: Message = first or {
-            "type": "http.request",
-            "body": b"".join(chunks),
-            "more_body": False,
-        }
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return opening
-            return await receive()
-
-        await self.app(scope, replay, send)
+        return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
     async def _refuse(self, send: Send) -> None:
         body = json.dumps(
@@ -83,3 +83,17 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _replay(opening: Message, receive: Receive) -> Receive:
+    """A `receive` that hands out `opening` once, then whatever the client sends next."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return opening
+        return await receive()
+
+    return replay

@@ -65,10 +65,12 @@ class Rule:
 
     @property
     def mutating(self) -> bool:
+        """True for a rule on anything but reading: such requests are audited, allowed or not."""
         return self.action is not Action.READ
 
     @property
     def audit_name(self) -> str:
+        """The action as the audit log names it: `audit_as`, else the action's own name."""
         return self.audit_as or self.action.value
 
 

@@ -32,6 +32,7 @@ class Scope:
         self._missing: set[str] = set()
 
     def namespace(self, namespace: str) -> bool:
+        """May the principal act on `namespace`? Decided once per namespace per request."""
         if self.everything:
             return True
         if namespace not in self._allowed:

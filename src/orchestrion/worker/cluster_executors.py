@@ -77,12 +77,21 @@ class DaskFuture(Protocol):
 class DaskClient(Protocol):
     """The part of ``distributed.Client`` used here."""
 
-    def submit(self, func: Callable[..., Any], *args: Any, pure: bool = ...) -> DaskFuture: ...
+    def submit(self, func: Callable[..., Any], *args: Any, pure: bool = ...) -> DaskFuture:
+        """``Client.submit``: start ``func(*args)`` on the cluster (called with ``pure=False``, so
+        that equal calls are never merged into one)."""
+        ...
 
-    def close(self) -> Any: ...
+    def close(self) -> Any:
+        """``Client.close``: disconnect from the scheduler."""
+        ...
 
 
 class DaskExecutor:
+    """Runs Python attempts on a Dask cluster through `client`, each at most once (see the module
+    docstring). A client it connected itself is closed by `close`; one passed in belongs to the
+    caller."""
+
     name = "dask"
 
     def __init__(self, client: DaskClient, *, owned: bool = False) -> None:
@@ -96,12 +105,15 @@ class DaskExecutor:
         return cls(distributed.Client(address), owned=True)
 
     def submit(self, invocation: Invocation, log: LogSink) -> _DaskExecution:
+        """Start `invocation` on the cluster. Its output comes back with the completion, so `log`
+        receives nothing while it runs."""
         marker = f"orchestrion-started-{uuid.uuid4().hex}"
         # pure=False: two attempts with equal inputs are two calls, never one cached result.
         future = self._client.submit(run_once_on_dask, invocation, marker, pure=False)
         return _DaskExecution(future, lambda: _forget_marker(self._client, marker))
 
     def close(self) -> None:
+        """Disconnect, if this executor made the connection."""
         if self._owned:
             self._client.close()
 
@@ -171,18 +183,28 @@ class RayRemoteFunction(Protocol):
 class RayApi(Protocol):
     """The part of the ``ray`` module used here."""
 
-    def remote(self, *, max_retries: int) -> Callable[[Callable[..., Any]], RayRemoteFunction]: ...
+    def remote(self, *, max_retries: int) -> Callable[[Callable[..., Any]], RayRemoteFunction]:
+        """``ray.remote``: the decorator that makes `run_invocation` a remote function."""
+        ...
 
     def wait(
         self, refs: list[Any], *, num_returns: int = ..., timeout: float | None = ...
-    ) -> tuple[Sequence[Any], Sequence[Any]]: ...
+    ) -> tuple[Sequence[Any], Sequence[Any]]:
+        """``ray.wait``: split `refs` into the finished and the rest within `timeout`."""
+        ...
 
-    def get(self, ref: Any) -> Any: ...
+    def get(self, ref: Any) -> Any:
+        """``ray.get``: the value of a finished call (raises what the call raised)."""
+        ...
 
-    def cancel(self, ref: Any, *, force: bool = ...) -> None: ...
+    def cancel(self, ref: Any, *, force: bool = ...) -> None:
+        """``ray.cancel``: stop the call; ``force`` kills the process running it."""
+        ...
 
 
 class RayExecutor:
+    """Runs Python attempts on a Ray cluster, one remote call each with Ray's own retries off."""
+
     name = "ray"
 
     def __init__(self, ray: RayApi) -> None:
@@ -200,9 +222,13 @@ class RayExecutor:
         return cls(ray)
 
     def submit(self, invocation: Invocation, log: LogSink) -> _RayExecution:
+        """Start `invocation` as a Ray task. Its output comes back with the completion, so `log`
+        receives nothing while it runs."""
         return _RayExecution(self._ray, self._remote.remote(invocation))
 
     def close(self) -> None:
+        """Nothing to release: the cluster outlives this worker, and the connection ends with its
+        process."""
         return None  # the cluster outlives this worker; `ray.init` connections end with it
 
 

@@ -21,6 +21,8 @@ class CodeRegistry:
         self._lock = threading.Lock()
 
     def add(self, callables: Mapping[str, Callable[..., Any]]) -> None:
+        """Register a loaded workflow file's callables by ref; a ref registered again (the file
+        reloaded) points at the new callable."""
         with self._lock:
             self._refs.update(callables)
 

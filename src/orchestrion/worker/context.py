@@ -27,6 +27,10 @@ def _discard(stream: str, text: str) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class TaskContext:
+    """What a task's code sees of its attempt: which run and task it is, its parameters, a log, a
+    cancel check and its declared secrets. The worker makes one per attempt and passes it to a
+    task that asks for it."""
+
     run_id: str
     task_run_id: int
     task_name: str

@@ -98,6 +98,10 @@ class RemoteFailure:
 
 @dataclass(frozen=True)
 class Completion:
+    """What an executor hands back for one call: the task's value or its failure, and the output it
+    did not stream while the call ran. Never an exception, so that a task's error cannot pass for a
+    broken executor."""
+
     value: Any = None
     failure: RemoteFailure | None = None
     #: ``(stream, line)`` captured during the call that the executor did not stream live.
@@ -113,6 +117,9 @@ class RemoteTaskFailed(TaskError):
 
 
 class Execution(Protocol):
+    """One call running in an executor; the task thread waits on it in short slices, so that it
+    notices cancellation and the deadline."""
+
     def wait(self, timeout: float) -> Completion | None:
         """The completion once the call ended, or None if it still runs after `timeout`
         seconds. Raises `TaskError` if the executor lost the call (a process that died, a
@@ -125,6 +132,9 @@ class Execution(Protocol):
 
 
 class Executor(Protocol):
+    """Where a Python task's code runs when not in the worker's own thread. It only runs the code:
+    the lease, heartbeats, timeout, retries and report stay with the worker."""
+
     name: str
 
     def submit(self, invocation: Invocation, log: LogSink) -> Execution:

@@ -29,10 +29,13 @@ class Pins:
         self._pins: dict[tuple[str, int], tuple[str, ...]] = {}
 
     def add(self, checked: CheckedURL) -> None:
+        """Approve the addresses that `checked` resolved to, for its host and port."""
         with self._lock:
             self._pins[(_key(checked.host), checked.port)] = checked.addresses
 
     def lookup(self, host: str, port: int) -> tuple[str, ...] | None:
+        """The approved addresses for `host` and `port` (empty: connect by name, allow-listed), or
+        None when they were never checked and no connection may be made."""
         with self._lock:
             return self._pins.get((_key(host), port))
 

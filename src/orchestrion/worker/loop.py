@@ -3,7 +3,10 @@
 Threads: one claims work and hands it to a pool of `concurrency` threads (shell tasks run
 as subprocesses from those threads); one heartbeats every `heartbeat_every` seconds, which
 also flushes captured logs, stops attempts whose lease was lost or whose run was canceled,
-and enforces timeouts of Python tasks that ignore cancellation.
+and enforces timeouts of Python tasks that ignore cancellation
+(`orchestrion.worker.heartbeat`). The attempts running here, which all these threads
+share, are kept by `orchestrion.worker.attempts`; captured log lines wait in
+`orchestrion.worker.logs` until they are flushed.
 """
 
 from __future__ import annotations
@@ -24,17 +27,20 @@ from typing import Any
 from orchestrion.auth.secret_box import Secret
 from orchestrion.auth.ssrf import AllowList
 from orchestrion.clock import Clock, SystemClock
-from orchestrion.errors import OrchestrionError, SecretError, StoreError, TaskTimeout
+from orchestrion.errors import OrchestrionError, SecretError, StoreError
 from orchestrion.spec.model import TaskSpec, WorkflowSpec
 from orchestrion.store.notifier import Notifier
-from orchestrion.store.records import Claim, LogLine, Outcome, WorkerRecord
+from orchestrion.store.records import Claim, Outcome, WorkerRecord
 from orchestrion.store.runs import RunStore
 from orchestrion.store.workflows import WorkflowStore
 from orchestrion.worker import runner
+from orchestrion.worker.attempts import Attempts
 from orchestrion.worker.capture import install_capture, uninstall_capture
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.context import TaskContext
 from orchestrion.worker.executors import Executor
+from orchestrion.worker.heartbeat import Heartbeat
+from orchestrion.worker.logs import LogBuffer
 from orchestrion.worker.reporting import GroupReporter
 from orchestrion.worker.secrets import SecretResolver, masked_outcome, masked_sink, masker_for
 from orchestrion.worker.sizing import DEFAULT_CONCURRENCY
@@ -52,6 +58,9 @@ _CANCEL_WAIT = 2.0
 
 @dataclass(frozen=True, kw_only=True)
 class WorkerSettings:
+    """How a worker runs: the queues it serves, how many attempts at once, its lease and heartbeat
+    timing, its labels, its id and where HTTP tasks may go."""
+
     queues: tuple[str, ...] = ("default",)
     concurrency: int = DEFAULT_CONCURRENCY
     lease_seconds: float = 30.0
@@ -69,15 +78,11 @@ class WorkerSettings:
     http_allow: AllowList = field(default_factory=AllowList)
 
 
-@dataclass
-class _Active:
-    claim: Claim
-    ctx: TaskContext
-    deadline: float | None
-    reported: bool = False
-
-
 class Worker:
+    """One worker: it claims task runs from its queues and runs up to `concurrency` attempts at
+    once, keeping their leases alive until each outcome is reported. `start` begins the work, `stop`
+    ends it gracefully."""
+
     def __init__(
         self,
         runs: RunStore,
@@ -106,13 +111,22 @@ class Worker:
         self.settings = settings or WorkerSettings()
         self.clock = clock or SystemClock()
         self.id = self.settings.worker_id
-        self._active: dict[int, _Active] = {}
-        self._lock = threading.Lock()
+        self._attempts = Attempts()
         self._slot_free = threading.Event()
         self._stopping = threading.Event()  # stop claiming
         self._halt = threading.Event()  # stop heartbeating: every attempt ended or released
-        self._logs: list[LogLine] = []
-        self._logs_lock = threading.Lock()
+        self._logs = LogBuffer(runs, self.clock)
+        self._heartbeat = Heartbeat(
+            runs=runs,
+            worker_id=self.id,
+            attempts=self._attempts,
+            logs=self._logs,
+            report=self._report,
+            clock=self.clock,
+            every=self.settings.heartbeat_every,
+            lease_seconds=self.settings.lease_seconds,
+            halt=self._halt,
+        )
         self._specs: dict[tuple[str, str], WorkflowSpec] = {}
         self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="task")
         self._threads: list[threading.Thread] = []
@@ -121,6 +135,8 @@ class Worker:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        """Register this worker in the store, route task output to the attempts' logs, and start the
+        claiming and heartbeat threads."""
         now = self.clock.now()
         self.runs.register_worker(
             WorkerRecord(
@@ -136,7 +152,7 @@ class Worker:
         )
         self.notifier.listen()
         install_capture()
-        for target, name in ((self._claim_loop, "claim"), (self._heartbeat_loop, "heartbeat")):
+        for target, name in ((self._claim_loop, "claim"), (self._heartbeat.run, "heartbeat")):
             thread = threading.Thread(target=target, name=f"worker-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -169,7 +185,7 @@ class Worker:
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._process_executor is not None:
             self._process_executor.close()
-        self._flush_logs()
+        self._logs.flush()
         with contextlib.suppress(OrchestrionError):
             self.runs.worker_heartbeat(self.id, now=self.clock.now(), state="stopped")
         uninstall_capture()
@@ -182,8 +198,7 @@ class Worker:
 
     def _release(self) -> None:
         """Give up the leases of the attempts still running and ask them to stop."""
-        with self._lock:
-            active = list(self._active.values())
+        active = self._attempts.snapshot()
         if not active:
             return
         try:
@@ -197,8 +212,7 @@ class Worker:
             each.ctx.cancel_event.set()
 
     def _active_count(self) -> int:
-        with self._lock:
-            return len(self._active)
+        return len(self._attempts)
 
     @property
     def busy(self) -> int:
@@ -253,14 +267,10 @@ class Worker:
             map_index=claim.map_index if claim.map_index >= 0 else None,
             idempotency_key=claim.idempotency_key,
             params=claim.params,
-            log_sink=self._sink_for(claim),
+            log_sink=self._logs.sink_for(claim),
         )
         deadline = None if task.timeout is None else self.clock.monotonic() + task.timeout + 1.0
-        with self._lock:
-            stale = self._active.get(claim.task_run_id)
-            if stale is not None:  # our older attempt lost its lease: it is fenced, stop it
-                stale.ctx.cancel_event.set()
-            self._active[claim.task_run_id] = _Active(claim=claim, ctx=ctx, deadline=deadline)
+        self._attempts.add(claim, ctx, deadline)  # stops our older attempt, fenced, if any
         self._pool.submit(self._run, claim, spec, ctx, task)
 
     def _spec(self, name: str, version: str) -> WorkflowSpec:
@@ -278,10 +288,7 @@ class Worker:
         except Exception:  # a bug in the runner must not kill the worker thread silently
             log.exception("worker.attempt_crashed", extra={"task_run_id": claim.task_run_id})
         finally:
-            with self._lock:
-                active = self._active.get(claim.task_run_id)
-                if active is not None and active.claim.epoch == claim.epoch:
-                    del self._active[claim.task_run_id]
+            self._attempts.remove(claim)
             self._slot_free.set()
 
     def _execute(
@@ -332,17 +339,9 @@ class Worker:
         return self._executor
 
     def _report(self, task_run_id: int, outcome: Outcome) -> None:
-        with self._lock:
-            active = self._active.get(task_run_id)
-            if active is None:
-                return
-            if active.claim.epoch == outcome.epoch:
-                if active.reported:
-                    return
-                active.reported = True
-            # else: an older attempt of a task run claimed again here; the store records
-            # its outcome as superseded without touching the newer attempt.
-        self._flush_logs()
+        if not self._attempts.to_report(task_run_id, outcome.epoch):
+            return
+        self._logs.flush()
         self._reporter.report(outcome)
 
     def _finish_durably(self, outcomes: Sequence[Outcome]) -> None:
@@ -373,7 +372,7 @@ class Worker:
         if self._stopping.is_set():
             self.runs.finish(outcomes, now=self.clock.now())
             return
-        finishing = sum(1 for o in outcomes if self._finishes_attempt(o))
+        finishing = sum(1 for o in outcomes if self._attempts.ending(o, self.clock.monotonic()))
         _, claims = self.runs.finish_and_claim(
             outcomes,
             now=self.clock.now(),
@@ -386,17 +385,6 @@ class Worker:
         for claim in claims:
             self._submit(claim)
 
-    def _finishes_attempt(self, outcome: Outcome) -> bool:
-        """True if `outcome` is of an attempt running here whose thread is ending (not a
-        timed-out one whose thread goes on, nor an older attempt)."""
-        with self._lock:
-            active = self._active.get(outcome.task_run_id)
-            return (
-                active is not None
-                and active.claim.epoch == outcome.epoch
-                and (active.deadline is None or self.clock.monotonic() <= active.deadline)
-            )
-
     def _start_child(self, claim: Claim, workflow: str, params: dict[str, Any]) -> str | None:
         from orchestrion.spec.params import resolve_params
 
@@ -404,94 +392,3 @@ class Worker:
         return self.runs.start_child_run(
             claim, spec, resolve_params(spec, params), now=self.clock.now()
         )
-
-    # ------------------------------------------------------------------ logs
-
-    def _sink_for(self, claim: Claim) -> Any:
-        def sink(stream: str, line: str) -> None:
-            entry = LogLine(
-                run_id=claim.run_id,
-                task_run_id=claim.task_run_id,
-                attempt=claim.attempt,
-                at=self.clock.now(),
-                stream=stream,
-                line=line[:65_536],
-            )
-            with self._logs_lock:
-                self._logs.append(entry)
-
-        return sink
-
-    def _flush_logs(self) -> None:
-        with self._logs_lock:
-            batch, self._logs = self._logs, []
-        if batch:
-            try:
-                self.runs.append_logs(batch)
-            except OrchestrionError:
-                log.exception("worker.log_flush_failed")
-
-    # ------------------------------------------------------------------ heartbeats
-
-    def _heartbeat_loop(self) -> None:
-        while not self._halt.wait(min(self.settings.heartbeat_every, 0.5)):
-            self._flush_logs()
-            if self._halt.is_set():
-                break
-            self._beat()
-
-    _last_beat: float = 0.0
-
-    def _beat(self) -> None:
-        if self.clock.monotonic() - self._last_beat < self.settings.heartbeat_every:
-            self._enforce_timeouts()
-            return
-        self._last_beat = self.clock.monotonic()
-        with self._lock:
-            leases = [(a.claim.task_run_id, a.claim.epoch) for a in self._active.values()]
-        try:
-            lost = self.runs.heartbeat(
-                worker_id=self.id,
-                leases=leases,
-                lease_seconds=self.settings.lease_seconds,
-                now=self.clock.now(),
-            )
-            self.runs.worker_heartbeat(self.id, now=self.clock.now())
-        except OrchestrionError:
-            log.exception("worker.heartbeat_failed")
-            return
-        gone = set(lost)
-        self._stop_attempts([(tr, epoch) for tr, epoch in leases if tr in gone])
-        self._enforce_timeouts()
-
-    def _stop_attempts(self, leases: Sequence[tuple[int, int]]) -> None:
-        """Cancel the attempts whose (task run, epoch) lease is gone. The epoch matters: a
-        lease reported lost may be of an attempt that finished meanwhile and whose retry,
-        a newer epoch of the same task run, already runs here."""
-        with self._lock:
-            for tr, epoch in leases:
-                active = self._active.get(tr)
-                if active is not None and active.claim.epoch == epoch:
-                    active.ctx.cancel_event.set()
-
-    def _enforce_timeouts(self) -> None:
-        """A Python thread cannot be killed: report its timeout now and let it be fenced."""
-        now = self.clock.monotonic()
-        with self._lock:
-            late = [
-                a
-                for a in self._active.values()
-                if a.deadline is not None and now > a.deadline and not a.reported
-            ]
-        for active in late:
-            active.ctx.cancel_event.set()
-            exc = TaskTimeout("timed out; the task did not stop when asked")
-            outcome = Outcome(
-                task_run_id=active.claim.task_run_id,
-                epoch=active.claim.epoch,
-                status="failed",
-                error=str(exc),
-                timed_out=True,
-                error_types=("orchestrion.errors.TaskTimeout",),
-            )
-            self._report(active.claim.task_run_id, outcome)

@@ -52,6 +52,9 @@ _EXIT_WAIT = 5.0
 
 
 class ProcessExecutor:
+    """Runs each Python attempt in a child process of its own, forked from a forkserver, so that a
+    hung attempt can be killed alone."""
+
     name = "process"
 
     def __init__(self) -> None:
@@ -61,6 +64,8 @@ class ProcessExecutor:
         self._lock = threading.Lock()
 
     def submit(self, invocation: Invocation, log: LogSink) -> _ProcessExecution:
+        """Start a child process for `invocation`; `log` receives the child's output as it is
+        written. Raises `TaskError` if the process cannot start."""
         results_r, results_w = self._context.Pipe(duplex=False)
         lifeline_r, lifeline_w = self._context.Pipe(duplex=False)
         process = self._context.Process(
@@ -83,6 +88,8 @@ class ProcessExecutor:
         return execution
 
     def close(self) -> None:
+        """Kill the children still running: the worker is stopping, and their leases are
+        released."""
         with self._lock:
             running = list(self._running)
         for execution in running:

@@ -25,6 +25,9 @@ MAX_BATCH = 64
 
 
 class GroupReporter:
+    """Sends the outcomes of attempts that end together in one store call, one sending thread at a
+    time (see the module docstring)."""
+
     def __init__(self, send: Callable[[Sequence[Outcome]], None]) -> None:
         #: Records a batch durably (retrying through outages) or raises.
         self._send = send

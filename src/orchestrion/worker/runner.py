@@ -43,7 +43,13 @@ _WAIT_SLICE = 0.2
 
 
 class ChildRunStarter(Protocol):
-    def __call__(self, claim: Claim, workflow: str, params: dict[str, Any]) -> str | None: ...
+    """Starts the child run of a sub-workflow task; the worker passes its own, which reads the
+    child's spec and goes through the store."""
+
+    def __call__(self, claim: Claim, workflow: str, params: dict[str, Any]) -> str | None:
+        """Start a run of `workflow` with `params` as the child of `claim`'s task run: the child
+        run's id, or None if the lease was lost meanwhile."""
+        ...
 
 
 def execute(

@@ -28,10 +28,13 @@ HIDDEN_ENV: tuple[str, ...] = (KEY_ENV, KEY_FILE_ENV)
 
 
 def masker_for(values: Mapping[str, Secret]) -> Masker:
+    """A masker of every value the task's opened secrets hold."""
     return Masker(v.reveal() for v in values.values())
 
 
 def masked_sink(sink: LogSink, masker: Masker) -> LogSink:
+    """`sink`, with every secret value in a line replaced before it is written; `sink` itself when
+    there is nothing to mask."""
     if masker.is_empty:
         return sink
 
@@ -42,6 +45,8 @@ def masked_sink(sink: LogSink, masker: Masker) -> LogSink:
 
 
 def masked_outcome(outcome: Outcome, masker: Masker) -> Outcome:
+    """`outcome` with every secret value masked in its result, error and traceback, before it leaves
+    the worker."""
     if masker.is_empty:
         return outcome
     return dataclasses.replace(

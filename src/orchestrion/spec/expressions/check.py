@@ -56,6 +56,8 @@ class Checker:
         self._callees: set[int] = set()  # ids of function-name Name nodes: not scope names
 
     def check(self, tree: ast.Expression) -> None:
+        """Walk `tree` once, refusing the first node that is not allowed and any tree over
+        `MAX_DEPTH` deep or `MAX_NODES` large."""
         stack: list[tuple[ast.AST, int]] = [(tree, 0)]
         count = 0
         while stack:
@@ -70,10 +72,12 @@ class Checker:
             stack.extend((child, depth + 1) for child in reversed(list(ast.iter_child_nodes(node))))
 
     def fail(self, node: ast.AST, problem: str) -> ExpressionError:
+        """An `ExpressionError` naming the expression and the node's column."""
         column = getattr(node, "col_offset", 0) + 1
         return ExpressionError(f"{problem} in {short(self.text)!r} at column {column}")
 
     def check_node(self, node: ast.AST) -> None:
+        """Refuse a node that is not whitelisted, then run the check of its kind, if it has one."""
         kind = type(node)
         if kind in _OPERATOR_SYMBOLS:
             raise self.fail(node, f"operator '{_OPERATOR_SYMBOLS[kind]}' is not allowed")
@@ -86,10 +90,13 @@ class Checker:
             handler(self, node)
 
     def constant(self, node: ast.Constant) -> None:
+        """Only JSON-like scalars: no bytes, complex or ellipsis literals."""
         if not isinstance(node.value, SCALARS):
             raise self.fail(node, f"{type(node.value).__name__} literals are not allowed")
 
     def name(self, node: ast.Name) -> None:
+        """Record a scope name; underscore names are refused, and a bare ``tasks`` (not followed by
+        a task name) too, as it would hide which results are read."""
         if node.id.startswith("_"):
             raise self.fail(node, f"name {node.id!r} is not allowed")
         if node.id in CONSTANT_NAMES or id(node) in self._callees:
@@ -99,11 +106,15 @@ class Checker:
         self.names.add(node.id)
 
     def attribute(self, node: ast.Attribute) -> None:
+        """Record ``tasks.X`` and ``params.X``. Underscore attributes are refused outright, so
+        nothing like ``__class__`` gets near the interpreter."""
         if node.attr.startswith("_"):
             raise self.fail(node, f"attribute {node.attr!r} is not allowed")
         self._note_reference(node.value, node.attr)
 
     def subscript(self, node: ast.Subscript) -> None:
+        """Record ``tasks['X']`` and ``params['X']``: a literal key names a task or parameter just
+        as ``.X`` does."""
         key = node.slice
         if isinstance(key, ast.Constant) and isinstance(key.value, str):
             self._note_reference(node.value, key.value)
@@ -116,15 +127,19 @@ class Checker:
             self.params.add(key)
 
     def compare(self, node: ast.Compare) -> None:
+        """``is`` and ``is not`` compare only with None: identity of values means nothing here."""
         for op, right in zip(node.ops, node.comparators, strict=True):
             if isinstance(op, ast.Is | ast.IsNot) and not _is_none(right):
                 raise self.fail(node, "'is' and 'is not' only compare with None")
 
     def dict_(self, node: ast.Dict) -> None:
+        """Refuse ``**`` unpacking in a dict literal."""
         if any(key is None for key in node.keys):
             raise self.fail(node, "'**' unpacking is not allowed")
 
     def call(self, node: ast.Call) -> None:
+        """Only calls of the whitelisted `FUNCTIONS` by name, with positional arguments in their
+        allowed number."""
         if not isinstance(node.func, ast.Name):
             fragment = ast.unparse(node.func)
             raise self.fail(

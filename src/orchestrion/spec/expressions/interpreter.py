@@ -25,6 +25,8 @@ __all__ = ["evaluate_node"]
 
 
 def evaluate_node(node: ast.expr, scope: Mapping[str, Any]) -> Any:
+    """The value of a checked expression's `node` over `scope`; raises `EvalError` (a `MissingValue`
+    for an absent name or key)."""
     return _EVALUATORS[type(node)](node, scope)
 
 

@@ -28,14 +28,20 @@ class MissingValue(EvalError):
 
 
 def short(text: str, limit: int = 80) -> str:
+    """`text` cut to `limit` characters, for an error message that quotes a value or an
+    expression."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def is_number(value: Any) -> bool:
+    """True for ints and floats but not bools, which Python counts as ints and expressions
+    do not."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def kind_of(value: Any) -> str:
+    """The expression language's name for the kind of `value` (``string``, ``list``, ``null``...),
+    for error messages."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -53,6 +59,7 @@ _KIND_NAMES: Final = (
 
 
 def check_size(size: int) -> None:
+    """Refuse a built string or list longer than `MAX_SIZE`, before it is built."""
     if size > MAX_SIZE:
         raise EvalError(f"result is too large ({size:,} items; the limit is {MAX_SIZE:,})")
 
@@ -94,6 +101,8 @@ def to_text(value: Any) -> str:
 
 
 def text_of(value: Any) -> str:
+    """`to_text`, raising `EvalError` rather than `ExpressionError`, for use inside an
+    evaluation."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -113,6 +122,8 @@ def text_of(value: Any) -> str:
 
 
 def orderable(left: Any, right: Any) -> bool:
+    """Whether ``<`` and its kin may compare `left` and `right`: two numbers, two strings or two
+    lists; anything else is an error rather than Python's answer."""
     if is_number(left) and is_number(right):
         return True
     return (isinstance(left, str) and isinstance(right, str)) or (
@@ -121,6 +132,8 @@ def orderable(left: Any, right: Any) -> bool:
 
 
 def contains(container: Any, item: Any) -> bool:
+    """``item in container`` over a string (substring), list or mapping (key); any other container
+    is an error."""
     if isinstance(container, str):
         if not isinstance(item, str):
             raise EvalError(f"'in <string>' needs a string on the left, got {kind_of(item)}")

@@ -145,6 +145,7 @@ class BuildState:
             )
 
     def param_type(self, name: str) -> ParamType | None:
+        """The declared type of parameter `name`, or None when it is not declared."""
         spec = self.params.get(name)
         return spec.type if spec else None
 
@@ -224,6 +225,7 @@ class MappedTaskRef(TaskRef):
 
     @property
     def mapped(self) -> bool:
+        """True: this is the gathered list; index it for one item's result."""
         return True
 
     def __getitem__(self, key: str | int) -> Ref:

@@ -72,11 +72,16 @@ class CommonOptions(TypedDict, total=False):
 
 
 class ShellOptions(CommonOptions, total=False):
+    """The options of a shell task: the common ones and its timeout."""
+
     #: The task's timeout (``http`` has its own request ``timeout`` instead).
     timeout: float | str
 
 
 class TaskOptions(ShellOptions, total=False):
+    """The options of a Python task (``@task(...)`` and ``.options(...)``): a shell task's, plus its
+    name and where its code runs."""
+
     name: str
     #: Where the code runs: ``"process"`` (a child process per attempt: no GIL, killed on
     #: timeout or cancel) or ``"thread"``; unset, the worker's ``--executor`` decides.
@@ -119,6 +124,8 @@ def function_ref(fn: Any, fail: Fail, what: str) -> tuple[str, Callable[..., Any
 
 
 def python_action(fn: Any, fail: Fail, what: str) -> tuple[PythonAction, Callable[..., Any]]:
+    """The action of a Python task calling `fn`, and `fn` itself for the workflow's code registry;
+    async functions are marked so the worker awaits them."""
     ref, func = function_ref(fn, fail, what)
     is_async = inspect.iscoroutinefunction(func)
     return PythonAction(ref=ref, is_async=is_async), func

@@ -142,6 +142,8 @@ class Task(FunctionHolder):
         return Task(self.fn, self._defaults, merged)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Inside a workflow body, add a task run of this function and return its `TaskRef`; outside
+        one, call the function itself, so tasks stay testable as plain functions."""
         state = current_build()
         if state is None:
             _refuse_refs(self.name, (args, kwargs))

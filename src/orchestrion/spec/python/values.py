@@ -60,6 +60,8 @@ class Collector:
     deps: list[str] = field(default_factory=list)
 
     def add(self, ref: Ref) -> None:
+        """Depend on the task that `ref` is the result of (after checking it belongs to this
+        build)."""
         self.state.check_owner(ref, self.task)
         if ref.task is not None and ref.task not in self.deps:
             self.deps.append(ref.task)
@@ -71,6 +73,7 @@ class Collector:
                 self.add(ref)
 
     def formatted_in(self, text: str) -> Ref | None:
+        """The ref whose formatted placeholder appears in `text`, if any."""
         for formatted, ref in self.state.formatted.items():
             if formatted in text:
                 return ref

@@ -180,6 +180,8 @@ class Workflow:
         return SubWorkflowCall(self, dict(options))
 
     def __call__(self, *args: Any, **kwargs: Any) -> TaskRef:
+        """Inside another workflow's body, add a sub-workflow task running this workflow, with
+        `args` and `kwargs` as its parameters."""
         return SubWorkflowCall(self, {})(*args, **kwargs)
 
     def __repr__(self) -> str:

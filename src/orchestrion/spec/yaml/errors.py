@@ -24,7 +24,7 @@ from orchestrion.spec.yaml.reader import (
     resolve_scalar,
 )
 
-__all__ = ["LoadContext", "suggest", "validate_spec"]
+__all__ = ["LoadContext", "check_keys", "expect_mapping", "suggest", "validate_spec"]
 
 
 @dataclass
@@ -42,12 +42,16 @@ class LoadContext:
     origins: dict[tuple[str, str], Path] = field(default_factory=dict)
 
     def error(self, path: Path, message: str, *, at_key: bool = False) -> SpecError:
+        """A `SpecError` at `path` with its line and column (of the key itself when `at_key`, as for
+        an unknown field)."""
         line, column = self.locate(path, at_key=at_key)
         return SpecError(
             message, source=self.source, path=format_path(path), line=line, column=column
         )
 
     def locate(self, path: Path, *, at_key: bool = False) -> Mark:
+        """The line and column of `path`, or of its nearest ancestor that has one (a missing field
+        is reported where its mapping is)."""
         if at_key and path in self.key_marks:
             return self.key_marks[path]
         while path not in self.marks:
@@ -55,12 +59,34 @@ class LoadContext:
         return self.marks[path]
 
 
+def expect_mapping(ctx: LoadContext, path: Path, value: Any, what: str) -> dict[str, Any]:
+    """`value`, which must be a mapping; `what` names it in the error otherwise."""
+    if not isinstance(value, dict):
+        raise ctx.error(path, f"{what} must be a mapping, got {describe(value)}")
+    return value
+
+
+def check_keys(
+    ctx: LoadContext, path: Path, body: dict[str, Any], allowed: tuple[str, ...], what: str
+) -> None:
+    """Refuse a key of `body` that is not `allowed`, suggesting the closest allowed one: a
+    misspelt optional field would otherwise be dropped without a word."""
+    for key in body:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f" (allowed: {', '.join(allowed)})"
+            raise ctx.error((*path, key), f"unknown field '{key}' in {what}{hint}", at_key=True)
+
+
 def suggest(name: str, names: list[str]) -> str:
+    """A ``did you mean`` hint for a misspelt `name`, or nothing when none of `names` is close."""
     close = difflib.get_close_matches(name, names, n=1)
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def validate_spec(ctx: LoadContext, data: dict[str, Any]) -> WorkflowSpec:
+    """The spec the translated `data` makes, or a `SpecError` that points at the YAML line of the
+    first problem (a cycle at the dependency that closes it)."""
     try:
         return WorkflowSpec.model_validate(data)
     except ValidationError as exc:

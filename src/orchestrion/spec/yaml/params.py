@@ -47,6 +47,8 @@ _PARAM_TYPES: Final[dict[str, Callable[[Any], bool]]] = {
 
 
 def check_param(ctx: LoadContext, path: Path, body: dict[str, Any]) -> None:
+    """A declared parameter's default and enum values fit its type, with a line, before pydantic
+    sees them."""
     kind, default, enum = body.get("type", "string"), body.get("default"), body.get("enum")
     fits = _PARAM_TYPES.get(kind) if isinstance(kind, str) else None
     if fits is None:

@@ -32,12 +32,16 @@ Mark = tuple[int, int]
 
 
 def too_large(size: int, limit: int, source: str) -> SpecError:
+    """The error for a file over the size limit: refused before parsing, so a huge file costs
+    nothing."""
     return SpecError(
         f"the file is too large ({size:,} bytes; the limit is {limit:,})", source=source
     )
 
 
 def decode_text(text: str | bytes, source: str, max_bytes: int) -> str:
+    """The text of a workflow file: size-checked, and bytes decoded as UTF-8 with an error at the
+    line of a bad byte."""
     if isinstance(text, str):
         size = len(text) if len(text) > max_bytes else len(text.encode("utf-8", "surrogatepass"))
         if size > max_bytes:
@@ -61,6 +65,8 @@ def decode_text(text: str | bytes, source: str, max_bytes: int) -> str:
 def read_document(
     text: str, source: str, max_depth: int
 ) -> tuple[Any, dict[Path, Mark], dict[Path, Mark]]:
+    """Parse `text` as safe YAML (no tags, no code) into plain values, with the line and column of
+    every value and key; refuses nesting deeper than `max_depth`."""
     builder = _Builder(source, max_depth)
     try:
         for event in yaml.parse(text, Loader=_LOADER):
@@ -219,10 +225,13 @@ def _mark(event: yaml.Event) -> Mark:
 
 
 def is_scalar(value: Any) -> bool:
+    """True for a value that is neither a mapping nor a list."""
     return not isinstance(value, dict | list)
 
 
 def format_path(path: Path) -> str | None:
+    """`path` as a person writes it (``tasks.extract.retry[0]``), or None for the document
+    itself."""
     out = ""
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
@@ -230,6 +239,8 @@ def format_path(path: Path) -> str | None:
 
 
 def describe(value: Any) -> str:
+    """`value` as an error message quotes it: short, and in YAML's words (``true``,
+    ``null``, ``a mapping``)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:

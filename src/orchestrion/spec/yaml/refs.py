@@ -40,6 +40,8 @@ class TaskRefs:
         self.found: list[tuple[str, Path]] = []
 
     def expression(self, path: Path, text: str, *, allow_item: bool = True) -> Expression:
+        """Compile the expression `text` at `path`, checking the names, parameters and tasks it
+        reads; a task read becomes an implied dependency."""
         try:
             expr = compile_expression(text)
         except ExpressionError as exc:
@@ -59,6 +61,8 @@ class TaskRefs:
         return expr
 
     def reference(self, path: Path, task: str) -> None:
+        """Note that the expression at `path` reads task `task`'s result, which must exist and be
+        another task (unless this is an undo)."""
         if task not in self.names:
             raise self.ctx.error(
                 path, f"unknown task '{task}' in expression{suggest(task, self.names)}"
@@ -68,6 +72,7 @@ class TaskRefs:
         self.found.append((task, path))
 
     def templates(self, path: Path, value: Any) -> None:
+        """Check every ``{{ }}`` template in the strings of `value`, and an unclosed ``{{``."""
         for where, text in template_strings(path, value):
             for match in TEMPLATE_RE.finditer(text):
                 self.expression(where, match.group(1))
@@ -78,6 +83,7 @@ class TaskRefs:
 
 
 def template_strings(path: Path, value: Any) -> Iterator[tuple[Path, str]]:
+    """Every string in the nested value `value`, with its path, in document order."""
     stack = [(path, value)]
     while stack:
         where, item = stack.pop()
@@ -92,6 +98,8 @@ def template_strings(path: Path, value: Any) -> Iterator[tuple[Path, str]]:
 def bare_expression(
     ctx: LoadContext, path: Path, raw: Any, refs: TaskRefs, *, allow_item: bool = True
 ) -> str:
+    """The text of a field that holds one expression (``when``, ``map``), bare or as a
+    single ``{{ }}``."""
     if not isinstance(raw, str):
         raise ctx.error(path, f"expected an expression string, got {describe(raw)}")
     inner = whole_template(raw)

@@ -1,0 +1,140 @@
+"""The action of a YAML task or undo (``python``, ``shell``, ``http`` or ``workflow``),
+translated into the spec's tagged `Action` shape.
+
+Each kind has its shorthands (a shell argv as a bare list, a sub-workflow as a bare name)
+and its templated fields, whose expressions are checked through the task's `TaskRefs`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, Final
+
+from orchestrion.errors import ExpressionError
+from orchestrion.spec.expressions import TEMPLATE_RE, compile_expression
+from orchestrion.spec.yaml.errors import LoadContext, check_keys, expect_mapping
+from orchestrion.spec.yaml.reader import Path, describe
+from orchestrion.spec.yaml.refs import SCOPE_NAMES, TaskRefs
+
+__all__ = ["ACTION_KEYS", "HTTP_KEYS", "IDENTIFIER", "SHELL_KEYS", "WORKFLOW_KEYS", "action"]
+
+ACTION_KEYS: Final = ("python", "shell", "http", "workflow")
+SHELL_KEYS: Final = ("argv", "script", "env", "cwd", "json_output")
+HTTP_KEYS: Final = ("method", "url", "headers", "json", "expect_status", "timeout")
+WORKFLOW_KEYS: Final = ("name", "params")
+
+#: A name that becomes an identifier where a task runs: an environment variable, an input.
+IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PYTHON_REF: Final = re.compile(r"([A-Za-z_][\w.]*|[^:\s]+\.py):[A-Za-z_][\w.]*")
+
+
+def action(
+    ctx: LoadContext, path: Path, body: dict[str, Any], spec: Path, refs: TaskRefs, what: str
+) -> dict[str, Any]:
+    """The one action key of `body` (at YAML `path`, spec path `spec`) in the spec's shape;
+    `what` names the task or undo in errors."""
+    present = [key for key in ACTION_KEYS if key in body]
+    if not present:
+        raise ctx.error(path, f"{what} needs an action: one of python, shell, http or workflow")
+    if len(present) > 1:
+        raise ctx.error(
+            (*path, present[1]),
+            f"{what} has more than one action ({', '.join(present)}); use exactly one",
+            at_key=True,
+        )
+    kind = present[0]
+    ctx.pathmap[spec] = ctx.pathmap[(*spec, kind)] = (*path, kind)
+    return _ACTIONS[kind](ctx, (*path, kind), (*spec, kind), body[kind], refs)
+
+
+def _python(ctx: LoadContext, path: Path, spec: Path, raw: Any, refs: TaskRefs) -> dict[str, Any]:
+    if not isinstance(raw, str) or not _PYTHON_REF.fullmatch(raw):
+        raise ctx.error(
+            path, f"expected 'module:function' (like 'etl.jobs:extract'), got {describe(raw)}"
+        )
+    return {"kind": "python", "ref": raw}
+
+
+def _shell(ctx: LoadContext, path: Path, spec: Path, raw: Any, refs: TaskRefs) -> dict[str, Any]:
+    if isinstance(raw, list):
+        refs.templates(path, raw)
+        return {"kind": "shell", "argv": raw}
+    body = expect_mapping(
+        ctx, path, raw, "'shell' (a list of arguments, or {argv: [...]} or {script: ...})"
+    )
+    check_keys(ctx, path, body, SHELL_KEYS, "the shell action")
+    if "argv" in body and "script" in body:
+        raise ctx.error(path, "a shell action takes either 'argv' or 'script', not both")
+    if "argv" not in body and "script" not in body:
+        raise ctx.error(
+            path, "a shell action needs 'argv' (a list of arguments) or 'script' (bash)"
+        )
+    for key in ("argv", "env", "cwd"):
+        if key in body:
+            refs.templates((*path, key), body[key])
+    for name in body["env"] if isinstance(body.get("env"), dict) else ():
+        if not IDENTIFIER.fullmatch(str(name)):
+            raise ctx.error(
+                (*path, "env", name), f"bad environment variable name '{name}'", at_key=True
+            )
+    _check_script(ctx, (*path, "script"), body.get("script"))
+    return {"kind": "shell", **body}
+
+
+def _check_script(ctx: LoadContext, path: Path, script: Any) -> None:
+    """A script is never templated (values must not become shell code): catch the mistake."""
+    if not isinstance(script, str):
+        return
+    for match in TEMPLATE_RE.finditer(script):
+        try:
+            names = compile_expression(match.group(1)).names
+        except ExpressionError:
+            continue  # e.g. docker's {{.State}}: not meant for us
+        if names & SCOPE_NAMES:
+            raise ctx.error(
+                path,
+                f"scripts are not templated, so '{match.group(0)}' would stay as written;"
+                " pass the value in 'env' (like env: {VALUE: '{{ params.x }}'}) and use $VALUE",
+            )
+
+
+def _http(ctx: LoadContext, path: Path, spec: Path, raw: Any, refs: TaskRefs) -> dict[str, Any]:
+    body = dict(expect_mapping(ctx, path, raw, "'http'"))
+    check_keys(ctx, path, body, HTTP_KEYS, "the http action")
+    if isinstance(body.get("method"), str):
+        body["method"] = body["method"].upper()
+    status = body.get("expect_status")
+    if isinstance(status, int) and not isinstance(status, bool):
+        body["expect_status"] = [status]
+    for key in ("url", "headers", "json"):
+        if key in body:
+            refs.templates((*path, key), body[key])
+    if "json" in body:
+        ctx.pathmap[(*spec, "json_body")] = (*path, "json")
+        body["json_body"] = body.pop("json")
+    return {"kind": "http", **body}
+
+
+def _subworkflow(
+    ctx: LoadContext, path: Path, spec: Path, raw: Any, refs: TaskRefs
+) -> dict[str, Any]:
+    if isinstance(raw, str):
+        ctx.pathmap[(*spec, "workflow")] = path
+        return {"kind": "workflow", "workflow": raw}
+    body = expect_mapping(ctx, path, raw, "'workflow' (a name, or {name, params})")
+    check_keys(ctx, path, body, WORKFLOW_KEYS, "the workflow action")
+    ctx.pathmap[(*spec, "workflow")] = (*path, "name")
+    out = {"kind": "workflow", **({"workflow": body["name"]} if "name" in body else {})}
+    if "params" in body:
+        refs.templates((*path, "params"), body["params"])
+        out["params"] = body["params"]
+    return out
+
+
+_ACTIONS: Final[dict[str, Callable[[LoadContext, Path, Path, Any, TaskRefs], dict[str, Any]]]] = {
+    "python": _python,
+    "shell": _shell,
+    "http": _http,
+    "workflow": _subworkflow,
+}
