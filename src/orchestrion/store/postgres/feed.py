@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from orchestrion.store.postgres.queries import PG
+
 __all__ = ["EventFeed"]
 
 Read = Callable[[str, Sequence[Any]], list[Any]]
@@ -45,12 +47,7 @@ class EventFeed:
         appear."""
         with self._lock:
             settled = self._settled
-        rows = read(
-            "WITH f AS (SELECT greatest(?::bigint, (SELECT coalesce(max(id), 0) FROM events)"
-            " - ?) AS floor) SELECT f.floor, e.id FROM f LEFT JOIN events e ON e.id > f.floor"
-            " ORDER BY e.id",
-            (max(after, settled), WINDOW),
-        )
+        rows = read(PG.event_horizon, (max(after, settled), WINDOW))
         floor = int(rows[0]["floor"])
         now = self._clock()
         reached = floor

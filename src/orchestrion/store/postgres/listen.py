@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 
 import psycopg
 
+from orchestrion.store.postgres.queries import PG
+
 __all__ = ["HISTORY_CHANNEL", "WORK_CHANNEL", "Listener"]
 
 log = logging.getLogger("orchestrion.store")
@@ -60,7 +62,7 @@ class Listener:
             try:
                 with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
                     for channel in self._handlers:
-                        conn.execute(f"LISTEN {channel}")
+                        conn.execute(PG.listen.fill(channel=channel))
                     self.ready.set()
                     self._wake_all()  # anything may have happened while we were not listening
                     backoff = 0.1
