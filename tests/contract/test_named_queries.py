@@ -243,3 +243,19 @@ def test_every_state_literal_sent_is_one_the_machines_define() -> None:
             for match in _STATE_CMP.finditer(sql):
                 for value in _QUOTED.findall(match[1] or match[2]):
                     assert value in MACHINE_STATES, f"{name}.{entry}: {value}"
+
+
+def test_the_schemas_spell_only_states_the_machines_define() -> None:
+    """schema.sql's partial indexes name states (a migration's text cannot be derived):
+    each is one of the state machines', or of its table's own vocabulary."""
+    checked = 0
+    for dialect in ("sqlite", "postgres"):
+        text = (ROOT / dialect / "schema.sql").read_text()
+        for statement in re.sub(r"--[^\n]*", "", text).split(";"):
+            tables = set(_TABLES.findall(statement)) | set(re.findall(r"\bON (\w+)", statement))
+            for match in _STATE_CMP.finditer(statement):
+                for value in _QUOTED.findall(match[1] or match[2]):
+                    allowed = set().union(*(OTHER_STATES.get(t, MACHINE_STATES) for t in tables))
+                    assert value in allowed, f"{dialect}/schema.sql: {value} in {statement}"
+                    checked += 1
+    assert checked >= 10
