@@ -201,6 +201,7 @@ class PostgresDatabase(Database):
         self._listener.start()
 
     def close(self) -> None:
+        """Stop the listener and close the pool; wake every waiter."""
         if self.closed:
             return
         self.closed = True
@@ -212,12 +213,16 @@ class PostgresDatabase(Database):
     # ------------------------------------------------------------------ dialect hooks
 
     def latest_rows(self, query: str) -> list[Any]:
+        """The rows sorted by name in code points, as SQLite orders them (``DISTINCT ON``
+        orders by the database's collation)."""
         rows = self.read(query)
         return sorted(rows, key=lambda r: str(r["name"]))  # code point order, as SQLite
 
     def upsert_workflow(
         self, adv: Advance, spec: WorkflowSpec, source: str | None, now: float
     ) -> bool:
+        """Insert unless there (``ON CONFLICT``: concurrent registrations of one version
+        both succeed, one of them creates it)."""
         row = adv.tx.execute(
             PG.insert_workflow, (spec.name, spec.version, spec.to_json(), source, now)
         ).fetchone()
@@ -237,16 +242,19 @@ class PostgresDatabase(Database):
         until: float,
         labels: Mapping[str, str] | None,
     ) -> Claimed:
+        """The locked claim of `postgres.claim` (``FOR UPDATE SKIP LOCKED``)."""
         return pg_claim(cast(PgAdvance, adv), worker_id, queues, limit, until, labels)
 
     def queue_filter(self, queues: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+        """``= ANY(?)`` with the queues as one array parameter."""
         return PG.in_queues, (list(queues),)
 
     def write_one(self, now: float, sql: str, params: Sequence[Any]) -> None:
-        # One statement, so autocommit makes it atomic (and it is idempotent).
+        """In autocommit: one statement is atomic by itself (and it is idempotent)."""
         self.read(sql, params)
 
     def insert_logs(self, adv: Advance, lines: Sequence[LogLine]) -> None:
+        """One statement for every line: an array per column, through ``unnest``."""
         adv.tx.execute(
             PG.insert_logs,
             [

@@ -35,6 +35,9 @@ WINDOW = 10_000
 
 
 class EventFeed:
+    """The horizon of the history that one store's readers share (see the module
+    docstring): it only moves up."""
+
     def __init__(self, patience: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.patience = patience
         self._clock = clock

@@ -45,13 +45,17 @@ class Listener:
 
     @property
     def channels(self) -> set[str]:
+        """The channels it listens on."""
         return set(self._handlers)
 
     def start(self, wait: float = 5.0) -> None:
+        """Start listening; return once the LISTENs are in place, or after `wait` seconds
+        (it keeps trying to connect in the background)."""
         self._thread.start()
         self.ready.wait(wait)
 
     def stop(self) -> None:
+        """Stop listening and close its connection (within a notification poll)."""
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)

@@ -168,11 +168,13 @@ class PgTx:
         self.round_trips = 0
 
     def execute(self, sql: str, params: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
+        """Send and wait: one round trip, which also carries whatever was queued."""
         cur = self.queue(sql, params)
         self.wait()
         return cur
 
     def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> psycopg.Cursor[Any]:
+        """One statement per parameter row, sent together, then waited for."""
         self.statements += 1
         cur = self.conn.cursor()
         cur.executemany(translate(sql), [tuple(p) for p in params])
@@ -207,9 +209,11 @@ class PgAdvance(Advance):
     token = ""
 
     def for_update(self, *, skip_locked: bool = False) -> str:
+        """Lock the rows read (see the module docstring's locking rule)."""
         return " " + (PG.for_update_skip_locked if skip_locked else PG.for_update)
 
     def lock_admission(self, workflow: str) -> None:
+        """A transaction advisory lock per workflow, held until commit."""
         self.tx.execute(PG.lock_admission, (ADMISSION_LOCKS, workflow))
 
     def cas_held(

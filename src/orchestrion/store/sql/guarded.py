@@ -35,9 +35,13 @@ __all__ = ["Guarded", "SpecLoader", "Tx", "dumps", "loads"]
 class Tx(Protocol):
     """The part of a DB-API connection `Advance` uses, with ``?`` placeholders."""
 
-    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any:
+        """Run one statement; a cursor with ``fetchone``, ``fetchall`` and ``rowcount``."""
+        ...
 
-    def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> Any: ...
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> Any:
+        """Run one statement once per parameter row."""
+        ...
 
 
 SpecLoader = Callable[[str, str], WorkflowSpec]

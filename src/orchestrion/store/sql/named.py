@@ -150,35 +150,47 @@ def load_queries(
 def read_entries(path: Path) -> tuple[dict[str, str], dict[str, str]]:
     """The bodies of `path`'s entries as written (braces unfilled) and their descriptions,
     by name, in file order."""
-    bodies: dict[str, list[str]] = {}
-    descriptions: dict[str, list[str]] = {}
-    current: str | None = None
-    describing = False
+    bodies: dict[str, str] = {}
+    descriptions: dict[str, str] = {}
+    for number, name, lines in _sections(path):
+        if name in bodies:
+            raise ValueError(f"{path.name}:{number}: {name!r} is defined twice")
+        bodies[name], descriptions[name] = _entry(path.name, name, lines)
+    return bodies, descriptions
+
+
+def _sections(path: Path) -> Iterator[tuple[int, str, list[tuple[int, str]]]]:
+    """Each entry's header line number, name and following lines (numbered, stripped);
+    the text before the first header is the file's own comment."""
+    header: tuple[int, str] | None = None
+    lines: list[tuple[int, str]] = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
-        header = _HEADER.match(line)
-        stripped = line.strip()
-        if header:
-            current = header[1]
-            if current in bodies:
-                raise ValueError(f"{path.name}:{number}: {current!r} is defined twice")
-            bodies[current], descriptions[current], describing = [], [], True
-        elif current is None:
-            continue  # the file's own comment
-        elif stripped.startswith("--"):
-            if describing:
-                descriptions[current].append(stripped.removeprefix("--").strip())
-        elif "--" in stripped:
-            raise ValueError(f"{path.name}:{number}: a comment after code; give it a line")
-        else:
-            describing = describing and not stripped
-            if stripped:
-                bodies[current].append(stripped)
-    for name, lines in bodies.items():
-        if not descriptions[name]:
-            raise ValueError(f"{path.name}: {name!r} has no description line under its header")
-        if not lines:
-            raise ValueError(f"{path.name}: {name!r} is empty")
-    return (
-        {name: " ".join(lines).removesuffix(";").rstrip() for name, lines in bodies.items()},
-        {name: " ".join(lines) for name, lines in descriptions.items()},
-    )
+        found = _HEADER.match(line)
+        if found:
+            if header is not None:
+                yield (*header, lines)
+            header, lines = (number, found[1]), []
+        elif header is not None:
+            lines.append((number, line.strip()))
+    if header is not None:
+        yield (*header, lines)
+
+
+def _entry(file: str, name: str, lines: list[tuple[int, str]]) -> tuple[str, str]:
+    """An entry's body (one line, no final ``;``) and its description: the comment lines
+    before its first line of code."""
+    description: list[str] = []
+    body: list[str] = []
+    for number, line in lines:
+        if line.startswith("--"):
+            if not body:
+                description.append(line.removeprefix("--").strip())
+        elif "--" in line:
+            raise ValueError(f"{file}:{number}: a comment after code; give it a line")
+        elif line:
+            body.append(line)
+    if not description:
+        raise ValueError(f"{file}: {name!r} has no description line under its header")
+    if not body:
+        raise ValueError(f"{file}: {name!r} is empty")
+    return " ".join(body).removesuffix(";").rstrip(), " ".join(description)

@@ -265,6 +265,7 @@ def create_backfill(
     max_active: int,
     priority: int,
 ) -> None:
+    """Record a new backfill, running; `pace_backfill` creates its runs."""
     adv.tx.execute(
         Q.insert_backfill,
         (backfill_id, spec.name, spec.version, key, start, end, max_active, priority, total,

@@ -146,10 +146,12 @@ class SqliteDatabase(Database):
             self._waker.ping(work=work, history=adv.wrote_events)
 
     def transact(self, now: float, fn: Callable[[Advance], T]) -> T:
+        """`fn` in one `write` transaction (``BEGIN IMMEDIATE`` under the writer lock)."""
         with self.write(now) as adv:
             return fn(adv)
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """One statement on the shared connection; WAL lets it run beside a writer."""
         if self.closed:
             raise StoreError("the store is closed")
         with self._lock:
@@ -167,6 +169,7 @@ class SqliteDatabase(Database):
             )
 
     def close(self) -> None:
+        """Close the connection, the lock file and the wake-up socket; wake every waiter."""
         with self._lock:
             if not self.closed:
                 self.closed = True
@@ -180,11 +183,13 @@ class SqliteDatabase(Database):
     # ------------------------------------------------------------------ dialect hooks
 
     def latest_rows(self, query: str) -> list[Any]:
+        """The rows as read: the query orders them by name, in code points already."""
         return self.read(query)
 
     def upsert_workflow(
         self, adv: Advance, spec: WorkflowSpec, source: str | None, now: float
     ) -> bool:
+        """Look, then insert: with one writer at a time nothing can come between."""
         known = adv.tx.execute(SQLITE.workflow_known, (spec.name, spec.version)).fetchone()
         if known is None:
             adv.tx.execute(
@@ -209,17 +214,21 @@ class SqliteDatabase(Database):
         until: float,
         labels: Mapping[str, str] | None,
     ) -> shared_claim.Claimed:
+        """The shared claim, as it is: one writer, so its counts cannot change under it."""
         claims = shared_claim.claim(adv, worker_id, queues, limit, until, labels)
         return shared_claim.Claimed(len(claims), lambda: claims)
 
     def queue_filter(self, queues: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+        """``IN (?, ...)``, one parameter per queue."""
         return SQLITE.in_queues.fill(marks=marks(len(queues))), tuple(queues)
 
     def write_one(self, now: float, sql: str, params: Sequence[Any]) -> None:
+        """A write transaction of its own (SQLite writes only in one)."""
         with self.write(now) as adv:
             adv.tx.execute(sql, params)
 
     def insert_logs(self, adv: Advance, lines: Sequence[LogLine]) -> None:
+        """One row per line (executemany: in process, so no round trips to save)."""
         adv.tx.executemany(
             SQLITE.insert_logs,
             [(x.run_id, x.task_run_id, x.attempt, x.at, x.stream, x.line) for x in lines],
