@@ -18,6 +18,7 @@ keys only makes their claimers queue behind each other.)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -33,6 +34,13 @@ from orchestrion.store.sql.slots import lock_names, within_limits
 __all__ = ["claim"]
 
 _RUNNING = task_target(TaskEvent.CLAIM).value
+
+
+@functools.lru_cache(maxsize=256)
+def _candidates(queue_match: str, routed: str) -> str:
+    """``PG.claim_candidates`` for a queue match and a label filter: composed once for
+    each (a worker sends the same one on every claim)."""
+    return PG.claim_candidates.fill(queue_match=queue_match, routed=routed)
 
 
 def claim(
@@ -52,7 +60,7 @@ def claim(
     one = len(queues) == 1
     in_queues, queue_param = (PG.in_one_queue, queues[0]) if one else (PG.in_queues, list(queues))
     rows = tx.execute(
-        PG.claim_candidates.fill(queue_match=in_queues, routed=routed),
+        _candidates(in_queues, routed),
         (queue_param, now, *route_params, now, now, limit),
     ).fetchall()
     if not rows:

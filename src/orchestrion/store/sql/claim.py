@@ -7,6 +7,7 @@ way (locked, skipping rows other claimers hold) and shares the rest: `claim_part
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -19,6 +20,13 @@ from orchestrion.store.sql.routing import route_filter
 from orchestrion.store.sql.slots import within_limits
 
 __all__ = ["ClaimPart", "Claimed", "build_claims", "claim", "claim_parts", "make_claims"]
+
+
+@functools.lru_cache(maxsize=256)
+def _candidates(queues: int, routed: str) -> str:
+    """``Q.claim_candidates`` for a number of queues and a label filter: composed once for
+    each (a worker sends the same one on every claim)."""
+    return Q.claim_candidates.fill(queues=marks(queues), routed=routed)
 
 
 def claim(
@@ -37,7 +45,7 @@ def claim(
     tx, now = adv.tx, adv.now
     routed, route_params = route_filter(labels)
     rows = tx.execute(
-        Q.claim_candidates.fill(queues=marks(len(queues)), routed=routed),
+        _candidates(len(queues), routed),
         (*queues, now, *route_params, now, now, limit * 4),
     ).fetchall()
     chosen = within_limits(adv, rows, limit)

@@ -10,6 +10,7 @@ neither.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
@@ -26,7 +27,7 @@ from orchestrion.states import (
     task_target,
 )
 from orchestrion.store.sql.jsontext import dumps, loads
-from orchestrion.store.sql.named import also_set, marks
+from orchestrion.store.sql.named import Sql, also_set, marks
 from orchestrion.store.sql.queries import Q
 
 __all__ = ["Guarded", "SpecLoader", "Tx", "dumps", "loads"]
@@ -45,6 +46,13 @@ class Tx(Protocol):
 
 
 SpecLoader = Callable[[str, str], WorkflowSpec]
+
+
+@functools.cache
+def _move(query: Sql, columns: tuple[str, ...]) -> str:
+    """``Q.move_task_run`` or ``Q.move_run`` also setting `columns`: composed once per
+    set of columns (a call site's), since every state change sends one."""
+    return query.fill(sets=also_set(columns))
 
 
 class Guarded:
@@ -124,7 +132,7 @@ class Guarded:
         if (current, event) not in TASK_TRANSITIONS:
             raise IllegalTransition(f"task run cannot {event.value} from {current.value}")
         return (
-            Q.move_task_run.fill(sets=also_set(fields)),
+            _move(Q.move_task_run, tuple(fields)),
             (task_target(event).value, *fields.values(), row["id"], current.value),
         )
 
@@ -156,7 +164,7 @@ class Guarded:
             raise IllegalTransition(f"run cannot {event.value} from {current.value}")
         target = run_target(event)
         cur = self.tx.execute(
-            Q.move_run.fill(sets=also_set(fields)),
+            _move(Q.move_run, tuple(fields)),
             (target.value, *fields.values(), run["id"], current.value),
         )
         if cur.rowcount != 1:

@@ -246,7 +246,8 @@ def cancel_run(adv: Advance, run_id: str, reason: str, *, as_failure: bool = Fal
     for child in children:
         cancel_run(adv, child["id"], f"parent run {run_id}: {reason}", as_failure=as_failure)
     adv.tx.execute(Q.clear_unfinished, (run_id,))
-    event = RunEvent.FAIL if as_failure and run["state"] != "queued" else RunEvent.CANCEL
+    queued = run["state"] == RunState.QUEUED.value
+    event = RunEvent.FAIL if as_failure and not queued else RunEvent.CANCEL
     if adv.cas_run(run, event, finished_at=adv.now, error=reason):
         adv.after_run_finished(run_id)
     return True
@@ -314,7 +315,8 @@ def recount(adv: Advance, run_id: str, spec: WorkflowSpec) -> None:
                 (skipped + (bucket == "skipped")),
             )
         adv.tx.execute(Q.recount_upstream, (waiting, ok, failed, skipped, run_id, task.name))
-    for group in (r for r in rows if r["kind"] == "group" and r["state"] == "waiting"):
+    expanded = TaskState.WAITING.value  # a mapped task whose items are not all finished
+    for group in (r for r in rows if r["kind"] == "group" and r["state"] == expanded):
         items = [TaskState(r["state"]) for r in rows if r["group_id"] == group["id"]]
         done = [planner.upstream_bucket(s) for s in items if s.finished]
         adv.tx.execute(

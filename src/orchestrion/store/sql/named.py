@@ -32,6 +32,9 @@ __all__ = ["NamedQueries", "Sql", "also_set", "load_queries", "marks", "read_ent
 
 _HEADER = re.compile(r"^-- name: ([a-z][a-z0-9_]*)\s*$")
 _FIELD = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+#: Each statement text split at its holes (text, hole, text, ...) and its holes, found once
+#: (statements are few and fixed): `fill` is on the hot path.
+_SPLIT: dict[str, tuple[list[str], frozenset[str]]] = {}
 
 
 def marks(count: int) -> str:
@@ -59,13 +62,23 @@ class Sql(str):
     @property
     def holes(self) -> frozenset[str]:
         """The names of the ``{holes}`` that `fill` must be given."""
-        return frozenset(_FIELD.findall(self))
+        return self._split()[1]
 
     def fill(self, **parts: str) -> str:
         """The statement with its holes filled by `parts` (exactly its holes)."""
-        if parts.keys() != self.holes:
-            raise KeyError(f"holes {sorted(self.holes)} filled with {sorted(parts)}: {self}")
-        return self.format(**parts)
+        pieces, holes = self._split()
+        if parts.keys() != holes:
+            raise KeyError(f"holes {sorted(holes)} filled with {sorted(parts)}: {self}")
+        filled = pieces.copy()
+        filled[1::2] = [parts[name] for name in pieces[1::2]]
+        return "".join(filled)
+
+    def _split(self) -> tuple[list[str], frozenset[str]]:
+        found = _SPLIT.get(self)
+        if found is None:
+            pieces = _FIELD.split(self)
+            found = _SPLIT[self] = (pieces, frozenset(pieces[1::2]))
+        return found
 
 
 class NamedQueries(Mapping[str, Sql]):
