@@ -6,10 +6,14 @@ constraints and triggers of a database created fresh. And a database written at 
 version, holding a finished run and a run still in flight, must keep both through the
 upgrade: the finished run reads back whole, and the run in flight finishes on today's
 worker.
+
+Each dialect's ``schema.sql`` (the whole current schema, as one file to review) must build
+exactly the catalog the migrations build.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,9 +29,14 @@ from orchestrion.spec.yaml.loader import load_yaml_text
 from orchestrion.states import RunState, TaskState
 from orchestrion.store import open_store, sqlite
 from orchestrion.store.postgres import tx as postgres_tx
+from orchestrion.store.sql.guards import GUARDS
 from tests import pg
 
 _MIGRATIONS = Path(sqlite.__file__).parents[1] / "migrations"
+SCHEMAS = {
+    "sqlite": Path(sqlite.__file__).with_name("schema.sql"),
+    "postgres": Path(postgres_tx.__file__).with_name("schema.sql"),
+}
 VERSIONS = sorted(p.stem for p in (_MIGRATIONS / "sqlite").glob("*.sql"))
 
 Describe = Callable[[], dict[str, list[tuple[Any, ...]]]]
@@ -66,8 +75,22 @@ class Database:
         with psycopg.connect(self.url, autocommit=True) as pconn, pconn.cursor() as cur:
             cur.executemany(sql.replace("?", "%s"), rows)
 
-    def describe(self) -> dict[str, list[tuple[Any, ...]]]:
-        return describe_sqlite(self.url) if self.backend == "sqlite" else describe_pg(self.url)
+    def build(self, schema: Path) -> None:
+        """Create the schema from one script (not the migrations)."""
+        if self.backend == "sqlite":
+            conn = sqlite3.connect(self.url.removeprefix("sqlite:///"), isolation_level=None)
+            try:
+                conn.executescript(schema.read_text())
+            finally:
+                conn.close()
+            return
+        with psycopg.connect(self.url, autocommit=True) as pconn:
+            pconn.execute(schema.read_text())  # no parameters: several statements at once
+
+    def describe(self, *, text: Callable[[str], str] = str) -> dict[str, list[tuple[Any, ...]]]:
+        if self.backend == "sqlite":
+            return describe_sqlite(self.url, text=text)
+        return describe_pg(self.url)
 
     def versions(self) -> list[str]:
         store = open_store(self.url)
@@ -107,6 +130,25 @@ def test_an_upgraded_database_equals_a_fresh_one(
     assert upgraded.migrate(start) == VERSIONS[: VERSIONS.index(start) + 1]
     assert upgraded.versions() == VERSIONS  # opening the store applied the rest
     assert upgraded.describe() == fresh.describe()
+
+
+def test_schema_sql_builds_the_schema_the_migrations_build(
+    databases: Callable[[], Database], backend: str
+) -> None:
+    migrated, built = databases(), databases()
+    assert migrated.migrate(VERSIONS[-1]) == VERSIONS
+    built.build(SCHEMAS[backend])
+    # SQLite keeps each CREATE statement's text: compared without comments and layout
+    assert built.describe(text=sql_text) == migrated.describe(text=sql_text)
+
+
+def test_the_claim_index_is_the_claim_guard() -> None:
+    """The claim's partial index is usable only while its predicate is the claim's guard."""
+    guard = sql_text(f"WHERE state IN {GUARDS['task_claimable']}")
+    for schema in SCHEMAS.values():
+        statements = sql_text(schema.read_text()).split(";")
+        [index] = [s for s in statements if s.startswith("CREATE INDEX task_runs_claim ")]
+        assert index.endswith(guard), index
 
 
 _FLOW = """
@@ -191,13 +233,25 @@ def test_runs_written_at_the_first_version_survive_the_upgrade(
 # ---------------------------------------------------------------------- describing schemas
 
 
-def describe_sqlite(url: str) -> dict[str, list[tuple[Any, ...]]]:
+def sql_text(sql: str) -> str:
+    """SQL without its comments and layout (for statement texts that SQLite keeps)."""
+    sql = re.sub(r"--[^\n]*", "", sql)
+    sql = re.sub(r"\s+", " ", sql)
+    return re.sub(r"\s*([(),;])\s*", r"\1", sql).strip()
+
+
+def describe_sqlite(
+    url: str, *, text: Callable[[str], str] = str
+) -> dict[str, list[tuple[Any, ...]]]:
     conn = sqlite3.connect(url.removeprefix("sqlite:///"))
     try:
-        objects = conn.execute(
-            "SELECT type, name, tbl_name, sql FROM sqlite_master"
-            " WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
-        ).fetchall()
+        objects = [
+            (kind, name, table, None if sql is None else text(sql))
+            for kind, name, table, sql in conn.execute(
+                "SELECT type, name, tbl_name, sql FROM sqlite_master"
+                " WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
+            ).fetchall()
+        ]
         tables = [name for kind, name, _, _ in objects if kind == "table"]
         described: dict[str, list[tuple[Any, ...]]] = {"objects": objects}
         for table in tables:
@@ -207,6 +261,12 @@ def describe_sqlite(url: str) -> dict[str, list[tuple[Any, ...]]]:
             described[f"{table}.foreign_keys"] = conn.execute(
                 f"PRAGMA foreign_key_list('{table}')"
             ).fetchall()
+            indexes = conn.execute(f"PRAGMA index_list('{table}')").fetchall()
+            described[f"{table}.indexes"] = sorted(indexes, key=lambda r: str(r[1]))
+            for index in indexes:
+                described[f"{table}.index.{index[1]}"] = conn.execute(
+                    f"PRAGMA index_xinfo('{index[1]}')"
+                ).fetchall()
         return described
     finally:
         conn.close()

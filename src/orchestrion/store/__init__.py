@@ -47,15 +47,19 @@ def migration_names(url: str) -> list[str]:
 def peek_schema_versions(url: str) -> list[str]:
     """The migrations applied to a database, read without applying any ([] for a database
     that does not exist yet or was never migrated)."""
+    from orchestrion.store.sql.queries import Q
+
     if _dialect(url) == "postgres":
         import psycopg
 
+        from orchestrion.store.postgres.queries import PG
+
         try:
             with psycopg.connect(url, connect_timeout=5) as conn:
-                exists = conn.execute("SELECT to_regclass('schema_migrations')").fetchone()
+                exists = conn.execute(PG.schema_migrations_table).fetchone()
                 if not exists or exists[0] is None:
                     return []
-                rows = conn.execute("SELECT version FROM schema_migrations ORDER BY 1")
+                rows = conn.execute(Q.schema_versions)
                 return [str(r[0]) for r in rows]
         except psycopg.Error as exc:
             raise StoreError(f"cannot read PostgreSQL database: {exc}") from exc
@@ -63,19 +67,16 @@ def peek_schema_versions(url: str) -> list[str]:
     from pathlib import Path
 
     from orchestrion.store.sqlite.database import path_from_url
+    from orchestrion.store.sqlite.queries import SQLITE
 
     path = Path(path_from_url(url))
     if not path.exists():
         return []
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-            found = conn.execute(
-                "SELECT name FROM sqlite_master WHERE name = 'schema_migrations'"
-            ).fetchone()
+            found = conn.execute(SQLITE.schema_migrations_table).fetchone()
             if found is None:
                 return []
-            return [
-                str(r[0]) for r in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")
-            ]
+            return [str(r[0]) for r in conn.execute(Q.schema_versions)]
     except sqlite3.Error as exc:
         raise StoreError(f"cannot read SQLite database {path}: {exc}") from exc

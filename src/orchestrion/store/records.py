@@ -57,6 +57,9 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowRecord:
+    """One registered version of a workflow: its spec (a version never changes) and the
+    file it was registered from."""
+
     name: str
     version: str
     spec: WorkflowSpec
@@ -71,6 +74,9 @@ class WorkflowRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunRecord:
+    """One execution of one workflow version: its state, parameters, what started it (a
+    trigger, an idempotency key, a parent task run) and, once finished, its result or error."""
+
     id: str
     workflow: str
     version: str
@@ -90,6 +96,9 @@ class RunRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskRunRecord:
+    """One task of a run (or one item of a mapped task, or an undo step): its state, queue,
+    attempts so far and current lease."""
+
     id: int
     run_id: str
     task_name: str
@@ -112,6 +121,8 @@ class TaskRunRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AttemptRecord:
+    """One try of a task run by one worker under one lease epoch, and how it ended."""
+
     id: int
     task_run_id: int
     run_id: str
@@ -129,6 +140,9 @@ class AttemptRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EventRecord:
+    """One row of the history: a state change (from, to), a trigger or a user's action,
+    with its data."""
+
     id: int
     run_id: str | None
     task_run_id: int | None
@@ -141,6 +155,8 @@ class EventRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LogLine:
+    """A line an attempt wrote to stdout or stderr, as its worker reports it."""
+
     run_id: str
     task_run_id: int
     attempt: int
@@ -151,6 +167,8 @@ class LogLine:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LogRecord:
+    """A stored log line, named by its task (``name[3]`` for an item of a mapped task)."""
+
     id: int
     run_id: str
     task_run_id: int
@@ -163,6 +181,9 @@ class LogRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkerRecord:
+    """A worker as it registered: where it runs, the queues it claims from, its labels,
+    and its last heartbeat."""
+
     id: str
     host: str
     pid: int
@@ -197,6 +218,8 @@ class Claim:
 
     @property
     def idempotency_key(self) -> str:
+        """The same for every attempt of this task run (``<run id>/<task>[<item>]``): task
+        code uses it to make its external effects happen once."""
         suffix = f"[{self.map_index}]" if self.map_index >= 0 else ""
         return f"{self.run_id}/{self.task_name}{suffix}"
 
@@ -219,6 +242,8 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FinishResult:
+    """What reporting a batch of outcomes did, and how much work it made ready."""
+
     #: Task run ids whose outcome was recorded.
     applied: tuple[int, ...] = ()
     #: Task run ids whose outcome came too late (lease lost or run canceled): kept as superseded.
@@ -229,6 +254,8 @@ class FinishResult:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunFilter:
+    """Which runs a listing returns, newest first."""
+
     workflow: str | None = None
     state: RunState | None = None
     limit: int = 50
@@ -243,6 +270,8 @@ class RunFilter:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScheduleState:
+    """How far a schedule has been decided (its cursor), and its last fire."""
+
     schedule_key: str
     workflow: str
     #: Every nominal time at or before this was decided (fired or skipped by policy).
@@ -252,6 +281,9 @@ class ScheduleState:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FireRecord:
+    """One decided (schedule, nominal time): there is exactly one per pair, however many
+    schedulers or restarts tried to fire it."""
+
     id: int
     schedule_key: str
     workflow: str
@@ -277,6 +309,9 @@ class RunRequest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EventReceipt:
+    """What recording a received event did: the runs it started, or nothing for a
+    duplicate (it reports what the first delivery started)."""
+
     source: str
     event_id: str
     #: True when this (source, event id) had been received before: nothing was started.
@@ -287,12 +322,18 @@ class EventReceipt:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FinishedRun:
+    """A run in the state it ended in, at its position in the history (what run triggers
+    follow)."""
+
     event_id: int
     run: RunRecord
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BackfillRecord:
+    """Runs of a schedule's past nominal times within a range, created a few at a time
+    (at most `max_active` unfinished at once)."""
+
     id: str
     workflow: str
     version: str
@@ -314,7 +355,8 @@ class BackfillRecord:
 
     @property
     def active(self) -> int:
-        return sum(self.counts.get(s, 0) for s in ("queued", "running", "compensating"))
+        """How many of its runs are unfinished: they count against `max_active`."""
+        return sum(n for state, n in self.counts.items() if not RunState(state).finished)
 
 
 # ------------------------------------------------------------ accounts (security tables)
@@ -322,6 +364,9 @@ class BackfillRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UserRecord:
+    """A user of the UI and the API: a password hash, role bindings, and the epoch that
+    ends every session opened before a change."""
+
     id: str
     name: str
     password_hash: str
@@ -338,6 +383,9 @@ class UserRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TokenRecord:
+    """An API token: only its hash is kept, with its bindings and when it expires or was
+    revoked."""
+
     id: str
     name: str
     token_hash: str
@@ -353,6 +401,9 @@ class TokenRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionRecord:
+    """A UI session: the hash of its id, its CSRF token, and the user's auth epoch when it
+    was opened (a later password or role change ends it)."""
+
     id_hash: str
     user_id: str
     csrf: str
@@ -387,11 +438,15 @@ class AuditEntry:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuditRecord(AuditEntry):
+    """An audit entry as stored; its id orders the log."""
+
     id: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuditFilter:
+    """Which audit records a listing returns, newest first."""
+
     actor: str | None = None
     action: str | None = None
     namespace: str | None = None

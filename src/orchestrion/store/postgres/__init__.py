@@ -2,8 +2,9 @@
 migrations under an advisory lock; `database.py`, `tx.py`), LISTEN/NOTIFY wake-ups
 (`listen.py`), a gap-free event feed (`feed.py`), round trips counted per verb
 (`round_trips.py`), and the role subclasses with its fast paths (`runs.py` with `claim.py`
-and `finish.py`, `reads.py`, `triggers.py`). `open_stores(url)` opens a database as the
-store's roles."""
+and `finish.py`, `reads.py`, `triggers.py`). Its own SQL is ``queries.sql``
+(`queries.PG`); ``schema.sql`` is the whole current schema, to read (the migrations make
+it). `open_stores(url)` opens a database as the store's roles."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Claims on PostgreSQL: `queries.claim` with the candidate rows locked.
+"""Claims on PostgreSQL: `sql.claim.claim` with the candidate rows locked.
 
 Any number of workers claim at once. Each takes its candidates with ``FOR UPDATE SKIP
 LOCKED``, so two claimers never wait for each other nor take the same task run, and moves
@@ -18,28 +18,29 @@ keys only makes their claimers queue behind each other.)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from orchestrion.errors import IllegalTransition
 from orchestrion.states import TASK_TRANSITIONS, TaskEvent, TaskState, task_target
+from orchestrion.store.postgres.queries import PG
 from orchestrion.store.postgres.tx import CONCURRENCY_LOCKS, PgTx
 from orchestrion.store.sql.advance import Advance, loads
-from orchestrion.store.sql.queries import CLAIM_COLS, Claimed, ClaimPart, claim_parts, make_claims
+from orchestrion.store.sql.claim import Claimed, ClaimPart, claim_parts, make_claims
 from orchestrion.store.sql.routing import route_filter
-from orchestrion.store.sql.slots import SLOT_FILTER, lock_names, within_limits
+from orchestrion.store.sql.slots import lock_names, within_limits
 
 __all__ = ["claim"]
 
 _RUNNING = task_target(TaskEvent.CLAIM).value
 
-#: Each candidate's run row (as `Advance.run_row` reads it), so that building the claims
-#: need not read it again.
-_RUN_JSON = (
-    "(SELECT row_to_json(r) FROM (SELECT id, workflow, version, state, params,"
-    " parent_task_run_id, unfinished, compensated, priority FROM runs"
-    " WHERE runs.id = task_runs.run_id) r) AS run"
-)
+
+@functools.lru_cache(maxsize=256)
+def _candidates(queue_match: str, routed: str) -> str:
+    """``PG.claim_candidates`` for a queue match and a label filter: composed once for
+    each (a worker sends the same one on every claim)."""
+    return PG.claim_candidates.fill(queue_match=queue_match, routed=routed)
 
 
 def claim(
@@ -56,14 +57,10 @@ def claim(
     # One queue (the usual case): the claim index is read in claim order and the scan
     # stops after `limit` rows; ``= ANY`` would read every ready row and sort them.
     routed, route_params = route_filter(labels)
-    in_queues, queue_param = ("= ?", queues[0]) if len(queues) == 1 else ("= ANY(?)", list(queues))
+    one = len(queues) == 1
+    in_queues, queue_param = (PG.in_one_queue, queues[0]) if one else (PG.in_queues, list(queues))
     rows = tx.execute(
-        f"SELECT {CLAIM_COLS}, {_RUN_JSON} FROM task_runs WHERE state IN ('queued', 'retry_wait')"
-        f" AND queue {in_queues} AND ready_at <= ?{routed}"
-        # a full limit is passed over here (approximately: the count below decides)
-        " AND (conc_key IS NULL OR conc_limit > (SELECT count(*) FROM task_runs r"
-        " WHERE r.state = 'running' AND r.conc_key = task_runs.conc_key))"
-        f"{SLOT_FILTER} ORDER BY priority DESC, ready_at, id LIMIT ? FOR UPDATE SKIP LOCKED",
+        _candidates(in_queues, routed),
         (queue_param, now, *route_params, now, now, limit),
     ).fetchall()
     if not rows:
@@ -73,10 +70,7 @@ def claim(
         # Queued: it travels with the count of `within_limits`, which the server runs after
         # the lock is granted, with a snapshot of its own that sees every claim committed
         # meanwhile (read committed); one round trip for both.
-        pg.queue(
-            "SELECT count(pg_advisory_xact_lock(?, hashtext(k))) FROM unnest(?::text[]) AS k",
-            (CONCURRENCY_LOCKS, keys),
-        )
+        pg.queue(PG.lock_limits, (CONCURRENCY_LOCKS, keys))
     chosen = within_limits(adv, rows, limit)
     if not chosen:
         return Claimed(0, list)
@@ -88,10 +82,7 @@ def claim(
     # The rows are locked: their state cannot have moved since the SELECT. Queued, and
     # checked by the server (`PgTx.queue_expecting`).
     pg.queue_expecting(
-        "UPDATE task_runs SET state = ?, lease_owner = ?, lease_epoch = lease_epoch + 1,"
-        " lease_expires_at = ?, attempts = attempts + 1,"
-        " started_at = CASE WHEN attempts = 0 THEN ? ELSE started_at END"
-        " WHERE id = ANY(?) AND state IN ('queued', 'retry_wait')",
+        PG.claim_locked,
         (_RUNNING, worker_id, lease_until, now, [r["id"] for r in chosen]),
         len(chosen),
         "claim of locked task runs",
@@ -108,12 +99,8 @@ def claim(
             {"worker": worker_id, "attempt": number},
         )
         attempts.append((row["id"], row["run_id"], number, epoch, worker_id, now))
-    pg.queue(  # nobody reads its result: it travels with the next wait
-        "INSERT INTO attempts (task_run_id, run_id, number, epoch, worker, started_at)"
-        " SELECT * FROM unnest(?::bigint[], ?::text[], ?::int[], ?::int[], ?::text[],"
-        " ?::float8[])",
-        [list(c) for c in zip(*attempts, strict=True)],
-    )
+    # nobody reads its result: it travels with the next wait
+    pg.queue(PG.insert_attempts, [list(c) for c in zip(*attempts, strict=True)])
     parts = claim_parts(adv, chosen)
     # Queued: the upstream results come back with the COMMIT (`Claimed.build`).
     results = _queue_results(pg, parts)
@@ -124,12 +111,7 @@ def _queue_results(pg: PgTx, parts: Sequence[ClaimPart]) -> Any:
     pairs = sorted({(p.row["run_id"], name) for p in parts for name in p.wanted})
     if not pairs:
         return None
-    return pg.queue(
-        "SELECT run_id, task_name, result FROM task_runs WHERE map_index = -1"
-        " AND kind IN ('task', 'group') AND (run_id, task_name) IN"
-        " (SELECT * FROM unnest(?::text[], ?::text[]))",
-        ([r for r, _ in pairs], [n for _, n in pairs]),
-    )
+    return pg.queue(PG.upstream_results, ([r for r, _ in pairs], [n for _, n in pairs]))
 
 
 def _read_results(cursor: Any) -> dict[str, dict[str, Any]]:

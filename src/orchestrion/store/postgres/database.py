@@ -37,12 +37,13 @@ from orchestrion.store.postgres.claim import claim as pg_claim
 from orchestrion.store.postgres.feed import EventFeed
 from orchestrion.store.postgres.finish import COUNTED_TO_ZERO
 from orchestrion.store.postgres.listen import HISTORY_CHANNEL, WORK_CHANNEL, Listener
+from orchestrion.store.postgres.queries import PG
 from orchestrion.store.postgres.round_trips import TripCounter
 from orchestrion.store.postgres.tx import Conn, PgAdvance, migrate, pipelined_transaction, translate
 from orchestrion.store.records import LogLine
 from orchestrion.store.sql.advance import Advance
+from orchestrion.store.sql.claim import Claimed
 from orchestrion.store.sql.database import Database
-from orchestrion.store.sql.queries import Claimed
 
 __all__ = ["PostgresDatabase"]
 
@@ -59,8 +60,7 @@ class PostgresDatabase(Database):
     """One PostgreSQL database (or schema, by the URL's search path), through a pool of
     this process's connections: the plumbing and dialect hooks of the SQL roles."""
 
-    seq_column = "seq"
-    worker_order = "started_at, id"
+    q = PG
 
     def __init__(self, url: str, *, max_connections: int = 10, timeout: float = 10.0) -> None:
         super().__init__(url)
@@ -144,13 +144,14 @@ class PostgresDatabase(Database):
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """One statement in autocommit (also a single-statement write: atomic by itself,
         and each of ours is idempotent, so it is sent again on a fresh connection when
-        the first one turns out dead)."""
+        the first one turns out dead). A statement without a result gives no rows."""
         for attempt in range(2):
             conn: Conn | None = None
             try:
                 with self._connection() as conn:
                     self.trips.add(1, 1)
-                    return conn.execute(translate(sql), tuple(params)).fetchall()
+                    cur = conn.execute(translate(sql), tuple(params))
+                    return cur.fetchall() if cur.description is not None else []
             except psycopg.Error as exc:
                 if attempt == 0 and self._reconnect(conn, exc):
                     continue
@@ -200,6 +201,7 @@ class PostgresDatabase(Database):
         self._listener.start()
 
     def close(self) -> None:
+        """Stop the listener and close the pool; wake every waiter."""
         if self.closed:
             return
         self.closed = True
@@ -210,30 +212,25 @@ class PostgresDatabase(Database):
 
     # ------------------------------------------------------------------ dialect hooks
 
-    def latest_rows(self, cols: str) -> list[Any]:
-        rows = self.read(
-            f"SELECT DISTINCT ON (name) {cols} FROM workflows"
-            " ORDER BY name, created_at DESC, seq DESC"
-        )
+    def latest_rows(self, query: str) -> list[Any]:
+        """The rows sorted by name in code points, as SQLite orders them (``DISTINCT ON``
+        orders by the database's collation)."""
+        rows = self.read(query)
         return sorted(rows, key=lambda r: str(r["name"]))  # code point order, as SQLite
 
     def upsert_workflow(
         self, adv: Advance, spec: WorkflowSpec, source: str | None, now: float
     ) -> bool:
+        """Insert unless there (``ON CONFLICT``: concurrent registrations of one version
+        both succeed, one of them creates it)."""
         row = adv.tx.execute(
-            "INSERT INTO workflows (name, version, spec, source, created_at)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (name, version) DO NOTHING RETURNING name",
-            (spec.name, spec.version, spec.to_json(), source, now),
+            PG.insert_workflow, (spec.name, spec.version, spec.to_json(), source, now)
         ).fetchone()
         if row is not None:
             data = {"workflow": spec.name, "version": spec.version}
             adv.event(None, None, "workflow.registered", data=data)
         elif source is not None:
-            adv.tx.execute(
-                "UPDATE workflows SET source = ? WHERE name = ? AND version = ?"
-                " AND source IS DISTINCT FROM ?",
-                (source, spec.name, spec.version, source),
-            )
+            adv.tx.execute(PG.set_workflow_source, (source, spec.name, spec.version, source))
         return row is not None
 
     def claim(
@@ -245,20 +242,21 @@ class PostgresDatabase(Database):
         until: float,
         labels: Mapping[str, str] | None,
     ) -> Claimed:
+        """The locked claim of `postgres.claim` (``FOR UPDATE SKIP LOCKED``)."""
         return pg_claim(cast(PgAdvance, adv), worker_id, queues, limit, until, labels)
 
     def queue_filter(self, queues: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
-        return "= ANY(?)", (list(queues),)
+        """``= ANY(?)`` with the queues as one array parameter."""
+        return PG.in_queues, (list(queues),)
 
     def write_one(self, now: float, sql: str, params: Sequence[Any]) -> None:
-        # One statement, so autocommit makes it atomic (and it is idempotent).
-        self.read(sql + " RETURNING id", params)
+        """In autocommit: one statement is atomic by itself (and it is idempotent)."""
+        self.read(sql, params)
 
     def insert_logs(self, adv: Advance, lines: Sequence[LogLine]) -> None:
+        """One statement for every line: an array per column, through ``unnest``."""
         adv.tx.execute(
-            "INSERT INTO logs (run_id, task_run_id, attempt, at, stream, line)"
-            " SELECT * FROM unnest(?::text[], ?::bigint[], ?::int[], ?::float8[],"
-            " ?::text[], ?::text[])",
+            PG.insert_logs,
             [
                 [x.run_id for x in lines],
                 [x.task_run_id for x in lines],

@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from orchestrion.store.postgres.queries import PG
+
 __all__ = ["EventFeed"]
 
 Read = Callable[[str, Sequence[Any]], list[Any]]
@@ -33,6 +35,9 @@ WINDOW = 10_000
 
 
 class EventFeed:
+    """The horizon of the history that one store's readers share (see the module
+    docstring): it only moves up."""
+
     def __init__(self, patience: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.patience = patience
         self._clock = clock
@@ -45,12 +50,7 @@ class EventFeed:
         appear."""
         with self._lock:
             settled = self._settled
-        rows = read(
-            "WITH f AS (SELECT greatest(?::bigint, (SELECT coalesce(max(id), 0) FROM events)"
-            " - ?) AS floor) SELECT f.floor, e.id FROM f LEFT JOIN events e ON e.id > f.floor"
-            " ORDER BY e.id",
-            (max(after, settled), WINDOW),
-        )
+        rows = read(PG.event_horizon, (max(after, settled), WINDOW))
         floor = int(rows[0]["floor"])
         now = self._clock()
         reached = floor

@@ -1,7 +1,7 @@
 """Finishing attempts on PostgreSQL in as few round trips as the outcomes allow.
 
 The common outcome, a task or mapped item that succeeded, is recorded for a whole batch of
-attempts by one statement (`_SUCCEED`): it takes the locks in the store's order (run rows
+attempts by one statement (``PG.succeed_batch``): it takes the locks in the store's order (run rows
 ``FOR KEY SHARE``, then the task runs), moves each task run from running to succeeded under
 the compare-and-set guard ``state = 'running' AND lease_epoch = <the attempt's epoch>``,
 closes the attempts, counts the finished task runs into their downstream rows and mapped
@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
 from orchestrion.states import TASK_TRANSITIONS, TaskEvent, TaskState, task_target
+from orchestrion.store.postgres.queries import PG
 from orchestrion.store.postgres.tx import PgTx
 from orchestrion.store.records import Outcome
 from orchestrion.store.sql import lifecycle
@@ -49,71 +50,6 @@ class TaskFacts(NamedTuple):
     kind: str
 
 
-_FACTS = (
-    "SELECT t.id, t.run_id, r.workflow, r.version, t.task_name, t.kind FROM task_runs t"
-    " JOIN runs r ON r.id = t.run_id WHERE t.id = ANY(?)"
-)
-
-#: guarded.TASK_COLS, of the counted rows.
-_COUNTED_COLS = (
-    "c.id, c.run_id, c.task_name, c.map_index, c.group_id, c.kind, c.state, c.waiting,"
-    " c.up_ok, c.up_failed, c.up_skipped, c.attempts, c.failures, c.lost, c.lease_epoch,"
-    " c.item, c.priority, c.queue"
-)
-
-#: Lock the runs, move the task runs (compare-and-set on state and epoch), close attempts.
-_MOVE = (
-    "WITH u AS (SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::text[]) AS u(id, epoch,"
-    " result)),"
-    " locked AS MATERIALIZED (SELECT id FROM runs WHERE id = ANY(?::text[]) ORDER BY id"
-    " FOR KEY SHARE),"
-    " moved AS MATERIALIZED (UPDATE task_runs t SET state = ?, result = u.result,"
-    " error = NULL, finished_at = ? FROM u WHERE t.id = u.id AND t.state = ?"
-    # an InitPlan: the run rows are locked before any task run, which is found by its key
-    " AND t.lease_epoch = u.epoch AND t.run_id = ANY(ARRAY(SELECT id FROM locked))"
-    " RETURNING t.id, t.run_id, t.kind, t.group_id, t.lease_epoch),"
-    " closed AS (UPDATE attempts a SET finished_at = ?, outcome = 'succeeded', error = NULL,"
-    " error_type = NULL, traceback = NULL FROM moved m WHERE a.task_run_id = m.id"
-    " AND a.epoch = m.lease_epoch AND a.outcome IS NULL)"
-)
-
-#: `_MOVE`, then count the moved task runs into their groups, downstream rows and runs.
-_SUCCEED = (
-    _MOVE + ","
-    " counts AS (SELECT m.group_id AS target, 'item' AS via, count(*) AS n FROM moved m"
-    " WHERE m.kind = 'item' GROUP BY m.group_id"
-    " UNION ALL SELECT d.id, 'edge', count(*) FROM moved m"
-    " JOIN unnest(?::bigint[], ?::text[]) AS e(src, name) ON e.src = m.id"
-    " JOIN task_runs d ON d.run_id = m.run_id AND d.map_index = -1"
-    " AND d.kind IN ('task', 'group') AND d.task_name = e.name GROUP BY d.id),"
-    " counted AS (UPDATE task_runs c SET waiting = c.waiting - k.n, up_ok = c.up_ok + k.n"
-    f" FROM counts k WHERE c.id = k.target RETURNING k.via, {_COUNTED_COLS}),"
-    " lefts AS (UPDATE runs r SET unfinished = r.unfinished - k.n FROM (SELECT run_id,"
-    " count(*) AS n FROM moved GROUP BY run_id) k WHERE r.id = k.run_id RETURNING r.id,"
-    " r.workflow, r.version, r.state, r.params, r.parent_task_run_id, r.unfinished,"
-    " r.compensated, r.priority)"
-    " SELECT (SELECT json_agg(id) FROM moved) AS moved,"
-    " (SELECT json_agg(counted) FROM counted) AS counted,"
-    " (SELECT json_agg(lefts) FROM lefts) AS runs"
-)
-
-#: `_MOVE` alone, for mapped items whose counting is queued (`_COUNT_ITEMS`).
-_MOVE_ITEMS = _MOVE + " SELECT id, run_id, group_id FROM moved"
-
-#: Count finished items into their groups and runs, sent with the COMMIT without waiting:
-#: the counter rows every finisher of a fan-out updates stay locked only while the COMMIT
-#: is written. Should a group's last item be among them, a decision is due that this
-#: statement cannot take: `orchestrion_expect_zero` (migration 0006) fails it, the whole
-#: transaction rolls back and the store runs the finish again the full way (`_SUCCEED`).
-_COUNT_ITEMS = (
-    "WITH counted AS (UPDATE task_runs c SET waiting = c.waiting - k.n, up_ok = c.up_ok + k.n"
-    " FROM unnest(?::bigint[], ?::int[]) AS k(target, n) WHERE c.id = k.target"
-    " RETURNING c.waiting),"
-    " lefts AS (UPDATE runs r SET unfinished = r.unfinished - k.n"
-    " FROM unnest(?::text[], ?::int[]) AS k(run_id, n) WHERE r.id = k.run_id RETURNING 1)"
-    " SELECT orchestrion_expect_zero((SELECT count(*) FROM counted WHERE waiting <= 0))"
-)
-
 #: The SQLSTATE `orchestrion_expect_zero` fails with.
 COUNTED_TO_ZERO = "OR001"
 
@@ -128,7 +64,7 @@ def finish(
     """Record `outcomes` (applied, superseded task run ids), the successes of tasks and
     items in one statement, the rest one by one as on SQLite, in task run id order.
     `optimistic`: when every success is a mapped item, queue their counting with the
-    COMMIT (`_COUNT_ITEMS`); the transaction fails with `COUNTED_TO_ZERO` if that was
+    COMMIT (``PG.count_items``); the transaction fails with `COUNTED_TO_ZERO` if that was
     wrong, and the caller runs it again without."""
     # Only a task run's first report in the batch may take the fast path: as on SQLite,
     # which applies a batch in order, the first report of an attempt is its outcome and a
@@ -168,7 +104,7 @@ def _facts(
     facts = {i: known[i] for i in ids if i in known}
     missing = [i for i in ids if i not in facts]
     if missing:
-        for row in adv.tx.execute(_FACTS, (missing,)).fetchall():
+        for row in adv.tx.execute(PG.task_facts, (missing,)).fetchall():
             facts[row["id"]] = TaskFacts(
                 row["run_id"], row["workflow"], row["version"], row["task_name"], row["kind"]
             )
@@ -189,7 +125,7 @@ def _succeed(
                 edge_src.append(i)
                 edge_name.append(name)
     row = adv.tx.execute(
-        _SUCCEED, (*_move_params(adv, ids, fast, facts), edge_src, edge_name)
+        PG.succeed_batch, (*_move_params(adv, ids, fast, facts), edge_src, edge_name)
     ).fetchone()
     moved = set(row["moved"] or ())
     for i in ids:
@@ -210,7 +146,7 @@ def _succeed_items(
     adv: Advance, fast: Mapping[int, tuple[Outcome, str]], facts: Mapping[int, TaskFacts]
 ) -> set[int]:
     ids = sorted(fast)
-    rows = adv.tx.execute(_MOVE_ITEMS, _move_params(adv, ids, fast, facts)).fetchall()
+    rows = adv.tx.execute(PG.succeed_items, _move_params(adv, ids, fast, facts)).fetchall()
     groups: Counter[int] = Counter()
     runs: Counter[str] = Counter()
     for row in rows:
@@ -219,7 +155,7 @@ def _succeed_items(
         adv.event(row["run_id"], row["id"], f"task.{TaskEvent.SUCCEED.value}", _RUNNING, _SUCCEEDED)
     if rows:
         cast(PgTx, adv.tx).queue(
-            _COUNT_ITEMS,
+            PG.count_items,
             (list(groups), list(groups.values()), list(runs), list(runs.values())),
         )
     return {row["id"] for row in rows}

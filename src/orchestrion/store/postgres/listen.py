@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 
 import psycopg
 
+from orchestrion.store.postgres.queries import PG
+
 __all__ = ["HISTORY_CHANNEL", "WORK_CHANNEL", "Listener"]
 
 log = logging.getLogger("orchestrion.store")
@@ -43,13 +45,17 @@ class Listener:
 
     @property
     def channels(self) -> set[str]:
+        """The channels it listens on."""
         return set(self._handlers)
 
     def start(self, wait: float = 5.0) -> None:
+        """Start listening; return once the LISTENs are in place, or after `wait` seconds
+        (it keeps trying to connect in the background)."""
         self._thread.start()
         self.ready.wait(wait)
 
     def stop(self) -> None:
+        """Stop listening and close its connection (within a notification poll)."""
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
@@ -60,7 +66,7 @@ class Listener:
             try:
                 with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
                     for channel in self._handlers:
-                        conn.execute(f"LISTEN {channel}")
+                        conn.execute(PG.listen.fill(channel=channel))
                     self.ready.set()
                     self._wake_all()  # anything may have happened while we were not listening
                     backoff = 0.1

@@ -4,8 +4,9 @@ cursor never passes an event id whose transaction is still committing."""
 from __future__ import annotations
 
 from orchestrion.store.postgres.database import PostgresDatabase
+from orchestrion.store.postgres.queries import PG
 from orchestrion.store.records import EventRecord
-from orchestrion.store.sql import queries
+from orchestrion.store.sql import rows
 from orchestrion.store.sql.reads import SqlReads
 
 __all__ = ["PostgresReads"]
@@ -24,16 +25,11 @@ class PostgresReads(SqlReads):
         # Only up to the feed's horizon: a cursor never passes an id still committing.
         horizon = self._db.feed.horizon(self._db.read, after_id)
         if run_id is None:
-            rows = self._db.read(
-                "SELECT * FROM events WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
-                (after_id, horizon, limit),
-            )
+            found = self._db.read(PG.events_upto, (after_id, horizon, limit))
         else:
-            rows = self._db.read(
-                "SELECT * FROM events WHERE run_id = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?",
-                (run_id, after_id, horizon, limit),
-            )
-        return [queries.event_record(r) for r in rows]
+            found = self._db.read(PG.run_events_upto, (run_id, after_id, horizon, limit))
+        read = rows.EVENT
+        return [read(r) for r in found]
 
     def last_event_id(self) -> int:
         return self._db.feed.horizon(self._db.read)

@@ -28,10 +28,13 @@ class VerbTrips:
     statements: int = 0
 
     def per_item(self) -> float:
+        """Round trips per task run handled (0 before any)."""
         return self.round_trips / self.items if self.items else 0.0
 
 
 class TripCounter:
+    """Round trips and statements per verb, across the threads of one store."""
+
     def __init__(self) -> None:
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -64,9 +67,11 @@ class TripCounter:
                 stats.statements += after_statements - statements
 
     def snapshot(self) -> dict[str, VerbTrips]:
+        """A copy of the counts so far, by verb."""
         with self._lock:
             return {k: VerbTrips(**vars(v)) for k, v in self._verbs.items()}
 
     def reset(self) -> None:
+        """Forget the counts (a benchmark's warm-up is over)."""
         with self._lock:
             self._verbs.clear()

@@ -12,13 +12,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 
+from orchestrion.states import TaskState
 from orchestrion.store.postgres.database import PostgresDatabase
 from orchestrion.store.postgres.finish import TaskFacts
 from orchestrion.store.postgres.finish import finish as pg_finish
+from orchestrion.store.postgres.queries import PG
 from orchestrion.store.records import Claim, FinishResult, Outcome
 from orchestrion.store.sql import lifecycle
 from orchestrion.store.sql.advance import Advance
-from orchestrion.store.sql.queries import Claimed
+from orchestrion.store.sql.claim import Claimed
 from orchestrion.store.sql.runs import SqlRuns
 
 __all__ = ["PostgresRuns"]
@@ -147,23 +149,19 @@ class PostgresRuns(SqlRuns):
     ) -> list[int]:
         # One statement, so autocommit makes it atomic. Fenced by (owner, epoch).
         rows = self._db.read(
-            "UPDATE task_runs t SET lease_expires_at = ? FROM unnest(?::bigint[], ?::bigint[])"
-            " AS l(id, epoch) WHERE t.id = l.id AND t.lease_epoch = l.epoch"
-            " AND t.lease_owner = ? AND t.state = 'running' RETURNING t.id, t.lease_epoch",
+            PG.heartbeat,
             (now + lease_seconds, [tr for tr, _ in leases], [e for _, e in leases], worker_id),
         )
         held = {(r["id"], r["lease_epoch"]) for r in rows}
         return [tr for tr, epoch in leases if (tr, epoch) not in held]
 
     def reap_expired(self, *, now: float) -> int:
-        expired = self._db.read(
-            "SELECT id FROM task_runs WHERE state = 'running' AND lease_expires_at < ? ORDER BY id",
-            (now,),
-        )
+        expired = self._db.read(PG.expired, (now,))
 
         def reap(adv: Advance, task_run_id: int) -> int:
             row = adv.task_row(task_run_id)  # locked; then check it is still expired
-            if row is None or row["state"] != "running" or not row["lease_expires_at"] < now:
+            running = row is not None and row["state"] == TaskState.RUNNING.value
+            if not running or not row["lease_expires_at"] < now:
                 return 0  # finished, reaped by someone else, or its heartbeat came in time
             lifecycle.apply_lost(adv, row)
             return 1

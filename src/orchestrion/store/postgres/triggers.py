@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from orchestrion.store.postgres.queries import PG
 from orchestrion.store.records import FinishedRun
 from orchestrion.store.sql import trigger_queries
 from orchestrion.store.sql.advance import Advance
@@ -20,7 +21,7 @@ class PostgresTriggers(SqlTriggers):
             # transaction still running may appear later. SHARE mode waits for every
             # transaction that wrote events to end (and holds new writers back for these
             # two reads), so every id up to the max read here is final.
-            adv.tx.execute("LOCK TABLE events IN SHARE MODE")
+            adv.tx.execute(PG.lock_events)
             return trigger_queries.finished_runs(
                 lambda sql, params: list(adv.tx.execute(sql, params).fetchall()), after, limit
             )

@@ -1,5 +1,5 @@
 """The PostgreSQL side of the shared transactional code (`sql/advance.py`, `lifecycle.py`,
-`trigger_verbs.py`, `queries.py`): a `Tx` over a psycopg connection, the `Advance`
+`trigger_verbs.py`, `claim.py`): a `Tx` over a psycopg connection, the `Advance`
 hooks that concurrent writers need, and the migrations.
 
 **Locking rule.** SQLite runs one writer at a time; PostgreSQL runs writers concurrently
@@ -34,7 +34,9 @@ import psycopg
 from psycopg import pq
 
 from orchestrion.states import TaskEvent
+from orchestrion.store.postgres.queries import PG
 from orchestrion.store.sql.advance import Advance
+from orchestrion.store.sql.queries import Q
 
 __all__ = [
     "ADMISSION_LOCKS",
@@ -56,12 +58,6 @@ _MIGRATION_LOCK = 7_300_000_001
 #: Advisory lock namespaces (the first key of ``pg_advisory_xact_lock(int, int)``).
 CONCURRENCY_LOCKS = 7301
 ADMISSION_LOCKS = 7302
-
-#: `guarded.TASK_COLS`, and the lease expiry (the reaper checks it under the lock).
-_TASK_COLS = (
-    "id, run_id, task_name, map_index, group_id, kind, state, waiting, up_ok, up_failed,"
-    " up_skipped, attempts, failures, lost, lease_epoch, item, priority, queue, lease_expires_at"
-)
 
 _translated: dict[str, str] = {}
 
@@ -94,12 +90,9 @@ def migrate(conn: Conn, *, until: str | None = None) -> list[str]:
     one transaction under an advisory lock; returns the versions applied."""
     applied: list[str] = []
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations"
-            " (version TEXT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
-        )
-        done = {r["version"] for r in conn.execute("SELECT version FROM schema_migrations")}
+        conn.execute(translate(PG.migration_lock), (_MIGRATION_LOCK,))
+        conn.execute(PG.create_schema_migrations)
+        done = {r["version"] for r in conn.execute(Q.applied_versions)}
         for file in sorted(_MIGRATIONS.glob("*.sql")):
             if until is not None and file.stem > until:
                 break
@@ -107,10 +100,7 @@ def migrate(conn: Conn, *, until: str | None = None) -> list[str]:
                 continue
             for statement in _statements(file.read_text()):
                 conn.execute(statement)  # no parameters: no placeholder parsing
-            conn.execute(
-                "INSERT INTO schema_migrations VALUES (%s, extract(epoch FROM now()))",
-                (file.stem,),
-            )
+            conn.execute(translate(PG.record_migration), (file.stem,))
             applied.append(file.stem)
     return applied
 
@@ -148,15 +138,15 @@ def pipelined_transaction(
     try:
         with conn.pipeline() as pipe:
             tx.pipeline = pipe
-            tx.queue("BEGIN")
+            tx.queue(PG.begin)
             yield tx
-            tx.queue("COMMIT")
+            tx.queue(Q.commit)
             tx.round_trips += 1  # the closing sync waits for the COMMIT
     except BaseException:
         if not conn.closed and conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
             tx.round_trips += 1
             with suppress(psycopg.Error):
-                conn.execute("ROLLBACK")
+                conn.execute(Q.rollback)
         raise
     finally:
         count(tx.round_trips, tx.statements)
@@ -178,11 +168,13 @@ class PgTx:
         self.round_trips = 0
 
     def execute(self, sql: str, params: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
+        """Send and wait: one round trip, which also carries whatever was queued."""
         cur = self.queue(sql, params)
         self.wait()
         return cur
 
     def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> psycopg.Cursor[Any]:
+        """One statement per parameter row, sent together, then waited for."""
         self.statements += 1
         cur = self.conn.cursor()
         cur.executemany(translate(sql), [tuple(p) for p in params])
@@ -206,11 +198,7 @@ class PgTx:
         """`queue` a guarded ``UPDATE`` (no RETURNING) that must move exactly `rows` rows:
         the server checks it (``orchestrion_expect_rows``, migration 0010) and fails the
         transaction otherwise, so the COMMIT queued behind it rolls back. No wait."""
-        return self.queue(
-            f"WITH moved AS ({update} RETURNING 1)"
-            " SELECT orchestrion_expect_rows((SELECT count(*) FROM moved), ?, ?)",
-            (*params, rows, what),
-        )
+        return self.queue(PG.expect_rows.fill(update=update), (*params, rows, what))
 
 
 class PgAdvance(Advance):
@@ -221,10 +209,12 @@ class PgAdvance(Advance):
     token = ""
 
     def for_update(self, *, skip_locked: bool = False) -> str:
-        return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
+        """Lock the rows read (see the module docstring's locking rule)."""
+        return " " + (PG.for_update_skip_locked if skip_locked else PG.for_update)
 
     def lock_admission(self, workflow: str) -> None:
-        self.tx.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", (ADMISSION_LOCKS, workflow))
+        """A transaction advisory lock per workflow, held until commit."""
+        self.tx.execute(PG.lock_admission, (ADMISSION_LOCKS, workflow))
 
     def cas_held(
         self, row: Any, event: TaskEvent, data: dict[str, Any] | None = None, **fields: Any
@@ -237,28 +227,16 @@ class PgAdvance(Advance):
 
     def task_row(self, task_run_id: int) -> Any:
         """The task run, locked, after a share lock on its run; None if missing."""
-        return self.tx.execute(
-            "WITH r AS MATERIALIZED (SELECT id AS locked_run FROM runs WHERE id ="
-            " (SELECT run_id FROM task_runs WHERE id = ?) FOR KEY SHARE)"
-            f" SELECT {_TASK_COLS} FROM task_runs, r WHERE id = ? AND run_id = r.locked_run"
-            " FOR UPDATE OF task_runs",
-            (task_run_id, task_run_id),
-        ).fetchone()
+        return self.tx.execute(PG.task_row, (task_run_id, task_run_id)).fetchone()
 
     def flush(self, channels: Sequence[str] = ()) -> None:
         """Write the buffered event rows and send `channels`' notifications (delivered at
         commit) in one statement, queued: it travels with the COMMIT."""
-        notify = "SELECT pg_notify(c, ?) FROM unnest(?::text[]) AS c"
         tx = cast(PgTx, self.tx)
         if not self._events:
             if channels:
-                tx.queue(notify, (self.token, list(channels)))
+                tx.queue(PG.notify, (self.token, list(channels)))
             return
         cols = [list(c) for c in zip(*self._events, strict=True)]
         self._events.clear()
-        tx.queue(
-            "WITH written AS (INSERT INTO events (run_id, task_run_id, at, kind, from_state,"
-            " to_state, data) SELECT * FROM unnest(?::text[], ?::bigint[], ?::float8[],"
-            " ?::text[], ?::text[], ?::text[], ?::text[])) " + notify,
-            (*cols, self.token, list(channels)),
-        )
+        tx.queue(PG.insert_events_and_notify, (*cols, self.token, list(channels)))

@@ -23,7 +23,9 @@ from orchestrion.errors import ExpressionError
 from orchestrion.spec.expressions import compile_expression
 from orchestrion.spec.model import TaskSpec, WorkflowSpec
 from orchestrion.states import RunEvent, RunState, TaskEvent, TaskState
-from orchestrion.store.sql.guarded import TASK_COLS, Guarded, Tx, dumps, loads
+from orchestrion.store.sql.guarded import Guarded, Tx, dumps, loads
+from orchestrion.store.sql.named import marks
+from orchestrion.store.sql.queries import Q
 from orchestrion.store.sql.routing import requirement_key
 from orchestrion.store.sql.slot_keys import conc_key, slot_key
 
@@ -112,9 +114,7 @@ class Advance(Guarded):
             self.on_finished(self.task_row(row["id"]))
             return
         self.tx.executemany(
-            "INSERT INTO task_runs (run_id, task_name, map_index, group_id, kind, state, queue,"
-            " priority, ready_at, conc_key, conc_limit, requires, item, slot_key, slot_limit)"
-            " VALUES (?, ?, ?, ?, 'item', 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            Q.insert_items,
             [
                 (
                     row["run_id"],
@@ -134,9 +134,7 @@ class Advance(Guarded):
                 for i, item in enumerate(items)
             ],
         )
-        self.tx.execute(
-            "UPDATE runs SET unfinished = unfinished + ? WHERE id = ?", (len(items), row["run_id"])
-        )
+        self.tx.execute(Q.add_unfinished, (len(items), row["run_id"]))
         self.event(row["run_id"], row["id"], "task.mapped", data={"items": len(items)})
         self.newly_ready += len(items)
 
@@ -152,10 +150,7 @@ class Advance(Guarded):
             self._undo_finished(row)
         else:
             self._propagate(row)
-        left = self.tx.execute(
-            "UPDATE runs SET unfinished = unfinished - 1 WHERE id = ? RETURNING unfinished",
-            (row["run_id"],),
-        ).fetchone()
+        left = self.tx.execute(Q.count_finished, (row["run_id"],)).fetchone()
         if left is not None and left["unfinished"] == 0:
             self.finalize_run(row["run_id"])
 
@@ -165,12 +160,8 @@ class Advance(Guarded):
         if not downstream:
             return
         bucket = planner.upstream_bucket(TaskState(row["state"]))
-        marks = ",".join("?" * len(downstream))
         rows = self.tx.execute(
-            f"UPDATE task_runs SET waiting = waiting - 1, up_ok = up_ok + ?,"
-            f" up_failed = up_failed + ?, up_skipped = up_skipped + ?"
-            f" WHERE run_id = ? AND map_index = -1 AND kind IN ('task', 'group')"
-            f" AND task_name IN ({marks}) RETURNING {TASK_COLS}",
+            Q.count_downstream.fill(names=marks(len(downstream))),
             (
                 int(bucket == "ok"),
                 int(bucket == "failed"),
@@ -208,9 +199,7 @@ class Advance(Guarded):
     def _item_finished(self, row: Any) -> None:
         bucket = planner.upstream_bucket(TaskState(row["state"]))
         group = self.tx.execute(
-            f"UPDATE task_runs SET waiting = waiting - 1, up_ok = up_ok + ?,"
-            f" up_failed = up_failed + ?, up_skipped = up_skipped + ? WHERE id = ?"
-            f" RETURNING {TASK_COLS}",
+            Q.count_item,
             (
                 int(bucket == "ok"),
                 int(bucket == "failed"),
@@ -225,10 +214,7 @@ class Advance(Guarded):
         that update, or None): once no item is left, finish the group from its items."""
         if group is None or group["waiting"] != 0 or group["state"] != TaskState.WAITING.value:
             return
-        items = self.tx.execute(
-            "SELECT state, result, error FROM task_runs WHERE group_id = ? ORDER BY map_index",
-            (group["id"],),
-        ).fetchall()
+        items = self.tx.execute(Q.group_items, (group["id"],)).fetchall()
         states = [TaskState(i["state"]) for i in items]
         if planner.group_outcome(states) is TaskEvent.SUCCEED:
             result = "[" + ",".join(i["result"] or "null" for i in items) + "]"
@@ -245,17 +231,11 @@ class Advance(Guarded):
     def _undo_finished(self, row: Any) -> None:
         if row["state"] == TaskState.SUCCEEDED.value:
             original = self.tx.execute(
-                f"SELECT {TASK_COLS} FROM task_runs WHERE run_id = ? AND task_name = ?"
-                " AND map_index = -1 AND kind IN ('task', 'group')",
-                (row["run_id"], row["task_name"].removeprefix("undo:")),
+                Q.undone_task, (row["run_id"], row["task_name"].removeprefix("undo:"))
             ).fetchone()
             if original is not None and original["state"] == TaskState.SUCCEEDED.value:
                 self.cas_task(original, TaskEvent.COMPENSATE, {"undo": row["id"]})
-        nxt = self.tx.execute(
-            f"SELECT {TASK_COLS} FROM task_runs WHERE run_id = ? AND kind = 'undo'"
-            " AND map_index = ?",
-            (row["run_id"], row["map_index"] + 1),
-        ).fetchone()
+        nxt = self.tx.execute(Q.undo_step, (row["run_id"], row["map_index"] + 1)).fetchone()
         if nxt is not None and nxt["state"] == TaskState.PENDING.value:
             self.make_ready(nxt)
 
@@ -266,11 +246,7 @@ class Advance(Guarded):
         self._run_cache.pop(run_id, None)
         spec, run = self.spec_for_run(run_id)
         self._run_cache.pop(run_id, None)
-        rows = self.tx.execute(
-            "SELECT task_name, state, result, error FROM task_runs WHERE run_id = ?"
-            " AND kind IN ('task', 'group') AND map_index = -1 ORDER BY id",
-            (run_id,),
-        ).fetchall()
+        rows = self.tx.execute(Q.run_outcomes, (run_id,)).fetchall()
         state = RunState(run["state"])
         if state is RunState.COMPENSATING:
             self._end_run(run, RunEvent.FAIL, spec, rows)
@@ -304,11 +280,7 @@ class Advance(Guarded):
 
     def after_run_finished(self, run_id: str) -> None:
         """Wake whatever waited on this run: a parent task, or a queued run of the workflow."""
-        run = self.tx.execute(
-            "SELECT id, workflow, version, state, result, error, parent_task_run_id"
-            " FROM runs WHERE id = ?",
-            (run_id,),
-        ).fetchone()
+        run = self.tx.execute(Q.finished_run, (run_id,)).fetchone()
         if run["parent_task_run_id"] is not None:
             parent = self.task_row(run["parent_task_run_id"])
             if parent is not None and parent["state"] == TaskState.WAITING.value:
@@ -340,36 +312,26 @@ class Advance(Guarded):
             self.lock_admission(workflow)
         # A queued run locked by another transaction is being canceled: pass it over.
         queued = self.tx.execute(
-            "SELECT id, state, version FROM runs WHERE workflow = ? AND state = 'queued'"
-            " ORDER BY priority DESC, id LIMIT 1" + self.for_update(skip_locked=True),
-            (workflow,),
+            Q.next_queued_run + self.for_update(skip_locked=True), (workflow,)
         ).fetchone()
         if queued is None:
             return
-        active = self.tx.execute(
-            "SELECT count(*) AS n FROM runs WHERE workflow = ? AND state IN ('running',"
-            " 'compensating')",
-            (workflow,),
-        ).fetchone()["n"]
+        active = self.tx.execute(Q.active_runs, (workflow,)).fetchone()["n"]
         if limit is None or active < limit:
             self.start_run(queued)
 
     def start_run(self, run: Any) -> None:
+        """Start `run` (if queued) and decide its task runs that wait on no upstream."""
         if RunState(run["state"]) is RunState.QUEUED:
             self.cas_run(run, RunEvent.START, started_at=self.now)
-        roots = self.tx.execute(
-            f"SELECT {TASK_COLS} FROM task_runs WHERE run_id = ? AND state = 'pending'"
-            " AND waiting = 0 AND kind IN ('task', 'group', 'item')",
-            (run["id"],),
-        ).fetchall()
+        roots = self.tx.execute(Q.run_roots, (run["id"],)).fetchall()
         for row in roots:
             self.make_ready(row)
 
     def _start_compensation(self, run: Any, spec: WorkflowSpec, order: list[str]) -> None:
         self.cas_run(run, RunEvent.COMPENSATE, compensated=1)
         self.tx.executemany(
-            "INSERT INTO task_runs (run_id, task_name, map_index, kind, state, queue, priority,"
-            " ready_at, waiting, requires) VALUES (?, ?, ?, 'undo', 'pending', ?, ?, ?, ?, ?)",
+            Q.insert_undo_steps,
             [
                 (
                     run["id"],
@@ -384,13 +346,7 @@ class Advance(Guarded):
                 for i, name in enumerate(order)
             ],
         )
-        self.tx.execute(
-            "UPDATE runs SET unfinished = unfinished + ? WHERE id = ?", (len(order), run["id"])
-        )
+        self.tx.execute(Q.add_unfinished, (len(order), run["id"]))
         self.event(run["id"], None, "run.compensation_planned", data={"order": order})
-        first = self.tx.execute(
-            f"SELECT {TASK_COLS} FROM task_runs WHERE run_id = ? AND kind = 'undo'"
-            " AND map_index = 0",
-            (run["id"],),
-        ).fetchone()
+        first = self.tx.execute(Q.undo_step, (run["id"], 0)).fetchone()
         self.make_ready(first)

@@ -5,8 +5,11 @@ Every role object of one database (`SqlWorkflows`, `SqlRuns`, ...) holds the sam
 its in-process change counters (`Signals`). The roles are written once over two plumbing
 hooks, `transact` (one write transaction, handed an `Advance`) and `read` (one statement,
 ``?`` placeholders), plus the few hooks where the SQL truly differs between dialects
-(`claim`, `latest_rows`, `upsert_workflow`, `insert_logs`, `queue_filter`, `write_one`).
-`sqlite.database.SqliteDatabase` and `postgres.database.PostgresDatabase` implement them.
+(`claim`, `latest_rows`, `upsert_workflow`, `insert_logs`, `queue_filter`, `write_one`),
+and `q`: the dialect's named queries, for the few statements the roles send that each
+dialect words its own way (``self._db.q.latest_workflow``; every such name is in both
+dialects' ``queries.sql``). `sqlite.database.SqliteDatabase` and
+`postgres.database.PostgresDatabase` implement them.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from orchestrion.errors import NotFound
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.store.records import LogLine
 from orchestrion.store.sql.advance import Advance, Tx
-from orchestrion.store.sql.queries import Claimed
+from orchestrion.store.sql.claim import Claimed
+from orchestrion.store.sql.named import NamedQueries
+from orchestrion.store.sql.queries import Q
 
 __all__ = ["Database", "Signals"]
 
@@ -75,10 +80,8 @@ class Signals:
 class Database(abc.ABC):
     """One open database of one dialect: plumbing and dialect hooks for the SQL roles."""
 
-    #: The column that orders workflow versions registered at the same instant.
-    seq_column: ClassVar[str] = "rowid"
-    #: ORDER BY of `list_workers`.
-    worker_order: ClassVar[str] = "started_at"
+    #: The dialect's own statements (its ``queries.sql``).
+    q: ClassVar[NamedQueries]
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -112,7 +115,7 @@ class Database(abc.ABC):
 
     def schema_versions(self) -> list[str]:
         """The migrations applied to this database, in order (applied on open)."""
-        rows = self.read("SELECT version FROM schema_migrations ORDER BY version", ())
+        rows = self.read(Q.schema_versions, ())
         return [str(r["version"]) for r in rows]
 
     def spec_in(self, tx: Tx, name: str, version: str) -> WorkflowSpec:
@@ -120,9 +123,7 @@ class Database(abc.ABC):
         key = (name, version)
         spec = self.specs.get(key)
         if spec is None:
-            row = tx.execute(
-                "SELECT spec FROM workflows WHERE name = ? AND version = ?", key
-            ).fetchone()
+            row = tx.execute(Q.workflow_spec, key).fetchone()
             if row is None:
                 raise NotFound(f"workflow {name!r} version {version!r} is not registered")
             spec = self.specs[key] = WorkflowSpec.from_json(row["spec"])
@@ -144,8 +145,9 @@ class Database(abc.ABC):
         satisfy to `worker_id` until `until`; their claims are built after the commit."""
 
     @abc.abstractmethod
-    def latest_rows(self, cols: str) -> list[Any]:
-        """`cols` of the newest version of each workflow, ordered by name (code points)."""
+    def latest_rows(self, query: str) -> list[Any]:
+        """The rows of `query` (the dialect's ``latest_workflows`` or ``latest_versions``),
+        one per workflow, ordered by name (code points)."""
 
     @abc.abstractmethod
     def upsert_workflow(
@@ -159,4 +161,5 @@ class Database(abc.ABC):
 
     @abc.abstractmethod
     def queue_filter(self, queues: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
-        """A condition on ``queue`` (membership in `queues`) and its parameters."""
+        """A condition on ``queue`` (membership in `queues`, the dialect's ``in_queues``)
+        and its parameters."""

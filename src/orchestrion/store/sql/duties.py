@@ -9,18 +9,14 @@ spares work: exactly once rests on the unique keys of fires and events
 from __future__ import annotations
 
 from orchestrion.store.sql.advance import Advance
+from orchestrion.store.sql.queries import Q
 
 __all__ = ["acquire_lease", "release_lease", "renew_lease", "set_cursor"]
 
 
 def set_cursor(adv: Advance, name: str, position: int) -> None:
-    adv.tx.execute(
-        "INSERT INTO cursors (name, position, updated_at) VALUES (?, ?, ?)"
-        " ON CONFLICT (name) DO UPDATE SET position = CASE WHEN excluded.position >"
-        " cursors.position THEN excluded.position ELSE cursors.position END,"
-        " updated_at = excluded.updated_at",
-        (name, position, adv.now),
-    )
+    """Move a reader's position in the history forward (never back)."""
+    adv.tx.execute(Q.set_cursor, (name, position, adv.now))
 
 
 # --------------------------------------------------------------------------- leases
@@ -30,31 +26,17 @@ def acquire_lease(adv: Advance, name: str, holder: str, ttl: float) -> int | Non
     """Take the lease if it is free or expired, or extend it for its holder; its epoch (a
     new one whenever the holder changes or the lease had lapsed), or None if held."""
     row = adv.tx.execute(
-        "INSERT INTO leases (name, holder, epoch, expires_at) VALUES (?, ?, 1, ?)"
-        " ON CONFLICT (name) DO UPDATE SET"
-        " epoch = CASE WHEN leases.holder = excluded.holder AND leases.expires_at > ?"
-        " THEN leases.epoch ELSE leases.epoch + 1 END,"
-        " holder = excluded.holder, expires_at = excluded.expires_at"
-        " WHERE leases.holder = excluded.holder OR leases.expires_at <= ?"
-        " RETURNING epoch",
-        (name, holder, adv.now + ttl, adv.now, adv.now),
+        Q.acquire_lease, (name, holder, adv.now + ttl, adv.now, adv.now)
     ).fetchone()
     return None if row is None else int(row["epoch"])
 
 
 def renew_lease(adv: Advance, name: str, holder: str, epoch: int, ttl: float) -> bool:
     """Extend a lease still held under `epoch`; False if it lapsed or changed hands."""
-    cur = adv.tx.execute(
-        "UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ? AND epoch = ?"
-        " AND expires_at > ?",
-        (adv.now + ttl, name, holder, epoch, adv.now),
-    )
+    cur = adv.tx.execute(Q.renew_lease, (adv.now + ttl, name, holder, epoch, adv.now))
     return bool(cur.rowcount == 1)
 
 
 def release_lease(adv: Advance, name: str, holder: str, epoch: int) -> None:
     """Let the next scheduler take the lease at once (a graceful shutdown)."""
-    adv.tx.execute(
-        "UPDATE leases SET expires_at = 0 WHERE name = ? AND holder = ? AND epoch = ?",
-        (name, holder, epoch),
-    )
+    adv.tx.execute(Q.release_lease, (name, holder, epoch))

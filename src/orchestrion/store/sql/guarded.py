@@ -10,7 +10,7 @@ neither.
 
 from __future__ import annotations
 
-import json
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
@@ -26,38 +26,33 @@ from orchestrion.states import (
     run_target,
     task_target,
 )
+from orchestrion.store.sql.jsontext import dumps, loads
+from orchestrion.store.sql.named import Sql, also_set, marks
+from orchestrion.store.sql.queries import Q
 
-__all__ = ["RUN_SELECT", "TASK_COLS", "Guarded", "SpecLoader", "Tx", "dumps", "loads"]
+__all__ = ["Guarded", "SpecLoader", "Tx", "dumps", "loads"]
 
 
 class Tx(Protocol):
     """The part of a DB-API connection `Advance` uses, with ``?`` placeholders."""
 
-    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any:
+        """Run one statement; a cursor with ``fetchone``, ``fetchall`` and ``rowcount``."""
+        ...
 
-    def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> Any: ...
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> Any:
+        """Run one statement once per parameter row."""
+        ...
 
 
 SpecLoader = Callable[[str, str], WorkflowSpec]
 
-TASK_COLS = (
-    "id, run_id, task_name, map_index, group_id, kind, state, waiting, up_ok, up_failed,"
-    " up_skipped, attempts, failures, lost, lease_epoch, item, priority, queue"
-)
 
-
-RUN_SELECT = (
-    "SELECT id, workflow, version, state, params, parent_task_run_id, unfinished,"
-    " compensated, priority FROM runs WHERE id = ?"
-)
+@functools.cache
+def _move(query: Sql, columns: tuple[str, ...]) -> str:
+    """``Q.move_task_run`` or ``Q.move_run`` also setting `columns`: composed once per
+    set of columns (a call site's), since every state change sends one."""
+    return query.fill(sets=also_set(columns))
 
 
 class Guarded:
@@ -98,6 +93,7 @@ class Guarded:
         to_state: str | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
+        """Buffer an event row (written by `flush`, in this transaction)."""
         self.wrote_events = True
         self._events.append(
             (
@@ -112,12 +108,9 @@ class Guarded:
         )
 
     def flush(self) -> None:
+        """Write the buffered event rows (the last thing a transaction does)."""
         if self._events:
-            self.tx.executemany(
-                "INSERT INTO events (run_id, task_run_id, at, kind, from_state, to_state, data)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                self._events,
-            )
+            self.tx.executemany(Q.insert_events, self._events)
             self._events.clear()
 
     def cas_task(
@@ -138,9 +131,8 @@ class Guarded:
         current = TaskState(row["state"])
         if (current, event) not in TASK_TRANSITIONS:
             raise IllegalTransition(f"task run cannot {event.value} from {current.value}")
-        sets = ", ".join(["state = ?", *(f"{k} = ?" for k in fields)])
         return (
-            f"UPDATE task_runs SET {sets} WHERE id = ? AND state = ?",
+            _move(Q.move_task_run, tuple(fields)),
             (task_target(event).value, *fields.values(), row["id"], current.value),
         )
 
@@ -165,13 +157,14 @@ class Guarded:
             raise StoreError(f"task run {row['id']} moved while locked ({event.value})")
 
     def cas_run(self, run: Any, event: RunEvent, **fields: Any) -> bool:
+        """Move `run` (as read in this transaction) by `event`, also writing `fields`;
+        False if it moved meanwhile. Writes the event row (with the error, if any)."""
         current = RunState(run["state"])
         if (current, event) not in RUN_TRANSITIONS:
             raise IllegalTransition(f"run cannot {event.value} from {current.value}")
         target = run_target(event)
-        sets = ", ".join(["state = ?", *(f"{k} = ?" for k in fields)])
         cur = self.tx.execute(
-            f"UPDATE runs SET {sets} WHERE id = ? AND state = ?",
+            _move(Q.move_run, tuple(fields)),
             (target.value, *fields.values(), run["id"], current.value),
         )
         if cur.rowcount != 1:
@@ -182,35 +175,35 @@ class Guarded:
         return True
 
     def task_row(self, task_run_id: int) -> Any:
-        return self.tx.execute(
-            f"SELECT {TASK_COLS} FROM task_runs WHERE id = ?", (task_run_id,)
-        ).fetchone()
+        """The task run as decisions read it (locked where the dialect locks), or None."""
+        return self.tx.execute(Q.task_row, (task_run_id,)).fetchone()
 
     def run_row(self, run_id: str) -> Any:
         """The run, locked for this transaction where the dialect locks rows: read it
         through here before deciding to change it."""
-        return self.tx.execute(RUN_SELECT + self.for_update(), (run_id,)).fetchone()
+        return self.tx.execute(Q.run_row + self.for_update(), (run_id,)).fetchone()
 
     def remember_run(self, run: Any) -> None:
-        """A run row (the columns of `RUN_SELECT`) just read or returned in this
+        """A run row (the columns of ``Q.run_row``) just read or returned in this
         transaction: `spec_for_run` need not read it again."""
         self._run_cache[run["id"]] = run
 
     def spec_for_run(self, run_id: str) -> tuple[WorkflowSpec, Any]:
+        """The spec of a run's workflow version, and the run row (read once per
+        transaction, unlocked: what a decision needs of it never changes)."""
         run = self._run_cache.get(run_id)
         if run is None:
-            run = self.tx.execute(RUN_SELECT, (run_id,)).fetchone()
+            run = self.tx.execute(Q.run_row, (run_id,)).fetchone()
             self._run_cache[run_id] = run
         return self.spec_of(run["workflow"], run["version"]), run
 
     def results_of(self, run_id: str, names: Iterable[str]) -> dict[str, Any]:
+        """The results of some top-level tasks of a run, by task name (the ones that have
+        a row; a result may be None)."""
         wanted = sorted(set(names))
         if not wanted:
             return {}
-        marks = ",".join("?" * len(wanted))
         rows = self.tx.execute(
-            f"SELECT task_name, result FROM task_runs WHERE run_id = ? AND map_index = -1"
-            f" AND kind IN ('task', 'group') AND task_name IN ({marks})",
-            (run_id, *wanted),
+            Q.results_of.fill(names=marks(len(wanted))), (run_id, *wanted)
         ).fetchall()
         return {r["task_name"]: loads(r["result"]) for r in rows}

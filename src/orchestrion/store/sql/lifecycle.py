@@ -12,10 +12,11 @@ from typing import Any
 
 from orchestrion import planner
 from orchestrion.spec.model import WorkflowSpec
-from orchestrion.states import RunEvent, RunState, TaskEvent, TaskState, task_sources
+from orchestrion.states import RunEvent, RunState, TaskEvent, TaskState
 from orchestrion.store.records import Outcome
 from orchestrion.store.sql import rerun
 from orchestrion.store.sql.advance import MAX_RESULT_BYTES, Advance, dumps
+from orchestrion.store.sql.queries import Q
 from orchestrion.store.sql.routing import requirement_key
 from orchestrion.store.sql.slot_keys import conc_key
 
@@ -54,29 +55,20 @@ def create_run(
     (a rerun is an explicit request, not subject to max active runs)."""
     tx, now = adv.tx, adv.now
     if idempotency_key is not None:
-        existing = tx.execute(
-            "SELECT id FROM runs WHERE idempotency_key = ?", (idempotency_key,)
-        ).fetchone()
+        existing = tx.execute(Q.run_by_idempotency_key, (idempotency_key,)).fetchone()
         if existing is not None:
             return str(existing["id"])
     state = RunState.RUNNING
     if spec.max_active_runs is not None and not carry:
         adv.lock_admission(spec.name)
-        active = tx.execute(
-            "SELECT count(*) AS n FROM runs WHERE workflow = ? AND state IN ('running',"
-            " 'compensating')",
-            (spec.name,),
-        ).fetchone()["n"]
+        active = tx.execute(Q.active_runs, (spec.name,)).fetchone()["n"]
         if active >= spec.max_active_runs:
             state = RunState.QUEUED
     deadline = None if spec.timeout is None else now + spec.timeout
     # A concurrent transaction may insert the same idempotency key after the check above
     # (only possible where writers run concurrently): then that run is the answer.
     inserted = tx.execute(
-        "INSERT INTO runs (id, workflow, version, state, params, priority, trigger,"
-        " idempotency_key, parent_task_run_id, unfinished, created_at, started_at, deadline)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        Q.insert_run,
         (
             run_id,
             spec.name,
@@ -94,14 +86,9 @@ def create_run(
         ),
     ).fetchone()
     if inserted is None:
-        return str(
-            tx.execute(
-                "SELECT id FROM runs WHERE idempotency_key = ?", (idempotency_key,)
-            ).fetchone()["id"]
-        )
+        return str(tx.execute(Q.run_by_idempotency_key, (idempotency_key,)).fetchone()["id"])
     tx.executemany(
-        "INSERT INTO task_runs (run_id, task_name, kind, state, queue, priority, waiting,"
-        " conc_key, conc_limit, requires) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+        Q.insert_task_runs,
         [
             (
                 run_id,
@@ -240,9 +227,7 @@ def _close_attempt(
     traceback: str | None = None,
 ) -> None:
     adv.tx.execute(
-        "UPDATE attempts SET finished_at = ?, outcome = ?, error = ?, error_type = ?,"
-        " traceback = ? WHERE task_run_id = ? AND epoch = ? AND outcome IS NULL",
-        (adv.now, outcome, error, error_type, traceback, task_run_id, epoch),
+        Q.close_attempt, (adv.now, outcome, error, error_type, traceback, task_run_id, epoch)
     )
 
 
@@ -253,29 +238,16 @@ def cancel_run(adv: Advance, run_id: str, reason: str, *, as_failure: bool = Fal
     if run is None or RunState(run["state"]).finished:
         return False
     # Locked where the dialect locks: a concurrent claim may move a row to running.
-    rows = adv.tx.execute(
-        "SELECT id, run_id, state FROM task_runs WHERE run_id = ? AND state IN ("
-        + ",".join("?" * len(task_sources(TaskEvent.CANCEL)))
-        + ") ORDER BY id"
-        + adv.for_update(),
-        (run_id, *(s.value for s in task_sources(TaskEvent.CANCEL))),
-    ).fetchall()
+    rows = adv.tx.execute(Q.cancelable_task_runs + adv.for_update(), (run_id,)).fetchall()
     for row in rows:
         adv.cas_task(row, TaskEvent.CANCEL, {"reason": reason}, finished_at=adv.now)
-    adv.tx.execute(
-        "UPDATE attempts SET finished_at = ?, outcome = 'canceled' WHERE run_id = ?"
-        " AND outcome IS NULL",
-        (adv.now, run_id),
-    )
-    children = adv.tx.execute(
-        "SELECT r.id FROM runs r JOIN task_runs t ON r.parent_task_run_id = t.id"
-        " WHERE t.run_id = ?",
-        (run_id,),
-    ).fetchall()
+    adv.tx.execute(Q.cancel_attempts, (adv.now, run_id))
+    children = adv.tx.execute(Q.child_runs, (run_id,)).fetchall()
     for child in children:
         cancel_run(adv, child["id"], f"parent run {run_id}: {reason}", as_failure=as_failure)
-    adv.tx.execute("UPDATE runs SET unfinished = 0 WHERE id = ?", (run_id,))
-    event = RunEvent.FAIL if as_failure and run["state"] != "queued" else RunEvent.CANCEL
+    adv.tx.execute(Q.clear_unfinished, (run_id,))
+    queued = run["state"] == RunState.QUEUED.value
+    event = RunEvent.FAIL if as_failure and not queued else RunEvent.CANCEL
     if adv.cas_run(run, event, finished_at=adv.now, error=reason):
         adv.after_run_finished(run_id)
     return True
@@ -289,11 +261,7 @@ def retry_run(adv: Advance, run_id: str) -> bool:
     if run["compensated"]:
         return False
     spec = adv.spec_of(run["workflow"], run["version"])
-    rows = adv.tx.execute(
-        "SELECT id, run_id, task_name, kind, state, map_index, group_id, attempts FROM task_runs"
-        " WHERE run_id = ? ORDER BY id",
-        (run_id,),
-    ).fetchall()
+    rows = adv.tx.execute(Q.retry_task_runs, (run_id,)).fetchall()
     deadline = None if spec.timeout is None else adv.now + spec.timeout
     adv.cas_run(run, RunEvent.RETRY, finished_at=None, error=None, deadline=deadline)
     for row in rows:
@@ -307,13 +275,7 @@ def _reopen(adv: Advance, row: Any) -> bool:
     state, kind = TaskState(row["state"]), row["kind"]
     if state not in (TaskState.FAILED, TaskState.CANCELED, TaskState.UPSTREAM_FAILED):
         return False
-    has_items = (
-        kind == "group"
-        and adv.tx.execute(
-            "SELECT 1 FROM task_runs WHERE group_id = ? LIMIT 1", (row["id"],)
-        ).fetchone()
-        is not None
-    )
+    has_items = kind == "group" and adv.tx.execute(Q.has_items, (row["id"],)).fetchone() is not None
     if has_items and state is not TaskState.UPSTREAM_FAILED:
         adv.cas_task(row, TaskEvent.REOPEN, finished_at=None, error=None)
     elif state is TaskState.FAILED and kind != "group" and row["attempts"] > 0:
@@ -337,10 +299,7 @@ def _reopen(adv: Advance, row: Any) -> bool:
 def recount(adv: Advance, run_id: str, spec: WorkflowSpec) -> None:
     """Recompute upstream counters and the run's unfinished count after a retry re-opened
     task runs (rare, so a scan of the run is fine here)."""
-    rows = adv.tx.execute(
-        "SELECT id, task_name, kind, state, group_id FROM task_runs WHERE run_id = ?",
-        (run_id,),
-    ).fetchall()
+    rows = adv.tx.execute(Q.recount_task_runs, (run_id,)).fetchall()
     top = {r["task_name"]: TaskState(r["state"]) for r in rows if r["kind"] in ("task", "group")}
     for task in spec.tasks:
         waiting = ok = failed = skipped = 0
@@ -355,17 +314,13 @@ def recount(adv: Advance, run_id: str, spec: WorkflowSpec) -> None:
                 failed + (bucket == "failed"),
                 (skipped + (bucket == "skipped")),
             )
-        adv.tx.execute(
-            "UPDATE task_runs SET waiting = ?, up_ok = ?, up_failed = ?, up_skipped = ?"
-            " WHERE run_id = ? AND task_name = ? AND map_index = -1 AND state = 'pending'",
-            (waiting, ok, failed, skipped, run_id, task.name),
-        )
-    for group in (r for r in rows if r["kind"] == "group" and r["state"] == "waiting"):
+        adv.tx.execute(Q.recount_upstream, (waiting, ok, failed, skipped, run_id, task.name))
+    expanded = TaskState.WAITING.value  # a mapped task whose items are not all finished
+    for group in (r for r in rows if r["kind"] == "group" and r["state"] == expanded):
         items = [TaskState(r["state"]) for r in rows if r["group_id"] == group["id"]]
         done = [planner.upstream_bucket(s) for s in items if s.finished]
         adv.tx.execute(
-            "UPDATE task_runs SET waiting = ?, up_ok = ?, up_failed = ?, up_skipped = ?"
-            " WHERE id = ?",
+            Q.recount_group,
             (
                 len(items) - len(done),
                 done.count("ok"),
@@ -375,4 +330,4 @@ def recount(adv: Advance, run_id: str, spec: WorkflowSpec) -> None:
             ),
         )
     unfinished = sum(1 for r in rows if not TaskState(r["state"]).finished)
-    adv.tx.execute("UPDATE runs SET unfinished = ? WHERE id = ?", (unfinished, run_id))
+    adv.tx.execute(Q.set_unfinished, (unfinished, run_id))

@@ -16,6 +16,7 @@ from orchestrion.planner import downstream_closure
 from orchestrion.states import RunEvent, RunState, TaskEvent, TaskState, task_sources
 from orchestrion.store.sql import lifecycle
 from orchestrion.store.sql.advance import Advance
+from orchestrion.store.sql.queries import Q
 
 __all__ = ["mark_task"]
 
@@ -29,12 +30,7 @@ def mark_task(adv: Advance, run_id: str, task: str, succeeded: bool) -> None:
         raise NotFound(f"no run with id {run_id!r}")
     if RunState(run["state"]) is RunState.COMPENSATING or run["compensated"]:
         raise IllegalTransition(f"run {run_id} was compensated; its outcomes are final")
-    row = adv.tx.execute(
-        "SELECT id, run_id, task_name, kind, state, map_index, group_id, lease_epoch"
-        " FROM task_runs WHERE run_id = ? AND task_name = ? AND map_index = -1"
-        " AND kind IN ('task', 'group')",
-        (run_id, task),
-    ).fetchone()
+    row = adv.tx.execute(Q.marked_task, (run_id, task)).fetchone()
     if row is None:
         raise NotFound(f"run {run_id} has no task {task!r}")
     event = TaskEvent.MARK_SUCCEEDED if succeeded else TaskEvent.MARK_FAILED
@@ -57,12 +53,7 @@ def mark_task(adv: Advance, run_id: str, task: str, succeeded: bool) -> None:
 
 
 def _close_running_attempt(adv: Advance, row: Any) -> None:
-    adv.tx.execute(
-        "UPDATE attempts SET finished_at = ?, outcome = 'superseded',"
-        " error = 'outcome set by a user' WHERE task_run_id = ? AND epoch = ?"
-        " AND outcome IS NULL",
-        (adv.now, row["id"], row["lease_epoch"]),
-    )
+    adv.tx.execute(Q.supersede_by_user, (adv.now, row["id"], row["lease_epoch"]))
 
 
 def _reopen_after(adv: Advance, run: Any, row: Any, event: TaskEvent) -> None:
@@ -75,11 +66,7 @@ def _reopen_after(adv: Advance, run: Any, row: Any, event: TaskEvent) -> None:
         raise IllegalTransition(f"run {run['id']} is {run['state']} and cannot be resumed")
     adv.cas_task(row, event, {"by": "user"}, finished_at=adv.now, error=None)
     below = downstream_closure(spec, row["task_name"]) - {row["task_name"]}
-    rows = adv.tx.execute(
-        "SELECT id, run_id, task_name, kind, state FROM task_runs WHERE run_id = ?"
-        " AND map_index = -1 AND kind IN ('task', 'group')",
-        (run["id"],),
-    ).fetchall()
+    rows = adv.tx.execute(Q.top_task_runs, (run["id"],)).fetchall()
     for other in rows:
         if other["task_name"] in below and TaskState(other["state"]) in _REOPENABLE:
             adv.cas_task(
@@ -91,10 +78,5 @@ def _reopen_after(adv: Advance, run: Any, row: Any, event: TaskEvent) -> None:
             )
     lifecycle.recount(adv, run["id"], spec)
     adv.start_run({"id": run["id"], "state": RunState.RUNNING.value})
-    if (
-        adv.tx.execute("SELECT unfinished FROM runs WHERE id = ?", (run["id"],)).fetchone()[
-            "unfinished"
-        ]
-        == 0
-    ):
+    if adv.tx.execute(Q.run_unfinished, (run["id"],)).fetchone()["unfinished"] == 0:
         adv.finalize_run(run["id"])

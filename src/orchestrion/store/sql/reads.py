@@ -7,10 +7,10 @@ or runs it lists. `postgres.reads.PostgresReads` reads the history up to its fee
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from orchestrion.states import RunState
+from orchestrion.errors import NotFound
 from orchestrion.store.records import (
     AttemptRecord,
     EventRecord,
@@ -22,20 +22,60 @@ from orchestrion.store.records import (
     TaskRunRecord,
     WorkerRecord,
 )
-from orchestrion.store.sql import queries
+from orchestrion.store.sql import rows
 from orchestrion.store.sql.advance import loads
 from orchestrion.store.sql.database import Database
+from orchestrion.store.sql.named import marks, where
+from orchestrion.store.sql.queries import Q
 
-__all__ = ["SqlReads", "run_id_floor"]
+__all__ = ["Read", "SqlReads", "get_run", "run_id_floor", "runs_page"]
 
-_MARK_COLS = "id, workflow, state, created_at, finished_at"
 #: Workflows per UNION ALL statement: SQLite allows at most 500 compound terms.
 _CHUNK = 200
+
+#: A dialect's `Database.read` (or a transaction's reads): rows of one statement.
+Read = Callable[[str, Sequence[Any]], list[Any]]
 
 
 def run_id_floor(since: float) -> str:
     """The smallest run id created at or after `since` (ids start with creation millis)."""
     return f"{max(0, int(since * 1000)):012x}"
+
+
+def get_run(read: Read, run_id: str) -> RunRecord:
+    """One run or `NotFound` (a unique id prefix is accepted)."""
+    found = read(Q.run, (run_id,))
+    if not found and run_id and len(run_id) < 20:
+        # ids sort by code point (COLLATE "C"): a prefix is a range
+        found = read(Q.runs_by_prefix, (run_id, run_id + "\uffff"))
+        if len(found) > 1:
+            raise NotFound(f"run id prefix {run_id!r} is ambiguous; give more characters")
+    if not found:
+        raise NotFound(f"no run with id {run_id!r}")
+    return rows.RUN(found[0])
+
+
+def runs_page(filt: RunFilter) -> tuple[str, list[Any]]:
+    """`Q.runs_page` with the conditions `filt` sets, and its parameters."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if filt.workflow is not None:
+        conditions.append(Q.runs_where_workflow)
+        params.append(filt.workflow)
+    if filt.state is not None:
+        conditions.append(Q.runs_where_state)
+        params.append(filt.state.value)
+    if filt.before is not None:
+        conditions.append(Q.runs_where_before)
+        params.append(filt.before)
+    if filt.workflows is not None:
+        names = sorted(filt.workflows)
+        conditions.append(
+            Q.runs_where_workflows.fill(names=marks(len(names))) if names else Q.nothing
+        )
+        params.extend(names)
+    params.append(max(1, min(filt.limit, 1000)))
+    return Q.runs_page.fill(where=where(*conditions)), params
 
 
 class SqlReads:
@@ -47,84 +87,52 @@ class SqlReads:
     # ------------------------------------------------------------------ runs and their history
 
     def get_run(self, run_id: str) -> RunRecord:
-        return queries.get_run(self._db.read, run_id)
+        return get_run(self._db.read, run_id)
 
     def list_runs(self, filt: RunFilter) -> list[RunRecord]:
-        sql, params = queries.list_runs_sql(filt)
-        return [queries.run_record(r) for r in self._db.read(sql, params)]
+        sql, params = runs_page(filt)
+        return [rows.RUN(r) for r in self._db.read(sql, params)]
 
     def list_task_runs(self, run_id: str) -> list[TaskRunRecord]:
-        rows = self._db.read("SELECT * FROM task_runs WHERE run_id = ? ORDER BY id", (run_id,))
-        return [queries.task_run_record(r) for r in rows]
+        read = rows.TASK_RUN
+        return [read(r) for r in self._db.read(Q.task_runs_of_run, (run_id,))]
 
     def list_attempts(self, run_id: str) -> list[AttemptRecord]:
-        rows = self._db.read("SELECT * FROM attempts WHERE run_id = ? ORDER BY id", (run_id,))
-        return [queries.attempt_record(r) for r in rows]
+        return [rows.ATTEMPT(r) for r in self._db.read(Q.attempts_of_run, (run_id,))]
 
     def list_events(
         self, run_id: str | None = None, *, after_id: int = 0, limit: int = 1000
     ) -> list[EventRecord]:
         if run_id is None:
-            rows = self._db.read(
-                "SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
-            )
+            found = self._db.read(Q.events_after, (after_id, limit))
         else:
-            rows = self._db.read(
-                "SELECT * FROM events WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?",
-                (run_id, after_id, limit),
-            )
-        return [queries.event_record(r) for r in rows]
+            found = self._db.read(Q.run_events_after, (run_id, after_id, limit))
+        read = rows.EVENT
+        return [read(r) for r in found]
 
     def last_event_id(self) -> int:
-        return int(self._db.read("SELECT max(id) AS m FROM events")[0]["m"] or 0)
+        return int(self._db.read(Q.last_event_id)[0]["m"] or 0)
 
     def get_logs(
         self, run_id: str, *, task_name: str | None = None, after_id: int = 0, limit: int = 10_000
     ) -> list[LogRecord]:
-        sql = (
-            "SELECT l.*, t.task_name, t.map_index FROM logs l JOIN task_runs t"
-            " ON t.id = l.task_run_id WHERE l.run_id = ? AND l.id > ?"
-        )
-        params: list[Any] = [run_id, after_id]
-        if task_name is not None:
-            sql += " AND t.task_name = ?"
-            params.append(task_name)
-        sql += " ORDER BY l.id LIMIT ?"
-        params.append(limit)
-        return [queries.log_record(r) for r in self._db.read(sql, params)]
+        of_task = "" if task_name is None else Q.logs_of_task
+        params = [run_id, after_id, *([] if task_name is None else [task_name]), limit]
+        return [_log(r) for r in self._db.read(Q.logs_page.fill(of_task=of_task), params)]
 
     # ------------------------------------------------------------------ workers and queues
 
     def running_by_worker(self) -> dict[str, list[TaskRunRecord]]:
-        rows = self._db.read(
-            "SELECT * FROM task_runs WHERE state = 'running' AND lease_owner IS NOT NULL"
-            " ORDER BY id"
-        )
         out: dict[str, list[TaskRunRecord]] = {}
-        for row in rows:
-            out.setdefault(row["lease_owner"], []).append(queries.task_run_record(row))
+        for row in self._db.read(Q.running_task_runs):
+            out.setdefault(row["lease_owner"], []).append(rows.TASK_RUN(row))
         return out
 
     def list_workers(self) -> list[WorkerRecord]:
-        rows = self._db.read(f"SELECT * FROM workers ORDER BY {self._db.worker_order}")
-        return [queries.worker_record(r) for r in rows]
+        return [rows.WORKER(r) for r in self._db.read(self._db.q.list_workers)]
 
     def queue_limits(self, *, now: float) -> list[QueueLimit]:
-        rows = self._db.read(
-            "SELECT ql.queue, ql.max_running, ql.updated_at, (SELECT count(*) FROM task_runs r"
-            " WHERE r.state = 'running' AND r.queue = ql.queue AND r.lease_expires_at > ?)"
-            " AS running FROM queue_limits ql ORDER BY ql.queue",
-            (now,),
-        )
-        return [
-            QueueLimit(
-                queue=r["queue"],
-                max_running=int(r["max_running"]),
-                running=int(r["running"]),
-                updated_at=float(r["updated_at"]),
-            )
-            for r in rows
-        ]
+        return [rows.QUEUE_LIMIT(r) for r in self._db.read(Q.queue_limits, (now,))]
 
     # ------------------------------------------------------------------ web UI pages (batched)
 
@@ -136,21 +144,9 @@ class SqlReads:
             chunk = names[start : start + _CHUNK]
             # One LIMITed subquery per workflow (each an index range on runs_workflow_state)
             # rather than a window over the whole runs table, whose cost grows with history.
-            sql = " UNION ALL ".join(
-                f"SELECT * FROM (SELECT {_MARK_COLS} FROM runs WHERE workflow = ?"
-                f" ORDER BY id DESC LIMIT {per}) AS w{i}"
-                for i in range(len(chunk))
-            )
+            sql = " UNION ALL ".join([Q.last_runs_of_workflow.fill(per=str(per))] * len(chunk))
             for row in self._db.read(sql, chunk):
-                out[row["workflow"]].append(
-                    RunMark(
-                        id=row["id"],
-                        workflow=row["workflow"],
-                        state=RunState(row["state"]),
-                        created_at=row["created_at"],
-                        finished_at=row["finished_at"],
-                    )
-                )
+                out[row["workflow"]].append(rows.RUN_MARK(row))
         for runs in out.values():
             runs.sort(key=lambda r: r.id, reverse=True)
         return out
@@ -158,34 +154,25 @@ class SqlReads:
     def run_state_counts(
         self, *, since: float, workflows: Sequence[str] | None = None
     ) -> dict[str, int]:
-        sql, params = "SELECT state, count(*) AS n FROM runs WHERE id >= ?", [run_id_floor(since)]
+        of_workflows, params = "", [run_id_floor(since)]
         if workflows is not None:
             if not workflows:
                 return {}
-            sql += f" AND workflow IN ({', '.join('?' * len(workflows))})"
+            of_workflows = Q.run_state_counts_of.fill(names=marks(len(workflows)))
             params += list(workflows)
-        rows = self._db.read(sql + " GROUP BY state", params)
-        return {str(r["state"]): int(r["n"]) for r in rows}
+        found = self._db.read(Q.run_state_counts.fill(of_workflows=of_workflows), params)
+        return {str(r["state"]): int(r["n"]) for r in found}
 
     def task_items(self, run_id: str, task_name: str, *, limit: int) -> dict[int, Any]:
-        rows = self._db.read(
-            "SELECT map_index, item FROM task_runs WHERE run_id = ? AND task_name = ?"
-            " AND kind = 'item' ORDER BY map_index LIMIT ?",
-            (run_id, task_name, limit),
-        )
-        return {int(r["map_index"]): loads(r["item"]) for r in rows}
+        found = self._db.read(Q.task_items, (run_id, task_name, limit))
+        return {int(r["map_index"]): loads(r["item"]) for r in found}
 
     def task_results(self, run_id: str, names: Iterable[str]) -> dict[str, Any]:
         wanted = sorted(set(names))
         if not wanted:
             return {}
-        marks = ",".join("?" * len(wanted))
-        rows = self._db.read(
-            f"SELECT task_name, state, result FROM task_runs WHERE run_id = ? AND map_index = -1"
-            f" AND kind IN ('task', 'group') AND task_name IN ({marks})",
-            (run_id, *wanted),
-        )
-        return {r["task_name"]: loads(r["result"]) for r in rows}
+        found = self._db.read(Q.task_results.fill(names=marks(len(wanted))), (run_id, *wanted))
+        return {r["task_name"]: loads(r["result"]) for r in found}
 
     def find_events(
         self,
@@ -196,40 +183,39 @@ class SqlReads:
         before: int = 0,
         limit: int = 200,
     ) -> list[EventRecord]:
-        where: list[str] = []
+        conditions: list[str] = []
         params: list[Any] = []
         if kind:  # "run." matches every run event; "task.fail" just that one
-            where.append("substr(kind, 1, ?) = ?")
+            conditions.append(Q.events_where_kind)
             params += [len(kind), kind]
         if run_id:
-            where.append("run_id = ?")
+            conditions.append(Q.events_where_run)
             params.append(run_id)
         if workflow:
-            where.append("run_id IN (SELECT id FROM runs WHERE workflow = ?)")
+            conditions.append(Q.events_where_workflow)
             params.append(workflow)
         if before > 0:
-            where.append("id < ?")
+            conditions.append(Q.events_where_before)
             params.append(before)
-        sql = "SELECT * FROM events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
         params.append(max(1, min(limit, 1000)))
-        return [queries.event_record(r) for r in self._db.read(sql, params)]
+        sql = Q.events_page.fill(where=where(*conditions))
+        return [rows.EVENT(r) for r in self._db.read(sql, params)]
 
     def task_runs_named(self, run_id: str, task_name: str) -> list[TaskRunRecord]:
-        rows = self._db.read(
-            "SELECT * FROM task_runs WHERE run_id = ? AND task_name = ? ORDER BY map_index, id",
-            (run_id, task_name),
-        )
-        return [queries.task_run_record(r) for r in rows]
+        found = self._db.read(Q.task_runs_named, (run_id, task_name))
+        return [rows.TASK_RUN(r) for r in found]
 
     def attempts_of(self, task_run_ids: Sequence[int]) -> list[AttemptRecord]:
         ids = sorted(set(task_run_ids))
         if not ids:
             return []
-        marks = ",".join("?" * len(ids))
-        rows = self._db.read(
-            f"SELECT * FROM attempts WHERE task_run_id IN ({marks}) ORDER BY id", ids
-        )
-        return [queries.attempt_record(r) for r in rows]
+        found = self._db.read(Q.attempts_of_task_runs.fill(ids=marks(len(ids))), ids)
+        return [rows.ATTEMPT(r) for r in found]
+
+
+def _log(row: Any) -> LogRecord:
+    """A log line, named by its task (and item: ``name[3]``)."""
+    name = row["task_name"]
+    if row["map_index"] >= 0:
+        name = f"{name}[{row['map_index']}]"
+    return rows.LOG(row, task_name=name)

@@ -14,6 +14,7 @@ from orchestrion.planner import downstream_closure, topological_order
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import RunState, TaskEvent, TaskState
 from orchestrion.store.sql.advance import Advance
+from orchestrion.store.sql.queries import Q
 
 __all__ = ["apply_carry", "plan_carry"]
 
@@ -35,11 +36,7 @@ def plan_carry(
         known = ", ".join(t.name for t in spec.tasks)
         raise NotFound(f"workflow {spec.name!r} has no task {task!r} (tasks: {known})")
     again = downstream_closure(spec, task)
-    rows = adv.tx.execute(
-        "SELECT task_name, state, result FROM task_runs WHERE run_id = ? AND map_index = -1"
-        " AND kind IN ('task', 'group')",
-        (run_id,),
-    ).fetchall()
+    rows = adv.tx.execute(Q.earlier_results, (run_id,)).fetchall()
     earlier = {r["task_name"]: r for r in rows}
     carry: dict[str, str | None] = {}
     for name in (t.name for t in spec.tasks if t.name not in again):
@@ -72,11 +69,7 @@ def apply_carry(
     for name in topological_order(spec):
         if name not in carry:
             continue
-        row = adv.tx.execute(
-            "SELECT id, run_id, state, kind, task_name, group_id, map_index FROM task_runs"
-            " WHERE run_id = ? AND task_name = ? AND map_index = -1",
-            (run_id, name),
-        ).fetchone()
+        row = adv.tx.execute(Q.carried_task, (run_id, name)).fetchone()
         adv.cas_task(
             row,
             TaskEvent.CARRY,

@@ -15,6 +15,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from orchestrion.store.sql.named import marks
+from orchestrion.store.sql.queries import Q
+
 __all__ = ["requirement_key", "route_filter"]
 
 
@@ -38,6 +41,5 @@ def route_filter(labels: Mapping[str, str] | None) -> tuple[str, tuple[Any, ...]
         for subset in itertools.combinations(items, size)
     ]
     if not keys:
-        return " AND requires IS NULL", ()
-    marks = ",".join("?" * len(keys))
-    return f" AND (requires IS NULL OR requires IN ({marks}))", tuple(keys)
+        return f" {Q.route_unlabelled}", ()
+    return f" {Q.route_labelled.fill(keys=marks(len(keys)))}", tuple(keys)

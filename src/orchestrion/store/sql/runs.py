@@ -1,7 +1,7 @@
 """`SqlRuns`: the `RunStore` of both dialects, over a `Database`.
 
 Each verb runs one `Database.transact` transaction and hands the work to the dialect-free
-transactional modules (`lifecycle`, `marking`, `rerun`, `queries`). The verbs a dialect runs
+transactional modules (`lifecycle`, `marking`, `rerun`, `claim`). The verbs a dialect runs
 differently subclass this: `sqlite.runs.SqliteRuns` (heartbeat, reap) and
 `postgres.runs.PostgresRuns` (claim, finish, heartbeat, reap).
 """
@@ -16,15 +16,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orchestrion.spec.model import WorkflowSpec
-from orchestrion.states import TaskEvent
+from orchestrion.states import TaskEvent, TaskState
 from orchestrion.store.records import Claim, FinishResult, LogLine, Outcome, RunRecord, WorkerRecord
-from orchestrion.store.sql import lifecycle, marking, queries, rerun
+from orchestrion.store.sql import lifecycle, marking, rerun
 from orchestrion.store.sql.advance import Advance
+from orchestrion.store.sql.claim import Claimed
 from orchestrion.store.sql.database import Database
 from orchestrion.store.sql.lifecycle import new_run_id
-from orchestrion.store.sql.queries import Claimed
+from orchestrion.store.sql.queries import Q
+from orchestrion.store.sql.reads import get_run
 from orchestrion.store.sql.routing import route_filter
-from orchestrion.store.sql.slots import SLOT_FILTER
 
 __all__ = ["SqlRuns"]
 
@@ -37,7 +38,7 @@ class SqlRuns(abc.ABC):
 
     def _full_id(self, run_id: str) -> str:
         """The run's whole id (a unique prefix is accepted), or `NotFound`."""
-        return queries.get_run(self._db.read, run_id).id
+        return get_run(self._db.read, run_id).id
 
     # ------------------------------------------------------------------ runs
 
@@ -65,7 +66,7 @@ class SqlRuns(abc.ABC):
                 parent_task_run_id=parent_task_run_id,
             ),
         )
-        return queries.get_run(self._db.read, run_id)
+        return get_run(self._db.read, run_id)
 
     def cancel_run(self, run_id: str, *, now: float, reason: str = "canceled by user") -> bool:
         full = self._full_id(run_id)
@@ -103,11 +104,7 @@ class SqlRuns(abc.ABC):
         self._db.transact(now, fn)
 
     def timeout_runs(self, *, now: float) -> list[str]:
-        due = self._db.read(
-            "SELECT id FROM runs WHERE deadline IS NOT NULL AND deadline <= ?"
-            " AND state IN ('queued', 'running', 'compensating')",
-            (now,),
-        )
+        due = self._db.read(Q.due_runs, (now,))
         done: list[str] = []
         for row in due:
             cancel = functools.partial(
@@ -209,14 +206,14 @@ class SqlRuns(abc.ABC):
     ) -> str | None:
         def fn(adv: Advance) -> str | None:
             row = adv.task_row(claim.task_run_id)
-            if row is None or row["state"] != "running" or row["lease_epoch"] != claim.epoch:
+            if (
+                row is None
+                or row["state"] != TaskState.RUNNING.value
+                or row["lease_epoch"] != claim.epoch
+            ):
                 return None
             adv.cas_task(row, TaskEvent.WAIT, lease_owner=None, lease_expires_at=None)
-            adv.tx.execute(
-                "UPDATE attempts SET finished_at = ?, outcome = 'waiting' WHERE task_run_id = ?"
-                " AND epoch = ?",
-                (now, claim.task_run_id, claim.epoch),
-            )
+            adv.tx.execute(Q.wait_attempt, (now, claim.task_run_id, claim.epoch))
             _, parent = adv.spec_for_run(claim.run_id)  # its priority; no second lock
             return lifecycle.create_run(
                 adv,
@@ -246,11 +243,7 @@ class SqlRuns(abc.ABC):
         in_queues, params = self._db.queue_filter(queues)
         routed, route_params = route_filter(labels)
         rows = self._db.read(
-            "SELECT min(ready_at) AS t FROM task_runs WHERE state IN ('queued', 'retry_wait')"
-            f" AND queue {in_queues}{routed}"
-            # held back by a full concurrency limit: not claimable, so not a reason to wake
-            " AND (conc_key IS NULL OR conc_limit > (SELECT count(*) FROM task_runs r"
-            " WHERE r.state = 'running' AND r.conc_key = task_runs.conc_key))" + SLOT_FILTER,
+            Q.next_ready_at.fill(queue_match=in_queues, routed=routed),
             (*params, *route_params, now, now),
         )
         value = rows[0]["t"] if rows else None
@@ -261,13 +254,7 @@ class SqlRuns(abc.ABC):
             # `aged` counts the raises so far: a row is raised once per `every` seconds
             # since it became claimable, however often this runs. Priority is not a state:
             # no compare-and-set, no event row.
-            cur = adv.tx.execute(
-                "UPDATE task_runs SET aged = aged + 1, priority = CASE WHEN priority + ?"
-                " > 1000 THEN 1000 ELSE priority + ? END"
-                " WHERE state IN ('queued', 'retry_wait') AND aged < ?"
-                " AND ready_at <= ? - (aged + 1) * ?",
-                (step, step, most, now, every),
-            )
+            cur = adv.tx.execute(Q.age_priorities, (step, step, most, now, every))
             return int(cur.rowcount)
 
         return self._db.transact(now, fn)
@@ -277,9 +264,7 @@ class SqlRuns(abc.ABC):
     def register_worker(self, worker: WorkerRecord) -> None:
         self._db.write_one(
             worker.started_at,
-            "INSERT INTO workers (id, host, pid, queues, started_at, heartbeat_at, state,"
-            " labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
-            " heartbeat_at = excluded.heartbeat_at, state = excluded.state",
+            Q.register_worker,
             (
                 worker.id,
                 worker.host,
@@ -293,20 +278,12 @@ class SqlRuns(abc.ABC):
         )
 
     def worker_heartbeat(self, worker_id: str, *, now: float, state: str = "running") -> None:
-        self._db.write_one(
-            now,
-            "UPDATE workers SET heartbeat_at = ?, state = ? WHERE id = ?",
-            (now, state, worker_id),
-        )
+        self._db.write_one(now, Q.worker_heartbeat, (now, state, worker_id))
 
     def expire_worker(self, worker_id: str, *, now: float) -> int:
         def fn(adv: Advance) -> int:
-            cur = adv.tx.execute(
-                "UPDATE task_runs SET lease_expires_at = ? WHERE lease_owner = ?"
-                " AND state = 'running'",
-                (now - 1.0, worker_id),
-            )
-            adv.tx.execute("UPDATE workers SET state = 'dead' WHERE id = ?", (worker_id,))
+            cur = adv.tx.execute(Q.expire_leases_of, (now - 1.0, worker_id))
+            adv.tx.execute(Q.mark_worker_dead, (worker_id,))
             return int(cur.rowcount)
 
         return self._db.transact(now, fn)
@@ -329,12 +306,7 @@ class SqlRuns(abc.ABC):
             raise ValueError("a queue limit is at least 1")
 
         def fn(adv: Advance) -> None:
-            adv.tx.execute(
-                "INSERT INTO queue_limits (queue, max_running, updated_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (queue) DO UPDATE SET max_running = excluded.max_running,"
-                " updated_at = excluded.updated_at",
-                (queue, max_running, now),
-            )
+            adv.tx.execute(Q.set_queue_limit, (queue, max_running, now))
             adv.event(
                 None, None, "queue.limit_set", data={"queue": queue, "max_running": max_running}
             )
@@ -343,9 +315,7 @@ class SqlRuns(abc.ABC):
 
     def clear_queue_limit(self, queue: str, *, now: float) -> bool:
         def fn(adv: Advance) -> bool:
-            gone = adv.tx.execute(
-                "DELETE FROM queue_limits WHERE queue = ? RETURNING queue", (queue,)
-            ).fetchone()
+            gone = adv.tx.execute(Q.clear_queue_limit, (queue,)).fetchone()
             if gone is None:
                 return False
             adv.event(None, None, "queue.limit_cleared", data={"queue": queue})

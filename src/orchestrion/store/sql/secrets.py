@@ -12,33 +12,13 @@ from collections.abc import Collection
 from typing import Any
 
 from orchestrion.store.records import SealedRow, SecretMeta
+from orchestrion.store.sql import rows
 from orchestrion.store.sql.advance import Advance
 from orchestrion.store.sql.database import Database
+from orchestrion.store.sql.named import marks, where
+from orchestrion.store.sql.queries import Q
 
 __all__ = ["SqlSecrets"]
-
-_META = "namespace, name, key_id, created_at, updated_at"
-_SEALED = "namespace, name, key_id, nonce, ciphertext"
-
-
-def _meta(row: Any) -> SecretMeta:
-    return SecretMeta(
-        namespace=row["namespace"],
-        name=row["name"],
-        key_id=row["key_id"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-def _sealed(row: Any) -> SealedRow:
-    return SealedRow(
-        namespace=row["namespace"],
-        name=row["name"],
-        key_id=row["key_id"],
-        nonce=bytes(row["nonce"]),
-        ciphertext=bytes(row["ciphertext"]),
-    )
 
 
 class SqlSecrets:
@@ -50,14 +30,10 @@ class SqlSecrets:
     def put_secret(self, sealed: SealedRow, *, now: float) -> bool:
         def fn(adv: Advance) -> bool:
             existed = adv.tx.execute(
-                "SELECT 1 FROM secrets WHERE namespace = ? AND name = ?" + adv.for_update(),
-                (sealed.namespace, sealed.name),
+                Q.secret_exists + adv.for_update(), (sealed.namespace, sealed.name)
             ).fetchone()
             adv.tx.execute(
-                "INSERT INTO secrets (namespace, name, key_id, nonce, ciphertext, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, name) DO"
-                " UPDATE SET key_id = excluded.key_id, nonce = excluded.nonce,"
-                " ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
+                Q.put_secret,
                 (
                     sealed.namespace,
                     sealed.name,
@@ -77,36 +53,29 @@ class SqlSecrets:
     def sealed_secrets(
         self, namespace: str | None = None, names: Collection[str] | None = None
     ) -> list[SealedRow]:
-        sql = f"SELECT {_SEALED} FROM secrets"
-        where: list[str] = []
+        conditions: list[str] = []
         params: list[Any] = []
         if namespace is not None:
-            where.append("namespace = ?")
+            conditions.append(Q.secrets_where_namespace)
             params.append(namespace)
         if names is not None:
             if not names:
                 return []
-            where.append(f"name IN ({', '.join('?' * len(names))})")
+            conditions.append(Q.secrets_where_names.fill(names=marks(len(names))))
             params.extend(names)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        return [_sealed(r) for r in self._db.read(sql + " ORDER BY namespace, name", params)]
+        sql = Q.sealed_secrets.fill(where=where(*conditions))
+        return [rows.SEALED(r) for r in self._db.read(sql, params)]
 
     def list_secrets(self, namespace: str | None = None) -> list[SecretMeta]:
         if namespace is None:
-            rows = self._db.read(f"SELECT {_META} FROM secrets ORDER BY namespace, name")
+            found = self._db.read(Q.secret_metas)
         else:
-            rows = self._db.read(
-                f"SELECT {_META} FROM secrets WHERE namespace = ? ORDER BY name", (namespace,)
-            )
-        return [_meta(r) for r in rows]
+            found = self._db.read(Q.secret_metas_of, (namespace,))
+        return [rows.SECRET_META(r) for r in found]
 
     def delete_secret(self, namespace: str, name: str, *, now: float) -> bool:
         def fn(adv: Advance) -> bool:
-            gone = adv.tx.execute(
-                "DELETE FROM secrets WHERE namespace = ? AND name = ? RETURNING name",
-                (namespace, name),
-            ).fetchone()
+            gone = adv.tx.execute(Q.delete_secret, (namespace, name)).fetchone()
             if gone is None:
                 return False
             adv.event(None, None, "secret.deleted", data={"namespace": namespace, "name": name})
@@ -122,9 +91,7 @@ class SqlSecrets:
 
         def fn(adv: Advance) -> bool:
             done = adv.tx.execute(
-                "UPDATE secrets SET key_id = ?, nonce = ?, ciphertext = ?, updated_at = ?"
-                " WHERE namespace = ? AND name = ? AND key_id = ? AND nonce = ?"
-                " RETURNING name",
+                Q.reseal_secret,
                 (
                     new.key_id,
                     new.nonce,

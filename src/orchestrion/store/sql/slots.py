@@ -23,30 +23,23 @@ from collections.abc import Sequence
 from typing import Any
 
 from orchestrion.store.sql.advance import Advance
+from orchestrion.store.sql.named import marks
+from orchestrion.store.sql.queries import Q
 
-__all__ = ["SLOT_COLS", "SLOT_FILTER", "lock_names", "within_limits"]
+__all__ = ["lock_names", "within_limits"]
 
-#: Extra candidate columns: the key slot, and the queue's limit (NULL: unlimited), read
-#: with the candidates so that a claim without limits costs no extra statement.
-SLOT_COLS = (
-    "slot_key, slot_limit,"
-    " (SELECT max_running FROM queue_limits ql WHERE ql.queue = task_runs.queue) AS queue_limit"
+# A claim's candidates carry their limits (``Q.slot_cols``) and pass over full ones
+# (``Q.conc_filter``, ``Q.slot_filter``); `within_limits` then counts exactly.
+
+#: Each kind of limit, the statement counting its running task runs, and whether that
+#: count takes the lease's expiry as a parameter. The task limit counts running rows (as
+#: it always has); queue and key slots count unexpired leases only.
+_COUNTS = (
+    ("conc", Q.running_per_conc_key, False),
+    ("queue", Q.running_per_queue, True),
+    ("key", Q.running_per_slot_key, True),
 )
-
-#: AND-ed to a claim's candidate query (two parameters: now, now). Rows whose key or queue
-#: is full are passed over here, not after the LIMIT, so they cannot starve other ready
-#: work; the count in `within_limits` decides. The queue part is one subquery for the whole
-#: statement, empty when no queue has a limit.
-SLOT_FILTER = (
-    " AND (slot_key IS NULL OR slot_limit > (SELECT count(*) FROM task_runs r"
-    " WHERE r.state = 'running' AND r.slot_key = task_runs.slot_key"
-    " AND r.lease_expires_at > ?))"
-    " AND queue NOT IN (SELECT ql.queue FROM queue_limits ql WHERE ql.max_running <="
-    " (SELECT count(*) FROM task_runs r WHERE r.state = 'running' AND r.queue = ql.queue"
-    " AND r.lease_expires_at > ?))"
-)
-
-_KINDS = ("conc", "queue", "key")
+_KINDS = tuple(kind for kind, _, _ in _COUNTS)
 
 
 def _names(row: Any) -> list[tuple[str, str, int]]:
@@ -75,22 +68,11 @@ def _running(adv: Advance, rows: Sequence[Any]) -> dict[tuple[str, str], int]:
             wanted[kind].add(name)
     parts: list[str] = []
     params: list[Any] = []
-    # The task limit counts running rows (as it always has); queue and key slots count
-    # unexpired leases only.
-    for kind, column, leased in (
-        ("conc", "conc_key", False),
-        ("queue", "queue", True),
-        ("key", "slot_key", True),
-    ):
+    for kind, count, leased in _COUNTS:
         names = sorted(wanted[kind])
         if not names:
             continue
-        marks = ",".join("?" * len(names))
-        lease = " AND lease_expires_at > ?" if leased else ""
-        parts.append(
-            f"SELECT '{kind}' AS kind, {column} AS name, count(*) AS n FROM task_runs"
-            f" WHERE state = 'running' AND {column} IN ({marks}){lease} GROUP BY {column}"
-        )
+        parts.append(count.fill(names=marks(len(names))))
         params.extend(names)
         if leased:
             params.append(adv.now)

@@ -10,10 +10,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from orchestrion.errors import NotFound
-from orchestrion.states import RunState
+from orchestrion.states import RunEvent, RunState, run_target
 from orchestrion.store.records import BackfillRecord, FinishedRun, FireRecord, ScheduleState
-from orchestrion.store.sql import queries
-from orchestrion.store.sql.advance import loads
+from orchestrion.store.sql import rows
+from orchestrion.store.sql.named import marks, where
+from orchestrion.store.sql.queries import Q
 
 __all__ = [
     "Read",
@@ -28,50 +29,26 @@ __all__ = [
 
 Read = Callable[[str, Sequence[Any]], list[Any]]
 
-#: The event kinds that end a run (`orchestrion.states.RunEvent` values).
-_RUN_ENDS = ("run.succeed", "run.fail", "run.cancel")
+#: The event kinds that end a run: ``run.<event>`` of each run event that leads to a
+#: finished state (succeed, fail, cancel).
+_RUN_ENDS = tuple(f"run.{e.value}" for e in RunEvent if run_target(e).finished)
+_FINISHED_RUNS = Q.finished_runs.fill(ends=marks(len(_RUN_ENDS)))
 
 
 def schedule_states(read: Read) -> dict[str, ScheduleState]:
-    rows = read("SELECT * FROM schedule_state", ())
-    return {
-        r["schedule_key"]: ScheduleState(
-            schedule_key=r["schedule_key"],
-            workflow=r["workflow"],
-            cursor=r["cursor"],
-            last_fire=r["last_fire"],
-        )
-        for r in rows
-    }
+    """Every schedule's state, by schedule key."""
+    return {r["schedule_key"]: rows.SCHEDULE_STATE(r) for r in read(Q.schedule_states, ())}
 
 
 def queued_fire_keys(read: Read) -> set[str]:
-    return {r["schedule_key"] for r in read("SELECT DISTINCT schedule_key FROM fires"
-                                             " WHERE state = 'queued'", ())}  # fmt: skip
+    """The schedules with a fire queued behind a run still going."""
+    return {r["schedule_key"] for r in read(Q.queued_fire_keys, ())}
 
 
 def list_fires(read: Read, key: str | None, limit: int) -> list[FireRecord]:
-    if key is None:
-        rows = read("SELECT * FROM fires ORDER BY id DESC LIMIT ?", (limit,))
-    else:
-        rows = read(
-            "SELECT * FROM fires WHERE schedule_key = ? ORDER BY nominal DESC LIMIT ?",
-            (key, limit),
-        )
-    return [
-        FireRecord(
-            id=r["id"],
-            schedule_key=r["schedule_key"],
-            workflow=r["workflow"],
-            nominal=r["nominal"],
-            state=r["state"],
-            run_id=r["run_id"],
-            params=loads(r["params"]),
-            error=r["error"],
-            created_at=r["created_at"],
-        )
-        for r in rows
-    ]
+    """The newest fires, of every schedule (by id) or of one (by nominal time)."""
+    found = read(Q.fires, (limit,)) if key is None else read(Q.fires_of_schedule, (key, limit))
+    return [rows.FIRE(r) for r in found]
 
 
 def finished_runs(read: Read, after: int, limit: int) -> tuple[list[FinishedRun], int]:
@@ -82,70 +59,49 @@ def finished_runs(read: Read, after: int, limit: int) -> tuple[list[FinishedRun]
     Event ids are assigned in commit order (SQLite writes one at a time), so nothing can
     appear later below the returned position.
     """
-    top = int(read("SELECT max(id) AS m FROM events", ())[0]["m"] or 0)
+    top = int(read(Q.last_event_id, ())[0]["m"] or 0)
     if after < 0:
         return [], top
-    rows = read(
-        "SELECT e.id AS event_id, e.to_state AS ended, r.* FROM events e JOIN runs r"
-        " ON r.id = e.run_id WHERE e.id > ? AND e.id <= ? AND e.kind IN (?, ?, ?)"
-        " ORDER BY e.id LIMIT ?",
-        (after, top, *_RUN_ENDS, limit),
-    )
+    ended = read(_FINISHED_RUNS, (after, top, *_RUN_ENDS, limit))
     found = [
         FinishedRun(
             event_id=r["event_id"],
-            run=dataclasses.replace(queries.run_record(r), state=RunState(r["ended"])),
+            run=dataclasses.replace(rows.RUN(r), state=RunState(r["ended"])),
         )
-        for r in rows
+        for r in ended
     ]
     position = found[-1].event_id if len(found) >= limit else max(top, after)
     return found, position
 
 
 def get_cursor(read: Read, name: str) -> int | None:
-    rows = read("SELECT position FROM cursors WHERE name = ?", (name,))
-    return None if not rows else int(rows[0]["position"])
+    """A reader's position in the history (None: it never set one)."""
+    found = read(Q.cursor, (name,))
+    return None if not found else int(found[0]["position"])
 
 
 def get_backfill(read: Read, backfill_id: str) -> BackfillRecord:
-    rows = read("SELECT * FROM backfills WHERE id = ?", (backfill_id,))
-    if not rows:
+    """One backfill, with its runs counted by state, or `NotFound`."""
+    found = read(Q.backfill, (backfill_id,))
+    if not found:
         raise NotFound(f"no backfill with id {backfill_id!r}")
-    return _backfill(read, rows[0])
+    return _backfill(read, found[0])
 
 
 def list_backfills(read: Read, workflow: str | None, state: str | None) -> list[BackfillRecord]:
-    sql, params = "SELECT * FROM backfills WHERE 1 = 1", list[Any]()
+    """Backfills, newest first, of a workflow and in a state where given."""
+    conditions: list[str] = []
+    params: list[Any] = []
     if workflow is not None:
-        sql, params = sql + " AND workflow = ?", [*params, workflow]
+        conditions.append(Q.backfills_where_workflow)
+        params.append(workflow)
     if state is not None:
-        sql, params = sql + " AND state = ?", [*params, state]
-    return [_backfill(read, r) for r in read(sql + " ORDER BY created_at DESC, id", params)]
+        conditions.append(Q.backfills_where_state)
+        params.append(state)
+    found = read(Q.backfills_page.fill(where=where(*conditions)), params)
+    return [_backfill(read, r) for r in found]
 
 
 def _backfill(read: Read, row: Any) -> BackfillRecord:
-    counts = {
-        r["state"]: r["n"]
-        for r in read(
-            "SELECT r.state AS state, count(*) AS n FROM fires f JOIN runs r ON r.id = f.run_id"
-            " WHERE f.schedule_key = ? GROUP BY r.state",
-            (f"backfill:{row['id']}",),
-        )
-    }
-    return BackfillRecord(
-        id=row["id"],
-        workflow=row["workflow"],
-        version=row["version"],
-        schedule_key=row["schedule_key"],
-        start=row["range_start"],
-        end=row["range_end"],
-        max_active=row["max_active"],
-        priority=row["priority"],
-        state=row["state"],
-        total=row["total"],
-        created=row["created"],
-        cursor=row["cursor"],
-        counts=counts,
-        created_at=row["created_at"],
-        finished_at=row["finished_at"],
-    )
+    counts = {r["state"]: r["n"] for r in read(Q.backfill_run_counts, (f"backfill:{row['id']}",))}
+    return rows.BACKFILL(row, counts=counts)

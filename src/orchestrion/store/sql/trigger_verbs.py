@@ -20,6 +20,7 @@ from orchestrion.spec.model import WorkflowSpec
 from orchestrion.store.records import EventReceipt, FireRecord, RunRequest
 from orchestrion.store.sql import lifecycle
 from orchestrion.store.sql.advance import Advance, dumps, loads
+from orchestrion.store.sql.queries import Q
 
 __all__ = [
     "advance_schedule",
@@ -105,29 +106,14 @@ def advance_schedule(
     adv: Advance, key: str, workflow: str, cursor: float, *, fired: bool = False
 ) -> None:
     """Move the schedule's cursor to `cursor` unless it is already past it."""
-    adv.tx.execute(
-        "INSERT INTO schedule_state (schedule_key, workflow, cursor, last_fire, updated_at)"
-        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (schedule_key) DO UPDATE SET"
-        # (CASE rather than two-argument max(): portable to PostgreSQL)
-        " cursor = CASE WHEN excluded.cursor > schedule_state.cursor THEN excluded.cursor"
-        " ELSE schedule_state.cursor END,"
-        " last_fire = CASE WHEN excluded.last_fire IS NULL THEN schedule_state.last_fire"
-        " WHEN schedule_state.last_fire IS NULL OR excluded.last_fire > schedule_state.last_fire"
-        " THEN excluded.last_fire ELSE schedule_state.last_fire END,"
-        " updated_at = excluded.updated_at",
-        (key, workflow, cursor, cursor if fired else None, adv.now),
-    )
+    adv.tx.execute(Q.advance_schedule, (key, workflow, cursor, cursor if fired else None, adv.now))
 
 
 def start_queued_fire(
     adv: Advance, spec: WorkflowSpec, key: str, *, priority: int, new_id: NewId
 ) -> str | None:
     """Start the oldest queued fire of `key` if none of the schedule's runs is unfinished."""
-    row = adv.tx.execute(
-        "SELECT id, nominal, params FROM fires WHERE schedule_key = ? AND state = 'queued'"
-        " ORDER BY nominal LIMIT 1" + adv.for_update(),
-        (key,),
-    ).fetchone()
+    row = adv.tx.execute(Q.queued_fire + adv.for_update(), (key,)).fetchone()
     if row is None or _unfinished(adv, spec.name, f"schedule:{key}@"):
         return None
     run_id = _start(adv, spec, key, row["nominal"], loads(row["params"]), priority, new_id)
@@ -167,9 +153,7 @@ def audit_started(
     or a run trigger), in the transaction that starts it: exactly one per run, even with
     two schedulers racing for the same fire."""
     adv.tx.execute(
-        "INSERT INTO audit_log (at, actor, actor_kind, action, object, namespace, params,"
-        " outcome, detail, request_id, source) VALUES (?, 'scheduler', 'system', 'run.trigger',"
-        " ?, ?, ?, 'ok', ?, NULL, 'scheduler')",
+        Q.audit_run_started,
         (
             adv.now,
             f"run {spec.namespace}/{run_id}",
@@ -183,39 +167,24 @@ def audit_started(
 def _insert_fire(
     adv: Advance, workflow: str, key: str, nominal: float, params: dict[str, Any]
 ) -> int | None:
-    row = adv.tx.execute(
-        "INSERT INTO fires (schedule_key, workflow, nominal, state, params, created_at)"
-        " VALUES (?, ?, ?, 'new', ?, ?) ON CONFLICT (schedule_key, nominal) DO NOTHING"
-        " RETURNING id",
-        (key, workflow, nominal, dumps(params), adv.now),
-    ).fetchone()
+    row = adv.tx.execute(Q.insert_fire, (key, workflow, nominal, dumps(params), adv.now)).fetchone()
     return None if row is None else int(row["id"])
 
 
 def _set_fire(
     adv: Advance, fire_id: int, state: str, run_id: str | None, error: str | None
 ) -> None:
-    adv.tx.execute(
-        "UPDATE fires SET state = ?, run_id = ?, error = ? WHERE id = ?",
-        (state, run_id, error, fire_id),
-    )
+    adv.tx.execute(Q.set_fire, (state, run_id, error, fire_id))
 
 
 def _unfinished(adv: Advance, workflow: str, prefix: str) -> list[str]:
     """Unfinished runs of `workflow` whose trigger starts with `prefix`, oldest first."""
-    rows = adv.tx.execute(
-        "SELECT id FROM runs WHERE workflow = ? AND state IN ('queued', 'running',"
-        " 'compensating') AND substr(trigger, 1, ?) = ? ORDER BY id",
-        (workflow, len(prefix), prefix),
-    ).fetchall()
+    rows = adv.tx.execute(Q.unfinished_runs_of, (workflow, len(prefix), prefix)).fetchall()
     return [str(r["id"]) for r in rows]
 
 
 def _has_queued(adv: Advance, key: str, *, before: float) -> bool:
-    row = adv.tx.execute(
-        "SELECT 1 FROM fires WHERE schedule_key = ? AND state = 'queued' AND nominal < ? LIMIT 1",
-        (key, before),
-    ).fetchone()
+    row = adv.tx.execute(Q.queued_fire_before, (key, before)).fetchone()
     return row is not None
 
 
@@ -239,18 +208,13 @@ def record_event(
 ) -> EventReceipt:
     """A new event's runs are created here; a repeated one returns what its first delivery
     recorded, marked duplicate."""
+    errors_text = dumps(list(errors)) if errors else None
     row = adv.tx.execute(
-        "INSERT INTO inbox (source, event_id, type, payload, run_ids, errors, received_at)"
-        " VALUES (?, ?, ?, ?, '[]', ?, ?) ON CONFLICT (source, event_id) DO NOTHING"
-        " RETURNING id",
-        (source, event_id, event_type, dumps(payload), dumps(list(errors)) if errors else None,
-         adv.now),
-    ).fetchone()  # fmt: skip
+        Q.insert_inbox,
+        (source, event_id, event_type, dumps(payload), errors_text, adv.now),
+    ).fetchone()
     if row is None:
-        first = adv.tx.execute(
-            "SELECT run_ids, errors FROM inbox WHERE source = ? AND event_id = ?",
-            (source, event_id),
-        ).fetchone()
+        first = adv.tx.execute(Q.inbox_entry, (source, event_id)).fetchone()
         return EventReceipt(
             source=source,
             event_id=event_id,
@@ -274,7 +238,7 @@ def record_event(
     if source == "run":  # started by a run trigger: the scheduler acted (events are audited
         for req, run_id in zip(runs, run_ids, strict=True):  # by the request that sent them)
             audit_started(adv, req.spec, run_id, req.trigger, req.params)
-    adv.tx.execute("UPDATE inbox SET run_ids = ? WHERE id = ?", (dumps(run_ids), row["id"]))
+    adv.tx.execute(Q.set_inbox_runs, (dumps(run_ids), row["id"]))
     data: dict[str, Any] = {"source": source, "id": event_id, "type": event_type}
     adv.event(None, None, "trigger.event", data={**data, "runs": run_ids, "errors": list(errors)})
     return EventReceipt(
@@ -301,10 +265,9 @@ def create_backfill(
     max_active: int,
     priority: int,
 ) -> None:
+    """Record a new backfill, running; `pace_backfill` creates its runs."""
     adv.tx.execute(
-        "INSERT INTO backfills (id, workflow, version, schedule_key, range_start, range_end,"
-        " max_active, priority, state, total, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+        Q.insert_backfill,
         (backfill_id, spec.name, spec.version, key, start, end, max_active, priority, total,
          adv.now),
     )  # fmt: skip
@@ -327,10 +290,7 @@ def pace_backfill(
 ) -> list[str]:
     """Start runs for `fires` (in order) while the backfill is under its max active runs;
     complete it when `exhausted` (no nominal time left) and none of its runs is going."""
-    row = adv.tx.execute(
-        "SELECT state, max_active, priority FROM backfills WHERE id = ?" + adv.for_update(),
-        (backfill_id,),
-    ).fetchone()
+    row = adv.tx.execute(Q.backfill_for_pacing + adv.for_update(), (backfill_id,)).fetchone()
     if row is None or row["state"] != "running":
         return []
     key = f"backfill:{backfill_id}"
@@ -343,27 +303,16 @@ def pace_backfill(
         run_id = _start(adv, spec, key, nominal, params, row["priority"], new_id)
         _set_fire(adv, fire_id, "started", run_id, None)
         started.append(run_id)
-        adv.tx.execute(
-            "UPDATE backfills SET created = created + 1, cursor = CASE WHEN cursor IS NULL"
-            " OR cursor < ? THEN ? ELSE cursor END WHERE id = ?",
-            (nominal, nominal, backfill_id),
-        )
+        adv.tx.execute(Q.backfill_created_run, (nominal, nominal, backfill_id))
     if exhausted and not started and active == 0:
-        adv.tx.execute(
-            "UPDATE backfills SET state = 'completed', finished_at = ? WHERE id = ?",
-            (adv.now, backfill_id),
-        )
+        adv.tx.execute(Q.complete_backfill, (adv.now, backfill_id))
         adv.event(None, None, "backfill.completed", data={"backfill": backfill_id})
     return started
 
 
 def cancel_backfill(adv: Advance, backfill_id: str, workflow: str) -> bool:
     """Stop creating runs and cancel the backfill's unfinished ones; False if it ended."""
-    cur = adv.tx.execute(
-        "UPDATE backfills SET state = 'canceled', finished_at = ? WHERE id = ?"
-        " AND state = 'running'",
-        (adv.now, backfill_id),
-    )
+    cur = adv.tx.execute(Q.cancel_backfill, (adv.now, backfill_id))
     if cur.rowcount != 1:
         return False
     for run_id in _unfinished(adv, workflow, f"backfill:{backfill_id}@"):

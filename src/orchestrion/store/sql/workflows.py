@@ -7,8 +7,10 @@ from typing import Any
 from orchestrion.errors import NotFound
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.store.records import WorkflowRecord
+from orchestrion.store.sql import rows
 from orchestrion.store.sql.advance import Advance
 from orchestrion.store.sql.database import Database
+from orchestrion.store.sql.queries import Q
 
 __all__ = ["SqlWorkflows"]
 
@@ -26,13 +28,7 @@ class SqlWorkflows:
         spec = specs.get(key)
         if spec is None:
             spec = specs[key] = WorkflowSpec.from_json(row["spec"])
-        return WorkflowRecord(
-            name=row["name"],
-            version=row["version"],
-            spec=spec,
-            source=row["source"],
-            created_at=row["created_at"],
-        )
+        return rows.WORKFLOW(row, spec=spec)
 
     def register_workflow(self, spec: WorkflowSpec, *, source: str | None, now: float) -> bool:
         db = self._db
@@ -42,52 +38,35 @@ class SqlWorkflows:
 
     def get_workflow(self, name: str, version: str | None = None) -> WorkflowRecord:
         if version is None:
-            rows = self._db.read(
-                "SELECT * FROM workflows WHERE name = ? ORDER BY created_at DESC,"
-                f" {self._db.seq_column} DESC LIMIT 1",
-                (name,),
-            )
+            found = self._db.read(self._db.q.latest_workflow, (name,))
         else:
-            rows = self._db.read(
-                "SELECT * FROM workflows WHERE name = ? AND version = ?", (name, version)
-            )
-        if not rows:
+            found = self._db.read(Q.workflow_version, (name, version))
+        if not found:
             raise NotFound(
                 f"no workflow named {name!r}" + (f" at version {version}" if version else "")
             )
-        return self._record(rows[0])
+        return self._record(found[0])
 
     def list_workflows(self) -> list[WorkflowRecord]:
-        return [self._record(r) for r in self._db.latest_rows("*")]
+        return [self._record(r) for r in self._db.latest_rows(self._db.q.latest_workflows)]
 
     def list_versions(self, name: str) -> list[WorkflowRecord]:
-        rows = self._db.read(
-            "SELECT * FROM workflows WHERE name = ? ORDER BY created_at DESC,"
-            f" {self._db.seq_column} DESC",
-            (name,),
-        )
-        if not rows:
+        found = self._db.read(self._db.q.workflow_versions, (name,))
+        if not found:
             raise NotFound(f"no workflow named {name!r}")
-        return [self._record(r) for r in rows]
+        return [self._record(r) for r in found]
 
     def latest_versions(self) -> dict[str, tuple[str, float]]:
-        rows = self._db.latest_rows("name, version, created_at")
-        return {r["name"]: (r["version"], r["created_at"]) for r in rows}
+        found = self._db.latest_rows(self._db.q.latest_versions)
+        return {r["name"]: (r["version"], r["created_at"]) for r in found}
 
     def set_paused(self, name: str, paused: bool, *, now: float) -> None:
         def fn(adv: Advance) -> None:
-            adv.tx.execute(
-                "INSERT INTO workflow_flags (name, paused, updated_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused,"
-                " updated_at = excluded.updated_at",
-                (name, int(paused), now),
-            )
+            adv.tx.execute(Q.set_paused, (name, int(paused), now))
             kind = "workflow.paused" if paused else "workflow.unpaused"
             adv.event(None, None, kind, data={"workflow": name})
 
         self._db.transact(now, fn)
 
     def paused_workflows(self) -> set[str]:
-        return {
-            r["name"] for r in self._db.read("SELECT name FROM workflow_flags WHERE paused = 1")
-        }
+        return {r["name"] for r in self._db.read(Q.paused_workflows)}

@@ -1,6 +1,8 @@
 """The SQLite dialect: its `Database` (one file, WAL, a cross-process writer lock,
 migrations), its cross-process wake-ups (`wake.py`) and the run verbs it runs its own way
-(`runs.py`). `open_stores(url)` opens a file as the store's roles."""
+(`runs.py`). Its own SQL is ``queries.sql`` (`queries.SQLITE`); ``schema.sql`` is the whole
+current schema, to read (the migrations make it). `open_stores(url)` opens a file as the
+store's roles."""
 
 from __future__ import annotations
 

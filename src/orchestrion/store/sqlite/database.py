@@ -23,9 +23,12 @@ from typing import Any, TypeVar
 from orchestrion.errors import StoreError
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.store.records import LogLine
-from orchestrion.store.sql import queries
+from orchestrion.store.sql import claim as shared_claim
 from orchestrion.store.sql.advance import Advance
 from orchestrion.store.sql.database import Database
+from orchestrion.store.sql.named import marks
+from orchestrion.store.sql.queries import Q
+from orchestrion.store.sqlite.queries import SQLITE
 from orchestrion.store.sqlite.wake import Waker
 
 __all__ = ["SqliteDatabase", "migrate", "path_from_url"]
@@ -49,13 +52,10 @@ def migrate(conn: sqlite3.Connection, *, until: str | None = None) -> list[str]:
     one ``BEGIN IMMEDIATE`` transaction; returns the versions applied. Other processes are
     kept out by the caller (`SqliteDatabase` holds its writer lock)."""
     applied: list[str] = []
-    conn.execute("BEGIN IMMEDIATE")
+    conn.execute(SQLITE.begin_immediate)
     try:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations"
-            " (version TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
-        )
-        done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+        conn.execute(SQLITE.create_schema_migrations)
+        done = {r[0] for r in conn.execute(Q.applied_versions)}
         for file in sorted(_MIGRATIONS.glob("*.sql")):
             if until is not None and file.stem > until:
                 break
@@ -63,13 +63,11 @@ def migrate(conn: sqlite3.Connection, *, until: str | None = None) -> list[str]:
                 continue
             for statement in _statements(file.read_text()):
                 conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_migrations VALUES (?, strftime('%s', 'now'))", (file.stem,)
-            )
+            conn.execute(SQLITE.record_migration, (file.stem,))
             applied.append(file.stem)
-        conn.execute("COMMIT")
+        conn.execute(Q.commit)
     except BaseException:
-        conn.execute("ROLLBACK")
+        conn.execute(Q.rollback)
         raise
     return applied
 
@@ -77,6 +75,8 @@ def migrate(conn: sqlite3.Connection, *, until: str | None = None) -> list[str]:
 class SqliteDatabase(Database):
     """One SQLite file, opened (and migrated) by this process: the plumbing and dialect
     hooks of the SQL roles (`orchestrion.store.sql`)."""
+
+    q = SQLITE
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -95,14 +95,7 @@ class SqliteDatabase(Database):
         self._lock_file = None if path == ":memory:" else open(f"{path}.lock", "a+b")  # noqa: SIM115
         self._lock = threading.RLock()
         self._waker = None if path == ":memory:" else Waker(Path(path).resolve().parent / ".wake")
-        for pragma in (
-            "PRAGMA journal_mode = WAL",
-            "PRAGMA synchronous = NORMAL",
-            "PRAGMA foreign_keys = ON",
-            "PRAGMA busy_timeout = 30000",
-            "PRAGMA cache_size = -32000",
-        ):
-            self._conn.execute(pragma)
+        self._conn.executescript(SQLITE.connection_setup)
         self._migrate()
 
     # ------------------------------------------------------------------ plumbing
@@ -130,19 +123,19 @@ class SqliteDatabase(Database):
             raise StoreError("the store is closed")
         with self._lock, self._exclusive():
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.execute(SQLITE.begin_immediate)
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot start a write transaction: {exc}") from exc
             adv = Advance(self._conn, functools.partial(self.spec_in, self._conn), now)
             try:
                 yield adv
                 adv.flush()
-                self._conn.execute("COMMIT")
+                self._conn.execute(Q.commit)
             except sqlite3.Error as exc:
-                self._conn.execute("ROLLBACK")
+                self._conn.execute(Q.rollback)
                 raise StoreError(f"database error: {exc}") from exc
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._conn.execute(Q.rollback)
                 raise
         work = bool(adv.newly_ready or adv.run_changed)
         if work:
@@ -153,10 +146,12 @@ class SqliteDatabase(Database):
             self._waker.ping(work=work, history=adv.wrote_events)
 
     def transact(self, now: float, fn: Callable[[Advance], T]) -> T:
+        """`fn` in one `write` transaction (``BEGIN IMMEDIATE`` under the writer lock)."""
         with self.write(now) as adv:
             return fn(adv)
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """One statement on the shared connection; WAL lets it run beside a writer."""
         if self.closed:
             raise StoreError("the store is closed")
         with self._lock:
@@ -174,6 +169,7 @@ class SqliteDatabase(Database):
             )
 
     def close(self) -> None:
+        """Close the connection, the lock file and the wake-up socket; wake every waiter."""
         with self._lock:
             if not self.closed:
                 self.closed = True
@@ -186,25 +182,18 @@ class SqliteDatabase(Database):
 
     # ------------------------------------------------------------------ dialect hooks
 
-    def latest_rows(self, cols: str) -> list[Any]:
-        return self.read(
-            f"SELECT {cols} FROM workflows w WHERE w.rowid = (SELECT w2.rowid FROM workflows w2"
-            " WHERE w2.name = w.name ORDER BY w2.created_at DESC, w2.rowid DESC LIMIT 1)"
-            " ORDER BY w.name"
-        )
+    def latest_rows(self, query: str) -> list[Any]:
+        """The rows as read: the query orders them by name, in code points already."""
+        return self.read(query)
 
     def upsert_workflow(
         self, adv: Advance, spec: WorkflowSpec, source: str | None, now: float
     ) -> bool:
-        known = adv.tx.execute(
-            "SELECT 1 FROM workflows WHERE name = ? AND version = ?",
-            (spec.name, spec.version),
-        ).fetchone()
+        """Look, then insert: with one writer at a time nothing can come between."""
+        known = adv.tx.execute(SQLITE.workflow_known, (spec.name, spec.version)).fetchone()
         if known is None:
             adv.tx.execute(
-                "INSERT INTO workflows (name, version, spec, source, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (spec.name, spec.version, spec.to_json(), source, now),
+                SQLITE.insert_workflow, (spec.name, spec.version, spec.to_json(), source, now)
             )
             adv.event(
                 None,
@@ -213,10 +202,7 @@ class SqliteDatabase(Database):
                 data={"workflow": spec.name, "version": spec.version},
             )
         elif source is not None:
-            adv.tx.execute(
-                "UPDATE workflows SET source = ? WHERE name = ? AND version = ?",
-                (source, spec.name, spec.version),
-            )
+            adv.tx.execute(SQLITE.set_workflow_source, (source, spec.name, spec.version))
         return known is None
 
     def claim(
@@ -227,21 +213,24 @@ class SqliteDatabase(Database):
         limit: int,
         until: float,
         labels: Mapping[str, str] | None,
-    ) -> queries.Claimed:
-        claims = queries.claim(adv, worker_id, queues, limit, until, labels)
-        return queries.Claimed(len(claims), lambda: claims)
+    ) -> shared_claim.Claimed:
+        """The shared claim, as it is: one writer, so its counts cannot change under it."""
+        claims = shared_claim.claim(adv, worker_id, queues, limit, until, labels)
+        return shared_claim.Claimed(len(claims), lambda: claims)
 
     def queue_filter(self, queues: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
-        return f"IN ({','.join('?' * len(queues))})", tuple(queues)
+        """``IN (?, ...)``, one parameter per queue."""
+        return SQLITE.in_queues.fill(marks=marks(len(queues))), tuple(queues)
 
     def write_one(self, now: float, sql: str, params: Sequence[Any]) -> None:
+        """A write transaction of its own (SQLite writes only in one)."""
         with self.write(now) as adv:
             adv.tx.execute(sql, params)
 
     def insert_logs(self, adv: Advance, lines: Sequence[LogLine]) -> None:
+        """One row per line (executemany: in process, so no round trips to save)."""
         adv.tx.executemany(
-            "INSERT INTO logs (run_id, task_run_id, attempt, at, stream, line)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            SQLITE.insert_logs,
             [(x.run_id, x.task_run_id, x.attempt, x.at, x.stream, x.line) for x in lines],
         )
 

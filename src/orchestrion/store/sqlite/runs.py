@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from orchestrion.store.sql import lifecycle
+from orchestrion.store.sql.named import marks
 from orchestrion.store.sql.runs import SqlRuns
 from orchestrion.store.sqlite.database import SqliteDatabase
+from orchestrion.store.sqlite.queries import SQLITE
 
 __all__ = ["SqliteRuns"]
 
@@ -33,16 +35,15 @@ class SqliteRuns(SqlRuns):
     ) -> list[int]:
         if not leases:
             return []
+        sql = SQLITE.heartbeat.fill(
+            ids=marks(len(leases)), pairs=",".join("(?, ?)" for _ in leases)
+        )
         with self._db.write(now) as adv:
-            marks = ",".join("?" * len(leases))
-            pairs = ",".join("(?, ?)" for _ in leases)
             # Fenced by (owner, epoch): a stale epoch must not extend a newer lease.
             held = {
                 (r["id"], r["lease_epoch"])
                 for r in adv.tx.execute(
-                    f"UPDATE task_runs SET lease_expires_at = ? WHERE lease_owner = ?"
-                    f" AND state = 'running' AND id IN ({marks})"
-                    f" AND (id, lease_epoch) IN (VALUES {pairs}) RETURNING id, lease_epoch",
+                    sql,
                     (
                         now + lease_seconds,
                         worker_id,
@@ -54,16 +55,10 @@ class SqliteRuns(SqlRuns):
         return [tr for tr, epoch in leases if (tr, epoch) not in held]
 
     def reap_expired(self, *, now: float) -> int:
-        if not self._db.read(
-            "SELECT 1 FROM task_runs WHERE state = 'running' AND lease_expires_at < ? LIMIT 1",
-            (now,),
-        ):
+        if not self._db.read(SQLITE.any_expired, (now,)):
             return 0
         with self._db.write(now) as adv:
-            expired = adv.tx.execute(
-                "SELECT id FROM task_runs WHERE state = 'running' AND lease_expires_at < ?",
-                (now,),
-            ).fetchall()
+            expired = adv.tx.execute(SQLITE.expired, (now,)).fetchall()
             for row in expired:
                 lifecycle.apply_lost(adv, adv.task_row(row["id"]))
             return len(expired)

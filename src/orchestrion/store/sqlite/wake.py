@@ -23,6 +23,9 @@ _REFRESH_SECONDS = 0.5
 
 
 class Waker:
+    """One process's end of the wake-ups of one database's folder: it pings the other
+    processes' sockets, and may listen on a socket of its own."""
+
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._send = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -88,6 +91,7 @@ class Waker:
         thread.start()
 
     def close(self) -> None:
+        """Stop listening and remove this process's socket."""
         if self._listener is not None:
             self._listener.close()
             self._listener = None

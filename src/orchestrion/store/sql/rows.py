@@ -1,0 +1,189 @@
+"""Records built from rows: one reader per record type, derived from the record's fields.
+
+A reader copies each field of a record from the column of the same name, decoded by the
+field's type: a state enum from its value, a ``bool`` from its stored integer, ``bytes``
+as bytes, a tuple or mapping (or ``Any``) from its canonical JSON text, a spec through its
+``from_json``; a plain ``str``, ``int`` or ``float`` as it comes. What differs from that is
+declared once, in the reader's table below: a column named otherwise (`columns`), or a field
+that is not a column and that the caller gives (`given`). A new column is then one edit to
+the record plus its migration.
+
+Readers are built once, at import, as a function per record that does exactly what a
+hand-written one would (``Record(id=row["id"], state=TaskState(row["state"]), ...)``), so
+that the hot reads (`list_task_runs`, `list_events`) pay nothing per row for being
+derived: the code is generated from the fields, as `dataclasses` generates ``__init__``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from enum import Enum
+from typing import Any, Final, TypeVar
+
+from orchestrion.store.records import (
+    AttemptRecord,
+    AuditRecord,
+    BackfillRecord,
+    EventRecord,
+    FireRecord,
+    LogRecord,
+    QueueLimit,
+    RunMark,
+    RunRecord,
+    ScheduleState,
+    SealedRow,
+    SecretMeta,
+    SessionRecord,
+    TaskRunRecord,
+    TokenRecord,
+    UserRecord,
+    WorkerRecord,
+    WorkflowRecord,
+)
+from orchestrion.store.sql.jsontext import loads
+
+__all__ = [
+    "ATTEMPT",
+    "AUDIT",
+    "BACKFILL",
+    "EVENT",
+    "FIRE",
+    "LOG",
+    "QUEUE_LIMIT",
+    "RUN",
+    "RUN_MARK",
+    "SCHEDULE_STATE",
+    "SEALED",
+    "SECRET_META",
+    "SESSION",
+    "TASK_RUN",
+    "TOKEN",
+    "USER",
+    "WORKER",
+    "WORKFLOW",
+    "column_list",
+    "row_reader",
+]
+
+R = TypeVar("R")
+
+Decode = Callable[[Any], Any]
+
+
+def _json_object(text: str | None) -> Any:
+    """A mapping that is never None: an absent value reads as empty."""
+    return json.loads(text) if text else {}
+
+
+def _json_tuple(text: str) -> tuple[Any, ...]:
+    return tuple(json.loads(text))
+
+
+def _optional(decode: Decode) -> Decode:
+    def maybe(value: Any) -> Any:
+        return None if value is None else decode(value)
+
+    return maybe
+
+
+def decoder(hint: Any) -> Decode | None:
+    """How a column value becomes a field of type `hint` (None: as it comes)."""
+    args = typing.get_args(hint)
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
+    if optional:
+        rest = [a for a in args if a is not type(None)]
+        hint = rest[0] if len(rest) == 1 else Any
+    origin = typing.get_origin(hint) or hint
+    found: Decode | None
+    if hint in (str, int, float) or origin is typing.Literal:
+        return None
+    if hint is bool:
+        found = bool
+    elif hint is bytes:
+        found = bytes
+    elif isinstance(hint, type) and issubclass(hint, Enum):
+        found = hint
+    elif isinstance(hint, type) and hasattr(hint, "from_json"):
+        found = hint.from_json
+    elif origin is tuple:
+        found = _json_tuple
+    elif origin in (dict, Mapping) and not optional:
+        return _json_object
+    else:  # Any, an optional mapping, a list: canonical JSON text
+        return loads
+    return _optional(found) if optional else found
+
+
+def row_reader(
+    record: type[R],
+    *,
+    columns: Mapping[str, str] | None = None,
+    given: Iterable[str] = (),
+) -> Callable[..., R]:
+    """The function ``(row, **given) -> record`` for `record`: each field from its column
+    (`columns` renames some), decoded by its type (`decoder`); the `given` fields are the
+    caller's keyword arguments."""
+    renames = dict(columns or {})
+    supplied = tuple(given)
+    fields = [f.name for f in dataclasses.fields(record)]  # type: ignore[arg-type]
+    unknown = (set(renames) | set(supplied)) - set(fields)
+    if unknown:
+        raise TypeError(f"{record.__name__} has no fields {sorted(unknown)}")
+    hints = typing.get_type_hints(record)
+    scope: dict[str, Any] = {"record": record}
+    parts: list[str] = []
+    for name in fields:
+        if name in supplied:
+            parts.append(f"{name}={name}")
+            continue
+        column = renames.get(name, name)
+        if not column.isidentifier():
+            raise TypeError(f"{record.__name__}.{name}: column {column!r} is not a name")
+        value = f"row[{column!r}]"
+        decode = decoder(hints[name])
+        if decode is not None:
+            scope[f"decode_{name}"] = decode
+            value = f"decode_{name}({value})"
+        parts.append(f"{name}={value}")
+    keywords = "".join(f", {name}" for name in supplied)
+    star = ", *" if supplied else ""
+    source = f"def read(row{star}{keywords}):\n    return record({', '.join(parts)})\n"
+    exec(source, scope)  # the fields are identifiers, checked above
+    read: Callable[..., R] = scope["read"]
+    read.__name__ = read.__qualname__ = f"read_{record.__name__}"
+    read.__doc__ = f"A `{record.__name__}` from a row (`orchestrion.store.sql.rows`)."
+    return read
+
+
+def column_list(record: type[Any], *, columns: Mapping[str, str] | None = None) -> str:
+    """The columns a reader of `record` reads, comma-separated, for a SELECT list."""
+    renames = columns or {}
+    return ", ".join(renames.get(f.name, f.name) for f in dataclasses.fields(record))
+
+
+# ------------------------------------------------------------------ the readers
+
+WORKFLOW: Final = row_reader(WorkflowRecord, given=["spec"])  # parsed once per version
+RUN: Final = row_reader(RunRecord)
+RUN_MARK: Final = row_reader(RunMark)
+TASK_RUN: Final = row_reader(TaskRunRecord)
+ATTEMPT: Final = row_reader(AttemptRecord)
+EVENT: Final = row_reader(EventRecord)
+LOG: Final = row_reader(LogRecord, given=["task_name"])  # with its map index
+WORKER: Final = row_reader(WorkerRecord)
+QUEUE_LIMIT: Final = row_reader(QueueLimit)
+SCHEDULE_STATE: Final = row_reader(ScheduleState)
+FIRE: Final = row_reader(FireRecord)
+#: The run counts by state come from the backfill's fires (a query of their own).
+BACKFILL_COLUMNS: Final = {"start": "range_start", "end": "range_end"}
+BACKFILL: Final = row_reader(BackfillRecord, columns=BACKFILL_COLUMNS, given=["counts"])
+USER: Final = row_reader(UserRecord)
+TOKEN: Final = row_reader(TokenRecord)
+SESSION: Final = row_reader(SessionRecord)
+AUDIT: Final = row_reader(AuditRecord)
+SECRET_META: Final = row_reader(SecretMeta)
+SEALED: Final = row_reader(SealedRow)

@@ -1,0 +1,101 @@
+-- SQLite's own SQL (`orchestrion.store.sqlite.queries.SQLITE`): what it says differently
+-- from PostgreSQL, or needs and PostgreSQL does not. The portable statements are
+-- store/sql/queries.sql, whose entries (and the state guards) fill braces here too.
+
+
+-- ====================================================================== the connection
+
+-- name: connection_setup
+-- Run on every connection: WAL with synchronous=NORMAL survives any process crash;
+-- foreign keys on; a busy timeout (writers queue on a file lock first); a 32 MB cache.
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+PRAGMA foreign_keys = ON;
+PRAGMA busy_timeout = 30000;
+PRAGMA cache_size = -32000
+
+-- name: begin_immediate
+-- A write transaction that takes the write lock at once (no upgrade that could fail).
+BEGIN IMMEDIATE
+
+-- name: create_schema_migrations
+-- The table of applied migrations, made before the first migration.
+CREATE TABLE IF NOT EXISTS schema_migrations
+(version TEXT PRIMARY KEY, applied_at REAL NOT NULL)
+
+-- name: record_migration
+-- A migration applied now.
+INSERT INTO schema_migrations VALUES (?, strftime('%s', 'now'))
+
+-- name: schema_migrations_table
+-- Whether the database was ever migrated (read without migrating it).
+SELECT name FROM sqlite_master WHERE name = 'schema_migrations'
+
+
+-- ====================================================================== workflows
+
+-- name: latest_workflow
+-- The newest version of a workflow (rowid orders versions registered at one instant).
+SELECT * FROM workflows WHERE name = ? ORDER BY created_at DESC, rowid DESC LIMIT 1
+
+-- name: workflow_versions
+-- Every version of a workflow, newest first.
+SELECT * FROM workflows WHERE name = ? ORDER BY created_at DESC, rowid DESC
+
+-- name: latest_workflows
+-- The newest version of each workflow, by name (code points).
+SELECT * FROM workflows w WHERE w.rowid = (SELECT w2.rowid FROM workflows w2
+WHERE w2.name = w.name ORDER BY w2.created_at DESC, w2.rowid DESC LIMIT 1)
+ORDER BY w.name
+
+-- name: latest_versions
+-- The newest version of each workflow and when it was registered, by name.
+SELECT name, version, created_at FROM workflows w WHERE w.rowid = (SELECT w2.rowid
+FROM workflows w2 WHERE w2.name = w.name ORDER BY w2.created_at DESC, w2.rowid DESC
+LIMIT 1) ORDER BY w.name
+
+-- name: workflow_known
+-- Whether a workflow version is registered (one writer: nothing can race the insert).
+SELECT 1 FROM workflows WHERE name = ? AND version = ?
+
+-- name: insert_workflow
+-- A new workflow version.
+INSERT INTO workflows (name, version, spec, source, created_at) VALUES (?, ?, ?, ?, ?)
+
+-- name: set_workflow_source
+-- The source file a workflow version was registered from.
+UPDATE workflows SET source = ? WHERE name = ? AND version = ?
+
+
+-- ====================================================================== workers and logs
+
+-- name: list_workers
+-- Every worker, in order of start.
+SELECT * FROM workers ORDER BY started_at
+
+-- name: insert_logs
+-- Log lines of attempts.
+INSERT INTO logs (run_id, task_run_id, attempt, at, stream, line)
+VALUES (?, ?, ?, ?, ?, ?)
+
+-- name: in_queues
+-- A task run's queue among the claimer's ({marks}: one per queue).
+IN ({marks})
+
+
+-- ====================================================================== leases
+
+-- name: heartbeat
+-- Extend a worker's leases, fenced by (owner, epoch): a stale epoch must not extend a
+-- newer lease. {ids}: the task run ids; {pairs}: one (?, ?) per (id, epoch).
+UPDATE task_runs SET lease_expires_at = ? WHERE lease_owner = ?
+AND state = {task_leased} AND id IN ({ids})
+AND (id, lease_epoch) IN (VALUES {pairs}) RETURNING id, lease_epoch
+
+-- name: any_expired
+-- Whether any lease has expired (looked at without the writer lock).
+SELECT 1 FROM task_runs WHERE state = {task_leased} AND lease_expires_at < ? LIMIT 1
+
+-- name: expired
+-- Every task run whose lease has expired.
+SELECT id FROM task_runs WHERE state = {task_leased} AND lease_expires_at < ?

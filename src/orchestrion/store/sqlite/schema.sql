@@ -1,0 +1,358 @@
+-- The whole current schema of an Orchestrion SQLite database, as one file to read.
+--
+-- Databases are created and upgraded by the migrations (store/migrations/sqlite/), never
+-- from this file; tests/contract/test_migrations.py checks that a database built from
+-- this file has exactly the catalog of one built by every migration (columns in their
+-- physical order: a column a migration added comes last in its table). Change a migration,
+-- change this file with it.
+--
+-- Times are REAL seconds since the epoch (UTC); JSON values are TEXT holding canonical
+-- JSON. The states of runs and task runs are those of orchestrion/states.py.
+
+-- The migrations applied, by the migration runner.
+CREATE TABLE schema_migrations (version TEXT PRIMARY KEY, applied_at REAL NOT NULL);
+
+
+-- ============================================================ workflows
+
+-- Every registered version of every workflow; a version's spec never changes.
+CREATE TABLE workflows (
+    name        TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    spec        TEXT NOT NULL,
+    source      TEXT,
+    created_at  REAL NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE INDEX workflows_latest ON workflows (name, created_at);
+
+-- Per-workflow switches that are not part of a version: pausing stops schedules and
+-- event triggers from starting runs (manual triggers still work).
+CREATE TABLE workflow_flags (
+    name        TEXT PRIMARY KEY,
+    paused      INTEGER NOT NULL DEFAULT 0,
+    updated_at  REAL NOT NULL
+);
+
+
+-- ============================================================ runs, task runs, attempts
+
+CREATE TABLE runs (
+    id                  TEXT PRIMARY KEY,
+    workflow            TEXT NOT NULL,
+    version             TEXT NOT NULL,
+    state               TEXT NOT NULL,
+    params              TEXT NOT NULL,
+    priority            INTEGER NOT NULL DEFAULT 0,
+    trigger             TEXT NOT NULL DEFAULT 'manual',
+    idempotency_key     TEXT UNIQUE,
+    parent_task_run_id  INTEGER,
+    -- task runs not yet finished: the run completes when this reaches zero (no scan)
+    unfinished          INTEGER NOT NULL DEFAULT 0,
+    compensated         INTEGER NOT NULL DEFAULT 0,
+    created_at          REAL NOT NULL,
+    started_at          REAL,
+    finished_at         REAL,
+    deadline            REAL,
+    result              TEXT,
+    error               TEXT,
+    FOREIGN KEY (workflow, version) REFERENCES workflows (name, version)
+);
+CREATE INDEX runs_workflow_state ON runs (workflow, state, id);
+CREATE INDEX runs_state ON runs (state, id);
+CREATE INDEX runs_deadline ON runs (deadline) WHERE deadline IS NOT NULL;
+CREATE INDEX runs_parent ON runs (parent_task_run_id) WHERE parent_task_run_id IS NOT NULL;
+
+CREATE TABLE task_runs (
+    id                INTEGER PRIMARY KEY,
+    run_id            TEXT NOT NULL REFERENCES runs (id),
+    task_name         TEXT NOT NULL,
+    -- -1 for a task that is not an item of a mapped task
+    map_index         INTEGER NOT NULL DEFAULT -1,
+    -- an item's mapped task (its group row)
+    group_id          INTEGER,
+    -- task, group (a mapped task's parent), item (one mapped element) or undo
+    kind              TEXT NOT NULL DEFAULT 'task',
+    state             TEXT NOT NULL,
+    queue             TEXT NOT NULL,
+    priority          INTEGER NOT NULL DEFAULT 0,
+    ready_at          REAL NOT NULL DEFAULT 0,
+    -- the task's concurrency limit, counted across runs (workflow:task)
+    conc_key          TEXT,
+    conc_limit        INTEGER,
+    -- upstream bookkeeping, updated by the transaction that finishes each upstream
+    waiting           INTEGER NOT NULL DEFAULT 0,
+    up_ok             INTEGER NOT NULL DEFAULT 0,
+    up_failed         INTEGER NOT NULL DEFAULT 0,
+    up_skipped        INTEGER NOT NULL DEFAULT 0,
+    attempts          INTEGER NOT NULL DEFAULT 0,
+    failures          INTEGER NOT NULL DEFAULT 0,
+    lost              INTEGER NOT NULL DEFAULT 0,
+    -- the lease: its owner (a worker), a fencing token, and when it expires
+    lease_owner       TEXT,
+    lease_epoch       INTEGER NOT NULL DEFAULT 0,
+    lease_expires_at  REAL,
+    item              TEXT,
+    result            TEXT,
+    error             TEXT,
+    started_at        REAL,
+    finished_at       REAL,
+    -- routing (0006): the worker labels it requires, as canonical JSON text (NULL: none)
+    requires          TEXT,
+    -- priority ageing (0006): how many times its claim priority was raised for waiting
+    aged              INTEGER NOT NULL DEFAULT 0,
+    -- slots (0008): its rendered concurrency key and that key's limit (NULL: none)
+    slot_key          TEXT,
+    slot_limit        INTEGER,
+    UNIQUE (run_id, task_name, map_index)
+);
+-- The claim reads this in claim order: its predicate is the claim guard
+-- (the sources of `claim` in states.py).
+CREATE INDEX task_runs_claim ON task_runs (queue, priority DESC, ready_at, id)
+    WHERE state IN ('queued', 'retry_wait');
+CREATE INDEX task_runs_lease ON task_runs (lease_expires_at) WHERE state = 'running';
+CREATE INDEX task_runs_conc ON task_runs (conc_key) WHERE state = 'running' AND conc_key IS NOT NULL;
+CREATE INDEX task_runs_group ON task_runs (group_id, map_index) WHERE group_id IS NOT NULL;
+CREATE INDEX task_runs_owner ON task_runs (lease_owner) WHERE state = 'running';
+CREATE INDEX task_runs_slot_keys ON task_runs (slot_key)
+    WHERE state = 'running' AND slot_key IS NOT NULL;
+CREATE INDEX task_runs_running_queue ON task_runs (queue) WHERE state = 'running';
+
+CREATE TABLE attempts (
+    id           INTEGER PRIMARY KEY,
+    task_run_id  INTEGER NOT NULL REFERENCES task_runs (id),
+    run_id       TEXT NOT NULL,
+    number       INTEGER NOT NULL,
+    epoch        INTEGER NOT NULL,
+    worker       TEXT NOT NULL,
+    started_at   REAL NOT NULL,
+    finished_at  REAL,
+    -- NULL while running; then succeeded, failed, skipped, waiting, lost, canceled, superseded
+    outcome      TEXT,
+    error        TEXT,
+    error_type   TEXT,
+    traceback    TEXT,
+    -- one attempt per lease epoch: a fenced worker cannot record a second outcome
+    UNIQUE (task_run_id, epoch)
+);
+CREATE INDEX attempts_run ON attempts (run_id, id);
+
+-- The history: every state change, trigger and user action, in order.
+CREATE TABLE events (
+    id           INTEGER PRIMARY KEY,
+    run_id       TEXT,
+    task_run_id  INTEGER,
+    at           REAL NOT NULL,
+    kind         TEXT NOT NULL,
+    from_state   TEXT,
+    to_state     TEXT,
+    data         TEXT
+);
+CREATE INDEX events_run ON events (run_id, id);
+
+CREATE TABLE logs (
+    id           INTEGER PRIMARY KEY,
+    run_id       TEXT NOT NULL,
+    task_run_id  INTEGER NOT NULL,
+    attempt      INTEGER NOT NULL,
+    at           REAL NOT NULL,
+    stream       TEXT NOT NULL,
+    line         TEXT NOT NULL
+);
+CREATE INDEX logs_run ON logs (run_id, task_run_id, id);
+
+
+-- ============================================================ workers and queues
+
+-- state: running, or dead (its leases were expired for the reaper).
+CREATE TABLE workers (
+    id            TEXT PRIMARY KEY,
+    host          TEXT NOT NULL,
+    pid           INTEGER NOT NULL,
+    queues        TEXT NOT NULL,
+    started_at    REAL NOT NULL,
+    heartbeat_at  REAL NOT NULL,
+    state         TEXT NOT NULL,
+    -- the labels it was started with (0007), what tasks' `requires` match
+    labels        TEXT NOT NULL DEFAULT '{}'
+);
+
+-- Operator limits (0008): queue -> most running task runs at once across all workers. A
+-- slot is a running task run with an unexpired lease, counted at claim time.
+CREATE TABLE queue_limits (
+    queue       TEXT PRIMARY KEY,
+    max_running INTEGER NOT NULL CHECK (max_running >= 1),
+    updated_at  REAL NOT NULL
+);
+
+
+-- ============================================================ triggers
+
+-- Per schedule: every nominal fire time at or before `cursor` has been decided.
+CREATE TABLE schedule_state (
+    schedule_key  TEXT PRIMARY KEY,
+    workflow      TEXT NOT NULL,
+    cursor        REAL NOT NULL,
+    last_fire     REAL,
+    updated_at    REAL NOT NULL
+);
+
+-- One row per (schedule, nominal time) ever decided: the unique key is what makes restarts,
+-- two schedulers and clock changes unable to fire twice. Backfills use 'backfill:<id>' keys.
+-- state: new, then started (run_id set), skipped (overlap), queued (waiting for the
+-- previous run) or failed (the params did not fit; error set).
+CREATE TABLE fires (
+    id            INTEGER PRIMARY KEY,
+    schedule_key  TEXT NOT NULL,
+    workflow      TEXT NOT NULL,
+    nominal       REAL NOT NULL,
+    state         TEXT NOT NULL,
+    run_id        TEXT,
+    params        TEXT NOT NULL,
+    error         TEXT,
+    created_at    REAL NOT NULL,
+    UNIQUE (schedule_key, nominal)
+);
+CREATE INDEX fires_queued ON fires (schedule_key, nominal) WHERE state = 'queued';
+CREATE INDEX fires_run ON fires (run_id) WHERE run_id IS NOT NULL;
+
+-- Received events (API events, webhooks, finished runs), recorded before anything is
+-- acknowledged; the unique key makes a redelivered event start nothing new.
+CREATE TABLE inbox (
+    id           INTEGER PRIMARY KEY,
+    source       TEXT NOT NULL,
+    event_id     TEXT NOT NULL,
+    type         TEXT NOT NULL,
+    payload      TEXT NOT NULL,
+    run_ids      TEXT NOT NULL,
+    errors       TEXT,
+    received_at  REAL NOT NULL,
+    UNIQUE (source, event_id)
+);
+
+CREATE TABLE backfills (
+    id            TEXT PRIMARY KEY,
+    workflow      TEXT NOT NULL,
+    version       TEXT NOT NULL,
+    schedule_key  TEXT NOT NULL,
+    range_start   REAL NOT NULL,
+    range_end     REAL NOT NULL,
+    max_active    INTEGER NOT NULL,
+    priority      INTEGER NOT NULL,
+    -- running -> completed | canceled
+    state         TEXT NOT NULL,
+    total         INTEGER NOT NULL,
+    created       INTEGER NOT NULL DEFAULT 0,
+    -- the latest nominal time a run was created for
+    cursor        REAL,
+    created_at    REAL NOT NULL,
+    finished_at   REAL
+);
+CREATE INDEX backfills_state ON backfills (state, created_at);
+
+-- Scheduler duties (cron, backfill, run triggers, maintenance): one holder at a time.
+-- `epoch` grows with every change of holder (a fencing token).
+CREATE TABLE leases (
+    name        TEXT PRIMARY KEY,
+    holder      TEXT NOT NULL,
+    epoch       INTEGER NOT NULL,
+    expires_at  REAL NOT NULL
+);
+
+-- Positions of readers of the event history (the run-trigger duty).
+CREATE TABLE cursors (
+    name        TEXT PRIMARY KEY,
+    position    INTEGER NOT NULL,
+    updated_at  REAL NOT NULL
+);
+
+
+-- ============================================================ accounts and secrets
+
+-- bindings: JSON {namespace: role}. auth_epoch is bumped by every password or role change;
+-- a session remembers the epoch it was made at and dies when they differ.
+CREATE TABLE users (
+    id             TEXT PRIMARY KEY,
+    name           TEXT NOT NULL UNIQUE,
+    password_hash  TEXT NOT NULL,
+    bindings       TEXT NOT NULL,
+    disabled       INTEGER NOT NULL DEFAULT 0,
+    auth_epoch     INTEGER NOT NULL DEFAULT 0,
+    created_at     REAL NOT NULL,
+    updated_at     REAL NOT NULL
+);
+
+-- Only the SHA-256 of a token is kept; `id` is the token's public id part.
+CREATE TABLE api_tokens (
+    id             TEXT PRIMARY KEY,
+    name           TEXT NOT NULL,
+    token_hash     TEXT NOT NULL,
+    bindings       TEXT NOT NULL,
+    created_by     TEXT,
+    created_at     REAL NOT NULL,
+    expires_at     REAL,
+    revoked_at     REAL
+);
+
+-- Only the SHA-256 of a session id is kept, so a copy of the database opens no session.
+CREATE TABLE sessions (
+    id_hash        TEXT PRIMARY KEY,
+    user_id        TEXT NOT NULL REFERENCES users (id),
+    csrf           TEXT NOT NULL,
+    auth_epoch     INTEGER NOT NULL,
+    created_at     REAL NOT NULL,
+    expires_at     REAL NOT NULL,
+    revoked_at     REAL
+);
+CREATE INDEX sessions_user ON sessions (user_id);
+
+-- Failed logins (0009), shared by every server on the database, so that servers behind a
+-- load balancer limit password guessing together. `key` is a digest of (user name, source
+-- address): what was typed as a user name is never stored.
+CREATE TABLE login_failures (
+    id   INTEGER PRIMARY KEY,
+    key  TEXT NOT NULL,
+    at   REAL NOT NULL
+);
+CREATE INDEX login_failures_key_at ON login_failures (key, at);
+CREATE INDEX login_failures_at ON login_failures (at);
+
+-- Append-only: the triggers below refuse every UPDATE and DELETE.
+CREATE TABLE audit_log (
+    id             INTEGER PRIMARY KEY,
+    at             REAL NOT NULL,
+    actor          TEXT NOT NULL,
+    actor_kind     TEXT NOT NULL,
+    action         TEXT NOT NULL,
+    object         TEXT NOT NULL,
+    namespace      TEXT,
+    params         TEXT NOT NULL,
+    outcome        TEXT NOT NULL,
+    detail         TEXT,
+    request_id     TEXT,
+    source         TEXT
+);
+CREATE INDEX audit_actor ON audit_log (actor, id);
+CREATE INDEX audit_at ON audit_log (at);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+
+-- Secrets, sealed with AES-256-GCM by orchestrion.auth.secret_box: the store never sees a
+-- plaintext. The associated data binds each ciphertext to (namespace, name), so a row
+-- copied under another name fails to open. key_id says which master key sealed it.
+CREATE TABLE secrets (
+    namespace   TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    key_id      TEXT NOT NULL,
+    nonce       BLOB NOT NULL,
+    ciphertext  BLOB NOT NULL,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
