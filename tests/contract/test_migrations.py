@@ -151,6 +151,31 @@ def test_the_claim_index_is_the_claim_guard() -> None:
         assert index.endswith(guard), index
 
 
+def test_the_upgrade_makes_the_latest_registered_version_current(
+    databases: Callable[[], Database],
+) -> None:
+    """Before 0011 "latest" was the version first registered most recently: an upgraded
+    database starts with that one current, so it behaves as before until a deploy."""
+    db = databases()
+    db.migrate("0010_guards")
+    t0 = 1_700_000_000.0
+    specs = [load_yaml_text(_FLOW.replace("echo, second", f"echo, second-{n}")) for n in range(3)]
+    db.execute(
+        "INSERT INTO workflows (name, version, spec, source, created_at) VALUES (?, ?, ?, ?, ?)",
+        [
+            (specs[0].name, specs[0].version, specs[0].to_json(), None, t0),
+            (specs[1].name, specs[1].version, specs[1].to_json(), None, t0 + 1),
+            (specs[2].name, specs[2].version, specs[2].to_json(), None, t0 + 1),  # same instant
+        ],
+    )
+    store = open_store(db.url)
+    try:
+        assert store.workflows.get_workflow(specs[0].name).version == specs[2].version
+        assert store.workflows.latest_versions() == {specs[0].name: (specs[2].version, t0 + 1)}
+    finally:
+        store.close()
+
+
 _FLOW = """
 name: old_flow
 tasks:

@@ -119,7 +119,9 @@ def test_register_get_list_and_versions(store: Stores) -> None:
     }
     assert not store.workflows.register_workflow(v1, source="two.py", now=T0 + 2)
     assert store.workflows.get_workflow("flow", v1.version).source == "two.py"
-    assert store.workflows.get_workflow("flow").version == v2.version
+    # registering a known version again makes it current (a rollback), not a new version
+    assert store.workflows.get_workflow("flow").version == v1.version
+    assert [r.version for r in store.workflows.list_versions("flow")] == [v2.version, v1.version]
     for call in (
         lambda: store.workflows.get_workflow("nope"),
         lambda: store.workflows.get_workflow("flow", "0" * 16),
@@ -129,6 +131,35 @@ def test_register_get_list_and_versions(store: Stores) -> None:
             call()
     kinds = [e.kind for e in store.reads.list_events()]
     assert kinds.count("workflow.registered") == 3
+
+
+def test_the_current_version_is_chosen_on_purpose(store: Stores) -> None:
+    a, b = wf("flow", py("a")), wf("flow", py("a"), py("b", "a"))
+    w = store.workflows
+    assert w.register_workflow(a, source=None, now=T0)
+    assert w.register_workflow(b, source=None, now=T0 + 1)
+    assert w.get_workflow("flow").version == b.version
+    assert not w.register_workflow(a, source=None, now=T0 + 2)  # deploy A, B, A: A runs
+    assert w.get_workflow("flow").version == a.version
+    assert [r.version for r in w.list_workflows()] == [a.version]
+    assert w.latest_versions() == {"flow": (a.version, T0 + 2)}  # when it became current
+    assert not w.register_workflow(a, source=None, now=T0 + 3)  # already current: no change
+    assert w.latest_versions() == {"flow": (a.version, T0 + 2)}
+    assert w.set_current("flow", b.version, now=T0 + 4)
+    assert not w.set_current("flow", b.version, now=T0 + 5)
+    assert w.get_workflow("flow").version == b.version
+    assert w.latest_versions() == {"flow": (b.version, T0 + 4)}
+    for name, version in (("flow", "0" * 16), ("nope", a.version)):
+        with pytest.raises(NotFound):
+            w.set_current(name, version, now=T0 + 6)
+    assert w.get_workflow("flow").version == b.version
+    changes = [e.data for e in store.reads.list_events() if e.kind == "workflow.current"]
+    assert changes == [
+        {"workflow": "flow", "from": None, "to": a.version},
+        {"workflow": "flow", "from": a.version, "to": b.version},
+        {"workflow": "flow", "from": b.version, "to": a.version},
+        {"workflow": "flow", "from": a.version, "to": b.version},
+    ]
 
 
 def test_pause_and_unpause(store: Stores) -> None:

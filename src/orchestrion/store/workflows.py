@@ -1,4 +1,5 @@
-"""`WorkflowStore`: registered workflow versions (immutable specs) and the pause flags."""
+"""`WorkflowStore`: registered workflow versions (immutable specs), each workflow's current
+version, and the pause flags."""
 
 from __future__ import annotations
 
@@ -11,18 +12,26 @@ __all__ = ["WorkflowStore"]
 
 
 class WorkflowStore(Protocol):
-    """Every registered version of every workflow; a version's spec never changes."""
+    """Every registered version of every workflow (a version's spec never changes), and
+    which one is current: what triggers, schedules and a trigger without a version start."""
 
     def register_workflow(self, spec: WorkflowSpec, *, source: str | None, now: float) -> bool:
-        """Record this version of a workflow; False if it was already registered."""
+        """Record this version of a workflow and make it current, in one transaction (a
+        ``workflow.current`` event when that changed it); False if it was already
+        registered (deploying it again is how a rollback is made)."""
+        ...
+
+    def set_current(self, name: str, version: str, *, now: float) -> bool:
+        """Make a registered version current (a ``workflow.current`` event, from/to); False
+        if it already was; `NotFound` for an unknown workflow or version."""
         ...
 
     def get_workflow(self, name: str, version: str | None = None) -> WorkflowRecord:
-        """One version (the latest registered when `version` is None) or `NotFound`."""
+        """One version (the current one when `version` is None) or `NotFound`."""
         ...
 
     def list_workflows(self) -> list[WorkflowRecord]:
-        """The latest version of every workflow, by name."""
+        """The current version of every workflow, by name."""
         ...
 
     def list_versions(self, name: str) -> list[WorkflowRecord]:
@@ -30,8 +39,9 @@ class WorkflowStore(Protocol):
         ...
 
     def latest_versions(self) -> dict[str, tuple[str, float]]:
-        """Workflow name -> (latest version, when it was registered), without parsing
-        specs (the scheduler polls this and loads only versions it has not seen)."""
+        """Workflow name -> (current version, when it became current), without parsing
+        specs (the scheduler polls this and loads only versions it has not seen; a
+        schedule new to a version fires from when the version became current)."""
         ...
 
     def set_paused(self, name: str, paused: bool, *, now: float) -> None:

@@ -64,7 +64,7 @@ class TickReport:
 class _Entry:
     spec: WorkflowSpec
     version: str
-    registered_at: float
+    current_since: float
     #: (schedule, its key) for each of the spec's schedules.
     schedules: tuple[tuple[ScheduleSpec, str], ...]
 
@@ -170,17 +170,17 @@ class Scheduler:
     # ------------------------------------------------------------------ specs
 
     def _latest(self) -> list[_Entry]:
-        """The latest version of every workflow (read once per tick); parsed, and its
+        """The current version of every workflow (read once per tick); parsed, and its
         schedule keys hashed, once per version."""
         if self._tick_latest is not None:
             return self._tick_latest
         out: list[_Entry] = []
-        for name, (version, registered_at) in sorted(self.workflows.latest_versions().items()):
+        for name, (version, current_since) in sorted(self.workflows.latest_versions().items()):
             entry = self._entries.get((name, version))
             if entry is None:
                 spec = self._spec(name, version)
                 keyed = tuple((s, s.key(name)) for s in spec.schedules)
-                entry = _Entry(spec, version, registered_at, keyed)
+                entry = _Entry(spec, version, current_since, keyed)
                 self._entries[(name, version)] = entry
             out.append(entry)
         self._tick_latest = out
@@ -229,7 +229,7 @@ class Scheduler:
             return []  # nothing due yet (or the schedule ended) and nobody moved the cursor
         last = cursor
         if last is None and schedule.start_ts is None:
-            last = entry.registered_at  # a new schedule fires from its workflow's registration
+            last = entry.current_since  # a new schedule fires from when its version became current
         plan = cron.plan_fires(schedule, last, now, key=key)
         fired: list[FireRecord] = []
         for nominal in plan.fires:

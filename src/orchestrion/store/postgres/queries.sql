@@ -104,22 +104,10 @@ SELECT * FROM events WHERE run_id = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?
 
 -- ====================================================================== workflows, workers, logs
 
--- name: latest_workflow
--- The newest version of a workflow (seq orders versions registered at one instant).
-SELECT * FROM workflows WHERE name = ? ORDER BY created_at DESC, seq DESC LIMIT 1
-
 -- name: workflow_versions
--- Every version of a workflow, newest first.
+-- Every version of a workflow, newest first (seq orders versions registered at one
+-- instant).
 SELECT * FROM workflows WHERE name = ? ORDER BY created_at DESC, seq DESC
-
--- name: latest_workflows
--- The newest version of each workflow (sorted by name in code points afterwards).
-SELECT DISTINCT ON (name) * FROM workflows ORDER BY name, created_at DESC, seq DESC
-
--- name: latest_versions
--- The newest version of each workflow and when it was registered.
-SELECT DISTINCT ON (name) name, version, created_at FROM workflows
-ORDER BY name, created_at DESC, seq DESC
 
 -- name: insert_workflow
 -- A new workflow version; nothing when a concurrent transaction registered it first.

@@ -41,6 +41,17 @@ CREATE TABLE workflow_flags (
     updated_at  DOUBLE PRECISION NOT NULL
 );
 
+-- Each workflow's current version: the one that triggers, schedules and `trigger` without a
+-- version start. Registering a version (new or known again) or `set-version` makes it
+-- current (an event row `workflow.current` records each change).
+CREATE TABLE workflow_current (
+    name        TEXT PRIMARY KEY,
+    version     TEXT NOT NULL,
+    -- when this version became current (a schedule new to it fires from then)
+    updated_at  DOUBLE PRECISION NOT NULL,
+    FOREIGN KEY (name, version) REFERENCES workflows (name, version)
+);
+
 
 -- ============================================================ runs, task runs, attempts
 

@@ -7,7 +7,7 @@ hooks, `transact` (one write transaction, handed an `Advance`) and `read` (one s
 ``?`` placeholders), plus the few hooks where the SQL truly differs between dialects
 (`claim`, `latest_rows`, `upsert_workflow`, `insert_logs`, `queue_filter`, `write_one`),
 and `q`: the dialect's named queries, for the few statements the roles send that each
-dialect words its own way (``self._db.q.latest_workflow``; every such name is in both
+dialect words its own way (``self._db.q.workflow_versions``; every such name is in both
 dialects' ``queries.sql``). `sqlite.database.SqliteDatabase` and
 `postgres.database.PostgresDatabase` implement them.
 """
@@ -146,7 +146,7 @@ class Database(abc.ABC):
 
     @abc.abstractmethod
     def latest_rows(self, query: str) -> list[Any]:
-        """The rows of `query` (the dialect's ``latest_workflows`` or ``latest_versions``),
+        """The rows of `query` (``current_workflows`` or ``current_versions``),
         one per workflow, ordered by name (code points)."""
 
     @abc.abstractmethod

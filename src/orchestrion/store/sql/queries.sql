@@ -500,6 +500,35 @@ SELECT * FROM workflows WHERE name = ? AND version = ?
 -- The spec of one version of a workflow (parsed once: a version never changes).
 SELECT spec FROM workflows WHERE name = ? AND version = ?
 
+-- name: current_workflow
+-- A workflow's current version.
+SELECT w.* FROM workflow_current c
+JOIN workflows w ON w.name = c.name AND w.version = c.version WHERE c.name = ?
+
+-- name: current_workflows
+-- The current version of each workflow, by name.
+SELECT w.* FROM workflow_current c
+JOIN workflows w ON w.name = c.name AND w.version = c.version ORDER BY c.name
+
+-- name: current_versions
+-- The current version of each workflow and when it became current, by name.
+SELECT name, version, updated_at FROM workflow_current ORDER BY name
+
+-- name: workflow_known
+-- Whether a workflow version is registered.
+SELECT 1 FROM workflows WHERE name = ? AND version = ?
+
+-- name: lock_current
+-- A workflow's current version, its row locked until the transaction ends (PostgreSQL: a
+-- concurrent change of the current version waits, so the event's "from" is the truth).
+UPDATE workflow_current SET updated_at = updated_at WHERE name = ? RETURNING version
+
+-- name: set_current
+-- Make a version a workflow's current one.
+INSERT INTO workflow_current (name, version, updated_at) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET version = excluded.version,
+updated_at = excluded.updated_at
+
 -- name: set_paused
 -- Pause or unpause a workflow's triggers.
 INSERT INTO workflow_flags (name, paused, updated_at) VALUES (?, ?, ?)

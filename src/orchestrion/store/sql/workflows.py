@@ -1,4 +1,8 @@
-"""`SqlWorkflows`: the `WorkflowStore` of both dialects, over a `Database`."""
+"""`SqlWorkflows`: the `WorkflowStore` of both dialects, over a `Database`.
+
+A workflow's current version is a row of ``workflow_current``, changed only with the
+registration or `set_current` that decided it, in the same transaction, with an event.
+"""
 
 from __future__ import annotations
 
@@ -32,13 +36,27 @@ class SqlWorkflows:
 
     def register_workflow(self, spec: WorkflowSpec, *, source: str | None, now: float) -> bool:
         db = self._db
-        created = db.transact(now, lambda adv: db.upsert_workflow(adv, spec, source, now))
+
+        def fn(adv: Advance) -> bool:
+            created = db.upsert_workflow(adv, spec, source, now)
+            _make_current(adv, spec.name, spec.version, now)
+            return created
+
+        created = db.transact(now, fn)
         db.specs[(spec.name, spec.version)] = spec
         return created
 
+    def set_current(self, name: str, version: str, *, now: float) -> bool:
+        def fn(adv: Advance) -> bool:
+            if adv.tx.execute(Q.workflow_known, (name, version)).fetchone() is None:
+                raise NotFound(f"no workflow named {name!r} at version {version}")
+            return _make_current(adv, name, version, now)
+
+        return self._db.transact(now, fn)
+
     def get_workflow(self, name: str, version: str | None = None) -> WorkflowRecord:
         if version is None:
-            found = self._db.read(self._db.q.latest_workflow, (name,))
+            found = self._db.read(Q.current_workflow, (name,))
         else:
             found = self._db.read(Q.workflow_version, (name, version))
         if not found:
@@ -48,7 +66,7 @@ class SqlWorkflows:
         return self._record(found[0])
 
     def list_workflows(self) -> list[WorkflowRecord]:
-        return [self._record(r) for r in self._db.latest_rows(self._db.q.latest_workflows)]
+        return [self._record(r) for r in self._db.latest_rows(Q.current_workflows)]
 
     def list_versions(self, name: str) -> list[WorkflowRecord]:
         found = self._db.read(self._db.q.workflow_versions, (name,))
@@ -57,8 +75,8 @@ class SqlWorkflows:
         return [self._record(r) for r in found]
 
     def latest_versions(self) -> dict[str, tuple[str, float]]:
-        found = self._db.latest_rows(self._db.q.latest_versions)
-        return {r["name"]: (r["version"], r["created_at"]) for r in found}
+        found = self._db.latest_rows(Q.current_versions)
+        return {r["name"]: (r["version"], r["updated_at"]) for r in found}
 
     def set_paused(self, name: str, paused: bool, *, now: float) -> None:
         def fn(adv: Advance) -> None:
@@ -70,3 +88,17 @@ class SqlWorkflows:
 
     def paused_workflows(self) -> set[str]:
         return {r["name"] for r in self._db.read(Q.paused_workflows)}
+
+
+def _make_current(adv: Advance, name: str, version: str, now: float) -> bool:
+    """Make `version` current (True), with a ``workflow.current`` event saying from what;
+    nothing when it already is, so that deploying the running version again neither writes
+    nor restarts the clock its new schedules fire from."""
+    row = adv.tx.execute(Q.lock_current, (name,)).fetchone()
+    before = None if row is None else row["version"]
+    if before == version:
+        return False
+    adv.tx.execute(Q.set_current, (name, version, now))
+    data = {"workflow": name, "from": before, "to": version}
+    adv.event(None, None, "workflow.current", data=data)
+    return True

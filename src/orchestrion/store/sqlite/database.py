@@ -190,7 +190,7 @@ class SqliteDatabase(Database):
         self, adv: Advance, spec: WorkflowSpec, source: str | None, now: float
     ) -> bool:
         """Look, then insert: with one writer at a time nothing can come between."""
-        known = adv.tx.execute(SQLITE.workflow_known, (spec.name, spec.version)).fetchone()
+        known = adv.tx.execute(Q.workflow_known, (spec.name, spec.version)).fetchone()
         if known is None:
             adv.tx.execute(
                 SQLITE.insert_workflow, (spec.name, spec.version, spec.to_json(), source, now)

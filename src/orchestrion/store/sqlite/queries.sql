@@ -34,29 +34,10 @@ SELECT name FROM sqlite_master WHERE name = 'schema_migrations'
 
 -- ====================================================================== workflows
 
--- name: latest_workflow
--- The newest version of a workflow (rowid orders versions registered at one instant).
-SELECT * FROM workflows WHERE name = ? ORDER BY created_at DESC, rowid DESC LIMIT 1
-
 -- name: workflow_versions
--- Every version of a workflow, newest first.
+-- Every version of a workflow, newest first (rowid orders versions registered at one
+-- instant).
 SELECT * FROM workflows WHERE name = ? ORDER BY created_at DESC, rowid DESC
-
--- name: latest_workflows
--- The newest version of each workflow, by name (code points).
-SELECT * FROM workflows w WHERE w.rowid = (SELECT w2.rowid FROM workflows w2
-WHERE w2.name = w.name ORDER BY w2.created_at DESC, w2.rowid DESC LIMIT 1)
-ORDER BY w.name
-
--- name: latest_versions
--- The newest version of each workflow and when it was registered, by name.
-SELECT name, version, created_at FROM workflows w WHERE w.rowid = (SELECT w2.rowid
-FROM workflows w2 WHERE w2.name = w.name ORDER BY w2.created_at DESC, w2.rowid DESC
-LIMIT 1) ORDER BY w.name
-
--- name: workflow_known
--- Whether a workflow version is registered (one writer: nothing can race the insert).
-SELECT 1 FROM workflows WHERE name = ? AND version = ?
 
 -- name: insert_workflow
 -- A new workflow version.
