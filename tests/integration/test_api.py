@@ -160,6 +160,49 @@ def test_register_spec_and_new_version(client: httpx.Client) -> None:
     assert len(versions) == 2 and versions[0]["version"] == created.json()["version"]
 
 
+def test_rollback_makes_an_older_version_current(app: App, client: httpx.Client) -> None:
+    """Deploy A, B, A: A is current again; ``POST .../current`` chooses B; triggers follow."""
+    a = SPEC.model_dump(mode="json")
+    b = {**a, "description": "B"}
+    assert client.post("/api/v1/workflows", json=b).json()["current"] is True
+    again = client.post("/api/v1/workflows", json=a)
+    assert again.status_code == 201 and again.json()["current"] is True
+    versions = client.get("/api/v1/workflows/adder/versions").json()
+    assert [(v["version"], v["current"]) for v in versions] == [
+        (versions[0]["version"], False),
+        (SPEC.version, True),
+    ]
+    b_version = versions[0]["version"]
+    assert client.get("/api/v1/workflows/adder").json()["version"] == SPEC.version
+    chosen = client.post("/api/v1/workflows/adder/current", json={"version": b_version})
+    assert chosen.status_code == 200, chosen.text
+    assert (chosen.json()["version"], chosen.json()["current"]) == (b_version, True)
+    listed = {
+        w["name"]: (w["version"], w["current"]) for w in client.get("/api/v1/workflows").json()
+    }
+    assert listed["adder"] == (b_version, True)
+    old = client.get("/api/v1/workflows/adder", params={"version": SPEC.version}).json()
+    assert old["current"] is False
+    run = client.post("/api/v1/workflows/adder/runs", json={"params": {"x": 1}}).json()
+    assert run["version"] == b_version
+    error(
+        client.post("/api/v1/workflows/adder/current", json={"version": "0" * 16}),
+        404,
+        "not_found",
+        "0" * 16,
+    )
+    error(
+        client.post("/api/v1/workflows/nope/current", json={"version": SPEC.version}),
+        404,
+        "not_found",
+        "'nope'",
+    )
+    for body in ({}, {"version": ""}, {"version": 1}, {"version": "x", "extra": 1}, [1]):
+        answer = client.post("/api/v1/workflows/adder/current", json=body)
+        assert answer.status_code == 422, (body, answer.text)
+    assert client.get("/api/v1/workflows/adder").json()["version"] == b_version
+
+
 @pytest.mark.parametrize(
     ("body", "text"),
     [

@@ -27,6 +27,7 @@ __all__ = [
     "RecordModel",
     "Run",
     "SecretInfo",
+    "SetVersionRequest",
     "TaskRun",
     "TriggerRequest",
     "Worker",
@@ -55,8 +56,8 @@ class ErrorBody(_Out):
 
 
 class Workflow(_Out):
-    """A workflow's summary as listed (its full spec only when asked for), with whether it is
-    paused."""
+    """A workflow version's summary as listed (its full spec only when asked for), with
+    whether the workflow is paused and whether this version is its current one."""
 
     name: str
     version: str
@@ -66,11 +67,15 @@ class Workflow(_Out):
     params: dict[str, Any]
     schedules: list[dict[str, Any]]
     paused: bool = False
+    #: whether this is the version that triggers, schedules and runs without a version start
+    current: bool = False
     created_at: float
     spec: dict[str, Any] | None = None
 
     @classmethod
-    def of(cls, rec: WorkflowRecord, *, paused: bool = False, full: bool = False) -> Workflow:
+    def of(
+        cls, rec: WorkflowRecord, *, paused: bool = False, current: bool, full: bool = False
+    ) -> Workflow:
         """The view of `rec`; `full` includes the whole spec as JSON."""
         spec = rec.spec
         return cls(
@@ -82,9 +87,18 @@ class Workflow(_Out):
             params={k: v.model_dump(mode="json") for k, v in spec.params.items()},
             schedules=[s.model_dump(mode="json") for s in spec.schedules],
             paused=paused,
+            current=current,
             created_at=rec.created_at,
             spec=spec.model_dump(mode="json") if full else None,
         )
+
+
+class SetVersionRequest(BaseModel):
+    """The body of a request to make a registered version of a workflow its current one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(min_length=1, max_length=200)
 
 
 class TriggerRequest(BaseModel):

@@ -1,9 +1,11 @@
-"""`App.workflows`: load and register workflow files and specs, read them, pause them."""
+"""`App.workflows`: load and register workflow files and specs, read them, choose the
+current version, pause them."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +14,20 @@ from orchestrion.spec.loading import load_workflows, spec_from_data
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.store.records import WorkflowRecord
 
-__all__ = ["Workflows"]
+__all__ = ["Version", "Workflows"]
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One registered version of a workflow, and whether it is the current one."""
+
+    record: WorkflowRecord
+    current: bool
 
 
 class Workflows(Facet):
-    """Workflow versions: registering makes a new version when the content changed."""
+    """Workflow versions: registering makes a new version when the content changed, and
+    makes the registered version (new or known) current."""
 
     def load(self, path: str | os.PathLike[str]) -> list[WorkflowSpec]:
         """Load a workflow file, make its code available to local workers, register it."""
@@ -49,7 +60,7 @@ class Workflows(Facet):
         return self.store.workflows.get_workflow(spec.name, spec.version)
 
     def workflow(self, name: str, version: str | None = None) -> WorkflowSpec:
-        """The spec of a version (the newest when `version` is None), or `NotFound`."""
+        """The spec of a version (the current one when `version` is None), or `NotFound`."""
         return self.store.workflows.get_workflow(name, version).spec
 
     def workflow_record(self, name: str, version: str | None = None) -> WorkflowRecord:
@@ -57,15 +68,32 @@ class Workflows(Facet):
         return self.store.workflows.get_workflow(name, version)
 
     def list_workflows(self) -> list[WorkflowRecord]:
-        """The newest version of every workflow."""
+        """The current version of every workflow."""
         return self.store.workflows.list_workflows()
 
     def workflow_versions(self, name: str) -> list[WorkflowRecord]:
-        """Every version of one workflow."""
+        """Every version of one workflow, newest registered first."""
         return self.store.workflows.list_versions(name)
 
+    def versions(self, name: str) -> list[Version]:
+        """Every version of one workflow, newest registered first, the current one marked
+        (`NotFound` for an unknown workflow)."""
+        records = self.store.workflows.list_versions(name)
+        current = self.store.workflows.get_workflow(name).version
+        return [Version(r, r.version == current) for r in records]
+
+    def set_version(self, name: str, version: str) -> WorkflowRecord:
+        """Make a registered version current (a rollback, or a roll forward again): what
+        triggers, schedules and runs without a version start from now on. `NotFound` for
+        an unknown workflow or version."""
+        with self._core.audited(
+            "workflow.set_version", f"workflow {name}", workflow=name, params={"version": version}
+        ):
+            self.store.workflows.set_current(name, version, now=self.clock.now())
+        return self.store.workflows.get_workflow(name, version)
+
     def namespace_of(self, workflow: str) -> str:
-        """The namespace of a workflow's newest version (`NotFound` for an unknown one)."""
+        """The namespace of a workflow's current version (`NotFound` for an unknown one)."""
         return self.store.workflows.get_workflow(workflow).namespace
 
     def namespaces_of(self, workflows: Iterable[str]) -> dict[str, str]:

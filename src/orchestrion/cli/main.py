@@ -292,6 +292,7 @@ def _register_service_commands() -> None:
         secrets_cmd,
         services,
         triggers_cmd,
+        workflows_cmd,
     )
 
     runs_cmd.register(main)
@@ -301,6 +302,7 @@ def _register_service_commands() -> None:
     secrets_cmd.register(main)
     db_cmd.register(main)
     queues_cmd.register(main)
+    workflows_cmd.register(main)
 
 
 _register_service_commands()

@@ -21,7 +21,7 @@ from rich.console import Console
 from orchestrion.app import App
 from orchestrion.app.runtime import DEFAULT_CONCURRENCY
 from orchestrion.app.settings import Settings
-from orchestrion.cli.common import api_request
+from orchestrion.cli.common import api_request, cli_actor
 from orchestrion.errors import SpecError
 from orchestrion.spec.model import LABEL_PATTERN, MAX_LABELS
 
@@ -221,7 +221,8 @@ def _parse_labels(pairs: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
 def deploy(paths: tuple[str, ...], server: str | None, db: str | None) -> None:
-    """Register workflow files (or folders of them) as new versions."""
+    """Register workflow files (or folders of them) and make each the current version
+    (deploying an older version again rolls back to it)."""
     from orchestrion.app import load_workflows
     from orchestrion.cli.processes import WorkflowFolder
 
@@ -229,9 +230,9 @@ def deploy(paths: tuple[str, ...], server: str | None, db: str | None) -> None:
     for path in map(Path, paths):
         files += WorkflowFolder(str(path)).files() if path.is_dir() else [path]
     failed = False
-    # Without an actor, as before: `deploy` writes no audit records. (The server's deploy
-    # child sets ORCHESTRION_ACTOR for them; auditing deploys would change behaviour.)
-    with App(Settings.from_env(db=db)) as app:
+    # Each registration is audited as its actor: the OS user, or the server for its
+    # deploy child (ORCHESTRION_ACTOR). Through --server the API audits the request.
+    with App(Settings.from_env(db=db), actor=cli_actor()) as app:
         for file in files:
             try:
                 loaded = load_workflows(file)
@@ -241,10 +242,16 @@ def deploy(paths: tuple[str, ...], server: str | None, db: str | None) -> None:
                 continue
             for spec, callables in loaded:
                 if server:
-                    api_request(server, "POST", "/api/v1/workflows", json.loads(spec.to_json()))
+                    body = json.loads(spec.to_json())
+                    current = bool(
+                        api_request(server, "POST", "/api/v1/workflows", body)["current"]
+                    )
                 else:
                     app.workflows.register_loaded([(spec, callables)], source=file)
-                console.print(f"deployed {spec.name} {spec.version} from {file}")
+                    # said as found: another deploy may have come in between
+                    current = app.workflows.workflow_record(spec.name).version == spec.version
+                mark = " (current)" if current else ""
+                console.print(f"deployed {spec.name} {spec.version}{mark} from {file}")
     sys.exit(2 if failed else 0)
 
 

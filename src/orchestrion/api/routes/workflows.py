@@ -1,4 +1,5 @@
-"""Workflows: list, get, versions, register (spec JSON), pause and unpause."""
+"""Workflows: list, get, versions, register (spec JSON), choose the current version, pause
+and unpause."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 
-from orchestrion.api.schemas import RecordModel, Run, TriggerRequest, Workflow
+from orchestrion.api.schemas import RecordModel, Run, SetVersionRequest, TriggerRequest, Workflow
+from orchestrion.app import App
 from orchestrion.auth.principals import Action
+from orchestrion.store.records import WorkflowRecord
 from orchestrion.web import targets
 from orchestrion.web.policy import rule
 from orchestrion.web.request import app_of
@@ -24,7 +27,7 @@ def list_workflows(request: Request) -> list[Workflow]:
     app, scope = app_of(request), scope_of(request)
     paused = app.workflows.paused_workflows()
     return [
-        Workflow.of(rec, paused=rec.name in paused)
+        Workflow.of(rec, paused=rec.name in paused, current=True)
         for rec in app.workflows.list_workflows()
         if scope.namespace(rec.namespace)
     ]
@@ -33,25 +36,40 @@ def list_workflows(request: Request) -> list[Workflow]:
 @router.post("", response_model=Workflow, status_code=201)
 @rule(Action.DEPLOY, targets.deploy)
 def register_workflow(request: Request, spec: Annotated[dict[str, Any], Body()]) -> Workflow:
-    """Register a workflow spec (JSON, as `orchestrion deploy` sends it). Idempotent: an
-    unchanged spec keeps its version."""
+    """Register a workflow spec (JSON, as `orchestrion deploy` sends it) and make it the
+    current version. Idempotent: an unchanged spec keeps its version (registering an
+    older version again is a rollback)."""
     app = app_of(request)
     record = app.workflows.register_spec(spec, source="api")
-    return Workflow.of(record, paused=record.name in app.workflows.paused_workflows(), full=True)
+    return _view(app, record, full=True)
 
 
 @router.get("/{name}", response_model=Workflow)
 @rule(Action.READ, targets.workflow)
 def get_workflow(request: Request, name: str, version: str | None = None) -> Workflow:
     app = app_of(request)
-    record = app.workflows.workflow_record(name, version)
-    return Workflow.of(record, paused=name in app.workflows.paused_workflows(), full=True)
+    return _view(app, app.workflows.workflow_record(name, version), full=True)
 
 
 @router.get("/{name}/versions", response_model=list[Workflow])
 @rule(Action.READ, targets.workflow)
 def versions(request: Request, name: str) -> list[Workflow]:
-    return [Workflow.of(rec) for rec in app_of(request).workflows.workflow_versions(name)]
+    """Every version, newest registered first; `current` marks the one that runs."""
+    app = app_of(request)
+    paused = name in app.workflows.paused_workflows()
+    return [
+        Workflow.of(v.record, paused=paused, current=v.current)
+        for v in app.workflows.versions(name)
+    ]
+
+
+@router.post("/{name}/current", response_model=Workflow)
+@rule(Action.DEPLOY, targets.workflow, "workflow.set_version")
+def set_current(request: Request, name: str, body: SetVersionRequest) -> Workflow:
+    """Make a registered version current (a rollback): triggers, schedules and runs
+    without a version start it from now on. 404 for an unknown version."""
+    app = app_of(request)
+    return _view(app, app.workflows.set_version(name, body.version))
 
 
 @router.post("/{name}/pause", response_model=Workflow)
@@ -59,7 +77,7 @@ def versions(request: Request, name: str) -> list[Workflow]:
 def pause(request: Request, name: str) -> Workflow:
     app = app_of(request)
     app.workflows.set_paused(name, True)
-    return Workflow.of(app.workflows.workflow_record(name), paused=True)
+    return Workflow.of(app.workflows.workflow_record(name), paused=True, current=True)
 
 
 @router.post("/{name}/unpause", response_model=Workflow)
@@ -67,7 +85,7 @@ def pause(request: Request, name: str) -> Workflow:
 def unpause(request: Request, name: str) -> Workflow:
     app = app_of(request)
     app.workflows.set_paused(name, False)
-    return Workflow.of(app.workflows.workflow_record(name), paused=False)
+    return Workflow.of(app.workflows.workflow_record(name), paused=False, current=True)
 
 
 @router.post("/{name}/runs", response_model=Run, status_code=201)
@@ -84,3 +102,10 @@ def trigger(request: Request, name: str, body: TriggerRequest | None = None) -> 
         trigger="api",
     )
     return Run.of(run)
+
+
+def _view(app: App, record: WorkflowRecord, *, full: bool = False) -> Workflow:
+    """`record` as shown, with the workflow's pause flag and whether it is current."""
+    current = app.workflows.workflow_record(record.name).version == record.version
+    paused = record.name in app.workflows.paused_workflows()
+    return Workflow.of(record, paused=paused, current=current, full=full)
