@@ -1,4 +1,5 @@
-"""Overview, workflows, one workflow, the trigger form, and pausing."""
+"""Overview, workflows, one workflow, the trigger form, pausing, and choosing the current
+version (rollback)."""
 
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ def workflow_page(
 ) -> Response:
     app = app_of(request)
     record = app.workflows.workflow_record(name)
-    versions = app.workflows.workflow_versions(name)
+    versions = app.workflows.versions(name)
     diff_lines: list[str] = []
     if ".." in diff and not (a or b):  # the older link form, ?diff=a..b
         a, b = diff.split("..", 1)
@@ -131,6 +132,17 @@ async def toggle_pause(request: Request, name: str) -> Response:
     app_of(request).workflows.set_paused(name, form.get("paused") == "true")
     back = form.get("next", "")
     return redirect(back if back.startswith("/") and not back.startswith("//") else "/workflows")
+
+
+@router.post("/workflows/{name}/current")
+@rule(Action.DEPLOY, targets.workflow, "workflow.set_version")
+async def make_current(request: Request, name: str) -> Response:
+    """Make the posted version current (the versions list's rollback button); an unknown
+    version is a 404 page."""
+    form = await form_data(request)
+    check_csrf(request, form)
+    app_of(request).workflows.set_version(name, form.get("version", ""))
+    return redirect(f"/workflows/{quote(name)}#versions")
 
 
 @router.get("/workflows/{name}/trigger")
