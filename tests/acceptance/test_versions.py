@@ -163,6 +163,11 @@ def test_deploy_a_b_a_runs_a_and_set_version_goes_back_to_b(setup: Setup) -> Non
     assert [r["version"] for r in _versions(s, "--db", s.db) if r["current"]] == [a]
     s.local("workflows", "set-version", "rolled", b)
     assert "(current)" in s.remote("workflows", "show", "rolled").stdout
+    # what a server or worker does with its --workflows folder at start: A is known, so the
+    # restart re-registers it without undoing the rollback to B
+    kept = s.local("deploy", "--keep-current", "a.yaml").stdout
+    assert kept == f"deployed rolled {a} from a.yaml\n"
+    assert [r["version"] for r in _versions(s, "--db", s.db) if r["current"]] == [b]
 
     audit = s.http.get("/api/v1/audit", params={"limit": 100}).json()
     records = audit["items"] if isinstance(audit, dict) else audit
@@ -183,4 +188,5 @@ def test_deploy_a_b_a_runs_a_and_set_version_goes_back_to_b(setup: Setup) -> Non
         ("workflow.set_version", "api", None),
         ("workflow.set_version", "local", a),
         ("workflow.set_version", "local", b),
+        ("workflow.deploy", "local", a),
     ], records

@@ -162,6 +162,23 @@ def test_the_current_version_is_chosen_on_purpose(store: Stores) -> None:
     ]
 
 
+def test_a_restart_rereading_its_folder_keeps_a_rollback(store: Stores) -> None:
+    """`keep_current` (a server or worker loading its workflow folder at start): a version
+    registered before does not become current again; a new one still does."""
+    a, b = wf("flow", py("a")), wf("flow", py("a"), py("b", "a"))
+    c = wf("flow", py("c"))
+    w = store.workflows
+    w.register_workflow(a, source=None, now=T0)
+    w.register_workflow(b, source=None, now=T0 + 1)
+    assert w.set_current("flow", a.version, now=T0 + 2)  # the operator rolls back to A
+    assert not w.register_workflow(b, source=None, now=T0 + 3, keep_current=True)
+    assert w.get_workflow("flow").version == a.version  # the restart did not undo it
+    assert w.register_workflow(c, source=None, now=T0 + 4, keep_current=True)
+    assert w.get_workflow("flow").version == c.version  # a file changed meanwhile: deployed
+    assert not w.register_workflow(b, source=None, now=T0 + 5)  # an explicit deploy: current
+    assert w.get_workflow("flow").version == b.version
+
+
 def test_pause_and_unpause(store: Stores) -> None:
     store.workflows.register_workflow(wf("p", py("a")), source=None, now=T0)
     assert store.workflows.paused_workflows() == set()

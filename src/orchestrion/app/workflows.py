@@ -29,29 +29,42 @@ class Workflows(Facet):
     """Workflow versions: registering makes a new version when the content changed, and
     makes the registered version (new or known) current."""
 
-    def load(self, path: str | os.PathLike[str]) -> list[WorkflowSpec]:
-        """Load a workflow file, make its code available to local workers, register it."""
+    def load(
+        self, path: str | os.PathLike[str], *, keep_current: bool = False
+    ) -> list[WorkflowSpec]:
+        """Load a workflow file, make its code available to local workers, register it
+        (see `register_loaded` for `keep_current`)."""
         loaded = load_workflows(path)
-        self.register_loaded(loaded, source=path)
+        self.register_loaded(loaded, source=path, keep_current=keep_current)
         return [spec for spec, _ in loaded]
 
     def register_loaded(
-        self, loaded: list[tuple[WorkflowSpec, dict[str, Any]]], *, source: str | os.PathLike[str]
+        self,
+        loaded: list[tuple[WorkflowSpec, dict[str, Any]]],
+        *,
+        source: str | os.PathLike[str],
+        keep_current: bool = False,
     ) -> None:
         """Register what `load_workflows` returned (split from loading so that callers can
-        check their choice and parameters before anything is written)."""
+        check their choice and parameters before anything is written). Each becomes the
+        current version, except, with `keep_current`, one registered before: a process
+        re-reading its workflow folder at start does not undo a rollback."""
         where = str(Path(source).resolve())
         for spec, callables in loaded:
             self._core.code.add(callables)
             if self._core.actor is None:
-                self.store.workflows.register_workflow(spec, source=where, now=self.clock.now())
+                self.store.workflows.register_workflow(
+                    spec, source=where, now=self.clock.now(), keep_current=keep_current
+                )
                 continue
             with self._core.audited(
                 "workflow.deploy",
                 f"workflow {spec.namespace}/{spec.name}",
                 params={"version": spec.version, "source": where},
             ):
-                self.store.workflows.register_workflow(spec, source=where, now=self.clock.now())
+                self.store.workflows.register_workflow(
+                    spec, source=where, now=self.clock.now(), keep_current=keep_current
+                )
 
     def register_spec(self, data: dict[str, Any], *, source: str | None) -> WorkflowRecord:
         """Register a spec given as JSON data (the API's and `deploy`'s way in)."""

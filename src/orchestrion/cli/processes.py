@@ -75,11 +75,13 @@ class WorkflowFolder:
         return out
 
 
-def load_folder(app: App, files: list[Path]) -> None:
-    """Load (and register) each file; a bad file is logged and skipped, never fatal."""
+def load_folder(app: App, files: list[Path], *, at_start: bool = False) -> None:
+    """Load (and register) each file; a bad file is logged and skipped, never fatal. At
+    start, a version registered before does not become current again: a restart must not
+    undo a rollback (`orchestrion workflows set-version`); a file changed since does."""
     for path in files:
         try:
-            specs = app.workflows.load(path)
+            specs = app.workflows.load(path, keep_current=at_start)
             log.info(
                 "workflows.loaded", extra={"file": str(path), "workflows": [s.name for s in specs]}
             )
@@ -148,7 +150,7 @@ def run_worker(
     _on_signals(stop)
     folder = WorkflowFolder(workflows)
     with App(settings) as app:
-        load_folder(app, folder.changed())
+        load_folder(app, folder.changed(), at_start=True)
         with app.runtime.worker(plan, grace=grace) as worker:
             print(
                 f"worker {worker.id} on queues {','.join(queues)} (concurrency"
@@ -251,7 +253,7 @@ def run_server(
     folder = WorkflowFolder(workflows)
     with App(settings) as app:
         _first_start(app, host, port)
-        _deploy(settings, folder.changed())
+        _deploy(settings, folder.changed(), at_start=True)
         app.runtime.follow_other_processes()  # live streams follow worker processes
         with app.runtime.scheduler_in_background():
             children = _Children(settings, workflows, workers, concurrency, grace, executor)
@@ -294,8 +296,9 @@ def _watch(settings: Settings, folder: WorkflowFolder, stop: threading.Event) ->
             _deploy(settings, changed)
 
 
-def _deploy(settings: Settings, files: list[Path]) -> None:
-    """Register workflow files from a child process, so the server never imports user code."""
+def _deploy(settings: Settings, files: list[Path], *, at_start: bool = False) -> None:
+    """Register workflow files from a child process, so the server never imports user code.
+    At start, versions registered before stay as they are (`load_folder` says why)."""
     if not files:
         return
     cmd = [
@@ -305,6 +308,7 @@ def _deploy(settings: Settings, files: list[Path]) -> None:
         "deploy",
         "--db",
         settings.database_url,
+        *(["--keep-current"] if at_start else []),
         *map(str, files),
     ]
     env = {**os.environ, "ORCHESTRION_ACTOR": "server:deploy"}  # its audit records say so

@@ -220,7 +220,13 @@ def _parse_labels(pairs: tuple[str, ...]) -> dict[str, str]:
     help="Register through this server's API instead of the local database.",
 )
 @click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
-def deploy(paths: tuple[str, ...], server: str | None, db: str | None) -> None:
+@click.option(
+    "--keep-current",
+    is_flag=True,
+    hidden=True,  # the server's own flag, for the folder it reads at start
+    help="A version registered before does not become current again.",
+)
+def deploy(paths: tuple[str, ...], server: str | None, db: str | None, keep_current: bool) -> None:
     """Register workflow files (or folders of them) and make each the current version
     (deploying an older version again rolls back to it)."""
     from orchestrion.app import load_workflows
@@ -247,7 +253,9 @@ def deploy(paths: tuple[str, ...], server: str | None, db: str | None) -> None:
                         api_request(server, "POST", "/api/v1/workflows", body)["current"]
                     )
                 else:
-                    app.workflows.register_loaded([(spec, callables)], source=file)
+                    app.workflows.register_loaded(
+                        [(spec, callables)], source=file, keep_current=keep_current
+                    )
                     # said as found: another deploy may have come in between
                     current = app.workflows.workflow_record(spec.name).version == spec.version
                 mark = " (current)" if current else ""

@@ -15,10 +15,14 @@ class WorkflowStore(Protocol):
     """Every registered version of every workflow (a version's spec never changes), and
     which one is current: what triggers, schedules and a trigger without a version start."""
 
-    def register_workflow(self, spec: WorkflowSpec, *, source: str | None, now: float) -> bool:
+    def register_workflow(
+        self, spec: WorkflowSpec, *, source: str | None, now: float, keep_current: bool = False
+    ) -> bool:
         """Record this version of a workflow and make it current, in one transaction (a
         ``workflow.current`` event when that changed it); False if it was already
-        registered (deploying it again is how a rollback is made)."""
+        registered (deploying it again is how a rollback is made). With `keep_current`, a
+        version registered before leaves the current choice alone: processes re-reading
+        their workflow folder at start must not undo an operator's rollback."""
         ...
 
     def set_current(self, name: str, version: str, *, now: float) -> bool:

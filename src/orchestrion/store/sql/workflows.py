@@ -34,12 +34,15 @@ class SqlWorkflows:
             spec = specs[key] = WorkflowSpec.from_json(row["spec"])
         return rows.WORKFLOW(row, spec=spec)
 
-    def register_workflow(self, spec: WorkflowSpec, *, source: str | None, now: float) -> bool:
+    def register_workflow(
+        self, spec: WorkflowSpec, *, source: str | None, now: float, keep_current: bool = False
+    ) -> bool:
         db = self._db
 
         def fn(adv: Advance) -> bool:
             created = db.upsert_workflow(adv, spec, source, now)
-            _make_current(adv, spec.name, spec.version, now)
+            if created or not keep_current:
+                _make_current(adv, spec.name, spec.version, now)
             return created
 
         created = db.transact(now, fn)
