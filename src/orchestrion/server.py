@@ -16,6 +16,7 @@ from orchestrion.api.errors import install_error_handlers
 from orchestrion.api.routes import router as api_router
 from orchestrion.app import App
 from orchestrion.auth.principals import Action
+from orchestrion.spec.bundle import MAX_BUNDLE_BYTES
 from orchestrion.ui import router as ui_router
 from orchestrion.web import targets
 from orchestrion.web.guard import Authenticate, guard
@@ -48,7 +49,10 @@ def create_server(app: App, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     server.include_router(ui_router)  # the web UI at /, after the API's routes
     public = access_table(server.routes).public
     server.add_middleware(Authenticate, orchestrion=app, public=public)
-    server.add_middleware(BodyLimit, max_bytes=max_body_bytes)  # outermost: refuse first
+    # outermost: refuse first. A version's code may be larger than any other body (JSON
+    # escapes source text by a few percent).
+    code_bytes = max(max_body_bytes, MAX_BUNDLE_BYTES * 5 // 4)
+    server.add_middleware(BodyLimit, max_bytes=max_body_bytes, larger={"/api/v1/code/": code_bytes})
     return server
 
 

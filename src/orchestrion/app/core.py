@@ -48,7 +48,8 @@ class Core:
         self.settings = settings or Settings()
         self.clock = clock or SystemClock()
         self.actor = actor
-        self.code = CodeRegistry()
+        # Workers read a version's code from the store the first time they run it.
+        self.code = CodeRegistry(fetch=lambda digest: self.store.workflows.get_code(digest))
         self._store: Stores | None = None
         self._accounts: Accounts | None = None
 

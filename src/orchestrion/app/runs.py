@@ -107,12 +107,11 @@ class Runs(Facet):
         dead local workers, re-open it if it ended in failure."""
         run = self.store.reads.get_run(run_id)
         record = self.store.workflows.get_workflow(run.workflow, run.version)
-        if record.source and Path(record.source).exists():
-            for spec, callables in load_workflows(record.source):
-                self._core.code.add(callables)
-                self.store.workflows.register_workflow(
-                    spec, source=record.source, now=self.clock.now()
-                )
+        if record.spec.code is None and record.source and Path(record.source).exists():
+            # Code from before versions carried it: this process needs the file loaded.
+            # A version with code runs from its snapshot, whatever the file holds now.
+            for item in load_workflows(record.source):
+                self._core.code.add(item.callables)
         self.recover_dead_workers()
         sweep(self.store.runs, self.clock.now())
         run = self.store.reads.get_run(run.id)

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from orchestrion.app.core import Facet
-from orchestrion.spec.loading import load_workflows, spec_from_data
+from orchestrion.errors import NotFound
+from orchestrion.spec.bundle import CodeBundle
+from orchestrion.spec.loading import LoadedWorkflow, load_workflows, spec_from_data
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.store.records import WorkflowRecord
 
@@ -36,11 +38,11 @@ class Workflows(Facet):
         (see `register_loaded` for `keep_current`)."""
         loaded = load_workflows(path)
         self.register_loaded(loaded, source=path, keep_current=keep_current)
-        return [spec for spec, _ in loaded]
+        return [item.spec for item in loaded]
 
     def register_loaded(
         self,
-        loaded: list[tuple[WorkflowSpec, dict[str, Any]]],
+        loaded: list[LoadedWorkflow],
         *,
         source: str | os.PathLike[str],
         keep_current: bool = False,
@@ -50,11 +52,19 @@ class Workflows(Facet):
         current version, except, with `keep_current`, one registered before: a process
         re-reading its workflow folder at start does not undo a rollback."""
         where = str(Path(source).resolve())
-        for spec, callables in loaded:
-            self._core.code.add(callables)
+        for item in loaded:
+            spec = item.spec
+            if item.code is not None:
+                self._core.code.add_bundle(item.code)
+            else:
+                self._core.code.add(item.callables)
             if self._core.actor is None:
                 self.store.workflows.register_workflow(
-                    spec, source=where, now=self.clock.now(), keep_current=keep_current
+                    spec,
+                    source=where,
+                    now=self.clock.now(),
+                    keep_current=keep_current,
+                    code=item.code,
                 )
                 continue
             with self._core.audited(
@@ -63,7 +73,11 @@ class Workflows(Facet):
                 params={"version": spec.version, "source": where},
             ):
                 self.store.workflows.register_workflow(
-                    spec, source=where, now=self.clock.now(), keep_current=keep_current
+                    spec,
+                    source=where,
+                    now=self.clock.now(),
+                    keep_current=keep_current,
+                    code=item.code,
                 )
 
     def register_spec(self, data: dict[str, Any], *, source: str | None) -> WorkflowRecord:
@@ -71,6 +85,18 @@ class Workflows(Facet):
         spec = spec_from_data(data, source=source or "request")
         self.store.workflows.register_workflow(spec, source=source, now=self.clock.now())
         return self.store.workflows.get_workflow(spec.name, spec.version)
+
+    def store_code(self, code: CodeBundle) -> bool:
+        """Keep a version's code ahead of its spec (the API's upload, audited there); False
+        if it was kept already."""
+        return self.store.workflows.store_code(code, now=self.clock.now())
+
+    def code(self, digest: str) -> CodeBundle:
+        """A version's code by digest (`NotFound` if it is not stored)."""
+        found = self.store.workflows.get_code(digest)
+        if found is None:
+            raise NotFound(f"no code stored under {digest}")
+        return found
 
     def workflow(self, name: str, version: str | None = None) -> WorkflowSpec:
         """The spec of a version (the current one when `version` is None), or `NotFound`."""

@@ -51,7 +51,7 @@ def validate(paths: tuple[str, ...], output: str) -> None:
             loaded = load_workflows(path)
             if not loaded:
                 raise SpecError("the file defines no workflow (no @workflow function)", source=path)
-            for spec, _ in loaded:
+            for spec in (item.spec for item in loaded):
                 report.append(
                     {
                         "file": path,
@@ -114,7 +114,7 @@ def run(
         else:
             assert path is not None
             loaded = load_workflows(path)
-            spec = _pick([s for s, _ in loaded], name, path)
+            spec = _pick([item.spec for item in loaded], name, path)
             values = parse_cli_params(spec, list(params))
             # only once the choice and params are good
             app.workflows.register_loaded(loaded, source=path)
@@ -245,7 +245,8 @@ def rerun(run_id: str, from_task: str, db: str | None, server: str | None) -> No
     with opened(db) as app:
         old = app.runs.get_run(run_id)
         record = app.workflows.workflow_record(old.workflow, old.version)
-        if record.source and Path(record.source).exists():
+        if record.spec.code is None and record.source and Path(record.source).exists():
+            # Code from before versions carried it: load the file for its callables.
             app.workflows.register_loaded(load_workflows(record.source), source=record.source)
         new_run = app.runs.rerun_from(old.id, from_task)
         console.print(f"run {new_run.id} reruns {old.id} from {from_task}", markup=False)

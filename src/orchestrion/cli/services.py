@@ -246,16 +246,18 @@ def deploy(paths: tuple[str, ...], server: str | None, db: str | None, keep_curr
                 errors.print(f"[red]invalid[/] {exc}", markup=True)
                 failed = True
                 continue
-            for spec, callables in loaded:
+            for item in loaded:
+                spec = item.spec
                 if server:
+                    if item.code is not None:  # content-addressed: sent again, kept once
+                        where = f"/api/v1/code/{item.code.digest}"
+                        api_request(server, "PUT", where, item.code.to_wire())
                     body = json.loads(spec.to_json())
                     current = bool(
                         api_request(server, "POST", "/api/v1/workflows", body)["current"]
                     )
                 else:
-                    app.workflows.register_loaded(
-                        [(spec, callables)], source=file, keep_current=keep_current
-                    )
+                    app.workflows.register_loaded([item], source=file, keep_current=keep_current)
                     # said as found: another deploy may have come in between
                     current = app.workflows.workflow_record(spec.name).version == spec.version
                 mark = " (current)" if current else ""

@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orchestrion.errors import SpecError
-from orchestrion.spec.model import WorkflowSpec
+from orchestrion.spec.bundle import (
+    CodeBundle,
+    bundle_python_file,
+    bundle_references,
+    project_root,
+)
+from orchestrion.spec.model import PythonAction, WorkflowSpec
 
-__all__ = ["load_workflows", "spec_from_data"]
+__all__ = ["LoadedWorkflow", "load_workflows", "python_refs", "spec_from_data"]
+
+
+@dataclass(frozen=True)
+class LoadedWorkflow:
+    """A workflow read from a file: its spec (``spec.code`` names `code`), the code it runs,
+    and, for a Python file, the callables this process imported (by ref)."""
+
+    spec: WorkflowSpec
+    code: CodeBundle | None = None
+    callables: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
 
 def spec_from_data(data: Any, *, source: str) -> WorkflowSpec:
@@ -28,29 +46,55 @@ def spec_from_data(data: Any, *, source: str) -> WorkflowSpec:
         raise SpecError(f"{first['msg']}{extra}", source=source, path=path or None) from None
 
 
-def load_workflows(path: str | os.PathLike[str]) -> list[tuple[WorkflowSpec, dict[str, Any]]]:
-    """Specs (and, for Python files, their callables by ref) from a .py, .yaml or .yml file.
+def load_workflows(
+    path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None
+) -> list[LoadedWorkflow]:
+    """The workflows of a .py, .yaml or .yml file, each with its code bundled (see
+    `orchestrion.spec.bundle`; `root` is the project root, by default the file's folder).
     Loading YAML never runs code; loading Python imports the file."""
     file = Path(path)
     if not file.exists():
         raise SpecError(f"no such file: {file}", source=str(file))
     suffix = file.suffix.lower()
+    the_root = project_root(file, root)
     if suffix in (".yaml", ".yml"):
         from orchestrion.spec.yaml.loader import load_yaml_file
 
-        return [(load_yaml_file(file), {})]
+        spec = load_yaml_file(file)
+        code = bundle_references(python_refs(spec), file, the_root)
+        return [_with_code(spec, code, {})]
     if suffix == ".py":
         from orchestrion.spec.python import Workflow, load_python_file
 
+        bundle = bundle_python_file(file, the_root)
+        fresh = [the_root / rel for rel in bundle.files]
         found: dict[str, Workflow] = {}
-        pending = list(load_python_file(file))
+        pending = list(load_python_file(file, root=the_root, fresh=fresh))
         while pending:  # the file's workflows, then the sub-workflows they call
             wf = pending.pop(0)
             if wf.name not in found:
                 found[wf.name] = wf
                 pending.extend(wf.subworkflows.values())
-        return [(wf.spec, dict(wf.callables)) for wf in found.values()]
+        return [_with_code(wf.spec, bundle, dict(wf.callables)) for wf in found.values()]
     raise SpecError(
         f"unsupported workflow file type {suffix or '(none)'!r}: use .py, .yaml or .yml",
         source=str(file),
     )
+
+
+def python_refs(spec: WorkflowSpec) -> Iterator[str]:
+    """Every Python reference of a spec: task actions, undo actions and conditions."""
+    for task in spec.tasks:
+        for action in (task.action, task.undo):
+            if isinstance(action, PythonAction):
+                yield action.ref
+        if task.when is not None and task.when.ref is not None:
+            yield task.when.ref
+
+
+def _with_code(
+    spec: WorkflowSpec, code: CodeBundle | None, callables: dict[str, Callable[..., Any]]
+) -> LoadedWorkflow:
+    if code is None:
+        return LoadedWorkflow(spec, None, callables)
+    return LoadedWorkflow(spec.model_copy(update={"code": code.digest}), code, callables)

@@ -247,6 +247,9 @@ class WorkflowSpec(FrozenModel):
     tags: tuple[Str, ...] = ()
     #: The group (e.g. a team) that roles are granted on; also the scope of its secrets.
     namespace: Str = DEFAULT_NAMESPACE
+    #: The digest of the version's code (`orchestrion.spec.bundle.CodeBundle`): set by the
+    #: loader from the files, never written by hand; None when no task runs project code.
+    code: Str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
     @field_validator("namespace")
     @classmethod
@@ -318,6 +321,8 @@ class WorkflowSpec(FrozenModel):
         data = self.model_dump(mode="json")
         if data["namespace"] == DEFAULT_NAMESPACE:
             del data["namespace"]
+        if data["code"] is None:
+            del data["code"]
         for task in data["tasks"]:
             if not task["secrets"]:
                 del task["secrets"]

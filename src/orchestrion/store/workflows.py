@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from orchestrion.spec.bundle import CodeBundle
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.store.records import WorkflowRecord
 
@@ -16,13 +17,32 @@ class WorkflowStore(Protocol):
     which one is current: what triggers, schedules and a trigger without a version start."""
 
     def register_workflow(
-        self, spec: WorkflowSpec, *, source: str | None, now: float, keep_current: bool = False
+        self,
+        spec: WorkflowSpec,
+        *,
+        source: str | None,
+        now: float,
+        keep_current: bool = False,
+        code: CodeBundle | None = None,
     ) -> bool:
         """Record this version of a workflow and make it current, in one transaction (a
         ``workflow.current`` event when that changed it); False if it was already
         registered (deploying it again is how a rollback is made). With `keep_current`, a
         version registered before leaves the current choice alone: processes re-reading
-        their workflow folder at start must not undo an operator's rollback."""
+        their workflow folder at start must not undo an operator's rollback.
+
+        A spec with code (``spec.code``) is stored with it, in the same transaction, when
+        `code` is given (its digest must match); without it, the code must be stored
+        already (`SpecError` otherwise): a version is never registered without its code."""
+        ...
+
+    def store_code(self, code: CodeBundle, *, now: float) -> bool:
+        """Keep a version's code (each file once across all versions); False if it was
+        kept already."""
+        ...
+
+    def get_code(self, digest: str) -> CodeBundle | None:
+        """The code stored under `digest`, or None."""
         ...
 
     def set_current(self, name: str, version: str, *, now: float) -> bool:

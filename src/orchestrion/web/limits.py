@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -10,11 +11,15 @@ __all__ = ["BodyLimit"]
 
 
 class BodyLimit:
-    """Refuse bodies over `max_bytes` with 413, by Content-Length or while streaming."""
+    """Refuse bodies over `max_bytes` with 413, by Content-Length or while streaming.
+    `larger` gives path prefixes a higher limit (a version's code is larger than a spec)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_bytes = max_bytes
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on with its body read ahead, or answer 413 without calling the
@@ -22,30 +27,37 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self._declared_too_big(scope):
-            await self._refuse(send)
+        limit = self._limit_for(str(scope.get("path", "")))
+        if self._declared_too_big(scope, limit):
+            await self._refuse(send, limit)
             return
         # Read the whole body first (at most max_bytes of it): an error raised from inside
         # `receive` would reach the handler's body parsing and come out as a 400.
-        opening = await self._read_body(receive)
+        opening = await self._read_body(receive, limit)
         if opening is None:
-            await self._refuse(send)
+            await self._refuse(send, limit)
             return
         await self.app(scope, _replay(opening, receive), send)
 
-    def _declared_too_big(self, scope: Scope) -> bool:
+    def _limit_for(self, path: str) -> int:
+        for prefix, limit in self.larger.items():
+            if path.startswith(prefix):
+                return limit
+        return self.default_bytes
+
+    def _declared_too_big(self, scope: Scope, limit: int) -> bool:
         """A Content-Length over the limit, or one that is not a number."""
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
-                    too_big = int(value) > self.max_bytes
+                    too_big = int(value) > limit
                 except ValueError:
                     too_big = True
                 if too_big:
                     return True
         return False
 
-    async def _read_body(self, receive: Receive) -> Message | None:
+    async def _read_body(self, receive: Receive, limit: int) -> Message | None:
         """The first message the app will receive: the whole body in one message, or the
         disconnect that cut it short; None when the body grew over the limit."""
         chunks: list[bytes] = []
@@ -56,19 +68,19 @@ class BodyLimit:
                 return message
             body = message.get("body", b"")
             seen += len(body)
-            if seen > self.max_bytes:
+            if seen > limit:
                 return None
             chunks.append(body)
             if not message.get("more_body", False):
                 break
         return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, limit: int) -> None:
         body = json.dumps(
             {
                 "error": {
                     "code": "too_large",
-                    "message": f"request body is over the {self.max_bytes}-byte limit",
+                    "message": f"request body is over the {limit}-byte limit",
                 }
             }
         ).encode()

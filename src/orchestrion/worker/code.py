@@ -1,4 +1,5 @@
-"""Where workers find task code: callables registered from loaded workflow files, by ref."""
+"""Where workers find task code: the snapshot of the run's version, else callables
+registered by ref or importable modules."""
 
 from __future__ import annotations
 
@@ -8,26 +9,63 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from orchestrion.errors import TaskError
+from orchestrion.spec.bundle import CodeBundle
+from orchestrion.worker.snapshots import Snapshot, load_snapshot
 
-__all__ = ["CodeRegistry"]
+__all__ = ["CodeFetcher", "CodeRegistry"]
+
+#: Reads a version's code by its digest (the store's ``get_code``); None if not stored.
+CodeFetcher = Callable[[str], CodeBundle | None]
 
 
 class CodeRegistry:
-    """Maps ``module:qualname`` refs to callables. Only workers hold one: the engine and the
-    store never import user code."""
+    """Resolves a task's reference to a callable. Only workers hold one: the engine and the
+    store never import user code.
 
-    def __init__(self) -> None:
+    A spec with code (``spec.code``, a digest) runs that code, imported from its snapshot
+    (`orchestrion.worker.snapshots`), fetched from the store the first time: a run keeps
+    the code it started with whatever was deployed since. A spec without code (its tasks
+    call installed modules, or it was registered before versions carried code) resolves a
+    ref to a callable registered with `add`, else imports the module by name.
+    """
+
+    def __init__(self, fetch: CodeFetcher | None = None) -> None:
+        self._fetch = fetch
         self._refs: dict[str, Callable[..., Any]] = {}
+        self._bundles: dict[str, CodeBundle] = {}
         self._lock = threading.Lock()
 
     def add(self, callables: Mapping[str, Callable[..., Any]]) -> None:
-        """Register a loaded workflow file's callables by ref; a ref registered again (the file
-        reloaded) points at the new callable."""
+        """Register callables by ref, for specs without code; a ref registered again points
+        at the new callable."""
         with self._lock:
             self._refs.update(callables)
 
-    def resolve(self, ref: str) -> Callable[..., Any]:
-        """The callable for `ref`: registered, or imported from an importable module."""
+    def add_bundle(self, bundle: CodeBundle) -> None:
+        """Keep a bundle this process loaded, so that it need not be read back."""
+        with self._lock:
+            self._bundles[bundle.digest] = bundle
+
+    def bundle(self, digest: str) -> CodeBundle:
+        """The bundle of `digest`: kept, or fetched from the store (`TaskError` if neither)."""
+        with self._lock:
+            found = self._bundles.get(digest)
+        if found is None and self._fetch is not None:
+            found = self._fetch(digest)
+        if found is None:
+            raise TaskError(f"the version's code {digest[:12]} is not stored")
+        with self._lock:
+            self._bundles[digest] = found
+        return found
+
+    def snapshot(self, digest: str) -> Snapshot:
+        """The importable snapshot of `digest`."""
+        return load_snapshot(self.bundle(digest))
+
+    def resolve(self, ref: str, code: str | None = None) -> Callable[..., Any]:
+        """The callable for `ref` in the version whose code is `code` (see the class)."""
+        if code is not None:
+            return self.snapshot(code).resolve(ref)
         with self._lock:
             found = self._refs.get(ref)
         if found is not None:

@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 from orchestrion.auth.secret_box import Secret
 from orchestrion.errors import OrchestrionError, TaskError, TaskTimeout
+from orchestrion.spec.bundle import CodeBundle
 from orchestrion.worker.context import LogSink, TaskContext
 
 __all__ = [
@@ -66,8 +67,12 @@ class Invocation:
     #: ``module:qualname`` of the task function.
     ref: str
     #: The workflow file that defines `ref`'s module when it was loaded by path (its module
-    #: is then named after the file stem); None when the module is importable by name.
+    #: is then named after the file stem); None when the module is importable by name or
+    #: the version carries its code.
     source: str | None
+    #: The version's code, when it carries it: `ref` is imported from its snapshot, there
+    #: (the executor may run on another machine, so the files travel with the call).
+    code: CodeBundle | None = None
     kwargs: dict[str, Any]
     #: Seconds; enforced by the worker (it cancels the execution), and also by the
     #: event loop for ``async def`` tasks, like in a worker thread.
@@ -183,11 +188,16 @@ def _call(invocation: Invocation, sink: LogSink) -> Any:
     from orchestrion.worker.code import CodeRegistry
 
     module_name = invocation.ref.partition(":")[0]
-    if invocation.source is not None and module_name not in sys.modules:
-        from orchestrion.spec.python import load_python_file
+    if invocation.code is not None:
+        from orchestrion.worker.snapshots import load_snapshot
 
-        load_python_file(invocation.source)
-    fn = CodeRegistry().resolve(invocation.ref)
+        fn = load_snapshot(invocation.code).resolve(invocation.ref)
+    else:
+        if invocation.source is not None and module_name not in sys.modules:
+            from orchestrion.spec.python import load_python_file
+
+            load_python_file(invocation.source)
+        fn = CodeRegistry().resolve(invocation.ref)
     ctx = TaskContext(
         run_id=invocation.run_id,
         task_run_id=invocation.task_run_id,

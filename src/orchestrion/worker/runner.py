@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from orchestrion.auth.ssrf import AllowList
 from orchestrion.errors import CancelRequested, OrchestrionError, TaskError, TaskTimeout
+from orchestrion.spec.bundle import CodeBundle
 from orchestrion.spec.expressions import compile_expression, render, render_url, to_text
 from orchestrion.spec.model import (
     HttpAction,
@@ -72,7 +73,7 @@ def execute(
         with attempt_capture(ctx.log_sink):
             when_ref = task.when.ref if task.when is not None else None
             skip = claim.kind != "undo" and when_ref is not None
-            if skip and not _call_condition(code.resolve(str(when_ref)), claim):
+            if skip and not _call_condition(code.resolve(str(when_ref), spec.code), claim):
                 return _outcome(claim, "skipped")
             action = task.undo if claim.kind == "undo" else task.action
             assert action is not None
@@ -80,7 +81,9 @@ def execute(
                 params = render(dict(action.params), scope)
                 start_child(claim, action.workflow, params)
                 return None
-            result = _run_action(action, task, claim, ctx, code, scope, http_allow, executor)
+            result = _run_action(
+                action, task, spec.code, claim, ctx, code, scope, http_allow, executor
+            )
         json.dumps(result)
     except CancelRequested:
         return _outcome(claim, "canceled", error="canceled")
@@ -98,6 +101,7 @@ def execute(
 def _run_action(
     action: PythonAction | ShellAction | HttpAction,
     task: TaskSpec,
+    version_code: str | None,
     claim: Claim,
     ctx: TaskContext,
     code: CodeRegistry,
@@ -106,12 +110,13 @@ def _run_action(
     executor: Executor | None,
 ) -> Any:
     if isinstance(action, PythonAction):
-        fn = code.resolve(action.ref)
+        fn = code.resolve(action.ref, version_code)
         kwargs = _inputs(task, scope)
         if claim.kind == "undo":
             kwargs["result"] = claim.undo_of_result
         if executor is not None:
-            return _call_elsewhere(executor, fn, action.ref, kwargs, ctx, task.timeout)
+            bundle = None if version_code is None else code.bundle(version_code)
+            return _call_elsewhere(executor, fn, action.ref, bundle, kwargs, ctx, task.timeout)
         return call_python(fn, kwargs, ctx, task.timeout)
     if isinstance(action, ShellAction):
         from orchestrion.worker.shell import run_shell
@@ -157,6 +162,7 @@ def _call_elsewhere(
     executor: Executor,
     fn: Callable[..., Any],
     ref: str,
+    bundle: CodeBundle | None,
     kwargs: dict[str, Any],
     ctx: TaskContext,
     timeout: float | None,
@@ -165,7 +171,8 @@ def _call_elsewhere(
     lost, run canceled, worker stopping) and at its deadline: unlike a thread, it can be."""
     invocation = Invocation(
         ref=ref,
-        source=source_of(fn, ref),
+        source=None if bundle is not None else source_of(fn, ref),
+        code=bundle,
         kwargs=kwargs,
         timeout=timeout,
         run_id=ctx.run_id,

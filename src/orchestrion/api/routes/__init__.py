@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from orchestrion.api.routes import (
     accounts,
+    code,
     queues,
     runs,
     secrets,
@@ -18,5 +19,5 @@ from orchestrion.api.routes import (
 __all__ = ["router"]
 
 router = APIRouter()
-for _module in (workflows, runs, system, stream, triggers, accounts, secrets, queues):
+for _module in (code, workflows, runs, system, stream, triggers, accounts, secrets, queues):
     router.include_router(_module.router)

@@ -50,6 +50,7 @@ import importlib.util
 import os
 import sys
 import traceback
+from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import NoReturn
@@ -81,13 +82,20 @@ __all__ = [
 ]
 
 
-def load_python_file(path: str | os.PathLike[str]) -> list[Workflow]:
+def load_python_file(
+    path: str | os.PathLike[str],
+    *,
+    root: str | os.PathLike[str] | None = None,
+    fresh: Iterable[Path] = (),
+) -> list[Workflow]:
     """Import a workflow file and return its workflows, in definition order.
 
     The module is named after the file stem (so task refs read ``stem:function``) and put
-    in ``sys.modules`` under that name; the file's directory is added to ``sys.path`` so
-    that it can import its siblings. Every `Workflow` among the module's attributes is
-    returned, including ones it imported. Specs are built lazily, on ``.spec``.
+    in ``sys.modules`` under that name; the file's directory (then the project `root`) is
+    added to ``sys.path`` so that it can import its siblings. Modules loaded before from
+    the `fresh` files are imported again, so that reloading a changed file also sees its
+    changed helpers. Every `Workflow` among the module's attributes is returned, including
+    ones it imported. Specs are built lazily, on ``.spec``.
     """
     file = Path(path).resolve()
     if not file.is_file():
@@ -98,8 +106,10 @@ def load_python_file(path: str | os.PathLike[str]) -> list[Workflow]:
     if spec is None or spec.loader is None:
         raise SpecError("cannot be imported as a Python module", source=str(path))
     module = importlib.util.module_from_spec(spec)
-    if str(file.parent) not in sys.path:
-        sys.path.insert(0, str(file.parent))
+    for folder in (str(Path(root).resolve()) if root else None, str(file.parent)):
+        if folder is not None and folder not in sys.path:
+            sys.path.insert(0, folder)
+    _forget_modules({f.resolve() for f in fresh} - {file})
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
@@ -107,6 +117,18 @@ def load_python_file(path: str | os.PathLike[str]) -> list[Workflow]:
         sys.modules.pop(name, None)
         _reraise(exc, str(file), str(file))
     return _workflows_of(module)
+
+
+def _forget_modules(files: set[Path]) -> None:
+    """Drop the modules loaded from `files` from ``sys.modules`` (the next import reads the
+    file again)."""
+    if not files:
+        return
+    wanted = {str(f) for f in files}  # compared as strings: resolving every module is slow
+    for name, module in list(sys.modules.items()):
+        where = getattr(module, "__file__", None)
+        if isinstance(where, str) and os.path.abspath(where) in wanted:
+            del sys.modules[name]
 
 
 def load_python_module(name: str) -> list[Workflow]:

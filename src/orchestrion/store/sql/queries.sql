@@ -523,6 +523,23 @@ SELECT 1 FROM workflows WHERE name = ? AND version = ?
 -- concurrent change of the current version waits, so the event's "from" is the truth).
 UPDATE workflow_current SET updated_at = updated_at WHERE name = ? RETURNING version
 
+-- name: insert_code_blob
+-- One file of a version's code, kept once by its content hash.
+INSERT INTO code_blobs (digest, content, size) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING
+
+-- name: insert_code_bundle
+-- A version's code: its files by path (blob digests) and import folders; kept once.
+INSERT INTO code_bundles (digest, paths, files, created_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (digest) DO NOTHING
+
+-- name: code_bundle
+-- A version's code manifest.
+SELECT paths, files FROM code_bundles WHERE digest = ?
+
+-- name: code_blobs
+-- The content of a version's files.
+SELECT digest, content FROM code_blobs WHERE digest IN ({digests})
+
 -- name: set_current
 -- Make a version a workflow's current one.
 INSERT INTO workflow_current (name, version, updated_at) VALUES (?, ?, ?)

@@ -6,14 +6,17 @@ registration or `set_current` that decided it, in the same transaction, with an 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from orchestrion.errors import NotFound
+from orchestrion.errors import NotFound, SpecError
+from orchestrion.spec.bundle import CodeBundle
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.store.records import WorkflowRecord
 from orchestrion.store.sql import rows
 from orchestrion.store.sql.advance import Advance
 from orchestrion.store.sql.database import Database
+from orchestrion.store.sql.named import marks
 from orchestrion.store.sql.queries import Q
 
 __all__ = ["SqlWorkflows"]
@@ -35,11 +38,26 @@ class SqlWorkflows:
         return rows.WORKFLOW(row, spec=spec)
 
     def register_workflow(
-        self, spec: WorkflowSpec, *, source: str | None, now: float, keep_current: bool = False
+        self,
+        spec: WorkflowSpec,
+        *,
+        source: str | None,
+        now: float,
+        keep_current: bool = False,
+        code: CodeBundle | None = None,
     ) -> bool:
         db = self._db
+        if code is not None and code.digest != spec.code:
+            raise SpecError(f"the code given is not the code of version {spec.version}")
 
         def fn(adv: Advance) -> bool:
+            if code is not None:
+                _insert_code(adv, code, now)
+            elif spec.code is not None and _code_known(adv, spec.code) is None:
+                raise SpecError(
+                    f"the code of {spec.name} ({spec.code[:12]}) is not stored: send it"
+                    " first (PUT /api/v1/code/{digest}), or deploy with the CLI"
+                )
             created = db.upsert_workflow(adv, spec, source, now)
             if created or not keep_current:
                 _make_current(adv, spec.name, spec.version, now)
@@ -48,6 +66,27 @@ class SqlWorkflows:
         created = db.transact(now, fn)
         db.specs[(spec.name, spec.version)] = spec
         return created
+
+    def store_code(self, code: CodeBundle, *, now: float) -> bool:
+        return self._db.transact(now, lambda adv: _insert_code(adv, code, now))
+
+    def get_code(self, digest: str) -> CodeBundle | None:
+        found = self._db.read(Q.code_bundle, (digest,))
+        if not found:
+            return None
+        files: dict[str, str] = json.loads(found[0]["files"])
+        wanted = sorted(set(files.values()))
+        blobs = {
+            r["digest"]: bytes(r["content"])
+            for r in self._db.read(Q.code_blobs.fill(digests=marks(len(wanted))), wanted)
+        }
+        bundle = CodeBundle(
+            {path: blobs[blob] for path, blob in files.items()},
+            tuple(json.loads(found[0]["paths"])),
+        )
+        if bundle.digest != digest:  # a damaged row must not run as this version's code
+            raise SpecError(f"the stored code {digest[:12]} does not match its digest")
+        return bundle
 
     def set_current(self, name: str, version: str, *, now: float) -> bool:
         def fn(adv: Advance) -> bool:
@@ -91,6 +130,23 @@ class SqlWorkflows:
 
     def paused_workflows(self) -> set[str]:
         return {r["name"] for r in self._db.read(Q.paused_workflows)}
+
+
+def _code_known(adv: Advance, digest: str) -> Any:
+    return adv.tx.execute(Q.code_bundle, (digest,)).fetchone()
+
+
+def _insert_code(adv: Advance, code: CodeBundle, now: float) -> bool:
+    """Insert a bundle and its files, each kept once (True if the bundle is new)."""
+    if _code_known(adv, code.digest) is not None:
+        return False
+    manifest = code.manifest()
+    for path, data in code.files.items():
+        adv.tx.execute(Q.insert_code_blob, (manifest[path], data, len(data)))
+    paths = json.dumps(list(code.paths))
+    files = json.dumps(manifest, sort_keys=True)
+    adv.tx.execute(Q.insert_code_bundle, (code.digest, paths, files, now))
+    return True
 
 
 def _make_current(adv: Advance, name: str, version: str, now: float) -> bool:
