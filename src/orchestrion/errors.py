@@ -81,6 +81,8 @@ class SpecError(OrchestrionError):
         self.line = line
         self.column = column
         self.detail = message
+        #: Further problems found in the same pass (``validate`` lists them all).
+        self.more: tuple[SpecError, ...] = ()
         super().__init__(self._render())
 
     def _render(self) -> str:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 from rich.markup import escape
@@ -26,7 +28,7 @@ from orchestrion.cli.common import (
     remote,
     server_option,
 )
-from orchestrion.errors import IllegalTransition, SpecError
+from orchestrion.errors import IllegalTransition, NotFound, SpecError
 from orchestrion.spec.params import parse_cli_params
 from orchestrion.states import RunState
 
@@ -41,39 +43,101 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--db",
+    envvar="ORCHESTRION_DATABASE_URL",
+    default=None,
+    help="Also accept sub-workflows deployed in this database.",
+)
+@click.option(
+    "--server",
+    envvar="ORCHESTRION_SERVER",
+    default=None,
+    help="Also accept sub-workflows deployed on this server.",
+)
 @output_option
-def validate(paths: tuple[str, ...], output: str) -> None:
-    """Check workflow files (.py or .yaml) without running anything."""
-    failed = False
-    report: list[dict[str, Any]] = []
-    for path in paths:
-        try:
-            loaded = load_workflows(path)
-            if not loaded:
-                raise SpecError("the file defines no workflow (no @workflow function)", source=path)
-            for spec in (item.spec for item in loaded):
-                report.append(
-                    {
-                        "file": path,
-                        "workflow": spec.name,
-                        "version": spec.version,
-                        "tasks": len(spec.tasks),
-                        "ok": True,
-                    }
-                )
-                if output == "table":
-                    console.print(
-                        f"[green]ok[/] {escape(path)}: workflow [bold]{spec.name}[/]"
-                        f" version {spec.version}, {len(spec.tasks)} tasks"
-                    )
-        except SpecError as exc:
-            failed = True
-            report.append({"file": path, "ok": False, "error": str(exc)})
+def validate(paths: tuple[str, ...], db: str | None, server: str | None, output: str) -> None:
+    """Check workflow files (.py or .yaml, or folders of them) without running them: their
+    shape, every Python reference (imported in a child process, as a worker would), and
+    every sub-workflow they call. Lists every problem with its file and line."""
+    from orchestrion.app.validation import validate_files
+    from orchestrion.cli.processes import WorkflowFolder
+
+    files: list[Path] = []
+    found: list[Path] = []  # in folders: a .py file without a workflow is a helper module
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += WorkflowFolder(str(path)).files()
+        else:
+            files.append(path)
+    found = [f for f in found if f not in files]
+    with _deployed_lookup(db, server) as deployed:
+        reports = validate_files(
+            [*files, *(f for f in found if f.suffix != ".py")],
+            deployed=deployed,
+            modules=[f for f in found if f.suffix == ".py"],
+        )
+    files += found
+    rows: list[dict[str, Any]] = []
+    for report in reports:
+        where = str(report.file)
+        for item in [] if report.problems else report.loaded:
+            spec = item.spec
+            rows.append(
+                {
+                    "file": where,
+                    "workflow": spec.name,
+                    "version": spec.version,
+                    "tasks": len(spec.tasks),
+                    "ok": True,
+                }
+            )
             if output == "table":
-                errors.print(f"[red]invalid[/] {escape(str(exc))}", markup=True, highlight=False)
+                console.print(
+                    f"[green]ok[/] {escape(where)}: workflow [bold]{spec.name}[/]"
+                    f" version {spec.version}, {len(spec.tasks)} tasks"
+                )
+        for problem in report.problems:
+            rows.append({"file": where, "ok": False, "error": str(problem), "line": problem.line})
+            if output == "table":
+                errors.print(
+                    f"[red]invalid[/] {escape(str(problem))}", markup=True, highlight=False
+                )
     if output == "json":
-        console.print_json(json.dumps(report))
-    sys.exit(2 if failed else 0)
+        console.print_json(json.dumps(rows))
+    elif any(r.problems for r in reports):
+        count = sum(len(r.problems) for r in reports)
+        errors.print(f"{count} problem(s) in {len(files)} file(s)")
+    sys.exit(2 if any(r.problems for r in reports) else 0)
+
+
+@contextmanager
+def _deployed_lookup(db: str | None, server: str | None) -> Iterator[Callable[[str], bool] | None]:
+    """Whether a workflow is deployed, asked of `server` or `db`; None when neither is given."""
+    if server is not None:
+        with remote(server) as api:
+
+            def on_server(name: str) -> bool:
+                try:
+                    api.call("GET", f"/api/v1/workflows/{quote(name, safe='')}")
+                except NotFound:
+                    return False
+                return True
+
+            yield on_server
+    elif db is not None:
+        with opened(db) as app:
+
+            def known(name: str) -> bool:
+                try:
+                    app.workflows.workflow_record(name)
+                except NotFound:
+                    return False
+                return True
+
+            yield known
+    else:
+        yield None
 
 
 @main.command()

@@ -41,6 +41,7 @@ from orchestrion.auth.secret_box import Secret
 from orchestrion.errors import OrchestrionError, TaskError, TaskTimeout
 from orchestrion.spec.bundle import CodeBundle
 from orchestrion.worker.context import LogSink, TaskContext
+from orchestrion.worker.snapshots import public_names
 
 __all__ = [
     "EXECUTOR_CHOICES",
@@ -50,6 +51,8 @@ __all__ = [
     "Invocation",
     "RemoteFailure",
     "RemoteTaskFailed",
+    "error_message",
+    "error_types",
     "run_invocation",
     "source_of",
 ]
@@ -239,16 +242,26 @@ async def _with_timeout(coro: Any, timeout: float | None) -> Any:
         raise TaskTimeout(f"timed out after {timeout}s") from None
 
 
-def _failure_of(exc: BaseException) -> RemoteFailure:
-    kinds = tuple(
-        f"{c.__module__}.{c.__qualname__}"
+def error_types(exc: BaseException) -> tuple[str, ...]:
+    """The qualified names of an exception's classes, as ``retry_on`` names them (a class
+    of a version's code under its module's own name, not its snapshot's)."""
+    return tuple(
+        public_names(f"{c.__module__}.{c.__qualname__}")
         for c in type(exc).__mro__
         if c not in (object, BaseException, Exception)
     )
-    message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, OrchestrionError) else str(exc)
+
+
+def error_message(exc: BaseException) -> str:
+    """How a task's exception reads in its outcome."""
+    text = str(exc) if isinstance(exc, OrchestrionError) else f"{type(exc).__name__}: {exc}"
+    return public_names(text)
+
+
+def _failure_of(exc: BaseException) -> RemoteFailure:
     return RemoteFailure(
-        message=message,
-        error_types=kinds,
-        traceback="".join(traceback.format_exception(exc)),
+        message=error_message(exc),
+        error_types=error_types(exc),
+        traceback=public_names("".join(traceback.format_exception(exc))),
         timed_out=isinstance(exc, TaskTimeout),
     )

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from orchestrion.auth.ssrf import AllowList
-from orchestrion.errors import CancelRequested, OrchestrionError, TaskError, TaskTimeout
+from orchestrion.errors import CancelRequested, TaskError, TaskTimeout
 from orchestrion.spec.bundle import CodeBundle
 from orchestrion.spec.expressions import compile_expression, render, render_url, to_text
 from orchestrion.spec.model import (
@@ -31,8 +31,11 @@ from orchestrion.worker.executors import (
     Invocation,
     RemoteTaskFailed,
     call_python,
+    error_message,
+    error_types,
     source_of,
 )
+from orchestrion.worker.snapshots import public_names
 
 __all__ = ["ChildRunStarter", "execute"]
 
@@ -225,13 +228,8 @@ def _outcome(claim: Claim, status: Any, *, result: Any = None, error: str | None
 
 
 def _failure(claim: Claim, exc: BaseException, *, timed_out: bool = False) -> Outcome:
-    kinds = tuple(
-        f"{c.__module__}.{c.__qualname__}"
-        for c in type(exc).__mro__
-        if c not in (object, BaseException, Exception)
-    )
-    message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, OrchestrionError) else str(exc)
-    tb = "".join(traceback.format_exception(exc))[-_MAX_TRACEBACK:]
+    kinds, message = error_types(exc), error_message(exc)
+    tb = public_names("".join(traceback.format_exception(exc)))[-_MAX_TRACEBACK:]
     if isinstance(exc, RemoteTaskFailed):  # what the task raised, not where it was relayed
         kinds, message = exc.failure.error_types, exc.failure.message
         tb, timed_out = exc.failure.traceback[-_MAX_TRACEBACK:], exc.failure.timed_out

@@ -26,6 +26,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -38,9 +39,18 @@ from typing import Any
 from orchestrion.errors import TaskError
 from orchestrion.spec.bundle import CodeBundle
 
-__all__ = ["Snapshot", "cache_folder", "load_snapshot"]
+__all__ = ["Snapshot", "cache_folder", "load_snapshot", "public_names"]
 
 _PREFIX = "_orchestrion_code_"
+_PRIVATE = re.compile(_PREFIX + r"[0-9a-f]{64}\.b\d+\.")
+
+
+def public_names(text: str) -> str:
+    """`text` with snapshot modules under the names their authors gave them: an error type
+    reads ``etl.SourceBusy`` (what ``retry_on`` names), not its private name."""
+    return _PRIVATE.sub("", text) if _PREFIX in text else text
+
+
 _real_import = builtins.__import__
 
 
@@ -87,11 +97,17 @@ class Snapshot:
         private = self.module_name(module_name)
         try:
             target: Any = importlib.import_module(private or module_name)
-            for part in qualname.split("."):
+        except ImportError as exc:
+            why = str(exc).replace(f"{self.package}.", "").replace(".b0.", ".")
+            where = "the version's code" if private else "this worker's environment"
+            raise TaskError(f"cannot load task code {ref!r} from {where}: {why}") from exc
+        for part in qualname.split("."):
+            try:
                 target = getattr(target, part)
-        except (ImportError, AttributeError) as exc:
-            where = "in the version's code" if private else "on this worker"
-            raise TaskError(f"cannot load task code {ref!r} {where}: {exc}") from exc
+            except AttributeError as exc:
+                raise TaskError(
+                    f"cannot load task code {ref!r}: {module_name!r} has no attribute {part!r}"
+                ) from exc
         fn = getattr(target, "fn", target)
         if not callable(fn):
             raise TaskError(f"task reference {ref!r} is not callable")

@@ -115,7 +115,9 @@ def _from_pydantic(ctx: LoadContext, exc: ValidationError) -> SpecError:
     path, err = ordered[0]
     more = len(ordered) - 1
     suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
-    return ctx.error(path, _reason(err, path) + suffix)
+    first = ctx.error(path, _reason(err, path) + suffix)
+    first.more = tuple(ctx.error(p, _reason(e, p)) for p, e in ordered[1:])
+    return first
 
 
 def _yaml_path(ctx: LoadContext, loc: Path, missing: bool) -> Path:
