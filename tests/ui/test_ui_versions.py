@@ -13,6 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser
 
+from orchestrion.spec.bundle import CodeBundle
 from tests.helpers import session_cookie
 from tests.ui.test_ui import Server, Watched, browser, server
 
@@ -103,3 +104,45 @@ def test_a_viewer_sees_no_button_and_the_route_refuses(
         refused = c.post("/workflows/ui_roll/current", data={"csrf_token": token, "version": other})
     assert refused.status_code == 403, refused.text[:300]
     assert _current(server) == before
+
+
+def _coded(value: str) -> tuple[CodeBundle, dict[str, Any]]:
+    """ui_code whose one task returns `value`, with its code as a bundle."""
+    bundle = CodeBundle({"uicode.py": f"def go():\n    return {value!r}\n".encode()}, ("",))
+    spec = {
+        "name": "ui_code",
+        "tasks": [{"name": "go", "action": {"kind": "python", "ref": "uicode:go"}}],
+        "code": bundle.digest,
+    }
+    return bundle, spec
+
+
+def test_the_code_of_a_version_is_shown_and_diffed(server: Server, browser: Browser) -> None:
+    versions = []
+    for value in ("first value", "second <value>"):
+        bundle, spec = _coded(value)
+        refused = server.http.post("/api/v1/workflows", json=spec)  # its code is not stored
+        assert refused.status_code == 422 and "not stored" in refused.text, refused.text
+        wrong = server.http.put(f"/api/v1/code/{'0' * 64}", json=bundle.to_wire())
+        assert wrong.status_code == 422 and "hash to" in wrong.text, wrong.text
+        stored = server.http.put(f"/api/v1/code/{bundle.digest}", json=bundle.to_wire())
+        assert stored.status_code == 200 and stored.json()["created"], stored.text
+        made = server.http.post("/api/v1/workflows", json=spec)
+        assert made.status_code == 201, made.text
+        versions.append(made.json()["version"])
+    # the worker has no copy of uicode.py: it runs the current version's code from the store
+    assert server.wait_run(server.trigger("ui_code"))["result"] == {"go": "second <value>"}
+    w = Watched(browser)
+    page = w.page
+    try:
+        page.goto(f"{server.url}/workflows/ui_code")
+        code_file = page.locator("#code details[data-path='uicode.py']")
+        code_file.locator("summary").click()
+        assert "return 'second <value>'" in code_file.locator("pre").inner_text()
+        page.goto(f"{server.url}/workflows/ui_code?a={versions[0]}&b={versions[1]}#versions")
+        diff = page.inner_text("#diff")
+        assert "-    return 'first value'" in diff and "+    return 'second <value>'" in diff
+        w.assert_safe()
+        assert w.errors == [], w.errors
+    finally:
+        w.close()

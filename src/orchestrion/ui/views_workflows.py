@@ -11,6 +11,7 @@ from urllib.parse import quote
 from fastapi import Request
 from starlette.responses import Response
 
+from orchestrion.app import App
 from orchestrion.auth.principals import Action
 from orchestrion.errors import ParameterError
 from orchestrion.store.records import RunFilter
@@ -93,19 +94,20 @@ def workflow_page(
             app.workflows.workflow_record(name, a),
             app.workflows.workflow_record(name, b),
         )
-        diff_lines = list(
-            difflib.unified_diff(
-                json.dumps(
-                    a_rec.spec.model_dump(mode="json"), indent=2, sort_keys=True
-                ).splitlines(),
-                json.dumps(
-                    b_rec.spec.model_dump(mode="json"), indent=2, sort_keys=True
-                ).splitlines(),
-                f"version {a_rec.version}",
-                f"version {b_rec.version}",
-                lineterm="",
-            )
+        diff_lines = _diff(
+            json.dumps(a_rec.spec.model_dump(mode="json"), indent=2, sort_keys=True),
+            json.dumps(b_rec.spec.model_dump(mode="json"), indent=2, sort_keys=True),
+            f"version {a_rec.version}",
+            f"version {b_rec.version}",
         )
+        a_code, b_code = _code_files(app, a_rec.spec.code), _code_files(app, b_rec.spec.code)
+        for path in sorted(set(a_code) | set(b_code)):
+            diff_lines += _diff(
+                a_code.get(path, ""),
+                b_code.get(path, ""),
+                f"{a_rec.version}/{path}",
+                f"{b_rec.version}/{path}",
+            )
     return render(
         request,
         "workflow.html",
@@ -120,8 +122,23 @@ def workflow_page(
         diff_a=a,
         diff_b=b,
         diff_lines=diff_lines,
+        code=sorted(_code_files(app, record.spec.code).items()),
         runs=app.runs.list_runs(RunFilter(workflow=name, limit=25)),
     )
+
+
+def _diff(before: str, after: str, a_name: str, b_name: str) -> list[str]:
+    return list(
+        difflib.unified_diff(before.splitlines(), after.splitlines(), a_name, b_name, lineterm="")
+    )
+
+
+def _code_files(app: App, digest: str | None) -> dict[str, str]:
+    """A version's files as text (none for a version without code)."""
+    if digest is None:
+        return {}
+    files: dict[str, str] = app.workflows.code(digest).to_wire()["files"]
+    return files
 
 
 @router.post("/workflows/{name}/pause")
