@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from orchestrion.errors import NotFound
+from orchestrion.errors import NotFound, SpecError
+from orchestrion.spec.bundle import CodeBundle
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import RunState, TaskState
 from orchestrion.store.records import (
@@ -26,7 +27,7 @@ from orchestrion.store.records import (
     WorkerRecord,
 )
 from orchestrion.store.stores import Stores
-from tests.contract.conftest import MakeStore
+from tests.contract.conftest import MakeStore, sql_db
 from tests.helpers import assert_consistent, by_name, py, sub, wf
 
 T0 = 1_700_000_000.0
@@ -131,6 +132,30 @@ def test_register_get_list_and_versions(store: Stores) -> None:
             call()
     kinds = [e.kind for e in store.reads.list_events()]
     assert kinds.count("workflow.registered") == 3
+
+
+def test_a_version_is_registered_with_its_code_each_file_kept_once(store: Stores) -> None:
+    shared = b"def tag():\n    return 'same in both'\n"
+    one = CodeBundle({"pin.py": b"import helpers\n", "helpers.py": shared}, ("",))
+    two = CodeBundle({"pin.py": b"import helpers  # v2\n", "helpers.py": shared}, ("",))
+    v1 = wf("coded", py("a")).model_copy(update={"code": one.digest})
+    v2 = wf("coded", py("a")).model_copy(update={"code": two.digest})
+    assert v1.version != v2.version  # the same spec, other code: another version
+    with pytest.raises(SpecError, match="not stored"):
+        store.workflows.register_workflow(v1, source=None, now=T0)
+    with pytest.raises(SpecError, match="not the code"):
+        store.workflows.register_workflow(v1, source=None, now=T0, code=two)
+    assert store.workflows.register_workflow(v1, source=None, now=T0, code=one)
+    assert store.workflows.store_code(two, now=T0)  # ahead of its spec, as the API does
+    assert not store.workflows.store_code(two, now=T0)
+    assert store.workflows.register_workflow(v2, source=None, now=T0 + 1)
+    for bundle in (one, two):
+        back = store.workflows.get_code(bundle.digest)
+        assert back is not None and dict(back.files) == dict(bundle.files)
+        assert back.paths == bundle.paths and back.digest == bundle.digest
+    assert store.workflows.get_code("0" * 64) is None
+    blobs = sql_db(store).read("SELECT count(*) AS n FROM code_blobs")
+    assert blobs[0]["n"] == 3  # helpers.py once for both versions
 
 
 def test_the_current_version_is_chosen_on_purpose(store: Stores) -> None:

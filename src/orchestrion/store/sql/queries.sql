@@ -538,7 +538,7 @@ SELECT paths, files FROM code_bundles WHERE digest = ?
 
 -- name: code_blobs
 -- The content of a version's files.
-SELECT digest, content FROM code_blobs WHERE digest IN ({digests})
+SELECT digest, content FROM code_blobs WHERE digest IN ({keys})
 
 -- name: set_current
 -- Make a version a workflow's current one.

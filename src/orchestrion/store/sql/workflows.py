@@ -78,7 +78,7 @@ class SqlWorkflows:
         wanted = sorted(set(files.values()))
         blobs = {
             r["digest"]: bytes(r["content"])
-            for r in self._db.read(Q.code_blobs.fill(digests=marks(len(wanted))), wanted)
+            for r in self._db.read(Q.code_blobs.fill(keys=marks(len(wanted))), wanted)
         }
         bundle = CodeBundle(
             {path: blobs[blob] for path, blob in files.items()},
