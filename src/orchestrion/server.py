@@ -19,6 +19,7 @@ from orchestrion.auth.principals import Action
 from orchestrion.ui import router as ui_router
 from orchestrion.web import targets
 from orchestrion.web.guard import Authenticate, guard
+from orchestrion.web.headers import AlwaysHeaders
 from orchestrion.web.limits import BodyLimit
 from orchestrion.web.policy import access_table, rule
 
@@ -48,7 +49,8 @@ def create_server(app: App, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     server.include_router(ui_router)  # the web UI at /, after the API's routes
     public = access_table(server.routes).public
     server.add_middleware(Authenticate, orchestrion=app, public=public)
-    server.add_middleware(BodyLimit, max_bytes=max_body_bytes)  # outermost: refuse first
+    server.add_middleware(BodyLimit, max_bytes=max_body_bytes)  # refuse a large body first
+    server.add_middleware(AlwaysHeaders)  # outermost: on every response, refusals included
     return server
 
 
