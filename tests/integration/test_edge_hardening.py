@@ -94,8 +94,8 @@ def test_cookie_writes_from_another_origin_are_refused(server: Server) -> None:
         # Reads are not writes: a GET with a foreign Origin is answered.
         assert c.get("/runs", headers={"Origin": "http://evil.example"}).status_code == 200
     # A bearer token is not sent by a browser on its own: no origin check.
-    with server.client(server.tokens["ana"]) as api:
-        made = api.post(
+    with server.client(server.tokens["ana"]) as bearer:
+        made = bearer.post(
             "/api/v1/workflows/fin_report/runs", json={}, headers={"Origin": "http://evil.example"}
         )
         assert made.status_code == 201, made.text
