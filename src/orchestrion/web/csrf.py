@@ -24,6 +24,8 @@ __all__ = ["CSRF_HEADER", "check_csrf", "check_origin", "check_request_csrf", "c
 CSRF_HEADER: Final = "x-csrf-token"
 _REFUSAL: Final = "missing or wrong CSRF token; reload the page and try again"
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+#: What `_origin_of` gives for ``null`` and other unreadable values: never accepted.
+_UNREADABLE: Final = "<unreadable>"
 
 
 def csrf_token(request: Request) -> str:
@@ -70,7 +72,8 @@ def check_origin(request: Request) -> None:
             return
         given = _origin_of(referer)
     own = _origin_of(f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}")
-    if given.strip().lower() == "null" or _origin_of(given) != own:
+    origin = _origin_of(given)
+    if origin == _UNREADABLE or origin != own:
         raise Forbidden(
             f"cross-origin request refused: it comes from {given[:200]!r}, not from this"
             f" server ({own}); behind a reverse proxy, name it with --trusted-proxy so its"
@@ -87,8 +90,8 @@ def _origin_of(url: str) -> str:
         port = parts.port or _DEFAULT_PORTS.get(scheme)
         host = (parts.hostname or "").lower()
     except ValueError:
-        return "<unreadable>"
+        return _UNREADABLE
     if not scheme or not host:
-        return "<unreadable>"
+        return _UNREADABLE
     shown = f"[{host}]" if ":" in host else host
     return f"{scheme}://{shown}:{port}"
