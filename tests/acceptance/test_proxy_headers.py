@@ -91,7 +91,8 @@ def test_rotating_forwarded_headers_do_not_escape_the_login_limiter(
 ) -> None:
     """No proxy named: forwarded headers are ignored, even with uvicorn's own
     ``FORWARDED_ALLOW_IPS=*`` in the environment; the limiter counts the TCP peer."""
-    _, url = start(env=_env(tmp_path, FORWARDED_ALLOW_IPS="*"))
+    proc, url = start(env=_env(tmp_path, FORWARDED_ALLOW_IPS="*"))
+    assert "forwarded headers trusted from: none" in proc.output()
     for i in range(5):
         answer = _login(url, WRONG, f"198.51.100.{i + 1}")
         assert answer.status_code == 401 and "wrong user name" in answer.text
@@ -103,7 +104,8 @@ def test_rotating_forwarded_headers_do_not_escape_the_login_limiter(
 def test_a_named_proxy_is_believed_and_only_its_own_hop(start: Starter, tmp_path: Path) -> None:
     """``--trusted-proxy 127.0.0.1``: the address the proxy appended is the client (each
     client its own limit), and what the client itself wrote before it is not."""
-    _, url = start("--trusted-proxy", "127.0.0.1")
+    proc, url = start("--trusted-proxy", "127.0.0.1")
+    assert "forwarded headers trusted from: 127.0.0.1/32" in proc.output()
     for _ in range(5):
         assert _login(url, WRONG, "203.0.113.7").status_code == 401
     # The client prepends addresses of its choice; the proxy appended the real one.

@@ -291,9 +291,10 @@ def run_server(
             server = uvicorn.Server(config)
             _on_signals(stop, server)
             server.should_exit = stop.is_set()  # a signal during the start
+            proxies = ", ".join(settings.trusted_proxies) or "none"
             print(
                 f"orchestrion server on http://{host}:{port} (database {settings.database_url},"
-                f" {workers} worker process(es))",
+                f" {workers} worker process(es); forwarded headers trusted from: {proxies})",
                 flush=True,
             )
             try:
