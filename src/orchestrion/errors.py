@@ -7,6 +7,7 @@ The tree::
     │   └── CycleError            the task graph has a cycle (names it)
     ├── ExpressionError           a `when` expression is malformed or failed to evaluate
     ├── ParameterError            run parameters do not fit the workflow's parameter schema
+    │   └── UnsupportedMediaType  a body's Content-Type is not one the endpoint takes (415)
     ├── StoreError                the database refused or failed an operation
     │   └── NotFound              a run, task run or workflow does not exist
     ├── IllegalTransition         a state change the transition table does not allow
@@ -49,6 +50,7 @@ __all__ = [
     "TaskError",
     "TaskTimeout",
     "UnsafeURL",
+    "UnsupportedMediaType",
 ]
 
 
@@ -114,6 +116,10 @@ class ExpressionError(OrchestrionError):
 
 class ParameterError(OrchestrionError):
     """The run parameters are invalid."""
+
+
+class UnsupportedMediaType(ParameterError):
+    """The request body's Content-Type is not one this endpoint accepts."""
 
 
 class StoreError(OrchestrionError):

@@ -20,6 +20,7 @@ from orchestrion.spec.bundle import MAX_BUNDLE_BYTES
 from orchestrion.ui import router as ui_router
 from orchestrion.web import targets
 from orchestrion.web.guard import Authenticate, guard
+from orchestrion.web.headers import AlwaysHeaders
 from orchestrion.web.limits import BodyLimit
 from orchestrion.web.policy import access_table, rule
 
@@ -49,10 +50,11 @@ def create_server(app: App, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     server.include_router(ui_router)  # the web UI at /, after the API's routes
     public = access_table(server.routes).public
     server.add_middleware(Authenticate, orchestrion=app, public=public)
-    # outermost: refuse first. A version's code may be larger than any other body (JSON
+    # Refuse a large body first. A version's code may be larger than any other body (JSON
     # escapes source text by a few percent).
     code_bytes = max(max_body_bytes, MAX_BUNDLE_BYTES * 5 // 4)
     server.add_middleware(BodyLimit, max_bytes=max_body_bytes, larger={"/api/v1/code/": code_bytes})
+    server.add_middleware(AlwaysHeaders)  # outermost: on every response, refusals included
     return server
 
 

@@ -467,13 +467,16 @@ def test_schedules_and_backfills(app: App, client: httpx.Client) -> None:
 def test_webhooks_verify_signatures(
     app: App, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orchestrion.triggers.webhooks import sign
+    from orchestrion.triggers.webhooks import REFUSED, sign
 
     body = b'{"ref": "main"}'
-    error(client.post("/hooks/gh", content=body), 404, "not_found", "gh")
+    json_type = {"Content-Type": "application/json"}
+    # Not configured: refused exactly like a bad signature (tests/integration/test_webhooks.py).
+    error(client.post("/hooks/gh", content=body, headers=json_type), 401, "bad_signature", REFUSED)
     monkeypatch.setenv("ORCHESTRION_WEBHOOK_GH_SECRET", "s3cr3t")
     headers = {
         **sign("github", b"s3cr3t", body, time.time()),
+        **json_type,
         "X-GitHub-Delivery": "d1",
         "X-GitHub-Event": "push",
     }
@@ -484,16 +487,24 @@ def test_webhooks_verify_signatures(
         client.post("/hooks/gh", content=body + b" ", headers=headers),
         401,
         "bad_signature",
-        "does not match",
+        REFUSED,
     )
-    error(client.post("/hooks/gh", content=body), 401, "bad_signature", "missing")
+    error(client.post("/hooks/gh", content=body), 401, "bad_signature", REFUSED)
     big = b"x" * 20_000
     error(client.post("/hooks/gh", content=big, headers=headers), 413, "too_large", "limit")
-    # One audit record per delivery that reached the handler, good or refused.
+    # One audit record per delivery that reached the handler, good or refused; the reason
+    # of a refusal is there, for admins.
     records = app.accounts.list_audit(AuditFilter(action="webhook.receive"))
-    assert [r.outcome for r in reversed(records)] == ["failed", "ok", "ok", "denied", "denied"]
+    assert [r.outcome for r in reversed(records)] == ["denied", "ok", "ok", "denied", "denied"]
     assert {r.actor for r in records} == {"webhook:gh"}
-    assert records[-2].params == {"delivery_id": "d1", "event": "webhook.gh.push"}
+    assert records[-1].params == {"refused": "no webhook named 'gh' is configured"}
+    assert records[-2].params == {
+        "delivery_id": "d1",
+        "event": "webhook.gh.push",
+        "content_type": "application/json",
+        "duplicate": False,
+    }
+    assert records[0].params == {"refused": "missing X-Hub-Signature-256 header"}
 
 
 def test_rerun_from_a_task_reuses_upstream_results(client: httpx.Client, worker: Worker) -> None:

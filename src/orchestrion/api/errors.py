@@ -27,6 +27,7 @@ from orchestrion.errors import (
     SecretError,
     SpecError,
     StoreError,
+    UnsupportedMediaType,
 )
 from orchestrion.web.errors import error_response
 
@@ -41,6 +42,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (AlreadyExists, 409, "already_exists"),
     (BadSignature, 401, "bad_signature"),
     (BadCursor, 400, "bad_cursor"),
+    (UnsupportedMediaType, 415, "unsupported_media_type"),
     (ParameterError, 422, "bad_parameters"),
     (SpecError, 422, "invalid_workflow"),
     (ExpressionError, 422, "bad_expression"),

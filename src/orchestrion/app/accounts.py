@@ -41,6 +41,7 @@ from orchestrion.store.records import (
 )
 
 __all__ = [
+    "FIRST_START_TOKEN_TTL",
     "SESSION_TTL",
     "Accounts",
     "FirstStart",
@@ -51,6 +52,8 @@ __all__ = [
 
 #: A UI session lasts this long from login (seconds); a password or role change ends it.
 SESSION_TTL: Final = 12 * 3600.0
+#: How long the admin token made at first start works (an expiry `create_token` takes).
+FIRST_START_TOKEN_TTL: Final = "24h"
 #: What a user name may look like (it appears in audit records and URLs).
 _NAME_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-@")
 
@@ -74,6 +77,8 @@ class FirstStart:
     user: str
     password: str
     token: str
+    #: When the token stops working (`FIRST_START_TOKEN_TTL` after it was made).
+    token_expires_at: float | None = None
 
     def __repr__(self) -> str:
         return f"FirstStart(user={self.user!r})"
@@ -299,7 +304,9 @@ class Accounts:
         """On a store with no user: an admin with a random password and an admin token.
 
         None when a user exists already. Never a built-in default: both are random and
-        shown once by the caller.
+        shown once by the caller. The token expires after `FIRST_START_TOKEN_TTL`: it is
+        printed to a terminal (and perhaps a log), so it is for the first steps only; the
+        admin makes lasting tokens of their own (`orchestrion tokens create`).
         """
         if self._accounts.count_users():
             return None
@@ -308,10 +315,13 @@ class Accounts:
             self.create_user(user, password, {ALL_NAMESPACES: "admin"})
         except AlreadyExists:  # servers starting together: another one made it just now
             return None
-        token, _ = self.create_token(
-            f"{user} (first start)", {ALL_NAMESPACES: "admin"}, expires="never", created_by=user
+        token, record = self.create_token(
+            f"{user} (first start)",
+            {ALL_NAMESPACES: "admin"},
+            expires=FIRST_START_TOKEN_TTL,
+            created_by=user,
         )
-        return FirstStart(user, password, token)
+        return FirstStart(user, password, token, record.expires_at)
 
     # ------------------------------------------------------------------------- audit
 

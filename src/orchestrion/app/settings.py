@@ -6,19 +6,30 @@ keys) and `AllowList` (where HTTP tasks may go), so they sit above `orchestrion.
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from orchestrion.auth.secret_box import DEV_MODE_ENV, KEY_ENV, KEY_FILE_ENV, KeyRing, load_key_ring
 from orchestrion.auth.ssrf import AllowList
 from orchestrion.errors import OrchestrionError
 
-__all__ = ["DEFAULT_DATABASE_URL", "HTTP_ALLOW_ENV", "Settings"]
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "HTTP_ALLOW_ENV",
+    "TRUSTED_PROXIES_ENV",
+    "Settings",
+    "trusted_proxies",
+]
 
 #: Hosts (``internal.example``, ``*.corp.example``) and networks (``10.0.0.0/8``) that HTTP
 #: tasks may reach although they are not public: comma-separated, set by an admin.
 HTTP_ALLOW_ENV = "ORCHESTRION_HTTP_ALLOW"
+
+#: Addresses and networks (``10.0.0.5``, ``10.0.0.0/24``, ``::1``) of the reverse proxies whose
+#: ``X-Forwarded-For``/``-Proto`` headers the server believes: comma-separated, default none.
+TRUSTED_PROXIES_ENV = "ORCHESTRION_TRUSTED_PROXIES"
 
 DEFAULT_DATABASE_URL = "sqlite:///.orchestrion/orchestrion.db"
 
@@ -39,6 +50,9 @@ class Settings:
     dev_mode: bool = False
     #: Non-public destinations HTTP tasks may reach (``ORCHESTRION_HTTP_ALLOW``).
     http_allow: AllowList = field(default_factory=AllowList)
+    #: Proxies whose forwarded headers name the client (``ORCHESTRION_TRUSTED_PROXIES``,
+    #: ``server --trusted-proxy``); empty: the TCP peer is the client, whatever it sends.
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, db: str | None = None) -> Settings:
@@ -64,7 +78,26 @@ class Settings:
             key_ring=load_key_ring(env) if configured or dev_mode else None,
             dev_mode=dev_mode,
             http_allow=_allow_list(allow),
+            trusted_proxies=trusted_proxies(env.get(TRUSTED_PROXIES_ENV, "").split(",")),
         )
+
+
+def trusted_proxies(entries: Iterable[str]) -> tuple[str, ...]:
+    """Proxy addresses or networks, normalised (``10.0.0.0/24``, ``::1/128``); blanks are
+    skipped. A host name or ``*`` is refused: trust goes to addresses the operator names,
+    never to whoever connects."""
+    out: list[str] = []
+    for entry in (e.strip() for e in entries):
+        if not entry:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(entry, strict=False)))
+        except ValueError:
+            raise OrchestrionError(
+                f"{TRUSTED_PROXIES_ENV}: {entry!r} is not an IP address or network (such as"
+                " 10.0.0.5 or 10.0.0.0/24)"
+            ) from None
+    return tuple(dict.fromkeys(out))
 
 
 def _concurrency(text: str) -> int | None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from orchestrion.app.core import Facet
-from orchestrion.store.records import BackfillRecord, EventReceipt
+from orchestrion.store.records import BackfillRecord, EventReceipt, Replay
 from orchestrion.triggers import service, webhooks
 from orchestrion.triggers.events import listening_namespaces
 from orchestrion.triggers.service import ScheduleInfo
@@ -32,9 +32,17 @@ class Triggers(Facet):
         return list(self.receive_event(event_type, payload, event_id, source=source).run_ids)
 
     def receive_event(
-        self, event_type: str, payload: Any, event_id: str | None = None, *, source: str = "api"
+        self,
+        event_type: str,
+        payload: Any,
+        event_id: str | None = None,
+        *,
+        source: str = "api",
+        replay: Replay | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> EventReceipt:
-        """`send_event` with the full receipt (duplicate flag, trigger errors)."""
+        """`send_event` with the full receipt (duplicate flag, trigger errors); `replay` and
+        `extra` are a webhook delivery's (`service.send_event`)."""
         event_id = event_id if event_id is not None else f"ev-{secrets.token_hex(12)}"
         with self._core.audited("events.send", f"event {event_type}", params={"id": event_id}):
             return service.send_event(
@@ -45,6 +53,8 @@ class Triggers(Facet):
                 payload,
                 event_id,
                 source=source,
+                replay=replay,
+                extra=extra,
             )
 
     def event_namespaces(self, event_type: str) -> set[str]:
@@ -59,6 +69,25 @@ class Triggers(Facet):
         """A request to webhook `name`, verified with its configuration in the environment
         (read per request: a secret set later counts); send it with `receive_event`."""
         return webhooks.accept(name, os.environ, headers, body, self.clock.now())
+
+    def receive_webhook(
+        self, name: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[webhooks.Delivery, EventReceipt]:
+        """Verify a delivery to webhook `name` (`verify_webhook`) and send it as its event,
+        once: a delivery id seen before, or a replay of a signed body seen before (whatever
+        delivery id it claims), starts nothing new. Without a delivery id, the event id is
+        made from the replay key, so a replay and its original share one event."""
+        delivery = self.verify_webhook(name, headers, body)
+        event_id = delivery.delivery_id or f"wh-{delivery.replay_key[:32]}"
+        receipt = self.receive_event(
+            delivery.event,
+            delivery.payload,
+            event_id,
+            source=f"hook:{name}",
+            replay=Replay(delivery.replay_key, delivery.replay_until),
+            extra=delivery.scope(),
+        )
+        return delivery, receipt
 
     def create_backfill(
         self,

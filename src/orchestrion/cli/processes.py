@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrion.app import App
+from orchestrion.app.accounts import FIRST_START_TOKEN_TTL
 from orchestrion.app.runtime import hide_master_key, plan_worker
 from orchestrion.app.secrets import key_ring_of
 from orchestrion.app.settings import Settings
@@ -209,6 +210,11 @@ def _first_start(app: App, host: str, port: int) -> None:
         {f"http://{shown}:{port}", f"http://127.0.0.1:{port}", f"http://localhost:{port}"}
     )
     where = save_token(urls, made.token)
+    expires = (
+        "never"
+        if made.token_expires_at is None
+        else time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(made.token_expires_at))
+    )
     print(
         "\n".join(
             [
@@ -218,6 +224,9 @@ def _first_start(app: App, host: str, port: int) -> None:
                 f"  UI sign-in:  user {made.user!r}, password {made.password}",
                 f"  API token:   {made.token}",
                 f"  The token is saved for the local CLI in {where} (mode 0600).",
+                f"  It expires in {FIRST_START_TOKEN_TTL} ({expires}): make a lasting token of"
+                " your own with",
+                "    `orchestrion tokens create NAME --role admin --namespace '*'`.",
                 "  Change the password with `orchestrion users set-password admin`.",
                 "=" * 72,
                 "",
@@ -273,13 +282,19 @@ def run_server(
                 log_level="warning",
                 lifespan="off",
                 access_log=False,
+                # Forwarded headers are believed only from the proxies the operator named:
+                # uvicorn's default (loopback, or FORWARDED_ALLOW_IPS) would let anything
+                # on this host, or any client through an unnamed proxy, choose its address.
+                proxy_headers=bool(settings.trusted_proxies),
+                forwarded_allow_ips=list(settings.trusted_proxies),
             )
             server = uvicorn.Server(config)
             _on_signals(stop, server)
             server.should_exit = stop.is_set()  # a signal during the start
+            proxies = ", ".join(settings.trusted_proxies) or "none"
             print(
                 f"orchestrion server on http://{host}:{port} (database {settings.database_url},"
-                f" {workers} worker process(es))",
+                f" {workers} worker process(es); forwarded headers trusted from: {proxies})",
                 flush=True,
             )
             try:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -20,9 +21,9 @@ from rich.console import Console
 
 from orchestrion.app import App
 from orchestrion.app.runtime import DEFAULT_CONCURRENCY
-from orchestrion.app.settings import Settings
+from orchestrion.app.settings import Settings, trusted_proxies
 from orchestrion.cli.common import api_request, cli_actor
-from orchestrion.errors import SpecError
+from orchestrion.errors import OrchestrionError, SpecError
 from orchestrion.spec.model import LABEL_PATTERN, MAX_LABELS
 
 __all__ = ["register"]
@@ -110,6 +111,15 @@ def register(main: click.Group) -> None:
     show_default=True,
     help="Where its worker processes run Python tasks (see `orchestrion worker --help`).",
 )
+@click.option(
+    "--trusted-proxy",
+    "trusted_proxy",
+    multiple=True,
+    metavar="ADDRESS",
+    help="A reverse proxy (IP address or network) whose X-Forwarded-For/-Proto headers name"
+    " the client; repeat for several. Default: none, or ORCHESTRION_TRUSTED_PROXIES"
+    " (comma-separated). Without one, forwarded headers are ignored.",
+)
 @click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
 @log_options
 def server(
@@ -120,13 +130,21 @@ def server(
     concurrency: int | None,
     grace: float,
     executor: str,
+    trusted_proxy: tuple[str, ...],
     db: str | None,
 ) -> None:
     """Run the API, housekeeping and worker processes (SQLite by default)."""
     from orchestrion.cli.processes import run_server, service_settings
 
+    settings = service_settings(db, "server")
+    if trusted_proxy:  # the flag wins over the environment
+        try:
+            proxies = trusted_proxies(trusted_proxy)
+        except OrchestrionError as exc:
+            raise click.BadParameter(str(exc), param_hint="--trusted-proxy") from None
+        settings = dataclasses.replace(settings, trusted_proxies=proxies)
     run_server(
-        service_settings(db, "server"),
+        settings,
         host=host,
         port=port,
         workflows=workflows,

@@ -36,6 +36,7 @@ __all__ = [
     "LogRecord",
     "Outcome",
     "QueueLimit",
+    "Replay",
     "RunFilter",
     "RunMark",
     "RunRecord",
@@ -305,6 +306,16 @@ class RunRequest:
     trigger: str
     idempotency_key: str
     priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """A received webhook delivery's replay key (a digest of what its signature covers),
+    remembered until `until`: a second delivery of it is recorded as a duplicate of the
+    first, whatever event id it claims."""
+
+    key: str
+    until: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

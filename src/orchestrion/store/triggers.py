@@ -14,6 +14,7 @@ from orchestrion.store.records import (
     EventReceipt,
     FinishedRun,
     FireRecord,
+    Replay,
     RunRequest,
     ScheduleState,
 )
@@ -84,10 +85,13 @@ class TriggerStore(Protocol):
         now: float,
         runs: Sequence[RunRequest] = (),
         errors: Sequence[str] = (),
+        replay: Replay | None = None,
     ) -> EventReceipt:
         """Record a received event under the unique (`source`, `event_id`) and create its
         runs in the same transaction. A redelivered event creates nothing; its receipt is
-        marked `duplicate` and names the first delivery's runs."""
+        marked `duplicate` and names the first delivery's runs. With `replay` (a signed
+        webhook delivery), a key seen before and not yet expired is a redelivery too,
+        whatever `event_id` says; expired keys are forgotten in the same transaction."""
         ...
 
     def finished_runs(self, after: int, *, limit: int = 500) -> tuple[list[FinishedRun], int]:

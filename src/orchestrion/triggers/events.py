@@ -73,9 +73,13 @@ def _pattern(pattern: str) -> re.Pattern[str]:
     return re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
 
 
-def event_scope(event_type: str, event_id: str, payload: Any) -> dict[str, Any]:
-    """The ``event`` name an event trigger's filter and params read: its type, id and payload."""
-    return {"type": event_type, "id": event_id, "payload": payload}
+def event_scope(
+    event_type: str, event_id: str, payload: Any, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ``event`` name an event trigger's filter and params read: its type, id and
+    payload, and what the sender adds (a webhook's body as text, form and JSON:
+    `orchestrion.triggers.webhooks.Delivery.scope`), which cannot replace those three."""
+    return {**(extra or {}), "type": event_type, "id": event_id, "payload": payload}
 
 
 def run_scope(run: RunRecord) -> dict[str, Any]:
@@ -98,9 +102,11 @@ def match_event(
     *,
     source: str,
     paused: Collection[str] = (),
+    extra: Mapping[str, Any] | None = None,
 ) -> Matches:
-    """Runs that an event starts: one per workflow with a matching event trigger."""
-    scope = {"event": event_scope(event_type, event_id, payload)}
+    """Runs that an event starts: one per workflow with a matching event trigger; `extra`
+    adds to what triggers see as ``event`` (`event_scope`)."""
+    scope = {"event": event_scope(event_type, event_id, payload, extra)}
     chosen: list[tuple[WorkflowSpec, TriggerSpec]] = []
     for spec in specs:
         if spec.name in paused:

@@ -8,14 +8,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from orchestrion.errors import ExpressionError, NotFound, ParameterError
 from orchestrion.spec.model import ScheduleSpec, WorkflowSpec
 from orchestrion.spec.schedule_model import parse_instant
-from orchestrion.store.records import BackfillRecord, EventReceipt, WorkflowRecord
+from orchestrion.store.records import BackfillRecord, EventReceipt, Replay, WorkflowRecord
 from orchestrion.store.triggers import TriggerStore
 from orchestrion.store.workflows import WorkflowStore
 from orchestrion.triggers import cron
@@ -69,8 +69,12 @@ def send_event(
     event_id: str,
     *,
     source: str,
+    replay: Replay | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> EventReceipt:
-    """Record an event and start the runs its triggers ask for, in one transaction."""
+    """Record an event and start the runs its triggers ask for, in one transaction. A
+    signed webhook delivery passes its `replay` key (a second delivery of it starts
+    nothing) and what its triggers see besides the payload (`extra`, `match_event`)."""
     if not isinstance(event_type, str) or not _EVENT_TYPE.fullmatch(event_type):
         raise ParameterError(
             f"bad event type {event_type!r}: use letters, digits and '_', '.', ':', '-'"
@@ -88,7 +92,13 @@ def send_event(
         )
     specs = [r.spec for r in workflows.list_workflows() if r.spec.triggers]
     matches = match_event(
-        specs, event_type, event_id, payload, source=source, paused=workflows.paused_workflows()
+        specs,
+        event_type,
+        event_id,
+        payload,
+        source=source,
+        paused=workflows.paused_workflows(),
+        extra=extra,
     )
     return triggers.record_event(
         source,
@@ -98,6 +108,7 @@ def send_event(
         now=now,
         runs=matches.runs,
         errors=matches.errors,
+        replay=replay,
     )
 
 

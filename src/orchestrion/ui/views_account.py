@@ -17,11 +17,11 @@ from starlette.responses import Response
 
 from orchestrion.app.accounts import SESSION_TTL
 from orchestrion.auth.principals import Action
-from orchestrion.errors import AuthError
+from orchestrion.errors import AuthError, Forbidden
 from orchestrion.store.records import AuditFilter
 from orchestrion.ui.pages import form_data, redirect, render, ui_router
 from orchestrion.web import targets
-from orchestrion.web.csrf import check_csrf
+from orchestrion.web.csrf import check_csrf, check_origin
 from orchestrion.web.guard import SESSION_COOKIE
 from orchestrion.web.policy import public, rule
 from orchestrion.web.request import app_of
@@ -84,6 +84,10 @@ async def login_submit(request: Request) -> Response:
         "object": f"user {user}",
         "params": {"user": user},
     }
+    try:
+        check_origin(request)  # no signing in to another site's choice of account
+    except Forbidden as exc:
+        return _login_page(request, status=403, error=str(exc))
     expected = request.cookies.get(_LOGIN_CSRF, "")
     given = form.get("login_csrf", "")
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):

@@ -12,6 +12,7 @@ import this one, which sits below them and above `orchestrion.app`:
 - `scope`: what a principal may see, for list routes and streams.
 - `csrf`: the session's CSRF token, checked on every cookie-authenticated unsafe request.
 - `limits`: the request body cap. `errors`: the JSON error body every refusal uses.
+- `headers`: what every response carries (``X-Content-Type-Options: nosniff``).
 
 `orchestrion.server` assembles the two faces on one FastAPI application.
 """

@@ -13,6 +13,12 @@ __all__ = ["error_response"]
 def error_response(
     status: int, code: str, message: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
-    """``{"error": {"code": ..., "message": ...}}`` with this status."""
+    """``{"error": {"code": ..., "message": ...}}`` with this status, marked ``nosniff``
+    here as well as by `headers.AlwaysHeaders`: Starlette answers an unexpected error (500)
+    from outside every middleware the application adds."""
     body = {"error": {"code": code, "message": message}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(
+        body,
+        status_code=status,
+        headers={"X-Content-Type-Options": "nosniff", **(headers or {})},
+    )

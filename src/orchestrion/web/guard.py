@@ -30,7 +30,7 @@ from orchestrion.app import App
 from orchestrion.auth.principals import Principal, authorize_all
 from orchestrion.auth.redaction import redact
 from orchestrion.errors import AuthError, Forbidden, NotFound, OrchestrionError
-from orchestrion.web.csrf import check_request_csrf
+from orchestrion.web.csrf import check_origin, check_request_csrf
 from orchestrion.web.errors import error_response
 from orchestrion.web.policy import PUBLIC_ROUTE, Rule, access_of
 from orchestrion.web.request import app_of, principal_of
@@ -62,6 +62,7 @@ async def guard(request: Request) -> None:
         state.audit = _audit_fields(request, access)
         state.audit["params"] = await _params(request)
     if state.auth_via == "session" and request.method not in _SAFE_METHODS:
+        check_origin(request)
         await check_request_csrf(request)
     try:
         checks = await access.target(request, app_of(request), access.action)

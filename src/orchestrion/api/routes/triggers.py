@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrion.auth.principals import Action
+from orchestrion.errors import BadSignature, ParameterError
 from orchestrion.web import targets
 from orchestrion.web.policy import public, rule
 from orchestrion.web.request import app_of
@@ -50,9 +51,12 @@ def send_event(request: Request, body: EventIn) -> dict[str, Any]:
 @public
 async def webhook(request: Request, name: str) -> dict[str, Any]:
     """A signed webhook: verified with the secret in ``ORCHESTRION_WEBHOOK_<NAME>_SECRET``
-    (style in ``..._STYLE``: github, stripe or hmac), then sent as event
-    ``webhook.<name>`` (``webhook.<name>.<X-GitHub-Event>`` for GitHub). Redeliveries with
-    the same delivery id start nothing new."""
+    (style in ``..._STYLE``: github, stripe or hmac; body kinds in ``..._CONTENT_TYPE``:
+    json, form, text), then sent as event ``webhook.<name>``
+    (``webhook.<name>.<X-GitHub-Event>`` for GitHub). A redelivery (same delivery id) or a
+    replay (same signed body, whatever its delivery id) starts nothing new. A refusal says
+    the same for a webhook that does not exist as for a bad signature; the answer names
+    the event and the runs started, never workflows or their parameter errors."""
     # Signed, so public: the guard writes no record; this one says who it was, and is
     # written for refused deliveries (bad signature: denied) as much as for good ones.
     audit: dict[str, Any] = {
@@ -63,13 +67,26 @@ async def webhook(request: Request, name: str) -> dict[str, Any]:
         "params": {},
     }
     request.state.audit = audit
-    app = app_of(request)
-    delivery = app.triggers.verify_webhook(name, request.headers, await request.body())
-    audit["params"] = {"delivery_id": delivery.delivery_id, "event": delivery.event}
-    receipt = app.triggers.receive_event(
-        delivery.event, delivery.payload, delivery.delivery_id, source=f"hook:{name}"
-    )
-    return asdict(receipt)
+    body = await request.body()
+    try:
+        delivery, receipt = app_of(request).triggers.receive_webhook(name, request.headers, body)
+    except BadSignature as exc:
+        audit["params"] = {"refused": getattr(exc, "reason", str(exc))}  # admins read why
+        raise
+    except ParameterError as exc:  # signed, but not a body or event this hook takes
+        audit["params"] = {"refused": str(exc)}
+        raise
+    audit["params"] = {
+        "delivery_id": delivery.delivery_id,
+        "event": delivery.event,
+        "content_type": delivery.body.content_type if delivery.body else None,
+        "duplicate": receipt.duplicate,
+    }
+    return {
+        "event_id": receipt.event_id,
+        "duplicate": receipt.duplicate,
+        "run_ids": list(receipt.run_ids),
+    }
 
 
 @router.get("/api/v1/schedules")

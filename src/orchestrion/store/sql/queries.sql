@@ -670,6 +670,19 @@ SELECT run_ids, errors FROM inbox WHERE source = ? AND event_id = ?
 -- The runs an event started.
 UPDATE inbox SET run_ids = ? WHERE id = ?
 
+-- name: prune_webhook_seen
+-- Forget webhook replay keys whose time is over (their signatures are refused by now).
+DELETE FROM webhook_seen WHERE expires_at < ?
+
+-- name: insert_webhook_seen
+-- A webhook delivery's replay key; nothing when it was seen before (a replay).
+INSERT INTO webhook_seen (digest, source, event_id, expires_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (digest) DO NOTHING RETURNING digest
+
+-- name: webhook_seen_entry
+-- The event the first delivery of a replay key recorded.
+SELECT source, event_id FROM webhook_seen WHERE digest = ?
+
 -- name: insert_backfill
 -- A new backfill, running.
 INSERT INTO backfills (id, workflow, version, schedule_key, range_start, range_end,

@@ -17,7 +17,7 @@ from typing import Any
 
 from orchestrion.auth.redaction import redact
 from orchestrion.spec.model import WorkflowSpec
-from orchestrion.store.records import EventReceipt, FireRecord, RunRequest
+from orchestrion.store.records import EventReceipt, FireRecord, Replay, RunRequest
 from orchestrion.store.sql import lifecycle
 from orchestrion.store.sql.advance import Advance, dumps, loads
 from orchestrion.store.sql.queries import Q
@@ -205,23 +205,25 @@ def record_event(
     runs: Sequence[RunRequest],
     errors: Sequence[str],
     new_id: NewId,
+    replay: Replay | None = None,
 ) -> EventReceipt:
-    """A new event's runs are created here; a repeated one returns what its first delivery
-    recorded, marked duplicate."""
+    """A new event's runs are created here; a repeated one (by event id, or by `replay`
+    key) returns what its first delivery recorded, marked duplicate."""
+    if replay is not None:
+        adv.tx.execute(Q.prune_webhook_seen, (adv.now,))
+        fresh = adv.tx.execute(
+            Q.insert_webhook_seen, (replay.key, source, event_id, replay.until)
+        ).fetchone()
+        if fresh is None:
+            seen = adv.tx.execute(Q.webhook_seen_entry, (replay.key,)).fetchone()
+            return _duplicate(adv, seen["source"], seen["event_id"])
     errors_text = dumps(list(errors)) if errors else None
     row = adv.tx.execute(
         Q.insert_inbox,
         (source, event_id, event_type, dumps(payload), errors_text, adv.now),
     ).fetchone()
     if row is None:
-        first = adv.tx.execute(Q.inbox_entry, (source, event_id)).fetchone()
-        return EventReceipt(
-            source=source,
-            event_id=event_id,
-            duplicate=True,
-            run_ids=tuple(loads(first["run_ids"])),
-            errors=tuple(loads(first["errors"]) or ()),
-        )
+        return _duplicate(adv, source, event_id)
     run_ids = [
         lifecycle.create_run(
             adv,
@@ -247,6 +249,19 @@ def record_event(
         duplicate=False,
         run_ids=tuple(run_ids),
         errors=tuple(errors),
+    )
+
+
+def _duplicate(adv: Advance, source: str, event_id: str) -> EventReceipt:
+    """The receipt of a redelivery: what the first delivery started (nothing, if its inbox
+    entry is gone)."""
+    first = adv.tx.execute(Q.inbox_entry, (source, event_id)).fetchone()
+    return EventReceipt(
+        source=source,
+        event_id=event_id,
+        duplicate=True,
+        run_ids=tuple(loads(first["run_ids"])) if first else (),
+        errors=tuple(loads(first["errors"]) or ()) if first else (),
     )
 
 

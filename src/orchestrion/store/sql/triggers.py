@@ -19,6 +19,7 @@ from orchestrion.store.records import (
     EventReceipt,
     FinishedRun,
     FireRecord,
+    Replay,
     RunRequest,
     ScheduleState,
 )
@@ -100,6 +101,7 @@ class SqlTriggers:
         now: float,
         runs: Sequence[RunRequest] = (),
         errors: Sequence[str] = (),
+        replay: Replay | None = None,
     ) -> EventReceipt:
         return self._db.transact(
             now,
@@ -112,6 +114,7 @@ class SqlTriggers:
                 runs=runs,
                 errors=errors,
                 new_id=new_run_id,
+                replay=replay,
             ),
         )
 

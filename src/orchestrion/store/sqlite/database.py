@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import io
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -72,6 +74,24 @@ def migrate(conn: sqlite3.Connection, *, until: str | None = None) -> list[str]:
     return applied
 
 
+def _private_file(path: Path) -> None:
+    """Make the database file owner-only (0600) before SQLite opens it, and each folder on
+    its way that does not exist yet 0700: it holds sealed secrets, password hashes and the
+    audit log. SQLite gives the ``-wal`` and ``-shm`` files the database file's mode. A file
+    or folder that exists already keeps the mode its owner gave it."""
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it just now
+            folder.mkdir(mode=0o700)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _open_lock(path: str) -> io.BufferedRandom:
+    """The writer lock file, created owner-only like the database beside it."""
+    return os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+b")
+
+
 class SqliteDatabase(Database):
     """One SQLite file, opened (and migrated) by this process: the plumbing and dialect
     hooks of the SQL roles (`orchestrion.store.sql`)."""
@@ -81,18 +101,18 @@ class SqliteDatabase(Database):
     def __init__(self, url: str) -> None:
         super().__init__(url)
         path = path_from_url(url)
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if path != ":memory:":
+                _private_file(Path(path))
             self._conn = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False, timeout=30.0
             )
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open SQLite database {path!r}: {exc}") from exc
         self._conn.row_factory = sqlite3.Row
         # Writers from every process queue on this lock before BEGIN IMMEDIATE, so SQLite's
         # own busy handler (which sleeps up to 100 ms between tries) never has to wait.
-        self._lock_file = None if path == ":memory:" else open(f"{path}.lock", "a+b")  # noqa: SIM115
+        self._lock_file = None if path == ":memory:" else _open_lock(f"{path}.lock")
         self._lock = threading.RLock()
         self._waker = None if path == ":memory:" else Waker(Path(path).resolve().parent / ".wake")
         self._conn.executescript(SQLITE.connection_setup)

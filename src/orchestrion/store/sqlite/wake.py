@@ -72,7 +72,7 @@ class Waker:
         """Receive pings in a daemon thread and call the callback of each kind received."""
         if self._listener is not None:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         kinds = ("w" if on_work else "") + ("h" if on_history else "")
         name = f"{os.getpid()}-{uuid.uuid4().hex[:8]}.{kinds}.sock"
         path = str(self.folder / name)
