@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodyLimit"]
+__all__ = ["BodyLimit", "OnRefuse"]
+
+#: Told of each refused request (to audit it): its scope and the declared length, if any.
+OnRefuse = Callable[[Scope, str | None], Awaitable[None]]
 
 
 class BodyLimit:
     """Refuse bodies over `max_bytes` with 413, by Content-Length or while streaming."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, on_refuse: OnRefuse | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self._on_refuse = on_refuse
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on with its body read ahead, or answer 413 without calling the
@@ -23,13 +28,13 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         if self._declared_too_big(scope):
-            await self._refuse(send)
+            await self._refuse(scope, send)
             return
         # Read the whole body first (at most max_bytes of it): an error raised from inside
         # `receive` would reach the handler's body parsing and come out as a 400.
         opening = await self._read_body(receive)
         if opening is None:
-            await self._refuse(send)
+            await self._refuse(scope, send)
             return
         await self.app(scope, _replay(opening, receive), send)
 
@@ -63,7 +68,9 @@ class BodyLimit:
                 break
         return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        if self._on_refuse is not None:
+            await self._on_refuse(scope, _declared_length(scope))
         body = json.dumps(
             {
                 "error": {
@@ -83,6 +90,13 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _declared_length(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            return str(value.decode("latin-1"))[:20]
+    return None
 
 
 def _replay(opening: Message, receive: Receive) -> Receive:
