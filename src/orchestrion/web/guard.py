@@ -13,14 +13,16 @@ rule's target says the request touches. A route without a rule is refused.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-import re
 import secrets
+import typing
 from collections.abc import Iterable
 from typing import Any, Final
 from urllib.parse import parse_qsl, quote
 
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -42,8 +44,8 @@ log = logging.getLogger("orchestrion.web.guard")
 
 SESSION_COOKIE: Final = "orchestrion_session"
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
-#: A field name kept in an audit record (`_field_name`).
-_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}|<body>")
+#: An unknown field name this close to a declared one is a typo, shown as it is.
+_TYPO_DISTANCE: Final = 2
 
 
 async def guard(request: Request) -> None:
@@ -63,7 +65,8 @@ async def guard(request: Request) -> None:
     audited = access.mutating or request.method not in _SAFE_METHODS
     if audited:
         state.audit = _audit_fields(request, access)
-        state.audit["params"] = await _params(request, access.kept_fields)
+        declared = _declared_fields(getattr(route, "endpoint", None))
+        state.audit["params"] = await _params(request, access.kept_fields, declared)
     if state.auth_via == "session" and request.method not in _SAFE_METHODS:
         await check_request_csrf(request)
     try:
@@ -84,7 +87,9 @@ def _audit_fields(request: Request, rule: Rule) -> dict[str, Any]:
     return {"action": rule.audit_name, "object": request.url.path, "path": params}
 
 
-async def _params(request: Request, kept: frozenset[str] | None) -> dict[str, Any]:
+async def _params(
+    request: Request, kept: frozenset[str] | None, declared: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """The request's parameters for the audit record (masked on write by key name and by
     every known secret's value). On a route whose body carries a credential (`kept` is
     not None) only the kept fields' values are recorded: a misspelled or extra field
@@ -100,10 +105,11 @@ async def _params(request: Request, kept: frozenset[str] | None) -> dict[str, An
     fields = dict(query)
     if isinstance(body, dict):
         fields.update(body)
-        out["body"] = {k: v for k, v in body.items() if k in kept}
+        if kept:
+            out["body"] = {k: v for k, v in body.items() if k in kept}
     elif body is not None:
         fields["<body>"] = body  # not an object: nothing in it is a kept field
-    out["fields"] = sorted({_field_name(k) for k in fields})
+    out["fields"] = sorted({_field_name(k, declared | kept) for k in fields})
     out["value_given"] = any(v not in (None, "") for k, v in fields.items() if k not in kept)
     return out
 
@@ -130,10 +136,40 @@ def _is_form(request: Request) -> bool:
     return "form" in content_type and "json" not in content_type
 
 
-def _field_name(name: str) -> str:
-    """A field's name as the audit keeps it: an identifier as it is, anything else (which
-    could be a value pasted as a name) only by its length."""
-    return name if _IDENTIFIER.fullmatch(name) else f"<name of {len(name)} characters>"
+def _field_name(name: str, declared: frozenset[str]) -> str:
+    """A field's name as the audit keeps it: a declared one, or a near miss of one (a typo:
+    ``valeu``, ``pasword``), as it is; any other name (which may be a value pasted where a
+    name goes) only by its length."""
+    if name in declared or name == "<body>":
+        return name
+    if len(name) <= 64 and any(_distance(name, d) <= _TYPO_DISTANCE for d in declared):
+        return name
+    return f"<other field of {len(name)} characters>"
+
+
+def _distance(a: str, b: str) -> int:
+    """The Levenshtein distance of two short strings."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        diagonal, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (ca != cb))
+    return row[-1]
+
+
+@functools.cache
+def _declared_fields(endpoint: object) -> frozenset[str]:
+    """The names of the fields of a route's body model(s), read off its signature."""
+    try:
+        hints = typing.get_type_hints(endpoint)
+    except Exception:  # an endpoint we cannot introspect declares nothing
+        return frozenset()
+    names: set[str] = set()
+    for hint in hints.values():
+        if isinstance(hint, type) and issubclass(hint, BaseModel):
+            for field_name, info in hint.model_fields.items():
+                names.add(info.alias or field_name)
+    return frozenset(names)
 
 
 def _wants_page(request: Request) -> bool:
@@ -223,7 +259,8 @@ class Authenticate:
             return self._refuse(request, str(exc))
         if state["principal"] is None and not self._is_public(request.scope):
             reason = "sign in or send an API token"
-            await self._refused(request, reason, state, bad_credential=False)
+            presented = _credential_kind(request) != "none"  # e.g. an expired session
+            await self._refused(request, reason, state, bad_credential=presented)
             return self._refuse(request, reason)
         return None
 
@@ -238,7 +275,7 @@ class Authenticate:
             request.scope,
             401,
             reason,
-            params={"credential": _credential_kind(request)},
+            params={"presented": _credential_kind(request)},
             request_id=state["request_id"],
         )
 
