@@ -6,9 +6,10 @@ piece of the secret (any 3 consecutive characters) may be found in an attempt's 
 traceback, a task's result, the run's error or its log lines, and no 8 consecutive
 characters in the database's bytes (main file and WAL, or every PostgreSQL row).
 
-The boundaries: a shell line cut at `MAX_LINE_BYTES`, the stderr tail kept for a shell
-failure, the preview of shell stdout that is not JSON, the tail of a Python traceback, the
-body of an HTTP error and the preview of HTTP JSON that does not parse.
+The boundaries: a shell line cut at `MAX_LINE_BYTES`, a Python task's printed line cut by
+the log buffer, the stderr tail kept for a shell failure, the preview of shell stdout that
+is not JSON, the tail of a Python traceback, the body of an HTTP error and the preview of
+HTTP JSON that does not parse.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from orchestrion.auth.ssrf import AllowList
 from orchestrion.spec.model import ShellAction
 from orchestrion.spec.yaml.loader import load_yaml_text
 from orchestrion.worker import http as http_runner
-from orchestrion.worker import runner, shell
+from orchestrion.worker import logs, runner, shell
 from orchestrion.worker.context import TaskContext
 from tests.helpers import database_url_for, stored_bytes
 
@@ -45,6 +46,7 @@ LINE = shell.MAX_LINE_BYTES
 TAIL = shell._STDERR_TAIL_CHARS
 PREVIEW = shell._PREVIEW_CHARS
 TRACEBACK = runner._MAX_TRACEBACK
+LOG_LINE = logs._MAX_LINE
 HTTP_BODY = http_runner._ERROR_BODY_CHARS
 HTTP_PREVIEW = http_runner._PREVIEW_CHARS
 
@@ -58,6 +60,12 @@ def fragments(text: str | bytes, size: int) -> list[str]:
     """The pieces of `size` characters of the secret found in `text`."""
     data = text.decode("latin-1") if isinstance(text, bytes) else text
     return [SECRET[i : i + size] for i in range(N - size + 1) if SECRET[i : i + size] in data]
+
+
+def print_long(ctx: TaskContext) -> None:
+    """Print one line of more than the log's maximum with the secret at character ``o``."""
+    offset = int(ctx.task_name.rsplit("_", 1)[1])
+    print("." * offset + ctx.secret("token") + "." * 100)
 
 
 def raise_long(ctx: TaskContext) -> None:
@@ -116,6 +124,17 @@ def traceback_tasks() -> dict[str, Any]:
     }
 
 
+def python_line_tasks() -> dict[str, Any]:
+    """A Python task printing a line cut by the log buffer (`LOG_LINE` characters)."""
+    return {
+        f"print_{o}": {
+            "python": "tests.integration.test_secret_cuts:print_long",
+            "secrets": {"S": "token"},
+        }
+        for o in around(LOG_LINE)
+    }
+
+
 def http_tasks(base: str) -> dict[str, Any]:
     """HTTP errors and bad JSON whose bodies hold the secret at character ``o``."""
     tasks: dict[str, Any] = {}
@@ -168,7 +187,9 @@ def app(tmp_path: Path) -> Iterator[App]:
         yield app
 
 
-@pytest.mark.parametrize("boundary", ["line", "stderr_tail", "json_preview", "traceback", "http"])
+@pytest.mark.parametrize(
+    "boundary", ["line", "stderr_tail", "json_preview", "traceback", "python_line", "http"]
+)
 def test_no_fragment_of_a_secret_survives_a_cut(
     app: App, tmp_path: Path, peer: str, boundary: str
 ) -> None:
@@ -177,6 +198,7 @@ def test_no_fragment_of_a_secret_survives_a_cut(
         "stderr_tail": stderr_tail_tasks,
         "json_preview": json_preview_tasks,
         "traceback": traceback_tasks,
+        "python_line": python_line_tasks,
         "http": lambda: http_tasks(peer),
     }
     tasks = makers[boundary]()
@@ -213,6 +235,7 @@ def _expect_cut(boundary: str, seen: str) -> None:
         "stderr_tail": "stderr ends with",
         "json_preview": "stdout is not valid JSON",
         "traceback": "ValueError",
+        "python_line": "..........",
         "http": "malformed JSON",
     }
     assert marks[boundary] in seen
