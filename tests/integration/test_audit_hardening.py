@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,6 +138,23 @@ def test_password_routes_keep_only_their_declared_fields(app: App, api: httpx.Cl
         "name",
         "password",
     ]
+
+
+def test_a_password_typed_as_the_user_name_is_not_audited(app: App, api: httpx.Client) -> None:
+    """A failed login names its user in the audit record only when the user exists."""
+    app.accounts.create_user("ana", "a long enough password", {"*": "viewer"})
+    typed = sentinel(30)
+    with httpx.Client(base_url=str(api.base_url), timeout=30) as browser:
+        for user in (typed, "ana"):
+            page = browser.get("/login")
+            csrf = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
+            assert csrf, page.text
+            form = {"user": user, "password": "wrong!", "login_csrf": csrf.group(1)}
+            assert browser.post("/login", data=form).status_code == 401
+    unknown, known = records(app, "session.login")[::-1]
+    assert pieces(audit_text(app), typed, 3) == []
+    assert unknown.actor == "anonymous" and unknown.object == "<unknown user, 30 characters>"
+    assert known.actor == "ana" and known.outcome == "denied"
 
 
 @pytest.mark.parametrize("offset", [470, 476, 480, 488, 495, 499, 500, 501])
