@@ -197,7 +197,7 @@ def test_unauthenticated_requests_are_recorded_without_their_credential(
     app: App, api: httpx.Client, clock: FakeClock
 ) -> None:
     base = str(api.base_url)
-    bad_token = "orc_" + sentinel(12) + "_" + sentinel(32)
+    bad_token = "orc_" + os.urandom(8).hex() + "_" + sentinel(43)
     with httpx.Client(base_url=base, timeout=30) as anon:
         assert (
             anon.get("/api/v1/runs", headers={"Authorization": f"Bearer {bad_token}"}).status_code
@@ -224,6 +224,7 @@ def test_unauthenticated_requests_are_recorded_without_their_credential(
     text = audit_text(app)
     for part in bad_token.split("_")[1:]:
         assert pieces(text, part, 6) == [], "the bad token is in the audit log"
+    assert found[0].detail and "<id>" in found[0].detail
     # A browser that simply is not signed in is sent to the login page: not a probe.
     with httpx.Client(base_url=base, timeout=30) as browser:
         assert browser.get("/runs", follow_redirects=False).status_code == 303

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import secrets
 import typing
 from collections.abc import Iterable
@@ -44,6 +45,8 @@ log = logging.getLogger("orchestrion.web.guard")
 
 SESSION_COOKIE: Final = "orchestrion_session"
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+#: A token's public id as a refusal names it (`auth.tokens`); left out of audit records.
+_TOKEN_ID: Final = re.compile(r"\b[0-9a-f]{16}\b")
 #: An unknown field name this close to a declared one is a typo, shown as it is.
 _TYPO_DISTANCE: Final = 2
 
@@ -274,7 +277,7 @@ class Authenticate:
         await self.probes.refused(
             request.scope,
             401,
-            reason,
+            _TOKEN_ID.sub("<id>", reason),  # even the public id part of what was sent
             params={"presented": _credential_kind(request)},
             request_id=state["request_id"],
         )
