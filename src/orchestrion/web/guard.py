@@ -13,17 +13,13 @@ rule's target says the request touches. A route without a rule is refused.
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
 import re
 import secrets
-import typing
 from collections.abc import Iterable
 from typing import Any, Final
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote
 
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -33,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from orchestrion.app import App
 from orchestrion.auth.principals import Principal, authorize_all
 from orchestrion.errors import AuthError, Forbidden, NotFound, OrchestrionError
+from orchestrion.web.audit_params import audit_params
 from orchestrion.web.csrf import check_request_csrf
 from orchestrion.web.errors import error_response
 from orchestrion.web.policy import PUBLIC_ROUTE, Rule, access_of
@@ -47,8 +44,6 @@ SESSION_COOKIE: Final = "orchestrion_session"
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 #: A token's public id as a refusal names it (`auth.tokens`); left out of audit records.
 _TOKEN_ID: Final = re.compile(r"\b[0-9a-f]{16}\b")
-#: An unknown field name this close to a declared one is a typo, shown as it is.
-_TYPO_DISTANCE: Final = 2
 
 
 async def guard(request: Request) -> None:
@@ -68,8 +63,7 @@ async def guard(request: Request) -> None:
     audited = access.mutating or request.method not in _SAFE_METHODS
     if audited:
         state.audit = _audit_fields(request, access)
-        declared = _declared_fields(getattr(route, "endpoint", None))
-        state.audit["params"] = await _params(request, access.kept_fields, declared)
+        state.audit["params"] = await audit_params(request, access)
     if state.auth_via == "session" and request.method not in _SAFE_METHODS:
         await check_request_csrf(request)
     try:
@@ -88,91 +82,6 @@ async def guard(request: Request) -> None:
 def _audit_fields(request: Request, rule: Rule) -> dict[str, Any]:
     params = {k: v for k, v in request.path_params.items()}
     return {"action": rule.audit_name, "object": request.url.path, "path": params}
-
-
-async def _params(
-    request: Request, kept: frozenset[str] | None, declared: frozenset[str] = frozenset()
-) -> dict[str, Any]:
-    """The request's parameters for the audit record (masked on write by key name and by
-    every known secret's value). On a route whose body carries a credential (`kept` is
-    not None) only the kept fields' values are recorded: a misspelled or extra field
-    would otherwise put a value in the log under a name no mask knows."""
-    out: dict[str, Any] = dict(request.path_params)
-    query = {k: v for k, v in request.query_params.items()}
-    body = await _body(request)
-    if kept is None:
-        out.update({f"query.{k}": v for k, v in query.items()})
-        if body is not None:
-            out["form" if _is_form(request) else "body"] = body
-        return out
-    fields = dict(query)
-    if isinstance(body, dict):
-        fields.update(body)
-        if kept:
-            out["body"] = {k: v for k, v in body.items() if k in kept}
-    elif body is not None:
-        fields["<body>"] = body  # not an object: nothing in it is a kept field
-    out["fields"] = sorted({_field_name(k, declared | kept) for k in fields})
-    out["value_given"] = any(v not in (None, "") for k, v in fields.items() if k not in kept)
-    return out
-
-
-async def _body(request: Request) -> Any:
-    """The parsed body: JSON, a form's fields (less the CSRF token), a placeholder for other
-    bytes, or None when there is none."""
-    body = await request.body()
-    if not body:
-        return None
-    if "json" in request.headers.get("content-type", ""):
-        try:
-            return json.loads(body)
-        except ValueError:
-            return f"<{len(body)} bytes, not JSON>"
-    if _is_form(request):
-        pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-        return {k: v for k, v in pairs if k != "csrf_token"}
-    return f"<{len(body)} bytes>"
-
-
-def _is_form(request: Request) -> bool:
-    content_type = request.headers.get("content-type", "")
-    return "form" in content_type and "json" not in content_type
-
-
-def _field_name(name: str, declared: frozenset[str]) -> str:
-    """A field's name as the audit keeps it: a declared one, or a near miss of one (a typo:
-    ``valeu``, ``pasword``), as it is; any other name (which may be a value pasted where a
-    name goes) only by its length."""
-    if name in declared or name == "<body>":
-        return name
-    if len(name) <= 64 and any(_distance(name, d) <= _TYPO_DISTANCE for d in declared):
-        return name
-    return f"<other field of {len(name)} characters>"
-
-
-def _distance(a: str, b: str) -> int:
-    """The Levenshtein distance of two short strings."""
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        diagonal, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (ca != cb))
-    return row[-1]
-
-
-@functools.cache
-def _declared_fields(endpoint: object) -> frozenset[str]:
-    """The names of the fields of a route's body model(s), read off its signature."""
-    try:
-        hints = typing.get_type_hints(endpoint)
-    except Exception:  # an endpoint we cannot introspect declares nothing
-        return frozenset()
-    names: set[str] = set()
-    for hint in hints.values():
-        if isinstance(hint, type) and issubclass(hint, BaseModel):
-            for field_name, info in hint.model_fields.items():
-                names.add(info.alias or field_name)
-    return frozenset(names)
 
 
 def _wants_page(request: Request) -> bool:
