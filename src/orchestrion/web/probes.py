@@ -5,7 +5,7 @@ before a route's guard runs, so no route writes its record. `ProbeAudit` writes 
 refusal, at most `per_minute` per client address and kind of refusal in a window of a
 minute; the others are counted, and when a window that suppressed some ends, one record
 of kind ``request.suppressed`` says how many (written with the next refusal or audited
-request the server sees, or at the latest when the window's slot is needed). So a flood
+request this server process sees; the limiter is in memory, per process). So a flood
 costs a few rows a minute and stays visible. The bad credential itself is never stored:
 only what kind it was (a bearer token, a session cookie, a malformed header) and why it
 was refused.
