@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from starlette.types import Scope
 
 from orchestrion.api.errors import install_error_handlers
 from orchestrion.api.routes import router as api_router
@@ -23,15 +24,26 @@ from orchestrion.web.guard import Authenticate, guard
 from orchestrion.web.headers import AlwaysHeaders
 from orchestrion.web.limits import BodyLimit
 from orchestrion.web.policy import access_table, rule
+from orchestrion.web.probes import ProbeAudit, ProbeLimiter
 
-__all__ = ["MAX_BODY_BYTES", "create_server"]
+__all__ = ["MAX_BODY_BYTES", "PROBE_RECORDS_PER_MINUTE", "create_server"]
 
 #: Bodies above this are refused with 413 before any handler reads them.
 MAX_BODY_BYTES = 1_048_576
+#: Audit records of refused requests (401, 405, 413) per client address and kind a minute.
+PROBE_RECORDS_PER_MINUTE = 10
 
 
-def create_server(app: App, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
-    """The server's ASGI application: every route guarded by its rule, or public."""
+def create_server(
+    app: App,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    probe_records_per_minute: int = PROBE_RECORDS_PER_MINUTE,
+) -> FastAPI:
+    """The server's ASGI application: every route guarded by its rule, or public.
+
+    Requests refused before routing (401, 405, 413) are audited, at most
+    `probe_records_per_minute` per client address and kind of refusal."""
     server = FastAPI(
         title="Orchestrion",
         version="1",
@@ -49,11 +61,22 @@ def create_server(app: App, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     server.include_router(api_router)
     server.include_router(ui_router)  # the web UI at /, after the API's routes
     public = access_table(server.routes).public
-    server.add_middleware(Authenticate, orchestrion=app, public=public)
-    # Refuse a large body first. A version's code may be larger than any other body (JSON
-    # escapes source text by a few percent).
+    probes = ProbeAudit(app, ProbeLimiter(probe_records_per_minute))
+
+    async def too_large(scope: Scope, declared: str | None) -> None:
+        reason = f"body over the {max_body_bytes}-byte limit"
+        await probes.refused(scope, 413, reason, params={"content_length": declared})
+
+    server.add_middleware(Authenticate, orchestrion=app, public=public, probes=probes)
+    # Refuse a large body first (and audit the refusal, rate-limited like the others). A
+    # version's code may be larger than any other body (JSON escapes source by a few percent).
     code_bytes = max(max_body_bytes, MAX_BUNDLE_BYTES * 5 // 4)
-    server.add_middleware(BodyLimit, max_bytes=max_body_bytes, larger={"/api/v1/code/": code_bytes})
+    server.add_middleware(
+        BodyLimit,
+        max_bytes=max_body_bytes,
+        on_refuse=too_large,
+        larger={"/api/v1/code/": code_bytes},
+    )
     server.add_middleware(AlwaysHeaders)  # outermost: on every response, refusals included
     return server
 

@@ -135,6 +135,61 @@ def test_the_audit_log_filters_pages_and_refuses_changes(store: Stores) -> None:
     assert len(store.accounts.list_audit(AuditFilter())) == 6
 
 
+_COLUMNS = "id, at, actor, actor_kind, action, object, params, outcome"
+_FORGED = "1, 0, 'mallory', 'user', 'nothing', 'nothing', '{}', 'ok'"
+#: Every statement form that could change or remove a record, per dialect (issue 12,
+#: finding 4): SQLite's REPLACE deletes the old row without firing DELETE triggers.
+_OVERWRITES: dict[str, dict[str, str]] = {
+    "sqlite": {
+        "update": "UPDATE audit_log SET actor = 'x'",
+        "update or replace": "UPDATE OR REPLACE audit_log SET actor = 'x' WHERE id = 1",
+        "delete": "DELETE FROM audit_log WHERE id = 1",
+        "insert or replace": f"INSERT OR REPLACE INTO audit_log ({_COLUMNS}) VALUES ({_FORGED})",
+        "replace": f"REPLACE INTO audit_log ({_COLUMNS}) VALUES ({_FORGED})",
+        "insert or ignore": f"INSERT OR IGNORE INTO audit_log ({_COLUMNS}) VALUES ({_FORGED})",
+        "insert": f"INSERT INTO audit_log ({_COLUMNS}) VALUES ({_FORGED})",
+        "upsert": f"INSERT INTO audit_log ({_COLUMNS}) VALUES ({_FORGED})"
+        " ON CONFLICT (id) DO UPDATE SET actor = excluded.actor",
+    },
+    "postgres": {
+        "update": "UPDATE audit_log SET actor = 'x'",
+        "delete": "DELETE FROM audit_log WHERE id = 1",
+        "truncate": "TRUNCATE audit_log",
+        "insert": f"INSERT INTO audit_log ({_COLUMNS}) VALUES ({_FORGED})",
+        "upsert": f"INSERT INTO audit_log ({_COLUMNS}) VALUES ({_FORGED})"
+        " ON CONFLICT (id) DO UPDATE SET actor = excluded.actor",
+        "upsert nothing": f"INSERT INTO audit_log ({_COLUMNS}) VALUES ({_FORGED})"
+        " ON CONFLICT (id) DO NOTHING",
+        "merge": "MERGE INTO audit_log a USING (SELECT 1 AS id) s ON a.id = s.id"
+        " WHEN MATCHED THEN UPDATE SET actor = 'x'",
+        "merge delete": "MERGE INTO audit_log a USING (SELECT 1 AS id) s ON a.id = s.id"
+        " WHEN MATCHED THEN DELETE",
+    },
+}
+_FORMS = sorted({form for forms in _OVERWRITES.values() for form in forms})
+
+
+@pytest.mark.parametrize("form", _FORMS)
+def test_no_statement_form_changes_an_audit_record(store: Stores, form: str) -> None:
+    dialect = "postgres" if type(store.backend).__name__.startswith("Postgres") else "sqlite"
+    sql = _OVERWRITES[dialect].get(form)
+    if sql is None:
+        pytest.skip(f"{dialect} has no {form}")
+    store.accounts.append_audit(
+        AuditEntry(at=T0, actor="ana", actor_kind="user", action="run.cancel", object="run r1")
+    )
+    before = store.accounts.list_audit(AuditFilter())
+    assert [r.id for r in before] == [1]
+    with pytest.raises(Exception, match="append-only"):
+        cast(Any, store.backend).transact(T0, lambda adv: adv.tx.execute(sql))
+    assert store.accounts.list_audit(AuditFilter()) == before
+    # Appending still works, and the database still picks ids.
+    store.accounts.append_audit(
+        AuditEntry(at=T0, actor="bo", actor_kind="user", action="run.cancel", object="run r2")
+    )
+    assert [r.actor for r in store.accounts.list_audit(AuditFilter())] == ["bo", "ana"]
+
+
 def test_login_failures_are_kept_per_key_pruned_by_age_and_cleared(store: Stores) -> None:
     assert store.accounts.add_login_failure("k1", 100.0, keep_since=0.0) == [100.0]
     assert store.accounts.add_login_failure("k1", 100.0, keep_since=0.0) == [100.0, 100.0]

@@ -106,3 +106,53 @@ def test_python_repr_forms_are_masked(value: str) -> None:
     for text in (f"failed with {value!r}", f"{[value]}", ascii(value), str({"k": value})):
         assert masker.mask(text).count(MASK) >= 1, text
         assert value not in masker.mask(text)
+
+
+# ------------------------------------------------------------------ shortening (issue 12)
+
+CUT_SECRET = "QZXJKWVYQZXJ"
+LIMIT = 40
+
+
+def _pieces(text: str) -> list[str]:
+    n = len(CUT_SECRET)
+    return [CUT_SECRET[i : i + 2] for i in range(n - 1) if CUT_SECRET[i : i + 2] in text]
+
+
+@pytest.mark.parametrize("offset", range(LIMIT - len(CUT_SECRET) - 1, LIMIT + 2))
+def test_head_masks_before_cutting(offset: int) -> None:
+    text = "." * offset + CUT_SECRET + "." * 50
+    kept = Masker([CUT_SECRET]).head(text, LIMIT, marker="…")
+    assert _pieces(kept) == []
+    assert kept.endswith("…") and len(kept) <= LIMIT + 1
+
+
+@pytest.mark.parametrize("after", range(LIMIT - len(CUT_SECRET) - 1, LIMIT + 2))
+def test_tail_masks_before_cutting(after: int) -> None:
+    text = "." * 50 + CUT_SECRET + "." * after
+    kept = Masker([CUT_SECRET]).tail(text, LIMIT)
+    assert _pieces(kept) == [] and len(kept) <= LIMIT
+
+
+@pytest.mark.parametrize("size", range(1, len(CUT_SECRET)))
+def test_scrub_end_removes_any_beginning_of_a_value(size: int) -> None:
+    masker = Masker([CUT_SECRET, "other"])
+    assert masker.scrub_end("abc " + CUT_SECRET[:size]) == f"abc {MASK}"
+    # Not at the edge: text that merely begins like a value is not a value.
+    assert masker.scrub_end("abc " + CUT_SECRET[:size] + "!") == "abc " + CUT_SECRET[:size] + "!"
+
+
+def test_scrub_end_finds_escaped_forms_and_keeps_other_text() -> None:
+    value = 'a"b\\c-secret'
+    masker = Masker([value])
+    assert masker.scrub_end('log: {"k": "a\\"b\\\\c-se') == 'log: {"k": "***'
+    assert masker.scrub_end("plain text") == "plain text"
+    assert Masker().scrub_end("anything a") == "anything a"
+    assert masker.scrub_end(f"{value} and {value[:3]}") == f"{MASK} and {MASK}"
+
+
+def test_short_text_is_not_cut() -> None:
+    masker = Masker(["hunter2"])
+    assert masker.head("hunter2 x", 100, marker="…") == "*** x"
+    assert masker.tail("x hunter2", 100, marker="…") == "x ***"
+    assert masker.tail("x hunter2", 0, marker="…") == "…"

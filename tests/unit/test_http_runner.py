@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import socket
 import threading
@@ -14,11 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
+from orchestrion.auth.secret_box import Secret
 from orchestrion.auth.ssrf import AllowList
 from orchestrion.errors import CancelRequested, TaskError, TaskTimeout, UnsafeURL
 from orchestrion.spec.model import HttpAction
 from orchestrion.worker.context import TaskContext
-from orchestrion.worker.http import MAX_RESPONSE_BYTES, run_http
+from orchestrion.worker.http import MAX_RESPONSE_BYTES, MAX_TEXT_CHARS, run_http
 
 SECRET = "s3cr3t-token-value"
 #: The test server listens on 127.0.0.1, which HTTP tasks refuse unless allow-listed.
@@ -166,7 +168,14 @@ def _secret_header(h: Handler, args: list[str], body: bytes) -> None:
     h._send(200, "text/plain", b"ok", X_Server_Secret=SECRET)
 
 
+def _long_text(h: Handler, args: list[str], body: bytes) -> None:
+    """A text body with the secret at character ``args[0]`` (the text result is cut)."""
+    text = "." * int(args[0]) + SECRET + "." * 100
+    h._send(200, "text/plain; charset=utf-8", text.encode())
+
+
 ROUTES = {
+    "long-text": _long_text,
     "json": _json_route,
     "echo": _echo,
     "status": _status,
@@ -495,3 +504,17 @@ def test_connections_go_to_the_checked_address(server: Server) -> None:
     )
     assert result["hello"] == "world"
     assert server.seen[0]["headers"]["Host"] == f"rebind.test:{port}"
+
+
+# ------------------------------------------------------------------- secrets at the cut
+
+
+@pytest.mark.parametrize("offset", range(MAX_TEXT_CHARS - len(SECRET) - 1, MAX_TEXT_CHARS + 2))
+def test_a_text_result_is_masked_before_it_is_cut(server: Server, offset: int) -> None:
+    """Issue 12: a text body is cut to `MAX_TEXT_CHARS`; a secret across the cut leaves
+    no piece behind (the result is masked whole first)."""
+    ctx = dataclasses.replace(make_ctx(), secret_values={"s": Secret(SECRET)})
+    result = run_http(HttpAction(url=f"{server.base}/long-text/{offset}"), ctx, allow=LOOPBACK)
+    kept = result["text"]
+    assert len(kept) <= MAX_TEXT_CHARS
+    assert not any(SECRET[i : i + 3] in kept for i in range(len(SECRET) - 2)), offset

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from argon2 import PasswordHasher
 
+from orchestrion.auth.masking import Masker
 from orchestrion.auth.passwords import (
     DEFAULT_HASHER,
     LoginLimiter,
@@ -135,8 +136,10 @@ class Accounts:
         hasher: PasswordHasher = DEFAULT_HASHER,
         limiter: LoginLimiter | None = None,
         session_ttl: float = SESSION_TTL,
+        known_secrets: Callable[[], Masker] | None = None,
     ) -> None:
         self._accounts = accounts
+        self._known_secrets = known_secrets
         self._clock = clock
         self._hasher = hasher
         self._limiter = limiter or LoginLimiter(log=StoredFailureLog(accounts))
@@ -339,18 +342,21 @@ class Accounts:
         request_id: str | None = None,
         source: str | None = None,
     ) -> int:
-        """Append one audit record (``params`` are masked here: secrets never land in it)."""
+        """Append one audit record. Secrets never land in it: ``params`` keys that name a
+        credential are masked, and every known secret's value is masked in every text field,
+        before anything is cut to size (a cut through a value would hide it from the mask)."""
+        known = self._known_secrets() if self._known_secrets is not None else Masker()
         return self._accounts.append_audit(
             AuditEntry(
                 at=self._clock.now(),
-                actor=printable(actor)[:200],
+                actor=printable(known.mask(actor))[:200],
                 actor_kind=actor_kind,
-                action=printable(action)[:200],
-                object=printable(object)[:500],
+                action=printable(known.mask(action))[:200],
+                object=printable(known.mask(object))[:500],
                 namespace=printable(namespace) if namespace else None,
-                params=redact(dict(params or {})),
+                params=redact(known.mask_data(dict(params or {}))),
                 outcome=outcome,
-                detail=printable(detail)[:1000] if detail else None,
+                detail=printable(known.mask(detail))[:1000] if detail else None,
                 request_id=request_id,
                 source=source,
             )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from orchestrion.app.accounts import Accounts
+from orchestrion.app.known_secrets import KnownSecrets
 from orchestrion.app.settings import Settings
 from orchestrion.clock import Clock, SystemClock
 from orchestrion.errors import NotFound, OrchestrionError
@@ -83,7 +84,8 @@ class Core:
         """Users, tokens, sessions and the audit log (one per App: the login limiter
         remembers failures across requests)."""
         if self._accounts is None:
-            self._accounts = Accounts(self.store.accounts, self.clock)
+            known = KnownSecrets(self.store.secrets, self.settings.key_ring)
+            self._accounts = Accounts(self.store.accounts, self.clock, known_secrets=known.masker)
         return self._accounts
 
     @contextlib.contextmanager

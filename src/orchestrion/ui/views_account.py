@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from orchestrion.app.accounts import SESSION_TTL
 from orchestrion.auth.principals import Action
-from orchestrion.errors import AuthError, Forbidden
+from orchestrion.errors import AuthError, Forbidden, OrchestrionError
 from orchestrion.store.records import AuditFilter
 from orchestrion.ui.pages import form_data, redirect, render, ui_router
 from orchestrion.web import targets
@@ -96,6 +96,11 @@ async def login_submit(request: Request) -> Response:
     try:
         session = app_of(request).accounts.login(user, form.get("password", ""), source=source)
     except AuthError as exc:
+        if not _is_user(request, user):
+            # What was typed is no user's name: it may be a password typed in the wrong
+            # box, so the audit record keeps only its length.
+            hidden = f"<unknown user, {len(user)} characters>"
+            request.state.audit.update(actor="anonymous", object=hidden, params={"user": hidden})
         return _login_page(request, status=401, error=str(exc))
     response = redirect(_safe_next(form.get("next")))
     response.set_cookie(
@@ -109,6 +114,14 @@ async def login_submit(request: Request) -> Response:
     )
     response.delete_cookie(_LOGIN_CSRF, path="/login")
     return response
+
+
+def _is_user(request: Request, name: str) -> bool:
+    try:
+        app_of(request).accounts.get_user(name)
+    except OrchestrionError:  # NotFound, or a name no user can have
+        return False
+    return True
 
 
 @router.post("/logout")

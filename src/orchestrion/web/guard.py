@@ -13,12 +13,12 @@ rule's target says the request touches. A route without a rule is refused.
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 import secrets
 from collections.abc import Iterable
 from typing import Any, Final
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -28,11 +28,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrion.app import App
 from orchestrion.auth.principals import Principal, authorize_all
-from orchestrion.auth.redaction import redact
 from orchestrion.errors import AuthError, Forbidden, NotFound, OrchestrionError
+from orchestrion.web.audit_params import audit_params
 from orchestrion.web.csrf import check_origin, check_request_csrf
 from orchestrion.web.errors import error_response
 from orchestrion.web.policy import PUBLIC_ROUTE, Rule, access_of
+from orchestrion.web.probes import ProbeAudit
 from orchestrion.web.request import app_of, principal_of
 
 __all__ = ["SESSION_COOKIE", "Authenticate", "guard"]
@@ -41,6 +42,8 @@ log = logging.getLogger("orchestrion.web.guard")
 
 SESSION_COOKIE: Final = "orchestrion_session"
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+#: A token's public id as a refusal names it (`auth.tokens`); left out of audit records.
+_TOKEN_ID: Final = re.compile(r"\b[0-9a-f]{16}\b")
 
 
 async def guard(request: Request) -> None:
@@ -60,7 +63,7 @@ async def guard(request: Request) -> None:
     audited = access.mutating or request.method not in _SAFE_METHODS
     if audited:
         state.audit = _audit_fields(request, access)
-        state.audit["params"] = await _params(request)
+        state.audit["params"] = await audit_params(request, access)
     if state.auth_via == "session" and request.method not in _SAFE_METHODS:
         check_origin(request)
         await check_request_csrf(request)
@@ -82,40 +85,34 @@ def _audit_fields(request: Request, rule: Rule) -> dict[str, Any]:
     return {"action": rule.audit_name, "object": request.url.path, "path": params}
 
 
-#: Bodies larger than this are audited by their size only (the audit log is no archive).
-_AUDITED_BODY_BYTES = 65_536
+def _wants_page(request: Request) -> bool:
+    """A browser's page visit (answered with the login page rather than 401)."""
+    path = request.url.path
+    return request.method == "GET" and not path.startswith(("/api/", "/hooks/"))
 
 
-async def _params(request: Request) -> dict[str, Any]:
-    """The request's parameters for the audit record (masked by `redact` on write)."""
-    out: dict[str, Any] = dict(request.path_params)
-    out.update({f"query.{k}": v for k, v in request.query_params.items()})
-    body = await request.body()
-    if not body:
-        return out
-    if len(body) > _AUDITED_BODY_BYTES:  # a version's code, say: the size says enough
-        out["body"] = f"<{len(body)} bytes>"
-        return out
-    kind = request.headers.get("content-type", "")
-    if "json" in kind:
-        try:
-            out["body"] = json.loads(body)
-        except ValueError:
-            out["body"] = f"<{len(body)} bytes, not JSON>"
-    elif "form" in kind:
-        pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-        out["form"] = {k: v for k, v in pairs if k != "csrf_token"}
-    else:
-        out["body"] = f"<{len(body)} bytes>"
-    return out
+def _credential_kind(request: Request) -> str:
+    """What kind of credential a refused request sent: never any part of it."""
+    header = request.headers.get("authorization", "")
+    if header:
+        scheme = header.partition(" ")[0].lower()
+        return "bearer token" if scheme == "bearer" else "malformed Authorization header"
+    return "session cookie" if request.cookies.get(SESSION_COOKIE) else "none"
 
 
 class Authenticate:
     """Find the principal of every request; write the audit record after the response."""
 
-    def __init__(self, app: ASGIApp, orchestrion: App, public: Iterable[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        orchestrion: App,
+        public: Iterable[tuple[str, str]],
+        probes: ProbeAudit | None = None,
+    ) -> None:
         self.app = app
         self.orchestrion = orchestrion
+        self.probes = probes or ProbeAudit(orchestrion)
         # Matched before routing, so by the path templates' shapes (``/hooks/{name}``).
         self._public = [(method, compile_path(path)[0]) for method, path in public]
 
@@ -129,22 +126,15 @@ class Authenticate:
         request = Request(scope)
         if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
             # No name, id or filter holds a NUL byte, and PostgreSQL text cannot store one.
-            refusal = error_response(400, "bad_request", "NUL byte in the request URL")
-            await refusal(scope, receive, send)
+            bad = error_response(400, "bad_request", "NUL byte in the request URL")
+            await bad(scope, receive, send)
             return
         request_id = secrets.token_hex(8)
         state = scope.setdefault("state", {})
         state.update(request_id=request_id, principal=None, auth_via=None, csrf="", audit=None)
-        try:
-            self._authenticate(request, state)
-        except AuthError as exc:
-            if self._is_public(scope):
-                pass  # a bad cookie does not lock anyone out of the login page
-            else:
-                await self._refuse(request, str(exc))(scope, receive, send)
-                return
-        if state["principal"] is None and not self._is_public(scope):
-            await self._refuse(request, "sign in or send an API token")(scope, receive, send)
+        refusal = await self._gate(request, state)
+        if refusal is not None:
+            await refusal(scope, receive, send)
             return
 
         written = False
@@ -152,6 +142,8 @@ class Authenticate:
         async def send_wrapper(message: Message) -> None:
             nonlocal written
             if message["type"] == "http.response.start":
+                if message["status"] == 405 and not state.get("audit"):
+                    await self._method_refused(request, state)
                 # The record is written before the client sees the answer, so whoever acts
                 # on a response finds its audit record already there.
                 if state.get("audit") and not written:
@@ -167,6 +159,49 @@ class Authenticate:
         finally:
             if state.get("audit") and not written:  # no response was started
                 await run_in_threadpool(self._write_audit, request, state, 500)
+
+    async def _gate(self, request: Request, state: dict[str, Any]) -> Response | None:
+        """Find the principal; the refusal to send instead of the route (401, or the login
+        page for a browser), audited, when there is none and the route is not public."""
+        try:
+            self._authenticate(request, state)
+        except AuthError as exc:
+            if self._is_public(request.scope):
+                return None  # a bad cookie does not lock anyone out of the login page
+            await self._refused(request, str(exc), state, bad_credential=True)
+            return self._refuse(request, str(exc))
+        if state["principal"] is None and not self._is_public(request.scope):
+            reason = "sign in or send an API token"
+            presented = _credential_kind(request) != "none"  # e.g. an expired session
+            await self._refused(request, reason, state, bad_credential=presented)
+            return self._refuse(request, reason)
+        return None
+
+    async def _refused(
+        self, request: Request, reason: str, state: dict[str, Any], *, bad_credential: bool
+    ) -> None:
+        """Audit an unauthenticated request (rate-limited), never the credential it sent. A
+        page visit without any credential is only sent to the login page: not a probe."""
+        if not bad_credential and _wants_page(request):
+            return
+        await self.probes.refused(
+            request.scope,
+            401,
+            _TOKEN_ID.sub("<id>", reason),  # even the public id part of what was sent
+            params={"presented": _credential_kind(request)},
+            request_id=state["request_id"],
+        )
+
+    async def _method_refused(self, request: Request, state: dict[str, Any]) -> None:
+        principal: Principal | None = state["principal"]
+        actor = (principal.name, principal.kind.value) if principal else None
+        await self.probes.refused(
+            request.scope,
+            405,
+            f"{request.method} is not allowed here",
+            actor=actor or ("anonymous", "anonymous"),
+            request_id=state["request_id"],
+        )
 
     def _authenticate(self, request: Request, state: dict[str, Any]) -> None:
         header = request.headers.get("authorization", "")
@@ -185,8 +220,7 @@ class Authenticate:
 
     def _refuse(self, request: Request, reason: str) -> Response:
         path = request.url.path
-        wants_page = request.method == "GET" and not path.startswith(("/api/", "/hooks/"))
-        if wants_page:
+        if _wants_page(request):
             target = quote(path + (f"?{request.url.query}" if request.url.query else ""))
             response: Response = RedirectResponse(f"/login?next={target}", status_code=303)
             response.delete_cookie(SESSION_COOKIE, path="/")
@@ -207,6 +241,7 @@ class Authenticate:
             if status < 500
             else "error"
         )
+        self.probes.flush()  # counts of refusals a finished minute did not record
         try:
             self.orchestrion.accounts.audit(
                 actor=audit.get("actor") or (principal.name if principal else "anonymous"),
@@ -215,7 +250,7 @@ class Authenticate:
                 action=audit["action"],
                 object=str(audit.get("object", request.url.path)),
                 namespace=audit.get("namespace"),
-                params=redact(audit.get("params") or {}),
+                params=audit.get("params") or {},
                 outcome=outcome,
                 detail=f"HTTP {status}",
                 request_id=state["request_id"],

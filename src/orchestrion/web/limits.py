@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodyLimit"]
+__all__ = ["BodyLimit", "OnRefuse"]
+
+#: Told of each refused request (to audit it): its scope and the declared length, if any.
+OnRefuse = Callable[[Scope, str | None], Awaitable[None]]
 
 
 class BodyLimit:
@@ -15,10 +18,15 @@ class BodyLimit:
     `larger` gives path prefixes a higher limit (a version's code is larger than a spec)."""
 
     def __init__(
-        self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] | None = None
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        on_refuse: OnRefuse | None = None,
+        larger: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
-        self.default_bytes = max_bytes
+        self.max_bytes = max_bytes
+        self._on_refuse = on_refuse
         self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -29,13 +37,13 @@ class BodyLimit:
             return
         limit = self._limit_for(str(scope.get("path", "")))
         if self._declared_too_big(scope, limit):
-            await self._refuse(send, limit)
+            await self._refuse(scope, send, limit)
             return
-        # Read the whole body first (at most max_bytes of it): an error raised from inside
+        # Read the whole body first (at most `limit` of it): an error raised from inside
         # `receive` would reach the handler's body parsing and come out as a 400.
         opening = await self._read_body(receive, limit)
         if opening is None:
-            await self._refuse(send, limit)
+            await self._refuse(scope, send, limit)
             return
         await self.app(scope, _replay(opening, receive), send)
 
@@ -43,7 +51,7 @@ class BodyLimit:
         for prefix, limit in self.larger.items():
             if path.startswith(prefix):
                 return limit
-        return self.default_bytes
+        return self.max_bytes
 
     def _declared_too_big(self, scope: Scope, limit: int) -> bool:
         """A Content-Length over the limit, or one that is not a number."""
@@ -75,7 +83,9 @@ class BodyLimit:
                 break
         return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
-    async def _refuse(self, send: Send, limit: int) -> None:
+    async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
+        if self._on_refuse is not None:
+            await self._on_refuse(scope, _declared_length(scope))
         body = json.dumps(
             {
                 "error": {
@@ -95,6 +105,13 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _declared_length(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            return str(value.decode("latin-1"))[:20]
+    return None
 
 
 def _replay(opening: Message, receive: Receive) -> Receive:

@@ -62,11 +62,23 @@ class Rule:
     target: Target
     #: What the audit log calls it, when not the action's own name (e.g. ``run.mark``).
     audit_as: str | None = None
+    #: A route whose body carries a credential (a password): the audit record keeps the
+    #: values of these fields only, of the others just their names and that a value was
+    #: given. None keeps the whole body (masked); secret routes keep no value at all.
+    audit_fields: frozenset[str] | None = None
 
     @property
     def mutating(self) -> bool:
         """True for a rule on anything but reading: such requests are audited, allowed or not."""
         return self.action is not Action.READ
+
+    @property
+    def kept_fields(self) -> frozenset[str] | None:
+        """The body fields whose values an audit record may hold; None: all of them. A
+        route managing secrets keeps none, whatever it declared: its body is a value."""
+        if self.action is Action.MANAGE_SECRETS:
+            return frozenset()
+        return self.audit_fields
 
     @property
     def audit_name(self) -> str:
@@ -85,9 +97,17 @@ def _mark(endpoint: E, access: Access) -> E:
     return endpoint
 
 
-def rule(action: Action, target: Target, audit_as: str | None = None) -> Callable[[E], E]:
-    """Declare, at the route, the action a caller needs on what `target` says it touches."""
-    access = Rule(action, target, audit_as)
+def rule(
+    action: Action,
+    target: Target,
+    audit_as: str | None = None,
+    *,
+    audit_fields: Iterable[str] | None = None,
+) -> Callable[[E], E]:
+    """Declare, at the route, the action a caller needs on what `target` says it touches
+    (and, for a route whose body carries a credential, which fields the audit may keep)."""
+    kept = None if audit_fields is None else frozenset(audit_fields)
+    access = Rule(action, target, audit_as, kept)
 
     def mark(endpoint: E) -> E:
         return _mark(endpoint, access)

@@ -10,8 +10,10 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
+from orchestrion.auth.masking import Masker
 from orchestrion.auth.secret_box import Secret
 from orchestrion.errors import CancelRequested, SecretError
 
@@ -45,6 +47,12 @@ class TaskContext:
     log_sink: LogSink = _discard
     #: The secrets this task declared, opened by the worker: read them with `secret`.
     secret_values: Mapping[str, Secret] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def masker(self) -> Masker:
+        """Masks every declared secret's value: the worker's code that shortens output (a cut
+        log line, a stderr tail, a preview) masks with it *before* cutting."""
+        return Masker(v.reveal() for v in self.secret_values.values())
 
     @property
     def logger(self) -> logging.Logger:

@@ -53,6 +53,7 @@ MAX_TEXT_CHARS = 1024 * 1024
 
 _ALLOWED_SCHEMES = ("http", "https")
 _ERROR_BODY_CHARS = 500
+_PREVIEW_CHARS = 200
 _IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
@@ -101,8 +102,8 @@ def run_http(
     finally:
         if owned:
             http.close()
-    _check_status(exchange, action)
-    return _result(exchange)
+    _check_status(exchange, action, ctx)
+    return _result(exchange, ctx)
 
 
 # ------------------------------------------------------------------------------ request
@@ -264,14 +265,14 @@ def _expected(status: int, action: HttpAction) -> bool:
     return 200 <= status < 300
 
 
-def _check_status(exchange: _Exchange, action: HttpAction) -> None:
+def _check_status(exchange: _Exchange, action: HttpAction, ctx: TaskContext) -> None:
     if _expected(exchange.status, action):
         return
-    text = _decode(exchange.body, exchange.headers)[:_ERROR_BODY_CHARS]
+    text = ctx.masker.head(_decode(exchange.body, exchange.headers), _ERROR_BODY_CHARS)
     raise TaskError(f"HTTP {exchange.status} from {exchange.method} {exchange.url}: {text}")
 
 
-def _result(exchange: _Exchange) -> Any:
+def _result(exchange: _Exchange, ctx: TaskContext) -> Any:
     if exchange.method == "HEAD":
         return {"status": exchange.status, "headers": dict(exchange.headers)}
     if _is_json(exchange.headers):
@@ -280,11 +281,11 @@ def _result(exchange: _Exchange) -> Any:
         try:
             return json.loads(exchange.body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            preview = _decode(exchange.body, exchange.headers)[:200]
+            preview = ctx.masker.head(_decode(exchange.body, exchange.headers), _PREVIEW_CHARS)
             raise TaskError(
                 f"malformed JSON from {exchange.method} {exchange.url} ({exc}): {preview!r}"
             ) from exc
-    text = _decode(exchange.body, exchange.headers)[:MAX_TEXT_CHARS]
+    text = ctx.masker.head(_decode(exchange.body, exchange.headers), MAX_TEXT_CHARS)
     return {"status": exchange.status, "text": text}
 
 

@@ -91,13 +91,13 @@ def execute(
     except CancelRequested:
         return _outcome(claim, "canceled", error="canceled")
     except TaskTimeout as exc:
-        return _failure(claim, exc, timed_out=True)
+        return _failure(claim, ctx, exc, timed_out=True)
     except (TypeError, ValueError) as exc:
         if "JSON serializable" in str(exc) or "Circular reference" in str(exc):
-            return _failure(claim, TaskError(f"task result is not JSON-serialisable: {exc}"))
-        return _failure(claim, exc)
+            return _failure(claim, ctx, TaskError(f"task result is not JSON-serialisable: {exc}"))
+        return _failure(claim, ctx, exc)
     except Exception as exc:
-        return _failure(claim, exc)
+        return _failure(claim, ctx, exc)
     return _outcome(claim, "succeeded", result=result)
 
 
@@ -227,12 +227,17 @@ def _outcome(claim: Claim, status: Any, *, result: Any = None, error: str | None
     )
 
 
-def _failure(claim: Claim, exc: BaseException, *, timed_out: bool = False) -> Outcome:
+def _failure(
+    claim: Claim, ctx: TaskContext, exc: BaseException, *, timed_out: bool = False
+) -> Outcome:
+    """The failed outcome of `exc`; the traceback is masked before its tail is kept, so the
+    cut cannot leave a piece of a secret (the worker masks the whole outcome again)."""
     kinds, message = error_types(exc), error_message(exc)
-    tb = public_names("".join(traceback.format_exception(exc)))[-_MAX_TRACEBACK:]
+    full = public_names("".join(traceback.format_exception(exc)))
     if isinstance(exc, RemoteTaskFailed):  # what the task raised, not where it was relayed
         kinds, message = exc.failure.error_types, exc.failure.message
-        tb, timed_out = exc.failure.traceback[-_MAX_TRACEBACK:], exc.failure.timed_out
+        full, timed_out = exc.failure.traceback, exc.failure.timed_out
+    tb = ctx.masker.tail(full, _MAX_TRACEBACK)
     return Outcome(
         task_run_id=claim.task_run_id,
         epoch=claim.epoch,

@@ -12,10 +12,15 @@ A task's processes never outlive the task.
 Output is read by two threads, one per pipe, so a child that fills stderr while we wait on
 stdout cannot deadlock. Each line goes to ``ctx.log_sink`` as it arrives; the sink is called
 from those threads and must be thread-safe.
+
+Every place that shortens output (a line cut at `MAX_LINE_BYTES`, the stderr tail of an
+error, the preview of stdout that is not JSON) masks the task's secrets *before* cutting
+(`ctx.masker`), so a value straddling the cut leaves no fragment behind.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 import logging
@@ -55,6 +60,7 @@ _STDERR_TAIL_LINES = 10
 _STDERR_TAIL_CHARS = 2000
 _READER_JOIN_SECONDS = 5.0
 _TRUNCATED_MARK = " [line truncated]"
+_PREVIEW_CHARS = 200
 
 # Live children, so the worker can kill every group on its own shutdown.
 _running: set[subprocess.Popen[bytes]] = set()
@@ -185,8 +191,8 @@ def _supervise(
         _kill_group(proc, grace)
     _join_readers(out, err)
     if code != 0:
-        raise TaskError(_failure_message(code, err.tail))
-    return _result(action, out)
+        raise TaskError(_failure_message(code, err.tail, ctx))
+    return _result(action, out, ctx)
 
 
 def _wait(proc: subprocess.Popen[bytes], ctx: TaskContext, timeout: float | None) -> int:
@@ -279,6 +285,7 @@ class _Reader:
         self._pipe = pipe
         self._stream = stream
         self._sink = ctx.log_sink
+        self._masker = ctx.masker
         self._keep_bytes = keep_bytes
         self.kept = bytearray()
         self.overflowed = False
@@ -308,10 +315,12 @@ class _Reader:
             if discarding:
                 discarding = not complete
                 continue
-            text = _decode_line(chunk)
             if not complete and len(chunk) >= MAX_LINE_BYTES:
+                # The rest of the line is dropped: what is kept may end inside a secret.
                 discarding = True
-                text += _TRUNCATED_MARK
+                text = self._masker.scrub_end(_decode_cut(chunk)) + _TRUNCATED_MARK
+            else:
+                text = self._masker.mask(_decode_line(chunk))
             self._line(text)
 
     def _keep(self, chunk: bytes) -> None:
@@ -347,6 +356,12 @@ def _decode_line(chunk: bytes) -> str:
     return chunk.decode("utf-8", errors="replace")
 
 
+def _decode_cut(chunk: bytes) -> str:
+    """A chunk cut at a byte count, without the partial character the cut may end in (it
+    would decode to U+FFFD and hide the fragment before it from `Masker.scrub_end`)."""
+    return codecs.getincrementaldecoder("utf-8")(errors="replace").decode(chunk, final=False)
+
+
 def _join_readers(*readers: _Reader) -> None:
     """Wait for the pipes to drain; give up on one a process outside the group still holds."""
     deadline = time.monotonic() + _READER_JOIN_SECONDS
@@ -359,7 +374,7 @@ def _join_readers(*readers: _Reader) -> None:
 # ------------------------------------------------------------------------------ results
 
 
-def _failure_message(code: int, stderr_tail: deque[str]) -> str:
+def _failure_message(code: int, stderr_tail: deque[str], ctx: TaskContext) -> str:
     if code < 0:
         try:
             name = signal.Signals(-code).name
@@ -369,12 +384,12 @@ def _failure_message(code: int, stderr_tail: deque[str]) -> str:
     else:
         message = f"command exited with status {code}"
     if stderr_tail:
-        tail = "\n".join(stderr_tail)[-_STDERR_TAIL_CHARS:]
+        tail = ctx.masker.tail("\n".join(stderr_tail), _STDERR_TAIL_CHARS)
         message += f"; stderr ends with:\n{tail}"
     return message
 
 
-def _result(action: ShellAction, out: _Reader) -> Any:
+def _result(action: ShellAction, out: _Reader, ctx: TaskContext) -> Any:
     if not action.json_output:
         return out.last_line
     if out.overflowed:
@@ -383,4 +398,5 @@ def _result(action: ShellAction, out: _Reader) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise TaskError(f"stdout is not valid JSON ({exc}): {text[:200]!r}") from exc
+        preview = ctx.masker.head(text, _PREVIEW_CHARS)
+        raise TaskError(f"stdout is not valid JSON ({exc}): {preview!r}") from exc

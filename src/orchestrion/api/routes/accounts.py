@@ -113,14 +113,16 @@ def list_users(request: Request) -> list[dict[str, Any]]:
 
 
 @router.post("/users", status_code=201)
-@rule(Action.MANAGE_USERS, targets.server_wide, "user.create")
+@rule(Action.MANAGE_USERS, targets.server_wide, "user.create", audit_fields=("name", "bindings"))
 def create_user(request: Request, body: UserIn) -> dict[str, Any]:
     _bindings(body.bindings)
     return _user(app_of(request).accounts.create_user(body.name, body.password, body.bindings))
 
 
 @router.patch("/users/{user}")
-@rule(Action.MANAGE_USERS, targets.server_wide, "user.change")
+@rule(
+    Action.MANAGE_USERS, targets.server_wide, "user.change", audit_fields=("bindings", "disabled")
+)
 def change_user(request: Request, user: str, body: UserChange) -> dict[str, Any]:
     """Any change ends the user's sessions at once."""
     accounts = app_of(request).accounts

@@ -356,7 +356,7 @@ CREATE TABLE login_failures (
 CREATE INDEX login_failures_key_at ON login_failures (key, at);
 CREATE INDEX login_failures_at ON login_failures (at);
 
--- Append-only: the triggers below refuse every UPDATE and DELETE.
+-- Append-only: the triggers below refuse every UPDATE, DELETE and overwriting INSERT.
 CREATE TABLE audit_log (
     id             INTEGER PRIMARY KEY,
     at             REAL NOT NULL,
@@ -378,6 +378,14 @@ BEGIN
     SELECT RAISE(ABORT, 'the audit log is append-only');
 END;
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+-- REPLACE on an existing id deletes the old row without firing DELETE triggers: an insert
+-- naming an id that is there already is refused (the store lets SQLite pick ids; NEW.id is
+-- -1 then).
+CREATE TRIGGER audit_log_no_replace BEFORE INSERT ON audit_log
+WHEN EXISTS (SELECT 1 FROM audit_log WHERE id = NEW.id)
 BEGIN
     SELECT RAISE(ABORT, 'the audit log is append-only');
 END;
