@@ -179,3 +179,22 @@ def test_wire_form_round_trips_and_refuses_paths_outside_the_root() -> None:
         CodeBundle.from_wire({"paths": ["../up"], "files": {"a.py": ""}})
     with pytest.raises(SpecError):
         CodeBundle.from_wire({"paths": [""], "files": {"a.py": ""}, "extra": 1})
+
+
+def test_a_lambda_condition_resolves_from_the_snapshot(tmp_path: Path) -> None:
+    """No attribute path reaches a lambda: the snapshot finds it among its workflows'
+    callables, as the loader registered it."""
+    flow = tmp_path / "lambdas.py"
+    flow.write_text(
+        "from orchestrion import task, workflow\n\n"
+        "@task(when=lambda params: params['go'] == 'yes')\ndef maybe():\n    return 1\n\n"
+        "@workflow\ndef lambdas(go: str = 'yes'):\n    maybe()\n"
+    )
+    [loaded] = load_workflows(flow)
+    [task] = loaded.spec.tasks
+    assert task.when is not None and task.when.ref == "lambdas:<lambda>"
+    assert loaded.code is not None
+    snapshot = load_snapshot(loaded.code, tmp_path / "cache")
+    condition = snapshot.resolve(task.when.ref)
+    assert condition(params={"go": "yes"}) is True
+    assert condition(params={"go": "no"}) is False

@@ -101,10 +101,14 @@ class Snapshot:
             why = str(exc).replace(f"{self.package}.", "").replace(".b0.", ".")
             where = "the version's code" if private else "this worker's environment"
             raise TaskError(f"cannot load task code {ref!r} from {where}: {why}") from exc
+        module = target
         for part in qualname.split("."):
             try:
                 target = getattr(target, part)
             except AttributeError as exc:
+                found = _declared_callable(module, ref)  # a lambda, a nested function
+                if found is not None:
+                    return found
                 raise TaskError(
                     f"cannot load task code {ref!r}: {module_name!r} has no attribute {part!r}"
                 ) from exc
@@ -131,6 +135,20 @@ class Snapshot:
                 module = _real_import(f"{base}.{name}", globals, locals, fromlist or (), 0)
                 return module if fromlist else sys.modules[f"{base}.{top}"]
         return _real_import(name, globals, locals, fromlist or (), level)
+
+
+def _declared_callable(module: ModuleType, ref: str) -> Callable[..., Any] | None:
+    """A callable that no attribute path reaches (``when=lambda ...``, a function defined
+    inside another), found the way the loader found it: among the callables of the
+    module's workflows, whose refs name the module by its private name here."""
+    from orchestrion.spec.python import Workflow
+
+    for value in list(vars(module).values()):
+        if isinstance(value, Workflow):
+            for key, fn in value.callables.items():
+                if public_names(key) == ref:
+                    return fn
+    return None
 
 
 class _Finder(importlib.abc.MetaPathFinder):
