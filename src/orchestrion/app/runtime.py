@@ -22,6 +22,7 @@ from orchestrion.app.settings import Settings
 from orchestrion.errors import NotFound
 from orchestrion.spec.model import TaskSpec
 from orchestrion.store.records import RunRecord, TaskRunRecord
+from orchestrion.triggers.leases import DutyLease
 from orchestrion.triggers.maintenance import Maintenance
 from orchestrion.triggers.scheduler import Scheduler
 from orchestrion.worker.executor_choice import executor_from_name
@@ -112,13 +113,26 @@ class Runtime(Facet):
             secrets=self._secrets,
             executor=plan.executor,
         )
+        # Workers take part in reaping under the maintenance duty's lease (the one
+        # schedulers hold), so a killed worker's tasks are retried while only workers run.
+        housekeeping = self.leased_maintenance(f"worker:{worker.id}")
         worker.start()
+        housekeeping.start()
         try:
             yield worker
         finally:
+            housekeeping.stop()
             worker.stop(grace=grace)
             if plan.executor is not None:
                 plan.executor.close()
+
+    def leased_maintenance(self, holder_id: str, every: float = 2.0) -> Maintenance:
+        """The housekeeping loop under the ``maintenance`` duty's lease: it sweeps only
+        while no other process (a scheduler, another worker) holds that duty."""
+        lease = DutyLease(
+            self.store.triggers, "maintenance", holder_id, self._core.settings.lease_seconds
+        )
+        return Maintenance(self.store.runs, self.clock, every=every, lease=lease)
 
     def scheduler(self, holder_id: str | None = None, **options: Any) -> Scheduler:
         """A scheduler on this App's store and clock (run it with `run_forever`)."""
