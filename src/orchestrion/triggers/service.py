@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,8 +69,13 @@ def send_event(
     event_id: str,
     *,
     source: str,
+    namespaces: Collection[str] | None = None,
 ) -> EventReceipt:
-    """Record an event and start the runs its triggers ask for, in one transaction."""
+    """Record an event and start the runs its triggers ask for, in one transaction.
+
+    `namespaces`: the only namespaces whose triggers see the event (the sender's, where it
+    may send events); None: every namespace (the local CLI, a webhook, a ``*`` sender).
+    """
     if not isinstance(event_type, str) or not _EVENT_TYPE.fullmatch(event_type):
         raise ParameterError(
             f"bad event type {event_type!r}: use letters, digits and '_', '.', ':', '-'"
@@ -86,7 +91,11 @@ def send_event(
         raise ParameterError(
             f"the event payload is {size:,} bytes, over the {MAX_PAYLOAD_BYTES:,}-byte limit"
         )
-    specs = [r.spec for r in workflows.list_workflows() if r.spec.triggers]
+    specs = [
+        r.spec
+        for r in workflows.list_workflows()
+        if r.spec.triggers and (namespaces is None or r.namespace in namespaces)
+    ]
     matches = match_event(
         specs, event_type, event_id, payload, source=source, paused=workflows.paused_workflows()
     )
