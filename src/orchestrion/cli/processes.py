@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -159,7 +159,13 @@ def run_worker(
                 f" {plan.concurrency}, executor {executor})",
                 flush=True,
             )
-            _serve_until_stopped(app, folder, stop)
+            _serve_until_stopped(app, folder, stop, lambda: worker.health.fatal)
+    if worker.health.fatal is not None:
+        # A thread of it died: its tasks would wait for a lease to lapse while it looked
+        # alive. Exit, so that a supervisor (or the server) starts a healthy one.
+        print(f"error: orchestrion worker: {worker.health.fatal}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(3)
     if worker.busy:
         # Their leases were released and other workers retry them; a thread cannot be
         # killed, and waiting for it would keep this process alive past the grace period.
@@ -172,12 +178,16 @@ def run_worker(
         os._exit(0)
 
 
-def _serve_until_stopped(app: App, folder: WorkflowFolder, stop: threading.Event) -> None:
-    """Load changed workflow files until a signal, or until the server that started this
-    worker is gone."""
+def _serve_until_stopped(
+    app: App, folder: WorkflowFolder, stop: threading.Event, fatal: Callable[[], str | None]
+) -> None:
+    """Load changed workflow files until a signal, until the server that started this
+    worker is gone, or until `fatal` says that the worker cannot go on."""
     parent = os.getppid()
     orphan_check = os.environ.get("ORCHESTRION_EXIT_WITH_PARENT") == str(parent)
     while not stop.wait(2.0):
+        if fatal() is not None:
+            break
         if orphan_check and os.getppid() != parent:
             # The server that started us died without stopping us (SIGKILL): stop too,
             # gracefully, instead of running on as an orphan.

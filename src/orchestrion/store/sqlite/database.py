@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,6 +33,8 @@ from orchestrion.store.sqlite.queries import SQLITE
 from orchestrion.store.sqlite.wake import Waker
 
 __all__ = ["SqliteDatabase", "migrate", "path_from_url"]
+
+log = logging.getLogger("orchestrion.store")
 
 T = TypeVar("T")
 
@@ -67,9 +70,24 @@ def migrate(conn: sqlite3.Connection, *, until: str | None = None) -> list[str]:
             applied.append(file.stem)
         conn.execute(Q.commit)
     except BaseException:
-        conn.execute(Q.rollback)
+        _rollback(conn)
         raise
     return applied
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if SQLite has not already.
+
+    On some errors (a full disk, an I/O error, out of memory) SQLite rolls the transaction
+    back by itself; a ROLLBACK then fails with "cannot rollback - no transaction is active",
+    which would hide the real error and escape as a raw sqlite3 error.
+    """
+    if not conn.in_transaction:
+        return
+    try:
+        conn.execute(Q.rollback)
+    except sqlite3.Error:
+        log.warning("store.rollback_failed", exc_info=True)
 
 
 class SqliteDatabase(Database):
@@ -132,10 +150,10 @@ class SqliteDatabase(Database):
                 adv.flush()
                 self._conn.execute(Q.commit)
             except sqlite3.Error as exc:
-                self._conn.execute(Q.rollback)
+                _rollback(self._conn)
                 raise StoreError(f"database error: {exc}") from exc
             except BaseException:
-                self._conn.execute(Q.rollback)
+                _rollback(self._conn)
                 raise
         work = bool(adv.newly_ready or adv.run_changed)
         if work:
