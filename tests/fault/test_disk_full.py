@@ -59,6 +59,15 @@ def disk_fill(n: int = 10, log: str = "effects.log"):
 
 
 @pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    """The test's processes, SIGKILLed (with their children) if still running at the end."""
+    started: list[Proc] = []
+    yield started
+    for proc in started:
+        proc.kill_group()
+
+
+@pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 24 MiB tmpfs of the test's own (unmounted afterwards)."""
     mount = tmp_path / "disk"
@@ -103,7 +112,7 @@ def _rows(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[obj
 
 
 def test_a_full_disk_stops_orchestrion_run_cleanly_and_resume_finishes(
-    tmp_path: Path, small_disk: Path
+    tmp_path: Path, small_disk: Path, procs: list[Proc]
 ) -> None:
     db = small_disk / "run.db"
     flow = tmp_path / "flow.py"
@@ -122,6 +131,7 @@ def test_a_full_disk_stops_orchestrion_run_cleanly_and_resume_finishes(
     args = ["run", str(flow), "--db", str(db), "-c", "2", "-q", "-p", f"n={TASKS}",
             "-p", f"log={effects}"]  # fmt: skip
     first = Proc("run", args, tmp_path, env, tmp_path)
+    procs.append(first)
 
     def succeeded() -> int:
         with contextlib.suppress(sqlite3.Error):
@@ -150,6 +160,7 @@ def test_a_full_disk_stops_orchestrion_run_cleanly_and_resume_finishes(
     assert succeeded() >= before  # nothing recorded before the disk filled was lost
     resumed = Proc("resume", ["run", "--resume", run_id, "--db", str(db), "-q"], tmp_path,
                    env, tmp_path)  # fmt: skip
+    procs.append(resumed)
     assert resumed.wait(60) == 0, resumed.output()
     [(state,)] = _rows(db, "SELECT state FROM runs WHERE id = ?", (run_id,))
     assert state == "succeeded"
