@@ -67,7 +67,7 @@ def guarded(name: str, target: Callable[[], None], health: StoreHealth) -> Calla
         try:
             target()
         except Exception as exc:  # the last line of defence of a background thread
-            log.critical("worker.thread_died", extra={"thread": name}, exc_info=True)
-            health.died(name, exc)
+            health.died(name, exc)  # first: recorded even if logging fails
+            log.critical("worker.thread_died", extra={"worker_thread": name}, exc_info=True)
 
     return run
