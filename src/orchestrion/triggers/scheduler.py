@@ -35,7 +35,7 @@ from orchestrion.store.workflows import WorkflowStore
 from orchestrion.triggers import cron
 from orchestrion.triggers.events import match_run, run_scope
 from orchestrion.triggers.leases import DutyLease
-from orchestrion.triggers.maintenance import sweep
+from orchestrion.triggers.maintenance import backoff, sweep
 
 __all__ = ["BACKFILL_PRIORITY", "DUTIES", "Scheduler", "TickReport", "backfill_params"]
 
@@ -131,12 +131,19 @@ class Scheduler:
 
     def run_forever(self, stop: threading.Event) -> None:
         """Tick until `stop` is set, then give the leases up for the next scheduler."""
+        failures = 0
         try:
             while not stop.is_set():
                 try:
                     self.tick()
-                except Exception:  # a daemon loop: log, back off briefly, keep going
-                    log.exception("scheduler.tick_failed")
+                    failures = 0
+                except Exception:  # a daemon loop: log, back off, keep going
+                    # Any error (a full disk, a database restart) is retried, later and later,
+                    # so an outage neither ends the thread nor floods the log.
+                    failures += 1
+                    log.exception("scheduler.tick_failed", extra={"failures": failures})
+                    stop.wait(backoff(self.max_sleep, failures - 1, most=10.0))
+                    continue
                 now = self.clock.now()
                 stop.wait(max(0.0, min(self.next_wake(now) - now, self.max_sleep)))
         finally:
