@@ -3,8 +3,9 @@
 Only ``orchestrion worker`` processes run (no server, no scheduler, as during their
 restart). The worker holding the maintenance duty's lease is SIGKILLed while it runs
 tasks (then another busy worker): its duty lease lapses, another worker takes it, reaps
-the killed workers' expired task leases, and the run finishes. Every task has exactly one succeeded attempt (its last);
-every other attempt was a killed worker's and is ``lost``. On SQLite (where it was
+the killed workers' expired task leases, and the run finishes. Every task has exactly
+one succeeded attempt (its last); every other attempt was a killed worker's and is
+``lost``. On SQLite (where it was
 found) and PostgreSQL; about 10 s each. ``ORCHESTRION_FAULT_SCALE=full`` runs the size it
 was found at: 4 workers, 20 SIGKILLs (each killed worker replaced), 3,000 tasks.
 """
