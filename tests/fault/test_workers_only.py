@@ -5,9 +5,9 @@ restart). The worker holding the maintenance duty's lease is SIGKILLed while it 
 tasks (then another busy worker): its duty lease lapses, another worker takes it, reaps
 the killed workers' expired task leases, and the run finishes. Every task has exactly
 one succeeded attempt (its last); every other attempt was a killed worker's and is
-``lost``. On SQLite (where it was
-found) and PostgreSQL; about 10 s each. ``ORCHESTRION_FAULT_SCALE=full`` runs the size it
-was found at: 4 workers, 20 SIGKILLs (each killed worker replaced), 3,000 tasks.
+``lost``. On SQLite (where it was found) and PostgreSQL; about 10 s each.
+``ORCHESTRION_FAULT_SCALE=full`` runs the size it was found at: 4 workers, 20 SIGKILLs
+(each killed worker replaced), 3,000 tasks.
 """
 
 from __future__ import annotations
