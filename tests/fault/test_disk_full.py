@@ -12,6 +12,8 @@ hung. Now: it stops within its patience (``ORCHESTRION_STORE_PATIENCE``) with a 
 that says how to resume and a non-zero exit, no thread dies with a traceback, the file
 passes an integrity check with everything recorded before the disk filled, and once space
 is freed ``orchestrion run --resume`` finishes the run, each task with one success.
+Long-running ``orchestrion worker`` processes instead wait the full disk out: none of
+their threads dies, and the run finishes once space returns.
 """
 
 from __future__ import annotations
@@ -22,12 +24,12 @@ import re
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.fault.conftest import APPEND, wait_for
+from tests.fault.conftest import APPEND, Cluster, wait_for
 from tests.processes import Proc
 
 TASKS = 40
@@ -177,3 +179,49 @@ def test_a_full_disk_stops_orchestrion_run_cleanly_and_resume_finishes(
     assert all(o.count("succeeded") == 1 for o in per_task.values()), per_task
     done = {line.split()[1] for line in effects.read_text().splitlines()}
     assert len(done) == TASKS
+
+
+def test_workers_wait_out_a_full_disk_and_finish_once_space_returns(
+    tmp_path: Path, small_disk: Path, make_cluster: Callable[..., Cluster]
+) -> None:
+    """Long-running workers do not stop on a full disk: their threads back off and retry,
+    none dies, and the run finishes once space returns, each task with one success."""
+    db = small_disk / "workers.db"
+    cluster = make_cluster(f"sqlite:///{db}", "full", lease=2.0, heartbeat=0.3)
+    (cluster.flows / "flow.py").write_text(FLOW)
+    effects = tmp_path / "effects.log"
+    cluster.deploy()
+    workers = [cluster.worker(f"w{i}", concurrency=2) for i in range(2)]
+    run = cluster.trigger("disk_fill", {"n": TASKS, "log": str(effects)})
+
+    def succeeded() -> int:
+        with contextlib.suppress(sqlite3.Error):
+            found = _rows(db, "SELECT count(*) FROM task_runs WHERE state = 'succeeded'")
+            return int(str(found[0][0]))
+        return 0
+
+    wait_for("a few tasks to succeed", lambda: succeeded() >= 5, 60, cluster.report)
+    filler = _fill(small_disk)
+    time.sleep(8)  # heartbeats, claims and reports fail; leases lapse
+    assert all(w.alive() for w in workers), cluster.report()
+    logs = cluster.report()
+    assert "database or disk is full" in logs, logs
+    assert "Exception in thread" not in logs and "cannot rollback" not in logs, logs
+    filler.unlink()
+
+    def finished() -> str | None:
+        with contextlib.suppress(sqlite3.Error):
+            [(state,)] = _rows(db, "SELECT state FROM runs WHERE id = ?", (run,))
+            return str(state) if state in ("succeeded", "failed", "canceled") else None
+        return None
+
+    assert wait_for("the run to finish", finished, 60, cluster.report) == "succeeded"
+    assert all(w.alive() for w in workers), cluster.report()
+    assert _rows(db, "PRAGMA integrity_check") == [("ok",)]
+    rows = _rows(
+        db,
+        "SELECT t.id, count(a.id) FROM task_runs t JOIN attempts a ON a.task_run_id = t.id"
+        " AND a.outcome = 'succeeded' WHERE t.run_id = ? AND t.kind = 'item' GROUP BY t.id",
+        (run,),
+    )
+    assert len(rows) == TASKS and {n for _, n in rows} == {1}, rows
