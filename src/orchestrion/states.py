@@ -133,7 +133,8 @@ TASK_TRANSITIONS: dict[tuple[TaskState, TaskEvent], TaskState] = {
     (T.WAITING, E.CANCEL): T.CANCELED,
     (T.FAILED, E.REQUEUE): T.QUEUED,  # retry of a failed run: the failed task runs again
     (T.UPSTREAM_FAILED, E.RESET): T.PENDING,
-    (T.FAILED, E.RESET): T.PENDING,  # retry of a task whose `when`/`map` failed before it ran
+    # retry of a task whose `when`/`map` failed before it ran, or of a failed undo step
+    (T.FAILED, E.RESET): T.PENDING,
     (T.CANCELED, E.RESET): T.PENDING,
     (T.FAILED, E.REOPEN): T.WAITING,  # retry of a mapped group: its failed items run again
     (T.CANCELED, E.REOPEN): T.WAITING,
@@ -194,6 +195,7 @@ class RunEvent(StrEnum):
     COMPENSATE = "compensate"
     CANCEL = "cancel"
     RETRY = "retry"
+    RETRY_UNDO = "retry_undo"
 
 
 R, RE = RunState, RunEvent
@@ -210,6 +212,9 @@ RUN_TRANSITIONS: dict[tuple[RunState, RunEvent], RunState] = {
     (R.COMPENSATING, RE.CANCEL): R.CANCELED,
     (R.FAILED, RE.RETRY): R.RUNNING,
     (R.CANCELED, RE.RETRY): R.RUNNING,
+    # Retry of a compensated run: its failed (or canceled) undo steps run again.
+    (R.FAILED, RE.RETRY_UNDO): R.COMPENSATING,
+    (R.CANCELED, RE.RETRY_UNDO): R.COMPENSATING,
 }
 
 del R, RE

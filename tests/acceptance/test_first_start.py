@@ -71,3 +71,49 @@ def test_first_start_shows_and_saves_one_admin_then_never_again(tmp_path: Path) 
     finally:
         again.signal(signal.SIGTERM)
         again.wait(30)
+
+
+def test_a_taken_port_fails_before_the_first_start(tmp_path: Path) -> None:
+    """`orchestrion server` on a port another process listens on exits 2 at once, naming
+    the address, and has made no admin: the next start on a free port is the first start
+    (issue 12: it used to make and print the admin, then fail in uvicorn)."""
+    port = free_port()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_PORT, str(port)], stdout=subprocess.PIPE, text=True
+    )
+    creds = tmp_path / "config" / "credentials.json"
+    env = {**os.environ, "ORCHESTRION_CREDENTIALS_FILE": str(creds), "NO_COLOR": "1"}
+    env.pop("ORCHESTRION_TOKEN", None)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "listening"
+        taken = _start(tmp_path, port, env, "server-taken")
+        assert taken.wait(60) == 2, taken.output()
+        out = taken.output()
+        assert f"error: orchestrion server: cannot listen on 127.0.0.1:{port}" in out, out
+        assert "Address already in use" in out and "--port" in out, out
+        assert "First start" not in out and "password" not in out and "Traceback" not in out
+        assert not creds.exists()
+    finally:
+        holder.kill()
+        holder.wait(10)
+        if holder.stdout is not None:
+            holder.stdout.close()
+    free = free_port()
+    server = _start(tmp_path, free, env, "server-free")
+    try:
+        wait_for("the server", lambda: _ready(f"http://127.0.0.1:{free}"), 30, server.output)
+        wait_for("the banner", lambda: "API token:" in server.output(), 10, server.output)
+    finally:
+        server.signal(signal.SIGTERM)
+        server.wait(30)
+
+
+# A real process holding the port (not a socket of the test's own process).
+_HOLD_PORT = """
+import socket, sys, time
+sock = socket.socket()
+sock.bind(("127.0.0.1", int(sys.argv[1])))
+sock.listen()
+print("listening", flush=True)
+time.sleep(120)
+"""

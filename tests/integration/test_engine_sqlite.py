@@ -22,6 +22,7 @@ import pytest
 from orchestrion import planner
 from orchestrion.app import App
 from orchestrion.clock import FakeClock
+from orchestrion.errors import IllegalTransition
 from orchestrion.spec.model import ParamSpec, ParamType, TriggerRule, WhenSpec, WorkflowSpec
 from orchestrion.states import RunState, TaskState
 from orchestrion.store import open_store
@@ -1101,6 +1102,87 @@ def test_a_failing_undo_does_not_stop_the_chain(d: Driver) -> None:
     consistent(d, run_id)
 
 
+def test_retry_of_a_compensated_run_reruns_only_its_failed_undo_steps(d: Driver) -> None:
+    """Issue 12: a failed compensation left the run unrecoverable. Retry re-runs the undo
+    steps that failed, one at a time in compensation order, and ends the run failed again
+    with every task compensated; succeeded undo steps do not run twice."""
+    broken = {"b": True, "c": True}
+    undone: list[str] = []
+
+    def undo(name: str) -> Callable[..., None]:
+        def fn(result: Any) -> None:
+            if broken.get(name, False):
+                raise RuntimeError(f"undo {name} broke")
+            undone.append(name)
+
+        return fn
+
+    d.add(
+        a=lambda: "A",
+        b=lambda: "B",
+        c=lambda: "C",
+        e=_raise(RuntimeError("e failed")),
+        ua=undo("a"),
+        ub=undo("b"),
+        uc=undo("c"),
+    )
+    spec = wf(
+        "saga3",
+        py("a", undo="ua"),
+        py("b", "a", undo="ub"),
+        py("c", "b", undo="uc"),
+        py("e", "c"),
+    )
+    run_id = d.start(spec)
+    assert d.drain(run_id).state is RunState.FAILED
+    assert undone == ["a"]  # undo:c and undo:b failed; the chain went on
+    broken.update(b=False, c=False)  # the cause of the failures is fixed
+
+    assert d.store.runs.retry_run(run_id, now=d.now)
+    assert d.store.reads.get_run(run_id).state is RunState.COMPENSATING
+    undo_states = {t.task_name: t.state for t in d.store.reads.list_task_runs(run_id)}
+    assert undo_states["undo:c"] is S.QUEUED and undo_states["undo:b"] is S.PENDING
+    finish_ok(d, d.claim_one("undo:c"))  # one at a time: b waits for c
+    finish_ok(d, d.claim_one("undo:b"))
+    assert d.claim() == []
+    run = d.store.reads.get_run(run_id)
+    assert run.state is RunState.FAILED and run.error and "e failed" in run.error
+    assert undone == ["a", "c", "b"]  # undo:a did not run again
+    assert d.state(run_id) == {"a": "compensated", "b": "compensated", "c": "compensated",
+                               "e": "failed"}  # fmt: skip
+    kinds = [e.kind for e in d.store.reads.list_events(run_id)]
+    assert kinds.count("run.retry_undo") == 1 and kinds.count("run.compensation_retried") == 1
+    consistent(d, run_id)
+    assert not d.store.runs.retry_run(run_id, now=d.now)  # nothing is left to undo
+
+
+def test_a_canceled_compensation_resumes_on_retry(d: Driver) -> None:
+    undone: list[str] = []
+    d.add(
+        a=lambda: "A",
+        b=lambda: "B",
+        c=_raise(RuntimeError("c failed")),
+        ua=lambda result: undone.append(result),
+        ub=lambda result: undone.append(result),
+    )
+    spec = wf("saga4", py("a", undo="ua"), py("b", "a", undo="ub"), py("c", "b"))
+    run_id = d.start(spec)
+    finish_ok(d, d.claim_one("a"))
+    finish_ok(d, d.claim_one("b"))
+    d.store.runs.finish([d.execute(d.claim_one("c"))], now=d.now)  # type: ignore[list-item]
+    claim = d.claim_one("undo:b")
+    assert d.store.runs.cancel_run(run_id, now=d.now)
+    late = d.execute(claim)
+    assert late is not None and d.store.runs.finish([late], now=d.now).applied == ()
+    assert d.store.reads.get_run(run_id).state is RunState.CANCELED
+    assert d.store.runs.retry_run(run_id, now=d.now)
+    assert d.drain(run_id).state is RunState.FAILED
+    # undo:b ran when canceled (its result fenced, not taken), and again on the retry
+    assert undone == ["B", "B", "A"]
+    assert d.state(run_id) == {"a": "compensated", "b": "compensated", "c": "failed"}
+    consistent(d, run_id)
+
+
 # ============================================================================ sub-workflows
 
 
@@ -1212,6 +1294,36 @@ def test_e2e_every_trigger_rule(tmp_path: Path) -> None:
             "all_bad": S.SUCCEEDED,
             "not_all_bad": S.SKIPPED,
         }
+        _check_app(app, tmp_path, run.id)
+
+
+def test_e2e_a_failed_undo_is_retried_through_the_app(tmp_path: Path) -> None:
+    """`App.runs.retry_or_raise` (what the API, UI and CLI retry call) resumes a failed
+    compensation; a second retry names why there is nothing left to do."""
+    refunds: list[str] = []
+    gateway_up = threading.Event()
+
+    def refund(result: Any) -> None:
+        if not gateway_up.is_set():
+            raise RuntimeError("payment gateway down")
+        refunds.append(result)
+
+    with make_app(tmp_path) as app:
+        app.code.add(
+            {"t:pay": lambda: "p1", "t:ship": _raise(RuntimeError("no stock")), "t:refund": refund}
+        )
+        spec = wf("shop", py("pay", undo="refund"), py("ship", "pay"))
+        app.store.workflows.register_workflow(spec, source=None, now=time.time())
+        run = _e2e(app, "shop")
+        assert run.state is RunState.FAILED and refunds == []
+        gateway_up.set()
+        app.runs.retry_or_raise(run.id)
+        run = app.runtime.run_until_done(run.id, every=0.01)
+        assert run.state is RunState.FAILED and run.error and "no stock" in run.error
+        assert refunds == ["p1"]
+        assert by_name(app.runs.task_runs(run.id))["pay"].state is S.COMPENSATED
+        with pytest.raises(IllegalTransition, match="every undo step succeeded"):
+            app.runs.retry_or_raise(run.id)
         _check_app(app, tmp_path, run.id)
 
 

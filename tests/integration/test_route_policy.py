@@ -453,3 +453,66 @@ def test_a_viewer_of_one_namespace_gets_full_pages_of_its_runs(tmp_path: Path) -
                 assert sorted((r for r in finance if r in html), reverse=True) == newest_first[:5]
         finally:
             server.stop()
+
+
+def test_event_triggers_see_only_events_their_namespace_may_see(tmp_path: Path) -> None:
+    """Issue 12: an editor of ``finance`` deploying a trigger on ``*`` made every other
+    namespace's event sends fail with 403. A send needs ``events.send`` on some namespace;
+    only the sender's namespaces' triggers see it; ids are the sender's scope's own."""
+    from orchestrion.spec.model import TriggerSpec
+
+    def watcher(name: str, namespace: str, pattern: str) -> dict[str, Any]:
+        spec = WorkflowSpec(
+            name=name,
+            namespace=namespace,
+            tasks=(TaskSpec(name="a", action=PythonAction(ref="t:noop")),),
+            triggers=(TriggerSpec(event=pattern),),
+        )
+        return spec.model_dump(mode="json")
+
+    with App(Settings(database_url=database_url_for(tmp_path / "events.db"))) as app:
+        make = app.accounts.create_token
+        tokens = {
+            f"{ns}-{role}": make(f"{ns}-{role}", {ns: role}, expires="never")[0]
+            for ns in ("finance", "ops")
+            for role in ("viewer", "operator", "editor")
+        }
+        tokens["root"], _ = app.accounts.create_token("root", {"*": "admin"}, expires="never")
+        tokens["both"], _ = app.accounts.create_token(
+            "both", {"finance": "operator", "ops": "operator"}, expires="never"
+        )
+        server = Server(app)
+
+        def send(who: str, event_id: str | None = None) -> httpx.Response:
+            body = {"type": "deploy.done", **({"id": event_id} if event_id else {})}
+            with server.client(tokens[who]) as c:
+                return c.post("/api/v1/events", json=body)
+
+        def started(response: httpx.Response) -> set[str]:
+            assert response.status_code == 202, response.text
+            return {app.runs.get_run(r).workflow for r in response.json()["run_ids"]}
+
+        try:
+            for who, spec in (
+                ("finance-editor", watcher("fin_all", "finance", "*")),
+                ("ops-editor", watcher("ops_deploys", "ops", "deploy.*")),
+            ):
+                with server.client(tokens[who]) as c:
+                    deployed = c.post("/api/v1/workflows", json=spec)
+                    assert deployed.status_code in (200, 201), deployed.text
+            # Each operator's event reaches its own namespace's triggers only.
+            assert started(send("ops-operator")) == {"ops_deploys"}
+            assert started(send("finance-operator")) == {"fin_all"}
+            assert started(send("both")) == {"fin_all", "ops_deploys"}
+            assert started(send("root")) == {"fin_all", "ops_deploys"}
+            # An id taken in one scope neither blocks nor answers for another's.
+            assert started(send("finance-operator", "same-id")) == {"fin_all"}
+            again = send("ops-operator", "same-id")
+            assert started(again) == {"ops_deploys"} and not again.json()["duplicate"]
+            duplicate = send("ops-operator", "same-id")
+            assert duplicate.json()["duplicate"] and started(duplicate) == {"ops_deploys"}
+            # Sending still needs events.send somewhere: a viewer is refused, naming it.
+            refused = send("ops-viewer")
+            assert refused.status_code == 403 and "events.send" in refused.text, refused.text
+        finally:
+            server.stop()

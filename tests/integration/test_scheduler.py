@@ -23,6 +23,8 @@ from orchestrion.store import open_store
 from orchestrion.store.records import AuditFilter, RunFilter
 from orchestrion.store.stores import Stores
 from orchestrion.triggers.cron import fires_between, iso
+from orchestrion.triggers.leases import DutyLease
+from orchestrion.triggers.maintenance import Maintenance
 from orchestrion.triggers.scheduler import BACKFILL_PRIORITY, Scheduler
 from tests.helpers import Driver, database_url_for, make_app, py, wf
 
@@ -512,3 +514,25 @@ def test_a_new_version_keeps_its_schedules_history_and_sleep_is_bounded(
     assert sched.tick().fires == []
     assert sched.next_wake(drv.now) == drv.now + 5.0  # a paused schedule is no reason to spin
     assert len(fired(drv.store)) == 1
+
+
+def test_workers_share_the_maintenance_duty_with_schedulers(tmp_path: Path, closer: Closer) -> None:
+    """Workers sweep under the scheduler's ``maintenance`` lease (issue 12, finding 9b): one
+    holder at a time, whichever kind of process it is, and it moves when the holder dies."""
+    clock = FakeClock(1_800_000_000.0)
+    db = database_url_for(tmp_path / "db.sqlite")
+    one, two, three = closer(open_store(db)), closer(open_store(db)), closer(open_store(db))
+    scheduler = Scheduler(one.triggers, one.workflows, one.runs, clock, "scheduler")
+    sweepers = [
+        Maintenance(s.runs, clock, lease=DutyLease(s.triggers, "maintenance", f"worker:{n}", 30))
+        for n, s in (("a", two), ("b", three))
+    ]
+    assert "maintenance" in scheduler.tick().duties
+    assert [m.pass_once() for m in sweepers] == [False, False]  # the scheduler holds it
+    clock.advance(31)  # the scheduler died: its lease lapsed
+    assert [m.pass_once() for m in sweepers] == [True, False]  # one worker took it over
+    assert "maintenance" not in scheduler.tick().duties
+    clock.advance(20)
+    assert [m.pass_once() for m in sweepers] == [True, False]  # renewed past half-life
+    sweepers[0].stop()  # a stopped worker hands it over at once
+    assert sweepers[1].pass_once()

@@ -1411,3 +1411,32 @@ def test_load_python_module(tmp_path: Path, clean_imports: None) -> None:
     assert [w.name for w in flows] == ["zeta", "alpha"]
     with pytest.raises(SpecError, match=r"import failed: ModuleNotFoundError"):
         load_python_module("no_such_module_xyz")
+
+
+def test_shell_argv_by_position() -> None:
+    """``shell(name, [argv])`` is the natural call; it must not raise a TypeError (issue 12)."""
+
+    @workflow
+    def positional() -> None:
+        shell("echo", ["echo", "hi"])
+
+    action = positional.spec.tasks[0].action
+    assert isinstance(action, ShellAction) and action.argv == ("echo", "hi")
+
+    def wf() -> None:
+        shell("s", "echo hi")
+
+    assert "argv is a list of arguments; for a command line use script=" in (
+        _build_error(wf).message
+    )
+
+    def wf2() -> None:
+        shell("s", ["echo"], "x")
+
+    message = _build_error(wf2).message
+    assert "task 's'" in message and "shell(name, argv) takes 2 arguments by position" in message
+
+    def wf3() -> None:
+        http("h", "https://example.com", "POST")
+
+    assert "http(name, url) takes 2 arguments by position, got 3" in _build_error(wf3).message

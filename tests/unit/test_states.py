@@ -92,6 +92,8 @@ EXPECTED_RUN_EDGES: dict[tuple[RunState, RunEvent], RunState] = {
     (R.COMPENSATING, RE.CANCEL): R.CANCELED,
     (R.FAILED, RE.RETRY): R.RUNNING,
     (R.CANCELED, RE.RETRY): R.RUNNING,
+    (R.FAILED, RE.RETRY_UNDO): R.COMPENSATING,
+    (R.CANCELED, RE.RETRY_UNDO): R.COMPENSATING,
 }
 
 
@@ -243,10 +245,13 @@ def test_finished_task_states_leave_only_by_retry_or_compensation() -> None:
 
 
 def test_finished_run_states_leave_only_by_retry() -> None:
-    for (state, event), _ in RUN_TRANSITIONS.items():
+    """A retry re-opens a failed run; a compensated one resumes its compensation."""
+    for (state, event), target in RUN_TRANSITIONS.items():
         if state.finished:
-            assert event is RE.RETRY, (state, event)
+            assert event in (RE.RETRY, RE.RETRY_UNDO), (state, event)
             assert state is not R.SUCCEEDED
+            if event is RE.RETRY_UNDO:
+                assert target is R.COMPENSATING
 
 
 def test_every_state_is_reachable_from_the_start() -> None:

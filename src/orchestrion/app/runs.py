@@ -90,13 +90,16 @@ class Runs(Facet):
                 raise IllegalTransition(f"run {run.id} is already {state}")
 
     def retry_or_raise(self, run_id: str) -> None:
-        """Re-open a failed or canceled run; `IllegalTransition` names why not otherwise."""
+        """Re-open a failed or canceled run (a compensated one: re-run its undo steps that
+        failed); `IllegalTransition` names why not otherwise."""
         with self._core.audited("run.retry", f"run {run_id}"):
             run = self.store.reads.get_run(run_id)
             if not self.store.runs.retry_run(run.id, now=self.clock.now()):
                 state = self.store.reads.get_run(run.id).state.value
                 why = (
-                    "it was compensated; start a new run" if state == "failed" else f"it is {state}"
+                    "it was compensated and every undo step succeeded; start a new run"
+                    if state in ("failed", "canceled")
+                    else f"it is {state}"
                 )
                 raise IllegalTransition(f"run {run.id} cannot be retried: {why}")
 

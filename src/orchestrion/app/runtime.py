@@ -19,9 +19,10 @@ from typing import Any
 
 from orchestrion.app.core import Core, Facet
 from orchestrion.app.settings import Settings
-from orchestrion.errors import NotFound
+from orchestrion.errors import NotFound, OrchestrionError, StoreError
 from orchestrion.spec.model import TaskSpec
 from orchestrion.store.records import RunRecord, TaskRunRecord
+from orchestrion.triggers.leases import DutyLease
 from orchestrion.triggers.maintenance import Maintenance
 from orchestrion.triggers.scheduler import Scheduler
 from orchestrion.worker.executor_choice import executor_from_name
@@ -112,13 +113,26 @@ class Runtime(Facet):
             secrets=self._secrets,
             executor=plan.executor,
         )
+        # Workers take part in reaping under the maintenance duty's lease (the one
+        # schedulers hold), so a killed worker's tasks are retried while only workers run.
+        housekeeping = self.leased_maintenance(f"worker:{worker.id}")
         worker.start()
+        housekeeping.start()
         try:
             yield worker
         finally:
+            housekeeping.stop()
             worker.stop(grace=grace)
             if plan.executor is not None:
                 plan.executor.close()
+
+    def leased_maintenance(self, holder_id: str, every: float = 2.0) -> Maintenance:
+        """The housekeeping loop under the ``maintenance`` duty's lease: it sweeps only
+        while no other process (a scheduler, another worker) holds that duty."""
+        lease = DutyLease(
+            self.store.triggers, "maintenance", holder_id, self._core.settings.lease_seconds
+        )
+        return Maintenance(self.store.runs, self.clock, every=every, lease=lease)
 
     def scheduler(self, holder_id: str | None = None, **options: Any) -> Scheduler:
         """A scheduler on this App's store and clock (run it with `run_forever`)."""
@@ -188,6 +202,7 @@ class Runtime(Facet):
         grace = 5.0
         try:
             while True:
+                _check_worker(worker, run_id, settings.store_patience)
                 run = self.store.reads.get_run(run_id)
                 if on_progress is not None:
                     on_progress(run, self.store.reads.list_task_runs(run.id))
@@ -210,3 +225,19 @@ class Runtime(Facet):
                 with contextlib.suppress(NotFound):
                     tasks.extend(self.store.workflows.get_workflow(task.action.workflow).spec.tasks)
         return tasks
+
+
+def _check_worker(worker: Worker, run_id: str, patience: float) -> None:
+    """Stop driving the run, with a message that says how to finish it, when the worker
+    cannot go on: a thread of it died, or the database has refused writes (a full disk)
+    for longer than `patience` seconds. Nothing recorded so far is lost either way."""
+    resume = f"finish the run with `orchestrion run --resume {run_id}`"
+    if worker.health.fatal is not None:
+        raise OrchestrionError(f"{worker.health.fatal}; {resume}")
+    trouble = worker.health.trouble(worker.clock.monotonic())
+    if trouble is not None and trouble[0] >= patience:
+        seconds, error = trouble
+        raise StoreError(
+            f"the database has refused writes for {seconds:.0f} s ({error}). What was"
+            f" recorded before is kept: once it accepts writes again (free disk space), {resume}"
+        )

@@ -43,6 +43,9 @@ class Settings:
     concurrency: int | None = None
     lease_seconds: float = 30.0
     heartbeat_every: float = 2.0
+    #: ``ORCHESTRION_STORE_PATIENCE``: how long ``orchestrion run`` lets the database refuse
+    #: writes (a full disk) before it stops with a message saying how to resume.
+    store_patience: float = 60.0
     #: The master keys that seal secrets; None when none is configured (secrets then
     #: cannot be set or used, and the server and workers refuse to start).
     key_ring: KeyRing | None = field(default=None, repr=False)
@@ -75,6 +78,7 @@ class Settings:
             concurrency=_concurrency(env.get("ORCHESTRION_CONCURRENCY", "")),
             lease_seconds=float(env.get("ORCHESTRION_LEASE_SECONDS", "30")),
             heartbeat_every=float(env.get("ORCHESTRION_HEARTBEAT_SECONDS", "2")),
+            store_patience=_seconds(env, "ORCHESTRION_STORE_PATIENCE", 60.0),
             key_ring=load_key_ring(env) if configured or dev_mode else None,
             dev_mode=dev_mode,
             http_allow=_allow_list(allow),
@@ -98,6 +102,19 @@ def trusted_proxies(entries: Iterable[str]) -> tuple[str, ...]:
                 " 10.0.0.5 or 10.0.0.0/24)"
             ) from None
     return tuple(dict.fromkeys(out))
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 86_400:
+        raise OrchestrionError(f"{name} must be a number of seconds from 0 to 86400, not {text!r}")
+    return value
 
 
 def _concurrency(text: str) -> int | None:

@@ -6,18 +6,27 @@ The scheduler that fires schedules and paces backfills is built by `App.runtime`
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from orchestrion.app.core import Facet
 from orchestrion.store.records import BackfillRecord, EventReceipt, Replay
 from orchestrion.triggers import service, webhooks
-from orchestrion.triggers.events import listening_namespaces
 from orchestrion.triggers.service import ScheduleInfo
 
-__all__ = ["Triggers"]
+__all__ = ["Triggers", "scoped_source"]
+
+
+def scoped_source(source: str, namespaces: Collection[str]) -> str:
+    """The inbox source of an event sent with a namespace scope: ``api:finance,ops``; a
+    digest of the list when it is long (the source is at most 200 characters)."""
+    names = ",".join(sorted(set(namespaces)))
+    if len(names) > 120:
+        names = "sha256-" + hashlib.sha256(names.encode()).hexdigest()[:32]
+    return f"{source}:{names}"
 
 
 class Triggers(Facet):
@@ -40,11 +49,21 @@ class Triggers(Facet):
         source: str = "api",
         replay: Replay | None = None,
         extra: Mapping[str, Any] | None = None,
+        namespaces: Collection[str] | None = None,
     ) -> EventReceipt:
         """`send_event` with the full receipt (duplicate flag, trigger errors); `replay` and
-        `extra` are a webhook delivery's (`service.send_event`)."""
+        `extra` are a webhook delivery's (`service.send_event`).
+
+        With `namespaces` (the sender's: where it may send events), only the triggers of
+        workflows in those namespaces see the event, and its id is its own: the source is
+        ``<source>:<namespaces>``, so a sender of another scope can neither start nor
+        pre-empt (by reusing its id) what this one sends.
+        """
         event_id = event_id if event_id is not None else f"ev-{secrets.token_hex(12)}"
-        with self._core.audited("events.send", f"event {event_type}", params={"id": event_id}):
+        if namespaces is not None:
+            source = scoped_source(source, namespaces)
+        audit = {"id": event_id, "source": source}
+        with self._core.audited("events.send", f"event {event_type}", params=audit):
             return service.send_event(
                 self.store.workflows,
                 self.store.triggers,
@@ -55,13 +74,8 @@ class Triggers(Facet):
                 source=source,
                 replay=replay,
                 extra=extra,
+                namespaces=namespaces,
             )
-
-    def event_namespaces(self, event_type: str) -> set[str]:
-        """The namespaces whose workflows have a trigger on this event type: where sending
-        it needs ``events.send``."""
-        specs = (r.spec for r in self.store.workflows.list_workflows())
-        return listening_namespaces(specs, event_type)
 
     def verify_webhook(
         self, name: str, headers: Mapping[str, str], body: bytes

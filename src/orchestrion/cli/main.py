@@ -252,7 +252,8 @@ def _summary(app: App, run_id: str, output: str) -> None:
 @server_option
 @output_option
 def retry(run_id: str, wait: bool, db: str | None, server: str | None, output: str) -> None:
-    """Resume a failed run from what failed; succeeded tasks keep their results.
+    """Resume a failed run from what failed; succeeded tasks keep their results. A
+    compensated run re-runs the undo steps that failed and ends failed again.
 
     Locally the retried tasks run here; with --server the server's workers run them."""
     if server is not None:
@@ -270,7 +271,7 @@ def retry(run_id: str, wait: bool, db: str | None, server: str | None, output: s
         if record.state.finished:
             errors.print(
                 f"[red]error:[/] run {run.id} is {record.state.value} and cannot be"
-                " retried (a compensated run cannot be resumed: start a new one)"
+                " retried (it was compensated and every undo step succeeded: start a new one)"
             )
             sys.exit(2)
         if not wait:

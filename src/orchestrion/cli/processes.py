@@ -13,16 +13,18 @@ registered by a short-lived `orchestrion deploy` child for the same reason.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from orchestrion.app import App
 from orchestrion.app.accounts import FIRST_START_TOKEN_TTL
@@ -158,7 +160,13 @@ def run_worker(
                 f" {plan.concurrency}, executor {executor})",
                 flush=True,
             )
-            _serve_until_stopped(app, folder, stop)
+            _serve_until_stopped(app, folder, stop, lambda: worker.health.fatal)
+    if worker.health.fatal is not None:
+        # A thread of it died: its tasks would wait for a lease to lapse while it looked
+        # alive. Exit, so that a supervisor (or the server) starts a healthy one.
+        print(f"error: orchestrion worker: {worker.health.fatal}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(3)
     if worker.busy:
         # Their leases were released and other workers retry them; a thread cannot be
         # killed, and waiting for it would keep this process alive past the grace period.
@@ -171,12 +179,16 @@ def run_worker(
         os._exit(0)
 
 
-def _serve_until_stopped(app: App, folder: WorkflowFolder, stop: threading.Event) -> None:
-    """Load changed workflow files until a signal, or until the server that started this
-    worker is gone."""
+def _serve_until_stopped(
+    app: App, folder: WorkflowFolder, stop: threading.Event, fatal: Callable[[], str | None]
+) -> None:
+    """Load changed workflow files until a signal, until the server that started this
+    worker is gone, or until `fatal` says that the worker cannot go on."""
     parent = os.getppid()
     orphan_check = os.environ.get("ORCHESTRION_EXIT_WITH_PARENT") == str(parent)
     while not stop.wait(2.0):
+        if fatal() is not None:
+            break
         if orphan_check and os.getppid() != parent:
             # The server that started us died without stopping us (SIGKILL): stop too,
             # gracefully, instead of running on as an orphan.
@@ -260,7 +272,11 @@ def run_server(
     stop = threading.Event()
     _on_signals(stop)
     folder = WorkflowFolder(workflows)
-    with App(settings) as app:
+    # Listen before anything else: a taken port must fail before a first start makes and
+    # shows an admin (whose one-time password would be printed for a server that never ran).
+    listening = listen_on(host, port)
+    port = listening.getsockname()[1]  # --port 0: the port the system chose
+    with listening, App(settings) as app:
         _first_start(app, host, port)
         _deploy(settings, folder.changed(), at_start=True)
         app.runtime.follow_other_processes()  # live streams follow worker processes
@@ -298,10 +314,53 @@ def run_server(
                 flush=True,
             )
             try:
-                server.run()
+                server.run(sockets=[listening])
             finally:
                 watcher_stop.set()
                 children.stop()
+
+
+def listen_on(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``, or exit 2 with a message naming the problem.
+
+    The server binds this itself (rather than letting uvicorn bind once it serves) so that
+    "address already in use" or a host that cannot be bound stops it before it writes or
+    prints anything.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        _cannot_listen(host, port, exc)
+    try:
+        # As uvicorn does: a restart may reuse the port while old connections linger in
+        # TIME_WAIT; a port another process listens on stays refused on Linux.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        _cannot_listen(host, port, exc)
+    sock.set_inheritable(False)  # worker and deploy children must not hold the port open
+    return sock
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> NoReturn:
+    reason = exc.strerror or str(exc)
+    hint = (
+        ": another process listens there (another orchestrion server?); stop it or pick"
+        " another --port"
+        if exc.errno == errno.EADDRINUSE
+        else ""
+    )
+    print(
+        f"error: orchestrion server: cannot listen on {host}:{port}: {reason}{hint}",
+        file=sys.stderr,
+        flush=True,
+    )
+    sys.exit(2)
 
 
 def _watch(settings: Settings, folder: WorkflowFolder, stop: threading.Event) -> None:

@@ -29,7 +29,6 @@ from orchestrion.store.records import RunRecord, RunRequest
 __all__ = [
     "Matches",
     "event_scope",
-    "listening_namespaces",
     "match_event",
     "match_run",
     "run_scope",
@@ -55,17 +54,6 @@ class Matches:
 def type_matches(pattern: str, event_type: str) -> bool:
     """Whether an event type matches a trigger's pattern (``*`` is the only wildcard)."""
     return _pattern(pattern).fullmatch(event_type) is not None
-
-
-def listening_namespaces(specs: Iterable[WorkflowSpec], event_type: str) -> set[str]:
-    """The namespaces of the workflows with a trigger on this event type (paused or not):
-    whom sending it concerns, for authorising the send."""
-    return {
-        spec.namespace
-        for spec in specs
-        for trigger in spec.triggers
-        if trigger.event is not None and type_matches(trigger.event, event_type)
-    }
 
 
 @lru_cache(maxsize=1024)

@@ -10,10 +10,10 @@ import logging
 import threading
 
 from orchestrion.clock import Clock
-from orchestrion.errors import OrchestrionError
 from orchestrion.store.runs import RunStore
+from orchestrion.triggers.leases import DutyLease
 
-__all__ = ["Maintenance", "sweep"]
+__all__ = ["Maintenance", "backoff", "sweep"]
 
 log = logging.getLogger("orchestrion.engine")
 
@@ -39,12 +39,20 @@ def sweep(runs: RunStore, now: float) -> tuple[int, list[str]]:
 
 
 class Maintenance:
-    """Runs `sweep` every `every` seconds in a daemon thread until stopped."""
+    """Runs `sweep` every `every` seconds in a daemon thread until stopped.
 
-    def __init__(self, runs: RunStore, clock: Clock, every: float = 2.0) -> None:
+    With a `lease` (the ``maintenance`` duty's, `DutyLease`) it sweeps only while it holds
+    that lease: worker processes run one, so that expired leases are reaped while only
+    workers are up, and never by two processes at once (a scheduler holds the same lease).
+    """
+
+    def __init__(
+        self, runs: RunStore, clock: Clock, every: float = 2.0, *, lease: DutyLease | None = None
+    ) -> None:
         self.runs = runs
         self.clock = clock
         self.every = every
+        self.lease = lease
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="maintenance", daemon=True)
 
@@ -53,13 +61,37 @@ class Maintenance:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop after the sweep in progress, if any (waiting at most 5 s for it)."""
+        """Stop after the sweep in progress, if any (waiting at most 5 s for it), and give
+        the lease up for another process."""
         self._stop.set()
-        self._thread.join(timeout=5.0)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=5.0)
+        if self.lease is not None and not self._thread.is_alive():
+            self.lease.release()
+
+    def pass_once(self) -> bool:
+        """One sweep if this process may do it (no lease, or the lease held); whether it
+        swept."""
+        now = self.clock.now()
+        if self.lease is not None and not self.lease.holds(now):
+            return False
+        sweep(self.runs, now)
+        return True
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.every):
+        failures = 0
+        while not self._stop.wait(backoff(self.every, failures)):
             try:
-                sweep(self.runs, self.clock.now())
-            except OrchestrionError:
-                log.exception("engine.sweep_failed")
+                self.pass_once()
+                failures = 0
+            except Exception:  # a daemon loop: log, back off, keep going
+                # Any error, not only ours: a database error (a full disk, a restart) must
+                # not end the thread silently; the next pass retries, later and later.
+                failures += 1
+                log.exception("engine.sweep_failed", extra={"failures": failures})
+
+
+def backoff(every: float, failures: int, most: float = 30.0) -> float:
+    """The wait before the next pass: `every`, doubled per failure in a row, at most
+    `most` (or `every` if that is longer)."""
+    return min(every * (1 << min(failures, 16)), max(most, every))

@@ -34,7 +34,8 @@ from orchestrion.store.triggers import TriggerStore
 from orchestrion.store.workflows import WorkflowStore
 from orchestrion.triggers import cron
 from orchestrion.triggers.events import match_run, run_scope
-from orchestrion.triggers.maintenance import sweep
+from orchestrion.triggers.leases import DutyLease
+from orchestrion.triggers.maintenance import backoff, sweep
 
 __all__ = ["BACKFILL_PRIORITY", "DUTIES", "Scheduler", "TickReport", "backfill_params"]
 
@@ -94,7 +95,7 @@ class Scheduler:
         self.lease_ttl = lease_ttl
         self.use_leases = use_leases
         self.max_sleep = max_sleep
-        self._held: dict[str, tuple[int, float]] = {}
+        self._leases = {d: DutyLease(triggers, d, self.holder_id, lease_ttl) for d in DUTIES}
         self._specs: dict[tuple[str, str], WorkflowSpec] = {}
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._tick_latest: list[_Entry] | None = None  # read once per tick
@@ -130,12 +131,19 @@ class Scheduler:
 
     def run_forever(self, stop: threading.Event) -> None:
         """Tick until `stop` is set, then give the leases up for the next scheduler."""
+        failures = 0
         try:
             while not stop.is_set():
                 try:
                     self.tick()
-                except Exception:  # a daemon loop: log, back off briefly, keep going
-                    log.exception("scheduler.tick_failed")
+                    failures = 0
+                except Exception:  # a daemon loop: log, back off, keep going
+                    # Any error (a full disk, a database restart) is retried, later and later,
+                    # so an outage neither ends the thread nor floods the log.
+                    failures += 1
+                    log.exception("scheduler.tick_failed", extra={"failures": failures})
+                    stop.wait(backoff(self.max_sleep, failures - 1, most=10.0))
+                    continue
                 now = self.clock.now()
                 stop.wait(max(0.0, min(self.next_wake(now) - now, self.max_sleep)))
         finally:
@@ -143,29 +151,11 @@ class Scheduler:
 
     def release(self) -> None:
         """Give up every lease held (a graceful shutdown hands the duties over at once)."""
-        for duty, (epoch, _) in list(self._held.items()):
-            try:
-                self.triggers.release_lease(f"scheduler.{duty}", self.holder_id, epoch)
-            except OrchestrionError:
-                log.exception("scheduler.release_failed", extra={"duty": duty})
-        self._held.clear()
+        for lease in self._leases.values():
+            lease.release()
 
     def _holds(self, duty: str, now: float) -> bool:
-        if not self.use_leases:
-            return True
-        held = self._held.get(duty)
-        if held is not None and now < held[1] - self.lease_ttl / 2:
-            return True  # renewed recently enough: spare the write
-        epoch = self.triggers.acquire_lease(
-            f"scheduler.{duty}", self.holder_id, ttl=self.lease_ttl, now=now
-        )
-        if epoch is None:
-            self._held.pop(duty, None)
-            return False
-        if held is None or held[0] != epoch:
-            log.info("scheduler.lease_acquired", extra={"duty": duty, "epoch": epoch})
-        self._held[duty] = (epoch, now + self.lease_ttl)
-        return True
+        return not self.use_leases or self._leases[duty].holds(now)
 
     # ------------------------------------------------------------------ specs
 

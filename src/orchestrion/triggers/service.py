@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,10 +71,15 @@ def send_event(
     source: str,
     replay: Replay | None = None,
     extra: Mapping[str, Any] | None = None,
+    namespaces: Collection[str] | None = None,
 ) -> EventReceipt:
     """Record an event and start the runs its triggers ask for, in one transaction. A
     signed webhook delivery passes its `replay` key (a second delivery of it starts
-    nothing) and what its triggers see besides the payload (`extra`, `match_event`)."""
+    nothing) and what its triggers see besides the payload (`extra`, `match_event`).
+
+    `namespaces`: the only namespaces whose triggers see the event (the sender's, where it
+    may send events); None: every namespace (the local CLI, a webhook, a ``*`` sender).
+    """
     if not isinstance(event_type, str) or not _EVENT_TYPE.fullmatch(event_type):
         raise ParameterError(
             f"bad event type {event_type!r}: use letters, digits and '_', '.', ':', '-'"
@@ -90,7 +95,11 @@ def send_event(
         raise ParameterError(
             f"the event payload is {size:,} bytes, over the {MAX_PAYLOAD_BYTES:,}-byte limit"
         )
-    specs = [r.spec for r in workflows.list_workflows() if r.spec.triggers]
+    specs = [
+        r.spec
+        for r in workflows.list_workflows()
+        if r.spec.triggers and (namespaces is None or r.namespace in namespaces)
+    ]
     matches = match_event(
         specs,
         event_type,

@@ -32,6 +32,7 @@ KINDS = [
     *(f"run.{e.value}" for e in RunEvent),
     "run.created",
     "run.compensation_planned",
+    "run.compensation_retried",
     "task.mapped",
     "attempt.superseded",
     # Not tied to a run: followed by the summary pages (overview, workers, events, ...).

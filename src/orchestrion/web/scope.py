@@ -40,6 +40,15 @@ class Scope:
             self._allowed[namespace] = bool(decision)
         return self._allowed[namespace]
 
+    def namespaces(self) -> frozenset[str] | None:
+        """The namespaces the principal may act on by its bindings; None: all of them (a
+        ``*`` binding that allows the action)."""
+        if self.everything:
+            return None
+        return frozenset(
+            ns for ns in self.principal.bindings if ns != ALL_NAMESPACES and self.namespace(ns)
+        )
+
     def workflow(self, name: str) -> bool:
         """May the principal see this workflow (and its runs)? A workflow that is gone
         belongs to no namespace: only ``*`` holders see its leftovers."""

@@ -1,9 +1,10 @@
 """What a request touches: a rule's target turns it into the resources to authorise.
 
 Indirect effects count: deploying a workflow that runs another as a sub-workflow needs
-``run.trigger`` on the other's namespace; sending an event needs ``events.send`` on every
-namespace whose workflows it would start. Reads of lists check that the principal may
-read *some* namespace; the handlers then show only what `web.scope` allows.
+``run.trigger`` on the other's namespace. Sending an event needs ``events.send`` on some
+namespace, and only that sender's namespaces' triggers see it (the route passes them on), so
+that no namespace's triggers can make another's sends fail. Reads of lists check that the
+principal may read *some* namespace; the handlers then show only what `web.scope` allows.
 
 A target that raises `NotFound` lets the request through to its handler, which answers
 404 (nothing exists to authorise against).
@@ -35,7 +36,6 @@ __all__ = [
     "backfill",
     "body_workflow",
     "deploy",
-    "event",
     "grant",
     "run",
     "secret",
@@ -145,17 +145,6 @@ async def deploy(request: Request, app: App, action: Action) -> list[Check]:
             (Action.READ, Resource(watched.get(source, spec.namespace), "workflow", source))
         )
     return checks
-
-
-async def event(request: Request, app: App, action: Action) -> list[Check]:
-    """An event: `events.send` on every namespace whose workflows it would start."""
-    event_type = (await _body(request)).get("type")
-    if not isinstance(event_type, str):
-        return await anywhere(request, app, action)
-    namespaces = app.triggers.event_namespaces(event_type)
-    if not namespaces:
-        return await anywhere(request, app, action)
-    return [(action, Resource(ns, "event", event_type)) for ns in sorted(namespaces)]
 
 
 async def server_wide(request: Request, app: App, action: Action) -> list[Check]:

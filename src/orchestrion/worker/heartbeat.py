@@ -17,6 +17,7 @@ from orchestrion.errors import OrchestrionError, TaskTimeout
 from orchestrion.store.records import Outcome
 from orchestrion.store.runs import RunStore
 from orchestrion.worker.attempts import Attempts
+from orchestrion.worker.health import StoreHealth
 from orchestrion.worker.logs import LogBuffer
 
 __all__ = ["Heartbeat"]
@@ -39,6 +40,7 @@ class Heartbeat:
         every: float,
         lease_seconds: float,
         halt: threading.Event,
+        health: StoreHealth | None = None,
     ) -> None:
         """`report` sends an outcome the heartbeat decides (a timeout) the way a task
         thread sends its own; `halt` ends the loop."""
@@ -51,6 +53,7 @@ class Heartbeat:
         self._every = every
         self._lease_seconds = lease_seconds
         self._halt = halt
+        self._health = health or StoreHealth()
         self._last_beat = 0.0
 
     def run(self) -> None:
@@ -75,9 +78,13 @@ class Heartbeat:
                 now=self._clock.now(),
             )
             self._runs.worker_heartbeat(self._worker_id, now=self._clock.now())
-        except OrchestrionError:
-            log.exception("worker.heartbeat_failed")
+        except OrchestrionError as exc:
+            # Retried at the next beat; the lease lapses if this lasts (the attempt is then
+            # fenced and run again), and `health` tells whoever runs the worker.
+            self._health.failed("heartbeat", exc, self._clock.monotonic())
+            log.warning("worker.heartbeat_failed", extra={"error": str(exc)})
             return
+        self._health.succeeded("heartbeat")
         gone = set(lost)
         self._attempts.cancel([(tr, epoch) for tr, epoch in leases if tr in gone])
         self._enforce_timeouts()

@@ -17,7 +17,6 @@ import logging
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +38,7 @@ from orchestrion.worker.capture import install_capture, uninstall_capture
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.context import TaskContext
 from orchestrion.worker.executors import Executor
+from orchestrion.worker.health import StoreHealth, guarded, next_delay
 from orchestrion.worker.heartbeat import Heartbeat
 from orchestrion.worker.logs import LogBuffer
 from orchestrion.worker.reporting import GroupReporter
@@ -54,6 +54,8 @@ log = logging.getLogger("orchestrion.worker")
 
 #: After the grace period, how long to wait for released attempts to notice cancellation.
 _CANCEL_WAIT = 2.0
+#: The longest wait between two claims while the store fails.
+_CLAIM_BACKOFF_MOST = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,6 +118,8 @@ class Worker:
         self._stopping = threading.Event()  # stop claiming
         self._halt = threading.Event()  # stop heartbeating: every attempt ended or released
         self._logs = LogBuffer(runs, self.clock)
+        #: What fails in the store, and whether a thread died (read by whoever runs us).
+        self.health = StoreHealth()
         self._heartbeat = Heartbeat(
             runs=runs,
             worker_id=self.id,
@@ -126,6 +130,7 @@ class Worker:
             every=self.settings.heartbeat_every,
             lease_seconds=self.settings.lease_seconds,
             halt=self._halt,
+            health=self.health,
         )
         self._specs: dict[tuple[str, str], WorkflowSpec] = {}
         self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="task")
@@ -153,7 +158,9 @@ class Worker:
         self.notifier.listen()
         install_capture()
         for target, name in ((self._claim_loop, "claim"), (self._heartbeat.run, "heartbeat")):
-            thread = threading.Thread(target=target, name=f"worker-{name}", daemon=True)
+            thread = threading.Thread(
+                target=guarded(name, target, self.health), name=f"worker-{name}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
         log.info("worker.started", extra={"worker": self.id, "queues": self.settings.queues})
@@ -222,6 +229,7 @@ class Worker:
     # ------------------------------------------------------------------ claiming
 
     def _claim_loop(self) -> None:
+        delay = 0.0  # the back-off while the store fails
         while not self._stopping.is_set():
             free = self.settings.concurrency - self._active_count()
             if free <= 0:
@@ -237,14 +245,21 @@ class Worker:
                     now=self.clock.now(),
                     labels=self.settings.labels,
                 )
-            except OrchestrionError:
-                log.exception("worker.claim_failed")
-                self._stopping.wait(self.settings.poll_every)
+                for claim in claims:
+                    self._submit(claim)
+                idle = 0.0 if claims else self._idle_wait()
+            except OrchestrionError as exc:
+                # A database that refuses (restarting, disk full): wait longer each time,
+                # never give up; the heartbeat and reports say how long it has lasted.
+                self.health.failed("claim", exc, self.clock.monotonic())
+                delay = next_delay(delay, self.settings.poll_every, _CLAIM_BACKOFF_MOST)
+                log.warning("worker.claim_failed", extra={"error": str(exc), "retry_in": delay})
+                self._stopping.wait(delay)
                 continue
-            for claim in claims:
-                self._submit(claim)
-            if not claims:
-                self.notifier.wait_for_change(self._idle_wait())
+            delay = 0.0
+            self.health.succeeded("claim")
+            if idle:
+                self.notifier.wait_for_change(idle)
 
     def _idle_wait(self) -> float:
         wait = self.settings.poll_every
@@ -356,14 +371,18 @@ class Worker:
         while True:
             try:
                 self._finish_and_claim(outcomes)
+                self.health.succeeded("report")
                 return
-            except StoreError:
+            except StoreError as exc:
                 ids = [o.task_run_id for o in outcomes]
-                if self.clock.monotonic() > deadline:
+                self.health.failed("report", exc, self.clock.monotonic())
+                # Stopped (heartbeats ended, leases released or lapsing): the attempt will
+                # be run again elsewhere or on resume; waiting on would only hold the exit.
+                if self.clock.monotonic() > deadline or self._halt.is_set():
                     log.error("worker.report_abandoned", extra={"task_run_ids": ids})
                     return
                 log.warning("worker.report_retry", extra={"task_run_ids": ids, "delay": delay})
-                time.sleep(delay)
+                self._halt.wait(delay)
                 delay = min(delay * 2, 5.0)
 
     def _finish_and_claim(self, outcomes: Sequence[Outcome]) -> None:

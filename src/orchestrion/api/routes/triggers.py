@@ -40,10 +40,14 @@ class BackfillIn(BaseModel):
 
 
 @router.post("/api/v1/events", status_code=202)
-@rule(Action.SEND_EVENT, targets.event)
+@rule(Action.SEND_EVENT, targets.anywhere)
 def send_event(request: Request, body: EventIn) -> dict[str, Any]:
-    """Start every workflow whose event trigger matches; the same id never starts twice."""
-    receipt = app_of(request).triggers.receive_event(body.type, body.payload, body.id)
+    """Start every workflow whose event trigger matches, in the namespaces where the caller
+    may send events (triggers elsewhere do not see it); the same id never starts twice."""
+    scope = scope_of(request, Action.SEND_EVENT)
+    receipt = app_of(request).triggers.receive_event(
+        body.type, body.payload, body.id, namespaces=scope.namespaces()
+    )
     return asdict(receipt)
 
 

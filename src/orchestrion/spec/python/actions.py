@@ -40,8 +40,8 @@ _HTTP_KEYS: frozenset[str] = CommonOptions.__optional_keys__
 
 def shell(
     name: str,
-    *,
     argv: Sequence[Any] | None = None,
+    *extra: Any,
     script: str | None = None,
     env: Mapping[str, Any] | None = None,
     cwd: Any = None,
@@ -50,9 +50,12 @@ def shell(
 ) -> TaskRef:
     """A process task: either ``argv`` (no shell parses it) or a bash ``script``.
 
-    The result is the last stdout line, or stdout parsed as JSON with ``json_output=True``.
+    ``argv`` may be given by position (``shell("list", ["ls", "-l"])``); everything else is
+    by keyword. The result is the last stdout line, or stdout parsed as JSON with
+    ``json_output=True``.
     """
     state, col = _start(name, "shell", options, _SHELL_KEYS)
+    _no_extra(state, name, "shell(name, argv)", "script=, env=, timeout=", extra)
     if isinstance(argv, str):
         raise state.error(name, "argv is a list of arguments; for a command line use script=")
     argv_t = None
@@ -76,7 +79,7 @@ def shell(
 def http(
     name: str,
     url: Any,
-    *,
+    *extra: Any,
     method: str = "GET",
     headers: Mapping[str, Any] | None = None,
     json: Any = None,
@@ -91,6 +94,7 @@ def http(
     (empty: any 2xx, as the worker decides).
     """
     state, col = _start(name, "http", options, _HTTP_KEYS)
+    _no_extra(state, name, "http(name, url)", "method=, headers=, json=", extra)
     url_t = template_str(url, col, "url")
     headers_t = {
         str(k): template_str(v, col, f"headers[{k!r}]") for k, v in (headers or {}).items()
@@ -122,6 +126,22 @@ def _start(
     check_keys(options, allowed, lambda problem: state.error(name, problem))
     state.claim_name(name, explicit=True)
     return state, Collector(state, name)
+
+
+def _no_extra(
+    state: BuildState, name: str, form: str, keywords: str, extra: tuple[Any, ...]
+) -> None:
+    """Refuse positional arguments past the ones a helper takes, naming the fix.
+
+    Python would raise a TypeError ("takes 2 positional arguments") that names neither the
+    task nor the keyword to use; a SpecError names both, like every other authoring error.
+    """
+    if extra:
+        raise state.error(
+            name,
+            f"{form} takes 2 arguments by position, got {2 + len(extra)}: "
+            f"pass the others by keyword ({keywords} ...)",
+        )
 
 
 def _finish(state: BuildState, col: Collector, build: Any, options: dict[str, Any]) -> TaskRef:

@@ -235,8 +235,10 @@ class Advance(Guarded):
             ).fetchone()
             if original is not None and original["state"] == TaskState.SUCCEEDED.value:
                 self.cas_task(original, TaskEvent.COMPENSATE, {"undo": row["id"]})
-        nxt = self.tx.execute(Q.undo_step, (row["run_id"], row["map_index"] + 1)).fetchone()
-        if nxt is not None and nxt["state"] == TaskState.PENDING.value:
+        # The next step still pending: the next in order, or after a retried step the next
+        # one that failed (the steps between them succeeded before).
+        nxt = self.tx.execute(Q.next_undo_step, (row["run_id"], row["map_index"])).fetchone()
+        if nxt is not None:
             self.make_ready(nxt)
 
     # ------------------------------------------------------------------ runs

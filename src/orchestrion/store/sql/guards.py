@@ -59,6 +59,9 @@ STATE_SETS: Mapping[str, tuple[TaskState, ...] | tuple[RunState, ...]] = Mapping
         "task_undecided": task_sources(TaskEvent.READY),
         # Where a task run begins: undecided (its upstream counters decide it).
         "task_new": task_sources(TaskEvent.READY),
+        # Finished task runs a retry sets back to pending (a compensated run's undo steps
+        # that failed or were canceled run again).
+        "task_resettable": task_sources(TaskEvent.RESET),
         # Where the items of a mapped task begin: ready at once.
         "task_ready": (task_target(TaskEvent.READY),),
         # Runs waiting for a slot under their workflow's max active runs.

@@ -259,7 +259,7 @@ def retry_run(adv: Advance, run_id: str) -> bool:
     if run is None or RunState(run["state"]) not in (RunState.FAILED, RunState.CANCELED):
         return False
     if run["compensated"]:
-        return False
+        return _retry_compensation(adv, run)
     spec = adv.spec_of(run["workflow"], run["version"])
     rows = adv.tx.execute(Q.retry_task_runs, (run_id,)).fetchall()
     deadline = None if spec.timeout is None else adv.now + spec.timeout
@@ -268,6 +268,27 @@ def retry_run(adv: Advance, run_id: str) -> bool:
         _reopen(adv, row)
     recount(adv, run_id, spec)
     adv.start_run({"id": run_id, "state": RunState.RUNNING.value})
+    return True
+
+
+def _retry_compensation(adv: Advance, run: Any) -> bool:
+    """Resume a compensated run's compensation: its undo steps that failed (or were
+    canceled) run again, one at a time in their order, and the run ends failed again once
+    they are done. Succeeded undo steps and the forward tasks stay as they are (the run was
+    given up; what is left is to undo it). False when no undo step is left to run."""
+    rows = adv.tx.execute(Q.undo_steps_to_retry, (run["id"],)).fetchall()
+    if not rows:
+        return False
+    spec = adv.spec_of(run["workflow"], run["version"])
+    deadline = None if spec.timeout is None else adv.now + spec.timeout
+    adv.cas_run(run, RunEvent.RETRY_UNDO, finished_at=None, error=None, deadline=deadline)
+    for row in rows:
+        adv.cas_task(row, TaskEvent.RESET, failures=0, lost=0, finished_at=None, error=None)
+    adv.tx.execute(Q.add_unfinished, (len(rows), run["id"]))
+    steps = [row["task_name"] for row in rows]
+    adv.event(run["id"], None, "run.compensation_retried", data={"steps": steps})
+    first = adv.task_row(rows[0]["id"])
+    adv.make_ready(first)
     return True
 
 

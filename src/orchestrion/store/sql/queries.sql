@@ -125,6 +125,17 @@ AND map_index = -1 AND kind IN ('task', 'group')
 -- An undo step of a run by its position in the compensation order.
 SELECT {task_cols} FROM task_runs WHERE run_id = ? AND kind = 'undo' AND map_index = ?
 
+-- name: next_undo_step
+-- The next undo step of a run still to run after the one at this position: the next in
+-- order at first, the next failed one when a compensation is retried.
+SELECT {task_cols} FROM task_runs WHERE run_id = ? AND kind = 'undo' AND map_index > ?
+AND state IN {task_undecided} ORDER BY map_index LIMIT 1
+
+-- name: undo_steps_to_retry
+-- A compensated run's undo steps that failed or were canceled, in compensation order.
+SELECT {task_cols} FROM task_runs WHERE run_id = ? AND kind = 'undo'
+AND state IN {task_resettable} ORDER BY map_index
+
 -- name: run_outcomes
 -- The top-level task runs of a run, for its outcome and result.
 SELECT task_name, state, result, error FROM task_runs WHERE run_id = ?

@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import functools
 import io
+import logging
 import os
 import sqlite3
 import threading
@@ -34,6 +35,8 @@ from orchestrion.store.sqlite.queries import SQLITE
 from orchestrion.store.sqlite.wake import Waker
 
 __all__ = ["SqliteDatabase", "migrate", "path_from_url"]
+
+log = logging.getLogger("orchestrion.store")
 
 T = TypeVar("T")
 
@@ -69,7 +72,7 @@ def migrate(conn: sqlite3.Connection, *, until: str | None = None) -> list[str]:
             applied.append(file.stem)
         conn.execute(Q.commit)
     except BaseException:
-        conn.execute(Q.rollback)
+        _rollback(conn)
         raise
     return applied
 
@@ -90,6 +93,21 @@ def _private_file(path: Path) -> None:
 def _open_lock(path: str) -> io.BufferedRandom:
     """The writer lock file, created owner-only like the database beside it."""
     return os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+b")
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if SQLite has not already.
+
+    On some errors (a full disk, an I/O error, out of memory) SQLite rolls the transaction
+    back by itself; a ROLLBACK then fails with "cannot rollback - no transaction is active",
+    which would hide the real error and escape as a raw sqlite3 error.
+    """
+    if not conn.in_transaction:
+        return
+    try:
+        conn.execute(Q.rollback)
+    except sqlite3.Error:
+        log.warning("store.rollback_failed", exc_info=True)
 
 
 class SqliteDatabase(Database):
@@ -152,10 +170,10 @@ class SqliteDatabase(Database):
                 adv.flush()
                 self._conn.execute(Q.commit)
             except sqlite3.Error as exc:
-                self._conn.execute(Q.rollback)
+                _rollback(self._conn)
                 raise StoreError(f"database error: {exc}") from exc
             except BaseException:
-                self._conn.execute(Q.rollback)
+                _rollback(self._conn)
                 raise
         work = bool(adv.newly_ready or adv.run_changed)
         if work:
