@@ -7,6 +7,7 @@ The tree::
     │   └── CycleError            the task graph has a cycle (names it)
     ├── ExpressionError           a `when` expression is malformed or failed to evaluate
     ├── ParameterError            run parameters do not fit the workflow's parameter schema
+    │   └── InvalidValue          a namespace, name or text field is malformed (also a ValueError)
     ├── StoreError                the database refused or failed an operation
     │   └── NotFound              a run, task run or workflow does not exist
     ├── IllegalTransition         a state change the transition table does not allow
@@ -39,6 +40,7 @@ __all__ = [
     "ExpressionError",
     "Forbidden",
     "IllegalTransition",
+    "InvalidValue",
     "NotFound",
     "OrchestrionError",
     "ParameterError",
@@ -112,6 +114,16 @@ class ExpressionError(OrchestrionError):
 
 class ParameterError(OrchestrionError):
     """The run parameters are invalid."""
+
+
+class InvalidValue(ParameterError, ValueError):
+    """The value is malformed.
+
+    Raised by the checks every edge shares (a namespace, a name, a text without control
+    characters). It is a `ParameterError`, so the API answers 422 wherever it surfaces (also
+    from an authorisation target reading a request body), and a `ValueError`, so a pydantic
+    validator that calls the same check reports it as that field's error.
+    """
 
 
 class StoreError(OrchestrionError):

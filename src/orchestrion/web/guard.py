@@ -18,7 +18,7 @@ import logging
 import secrets
 from collections.abc import Iterable
 from typing import Any, Final
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, unquote_plus
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -30,6 +30,7 @@ from orchestrion.app import App
 from orchestrion.auth.principals import Principal, authorize_all
 from orchestrion.auth.redaction import redact
 from orchestrion.errors import AuthError, Forbidden, NotFound, OrchestrionError
+from orchestrion.spec.fields import CONTROL_RE
 from orchestrion.web.csrf import check_request_csrf
 from orchestrion.web.errors import error_response
 from orchestrion.web.policy import PUBLIC_ROUTE, Rule, access_of
@@ -112,16 +113,18 @@ class Authenticate:
         self._public = [(method, compile_path(path)[0]) for method, path in public]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Refuse a URL with a NUL byte; find the request's principal, refusing with 401 unless the
-        route is public; and write the request's audit record, if it has one, before the response
-        starts."""
+        """Refuse a URL with a control character; find the request's principal, refusing with
+        401 unless the route is public; and write the request's audit record, if it has one,
+        before the response starts."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
-            # No name, id or filter holds a NUL byte, and PostgreSQL text cannot store one.
-            refusal = error_response(400, "bad_request", "NUL byte in the request URL")
+        bad = _control_in_url(scope)
+        if bad:
+            # No name, id or filter holds one: a NUL cannot be stored by PostgreSQL, and an
+            # escape or a newline would reach the audit log and whoever reads it.
+            refusal = error_response(400, "bad_request", f"{bad} in the request URL")
             await refusal(scope, receive, send)
             return
         request_id = secrets.token_hex(8)
@@ -222,3 +225,14 @@ class Authenticate:
         if method == "HEAD":
             method = "GET"
         return any(m == method and rx.match(path) for m, rx in self._public)
+
+
+def _control_in_url(scope: Scope) -> str | None:
+    """What is wrong with the request's path or query (decoded): a NUL byte or another
+    control character (the shared `spec.fields.CONTROL_RE`); None when there is none."""
+    query = unquote_plus(scope.get("query_string", b"").decode("latin-1"))
+    for text in (scope["path"], query):
+        found = CONTROL_RE.search(text)
+        if found:
+            return "NUL byte" if found.group() == "\x00" else f"control character {found.group()!r}"
+    return None

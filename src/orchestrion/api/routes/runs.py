@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from orchestrion.api.schemas import (
+    AfterId,
     Attempt,
     Event,
     LogLine,
@@ -128,7 +129,7 @@ def attempts(request: Request, run_id: str) -> list[RecordModel]:
 
 @router.get("/{run_id}/events", response_model=list_of(Event))
 @rule(Action.READ, targets.run)
-def events(request: Request, run_id: str, after: int = Query(0, ge=0)) -> list[RecordModel]:
+def events(request: Request, run_id: str, after: AfterId = 0) -> list[RecordModel]:
     return [Event.of(e) for e in app_of(request).runs.events(run_id, after_id=after)]
 
 
@@ -138,7 +139,7 @@ def logs(
     request: Request,
     run_id: str,
     task: str | None = None,
-    after: int = Query(0, ge=0),
+    after: AfterId = 0,
     limit: int = Query(1000, ge=1, le=10_000),
 ) -> Page:
     lines = app_of(request).runs.logs(run_id, task, after_id=after, limit=limit + 1)

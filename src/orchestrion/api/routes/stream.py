@@ -9,17 +9,19 @@ comment line every 15 s to keep proxies from closing it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from orchestrion.api.schemas import Event, LogLine
+from orchestrion.api.schemas import AfterId, Event, LogLine
 from orchestrion.app import App
 from orchestrion.auth.principals import Action
 from orchestrion.errors import Forbidden, ParameterError
+from orchestrion.spec.fields import ID_MAX
 from orchestrion.web import targets
 from orchestrion.web.policy import rule
 from orchestrion.web.request import app_of
@@ -30,6 +32,7 @@ __all__ = ["router"]
 router = APIRouter(tags=["stream"])
 
 _KEEPALIVE_SECONDS = 15.0
+_EVENT_ID = re.compile(r"[0-9]{1,19}")
 _WAIT_SECONDS = 0.5
 
 
@@ -38,7 +41,7 @@ _WAIT_SECONDS = 0.5
 async def stream(
     request: Request,
     run_id: str | None = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: AfterId | None = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """Events as `text/event-stream`: of one run (from its start) or of everything (from
@@ -60,8 +63,11 @@ async def stream(
 
 
 def _start(after: int | None, last_event_id: str | None) -> int | None:
+    """Where a stream starts; checked here, before the response starts, because an error
+    inside a started stream can only end it (a 200 and a traceback in the log)."""
     if last_event_id is not None:
-        if not last_event_id.isdigit():
+        # ASCII digits only (str.isdigit also takes '²'), within a row id's range.
+        if not _EVENT_ID.fullmatch(last_event_id) or int(last_event_id) > ID_MAX:
             raise ParameterError(f"Last-Event-ID must be an event id, got {last_event_id[:40]!r}")
         return int(last_event_id)
     return after
@@ -101,7 +107,7 @@ async def stream_logs(
     request: Request,
     run_id: str,
     task: str | None = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: AfterId | None = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """A run's log lines as they are written (`event: log`), from the start or after
