@@ -100,7 +100,15 @@ def _text(value: str) -> str:
     return check_text(value, field="the text", multiline=True)
 
 
-Int = Annotated[int, Strict(), Field(ge=INT_MIN, le=INT_MAX)]
+def _int_range(value: int) -> int:
+    # A validator, not Field(ge=, le=): a field's own Field(ge=0, ...) must still apply, and
+    # pydantic lets one of two such bounds replace the other.
+    if not INT_MIN <= value <= INT_MAX:
+        raise ValueError(f"{str(value)[:30]} is out of range ({INT_MIN} to {INT_MAX})")
+    return value
+
+
+Int = Annotated[int, Strict(), AfterValidator(_int_range)]
 Float = Annotated[float, Strict()]
 Bool = Annotated[bool, Strict()]
 Str = Annotated[str, Strict()]
