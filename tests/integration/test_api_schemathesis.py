@@ -33,6 +33,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.core.result import Ok
 from schemathesis.generation import GenerationMode
 
 from orchestrion.app import App
@@ -75,7 +76,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict
 def _operations(server: Any, headers: dict[str, str]) -> list[Any]:
     loaded = schemathesis.openapi.from_asgi("/api/v1/openapi.json", server, headers=headers)
     # The live streams never end by design; their inputs are checked before they start.
-    return [r.ok() for r in loaded.exclude(path_regex=r"/stream$").get_all_operations()]
+    operations = []
+    for result in loaded.exclude(path_regex=r"/stream$").get_all_operations():
+        # An operation schemathesis cannot read is a broken document: fail on it.
+        assert isinstance(result, Ok), result.err()
+        operations.append(result.ok())
+    return operations
 
 
 def _failures(operation: Any, mode: GenerationMode, headers: dict[str, str]) -> list[str]:
