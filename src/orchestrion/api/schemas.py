@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import base64
 from types import GenericAlias
-from typing import Annotated, Any, ClassVar, Self
+from typing import Any, ClassVar, Self
 
-from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from orchestrion.api.wire import ATTEMPT, EVENT, LOG_LINE, RUN, SECRET, TASK_RUN, WORKER, Wire
 from orchestrion.errors import OrchestrionError
-from orchestrion.spec.fields import ID_MAX, Line
+from orchestrion.spec.fields import Line
 from orchestrion.store.records import TaskRunRecord, WorkflowRecord
 
 __all__ = [
-    "AfterId",
     "Attempt",
     "BadCursor",
-    "BeforeId",
     "ErrorBody",
     "Event",
     "LogLine",
@@ -32,7 +29,6 @@ __all__ = [
     "Run",
     "SecretInfo",
     "SetVersionRequest",
-    "Since",
     "TaskRun",
     "TriggerRequest",
     "Worker",
@@ -43,15 +39,6 @@ __all__ = [
     "list_of",
     "model_of",
 ]
-
-
-#: An ``after=`` cursor (an event, log line or audit id): a row id is a ``BIGINT``, so a
-#: larger number is refused here (422) rather than overflowing the database's integer.
-AfterId = Annotated[int, Query(ge=0, le=ID_MAX)]
-#: A ``before=`` cursor: as `AfterId`, from 1.
-BeforeId = Annotated[int, Query(ge=1, le=ID_MAX)]
-#: A time in seconds since the epoch, as a query filter: finite (no ``nan``, no ``inf``).
-Since = Annotated[float, Query(ge=0, le=1e11, allow_inf_nan=False)]
 
 
 class _Out(BaseModel):

@@ -13,13 +13,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrion.api.schemas import BeforeId, Since
 from orchestrion.app.accounts import parse_bindings
 from orchestrion.auth.principals import Action, Resource, authorize_all, authorize_grant
 from orchestrion.errors import Forbidden, ParameterError
 from orchestrion.spec.fields import Line, NamespaceOrAll
 from orchestrion.store.records import AuditFilter, AuditRecord, TokenRecord, UserRecord
 from orchestrion.web import targets
+from orchestrion.web.params import BeforeId, Since
 from orchestrion.web.policy import rule
 from orchestrion.web.request import app_of, principal_of
 from orchestrion.web.scope import scope_of

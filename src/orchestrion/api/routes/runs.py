@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from orchestrion.api.schemas import (
-    AfterId,
     Attempt,
     Event,
     LogLine,
@@ -24,6 +23,7 @@ from orchestrion.auth.principals import Action
 from orchestrion.states import RunState
 from orchestrion.store.records import RunFilter
 from orchestrion.web import targets
+from orchestrion.web.params import AfterId
 from orchestrion.web.policy import rule
 from orchestrion.web.request import app_of
 from orchestrion.web.scope import scope_of

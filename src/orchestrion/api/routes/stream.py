@@ -17,12 +17,13 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from orchestrion.api.schemas import AfterId, Event, LogLine
+from orchestrion.api.schemas import Event, LogLine
 from orchestrion.app import App
 from orchestrion.auth.principals import Action
 from orchestrion.errors import Forbidden, ParameterError
 from orchestrion.spec.fields import ID_MAX
 from orchestrion.web import targets
+from orchestrion.web.params import AfterId
 from orchestrion.web.policy import rule
 from orchestrion.web.request import app_of
 from orchestrion.web.scope import Scope, scope_of

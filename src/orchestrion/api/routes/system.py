@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 
-from orchestrion.api.schemas import AfterId, Event, RecordModel, Worker, WorkerTask, list_of
+from orchestrion.api.schemas import Event, RecordModel, Worker, WorkerTask, list_of
 from orchestrion.auth.principals import Action
 from orchestrion.web import targets
+from orchestrion.web.params import AfterId
 from orchestrion.web.policy import public, rule
 from orchestrion.web.request import app_of
 from orchestrion.web.scope import scope_of
