@@ -99,7 +99,7 @@ class SetVersionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    version: str = Field(min_length=1, max_length=200)
+    version: Line = Field(min_length=1, max_length=200)
 
 
 class TriggerRequest(BaseModel):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 from collections.abc import Iterable
 from typing import Any, Final
@@ -29,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from orchestrion.app import App
 from orchestrion.auth.principals import Principal, authorize_all
 from orchestrion.auth.redaction import redact
-from orchestrion.errors import AuthError, Forbidden, NotFound, OrchestrionError
+from orchestrion.errors import AuthError, Forbidden, NotFound, OrchestrionError, ParameterError
 from orchestrion.spec.fields import CONTROL_RE
 from orchestrion.web.csrf import check_request_csrf
 from orchestrion.web.errors import error_response
@@ -52,6 +53,8 @@ async def guard(request: Request) -> None:
         return
     principal = principal_of(request)
     state = request.state
+    if request.method not in _SAFE_METHODS:
+        await _refuse_nul_in_body(request)
     if not isinstance(access, Rule):
         name = f"{request.method} {getattr(route, 'path', request.url.path)}"
         state.audit = {"action": name, "object": request.url.path}
@@ -236,3 +239,41 @@ def _control_in_url(scope: Scope) -> str | None:
         if found:
             return "NUL byte" if found.group() == "\x00" else f"control character {found.group()!r}"
     return None
+
+
+#: A NUL in JSON: a raw byte, or a ``\u0000`` escape that is not itself escaped (``\\u0000``
+#: is the text backslash-u-0000).
+_JSON_NUL: Final = re.compile(rb"\x00|(?<!\\)(?:\\\\)*\\u0000", re.IGNORECASE)
+
+
+async def _refuse_nul_in_body(request: Request) -> None:
+    """`ParameterError` (422) for a request body (JSON, or a form) holding a NUL. PostgreSQL text
+    cannot hold one, so a name or id with it would fail in the database (a 5xx) instead of
+    being refused; no name, id, key or value of this API holds one. (Public routes, the
+    signed webhooks among them, take their bodies as they come.)"""
+    body = await request.body()
+    form = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+    if _JSON_NUL.search(body) or (form and b"%00" in body):
+        where = "" if form else _nul_path(body)
+        raise ParameterError(f"NUL character in the request body{where}: no field may hold one")
+
+
+def _nul_path(body: bytes) -> str:
+    """`` at <path>`` of the first string or key holding a NUL, when the body is JSON."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ""
+    todo: list[tuple[str, Any]] = [("", data)]
+    while todo:
+        path, value = todo.pop(0)
+        if isinstance(value, str) and "\x00" in value:
+            return f" at {path or '(the body)'}"
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if "\x00" in key:
+                    return f" at {path + '.' if path else ''}{key!r} (a key)"
+                todo.append((f"{path}.{key}" if path else str(key), item))
+        elif isinstance(value, list):
+            todo.extend((f"{path}.{i}" if path else str(i), v) for i, v in enumerate(value))
+    return ""

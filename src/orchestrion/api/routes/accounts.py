@@ -149,7 +149,7 @@ class TokenIn(BaseModel):
 
     name: Annotated[Line, Field(min_length=1, max_length=100)]
     bindings: Bindings
-    expires: Annotated[str, Field(max_length=20)] = "90d"
+    expires: Annotated[Line, Field(max_length=20)] = "90d"
 
 
 @router.get("/tokens")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrion.api.schemas import (
     Attempt,
@@ -20,6 +20,7 @@ from orchestrion.api.schemas import (
     list_of,
 )
 from orchestrion.auth.principals import Action
+from orchestrion.spec.fields import Line
 from orchestrion.states import RunState
 from orchestrion.store.records import RunFilter
 from orchestrion.web import targets
@@ -88,7 +89,7 @@ def retry(request: Request, run_id: str) -> RecordModel:
 class RerunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    from_task: str
+    from_task: Annotated[Line, Field(max_length=200)]
 
 
 @router.post("/{run_id}/rerun", response_model=Run, status_code=201)
