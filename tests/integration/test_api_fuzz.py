@@ -240,7 +240,7 @@ _HOSTILE_VALUES = st.one_of(
     st.sampled_from([2**31, 2**63, 2**64, -(2**63) - 1, 10**400, 1e308, -1, 0]),
     st.integers(),
     st.floats(allow_nan=False),
-    st.sampled_from(["", "..", "../x", "a/b", "*", "X", "a\x00b", "a\x1b[2Jb", "\u202e"]),
+    st.sampled_from(["", "..", "../x", "a/b", "*", "X", "a\x00b", "a\x1b[2Jb", "\u202e", "\ud800"]),
     st.text(max_size=40),
     st.none(),
     st.booleans(),

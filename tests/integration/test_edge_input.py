@@ -17,6 +17,7 @@ log a traceback: the ``orchestrion.api`` logger must stay silent.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -439,6 +440,32 @@ def test_a_nul_in_any_string_of_a_request_body_is_a_422(served: Served) -> None:
         ("POST", "/api/v1/events", {"type": "t", "payload": ["\x00"]}),
     ]:
         _refused(served.request(method, path, json=body), "NUL", status=422)
+
+
+@pytest.mark.parametrize("bad", ["\\ud800", "x\\udfff", "\\uDBFF"])
+def test_a_lone_surrogate_in_any_string_of_a_request_body_is_a_422(
+    served: Served, bad: str
+) -> None:
+    """A lone surrogate (valid JSON, not Unicode text) fails to encode in both drivers and
+    in the audit record: refused whole like a NUL, naming where."""
+    for method, path, field in _string_body_fields(served):
+        url = _fill(path, served).replace("{queue}", "q").replace("{backfill_id}", "b")
+        url = url.replace("{namespace}", "team").replace("{user}", "nobody").replace("{task}", "a")
+        body = ("{" + f'"{field}": "{bad}"' + "}").encode()
+        headers = {**served.admin, "content-type": "application/json"}
+        response = served.request(method, url, content=body, headers=headers)
+        _refused(response, "lone surrogate", f"at {field}", status=422)
+    spec = json.dumps(_spec()).replace('"a"', f'"a{bad}"').encode()
+    headers = {**served.admin, "content-type": "application/json"}
+    _refused(served.request("POST", "/api/v1/workflows", content=spec, headers=headers))
+
+
+def test_a_surrogate_pair_is_text(served: Served) -> None:
+    spec = json.dumps({**_spec(), "name": "pair", "description": "\U0001f600"}).encode()
+    headers = {**served.admin, "content-type": "application/json"}
+    response = served.request("POST", "/api/v1/workflows", content=spec, headers=headers)
+    assert response.status_code == 201, response.text
+    assert response.json()["description"] == "\U0001f600"
 
 
 def test_an_escaped_backslash_before_u0000_is_text_not_a_nul(served: Served) -> None:

@@ -54,7 +54,7 @@ async def guard(request: Request) -> None:
     principal = principal_of(request)
     state = request.state
     if request.method not in _SAFE_METHODS:
-        await _refuse_nul_in_body(request)
+        await _refuse_unstorable_text(request)
     if not isinstance(access, Rule):
         name = f"{request.method} {getattr(route, 'path', request.url.path)}"
         state.audit = {"action": name, "object": request.url.path}
@@ -241,39 +241,63 @@ def _control_in_url(scope: Scope) -> str | None:
     return None
 
 
-#: A NUL in JSON: a raw byte, or a ``\u0000`` escape that is not itself escaped (``\\u0000``
-#: is the text backslash-u-0000).
-_JSON_NUL: Final = re.compile(rb"\x00|(?<!\\)(?:\\\\)*\\u0000", re.IGNORECASE)
+#: What may hide unstorable text in a JSON body: a NUL (a raw byte, or a ``\u0000`` escape
+#: that is not itself escaped: ``\\u0000`` is the text backslash-u-0000) or a surrogate
+#: escape (``\ud800``), which is only text when it is half of a valid pair.
+_JSON_SUSPECT: Final = re.compile(
+    rb"\x00|(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})", re.IGNORECASE
+)
 
 
-async def _refuse_nul_in_body(request: Request) -> None:
-    """`ParameterError` (422) for a request body (JSON, or a form) holding a NUL. PostgreSQL text
-    cannot hold one, so a name or id with it would fail in the database (a 5xx) instead of
-    being refused; no name, id, key or value of this API holds one. (Public routes, the
-    signed webhooks among them, take their bodies as they come.)"""
+async def _refuse_unstorable_text(request: Request) -> None:
+    """`ParameterError` (422) for a request body holding text no database can store: a NUL
+    (PostgreSQL text cannot hold one) or a lone surrogate (not UTF-8 at all; both drivers
+    fail on it). Either in a name or id would fail in the database or in the audit record
+    (a 5xx) instead of being refused, and no name, id, key or value of this API holds one.
+    A form is checked for ``%00``. (Public routes, the signed webhooks among them, take
+    their bodies as they come.)"""
     body = await request.body()
-    form = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
-    if _JSON_NUL.search(body) or (form and b"%00" in body):
-        where = "" if form else _nul_path(body)
-        raise ParameterError(f"NUL character in the request body{where}: no field may hold one")
-
-
-def _nul_path(body: bytes) -> str:
-    """`` at <path>`` of the first string or key holding a NUL, when the body is JSON."""
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        if b"%00" in body:
+            raise ParameterError("NUL character in the form: no field may hold one")
+        return
+    if not _JSON_SUSPECT.search(body):
+        return
     try:
         data = json.loads(body)
     except ValueError:
-        return ""
+        return  # not JSON: the handler refuses it as such
+    found = _unstorable(data)
+    if found is not None:
+        where, problem = found
+        raise ParameterError(f"{problem} in the request body at {where}: no field may hold one")
+
+
+def _unstorable(data: Any) -> tuple[str, str] | None:
+    """(path, problem) of the first string or key holding a NUL or a lone surrogate."""
     todo: list[tuple[str, Any]] = [("", data)]
     while todo:
         path, value = todo.pop(0)
-        if isinstance(value, str) and "\x00" in value:
-            return f" at {path or '(the body)'}"
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if "\x00" in key:
-                    return f" at {path + '.' if path else ''}{key!r} (a key)"
-                todo.append((f"{path}.{key}" if path else str(key), item))
-        elif isinstance(value, list):
-            todo.extend((f"{path}.{i}" if path else str(i), v) for i, v in enumerate(value))
-    return ""
+        if isinstance(value, str):
+            problem = _text_problem(value)
+            if problem:
+                return path or "(the body)", problem
+        elif isinstance(value, dict | list):
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                inner = f"{path}.{key}" if path else str(key)
+                problem = _text_problem(key) if isinstance(key, str) else None
+                if problem:
+                    return f"{inner!r} (a key)", problem
+                todo.append((inner, item))
+    return None
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "lone surrogate (not Unicode text)"
+    return None
