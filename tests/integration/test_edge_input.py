@@ -458,6 +458,11 @@ def test_a_lone_surrogate_in_any_string_of_a_request_body_is_a_422(
     spec = json.dumps(_spec()).replace('"a"', f'"a{bad}"').encode()
     headers = {**served.admin, "content-type": "application/json"}
     _refused(served.request("POST", "/api/v1/workflows", content=spec, headers=headers))
+    # Refused, and still audited: without the body, which the record could not hold.
+    from orchestrion.store.records import AuditFilter
+
+    record = served.app.accounts.list_audit(AuditFilter(action="workflow.deploy", limit=1))[0]
+    assert record.outcome == "failed" and "unstorable text" in str(record.params)
 
 
 def test_a_surrogate_pair_is_text(served: Served) -> None:

@@ -53,8 +53,6 @@ async def guard(request: Request) -> None:
         return
     principal = principal_of(request)
     state = request.state
-    if request.method not in _SAFE_METHODS:
-        await _refuse_unstorable_text(request)
     if not isinstance(access, Rule):
         name = f"{request.method} {getattr(route, 'path', request.url.path)}"
         state.audit = {"action": name, "object": request.url.path}
@@ -65,6 +63,8 @@ async def guard(request: Request) -> None:
     if audited:
         state.audit = _audit_fields(request, access)
         state.audit["params"] = await _params(request)
+    if request.method not in _SAFE_METHODS:  # after the audit fields: refusals are recorded
+        await _refuse_unstorable_text(request)
     if state.auth_via == "session" and request.method not in _SAFE_METHODS:
         await check_request_csrf(request)
     try:
@@ -95,9 +95,12 @@ async def _params(request: Request) -> dict[str, Any]:
     kind = request.headers.get("content-type", "")
     if "json" in kind:
         try:
-            out["body"] = json.loads(body)
+            data = json.loads(body)
         except ValueError:
             out["body"] = f"<{len(body)} bytes, not JSON>"
+        else:  # a body the guard refuses is not stored either: the record could not be
+            unstorable = _unstorable(data) is not None
+            out["body"] = f"<{len(body)} bytes, unstorable text>" if unstorable else data
     elif "form" in kind:
         pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
         out["form"] = {k: v for k, v in pairs if k != "csrf_token"}
