@@ -478,3 +478,46 @@ def test_an_escaped_backslash_before_u0000_is_text_not_a_nul(served: Served) -> 
     response = served.request("POST", "/api/v1/workflows", json=spec)
     assert response.status_code == 201, response.text
     assert response.json()["description"] == "C:\\u0000 is a path"
+
+
+# ---------------------------------------------------------------------------- deep JSON
+
+
+@pytest.mark.parametrize("depth", [65, 300, 950, 5000])
+def test_json_nested_too_deep_is_a_4xx_on_every_route_that_takes_a_body(
+    served: Served, depth: int
+) -> None:
+    """Past `MAX_JSON_DEPTH` a body is refused, also on routes that declare no body (their
+    audit record decoded it) and where pydantic's serializer would fail further in."""
+    deep = b'{"a":' * depth + b"1" + b"}" * depth
+    headers = {**served.admin, "content-type": "application/json"}
+    doc = served.server.openapi()
+    for path, methods in doc["paths"].items():
+        for method in methods:
+            if method.upper() not in ("POST", "PUT", "PATCH", "DELETE"):
+                continue
+            url = _fill(path, served).replace("{queue}", "q").replace("{backfill_id}", "b")
+            url = url.replace("{namespace}", "team").replace("{user}", "x").replace("{task}", "a")
+            url = url.replace("{token_id}", "t")
+            response = served.request(method.upper(), url, content=deep, headers=headers)
+            if not url.startswith("/hooks/"):
+                _refused(response)
+    # Inside a field, as deep as a parameter, a default or an event's payload may go.
+    for method, path, body in [
+        ("POST", "/api/v1/events", b'{"type": "t", "payload": ' + deep + b"}"),
+        ("POST", "/api/v1/workflows/w/runs", b'{"params": {"p": ' + deep + b"}}"),
+    ]:
+        _refused(served.request(method, path, content=body, headers=headers))
+
+
+def test_json_as_deep_as_the_limit_is_accepted(served: Served) -> None:
+    from orchestrion.spec.fields import MAX_JSON_DEPTH
+
+    inner = "1"
+    for _ in range(MAX_JSON_DEPTH - 2):  # the body and "payload" are two levels
+        inner = '{"a": ' + inner + "}"
+    body = ('{"type": "t", "payload": ' + inner + "}").encode()
+    headers = {**served.admin, "content-type": "application/json"}
+    assert (
+        served.request("POST", "/api/v1/events", content=body, headers=headers).status_code == 202
+    )

@@ -132,3 +132,34 @@ def test_the_ranges_are_the_columns() -> None:
 def test_a_huge_duration_is_out_of_range_not_an_overflow() -> None:
     with pytest.raises(ValueError, match="out of range"):
         WorkflowSpec.model_validate({**_spec(), "timeout": 10**400})
+
+
+def test_load_json_refuses_what_no_store_or_serializer_takes() -> None:
+    from orchestrion.spec.fields import MAX_JSON_DEPTH, json_problem, load_json
+
+    assert load_json('{"a": ["b", {"c": "\\u00e9\\ud83d\\ude00"}]}') == {"a": ["b", {"c": "é😀"}]}
+    with pytest.raises(InvalidValue, match=r"NUL character in the JSON at a\.1"):
+        load_json('{"a": [1, "x\\u0000"]}')
+    with pytest.raises(InvalidValue, match="lone surrogate"):
+        load_json('{"\\ud800": 1}')
+    with pytest.raises(InvalidValue, match=f"deeper than {MAX_JSON_DEPTH}"):
+        load_json("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1))
+    with pytest.raises(InvalidValue, match=f"deeper than {MAX_JSON_DEPTH}"):
+        load_json("[" * 100_000 + "]" * 100_000)  # past the decoder's own recursion
+    with pytest.raises(ValueError):
+        load_json("{")
+    assert json_problem("[" * MAX_JSON_DEPTH) is None  # a string is not nesting
+    nested: object = 1
+    for _ in range(MAX_JSON_DEPTH):
+        nested = [nested]
+    assert json_problem(nested) is None
+    assert json_problem([nested]) is not None
+
+
+def test_a_parameter_given_as_json_text_is_checked_the_same() -> None:
+    from orchestrion.spec.params import parse_cli_params
+
+    spec = WorkflowSpec.model_validate({**_spec(), "params": {"p": {"type": "array"}}})
+    assert parse_cli_params(spec, ["p=[1, 2]"]) == {"p": [1, 2]}
+    with pytest.raises(ParameterError, match="deeper than"):
+        parse_cli_params(spec, ["p=" + "[" * 5000 + "]" * 5000])

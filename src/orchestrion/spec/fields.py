@@ -16,8 +16,9 @@ would forge a log line.
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
@@ -32,6 +33,7 @@ __all__ = [
     "INT_MAX",
     "INT_MIN",
     "LABEL_PATTERN",
+    "MAX_JSON_DEPTH",
     "MAX_LABELS",
     "NAME_PATTERN",
     "SECRET_NAME_PATTERN",
@@ -48,6 +50,8 @@ __all__ = [
     "Str",
     "Text",
     "check_text",
+    "json_problem",
+    "load_json",
 ]
 
 #: A workflow, task or parameter name.
@@ -90,6 +94,60 @@ def check_text(value: str, *, field: str = "text", multiline: bool = False) -> s
             " control characters are refused where text reaches a terminal or a log"
         )
     return value
+
+
+#: How deep JSON input (a request body, a parameter's JSON) may nest. Deeper input is
+#: refused: it would exceed the serializers' depth limits (pydantic's, the decoder's
+#: recursion) further in, a 500 rather than a 4xx; no workflow or payload needs more.
+MAX_JSON_DEPTH: Final = 64
+
+
+def json_problem(data: Any) -> tuple[str, str] | None:
+    """(path, problem) of the first thing in decoded JSON that no database can store or
+    no serializer can write: a string or key holding a NUL (PostgreSQL text cannot) or a
+    lone surrogate (not Unicode text), or nesting past `MAX_JSON_DEPTH`. None when clean."""
+    todo: list[tuple[str, Any, int]] = [("", data, 0)]
+    while todo:
+        path, value, depth = todo.pop()
+        if isinstance(value, str):
+            problem = _storable(value)
+            if problem:
+                return path or "(the body)", problem
+        elif isinstance(value, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                return path or "(the body)", f"nesting deeper than {MAX_JSON_DEPTH} levels"
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                inner = f"{path}.{key}" if path else str(key)
+                problem = _storable(key) if isinstance(key, str) else None
+                if problem:
+                    return f"{inner!r} (a key)", problem
+                todo.append((inner, item, depth + 1))
+    return None
+
+
+def load_json(text: str | bytes, *, what: str = "the JSON") -> Any:
+    """Decoded JSON that `json_problem` finds nothing in; `ValueError` when it is not JSON,
+    `InvalidValue` (a `ValueError` too) naming the problem and where."""
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise InvalidValue(f"{what} nests deeper than {MAX_JSON_DEPTH} levels") from None
+    found = json_problem(data)
+    if found is not None:
+        where = found[0] if len(found[0]) <= 80 else found[0][:77] + "..."
+        raise InvalidValue(f"{found[1]} in {what} at {where}")
+    return data
+
+
+def _storable(text: str) -> str | None:
+    if "\x00" in text:
+        return "NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "lone surrogate (not Unicode text)"
+    return None
 
 
 def _line(value: str) -> str:

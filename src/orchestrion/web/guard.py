@@ -30,8 +30,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from orchestrion.app import App
 from orchestrion.auth.principals import Principal, authorize_all
 from orchestrion.auth.redaction import redact
-from orchestrion.errors import AuthError, Forbidden, NotFound, OrchestrionError, ParameterError
-from orchestrion.spec.fields import CONTROL_RE
+from orchestrion.errors import (
+    AuthError,
+    Forbidden,
+    InvalidValue,
+    NotFound,
+    OrchestrionError,
+    ParameterError,
+)
+from orchestrion.spec.fields import CONTROL_RE, MAX_JSON_DEPTH, load_json
 from orchestrion.web.csrf import check_request_csrf
 from orchestrion.web.errors import error_response
 from orchestrion.web.policy import PUBLIC_ROUTE, Rule, access_of
@@ -64,7 +71,7 @@ async def guard(request: Request) -> None:
         state.audit = _audit_fields(request, access)
         state.audit["params"] = await _params(request)
     if request.method not in _SAFE_METHODS:  # after the audit fields: refusals are recorded
-        await _refuse_unstorable_text(request)
+        await _refuse_bad_json(request)
     if state.auth_via == "session" and request.method not in _SAFE_METHODS:
         await check_request_csrf(request)
     try:
@@ -94,13 +101,13 @@ async def _params(request: Request) -> dict[str, Any]:
         return out
     kind = request.headers.get("content-type", "")
     if "json" in kind:
+        # A body the guard refuses is not recorded either: the record could not hold it.
         try:
-            data = json.loads(body)
+            out["body"] = load_json(body) if _suspect(body) else json.loads(body)
+        except InvalidValue as exc:
+            out["body"] = f"<{len(body)} bytes, refused: {exc}>"
         except ValueError:
             out["body"] = f"<{len(body)} bytes, not JSON>"
-        else:  # a body the guard refuses is not stored either: the record could not be
-            unstorable = _unstorable(data) is not None
-            out["body"] = f"<{len(body)} bytes, unstorable text>" if unstorable else data
     elif "form" in kind:
         pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
         out["form"] = {k: v for k, v in pairs if k != "csrf_token"}
@@ -244,63 +251,37 @@ def _control_in_url(scope: Scope) -> str | None:
     return None
 
 
-#: What may hide unstorable text in a JSON body: a NUL (a raw byte, or a ``\u0000`` escape
-#: that is not itself escaped: ``\\u0000`` is the text backslash-u-0000) or a surrogate
-#: escape (``\ud800``), which is only text when it is half of a valid pair.
+#: What may hide a problem in a JSON body (`spec.fields.json_problem`): a NUL (a raw byte,
+#: or a ``\u0000`` escape that is not itself escaped: ``\\u0000`` is the text
+#: backslash-u-0000), a surrogate escape (``\ud800``, only text as half of a valid pair),
+#: or enough brackets to nest too deep. A body with none is not decoded a second time.
 _JSON_SUSPECT: Final = re.compile(
     rb"\x00|(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})", re.IGNORECASE
 )
 
 
-async def _refuse_unstorable_text(request: Request) -> None:
-    """`ParameterError` (422) for a request body holding text no database can store: a NUL
-    (PostgreSQL text cannot hold one) or a lone surrogate (not UTF-8 at all; both drivers
-    fail on it). Either in a name or id would fail in the database or in the audit record
-    (a 5xx) instead of being refused, and no name, id, key or value of this API holds one.
-    A form is checked for ``%00``. (Public routes, the signed webhooks among them, take
-    their bodies as they come.)"""
+def _suspect(body: bytes) -> bool:
+    brackets = body.count(b"{") + body.count(b"[")
+    return brackets > MAX_JSON_DEPTH or _JSON_SUSPECT.search(body) is not None
+
+
+async def _refuse_bad_json(request: Request) -> None:
+    """`ParameterError` (422) for a request body no store or serializer can take: a NUL
+    (PostgreSQL text cannot hold one), a lone surrogate (not UTF-8 at all; both drivers
+    fail on it) or nesting past `MAX_JSON_DEPTH` (pydantic's serializer and the decoder
+    fail on it). Each would be a 5xx further in instead of a refusal naming the field, and
+    no name, id, key or value of this API needs one. A form is checked for ``%00``.
+    (Public routes, the signed webhooks among them, take their bodies as they come.)"""
     body = await request.body()
     if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         if b"%00" in body:
             raise ParameterError("NUL character in the form: no field may hold one")
         return
-    if not _JSON_SUSPECT.search(body):
+    if not _suspect(body):
         return
     try:
-        data = json.loads(body)
+        load_json(body, what="the request body")
+    except InvalidValue as exc:
+        raise ParameterError(str(exc)) from None
     except ValueError:
         return  # not JSON: the handler refuses it as such
-    found = _unstorable(data)
-    if found is not None:
-        where, problem = found
-        raise ParameterError(f"{problem} in the request body at {where}: no field may hold one")
-
-
-def _unstorable(data: Any) -> tuple[str, str] | None:
-    """(path, problem) of the first string or key holding a NUL or a lone surrogate."""
-    todo: list[tuple[str, Any]] = [("", data)]
-    while todo:
-        path, value = todo.pop(0)
-        if isinstance(value, str):
-            problem = _text_problem(value)
-            if problem:
-                return path or "(the body)", problem
-        elif isinstance(value, dict | list):
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            for key, item in items:
-                inner = f"{path}.{key}" if path else str(key)
-                problem = _text_problem(key) if isinstance(key, str) else None
-                if problem:
-                    return f"{inner!r} (a key)", problem
-                todo.append((inner, item))
-    return None
-
-
-def _text_problem(text: str) -> str | None:
-    if "\x00" in text:
-        return "NUL character"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "lone surrogate (not Unicode text)"
-    return None

@@ -11,8 +11,6 @@ A target that raises `NotFound` lets the request through to its handler, which a
 
 from __future__ import annotations
 
-import json
-
 from starlette.requests import Request
 
 from orchestrion.app import App
@@ -25,7 +23,8 @@ from orchestrion.auth.principals import (
     authorize,
     check_namespace,
 )
-from orchestrion.errors import NotFound, OrchestrionError, ParameterError
+from orchestrion.errors import InvalidValue, NotFound, OrchestrionError, ParameterError
+from orchestrion.spec.fields import load_json
 from orchestrion.spec.loading import spec_from_data
 from orchestrion.spec.model import SubWorkflowAction
 from orchestrion.web.policy import Check
@@ -102,7 +101,9 @@ async def secret(request: Request, app: App, action: Action) -> list[Check]:
 
 async def _body(request: Request) -> dict[str, object]:
     try:
-        data = json.loads(await request.body() or b"{}")
+        data = load_json(await request.body() or b"{}", what="the request body")
+    except InvalidValue:
+        raise  # a ParameterError naming the problem
     except ValueError:
         raise ParameterError("the request body is not JSON") from None
     return data if isinstance(data, dict) else {}
