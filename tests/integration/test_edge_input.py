@@ -462,7 +462,7 @@ def test_a_lone_surrogate_in_any_string_of_a_request_body_is_a_422(
     from orchestrion.store.records import AuditFilter
 
     record = served.app.accounts.list_audit(AuditFilter(action="workflow.deploy", limit=1))[0]
-    assert record.outcome == "failed" and "unstorable text" in str(record.params)
+    assert record.outcome == "failed" and "refused: lone surrogate" in str(record.params)
 
 
 def test_a_surrogate_pair_is_text(served: Served) -> None:

@@ -103,7 +103,7 @@ async def _params(request: Request) -> dict[str, Any]:
     if "json" in kind:
         # A body the guard refuses is not recorded either: the record could not hold it.
         try:
-            out["body"] = load_json(body) if _suspect(body) else json.loads(body)
+            out["body"] = load_json(body, what="it") if _suspect(body) else json.loads(body)
         except InvalidValue as exc:
             out["body"] = f"<{len(body)} bytes, refused: {exc}>"
         except ValueError:
