@@ -521,3 +521,18 @@ def test_json_as_deep_as_the_limit_is_accepted(served: Served) -> None:
     assert (
         served.request("POST", "/api/v1/events", content=body, headers=headers).status_code == 202
     )
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json_numbers(served: Served, number: str) -> None:
+    """Python's decoder takes them; stored and echoed back they would make responses no
+    client can parse (and that break the published schema)."""
+    headers = {**served.admin, "content-type": "application/json"}
+    for path, body in [
+        ("/api/v1/workflows/w/runs", '{"params": {"p": %s}}'),
+        ("/api/v1/events", '{"type": "t", "payload": [1, %s]}'),
+        ("/api/v1/workflows", '{"name": "n", "timeout": %s, "tasks": []}'),
+    ]:
+        content = body.replace("%s", number).encode()
+        response = served.request("POST", path, content=content, headers=headers)
+        _refused(response, "not a JSON number", status=422)

@@ -17,6 +17,7 @@ would forge a log line.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Annotated, Any, Final
 
@@ -105,7 +106,8 @@ MAX_JSON_DEPTH: Final = 64
 def json_problem(data: Any) -> tuple[str, str] | None:
     """(path, problem) of the first thing in decoded JSON that no database can store or
     no serializer can write: a string or key holding a NUL (PostgreSQL text cannot) or a
-    lone surrogate (not Unicode text), or nesting past `MAX_JSON_DEPTH`. None when clean."""
+    lone surrogate (not Unicode text), NaN or Infinity, or nesting past `MAX_JSON_DEPTH`.
+    None when clean."""
     todo: list[tuple[str, Any, int]] = [("", data, 0)]
     while todo:
         path, value, depth = todo.pop()
@@ -113,6 +115,10 @@ def json_problem(data: Any) -> tuple[str, str] | None:
             problem = _storable(value)
             if problem:
                 return path or "(the body)", problem
+        elif isinstance(value, float) and not math.isfinite(value):
+            # Python's decoder takes NaN and Infinity, which are not JSON: echoed back, they
+            # would make a response no client can parse.
+            return path or "(the body)", f"{value} (not a JSON number)"
         elif isinstance(value, dict | list):
             if depth >= MAX_JSON_DEPTH:
                 return path or "(the body)", f"nesting deeper than {MAX_JSON_DEPTH} levels"

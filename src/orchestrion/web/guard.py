@@ -254,9 +254,10 @@ def _control_in_url(scope: Scope) -> str | None:
 #: What may hide a problem in a JSON body (`spec.fields.json_problem`): a NUL (a raw byte,
 #: or a ``\u0000`` escape that is not itself escaped: ``\\u0000`` is the text
 #: backslash-u-0000), a surrogate escape (``\ud800``, only text as half of a valid pair),
-#: or enough brackets to nest too deep. A body with none is not decoded a second time.
+#: ``NaN`` or ``Infinity`` (which Python's decoder takes), or enough brackets to nest too
+#: deep. A body with none is not decoded a second time.
 _JSON_SUSPECT: Final = re.compile(
-    rb"\x00|(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})", re.IGNORECASE
+    rb"\x00|(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})|(?-i:NaN|Infinity)", re.IGNORECASE
 )
 
 
