@@ -536,3 +536,57 @@ def test_nan_and_infinity_are_not_json_numbers(served: Served, number: str) -> N
         content = body.replace("%s", number).encode()
         response = served.request("POST", path, content=content, headers=headers)
         _refused(response, "not a JSON number", status=422)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/stream", "/api/v1/runs/{run_id}/logs/stream"])
+def test_the_streams_answer_as_published(served: Served, path: str) -> None:
+    """A stream is published as text/event-stream and its refusals as the JSON error body,
+    and it answers so (schemathesis leaves the live streams out: they never end)."""
+    operation = served.server.openapi()["paths"][path]["get"]["responses"]
+    assert set(operation["200"]["content"]) == {"text/event-stream"}
+    assert set(operation["4XX"]["content"]) == {"application/json"}
+    url = _fill(path, served)
+    status, content_type = asyncio.run(_stream_start(served, url, f"run_id={served.run_id}"))
+    assert status == 200 and content_type.startswith("text/event-stream")
+    refused = served.request("GET", url, params={"run_id": served.run_id, "after": "-1"})
+    assert refused.status_code == 422
+    assert refused.headers["content-type"] == "application/json"
+
+
+async def _stream_start(served: Served, path: str, query: str) -> tuple[int, str]:
+    """The status and content type a live stream starts with; then the client goes away
+    (httpx's ASGI transport would wait for a body that never ends)."""
+    started: dict[str, Any] = {}
+    gone = asyncio.Event()
+    requested = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            started.update(message)
+            gone.set()
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(k.encode(), v.encode()) for k, v in served.admin.items()],
+        "client": ("127.0.0.1", 1),
+        "server": ("t", 80),
+    }
+    await asyncio.wait_for(served.server(scope, receive, send), timeout=30)
+    headers = dict(started["headers"])
+    return started["status"], headers[b"content-type"].decode()

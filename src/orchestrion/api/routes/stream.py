@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
@@ -32,19 +32,34 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["stream"])
 
+
+class EventStream(StreamingResponse):
+    """A server-sent-events response: so published (``text/event-stream``), not as JSON."""
+
+    media_type = "text/event-stream"
+
+
+# The router's error responses name a model, which FastAPI publishes under the route's own
+# media type; a stream's refusals are JSON, like every route's, so they are spelled out.
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    "4XX": {"description": "Refused: the error says why", "content": _ERROR},
+    503: {"description": "The database is unavailable", "content": _ERROR},
+}
+
 _KEEPALIVE_SECONDS = 15.0
 _EVENT_ID = re.compile(r"[0-9]{1,19}")
 _WAIT_SECONDS = 0.5
 
 
-@router.get("/api/v1/stream")
+@router.get("/api/v1/stream", response_class=EventStream, responses=_REFUSALS)
 @rule(Action.READ, targets.anywhere)
 async def stream(
     request: Request,
     run_id: str | None = None,
     after: AfterId | None = None,
     last_event_id: Annotated[str | None, Header()] = None,
-) -> StreamingResponse:
+) -> EventStream:
     """Events as `text/event-stream`: of one run (from its start) or of everything (from
     now), after `Last-Event-ID` / `after` when given."""
     app = app_of(request)
@@ -56,9 +71,8 @@ async def stream(
             raise Forbidden(f"may not read run {run_id}")
     if start is None:
         start = 0 if run_id is not None else await run_in_threadpool(app.runs.last_event_id)
-    return StreamingResponse(
+    return EventStream(
         _events(request, app, scope, run_id, start),
-        media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
@@ -102,7 +116,7 @@ async def _events(
             yield f": keepalive {json.dumps(last)}\n\n"
 
 
-@router.get("/api/v1/runs/{run_id}/logs/stream")
+@router.get("/api/v1/runs/{run_id}/logs/stream", response_class=EventStream, responses=_REFUSALS)
 @rule(Action.READ, targets.run)
 async def stream_logs(
     request: Request,
@@ -110,16 +124,15 @@ async def stream_logs(
     task: str | None = None,
     after: AfterId | None = None,
     last_event_id: Annotated[str | None, Header()] = None,
-) -> StreamingResponse:
+) -> EventStream:
     """A run's log lines as they are written (`event: log`), from the start or after
     `Last-Event-ID` / `after`; ends with `event: end` once the run finished and its last
     lines were sent."""
     app = app_of(request)
     run_id = (await run_in_threadpool(app.runs.get_run, run_id)).id
     start = _start(after, last_event_id) or 0
-    return StreamingResponse(
+    return EventStream(
         _logs(request, app, run_id, task, start),
-        media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
