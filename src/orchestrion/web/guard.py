@@ -269,10 +269,11 @@ def _suspect(body: bytes) -> bool:
 async def _refuse_bad_json(request: Request) -> None:
     """`ParameterError` (422) for a request body no store or serializer can take: a NUL
     (PostgreSQL text cannot hold one), a lone surrogate (not UTF-8 at all; both drivers
-    fail on it) or nesting past `MAX_JSON_DEPTH` (pydantic's serializer and the decoder
-    fail on it). Each would be a 5xx further in instead of a refusal naming the field, and
-    no name, id, key or value of this API needs one. A form is checked for ``%00``.
-    (Public routes, the signed webhooks among them, take their bodies as they come.)"""
+    fail on it), NaN or Infinity (not JSON), or nesting past `MAX_JSON_DEPTH` (pydantic's
+    serializer and the decoder fail on it). Each would be a 5xx further in instead of a
+    refusal naming the field, and no name, id, key or value of this API needs one. A form
+    is checked for ``%00``. (Public routes, the signed webhooks among them, take their
+    bodies as they come.)"""
     body = await request.body()
     if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         if b"%00" in body:
@@ -282,7 +283,7 @@ async def _refuse_bad_json(request: Request) -> None:
         return
     try:
         load_json(body, what="the request body")
-    except InvalidValue as exc:
-        raise ParameterError(str(exc)) from None
+    except InvalidValue:
+        raise  # a ParameterError (422) naming the problem and where
     except ValueError:
         return  # not JSON: the handler refuses it as such
