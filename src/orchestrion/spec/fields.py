@@ -5,13 +5,14 @@ Lists must be accepted for tuples (YAML and JSON have no tuples), but scalars ar
 patterns live here too, so that the loaders, the JSON Schema and the CLI check a name
 exactly as the models do.
 
-Two rules every edge shares are defined here once. Integers are bounded to the narrowest
+The rules every edge shares are defined here once. Integers are bounded to the narrowest
 database column they may reach (`Int`: PostgreSQL ``INTEGER``; `ID_MAX`: a ``BIGINT`` row id or
 cursor), so an out-of-range number is a field error, not a database overflow. Text that can
 reach a terminal or a log line (names, descriptions, labels, tags, keys) may not hold control
 characters (`check_text`, the `Line` and `Text` types): an escape sequence in a workflow's
 description would otherwise repaint the terminal of whoever lists it, and a newline in a name
-would forge a log line.
+would forge a log line. JSON from outside is decoded by `load_json`, which refuses what no
+store or serializer takes (a NUL, a lone surrogate, NaN, nesting past `MAX_JSON_DEPTH`).
 """
 
 from __future__ import annotations
