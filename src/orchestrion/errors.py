@@ -7,7 +7,8 @@ The tree::
     │   └── CycleError            the task graph has a cycle (names it)
     ├── ExpressionError           a `when` expression is malformed or failed to evaluate
     ├── ParameterError            run parameters do not fit the workflow's parameter schema
-    │   └── UnsupportedMediaType  a body's Content-Type is not one the endpoint takes (415)
+    │   ├── UnsupportedMediaType  a body's Content-Type is not one the endpoint takes (415)
+    │   └── InvalidValue          a namespace, name or text field is malformed (also a ValueError)
     ├── StoreError                the database refused or failed an operation
     │   └── NotFound              a run, task run or workflow does not exist
     ├── IllegalTransition         a state change the transition table does not allow
@@ -40,6 +41,7 @@ __all__ = [
     "ExpressionError",
     "Forbidden",
     "IllegalTransition",
+    "InvalidValue",
     "NotFound",
     "OrchestrionError",
     "ParameterError",
@@ -120,6 +122,16 @@ class ParameterError(OrchestrionError):
 
 class UnsupportedMediaType(ParameterError):
     """The request body's Content-Type is not one this endpoint accepts."""
+
+
+class InvalidValue(ParameterError, ValueError):
+    """The value is malformed.
+
+    Raised by the checks every edge shares (a namespace, a name, a text without control
+    characters). It is a `ParameterError`, so the API answers 422 wherever it surfaces (also
+    from an authorisation target reading a request body), and a `ValueError`, so a pydantic
+    validator that calls the same check reports it as that field's error.
+    """
 
 
 class StoreError(OrchestrionError):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from orchestrion.api.wire import ATTEMPT, EVENT, LOG_LINE, RUN, SECRET, TASK_RUN, WORKER, Wire
 from orchestrion.errors import OrchestrionError
+from orchestrion.spec.fields import Line
 from orchestrion.store.records import TaskRunRecord, WorkflowRecord
 
 __all__ = [
@@ -98,7 +99,7 @@ class SetVersionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    version: str = Field(min_length=1, max_length=200)
+    version: Line = Field(min_length=1, max_length=200)
 
 
 class TriggerRequest(BaseModel):
@@ -108,7 +109,7 @@ class TriggerRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     params: dict[str, Any] = Field(default_factory=dict)
-    idempotency_key: str | None = Field(default=None, max_length=200)
+    idempotency_key: Line | None = Field(default=None, min_length=1, max_length=200)
     priority: int = Field(default=0, ge=-1000, le=1000)
 
 

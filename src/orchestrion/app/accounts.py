@@ -31,6 +31,7 @@ from orchestrion.auth.redaction import printable, redact
 from orchestrion.auth.tokens import check_token, expiry_time, new_token, parse_token
 from orchestrion.clock import Clock
 from orchestrion.errors import AlreadyExists, AuthError, NotFound, ParameterError
+from orchestrion.spec.fields import check_text
 from orchestrion.store.accounts import AccountStore
 from orchestrion.store.records import (
     AuditEntry,
@@ -266,8 +267,9 @@ class Accounts:
         created_by: str | None = None,
     ) -> tuple[str, TokenRecord]:
         """A new token: the plaintext (show it once) and the stored record."""
-        if not name.strip() or len(name) > 100 or not name.isprintable():
+        if not name.strip() or len(name) > 100:
             raise ParameterError("a token needs a name of 1 to 100 printable characters")
+        check_text(name, field="the token name")
         checked = _labels(parse_bindings(bindings))
         now = self._clock.now()
         try:

@@ -32,11 +32,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
-from orchestrion.errors import Forbidden
+from orchestrion.errors import Forbidden, InvalidValue
 
 __all__ = [
     "ALL_NAMESPACES",
     "GLOBAL_ACTIONS",
+    "NAMESPACE_PATTERN",
     "NAMESPACE_RE",
     "REQUIRED_ROLE",
     "Action",
@@ -48,14 +49,19 @@ __all__ = [
     "authorize",
     "authorize_all",
     "authorize_grant",
+    "check_namespace",
     "require",
     "role_in",
 ]
 
 #: The namespace that stands for every namespace, in bindings and resources.
 ALL_NAMESPACES: Final = "*"
-#: What a namespace name may look like (no ``/``: secrets bind ``namespace/name``).
-NAMESPACE_RE: Final = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+#: What a namespace name may look like (no ``/``: secrets bind ``namespace/name``; no
+#: ``..``-only name can be made either, since it must start with a letter or digit). The
+#: one definition: the spec's `Namespace` field, token and user bindings, the secret routes
+#: and every `Resource` check a namespace against it.
+NAMESPACE_PATTERN: Final = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+NAMESPACE_RE: Final = re.compile(NAMESPACE_PATTERN[1:-1])
 
 
 class Role(enum.IntEnum):
@@ -153,7 +159,7 @@ class Principal:
 
     def __post_init__(self) -> None:
         for namespace in self.bindings:
-            _check_namespace(namespace)
+            check_namespace(namespace)
         # A read-only copy: a principal cannot gain a role after it was authenticated.
         object.__setattr__(self, "bindings", MappingProxyType(dict(self.bindings)))
 
@@ -170,7 +176,7 @@ class Resource:
     name: str = ""
 
     def __post_init__(self) -> None:
-        _check_namespace(self.namespace)
+        check_namespace(self.namespace)
 
     def __str__(self) -> str:
         return f"{self.kind} {self.namespace}/{self.name}" if self.name else self.kind
@@ -263,9 +269,16 @@ def _describe(bindings: Mapping[str, Role]) -> str:
     return ", ".join(f"{role.label} on {ns!r}" for ns, role in sorted(bindings.items())) or "none"
 
 
-def _check_namespace(namespace: str) -> None:
-    if namespace != ALL_NAMESPACES and not NAMESPACE_RE.fullmatch(namespace):
-        raise ValueError(
-            f"invalid namespace {namespace!r}: use 1 to 63 lowercase letters, digits, '.', '_'"
-            " or '-', starting with a letter or digit (or '*' for all namespaces)"
-        )
+def check_namespace(namespace: object, *, wildcard: bool = True) -> str:
+    """`namespace` if it is a namespace name (or ``*`` with `wildcard`); else `InvalidValue`
+    (a 422 at the API, a field error in a spec) naming it and the rule."""
+    if isinstance(namespace, str) and (
+        NAMESPACE_RE.fullmatch(namespace) or (wildcard and namespace == ALL_NAMESPACES)
+    ):
+        return namespace
+    shown = namespace[:70] if isinstance(namespace, str) else namespace
+    raise InvalidValue(
+        f"invalid namespace {shown!r}: use 1 to 63 lowercase letters, digits, '.', '_'"
+        " or '-', starting with a letter or digit"
+        + (" (or '*' for all namespaces)" if wildcard else "")
+    )

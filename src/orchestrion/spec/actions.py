@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from orchestrion.spec.fields import Bool, Duration, FrozenModel, Int, Name, Str
+from orchestrion.spec.fields import Bool, Duration, FrozenModel, Int, Line, Name, Str
 
 __all__ = ["Action", "HttpAction", "PythonAction", "ShellAction", "SubWorkflowAction"]
 
@@ -24,7 +24,7 @@ class PythonAction(FrozenModel):
 
     kind: Literal["python"] = "python"
     #: ``module:qualname`` or ``path/to/file.py:qualname``.
-    ref: Str = Field(min_length=1, max_length=500)
+    ref: Line = Field(min_length=1, max_length=500)
     is_async: Bool = False
 
 
@@ -63,7 +63,7 @@ class HttpAction(FrozenModel):
     headers: dict[str, Str] = Field(default_factory=dict)
     #: A JSON body; string leaves may be templates.
     json_body: Any = None
-    expect_status: tuple[Int, ...] = ()
+    expect_status: tuple[Annotated[Int, Field(ge=100, le=599)], ...] = ()
     timeout: Duration = 30.0
 
 

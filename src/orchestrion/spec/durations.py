@@ -20,14 +20,18 @@ def parse_duration(value: Any) -> float:
         raise ValueError(f"expected a duration such as '30s' or '5m', got {value!r}")
     if isinstance(value, dt.timedelta):
         seconds = value.total_seconds()
-    elif isinstance(value, int | float):
-        seconds = float(value)
+    elif isinstance(value, float):
+        seconds = value
+    elif isinstance(value, int):
+        # float() of an integer past 1e308 raises OverflowError, which pydantic would not
+        # report as the field's error: anything that large is out of range anyway.
+        seconds = float(value) if abs(value) <= _MAX else math.inf
     elif isinstance(value, str):
         seconds = _parse_text(value.strip())
     else:
         raise ValueError(f"expected a duration such as '30s' or '5m', got {value!r}")
     if math.isnan(seconds) or seconds < 0 or seconds > _MAX:
-        raise ValueError(f"duration {value!r} is out of range (0 to 10 years)")
+        raise ValueError(f"duration {str(value)[:40]!r} is out of range (0 to 10 years)")
     return seconds
 
 

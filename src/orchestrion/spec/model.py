@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from orchestrion.auth.principals import NAMESPACE_RE
 from orchestrion.errors import CycleError
 from orchestrion.spec.actions import (
     Action,
@@ -41,8 +40,11 @@ from orchestrion.spec.fields import (
     FrozenModel,
     Int,
     Label,
+    Line,
     Name,
+    Namespace,
     Str,
+    Text,
 )
 from orchestrion.spec.schedule_model import ScheduleSpec, TriggerSpec, check_triggers
 from orchestrion.spec.validation import ExpressionCheck, find_cycle
@@ -117,7 +119,7 @@ class ParamSpec(FrozenModel):
     default: Any = None
     required: Bool = False
     enum: tuple[Any, ...] | None = None
-    description: Str = ""
+    description: Text = ""
 
 
 class RetryPolicy(FrozenModel):
@@ -130,13 +132,13 @@ class RetryPolicy(FrozenModel):
     jitter: Float = Field(default=0.1, ge=0.0, le=1.0)
     #: Exception type names (``ValueError``, ``mymod.TransientError``) that are retried;
     #: empty means every error is retried.
-    retry_on: tuple[Str, ...] = ()
+    retry_on: tuple[Line, ...] = ()
 
 
 class InputSpec(FrozenModel):
     """One argument of a task: an expression over params/tasks/item, or a literal value."""
 
-    expr: Str | None = None
+    expr: Text | None = None
     value: Any = None
 
     @model_validator(mode="after")
@@ -149,8 +151,8 @@ class InputSpec(FrozenModel):
 class WhenSpec(FrozenModel):
     """A condition: a sandboxed expression, or a Python callable reference."""
 
-    expr: Str | None = None
-    ref: Str | None = None
+    expr: Text | None = None
+    ref: Line | None = None
 
     @model_validator(mode="after")
     def _one(self) -> WhenSpec:
@@ -170,7 +172,7 @@ class TaskSpec(FrozenModel):
     when: WhenSpec | None = None
     trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
     #: An expression that yields a list: one task run per element, bound to ``item``.
-    map_over: Str | None = None
+    map_over: Text | None = None
     retry: RetryPolicy = RetryPolicy()
     timeout: Duration | None = Field(default=None, gt=0)
     #: At most this many task runs of this task run at once, across all runs.
@@ -178,7 +180,7 @@ class TaskSpec(FrozenModel):
     #: A template (``"customer-{{ params.customer }}"``) rendered when a task run becomes
     #: ready: at most `key_limit` task runs with the same rendered key run at once, across
     #: all tasks, workflows and runs.
-    concurrency_key: Str | None = None
+    concurrency_key: Line | None = None
     key_limit: Int | None = Field(default=None, ge=1)
     priority: Int = Field(default=0, ge=-1000, le=1000)
     queue: Name = "default"
@@ -187,7 +189,7 @@ class TaskSpec(FrozenModel):
     requires: dict[Label, Label] = Field(default_factory=dict, max_length=MAX_LABELS)
     #: The undo step, run once if the run fails after this task succeeded.
     undo: Action | None = None
-    description: Str = ""
+    description: Text = ""
     #: Environment variable -> secret name (in the workflow's namespace). The worker
     #: resolves them at run time; values never pass through templates or the spec.
     secrets: dict[str, Str] = Field(default_factory=dict)
@@ -237,28 +239,19 @@ class WorkflowSpec(FrozenModel):
 
     spec_version: Literal[1] = 1
     name: Name
-    description: Str = ""
+    description: Text = ""
     params: dict[str, ParamSpec] = Field(default_factory=dict)
     tasks: tuple[TaskSpec, ...] = Field(min_length=1, max_length=10_000)
     timeout: Duration | None = Field(default=None, gt=0)
     max_active_runs: Int | None = Field(default=None, ge=1)
     schedules: tuple[ScheduleSpec, ...] = ()
     triggers: tuple[TriggerSpec, ...] = ()
-    tags: tuple[Str, ...] = ()
+    tags: tuple[Line, ...] = ()
     #: The group (e.g. a team) that roles are granted on; also the scope of its secrets.
-    namespace: Str = DEFAULT_NAMESPACE
+    namespace: Namespace = DEFAULT_NAMESPACE
     #: The digest of the version's code (`orchestrion.spec.bundle.CodeBundle`): set by the
     #: loader from the files, never written by hand; None when no task runs project code.
     code: Str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-
-    @field_validator("namespace")
-    @classmethod
-    def _namespace(cls, value: str) -> str:
-        if not NAMESPACE_RE.fullmatch(value):
-            raise ValueError(
-                f"bad namespace {value!r}: use lowercase letters, digits, '_', '.' and '-'"
-            )
-        return value
 
     @field_validator("params")
     @classmethod

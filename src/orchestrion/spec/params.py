@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from orchestrion.errors import ParameterError
+from orchestrion.spec.fields import load_json
 from orchestrion.spec.model import ParamSpec, ParamType, WorkflowSpec
 
 __all__ = ["parse_cli_params", "resolve_params"]
@@ -63,7 +64,7 @@ def _from_text(name: str, param: ParamSpec, text: str) -> Any:
                 raise ValueError("use true or false")
             return lowered == "true"
         if kind in (ParamType.ARRAY, ParamType.OBJECT):
-            return json.loads(text)
+            return load_json(text, what=f"parameter {name!r}")
     except (ValueError, json.JSONDecodeError) as exc:
         raise ParameterError(
             f"parameter {name!r}: {text!r} is not a valid {kind.value} ({exc})"

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from orchestrion.spec.fields import Duration, FrozenModel, Int, Name, Str
+from orchestrion.spec.fields import Duration, FrozenModel, Int, Line, Name, Str, Text
 
 __all__ = [
     "EVENT_SCOPE",
@@ -52,15 +52,15 @@ class ScheduleSpec(FrozenModel):
 
     #: A stable name; by default the schedule is named by a hash of what it fires.
     name: Name | None = None
-    cron: Str | None = Field(default=None, min_length=1, max_length=200)
+    cron: Line | None = Field(default=None, min_length=1, max_length=200)
     #: A fixed interval, anchored at ``start`` (or the Unix epoch).
     every: Duration | None = Field(default=None, ge=1)
-    timezone: Str = "UTC"
+    timezone: Line = "UTC"
     #: Run parameters; string values may be templates over ``fire``.
     params: dict[str, Any] = Field(default_factory=dict)
     #: ISO datetimes bounding the nominal fire times (naive ones are in ``timezone``).
-    start: Str | None = None
-    end: Str | None = None
+    start: Line | None = None
+    end: Line | None = None
     #: After downtime: fire nothing missed, only the latest missed, or all (up to the cap).
     catchup: Literal["none", "latest", "all"] = "latest"
     max_catchup: Int = Field(default=100, ge=1, le=10_000)
@@ -143,7 +143,7 @@ class TriggerSpec(FrozenModel):
     event: Str | None = Field(default=None, pattern=EVENT_TYPE_PATTERN)
     after: AfterSpec | None = None
     #: An expression that must be true for the trigger to fire.
-    filter: Str | None = None
+    filter: Text | None = None
     #: Run parameters; string values may be templates over the trigger's scope.
     params: dict[str, Any] = Field(default_factory=dict)
 

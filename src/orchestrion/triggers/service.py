@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrion.errors import ExpressionError, NotFound, ParameterError
+from orchestrion.spec.fields import CONTROL_RE
 from orchestrion.spec.model import ScheduleSpec, WorkflowSpec
 from orchestrion.spec.schedule_model import parse_instant
 from orchestrion.store.records import BackfillRecord, EventReceipt, Replay, WorkflowRecord
@@ -38,7 +39,6 @@ MAX_BACKFILL_RUNS = 10_000
 #: The largest event payload accepted, as JSON.
 MAX_PAYLOAD_BYTES = 1_048_576
 _EVENT_TYPE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,199}")
-_EVENT_ID = re.compile(r"[^\x00-\x1f]{1,200}")
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -85,7 +85,7 @@ def send_event(
             f"bad event type {event_type!r}: use letters, digits and '_', '.', ':', '-'"
             " (at most 200 characters)"
         )
-    if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= 200 or CONTROL_RE.search(event_id):
         raise ParameterError(f"bad event id {event_id!r}: use 1 to 200 printable characters")
     try:
         size = len(json.dumps(payload, allow_nan=False).encode())

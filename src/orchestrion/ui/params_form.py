@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrion.errors import ParameterError
+from orchestrion.spec.fields import load_json
 from orchestrion.spec.model import ParamSpec, ParamType, WorkflowSpec
 
 __all__ = ["Field", "fields", "parse_params"]
@@ -94,7 +95,7 @@ def _convert(name: str, p: ParamSpec, raw: str) -> Any:
                 raise ParameterError(f"{name}: choose true or false")
             return raw == "true"
         if p.type in (ParamType.ARRAY, ParamType.OBJECT):
-            return json.loads(raw)
+            return load_json(raw, what=name)
     except ValueError as exc:
         raise ParameterError(
             f"{name}: {raw[:60]!r} is not a valid {p.type.value} ({exc})"

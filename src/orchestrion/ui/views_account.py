@@ -23,6 +23,7 @@ from orchestrion.ui.pages import form_data, redirect, render, ui_router
 from orchestrion.web import targets
 from orchestrion.web.csrf import check_csrf, check_origin
 from orchestrion.web.guard import SESSION_COOKIE
+from orchestrion.web.params import RowId
 from orchestrion.web.policy import public, rule
 from orchestrion.web.request import app_of
 from orchestrion.web.scope import scope_of
@@ -143,7 +144,7 @@ def audit(
     actor: str = "",
     action: str = "",
     outcome: str = "",
-    before: int | None = None,
+    before: RowId | None = None,
 ) -> Response:
     scope = scope_of(request, Action.READ_AUDIT)
     filt = AuditFilter(

@@ -17,6 +17,7 @@ from orchestrion.ui import graph
 from orchestrion.ui.pages import form_data, redirect, render, ui_router
 from orchestrion.web import targets
 from orchestrion.web.csrf import check_csrf
+from orchestrion.web.params import ItemIndex
 from orchestrion.web.policy import rule
 from orchestrion.web.request import app_of
 from orchestrion.web.scope import scope_of
@@ -132,7 +133,7 @@ def _panel(app: App, run: RunRecord, task: str, item: int) -> dict[str, object]:
 
 @router.get("/runs/{run_id}")
 @rule(Action.READ, targets.run)
-def run_page(request: Request, run_id: str, task: str = "", item: int = -1) -> Response:
+def run_page(request: Request, run_id: str, task: str = "", item: ItemIndex = -1) -> Response:
     app = app_of(request)
     # The live stream resumes after this: whatever happens later is replayed, and nothing
     # older is (on a long run, replaying its whole history would cost seconds).
@@ -160,7 +161,7 @@ def run_page(request: Request, run_id: str, task: str = "", item: int = -1) -> R
 
 @router.get("/runs/{run_id}/fragments/panel")
 @rule(Action.READ, targets.run)
-def panel_fragment(request: Request, run_id: str, task: str = "", item: int = -1) -> Response:
+def panel_fragment(request: Request, run_id: str, task: str = "", item: ItemIndex = -1) -> Response:
     app = app_of(request)
     run = app.runs.get_run(run_id)
     return render(request, "_panel.html", run=run, panel=_panel(app, run, task, item))

@@ -14,6 +14,7 @@ from orchestrion.store.records import BackfillRecord
 from orchestrion.ui.pages import render, ui_router
 from orchestrion.ui.views_runs import KINDS
 from orchestrion.web import targets
+from orchestrion.web.params import RowId
 from orchestrion.web.policy import rule
 from orchestrion.web.request import app_of
 from orchestrion.web.scope import scope_of
@@ -45,7 +46,7 @@ def _events(request: Request, kind: str, run: str, workflow: str, before: int) -
 @router.get("/events")
 @rule(Action.READ, targets.anywhere)
 def events(
-    request: Request, kind: str = "", run: str = "", workflow: str = "", before: int = 0
+    request: Request, kind: str = "", run: str = "", workflow: str = "", before: RowId = 0
 ) -> Response:
     after = app_of(request).runs.last_event_id()  # read first: the live stream resumes from here
     found = _events(request, kind, run, workflow, before)
@@ -69,7 +70,7 @@ def events(
 @router.get("/fragments/events")
 @rule(Action.READ, targets.anywhere)
 def events_fragment(
-    request: Request, kind: str = "", run: str = "", workflow: str = "", before: int = 0
+    request: Request, kind: str = "", run: str = "", workflow: str = "", before: RowId = 0
 ) -> Response:
     return render(request, "_events.html", **_events(request, kind, run, workflow, before))
 

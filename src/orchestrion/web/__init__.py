@@ -11,6 +11,7 @@ import this one, which sits below them and above `orchestrion.app`:
 - `targets`: what a request touches (run, workflow, body's spec, ...), for the rules.
 - `scope`: what a principal may see, for list routes and streams.
 - `csrf`: the session's CSRF token, checked on every cookie-authenticated unsafe request.
+- `params`: the bounded query parameters (row ids, cursors, indexes, times) both share.
 - `limits`: the request body cap. `errors`: the JSON error body every refusal uses.
 - `headers`: what every response carries (``X-Content-Type-Options: nosniff``).
 

@@ -13,7 +13,6 @@ goes, only by its length.
 from __future__ import annotations
 
 import functools
-import json
 import typing
 from typing import Any, Final
 from urllib.parse import parse_qsl
@@ -21,6 +20,8 @@ from urllib.parse import parse_qsl
 from pydantic import BaseModel
 from starlette.requests import Request
 
+from orchestrion.errors import InvalidValue
+from orchestrion.spec.fields import load_json
 from orchestrion.web.policy import Rule
 
 __all__ = ["audit_params"]
@@ -69,8 +70,11 @@ async def _body(request: Request) -> Any:
     if len(body) > _AUDITED_BODY_BYTES:  # a version's code, say: the size says enough
         return f"<{len(body)} bytes>"
     if "json" in request.headers.get("content-type", ""):
+        # A body the guard refuses is not recorded either: the record could not hold it.
         try:
-            return json.loads(body)
+            return load_json(body, what="it")
+        except InvalidValue as exc:
+            return f"<{len(body)} bytes, refused: {exc}>"
         except ValueError:
             return f"<{len(body)} bytes, not JSON>"
     if _is_form(request):

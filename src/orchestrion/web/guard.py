@@ -18,7 +18,7 @@ import re
 import secrets
 from collections.abc import Iterable
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, unquote_plus
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -28,7 +28,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrion.app import App
 from orchestrion.auth.principals import Principal, authorize_all
-from orchestrion.errors import AuthError, Forbidden, NotFound, OrchestrionError
+from orchestrion.errors import (
+    AuthError,
+    Forbidden,
+    InvalidValue,
+    NotFound,
+    OrchestrionError,
+    ParameterError,
+)
+from orchestrion.spec.fields import CONTROL_RE, MAX_JSON_DEPTH, load_json
 from orchestrion.web.audit_params import audit_params
 from orchestrion.web.csrf import check_origin, check_request_csrf
 from orchestrion.web.errors import error_response
@@ -64,6 +72,8 @@ async def guard(request: Request) -> None:
     if audited:
         state.audit = _audit_fields(request, access)
         state.audit["params"] = await audit_params(request, access)
+    if request.method not in _SAFE_METHODS:  # after the audit fields: refusals are recorded
+        await _refuse_bad_json(request)
     if state.auth_via == "session" and request.method not in _SAFE_METHODS:
         check_origin(request)
         await check_request_csrf(request)
@@ -117,17 +127,20 @@ class Authenticate:
         self._public = [(method, compile_path(path)[0]) for method, path in public]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Refuse a URL with a NUL byte; find the request's principal, refusing with 401 unless the
-        route is public; and write the request's audit record, if it has one, before the response
-        starts."""
+        """Refuse a URL with a control character; find the request's principal, refusing with
+        401 unless the route is public; and write the request's audit record, if it has one,
+        before the response starts."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
-            # No name, id or filter holds a NUL byte, and PostgreSQL text cannot store one.
-            bad = error_response(400, "bad_request", "NUL byte in the request URL")
-            await bad(scope, receive, send)
+        bad = _control_in_url(scope)
+        if bad:
+            # No name, id or filter holds one: a NUL cannot be stored by PostgreSQL, and an
+            # escape or a newline would reach the audit log and whoever reads it.
+            await error_response(400, "bad_request", f"{bad} in the request URL")(
+                scope, receive, send
+            )
             return
         request_id = secrets.token_hex(8)
         state = scope.setdefault("state", {})
@@ -265,3 +278,52 @@ class Authenticate:
         if method == "HEAD":
             method = "GET"
         return any(m == method and rx.match(path) for m, rx in self._public)
+
+
+def _control_in_url(scope: Scope) -> str | None:
+    """What is wrong with the request's path or query (decoded): a NUL byte or another
+    control character (the shared `spec.fields.CONTROL_RE`); None when there is none."""
+    query = unquote_plus(scope.get("query_string", b"").decode("latin-1"))
+    for text in (scope["path"], query):
+        found = CONTROL_RE.search(text)
+        if found:
+            return "NUL byte" if found.group() == "\x00" else f"control character {found.group()!r}"
+    return None
+
+
+#: What may hide a problem in a JSON body (`spec.fields.json_problem`): a NUL (a raw byte,
+#: or a ``\u0000`` escape that is not itself escaped: ``\\u0000`` is the text
+#: backslash-u-0000), a surrogate escape (``\ud800``, only text as half of a valid pair),
+#: ``NaN`` or ``Infinity`` (which Python's decoder takes), or enough brackets to nest too
+#: deep. A body with none is not decoded a second time.
+_JSON_SUSPECT: Final = re.compile(
+    rb"\x00|(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})|(?-i:NaN|Infinity)", re.IGNORECASE
+)
+
+
+def _suspect(body: bytes) -> bool:
+    brackets = body.count(b"{") + body.count(b"[")
+    return brackets > MAX_JSON_DEPTH or _JSON_SUSPECT.search(body) is not None
+
+
+async def _refuse_bad_json(request: Request) -> None:
+    """`ParameterError` (422) for a request body no store or serializer can take: a NUL
+    (PostgreSQL text cannot hold one), a lone surrogate (not UTF-8 at all; both drivers
+    fail on it), NaN or Infinity (not JSON), or nesting past `MAX_JSON_DEPTH` (pydantic's
+    serializer and the decoder fail on it). Each would be a 5xx further in instead of a
+    refusal naming the field, and no name, id, key or value of this API needs one. A form
+    is checked for ``%00``. (Public routes, the signed webhooks among them, take their
+    bodies as they come.)"""
+    body = await request.body()
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        if b"%00" in body:
+            raise ParameterError("NUL character in the form: no field may hold one")
+        return
+    if not _suspect(body):
+        return
+    try:
+        load_json(body, what="the request body")
+    except InvalidValue:
+        raise  # a ParameterError (422) naming the problem and where
+    except ValueError:
+        return  # not JSON: the handler refuses it as such

@@ -12,8 +12,6 @@ A target that raises `NotFound` lets the request through to its handler, which a
 
 from __future__ import annotations
 
-import json
-
 from starlette.requests import Request
 
 from orchestrion.app import App
@@ -24,8 +22,10 @@ from orchestrion.auth.principals import (
     Principal,
     Resource,
     authorize,
+    check_namespace,
 )
-from orchestrion.errors import NotFound, ParameterError
+from orchestrion.errors import InvalidValue, NotFound, OrchestrionError, ParameterError
+from orchestrion.spec.fields import load_json
 from orchestrion.spec.loading import spec_from_data
 from orchestrion.spec.model import SubWorkflowAction
 from orchestrion.web.policy import Check
@@ -95,14 +95,15 @@ async def backfill(request: Request, app: App, action: Action) -> list[Check]:
 async def secret(request: Request, app: App, action: Action) -> list[Check]:
     """The secret of the path's ``{namespace}/{name}``."""
     namespace, name = _param(request, "namespace"), _param(request, "name")
-    if not NAMESPACE_RE.fullmatch(namespace):
-        raise ParameterError(f"invalid namespace {namespace[:70]!r}")
+    check_namespace(namespace, wildcard=False)
     return [(action, Resource(namespace, "secret", name))]
 
 
 async def _body(request: Request) -> dict[str, object]:
     try:
-        data = json.loads(await request.body() or b"{}")
+        data = load_json(await request.body() or b"{}", what="the request body")
+    except InvalidValue:
+        raise  # a ParameterError naming the problem
     except ValueError:
         raise ParameterError("the request body is not JSON") from None
     return data if isinstance(data, dict) else {}
@@ -122,10 +123,15 @@ async def deploy(request: Request, app: App, action: Action) -> list[Check]:
     data = await _body(request)
     try:
         spec = spec_from_data(data.get("spec", data), source="request")
-    except Exception:  # the handler reports the spec's errors; here: the namespace it names
+    except Exception as exc:  # the handler reports the spec's errors; here: its namespace
         raw = data.get("spec", data)
         namespace = raw.get("namespace", "default") if isinstance(raw, dict) else "default"
-        return [(action, Resource(str(namespace), "workflow"))]
+        if not isinstance(namespace, str) or not NAMESPACE_RE.fullmatch(namespace):
+            # Nothing to authorise on: the spec's own error (422) names the namespace.
+            if isinstance(exc, OrchestrionError):
+                raise
+            check_namespace(namespace, wildcard=False)
+        return [(action, Resource(namespace, "workflow"))]
     checks: list[Check] = [(action, Resource(spec.namespace, "workflow", spec.name))]
     try:
         current = app.workflows.namespace_of(spec.name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from orchestrion.api.routes import (
@@ -15,9 +17,19 @@ from orchestrion.api.routes import (
     triggers,
     workflows,
 )
+from orchestrion.api.schemas import ErrorBody
 
 __all__ = ["router"]
 
-router = APIRouter()
+#: What every route may answer besides its success, as published: any refusal (bad input,
+#: authentication, authorisation, not found, conflict, size) is a 4xx with the one error
+#: body, and a database that does not answer is a 503. (This also replaces FastAPI's own
+#: 422 shape, which this API never sends: its validation errors use the same body.)
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorBody, "description": "Refused: the error says why"},
+    503: {"model": ErrorBody, "description": "The database is unavailable"},
+}
+
+router = APIRouter(responses=ERROR_RESPONSES)
 for _module in (code, workflows, runs, system, stream, triggers, accounts, secrets, queues):
     router.include_router(_module.router)

@@ -16,8 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from orchestrion.app.accounts import parse_bindings
 from orchestrion.auth.principals import Action, Resource, authorize_all, authorize_grant
 from orchestrion.errors import Forbidden, ParameterError
+from orchestrion.spec.fields import Line, NamespaceOrAll
 from orchestrion.store.records import AuditFilter, AuditRecord, TokenRecord, UserRecord
 from orchestrion.web import targets
+from orchestrion.web.params import BeforeId, Since
 from orchestrion.web.policy import rule
 from orchestrion.web.request import app_of, principal_of
 from orchestrion.web.scope import scope_of
@@ -26,7 +28,10 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
-Bindings = Annotated[dict[str, str], Field(max_length=50)]
+#: Namespace (or ``*``) -> role label; the namespace checked by the one shared definition.
+Bindings = Annotated[
+    dict[NamespaceOrAll, Annotated[str, Field(max_length=20)]], Field(max_length=50)
+]
 
 
 def _bindings(pairs: dict[str, str]) -> None:
@@ -144,9 +149,9 @@ def change_user(request: Request, user: str, body: UserChange) -> dict[str, Any]
 class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=100)]
+    name: Annotated[Line, Field(min_length=1, max_length=100)]
     bindings: Bindings
-    expires: Annotated[str, Field(max_length=20)] = "90d"
+    expires: Annotated[Line, Field(max_length=20)] = "90d"
 
 
 @router.get("/tokens")
@@ -206,8 +211,8 @@ def list_audit(
     action: str | None = None,
     namespace: str | None = None,
     outcome: str | None = None,
-    since: float | None = None,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    since: Since | None = None,
+    before: BeforeId | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Newest first; records of namespaces the caller administers (all, for ``*`` admins).

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrion.api.schemas import (
     Attempt,
@@ -20,9 +20,11 @@ from orchestrion.api.schemas import (
     list_of,
 )
 from orchestrion.auth.principals import Action
+from orchestrion.spec.fields import Line
 from orchestrion.states import RunState
 from orchestrion.store.records import RunFilter
 from orchestrion.web import targets
+from orchestrion.web.params import AfterId
 from orchestrion.web.policy import rule
 from orchestrion.web.request import app_of
 from orchestrion.web.scope import scope_of
@@ -87,7 +89,7 @@ def retry(request: Request, run_id: str) -> RecordModel:
 class RerunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    from_task: str
+    from_task: Annotated[Line, Field(max_length=200)]
 
 
 @router.post("/{run_id}/rerun", response_model=Run, status_code=201)
@@ -128,7 +130,7 @@ def attempts(request: Request, run_id: str) -> list[RecordModel]:
 
 @router.get("/{run_id}/events", response_model=list_of(Event))
 @rule(Action.READ, targets.run)
-def events(request: Request, run_id: str, after: int = Query(0, ge=0)) -> list[RecordModel]:
+def events(request: Request, run_id: str, after: AfterId = 0) -> list[RecordModel]:
     return [Event.of(e) for e in app_of(request).runs.events(run_id, after_id=after)]
 
 
@@ -138,7 +140,7 @@ def logs(
     request: Request,
     run_id: str,
     task: str | None = None,
-    after: int = Query(0, ge=0),
+    after: AfterId = 0,
     limit: int = Query(1000, ge=1, le=10_000),
 ) -> Page:
     lines = app_of(request).runs.logs(run_id, task, after_id=after, limit=limit + 1)

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrion.api.schemas import RecordModel, SecretInfo, list_of
 from orchestrion.app.secrets import MAX_SECRET_BYTES
-from orchestrion.auth.principals import Action
+from orchestrion.auth.principals import NAMESPACE_PATTERN, Action
 from orchestrion.web import targets
 from orchestrion.web.policy import rule
 from orchestrion.web.request import app_of
@@ -33,7 +33,7 @@ class SecretWritten(BaseModel):
 @router.get("/api/v1/secrets", response_model=list_of(SecretInfo))
 @rule(Action.MANAGE_SECRETS, targets.anywhere, "secrets.list")
 def list_secrets(
-    request: Request, namespace: str | None = Query(None, max_length=63)
+    request: Request, namespace: str | None = Query(None, pattern=NAMESPACE_PATTERN)
 ) -> list[RecordModel]:
     scope = scope_of(request, Action.MANAGE_SECRETS)  # names of the namespaces one manages
     found = app_of(request).secrets.list_secrets(namespace)

@@ -9,10 +9,11 @@ comment line every 15 s to keep proxies from closing it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -20,7 +21,9 @@ from orchestrion.api.schemas import Event, LogLine
 from orchestrion.app import App
 from orchestrion.auth.principals import Action
 from orchestrion.errors import Forbidden, ParameterError
+from orchestrion.spec.fields import ID_MAX
 from orchestrion.web import targets
+from orchestrion.web.params import AfterId
 from orchestrion.web.policy import rule
 from orchestrion.web.request import app_of
 from orchestrion.web.scope import Scope, scope_of
@@ -29,18 +32,34 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["stream"])
 
+
+class EventStream(StreamingResponse):
+    """A server-sent-events response: so published (``text/event-stream``), not as JSON."""
+
+    media_type = "text/event-stream"
+
+
+# The router's error responses name a model, which FastAPI publishes under the route's own
+# media type; a stream's refusals are JSON, like every route's, so they are spelled out.
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    "4XX": {"description": "Refused: the error says why", "content": _ERROR},
+    503: {"description": "The database is unavailable", "content": _ERROR},
+}
+
 _KEEPALIVE_SECONDS = 15.0
+_EVENT_ID = re.compile(r"[0-9]{1,19}")
 _WAIT_SECONDS = 0.5
 
 
-@router.get("/api/v1/stream")
+@router.get("/api/v1/stream", response_class=EventStream, responses=_REFUSALS)
 @rule(Action.READ, targets.anywhere)
 async def stream(
     request: Request,
     run_id: str | None = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: AfterId | None = None,
     last_event_id: Annotated[str | None, Header()] = None,
-) -> StreamingResponse:
+) -> EventStream:
     """Events as `text/event-stream`: of one run (from its start) or of everything (from
     now), after `Last-Event-ID` / `after` when given."""
     app = app_of(request)
@@ -52,16 +71,18 @@ async def stream(
             raise Forbidden(f"may not read run {run_id}")
     if start is None:
         start = 0 if run_id is not None else await run_in_threadpool(app.runs.last_event_id)
-    return StreamingResponse(
+    return EventStream(
         _events(request, app, scope, run_id, start),
-        media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
 def _start(after: int | None, last_event_id: str | None) -> int | None:
+    """Where a stream starts; checked here, before the response starts, because an error
+    inside a started stream can only end it (a 200 and a traceback in the log)."""
     if last_event_id is not None:
-        if not last_event_id.isdigit():
+        # ASCII digits only (str.isdigit also takes '²'), within a row id's range.
+        if not _EVENT_ID.fullmatch(last_event_id) or int(last_event_id) > ID_MAX:
             raise ParameterError(f"Last-Event-ID must be an event id, got {last_event_id[:40]!r}")
         return int(last_event_id)
     return after
@@ -95,24 +116,23 @@ async def _events(
             yield f": keepalive {json.dumps(last)}\n\n"
 
 
-@router.get("/api/v1/runs/{run_id}/logs/stream")
+@router.get("/api/v1/runs/{run_id}/logs/stream", response_class=EventStream, responses=_REFUSALS)
 @rule(Action.READ, targets.run)
 async def stream_logs(
     request: Request,
     run_id: str,
     task: str | None = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: AfterId | None = None,
     last_event_id: Annotated[str | None, Header()] = None,
-) -> StreamingResponse:
+) -> EventStream:
     """A run's log lines as they are written (`event: log`), from the start or after
     `Last-Event-ID` / `after`; ends with `event: end` once the run finished and its last
     lines were sent."""
     app = app_of(request)
     run_id = (await run_in_threadpool(app.runs.get_run, run_id)).id
     start = _start(after, last_event_id) or 0
-    return StreamingResponse(
+    return EventStream(
         _logs(request, app, run_id, task, start),
-        media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Request
 from orchestrion.api.schemas import Event, RecordModel, Worker, WorkerTask, list_of
 from orchestrion.auth.principals import Action
 from orchestrion.web import targets
+from orchestrion.web.params import AfterId
 from orchestrion.web.policy import public, rule
 from orchestrion.web.request import app_of
 from orchestrion.web.scope import scope_of
@@ -45,7 +46,7 @@ def workers(request: Request) -> list[RecordModel]:
 @router.get("/api/v1/events", response_model=list_of(Event))
 @rule(Action.READ, targets.anywhere)
 def events(
-    request: Request, after: int = Query(0, ge=0), limit: int = Query(500, ge=1, le=5000)
+    request: Request, after: AfterId = 0, limit: int = Query(500, ge=1, le=5000)
 ) -> list[RecordModel]:
     scope = scope_of(request)
     found = app_of(request).runs.all_events(after_id=after, limit=limit)

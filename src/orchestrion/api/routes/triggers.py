@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrion.auth.principals import Action
 from orchestrion.errors import BadSignature, ParameterError
+from orchestrion.spec.fields import Line
 from orchestrion.web import targets
 from orchestrion.web.policy import public, rule
 from orchestrion.web.request import app_of
@@ -31,10 +32,10 @@ class EventIn(BaseModel):
 class BackfillIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    workflow: str
-    start: str
-    end: str
-    schedule: str | None = None
+    workflow: Annotated[Line, Field(max_length=200)]
+    start: Annotated[Line, Field(max_length=100)]
+    end: Annotated[Line, Field(max_length=100)]
+    schedule: Annotated[Line | None, Field(max_length=200)] = None
     max_active: Annotated[int, Field(ge=1, le=1000)] = 1
     dry_run: bool = False
 
