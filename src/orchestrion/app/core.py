@@ -11,15 +11,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from orchestrion.app.accounts import Accounts
 from orchestrion.app.settings import Settings
 from orchestrion.clock import Clock, SystemClock
 from orchestrion.errors import NotFound, OrchestrionError
 from orchestrion.store import open_store
 from orchestrion.store.stores import Stores
 from orchestrion.worker.code import CodeRegistry
+
+if TYPE_CHECKING:
+    from orchestrion.app.accounts import Accounts
 
 __all__ = ["Actor", "Core", "Facet"]
 
@@ -83,6 +85,9 @@ class Core:
         """Users, tokens, sessions and the audit log (one per App: the login limiter
         remembers failures across requests)."""
         if self._accounts is None:
+            # Imported on first use: it brings argon2 and the token code (~8 ms of start-up).
+            from orchestrion.app.accounts import Accounts
+
             self._accounts = Accounts(self.store.accounts, self.clock)
         return self._accounts
 
