@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from argon2 import PasswordHasher
 
+from orchestrion.app.audit import append_audit
 from orchestrion.auth.passwords import (
     DEFAULT_HASHER,
     LoginLimiter,
@@ -26,13 +27,11 @@ from orchestrion.auth.passwords import (
     verify_password,
 )
 from orchestrion.auth.principals import ALL_NAMESPACES, Principal, PrincipalKind, Role
-from orchestrion.auth.redaction import printable, redact
 from orchestrion.auth.tokens import check_token, expiry_time, new_token, parse_token
 from orchestrion.clock import Clock
 from orchestrion.errors import AlreadyExists, AuthError, NotFound, ParameterError
 from orchestrion.store.accounts import AccountStore
 from orchestrion.store.records import (
-    AuditEntry,
     AuditFilter,
     AuditRecord,
     SessionRecord,
@@ -330,20 +329,19 @@ class Accounts:
         source: str | None = None,
     ) -> int:
         """Append one audit record (``params`` are masked here: secrets never land in it)."""
-        return self._accounts.append_audit(
-            AuditEntry(
-                at=self._clock.now(),
-                actor=printable(actor)[:200],
-                actor_kind=actor_kind,
-                action=printable(action)[:200],
-                object=printable(object)[:500],
-                namespace=printable(namespace) if namespace else None,
-                params=redact(dict(params or {})),
-                outcome=outcome,
-                detail=printable(detail)[:1000] if detail else None,
-                request_id=request_id,
-                source=source,
-            )
+        return append_audit(
+            self._accounts,
+            self._clock,
+            actor=actor,
+            actor_kind=actor_kind,
+            action=action,
+            object=object,
+            namespace=namespace,
+            params=params,
+            outcome=outcome,
+            detail=detail,
+            request_id=request_id,
+            source=source,
         )
 
     def list_audit(self, filt: AuditFilter) -> list[AuditRecord]:

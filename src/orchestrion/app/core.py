@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
+from orchestrion.app.audit import append_audit
 from orchestrion.app.settings import Settings
 from orchestrion.clock import Clock, SystemClock
 from orchestrion.errors import NotFound, OrchestrionError
@@ -116,7 +117,10 @@ class Core:
             if workflow is not None:
                 with contextlib.suppress(NotFound):
                     namespace = self.store.workflows.get_workflow(workflow).namespace
-            self.accounts.audit(
+            # Not through `accounts`: auditing needs none of what signing in imports.
+            append_audit(
+                self.store.accounts,
+                self.clock,
                 actor=self.actor.name,
                 actor_kind=self.actor.kind,
                 action=action,

@@ -1,6 +1,8 @@
 """`App.triggers`: events that start runs, schedules, and backfills.
 
-The scheduler that fires schedules and paces backfills is built by `App.runtime`.
+The scheduler that fires schedules and paces backfills is built by `App.runtime`. The
+trigger modules (service, webhooks, events) are imported by the methods that use them, so
+that opening an App (every CLI command does) does not import them (issue 20, start-up).
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ import contextlib
 import os
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrion.app.core import Facet
 from orchestrion.store.records import BackfillRecord, EventReceipt
-from orchestrion.triggers import service, webhooks
-from orchestrion.triggers.events import listening_namespaces
-from orchestrion.triggers.service import ScheduleInfo
+
+if TYPE_CHECKING:
+    from orchestrion.triggers.service import ScheduleInfo
+    from orchestrion.triggers.webhooks import Delivery
 
 __all__ = ["Triggers"]
 
@@ -35,6 +38,8 @@ class Triggers(Facet):
         self, event_type: str, payload: Any, event_id: str | None = None, *, source: str = "api"
     ) -> EventReceipt:
         """`send_event` with the full receipt (duplicate flag, trigger errors)."""
+        from orchestrion.triggers import service
+
         event_id = event_id if event_id is not None else f"ev-{secrets.token_hex(12)}"
         with self._core.audited("events.send", f"event {event_type}", params={"id": event_id}):
             return service.send_event(
@@ -50,14 +55,16 @@ class Triggers(Facet):
     def event_namespaces(self, event_type: str) -> set[str]:
         """The namespaces whose workflows have a trigger on this event type: where sending
         it needs ``events.send``."""
+        from orchestrion.triggers.events import listening_namespaces
+
         specs = (r.spec for r in self.store.workflows.list_workflows())
         return listening_namespaces(specs, event_type)
 
-    def verify_webhook(
-        self, name: str, headers: Mapping[str, str], body: bytes
-    ) -> webhooks.Delivery:
+    def verify_webhook(self, name: str, headers: Mapping[str, str], body: bytes) -> Delivery:
         """A request to webhook `name`, verified with its configuration in the environment
         (read per request: a secret set later counts); send it with `receive_event`."""
+        from orchestrion.triggers import webhooks
+
         return webhooks.accept(name, os.environ, headers, body, self.clock.now())
 
     def create_backfill(
@@ -74,6 +81,8 @@ class Triggers(Facet):
         datetimes in the schedule's time zone; a date-only end includes its day), paced by
         the scheduler at most `max_active` at once, at a priority below fresh runs. A dry
         run records nothing and returns the plan."""
+        from orchestrion.triggers import service
+
         args = {"start": start, "end": end, "schedule": schedule, "max_active": max_active}
         with (
             contextlib.nullcontext()
@@ -110,5 +119,7 @@ class Triggers(Facet):
     def list_schedules(self, workflow: str | None = None) -> list[ScheduleInfo]:
         """Every schedule of the latest workflow versions (or of `workflow`'s), with its
         next fire time."""
+        from orchestrion.triggers import service
+
         records = None if workflow is None else [self.store.workflows.get_workflow(workflow)]
         return service.list_schedules(self.store.workflows, self.store.triggers, records)
