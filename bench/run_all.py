@@ -118,11 +118,16 @@ def startup_env(pyc: Path | None) -> dict[str, str]:
     return env
 
 
-def wall(argv: Sequence[str], env: dict[str, str], cwd: Path) -> float:
-    """Wall seconds of one process, start to exit."""
+def wall(argv: Sequence[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds of one process, start to exit, and the CPU seconds it used (user and
+    system: on a busy machine, less moved by other processes than wall time)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(argv, env=env, cwd=cwd, check=True, capture_output=True)
-    return time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def importtime_total(argv: Sequence[str], env: dict[str, str], cwd: Path) -> tuple[float, int]:
@@ -176,9 +181,14 @@ def startup_rows(runs: int, tmp: Path, callgrind: bool) -> list[Row]:
     for label, key, argv in cases:
         for cache, env in (("", startup_env(pyc)), (" (no pyc)", startup_env(None))):
             wall(argv(), env, tmp)  # unmeasured: fills the bytecode cache, makes existing.db
-            times = [wall(argv(), env, tmp) for _ in range(runs)]
+            measured = [wall(argv(), env, tmp) for _ in range(runs)]
+            times = [w for w, _ in measured]
+            cpu = statistics.median(c for _, c in measured)
             imported, modules = importtime_total(argv(), env, tmp)
-            detail = f"min {min(times):.3f} s; -X importtime {imported:.0f} ms, {modules} modules"
+            detail = (
+                f"min {min(times):.3f} s, CPU {cpu:.3f} s; -X importtime {imported:.0f} ms,"
+                f" {modules} modules"
+            )
             if callgrind and not cache:
                 count = instructions(argv(), env, tmp)
                 if count is not None:

@@ -91,6 +91,17 @@ def test_help_lists_every_command_without_running_one() -> None:
     assert loaded_after(code, ("sqlite3", "fastapi", "uvicorn", "psycopg")) == []
 
 
+def test_a_mistyped_command_is_told_the_lazy_ones() -> None:
+    from click.testing import CliRunner
+
+    from orchestrion.cli.main import main
+
+    result = CliRunner().invoke(main, ["ru"])
+    assert result.exit_code == 2
+    assert "No such command 'ru'" in result.output
+    assert "'run'" in result.output and "'runs'" in result.output
+
+
 def test_importing_the_package_imports_only_the_errors() -> None:
     assert loaded_after("import orchestrion", HEAVY) == []
 

@@ -68,6 +68,18 @@ class LazyGroup(click.Group):
         self.add_command(command, cmd_name)
         return command
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """Click's, with a mistyped name's suggestions taken among every command (click
+        suggests among the loaded ones only)."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand:
+            raise click.exceptions.NoSuchCommand(
+                click.utils.make_str(args[0]), possibilities=self.list_commands(ctx), ctx=ctx
+            ) from None
+
 
 @click.group(
     cls=LazyGroup,
