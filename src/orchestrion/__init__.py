@@ -3,10 +3,15 @@
 A workflow file needs only ``from orchestrion import task, workflow`` (plus ``shell``,
 ``http`` and ``TaskContext`` where used); importing them does not pull in the database,
 the worker or the CLI.
+
+Importing the package itself imports only the errors: every other name is imported on first
+use (PEP 562), because ``orchestrion.cli.main`` and the other subpackages import this
+package first, and ``orchestrion --version`` must not pay for the authoring API.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from orchestrion.errors import (
@@ -17,11 +22,11 @@ from orchestrion.errors import (
     TaskError,
     TaskTimeout,
 )
-from orchestrion.spec.python import http, shell, task, workflow
-from orchestrion.worker.context import TaskContext
 
 if TYPE_CHECKING:
     from orchestrion.app import App
+    from orchestrion.spec.python import http, shell, task, workflow
+    from orchestrion.worker.context import TaskContext
 
 __all__ = [
     "App",
@@ -39,10 +44,21 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # App pulls in the store and worker; import it only when asked for.
-    if name == "App":
-        from orchestrion.app import App
+# Where each lazily imported name lives. App pulls in the store and the worker; the
+# authoring names pydantic and the spec models.
+_LAZY = {
+    "App": "orchestrion.app",
+    "TaskContext": "orchestrion.worker.context",
+    "http": "orchestrion.spec.python",
+    "shell": "orchestrion.spec.python",
+    "task": "orchestrion.spec.python",
+    "workflow": "orchestrion.spec.python",
+}
 
-        return App
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups are plain attribute reads
+        return value
     raise AttributeError(f"module 'orchestrion' has no attribute {name!r}")

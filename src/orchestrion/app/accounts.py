@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from argon2 import PasswordHasher
 
+from orchestrion.app.audit import append_audit
 from orchestrion.auth.masking import Masker
 from orchestrion.auth.passwords import (
     DEFAULT_HASHER,
@@ -27,14 +28,12 @@ from orchestrion.auth.passwords import (
     verify_password,
 )
 from orchestrion.auth.principals import ALL_NAMESPACES, Principal, PrincipalKind, Role
-from orchestrion.auth.redaction import printable, redact
 from orchestrion.auth.tokens import check_token, expiry_time, new_token, parse_token
 from orchestrion.clock import Clock
 from orchestrion.errors import AlreadyExists, AuthError, NotFound, ParameterError
 from orchestrion.spec.fields import check_text
 from orchestrion.store.accounts import AccountStore
 from orchestrion.store.records import (
-    AuditEntry,
     AuditFilter,
     AuditRecord,
     SessionRecord,
@@ -347,21 +346,20 @@ class Accounts:
         """Append one audit record. Secrets never land in it: ``params`` keys that name a
         credential are masked, and every known secret's value is masked in every text field,
         before anything is cut to size (a cut through a value would hide it from the mask)."""
-        known = self._known_secrets() if self._known_secrets is not None else Masker()
-        return self._accounts.append_audit(
-            AuditEntry(
-                at=self._clock.now(),
-                actor=printable(known.mask(actor))[:200],
-                actor_kind=actor_kind,
-                action=printable(known.mask(action))[:200],
-                object=printable(known.mask(object))[:500],
-                namespace=printable(namespace) if namespace else None,
-                params=redact(known.mask_data(dict(params or {}))),
-                outcome=outcome,
-                detail=printable(known.mask(detail))[:1000] if detail else None,
-                request_id=request_id,
-                source=source,
-            )
+        return append_audit(
+            self._accounts,
+            self._clock,
+            actor=actor,
+            actor_kind=actor_kind,
+            action=action,
+            object=object,
+            namespace=namespace,
+            params=params,
+            outcome=outcome,
+            detail=detail,
+            request_id=request_id,
+            source=source,
+            known=self._known_secrets() if self._known_secrets is not None else None,
         )
 
     def list_audit(self, filt: AuditFilter) -> list[AuditRecord]:

@@ -11,16 +11,20 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from orchestrion.app.accounts import Accounts
-from orchestrion.app.known_secrets import KnownSecrets
+from orchestrion.app.audit import append_audit
 from orchestrion.app.settings import Settings
 from orchestrion.clock import Clock, SystemClock
 from orchestrion.errors import NotFound, OrchestrionError
 from orchestrion.store import open_store
 from orchestrion.store.stores import Stores
 from orchestrion.worker.code import CodeRegistry
+
+if TYPE_CHECKING:
+    from orchestrion.app.accounts import Accounts
+    from orchestrion.app.known_secrets import KnownSecrets
+    from orchestrion.auth.masking import Masker
 
 __all__ = ["Actor", "Core", "Facet"]
 
@@ -53,6 +57,7 @@ class Core:
         self.code = CodeRegistry(fetch=lambda digest: self.store.workflows.get_code(digest))
         self._store: Stores | None = None
         self._accounts: Accounts | None = None
+        self._known: KnownSecrets | None = None
 
     def open(self) -> Self:
         """Open the store (applying missing migrations); a second call does nothing."""
@@ -79,13 +84,24 @@ class Core:
             raise OrchestrionError("the App is not open: use `with App(...) as app` or app.open()")
         return self._store
 
+    def known(self) -> Masker:
+        """The masker of every stored secret's value, for audit records (cached until the
+        secrets change; empty without a master key)."""
+        if self._known is None:
+            from orchestrion.app.known_secrets import KnownSecrets
+
+            self._known = KnownSecrets(self.store.secrets, self.settings.key_ring)
+        return self._known.masker()
+
     @property
     def accounts(self) -> Accounts:
         """Users, tokens, sessions and the audit log (one per App: the login limiter
         remembers failures across requests)."""
         if self._accounts is None:
-            known = KnownSecrets(self.store.secrets, self.settings.key_ring)
-            self._accounts = Accounts(self.store.accounts, self.clock, known_secrets=known.masker)
+            # Imported on first use: it brings argon2 and the token code (~8 ms of start-up).
+            from orchestrion.app.accounts import Accounts
+
+            self._accounts = Accounts(self.store.accounts, self.clock, known_secrets=self.known)
         return self._accounts
 
     @contextlib.contextmanager
@@ -113,7 +129,10 @@ class Core:
             if workflow is not None:
                 with contextlib.suppress(NotFound):
                     namespace = self.store.workflows.get_workflow(workflow).namespace
-            self.accounts.audit(
+            # Not through `accounts`: auditing needs none of what signing in imports.
+            append_audit(
+                self.store.accounts,
+                self.clock,
                 actor=self.actor.name,
                 actor_kind=self.actor.kind,
                 action=action,
@@ -123,6 +142,7 @@ class Core:
                 outcome=outcome,
                 detail=detail,
                 source="local",
+                known=self.known(),
             )
 
 

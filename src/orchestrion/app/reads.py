@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrion.app.core import Facet
 from orchestrion.errors import NotFound
@@ -22,8 +22,9 @@ from orchestrion.store.records import (
     WorkflowRecord,
 )
 from orchestrion.store.stores import Stores
-from orchestrion.triggers import service
-from orchestrion.triggers.service import ScheduleInfo
+
+if TYPE_CHECKING:
+    from orchestrion.triggers.service import ScheduleInfo
 
 __all__ = [
     "Overview",
@@ -97,6 +98,10 @@ def workflow_summaries(
     """Every (visible) workflow with its paused flag, schedules and newest `per` runs."""
     records = [r for r in store.workflows.list_workflows() if visible is None or visible(r.name)]
     paused = store.workflows.paused_workflows()
+    # The schedule service (cron, events, the scheduler) is imported by the pages that
+    # show schedules, not by every command that opens an App.
+    from orchestrion.triggers import service
+
     schedules: dict[str, list[ScheduleInfo]] = {}
     for info in service.list_schedules(store.workflows, store.triggers, records, paused):
         schedules.setdefault(info.workflow, []).append(info)
@@ -115,6 +120,8 @@ def workflow_summaries(
 def overview(store: Stores, *, now: float, rows: int = 10, visible: Visible = None) -> Overview:
     """The overview; with `visible`, only what a namespace-bound reader may see (counts
     included: they are taken over the visible workflows only)."""
+    from orchestrion.triggers import service
+
     shown: Callable[[str], bool] = visible or (lambda name: True)
     upcoming = sorted(
         (

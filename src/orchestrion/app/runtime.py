@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrion.app.core import Core, Facet
 from orchestrion.app.settings import Settings
@@ -24,12 +24,14 @@ from orchestrion.spec.model import TaskSpec
 from orchestrion.store.records import RunRecord, TaskRunRecord
 from orchestrion.triggers.leases import DutyLease
 from orchestrion.triggers.maintenance import Maintenance
-from orchestrion.triggers.scheduler import Scheduler
 from orchestrion.worker.executor_choice import executor_from_name
 from orchestrion.worker.executors import Executor
 from orchestrion.worker.loop import Worker, WorkerSettings
 from orchestrion.worker.secrets import HIDDEN_ENV, SecretResolver
 from orchestrion.worker.sizing import DEFAULT_CONCURRENCY, default_concurrency
+
+if TYPE_CHECKING:
+    from orchestrion.triggers.scheduler import Scheduler
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -136,6 +138,9 @@ class Runtime(Facet):
 
     def scheduler(self, holder_id: str | None = None, **options: Any) -> Scheduler:
         """A scheduler on this App's store and clock (run it with `run_forever`)."""
+        # Imported by the commands that run one: `orchestrion run` has no use for it.
+        from orchestrion.triggers.scheduler import Scheduler
+
         return Scheduler(
             self.store.triggers,
             self.store.workflows,

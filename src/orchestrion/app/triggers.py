@@ -1,6 +1,8 @@
 """`App.triggers`: events that start runs, schedules, and backfills.
 
-The scheduler that fires schedules and paces backfills is built by `App.runtime`.
+The scheduler that fires schedules and paces backfills is built by `App.runtime`. The
+trigger modules (service, webhooks, events) are imported by the methods that use them, so
+that opening an App (every CLI command does) does not import them (issue 20, start-up).
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ import hashlib
 import os
 import secrets
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrion.app.core import Facet
 from orchestrion.store.records import BackfillRecord, EventReceipt, Replay
-from orchestrion.triggers import service, webhooks
-from orchestrion.triggers.service import ScheduleInfo
+
+if TYPE_CHECKING:
+    from orchestrion.triggers.service import ScheduleInfo
+    from orchestrion.triggers.webhooks import Delivery
 
 __all__ = ["Triggers", "scoped_source"]
 
@@ -59,6 +63,8 @@ class Triggers(Facet):
         ``<source>:<namespaces>``, so a sender of another scope can neither start nor
         pre-empt (by reusing its id) what this one sends.
         """
+        from orchestrion.triggers import service
+
         event_id = event_id if event_id is not None else f"ev-{secrets.token_hex(12)}"
         if namespaces is not None:
             source = scoped_source(source, namespaces)
@@ -77,16 +83,16 @@ class Triggers(Facet):
                 namespaces=namespaces,
             )
 
-    def verify_webhook(
-        self, name: str, headers: Mapping[str, str], body: bytes
-    ) -> webhooks.Delivery:
+    def verify_webhook(self, name: str, headers: Mapping[str, str], body: bytes) -> Delivery:
         """A request to webhook `name`, verified with its configuration in the environment
         (read per request: a secret set later counts); send it with `receive_event`."""
+        from orchestrion.triggers import webhooks
+
         return webhooks.accept(name, os.environ, headers, body, self.clock.now())
 
     def receive_webhook(
         self, name: str, headers: Mapping[str, str], body: bytes
-    ) -> tuple[webhooks.Delivery, EventReceipt]:
+    ) -> tuple[Delivery, EventReceipt]:
         """Verify a delivery to webhook `name` (`verify_webhook`) and send it as its event,
         once: a delivery id seen before, or a replay of a signed body seen before (whatever
         delivery id it claims), starts nothing new. Without a delivery id, the event id is
@@ -117,6 +123,8 @@ class Triggers(Facet):
         datetimes in the schedule's time zone; a date-only end includes its day), paced by
         the scheduler at most `max_active` at once, at a priority below fresh runs. A dry
         run records nothing and returns the plan."""
+        from orchestrion.triggers import service
+
         args = {"start": start, "end": end, "schedule": schedule, "max_active": max_active}
         with (
             contextlib.nullcontext()
@@ -153,5 +161,7 @@ class Triggers(Facet):
     def list_schedules(self, workflow: str | None = None) -> list[ScheduleInfo]:
         """Every schedule of the latest workflow versions (or of `workflow`'s), with its
         next fire time."""
+        from orchestrion.triggers import service
+
         records = None if workflow is None else [self.store.workflows.get_workflow(workflow)]
         return service.list_schedules(self.store.workflows, self.store.triggers, records)

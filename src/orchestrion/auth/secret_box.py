@@ -25,9 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from orchestrion.auth.principals import NAMESPACE_RE
 from orchestrion.errors import SecretError
 
@@ -162,6 +159,10 @@ class KeyRing:
 
 def encrypt(key_ring: KeyRing, namespace: str, name: str, plaintext: str | Secret) -> Sealed:
     """Seal ``plaintext`` for the secret ``namespace/name`` under the current key."""
+    # cryptography is imported when a secret is sealed or opened, not by every process that
+    # builds Settings (~6 ms of start-up).
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     value = plaintext.reveal() if isinstance(plaintext, Secret) else plaintext
     key = key_ring.key(key_ring.current_id)
     nonce = os.urandom(_NONCE_BYTES)
@@ -171,6 +172,9 @@ def encrypt(key_ring: KeyRing, namespace: str, name: str, plaintext: str | Secre
 
 def decrypt(key_ring: KeyRing, namespace: str, name: str, sealed: Sealed) -> Secret:
     """Open a value sealed for ``namespace/name``; `SecretError` if anything does not match."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     key = key_ring.key(sealed.key_id)
     if len(sealed.nonce) != _NONCE_BYTES:
         raise SecretError(f"cannot open secret {namespace}/{name}: bad nonce length")

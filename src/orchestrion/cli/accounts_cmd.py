@@ -37,13 +37,7 @@ from orchestrion.cli.common import (
 )
 from orchestrion.store.records import AuditFilter
 
-__all__ = ["register"]
-
-
-def register(main: click.Group) -> None:
-    """Add the ``users``, ``tokens`` and ``audit`` command groups to `main`."""
-    for group in (users, tokens, audit):
-        main.add_command(group)
+__all__ = ["audit", "tokens", "users"]
 
 
 def _cli_actor() -> str:

@@ -17,12 +17,7 @@ from orchestrion.app.settings import Settings
 from orchestrion.cli.common import console, db_option, errors, opened, output_option
 from orchestrion.errors import OrchestrionError
 
-__all__ = ["register"]
-
-
-def register(main: click.Group) -> None:
-    """Add the ``db`` command group to `main`."""
-    main.add_command(db)
+__all__ = ["db"]
 
 
 @click.group()

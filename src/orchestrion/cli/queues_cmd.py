@@ -14,12 +14,7 @@ from rich.table import Table
 from orchestrion.cli.common import console, db_option, opened, output_option
 from orchestrion.cli.render import when
 
-__all__ = ["register"]
-
-
-def register(main: click.Group) -> None:
-    """Add the ``queues`` command group to `main`."""
-    main.add_command(queues)
+__all__ = ["queues"]
 
 
 @click.group()

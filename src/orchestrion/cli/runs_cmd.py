@@ -22,13 +22,7 @@ from orchestrion.errors import IllegalTransition
 from orchestrion.states import RunState
 from orchestrion.store.records import RunFilter
 
-__all__ = ["register"]
-
-
-def register(main: click.Group) -> None:
-    """Add this module's commands to `main`."""
-    for command in (runs, logs, cancel):
-        main.add_command(command)
+__all__ = ["cancel", "logs", "runs"]
 
 
 @click.group()

@@ -28,7 +28,7 @@ from orchestrion.cli.common import (
 from orchestrion.cli.render import when
 from orchestrion.errors import OrchestrionError
 
-__all__ = ["register"]
+__all__ = ["secrets"]
 
 
 def _ref(ref: str) -> tuple[str, str]:
@@ -37,11 +37,6 @@ def _ref(ref: str) -> tuple[str, str]:
     except OrchestrionError as exc:
         errors.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(2)
-
-
-def register(main: click.Group) -> None:
-    """Add the ``secrets`` command group to `main`."""
-    main.add_command(secrets)
 
 
 @click.group()

@@ -26,7 +26,7 @@ from orchestrion.cli.common import api_request, cli_actor
 from orchestrion.errors import OrchestrionError, SpecError
 from orchestrion.spec.model import LABEL_PATTERN, MAX_LABELS
 
-__all__ = ["register"]
+__all__ = ["deploy", "scheduler", "server", "worker"]
 
 # Piped output is not squeezed to 80 columns: ids and times must stay whole for scripts.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -65,13 +65,6 @@ def log_options(fn: F) -> F:
         help="Readable lines, or one JSON object per line.",
     )(wrapper)
     return wrapper  # type: ignore[return-value]
-
-
-def register(main: click.Group) -> None:
-    """Add the long-running commands to `main`: ``server``, ``worker``, ``deploy`` and
-    ``scheduler``."""
-    for command in (server, worker, deploy, scheduler):
-        main.add_command(command)
 
 
 @click.command()

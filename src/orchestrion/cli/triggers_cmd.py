@@ -20,15 +20,9 @@ from orchestrion.cli.credentials import auth_headers
 from orchestrion.cli.services import console, errors
 from orchestrion.errors import OrchestrionError
 
-__all__ = ["register"]
+__all__ = ["backfill", "events", "trigger"]
 
 _FINAL = ("succeeded", "failed", "canceled")
-
-
-def register(main: click.Group) -> None:
-    """Add this module's commands to `main`."""
-    for command in (trigger, backfill, events):
-        main.add_command(command)
 
 
 @click.command()

@@ -27,14 +27,9 @@ from orchestrion.store.records import WorkflowRecord
 if TYPE_CHECKING:  # loaded with the first --server call (httpx), not at every start
     from orchestrion.cli.remote import Remote
 
-__all__ = ["register"]
+__all__ = ["workflows"]
 
 View = dict[str, Any]
-
-
-def register(main: click.Group) -> None:
-    """Add the ``workflows`` command group to `main`."""
-    main.add_command(workflows)
 
 
 class _Workflows(Protocol):

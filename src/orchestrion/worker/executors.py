@@ -28,7 +28,6 @@ so that a task's own exception is never confused with a broken executor.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import sys
 import traceback
@@ -231,11 +230,16 @@ def call_python(
     ):
         kwargs.pop("result")
     if inspect.iscoroutinefunction(fn):
+        # asyncio is imported for async tasks only: ~10 ms of every start-up otherwise
+        import asyncio
+
         return asyncio.run(_with_timeout(fn(**kwargs), timeout))
     return fn(**kwargs)
 
 
 async def _with_timeout(coro: Any, timeout: float | None) -> Any:
+    import asyncio
+
     try:
         return await asyncio.wait_for(coro, timeout)
     except TimeoutError:

@@ -1,0 +1,143 @@
+"""Start-up stays cheap: what a command imports is pinned, not timed (issue 20).
+
+Wall time on a shared machine is noise; the modules a fresh process loads are not. Each test
+runs a fresh interpreter, does one thing (``orchestrion --version``, ``import
+orchestrion.spec.python``, ``orchestrion run`` of a small file) and lists which of the heavy
+modules it loaded. docs/performance.md has the figures these imports cost.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+# What costs start-up time and no command needs for --version (figures with pyc files).
+HEAVY = (
+    "pydantic",  # ~35 ms with pydantic_core
+    "orchestrion.spec",  # the spec models: ~30 ms more
+    "orchestrion.app",
+    "orchestrion.store",
+    "orchestrion.worker",
+    "sqlite3",
+    "rich",  # ~15 ms
+    "httpx",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "jinja2",
+    "psycopg",
+    "cryptography",
+    "argon2",
+    "asyncio",
+)
+
+# What serving, the API and the UI load, and `orchestrion run` never needs.
+SERVER_STACK = (
+    "httpx",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "jinja2",
+    "psycopg",
+    "orchestrion.api",
+    "orchestrion.ui",
+    "orchestrion.web",
+    "orchestrion.server",
+)
+
+
+def loaded_after(code: str, watch: tuple[str, ...], cwd: Path | None = None) -> list[str]:
+    """Run `code` in a fresh interpreter; the modules of `watch` it loaded (a package
+    counts as loaded when it or any submodule of it is)."""
+    probe = "\n".join(
+        [
+            "import json, sys",
+            code,
+            f"watch = {list(watch)!r}",
+            "found = [w for w in watch"
+            " if any(m == w or m.startswith(w + '.') for m in sys.modules)]",
+            "print(json.dumps(found))",
+        ]
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=cwd
+    )
+    return list(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_version_imports_only_click() -> None:
+    code = textwrap.dedent("""
+        from orchestrion.cli.main import main
+        try:
+            main(["--version"])
+        except SystemExit as exc:
+            assert exc.code == 0, exc.code
+    """)
+    assert loaded_after(code, HEAVY) == []
+
+
+def test_help_lists_every_command_without_running_one() -> None:
+    """--help imports every command module (to show their help); it still opens nothing."""
+    code = textwrap.dedent("""
+        from orchestrion.cli.main import COMMANDS, main
+        try:
+            main(["--help"])
+        except SystemExit as exc:
+            assert exc.code == 0, exc.code
+    """)
+    assert loaded_after(code, ("sqlite3", "fastapi", "uvicorn", "psycopg")) == []
+
+
+def test_a_mistyped_command_is_told_the_lazy_ones() -> None:
+    from click.testing import CliRunner
+
+    from orchestrion.cli.main import main
+
+    result = CliRunner().invoke(main, ["ru"])
+    assert result.exit_code == 2
+    assert "No such command 'ru'" in result.output
+    assert "'run'" in result.output and "'runs'" in result.output
+
+
+def test_importing_the_package_imports_only_the_errors() -> None:
+    assert loaded_after("import orchestrion", HEAVY) == []
+
+
+def test_authoring_api_imports_no_runtime() -> None:
+    """A workflow file imports this; pydantic (the spec models) is all it may bring."""
+    watch = tuple(m for m in HEAVY if m not in ("pydantic", "orchestrion.spec"))
+    assert loaded_after("import orchestrion.spec.python", (*watch, "click")) == []
+    assert loaded_after("from orchestrion import task, workflow", (*watch, "click")) == []
+
+
+def test_run_imports_no_server_stack(tmp_path: Path) -> None:
+    (tmp_path / "two.py").write_text(
+        textwrap.dedent("""
+            from orchestrion import task, workflow
+
+            @task
+            def a() -> int:
+                return 1
+
+            @task
+            def b(x: int) -> int:
+                return x + 1
+
+            @workflow
+            def two():
+                b(a())
+        """)
+    )
+    code = textwrap.dedent("""
+        import contextlib, io
+        from orchestrion.cli.main import main
+        with contextlib.redirect_stdout(io.StringIO()):
+            try:
+                main(["run", "two.py", "--db", "run.db", "-q"])
+            except SystemExit as exc:
+                assert exc.code == 0, exc.code
+    """)
+    assert loaded_after(code, SERVER_STACK, cwd=tmp_path) == []
