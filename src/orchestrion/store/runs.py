@@ -145,6 +145,12 @@ class RunStore(Protocol):
         stream of higher-priority work. Returns how many task runs were raised."""
         ...
 
+    def fold_metrics(self, *, now: float, limit: int = 5000) -> int:
+        """Fold up to `limit` metric deltas (one per ended run or attempt, written by the
+        database's triggers) into the durable totals; returns how many totals changed (0:
+        nothing was left to fold)."""
+        ...
+
     # ------------------------------------------------------------ workers and their logs
 
     def register_worker(self, worker: WorkerRecord) -> None:

@@ -153,6 +153,7 @@ class Worker:
                 heartbeat_at=now,
                 state="running",
                 labels=dict(self.settings.labels or {}),
+                slots=self.settings.concurrency,
             )
         )
         self.notifier.listen()
