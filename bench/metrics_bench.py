@@ -104,7 +104,8 @@ def seed_history(raw: Raw, versions: dict[str, str], runs: int, tasks: int, offs
 
 def seed_live(raw: Raw, versions: dict[str, str], store: Stores) -> None:
     """500 running runs: 2,000 ready task runs over four queues, 50 running attempts."""
-    run_rows, task_rows = [], []
+    run_rows: list[tuple[Any, ...]] = []
+    task_rows: list[tuple[Any, ...]] = []
     for r in range(500):
         run_id = "f" + f"{r:031x}"
         workflow = f"w{r % 10}"

@@ -117,8 +117,8 @@ def query(url: str, sql: str) -> list[tuple[Any, ...]]:
     if url.startswith(("postgresql://", "postgres://")):
         import psycopg
 
-        with psycopg.connect(url) as conn:
-            return [tuple(r) for r in conn.execute(sql).fetchall()]
+        with psycopg.connect(url) as pconn:
+            return [tuple(r) for r in pconn.execute(sql).fetchall()]
     conn = sqlite3.connect(url.removeprefix("sqlite:///"))
     try:
         return [tuple(r) for r in conn.execute(sql).fetchall()]
