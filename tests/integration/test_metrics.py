@@ -6,6 +6,8 @@ read every namespace or a configured scraper address."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from orchestrion.app import App
 from orchestrion.clock import FakeClock
 from tests.helpers import Driver, make_app, py, serve_api, wf
+
+DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "orchestrion.json"
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -162,3 +166,21 @@ def test_access_needs_a_token_for_every_namespace_or_a_scraper_address(
     app.settings = dataclasses.replace(app.settings, metrics_scrapers=("127.0.0.0/8",))
     with serve_api(app) as url:
         assert httpx.get(f"{url}/metrics").status_code == 200
+
+
+def test_the_grafana_dashboard_asks_only_for_metrics_the_server_exposes(
+    setup: tuple[App, Driver, FakeClock],
+) -> None:
+    app, _, _ = setup
+    dashboard = json.loads(DASHBOARD.read_text())
+    asked = {
+        re.sub(r"_(total|bucket|sum|count)$", "", name)
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"orchestrion_[a-z_]+", target["expr"])
+    }
+    with serve_api(app) as url:
+        token, _ = app.accounts.create_token("scraper", {"*": "viewer"}, expires="never")
+        text = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"}).text
+    exposed = {family.name for family in text_string_to_metric_families(text)}
+    assert asked and asked <= exposed, asked - exposed
