@@ -53,6 +53,7 @@ __all__ = [
     "SessionRecord",
     "TaskRunRecord",
     "TokenRecord",
+    "TraceLineage",
     "UserRecord",
     "WorkerRecord",
     "WorkflowRecord",
@@ -598,3 +599,16 @@ class MetricsSnapshot:
     schedules: tuple[ScheduleLag, ...]
     #: How long a trivial statement took (the database round trip), in seconds.
     db_seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TraceLineage:
+    """Where a run sits in its trace (docs/operating.md): the run, the top-level run whose
+    id names the trace, and for a child run the parent task run (its run and current
+    lease epoch) whose attempt started it."""
+
+    run: RunRecord
+    root_run_id: str
+    parent_run_id: str | None = None
+    parent_task_run_id: int | None = None
+    parent_epoch: int | None = None

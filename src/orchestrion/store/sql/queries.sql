@@ -1000,3 +1000,17 @@ n = metric_totals.n + excluded.n, seconds = metric_totals.seconds + excluded.sec
 -- Delete the deltas just folded.
 DELETE FROM metric_deltas WHERE id <= ?
 
+
+-- ====================================================================== traces
+
+-- name: trace_lineage
+-- A run's ancestors, nearest first (depth 0: the run itself), each with the task run that
+-- started it and that task run's run and lease epoch (NULL for the top-level run).
+WITH RECURSIVE up (depth, id, parent) AS (
+SELECT 0, id, parent_task_run_id FROM runs WHERE id = ?
+UNION ALL
+SELECT up.depth + 1, r.id, r.parent_task_run_id FROM up
+JOIN task_runs t ON t.id = up.parent JOIN runs r ON r.id = t.run_id WHERE up.depth < 64
+) SELECT up.depth, up.id, up.parent, t.run_id AS parent_run_id, t.lease_epoch AS parent_epoch
+FROM up LEFT JOIN task_runs t ON t.id = up.parent ORDER BY up.depth
+

@@ -17,7 +17,15 @@ from typing import Any, Final
 
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import TaskEvent, TaskState
-from orchestrion.store.records import Claim, FinishResult, LogLine, Outcome, RunRecord, WorkerRecord
+from orchestrion.store.records import (
+    Claim,
+    FinishResult,
+    LogLine,
+    Outcome,
+    RunRecord,
+    TraceLineage,
+    WorkerRecord,
+)
 from orchestrion.store.sql import lifecycle, marking, rerun
 from orchestrion.store.sql.advance import Advance
 from orchestrion.store.sql.claim import Claimed
@@ -262,6 +270,18 @@ class SqlRuns(abc.ABC):
             return int(cur.rowcount)
 
         return self._db.transact(now, fn)
+
+    def trace_lineage(self, run_id: str) -> TraceLineage:
+        run = get_run(self._db.read, run_id)
+        chain = self._db.read(Q.trace_lineage, (run.id,))
+        first = chain[0]
+        return TraceLineage(
+            run=run,
+            root_run_id=chain[-1]["id"],
+            parent_run_id=first["parent_run_id"],
+            parent_task_run_id=first["parent"],
+            parent_epoch=first["parent_epoch"],
+        )
 
     def fold_metrics(self, *, now: float, limit: int = 5000) -> int:
         # An id range is a batch only where writers are serialised (SQLite): no delta
