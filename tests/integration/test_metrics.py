@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrion.app import App
 from orchestrion.clock import FakeClock
+from orchestrion.store.records import WorkerRecord
 from tests.helpers import Driver, make_app, py, serve_api, wf
 
 DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "orchestrion.json"
@@ -115,8 +116,12 @@ def test_scrape_parses_and_matches_the_database(
 
 def test_queue_depth_oldest_age_and_worker_slots(setup: tuple[App, Driver, FakeClock]) -> None:
     app, driver, clock = setup
-    from orchestrion.store.records import WorkerRecord
-
+    spec = wf("q", py("a"))
+    driver.start(spec)
+    clock.advance(10)
+    driver.start(spec)
+    clock.advance(5)
+    driver.start(spec)
     driver.store.runs.register_worker(
         WorkerRecord(
             id="w1",
@@ -129,12 +134,6 @@ def test_queue_depth_oldest_age_and_worker_slots(setup: tuple[App, Driver, FakeC
             slots=4,
         )
     )
-    spec = wf("q", py("a"))
-    driver.start(spec)
-    clock.advance(10)
-    driver.start(spec)
-    clock.advance(5)
-    driver.start(spec)
     driver.claim(1, worker="w1")  # the oldest is claimed: the next oldest waited 5 s
     snap = app.reads.metrics()
     [queue] = snap.queues
@@ -148,6 +147,8 @@ def test_queue_depth_oldest_age_and_worker_slots(setup: tuple[App, Driver, FakeC
     assert pick(samples, "orchestrion_queue_oldest_ready_age_seconds", queue="default") == 5
     assert pick(samples, "orchestrion_worker_running_attempts", worker="w1") == 1
     assert pick(samples, "orchestrion_worker_free_slots", worker="w1") == 3
+    clock.advance(60)  # its heartbeats stopped for longer than a lease: no longer counted
+    assert app.reads.metrics().workers == ()
 
 
 def test_access_needs_a_token_for_every_namespace_or_a_scraper_address(

@@ -203,8 +203,12 @@ class Reads(Facet):
         return overview(self.store, now=self.clock.now(), rows=rows, visible=visible)
 
     def metrics(self) -> MetricsSnapshot:
-        """What a metrics scrape reports from the database, now."""
-        return self.store.reads.metrics(now=self.clock.now())
+        """What a metrics scrape reports from the database, now. A worker whose heartbeats
+        stopped for a whole lease is left out (its attempts are being reaped)."""
+        now = self.clock.now()
+        return self.store.reads.metrics(
+            now=now, alive_since=now - self._core.settings.lease_seconds
+        )
 
     def task_inputs(self, run_id: str, task: str) -> TaskInputs:
         """The parameters, upstream results and (for a mapped task) items of `task`."""

@@ -76,9 +76,10 @@ class ReadStore(Protocol):
         """Every queue limit, by queue, with its task runs holding an unexpired lease."""
         ...
 
-    def metrics(self, *, now: float) -> MetricsSnapshot:
+    def metrics(self, *, now: float, alive_since: float) -> MetricsSnapshot:
         """What a metrics scrape reports from the database (a bounded number of indexed
-        reads, none over the history)."""
+        reads, none over the history); workers count if they heartbeated since
+        `alive_since`."""
         ...
 
     # ------------------------------------------------------------ web UI pages (batched)

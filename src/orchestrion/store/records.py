@@ -594,7 +594,7 @@ class MetricsSnapshot:
     queues: tuple[QueueDepth, ...]
     #: Worker id -> attempts it runs now (leases held).
     running: Mapping[str, int]
-    #: Workers registered as running.
+    #: Workers registered as running, with a recent heartbeat.
     workers: tuple[WorkerRecord, ...]
     schedules: tuple[ScheduleLag, ...]
     #: How long a trivial statement took (the database round trip), in seconds.

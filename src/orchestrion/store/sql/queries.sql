@@ -971,8 +971,9 @@ SELECT lease_owner AS worker, count(*) AS n FROM task_runs WHERE state = {task_l
 GROUP BY lease_owner
 
 -- name: metric_workers
--- Workers registered as running.
-SELECT * FROM workers WHERE state = 'running' ORDER BY started_at, id
+-- Workers registered as running that heartbeated lately (one killed on another host is
+-- never marked dead: its heartbeats just stop).
+SELECT * FROM workers WHERE state = 'running' AND heartbeat_at >= ? ORDER BY started_at, id
 
 -- name: metric_schedules
 -- Each schedule's latest fire: its nominal time and when it was decided.

@@ -156,7 +156,7 @@ class SqlReads:
     def queue_limits(self, *, now: float) -> list[QueueLimit]:
         return [rows.QUEUE_LIMIT(r) for r in self._db.read(Q.queue_limits, (now,))]
 
-    def metrics(self, *, now: float) -> MetricsSnapshot:
+    def metrics(self, *, now: float, alive_since: float) -> MetricsSnapshot:
         read = self._db.read
         started = time.perf_counter()
         read(Q.metric_ping)
@@ -167,7 +167,7 @@ class SqlReads:
             active_runs=tuple(ACTIVE(r) for r in read(Q.metric_active_runs)),
             queues=tuple(QUEUE_DEPTH(r) for r in read(Q.metric_queues, (now,))),
             running={r["worker"]: int(r["n"]) for r in read(Q.metric_running)},
-            workers=tuple(rows.WORKER(r) for r in read(Q.metric_workers)),
+            workers=tuple(rows.WORKER(r) for r in read(Q.metric_workers, (alive_since,))),
             schedules=tuple(SCHEDULE_LAG(r) for r in read(Q.metric_schedules)),
             db_seconds=db_seconds,
         )
