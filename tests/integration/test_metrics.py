@@ -185,3 +185,24 @@ def test_the_grafana_dashboard_asks_only_for_metrics_the_server_exposes(
         text = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"}).text
     exposed = {family.name for family in text_string_to_metric_families(text)}
     assert asked and asked <= exposed, asked - exposed
+
+
+def test_request_labels_stay_bounded_whatever_clients_send(
+    setup: tuple[App, Driver, FakeClock],
+) -> None:
+    app, _, _ = setup
+    with serve_api(app) as url:
+        for n in range(3):
+            httpx.request("BREW", f"{url}/no/such/path/{n}")
+            httpx.get(f"{url}/api/v1/runs/{n}")
+        token, _ = app.accounts.create_token("scraper", {"*": "viewer"}, expires="never")
+        text = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"}).text
+    samples = parse(text)
+    labels = {
+        dict(ls)["route"] + " " + dict(ls)["method"]
+        for (name, ls) in samples
+        if name == "orchestrion_api_requests_total"
+    }
+    assert "unmatched other" in labels
+    assert not any("/no/such" in label or "BREW" in label for label in labels), labels
+    assert all("/api/v1/runs/" not in label or "{run_id}" in label for label in labels), labels

@@ -32,6 +32,9 @@ __all__ = ["CONTENT_TYPE", "RequestMetrics", "may_scrape", "render"]
 #: The exposition's media type (text format 0.0.4).
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
+#: Methods counted by name; any other a client sends is counted as ``other``.
+_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
 #: Request latency buckets (seconds) of the API's histogram.
 _REQUEST_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -39,7 +42,8 @@ _REQUEST_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 class RequestMetrics:
     """ASGI middleware counting this server's requests by method, route template and
     status, and timing them. The route is the matched template (``/api/v1/runs/{run_id}``),
-    never the raw path, so a client cannot grow the number of series."""
+    never the raw path, and an unknown method is ``other``, so a client cannot grow the
+    number of series."""
 
     def __init__(self, app: ASGIApp, *, registry: CollectorRegistry) -> None:
         self.app = app
@@ -76,6 +80,7 @@ class RequestMetrics:
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = str(scope.get("method", ""))
+            method = method if method in _METHODS else "other"
             self.requests.labels(method, route, str(status)).inc()
             self.latency.labels(method, route).observe(time.perf_counter() - started)
 
