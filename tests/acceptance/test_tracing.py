@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -89,6 +89,29 @@ def charge(stock: int, ctx: Any) -> None:
 @workflow
 def saga():
     charge(reserve())
+
+
+@task
+def items() -> list[int]:
+    return list(range(12))
+
+
+@task
+def part(i: int) -> int:
+    import time
+
+    time.sleep(0.2)  # long enough that both workers take some
+    return i
+
+
+@task
+def total(parts: list[int]) -> int:
+    return sum(parts)
+
+
+@workflow
+def fan():
+    total(part.map(items()))
 """
 
 
@@ -287,6 +310,53 @@ def test_json_logs_carry_the_attempt_trace_and_span(tmp_path: Path, receiver: Re
     [span] = [s for s in receiver.spans if s.name == "task charge"]
     assert charging["trace_id"] == f"{span.trace_id:032x}"
     assert charging["span_id"] == f"{span.span_id:016x}"
+
+
+def test_two_worker_processes_emit_one_trace_for_a_run(tmp_path: Path, receiver: Receiver) -> None:
+    """The attempts of one run, run by two worker processes that share nothing but the
+    database, land in one trace under the one run span: the ids are derived, not passed."""
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "flows.py").write_text(FLOWS)
+    db = db_arg(tmp_path / "t.db")
+    url = database_url_for(tmp_path / "t.db")
+    workers = []
+    try:
+        ready = (
+            "SELECT count(*) FROM workers WHERE state = 'running' AND EXISTS"
+            " (SELECT 1 FROM workflow_current WHERE name = 'fan')"
+        )
+        for n, name in enumerate(("w1", "w2"), start=1):
+            args = ["worker", "--workflows", str(flows), "--db", db, "-c", "3"]
+            workers.append(Proc(name, args, tmp_path, _env(receiver), tmp_path))
+            # One at a time: both register the workflows on the same new database.
+            wait_for(f"worker {name}", _at_least(url, ready, n), 60, workers[-1].output)
+        trigger = [sys.executable, "-m", "orchestrion.cli.main", "trigger", "fan", "--db", db]
+        started = subprocess.run(trigger, env=_env(receiver), capture_output=True, text=True)
+        assert started.returncode == 0, started.stdout + started.stderr
+        wait_for("run fan", lambda: _named(receiver, "run fan"), 60, workers[0].output)
+    finally:
+        for worker in workers:
+            worker.signal(signal.SIGTERM)
+        for worker in workers:
+            worker.wait(30)
+    [(root,)] = query(url, "SELECT id FROM runs")
+    spans = receiver.spans
+    [run] = [s for s in spans if s.name == "run fan"]
+    attempts = [s for s in spans if s.name in ("task items", "task part", "task total")]
+    assert len(attempts) == 14 and {s.trace_id for s in spans} == {trace_id_of(root)}
+    assert all(s.parent == run.span_id for s in attempts)
+    assert len({s.attributes["orchestrion.worker"] for s in attempts}) == 2
+
+
+def _at_least(url: str, sql: str, n: int) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return int(query(url, sql)[0][0]) >= n
+        except Exception:  # the database is not made yet
+            return False
+
+    return check
 
 
 def _named(receiver: Receiver, name: str) -> bool:

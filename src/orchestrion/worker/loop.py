@@ -115,8 +115,10 @@ class Worker:
         self.code = code
         self.settings = settings or WorkerSettings()
         self.clock = clock or SystemClock()
-        self._tracing = None if tracer is None else AttemptTracing(runs, tracer, self.clock)
         self.id = self.settings.worker_id
+        self._tracing = (
+            None if tracer is None else AttemptTracing(runs, tracer, self.clock, self.id)
+        )
         self._attempts = Attempts()
         self._slot_free = threading.Event()
         self._stopping = threading.Event()  # stop claiming

@@ -37,8 +37,9 @@ _LINEAGES_KEPT = 10_000
 class AttemptTracing:
     """Spans of the attempts one worker runs and of the runs they end."""
 
-    def __init__(self, runs: RunStore, tracer: Tracer, clock: Clock) -> None:
+    def __init__(self, runs: RunStore, tracer: Tracer, clock: Clock, worker_id: str) -> None:
         self.runs = runs
+        self.worker_id = worker_id
         self.tracer = tracer
         self.clock = clock
         self._lock = threading.Lock()
@@ -88,6 +89,7 @@ class AttemptTracing:
             "orchestrion.retry": claim.attempt > 1,
             "orchestrion.compensation": claim.kind == "undo",
             "orchestrion.outcome": status,
+            "orchestrion.worker": self.worker_id,
         }
         if claim.map_index >= 0:
             attributes["orchestrion.map_index"] = claim.map_index
