@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from prometheus_client import CollectorRegistry
 from starlette.types import Scope
 
 from orchestrion.api.errors import install_error_handlers
@@ -23,6 +24,7 @@ from orchestrion.web import targets
 from orchestrion.web.guard import Authenticate, guard
 from orchestrion.web.headers import AlwaysHeaders
 from orchestrion.web.limits import BodyLimit
+from orchestrion.web.metrics import RequestMetrics
 from orchestrion.web.policy import access_table, rule
 from orchestrion.web.probes import ProbeAudit, ProbeLimiter
 
@@ -77,7 +79,10 @@ def create_server(
         on_refuse=too_large,
         larger={"/api/v1/code/": code_bytes},
     )
-    server.add_middleware(AlwaysHeaders)  # outermost: on every response, refusals included
+    server.add_middleware(AlwaysHeaders)  # on every response, refusals included
+    # Outermost: every request is counted and timed, refusals included (per server).
+    server.state.request_metrics = CollectorRegistry(auto_describe=False)
+    server.add_middleware(RequestMetrics, registry=server.state.request_metrics)
     return server
 
 

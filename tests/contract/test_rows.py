@@ -99,7 +99,7 @@ def test_stored_integers_and_bytes_become_their_types() -> None:
     assert sealed == SealedRow(namespace="n", name="s", key_id="k", nonce=b"12", ciphertext=b"ct")
     worker = rows.WORKER(
         {"id": "w", "host": "h", "pid": 1, "queues": '["a","b"]', "started_at": 1.0,
-         "heartbeat_at": 2.0, "state": "running", "labels": '{"gpu":"a100"}'}
+         "heartbeat_at": 2.0, "state": "running", "labels": '{"gpu":"a100"}', "slots": 4}
     )  # fmt: skip
     assert worker == WorkerRecord(
         id="w",
@@ -110,6 +110,7 @@ def test_stored_integers_and_bytes_become_their_types() -> None:
         heartbeat_at=2.0,
         state="running",
         labels={"gpu": "a100"},
+        slots=4,
     )
 
 

@@ -14,6 +14,7 @@ from orchestrion.spec.model import TaskSpec
 from orchestrion.states import RunState
 from orchestrion.store.records import (
     AttemptRecord,
+    MetricsSnapshot,
     RunFilter,
     RunMark,
     RunRecord,
@@ -207,6 +208,14 @@ class Reads(Facet):
         """Runs of the last 24 h by state, running runs, recent failures, workers and their
         load, and the next scheduled fires (of the `visible` workflows, when given)."""
         return overview(self.store, now=self.clock.now(), rows=rows, visible=visible)
+
+    def metrics(self) -> MetricsSnapshot:
+        """What a metrics scrape reports from the database, now. A worker whose heartbeats
+        stopped for a whole lease is left out (its attempts are being reaped)."""
+        now = self.clock.now()
+        return self.store.reads.metrics(
+            now=now, alive_since=now - self._core.settings.lease_seconds
+        )
 
     def task_inputs(self, run_id: str, task: str) -> TaskInputs:
         """The parameters, upstream results and (for a mapped task) items of `task`."""

@@ -22,6 +22,7 @@ from orchestrion.app.settings import Settings
 from orchestrion.errors import NotFound, OrchestrionError, StoreError
 from orchestrion.spec.model import TaskSpec
 from orchestrion.store.records import RunRecord, TaskRunRecord
+from orchestrion.telemetry.tracing import start_tracing
 from orchestrion.triggers.leases import DutyLease
 from orchestrion.triggers.maintenance import Maintenance
 from orchestrion.worker.executor_choice import executor_from_name
@@ -97,7 +98,9 @@ class Runtime(Facet):
     @contextlib.contextmanager
     def worker(self, plan: WorkerPlan, *, grace: float) -> Iterator[Worker]:
         """A started worker for `plan`. On leaving it stops (in-flight attempts get `grace`
-        seconds to finish, or are released) and its executor is closed."""
+        seconds to finish, or are released) and its executor is closed. Its spans go where
+        the ``OTEL_*`` environment says, if it says (`start_tracing`)."""
+        tracer = start_tracing("orchestrion")
         worker = Worker(
             self.store.runs,
             self.store.workflows,
@@ -114,6 +117,7 @@ class Runtime(Facet):
             self.clock,
             secrets=self._secrets,
             executor=plan.executor,
+            tracer=tracer,
         )
         # Workers take part in reaping under the maintenance duty's lease (the one
         # schedulers hold), so a killed worker's tasks are retried while only workers run.
@@ -125,6 +129,8 @@ class Runtime(Facet):
         finally:
             housekeeping.stop()
             worker.stop(grace=grace)
+            if tracer is not None:
+                tracer.shutdown()
             if plan.executor is not None:
                 plan.executor.close()
 
@@ -185,6 +191,7 @@ class Runtime(Facet):
         """Drive a run to a final state with an in-process worker (``orchestrion run``)."""
         queues = tuple(sorted({t.queue for t in self._all_tasks(run_id)} | {"default"}))
         settings = self._core.settings
+        tracer = start_tracing("orchestrion")
         worker = Worker(
             self.store.runs,
             self.store.workflows,
@@ -200,6 +207,7 @@ class Runtime(Facet):
             ),
             self.clock,
             secrets=self._secrets,
+            tracer=tracer,
         )
         housekeeping = Maintenance(self.store.runs, self.clock, every=1.0)
         worker.start()
@@ -219,6 +227,8 @@ class Runtime(Facet):
         finally:
             housekeeping.stop()
             worker.stop(grace=grace)
+            if tracer is not None:
+                tracer.shutdown()
 
     def _all_tasks(self, run_id: str) -> list[TaskSpec]:
         """The run's tasks and its sub-workflows' (whose queues a local worker serves)."""

@@ -18,8 +18,10 @@ from orchestrion.errors import OrchestrionError
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "HTTP_ALLOW_ENV",
+    "METRICS_SCRAPERS_ENV",
     "TRUSTED_PROXIES_ENV",
     "Settings",
+    "networks",
     "trusted_proxies",
 ]
 
@@ -30,6 +32,7 @@ HTTP_ALLOW_ENV = "ORCHESTRION_HTTP_ALLOW"
 #: Addresses and networks (``10.0.0.5``, ``10.0.0.0/24``, ``::1``) of the reverse proxies whose
 #: ``X-Forwarded-For``/``-Proto`` headers the server believes: comma-separated, default none.
 TRUSTED_PROXIES_ENV = "ORCHESTRION_TRUSTED_PROXIES"
+METRICS_SCRAPERS_ENV = "ORCHESTRION_METRICS_SCRAPERS"
 
 DEFAULT_DATABASE_URL = "sqlite:///.orchestrion/orchestrion.db"
 
@@ -56,6 +59,9 @@ class Settings:
     #: Proxies whose forwarded headers name the client (``ORCHESTRION_TRUSTED_PROXIES``,
     #: ``server --trusted-proxy``); empty: the TCP peer is the client, whatever it sends.
     trusted_proxies: tuple[str, ...] = ()
+    #: Addresses that may scrape ``GET /metrics`` without a token
+    #: (``ORCHESTRION_METRICS_SCRAPERS``); empty: a token is needed (docs/operating.md).
+    metrics_scrapers: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, db: str | None = None) -> Settings:
@@ -83,6 +89,9 @@ class Settings:
             dev_mode=dev_mode,
             http_allow=_allow_list(allow),
             trusted_proxies=trusted_proxies(env.get(TRUSTED_PROXIES_ENV, "").split(",")),
+            metrics_scrapers=networks(
+                METRICS_SCRAPERS_ENV, env.get(METRICS_SCRAPERS_ENV, "").split(",")
+            ),
         )
 
 
@@ -90,6 +99,12 @@ def trusted_proxies(entries: Iterable[str]) -> tuple[str, ...]:
     """Proxy addresses or networks, normalised (``10.0.0.0/24``, ``::1/128``); blanks are
     skipped. A host name or ``*`` is refused: trust goes to addresses the operator names,
     never to whoever connects."""
+    return networks(TRUSTED_PROXIES_ENV, entries)
+
+
+def networks(setting: str, entries: Iterable[str]) -> tuple[str, ...]:
+    """Addresses or networks named by `setting`, normalised; blanks skipped, a host name
+    or ``*`` refused (an error naming the setting)."""
     out: list[str] = []
     for entry in (e.strip() for e in entries):
         if not entry:
@@ -98,7 +113,7 @@ def trusted_proxies(entries: Iterable[str]) -> tuple[str, ...]:
             out.append(str(ipaddress.ip_network(entry, strict=False)))
         except ValueError:
             raise OrchestrionError(
-                f"{TRUSTED_PROXIES_ENV}: {entry!r} is not an IP address or network (such as"
+                f"{setting}: {entry!r} is not an IP address or network (such as"
                 " 10.0.0.5 or 10.0.0.0/24)"
             ) from None
     return tuple(dict.fromkeys(out))

@@ -13,6 +13,7 @@ from orchestrion.store.records import (
     AttemptRecord,
     EventRecord,
     LogRecord,
+    MetricsSnapshot,
     QueueLimit,
     RunFilter,
     RunMark,
@@ -73,6 +74,12 @@ class ReadStore(Protocol):
 
     def queue_limits(self, *, now: float) -> list[QueueLimit]:
         """Every queue limit, by queue, with its task runs holding an unexpired lease."""
+        ...
+
+    def metrics(self, *, now: float, alive_since: float) -> MetricsSnapshot:
+        """What a metrics scrape reports from the database (a bounded number of indexed
+        reads, none over the history); workers count if they heartbeated since
+        `alive_since`."""
         ...
 
     # ------------------------------------------------------------ web UI pages (batched)

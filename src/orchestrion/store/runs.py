@@ -11,7 +11,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from orchestrion.spec.model import WorkflowSpec
-from orchestrion.store.records import Claim, FinishResult, LogLine, Outcome, RunRecord, WorkerRecord
+from orchestrion.store.records import (
+    Claim,
+    FinishResult,
+    LogLine,
+    Outcome,
+    RunRecord,
+    TraceLineage,
+    WorkerRecord,
+)
 
 __all__ = ["RunStore"]
 
@@ -143,6 +151,17 @@ class RunStore(Protocol):
         task run for every `every` seconds it has been claimable (`most` times at most,
         never above 1000), so that low-priority work still progresses under a steady
         stream of higher-priority work. Returns how many task runs were raised."""
+        ...
+
+    def trace_lineage(self, run_id: str) -> TraceLineage:
+        """The run as it is now, its top-level run and (for a child) the task run that
+        started it: what its spans' ids derive from."""
+        ...
+
+    def fold_metrics(self, *, now: float, limit: int = 5000) -> int:
+        """Fold up to `limit` metric deltas (one per ended run or attempt, written by the
+        database's triggers) into the durable totals; returns how many totals changed (0:
+        nothing was left to fold)."""
         ...
 
     # ------------------------------------------------------------ workers and their logs

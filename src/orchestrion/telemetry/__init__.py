@@ -1,1 +1,2 @@
-"""Logging (and, later, metrics and tracing): off unless a process configures it."""
+"""Logging and tracing: off unless a process configures them (metrics are the
+server's, `orchestrion.web.metrics`)."""

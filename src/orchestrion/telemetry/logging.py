@@ -12,6 +12,8 @@ import logging
 import sys
 from typing import Any, Literal
 
+from orchestrion.telemetry.tracing import current_ids
+
 __all__ = ["LogFormat", "configure_logging"]
 
 LogFormat = Literal["text", "json"]
@@ -33,6 +35,10 @@ class JsonFormatter(logging.Formatter):
             "event": record.getMessage(),
             **_fields(record),
         }
+        ids = current_ids()
+        if ids is not None:  # logged while running a traced attempt: join the two up
+            entry.setdefault("trace_id", f"{ids[0]:032x}")
+            entry.setdefault("span_id", f"{ids[1]:016x}")
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)

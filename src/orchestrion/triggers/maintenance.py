@@ -1,4 +1,4 @@
-"""The housekeeping loop: reap expired leases and end runs past their deadline.
+"""The housekeeping loop: reap expired leases, end runs past their deadline, fold metrics.
 
 Readiness never waits on this loop (it is decided in the transaction that finishes each
 task); this only catches what time alone changes.
@@ -31,6 +31,8 @@ def sweep(runs: RunStore, now: float) -> tuple[int, list[str]]:
     reaped = runs.reap_expired(now=now)
     timed_out = runs.timeout_runs(now=now)
     runs.age_priorities(now=now, every=AGE_EVERY, step=AGE_STEP, most=AGE_MOST)
+    # Bounded scrapes: the deltas a scrape sums stay few (docs/operating.md).
+    runs.fold_metrics(now=now)
     if reaped:
         log.info("engine.reaped", extra={"count": reaped})
     for run_id in timed_out:

@@ -47,6 +47,9 @@ class TaskContext:
     log_sink: LogSink = _discard
     #: The secrets this task declared, opened by the worker: read them with `secret`.
     secret_values: Mapping[str, Secret] = field(default_factory=dict, repr=False)
+    #: The W3C ``traceparent`` of this attempt's span when tracing is on (else None): HTTP
+    #: tasks send it as a header, shell tasks get it as ``TRACEPARENT``; code may pass it on.
+    traceparent: str | None = None
 
     @cached_property
     def masker(self) -> Masker:

@@ -150,10 +150,13 @@ def _checked_url(raw: str, *, previous: httpx.URL | None = None) -> httpx.URL:
 
 
 def _headers(action: HttpAction, ctx: TaskContext) -> dict[str, str]:
-    """The user's headers, plus an idempotency key unless the user set one (any case)."""
+    """The user's headers, plus an idempotency key and the attempt's ``traceparent``
+    unless the user set them (any case)."""
     headers = dict(action.headers)
     if not any(name.lower() == _IDEMPOTENCY_HEADER.lower() for name in headers):
         headers[_IDEMPOTENCY_HEADER] = ctx.idempotency_key
+    if ctx.traceparent and not any(name.lower() == "traceparent" for name in headers):
+        headers["traceparent"] = ctx.traceparent  # the server's spans join the run's trace
     return headers
 
 

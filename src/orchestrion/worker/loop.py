@@ -32,6 +32,7 @@ from orchestrion.store.notifier import Notifier
 from orchestrion.store.records import Claim, Outcome, WorkerRecord
 from orchestrion.store.runs import RunStore
 from orchestrion.store.workflows import WorkflowStore
+from orchestrion.telemetry.tracing import Tracer, in_span, traceparent
 from orchestrion.worker import runner
 from orchestrion.worker.attempts import Attempts
 from orchestrion.worker.capture import install_capture, uninstall_capture
@@ -44,6 +45,7 @@ from orchestrion.worker.logs import LogBuffer
 from orchestrion.worker.reporting import GroupReporter
 from orchestrion.worker.secrets import SecretResolver, masked_outcome, masked_sink, masker_for
 from orchestrion.worker.sizing import DEFAULT_CONCURRENCY
+from orchestrion.worker.tracing import AttemptTracing
 
 __all__ = ["Worker", "WorkerSettings"]
 
@@ -95,11 +97,12 @@ class Worker:
         clock: Clock | None = None,
         secrets: SecretResolver | None = None,
         executor: Executor | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         """The worker claims, heartbeats and reports through `runs`, reads the specs of the
         runs it executes from `workflows`, and waits for work on `notifier`. `executor` runs
         Python tasks' code (None: this worker's threads); whoever made it closes it, after
-        `stop`."""
+        `stop`. With a `tracer`, each attempt and each run an outcome ends is a span."""
         self.runs = runs
         self.workflows = workflows
         self.notifier = notifier
@@ -113,6 +116,9 @@ class Worker:
         self.settings = settings or WorkerSettings()
         self.clock = clock or SystemClock()
         self.id = self.settings.worker_id
+        self._tracing = (
+            None if tracer is None else AttemptTracing(runs, tracer, self.clock, self.id)
+        )
         self._attempts = Attempts()
         self._slot_free = threading.Event()
         self._stopping = threading.Event()  # stop claiming
@@ -153,6 +159,7 @@ class Worker:
                 heartbeat_at=now,
                 state="running",
                 labels=dict(self.settings.labels or {}),
+                slots=self.settings.concurrency,
             )
         )
         self.notifier.listen()
@@ -297,7 +304,14 @@ class Worker:
 
     def _run(self, claim: Claim, spec: WorkflowSpec, ctx: TaskContext, task: TaskSpec) -> None:
         try:
-            outcome = self._execute(claim, spec, ctx, task)
+            ids = None if self._tracing is None else self._tracing.begin(claim)
+            if ids is None:
+                outcome = self._execute(claim, spec, ctx, task)
+            else:
+                with in_span(*ids):
+                    ctx = dataclasses.replace(ctx, traceparent=traceparent(*ids))
+                    outcome = self._execute(claim, spec, ctx, task)
+                    self._traced_end(claim, outcome)
             if outcome is not None:
                 self._report(claim.task_run_id, outcome)
         except Exception:  # a bug in the runner must not kill the worker thread silently
@@ -340,6 +354,15 @@ class Worker:
         )
         return None if outcome is None else masked_outcome(outcome, masker)
 
+    def _traced_end(self, claim: Claim, outcome: Outcome | None) -> None:
+        assert self._tracing is not None
+        try:
+            self._tracing.end(claim, outcome)
+        except Exception:  # tracing must never fail a task
+            log.warning("trace.attempt_span_failed", exc_info=True)
+        if outcome is None:  # it waits on a child run: no report will end it
+            self._tracing.forget(claim.task_run_id)
+
     def _executor_for(self, task: TaskSpec) -> Executor | None:
         """The task's own choice (``executor:``) over this worker's default."""
         if task.executor == "thread":
@@ -370,8 +393,10 @@ class Worker:
         deadline = self.clock.monotonic() + _REPORT_PATIENCE
         while True:
             try:
-                self._finish_and_claim(outcomes)
+                now = self._finish_and_claim(outcomes)
                 self.health.succeeded("report")
+                if self._tracing is not None:
+                    self._tracing.after_finish(outcomes, now)
                 return
             except StoreError as exc:
                 ids = [o.task_run_id for o in outcomes]
@@ -385,16 +410,18 @@ class Worker:
                 self._halt.wait(delay)
                 delay = min(delay * 2, 5.0)
 
-    def _finish_and_claim(self, outcomes: Sequence[Outcome]) -> None:
+    def _finish_and_claim(self, outcomes: Sequence[Outcome]) -> float:
         """Finish; if that made work ready, claim in the same transaction for the slots
-        these outcomes free (their threads end right after), and run what came back."""
+        these outcomes free (their threads end right after), and run what came back. The
+        time the outcomes were recorded at."""
+        now = self.clock.now()
         if self._stopping.is_set():
-            self.runs.finish(outcomes, now=self.clock.now())
-            return
+            self.runs.finish(outcomes, now=now)
+            return now
         finishing = sum(1 for o in outcomes if self._attempts.ending(o, self.clock.monotonic()))
         _, claims = self.runs.finish_and_claim(
             outcomes,
-            now=self.clock.now(),
+            now=now,
             worker_id=self.id,
             queues=self.settings.queues,
             limit=self.settings.concurrency - self._active_count() + finishing,
@@ -403,6 +430,7 @@ class Worker:
         )
         for claim in claims:
             self._submit(claim)
+        return now
 
     def _start_child(self, claim: Claim, workflow: str, params: dict[str, Any]) -> str | None:
         from orchestrion.spec.params import resolve_params

@@ -133,6 +133,8 @@ def _environment(
             "ORCHESTRION_IDEMPOTENCY_KEY": ctx.idempotency_key,
         }
     )
+    if ctx.traceparent:
+        env["TRACEPARENT"] = ctx.traceparent  # the attempt's span, for traced programs
     if extra_env:
         env.update(extra_env)
     return env

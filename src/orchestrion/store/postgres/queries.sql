@@ -261,3 +261,20 @@ AND t.lease_owner = ? AND t.state = {task_leased} RETURNING t.id, t.lease_epoch
 -- name: expired
 -- Every task run whose lease has expired, in id order.
 SELECT id FROM task_runs WHERE state = {task_leased} AND lease_expires_at < ? ORDER BY id
+
+
+-- ====================================================================== metrics (0015)
+
+-- name: metric_fold
+-- Fold a batch of deltas into the durable totals. Identities may commit out of order, so
+-- the batch is the rows this statement deletes (skipping rows another fold holds), never
+-- an id range.
+WITH gone AS (DELETE FROM metric_deltas WHERE id IN (
+SELECT id FROM metric_deltas ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED)
+RETURNING family, workflow, outcome, seconds)
+INSERT INTO metric_totals (family, workflow, outcome, bucket, n, seconds)
+SELECT family, workflow, outcome, {bucket}, count(*), sum(seconds) FROM gone
+GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+ON CONFLICT (family, workflow, outcome, bucket) DO UPDATE SET
+n = metric_totals.n + excluded.n, seconds = metric_totals.seconds + excluded.seconds
+

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
+from typing import Final
 
 from orchestrion.states import TaskState
 from orchestrion.store.postgres.database import PostgresDatabase
@@ -21,12 +22,17 @@ from orchestrion.store.records import Claim, FinishResult, Outcome
 from orchestrion.store.sql import lifecycle
 from orchestrion.store.sql.advance import Advance
 from orchestrion.store.sql.claim import Claimed
+from orchestrion.store.sql.reads import BUCKET
 from orchestrion.store.sql.runs import SqlRuns
 
 __all__ = ["PostgresRuns"]
 
 #: How many claimed task runs' `TaskFacts` a store remembers for their finish.
 _FACTS_KEPT = 100_000
+
+
+#: Fold a batch of metric deltas (its bucket expression filled once).
+_FOLD: Final = PG.metric_fold.fill(bucket=BUCKET)
 
 
 class PostgresRuns(SqlRuns):
@@ -37,6 +43,12 @@ class PostgresRuns(SqlRuns):
         self._db: PostgresDatabase = db
         #: What the finish of a task run claimed here needs to know (`finish.py`).
         self._facts: dict[int, TaskFacts] = {}
+
+    def fold_metrics(self, *, now: float, limit: int = 5000) -> int:
+        def fn(adv: Advance) -> int:
+            return int(adv.tx.execute(_FOLD, (limit,)).rowcount)
+
+        return self._db.transact(now, fn)
 
     def claim(
         self,

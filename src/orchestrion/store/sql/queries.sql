@@ -344,9 +344,9 @@ AND ready_at <= ? - (aged + 1) * ?
 
 -- name: register_worker
 -- A worker's row (a restart with the same id refreshes its heartbeat and state).
-INSERT INTO workers (id, host, pid, queues, started_at, heartbeat_at, state, labels)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET
-heartbeat_at = excluded.heartbeat_at, state = excluded.state
+INSERT INTO workers (id, host, pid, queues, started_at, heartbeat_at, state, labels, slots)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET
+heartbeat_at = excluded.heartbeat_at, state = excluded.state, slots = excluded.slots
 
 -- name: worker_heartbeat
 -- A worker's heartbeat and state.
@@ -937,3 +937,81 @@ COMMIT
 -- name: rollback
 -- Roll the transaction back.
 ROLLBACK
+
+
+-- ====================================================================== metrics (0015)
+-- A scrape's reads (docs/operating.md): each is bounded by what is live (unfinished runs,
+-- ready task runs, running attempts, workers, schedules) or by the number of distinct
+-- (workflow, outcome, bucket) keys, never by the history. {bucket} is the duration bucket
+-- of `seconds` (`store.sql.reads.BUCKET`, from records.DURATION_BUCKETS).
+
+-- name: metric_ended
+-- Runs and attempts ever ended, by family, workflow, outcome and duration bucket: the
+-- folded totals plus the deltas not yet folded, in one statement (one snapshot).
+SELECT family, workflow, outcome, bucket, sum(n) AS n, sum(seconds) AS seconds FROM (
+SELECT family, workflow, outcome, bucket, n, seconds FROM metric_totals
+UNION ALL
+SELECT family, workflow, outcome, {bucket} AS bucket, 1 AS n, seconds FROM metric_deltas
+) ended GROUP BY family, workflow, outcome, bucket
+
+-- name: metric_active_runs
+-- Unfinished runs by workflow and state (the runs_state index: live runs only).
+SELECT workflow, state, count(*) AS n FROM runs WHERE state IN {run_cancelable}
+GROUP BY workflow, state
+
+-- name: metric_queues
+-- Per queue, the task runs a worker may claim now and when the oldest became ready (the
+-- claim index: the backlog only).
+SELECT queue, count(*) AS ready, min(ready_at) AS oldest_ready_at FROM task_runs
+WHERE state IN {task_claimable} AND ready_at <= ? GROUP BY queue
+
+-- name: metric_running
+-- Attempts running now, by the worker holding their lease (the task_runs_owner index).
+SELECT lease_owner AS worker, count(*) AS n FROM task_runs WHERE state = {task_leased}
+GROUP BY lease_owner
+
+-- name: metric_workers
+-- Workers registered as running that heartbeated lately (one killed on another host is
+-- never marked dead: its heartbeats just stop).
+SELECT * FROM workers WHERE state = 'running' AND heartbeat_at >= ? ORDER BY started_at, id
+
+-- name: metric_schedules
+-- Each schedule's latest fire: its nominal time and when it was decided.
+SELECT s.schedule_key, s.workflow, s.last_fire, f.created_at AS fired_at
+FROM schedule_state s LEFT JOIN fires f
+ON f.schedule_key = s.schedule_key AND f.nominal = s.last_fire
+
+-- name: metric_ping
+-- The database round trip a scrape times.
+SELECT 1 AS one
+
+-- name: metric_fold_upto
+-- The last delta of the next batch to fold (where writers are serialised: SQLite).
+SELECT max(id) AS upto FROM (SELECT id FROM metric_deltas ORDER BY id LIMIT ?) batch
+
+-- name: metric_fold
+-- Add the deltas up to an id to the durable totals (`metric_fold_upto`).
+INSERT INTO metric_totals (family, workflow, outcome, bucket, n, seconds)
+SELECT family, workflow, outcome, {bucket}, count(*), sum(seconds) FROM metric_deltas
+WHERE id <= ? GROUP BY 1, 2, 3, 4
+ON CONFLICT (family, workflow, outcome, bucket) DO UPDATE SET
+n = metric_totals.n + excluded.n, seconds = metric_totals.seconds + excluded.seconds
+
+-- name: metric_fold_drop
+-- Delete the deltas just folded.
+DELETE FROM metric_deltas WHERE id <= ?
+
+
+-- ====================================================================== traces
+
+-- name: trace_lineage
+-- A run's ancestors, nearest first (depth 0: the run itself), each with the task run that
+-- started it and that task run's run and lease epoch (NULL for the top-level run).
+WITH RECURSIVE up (depth, id, parent) AS (
+SELECT 0, id, parent_task_run_id FROM runs WHERE id = ?
+UNION ALL
+SELECT up.depth + 1, r.id, r.parent_task_run_id FROM up
+JOIN task_runs t ON t.id = up.parent JOIN runs r ON r.id = t.run_id WHERE up.depth < 64
+) SELECT up.depth, up.id, up.parent, t.run_id AS parent_run_id, t.lease_epoch AS parent_epoch
+FROM up LEFT JOIN task_runs t ON t.id = up.parent ORDER BY up.depth
+

@@ -7,18 +7,25 @@ or runs it lists. `postgres.reads.PostgresReads` reads the history up to its fee
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from orchestrion.errors import NotFound
 from orchestrion.store.records import (
+    DURATION_BUCKETS,
+    ActiveCount,
     AttemptRecord,
+    EndedCount,
     EventRecord,
     LogRecord,
+    MetricsSnapshot,
+    QueueDepth,
     QueueLimit,
     RunFilter,
     RunMark,
     RunRecord,
+    ScheduleLag,
     TaskRunRecord,
     WorkerRecord,
 )
@@ -28,7 +35,22 @@ from orchestrion.store.sql.database import Database
 from orchestrion.store.sql.named import marks, where
 from orchestrion.store.sql.queries import Q
 
-__all__ = ["Read", "SqlReads", "get_run", "run_id_floor", "runs_page"]
+__all__ = ["BUCKET", "Read", "SqlReads", "get_run", "run_id_floor", "runs_page"]
+
+
+def bucket_case(bounds: Sequence[float]) -> str:
+    """SQL for the index of the histogram bucket a ``seconds`` column falls in."""
+    whens = " ".join(f"WHEN seconds <= {bound!r} THEN {i}" for i, bound in enumerate(bounds))
+    return f"CASE {whens} ELSE {len(bounds)} END"
+
+
+#: The duration bucket of a metric delta's ``seconds`` (`metric_ended`, `metric_fold`).
+BUCKET: Final = bucket_case(DURATION_BUCKETS)
+METRIC_ENDED: Final = Q.metric_ended.fill(bucket=BUCKET)
+ENDED: Final = rows.row_reader(EndedCount)
+ACTIVE: Final = rows.row_reader(ActiveCount)
+QUEUE_DEPTH: Final = rows.row_reader(QueueDepth)
+SCHEDULE_LAG: Final = rows.row_reader(ScheduleLag)
 
 #: Workflows per UNION ALL statement: SQLite allows at most 500 compound terms.
 _CHUNK = 200
@@ -133,6 +155,22 @@ class SqlReads:
 
     def queue_limits(self, *, now: float) -> list[QueueLimit]:
         return [rows.QUEUE_LIMIT(r) for r in self._db.read(Q.queue_limits, (now,))]
+
+    def metrics(self, *, now: float, alive_since: float) -> MetricsSnapshot:
+        read = self._db.read
+        started = time.perf_counter()
+        read(Q.metric_ping)
+        db_seconds = time.perf_counter() - started
+        return MetricsSnapshot(
+            taken_at=now,
+            ended=tuple(ENDED(r) for r in read(METRIC_ENDED)),
+            active_runs=tuple(ACTIVE(r) for r in read(Q.metric_active_runs)),
+            queues=tuple(QUEUE_DEPTH(r) for r in read(Q.metric_queues, (now,))),
+            running={r["worker"]: int(r["n"]) for r in read(Q.metric_running)},
+            workers=tuple(rows.WORKER(r) for r in read(Q.metric_workers, (alive_since,))),
+            schedules=tuple(SCHEDULE_LAG(r) for r in read(Q.metric_schedules)),
+            db_seconds=db_seconds,
+        )
 
     # ------------------------------------------------------------------ web UI pages (batched)
 

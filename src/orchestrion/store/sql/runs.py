@@ -13,21 +13,33 @@ import functools
 import json
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import TaskEvent, TaskState
-from orchestrion.store.records import Claim, FinishResult, LogLine, Outcome, RunRecord, WorkerRecord
+from orchestrion.store.records import (
+    Claim,
+    FinishResult,
+    LogLine,
+    Outcome,
+    RunRecord,
+    TraceLineage,
+    WorkerRecord,
+)
 from orchestrion.store.sql import lifecycle, marking, rerun
 from orchestrion.store.sql.advance import Advance
 from orchestrion.store.sql.claim import Claimed
 from orchestrion.store.sql.database import Database
 from orchestrion.store.sql.lifecycle import new_run_id
 from orchestrion.store.sql.queries import Q
-from orchestrion.store.sql.reads import get_run
+from orchestrion.store.sql.reads import BUCKET, get_run
 from orchestrion.store.sql.routing import route_filter
 
 __all__ = ["SqlRuns"]
+
+
+#: Fold the metric deltas up to an id (the bucket expression filled once).
+_FOLD: Final = Q.metric_fold.fill(bucket=BUCKET)
 
 
 class SqlRuns(abc.ABC):
@@ -259,6 +271,31 @@ class SqlRuns(abc.ABC):
 
         return self._db.transact(now, fn)
 
+    def trace_lineage(self, run_id: str) -> TraceLineage:
+        run = get_run(self._db.read, run_id)
+        chain = self._db.read(Q.trace_lineage, (run.id,))
+        first = chain[0]
+        return TraceLineage(
+            run=run,
+            root_run_id=chain[-1]["id"],
+            parent_run_id=first["parent_run_id"],
+            parent_task_run_id=first["parent"],
+            parent_epoch=first["parent_epoch"],
+        )
+
+    def fold_metrics(self, *, now: float, limit: int = 5000) -> int:
+        # An id range is a batch only where writers are serialised (SQLite): no delta
+        # below `upto` can commit after this transaction read it. PostgreSQL overrides.
+        def fn(adv: Advance) -> int:
+            upto = adv.tx.execute(Q.metric_fold_upto, (limit,)).fetchone()["upto"]
+            if upto is None:
+                return 0
+            folded = int(adv.tx.execute(_FOLD, (upto,)).rowcount)
+            adv.tx.execute(Q.metric_fold_drop, (upto,))
+            return folded
+
+        return self._db.transact(now, fn)
+
     # ------------------------------------------------------------------ workers and their logs
 
     def register_worker(self, worker: WorkerRecord) -> None:
@@ -274,6 +311,7 @@ class SqlRuns(abc.ABC):
                 worker.heartbeat_at,
                 worker.state,
                 json.dumps(dict(worker.labels), sort_keys=True),
+                worker.slots,
             ),
         )
 
