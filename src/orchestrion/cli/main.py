@@ -33,14 +33,17 @@ COMMANDS: dict[str, str] = {
     "run": "run_cmd",
     "runs": "runs_cmd",
     "scheduler": "services",
+    "schedules": "ops_cmd",
     "schema": "run_cmd",
     "secrets": "secrets_cmd",
     "server": "services",
+    "tasks": "ops_cmd",
     "tokens": "accounts_cmd",
     "trigger": "triggers_cmd",
     "users": "accounts_cmd",
     "validate": "run_cmd",
     "worker": "services",
+    "workers": "ops_cmd",
     "workflows": "workflows_cmd",
 }
 
