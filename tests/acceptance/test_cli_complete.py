@@ -198,3 +198,55 @@ def test_queues_honour_server(s: Setup) -> None:
     s.remote("queues", "clear-limit", "gpu")
     s.local("queues", "clear-limit", "cpu")
     assert same_json(s, "queues", "list") == []
+
+
+WIDE = """\
+from orchestrion.spec.python import task, workflow
+
+
+@task
+def numbers(n: int) -> list[int]:
+    return list(range(n))
+
+
+@task
+def check(x: int) -> int:
+    if x % 1000 == 7:
+        raise ValueError(f"item {x} is bad")
+    return x
+
+
+@workflow
+def wide(n: int = 3000):
+    check.map(numbers(n))
+"""
+
+
+def test_a_big_mapped_run_is_summarised_and_its_json_is_every_row(s: Setup) -> None:
+    (s.work / "wide.py").write_text(WIDE)
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrion.cli.main", "run", "wide.py", "-q", "--db", s.db],
+        cwd=s.work,
+        env=s.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    lines = done.stdout.splitlines()
+    assert len(lines) < 40, done.stdout  # not 3,000 rows
+    assert "check: 3,000 mapped items (2,997 succeeded, 3 failed)" in done.stdout, done.stdout
+    for bad in ("check[7]", "check[1007]", "check[2007]"):
+        assert bad in done.stdout and f"item {bad[6:-1]} is bad" in done.stdout
+    run_id = next(line.split()[2] for line in lines if " run " in line and "failed" in line)
+
+    here, there = both(s, "runs", "show", run_id)
+    assert here == there, (here, there)
+    assert len(here.splitlines()) < 60 and "check[1007]" in here and "--all" in here
+    every = s.local("runs", "show", run_id, "--all").stdout
+    assert len(every.splitlines()) > 6000  # every item and every attempt
+    rows = same_json(s, "runs", "show", run_id)
+    assert len(rows["task_runs"]) == 2 + 3000 and rows["run"]["state"] == "failed"
+    failed = [t["map_index"] for t in rows["task_runs"] if t["state"] == "failed"]
+    assert failed == [-1, 7, 1007, 2007]  # the group and its failed items
