@@ -23,9 +23,11 @@ COMMANDS: dict[str, str] = {
     "audit": "accounts_cmd",
     "backfill": "triggers_cmd",
     "cancel": "runs_cmd",
+    "completion": "tools_cmd",
     "db": "db_cmd",
     "deploy": "services",
     "events": "triggers_cmd",
+    "init": "tools_cmd",
     "logs": "runs_cmd",
     "queues": "queues_cmd",
     "rerun": "run_cmd",
@@ -95,4 +97,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # The variable `orchestrion completion` scripts set, also under ``python -m`` (whose
+    # program name would otherwise make it ``_PYTHON__M_ORCHESTRION.CLI.MAIN_COMPLETE``).
+    main(complete_var="_ORCHESTRION_COMPLETE")
