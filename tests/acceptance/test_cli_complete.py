@@ -246,6 +246,9 @@ def test_a_big_mapped_run_is_summarised_and_its_json_is_every_row(s: Setup) -> N
     assert len(here.splitlines()) < 60 and "check[1007]" in here and "--all" in here
     every = s.local("runs", "show", run_id, "--all").stdout
     assert len(every.splitlines()) > 6000  # every item and every attempt
+    assert same_json(s, "runs", "list", "-w", "wide")[0]["id"] == run_id
+    here, there = both(s, "runs", "list")
+    assert here == there and run_id in here
     rows = same_json(s, "runs", "show", run_id)
     assert len(rows["task_runs"]) == 2 + 3000 and rows["run"]["state"] == "failed"
     failed = [t["map_index"] for t in rows["task_runs"] if t["state"] == "failed"]

@@ -51,7 +51,7 @@ def runs_list(
     output: str,
 ) -> None:
     """Recent runs, newest first."""
-    from orchestrion.cli.render import dump_json, runs_table
+    from orchestrion.cli.render import runs_table
 
     with reader(db, server) as source:
         found = source.list_runs(
@@ -62,10 +62,14 @@ def runs_list(
                 before=before,
             )
         )
-        if output == "json":
-            console.print_json(dump_json(found))
-        else:
-            console.print(runs_table(found))
+    if output == "json":
+        from orchestrion.api.wire import RUN
+        from orchestrion.cli.render import as_shown
+
+        # without the fields the API does not carry: the same locally and with --server
+        click.echo(json.dumps(list(map(as_shown(RUN), found)), indent=2, default=str))
+    else:
+        console.print(runs_table(found))
 
 
 @runs.command("show")

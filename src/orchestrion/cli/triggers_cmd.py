@@ -133,8 +133,8 @@ class _CreateByDefault(click.Group):
 
 @click.group(cls=_CreateByDefault)
 def backfill() -> None:
-    """Backfills: runs for a schedule's past times. ``backfill WORKFLOW --from .. --to ..``
-    is ``backfill create``."""
+    """Backfills: runs for a schedule's past times (backfill WORKFLOW --from .. --to ..
+    is short for backfill create)."""
 
 
 @backfill.command("create")
