@@ -23,9 +23,11 @@ COMMANDS: dict[str, str] = {
     "audit": "accounts_cmd",
     "backfill": "triggers_cmd",
     "cancel": "runs_cmd",
+    "completion": "tools_cmd",
     "db": "db_cmd",
     "deploy": "services",
     "events": "triggers_cmd",
+    "init": "tools_cmd",
     "logs": "runs_cmd",
     "queues": "queues_cmd",
     "rerun": "run_cmd",
@@ -33,14 +35,17 @@ COMMANDS: dict[str, str] = {
     "run": "run_cmd",
     "runs": "runs_cmd",
     "scheduler": "services",
+    "schedules": "ops_cmd",
     "schema": "run_cmd",
     "secrets": "secrets_cmd",
     "server": "services",
+    "tasks": "ops_cmd",
     "tokens": "accounts_cmd",
     "trigger": "triggers_cmd",
     "users": "accounts_cmd",
     "validate": "run_cmd",
     "worker": "services",
+    "workers": "ops_cmd",
     "workflows": "workflows_cmd",
 }
 
@@ -92,4 +97,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # The variable `orchestrion completion` scripts set, also under ``python -m`` (whose
+    # program name would otherwise make it ``_PYTHON__M_ORCHESTRION.CLI.MAIN_COMPLETE``).
+    main(complete_var="_ORCHESTRION_COMPLETE")

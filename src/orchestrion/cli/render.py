@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import json
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, is_dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -13,7 +16,26 @@ from rich.text import Text
 
 from orchestrion.store.records import AttemptRecord, EventRecord, RunRecord, TaskRunRecord
 
-__all__ = ["Progress", "attempts_table", "dump_json", "runs_table", "task_runs_table"]
+if TYPE_CHECKING:  # `orchestrion run` loads no API module (tests/unit/test_startup_imports.py)
+    from orchestrion.api.wire import Wire
+
+__all__ = [
+    "Progress",
+    "as_shown",
+    "attempts_table",
+    "dump_json",
+    "runs_table",
+    "stream_json",
+    "summarise",
+    "task_runs_table",
+]
+
+#: A mapped task with more items than this is summarised rather than listed item by item.
+MAPPED_DETAIL = 20
+#: How many failed items of a summarised mapped task are listed.
+FAILURES_SHOWN = 10
+#: How many of the slowest items of a summarised mapped task are listed.
+SLOWEST_SHOWN = 5
 
 STATE_STYLE = {
     "succeeded": "green",
@@ -92,6 +114,43 @@ def task_runs_table(task_runs: list[TaskRunRecord]) -> Table:
     return table
 
 
+def summarise(
+    task_runs: Sequence[TaskRunRecord], slowest: int = SLOWEST_SHOWN
+) -> tuple[list[TaskRunRecord], list[str]]:
+    """The task runs worth a table row, and a note per summarised mapped task.
+
+    A mapped task of more than `MAPPED_DETAIL` items keeps its group row, its failed items
+    (the first `FAILURES_SHOWN`) and its `slowest` slowest; the note counts its items by
+    state. A 10,000-item run is then a screenful, not 10,003 rows."""
+    items: dict[str, list[TaskRunRecord]] = {}
+    for tr in task_runs:
+        if tr.map_index >= 0:
+            items.setdefault(tr.task_name, []).append(tr)
+    big = {name: group for name, group in items.items() if len(group) > MAPPED_DETAIL}
+    keep: set[int] = set()
+    notes = []
+    for name, group in big.items():
+        failed = [tr for tr in group if tr.state.value == "failed"]
+        timed = [tr for tr in group if tr.started_at is not None and tr.finished_at is not None]
+        slow = heapq.nlargest(
+            slowest, timed, key=lambda tr: (tr.finished_at or 0) - (tr.started_at or 0)
+        )
+        keep.update(tr.id for tr in failed[:FAILURES_SHOWN] + slow)
+        counts = Counter(tr.state.value for tr in group)
+        by_state = ", ".join(f"{n:,} {state}" for state, n in counts.most_common())
+        shown = f"the {len(slow)} slowest"
+        if failed:
+            more = len(failed) - FAILURES_SHOWN
+            shown = (
+                f"{min(len(failed), FAILURES_SHOWN)} failed"
+                + (f" ({more:,} more not shown)" if more > 0 else "")
+                + f" and {shown}"
+            )
+        notes.append(f"{name}: {len(group):,} mapped items ({by_state}); rows shown: {shown}")
+    rows = [tr for tr in task_runs if tr.map_index < 0 or tr.task_name not in big or tr.id in keep]
+    return rows, notes
+
+
 def attempts_table(attempts: list[AttemptRecord], names: dict[int, str]) -> Table:
     """A run's attempts as a table, naming each attempt's task by `names` (task run id -> name)."""
     table = Table(box=None, header_style="bold")
@@ -123,6 +182,49 @@ def dump_json(value: Any) -> str:
     elif is_dataclass(value) and not isinstance(value, type):
         value = asdict(value)
     return json.dumps(value, default=default, indent=2)
+
+
+def _plain(value: Any) -> Any:
+    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
+
+
+def _indented(value: Any, indent: int) -> str:
+    text = json.dumps(_plain(value), default=str, indent=2, ensure_ascii=False)
+    return text.replace("\n", "\n" + " " * indent)  # JSON strings hold no raw newline
+
+
+def as_shown(wire: Wire[Any]) -> Callable[[Any], dict[str, Any]]:
+    """A record as ``-o json`` prints it: its fields (as `asdict`) but those its API `wire`
+    does not carry (leases, deadlines: the server's bookkeeping), so that a command prints
+    the same locally and with ``--server``."""
+    from orchestrion.api.wire import GIVEN
+
+    dropped = {name for name, default in wire.hidden.items() if default is not GIVEN}
+
+    def shown(record: Any) -> dict[str, Any]:
+        return {k: v for k, v in asdict(record).items() if k not in dropped}
+
+    return shown
+
+
+def stream_json(write: Callable[[str], Any], fields: Sequence[tuple[str, Any]]) -> None:
+    """Write the JSON object of `fields` (key, value) piece by piece, as
+    ``json.dumps(..., indent=2)`` would print it. A value that is an iterator is written one
+    item at a time: a 100,000-item run's rows never become one string in memory (nor rich's
+    parsed and re-highlighted copy of it)."""
+    write("{")
+    for i, (key, value) in enumerate(fields):
+        write(("," if i else "") + "\n  " + json.dumps(key) + ": ")
+        if not isinstance(value, Iterator):
+            write(_indented(value, 2))
+            continue
+        first = True
+        write("[")
+        for item in value:
+            write(("" if first else ",") + "\n    " + _indented(item, 4))
+            first = False
+        write("]" if first else "\n  ]")
+    write("\n}\n")
 
 
 class Progress:

@@ -222,15 +222,30 @@ def _pick(specs: list[Any], name: str | None, path: str) -> Any:
 
 
 def _summary(app: App, run_id: str, output: str) -> None:
-    from orchestrion.cli.render import dump_json, state_text, task_runs_table, took
+    """The finished run: its task runs, a big mapped task summarised (`render.summarise`);
+    with -o json every row, streamed."""
+    from orchestrion.cli.render import (
+        as_shown,
+        state_text,
+        stream_json,
+        summarise,
+        task_runs_table,
+        took,
+    )
 
     run = app.runs.get_run(run_id)
     task_runs = app.runs.task_runs(run_id)
     if output == "json":
-        console.print_json(dump_json({"run": run, "task_runs": task_runs}))
+        from orchestrion.api.wire import RUN, TASK_RUN
+
+        rows = map(as_shown(TASK_RUN), task_runs)
+        stream_json(sys.stdout.write, [("run", as_shown(RUN)(run)), ("task_runs", rows)])
         return
     console.print()
-    console.print(task_runs_table(task_runs))
+    shown, notes = summarise(task_runs)
+    console.print(task_runs_table(shown))
+    for note in notes:
+        console.print(note, markup=False, style="dim")
     console.print()
     line = state_text(run.state.value)
     line.append(f"  run {run.id} in {took(run.started_at, run.finished_at)}", style="")

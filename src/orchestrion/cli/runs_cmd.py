@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import click
 from rich.markup import escape
 
 from orchestrion.cli.common import (
+    RunReader,
     console,
     db_option,
     errors,
@@ -20,7 +23,7 @@ from orchestrion.cli.common import (
 )
 from orchestrion.errors import IllegalTransition
 from orchestrion.states import RunState
-from orchestrion.store.records import RunFilter
+from orchestrion.store.records import RunFilter, RunRecord
 
 __all__ = ["cancel", "logs", "runs"]
 
@@ -48,7 +51,7 @@ def runs_list(
     output: str,
 ) -> None:
     """Recent runs, newest first."""
-    from orchestrion.cli.render import dump_json, runs_table
+    from orchestrion.cli.render import runs_table
 
     with reader(db, server) as source:
         found = source.list_runs(
@@ -59,48 +62,84 @@ def runs_list(
                 before=before,
             )
         )
-        if output == "json":
-            console.print_json(dump_json(found))
-        else:
-            console.print(runs_table(found))
+    if output == "json":
+        from orchestrion.api.wire import RUN
+        from orchestrion.cli.render import as_shown
+
+        # without the fields the API does not carry: the same locally and with --server
+        click.echo(json.dumps(list(map(as_shown(RUN), found)), indent=2, default=str))
+    else:
+        console.print(runs_table(found))
 
 
 @runs.command("show")
 @click.argument("run_id")
+@click.option("--all", "every_item", is_flag=True, help="Every mapped item, not a summary.")
 @db_option
 @server_option
 @output_option
-def runs_show(run_id: str, db: str | None, server: str | None, output: str) -> None:
-    """Every task run and attempt of a run, with timings, results and errors."""
-    from orchestrion.cli.render import attempts_table, dump_json, state_text, task_runs_table, when
+def runs_show(
+    run_id: str, every_item: bool, db: str | None, server: str | None, output: str
+) -> None:
+    """Every task run and attempt of a run, with timings, results and errors. A mapped task
+    of many items is summarised: its counts by state, its failures and its slowest items
+    (--all lists every item; -o json always has every row)."""
+    from orchestrion.cli.render import (
+        attempts_table,
+        state_text,
+        summarise,
+        task_runs_table,
+        when,
+    )
 
     with reader(db, server) as source:
         run = source.get_run(run_id)
-        task_runs = source.task_runs(run.id)
-        attempts = source.attempts(run.id)
         if output == "json":
-            console.print_json(
-                dump_json({"run": run, "task_runs": task_runs, "attempts": attempts})
-            )
+            _stream_run(source, run)
             return
-        header = state_text(run.state.value)
-        console.print(f"[bold]run {run.id}[/]  workflow {run.workflow} ({run.version})")
-        console.print(header)
-        console.print(
-            f"created {when(run.created_at)}  finished {when(run.finished_at)}"
-            f"  trigger {run.trigger}"
-        )
-        console.print(f"params {json.dumps(run.params)}", markup=False)
-        if run.error:
-            console.print(f"[red]error: {escape(run.error)}[/]")
-        console.print()
-        console.print(task_runs_table(task_runs))
-        console.print()
-        names = {
-            tr.id: (f"{tr.task_name}[{tr.map_index}]" if tr.map_index >= 0 else tr.task_name)
-            for tr in task_runs
-        }
-        console.print(attempts_table(attempts, names))
+        task_runs = source.task_runs(run.id)
+        total = len(task_runs)
+        shown, notes = (task_runs, []) if every_item else summarise(task_runs)
+        del task_runs  # a big run's rows are let go before its attempts are read
+        attempts = source.attempts(run.id)
+    console.print(f"[bold]run {run.id}[/]  workflow {run.workflow} ({run.version})")
+    console.print(state_text(run.state.value))
+    console.print(
+        f"created {when(run.created_at)}  finished {when(run.finished_at)}  trigger {run.trigger}"
+    )
+    console.print(f"params {json.dumps(run.params)}", markup=False)
+    if run.error:
+        console.print(f"[red]error: {escape(run.error)}[/]")
+    console.print()
+    console.print(task_runs_table(shown))
+    for note in notes:
+        console.print(note, markup=False, style="dim")
+    console.print()
+    names = {
+        tr.id: (f"{tr.task_name}[{tr.map_index}]" if tr.map_index >= 0 else tr.task_name)
+        for tr in shown
+    }
+    console.print(attempts_table([a for a in attempts if a.task_run_id in names], names))
+    if len(names) < total:
+        left = sum(1 for a in attempts if a.task_run_id not in names)
+        console.print(f"({left:,} attempts of the items not shown: --all)", style="dim")
+
+
+def _stream_run(source: RunReader, run: RunRecord) -> None:
+    """A run's JSON, its rows written as they are shown: the task runs are fetched, written
+    and let go before the attempts are fetched, so the peak holds one of the two lists."""
+    from orchestrion.api.wire import ATTEMPT, RUN, TASK_RUN
+    from orchestrion.cli.render import as_shown, stream_json
+
+    def rows(fetch: Callable[[str], list[Any]], shown: Callable[[Any], Any]) -> Iterator[Any]:
+        yield from map(shown, fetch(run.id))
+
+    fields = [
+        ("run", as_shown(RUN)(run)),
+        ("task_runs", rows(source.task_runs, as_shown(TASK_RUN))),
+        ("attempts", rows(source.attempts, as_shown(ATTEMPT))),
+    ]
+    stream_json(sys.stdout.write, fields)
 
 
 @click.command()

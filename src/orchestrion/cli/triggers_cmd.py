@@ -1,8 +1,8 @@
-"""Commands that start runs: `trigger`, `backfill`, `events send`.
+"""Commands that start runs: `trigger`, `backfill` (create, list, show, cancel), `events send`.
 
-`trigger` and `events send` talk to a server's API when one is configured (``--server``
-or ``ORCHESTRION_SERVER``); otherwise they write to the local database, where any worker
-on it picks the runs up.
+They talk to a server's API when one is configured (``--server`` or
+``ORCHESTRION_SERVER``); otherwise they write to the local database, where any worker on
+it picks the runs up. Backfills print the API's JSON view either way.
 """
 
 from __future__ import annotations
@@ -10,13 +10,27 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import asdict
+from typing import Any
+from urllib.parse import quote
 
 import click
+from rich.markup import escape
+from rich.table import Table
 
 from orchestrion.app import App
 from orchestrion.app.settings import Settings
-from orchestrion.cli.common import api_request, cli_actor
+from orchestrion.cli.common import (
+    api_request,
+    cli_actor,
+    db_option,
+    opened,
+    output_option,
+    remote,
+    server_option,
+)
 from orchestrion.cli.credentials import auth_headers
+from orchestrion.cli.render import state_text, when
 from orchestrion.cli.services import console, errors
 from orchestrion.errors import OrchestrionError
 
@@ -106,15 +120,34 @@ def _waitapi_request(server: str, run_id: str) -> str:
             time.sleep(0.5)
 
 
-@click.command()
+class _CreateByDefault(click.Group):
+    """A group whose first argument, when it names no subcommand, is the `create`
+    subcommand's: ``backfill WF --from ..`` stays ``backfill create WF --from ..``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Click's, with ``create`` put first when the first argument is not a subcommand."""
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["create", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_CreateByDefault)
+def backfill() -> None:
+    """Backfills: runs for a schedule's past times (backfill WORKFLOW --from .. --to ..
+    is short for backfill create)."""
+
+
+@backfill.command("create")
 @click.argument("workflow")
 @click.option("--from", "start", required=True, help="First nominal date or datetime.")
 @click.option("--to", "end", required=True, help="Last nominal date (inclusive) or datetime.")
 @click.option("--schedule", default=None, help="Which schedule, when there are several.")
 @click.option("--max-active", default=1, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--dry-run", is_flag=True, help="Show the runs it would create; create none.")
-@click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
-def backfill(
+@db_option
+@server_option
+@output_option
+def create(
     workflow: str,
     start: str,
     end: str,
@@ -122,22 +155,130 @@ def backfill(
     max_active: int,
     dry_run: bool,
     db: str | None,
+    server: str | None,
+    output: str,
 ) -> None:
     """Runs for every nominal schedule time in a range, paced by the scheduler."""
-    try:
-        with App(Settings.from_env(db=db), actor=cli_actor()) as app:
+    if server is None:
+        with opened(db) as app:
             record = app.triggers.create_backfill(
                 workflow, start, end, schedule=schedule, max_active=max_active, dry_run=dry_run
             )
-    except OrchestrionError as exc:
-        errors.print(f"[red]error:[/] {exc}", markup=True)
-        sys.exit(2)
+            view = asdict(record)
+    else:
+        body = {
+            "workflow": workflow,
+            "start": start,
+            "end": end,
+            "schedule": schedule,
+            "max_active": max_active,
+            "dry_run": dry_run,
+        }
+        with remote(server) as api:
+            view = dict(api.call("POST", "/api/v1/backfills", json=body))
+    if output == "json":
+        click.echo(json.dumps(view, indent=2))
+        return
     verb = "would create" if dry_run else "will create"
     console.print(
-        f"backfill {record.id}: {verb} {record.total} runs of {workflow}"
-        f" ({record.state}, at most {max_active} at once)",
+        f"backfill {view['id']}: {verb} {view['total']} runs of {workflow}"
+        f" ({view['state']}, at most {max_active} at once)",
         markup=False,
     )
+
+
+def _backfills(db: str | None, server: str | None, verb: str, arg: str | None) -> Any:
+    """`verb` (list, show, cancel) on the local database or the server: the API's JSON."""
+    if server is not None:
+        with remote(server) as api:
+            if verb == "list":
+                return api.call(
+                    "GET", "/api/v1/backfills", params={"workflow": arg} if arg else None
+                )
+            path = f"/api/v1/backfills/{quote(arg or '')}"
+            return api.call("POST", f"{path}/cancel") if verb == "cancel" else api.call("GET", path)
+    with opened(db) as app:
+        if verb == "list":
+            return [asdict(b) for b in app.triggers.list_backfills(arg)]
+        assert arg is not None
+        if verb == "cancel":
+            app.triggers.get_backfill(arg)  # an unknown id is NotFound, not a no-op
+            app.triggers.cancel_backfill(arg)
+        return asdict(app.triggers.get_backfill(arg))
+
+
+def _counts(view: dict[str, Any]) -> str:
+    return ", ".join(f"{n} {state}" for state, n in sorted(view["counts"].items())) or "-"
+
+
+@backfill.command("list")
+@click.option("--workflow", "-w", default=None, help="Only this workflow's backfills.")
+@db_option
+@server_option
+@output_option
+def list_backfills(workflow: str | None, db: str | None, server: str | None, output: str) -> None:
+    """Backfills, newest first, with how many of their runs are in each state."""
+    rows = _backfills(db, server, "list", workflow)
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("BACKFILL", "WORKFLOW", "STATE", "CREATED", "MAX ACTIVE", "RUNS", "STARTED"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            escape(r["id"]),
+            escape(r["workflow"]),
+            state_text(r["state"]),
+            f"{r['created']}/{r['total']}",
+            str(r["max_active"]),
+            _counts(r),
+            when(r["created_at"]),
+        )
+    console.print(table)
+
+
+def _print_backfill(view: dict[str, Any]) -> None:
+    console.print(f"backfill {view['id']}  {view['state']}", markup=False)
+    for label, value in (
+        ("workflow", f"{view['workflow']} ({view['version']})"),
+        ("schedule", view["schedule_key"]),
+        ("range", f"{when(view['start'])} .. {when(view['end'])}"),
+        ("created", f"{view['created']} of {view['total']} runs"),
+        ("max active", view["max_active"]),
+        ("runs", _counts(view)),
+        ("started", when(view["created_at"])),
+        ("finished", when(view["finished_at"])),
+    ):
+        console.print(f"  {label:<11} {value}", markup=False)
+
+
+@backfill.command("show")
+@click.argument("backfill_id")
+@db_option
+@server_option
+@output_option
+def show_backfill(backfill_id: str, db: str | None, server: str | None, output: str) -> None:
+    """One backfill: its range, progress and its runs' states."""
+    view = _backfills(db, server, "show", backfill_id)
+    if output == "json":
+        click.echo(json.dumps(view, indent=2))
+        return
+    _print_backfill(view)
+
+
+@backfill.command("cancel")
+@click.argument("backfill_id")
+@db_option
+@server_option
+@output_option
+def cancel_backfill(backfill_id: str, db: str | None, server: str | None, output: str) -> None:
+    """Stop a backfill: it creates no more runs and its unfinished runs are canceled."""
+    view = _backfills(db, server, "cancel", backfill_id)
+    if output == "json":
+        click.echo(json.dumps(view, indent=2))
+        return
+    _print_backfill(view)
 
 
 @click.group()
