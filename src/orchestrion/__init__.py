@@ -17,7 +17,7 @@ from orchestrion.errors import (
     TaskError,
     TaskTimeout,
 )
-from orchestrion.spec.python import http, shell, task, workflow
+from orchestrion.spec.python import http, publish, shell, task, workflow
 from orchestrion.worker.context import TaskContext
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ __all__ = [
     "TaskError",
     "TaskTimeout",
     "http",
+    "publish",
     "shell",
     "task",
     "workflow",

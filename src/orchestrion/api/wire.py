@@ -23,6 +23,7 @@ from typing import Any, Final, Generic, TypeVar
 from orchestrion.states import RunState, TaskState
 from orchestrion.store.records import (
     AttemptRecord,
+    ConnectionRecord,
     EventRecord,
     LogRecord,
     RunRecord,
@@ -33,6 +34,7 @@ from orchestrion.store.records import (
 
 __all__ = [
     "ATTEMPT",
+    "CONNECTION",
     "EVENT",
     "GIVEN",
     "LOG_LINE",
@@ -169,3 +171,4 @@ EVENT: Final = Wire(record=EventRecord)
 LOG_LINE: Final = Wire(record=LogRecord, renames={"task_name": "task"}, hidden={"run_id": GIVEN})
 WORKER: Final = Wire(record=WorkerRecord)
 SECRET: Final = Wire(record=SecretMeta)
+CONNECTION: Final = Wire(record=ConnectionRecord)

@@ -27,6 +27,7 @@ from orchestrion.triggers.scheduler import Scheduler
 from orchestrion.worker.executor_choice import executor_from_name
 from orchestrion.worker.executors import Executor
 from orchestrion.worker.loop import Worker, WorkerSettings
+from orchestrion.worker.publish import ConnectionResolver
 from orchestrion.worker.secrets import HIDDEN_ENV, SecretResolver
 from orchestrion.worker.sizing import DEFAULT_CONCURRENCY, default_concurrency
 
@@ -87,9 +88,12 @@ def hide_master_key() -> None:
 class Runtime(Facet):
     """Builds the long-running parts over an open App."""
 
-    def __init__(self, core: Core, *, secrets: SecretResolver) -> None:
+    def __init__(
+        self, core: Core, *, secrets: SecretResolver, connections: ConnectionResolver
+    ) -> None:
         super().__init__(core)
         self._secrets = secrets
+        self._connections = connections
 
     @contextlib.contextmanager
     def worker(self, plan: WorkerPlan, *, grace: float) -> Iterator[Worker]:
@@ -111,6 +115,7 @@ class Runtime(Facet):
             self.clock,
             secrets=self._secrets,
             executor=plan.executor,
+            connections=self._connections,
         )
         worker.start()
         try:
@@ -181,6 +186,7 @@ class Runtime(Facet):
             ),
             self.clock,
             secrets=self._secrets,
+            connections=self._connections,
         )
         housekeeping = Maintenance(self.store.runs, self.clock, every=1.0)
         worker.start()

@@ -351,6 +351,7 @@ def schema() -> None:
 def _register_service_commands() -> None:
     from orchestrion.cli import (
         accounts_cmd,
+        connections_cmd,
         db_cmd,
         queues_cmd,
         runs_cmd,
@@ -365,6 +366,7 @@ def _register_service_commands() -> None:
     triggers_cmd.register(main)
     accounts_cmd.register(main)
     secrets_cmd.register(main)
+    connections_cmd.register(main)
     db_cmd.register(main)
     queues_cmd.register(main)
     workflows_cmd.register(main)

@@ -25,6 +25,7 @@ from orchestrion.errors import CycleError
 from orchestrion.spec.actions import (
     Action,
     HttpAction,
+    PublishAction,
     PythonAction,
     ShellAction,
     SubWorkflowAction,
@@ -63,6 +64,7 @@ __all__ = [
     "InputSpec",
     "ParamSpec",
     "ParamType",
+    "PublishAction",
     "PythonAction",
     "RetryPolicy",
     "ScheduleSpec",

@@ -27,6 +27,7 @@ __all__ = [
     "AuditRecord",
     "BackfillRecord",
     "Claim",
+    "ConnectionRecord",
     "EventReceipt",
     "EventRecord",
     "FinishResult",
@@ -483,6 +484,29 @@ class SealedRow:
 
     def __repr__(self) -> str:  # the ciphertext is harmless, but keeps logs short
         return f"SealedRow({self.namespace}/{self.name}, key_id={self.key_id!r})"
+
+
+# ------------------------------------------------------------ broker connections
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionRecord:
+    """A named broker connection of a namespace. It holds no credential: `password_secret`
+    names a secret of the same namespace, opened only where the connection is made."""
+
+    namespace: str
+    name: str
+    #: ``redis``, ``rabbitmq``, ``nats`` or ``mqtt``.
+    kind: str
+    #: Where the broker is, without a password (``amqp://host:5672/vhost``).
+    url: str
+    username: str | None = None
+    #: The secret (same namespace) holding the password or token.
+    password_secret: str | None = None
+    #: TLS options: ``enabled``, ``ca_file``, ``cert_file``, ``key_file``, ``insecure``.
+    tls: Mapping[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
 
 
 # ------------------------------------------------------------ read models

@@ -1,5 +1,5 @@
-"""Events, workers and backfills. They keep themselves current: their live part is fetched
-again (`/fragments/...`) when the event stream moves."""
+"""Events, workers, backfills and connections. The first three keep themselves current:
+their live part is fetched again (`/fragments/...`) when the event stream moves."""
 
 from __future__ import annotations
 
@@ -129,3 +129,15 @@ def backfills_fragment(request: Request) -> Response:
 def _backfills(request: Request) -> list[BackfillRecord]:
     scope = scope_of(request)
     return [b for b in app_of(request).triggers.list_backfills() if scope.workflow(b.workflow)]
+
+
+@router.get("/connections")
+@rule(Action.READ, targets.anywhere)
+def connections(request: Request) -> Response:
+    scope = scope_of(request)
+    found = [
+        c for c in app_of(request).connections.list_connections() if scope.namespace(c.namespace)
+    ]
+    return render(
+        request, "connections.html", nav="connections", title="Connections", connections=found
+    )

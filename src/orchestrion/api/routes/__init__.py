@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from orchestrion.api.routes import (
     accounts,
     code,
+    connections,
     queues,
     runs,
     secrets,
@@ -19,5 +20,16 @@ from orchestrion.api.routes import (
 __all__ = ["router"]
 
 router = APIRouter()
-for _module in (code, workflows, runs, system, stream, triggers, accounts, secrets, queues):
+for _module in (
+    code,
+    workflows,
+    runs,
+    system,
+    stream,
+    triggers,
+    accounts,
+    secrets,
+    connections,
+    queues,
+):
     router.include_router(_module.router)

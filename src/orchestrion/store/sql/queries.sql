@@ -900,6 +900,36 @@ WHERE namespace = ? AND name = ? AND key_id = ? AND nonce = ?
 RETURNING name
 
 
+-- ====================================================================== connections.py
+
+-- name: connection_exists
+-- Whether a connection exists (locked where the dialect locks, as its upsert follows).
+SELECT 1 FROM connections WHERE namespace = ? AND name = ?
+
+-- name: put_connection
+-- Store a broker connection, new or replacing the old one (created_at kept).
+INSERT INTO connections (namespace, name, kind, url, username, password_secret, tls,
+created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, name) DO
+UPDATE SET kind = excluded.kind, url = excluded.url, username = excluded.username,
+password_secret = excluded.password_secret, tls = excluded.tls,
+updated_at = excluded.updated_at
+
+-- name: connection
+-- One connection by namespace and name.
+SELECT {connection_columns} FROM connections WHERE namespace = ? AND name = ?
+
+-- name: connections
+-- Every connection, by namespace and name.
+SELECT {connection_columns} FROM connections ORDER BY namespace, name
+
+-- name: connections_of
+-- The connections of one namespace, by name.
+SELECT {connection_columns} FROM connections WHERE namespace = ? ORDER BY name
+
+-- name: delete_connection
+-- Delete a connection; returns its name when it existed.
+DELETE FROM connections WHERE namespace = ? AND name = ? RETURNING name
+
 -- ====================================================================== migrations, transactions
 
 -- name: applied_versions
