@@ -19,6 +19,7 @@ def test_all_is_exact() -> None:
         "TaskError",
         "TaskTimeout",
         "http",
+        "publish",
         "shell",
         "task",
         "workflow",
