@@ -17,7 +17,7 @@ from orchestrion.errors import (
     TaskError,
     TaskTimeout,
 )
-from orchestrion.spec.python import http, publish, shell, task, workflow
+from orchestrion.spec.python import broker, http, publish, shell, task, workflow
 from orchestrion.worker.context import TaskContext
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ __all__ = [
     "TaskContext",
     "TaskError",
     "TaskTimeout",
+    "broker",
     "http",
     "publish",
     "shell",

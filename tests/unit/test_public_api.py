@@ -18,6 +18,7 @@ def test_all_is_exact() -> None:
         "TaskContext",
         "TaskError",
         "TaskTimeout",
+        "broker",
         "http",
         "publish",
         "shell",

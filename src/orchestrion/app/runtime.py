@@ -133,6 +133,7 @@ class Runtime(Facet):
             self.store.runs,
             self.clock,
             holder_id,
+            connections=self._connections,
             **options,
         )
 

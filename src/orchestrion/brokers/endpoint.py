@@ -4,14 +4,14 @@ checks a connection's URL and TLS options pass before it is stored."""
 from __future__ import annotations
 
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from orchestrion.auth.secret_box import Secret
 
-__all__ = ["SCHEMES", "TLS_KEYS", "Endpoint", "check_tls", "check_url"]
+__all__ = ["SCHEMES", "TLS_KEYS", "ConnectionResolver", "Endpoint", "check_tls", "check_url"]
 
 #: The URL schemes each kind takes; the second of each pair means TLS.
 SCHEMES: Final[dict[str, tuple[str, ...]]] = {
@@ -86,6 +86,10 @@ class Endpoint:
     def password_text(self) -> str | None:
         """The password itself, for the client library that sends it."""
         return None if self.password is None else self.password.reveal()
+
+
+#: ``(namespace, connection name) -> Endpoint``; raises (`NotFound`, `SecretError`).
+ConnectionResolver = Callable[[str, str], Endpoint]
 
 
 def check_url(kind: str, url: str) -> None:

@@ -125,14 +125,31 @@ def _trigger() -> dict[str, Any]:
         },
         required=["workflow"],
     )
+    broker = _object(
+        {
+            "kind": {"enum": list(BROKER_KINDS)},
+            "connection": _string("A connection of the workflow's namespace.", minLength=1),
+            "stream": _string("Redis: the stream, read by a consumer group."),
+            "queue": _string("RabbitMQ: the queue."),
+            "subject": _string("NATS: the JetStream subject (a durable pull consumer)."),
+            "topic": _string("MQTT: the topic filter (QoS 1, a persistent session)."),
+            "group": _string("Redis: the consumer group; NATS: the durable's name."),
+            "key": _string("An expression over message identifying it (deduplication)."),
+        },
+        required=["kind", "connection"],
+    )
     return _object(
         {
             "event": _string("An event type; '*' matches any characters (orders.*)."),
             "after": {"oneOf": [_ref("name"), after], "description": "Start after that run."},
-            "filter": _string("An expression over event (and run) that must be true."),
-            "params": {"type": "object", "description": "Run parameters; templates read event."},
+            "broker": {**broker, "description": "Start a run for each message."},
+            "filter": _string("An expression over event, run or message that must be true."),
+            "params": {
+                "type": "object",
+                "description": "Run parameters; templates read event (or message).",
+            },
         },
-        oneOf=[{"required": ["event"]}, {"required": ["after"]}],
+        oneOf=[{"required": ["event"]}, {"required": ["after"]}, {"required": ["broker"]}],
     )
 
 

@@ -4,18 +4,14 @@ connection's secret, masked in all the task reports) and hands the rendered acti
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from orchestrion.brokers.endpoint import Endpoint
+from orchestrion.brokers.endpoint import ConnectionResolver, Endpoint
 from orchestrion.brokers.publish import publish
 from orchestrion.spec.model import PublishAction
 from orchestrion.worker.context import TaskContext
 
 __all__ = ["ConnectionResolver", "run_publish"]
-
-#: ``(namespace, connection name) -> Endpoint``; raises (`NotFound`, `SecretError`).
-ConnectionResolver = Callable[[str, str], Endpoint]
 
 
 def run_publish(

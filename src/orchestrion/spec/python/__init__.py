@@ -60,6 +60,7 @@ from orchestrion.spec.python.actions import http, publish, shell
 from orchestrion.spec.python.build import MappedTaskRef, ParamRef, Ref, TaskRef
 from orchestrion.spec.python.options import CommonOptions, ShellOptions, TaskOptions
 from orchestrion.spec.python.task import Task, task
+from orchestrion.spec.python.triggers import broker
 from orchestrion.spec.python.workflow import SubWorkflowCall, Workflow, workflow
 
 __all__ = [
@@ -73,6 +74,7 @@ __all__ = [
     "TaskOptions",
     "TaskRef",
     "Workflow",
+    "broker",
     "http",
     "load_python_file",
     "load_python_module",

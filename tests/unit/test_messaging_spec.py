@@ -93,3 +93,64 @@ def test_python_publish_names_a_wrong_destination() -> None:
 
     with pytest.raises(SpecError, match="a redis publish takes 'stream', not 'topic'"):
         _ = bad.spec
+
+
+TRIGGERED = """\
+name: ingest_order
+params:
+  order_id: {type: string}
+triggers:
+  - broker: {kind: rabbitmq, connection: orders-mq, queue: orders.created}
+    params: {order_id: "{{ message.json.id }}"}
+    filter: "message.json.total > 100"
+tasks:
+  notify:
+    publish: {kind: nats, connection: events, subject: "orders.{{ params.order_id }}",
+              body: {id: "{{ params.order_id }}"}}
+"""
+
+
+def test_the_issue_example_loads_with_a_broker_trigger() -> None:
+    spec = load_yaml_text(TRIGGERED)
+    (trigger,) = spec.triggers
+    assert trigger.broker is not None
+    assert (trigger.broker.kind, trigger.broker.destination) == ("rabbitmq", "orders.created")
+    assert trigger.key("ingest_order") == "ingest_order/rabbitmq:orders-mq:orders.created"
+
+
+def _trigger(broker: str, extra: str = "") -> str:
+    return (
+        "name: w\nparams:\n  x: {type: string, default: a}\ntriggers:\n"
+        f"  - broker: {broker}\n{extra}tasks:\n  t: {{shell: ['true']}}\n"
+    )
+
+
+# fmt: off
+BAD_TRIGGERS = [
+    (_trigger("{kind: redis, connection: c, queue: q}"), "reads a 'stream', not a 'queue'"),
+    (_trigger("{kind: nats, connection: c}"), "a nats trigger needs 'subject'"),
+    (_trigger("{kind: mqtt, connection: c, topic: t, color: red}"), "color"),
+    (_trigger("{kind: mqtt, connection: c, topic: t, key: 'event.id'}"), "event"),
+    (_trigger("{kind: mqtt, connection: c, topic: t}", "    filter: 'event.x > 1'\n"), "event"),
+    (_trigger("{kind: redis, connection: c, stream: s}", "    event: x\n"), "exactly one of"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_TRIGGERS)
+def test_bad_broker_triggers_are_refused(text: str, message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        load_yaml_text(text, source="t.yaml")
+
+
+def test_python_broker_trigger() -> None:
+    from orchestrion import broker
+
+    @workflow(triggers=[broker("redis", "bus", stream="orders", params={"x": "{{ message.id }}"})])
+    def consumer(x: str = "") -> None:
+        publish("p", kind="redis", connection="bus", stream="out", body=x)
+
+    (trigger,) = consumer.spec.triggers
+    assert trigger.broker is not None and trigger.broker.stream == "orders"
+    with pytest.raises(SpecError, match="a redis trigger reads a 'stream', not a 'topic'"):
+        broker("redis", "bus", topic="t")
