@@ -250,3 +250,37 @@ def test_pausing_the_workflow_stops_its_consumer(app: App) -> None:
     finally:
         client.delete(stream)
         client.close()
+
+
+def test_the_in_flight_limit_holds_messages_at_the_broker(app: App) -> None:
+    brokers.require("redis")
+    stream = f"orders.{uuid.uuid4().hex[:8]}"
+    spec = load_yaml_text(
+        _workflow(
+            "on_limit",
+            f"kind: redis, connection: redis-bus, stream: {stream}",
+            key=", max_in_flight: 5",
+        )
+    )
+    app.store.workflows.register_workflow(spec, source=None, now=app.clock.now())
+    key = spec.triggers[0].key(spec.name)
+    client = redis_client(_endpoint("redis"), timeout=5)
+    try:
+        with app.runtime.scheduler_in_background() as scheduler:
+            consumers = scheduler.consumers
+            assert consumers is not None
+            _wait(lambda: _ready(scheduler, key))
+            for order in _orders(12):
+                client.xadd(stream, {"body": json.dumps(order)})
+            _wait(lambda: len(_runs(app, "on_limit")) == 5)
+            time.sleep(1.5)  # no worker runs them: the limit holds
+            assert len(_runs(app, "on_limit")) == 5
+            assert consumers.states()[key].held
+            for run in _runs(app, "on_limit")[:3]:
+                app.runs.cancel(run.id)
+            _wait(lambda: len(_runs(app, "on_limit")) == 8)
+            time.sleep(1.0)
+            assert len(_runs(app, "on_limit")) == 8
+    finally:
+        client.delete(stream)
+        client.close()

@@ -104,15 +104,18 @@ class Consumer(Protocol):
         ...
 
 
-def open_consumer(endpoint: Endpoint, source: Any, name: str) -> Consumer:
+def open_consumer(endpoint: Endpoint, source: Any, name: str, *, prefetch: int = 100) -> Consumer:
     """A connected consumer of `source` (a `BrokerSource`) named `name` (its group, durable,
-    or client id: stable per trigger)."""
+    or client id: stable per trigger). `prefetch` bounds what a broker that pushes
+    (RabbitMQ) sends ahead of acknowledgements."""
     kinds: dict[str, Any] = {
         "redis": RedisConsumer,
         "rabbitmq": RabbitConsumer,
         "nats": NatsConsumer,
         "mqtt": MqttConsumer,
     }
+    if endpoint.kind == "rabbitmq":
+        return RabbitConsumer(endpoint, source, name, prefetch=prefetch)
     consumer: Consumer = kinds[endpoint.kind](endpoint, source, name)
     return consumer
 
@@ -176,13 +179,13 @@ class RedisConsumer:
 class RabbitConsumer:
     """A RabbitMQ queue consumer with manual acks."""
 
-    def __init__(self, endpoint: Endpoint, source: Any, name: str) -> None:
+    def __init__(self, endpoint: Endpoint, source: Any, name: str, *, prefetch: int = 100) -> None:
         import pika
 
         self.queue = source.queue
         self._connection = pika.BlockingConnection(rabbit_parameters(endpoint, timeout=30.0))
         self._channel = self._connection.channel()
-        self._channel.basic_qos(prefetch_count=100)
+        self._channel.basic_qos(prefetch_count=prefetch)
         self._buffer: list[Message] = []
         self._channel.basic_consume(self.queue, self._on_message, auto_ack=False)
 

@@ -135,6 +135,9 @@ def _trigger() -> dict[str, Any]:
             "topic": _string("MQTT: the topic filter (QoS 1, a persistent session)."),
             "group": _string("Redis: the consumer group; NATS: the durable's name."),
             "key": _string("An expression over message identifying it (deduplication)."),
+            "max_in_flight": _integer(
+                "Most unfinished runs of this trigger (back-pressure).", minimum=1, maximum=100_000
+            ),
         },
         required=["kind", "connection"],
     )

@@ -161,6 +161,9 @@ class BrokerSource(FrozenModel):
     #: An expression over ``message`` whose value identifies a message for deduplication,
     #: instead of the broker's id (MQTT has none; RabbitMQ's is the optional message_id).
     key: Str | None = None
+    #: At most this many unfinished runs started by this trigger: the consumer stops
+    #: pulling at the limit and the broker holds the messages (back-pressure).
+    max_in_flight: Int | None = Field(default=None, ge=1, le=100_000)
 
     @property
     def destination(self) -> str:

@@ -95,6 +95,11 @@ class TriggerStore(Protocol):
         after next time."""
         ...
 
+    def count_unfinished(self, workflow: str, trigger_prefix: str) -> int:
+        """How many runs of `workflow` whose trigger starts with `trigger_prefix` are not
+        finished yet (a broker trigger's in-flight runs)."""
+        ...
+
     def get_cursor(self, name: str) -> int | None:
         """A named reader's position in the event history (None if never set)."""
         ...

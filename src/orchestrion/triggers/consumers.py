@@ -60,6 +60,8 @@ class ConsumerState:
     duplicates: int = 0
     filtered: int = 0
     dead_lettered: int = 0
+    #: At its in-flight limit: not pulling.
+    held: bool = False
     last_message_at: float | None = None
     error: str | None = None
     #: Set once the consumer is connected and subscribed (messages sent after this are
@@ -108,17 +110,37 @@ class _Running:
         broker = self.trigger.broker
         assert broker is not None
         endpoint = self.owner.connections(self.spec.namespace, broker.connection)
-        consumer = open_consumer(endpoint, broker, _consumer_name(self.spec.name, self.key))
+        consumer = open_consumer(
+            endpoint,
+            broker,
+            _consumer_name(self.spec.name, self.key),
+            prefetch=min(BATCH, broker.max_in_flight or BATCH),
+        )
         try:
             self.state.error = None
             self.state.ready.set()
             while not self.stop.is_set():
-                for message in consumer.fetch(BATCH, POLL_SECONDS):
+                room = self._room()
+                if room <= 0:
+                    self.state.held = True  # the broker keeps the messages meanwhile
+                    self.stop.wait(POLL_SECONDS)
+                    continue
+                self.state.held = False
+                for message in consumer.fetch(min(BATCH, room), POLL_SECONDS):
                     if self.stop.is_set():
                         return  # unacknowledged: delivered again to the next holder
                     self._handle(consumer, message)
         finally:
             consumer.close()
+
+    def _room(self) -> int:
+        """How many more runs this trigger may start now (its in-flight limit)."""
+        broker = self.trigger.broker
+        assert broker is not None
+        if broker.max_in_flight is None:
+            return BATCH
+        busy = self.owner.triggers.count_unfinished(self.spec.name, f"broker:{self.key}#")
+        return broker.max_in_flight - busy
 
     def _handle(self, consumer: Consumer, message: Message) -> None:
         now = self.owner.clock.now()

@@ -24,6 +24,7 @@ def broker(
     topic: str | None = None,
     group: str | None = None,
     key: str | None = None,
+    max_in_flight: int | None = None,
     params: Mapping[str, Any] | None = None,
     filter: str | None = None,  # the trigger's own word, as in YAML
 ) -> TriggerSpec:
@@ -32,7 +33,8 @@ def broker(
     ``params`` are templates over ``message`` (``{{ message.json.id }}``), ``filter`` an
     expression over it. ``kind`` is ``redis`` (``stream``), ``rabbitmq`` (``queue``),
     ``nats`` (``subject``) or ``mqtt`` (``topic``); ``key`` an expression identifying a
-    message instead of the broker's id.
+    message instead of the broker's id; ``max_in_flight`` the most unfinished runs of the
+    trigger at once (the consumer stops pulling at the limit).
     """
     source = {
         "kind": kind,
@@ -43,6 +45,7 @@ def broker(
         "topic": topic,
         "group": group,
         "key": key,
+        "max_in_flight": max_in_flight,
     }
     try:
         return TriggerSpec.model_validate(

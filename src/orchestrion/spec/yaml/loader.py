@@ -49,6 +49,7 @@ SCHEDULE_KEYS: Final = (
 TRIGGER_KEYS: Final = ("event", "after", "broker", "filter", "params")
 BROKER_KEYS: Final = (
     "kind", "connection", "stream", "queue", "subject", "topic", "group", "key",
+    "max_in_flight",
 )  # fmt: skip
 AFTER_KEYS: Final = ("workflow", "outcome")
 

@@ -652,6 +652,12 @@ UPDATE fires SET state = ?, run_id = ?, error = ? WHERE id = ?
 SELECT id FROM runs WHERE workflow = ? AND state IN {run_cancelable}
 AND substr(trigger, 1, ?) = ? ORDER BY id
 
+-- name: count_unfinished_runs_of
+-- How many runs of a workflow whose trigger starts with a prefix are unfinished (a broker
+-- trigger's in-flight limit).
+SELECT count(*) AS n FROM runs WHERE workflow = ? AND state IN {run_cancelable}
+AND substr(trigger, 1, ?) = ?
+
 -- name: queued_fire_before
 -- Whether a schedule has a fire queued before a nominal time.
 SELECT 1 FROM fires WHERE schedule_key = ? AND state = 'queued' AND nominal < ? LIMIT 1

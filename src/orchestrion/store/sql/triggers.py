@@ -25,6 +25,7 @@ from orchestrion.store.records import (
 from orchestrion.store.sql import duties, trigger_queries, trigger_verbs
 from orchestrion.store.sql.database import Database
 from orchestrion.store.sql.lifecycle import new_run_id
+from orchestrion.store.sql.queries import Q
 
 __all__ = ["SqlTriggers"]
 
@@ -119,6 +120,11 @@ class SqlTriggers:
         """`postgres.triggers.PostgresTriggers` overrides this: its event ids may commit
         out of order."""
         return trigger_queries.finished_runs(self._db.read, after, limit)
+
+    def count_unfinished(self, workflow: str, trigger_prefix: str) -> int:
+        prefix = trigger_prefix
+        rows = self._db.read(Q.count_unfinished_runs_of, (workflow, len(prefix), prefix))
+        return int(rows[0]["n"])
 
     def get_cursor(self, name: str) -> int | None:
         return trigger_queries.get_cursor(self._db.read, name)
