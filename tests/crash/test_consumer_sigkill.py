@@ -8,6 +8,9 @@ recorded-but-unacknowledged messages are both likely) and started again; the new
 takes the trigger's lease once the dead one's lapses. Afterwards every message has exactly
 one run, and the broker holds nothing unacknowledged. SQLite, or PostgreSQL with
 ``ORCHESTRION_TEST_DATABASE=postgres``. The seed is printed (``ORCHESTRION_CRASH_SEED``).
+
+With two scheduler processes, killing the one holding the trigger's lease moves the
+consumer to the other within the lease time, and again no message is lost or doubled.
 """
 
 from __future__ import annotations
@@ -237,4 +240,88 @@ tasks:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+        source.cleanup()
+
+
+def _holder(app: App, key: str) -> int | None:
+    """The pid of the scheduler holding the trigger's lease (while it is valid)."""
+    rows = app.store.backend.read(  # type: ignore[attr-defined]
+        "SELECT holder, expires_at FROM leases WHERE name = ?", (f"broker.{key}",)
+    )
+    if not rows or rows[0]["expires_at"] < time.time():
+        return None
+    return int(str(rows[0]["holder"]).split(":")[1])
+
+
+def test_two_schedulers_the_consumer_fails_over_when_the_holder_dies(
+    app: App, tmp_path: Path
+) -> None:
+    brokers.require("redis")
+    source = Source("redis")
+    app.connections.put_connection("shop", "bus", kind="redis", url=brokers.URLS["redis"])
+    spec = load_yaml_text(
+        f"""
+name: failover
+namespace: shop
+params: {{order_id: {{type: string}}}}
+triggers:
+  - broker: {source.trigger()}
+    params: {{order_id: "{{{{ message.json.id }}}}"}}
+tasks:
+  t: {{shell: ["true"]}}
+"""
+    )
+    app.store.workflows.register_workflow(spec, source=None, now=app.clock.now())
+    key = spec.triggers[0].key(spec.name)
+    from orchestrion.triggers.consumers import _consumer_name
+
+    client = redis_client(_endpoint("redis"), timeout=10)
+    client.xgroup_create(source.name, _consumer_name(spec.name, key), id="0", mkstream=True)
+    client.close()
+    db = app.store.url
+    procs = [_scheduler(db, tmp_path / "s0.log"), _scheduler(db, tmp_path / "s1.log")]
+    send = source.sender()
+    try:
+        deadline = time.monotonic() + 30
+        while _holder(app, key) not in {p.pid for p in procs}:
+            assert time.monotonic() < deadline, "no scheduler took the trigger"
+            time.sleep(0.1)
+        for i in range(100):
+            send(i)
+        leader = next(p for p in procs if p.pid == _holder(app, key))
+        other = next(p for p in procs if p is not leader)
+        leader.send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        leader.wait(timeout=10)
+        for i in range(100, 200):
+            send(i)
+        while _holder(app, key) != other.pid:
+            assert time.monotonic() - killed_at < LEASE + 5, "the consumer did not fail over"
+            time.sleep(0.05)
+        failover = time.monotonic() - killed_at
+        print(f"failover after {failover:.2f} s (lease {LEASE} s)")
+        assert failover <= LEASE + 2.5
+        ids: list[str] = []
+        deadline = time.monotonic() + 60
+        while len(ids) < 200 and time.monotonic() < deadline:
+            ids = [
+                r.params["order_id"]
+                for r in app.runs.list_runs(RunFilter(workflow="failover", limit=1000))
+            ]
+            time.sleep(0.2)
+        time.sleep(1.0)
+        ids = [
+            r.params["order_id"]
+            for r in app.runs.list_runs(RunFilter(workflow="failover", limit=1000))
+        ]
+        assert len(ids) == len(set(ids)) == 200
+        assert source.unacked() == 0
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
         source.cleanup()
