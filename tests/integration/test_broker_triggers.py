@@ -122,6 +122,12 @@ def test_redis_stream_messages_start_one_run_each(app: App) -> None:
         # Nothing is left pending in the group: every message was acknowledged.
         (group,) = client.xinfo_groups(stream)
         assert group["pending"] == 0
+        # The consumers list: its counts come from the inbox, its state from the scheduler.
+        (consumer,) = [c for c in app.triggers.list_consumers() if c.workflow == "on_redis"]
+        assert (consumer.received, consumer.dead_lettered) == (42, 2)
+        assert consumer.state == "stopped" and consumer.kind == "redis"
+        assert consumer.last_dead_letter is not None and "json" in consumer.last_dead_letter
+        assert consumer.last_message_at is not None
         # The run's history names the message that started it.
         first = runs[-1]
         assert first.trigger.startswith(f"broker:on_redis/redis:redis-bus:{stream}#")

@@ -18,7 +18,7 @@ from orchestrion.app.settings import Settings
 from orchestrion.auth.secret_box import KeyRing, MasterKey
 from orchestrion.cli.main import main
 from orchestrion.errors import NotFound, ParameterError
-from orchestrion.store.records import AuditFilter
+from orchestrion.store.records import AuditFilter, ConsumerRecord
 from tests.helpers import (
     ADMIN_PASSWORD,
     admin_client,
@@ -209,3 +209,30 @@ def test_cli_locally_and_with_server(api: tuple[httpx.Client, str], app: App) ->
     gone = runner.invoke(main, ["connections", "delete", "shop/mq", "--server", url], env=env)
     assert gone.exit_code == 0 and gone.output.strip() == "deleted connection shop/mq"
     assert [c.name for c in app.connections.list_connections()] == ["cache"]
+
+
+def test_consumers_api_and_page(api: tuple[httpx.Client, str], app: App) -> None:
+    client, url = api
+    app.store.triggers.put_consumer(
+        ConsumerRecord(
+            key="w/redis:bus:orders", workflow="w", kind="redis", connection="bus",
+            destination="orders", holder="h:1:x", epoch=2, state="running", lag=7,
+        ),
+        now=1.0,
+    )  # fmt: skip
+    stale = ConsumerRecord(
+        key="w/redis:bus:orders", workflow="w", kind="redis", connection="bus",
+        destination="orders", holder="old:9:y", epoch=1, state="stopped",
+    )  # fmt: skip
+    app.store.triggers.put_consumer(stale, now=2.0)  # an older epoch changes nothing
+    (row,) = client.get("/api/v1/consumers").json()
+    assert (row["key"], row["state"], row["lag"], row["holder"]) == (
+        "w/redis:bus:orders", "running", 7, "h:1:x",
+    )  # fmt: skip
+    assert (row["received"], row["dead_lettered"], row["last_dead_letter"]) == (0, 0, None)
+    app.accounts.create_user("admin", ADMIN_PASSWORD, {"*": "admin"})
+    cookie = session_cookie(url)
+    with httpx.Client(base_url=url, cookies={"orchestrion_session": cookie}) as browser:
+        page = browser.get("/consumers")
+    assert page.status_code == 200
+    assert "orders" in page.text and "h:1:x" in page.text

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from orchestrion.api.wire import (
     ATTEMPT,
     CONNECTION,
+    CONSUMER,
     EVENT,
     LOG_LINE,
     RUN,
@@ -31,6 +32,7 @@ __all__ = [
     "Attempt",
     "BadCursor",
     "ConnectionInfo",
+    "ConsumerInfo",
     "ErrorBody",
     "Event",
     "LogLine",
@@ -157,6 +159,7 @@ Event = model_of(EVENT, "Event")
 LogLine = model_of(LOG_LINE, "LogLine")
 SecretInfo = model_of(SECRET, "SecretInfo")
 ConnectionInfo = model_of(CONNECTION, "ConnectionInfo")
+ConsumerInfo = model_of(CONSUMER, "ConsumerInfo")
 
 
 # A task run a worker holds a lease on: a view of the task run, not a copy. (No docstring:

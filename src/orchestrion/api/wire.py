@@ -24,6 +24,7 @@ from orchestrion.states import RunState, TaskState
 from orchestrion.store.records import (
     AttemptRecord,
     ConnectionRecord,
+    ConsumerRecord,
     EventRecord,
     LogRecord,
     RunRecord,
@@ -35,6 +36,7 @@ from orchestrion.store.records import (
 __all__ = [
     "ATTEMPT",
     "CONNECTION",
+    "CONSUMER",
     "EVENT",
     "GIVEN",
     "LOG_LINE",
@@ -172,3 +174,4 @@ LOG_LINE: Final = Wire(record=LogRecord, renames={"task_name": "task"}, hidden={
 WORKER: Final = Wire(record=WorkerRecord)
 SECRET: Final = Wire(record=SecretMeta)
 CONNECTION: Final = Wire(record=ConnectionRecord)
+CONSUMER: Final = Wire(record=ConsumerRecord)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from orchestrion.app.core import Facet
-from orchestrion.store.records import BackfillRecord, EventReceipt
+from orchestrion.store.records import BackfillRecord, ConsumerRecord, EventReceipt
 from orchestrion.triggers import service, webhooks
 from orchestrion.triggers.events import listening_namespaces
 from orchestrion.triggers.service import ScheduleInfo
@@ -97,6 +97,10 @@ class Triggers(Facet):
     def list_backfills(self, workflow: str | None = None) -> list[BackfillRecord]:
         """Backfills, of one workflow or all."""
         return self.store.triggers.list_backfills(workflow=workflow)
+
+    def list_consumers(self) -> list[ConsumerRecord]:
+        """Every broker trigger's consumer: its state, lag and message counts."""
+        return self.store.triggers.list_consumers()
 
     def get_backfill(self, backfill_id: str) -> BackfillRecord:
         """One backfill, or `NotFound`."""

@@ -99,6 +99,10 @@ class Consumer(Protocol):
         """The message cannot start a run: hand it to the broker's dead-letter place."""
         ...
 
+    def lag(self) -> int | None:
+        """Messages waiting at the broker for this consumer, where the broker says."""
+        ...
+
     def close(self) -> None:
         """Disconnect (unacknowledged messages are delivered again later)."""
         ...
@@ -163,6 +167,15 @@ class RedisConsumer:
         """See `Consumer.ack`."""
         self._client.xack(self.stream, self.group, message.handle)
 
+    def lag(self) -> int | None:
+        """The group's lag (entries not yet delivered to it), as Redis 7 reports it."""
+        for group in self._client.xinfo_groups(self.stream):
+            name = group.get("name")
+            if (name.decode() if isinstance(name, bytes) else name) == self.group:
+                lag = group.get("lag")
+                return None if lag is None else int(lag)
+        return None
+
     def dead_letter(self, message: Message, reason: str) -> None:
         """Copy it to ``<stream>.dead`` with the reason, then acknowledge it."""
         self._client.xadd(
@@ -214,6 +227,11 @@ class RabbitConsumer:
         """See `Consumer.ack`."""
         self._channel.basic_ack(message.handle)
 
+    def lag(self) -> int | None:
+        """The messages ready in the queue."""
+        declared = self._channel.queue_declare(self.queue, passive=True)
+        return int(declared.method.message_count)
+
     def dead_letter(self, message: Message, reason: str) -> None:
         """Reject without requeue: the queue's dead-letter exchange gets it, if it has one."""
         self._channel.basic_nack(message.handle, requeue=False)
@@ -262,6 +280,11 @@ class NatsConsumer:
     def ack(self, message: Message) -> None:
         """See `Consumer.ack` (waits for the server's confirmation)."""
         self._loop.run_until_complete(message.handle.ack_sync())
+
+    def lag(self) -> int | None:
+        """The durable's pending messages."""
+        info = self._loop.run_until_complete(self._sub.consumer_info())
+        return int(info.num_pending)
 
     def dead_letter(self, message: Message, reason: str) -> None:
         """Terminate it: JetStream never delivers it again (and advises on it)."""
@@ -323,6 +346,10 @@ class MqttConsumer:
     def ack(self, message: Message) -> None:
         """See `Consumer.ack`: the PUBACK goes only now."""
         self._client.ack(message.handle.mid, message.handle.qos)
+
+    def lag(self) -> int | None:
+        """MQTT says nothing of what waits."""
+        return None
 
     def dead_letter(self, message: Message, reason: str) -> None:
         """Republish it to ``orchestrion/dead/<trigger>`` with the reason, then ack it."""

@@ -28,6 +28,7 @@ __all__ = [
     "BackfillRecord",
     "Claim",
     "ConnectionRecord",
+    "ConsumerRecord",
     "EventReceipt",
     "EventRecord",
     "FinishResult",
@@ -507,6 +508,33 @@ class ConnectionRecord:
     tls: Mapping[str, Any] = field(default_factory=dict)
     created_at: float = 0.0
     updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsumerRecord:
+    """A broker trigger's consumer as its scheduler last reported it, with what the inbox
+    says of its messages."""
+
+    key: str
+    workflow: str
+    kind: str
+    connection: str
+    destination: str
+    #: The scheduler running it, and the epoch of its lease.
+    holder: str
+    epoch: int
+    #: ``running``, ``held`` (at its in-flight limit), ``error`` or ``stopped``.
+    state: str
+    #: Messages waiting at the broker, where the broker says (None: unknown).
+    lag: int | None = None
+    last_message_at: float | None = None
+    error: str | None = None
+    updated_at: float = 0.0
+    #: Messages recorded (each started a run or was dead-lettered).
+    received: int = 0
+    dead_lettered: int = 0
+    #: Why the latest dead-lettered message was.
+    last_dead_letter: str | None = None
 
 
 # ------------------------------------------------------------ read models

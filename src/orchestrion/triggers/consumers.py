@@ -34,6 +34,7 @@ from orchestrion.clock import Clock
 from orchestrion.errors import ExpressionError, OrchestrionError
 from orchestrion.spec.expressions import compile_expression, whole_template
 from orchestrion.spec.model import TriggerSpec, WorkflowSpec
+from orchestrion.store.records import ConsumerRecord
 from orchestrion.store.triggers import TriggerStore
 from orchestrion.triggers.events import match_message
 
@@ -88,6 +89,7 @@ class _Running:
         self.expires = 0.0
         self.stop = threading.Event()
         self.state = ConsumerState(key=key, workflow=spec.name)
+        self._reported = 0.0
         self.thread = threading.Thread(target=self._run, name=f"consumer:{key}", daemon=True)
 
     def _run(self) -> None:
@@ -101,10 +103,35 @@ class _Running:
                 except Exception as exc:  # a broker down or refusing: say so, retry later
                     self.state.error = f"{type(exc).__name__}: {exc}"
                     log.warning("consumer.failed", extra={"trigger": self.key, "error": str(exc)})
+                    self._report("error", None)
                     self.stop.wait(backoff)
                     backoff = min(backoff * 2, 10.0)
         finally:
             self.state.running = False
+            self._report("stopped", None)
+
+    def _report(self, state: str, consumer: Consumer | None) -> None:
+        """Publish this consumer's state for the consumers page (best effort)."""
+        broker = self.trigger.broker
+        assert broker is not None
+        now = self.owner.clock.now()
+        lag = None
+        try:
+            if consumer is not None:
+                lag = consumer.lag()
+        except Exception:  # the lag is a nicety: never stop consuming for it
+            log.debug("consumer.lag_failed", exc_info=True)
+        record = ConsumerRecord(
+            key=self.key, workflow=self.spec.name, kind=broker.kind,
+            connection=broker.connection, destination=broker.destination,
+            holder=self.owner.holder_id, epoch=self.epoch, state=state, lag=lag,
+            last_message_at=self.state.last_message_at, error=self.state.error,
+        )  # fmt: skip
+        try:
+            self.owner.triggers.put_consumer(record, now=now)
+        except OrchestrionError:
+            log.exception("consumer.report_failed", extra={"trigger": self.key})
+        self._reported = now
 
     def _consume(self) -> None:
         broker = self.trigger.broker
@@ -119,13 +146,16 @@ class _Running:
         try:
             self.state.error = None
             self.state.ready.set()
+            self._report("running", consumer)
             while not self.stop.is_set():
                 room = self._room()
-                if room <= 0:
-                    self.state.held = True  # the broker keeps the messages meanwhile
+                held = room <= 0
+                if held != self.state.held or self.owner.clock.now() - self._reported >= 1.0:
+                    self.state.held = held
+                    self._report("held" if held else "running", consumer)
+                if held:  # the broker keeps the messages meanwhile
                     self.stop.wait(POLL_SECONDS)
                     continue
-                self.state.held = False
                 for message in consumer.fetch(min(BATCH, room), POLL_SECONDS):
                     if self.stop.is_set():
                         return  # unacknowledged: delivered again to the next holder

@@ -1,5 +1,6 @@
-"""Events, workers, backfills and connections. The first three keep themselves current:
-their live part is fetched again (`/fragments/...`) when the event stream moves."""
+"""Events, workers, backfills, connections and broker consumers. The first three keep
+themselves current: their live part is fetched again (`/fragments/...`) when the event
+stream moves."""
 
 from __future__ import annotations
 
@@ -141,3 +142,11 @@ def connections(request: Request) -> Response:
     return render(
         request, "connections.html", nav="connections", title="Connections", connections=found
     )
+
+
+@router.get("/consumers")
+@rule(Action.READ, targets.anywhere)
+def consumers(request: Request) -> Response:
+    scope = scope_of(request)
+    found = [c for c in app_of(request).triggers.list_consumers() if scope.workflow(c.workflow)]
+    return render(request, "consumers.html", nav="consumers", title="Consumers", consumers=found)

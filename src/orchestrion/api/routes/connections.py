@@ -1,5 +1,6 @@
 """Broker connections: named per namespace; no route takes or returns a credential (a
-connection names the secret that holds its password)."""
+connection names the secret that holds its password). And the consumers of broker
+triggers: their state, lag and message counts."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrion.api.schemas import ConnectionInfo, RecordModel, list_of
+from orchestrion.api.schemas import ConnectionInfo, ConsumerInfo, RecordModel, list_of
 from orchestrion.auth.principals import Action
 from orchestrion.web import targets
 from orchestrion.web.policy import rule
@@ -75,3 +76,11 @@ def put_connection(
 def delete_connection(request: Request, namespace: str, name: str) -> Response:
     app_of(request).connections.delete_connection(namespace, name)
     return Response(status_code=204)
+
+
+@router.get("/api/v1/consumers", response_model=list_of(ConsumerInfo))
+@rule(Action.READ, targets.anywhere)
+def list_consumers(request: Request) -> list[RecordModel]:
+    scope = scope_of(request)
+    found = app_of(request).triggers.list_consumers()
+    return [ConsumerInfo.of(c) for c in found if scope.workflow(c.workflow)]

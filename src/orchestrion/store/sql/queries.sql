@@ -658,6 +658,29 @@ AND substr(trigger, 1, ?) = ? ORDER BY id
 SELECT count(*) AS n FROM runs WHERE workflow = ? AND state IN {run_cancelable}
 AND substr(trigger, 1, ?) = ?
 
+-- name: put_broker_consumer
+-- A consumer's state, unless a newer lease epoch of its trigger wrote already.
+INSERT INTO broker_consumers (trigger_key, workflow, kind, connection, destination, holder,
+epoch, state, lag, last_message_at, error, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (trigger_key) DO UPDATE SET workflow = excluded.workflow, kind = excluded.kind,
+connection = excluded.connection, destination = excluded.destination,
+holder = excluded.holder, epoch = excluded.epoch, state = excluded.state,
+lag = excluded.lag, last_message_at = excluded.last_message_at, error = excluded.error,
+updated_at = excluded.updated_at
+WHERE broker_consumers.epoch <= excluded.epoch
+
+-- name: broker_consumers
+-- Every consumer with its inbox counts (the inbox's (source, event_id) index serves them).
+SELECT c.trigger_key AS key, c.workflow, c.kind, c.connection, c.destination, c.holder,
+c.epoch, c.state, c.lag, c.last_message_at, c.error, c.updated_at,
+(SELECT count(*) FROM inbox i WHERE i.source = 'broker:' || c.trigger_key) AS received,
+(SELECT count(*) FROM inbox i WHERE i.source = 'broker:' || c.trigger_key
+ AND i.errors IS NOT NULL) AS dead_lettered,
+(SELECT i.errors FROM inbox i WHERE i.source = 'broker:' || c.trigger_key
+ AND i.errors IS NOT NULL ORDER BY i.id DESC LIMIT 1) AS last_dead_letter
+FROM broker_consumers c ORDER BY c.trigger_key
+
 -- name: queued_fire_before
 -- Whether a schedule has a fire queued before a nominal time.
 SELECT 1 FROM fires WHERE schedule_key = ? AND state = 'queued' AND nominal < ? LIMIT 1
