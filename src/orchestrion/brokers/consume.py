@@ -7,7 +7,7 @@ broker deliver the message again.
   trigger: only one consumer of a trigger is active at a time). Acknowledged by XACK.
 - RabbitMQ: basic.consume with a prefetch window and manual acks; dead letters are
   rejected without requeue, so the queue's dead-letter exchange (if configured) gets them.
-- NATS JetStream: a durable pull consumer (explicit ack, acked synchronously); dead
+- NATS JetStream: a durable pull consumer (explicit acks); dead
   letters are terminated (``term``).
 - MQTT 5: a persistent session (fixed client id, no clean start, a long session expiry),
   QoS 1 subscription with manual PUBACKs.
@@ -278,8 +278,9 @@ class NatsConsumer:
         )
 
     def ack(self, message: Message) -> None:
-        """See `Consumer.ack` (waits for the server's confirmation)."""
-        self._loop.run_until_complete(message.handle.ack_sync())
+        """See `Consumer.ack`. Not waited for: an ack that is lost only makes JetStream
+        deliver the message again, and its inbox row then starts nothing."""
+        self._loop.run_until_complete(message.handle.ack())
 
     def lag(self) -> int | None:
         """The durable's pending messages."""

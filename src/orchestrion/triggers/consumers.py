@@ -137,6 +137,11 @@ class _Running:
         broker = self.trigger.broker
         assert broker is not None
         endpoint = self.owner.connections(self.spec.namespace, broker.connection)
+        if endpoint.kind != broker.kind:
+            raise OrchestrionError(
+                f"connection {broker.connection!r} is a {endpoint.kind} connection,"
+                f" the trigger reads {broker.kind}"
+            )
         consumer = open_consumer(
             endpoint,
             broker,
