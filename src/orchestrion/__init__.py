@@ -25,7 +25,7 @@ from orchestrion.errors import (
 
 if TYPE_CHECKING:
     from orchestrion.app import App
-    from orchestrion.spec.python import http, shell, task, workflow
+    from orchestrion.spec.python import broker, http, publish, shell, task, workflow
     from orchestrion.worker.context import TaskContext
 
 __all__ = [
@@ -37,7 +37,9 @@ __all__ = [
     "TaskContext",
     "TaskError",
     "TaskTimeout",
+    "broker",
     "http",
+    "publish",
     "shell",
     "task",
     "workflow",
@@ -49,7 +51,9 @@ __all__ = [
 _LAZY = {
     "App": "orchestrion.app",
     "TaskContext": "orchestrion.worker.context",
+    "broker": "orchestrion.spec.python",
     "http": "orchestrion.spec.python",
+    "publish": "orchestrion.spec.python",
     "shell": "orchestrion.spec.python",
     "task": "orchestrion.spec.python",
     "workflow": "orchestrion.spec.python",

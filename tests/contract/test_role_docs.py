@@ -10,6 +10,7 @@ import inspect
 import pytest
 
 from orchestrion.store.accounts import AccountStore
+from orchestrion.store.connections import ConnectionStore
 from orchestrion.store.notifier import Notifier
 from orchestrion.store.postgres.reads import PostgresReads
 from orchestrion.store.postgres.runs import PostgresRuns
@@ -18,6 +19,7 @@ from orchestrion.store.reads import ReadStore
 from orchestrion.store.runs import RunStore
 from orchestrion.store.secrets import SecretStore
 from orchestrion.store.sql.accounts import SqlAccounts
+from orchestrion.store.sql.connections import SqlConnections
 from orchestrion.store.sql.notifier import SqlNotifier
 from orchestrion.store.sql.reads import SqlReads
 from orchestrion.store.sql.runs import SqlRuns
@@ -37,6 +39,7 @@ ROLES: list[tuple[type, type]] = [
     (PostgresTriggers, TriggerStore),
     (SqlAccounts, AccountStore),
     (SqlSecrets, SecretStore),
+    (SqlConnections, ConnectionStore),
     (SqlReads, ReadStore),
     (PostgresReads, ReadStore),
     (SqlNotifier, Notifier),

@@ -35,6 +35,7 @@ EDITOR = OPERATOR | {
 ADMIN = EDITOR | {
     "tokens.manage",
     "secrets.manage",
+    "connections.manage",
     "audit.read",
     "users.manage",
     "settings.manage",

@@ -13,7 +13,18 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from orchestrion.api.wire import ATTEMPT, EVENT, LOG_LINE, RUN, SECRET, TASK_RUN, WORKER, Wire
+from orchestrion.api.wire import (
+    ATTEMPT,
+    CONNECTION,
+    CONSUMER,
+    EVENT,
+    LOG_LINE,
+    RUN,
+    SECRET,
+    TASK_RUN,
+    WORKER,
+    Wire,
+)
 from orchestrion.errors import OrchestrionError
 from orchestrion.spec.fields import Line
 from orchestrion.store.records import TaskRunRecord, WorkflowRecord
@@ -21,6 +32,8 @@ from orchestrion.store.records import TaskRunRecord, WorkflowRecord
 __all__ = [
     "Attempt",
     "BadCursor",
+    "ConnectionInfo",
+    "ConsumerInfo",
     "ErrorBody",
     "Event",
     "LogLine",
@@ -146,6 +159,8 @@ Attempt = model_of(ATTEMPT, "Attempt")
 Event = model_of(EVENT, "Event")
 LogLine = model_of(LOG_LINE, "LogLine")
 SecretInfo = model_of(SECRET, "SecretInfo")
+ConnectionInfo = model_of(CONNECTION, "ConnectionInfo")
+ConsumerInfo = model_of(CONSUMER, "ConsumerInfo")
 
 
 # A task run a worker holds a lease on: a view of the task run, not a copy. (No docstring:

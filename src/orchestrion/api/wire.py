@@ -23,6 +23,8 @@ from typing import Any, Final, Generic, TypeVar
 from orchestrion.states import RunState, TaskState
 from orchestrion.store.records import (
     AttemptRecord,
+    ConnectionRecord,
+    ConsumerRecord,
     EventRecord,
     LogRecord,
     RunRecord,
@@ -33,6 +35,8 @@ from orchestrion.store.records import (
 
 __all__ = [
     "ATTEMPT",
+    "CONNECTION",
+    "CONSUMER",
     "EVENT",
     "GIVEN",
     "LOG_LINE",
@@ -169,3 +173,5 @@ EVENT: Final = Wire(record=EventRecord)
 LOG_LINE: Final = Wire(record=LogRecord, renames={"task_name": "task"}, hidden={"run_id": GIVEN})
 WORKER: Final = Wire(record=WorkerRecord)
 SECRET: Final = Wire(record=SecretMeta)
+CONNECTION: Final = Wire(record=ConnectionRecord)
+CONSUMER: Final = Wire(record=ConsumerRecord)

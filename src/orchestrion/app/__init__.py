@@ -7,6 +7,7 @@ the store (`Core`); what it does is grouped in sub-facades, one attribute each:
 - `runs`: start, control, recover and read runs (history, logs);
 - `triggers`: events, schedules, backfills;
 - `secrets`: seal, list, rotate and (for workers) open secrets;
+- `connections`: named broker connections (and, for workers and consumers, opened ones);
 - `reads`: composite reads for summary pages, and the workers;
 - `queues`: per-queue concurrency limits;
 - `accounts`: users, tokens, sessions, the audit log;
@@ -16,6 +17,7 @@ the store (`Core`); what it does is grouped in sub-facades, one attribute each:
 
 from __future__ import annotations
 
+from orchestrion.app.connections import Connections
 from orchestrion.app.core import Actor, Core
 from orchestrion.app.queues import Queues
 from orchestrion.app.reads import Reads
@@ -47,7 +49,10 @@ class App(Core):
         self.runs = Runs(self)
         self.triggers = Triggers(self)
         self.secrets = Secrets(self)
+        self.connections = Connections(self)
         self.reads = Reads(self)
         self.queues = Queues(self)
         self.schema = Schema(self)
-        self.runtime = Runtime(self, secrets=self.secrets.resolve_secrets)
+        self.runtime = Runtime(
+            self, secrets=self.secrets.resolve_secrets, connections=self.connections.endpoint
+        )

@@ -28,6 +28,7 @@ from orchestrion.triggers.maintenance import Maintenance
 from orchestrion.worker.executor_choice import executor_from_name
 from orchestrion.worker.executors import Executor
 from orchestrion.worker.loop import Worker, WorkerSettings
+from orchestrion.worker.publish import ConnectionResolver
 from orchestrion.worker.secrets import HIDDEN_ENV, SecretResolver
 from orchestrion.worker.sizing import DEFAULT_CONCURRENCY, default_concurrency
 
@@ -91,9 +92,12 @@ def hide_master_key() -> None:
 class Runtime(Facet):
     """Builds the long-running parts over an open App."""
 
-    def __init__(self, core: Core, *, secrets: SecretResolver) -> None:
+    def __init__(
+        self, core: Core, *, secrets: SecretResolver, connections: ConnectionResolver
+    ) -> None:
         super().__init__(core)
         self._secrets = secrets
+        self._connections = connections
 
     @contextlib.contextmanager
     def worker(self, plan: WorkerPlan, *, grace: float) -> Iterator[Worker]:
@@ -118,6 +122,7 @@ class Runtime(Facet):
             secrets=self._secrets,
             executor=plan.executor,
             tracer=tracer,
+            connections=self._connections,
         )
         # Workers take part in reaping under the maintenance duty's lease (the one
         # schedulers hold), so a killed worker's tasks are retried while only workers run.
@@ -153,6 +158,7 @@ class Runtime(Facet):
             self.store.runs,
             self.clock,
             holder_id,
+            connections=self._connections,
             **options,
         )
 
@@ -208,6 +214,7 @@ class Runtime(Facet):
             self.clock,
             secrets=self._secrets,
             tracer=tracer,
+            connections=self._connections,
         )
         housekeeping = Maintenance(self.store.runs, self.clock, every=1.0)
         worker.start()

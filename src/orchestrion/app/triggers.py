@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from orchestrion.app.core import Facet
-from orchestrion.store.records import BackfillRecord, EventReceipt, Replay
+from orchestrion.store.records import BackfillRecord, ConsumerRecord, EventReceipt, Replay
 
 if TYPE_CHECKING:
     from orchestrion.triggers.service import ScheduleInfo
@@ -148,6 +148,10 @@ class Triggers(Facet):
     def list_backfills(self, workflow: str | None = None) -> list[BackfillRecord]:
         """Backfills, of one workflow or all."""
         return self.store.triggers.list_backfills(workflow=workflow)
+
+    def list_consumers(self) -> list[ConsumerRecord]:
+        """Every broker trigger's consumer: its state, lag and message counts."""
+        return self.store.triggers.list_consumers()
 
     def get_backfill(self, backfill_id: str) -> BackfillRecord:
         """One backfill, or `NotFound`."""

@@ -116,6 +116,7 @@ class Action(enum.Enum):
     # admin
     MANAGE_TOKENS = "tokens.manage"
     MANAGE_SECRETS = "secrets.manage"
+    MANAGE_CONNECTIONS = "connections.manage"
     READ_AUDIT = "audit.read"
     MANAGE_USERS = "users.manage"
     SETTINGS = "settings.manage"
@@ -138,6 +139,7 @@ REQUIRED_ROLE: Final[Mapping[Action, Role]] = MappingProxyType(
         Action.BACKFILL: Role.EDITOR,
         Action.MANAGE_TOKENS: Role.ADMIN,
         Action.MANAGE_SECRETS: Role.ADMIN,
+        Action.MANAGE_CONNECTIONS: Role.ADMIN,
         Action.READ_AUDIT: Role.ADMIN,
         Action.MANAGE_USERS: Role.ADMIN,
         Action.SETTINGS: Role.ADMIN,

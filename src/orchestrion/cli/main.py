@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "backfill": "triggers_cmd",
     "cancel": "runs_cmd",
     "completion": "tools_cmd",
+    "connections": "connections_cmd",
     "db": "db_cmd",
     "deploy": "services",
     "events": "triggers_cmd",

@@ -1,4 +1,4 @@
-"""What a task does: the four action kinds a task (or its undo) runs, one model each.
+"""What a task does: the five action kinds a task (or its undo) runs, one model each.
 
 A Python action names its callable by reference, resolved by workers only; the others are
 data whose string fields may be templates over ``params``, ``tasks`` and ``item``, checked
@@ -9,13 +9,45 @@ when the workflow is validated (`orchestrion.spec.validation`) and rendered by t
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, model_validator
 
-from orchestrion.spec.fields import Bool, Duration, FrozenModel, Int, Line, Name, Str
+from orchestrion.spec.fields import (
+    SECRET_NAME_PATTERN,
+    Bool,
+    Duration,
+    FrozenModel,
+    Int,
+    Line,
+    Name,
+    Str,
+)
 
-__all__ = ["Action", "HttpAction", "PythonAction", "ShellAction", "SubWorkflowAction"]
+__all__ = [
+    "BROKER_KINDS",
+    "DESTINATIONS",
+    "Action",
+    "HttpAction",
+    "PublishAction",
+    "PythonAction",
+    "ShellAction",
+    "SubWorkflowAction",
+]
+
+#: The message brokers a `publish` task (and a broker trigger) speaks to.
+BROKER_KINDS: Final = ("redis", "rabbitmq", "nats", "mqtt")
+
+#: Where each broker takes a message: the one destination field a publish names.
+DESTINATIONS: Final[dict[str, str]] = {
+    "redis": "stream",
+    "rabbitmq": "queue",
+    "nats": "subject",
+    "mqtt": "topic",
+}
+
+#: A connection's name: like a secret's (letters, digits, '_', '.', '-').
+CONNECTION_NAME_PATTERN: Final = SECRET_NAME_PATTERN
 
 
 class PythonAction(FrozenModel):
@@ -77,6 +109,57 @@ class SubWorkflowAction(FrozenModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class PublishAction(FrozenModel):
+    """Publish one message to a broker through a named connection of the workflow's
+    namespace (credentials live in the connection's secret, never here). The task succeeds
+    once the broker acknowledged the message where it acknowledges (RabbitMQ publisher
+    confirms, a JetStream ack, MQTT QoS 1 PUBACK, the Redis stream id)."""
+
+    kind: Literal["publish"] = "publish"
+    broker: Literal["redis", "rabbitmq", "nats", "mqtt"]
+    connection: Str = Field(pattern=CONNECTION_NAME_PATTERN)
+    #: Redis: the stream (XADD).
+    stream: Str | None = None
+    #: RabbitMQ: the routing key (a queue's name on the default exchange).
+    queue: Str | None = None
+    #: RabbitMQ: the exchange to publish to (default: the default exchange).
+    exchange: Str | None = None
+    #: NATS: the subject.
+    subject: Str | None = None
+    #: MQTT: the topic.
+    topic: Str | None = None
+    #: NATS: publish through JetStream and wait for its ack (default), or core NATS.
+    jetstream: Bool = True
+    #: MQTT: keep the message as the topic's retained one.
+    retain: Bool = False
+    #: The message: a string is sent as it is (UTF-8), anything else as JSON. String leaves
+    #: may be templates.
+    body: Any = None
+    #: Message headers (AMQP headers, NATS headers, MQTT 5 user properties, Redis fields).
+    headers: dict[Str, Str] = Field(default_factory=dict)
+    timeout: Duration = 30.0
+
+    @property
+    def destination(self) -> str:
+        """The destination, as the one field this broker takes names it."""
+        value = getattr(self, DESTINATIONS[self.broker])
+        return str(value)
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> PublishAction:
+        wanted = DESTINATIONS[self.broker]
+        given = [name for name in DESTINATIONS.values() if getattr(self, name) is not None]
+        wrong = [name for name in given if name != wanted]
+        if wrong:
+            raise ValueError(f"a {self.broker} publish takes {wanted!r}, not {wrong[0]!r}")
+        if not given or not getattr(self, wanted):
+            raise ValueError(f"a {self.broker} publish needs {wanted!r}")
+        if self.exchange is not None and self.broker != "rabbitmq":
+            raise ValueError("'exchange' is for rabbitmq only")
+        return self
+
+
 Action = Annotated[
-    PythonAction | ShellAction | HttpAction | SubWorkflowAction, Field(discriminator="kind")
+    PythonAction | ShellAction | HttpAction | SubWorkflowAction | PublishAction,
+    Field(discriminator="kind"),
 ]

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from orchestrion.auth.principals import NAMESPACE_RE
+from orchestrion.spec.actions import BROKER_KINDS
 from orchestrion.spec.model import (
     LABEL_PATTERN,
     MAX_LABELS,
@@ -71,6 +72,7 @@ def _defs() -> dict[str, Any]:
         "shell": _shell(),
         "http": _http(),
         "workflow": _workflow_action(),
+        "publish": _publish(),
         "undo": _undo(),
         "task": _task(),
     }
@@ -123,14 +125,34 @@ def _trigger() -> dict[str, Any]:
         },
         required=["workflow"],
     )
+    broker = _object(
+        {
+            "kind": {"enum": list(BROKER_KINDS)},
+            "connection": _string("A connection of the workflow's namespace.", minLength=1),
+            "stream": _string("Redis: the stream, read by a consumer group."),
+            "queue": _string("RabbitMQ: the queue."),
+            "subject": _string("NATS: the JetStream subject (a durable pull consumer)."),
+            "topic": _string("MQTT: the topic filter (QoS 1, a persistent session)."),
+            "group": _string("Redis: the consumer group; NATS: the durable's name."),
+            "key": _string("An expression over message identifying it (deduplication)."),
+            "max_in_flight": _integer(
+                "Most unfinished runs of this trigger (back-pressure).", minimum=1, maximum=100_000
+            ),
+        },
+        required=["kind", "connection"],
+    )
     return _object(
         {
             "event": _string("An event type; '*' matches any characters (orders.*)."),
             "after": {"oneOf": [_ref("name"), after], "description": "Start after that run."},
-            "filter": _string("An expression over event (and run) that must be true."),
-            "params": {"type": "object", "description": "Run parameters; templates read event."},
+            "broker": {**broker, "description": "Start a run for each message."},
+            "filter": _string("An expression over event, run or message that must be true."),
+            "params": {
+                "type": "object",
+                "description": "Run parameters; templates read event (or message).",
+            },
         },
-        oneOf=[{"required": ["event"]}, {"required": ["after"]}],
+        oneOf=[{"required": ["event"]}, {"required": ["after"]}, {"required": ["broker"]}],
     )
 
 
@@ -182,6 +204,27 @@ def _http() -> dict[str, Any]:
 def _workflow_action() -> dict[str, Any]:
     settings = _object({"name": _ref("name"), "params": {"type": "object"}}, required=["name"])
     return {"oneOf": [_ref("name"), settings]}
+
+
+def _publish() -> dict[str, Any]:
+    where = "May hold templates."
+    return _object(
+        {
+            "kind": {"enum": list(BROKER_KINDS)},
+            "connection": _string("A connection of the workflow's namespace.", minLength=1),
+            "stream": _string(f"Redis: the stream. {where}"),
+            "queue": _string(f"RabbitMQ: the routing key (a queue's name). {where}"),
+            "exchange": _string("RabbitMQ: the exchange (default: the default exchange)."),
+            "subject": _string(f"NATS: the subject. {where}"),
+            "topic": _string(f"MQTT: the topic. {where}"),
+            "jetstream": {"type": "boolean", "default": True},
+            "retain": {"type": "boolean", "default": False},
+            "body": {"description": "A string as it is, anything else as JSON; templates."},
+            "headers": _ref("stringMap"),
+            "timeout": _ref("duration"),
+        },
+        required=["kind", "connection"],
+    )
 
 
 def _actions() -> dict[str, Any]:

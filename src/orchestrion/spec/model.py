@@ -24,6 +24,7 @@ from orchestrion.errors import CycleError
 from orchestrion.spec.actions import (
     Action,
     HttpAction,
+    PublishAction,
     PythonAction,
     ShellAction,
     SubWorkflowAction,
@@ -65,6 +66,7 @@ __all__ = [
     "InputSpec",
     "ParamSpec",
     "ParamType",
+    "PublishAction",
     "PythonAction",
     "RetryPolicy",
     "ScheduleSpec",

@@ -5,13 +5,15 @@ policy (what to do about fires missed while no scheduler ran), an overlap policy
 when the previous scheduled run is still going), a deterministic jitter and an optional
 start/end window. Fire times are computed by `orchestrion.triggers.cron`.
 
-A `TriggerSpec` starts a run when an event arrives (``event: orders.created``) or when a
-run of another workflow finishes (``after: {workflow: A, outcome: succeeded}``), if its
-``filter`` expression is true; its ``params`` are templates over the event.
+A `TriggerSpec` starts a run when an event arrives (``event: orders.created``), when a
+run of another workflow finishes (``after: {workflow: A, outcome: succeeded}``) or when a
+message arrives from a broker (``broker: {kind, connection, queue|subject|stream|topic}``),
+if its ``filter`` expression is true; its ``params`` are templates over the event.
 
 Expression scopes: schedule params may use ``fire`` (``time``, ``local``, ``date``,
 ``timestamp``, ``schedule``); event triggers ``event`` (``type``, ``id``, ``payload``); run
-triggers also ``run`` (``id``, ``workflow``, ``state``, ``result``, ``params``).
+triggers also ``run`` (``id``, ``workflow``, ``state``, ``result``, ``params``); broker
+triggers ``message`` (``id``, ``body``, ``json``, ``headers``, ``destination``, ``broker``).
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from orchestrion.spec.fields import Duration, FrozenModel, Int, Line, Name, Str,
 __all__ = [
     "EVENT_SCOPE",
     "FIRE_SCOPE",
+    "MESSAGE_SCOPE",
     "RUN_SCOPE",
     "AfterSpec",
+    "BrokerSource",
     "ScheduleSpec",
     "TriggerSpec",
     "check_expressions",
@@ -45,6 +49,10 @@ EVENT_TYPE_PATTERN = r"^[A-Za-z0-9_*][A-Za-z0-9_.:*\-]{0,199}$"
 FIRE_SCOPE = frozenset({"fire"})
 EVENT_SCOPE = frozenset({"event"})
 RUN_SCOPE = frozenset({"event", "run"})
+MESSAGE_SCOPE = frozenset({"message"})
+
+#: Where each broker's consumer reads: the one source field a broker trigger names.
+SOURCES = {"redis": "stream", "rabbitmq": "queue", "nats": "subject", "mqtt": "topic"}
 
 
 class ScheduleSpec(FrozenModel):
@@ -137,11 +145,51 @@ class AfterSpec(FrozenModel):
     outcome: Literal["succeeded", "failed", "any"] = "succeeded"
 
 
+class BrokerSource(FrozenModel):
+    """A broker trigger's source: a Redis stream (read by a consumer group), a RabbitMQ
+    queue, a NATS JetStream subject (a durable pull consumer) or an MQTT topic filter
+    (QoS 1, a persistent session), through a named connection of the workflow's namespace."""
+
+    kind: Literal["redis", "rabbitmq", "nats", "mqtt"]
+    connection: Str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
+    stream: Str | None = Field(default=None, min_length=1, max_length=500)
+    queue: Str | None = Field(default=None, min_length=1, max_length=500)
+    subject: Str | None = Field(default=None, min_length=1, max_length=500)
+    topic: Str | None = Field(default=None, min_length=1, max_length=500)
+    #: Redis: the consumer group (default: one per trigger). NATS: the durable's name.
+    group: Str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{1,100}$")
+    #: An expression over ``message`` whose value identifies a message for deduplication,
+    #: instead of the broker's id (MQTT has none; RabbitMQ's is the optional message_id).
+    key: Str | None = None
+    #: At most this many unfinished runs started by this trigger: the consumer stops
+    #: pulling at the limit and the broker holds the messages (back-pressure).
+    max_in_flight: Int | None = Field(default=None, ge=1, le=100_000)
+
+    @property
+    def destination(self) -> str:
+        """The stream, queue, subject or topic read."""
+        return str(getattr(self, SOURCES[self.kind]))
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BrokerSource:
+        wanted = SOURCES[self.kind]
+        for name in SOURCES.values():
+            if name != wanted and getattr(self, name) is not None:
+                raise ValueError(f"a {self.kind} trigger reads a {wanted!r}, not a {name!r}")
+        if getattr(self, wanted) is None:
+            raise ValueError(f"a {self.kind} trigger needs {wanted!r}")
+        if self.key is not None:
+            check_expressions(self.key, MESSAGE_SCOPE, "key", whole=True)
+        return self
+
+
 class TriggerSpec(FrozenModel):
-    """Start a run on an event (``event``) or when another workflow's run ends (``after``)."""
+    """Start a run on an event (``event``), when another workflow's run ends (``after``)
+    or on a broker's message (``broker``)."""
 
     event: Str | None = Field(default=None, pattern=EVENT_TYPE_PATTERN)
     after: AfterSpec | None = None
+    broker: BrokerSource | None = None
     #: An expression that must be true for the trigger to fire.
     filter: Text | None = None
     #: Run parameters; string values may be templates over the trigger's scope.
@@ -149,8 +197,9 @@ class TriggerSpec(FrozenModel):
 
     @model_validator(mode="after")
     def _check(self) -> TriggerSpec:
-        if (self.event is None) == (self.after is None):
-            raise ValueError("a trigger needs exactly one of 'event' or 'after'")
+        given = [self.event, self.after, self.broker]
+        if sum(x is not None for x in given) != 1:
+            raise ValueError("a trigger needs exactly one of 'event', 'after' or 'broker'")
         if self.filter is not None:
             check_expressions(self.filter, self.scope, "filter", whole=True)
         for key, value in self.params.items():
@@ -160,8 +209,18 @@ class TriggerSpec(FrozenModel):
     @property
     def scope(self) -> frozenset[str]:
         """The names the trigger's filter and params may read: ``event``, and ``run`` for an
-        ``after`` trigger."""
+        ``after`` trigger; ``message`` for a broker trigger."""
+        if self.broker is not None:
+            return MESSAGE_SCOPE
         return EVENT_SCOPE if self.event is not None else RUN_SCOPE
+
+    def key(self, workflow: str) -> str:
+        """A broker trigger's stable name: its consumer's lease and its messages' inbox
+        source (a new version keeping the trigger keeps its consumer and its history)."""
+        b = self.broker
+        if b is None:
+            raise ValueError("only a broker trigger has a key")
+        return f"{workflow}/{b.kind}:{b.connection}:{b.destination}"
 
 
 def check_triggers(

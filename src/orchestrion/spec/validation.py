@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrion.spec.actions import HttpAction, ShellAction, SubWorkflowAction
+from orchestrion.spec.actions import HttpAction, PublishAction, ShellAction, SubWorkflowAction
 
 __all__ = ["ExpressionCheck", "find_cycle"]
 
@@ -103,7 +103,7 @@ class ExpressionCheck:
 
     def action(self, act: Any, field: str, readable: frozenset[str], *, item: bool) -> None:
         """The fields a worker renders: shell argv/env/cwd (never a script), http url,
-        headers and body, sub-workflow params."""
+        headers and body, sub-workflow params, publish destination, headers and body."""
         fields: dict[str, Any] = {}
         if isinstance(act, ShellAction):
             fields = {"argv": act.argv, "env": act.env, "cwd": act.cwd}
@@ -111,5 +111,11 @@ class ExpressionCheck:
             fields = {"url": act.url, "headers": act.headers, "json": act.json_body}
         elif isinstance(act, SubWorkflowAction):
             fields = {"params": act.params}
+        elif isinstance(act, PublishAction):
+            fields = {
+                "destination": act.destination,
+                "headers": act.headers,
+                "body": act.body,
+            }
         for name, value in fields.items():
             self.templates(value, f"{field}.{name}", readable, item=item)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from orchestrion.store.accounts import AccountStore
+from orchestrion.store.connections import ConnectionStore
 from orchestrion.store.notifier import Notifier
 from orchestrion.store.reads import ReadStore
 from orchestrion.store.runs import RunStore
@@ -44,6 +45,7 @@ class Stores:
     triggers: TriggerStore
     accounts: AccountStore
     secrets: SecretStore
+    connections: ConnectionStore
     reads: ReadStore
     notifier: Notifier
     backend: Backend

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.store.records import (
     BackfillRecord,
+    ConsumerRecord,
     EventReceipt,
     FinishedRun,
     FireRecord,
@@ -97,6 +98,20 @@ class TriggerStore(Protocol):
     def finished_runs(self, after: int, *, limit: int = 500) -> tuple[list[FinishedRun], int]:
         """Runs that ended after event id `after` (oldest first), and the event id to read
         after next time."""
+        ...
+
+    def count_unfinished(self, workflow: str, trigger_prefix: str) -> int:
+        """How many runs of `workflow` whose trigger starts with `trigger_prefix` are not
+        finished yet (a broker trigger's in-flight runs)."""
+        ...
+
+    def put_consumer(self, record: ConsumerRecord, *, now: float) -> None:
+        """Record a broker trigger's consumer state (`record.key`), unless a holder of a
+        newer lease epoch wrote it already. Telemetry: no event row."""
+        ...
+
+    def list_consumers(self) -> list[ConsumerRecord]:
+        """Every broker trigger consumer ever run, with its inbox counts, by trigger key."""
         ...
 
     def get_cursor(self, name: str) -> int | None:

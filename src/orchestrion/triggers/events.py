@@ -30,6 +30,7 @@ __all__ = [
     "Matches",
     "event_scope",
     "match_event",
+    "match_message",
     "match_run",
     "run_scope",
     "type_matches",
@@ -129,6 +130,14 @@ def match_run(
             ):
                 chosen.append((spec, trigger))
     return _requests(chosen, scope, f"run:{run.id}@{event_id}")
+
+
+def match_message(
+    spec: WorkflowSpec, trigger: TriggerSpec, message: Mapping[str, Any], origin: str
+) -> Matches:
+    """The run a broker message starts through `trigger` (none when its filter is false;
+    the reason when its params do not fit the workflow)."""
+    return _requests([(spec, trigger)], {"message": message}, origin)
 
 
 def _requests(

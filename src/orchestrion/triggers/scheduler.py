@@ -24,6 +24,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrion.brokers.endpoint import ConnectionResolver
 from orchestrion.clock import Clock
 from orchestrion.errors import ExpressionError, OrchestrionError, ParameterError
 from orchestrion.spec.model import ScheduleSpec, WorkflowSpec
@@ -33,6 +34,7 @@ from orchestrion.store.runs import RunStore
 from orchestrion.store.triggers import TriggerStore
 from orchestrion.store.workflows import WorkflowStore
 from orchestrion.triggers import cron
+from orchestrion.triggers.consumers import BrokerConsumers
 from orchestrion.triggers.events import match_run, run_scope
 from orchestrion.triggers.leases import DutyLease
 from orchestrion.triggers.maintenance import backoff, sweep
@@ -59,6 +61,8 @@ class TickReport:
     dequeued: list[str] = field(default_factory=list)
     backfill_runs: list[str] = field(default_factory=list)
     triggered_runs: list[str] = field(default_factory=list)
+    #: The broker triggers whose consumers run in this scheduler.
+    consumers: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +88,11 @@ class Scheduler:
         lease_ttl: float = 30.0,
         use_leases: bool = True,
         max_sleep: float = 1.0,
+        connections: ConnectionResolver | None = None,
     ) -> None:
         """Fires, events and its duties' leases go through `triggers`; specs are read from
-        `workflows`; the maintenance duty sweeps `runs`."""
+        `workflows`; the maintenance duty sweeps `runs`. With `connections` (which opens a
+        broker connection) it also runs the consumers of broker triggers."""
         self.triggers = triggers
         self.workflows = workflows
         self.runs = runs
@@ -101,6 +107,12 @@ class Scheduler:
         self._tick_latest: list[_Entry] | None = None  # read once per tick
         #: (spec version, schedule key) -> (cursor it was computed from, next due time).
         self._due: dict[tuple[str, str], tuple[float | None, float | None]] = {}
+        self.consumers: BrokerConsumers | None = None
+        if connections is not None:
+            self.consumers = BrokerConsumers(
+                triggers, connections, clock, self.holder_id,
+                lease_ttl=lease_ttl, use_leases=use_leases,
+            )  # fmt: skip
 
     # ------------------------------------------------------------------ loop
 
@@ -121,6 +133,12 @@ class Scheduler:
                 report.triggered_runs = self._run_triggers(now)
             else:
                 sweep(self.runs, now)
+        if self.consumers is not None:
+            # Not one duty: each broker trigger has a lease of its own (`consumers`).
+            specs = [entry.spec for entry in self._latest()]
+            report.consumers = self.consumers.reconcile(
+                specs, self.workflows.paused_workflows(), now
+            )
         return report
 
     def next_wake(self, now: float) -> float:
@@ -151,6 +169,8 @@ class Scheduler:
 
     def release(self) -> None:
         """Give up every lease held (a graceful shutdown hands the duties over at once)."""
+        if self.consumers is not None:
+            self.consumers.stop_all()
         for lease in self._leases.values():
             lease.release()
 

@@ -1,5 +1,6 @@
-"""Events, workers and backfills. They keep themselves current: their live part is fetched
-again (`/fragments/...`) when the event stream moves."""
+"""Events, workers, backfills, connections and broker consumers. The first three keep
+themselves current: their live part is fetched again (`/fragments/...`) when the event
+stream moves."""
 
 from __future__ import annotations
 
@@ -130,3 +131,23 @@ def backfills_fragment(request: Request) -> Response:
 def _backfills(request: Request) -> list[BackfillRecord]:
     scope = scope_of(request)
     return [b for b in app_of(request).triggers.list_backfills() if scope.workflow(b.workflow)]
+
+
+@router.get("/connections")
+@rule(Action.READ, targets.anywhere)
+def connections(request: Request) -> Response:
+    scope = scope_of(request)
+    found = [
+        c for c in app_of(request).connections.list_connections() if scope.namespace(c.namespace)
+    ]
+    return render(
+        request, "connections.html", nav="connections", title="Connections", connections=found
+    )
+
+
+@router.get("/consumers")
+@rule(Action.READ, targets.anywhere)
+def consumers(request: Request) -> Response:
+    scope = scope_of(request)
+    found = [c for c in app_of(request).triggers.list_consumers() if scope.workflow(c.workflow)]
+    return render(request, "consumers.html", nav="consumers", title="Consumers", consumers=found)

@@ -35,6 +35,7 @@ __all__ = [
     "anywhere",
     "backfill",
     "body_workflow",
+    "connection",
     "deploy",
     "grant",
     "run",
@@ -90,6 +91,14 @@ async def backfill(request: Request, app: App, action: Action) -> list[Check]:
     found = app.triggers.get_backfill(_param(request, "backfill_id"))
     namespace = _namespace_or_default(app, found.workflow)
     return [(action, Resource(namespace, "backfill", found.id))]
+
+
+async def connection(request: Request, app: App, action: Action) -> list[Check]:
+    """The connection of the path's ``{namespace}/{name}``."""
+    namespace, name = _param(request, "namespace"), _param(request, "name")
+    if not NAMESPACE_RE.fullmatch(namespace):
+        raise ParameterError(f"invalid namespace {namespace[:70]!r}")
+    return [(action, Resource(namespace, "connection", name))]
 
 
 async def secret(request: Request, app: App, action: Action) -> list[Check]:

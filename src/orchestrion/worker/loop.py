@@ -27,7 +27,7 @@ from orchestrion.auth.secret_box import Secret
 from orchestrion.auth.ssrf import AllowList
 from orchestrion.clock import Clock, SystemClock
 from orchestrion.errors import OrchestrionError, SecretError, StoreError
-from orchestrion.spec.model import TaskSpec, WorkflowSpec
+from orchestrion.spec.model import PublishAction, TaskSpec, WorkflowSpec
 from orchestrion.store.notifier import Notifier
 from orchestrion.store.records import Claim, Outcome, WorkerRecord
 from orchestrion.store.runs import RunStore
@@ -42,6 +42,7 @@ from orchestrion.worker.executors import Executor
 from orchestrion.worker.health import StoreHealth, guarded, next_delay
 from orchestrion.worker.heartbeat import Heartbeat
 from orchestrion.worker.logs import LogBuffer
+from orchestrion.worker.publish import ConnectionResolver
 from orchestrion.worker.reporting import GroupReporter
 from orchestrion.worker.secrets import SecretResolver, masked_outcome, masked_sink, masker_for
 from orchestrion.worker.sizing import DEFAULT_CONCURRENCY
@@ -98,6 +99,7 @@ class Worker:
         secrets: SecretResolver | None = None,
         executor: Executor | None = None,
         tracer: Tracer | None = None,
+        connections: ConnectionResolver | None = None,
     ) -> None:
         """The worker claims, heartbeats and reports through `runs`, reads the specs of the
         runs it executes from `workflows`, and waits for work on `notifier`. `executor` runs
@@ -112,6 +114,7 @@ class Worker:
         self._process_executor: Executor | None = None
         self._executor_lock = threading.Lock()
         self._secrets = secrets
+        self._connections = connections
         self.code = code
         self.settings = settings or WorkerSettings()
         self.clock = clock or SystemClock()
@@ -339,7 +342,25 @@ class Worker:
                     error=f"cannot open the task's secrets: {exc}",
                     error_types=(f"{type(exc).__module__}.{type(exc).__qualname__}",),
                 )
-        masker = masker_for(values)
+        endpoint = None
+        hidden: dict[str, Secret] = {}
+        action = task.undo if claim.kind == "undo" else task.action
+        if isinstance(action, PublishAction):
+            try:
+                if self._connections is None:
+                    raise SecretError("this worker has no access to connections")
+                endpoint = self._connections(spec.namespace, action.connection)
+            except OrchestrionError as exc:
+                return Outcome(
+                    task_run_id=claim.task_run_id,
+                    epoch=claim.epoch,
+                    status="failed",
+                    error=f"cannot open connection {action.connection!r}: {exc}",
+                    error_types=(f"{type(exc).__module__}.{type(exc).__qualname__}",),
+                )
+            if endpoint.password is not None:  # masked like a declared secret
+                hidden[f"connection:{action.connection}"] = endpoint.password
+        masker = masker_for({**values, **hidden})
         ctx = dataclasses.replace(
             ctx, secret_values=values, log_sink=masked_sink(ctx.log_sink, masker)
         )
@@ -351,6 +372,7 @@ class Worker:
             self._start_child,
             http_allow=self.settings.http_allow,
             executor=self._executor_for(task),
+            endpoint=endpoint,
         )
         return None if outcome is None else masked_outcome(outcome, masker)
 

@@ -11,11 +11,14 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from orchestrion.auth.ssrf import AllowList
+from orchestrion.brokers.endpoint import Endpoint
 from orchestrion.errors import CancelRequested, TaskError, TaskTimeout
+from orchestrion.spec.actions import DESTINATIONS
 from orchestrion.spec.bundle import CodeBundle
 from orchestrion.spec.expressions import compile_expression, render, render_url, to_text
 from orchestrion.spec.model import (
     HttpAction,
+    PublishAction,
     PythonAction,
     ShellAction,
     SubWorkflowAction,
@@ -65,11 +68,13 @@ def execute(
     *,
     http_allow: AllowList | None = None,
     executor: Executor | None = None,
+    endpoint: Endpoint | None = None,
 ) -> Outcome | None:
     """Run the attempt; None when it produced no outcome yet (a sub-workflow now waits).
 
     `http_allow` names the non-public destinations HTTP tasks may reach. A Python action
-    runs in `executor` when given, else in this thread."""
+    runs in `executor` when given, else in this thread. `endpoint` is a publish task's
+    opened connection."""
     task = spec.task(claim.task_name.removeprefix("undo:"))
     scope = {"params": claim.params, "tasks": claim.upstream, "item": claim.item}
     try:
@@ -84,9 +89,12 @@ def execute(
                 params = render(dict(action.params), scope)
                 start_child(claim, action.workflow, params)
                 return None
-            result = _run_action(
-                action, task, spec.code, claim, ctx, code, scope, http_allow, executor
-            )
+            if isinstance(action, PublishAction):
+                result = _publish(action, task, ctx, scope, endpoint)
+            else:
+                result = _run_action(
+                    action, task, spec.code, claim, ctx, code, scope, http_allow, executor
+                )
         json.dumps(result)
     except CancelRequested:
         return _outcome(claim, "canceled", error="canceled")
@@ -146,6 +154,28 @@ def _run_action(
         }
     )
     return run_http(concrete_http, ctx, timeout=task.timeout, allow=http_allow)
+
+
+def _publish(
+    action: PublishAction,
+    task: TaskSpec,
+    ctx: TaskContext,
+    scope: dict[str, Any],
+    endpoint: Endpoint | None,
+) -> Any:
+    from orchestrion.worker.publish import run_publish
+
+    if endpoint is None:
+        raise TaskError(f"this worker cannot open connection {action.connection!r}")
+    field = DESTINATIONS[action.broker]
+    concrete = action.model_copy(
+        update={
+            field: _text(render(action.destination, scope)),
+            "headers": {k: _text(render(v, scope)) for k, v in action.headers.items()},
+            "body": render(action.body, scope),
+        }
+    )
+    return run_publish(concrete, ctx, endpoint, timeout=task.timeout)
 
 
 def _text(value: Any) -> str:

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from orchestrion.api.routes import (
     accounts,
     code,
+    connections,
     queues,
     runs,
     secrets,
@@ -31,5 +32,16 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter(responses=ERROR_RESPONSES)
-for _module in (code, workflows, runs, system, stream, triggers, accounts, secrets, queues):
+for _module in (
+    code,
+    workflows,
+    runs,
+    system,
+    stream,
+    triggers,
+    accounts,
+    secrets,
+    connections,
+    queues,
+):
     router.include_router(_module.router)

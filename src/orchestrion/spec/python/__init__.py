@@ -56,10 +56,11 @@ from types import ModuleType
 from typing import NoReturn
 
 from orchestrion.errors import OrchestrionError, SpecError
-from orchestrion.spec.python.actions import http, shell
+from orchestrion.spec.python.actions import http, publish, shell
 from orchestrion.spec.python.build import MappedTaskRef, ParamRef, Ref, TaskRef
 from orchestrion.spec.python.options import CommonOptions, ShellOptions, TaskOptions
 from orchestrion.spec.python.task import Task, task
+from orchestrion.spec.python.triggers import broker
 from orchestrion.spec.python.workflow import SubWorkflowCall, Workflow, workflow
 
 __all__ = [
@@ -73,9 +74,11 @@ __all__ = [
     "TaskOptions",
     "TaskRef",
     "Workflow",
+    "broker",
     "http",
     "load_python_file",
     "load_python_module",
+    "publish",
     "shell",
     "task",
     "workflow",

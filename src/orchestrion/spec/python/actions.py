@@ -1,4 +1,5 @@
-"""``shell(...)`` and ``http(...)``: non-Python tasks, declared from inside a workflow function.
+"""``shell(...)``, ``http(...)`` and ``publish(...)``: non-Python tasks, declared from
+inside a workflow function.
 
 Refs passed as values (a whole argv element, an env value, the URL, a header, a JSON body
 leaf) become ``{{ expr }}`` templates that the worker renders at run time, and make the task
@@ -14,7 +15,7 @@ from typing import Any, Unpack
 
 from pydantic import ValidationError
 
-from orchestrion.spec.model import Action, HttpAction, ShellAction
+from orchestrion.spec.model import Action, HttpAction, PublishAction, ShellAction
 from orchestrion.spec.python.build import (
     BuildState,
     TaskRef,
@@ -32,7 +33,7 @@ from orchestrion.spec.python.options import (
 from orchestrion.spec.python.task import record_task
 from orchestrion.spec.python.values import Collector, template, template_str
 
-__all__ = ["http", "shell"]
+__all__ = ["http", "publish", "shell"]
 
 _SHELL_KEYS: frozenset[str] = ShellOptions.__optional_keys__
 _HTTP_KEYS: frozenset[str] = CommonOptions.__optional_keys__
@@ -109,6 +110,64 @@ def http(
             json_body=body,
             expect_status=tuple(expect_status),
             timeout=timeout,
+        )
+
+    return _finish(state, col, build, dict(options))
+
+
+def publish(
+    name: str,
+    *,
+    kind: str,
+    connection: str,
+    body: Any = None,
+    headers: Mapping[str, Any] | None = None,
+    stream: Any = None,
+    routing_key: Any = None,
+    subject: Any = None,
+    topic: Any = None,
+    exchange: str | None = None,
+    jetstream: bool = True,
+    retain: bool = False,
+    timeout: float | str = 30,
+    **options: Unpack[CommonOptions],
+) -> TaskRef:
+    """A task that publishes one message to a broker through a named connection.
+
+    ``kind`` is ``redis`` (give ``stream``), ``rabbitmq`` (``routing_key``: a queue's name
+    on the default exchange, YAML's ``queue``; optionally ``exchange``), ``nats``
+    (``subject``; JetStream unless ``jetstream=False``) or ``mqtt`` (``topic``).
+    ``body`` is sent as it is when a string, as JSON otherwise; refs in it, the
+    destination and ``headers`` become templates. The result says where it went and the
+    broker's id for the message where it has one.
+    """
+    state, col = _start(name, "publish", options, _HTTP_KEYS)
+    where = {
+        key: template_str(value, col, key)
+        for key, value in {
+            "stream": stream,
+            "queue": routing_key,
+            "subject": subject,
+            "topic": topic,
+        }.items()
+        if value is not None
+    }
+    headers_t = {
+        str(k): template_str(v, col, f"headers[{k!r}]") for k, v in (headers or {}).items()
+    }
+    body_t = template(body, col, "body") if body is not None else None
+
+    def build() -> Action:
+        return PublishAction(
+            broker=kind,
+            connection=connection,
+            exchange=exchange,
+            jetstream=jetstream,
+            retain=retain,
+            body=body_t,
+            headers=headers_t,
+            timeout=timeout,
+            **where,
         )
 
     return _finish(state, col, build, dict(options))

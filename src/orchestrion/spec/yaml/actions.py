@@ -1,4 +1,5 @@
-"""The action of a YAML task or undo (``python``, ``shell``, ``http`` or ``workflow``),
+"""The action of a YAML task or undo (``python``, ``shell``, ``http``, ``workflow`` or
+``publish``),
 translated into the spec's tagged `Action` shape.
 
 Each kind has its shorthands (a shell argv as a bare list, a sub-workflow as a bare name)
@@ -12,17 +13,40 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from orchestrion.errors import ExpressionError
+from orchestrion.spec.actions import BROKER_KINDS
 from orchestrion.spec.expressions import TEMPLATE_RE, compile_expression
 from orchestrion.spec.yaml.errors import LoadContext, check_keys, expect_mapping
 from orchestrion.spec.yaml.reader import Path, describe
 from orchestrion.spec.yaml.refs import SCOPE_NAMES, TaskRefs
 
-__all__ = ["ACTION_KEYS", "HTTP_KEYS", "IDENTIFIER", "SHELL_KEYS", "WORKFLOW_KEYS", "action"]
+__all__ = [
+    "ACTION_KEYS",
+    "HTTP_KEYS",
+    "IDENTIFIER",
+    "PUBLISH_KEYS",
+    "SHELL_KEYS",
+    "WORKFLOW_KEYS",
+    "action",
+]
 
-ACTION_KEYS: Final = ("python", "shell", "http", "workflow")
+ACTION_KEYS: Final = ("python", "shell", "http", "workflow", "publish")
 SHELL_KEYS: Final = ("argv", "script", "env", "cwd", "json_output")
 HTTP_KEYS: Final = ("method", "url", "headers", "json", "expect_status", "timeout")
 WORKFLOW_KEYS: Final = ("name", "params")
+PUBLISH_KEYS: Final = (
+    "kind",
+    "connection",
+    "stream",
+    "queue",
+    "exchange",
+    "subject",
+    "topic",
+    "jetstream",
+    "retain",
+    "body",
+    "headers",
+    "timeout",
+)
 
 #: A name that becomes an identifier where a task runs: an environment variable, an input.
 IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -36,7 +60,9 @@ def action(
     `what` names the task or undo in errors."""
     present = [key for key in ACTION_KEYS if key in body]
     if not present:
-        raise ctx.error(path, f"{what} needs an action: one of python, shell, http or workflow")
+        raise ctx.error(
+            path, f"{what} needs an action: one of python, shell, http, workflow or publish"
+        )
     if len(present) > 1:
         raise ctx.error(
             (*path, present[1]),
@@ -132,9 +158,27 @@ def _subworkflow(
     return out
 
 
+def _publish(ctx: LoadContext, path: Path, spec: Path, raw: Any, refs: TaskRefs) -> dict[str, Any]:
+    body = dict(expect_mapping(ctx, path, raw, "'publish' ({kind, connection, ...})"))
+    check_keys(ctx, path, body, PUBLISH_KEYS, "the publish action")
+    kind = body.pop("kind", None)
+    if kind not in BROKER_KINDS:
+        where = (*path, "kind") if kind is not None else path
+        raise ctx.error(
+            where,
+            f"a publish needs 'kind': one of {', '.join(BROKER_KINDS)}, got {describe(kind)}",
+        )
+    ctx.pathmap[(*spec, "broker")] = (*path, "kind")
+    for key in ("stream", "queue", "subject", "topic", "headers", "body"):
+        if key in body:
+            refs.templates((*path, key), body[key])
+    return {"kind": "publish", "broker": kind, **body}
+
+
 _ACTIONS: Final[dict[str, Callable[[LoadContext, Path, Path, Any, TaskRefs], dict[str, Any]]]] = {
     "python": _python,
     "shell": _shell,
     "http": _http,
     "workflow": _subworkflow,
+    "publish": _publish,
 }

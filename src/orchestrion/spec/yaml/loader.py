@@ -46,7 +46,11 @@ SCHEDULE_KEYS: Final = (
     "name", "cron", "every", "timezone", "params", "start", "end", "catchup", "max_catchup",
     "overlap", "jitter",
 )  # fmt: skip
-TRIGGER_KEYS: Final = ("event", "after", "filter", "params")
+TRIGGER_KEYS: Final = ("event", "after", "broker", "filter", "params")
+BROKER_KEYS: Final = (
+    "kind", "connection", "stream", "queue", "subject", "topic", "group", "key",
+    "max_in_flight",
+)  # fmt: skip
 AFTER_KEYS: Final = ("workflow", "outcome")
 
 # --------------------------------------------------------------------------- public API
@@ -160,12 +164,15 @@ def _triggers(ctx: LoadContext, raw: Any) -> list[Any]:
     out = []
     for i, item in enumerate(raw):
         path: Path = ("triggers", i)
-        body = dict(expect_mapping(ctx, path, item, "a trigger (a mapping with event or after)"))
+        what = "a trigger (a mapping with event, after or broker)"
+        body = dict(expect_mapping(ctx, path, item, what))
         check_keys(ctx, path, body, TRIGGER_KEYS, "the trigger")
         if isinstance(body.get("after"), str):
             body["after"] = {"workflow": body["after"]}  # shorthand: after: other_workflow
         elif isinstance(body.get("after"), dict):
             check_keys(ctx, (*path, "after"), body["after"], AFTER_KEYS, "'after'")
+        if isinstance(body.get("broker"), dict):
+            check_keys(ctx, (*path, "broker"), body["broker"], BROKER_KEYS, "'broker'")
         check_run_params(ctx, path, body.get("params"), "the trigger")
         out.append(body)
     return out

@@ -504,3 +504,43 @@ CREATE TRIGGER runs_metric AFTER UPDATE OF state ON runs
     FOR EACH ROW WHEN (NEW.state IN ('succeeded', 'failed', 'canceled')
                        AND OLD.state NOT IN ('succeeded', 'failed', 'canceled'))
     EXECUTE FUNCTION runs_metric();
+
+-- Broker connections (issue 14): named per namespace, used by `publish` tasks and broker
+-- triggers. No credential is stored here: `password_secret` names a secret of the same
+-- namespace (the `secrets` table, sealed), opened by a worker or consumer when it connects.
+-- `tls` is a JSON object of TLS options (enabled, ca_file, cert_file, key_file, insecure).
+CREATE TABLE connections (
+    namespace        TEXT NOT NULL,
+    name             TEXT NOT NULL,
+    kind             TEXT NOT NULL CHECK (kind IN ('redis', 'rabbitmq', 'nats', 'mqtt')),
+    url              TEXT NOT NULL,
+    username         TEXT,
+    password_secret  TEXT,
+    tls              TEXT NOT NULL DEFAULT '{}',
+    created_at       DOUBLE PRECISION NOT NULL,
+    updated_at       DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+
+-- The state of each broker trigger's consumer (issue 14), for the consumers page and API.
+-- Written by the scheduler running the consumer about once a second while it runs, and
+-- only by the holder of the trigger's newest lease epoch (an older holder's late write
+-- changes nothing). Telemetry like the workers' heartbeats: no event row per write; the
+-- messages themselves are recorded in the inbox (source 'broker:' || trigger_key), which
+-- is where the counts of received and dead-lettered messages are read from.
+CREATE TABLE broker_consumers (
+    trigger_key      TEXT PRIMARY KEY,
+    workflow         TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    connection       TEXT NOT NULL,
+    destination      TEXT NOT NULL,
+    holder           TEXT NOT NULL,
+    epoch            BIGINT NOT NULL,
+    -- running | held (at its in-flight limit) | error | stopped
+    state            TEXT NOT NULL,
+    -- messages waiting at the broker, where it says (NULL: unknown)
+    lag              BIGINT,
+    last_message_at  DOUBLE PRECISION,
+    error            TEXT,
+    updated_at       DOUBLE PRECISION NOT NULL
+);

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-from orchestrion.store.records import RunMark, SealedRow, SecretMeta
+from orchestrion.store.records import ConnectionRecord, RunMark, SealedRow, SecretMeta
 from orchestrion.store.sql.guards import GUARDS
 from orchestrion.store.sql.named import NamedQueries, load_queries
 from orchestrion.store.sql.rows import column_list
@@ -21,6 +21,7 @@ Q: Final[NamedQueries] = load_queries(
     Path(__file__).with_name("queries.sql"),
     substitutions={
         **GUARDS,
+        "connection_columns": column_list(ConnectionRecord),
         "run_mark_columns": column_list(RunMark),
         "secret_meta_columns": column_list(SecretMeta),
         "sealed_row_columns": column_list(SealedRow),

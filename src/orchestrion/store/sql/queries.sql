@@ -663,6 +663,35 @@ UPDATE fires SET state = ?, run_id = ?, error = ? WHERE id = ?
 SELECT id FROM runs WHERE workflow = ? AND state IN {run_cancelable}
 AND substr(trigger, 1, ?) = ? ORDER BY id
 
+-- name: count_unfinished_runs_of
+-- How many runs of a workflow whose trigger starts with a prefix are unfinished (a broker
+-- trigger's in-flight limit).
+SELECT count(*) AS n FROM runs WHERE workflow = ? AND state IN {run_cancelable}
+AND substr(trigger, 1, ?) = ?
+
+-- name: put_broker_consumer
+-- A consumer's state, unless a newer lease epoch of its trigger wrote already.
+INSERT INTO broker_consumers (trigger_key, workflow, kind, connection, destination, holder,
+epoch, state, lag, last_message_at, error, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (trigger_key) DO UPDATE SET workflow = excluded.workflow, kind = excluded.kind,
+connection = excluded.connection, destination = excluded.destination,
+holder = excluded.holder, epoch = excluded.epoch, state = excluded.state,
+lag = excluded.lag, last_message_at = excluded.last_message_at, error = excluded.error,
+updated_at = excluded.updated_at
+WHERE broker_consumers.epoch <= excluded.epoch
+
+-- name: broker_consumers
+-- Every consumer with its inbox counts (the inbox's (source, event_id) index serves them).
+SELECT c.trigger_key AS key, c.workflow, c.kind, c.connection, c.destination, c.holder,
+c.epoch, c.state, c.lag, c.last_message_at, c.error, c.updated_at,
+(SELECT count(*) FROM inbox i WHERE i.source = 'broker:' || c.trigger_key) AS received,
+(SELECT count(*) FROM inbox i WHERE i.source = 'broker:' || c.trigger_key
+ AND i.errors IS NOT NULL) AS dead_lettered,
+(SELECT i.errors FROM inbox i WHERE i.source = 'broker:' || c.trigger_key
+ AND i.errors IS NOT NULL ORDER BY i.id DESC LIMIT 1) AS last_dead_letter
+FROM broker_consumers c ORDER BY c.trigger_key
+
 -- name: queued_fire_before
 -- Whether a schedule has a fire queued before a nominal time.
 SELECT 1 FROM fires WHERE schedule_key = ? AND state = 'queued' AND nominal < ? LIMIT 1
@@ -923,6 +952,36 @@ UPDATE secrets SET key_id = ?, nonce = ?, ciphertext = ?, updated_at = ?
 WHERE namespace = ? AND name = ? AND key_id = ? AND nonce = ?
 RETURNING name
 
+
+-- ====================================================================== connections.py
+
+-- name: connection_exists
+-- Whether a connection exists (locked where the dialect locks, as its upsert follows).
+SELECT 1 FROM connections WHERE namespace = ? AND name = ?
+
+-- name: put_connection
+-- Store a broker connection, new or replacing the old one (created_at kept).
+INSERT INTO connections (namespace, name, kind, url, username, password_secret, tls,
+created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, name) DO
+UPDATE SET kind = excluded.kind, url = excluded.url, username = excluded.username,
+password_secret = excluded.password_secret, tls = excluded.tls,
+updated_at = excluded.updated_at
+
+-- name: connection
+-- One connection by namespace and name.
+SELECT {connection_columns} FROM connections WHERE namespace = ? AND name = ?
+
+-- name: connections
+-- Every connection, by namespace and name.
+SELECT {connection_columns} FROM connections ORDER BY namespace, name
+
+-- name: connections_of
+-- The connections of one namespace, by name.
+SELECT {connection_columns} FROM connections WHERE namespace = ? ORDER BY name
+
+-- name: delete_connection
+-- Delete a connection; returns its name when it existed.
+DELETE FROM connections WHERE namespace = ? AND name = ? RETURNING name
 
 -- ====================================================================== migrations, transactions
 

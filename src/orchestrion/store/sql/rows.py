@@ -28,6 +28,7 @@ from orchestrion.store.records import (
     AttemptRecord,
     AuditRecord,
     BackfillRecord,
+    ConnectionRecord,
     EventRecord,
     FireRecord,
     LogRecord,
@@ -50,6 +51,7 @@ __all__ = [
     "ATTEMPT",
     "AUDIT",
     "BACKFILL",
+    "CONNECTION",
     "EVENT",
     "FIRE",
     "LOG",
@@ -186,4 +188,5 @@ TOKEN: Final = row_reader(TokenRecord)
 SESSION: Final = row_reader(SessionRecord)
 AUDIT: Final = row_reader(AuditRecord)
 SECRET_META: Final = row_reader(SecretMeta)
+CONNECTION: Final = row_reader(ConnectionRecord)
 SEALED: Final = row_reader(SealedRow)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from orchestrion.store.sql.accounts import SqlAccounts
+from orchestrion.store.sql.connections import SqlConnections
 from orchestrion.store.sql.database import Database
 from orchestrion.store.sql.notifier import SqlNotifier
 from orchestrion.store.sql.reads import SqlReads
@@ -31,6 +32,7 @@ def stores_of(
         triggers=triggers or SqlTriggers(db),
         accounts=SqlAccounts(db),
         secrets=SqlSecrets(db),
+        connections=SqlConnections(db),
         reads=reads or SqlReads(db),
         notifier=SqlNotifier(db),
         backend=db,

@@ -9,6 +9,7 @@ ever acts on a fire or an event.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.store.records import (
     BackfillRecord,
+    ConsumerRecord,
     EventReceipt,
     FinishedRun,
     FireRecord,
@@ -25,9 +27,14 @@ from orchestrion.store.records import (
 )
 from orchestrion.store.sql import duties, trigger_queries, trigger_verbs
 from orchestrion.store.sql.database import Database
+from orchestrion.store.sql.jsontext import loads
 from orchestrion.store.sql.lifecycle import new_run_id
+from orchestrion.store.sql.queries import Q
+from orchestrion.store.sql.rows import row_reader
 
 __all__ = ["SqlTriggers"]
+
+_CONSUMER = row_reader(ConsumerRecord)
 
 
 class SqlTriggers:
@@ -122,6 +129,29 @@ class SqlTriggers:
         """`postgres.triggers.PostgresTriggers` overrides this: its event ids may commit
         out of order."""
         return trigger_queries.finished_runs(self._db.read, after, limit)
+
+    def count_unfinished(self, workflow: str, trigger_prefix: str) -> int:
+        prefix = trigger_prefix
+        rows = self._db.read(Q.count_unfinished_runs_of, (workflow, len(prefix), prefix))
+        return int(rows[0]["n"])
+
+    def put_consumer(self, record: ConsumerRecord, *, now: float) -> None:
+        r = record
+        values = (
+            r.key, r.workflow, r.kind, r.connection, r.destination, r.holder, r.epoch,
+            r.state, r.lag, r.last_message_at, r.error, now,
+        )  # fmt: skip
+        self._db.transact(now, lambda adv: adv.tx.execute(Q.put_broker_consumer, values))
+
+    def list_consumers(self) -> list[ConsumerRecord]:
+        out = []
+        for row in self._db.read(Q.broker_consumers):
+            record = _CONSUMER(row)
+            if record.last_dead_letter is not None:
+                reasons = loads(record.last_dead_letter) or []
+                record = dataclasses.replace(record, last_dead_letter="; ".join(reasons))
+            out.append(record)
+        return out
 
     def get_cursor(self, name: str) -> int | None:
         return trigger_queries.get_cursor(self._db.read, name)

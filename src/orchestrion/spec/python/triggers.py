@@ -1,0 +1,59 @@
+"""``broker(...)``: a broker trigger for ``@workflow(triggers=[...])``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from orchestrion.errors import SpecError
+from orchestrion.spec.model import TriggerSpec
+from orchestrion.spec.python.options import validation_message
+
+__all__ = ["broker"]
+
+
+def broker(
+    kind: str,
+    connection: str,
+    *,
+    stream: str | None = None,
+    queue: str | None = None,
+    subject: str | None = None,
+    topic: str | None = None,
+    group: str | None = None,
+    key: str | None = None,
+    max_in_flight: int | None = None,
+    params: Mapping[str, Any] | None = None,
+    filter: str | None = None,  # the trigger's own word, as in YAML
+) -> TriggerSpec:
+    """Start a run for each message from a broker, as YAML's ``broker:`` trigger does.
+
+    ``params`` are templates over ``message`` (``{{ message.json.id }}``), ``filter`` an
+    expression over it. ``kind`` is ``redis`` (``stream``), ``rabbitmq`` (``queue``),
+    ``nats`` (``subject``) or ``mqtt`` (``topic``); ``key`` an expression identifying a
+    message instead of the broker's id; ``max_in_flight`` the most unfinished runs of the
+    trigger at once (the consumer stops pulling at the limit).
+    """
+    source = {
+        "kind": kind,
+        "connection": connection,
+        "stream": stream,
+        "queue": queue,
+        "subject": subject,
+        "topic": topic,
+        "group": group,
+        "key": key,
+        "max_in_flight": max_in_flight,
+    }
+    try:
+        return TriggerSpec.model_validate(
+            {
+                "broker": {k: v for k, v in source.items() if v is not None},
+                "params": dict(params or {}),
+                "filter": filter,
+            }
+        )
+    except ValidationError as exc:
+        raise SpecError(f"broker trigger: {validation_message(exc)}") from None
