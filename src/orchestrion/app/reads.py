@@ -12,9 +12,9 @@ from orchestrion.app.core import Facet
 from orchestrion.errors import NotFound
 from orchestrion.spec.model import TaskSpec
 from orchestrion.states import RunState
+from orchestrion.store.metric_records import MetricsSnapshot
 from orchestrion.store.records import (
     AttemptRecord,
-    MetricsSnapshot,
     RunFilter,
     RunMark,
     RunRecord,

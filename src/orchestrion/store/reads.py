@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
+from orchestrion.store.metric_records import MetricsSnapshot
 from orchestrion.store.records import (
     AttemptRecord,
     EventRecord,
     LogRecord,
-    MetricsSnapshot,
     QueueLimit,
     RunFilter,
     RunMark,

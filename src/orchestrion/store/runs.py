@@ -11,15 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from orchestrion.spec.model import WorkflowSpec
-from orchestrion.store.records import (
-    Claim,
-    FinishResult,
-    LogLine,
-    Outcome,
-    RunRecord,
-    TraceLineage,
-    WorkerRecord,
-)
+from orchestrion.store.metric_records import TraceLineage
+from orchestrion.store.records import Claim, FinishResult, LogLine, Outcome, RunRecord, WorkerRecord
 
 __all__ = ["RunStore"]
 

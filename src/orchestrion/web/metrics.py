@@ -25,7 +25,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orchestrion.store.records import DURATION_BUCKETS, EndedCount, MetricsSnapshot
+from orchestrion.store.metric_records import DURATION_BUCKETS, EndedCount, MetricsSnapshot
 
 __all__ = ["CONTENT_TYPE", "RequestMetrics", "may_scrape", "render"]
 

@@ -15,7 +15,8 @@ import threading
 from collections.abc import Sequence
 
 from orchestrion.clock import Clock
-from orchestrion.store.records import Claim, Outcome, TraceLineage
+from orchestrion.store.metric_records import TraceLineage
+from orchestrion.store.records import Claim, Outcome
 from orchestrion.store.runs import RunStore
 from orchestrion.telemetry.tracing import (
     Attribute,

@@ -466,7 +466,7 @@ CREATE TABLE metric_deltas (
 );
 
 -- family, workflow, outcome and duration bucket (an index into the bounds of
--- `orchestrion.store.records.DURATION_BUCKETS`) -> how many ended, and their total seconds.
+-- `orchestrion.store.metric_records.DURATION_BUCKETS`) -> how many ended, and their total seconds.
 CREATE TABLE metric_totals (
     family    TEXT NOT NULL,
     workflow  TEXT NOT NULL,

@@ -1002,7 +1002,7 @@ ROLLBACK
 -- A scrape's reads (docs/operating.md): each is bounded by what is live (unfinished runs,
 -- ready task runs, running attempts, workers, schedules) or by the number of distinct
 -- (workflow, outcome, bucket) keys, never by the history. {bucket} is the duration bucket
--- of `seconds` (`store.sql.reads.BUCKET`, from records.DURATION_BUCKETS).
+-- of `seconds` (`store.sql.reads.BUCKET`, from metric_records.DURATION_BUCKETS).
 
 -- name: metric_ended
 -- Runs and attempts ever ended, by family, workflow, outcome and duration bucket: the

@@ -12,20 +12,22 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from orchestrion.errors import NotFound
-from orchestrion.store.records import (
+from orchestrion.store.metric_records import (
     DURATION_BUCKETS,
     ActiveCount,
-    AttemptRecord,
     EndedCount,
-    EventRecord,
-    LogRecord,
     MetricsSnapshot,
     QueueDepth,
+    ScheduleLag,
+)
+from orchestrion.store.records import (
+    AttemptRecord,
+    EventRecord,
+    LogRecord,
     QueueLimit,
     RunFilter,
     RunMark,
     RunRecord,
-    ScheduleLag,
     TaskRunRecord,
     WorkerRecord,
 )

@@ -17,15 +17,8 @@ from typing import Any, Final
 
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import TaskEvent, TaskState
-from orchestrion.store.records import (
-    Claim,
-    FinishResult,
-    LogLine,
-    Outcome,
-    RunRecord,
-    TraceLineage,
-    WorkerRecord,
-)
+from orchestrion.store.metric_records import TraceLineage
+from orchestrion.store.records import Claim, FinishResult, LogLine, Outcome, RunRecord, WorkerRecord
 from orchestrion.store.sql import lifecycle, marking, rerun
 from orchestrion.store.sql.advance import Advance
 from orchestrion.store.sql.claim import Claimed
