@@ -138,12 +138,33 @@ def _finish_and_claim(store: Stores, claim: Claim, limit: int = 4) -> list[Claim
 
 
 def test_finish_and_claim_hands_the_next_task_of_a_chain_over(store: Stores) -> None:
-    _start(store, wf("handoff", py("a"), py("b", "a"), py("c", "b")))
+    _start(store, wf("handoff", py("a"), py("b", "a", inputs={"x": "tasks.a"}), py("c", "b")))
     (a,) = _claim(store, {})
     (b,) = _finish_and_claim(store, a)
     assert (b.task_name, b.attempt, b.upstream) == ("b", 1, {"a": None})
     assert _finish_and_claim(store, b, limit=0) == []  # no slot: "c" stays queued
     assert [c.task_name for c in _claim(store, {})] == ["c"]
+
+
+def test_a_claim_carries_only_the_upstream_results_its_task_reads(store: Stores) -> None:
+    # "b" reads nothing of "a"; each item of "m" reads its item only: none of them may
+    # carry the mapped list (a claim of 50,000 items would decode it 50,000 times).
+    spec = wf(
+        "reads",
+        py("a"),
+        py("b", "a"),
+        py("m", "a", map_over="[1, 2]"),
+        py("n", "a", map_over="[1]", inputs={"whole": "tasks.a"}),
+    )
+    _start(store, spec)
+    (a,) = _claim(store, {})
+    claims = _finish_and_claim(store, a, limit=8)
+    assert {(c.task_name, c.map_index): c.upstream for c in claims} == {
+        ("b", -1): {},
+        ("m", 0): {},
+        ("m", 1): {},
+        ("n", 0): {"a": None},
+    }
 
 
 def test_finish_and_claim_claims_nothing_when_nothing_became_ready(store: Stores) -> None:

@@ -264,7 +264,7 @@ def test_idempotency_key_returns_the_first_run(store: Stores) -> None:
 
 
 def test_a_chain_runs_through_claims_heartbeats_and_finishes(store: Stores) -> None:
-    run_id = start(store, wf("c", py("a"), py("b", "a")))
+    run_id = start(store, wf("c", py("a"), py("b", "a", inputs={"x": "tasks.a"})))
     [a] = take(store, T0 + 1)
     assert (a.task_name, a.attempt, a.epoch, a.upstream) == ("a", 1, 1, {})
     assert take(store, T0 + 1) == []
@@ -302,7 +302,7 @@ def test_mapped_fan_out_gathers_results_in_order(store: Stores) -> None:
         "fan",
         py("src"),
         py("sq", "src", map_over="tasks.src", inputs={"x": "item"}),
-        py("total", "sq"),
+        py("total", "sq", inputs={"xs": "tasks.sq"}),
     )
     run_id = start(store, spec)
 

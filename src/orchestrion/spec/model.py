@@ -15,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import Field, field_validator, model_validator
 
@@ -294,18 +295,22 @@ class WorkflowSpec(FrozenModel):
 
     def task(self, name: str) -> TaskSpec:
         """The task named `name`; `KeyError` if there is none."""
-        for task in self.tasks:
-            if task.name == name:
-                return task
-        raise KeyError(name)
+        return _index(self.tasks).by_name[name]
 
-    def downstream(self) -> dict[str, tuple[Str, ...]]:
+    def downstream(self) -> Mapping[str, tuple[Str, ...]]:
         """Task name -> names of the tasks that depend on it, in spec order."""
-        out: dict[str, list[str]] = {t.name: [] for t in self.tasks}
-        for task in self.tasks:
-            for dep in task.depends_on:
-                out[dep].append(task.name)
-        return {k: tuple(v) for k, v in out.items()}
+        return _index(self.tasks).downstream
+
+    def results_read(self, name: str) -> tuple[str, ...]:
+        """The upstream results a worker needs to run task `name`, sorted: for a Python
+        task, those its inputs read; for any other, every upstream's (its templates, or a
+        Python condition, which receives them all). A mapped item of a task that reads
+        only ``item`` needs none: its claim must not carry the whole mapped list."""
+        index = _index(self.tasks)
+        found = index.reads.get(name)
+        if found is None:
+            found = index.reads[name] = _results_read(index.by_name[name])
+        return found
 
     def to_json(self) -> str:
         """Canonical JSON: sorted keys, no whitespace; the input of the version hash.
@@ -340,6 +345,53 @@ class WorkflowSpec(FrozenModel):
     def from_json(cls, text: str | bytes) -> WorkflowSpec:
         """A spec from the canonical JSON of `to_json`, as stored."""
         return cls.model_validate_json(text, strict=False)
+
+
+class _TaskIndex(NamedTuple):
+    """Lookups over a spec's tasks, built once per `tasks` tuple (see `_index`)."""
+
+    tasks: tuple[TaskSpec, ...]
+    by_name: dict[str, TaskSpec]
+    downstream: Mapping[str, tuple[str, ...]]
+    #: Task name -> `WorkflowSpec.results_read`, filled as asked.
+    reads: dict[str, tuple[str, ...]]
+
+
+#: id(tasks) -> its index. The engine asks a spec for a task by name and for a task's
+#: downstream names on every state change; a scan of a 10,000-task spec each time made
+#: those quadratic. Keyed by the tuple's identity (an entry holds the tuple, so its id
+#: cannot be reused while cached), not by a private attribute: pydantic would compare one
+#: in ``==`` and copy it, stale, into ``model_copy(update=...)``.
+_INDEXES: dict[int, _TaskIndex] = {}
+_MOST_INDEXES = 256
+
+
+def _index(tasks: tuple[TaskSpec, ...]) -> _TaskIndex:
+    found = _INDEXES.get(id(tasks))
+    if found is not None and found.tasks is tasks:
+        return found
+    out: dict[str, list[str]] = {t.name: [] for t in tasks}
+    for task in tasks:
+        for dep in task.depends_on:
+            out[dep].append(task.name)
+    made = _TaskIndex(tasks, {t.name: t for t in tasks}, {k: tuple(v) for k, v in out.items()}, {})
+    if len(_INDEXES) >= _MOST_INDEXES:
+        _INDEXES.clear()  # specs in use are re-indexed on their next lookup
+    _INDEXES[id(tasks)] = made
+    return made
+
+
+def _results_read(task: TaskSpec) -> tuple[str, ...]:
+    upstream = set(task.depends_on)
+    if not isinstance(task.action, PythonAction) or (task.when is not None and task.when.ref):
+        return tuple(sorted(upstream))
+    from orchestrion.spec.expressions import compile_expression
+
+    found: set[str] = set()
+    for each in task.inputs.values():
+        if each.expr is not None:
+            found |= compile_expression(each.expr).referenced_tasks
+    return tuple(sorted(found & upstream))
 
 
 def _check_expressions(spec: WorkflowSpec, task: TaskSpec, where: str) -> None:

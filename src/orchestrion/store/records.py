@@ -217,7 +217,8 @@ class Claim:
     attempt: int
     epoch: int
     params: dict[str, Any]
-    #: Results of the task's upstream tasks, by task name (a mapped task's result is a list).
+    #: The upstream results the task reads (`WorkflowSpec.results_read`), by task name (a
+    #: mapped task's result is a list).
     upstream: dict[str, Any]
     #: The element of the mapped list, for an item of a mapped task.
     item: Any = None

@@ -28,6 +28,7 @@ so that a task's own exception is never confused with a broken executor.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import sys
 import traceback
@@ -220,21 +221,38 @@ def call_python(
 ) -> Any:
     """Call a task function the way every executor does: ``ctx`` if it asks for it, a
     ``result`` input only if it takes one, a coroutine run to completion under `timeout`."""
-    params = inspect.signature(fn).parameters
-    if "ctx" in params:
+    wants_ctx, takes_result, is_async = _calling(fn)
+    if wants_ctx:
         kwargs["ctx"] = ctx
-    if (
-        "result" in kwargs
-        and "result" not in params
-        and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    ):
-        kwargs.pop("result")
-    if inspect.iscoroutinefunction(fn):
+    if not takes_result:
+        kwargs.pop("result", None)
+    if is_async:
         # asyncio is imported for async tasks only: ~10 ms of every start-up otherwise
         import asyncio
 
         return asyncio.run(_with_timeout(fn(**kwargs), timeout))
     return fn(**kwargs)
+
+
+def _calling(fn: Callable[..., Any]) -> tuple[bool, bool, bool]:
+    """How to call `fn`: (does it take ``ctx``, can it take ``result``, is it async).
+    Read from its signature once per function: `inspect.signature` costs more than a
+    no-op task's whole call."""
+    try:
+        return _calling_cached(fn)
+    except TypeError:  # an unhashable callable
+        return _read_calling(fn)
+
+
+def _read_calling(fn: Callable[..., Any]) -> tuple[bool, bool, bool]:
+    params = inspect.signature(fn).parameters
+    takes_result = "result" in params or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
+    )
+    return "ctx" in params, takes_result, inspect.iscoroutinefunction(fn)
+
+
+_calling_cached = functools.lru_cache(maxsize=4096)(_read_calling)
 
 
 async def _with_timeout(coro: Any, timeout: float | None) -> Any:

@@ -145,6 +145,8 @@ class Worker:
         self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="task")
         self._threads: list[threading.Thread] = []
         self._reporter = GroupReporter(self._finish_durably)
+        #: A task thread's state: running an attempt, and the next one it claimed itself.
+        self._local = threading.local()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -280,7 +282,10 @@ class Worker:
             wait = max(0.0, min(wait, next_at - self.clock.now()))
         return wait
 
-    def _submit(self, claim: Claim) -> None:
+    def _submit(self, claim: Claim, *, inline: bool = False) -> None:
+        """Run `claim` on a task thread. `inline`: a task thread that just claimed it
+        (with the report of its own attempt) runs it next itself, without handing it to
+        another thread: the hop of a chain costs no thread switch."""
         spec = self._spec(claim.workflow, claim.version)
         task = spec.task(claim.task_name.removeprefix("undo:"))
         ctx = TaskContext(
@@ -296,6 +301,10 @@ class Worker:
         )
         deadline = None if task.timeout is None else self.clock.monotonic() + task.timeout + 1.0
         self._attempts.add(claim, ctx, deadline)  # stops our older attempt, fenced, if any
+        local = self._local
+        if inline and getattr(local, "running", False) and getattr(local, "next", None) is None:
+            local.next = (claim, spec, ctx, task)
+            return
         self._pool.submit(self._run, claim, spec, ctx, task)
 
     def _spec(self, name: str, version: str) -> WorkflowSpec:
@@ -306,6 +315,21 @@ class Worker:
         return spec
 
     def _run(self, claim: Claim, spec: WorkflowSpec, ctx: TaskContext, task: TaskSpec) -> None:
+        """A task thread: run the attempt, then whatever its report claimed for it."""
+        local = self._local
+        local.running, local.next = True, None
+        job: tuple[Claim, WorkflowSpec, TaskContext, TaskSpec] | None = (claim, spec, ctx, task)
+        try:
+            while job is not None:
+                self._run_one(*job)
+                job, local.next = local.next, None
+        finally:
+            local.running = False
+            if job is not None:  # escaped by a BaseException: another thread runs it
+                with contextlib.suppress(RuntimeError):  # the pool is shut down
+                    self._pool.submit(self._run, *job)
+
+    def _run_one(self, claim: Claim, spec: WorkflowSpec, ctx: TaskContext, task: TaskSpec) -> None:
         try:
             ids = None if self._tracing is None else self._tracing.begin(claim)
             if ids is None:
@@ -360,10 +384,12 @@ class Worker:
                 )
             if endpoint.password is not None:  # masked like a declared secret
                 hidden[f"connection:{action.connection}"] = endpoint.password
-        masker = masker_for({**values, **hidden})
-        ctx = dataclasses.replace(
-            ctx, secret_values=values, log_sink=masked_sink(ctx.log_sink, masker)
-        )
+        masker = None
+        if values or hidden:  # a task with nothing to mask pays nothing for masking
+            masker = masker_for({**values, **hidden})
+            ctx = dataclasses.replace(
+                ctx, secret_values=values, log_sink=masked_sink(ctx.log_sink, masker)
+            )
         outcome = runner.execute(
             claim,
             spec,
@@ -374,7 +400,9 @@ class Worker:
             executor=self._executor_for(task),
             endpoint=endpoint,
         )
-        return None if outcome is None else masked_outcome(outcome, masker)
+        if outcome is None or masker is None:
+            return outcome
+        return masked_outcome(outcome, masker)
 
     def _traced_end(self, claim: Claim, outcome: Outcome | None) -> None:
         assert self._tracing is not None
@@ -450,8 +478,8 @@ class Worker:
             lease_seconds=self.settings.lease_seconds,
             labels=self.settings.labels,
         )
-        for claim in claims:
-            self._submit(claim)
+        for i, claim in enumerate(claims):
+            self._submit(claim, inline=i == 0)
         return now
 
     def _start_child(self, claim: Claim, workflow: str, params: dict[str, Any]) -> str | None:

@@ -30,8 +30,8 @@ from orchestrion.states import TASK_TRANSITIONS, TaskEvent, TaskState, task_targ
 from orchestrion.store.postgres.queries import PG
 from orchestrion.store.postgres.tx import PgTx
 from orchestrion.store.records import Outcome
-from orchestrion.store.sql import lifecycle
-from orchestrion.store.sql.advance import MAX_RESULT_BYTES, Advance, dumps
+from orchestrion.store.sql.advance import Advance
+from orchestrion.store.sql.finish_batch import apply_rest, successes
 
 __all__ = ["COUNTED_TO_ZERO", "TaskFacts", "finish"]
 
@@ -66,36 +66,14 @@ def finish(
     `optimistic`: when every success is a mapped item, queue their counting with the
     COMMIT (``PG.count_items``); the transaction fails with `COUNTED_TO_ZERO` if that was
     wrong, and the caller runs it again without."""
-    # Only a task run's first report in the batch may take the fast path: as on SQLite,
-    # which applies a batch in order, the first report of an attempt is its outcome and a
-    # repeat (a success or a failure) is recorded as superseded, never dropped or let win.
-    fast: dict[int, tuple[Outcome, str]] = {}
-    first: dict[int, int] = {}  # task run id -> position of its first report
-    for position, outcome in enumerate(outcomes):
-        if outcome.task_run_id in first:
-            continue
-        first[outcome.task_run_id] = position
-        if outcome.status == "succeeded":
-            encoded = dumps(outcome.result)
-            if len(encoded.encode()) <= MAX_RESULT_BYTES:
-                fast[outcome.task_run_id] = (outcome, encoded)
+    fast, first = successes(outcomes)
     facts = _facts(adv, list(fast), known)
     fast = {k: v for k, v in fast.items() if k in facts and facts[k].kind in ("task", "item")}
     if fast and optimistic and all(facts[i].kind == "item" for i in fast):
         moved = _succeed_items(adv, fast, facts)
     else:
         moved = _succeed(adv, fast, facts) if fast else set()
-    applied, superseded = sorted(moved), []
-    # the rest in task run id order, a task run's reports in the order they came
-    rest = sorted(enumerate(outcomes), key=lambda po: (po[1].task_run_id, po[0]))
-    for position, outcome in rest:
-        if outcome.task_run_id in moved and first[outcome.task_run_id] == position:
-            continue
-        if lifecycle.apply_outcome(adv, outcome):
-            applied.append(outcome.task_run_id)
-        else:
-            superseded.append(outcome.task_run_id)
-    return applied, superseded
+    return apply_rest(adv, outcomes, moved, first)
 
 
 def _facts(

@@ -150,9 +150,13 @@ class Advance(Guarded):
             self._undo_finished(row)
         else:
             self._propagate(row)
-        left = self.tx.execute(Q.count_finished, (row["run_id"],)).fetchone()
+        self.count_finished(row["run_id"], 1)
+
+    def count_finished(self, run_id: str, finished: int) -> None:
+        """`finished` task runs of the run finished: once none is left, finalize it."""
+        left = self.tx.execute(Q.count_finished, (finished, run_id)).fetchone()
         if left is not None and left["unfinished"] == 0:
-            self.finalize_run(row["run_id"])
+            self.finalize_run(run_id)
 
     def _propagate(self, row: Any) -> None:
         spec, _ = self.spec_for_run(row["run_id"])
@@ -163,6 +167,7 @@ class Advance(Guarded):
         rows = self.tx.execute(
             Q.count_downstream.fill(names=marks(len(downstream))),
             (
+                1,
                 int(bucket == "ok"),
                 int(bucket == "failed"),
                 int(bucket == "skipped"),
@@ -201,6 +206,7 @@ class Advance(Guarded):
         group = self.tx.execute(
             Q.count_item,
             (
+                1,
                 int(bucket == "ok"),
                 int(bucket == "failed"),
                 int(bucket == "skipped"),

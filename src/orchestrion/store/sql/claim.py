@@ -11,7 +11,8 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from orchestrion.states import TaskEvent
+from orchestrion.errors import IllegalTransition, StoreError
+from orchestrion.states import TASK_TRANSITIONS, TaskEvent, TaskState, task_target
 from orchestrion.store.records import Claim
 from orchestrion.store.sql.advance import Advance, loads
 from orchestrion.store.sql.named import marks
@@ -20,6 +21,9 @@ from orchestrion.store.sql.routing import route_filter
 from orchestrion.store.sql.slots import within_limits
 
 __all__ = ["ClaimPart", "Claimed", "build_claims", "claim", "claim_parts", "make_claims"]
+
+_RUNNING = task_target(TaskEvent.CLAIM).value
+_CLAIM_EVENT = f"task.{TaskEvent.CLAIM.value}"
 
 
 @functools.lru_cache(maxsize=256)
@@ -49,21 +53,32 @@ def claim(
         (*queues, now, *route_params, now, now, limit * 4),
     ).fetchall()
     chosen = within_limits(adv, rows, limit)
+    if not chosen:
+        return []
+    for row in chosen:
+        if (TaskState(row["state"]), TaskEvent.CLAIM) not in TASK_TRANSITIONS:
+            raise IllegalTransition(f"task run cannot claim from {row['state']}")
+    ids = [row["id"] for row in chosen]
+    # One statement for the batch: within this transaction the rows cannot have moved
+    # since they were read, and the count proves it.
+    moved = tx.execute(
+        Q.claim_chosen.fill(ids=marks(len(ids))), (worker_id, lease_until, now, *ids)
+    ).rowcount
+    if moved != len(ids):
+        raise StoreError(f"{len(ids) - moved} claimed task runs moved while claiming")
     attempts: list[tuple[Any, ...]] = []
     for row in chosen:
         epoch, number = row["lease_epoch"] + 1, row["attempts"] + 1
-        fields: dict[str, Any] = {
-            "lease_owner": worker_id,
-            "lease_epoch": epoch,
-            "lease_expires_at": lease_until,
-            "attempts": number,
-        }
-        if number == 1:
-            fields["started_at"] = now
-        adv.cas_task(row, TaskEvent.CLAIM, {"worker": worker_id, "attempt": number}, **fields)
+        adv.event(
+            row["run_id"],
+            row["id"],
+            _CLAIM_EVENT,
+            row["state"],
+            _RUNNING,
+            {"worker": worker_id, "attempt": number},
+        )
         attempts.append((row["id"], row["run_id"], number, epoch, worker_id, now))
-    if attempts:
-        tx.executemany(Q.insert_attempts, attempts)
+    tx.executemany(Q.insert_attempts, attempts)
     return build_claims(adv, chosen)
 
 
@@ -91,11 +106,13 @@ def claim_parts(adv: Advance, rows: Sequence[Any]) -> list[ClaimPart]:
     parts: list[ClaimPart] = []
     for row in rows:
         spec, run = adv.spec_for_run(row["run_id"])
-        task = spec.task(str(row["task_name"]).removeprefix("undo:"))
-        wanted = set(task.depends_on)
+        name = str(row["task_name"]).removeprefix("undo:")
         if row["kind"] == "undo":
-            wanted.add(task.name)  # an undo step also sees the result of what it undoes
-        parts.append(ClaimPart(row, run, task.name, tuple(sorted(wanted))))
+            # an undo step also sees the result of what it undoes
+            wanted = tuple(sorted({*spec.task(name).depends_on, name}))
+        else:
+            wanted = spec.results_read(name)
+        parts.append(ClaimPart(row, run, name, wanted))
     return parts
 
 

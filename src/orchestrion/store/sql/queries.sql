@@ -95,20 +95,21 @@ VALUES (?, ?, ?, ?, 'item', {task_ready}, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 UPDATE runs SET unfinished = unfinished + ? WHERE id = ?
 
 -- name: count_finished
--- One task run of the run finished: the run completes when this reaches zero.
-UPDATE runs SET unfinished = unfinished - 1 WHERE id = ? RETURNING unfinished
+-- Task runs of the run finished (how many): the run completes when this reaches zero.
+UPDATE runs SET unfinished = unfinished - ? WHERE id = ? RETURNING unfinished
 
 -- name: count_downstream
--- Count a finished task run into its downstream task runs ({names}), by outcome bucket
--- (ok, failed, skipped); returns them, for the ones now due a decision.
-UPDATE task_runs SET waiting = waiting - 1, up_ok = up_ok + ?,
+-- Count finished upstream task runs (how many) into their downstream task runs
+-- ({names}), by outcome bucket (ok, failed, skipped); returns them, for the ones now due
+-- a decision.
+UPDATE task_runs SET waiting = waiting - ?, up_ok = up_ok + ?,
 up_failed = up_failed + ?, up_skipped = up_skipped + ?
 WHERE run_id = ? AND map_index = -1 AND kind IN ('task', 'group')
 AND task_name IN ({names}) RETURNING {task_cols}
 
 -- name: count_item
--- Count a finished item into its mapped task's group row; returns the group.
-UPDATE task_runs SET waiting = waiting - 1, up_ok = up_ok + ?,
+-- Count finished items (how many) into their mapped task's group row; returns the group.
+UPDATE task_runs SET waiting = waiting - ?, up_ok = up_ok + ?,
 up_failed = up_failed + ?, up_skipped = up_skipped + ? WHERE id = ?
 RETURNING {task_cols}
 
@@ -278,6 +279,14 @@ WHERE run_id = ? AND task_name = ? AND map_index = -1
 SELECT {claim_cols} FROM task_runs WHERE state IN {task_claimable}
 AND queue IN ({queues}) AND ready_at <= ? {routed} {conc_filter} {slot_filter}
 ORDER BY priority DESC, ready_at, id LIMIT ?
+
+-- name: claim_chosen
+-- Lease a claim's chosen task runs ({ids}) to the claimer in one statement; the guard is
+-- the states a claim moves from (the caller checks that every row moved).
+UPDATE task_runs SET state = {task_leased}, lease_owner = ?, lease_epoch = lease_epoch + 1,
+lease_expires_at = ?, attempts = attempts + 1,
+started_at = CASE WHEN attempts = 0 THEN ? ELSE started_at END
+WHERE id IN ({ids}) AND state IN {task_claimable}
 
 -- name: insert_attempts
 -- The attempts a claim begins, one per claimed task run.

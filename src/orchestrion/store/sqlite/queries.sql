@@ -64,6 +64,20 @@ VALUES (?, ?, ?, ?, ?, ?)
 IN ({marks})
 
 
+-- ====================================================================== finish (sqlite/finish.py)
+
+-- name: running_rows
+-- Which task runs of a batch of successes ({ids}) are running as tasks or mapped items.
+SELECT {task_cols} FROM task_runs WHERE id IN ({ids}) AND state = {task_leased}
+AND kind IN ('task', 'item')
+
+-- name: succeed_running
+-- The compare-and-set of a running task run to succeeded (the states are parameters),
+-- fenced by the epoch of the attempt that succeeded.
+UPDATE task_runs SET state = ?, result = ?, error = NULL, finished_at = ?
+WHERE id = ? AND state = ? AND lease_epoch = ?
+
+
 -- ====================================================================== leases
 
 -- name: heartbeat

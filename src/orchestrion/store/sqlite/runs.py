@@ -1,6 +1,7 @@
 """`SqliteRuns`: the SQLite side of `SqlRuns`, the verbs it runs its own way.
 
-A heartbeat is one ``UPDATE ... RETURNING`` fenced by (owner, epoch); the reaper first
+A batch of outcomes is recorded by `finish` (its successes set-wise). A heartbeat is one
+``UPDATE ... RETURNING`` fenced by (owner, epoch); the reaper first
 looks without the writer lock (a sweep usually finds nothing), then reaps every expired
 lease in one transaction (SQLite has one writer at a time anyway).
 """
@@ -9,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from orchestrion.store.records import Outcome
 from orchestrion.store.sql import lifecycle
+from orchestrion.store.sql.advance import Advance
 from orchestrion.store.sql.named import marks
 from orchestrion.store.sql.runs import SqlRuns
+from orchestrion.store.sqlite import finish
 from orchestrion.store.sqlite.database import SqliteDatabase
 from orchestrion.store.sqlite.queries import SQLITE
 
@@ -24,6 +28,9 @@ class SqliteRuns(SqlRuns):
     def __init__(self, db: SqliteDatabase) -> None:
         super().__init__(db)
         self._db: SqliteDatabase = db
+
+    def _finish_in(self, adv: Advance, outcomes: Sequence[Outcome]) -> tuple[list[int], list[int]]:
+        return finish.finish(adv, outcomes)  # the successes set-wise
 
     def heartbeat(
         self,
