@@ -35,7 +35,7 @@ class Heartbeat:
         worker_id: str,
         attempts: Attempts,
         logs: LogBuffer,
-        report: Callable[[int, Outcome], None],
+        report: Callable[[int, Outcome], object],
         clock: Clock,
         every: float,
         lease_seconds: float,

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import socket
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,9 +145,14 @@ class Worker:
         self._specs: dict[tuple[str, str], WorkflowSpec] = {}
         self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="task")
         self._threads: list[threading.Thread] = []
-        self._reporter = GroupReporter(self._finish_durably)
         #: A task thread's state: running an attempt, and the next one it claimed itself.
         self._local = threading.local()
+        self._reporter = GroupReporter(
+            self._finish_durably,
+            hand_over=self._hand_over,
+            # A task thread that claimed its next task sends no more than its batch.
+            should_hand_over=lambda: getattr(self._local, "next", None) is not None,
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -330,6 +336,7 @@ class Worker:
                     self._pool.submit(self._run, *job)
 
     def _run_one(self, claim: Claim, spec: WorkflowSpec, ctx: TaskContext, task: TaskSpec) -> None:
+        handed = False  # its outcome is queued: the attempt ends once that is recorded
         try:
             ids = None if self._tracing is None else self._tracing.begin(claim)
             if ids is None:
@@ -340,12 +347,23 @@ class Worker:
                     outcome = self._execute(claim, spec, ctx, task)
                     self._traced_end(claim, outcome)
             if outcome is not None:
-                self._report(claim.task_run_id, outcome)
+                handed = self._report(
+                    claim.task_run_id, outcome, then=functools.partial(self._ended, claim)
+                )
         except Exception:  # a bug in the runner must not kill the worker thread silently
             log.exception("worker.attempt_crashed", extra={"task_run_id": claim.task_run_id})
         finally:
-            self._attempts.remove(claim)
-            self._slot_free.set()
+            if not handed:
+                self._ended(claim)
+
+    def _hand_over(self, send: Callable[[], None]) -> None:
+        """Run `send` on a task thread (`RuntimeError` once the pool is shut down)."""
+        self._pool.submit(send)
+
+    def _ended(self, claim: Claim) -> None:
+        """The attempt of `claim` is over here (its outcome recorded, if it had one)."""
+        self._attempts.remove(claim)
+        self._slot_free.set()
 
     def _execute(
         self, claim: Claim, spec: WorkflowSpec, ctx: TaskContext, task: TaskSpec
@@ -426,11 +444,16 @@ class Worker:
                 return self._process_executor
         return self._executor
 
-    def _report(self, task_run_id: int, outcome: Outcome) -> None:
+    def _report(
+        self, task_run_id: int, outcome: Outcome, then: Callable[[], None] | None = None
+    ) -> bool:
+        """Queue `outcome` for the store (`then` runs once it is recorded); False if it is
+        not to be sent (already reported, or no longer running here)."""
         if not self._attempts.to_report(task_run_id, outcome.epoch):
-            return
-        self._logs.flush()
-        self._reporter.report(outcome)
+            return False
+        self._logs.flush()  # the attempt's log is complete before its outcome
+        self._reporter.report(outcome, then=then)
+        return True
 
     def _finish_durably(self, outcomes: Sequence[Outcome]) -> None:
         """Report outcomes, retrying with backoff while the database is unreachable.

@@ -22,7 +22,6 @@ from orchestrion.states import (
     RunEvent,
     RunState,
     TaskEvent,
-    TaskState,
     run_target,
     task_target,
 )
@@ -48,6 +47,13 @@ class Tx(Protocol):
 SpecLoader = Callable[[str, str], WorkflowSpec]
 
 
+# The state machine's table as the hot path reads it: a row's state is its text, and an
+# enum's `.value` and a `TaskState(text)` lookup cost more than the rest of a move.
+_TASK_MOVES = frozenset((state.value, event) for state, event in TASK_TRANSITIONS)
+_TASK_TARGET = {event: task_target(event).value for event in TaskEvent}
+_TASK_KIND = {event: f"task.{event.value}" for event in TaskEvent}
+
+
 @functools.cache
 def _move(query: Sql, columns: tuple[str, ...]) -> str:
     """``Q.move_task_run`` or ``Q.move_run`` also setting `columns`: composed once per
@@ -70,6 +76,8 @@ class Guarded:
         self.wrote_events = False
         self._events: list[tuple[Any, ...]] = []
         self._run_cache: dict[str, Any] = {}
+        #: Run id -> task name -> result text, of the task runs this transaction succeeded.
+        self._results: dict[str, dict[str, str]] = {}
 
     # ------------------------------------------------------------------ dialect hooks
 
@@ -128,23 +136,18 @@ class Guarded:
         row: Any, event: TaskEvent, fields: dict[str, Any]
     ) -> tuple[str, tuple[Any, ...]]:
         """The compare-and-set moving `row` by `event` (guarded by the state it was read in)."""
-        current = TaskState(row["state"])
-        if (current, event) not in TASK_TRANSITIONS:
-            raise IllegalTransition(f"task run cannot {event.value} from {current.value}")
+        current = row["state"]
+        if (current, event) not in _TASK_MOVES:
+            raise IllegalTransition(f"task run cannot {event.value} from {current}")
         return (
             _move(Q.move_task_run, tuple(fields)),
-            (task_target(event).value, *fields.values(), row["id"], current.value),
+            (_TASK_TARGET[event], *fields.values(), row["id"], current),
         )
 
     def task_moved(self, row: Any, event: TaskEvent, data: dict[str, Any] | None) -> None:
         """The event row of a move of `row` by `event`."""
         self.event(
-            row["run_id"],
-            row["id"],
-            f"task.{event.value}",
-            row["state"],
-            task_target(event).value,
-            data,
+            row["run_id"], row["id"], _TASK_KIND[event], row["state"], _TASK_TARGET[event], data
         )
 
     def cas_held(
@@ -197,12 +200,20 @@ class Guarded:
             self._run_cache[run_id] = run
         return self.spec_of(run["workflow"], run["version"]), run
 
+    def remember_result(self, run_id: str, task_name: str, result: str) -> None:
+        """A top-level task run of `run_id` succeeded in this transaction with `result`
+        (JSON text): `results_of` need not read it back."""
+        self._results.setdefault(run_id, {})[task_name] = result
+
     def results_of(self, run_id: str, names: Iterable[str]) -> dict[str, Any]:
         """The results of some top-level tasks of a run, by task name (the ones that have
         a row; a result may be None)."""
         wanted = sorted(set(names))
         if not wanted:
             return {}
+        known = self._results.get(run_id)
+        if known is not None and all(name in known for name in wanted):
+            return {name: loads(known[name]) for name in wanted}  # the next task of a chain
         rows = self.tx.execute(
             Q.results_of.fill(names=marks(len(wanted))), (run_id, *wanted)
         ).fetchall()

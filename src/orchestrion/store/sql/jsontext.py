@@ -9,9 +9,13 @@ from typing import Any
 __all__ = ["dumps", "loads"]
 
 
+#: Built once: `json.dumps` with any option builds an encoder on every call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def dumps(value: Any) -> str:
     """A value as the canonical JSON text the store keeps (compact, UTF-8 as is)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODE(value)
 
 
 def loads(text: str | None) -> Any:

@@ -71,6 +71,8 @@ def _succeed(adv: Advance, fast: Successes) -> set[int]:
         raise StoreError(f"{len(rows) - moves.rowcount} task runs moved while finishing")
     for row in rows:
         adv.event(row["run_id"], row["id"], _SUCCEED_EVENT, _RUNNING, _SUCCEEDED)
+        if row["kind"] == "task":
+            adv.remember_result(row["run_id"], row["task_name"], fast[row["id"]][1])
     _count(adv, rows)
     return {row["id"] for row in rows}
 
