@@ -24,6 +24,7 @@ from orchestrion.errors import CycleError
 from orchestrion.spec.actions import (
     Action,
     HttpAction,
+    PluginAction,
     PublishAction,
     PythonAction,
     ShellAction,
@@ -66,6 +67,7 @@ __all__ = [
     "InputSpec",
     "ParamSpec",
     "ParamType",
+    "PluginAction",
     "PublishAction",
     "PythonAction",
     "RetryPolicy",
