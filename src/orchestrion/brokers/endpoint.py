@@ -12,7 +12,15 @@ from urllib.parse import urlsplit
 
 from orchestrion.auth.secret_box import Secret
 
-__all__ = ["SCHEMES", "SQL_SCHEMES", "TLS_KEYS", "ConnectionResolver", "Endpoint", "check_tls", "check_url"]
+__all__ = [
+    "SCHEMES",
+    "SQL_SCHEMES",
+    "TLS_KEYS",
+    "ConnectionResolver",
+    "Endpoint",
+    "check_tls",
+    "check_url",
+]
 
 #: The URL schemes each kind takes; the second of each pair means TLS.
 SCHEMES: Final[dict[str, tuple[str, ...]]] = {

@@ -3,11 +3,24 @@ the statement (`orchestrion.kinds.sql_run`) and the kind share them without a cy
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from orchestrion.spec.fields import SECRET_NAME_PATTERN, Duration, Int, Str
+
+#: Seconds, or text such as ``90s`` or ``5m`` (what the JSON Schema says of it).
+_Seconds = Annotated[
+    Duration,
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "string", "pattern": r"^\s*([0-9]+(\.[0-9]+)?(ms|s|m|h|d|w))+\s*$"},
+            ]
+        }
+    ),
+]
 
 __all__ = ["SqlOptions"]
 
@@ -37,6 +50,6 @@ class SqlOptions(BaseModel):
     )
     max_rows: Int = Field(default=1000, ge=1, le=100_000, description="The cap of 'rows'.")
     #: The statement timeout (also capped by the task's timeout).
-    timeout: Duration = Field(
+    timeout: _Seconds = Field(
         default=300.0, gt=0, le=86_400, description="Statement timeout (seconds or '5m')."
     )

@@ -214,9 +214,10 @@ class TaskKind(Generic[OptionsT]):
         """Run one attempt: return its JSON result, or raise (see the module docstring)."""
         raise NotImplementedError(f"task kind {self.name!r} does not implement run()")
 
-    def json_schema(self) -> dict[str, Any]:
-        """The JSON Schema of the options (what editors see for this kind's YAML key)."""
-        schema = self.options.model_json_schema()
+    def json_schema(self, ref_template: str = "#/$defs/{model}") -> dict[str, Any]:
+        """The JSON Schema of the options (what editors see for this kind's YAML key);
+        `ref_template` places the models it nests (pydantic's argument of that name)."""
+        schema = self.options.model_json_schema(ref_template=ref_template)
         if self.summary:
             schema.setdefault("description", self.summary)
         return schema
