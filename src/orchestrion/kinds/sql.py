@@ -1,5 +1,6 @@
-"""The ``sql`` task kind: one statement against a named database connection, in a
-transaction of its own (committed on success, rolled back on failure, timeout or cancel).
+"""The ``sql`` task kind: one statement (or a list of them) against a named database
+connection, in a transaction of its own (committed on success, rolled back on failure,
+timeout or cancel).
 
 ```yaml
 load:
@@ -20,22 +21,12 @@ is masked in the task's logs, errors and result. Executed with SQLAlchemy Core
 
 from __future__ import annotations
 
-import re
-from typing import Any, Final
+from typing import Any
 
-from orchestrion.kinds.sql_options import SqlOptions
+from orchestrion.kinds.sql_options import SqlOptions, bind_names
 from orchestrion.spec.kinds import KindContext, TaskKind
 
 __all__ = ["SqlKind", "SqlOptions", "bind_names"]
-
-#: A ``:name`` bind parameter, as SQLAlchemy's `text()` finds them (not ``::cast``, not
-#: ``\\:escaped``).
-_BIND: Final = re.compile(r"(?<![:\w\\]):(\w+)(?!:)", re.UNICODE)
-
-
-def bind_names(query: str) -> list[str]:
-    """The bind parameter names `query` uses, in order of first use."""
-    return list(dict.fromkeys(_BIND.findall(query)))
 
 
 class SqlKind(TaskKind[SqlOptions]):
@@ -49,7 +40,9 @@ class SqlKind(TaskKind[SqlOptions]):
     def check(self, options: SqlOptions) -> None:
         """Every ``:name`` of the query has a value in ``params`` and every value is used:
         a typo fails at load time, not halfway through a run."""
-        used = bind_names(options.query)
+        if not options.statements:
+            raise ValueError("'query' lists no statement")
+        used = [name for query in options.statements for name in bind_names(query)]
         missing = [name for name in used if name not in options.params]
         if missing:
             raise ValueError(f"the query binds :{missing[0]} but params has no {missing[0]!r}")

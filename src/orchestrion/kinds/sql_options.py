@@ -1,9 +1,11 @@
-"""The options of a ``sql`` task (`orchestrion.kinds.sql`), apart so that the code that runs
-the statement (`orchestrion.kinds.sql_run`) and the kind share them without a cycle."""
+"""The options of a ``sql`` task (`orchestrion.kinds.sql`) and its bind parameters, apart
+so that the kind and the code that runs the statement (`orchestrion.kinds.sql_run`) share
+them without an import cycle."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import re
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
@@ -22,7 +24,19 @@ _Seconds = Annotated[
     ),
 ]
 
-__all__ = ["SqlOptions"]
+__all__ = ["SqlOptions", "bind_names"]
+
+#: A ``:name`` bind parameter, as SQLAlchemy's `text()` finds them (not ``::cast``, not
+#: ``\\:escaped``).
+_BIND: Final = re.compile(r"(?<![:\w\\]):(\w+)(?!:)", re.UNICODE)
+
+
+def bind_names(query: str) -> list[str]:
+    """The bind parameter names `query` uses, in order of first use."""
+    return list(dict.fromkeys(_BIND.findall(query)))
+
+
+_Statement = Annotated[Str, Field(min_length=1, max_length=100_000)]
 
 
 class SqlOptions(BaseModel):
@@ -32,11 +46,11 @@ class SqlOptions(BaseModel):
 
     #: A connection of the workflow's namespace whose kind is postgres, mysql or sqlite.
     connection: Str = Field(pattern=SECRET_NAME_PATTERN, description="A database connection.")
-    #: One statement; values as ``:name`` bind parameters. Never templated.
-    query: Str = Field(
-        min_length=1,
-        max_length=100_000,
-        description="One SQL statement; values as :name bind parameters (never templated).",
+    #: One statement, or a list run in order in the one transaction; values as ``:name``
+    #: bind parameters. Never templated.
+    query: _Statement | tuple[_Statement, ...] = Field(
+        description="One SQL statement, or a list run in order in one transaction; values"
+        " as :name bind parameters (never templated).",
     )
     #: Bind parameter values; string leaves may be templates.
     params: dict[Str, Any] = Field(
@@ -46,10 +60,15 @@ class SqlOptions(BaseModel):
     result: Literal["rowcount", "rows", "first", "none"] = Field(
         default="rowcount",
         description="rowcount (rows affected), rows (a list of objects, at most max_rows),"
-        " first (the first row or null), or none.",
+        " first (the first row or null), or none; of the last statement.",
     )
     max_rows: Int = Field(default=1000, ge=1, le=100_000, description="The cap of 'rows'.")
-    #: The statement timeout (also capped by the task's timeout).
+    #: The statement timeout (also capped by the task's timeout); for a list, of them all.
     timeout: _Seconds = Field(
         default=300.0, gt=0, le=86_400, description="Statement timeout (seconds or '5m')."
     )
+
+    @property
+    def statements(self) -> tuple[str, ...]:
+        """The statements to run, in order."""
+        return (self.query,) if isinstance(self.query, str) else self.query

@@ -31,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from orchestrion.errors import CancelRequested, TaskError, TaskTimeout
-from orchestrion.kinds.sql_options import SqlOptions
+from orchestrion.kinds.sql_options import SqlOptions, bind_names
 from orchestrion.spec.actions import SQL_KINDS
 from orchestrion.spec.kinds import KindConnection, KindContext
 
@@ -80,12 +80,12 @@ def execute(options: SqlOptions, ctx: KindContext) -> Any:
     try:
         return _in_transaction(engine, conn_info.kind, options, ctx, watch, limit)
     except SQLAlchemyError as exc:
-        if watch.fired == "timeout":
+        if watch.fired == "cancel":  # before the timeout: a cancel looks like one
+            raise CancelRequested() from None
+        if watch.fired == "timeout" or _server_timeout(exc):
             raise TaskTimeout(
                 f"the statement ran past its {limit:g}s timeout and was rolled back"
             ) from None
-        if watch.fired == "cancel":
-            raise CancelRequested() from None
         raise TaskError(f"{_driver_error(exc)} (rolled back)") from None
     finally:
         engine.dispose()
@@ -99,10 +99,16 @@ def _in_transaction(
         with conn.begin() as trans:  # commits when the block ends, rolls back if it raises
             _statement_timeout(conn, kind, limit)
             ctx.log(f"sql: running on {options.connection} ({kind}), timeout {limit:g}s")
+            started = time.monotonic()
             with watch:
-                result = conn.execute(text(options.query), dict(options.params))
+                for query in options.statements:
+                    ctx.check_cancel()
+                    used = set(bind_names(query))
+                    bound = {k: v for k, v in options.params.items() if k in used}
+                    result = conn.execute(text(query), bound)
                 value = _shape(result, options, ctx)
-            if watch.fired == "timeout":
+            # Interrupted statements may also end without an error (MariaDB's SLEEP()).
+            if watch.fired == "timeout" or time.monotonic() - started >= limit:
                 raise TaskTimeout(f"the statement ran past its {limit:g}s timeout")
             ctx.check_cancel()  # canceled while it ran: roll back rather than commit
             if not trans.is_active:
@@ -184,6 +190,16 @@ def _describe(value: Any, options: SqlOptions) -> str:
     if options.result == "rows":
         return f"{len(value)} rows"
     return options.result
+
+
+def _server_timeout(exc: SQLAlchemyError) -> bool:
+    """Whether the database's own statement timeout ended the statement: PostgreSQL's
+    query_canceled (57014), MariaDB's max_statement_time (1969)."""
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) == "57014":
+        return True
+    args = getattr(orig, "args", ())
+    return bool(args) and args[0] == 1969
 
 
 def _driver_error(exc: SQLAlchemyError) -> str:
