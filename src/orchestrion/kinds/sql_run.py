@@ -198,7 +198,7 @@ def _server_timeout(exc: SQLAlchemyError) -> bool:
     orig = getattr(exc, "orig", None)
     if getattr(orig, "sqlstate", None) == "57014":
         return True
-    args = getattr(orig, "args", ())
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
     return bool(args) and args[0] == 1969
 
 

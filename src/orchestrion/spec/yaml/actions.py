@@ -58,13 +58,12 @@ _PYTHON_REF: Final = re.compile(r"([A-Za-z_][\w.]*|[^:\s]+\.py):[A-Za-z_][\w.]*"
 
 
 def kind_keys(body: dict[str, Any], known: tuple[str, ...]) -> tuple[str, ...]:
-    """The keys of `body` that are not `known` but name an installed task kind. The kinds
-    (built in and plugins' entry points) are read only when such a key is there."""
-    extra = [key for key in body if key not in known]
-    if not extra:
+    """The installed task kinds' names (each a key a task may use besides `known`), when
+    `body` has a key that is not `known`; else none. The kinds (built in and plugins' entry
+    points) are read only then, and a misspelt kind is offered its closest name."""
+    if all(key in known for key in body):
         return ()
-    registry = installed_kinds()
-    return tuple(key for key in extra if isinstance(key, str) and key in registry)
+    return tuple(installed_kinds().names())
 
 
 def action(
