@@ -34,9 +34,9 @@ tasks:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[App, str, httpx.Client]]:
-    with App(Settings(database_url=database_url_for(tmp_path / "k.db"))).open() as app:
-        with serve_api(app) as url, admin_client(app, url) as client:
-            yield app, url, client
+    settings = Settings(database_url=database_url_for(tmp_path / "k.db"))
+    with App(settings).open() as app, serve_api(app) as url, admin_client(app, url) as client:
+        yield app, url, client
 
 
 def test_api_and_cli_take_database_connections(served: tuple[App, str, httpx.Client]) -> None:
