@@ -244,3 +244,15 @@ def test_a_kind_this_worker_lacks_fails_the_attempt() -> None:
         connection_names(action)
     assert connection_names(PluginAction(plugin="sql", options={
         "connection": "wh", "query": "select 1"})) == ("wh",)  # fmt: skip
+
+
+def test_the_plugin_reads_a_declared_secret() -> None:
+    from orchestrion.auth.secret_box import Secret
+
+    ctx = TaskContext(
+        run_id="r9", task_run_id=1, task_name="hello", workflow="w", attempt=1,
+        idempotency_key="k", secret_values={"sig": Secret("s3cr3t")},
+    )  # fmt: skip
+    assert _greet({"who": "x", "sign_with": "sig"}, ctx)["message"] == "Hello, x! (s3cr3t)"
+    with pytest.raises(Exception, match="did not declare the secret 'other'"):
+        _greet({"who": "x", "sign_with": "other"}, ctx)
