@@ -363,7 +363,7 @@ class Worker:
                 error=f"cannot open connection {name!r}: {exc}" if name else str(exc),
                 error_types=(f"{type(exc).__module__}.{type(exc).__qualname__}",),
             )
-        endpoint = action.connection if isinstance(action, PublishAction) else None
+        publish_to = endpoints[action.connection] if isinstance(action, PublishAction) else None
         masker = masker_for({**values, **hidden})
         ctx = dataclasses.replace(
             ctx, secret_values=values, log_sink=masked_sink(ctx.log_sink, masker)
@@ -376,7 +376,7 @@ class Worker:
             self._start_child,
             http_allow=self.settings.http_allow,
             executor=self._executor_for(task),
-            endpoint=None if endpoint is None else endpoints[endpoint],
+            endpoint=publish_to,
             connections=endpoints,
         )
         return None if outcome is None else masked_outcome(outcome, masker)
