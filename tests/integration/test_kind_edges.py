@@ -91,3 +91,21 @@ def test_kind_tasks_register_and_show_by_kind(served: tuple[App, str, httpx.Clie
         page = browser.get("/workflows/kinds_flow")
     assert page.status_code == 200
     assert "<td>sql</td>" in page.text and "<td>example-greet</td>" in page.text
+
+
+def test_a_worker_without_the_kind_fails_the_attempt_saying_so(tmp_path: Path) -> None:
+    """A spec stored by a process that had a plugin, run by a worker that has not."""
+    from orchestrion.spec.model import PluginAction, TaskSpec, WorkflowSpec
+
+    spec = WorkflowSpec(
+        name="missing_kind",
+        tasks=(TaskSpec(name="t", action=PluginAction(plugin="not-installed", options={})),),
+    )
+    with App(Settings(database_url=database_url_for(tmp_path / "m.db"))).open() as app:
+        app.store.workflows.register_workflow(spec, source=None, now=app.clock.now())
+        run = app.runs.trigger("missing_kind")
+        done = app.runtime.run_until_done(run.id, concurrency=1)
+        (task,) = app.runs.task_runs(run.id)
+    assert done.state.value == "failed"
+    assert task.error is not None
+    assert "this worker cannot run the task: unknown task kind 'not-installed'" in task.error
