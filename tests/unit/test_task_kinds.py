@@ -203,6 +203,14 @@ def test_the_cli_schema_and_validate_see_the_plugin(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert f"ok {good}" in result.output
     assert "b.yaml:4:5" in result.output and "one word" in result.output
+    listed = CliRunner().invoke(main, ["kinds", "-o", "json"])
+    assert [k["name"] for k in json.loads(listed.output)] == [GREET, "sql"]
+    shown = json.loads(CliRunner().invoke(main, ["kinds", GREET, "-o", "json"]).output)
+    assert shown["templated"] == ["who"] and "orchestrion-example-greet" in shown["origin"]
+    who = next(o for o in shown["options"] if o["name"] == "who")
+    assert who["required"] and who["templated"] and "Whom to greet" in who["description"]
+    missing = CliRunner().invoke(main, ["kinds", "nope"])
+    assert missing.exit_code == 2 and "unknown task kind 'nope'" in missing.output
 
 
 # ------------------------------------------------------------------------- running
