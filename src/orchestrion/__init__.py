@@ -1,8 +1,8 @@
 """Orchestrion: workflows in Python or YAML, durable runs, retries and compensation.
 
 A workflow file needs only ``from orchestrion import task, workflow`` (plus ``shell``,
-``http`` and ``TaskContext`` where used); importing them does not pull in the database,
-the worker or the CLI.
+``http``, ``sql``, ``plugin`` and ``TaskContext`` where used); importing them does not
+pull in the database, the worker or the CLI.
 
 Importing the package itself imports only the errors: every other name is imported on first
 use (PEP 562), because ``orchestrion.cli.main`` and the other subpackages import this
@@ -25,7 +25,7 @@ from orchestrion.errors import (
 
 if TYPE_CHECKING:
     from orchestrion.app import App
-    from orchestrion.spec.python import broker, http, publish, shell, task, workflow
+    from orchestrion.spec.python import broker, http, plugin, publish, shell, sql, task, workflow
     from orchestrion.worker.context import TaskContext
 
 __all__ = [
@@ -39,8 +39,10 @@ __all__ = [
     "TaskTimeout",
     "broker",
     "http",
+    "plugin",
     "publish",
     "shell",
+    "sql",
     "task",
     "workflow",
 ]
@@ -53,8 +55,10 @@ _LAZY = {
     "TaskContext": "orchestrion.worker.context",
     "broker": "orchestrion.spec.python",
     "http": "orchestrion.spec.python",
+    "plugin": "orchestrion.spec.python",
     "publish": "orchestrion.spec.python",
     "shell": "orchestrion.spec.python",
+    "sql": "orchestrion.spec.python",
     "task": "orchestrion.spec.python",
     "workflow": "orchestrion.spec.python",
 }

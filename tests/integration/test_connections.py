@@ -78,7 +78,7 @@ def test_create_list_show_delete_and_events(app: App) -> None:
 @pytest.mark.parametrize(
     ("kind", "url", "secret", "tls", "problem"),
     [
-        ("kafka", "kafka://h", None, {}, "unknown broker kind 'kafka'"),
+        ("kafka", "kafka://h", None, {}, "unknown connection kind 'kafka'"),
         ("redis", "amqp://h:5672", None, {}, "a redis URL starts with redis:// or rediss://"),
         ("rabbitmq", "amqp://u:hunter2@h/", None, {}, "the URL holds a password"),
         ("nats", "nats://", None, {}, "names no host"),

@@ -20,8 +20,10 @@ def test_all_is_exact() -> None:
         "TaskTimeout",
         "broker",
         "http",
+        "plugin",
         "publish",
         "shell",
+        "sql",
         "task",
         "workflow",
     ]

@@ -141,3 +141,31 @@ def test_run_imports_no_server_stack(tmp_path: Path) -> None:
                 assert exc.code == 0, exc.code
     """)
     assert loaded_after(code, SERVER_STACK, cwd=tmp_path) == []
+
+
+# What only a task of a plugin kind needs (issue 15): its client libraries, the kinds
+# themselves, and the scan of every installed package's entry points.
+KIND_STACK = ("sqlalchemy", "pymysql", "orchestrion.kinds", "orchestrion_greet")
+
+
+def test_run_and_validate_load_no_task_kind_unless_used(tmp_path: Path) -> None:
+    (tmp_path / "plain.yaml").write_text('name: plain\ntasks:\n  a: {shell: ["true"]}\n')
+    (tmp_path / "kinds.yaml").write_text(
+        "name: kinds\ntasks:\n  a: {sql: {connection: w, query: 'select 1'}}\n"
+    )
+    run = textwrap.dedent("""
+        import contextlib, io
+        from orchestrion.cli.main import main
+        with contextlib.redirect_stdout(io.StringIO()):
+            try:
+                main(["run", "plain.yaml", "--db", "run.db", "-q"])
+            except SystemExit as exc:
+                assert exc.code == 0, exc.code
+    """)
+    assert loaded_after(run, KIND_STACK, cwd=tmp_path) == []
+    validate = textwrap.dedent("""
+        from orchestrion.spec.yaml.loader import load_yaml_file
+        load_yaml_file("kinds.yaml")
+    """)
+    # Loading a sql task reads its options model, never SQLAlchemy or the plugins.
+    assert loaded_after(validate, KIND_STACK, cwd=tmp_path) == ["orchestrion.kinds"]

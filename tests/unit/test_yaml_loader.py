@@ -14,6 +14,7 @@ import pytest
 from orchestrion.errors import SpecError
 from orchestrion.spec.expressions import compile_expression, render
 from orchestrion.spec.json_schema import render_schema, yaml_json_schema
+from orchestrion.spec.kinds import builtin_kinds
 from orchestrion.spec.model import (
     HttpAction,
     InputSpec,
@@ -457,19 +458,21 @@ def test_schema_fields_match_the_loader() -> None:
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert set(schema["properties"]) == set(yaml_loader.TOP_LEVEL_KEYS)
     assert schema["additionalProperties"] is False
+    kinds = tuple(builtin_kinds().names())  # the task kinds' keys (sql), beside the core ones
     expected = {
-        "task": yaml_loader.TASK_KEYS,
+        "task": (*yaml_loader.TASK_KEYS, *kinds),
         "param": yaml_loader.PARAM_KEYS,
         "schedule": yaml_loader.SCHEDULE_KEYS,
         "retry": yaml_loader.RETRY_KEYS,
         "shell": yaml_loader.SHELL_KEYS,
         "http": yaml_loader.HTTP_KEYS,
         "workflow": yaml_loader.WORKFLOW_KEYS,
-        "undo": yaml_loader.ACTION_KEYS,
+        "undo": (*yaml_loader.ACTION_KEYS, *kinds),
     }
     for name, keys in expected.items():
         assert _properties(defs[name]) == set(keys), name
-    assert defs["task"]["oneOf"] == [{"required": [k]} for k in yaml_loader.ACTION_KEYS]
+    actions = (*yaml_loader.ACTION_KEYS, *kinds)
+    assert defs["task"]["oneOf"] == [{"required": [k]} for k in actions]
 
 
 def test_schema_closes_every_object() -> None:

@@ -1,4 +1,5 @@
-"""`App.connections`: named broker connections per namespace (issue 14).
+"""`App.connections`: named connections per namespace, to brokers (issue 14) and to
+databases for ``sql`` tasks (issue 15).
 
 A connection says where a broker is (kind, URL, TLS options) and names the secret that
 holds its password; workflow files name connections, never credentials. Writes are
@@ -17,7 +18,7 @@ from orchestrion.app.core import Facet
 from orchestrion.app.secrets import check_name, key_ring_of, resolve
 from orchestrion.brokers.endpoint import Endpoint, check_tls, check_url
 from orchestrion.errors import NotFound, ParameterError
-from orchestrion.spec.actions import BROKER_KINDS
+from orchestrion.spec.actions import CONNECTION_KINDS
 from orchestrion.spec.fields import SECRET_NAME_PATTERN
 from orchestrion.store.records import ConnectionRecord
 
@@ -25,7 +26,7 @@ __all__ = ["Connections", "parse_ref"]
 
 
 class Connections(Facet):
-    """Broker connections by ``namespace/name``."""
+    """Broker and database connections by ``namespace/name``."""
 
     def put_connection(
         self,
@@ -96,8 +97,10 @@ def checked(
 ) -> ConnectionRecord:
     """The record of a connection, or `ParameterError` naming what is wrong."""
     _check_ref(namespace, name)
-    if kind not in BROKER_KINDS:
-        raise ParameterError(f"unknown broker kind {kind!r}: one of {', '.join(BROKER_KINDS)}")
+    if kind not in CONNECTION_KINDS:
+        raise ParameterError(
+            f"unknown connection kind {kind!r}: one of {', '.join(CONNECTION_KINDS)}"
+        )
     if len(url) > 2000:
         raise ParameterError("the URL is over 2000 characters")
     try:

@@ -1,5 +1,6 @@
-"""`Endpoint`: a broker connection opened for use (its password a `Secret`), and the
-checks a connection's URL and TLS options pass before it is stored."""
+"""`Endpoint`: a connection (a broker's, or a database's for ``sql`` tasks) opened for use
+(its password a `Secret`), and the checks a connection's URL and TLS options pass before it
+is stored."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ from urllib.parse import urlsplit
 
 from orchestrion.auth.secret_box import Secret
 
-__all__ = ["SCHEMES", "TLS_KEYS", "ConnectionResolver", "Endpoint", "check_tls", "check_url"]
+__all__ = [
+    "SCHEMES",
+    "SQL_SCHEMES",
+    "TLS_KEYS",
+    "ConnectionResolver",
+    "Endpoint",
+    "check_tls",
+    "check_url",
+]
 
 #: The URL schemes each kind takes; the second of each pair means TLS.
 SCHEMES: Final[dict[str, tuple[str, ...]]] = {
@@ -19,6 +28,13 @@ SCHEMES: Final[dict[str, tuple[str, ...]]] = {
     "rabbitmq": ("amqp", "amqps"),
     "nats": ("nats", "tls"),
     "mqtt": ("mqtt", "mqtts"),
+}
+
+#: The URL schemes of the database kinds (``sql`` tasks pick the driver themselves).
+SQL_SCHEMES: Final[dict[str, tuple[str, ...]]] = {
+    "postgres": ("postgresql", "postgres", "postgresql+psycopg"),
+    "mysql": ("mysql", "mariadb", "mysql+pymysql", "mariadb+pymysql"),
+    "sqlite": ("sqlite",),
 }
 
 #: The TLS options a connection may set, and their types.
@@ -58,7 +74,8 @@ class Endpoint:
     def uses_tls(self) -> bool:
         """TLS asked for by the options or by the URL's scheme."""
         scheme = urlsplit(self.url).scheme
-        return bool(self.tls.get("enabled")) or scheme == SCHEMES[self.kind][1]
+        tls_scheme = SCHEMES[self.kind][1] if self.kind in SCHEMES else None
+        return bool(self.tls.get("enabled")) or scheme == tls_scheme
 
     @property
     def host(self) -> str:
@@ -93,19 +110,27 @@ ConnectionResolver = Callable[[str, str], Endpoint]
 
 
 def check_url(kind: str, url: str) -> None:
-    """`ValueError` naming the problem unless `url` is a broker URL of `kind` that carries
-    no password (credentials belong in a secret)."""
-    if kind not in SCHEMES:
-        raise ValueError(f"unknown broker kind {kind!r}: one of {', '.join(SCHEMES)}")
+    """`ValueError` naming the problem unless `url` is a URL of `kind` (a broker or a
+    database) that carries no password (credentials belong in a secret)."""
+    schemes = {**SCHEMES, **SQL_SCHEMES}
+    if kind not in schemes:
+        raise ValueError(f"unknown connection kind {kind!r}: one of {', '.join(schemes)}")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018  # parsing the port raises on a bad one
     except ValueError as exc:
         raise ValueError(f"bad URL {url!r}: {exc}") from None
-    if parts.scheme not in SCHEMES[kind]:
+    if parts.scheme not in schemes[kind]:
         raise ValueError(
-            f"a {kind} URL starts with {' or '.join(s + '://' for s in SCHEMES[kind])}, got {url!r}"
+            f"a {kind} URL starts with {' or '.join(s + '://' for s in schemes[kind])}, got {url!r}"
         )
+    if kind == "sqlite":
+        if parts.netloc or len(parts.path) < 2:
+            raise ValueError(
+                f"a sqlite URL names a file: sqlite:///relative.db or sqlite:////abs/path.db,"
+                f" got {url!r}"
+            )
+        return
     if not parts.hostname:
         raise ValueError(f"the URL {url!r} names no host")
     if parts.password is not None:

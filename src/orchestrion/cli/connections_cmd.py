@@ -1,4 +1,5 @@
-"""``orchestrion connections``: create, list, show and delete broker connections.
+"""``orchestrion connections``: create, list, show and delete broker and database
+connections.
 
 A connection never holds a credential: ``--password-secret`` names a secret of the same
 namespace (``orchestrion secrets set``), and a URL with a password in it is refused.
@@ -26,11 +27,12 @@ from orchestrion.cli.common import (
 )
 from orchestrion.cli.render import when
 from orchestrion.errors import OrchestrionError
+from orchestrion.spec.actions import CONNECTION_KINDS
 from orchestrion.store.records import ConnectionRecord
 
 __all__ = ["connections"]
 
-_KINDS = ("redis", "rabbitmq", "nats", "mqtt")
+_KINDS = CONNECTION_KINDS
 
 
 def _ref(ref: str) -> tuple[str, str]:
@@ -57,13 +59,14 @@ def _row(c: ConnectionRecord) -> dict[str, Any]:
 
 @click.group()
 def connections() -> None:
-    """Named broker connections (Redis, RabbitMQ, NATS, MQTT) that publish tasks and broker
-    triggers use; credentials stay in secrets."""
+    """Named connections: brokers (Redis, RabbitMQ, NATS, MQTT) for publish tasks and broker
+    triggers, databases (PostgreSQL, MariaDB/MySQL, SQLite) for sql tasks; credentials stay
+    in secrets."""
 
 
 @connections.command("create")
 @click.argument("ref", metavar="NAMESPACE/NAME")
-@click.option("--kind", type=click.Choice(_KINDS), required=True, help="The broker.")
+@click.option("--kind", type=click.Choice(_KINDS), required=True, help="The broker or database.")
 @click.option("--url", required=True, help="Where it is, without a password.")
 @click.option("--username", default=None, help="The user to log in as.")
 @click.option(

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "deploy": "services",
     "events": "triggers_cmd",
     "init": "tools_cmd",
+    "kinds": "kinds_cmd",
     "logs": "runs_cmd",
     "queues": "queues_cmd",
     "rerun": "run_cmd",

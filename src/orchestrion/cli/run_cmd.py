@@ -352,7 +352,9 @@ def _retry_remote(run_id: str, wait: bool, server: str, output: str) -> None:
 
 @click.command()
 def schema() -> None:
-    """Print the JSON Schema of the YAML workflow format (for editors)."""
+    """Print the JSON Schema of the YAML workflow format (for editors), with every
+    installed task kind."""
     from orchestrion.spec.json_schema import yaml_json_schema
+    from orchestrion.spec.kinds import installed_kinds
 
-    click.echo(json.dumps(yaml_json_schema(), indent=2))
+    click.echo(json.dumps(yaml_json_schema(installed_kinds()), indent=2))

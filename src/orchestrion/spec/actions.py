@@ -1,4 +1,6 @@
-"""What a task does: the five action kinds a task (or its undo) runs, one model each.
+"""What a task does: the five core action kinds a task (or its undo) runs, one model each,
+and `PluginAction`, every other kind (`orchestrion.spec.kinds`): built in (``sql``) or
+third-party.
 
 A Python action names its callable by reference, resolved by workers only; the others are
 data whose string fields may be templates over ``params``, ``tasks`` and ``item``, checked
@@ -26,9 +28,12 @@ from orchestrion.spec.fields import (
 
 __all__ = [
     "BROKER_KINDS",
+    "CONNECTION_KINDS",
     "DESTINATIONS",
+    "SQL_KINDS",
     "Action",
     "HttpAction",
+    "PluginAction",
     "PublishAction",
     "PythonAction",
     "ShellAction",
@@ -45,6 +50,12 @@ DESTINATIONS: Final[dict[str, str]] = {
     "nats": "subject",
     "mqtt": "topic",
 }
+
+#: The databases a `sql` task speaks to (SQLAlchemy Core).
+SQL_KINDS: Final = ("postgres", "mysql", "sqlite")
+
+#: What a named connection may connect to.
+CONNECTION_KINDS: Final = (*BROKER_KINDS, *SQL_KINDS)
 
 #: A connection's name: like a secret's (letters, digits, '_', '.', '-').
 CONNECTION_NAME_PATTERN: Final = SECRET_NAME_PATTERN
@@ -159,7 +170,20 @@ class PublishAction(FrozenModel):
         return self
 
 
+class PluginAction(FrozenModel):
+    """A task of a kind that implements `orchestrion.spec.kinds.TaskKind`: built in (``sql``)
+    or installed as a plugin. `options` are stored as the kind validated them (fields at
+    their default left out); the loaders check them against the kind, and the worker checks
+    them again after rendering the kind's templated fields. The model itself checks only
+    their shape, so a server that has not installed a plugin still reads specs using it."""
+
+    kind: Literal["plugin"] = "plugin"
+    #: The kind's name, its YAML key.
+    plugin: Str = Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")
+    options: dict[Str, Any] = Field(default_factory=dict)
+
+
 Action = Annotated[
-    PythonAction | ShellAction | HttpAction | SubWorkflowAction | PublishAction,
+    PythonAction | ShellAction | HttpAction | SubWorkflowAction | PublishAction | PluginAction,
     Field(discriminator="kind"),
 ]

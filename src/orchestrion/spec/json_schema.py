@@ -5,6 +5,10 @@ Point an editor at ``schemas/workflow.schema.json`` (committed, regenerated with
 completion and squiggles while writing a workflow file. It is hand-built from small pieces
 that mirror what `orchestrion.spec.yaml.loader` accepts, shorthands included; the loader
 stays the authority (it also checks references, expressions, cron and time zones).
+
+Task kinds (`orchestrion.spec.kinds`) add their options' schema under their name: the
+committed file has the built-in ones (``sql``); ``orchestrion schema`` prints the schema
+with every installed plugin kind too.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 
 from orchestrion.auth.principals import NAMESPACE_RE
 from orchestrion.spec.actions import BROKER_KINDS
+from orchestrion.spec.kinds import KindRegistry, builtin_kinds
 from orchestrion.spec.model import (
     LABEL_PATTERN,
     MAX_LABELS,
@@ -49,7 +54,7 @@ def _integer(description: str, **extra: Any) -> dict[str, Any]:
     return {"type": "integer", "description": description, **extra}
 
 
-def _defs() -> dict[str, Any]:
+def _defs(kinds: list[str]) -> dict[str, Any]:
     return {
         "name": {"type": "string", "pattern": NAME_PATTERN},
         "duration": {
@@ -73,9 +78,20 @@ def _defs() -> dict[str, Any]:
         "http": _http(),
         "workflow": _workflow_action(),
         "publish": _publish(),
-        "undo": _undo(),
-        "task": _task(),
+        "undo": _undo(kinds),
+        "task": _task(kinds),
     }
+
+
+def _kind_defs(registry: KindRegistry) -> dict[str, Any]:
+    """Each kind's options schema under its name, the models it nests under ``NAME.Model``."""
+    out: dict[str, Any] = {}
+    for kind in registry.all():
+        schema = kind.json_schema(ref_template=f"#/$defs/{kind.name}.{{model}}")
+        for model, nested in schema.pop("$defs", {}).items():
+            out[f"{kind.name}.{model}"] = nested
+        out[kind.name] = schema
+    return out
 
 
 def _param() -> dict[str, Any]:
@@ -227,22 +243,22 @@ def _publish() -> dict[str, Any]:
     )
 
 
-def _actions() -> dict[str, Any]:
-    return {key: _ref(key) for key in ACTION_KEYS}
+def _actions(kinds: list[str]) -> dict[str, Any]:
+    return {key: _ref(key) for key in (*ACTION_KEYS, *kinds)}
 
 
-def _exactly_one_action() -> list[dict[str, Any]]:
-    return [{"required": [key]} for key in ACTION_KEYS]
+def _exactly_one_action(kinds: list[str]) -> list[dict[str, Any]]:
+    return [{"required": [key]} for key in (*ACTION_KEYS, *kinds)]
 
 
-def _undo() -> dict[str, Any]:
-    return _object(_actions(), oneOf=_exactly_one_action())
+def _undo(kinds: list[str]) -> dict[str, Any]:
+    return _object(_actions(kinds), oneOf=_exactly_one_action(kinds))
 
 
-def _task() -> dict[str, Any]:
+def _task(kinds: list[str]) -> dict[str, Any]:
     names = {"type": "array", "items": _ref("name")}
     properties = {
-        **_actions(),
+        **_actions(kinds),
         "depends_on": {"oneOf": [_ref("name"), names]},
         "inputs": {"type": "object", "propertyNames": {"pattern": _IDENTIFIER}},
         "when": _ref("expression"),
@@ -280,11 +296,13 @@ def _task() -> dict[str, Any]:
             "additionalProperties": {"type": "string", "pattern": SECRET_NAME_PATTERN},
         },
     }
-    return _object(properties, oneOf=_exactly_one_action())
+    return _object(properties, oneOf=_exactly_one_action(kinds))
 
 
-def yaml_json_schema() -> dict[str, Any]:
-    """The JSON Schema of one workflow file, as a JSON-ready dict."""
+def yaml_json_schema(kinds: KindRegistry | None = None) -> dict[str, Any]:
+    """The JSON Schema of one workflow file, as a JSON-ready dict, with the task kinds of
+    `kinds` (default: the built-in ones)."""
+    registry = builtin_kinds() if kinds is None else kinds
     properties = {
         "name": _ref("name"),
         "description": {"type": "string"},
@@ -316,7 +334,7 @@ def yaml_json_schema() -> dict[str, Any]:
         "title": "Orchestrion workflow",
         **_object(properties, required=["name", "tasks"]),
         "not": {"required": ["schedule", "schedules"]},
-        "$defs": _defs(),
+        "$defs": {**_defs(registry.names()), **_kind_defs(registry)},
     }
 
 

@@ -25,6 +25,7 @@ from orchestrion.errors import CycleError
 from orchestrion.spec.actions import (
     Action,
     HttpAction,
+    PluginAction,
     PublishAction,
     PythonAction,
     ShellAction,
@@ -67,6 +68,7 @@ __all__ = [
     "InputSpec",
     "ParamSpec",
     "ParamType",
+    "PluginAction",
     "PublishAction",
     "PythonAction",
     "RetryPolicy",

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrion.spec.actions import HttpAction, PublishAction, ShellAction, SubWorkflowAction
+from orchestrion.spec.actions import (
+    HttpAction,
+    PluginAction,
+    PublishAction,
+    ShellAction,
+    SubWorkflowAction,
+)
 
 __all__ = ["ExpressionCheck", "find_cycle"]
 
@@ -103,7 +109,8 @@ class ExpressionCheck:
 
     def action(self, act: Any, field: str, readable: frozenset[str], *, item: bool) -> None:
         """The fields a worker renders: shell argv/env/cwd (never a script), http url,
-        headers and body, sub-workflow params, publish destination, headers and body."""
+        headers and body, sub-workflow params, publish destination, headers and body, a plugin
+        kind's options."""
         fields: dict[str, Any] = {}
         if isinstance(act, ShellAction):
             fields = {"argv": act.argv, "env": act.env, "cwd": act.cwd}
@@ -111,6 +118,8 @@ class ExpressionCheck:
             fields = {"url": act.url, "headers": act.headers, "json": act.json_body}
         elif isinstance(act, SubWorkflowAction):
             fields = {"params": act.params}
+        elif isinstance(act, PluginAction):  # every field: the loaders refuse templates
+            fields = {"options": act.options}  # in the fields the kind does not render
         elif isinstance(act, PublishAction):
             fields = {
                 "destination": act.destination,

@@ -26,6 +26,7 @@ from typing import Any
 
 from orchestrion.auth.secret_box import Secret
 from orchestrion.auth.ssrf import AllowList
+from orchestrion.brokers.endpoint import Endpoint
 from orchestrion.clock import Clock, SystemClock
 from orchestrion.errors import OrchestrionError, SecretError, StoreError
 from orchestrion.spec.model import PublishAction, TaskSpec, WorkflowSpec
@@ -42,6 +43,7 @@ from orchestrion.worker.context import TaskContext
 from orchestrion.worker.executors import Executor
 from orchestrion.worker.health import StoreHealth, guarded, next_delay
 from orchestrion.worker.heartbeat import Heartbeat
+from orchestrion.worker.kinds import connection_names
 from orchestrion.worker.logs import LogBuffer
 from orchestrion.worker.publish import ConnectionResolver
 from orchestrion.worker.reporting import GroupReporter
@@ -384,24 +386,26 @@ class Worker:
                     error=f"cannot open the task's secrets: {exc}",
                     error_types=(f"{type(exc).__module__}.{type(exc).__qualname__}",),
                 )
-        endpoint = None
+        endpoints: dict[str, Endpoint] = {}
         hidden: dict[str, Secret] = {}
         action = task.undo if claim.kind == "undo" else task.action
-        if isinstance(action, PublishAction):
-            try:
+        name = ""
+        try:  # a publish task's connection, and those a plugin kind names
+            for name in connection_names(action):
                 if self._connections is None:
                     raise SecretError("this worker has no access to connections")
-                endpoint = self._connections(spec.namespace, action.connection)
-            except OrchestrionError as exc:
-                return Outcome(
-                    task_run_id=claim.task_run_id,
-                    epoch=claim.epoch,
-                    status="failed",
-                    error=f"cannot open connection {action.connection!r}: {exc}",
-                    error_types=(f"{type(exc).__module__}.{type(exc).__qualname__}",),
-                )
-            if endpoint.password is not None:  # masked like a declared secret
-                hidden[f"connection:{action.connection}"] = endpoint.password
+                endpoints[name] = opened = self._connections(spec.namespace, name)
+                if opened.password is not None:  # masked like a declared secret
+                    hidden[f"connection:{name}"] = opened.password
+        except OrchestrionError as exc:
+            return Outcome(
+                task_run_id=claim.task_run_id,
+                epoch=claim.epoch,
+                status="failed",
+                error=f"cannot open connection {name!r}: {exc}" if name else str(exc),
+                error_types=(f"{type(exc).__module__}.{type(exc).__qualname__}",),
+            )
+        publish_to = endpoints[action.connection] if isinstance(action, PublishAction) else None
         masker = None
         if values or hidden:  # a task with nothing to mask pays nothing for masking
             masker = masker_for({**values, **hidden})
@@ -416,7 +420,8 @@ class Worker:
             self._start_child,
             http_allow=self.settings.http_allow,
             executor=self._executor_for(task),
-            endpoint=endpoint,
+            endpoint=publish_to,
+            connections=endpoints,
         )
         if outcome is None or masker is None:
             return outcome

@@ -7,7 +7,7 @@ import inspect
 import json
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from orchestrion.auth.ssrf import AllowList
@@ -18,6 +18,7 @@ from orchestrion.spec.bundle import CodeBundle
 from orchestrion.spec.expressions import compile_expression, render, render_url, to_text
 from orchestrion.spec.model import (
     HttpAction,
+    PluginAction,
     PublishAction,
     PythonAction,
     ShellAction,
@@ -69,12 +70,13 @@ def execute(
     http_allow: AllowList | None = None,
     executor: Executor | None = None,
     endpoint: Endpoint | None = None,
+    connections: Mapping[str, Endpoint] | None = None,
 ) -> Outcome | None:
     """Run the attempt; None when it produced no outcome yet (a sub-workflow now waits).
 
     `http_allow` names the non-public destinations HTTP tasks may reach. A Python action
     runs in `executor` when given, else in this thread. `endpoint` is a publish task's
-    opened connection."""
+    opened connection; `connections` those a plugin kind named, opened by name."""
     task = spec.task(claim.task_name.removeprefix("undo:"))
     scope = {"params": claim.params, "tasks": claim.upstream, "item": claim.item}
     try:
@@ -89,7 +91,11 @@ def execute(
                 params = render(dict(action.params), scope)
                 start_child(claim, action.workflow, params)
                 return None
-            if isinstance(action, PublishAction):
+            if isinstance(action, PluginAction):
+                from orchestrion.worker.kinds import run_plugin
+
+                result = run_plugin(action, ctx, scope, connections or {}, task.timeout)
+            elif isinstance(action, PublishAction):
                 result = _publish(action, task, ctx, scope, endpoint)
             else:
                 result = _run_action(

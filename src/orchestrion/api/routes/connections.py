@@ -24,7 +24,7 @@ router = APIRouter(tags=["connections"])
 class ConnectionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["redis", "rabbitmq", "nats", "mqtt"]
+    kind: Literal["redis", "rabbitmq", "nats", "mqtt", "postgres", "mysql", "sqlite"]
     url: str = Field(min_length=1, max_length=2000)
     username: str | None = Field(None, min_length=1, max_length=200)
     password_secret: str | None = Field(None, min_length=1, max_length=200)

@@ -56,7 +56,7 @@ from types import ModuleType
 from typing import NoReturn
 
 from orchestrion.errors import OrchestrionError, SpecError
-from orchestrion.spec.python.actions import http, publish, shell
+from orchestrion.spec.python.actions import http, plugin, publish, shell, sql
 from orchestrion.spec.python.build import MappedTaskRef, ParamRef, Ref, TaskRef
 from orchestrion.spec.python.options import CommonOptions, ShellOptions, TaskOptions
 from orchestrion.spec.python.task import Task, task
@@ -78,8 +78,10 @@ __all__ = [
     "http",
     "load_python_file",
     "load_python_module",
+    "plugin",
     "publish",
     "shell",
+    "sql",
     "task",
     "workflow",
 ]

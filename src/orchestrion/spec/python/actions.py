@@ -1,5 +1,6 @@
-"""``shell(...)``, ``http(...)`` and ``publish(...)``: non-Python tasks, declared from
-inside a workflow function.
+"""``shell(...)``, ``http(...)``, ``publish(...)``, ``sql(...)`` and ``plugin(...)`` (any
+task kind, `orchestrion.spec.kinds`): non-Python tasks, declared from inside a workflow
+function.
 
 Refs passed as values (a whole argv element, an env value, the URL, a header, a JSON body
 leaf) become ``{{ expr }}`` templates that the worker renders at run time, and make the task
@@ -15,7 +16,9 @@ from typing import Any, Unpack
 
 from pydantic import ValidationError
 
-from orchestrion.spec.model import Action, HttpAction, PublishAction, ShellAction
+from orchestrion.errors import SpecError
+from orchestrion.spec.kinds import installed_kinds, options_message
+from orchestrion.spec.model import Action, HttpAction, PluginAction, PublishAction, ShellAction
 from orchestrion.spec.python.build import (
     BuildState,
     TaskRef,
@@ -31,9 +34,9 @@ from orchestrion.spec.python.options import (
     validation_message,
 )
 from orchestrion.spec.python.task import record_task
-from orchestrion.spec.python.values import Collector, template, template_str
+from orchestrion.spec.python.values import Collector, json_literal, template, template_str
 
-__all__ = ["http", "publish", "shell"]
+__all__ = ["http", "plugin", "publish", "shell", "sql"]
 
 _SHELL_KEYS: frozenset[str] = ShellOptions.__optional_keys__
 _HTTP_KEYS: frozenset[str] = CommonOptions.__optional_keys__
@@ -171,6 +174,92 @@ def publish(
         )
 
     return _finish(state, col, build, dict(options))
+
+
+def plugin(
+    name: str,
+    kind: str,
+    options: Mapping[str, Any] | None = None,
+    **task_options: Unpack[CommonOptions],
+) -> TaskRef:
+    """A task of the installed task kind `kind` (built in, like ``"sql"``, or a plugin's,
+    like ``"example-greet"``), with the options its YAML mapping would have.
+
+    Refs in the kind's templated fields become templates (and dependencies); a ref in any
+    other field is refused, as the YAML loader refuses a template there. The kind checks
+    the options now, so a mistake fails when the workflow is built.
+    """
+    state, col = _start(name, kind, task_options, _HTTP_KEYS)
+    try:
+        found = installed_kinds().get(kind)
+    except SpecError as exc:
+        raise state.error(name, str(exc)) from None
+    raw: dict[str, Any] = {}
+    for key, value in (options or {}).items():
+        if key in found.templated:
+            raw[str(key)] = template(value, col, key)
+            continue
+
+        def fail(problem: str, key: Any = key) -> Exception:
+            return state.error(name, f"{key}: {problem} ({kind} does not template it)")
+
+        raw[str(key)] = literal = json_literal(value, fail)
+        _refuse_formatted_refs(col, literal, fail)
+
+    def build() -> Action:
+        try:
+            checked = found.validate(raw)
+        except ValidationError as exc:
+            raise state.error(name, f"bad {kind} options: {options_message(exc)}") from None
+        except ValueError as exc:
+            raise state.error(name, f"bad {kind} options: {exc}") from None
+        return PluginAction(plugin=kind, options=found.stored(checked))
+
+    return _finish(state, col, build, dict(task_options))
+
+
+def sql(
+    name: str,
+    *,
+    connection: str,
+    query: str,
+    params: Mapping[str, Any] | None = None,
+    result: str = "rowcount",
+    max_rows: int = 1000,
+    timeout: float | str = 300,
+    **options: Unpack[CommonOptions],
+) -> TaskRef:
+    """One SQL statement on a named database connection, in a transaction of its own.
+
+    ``query`` holds ``:name`` bind parameters whose values are ``params`` (refs allowed
+    there, never in the query). ``result`` is ``rowcount``, ``rows`` (at most
+    ``max_rows``), ``first`` or ``none``; ``timeout`` is the statement's.
+    """
+    values = {
+        "connection": connection,
+        "query": query,
+        "params": dict(params or {}),
+        "result": result,
+        "max_rows": max_rows,
+        "timeout": timeout,
+    }
+    return plugin(name, "sql", values, **options)
+
+
+def _refuse_formatted_refs(col: Collector, value: Any, fail: Any) -> None:
+    """A ref formatted into a string (``f"{day}"``) of a field the kind does not render
+    would arrive as the literal ``{{ }}`` text."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            ref = col.formatted_in(node)
+            if ref is not None:
+                raise fail(f"{ref.expr} was formatted into the text")
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            stack.extend(node.values())
 
 
 def _start(

@@ -1,5 +1,5 @@
-"""The action of a YAML task or undo (``python``, ``shell``, ``http``, ``workflow`` or
-``publish``),
+"""The action of a YAML task or undo (``python``, ``shell``, ``http``, ``workflow``,
+``publish``, or the key of a task kind such as ``sql``: `orchestrion.spec.kinds`),
 translated into the spec's tagged `Action` shape.
 
 Each kind has its shorthands (a shell argv as a bare list, a sub-workflow as a bare name)
@@ -12,9 +12,12 @@ import re
 from collections.abc import Callable
 from typing import Any, Final
 
-from orchestrion.errors import ExpressionError
+from pydantic import ValidationError
+
+from orchestrion.errors import ExpressionError, SpecError
 from orchestrion.spec.actions import BROKER_KINDS
 from orchestrion.spec.expressions import TEMPLATE_RE, compile_expression
+from orchestrion.spec.kinds import installed_kinds, options_message
 from orchestrion.spec.yaml.errors import LoadContext, check_keys, expect_mapping
 from orchestrion.spec.yaml.reader import Path, describe
 from orchestrion.spec.yaml.refs import SCOPE_NAMES, TaskRefs
@@ -27,6 +30,7 @@ __all__ = [
     "SHELL_KEYS",
     "WORKFLOW_KEYS",
     "action",
+    "kind_keys",
 ]
 
 ACTION_KEYS: Final = ("python", "shell", "http", "workflow", "publish")
@@ -53,15 +57,32 @@ IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PYTHON_REF: Final = re.compile(r"([A-Za-z_][\w.]*|[^:\s]+\.py):[A-Za-z_][\w.]*")
 
 
+def kind_keys(body: dict[str, Any], known: tuple[str, ...]) -> tuple[str, ...]:
+    """The installed task kinds' names (each a key a task may use besides `known`), when
+    `body` has a key that is not `known`; else none. The kinds (built in and plugins' entry
+    points) are read only then, and a misspelt kind is offered its closest name."""
+    if all(key in known for key in body):
+        return ()
+    return tuple(installed_kinds().names())
+
+
 def action(
-    ctx: LoadContext, path: Path, body: dict[str, Any], spec: Path, refs: TaskRefs, what: str
+    ctx: LoadContext,
+    path: Path,
+    body: dict[str, Any],
+    spec: Path,
+    refs: TaskRefs,
+    what: str,
+    kinds: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The one action key of `body` (at YAML `path`, spec path `spec`) in the spec's shape;
-    `what` names the task or undo in errors."""
-    present = [key for key in ACTION_KEYS if key in body]
+    `what` names the task or undo in errors; `kinds` are its keys that name task kinds."""
+    present = [key for key in body if key in ACTION_KEYS or key in kinds]
     if not present:
         raise ctx.error(
-            path, f"{what} needs an action: one of python, shell, http, workflow or publish"
+            path,
+            f"{what} needs an action: one of python, shell, http, workflow or publish, or a"
+            f" task kind ({', '.join(installed_kinds().names())})",
         )
     if len(present) > 1:
         raise ctx.error(
@@ -71,7 +92,62 @@ def action(
         )
     kind = present[0]
     ctx.pathmap[spec] = ctx.pathmap[(*spec, kind)] = (*path, kind)
+    if kind not in _ACTIONS:
+        return _plugin(ctx, (*path, kind), spec, kind, body[kind], refs)
     return _ACTIONS[kind](ctx, (*path, kind), (*spec, kind), body[kind], refs)
+
+
+def _plugin(
+    ctx: LoadContext, path: Path, spec: Path, name: str, raw: Any, refs: TaskRefs
+) -> dict[str, Any]:
+    """A task kind's options, validated by the kind; templates only in its templated fields."""
+    try:
+        kind = installed_kinds().get(name)
+    except SpecError as exc:
+        raise ctx.error(path, str(exc)) from None
+    body = expect_mapping(ctx, path, {} if raw is None else raw, f"'{name}' (its options)")
+    for key, value in body.items():
+        if key in kind.templated:
+            refs.templates((*path, key), value)
+        else:
+            _refuse_templates(ctx, (*path, key), value, f"'{key}' of a {name} task", kind.templated)
+    try:
+        options = kind.validate(body)
+    except (ValidationError, ValueError) as exc:
+        where = path
+        if isinstance(exc, ValidationError) and exc.errors() and exc.errors()[0]["loc"]:
+            first = exc.errors()[0]["loc"][0]
+            where = (*path, first) if first in body else path
+        raise ctx.error(where, f"bad {name} options: {options_message(exc)}") from None
+    ctx.pathmap[(*spec, "options")] = path
+    return {"kind": "plugin", "plugin": name, "options": kind.stored(options)}
+
+
+def _refuse_templates(
+    ctx: LoadContext, path: Path, value: Any, what: str, templated: tuple[str, ...]
+) -> None:
+    """A ``{{ }}`` over params, tasks or item in a field the kind does not render would stay
+    as written (and a SQL query must never be built from values): say so at load time."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str):
+            for match in TEMPLATE_RE.finditer(node):
+                try:
+                    names = compile_expression(match.group(1)).names
+                except ExpressionError:
+                    continue
+                if names & SCOPE_NAMES:
+                    where = ", ".join(templated) or "none"
+                    raise ctx.error(
+                        path,
+                        f"{what} is not templated, so '{match.group(0)}' would stay as"
+                        f" written; pass values through a templated field ({where})",
+                    )
 
 
 def _python(ctx: LoadContext, path: Path, spec: Path, raw: Any, refs: TaskRefs) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import re
 from typing import Any, Final
 
 from orchestrion.spec.model import SECRET_NAME_PATTERN
-from orchestrion.spec.yaml.actions import ACTION_KEYS, IDENTIFIER, action
+from orchestrion.spec.yaml.actions import ACTION_KEYS, IDENTIFIER, action, kind_keys
 from orchestrion.spec.yaml.errors import LoadContext, check_keys, expect_mapping, suggest
 from orchestrion.spec.yaml.reader import Path, describe
 from orchestrion.spec.yaml.refs import TaskRefs, bare_expression, input_spec
@@ -54,11 +54,13 @@ def tasks(ctx: LoadContext, top: dict[str, Any]) -> list[dict[str, Any]]:
 def _task(ctx: LoadContext, index: int, name: str, raw: Any, names: list[str]) -> dict[str, Any]:
     path: Path = ("tasks", name)
     body = expect_mapping(ctx, path, {} if raw is None else raw, f"task '{name}'")
-    check_keys(ctx, path, body, TASK_KEYS, f"task '{name}'")
+    kinds = kind_keys(body, TASK_KEYS)
+    check_keys(ctx, path, body, (*TASK_KEYS, *kinds), f"task '{name}'")
     refs = TaskRefs(ctx, name, names, allow_item="map" in body)
     out: dict[str, Any] = {"name": name, **{k: body[k] for k in _PASSTHROUGH if k in body}}
     depends_on = _depends_on(ctx, path, body.get("depends_on"), names, name)
-    out["action"] = action(ctx, path, body, ("tasks", index, "action"), refs, f"task '{name}'")
+    where: Path = ("tasks", index, "action")
+    out["action"] = action(ctx, path, body, where, refs, f"task '{name}'", kinds)
     out.update(_expressions(ctx, index, path, body, refs))
     if "retry" in body:
         out["retry"] = _retry(ctx, (*path, "retry"), body["retry"])
@@ -159,9 +161,11 @@ def _undo(
 ) -> tuple[dict[str, Any], list[tuple[str, Path]]]:
     path: Path = ("tasks", name, "undo")
     body = expect_mapping(ctx, path, raw, "'undo' (an action such as {shell: [...]})")
-    check_keys(ctx, path, body, ACTION_KEYS, f"the undo of task '{name}'")
+    kinds = kind_keys(body, ACTION_KEYS)
+    check_keys(ctx, path, body, (*ACTION_KEYS, *kinds), f"the undo of task '{name}'")
     refs = TaskRefs(ctx, name, names, allow_item=mapped, allow_self=True)
-    undo = action(ctx, path, body, ("tasks", index, "undo"), refs, f"the undo of task '{name}'")
+    what = f"the undo of task '{name}'"
+    undo = action(ctx, path, body, ("tasks", index, "undo"), refs, what, kinds)
     return undo, refs.found
 
 

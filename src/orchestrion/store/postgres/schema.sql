@@ -505,14 +505,15 @@ CREATE TRIGGER runs_metric AFTER UPDATE OF state ON runs
                        AND OLD.state NOT IN ('succeeded', 'failed', 'canceled'))
     EXECUTE FUNCTION runs_metric();
 
--- Broker connections (issue 14): named per namespace, used by `publish` tasks and broker
--- triggers. No credential is stored here: `password_secret` names a secret of the same
+-- Connections (issues 14, 15): named per namespace, to a broker (used by `publish` tasks
+-- and broker triggers) or a database (used by `sql` tasks). No credential is stored here: `password_secret` names a secret of the same
 -- namespace (the `secrets` table, sealed), opened by a worker or consumer when it connects.
 -- `tls` is a JSON object of TLS options (enabled, ca_file, cert_file, key_file, insecure).
 CREATE TABLE connections (
     namespace        TEXT NOT NULL,
     name             TEXT NOT NULL,
-    kind             TEXT NOT NULL CHECK (kind IN ('redis', 'rabbitmq', 'nats', 'mqtt')),
+    kind             TEXT NOT NULL CHECK (kind IN ('redis', 'rabbitmq', 'nats', 'mqtt',
+                                                   'postgres', 'mysql', 'sqlite')),
     url              TEXT NOT NULL,
     username         TEXT,
     password_secret  TEXT,

@@ -1,0 +1,139 @@
+"""Running a task of a plugin kind (`orchestrion.spec.kinds.TaskKind`): find the kind, render
+its templated options, validate them again, and call `TaskKind.run` with a `KindContext`.
+
+The worker's own guarantees stay here, around the kind: the lease, heartbeats, fencing,
+secret masking (the connections a kind names are opened before the attempt and their
+passwords masked like declared secrets, see `connection_names`) and the mapping of what
+`run` raises to an outcome (`orchestrion.worker.runner`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from orchestrion.brokers.endpoint import Endpoint
+from orchestrion.errors import SpecError, TaskError
+from orchestrion.spec.actions import PluginAction, PublishAction
+from orchestrion.spec.expressions import render
+from orchestrion.spec.kinds import TaskKind, installed_kinds, options_message
+from orchestrion.spec.model import Action
+from orchestrion.worker.context import TaskContext
+
+__all__ = ["AttemptKindContext", "connection_names", "run_plugin"]
+
+
+def _kind(action: PluginAction) -> TaskKind[Any]:
+    try:
+        return installed_kinds().get(action.plugin)
+    except SpecError as exc:  # not installed on this worker: a failure the task can retry
+        raise TaskError(f"this worker cannot run the task: {exc}") from None
+
+
+def _validated(kind: TaskKind[Any], options: Mapping[str, Any]) -> Any:
+    try:
+        return kind.validate(options)
+    except (ValidationError, ValueError) as exc:
+        raise TaskError(f"bad {kind.name} options: {options_message(exc)}") from None
+
+
+def connection_names(action: Action | None) -> tuple[str, ...]:
+    """The connections the worker opens before the attempt: a publish task's, and those a
+    plugin kind's options name. Raises `TaskError` for a kind this worker does not have."""
+    if isinstance(action, PublishAction):
+        return (action.connection,)
+    if isinstance(action, PluginAction):
+        kind = _kind(action)
+        return tuple(kind.connections(_validated(kind, action.options)))
+    return ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttemptKindContext:
+    """The `KindContext` of one attempt: the worker's `TaskContext`, the attempt's deadline
+    and the connections opened for it."""
+
+    task: TaskContext
+    deadline: float | None
+    connections: Mapping[str, Endpoint] = field(default_factory=dict, repr=False)
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return self.task.run_id
+
+    @property
+    def task_name(self) -> str:
+        """The task's name."""
+        return self.task.task_name
+
+    @property
+    def attempt(self) -> int:
+        """The attempt's number."""
+        return self.task.attempt
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across the attempts of one task run."""
+        return self.task.idempotency_key
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        """The run's parameters."""
+        return self.task.params
+
+    @property
+    def cancel_event(self) -> threading.Event:
+        """Set once the attempt should stop."""
+        return self.task.cancel_event
+
+    def time_left(self) -> float | None:
+        """Seconds until the deadline, or None without one."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    def check_cancel(self) -> None:
+        """Raise `CancelRequested` once the attempt should stop."""
+        self.task.check_cancel()
+
+    def log(self, text: str) -> None:
+        """A line in the attempt's log (masked by the worker)."""
+        self.task.log(text)
+
+    def secret(self, name: str) -> str:
+        """A declared secret's value."""
+        return self.task.secret(name)
+
+    def connection(self, name: str) -> Endpoint:
+        """A connection the kind named, opened before the attempt."""
+        found = self.connections.get(name)
+        if found is None:
+            raise TaskError(
+                f"connection {name!r} was not opened for this task (a kind names the"
+                " connections it uses in TaskKind.connections)"
+            )
+        return found
+
+
+def run_plugin(
+    action: PluginAction,
+    ctx: TaskContext,
+    scope: Mapping[str, Any],
+    connections: Mapping[str, Endpoint],
+    timeout: float | None,
+) -> Any:
+    """Run one attempt of `action`: its templated options rendered over `scope`."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    kind = _kind(action)
+    options = dict(action.options)
+    for name in kind.templated:
+        if name in options:
+            options[name] = render(options[name], dict(scope))
+    validated = _validated(kind, options)
+    ctx.check_cancel()
+    context = AttemptKindContext(task=ctx, deadline=deadline, connections=connections)
+    return kind.run(validated, context)
