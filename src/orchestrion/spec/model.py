@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import weakref
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, Literal, NamedTuple
@@ -320,6 +321,9 @@ class WorkflowSpec(FrozenModel):
         Fields added after specs were first registered are left out while they hold their
         default, so adding them did not change the version of any existing workflow.
         """
+        return _canonical(self)[0]
+
+    def _to_json(self) -> str:
         data = self.model_dump(mode="json")
         if data["namespace"] == DEFAULT_NAMESPACE:
             del data["namespace"]
@@ -341,12 +345,30 @@ class WorkflowSpec(FrozenModel):
     def version(self) -> str:
         """A hash of `to_json`: registering an unchanged workflow again keeps its version, any
         change makes a new one."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+        return _canonical(self)[1]
 
     @classmethod
     def from_json(cls, text: str | bytes) -> WorkflowSpec:
         """A spec from the canonical JSON of `to_json`, as stored."""
         return cls.model_validate_json(text, strict=False)
+
+
+#: id(spec) -> (a weak reference to it, its canonical JSON, its version). A spec is
+#: immutable, and a run's creation asks for its version more than once: hashing a
+#: 10,000-task spec each time cost more than the rest of the trigger.
+_CANONICAL: dict[int, tuple[weakref.ref[WorkflowSpec], str, str]] = {}
+
+
+def _canonical(spec: WorkflowSpec) -> tuple[str, str]:
+    found = _CANONICAL.get(id(spec))
+    if found is not None and found[0]() is spec:
+        return found[1], found[2]
+    text = spec._to_json()
+    version = hashlib.sha256(text.encode()).hexdigest()[:16]
+    if len(_CANONICAL) >= _MOST_INDEXES:
+        _CANONICAL.clear()
+    _CANONICAL[id(spec)] = (weakref.ref(spec), text, version)
+    return text, version
 
 
 class _TaskIndex(NamedTuple):
