@@ -85,7 +85,8 @@ class NamedQueries(Mapping[str, Sql]):
     """The statements of one ``queries.sql`` file by name, read-only; ``Q.task_row`` is
     ``Q["task_row"]``."""
 
-    __slots__ = ("_descriptions", "_queries", "path")
+    # No __slots__: each statement is also an instance attribute, so ``Q.task_row`` is a
+    # plain attribute read; ``__getattr__`` only explains a name that is not there.
 
     #: The file the statements were read from.
     path: Path
@@ -101,6 +102,7 @@ class NamedQueries(Mapping[str, Sql]):
             self, "_queries", MappingProxyType({k: Sql(v) for k, v in queries.items()})
         )
         object.__setattr__(self, "_descriptions", MappingProxyType(dict(descriptions)))
+        self.__dict__.update(self._queries)
 
     def __getattr__(self, name: str) -> Sql:
         try:

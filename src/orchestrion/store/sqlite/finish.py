@@ -48,33 +48,47 @@ def _succeed(adv: Advance, fast: Successes) -> set[int]:
     """Move the running task runs of `fast` whose epoch matches to succeeded, and count
     them; the ones that do not match go the general way (recorded as superseded)."""
     tx, now = adv.tx, adv.now
-    ids = sorted(fast)
-    rows = [
-        row
-        for row in tx.execute(SQLITE.running_rows.fill(ids=marks(len(ids))), ids).fetchall()
-        if row["lease_epoch"] == fast[row["id"]][0].epoch
-    ]
+    if len(fast) == 1:  # a lone report (a chain, an idle worker): one statement less
+        ((task_run_id, (outcome, encoded)),) = fast.items()
+        moved = tx.execute(
+            SQLITE.succeed_one, (_SUCCEEDED, encoded, now, task_run_id, _RUNNING, outcome.epoch)
+        ).fetchone()
+        rows = [] if moved is None else [moved]
+    else:
+        rows = _move_all(adv, fast)
     if not rows:
         return set()
     tx.executemany(
         Q.close_attempt,
         [(now, "succeeded", None, None, None, row["id"], row["lease_epoch"]) for row in rows],
     )
-    moves = tx.executemany(
-        SQLITE.succeed_running,
-        [
-            (_SUCCEEDED, fast[row["id"]][1], now, row["id"], _RUNNING, row["lease_epoch"])
-            for row in rows
-        ],
-    )
-    if moves.rowcount != len(rows):  # one writer: nothing can move them since the read
-        raise StoreError(f"{len(rows) - moves.rowcount} task runs moved while finishing")
     for row in rows:
         adv.event(row["run_id"], row["id"], _SUCCEED_EVENT, _RUNNING, _SUCCEEDED)
         if row["kind"] == "task":
             adv.remember_result(row["run_id"], row["task_name"], fast[row["id"]][1])
     _count(adv, rows)
     return {row["id"] for row in rows}
+
+
+def _move_all(adv: Advance, fast: Successes) -> list[Any]:
+    """Move the running task runs of `fast` whose epoch matches to succeeded: their rows
+    (as read before the move)."""
+    ids = sorted(fast)
+    rows = [
+        row
+        for row in adv.tx.execute(SQLITE.running_rows.fill(ids=marks(len(ids))), ids).fetchall()
+        if row["lease_epoch"] == fast[row["id"]][0].epoch
+    ]
+    moves = adv.tx.executemany(
+        SQLITE.succeed_running,
+        [
+            (_SUCCEEDED, fast[row["id"]][1], adv.now, row["id"], _RUNNING, row["lease_epoch"])
+            for row in rows
+        ],
+    )
+    if moves.rowcount != len(rows):  # one writer: nothing can move them since the read
+        raise StoreError(f"{len(rows) - moves.rowcount} task runs moved while finishing")
+    return rows
 
 
 def _count(adv: Advance, rows: Sequence[Any]) -> None:

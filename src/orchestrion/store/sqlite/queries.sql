@@ -71,6 +71,13 @@ IN ({marks})
 SELECT {task_cols} FROM task_runs WHERE id IN ({ids}) AND state = {task_leased}
 AND kind IN ('task', 'item')
 
+-- name: succeed_one
+-- `running_rows` and `succeed_running` in one statement, for a lone success: the moved
+-- row, or none when it was not running under that epoch (states are parameters).
+UPDATE task_runs SET state = ?, result = ?, error = NULL, finished_at = ?
+WHERE id = ? AND state = ? AND lease_epoch = ? AND kind IN ('task', 'item')
+RETURNING {task_cols}
+
 -- name: succeed_running
 -- The compare-and-set of a running task run to succeeded (the states are parameters),
 -- fenced by the epoch of the attempt that succeeded.
