@@ -112,7 +112,8 @@ class RunStore(Protocol):
         """`finish`, then, if that made task runs ready, `claim` up to `limit` task runs, in
         one transaction: the task a finish made ready (the next one of a chain) goes to the
         worker that finished its upstream without a wake-up, a poll or a transaction of its
-        own."""
+        own. A dialect whose claim costs no round trip (SQLite) claims whenever `limit`
+        allows, ready work made by this finish or not."""
         ...
 
     def start_child_run(

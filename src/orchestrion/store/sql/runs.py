@@ -188,10 +188,12 @@ class SqlRuns(abc.ABC):
         def fn(adv: Advance) -> tuple[list[int], list[int], int, Claimed | None]:
             applied, superseded = self._finish_in(adv, outcomes)
             ready = adv.newly_ready
-            # Only when this finish made work ready (the next task of a chain): otherwise
-            # the worker's claim loop takes what there is, as before.
+            # Whenever slots are free, not only when this finish made work ready (the next
+            # task of a chain): with one writer a claim costs a read, not a round trip, and
+            # a fan-out's backlog then goes to the finishing worker in this transaction
+            # instead of in one of the claim loop's, after a wake-up.
             claimed = None
-            if ready and limit > 0:
+            if limit > 0:
                 claimed = db.claim(adv, worker_id, queues, limit, until, labels)
                 # What this worker took wakes nobody (no NOTIFY, no local wake-up).
                 adv.newly_ready = max(0, ready - claimed.taken)
@@ -199,8 +201,10 @@ class SqlRuns(abc.ABC):
 
         applied, superseded, ready, claimed = db.transact(now, fn)
         claims = claimed.build() if claimed is not None else []
-        if applied and not (ready and limit > 0):
-            db.signals.work()  # a finish may free a concurrency slot that claims wait on
+        if applied and claimed is None:
+            # A finish may free a concurrency slot that claims wait on; one that claimed
+            # has just looked for them itself.
+            db.signals.work()
         result = FinishResult(
             applied=tuple(applied), superseded=tuple(superseded), newly_ready=ready
         )
