@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -70,7 +71,9 @@ def _deploy(app: App, text: str) -> str:
 
 
 def _version(app: App, name: str, namespace: str = "team") -> str:
-    return _deploy(app, f"name: {name}\nnamespace: {namespace}\ntasks:\n  a:\n    shell: [\"true\"]\n")
+    return _deploy(
+        app, f'name: {name}\nnamespace: {namespace}\ntasks:\n  a:\n    shell: ["true"]\n'
+    )
 
 
 def _orphans(db: Db) -> dict[str, int]:
@@ -109,40 +112,54 @@ def _worker(app: App, tmp_path: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def test_prune_many_runs_while_a_worker_runs(app: App, db: Db, tmp_path: Path) -> None:
+@dataclass
+class Scene:
+    """What `_scene` filled: the ids of each group of runs, and how many runs may go."""
+
+    kept: list[str]
+    recent: list[str]
+    running: list[str]
+    newest_few: list[str]
+    families: dict[str, list[str]]
+    expected: int
+
+
+def _scene(app: App, db: Db) -> Scene:
+    """`RUNS` old finished runs (every 1000th kept) and what must survive a prune of runs
+    older than 30 days keeping the last 5: recent runs, old unfinished runs, the 5 newest
+    of a small workflow, and families (a kept parent keeps its child, a kept child keeps
+    its parent; an old family with nothing kept goes whole)."""
     now = time.time()
     old = now - 40 * DAY
     bulk, few = _version(app, "bulk"), _version(app, "few", "other")
-    _deploy(app, LIVE)
-    t0 = time.monotonic()
     many = fill(db, workflow="bulk", version=bulk, n=RUNS, start=old, step=1.0, tag="a",
                 keep_every=1000)  # fmt: skip
-    kept = many[::1000]
-    recent = fill(db, workflow="bulk", version=bulk, n=20, start=now - 3600, step=1, tag="b")
-    running = fill(db, workflow="bulk", version=bulk, n=10, start=old, step=1, tag="c",
-                   finished=False)  # fmt: skip
-    newest_few = fill(db, workflow="few", version=few, n=10, start=old, step=60, tag="d")[5:]
-    # Families: a kept parent keeps its child; a kept child keeps its parent; an old
-    # family with nothing kept goes whole.
     families: dict[str, list[str]] = {}
     for tag, (parent_kept, child_kept) in zip("egi", [(1, 0), (0, 1), (0, 0)], strict=True):
         parent = fill(db, workflow="bulk", version=bulk, n=1, start=old - 10, step=1, tag=tag,
                       keep_every=parent_kept)  # fmt: skip
         task_run = int(db.one("SELECT id FROM task_runs WHERE run_id = ?", parent))
         child = fill(db, workflow="few", version=few, n=1, start=old - 9, step=1,
-                     tag=chr(ord(tag) + 1), keep_every=child_kept, parent_task_run_id=task_run)  # fmt: skip
+                     tag=chr(ord(tag) + 1), keep_every=child_kept,
+                     parent_task_run_id=task_run)  # fmt: skip
         families[tag] = parent + child
-    print(f"filled {db.count('runs')} runs in {time.monotonic() - t0:.1f}s")
-    expected = (RUNS - len(kept)) + 5 + 2  # bulk's unkept old, few's 5 oldest, family i
+    return Scene(
+        kept=many[::1000],
+        recent=fill(db, workflow="bulk", version=bulk, n=20, start=now - 3600, step=1, tag="b"),
+        running=fill(
+            db, workflow="bulk", version=bulk, n=10, start=old, step=1, tag="c", finished=False
+        ),
+        newest_few=fill(db, workflow="few", version=few, n=10, start=old, step=60, tag="d")[5:],
+        families=families,
+        # bulk's unkept old runs, few's 5 oldest, family i
+        expected=(RUNS - len(many[::1000])) + 5 + 2,
+    )
 
-    before = {t: db.count(t) for t in ("runs", "task_runs", "attempts", "events", "logs")}
-    t0 = time.monotonic()
-    dry = app.retention.prune(older_than=30 * DAY, keep_last=5, dry_run=True)
-    print(f"dry run in {time.monotonic() - t0:.1f}s: {dry.counts}")
-    assert {t: db.count(t) for t in before} == before  # a dry run changes nothing
-    assert dry.counts.runs == expected
-    assert dry.counts.logs == 2 * expected and dry.counts.attempts == expected
 
+def _prune_beside_a_worker(app: App, tmp_path: Path) -> tuple[PruneCounts, list[str]]:
+    """Prune while a worker process runs the live workflow, started every 50 ms meanwhile;
+    what went, and the live runs (all finished)."""
+    _deploy(app, LIVE)
     worker = _worker(app, tmp_path)
     started: list[str] = []
     stop = threading.Event()
@@ -168,27 +185,45 @@ def test_prune_many_runs_while_a_worker_runs(app: App, db: Db, tmp_path: Path) -
             if set(states.values()) == {"succeeded"}:
                 break
             time.sleep(0.2)
-        assert set(states.values()) == {"succeeded"}, (tmp_path / "worker.log").read_text()[-3000:]
+        log = (tmp_path / "worker.log").read_text()[-3000:]
+        assert set(states.values()) == {"succeeded"}, log
     finally:
         stop.set()
+        trigger.join()
         worker.terminate()
         worker.wait(timeout=30)
+    return done.counts, started
 
-    assert done.counts.runs == expected
-    assert done.counts == dry.counts  # the dry run said exactly what would go
-    assert _present(db, kept) == len(kept)
-    assert _present(db, recent) == 20 and _present(db, running) == 10
-    assert _present(db, newest_few) == 5
-    assert _present(db, families["e"]) == 2 and _present(db, families["g"]) == 2
-    assert _present(db, families["i"]) == 0
-    assert _present(db, started) == len(started)  # the live runs are recent
+
+def test_prune_many_runs_while_a_worker_runs(app: App, db: Db, tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    scene = _scene(app, db)
+    print(f"filled {db.count('runs')} runs in {time.monotonic() - t0:.1f}s")
+    tables = ("runs", "task_runs", "attempts", "events", "logs")
+    before = {t: db.count(t) for t in tables}
+    t0 = time.monotonic()
+    dry = app.retention.prune(older_than=30 * DAY, keep_last=5, dry_run=True)
+    print(f"dry run in {time.monotonic() - t0:.1f}s: {dry.counts}")
+    assert {t: db.count(t) for t in tables} == before  # a dry run changes nothing
+    assert dry.counts.runs == scene.expected
+    assert dry.counts.logs == 2 * scene.expected and dry.counts.attempts == scene.expected
+
+    counts, live = _prune_beside_a_worker(app, tmp_path)
+
+    assert counts == dry.counts  # the dry run said exactly what would go
+    assert _present(db, scene.kept) == len(scene.kept)
+    assert _present(db, scene.recent) == 20 and _present(db, scene.running) == 10
+    assert _present(db, scene.newest_few) == 5
+    assert _present(db, scene.families["e"]) == 2 and _present(db, scene.families["g"]) == 2
+    assert _present(db, scene.families["i"]) == 0
+    assert _present(db, live) == len(live)  # the live runs are recent
     assert _orphans(db) == dict.fromkeys(_orphans(db), 0)
     # A kept run keeps every row it owns.
     for table in ("task_runs", "attempts", "logs"):
-        assert int(db.one(f"SELECT count(*) FROM {table} WHERE run_id = ?", [kept[1]])) >= 1
+        assert int(db.one(f"SELECT count(*) FROM {table} WHERE run_id = ?", [scene.kept[1]])) >= 1
     pruned_events = db.rows("SELECT data FROM events WHERE kind = 'retention.pruned'")
-    assert sum(json.loads(r[0])["runs"] for r in pruned_events) == expected
-    assert len(pruned_events) >= expected // 500  # in batches
+    assert sum(json.loads(r[0])["runs"] for r in pruned_events) == scene.expected
+    assert len(pruned_events) >= scene.expected // 500  # in batches
 
 
 def test_pages_are_reused_after_pruning(app: App, db: Db, tmp_path: Path) -> None:
@@ -252,7 +287,7 @@ def test_audit_records_are_exported_then_deleted(app: App, db: Db, tmp_path: Pat
                        object=f"workflow w{i}", namespace="team" if i % 3 else None,
                        params={"i": i})
         )  # fmt: skip
-    for i in range(5):
+    for _ in range(5):
         app.store.accounts.append_audit(
             AuditEntry(at=time.time(), actor="bo", actor_kind="user", action="run.cancel",
                        object="run r", namespace="team")
@@ -331,7 +366,7 @@ def test_keep_marks_are_audited_and_refuse_bad_input(app: App, db: Db) -> None:
         {},
     ):
         with pytest.raises(ParameterError):
-            app.retention.set_policy("team", **bad)  # type: ignore[arg-type]
+            app.retention.set_policy("team", **bad)
     with pytest.raises(ParameterError):
         app.retention.set_policy("Bad Name", runs_days=1.0)
     with pytest.raises(ParameterError):
