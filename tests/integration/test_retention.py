@@ -371,3 +371,31 @@ def test_keep_marks_are_audited_and_refuse_bad_input(app: App, db: Db) -> None:
         app.retention.set_policy("Bad Name", runs_days=1.0)
     with pytest.raises(ParameterError):
         app.retention.prune(older_than=0)
+
+
+def _family(db: Db, version: str, tags: str, *, kept: int = -1, running: int = -1) -> list[str]:
+    """A chain of runs, each the child of the one before (a sub-workflow's), all old;
+    the `kept`-th marked kept, the `running`-th still running."""
+    ids: list[str] = []
+    parent_task_run: int | None = None
+    start = time.time() - 40 * DAY
+    for depth, tag in enumerate(tags):
+        (run_id,) = fill(db, workflow="bulk", version=version, n=1, start=start + depth, step=1,
+                         tag=tag, keep_every=1 if depth == kept else 0,
+                         finished=depth != running, parent_task_run_id=parent_task_run)  # fmt: skip
+        parent_task_run = int(db.one("SELECT id FROM task_runs WHERE run_id = ?", [run_id]))
+        ids.append(run_id)
+    return ids
+
+
+def test_families_go_whole_or_stay_whole_at_any_depth(app: App, db: Db) -> None:
+    version = _version(app, "bulk")
+    gone = _family(db, version, "ABC")
+    kept_deep = _family(db, version, "DEF", kept=2)
+    running_deep = _family(db, version, "GHI", running=2)
+    dry = app.retention.prune(older_than=30 * DAY, dry_run=True)
+    done = app.retention.prune(older_than=30 * DAY)
+    assert dry.counts == done.counts and done.counts.runs == 3
+    assert _present(db, gone) == 0
+    assert _present(db, kept_deep) == 3 and _present(db, running_deep) == 3
+    assert _orphans(db) == dict.fromkeys(_orphans(db), 0)
