@@ -399,3 +399,23 @@ def test_families_go_whole_or_stay_whole_at_any_depth(app: App, db: Db) -> None:
     assert _present(db, gone) == 0
     assert _present(db, kept_deep) == 3 and _present(db, running_deep) == 3
     assert _orphans(db) == dict.fromkeys(_orphans(db), 0)
+
+
+def test_families_that_stay_do_not_block_older_than_them(app: App, db: Db) -> None:
+    """600 old runs whose child is kept fill more than a batch: the runs behind them are
+    still reached (each batch starts where the last stopped)."""
+    version = _version(app, "bulk")
+    old = time.time() - 50 * DAY
+    parents = fill(db, workflow="bulk", version=version, n=600, start=old, step=1, tag="P")
+    db.execute(
+        "INSERT INTO runs (id, workflow, version, state, params, created_at, started_at,"
+        " finished_at, keep, parent_task_run_id) SELECT substr(p.id, 1, 12) || 'Q' ||"
+        " substr(p.id, 14), p.workflow, p.version, p.state, '{}', p.created_at, p.started_at,"
+        " p.finished_at, 1, t.id FROM runs p JOIN task_runs t ON t.run_id = p.id"
+        " WHERE substr(p.id, 13, 1) = 'P'"
+    )
+    later = fill(db, workflow="bulk", version=version, n=100, start=old + DAY, step=1, tag="R")
+    done = app.retention.prune(older_than=30 * DAY)
+    assert done.counts.runs == 100
+    assert _present(db, later) == 0 and _present(db, parents) == 600
+    assert db.count("runs") == 1200

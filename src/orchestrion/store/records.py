@@ -22,7 +22,12 @@ from typing import Any, Literal
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import RunState, TaskState
 from orchestrion.store.broker_records import ConnectionRecord, ConsumerRecord
-from orchestrion.store.retention_records import DEFAULT_NAMESPACE, PruneCounts, RetentionPolicy
+from orchestrion.store.retention_records import (
+    DEFAULT_NAMESPACE,
+    PruneBatch,
+    PruneCounts,
+    RetentionPolicy,
+)
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -42,6 +47,7 @@ __all__ = [
     "LogLine",
     "LogRecord",
     "Outcome",
+    "PruneBatch",
     "PruneCounts",
     "QueueLimit",
     "Replay",

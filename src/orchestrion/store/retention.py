@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from orchestrion.store.records import AuditRecord, PruneCounts, RetentionPolicy
+from orchestrion.store.records import AuditRecord, PruneBatch, RetentionPolicy
 
 __all__ = ["AuditScope", "RetentionStore"]
 
@@ -48,20 +48,22 @@ class RetentionStore(Protocol):
 
     def prune_runs(
         self,
-        workflows: Sequence[str],
+        workflow: str,
         *,
         before: float,
         keep_last: int,
         limit: int,
         now: float,
+        after: tuple[float, str] | None = None,
         dry_run: bool = False,
-    ) -> PruneCounts:
-        """Delete up to `limit` prunable runs of `workflows` with every row they own (task
-        runs, attempts, events, logs, their fires) and their child runs, in one
-        transaction. Prunable: finished before `before`, not among the newest `keep_last`
-        of its workflow, not kept, not a child run (children go with their parent), and no
-        run of its family unfinished or kept. `dry_run`: count every prunable run and the
-        rows it owns, change nothing (`limit` ignored)."""
+    ) -> PruneBatch:
+        """Delete the prunable runs among the next `limit` candidates of `workflow` (oldest
+        first, after the position `after`), with every row they own (task runs, attempts,
+        events, logs, their fires) and their child runs, in one transaction. A candidate:
+        finished before `before`, not among the newest `keep_last` of its workflow, not
+        kept, not a child run (children go with their parent). It is passed over if any
+        run of its family is unfinished or kept. `dry_run`: count every prunable run and
+        the rows it owns, change nothing (`limit` and `after` ignored)."""
         ...
 
     def prune_logs(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_NAMESPACE", "PruneCounts", "RetentionPolicy"]
+__all__ = ["DEFAULT_NAMESPACE", "PruneBatch", "PruneCounts", "RetentionPolicy"]
 
 #: The policy row that applies to every namespace without a row of its own.
 DEFAULT_NAMESPACE = "*"
@@ -60,3 +60,13 @@ class PruneCounts:
     def as_dict(self) -> dict[str, int]:
         """The counts by table (what event rows and the CLI's JSON carry)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PruneBatch:
+    """What one batch of a runs prune removed, and where the next batch starts."""
+
+    counts: PruneCounts
+    #: (created_at, id) of the last candidate this batch looked at, passed over or not;
+    #: None when it looked at fewer than its limit (nothing older is left to look at).
+    next: tuple[float, str] | None = None

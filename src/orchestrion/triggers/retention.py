@@ -97,17 +97,21 @@ def prune(
     dry_run: bool = False,
     batch: int = BATCH,
     budget: int | None = None,
+    cursors: dict[str, tuple[float, str]] | None = None,
 ) -> tuple[PruneCounts, bool]:
     """Prune the runs of `workflows` that ended before `before` (and, with `logs_before`,
     the log lines of the runs that stay), batch after batch until none is left or
-    `budget` batches ran; (what went, whether the budget ran out first). `dry_run`: what
+    `budget` batches ran; (what went, whether the budget ran out first). `cursors` keeps
+    each workflow's position between calls that the budget cut short. `dry_run`: what
     would go, nothing changed."""
     left = _Budget(budget)
     total = PruneCounts()
     if dry_run:
-        total = retention.prune_runs(
-            workflows, before=before, keep_last=keep_last, limit=batch, now=now(), dry_run=True
-        )
+        for workflow in workflows:
+            total += retention.prune_runs(
+                workflow, before=before, keep_last=keep_last, limit=batch, now=now(),
+                dry_run=True,
+            ).counts  # fmt: skip
         if logs_before is not None:
             # Counted over every old run: those pruned above would lose their logs anyway.
             logs = retention.prune_logs(
@@ -115,13 +119,24 @@ def prune(
             )
             total += PruneCounts(logs=max(0, logs - total.logs))
         return total, False
-    while left.take():
-        went = retention.prune_runs(
-            workflows, before=before, keep_last=keep_last, limit=batch, now=now()
-        )
-        total += went
-        if went.runs == 0:
-            break
+    # Each batch starts where the last one stopped (across passes too, with `cursors`):
+    # candidates whose family must stay are passed over once, not looked at again and again.
+    positions: dict[str, tuple[float, str]] = {} if cursors is None else cursors
+    for workflow in workflows:
+        while left.take():
+            went = retention.prune_runs(
+                workflow,
+                before=before,
+                keep_last=keep_last,
+                limit=batch,
+                now=now(),
+                after=positions.get(workflow),
+            )
+            total += went.counts
+            if went.next is None:
+                positions.pop(workflow, None)  # done: the next pass starts from the oldest
+                break
+            positions[workflow] = went.next
     while logs_before is not None and left.take():
         gone = retention.prune_logs(workflows, before=logs_before, limit=batch * 20, now=now())
         total += PruneCounts(logs=gone)
@@ -190,8 +205,10 @@ def apply_policies(
     now: Callable[[], float],
     *,
     budget: int | None = None,
+    cursors: dict[str, tuple[float, str]] | None = None,
 ) -> tuple[PruneCounts, bool]:
-    """One pass of every policy; (what went, whether `budget` batches ran out first)."""
+    """One pass of every policy; (what went, whether `budget` batches ran out first).
+    `cursors`: where each workflow's pruning stopped, kept by the caller between passes."""
     policies = retention.list_policies()
     if not policies:
         return PruneCounts(), False
@@ -210,6 +227,7 @@ def apply_policies(
                 logs_before=None if policy.logs_days is None else start - policy.logs_days * DAY,
                 now=now,
                 budget=budget,
+                cursors=cursors,
             )
             total, behind = total + went, behind or ran_out
         if policy.audit_days is not None and policy.audit_export_dir:
@@ -254,6 +272,8 @@ class RetentionDuty:
         self.every = every
         self.budget = budget
         self._due = 0.0
+        #: Where each workflow's pruning stopped when a pass ran out of budget.
+        self._cursors: dict[str, tuple[float, str]] = {}
 
     def tick(self, now: float) -> PruneCounts | None:
         """Apply the policies if due; what went (None: not due, or it failed, logged)."""
@@ -262,7 +282,7 @@ class RetentionDuty:
         self._due = now + self.every
         try:
             went, behind = apply_policies(
-                self.retention, self.workflows, self.now, budget=self.budget
+                self.retention, self.workflows, self.now, budget=self.budget, cursors=self._cursors
             )
         except Exception:  # a duty of a long-running loop: log it, try again next time
             # An export folder that cannot be written, a database error: never the other

@@ -1123,7 +1123,14 @@ ORDER BY n.created_at DESC, n.id DESC LIMIT ?)
 
 -- name: prunable_runs
 -- The oldest prunable runs of one workflow ({prunable_where}), at most a number.
-SELECT r.id FROM runs r WHERE {prunable_where} ORDER BY r.created_at, r.id LIMIT ?
+SELECT r.id, r.created_at FROM runs r WHERE {prunable_where}
+ORDER BY r.created_at, r.id LIMIT ?
+
+-- name: prunable_runs_after
+-- The same, after a position (created_at, id): where the previous batch stopped.
+SELECT r.id, r.created_at FROM runs r WHERE {prunable_where}
+AND (r.created_at > ? OR (r.created_at = ? AND r.id > ?))
+ORDER BY r.created_at, r.id LIMIT ?
 
 -- name: child_runs_of
 -- The child runs (sub-workflows) that task runs of the given runs started, with what

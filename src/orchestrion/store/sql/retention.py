@@ -15,7 +15,7 @@ from typing import Any
 
 from orchestrion.errors import NotFound
 from orchestrion.states import RunState
-from orchestrion.store.records import AuditRecord, PruneCounts, RetentionPolicy
+from orchestrion.store.records import AuditRecord, PruneBatch, PruneCounts, RetentionPolicy
 from orchestrion.store.retention import AuditScope
 from orchestrion.store.sql import rows
 from orchestrion.store.sql.advance import Advance, Tx
@@ -106,48 +106,46 @@ class SqlRetention:
 
     def prune_runs(
         self,
-        workflows: Sequence[str],
+        workflow: str,
         *,
         before: float,
         keep_last: int,
         limit: int,
         now: float,
+        after: tuple[float, str] | None = None,
         dry_run: bool = False,
-    ) -> PruneCounts:
+    ) -> PruneBatch:
         if dry_run:
-            return self._count_prunable(workflows, before, keep_last)
+            return PruneBatch(counts=self._count_prunable(workflow, before, keep_last))
 
-        def fn(adv: Advance) -> PruneCounts:
-            roots: list[str] = []
-            for workflow in workflows:
-                if len(roots) >= limit:
-                    break
-                params = (workflow, before, before, workflow, keep_last, limit - len(roots))
-                sql = Q.prunable_runs + adv.for_update(skip_locked=True)
-                roots += [r["id"] for r in adv.tx.execute(sql, params).fetchall()]
-            ids = _families(adv.tx, roots, lock=adv.for_update())
-            if not ids:
-                return PruneCounts()
-            counts = _delete_runs(adv.tx, ids)
-            adv.event(None, None, "retention.pruned", data=counts.as_dict())
-            return counts
+        def fn(adv: Advance) -> PruneBatch:
+            params: tuple[Any, ...] = (workflow, before, before, workflow, keep_last)
+            query: str = Q.prunable_runs
+            if after is not None:
+                query, params = Q.prunable_runs_after, (*params, after[0], after[0], after[1])
+            sql = query + adv.for_update(skip_locked=True)
+            found = adv.tx.execute(sql, (*params, limit)).fetchall()
+            last = (float(found[-1]["created_at"]), str(found[-1]["id"])) if found else None
+            ids = _families(adv.tx, [r["id"] for r in found], lock=adv.for_update())
+            counts = PruneCounts()
+            if ids:
+                counts = _delete_runs(adv.tx, ids)
+                adv.event(None, None, "retention.pruned", data=counts.as_dict())
+            return PruneBatch(counts=counts, next=last if len(found) >= limit else None)
 
         return self._db.transact(now, fn)
 
-    def _count_prunable(
-        self, workflows: Sequence[str], before: float, keep_last: int
-    ) -> PruneCounts:
+    def _count_prunable(self, workflow: str, before: float, keep_last: int) -> PruneCounts:
         """Every prunable run's family and its rows, counted outside any write."""
         counts = PruneCounts()
-        for workflow in workflows:
-            params = (workflow, before, before, workflow, keep_last, 2**62)
-            roots = [r["id"] for r in self._db.read(Q.prunable_runs, params)]
-            for start in range(0, len(roots), _READ_CHUNK):
-                some = roots[start : start + _READ_CHUNK]
-                ids = _families(_ReadTx(self._db), some, lock="", size=_READ_CHUNK)
-                for chunk in _chunks(ids, _READ_CHUNK):
-                    row = self._db.read(Q.count_owned.fill(ids=marks(len(chunk))), chunk * 5)[0]
-                    counts += PruneCounts(runs=len(chunk), **{k: int(row[k]) for k in _OWNED})
+        params = (workflow, before, before, workflow, keep_last, 2**62)
+        roots = [r["id"] for r in self._db.read(Q.prunable_runs, params)]
+        for start in range(0, len(roots), _READ_CHUNK):
+            some = roots[start : start + _READ_CHUNK]
+            ids = _families(_ReadTx(self._db), some, lock="", size=_READ_CHUNK)
+            for chunk in _chunks(ids, _READ_CHUNK):
+                row = self._db.read(Q.count_owned.fill(ids=marks(len(chunk))), chunk * 5)[0]
+                counts += PruneCounts(runs=len(chunk), **{k: int(row[k]) for k in _OWNED})
         return counts
 
     # ------------------------------------------------------------------ logs
