@@ -419,3 +419,30 @@ def test_families_that_stay_do_not_block_older_than_them(app: App, db: Db) -> No
     assert done.counts.runs == 100
     assert _present(db, later) == 0 and _present(db, parents) == 600
     assert db.count("runs") == 1200
+
+
+def test_history_of_no_run_ages_under_the_default_policy(app: App, db: Db) -> None:
+    old, now = time.time() - 40 * DAY, time.time()
+    for at, tag in ((old, "o"), (now, "n")):
+        for i in range(3):
+            db.execute("INSERT INTO events (at, kind, data) VALUES (?, 'trigger.event', '{}')",
+                       (at,))  # fmt: skip
+            db.execute(
+                "INSERT INTO inbox (source, event_id, type, payload, run_ids, received_at)"
+                " VALUES ('api', ?, 't', '{}', '[]', ?)",
+                (f"{tag}{i}", at),
+            )
+            for state in ("skipped", "queued"):
+                db.execute(
+                    "INSERT INTO fires (schedule_key, workflow, nominal, state, params,"
+                    " created_at) VALUES ('w/0', 'w', ?, ?, '{}', ?)",
+                    (at + i + (0.5 if state == "queued" else 0), state, at),
+                )
+    app.retention.set_policy("team", logs_days=1)  # a namespace's policy: not this rule
+    assert app.retention.apply_policies() == PruneCounts()
+    app.retention.set_policy("*", runs_days=30)
+    counts = app.retention.apply_policies()
+    assert (counts.events, counts.inbox, counts.fires) == (3, 3, 3)
+    assert db.count("inbox") == 3 and db.count("fires") == 9
+    assert [r[0] for r in db.rows("SELECT DISTINCT state FROM fires WHERE created_at < ?",
+                                   (now - DAY,))] == ["queued"]  # fmt: skip

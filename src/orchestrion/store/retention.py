@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from orchestrion.store.records import AuditRecord, PruneBatch, RetentionPolicy
+from orchestrion.store.records import AuditRecord, PruneBatch, PruneCounts, RetentionPolicy
 
 __all__ = ["AuditScope", "RetentionStore"]
 
@@ -77,6 +77,13 @@ class RetentionStore(Protocol):
     ) -> int:
         """Delete up to `limit` log lines of finished, unkept runs of `workflows` that
         ended before `before` (the runs stay); `dry_run`: count them all instead."""
+        ...
+
+    def prune_history(self, *, before: float, limit: int, now: float) -> PruneCounts:
+        """Delete up to `limit` rows of each kind that belong to no run, older than
+        `before`: history rows without a run (``events``), received events (``inbox``: a
+        redelivery of one older than this would start a run again) and schedule fires that
+        started nothing (skipped, failed), in one transaction."""
         ...
 
     def audit_to_prune(self, scope: AuditScope, *, before: float, limit: int) -> list[AuditRecord]:

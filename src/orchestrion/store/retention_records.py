@@ -42,6 +42,8 @@ class PruneCounts:
     events: int = 0
     logs: int = 0
     fires: int = 0
+    #: Received events (webhooks, API events, broker messages) the inbox held.
+    inbox: int = 0
     audit: int = 0
 
     def __add__(self, other: PruneCounts) -> PruneCounts:

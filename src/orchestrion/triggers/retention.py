@@ -230,6 +230,12 @@ def apply_policies(
                 cursors=cursors,
             )
             total, behind = total + went, behind or ran_out
+        if policy.namespace == DEFAULT_NAMESPACE and policy.runs_days is not None:
+            # What belongs to no run (and so to no namespace) ages under the default.
+            history, ran_out = _prune_history(
+                retention, before=_cutoff(start, policy.runs_days), now=now, budget=budget
+            )
+            total, behind = total + history, behind or ran_out
         if policy.audit_days is not None and policy.audit_export_dir:
             scope: AuditScope = (
                 (None, own_audit)
@@ -246,6 +252,21 @@ def apply_policies(
             )
             total, behind = total + PruneCounts(audit=gone), behind or ran_out
     return total, behind
+
+
+def _prune_history(
+    retention: RetentionStore, *, before: float, now: Callable[[], float], budget: int | None
+) -> tuple[PruneCounts, bool]:
+    """History of no run, received events and fires that started nothing, older than
+    `before`, batch after batch; (what went, whether the budget ran out first)."""
+    left = _Budget(budget)
+    total = PruneCounts()
+    while left.take():
+        went = retention.prune_history(before=before, limit=BATCH * 4, now=now())
+        total += went
+        if went.total == 0:
+            break
+    return total, left.ran_out
 
 
 def _cutoff(start: float, days: float | None) -> float:

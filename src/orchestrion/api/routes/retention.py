@@ -55,6 +55,7 @@ class PruneCountsBody(BaseModel):
     events: int
     logs: int
     fires: int
+    inbox: int
     audit: int
 
 

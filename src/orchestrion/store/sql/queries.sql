@@ -1191,6 +1191,33 @@ SELECT count(*) AS n FROM runs r JOIN logs l ON l.run_id = r.id WHERE {old_logs_
 -- Delete the given log lines.
 DELETE FROM logs WHERE id IN ({ids})
 
+-- name: old_history_events
+-- Up to a number of history rows of no run (triggers, schedules, registrations, earlier
+-- prunes) older than a time, oldest first.
+SELECT id FROM events WHERE run_id IS NULL AND at < ? ORDER BY id LIMIT ?
+
+-- name: old_inbox
+-- Up to a number of received events older than a time, oldest first.
+SELECT id FROM inbox WHERE received_at < ? ORDER BY id LIMIT ?
+
+-- name: old_fires
+-- Up to a number of schedule fires that started no run (skipped for overlap, or failed)
+-- older than a time, oldest first.
+SELECT id FROM fires WHERE state IN ('skipped', 'failed') AND created_at < ?
+ORDER BY id LIMIT ?
+
+-- name: delete_events_by_id
+-- Delete the given event rows.
+DELETE FROM events WHERE id IN ({ids})
+
+-- name: delete_inbox_by_id
+-- Delete the given received events.
+DELETE FROM inbox WHERE id IN ({ids})
+
+-- name: delete_fires_by_id
+-- Delete the given schedule fires.
+DELETE FROM fires WHERE id IN ({ids})
+
 -- name: audit_to_prune
 -- The oldest audit records of a scope ({scope}: an `audit_scope_*` entry) older than a
 -- time, never the newest record of the log (so ids never restart), at most a number.

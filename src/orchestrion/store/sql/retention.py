@@ -182,6 +182,24 @@ class SqlRetention:
 
         return self._db.transact(now, fn)
 
+    # ------------------------------------------------------------------ history of no run
+
+    def prune_history(self, *, before: float, limit: int, now: float) -> PruneCounts:
+        def fn(adv: Advance) -> PruneCounts:
+            gone: dict[str, int] = {}
+            for field, pick, delete in _HISTORY:
+                found = [r["id"] for r in adv.tx.execute(pick, (before, limit)).fetchall()]
+                gone[field] = sum(
+                    int(adv.tx.execute(delete.fill(ids=marks(len(c))), c).rowcount)
+                    for c in _chunks(found)
+                )
+            counts = PruneCounts(**gone)
+            if counts.total:
+                adv.event(None, None, "retention.pruned", data=counts.as_dict())
+            return counts
+
+        return self._db.transact(now, fn)
+
     # ------------------------------------------------------------------ the audit log
 
     def audit_to_prune(self, scope: AuditScope, *, before: float, limit: int) -> list[AuditRecord]:
@@ -234,6 +252,14 @@ _DELETES = (
     ("fires", Q.prune_fires_of),
     ("task_runs", Q.prune_task_runs_of),
     ("runs", Q.prune_runs_of),
+)
+
+
+#: The rows of no run that the history rule removes: field, what to pick, how to delete.
+_HISTORY = (
+    ("events", Q.old_history_events, Q.delete_events_by_id),
+    ("inbox", Q.old_inbox, Q.delete_inbox_by_id),
+    ("fires", Q.old_fires, Q.delete_fires_by_id),
 )
 
 
