@@ -52,6 +52,7 @@ def _run_row() -> dict[str, Any]:
         "deadline": None,
         "result": '[1,"x"]',
         "error": None,
+        "keep": 0,
         "unfinished": 3,  # a column the record does not have: ignored
     }
 

@@ -210,6 +210,7 @@ def test_every_page_loads_safely(server: Server, browser: Browser) -> None:
         "events": "/events",
         "workers": "/workers",
         "backfills": "/backfills",
+        "retention": "/retention",
         "login": "/login",
     }
     for width, suffix in ((1280, ""), (390, "-phone")):

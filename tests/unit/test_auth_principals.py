@@ -23,7 +23,9 @@ from orchestrion.errors import Forbidden
 
 # Written out independently of REQUIRED_ROLE: what each role may do, by action name.
 VIEWER = {"read"}
-OPERATOR = VIEWER | {"run.trigger", "run.cancel", "run.retry", "run.rerun", "events.send"}
+OPERATOR = VIEWER | {
+    "run.trigger", "run.cancel", "run.retry", "run.rerun", "run.keep", "events.send",
+}  # fmt: skip
 EDITOR = OPERATOR | {
     "workflow.deploy",
     "workflow.delete",

@@ -19,6 +19,7 @@ from orchestrion.api.wire import (
     CONSUMER,
     EVENT,
     LOG_LINE,
+    RETENTION,
     RUN,
     SECRET,
     TASK_RUN,
@@ -39,6 +40,7 @@ __all__ = [
     "LogLine",
     "Page",
     "RecordModel",
+    "RetentionInfo",
     "Run",
     "SecretInfo",
     "SetVersionRequest",
@@ -161,6 +163,7 @@ LogLine = model_of(LOG_LINE, "LogLine")
 SecretInfo = model_of(SECRET, "SecretInfo")
 ConnectionInfo = model_of(CONNECTION, "ConnectionInfo")
 ConsumerInfo = model_of(CONSUMER, "ConsumerInfo")
+RetentionInfo = model_of(RETENTION, "RetentionInfo")
 
 
 # A task run a worker holds a lease on: a view of the task run, not a copy. (No docstring:

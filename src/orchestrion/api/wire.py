@@ -27,6 +27,7 @@ from orchestrion.store.records import (
     ConsumerRecord,
     EventRecord,
     LogRecord,
+    RetentionPolicy,
     RunRecord,
     SecretMeta,
     TaskRunRecord,
@@ -40,6 +41,7 @@ __all__ = [
     "EVENT",
     "GIVEN",
     "LOG_LINE",
+    "RETENTION",
     "RUN",
     "SECRET",
     "TASK_RUN",
@@ -175,3 +177,4 @@ WORKER: Final = Wire(record=WorkerRecord)
 SECRET: Final = Wire(record=SecretMeta)
 CONNECTION: Final = Wire(record=ConnectionRecord)
 CONSUMER: Final = Wire(record=ConsumerRecord)
+RETENTION: Final = Wire(record=RetentionPolicy)

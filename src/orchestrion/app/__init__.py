@@ -10,6 +10,7 @@ the store (`Core`); what it does is grouped in sub-facades, one attribute each:
 - `connections`: named broker connections (and, for workers and consumers, opened ones);
 - `reads`: composite reads for summary pages, and the workers;
 - `queues`: per-queue concurrency limits;
+- `retention`: retention policies, keep marks on runs, pruning;
 - `accounts`: users, tokens, sessions, the audit log;
 - `schema`: the database's migrations;
 - `runtime`: the builder of workers, schedulers and the housekeeping loop.
@@ -21,6 +22,7 @@ from orchestrion.app.connections import Connections
 from orchestrion.app.core import Actor, Core
 from orchestrion.app.queues import Queues
 from orchestrion.app.reads import Reads
+from orchestrion.app.retention import Retention
 from orchestrion.app.runs import Runs
 from orchestrion.app.runtime import Runtime
 from orchestrion.app.schema import Schema
@@ -52,6 +54,7 @@ class App(Core):
         self.connections = Connections(self)
         self.reads = Reads(self)
         self.queues = Queues(self)
+        self.retention = Retention(self)
         self.schema = Schema(self)
         self.runtime = Runtime(
             self, secrets=self.secrets.resolve_secrets, connections=self.connections.endpoint

@@ -159,6 +159,7 @@ class Runtime(Facet):
             self.clock,
             holder_id,
             connections=self._connections,
+            retention=self.store.retention,
             **options,
         )
 

@@ -105,6 +105,8 @@ class Action(enum.Enum):
     CANCEL = "run.cancel"
     RETRY = "run.retry"
     RERUN = "run.rerun"
+    #: Mark a run to keep (or not) under retention.
+    KEEP = "run.keep"
     SEND_EVENT = "events.send"
     # editor
     DEPLOY = "workflow.deploy"
@@ -130,6 +132,7 @@ REQUIRED_ROLE: Final[Mapping[Action, Role]] = MappingProxyType(
         Action.CANCEL: Role.OPERATOR,
         Action.RETRY: Role.OPERATOR,
         Action.RERUN: Role.OPERATOR,
+        Action.KEEP: Role.OPERATOR,
         Action.SEND_EVENT: Role.OPERATOR,
         Action.DEPLOY: Role.EDITOR,
         Action.DELETE_WORKFLOW: Role.EDITOR,

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "logs": "runs_cmd",
     "queues": "queues_cmd",
     "rerun": "run_cmd",
+    "retention": "retention_cmd",
     "retry": "run_cmd",
     "run": "run_cmd",
     "runs": "runs_cmd",

@@ -21,6 +21,7 @@ from orchestrion.cli.common import (
     reader,
     server_option,
 )
+from orchestrion.cli.retention_cmd import runs_keep, runs_prune, runs_unkeep
 from orchestrion.errors import IllegalTransition
 from orchestrion.states import RunState
 from orchestrion.store.records import RunFilter, RunRecord
@@ -179,3 +180,9 @@ def cancel(run_id: str, db: str | None, server: str | None) -> None:
             errors.print(escape(str(exc)))
             sys.exit(1)
         console.print(f"run {run.id} canceled", markup=False)
+
+
+# Retention's commands live with the rest of retention (`retention_cmd`).
+runs.add_command(runs_prune)
+runs.add_command(runs_keep)
+runs.add_command(runs_unkeep)

@@ -9,8 +9,8 @@ without loading an implementation. Role bindings travel as ``{namespace: role la
 
 Over 400 lines on purpose: one definition per record, all in one place, is the point
 (issue 13, "one definition per record"); split by role, the shapes would scatter again.
-Two self-contained groups stand beside it: `broker_records` (re-exported here) and the
-metrics read model, `metric_records`.
+Self-contained groups stand beside it: `broker_records` and `retention_records`
+(re-exported here) and the metrics read model, `metric_records`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,15 @@ from typing import Any, Literal
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import RunState, TaskState
 from orchestrion.store.broker_records import ConnectionRecord, ConsumerRecord
+from orchestrion.store.retention_records import (
+    DEFAULT_NAMESPACE,
+    PruneBatch,
+    PruneCounts,
+    RetentionPolicy,
+)
 
 __all__ = [
+    "DEFAULT_NAMESPACE",
     "AttemptRecord",
     "AuditEntry",
     "AuditFilter",
@@ -40,8 +47,11 @@ __all__ = [
     "LogLine",
     "LogRecord",
     "Outcome",
+    "PruneBatch",
+    "PruneCounts",
     "QueueLimit",
     "Replay",
+    "RetentionPolicy",
     "RunFilter",
     "RunMark",
     "RunRecord",
@@ -98,6 +108,8 @@ class RunRecord:
     deadline: float | None
     result: Any
     error: str | None
+    #: Marked "keep" (retention): never pruned, nor is any run of its family.
+    keep: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

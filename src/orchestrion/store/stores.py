@@ -14,6 +14,7 @@ from orchestrion.store.accounts import AccountStore
 from orchestrion.store.connections import ConnectionStore
 from orchestrion.store.notifier import Notifier
 from orchestrion.store.reads import ReadStore
+from orchestrion.store.retention import RetentionStore
 from orchestrion.store.runs import RunStore
 from orchestrion.store.secrets import SecretStore
 from orchestrion.store.triggers import TriggerStore
@@ -48,6 +49,7 @@ class Stores:
     connections: ConnectionStore
     reads: ReadStore
     notifier: Notifier
+    retention: RetentionStore
     backend: Backend
 
     def close(self) -> None:

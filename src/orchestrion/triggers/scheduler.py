@@ -29,7 +29,8 @@ from orchestrion.clock import Clock
 from orchestrion.errors import ExpressionError, OrchestrionError, ParameterError
 from orchestrion.spec.model import ScheduleSpec, WorkflowSpec
 from orchestrion.spec.params import resolve_params
-from orchestrion.store.records import FireRecord
+from orchestrion.store.records import FireRecord, PruneCounts
+from orchestrion.store.retention import RetentionStore
 from orchestrion.store.runs import RunStore
 from orchestrion.store.triggers import TriggerStore
 from orchestrion.store.workflows import WorkflowStore
@@ -38,13 +39,14 @@ from orchestrion.triggers.consumers import BrokerConsumers
 from orchestrion.triggers.events import match_run, run_scope
 from orchestrion.triggers.leases import DutyLease
 from orchestrion.triggers.maintenance import backoff, sweep
+from orchestrion.triggers.retention import RetentionDuty
 
 __all__ = ["BACKFILL_PRIORITY", "DUTIES", "Scheduler", "TickReport", "backfill_params"]
 
 log = logging.getLogger("orchestrion.scheduler")
 
 #: Every duty, each under its own lease ``scheduler.<duty>``.
-DUTIES = ("cron", "backfill", "run_triggers", "maintenance")
+DUTIES = ("cron", "backfill", "run_triggers", "maintenance", "retention")
 #: Backfill runs' priority: below fresh runs (priority 0), so they never starve them.
 BACKFILL_PRIORITY = -100
 #: The event-history reader that the run-trigger duty keeps its position under.
@@ -63,6 +65,8 @@ class TickReport:
     triggered_runs: list[str] = field(default_factory=list)
     #: The broker triggers whose consumers run in this scheduler.
     consumers: list[str] = field(default_factory=list)
+    #: What the retention duty pruned (None: it did not run this tick).
+    pruned: PruneCounts | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +93,12 @@ class Scheduler:
         use_leases: bool = True,
         max_sleep: float = 1.0,
         connections: ConnectionResolver | None = None,
+        retention: RetentionStore | None = None,
     ) -> None:
         """Fires, events and its duties' leases go through `triggers`; specs are read from
         `workflows`; the maintenance duty sweeps `runs`. With `connections` (which opens a
-        broker connection) it also runs the consumers of broker triggers."""
+        broker connection) it also runs the consumers of broker triggers; with `retention`,
+        the retention duty (docs/operating.md, "Retention")."""
         self.triggers = triggers
         self.workflows = workflows
         self.runs = runs
@@ -108,6 +114,9 @@ class Scheduler:
         #: (spec version, schedule key) -> (cursor it was computed from, next due time).
         self._due: dict[tuple[str, str], tuple[float | None, float | None]] = {}
         self.consumers: BrokerConsumers | None = None
+        self.retention: RetentionDuty | None = None
+        if retention is not None:
+            self.retention = RetentionDuty(retention, workflows, clock.now)
         if connections is not None:
             self.consumers = BrokerConsumers(
                 triggers, connections, clock, self.holder_id,
@@ -131,6 +140,9 @@ class Scheduler:
                 report.backfill_runs = self._backfills(now)
             elif duty == "run_triggers":
                 report.triggered_runs = self._run_triggers(now)
+            elif duty == "retention":
+                if self.retention is not None:
+                    report.pruned = self.retention.tick(now)
             else:
                 sweep(self.runs, now)
         if self.consumers is not None:

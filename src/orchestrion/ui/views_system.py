@@ -26,7 +26,9 @@ router = ui_router()
 
 _PAGE = 200
 #: Event kind prefixes offered by the events page's filter.
-_KIND_FILTERS = ["run.", "task.", "attempt.", "workflow.", "schedule.", "trigger.", "backfill."]
+_KIND_FILTERS = [
+    "run.", "task.", "attempt.", "workflow.", "schedule.", "trigger.", "backfill.", "retention.",
+]  # fmt: skip
 
 
 def _events(request: Request, kind: str, run: str, workflow: str, before: int) -> dict[str, Any]:

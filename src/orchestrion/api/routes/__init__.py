@@ -11,6 +11,7 @@ from orchestrion.api.routes import (
     code,
     connections,
     queues,
+    retention,
     runs,
     secrets,
     stream,
@@ -43,5 +44,6 @@ for _module in (
     secrets,
     connections,
     queues,
+    retention,
 ):
     router.include_router(_module.router)

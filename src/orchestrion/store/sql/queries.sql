@@ -1083,3 +1083,177 @@ JOIN task_runs t ON t.id = up.parent JOIN runs r ON r.id = t.run_id WHERE up.dep
 ) SELECT up.depth, up.id, up.parent, t.run_id AS parent_run_id, t.lease_epoch AS parent_epoch
 FROM up LEFT JOIN task_runs t ON t.id = up.parent ORDER BY up.depth
 
+
+
+-- ====================================================================== retention.py
+
+-- name: retention_policy_exists
+-- Whether a namespace has a retention policy (locked where the dialect locks).
+SELECT 1 FROM retention_policies WHERE namespace = ?
+
+-- name: put_retention_policy
+-- Store a namespace's retention policy, new or replacing the old one.
+INSERT INTO retention_policies (namespace, runs_days, logs_days, keep_last, audit_days,
+audit_export_dir, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (namespace) DO UPDATE SET runs_days = excluded.runs_days,
+logs_days = excluded.logs_days, keep_last = excluded.keep_last,
+audit_days = excluded.audit_days, audit_export_dir = excluded.audit_export_dir,
+updated_at = excluded.updated_at
+
+-- name: retention_policy
+-- One namespace's retention policy.
+SELECT * FROM retention_policies WHERE namespace = ?
+
+-- name: retention_policies
+-- Every retention policy, by namespace.
+SELECT * FROM retention_policies ORDER BY namespace
+
+-- name: delete_retention_policy
+-- Delete a namespace's retention policy (its namespace back if there was one).
+DELETE FROM retention_policies WHERE namespace = ? RETURNING namespace
+
+-- name: run_keep
+-- A run's keep mark (locked where the dialect locks: the mark is written next).
+SELECT keep FROM runs WHERE id = ?
+
+-- name: set_run_keep
+-- Mark a run kept (1) or not (0).
+UPDATE runs SET keep = ? WHERE id = ?
+
+-- name: prunable_where
+-- (A condition, `r` being runs.) The runs of one workflow that retention may delete:
+-- finished before a time, not kept, not a child run (children go with their parent) and
+-- not among the newest N of the workflow. Parameters: workflow, time (twice: the index on
+-- (workflow, created_at) bounds the scan), workflow, N.
+r.workflow = ? AND r.created_at < ? AND r.finished_at < ?
+AND r.state NOT IN {run_cancelable} AND r.keep = 0 AND r.parent_task_run_id IS NULL
+AND r.id NOT IN (SELECT n.id FROM runs n WHERE n.workflow = ?
+ORDER BY n.created_at DESC, n.id DESC LIMIT ?)
+
+-- name: prunable_runs
+-- The oldest prunable runs of one workflow ({prunable_where}), at most a number.
+SELECT r.id, r.created_at FROM runs r WHERE {prunable_where}
+ORDER BY r.created_at, r.id LIMIT ?
+
+-- name: prunable_runs_after
+-- The same, after a position (created_at, id): where the previous batch stopped.
+SELECT r.id, r.created_at FROM runs r WHERE {prunable_where}
+AND (r.created_at > ? OR (r.created_at = ? AND r.id > ?))
+ORDER BY r.created_at, r.id LIMIT ?
+
+-- name: child_runs_of
+-- The child runs (sub-workflows) that task runs of the given runs started, with what
+-- decides whether their family may go.
+SELECT c.id AS id, c.state AS state, c.keep AS keep, t.run_id AS parent
+FROM runs c JOIN task_runs t ON t.id = c.parent_task_run_id WHERE t.run_id IN ({ids})
+
+-- name: count_owned
+-- How many rows of each kind the given runs own (a dry run's counts).
+SELECT
+(SELECT count(*) FROM task_runs WHERE run_id IN ({ids})) AS task_runs,
+(SELECT count(*) FROM attempts WHERE run_id IN ({ids})) AS attempts,
+(SELECT count(*) FROM events WHERE run_id IN ({ids})) AS events,
+(SELECT count(*) FROM logs WHERE run_id IN ({ids})) AS logs,
+(SELECT count(*) FROM fires WHERE run_id IN ({ids})) AS fires
+
+-- name: prune_logs_of
+-- Delete the log lines of the given runs.
+DELETE FROM logs WHERE run_id IN ({ids})
+
+-- name: prune_events_of
+-- Delete the history of the given runs.
+DELETE FROM events WHERE run_id IN ({ids})
+
+-- name: prune_attempts_of
+-- Delete the attempts of the given runs.
+DELETE FROM attempts WHERE run_id IN ({ids})
+
+-- name: prune_fires_of
+-- Delete the schedule fires that started the given runs. Safe: a schedule never decides
+-- a nominal time behind its cursor again, so the unique key is no longer needed.
+DELETE FROM fires WHERE run_id IN ({ids})
+
+-- name: prune_task_runs_of
+-- Delete the task runs of the given runs (after their attempts: a foreign key).
+DELETE FROM task_runs WHERE run_id IN ({ids})
+
+-- name: prune_runs_of
+-- Delete the given runs (after everything that refers to them).
+DELETE FROM runs WHERE id IN ({ids})
+
+-- name: old_logs_where
+-- (A condition, `r` being runs.) Finished, unkept runs of one workflow that ended before
+-- a time. Parameters: workflow, time (twice).
+r.workflow = ? AND r.created_at < ? AND r.finished_at < ?
+AND r.state NOT IN {run_cancelable} AND r.keep = 0
+
+-- name: old_log_ids
+-- Up to a number of log lines of runs matching {old_logs_where}, oldest runs first.
+SELECT l.id AS id FROM runs r JOIN logs l ON l.run_id = r.id WHERE {old_logs_where}
+ORDER BY r.created_at, l.id LIMIT ?
+
+-- name: count_old_logs
+-- How many log lines runs matching {old_logs_where} have (a dry run).
+SELECT count(*) AS n FROM runs r JOIN logs l ON l.run_id = r.id WHERE {old_logs_where}
+
+-- name: delete_logs_by_id
+-- Delete the given log lines.
+DELETE FROM logs WHERE id IN ({ids})
+
+-- name: old_history_events
+-- Up to a number of history rows of no run (triggers, schedules, registrations, earlier
+-- prunes) older than a time, oldest first.
+SELECT id FROM events WHERE run_id IS NULL AND at < ? ORDER BY id LIMIT ?
+
+-- name: old_inbox
+-- Up to a number of received events older than a time, oldest first.
+SELECT id FROM inbox WHERE received_at < ? ORDER BY id LIMIT ?
+
+-- name: old_fires
+-- Up to a number of schedule fires that started no run (skipped for overlap, or failed)
+-- older than a time, oldest first.
+SELECT id FROM fires WHERE state IN ('skipped', 'failed') AND created_at < ?
+ORDER BY id LIMIT ?
+
+-- name: delete_events_by_id
+-- Delete the given event rows.
+DELETE FROM events WHERE id IN ({ids})
+
+-- name: delete_inbox_by_id
+-- Delete the given received events.
+DELETE FROM inbox WHERE id IN ({ids})
+
+-- name: delete_fires_by_id
+-- Delete the given schedule fires.
+DELETE FROM fires WHERE id IN ({ids})
+
+-- name: audit_to_prune
+-- The oldest audit records of a scope ({scope}: an `audit_scope_*` entry) older than a
+-- time, never the newest record of the log (so ids never restart), at most a number.
+SELECT * FROM audit_log WHERE at < ? AND id < (SELECT max(id) FROM audit_log) AND {scope}
+ORDER BY id LIMIT ?
+
+-- name: audit_scope_namespace
+-- Scope: the audit records of one namespace.
+namespace = ?
+
+-- name: audit_scope_others
+-- Scope: the audit records of no namespace or of none of the given namespaces.
+(namespace IS NULL OR namespace NOT IN ({names}))
+
+-- name: audit_scope_all
+-- Scope: every audit record.
+1 = 1
+
+-- name: open_audit_gate
+-- Let the audit log delete rows up to an id older than a time (retention only; closed
+-- again in the same transaction, see docs/security.md).
+INSERT INTO audit_prune_gate (id, up_to_id, before) VALUES (1, ?, ?)
+
+-- name: delete_audit_rows
+-- Delete exported audit records of a scope ({scope}) up to an id older than a time.
+DELETE FROM audit_log WHERE id <= ? AND at < ? AND {scope}
+
+-- name: close_audit_gate
+-- Close the audit log's pruning gate.
+DELETE FROM audit_prune_gate

@@ -33,6 +33,7 @@ from orchestrion.store.records import (
     FireRecord,
     LogRecord,
     QueueLimit,
+    RetentionPolicy,
     RunMark,
     RunRecord,
     ScheduleState,
@@ -56,6 +57,7 @@ __all__ = [
     "FIRE",
     "LOG",
     "QUEUE_LIMIT",
+    "RETENTION",
     "RUN",
     "RUN_MARK",
     "SCHEDULE_STATE",
@@ -190,3 +192,4 @@ AUDIT: Final = row_reader(AuditRecord)
 SECRET_META: Final = row_reader(SecretMeta)
 CONNECTION: Final = row_reader(ConnectionRecord)
 SEALED: Final = row_reader(SealedRow)
+RETENTION: Final = row_reader(RetentionPolicy)

@@ -7,6 +7,7 @@ from orchestrion.store.sql.connections import SqlConnections
 from orchestrion.store.sql.database import Database
 from orchestrion.store.sql.notifier import SqlNotifier
 from orchestrion.store.sql.reads import SqlReads
+from orchestrion.store.sql.retention import SqlRetention
 from orchestrion.store.sql.runs import SqlRuns
 from orchestrion.store.sql.secrets import SqlSecrets
 from orchestrion.store.sql.triggers import SqlTriggers
@@ -35,5 +36,6 @@ def stores_of(
         connections=SqlConnections(db),
         reads=reads or SqlReads(db),
         notifier=SqlNotifier(db),
+        retention=SqlRetention(db),
         backend=db,
     )
