@@ -38,6 +38,7 @@ from orchestrion.triggers.consumers import BrokerConsumers
 from orchestrion.triggers.events import match_run, run_scope
 from orchestrion.triggers.leases import DutyLease
 from orchestrion.triggers.maintenance import backoff, sweep
+from orchestrion.triggers.notifications import Notifications
 
 __all__ = ["BACKFILL_PRIORITY", "DUTIES", "Scheduler", "TickReport", "backfill_params"]
 
@@ -107,6 +108,9 @@ class Scheduler:
         self._tick_latest: list[_Entry] | None = None  # read once per tick
         #: (spec version, schedule key) -> (cursor it was computed from, next due time).
         self._due: dict[tuple[str, str], tuple[float | None, float | None]] = {}
+        #: The notifications duty, run in its own thread by `run_forever` (sending waits on
+        #: receivers: it must not hold back cron fires).
+        self.notifications: Notifications | None = None
         self.consumers: BrokerConsumers | None = None
         if connections is not None:
             self.consumers = BrokerConsumers(
@@ -150,6 +154,8 @@ class Scheduler:
     def run_forever(self, stop: threading.Event) -> None:
         """Tick until `stop` is set, then give the leases up for the next scheduler."""
         failures = 0
+        if self.notifications is not None:
+            self.notifications.start()
         try:
             while not stop.is_set():
                 try:
@@ -171,6 +177,8 @@ class Scheduler:
         """Give up every lease held (a graceful shutdown hands the duties over at once)."""
         if self.consumers is not None:
             self.consumers.stop_all()
+        if self.notifications is not None:
+            self.notifications.stop()
         for lease in self._leases.values():
             lease.release()
 
