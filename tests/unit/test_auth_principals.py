@@ -36,6 +36,7 @@ ADMIN = EDITOR | {
     "tokens.manage",
     "secrets.manage",
     "connections.manage",
+    "notifications.manage",
     "audit.read",
     "users.manage",
     "settings.manage",

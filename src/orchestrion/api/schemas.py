@@ -15,10 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from orchestrion.api.wire import (
     ATTEMPT,
+    CHANNEL,
     CONNECTION,
     CONSUMER,
+    DELIVERY,
     EVENT,
     LOG_LINE,
+    RULE,
     RUN,
     SECRET,
     TASK_RUN,
@@ -32,13 +35,16 @@ from orchestrion.store.records import TaskRunRecord, WorkflowRecord
 __all__ = [
     "Attempt",
     "BadCursor",
+    "ChannelInfo",
     "ConnectionInfo",
     "ConsumerInfo",
+    "DeliveryInfo",
     "ErrorBody",
     "Event",
     "LogLine",
     "Page",
     "RecordModel",
+    "RuleInfo",
     "Run",
     "SecretInfo",
     "SetVersionRequest",
@@ -161,6 +167,9 @@ LogLine = model_of(LOG_LINE, "LogLine")
 SecretInfo = model_of(SECRET, "SecretInfo")
 ConnectionInfo = model_of(CONNECTION, "ConnectionInfo")
 ConsumerInfo = model_of(CONSUMER, "ConsumerInfo")
+ChannelInfo = model_of(CHANNEL, "ChannelInfo")
+RuleInfo = model_of(RULE, "RuleInfo")
+DeliveryInfo = model_of(DELIVERY, "DeliveryInfo")
 
 
 # A task run a worker holds a lease on: a view of the task run, not a copy. (No docstring:

@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "events": "triggers_cmd",
     "init": "tools_cmd",
     "logs": "runs_cmd",
+    "notifications": "notifications_cmd",
     "queues": "queues_cmd",
     "rerun": "run_cmd",
     "retry": "run_cmd",

@@ -7,11 +7,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from orchestrion.ui import pages, views_account, views_runs, views_system, views_workflows
+from orchestrion.ui import (
+    pages,
+    views_account,
+    views_notifications,
+    views_runs,
+    views_system,
+    views_workflows,
+)
 
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
-for _module in (views_workflows, views_runs, views_system, views_account):
+for _module in (views_workflows, views_runs, views_system, views_notifications, views_account):
     router.include_router(_module.router)
 router.include_router(pages.static_router)

@@ -10,6 +10,7 @@ from orchestrion.api.routes import (
     accounts,
     code,
     connections,
+    notifications,
     queues,
     runs,
     secrets,
@@ -42,6 +43,7 @@ for _module in (
     accounts,
     secrets,
     connections,
+    notifications,
     queues,
 ):
     router.include_router(_module.router)
