@@ -24,7 +24,7 @@ from orchestrion.app import App
 from orchestrion.auth.secret_box import KeyRing, MasterKey
 from orchestrion.auth.ssrf import AllowList
 from orchestrion.errors import NotFound, ParameterError
-from orchestrion.store.records import AuditFilter
+from orchestrion.store.records import AuditFilter, ConsumerRecord, WorkerRecord
 from orchestrion.triggers.notifications import Notifications
 from tests.helpers import make_app
 
@@ -309,3 +309,38 @@ def test_bad_channels_and_rules_are_refused_by_name(app: App) -> None:
     app.notifications.delete_channel("default", "c")
     with pytest.raises(NotFound):
         app.notifications.delete_channel("default", "c")
+
+
+def test_a_worker_or_consumer_that_is_down_is_reported_once(app: App) -> None:
+    hook = _Hook()
+    try:
+        app.notifications.put_channel("ops", "hook", kind="webhook", config={"url": hook.url})
+        app.notifications.put_rule(
+            "ops", "down", channel="hook", events=["worker.down", "consumer.down"]
+        )
+        _register(app, "feed", ["true"], namespace="ops")
+        base = time.time()  # after the rule: what happens from now on is news
+        now = base + 200
+        for wid, state, beat in (("w-dead", "dead", base + 1), ("w-silent", "running", base + 2),
+                                 ("w-ok", "running", now - 1), ("w-stopped", "stopped", base + 5),
+                                 ("w-before-rule", "dead", base - 3600)):  # fmt: skip
+            app.store.runs.register_worker(WorkerRecord(
+                id=wid, host="h", pid=1, queues=("default",), started_at=beat - 10,
+                heartbeat_at=beat, state=state))  # fmt: skip
+        app.store.triggers.put_consumer(
+            ConsumerRecord(key="feed/redis:c:s", workflow="feed", kind="redis", connection="c",
+                           destination="s", holder="sch", epoch=3, state="error",
+                           error="connection refused"),
+            now=base + 1,
+        )  # fmt: skip
+        duty = _duty(app, system_every=0.0)
+        duty.pass_once(now)
+        duty.pass_once(now + 1)
+        _duty(app, system_every=0.0).pass_once(now + 2)
+        got = sorted((d.event, d.message) for d in app.notifications.list_deliveries())
+        assert [e for e, _ in got] == ["consumer.down", "worker.down", "worker.down"]
+        assert "w-dead" in got[1][1] + got[2][1] and "w-silent" in got[1][1] + got[2][1]
+        assert "connection refused" in got[0][1]
+        assert len(hook.received) == 3
+    finally:
+        hook.close()

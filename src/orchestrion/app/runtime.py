@@ -183,6 +183,7 @@ class Runtime(Facet):
             self.store.notifications,
             self.store.triggers,
             self.store.workflows,
+            self.store.reads,
             self.clock,
             self._open_secret,
             outbound=Outbound(allow=settings.http_allow),

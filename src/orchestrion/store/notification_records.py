@@ -26,6 +26,8 @@ NOTIFY_EVENTS = (
     "task.retries_exhausted",
     "run.late",
     "schedule.missed",
+    "worker.down",
+    "consumer.down",
 )
 #: An outbox row's states: waiting for (another) attempt, delivered, given up.
 DELIVERY_STATES = ("pending", "sent", "failed")

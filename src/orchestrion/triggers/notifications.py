@@ -27,12 +27,14 @@ from orchestrion.errors import NotifyError, OrchestrionError
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.store.notification_records import ChannelRecord, DeliveryRecord, RuleRecord
 from orchestrion.store.notifications import DeliveryDraft, NotificationStore
+from orchestrion.store.reads import ReadStore
 from orchestrion.store.triggers import TriggerStore
 from orchestrion.store.workflows import WorkflowStore
 from orchestrion.triggers.leases import DutyLease
 from orchestrion.triggers.maintenance import backoff
 from orchestrion.triggers.notify_rules import drafts, fact_of_event, late_fact
 from orchestrion.triggers.notify_send import Outbound, send
+from orchestrion.triggers.notify_system import consumer_facts, worker_facts
 
 __all__ = ["CURSOR", "Notifications", "PassReport", "SecretOpener", "retry_delay"]
 
@@ -67,6 +69,7 @@ class Notifications:
         store: NotificationStore,
         triggers: TriggerStore,
         workflows: WorkflowStore,
+        reads: ReadStore,
         clock: Clock,
         open_secret: SecretOpener,
         *,
@@ -76,10 +79,13 @@ class Notifications:
         retry_base: float = 10.0,
         retry_most: float = 3600.0,
         max_attempts: int = 8,
+        down_after: float = 60.0,
+        system_every: float = 15.0,
     ) -> None:
         self.store = store
         self.triggers = triggers
         self.workflows = workflows
+        self.reads = reads
         self.clock = clock
         self.open_secret = open_secret
         self.outbound = outbound or Outbound()
@@ -88,9 +94,15 @@ class Notifications:
         self.retry_base = retry_base
         self.retry_most = retry_most
         self.max_attempts = max_attempts
+        #: A worker silent this long is down; workers and consumers are looked at every
+        #: `system_every` seconds (the workers table keeps every worker ever started).
+        self.down_after = down_after
+        self.system_every = system_every
+        self._system_at = float("-inf")
         self._specs: dict[tuple[str, str], WorkflowSpec] = {}
-        #: Runs already found late by this process (the outbox's key is the real guard).
-        self._late: set[str] = set()
+        #: Late runs, down workers and consumers this process enqueued already (the
+        #: outbox's dedupe key is the real guard; this spares rewriting them each pass).
+        self._seen: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="notifications", daemon=True)
 
@@ -143,6 +155,7 @@ class Notifications:
             if spec is not None:
                 out += drafts(_since(rules, event.at), fact_of_event(event, spec))
         out += self._late_drafts(rules, now)
+        out += self._system_drafts(rules, now)
         added = self.store.enqueue(out, now=now)
         if new_position != position:
             self.triggers.set_cursor(CURSOR, new_position, now=now)
@@ -157,15 +170,29 @@ class Notifications:
                 with_sla.append(name)
         out: list[DeliveryDraft] = []
         for run in self.store.late_candidates(sorted(with_sla)):
-            if run.id in self._late:
+            if f"run.late|{run.id}" in self._seen:
                 continue
             fact = late_fact(run, self._spec(run.workflow, run.version), now)
             if fact is not None:
-                self._late.add(run.id)
+                self._seen.add(f"run.late|{run.id}")
                 out += drafts(rules, fact)
-        if len(self._late) > 100_000:  # a bound; the outbox's dedupe key still holds
-            self._late.clear()
+        if len(self._seen) > 100_000:  # a bound; the outbox's dedupe key still holds
+            self._seen.clear()
         return out
+
+    def _system_drafts(self, rules: list[RuleRecord], now: float) -> list[DeliveryDraft]:
+        wanted = {e for r in rules for e in r.events} & {"worker.down", "consumer.down"}
+        if not wanted or now < self._system_at + self.system_every:
+            return []
+        self._system_at = now
+        facts = []
+        if "worker.down" in wanted:
+            facts += worker_facts(self.reads.list_workers(), now, self.down_after)
+        if "consumer.down" in wanted:
+            facts += consumer_facts(self.triggers.list_consumers(), self._latest)
+        fresh = [f for f in facts if f"{f.event}|{f.subject}" not in self._seen]
+        self._seen.update(f"{f.event}|{f.subject}" for f in fresh)
+        return [d for fact in fresh for d in drafts(_since(rules, fact.at), fact)]
 
     def _latest(self, workflow: str | None) -> WorkflowSpec | None:
         if workflow is None:

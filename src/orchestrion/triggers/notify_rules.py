@@ -27,9 +27,9 @@ __all__ = ["Fact", "drafts", "fact_of_event", "late_fact", "message", "nominal_s
 
 #: The text of a rule without a template.
 DEFAULT_TEMPLATE = (
-    "[orchestrion] {{ event }}: {{ workflow }}"
+    "[orchestrion] {{ event }}{{ ': ' + workflow if workflow else '' }}"
     "{{ ' run ' + run_id if run_id else '' }}{{ ' task ' + task if task else '' }}"
-    "{{ ': ' + error if error else '' }}"
+    "{{ ': ' + error if error else '' }}{{ ' (' + detail + ')' if detail else '' }}"
 )
 
 
@@ -123,13 +123,15 @@ def late_fact(run: RunRecord, spec: WorkflowSpec, now: float) -> Fact | None:
         run_id=run.id,
         at=now,
         detail="; ".join(reasons),
-        error="; ".join(reasons),
     )
 
 
 def matches(rule: RuleRecord, fact: Fact) -> bool:
     """Whether `rule` asks for `fact`: its event, its namespace, a workflow name its glob
-    matches, and every tag it names."""
+    matches, and every tag it names. A fact of no workflow (a worker down: workers serve
+    every namespace) matches every rule that names its event."""
+    if not fact.workflow:
+        return fact.event in rule.events
     return (
         fact.event in rule.events
         and rule.namespace == fact.namespace
