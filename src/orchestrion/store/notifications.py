@@ -45,7 +45,8 @@ class NotificationStore(Protocol):
         ...
 
     def put_rule(self, rule: RuleRecord, *, now: float) -> bool:
-        """Create or replace a rule; True if it was created."""
+        """Create or replace a rule; True if it was created. The first rule also starts
+        the notifications duty's history cursor (``notifications``) at the newest event."""
         ...
 
     def list_rules(self, namespace: str | None = None) -> list[RuleRecord]:

@@ -84,7 +84,8 @@ class SqlNotifications:
             r.namespace, r.name, r.channel, r.workflows, dumps(list(r.tags)),
             dumps(list(r.events)), r.template, now, now,
         )  # fmt: skip
-        return self._put("rule", Q.notify_rule_exists, Q.notify_put_rule, values, now)
+        return self._put("rule", Q.notify_rule_exists, Q.notify_put_rule, values, now,
+                         also=(Q.notify_start_cursor, (now,)))  # fmt: skip
 
     def list_rules(self, namespace: str | None = None) -> list[RuleRecord]:
         found = (
@@ -97,10 +98,20 @@ class SqlNotifications:
     def delete_rule(self, namespace: str, name: str, *, now: float) -> bool:
         return self._delete("rule", Q.notify_delete_rule, namespace, name, now)
 
-    def _put(self, what: str, exists: str, put: str, values: tuple[Any, ...], now: float) -> bool:
+    def _put(
+        self,
+        what: str,
+        exists: str,
+        put: str,
+        values: tuple[Any, ...],
+        now: float,
+        also: tuple[str, tuple[Any, ...]] | None = None,
+    ) -> bool:
         def fn(adv: Advance) -> bool:
             existed = adv.tx.execute(exists + adv.for_update(), values[:2]).fetchone()
             adv.tx.execute(put, values)
+            if also is not None:
+                adv.tx.execute(*also)
             kind = f"notification.{what}_{'updated' if existed else 'created'}"
             adv.event(None, None, kind, data={"namespace": values[0], "name": values[1]})
             return existed is None

@@ -1117,6 +1117,14 @@ DO UPDATE SET channel = excluded.channel, workflows = excluded.workflows,
 tags = excluded.tags, events = excluded.events, template = excluded.template,
 updated_at = excluded.updated_at
 
+-- name: notify_start_cursor
+-- Start the notifications duty's history position at the newest event, unless it has one:
+-- written with the first rule, so that a rule hears of everything after it was made.
+-- (WHERE true: SQLite would otherwise read ON CONFLICT as a join's ON.)
+INSERT INTO cursors (name, position, updated_at)
+SELECT 'notifications', coalesce(max(id), 0), ? FROM events WHERE true
+ON CONFLICT (name) DO NOTHING
+
 -- name: notify_rules
 -- Every notification rule, by namespace and name.
 SELECT * FROM notification_rules ORDER BY namespace, name
