@@ -343,3 +343,16 @@ def test_a_worker_or_consumer_that_is_down_is_reported_once(app: App) -> None:
         assert len(hook.received) == 3
     finally:
         hook.close()
+
+
+def test_a_run_that_ended_late_while_nobody_looked_is_late_once(app: App) -> None:
+    app.notifications.put_channel("default", "c", kind="webhook", config={"url": "http://h/"})
+    app.notifications.put_rule("default", "late", channel="c", events=["run.late"])
+    _register(app, "slow", ["sleep", "1"], sla={"expected_duration": "0.2s"})
+    run_id = _run(app, "slow")  # no duty ran meanwhile
+    duty = _duty(app)
+    duty.collect(time.time())
+    _duty(app).collect(time.time())  # another process after it: nothing twice
+    [d] = app.notifications.list_deliveries()
+    assert (d.event, d.run_id, d.state) == ("run.late", run_id, "pending")
+    assert "running longer than the expected 0.2s" in d.message

@@ -22,6 +22,7 @@ from orchestrion.triggers.notify_rules import (
     drafts,
     fact_of_event,
     late_fact,
+    late_fact_of_end,
     matches,
     message,
     nominal_start,
@@ -73,10 +74,9 @@ def test_rules_match_by_event_namespace_glob_and_every_tag() -> None:
 
 
 def test_nominal_start_is_the_fire_time_or_the_creation() -> None:
-    fired = _run(trigger="schedule:etl-orders/daily@2026-01-02T03:00:00Z")
-    assert nominal_start(fired) == 1767322800.0
-    assert nominal_start(_run(trigger="schedule:weird@not-a-time")) == 1000.0
-    assert nominal_start(_run()) == 1000.0
+    assert nominal_start("schedule:etl-orders/daily@2026-01-02T03:00:00Z", 1.0) == 1767322800.0
+    assert nominal_start("schedule:weird@not-a-time", 1000.0) == 1000.0
+    assert nominal_start("manual", 1000.0) == 1000.0
 
 
 def test_late_by_deadline_or_expected_duration_once_past() -> None:
@@ -90,6 +90,18 @@ def test_late_by_deadline_or_expected_duration_once_past() -> None:
     # A run that finished in time is not late, however late it is looked at.
     assert late_fact(_run(finished_at=1050.0), spec, now=9999.0) is None
     assert late_fact(_run(), _spec(), now=9999.0) is None
+
+
+def test_a_run_that_ended_late_is_late_from_its_end_event() -> None:
+    spec = _spec(sla={"deadline": "60s"})
+    end = NotableEvent(id=9, kind="run.succeeded", at=1070.0, workflow="etl-orders",
+                       run_id="r1", trigger="manual", created_at=1000.0,
+                       started_at=1001.0)  # fmt: skip
+    late = late_fact_of_end(end, spec)
+    assert late is not None and (late.subject, late.at) == ("r1", 1070.0)
+    on_time = NotableEvent(id=9, kind="run.failed", at=1050.0, workflow="etl-orders",
+                           run_id="r1", trigger="manual", created_at=1000.0)  # fmt: skip
+    assert late_fact_of_end(on_time, spec) is None
 
 
 def test_message_templates_are_sandboxed_and_a_failing_one_still_sends() -> None:

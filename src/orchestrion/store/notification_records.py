@@ -108,3 +108,8 @@ class NotableEvent:
     error: str | None = None
     #: What else the history row says (a schedule's key and nominal time).
     data: Mapping[str, Any] = field(default_factory=dict)
+    #: The run's trigger, creation and start (a finished run may have missed its SLA
+    #: between two looks at the unfinished ones).
+    trigger: str | None = None
+    created_at: float | None = None
+    started_at: float | None = None

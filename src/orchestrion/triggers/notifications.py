@@ -32,7 +32,7 @@ from orchestrion.store.triggers import TriggerStore
 from orchestrion.store.workflows import WorkflowStore
 from orchestrion.triggers.leases import DutyLease
 from orchestrion.triggers.maintenance import backoff
-from orchestrion.triggers.notify_rules import drafts, fact_of_event, late_fact
+from orchestrion.triggers.notify_rules import drafts, fact_of_event, late_fact, late_fact_of_end
 from orchestrion.triggers.notify_send import Outbound, send
 from orchestrion.triggers.notify_system import consumer_facts, worker_facts
 
@@ -152,8 +152,13 @@ class Notifications:
         events, new_position = self.store.notable_events(-1 if position is None else position)
         for event in events:
             spec = self._latest(event.workflow)
-            if spec is not None:
-                out += drafts(_since(rules, event.at), fact_of_event(event, spec))
+            if spec is None:
+                continue
+            out += drafts(_since(rules, event.at), fact_of_event(event, spec))
+            late = late_fact_of_end(event, spec)
+            if late is not None and f"run.late|{late.subject}" not in self._seen:
+                self._seen.add(f"run.late|{late.subject}")
+                out += drafts(_since(rules, event.at), late)
         out += self._late_drafts(rules, now)
         out += self._system_drafts(rules, now)
         added = self.store.enqueue(out, now=now)

@@ -23,7 +23,10 @@ from orchestrion.store.notification_records import NotableEvent, RuleRecord
 from orchestrion.store.notifications import DeliveryDraft
 from orchestrion.store.records import RunRecord
 
-__all__ = ["Fact", "drafts", "fact_of_event", "late_fact", "message", "nominal_start"]
+__all__ = [
+    "Fact", "drafts", "fact_of_event", "late_fact", "late_fact_of_end", "late_reasons", "message",
+    "nominal_start",
+]  # fmt: skip
 
 #: The text of a rule without a template.
 DEFAULT_TEMPLATE = (
@@ -83,46 +86,62 @@ def fact_of_event(event: NotableEvent, spec: WorkflowSpec) -> Fact:
     )
 
 
-def nominal_start(run: RunRecord) -> float:
+def nominal_start(trigger: str, created_at: float) -> float:
     """When a run was meant to start: a schedule fire's nominal time (its trigger ends in
     ``@<UTC time>``), else when it was created."""
-    if run.trigger.startswith(("schedule:", "backfill:")) and "@" in run.trigger:
-        stamp = run.trigger.rsplit("@", 1)[1]
+    if trigger.startswith(("schedule:", "backfill:")) and "@" in trigger:
+        stamp = trigger.rsplit("@", 1)[1]
         try:
             return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
         except ValueError:
             pass
-    return run.created_at
+    return created_at
+
+
+def late_reasons(sla: SlaSpec, nominal: float, started: float | None, end: float) -> str | None:
+    """Why a run that started at `started` (None: not yet) and ran until `end` missed its
+    SLA, or None."""
+    reasons: list[str] = []
+    if sla.deadline is not None and end > nominal + sla.deadline:
+        reasons.append(f"not finished {_span(sla.deadline)} after its nominal start")
+    expected = sla.expected_duration
+    if expected is not None and started is not None and end > started + expected:
+        reasons.append(f"running longer than the expected {_span(expected)}")
+    return "; ".join(reasons) or None
 
 
 def late_fact(run: RunRecord, spec: WorkflowSpec, now: float) -> Fact | None:
     """The ``run.late`` fact of a run its SLA says is late at `now` (or ended late), or
-    None. Uses the run's end where it has one, so a run that finished late between two
-    passes still counts."""
-    sla: SlaSpec | None = spec.sla
-    if sla is None:
+    None."""
+    if spec.sla is None:
         return None
     end = run.finished_at if run.finished_at is not None else now
-    reasons: list[str] = []
-    if sla.deadline is not None and end > nominal_start(run) + sla.deadline:
-        reasons.append(f"not finished {_span(sla.deadline)} after its nominal start")
-    if (
-        sla.expected_duration is not None
-        and run.started_at is not None
-        and end > run.started_at + sla.expected_duration
-    ):
-        reasons.append(f"running longer than the expected {_span(sla.expected_duration)}")
-    if not reasons:
+    why = late_reasons(spec.sla, nominal_start(run.trigger, run.created_at), run.started_at, end)
+    return None if why is None else _late(spec, run.id, now, why)
+
+
+def late_fact_of_end(event: NotableEvent, spec: WorkflowSpec) -> Fact | None:
+    """The ``run.late`` fact of a run whose end (`event`) came past its SLA: one that
+    ended late between two looks at the unfinished runs is late too."""
+    if spec.sla is None or event.run_id is None or event.created_at is None:
         return None
+    if event.kind not in ("run.failed", "run.succeeded"):
+        return None
+    nominal = nominal_start(event.trigger or "", event.created_at)
+    why = late_reasons(spec.sla, nominal, event.started_at, event.at)
+    return None if why is None else _late(spec, event.run_id, event.at, why)
+
+
+def _late(spec: WorkflowSpec, run_id: str, at: float, why: str) -> Fact:
     return Fact(
         event="run.late",
-        subject=run.id,
+        subject=run_id,
         workflow=spec.name,
         namespace=spec.namespace,
         tags=tuple(spec.tags),
-        run_id=run.id,
-        at=now,
-        detail="; ".join(reasons),
+        run_id=run_id,
+        at=at,
+        detail=why,
     )
 
 

@@ -233,4 +233,7 @@ def _notable(row: Any) -> NotableEvent:
         task=row["task_name"],
         error=row["task_error"] or row["run_error"] or data.get("error"),
         data=data if isinstance(data, dict) else {},
+        trigger=row["trigger"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
     )

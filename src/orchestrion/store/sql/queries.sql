@@ -1142,7 +1142,7 @@ DELETE FROM notification_rules WHERE namespace = ? AND name = ? RETURNING name
 -- failed or succeeded, task runs out of retries, fires skipped or failed), in history
 -- order, with the names a rule needs.
 SELECT e.id, e.kind, e.at, e.run_id, e.data, r.workflow, r.error AS run_error,
-t.task_name, t.error AS task_error FROM events e LEFT JOIN runs r ON r.id = e.run_id
+r.trigger, r.created_at, r.started_at, t.task_name, t.error AS task_error FROM events e LEFT JOIN runs r ON r.id = e.run_id
 LEFT JOIN task_runs t ON t.id = e.task_run_id WHERE e.id > ? AND e.id <= ?
 AND e.kind IN ('run.fail', 'run.succeed', 'task.fail', 'schedule.skipped', 'schedule.failed')
 ORDER BY e.id LIMIT ?
