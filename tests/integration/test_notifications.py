@@ -356,3 +356,28 @@ def test_a_run_that_ended_late_while_nobody_looked_is_late_once(app: App) -> Non
     [d] = app.notifications.list_deliveries()
     assert (d.event, d.run_id, d.state) == ("run.late", run_id, "pending")
     assert "running longer than the expected 0.2s" in d.message
+
+
+def test_slack_gets_text_and_its_url_stays_secret(app: App) -> None:
+    hook = _Hook(plan=[500])
+    try:
+        secret_url = hook.url + "/T000/B000/slack-sentinel-77"
+        app.secrets.set_secret("default", "slack-url", secret_url)
+        app.notifications.put_channel("default", "slack", kind="slack", secret="slack-url")
+        app.notifications.put_rule(
+            "default", "fails", channel="slack", events=["run.failed"], template="{{ workflow }}!"
+        )
+        _register(app, "bad", ["false"])
+        _run(app, "bad")
+        now = time.time()
+        duty = _duty(app, retry_base=1.0)
+        duty.pass_once(now)
+        duty.pass_once(now + 1)
+        assert [json.loads(body) for _, body in hook.received] == [{"text": "bad!"}] * 2
+        [d] = app.notifications.list_deliveries()
+        assert d.state == "sent" and d.attempts == 2
+        audit = app.accounts.list_audit(AuditFilter(action="notification.deliver"))
+        shown = repr([d, audit, app.notifications.list_channels()])
+        assert "answered 500" in shown and "slack-sentinel-77" not in shown
+    finally:
+        hook.close()

@@ -236,6 +236,10 @@ class Notifications:
                     send(channel, delivery, secret, now=self.clock.now(), outbound=self.outbound)
                 except (NotifyError, OrchestrionError) as exc:
                     error = str(exc)
+                except Exception as exc:  # one bad row must not stop the outbox
+                    # Not its message: it may quote a channel's secret (a Slack URL).
+                    error = f"unexpected {type(exc).__name__} while sending"
+                    log.error("notification.send_crashed", extra={"delivery": delivery.id})
             self._record(delivery, error, final, now, report)
         return report
 

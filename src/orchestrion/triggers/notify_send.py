@@ -98,7 +98,7 @@ def _post(
     url: str, body: bytes, headers: dict[str, str], outbound: Outbound, *, show_url: bool
 ) -> None:
     # A Slack URL is a credential: errors name the host at most.
-    where = url if show_url else httpx.URL(url).host if url.startswith("http") else "?"
+    where = url if show_url else _host_of(url)
     try:
         check_url(url, allow=outbound.allow)
     except (UnsafeURL, ValueError) as exc:
@@ -109,9 +109,20 @@ def _post(
         ) as client:
             response = client.post(url, content=body, headers=headers)
     except httpx.HTTPError as exc:
-        raise NotifyError(f"POST {where} failed: {type(exc).__name__}: {exc}") from None
+        detail = f"{type(exc).__name__}: {exc}" if show_url else type(exc).__name__
+        raise NotifyError(f"POST {where} failed: {detail}") from None
+    except (httpx.InvalidURL, ValueError, TypeError) as exc:
+        detail = str(exc) if show_url else type(exc).__name__
+        raise NotifyError(f"POST {where}: bad URL ({detail})") from None
     if not 200 <= response.status_code < 300:
         raise NotifyError(f"POST {where} answered {response.status_code}")
+
+
+def _host_of(url: str) -> str:
+    try:
+        return httpx.URL(url).host or "?"
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return "?"
 
 
 def _email(
