@@ -1,9 +1,11 @@
 """Sending one notification: a signed webhook, a Slack-compatible webhook, an email.
 
 Outbound HTTP goes through the SSRF check every HTTP task uses (`orchestrion.auth.ssrf`,
-the admin's allow-list), never follows redirects and ignores proxy variables; the SMTP
-host is checked the same way. Every failure is a `NotifyError` naming what went wrong,
-without the secret: the outbox records it and tries again later.
+the admin's allow-list) and connects only to the addresses it approved
+(`orchestrion.auth.http_pinning`), never follows redirects and ignores proxy variables;
+the SMTP host is checked the same way (and then connected to by name). Every failure is
+a `NotifyError` naming what went wrong, without the secret: the outbox records it and
+tries again later.
 
 A webhook's body is JSON; its signature is ``X-Orchestrion-Signature: sha256=<hex>``, an
 HMAC-SHA256 under the channel's secret of ``<timestamp>.<body>``, where the timestamp
@@ -27,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from orchestrion.auth.http_pinning import Pins, pinned_client
 from orchestrion.auth.ssrf import AllowList, check_url
 from orchestrion.errors import NotifyError, UnsafeURL
 from orchestrion.store.notification_records import ChannelRecord, DeliveryRecord
@@ -99,15 +102,16 @@ def _post(
 ) -> None:
     # A Slack URL is a credential: errors name the host at most.
     where = url if show_url else _host_of(url)
+    pins = Pins()
     try:
-        check_url(url, allow=outbound.allow)
+        pins.add(check_url(url, allow=outbound.allow))
     except (UnsafeURL, ValueError) as exc:
         raise NotifyError(f"refused {where}: {exc}") from None
     try:
-        with httpx.Client(
-            timeout=outbound.timeout, follow_redirects=False, trust_env=False
-        ) as client:
-            response = client.post(url, content=body, headers=headers)
+        # Connects only to the addresses just checked (no DNS rebinding), no redirects,
+        # no proxy variables: the client HTTP tasks use.
+        with pinned_client(pins) as client:
+            response = client.post(url, content=body, headers=headers, timeout=outbound.timeout)
     except httpx.HTTPError as exc:
         detail = f"{type(exc).__name__}: {exc}" if show_url else type(exc).__name__
         raise NotifyError(f"POST {where} failed: {detail}") from None
