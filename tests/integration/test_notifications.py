@@ -295,6 +295,10 @@ def test_bad_channels_and_rules_are_refused_by_name(app: App) -> None:
     for kwargs, message in cases:
         with pytest.raises(ParameterError, match=message):
             app.notifications.put_channel("default", "c", **kwargs)
+    with pytest.raises(ParameterError, match="bad notification name 'a b'"):
+        app.notifications.put_channel("default", "a b", kind="webhook", config={"url": "http://h/"})
+    with pytest.raises(ParameterError, match="bad namespace 'Shop'"):
+        app.notifications.put_rule("Shop", "r", channel="c", events=["run.failed"])
     app.notifications.put_channel("default", "c", kind="webhook", config={"url": "http://h/"})
     with pytest.raises(NotFound, match="channel default/nope does not exist"):
         app.notifications.put_rule("default", "r", channel="nope", events=["run.failed"])

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrion.api.wire import CHANNEL, DELIVERY, RULE
-from orchestrion.app.connections import parse_ref
+from orchestrion.app.notifications import parse_ref
 from orchestrion.cli.common import (
     console,
     db_option,
@@ -40,7 +40,7 @@ def _ref(ref: str) -> tuple[str, str]:
     try:
         return parse_ref(ref)
     except OrchestrionError as exc:
-        errors.print(f"[red]error:[/] {escape(str(exc).replace('connection', 'notification'))}")
+        errors.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(2)
 
 
