@@ -385,3 +385,18 @@ def test_slack_gets_text_and_its_url_stays_secret(app: App) -> None:
         assert "answered 500" in shown and "slack-sentinel-77" not in shown
     finally:
         hook.close()
+
+
+def test_fires_the_catch_up_policy_skipped_are_a_missed_schedule(app: App) -> None:
+    app.notifications.put_channel("default", "c", kind="webhook", config={"url": "http://h/"})
+    app.notifications.put_rule("default", "missed", channel="c", events=["schedule.missed"])
+    _register(app, "minutely", ["true"], schedules=[{"every": "60s", "catchup": "none"}])
+    scheduler = app.runtime.scheduler(use_leases=False)
+    now = time.time()
+    scheduler.tick(now)
+    scheduler.tick(now + 630)  # a scheduler outage of 10 minutes: catch-up none skips them
+    duty = _duty(app)
+    duty.collect(now + 631)
+    [d] = app.notifications.list_deliveries()
+    assert (d.event, d.workflow, d.run_id) == ("schedule.missed", "minutely", None)
+    assert "10 fires from" in d.message or "11 fires from" in d.message, d.message

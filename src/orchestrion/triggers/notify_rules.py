@@ -69,12 +69,20 @@ class Fact:
 
 def fact_of_event(event: NotableEvent, spec: WorkflowSpec) -> Fact:
     """The fact of a history row, about a workflow of `spec`."""
-    detail = None
+    detail, subject = None, f"e{event.id}"
     if event.kind == "schedule.missed":
-        detail = f"schedule {event.data.get('schedule')} at {event.data.get('nominal')}"
+        schedule, nominal = event.data.get("schedule"), event.data.get("nominal")
+        count = event.data.get("count")
+        if isinstance(count, int) and count > 1:
+            detail = (
+                f"schedule {schedule}: {count} fires from {event.data.get('first')} to {nominal}"
+            )
+        else:
+            detail = f"schedule {schedule} at {nominal}"
+        subject = f"{schedule}@{nominal}"  # two schedulers recording one miss: one message
     return Fact(
         event=event.kind,
-        subject=f"e{event.id}",
+        subject=subject,
         workflow=spec.name,
         namespace=spec.namespace,
         tags=tuple(spec.tags),

@@ -260,7 +260,9 @@ class Scheduler:
                 )
         new_cursor = plan.cursor if cursor is None else max(cursor, plan.cursor)
         if cursor is None or new_cursor > cursor:
-            self.triggers.advance_schedule(key, spec.name, new_cursor, now=now)
+            # A schedule's first decision skips what came before it existed: not a miss.
+            missed = plan.skipped if cursor is not None else ()
+            self.triggers.advance_schedule(key, spec.name, new_cursor, now=now, missed=missed)
         self._due[(entry.version, key)] = (new_cursor, cron.next_due(schedule, new_cursor, key=key))
         return fired
 

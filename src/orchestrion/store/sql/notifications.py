@@ -38,6 +38,7 @@ _KINDS: Final = {
     "task.fail": "task.retries_exhausted",
     "schedule.skipped": "schedule.missed",
     "schedule.failed": "schedule.missed",
+    "schedule.missed": "schedule.missed",
 }
 
 
