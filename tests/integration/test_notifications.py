@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -399,4 +400,6 @@ def test_fires_the_catch_up_policy_skipped_are_a_missed_schedule(app: App) -> No
     duty.collect(now + 631)
     [d] = app.notifications.list_deliveries()
     assert (d.event, d.workflow, d.run_id) == ("schedule.missed", "minutely", None)
-    assert "10 fires from" in d.message or "11 fires from" in d.message, d.message
+    # 9 to 11 of them: where the minutes fall, and the last may be within the grace and fire.
+    count = int(re.search(r"(\d+) fires from", d.message)[1])  # type: ignore[index]
+    assert 9 <= count <= 11, d.message
