@@ -103,6 +103,7 @@ class Notifications:
         #: Late runs, down workers and consumers this process enqueued already (the
         #: outbox's dedupe key is the real guard; this spares rewriting them each pass).
         self._seen: set[str] = set()
+        self._marks: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="notifications", daemon=True)
 
@@ -148,6 +149,7 @@ class Notifications:
         if not rules:
             return 0  # nothing to match; a rule only hears of what happens after it exists
         out: list[DeliveryDraft] = []
+        self._marks = set()  # remembered in `_seen` once the outbox has them
         position = self.triggers.get_cursor(CURSOR)
         events, new_position = self.store.notable_events(-1 if position is None else position)
         for event in events:
@@ -157,11 +159,14 @@ class Notifications:
             out += drafts(_since(rules, event.at), fact_of_event(event, spec))
             late = late_fact_of_end(event, spec)
             if late is not None and f"run.late|{late.subject}" not in self._seen:
-                self._seen.add(f"run.late|{late.subject}")
+                self._marks.add(f"run.late|{late.subject}")
                 out += drafts(_since(rules, event.at), late)
         out += self._late_drafts(rules, now)
         out += self._system_drafts(rules, now)
         added = self.store.enqueue(out, now=now)
+        self._seen |= self._marks
+        if len(self._seen) > 100_000:  # a bound; the outbox's dedupe key still holds
+            self._seen.clear()
         if new_position != position:
             self.triggers.set_cursor(CURSOR, new_position, now=now)
         return added
@@ -179,10 +184,8 @@ class Notifications:
                 continue
             fact = late_fact(run, self._spec(run.workflow, run.version), now)
             if fact is not None:
-                self._seen.add(f"run.late|{run.id}")
+                self._marks.add(f"run.late|{run.id}")
                 out += drafts(rules, fact)
-        if len(self._seen) > 100_000:  # a bound; the outbox's dedupe key still holds
-            self._seen.clear()
         return out
 
     def _system_drafts(self, rules: list[RuleRecord], now: float) -> list[DeliveryDraft]:
@@ -196,7 +199,7 @@ class Notifications:
         if "consumer.down" in wanted:
             facts += consumer_facts(self.triggers.list_consumers(), self._latest)
         fresh = [f for f in facts if f"{f.event}|{f.subject}" not in self._seen]
-        self._seen.update(f"{f.event}|{f.subject}" for f in fresh)
+        self._marks.update(f"{f.event}|{f.subject}" for f in fresh)
         return [d for fact in fresh for d in drafts(_since(rules, fact.at), fact)]
 
     def _latest(self, workflow: str | None) -> WorkflowSpec | None:
