@@ -110,6 +110,8 @@ def test_cli_locally_and_with_server(api: tuple[httpx.Client, str], app: App, ho
     )  # fmt: skip
     assert made.exit_code == 0, made.output
     assert made.output.strip() == "created channel ops/mail"
+    [local_audit] = app.accounts.list_audit(AuditFilter(action="notification.channel.put"))
+    assert local_audit.actor.startswith("cli:") and local_audit.outcome == "ok"
     listed = json.loads(
         runner.invoke(main, ["notifications", "channels", "list", "--db", db, "-o", "json"]).output
     )
