@@ -41,13 +41,13 @@ class RuleBody(BaseModel):
     template: str | None = Field(None, max_length=4000)
 
 
-class TestBody(BaseModel):
+class ChannelTestBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field("", max_length=2000)
 
 
-class Written(BaseModel):
+class NotificationWritten(BaseModel):
     namespace: str
     name: str
     created: bool
@@ -63,16 +63,16 @@ def list_channels(
     return [ChannelInfo.of(c) for c in found if scope.namespace(c.namespace)]
 
 
-@router.put(_CHANNEL, response_model=Written)
+@router.put(_CHANNEL, response_model=NotificationWritten)
 @rule(Action.MANAGE_NOTIFICATIONS, targets.notification, "notification.channel.put")
 def put_channel(
     request: Request, namespace: str, name: str, body: ChannelBody, response: Response
-) -> Written:
+) -> NotificationWritten:
     created = app_of(request).notifications.put_channel(
         namespace, name, kind=body.kind, config=body.config, secret=body.secret
     )
     response.status_code = 201 if created else 200
-    return Written(namespace=namespace, name=name, created=created)
+    return NotificationWritten(namespace=namespace, name=name, created=created)
 
 
 @router.delete(_CHANNEL, status_code=204)
@@ -84,7 +84,7 @@ def delete_channel(request: Request, namespace: str, name: str) -> Response:
 
 @router.post(_CHANNEL + "/test", status_code=204)
 @rule(Action.MANAGE_NOTIFICATIONS, targets.notification, "notification.channel.test")
-def test_channel(request: Request, namespace: str, name: str, body: TestBody) -> Response:
+def test_channel(request: Request, namespace: str, name: str, body: ChannelTestBody) -> Response:
     app_of(request).notifications.test_channel(namespace, name, body.text)
     return Response(status_code=204)
 
@@ -99,11 +99,11 @@ def list_rules(
     return [RuleInfo.of(r) for r in found if scope.namespace(r.namespace)]
 
 
-@router.put(_RULE, response_model=Written)
+@router.put(_RULE, response_model=NotificationWritten)
 @rule(Action.MANAGE_NOTIFICATIONS, targets.notification, "notification.rule.put")
 def put_rule(
     request: Request, namespace: str, name: str, body: RuleBody, response: Response
-) -> Written:
+) -> NotificationWritten:
     created = app_of(request).notifications.put_rule(
         namespace,
         name,
@@ -114,7 +114,7 @@ def put_rule(
         template=body.template,
     )
     response.status_code = 201 if created else 200
-    return Written(namespace=namespace, name=name, created=created)
+    return NotificationWritten(namespace=namespace, name=name, created=created)
 
 
 @router.delete(_RULE, status_code=204)
