@@ -19,6 +19,7 @@ The tree::
     ├── AuthError                 no valid credentials: missing, malformed, expired, revoked (401)
     ├── BadSignature              a signed request (a webhook) is not authentic (401)
     ├── Forbidden                 the principal may not do this action here (403)
+    ├── NotifyError               a notification was not delivered (retried by the outbox)
     └── SecretError               a secret cannot be sealed or opened, or no master key is set
 
     BaseException
@@ -43,6 +44,7 @@ __all__ = [
     "IllegalTransition",
     "InvalidValue",
     "NotFound",
+    "NotifyError",
     "OrchestrionError",
     "ParameterError",
     "ResultTooLarge",
@@ -179,6 +181,11 @@ class BadSignature(OrchestrionError):
 
 class Forbidden(OrchestrionError):
     """The principal is not allowed to do this."""
+
+
+class NotifyError(OrchestrionError):
+    """A notification could not be delivered (the receiver refused it, was down or is not
+    allowed); the outbox tries again later."""
 
 
 class SecretError(OrchestrionError):

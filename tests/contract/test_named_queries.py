@@ -204,6 +204,7 @@ OTHER_STATES = {
     "fires": {"new", "started", "skipped", "queued", "failed"},
     "backfills": {"running", "completed", "canceled"},
     "workers": {"running", "dead"},
+    "notification_deliveries": {"pending", "sent", "failed"},
 }
 MACHINE_STATES = {s.value for s in TaskState} | {s.value for s in RunState}
 

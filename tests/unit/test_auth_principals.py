@@ -38,6 +38,7 @@ ADMIN = EDITOR | {
     "tokens.manage",
     "secrets.manage",
     "connections.manage",
+    "notifications.manage",
     "audit.read",
     "users.manage",
     "settings.manage",

@@ -15,11 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from orchestrion.api.wire import (
     ATTEMPT,
+    CHANNEL,
     CONNECTION,
     CONSUMER,
+    DELIVERY,
     EVENT,
     LOG_LINE,
     RETENTION,
+    RULE,
     RUN,
     SECRET,
     TASK_RUN,
@@ -33,14 +36,17 @@ from orchestrion.store.records import TaskRunRecord, WorkflowRecord
 __all__ = [
     "Attempt",
     "BadCursor",
+    "ChannelInfo",
     "ConnectionInfo",
     "ConsumerInfo",
+    "DeliveryInfo",
     "ErrorBody",
     "Event",
     "LogLine",
     "Page",
     "RecordModel",
     "RetentionInfo",
+    "RuleInfo",
     "Run",
     "SecretInfo",
     "SetVersionRequest",
@@ -164,6 +170,9 @@ SecretInfo = model_of(SECRET, "SecretInfo")
 ConnectionInfo = model_of(CONNECTION, "ConnectionInfo")
 ConsumerInfo = model_of(CONSUMER, "ConsumerInfo")
 RetentionInfo = model_of(RETENTION, "RetentionInfo")
+ChannelInfo = model_of(CHANNEL, "ChannelInfo")
+RuleInfo = model_of(RULE, "RuleInfo")
+DeliveryInfo = model_of(DELIVERY, "DeliveryInfo")
 
 
 # A task run a worker holds a lease on: a view of the task run, not a copy. (No docstring:

@@ -21,6 +21,7 @@ from types import GenericAlias
 from typing import Any, Final, Generic, TypeVar
 
 from orchestrion.states import RunState, TaskState
+from orchestrion.store.notification_records import ChannelRecord, DeliveryRecord, RuleRecord
 from orchestrion.store.records import (
     AttemptRecord,
     ConnectionRecord,
@@ -36,12 +37,15 @@ from orchestrion.store.records import (
 
 __all__ = [
     "ATTEMPT",
+    "CHANNEL",
     "CONNECTION",
     "CONSUMER",
+    "DELIVERY",
     "EVENT",
     "GIVEN",
     "LOG_LINE",
     "RETENTION",
+    "RULE",
     "RUN",
     "SECRET",
     "TASK_RUN",
@@ -178,3 +182,6 @@ SECRET: Final = Wire(record=SecretMeta)
 CONNECTION: Final = Wire(record=ConnectionRecord)
 CONSUMER: Final = Wire(record=ConsumerRecord)
 RETENTION: Final = Wire(record=RetentionPolicy)
+CHANNEL: Final = Wire(record=ChannelRecord)
+RULE: Final = Wire(record=RuleRecord)
+DELIVERY: Final = Wire(record=DeliveryRecord)

@@ -8,6 +8,7 @@ the store (`Core`); what it does is grouped in sub-facades, one attribute each:
 - `triggers`: events, schedules, backfills;
 - `secrets`: seal, list, rotate and (for workers) open secrets;
 - `connections`: named broker connections (and, for workers and consumers, opened ones);
+- `notifications`: notification channels, rules and the deliveries of the outbox;
 - `reads`: composite reads for summary pages, and the workers;
 - `queues`: per-queue concurrency limits;
 - `retention`: retention policies, keep marks on runs, pruning;
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from orchestrion.app.connections import Connections
 from orchestrion.app.core import Actor, Core
+from orchestrion.app.notifications import Notifications
 from orchestrion.app.queues import Queues
 from orchestrion.app.reads import Reads
 from orchestrion.app.retention import Retention
@@ -52,6 +54,7 @@ class App(Core):
         self.triggers = Triggers(self)
         self.secrets = Secrets(self)
         self.connections = Connections(self)
+        self.notifications = Notifications(self)
         self.reads = Reads(self)
         self.queues = Queues(self)
         self.retention = Retention(self)

@@ -33,6 +33,7 @@ from orchestrion.worker.secrets import HIDDEN_ENV, SecretResolver
 from orchestrion.worker.sizing import DEFAULT_CONCURRENCY, default_concurrency
 
 if TYPE_CHECKING:
+    from orchestrion.triggers.notifications import Notifications
     from orchestrion.triggers.scheduler import Scheduler
 
 __all__ = [
@@ -165,8 +166,34 @@ class Runtime(Facet):
 
     def service_scheduler(self) -> Scheduler:
         """The scheduler ``orchestrion scheduler`` and ``server`` run: its duties fail over
-        within the configured lease (``ORCHESTRION_LEASE_SECONDS``)."""
-        return self.scheduler(lease_ttl=self._core.settings.lease_seconds)
+        within the configured lease (``ORCHESTRION_LEASE_SECONDS``); it also runs the
+        notifications duty."""
+        scheduler = self.scheduler(lease_ttl=self._core.settings.lease_seconds)
+        scheduler.notifications = self.notifications(scheduler.holder_id)
+        return scheduler
+
+    def notifications(self, holder_id: str, **options: Any) -> Notifications:
+        """The ``notifications`` duty under its lease: outbox rows from the history and
+        from late runs, sent with retries (`orchestrion.triggers.notifications`)."""
+        from orchestrion.triggers.notifications import Notifications
+        from orchestrion.triggers.notify_send import Outbound
+
+        settings = self._core.settings
+        lease = DutyLease(self.store.triggers, "notifications", holder_id, settings.lease_seconds)
+        return Notifications(
+            self.store.notifications,
+            self.store.triggers,
+            self.store.workflows,
+            self.store.reads,
+            self.clock,
+            self._open_secret,
+            outbound=Outbound(allow=settings.http_allow),
+            lease=lease,
+            **options,
+        )
+
+    def _open_secret(self, namespace: str, name: str) -> str:
+        return self._secrets(namespace, [name])[name].reveal()
 
     @contextlib.contextmanager
     def scheduler_in_background(self) -> Iterator[Scheduler]:

@@ -119,6 +119,7 @@ class Action(enum.Enum):
     MANAGE_TOKENS = "tokens.manage"
     MANAGE_SECRETS = "secrets.manage"
     MANAGE_CONNECTIONS = "connections.manage"
+    MANAGE_NOTIFICATIONS = "notifications.manage"
     READ_AUDIT = "audit.read"
     MANAGE_USERS = "users.manage"
     SETTINGS = "settings.manage"
@@ -143,6 +144,7 @@ REQUIRED_ROLE: Final[Mapping[Action, Role]] = MappingProxyType(
         Action.MANAGE_TOKENS: Role.ADMIN,
         Action.MANAGE_SECRETS: Role.ADMIN,
         Action.MANAGE_CONNECTIONS: Role.ADMIN,
+        Action.MANAGE_NOTIFICATIONS: Role.ADMIN,
         Action.READ_AUDIT: Role.ADMIN,
         Action.MANAGE_USERS: Role.ADMIN,
         Action.SETTINGS: Role.ADMIN,

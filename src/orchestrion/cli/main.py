@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "init": "tools_cmd",
     "kinds": "kinds_cmd",
     "logs": "runs_cmd",
+    "notifications": "notifications_cmd",
     "queues": "queues_cmd",
     "rerun": "run_cmd",
     "retention": "retention_cmd",

@@ -309,6 +309,12 @@ def yaml_json_schema(kinds: KindRegistry | None = None) -> dict[str, Any]:
         "params": {"type": "object", "additionalProperties": _ref("param")},
         "timeout": _ref("duration"),
         "max_active_runs": _integer("Most runs of this workflow at once.", minimum=1),
+        "sla": _object(
+            {"deadline": _ref("duration"), "expected_duration": _ref("duration")},
+            description="When a run is late (notifications' run.late): not finished "
+            "`deadline` after its nominal start, or running longer than `expected_duration`.",
+            minProperties=1,
+        ),
         "schedule": _ref("schedule"),
         "schedules": {"type": "array", "items": _ref("schedule")},
         "triggers": {"type": "array", "items": _ref("trigger")},

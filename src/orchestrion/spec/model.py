@@ -238,6 +238,21 @@ class TaskSpec(FrozenModel):
         return self
 
 
+class SlaSpec(FrozenModel):
+    """When a run counts as late (``run.late``, notified once per run): past `deadline`
+    after its nominal start (a fire's nominal time, else its creation), or running longer
+    than `expected_duration`."""
+
+    deadline: Duration | None = Field(default=None, gt=0)
+    expected_duration: Duration | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _some(self) -> SlaSpec:
+        if self.deadline is None and self.expected_duration is None:
+            raise ValueError("an sla needs a deadline, an expected_duration or both")
+        return self
+
+
 class WorkflowSpec(FrozenModel):
     """A workflow: parameters, tasks, schedules and triggers. Validation checks the whole graph
     (unique names, known dependencies, no cycle, expressions that read only what a task will have),
@@ -250,6 +265,8 @@ class WorkflowSpec(FrozenModel):
     tasks: tuple[TaskSpec, ...] = Field(min_length=1, max_length=10_000)
     timeout: Duration | None = Field(default=None, gt=0)
     max_active_runs: Int | None = Field(default=None, ge=1)
+    #: When a run is late (notifications' ``run.late``); None: never.
+    sla: SlaSpec | None = None
     schedules: tuple[ScheduleSpec, ...] = ()
     triggers: tuple[TriggerSpec, ...] = ()
     tags: tuple[Line, ...] = ()
@@ -329,6 +346,8 @@ class WorkflowSpec(FrozenModel):
             del data["namespace"]
         if data["code"] is None:
             del data["code"]
+        if data["sla"] is None:
+            del data["sla"]
         for task in data["tasks"]:
             if not task["secrets"]:
                 del task["secrets"]

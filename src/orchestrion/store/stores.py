@@ -12,6 +12,7 @@ from typing import Protocol
 
 from orchestrion.store.accounts import AccountStore
 from orchestrion.store.connections import ConnectionStore
+from orchestrion.store.notifications import NotificationStore
 from orchestrion.store.notifier import Notifier
 from orchestrion.store.reads import ReadStore
 from orchestrion.store.retention import RetentionStore
@@ -47,6 +48,7 @@ class Stores:
     accounts: AccountStore
     secrets: SecretStore
     connections: ConnectionStore
+    notifications: NotificationStore
     reads: ReadStore
     notifier: Notifier
     retention: RetentionStore

@@ -53,10 +53,17 @@ class TriggerStore(Protocol):
         ...
 
     def advance_schedule(
-        self, schedule_key: str, workflow: str, cursor: float, *, now: float
+        self,
+        schedule_key: str,
+        workflow: str,
+        cursor: float,
+        *,
+        now: float,
+        missed: Sequence[float] = (),
     ) -> None:
         """Move a schedule's cursor forward to `cursor` (never back), e.g. past fires that
-        the catch-up policy skipped."""
+        the catch-up policy skipped (`missed`: those, recorded as a ``schedule.missed``
+        event in the same transaction)."""
         ...
 
     def start_queued_fire(

@@ -36,7 +36,7 @@ import hashlib
 import math
 import zoneinfo
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cronsim import CronSim
@@ -75,6 +75,9 @@ class FirePlan:
     fires: tuple[float, ...]
     #: The new cursor: the latest nominal time decided (fired or skipped by policy).
     cursor: float
+    #: Due nominal times the catch-up policy skipped (after a long gap, only those near
+    #: the end of it: the scan starts there). Not part of equality: a plan is what it fires.
+    skipped: tuple[float, ...] = field(default=(), compare=False)
 
 
 def plan_fires(
@@ -106,7 +109,8 @@ def plan_fires(
     if schedule.catchup == "none":
         late = now - (fires[-1] + jitter_offset(schedule, key, fires[-1]))
         fires = fires if late <= MISFIRE_GRACE else []
-    return FirePlan(tuple(fires), due[-1])
+    skipped = tuple(t for t in due if t not in fires)
+    return FirePlan(tuple(fires), due[-1], skipped)
 
 
 def due_fires(

@@ -39,6 +39,7 @@ from orchestrion.triggers.consumers import BrokerConsumers
 from orchestrion.triggers.events import match_run, run_scope
 from orchestrion.triggers.leases import DutyLease
 from orchestrion.triggers.maintenance import backoff, sweep
+from orchestrion.triggers.notifications import Notifications
 from orchestrion.triggers.retention import RetentionDuty
 
 __all__ = ["BACKFILL_PRIORITY", "DUTIES", "Scheduler", "TickReport", "backfill_params"]
@@ -113,6 +114,9 @@ class Scheduler:
         self._tick_latest: list[_Entry] | None = None  # read once per tick
         #: (spec version, schedule key) -> (cursor it was computed from, next due time).
         self._due: dict[tuple[str, str], tuple[float | None, float | None]] = {}
+        #: The notifications duty, run in its own thread by `run_forever` (sending waits on
+        #: receivers: it must not hold back cron fires).
+        self.notifications: Notifications | None = None
         self.consumers: BrokerConsumers | None = None
         self.retention: RetentionDuty | None = None
         if retention is not None:
@@ -162,6 +166,8 @@ class Scheduler:
     def run_forever(self, stop: threading.Event) -> None:
         """Tick until `stop` is set, then give the leases up for the next scheduler."""
         failures = 0
+        if self.notifications is not None:
+            self.notifications.start()
         try:
             while not stop.is_set():
                 try:
@@ -183,6 +189,8 @@ class Scheduler:
         """Give up every lease held (a graceful shutdown hands the duties over at once)."""
         if self.consumers is not None:
             self.consumers.stop_all()
+        if self.notifications is not None:
+            self.notifications.stop()
         for lease in self._leases.values():
             lease.release()
 
@@ -264,7 +272,9 @@ class Scheduler:
                 )
         new_cursor = plan.cursor if cursor is None else max(cursor, plan.cursor)
         if cursor is None or new_cursor > cursor:
-            self.triggers.advance_schedule(key, spec.name, new_cursor, now=now)
+            # A schedule's first decision skips what came before it existed: not a miss.
+            missed = plan.skipped if cursor is not None else ()
+            self.triggers.advance_schedule(key, spec.name, new_cursor, now=now, missed=missed)
         self._due[(entry.version, key)] = (new_cursor, cron.next_due(schedule, new_cursor, key=key))
         return fired
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from orchestrion.ui import (
     pages,
     views_account,
+    views_notifications,
     views_retention,
     views_runs,
     views_system,
@@ -19,6 +20,13 @@ from orchestrion.ui import (
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
-for _module in (views_workflows, views_runs, views_retention, views_system, views_account):
+for _module in (
+    views_workflows,
+    views_runs,
+    views_retention,
+    views_system,
+    views_notifications,
+    views_account,
+):
     router.include_router(_module.router)
 router.include_router(pages.static_router)

@@ -38,6 +38,7 @@ __all__ = [
     "connection",
     "deploy",
     "grant",
+    "notification",
     "run",
     "secret",
     "server_wide",
@@ -99,6 +100,14 @@ async def connection(request: Request, app: App, action: Action) -> list[Check]:
     if not NAMESPACE_RE.fullmatch(namespace):
         raise ParameterError(f"invalid namespace {namespace[:70]!r}")
     return [(action, Resource(namespace, "connection", name))]
+
+
+async def notification(request: Request, app: App, action: Action) -> list[Check]:
+    """The notification channel or rule of the path's ``{namespace}/{name}``."""
+    namespace, name = _param(request, "namespace"), _param(request, "name")
+    if not NAMESPACE_RE.fullmatch(namespace):
+        raise ParameterError(f"invalid namespace {namespace[:70]!r}")
+    return [(action, Resource(namespace, "notification", name))]
 
 
 async def secret(request: Request, app: App, action: Action) -> list[Check]:

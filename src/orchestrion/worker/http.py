@@ -12,7 +12,7 @@ makes the call safe to put in a workflow:
 * no request to loopback, private, link-local (cloud metadata) or other non-public
   addresses unless an admin allow-listed them (`orchestrion.auth.ssrf`, checked after DNS
   resolution on the first hop and on every redirect), and connections only to the
-  addresses that check approved (`orchestrion.worker.http_pinning`).
+  addresses that check approved (`orchestrion.auth.http_pinning`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from orchestrion.auth.http_pinning import Pins, pinned_client
 from orchestrion.auth.ssrf import (
     AllowList,
     CheckedURL,
@@ -38,7 +39,6 @@ from orchestrion.auth.ssrf import (
 from orchestrion.errors import CancelRequested, TaskError, TaskTimeout
 from orchestrion.spec.model import HttpAction
 from orchestrion.worker.context import TaskContext
-from orchestrion.worker.http_pinning import Pins, pinned_client
 
 __all__ = ["MAX_REDIRECTS", "MAX_RESPONSE_BYTES", "MAX_TEXT_CHARS", "run_http"]
 

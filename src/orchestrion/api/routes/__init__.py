@@ -10,6 +10,7 @@ from orchestrion.api.routes import (
     accounts,
     code,
     connections,
+    notifications,
     queues,
     retention,
     runs,
@@ -43,6 +44,7 @@ for _module in (
     accounts,
     secrets,
     connections,
+    notifications,
     queues,
     retention,
 ):

@@ -61,6 +61,7 @@ _SETTINGS = frozenset(
         "description",
         "timeout",
         "max_active_runs",
+        "sla",
         "timezone",
         "tags",
         "triggers",
@@ -87,6 +88,7 @@ class Workflow:
         description: str | None = None,
         timeout: float | str | None = None,
         max_active_runs: int | None = None,
+        sla: Mapping[str, float | str] | None = None,
         schedules: Sequence[ScheduleArg] = (),
         timezone: str = "UTC",
         tags: Sequence[str] = (),
@@ -105,6 +107,7 @@ class Workflow:
             "description": description if description is not None else doc,
             "timeout": timeout,
             "max_active_runs": max_active_runs,
+            "sla": None if sla is None else dict(sla),
             "schedules": _schedules(schedules, timezone, self._fail),
             "triggers": _triggers(triggers, self._fail),
             "tags": tuple(tags),
@@ -283,6 +286,7 @@ def workflow(
     description: str | None = None,
     timeout: float | str | None = None,
     max_active_runs: int | None = None,
+    sla: Mapping[str, float | str] | None = None,
     schedule: str | None = None,
     schedules: Sequence[ScheduleArg] = (),
     timezone: str = "UTC",
@@ -303,7 +307,8 @@ def workflow(
     """Make a function a workflow: ``@workflow`` or ``@workflow(schedule="0 3 * * *")``.
 
     Settings: ``name`` (default: the function's name), ``description`` (default: the
-    docstring's first line), ``timeout``, ``max_active_runs``, ``schedule`` (a cron string)
+    docstring's first line), ``timeout``, ``max_active_runs``, ``sla`` (``{"deadline": "30m",
+    "expected_duration": "10m"}``: when a run is late), ``schedule`` (a cron string)
     and/or ``schedules`` (cron strings, or dicts of `ScheduleSpec` fields: ``cron`` or
     ``every``, ``timezone``, ``params``, ``catchup``, ``overlap``...), ``timezone`` (for
     cron strings; default UTC), ``tags`` and ``triggers`` (dicts of `TriggerSpec` fields:

@@ -38,7 +38,7 @@ MAX_BYTES: Final = 1_048_576
 MAX_DEPTH: Final = 50
 
 TOP_LEVEL_KEYS: Final = (
-    "name", "description", "params", "timeout", "max_active_runs",
+    "name", "description", "params", "timeout", "max_active_runs", "sla",
     "schedule", "schedules", "triggers", "tags", "namespace", "tasks",
 )  # fmt: skip
 PARAM_KEYS: Final = ("type", "default", "required", "enum", "description")
@@ -100,7 +100,7 @@ def load_yaml_text(
 def _workflow(ctx: LoadContext) -> dict[str, Any]:
     top = ctx.data
     check_keys(ctx, (), top, TOP_LEVEL_KEYS, "the workflow")
-    copied = ("name", "description", "timeout", "max_active_runs", "tags", "namespace")
+    copied = ("name", "description", "timeout", "max_active_runs", "sla", "tags", "namespace")
     out: dict[str, Any] = {key: top[key] for key in copied if key in top}
     out["params"] = _params(ctx, top.get("params"))
     out["schedules"] = _schedules(ctx, top)

@@ -9,9 +9,11 @@ it). `open_stores(url)` opens a database as the store's roles."""
 from __future__ import annotations
 
 from orchestrion.store.postgres.database import PostgresDatabase
+from orchestrion.store.postgres.queries import PG
 from orchestrion.store.postgres.reads import PostgresReads
 from orchestrion.store.postgres.runs import PostgresRuns
 from orchestrion.store.postgres.triggers import PostgresTriggers
+from orchestrion.store.sql.notifications import SqlNotifications
 from orchestrion.store.sql.stores import stores_of
 from orchestrion.store.stores import Stores
 
@@ -29,5 +31,9 @@ def open_stores(url: str, *, max_connections: int = 10, timeout: float = 10.0) -
     needed; `max_connections` bound this process's pool."""
     db = PostgresDatabase(url, max_connections=max_connections, timeout=timeout)
     return stores_of(
-        db, runs=PostgresRuns(db), reads=PostgresReads(db), triggers=PostgresTriggers(db)
+        db,
+        runs=PostgresRuns(db),
+        reads=PostgresReads(db),
+        triggers=PostgresTriggers(db),
+        notifications=SqlNotifications(db, lock_events=PG.lock_events),
     )

@@ -1257,3 +1257,116 @@ DELETE FROM audit_log WHERE id <= ? AND at < ? AND {scope}
 -- name: close_audit_gate
 -- Close the audit log's pruning gate.
 DELETE FROM audit_prune_gate
+
+-- ====================================================================== notifications.py
+
+-- name: notify_channel_exists
+-- Whether a notification channel exists (locked where the dialect locks: its upsert follows).
+SELECT 1 FROM notification_channels WHERE namespace = ? AND name = ?
+
+-- name: notify_put_channel
+-- Store a notification channel, new or replacing the old one (created_at kept).
+INSERT INTO notification_channels (namespace, name, kind, config, secret, created_at,
+updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, name) DO UPDATE SET
+kind = excluded.kind, config = excluded.config, secret = excluded.secret,
+updated_at = excluded.updated_at
+
+-- name: notify_channel
+-- One notification channel by namespace and name.
+SELECT * FROM notification_channels WHERE namespace = ? AND name = ?
+
+-- name: notify_channels
+-- Every notification channel, by namespace and name.
+SELECT * FROM notification_channels ORDER BY namespace, name
+
+-- name: notify_channels_of
+-- The notification channels of one namespace, by name.
+SELECT * FROM notification_channels WHERE namespace = ? ORDER BY name
+
+-- name: notify_delete_channel
+-- Delete a notification channel; returns its name when it existed.
+DELETE FROM notification_channels WHERE namespace = ? AND name = ? RETURNING name
+
+-- name: notify_rule_exists
+-- Whether a notification rule exists (locked where the dialect locks: its upsert follows).
+SELECT 1 FROM notification_rules WHERE namespace = ? AND name = ?
+
+-- name: notify_put_rule
+-- Store a notification rule, new or replacing the old one (created_at kept).
+INSERT INTO notification_rules (namespace, name, channel, workflows, tags, events, template,
+created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, name)
+DO UPDATE SET channel = excluded.channel, workflows = excluded.workflows,
+tags = excluded.tags, events = excluded.events, template = excluded.template,
+updated_at = excluded.updated_at
+
+-- name: notify_start_cursor
+-- Start the notifications duty's history position at the newest event, unless it has one:
+-- written with the first rule, so that a rule hears of everything after it was made.
+-- (WHERE true: SQLite would otherwise read ON CONFLICT as a join's ON.)
+INSERT INTO cursors (name, position, updated_at)
+SELECT 'notifications', coalesce(max(id), 0), ? FROM events WHERE true
+ON CONFLICT (name) DO NOTHING
+
+-- name: notify_rules
+-- Every notification rule, by namespace and name.
+SELECT * FROM notification_rules ORDER BY namespace, name
+
+-- name: notify_rules_of
+-- The notification rules of one namespace, by name.
+SELECT * FROM notification_rules WHERE namespace = ? ORDER BY name
+
+-- name: notify_delete_rule
+-- Delete a notification rule; returns its name when it existed.
+DELETE FROM notification_rules WHERE namespace = ? AND name = ? RETURNING name
+
+-- name: notable_events
+-- History rows between two event ids that a notification rule may match (runs that
+-- failed or succeeded, task runs out of retries, fires skipped, failed or missed), in history
+-- order, with the names a rule needs.
+SELECT e.id, e.kind, e.at, e.run_id, e.data, r.workflow, r.error AS run_error,
+r.trigger, r.created_at, r.started_at, t.task_name, t.error AS task_error FROM events e LEFT JOIN runs r ON r.id = e.run_id
+LEFT JOIN task_runs t ON t.id = e.task_run_id WHERE e.id > ? AND e.id <= ?
+AND e.kind IN ('run.fail', 'run.succeed', 'task.fail', 'schedule.skipped', 'schedule.failed',
+'schedule.missed')
+ORDER BY e.id LIMIT ?
+
+-- name: late_candidates
+-- Unfinished runs of some workflows ({names}: one parameter each), oldest first.
+SELECT * FROM runs WHERE state IN {run_cancelable} AND workflow IN ({names})
+ORDER BY created_at LIMIT ?
+
+-- name: enqueue_delivery
+-- Add a message to the outbox, unless one with the same dedupe key is there.
+INSERT INTO notification_deliveries (dedupe_key, namespace, rule, channel, event, workflow,
+run_id, message, payload, state, attempts, next_attempt_at, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING
+RETURNING id
+
+-- name: due_deliveries
+-- Pending deliveries whose next attempt is due, oldest first.
+SELECT * FROM notification_deliveries WHERE state = 'pending' AND next_attempt_at <= ?
+ORDER BY next_attempt_at, id LIMIT ?
+
+-- name: finish_delivery_attempt
+-- Record one attempt of a delivery, if nobody recorded it before (attempts as read).
+UPDATE notification_deliveries SET state = ?, attempts = attempts + 1, next_attempt_at = ?,
+last_error = ?, sent_at = ? WHERE id = ? AND attempts = ? AND state = 'pending'
+RETURNING id
+
+-- name: audit_delivery
+-- The scheduler's audit record of a delivery attempt, in the transaction recording it.
+INSERT INTO audit_log (at, actor, actor_kind, action, object, namespace, params,
+outcome, detail, request_id, source) VALUES (?, 'scheduler', 'system',
+'notification.deliver', ?, ?, ?, ?, ?, NULL, 'scheduler')
+
+-- name: deliveries_page
+-- The newest deliveries ({where}: optional namespace and state conditions).
+SELECT * FROM notification_deliveries {where} ORDER BY id DESC LIMIT ?
+
+-- name: deliveries_where_namespace
+-- Condition: deliveries of a namespace.
+namespace = ?
+
+-- name: deliveries_where_state
+-- Condition: deliveries in a state.
+state = ?

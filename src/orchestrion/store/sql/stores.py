@@ -5,6 +5,7 @@ from __future__ import annotations
 from orchestrion.store.sql.accounts import SqlAccounts
 from orchestrion.store.sql.connections import SqlConnections
 from orchestrion.store.sql.database import Database
+from orchestrion.store.sql.notifications import SqlNotifications
 from orchestrion.store.sql.notifier import SqlNotifier
 from orchestrion.store.sql.reads import SqlReads
 from orchestrion.store.sql.retention import SqlRetention
@@ -23,6 +24,7 @@ def stores_of(
     runs: SqlRuns,
     reads: SqlReads | None = None,
     triggers: SqlTriggers | None = None,
+    notifications: SqlNotifications | None = None,
 ) -> Stores:
     """The roles of `db`: the dialect's own `runs` (and `reads`, `triggers` where it runs
     some verbs differently), the shared SQL classes for the rest."""
@@ -34,6 +36,7 @@ def stores_of(
         accounts=SqlAccounts(db),
         secrets=SqlSecrets(db),
         connections=SqlConnections(db),
+        notifications=notifications or SqlNotifications(db),
         reads=reads or SqlReads(db),
         notifier=SqlNotifier(db),
         retention=SqlRetention(db),

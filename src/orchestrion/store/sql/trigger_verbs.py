@@ -103,10 +103,21 @@ def fire_schedule(
 
 
 def advance_schedule(
-    adv: Advance, key: str, workflow: str, cursor: float, *, fired: bool = False
+    adv: Advance,
+    key: str,
+    workflow: str,
+    cursor: float,
+    *,
+    fired: bool = False,
+    missed: Sequence[float] = (),
 ) -> None:
-    """Move the schedule's cursor to `cursor` unless it is already past it."""
+    """Move the schedule's cursor to `cursor` unless it is already past it; `missed` are
+    the nominal times the catch-up policy skipped on the way (a ``schedule.missed`` event,
+    which notifications read)."""
     adv.tx.execute(Q.advance_schedule, (key, workflow, cursor, cursor if fired else None, adv.now))
+    if missed:
+        data = _data(key, max(missed), count=len(missed), first=_iso(min(missed)))
+        adv.event(None, None, "schedule.missed", data=data)
 
 
 def start_queued_fire(

@@ -76,10 +76,19 @@ class SqlTriggers:
         )
 
     def advance_schedule(
-        self, schedule_key: str, workflow: str, cursor: float, *, now: float
+        self,
+        schedule_key: str,
+        workflow: str,
+        cursor: float,
+        *,
+        now: float,
+        missed: Sequence[float] = (),
     ) -> None:
         self._db.transact(
-            now, lambda adv: trigger_verbs.advance_schedule(adv, schedule_key, workflow, cursor)
+            now,
+            lambda adv: trigger_verbs.advance_schedule(
+                adv, schedule_key, workflow, cursor, missed=missed
+            ),
         )
 
     def start_queued_fire(

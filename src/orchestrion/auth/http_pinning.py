@@ -1,4 +1,5 @@
-"""Connect HTTP tasks only to the addresses the SSRF check approved (no DNS rebinding).
+"""Connect outbound HTTP (HTTP tasks, notifications) only to the addresses the SSRF check
+approved (no DNS rebinding).
 
 `orchestrion.auth.ssrf.check_url` resolves a host once and checks every address. If the
 HTTP client then resolved the name again to connect, a rebinding DNS server could answer
