@@ -25,7 +25,15 @@ from orchestrion.errors import (
 
 if TYPE_CHECKING:
     from orchestrion.app import App
-    from orchestrion.spec.python import broker, http, publish, shell, task, workflow
+    from orchestrion.spec.python import (
+        broker,
+        container,
+        http,
+        publish,
+        shell,
+        task,
+        workflow,
+    )
     from orchestrion.worker.context import TaskContext
 
 __all__ = [
@@ -38,6 +46,7 @@ __all__ = [
     "TaskError",
     "TaskTimeout",
     "broker",
+    "container",
     "http",
     "publish",
     "shell",
@@ -52,6 +61,7 @@ _LAZY = {
     "App": "orchestrion.app",
     "TaskContext": "orchestrion.worker.context",
     "broker": "orchestrion.spec.python",
+    "container": "orchestrion.spec.python",
     "http": "orchestrion.spec.python",
     "publish": "orchestrion.spec.python",
     "shell": "orchestrion.spec.python",

@@ -34,6 +34,7 @@ from orchestrion.worker.sizing import DEFAULT_CONCURRENCY, default_concurrency
 
 if TYPE_CHECKING:
     from orchestrion.triggers.scheduler import Scheduler
+    from orchestrion.worker.containers.reaper import ContainerReaper
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -117,6 +118,7 @@ class Runtime(Facet):
                 heartbeat_every=self._core.settings.heartbeat_every,
                 http_allow=self._core.settings.http_allow,
                 labels=dict(plan.labels),
+                containers=self._core.settings.containers,
             ),
             self.clock,
             secrets=self._secrets,
@@ -127,17 +129,33 @@ class Runtime(Facet):
         # Workers take part in reaping under the maintenance duty's lease (the one
         # schedulers hold), so a killed worker's tasks are retried while only workers run.
         housekeeping = self.leased_maintenance(f"worker:{worker.id}")
+        reaper = self._container_reaper()
         worker.start()
         housekeeping.start()
+        if reaper is not None:
+            reaper.start()
         try:
             yield worker
         finally:
+            if reaper is not None:
+                reaper.stop()
             housekeeping.stop()
             worker.stop(grace=grace)
             if tracer is not None:
                 tracer.shutdown()
             if plan.executor is not None:
                 plan.executor.close()
+
+    def _container_reaper(self) -> ContainerReaper | None:
+        """On a machine with a container engine, what removes the containers of attempts
+        whose lease was reaped (a worker killed mid-task); it looks once per lease."""
+        settings = self._core.settings
+        if not settings.containers.configured():
+            return None
+        from orchestrion.worker.containers.reaper import ContainerReaper
+
+        every = max(settings.lease_seconds, 1.0)
+        return ContainerReaper(self.store.reads.attempts_of, settings.containers, every=every)
 
     def leased_maintenance(self, holder_id: str, every: float = 2.0) -> Maintenance:
         """The housekeeping loop under the ``maintenance`` duty's lease: it sweeps only
@@ -209,6 +227,7 @@ class Runtime(Facet):
                 lease_seconds=settings.lease_seconds,
                 heartbeat_every=settings.heartbeat_every,
                 http_allow=settings.http_allow,
+                containers=settings.containers,
                 labels=None,  # a local run runs all of its tasks, whatever they require
             ),
             self.clock,

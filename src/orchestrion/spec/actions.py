@@ -1,4 +1,4 @@
-"""What a task does: the five action kinds a task (or its undo) runs, one model each.
+"""What a task does: the six action kinds a task (or its undo) runs, one model each.
 
 A Python action names its callable by reference, resolved by workers only; the others are
 data whose string fields may be templates over ``params``, ``tasks`` and ``item``, checked
@@ -13,6 +13,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, model_validator
 
+from orchestrion.spec.container import ContainerAction
 from orchestrion.spec.fields import (
     SECRET_NAME_PATTERN,
     Bool,
@@ -28,6 +29,7 @@ __all__ = [
     "BROKER_KINDS",
     "DESTINATIONS",
     "Action",
+    "ContainerAction",
     "HttpAction",
     "PublishAction",
     "PythonAction",
@@ -160,6 +162,6 @@ class PublishAction(FrozenModel):
 
 
 Action = Annotated[
-    PythonAction | ShellAction | HttpAction | SubWorkflowAction | PublishAction,
+    PythonAction | ShellAction | HttpAction | SubWorkflowAction | PublishAction | ContainerAction,
     Field(discriminator="kind"),
 ]

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrion.spec.actions import HttpAction, PublishAction, ShellAction, SubWorkflowAction
+from orchestrion.spec.actions import (
+    ContainerAction,
+    HttpAction,
+    PublishAction,
+    ShellAction,
+    SubWorkflowAction,
+)
 
 __all__ = ["ExpressionCheck", "find_cycle"]
 
@@ -103,7 +109,8 @@ class ExpressionCheck:
 
     def action(self, act: Any, field: str, readable: frozenset[str], *, item: bool) -> None:
         """The fields a worker renders: shell argv/env/cwd (never a script), http url,
-        headers and body, sub-workflow params, publish destination, headers and body."""
+        headers and body, sub-workflow params, publish destination, headers and body,
+        container command and env."""
         fields: dict[str, Any] = {}
         if isinstance(act, ShellAction):
             fields = {"argv": act.argv, "env": act.env, "cwd": act.cwd}
@@ -117,5 +124,7 @@ class ExpressionCheck:
                 "headers": act.headers,
                 "body": act.body,
             }
+        elif isinstance(act, ContainerAction):
+            fields = {"command": act.command, "env": act.env}
         for name, value in fields.items():
             self.templates(value, f"{field}.{name}", readable, item=item)

@@ -1,5 +1,5 @@
-"""``shell(...)``, ``http(...)`` and ``publish(...)``: non-Python tasks, declared from
-inside a workflow function.
+"""``shell(...)``, ``http(...)``, ``publish(...)`` and ``container(...)``: non-Python
+tasks, declared from inside a workflow function.
 
 Refs passed as values (a whole argv element, an env value, the URL, a header, a JSON body
 leaf) become ``{{ expr }}`` templates that the worker renders at run time, and make the task
@@ -15,7 +15,13 @@ from typing import Any, Unpack
 
 from pydantic import ValidationError
 
-from orchestrion.spec.model import Action, HttpAction, PublishAction, ShellAction
+from orchestrion.spec.model import (
+    Action,
+    ContainerAction,
+    HttpAction,
+    PublishAction,
+    ShellAction,
+)
 from orchestrion.spec.python.build import (
     BuildState,
     TaskRef,
@@ -33,7 +39,7 @@ from orchestrion.spec.python.options import (
 from orchestrion.spec.python.task import record_task
 from orchestrion.spec.python.values import Collector, template, template_str
 
-__all__ = ["http", "publish", "shell"]
+__all__ = ["container", "http", "publish", "shell"]
 
 _SHELL_KEYS: frozenset[str] = ShellOptions.__optional_keys__
 _HTTP_KEYS: frozenset[str] = CommonOptions.__optional_keys__
@@ -168,6 +174,57 @@ def publish(
             headers=headers_t,
             timeout=timeout,
             **where,
+        )
+
+    return _finish(state, col, build, dict(options))
+
+
+def container(
+    name: str,
+    image: str,
+    *extra: Any,
+    command: Sequence[Any] | None = None,
+    entrypoint: Sequence[str] | None = None,
+    env: Mapping[str, Any] | None = None,
+    resources: Mapping[str, Any] | None = None,
+    result: str | Mapping[str, str] = "last-line",
+    pull: str = "if-missing",
+    work_dir: str = "/work",
+    **options: Unpack[ShellOptions],
+) -> TaskRef:
+    """A task that runs ``command`` (argv; refs in it and in ``env`` become templates) in a
+    fresh container of ``image`` on the worker's container engine.
+
+    ``resources`` limits it (``{"cpus": 1.5, "memory": "512Mi"}``); ``result`` is
+    ``"last-line"`` (of stdout, the default), ``"stdout"`` (parsed as JSON), ``"none"`` or
+    ``{"file": "/out/result.json"}``; ``pull`` is ``"if-missing"``, ``"always"`` or
+    ``"never"``. Secrets go in with ``secrets={"ENV_VAR": "secret-name"}``: that container's
+    environment only, masked in what the task reports.
+    """
+    state, col = _start(name, "container", options, _SHELL_KEYS)
+    _no_extra(state, name, "container(name, image)", "command=, env=, timeout=", extra)
+    if isinstance(command, str):
+        raise state.error(name, "command is a list of arguments; for a line use ['sh', '-c', ...]")
+    command_t = None
+    if command is not None:
+        command_t = tuple(template_str(a, col, f"command[{i}]") for i, a in enumerate(command))
+    env_t = {str(k): template_str(v, col, f"env[{k!r}]") for k, v in (env or {}).items()}
+    limits = dict(resources or {})
+    if isinstance(limits.get("memory"), int):
+        limits["memory"] = str(limits["memory"])
+
+    def build() -> Action:
+        return ContainerAction.model_validate(
+            {
+                "image": image,
+                "command": command_t,
+                "entrypoint": None if entrypoint is None else tuple(entrypoint),
+                "env": env_t,
+                "resources": limits,
+                "result": result if isinstance(result, str) else dict(result),
+                "pull": pull,
+                "work_dir": work_dir,
+            }
         )
 
     return _finish(state, col, build, dict(options))
