@@ -8,6 +8,7 @@ pinned by tests/unit/test_startup_imports.py).
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,10 @@ def open_engine(settings: ContainerSettings) -> Iterator[DockerClient]:
     settings when it does not. Closed on leaving."""
     import docker
 
+    socket = settings.base_url.removeprefix("unix://")
+    if settings.base_url.startswith("unix://") and not os.path.exists(socket):
+        # Checked first: the client leaks its socket when connecting to a missing path.
+        raise TaskError(_unreachable(settings, FileNotFoundError(f"no socket at {socket}")))
     try:
         client = docker.DockerClient(base_url=settings.base_url, timeout=int(settings.api_timeout))
     except docker.errors.DockerException as exc:

@@ -190,7 +190,13 @@ def _supervise(
             if ctx.cancel_event.is_set():
                 raise CancelRequested()
             if deadline is not None and time.monotonic() >= deadline:
-                raise TaskTimeout(f"timed out after {timeout:g}s; container stopped and removed")
+                raise TaskTimeout(f"timed out after {timeout:g}s; container killed and removed")
+    except TaskTimeout:
+        # A hard limit, which the worker enforces itself a second later: no grace, and
+        # one call that kills and removes.
+        _remove(container)
+        _join(out, err)
+        raise
     except BaseException:
         _stop(container, settings.stop_grace)
         _join(out, err)
@@ -260,6 +266,7 @@ class _Reader:
         self.overflowed = False
         self.last_line: str | None = None
         self.tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
+        self._chunks: Any = None
         self.thread = threading.Thread(
             target=self._run, name=f"orchestrion-container-{stream}", daemon=True
         )
@@ -268,10 +275,18 @@ class _Reader:
     def _run(self) -> None:
         which = {"stdout": self._stream == "stdout", "stderr": self._stream == "stderr"}
         try:
-            chunks = self._client.api.logs(self._id, stream=True, follow=True, **which)
-            self._pump(chunks)
+            self._chunks = self._client.api.logs(self._id, stream=True, follow=True, **which)
+            self._pump(self._chunks)
         except Exception:  # the container was removed under us: nothing more to read
             pass
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Let go of the engine's stream (it ends with the container anyway)."""
+        with contextlib.suppress(Exception):
+            if self._chunks is not None:
+                self._chunks.close()
 
     def _pump(self, chunks: Any) -> None:
         pending = bytearray()
@@ -319,6 +334,8 @@ def _join(*readers: _Reader) -> None:
     deadline = time.monotonic() + _READER_JOIN_SECONDS
     for reader in readers:
         reader.thread.join(timeout=max(deadline - time.monotonic(), 0.0))
+        if reader.thread.is_alive():
+            reader.close()
 
 
 # ------------------------------------------------------------------------------ results
