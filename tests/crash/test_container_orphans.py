@@ -111,4 +111,6 @@ def test_a_killed_workers_container_is_reaped(tmp_path: Path) -> None:
             proc.kill_group()
         if run_id:
             for name in containers_of(run_id):  # never leave one behind, even on failure
-                subprocess.run(["podman", "rm", "-f", name], capture_output=True, check=False)
+                subprocess.run(
+                    ["podman", "rm", "-f", "-t", "0", name], capture_output=True, check=False
+                )

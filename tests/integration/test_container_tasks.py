@@ -9,7 +9,9 @@ in tests/crash/test_container_orphans.py. Runs on SQLite, or PostgreSQL with
 from __future__ import annotations
 
 import os
+import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -216,3 +218,37 @@ def test_an_unreachable_engine_names_the_setting(tmp_path: Path) -> None:
     settings = ContainerSettings(host=f"unix://{tmp_path}/none.sock")
     with pytest.raises(TaskError, match="ORCHESTRION_CONTAINER_HOST"):
         run_container(ContainerAction(image=IMAGE), ctx, timeout=5, settings=settings)
+
+
+def _labelled(run_id: str, task_run: int, attempt: int) -> str:
+    """A sleeping container started by hand with an attempt's labels."""
+    out = subprocess.run(
+        ["podman", "run", "-d", "--label", f"dev.orchestrion.run={run_id}",
+         "--label", f"dev.orchestrion.task-run={task_run}",
+         "--label", f"dev.orchestrion.attempt={attempt}", IMAGE, "sleep", "300"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return out.stdout.strip()
+
+
+def test_the_reaper_removes_only_containers_of_attempts_that_are_over(app: App) -> None:
+    from orchestrion.worker.containers.reaper import reap_orphans
+
+    done = _start(app, _workflow("quick", "      command: [echo, hi]"))
+    _, task = _finished(app, done)
+    strangers = f"{uuid.uuid4().hex[:20]}"  # another installation's run, same task run id
+    _labelled(done, task.id, 1)  # its attempt 1 is over: an orphan
+    _labelled(done, task.id, 2)  # no such attempt here (yet): left alone
+    _labelled(strangers, task.id, 1)
+    settings = ContainerSettings(host=HOST)
+    try:
+        removed = reap_orphans(app.store.reads.attempts_of, settings)
+        assert len(removed) == 1
+        assert containers_of(done) != [] and containers_of(strangers) != []
+        assert reap_orphans(app.store.reads.attempts_of, settings) == []
+    finally:
+        for run_id in (done, strangers):
+            for name in containers_of(run_id):
+                subprocess.run(
+                    ["podman", "rm", "-f", "-t", "0", name], capture_output=True, check=False
+                )

@@ -12,7 +12,7 @@ container's environment only.
 from __future__ import annotations
 
 import re
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -53,6 +53,7 @@ _UNITS: Final = {
     "Gi": 1024**3,
     "Ti": 1024**4,
 }
+_ABSOLUTE_FILE: Final = re.compile(r"^/.*[^/]$", re.DOTALL)
 #: Less than this cannot even start a container runtime's init: refused at load time.
 _MIN_MEMORY: Final = 6 * 1024**2
 
@@ -94,7 +95,7 @@ class ResultFile(FrozenModel):
     @field_validator("file")
     @classmethod
     def _absolute(cls, value: str) -> str:
-        if not value.startswith("/") or value.endswith("/"):
+        if not _ABSOLUTE_FILE.fullmatch(value):
             raise ValueError(f"the result file must be an absolute file path, not {value!r}")
         return value
 
@@ -121,6 +122,15 @@ class ContainerAction(FrozenModel):
     #: Where the attempt's work folder is mounted in the container (read and write): it
     #: holds ``inputs.json`` (params, upstream results, item) when the container starts.
     work_dir: Str = Field(default="/work", pattern=r"^/[^\s:]*$", max_length=4096)
+
+    @field_validator("result", mode="before")
+    @classmethod
+    def _result_file(cls, value: Any) -> Any:
+        """Said here: a union's error would name the other forms, not the path's problem."""
+        path = value.get("file") if isinstance(value, dict) else None
+        if isinstance(path, str) and not _ABSOLUTE_FILE.fullmatch(path):
+            raise ValueError(f"the result file must be an absolute file path, not {path!r}")
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> ContainerAction:

@@ -15,6 +15,7 @@ engine a container ran on is the one cleaned, whichever worker of that machine i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -54,6 +55,10 @@ def reap_orphans(attempts_of: AttemptsOf, settings: ContainerSettings) -> list[s
         for container, key in keyed:
             if over.get(key):  # unknown (another installation's) or running: left alone
                 try:
+                    # Killed first: some engines' forced removal waits out a stop timeout
+                    # (10 s) for a process that ignores SIGTERM.
+                    with contextlib.suppress(Exception):
+                        container.kill()
                     container.remove(force=True)
                 except Exception as exc:  # removed meanwhile by its worker, or refused
                     log.debug("container.reap_skipped", extra={"error": str(exc)})
