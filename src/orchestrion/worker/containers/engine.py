@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from orchestrion.errors import TaskError
+from orchestrion.errors import TaskError, TaskTimeout
 from orchestrion.spec.container import ContainerAction
 from orchestrion.worker.containers.settings import ContainerSettings
 from orchestrion.worker.context import TaskContext
@@ -58,9 +59,16 @@ def _unreachable(settings: ContainerSettings, exc: BaseException) -> str:
     )
 
 
-def ensure_image(client: DockerClient, action: ContainerAction, ctx: TaskContext) -> None:
+def ensure_image(
+    client: DockerClient,
+    action: ContainerAction,
+    ctx: TaskContext,
+    *,
+    deadline: float | None = None,
+) -> None:
     """Have `action.image` on the engine as its pull policy says; `TaskError` when it cannot
-    be had (no such image, no registry, no access), naming the image."""
+    be had (no such image, no registry, no access), naming the image. A pull counts against
+    the attempt's time: `TaskTimeout` once the monotonic `deadline` passes."""
     import docker
     from docker.utils import parse_repository_tag
 
@@ -78,6 +86,8 @@ def ensure_image(client: DockerClient, action: ContainerAction, ctx: TaskContext
         progress = client.api.pull(repository, tag=tag or "latest", stream=True, decode=True)
         for n, item in enumerate(progress):
             ctx.check_cancel()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TaskTimeout(f"timed out while pulling image {image!r}")
             if isinstance(item, dict) and item.get("error"):
                 raise TaskError(f"cannot pull image {image!r}: {item['error']}")
             if n % _PULL_LOG_EVERY == 0 and isinstance(item, dict) and item.get("status"):

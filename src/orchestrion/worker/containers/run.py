@@ -12,9 +12,8 @@ timeout or cancellation first stops it (SIGTERM, SIGKILL after `stop_grace`). A 
 killed outright cannot; the reaper (`reaper`) removes its containers once its lease is
 reaped.
 
-stdout and stderr are read by one thread each from the engine's log stream, so lines
-reach the task's log as the container prints them; every place that shortens output masks
-the task's secrets first (`ctx.masker`), as shell tasks do.
+stdout and stderr are followed by `output.LogFollower`, so lines reach the task's log as
+the container prints them.
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrion.errors import CancelRequested, TaskError, TaskTimeout
 from orchestrion.spec.container import ContainerAction, ResultFile, memory_bytes
 from orchestrion.worker.containers.engine import api_problem, ensure_image, open_engine
+from orchestrion.worker.containers.output import LogFollower, join_followers
 from orchestrion.worker.containers.settings import (
     LABEL_ATTEMPT,
     LABEL_RUN,
@@ -43,7 +43,7 @@ from orchestrion.worker.containers.settings import (
     ContainerSettings,
 )
 from orchestrion.worker.context import TaskContext
-from orchestrion.worker.shell import MAX_LINE_BYTES, MAX_STDOUT_BYTES
+from orchestrion.worker.shell import MAX_STDOUT_BYTES
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -57,11 +57,8 @@ _log = logging.getLogger(__name__)
 MAX_RESULT_FILE_BYTES = 16 * 1024 * 1024
 
 _POLL_SECONDS = 0.05
-_READER_JOIN_SECONDS = 5.0
-_STDERR_TAIL_LINES = 10
 _STDERR_TAIL_CHARS = 2000
 _PREVIEW_CHARS = 200
-_TRUNCATED_MARK = " [line truncated]"
 
 
 def run_container(
@@ -84,7 +81,10 @@ def run_container(
     deadline = None if timeout is None else time.monotonic() + timeout
     ctx.check_cancel()
     with open_engine(settings) as client:
-        ensure_image(client, action, ctx)
+        ensure_image(client, action, ctx, deadline=deadline)
+        ctx.check_cancel()
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TaskTimeout(f"timed out after {timeout:g}s getting image {action.image!r}")
         work = _work_folder(settings, ctx, inputs or {})
         try:
             container = _create(client, action, ctx, work, extra_env or {})
@@ -182,8 +182,8 @@ def _supervise(
         container.start()
     except docker.errors.APIError as exc:
         raise TaskError(f"cannot start the container: {api_problem(exc)}") from None
-    out = _Reader(client, container.id or "", "stdout", ctx, keep_bytes=MAX_STDOUT_BYTES)
-    err = _Reader(client, container.id or "", "stderr", ctx, keep_bytes=0)
+    out = LogFollower(client, container.id or "", "stdout", ctx, keep_bytes=MAX_STDOUT_BYTES)
+    err = LogFollower(client, container.id or "", "stderr", ctx, keep_bytes=0)
     waiter = _Waiter(client, container.id or "")
     try:
         while not waiter.done.wait(_POLL_SECONDS):
@@ -195,13 +195,13 @@ def _supervise(
         # A hard limit, which the worker enforces itself a second later: no grace, and
         # one call that kills and removes.
         _remove(container)
-        _join(out, err)
+        join_followers(out, err)
         raise
     except BaseException:
         _stop(container, settings.stop_grace)
-        _join(out, err)
+        join_followers(out, err)
         raise
-    _join(out, err)
+    join_followers(out, err)
     if waiter.error is not None:
         raise TaskError(f"lost track of the container: {waiter.error}")
     if waiter.status != 0:
@@ -245,99 +245,6 @@ def _remove(container: Container) -> None:
             _log.warning("container.remove_failed", extra={"container": container.id})
 
 
-# ------------------------------------------------------------------------------ output
-
-
-class _Reader:
-    """Follows one of the container's streams in a daemon thread, sending each line to the
-    log sink as it arrives; keeps stdout for the result and the end of stderr for errors."""
-
-    def __init__(
-        self, client: DockerClient, container_id: str, stream: str, ctx: TaskContext, *,
-        keep_bytes: int,
-    ) -> None:  # fmt: skip
-        self._client = client
-        self._id = container_id
-        self._stream = stream
-        self._sink = ctx.log_sink
-        self._masker = ctx.masker
-        self._keep_bytes = keep_bytes
-        self.kept = bytearray()
-        self.overflowed = False
-        self.last_line: str | None = None
-        self.tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
-        self._chunks: Any = None
-        self.thread = threading.Thread(
-            target=self._run, name=f"orchestrion-container-{stream}", daemon=True
-        )
-        self.thread.start()
-
-    def _run(self) -> None:
-        which = {"stdout": self._stream == "stdout", "stderr": self._stream == "stderr"}
-        try:
-            self._chunks = self._client.api.logs(self._id, stream=True, follow=True, **which)
-            self._pump(self._chunks)
-        except Exception:  # the container was removed under us: nothing more to read
-            pass
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        """Let go of the engine's stream (it ends with the container anyway)."""
-        with contextlib.suppress(Exception):
-            if self._chunks is not None:
-                self._chunks.close()
-
-    def _pump(self, chunks: Any) -> None:
-        pending = bytearray()
-        discarding = False  # inside an over-long line whose head was already sent
-        for chunk in chunks:
-            self._keep(chunk)
-            pending += chunk
-            while (end := pending.find(b"\n")) >= 0:
-                line = bytes(pending[:end])
-                del pending[: end + 1]
-                if not discarding:
-                    self._line(self._masker.mask(_decode(line)))
-                discarding = False
-            if len(pending) >= MAX_LINE_BYTES and not discarding:
-                head = bytes(pending[:MAX_LINE_BYTES]).decode("utf-8", errors="ignore")
-                self._line(self._masker.scrub_end(head) + _TRUNCATED_MARK)
-                discarding = True
-            if discarding:
-                pending.clear()
-        if pending and not discarding:
-            self._line(self._masker.mask(_decode(bytes(pending))))
-
-    def _keep(self, chunk: bytes) -> None:
-        if self._keep_bytes <= 0 or self.overflowed:
-            return
-        room = self._keep_bytes - len(self.kept)
-        if len(chunk) > room:
-            self.overflowed = True
-            chunk = chunk[:room]
-        self.kept += chunk
-
-    def _line(self, text: str) -> None:
-        if text.strip():
-            self.last_line = text
-            self.tail.append(text)
-        with contextlib.suppress(Exception):  # a broken sink must not stop the draining
-            self._sink(self._stream, text)
-
-
-def _decode(line: bytes) -> str:
-    return line.removesuffix(b"\r").decode("utf-8", errors="replace")
-
-
-def _join(*readers: _Reader) -> None:
-    deadline = time.monotonic() + _READER_JOIN_SECONDS
-    for reader in readers:
-        reader.thread.join(timeout=max(deadline - time.monotonic(), 0.0))
-        if reader.thread.is_alive():
-            reader.close()
-
-
 # ------------------------------------------------------------------------------ results
 
 
@@ -359,7 +266,9 @@ def _failure_message(
     return message
 
 
-def _result(container: Container, action: ContainerAction, out: _Reader, ctx: TaskContext) -> Any:
+def _result(
+    container: Container, action: ContainerAction, out: LogFollower, ctx: TaskContext
+) -> Any:
     form = action.result
     if isinstance(form, ResultFile):
         return _parse(_read_file(container, form.file), f"result file {form.file}", ctx)
