@@ -252,3 +252,23 @@ def test_the_reaper_removes_only_containers_of_attempts_that_are_over(app: App) 
                 subprocess.run(
                     ["podman", "rm", "-f", "-t", "0", name], capture_output=True, check=False
                 )
+
+
+def test_a_container_past_its_memory_limit_fails_saying_so(app: App) -> None:
+    command = (
+        "      command: [sh, -c, 'x=$(head -c 60000000 /dev/zero | tr \"\\0\" a); echo ${#x}']\n"
+        "      resources: {memory: 16Mi}"
+    )
+    run_id = _start(app, _workflow("greedy", command))
+    run, task = _finished(app, run_id)
+    assert run.state.value == "failed"
+    assert task.error is not None
+    # Docker says OOMKilled; Podman on cgroup v1 only that SIGKILL ended it under a limit.
+    assert task.error.startswith(
+        (
+            "container killed: out of memory (limit 16Mi)",
+            "container exited with status 137 (killed by SIGKILL; out of memory? its limit is"
+            " 16Mi)",
+        )
+    ), task.error
+    assert containers_of(run_id) == []

@@ -25,6 +25,7 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import tarfile
 import threading
 import time
@@ -256,10 +257,19 @@ def _failure_message(
     ctx: TaskContext,
 ) -> str:
     message = f"container exited with status {status}"
+    limit = action.resources.memory
+    oom = False
     with contextlib.suppress(Exception):
         container.reload()
-        if container.attrs.get("State", {}).get("OOMKilled"):
-            message = f"container killed: out of memory (limit {action.resources.memory})"
+        oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
+    if oom:
+        message = f"container killed: out of memory (limit {limit})"
+    elif status > 128:
+        # Not every engine says OOMKilled (Podman on cgroup v1 does not): name the signal,
+        # and the likely cause when it is SIGKILL under a memory limit.
+        with contextlib.suppress(ValueError):
+            message += f" (killed by {signal.Signals(status - 128).name}"
+            message += f"; out of memory? its limit is {limit})" if status == 137 and limit else ")"
     if stderr_tail:
         tail = ctx.masker.tail("\n".join(stderr_tail), _STDERR_TAIL_CHARS)
         message += f"; stderr ends with:\n{tail}"
