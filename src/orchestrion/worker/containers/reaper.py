@@ -19,6 +19,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from orchestrion.errors import TaskError
 from orchestrion.store.records import AttemptRecord
@@ -43,9 +44,9 @@ def reap_orphans(attempts_of: AttemptsOf, settings: ContainerSettings) -> list[s
 
     removed: list[str] = []
     with open_engine(settings) as client:
-        found = client.containers.list(all=True, filters={"label": LABEL_TASK_RUN})
-        labelled = [(c, _key(c.labels)) for c in found]
-        keyed = [(c, key) for c, key in labelled if key is not None]
+        # The plain listing (no inspect per container, which fails for one removed meanwhile).
+        found = client.api.containers(all=True, filters={"label": LABEL_TASK_RUN})
+        keyed = [(c, key) for c in found if (key := _key(c.get("Labels"))) is not None]
         if not keyed:
             return removed
         ids = sorted({key[1] for _, key in keyed})
@@ -53,22 +54,28 @@ def reap_orphans(attempts_of: AttemptsOf, settings: ContainerSettings) -> list[s
             (a.run_id, a.task_run_id, a.number): a.outcome is not None for a in attempts_of(ids)
         }
         for container, key in keyed:
-            if over.get(key):  # unknown (another installation's) or running: left alone
-                try:
-                    # Killed first: some engines' forced removal waits out a stop timeout
-                    # (10 s) for a process that ignores SIGTERM.
-                    with contextlib.suppress(Exception):
-                        container.kill()
-                    container.remove(force=True)
-                except Exception as exc:  # removed meanwhile by its worker, or refused
-                    log.debug("container.reap_skipped", extra={"error": str(exc)})
-                    continue
-                removed.append(str(container.name))
-                log.warning(
-                    "container.reaped",
-                    extra={"container": container.name, "run_id": key[0], "task_run": key[1]},
-                )
+            if not over.get(key):  # running, or unknown here (another installation's)
+                continue
+            name = _name(container)
+            try:
+                # Killed first: some engines' forced removal waits out a stop timeout
+                # (10 s) for a process that ignores SIGTERM.
+                with contextlib.suppress(Exception):
+                    client.api.kill(container["Id"])
+                client.api.remove_container(container["Id"], force=True)
+            except Exception as exc:  # removed meanwhile by its worker, or refused
+                log.debug("container.reap_skipped", extra={"error": str(exc)})
+                continue
+            removed.append(name)
+            log.warning(
+                "container.reaped", extra={"container": name, "run_id": key[0], "task_run": key[1]}
+            )
     return removed
+
+
+def _name(container: dict[str, Any]) -> str:
+    names = container.get("Names") or [container.get("Id", "?")]
+    return str(names[0]).lstrip("/")
 
 
 def _key(labels: dict[str, str] | None) -> tuple[str, int, int] | None:
