@@ -272,3 +272,22 @@ def test_a_container_past_its_memory_limit_fails_saying_so(app: App) -> None:
         )
     ), task.error
     assert containers_of(run_id) == []
+
+
+def test_a_command_the_image_lacks_is_a_clear_error(tmp_path: Path) -> None:
+    require_podman()
+    from orchestrion.errors import TaskError
+    from orchestrion.spec.container import ContainerAction
+    from orchestrion.worker.containers.run import run_container
+    from orchestrion.worker.context import TaskContext
+
+    run_id = uuid.uuid4().hex[:20]
+    ctx = TaskContext(
+        run_id=run_id, task_run_id=1, task_name="t", workflow="w", attempt=1, idempotency_key="k"
+    )
+    settings = ContainerSettings(host=HOST, work_root=str(tmp_path / "work"))
+    action = ContainerAction(image=IMAGE, command=("no-such-program", "x"), pull="never")
+    with pytest.raises(TaskError, match=r"cannot start the container: .*no-such-program"):
+        run_container(action, ctx, timeout=30, settings=settings)
+    assert containers_of(run_id) == []
+    assert list((tmp_path / "work").iterdir()) == []  # the work folder went with it
