@@ -193,3 +193,12 @@ def test_the_engine_address_is_a_worker_setting(tmp_path: Path) -> None:
     assert plain.host is None and plain.base_url == DEFAULT_HOST
     work = Settings.from_env({"ORCHESTRION_CONTAINER_WORK_DIR": str(tmp_path)}).containers
     assert work.work_root == str(tmp_path)
+
+
+def test_templates_in_command_and_env_imply_dependencies() -> None:
+    spec = load_yaml_text(
+        "name: w\ntasks:\n  a: {shell: [echo, '1']}\n"
+        "  b:\n    container: {image: 'x:1', command: [echo, '{{ tasks.a }}']}\n"
+        "  c:\n    container: {image: 'x:1', env: {X: '{{ tasks.b }}'}}\n"
+    )
+    assert [(t.name, t.depends_on) for t in spec.tasks] == [("a", ()), ("b", ("a",)), ("c", ("b",))]
