@@ -291,3 +291,28 @@ def test_a_command_the_image_lacks_is_a_clear_error(tmp_path: Path) -> None:
         run_container(action, ctx, timeout=30, settings=settings)
     assert containers_of(run_id) == []
     assert list((tmp_path / "work").iterdir()) == []  # the work folder went with it
+
+
+@pytest.mark.parametrize("before", [65_536 - 5, 65_536 - 1, 65_536 - len(SECRET) + 1])
+def test_no_fragment_of_a_secret_survives_a_cut_line(tmp_path: Path, before: int) -> None:
+    """A line past 64 KiB is cut; a secret straddling the cut leaves no fragment behind."""
+    require_podman()
+    from orchestrion.auth.secret_box import Secret
+    from orchestrion.spec.container import ContainerAction
+    from orchestrion.worker.containers.run import run_container
+    from orchestrion.worker.context import TaskContext
+
+    lines: list[str] = []
+    ctx = TaskContext(
+        run_id=uuid.uuid4().hex[:20], task_run_id=1, task_name="t", workflow="w", attempt=1,
+        idempotency_key="k", secret_values={"pw": Secret(SECRET)},
+        log_sink=lambda stream, line: lines.append(line),
+    )  # fmt: skip
+    script = f"head -c {before} /dev/zero | tr '\\0' a; printf '%s\\n' \"$PW\"; echo after"
+    action = ContainerAction(image=IMAGE, command=("sh", "-c", script), pull="never")
+    settings = ContainerSettings(host=HOST, work_root=str(tmp_path / "work"))
+    result = run_container(action, ctx, timeout=60, extra_env={"PW": SECRET}, settings=settings)
+    assert result == "after"
+    assert lines[0].endswith(" [line truncated]") and len(lines) == 2
+    head = lines[0].removesuffix(" [line truncated]").rstrip("*")
+    assert set(head) == {"a"}, "a fragment of the secret survived the cut"

@@ -8,6 +8,7 @@ as shell tasks do, so a value straddling a cut leaves no fragment behind.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import threading
 import time
@@ -77,16 +78,29 @@ class LogFollower:
                 line = bytes(pending[:end])
                 del pending[: end + 1]
                 if not discarding:
-                    self._line(self._masker.mask(_decode(line)))
+                    self._emit(line)
                 discarding = False
             if len(pending) >= MAX_LINE_BYTES and not discarding:
-                head = bytes(pending[:MAX_LINE_BYTES]).decode("utf-8", errors="ignore")
-                self._line(self._masker.scrub_end(head) + _TRUNCATED_MARK)
+                self._cut(bytes(pending))
                 discarding = True
             if discarding:
                 pending.clear()
         if pending and not discarding:
-            self._line(self._masker.mask(_decode(bytes(pending))))
+            self._emit(bytes(pending))
+
+    def _emit(self, line: bytes) -> None:
+        if len(line) > MAX_LINE_BYTES:
+            self._cut(line)
+        else:
+            self._line(self._masker.mask(_decode(line)))
+
+    def _cut(self, data: bytes) -> None:
+        """The head of an over-long line; the rest is dropped. What is kept may end inside
+        a secret, so its end is scrubbed of any fragment of one."""
+        head = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(
+            data[:MAX_LINE_BYTES], final=False
+        )  # without a partial last character, which would hide the fragment before it
+        self._line(self._masker.scrub_end(head) + _TRUNCATED_MARK)
 
     def _keep(self, chunk: bytes) -> None:
         if self._keep_bytes <= 0 or self.overflowed:
