@@ -114,3 +114,64 @@ def test_a_killed_workers_container_is_reaped(tmp_path: Path) -> None:
                 subprocess.run(
                     ["podman", "rm", "-f", "-t", "0", name], capture_output=True, check=False
                 )
+
+
+RESUMABLE = f"""
+name: resumable
+tasks:
+  long:
+    container:
+      image: {IMAGE}
+      pull: never
+      command: [sh, -c, 'if [ "$ORCHESTRION_ATTEMPT" = 1 ]; then sleep 300; fi; echo done']
+"""
+
+
+def test_resuming_a_killed_local_run_removes_its_container(tmp_path: Path) -> None:
+    """``orchestrion run`` SIGKILLed mid-container; ``run --resume`` reaps the dead
+    process's lease at once, removes its container, and finishes the task in a new one."""
+    require_podman()
+    db = database_url_for(tmp_path / "resume.db")
+    flow = tmp_path / "resumable.yaml"
+    flow.write_text(RESUMABLE)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    env = {
+        **os.environ,
+        "ORCHESTRION_CONTAINER_HOST": HOST,
+        "ORCHESTRION_CONTAINER_WORK_DIR": str(tmp_path / "work"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("ORCHESTRION_DATABASE_URL", None)
+    first = Proc("run", ["run", str(flow), "--db", db], tmp_path, env, logs)
+    run_id = ""
+    try:
+
+        def started() -> str:
+            with App(Settings(database_url=db)).open() as app:
+                runs = app.runs.list_runs()
+            return runs[0].id if runs else ""
+
+        run_id = _wait("the run", started, 60, first.output)
+        _wait("its container", lambda: containers_of(run_id, running=True), 60, first.output)
+        first.kill_group()
+        first.wait(10)
+        assert containers_of(run_id, running=True), "the container died with its process"
+        resumed = subprocess.run(
+            [sys.executable, "-m", "orchestrion.cli.main", "run", "--resume", run_id,
+             "--db", db],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert containers_of(run_id) == []
+        with App(Settings(database_url=db)).open() as app:
+            (task,) = app.runs.task_runs(run_id)
+            outcomes = [a.outcome for a in app.runs.attempts(run_id)]
+        assert task.result == "done" and outcomes == ["lost", "succeeded"], outcomes
+    finally:
+        first.kill_group()
+        if run_id:
+            for name in containers_of(run_id):
+                subprocess.run(
+                    ["podman", "rm", "-f", "-t", "0", name], capture_output=True, check=False
+                )

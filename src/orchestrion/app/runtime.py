@@ -213,7 +213,8 @@ class Runtime(Facet):
         every: float = 0.25,
     ) -> RunRecord:
         """Drive a run to a final state with an in-process worker (``orchestrion run``)."""
-        queues = tuple(sorted({t.queue for t in self._all_tasks(run_id)} | {"default"}))
+        tasks = self._all_tasks(run_id)
+        queues = tuple(sorted({t.queue for t in tasks} | {"default"}))
         settings = self._core.settings
         tracer = start_tracing("orchestrion")
         worker = Worker(
@@ -236,8 +237,14 @@ class Runtime(Facet):
             connections=self._connections,
         )
         housekeeping = Maintenance(self.store.runs, self.clock, every=1.0)
+        # Only for a workflow with container tasks: a killed `orchestrion run` left its
+        # container running, and `--resume` removes it once the old lease is reaped.
+        uses_containers = any(t.action.kind == "container" for t in tasks)
+        reaper = self._container_reaper() if uses_containers else None
         worker.start()
         housekeeping.start()
+        if reaper is not None:
+            reaper.start()
         grace = 5.0
         try:
             while True:
@@ -251,6 +258,8 @@ class Runtime(Facet):
                     return run
                 self.store.notifier.wait_for_change(every)
         finally:
+            if reaper is not None:
+                reaper.stop()
             housekeeping.stop()
             worker.stop(grace=grace)
             if tracer is not None:
