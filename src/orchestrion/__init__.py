@@ -1,8 +1,8 @@
 """Orchestrion: workflows in Python or YAML, durable runs, retries and compensation.
 
 A workflow file needs only ``from orchestrion import task, workflow`` (plus ``shell``,
-``http`` and ``TaskContext`` where used); importing them does not pull in the database,
-the worker or the CLI.
+``http``, ``publish``, ``container`` and ``TaskContext`` where used); importing them does not
+pull in the database, the worker, the CLI or the container engine's client.
 
 Importing the package itself imports only the errors: every other name is imported on first
 use (PEP 562), because ``orchestrion.cli.main`` and the other subpackages import this
