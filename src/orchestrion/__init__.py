@@ -1,8 +1,8 @@
 """Orchestrion: workflows in Python or YAML, durable runs, retries and compensation.
 
 A workflow file needs only ``from orchestrion import task, workflow`` (plus ``shell``,
-``http``, ``sql``, ``plugin`` and ``TaskContext`` where used); importing them does not
-pull in the database, the worker or the CLI.
+``http``, ``sql``, ``plugin``, ``container`` and ``TaskContext`` where used); importing
+them does not pull in the database, the worker, the CLI or the container engine's client.
 
 Importing the package itself imports only the errors: every other name is imported on first
 use (PEP 562), because ``orchestrion.cli.main`` and the other subpackages import this
@@ -25,7 +25,17 @@ from orchestrion.errors import (
 
 if TYPE_CHECKING:
     from orchestrion.app import App
-    from orchestrion.spec.python import broker, http, plugin, publish, shell, sql, task, workflow
+    from orchestrion.spec.python import (
+        broker,
+        container,
+        http,
+        plugin,
+        publish,
+        shell,
+        sql,
+        task,
+        workflow,
+    )
     from orchestrion.worker.context import TaskContext
 
 __all__ = [
@@ -38,6 +48,7 @@ __all__ = [
     "TaskError",
     "TaskTimeout",
     "broker",
+    "container",
     "http",
     "plugin",
     "publish",
@@ -54,6 +65,7 @@ _LAZY = {
     "App": "orchestrion.app",
     "TaskContext": "orchestrion.worker.context",
     "broker": "orchestrion.spec.python",
+    "container": "orchestrion.spec.python",
     "http": "orchestrion.spec.python",
     "plugin": "orchestrion.spec.python",
     "publish": "orchestrion.spec.python",

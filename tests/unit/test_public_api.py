@@ -19,6 +19,7 @@ def test_all_is_exact() -> None:
         "TaskError",
         "TaskTimeout",
         "broker",
+        "container",
         "http",
         "plugin",
         "publish",

@@ -35,6 +35,7 @@ from orchestrion.worker.sizing import DEFAULT_CONCURRENCY, default_concurrency
 if TYPE_CHECKING:
     from orchestrion.triggers.notifications import Notifications
     from orchestrion.triggers.scheduler import Scheduler
+    from orchestrion.worker.containers.reaper import ContainerReaper
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -118,6 +119,7 @@ class Runtime(Facet):
                 heartbeat_every=self._core.settings.heartbeat_every,
                 http_allow=self._core.settings.http_allow,
                 labels=dict(plan.labels),
+                containers=self._core.settings.containers,
             ),
             self.clock,
             secrets=self._secrets,
@@ -128,17 +130,33 @@ class Runtime(Facet):
         # Workers take part in reaping under the maintenance duty's lease (the one
         # schedulers hold), so a killed worker's tasks are retried while only workers run.
         housekeeping = self.leased_maintenance(f"worker:{worker.id}")
+        reaper = self._container_reaper()
         worker.start()
         housekeeping.start()
+        if reaper is not None:
+            reaper.start()
         try:
             yield worker
         finally:
+            if reaper is not None:
+                reaper.stop()
             housekeeping.stop()
             worker.stop(grace=grace)
             if tracer is not None:
                 tracer.shutdown()
             if plan.executor is not None:
                 plan.executor.close()
+
+    def _container_reaper(self) -> ContainerReaper | None:
+        """On a machine with a container engine, what removes the containers of attempts
+        whose lease was reaped (a worker killed mid-task); it looks once per lease."""
+        settings = self._core.settings
+        if not settings.containers.configured():
+            return None
+        from orchestrion.worker.containers.reaper import ContainerReaper
+
+        every = max(settings.lease_seconds, 1.0)
+        return ContainerReaper(self.store.reads.attempts_of, settings.containers, every=every)
 
     def leased_maintenance(self, holder_id: str, every: float = 2.0) -> Maintenance:
         """The housekeeping loop under the ``maintenance`` duty's lease: it sweeps only
@@ -223,7 +241,8 @@ class Runtime(Facet):
         every: float = 0.25,
     ) -> RunRecord:
         """Drive a run to a final state with an in-process worker (``orchestrion run``)."""
-        queues = tuple(sorted({t.queue for t in self._all_tasks(run_id)} | {"default"}))
+        tasks = self._all_tasks(run_id)
+        queues = tuple(sorted({t.queue for t in tasks} | {"default"}))
         settings = self._core.settings
         tracer = start_tracing("orchestrion")
         worker = Worker(
@@ -237,6 +256,7 @@ class Runtime(Facet):
                 lease_seconds=settings.lease_seconds,
                 heartbeat_every=settings.heartbeat_every,
                 http_allow=settings.http_allow,
+                containers=settings.containers,
                 labels=None,  # a local run runs all of its tasks, whatever they require
             ),
             self.clock,
@@ -245,8 +265,14 @@ class Runtime(Facet):
             connections=self._connections,
         )
         housekeeping = Maintenance(self.store.runs, self.clock, every=1.0)
+        # Only for a workflow with container tasks: a killed `orchestrion run` left its
+        # container running, and `--resume` removes it once the old lease is reaped.
+        uses_containers = any(t.action.kind == "container" for t in tasks)
+        reaper = self._container_reaper() if uses_containers else None
         worker.start()
         housekeeping.start()
+        if reaper is not None:
+            reaper.start()
         grace = 5.0
         try:
             while True:
@@ -260,6 +286,8 @@ class Runtime(Facet):
                     return run
                 self.store.notifier.wait_for_change(every)
         finally:
+            if reaper is not None:
+                reaper.stop()
             housekeeping.stop()
             worker.stop(grace=grace)
             if tracer is not None:

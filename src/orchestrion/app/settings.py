@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 from orchestrion.auth.secret_box import DEV_MODE_ENV, KEY_ENV, KEY_FILE_ENV, KeyRing, load_key_ring
 from orchestrion.auth.ssrf import AllowList
 from orchestrion.errors import OrchestrionError
+from orchestrion.worker.containers.settings import ContainerSettings
 
 __all__ = [
+    "CONTAINER_HOST_ENV",
+    "CONTAINER_WORK_DIR_ENV",
     "DEFAULT_DATABASE_URL",
     "HTTP_ALLOW_ENV",
     "METRICS_SCRAPERS_ENV",
@@ -35,6 +38,12 @@ TRUSTED_PROXIES_ENV = "ORCHESTRION_TRUSTED_PROXIES"
 METRICS_SCRAPERS_ENV = "ORCHESTRION_METRICS_SCRAPERS"
 
 DEFAULT_DATABASE_URL = "sqlite:///.orchestrion/orchestrion.db"
+
+#: The container engine's API (``unix:///run/podman/podman.sock``, ``tcp://host:2376``) that
+#: workers run container tasks on; unset: ``DOCKER_HOST``, else Docker's default socket.
+CONTAINER_HOST_ENV = "ORCHESTRION_CONTAINER_HOST"
+#: Where workers make the per-attempt work folders they mount into containers.
+CONTAINER_WORK_DIR_ENV = "ORCHESTRION_CONTAINER_WORK_DIR"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +71,9 @@ class Settings:
     #: Addresses that may scrape ``GET /metrics`` without a token
     #: (``ORCHESTRION_METRICS_SCRAPERS``); empty: a token is needed (docs/operating.md).
     metrics_scrapers: tuple[str, ...] = ()
+    #: Where container tasks run (``ORCHESTRION_CONTAINER_HOST``, ``DOCKER_HOST``) and their
+    #: work folders (``ORCHESTRION_CONTAINER_WORK_DIR``).
+    containers: ContainerSettings = field(default_factory=ContainerSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, db: str | None = None) -> Settings:
@@ -92,7 +104,15 @@ class Settings:
             metrics_scrapers=networks(
                 METRICS_SCRAPERS_ENV, env.get(METRICS_SCRAPERS_ENV, "").split(",")
             ),
+            containers=_containers(env),
         )
+
+
+def _containers(env: Mapping[str, str]) -> ContainerSettings:
+    host = env.get(CONTAINER_HOST_ENV, "").strip() or env.get("DOCKER_HOST", "").strip()
+    work = env.get(CONTAINER_WORK_DIR_ENV, "").strip()
+    default = ContainerSettings()
+    return ContainerSettings(host=host or None, work_root=work or default.work_root)
 
 
 def trusted_proxies(entries: Iterable[str]) -> tuple[str, ...]:

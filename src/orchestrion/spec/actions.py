@@ -1,4 +1,4 @@
-"""What a task does: the five core action kinds a task (or its undo) runs, one model each,
+"""What a task does: the six core action kinds a task (or its undo) runs, one model each,
 and `PluginAction`, every other kind (`orchestrion.spec.kinds`): built in (``sql``) or
 third-party.
 
@@ -15,6 +15,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, model_validator
 
+from orchestrion.spec.container import ContainerAction
 from orchestrion.spec.fields import (
     SECRET_NAME_PATTERN,
     Bool,
@@ -32,6 +33,7 @@ __all__ = [
     "DESTINATIONS",
     "SQL_KINDS",
     "Action",
+    "ContainerAction",
     "HttpAction",
     "PluginAction",
     "PublishAction",
@@ -184,6 +186,12 @@ class PluginAction(FrozenModel):
 
 
 Action = Annotated[
-    PythonAction | ShellAction | HttpAction | SubWorkflowAction | PublishAction | PluginAction,
+    PythonAction
+    | ShellAction
+    | HttpAction
+    | SubWorkflowAction
+    | PublishAction
+    | ContainerAction
+    | PluginAction,
     Field(discriminator="kind"),
 ]

@@ -18,6 +18,7 @@ from typing import Any
 
 from orchestrion.auth.principals import NAMESPACE_RE
 from orchestrion.spec.actions import BROKER_KINDS
+from orchestrion.spec.container import PULL_POLICIES, RESULT_FORMS
 from orchestrion.spec.kinds import KindRegistry, builtin_kinds
 from orchestrion.spec.model import (
     LABEL_PATTERN,
@@ -78,6 +79,7 @@ def _defs(kinds: list[str]) -> dict[str, Any]:
         "http": _http(),
         "workflow": _workflow_action(),
         "publish": _publish(),
+        "container": _container(),
         "undo": _undo(kinds),
         "task": _task(kinds),
     }
@@ -240,6 +242,40 @@ def _publish() -> dict[str, Any]:
             "timeout": _ref("duration"),
         },
         required=["kind", "connection"],
+    )
+
+
+def _container() -> dict[str, Any]:
+    argv = {"type": "array", "minItems": 1, "items": {"type": "string"}}
+    result_file = _object(
+        {"file": _string("An absolute path in the container: a JSON file.", pattern="^/")},
+        required=["file"],
+    )
+    resources = _object(
+        {
+            "cpus": {"type": "number", "exclusiveMinimum": 0, "description": "CPU cores."},
+            "memory": {
+                "oneOf": [{"type": "string"}, {"type": "integer", "minimum": 1}],
+                "description": "Memory limit like 512Mi, 1Gi, 300M (bytes if a number).",
+            },
+        }
+    )
+    return _object(
+        {
+            "image": _string("The image (built or pulled on the worker's engine).", minLength=1),
+            "command": {**argv, "description": "argv; each element may hold templates."},
+            "entrypoint": {**argv, "description": "Replaces the image's entrypoint."},
+            "env": _ref("stringMap"),
+            "secrets": _task([])["properties"]["secrets"],
+            "resources": resources,
+            "result": {
+                "oneOf": [{"enum": list(RESULT_FORMS)}, result_file],
+                "default": "last-line",
+            },
+            "pull": {"enum": list(PULL_POLICIES), "default": "if-missing"},
+            "work_dir": _string("Where the attempt's work folder is mounted.", default="/work"),
+        },
+        required=["image"],
     )
 
 

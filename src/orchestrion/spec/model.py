@@ -25,6 +25,7 @@ from pydantic import Field, field_validator, model_validator
 from orchestrion.errors import CycleError
 from orchestrion.spec.actions import (
     Action,
+    ContainerAction,
     HttpAction,
     PluginAction,
     PublishAction,
@@ -64,6 +65,7 @@ __all__ = [
     "SECRET_NAME_PATTERN",
     "SPEC_VERSION",
     "Action",
+    "ContainerAction",
     "Duration",
     "HttpAction",
     "InputSpec",
@@ -225,7 +227,7 @@ class TaskSpec(FrozenModel):
     @model_validator(mode="after")
     def _secret_env_free(self) -> TaskSpec:
         for action in (self.action, self.undo):
-            if isinstance(action, ShellAction):
+            if isinstance(action, ShellAction | ContainerAction):
                 both = sorted(set(action.env) & set(self.secrets))
                 if both:
                     raise ValueError(f"{both[0]!r} is set both by 'env' and by 'secrets'")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrion.spec.actions import (
+    ContainerAction,
     HttpAction,
     PluginAction,
     PublishAction,
@@ -109,8 +110,8 @@ class ExpressionCheck:
 
     def action(self, act: Any, field: str, readable: frozenset[str], *, item: bool) -> None:
         """The fields a worker renders: shell argv/env/cwd (never a script), http url,
-        headers and body, sub-workflow params, publish destination, headers and body, a plugin
-        kind's options."""
+        headers and body, sub-workflow params, publish destination, headers and body,
+        container command and env, a plugin kind's options."""
         fields: dict[str, Any] = {}
         if isinstance(act, ShellAction):
             fields = {"argv": act.argv, "env": act.env, "cwd": act.cwd}
@@ -126,5 +127,7 @@ class ExpressionCheck:
                 "headers": act.headers,
                 "body": act.body,
             }
+        elif isinstance(act, ContainerAction):
+            fields = {"command": act.command, "env": act.env}
         for name, value in fields.items():
             self.templates(value, f"{field}.{name}", readable, item=item)

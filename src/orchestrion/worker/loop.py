@@ -39,6 +39,7 @@ from orchestrion.worker import runner
 from orchestrion.worker.attempts import Attempts
 from orchestrion.worker.capture import install_capture, uninstall_capture
 from orchestrion.worker.code import CodeRegistry
+from orchestrion.worker.containers.settings import ContainerSettings
 from orchestrion.worker.context import TaskContext
 from orchestrion.worker.executors import Executor
 from orchestrion.worker.health import StoreHealth, guarded, next_delay
@@ -84,6 +85,8 @@ class WorkerSettings:
     )
     #: Non-public destinations HTTP tasks may reach (loopback, private, metadata: refused).
     http_allow: AllowList = field(default_factory=AllowList)
+    #: Where container tasks run (the engine's API) and their work folders.
+    containers: ContainerSettings = field(default_factory=ContainerSettings)
 
 
 class Worker:
@@ -422,6 +425,7 @@ class Worker:
             executor=self._executor_for(task),
             endpoint=publish_to,
             connections=endpoints,
+            containers=self.settings.containers,
         )
         if outcome is None or masker is None:
             return outcome

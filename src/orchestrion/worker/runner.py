@@ -17,6 +17,7 @@ from orchestrion.spec.actions import DESTINATIONS
 from orchestrion.spec.bundle import CodeBundle
 from orchestrion.spec.expressions import compile_expression, render, render_url, to_text
 from orchestrion.spec.model import (
+    ContainerAction,
     HttpAction,
     PluginAction,
     PublishAction,
@@ -29,6 +30,7 @@ from orchestrion.spec.model import (
 from orchestrion.store.records import Claim, Outcome
 from orchestrion.worker.capture import attempt_capture
 from orchestrion.worker.code import CodeRegistry
+from orchestrion.worker.containers.settings import ContainerSettings
 from orchestrion.worker.context import TaskContext
 from orchestrion.worker.executors import (
     Executor,
@@ -71,12 +73,14 @@ def execute(
     executor: Executor | None = None,
     endpoint: Endpoint | None = None,
     connections: Mapping[str, Endpoint] | None = None,
+    containers: ContainerSettings | None = None,
 ) -> Outcome | None:
     """Run the attempt; None when it produced no outcome yet (a sub-workflow now waits).
 
     `http_allow` names the non-public destinations HTTP tasks may reach. A Python action
     runs in `executor` when given, else in this thread. `endpoint` is a publish task's
-    opened connection; `connections` those a plugin kind named, opened by name."""
+    opened connection; `connections` those a plugin kind named, opened by name;
+    `containers` says where container tasks run."""
     task = spec.task(claim.task_name.removeprefix("undo:"))
     scope = {"params": claim.params, "tasks": claim.upstream, "item": claim.item}
     try:
@@ -95,8 +99,8 @@ def execute(
                 from orchestrion.worker.kinds import run_plugin
 
                 result = run_plugin(action, ctx, scope, connections or {}, task.timeout)
-            elif isinstance(action, PublishAction):
-                result = _publish(action, task, ctx, scope, endpoint)
+            elif isinstance(action, PublishAction | ContainerAction):
+                result = _run_io(action, task, ctx, scope, endpoint, containers)
             else:
                 result = _run_action(
                     action, task, spec.code, claim, ctx, code, scope, http_allow, executor
@@ -113,6 +117,20 @@ def execute(
     except Exception as exc:
         return _failure(claim, ctx, exc)
     return _outcome(claim, "succeeded", result=result)
+
+
+def _run_io(
+    action: PublishAction | ContainerAction,
+    task: TaskSpec,
+    ctx: TaskContext,
+    scope: dict[str, Any],
+    endpoint: Endpoint | None,
+    containers: ContainerSettings | None,
+) -> Any:
+    """A publish task (on its opened connection) or a container task (on its engine)."""
+    if isinstance(action, PublishAction):
+        return _publish(action, task, ctx, scope, endpoint)
+    return _container(action, task, ctx, scope, containers)
 
 
 def _run_action(
@@ -182,6 +200,35 @@ def _publish(
         }
     )
     return run_publish(concrete, ctx, endpoint, timeout=task.timeout)
+
+
+def _container(
+    action: ContainerAction,
+    task: TaskSpec,
+    ctx: TaskContext,
+    scope: dict[str, Any],
+    containers: ContainerSettings | None,
+) -> Any:
+    from orchestrion.worker.containers.run import run_container
+
+    concrete = action.model_copy(
+        update={
+            "command": None
+            if action.command is None
+            else tuple(_text(render(a, scope)) for a in action.command),
+            "env": {k: _text(render(v, scope)) for k, v in action.env.items()},
+        }
+    )
+    # Secrets reach that container's environment only, never through templates.
+    secret_env = {env: ctx.secret(name) for env, name in task.secrets.items()}
+    return run_container(
+        concrete,
+        ctx,
+        timeout=task.timeout,
+        extra_env=secret_env,
+        settings=containers,
+        inputs=scope,
+    )
 
 
 def _text(value: Any) -> str:

@@ -56,7 +56,7 @@ from types import ModuleType
 from typing import NoReturn
 
 from orchestrion.errors import OrchestrionError, SpecError
-from orchestrion.spec.python.actions import http, plugin, publish, shell, sql
+from orchestrion.spec.python.actions import container, http, plugin, publish, shell, sql
 from orchestrion.spec.python.build import MappedTaskRef, ParamRef, Ref, TaskRef
 from orchestrion.spec.python.options import CommonOptions, ShellOptions, TaskOptions
 from orchestrion.spec.python.task import Task, task
@@ -75,6 +75,7 @@ __all__ = [
     "TaskRef",
     "Workflow",
     "broker",
+    "container",
     "http",
     "load_python_file",
     "load_python_module",

@@ -1,6 +1,6 @@
-"""``shell(...)``, ``http(...)``, ``publish(...)``, ``sql(...)`` and ``plugin(...)`` (any
-task kind, `orchestrion.spec.kinds`): non-Python tasks, declared from inside a workflow
-function.
+"""``shell(...)``, ``http(...)``, ``publish(...)``, ``container(...)``, ``sql(...)`` and
+``plugin(...)`` (any task kind, `orchestrion.spec.kinds`): non-Python tasks, declared from
+inside a workflow function.
 
 Refs passed as values (a whole argv element, an env value, the URL, a header, a JSON body
 leaf) become ``{{ expr }}`` templates that the worker renders at run time, and make the task
@@ -18,7 +18,14 @@ from pydantic import ValidationError
 
 from orchestrion.errors import SpecError
 from orchestrion.spec.kinds import installed_kinds, options_message
-from orchestrion.spec.model import Action, HttpAction, PluginAction, PublishAction, ShellAction
+from orchestrion.spec.model import (
+    Action,
+    ContainerAction,
+    HttpAction,
+    PluginAction,
+    PublishAction,
+    ShellAction,
+)
 from orchestrion.spec.python.build import (
     BuildState,
     TaskRef,
@@ -36,7 +43,7 @@ from orchestrion.spec.python.options import (
 from orchestrion.spec.python.task import record_task
 from orchestrion.spec.python.values import Collector, json_literal, template, template_str
 
-__all__ = ["http", "plugin", "publish", "shell", "sql"]
+__all__ = ["container", "http", "plugin", "publish", "shell", "sql"]
 
 _SHELL_KEYS: frozenset[str] = ShellOptions.__optional_keys__
 _HTTP_KEYS: frozenset[str] = CommonOptions.__optional_keys__
@@ -260,6 +267,57 @@ def _refuse_formatted_refs(col: Collector, value: Any, fail: Any) -> None:
             stack.extend(node)
         elif isinstance(node, dict):
             stack.extend(node.values())
+
+
+def container(
+    name: str,
+    image: str,
+    *extra: Any,
+    command: Sequence[Any] | None = None,
+    entrypoint: Sequence[str] | None = None,
+    env: Mapping[str, Any] | None = None,
+    resources: Mapping[str, Any] | None = None,
+    result: str | Mapping[str, str] = "last-line",
+    pull: str = "if-missing",
+    work_dir: str = "/work",
+    **options: Unpack[ShellOptions],
+) -> TaskRef:
+    """A task that runs ``command`` (argv; refs in it and in ``env`` become templates) in a
+    fresh container of ``image`` on the worker's container engine.
+
+    ``resources`` limits it (``{"cpus": 1.5, "memory": "512Mi"}``); ``result`` is
+    ``"last-line"`` (of stdout, the default), ``"stdout"`` (parsed as JSON), ``"none"`` or
+    ``{"file": "/out/result.json"}``; ``pull`` is ``"if-missing"``, ``"always"`` or
+    ``"never"``. Secrets go in with ``secrets={"ENV_VAR": "secret-name"}``: that container's
+    environment only, masked in what the task reports.
+    """
+    state, col = _start(name, "container", options, _SHELL_KEYS)
+    _no_extra(state, name, "container(name, image)", "command=, env=, timeout=", extra)
+    if isinstance(command, str):
+        raise state.error(name, "command is a list of arguments; for a line use ['sh', '-c', ...]")
+    command_t = None
+    if command is not None:
+        command_t = tuple(template_str(a, col, f"command[{i}]") for i, a in enumerate(command))
+    env_t = {str(k): template_str(v, col, f"env[{k!r}]") for k, v in (env or {}).items()}
+    limits = dict(resources or {})
+    if isinstance(limits.get("memory"), int):
+        limits["memory"] = str(limits["memory"])
+
+    def build() -> Action:
+        return ContainerAction.model_validate(
+            {
+                "image": image,
+                "command": command_t,
+                "entrypoint": None if entrypoint is None else tuple(entrypoint),
+                "env": env_t,
+                "resources": limits,
+                "result": result if isinstance(result, str) else dict(result),
+                "pull": pull,
+                "work_dir": work_dir,
+            }
+        )
+
+    return _finish(state, col, build, dict(options))
 
 
 def _start(

@@ -1,6 +1,6 @@
 """The action of a YAML task or undo (``python``, ``shell``, ``http``, ``workflow``,
-``publish``, or the key of a task kind such as ``sql``: `orchestrion.spec.kinds`),
-translated into the spec's tagged `Action` shape.
+``publish``, ``container``, or the key of a task kind such as ``sql``:
+`orchestrion.spec.kinds`), translated into the spec's tagged `Action` shape.
 
 Each kind has its shorthands (a shell argv as a bare list, a sub-workflow as a bare name)
 and its templated fields, whose expressions are checked through the task's `TaskRefs`.
@@ -24,6 +24,7 @@ from orchestrion.spec.yaml.refs import SCOPE_NAMES, TaskRefs
 
 __all__ = [
     "ACTION_KEYS",
+    "CONTAINER_KEYS",
     "HTTP_KEYS",
     "IDENTIFIER",
     "PUBLISH_KEYS",
@@ -33,10 +34,14 @@ __all__ = [
     "kind_keys",
 ]
 
-ACTION_KEYS: Final = ("python", "shell", "http", "workflow", "publish")
+ACTION_KEYS: Final = ("python", "shell", "http", "workflow", "publish", "container")
 SHELL_KEYS: Final = ("argv", "script", "env", "cwd", "json_output")
 HTTP_KEYS: Final = ("method", "url", "headers", "json", "expect_status", "timeout")
 WORKFLOW_KEYS: Final = ("name", "params")
+CONTAINER_KEYS: Final = (
+    "image", "command", "entrypoint", "env", "secrets", "resources", "result", "pull",
+    "work_dir",
+)  # fmt: skip
 PUBLISH_KEYS: Final = (
     "kind",
     "connection",
@@ -81,8 +86,8 @@ def action(
     if not present:
         raise ctx.error(
             path,
-            f"{what} needs an action: one of python, shell, http, workflow or publish, or a"
-            f" task kind ({', '.join(installed_kinds().names())})",
+            f"{what} needs an action: one of python, shell, http, workflow, publish or"
+            f" container, or a task kind ({', '.join(installed_kinds().names())})",
         )
     if len(present) > 1:
         raise ctx.error(
@@ -251,10 +256,42 @@ def _publish(ctx: LoadContext, path: Path, spec: Path, raw: Any, refs: TaskRefs)
     return {"kind": "publish", "broker": kind, **body}
 
 
+def _container(
+    ctx: LoadContext, path: Path, spec: Path, raw: Any, refs: TaskRefs
+) -> dict[str, Any]:
+    """A container action. Its ``secrets`` are the task's (the caller lifts them into
+    the task's ``secrets``): the spec keeps every secret reference in one place."""
+    if isinstance(raw, str):
+        return {"kind": "container", "image": raw}
+    body = dict(expect_mapping(ctx, path, raw, "'container' (an image, or {image, command, ...})"))
+    check_keys(ctx, path, body, CONTAINER_KEYS, "the container action")
+    if "image" not in body:
+        raise ctx.error(path, "a container action needs 'image' (like localhost/tools/etl:1)")
+    if isinstance(body.get("command"), str):
+        raise ctx.error(
+            (*path, "command"),
+            "'command' is a list of arguments (no shell parses it); for a command line use"
+            " [sh, -c, '...']",
+        )
+    for key in ("command", "env"):
+        if key in body:
+            refs.templates((*path, key), body[key])
+    for name in body["env"] if isinstance(body.get("env"), dict) else ():
+        if not IDENTIFIER.fullmatch(str(name)):
+            raise ctx.error(
+                (*path, "env", name), f"bad environment variable name '{name}'", at_key=True
+            )
+    resources = body.get("resources")
+    if isinstance(resources, dict) and isinstance(resources.get("memory"), int):
+        body["resources"] = {**resources, "memory": str(resources["memory"])}
+    return {"kind": "container", **body}
+
+
 _ACTIONS: Final[dict[str, Callable[[LoadContext, Path, Path, Any, TaskRefs], dict[str, Any]]]] = {
     "python": _python,
     "shell": _shell,
     "http": _http,
     "workflow": _subworkflow,
     "publish": _publish,
+    "container": _container,
 }

@@ -66,9 +66,11 @@ def _task(ctx: LoadContext, index: int, name: str, raw: Any, names: list[str]) -
         out["retry"] = _retry(ctx, (*path, "retry"), body["retry"])
     if "secrets" in body:
         out["secrets"] = _secrets(ctx, (*path, "secrets"), body["secrets"])
+    _lift_secrets(ctx, path, out, out["action"])
     undo_refs: list[tuple[str, Path]] = []
     if "undo" in body:
         out["undo"], undo_refs = _undo(ctx, index, name, body["undo"], names, "map" in body)
+        _lift_secrets(ctx, (*path, "undo"), out, out["undo"])
     out["depends_on"] = _implied(ctx, name, depends_on, refs.found, undo_refs)
     return out
 
@@ -145,6 +147,23 @@ def _secrets(ctx: LoadContext, path: Path, raw: Any) -> dict[str, str]:
                 f" got {describe(name)}",
             )
     return body
+
+
+def _lift_secrets(ctx: LoadContext, path: Path, out: dict[str, Any], act: dict[str, Any]) -> None:
+    """A container block's ``secrets`` become the task's: one place in the spec, opened
+    and masked by the worker like any task's. The same variable may not name two."""
+    if "secrets" not in act:
+        return
+    where: Path = (*path, act["kind"], "secrets")
+    lifted = _secrets(ctx, where, act.pop("secrets"))
+    merged = dict(out.get("secrets", {}))
+    for env, name in lifted.items():
+        if merged.get(env, name) != name:
+            raise ctx.error(
+                (*where, env), f"'{env}' names two secrets ('{merged[env]}' and '{name}')"
+            )
+        merged[env] = name
+    out["secrets"] = merged
 
 
 def _retry(ctx: LoadContext, path: Path, raw: Any) -> dict[str, Any]:
