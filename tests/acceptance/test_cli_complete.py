@@ -105,19 +105,31 @@ def test_schedules_and_workers_list_the_same_both_ways(s: Setup) -> None:
     assert found[0]["id"] in here and found[0]["id"] in there
 
 
+#: A scheduled workflow whose runs outlast the test, so that its backfills are still
+#: running when canceled (nightly's runs end in a few milliseconds).
+SLOW = """\
+name: slow
+schedules:
+  - cron: "0 4 * * *"
+tasks:
+  wait:
+    shell: [sleep, "60"]
+"""
+
+
 def test_backfills_create_list_show_cancel_both_ways(s: Setup) -> None:
+    (s.work / "slow.yaml").write_text(SLOW)
+    s.local("deploy", "slow.yaml")
     # the old spelling still creates one, and `create` does the same through the server
-    said = s.local("backfill", "nightly", "--from", "2026-11-01", "--to", "2026-11-02")
+    said = s.local("backfill", "slow", "--from", "2026-11-01", "--to", "2026-11-02")
     first = said.stdout.split()[1].rstrip(":")
-    assert said.stdout.startswith(f"backfill {first}: will create 2 runs of nightly"), said.stdout
+    assert said.stdout.startswith(f"backfill {first}: will create 2 runs of slow"), said.stdout
     made = s.remote(
-        "backfill", "create", "nightly", "--from", "2026-10-01", "--to", "2026-10-03", "-o", "json"
+        "backfill", "create", "slow", "--from", "2026-10-01", "--to", "2026-10-03", "-o", "json"
     )
     second = json.loads(made.stdout)
     assert (second["total"], second["state"]) == (3, "running")
-    plan = s.remote(
-        "backfill", "nightly", "--from", "2026-09-01", "--to", "2026-09-09", "--dry-run"
-    )
+    plan = s.remote("backfill", "slow", "--from", "2026-09-01", "--to", "2026-09-09", "--dry-run")
     assert "would create 9 runs" in plan.stdout
 
     s.local("backfill", "cancel", first)

@@ -199,6 +199,8 @@ def test_a_bad_last_event_id_is_refused_before_the_stream_starts(
             {"workflow": "w", "start": "2024-01-01", "end": "2024-01-02", "max_active": 1},
             "max_active",
         ),
+        ("PUT", "/api/v1/retention/ns", {"keep_last": 1}, "keep_last"),
+        ("POST", "/api/v1/retention/prune", {"older_than": 60, "dry_run": True}, "keep_last"),
     ],
 )
 @pytest.mark.parametrize("value", HUGE, ids=str)
@@ -226,10 +228,11 @@ def test_the_body_fields_above_are_every_integer_of_a_request_body(served: Serve
                 model = schemas[ref.rsplit("/", 1)[1]]
                 for name, prop in model.get("properties", {}).items():
                     kinds = [prop, *prop.get("anyOf", [])]
-                    if any(k.get("type") == "integer" for k in kinds):
+                    integers = [k for k in kinds if k.get("type") == "integer"]
+                    if integers:
                         found.add(name)
-                        assert "maximum" in prop, (ref, name)
-    assert found == {"priority", "max_running", "max_active"}
+                        assert all("maximum" in k for k in integers), (ref, name)
+    assert found == {"priority", "max_running", "max_active", "keep_last"}
 
 
 def _spec(**extra: Any) -> dict[str, Any]:
