@@ -1,11 +1,14 @@
 """Task kinds as plugins (issue 15): the interface a kind implements, and where kinds are found.
 
 A *task kind* is what a task does, named by the key a YAML task uses for it (``sql:``,
-``example-greet:``). Orchestrion's first five kinds (``python``, ``shell``, ``http``,
-``workflow``, ``publish``) are part of the spec's `Action` union and keep their own models,
-so that stored specs and version hashes never change; every kind after them, built in
-(``sql``) or third-party, implements `TaskKind` and is stored the same way, as a
-`PluginAction` (``{"kind": "plugin", "plugin": NAME, "options": {...}}``).
+``example-greet:``). Orchestrion's first kinds (``python``, ``shell``, ``http``,
+``workflow``, ``publish``, ``container``) are part of the spec's `Action` union and keep their
+own models, so that stored specs and version hashes never change; every kind after them,
+built in (``sql``) or third-party, implements `TaskKind` and is stored the same way, as a
+`PluginAction` (``{"kind": "plugin", "plugin": NAME, "options": {...}}``). A worker runs
+every kind but ``python`` and ``workflow`` through `TaskKind` too: the core ones' runners
+(`CORE_KINDS`) take their own spec model as options (docs/architecture.md says why Python
+and sub-workflow tasks stay apart).
 
 A kind is:
 
@@ -50,6 +53,7 @@ from orchestrion.errors import SpecError
 __all__ = [
     "BUILTIN_KINDS",
     "CORE_ACTIONS",
+    "CORE_KINDS",
     "ENTRY_POINT_GROUP",
     "KIND_NAME_PATTERN",
     "KindConnection",
@@ -72,6 +76,22 @@ CORE_ACTIONS: Final = ("python", "shell", "http", "workflow", "publish")
 #: Kinds that ship with Orchestrion but go through this interface, as ``module:attr``:
 #: loaded the same way as an entry point, so a built-in kind is no different from a plugin.
 BUILTIN_KINDS: Final[Mapping[str, str]] = {"sql": "orchestrion.kinds.sql:SqlKind"}
+
+#: The runners of the core kinds that are not Python code or a store operation, as
+#: ``module:attr``. Their specs stay the `Action` union's own models (stored JSON and version
+#: hashes unchanged), but a worker runs them through this interface, like every other kind:
+#: `TaskKind.render` makes the attempt's concrete model, `TaskKind.run` runs it. They live in
+#: the worker (they drive processes, sockets and container engines) and are imported only by
+#: a worker running such a task; they are not YAML keys of their own (`KindRegistry.names`).
+CORE_KINDS: Final[Mapping[str, str]] = {
+    name: f"orchestrion.worker.core_kinds:{cls}"
+    for name, cls in (
+        ("shell", "ShellKind"),
+        ("http", "HttpKind"),
+        ("publish", "PublishKind"),
+        ("container", "ContainerKind"),
+    )
+}
 
 #: A kind's name, which is its YAML key.
 KIND_NAME_PATTERN: Final = r"^[a-z][a-z0-9_-]{0,62}$"
@@ -203,6 +223,19 @@ class TaskKind(Generic[OptionsT]):
         self.check(options)
         return options
 
+    def render(self, stored: Any, scope: Mapping[str, Any]) -> Any:
+        """The options of one attempt before `validate`: `stored` (the options the spec
+        holds) with the string leaves of the `templated` fields rendered over `scope`
+        (``params``, ``tasks``, ``item``). Called by the worker only; a core kind, whose
+        stored options are its own spec model, overrides it to render that model."""
+        from orchestrion.spec.expressions import render
+
+        options = dict(stored)
+        for name in self.templated:
+            if name in options:
+                options[name] = render(options[name], scope)
+        return options
+
     def check(self, options: OptionsT) -> None:
         """Checks across fields that the model cannot express; raise `ValueError`."""
 
@@ -252,6 +285,8 @@ class KindRegistry:
     sources: Mapping[str, str | TaskKind[Any]]
     #: Where a source came from, for error messages (``package 'orchestrion-example'``).
     origins: Mapping[str, str] = field(default_factory=dict)
+    #: The core kinds' runners (`CORE_KINDS`): found by `core_kind`, not YAML keys.
+    core: Mapping[str, str | TaskKind[Any]] = field(default_factory=dict)
     _loaded: dict[str, TaskKind[Any]] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -267,15 +302,28 @@ class KindRegistry:
         with self._lock:
             found = self._loaded.get(name)
             if found is None:
-                found = self._loaded[name] = self._load(name)
+                found = self._loaded[name] = self._load(name, self.sources.get(name))
+            return found
+
+    def core_kind(self, name: str) -> TaskKind[Any]:
+        """The runner of the core kind `name` (``shell``, ``http``, ...); `SpecError` if
+        there is none. Kept apart from `get`, so a core kind never turns into a plugin key."""
+        source = self.core.get(name)
+        if source is None:
+            raise SpecError(f"no runner for the core task kind {name!r}")
+        with self._lock:
+            found = self._loaded.get(f"core:{name}")
+            if found is None:
+                found = self._loaded[f"core:{name}"] = self._load(name, source, "core")
             return found
 
     def all(self) -> list[TaskKind[Any]]:
         """Every kind, loaded, by name."""
         return [self.get(name) for name in self.names()]
 
-    def _load(self, name: str) -> TaskKind[Any]:
-        source = self.sources.get(name)
+    def _load(
+        self, name: str, source: str | TaskKind[Any] | None, origin: str | None = None
+    ) -> TaskKind[Any]:
         if source is None:
             known = ", ".join(self.names()) or "none"
             raise SpecError(
@@ -284,7 +332,7 @@ class KindRegistry:
             )
         if not isinstance(source, str):
             return _checked(name, source)
-        origin = self.origins.get(name, source)
+        origin = origin or self.origins.get(name, source)
         module, _, attr = source.partition(":")
         try:
             target: Any = importlib.import_module(module)
@@ -305,7 +353,9 @@ def _checked(name: str, kind: Any) -> TaskKind[Any]:
 
 def builtin_kinds() -> KindRegistry:
     """The kinds that ship with Orchestrion (what the committed JSON Schema documents)."""
-    return KindRegistry(dict(BUILTIN_KINDS), {n: "built in" for n in BUILTIN_KINDS})
+    return KindRegistry(
+        dict(BUILTIN_KINDS), {n: "built in" for n in BUILTIN_KINDS}, core=dict(CORE_KINDS)
+    )
 
 
 @functools.cache
@@ -316,14 +366,14 @@ def installed_kinds() -> KindRegistry:
     sources: dict[str, str | TaskKind[Any]] = dict(BUILTIN_KINDS)
     origins = {n: "built in" for n in BUILTIN_KINDS}
     for point in _entry_points():
-        taken = point.name in sources or point.name in CORE_ACTIONS
+        taken = point.name in sources or point.name in CORE_ACTIONS or point.name in CORE_KINDS
         if taken or point.name in _RESERVED or not re.fullmatch(KIND_NAME_PATTERN, point.name):
             log.warning("task_kind.refused", extra={"kind": point.name, "value": point.value})
             continue
         sources[point.name] = point.value
         dist = getattr(point, "dist", None)
         origins[point.name] = f"package {getattr(dist, 'name', '?')!r}, {point.value}"
-    return KindRegistry(sources, origins)
+    return KindRegistry(sources, origins, core=dict(CORE_KINDS))
 
 
 def _entry_points() -> Iterable[Any]:
