@@ -42,7 +42,7 @@ import importlib
 import logging
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
 
@@ -360,20 +360,67 @@ def builtin_kinds() -> KindRegistry:
 
 @functools.cache
 def installed_kinds() -> KindRegistry:
-    """The built-in kinds and every kind an installed package declares, read once per
-    process (an installed package does not change under a running process). A plugin whose
-    name is taken or malformed is left out with a warning rather than failing every load."""
-    sources: dict[str, str | TaskKind[Any]] = dict(BUILTIN_KINDS)
-    origins = {n: "built in" for n in BUILTIN_KINDS}
-    for point in _entry_points():
-        taken = point.name in sources or point.name in CORE_ACTIONS or point.name in CORE_KINDS
-        if taken or point.name in _RESERVED or not re.fullmatch(KIND_NAME_PATTERN, point.name):
-            log.warning("task_kind.refused", extra={"kind": point.name, "value": point.value})
-            continue
-        sources[point.name] = point.value
-        dist = getattr(point, "dist", None)
-        origins[point.name] = f"package {getattr(dist, 'name', '?')!r}, {point.value}"
-    return KindRegistry(sources, origins, core=dict(CORE_KINDS))
+    """The built-in kinds, every kind an installed package declares and the core kinds'
+    runners, found once per process (an installed package does not change under a running
+    process). The entry points are read on the first look-up of a plugin-form kind, not
+    here: a worker running only core kinds (`KindRegistry.core_kind`) never scans them."""
+    discovery = _Discovery()
+    return KindRegistry(
+        _Lazy(lambda: discovery.found()[0]),
+        _Lazy(lambda: discovery.found()[1]),
+        core=dict(CORE_KINDS),
+    )
+
+
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class _Lazy(Mapping[str, V]):
+    """A mapping made by `load` when first read (`_Discovery` keeps what it made)."""
+
+    load: Callable[[], Mapping[str, V]]
+
+    def __getitem__(self, key: str) -> V:
+        return self.load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.load())
+
+    def __len__(self) -> int:
+        return len(self.load())
+
+
+class _Discovery:
+    """The built-in kinds plus those the entry point group declares, read once. A plugin
+    whose name is taken or malformed is left out with a warning rather than failing every
+    load."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._found: tuple[dict[str, str | TaskKind[Any]], dict[str, str]] | None = None
+
+    def found(self) -> tuple[dict[str, str | TaskKind[Any]], dict[str, str]]:
+        """(name -> source, name -> origin)."""
+        with self._lock:
+            if self._found is None:
+                self._found = self._discover()
+            return self._found
+
+    @staticmethod
+    def _discover() -> tuple[dict[str, str | TaskKind[Any]], dict[str, str]]:
+        sources: dict[str, str | TaskKind[Any]] = dict(BUILTIN_KINDS)
+        origins = {n: "built in" for n in BUILTIN_KINDS}
+        for point in _entry_points():
+            name = point.name
+            taken = name in sources or name in CORE_ACTIONS or name in CORE_KINDS
+            if taken or name in _RESERVED or not re.fullmatch(KIND_NAME_PATTERN, name):
+                log.warning("task_kind.refused", extra={"kind": name, "value": point.value})
+                continue
+            sources[name] = point.value
+            dist = getattr(point, "dist", None)
+            origins[name] = f"package {getattr(dist, 'name', '?')!r}, {point.value}"
+        return sources, origins
 
 
 def _entry_points() -> Iterable[Any]:

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from orchestrion.auth.ssrf import AllowList
 from orchestrion.brokers.endpoint import Endpoint
 from orchestrion.errors import SpecError, TaskError
-from orchestrion.spec.actions import PluginAction, PublishAction
+from orchestrion.spec.actions import PluginAction, PythonAction, SubWorkflowAction
 from orchestrion.spec.kinds import TaskKind, installed_kinds, options_message
 from orchestrion.spec.model import Action
 from orchestrion.worker.containers.settings import ContainerSettings
@@ -57,14 +57,13 @@ def _validated(kind: TaskKind[Any], options: Any) -> Any:
 
 
 def connection_names(action: Action | None) -> tuple[str, ...]:
-    """The connections the worker opens before the attempt: a publish task's, and those a
-    plugin kind's options name. Raises `TaskError` for a kind this worker does not have."""
-    if isinstance(action, PublishAction):
-        return (action.connection,)
-    if isinstance(action, PluginAction):
-        kind = _kind(action)
-        return tuple(kind.connections(_validated(kind, action.options)))
-    return ()
+    """The connections the worker opens before the attempt: those the task's kind names
+    (a publish task's, a SQL task's, a plugin's). Raises `TaskError` for a kind this worker
+    does not have."""
+    if action is None or isinstance(action, PythonAction | SubWorkflowAction):
+        return ()
+    kind, stored = _resolved(action)
+    return tuple(kind.connections(_validated(kind, stored)))
 
 
 @dataclass(frozen=True, kw_only=True)
