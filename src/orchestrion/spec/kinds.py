@@ -32,7 +32,7 @@ package declares ``[project.entry-points."orchestrion.task_kinds"] NAME = "pkg.m
 (a `TaskKind` subclass or instance), and the kind appears in YAML, ``orchestrion validate``,
 ``orchestrion schema`` and `orchestrion.spec.python.plugin` without a change to
 Orchestrion. Entry points are read, and kinds imported, only when a workflow uses a kind
-that is not one of the five core ones: start-up stays as cheap as before.
+that is not one of the core ones: start-up stays as cheap as before.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP: Final = "orchestrion.task_kinds"
 
 #: The kinds that are part of the spec's `Action` union (their own models and YAML keys).
-CORE_ACTIONS: Final = ("python", "shell", "http", "workflow", "publish")
+CORE_ACTIONS: Final = ("python", "shell", "http", "workflow", "publish", "container")
 
 #: Kinds that ship with Orchestrion but go through this interface, as ``module:attr``:
 #: loaded the same way as an entry point, so a built-in kind is no different from a plugin.
