@@ -310,6 +310,7 @@ class Worker:
             idempotency_key=claim.idempotency_key,
             params=claim.params,
             log_sink=self._logs.sink_for(claim),
+            # The kinds time real processes and sockets: time.monotonic, not self.clock.
             deadline=None if task.timeout is None else time.monotonic() + task.timeout,
         )
         deadline = None if task.timeout is None else self.clock.monotonic() + task.timeout + 1.0
