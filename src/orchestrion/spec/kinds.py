@@ -1,11 +1,14 @@
 """Task kinds as plugins (issue 15): the interface a kind implements, and where kinds are found.
 
 A *task kind* is what a task does, named by the key a YAML task uses for it (``sql:``,
-``example-greet:``). Orchestrion's first five kinds (``python``, ``shell``, ``http``,
-``workflow``, ``publish``) are part of the spec's `Action` union and keep their own models,
-so that stored specs and version hashes never change; every kind after them, built in
-(``sql``) or third-party, implements `TaskKind` and is stored the same way, as a
-`PluginAction` (``{"kind": "plugin", "plugin": NAME, "options": {...}}``).
+``example-greet:``). Orchestrion's first kinds (``python``, ``shell``, ``http``,
+``workflow``, ``publish``, ``container``) are part of the spec's `Action` union and keep their
+own models, so that stored specs and version hashes never change; every kind after them,
+built in (``sql``) or third-party, implements `TaskKind` and is stored the same way, as a
+`PluginAction` (``{"kind": "plugin", "plugin": NAME, "options": {...}}``). A worker runs
+every kind but ``python`` and ``workflow`` through `TaskKind` too: the core ones' runners
+(`CORE_KINDS`) take their own spec model as options (docs/architecture.md says why Python
+and sub-workflow tasks stay apart).
 
 A kind is:
 
@@ -29,7 +32,7 @@ package declares ``[project.entry-points."orchestrion.task_kinds"] NAME = "pkg.m
 (a `TaskKind` subclass or instance), and the kind appears in YAML, ``orchestrion validate``,
 ``orchestrion schema`` and `orchestrion.spec.python.plugin` without a change to
 Orchestrion. Entry points are read, and kinds imported, only when a workflow uses a kind
-that is not one of the five core ones: start-up stays as cheap as before.
+that is not one of the core ones: start-up stays as cheap as before.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import importlib
 import logging
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
 
@@ -50,6 +53,7 @@ from orchestrion.errors import SpecError
 __all__ = [
     "BUILTIN_KINDS",
     "CORE_ACTIONS",
+    "CORE_KINDS",
     "ENTRY_POINT_GROUP",
     "KIND_NAME_PATTERN",
     "KindConnection",
@@ -67,11 +71,27 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP: Final = "orchestrion.task_kinds"
 
 #: The kinds that are part of the spec's `Action` union (their own models and YAML keys).
-CORE_ACTIONS: Final = ("python", "shell", "http", "workflow", "publish")
+CORE_ACTIONS: Final = ("python", "shell", "http", "workflow", "publish", "container")
 
 #: Kinds that ship with Orchestrion but go through this interface, as ``module:attr``:
 #: loaded the same way as an entry point, so a built-in kind is no different from a plugin.
 BUILTIN_KINDS: Final[Mapping[str, str]] = {"sql": "orchestrion.kinds.sql:SqlKind"}
+
+#: The runners of the core kinds that are not Python code or a store operation, as
+#: ``module:attr``. Their specs stay the `Action` union's own models (stored JSON and version
+#: hashes unchanged), but a worker runs them through this interface, like every other kind:
+#: `TaskKind.render` makes the attempt's concrete model, `TaskKind.run` runs it. They live in
+#: the worker (they drive processes, sockets and container engines) and are imported only by
+#: a worker running such a task; they are not YAML keys of their own (`KindRegistry.names`).
+CORE_KINDS: Final[Mapping[str, str]] = {
+    name: f"orchestrion.worker.core_kinds:{cls}"
+    for name, cls in (
+        ("shell", "ShellKind"),
+        ("http", "HttpKind"),
+        ("publish", "PublishKind"),
+        ("container", "ContainerKind"),
+    )
+}
 
 #: A kind's name, which is its YAML key.
 KIND_NAME_PATTERN: Final = r"^[a-z][a-z0-9_-]{0,62}$"
@@ -203,6 +223,19 @@ class TaskKind(Generic[OptionsT]):
         self.check(options)
         return options
 
+    def render(self, stored: Any, scope: Mapping[str, Any]) -> Any:
+        """The options of one attempt before `validate`: `stored` (the options the spec
+        holds) with the string leaves of the `templated` fields rendered over `scope`
+        (``params``, ``tasks``, ``item``). Called by the worker only; a core kind, whose
+        stored options are its own spec model, overrides it to render that model."""
+        from orchestrion.spec.expressions import render
+
+        options = dict(stored)
+        for name in self.templated:
+            if name in options:
+                options[name] = render(options[name], scope)
+        return options
+
     def check(self, options: OptionsT) -> None:
         """Checks across fields that the model cannot express; raise `ValueError`."""
 
@@ -252,6 +285,8 @@ class KindRegistry:
     sources: Mapping[str, str | TaskKind[Any]]
     #: Where a source came from, for error messages (``package 'orchestrion-example'``).
     origins: Mapping[str, str] = field(default_factory=dict)
+    #: The core kinds' runners (`CORE_KINDS`): found by `core_kind`, not YAML keys.
+    core: Mapping[str, str | TaskKind[Any]] = field(default_factory=dict)
     _loaded: dict[str, TaskKind[Any]] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -267,15 +302,28 @@ class KindRegistry:
         with self._lock:
             found = self._loaded.get(name)
             if found is None:
-                found = self._loaded[name] = self._load(name)
+                found = self._loaded[name] = self._load(name, self.sources.get(name))
+            return found
+
+    def core_kind(self, name: str) -> TaskKind[Any]:
+        """The runner of the core kind `name` (``shell``, ``http``, ...); `SpecError` if
+        there is none. Kept apart from `get`, so a core kind never turns into a plugin key."""
+        source = self.core.get(name)
+        if source is None:
+            raise SpecError(f"no runner for the core task kind {name!r}")
+        with self._lock:
+            found = self._loaded.get(f"core:{name}")
+            if found is None:
+                found = self._loaded[f"core:{name}"] = self._load(name, source, "core")
             return found
 
     def all(self) -> list[TaskKind[Any]]:
         """Every kind, loaded, by name."""
         return [self.get(name) for name in self.names()]
 
-    def _load(self, name: str) -> TaskKind[Any]:
-        source = self.sources.get(name)
+    def _load(
+        self, name: str, source: str | TaskKind[Any] | None, origin: str | None = None
+    ) -> TaskKind[Any]:
         if source is None:
             known = ", ".join(self.names()) or "none"
             raise SpecError(
@@ -284,7 +332,7 @@ class KindRegistry:
             )
         if not isinstance(source, str):
             return _checked(name, source)
-        origin = self.origins.get(name, source)
+        origin = origin or self.origins.get(name, source)
         module, _, attr = source.partition(":")
         try:
             target: Any = importlib.import_module(module)
@@ -305,25 +353,74 @@ def _checked(name: str, kind: Any) -> TaskKind[Any]:
 
 def builtin_kinds() -> KindRegistry:
     """The kinds that ship with Orchestrion (what the committed JSON Schema documents)."""
-    return KindRegistry(dict(BUILTIN_KINDS), {n: "built in" for n in BUILTIN_KINDS})
+    return KindRegistry(
+        dict(BUILTIN_KINDS), {n: "built in" for n in BUILTIN_KINDS}, core=dict(CORE_KINDS)
+    )
 
 
 @functools.cache
 def installed_kinds() -> KindRegistry:
-    """The built-in kinds and every kind an installed package declares, read once per
-    process (an installed package does not change under a running process). A plugin whose
-    name is taken or malformed is left out with a warning rather than failing every load."""
-    sources: dict[str, str | TaskKind[Any]] = dict(BUILTIN_KINDS)
-    origins = {n: "built in" for n in BUILTIN_KINDS}
-    for point in _entry_points():
-        taken = point.name in sources or point.name in CORE_ACTIONS
-        if taken or point.name in _RESERVED or not re.fullmatch(KIND_NAME_PATTERN, point.name):
-            log.warning("task_kind.refused", extra={"kind": point.name, "value": point.value})
-            continue
-        sources[point.name] = point.value
-        dist = getattr(point, "dist", None)
-        origins[point.name] = f"package {getattr(dist, 'name', '?')!r}, {point.value}"
-    return KindRegistry(sources, origins)
+    """The built-in kinds, every kind an installed package declares and the core kinds'
+    runners, found once per process (an installed package does not change under a running
+    process). The entry points are read on the first look-up of a plugin-form kind, not
+    here: a worker running only core kinds (`KindRegistry.core_kind`) never scans them."""
+    discovery = _Discovery()
+    return KindRegistry(
+        _Lazy(lambda: discovery.found()[0]),
+        _Lazy(lambda: discovery.found()[1]),
+        core=dict(CORE_KINDS),
+    )
+
+
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class _Lazy(Mapping[str, V]):
+    """A mapping made by `load` when first read (`_Discovery` keeps what it made)."""
+
+    load: Callable[[], Mapping[str, V]]
+
+    def __getitem__(self, key: str) -> V:
+        return self.load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.load())
+
+    def __len__(self) -> int:
+        return len(self.load())
+
+
+class _Discovery:
+    """The built-in kinds plus those the entry point group declares, read once. A plugin
+    whose name is taken or malformed is left out with a warning rather than failing every
+    load."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._found: tuple[dict[str, str | TaskKind[Any]], dict[str, str]] | None = None
+
+    def found(self) -> tuple[dict[str, str | TaskKind[Any]], dict[str, str]]:
+        """(name -> source, name -> origin)."""
+        with self._lock:
+            if self._found is None:
+                self._found = self._discover()
+            return self._found
+
+    @staticmethod
+    def _discover() -> tuple[dict[str, str | TaskKind[Any]], dict[str, str]]:
+        sources: dict[str, str | TaskKind[Any]] = dict(BUILTIN_KINDS)
+        origins = {n: "built in" for n in BUILTIN_KINDS}
+        for point in _entry_points():
+            name = point.name
+            taken = name in sources or name in CORE_ACTIONS or name in CORE_KINDS
+            if taken or name in _RESERVED or not re.fullmatch(KIND_NAME_PATTERN, name):
+                log.warning("task_kind.refused", extra={"kind": name, "value": point.value})
+                continue
+            sources[name] = point.value
+            dist = getattr(point, "dist", None)
+            origins[name] = f"package {getattr(dist, 'name', '?')!r}, {point.value}"
+        return sources, origins
 
 
 def _entry_points() -> Iterable[Any]:

@@ -50,6 +50,10 @@ class TaskContext:
     #: The W3C ``traceparent`` of this attempt's span when tracing is on (else None): HTTP
     #: tasks send it as a header, shell tasks get it as ``TRACEPARENT``; code may pass it on.
     traceparent: str | None = None
+    #: When the attempt must end, as a `time.monotonic` value (None without a timeout): set
+    #: by the worker when it takes the claim, so a kind's own timeout fires before the
+    #: worker's watchdog (which waits a second longer) and reports what was stopped.
+    deadline: float | None = None
 
     @cached_property
     def masker(self) -> Masker:

@@ -76,22 +76,25 @@ def run_http(
     timeout: float | None = None,
     allow: AllowList | None = None,
     resolve: Resolver = system_resolver,
+    deadline: float | None = None,
 ) -> Any:
     """Send the request and return its result.
 
     The result is the parsed JSON body when the response says it is JSON, ``{"status",
     "headers"}`` for HEAD, else ``{"status", "text"}``. Raises `TaskError` for a refused URL,
     a network error, an unexpected status or an unreadable body; `TaskTimeout` when the
-    exchange outlives ``min(action.timeout, timeout)``; `CancelRequested` once
-    ``ctx.cancel_event`` is set; `UnsafeURL` (a `TaskError`) for a destination that is not
-    public and not in `allow`. A given `client` is used as it is (not pinned): the checks
-    still run on every hop, but its connections resolve names again.
+    exchange outlives ``min(action.timeout, timeout)`` (or the attempt's `deadline`);
+    `CancelRequested` once ``ctx.cancel_event`` is set; `UnsafeURL` (a `TaskError`) for a
+    destination that is not public and not in `allow`. A given `client` is used as it is
+    (not pinned): the checks still run on every hop, but its connections resolve names again.
     """
     url = _checked_url(action.url)
     guard = _Guard(allow or AllowList(), resolve)
     guard.first(str(url))
     limit = action.timeout if timeout is None else min(action.timeout, timeout)
-    deadline = time.monotonic() + limit
+    # The attempt's `deadline` (a `time.monotonic` value) counts from when the worker took
+    # the claim; the request's own timeout from now. The exchange ends at the earlier one.
+    deadline = min(time.monotonic() + limit, deadline or float("inf"))
     owned = client is None
     http = pinned_client(guard.pins) if client is None else client
     try:

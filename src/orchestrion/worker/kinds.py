@@ -1,5 +1,7 @@
-"""Running a task of a plugin kind (`orchestrion.spec.kinds.TaskKind`): find the kind, render
-its templated options, validate them again, and call `TaskKind.run` with a `KindContext`.
+"""Running a task of any kind but Python and sub-workflow through the `TaskKind` interface
+(`orchestrion.spec.kinds`): find the kind (a core kind's runner, the built-in ``sql`` or a
+plugin, all in one registry), render its options over the task's scope, validate them, and
+call `TaskKind.run` with an `AttemptKindContext`.
 
 The worker's own guarantees stay here, around the kind: the lease, heartbeats, fencing,
 secret masking (the connections a kind names are opened before the attempt and their
@@ -17,15 +19,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from orchestrion.auth.ssrf import AllowList
 from orchestrion.brokers.endpoint import Endpoint
 from orchestrion.errors import SpecError, TaskError
-from orchestrion.spec.actions import PluginAction, PublishAction
-from orchestrion.spec.expressions import render
+from orchestrion.spec.actions import PluginAction, PythonAction, SubWorkflowAction
 from orchestrion.spec.kinds import TaskKind, installed_kinds, options_message
 from orchestrion.spec.model import Action
+from orchestrion.worker.containers.settings import ContainerSettings
 from orchestrion.worker.context import TaskContext
 
-__all__ = ["AttemptKindContext", "connection_names", "run_plugin"]
+__all__ = ["AttemptKindContext", "connection_names", "run_kind", "run_plugin"]
 
 
 def _kind(action: PluginAction) -> TaskKind[Any]:
@@ -35,7 +38,18 @@ def _kind(action: PluginAction) -> TaskKind[Any]:
         raise TaskError(f"this worker cannot run the task: {exc}") from None
 
 
-def _validated(kind: TaskKind[Any], options: Mapping[str, Any]) -> Any:
+def _resolved(action: Action) -> tuple[TaskKind[Any], Any]:
+    """The kind that runs `action` and the options it stores: a plugin's options mapping, or
+    a core action's own model (its runner renders that model)."""
+    if isinstance(action, PluginAction):
+        return _kind(action), action.options
+    try:
+        return installed_kinds().core_kind(action.kind), action
+    except SpecError as exc:  # python and workflow tasks never get here (runner.execute)
+        raise TaskError(f"this worker cannot run the task: {exc}") from None
+
+
+def _validated(kind: TaskKind[Any], options: Any) -> Any:
     try:
         return kind.validate(options)
     except (ValidationError, ValueError) as exc:
@@ -43,24 +57,36 @@ def _validated(kind: TaskKind[Any], options: Mapping[str, Any]) -> Any:
 
 
 def connection_names(action: Action | None) -> tuple[str, ...]:
-    """The connections the worker opens before the attempt: a publish task's, and those a
-    plugin kind's options name. Raises `TaskError` for a kind this worker does not have."""
-    if isinstance(action, PublishAction):
-        return (action.connection,)
-    if isinstance(action, PluginAction):
-        kind = _kind(action)
-        return tuple(kind.connections(_validated(kind, action.options)))
-    return ()
+    """The connections the worker opens before the attempt: those the task's kind names
+    (a publish task's, a SQL task's, a plugin's). Raises `TaskError` for a kind this worker
+    does not have."""
+    if action is None or isinstance(action, PythonAction | SubWorkflowAction):
+        return ()
+    kind, stored = _resolved(action)
+    return tuple(kind.connections(_validated(kind, stored)))
 
 
 @dataclass(frozen=True, kw_only=True)
 class AttemptKindContext:
     """The `KindContext` of one attempt: the worker's `TaskContext`, the attempt's deadline
-    and the connections opened for it."""
+    and the connections opened for it; plus what the core kinds' runners need of the task
+    and the worker (a plugin may read them too, but `KindContext` does not promise them)."""
 
     task: TaskContext
     deadline: float | None
     connections: Mapping[str, Endpoint] = field(default_factory=dict, repr=False)
+    #: The task's timeout in seconds (None without one), for "timed out after Ns" messages;
+    #: `deadline` is what to wait against.
+    timeout: float | None = None
+    #: What templates see: ``params``, ``tasks`` (upstream results), ``item``.
+    scope: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: The task's ``secrets:`` (environment variable -> secret name): shell and container
+    #: tasks get those values in their environment, read through `secret`.
+    task_secrets: Mapping[str, str] = field(default_factory=dict)
+    #: The non-public destinations HTTP tasks may reach (the worker's setting).
+    http_allow: AllowList | None = None
+    #: Where container tasks run (the worker's setting).
+    containers: ContainerSettings | None = None
 
     @property
     def run_id(self) -> str:
@@ -119,6 +145,23 @@ class AttemptKindContext:
         return found
 
 
+def run_kind(action: Action, context: AttemptKindContext) -> Any:
+    """Run one attempt of `action` (any kind but Python and sub-workflow): the one code path
+    of every such kind. Its options are rendered over ``context.scope`` and validated."""
+    kind, stored = _resolved(action)
+    options = _validated(kind, kind.render(stored, context.scope))
+    context.check_cancel()
+    return kind.run(options, context)
+
+
+def attempt_deadline(ctx: TaskContext, timeout: float | None) -> float | None:
+    """When the attempt must end: the one the worker set when it took the claim
+    (`TaskContext.deadline`), else `timeout` seconds from now (a caller without a worker)."""
+    if ctx.deadline is not None or timeout is None:
+        return ctx.deadline
+    return time.monotonic() + timeout
+
+
 def run_plugin(
     action: PluginAction,
     ctx: TaskContext,
@@ -126,14 +169,12 @@ def run_plugin(
     connections: Mapping[str, Endpoint],
     timeout: float | None,
 ) -> Any:
-    """Run one attempt of `action`: its templated options rendered over `scope`."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    kind = _kind(action)
-    options = dict(action.options)
-    for name in kind.templated:
-        if name in options:
-            options[name] = render(options[name], dict(scope))
-    validated = _validated(kind, options)
-    ctx.check_cancel()
-    context = AttemptKindContext(task=ctx, deadline=deadline, connections=connections)
-    return kind.run(validated, context)
+    """Run one attempt of a plugin-kind `action` (`run_kind` with a plain context)."""
+    context = AttemptKindContext(
+        task=ctx,
+        deadline=attempt_deadline(ctx, timeout),
+        connections=connections,
+        timeout=timeout,
+        scope=scope,
+    )
+    return run_kind(action, context)

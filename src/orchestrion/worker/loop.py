@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,7 @@ from orchestrion.auth.ssrf import AllowList
 from orchestrion.brokers.endpoint import Endpoint
 from orchestrion.clock import Clock, SystemClock
 from orchestrion.errors import OrchestrionError, SecretError, StoreError
-from orchestrion.spec.model import PublishAction, TaskSpec, WorkflowSpec
+from orchestrion.spec.model import TaskSpec, WorkflowSpec
 from orchestrion.store.notifier import Notifier
 from orchestrion.store.records import Claim, Outcome, WorkerRecord
 from orchestrion.store.runs import RunStore
@@ -309,6 +310,8 @@ class Worker:
             idempotency_key=claim.idempotency_key,
             params=claim.params,
             log_sink=self._logs.sink_for(claim),
+            # The kinds time real processes and sockets: time.monotonic, not self.clock.
+            deadline=None if task.timeout is None else time.monotonic() + task.timeout,
         )
         deadline = None if task.timeout is None else self.clock.monotonic() + task.timeout + 1.0
         self._attempts.add(claim, ctx, deadline)  # stops our older attempt, fenced, if any
@@ -408,7 +411,6 @@ class Worker:
                 error=f"cannot open connection {name!r}: {exc}" if name else str(exc),
                 error_types=(f"{type(exc).__module__}.{type(exc).__qualname__}",),
             )
-        publish_to = endpoints[action.connection] if isinstance(action, PublishAction) else None
         masker = None
         if values or hidden:  # a task with nothing to mask pays nothing for masking
             masker = masker_for({**values, **hidden})
@@ -423,7 +425,6 @@ class Worker:
             self._start_child,
             http_allow=self.settings.http_allow,
             executor=self._executor_for(task),
-            endpoint=publish_to,
             connections=endpoints,
             containers=self.settings.containers,
         )

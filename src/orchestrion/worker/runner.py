@@ -13,20 +13,9 @@ from typing import Any, Protocol
 from orchestrion.auth.ssrf import AllowList
 from orchestrion.brokers.endpoint import Endpoint
 from orchestrion.errors import CancelRequested, TaskError, TaskTimeout
-from orchestrion.spec.actions import DESTINATIONS
 from orchestrion.spec.bundle import CodeBundle
-from orchestrion.spec.expressions import compile_expression, render, render_url, to_text
-from orchestrion.spec.model import (
-    ContainerAction,
-    HttpAction,
-    PluginAction,
-    PublishAction,
-    PythonAction,
-    ShellAction,
-    SubWorkflowAction,
-    TaskSpec,
-    WorkflowSpec,
-)
+from orchestrion.spec.expressions import compile_expression, render
+from orchestrion.spec.model import PythonAction, SubWorkflowAction, TaskSpec, WorkflowSpec
 from orchestrion.store.records import Claim, Outcome
 from orchestrion.worker.capture import attempt_capture
 from orchestrion.worker.code import CodeRegistry
@@ -41,6 +30,7 @@ from orchestrion.worker.executors import (
     error_types,
     source_of,
 )
+from orchestrion.worker.kinds import AttemptKindContext, attempt_deadline, run_kind
 from orchestrion.worker.snapshots import public_names
 
 __all__ = ["ChildRunStarter", "execute"]
@@ -71,16 +61,16 @@ def execute(
     *,
     http_allow: AllowList | None = None,
     executor: Executor | None = None,
-    endpoint: Endpoint | None = None,
     connections: Mapping[str, Endpoint] | None = None,
     containers: ContainerSettings | None = None,
 ) -> Outcome | None:
     """Run the attempt; None when it produced no outcome yet (a sub-workflow now waits).
 
-    `http_allow` names the non-public destinations HTTP tasks may reach. A Python action
-    runs in `executor` when given, else in this thread. `endpoint` is a publish task's
-    opened connection; `connections` those a plugin kind named, opened by name;
-    `containers` says where container tasks run."""
+    A Python action runs in `executor` when given, else in this thread; a sub-workflow
+    starts its child run; every other kind runs through its `TaskKind`
+    (`orchestrion.worker.kinds.run_kind`). `http_allow` names the non-public destinations
+    HTTP tasks may reach, `connections` are those the kind named (a publish task's, a SQL
+    task's), opened by name, and `containers` says where container tasks run."""
     task = spec.task(claim.task_name.removeprefix("undo:"))
     scope = {"params": claim.params, "tasks": claim.upstream, "item": claim.item}
     try:
@@ -95,16 +85,20 @@ def execute(
                 params = render(dict(action.params), scope)
                 start_child(claim, action.workflow, params)
                 return None
-            if isinstance(action, PluginAction):
-                from orchestrion.worker.kinds import run_plugin
-
-                result = run_plugin(action, ctx, scope, connections or {}, task.timeout)
-            elif isinstance(action, PublishAction | ContainerAction):
-                result = _run_io(action, task, ctx, scope, endpoint, containers)
+            if isinstance(action, PythonAction):
+                result = _run_python(action, task, spec.code, claim, ctx, code, scope, executor)
             else:
-                result = _run_action(
-                    action, task, spec.code, claim, ctx, code, scope, http_allow, executor
+                context = AttemptKindContext(
+                    task=ctx,
+                    deadline=attempt_deadline(ctx, task.timeout),
+                    connections=connections or {},
+                    timeout=task.timeout,
+                    scope=scope,
+                    task_secrets=task.secrets,
+                    http_allow=http_allow,
+                    containers=containers,
                 )
+                result = run_kind(action, context)
         json.dumps(result)
     except CancelRequested:
         return _outcome(claim, "canceled", error="canceled")
@@ -119,120 +113,26 @@ def execute(
     return _outcome(claim, "succeeded", result=result)
 
 
-def _run_io(
-    action: PublishAction | ContainerAction,
-    task: TaskSpec,
-    ctx: TaskContext,
-    scope: dict[str, Any],
-    endpoint: Endpoint | None,
-    containers: ContainerSettings | None,
-) -> Any:
-    """A publish task (on its opened connection) or a container task (on its engine)."""
-    if isinstance(action, PublishAction):
-        return _publish(action, task, ctx, scope, endpoint)
-    return _container(action, task, ctx, scope, containers)
-
-
-def _run_action(
-    action: PythonAction | ShellAction | HttpAction,
+def _run_python(
+    action: PythonAction,
     task: TaskSpec,
     version_code: str | None,
     claim: Claim,
     ctx: TaskContext,
     code: CodeRegistry,
     scope: dict[str, Any],
-    http_allow: AllowList | None,
     executor: Executor | None,
 ) -> Any:
-    if isinstance(action, PythonAction):
-        fn = code.resolve(action.ref, version_code)
-        kwargs = _inputs(task, scope)
-        if claim.kind == "undo":
-            kwargs["result"] = claim.undo_of_result
-        if executor is not None:
-            bundle = None if version_code is None else code.bundle(version_code)
-            return _call_elsewhere(executor, fn, action.ref, bundle, kwargs, ctx, task.timeout)
-        return call_python(fn, kwargs, ctx, task.timeout)
-    if isinstance(action, ShellAction):
-        from orchestrion.worker.shell import run_shell
-
-        concrete = action.model_copy(
-            update={
-                "argv": None
-                if action.argv is None
-                else tuple(_text(render(a, scope)) for a in action.argv),
-                "env": {k: _text(render(v, scope)) for k, v in action.env.items()},
-                "cwd": None if action.cwd is None else _text(render(action.cwd, scope)),
-            }
-        )
-        # Secrets reach the process as environment variables only, never through templates.
-        secret_env = {env: ctx.secret(name) for env, name in task.secrets.items()}
-        return run_shell(concrete, ctx, timeout=task.timeout, extra_env=secret_env)
-    from orchestrion.worker.http import run_http
-
-    concrete_http = action.model_copy(
-        update={
-            "url": render_url(action.url, scope),
-            "headers": {k: _text(render(v, scope)) for k, v in action.headers.items()},
-            "json_body": render(action.json_body, scope),
-        }
-    )
-    return run_http(concrete_http, ctx, timeout=task.timeout, allow=http_allow)
-
-
-def _publish(
-    action: PublishAction,
-    task: TaskSpec,
-    ctx: TaskContext,
-    scope: dict[str, Any],
-    endpoint: Endpoint | None,
-) -> Any:
-    from orchestrion.worker.publish import run_publish
-
-    if endpoint is None:
-        raise TaskError(f"this worker cannot open connection {action.connection!r}")
-    field = DESTINATIONS[action.broker]
-    concrete = action.model_copy(
-        update={
-            field: _text(render(action.destination, scope)),
-            "headers": {k: _text(render(v, scope)) for k, v in action.headers.items()},
-            "body": render(action.body, scope),
-        }
-    )
-    return run_publish(concrete, ctx, endpoint, timeout=task.timeout)
-
-
-def _container(
-    action: ContainerAction,
-    task: TaskSpec,
-    ctx: TaskContext,
-    scope: dict[str, Any],
-    containers: ContainerSettings | None,
-) -> Any:
-    from orchestrion.worker.containers.run import run_container
-
-    concrete = action.model_copy(
-        update={
-            "command": None
-            if action.command is None
-            else tuple(_text(render(a, scope)) for a in action.command),
-            "env": {k: _text(render(v, scope)) for k, v in action.env.items()},
-        }
-    )
-    # Secrets reach that container's environment only, never through templates.
-    secret_env = {env: ctx.secret(name) for env, name in task.secrets.items()}
-    return run_container(
-        concrete,
-        ctx,
-        timeout=task.timeout,
-        extra_env=secret_env,
-        settings=containers,
-        inputs=scope,
-    )
-
-
-def _text(value: Any) -> str:
-    return to_text(value)
+    """A Python task: the function its reference names, called with the task's inputs (and
+    an undo step's result), here or in `executor`."""
+    fn = code.resolve(action.ref, version_code)
+    kwargs = _inputs(task, scope)
+    if claim.kind == "undo":
+        kwargs["result"] = claim.undo_of_result
+    if executor is not None:
+        bundle = None if version_code is None else code.bundle(version_code)
+        return _call_elsewhere(executor, fn, action.ref, bundle, kwargs, ctx, task.timeout)
+    return call_python(fn, kwargs, ctx, task.timeout)
 
 
 def _inputs(task: TaskSpec, scope: dict[str, Any]) -> dict[str, Any]:

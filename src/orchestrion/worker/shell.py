@@ -74,18 +74,20 @@ def run_shell(
     timeout: float | None,
     extra_env: Mapping[str, str] | None = None,
     kill_grace: float = DEFAULT_KILL_GRACE,
+    deadline: float | None = None,
 ) -> Any:
     """Run the action to completion and return its result.
 
     The result is stdout parsed as JSON (``json_output``) or the last non-empty stdout line
     (None when there is none). Raises `TaskError` on failure, `TaskTimeout` past
-    ``timeout`` seconds, `CancelRequested` once ``ctx.cancel_event`` is set.
+    ``timeout`` seconds (counted from `deadline`, a `time.monotonic` value, when the attempt
+    has one), `CancelRequested` once ``ctx.cancel_event`` is set.
     """
     argv = _argv(action)
     env = _environment(action, ctx, extra_env)
     proc = _spawn(argv, env, action.cwd)
     try:
-        return _supervise(proc, action, ctx, timeout, kill_grace)
+        return _supervise(proc, action, ctx, timeout, deadline, kill_grace)
     finally:
         with _running_lock:
             _running.discard(proc)
@@ -176,13 +178,14 @@ def _supervise(
     action: ShellAction,
     ctx: TaskContext,
     timeout: float | None,
+    deadline: float | None,
     grace: float,
 ) -> Any:
     """Drain the output, wait for the end, clean up the group, and build the result."""
     out = _Reader(proc.stdout, "stdout", ctx, keep_bytes=MAX_STDOUT_BYTES)
     err = _Reader(proc.stderr, "stderr", ctx, keep_bytes=0)
     try:
-        code = _wait(proc, ctx, timeout)
+        code = _wait(proc, ctx, timeout, deadline)
     except BaseException:
         # Timeout, cancel, or the worker itself going down: the group must not survive.
         _kill_group(proc, grace)
@@ -197,9 +200,12 @@ def _supervise(
     return _result(action, out, ctx)
 
 
-def _wait(proc: subprocess.Popen[bytes], ctx: TaskContext, timeout: float | None) -> int:
+def _wait(
+    proc: subprocess.Popen[bytes], ctx: TaskContext, timeout: float | None, deadline: float | None
+) -> int:
     """Wait for exit in short slices so cancel and timeout are noticed within ~50 ms."""
-    deadline = None if timeout is None else time.monotonic() + timeout
+    if deadline is None and timeout is not None:
+        deadline = time.monotonic() + timeout
     while True:
         if ctx.cancel_event.is_set():
             raise CancelRequested()
@@ -207,7 +213,7 @@ def _wait(proc: subprocess.Popen[bytes], ctx: TaskContext, timeout: float | None
         if deadline is not None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TaskTimeout(f"timed out after {timeout:g}s; process group killed")
+                raise TaskTimeout(f"timed out after {timeout or 0:g}s; process group killed")
             slice_ = min(slice_, remaining)
         try:
             return proc.wait(timeout=slice_)

@@ -70,6 +70,7 @@ def run_container(
     extra_env: Mapping[str, str] | None = None,
     settings: ContainerSettings | None = None,
     inputs: Mapping[str, Any] | None = None,
+    deadline: float | None = None,
 ) -> Any:
     """Run the action's container to its end and return the result its ``result`` names.
 
@@ -77,15 +78,19 @@ def run_container(
     is written to ``inputs.json`` in the work folder. Raises `TaskError` on a failure (the
     engine unreachable, an image that cannot be had, a non-zero exit, a bad result),
     `TaskTimeout` past `timeout` seconds, `CancelRequested` once the attempt must stop.
+    `deadline` (a `time.monotonic` value) is the attempt's, set when the worker took the
+    claim: counting from it, this function's timeout fires before the worker's watchdog
+    (a second later) and its message says what was stopped.
     """
     settings = settings or ContainerSettings()
-    deadline = None if timeout is None else time.monotonic() + timeout
+    if deadline is None and timeout is not None:
+        deadline = time.monotonic() + timeout
     ctx.check_cancel()
     with open_engine(settings) as client:
         ensure_image(client, action, ctx, deadline=deadline)
         ctx.check_cancel()
         if deadline is not None and time.monotonic() >= deadline:
-            raise TaskTimeout(f"timed out after {timeout:g}s getting image {action.image!r}")
+            raise TaskTimeout(f"timed out after {timeout or 0:g}s getting image {action.image!r}")
         work = _work_folder(settings, ctx, inputs or {})
         try:
             container = _create(client, action, ctx, work, extra_env or {})
@@ -191,7 +196,9 @@ def _supervise(
             if ctx.cancel_event.is_set():
                 raise CancelRequested()
             if deadline is not None and time.monotonic() >= deadline:
-                raise TaskTimeout(f"timed out after {timeout:g}s; container killed and removed")
+                raise TaskTimeout(
+                    f"timed out after {timeout or 0:g}s; container killed and removed"
+                )
     except TaskTimeout:
         # A hard limit, which the worker enforces itself a second later: no grace, and
         # one call that kills and removes.
