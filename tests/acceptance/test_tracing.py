@@ -384,3 +384,86 @@ def test_tracing_off_imports_no_opentelemetry_sdk() -> None:
     assert _otel_modules("orchestrion.worker.loop, orchestrion.app.runtime") == []
     loaded = _otel_modules("orchestrion.cli.main, orchestrion.server")
     assert not [m for m in loaded if m.startswith(("opentelemetry.sdk", "opentelemetry.exporter"))]
+
+
+ENDINGS = """
+import time
+from typing import Any
+
+from orchestrion.spec.python import task, workflow
+
+
+@task
+def wait(ctx: Any) -> None:
+    while not ctx.should_cancel():
+        time.sleep(0.05)
+
+
+@workflow
+def slow():
+    wait()
+
+
+@workflow(timeout="1s")
+def late():
+    wait()
+"""
+
+
+def test_canceled_and_timed_out_runs_get_one_root_span_each(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """Runs no worker outcome ends: one canceled by ``orchestrion cancel`` from a process
+    that does not trace at all, one timed out by the maintenance duty. Each gets its root
+    span, once, from the ``traces`` duty of the tracing worker; the timeout is an error,
+    the cancel is not; the canceled attempts still show as spans under their runs."""
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "flows.py").write_text(ENDINGS)
+    db = db_arg(tmp_path / "t.db")
+    url = database_url_for(tmp_path / "t.db")
+    args = ["worker", "--workflows", str(flows), "--db", db]
+    worker = Proc("worker", args, tmp_path, _env(receiver), tmp_path)
+    plain = {k: v for k, v in _env(receiver).items() if not k.startswith("OTEL_")}
+
+    def cli(*words: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "orchestrion.cli.main", *words, "--db", db],
+            env=plain,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    try:
+        registered = "SELECT count(*) FROM workflow_current WHERE name = 'late'"
+        wait_for("the worker's workflows", _at_least(url, registered, 1), 60, worker.output)
+        cli("trigger", "slow")
+        cli("trigger", "late")
+        running = "SELECT count(*) FROM task_runs WHERE state = 'running'"
+        wait_for("both tasks running", _at_least(url, running, 2), 60, worker.output)
+        [(slow_id,)] = query(url, "SELECT id FROM runs WHERE workflow = 'slow'")
+        cli("cancel", slow_id)
+        wait_for(
+            "both run spans",
+            lambda: _named(receiver, "run slow") and _named(receiver, "run late"),
+            60,
+            worker.output,
+        )
+    finally:
+        worker.signal(signal.SIGTERM)
+        worker.wait(30)
+    [(late_id,)] = query(url, "SELECT id FROM runs WHERE workflow = 'late'")
+    spans = receiver.spans
+    [slow] = [s for s in spans if s.name == "run slow"]
+    [late] = [s for s in spans if s.name == "run late"]
+    assert slow.span_id == run_span_id(slow_id) and slow.trace_id == trace_id_of(slow_id)
+    assert slow.parent is None and not slow.failed
+    assert slow.attributes["orchestrion.outcome"] == "canceled"
+    assert late.span_id == run_span_id(late_id) and late.parent is None and late.failed
+    assert late.attributes["orchestrion.outcome"] == "failed"
+    assert late.attributes["orchestrion.error"] == "run timed out"
+    attempts = {s.attributes["orchestrion.run_id"]: s for s in spans if s.name == "task wait"}
+    assert attempts[slow_id].parent == slow.span_id
+    assert attempts[late_id].parent == late.span_id

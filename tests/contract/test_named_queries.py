@@ -205,6 +205,7 @@ OTHER_STATES = {
     "backfills": {"running", "completed", "canceled"},
     "workers": {"running", "dead"},
     "notification_deliveries": {"pending", "sent", "failed"},
+    "broker_consumers": {"running", "held", "error", "stopped"},
 }
 MACHINE_STATES = {s.value for s in TaskState} | {s.value for s in RunState}
 

@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrion.app import App
 from orchestrion.clock import FakeClock
+from orchestrion.store.broker_records import ConsumerRecord
 from orchestrion.store.records import WorkerRecord
 from tests.helpers import Driver, make_app, py, serve_api, wf
 
@@ -149,6 +150,34 @@ def test_queue_depth_oldest_age_and_worker_slots(setup: tuple[App, Driver, FakeC
     assert pick(samples, "orchestrion_worker_free_slots", worker="w1") == 3
     clock.advance(60)  # its heartbeats stopped for longer than a lease: no longer counted
     assert app.reads.metrics().workers == ()
+
+
+def test_consumer_lag_of_running_consumers_from_the_database(
+    setup: tuple[App, Driver, FakeClock],
+) -> None:
+    """Each consumer's row (as a consumer records it) is a series; a stopped one, or one
+    whose broker reports no lag, is none."""
+    app, driver, clock = setup
+
+    def put(key: str, state: str, lag: int | None) -> None:
+        record = ConsumerRecord(
+            key=key, workflow="orders", kind="redis", connection="bus",
+            destination="orders", holder="s1", epoch=1, state=state, lag=lag,
+        )  # fmt: skip
+        driver.store.triggers.put_consumer(record, now=clock.now())
+
+    put("orders:a", "running", 42)
+    put("orders:b", "stopped", 7)
+    put("orders:c", "running", None)
+    with serve_api(app) as url:
+        token, _ = app.accounts.create_token("scraper", {"*": "viewer"}, expires="never")
+        text = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"}).text
+    lags = {
+        dict(labels)["trigger"]: value
+        for (name, labels), value in parse(text).items()
+        if name == "orchestrion_consumer_lag_messages"
+    }
+    assert lags == {"orders:a": 42}
 
 
 def test_access_needs_a_token_for_every_namespace_or_a_scraper_address(

@@ -22,9 +22,10 @@ from orchestrion.app.settings import Settings
 from orchestrion.errors import NotFound, OrchestrionError, StoreError
 from orchestrion.spec.model import TaskSpec
 from orchestrion.store.records import RunRecord, TaskRunRecord
-from orchestrion.telemetry.tracing import start_tracing
+from orchestrion.telemetry.tracing import Tracer, start_tracing
 from orchestrion.triggers.leases import DutyLease
 from orchestrion.triggers.maintenance import Maintenance
+from orchestrion.triggers.traces import RunSpans
 from orchestrion.worker.executor_choice import executor_from_name
 from orchestrion.worker.executors import Executor
 from orchestrion.worker.loop import Worker, WorkerSettings
@@ -131,10 +132,13 @@ class Runtime(Facet):
         # schedulers hold), so a killed worker's tasks are retried while only workers run.
         housekeeping = self.leased_maintenance(f"worker:{worker.id}")
         reaper = self._container_reaper()
+        spans = None if tracer is None else self.run_spans(f"worker:{worker.id}", tracer)
         worker.start()
         housekeeping.start()
         if reaper is not None:
             reaper.start()
+        if spans is not None:
+            spans.start()
         try:
             yield worker
         finally:
@@ -142,6 +146,8 @@ class Runtime(Facet):
                 reaper.stop()
             housekeeping.stop()
             worker.stop(grace=grace)
+            if spans is not None:
+                spans.stop()  # after the worker: runs its last outcomes ended get spans
             if tracer is not None:
                 tracer.shutdown()
             if plan.executor is not None:
@@ -166,6 +172,21 @@ class Runtime(Facet):
         )
         return Maintenance(self.store.runs, self.clock, every=every, lease=lease)
 
+    def run_spans(self, holder_id: str, tracer: Tracer, *, close_tracer: bool = False) -> RunSpans:
+        """The ``traces`` duty under its lease: a root span for every run that ends, however
+        it ends (`orchestrion.triggers.traces`). Only processes that trace take part."""
+        lease = DutyLease(
+            self.store.triggers, "traces", holder_id, self._core.settings.lease_seconds
+        )
+        return RunSpans(
+            self.store.runs,
+            self.store.triggers,
+            tracer,
+            self.clock,
+            lease=lease,
+            close_tracer=close_tracer,
+        )
+
     def scheduler(self, holder_id: str | None = None, **options: Any) -> Scheduler:
         """A scheduler on this App's store and clock (run it with `run_forever`)."""
         # Imported by the commands that run one: `orchestrion run` has no use for it.
@@ -188,6 +209,9 @@ class Runtime(Facet):
         notifications duty."""
         scheduler = self.scheduler(lease_ttl=self._core.settings.lease_seconds)
         scheduler.notifications = self.notifications(scheduler.holder_id)
+        tracer = start_tracing("orchestrion")
+        if tracer is not None:  # runs canceled or timed out here get their spans too
+            scheduler.traces = self.run_spans(scheduler.holder_id, tracer, close_tracer=True)
         return scheduler
 
     def notifications(self, holder_id: str, **options: Any) -> Notifications:
@@ -265,10 +289,13 @@ class Runtime(Facet):
             connections=self._connections,
         )
         housekeeping = Maintenance(self.store.runs, self.clock, every=1.0)
+        spans = None if tracer is None else self.run_spans(f"run:{worker.id}", tracer)
         # Only for a workflow with container tasks: a killed `orchestrion run` left its
         # container running, and `--resume` removes it once the old lease is reaped.
         uses_containers = any(t.action.kind == "container" for t in tasks)
         reaper = self._container_reaper() if uses_containers else None
+        if spans is not None:
+            spans.start()  # before the worker: the cursor is placed before the run can end
         worker.start()
         housekeeping.start()
         if reaper is not None:
@@ -290,6 +317,8 @@ class Runtime(Facet):
                 reaper.stop()
             housekeeping.stop()
             worker.stop(grace=grace)
+            if spans is not None:
+                spans.stop()  # emits the span of the run that just ended
             if tracer is not None:
                 tracer.shutdown()
 

@@ -12,6 +12,7 @@ from orchestrion.store.records import RunRecord, WorkerRecord
 __all__ = [
     "DURATION_BUCKETS",
     "ActiveCount",
+    "ConsumerLag",
     "EndedCount",
     "MetricsSnapshot",
     "QueueDepth",
@@ -74,6 +75,16 @@ class ScheduleLag:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ConsumerLag:
+    """A running broker consumer's lag as its broker last reported it (messages waiting)."""
+
+    trigger_key: str
+    workflow: str
+    kind: str
+    lag: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MetricsSnapshot:
     """What a scrape reports from the database, read by a bounded number of indexed
     queries (none scans the run or task run history)."""
@@ -89,6 +100,8 @@ class MetricsSnapshot:
     schedules: tuple[ScheduleLag, ...]
     #: How long a trivial statement took (the database round trip), in seconds.
     db_seconds: float
+    #: Consumers that run now and whose broker reports a lag.
+    consumers: tuple[ConsumerLag, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

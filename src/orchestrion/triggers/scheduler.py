@@ -41,6 +41,7 @@ from orchestrion.triggers.leases import DutyLease
 from orchestrion.triggers.maintenance import backoff, sweep
 from orchestrion.triggers.notifications import Notifications
 from orchestrion.triggers.retention import RetentionDuty
+from orchestrion.triggers.traces import RunSpans
 
 __all__ = ["BACKFILL_PRIORITY", "DUTIES", "Scheduler", "TickReport", "backfill_params"]
 
@@ -117,6 +118,8 @@ class Scheduler:
         #: The notifications duty, run in its own thread by `run_forever` (sending waits on
         #: receivers: it must not hold back cron fires).
         self.notifications: Notifications | None = None
+        #: The traces duty (runs' root spans), when this process traces: its own thread.
+        self.traces: RunSpans | None = None
         self.consumers: BrokerConsumers | None = None
         self.retention: RetentionDuty | None = None
         if retention is not None:
@@ -168,6 +171,8 @@ class Scheduler:
         failures = 0
         if self.notifications is not None:
             self.notifications.start()
+        if self.traces is not None:
+            self.traces.start()
         try:
             while not stop.is_set():
                 try:
@@ -191,6 +196,8 @@ class Scheduler:
             self.consumers.stop_all()
         if self.notifications is not None:
             self.notifications.stop()
+        if self.traces is not None:
+            self.traces.stop()
         for lease in self._leases.values():
             lease.release()
 

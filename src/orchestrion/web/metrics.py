@@ -234,6 +234,15 @@ class _FromSnapshot(Collector):
                 delay.add_metric([s.schedule_key, s.workflow], max(0.0, s.fired_at - s.last_fire))
         yield lag
         yield delay
+        consumers = GaugeMetricFamily(
+            "orchestrion_consumer_lag_messages",
+            "Messages waiting at the broker for a running broker trigger's consumer, as the"
+            " broker last reported it (only brokers that report one).",
+            labels=["trigger", "workflow", "kind"],
+        )
+        for c in snap.consumers:
+            consumers.add_metric([c.trigger_key, c.workflow, c.kind], c.lag)
+        yield consumers
 
 
 def _by_key(

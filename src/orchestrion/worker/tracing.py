@@ -1,5 +1,5 @@
-"""A worker's spans (docs/operating.md): one per attempt it runs, and one per run that an
-outcome it reported ended (with the parent runs that ended in the same transaction).
+"""A worker's spans (docs/operating.md): one per attempt it runs. Runs' own spans come
+from the ``traces`` duty (`orchestrion.triggers.traces`), whoever ended the run.
 
 Ids come from `orchestrion.telemetry.tracing`: the trace from the run tree's top-level run,
 the run span from the run, an attempt span from its task run and lease epoch, so a child
@@ -109,51 +109,14 @@ class AttemptTracing:
         )
 
     def after_finish(self, outcomes: Sequence[Outcome], now: float) -> None:
-        """Outcomes were recorded at `now`: emit the span of each run they ended."""
+        """Outcomes were recorded at `now`: their attempts are over. (The runs they ended
+        get their spans from the ``traces`` duty, `orchestrion.triggers.traces`, like runs
+        ended any other way.)"""
         with self._lock:
-            ended = [self._begun.pop(o.task_run_id, None) for o in outcomes]
-        for run_id in dict.fromkeys(e[0] for e in ended if e is not None):
-            try:
-                self._run_ended(run_id, now)
-            except Exception:  # tracing must never fail a report
-                log.warning("trace.run_span_failed", exc_info=True, extra={"run_id": run_id})
+            for o in outcomes:
+                self._begun.pop(o.task_run_id, None)
 
     def forget(self, task_run_id: int) -> None:
         """An attempt that reports nothing (it waits on a child run, or was fenced)."""
         with self._lock:
             self._begun.pop(task_run_id, None)
-
-    def _run_ended(self, run_id: str, now: float) -> None:
-        # Only the transaction that ended the run wrote finished_at = its `now`: one
-        # worker emits the span, however many report outcomes of the run.
-        for _ in range(64):  # a child's end may end its parent in the same transaction
-            lineage = self.runs.trace_lineage(run_id)
-            run = lineage.run
-            if not run.state.finished or run.finished_at != now:
-                return
-            parent = None
-            if lineage.parent_run_id is not None and lineage.parent_task_run_id is not None:
-                parent = attempt_span_id(
-                    lineage.parent_run_id, lineage.parent_task_run_id, lineage.parent_epoch or 0
-                )
-            self.tracer.emit(
-                SpanRecord(
-                    name=f"run {run.workflow}",
-                    trace_id=trace_id_of(lineage.root_run_id),
-                    span_id=run_span_id(run.id),
-                    parent_span_id=parent,
-                    start=run.started_at or run.created_at,
-                    end=run.finished_at,
-                    attributes={
-                        "orchestrion.run_id": run.id,
-                        "orchestrion.workflow": run.workflow,
-                        "orchestrion.version": run.version,
-                        "orchestrion.outcome": run.state.value,
-                        "orchestrion.trigger": run.trigger,
-                    },
-                    error=run.error if run.state.value == "failed" else None,
-                )
-            )
-            if lineage.parent_run_id is None:
-                return
-            run_id = lineage.parent_run_id
