@@ -635,7 +635,8 @@ _KNOWN = {
     "name", "params", "schedule", "tasks", "python", "retry", "shell", "when", "http",
     "depends_on", "description", "timeout", "inputs", "trigger_rule", "map", "queue",
     "concurrency", "priority", "undo", "workflow", "max_active_runs", "schedules", "tags",
-    "triggers",
+    "triggers", "publish", "container", "sql", "sla", "secrets", "requires", "executor",
+    "namespace", "concurrency_key", "key_limit",
 }  # fmt: skip
 
 
