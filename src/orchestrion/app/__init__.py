@@ -19,12 +19,13 @@ the store (`Core`); what it does is grouped in sub-facades, one attribute each:
 
 from __future__ import annotations
 
+from functools import cached_property
+from typing import TYPE_CHECKING
+
 from orchestrion.app.connections import Connections
 from orchestrion.app.core import Actor, Core
-from orchestrion.app.notifications import Notifications
 from orchestrion.app.queues import Queues
 from orchestrion.app.reads import Reads
-from orchestrion.app.retention import Retention
 from orchestrion.app.runs import Runs
 from orchestrion.app.runtime import Runtime
 from orchestrion.app.schema import Schema
@@ -34,6 +35,10 @@ from orchestrion.app.triggers import Triggers
 from orchestrion.app.workflows import Workflows
 from orchestrion.clock import Clock
 from orchestrion.spec.loading import load_workflows, spec_from_data
+
+if TYPE_CHECKING:
+    from orchestrion.app.notifications import Notifications
+    from orchestrion.app.retention import Retention
 
 __all__ = ["Actor", "App", "Settings", "load_workflows", "spec_from_data"]
 
@@ -54,11 +59,26 @@ class App(Core):
         self.triggers = Triggers(self)
         self.secrets = Secrets(self)
         self.connections = Connections(self)
-        self.notifications = Notifications(self)
         self.reads = Reads(self)
         self.queues = Queues(self)
-        self.retention = Retention(self)
         self.schema = Schema(self)
         self.runtime = Runtime(
             self, secrets=self.secrets.resolve_secrets, connections=self.connections.endpoint
         )
+
+    # Made on first use: a run, a worker or a CLI command that touches neither does not
+    # import them (`orchestrion run` is measured from process start, issue 20).
+
+    @cached_property
+    def notifications(self) -> Notifications:
+        """Notification channels, rules and the deliveries of the outbox."""
+        from orchestrion.app.notifications import Notifications
+
+        return Notifications(self)
+
+    @cached_property
+    def retention(self) -> Retention:
+        """Retention policies, keep marks on runs, pruning."""
+        from orchestrion.app.retention import Retention
+
+        return Retention(self)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrion.app.core import Core, Facet
 from orchestrion.app.settings import Settings
+from orchestrion.brokers.endpoint import ConnectionResolver
 from orchestrion.errors import NotFound, OrchestrionError, StoreError
 from orchestrion.spec.model import TaskSpec
 from orchestrion.store.records import RunRecord, TaskRunRecord
@@ -29,7 +30,6 @@ from orchestrion.triggers.traces import RunSpans
 from orchestrion.worker.executor_choice import executor_from_name
 from orchestrion.worker.executors import Executor
 from orchestrion.worker.loop import Worker, WorkerSettings
-from orchestrion.worker.publish import ConnectionResolver
 from orchestrion.worker.secrets import HIDDEN_ENV, SecretResolver
 from orchestrion.worker.sizing import DEFAULT_CONCURRENCY, default_concurrency
 

@@ -4,13 +4,15 @@ is stored."""
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from orchestrion.auth.secret_box import Secret
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = [
     "SCHEMES",

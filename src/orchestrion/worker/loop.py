@@ -27,7 +27,7 @@ from typing import Any
 
 from orchestrion.auth.secret_box import Secret
 from orchestrion.auth.ssrf import AllowList
-from orchestrion.brokers.endpoint import Endpoint
+from orchestrion.brokers.endpoint import ConnectionResolver, Endpoint
 from orchestrion.clock import Clock, SystemClock
 from orchestrion.errors import OrchestrionError, SecretError, StoreError
 from orchestrion.spec.model import TaskSpec, WorkflowSpec
@@ -47,7 +47,6 @@ from orchestrion.worker.health import StoreHealth, guarded, next_delay
 from orchestrion.worker.heartbeat import Heartbeat
 from orchestrion.worker.kinds import connection_names
 from orchestrion.worker.logs import LogBuffer
-from orchestrion.worker.publish import ConnectionResolver
 from orchestrion.worker.reporting import GroupReporter
 from orchestrion.worker.secrets import SecretResolver, masked_outcome, masked_sink, masker_for
 from orchestrion.worker.sizing import DEFAULT_CONCURRENCY
