@@ -58,8 +58,17 @@ TARGETS = {
         # The same DBOS with its queue polled every 50 ms instead of every second.
         Target("dbos-poll50ms", "peer_dbos.py", "dbos", {"PEERS_DBOS_POLL": "0.05"}),
         Target("celery", "peer_celery.py", "celery"),
+        # DBOS on PostgreSQL (not in the default list: it needs the server); DBOS creates
+        # the database if it is missing.
+        Target(
+            "dbos-postgres",
+            "peer_dbos.py",
+            "dbos",
+            {"DBOS_SYSTEM_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/dbos_bench"},
+        ),
     )
 }
+DEFAULT = [name for name in TARGETS if name != "dbos-postgres"]
 
 
 def python_of(target: Target, python: str) -> Path:
@@ -158,7 +167,9 @@ def print_table(results: list[dict[str, Any]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--peers", default=",".join(TARGETS), help="comma-separated")
+    parser.add_argument(
+        "--peers", default=",".join(DEFAULT), help=f"comma-separated, of {', '.join(TARGETS)}"
+    )
     parser.add_argument("--runs", type=int, default=3, help="runs per row (median)")
     parser.add_argument("--only", default=",".join(ROWS), help="rows: W1,W2,W3,W4,CLIENT")
     parser.add_argument("--python", default="3.11", help="the peers' Python (uv venv --python)")
