@@ -114,8 +114,8 @@ def main(peer: Peer, script: str) -> None:
         peer.client()
         return
     only = set(args.only.split(","))
-    peer.setup()
     try:
+        peer.setup()  # inside: a peer that started something before failing stops it
         peer.w2(3)  # unmeasured: starts whatever the peer starts lazily (servers, pools)
         if "W1" in only:
             rate("W1", W1_WIDTH + 2, [peer.w1(W1_WIDTH) for _ in range(args.runs)])
