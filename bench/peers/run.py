@@ -25,8 +25,10 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,7 +96,10 @@ def run_target(target: Target, python: str, runs: int, only: str, timeout: float
     interpreter = python_of(target, python)
     logs = HERE / ".logs"
     logs.mkdir(exist_ok=True)
-    env = {**os.environ, **target.env}
+    # Every temporary folder the peer makes (databases, homes, output files) goes under
+    # one of its own, removed afterwards.
+    scratch = Path(tempfile.mkdtemp(prefix=f"peers-{target.name}-"))
+    env = {**os.environ, **target.env, "TMPDIR": str(scratch)}
     load = os.getloadavg()[0]
     started = time.perf_counter()
     with (logs / f"{target.name}.log").open("w") as err:
@@ -113,6 +118,7 @@ def run_target(target: Target, python: str, runs: int, only: str, timeout: float
         except subprocess.TimeoutExpired as e:
             stdout = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
             code = -1
+    shutil.rmtree(scratch, ignore_errors=True)
     rows = {}
     for line in stdout.splitlines():
         if line.startswith("{"):
