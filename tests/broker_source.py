@@ -155,6 +155,20 @@ class Source:
 
         return asyncio.run(pending())
 
+    def describe(self) -> str:
+        """What the broker says of the source (for a failing test's message)."""
+        try:
+            if self.kind == "redis":
+                client = redis_client(endpoint("redis"), timeout=10)
+                try:
+                    stream = client.xinfo_stream(self.name)
+                    return f"stream {stream}, groups {client.xinfo_groups(self.name)}"
+                finally:
+                    client.close()
+            return f"{self.unacked()} unacknowledged"
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+
     def cleanup(self) -> None:
         self.close_senders()
         if self.kind == "redis":
