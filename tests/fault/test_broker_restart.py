@@ -108,12 +108,12 @@ class Broker:
         self.port = brokers.BROKERS[kind][0]
         self.redis_dir = ""
 
-    def stop(self) -> None:
+    def stop(self, *, save: bool = True) -> None:
         if self.kind == "redis":
             client = redis_client(endpoint("redis"), timeout=10)
             self.redis_dir = str(client.config_get("dir")["dir"])
             with contextlib.suppress(Exception):  # the connection drops as it exits
-                client.shutdown(save=True)
+                client.shutdown(save=save, nosave=not save)
             _wait("redis to exit", lambda: not brokers.listening(self.port), 60)
         elif self.kind == "rabbitmq":
             subprocess.run(
@@ -194,14 +194,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
-@pytest.mark.serial
-@pytest.mark.parametrize("kind", KINDS)
-def test_broker_restarted_mid_way_every_message_starts_one_run(
-    app: App, tmp_path: Path, kind: str
-) -> None:
-    brokers.require(kind)
-    broker = Broker(kind)
-    source = Source(kind)
+def _register(app: App, kind: str, source: Source) -> tuple[str, str]:
+    """The trigger's workflow, registered; its name and trigger key."""
     app.connections.put_connection("shop", "bus", kind=kind, url=brokers.URLS[kind])
     spec = load_yaml_text(
         f"""
@@ -218,12 +212,24 @@ tasks:
     app.store.workflows.register_workflow(spec, source=None, now=app.clock.now())
     key = spec.triggers[0].key(spec.name)
     source.setup(_consumer_name(spec.name, key))
+    return spec.name, key
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("kind", KINDS)
+def test_broker_restarted_mid_way_every_message_starts_one_run(
+    app: App, tmp_path: Path, kind: str
+) -> None:
+    brokers.require(kind)
+    broker = Broker(kind)
+    source = Source(kind)
+    workflow, key = _register(app, kind, source)
     log = tmp_path / "scheduler.log"
     proc = _scheduler(app.store.url, log)
     half = MESSAGES // 2
 
     def runs() -> list[Any]:
-        return app.runs.list_runs(RunFilter(workflow=spec.name, limit=10 * MESSAGES))
+        return app.runs.list_runs(RunFilter(workflow=workflow, limit=10 * MESSAGES))
 
     def consumer_state() -> str | None:
         for record in app.triggers.list_consumers():
@@ -271,4 +277,50 @@ tasks:
     finally:
         _stop(proc)
         broker.start()  # whatever happened, leave the broker running
+        source.cleanup()
+
+
+@pytest.mark.serial
+def test_redis_restarted_without_its_data_skips_nothing_sent_afterwards(
+    app: App, tmp_path: Path
+) -> None:
+    """Redis restarted without persistence loses the stream and the group. What it held
+    is gone with it, but what is sent once it is back, even before the consumer has
+    reconnected, must start runs: the consumer makes the group again from the stream's
+    start, not its end."""
+    brokers.require("redis")
+    broker = Broker("redis")
+    source = Source("redis")
+    workflow, _ = _register(app, "redis", source)
+    log = tmp_path / "scheduler.log"
+    proc = _scheduler(app.store.url, log)
+    half = MESSAGES // 2
+
+    def runs() -> list[Any]:
+        return app.runs.list_runs(RunFilter(workflow=workflow, limit=10 * MESSAGES))
+
+    try:
+        send = source.sender()
+        for i in range(half):
+            send(i)
+        source.close_senders()
+        _wait(f"{half} runs", lambda: len(runs()) >= half, 60, log)
+        try:
+            broker.stop(save=False)
+        finally:
+            broker.start()
+        send = source.sender()  # at once: the consumer is still backing off
+        for i in range(half, MESSAGES):
+            send(i)
+        source.close_senders()
+        try:
+            _wait(f"{MESSAGES} runs", lambda: len(runs()) >= MESSAGES, 60, log)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{len(runs())} runs; {source.describe()}") from None
+        time.sleep(LEASE + 1)
+        ids = [r.params["order_id"] for r in runs()]
+        assert sorted(ids) == sorted(f"o-{i}" for i in range(MESSAGES))
+    finally:
+        _stop(proc)
+        broker.start()
         source.cleanup()
