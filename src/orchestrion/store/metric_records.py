@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from orchestrion.store.broker_records import ConsumerRecord
 from orchestrion.store.records import RunRecord, WorkerRecord
 
 __all__ = [
@@ -89,6 +90,8 @@ class MetricsSnapshot:
     schedules: tuple[ScheduleLag, ...]
     #: How long a trivial statement took (the database round trip), in seconds.
     db_seconds: float
+    #: Broker triggers' consumers as their schedulers last reported them (lag included).
+    consumers: tuple[ConsumerRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
