@@ -263,16 +263,32 @@ class NatsConsumer:
         self.subject = source.subject
         self.durable = source.group or name
         self._loop = asyncio.new_event_loop()
-        self._nc = self._loop.run_until_complete(nats_connect(endpoint, timeout=10.0))
+        self._lost = False
+
+        async def lost() -> None:
+            self._lost = True
+
+        self._nc = self._loop.run_until_complete(
+            nats_connect(endpoint, timeout=10.0, disconnected_cb=lost)
+        )
         js = self._nc.jetstream()
         self._sub = self._loop.run_until_complete(
             js.pull_subscribe(self.subject, durable=self.durable)
         )
 
+    def _check(self) -> None:
+        """Raise once the connection has dropped. The client would reconnect by itself,
+        but a pull subscription and acks that span a server restart were seen to go
+        quiet; the trigger's thread opens a fresh consumer instead, and JetStream delivers
+        what was not acknowledged again (after the durable's ack wait)."""
+        if self._lost:
+            raise ConnectionError("the NATS connection dropped; reconnecting")
+
     def fetch(self, limit: int, timeout: float) -> list[Message]:
         """See `Consumer.fetch`."""
         import nats.errors
 
+        self._check()
         try:
             msgs = self._loop.run_until_complete(self._sub.fetch(limit, timeout=timeout))
         except (TimeoutError, nats.errors.TimeoutError):
@@ -294,6 +310,7 @@ class NatsConsumer:
     def ack(self, message: Message) -> None:
         """See `Consumer.ack`. Not waited for: an ack that is lost only makes JetStream
         deliver the message again, and its inbox row then starts nothing."""
+        self._check()
         self._loop.run_until_complete(message.handle.ack())
 
     def lag(self) -> int | None:
