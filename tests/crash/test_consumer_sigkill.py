@@ -1,13 +1,16 @@
 """SIGKILL the process running a broker trigger's consumer mid-stream, again and again: no
 message is lost and none starts two runs (issue 14).
 
-A real ``orchestrion scheduler`` process consumes a Redis stream, a RabbitMQ queue or a
-NATS JetStream subject while a thread sends 300 distinct messages (1,000 with
-``ORCHESTRION_FAULT_SCALE=full``); the process is killed
+A real ``orchestrion scheduler`` process consumes a Redis stream, a RabbitMQ queue, a
+NATS JetStream subject or an MQTT topic (a persistent session, QoS 1) while a thread sends
+300 distinct messages (1,000 with ``ORCHESTRION_FAULT_SCALE=full``); the process is killed
 with SIGKILL four times at random moments (so fetched-but-unrecorded and
 recorded-but-unacknowledged messages are both likely) and started again; the new process
 takes the trigger's lease once the dead one's lapses. Afterwards every message has exactly
-one run, and the broker holds nothing unacknowledged. SQLite, or PostgreSQL with
+one run, and the broker holds nothing unacknowledged (checked with the scheduler stopped:
+MQTT is asked by resuming the consumer's session, which hands over whatever it kept). MQTT
+gives messages no id: each is known by a digest of its topic and body, all distinct here.
+SQLite, or PostgreSQL with
 ``ORCHESTRION_TEST_DATABASE=postgres``. The seed is printed (``ORCHESTRION_CRASH_SEED``).
 
 With two scheduler processes, killing the one holding the trigger's lease moves the
@@ -16,8 +19,6 @@ consumer to the other within the lease time, and again no message is lost or dou
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import random
 import signal
@@ -25,8 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,120 +34,16 @@ import pytest
 
 from orchestrion.app import App
 from orchestrion.app.settings import Settings
-from orchestrion.brokers.endpoint import Endpoint
-from orchestrion.brokers.publish import nats_connect, rabbit_parameters, redis_client
 from orchestrion.spec.yaml.loader import load_yaml_text
 from orchestrion.store.records import RunFilter
+from orchestrion.triggers.consumers import _consumer_name
 from tests import brokers
+from tests.broker_source import KINDS, Source
 from tests.helpers import database_url_for
 
 MESSAGES = 1000 if os.environ.get("ORCHESTRION_FAULT_SCALE") == "full" else 300
 KILLS = 4
 LEASE = 2.0
-
-
-def _endpoint(kind: str) -> Endpoint:
-    return Endpoint(namespace="shop", name="t", kind=kind, url=brokers.URLS[kind])
-
-
-class Source:
-    """One broker's side of the test: where messages go, and what is left unacked."""
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.name = f"k{uuid.uuid4().hex[:8]}"
-        self.closers: list[Callable[[], Any]] = []
-
-    def trigger(self) -> str:
-        where = {"redis": "stream", "rabbitmq": "queue", "nats": "subject"}[self.kind]
-        target = f"{self.name}.>" if self.kind == "nats" else self.name
-        return f"{{kind: {self.kind}, connection: bus, {where}: '{target}'}}"
-
-    def setup(self) -> None:
-        if self.kind == "rabbitmq":
-            import pika
-
-            with pika.BlockingConnection(rabbit_parameters(_endpoint("rabbitmq"), timeout=10)) as c:
-                c.channel().queue_declare(self.name)
-        elif self.kind == "nats":
-            self._nats(lambda js: js.add_stream(name=self.name, subjects=[f"{self.name}.>"]))
-
-    def sender(self) -> Callable[[int], None]:
-        """A function sending message `i` (from one thread)."""
-        if self.kind == "redis":
-            client = redis_client(_endpoint("redis"), timeout=10)
-            self.closers.append(client.close)
-            return lambda i: client.xadd(self.name, {"body": _body(i)})
-        if self.kind == "rabbitmq":
-            import pika
-
-            connection = pika.BlockingConnection(
-                rabbit_parameters(_endpoint("rabbitmq"), timeout=10)
-            )
-            self.closers.append(connection.close)
-            channel = connection.channel()
-            return lambda i: channel.basic_publish(
-                "", self.name, _body(i), pika.BasicProperties(message_id=f"m{i}")
-            )
-        loop = asyncio.new_event_loop()
-        nc = loop.run_until_complete(nats_connect(_endpoint("nats"), timeout=10))
-        self.closers.append(loop.close)
-        self.closers.append(lambda: loop.run_until_complete(nc.close()))
-        js = nc.jetstream()
-        return lambda i: loop.run_until_complete(js.publish(f"{self.name}.o", _body(i)))
-
-    def unacked(self) -> int:
-        if self.kind == "redis":
-            client = redis_client(_endpoint("redis"), timeout=10)
-            groups = client.xinfo_groups(self.name)
-            client.close()
-            return int(sum(g["pending"] + (g.get("lag") or 0) for g in groups))
-        if self.kind == "rabbitmq":
-            import pika
-
-            with pika.BlockingConnection(rabbit_parameters(_endpoint("rabbitmq"), timeout=10)) as c:
-                declared = c.channel().queue_declare(self.name, passive=True)
-                return int(declared.method.message_count)
-
-        async def pending() -> int:
-            nc = await nats_connect(_endpoint("nats"), timeout=5)
-            try:
-                js = nc.jetstream()
-                infos = await js.consumers_info(self.name)
-                return sum(i.num_pending + i.num_ack_pending for i in infos)
-            finally:
-                await nc.close()
-
-        return asyncio.run(pending())
-
-    def cleanup(self) -> None:
-        for close in reversed(self.closers):
-            close()
-        if self.kind == "redis":
-            client = redis_client(_endpoint("redis"), timeout=10)
-            client.delete(self.name)
-            client.close()
-        elif self.kind == "rabbitmq":
-            import pika
-
-            with pika.BlockingConnection(rabbit_parameters(_endpoint("rabbitmq"), timeout=10)) as c:
-                c.channel().queue_delete(self.name)
-        else:
-            self._nats(lambda js: js.delete_stream(self.name))
-
-    def _nats(self, act: Callable[[Any], Any]) -> None:
-        async def go() -> None:
-            nc = await nats_connect(_endpoint("nats"), timeout=5)
-            try:
-                await act(nc.jetstream())
-            finally:
-                await nc.close()
-
-        asyncio.run(go())
-
-
-def _body(i: int) -> bytes:
-    return json.dumps({"id": f"o-{i}"}).encode()
 
 
 @pytest.fixture
@@ -169,7 +65,7 @@ def _scheduler(db: str, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-@pytest.mark.parametrize("kind", ["redis", "rabbitmq", "nats"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_sigkilled_consumer_loses_nothing_and_starts_nothing_twice(
     app: App, tmp_path: Path, kind: str
 ) -> None:
@@ -193,14 +89,8 @@ tasks:
     )
     app.store.workflows.register_workflow(spec, source=None, now=app.clock.now())
     key = spec.triggers[0].key(spec.name)
-    source.setup()
+    source.setup(_consumer_name(spec.name, key))
     db, log = app.store.url, tmp_path / "scheduler.log"
-    if kind == "redis":  # the group must exist before the first message (it starts at $)
-        from orchestrion.triggers.consumers import _consumer_name
-
-        client = redis_client(_endpoint("redis"), timeout=10)
-        client.xgroup_create(source.name, _consumer_name(spec.name, key), id="0", mkstream=True)
-        client.close()
     proc = _scheduler(db, log)
     send = source.sender()
     sent = threading.Event()
@@ -234,14 +124,22 @@ tasks:
         assert sorted(ids) == sorted(f"o-{i}" for i in range(MESSAGES)), (
             f"{MESSAGES - len(set(ids))} message(s) lost; log:\n{log.read_text()[-3000:]}"
         )
+        _stop(proc)
         assert source.unacked() == 0
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
         source.cleanup()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def _holder(app: App, key: str) -> int | None:
@@ -274,11 +172,7 @@ tasks:
     )
     app.store.workflows.register_workflow(spec, source=None, now=app.clock.now())
     key = spec.triggers[0].key(spec.name)
-    from orchestrion.triggers.consumers import _consumer_name
-
-    client = redis_client(_endpoint("redis"), timeout=10)
-    client.xgroup_create(source.name, _consumer_name(spec.name, key), id="0", mkstream=True)
-    client.close()
+    source.setup(_consumer_name(spec.name, key))
     db = app.store.url
     procs = [_scheduler(db, tmp_path / "s0.log"), _scheduler(db, tmp_path / "s1.log")]
     send = source.sender()
@@ -316,13 +210,9 @@ tasks:
             for r in app.runs.list_runs(RunFilter(workflow="failover", limit=1000))
         ]
         assert len(ids) == len(set(ids)) == 200
+        _stop(other)
         assert source.unacked() == 0
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            _stop(proc)
         source.cleanup()

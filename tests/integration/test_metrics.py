@@ -152,34 +152,6 @@ def test_queue_depth_oldest_age_and_worker_slots(setup: tuple[App, Driver, FakeC
     assert app.reads.metrics().workers == ()
 
 
-def test_consumer_lag_of_running_consumers_from_the_database(
-    setup: tuple[App, Driver, FakeClock],
-) -> None:
-    """Each consumer's row (as a consumer records it) is a series; a stopped one, or one
-    whose broker reports no lag, is none."""
-    app, driver, clock = setup
-
-    def put(key: str, state: str, lag: int | None) -> None:
-        record = ConsumerRecord(
-            key=key, workflow="orders", kind="redis", connection="bus",
-            destination="orders", holder="s1", epoch=1, state=state, lag=lag,
-        )  # fmt: skip
-        driver.store.triggers.put_consumer(record, now=clock.now())
-
-    put("orders:a", "running", 42)
-    put("orders:b", "stopped", 7)
-    put("orders:c", "running", None)
-    with serve_api(app) as url:
-        token, _ = app.accounts.create_token("scraper", {"*": "viewer"}, expires="never")
-        text = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"}).text
-    lags = {
-        dict(labels)["trigger"]: value
-        for (name, labels), value in parse(text).items()
-        if name == "orchestrion_consumer_lag_messages"
-    }
-    assert lags == {"orders:a": 42}
-
-
 def test_access_needs_a_token_for_every_namespace_or_a_scraper_address(
     setup: tuple[App, Driver, FakeClock],
 ) -> None:
@@ -235,3 +207,34 @@ def test_request_labels_stay_bounded_whatever_clients_send(
     assert "unmatched other" in labels
     assert not any("/no/such" in label or "BREW" in label for label in labels), labels
     assert all("/api/v1/runs/" not in label or "{run_id}" in label for label in labels), labels
+
+
+def test_broker_consumers_lag_dead_letters_and_state(
+    setup: tuple[App, Driver, FakeClock],
+) -> None:
+    """What a consumer's scheduler reported (issue 14) is scraped: its lag where the broker
+    says, its dead-lettered count, and whether it runs; no lag series where it is unknown."""
+    app, _, clock = setup
+    reported: list[tuple[str, str, str, int | None]] = [
+        ("k1", "redis", "running", 42),
+        ("k2", "mqtt", "error", None),
+    ]
+    for key, kind, state, waiting in reported:
+        app.store.triggers.put_consumer(
+            ConsumerRecord(
+                key=key, workflow="orders", kind=kind, connection="bus",
+                destination=f"{kind}-dest", holder="s:1:x", epoch=1, state=state, lag=waiting,
+            ),
+            now=clock.now(),
+        )  # fmt: skip
+    with serve_api(app) as url:
+        token, _ = app.accounts.create_token("scraper", {"*": "viewer"}, expires="never")
+        text = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"}).text
+    samples = parse(text)
+    lag = "orchestrion_broker_consumer_lag_messages"
+    assert pick(samples, lag, kind="redis", destination="redis-dest", workflow="orders") == 42
+    assert not [k for k in samples if k[0] == lag and ("kind", "mqtt") in k[1]]
+    running = "orchestrion_broker_consumer_running"
+    assert pick(samples, running, kind="redis") == 1
+    assert pick(samples, running, kind="mqtt") == 0
+    assert pick(samples, "orchestrion_broker_consumer_dead_lettered_messages", kind="redis") == 0

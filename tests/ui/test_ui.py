@@ -56,10 +56,13 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, extra_flows: dict[str, str] | None = None) -> None:
+        """`extra_flows`: more workflow files (name -> text) for the server to load."""
         self.flows = root / "flows"
         shutil.copytree(REPO / "examples", self.flows, ignore=shutil.ignore_patterns("__pycache__"))
         (self.flows / "ui_flows.py").write_text(flows_source())
+        for name, text in (extra_flows or {}).items():
+            (self.flows / name).write_text(text)
         work = root / "work"
         work.mkdir()
         self.log = root / "server.log"

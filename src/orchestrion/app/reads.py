@@ -4,6 +4,7 @@ number of batched store reads, however many workflows, runs or workers there are
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -213,9 +214,11 @@ class Reads(Facet):
         """What a metrics scrape reports from the database, now. A worker whose heartbeats
         stopped for a whole lease is left out (its attempts are being reaped)."""
         now = self.clock.now()
-        return self.store.reads.metrics(
+        snapshot = self.store.reads.metrics(
             now=now, alive_since=now - self._core.settings.lease_seconds
         )
+        consumers = tuple(self.store.triggers.list_consumers())
+        return dataclasses.replace(snapshot, consumers=consumers)
 
     def task_inputs(self, run_id: str, task: str) -> TaskInputs:
         """The parameters, upstream results and (for a mapped task) items of `task`."""

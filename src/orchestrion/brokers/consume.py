@@ -108,10 +108,14 @@ class Consumer(Protocol):
         ...
 
 
-def open_consumer(endpoint: Endpoint, source: Any, name: str, *, prefetch: int = 100) -> Consumer:
+def open_consumer(
+    endpoint: Endpoint, source: Any, name: str, *, prefetch: int = 100, resume: bool = False
+) -> Consumer:
     """A connected consumer of `source` (a `BrokerSource`) named `name` (its group, durable,
     or client id: stable per trigger). `prefetch` bounds what a broker that pushes
-    (RabbitMQ) sends ahead of acknowledgements."""
+    (RabbitMQ) sends ahead of acknowledgements. `resume`: this consumer was connected
+    before (a reconnect), so a Redis group found missing was lost with the broker's data
+    and is made again from the stream's start, not its end (see `RedisConsumer`)."""
     kinds: dict[str, Any] = {
         "redis": RedisConsumer,
         "rabbitmq": RabbitConsumer,
@@ -120,20 +124,30 @@ def open_consumer(endpoint: Endpoint, source: Any, name: str, *, prefetch: int =
     }
     if endpoint.kind == "rabbitmq":
         return RabbitConsumer(endpoint, source, name, prefetch=prefetch)
+    if endpoint.kind == "redis":
+        return RedisConsumer(endpoint, source, name, resume=resume)
     consumer: Consumer = kinds[endpoint.kind](endpoint, source, name)
     return consumer
 
 
 class RedisConsumer:
-    """A Redis Streams consumer group."""
+    """A Redis Streams consumer group.
 
-    def __init__(self, endpoint: Endpoint, source: Any, name: str) -> None:
+    A new trigger's group starts at the stream's end (``$``: what was there before is not
+    this trigger's business). On a reconnect (`resume`) a missing group means Redis lost
+    its data (restarted without persistence): entries added since, possibly before this
+    consumer got back, must not be skipped, so the group is made at ``0``; entries this
+    trigger already recorded keep their ids only if the stream survived, and then the
+    event inbox acknowledges them without a second run."""
+
+    def __init__(self, endpoint: Endpoint, source: Any, name: str, *, resume: bool = False) -> None:
         self.stream = source.stream
         self.group = source.group or name
         self._client = redis_client(endpoint, timeout=30.0)
         self._pending = True  # read our own unacknowledged entries before new ones
         try:
-            self._client.xgroup_create(self.stream, self.group, id="$", mkstream=True)
+            start = "0" if resume else "$"
+            self._client.xgroup_create(self.stream, self.group, id=start, mkstream=True)
         except Exception as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -249,16 +263,32 @@ class NatsConsumer:
         self.subject = source.subject
         self.durable = source.group or name
         self._loop = asyncio.new_event_loop()
-        self._nc = self._loop.run_until_complete(nats_connect(endpoint, timeout=10.0))
+        self._lost = False
+
+        async def lost() -> None:
+            self._lost = True
+
+        self._nc = self._loop.run_until_complete(
+            nats_connect(endpoint, timeout=10.0, disconnected_cb=lost)
+        )
         js = self._nc.jetstream()
         self._sub = self._loop.run_until_complete(
             js.pull_subscribe(self.subject, durable=self.durable)
         )
 
+    def _check(self) -> None:
+        """Raise once the connection has dropped. The client would reconnect by itself,
+        but a pull subscription and acks that span a server restart were seen to go
+        quiet; the trigger's thread opens a fresh consumer instead, and JetStream delivers
+        what was not acknowledged again (after the durable's ack wait)."""
+        if self._lost:
+            raise ConnectionError("the NATS connection dropped; reconnecting")
+
     def fetch(self, limit: int, timeout: float) -> list[Message]:
         """See `Consumer.fetch`."""
         import nats.errors
 
+        self._check()
         try:
             msgs = self._loop.run_until_complete(self._sub.fetch(limit, timeout=timeout))
         except (TimeoutError, nats.errors.TimeoutError):
@@ -280,6 +310,7 @@ class NatsConsumer:
     def ack(self, message: Message) -> None:
         """See `Consumer.ack`. Not waited for: an ack that is lost only makes JetStream
         deliver the message again, and its inbox row then starts nothing."""
+        self._check()
         self._loop.run_until_complete(message.handle.ack())
 
     def lag(self) -> int | None:

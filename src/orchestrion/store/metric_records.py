@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from orchestrion.store.broker_records import ConsumerRecord
 from orchestrion.store.records import RunRecord, WorkerRecord
 
 __all__ = [
     "DURATION_BUCKETS",
     "ActiveCount",
-    "ConsumerLag",
     "EndedCount",
     "MetricsSnapshot",
     "QueueDepth",
@@ -75,16 +75,6 @@ class ScheduleLag:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ConsumerLag:
-    """A running broker consumer's lag as its broker last reported it (messages waiting)."""
-
-    trigger_key: str
-    workflow: str
-    kind: str
-    lag: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class MetricsSnapshot:
     """What a scrape reports from the database, read by a bounded number of indexed
     queries (none scans the run or task run history)."""
@@ -100,8 +90,8 @@ class MetricsSnapshot:
     schedules: tuple[ScheduleLag, ...]
     #: How long a trivial statement took (the database round trip), in seconds.
     db_seconds: float
-    #: Consumers that run now and whose broker reports a lag.
-    consumers: tuple[ConsumerLag, ...] = ()
+    #: Broker triggers' consumers as their schedulers last reported them (lag included).
+    consumers: tuple[ConsumerRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -147,6 +147,7 @@ class _Running:
             broker,
             _consumer_name(self.spec.name, self.key),
             prefetch=min(BATCH, broker.max_in_flight or BATCH),
+            resume=self.state.ready.is_set(),  # connected before: this is a reconnect
         )
         try:
             self.state.error = None

@@ -140,6 +140,7 @@ class _FromSnapshot(Collector):
         yield from self._live()
         yield from self._workers()
         yield from self._schedules()
+        yield from self._consumers()
 
     def _ended(self, family: str, counter: str, histogram: str) -> Iterator[Metric]:
         what = "Runs" if family == "run" else "Task attempts"
@@ -234,15 +235,33 @@ class _FromSnapshot(Collector):
                 delay.add_metric([s.schedule_key, s.workflow], max(0.0, s.fired_at - s.last_fire))
         yield lag
         yield delay
-        consumers = GaugeMetricFamily(
-            "orchestrion_consumer_lag_messages",
-            "Messages waiting at the broker for a running broker trigger's consumer, as the"
-            " broker last reported it (only brokers that report one).",
-            labels=["trigger", "workflow", "kind"],
+
+    def _consumers(self) -> Iterator[Metric]:
+        labels = ["workflow", "namespace", "kind", "destination"]
+        lag = GaugeMetricFamily(
+            "orchestrion_broker_consumer_lag_messages",
+            "Messages waiting at the broker for a broker trigger's consumer, where the broker"
+            " says (Redis group lag, RabbitMQ ready messages, NATS num_pending; never MQTT).",
+            labels=labels,
         )
-        for c in snap.consumers:
-            consumers.add_metric([c.trigger_key, c.workflow, c.kind], c.lag)
-        yield consumers
+        dead = GaugeMetricFamily(
+            "orchestrion_broker_consumer_dead_lettered_messages",
+            "Messages a broker trigger dead-lettered (those its event inbox still holds).",
+            labels=labels,
+        )
+        up = GaugeMetricFamily(
+            "orchestrion_broker_consumer_running",
+            "1 while a broker trigger's consumer runs (or holds at its in-flight limit),"
+            " 0 when it failed or stopped.",
+            labels=labels,
+        )
+        for c in self.snapshot.consumers:
+            values = [c.workflow, self._ns(c.workflow), c.kind, c.destination]
+            if c.lag is not None:
+                lag.add_metric(values, c.lag)
+            dead.add_metric(values, c.dead_lettered)
+            up.add_metric(values, 1 if c.state in ("running", "held") else 0)
+        yield from (lag, dead, up)
 
 
 def _by_key(

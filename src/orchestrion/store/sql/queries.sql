@@ -1049,11 +1049,6 @@ SELECT s.schedule_key, s.workflow, s.last_fire, f.created_at AS fired_at
 FROM schedule_state s LEFT JOIN fires f
 ON f.schedule_key = s.schedule_key AND f.nominal = s.last_fire
 
--- name: metric_consumer_lag
--- Running broker consumers whose broker reports a lag (one row per broker trigger).
-SELECT trigger_key, workflow, kind, lag FROM broker_consumers
-WHERE lag IS NOT NULL AND state IN ('running', 'held') ORDER BY trigger_key
-
 -- name: metric_ping
 -- The database round trip a scrape times.
 SELECT 1 AS one

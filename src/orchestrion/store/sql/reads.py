@@ -15,7 +15,6 @@ from orchestrion.errors import NotFound
 from orchestrion.store.metric_records import (
     DURATION_BUCKETS,
     ActiveCount,
-    ConsumerLag,
     EndedCount,
     MetricsSnapshot,
     QueueDepth,
@@ -54,7 +53,6 @@ ENDED: Final = rows.row_reader(EndedCount)
 ACTIVE: Final = rows.row_reader(ActiveCount)
 QUEUE_DEPTH: Final = rows.row_reader(QueueDepth)
 SCHEDULE_LAG: Final = rows.row_reader(ScheduleLag)
-CONSUMER_LAG: Final = rows.row_reader(ConsumerLag)
 
 #: Workflows per UNION ALL statement: SQLite allows at most 500 compound terms.
 _CHUNK = 200
@@ -174,7 +172,6 @@ class SqlReads:
             workers=tuple(rows.WORKER(r) for r in read(Q.metric_workers, (alive_since,))),
             schedules=tuple(SCHEDULE_LAG(r) for r in read(Q.metric_schedules)),
             db_seconds=db_seconds,
-            consumers=tuple(CONSUMER_LAG(r) for r in read(Q.metric_consumer_lag)),
         )
 
     # ------------------------------------------------------------------ web UI pages (batched)
