@@ -53,7 +53,11 @@ def get_connection(request: Request, namespace: str, name: str) -> RecordModel:
     return ConnectionInfo.of(app_of(request).connections.get_connection(namespace, name))
 
 
-@router.put("/api/v1/connections/{namespace}/{name}", response_model=ConnectionWritten)
+@router.put(
+    "/api/v1/connections/{namespace}/{name}",
+    response_model=ConnectionWritten,
+    responses={201: {"model": ConnectionWritten, "description": "Created"}},
+)
 @rule(Action.MANAGE_CONNECTIONS, targets.connection, "connection.put")
 def put_connection(
     request: Request, namespace: str, name: str, body: ConnectionBody, response: Response

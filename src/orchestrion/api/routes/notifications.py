@@ -63,7 +63,11 @@ def list_channels(
     return [ChannelInfo.of(c) for c in found if scope.namespace(c.namespace)]
 
 
-@router.put(_CHANNEL, response_model=NotificationWritten)
+@router.put(
+    _CHANNEL,
+    response_model=NotificationWritten,
+    responses={201: {"model": NotificationWritten, "description": "Created"}},
+)
 @rule(Action.MANAGE_NOTIFICATIONS, targets.notification, "notification.channel.put")
 def put_channel(
     request: Request, namespace: str, name: str, body: ChannelBody, response: Response
@@ -99,7 +103,11 @@ def list_rules(
     return [RuleInfo.of(r) for r in found if scope.namespace(r.namespace)]
 
 
-@router.put(_RULE, response_model=NotificationWritten)
+@router.put(
+    _RULE,
+    response_model=NotificationWritten,
+    responses={201: {"model": NotificationWritten, "description": "Created"}},
+)
 @rule(Action.MANAGE_NOTIFICATIONS, targets.notification, "notification.rule.put")
 def put_rule(
     request: Request, namespace: str, name: str, body: RuleBody, response: Response

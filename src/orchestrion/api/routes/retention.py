@@ -86,7 +86,11 @@ def get_policy(request: Request, namespace: str) -> RecordModel:
     return RetentionInfo.of(app_of(request).retention.get_policy(namespace))
 
 
-@router.put("/api/v1/retention/{namespace}", response_model=PolicyWritten)
+@router.put(
+    "/api/v1/retention/{namespace}",
+    response_model=PolicyWritten,
+    responses={201: {"model": PolicyWritten, "description": "Created"}},
+)
 @rule(Action.SETTINGS, targets.server_wide, "retention.set")
 def put_policy(
     request: Request, namespace: str, body: PolicyBody, response: Response

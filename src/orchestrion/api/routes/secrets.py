@@ -40,7 +40,11 @@ def list_secrets(
     return [SecretInfo.of(m) for m in found if scope.namespace(m.namespace)]
 
 
-@router.put("/api/v1/secrets/{namespace}/{name}", response_model=SecretWritten)
+@router.put(
+    "/api/v1/secrets/{namespace}/{name}",
+    response_model=SecretWritten,
+    responses={201: {"model": SecretWritten, "description": "Created"}},
+)
 @rule(Action.MANAGE_SECRETS, targets.secret, "secret.set")
 def put_secret(
     request: Request, namespace: str, name: str, body: SecretValue, response: Response
