@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
@@ -51,6 +51,54 @@ def _table(columns: Sequence[str], rows: list[list[str]]) -> None:
     for row in rows:
         table.add_row(*(escape(cell) for cell in row))
     console.print(table)
+
+
+# What channels and rules share: each verb here or through the server, the same way.
+
+
+def _put(what: str, ref: str, body: dict[str, Any], db: str | None, server: str | None,
+         here: Callable[[Any, str, str], bool]) -> None:  # fmt: skip
+    """Create or replace channel or rule `ref` (``here(app, namespace, name)`` without a
+    server), saying which it was."""
+    namespace, name = _ref(ref)
+    if server:
+        made = remote_call(server, "PUT", f"{_BASE}/{what}s/{namespace}/{name}", json=body)
+        created = bool(made["created"])
+    else:
+        with opened(db) as app:
+            created = here(app, namespace, name)
+    click.echo(f"{'created' if created else 'updated'} {what} {namespace}/{name}")
+
+
+def _remove(what: str, ref: str, db: str | None, server: str | None,
+            here: Callable[[Any, str, str], None]) -> None:  # fmt: skip
+    namespace, name = _ref(ref)
+    if server:
+        remote_call(server, "DELETE", f"{_BASE}/{what}s/{namespace}/{name}")
+    else:
+        with opened(db) as app:
+            here(app, namespace, name)
+    click.echo(f"removed {what} {namespace}/{name}")
+
+
+def _rows(what: str, query: dict[str, Any], db: str | None, server: str | None,
+          here: Callable[[Any], list[dict[str, Any]]]) -> list[dict[str, Any]]:  # fmt: skip
+    """The rows of a listing, as the API shows them, here or through the server."""
+    if server:
+        found: list[dict[str, Any]] = remote_call(
+            server, "GET", f"{_BASE}/{what}", params={k: v for k, v in query.items() if v}
+        )
+        return found
+    with opened(db) as app:
+        return here(app)
+
+
+def _show(rows: list[dict[str, Any]], output: str, columns: Sequence[str],
+          cells: Callable[[dict[str, Any]], list[str]]) -> None:  # fmt: skip
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    _table(columns, [cells(r) for r in rows])
 
 
 @click.group()
@@ -107,15 +155,15 @@ def channels_add(ref: str, kind: str, url: str | None, secret: str | None, host:
     options = {"url": url, "host": host, "port": port, "username": username,
                "sender": sender, "to": list(to) or None, "starttls": starttls or None}  # fmt: skip
     config = {k: v for k, v in options.items() if v is not None}
-    namespace, name = _ref(ref)
     body: dict[str, Any] = {"kind": kind, "config": config, "secret": secret}
-    if server:
-        made = remote_call(server, "PUT", f"{_BASE}/channels/{namespace}/{name}", json=body)
-        created = bool(made["created"])
-    else:
-        with opened(db) as app:
-            created = app.notifications.put_channel(namespace, name, **body)
-    click.echo(f"{'created' if created else 'updated'} channel {namespace}/{name}")
+    _put(
+        "channel",
+        ref,
+        body,
+        db,
+        server,
+        lambda app, ns, name: app.notifications.put_channel(ns, name, **body),
+    )
 
 
 @channels.command("list")
@@ -125,19 +173,17 @@ def channels_add(ref: str, kind: str, url: str | None, secret: str | None, host:
 @output_option
 def channels_list(namespace: str | None, db: str | None, server: str | None, output: str) -> None:
     """The channels (their secrets by name only)."""
-    if server:
-        query = {"namespace": namespace} if namespace else None
-        rows: list[dict[str, Any]] = remote_call(server, "GET", f"{_BASE}/channels", params=query)
-    else:
-        with opened(db) as app:
-            rows = [as_shown(CHANNEL)(c) for c in app.notifications.list_channels(namespace)]
-    if output == "json":
-        click.echo(json.dumps(rows, indent=2, default=str))
-        return
-    _table(
-        ("NAMESPACE", "NAME", "KIND", "CONFIG", "SECRET", "UPDATED"),
-        [[r["namespace"], r["name"], r["kind"], short(json.dumps(r["config"])),
-          r["secret"] or "-", when(r["updated_at"])] for r in rows],
+    rows = _rows(
+        "channels",
+        {"namespace": namespace},
+        db,
+        server,
+        lambda app: [as_shown(CHANNEL)(c) for c in app.notifications.list_channels(namespace)],
+    )
+    _show(
+        rows, output, ("NAMESPACE", "NAME", "KIND", "CONFIG", "SECRET", "UPDATED"),
+        lambda r: [r["namespace"], r["name"], r["kind"], short(json.dumps(r["config"])),
+                   r["secret"] or "-", when(r["updated_at"])],
     )  # fmt: skip
 
 
@@ -147,13 +193,9 @@ def channels_list(namespace: str | None, db: str | None, server: str | None, out
 @server_option
 def channels_remove(ref: str, db: str | None, server: str | None) -> None:
     """Delete a channel (deliveries to it fail until it exists again)."""
-    namespace, name = _ref(ref)
-    if server:
-        remote_call(server, "DELETE", f"{_BASE}/channels/{namespace}/{name}")
-    else:
-        with opened(db) as app:
-            app.notifications.delete_channel(namespace, name)
-    click.echo(f"removed channel {namespace}/{name}")
+    _remove(
+        "channel", ref, db, server, lambda app, ns, name: app.notifications.delete_channel(ns, name)
+    )
 
 
 @channels.command("test")
@@ -193,16 +235,16 @@ def rules_add(ref: str, channel: str, events: tuple[str, ...], workflows: str,
         --on run.failed --on run.late --workflows 'etl-*' --tag nightly \\
         --template '{{ workflow }} {{ event }}: {{ error }}'
     """
-    namespace, name = _ref(ref)
     body: dict[str, Any] = {"channel": channel, "events": list(events), "workflows": workflows,
                             "tags": list(tags), "template": template}  # fmt: skip
-    if server:
-        made = remote_call(server, "PUT", f"{_BASE}/rules/{namespace}/{name}", json=body)
-        created = bool(made["created"])
-    else:
-        with opened(db) as app:
-            created = app.notifications.put_rule(namespace, name, **body)
-    click.echo(f"{'created' if created else 'updated'} rule {namespace}/{name}")
+    _put(
+        "rule",
+        ref,
+        body,
+        db,
+        server,
+        lambda app, ns, name: app.notifications.put_rule(ns, name, **body),
+    )
 
 
 @rules.command("list")
@@ -212,19 +254,17 @@ def rules_add(ref: str, channel: str, events: tuple[str, ...], workflows: str,
 @output_option
 def rules_list(namespace: str | None, db: str | None, server: str | None, output: str) -> None:
     """The rules."""
-    if server:
-        query = {"namespace": namespace} if namespace else None
-        rows: list[dict[str, Any]] = remote_call(server, "GET", f"{_BASE}/rules", params=query)
-    else:
-        with opened(db) as app:
-            rows = [as_shown(RULE)(r) for r in app.notifications.list_rules(namespace)]
-    if output == "json":
-        click.echo(json.dumps(rows, indent=2, default=str))
-        return
-    _table(
-        ("NAMESPACE", "NAME", "CHANNEL", "WORKFLOWS", "TAGS", "EVENTS"),
-        [[r["namespace"], r["name"], r["channel"], r["workflows"], ",".join(r["tags"]) or "-",
-          ",".join(r["events"])] for r in rows],
+    rows = _rows(
+        "rules",
+        {"namespace": namespace},
+        db,
+        server,
+        lambda app: [as_shown(RULE)(r) for r in app.notifications.list_rules(namespace)],
+    )
+    _show(
+        rows, output, ("NAMESPACE", "NAME", "CHANNEL", "WORKFLOWS", "TAGS", "EVENTS"),
+        lambda r: [r["namespace"], r["name"], r["channel"], r["workflows"],
+                   ",".join(r["tags"]) or "-", ",".join(r["events"])],
     )  # fmt: skip
 
 
@@ -234,13 +274,7 @@ def rules_list(namespace: str | None, db: str | None, server: str | None, output
 @server_option
 def rules_remove(ref: str, db: str | None, server: str | None) -> None:
     """Delete a rule."""
-    namespace, name = _ref(ref)
-    if server:
-        remote_call(server, "DELETE", f"{_BASE}/rules/{namespace}/{name}")
-    else:
-        with opened(db) as app:
-            app.notifications.delete_rule(namespace, name)
-    click.echo(f"removed rule {namespace}/{name}")
+    _remove("rule", ref, db, server, lambda app, ns, name: app.notifications.delete_rule(ns, name))
 
 
 @deliveries.command("list")
@@ -253,20 +287,21 @@ def rules_remove(ref: str, db: str | None, server: str | None) -> None:
 def deliveries_list(namespace: str | None, state: str | None, limit: int, db: str | None,
                     server: str | None, output: str) -> None:  # fmt: skip
     """The newest deliveries, with their state, attempts and last error."""
-    if server:
-        query: dict[str, Any] = {"limit": limit}
-        query.update({k: v for k, v in {"namespace": namespace, "state": state}.items() if v})
-        rows: list[dict[str, Any]] = remote_call(server, "GET", f"{_BASE}/deliveries", params=query)
-    else:
-        with opened(db) as app:
-            found = app.notifications.list_deliveries(namespace, state=state, limit=limit)
-            rows = [as_shown(DELIVERY)(d) for d in found]
-    if output == "json":
-        click.echo(json.dumps(rows, indent=2, default=str))
-        return
-    _table(
+    query = {"limit": limit, "namespace": namespace, "state": state}
+    rows = _rows(
+        "deliveries",
+        query,
+        db,
+        server,
+        lambda app: [
+            as_shown(DELIVERY)(d)
+            for d in app.notifications.list_deliveries(namespace, state=state, limit=limit)
+        ],
+    )
+    _show(
+        rows, output,
         ("ID", "STATE", "ATTEMPTS", "EVENT", "WORKFLOW", "RUN", "CHANNEL", "CREATED", "ERROR"),
-        [[str(r["id"]), r["state"], str(r["attempts"]), r["event"], r["workflow"] or "-",
-          r["run_id"] or "-", f"{r['namespace']}/{r['channel']}", when(r["created_at"]),
-          short(r["last_error"] or "")] for r in rows],
+        lambda r: [str(r["id"]), r["state"], str(r["attempts"]), r["event"], r["workflow"] or "-",
+                   r["run_id"] or "-", f"{r['namespace']}/{r['channel']}", when(r["created_at"]),
+                   short(r["last_error"] or "")],
     )  # fmt: skip
