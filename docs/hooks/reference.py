@@ -14,6 +14,7 @@ Nothing here is written into ``docs/``: the pages exist only in the built site.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -229,6 +230,54 @@ def yaml_schema_page(schema: Json) -> str:
         table = _object_table(definition)
         lines += table or [f"Type: {_cell(_schema_type(definition))}. {_notes(definition)}", ""]
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- states
+
+
+def transitions_table(which: str) -> str:
+    """The transitions of ``orchestrion.states`` (``task`` or ``run``) as a Markdown table:
+    for each event, the states it moves from and the one it moves to."""
+    from orchestrion import states
+
+    table = states.TASK_TRANSITIONS if which == "task" else states.RUN_TRANSITIONS
+    by_event: dict[tuple[str, str], list[str]] = {}
+    for (source, event), target in table.items():
+        by_event.setdefault((event.value, target.value), []).append(source.value)
+    lines = ["| event | from | to |", "| --- | --- | --- |"]
+    for (event, target), sources in by_event.items():
+        lines.append(f"| `{event}` | {', '.join(f'`{s}`' for s in sources)} | `{target}` |")
+    return "\n".join(lines)
+
+
+def states_table(which: str) -> str:
+    """The states of ``TaskState`` or ``RunState`` with their meaning: the ``#:`` comment
+    above each member in ``states.py``."""
+    source = (ROOT / "src" / "orchestrion" / "states.py").read_text()
+    cls = "TaskState" if which == "task" else "RunState"
+    body = source.split(f"class {cls}(StrEnum):", 1)[1].split("\nclass ", 1)[0]
+    found = re.findall(r'#: (.*?)\n\s+[A-Z_]+ = "([a-z_]+)"', body, re.S)
+    lines = ["| state | meaning |", "| --- | --- |"]
+    for comment, value in found:
+        meaning = " ".join(part.strip().removeprefix("#:").strip() for part in comment.split("\n"))
+        lines.append(f"| `{value}` | {_cell(meaning)} |")
+    return "\n".join(lines)
+
+
+_GENERATED = {
+    "<!-- generated: task states -->": lambda: states_table("task"),
+    "<!-- generated: run states -->": lambda: states_table("run"),
+    "<!-- generated: task transitions -->": lambda: transitions_table("task"),
+    "<!-- generated: run transitions -->": lambda: transitions_table("run"),
+}
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    """MkDocs hook: put the generated state tables where a page asks for them."""
+    for marker, make in _GENERATED.items():
+        if marker in markdown:
+            markdown = markdown.replace(marker, make())
+    return markdown
 
 
 def generated_pages() -> dict[str, str]:

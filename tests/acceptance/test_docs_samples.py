@@ -47,6 +47,8 @@ class Project:
             PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
             ORCHESTRION_DATABASE_URL=database_url_for(root / "orchestrion.db"),
             ORCHESTRION_DEV_MODE="1",
+            # The webhook of docs/how-to/events-and-webhooks.md, as that page starts it.
+            ORCHESTRION_WEBHOOK_SHOP_SECRET="s3cret",
             ORCHESTRION_CREDENTIALS_FILE=str(root.parent / "credentials.json"),
             ORCHESTRION_LEASE_SECONDS="3",
             ORCHESTRION_HEARTBEAT_SECONDS="0.5",
@@ -133,16 +135,16 @@ def _export(sample: Sample, name: str, value: str, project: Project, env: dict[s
 
 def _background(sample: Sample, project: Project, env: dict[str, str]) -> subprocess.Popen[str]:
     script = "\n".join(project.rewrite(c) for c in sample.commands) or project.rewrite(sample.text)
-    log = (project.logs / f"background-{sample.line}.log").open("w")
-    return subprocess.Popen(
-        ["bash", "-c", script],
-        cwd=project.root,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    with (project.logs / f"background-{sample.line}.log").open("w") as log:
+        return subprocess.Popen(
+            ["bash", "-c", script],
+            cwd=project.root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
 
 
 def run_page(page: Path, project: Project) -> None:
