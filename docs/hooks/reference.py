@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -245,8 +246,8 @@ def transitions_table(which: str) -> str:
     for (source, event), target in table.items():
         by_event.setdefault((event.value, target.value), []).append(source.value)
     lines = ["| event | from | to |", "| --- | --- | --- |"]
-    for (event, target), sources in by_event.items():
-        lines.append(f"| `{event}` | {', '.join(f'`{s}`' for s in sources)} | `{target}` |")
+    for (name, goal), sources in by_event.items():
+        lines.append(f"| `{name}` | {', '.join(f'`{s}`' for s in sources)} | `{goal}` |")
     return "\n".join(lines)
 
 
@@ -264,7 +265,7 @@ def states_table(which: str) -> str:
     return "\n".join(lines)
 
 
-_GENERATED = {
+_GENERATED: dict[str, Callable[[], str]] = {
     "<!-- generated: task states -->": lambda: states_table("task"),
     "<!-- generated: run states -->": lambda: states_table("run"),
     "<!-- generated: task transitions -->": lambda: transitions_table("task"),
