@@ -65,7 +65,9 @@ def _type_of(schema: Json) -> str:
 
 
 def _cell(text: Any) -> str:
-    return str(text).replace("\n", " ").replace("|", "\\|")
+    """Plain `text` for a table cell: one line, pipes and asterisks taken literally (not for
+    code spans, where the Markdown tables extension leaves both alone)."""
+    return str(text).replace("\n", " ").replace("|", "\\|").replace("*", "\\*")
 
 
 def _body_type(content: Json) -> str:
@@ -174,7 +176,9 @@ def _schema_type(schema: Json) -> str:
         return f"[{name}](#{_slug(name)})"
     for key in ("oneOf", "anyOf"):
         if key in schema:
-            return " or ".join(_schema_type(s) for s in schema[key])
+            # Alternatives that only constrain (e.g. {"required": [...]}) are not types.
+            forms = [s for s in schema[key] if {"type", "$ref", "enum", "properties"} & set(s)]
+            return " or ".join(_schema_type(s) for s in forms) or "object"
     if "enum" in schema:
         return " | ".join(f"`{v}`" for v in schema["enum"])
     kind = schema.get("type", "any")
@@ -182,11 +186,14 @@ def _schema_type(schema: Json) -> str:
         return f"list of {_schema_type(schema.get('items', {}))}"
     if kind == "object" and isinstance(schema.get("additionalProperties"), dict):
         return f"map of {_schema_type(schema['additionalProperties'])}"
+    if "properties" in schema:
+        return "object (keys below)"
     return str(kind)
 
 
 def _notes(schema: Json) -> str:
-    parts = [str(schema.get("description", ""))]
+    """Description (as text), default, pattern and bounds (as code) of a key, for a cell."""
+    parts = [_cell(schema.get("description", ""))]
     if "default" in schema:
         parts.append(f"Default `{json.dumps(schema['default'])}`.")
     if "pattern" in schema:
@@ -194,7 +201,7 @@ def _notes(schema: Json) -> str:
     for key, word in (("minimum", "at least"), ("maximum", "at most")):
         if key in schema:
             parts.append(f"{word.capitalize()} {schema[key]}.")
-    return _cell(" ".join(p for p in parts if p))
+    return " ".join(p for p in parts if p).replace("\n", " ")
 
 
 def _object_table(schema: Json) -> list[str]:
@@ -229,7 +236,14 @@ def yaml_schema_page(schema: Json) -> str:
         if definition.get("description"):
             lines += [_cell(definition["description"]), ""]
         table = _object_table(definition)
-        lines += table or [f"Type: {_cell(_schema_type(definition))}. {_notes(definition)}", ""]
+        if table:
+            lines += table
+            continue
+        notes = _notes({k: v for k, v in definition.items() if k != "description"})
+        lines += [f"Type: {_cell(_schema_type(definition))}. {notes}".rstrip(), ""]
+        # The object forms of a oneOf (a schedule's mapping, a shell task's): their keys.
+        for alternative in definition.get("oneOf", definition.get("anyOf", [])):
+            lines += _object_table(alternative)
     return "\n".join(lines)
 
 
