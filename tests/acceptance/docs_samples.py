@@ -133,6 +133,8 @@ def _sample(page: Path, line: int, info: str, text: str, marker: str) -> Sample:
     lang = info.split()[0] if info else ""
     title = _TITLE.search(info)
     what, exit_code = _marker(marker, where)
+    if what == "server" and "orchestrion server" not in text:
+        raise SampleError(f"{where}: a `sample: server` block that starts no `orchestrion server`")
     if what in ("skip", "server"):
         return Sample(page, line, what, text)
     background = what == "background"
