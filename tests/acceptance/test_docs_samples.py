@@ -64,7 +64,10 @@ class Project:
             env,
             self.logs,
         )
-        credentials = Path(env["ORCHESTRION_CREDENTIALS_FILE"])
+
+    def wait_ready(self) -> None:
+        """Until the server answers and has saved its first start's token for the CLI."""
+        credentials = Path(self.env["ORCHESTRION_CREDENTIALS_FILE"])
         wait_for("the server's first start", self._ready(credentials), 60, self.server.output)
 
     def _ready(self, credentials: Path) -> Callable[[], bool]:
@@ -86,8 +89,11 @@ class Project:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     project = Project(tmp_path_factory.mktemp("docs") / "project")
-    yield project
-    project.server.kill_group()
+    try:
+        project.wait_ready()
+        yield project
+    finally:
+        project.server.kill_group()
 
 
 def _fail(sample: Sample, what: str, project: Project, output: str) -> None:
