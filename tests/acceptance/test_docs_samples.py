@@ -31,6 +31,10 @@ DOCS = REPO / "docs"
 PAGES = [DOCS / "tutorial.md", *sorted((DOCS / "how-to").glob("*.md"))]
 TIMEOUT = 90.0
 
+# The samples test the pages, not the database under them: the SQLite pass runs them once
+# (each page starts servers and ~65 CLI processes; twice would double that for nothing).
+pytestmark = pytest.mark.sqlite_only(reason="the docs' samples, run once on the default store")
+
 
 class Project:
     """The readers' project folder, its environment and the server running on it."""
