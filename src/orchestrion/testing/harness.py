@@ -76,9 +76,7 @@ class Harness:
         self.patience = patience
         # Short leases: a test that kills nothing never waits on one, and heartbeats
         # are real-time threads (the fake clock only says what time they record).
-        settings = Settings(
-            database_url=database_url, lease_seconds=30.0, heartbeat_every=0.5, dev_mode=True
-        )
+        settings = Settings(database_url=database_url, lease_seconds=30.0, heartbeat_every=0.5)
         self.app = App(settings, clock=self.clock)
         self._workflows: dict[str, WorkflowSpec] = {}
         self._stubs: dict[tuple[str | None, str], Stub] = {}
