@@ -16,6 +16,10 @@ from orchestrion.testing import Harness
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
+# The fixture's store is a SQLite file, whatever ORCHESTRION_TEST_DATABASE says: the
+# harness's own tests (tests/integration/test_harness.py) run it on PostgreSQL too.
+pytestmark = pytest.mark.sqlite_only(reason="the orchestrion_harness fixture is SQLite's")
+
 
 @pytest.fixture(autouse=True)
 def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
