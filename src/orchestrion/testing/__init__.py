@@ -18,7 +18,7 @@ The command line never imports this package: ``orchestrion run`` does not pay fo
 
 from __future__ import annotations
 
-from orchestrion.testing.harness import Harness, HarnessError, harness
+from orchestrion.testing.harness import Harness, HarnessError
 from orchestrion.testing.results import AttemptResult, RunResult, TaskResult
 from orchestrion.testing.stubs import Stub
 
@@ -29,5 +29,4 @@ __all__ = [
     "RunResult",
     "Stub",
     "TaskResult",
-    "harness",
 ]

@@ -12,11 +12,11 @@ as much as the test says, firing every schedule due on the way.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
+import json
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -321,14 +321,5 @@ class Harness:
 
 def json_data(spec: WorkflowSpec) -> dict[str, Any]:
     """A spec as the JSON data `register_spec` takes."""
-    import json
-
     data: dict[str, Any] = json.loads(spec.to_json())
     return data
-
-
-@contextlib.contextmanager
-def harness(directory: str | Path | None = None, **options: Any) -> Iterator[Harness]:
-    """An open `Harness` for the block (``with harness(tmp_path) as h``)."""
-    with Harness(directory, **options) as made:
-        yield made
