@@ -20,7 +20,9 @@ The tree::
     ├── BadSignature              a signed request (a webhook) is not authentic (401)
     ├── Forbidden                 the principal may not do this action here (403)
     ├── NotifyError               a notification was not delivered (retried by the outbox)
-    └── SecretError               a secret cannot be sealed or opened, or no master key is set
+    ├── SecretError               a secret cannot be sealed or opened, or no master key is set
+    └── ClientError               a server refused a client's request (status, problem detail)
+        └── ServerUnreachable     no answer from the server's URL (connection, timeout)
 
     BaseException
     └── CancelRequested           cooperative cancellation inside task code
@@ -33,11 +35,14 @@ Each class's docstring is its default message.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AlreadyExists",
     "AuthError",
     "BadSignature",
     "CancelRequested",
+    "ClientError",
     "CycleError",
     "ExpressionError",
     "Forbidden",
@@ -49,6 +54,7 @@ __all__ = [
     "ParameterError",
     "ResultTooLarge",
     "SecretError",
+    "ServerUnreachable",
     "SpecError",
     "StoreError",
     "TaskError",
@@ -197,3 +203,31 @@ class SecretError(OrchestrionError):
 
 class CancelRequested(BaseException):
     """The run or task was canceled; task code should stop."""
+
+
+class ClientError(OrchestrionError):
+    """The server refused the request.
+
+    Raised by `orchestrion.client.Client`: `status` is the HTTP status, `code` the API's
+    error code (``not_found``, ``conflict``, ``forbidden``, ``unauthenticated``,
+    ``invalid``...), `detail` the server's whole problem object, `url` what was asked.
+    """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        detail: dict[str, Any] | None = None,
+        url: str | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.detail = detail or {}
+        self.url = url
+        super().__init__(message)
+
+
+class ServerUnreachable(ClientError):
+    """The server cannot be reached."""

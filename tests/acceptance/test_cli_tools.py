@@ -1,6 +1,6 @@
 """``orchestrion completion`` and ``orchestrion init`` as real processes: the completion
 scripts, the shell's completion requests answered from the lazy command tree, and an
-init'd project that validates and whose two workflows run."""
+init'd project that validates, whose two workflows run and whose tests pass."""
 
 from __future__ import annotations
 
@@ -64,7 +64,8 @@ def test_completion_answers_from_every_command(tmp_path: Path) -> None:
 def test_init_makes_a_project_that_validates_and_runs(tmp_path: Path) -> None:
     said = cli(tmp_path, "init", "myproject").stdout
     project = tmp_path / "myproject"
-    for rel in ("workflows/greet.py", "workflows/report.yaml", "README.md", ".gitignore"):
+    made = ("workflows/greet.py", "workflows/report.yaml", "tests/test_workflows.py")
+    for rel in (*made, "README.md", ".gitignore"):
         assert (project / rel).is_file() and f"wrote myproject/{rel}" in said
     assert "# myproject" in (project / "README.md").read_text()
 
@@ -75,6 +76,21 @@ def test_init_makes_a_project_that_validates_and_runs(tmp_path: Path) -> None:
     assert "succeeded  run" in greet.stdout and "hello, friend 4" in greet.stdout
     report = cli(project, "run", "workflows/report.yaml", "-q", "--db", db)
     assert "succeeded  run" in report.stdout and ". holds" in report.stdout
+
+    # the scaffolded tests pass, in pytest of their own (the harness fixture comes with
+    # Orchestrion's pytest plugin, nothing of this repository's conftest)
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("ORCHESTRION_", "PYTEST"))}
+    tested = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/"],
+        cwd=project,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "3 passed" in tested.stdout
 
     # a second init writes nothing over the first
     again = cli(tmp_path, "init", "myproject", code=2)

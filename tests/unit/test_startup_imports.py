@@ -33,6 +33,8 @@ HEAVY = (
     "argon2",
     "asyncio",
     "docker",  # the container engine's client: only when a container task runs
+    "orchestrion.testing",
+    "orchestrion.client",
 )
 
 # What serving, the API and the UI load, and `orchestrion run` never needs.
@@ -47,6 +49,10 @@ SERVER_STACK = (
     "orchestrion.ui",
     "orchestrion.web",
     "orchestrion.server",
+    # Users' tooling: the test harness and the Python client (the CLI's --server mode
+    # loads the client, a local run never).
+    "orchestrion.testing",
+    "orchestrion.client",
 )
 
 

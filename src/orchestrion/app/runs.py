@@ -7,6 +7,7 @@ Driving a run to its end with an in-process worker (``orchestrion run``) is
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,12 @@ class Runs(Facet):
         return run
 
     # ------------------------------------------------------------------ reads
+
+    def next_ready_at(self, queues: Sequence[str]) -> float | None:
+        """When the next queued or retry-waiting task run on `queues` may be claimed (a
+        time already past: now); None when none waits. What a clock-driven test harness
+        moves its clock to."""
+        return self.store.runs.next_ready_at(queues, None, now=self.clock.now())
 
     def get_run(self, run_id: str) -> RunRecord:
         """One run (an unambiguous id prefix will do), or `NotFound`."""

@@ -198,8 +198,8 @@ class Runtime(Facet):
             self.store.runs,
             self.clock,
             holder_id,
-            connections=self._connections,
-            retention=self.store.retention,
+            connections=options.pop("connections", self._connections),
+            retention=options.pop("retention", self.store.retention),
             **options,
         )
 
@@ -321,6 +321,44 @@ class Runtime(Facet):
                 spans.stop()  # emits the span of the run that just ended
             if tracer is not None:
                 tracer.shutdown()
+
+    @contextlib.contextmanager
+    def in_process_worker(self, queues: tuple[str, ...], concurrency: int = 4) -> Iterator[Worker]:
+        """A started worker in this process that runs every task of `queues`, whatever it
+        requires, on the App's clock; stopped when the block ends. Nothing sweeps beside
+        it: whoever drives it moves time (`orchestrion.testing`)."""
+        settings = self._core.settings
+        worker = Worker(
+            self.store.runs,
+            self.store.workflows,
+            self.store.notifier,
+            self._core.code,
+            WorkerSettings(
+                queues=queues,
+                concurrency=concurrency,
+                lease_seconds=settings.lease_seconds,
+                heartbeat_every=settings.heartbeat_every,
+                http_allow=settings.http_allow,
+                containers=settings.containers,
+                labels=None,
+            ),
+            self.clock,
+            secrets=self._secrets,
+            connections=self._connections,
+        )
+        worker.start()
+        try:
+            yield worker
+        finally:
+            worker.stop(grace=5.0)
+
+    def wake_workers(self) -> None:
+        """Wake this process's idle workers to look for work at once (after the clock moved)."""
+        self.store.notifier.wake()
+
+    def wait_for_change(self, seconds: float) -> None:
+        """Block until a task run may have become ready (in this process), or `seconds`."""
+        self.store.notifier.wait_for_change(seconds)
 
     def _all_tasks(self, run_id: str) -> list[TaskSpec]:
         """The run's tasks and its sub-workflows' (whose queues a local worker serves)."""

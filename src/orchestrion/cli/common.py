@@ -20,7 +20,6 @@ from rich.markup import escape
 
 from orchestrion.app import Actor, App
 from orchestrion.app.settings import Settings
-from orchestrion.cli.credentials import auth_headers
 from orchestrion.errors import NotFound, OrchestrionError
 from orchestrion.store.records import AttemptRecord, LogRecord, RunFilter, RunRecord, TaskRunRecord
 
@@ -183,22 +182,7 @@ def remote_call(server: str, method: str, path: str, **kw: Any) -> Any:
 def api_request(server: str, method: str, path: str, body: Any = None) -> Any:
     """One call to the server's API under the caller's token, its JSON answer; errors
     (unreachable, or an error status) as an `OrchestrionError` naming them."""
-    import httpx
+    from orchestrion.cli.remote import Remote
 
-    try:
-        response = httpx.request(
-            method,
-            server.rstrip("/") + path,
-            json=body,
-            timeout=30.0,
-            headers=auth_headers(server),
-        )
-    except httpx.HTTPError as exc:
-        raise OrchestrionError(f"cannot reach the server at {server}: {exc}") from exc
-    if response.status_code >= 400:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:300]
-        raise OrchestrionError(f"server said {response.status_code}: {message}")
-    return response.json()
+    with Remote(server) as api:
+        return api.client.request(method, path, json=body)

@@ -1,106 +1,104 @@
-"""The CLI's view of a server: the same read and control methods as `App`, over the REST API.
+"""The CLI's view of a server: `orchestrion.client.Client` under the CLI's token (the
+environment or the credentials file), typed as the `RunReader` that `App.runs` also is.
 
 Commands use `Remote` when ``--server`` / ``ORCHESTRION_SERVER`` is given and the local
-`App` otherwise, so their output is the same either way. Responses become records through
-the API's own `api.wire` tables, so the two sides cannot disagree on a record's shape.
+`App` otherwise, so their output is the same either way. The HTTP is the client's; what
+is the CLI's own is which token to send and which errors commands know by class: a
+server's ``not_found`` is `NotFound` here, as the local database's is.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
-import httpx
-
-from orchestrion.api.wire import ATTEMPT, LOG_LINE, RUN, TASK_RUN
-from orchestrion.cli.credentials import auth_headers
-from orchestrion.errors import AuthError, Forbidden, IllegalTransition, NotFound, OrchestrionError
+from orchestrion.cli.credentials import token_for
+from orchestrion.client import Client
+from orchestrion.errors import AuthError, ClientError, Forbidden, IllegalTransition, NotFound
 from orchestrion.store.records import AttemptRecord, LogRecord, RunFilter, RunRecord, TaskRunRecord
 
-__all__ = ["Remote"]
+__all__ = ["Remote", "translated"]
+
+T = TypeVar("T")
+
+#: The API's error codes that commands handle by class, as the local App raises them.
+_BY_CODE: dict[str, Callable[[str], Exception]] = {
+    "not_found": NotFound,
+    "conflict": IllegalTransition,
+    "forbidden": Forbidden,
+    "unauthenticated": lambda m: AuthError(
+        f"{m} (set ORCHESTRION_TOKEN or run `orchestrion tokens create`)"
+    ),
+}
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Errors of the block as the local App raises them (`NotFound`, `IllegalTransition`,
+    `Forbidden`, `AuthError`); other refusals stay `ClientError`."""
+    try:
+        yield
+    except ClientError as exc:
+        make = _BY_CODE.get(exc.code or "")
+        if make is None:
+            raise
+        raise make(str(exc.detail.get("message") or exc)) from exc
 
 
 class Remote:
-    """A server's run verbs over its REST API, typed as `RunReader` so that commands treat it
-    exactly as `App.runs`. Use it as a context manager: it holds an HTTP client."""
+    """A server's run verbs over its REST API. Use it as a context manager: it holds an
+    HTTP client (`client`, for everything beyond the run verbs)."""
 
     def __init__(self, server: str, timeout: float = 30.0) -> None:
         self.server = server.rstrip("/")
-        self._client = httpx.Client(
-            base_url=self.server, timeout=timeout, headers=auth_headers(self.server)
-        )
+        self.client = Client(self.server, token_for(self.server), timeout=timeout)
 
     def __enter__(self) -> Remote:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._client.close()
+        self.client.close()
 
     def call(
         self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
     ) -> Any:
         """One API call; API errors become the matching Orchestrion errors."""
-        try:
-            response = self._client.request(method, path, json=json, params=params)
-        except httpx.HTTPError as exc:
-            raise OrchestrionError(f"cannot reach the server at {self.server}: {exc}") from exc
-        if response.status_code < 400:
-            return response.json() if response.content else None
-        try:
-            error = response.json()["error"]
-            code, message = str(error["code"]), str(error["message"])
-        except (ValueError, KeyError, TypeError):
-            code, message = "http_error", response.text[:300]
-        if code == "not_found":
-            raise NotFound(message)
-        if code == "conflict":
-            raise IllegalTransition(message)
-        if code == "unauthenticated":
-            raise AuthError(f"{message} (set ORCHESTRION_TOKEN or run `orchestrion tokens create`)")
-        if code == "forbidden":
-            raise Forbidden(message)
-        raise OrchestrionError(f"server said {response.status_code}: {message}")
+        with translated():
+            return self.client.request(method, path, json=json, params=params)
+
+    def _do(self, fn: Callable[..., T], *args: Any) -> T:
+        with translated():
+            return fn(*args)
 
     # ------------------------------------------------------------------ the App's verbs
 
     def get_run(self, run_id: str) -> RunRecord:
-        """`RunReader.get_run`, over ``GET /api/v1/runs/{id}``."""
-        return RUN.decode(self.call("GET", f"/api/v1/runs/{run_id}"))
+        """`RunReader.get_run`."""
+        return self._do(self.client.get_run, run_id)
 
     def list_runs(self, filt: RunFilter | None = None) -> list[RunRecord]:
-        """`RunReader.list_runs`, over ``GET /api/v1/runs`` (the first page, of `filt.limit`
-        runs)."""
+        """`RunReader.list_runs` (the first page, of `filt.limit` runs)."""
         filt = filt or RunFilter()
-        params: dict[str, Any] = {"limit": filt.limit}
-        if filt.workflow:
-            params["workflow"] = filt.workflow
-        if filt.state:
-            params["state"] = filt.state.value
-        page = self.call("GET", "/api/v1/runs", params=params)
-        return [RUN.decode(item) for item in page["items"]]
+        with translated():
+            return self.client.list_runs(filt.workflow, filt.state, limit=filt.limit)
 
     def task_runs(self, run_id: str) -> list[TaskRunRecord]:
-        """`RunReader.task_runs`, over ``GET /api/v1/runs/{id}/tasks``."""
-        return [TASK_RUN.decode(t) for t in self.call("GET", f"/api/v1/runs/{run_id}/tasks")]
+        """`RunReader.task_runs`."""
+        return self._do(self.client.task_runs, run_id)
 
     def attempts(self, run_id: str) -> list[AttemptRecord]:
-        """`RunReader.attempts`, over ``GET /api/v1/runs/{id}/attempts``."""
-        rows = self.call("GET", f"/api/v1/runs/{run_id}/attempts")
-        return [ATTEMPT.decode(a, run_id=run_id) for a in rows]
+        """`RunReader.attempts`."""
+        return self._do(self.client.attempts, run_id)
 
     def logs(self, run_id: str, task: str | None = None, after_id: int = 0) -> list[LogRecord]:
-        """`RunReader.logs`, over ``GET /api/v1/runs/{id}/logs`` (one page)."""
-        params: dict[str, Any] = {"after": after_id}
-        if task:
-            params["task"] = task
-        page = self.call("GET", f"/api/v1/runs/{run_id}/logs", params=params)
-        return [LOG_LINE.decode(x, run_id=run_id) for x in page["items"]]
+        """`RunReader.logs` (one page)."""
+        return self._do(self.client.logs, run_id, task, after_id)
 
     def cancel_or_raise(self, run_id: str) -> None:
-        """`RunReader.cancel_or_raise`, over ``POST /api/v1/runs/{id}/cancel`` (a 409 becomes
-        `IllegalTransition`)."""
-        self.call("POST", f"/api/v1/runs/{run_id}/cancel")
+        """`RunReader.cancel_or_raise` (a 409 becomes `IllegalTransition`)."""
+        self._do(self.client.cancel, run_id)
 
     def retry_or_raise(self, run_id: str) -> None:
-        """`RunReader.retry_or_raise`, over ``POST /api/v1/runs/{id}/retry`` (a 409 becomes
-        `IllegalTransition`)."""
-        self.call("POST", f"/api/v1/runs/{run_id}/retry")
+        """`RunReader.retry_or_raise` (a 409 becomes `IllegalTransition`)."""
+        self._do(self.client.retry, run_id)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
 import re
 import sys
@@ -22,9 +21,10 @@ from rich.console import Console
 from orchestrion.app import App
 from orchestrion.app.runtime import DEFAULT_CONCURRENCY
 from orchestrion.app.settings import Settings, trusted_proxies
-from orchestrion.cli.common import api_request, cli_actor
+from orchestrion.cli.common import cli_actor
 from orchestrion.errors import OrchestrionError, SpecError
-from orchestrion.spec.model import LABEL_PATTERN, MAX_LABELS
+from orchestrion.spec.bundle import CodeBundle
+from orchestrion.spec.model import LABEL_PATTERN, MAX_LABELS, WorkflowSpec
 
 __all__ = ["deploy", "scheduler", "server", "worker"]
 
@@ -260,13 +260,7 @@ def deploy(paths: tuple[str, ...], server: str | None, db: str | None, keep_curr
             for item in loaded:
                 spec = item.spec
                 if server:
-                    if item.code is not None:  # content-addressed: sent again, kept once
-                        where = f"/api/v1/code/{item.code.digest}"
-                        api_request(server, "PUT", where, item.code.to_wire())
-                    body = json.loads(spec.to_json())
-                    current = bool(
-                        api_request(server, "POST", "/api/v1/workflows", body)["current"]
-                    )
+                    current = bool(deploy_remote(server, spec, item.code)["current"])
                 else:
                     app.workflows.register_loaded([item], source=file, keep_current=keep_current)
                     # said as found: another deploy may have come in between
@@ -274,6 +268,14 @@ def deploy(paths: tuple[str, ...], server: str | None, db: str | None, keep_curr
                 mark = " (current)" if current else ""
                 console.print(f"deployed {spec.name} {spec.version}{mark} from {file}")
     sys.exit(2 if failed else 0)
+
+
+def deploy_remote(server: str, spec: WorkflowSpec, code: CodeBundle | None) -> dict[str, Any]:
+    """Deploy one workflow through the server's API (`Client.deploy`)."""
+    from orchestrion.cli.remote import Remote
+
+    with Remote(server) as api:
+        return api.client.deploy(spec, code)
 
 
 @click.command()

@@ -3,7 +3,8 @@
 `completion` prints click's own completion script for the shell: the shell then calls
 ``orchestrion`` with ``_ORCHESTRION_COMPLETE`` set to ask for candidates, which click
 answers from the command tree (the lazy group lists every command). `init` writes a small
-project: a Python workflow, a YAML workflow and a README saying what to run next.
+project: a Python workflow, a YAML workflow, their tests (with the test harness,
+`orchestrion.testing`) and a README saying what to run next.
 """
 
 from __future__ import annotations
@@ -108,13 +109,60 @@ tasks:
 #   - cron: "0 6 * * *"
 """
 
+TESTS = '''\
+"""The project's workflows, tested with Orchestrion's harness: each test runs a workflow
+in this process, on a database of its own, under a clock the test moves.
+
+    pytest tests/
+
+The ``orchestrion_harness`` fixture comes with Orchestrion (its pytest plugin); see
+https://orchestrion.dev/testing/ or docs/testing.md.
+"""
+
+from pathlib import Path
+
+from orchestrion.testing import Harness
+
+WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
+
+
+def test_greet_friends_greets_everyone(orchestrion_harness: Harness) -> None:
+    orchestrion_harness.load(WORKFLOWS / "greet.py")
+    result = orchestrion_harness.run("greet_friends", params={"count": 2})
+    result.assert_succeeded()
+    assert result.task("greet").items[1].result == "hello, friend 2"
+    assert result.task("summary").result == 2
+
+
+def test_a_failed_greeting_is_retried(orchestrion_harness: Harness) -> None:
+    # The stub fails once: `greet` retries after its backoff (the harness's clock jumps
+    # there at once), then every greeting comes from the stub.
+    orchestrion_harness.load(WORKFLOWS / "greet.py")
+    orchestrion_harness.stub("greet", raises=ConnectionError("no answer"), times=1, result="hi")
+    result = orchestrion_harness.run("greet_friends", params={"count": 1})
+    result.assert_succeeded()
+    assert [a.outcome for a in result.task("greet").items[0].attempts] == ["failed", "succeeded"]
+
+
+def test_disk_report_counts_files(orchestrion_harness: Harness, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("a.txt", "b.txt"):
+        (data / name).write_text(name)
+    orchestrion_harness.load(WORKFLOWS / "report.yaml")
+    result = orchestrion_harness.run("disk_report", params={"path": str(data)})
+    result.assert_succeeded()
+    assert result.task("report").result == f"{data} holds 2 files"
+'''
+
 README = """\
 # {name}
 
 An Orchestrion project, made by `orchestrion init`.
 
-    workflows/greet.py     a Python workflow: a mapped task and a summary
-    workflows/report.yaml  a YAML workflow of shell tasks
+    workflows/greet.py        a Python workflow: a mapped task and a summary
+    workflows/report.yaml     a YAML workflow of shell tasks
+    tests/test_workflows.py   their tests, with Orchestrion's test harness
 
 ## Run them here
 
@@ -124,6 +172,13 @@ An Orchestrion project, made by `orchestrion init`.
 
 Runs are kept in `.orchestrion/orchestrion.db`: `orchestrion runs list`, then
 `orchestrion runs show RUN_ID`.
+
+## Test them
+
+    pytest tests/
+
+Each test runs a workflow in the test's process on a database of its own; stubs stand in
+for tasks that need the network, and the harness's clock jumps over retry backoffs.
 
 ## Serve them
 
@@ -144,6 +199,7 @@ __pycache__/
 SCAFFOLD: dict[str, str] = {
     "workflows/greet.py": PYTHON_WORKFLOW,
     "workflows/report.yaml": YAML_WORKFLOW,
+    "tests/test_workflows.py": TESTS,
     "README.md": README,
     ".gitignore": GITIGNORE,
 }
@@ -152,8 +208,8 @@ SCAFFOLD: dict[str, str] = {
 @click.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
 def init(directory: Path) -> None:
-    """Start a project in DIRECTORY (default: here): a Python and a YAML workflow and a
-    README. Writes no file that already exists."""
+    """Start a project in DIRECTORY (default: here): a Python and a YAML workflow, their
+    tests and a README. Writes no file that already exists."""
     taken = [rel for rel in SCAFFOLD if (directory / rel).exists()]
     if taken:
         errors.print(

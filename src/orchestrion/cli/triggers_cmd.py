@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from dataclasses import asdict
 from typing import Any
 from urllib.parse import quote
@@ -29,14 +28,11 @@ from orchestrion.cli.common import (
     remote,
     server_option,
 )
-from orchestrion.cli.credentials import auth_headers
 from orchestrion.cli.render import state_text, when
 from orchestrion.cli.services import console, errors
 from orchestrion.errors import OrchestrionError
 
 __all__ = ["backfill", "events", "trigger"]
-
-_FINAL = ("succeeded", "failed", "canceled")
 
 
 @click.command()
@@ -91,33 +87,12 @@ def _wait_local(app: App, run_id: str) -> str:
 
 
 def _waitapi_request(server: str, run_id: str) -> str:
-    """Follow the run's event stream until it finishes (no polling); reconnect with
-    Last-Event-ID if the connection drops."""
-    import httpx
+    """Follow the run's event stream until it finishes (`Client.wait`: no polling while
+    the stream is up; it reconnects with Last-Event-ID if the connection drops)."""
+    from orchestrion.cli.remote import Remote
 
-    last: str | None = None
-    while True:
-        state = str(api_request(server, "GET", f"/api/v1/runs/{run_id}")["state"])
-        if state in _FINAL:
-            return state
-        headers = {"Last-Event-ID": last} if last else {}
-        try:
-            with httpx.stream(
-                "GET",
-                server.rstrip("/") + "/api/v1/stream",
-                params={"run_id": run_id},
-                headers={**headers, **auth_headers(server)},
-                timeout=httpx.Timeout(30.0, read=60.0),
-            ) as response:
-                for line in response.iter_lines():
-                    if line.startswith("id: "):
-                        last = line[4:]
-                    elif line.startswith("data: ") and '"run.' in line:
-                        event = json.loads(line[6:])
-                        if event.get("run_id") == run_id and event.get("to_state") in _FINAL:
-                            return str(event["to_state"])
-        except httpx.HTTPError:
-            time.sleep(0.5)
+    with Remote(server, timeout=30.0) as api:
+        return api.client.wait(run_id).state.value
 
 
 class _CreateByDefault(click.Group):
