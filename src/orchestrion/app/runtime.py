@@ -121,6 +121,7 @@ class Runtime(Facet):
                 http_allow=self._core.settings.http_allow,
                 labels=dict(plan.labels),
                 containers=self._core.settings.containers,
+                results=self._core.result_files(),
             ),
             self.clock,
             secrets=self._secrets,
@@ -199,7 +200,7 @@ class Runtime(Facet):
             self.clock,
             holder_id,
             connections=self._connections,
-            retention=self.store.retention,
+            retention=self._core.pruning(),
             **options,
         )
 
@@ -282,6 +283,7 @@ class Runtime(Facet):
                 http_allow=settings.http_allow,
                 containers=settings.containers,
                 labels=None,  # a local run runs all of its tasks, whatever they require
+                results=self._core.result_files(),
             ),
             self.clock,
             secrets=self._secrets,
