@@ -7,6 +7,7 @@ the API's own `api.wire` tables, so the two sides cannot disagree on a record's 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import httpx
@@ -59,6 +60,10 @@ class Remote:
         if code == "forbidden":
             raise Forbidden(message)
         raise OrchestrionError(f"server said {response.status_code}: {message}")
+
+    def stream(self, method: str, path: str) -> contextlib.AbstractContextManager[httpx.Response]:
+        """A streamed response (for downloads); check the path with `call` first."""
+        return self._client.stream(method, path)
 
     # ------------------------------------------------------------------ the App's verbs
 
