@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from orchestrion.auth.principals import Action
 from orchestrion.store.artifact_records import ArtifactRecord, StoredResult
 from orchestrion.web import targets
+from orchestrion.web.params import PathId
 from orchestrion.web.policy import rule
 from orchestrion.web.request import app_of
 
@@ -113,7 +114,7 @@ def list_artifacts(request: Request, run_id: str) -> list[Artifact]:
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
 @rule(Action.READ, targets.run)
-def artifact_content(request: Request, run_id: str, artifact_id: int) -> StreamingResponse:
+def artifact_content(request: Request, run_id: str, artifact_id: PathId) -> StreamingResponse:
     found, body = app_of(request).outputs.artifact_content(run_id, artifact_id)
     assert found.ref is not None
     name = (found.title or "artifact").replace('"', "")
@@ -129,7 +130,7 @@ def artifact_content(request: Request, run_id: str, artifact_id: int) -> Streami
 
 @router.get("/{run_id}/results/{task_run_id}", response_model=StoredResultOut)
 @rule(Action.READ, targets.run)
-def stored_result(request: Request, run_id: str, task_run_id: int) -> StoredResultOut:
+def stored_result(request: Request, run_id: str, task_run_id: PathId) -> StoredResultOut:
     return StoredResultOut.of(app_of(request).outputs.stored_result(run_id, task_run_id))
 
 
@@ -139,7 +140,7 @@ def stored_result(request: Request, run_id: str, task_run_id: int) -> StoredResu
     responses={200: {"content": {"application/json": {}}}},
 )
 @rule(Action.READ, targets.run)
-def result_content(request: Request, run_id: str, task_run_id: int) -> StreamingResponse:
+def result_content(request: Request, run_id: str, task_run_id: PathId) -> StreamingResponse:
     found, body = app_of(request).outputs.result_content(run_id, task_run_id)
     return StreamingResponse(
         _stream(body),
