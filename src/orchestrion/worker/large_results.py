@@ -133,7 +133,11 @@ class ResultFiles:
             ref = ObjectRef.of(value)
             if ref is not None:
                 with self.objects.open(ref.uri) as stream:
-                    out[name] = json.load(stream)
+                    # Decoded before parsing, so the bytes are gone by then: the peak is
+                    # the text and the value, not the bytes, the text and the value.
+                    text = stream.read().decode("utf-8")
+                out[name] = json.loads(text)
+                del text
         return out
 
     def paths(self, upstream: Mapping[str, Any], scratch: Path) -> dict[str, Any]:
