@@ -64,10 +64,10 @@ def main(megabytes: int = 50) -> None:
             app.workflows.load(root / "large.py")
             env = {**os.environ, "ORCHESTRION_DEV_MODE": "1"}
             env.pop("ORCHESTRION_DATABASE_URL", None)
+            command = [sys.executable, "-m", "orchestrion.cli.main", "worker", "--db", str(db)]
             workers = {
                 queue: subprocess.Popen(
-                    [sys.executable, "-m", "orchestrion.cli.main", "worker", "--db", str(db)]
-                    + ["--queue", queue, "--concurrency", "1"],
+                    [*command, "--queue", queue, "--concurrency", "1"],
                     cwd=root,
                     env=env,
                     stdout=subprocess.DEVNULL,
