@@ -20,8 +20,10 @@ from pathlib import Path
 import pytest
 
 from orchestrion.app import App
+from orchestrion.spec.yaml.loader import load_yaml_text
 from orchestrion.states import RunState
 from orchestrion.store.objects import ObjectRef, ObjectsSettings
+from tests.containers import HOST, IMAGE, require_podman
 from tests.helpers import admin_client, by_name, db_arg, make_app, serve_api
 from tests.processes import Proc
 
@@ -90,6 +92,8 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
         "ORCHESTRION_RESULTS_THRESHOLD": str(THRESHOLD),
         "ORCHESTRION_RESULTS_MAX_BYTES": str(CAP),
         "ORCHESTRION_DEV_MODE": "1",
+        "ORCHESTRION_CONTAINER_HOST": HOST,
+        "ORCHESTRION_CONTAINER_WORK_DIR": str(root / "container-work"),
     }
     env.pop("ORCHESTRION_DATABASE_URL", None)
     args = ["worker", "--db", db_arg(root / "app.db"), "--concurrency", "2"]
@@ -194,3 +198,31 @@ def test_retention_deletes_the_objects_with_their_runs(scene: Scene) -> None:
     assert report.counts.runs >= 1
     assert _files(scene.objects) == []
     assert scene.app.store.artifacts.artifacts(run.id) == []
+
+
+BOXED = f"""
+name: boxed
+tasks:
+  produce:
+    shell:
+      argv: [{sys.executable}, -c, "import json; print(json.dumps('x' * 100000))"]
+      json_output: true
+  box:
+    container:
+      image: {IMAGE}
+      pull: never
+      command: [sh, -c, "wc -c < {{{{ tasks.produce }}}}"]
+"""
+
+
+def test_a_container_task_finds_a_stored_result_under_its_work_folder(scene: Scene) -> None:
+    require_podman()
+    spec = load_yaml_text(BOXED)
+    scene.app.store.workflows.register_workflow(spec, source=None, now=scene.app.clock.now())
+    run = scene.app.runs.trigger("boxed")
+    _finish(scene, run.id)
+    tasks = by_name(scene.app.runs.task_runs(run.id))
+    ref = ObjectRef.of(tasks["produce"].result)
+    assert ref is not None and ref.size == 100_002
+    assert tasks["box"].state.value == "succeeded", tasks["box"].error
+    assert str(tasks["box"].result).strip() == "100002"

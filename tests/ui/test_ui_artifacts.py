@@ -92,6 +92,15 @@ def test_the_run_page_shows_artifacts_rendered_safely(server: Server, browser: B
         assert got.headers["content-type"] == "application/octet-stream"
     with httpx.Client(base_url=server.url) as anonymous:
         assert anonymous.get(download).status_code in (303, 401, 403)
+    w = Watched(browser)
+    try:
+        w.page.goto(f"{server.url}/runs/{run_id}?task=report")
+        stored = w.page.locator("a.stored-result").get_attribute("href")
+        assert stored is not None and stored.endswith("/download")
+    finally:
+        w.close()
+    with httpx.Client(base_url=server.url, cookies={"orchestrion_session": cookie}) as c:
+        assert c.get(stored).content == b'"' + b"y" * 300_000 + b'"'
     # The large result is a reference the API names, with its content a route away.
     [task_run] = server.http.get(f"/api/v1/runs/{run_id}/tasks").json()
     where = server.http.get(f"/api/v1/runs/{run_id}/results/{task_run['id']}").json()

@@ -33,6 +33,8 @@ class AttemptOutputs:
         self.files = files
         self.task_name = task_name
         self.items: list[ArtifactRecord] = []
+        #: Stored upstream results a container task gets in its work folder.
+        self.mounts: dict[str, Path] = {}
         self._scratch: Path | None = None
 
     def __enter__(self) -> AttemptOutputs:
@@ -62,14 +64,23 @@ class AttemptOutputs:
             self._scratch = Path(tempfile.mkdtemp(prefix="orchestrion-inputs-"))
         return self._scratch
 
-    def scope_for(self, scope: dict[str, Any], *, python: bool) -> dict[str, Any]:
-        """`scope` with stored upstream results read back (Python) or as file paths."""
+    def scope_for(
+        self, scope: dict[str, Any], *, python: bool, work_dir: str | None = None
+    ) -> dict[str, Any]:
+        """`scope` with stored upstream results read back (Python), as local file paths,
+        or, for a container whose work folder is mounted at `work_dir`, as the paths they
+        get in it (`mounts` says which files go there)."""
         upstream: Mapping[str, Any] = scope.get("tasks") or {}
         if not upstream or not self.files.has_refs(upstream):
             return scope
-        tasks = (
-            self.files.values(upstream) if python else self.files.paths(upstream, self.scratch())
-        )
+        if python:
+            return {**scope, "tasks": self.files.values(upstream)}
+        tasks = self.files.paths(upstream, self.scratch())
+        if work_dir is not None:
+            for name, value in tasks.items():
+                if name in upstream and value is not upstream[name]:
+                    self.mounts[name] = Path(value)
+                    tasks[name] = f"{work_dir.rstrip('/')}/results/{name}.json"
         return {**scope, "tasks": tasks}
 
     def finish(self, outcome: Outcome | None) -> Outcome | None:

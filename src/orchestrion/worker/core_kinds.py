@@ -199,4 +199,5 @@ class ContainerKind(CoreKind[ContainerAction]):
             extra_env=_secret_env(attempt),
             settings=attempt.containers,
             inputs=attempt.scope,
+            files=attempt.files,
         )

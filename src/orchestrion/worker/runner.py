@@ -14,6 +14,7 @@ from orchestrion.auth.ssrf import AllowList
 from orchestrion.brokers.endpoint import Endpoint
 from orchestrion.errors import CancelRequested, TaskError, TaskTimeout
 from orchestrion.spec.bundle import CodeBundle
+from orchestrion.spec.container import ContainerAction
 from orchestrion.spec.expressions import compile_expression, render
 from orchestrion.spec.model import PythonAction, SubWorkflowAction, TaskSpec, WorkflowSpec
 from orchestrion.store.records import Claim, Outcome
@@ -128,9 +129,12 @@ def _execute(
                 params = render(dict(action.params), scope)
                 start_child(claim, action.workflow, params)
                 return None
-            python = isinstance(action, PythonAction)
             if outputs is not None:
-                scope = outputs.scope_for(scope, python=python)
+                scope = outputs.scope_for(
+                    scope,
+                    python=isinstance(action, PythonAction),
+                    work_dir=action.work_dir if isinstance(action, ContainerAction) else None,
+                )
             if isinstance(action, PythonAction):
                 result = _run_python(action, task, spec.code, claim, ctx, code, scope, executor)
             else:
@@ -143,6 +147,7 @@ def _execute(
                     task_secrets=task.secrets,
                     http_allow=http_allow,
                     containers=containers,
+                    files=outputs.mounts if outputs is not None else {},
                 )
                 result = run_kind(action, context)
         result, stored = _prepared(result, claim, outputs)
