@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,10 @@ _SLICE = 1024 * 1024
 #: Most nodes the hot-path walk visits before it takes the streaming path anyway.
 _WALK = 2000
 _SCALARS = (bool, int, float, type(None))
+#: Exact types whose values are always JSON and small (a huge int is not: it is walked).
+_PLAIN = frozenset({bool, float, type(None)})
+#: Exact types counted as 24 bytes inside a container (ints up to 2**64 included).
+_SMALL = frozenset({bool, float, type(None)})
 
 
 class ResultTooLarge(TaskError):
@@ -53,6 +57,11 @@ class ResultFiles:
         """`value` as the outcome carries it: itself when small, else a reference to where
         it was stored. Raises `TypeError`/`ValueError` as `json.dumps` would for a value
         that is not JSON, `ResultTooLarge` over the cap."""
+        kind = type(value)
+        if kind in _PLAIN:  # the most common results: nothing to walk, nothing to refuse
+            return value, None
+        if kind is str and len(value) * 6 <= self.settings.threshold:
+            return value, None
         if _estimate(value, self.settings.threshold) is not None:
             _ENCODE(value)  # refuses what is not JSON, as before (the C encoder: fast)
             return value, None
@@ -65,13 +74,34 @@ class ResultFiles:
         self, chunks: Iterator[str], task_name: str, name: str, *, inline_below: bool = True
     ) -> ObjectRef | None:
         """Write `chunks` to the store: the object's reference, or None when the encoding
-        turned out to be under the threshold (`inline_below`) and stays in the database."""
+        turned out to be under the threshold (`inline_below`) and stays in the database.
+        Up to the threshold the encoding is kept in memory: a value that the walk could
+        not call small but that is (many small items) costs no file."""
+        head: list[bytes] = []
+        size, digest = 0, hashlib.sha256()
+        for chunk in chunks:
+            data = chunk.encode()
+            head.append(data)
+            size += len(data)
+            if size > self.settings.threshold:
+                break
+        else:
+            if inline_below:
+                return None
+        cap = self.settings.max_bytes
+        if size > cap:
+            raise ResultTooLarge(
+                f"task {task_name!r}: its result is over {size:,} bytes, more than"
+                f" the cap of {cap:,} bytes (ORCHESTRION_RESULTS_MAX_BYTES)"
+            )
         fd, tmp = tempfile.mkstemp(dir=self.objects.staging_dir(), suffix=".part")
         path = Path(tmp)
         try:
-            digest, size = hashlib.sha256(), 0
-            cap = self.settings.max_bytes
             with os.fdopen(fd, "wb", buffering=1024 * 1024) as out:
+                for data in head:
+                    digest.update(data)
+                    out.write(data)
+                head.clear()
                 for chunk in chunks:
                     data = chunk.encode()
                     size += len(data)
@@ -82,9 +112,6 @@ class ResultFiles:
                         )
                     digest.update(data)
                     out.write(data)
-            if inline_below and size <= self.settings.threshold:
-                path.unlink()
-                return None
             uri = self.objects.put_file(path, name)
         except BaseException:
             path.unlink(missing_ok=True)
@@ -153,29 +180,50 @@ class ResultFiles:
 
 def _estimate(value: Any, limit: int) -> int | None:
     """An upper bound of `value`'s encoded size, or None once it might pass `limit` (or the
-    walk grows long): the hot path's only cost."""
+    walk grows long): the hot path's only cost. Scalars inside a container are counted in
+    its own loop (`_members`), not pushed: a list of numbers costs one pass over it."""
     total, seen, stack = 0, 0, [value]
     while stack:
         item = stack.pop()
-        seen += 1
-        if seen > _WALK:
-            return None
-        if isinstance(item, str):
-            total += 6 * len(item) + 2  # \\u escapes at worst
-        elif isinstance(item, _SCALARS):
-            total += 24 if not isinstance(item, int) else 24 + item.bit_length() // 3
-        elif isinstance(item, dict):
-            total += 2
-            for k, v in item.items():
-                total += 8 + (6 * len(k) if isinstance(k, str) else 32)
-                stack.append(v)
-        elif isinstance(item, list | tuple):
-            total += 2 + len(item)
-            stack.extend(item)
+        kind = type(item)
+        if kind is dict:
+            seen += len(item)
+            total += 2 + 8 * len(item) + _keys_size(item) + _members(item.values(), stack)
+        elif kind is list or kind is tuple:
+            seen += len(item)
+            total += 2 + 3 * len(item) + _members(item, stack)
+        elif kind is str:
+            total += 6 * len(item) + 2  # \u escapes at worst
+        elif kind is int:
+            total += 24 + item.bit_length() // 3
+        elif kind in _SMALL:
+            total += 24
+        elif isinstance(item, dict | list | tuple | str | int):
+            return None  # a subclass: the streaming path takes it, without a copy
         else:
-            total += 64  # the encoder refuses it or the caller handles it
-        if total > limit:
+            total += 64  # the encoder refuses it
+        if total > limit or seen > _WALK:
             return None
+    return total
+
+
+def _keys_size(item: dict[Any, Any]) -> int:
+    return sum(6 * len(k) if type(k) is str else 32 for k in item)
+
+
+def _members(values: Iterable[Any], stack: list[Any]) -> int:
+    """The size of the strings and scalars among `values`; the rest go on `stack`."""
+    total = 0
+    for v in values:
+        kind = type(v)
+        if kind is str:
+            total += 6 * len(v)
+        elif kind is int:
+            total += 24 + v.bit_length() // 3
+        elif kind in _SMALL:
+            total += 24
+        else:
+            stack.append(v)
     return total
 
 
