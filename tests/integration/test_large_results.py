@@ -150,6 +150,18 @@ def test_a_large_result_reaches_python_and_shell_tasks_intact(scene: Scene) -> N
     with scene.app.outputs.artifact_content(run.id, file_artifact.id)[1] as stream:
         assert stream.read() == b"a,b\n1,2\n"
 
+    local = ["runs", "artifacts", run.id, "--db", db_arg(scene.root / "app.db")]
+    shown = subprocess.run(
+        [sys.executable, "-m", "orchestrion.cli.main", *local],
+        env={**os.environ, "ORCHESTRION_RESULTS_URL": str(scene.objects), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "summary" in shown.stdout and "report.csv" in shown.stdout
+    assert scene.objects.as_uri() in shown.stdout  # the file artifact: its size and place
+
     with serve_api(scene.app) as url, admin_client(scene.app, url) as client:
         listed = client.get(f"/api/v1/runs/{run.id}/artifacts")
         assert listed.status_code == 200
