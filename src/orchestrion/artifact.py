@@ -38,6 +38,7 @@ __all__ = [
     "file",
     "link",
     "markdown",
+    "publish",
     "publish_line",
     "table",
 ]
@@ -69,9 +70,17 @@ class Published:
 _current = threading.local()
 
 
-def collecting(sink: Callable[[Published], None] | None) -> None:
-    """Send this thread's artifacts to `sink` (None: stop); the worker's call."""
+def collecting(sink: Callable[[Published], None] | None) -> Callable[[Published], None] | None:
+    """Send this thread's artifacts to `sink` (None: stop); the worker's call. Returns the
+    sink it replaces, for a caller that nests (an executor run in a worker's thread)."""
+    before: Callable[[Published], None] | None = getattr(_current, "sink", None)
     _current.sink = sink
+    return before
+
+
+def publish(item: Published) -> None:
+    """Publish an artifact that an executor collected (the worker's call)."""
+    _publish(item)
 
 
 def active() -> bool:

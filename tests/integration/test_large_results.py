@@ -57,6 +57,17 @@ def check(data: dict) -> dict:
     return {"rows": len(data["rows"]), "last": data["rows"][-1], "blob": len(data["blob"])}
 
 
+@task(executor="process")
+def elsewhere() -> str:
+    artifact.markdown("from a child process", title="child")
+    return "z" * 100_000
+
+
+@workflow
+def apart():
+    elsewhere()
+
+
 @workflow
 def big(size: int = 1000):
     data = produce(size)
@@ -238,3 +249,14 @@ def test_a_container_task_finds_a_stored_result_under_its_work_folder(scene: Sce
     assert ref is not None and ref.size == 100_002
     assert tasks["box"].state.value == "succeeded", tasks["box"].error
     assert str(tasks["box"].result).strip() == "100002"
+
+
+def test_a_task_in_the_process_executor_stores_its_result_and_artifacts(scene: Scene) -> None:
+    run = scene.app.runs.trigger("apart")
+    _finish(scene, run.id)
+    [task_run] = scene.app.runs.task_runs(run.id)
+    assert task_run.state.value == "succeeded", task_run.error
+    ref = ObjectRef.of(task_run.result)
+    assert ref is not None and ref.size == 100_002
+    found = [(a.task_name, a.kind, a.title, a.body) for a in scene.app.outputs.artifacts(run.id)]
+    assert found == [("elsewhere", "markdown", "child", "from a child process")]

@@ -23,6 +23,7 @@ from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.containers.settings import ContainerSettings
 from orchestrion.worker.context import TaskContext
 from orchestrion.worker.executors import (
+    Completion,
     Executor,
     Invocation,
     RemoteTaskFailed,
@@ -254,9 +255,21 @@ def _call_elsewhere(
         raise
     for stream, line in done.logs:
         ctx.log_sink(stream, line)
+    _republish(done)
     if done.failure is not None:
         raise RemoteTaskFailed(done.failure)
     return done.value
+
+
+def _republish(done: Completion) -> None:
+    """Store what the call published elsewhere, as if published on this thread."""
+    if not done.artifacts:
+        return
+    from orchestrion import artifact
+
+    if artifact.active():  # else this worker has no result store: nowhere to keep them
+        for item in done.artifacts:
+            artifact.publish(item)
 
 
 def _call_condition(fn: Callable[..., Any], claim: Claim) -> bool:
