@@ -81,3 +81,20 @@ def test_the_cap_names_the_task_the_size_and_the_cap(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "task 'export'" in message and "cap of 10,000 bytes" in message
     assert list((tmp_path / "objects" / ".staging").iterdir()) == []  # the part file went
+
+
+def test_an_artifacts_text_is_masked_like_the_rest_of_an_outcome() -> None:
+    from orchestrion.auth.masking import Masker
+    from orchestrion.store.artifact_records import ArtifactRecord
+    from orchestrion.store.records import Outcome
+    from orchestrion.worker.secrets import masked_outcome
+
+    outcome = Outcome(
+        task_run_id=1,
+        epoch=1,
+        status="succeeded",
+        artifacts=(ArtifactRecord(kind="markdown", title="pw hunter2", body="# hunter2 here"),),
+    )
+    [masked] = masked_outcome(outcome, Masker(["hunter2"])).artifacts
+    assert "hunter2" not in f"{masked.title} {masked.body}"
+    assert masked.body is not None and masked.body.startswith("# ")
