@@ -199,6 +199,15 @@ def test_a_large_result_reaches_python_and_shell_tasks_intact(scene: Scene) -> N
         )
         assert cli.returncode == 0, cli.stderr
         assert [a["title"] for a in json.loads(cli.stdout)][:2] == ["summary", "files"]
+        command = ["runs", "result", run.id, str(tasks["produce"].id), "--server", url]
+        streamed = subprocess.run(
+            [sys.executable, "-m", "orchestrion.cli.main", *command],
+            env={**os.environ, "ORCHESTRION_TOKEN": token},
+            capture_output=True,
+            timeout=60,
+        )
+        assert streamed.returncode == 0, streamed.stderr
+        assert hashlib.sha256(streamed.stdout).hexdigest() == ref.sha256
 
 
 def test_a_result_over_the_cap_fails_its_task_by_name(scene: Scene) -> None:
