@@ -38,6 +38,7 @@ from orchestrion.spec.loading import load_workflows, spec_from_data
 
 if TYPE_CHECKING:
     from orchestrion.app.notifications import Notifications
+    from orchestrion.app.outputs import Outputs
     from orchestrion.app.retention import Retention
 
 __all__ = ["Actor", "App", "Settings", "load_workflows", "spec_from_data"]
@@ -75,6 +76,13 @@ class App(Core):
         from orchestrion.app.notifications import Notifications
 
         return Notifications(self)
+
+    @cached_property
+    def outputs(self) -> Outputs:
+        """Artifacts and results kept in the object store."""
+        from orchestrion.app.outputs import Outputs
+
+        return Outputs(self)
 
     @cached_property
     def retention(self) -> Retention:

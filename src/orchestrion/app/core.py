@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from orchestrion.app.accounts import Accounts
     from orchestrion.app.known_secrets import KnownSecrets
     from orchestrion.auth.masking import Masker
+    from orchestrion.store.retention import RetentionStore
+    from orchestrion.worker.large_results import ResultFiles
 
 __all__ = ["Actor", "Core", "Facet"]
 
@@ -58,6 +60,7 @@ class Core:
         self._store: Stores | None = None
         self._accounts: Accounts | None = None
         self._known: KnownSecrets | None = None
+        self._result_files: ResultFiles | None = None
 
     def open(self) -> Self:
         """Open the store (applying missing migrations); a second call does nothing."""
@@ -92,6 +95,24 @@ class Core:
 
             self._known = KnownSecrets(self.store.secrets, self.settings.key_ring)
         return self._known.masker()
+
+    def result_files(self) -> ResultFiles:
+        """The object store of large results and file artifacts (opened once; boto3 is
+        imported only for an ``s3://`` store)."""
+        if self._result_files is None:
+            from orchestrion.store.objects import open_objects
+            from orchestrion.worker.large_results import ResultFiles
+
+            wanted = self.settings.results
+            objects = open_objects(wanted, self.settings.database_url)
+            self._result_files = ResultFiles(objects, wanted)
+        return self._result_files
+
+    def pruning(self) -> RetentionStore:
+        """The store's retention, deleting the objects of the runs it prunes as well."""
+        from orchestrion.app.object_retention import ObjectRetention
+
+        return ObjectRetention(self.store.retention, self.result_files().objects)
 
     @property
     def accounts(self) -> Accounts:

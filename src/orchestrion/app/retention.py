@@ -105,7 +105,7 @@ class Retention(Facet):
             names = self._workflows(namespace, workflow)
             now = self.clock.now()
             counts, _ = prune(
-                self.store.retention,
+                self._core.pruning(),
                 names,
                 before=now - older_than,
                 keep_last=keep_last,
@@ -125,7 +125,7 @@ class Retention(Facet):
         """One full pass of every policy now (what the scheduler's duty does in steps)."""
         from orchestrion.triggers.retention import apply_policies
 
-        counts, _ = apply_policies(self.store.retention, self.store.workflows, self.clock.now)
+        counts, _ = apply_policies(self._core.pruning(), self.store.workflows, self.clock.now)
         return counts
 
     def _workflows(self, namespace: str | None, workflow: str | None) -> list[str]:

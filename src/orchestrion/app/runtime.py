@@ -121,6 +121,7 @@ class Runtime(Facet):
                 http_allow=self._core.settings.http_allow,
                 labels=dict(plan.labels),
                 containers=self._core.settings.containers,
+                results=self._core.result_files(),
             ),
             self.clock,
             secrets=self._secrets,
@@ -199,7 +200,9 @@ class Runtime(Facet):
             self.clock,
             holder_id,
             connections=options.pop("connections", self._connections),
-            retention=options.pop("retention", self.store.retention),
+            retention=(
+                options.pop("retention") if "retention" in options else self._core.pruning()
+            ),
             **options,
         )
 
@@ -282,6 +285,7 @@ class Runtime(Facet):
                 http_allow=settings.http_allow,
                 containers=settings.containers,
                 labels=None,  # a local run runs all of its tasks, whatever they require
+                results=self._core.result_files(),
             ),
             self.clock,
             secrets=self._secrets,

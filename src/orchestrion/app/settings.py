@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from orchestrion.auth.secret_box import DEV_MODE_ENV, KEY_ENV, KEY_FILE_ENV, KeyRing, load_key_ring
 from orchestrion.auth.ssrf import AllowList
 from orchestrion.errors import OrchestrionError
+from orchestrion.store.objects import ObjectsSettings
 from orchestrion.worker.containers.settings import ContainerSettings
 
 __all__ = [
@@ -74,6 +75,9 @@ class Settings:
     #: Where container tasks run (``ORCHESTRION_CONTAINER_HOST``, ``DOCKER_HOST``) and their
     #: work folders (``ORCHESTRION_CONTAINER_WORK_DIR``).
     containers: ContainerSettings = field(default_factory=ContainerSettings)
+    #: Where large results and file artifacts go, and the sizes that decide it
+    #: (``ORCHESTRION_RESULTS_*``, ``ORCHESTRION_S3_ENDPOINT_URL``; docs/results.md).
+    results: ObjectsSettings = field(default_factory=ObjectsSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, db: str | None = None) -> Settings:
@@ -105,7 +109,31 @@ class Settings:
                 METRICS_SCRAPERS_ENV, env.get(METRICS_SCRAPERS_ENV, "").split(",")
             ),
             containers=_containers(env),
+            results=_results(env),
         )
+
+
+def _results(env: Mapping[str, str]) -> ObjectsSettings:
+    default = ObjectsSettings()
+    return ObjectsSettings(
+        url=env.get("ORCHESTRION_RESULTS_URL", "").strip() or None,
+        threshold=_bytes(env, "ORCHESTRION_RESULTS_THRESHOLD", default.threshold),
+        max_bytes=_bytes(env, "ORCHESTRION_RESULTS_MAX_BYTES", default.max_bytes),
+        s3_endpoint=env.get("ORCHESTRION_S3_ENDPOINT_URL", "").strip() or None,
+    )
+
+
+def _bytes(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise OrchestrionError(f"{name} must be a whole number of bytes, not {text!r}")
+    return value
 
 
 def _containers(env: Mapping[str, str]) -> ContainerSettings:

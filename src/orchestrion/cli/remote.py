@@ -10,8 +10,10 @@ server's ``not_found`` is `NotFound` here, as the local database's is.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
+
+import httpx
 
 from orchestrion.cli.credentials import token_for
 from orchestrion.client import Client
@@ -70,6 +72,10 @@ class Remote:
     def _do(self, fn: Callable[..., T], *args: Any) -> T:
         with translated():
             return fn(*args)
+
+    def stream(self, method: str, path: str) -> AbstractContextManager[httpx.Response]:
+        """A streamed response (for downloads); check the path with `call` first."""
+        return self.client.stream(method, path)
 
     # ------------------------------------------------------------------ the App's verbs
 

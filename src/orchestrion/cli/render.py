@@ -71,8 +71,29 @@ def state_text(state: str) -> Text:
 
 
 def short(value: Any, limit: int = 60) -> str:
+    stored = stored_text(value)
+    if stored is not None:
+        return stored
     text = value if isinstance(value, str) else json.dumps(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def stored_text(value: Any) -> str | None:
+    """How a result kept in the object store reads: its size and where it is."""
+    from orchestrion.store.objects import ObjectRef
+
+    ref = ObjectRef.of(value)
+    return None if ref is None else f"stored, {size_text(ref.size)} at {ref.uri}"
+
+
+def size_text(size: int) -> str:
+    """A byte count for people (``2.0 MB``)."""
+    amount = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if amount < 1000 or unit == "GB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1000
+    return f"{size} B"
 
 
 def runs_table(runs: list[RunRecord]) -> Table:

@@ -21,6 +21,7 @@ from orchestrion.cli.common import (
     reader,
     server_option,
 )
+from orchestrion.cli.outputs_cmd import runs_artifacts, runs_result
 from orchestrion.cli.retention_cmd import runs_keep, runs_prune, runs_unkeep
 from orchestrion.errors import IllegalTransition
 from orchestrion.states import RunState
@@ -186,3 +187,5 @@ def cancel(run_id: str, db: str | None, server: str | None) -> None:
 runs.add_command(runs_prune)
 runs.add_command(runs_keep)
 runs.add_command(runs_unkeep)
+runs.add_command(runs_artifacts)
+runs.add_command(runs_result)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -97,6 +98,12 @@ class Client:
         if response.status_code >= 400:
             raise self._refused(response, path)
         return response.json() if response.content else None
+
+    def stream(self, method: str, path: str) -> AbstractContextManager[httpx.Response]:
+        """A streamed response, for downloads (stored results, artifacts): the caller
+        reads it in pieces. The status is not checked: check the path with `request`
+        first, or look at ``response.status_code``."""
+        return self._http.stream(method, path)
 
     def _refused(self, response: httpx.Response, path: str) -> ClientError:
         code, message, detail = "http_error", response.text[:300], None

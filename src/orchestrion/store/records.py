@@ -21,7 +21,9 @@ from typing import Any, Literal
 
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import RunState, TaskState
+from orchestrion.store.artifact_records import ArtifactRecord
 from orchestrion.store.broker_records import ConnectionRecord, ConsumerRecord
+from orchestrion.store.objects import ObjectRef
 from orchestrion.store.retention_records import (
     DEFAULT_NAMESPACE,
     PruneBatch,
@@ -259,6 +261,11 @@ class Outcome:
     traceback: str | None = None
     #: True for a timeout: retried like any failure, but named as such in the history.
     timed_out: bool = False
+    #: The object `result` refers to when the value went to the object store (its row
+    #: lets retention delete it); None for a result kept in the database.
+    stored: ObjectRef | None = None
+    #: What the attempt published (`orchestrion.artifact`).
+    artifacts: tuple[ArtifactRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -72,3 +72,6 @@ class PruneBatch:
     #: (created_at, id) of the last candidate this batch looked at, passed over or not;
     #: None when it looked at fewer than its limit (nothing older is left to look at).
     next: tuple[float, str] | None = None
+    #: The URIs of the objects (large results, file artifacts) of the runs deleted: the
+    #: caller deletes them from the object store once the rows are gone.
+    objects: tuple[str, ...] = ()

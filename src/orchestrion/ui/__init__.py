@@ -11,6 +11,7 @@ from orchestrion.ui import (
     pages,
     views_account,
     views_notifications,
+    views_outputs,
     views_retention,
     views_runs,
     views_system,
@@ -23,6 +24,7 @@ router = APIRouter(include_in_schema=False)
 for _module in (
     views_workflows,
     views_runs,
+    views_outputs,
     views_retention,
     views_system,
     views_notifications,

@@ -15,6 +15,7 @@ from orchestrion.states import RunEvent, RunState, TaskEvent
 from orchestrion.store.records import AttemptRecord, RunFilter, RunRecord, TaskRunRecord
 from orchestrion.ui import graph
 from orchestrion.ui.pages import form_data, redirect, render, ui_router
+from orchestrion.ui.views_outputs import artifact_views
 from orchestrion.web import targets
 from orchestrion.web.csrf import check_csrf
 from orchestrion.web.params import ItemIndex
@@ -156,6 +157,7 @@ def run_page(request: Request, run_id: str, task: str = "", item: ItemIndex = -1
         tasks=[t.name for t in spec.tasks],
         kinds=KINDS,
         after=after,
+        artifacts=artifact_views(app, run.id),
     )
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import Path, Query
 
 from orchestrion.spec.fields import ID_MAX, INT_MAX
 
-__all__ = ["AfterId", "BeforeId", "ItemIndex", "RowId", "Since"]
+__all__ = ["AfterId", "BeforeId", "ItemIndex", "PathId", "RowId", "Since"]
 
 #: A row id as a cursor (an event, log line or audit id, or 0 for "none"): a ``BIGINT``.
 RowId = Annotated[int, Query(ge=0, le=ID_MAX)]
@@ -22,6 +22,8 @@ RowId = Annotated[int, Query(ge=0, le=ID_MAX)]
 AfterId = RowId
 #: A ``before=`` cursor: the id of the oldest item seen.
 BeforeId = Annotated[int, Query(ge=1, le=ID_MAX)]
+#: A row id in a path (an artifact's, a task run's): a ``BIGINT``.
+PathId = Annotated[int, Path(ge=1, le=ID_MAX)]
 #: A mapped task run's index (``-1``: the task itself): an ``INTEGER``.
 ItemIndex = Annotated[int, Query(ge=-1, le=INT_MAX)]
 #: A time in seconds since the epoch, as a filter: finite (no ``nan``, no ``inf``).

@@ -83,16 +83,28 @@ class ShellKind(CoreKind[ShellAction]):
 
     def run(self, options: ShellAction, ctx: KindContext) -> Any:
         """Run the process to its end; see `orchestrion.worker.shell.run_shell`."""
+        from orchestrion import artifact
         from orchestrion.worker.shell import run_shell
 
         attempt = _attempt(ctx)
-        return run_shell(
-            options,
-            attempt.task,
-            timeout=attempt.timeout,
-            deadline=attempt.deadline,
-            extra_env=_secret_env(attempt),
-        )
+        if not artifact.active():
+            return run_shell(
+                options,
+                attempt.task,
+                timeout=attempt.timeout,
+                deadline=attempt.deadline,
+                extra_env=_secret_env(attempt),
+            )
+        from orchestrion.worker.attempt_outputs import shell_artifacts
+
+        with shell_artifacts(options.cwd) as artifacts_env:
+            return run_shell(
+                options,
+                attempt.task,
+                timeout=attempt.timeout,
+                deadline=attempt.deadline,
+                extra_env={**_secret_env(attempt), **artifacts_env},
+            )
 
 
 class HttpKind(CoreKind[HttpAction]):
@@ -187,4 +199,5 @@ class ContainerKind(CoreKind[ContainerAction]):
             extra_env=_secret_env(attempt),
             settings=attempt.containers,
             inputs=attempt.scope,
+            files=attempt.files,
         )

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from orchestrion.artifact import Published
 from orchestrion.auth.secret_box import Secret
 from orchestrion.errors import OrchestrionError, TaskError, TaskTimeout
 from orchestrion.spec.bundle import CodeBundle
@@ -114,6 +115,9 @@ class Completion:
     failure: RemoteFailure | None = None
     #: ``(stream, line)`` captured during the call that the executor did not stream live.
     logs: tuple[tuple[str, str], ...] = ()
+    #: What the call published (`orchestrion.artifact`); the worker stores them, a file's
+    #: from its path once the call ended.
+    artifacts: tuple[Published, ...] = ()
 
 
 class RemoteTaskFailed(TaskError):
@@ -172,19 +176,25 @@ def source_of(fn: Callable[..., Any], ref: str) -> str | None:
 def run_invocation(invocation: Invocation, log: LogSink | None = None) -> Completion:
     """Do the call where the executor runs it. Output goes to `log` as it is produced, or,
     without one, is collected into the completion."""
+    from orchestrion import artifact
     from orchestrion.worker.capture import attempt_capture, install_capture, uninstall_capture
 
     collected: list[tuple[str, str]] = []
     sink: LogSink = log if log is not None else lambda s, line: collected.append((s, line))
+    published: list[Published] = []
+    before = artifact.collecting(published.append)
     install_capture()
     try:
         with attempt_capture(sink):
             value = _call(invocation, sink)
-        return Completion(value=value, logs=tuple(collected))
+        return Completion(value=value, logs=tuple(collected), artifacts=tuple(published))
     except Exception as exc:  # the task's failure is the result here
-        return Completion(failure=_failure_of(exc), logs=tuple(collected))
+        return Completion(
+            failure=_failure_of(exc), logs=tuple(collected), artifacts=tuple(published)
+        )
     finally:
         uninstall_capture()
+        artifact.collecting(before)
 
 
 def _call(invocation: Invocation, sink: LogSink) -> Any:

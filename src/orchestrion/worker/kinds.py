@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -87,6 +88,9 @@ class AttemptKindContext:
     http_allow: AllowList | None = None
     #: Where container tasks run (the worker's setting).
     containers: ContainerSettings | None = None
+    #: Stored upstream results (task name -> a local file) that a container task gets in its
+    #: work folder as ``results/<task>.json`` (the scope names that path).
+    files: Mapping[str, Path] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:

@@ -46,6 +46,7 @@ from orchestrion.worker.executors import Executor
 from orchestrion.worker.health import StoreHealth, guarded, next_delay
 from orchestrion.worker.heartbeat import Heartbeat
 from orchestrion.worker.kinds import connection_names
+from orchestrion.worker.large_results import ResultFiles
 from orchestrion.worker.logs import LogBuffer
 from orchestrion.worker.reporting import GroupReporter
 from orchestrion.worker.secrets import SecretResolver, masked_outcome, masked_sink, masker_for
@@ -87,6 +88,9 @@ class WorkerSettings:
     http_allow: AllowList = field(default_factory=AllowList)
     #: Where container tasks run (the engine's API) and their work folders.
     containers: ContainerSettings = field(default_factory=ContainerSettings)
+    #: The object store for large results and file artifacts; None: results stay in the
+    #: database (up to its cap) and artifacts cannot be published.
+    results: ResultFiles | None = None
 
 
 class Worker:
@@ -426,6 +430,7 @@ class Worker:
             executor=self._executor_for(task),
             connections=endpoints,
             containers=self.settings.containers,
+            results=self.settings.results,
         )
         if outcome is None or masker is None:
             return outcome

@@ -8,12 +8,13 @@ import json
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from orchestrion.auth.ssrf import AllowList
 from orchestrion.brokers.endpoint import Endpoint
 from orchestrion.errors import CancelRequested, TaskError, TaskTimeout
 from orchestrion.spec.bundle import CodeBundle
+from orchestrion.spec.container import ContainerAction
 from orchestrion.spec.expressions import compile_expression, render
 from orchestrion.spec.model import PythonAction, SubWorkflowAction, TaskSpec, WorkflowSpec
 from orchestrion.store.records import Claim, Outcome
@@ -22,6 +23,7 @@ from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.containers.settings import ContainerSettings
 from orchestrion.worker.context import TaskContext
 from orchestrion.worker.executors import (
+    Completion,
     Executor,
     Invocation,
     RemoteTaskFailed,
@@ -31,7 +33,12 @@ from orchestrion.worker.executors import (
     source_of,
 )
 from orchestrion.worker.kinds import AttemptKindContext, attempt_deadline, run_kind
+from orchestrion.worker.large_results import ResultFiles
 from orchestrion.worker.snapshots import public_names
+
+if TYPE_CHECKING:
+    from orchestrion.store.objects import ObjectRef
+    from orchestrion.worker.attempt_outputs import AttemptOutputs
 
 __all__ = ["ChildRunStarter", "execute"]
 
@@ -63,6 +70,7 @@ def execute(
     executor: Executor | None = None,
     connections: Mapping[str, Endpoint] | None = None,
     containers: ContainerSettings | None = None,
+    results: ResultFiles | None = None,
 ) -> Outcome | None:
     """Run the attempt; None when it produced no outcome yet (a sub-workflow now waits).
 
@@ -70,9 +78,46 @@ def execute(
     starts its child run; every other kind runs through its `TaskKind`
     (`orchestrion.worker.kinds.run_kind`). `http_allow` names the non-public destinations
     HTTP tasks may reach, `connections` are those the kind named (a publish task's, a SQL
-    task's), opened by name, and `containers` says where container tasks run."""
+    task's), opened by name, and `containers` says where container tasks run. With
+    `results`, large results go to its object store, stored upstream results are read back
+    (or given as files) and artifacts are collected (`orchestrion.worker.attempt_outputs`)."""
+    if results is None:
+        return _execute(
+            claim, spec, ctx, code, start_child, http_allow, executor, connections, containers
+        )
+    from orchestrion.worker.attempt_outputs import AttemptOutputs
+
+    with AttemptOutputs(results, claim.task_name) as outputs:
+        outcome = _execute(
+            claim,
+            spec,
+            ctx,
+            code,
+            start_child,
+            http_allow,
+            executor,
+            connections,
+            containers,
+            outputs,
+        )
+        return outputs.finish(outcome)
+
+
+def _execute(
+    claim: Claim,
+    spec: WorkflowSpec,
+    ctx: TaskContext,
+    code: CodeRegistry,
+    start_child: ChildRunStarter,
+    http_allow: AllowList | None,
+    executor: Executor | None,
+    connections: Mapping[str, Endpoint] | None,
+    containers: ContainerSettings | None,
+    outputs: AttemptOutputs | None = None,
+) -> Outcome | None:
     task = spec.task(claim.task_name.removeprefix("undo:"))
-    scope = {"params": claim.params, "tasks": claim.upstream, "item": claim.item}
+    scope: dict[str, Any] = {"params": claim.params, "tasks": claim.upstream, "item": claim.item}
+    stored = None
     try:
         with attempt_capture(ctx.log_sink):
             when_ref = task.when.ref if task.when is not None else None
@@ -85,6 +130,12 @@ def execute(
                 params = render(dict(action.params), scope)
                 start_child(claim, action.workflow, params)
                 return None
+            if outputs is not None:
+                scope = outputs.scope_for(
+                    scope,
+                    python=isinstance(action, PythonAction),
+                    work_dir=action.work_dir if isinstance(action, ContainerAction) else None,
+                )
             if isinstance(action, PythonAction):
                 result = _run_python(action, task, spec.code, claim, ctx, code, scope, executor)
             else:
@@ -97,9 +148,10 @@ def execute(
                     task_secrets=task.secrets,
                     http_allow=http_allow,
                     containers=containers,
+                    files=outputs.mounts if outputs is not None else {},
                 )
                 result = run_kind(action, context)
-        json.dumps(result)
+        result, stored = _prepared(result, claim, outputs)
     except CancelRequested:
         return _outcome(claim, "canceled", error="canceled")
     except TaskTimeout as exc:
@@ -110,7 +162,18 @@ def execute(
         return _failure(claim, ctx, exc)
     except Exception as exc:
         return _failure(claim, ctx, exc)
-    return _outcome(claim, "succeeded", result=result)
+    return _outcome(claim, "succeeded", result=result, stored=stored)
+
+
+def _prepared(
+    result: Any, claim: Claim, outputs: AttemptOutputs | None
+) -> tuple[Any, ObjectRef | None]:
+    """The result as the outcome carries it (a reference when stored); raises as
+    `json.dumps` does for a value that is not JSON."""
+    if outputs is None:
+        json.dumps(result)
+        return result, None
+    return outputs.files.prepare(result, claim.task_name)
 
 
 def _run_python(
@@ -192,9 +255,21 @@ def _call_elsewhere(
         raise
     for stream, line in done.logs:
         ctx.log_sink(stream, line)
+    _republish(done)
     if done.failure is not None:
         raise RemoteTaskFailed(done.failure)
     return done.value
+
+
+def _republish(done: Completion) -> None:
+    """Store what the call published elsewhere, as if published on this thread."""
+    if not done.artifacts:
+        return
+    from orchestrion import artifact
+
+    if artifact.active():  # else this worker has no result store: nowhere to keep them
+        for item in done.artifacts:
+            artifact.publish(item)
 
 
 def _call_condition(fn: Callable[..., Any], claim: Claim) -> bool:
@@ -204,9 +279,21 @@ def _call_condition(fn: Callable[..., Any], claim: Claim) -> bool:
     return bool(fn(**kwargs))
 
 
-def _outcome(claim: Claim, status: Any, *, result: Any = None, error: str | None = None) -> Outcome:
+def _outcome(
+    claim: Claim,
+    status: Any,
+    *,
+    result: Any = None,
+    error: str | None = None,
+    stored: ObjectRef | None = None,
+) -> Outcome:
     return Outcome(
-        task_run_id=claim.task_run_id, epoch=claim.epoch, status=status, result=result, error=error
+        task_run_id=claim.task_run_id,
+        epoch=claim.epoch,
+        status=status,
+        result=result,
+        error=error,
+        stored=stored,
     )
 
 

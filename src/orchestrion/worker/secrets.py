@@ -54,4 +54,14 @@ def masked_outcome(outcome: Outcome, masker: Masker) -> Outcome:
         result=masker.mask_data(outcome.result),
         error=None if outcome.error is None else masker.mask(outcome.error),
         traceback=None if outcome.traceback is None else masker.mask(outcome.traceback),
+        # An artifact's text is shown on the run page: masked like the rest (a file
+        # artifact's bytes, like a stored result's, are not read to be masked).
+        artifacts=tuple(
+            dataclasses.replace(
+                a,
+                title=None if a.title is None else masker.mask(a.title),
+                body=None if a.body is None else masker.mask(a.body),
+            )
+            for a in outcome.artifacts
+        ),
     )

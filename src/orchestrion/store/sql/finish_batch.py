@@ -33,7 +33,8 @@ def successes(outcomes: Sequence[Outcome]) -> tuple[Successes, dict[int, int]]:
         if outcome.task_run_id in first:
             continue
         first[outcome.task_run_id] = position
-        if outcome.status == "succeeded":
+        # A stored result or artifacts have rows of their own to write: the general way.
+        if outcome.status == "succeeded" and outcome.stored is None and not outcome.artifacts:
             encoded = dumps(outcome.result)
             if len(encoded.encode()) <= MAX_RESULT_BYTES:
                 fast[outcome.task_run_id] = (outcome, encoded)

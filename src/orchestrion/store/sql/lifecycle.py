@@ -6,6 +6,7 @@ apply the result through guarded compare-and-sets.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -121,6 +122,11 @@ def create_run(
 
 def apply_outcome(adv: Advance, outcome: Outcome) -> bool:
     """Record one attempt's outcome; False when it arrived too late (superseded)."""
+    if outcome.stored is not None or outcome.artifacts:
+        from orchestrion.store.sql.artifacts import record_outputs
+
+        record_outputs(adv.tx, outcome, adv.now)
+        outcome = dataclasses.replace(outcome, stored=None, artifacts=())
     row = adv.task_row(outcome.task_run_id)
     if (
         row is None
@@ -140,8 +146,9 @@ def apply_outcome(adv: Advance, outcome: Outcome) -> bool:
         if len(encoded.encode()) > MAX_RESULT_BYTES:
             error = (
                 f"result is {len(encoded.encode())} bytes, over the"
-                f" {MAX_RESULT_BYTES}-byte cap; store large data elsewhere and return"
-                " a reference"
+                f" {MAX_RESULT_BYTES}-byte cap of results kept in the database; keep"
+                " ORCHESTRION_RESULTS_THRESHOLD under it so that larger ones go to the"
+                " result store"
             )
             return apply_outcome(
                 adv,

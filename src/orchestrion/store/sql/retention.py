@@ -19,6 +19,7 @@ from orchestrion.store.records import AuditRecord, PruneBatch, PruneCounts, Rete
 from orchestrion.store.retention import AuditScope
 from orchestrion.store.sql import rows
 from orchestrion.store.sql.advance import Advance, Tx
+from orchestrion.store.sql.artifacts import objects_of_runs
 from orchestrion.store.sql.database import Database
 from orchestrion.store.sql.guarded import dumps
 from orchestrion.store.sql.named import marks
@@ -127,11 +128,17 @@ class SqlRetention:
             found = adv.tx.execute(sql, (*params, limit)).fetchall()
             last = (float(found[-1]["created_at"]), str(found[-1]["id"])) if found else None
             ids = _families(adv.tx, [r["id"] for r in found], lock=adv.for_update())
-            counts = PruneCounts()
+            counts, objects = PruneCounts(), []
             if ids:
+                for chunk in _chunks(ids):
+                    objects += objects_of_runs(adv.tx, chunk)
                 counts = _delete_runs(adv.tx, ids)
                 adv.event(None, None, "retention.pruned", data=counts.as_dict())
-            return PruneBatch(counts=counts, next=last if len(found) >= limit else None)
+            return PruneBatch(
+                counts=counts,
+                next=last if len(found) >= limit else None,
+                objects=tuple(objects),
+            )
 
         return self._db.transact(now, fn)
 

@@ -31,6 +31,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrion.errors import CancelRequested, TaskError, TaskTimeout
@@ -70,6 +71,7 @@ def run_container(
     extra_env: Mapping[str, str] | None = None,
     settings: ContainerSettings | None = None,
     inputs: Mapping[str, Any] | None = None,
+    files: Mapping[str, Path] | None = None,
     deadline: float | None = None,
 ) -> Any:
     """Run the action's container to its end and return the result its ``result`` names.
@@ -92,6 +94,7 @@ def run_container(
         if deadline is not None and time.monotonic() >= deadline:
             raise TaskTimeout(f"timed out after {timeout or 0:g}s getting image {action.image!r}")
         work = _work_folder(settings, ctx, inputs or {})
+        _place_results(work, files or {})
         try:
             container = _create(client, action, ctx, work, extra_env or {})
             try:
@@ -115,6 +118,20 @@ def _work_folder(settings: ContainerSettings, ctx: TaskContext, inputs: Mapping[
     with open(os.path.join(path, "inputs.json"), "w", encoding="utf-8") as handle:
         json.dump(dict(inputs), handle, default=str)
     return path
+
+
+def _place_results(work: str, files: Mapping[str, Path]) -> None:
+    """Stored upstream results into the work folder as ``results/<task>.json``, each a
+    streamed copy: not a hard link, which the container (root inside) could write through
+    into the stored object that other tasks read."""
+    if not files:
+        return
+    folder = os.path.join(work, "results")
+    os.makedirs(folder, mode=0o755)
+    for name, source in files.items():
+        target = os.path.join(folder, f"{name}.json")
+        shutil.copyfile(source, target)
+        os.chmod(target, 0o644)  # the image's user may not be ours
 
 
 def _environment(

@@ -1,0 +1,38 @@
+"""Records of artifacts and stored results (migration 0023), kept apart from
+`orchestrion.store.records` so that what large results add stays in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrion.store.objects import ObjectRef
+
+__all__ = ["ArtifactRecord", "StoredResult"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ArtifactRecord:
+    """One artifact an attempt published; the read side fills in where it belongs."""
+
+    kind: str
+    title: str | None = None
+    #: Markdown text, a table's rows as JSON, a link's URL; None for a file.
+    body: str | None = None
+    #: A file artifact's object.
+    ref: ObjectRef | None = None
+    id: int = 0
+    run_id: str = ""
+    task_run_id: int = 0
+    task_name: str = ""
+    attempt: int = 0
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredResult:
+    """A task run's result that lives in the object store."""
+
+    run_id: str
+    task_run_id: int
+    task_name: str
+    ref: ObjectRef
