@@ -22,6 +22,7 @@ from typing import Any, Literal
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import RunState, TaskState
 from orchestrion.store.broker_records import ConnectionRecord, ConsumerRecord
+from orchestrion.store.cache_records import CacheEntry, CacheKey, CacheLookup, CacheNote
 from orchestrion.store.retention_records import (
     DEFAULT_NAMESPACE,
     PruneBatch,
@@ -36,6 +37,10 @@ __all__ = [
     "AuditFilter",
     "AuditRecord",
     "BackfillRecord",
+    "CacheEntry",
+    "CacheKey",
+    "CacheLookup",
+    "CacheNote",
     "Claim",
     "ConnectionRecord",
     "ConsumerRecord",
@@ -135,6 +140,9 @@ class TaskRunRecord:
     finished_at: float | None
     lease_owner: str | None
     lease_epoch: int
+    #: Succeeded from the cache: the run and task run whose result it reused.
+    cache_run_id: str | None = None
+    cache_task_run_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -259,6 +267,8 @@ class Outcome:
     traceback: str | None = None
     #: True for a timeout: retried like any failure, but named as such in the history.
     timed_out: bool = False
+    #: A cached task's: the entry this outcome reads or writes (None: not cached).
+    cache: CacheNote | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from orchestrion.store.accounts import AccountStore
+from orchestrion.store.cache import CacheStore
 from orchestrion.store.connections import ConnectionStore
 from orchestrion.store.notifications import NotificationStore
 from orchestrion.store.notifier import Notifier
@@ -52,6 +53,7 @@ class Stores:
     reads: ReadStore
     notifier: Notifier
     retention: RetentionStore
+    cache: CacheStore
     backend: Backend
 
     def close(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from orchestrion.store.sql.accounts import SqlAccounts
+from orchestrion.store.sql.cache import SqlCache
 from orchestrion.store.sql.connections import SqlConnections
 from orchestrion.store.sql.database import Database
 from orchestrion.store.sql.notifications import SqlNotifications
@@ -40,5 +41,6 @@ def stores_of(
         reads=reads or SqlReads(db),
         notifier=SqlNotifier(db),
         retention=SqlRetention(db),
+        cache=SqlCache(db),
         backend=db,
     )
