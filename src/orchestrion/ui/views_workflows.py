@@ -185,7 +185,8 @@ async def trigger(request: Request, name: str) -> Response:
     app = app_of(request)
     spec = app.workflows.workflow(name)
     try:
-        run = app.runs.trigger(name, parse_params(spec, form), trigger="ui")
+        no_cache = form.get("no_cache") == "1"
+        run = app.runs.trigger(name, parse_params(spec, form), trigger="ui", no_cache=no_cache)
     except ParameterError as exc:
         return render(
             request,
