@@ -145,4 +145,4 @@ def record_cache(adv: Advance, outcomes: Sequence[Outcome], applied: Collection[
             )
         else:
             expires = None if note.ttl is None else adv.now + note.ttl
-            adv.tx.execute(Q.cache_store, (*ident, adv.now, expires, outcome.task_run_id))
+            adv.tx.execute(Q.cache_store, (*ident, "ready", adv.now, expires, outcome.task_run_id))

@@ -1395,10 +1395,11 @@ RETURNING task_run_id
 
 -- name: cache_store
 -- The finish of the attempt that computed an entry writes its result (the task run's
--- result column as recorded), in the transaction that records the success.
+-- result column as recorded), in the transaction that records the success; the entry's
+-- state ('ready') is a parameter: a task_cache state, not a task run's.
 INSERT INTO task_cache (namespace, workflow, task_name, cache_key, state, result, run_id, task_run_id, created_at, expires_at)
-SELECT ?, ?, ?, ?, 'ready', t.result, t.run_id, t.id, ?, ? FROM task_runs t WHERE t.id = ?
-ON CONFLICT (namespace, workflow, task_name, cache_key) DO UPDATE SET state = 'ready', result = excluded.result, run_id = excluded.run_id, task_run_id = excluded.task_run_id, created_at = excluded.created_at, expires_at = excluded.expires_at
+SELECT ?, ?, ?, ?, ?, t.result, t.run_id, t.id, ?, ? FROM task_runs t WHERE t.id = ?
+ON CONFLICT (namespace, workflow, task_name, cache_key) DO UPDATE SET state = excluded.state, result = excluded.result, run_id = excluded.run_id, task_run_id = excluded.task_run_id, created_at = excluded.created_at, expires_at = excluded.expires_at
 
 -- name: cache_release
 -- A computing attempt that did not succeed gives its key up: a waiter takes over.

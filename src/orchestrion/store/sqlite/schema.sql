@@ -606,7 +606,7 @@ CREATE TABLE task_cache (
     workflow     TEXT NOT NULL,
     task_name    TEXT NOT NULL,
     cache_key    TEXT NOT NULL,
-    state        TEXT NOT NULL CHECK (state IN ('computing', 'ready')),
+    state        TEXT NOT NULL,
     result       TEXT,
     run_id       TEXT NOT NULL,
     task_run_id  INTEGER NOT NULL,
