@@ -6,14 +6,17 @@ key whose computing task run stopped being taken over."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from orchestrion.app import App
+from orchestrion.cli.main import main
 from orchestrion.clock import FakeClock
 from orchestrion.spec.model import CacheSpec, WorkflowSpec
 from orchestrion.states import RunState
@@ -138,3 +141,30 @@ def test_api_lists_and_clears_entries_audited(app: Any) -> None:
         assert run.status_code == 201, run.text
     found = app.accounts.list_audit(AuditFilter(action="cache.clear"))
     assert [a.outcome for a in found] == ["ok"]
+
+
+def test_cli_lists_and_clears_locally_and_through_a_server(app: Any) -> None:
+    """``orchestrion cache list|clear``: the same output with ``--db`` and ``--server``."""
+    runner = CliRunner()
+    db = app.store.url
+
+    def cli(*args: str, env: dict[str, str] | None = None) -> str:
+        result = runner.invoke(main, list(args), env=env)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    first, _ = _run(app, params={"n": 1})
+    _run(app, params={"n": 2})
+    local = json.loads(cli("cache", "list", "--workflow", "cached", "-o", "json", "--db", db))
+    assert len(local) == 2 and {e["task"] for e in local} == {"add"}
+    token, _ = app.accounts.create_token("cli", {"*": "admin"}, expires="never")
+    env = {"ORCHESTRION_TOKEN": token}
+    with serve_api(app) as url:
+        remote = json.loads(cli("cache", "list", "-o", "json", "--server", url, env=env))
+        assert remote == local
+        table = cli("cache", "list", "--workflow", "cached", "--server", url, env=env)
+        assert first in table and "ready" in table
+        cleared = cli("cache", "clear", "--workflow", "cached", "--server", url, env=env)
+        assert cleared.strip() == "cleared 2 cache entries"
+    assert cli("cache", "clear", "--db", db).strip() == "cleared 0 cache entries"
+    assert app.cache.list_entries() == []
