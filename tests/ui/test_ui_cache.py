@@ -88,3 +88,27 @@ def test_a_cached_result_shows_its_badge_and_links_its_source(
         assert w.errors == [], w.errors
     finally:
         w.close()
+
+
+def test_the_workflow_page_lists_entries_and_clears_them(server: Server, browser: Browser) -> None:
+    run_id = server.trigger("ui_cached", {"n": 11})
+    assert server.wait_run(run_id)["state"] == "succeeded"
+    context = browser.new_context()
+    context.add_cookies(test_ui._SESSION)
+    try:
+        page = context.new_page()
+        page.on("dialog", lambda dialog: dialog.accept())  # the clear button's confirmation
+        page.goto(f"{server.url}/workflows/ui_cached")
+        rows = page.locator("#cache-table tbody tr")
+        assert rows.count() >= 1
+        assert page.locator(f"#cache-table a[href='/runs/{run_id}?task=compute']").count() == 1
+        page.click("#btn-clear-cache")
+        page.wait_for_url(re.compile(r"/workflows/ui_cached#cache$"))
+        assert page.locator("#cache-table").count() == 0
+        assert "No cached results." in page.inner_text("#cache")
+    finally:
+        context.close()
+    assert server.http.get("/api/v1/workflows/ui_cached/cache").json() == []
+    audit = server.http.get("/api/v1/audit", params={"action": "cache.clear"}).json()
+    items = audit["items"] if isinstance(audit, dict) else audit
+    assert any(r["actor"] == "admin" and r["outcome"] == "ok" for r in items), items

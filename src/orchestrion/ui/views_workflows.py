@@ -124,6 +124,8 @@ def workflow_page(
         diff_lines=diff_lines,
         code=sorted(_code_files(app, record.spec.code).items()),
         runs=app.runs.list_runs(RunFilter(workflow=name, limit=25)),
+        cached=any(task.cache is not None for task in record.spec.tasks),
+        cache_entries=app.cache.list_entries(workflow=name, limit=50),
     )
 
 
@@ -160,6 +162,17 @@ async def make_current(request: Request, name: str) -> Response:
     check_csrf(request, form)
     app_of(request).workflows.set_version(name, form.get("version", ""))
     return redirect(f"/workflows/{quote(name)}#versions")
+
+
+@router.post("/workflows/{name}/cache/clear")
+@rule(Action.RERUN, targets.workflow, "cache.clear")
+async def clear_cache(request: Request, name: str) -> Response:
+    """Delete the workflow's cached results (docs/caching.md): its cached tasks compute
+    again on their next run. An operator's action, like a rerun."""
+    form = await form_data(request)
+    check_csrf(request, form)
+    app_of(request).cache.clear(workflow=name)
+    return redirect(f"/workflows/{quote(name)}#cache")
 
 
 @router.get("/workflows/{name}/trigger")
