@@ -233,6 +233,8 @@ class TaskSpec(FrozenModel):
             return CacheSpec()
         if value is False:
             return None
+        if value is not None and not isinstance(value, Mapping | CacheSpec):
+            raise ValueError(f"expected true, false or {{key, ttl}}, got {type(value).__name__}")
         return value
 
     @field_validator("secrets")
