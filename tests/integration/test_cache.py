@@ -74,6 +74,8 @@ def test_hit_links_its_source_and_expires_by_ttl(
     assert trs["add"].result == 2
     assert trs["add"].cache_run_id == first
     assert trs["add"].cache_task_run_id == by_name(app.runs.task_runs(first))["add"].id
+    [hit] = [e for e in app.runs.events(second) if e.kind == "task.cache_hit"]
+    assert hit.task_run_id == trs["add"].id and hit.data["run_id"] == first
     assert_consistent(app.store, tmp_path / "app.db", second)
 
     clock.advance(61)  # past the ttl: computed again, and that run is the new source

@@ -26,8 +26,8 @@ class Cache(Facet):
     ) -> list[CacheEntry]:
         """Entries of `workflow` (None: of every workflow) in `namespaces` (None: every
         one), newest first. `NotFound` for an unknown workflow."""
-        namespace = None if workflow is None else self.store.workflows.get_workflow(workflow)
-        del namespace  # only to refuse an unknown workflow by name
+        if workflow is not None:
+            self.store.workflows.get_workflow(workflow)  # `NotFound` names an unknown one
         return self.store.cache.list_cache(workflow=workflow, namespaces=namespaces, limit=limit)
 
     def clear(

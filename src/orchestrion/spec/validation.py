@@ -90,9 +90,10 @@ class ExpressionCheck:
                 " (add it to depends_on, or after= in Python)",
             )
 
-    def cache_key(self, text: str, inputs: frozenset[str]) -> None:
+    def cache_key(self, text: str) -> None:
         """Check a cache key expression: it compiles and reads only ``params`` (declared
-        ones) and ``inputs`` (the task's own)."""
+        ones) and ``inputs`` (the task's own; reading one it lacks fails at run time, with
+        the expression named)."""
         from orchestrion.errors import ExpressionError
         from orchestrion.spec.expressions import compile_expression
 
@@ -107,7 +108,6 @@ class ExpressionCheck:
         params = sorted(expr.referenced_params - self.params)
         if params:
             raise self.fail(field, f"unknown parameter {params[0]!r}")
-        del inputs  # `inputs.X` of an input the task lacks fails at run time, named
 
     def templates(self, value: Any, field: str, readable: frozenset[str], *, item: bool) -> None:
         """Check every ``{{ }}`` template in the strings of `value`, a nested JSON value whose paths

@@ -143,6 +143,11 @@ def record_cache(adv: Advance, outcomes: Sequence[Outcome], applied: Collection[
                 Q.cache_hit_mark,
                 (note.source_run_id, note.source_task_run_id, outcome.task_run_id),
             )
+            row = adv.task_row(outcome.task_run_id)
+            source = {"run_id": note.source_run_id, "task_run_id": note.source_task_run_id}
+            adv.event(
+                row["run_id"] if row else None, outcome.task_run_id, "task.cache_hit", data=source
+            )
         else:
             expires = None if note.ttl is None else adv.now + note.ttl
             adv.tx.execute(Q.cache_store, (*ident, "ready", adv.now, expires, outcome.task_run_id))
