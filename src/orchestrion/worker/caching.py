@@ -44,9 +44,25 @@ def _inputs(task: TaskSpec, claim: Claim) -> dict[str, Any]:
     }
 
 
+#: (workflow, version, task) -> its code version: a version is immutable, and dumping a
+#: task's spec for every attempt of a cached task cost more than the lookup.
+_VERSIONS: dict[tuple[str, str, str], str] = {}
+_MOST_VERSIONS = 4096
+
+
 def code_version(task: TaskSpec, spec: WorkflowSpec, code: CodeRegistry) -> str:
     """The task's own spec (its command, templates, inputs) and, for Python code, the
     digest of the version's files or, without one, the function's source."""
+    at = (spec.name, spec.version, task.name)
+    found = _VERSIONS.get(at)
+    if found is None:
+        if len(_VERSIONS) >= _MOST_VERSIONS:
+            _VERSIONS.clear()
+        found = _VERSIONS[at] = _code_version(task, spec, code)
+    return found
+
+
+def _code_version(task: TaskSpec, spec: WorkflowSpec, code: CodeRegistry) -> str:
     parts = [task.action.model_dump_json(), json.dumps(task.model_dump(mode="json")["inputs"])]
     if isinstance(task.action, PythonAction):
         if spec.code is not None:
@@ -112,7 +128,6 @@ def run_cached(
                 source_run_id=look.source_run_id,
                 source_task_run_id=look.source_task_run_id,
             )
-            ctx.log_sink("log", f"result from the cache (run {look.source_run_id})")
             return Outcome(
                 task_run_id=claim.task_run_id,
                 epoch=claim.epoch,

@@ -35,6 +35,15 @@ class SqlCache:
     def cache_begin(
         self, key: CacheKey, *, run_id: str, task_run_id: int, now: float
     ) -> CacheLookup:
+        # A hit is decided by reads alone (a committed ready entry is whole): only a key to
+        # take, or one being computed, needs the write transaction (SQLite's one writer).
+        ident = (key.namespace, key.workflow, key.task_name, key.key)
+        found = self._db.read(Q.cache_entry, ident)
+        if found and found[0]["state"] == "ready":
+            hit = _hit(found[0], now)
+            no_cache = self._db.read(Q.run_no_cache, (run_id,))
+            if hit is not None and not (no_cache and no_cache[0]["no_cache"]):
+                return hit
         return self._db.transact(now, lambda adv: _begin(adv, key, run_id, task_run_id))
 
     def list_cache(
@@ -113,17 +122,24 @@ def _begin(adv: Advance, key: CacheKey, run_id: str, task_run_id: int) -> CacheL
             and (alive["lease_expires_at"] or 0) > now
         ):
             return CacheLookup(verdict="busy")
-    elif not refresh and (row["expires_at"] is None or row["expires_at"] > now):
-        return CacheLookup(
-            verdict="hit",
-            result=loads(row["result"]),
-            source_run_id=row["run_id"],
-            source_task_run_id=owner,
-        )
+    elif not refresh and (hit := _hit(row, now)) is not None:
+        return hit
     took = tx.execute(
         Q.cache_take_over, (run_id, task_run_id, now, *ident, owner, row["state"])
     ).fetchone()
     return CacheLookup(verdict="compute" if took is not None else "busy")
+
+
+def _hit(row: Any, now: float) -> CacheLookup | None:
+    """The hit a ready entry's row is, or None once it expired."""
+    if row["expires_at"] is not None and row["expires_at"] <= now:
+        return None
+    return CacheLookup(
+        verdict="hit",
+        result=loads(row["result"]),
+        source_run_id=row["run_id"],
+        source_task_run_id=int(row["task_run_id"]),
+    )
 
 
 def record_cache(adv: Advance, outcomes: Sequence[Outcome], applied: Collection[int]) -> None:
