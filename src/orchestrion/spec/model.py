@@ -187,6 +187,24 @@ class CacheSpec(FrozenModel):
     #: How long an entry stays usable; None: until retention removes its source run.
     ttl: Duration | None = Field(default=DEFAULT_CACHE_TTL, gt=0)
 
+    @field_validator("key")
+    @classmethod
+    def _key_names(cls, value: str | None) -> str | None:
+        # Here, not only with the workflow's checks, so that YAML names the key's line;
+        # the workflow's checks add the declared parameters.
+        if value is not None:
+            from orchestrion.errors import ExpressionError
+            from orchestrion.spec.expressions import compile_expression
+
+            try:
+                names = compile_expression(value).names
+            except ExpressionError as exc:
+                raise ValueError(f"bad expression: {exc}") from None
+            unknown = sorted(names - {"params", "inputs"})
+            if unknown:
+                raise ValueError(f"unknown name {unknown[0]!r} (use params or inputs)")
+        return value
+
 
 class TaskSpec(FrozenModel):
     """One task of a workflow: what it runs, what it waits for (`depends_on`, `when`,
