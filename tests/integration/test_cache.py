@@ -168,5 +168,12 @@ def test_cli_lists_and_clears_locally_and_through_a_server(app: Any) -> None:
         assert first in table and "ready" in table
         cleared = cli("cache", "clear", "--workflow", "cached", "--server", url, env=env)
         assert cleared.strip() == "cleared 2 cache entries"
-    assert cli("cache", "clear", "--db", db).strip() == "cleared 0 cache entries"
+        _run(app)  # computes n=1 again: the entry is back
+        calls = app.calls["add"]
+        out = cli("trigger", "cached", "--no-cache", "--server", url, env=env)
+        run_id = out.split()[1]
+        assert app.runtime.run_until_done(run_id, every=0.01).state is RunState.SUCCEEDED
+        assert by_name(app.runs.task_runs(run_id))["add"].cache_run_id is None
+        assert app.calls["add"] == calls + 1  # refreshed through the server, not reused
+    assert cli("cache", "clear", "--db", db).strip() == "cleared 1 cache entry"
     assert app.cache.list_entries() == []
