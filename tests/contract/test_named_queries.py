@@ -206,6 +206,7 @@ OTHER_STATES = {
     "workers": {"running", "dead"},
     "notification_deliveries": {"pending", "sent", "failed"},
     "broker_consumers": {"running", "held", "error", "stopped"},
+    "task_cache": {"computing", "ready"},
 }
 MACHINE_STATES = {s.value for s in TaskState} | {s.value for s in RunState}
 

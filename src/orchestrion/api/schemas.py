@@ -132,6 +132,8 @@ class TriggerRequest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: Line | None = Field(default=None, min_length=1, max_length=200)
     priority: int = Field(default=0, ge=-1000, le=1000)
+    #: Cached tasks compute again and overwrite their entries (``docs/caching.md``).
+    no_cache: bool = False
 
 
 class RecordModel(_Out):

@@ -37,6 +37,7 @@ from orchestrion.clock import Clock
 from orchestrion.spec.loading import load_workflows, spec_from_data
 
 if TYPE_CHECKING:
+    from orchestrion.app.cache import Cache
     from orchestrion.app.notifications import Notifications
     from orchestrion.app.outputs import Outputs
     from orchestrion.app.retention import Retention
@@ -83,6 +84,13 @@ class App(Core):
         from orchestrion.app.outputs import Outputs
 
         return Outputs(self)
+
+    @cached_property
+    def cache(self) -> Cache:
+        """The task result cache: list and clear entries."""
+        from orchestrion.app.cache import Cache
+
+        return Cache(self)
 
     @cached_property
     def retention(self) -> Retention:

@@ -80,6 +80,11 @@ class ObjectRetention:
             workflows, before=before, limit=limit, now=now, dry_run=dry_run
         )
 
+    def prune_cache(self, *, now: float) -> int:
+        # Cache entries only copy a result column: a stored result's object belongs to the
+        # run that wrote it and goes when that run is pruned.
+        return self._inner.prune_cache(now=now)
+
     def prune_history(self, *, before: float, limit: int, now: float) -> PruneCounts:
         return self._inner.prune_history(before=before, limit=limit, now=now)
 

@@ -42,9 +42,11 @@ class Runs(Facet):
         idempotency_key: str | None = None,
         trigger: str = "manual",
         priority: int = 0,
+        no_cache: bool = False,
     ) -> RunRecord:
         """Start a run of the newest version of `workflow` (parameters checked and
-        defaulted by its spec); an `idempotency_key` seen before returns that run."""
+        defaulted by its spec); an `idempotency_key` seen before returns that run.
+        `no_cache`: its cached tasks compute and overwrite their entries."""
         with self._core.audited(
             "run.trigger", f"workflow {workflow}", workflow=workflow, params={"params": params}
         ):
@@ -57,6 +59,7 @@ class Runs(Facet):
                 trigger=trigger,
                 priority=priority,
                 idempotency_key=idempotency_key,
+                no_cache=no_cache,
             )
 
     def cancel(self, run_id: str) -> bool:

@@ -128,6 +128,7 @@ class Runtime(Facet):
             executor=plan.executor,
             tracer=tracer,
             connections=self._connections,
+            cache=self.store.cache,
         )
         # Workers take part in reaping under the maintenance duty's lease (the one
         # schedulers hold), so a killed worker's tasks are retried while only workers run.
@@ -291,6 +292,7 @@ class Runtime(Facet):
             secrets=self._secrets,
             tracer=tracer,
             connections=self._connections,
+            cache=self.store.cache,
         )
         housekeeping = Maintenance(self.store.runs, self.clock, every=1.0)
         spans = None if tracer is None else self.run_spans(f"run:{worker.id}", tracer)

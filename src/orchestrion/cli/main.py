@@ -22,6 +22,7 @@ __all__ = ["COMMANDS", "LazyGroup", "main"]
 COMMANDS: dict[str, str] = {
     "audit": "accounts_cmd",
     "backfill": "triggers_cmd",
+    "cache": "cache_cmd",
     "cancel": "runs_cmd",
     "completion": "tools_cmd",
     "connections": "connections_cmd",

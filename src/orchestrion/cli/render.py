@@ -124,6 +124,8 @@ def task_runs_table(task_runs: list[TaskRunRecord]) -> Table:
         table.add_column(col, overflow="fold")
     for tr in task_runs:
         detail = tr.error if tr.error else ("" if tr.result is None else short(tr.result))
+        if tr.cache_run_id is not None:  # reused, not computed: say where it came from
+            detail = f"{detail}  (from cache: run {tr.cache_run_id})"
         table.add_row(
             task_name(tr),
             state_text(tr.state.value),

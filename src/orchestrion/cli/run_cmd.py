@@ -149,6 +149,9 @@ def _deployed_lookup(db: str | None, server: str | None) -> Iterator[Callable[[s
 @click.option("--concurrency", "-c", type=click.IntRange(1, 512), default=None)
 @click.option("--idempotency-key", default=None, help="Start at most one run for this key.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final summary.")
+@click.option(
+    "--no-cache", is_flag=True, help="Cached tasks compute again and overwrite their entries."
+)
 @db_option
 @output_option
 def run(
@@ -159,6 +162,7 @@ def run(
     concurrency: int | None,
     idempotency_key: str | None,
     quiet: bool,
+    no_cache: bool,
     db: str | None,
     output: str,
 ) -> None:
@@ -176,7 +180,9 @@ def run(
             values = parse_cli_params(spec, list(params))
             # only once the choice and params are good
             app.workflows.register_loaded(loaded, source=path)
-            record = app.runs.trigger(spec.name, values, idempotency_key=idempotency_key)
+            record = app.runs.trigger(
+                spec.name, values, idempotency_key=idempotency_key, no_cache=no_cache
+            )
         if output == "table":
             console.print(
                 f"run [bold]{record.id}[/] of [bold]{record.workflow}[/] ({record.version})"

@@ -40,6 +40,9 @@ __all__ = ["backfill", "events", "trigger"]
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE")
 @click.option("--idempotency-key", default=None)
 @click.option("--wait", is_flag=True, help="Wait for the run to finish; exit code = outcome.")
+@click.option(
+    "--no-cache", is_flag=True, help="Cached tasks compute again and overwrite their entries."
+)
 @click.option("--server", envvar="ORCHESTRION_SERVER", default=None)
 @click.option("--db", envvar="ORCHESTRION_DATABASE_URL", default=None)
 def trigger(
@@ -47,6 +50,7 @@ def trigger(
     params: tuple[str, ...],
     idempotency_key: str | None,
     wait: bool,
+    no_cache: bool,
     server: str | None,
     db: str | None,
 ) -> None:
@@ -62,6 +66,7 @@ def trigger(
             body = {
                 "params": parse_cli_params(spec, list(params)),
                 "idempotency_key": idempotency_key,
+                **({"no_cache": True} if no_cache else {}),
             }
             run = api_request(server, "POST", f"/api/v1/workflows/{workflow}/runs", body)
             console.print(f"run {run['id']} of {workflow} {run['state']}")
@@ -70,7 +75,10 @@ def trigger(
             with App(Settings.from_env(db=db), actor=cli_actor()) as app:
                 spec = app.workflows.workflow(workflow)
                 rec = app.runs.trigger(
-                    workflow, parse_cli_params(spec, list(params)), idempotency_key=idempotency_key
+                    workflow,
+                    parse_cli_params(spec, list(params)),
+                    idempotency_key=idempotency_key,
+                    no_cache=no_cache,
                 )
                 console.print(f"run {rec.id} of {workflow} {rec.state.value}")
                 state = _wait_local(app, rec.id) if wait else rec.state.value

@@ -324,6 +324,23 @@ def _task(kinds: list[str]) -> dict[str, Any]:
             "description": "Where a Python task's code runs: process (a child process per"
             " attempt, killed on timeout/cancel) or thread; unset: the worker's --executor.",
         },
+        "cache": {
+            "description": "Reuse the result of an earlier run with the same key"
+            " (docs/caching.md): true for the defaults, or {key, ttl}.",
+            "oneOf": [
+                {"type": "boolean"},
+                _object(
+                    {
+                        "key": {
+                            "type": "string",
+                            "description": "An expression over params and inputs; its value"
+                            " replaces the default key (the inputs and the code version).",
+                        },
+                        "ttl": {**_ref("duration"), "description": "Default 7d."},
+                    }
+                ),
+            ],
+        },
         "secrets": {
             "type": "object",
             "description": "Environment variable -> secret name in the workflow's namespace;"

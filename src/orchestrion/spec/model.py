@@ -65,6 +65,7 @@ __all__ = [
     "SECRET_NAME_PATTERN",
     "SPEC_VERSION",
     "Action",
+    "CacheSpec",
     "ContainerAction",
     "Duration",
     "HttpAction",
@@ -87,6 +88,9 @@ __all__ = [
 
 #: The version of the spec format itself (not of a workflow). Bump on incompatible changes.
 SPEC_VERSION = 1
+
+#: How long a cached result stays usable unless the task says otherwise (7 days).
+DEFAULT_CACHE_TTL = 7 * 86400.0
 
 #: The namespace of a workflow that names none.
 DEFAULT_NAMESPACE = "default"
@@ -169,6 +173,39 @@ class WhenSpec(FrozenModel):
         return self
 
 
+class CacheSpec(FrozenModel):
+    """Result caching of a task (``docs/caching.md``): a run whose task has the same key
+    (and namespace, workflow and task) as an earlier success within `ttl` reuses that
+    result instead of running the task again.
+
+    The default key hashes the task's evaluated inputs (for a non-Python task: the params,
+    upstream results and item its templates may read) with its code version (the task's
+    own spec and, for project code, the version's code digest). `key` is an expression
+    over ``params`` and ``inputs`` whose value replaces that default entirely."""
+
+    key: Text | None = None
+    #: How long an entry stays usable; None: until retention removes its source run.
+    ttl: Duration | None = Field(default=DEFAULT_CACHE_TTL, gt=0)
+
+    @field_validator("key")
+    @classmethod
+    def _key_names(cls, value: str | None) -> str | None:
+        # Here, not only with the workflow's checks, so that YAML names the key's line;
+        # the workflow's checks add the declared parameters.
+        if value is not None:
+            from orchestrion.errors import ExpressionError
+            from orchestrion.spec.expressions import compile_expression
+
+            try:
+                names = compile_expression(value).names
+            except ExpressionError as exc:
+                raise ValueError(f"bad expression: {exc}") from None
+            unknown = sorted(names - {"params", "inputs"})
+            if unknown:
+                raise ValueError(f"unknown name {unknown[0]!r} (use params or inputs)")
+        return value
+
+
 class TaskSpec(FrozenModel):
     """One task of a workflow: what it runs, what it waits for (`depends_on`, `when`,
     `trigger_rule`), how it is retried, limited and routed, and how it is undone."""
@@ -204,6 +241,19 @@ class TaskSpec(FrozenModel):
     #: Where a Python task's code runs: ``process`` (a child process per attempt, on any
     #: worker), ``thread`` (the worker's own threads), None (the worker's ``--executor``).
     executor: Literal["thread", "process"] | None = None
+    #: Result caching (``cache: true`` or ``{key, ttl}``); None: the task always runs.
+    cache: CacheSpec | None = None
+
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _cache_flag(cls, value: Any) -> Any:
+        if value is True:
+            return CacheSpec()
+        if value is False:
+            return None
+        if value is not None and not isinstance(value, Mapping | CacheSpec):
+            raise ValueError(f"expected true, false or {{key, ttl}}, got {type(value).__name__}")
+        return value
 
     @field_validator("secrets")
     @classmethod
@@ -231,6 +281,12 @@ class TaskSpec(FrozenModel):
                 both = sorted(set(action.env) & set(self.secrets))
                 if both:
                     raise ValueError(f"{both[0]!r} is set both by 'env' and by 'secrets'")
+        return self
+
+    @model_validator(mode="after")
+    def _cache_has_a_result(self) -> TaskSpec:
+        if self.cache is not None and isinstance(self.action, SubWorkflowAction):
+            raise ValueError("'cache' does not apply to a sub-workflow task")
         return self
 
     @model_validator(mode="after")
@@ -351,15 +407,9 @@ class WorkflowSpec(FrozenModel):
         if data["sla"] is None:
             del data["sla"]
         for task in data["tasks"]:
-            if not task["secrets"]:
-                del task["secrets"]
-            if not task["requires"]:
-                del task["requires"]
-            for field in ("concurrency_key", "key_limit"):
-                if task[field] is None:
+            for field, empty in _OPTIONAL_TASK_FIELDS:
+                if task[field] == empty:
                     del task[field]
-            if task["executor"] is None:
-                del task["executor"]
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property
@@ -373,6 +423,17 @@ class WorkflowSpec(FrozenModel):
         """A spec from the canonical JSON of `to_json`, as stored."""
         return cls.model_validate_json(text, strict=False)
 
+
+#: Task fields added after specs were first registered, left out of the canonical JSON
+#: while they hold this default (so adding them changed no existing workflow's version).
+_OPTIONAL_TASK_FIELDS: tuple[tuple[str, Any], ...] = (
+    ("secrets", {}),
+    ("requires", {}),
+    ("concurrency_key", None),
+    ("key_limit", None),
+    ("executor", None),
+    ("cache", None),
+)
 
 #: id(spec) -> (a weak reference to it, its canonical JSON, its version). A spec is
 #: immutable, and a run's creation asks for its version more than once: hashing a
@@ -458,5 +519,7 @@ def _check_expressions(spec: WorkflowSpec, task: TaskSpec, where: str) -> None:
         if value.expr is not None:
             check.expression(value.expr, f"inputs.{key}", deps, item=mapped)
     check.action(task.action, "action", deps, item=mapped)
+    if task.cache is not None and task.cache.key is not None:
+        check.cache_key(task.cache.key)
     if task.undo is not None:  # an undo step also sees the result of the task it undoes
         check.action(task.undo, "undo", deps | {task.name}, item=mapped)

@@ -90,6 +90,25 @@ class ExpressionCheck:
                 " (add it to depends_on, or after= in Python)",
             )
 
+    def cache_key(self, text: str) -> None:
+        """Check a cache key expression: it compiles and reads only ``params`` (declared
+        ones) and ``inputs`` (the task's own; reading one it lacks fails at run time, with
+        the expression named)."""
+        from orchestrion.errors import ExpressionError
+        from orchestrion.spec.expressions import compile_expression
+
+        field = "cache.key"
+        try:
+            expr = compile_expression(text)
+        except ExpressionError as exc:
+            raise self.fail(field, f"bad expression: {exc}") from None
+        unknown = sorted(expr.names - {"params", "inputs"})
+        if unknown:
+            raise self.fail(field, f"unknown name {unknown[0]!r} (use params or inputs)")
+        params = sorted(expr.referenced_params - self.params)
+        if params:
+            raise self.fail(field, f"unknown parameter {params[0]!r}")
+
     def templates(self, value: Any, field: str, readable: frozenset[str], *, item: bool) -> None:
         """Check every ``{{ }}`` template in the strings of `value`, a nested JSON value whose paths
         are named from `field`."""

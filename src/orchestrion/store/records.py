@@ -23,6 +23,7 @@ from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import RunState, TaskState
 from orchestrion.store.artifact_records import ArtifactRecord
 from orchestrion.store.broker_records import ConnectionRecord, ConsumerRecord
+from orchestrion.store.cache_records import CacheEntry, CacheKey, CacheLookup, CacheNote
 from orchestrion.store.objects import ObjectRef
 from orchestrion.store.retention_records import (
     DEFAULT_NAMESPACE,
@@ -38,6 +39,10 @@ __all__ = [
     "AuditFilter",
     "AuditRecord",
     "BackfillRecord",
+    "CacheEntry",
+    "CacheKey",
+    "CacheLookup",
+    "CacheNote",
     "Claim",
     "ConnectionRecord",
     "ConsumerRecord",
@@ -137,6 +142,9 @@ class TaskRunRecord:
     finished_at: float | None
     lease_owner: str | None
     lease_epoch: int
+    #: Succeeded from the cache: the run and task run whose result it reused.
+    cache_run_id: str | None = None
+    cache_task_run_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -266,6 +274,8 @@ class Outcome:
     stored: ObjectRef | None = None
     #: What the attempt published (`orchestrion.artifact`).
     artifacts: tuple[ArtifactRecord, ...] = ()
+    #: A cached task's: the entry this outcome reads or writes (None: not cached).
+    cache: CacheNote | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -86,6 +86,11 @@ class RetentionStore(Protocol):
         started nothing (skipped, failed), in one transaction."""
         ...
 
+    def prune_cache(self, *, now: float) -> int:
+        """Delete task cache entries past their ttl and those whose source run is gone,
+        in one transaction; how many went."""
+        ...
+
     def audit_to_prune(self, scope: AuditScope, *, before: float, limit: int) -> list[AuditRecord]:
         """The oldest (by id) up to `limit` audit records of `scope` older than `before`,
         never the newest record of the log: what the next export and delete cover."""

@@ -45,6 +45,8 @@ class PruneCounts:
     #: Received events (webhooks, API events, broker messages) the inbox held.
     inbox: int = 0
     audit: int = 0
+    #: Task cache entries: expired, or whose source run went (``docs/caching.md``).
+    cache: int = 0
 
     def __add__(self, other: PruneCounts) -> PruneCounts:
         return PruneCounts(

@@ -34,10 +34,12 @@ class RunStore(Protocol):
         priority: int = 0,
         idempotency_key: str | None = None,
         parent_task_run_id: int | None = None,
+        no_cache: bool = False,
     ) -> RunRecord:
         """Create a run and its task runs, queue its roots (or queue the run under the
         workflow's max active runs). With an idempotency key that was used before, return
-        that run instead of creating another."""
+        that run instead of creating another. `no_cache`: its cached tasks compute and
+        overwrite their entries instead of reusing them."""
         ...
 
     def cancel_run(self, run_id: str, *, now: float, reason: str = "canceled by user") -> bool:

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from orchestrion.store.accounts import AccountStore
 from orchestrion.store.artifacts import ArtifactStore
+from orchestrion.store.cache import CacheStore
 from orchestrion.store.connections import ConnectionStore
 from orchestrion.store.notifications import NotificationStore
 from orchestrion.store.notifier import Notifier
@@ -54,6 +55,7 @@ class Stores:
     notifier: Notifier
     retention: RetentionStore
     artifacts: ArtifactStore
+    cache: CacheStore
     backend: Backend
 
     def close(self) -> None:

@@ -209,13 +209,14 @@ def apply_policies(
 ) -> tuple[PruneCounts, bool]:
     """One pass of every policy; (what went, whether `budget` batches ran out first).
     `cursors`: where each workflow's pruning stopped, kept by the caller between passes."""
+    # Expired cache entries go whatever the policies say: their ttl is their policy.
+    total, behind = PruneCounts(cache=retention.prune_cache(now=now())), False
     policies = retention.list_policies()
     if not policies:
-        return PruneCounts(), False
+        return total, False
     start = now()
     covered = covered_workflows(workflows, policies)
     own_audit = [p.namespace for p in policies if p.namespace != DEFAULT_NAMESPACE]
-    total, behind = PruneCounts(), False
     for policy in policies:
         names = covered.get(policy.namespace, [])
         if names and (policy.runs_days is not None or policy.logs_days is not None):

@@ -124,6 +124,8 @@ def workflow_page(
         diff_lines=diff_lines,
         code=sorted(_code_files(app, record.spec.code).items()),
         runs=app.runs.list_runs(RunFilter(workflow=name, limit=25)),
+        cached=any(task.cache is not None for task in record.spec.tasks),
+        cache_entries=app.cache.list_entries(workflow=name, limit=50),
     )
 
 
@@ -162,6 +164,17 @@ async def make_current(request: Request, name: str) -> Response:
     return redirect(f"/workflows/{quote(name)}#versions")
 
 
+@router.post("/workflows/{name}/cache/clear")
+@rule(Action.RERUN, targets.workflow, "cache.clear")
+async def clear_cache(request: Request, name: str) -> Response:
+    """Delete the workflow's cached results (docs/caching.md): its cached tasks compute
+    again on their next run. An operator's action, like a rerun."""
+    form = await form_data(request)
+    check_csrf(request, form)
+    app_of(request).cache.clear(workflow=name)
+    return redirect(f"/workflows/{quote(name)}#cache")
+
+
 @router.get("/workflows/{name}/trigger")
 @rule(Action.READ, targets.workflow)
 def trigger_form(request: Request, name: str) -> Response:
@@ -185,7 +198,8 @@ async def trigger(request: Request, name: str) -> Response:
     app = app_of(request)
     spec = app.workflows.workflow(name)
     try:
-        run = app.runs.trigger(name, parse_params(spec, form), trigger="ui")
+        no_cache = form.get("no_cache") == "1"
+        run = app.runs.trigger(name, parse_params(spec, form), trigger="ui", no_cache=no_cache)
     except ParameterError as exc:
         return render(
             request,

@@ -31,6 +31,7 @@ from orchestrion.brokers.endpoint import ConnectionResolver, Endpoint
 from orchestrion.clock import Clock, SystemClock
 from orchestrion.errors import OrchestrionError, SecretError, StoreError
 from orchestrion.spec.model import TaskSpec, WorkflowSpec
+from orchestrion.store.cache import CacheStore
 from orchestrion.store.notifier import Notifier
 from orchestrion.store.records import Claim, Outcome, WorkerRecord
 from orchestrion.store.runs import RunStore
@@ -110,11 +111,13 @@ class Worker:
         executor: Executor | None = None,
         tracer: Tracer | None = None,
         connections: ConnectionResolver | None = None,
+        cache: CacheStore | None = None,
     ) -> None:
         """The worker claims, heartbeats and reports through `runs`, reads the specs of the
         runs it executes from `workflows`, and waits for work on `notifier`. `executor` runs
         Python tasks' code (None: this worker's threads); whoever made it closes it, after
-        `stop`. With a `tracer`, each attempt and each run an outcome ends is a span."""
+        `stop`. With a `tracer`, each attempt and each run an outcome ends is a span.
+        `cache`: where cached tasks look their results up (None: they always run)."""
         self.runs = runs
         self.workflows = workflows
         self.notifier = notifier
@@ -125,6 +128,7 @@ class Worker:
         self._executor_lock = threading.Lock()
         self._secrets = secrets
         self._connections = connections
+        self._cache = cache
         self.code = code
         self.settings = settings or WorkerSettings()
         self.clock = clock or SystemClock()
@@ -420,7 +424,8 @@ class Worker:
             ctx = dataclasses.replace(
                 ctx, secret_values=values, log_sink=masked_sink(ctx.log_sink, masker)
             )
-        outcome = runner.execute(
+        run = functools.partial(
+            runner.execute,
             claim,
             spec,
             ctx,
@@ -432,9 +437,25 @@ class Worker:
             containers=self.settings.containers,
             results=self.settings.results,
         )
+        outcome = self._cached(claim, spec, ctx, task, run)
         if outcome is None or masker is None:
             return outcome
         return masked_outcome(outcome, masker)
+
+    def _cached(
+        self,
+        claim: Claim,
+        spec: WorkflowSpec,
+        ctx: TaskContext,
+        task: TaskSpec,
+        run: Callable[[], Outcome | None],
+    ) -> Outcome | None:
+        """`run` the body, or for a cached task, reuse its entry when one is usable."""
+        if task.cache is None or claim.kind == "undo" or self._cache is None:
+            return run()  # what every uncached task pays: this one test
+        from orchestrion.worker.caching import run_cached
+
+        return run_cached(self._cache, self.clock, claim, spec, task, ctx, self.code, run)
 
     def _traced_end(self, claim: Claim, outcome: Outcome | None) -> None:
         assert self._tracing is not None

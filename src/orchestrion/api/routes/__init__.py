@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from orchestrion.api.routes import (
     accounts,
+    cache,
     code,
     connections,
     notifications,
@@ -49,5 +50,6 @@ for _module in (
     notifications,
     queues,
     retention,
+    cache,
 ):
     router.include_router(_module.router)

@@ -57,6 +57,7 @@ class PruneCountsBody(BaseModel):
     fires: int
     inbox: int
     audit: int
+    cache: int = 0
 
 
 class PruneAnswer(BaseModel):

@@ -100,6 +100,7 @@ def trigger(request: Request, name: str, body: TriggerRequest | None = None) -> 
         idempotency_key=body.idempotency_key,
         priority=body.priority,
         trigger="api",
+        no_cache=body.no_cache,
     )
     return Run.of(run)
 

@@ -37,7 +37,7 @@ Fail = Callable[[str], Exception]
 _RETRY_KEYS = ("retries", "backoff", "factor", "max_delay", "jitter")
 _PLAIN_KEYS = (
     "timeout", "queue", "priority", "concurrency", "trigger_rule", "requires", "description",
-    "concurrency_key", "key_limit", "executor",
+    "concurrency_key", "key_limit", "executor", "cache",
 )  # fmt: skip
 _WHEN_ARGS = frozenset({"params", "results"})
 
@@ -66,6 +66,9 @@ class CommonOptions(TypedDict, total=False):
     description: str
     #: Ordering-only dependencies: run after these tasks without taking their results.
     after: Sequence[Ref]
+    #: Result caching (``docs/caching.md``): True for the defaults, or
+    #: ``{"key": "<expression over params and inputs>", "ttl": "7d"}``.
+    cache: bool | Mapping[str, Any]
     #: Secrets of the workflow's namespace the task may use: names (a Python task reads
     #: them with ``ctx.secret(name)``), or ``{ENV_VAR: name}`` (a shell task's environment).
     secrets: Mapping[str, str] | Sequence[str]

@@ -1370,3 +1370,77 @@ namespace = ?
 -- name: deliveries_where_state
 -- Condition: deliveries in a state.
 state = ?
+
+-- name: cache_entry
+-- One task cache entry (docs/caching.md), locked: a cached task's lookup decides on it.
+SELECT state, result, run_id, task_run_id, expires_at FROM task_cache WHERE namespace = ? AND workflow = ? AND task_name = ? AND cache_key = ?
+
+-- name: cache_owner
+-- Whether the task run computing a cache entry still runs under a live lease.
+SELECT state, lease_expires_at FROM task_runs WHERE id = ?
+
+-- name: cache_claim
+-- Take a new cache key to compute it; nothing when another transaction took it first.
+INSERT INTO task_cache (namespace, workflow, task_name, cache_key, state, result, run_id, task_run_id, created_at, expires_at)
+VALUES (?, ?, ?, ?, 'computing', NULL, ?, ?, ?, NULL)
+ON CONFLICT (namespace, workflow, task_name, cache_key) DO NOTHING
+RETURNING task_run_id
+
+-- name: cache_take_over
+-- Take a key over (expired, refreshed, or its computing task run stopped), guarded by the
+-- owner and state the lookup saw.
+UPDATE task_cache SET state = 'computing', result = NULL, run_id = ?, task_run_id = ?, created_at = ?, expires_at = NULL
+WHERE namespace = ? AND workflow = ? AND task_name = ? AND cache_key = ? AND task_run_id = ? AND state = ?
+RETURNING task_run_id
+
+-- name: cache_store
+-- The finish of the attempt that computed an entry writes its result (the task run's
+-- result column as recorded), in the transaction that records the success; the entry's
+-- state ('ready') is a parameter: a task_cache state, not a task run's.
+INSERT INTO task_cache (namespace, workflow, task_name, cache_key, state, result, run_id, task_run_id, created_at, expires_at)
+SELECT ?, ?, ?, ?, ?, t.result, t.run_id, t.id, ?, ? FROM task_runs t WHERE t.id = ?
+ON CONFLICT (namespace, workflow, task_name, cache_key) DO UPDATE SET state = excluded.state, result = excluded.result, run_id = excluded.run_id, task_run_id = excluded.task_run_id, created_at = excluded.created_at, expires_at = excluded.expires_at
+
+-- name: cache_release
+-- A computing attempt that did not succeed gives its key up: a waiter takes over.
+DELETE FROM task_cache WHERE namespace = ? AND workflow = ? AND task_name = ? AND cache_key = ? AND state = 'computing' AND task_run_id = ?
+
+-- name: cache_hit_mark
+-- A task run that succeeded from the cache links the run and task run that produced it.
+UPDATE task_runs SET cache_run_id = ?, cache_task_run_id = ? WHERE id = ?
+
+-- name: run_no_cache
+-- Whether a run was started with "no cache" (its cached tasks compute and overwrite).
+SELECT no_cache FROM runs WHERE id = ?
+
+-- name: set_run_no_cache
+-- Start a run with "no cache", in the transaction that creates it.
+UPDATE runs SET no_cache = 1 WHERE id = ?
+
+-- name: cache_entries
+-- Task cache entries ({where}: optional namespace and workflow filters), newest first.
+SELECT namespace, workflow, task_name, cache_key, state, run_id, task_run_id, created_at, expires_at FROM task_cache {where} ORDER BY created_at DESC LIMIT ?
+
+-- name: cache_clear
+-- Delete task cache entries ({where}: optional namespace and workflow filters).
+DELETE FROM task_cache {where}
+
+-- name: cache_in_namespaces
+-- A cache filter: the entry's namespace is one of these.
+namespace IN ({names})
+
+-- name: cache_of_workflow
+-- A cache filter: the entry belongs to this workflow.
+workflow = ?
+
+-- name: cache_expired
+-- Retention: entries past their ttl.
+DELETE FROM task_cache WHERE expires_at IS NOT NULL AND expires_at <= ?
+
+-- name: cache_orphans
+-- Retention: entries whose source run is gone.
+DELETE FROM task_cache WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = task_cache.run_id)
+
+-- name: prune_cache_of
+-- Delete the cache entries the given runs produced (their results go with them).
+DELETE FROM task_cache WHERE run_id IN ({ids})

@@ -207,6 +207,18 @@ class SqlRetention:
 
         return self._db.transact(now, fn)
 
+    # ------------------------------------------------------------------ the task cache
+
+    def prune_cache(self, *, now: float) -> int:
+        def fn(adv: Advance) -> int:
+            gone = int(adv.tx.execute(Q.cache_expired, (now,)).rowcount)
+            gone += int(adv.tx.execute(Q.cache_orphans).rowcount)
+            if gone:
+                adv.event(None, None, "retention.pruned", data=PruneCounts(cache=gone).as_dict())
+            return gone
+
+        return self._db.transact(now, fn)
+
     # ------------------------------------------------------------------ the audit log
 
     def audit_to_prune(self, scope: AuditScope, *, before: float, limit: int) -> list[AuditRecord]:
@@ -257,6 +269,7 @@ _DELETES = (
     ("events", Q.prune_events_of),
     ("attempts", Q.prune_attempts_of),
     ("fires", Q.prune_fires_of),
+    ("cache", Q.prune_cache_of),
     ("task_runs", Q.prune_task_runs_of),
     ("runs", Q.prune_runs_of),
 )

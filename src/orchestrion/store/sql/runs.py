@@ -21,6 +21,7 @@ from orchestrion.store.metric_records import TraceLineage
 from orchestrion.store.records import Claim, FinishResult, LogLine, Outcome, RunRecord, WorkerRecord
 from orchestrion.store.sql import lifecycle, marking, rerun
 from orchestrion.store.sql.advance import Advance
+from orchestrion.store.sql.cache import record_cache
 from orchestrion.store.sql.claim import Claimed
 from orchestrion.store.sql.database import Database
 from orchestrion.store.sql.lifecycle import new_run_id
@@ -57,10 +58,10 @@ class SqlRuns(abc.ABC):
         priority: int = 0,
         idempotency_key: str | None = None,
         parent_task_run_id: int | None = None,
+        no_cache: bool = False,
     ) -> RunRecord:
-        run_id = self._db.transact(
-            now,
-            lambda adv: lifecycle.create_run(
+        def fn(adv: Advance) -> str:
+            made = lifecycle.create_run(
                 adv,
                 spec,
                 params,
@@ -69,8 +70,12 @@ class SqlRuns(abc.ABC):
                 priority=priority,
                 idempotency_key=idempotency_key,
                 parent_task_run_id=parent_task_run_id,
-            ),
-        )
+            )
+            if no_cache:  # before the commit: no worker can look its cached tasks up first
+                adv.tx.execute(Q.set_run_no_cache, (made,))
+            return made
+
+        run_id = self._db.transact(now, fn)
         return get_run(self._db.read, run_id)
 
     def cancel_run(self, run_id: str, *, now: float, reason: str = "canceled by user") -> bool:
@@ -168,6 +173,8 @@ class SqlRuns(abc.ABC):
                 applied.append(outcome.task_run_id)
             else:
                 superseded.append(outcome.task_run_id)
+        if any(o.cache is not None for o in outcomes):
+            record_cache(adv, outcomes, applied)
         return applied, superseded
 
     def finish_and_claim(

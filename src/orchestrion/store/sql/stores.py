@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from orchestrion.store.sql.accounts import SqlAccounts
 from orchestrion.store.sql.artifacts import SqlArtifacts
+from orchestrion.store.sql.cache import SqlCache
 from orchestrion.store.sql.connections import SqlConnections
 from orchestrion.store.sql.database import Database
 from orchestrion.store.sql.notifications import SqlNotifications
@@ -42,5 +43,6 @@ def stores_of(
         notifier=SqlNotifier(db),
         retention=SqlRetention(db),
         artifacts=SqlArtifacts(db),
+        cache=SqlCache(db),
         backend=db,
     )

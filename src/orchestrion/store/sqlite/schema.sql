@@ -85,6 +85,8 @@ CREATE TABLE runs (
     error               TEXT,
     -- retention (0019): 1 if marked "keep": never pruned, nor is its family
     keep                INTEGER NOT NULL DEFAULT 0,
+    -- caching (0022): 1 if started with "no cache" (its cached tasks recompute)
+    no_cache            INTEGER NOT NULL DEFAULT 0,
     FOREIGN KEY (workflow, version) REFERENCES workflows (name, version)
 );
 CREATE INDEX runs_workflow_state ON runs (workflow, state, id);
@@ -134,6 +136,9 @@ CREATE TABLE task_runs (
     -- slots (0008): its rendered concurrency key and that key's limit (NULL: none)
     slot_key          TEXT,
     slot_limit        INTEGER,
+    -- caching (0022): the run and task run whose cached result this one reused
+    cache_run_id      TEXT,
+    cache_task_run_id INTEGER,
     UNIQUE (run_id, task_name, map_index)
 );
 -- The claim reads this in claim order: its predicate is the claim guard
@@ -624,3 +629,24 @@ CREATE TABLE artifacts (
     created_at  REAL NOT NULL
 );
 CREATE INDEX artifacts_run ON artifacts (run_id, id);
+
+-- Task result caching (docs/caching.md): one entry per (namespace, workflow, task, key).
+-- state 'computing': task run `task_run_id` of run `run_id` is computing it (others
+-- with the same key wait; if it stops running, one of them takes over); 'ready': `result`
+-- is the result that task run produced, written in the transaction that finished it, and
+-- usable until `expires_at` (NULL: until retention removes its source run).
+CREATE TABLE task_cache (
+    namespace    TEXT NOT NULL,
+    workflow     TEXT NOT NULL,
+    task_name    TEXT NOT NULL,
+    cache_key    TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    result       TEXT,
+    run_id       TEXT NOT NULL,
+    task_run_id  INTEGER NOT NULL,
+    created_at   REAL NOT NULL,
+    expires_at   REAL,
+    PRIMARY KEY (namespace, workflow, task_name, cache_key)
+);
+CREATE INDEX task_cache_expires ON task_cache (expires_at);
+CREATE INDEX task_cache_run ON task_cache (run_id);
