@@ -19,6 +19,7 @@ from orchestrion.store.retention import RetentionStore
 from orchestrion.store.runs import RunStore
 from orchestrion.store.secrets import SecretStore
 from orchestrion.store.triggers import TriggerStore
+from orchestrion.store.waits import WaitStore
 from orchestrion.store.workflows import WorkflowStore
 
 __all__ = ["Backend", "Stores"]
@@ -52,6 +53,8 @@ class Stores:
     reads: ReadStore
     notifier: Notifier
     retention: RetentionStore
+    #: Steps waiting without a worker: approvals, signals, events, sensors.
+    waits: WaitStore
     backend: Backend
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ from orchestrion.store.sql.retention import SqlRetention
 from orchestrion.store.sql.runs import SqlRuns
 from orchestrion.store.sql.secrets import SqlSecrets
 from orchestrion.store.sql.triggers import SqlTriggers
+from orchestrion.store.sql.waits import SqlWaits
 from orchestrion.store.sql.workflows import SqlWorkflows
 from orchestrion.store.stores import Stores
 
@@ -40,5 +41,6 @@ def stores_of(
         reads=reads or SqlReads(db),
         notifier=SqlNotifier(db),
         retention=SqlRetention(db),
+        waits=SqlWaits(db),
         backend=db,
     )
