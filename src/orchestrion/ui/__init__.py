@@ -14,6 +14,7 @@ from orchestrion.ui import (
     views_retention,
     views_runs,
     views_system,
+    views_waits,
     views_workflows,
 )
 
@@ -23,6 +24,7 @@ router = APIRouter(include_in_schema=False)
 for _module in (
     views_workflows,
     views_runs,
+    views_waits,
     views_retention,
     views_system,
     views_notifications,

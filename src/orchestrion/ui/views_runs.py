@@ -15,6 +15,7 @@ from orchestrion.states import RunEvent, RunState, TaskEvent
 from orchestrion.store.records import AttemptRecord, RunFilter, RunRecord, TaskRunRecord
 from orchestrion.ui import graph
 from orchestrion.ui.pages import form_data, redirect, render, ui_router
+from orchestrion.ui.views_waits import waits_of
 from orchestrion.web import targets
 from orchestrion.web.csrf import check_csrf
 from orchestrion.web.params import ItemIndex
@@ -36,6 +37,14 @@ KINDS = [
     "run.compensation_retried",
     "task.mapped",
     "attempt.superseded",
+    "run.signal",
+    "wait.approval_pending",
+    "wait.approved",
+    "wait.rejected",
+    "wait.signal",
+    "wait.event",
+    "wait.sensor",
+    "wait.timeout",
     # Not tied to a run: followed by the summary pages (overview, workers, events, ...).
     "workflow.registered",
     "workflow.paused",
@@ -156,6 +165,7 @@ def run_page(request: Request, run_id: str, task: str = "", item: ItemIndex = -1
         tasks=[t.name for t in spec.tasks],
         kinds=KINDS,
         after=after,
+        waits=waits_of(app, run.id),
     )
 
 

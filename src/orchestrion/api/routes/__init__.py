@@ -18,6 +18,7 @@ from orchestrion.api.routes import (
     stream,
     system,
     triggers,
+    waits,
     workflows,
 )
 from orchestrion.api.schemas import ErrorBody
@@ -38,6 +39,7 @@ for _module in (
     code,
     workflows,
     runs,
+    waits,
     system,
     stream,
     triggers,
