@@ -360,7 +360,7 @@ def test_sensors_come_true_a_file_and_an_http_server(cluster: WaitCluster) -> No
             w["checks"] >= 2
             for w in cluster.http.get("/api/v1/waits").json()
             if w["run_id"] in (on_file, on_http)
-        ),  # fmt: skip
+        ),
         20,
         cluster.report,
     )
@@ -382,7 +382,7 @@ def test_many_waiting_runs_hold_no_worker_and_survive_a_worker_restart(
         f"{n} approvals waiting",
         lambda: (
             len([w for w in cluster.http.get("/api/v1/waits").json() if w["run_id"] in runs]) == n
-        ),  # fmt: skip
+        ),
         30,
         cluster.report,
     )
