@@ -210,6 +210,7 @@ class WaitCluster:
     def close(self) -> None:
         self.http.close()
         self.health.shutdown()
+        self.health.server_close()
         for proc in self.procs:
             proc.kill_group()
 

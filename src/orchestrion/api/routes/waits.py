@@ -13,8 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrion.api.schemas import RecordModel, list_of
-from orchestrion.api.wait_wire import Wait
+from orchestrion.api.schemas import RecordModel, list_of, model_of
+from orchestrion.api.wait_wire import WAIT
 from orchestrion.app import App
 from orchestrion.auth.principals import Action
 from orchestrion.spec.fields import Name, Text
@@ -27,6 +27,9 @@ from orchestrion.web.scope import scope_of
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["waits"])
+
+#: A waiting step, with `details`: its kind's settings (an approval's role and message).
+Wait = model_of(WAIT, "Wait", details=dict[str, Any])
 
 
 def wait_model(app: App, wait: WaitRecord) -> RecordModel:
