@@ -246,7 +246,8 @@ def test_an_approval_approved_through_the_api_lets_the_run_go_on(cluster: WaitCl
     assert tasks["ship"]["attempts"] == 0  # no worker ever held it
     assert tasks["deploy"]["state"] == "succeeded"
     again = cluster.http.post(f"/api/v1/runs/{run_id}/tasks/ship/approve", json={})
-    assert again.status_code == 404, again.text  # it no longer waits
+    assert again.status_code == 409, again.text  # decided already
+    assert "is succeeded" in again.json()["error"]["message"]
     kinds = [e["kind"] for e in cluster.http.get(f"/api/v1/runs/{run_id}/events").json()]
     assert "wait.approval_pending" in kinds and "wait.approved" in kinds
     audit = cluster.http.get("/api/v1/audit", params={"action": "run.approve"}).json()

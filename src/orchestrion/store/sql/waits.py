@@ -51,9 +51,13 @@ class SqlWaits:
         for row in rows:
             if row["task_name"] == task:
                 return _record(row)
-        raise NotFound(
-            f"task {task!r} of run {run.id} is not waiting on an approval, a signal, an"
-            " event or a sensor"
+        found = self._db.read(W.task_run_by_name, (run.id, task))
+        if not found:
+            raise NotFound(f"run {run.id} has no task {task!r}")
+        # A conflict, not a missing thing: decided (or timed out) already, or not yet waiting.
+        raise IllegalTransition(
+            f"task {task!r} of run {run.id} is {found[0]['state']}: it waits on no approval,"
+            " signal, event or sensor now"
         )
 
     def list_waits(self, *, run_id: str | None = None, limit: int = 500) -> list[WaitRecord]:
