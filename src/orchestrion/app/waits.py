@@ -27,9 +27,9 @@ __all__ = ["Waits"]
 class Waits(Facet):
     """Approvals, signals and the other waits of runs."""
 
-    def pending(self, run_id: str | None = None) -> list[WaitRecord]:
-        """The steps waiting now, oldest first (of one run, when given)."""
-        return self.store.waits.list_waits(run_id=run_id)
+    def pending(self, run_id: str | None = None, *, limit: int = 500) -> list[WaitRecord]:
+        """The steps waiting now, oldest first (of one run, when given; at most `limit`)."""
+        return self.store.waits.list_waits(run_id=run_id, limit=limit)
 
     def describe(self, wait: WaitRecord) -> dict[str, Any]:
         """What the UI and API show of a wait: its kind's settings (role, message, ...)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrion.api.schemas import RecordModel, list_of, model_of
@@ -39,11 +39,12 @@ def wait_model(app: App, wait: WaitRecord) -> RecordModel:
 
 @router.get("/waits", response_model=list_of(Wait))
 @rule(Action.READ, targets.anywhere)
-def list_waits(request: Request) -> list[RecordModel]:
-    """Every step waiting now on an approval, a signal, an event or a sensor, oldest first
-    (of the workflows the caller may read)."""
+def list_waits(request: Request, limit: int = Query(500, ge=1, le=10_000)) -> list[RecordModel]:
+    """Steps waiting now on an approval, a signal, an event or a sensor, oldest first
+    (of the workflows the caller may read; at most `limit`)."""
     app, scope = app_of(request), scope_of(request)
-    return [wait_model(app, w) for w in app.waits.pending() if scope.workflow(w.workflow)]
+    found = app.waits.pending(limit=limit)
+    return [wait_model(app, w) for w in found if scope.workflow(w.workflow)]
 
 
 @router.get("/runs/{run_id}/waits", response_model=list_of(Wait))
