@@ -54,7 +54,6 @@ def overview(request: Request) -> Response:
         kinds=KINDS,
         after=after,
         waits=waits_of(app, visible=_visible(request)),
-        overview=True,
     )
 
 
@@ -62,8 +61,12 @@ def overview(request: Request) -> Response:
 @rule(Action.READ, targets.anywhere)
 def overview_fragment(request: Request) -> Response:
     """The overview's live part, fetched again by `live.js` after events arrive."""
+    app, visible = app_of(request), _visible(request)
     return render(
-        request, "_overview.html", ov=app_of(request).reads.overview(visible=_visible(request))
+        request,
+        "_overview.html",
+        ov=app.reads.overview(visible=visible),
+        waits=waits_of(app, visible=visible),
     )
 
 
