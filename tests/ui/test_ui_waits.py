@@ -89,3 +89,16 @@ def test_approving_from_the_run_page_lets_the_run_go_on(cluster: WaitCluster, pa
     page.wait_for_url(f"{cluster.url}/")
     assert cluster.wait_run(other)["state"] == "failed"
     assert cluster.tasks(other)["ok"]["error"] == "rejected by user:admin: not today"
+
+
+def test_a_signal_sent_from_the_run_page_is_the_steps_result(
+    cluster: WaitCluster, page: Page
+) -> None:
+    run_id = cluster.trigger("sig_after")
+    cluster.waiting(run_id, "go")
+    page.goto(f"{cluster.url}/runs/{run_id}")
+    page.fill("#waits input[name=data]", '{"from": "the browser"}')
+    page.click("#signal-go")
+    page.wait_for_url(f"{cluster.url}/runs/{run_id}")
+    assert cluster.wait_run(run_id)["state"] == "succeeded"
+    assert cluster.tasks(run_id)["go"]["result"] == {"from": "the browser"}
