@@ -26,6 +26,7 @@ from orchestrion.errors import (
 if TYPE_CHECKING:
     from orchestrion.app import App
     from orchestrion.spec.python import (
+        approval,
         broker,
         container,
         http,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
         shell,
         sql,
         task,
+        wait_for,
         workflow,
     )
     from orchestrion.worker.context import TaskContext
@@ -47,6 +49,7 @@ __all__ = [
     "TaskContext",
     "TaskError",
     "TaskTimeout",
+    "approval",
     "broker",
     "container",
     "http",
@@ -55,6 +58,7 @@ __all__ = [
     "shell",
     "sql",
     "task",
+    "wait_for",
     "workflow",
 ]
 
@@ -64,6 +68,7 @@ __all__ = [
 _LAZY = {
     "App": "orchestrion.app",
     "TaskContext": "orchestrion.worker.context",
+    "approval": "orchestrion.spec.python",
     "broker": "orchestrion.spec.python",
     "container": "orchestrion.spec.python",
     "http": "orchestrion.spec.python",
@@ -72,6 +77,7 @@ _LAZY = {
     "shell": "orchestrion.spec.python",
     "sql": "orchestrion.spec.python",
     "task": "orchestrion.spec.python",
+    "wait_for": "orchestrion.spec.python",
     "workflow": "orchestrion.spec.python",
 }
 

@@ -11,6 +11,7 @@ Task run lifecycle (``docs/architecture.md`` draws it)::
        │                  │                │  └─retry──▶ retry_wait ──claim──▶ running
        ├─skip──▶ skipped  └──────────────  ├─wait──▶ waiting ──succeed / fail──▶ ...
        ├─expand──▶ waiting (mapped group)  └─skip──▶ skipped (its `when` was false)
+       ├─await──▶ waiting (an approval, signal, event or sensor step: no worker claims it)
        ├─fail──▶ failed (its `when`/`map` expression failed)
        └─upstream_failed──▶ upstream_failed ──reset──▶ pending
     failed / canceled mapped group ──reopen──▶ waiting (its failed items run again)
@@ -48,7 +49,8 @@ class TaskState(StrEnum):
     QUEUED = "queued"
     #: Claimed by a worker under a lease; an attempt is in flight.
     RUNNING = "running"
-    #: Waiting on something that is not a worker: a child run, or the items of a mapped task.
+    #: Waiting on something that is not a worker: a child run, the items of a mapped task,
+    #: or an approval, signal, event or sensor (`orchestrion.spec.waits`).
     WAITING = "waiting"
     #: Failed, with a retry due at `ready_at`.
     RETRY_WAIT = "retry_wait"
@@ -92,6 +94,7 @@ class TaskEvent(StrEnum):
     SKIP = "skip"
     UPSTREAM_FAILED = "upstream_failed"
     EXPAND = "expand"
+    AWAIT = "await"
     CLAIM = "claim"
     WAIT = "wait"
     SUCCEED = "succeed"
@@ -115,6 +118,9 @@ TASK_TRANSITIONS: dict[tuple[TaskState, TaskEvent], TaskState] = {
     (T.PENDING, E.SKIP): T.SKIPPED,
     (T.PENDING, E.UPSTREAM_FAILED): T.UPSTREAM_FAILED,
     (T.PENDING, E.EXPAND): T.WAITING,  # a mapped task becomes a group of item task runs
+    # An approval, signal, event or sensor step waits in the store, never on a queue: it is
+    # resolved (waiting -> succeed / fail) by a decision, a delivery or its timeout.
+    (T.PENDING, E.AWAIT): T.WAITING,
     (T.PENDING, E.CANCEL): T.CANCELED,
     (T.PENDING, E.FAIL): T.FAILED,  # its `when` or `map` expression could not be evaluated
     (T.PENDING, E.CARRY): T.SUCCEEDED,  # a rerun carries the earlier run's result over

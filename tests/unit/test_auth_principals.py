@@ -22,9 +22,11 @@ from orchestrion.auth.principals import (
 from orchestrion.errors import Forbidden
 
 # Written out independently of REQUIRED_ROLE: what each role may do, by action name.
-VIEWER = {"read"}
+# run.decide: any role reaches an approval, whose own `approvers.role` decides (App.waits).
+VIEWER = {"read", "run.decide"}
 OPERATOR = VIEWER | {
     "run.trigger", "run.cancel", "run.retry", "run.rerun", "run.keep", "events.send",
+    "run.signal",
 }  # fmt: skip
 EDITOR = OPERATOR | {
     "workflow.deploy",

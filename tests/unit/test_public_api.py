@@ -18,6 +18,7 @@ def test_all_is_exact() -> None:
         "TaskContext",
         "TaskError",
         "TaskTimeout",
+        "approval",
         "broker",
         "container",
         "http",
@@ -26,6 +27,7 @@ def test_all_is_exact() -> None:
         "shell",
         "sql",
         "task",
+        "wait_for",
         "workflow",
     ]
     for name in orchestrion.__all__:

@@ -37,6 +37,7 @@ EXPECTED_TASK_EDGES: dict[tuple[TaskState, TaskEvent], TaskState] = {
     (T.PENDING, E.SKIP): T.SKIPPED,
     (T.PENDING, E.UPSTREAM_FAILED): T.UPSTREAM_FAILED,
     (T.PENDING, E.EXPAND): T.WAITING,
+    (T.PENDING, E.AWAIT): T.WAITING,  # an approval, signal, event or sensor step
     (T.PENDING, E.CANCEL): T.CANCELED,
     (T.PENDING, E.FAIL): T.FAILED,
     (T.PENDING, E.CARRY): T.SUCCEEDED,

@@ -11,6 +11,7 @@ the store (`Core`); what it does is grouped in sub-facades, one attribute each:
 - `notifications`: notification channels, rules and the deliveries of the outbox;
 - `reads`: composite reads for summary pages, and the workers;
 - `queues`: per-queue concurrency limits;
+- `waits`: approvals, signals and the other steps that wait without a worker;
 - `retention`: retention policies, keep marks on runs, pruning;
 - `accounts`: users, tokens, sessions, the audit log;
 - `schema`: the database's migrations;
@@ -32,6 +33,7 @@ from orchestrion.app.schema import Schema
 from orchestrion.app.secrets import Secrets
 from orchestrion.app.settings import Settings
 from orchestrion.app.triggers import Triggers
+from orchestrion.app.waits import Waits
 from orchestrion.app.workflows import Workflows
 from orchestrion.clock import Clock
 from orchestrion.spec.loading import load_workflows, spec_from_data
@@ -63,6 +65,7 @@ class App(Core):
         self.connections = Connections(self)
         self.reads = Reads(self)
         self.queues = Queues(self)
+        self.waits = Waits(self)
         self.schema = Schema(self)
         self.runtime = Runtime(
             self, secrets=self.secrets.resolve_secrets, connections=self.connections.endpoint

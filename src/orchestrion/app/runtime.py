@@ -36,6 +36,7 @@ from orchestrion.worker.sizing import DEFAULT_CONCURRENCY, default_concurrency
 if TYPE_CHECKING:
     from orchestrion.triggers.notifications import Notifications
     from orchestrion.triggers.scheduler import Scheduler
+    from orchestrion.triggers.waits import WaitDuty
     from orchestrion.worker.containers.reaper import ContainerReaper
 
 __all__ = [
@@ -90,6 +91,10 @@ def hide_master_key() -> None:
     starts) need not see it."""
     for name in HIDDEN_ENV:
         os.environ.pop(name, None)
+
+
+#: The action kinds of steps that wait without a worker (`orchestrion.spec.waits`).
+_WAITING = ("approval", "wait")
 
 
 class Runtime(Facet):
@@ -213,10 +218,29 @@ class Runtime(Facet):
         notifications duty."""
         scheduler = self.scheduler(lease_ttl=self._core.settings.lease_seconds)
         scheduler.notifications = self.notifications(scheduler.holder_id)
+        scheduler.waits = self.wait_duty(scheduler.holder_id)
         tracer = start_tracing("orchestrion")
         if tracer is not None:  # runs canceled or timed out here get their spans too
             scheduler.traces = self.run_spans(scheduler.holder_id, tracer, close_tracer=True)
         return scheduler
+
+    def wait_duty(self, holder_id: str | None, **options: Any) -> WaitDuty:
+        """The ``waits`` duty (timeouts and sensor checks of waiting steps), under its lease
+        when given a holder (`orchestrion.triggers.waits`)."""
+        from orchestrion.triggers.waits import WaitDuty
+
+        settings = self._core.settings
+        lease = None
+        if holder_id is not None:
+            lease = DutyLease(self.store.triggers, "waits", holder_id, settings.lease_seconds)
+        return WaitDuty(
+            self.store.waits,
+            self.store.workflows,
+            self.clock,
+            allow=settings.http_allow,
+            lease=lease,
+            **options,
+        )
 
     def notifications(self, holder_id: str, **options: Any) -> Notifications:
         """The ``notifications`` duty under its lease: outbox rows from the history and
@@ -300,12 +324,16 @@ class Runtime(Facet):
         # container running, and `--resume` removes it once the old lease is reaped.
         uses_containers = any(t.action.kind == "container" for t in tasks)
         reaper = self._container_reaper() if uses_containers else None
+        # A workflow with waiting steps: their timeouts and sensors are resolved here too
+        # (no lease: a scheduler elsewhere may do the same; resolutions are guarded).
+        waits = self.wait_duty(None) if any(t.action.kind in _WAITING for t in tasks) else None
+        helpers = [h for h in (reaper, waits) if h is not None]
         if spans is not None:
             spans.start()  # before the worker: the cursor is placed before the run can end
         worker.start()
         housekeeping.start()
-        if reaper is not None:
-            reaper.start()
+        for helper in helpers:
+            helper.start()
         grace = 5.0
         try:
             while True:
@@ -319,8 +347,8 @@ class Runtime(Facet):
                     return run
                 self.store.notifier.wait_for_change(every)
         finally:
-            if reaper is not None:
-                reaper.stop()
+            for helper in helpers:
+                helper.stop()
             housekeeping.stop()
             worker.stop(grace=grace)
             if spans is not None:

@@ -15,6 +15,7 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from orchestrion.app.core import Facet
+from orchestrion.app.waits import Waits
 from orchestrion.store.records import BackfillRecord, ConsumerRecord, EventReceipt, Replay
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ class Triggers(Facet):
             source = scoped_source(source, namespaces)
         audit = {"id": event_id, "source": source}
         with self._core.audited("events.send", f"event {event_type}", params=audit):
-            return service.send_event(
+            receipt = service.send_event(
                 self.store.workflows,
                 self.store.triggers,
                 self.clock.now(),
@@ -82,6 +83,10 @@ class Triggers(Facet):
                 extra=extra,
                 namespaces=namespaces,
             )
+            if not receipt.duplicate:
+                # The same intake resolves the steps waiting on this event (`wait_for: {event}`).
+                Waits(self._core).deliver_event(event_type, payload, namespaces=namespaces)
+            return receipt
 
     def verify_webhook(self, name: str, headers: Mapping[str, str], body: bytes) -> Delivery:
         """A request to webhook `name`, verified with its configuration in the environment

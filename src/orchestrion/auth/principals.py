@@ -100,6 +100,9 @@ class Action(enum.Enum):
 
     # viewer
     READ = "read"
+    #: Approve or reject an approval step: the route lets any role through, and the step's
+    #: own ``approvers.role`` decides (`App.waits`).
+    DECIDE = "run.decide"
     # operator
     TRIGGER = "run.trigger"
     CANCEL = "run.cancel"
@@ -108,6 +111,8 @@ class Action(enum.Enum):
     #: Mark a run to keep (or not) under retention.
     KEEP = "run.keep"
     SEND_EVENT = "events.send"
+    #: Send a signal to a run (a ``wait_for: {signal}`` step takes it).
+    SIGNAL = "run.signal"
     # editor
     DEPLOY = "workflow.deploy"
     DELETE_WORKFLOW = "workflow.delete"
@@ -129,12 +134,14 @@ class Action(enum.Enum):
 REQUIRED_ROLE: Final[Mapping[Action, Role]] = MappingProxyType(
     {
         Action.READ: Role.VIEWER,
+        Action.DECIDE: Role.VIEWER,
         Action.TRIGGER: Role.OPERATOR,
         Action.CANCEL: Role.OPERATOR,
         Action.RETRY: Role.OPERATOR,
         Action.RERUN: Role.OPERATOR,
         Action.KEEP: Role.OPERATOR,
         Action.SEND_EVENT: Role.OPERATOR,
+        Action.SIGNAL: Role.OPERATOR,
         Action.DEPLOY: Role.EDITOR,
         Action.DELETE_WORKFLOW: Role.EDITOR,
         Action.PAUSE: Role.EDITOR,

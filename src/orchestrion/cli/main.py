@@ -20,6 +20,7 @@ __all__ = ["COMMANDS", "LazyGroup", "main"]
 
 # Command name -> the module defining it; the attribute is the name with "-" as "_".
 COMMANDS: dict[str, str] = {
+    "approve": "waits_cmd",
     "audit": "accounts_cmd",
     "backfill": "triggers_cmd",
     "cache": "cache_cmd",
@@ -34,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "logs": "runs_cmd",
     "notifications": "notifications_cmd",
     "queues": "queues_cmd",
+    "reject": "waits_cmd",
     "rerun": "run_cmd",
     "retention": "retention_cmd",
     "retry": "run_cmd",
@@ -44,11 +46,13 @@ COMMANDS: dict[str, str] = {
     "schema": "run_cmd",
     "secrets": "secrets_cmd",
     "server": "services",
+    "signal": "waits_cmd",
     "tasks": "ops_cmd",
     "tokens": "accounts_cmd",
     "trigger": "triggers_cmd",
     "users": "accounts_cmd",
     "validate": "run_cmd",
+    "waits": "waits_cmd",
     "worker": "services",
     "workers": "ops_cmd",
     "workflows": "workflows_cmd",

@@ -26,6 +26,7 @@ from orchestrion.spec.fields import (
     Name,
     Str,
 )
+from orchestrion.spec.waits import ApprovalAction, WaitAction
 
 __all__ = [
     "BROKER_KINDS",
@@ -33,6 +34,7 @@ __all__ = [
     "DESTINATIONS",
     "SQL_KINDS",
     "Action",
+    "ApprovalAction",
     "ContainerAction",
     "HttpAction",
     "PluginAction",
@@ -40,6 +42,7 @@ __all__ = [
     "PythonAction",
     "ShellAction",
     "SubWorkflowAction",
+    "WaitAction",
 ]
 
 #: The message brokers a `publish` task (and a broker trigger) speaks to.
@@ -192,6 +195,8 @@ Action = Annotated[
     | SubWorkflowAction
     | PublishAction
     | ContainerAction
-    | PluginAction,
+    | PluginAction
+    | ApprovalAction
+    | WaitAction,
     Field(discriminator="kind"),
 ]

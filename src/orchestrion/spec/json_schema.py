@@ -19,6 +19,7 @@ from typing import Any
 from orchestrion.auth.principals import NAMESPACE_RE
 from orchestrion.spec.actions import BROKER_KINDS
 from orchestrion.spec.container import PULL_POLICIES, RESULT_FORMS
+from orchestrion.spec.json_schema_waits import wait_defs
 from orchestrion.spec.kinds import KindRegistry, builtin_kinds
 from orchestrion.spec.model import (
     LABEL_PATTERN,
@@ -80,6 +81,7 @@ def _defs(kinds: list[str]) -> dict[str, Any]:
         "workflow": _workflow_action(),
         "publish": _publish(),
         "container": _container(),
+        **wait_defs(),
         "undo": _undo(kinds),
         "task": _task(kinds),
     }

@@ -25,6 +25,7 @@ from pydantic import Field, field_validator, model_validator
 from orchestrion.errors import CycleError
 from orchestrion.spec.actions import (
     Action,
+    ApprovalAction,
     ContainerAction,
     HttpAction,
     PluginAction,
@@ -32,6 +33,7 @@ from orchestrion.spec.actions import (
     PythonAction,
     ShellAction,
     SubWorkflowAction,
+    WaitAction,
 )
 from orchestrion.spec.fields import (
     ENV_NAME_PATTERN,
@@ -285,8 +287,22 @@ class TaskSpec(FrozenModel):
 
     @model_validator(mode="after")
     def _cache_has_a_result(self) -> TaskSpec:
-        if self.cache is not None and isinstance(self.action, SubWorkflowAction):
-            raise ValueError("'cache' does not apply to a sub-workflow task")
+        if self.cache is not None and isinstance(
+            self.action, SubWorkflowAction | ApprovalAction | WaitAction
+        ):
+            raise ValueError("'cache' does not apply to a sub-workflow, approval or wait task")
+        return self
+
+    @model_validator(mode="after")
+    def _waits_alone(self) -> TaskSpec:
+        # A waiting step holds no worker: nothing routes, limits or undoes it.
+        if isinstance(self.undo, ApprovalAction | WaitAction):
+            raise ValueError("an undo step cannot be an approval or a wait")
+        if isinstance(self.action, ApprovalAction | WaitAction):
+            if self.concurrency is not None or self.concurrency_key is not None:
+                raise ValueError("an approval or wait step takes no concurrency limit")
+            if self.map_over is not None:
+                raise ValueError("an approval or wait step cannot be mapped")
         return self
 
     @model_validator(mode="after")

@@ -28,6 +28,8 @@ NOTIFY_EVENTS = (
     "schedule.missed",
     "worker.down",
     "consumer.down",
+    # A run waits on an approval step (`wait.approval_pending` in the history).
+    "approval.pending",
 )
 #: An outbox row's states: waiting for (another) attempt, delivered, given up.
 DELIVERY_STATES = ("pending", "sent", "failed")

@@ -21,6 +21,7 @@ from orchestrion.store.retention import RetentionStore
 from orchestrion.store.runs import RunStore
 from orchestrion.store.secrets import SecretStore
 from orchestrion.store.triggers import TriggerStore
+from orchestrion.store.waits import WaitStore
 from orchestrion.store.workflows import WorkflowStore
 
 __all__ = ["Backend", "Stores"]
@@ -56,6 +57,8 @@ class Stores:
     retention: RetentionStore
     artifacts: ArtifactStore
     cache: CacheStore
+    #: Steps waiting without a worker: approvals, signals, events, sensors.
+    waits: WaitStore
     backend: Backend
 
     def close(self) -> None:

@@ -80,6 +80,9 @@ def fact_of_event(event: NotableEvent, spec: WorkflowSpec) -> Fact:
         else:
             detail = f"schedule {schedule} at {nominal}"
         subject = f"{schedule}@{nominal}"  # two schedulers recording one miss: one message
+    elif event.kind == "approval.pending":
+        message = event.data.get("message")
+        detail = f"{message} (needs role {event.data.get('role')})" if message else None
     return Fact(
         event=event.kind,
         subject=subject,

@@ -42,6 +42,7 @@ from orchestrion.triggers.maintenance import backoff, sweep
 from orchestrion.triggers.notifications import Notifications
 from orchestrion.triggers.retention import RetentionDuty
 from orchestrion.triggers.traces import RunSpans
+from orchestrion.triggers.waits import WaitDuty
 
 __all__ = ["BACKFILL_PRIORITY", "DUTIES", "Scheduler", "TickReport", "backfill_params"]
 
@@ -121,6 +122,8 @@ class Scheduler:
         #: The traces duty (runs' root spans), when this process traces: its own thread.
         self.traces: RunSpans | None = None
         self.consumers: BrokerConsumers | None = None
+        #: The waits duty (timeouts and sensors of waiting steps): its own thread and lease.
+        self.waits: WaitDuty | None = None
         self.retention: RetentionDuty | None = None
         if retention is not None:
             self.retention = RetentionDuty(retention, workflows, clock.now)
@@ -173,6 +176,8 @@ class Scheduler:
             self.notifications.start()
         if self.traces is not None:
             self.traces.start()
+        if self.waits is not None:
+            self.waits.start()
         try:
             while not stop.is_set():
                 try:
@@ -198,6 +203,8 @@ class Scheduler:
             self.notifications.stop()
         if self.traces is not None:
             self.traces.stop()
+        if self.waits is not None:
+            self.waits.stop()
         for lease in self._leases.values():
             lease.release()
 

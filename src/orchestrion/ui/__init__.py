@@ -15,6 +15,7 @@ from orchestrion.ui import (
     views_retention,
     views_runs,
     views_system,
+    views_waits,
     views_workflows,
 )
 
@@ -25,6 +26,7 @@ for _module in (
     views_workflows,
     views_runs,
     views_outputs,
+    views_waits,
     views_retention,
     views_system,
     views_notifications,

@@ -16,6 +16,7 @@ from orchestrion.store.records import AttemptRecord, RunFilter, RunRecord, TaskR
 from orchestrion.ui import graph
 from orchestrion.ui.pages import form_data, redirect, render, ui_router
 from orchestrion.ui.views_outputs import artifact_views
+from orchestrion.ui.views_waits import waits_of
 from orchestrion.web import targets
 from orchestrion.web.csrf import check_csrf
 from orchestrion.web.params import ItemIndex
@@ -37,6 +38,14 @@ KINDS = [
     "run.compensation_retried",
     "task.mapped",
     "attempt.superseded",
+    "run.signal",
+    "wait.approval_pending",
+    "wait.approved",
+    "wait.rejected",
+    "wait.signal",
+    "wait.event",
+    "wait.sensor",
+    "wait.timeout",
     # Not tied to a run: followed by the summary pages (overview, workers, events, ...).
     "workflow.registered",
     "workflow.paused",
@@ -158,6 +167,7 @@ def run_page(request: Request, run_id: str, task: str = "", item: ItemIndex = -1
         kinds=KINDS,
         after=after,
         artifacts=artifact_views(app, run.id),
+        waits=waits_of(app, run.id),
     )
 
 

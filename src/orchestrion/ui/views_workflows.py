@@ -19,6 +19,7 @@ from orchestrion.ui import graph
 from orchestrion.ui.pages import form_data, redirect, render, ui_router
 from orchestrion.ui.params_form import fields, parse_params
 from orchestrion.ui.views_runs import KINDS
+from orchestrion.ui.views_waits import waits_of
 from orchestrion.web import targets
 from orchestrion.web.csrf import check_csrf
 from orchestrion.web.policy import rule
@@ -52,6 +53,7 @@ def overview(request: Request) -> Response:
         ov=app.reads.overview(visible=_visible(request)),
         kinds=KINDS,
         after=after,
+        waits=waits_of(app, visible=_visible(request)),
     )
 
 
@@ -59,8 +61,12 @@ def overview(request: Request) -> Response:
 @rule(Action.READ, targets.anywhere)
 def overview_fragment(request: Request) -> Response:
     """The overview's live part, fetched again by `live.js` after events arrive."""
+    app, visible = app_of(request), _visible(request)
     return render(
-        request, "_overview.html", ov=app_of(request).reads.overview(visible=_visible(request))
+        request,
+        "_overview.html",
+        ov=app.reads.overview(visible=visible),
+        waits=waits_of(app, visible=visible),
     )
 
 

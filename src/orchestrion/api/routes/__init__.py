@@ -20,6 +20,7 @@ from orchestrion.api.routes import (
     stream,
     system,
     triggers,
+    waits,
     workflows,
 )
 from orchestrion.api.schemas import ErrorBody
@@ -41,6 +42,7 @@ for _module in (
     workflows,
     runs,
     outputs,
+    waits,
     system,
     stream,
     triggers,

@@ -61,6 +61,7 @@ from orchestrion.spec.python.build import MappedTaskRef, ParamRef, Ref, TaskRef
 from orchestrion.spec.python.options import CommonOptions, ShellOptions, TaskOptions
 from orchestrion.spec.python.task import Task, task
 from orchestrion.spec.python.triggers import broker
+from orchestrion.spec.python.waits import approval, wait_for
 from orchestrion.spec.python.workflow import SubWorkflowCall, Workflow, workflow
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "TaskOptions",
     "TaskRef",
     "Workflow",
+    "approval",
     "broker",
     "container",
     "http",
@@ -84,6 +86,7 @@ __all__ = [
     "shell",
     "sql",
     "task",
+    "wait_for",
     "workflow",
 ]
 

@@ -21,6 +21,7 @@ from orchestrion.spec.kinds import installed_kinds, options_message
 from orchestrion.spec.yaml.errors import LoadContext, check_keys, expect_mapping
 from orchestrion.spec.yaml.reader import Path, describe
 from orchestrion.spec.yaml.refs import SCOPE_NAMES, TaskRefs
+from orchestrion.spec.yaml.waits import approval_action, wait_action
 
 __all__ = [
     "ACTION_KEYS",
@@ -34,7 +35,9 @@ __all__ = [
     "kind_keys",
 ]
 
-ACTION_KEYS: Final = ("python", "shell", "http", "workflow", "publish", "container")
+ACTION_KEYS: Final = (
+    "python", "shell", "http", "workflow", "publish", "container", "approval", "wait_for",
+)  # fmt: skip
 SHELL_KEYS: Final = ("argv", "script", "env", "cwd", "json_output")
 HTTP_KEYS: Final = ("method", "url", "headers", "json", "expect_status", "timeout")
 WORKFLOW_KEYS: Final = ("name", "params")
@@ -86,8 +89,9 @@ def action(
     if not present:
         raise ctx.error(
             path,
-            f"{what} needs an action: one of python, shell, http, workflow, publish or"
-            f" container, or a task kind ({', '.join(installed_kinds().names())})",
+            f"{what} needs an action: one of python, shell, http, workflow, publish,"
+            " container, approval or wait_for, or a task kind"
+            f" ({', '.join(installed_kinds().names())})",
         )
     if len(present) > 1:
         raise ctx.error(
@@ -294,4 +298,6 @@ _ACTIONS: Final[dict[str, Callable[[LoadContext, Path, Path, Any, TaskRefs], dic
     "workflow": _subworkflow,
     "publish": _publish,
     "container": _container,
+    "approval": approval_action,
+    "wait_for": wait_action,
 }

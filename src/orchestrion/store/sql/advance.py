@@ -22,12 +22,14 @@ from orchestrion import planner
 from orchestrion.errors import ExpressionError
 from orchestrion.spec.expressions import compile_expression
 from orchestrion.spec.model import TaskSpec, WorkflowSpec
+from orchestrion.spec.waits import ApprovalAction, WaitAction
 from orchestrion.states import RunEvent, RunState, TaskEvent, TaskState
 from orchestrion.store.sql.guarded import Guarded, Tx, dumps, loads
 from orchestrion.store.sql.named import marks
 from orchestrion.store.sql.queries import Q
 from orchestrion.store.sql.routing import requirement_key
 from orchestrion.store.sql.slot_keys import conc_key, slot_key
+from orchestrion.store.sql.wait_steps import enter_wait
 
 __all__ = ["MAX_RESULT_BYTES", "Advance", "Tx", "dumps", "loads"]
 
@@ -90,6 +92,12 @@ class Advance(Guarded):
             self.newly_ready += 1
 
     def _queue(self, row: Any, *, held: bool = False) -> None:
+        if row["kind"] == "task":
+            action = self.spec_for_run(row["run_id"])[0].task(row["task_name"]).action
+            if isinstance(action, ApprovalAction | WaitAction):
+                # No queue: it waits in the store until resolved (`store.sql.waits`).
+                enter_wait(self, row, action, held=held)
+                return
         if held:
             self.cas_held(row, TaskEvent.READY, ready_at=self.now)
             self.newly_ready += 1

@@ -39,6 +39,7 @@ _KINDS: Final = {
     "schedule.skipped": "schedule.missed",
     "schedule.failed": "schedule.missed",
     "schedule.missed": "schedule.missed",
+    "wait.approval_pending": "approval.pending",
 }
 
 

@@ -1321,13 +1321,14 @@ DELETE FROM notification_rules WHERE namespace = ? AND name = ? RETURNING name
 
 -- name: notable_events
 -- History rows between two event ids that a notification rule may match (runs that
--- failed or succeeded, task runs out of retries, fires skipped, failed or missed), in history
+-- failed or succeeded, task runs out of retries, fires skipped, failed or missed, approvals
+-- waiting for a decision), in history
 -- order, with the names a rule needs.
 SELECT e.id, e.kind, e.at, e.run_id, e.data, r.workflow, r.error AS run_error,
 r.trigger, r.created_at, r.started_at, t.task_name, t.error AS task_error FROM events e LEFT JOIN runs r ON r.id = e.run_id
 LEFT JOIN task_runs t ON t.id = e.task_run_id WHERE e.id > ? AND e.id <= ?
 AND e.kind IN ('run.fail', 'run.succeed', 'task.fail', 'schedule.skipped', 'schedule.failed',
-'schedule.missed')
+'schedule.missed', 'wait.approval_pending')
 ORDER BY e.id LIMIT ?
 
 -- name: late_candidates

@@ -14,6 +14,7 @@ from orchestrion.store.sql.retention import SqlRetention
 from orchestrion.store.sql.runs import SqlRuns
 from orchestrion.store.sql.secrets import SqlSecrets
 from orchestrion.store.sql.triggers import SqlTriggers
+from orchestrion.store.sql.waits import SqlWaits
 from orchestrion.store.sql.workflows import SqlWorkflows
 from orchestrion.store.stores import Stores
 
@@ -44,5 +45,6 @@ def stores_of(
         retention=SqlRetention(db),
         artifacts=SqlArtifacts(db),
         cache=SqlCache(db),
+        waits=SqlWaits(db),
         backend=db,
     )
