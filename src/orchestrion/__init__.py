@@ -25,6 +25,7 @@ from orchestrion.errors import (
 
 if TYPE_CHECKING:
     from orchestrion.app import App
+    from orchestrion.spec.assets import asset, asset_metadata
     from orchestrion.spec.python import (
         broker,
         container,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
         task,
         workflow,
     )
+    from orchestrion.spec.python.triggers import assets_updated
     from orchestrion.worker.context import TaskContext
 
 __all__ = [
@@ -47,6 +49,9 @@ __all__ = [
     "TaskContext",
     "TaskError",
     "TaskTimeout",
+    "asset",
+    "asset_metadata",
+    "assets_updated",
     "broker",
     "container",
     "http",
@@ -64,6 +69,9 @@ __all__ = [
 _LAZY = {
     "App": "orchestrion.app",
     "TaskContext": "orchestrion.worker.context",
+    "asset": "orchestrion.spec.assets",
+    "asset_metadata": "orchestrion.spec.assets",
+    "assets_updated": "orchestrion.spec.python.triggers",
     "broker": "orchestrion.spec.python",
     "container": "orchestrion.spec.python",
     "http": "orchestrion.spec.python",

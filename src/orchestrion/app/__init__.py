@@ -12,6 +12,7 @@ the store (`Core`); what it does is grouped in sub-facades, one attribute each:
 - `reads`: composite reads for summary pages, and the workers;
 - `queues`: per-queue concurrency limits;
 - `retention`: retention policies, keep marks on runs, pruning;
+- `assets`: data assets' catalogue, history, lineage, materialize;
 - `accounts`: users, tokens, sessions, the audit log;
 - `schema`: the database's migrations;
 - `runtime`: the builder of workers, schedulers and the housekeeping loop.
@@ -37,6 +38,7 @@ from orchestrion.clock import Clock
 from orchestrion.spec.loading import load_workflows, spec_from_data
 
 if TYPE_CHECKING:
+    from orchestrion.app.assets import Assets
     from orchestrion.app.notifications import Notifications
     from orchestrion.app.retention import Retention
 
@@ -75,6 +77,13 @@ class App(Core):
         from orchestrion.app.notifications import Notifications
 
         return Notifications(self)
+
+    @cached_property
+    def assets(self) -> Assets:
+        """Data assets: catalogue, history, lineage, materialize."""
+        from orchestrion.app.assets import Assets
+
+        return Assets(self)
 
     @cached_property
     def retention(self) -> Retention:

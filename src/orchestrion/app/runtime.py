@@ -200,6 +200,7 @@ class Runtime(Facet):
             holder_id,
             connections=self._connections,
             retention=self.store.retention,
+            assets=self.store.assets,
             **options,
         )
 

@@ -33,6 +33,7 @@ from orchestrion.spec.actions import (
     ShellAction,
     SubWorkflowAction,
 )
+from orchestrion.spec.assets import AssetRef
 from orchestrion.spec.fields import (
     ENV_NAME_PATTERN,
     LABEL_PATTERN,
@@ -65,6 +66,7 @@ __all__ = [
     "SECRET_NAME_PATTERN",
     "SPEC_VERSION",
     "Action",
+    "AssetRef",
     "ContainerAction",
     "Duration",
     "HttpAction",
@@ -204,6 +206,10 @@ class TaskSpec(FrozenModel):
     #: Where a Python task's code runs: ``process`` (a child process per attempt, on any
     #: worker), ``thread`` (the worker's own threads), None (the worker's ``--executor``).
     executor: Literal["thread", "process"] | None = None
+    #: The data assets a success of this task updates (an asset event each, recorded with
+    #: the finish) and those it reads (lineage only): `orchestrion.spec.assets`.
+    produces: tuple[AssetRef, ...] = Field(default=(), max_length=100)
+    consumes: tuple[AssetRef, ...] = Field(default=(), max_length=100)
 
     @field_validator("secrets")
     @classmethod
@@ -360,6 +366,7 @@ class WorkflowSpec(FrozenModel):
                     del task[field]
             if task["executor"] is None:
                 del task["executor"]
+        _drop_asset_defaults(data)
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property
@@ -372,6 +379,18 @@ class WorkflowSpec(FrozenModel):
     def from_json(cls, text: str | bytes) -> WorkflowSpec:
         """A spec from the canonical JSON of `to_json`, as stored."""
         return cls.model_validate_json(text, strict=False)
+
+
+def _drop_asset_defaults(data: dict[str, Any]) -> None:
+    """Leave the asset fields out of the canonical JSON while unset (`to_json`)."""
+    for task in data["tasks"]:
+        for field in ("produces", "consumes"):
+            if not task[field]:
+                del task[field]
+    for trigger in data["triggers"]:
+        for field in ("assets", "when"):
+            if trigger[field] is None:
+                del trigger[field]
 
 
 #: id(spec) -> (a weak reference to it, its canonical JSON, its version). A spec is
@@ -458,5 +477,8 @@ def _check_expressions(spec: WorkflowSpec, task: TaskSpec, where: str) -> None:
         if value.expr is not None:
             check.expression(value.expr, f"inputs.{key}", deps, item=mapped)
     check.action(task.action, "action", deps, item=mapped)
+    for i, ref in enumerate(task.produces):
+        if ref.partition is not None:
+            check.templates(ref.partition, f"produces[{i}].partition", frozenset(), item=mapped)
     if task.undo is not None:  # an undo step also sees the result of the task it undoes
         check.action(task.undo, "undo", deps | {task.name}, item=mapped)

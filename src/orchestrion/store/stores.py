@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from orchestrion.store.accounts import AccountStore
+from orchestrion.store.assets import AssetStore
 from orchestrion.store.connections import ConnectionStore
 from orchestrion.store.notifications import NotificationStore
 from orchestrion.store.notifier import Notifier
@@ -53,6 +54,7 @@ class Stores:
     notifier: Notifier
     retention: RetentionStore
     backend: Backend
+    assets: AssetStore
 
     def close(self) -> None:
         """Release connections. The roles cannot be used afterwards."""

@@ -29,12 +29,14 @@ from orchestrion.clock import Clock
 from orchestrion.errors import ExpressionError, OrchestrionError, ParameterError
 from orchestrion.spec.model import ScheduleSpec, WorkflowSpec
 from orchestrion.spec.params import resolve_params
+from orchestrion.store.assets import AssetStore
 from orchestrion.store.records import FireRecord, PruneCounts
 from orchestrion.store.retention import RetentionStore
 from orchestrion.store.runs import RunStore
 from orchestrion.store.triggers import TriggerStore
 from orchestrion.store.workflows import WorkflowStore
 from orchestrion.triggers import cron
+from orchestrion.triggers.assets import AssetDuty
 from orchestrion.triggers.consumers import BrokerConsumers
 from orchestrion.triggers.events import match_run, run_scope
 from orchestrion.triggers.leases import DutyLease
@@ -48,7 +50,7 @@ __all__ = ["BACKFILL_PRIORITY", "DUTIES", "Scheduler", "TickReport", "backfill_p
 log = logging.getLogger("orchestrion.scheduler")
 
 #: Every duty, each under its own lease ``scheduler.<duty>``.
-DUTIES = ("cron", "backfill", "run_triggers", "maintenance", "retention")
+DUTIES = ("cron", "backfill", "run_triggers", "maintenance", "retention", "assets")
 #: Backfill runs' priority: below fresh runs (priority 0), so they never starve them.
 BACKFILL_PRIORITY = -100
 #: The event-history reader that the run-trigger duty keeps its position under.
@@ -67,6 +69,8 @@ class TickReport:
     triggered_runs: list[str] = field(default_factory=list)
     #: The broker triggers whose consumers run in this scheduler.
     consumers: list[str] = field(default_factory=list)
+    #: Runs started by asset triggers.
+    asset_runs: list[str] = field(default_factory=list)
     #: What the retention duty pruned (None: it did not run this tick).
     pruned: PruneCounts | None = None
 
@@ -96,11 +100,13 @@ class Scheduler:
         max_sleep: float = 1.0,
         connections: ConnectionResolver | None = None,
         retention: RetentionStore | None = None,
+        assets: AssetStore | None = None,
     ) -> None:
         """Fires, events and its duties' leases go through `triggers`; specs are read from
         `workflows`; the maintenance duty sweeps `runs`. With `connections` (which opens a
         broker connection) it also runs the consumers of broker triggers; with `retention`,
-        the retention duty (docs/operating.md, "Retention")."""
+        the retention duty (docs/operating.md, "Retention"); with `assets`, the assets
+        duty (asset triggers and freshness: `orchestrion.triggers.assets`)."""
         self.triggers = triggers
         self.workflows = workflows
         self.runs = runs
@@ -122,6 +128,7 @@ class Scheduler:
         self.traces: RunSpans | None = None
         self.consumers: BrokerConsumers | None = None
         self.retention: RetentionDuty | None = None
+        self.assets = None if assets is None else AssetDuty(assets)
         if retention is not None:
             self.retention = RetentionDuty(retention, workflows, clock.now)
         if connections is not None:
@@ -147,6 +154,8 @@ class Scheduler:
                 report.backfill_runs = self._backfills(now)
             elif duty == "run_triggers":
                 report.triggered_runs = self._run_triggers(now)
+            elif duty == "assets":
+                report.asset_runs = self._assets(now)
             elif duty == "retention":
                 if self.retention is not None:
                     report.pruned = self.retention.tick(now)
@@ -336,6 +345,14 @@ class Scheduler:
                     backfill.id, spec, fires, exhausted=not upcoming, now=now
                 )
         return started
+
+    # ------------------------------------------------------------------ assets
+
+    def _assets(self, now: float) -> list[str]:
+        if self.assets is None:
+            return []
+        current = [(e.spec, e.current_since) for e in self._latest()]
+        return self.assets.tick(current, self.workflows.paused_workflows(), now)
 
     # ------------------------------------------------------------------ run triggers
 

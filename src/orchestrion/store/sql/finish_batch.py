@@ -14,6 +14,7 @@ from collections.abc import Collection, Mapping, Sequence
 from orchestrion.store.records import Outcome
 from orchestrion.store.sql import lifecycle
 from orchestrion.store.sql.advance import MAX_RESULT_BYTES, Advance, dumps
+from orchestrion.store.sql.assets import record_produced
 
 __all__ = ["Successes", "apply_rest", "successes"]
 
@@ -54,4 +55,5 @@ def apply_rest(
             applied.append(outcome.task_run_id)
         else:
             superseded.append(outcome.task_run_id)
+    record_produced(adv, outcomes, moved if len(applied) == len(moved) else set(applied))
     return applied, superseded

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from orchestrion.store.sql.accounts import SqlAccounts
+from orchestrion.store.sql.assets import SqlAssets
 from orchestrion.store.sql.connections import SqlConnections
 from orchestrion.store.sql.database import Database
 from orchestrion.store.sql.notifications import SqlNotifications
@@ -41,4 +42,5 @@ def stores_of(
         notifier=SqlNotifier(db),
         retention=SqlRetention(db),
         backend=db,
+        assets=SqlAssets(db),
     )
