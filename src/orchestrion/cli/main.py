@@ -20,6 +20,7 @@ __all__ = ["COMMANDS", "LazyGroup", "main"]
 
 # Command name -> the module defining it; the attribute is the name with "-" as "_".
 COMMANDS: dict[str, str] = {
+    "assets": "assets_cmd",
     "audit": "accounts_cmd",
     "backfill": "triggers_cmd",
     "cancel": "runs_cmd",

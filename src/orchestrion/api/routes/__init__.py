@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from orchestrion.api.routes import (
     accounts,
+    assets,
     code,
     connections,
     notifications,
@@ -47,5 +48,6 @@ for _module in (
     notifications,
     queues,
     retention,
+    assets,
 ):
     router.include_router(_module.router)
