@@ -59,7 +59,10 @@ class AssetStore(Protocol):
         any of them first."""
         ...
 
-    def mark_stale(self, namespace: str, asset: str, last_event: int, *, now: float) -> bool:
+    def mark_stale(
+        self, namespace: str, asset: str, last_event: int, *, workflow: str, now: float
+    ) -> bool:
         """Record that `asset` went stale after event `last_event` (0: it has none) and
-        write an ``asset.stale`` event; False if that was recorded before."""
+        write an ``asset.stale`` event naming its producer `workflow` (what notification
+        rules match); False if that was recorded before."""
         ...

@@ -28,6 +28,7 @@ NOTIFY_EVENTS = (
     "schedule.missed",
     "worker.down",
     "consumer.down",
+    "asset.stale",
 )
 #: An outbox row's states: waiting for (another) attempt, delivered, given up.
 DELIVERY_STATES = ("pending", "sent", "failed")

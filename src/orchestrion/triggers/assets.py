@@ -73,15 +73,17 @@ def plan_fires(trigger: TriggerSpec, events: Sequence[AssetEvent]) -> list[Asset
     return fires
 
 
-def max_ages(specs: Sequence[WorkflowSpec]) -> dict[tuple[str, str], float]:
-    """(namespace, asset) -> the shortest ``max_age`` its producers declare."""
-    out: dict[tuple[str, str], float] = {}
+def max_ages(specs: Sequence[WorkflowSpec]) -> dict[tuple[str, str], tuple[float, str]]:
+    """(namespace, asset) -> the shortest ``max_age`` its producers declare, and the
+    workflow that declares it."""
+    out: dict[tuple[str, str], tuple[float, str]] = {}
     for spec in specs:
         for task in spec.tasks:
             for ref in task.produces:
                 if ref.max_age is not None:
                     key = (spec.namespace, ref.key)
-                    out[key] = min(out.get(key, ref.max_age), ref.max_age)
+                    if key not in out or ref.max_age < out[key][0]:
+                        out[key] = (ref.max_age, spec.name)
     return out
 
 
@@ -144,12 +146,12 @@ class AssetDuty:
         known: Mapping[tuple[str, str], AssetSummary] = {
             (s.namespace, s.asset): s for s in self.assets.list_assets()
         }
-        for (namespace, asset), age in sorted(ages.items()):
+        for (namespace, asset), (age, producer) in sorted(ages.items()):
             summary = known.get((namespace, asset))
             last_at = since[(namespace, asset)] if summary is None else summary.last_at
             if now - last_at > age:
                 last = 0 if summary is None else summary.last_event_id
-                if self.assets.mark_stale(namespace, asset, last, now=now):
+                if self.assets.mark_stale(namespace, asset, last, workflow=producer, now=now):
                     log.info("assets.stale", extra={"asset": asset, "namespace": namespace})
 
 

@@ -80,6 +80,10 @@ def fact_of_event(event: NotableEvent, spec: WorkflowSpec) -> Fact:
         else:
             detail = f"schedule {schedule} at {nominal}"
         subject = f"{schedule}@{nominal}"  # two schedulers recording one miss: one message
+    elif event.kind == "asset.stale":
+        asset = event.data.get("asset")
+        detail = f"asset {asset} is stale: not updated within its max_age"
+        subject = f"{event.data.get('namespace')}/{asset}@{event.data.get('last_event')}"
     return Fact(
         event=event.kind,
         subject=subject,

@@ -53,7 +53,7 @@ def asset_page(request: Request) -> Response:
         "asset.html",
         nav="assets",
         title=f"Asset {key}",
-        asset=info,
+        item=info,
         events=events,
         graph=_graph(lineage.edges, {n.key: n.state for n in lineage.nodes}, key),
     )

@@ -153,12 +153,17 @@ class SqlAssets:
         except _Consumed:
             return None
 
-    def mark_stale(self, namespace: str, asset: str, last_event: int, *, now: float) -> bool:
+    def mark_stale(
+        self, namespace: str, asset: str, last_event: int, *, workflow: str, now: float
+    ) -> bool:
         def fn(adv: Advance) -> bool:
             values = (namespace, asset, last_event, adv.now)
             if not adv.tx.execute(AQ.insert_stale, values).rowcount:
                 return False
-            data = {"namespace": namespace, "asset": asset, "last_event": last_event}
+            data = {
+                "namespace": namespace, "asset": asset, "last_event": last_event,
+                "workflow": workflow,
+            }  # fmt: skip
             adv.event(None, None, "asset.stale", data=data)
             return True
 
