@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from orchestrion.clock import FakeClock
-from orchestrion.spec.model import AssetRef
+from orchestrion.spec.model import AssetRef, ScheduleSpec
 from orchestrion.store.records import Outcome, Produced
 from orchestrion.store.sql.advance import MAX_RESULT_BYTES
 from orchestrion.triggers.assets import AssetDuty
+from orchestrion.triggers.scheduler import Scheduler
 from tests.helpers import Driver, py, wf
 
 HOUR = 3600.0
@@ -28,7 +29,7 @@ SPEC = wf(
 
 @pytest.fixture
 def drv(tmp_path: Path) -> Iterator[Driver]:
-    d = Driver(tmp_path / "assets.db", FakeClock(1_000_000.0))
+    d = Driver(tmp_path / "assets.db", FakeClock(1_000_000.0 * HOUR))
     yield d
     d.close()
 
@@ -80,3 +81,36 @@ def test_a_stale_asset_is_announced_once_per_staleness(drv: Driver) -> None:
     stale = [e for e in events if e.kind == "asset.stale"]
     assert [e.data["last_event"] for e in stale] == [0, 1]
     assert {e.workflow for e in stale} == {"producer"}
+
+
+def test_a_schedule_that_requires_fresh_inputs_waits_for_them(drv: Driver) -> None:
+    consumer = wf(
+        "daily",
+        py("report"),
+        schedules=(ScheduleSpec(every=HOUR, require_fresh=("lake.orders",)),),
+    )
+    drv.register(SPEC, consumer)
+    sched = Scheduler(
+        drv.store.triggers, drv.store.workflows, drv.store.runs, drv.clock, "s",
+        use_leases=False, assets=drv.store.assets,
+    )  # fmt: skip
+
+    def fires() -> list[float]:
+        return [f.nominal for f in drv.store.triggers.list_fires(limit=10)]
+
+    sched.tick()  # the schedule's history starts now
+    drv.clock.advance(HOUR + 1)
+    assert sched.tick().fires == [] and fires() == []  # due, but no input yet: it waits
+    drv.clock.advance(600)
+    assert sched.tick().fires == []
+    drv.start(SPEC)
+    load = next(c for c in drv.claim() if c.task_name == "load")
+    _finish(drv, load.task_run_id, load.epoch, 1, "lake.orders")
+    (fired,) = sched.tick().fires  # fresh now: the waiting fire goes, with its nominal time
+    assert fired.state == "started" and fired.nominal % HOUR == 0
+    drv.clock.advance(HOUR)
+    assert sched.tick().fires == []  # nothing new since that fire: the next one waits
+    drv.start(SPEC)
+    load = next(c for c in drv.claim() if c.task_name == "load")
+    _finish(drv, load.task_run_id, load.epoch, 1, "lake.orders")
+    assert len(sched.tick().fires) == 1

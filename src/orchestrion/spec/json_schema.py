@@ -129,6 +129,12 @@ def _schedule() -> dict[str, Any]:
             "catchup": {"enum": ["none", "latest", "all"], "default": "latest"},
             "max_catchup": _integer("Most missed fires made up.", minimum=1, maximum=10_000),
             "overlap": {"enum": ["skip", "queue", "cancel_previous", "allow"], "default": "allow"},
+            "require_fresh": {
+                "type": "array",
+                "items": {"type": "string", "pattern": ASSET_KEY_PATTERN},
+                "description": "Assets that must each have an event since the previous"
+                " fire: a due fire waits for them.",
+            },
             "jitter": {**_ref("duration"), "description": "Delay each fire by up to this."},
         },
         oneOf=[{"required": ["cron"]}, {"required": ["every"]}],

@@ -387,6 +387,9 @@ def _drop_asset_defaults(data: dict[str, Any]) -> None:
         for field in ("produces", "consumes"):
             if not task[field]:
                 del task[field]
+    for schedule in data["schedules"]:
+        if not schedule["require_fresh"]:
+            del schedule["require_fresh"]
     for trigger in data["triggers"]:
         for field in ("assets", "when"):
             if trigger[field] is None:

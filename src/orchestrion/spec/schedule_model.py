@@ -80,6 +80,10 @@ class ScheduleSpec(FrozenModel):
     overlap: Literal["skip", "queue", "cancel_previous", "allow"] = "allow"
     #: Delay each fire by a deterministic amount in [0, jitter).
     jitter: Duration = Field(default=0.0, ge=0, le=86_400)
+    #: Asset keys (the workflow's namespace) that must each have an event since the
+    #: previous fire was made: a due fire waits until they do, then fires with its
+    #: nominal time (`orchestrion.triggers.scheduler`).
+    require_fresh: tuple[Str, ...] = Field(default=(), max_length=100)
 
     @field_validator("cron")
     @classmethod
@@ -108,6 +112,8 @@ class ScheduleSpec(FrozenModel):
             raise ValueError(f"the schedule's end {self.end!r} is before its start {self.start!r}")
         for key, value in self.params.items():
             check_expressions(value, FIRE_SCOPE, f"params.{key}", whole=False)
+        if self.require_fresh:
+            _check_asset_keys(self.require_fresh)
         return self
 
     @property

@@ -277,6 +277,11 @@ class Scheduler:
         if last is None and schedule.start_ts is None:
             last = entry.current_since  # a new schedule fires from when its version became current
         plan = cron.plan_fires(schedule, last, now, key=key)
+        if plan.fires and schedule.require_fresh and not self._fresh(spec, schedule, key):
+            # Hold the cursor: the fire waits for its inputs and keeps its nominal time;
+            # look again next tick.
+            self._due[(entry.version, key)] = (cursor, now)
+            return []
         fired: list[FireRecord] = []
         for nominal in plan.fires:
             record = self._fire(spec, schedule, key, nominal, now)
@@ -310,6 +315,18 @@ class Scheduler:
             now=now,
             overlap=schedule.overlap,
             error=error,
+        )
+
+    def _fresh(self, spec: WorkflowSpec, schedule: ScheduleSpec, key: str) -> bool:
+        """Whether every asset of the schedule's ``require_fresh`` has an event since the
+        schedule's previous fire was made (any event, before its first)."""
+        if self.assets is None:
+            return True
+        previous = self.triggers.list_fires(key, limit=1)
+        since = previous[0].created_at if previous else None
+        known = {s.asset: s.last_at for s in self.assets.assets.list_assets([spec.namespace])}
+        return all(
+            key in known and (since is None or known[key] > since) for key in schedule.require_fresh
         )
 
     # ------------------------------------------------------------------ backfills

@@ -44,7 +44,7 @@ TOP_LEVEL_KEYS: Final = (
 PARAM_KEYS: Final = ("type", "default", "required", "enum", "description")
 SCHEDULE_KEYS: Final = (
     "name", "cron", "every", "timezone", "params", "start", "end", "catchup", "max_catchup",
-    "overlap", "jitter",
+    "overlap", "jitter", "require_fresh",
 )  # fmt: skip
 TRIGGER_KEYS: Final = ("event", "after", "broker", "assets", "when", "filter", "params")
 BROKER_KEYS: Final = (
