@@ -74,6 +74,9 @@ class Settings:
     #: Where container tasks run (``ORCHESTRION_CONTAINER_HOST``, ``DOCKER_HOST``) and their
     #: work folders (``ORCHESTRION_CONTAINER_WORK_DIR``).
     containers: ContainerSettings = field(default_factory=ContainerSettings)
+    #: Where schedulers post OpenLineage run events (``ORCHESTRION_OPENLINEAGE_URL``,
+    #: e.g. ``http://marquez:5000/api/v1/lineage``); None: none are sent.
+    openlineage_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, db: str | None = None) -> Settings:
@@ -105,6 +108,7 @@ class Settings:
                 METRICS_SCRAPERS_ENV, env.get(METRICS_SCRAPERS_ENV, "").split(",")
             ),
             containers=_containers(env),
+            openlineage_url=env.get("ORCHESTRION_OPENLINEAGE_URL", "").strip() or None,
         )
 
 

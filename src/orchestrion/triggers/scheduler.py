@@ -42,6 +42,7 @@ from orchestrion.triggers.events import match_run, run_scope
 from orchestrion.triggers.leases import DutyLease
 from orchestrion.triggers.maintenance import backoff, sweep
 from orchestrion.triggers.notifications import Notifications
+from orchestrion.triggers.openlineage import LineageEmitter
 from orchestrion.triggers.retention import RetentionDuty
 from orchestrion.triggers.traces import RunSpans
 
@@ -50,7 +51,7 @@ __all__ = ["BACKFILL_PRIORITY", "DUTIES", "Scheduler", "TickReport", "backfill_p
 log = logging.getLogger("orchestrion.scheduler")
 
 #: Every duty, each under its own lease ``scheduler.<duty>``.
-DUTIES = ("cron", "backfill", "run_triggers", "maintenance", "retention", "assets")
+DUTIES = ("cron", "backfill", "run_triggers", "maintenance", "retention", "assets", "lineage")
 #: Backfill runs' priority: below fresh runs (priority 0), so they never starve them.
 BACKFILL_PRIORITY = -100
 #: The event-history reader that the run-trigger duty keeps its position under.
@@ -71,6 +72,8 @@ class TickReport:
     consumers: list[str] = field(default_factory=list)
     #: Runs started by asset triggers.
     asset_runs: list[str] = field(default_factory=list)
+    #: OpenLineage events posted.
+    lineage_events: int = 0
     #: What the retention duty pruned (None: it did not run this tick).
     pruned: PruneCounts | None = None
 
@@ -129,6 +132,8 @@ class Scheduler:
         self.consumers: BrokerConsumers | None = None
         self.retention: RetentionDuty | None = None
         self.assets = None if assets is None else AssetDuty(assets)
+        #: The OpenLineage duty, when ``ORCHESTRION_OPENLINEAGE_URL`` is set.
+        self.lineage: LineageEmitter | None = None
         if retention is not None:
             self.retention = RetentionDuty(retention, workflows, clock.now)
         if connections is not None:
@@ -154,8 +159,8 @@ class Scheduler:
                 report.backfill_runs = self._backfills(now)
             elif duty == "run_triggers":
                 report.triggered_runs = self._run_triggers(now)
-            elif duty == "assets":
-                report.asset_runs = self._assets(now)
+            elif duty in ("assets", "lineage"):
+                self._data_duty(duty, now, report)
             elif duty == "retention":
                 if self.retention is not None:
                     report.pruned = self.retention.tick(now)
@@ -365,11 +370,14 @@ class Scheduler:
 
     # ------------------------------------------------------------------ assets
 
-    def _assets(self, now: float) -> list[str]:
-        if self.assets is None:
-            return []
-        current = [(e.spec, e.current_since) for e in self._latest()]
-        return self.assets.tick(current, self.workflows.paused_workflows(), now)
+    def _data_duty(self, duty: str, now: float, report: TickReport) -> None:
+        """The assets duty (asset triggers, freshness) or the lineage duty (OpenLineage)."""
+        if duty == "lineage":
+            report.lineage_events = 0 if self.lineage is None else self.lineage.tick(now)
+        elif self.assets is not None:
+            current = [(e.spec, e.current_since) for e in self._latest()]
+            paused = self.workflows.paused_workflows()
+            report.asset_runs = self.assets.tick(current, paused, now)
 
     # ------------------------------------------------------------------ run triggers
 
