@@ -34,7 +34,7 @@ from orchestrion.store.asset_records import AssetEvent, AssetSummary
 from orchestrion.store.assets import AssetStore
 from orchestrion.store.records import RunRequest
 
-__all__ = ["AssetDuty", "AssetFire", "asset_state", "max_ages", "plan_fires"]
+__all__ = ["AssetDuty", "AssetFire", "asset_state", "max_ages", "plan_fires", "uses_assets"]
 
 log = logging.getLogger("orchestrion.scheduler")
 
@@ -71,6 +71,13 @@ def plan_fires(trigger: TriggerSpec, events: Sequence[AssetEvent]) -> list[Asset
         }
         fires.append(AssetFire(partition, ids, {"partition": partition, "assets": newest}))
     return fires
+
+
+def uses_assets(spec: WorkflowSpec) -> bool:
+    """Whether the assets duty has work for `spec`: an asset trigger or a max_age."""
+    return any(t.assets for t in spec.triggers) or any(
+        ref.max_age is not None for task in spec.tasks for ref in task.produces
+    )
 
 
 def max_ages(specs: Sequence[WorkflowSpec]) -> dict[tuple[str, str], tuple[float, str]]:

@@ -36,7 +36,7 @@ from orchestrion.store.runs import RunStore
 from orchestrion.store.triggers import TriggerStore
 from orchestrion.store.workflows import WorkflowStore
 from orchestrion.triggers import cron
-from orchestrion.triggers.assets import AssetDuty
+from orchestrion.triggers.assets import AssetDuty, uses_assets
 from orchestrion.triggers.consumers import BrokerConsumers
 from orchestrion.triggers.events import match_run, run_scope
 from orchestrion.triggers.leases import DutyLease
@@ -85,6 +85,8 @@ class _Entry:
     current_since: float
     #: (schedule, its key) for each of the spec's schedules.
     schedules: tuple[tuple[ScheduleSpec, str], ...]
+    #: Whether the assets duty has anything to do for it (asset triggers, max_age).
+    assets: bool = False
 
 
 class Scheduler:
@@ -231,7 +233,7 @@ class Scheduler:
             if entry is None:
                 spec = self._spec(name, version)
                 keyed = tuple((s, s.key(name)) for s in spec.schedules)
-                entry = _Entry(spec, version, current_since, keyed)
+                entry = _Entry(spec, version, current_since, keyed, uses_assets(spec))
                 self._entries[(name, version)] = entry
             out.append(entry)
         self._tick_latest = out
@@ -375,7 +377,9 @@ class Scheduler:
         if duty == "lineage":
             report.lineage_events = 0 if self.lineage is None else self.lineage.tick(now)
         elif self.assets is not None:
-            current = [(e.spec, e.current_since) for e in self._latest()]
+            current = [(e.spec, e.current_since) for e in self._latest() if e.assets]
+            if not current:  # most deployments: nothing to read
+                return
             paused = self.workflows.paused_workflows()
             report.asset_runs = self.assets.tick(current, paused, now)
 
