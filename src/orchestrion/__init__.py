@@ -25,6 +25,7 @@ from orchestrion.errors import (
 
 if TYPE_CHECKING:
     from orchestrion.app import App
+    from orchestrion.spec.assets import asset, asset_metadata
     from orchestrion.spec.python import (
         approval,
         broker,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
         wait_for,
         workflow,
     )
+    from orchestrion.spec.python.triggers import assets_updated
     from orchestrion.worker.context import TaskContext
 
 __all__ = [
@@ -50,6 +52,9 @@ __all__ = [
     "TaskError",
     "TaskTimeout",
     "approval",
+    "asset",
+    "asset_metadata",
+    "assets_updated",
     "broker",
     "container",
     "http",
@@ -69,6 +74,9 @@ _LAZY = {
     "App": "orchestrion.app",
     "TaskContext": "orchestrion.worker.context",
     "approval": "orchestrion.spec.python",
+    "asset": "orchestrion.spec.assets",
+    "asset_metadata": "orchestrion.spec.assets",
+    "assets_updated": "orchestrion.spec.python.triggers",
     "broker": "orchestrion.spec.python",
     "container": "orchestrion.spec.python",
     "http": "orchestrion.spec.python",

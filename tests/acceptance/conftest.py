@@ -30,7 +30,7 @@ EXAMPLES = REPO / "examples"
 
 #: Commands that take ``--db``.
 _DB_COMMANDS = frozenset(
-    {"run", "runs", "logs", "retry", "cancel", "users", "tokens", "audit", "secrets"}
+    {"run", "runs", "logs", "retry", "cancel", "users", "tokens", "audit", "secrets", "assets"}
 )
 
 

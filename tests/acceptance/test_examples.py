@@ -186,6 +186,24 @@ CHECKS = {
 # ---------------------------------------------------------------------------- example variants
 
 
+def test_warehouse_assets_records_the_landed_day(cli: Cli) -> None:
+    """The asset pipeline's first step, run here (its downstream steps start from a
+    scheduler: tests/ui/test_ui_assets.py runs the whole cascade)."""
+    path = EXAMPLES / "warehouse_assets.py"
+    assert (EXAMPLES / "warehouse_assets.py").read_text().startswith('"""')
+    res = cli("validate", path)
+    assert res.code == 0, res
+    run_ok(cli, path, "-w", "raw_orders", "-p", "day=2026-11-30")
+    history = cli("assets", "history", "warehouse.raw_orders", "-o", "json")
+    assert history.code == 0, history
+    (event,) = history.json()
+    assert (event["partition"], event["metadata"]) == ("2026-11-30", {"rows": 40})
+    shown = cli("assets", "show", "warehouse.orders_mart", "-o", "json")
+    assert shown.code == 0, shown
+    assert shown.json()["upstream"] == ["warehouse.staged_orders"]
+    assert shown.json()["state"] == "missing"
+
+
 def test_etl_with_parameters(cli: Cli) -> None:
     _, run_id = run_ok(cli, EXAMPLES / "etl.py", "-p", "day=2026-01-01", "-p", "partitions=3")
     show = cli.show(run_id)

@@ -214,6 +214,8 @@ def test_every_page_loads_safely(server: Server, browser: Browser) -> None:
         "workers": "/workers",
         "backfills": "/backfills",
         "retention": "/retention",
+        "assets": "/assets",
+        "asset": "/asset?key=warehouse.orders_mart",
         "login": "/login",
     }
     for width, suffix in ((1280, ""), (390, "-phone")):

@@ -145,8 +145,8 @@ def test_run_trigger_scope_sees_the_run() -> None:
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({}, "exactly one of 'event', 'after' or 'broker'"),
-        ({"event": "x", "after": {"workflow": "A"}}, "exactly one of 'event', 'after' or 'broker'"),
+        ({}, "exactly one of 'event', 'after', 'broker' or 'assets'"),
+        ({"event": "x", "after": {"workflow": "A"}}, "exactly one of 'event', 'after', 'broker'"),
         ({"event": "bad type!"}, "should match pattern"),
         ({"event": "x", "filter": "run.id == 1"}, "unknown name 'run' \\(use event\\)"),
         ({"event": "x", "filter": "event.payload["}, "bad expression"),

@@ -13,6 +13,7 @@ the store (`Core`); what it does is grouped in sub-facades, one attribute each:
 - `queues`: per-queue concurrency limits;
 - `waits`: approvals, signals and the other steps that wait without a worker;
 - `retention`: retention policies, keep marks on runs, pruning;
+- `assets`: data assets' catalogue, history, lineage, materialize;
 - `accounts`: users, tokens, sessions, the audit log;
 - `schema`: the database's migrations;
 - `runtime`: the builder of workers, schedulers and the housekeeping loop.
@@ -39,6 +40,7 @@ from orchestrion.clock import Clock
 from orchestrion.spec.loading import load_workflows, spec_from_data
 
 if TYPE_CHECKING:
+    from orchestrion.app.assets import Assets
     from orchestrion.app.cache import Cache
     from orchestrion.app.notifications import Notifications
     from orchestrion.app.outputs import Outputs
@@ -94,6 +96,13 @@ class App(Core):
         from orchestrion.app.cache import Cache
 
         return Cache(self)
+
+    @cached_property
+    def assets(self) -> Assets:
+        """Data assets: catalogue, history, lineage, materialize."""
+        from orchestrion.app.assets import Assets
+
+        return Assets(self)
 
     @cached_property
     def retention(self) -> Retention:

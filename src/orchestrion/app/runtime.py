@@ -35,6 +35,7 @@ from orchestrion.worker.sizing import DEFAULT_CONCURRENCY, default_concurrency
 
 if TYPE_CHECKING:
     from orchestrion.triggers.notifications import Notifications
+    from orchestrion.triggers.openlineage import LineageEmitter
     from orchestrion.triggers.scheduler import Scheduler
     from orchestrion.triggers.waits import WaitDuty
     from orchestrion.worker.containers.reaper import ContainerReaper
@@ -209,7 +210,24 @@ class Runtime(Facet):
             retention=(
                 options.pop("retention") if "retention" in options else self._core.pruning()
             ),
+            assets=self.store.assets,
             **options,
+        )
+
+    def lineage(self) -> LineageEmitter | None:
+        """The OpenLineage duty of ``ORCHESTRION_OPENLINEAGE_URL``, or None when unset."""
+        url = self._core.settings.openlineage_url
+        if url is None:
+            return None
+        from orchestrion.triggers.openlineage import LineageEmitter
+
+        store = self.store
+        return LineageEmitter(
+            url,
+            reads=store.reads,
+            workflows=store.workflows,
+            triggers=store.triggers,
+            assets=store.assets,
         )
 
     def service_scheduler(self) -> Scheduler:
@@ -219,6 +237,7 @@ class Runtime(Facet):
         scheduler = self.scheduler(lease_ttl=self._core.settings.lease_seconds)
         scheduler.notifications = self.notifications(scheduler.holder_id)
         scheduler.waits = self.wait_duty(scheduler.holder_id)
+        scheduler.lineage = self.lineage()
         tracer = start_tracing("orchestrion")
         if tracer is not None:  # runs canceled or timed out here get their spans too
             scheduler.traces = self.run_spans(scheduler.holder_id, tracer, close_tracer=True)

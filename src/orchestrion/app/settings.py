@@ -78,6 +78,9 @@ class Settings:
     #: Where large results and file artifacts go, and the sizes that decide it
     #: (``ORCHESTRION_RESULTS_*``, ``ORCHESTRION_S3_ENDPOINT_URL``; docs/results.md).
     results: ObjectsSettings = field(default_factory=ObjectsSettings)
+    #: Where schedulers post OpenLineage run events (``ORCHESTRION_OPENLINEAGE_URL``,
+    #: e.g. ``http://marquez:5000/api/v1/lineage``); None: none are sent.
+    openlineage_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, db: str | None = None) -> Settings:
@@ -110,6 +113,7 @@ class Settings:
             ),
             containers=_containers(env),
             results=_results(env),
+            openlineage_url=env.get("ORCHESTRION_OPENLINEAGE_URL", "").strip() or None,
         )
 
 

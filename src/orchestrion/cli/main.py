@@ -21,6 +21,7 @@ __all__ = ["COMMANDS", "LazyGroup", "main"]
 # Command name -> the module defining it; the attribute is the name with "-" as "_".
 COMMANDS: dict[str, str] = {
     "approve": "waits_cmd",
+    "assets": "assets_cmd",
     "audit": "accounts_cmd",
     "backfill": "triggers_cmd",
     "cache": "cache_cmd",

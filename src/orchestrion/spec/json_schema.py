@@ -18,6 +18,7 @@ from typing import Any
 
 from orchestrion.auth.principals import NAMESPACE_RE
 from orchestrion.spec.actions import BROKER_KINDS
+from orchestrion.spec.assets import ASSET_KEY_PATTERN
 from orchestrion.spec.container import PULL_POLICIES, RESULT_FORMS
 from orchestrion.spec.json_schema_waits import wait_defs
 from orchestrion.spec.kinds import KindRegistry, builtin_kinds
@@ -130,6 +131,12 @@ def _schedule() -> dict[str, Any]:
             "catchup": {"enum": ["none", "latest", "all"], "default": "latest"},
             "max_catchup": _integer("Most missed fires made up.", minimum=1, maximum=10_000),
             "overlap": {"enum": ["skip", "queue", "cancel_previous", "allow"], "default": "allow"},
+            "require_fresh": {
+                "type": "array",
+                "items": {"type": "string", "pattern": ASSET_KEY_PATTERN},
+                "description": "Assets that must each have an event since the previous"
+                " fire: a due fire waits for them.",
+            },
             "jitter": {**_ref("duration"), "description": "Delay each fire by up to this."},
         },
         oneOf=[{"required": ["cron"]}, {"required": ["every"]}],
@@ -166,14 +173,40 @@ def _trigger() -> dict[str, Any]:
             "event": _string("An event type; '*' matches any characters (orders.*)."),
             "after": {"oneOf": [_ref("name"), after], "description": "Start after that run."},
             "broker": {**broker, "description": "Start a run for each message."},
+            "assets": {
+                "type": "array",
+                "items": {"type": "string", "pattern": ASSET_KEY_PATTERN},
+                "minItems": 1,
+                "description": "Start a run when these assets have new events (per partition).",
+            },
+            "when": {"enum": ["all_updated", "any_updated"], "default": "all_updated"},
             "filter": _string("An expression over event, run or message that must be true."),
             "params": {
                 "type": "object",
-                "description": "Run parameters; templates read event (or message).",
+                "description": "Run parameters; templates read event (or message; for an"
+                " asset trigger, partition and assets).",
             },
         },
-        oneOf=[{"required": ["event"]}, {"required": ["after"]}, {"required": ["broker"]}],
+        oneOf=[
+            {"required": ["event"]},
+            {"required": ["after"]},
+            {"required": ["broker"]},
+            {"required": ["assets"]},
+        ],
     )
+
+
+def _asset_refs(description: str) -> dict[str, Any]:
+    key = {"type": "string", "pattern": ASSET_KEY_PATTERN}
+    ref = _object(
+        {
+            "asset": key,
+            "partition": _string("A template over params (and item) naming the partition."),
+            "max_age": {**_ref("duration"), "description": "Stale when older than this."},
+        },
+        required=["asset"],
+    )
+    return {"type": "array", "items": {"oneOf": [key, ref]}, "description": description}
 
 
 def _retry() -> dict[str, Any]:
@@ -350,6 +383,8 @@ def _task(kinds: list[str]) -> dict[str, Any]:
             "propertyNames": {"pattern": _IDENTIFIER},
             "additionalProperties": {"type": "string", "pattern": SECRET_NAME_PATTERN},
         },
+        "produces": _asset_refs("Data assets a success updates (an asset event each)."),
+        "consumes": _asset_refs("Data assets the task reads (lineage)."),
     }
     return _object(properties, oneOf=_exactly_one_action(kinds))
 

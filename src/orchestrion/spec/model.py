@@ -35,6 +35,7 @@ from orchestrion.spec.actions import (
     SubWorkflowAction,
     WaitAction,
 )
+from orchestrion.spec.assets import AssetRef
 from orchestrion.spec.fields import (
     ENV_NAME_PATTERN,
     LABEL_PATTERN,
@@ -67,6 +68,7 @@ __all__ = [
     "SECRET_NAME_PATTERN",
     "SPEC_VERSION",
     "Action",
+    "AssetRef",
     "CacheSpec",
     "ContainerAction",
     "Duration",
@@ -257,6 +259,11 @@ class TaskSpec(FrozenModel):
             raise ValueError(f"expected true, false or {{key, ttl}}, got {type(value).__name__}")
         return value
 
+    #: The data assets a success of this task updates (an asset event each, recorded with
+    #: the finish) and those it reads (lineage only): `orchestrion.spec.assets`.
+    produces: tuple[AssetRef, ...] = Field(default=(), max_length=100)
+    consumes: tuple[AssetRef, ...] = Field(default=(), max_length=100)
+
     @field_validator("secrets")
     @classmethod
     def _secret_refs(cls, value: dict[str, str]) -> dict[str, str]:
@@ -426,6 +433,7 @@ class WorkflowSpec(FrozenModel):
             for field, empty in _OPTIONAL_TASK_FIELDS:
                 if task[field] == empty:
                     del task[field]
+        _drop_asset_defaults(data)
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property
@@ -450,6 +458,22 @@ _OPTIONAL_TASK_FIELDS: tuple[tuple[str, Any], ...] = (
     ("executor", None),
     ("cache", None),
 )
+
+
+def _drop_asset_defaults(data: dict[str, Any]) -> None:
+    """Leave the asset fields out of the canonical JSON while unset (`to_json`)."""
+    for task in data["tasks"]:
+        for field in ("produces", "consumes"):
+            if not task[field]:
+                del task[field]
+    for schedule in data["schedules"]:
+        if not schedule["require_fresh"]:
+            del schedule["require_fresh"]
+    for trigger in data["triggers"]:
+        for field in ("assets", "when"):
+            if trigger[field] is None:
+                del trigger[field]
+
 
 #: id(spec) -> (a weak reference to it, its canonical JSON, its version). A spec is
 #: immutable, and a run's creation asks for its version more than once: hashing a
@@ -537,5 +561,8 @@ def _check_expressions(spec: WorkflowSpec, task: TaskSpec, where: str) -> None:
     check.action(task.action, "action", deps, item=mapped)
     if task.cache is not None and task.cache.key is not None:
         check.cache_key(task.cache.key)
+    for i, ref in enumerate(task.produces):
+        if ref.partition is not None:
+            check.templates(ref.partition, f"produces[{i}].partition", frozenset(), item=mapped)
     if task.undo is not None:  # an undo step also sees the result of the task it undoes
         check.action(task.undo, "undo", deps | {task.name}, item=mapped)

@@ -30,6 +30,7 @@ from pydantic import Field, field_validator, model_validator
 from orchestrion.spec.fields import Duration, FrozenModel, Int, Line, Name, Str, Text
 
 __all__ = [
+    "ASSET_SCOPE",
     "EVENT_SCOPE",
     "FIRE_SCOPE",
     "MESSAGE_SCOPE",
@@ -50,6 +51,9 @@ FIRE_SCOPE = frozenset({"fire"})
 EVENT_SCOPE = frozenset({"event"})
 RUN_SCOPE = frozenset({"event", "run"})
 MESSAGE_SCOPE = frozenset({"message"})
+#: An asset trigger's scope: the partition its events share (None if unpartitioned) and,
+#: by asset key, the newest event that fired it (`orchestrion.triggers.assets`).
+ASSET_SCOPE = frozenset({"partition", "assets"})
 
 #: Where each broker's consumer reads: the one source field a broker trigger names.
 SOURCES = {"redis": "stream", "rabbitmq": "queue", "nats": "subject", "mqtt": "topic"}
@@ -76,6 +80,10 @@ class ScheduleSpec(FrozenModel):
     overlap: Literal["skip", "queue", "cancel_previous", "allow"] = "allow"
     #: Delay each fire by a deterministic amount in [0, jitter).
     jitter: Duration = Field(default=0.0, ge=0, le=86_400)
+    #: Asset keys (the workflow's namespace) that must each have an event since the
+    #: previous fire was made: a due fire waits until they do, then fires with its
+    #: nominal time (`orchestrion.triggers.scheduler`).
+    require_fresh: tuple[Str, ...] = Field(default=(), max_length=100)
 
     @field_validator("cron")
     @classmethod
@@ -104,6 +112,8 @@ class ScheduleSpec(FrozenModel):
             raise ValueError(f"the schedule's end {self.end!r} is before its start {self.start!r}")
         for key, value in self.params.items():
             check_expressions(value, FIRE_SCOPE, f"params.{key}", whole=False)
+        if self.require_fresh:
+            _check_asset_keys(self.require_fresh)
         return self
 
     @property
@@ -190,6 +200,10 @@ class TriggerSpec(FrozenModel):
     event: Str | None = Field(default=None, pattern=EVENT_TYPE_PATTERN)
     after: AfterSpec | None = None
     broker: BrokerSource | None = None
+    #: Asset keys (in the workflow's namespace): start a run when they have new events.
+    assets: tuple[Str, ...] | None = Field(default=None, min_length=1, max_length=100)
+    #: An asset trigger fires when every listed asset was updated, or any of them.
+    when: Literal["all_updated", "any_updated"] | None = None
     #: An expression that must be true for the trigger to fire.
     filter: Text | None = None
     #: Run parameters; string values may be templates over the trigger's scope.
@@ -197,9 +211,15 @@ class TriggerSpec(FrozenModel):
 
     @model_validator(mode="after")
     def _check(self) -> TriggerSpec:
-        given = [self.event, self.after, self.broker]
+        given = [self.event, self.after, self.broker, self.assets]
         if sum(x is not None for x in given) != 1:
-            raise ValueError("a trigger needs exactly one of 'event', 'after' or 'broker'")
+            raise ValueError(
+                "a trigger needs exactly one of 'event', 'after', 'broker' or 'assets'"
+            )
+        if self.when is not None and self.assets is None:
+            raise ValueError("'when' (all_updated, any_updated) applies to asset triggers only")
+        if self.assets is not None:
+            _check_asset_keys(self.assets)
         if self.filter is not None:
             check_expressions(self.filter, self.scope, "filter", whole=True)
         for key, value in self.params.items():
@@ -212,15 +232,32 @@ class TriggerSpec(FrozenModel):
         ``after`` trigger; ``message`` for a broker trigger."""
         if self.broker is not None:
             return MESSAGE_SCOPE
+        if self.assets is not None:
+            return ASSET_SCOPE
         return EVENT_SCOPE if self.event is not None else RUN_SCOPE
 
     def key(self, workflow: str) -> str:
         """A broker trigger's stable name: its consumer's lease and its messages' inbox
-        source (a new version keeping the trigger keeps its consumer and its history)."""
+        source (a new version keeping the trigger keeps its consumer and its history).
+        An asset trigger's: what it has consumed is kept under it."""
+        if self.assets is not None:
+            return f"{workflow}/assets:{self.when or 'all_updated'}:{','.join(sorted(self.assets))}"
         b = self.broker
         if b is None:
             raise ValueError("only a broker trigger has a key")
         return f"{workflow}/{b.kind}:{b.connection}:{b.destination}"
+
+
+def _check_asset_keys(keys: Sequence[str]) -> None:
+    import re
+
+    from orchestrion.spec.assets import ASSET_KEY_PATTERN
+
+    for key in keys:
+        if not re.fullmatch(ASSET_KEY_PATTERN, key):
+            raise ValueError(f"bad asset key {key!r}: letters, digits and _ . : / @ + = -")
+    if len(set(keys)) != len(keys):
+        raise ValueError("an asset trigger lists an asset twice")
 
 
 def check_triggers(

@@ -30,6 +30,7 @@ NOTIFY_EVENTS = (
     "consumer.down",
     # A run waits on an approval step (`wait.approval_pending` in the history).
     "approval.pending",
+    "asset.stale",
 )
 #: An outbox row's states: waiting for (another) attempt, delivered, given up.
 DELIVERY_STATES = ("pending", "sent", "failed")

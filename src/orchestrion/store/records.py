@@ -54,6 +54,7 @@ __all__ = [
     "LogLine",
     "LogRecord",
     "Outcome",
+    "Produced",
     "PruneBatch",
     "PruneCounts",
     "QueueLimit",
@@ -255,6 +256,16 @@ class Claim:
         return f"{self.run_id}/{self.task_name}{suffix}"
 
 
+@dataclass(frozen=True, slots=True)
+class Produced:
+    """One asset a succeeded attempt updated, as its worker rendered it: recorded as an
+    asset event with the finish (`orchestrion.store.sql.assets`)."""
+
+    key: str
+    partition: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Outcome:
     """What a worker reports for one attempt."""
@@ -276,6 +287,9 @@ class Outcome:
     artifacts: tuple[ArtifactRecord, ...] = ()
     #: A cached task's: the entry this outcome reads or writes (None: not cached).
     cache: CacheNote | None = None
+    #: The assets a success updated (empty for a task that declares none: such a finish
+    #: pays nothing for assets).
+    assets: tuple[Produced, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

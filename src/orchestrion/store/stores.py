@@ -12,6 +12,7 @@ from typing import Protocol
 
 from orchestrion.store.accounts import AccountStore
 from orchestrion.store.artifacts import ArtifactStore
+from orchestrion.store.assets import AssetStore
 from orchestrion.store.cache import CacheStore
 from orchestrion.store.connections import ConnectionStore
 from orchestrion.store.notifications import NotificationStore
@@ -60,6 +61,7 @@ class Stores:
     #: Steps waiting without a worker: approvals, signals, events, sensors.
     waits: WaitStore
     backend: Backend
+    assets: AssetStore
 
     def close(self) -> None:
         """Release connections. The roles cannot be used afterwards."""

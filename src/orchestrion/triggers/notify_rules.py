@@ -83,6 +83,10 @@ def fact_of_event(event: NotableEvent, spec: WorkflowSpec) -> Fact:
     elif event.kind == "approval.pending":
         message = event.data.get("message")
         detail = f"{message} (needs role {event.data.get('role')})" if message else None
+    elif event.kind == "asset.stale":
+        asset = event.data.get("asset")
+        detail = f"asset {asset} is stale: not updated within its max_age"
+        subject = f"{event.data.get('namespace')}/{asset}@{event.data.get('last_event')}"
     return Fact(
         event=event.kind,
         subject=subject,

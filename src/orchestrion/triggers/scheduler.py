@@ -29,17 +29,20 @@ from orchestrion.clock import Clock
 from orchestrion.errors import ExpressionError, OrchestrionError, ParameterError
 from orchestrion.spec.model import ScheduleSpec, WorkflowSpec
 from orchestrion.spec.params import resolve_params
+from orchestrion.store.assets import AssetStore
 from orchestrion.store.records import FireRecord, PruneCounts
 from orchestrion.store.retention import RetentionStore
 from orchestrion.store.runs import RunStore
 from orchestrion.store.triggers import TriggerStore
 from orchestrion.store.workflows import WorkflowStore
 from orchestrion.triggers import cron
+from orchestrion.triggers.assets import AssetDuty, uses_assets
 from orchestrion.triggers.consumers import BrokerConsumers
 from orchestrion.triggers.events import match_run, run_scope
 from orchestrion.triggers.leases import DutyLease
 from orchestrion.triggers.maintenance import backoff, sweep
 from orchestrion.triggers.notifications import Notifications
+from orchestrion.triggers.openlineage import LineageEmitter
 from orchestrion.triggers.retention import RetentionDuty
 from orchestrion.triggers.traces import RunSpans
 from orchestrion.triggers.waits import WaitDuty
@@ -49,7 +52,7 @@ __all__ = ["BACKFILL_PRIORITY", "DUTIES", "Scheduler", "TickReport", "backfill_p
 log = logging.getLogger("orchestrion.scheduler")
 
 #: Every duty, each under its own lease ``scheduler.<duty>``.
-DUTIES = ("cron", "backfill", "run_triggers", "maintenance", "retention")
+DUTIES = ("cron", "backfill", "run_triggers", "maintenance", "retention", "assets", "lineage")
 #: Backfill runs' priority: below fresh runs (priority 0), so they never starve them.
 BACKFILL_PRIORITY = -100
 #: The event-history reader that the run-trigger duty keeps its position under.
@@ -68,6 +71,10 @@ class TickReport:
     triggered_runs: list[str] = field(default_factory=list)
     #: The broker triggers whose consumers run in this scheduler.
     consumers: list[str] = field(default_factory=list)
+    #: Runs started by asset triggers.
+    asset_runs: list[str] = field(default_factory=list)
+    #: OpenLineage events posted.
+    lineage_events: int = 0
     #: What the retention duty pruned (None: it did not run this tick).
     pruned: PruneCounts | None = None
 
@@ -79,6 +86,8 @@ class _Entry:
     current_since: float
     #: (schedule, its key) for each of the spec's schedules.
     schedules: tuple[tuple[ScheduleSpec, str], ...]
+    #: Whether the assets duty has anything to do for it (asset triggers, max_age).
+    assets: bool = False
 
 
 class Scheduler:
@@ -97,11 +106,13 @@ class Scheduler:
         max_sleep: float = 1.0,
         connections: ConnectionResolver | None = None,
         retention: RetentionStore | None = None,
+        assets: AssetStore | None = None,
     ) -> None:
         """Fires, events and its duties' leases go through `triggers`; specs are read from
         `workflows`; the maintenance duty sweeps `runs`. With `connections` (which opens a
         broker connection) it also runs the consumers of broker triggers; with `retention`,
-        the retention duty (docs/operating.md, "Retention")."""
+        the retention duty (docs/operating.md, "Retention"); with `assets`, the assets
+        duty (asset triggers and freshness: `orchestrion.triggers.assets`)."""
         self.triggers = triggers
         self.workflows = workflows
         self.runs = runs
@@ -125,6 +136,9 @@ class Scheduler:
         #: The waits duty (timeouts and sensors of waiting steps): its own thread and lease.
         self.waits: WaitDuty | None = None
         self.retention: RetentionDuty | None = None
+        self.assets = None if assets is None else AssetDuty(assets)
+        #: The OpenLineage duty, when ``ORCHESTRION_OPENLINEAGE_URL`` is set.
+        self.lineage: LineageEmitter | None = None
         if retention is not None:
             self.retention = RetentionDuty(retention, workflows, clock.now)
         if connections is not None:
@@ -150,6 +164,8 @@ class Scheduler:
                 report.backfill_runs = self._backfills(now)
             elif duty == "run_triggers":
                 report.triggered_runs = self._run_triggers(now)
+            elif duty in ("assets", "lineage"):
+                self._data_duty(duty, now, report)
             elif duty == "retention":
                 if self.retention is not None:
                     report.pruned = self.retention.tick(now)
@@ -224,7 +240,7 @@ class Scheduler:
             if entry is None:
                 spec = self._spec(name, version)
                 keyed = tuple((s, s.key(name)) for s in spec.schedules)
-                entry = _Entry(spec, version, current_since, keyed)
+                entry = _Entry(spec, version, current_since, keyed, uses_assets(spec))
                 self._entries[(name, version)] = entry
             out.append(entry)
         self._tick_latest = out
@@ -275,6 +291,11 @@ class Scheduler:
         if last is None and schedule.start_ts is None:
             last = entry.current_since  # a new schedule fires from when its version became current
         plan = cron.plan_fires(schedule, last, now, key=key)
+        if plan.fires and schedule.require_fresh and not self._fresh(spec, schedule, key):
+            # Hold the cursor: the fire waits for its inputs and keeps its nominal time;
+            # look again next tick.
+            self._due[(entry.version, key)] = (cursor, now)
+            return []
         fired: list[FireRecord] = []
         for nominal in plan.fires:
             record = self._fire(spec, schedule, key, nominal, now)
@@ -310,6 +331,18 @@ class Scheduler:
             error=error,
         )
 
+    def _fresh(self, spec: WorkflowSpec, schedule: ScheduleSpec, key: str) -> bool:
+        """Whether every asset of the schedule's ``require_fresh`` has an event since the
+        schedule's previous fire was made (any event, before its first)."""
+        if self.assets is None:
+            return True
+        previous = self.triggers.list_fires(key, limit=1)
+        since = previous[0].created_at if previous else None
+        known = {s.asset: s.last_at for s in self.assets.assets.list_assets([spec.namespace])}
+        return all(
+            key in known and (since is None or known[key] > since) for key in schedule.require_fresh
+        )
+
     # ------------------------------------------------------------------ backfills
 
     def _backfills(self, now: float) -> list[str]:
@@ -343,6 +376,19 @@ class Scheduler:
                     backfill.id, spec, fires, exhausted=not upcoming, now=now
                 )
         return started
+
+    # ------------------------------------------------------------------ assets
+
+    def _data_duty(self, duty: str, now: float, report: TickReport) -> None:
+        """The assets duty (asset triggers, freshness) or the lineage duty (OpenLineage)."""
+        if duty == "lineage":
+            report.lineage_events = 0 if self.lineage is None else self.lineage.tick(now)
+        elif self.assets is not None:
+            current = [(e.spec, e.current_since) for e in self._latest() if e.assets]
+            if not current:  # most deployments: nothing to read
+                return
+            paused = self.workflows.paused_workflows()
+            report.asset_runs = self.assets.tick(current, paused, now)
 
     # ------------------------------------------------------------------ run triggers
 

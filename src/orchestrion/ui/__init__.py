@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from orchestrion.ui import (
     pages,
     views_account,
+    views_assets,
     views_notifications,
     views_outputs,
     views_retention,
@@ -30,6 +31,7 @@ for _module in (
     views_retention,
     views_system,
     views_notifications,
+    views_assets,
     views_account,
 ):
     router.include_router(_module.router)

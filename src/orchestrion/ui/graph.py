@@ -9,13 +9,13 @@ A mapped task is one node whose item counts are shown (and updated live) on it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.store.records import TaskRunRecord
 
-__all__ = ["NODE_H", "NODE_W", "Graph", "Node", "layout"]
+__all__ = ["NODE_H", "NODE_W", "Graph", "Node", "layout", "layout_dag"]
 
 NODE_W = 190
 NODE_H = 40
@@ -57,11 +57,14 @@ class Graph:
 
 
 def _layers(spec: WorkflowSpec) -> dict[str, int]:
-    layer: dict[str, int] = {}
     # A dict, not spec.task(): that is a linear search, quadratic over a 2,000-task graph.
-    depends = {t.name: t.depends_on for t in spec.tasks}
-    for task in spec.tasks:  # specs are validated acyclic; resolve depths iteratively
-        stack = [task.name]
+    return _depths({t.name: t.depends_on for t in spec.tasks})
+
+
+def _depths(depends: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    layer: dict[str, int] = {}
+    for start in depends:  # the graph is acyclic; resolve depths iteratively
+        stack = [start]
         while stack:
             name = stack[-1]
             deps = depends[name] if name not in layer else ()
@@ -76,11 +79,14 @@ def _layers(spec: WorkflowSpec) -> dict[str, int]:
 
 
 def _order(spec: WorkflowSpec, layer: dict[str, int]) -> list[list[str]]:
+    return _columns({t.name: t.depends_on for t in spec.tasks}, layer)
+
+
+def _columns(deps: Mapping[str, Sequence[str]], layer: dict[str, int]) -> list[list[str]]:
     columns: list[list[str]] = [[] for _ in range(max(layer.values(), default=0) + 1)]
-    for task in spec.tasks:
-        columns[layer[task.name]].append(task.name)
+    for name in deps:
+        columns[layer[name]].append(name)
     row: dict[str, float] = {}
-    deps = {t.name: t.depends_on for t in spec.tasks}
     for col in columns:
         keyed = []
         for i, name in enumerate(col):
@@ -134,6 +140,30 @@ def layout(spec: WorkflowSpec, task_runs: Sequence[TaskRunRecord] = ()) -> Graph
             x2, y2 = end.x, end.y + NODE_H // 2
             mid = (x1 + x2) // 2
             edges.append((dep, task.name, f"M{x1} {y1}C{mid} {y1} {mid} {y2} {x2} {y2}"))
+    tallest = max((len(col) for col in columns), default=1)
+    width = 2 * PAD + len(columns) * (NODE_W + GAP_X) - GAP_X
+    height = 2 * PAD + tallest * (NODE_H + GAP_Y) - GAP_Y
+    return Graph(nodes=list(nodes.values()), edges=edges, width=width, height=height)
+
+
+def layout_dag(depends: Mapping[str, Sequence[str]], states: Mapping[str, str]) -> Graph:
+    """The same drawing for any acyclic graph (node -> the nodes it depends on), such as
+    assets' lineage; `states` colour the nodes (``none`` for those it leaves out)."""
+    columns = _columns(depends, _depths(depends))
+    nodes: dict[str, Node] = {}
+    for c, col in enumerate(columns):
+        for r, name in enumerate(col):
+            x, y = PAD + c * (NODE_W + GAP_X), PAD + r * (NODE_H + GAP_Y)
+            nodes[name] = Node(name=name, x=x, y=y, state=states.get(name, "none"))
+    edges = []
+    for name, deps in depends.items():
+        end = nodes[name]
+        for dep in deps:
+            start = nodes[dep]
+            x1, y1 = start.x + NODE_W, start.y + NODE_H // 2
+            x2, y2 = end.x, end.y + NODE_H // 2
+            mid = (x1 + x2) // 2
+            edges.append((dep, name, f"M{x1} {y1}C{mid} {y1} {mid} {y2} {x2} {y2}"))
     tallest = max((len(col) for col in columns), default=1)
     width = 2 * PAD + len(columns) * (NODE_W + GAP_X) - GAP_X
     height = 2 * PAD + tallest * (NODE_H + GAP_Y) - GAP_Y

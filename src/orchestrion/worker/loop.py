@@ -38,6 +38,7 @@ from orchestrion.store.runs import RunStore
 from orchestrion.store.workflows import WorkflowStore
 from orchestrion.telemetry.tracing import Tracer, in_span, traceparent
 from orchestrion.worker import runner
+from orchestrion.worker.assets import with_assets
 from orchestrion.worker.attempts import Attempts
 from orchestrion.worker.capture import install_capture, uninstall_capture
 from orchestrion.worker.code import CodeRegistry
@@ -361,6 +362,8 @@ class Worker:
                     ctx = dataclasses.replace(ctx, traceparent=traceparent(*ids))
                     outcome = self._execute(claim, spec, ctx, task)
                     self._traced_end(claim, outcome)
+            if task.produces:  # after masking (metadata is in the result until here)
+                outcome = with_assets(outcome, task, claim)
             if outcome is not None:
                 handed = self._report(
                     claim.task_run_id, outcome, then=functools.partial(self._ended, claim)

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from orchestrion.api.routes import (
     accounts,
+    assets,
     cache,
     code,
     connections,
@@ -53,5 +54,6 @@ for _module in (
     queues,
     retention,
     cache,
+    assets,
 ):
     router.include_router(_module.router)

@@ -37,7 +37,7 @@ Fail = Callable[[str], Exception]
 _RETRY_KEYS = ("retries", "backoff", "factor", "max_delay", "jitter")
 _PLAIN_KEYS = (
     "timeout", "queue", "priority", "concurrency", "trigger_rule", "requires", "description",
-    "concurrency_key", "key_limit", "executor", "cache",
+    "concurrency_key", "key_limit", "executor", "cache", "produces", "consumes",
 )  # fmt: skip
 _WHEN_ARGS = frozenset({"params", "results"})
 
@@ -72,6 +72,10 @@ class CommonOptions(TypedDict, total=False):
     #: Secrets of the workflow's namespace the task may use: names (a Python task reads
     #: them with ``ctx.secret(name)``), or ``{ENV_VAR: name}`` (a shell task's environment).
     secrets: Mapping[str, str] | Sequence[str]
+    #: Data assets a success updates (``asset("warehouse.sales")`` or plain keys).
+    produces: Sequence[Any]
+    #: Data assets the task reads (lineage).
+    consumes: Sequence[Any]
 
 
 class ShellOptions(CommonOptions, total=False):

@@ -1,9 +1,9 @@
-"""``broker(...)``: a broker trigger for ``@workflow(triggers=[...])``."""
+"""``broker(...)`` and ``assets_updated(...)``: triggers for ``@workflow(triggers=[...])``."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -11,7 +11,7 @@ from orchestrion.errors import SpecError
 from orchestrion.spec.model import TriggerSpec
 from orchestrion.spec.python.options import validation_message
 
-__all__ = ["broker"]
+__all__ = ["assets_updated", "broker"]
 
 
 def broker(
@@ -57,3 +57,26 @@ def broker(
         )
     except ValidationError as exc:
         raise SpecError(f"broker trigger: {validation_message(exc)}") from None
+
+
+def assets_updated(
+    keys: Sequence[str],
+    *,
+    when: Literal["all_updated", "any_updated"] = "all_updated",
+    params: Mapping[str, Any] | None = None,
+    filter: str | None = None,  # the trigger's own word, as in YAML
+) -> TriggerSpec:
+    """Start a run once every asset of `keys` (``all_updated``) or any (``any_updated``)
+    has a new event, per partition, as YAML's ``assets:`` trigger does. ``params`` are
+    templates over ``partition`` and ``assets`` (``{{ partition }}``)."""
+    try:
+        return TriggerSpec.model_validate(
+            {
+                "assets": list(keys),
+                "when": when,
+                "params": dict(params or {}),
+                "filter": filter,
+            }
+        )
+    except ValidationError as exc:
+        raise SpecError(f"asset trigger: {validation_message(exc)}") from None

@@ -44,9 +44,9 @@ TOP_LEVEL_KEYS: Final = (
 PARAM_KEYS: Final = ("type", "default", "required", "enum", "description")
 SCHEDULE_KEYS: Final = (
     "name", "cron", "every", "timezone", "params", "start", "end", "catchup", "max_catchup",
-    "overlap", "jitter",
+    "overlap", "jitter", "require_fresh",
 )  # fmt: skip
-TRIGGER_KEYS: Final = ("event", "after", "broker", "filter", "params")
+TRIGGER_KEYS: Final = ("event", "after", "broker", "assets", "when", "filter", "params")
 BROKER_KEYS: Final = (
     "kind", "connection", "stream", "queue", "subject", "topic", "group", "key",
     "max_in_flight",
@@ -164,7 +164,7 @@ def _triggers(ctx: LoadContext, raw: Any) -> list[Any]:
     out = []
     for i, item in enumerate(raw):
         path: Path = ("triggers", i)
-        what = "a trigger (a mapping with event, after or broker)"
+        what = "a trigger (a mapping with event, after, broker or assets)"
         body = dict(expect_mapping(ctx, path, item, what))
         check_keys(ctx, path, body, TRIGGER_KEYS, "the trigger")
         if isinstance(body.get("after"), str):

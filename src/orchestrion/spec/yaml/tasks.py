@@ -19,13 +19,13 @@ __all__ = ["RETRY_KEYS", "TASK_KEYS", "tasks"]
 TASK_KEYS: Final = (
     *ACTION_KEYS, "depends_on", "inputs", "when", "trigger_rule", "map", "retry",
     "timeout", "concurrency", "priority", "queue", "requires", "undo", "description", "secrets",
-    "concurrency_key", "key_limit", "executor", "cache",
+    "concurrency_key", "key_limit", "executor", "cache", "produces", "consumes",
 )  # fmt: skip
 RETRY_KEYS: Final = ("retries", "backoff", "factor", "max_delay", "jitter", "retry_on")
 
 _PASSTHROUGH: Final = (
     "trigger_rule", "timeout", "concurrency", "priority", "queue", "requires", "description",
-    "concurrency_key", "key_limit", "executor", "cache",
+    "concurrency_key", "key_limit", "executor", "cache", "produces", "consumes",
 )  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from collections.abc import Collection, Mapping, Sequence
 from orchestrion.store.records import Outcome
 from orchestrion.store.sql import lifecycle
 from orchestrion.store.sql.advance import MAX_RESULT_BYTES, Advance, dumps
+from orchestrion.store.sql.assets import record_produced
 from orchestrion.store.sql.cache import record_cache
 
 __all__ = ["Successes", "apply_rest", "successes"]
@@ -58,4 +59,5 @@ def apply_rest(
             superseded.append(outcome.task_run_id)
     if any(o.cache is not None for o in outcomes):  # only a cached task's outcome has one
         record_cache(adv, outcomes, applied)
+    record_produced(adv, outcomes, moved if len(applied) == len(moved) else set(applied))
     return applied, superseded

@@ -40,6 +40,7 @@ _KINDS: Final = {
     "schedule.failed": "schedule.missed",
     "schedule.missed": "schedule.missed",
     "wait.approval_pending": "approval.pending",
+    "asset.stale": "asset.stale",
 }
 
 
@@ -233,6 +234,8 @@ def _notable(row: Any) -> NotableEvent:
     workflow = row["workflow"]
     if workflow is None and isinstance(data.get("schedule"), str):
         workflow = data["schedule"].split("/", 1)[0]  # schedule keys are <workflow>/...
+    if workflow is None and isinstance(data.get("workflow"), str):
+        workflow = data["workflow"]  # an asset.stale names the asset's producer
     return NotableEvent(
         id=int(row["id"]),
         kind=_KINDS[row["kind"]],

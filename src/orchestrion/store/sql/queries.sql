@@ -1328,7 +1328,7 @@ SELECT e.id, e.kind, e.at, e.run_id, e.data, r.workflow, r.error AS run_error,
 r.trigger, r.created_at, r.started_at, t.task_name, t.error AS task_error FROM events e LEFT JOIN runs r ON r.id = e.run_id
 LEFT JOIN task_runs t ON t.id = e.task_run_id WHERE e.id > ? AND e.id <= ?
 AND e.kind IN ('run.fail', 'run.succeed', 'task.fail', 'schedule.skipped', 'schedule.failed',
-'schedule.missed', 'wait.approval_pending')
+'schedule.missed', 'wait.approval_pending', 'asset.stale')
 ORDER BY e.id LIMIT ?
 
 -- name: late_candidates

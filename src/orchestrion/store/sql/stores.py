@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from orchestrion.store.sql.accounts import SqlAccounts
 from orchestrion.store.sql.artifacts import SqlArtifacts
+from orchestrion.store.sql.assets import SqlAssets
 from orchestrion.store.sql.cache import SqlCache
 from orchestrion.store.sql.connections import SqlConnections
 from orchestrion.store.sql.database import Database
@@ -47,4 +48,5 @@ def stores_of(
         cache=SqlCache(db),
         waits=SqlWaits(db),
         backend=db,
+        assets=SqlAssets(db),
     )
