@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from markdown.extensions.toc import slugify  # type: ignore[import-untyped]
+
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "schemas" / "workflow.schema.json"
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -45,6 +47,11 @@ def openapi_document() -> Json:
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+
+
+def _anchor(heading: str) -> str:
+    """The id Python-Markdown's toc gives a heading (it keeps underscores: ``wait_for``)."""
+    return str(slugify(heading, "-"))
 
 
 def _type_of(schema: Json) -> str:
@@ -173,7 +180,7 @@ def api_pages(document: Json) -> dict[str, str]:
 def _schema_type(schema: Json) -> str:
     if "$ref" in schema:
         name = str(schema["$ref"]).rsplit("/", 1)[-1]
-        return f"[{name}](#{_slug(name)})"
+        return f"[{name}](#{_anchor(name)})"
     for key in ("oneOf", "anyOf"):
         if key in schema:
             # Alternatives that only constrain (e.g. {"required": [...]}) are not types.
