@@ -18,6 +18,7 @@ from orchestrion.app import App
 from orchestrion.auth.principals import Action, Resource, check_namespace
 from orchestrion.errors import ParameterError
 from orchestrion.web import targets
+from orchestrion.web.params import BeforeId
 from orchestrion.web.policy import Check, rule
 from orchestrion.web.request import app_of
 from orchestrion.web.scope import scope_of
@@ -67,7 +68,7 @@ def asset_history(
     namespace: str,
     key: Key,
     partition: Annotated[str | None, Query(max_length=500)] = None,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: BeforeId | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """An asset's events, newest first (page with ``before``, the last id seen)."""
