@@ -75,6 +75,10 @@ def test_yaml_and_python_give_the_same_steps() -> None:
         ("wait_for: {sql: {connection: db, query: [SELECT 1]}}", "'query' must be a non-empty"),
         ("wait_for: {sql: {query: SELECT 1}}", "the sql sensor needs 'connection'"),
         ("wait_for: {sql: {connection: db, query: SELECT 1, rows: 2}}", "rows"),
+        (
+            "wait_for: {sql: {connection: db, query: 'SELECT :x', params: {x: '{{ tasks.a }}'}}}",
+            "read only 'params', not tasks.a",
+        ),
         ("wait_for: {every: 1s}", "exactly one of"),
         ("wait_for: {signal: a, filter: 'event.data'}", "'filter' applies to an 'event'"),
         ("wait_for: {event: e, filter: 'params.x'}", "a filter reads only 'event'"),

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, model_validator
 
+from orchestrion.errors import ExpressionError
+from orchestrion.spec.expressions import template_references
 from orchestrion.spec.fields import Duration, FrozenModel, Int, Line, Name, Str, Text
 
 __all__ = [
@@ -65,6 +67,20 @@ class SqlCondition(FrozenModel):
     params: dict[Str, Any] = Field(default_factory=dict)
     #: The statement timeout of one check.
     timeout: Duration = Field(default=30.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _params_read_params(self) -> SqlCondition:
+        """A check renders `params` over the run's ``params`` only (no task has a result
+        for a step that waits from the start): a template reading ``tasks`` is refused."""
+        try:
+            tasks = template_references(self.params)
+        except ExpressionError as exc:
+            raise ValueError(f"bad template in the sql sensor's params: {exc}") from None
+        if tasks:
+            raise ValueError(
+                f"the sql sensor's params read only 'params', not tasks.{sorted(tasks)[0]}"
+            )
+        return self
 
 
 class WaitAction(FrozenModel):
