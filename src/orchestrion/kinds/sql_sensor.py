@@ -1,10 +1,12 @@
-"""One check of a SQL sensor (``wait_for: {sql: ...}``): the query, read-only in spirit, on a
-named connection with SQLAlchemy Core, under a statement timeout.
+"""One check of a SQL sensor (``wait_for: {sql: ...}``): the query on a named connection with
+SQLAlchemy Core, in a transaction that is always rolled back, under a statement timeout.
 
-It lives beside `orchestrion.kinds.sql_run` (whose engine URL, statement timeout and JSON
-values it shares) rather than in the triggers layer, which may import kinds but whose
-sensors module must not pay for SQLAlchemy at start-up: `orchestrion.triggers.sensors`
-imports this module only when a SQL sensor is checked.
+It lives beside `orchestrion.kinds.sql_run` (whose engine URL, statement timeout, interrupt
+and JSON values it shares) rather than in the triggers layer: triggers may import kinds
+(a lower layer), but not the other way round, and the scheduler must not pay for
+SQLAlchemy at start-up, so `orchestrion.triggers.sensors` imports this module only when a
+SQL sensor is checked. The connection resolver, which opens password secrets, is the app
+layer's and is injected into `WaitDuty`.
 """
 
 from __future__ import annotations
