@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.server
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -84,6 +85,10 @@ WORKFLOWS = {
     "on_http": """\
   up:
     wait_for: {http: "{{URL}}", every: 0.2s}
+""",
+    "on_sql": """\
+  stocked:
+    wait_for: {sql: {connection: stock, query: "SELECT n, sku FROM stock"}, every: 0.2s}
 """,
 }
 
@@ -373,6 +378,29 @@ def test_sensors_come_true_a_file_and_an_http_server(cluster: WaitCluster) -> No
     assert cluster.tasks(on_file)["arrived"]["result"]["path"] == str(cluster.file)
     assert cluster.wait_run(on_http)["state"] == "succeeded"
     assert cluster.tasks(on_http)["up"]["result"] == {"status": 200}
+
+
+def test_a_sql_sensor_retries_a_missing_table_then_comes_true(cluster: WaitCluster) -> None:
+    db = cluster.root / "stock.db"
+    made = cluster.cli(
+        "connections", "create", "default/stock", "--kind", "sqlite", "--url", f"sqlite:///{db}"
+    )
+    assert made.returncode == 0, made.stderr
+    run = cluster.trigger("on_sql")
+    cluster.waiting(run, "stocked")
+
+    def failed_once() -> bool:
+        events = cluster.http.get(f"/api/v1/runs/{run}/events").json()
+        return any(e["kind"] == "wait.check_failed" for e in events)
+
+    wait_for("a failed check in the history", failed_once, 20, cluster.report)
+    assert cluster.tasks(run)["stocked"]["state"] == "waiting"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE stock (n INTEGER, sku TEXT)")
+        conn.execute("INSERT INTO stock VALUES (5, 'a')")
+    conn.close()
+    assert cluster.wait_run(run)["state"] == "succeeded"
+    assert cluster.tasks(run)["stocked"]["result"] == {"n": 5, "sku": "a"}
 
 
 def test_many_waiting_runs_hold_no_worker_and_survive_a_worker_restart(

@@ -446,3 +446,26 @@ def test_history_of_no_run_ages_under_the_default_policy(app: App, db: Db) -> No
     assert db.count("inbox") == 3 and db.count("fires") == 9
     assert [r[0] for r in db.rows("SELECT DISTINCT state FROM fires WHERE created_at < ?",
                                    (now - DAY,))] == ["queued"]  # fmt: skip
+
+
+def test_wait_rows_go_with_a_canceled_run_and_signals_with_a_pruned_one(app: App, db: Db) -> None:
+    _deploy(app, "name: gated\nnamespace: team\ntasks:\n  go:\n    wait_for: {signal: go}\n")
+    run = app.runs.trigger("gated")
+    app.waits.signal(run.id, "other", {"n": 1})  # taken by no step: it stays
+    assert (db.count("task_waits"), db.count("run_signals")) == (1, 1)
+    app.runs.cancel(run.id)
+    assert (db.count("task_waits"), db.count("run_signals")) == (0, 1)
+    # A wait row left behind (say, by a crash of an older version) goes with its run too.
+    row = (1_000_000, run.id, "signal", "go", time.time())
+    db.execute(
+        "INSERT INTO task_waits (task_run_id, run_id, kind, name, created_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        row,
+    )
+    db.execute(
+        "UPDATE runs SET created_at = created_at - ?, finished_at = finished_at - ? WHERE id = ?",
+        (10 * DAY, 10 * DAY, run.id),
+    )
+    report = app.retention.prune(older_than=DAY)
+    assert report.counts.runs == 1 and report.counts.waits == 2
+    assert (db.count("task_waits"), db.count("run_signals"), db.count("runs")) == (0, 0, 0)

@@ -25,6 +25,11 @@ tasks:
     wait_for: {event: ship.landed, filter: "event.data.ok"}
   up:
     wait_for: {http: "https://status.example.com/", every: 10s}
+  stocked:
+    wait_for:
+      sql: {connection: shop, query: "SELECT n > 0 FROM stock WHERE sku = :sku",
+            params: {sku: "{{ params.sku }}"}, timeout: 5s}
+      every: 1m
 """
 
 
@@ -41,8 +46,14 @@ def test_yaml_and_python_give_the_same_steps() -> None:
         wait_for("deployed", signal="deployed", timeout="2h", after=[ok])
         wait_for("landed", event="ship.landed", filter="event.data.ok")
         wait_for("up", http="https://status.example.com/", every="10s")
+        wait_for(
+            "stocked",
+            sql={"connection": "shop", "query": "SELECT n > 0 FROM stock WHERE sku = :sku",
+                 "params": {"sku": "{{ params.sku }}"}, "timeout": "5s"},
+            every="1m",
+        )  # fmt: skip
 
-    for name in ("sign_off", "deployed", "landed", "up"):
+    for name in ("sign_off", "deployed", "landed", "up", "stocked"):
         assert release.spec.task(name).action == from_yaml.task(name).action, name
         assert release.spec.task(name).depends_on == from_yaml.task(name).depends_on, name
     sign_off = from_yaml.task("sign_off").action
@@ -51,12 +62,23 @@ def test_yaml_and_python_give_the_same_steps() -> None:
     up = from_yaml.task("up").action
     assert isinstance(up, WaitAction) and up.polled and up.every == 10.0
     assert from_yaml.task("deployed").action.waits_for == "signal"  # type: ignore[union-attr]
+    stocked = from_yaml.task("stocked").action
+    assert isinstance(stocked, WaitAction) and stocked.polled and stocked.sql is not None
+    assert (stocked.sql.timeout, stocked.every) == (5.0, 60.0)
 
 
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
-        ("wait_for: {signal: a, file: /x}", "exactly one of signal, event, file, http"),
+        ("wait_for: {signal: a, file: /x}", "exactly one of signal, event, file, http, sql"),
+        ("wait_for: {sql: {connection: db}}", "the sql sensor needs 'query'"),
+        ("wait_for: {sql: {connection: db, query: [SELECT 1]}}", "'query' must be a non-empty"),
+        ("wait_for: {sql: {query: SELECT 1}}", "the sql sensor needs 'connection'"),
+        ("wait_for: {sql: {connection: db, query: SELECT 1, rows: 2}}", "rows"),
+        (
+            "wait_for: {sql: {connection: db, query: 'SELECT :x', params: {x: '{{ tasks.a }}'}}}",
+            "read only 'params', not tasks.a",
+        ),
         ("wait_for: {every: 1s}", "exactly one of"),
         ("wait_for: {signal: a, filter: 'event.data'}", "'filter' applies to an 'event'"),
         ("wait_for: {event: e, filter: 'params.x'}", "a filter reads only 'event'"),

@@ -257,6 +257,8 @@ class Runtime(Facet):
             self.store.workflows,
             self.clock,
             allow=settings.http_allow,
+            connections=self._connections,
+            reads=self.store.reads,
             lease=lease,
             **options,
         )

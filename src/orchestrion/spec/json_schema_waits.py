@@ -42,7 +42,21 @@ def wait_defs() -> dict[str, Any]:
             ),
         ]
     }
-    kinds = ("signal", "event", "file", "http")
+    sql = _closed(
+        {
+            "connection": {"type": "string", "description": "A database connection."},
+            "query": {
+                "type": "string",
+                "minLength": 1,
+                "description": "True when it returns a row whose first column is truthy;"
+                " values as :name bind parameters (never templated).",
+            },
+            "params": {"type": "object", "description": "Values of :name; may hold {{ }}."},
+            "timeout": _DURATION,
+        },
+        required=["connection", "query"],
+    )
+    kinds = ("signal", "event", "file", "http", "sql")
     wait_for = _closed(
         {
             "signal": {"type": "string", "description": "A signal sent to the run."},
@@ -50,6 +64,7 @@ def wait_defs() -> dict[str, Any]:
             "filter": {"type": "string", "description": "An expression over event."},
             "file": {"type": "string", "description": "A path: true once it exists."},
             "http": http,
+            "sql": sql,
             "every": {**_DURATION, "description": "How often a sensor is checked."},
             "timeout": _DURATION,
             "on_timeout": {"enum": ["fail", "succeed"], "default": "fail"},

@@ -9,10 +9,12 @@ matching event arrives, when a sensor's check comes true, or when its timeout fa
 
 from __future__ import annotations
 
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, model_validator
 
+from orchestrion.errors import ExpressionError
+from orchestrion.spec.expressions import template_references
 from orchestrion.spec.fields import Duration, FrozenModel, Int, Line, Name, Str, Text
 
 __all__ = [
@@ -20,14 +22,15 @@ __all__ = [
     "WAIT_KINDS",
     "ApprovalAction",
     "HttpCondition",
+    "SqlCondition",
     "WaitAction",
     "waiting_name",
 ]
 
 #: What a `WaitAction` waits for: exactly one of these fields is set.
-WAIT_KINDS: Final = ("signal", "event", "file", "http")
+WAIT_KINDS: Final = ("signal", "event", "file", "http", "sql")
 #: The waits that the scheduler polls (`every`), as opposed to those something delivers.
-SENSOR_KINDS: Final = ("file", "http")
+SENSOR_KINDS: Final = ("file", "http", "sql")
 
 
 class ApprovalAction(FrozenModel):
@@ -52,10 +55,38 @@ class HttpCondition(FrozenModel):
     timeout: Duration = Field(default=10.0, gt=0, le=300)
 
 
+class SqlCondition(FrozenModel):
+    """True when `query`, run on the named database `connection` of the workflow's
+    namespace, returns a row whose first column is truthy (not NULL, false, 0, or an empty
+    string); the step's result is that first row as an object. No row is "not yet". The
+    query is never templated: values reach it only as ``:name`` bind parameters from
+    `params`, whose string leaves may be templates over ``params``."""
+
+    connection: Name
+    query: Str = Field(min_length=1, max_length=100_000)
+    params: dict[Str, Any] = Field(default_factory=dict)
+    #: The statement timeout of one check.
+    timeout: Duration = Field(default=30.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _params_read_params(self) -> SqlCondition:
+        """A check renders `params` over the run's ``params`` only (no task has a result
+        for a step that waits from the start): a template reading ``tasks`` is refused."""
+        try:
+            tasks = template_references(self.params)
+        except ExpressionError as exc:
+            raise ValueError(f"bad template in the sql sensor's params: {exc}") from None
+        if tasks:
+            raise ValueError(
+                f"the sql sensor's params read only 'params', not tasks.{sorted(tasks)[0]}"
+            )
+        return self
+
+
 class WaitAction(FrozenModel):
     """Wait for one thing: a `signal` sent to the run, an `event` (a type, optionally with a
     `filter` expression over ``event``), or a sensor: a `file` present or an `http`
-    condition, checked every `every` seconds by the scheduler."""
+    condition or a `sql` query, checked every `every` seconds by the scheduler."""
 
     kind: Literal["wait"] = "wait"
     signal: Name | None = None
@@ -64,6 +95,7 @@ class WaitAction(FrozenModel):
     filter: Text | None = None
     file: Str | None = None
     http: HttpCondition | None = None
+    sql: SqlCondition | None = None
     #: How often a sensor is checked.
     every: Duration = Field(default=30.0, ge=0.05, le=86_400)
     timeout: Duration | None = Field(default=None, gt=0)

@@ -47,6 +47,8 @@ class PruneCounts:
     audit: int = 0
     #: Task cache entries: expired, or whose source run went (``docs/caching.md``).
     cache: int = 0
+    #: Rows of waiting steps (`task_waits`) and signals sent to the runs (`run_signals`).
+    waits: int = 0
 
     def __add__(self, other: PruneCounts) -> PruneCounts:
         return PruneCounts(

@@ -53,8 +53,10 @@ class WaitStore(Protocol):
         (a scheduler that dies mid-check leaves it due then)."""
         ...
 
-    def check_again(self, task_run_id: int, at: float) -> None:
-        """A sensor's check came back false: the next one is due at `at`."""
+    def check_again(self, task_run_id: int, at: float, *, error: str | None = None) -> None:
+        """A sensor's check came back false: the next one is due at `at`. With `error` (a
+        check that could not run, such as a SQL sensor's failed query) a
+        ``wait.check_failed`` event records it in the run's history."""
         ...
 
     def count_waiting(self) -> int:

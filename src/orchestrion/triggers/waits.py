@@ -17,16 +17,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from orchestrion.auth.ssrf import AllowList
+from orchestrion.brokers.endpoint import ConnectionResolver
 from orchestrion.clock import Clock
 from orchestrion.errors import NotFound
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.spec.waits import ApprovalAction, WaitAction
+from orchestrion.store.reads import ReadStore
 from orchestrion.store.wait_records import WaitRecord, WaitResolution
 from orchestrion.store.waits import WaitStore
 from orchestrion.store.workflows import WorkflowStore
 from orchestrion.triggers.leases import DutyLease
 from orchestrion.triggers.maintenance import backoff
-from orchestrion.triggers.sensors import NOT_YET, SensorError, check_sensor
+from orchestrion.triggers.sensors import NOT_YET, CheckFailed, SensorError, SqlSource, check_sensor
 
 __all__ = ["WaitDuty", "WaitPass", "timeout_resolution"]
 
@@ -69,6 +71,8 @@ class WaitDuty:
         clock: Clock,
         *,
         allow: AllowList | None = None,
+        connections: ConnectionResolver | None = None,
+        reads: ReadStore | None = None,
         lease: DutyLease | None = None,
         every: float = 0.5,
         check_lease: float = 60.0,
@@ -78,12 +82,16 @@ class WaitDuty:
         self.workflows = workflows
         self.clock = clock
         self.allow = allow or AllowList()
+        #: How a SQL sensor opens its named connection, and reads its run's params; both
+        #: injected by the app layer, which owns the secrets (None: SQL sensors cannot run).
+        self.connections = connections
+        self.reads = reads
         self.lease = lease
         self.every = every
         #: A claimed check not finished by then is due again (its checker died).
         self.check_lease = check_lease
         self.threads = threads
-        self._specs: dict[tuple[str, str], WorkflowSpec] = {}
+        self._specs: dict[tuple[str, str], tuple[WorkflowSpec, str]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="waits", daemon=True)
 
@@ -142,10 +150,18 @@ class WaitDuty:
         if not isinstance(action, WaitAction):
             return False
         try:
-            result = check_sensor(action, allow=self.allow)
+            sql = self._sql_source(wait, action)
+        except NotFound:  # the run or its workflow was deleted meanwhile
+            return False
+        try:
+            result = check_sensor(action, allow=self.allow, sql=sql)
         except SensorError as exc:
             failed = WaitResolution(outcome="fail", event="wait.sensor", error=str(exc))
             return self.waits.resolve(wait.task_run_id, failed, now=self.clock.now())
+        except CheckFailed as exc:  # recorded, and checked again: see `sensors`
+            now = self.clock.now()
+            self.waits.check_again(wait.task_run_id, now + action.every, error=str(exc))
+            return False
         now = self.clock.now()
         if result is NOT_YET:
             self.waits.check_again(wait.task_run_id, now + action.every)
@@ -158,14 +174,27 @@ class WaitDuty:
         )
         return self.waits.resolve(wait.task_run_id, done, now=now)
 
-    def _action(self, wait: WaitRecord) -> ApprovalAction | WaitAction | None:
+    def _sql_source(self, wait: WaitRecord, action: WaitAction) -> SqlSource | None:
+        if action.sql is None or self.connections is None or self.reads is None:
+            return None
+        resolve = self.connections
+        namespace = self._workflow(wait)[1]
+        params = self.reads.get_run(wait.run_id).params
+        return SqlSource(connection=lambda name: resolve(namespace, name), params=params)
+
+    def _workflow(self, wait: WaitRecord) -> tuple[WorkflowSpec, str]:
+        """The spec and namespace of the wait's workflow version (`NotFound`)."""
         key = (wait.workflow, wait.version)
-        spec = self._specs.get(key)
-        if spec is None:
-            try:
-                spec = self.workflows.get_workflow(*key).spec
-            except NotFound:
-                return None
-            self._specs[key] = spec
+        found = self._specs.get(key)
+        if found is None:
+            record = self.workflows.get_workflow(*key)
+            found = self._specs[key] = (record.spec, record.namespace)
+        return found
+
+    def _action(self, wait: WaitRecord) -> ApprovalAction | WaitAction | None:
+        try:
+            spec = self._workflow(wait)[0]
+        except NotFound:
+            return None
         action = spec.task(wait.task).action
         return action if isinstance(action, ApprovalAction | WaitAction) else None

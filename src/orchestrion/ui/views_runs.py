@@ -45,6 +45,7 @@ KINDS = [
     "wait.signal",
     "wait.event",
     "wait.sensor",
+    "wait.check_failed",
     "wait.timeout",
     # Not tied to a run: followed by the summary pages (overview, workers, events, ...).
     "workflow.registered",

@@ -58,6 +58,7 @@ class PruneCountsBody(BaseModel):
     inbox: int
     audit: int
     cache: int = 0
+    waits: int = 0
 
 
 class PruneAnswer(BaseModel):

@@ -21,7 +21,7 @@ from typing import Any, Literal, TypedDict, Unpack
 from orchestrion.spec.model import Action, TriggerRule
 from orchestrion.spec.python.actions import _finish, _start
 from orchestrion.spec.python.build import Ref, TaskRef
-from orchestrion.spec.waits import ApprovalAction, HttpCondition, WaitAction
+from orchestrion.spec.waits import ApprovalAction, HttpCondition, SqlCondition, WaitAction
 
 __all__ = ["WaitOptions", "approval", "wait_for"]
 
@@ -66,13 +66,15 @@ def wait_for(
     filter: str | None = None,
     file: str | None = None,
     http: str | Mapping[str, Any] | None = None,
+    sql: Mapping[str, Any] | None = None,
     every: float | str = 30.0,
     timeout: float | str | None = None,
     on_timeout: Literal["fail", "succeed"] = "fail",
     **options: Unpack[WaitOptions],
 ) -> TaskRef:
     """A step that waits for a `signal` sent to the run, an `event` (matching `filter`), or
-    a sensor (`file` present, `http` condition) checked every `every`."""
+    a sensor (`file` present, `http` condition, `sql` query with ``connection``, ``query``
+    and ``params``) checked every `every`."""
     state, col = _start(name, "wait_for", options, _KEYS)
 
     def build() -> Action:
@@ -83,6 +85,7 @@ def wait_for(
             filter=filter,
             file=file,
             http=None if cond is None else HttpCondition.model_validate(cond),
+            sql=None if sql is None else SqlCondition.model_validate(sql),
             every=every,
             timeout=timeout,
             on_timeout=on_timeout,

@@ -2,7 +2,8 @@
 
 ``approval: {approvers: {role: editor}, timeout: 24h, on_timeout: reject, message: ...}``
 (``approval: {}`` lets any operator decide), and ``wait_for: {signal: NAME}``,
-``{event: TYPE, filter: EXPR}``, ``{file: PATH}`` or ``{http: URL or {url, status}}``,
+``{event: TYPE, filter: EXPR}``, ``{file: PATH}``, ``{http: URL or {url, status}}`` or
+``{sql: {connection, query, params, timeout}}``,
 each with optional ``every``, ``timeout`` and ``on_timeout``. The models
 (`orchestrion.spec.waits`) check the values.
 """
@@ -21,8 +22,9 @@ __all__ = ["APPROVAL_KEYS", "WAIT_KEYS", "approval_action", "wait_action"]
 
 APPROVAL_KEYS: Final = ("approvers", "timeout", "on_timeout", "message")
 WAIT_KEYS: Final = (
-    "signal", "event", "filter", "file", "http", "every", "timeout", "on_timeout",
+    "signal", "event", "filter", "file", "http", "sql", "every", "timeout", "on_timeout",
 )  # fmt: skip
+SQL_KEYS: Final = ("connection", "query", "params", "timeout")
 
 
 def approval_action(
@@ -49,6 +51,8 @@ def wait_action(
     check_keys(ctx, path, body, WAIT_KEYS, "the wait_for step")
     if isinstance(body.get("http"), str):
         body["http"] = {"url": body["http"]}
+    if "sql" in body:
+        _check_sql(ctx, (*path, "sql"), body["sql"])
     if isinstance(body.get("filter"), str):
         try:
             names = compile_expression(body["filter"]).names
@@ -60,3 +64,15 @@ def wait_action(
                 f"a filter reads only 'event' (its type and data), not {sorted(names)[0]!r}",
             )
     return {"kind": "wait", **body}
+
+
+def _check_sql(ctx: LoadContext, path: Path, raw: Any) -> None:
+    """A SQL sensor names its connection and a query given as text (never templated: its
+    values come from ``params``); an unknown connection is reported when it is checked."""
+    body = expect_mapping(ctx, path, raw, "'sql' ({connection: NAME, query: SELECT ...})")
+    check_keys(ctx, path, body, SQL_KEYS, "the sql sensor")
+    for key in ("connection", "query"):
+        if key not in body:
+            raise ctx.error(path, f"the sql sensor needs '{key}'")
+        if not isinstance(body[key], str) or not body[key].strip():
+            raise ctx.error((*path, key), f"the sql sensor's '{key}' must be a non-empty string")

@@ -295,7 +295,9 @@ class Advance(Guarded):
         self.after_run_finished(run["id"])
 
     def after_run_finished(self, run_id: str) -> None:
-        """Wake whatever waited on this run: a parent task, or a queued run of the workflow."""
+        """Wake whatever waited on this run: a parent task, or a queued run of the workflow.
+        Its own steps' wait rows go (their task runs were canceled with it)."""
+        self.tx.execute(Q.delete_waits_of_run, (run_id,))
         run = self.tx.execute(Q.finished_run, (run_id,)).fetchone()
         if run["parent_task_run_id"] is not None:
             parent = self.task_row(run["parent_task_run_id"])

@@ -1173,6 +1173,20 @@ DELETE FROM attempts WHERE run_id IN ({ids})
 -- a nominal time behind its cursor again, so the unique key is no longer needed.
 DELETE FROM fires WHERE run_id IN ({ids})
 
+-- name: delete_waits_of_run
+-- The run finished (canceled, failed, timed out): none of its steps waits any more. A
+-- wait with neither a deadline nor a check would otherwise linger until retention.
+DELETE FROM task_waits WHERE run_id = ?
+
+-- name: prune_waits_of
+-- Delete the wait rows of the given runs' steps (a finished run's are gone already, but a
+-- row left by a crash between resolve and delete would otherwise outlive its run).
+DELETE FROM task_waits WHERE run_id IN ({ids})
+
+-- name: prune_signals_of
+-- Delete the signals sent to the given runs, taken or not.
+DELETE FROM run_signals WHERE run_id IN ({ids})
+
 -- name: prune_task_runs_of
 -- Delete the task runs of the given runs (after their attempts: a foreign key).
 DELETE FROM task_runs WHERE run_id IN ({ids})

@@ -270,6 +270,8 @@ _DELETES = (
     ("attempts", Q.prune_attempts_of),
     ("fires", Q.prune_fires_of),
     ("cache", Q.prune_cache_of),
+    ("waits", Q.prune_waits_of),
+    ("waits", Q.prune_signals_of),
     ("task_runs", Q.prune_task_runs_of),
     ("runs", Q.prune_runs_of),
 )

@@ -140,8 +140,14 @@ class SqlWaits:
             self._db.transact(now, lambda adv: [adv.tx.execute(W.delete_wait, (i,)) for i in gone])
         return found
 
-    def check_again(self, task_run_id: int, at: float) -> None:
-        self._db.transact(at, lambda adv: adv.tx.execute(W.next_check, (at, task_run_id)))
+    def check_again(self, task_run_id: int, at: float, *, error: str | None = None) -> None:
+        def fn(adv: Advance) -> None:
+            if adv.tx.execute(W.next_check, (at, task_run_id)).rowcount == 1 and error:
+                run_id = adv.task_row(task_run_id)["run_id"]
+                data = {"error": error, "next_check": at}
+                adv.event(run_id, task_run_id, "wait.check_failed", data=data)
+
+        self._db.transact(at, fn)
 
     def count_waiting(self) -> int:
         return int(self._db.read(W.count_waiting)[0]["n"])
