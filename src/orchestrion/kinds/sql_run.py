@@ -35,7 +35,16 @@ from orchestrion.kinds.sql_options import SqlOptions, bind_names
 from orchestrion.spec.actions import SQL_KINDS
 from orchestrion.spec.kinds import KindConnection, KindContext
 
-__all__ = ["engine_url", "execute", "json_value"]
+__all__ = [
+    "Watch",
+    "driver_error",
+    "engine_url",
+    "execute",
+    "interrupter",
+    "json_value",
+    "server_timeout",
+    "statement_timeout",
+]
 
 #: The SQLAlchemy driver of each connection kind.
 _DRIVERS: Final = {"postgres": "postgresql+psycopg", "mysql": "mysql+pymysql", "sqlite": "sqlite"}
@@ -76,28 +85,28 @@ def execute(options: SqlOptions, ctx: KindContext) -> Any:
     if conn_info.kind == "sqlite":  # waiting for another writer's lock counts too
         connect_args = {"timeout": limit}
     engine = create_engine(engine_url(conn_info), poolclass=NullPool, connect_args=connect_args)
-    watch = _Watch(ctx.cancel_event, limit)
+    watch = Watch(ctx.cancel_event, limit)
     try:
         return _in_transaction(engine, conn_info.kind, options, ctx, watch, limit)
     except SQLAlchemyError as exc:
         if watch.fired == "cancel":  # before the timeout: a cancel looks like one
             raise CancelRequested() from None
-        if watch.fired == "timeout" or _server_timeout(exc):
+        if watch.fired == "timeout" or server_timeout(exc):
             raise TaskTimeout(
                 f"the statement ran past its {limit:g}s timeout and was rolled back"
             ) from None
-        raise TaskError(f"{_driver_error(exc)} (rolled back)") from None
+        raise TaskError(f"{driver_error(exc)} (rolled back)") from None
     finally:
         engine.dispose()
 
 
 def _in_transaction(
-    engine: Engine, kind: str, options: SqlOptions, ctx: KindContext, watch: _Watch, limit: float
+    engine: Engine, kind: str, options: SqlOptions, ctx: KindContext, watch: Watch, limit: float
 ) -> Any:
     with engine.connect() as conn:
-        watch.interrupt = _interrupter(engine, kind, conn)
+        watch.interrupt = interrupter(engine, kind, conn)
         with conn.begin() as trans:  # commits when the block ends, rolls back if it raises
-            _statement_timeout(conn, kind, limit)
+            statement_timeout(conn, kind, limit)
             ctx.log(f"sql: running on {options.connection} ({kind}), timeout {limit:g}s")
             started = time.monotonic()
             with watch:
@@ -117,7 +126,7 @@ def _in_transaction(
         return value
 
 
-def _statement_timeout(conn: Connection, kind: str, limit: float) -> None:
+def statement_timeout(conn: Connection, kind: str, limit: float) -> None:
     """The database's own statement timeout, where it has one (bound, never formatted)."""
     if kind == "postgres":
         conn.execute(
@@ -128,7 +137,7 @@ def _statement_timeout(conn: Connection, kind: str, limit: float) -> None:
         conn.execute(text("SET SESSION max_statement_time = :s"), {"s": limit})
 
 
-def _interrupter(engine: Engine, kind: str, conn: Connection) -> Any:
+def interrupter(engine: Engine, kind: str, conn: Connection) -> Any:
     """A function that stops `conn`'s running statement from another thread."""
     raw: Any = conn.connection.dbapi_connection
     if kind == "sqlite":
@@ -192,7 +201,7 @@ def _describe(value: Any, options: SqlOptions) -> str:
     return options.result
 
 
-def _server_timeout(exc: SQLAlchemyError) -> bool:
+def server_timeout(exc: SQLAlchemyError) -> bool:
     """Whether the database's own statement timeout ended the statement: PostgreSQL's
     query_canceled (57014), MariaDB's max_statement_time (1969)."""
     orig = getattr(exc, "orig", None)
@@ -202,7 +211,7 @@ def _server_timeout(exc: SQLAlchemyError) -> bool:
     return bool(args) and args[0] == 1969
 
 
-def _driver_error(exc: SQLAlchemyError) -> str:
+def driver_error(exc: SQLAlchemyError) -> str:
     """The database's own message, without SQLAlchemy's echo of the statement and its
     parameters (a value may be sensitive; the query is in the spec already)."""
     orig = getattr(exc, "orig", None)
@@ -211,7 +220,7 @@ def _driver_error(exc: SQLAlchemyError) -> str:
     return f"{kind}: {detail[0] if detail else 'database error'}"
 
 
-class _Watch:
+class Watch:
     """Interrupts the statement when the attempt is canceled or `limit` seconds pass; records
     which one (`fired`) so the error the statement then raises is reported as what it is."""
 
@@ -223,7 +232,7 @@ class _Watch:
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> _Watch:
+    def __enter__(self) -> Watch:
         self._thread = threading.Thread(target=self._watch, name="sql-watch", daemon=True)
         self._thread.start()
         return self

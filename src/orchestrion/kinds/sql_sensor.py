@@ -22,13 +22,13 @@ from sqlalchemy.pool import NullPool
 from orchestrion.errors import OrchestrionError
 from orchestrion.kinds.sql_options import bind_names
 from orchestrion.kinds.sql_run import (
-    _driver_error,
-    _interrupter,
-    _server_timeout,
-    _statement_timeout,
-    _Watch,
+    Watch,
+    driver_error,
     engine_url,
+    interrupter,
     json_value,
+    server_timeout,
+    statement_timeout,
 )
 from orchestrion.spec.actions import SQL_KINDS
 from orchestrion.spec.kinds import KindConnection
@@ -58,15 +58,15 @@ def first_row(
     engine = create_engine(engine_url(conn_info), poolclass=NullPool, connect_args=connect_args)
     used = set(bind_names(query))
     bound = {k: v for k, v in params.items() if k in used}
-    watch: _Watch | None = None
+    watch: Watch | None = None
     try:
         # The connection's implicit transaction is rolled back when it closes: a sensor
         # only reads, and the statement timeout is local to that transaction.
         with engine.connect() as conn:
-            _statement_timeout(conn, conn_info.kind, timeout)
+            statement_timeout(conn, conn_info.kind, timeout)
             # The same outside guard as a sql task's (SQLite has no statement timeout).
-            watch = _Watch(threading.Event(), timeout)
-            watch.interrupt = _interrupter(engine, conn_info.kind, conn)
+            watch = Watch(threading.Event(), timeout)
+            watch.interrupt = interrupter(engine, conn_info.kind, conn)
             with watch:
                 row = conn.execute(text(query), bound).first()
             if row is None:
@@ -74,8 +74,8 @@ def first_row(
             mapping = row._mapping
             return bool(row[0]), {str(k): json_value(v) for k, v in mapping.items()}
     except SQLAlchemyError as exc:
-        if (watch is not None and watch.fired == "timeout") or _server_timeout(exc):
+        if (watch is not None and watch.fired == "timeout") or server_timeout(exc):
             raise SqlCheckFailed(f"the query ran past its {timeout:g}s timeout") from None
-        raise SqlCheckFailed(_driver_error(exc)) from None
+        raise SqlCheckFailed(driver_error(exc)) from None
     finally:
         engine.dispose()
