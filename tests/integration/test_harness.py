@@ -125,3 +125,24 @@ def test_advancing_fires_schedules_and_times_runs_out(h: Harness) -> None:
     timed_out = h.result(fired[0].id)
     assert timed_out.state is RunState.FAILED
     assert len(timed_out.task("work").attempts) >= 2
+
+
+def test_a_cached_task_runs_once_across_runs_in_the_harness(tmp_path: Path) -> None:
+    """The harness's worker has the App's task cache, as `orchestrion run`'s has."""
+    count = tmp_path / "count"
+    (tmp_path / "cached.yaml").write_text(
+        textwrap.dedent(f"""\
+            name: cached
+            tasks:
+              slow:
+                cache: {{ttl: 1h}}
+                shell:
+                  script: 'echo ran >> "{count}"; echo 42'
+            """)
+    )
+    with Harness(database_url=database_url_for(tmp_path / "c.db")) as h:
+        h.load(tmp_path / "cached.yaml")
+        first = h.run("cached").assert_succeeded()
+        second = h.run("cached").assert_succeeded()
+    assert first.task("slow").result == second.task("slow").result == "42"
+    assert count.read_text().splitlines() == ["ran"]

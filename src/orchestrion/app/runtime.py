@@ -318,26 +318,8 @@ class Runtime(Facet):
         queues = tuple(sorted({t.queue for t in tasks} | {"default"}))
         settings = self._core.settings
         tracer = start_tracing("orchestrion")
-        worker = Worker(
-            self.store.runs,
-            self.store.workflows,
-            self.store.notifier,
-            self._core.code,
-            WorkerSettings(
-                queues=queues,
-                concurrency=concurrency or settings.concurrency or DEFAULT_CONCURRENCY,
-                lease_seconds=settings.lease_seconds,
-                heartbeat_every=settings.heartbeat_every,
-                http_allow=settings.http_allow,
-                containers=settings.containers,
-                labels=None,  # a local run runs all of its tasks, whatever they require
-                results=self._core.result_files(),
-            ),
-            self.clock,
-            secrets=self._secrets,
-            tracer=tracer,
-            connections=self._connections,
-            cache=self.store.cache,
+        worker = self._local_worker(
+            queues, concurrency or settings.concurrency or DEFAULT_CONCURRENCY, tracer
         )
         housekeeping = Maintenance(self.store.runs, self.clock, every=1.0)
         spans = None if tracer is None else self.run_spans(f"run:{worker.id}", tracer)
@@ -382,8 +364,21 @@ class Runtime(Facet):
         """A started worker in this process that runs every task of `queues`, whatever it
         requires, on the App's clock; stopped when the block ends. Nothing sweeps beside
         it: whoever drives it moves time (`orchestrion.testing`)."""
+        worker = self._local_worker(queues, concurrency, None)
+        worker.start()
+        try:
+            yield worker
+        finally:
+            worker.stop(grace=5.0)
+
+    def _local_worker(
+        self, queues: tuple[str, ...], concurrency: int, tracer: Tracer | None
+    ) -> Worker:
+        """A worker in this process for `orchestrion run` and the test harness: every task
+        of `queues` whatever it requires (no labels), with the App's result store and task
+        cache, so a local run stores large results and reuses cached ones as workers do."""
         settings = self._core.settings
-        worker = Worker(
+        return Worker(
             self.store.runs,
             self.store.workflows,
             self.store.notifier,
@@ -396,16 +391,14 @@ class Runtime(Facet):
                 http_allow=settings.http_allow,
                 containers=settings.containers,
                 labels=None,
+                results=self._core.result_files(),
             ),
             self.clock,
             secrets=self._secrets,
+            tracer=tracer,
             connections=self._connections,
+            cache=self.store.cache,
         )
-        worker.start()
-        try:
-            yield worker
-        finally:
-            worker.stop(grace=5.0)
 
     def wake_workers(self) -> None:
         """Wake this process's idle workers to look for work at once (after the clock moved)."""
