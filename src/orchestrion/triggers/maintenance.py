@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from orchestrion.clock import Clock
 from orchestrion.store.runs import RunStore
@@ -97,3 +98,44 @@ def backoff(every: float, failures: int, most: float = 30.0) -> float:
     """The wait before the next pass: `every`, doubled per failure in a row, at most
     `most` (or `every` if that is longer)."""
     return min(every * (1 << min(failures, 16)), max(most, every))
+
+
+class PassLoop:
+    """Call `pass_once` every `every` seconds on a daemon thread, backing off after errors
+    (a duty's loop: logged, never ending the thread); `stop` frees `lease` once the thread
+    has ended, so another process takes the duty over at once."""
+
+    def __init__(
+        self,
+        name: str,
+        pass_once: Callable[[], object],
+        every: float,
+        lease: DutyLease | None = None,
+    ) -> None:
+        self._name = name
+        self._pass_once = pass_once
+        self._every = every
+        self._lease = lease
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the pass in progress (waiting at most 15 s) and free the lease."""
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout=15.0)
+        if self._lease is not None and not self._thread.is_alive():
+            self._lease.release()
+
+    def _loop(self) -> None:
+        failures = 0
+        while not self._stop.wait(backoff(self._every, failures)):
+            try:
+                self._pass_once()
+                failures = 0
+            except Exception:  # a daemon loop: log, back off, keep going
+                failures += 1
+                log.exception(f"{self._name}.pass_failed", extra={"failures": failures})

@@ -18,7 +18,6 @@ Each attempt is recorded (sent, retried with exponential back-off, or failed aft
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,7 +30,7 @@ from orchestrion.store.reads import ReadStore
 from orchestrion.store.triggers import TriggerStore
 from orchestrion.store.workflows import WorkflowStore
 from orchestrion.triggers.leases import DutyLease
-from orchestrion.triggers.maintenance import backoff
+from orchestrion.triggers.maintenance import PassLoop
 from orchestrion.triggers.notify_rules import drafts, fact_of_event, late_fact, late_fact_of_end
 from orchestrion.triggers.notify_send import Outbound, send
 from orchestrion.triggers.notify_system import consumer_facts, worker_facts
@@ -104,22 +103,17 @@ class Notifications:
         #: outbox's dedupe key is the real guard; this spares rewriting them each pass).
         self._seen: set[str] = set()
         self._marks: set[str] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="notifications", daemon=True)
+        self._loop = PassLoop("notifications", self.pass_once, every, lease)
 
     # ------------------------------------------------------------------ loop
 
     def start(self) -> None:
         """Pass every `every` seconds, on a daemon thread."""
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
         """Stop after the pass in progress (waiting at most 15 s) and free the lease."""
-        self._stop.set()
-        if self._thread.ident is not None:
-            self._thread.join(timeout=15.0)
-        if self.lease is not None and not self._thread.is_alive():
-            self.lease.release()
+        self._loop.stop()
 
     def pass_once(self, now: float | None = None) -> PassReport | None:
         """Collect and send once, if this process holds the duty; None if it does not."""
@@ -130,16 +124,6 @@ class Notifications:
         report.enqueued = self.collect(now)
         self.deliver(now, report)
         return report
-
-    def _loop(self) -> None:
-        failures = 0
-        while not self._stop.wait(backoff(self.every, failures)):
-            try:
-                self.pass_once()
-                failures = 0
-            except Exception:  # a daemon loop: log, back off, keep going
-                failures += 1
-                log.exception("notifications.pass_failed", extra={"failures": failures})
 
     # ------------------------------------------------------------------ collect
 

@@ -12,7 +12,6 @@ step once.
 from __future__ import annotations
 
 import logging
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -27,7 +26,7 @@ from orchestrion.store.wait_records import WaitRecord, WaitResolution
 from orchestrion.store.waits import WaitStore
 from orchestrion.store.workflows import WorkflowStore
 from orchestrion.triggers.leases import DutyLease
-from orchestrion.triggers.maintenance import backoff
+from orchestrion.triggers.maintenance import PassLoop
 from orchestrion.triggers.sensors import NOT_YET, CheckFailed, SensorError, SqlSource, check_sensor
 
 __all__ = ["WaitDuty", "WaitPass", "timeout_resolution"]
@@ -92,32 +91,17 @@ class WaitDuty:
         self.check_lease = check_lease
         self.threads = threads
         self._specs: dict[tuple[str, str], tuple[WorkflowSpec, str]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="waits", daemon=True)
+        self._loop = PassLoop("waits", self.pass_once, every, lease)
 
     # ------------------------------------------------------------------ loop
 
     def start(self) -> None:
         """Pass every `every` seconds, on a daemon thread."""
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        """Stop after the pass in progress and free the lease."""
-        self._stop.set()
-        if self._thread.ident is not None:
-            self._thread.join(timeout=15.0)
-        if self.lease is not None and not self._thread.is_alive():
-            self.lease.release()
-
-    def _loop(self) -> None:
-        failures = 0
-        while not self._stop.wait(backoff(self.every, failures)):
-            try:
-                self.pass_once()
-                failures = 0
-            except Exception:  # a daemon loop: log, back off, keep going
-                failures += 1
-                log.exception("waits.pass_failed", extra={"failures": failures})
+        """Stop after the pass in progress (waiting at most 15 s) and free the lease."""
+        self._loop.stop()
 
     # ------------------------------------------------------------------ one pass
 
