@@ -5,7 +5,6 @@ retry (faults injected into a real store: SQLite, or PostgreSQL with
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Sequence
@@ -39,8 +38,10 @@ def _opened(url: str, on_sqlite: type[SqliteRuns], on_postgres: type[PostgresRun
     store = open_store(url)
     db = store.backend
     if isinstance(db, PostgresDatabase):
-        return dataclasses.replace(store, runs=on_postgres(db))
-    return dataclasses.replace(store, runs=on_sqlite(cast(SqliteDatabase, db)))
+        store.runs = on_postgres(db)
+    else:
+        store.runs = on_sqlite(cast(SqliteDatabase, db))
+    return store
 
 
 class Flaky(_RunsBase):

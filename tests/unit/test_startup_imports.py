@@ -187,3 +187,22 @@ def test_run_and_validate_load_no_task_kind_unless_used(tmp_path: Path) -> None:
     """)
     # Loading a sql task reads its options model, never SQLAlchemy or the plugins.
     assert loaded_after(validate, KIND_STACK, cwd=tmp_path) == ["orchestrion.kinds"]
+
+
+def test_the_version_constant_is_the_package_version() -> None:
+    from importlib.metadata import version
+
+    from orchestrion.version import VERSION
+
+    assert version("orchestrion") == VERSION
+
+
+def test_version_reads_no_package_metadata() -> None:
+    code = textwrap.dedent("""
+        from orchestrion.cli.main import main
+        try:
+            main(["--version"])
+        except SystemExit as exc:
+            assert exc.code == 0, exc.code
+    """)
+    assert loaded_after(code, ("importlib.metadata",)) == []

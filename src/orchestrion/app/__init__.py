@@ -34,7 +34,6 @@ from orchestrion.app.schema import Schema
 from orchestrion.app.secrets import Secrets
 from orchestrion.app.settings import Settings
 from orchestrion.app.triggers import Triggers
-from orchestrion.app.waits import Waits
 from orchestrion.app.workflows import Workflows
 from orchestrion.clock import Clock
 from orchestrion.spec.loading import load_workflows, spec_from_data
@@ -45,6 +44,7 @@ if TYPE_CHECKING:
     from orchestrion.app.notifications import Notifications
     from orchestrion.app.outputs import Outputs
     from orchestrion.app.retention import Retention
+    from orchestrion.app.waits import Waits
 
 __all__ = ["Actor", "App", "Settings", "load_workflows", "spec_from_data"]
 
@@ -67,7 +67,6 @@ class App(Core):
         self.connections = Connections(self)
         self.reads = Reads(self)
         self.queues = Queues(self)
-        self.waits = Waits(self)
         self.schema = Schema(self)
         self.runtime = Runtime(
             self, secrets=self.secrets.resolve_secrets, connections=self.connections.endpoint
@@ -103,6 +102,13 @@ class App(Core):
         from orchestrion.app.assets import Assets
 
         return Assets(self)
+
+    @cached_property
+    def waits(self) -> Waits:
+        """Approvals, signals and the steps that wait without a worker."""
+        from orchestrion.app.waits import Waits
+
+        return Waits(self)
 
     @cached_property
     def retention(self) -> Retention:

@@ -134,7 +134,7 @@ class Runtime(Facet):
             executor=plan.executor,
             tracer=tracer,
             connections=self._connections,
-            cache=self.store.cache,
+            cache=lambda: self.store.cache,
         )
         # Workers take part in reaping under the maintenance duty's lease (the one
         # schedulers hold), so a killed worker's tasks are retried while only workers run.
@@ -397,7 +397,7 @@ class Runtime(Facet):
             secrets=self._secrets,
             tracer=tracer,
             connections=self._connections,
-            cache=self.store.cache,
+            cache=lambda: self.store.cache,
         )
 
     def wake_workers(self) -> None:

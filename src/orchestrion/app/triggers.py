@@ -15,7 +15,6 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from orchestrion.app.core import Facet
-from orchestrion.app.waits import Waits
 from orchestrion.store.records import BackfillRecord, ConsumerRecord, EventReceipt, Replay
 
 if TYPE_CHECKING:
@@ -85,6 +84,8 @@ class Triggers(Facet):
             )
             if not receipt.duplicate:
                 # The same intake resolves the steps waiting on this event (`wait_for: {event}`).
+                from orchestrion.app.waits import Waits
+
                 Waits(self._core).deliver_event(event_type, payload, namespaces=namespaces)
             return receipt
 

@@ -16,6 +16,8 @@ import importlib
 
 import click
 
+from orchestrion.version import VERSION
+
 __all__ = ["COMMANDS", "LazyGroup", "main"]
 
 # Command name -> the module defining it; the attribute is the name with "-" as "_".
@@ -101,7 +103,7 @@ class LazyGroup(click.Group):
     lazy=COMMANDS,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-@click.version_option(package_name="orchestrion")
+@click.version_option(version=VERSION, prog_name="orchestrion")
 def main() -> None:
     """Orchestrion: define, run and watch workflows."""
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import mimetypes
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -52,6 +51,8 @@ class AttemptOutputs:
             raise ArtifactError(f"an attempt may publish at most {MAX_ARTIFACTS} artifacts")
         if item.kind == "file":
             assert item.path is not None
+            import mimetypes  # only a published file needs its type guessed
+
             kind = mimetypes.guess_type(item.path.name)[0] or "application/octet-stream"
             ref = self.files.put_file(item.path, self.task_name, kind)
             self.items.append(ArtifactRecord(kind="file", title=item.title, ref=ref))

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrion.auth.secret_box import Secret
 from orchestrion.auth.ssrf import AllowList
@@ -31,7 +31,6 @@ from orchestrion.brokers.endpoint import ConnectionResolver, Endpoint
 from orchestrion.clock import Clock, SystemClock
 from orchestrion.errors import OrchestrionError, SecretError, StoreError
 from orchestrion.spec.model import TaskSpec, WorkflowSpec
-from orchestrion.store.cache import CacheStore
 from orchestrion.store.notifier import Notifier
 from orchestrion.store.records import Claim, Outcome, WorkerRecord
 from orchestrion.store.runs import RunStore
@@ -54,6 +53,9 @@ from orchestrion.worker.reporting import GroupReporter
 from orchestrion.worker.secrets import SecretResolver, masked_outcome, masked_sink, masker_for
 from orchestrion.worker.sizing import DEFAULT_CONCURRENCY
 from orchestrion.worker.tracing import AttemptTracing
+
+if TYPE_CHECKING:
+    from orchestrion.store.cache import CacheStore
 
 __all__ = ["Worker", "WorkerSettings"]
 
@@ -112,13 +114,14 @@ class Worker:
         executor: Executor | None = None,
         tracer: Tracer | None = None,
         connections: ConnectionResolver | None = None,
-        cache: CacheStore | None = None,
+        cache: Callable[[], CacheStore] | None = None,
     ) -> None:
         """The worker claims, heartbeats and reports through `runs`, reads the specs of the
         runs it executes from `workflows`, and waits for work on `notifier`. `executor` runs
         Python tasks' code (None: this worker's threads); whoever made it closes it, after
         `stop`. With a `tracer`, each attempt and each run an outcome ends is a span.
-        `cache`: where cached tasks look their results up (None: they always run)."""
+        `cache` makes, on a cached task's first use, the store where cached tasks look their
+        results up (None: they always run)."""
         self.runs = runs
         self.workflows = workflows
         self.notifier = notifier
@@ -458,7 +461,7 @@ class Worker:
             return run()  # what every uncached task pays: this one test
         from orchestrion.worker.caching import run_cached
 
-        return run_cached(self._cache, self.clock, claim, spec, task, ctx, self.code, run)
+        return run_cached(self._cache(), self.clock, claim, spec, task, ctx, self.code, run)
 
     def _traced_end(self, claim: Claim, outcome: Outcome | None) -> None:
         assert self._tracing is not None

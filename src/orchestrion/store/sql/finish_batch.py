@@ -14,8 +14,6 @@ from collections.abc import Collection, Mapping, Sequence
 from orchestrion.store.records import Outcome
 from orchestrion.store.sql import lifecycle
 from orchestrion.store.sql.advance import MAX_RESULT_BYTES, Advance, dumps
-from orchestrion.store.sql.assets import record_produced
-from orchestrion.store.sql.cache import record_cache
 
 __all__ = ["Successes", "apply_rest", "successes"]
 
@@ -58,6 +56,11 @@ def apply_rest(
         else:
             superseded.append(outcome.task_run_id)
     if any(o.cache is not None for o in outcomes):  # only a cached task's outcome has one
+        from orchestrion.store.sql.cache import record_cache  # imported by caching runs only
+
         record_cache(adv, outcomes, applied)
-    record_produced(adv, outcomes, moved if len(applied) == len(moved) else set(applied))
+    if any(o.assets for o in outcomes):
+        from orchestrion.store.sql.assets import record_produced
+
+        record_produced(adv, outcomes, moved if len(applied) == len(moved) else set(applied))
     return applied, superseded

@@ -21,8 +21,6 @@ from orchestrion.store.metric_records import TraceLineage
 from orchestrion.store.records import Claim, FinishResult, LogLine, Outcome, RunRecord, WorkerRecord
 from orchestrion.store.sql import lifecycle, marking, rerun
 from orchestrion.store.sql.advance import Advance
-from orchestrion.store.sql.assets import record_produced
-from orchestrion.store.sql.cache import record_cache
 from orchestrion.store.sql.claim import Claimed
 from orchestrion.store.sql.database import Database
 from orchestrion.store.sql.lifecycle import new_run_id
@@ -175,8 +173,13 @@ class SqlRuns(abc.ABC):
             else:
                 superseded.append(outcome.task_run_id)
         if any(o.cache is not None for o in outcomes):
+            from orchestrion.store.sql.cache import record_cache  # imported by caching runs only
+
             record_cache(adv, outcomes, applied)
-        record_produced(adv, outcomes, set(applied))
+        if any(o.assets for o in outcomes):
+            from orchestrion.store.sql.assets import record_produced
+
+            record_produced(adv, outcomes, set(applied))
         return applied, superseded
 
     def finish_and_claim(
