@@ -183,6 +183,11 @@ def test_api_plan_apply_is_authorised_and_audited(served: tuple[App, str], tmp_p
         assert rows[0]["commit_sha"] == "feedbeef"
         bad = http.post("/api/v1/projects/plan", json={"project": {"namespace": "prod"}})
         assert bad.status_code == 422 or bad.status_code == 400
+    with admin_client(app, base) as http:
+        versions = http.get("/api/v1/workflows/etl/versions").json()
+        assert versions[0]["commit"] == "feedbeef"
+        page = http.get("/projects")
+        assert page.status_code == 200 and "feedbeef" in page.text and "analytics" in page.text
     from orchestrion.store.records import AuditFilter
 
     actions = {a.action for a in app.accounts.list_audit(AuditFilter(limit=100))}
