@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from orchestrion.app.projects.diff import Change, diff
@@ -18,6 +20,7 @@ def test_diff_creates_updates_and_leaves_unmanaged_alone() -> None:
     assert [(c.action, c.key) for c in changes] == [("create", "a"), ("update", "b")]
     assert changes[1].fields() == ["limit"]
     assert changes[1].line() == "~ queue b (limit: 1 -> 3)"
+    assert changes[0].line() == "+ queue a (limit: 2)"
     assert unmanaged == [("queue", "c")]
 
 
@@ -70,3 +73,21 @@ roles: {alice: editor}
 def test_bad_declarations_are_named(data: dict[str, object], message: str) -> None:
     with pytest.raises(SpecError, match=message):
         project_from_data(data)
+
+
+def test_a_project_declared_in_python(tmp_path: Path) -> None:
+    from orchestrion.project import project_from_dict
+
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "a.yaml").write_text("name: a\ntasks:\n  t: {shell: [echo]}\n")
+    loaded = project_from_dict(
+        {"project": "p", "namespace": "team", "workflows": ["flows"]}, base=tmp_path
+    )
+    assert [(w.spec.name, w.spec.namespace) for w in loaded.workflows] == [("a", "team")]
+    (tmp_path / "flows" / "b.yaml").write_text(
+        "name: b\nnamespace: other\ntasks:\n  t: {shell: [echo]}\n"
+    )
+    with pytest.raises(SpecError, match="not the project's 'team'"):
+        project_from_dict(
+            {"project": "p", "namespace": "team", "workflows": ["flows"]}, base=tmp_path
+        )

@@ -63,6 +63,30 @@ def sync(
     )
 
 
+@sync.command("run")
+@click.argument("name", required=False)
+@db_option
+def run(name: str | None, db: str | None) -> None:
+    """Look at every configured source (or NAME) once now, as the scheduler's duty does:
+    a new commit is applied (or recorded as failed); a commit seen before is skipped."""
+    from orchestrion.app.projects.sync import sync_once
+
+    with opened(db) as app:
+        chosen = [app.projects.source(name)] if name else app.projects.sources()
+        for source in chosen:
+            result = sync_once(app, source)
+            if result is None:
+                click.echo(f"{source.name}: no new commit")
+                continue
+            s = result.summary
+            text = f"{source.name}: {result.commit_sha[:12]} {result.outcome}"
+            if result.error:
+                text += f": {result.error}"
+            else:
+                text += f" (+{s.get('create', 0)} ~{s.get('update', 0)} -{s.get('delete', 0)})"
+            click.echo(text)
+
+
 @sync.command("add")
 @click.argument("name")
 @click.option("--repo", required=True)

@@ -41,7 +41,10 @@ class Change:
     def line(self) -> str:
         """One line for people: ``~ workflow etl (version: 1a2b -> 3c4d)``."""
         text = f"{_SIGNS[self.action]} {self.kind} {self.key}"
-        if self.action == "update":
+        if self.action == "create":
+            shown = _brief(self.after)
+            text += f" ({shown})" if shown else ""
+        elif self.action == "update":
             if isinstance(self.before, Mapping) and isinstance(self.after, Mapping):
                 parts = [
                     f"{k}: {_short(self.before.get(k))} -> {_short(self.after.get(k))}"
@@ -130,6 +133,15 @@ def render(plan: Plan, *, lines: Sequence[str] = ()) -> str:
     else:
         out.append("no changes")
     return "\n".join(out)
+
+
+def _brief(value: Any) -> str:
+    """A created value in a few words: a scalar, or a mapping of one or two fields."""
+    if isinstance(value, Mapping):
+        if len(value) > 2:
+            return ""
+        return "; ".join(f"{k}: {_short(v)}" for k, v in value.items())
+    return _short(value)
 
 
 def _short(value: Any) -> str:
