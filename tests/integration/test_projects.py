@@ -188,6 +188,16 @@ def test_api_plan_apply_is_authorised_and_audited(served: tuple[App, str], tmp_p
         assert versions[0]["commit"] == "feedbeef"
         page = http.get("/projects")
         assert page.status_code == 200 and "feedbeef" in page.text and "analytics" in page.text
+    # The CLI's --server mode: the same bundle, plan's exit codes kept.
+    runner = CliRunner(env={"ORCHESTRION_TOKEN": admin})
+    (tmp_path / "flows" / "etl.yaml").write_text(FLOW.format(name="etl", text="changed"))
+    changed = runner.invoke(main, ["plan", "-f", str(path), "--server", base])
+    assert changed.exit_code == 2, changed.output
+    assert "~ workflow etl (version:" in changed.output
+    applied = runner.invoke(main, ["apply", "-f", str(path), "--server", base])
+    assert applied.exit_code == 0 and "applied" in applied.output
+    same = runner.invoke(main, ["plan", "-f", str(path), "--server", base])
+    assert same.exit_code == 0 and "no changes" in same.output
     from orchestrion.store.records import AuditFilter
 
     actions = {a.action for a in app.accounts.list_audit(AuditFilter(limit=100))}

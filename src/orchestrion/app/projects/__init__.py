@@ -15,7 +15,7 @@ from orchestrion.app.core import Facet
 from orchestrion.app.projects.apply import ApplyFailed, apply_plan, make_plan
 from orchestrion.app.projects.diff import Change, Plan, render
 from orchestrion.app.projects.kind import Kind
-from orchestrion.app.projects.kinds import KINDS
+from orchestrion.app.projects.kinds import CHECKS, KINDS
 from orchestrion.errors import NotFound, ParameterError
 from orchestrion.spec.fields import NAME_PATTERN
 from orchestrion.spec.project import LoadedProject
@@ -38,7 +38,7 @@ class Projects(Facet):
 
     def plan(self, project: LoadedProject, *, kinds: Sequence[Kind] = KINDS) -> Plan:
         """What applying `project` would change (nothing is written)."""
-        return make_plan(self._app, project, kinds)
+        return make_plan(self._app, project, kinds, CHECKS)
 
     def apply(
         self,
@@ -56,7 +56,7 @@ class Projects(Facet):
         who = actor or (self._core.actor.name if self._core.actor else "api")
         params = {"project": spec.project, "commit": commit}
         with self._core.audited("project.apply", f"namespace {spec.namespace}", params=params):
-            plan = make_plan(self._app, project, kinds)
+            plan = make_plan(self._app, project, kinds, CHECKS)
             try:
                 apply_plan(self._app, project, plan, kinds, after_each=after_each)
             except ApplyFailed as exc:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrion.app.projects.diff import Change, Plan, diff
 from orchestrion.app.projects.kind import Kind
+from orchestrion.app.projects.kinds import ProjectCheck
 from orchestrion.errors import OrchestrionError
 
 if TYPE_CHECKING:
@@ -50,10 +51,16 @@ class _Step:
     change: Change
 
 
-def make_plan(app: App, project: LoadedProject, kinds: Sequence[Kind]) -> Plan:
-    """Every change the project makes, after every kind checked its values (an
-    `OrchestrionError` names the first problem)."""
+def make_plan(
+    app: App,
+    project: LoadedProject,
+    kinds: Sequence[Kind],
+    checks: Sequence[ProjectCheck] = (),
+) -> Plan:
+    """Every change the project makes, after the whole-project `checks` and every kind
+    checked its values (an `OrchestrionError` names the first problem)."""
     spec = project.spec
+    warnings = [note for check in checks for note in check(app, project)]
     changes: list[Change] = []
     deletes: list[Change] = []
     unmanaged: list[tuple[str, str]] = []
@@ -66,9 +73,9 @@ def make_plan(app: App, project: LoadedProject, kinds: Sequence[Kind]) -> Plan:
         deletes[:0] = [c for c in found if c.action == "delete"]  # reverse kind order
         if kind.reports_unmanaged:
             unmanaged += loose
-    notes: tuple[str, ...] = ()
+    notes = tuple(warnings)
     if spec.policies:
-        notes = ("policies are declared but admission policies are not installed: not applied",)
+        notes += ("policies are declared but admission policies are not installed: not applied",)
     return Plan(spec.project, spec.namespace, tuple(changes + deletes), tuple(unmanaged), notes)
 
 
