@@ -114,6 +114,44 @@ def test_fast_forward_bad_commit_and_force_push(app: App, tmp_path: Path) -> Non
     assert applies[0].commit_sha == rewritten and applies[0].actor == "sync:main"
 
 
+PY_FLOW = """\
+from orchestrion.spec.python import task, workflow
+
+import sys
+sys.modules["orchestrion_sync_marker"] = sys  # loading this file in-process would leave it
+
+
+@task
+def hello(text: str) -> str:
+    return text
+
+
+@workflow
+def py_flow(text: str = "{text}"):
+    hello(text)
+"""
+
+
+def test_python_workflows_load_in_a_child_process(app: App, tmp_path: Path) -> None:
+    import sys
+
+    origin = Remote(tmp_path)
+    (origin.work / "deploy" / "flows").mkdir(parents=True)
+    (origin.work / "deploy" / "flows" / "py_flow.py").write_text(PY_FLOW.format(text="a"))
+    first = origin.commit(FLOW.format(text="one"), "with python")
+    app.projects.put_source(
+        "main", repo=origin.bare.as_uri(), branch="main", project_path="deploy/project.yaml"
+    )
+    source = app.projects.source("main")
+    result = sync_once(app, source, cache=tmp_path / "cache")
+    assert result is not None and (result.commit_sha, result.outcome) == (first, "applied")
+    record = app.workflows.workflow_record("py_flow")
+    assert record.namespace == "prod" and record.spec.code is not None
+    assert record.source == f"git:main@{first[:12]}"
+    assert "orchestrion_sync_marker" not in sys.modules  # imported by the child only
+    app.workflows.code(record.spec.code)  # the code is stored with the version
+
+
 def test_a_secret_reaches_git_through_askpass_only(
     app: App, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -53,7 +53,10 @@ class Workflows(Facet):
         check their choice and parameters before anything is written). Each becomes the
         current version, except, with `keep_current`, one registered before: a process
         re-reading its workflow folder at start does not undo a rollback."""
-        where = str(Path(source).resolve())
+        # A file's absolute path; a source that is no file (``git:<source>@<commit>``, a
+        # request) as given.
+        path = Path(source)
+        where = str(path.resolve()) if path.exists() else str(source)
         for item in loaded:
             spec = item.spec
             if item.code is not None:

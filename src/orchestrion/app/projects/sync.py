@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 
 from orchestrion.app.projects.git import Repo
 from orchestrion.errors import OrchestrionError
-from orchestrion.spec.project import load_project, parse_project
+from orchestrion.spec.project import parse_project
+from orchestrion.spec.project_export import read_project_isolated
 from orchestrion.store.project_records import SyncResult, SyncSource
 from orchestrion.triggers.leases import DutyLease
 from orchestrion.triggers.maintenance import PassLoop
@@ -74,10 +75,8 @@ def sync_once(
             file = Path(tmp) / source.project_path
             with _suppressed():
                 namespace = parse_project(file.read_bytes(), source=source.project_path).namespace
-            project = load_project(file)
-            project = type(project)(
-                project.spec, project.workflows, f"git:{source.name}@{commit[:12]}"
-            )
+            # In a child process: the scheduler never imports workflow code.
+            project = read_project_isolated(file, source=f"git:{source.name}@{commit[:12]}")
             done = app.projects.apply(project, actor=f"sync:{source.name}", commit=commit)
         except (OrchestrionError, OSError) as exc:
             error = _relative(str(exc), tmp)
