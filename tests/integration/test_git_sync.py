@@ -194,6 +194,45 @@ def test_a_secret_reaches_git_through_askpass_only(
     assert not any(TOKEN in text for text in shown)
 
 
+def test_a_tag_with_an_ssh_key_under_the_duty_lease(app: App, tmp_path: Path) -> None:
+    origin = Remote(tmp_path)
+    tagged = origin.commit(FLOW.format(text="one"), "release")
+    git(origin.work, "tag", "v1")
+    git(origin.work, "push", "-q", "origin", "v1")
+    origin.commit(FLOW.format(text="two"), "after the tag")
+    record = tmp_path / "ssh.txt"
+    fake = tmp_path / "fake-git"
+    # Records the key file GIT_SSH_COMMAND names (git would hand it to ssh), then runs git.
+    fake.write_text(
+        "#!/bin/sh\n"
+        'key=$(printf "%s" "$GIT_SSH_COMMAND" | sed -n "s/^ssh -i \\([^ ]*\\) .*/\\1/p")\n'
+        f'if [ -n "$key" ]; then stat -c %a "$key" >> {record}; cat "$key" >> {record}; fi\n'
+        'exec git "$@"\n'
+    )
+    fake.chmod(0o755)
+    key = (
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nc2VudGluZWwta2V5LTQ0\n"
+        "-----END OPENSSH PRIVATE KEY-----"
+    )
+    app.secrets.set_secret("ops", "deploy_key", key)
+    app.projects.put_source(
+        "release",
+        repo=origin.bare.as_uri(),
+        tag="v1",
+        project_path="deploy/project.yaml",
+        secret="ops/deploy_key",
+    )
+    duty = app.runtime.sync_duty("holder-1")
+    duty.git, duty.cache = str(fake), tmp_path / "cache"
+    [result] = duty.pass_once() or []
+    assert (result.commit_sha, result.outcome) == (tagged, "applied")
+    seen = record.read_text()
+    assert seen.startswith("600\n") and "c2VudGluZWwta2V5LTQ0" in seen
+    other = app.runtime.sync_duty("holder-2")
+    assert other.pass_once() is None  # the first holder has the lease
+    duty.stop()
+
+
 @pytest.mark.sqlite_only(reason="argument checks: no database dialect involved")
 def test_sources_refuse_credentials_in_urls(app: App) -> None:
     from orchestrion.errors import ParameterError

@@ -186,8 +186,15 @@ def test_api_plan_apply_is_authorised_and_audited(served: tuple[App, str], tmp_p
     with admin_client(app, base) as http:
         versions = http.get("/api/v1/workflows/etl/versions").json()
         assert versions[0]["commit"] == "feedbeef"
+        from orchestrion.store.project_records import SyncResult
+
+        hostile = SyncResult(source="s", commit_sha="ab" * 20, outcome="failed", error="<b>x</b>")
+        app.store.projects.record_sync(hostile, now=1.0)
         page = http.get("/projects")
         assert page.status_code == 200 and "feedbeef" in page.text and "analytics" in page.text
+        assert "&lt;b&gt;x&lt;/b&gt;" in page.text and "<b>x</b>" not in page.text
+        status = http.get("/api/v1/sync/status").json()
+        assert status[0]["error"] == "<b>x</b>"
     # The CLI's --server mode: the same bundle, plan's exit codes kept.
     runner = CliRunner(env={"ORCHESTRION_TOKEN": admin})
     (tmp_path / "flows" / "etl.yaml").write_text(FLOW.format(name="etl", text="changed"))
