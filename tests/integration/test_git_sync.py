@@ -132,6 +132,25 @@ def py_flow(text: str = "{text}"):
 """
 
 
+def test_the_one_pass_command(app: App, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from orchestrion.cli.main import main
+
+    origin = Remote(tmp_path)
+    commit = origin.commit(FLOW.format(text="one"), "first")
+    runner = CliRunner(env={"ORCHESTRION_SYNC_CACHE": str(tmp_path / "cache")})
+    args = ["sync", "--repo", origin.bare.as_uri(), "--branch", "main"]
+    args += ["--project", "deploy/project.yaml", "--db", app.settings.database_url]
+    done = runner.invoke(main, args)
+    assert done.exit_code == 0, done.output
+    assert f"{commit[:12]} applied" in done.output
+    status = runner.invoke(
+        main, ["sync", "status", "-o", "json", "--db", app.settings.database_url]
+    )
+    assert commit in status.output
+
+
 def test_python_workflows_load_in_a_child_process(app: App, tmp_path: Path) -> None:
     import sys
 

@@ -205,7 +205,17 @@ def test_api_plan_apply_is_authorised_and_audited(served: tuple[App, str], tmp_p
     assert applied.exit_code == 0 and "applied" in applied.output
     same = runner.invoke(main, ["plan", "-f", str(path), "--server", base])
     assert same.exit_code == 0 and "no changes" in same.output
+    # Sync sources over the API: kept, listed (the secret by name), removed.
+    add = ["sync", "add", "main", "--repo", "https://git.example/r.git", "--branch", "main"]
+    added = runner.invoke(
+        main, [*add, "--project", "p.yaml", "--secret", "prod/t", "--server", base]
+    )
+    assert added.exit_code == 0, added.output
+    listed = runner.invoke(main, ["sync", "list", "-o", "json", "--server", base])
+    assert '"secret": "prod/t"' in listed.output
+    gone = runner.invoke(main, ["sync", "remove", "main", "--server", base])
+    assert gone.exit_code == 0 and app.projects.sources() == []
     from orchestrion.store.records import AuditFilter
 
     actions = {a.action for a in app.accounts.list_audit(AuditFilter(limit=100))}
-    assert {"project.plan", "project.apply"} <= actions
+    assert {"project.plan", "project.apply", "sync.source.put", "sync.source.delete"} <= actions

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orchestrion.app.core import Facet
 from orchestrion.app.projects.apply import ApplyFailed, apply_plan, make_plan
@@ -20,6 +20,9 @@ from orchestrion.errors import NotFound, ParameterError
 from orchestrion.spec.fields import NAME_PATTERN
 from orchestrion.spec.project import LoadedProject
 from orchestrion.store.project_records import ProjectApply, SyncResult, SyncSource
+
+if TYPE_CHECKING:
+    from orchestrion.app import App
 
 __all__ = ["ApplyFailed", "ApplyResult", "Change", "Plan", "Projects", "render"]
 
@@ -134,8 +137,9 @@ class Projects(Facet):
     # ------------------------------------------------------------------ helpers
 
     @property
-    def _app(self) -> Any:
-        return self._core
+    def _app(self) -> App:
+        # The Core every facet holds is the App itself: kinds call its other facets.
+        return cast("App", self._core)
 
     def _record(
         self,

@@ -15,6 +15,7 @@ under its lease, on the scheduler's `PassLoop`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -73,7 +74,7 @@ def sync_once(
         try:
             repo.extract(commit, Path(tmp))
             file = Path(tmp) / source.project_path
-            with _suppressed():
+            with contextlib.suppress(OrchestrionError, OSError):  # the load reports it
                 namespace = parse_project(file.read_bytes(), source=source.project_path).namespace
             # In a child process: the scheduler never imports workflow code.
             project = read_project_isolated(file, source=f"git:{source.name}@{commit[:12]}")
@@ -101,16 +102,6 @@ def sync_once(
         error=result.error,
         summary=result.summary,
     )
-
-
-class _suppressed:
-    """Ignore an error of the namespace pre-read: the full load reports it."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return exc[0] is not None and issubclass(exc[0], (OrchestrionError, OSError))  # type: ignore[arg-type]
 
 
 def _relative(text: str, tmp: str) -> str:
