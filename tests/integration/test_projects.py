@@ -135,6 +135,18 @@ def test_a_failure_mid_apply_leaves_the_previous_state(app: App, tmp_path: Path)
     assert app.projects.applies("prod")[0].outcome == "failed"
 
 
+def test_one_apply_per_namespace_at_a_time(app: App, tmp_path: Path) -> None:
+    from orchestrion.errors import IllegalTransition
+
+    loaded = load_project(write_project(tmp_path))
+    held = app.store.triggers.acquire_lease("project.prod", "other", ttl=60, now=app.clock.now())
+    assert held is not None
+    with pytest.raises(IllegalTransition, match="in progress"):
+        app.projects.apply(loaded)
+    app.store.triggers.release_lease("project.prod", "other", held)
+    assert app.projects.apply(loaded).outcome == "applied"
+
+
 def test_cli_plan_exit_codes_and_apply(app: App, tmp_path: Path) -> None:
     path = write_project(tmp_path)
     db = app.settings.database_url

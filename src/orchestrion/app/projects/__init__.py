@@ -6,8 +6,10 @@ See `orchestrion.app.projects.apply` for how an apply leaves nothing half-applie
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable, Sequence
+import secrets
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -16,7 +18,7 @@ from orchestrion.app.projects.apply import ApplyFailed, apply_plan, make_plan
 from orchestrion.app.projects.diff import Change, Plan, render
 from orchestrion.app.projects.kind import Kind
 from orchestrion.app.projects.kinds import CHECKS, KINDS
-from orchestrion.errors import NotFound, ParameterError
+from orchestrion.errors import IllegalTransition, NotFound, ParameterError
 from orchestrion.spec.fields import NAME_PATTERN
 from orchestrion.spec.project import LoadedProject
 from orchestrion.store.project_records import ProjectApply, SyncResult, SyncSource
@@ -25,6 +27,11 @@ if TYPE_CHECKING:
     from orchestrion.app import App
 
 __all__ = ["ApplyFailed", "ApplyResult", "Change", "Plan", "Projects", "render"]
+
+
+#: How long an apply may hold its namespace before another may take it over (a process
+#: that died mid-apply).
+_APPLY_TTL = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +65,10 @@ class Projects(Facet):
         spec = project.spec
         who = actor or (self._core.actor.name if self._core.actor else "api")
         params = {"project": spec.project, "commit": commit}
-        with self._core.audited("project.apply", f"namespace {spec.namespace}", params=params):
+        with (
+            self._core.audited("project.apply", f"namespace {spec.namespace}", params=params),
+            self._applying(spec.namespace),
+        ):
             plan = make_plan(self._app, project, kinds, CHECKS)
             try:
                 apply_plan(self._app, project, plan, kinds, after_each=after_each)
@@ -135,6 +145,22 @@ class Projects(Facet):
         return self.store.projects.sync_results(source, limit=limit)
 
     # ------------------------------------------------------------------ helpers
+
+    @contextlib.contextmanager
+    def _applying(self, namespace: str) -> Iterator[None]:
+        """One apply per namespace at a time (a lease row; an apply that dies frees it
+        when it expires): two interleaved applies could each undo the other's changes."""
+        name, holder = f"project.{namespace}", secrets.token_hex(8)
+        triggers = self.store.triggers
+        epoch = triggers.acquire_lease(name, holder, ttl=_APPLY_TTL, now=self.clock.now())
+        if epoch is None:
+            raise IllegalTransition(
+                f"another apply of namespace {namespace!r} is in progress; try again when it ends"
+            )
+        try:
+            yield
+        finally:
+            triggers.release_lease(name, holder, epoch)
 
     @property
     def _app(self) -> App:
