@@ -44,6 +44,7 @@ ADMIN = EDITOR | {
     "audit.read",
     "users.manage",
     "settings.manage",
+    "project.apply",
 }
 MAY = {"viewer": VIEWER, "operator": OPERATOR, "editor": EDITOR, "admin": ADMIN}
 #: Objects outside any namespace: only a binding on "*" counts.

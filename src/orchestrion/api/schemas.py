@@ -93,6 +93,8 @@ class Workflow(_Out):
     current: bool = False
     created_at: float
     spec: dict[str, Any] | None = None
+    #: The Git commit this version was first deployed from (a project's sync or apply).
+    commit: str | None = None
 
     @classmethod
     def of(

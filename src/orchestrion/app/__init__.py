@@ -14,6 +14,7 @@ the store (`Core`); what it does is grouped in sub-facades, one attribute each:
 - `waits`: approvals, signals and the other steps that wait without a worker;
 - `retention`: retention policies, keep marks on runs, pruning;
 - `assets`: data assets' catalogue, history, lineage, materialize;
+- `projects`: declarative projects (plan, apply) and Git sync sources;
 - `accounts`: users, tokens, sessions, the audit log;
 - `schema`: the database's migrations;
 - `runtime`: the builder of workers, schedulers and the housekeeping loop.
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from orchestrion.app.cache import Cache
     from orchestrion.app.notifications import Notifications
     from orchestrion.app.outputs import Outputs
+    from orchestrion.app.projects import Projects
     from orchestrion.app.retention import Retention
     from orchestrion.app.waits import Waits
 
@@ -81,6 +83,13 @@ class App(Core):
         from orchestrion.app.notifications import Notifications
 
         return Notifications(self)
+
+    @cached_property
+    def projects(self) -> Projects:
+        """Declarative projects (plan, apply, history) and Git sync sources."""
+        from orchestrion.app.projects import Projects
+
+        return Projects(self)
 
     @cached_property
     def outputs(self) -> Outputs:

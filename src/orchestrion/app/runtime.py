@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orchestrion.app.core import Core, Facet
 from orchestrion.app.settings import Settings
@@ -34,6 +34,8 @@ from orchestrion.worker.secrets import HIDDEN_ENV, SecretResolver
 from orchestrion.worker.sizing import DEFAULT_CONCURRENCY, default_concurrency
 
 if TYPE_CHECKING:
+    from orchestrion.app import App
+    from orchestrion.app.projects.sync import SyncDuty
     from orchestrion.triggers.notifications import Notifications
     from orchestrion.triggers.openlineage import LineageEmitter
     from orchestrion.triggers.scheduler import Scheduler
@@ -237,11 +239,22 @@ class Runtime(Facet):
         scheduler = self.scheduler(lease_ttl=self._core.settings.lease_seconds)
         scheduler.notifications = self.notifications(scheduler.holder_id)
         scheduler.waits = self.wait_duty(scheduler.holder_id)
+        scheduler.sync = self.sync_duty(scheduler.holder_id)
         scheduler.lineage = self.lineage()
         tracer = start_tracing("orchestrion")
         if tracer is not None:  # runs canceled or timed out here get their spans too
             scheduler.traces = self.run_spans(scheduler.holder_id, tracer, close_tracer=True)
         return scheduler
+
+    def sync_duty(self, holder_id: str) -> SyncDuty:
+        """The ``sync`` duty under its lease: each configured Git source's new commits,
+        validated and applied (`orchestrion.app.projects.sync`)."""
+        from orchestrion.app.projects.sync import SyncDuty
+
+        settings = self._core.settings
+        lease = DutyLease(self.store.triggers, "sync", holder_id, settings.lease_seconds)
+        app = cast("App", self._core)  # the Core is the App: projects are its facet
+        return SyncDuty(app, lease=lease)
 
     def wait_duty(self, holder_id: str | None, **options: Any) -> WaitDuty:
         """The ``waits`` duty (timeouts and sensor checks of waiting steps), under its lease

@@ -25,6 +25,8 @@ class Version:
 
     record: WorkflowRecord
     current: bool
+    #: The Git commit the version was first deployed from (sync or ``apply --commit``).
+    commit: str | None = None
 
 
 class Workflows(Facet):
@@ -51,7 +53,10 @@ class Workflows(Facet):
         check their choice and parameters before anything is written). Each becomes the
         current version, except, with `keep_current`, one registered before: a process
         re-reading its workflow folder at start does not undo a rollback."""
-        where = str(Path(source).resolve())
+        # A file's absolute path; a source that is no file (``git:<source>@<commit>``, a
+        # request) as given.
+        path = Path(source)
+        where = str(path.resolve()) if path.exists() else str(source)
         for item in loaded:
             spec = item.spec
             if item.code is not None:
@@ -115,11 +120,12 @@ class Workflows(Facet):
         return self.store.workflows.list_versions(name)
 
     def versions(self, name: str) -> list[Version]:
-        """Every version of one workflow, newest registered first, the current one marked
-        (`NotFound` for an unknown workflow)."""
+        """Every version of one workflow, newest registered first, the current one marked,
+        with the commit each came from (`NotFound` for an unknown workflow)."""
         records = self.store.workflows.list_versions(name)
         current = self.store.workflows.get_workflow(name).version
-        return [Version(r, r.version == current) for r in records]
+        commits = self.store.projects.commits_of(name)
+        return [Version(r, r.version == current, commits.get(r.version)) for r in records]
 
     def set_version(self, name: str, version: str) -> WorkflowRecord:
         """Make a registered version current (a rollback, or a roll forward again): what

@@ -128,6 +128,8 @@ class Action(enum.Enum):
     READ_AUDIT = "audit.read"
     MANAGE_USERS = "users.manage"
     SETTINGS = "settings.manage"
+    #: Plan or apply a declarative project (issue 19) on a namespace.
+    APPLY_PROJECT = "project.apply"
 
 
 #: The lowest role that may do each action.
@@ -155,6 +157,7 @@ REQUIRED_ROLE: Final[Mapping[Action, Role]] = MappingProxyType(
         Action.READ_AUDIT: Role.ADMIN,
         Action.MANAGE_USERS: Role.ADMIN,
         Action.SETTINGS: Role.ADMIN,
+        Action.APPLY_PROJECT: Role.ADMIN,
     }
 )
 

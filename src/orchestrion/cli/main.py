@@ -22,6 +22,7 @@ __all__ = ["COMMANDS", "LazyGroup", "main"]
 
 # Command name -> the module defining it; the attribute is the name with "-" as "_".
 COMMANDS: dict[str, str] = {
+    "apply": "projects_cmd",
     "approve": "waits_cmd",
     "assets": "assets_cmd",
     "audit": "accounts_cmd",
@@ -37,6 +38,8 @@ COMMANDS: dict[str, str] = {
     "kinds": "kinds_cmd",
     "logs": "runs_cmd",
     "notifications": "notifications_cmd",
+    "plan": "projects_cmd",
+    "projects": "projects_cmd",
     "queues": "queues_cmd",
     "reject": "waits_cmd",
     "rerun": "run_cmd",
@@ -50,6 +53,7 @@ COMMANDS: dict[str, str] = {
     "secrets": "secrets_cmd",
     "server": "services",
     "signal": "waits_cmd",
+    "sync": "sync_cmd",
     "tasks": "ops_cmd",
     "tokens": "accounts_cmd",
     "trigger": "triggers_cmd",

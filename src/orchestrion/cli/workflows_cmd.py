@@ -65,7 +65,10 @@ class _Local:
         return self._view(self.app.workflows.workflow_record(name, version), full=True)
 
     def versions(self, name: str) -> list[View]:
-        return [self._view(v.record, current=v.current) for v in self.app.workflows.versions(name)]
+        return [
+            {**self._view(v.record, current=v.current), "commit": v.commit}
+            for v in self.app.workflows.versions(name)
+        ]
 
     def set_version(self, name: str, version: str) -> View:
         return self._view(self.app.workflows.set_version(name, version))
@@ -189,11 +192,16 @@ def versions(name: str, db: str | None, server: str | None, output: str) -> None
         _print_json(rows)
         return
     table = Table(box=None)
-    for column in ("VERSION", "CURRENT", "TASKS", "REGISTERED"):
+    for column in ("VERSION", "CURRENT", "TASKS", "REGISTERED", "COMMIT"):
         table.add_column(column)
     for r in rows:
+        commit = (r.get("commit") or "")[:12] or "-"
         table.add_row(
-            r["version"], "*" if r["current"] else "", str(r["tasks"]), when(r["created_at"])
+            r["version"],
+            "*" if r["current"] else "",
+            str(r["tasks"]),
+            when(r["created_at"]),
+            commit,
         )
     console.print(table)
 

@@ -155,6 +155,27 @@ class Client:
 
         return [self.deploy(item.spec, item.code) for item in load_workflows(path)]
 
+    def project(
+        self, path: str | Path, *, apply: bool = False, commit: str | None = None
+    ) -> dict[str, Any]:
+        """Plan (or, with `apply`, apply) a project file: its workflows are loaded here
+        and their code uploaded first, then the declaration and the specs are sent as one
+        bundle (the server cannot read this disk). The plan (and the outcome) as JSON."""
+        from orchestrion.spec.project import load_project
+
+        loaded = load_project(path)
+        for item in loaded.workflows:
+            if item.code is not None:
+                self.request("PUT", f"/api/v1/code/{item.code.digest}", json=item.code.to_wire())
+        body: dict[str, Any] = {
+            "project": loaded.spec.to_data(),
+            "workflows": [json.loads(w.spec.to_json()) for w in loaded.workflows],
+        }
+        if commit is not None:
+            body["commit"] = commit
+        verb = "apply" if apply else "plan"
+        return dict(self.request("POST", f"/api/v1/projects/{verb}", json=body))
+
     def set_current(self, name: str, version: str) -> dict[str, Any]:
         """Make `version` the current one (a rollback)."""
         path = f"/api/v1/workflows/{_seg(name)}/current"

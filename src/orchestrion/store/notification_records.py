@@ -31,6 +31,8 @@ NOTIFY_EVENTS = (
     # A run waits on an approval step (`wait.approval_pending` in the history).
     "approval.pending",
     "asset.stale",
+    # A Git sync found a commit that failed validation or apply (not applied).
+    "sync.failed",
 )
 #: An outbox row's states: waiting for (another) attempt, delivered, given up.
 DELIVERY_STATES = ("pending", "sent", "failed")

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from orchestrion.store.cache import CacheStore
     from orchestrion.store.connections import ConnectionStore
     from orchestrion.store.notifications import NotificationStore
+    from orchestrion.store.projects import ProjectStore
     from orchestrion.store.retention import RetentionStore
     from orchestrion.store.secrets import SecretStore
     from orchestrion.store.waits import WaitStore
@@ -84,6 +85,10 @@ class LaterRoles(Protocol):
 
     def assets(self) -> AssetStore:
         """Make the `assets` role."""
+        ...
+
+    def projects(self) -> ProjectStore:
+        """Make the `projects` role."""
         ...
 
 
@@ -155,6 +160,11 @@ class Stores:
     def assets(self) -> AssetStore:
         """Data assets: events, consumption, staleness."""
         return self._later.assets()
+
+    @cached_property
+    def projects(self) -> ProjectStore:
+        """Declarative projects: applies, commits of versions, Git sync sources."""
+        return self._later.projects()
 
     def close(self) -> None:
         """Release connections. The roles cannot be used afterwards."""

@@ -22,7 +22,7 @@ import os
 import socket
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from orchestrion.brokers.endpoint import ConnectionResolver
 from orchestrion.clock import Clock
@@ -47,7 +47,9 @@ from orchestrion.triggers.retention import RetentionDuty
 from orchestrion.triggers.traces import RunSpans
 from orchestrion.triggers.waits import WaitDuty
 
-__all__ = ["BACKFILL_PRIORITY", "DUTIES", "Scheduler", "TickReport", "backfill_params"]
+__all__ = [
+    "BACKFILL_PRIORITY", "DUTIES", "LoopDuty", "Scheduler", "TickReport", "backfill_params",
+]  # fmt: skip
 
 log = logging.getLogger("orchestrion.scheduler")
 
@@ -57,6 +59,18 @@ DUTIES = ("cron", "backfill", "run_triggers", "maintenance", "retention", "asset
 BACKFILL_PRIORITY = -100
 #: The event-history reader that the run-trigger duty keeps its position under.
 RUN_TRIGGER_CURSOR = "run_triggers"
+
+
+class LoopDuty(Protocol):
+    """A duty built above the scheduler (by `App.runtime`) on its own `PassLoop` thread."""
+
+    def start(self) -> None:
+        """Start passing, on a daemon thread."""
+        ...
+
+    def stop(self) -> None:
+        """Stop after the pass in progress and free the lease."""
+        ...
 
 
 @dataclass
@@ -135,6 +149,8 @@ class Scheduler:
         self.consumers: BrokerConsumers | None = None
         #: The waits duty (timeouts and sensors of waiting steps): its own thread and lease.
         self.waits: WaitDuty | None = None
+        #: The Git sync duty (`orchestrion.app.projects.sync`): its own thread and lease.
+        self.sync: LoopDuty | None = None
         self.retention: RetentionDuty | None = None
         self.assets = None if assets is None else AssetDuty(assets)
         #: The OpenLineage duty, when ``ORCHESTRION_OPENLINEAGE_URL`` is set.
@@ -194,6 +210,8 @@ class Scheduler:
             self.traces.start()
         if self.waits is not None:
             self.waits.start()
+        if self.sync is not None:
+            self.sync.start()
         try:
             while not stop.is_set():
                 try:
@@ -221,6 +239,8 @@ class Scheduler:
             self.traces.stop()
         if self.waits is not None:
             self.waits.stop()
+        if self.sync is not None:
+            self.sync.stop()
         for lease in self._leases.values():
             lease.release()
 

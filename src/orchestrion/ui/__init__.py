@@ -13,6 +13,7 @@ from orchestrion.ui import (
     views_assets,
     views_notifications,
     views_outputs,
+    views_projects,
     views_retention,
     views_runs,
     views_system,
@@ -31,6 +32,7 @@ for _module in (
     views_retention,
     views_system,
     views_notifications,
+    views_projects,
     views_assets,
     views_account,
 ):

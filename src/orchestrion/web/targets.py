@@ -171,6 +171,20 @@ async def deploy(request: Request, app: App, action: Action) -> list[Check]:
     return checks
 
 
+async def project(request: Request, app: App, action: Action) -> list[Check]:
+    """A project in the body: the action on its namespace, and server settings when it
+    declares queue limits (queues are cluster-wide)."""
+    data = (await _body(request)).get("project")
+    if not isinstance(data, dict) or not isinstance(data.get("namespace"), str):
+        raise ParameterError("the body needs a project with a namespace")
+    namespace = str(data["namespace"])
+    check_namespace(namespace, wildcard=False)
+    checks: list[Check] = [(action, Resource(namespace, "project"))]
+    if data.get("queues"):
+        checks.append((Action.SETTINGS, Resource(ALL_NAMESPACES, "account")))
+    return checks
+
+
 async def server_wide(request: Request, app: App, action: Action) -> list[Check]:
     """Objects outside any namespace (users, settings): a ``*`` binding is needed."""
     return [(action, Resource(ALL_NAMESPACES, "account"))]

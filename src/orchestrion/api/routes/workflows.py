@@ -58,7 +58,9 @@ def versions(request: Request, name: str) -> list[Workflow]:
     app = app_of(request)
     paused = name in app.workflows.paused_workflows()
     return [
-        Workflow.of(v.record, paused=paused, current=v.current)
+        Workflow.of(v.record, paused=paused, current=v.current).model_copy(
+            update={"commit": v.commit}
+        )
         for v in app.workflows.versions(name)
     ]
 

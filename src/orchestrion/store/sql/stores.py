@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from orchestrion.store.sql.cache import SqlCache
     from orchestrion.store.sql.connections import SqlConnections
     from orchestrion.store.sql.notifications import SqlNotifications
+    from orchestrion.store.sql.projects import SqlProjects
     from orchestrion.store.sql.retention import SqlRetention
     from orchestrion.store.sql.secrets import SqlSecrets
     from orchestrion.store.sql.waits import SqlWaits
@@ -102,3 +103,8 @@ class _SqlLaterRoles:
         from orchestrion.store.sql.assets import SqlAssets
 
         return SqlAssets(self._db)
+
+    def projects(self) -> SqlProjects:
+        from orchestrion.store.sql.projects import SqlProjects
+
+        return SqlProjects(self._db)

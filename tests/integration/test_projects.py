@@ -1,0 +1,233 @@
+"""Declarative projects (issue 19, part 2): plan, apply, drift, prune, undo on a failure
+part way, over a real database (SQLite, or PostgreSQL with ORCHESTRION_TEST_DATABASE)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from orchestrion.app import App
+from orchestrion.app.projects import ApplyFailed, Change
+from orchestrion.app.projects.kinds import KINDS
+from orchestrion.app.settings import Settings
+from orchestrion.auth.secret_box import KeyRing, MasterKey
+from orchestrion.cli.main import main
+from orchestrion.errors import NotFound
+from orchestrion.spec.project import load_project
+from tests.helpers import admin_client, database_url_for, serve_api
+
+KEY = MasterKey("k", os.urandom(32))
+
+FLOW = """\
+name: {name}
+tasks:
+  hello:
+    shell: [echo, {text}]
+"""
+
+PROJECT = """\
+project: analytics
+namespace: prod
+workflows: [flows/]
+schedules: {etl: paused}
+queues: {prod-q: {limit: 3}}
+connections: {warehouse: {kind: postgres, url: "postgresql://db.example/wh", secret: wh_password}}
+channels: {ops: {kind: webhook, url: "https://hooks.example/x"}}
+notifications: [{name: failures, on: [run.failed], channel: ops}]
+roles: {alice: editor}
+"""
+
+
+def write_project(root: Path, text: str = "one", project: str = PROJECT) -> Path:
+    (root / "flows").mkdir(parents=True, exist_ok=True)
+    (root / "flows" / "etl.yaml").write_text(FLOW.format(name="etl", text=text))
+    (root / "flows" / "report.yaml").write_text(FLOW.format(name="report", text="r"))
+    (root / "project.yaml").write_text(project)
+    return root / "project.yaml"
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[App]:
+    url = database_url_for(tmp_path / "p.db")
+    with App(Settings(database_url=url, key_ring=KeyRing([KEY]))).open() as app:
+        app.secrets.set_secret("prod", "wh_password", "s3cret-value")
+        app.accounts.create_user("alice", "pw-alice-123456", {"dev": "viewer"})
+        yield app
+
+
+def state(app: App) -> dict[str, object]:
+    """Every kind's current state in ``prod``."""
+    return {k.name: k.read_current(app, "prod") for k in KINDS}
+
+
+def test_plan_apply_is_idempotent_and_drift_is_put_back(app: App, tmp_path: Path) -> None:
+    loaded = load_project(write_project(tmp_path))
+    plan = app.projects.plan(loaded)
+    assert plan.summary() == {"create": 8, "update": 0, "delete": 0}
+    done = app.projects.apply(loaded, commit="abc1234")
+    assert done.outcome == "applied"
+    assert app.workflows.paused_workflows() == {"etl"}
+    assert dict(app.accounts.get_user("alice").bindings) == {"dev": "viewer", "prod": "editor"}
+    version = app.workflows.workflow_record("etl").version
+    assert app.projects.commits_of("etl") == {version: "abc1234"}
+    again = app.projects.apply(load_project(tmp_path / "project.yaml"))
+    assert again.outcome == "unchanged" and again.plan.changes == ()
+    # Drift: changed by hand, put back by the next apply.
+    app.queues.set_queue_limit("prod-q", 9)
+    app.workflows.set_paused("etl", False)
+    drift = app.projects.plan(loaded)
+    assert [c.line() for c in drift.changes] == [
+        "~ queue prod-q (limit: 9 -> 3)",
+        "~ schedule etl (active -> paused)",
+    ]
+    app.projects.apply(loaded)
+    assert app.projects.plan(loaded).changes == ()
+    history = app.projects.applies("prod")
+    assert [a.outcome for a in history] == ["applied", "unchanged", "applied"]
+    assert history[-1].commit_sha == "abc1234"
+
+
+def test_unmanaged_is_reported_and_prune_deletes(app: App, tmp_path: Path) -> None:
+    app.connections.put_connection("prod", "legacy", kind="redis", url="redis://127.0.0.1:6379/0")
+    loaded = load_project(write_project(tmp_path))
+    assert ("connection", "legacy") in app.projects.plan(loaded).unmanaged
+    app.projects.apply(loaded)
+    assert {c.name for c in app.connections.list_connections("prod")} == {"legacy", "warehouse"}
+    pruned = load_project(write_project(tmp_path, project=PROJECT + "prune: true\n"))
+    lines = [c.line() for c in app.projects.plan(pruned).changes]
+    assert lines == ["- connection legacy"]
+    app.projects.apply(pruned)
+    assert {c.name for c in app.connections.list_connections("prod")} == {"warehouse"}
+
+
+def test_a_reference_that_does_not_resolve_writes_nothing(app: App, tmp_path: Path) -> None:
+    bad = PROJECT.replace("secret: wh_password", "secret: missing")
+    loaded = load_project(write_project(tmp_path, project=bad))
+    with pytest.raises(NotFound, match="prod/missing"):
+        app.projects.apply(loaded)
+    assert app.workflows.list_workflows() == []
+    assert app.connections.list_connections("prod") == []
+
+
+def test_a_failure_mid_apply_leaves_the_previous_state(app: App, tmp_path: Path) -> None:
+    app.projects.apply(load_project(write_project(tmp_path)))
+    before = state(app)
+    changed = PROJECT.replace("limit: 3", "limit: 5").replace("alice: editor", "alice: admin")
+    changed = changed.replace("etl: paused", "etl: active")
+    (tmp_path / "flows" / "new.yaml").write_text(FLOW.format(name="brand_new", text="n"))
+    loaded = load_project(write_project(tmp_path, text="two", project=changed))
+    assert len(app.projects.plan(loaded).changes) == 5
+
+    def explode(change: Change) -> None:
+        if change.kind == "schedule":  # after queues, roles and workflows were changed
+            raise RuntimeError("injected failure")
+
+    with pytest.raises(ApplyFailed, match="injected failure") as caught:
+        app.projects.apply(loaded, after_each=explode)
+    assert caught.value.undo_errors == []
+    assert state(app) == before
+    with pytest.raises(NotFound):
+        app.workflows.workflow_record("brand_new")
+    assert app.projects.applies("prod")[0].outcome == "failed"
+
+
+def test_one_apply_per_namespace_at_a_time(app: App, tmp_path: Path) -> None:
+    from orchestrion.errors import IllegalTransition
+
+    loaded = load_project(write_project(tmp_path))
+    held = app.store.triggers.acquire_lease("project.prod", "other", ttl=60, now=app.clock.now())
+    assert held is not None
+    with pytest.raises(IllegalTransition, match="in progress"):
+        app.projects.apply(loaded)
+    app.store.triggers.release_lease("project.prod", "other", held)
+    assert app.projects.apply(loaded).outcome == "applied"
+
+
+def test_cli_plan_exit_codes_and_apply(app: App, tmp_path: Path) -> None:
+    path = write_project(tmp_path)
+    db = app.settings.database_url
+    runner = CliRunner()
+    first = runner.invoke(main, ["plan", "-f", str(path), "--db", db])
+    assert first.exit_code == 2, first.output
+    assert "+ workflow etl" in first.output
+    applied = runner.invoke(main, ["apply", "-f", str(path), "--db", db])
+    assert applied.exit_code == 0, applied.output
+    assert runner.invoke(main, ["plan", "-f", str(path), "--db", db]).exit_code == 0
+    broken = runner.invoke(main, ["plan", "-f", str(tmp_path / "nope.yaml"), "--db", db])
+    assert broken.exit_code == 1
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[App, str]]:
+    root = tmp_path_factory.mktemp("served")
+    url = database_url_for(root / "s.db")
+    with App(Settings(database_url=url, key_ring=KeyRing([KEY]))).open() as app:
+        app.secrets.set_secret("prod", "wh_password", "s3cret-value")
+        app.accounts.create_user("alice", "pw-alice-123456", {})
+        with serve_api(app) as base:
+            yield app, base
+
+
+def test_api_plan_apply_is_authorised_and_audited(served: tuple[App, str], tmp_path: Path) -> None:
+    app, base = served
+    path = write_project(tmp_path)
+    from orchestrion.client import Client
+
+    viewer, _ = app.accounts.create_token("viewer", {"prod": "viewer"}, expires="never")
+    with (
+        Client(base, viewer) as client,
+        pytest.raises(Exception, match=r"403|not allowed|Forbidden|role"),
+    ):
+        client.project(path)
+    admin, _ = app.accounts.create_token("root", {"*": "admin"}, expires="never")
+    with Client(base, admin) as client:
+        plan = client.project(path)
+        assert plan["summary"]["create"] == 8
+        done = client.project(path, apply=True, commit="feedbeef")
+        assert done["outcome"] == "applied"
+        assert client.project(path)["changes"] == []
+    with admin_client(app, base) as http:
+        rows = http.get("/api/v1/projects", params={"namespace": "prod"}).json()
+        assert rows[0]["commit_sha"] == "feedbeef"
+        bad = http.post("/api/v1/projects/plan", json={"project": {"namespace": "prod"}})
+        assert bad.status_code == 422 or bad.status_code == 400
+    with admin_client(app, base) as http:
+        versions = http.get("/api/v1/workflows/etl/versions").json()
+        assert versions[0]["commit"] == "feedbeef"
+        from orchestrion.store.project_records import SyncResult
+
+        hostile = SyncResult(source="s", commit_sha="ab" * 20, outcome="failed", error="<b>x</b>")
+        app.store.projects.record_sync(hostile, now=1.0)
+        page = http.get("/projects")
+        assert page.status_code == 200 and "feedbeef" in page.text and "analytics" in page.text
+        assert "&lt;b&gt;x&lt;/b&gt;" in page.text and "<b>x</b>" not in page.text
+        status = http.get("/api/v1/sync/status").json()
+        assert status[0]["error"] == "<b>x</b>"
+    # The CLI's --server mode: the same bundle, plan's exit codes kept.
+    runner = CliRunner(env={"ORCHESTRION_TOKEN": admin})
+    (tmp_path / "flows" / "etl.yaml").write_text(FLOW.format(name="etl", text="changed"))
+    changed = runner.invoke(main, ["plan", "-f", str(path), "--server", base])
+    assert changed.exit_code == 2, changed.output
+    assert "~ workflow etl (version:" in changed.output
+    applied = runner.invoke(main, ["apply", "-f", str(path), "--server", base])
+    assert applied.exit_code == 0 and "applied" in applied.output
+    same = runner.invoke(main, ["plan", "-f", str(path), "--server", base])
+    assert same.exit_code == 0 and "no changes" in same.output
+    # Sync sources over the API: kept, listed (the secret by name), removed.
+    add = ["sync", "add", "main", "--repo", "https://git.example/r.git", "--branch", "main"]
+    added = runner.invoke(
+        main, [*add, "--project", "p.yaml", "--secret", "prod/t", "--server", base]
+    )
+    assert added.exit_code == 0, added.output
+    listed = runner.invoke(main, ["sync", "list", "-o", "json", "--server", base])
+    assert '"secret": "prod/t"' in listed.output
+    gone = runner.invoke(main, ["sync", "remove", "main", "--server", base])
+    assert gone.exit_code == 0 and app.projects.sources() == []
+    from orchestrion.store.records import AuditFilter
+
+    actions = {a.action for a in app.accounts.list_audit(AuditFilter(limit=100))}
+    assert {"project.plan", "project.apply", "sync.source.put", "sync.source.delete"} <= actions
