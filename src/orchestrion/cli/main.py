@@ -50,6 +50,7 @@ COMMANDS: dict[str, str] = {
     "server": "services",
     "signal": "waits_cmd",
     "tasks": "ops_cmd",
+    "templates": "templates_cmd",
     "tokens": "accounts_cmd",
     "trigger": "triggers_cmd",
     "users": "accounts_cmd",

@@ -21,6 +21,7 @@ from orchestrion.store.reads import ReadStore
 from orchestrion.store.retention import RetentionStore
 from orchestrion.store.runs import RunStore
 from orchestrion.store.secrets import SecretStore
+from orchestrion.store.templates import TemplateStore
 from orchestrion.store.triggers import TriggerStore
 from orchestrion.store.waits import WaitStore
 from orchestrion.store.workflows import WorkflowStore
@@ -62,6 +63,8 @@ class Stores:
     waits: WaitStore
     backend: Backend
     assets: AssetStore
+    #: Template libraries held by the server (``docs/templates.md``).
+    templates: TemplateStore
 
     def close(self) -> None:
         """Release connections. The roles cannot be used afterwards."""

@@ -20,6 +20,7 @@ from orchestrion.api.routes import (
     secrets,
     stream,
     system,
+    templates,
     triggers,
     waits,
     workflows,
@@ -55,5 +56,6 @@ for _module in (
     retention,
     cache,
     assets,
+    templates,
 ):
     router.include_router(_module.router)

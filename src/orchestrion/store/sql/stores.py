@@ -14,6 +14,7 @@ from orchestrion.store.sql.reads import SqlReads
 from orchestrion.store.sql.retention import SqlRetention
 from orchestrion.store.sql.runs import SqlRuns
 from orchestrion.store.sql.secrets import SqlSecrets
+from orchestrion.store.sql.templates import SqlTemplates
 from orchestrion.store.sql.triggers import SqlTriggers
 from orchestrion.store.sql.waits import SqlWaits
 from orchestrion.store.sql.workflows import SqlWorkflows
@@ -49,4 +50,5 @@ def stores_of(
         waits=SqlWaits(db),
         backend=db,
         assets=SqlAssets(db),
+        templates=SqlTemplates(db),
     )

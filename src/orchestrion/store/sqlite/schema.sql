@@ -722,3 +722,16 @@ CREATE TABLE asset_stale (
     stale_at    REAL NOT NULL,
     PRIMARY KEY (namespace, asset, last_event)
 );
+
+-- Template libraries held by the server (0027, docs/templates.md): a (name, version)
+-- is pushed once and never changes. body: the library as JSON.
+CREATE TABLE template_libraries (
+    name         TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    digest       TEXT NOT NULL,
+    description  TEXT NOT NULL DEFAULT '',
+    body         TEXT NOT NULL,
+    pushed_by    TEXT,
+    pushed_at    REAL NOT NULL,
+    PRIMARY KEY (name, version)
+);
