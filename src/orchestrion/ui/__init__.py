@@ -16,6 +16,7 @@ from orchestrion.ui import (
     views_retention,
     views_runs,
     views_system,
+    views_templates,
     views_waits,
     views_workflows,
 )
@@ -30,6 +31,7 @@ for _module in (
     views_waits,
     views_retention,
     views_system,
+    views_templates,
     views_notifications,
     views_assets,
     views_account,
