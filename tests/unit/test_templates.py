@@ -159,6 +159,10 @@ def test_a_file_name_must_agree_with_its_version(tmp_path: Path) -> None:
     (tmp_path / "lib@3.yaml").write_text(_V1)
     with pytest.raises(SpecError, match="names version 3 but its 'version' is 1"):
         DirectorySource(tmp_path).versions("lib")
+    # A broken file of one version does not stop another version being used.
+    (tmp_path / "lib@2.yaml").write_text(_V2)
+    found = DirectorySource(tmp_path).library("lib", 2)
+    assert found is not None and found.version == 2
 
 
 def test_the_environment_path_comes_before_the_folder_beside(

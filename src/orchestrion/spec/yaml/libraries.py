@@ -45,10 +45,21 @@ class DirectorySource:
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = Path(folder)
         self._cache: dict[str, dict[int, TemplateLibrary]] = {}
+        self._one: dict[tuple[str, int], TemplateLibrary | None] = {}
 
     def library(self, name: str, version: int) -> TemplateLibrary | None:
-        """See `LibrarySource`."""
-        return self._versions(name).get(version)
+        """See `LibrarySource`. Only the files that may hold `version` are read, so a
+        broken file of another version does not stop this one being used."""
+        key = (name, version)
+        if key not in self._one:
+            found = None
+            for file, stated in self._named(name):
+                if stated is None or int(stated) == version:
+                    lib = self._read(file, name, stated)
+                    if lib.version == version:
+                        found = lib
+            self._one[key] = found
+        return self._one[key]
 
     def versions(self, name: str) -> list[int]:
         """See `LibrarySource`."""
@@ -65,15 +76,26 @@ class DirectorySource:
         except OSError:
             return []
 
+    def _named(self, name: str) -> list[tuple[str, str | None]]:
+        """The files of library `name`, each with the version its name states (if any)."""
+        out = []
+        for file in self._files():
+            match = _FILE.fullmatch(file)
+            if match is not None and match.group(1) == name:
+                out.append((file, match.group(2)))
+        return out
+
+    def _read(self, file: str, name: str, stated: str | None) -> TemplateLibrary:
+        lib = load_library_file(self.folder / file)
+        _check_file_name(lib, name, stated, {})
+        return lib
+
     def _versions(self, name: str) -> dict[int, TemplateLibrary]:
         if name not in self._cache:
             found: dict[int, TemplateLibrary] = {}
-            for file in self._files():
-                match = _FILE.fullmatch(file)
-                if match is None or match.group(1) != name:
-                    continue
-                lib = load_library_file(self.folder / file)
-                _check_file_name(lib, match.group(1), match.group(2), found)
+            for file, stated in self._named(name):
+                lib = self._read(file, name, stated)
+                _check_file_name(lib, name, stated, found)
                 found[lib.version] = lib
             self._cache[name] = found
         return self._cache[name]
