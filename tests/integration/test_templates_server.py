@@ -124,6 +124,18 @@ def test_deploy_with_server_uses_the_servers_library(
     assert deployed.exit_code == 0, deployed.output
     [task] = server.app.workflows.workflow("copy_etl").tasks
     assert task.template is not None and task.template.ref == "etl/transfer@2"
+    code = tmp_path / "flow_py.py"
+    code.write_text(
+        "from orchestrion import use, workflow\n"
+        "transfer = use('etl/transfer@2')\n"
+        "@workflow(name='copy_py')\n"
+        "def copy_py():\n"
+        "    transfer(source='pg', target='wh', batch=10)\n"
+    )
+    deployed = runner.invoke(main, ["deploy", str(code), "--server", server.url], env=env)
+    assert deployed.exit_code == 0, deployed.output
+    [task] = server.app.workflows.workflow("copy_py").tasks
+    assert task.template is not None and task.template.ref == "etl/transfer@2"
     missing = tmp_path / "missing.yaml"
     missing.write_text(FLOW.replace("@1", "@5"))
     refused = runner.invoke(main, ["deploy", str(missing), "--server", server.url], env=env)

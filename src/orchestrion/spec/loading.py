@@ -16,7 +16,7 @@ from orchestrion.spec.bundle import (
     project_root,
 )
 from orchestrion.spec.model import PythonAction, WorkflowSpec
-from orchestrion.spec.templates.search import LibrarySource
+from orchestrion.spec.templates.search import LibrarySource, loading_with
 
 __all__ = ["LoadedWorkflow", "load_workflows", "python_refs", "spec_from_data"]
 
@@ -55,8 +55,9 @@ def load_workflows(
 ) -> list[LoadedWorkflow]:
     """The workflows of a .py, .yaml or .yml file, each with its code bundled (see
     `orchestrion.spec.bundle`; `root` is the project root, by default the file's folder).
-    Loading YAML never runs code; loading Python imports the file. A YAML file's ``uses:``
-    look in the template search path, then in `templates` (a server's stored libraries)."""
+    Loading YAML never runs code; loading Python imports the file. Templates (``uses:``,
+    ``use()``) are looked up on the search path, then in `templates` (a server's stored
+    libraries)."""
     file = Path(path)
     if not file.exists():
         raise SpecError(f"no such file: {file}", source=str(file))
@@ -75,13 +76,14 @@ def load_workflows(
         bundle = bundle_python_file(file, the_root)
         fresh = [the_root / rel for rel in bundle.files]
         found: dict[str, Workflow] = {}
-        pending = list(load_python_file(file, root=the_root, fresh=fresh))
-        while pending:  # the file's workflows, then the sub-workflows they call
-            wf = pending.pop(0)
-            if wf.name not in found:
-                found[wf.name] = wf
-                pending.extend(wf.subworkflows.values())
-        return [_with_code(wf.spec, bundle, dict(wf.callables)) for wf in found.values()]
+        with loading_with(templates):  # `use()` calls made in the build see them
+            pending = list(load_python_file(file, root=the_root, fresh=fresh))
+            while pending:  # the file's workflows, then the sub-workflows they call
+                wf = pending.pop(0)
+                if wf.name not in found:
+                    found[wf.name] = wf
+                    pending.extend(wf.subworkflows.values())
+            return [_with_code(wf.spec, bundle, dict(wf.callables)) for wf in found.values()]
     raise SpecError(
         f"unsupported workflow file type {suffix or '(none)'!r}: use .py, .yaml or .yml",
         source=str(file),

@@ -31,7 +31,7 @@ from orchestrion.spec.python.options import (
 from orchestrion.spec.python.values import Collector, template
 from orchestrion.spec.templates.expand import TemplateRef, expand, parse_ref
 from orchestrion.spec.templates.library import TemplateLibrary, library_from_data
-from orchestrion.spec.templates.search import ChainSource, MemorySource
+from orchestrion.spec.templates.search import ChainSource, MemorySource, extra_sources
 
 __all__ = ["TemplateUse", "template_library", "use"]
 
@@ -98,7 +98,9 @@ class TemplateUse:
         fail = functools.partial(state.error, name)
         col = Collector(state, name)
         given = {key: template(value, col, f"parameter {key!r}") for key, value in values.items()}
-        expansion = expand(self.ref, self._source, given, fail)
+        # The load's extra sources (a deploy target's libraries) are read at build time.
+        source = ChainSource([self._source, *extra_sources()])
+        expansion = expand(self.ref, source, given, fail)
         from orchestrion.spec.yaml.libraries import translate_task
 
         params = {k: p.model_dump(mode="json") for k, p in state.params.items()}

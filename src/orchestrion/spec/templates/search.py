@@ -5,12 +5,14 @@ files are `orchestrion.spec.yaml.libraries.DirectorySource`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Protocol
 
 from orchestrion.spec.templates.library import TemplateLibrary
 
-__all__ = ["ChainSource", "LibrarySource", "MemorySource"]
+__all__ = ["ChainSource", "LibrarySource", "MemorySource", "extra_sources", "loading_with"]
 
 
 class LibrarySource(Protocol):
@@ -57,3 +59,24 @@ class ChainSource:
     def versions(self, name: str) -> list[int]:
         """See `LibrarySource`."""
         return sorted({v for source in self.sources for v in source.versions(name)})
+
+
+#: Sources the loader adds for this load (a server's or database's libraries): Python
+#: workflows are built inside `load_workflows`, which sets this around the build, so a
+#: ``use()`` made at import time still finds what the deploy target holds.
+_EXTRA: ContextVar[tuple[LibrarySource, ...]] = ContextVar("template_sources", default=())
+
+
+def extra_sources() -> tuple[LibrarySource, ...]:
+    """The sources `loading_with` set for the current load (none outside one)."""
+    return _EXTRA.get()
+
+
+@contextmanager
+def loading_with(sources: Sequence[LibrarySource]) -> Iterator[None]:
+    """Make `sources` the extra sources of the loads in the block."""
+    token = _EXTRA.set(tuple(sources))
+    try:
+        yield
+    finally:
+        _EXTRA.reset(token)
