@@ -143,6 +143,9 @@ def test_a_using_task_cannot_set_its_own_action(tmp_path: Path) -> None:
     flow.write_text(flow.read_text() + "    shell: [echo]\n")
     with pytest.raises(SpecError, match="gives its action; 'shell' cannot be set"):
         load_workflows(flow)
+    flow.write_text(flow.read_text().replace("shell: [echo]", "depends_onn: [extract]"))
+    with pytest.raises(SpecError, match=r"unknown field 'depends_onn'.*did you mean 'depends_on'"):
+        load_workflows(flow)
 
 
 def test_a_broken_template_body_is_reported_against_the_library() -> None:

@@ -9,8 +9,8 @@ from typing import Any, Final
 from orchestrion.errors import SpecError
 from orchestrion.spec.template_origin import TemplateOrigin
 from orchestrion.spec.templates.expand import expand, parse_ref
-from orchestrion.spec.yaml.actions import ACTION_KEYS
-from orchestrion.spec.yaml.errors import LoadContext
+from orchestrion.spec.yaml.actions import ACTION_KEYS, kind_keys
+from orchestrion.spec.yaml.errors import LoadContext, check_keys
 from orchestrion.spec.yaml.reader import Path
 
 __all__ = ["USES_KEYS", "use_template"]
@@ -34,8 +34,10 @@ def use_template(
     at_with = fail_at((*path, "with")) if "with" in body else None
     expansion = expand(ref, ctx.templates, given, fail_at((*path, "uses")), at_with)
     overrides = {key: value for key, value in body.items() if key not in USES_KEYS}
+    kinds = kind_keys(overrides, allowed)
+    check_keys(ctx, path, overrides, (*allowed, *ACTION_KEYS, *kinds), f"task '{name}'")
     for key in overrides:
-        if key in ACTION_KEYS or key not in allowed:
+        if key in ACTION_KEYS or key in kinds:
             raise ctx.error(
                 (*path, key),
                 f"task '{name}' uses template {ref}, which gives its action; '{key}' cannot"
