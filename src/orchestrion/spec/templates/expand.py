@@ -102,18 +102,29 @@ def expand(
     given: Any,
     fail: Fail,
     fail_values: Fail | None = None,
+    fail_key: Callable[[str], Fail] | None = None,
 ) -> Expansion:
     """The concrete task body for a use of `ref` with the `given` values (a problem with
     them raises through `fail_values`, by default `fail`)."""
     library, template = resolve(ref, source, fail)
-    values = bind_values(template, ref, given, fail_values or fail)
+    values = bind_values(template, ref, given, fail_values or fail, fail_key)
     body = fill(template.task, values, fail)
     origin = TemplateOrigin(ref=str(ref), digest=library.template_digest(ref.template))
     return Expansion(body, origin)
 
 
-def bind_values(template: TaskTemplate, ref: TemplateRef, given: Any, fail: Fail) -> dict[str, Any]:
-    """Every param's value: given, else its default; unknown, missing and mistyped are errors."""
+def bind_values(
+    template: TaskTemplate,
+    ref: TemplateRef,
+    given: Any,
+    fail: Fail,
+    fail_key: Callable[[str], Fail] | None = None,
+) -> dict[str, Any]:
+    """Every param's value: given, else its default; unknown, missing and mistyped are errors
+    (raised through `fail_key` of the value's key when given, so they point at it)."""
+
+    def at(key: str) -> Fail:
+        return fail_key(key) if fail_key is not None else fail
 
     if given is None:
         given = {}
@@ -124,14 +135,14 @@ def bind_values(template: TaskTemplate, ref: TemplateRef, given: Any, fail: Fail
         if key not in template.params:
             close = difflib.get_close_matches(str(key), declared, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise fail(
+            raise at(str(key))(
                 f"unknown parameter {key!r} for template {ref}"
                 f" (params: {', '.join(declared) or 'none'}){hint}"
             )
     values: dict[str, Any] = {}
     for name, param in template.params.items():
         if name in given:
-            values[name] = _checked(template, ref, name, given[name], fail)
+            values[name] = _checked(template, ref, name, given[name], at(name))
         elif template.required(name):
             kind = param.type.value
             raise fail(f"template {ref} needs parameter {name!r} ({kind}) in 'with'")

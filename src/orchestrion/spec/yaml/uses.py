@@ -32,7 +32,13 @@ def use_template(
     ref = parse_ref(body["uses"], fail_at((*path, "uses")))
     given = body.get("with")
     at_with = fail_at((*path, "with")) if "with" in body else None
-    expansion = expand(ref, ctx.templates, given, fail_at((*path, "uses")), at_with)
+    at_key = None
+    if isinstance(given, dict):  # a value's problem points at its own line
+
+        def at_key(key: str) -> Any:
+            return fail_at((*path, "with", key))
+
+    expansion = expand(ref, ctx.templates, given, fail_at((*path, "uses")), at_with, at_key)
     overrides = {key: value for key, value in body.items() if key not in USES_KEYS}
     kinds = kind_keys(overrides, allowed)
     check_keys(ctx, path, overrides, (*allowed, *ACTION_KEYS, *kinds), f"task '{name}'")
