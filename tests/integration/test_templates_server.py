@@ -124,7 +124,7 @@ def test_deploy_with_server_uses_the_servers_library(
     assert deployed.exit_code == 0, deployed.output
     [task] = server.app.workflows.workflow("copy_etl").tasks
     assert task.template is not None and task.template.ref == "etl/transfer@2"
-    code = tmp_path / "flow_py.py"
+    code = tmp_path / "templates_server_flow.py"  # a module name no other test takes
     code.write_text(
         "from orchestrion import use, workflow\n"
         "transfer = use('etl/transfer@2')\n"

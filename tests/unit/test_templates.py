@@ -181,7 +181,7 @@ def test_the_environment_path_comes_before_the_folder_beside(
 
 def test_python_use_makes_the_same_task_as_yaml(tmp_path: Path) -> None:
     flow = _project(tmp_path)
-    code = tmp_path / "flow_py.py"
+    code = tmp_path / "templates_unit_flow.py"  # a module name no other test takes
     code.write_text(
         textwrap.dedent(
             """\
@@ -202,7 +202,7 @@ def test_python_use_makes_the_same_task_as_yaml(tmp_path: Path) -> None:
 
 
 def test_python_library_and_refs_as_values(tmp_path: Path) -> None:
-    code = tmp_path / "mini.py"
+    code = tmp_path / "templates_unit_mini.py"
     code.write_text(
         textwrap.dedent(
             """\
