@@ -36,6 +36,8 @@ if TYPE_CHECKING:
         shell,
         sql,
         task,
+        template_library,
+        use,
         wait_for,
         workflow,
     )
@@ -63,6 +65,8 @@ __all__ = [
     "shell",
     "sql",
     "task",
+    "template_library",
+    "use",
     "wait_for",
     "workflow",
 ]
@@ -85,6 +89,8 @@ _LAZY = {
     "shell": "orchestrion.spec.python",
     "sql": "orchestrion.spec.python",
     "task": "orchestrion.spec.python",
+    "template_library": "orchestrion.spec.python",
+    "use": "orchestrion.spec.python",
     "wait_for": "orchestrion.spec.python",
     "workflow": "orchestrion.spec.python",
 }

@@ -30,6 +30,8 @@ def test_all_is_exact() -> None:
         "shell",
         "sql",
         "task",
+        "template_library",
+        "use",
         "wait_for",
         "workflow",
     ]

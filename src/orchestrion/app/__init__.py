@@ -8,6 +8,7 @@ the store (`Core`); what it does is grouped in sub-facades, one attribute each:
 - `triggers`: events, schedules, backfills;
 - `secrets`: seal, list, rotate and (for workers) open secrets;
 - `connections`: named broker connections (and, for workers and consumers, opened ones);
+- `templates`: template libraries held by the server, for ``uses:`` in YAML it loads;
 - `notifications`: notification channels, rules and the deliveries of the outbox;
 - `reads`: composite reads for summary pages, and the workers;
 - `queues`: per-queue concurrency limits;
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from orchestrion.app.outputs import Outputs
     from orchestrion.app.projects import Projects
     from orchestrion.app.retention import Retention
+    from orchestrion.app.templates import Templates
     from orchestrion.app.waits import Waits
 
 __all__ = ["Actor", "App", "Settings", "load_workflows", "spec_from_data"]
@@ -118,6 +120,13 @@ class App(Core):
         from orchestrion.app.waits import Waits
 
         return Waits(self)
+
+    @cached_property
+    def templates(self) -> Templates:
+        """Template libraries held by the server."""
+        from orchestrion.app.templates import Templates
+
+        return Templates(self)
 
     @cached_property
     def retention(self) -> Retention:

@@ -38,7 +38,10 @@ class Workflows(Facet):
     ) -> list[WorkflowSpec]:
         """Load a workflow file, make its code available to local workers, register it
         (see `register_loaded` for `keep_current`)."""
-        loaded = load_workflows(path)
+        from orchestrion.app.templates import StoredSource
+
+        # `uses:` the search path lacks come from the libraries this server holds.
+        loaded = load_workflows(path, templates=[StoredSource(self.store.templates)])
         self.register_loaded(loaded, source=path, keep_current=keep_current)
         return [item.spec for item in loaded]
 

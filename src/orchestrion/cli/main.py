@@ -13,6 +13,7 @@ file, bad parameters, unknown run).
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
 
@@ -55,6 +56,7 @@ COMMANDS: dict[str, str] = {
     "signal": "waits_cmd",
     "sync": "sync_cmd",
     "tasks": "ops_cmd",
+    "templates": "templates_cmd",
     "tokens": "accounts_cmd",
     "trigger": "triggers_cmd",
     "users": "accounts_cmd",
@@ -108,8 +110,22 @@ class LazyGroup(click.Group):
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(version=VERSION, prog_name="orchestrion")
-def main() -> None:
+@click.option(
+    "--templates",
+    "template_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="A folder of template libraries, searched before ORCHESTRION_TEMPLATE_PATH and the"
+    " templates/ folder beside a workflow file (repeatable; docs/templates.md).",
+)
+def main(template_dirs: tuple[str, ...]) -> None:
     """Orchestrion: define, run and watch workflows."""
+    if template_dirs:
+        # Put first on the search path through the variable, so that every command (and the
+        # workers and deploy children it starts) searches the same folders in the same order.
+        env = "ORCHESTRION_TEMPLATE_PATH"
+        rest = [os.environ[env]] if os.environ.get(env) else []
+        os.environ[env] = os.pathsep.join([*(os.path.abspath(d) for d in template_dirs), *rest])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,6 +12,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +26,7 @@ from orchestrion.cli.common import cli_actor
 from orchestrion.errors import OrchestrionError, SpecError
 from orchestrion.spec.bundle import CodeBundle
 from orchestrion.spec.model import LABEL_PATTERN, MAX_LABELS, WorkflowSpec
+from orchestrion.spec.templates.search import LibrarySource
 
 __all__ = ["deploy", "scheduler", "server", "worker"]
 
@@ -249,10 +251,18 @@ def deploy(paths: tuple[str, ...], server: str | None, db: str | None, keep_curr
     failed = False
     # Each registration is audited as its actor: the OS user, or the server for its
     # deploy child (ORCHESTRION_ACTOR). Through --server the API audits the request.
-    with App(Settings.from_env(db=db), actor=cli_actor()) as app:
+    with App(Settings.from_env(db=db), actor=cli_actor()) as app, ExitStack() as stack:
+        # `uses:` the search path lacks come from the libraries the target holds: the
+        # server's (expanded here, so the spec shipped is concrete) or the database's.
+        extra: LibrarySource = app.templates.source()
+        if server:
+            from orchestrion.cli.remote import Remote
+            from orchestrion.client.templates import ServerSource
+
+            extra = ServerSource(stack.enter_context(Remote(server)).client)
         for file in files:
             try:
-                loaded = load_workflows(file)
+                loaded = load_workflows(file, templates=[extra])
             except SpecError as exc:
                 errors.print(f"[red]invalid[/] {exc}", markup=True)
                 failed = True

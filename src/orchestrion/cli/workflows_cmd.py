@@ -177,6 +177,13 @@ def show(name: str, version: str | None, db: str | None, server: str | None, out
         console.print(f"  {label:<12} {escape(str(value))}")
     tasks = [t.get("name", "?") for t in spec.get("tasks", [])]
     console.print(f"  {'tasks':<12} {escape(', '.join(tasks)) or '-'}")
+    used = [
+        f"{t.get('name', '?')} from {t['template'].get('ref')}"
+        for t in spec.get("tasks", [])
+        if isinstance(t.get("template"), dict)
+    ]
+    if used:  # expanded at deploy: the version keeps the template's ref and digest
+        console.print(f"  {'templates':<12} {escape(', '.join(used))}")
 
 
 @workflows.command()

@@ -151,9 +151,32 @@ class Client:
 
     def deploy_file(self, path: str | Path) -> list[dict[str, Any]]:
         """Load a workflow file (.py or .yaml) here and deploy each of its workflows."""
+        from orchestrion.client.templates import ServerSource
         from orchestrion.spec.loading import load_workflows
 
-        return [self.deploy(item.spec, item.code) for item in load_workflows(path)]
+        # `uses:` resolve here (local search path, then the server's libraries): the spec
+        # shipped is concrete, so the server needs no library files.
+        loaded = load_workflows(path, templates=[ServerSource(self)])
+        return [self.deploy(item.spec, item.code) for item in loaded]
+
+    # ------------------------------------------------------------------ templates
+
+    def list_templates(self) -> list[dict[str, Any]]:
+        """The template libraries the server holds, each version with its templates."""
+        return list(self.request("GET", "/api/v1/templates"))
+
+    def get_template_library(self, name: str, version: int) -> dict[str, Any]:
+        """One library version; ``library`` holds its text as a file would."""
+        return dict(self.request("GET", f"/api/v1/templates/{_seg(name)}/{int(version)}"))
+
+    def push_templates(self, library: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+        """Push a library (a file's path, or its data), checked here first; the answer's
+        ``outcome`` is ``created`` or ``unchanged``."""
+        if not isinstance(library, Mapping):
+            from orchestrion.spec.yaml.libraries import load_library_file
+
+            library = load_library_file(library).to_data()
+        return dict(self.request("POST", "/api/v1/templates", json=dict(library)))
 
     def project(
         self, path: str | Path, *, apply: bool = False, commit: str | None = None

@@ -30,6 +30,7 @@ from orchestrion.spec.model import (
     ParamType,
     TriggerRule,
 )
+from orchestrion.spec.template_origin import REF_PATTERN
 from orchestrion.spec.yaml.loader import ACTION_KEYS
 
 __all__ = ["render_schema", "yaml_json_schema"]
@@ -385,8 +386,16 @@ def _task(kinds: list[str]) -> dict[str, Any]:
         },
         "produces": _asset_refs("Data assets a success updates (an asset event each)."),
         "consumes": _asset_refs("Data assets the task reads (lineage)."),
+        "uses": {
+            "type": "string",
+            "pattern": REF_PATTERN,
+            "description": "A template to expand, library/template@version"
+            " (docs/templates.md); the task then sets no action of its own.",
+        },
+        "with": {"type": "object", "description": "The template's parameter values."},
     }
-    return _object(properties, oneOf=_exactly_one_action(kinds))
+    uses = [{"required": ["uses"]}]
+    return _object(properties, oneOf=[*_exactly_one_action(kinds), *uses])
 
 
 def yaml_json_schema(kinds: KindRegistry | None = None) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from orchestrion.spec.bundle import (
     project_root,
 )
 from orchestrion.spec.model import PythonAction, WorkflowSpec
+from orchestrion.spec.templates.search import LibrarySource, loading_with
 
 __all__ = ["LoadedWorkflow", "load_workflows", "python_refs", "spec_from_data"]
 
@@ -47,20 +48,26 @@ def spec_from_data(data: Any, *, source: str) -> WorkflowSpec:
 
 
 def load_workflows(
-    path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None
+    path: str | os.PathLike[str],
+    *,
+    root: str | os.PathLike[str] | None = None,
+    templates: Sequence[LibrarySource] = (),
 ) -> list[LoadedWorkflow]:
     """The workflows of a .py, .yaml or .yml file, each with its code bundled (see
     `orchestrion.spec.bundle`; `root` is the project root, by default the file's folder).
-    Loading YAML never runs code; loading Python imports the file."""
+    Loading YAML never runs code; loading Python imports the file. Templates (``uses:``,
+    ``use()``) are looked up on the search path, then in `templates` (a server's stored
+    libraries)."""
     file = Path(path)
     if not file.exists():
         raise SpecError(f"no such file: {file}", source=str(file))
     suffix = file.suffix.lower()
     the_root = project_root(file, root)
     if suffix in (".yaml", ".yml"):
+        from orchestrion.spec.yaml.libraries import default_source
         from orchestrion.spec.yaml.loader import load_yaml_file
 
-        spec = load_yaml_file(file)
+        spec = load_yaml_file(file, templates=default_source(file, extra=templates))
         code = bundle_references(python_refs(spec), file, the_root)
         return [_with_code(spec, code, {})]
     if suffix == ".py":
@@ -69,13 +76,14 @@ def load_workflows(
         bundle = bundle_python_file(file, the_root)
         fresh = [the_root / rel for rel in bundle.files]
         found: dict[str, Workflow] = {}
-        pending = list(load_python_file(file, root=the_root, fresh=fresh))
-        while pending:  # the file's workflows, then the sub-workflows they call
-            wf = pending.pop(0)
-            if wf.name not in found:
-                found[wf.name] = wf
-                pending.extend(wf.subworkflows.values())
-        return [_with_code(wf.spec, bundle, dict(wf.callables)) for wf in found.values()]
+        with loading_with(templates):  # `use()` calls made in the build see them
+            pending = list(load_python_file(file, root=the_root, fresh=fresh))
+            while pending:  # the file's workflows, then the sub-workflows they call
+                wf = pending.pop(0)
+                if wf.name not in found:
+                    found[wf.name] = wf
+                    pending.extend(wf.subworkflows.values())
+            return [_with_code(wf.spec, bundle, dict(wf.callables)) for wf in found.values()]
     raise SpecError(
         f"unsupported workflow file type {suffix or '(none)'!r}: use .py, .yaml or .yml",
         source=str(file),

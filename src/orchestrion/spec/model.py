@@ -55,6 +55,7 @@ from orchestrion.spec.fields import (
     Text,
 )
 from orchestrion.spec.schedule_model import ScheduleSpec, TriggerSpec, check_triggers
+from orchestrion.spec.template_origin import TemplateOrigin
 from orchestrion.spec.validation import ExpressionCheck, find_cycle
 
 # The action models and the field types live in `orchestrion.spec.actions` and
@@ -263,6 +264,8 @@ class TaskSpec(FrozenModel):
     #: the finish) and those it reads (lineage only): `orchestrion.spec.assets`.
     produces: tuple[AssetRef, ...] = Field(default=(), max_length=100)
     consumes: tuple[AssetRef, ...] = Field(default=(), max_length=100)
+    #: The template this task was expanded from (``uses:``), when it was.
+    template: TemplateOrigin | None = None
 
     @field_validator("secrets")
     @classmethod
@@ -457,6 +460,7 @@ _OPTIONAL_TASK_FIELDS: tuple[tuple[str, Any], ...] = (
     ("key_limit", None),
     ("executor", None),
     ("cache", None),
+    ("template", None),
 )
 
 

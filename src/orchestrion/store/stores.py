@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from orchestrion.store.projects import ProjectStore
     from orchestrion.store.retention import RetentionStore
     from orchestrion.store.secrets import SecretStore
+    from orchestrion.store.templates import TemplateStore
     from orchestrion.store.waits import WaitStore
 
 __all__ = ["Backend", "LaterRoles", "Stores"]
@@ -89,6 +90,10 @@ class LaterRoles(Protocol):
 
     def projects(self) -> ProjectStore:
         """Make the `projects` role."""
+        ...
+
+    def templates(self) -> TemplateStore:
+        """Make the `templates` role."""
         ...
 
 
@@ -165,6 +170,11 @@ class Stores:
     def projects(self) -> ProjectStore:
         """Declarative projects: applies, commits of versions, Git sync sources."""
         return self._later.projects()
+
+    @cached_property
+    def templates(self) -> TemplateStore:
+        """Template libraries held in the database."""
+        return self._later.templates()
 
     def close(self) -> None:
         """Release connections. The roles cannot be used afterwards."""

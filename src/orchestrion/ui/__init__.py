@@ -17,6 +17,7 @@ from orchestrion.ui import (
     views_retention,
     views_runs,
     views_system,
+    views_templates,
     views_waits,
     views_workflows,
 )
@@ -31,6 +32,7 @@ for _module in (
     views_waits,
     views_retention,
     views_system,
+    views_templates,
     views_notifications,
     views_projects,
     views_assets,

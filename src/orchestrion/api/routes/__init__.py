@@ -21,6 +21,7 @@ from orchestrion.api.routes import (
     secrets,
     stream,
     system,
+    templates,
     triggers,
     waits,
     workflows,
@@ -57,5 +58,6 @@ for _module in (
     retention,
     cache,
     assets,
+    templates,
 ):
     router.include_router(_module.router)

@@ -60,6 +60,7 @@ from orchestrion.spec.python.actions import container, http, plugin, publish, sh
 from orchestrion.spec.python.build import MappedTaskRef, ParamRef, Ref, TaskRef
 from orchestrion.spec.python.options import CommonOptions, ShellOptions, TaskOptions
 from orchestrion.spec.python.task import Task, task
+from orchestrion.spec.python.templates import TemplateUse, template_library, use
 from orchestrion.spec.python.triggers import broker
 from orchestrion.spec.python.waits import approval, wait_for
 from orchestrion.spec.python.workflow import SubWorkflowCall, Workflow, workflow
@@ -74,6 +75,7 @@ __all__ = [
     "Task",
     "TaskOptions",
     "TaskRef",
+    "TemplateUse",
     "Workflow",
     "approval",
     "broker",
@@ -86,6 +88,8 @@ __all__ = [
     "shell",
     "sql",
     "task",
+    "template_library",
+    "use",
     "wait_for",
     "workflow",
 ]

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from orchestrion.errors import CycleError, SpecError
 from orchestrion.spec.model import WorkflowSpec
+from orchestrion.spec.templates.search import LibrarySource
 from orchestrion.spec.yaml.reader import (
     Mark,
     Path,
@@ -40,6 +41,8 @@ class LoadContext:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: (task, dependency) -> the YAML path that introduced the dependency.
     origins: dict[tuple[str, str], Path] = field(default_factory=dict)
+    #: Where ``uses:`` finds template libraries (None: a use is an error).
+    templates: LibrarySource | None = None
 
     def error(self, path: Path, message: str, *, at_key: bool = False) -> SpecError:
         """A `SpecError` at `path` with its line and column (of the key itself when `at_key`, as for

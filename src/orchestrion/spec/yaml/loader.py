@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from orchestrion.errors import SpecError
 from orchestrion.spec.model import NAME_PATTERN, WorkflowSpec
+from orchestrion.spec.templates.search import LibrarySource
 from orchestrion.spec.yaml.actions import ACTION_KEYS, HTTP_KEYS, SHELL_KEYS, WORKFLOW_KEYS
 from orchestrion.spec.yaml.errors import LoadContext, check_keys, expect_mapping, validate_spec
 from orchestrion.spec.yaml.params import check_param, check_run_params
@@ -31,7 +32,7 @@ __all__ = [
     "ACTION_KEYS", "HTTP_KEYS", "MAX_BYTES", "MAX_DEPTH", "PARAM_KEYS", "RETRY_KEYS",
     "SCHEDULE_KEYS", "SCOPE_NAMES", "SHELL_KEYS", "TASK_KEYS", "TOP_LEVEL_KEYS", "TRIGGER_KEYS",
     "WORKFLOW_KEYS",
-    "load_yaml_file", "load_yaml_text",
+    "load_yaml_data", "load_yaml_file", "load_yaml_text",
 ]  # fmt: skip
 
 MAX_BYTES: Final = 1_048_576
@@ -57,9 +58,14 @@ AFTER_KEYS: Final = ("workflow", "outcome")
 
 
 def load_yaml_file(
-    path: str | os.PathLike[str], *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH
+    path: str | os.PathLike[str],
+    *,
+    max_bytes: int = MAX_BYTES,
+    max_depth: int = MAX_DEPTH,
+    templates: LibrarySource | None = None,
 ) -> WorkflowSpec:
-    """Load one workflow file; the file name becomes the `SpecError` source.
+    """Load one workflow file; the file name becomes the `SpecError` source. Its ``uses:``
+    are looked up in `templates` (`orchestrion.spec.loading` passes the search path).
 
     Raises:
         SpecError: when the file cannot be read or is not a valid workflow.
@@ -73,7 +79,9 @@ def load_yaml_file(
             data = handle.read(max_bytes + 1)
     except OSError as exc:
         raise SpecError(f"cannot read the file: {exc.strerror or exc}", source=source) from None
-    return load_yaml_text(data, source=source, max_bytes=max_bytes, max_depth=max_depth)
+    return load_yaml_text(
+        data, source=source, max_bytes=max_bytes, max_depth=max_depth, templates=templates
+    )
 
 
 def load_yaml_text(
@@ -82,15 +90,24 @@ def load_yaml_text(
     source: str = "<string>",
     max_bytes: int = MAX_BYTES,
     max_depth: int = MAX_DEPTH,
+    templates: LibrarySource | None = None,
 ) -> WorkflowSpec:
-    """Load a workflow from YAML text (bytes must be UTF-8).
+    """Load a workflow from YAML text (bytes must be UTF-8); ``uses:`` look in `templates`.
 
     Raises:
         SpecError: naming `source`, line:column, the YAML field path and the reason. A
             dependency cycle raises its subclass `CycleError`.
     """
     data, marks, key_marks = read_document(decode_text(text, source, max_bytes), source, max_depth)
-    ctx = LoadContext(source, data, marks, key_marks)
+    ctx = LoadContext(source, data, marks, key_marks, templates=templates)
+    return validate_spec(ctx, _workflow(ctx))
+
+
+def load_yaml_data(
+    data: dict[str, Any], *, source: str, templates: LibrarySource | None = None
+) -> WorkflowSpec:
+    """A workflow from already-parsed YAML data (no line numbers in its errors)."""
+    ctx = LoadContext(source, data, {(): (1, 1)}, {}, templates=templates)
     return validate_spec(ctx, _workflow(ctx))
 
 

@@ -13,13 +13,14 @@ from orchestrion.spec.yaml.actions import ACTION_KEYS, IDENTIFIER, action, kind_
 from orchestrion.spec.yaml.errors import LoadContext, check_keys, expect_mapping, suggest
 from orchestrion.spec.yaml.reader import Path, describe
 from orchestrion.spec.yaml.refs import TaskRefs, bare_expression, input_spec
+from orchestrion.spec.yaml.uses import USES_KEYS, use_template
 
 __all__ = ["RETRY_KEYS", "TASK_KEYS", "tasks"]
 
 TASK_KEYS: Final = (
     *ACTION_KEYS, "depends_on", "inputs", "when", "trigger_rule", "map", "retry",
     "timeout", "concurrency", "priority", "queue", "requires", "undo", "description", "secrets",
-    "concurrency_key", "key_limit", "executor", "cache", "produces", "consumes",
+    "concurrency_key", "key_limit", "executor", "cache", "produces", "consumes", *USES_KEYS,
 )  # fmt: skip
 RETRY_KEYS: Final = ("retries", "backoff", "factor", "max_delay", "jitter", "retry_on")
 
@@ -54,6 +55,11 @@ def tasks(ctx: LoadContext, top: dict[str, Any]) -> list[dict[str, Any]]:
 def _task(ctx: LoadContext, index: int, name: str, raw: Any, names: list[str]) -> dict[str, Any]:
     path: Path = ("tasks", name)
     body = expect_mapping(ctx, path, {} if raw is None else raw, f"task '{name}'")
+    origin = None
+    if "with" in body and "uses" not in body:
+        raise ctx.error((*path, "with"), f"'with' in task '{name}' needs 'uses'", at_key=True)
+    if "uses" in body:
+        body, origin = use_template(ctx, path, name, body, TASK_KEYS)
     kinds = kind_keys(body, TASK_KEYS)
     check_keys(ctx, path, body, (*TASK_KEYS, *kinds), f"task '{name}'")
     refs = TaskRefs(ctx, name, names, allow_item="map" in body)
@@ -72,6 +78,8 @@ def _task(ctx: LoadContext, index: int, name: str, raw: Any, names: list[str]) -
         out["undo"], undo_refs = _undo(ctx, index, name, body["undo"], names, "map" in body)
         _lift_secrets(ctx, (*path, "undo"), out, out["undo"])
     out["depends_on"] = _implied(ctx, name, depends_on, refs.found, undo_refs)
+    if origin is not None:
+        out["template"] = origin.model_dump()
     return out
 
 

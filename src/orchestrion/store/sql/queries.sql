@@ -992,6 +992,28 @@ SELECT {connection_columns} FROM connections WHERE namespace = ? ORDER BY name
 -- Delete a connection; returns its name when it existed.
 DELETE FROM connections WHERE namespace = ? AND name = ? RETURNING name
 
+-- ====================================================================== templates.py
+
+-- name: push_library
+-- Store a library version unless that (name, version) exists; returns the name when stored.
+INSERT INTO template_libraries (name, version, digest, description, body, pushed_by,
+pushed_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, version) DO NOTHING
+RETURNING name
+
+-- name: library_digest
+-- The digest of a stored library version.
+SELECT digest FROM template_libraries WHERE name = ? AND version = ?
+
+-- name: library
+-- One stored library version.
+SELECT name, version, digest, description, body, pushed_by, pushed_at
+FROM template_libraries WHERE name = ? AND version = ?
+
+-- name: libraries
+-- Every stored library version, by name and version.
+SELECT name, version, digest, description, body, pushed_by, pushed_at
+FROM template_libraries ORDER BY name, version
+
 -- ====================================================================== migrations, transactions
 
 -- name: applied_versions

@@ -47,6 +47,7 @@ from orchestrion.store.records import (
     WorkflowRecord,
 )
 from orchestrion.store.sql.jsontext import loads
+from orchestrion.store.template_records import StoredLibrary
 
 __all__ = [
     "ATTEMPT",
@@ -55,6 +56,7 @@ __all__ = [
     "CONNECTION",
     "EVENT",
     "FIRE",
+    "LIBRARY",
     "LOG",
     "QUEUE_LIMIT",
     "RETENTION",
@@ -191,5 +193,6 @@ SESSION: Final = row_reader(SessionRecord)
 AUDIT: Final = row_reader(AuditRecord)
 SECRET_META: Final = row_reader(SecretMeta)
 CONNECTION: Final = row_reader(ConnectionRecord)
+LIBRARY: Final = row_reader(StoredLibrary)
 SEALED: Final = row_reader(SealedRow)
 RETENTION: Final = row_reader(RetentionPolicy)

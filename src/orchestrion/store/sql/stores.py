@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from orchestrion.store.sql.projects import SqlProjects
     from orchestrion.store.sql.retention import SqlRetention
     from orchestrion.store.sql.secrets import SqlSecrets
+    from orchestrion.store.sql.templates import SqlTemplates
     from orchestrion.store.sql.waits import SqlWaits
 
 __all__ = ["stores_of"]
@@ -108,3 +109,8 @@ class _SqlLaterRoles:
         from orchestrion.store.sql.projects import SqlProjects
 
         return SqlProjects(self._db)
+
+    def templates(self) -> SqlTemplates:
+        from orchestrion.store.sql.templates import SqlTemplates
+
+        return SqlTemplates(self._db)

@@ -724,6 +724,8 @@ CREATE TABLE asset_stale (
 );
 
 -- Declarative projects and Git sync (0026).
+-- project_applies: one row per `orchestrion apply` (or sync) of a namespace's project: who,
+-- when, from which commit, what it changed (summary: JSON counts of create/update/delete),
 -- and how it ended (a failed apply changed nothing: it was validated first, or undone).
 CREATE TABLE project_applies (
     id           INTEGER PRIMARY KEY,
@@ -775,3 +777,16 @@ CREATE TABLE sync_results (
     created_at   REAL NOT NULL
 );
 CREATE INDEX sync_results_source ON sync_results (source, id);
+
+-- Template libraries held by the server (0027, docs/templates.md): a (name, version)
+-- is pushed once and never changes. body: the library as JSON.
+CREATE TABLE template_libraries (
+    name         TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    digest       TEXT NOT NULL,
+    description  TEXT NOT NULL DEFAULT '',
+    body         TEXT NOT NULL,
+    pushed_by    TEXT,
+    pushed_at    REAL NOT NULL,
+    PRIMARY KEY (name, version)
+);

@@ -1,0 +1,217 @@
+"""A template library: a name, a version and templates, each with typed params and a task body.
+
+A library is data (a YAML file, a mapping built in Python, or a row on a server); the
+task bodies are in the YAML task shape (``shell:``, ``python:``, ``retry:``...), and
+``{{ params.x }}`` in them names the template's own parameters, filled when a workflow uses
+the template (`orchestrion.spec.templates.expand`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from orchestrion.errors import SpecError
+from orchestrion.spec.fields import NAME_PATTERN
+from orchestrion.spec.model import ParamSpec
+
+__all__ = [
+    "LIBRARY_KEYS",
+    "TEMPLATE_KEYS",
+    "TaskTemplate",
+    "TemplateLibrary",
+    "canonical_json",
+    "describe",
+    "fits_type",
+    "library_from_data",
+]
+
+LIBRARY_KEYS: Final = ("library", "version", "description", "templates")
+TEMPLATE_KEYS: Final = ("description", "params", "task")
+#: Highest library version (a major version number).
+MAX_VERSION: Final = 999_999_999
+
+
+_TYPES: Final[dict[str, tuple[type, ...]]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+    "date": (str,),
+    "datetime": (str,),
+}
+
+
+def fits_type(kind: str, value: Any) -> bool:
+    """Whether `value` has the JSON type of param type `kind` (dates are checked as text)."""
+    if isinstance(value, bool) and kind in ("integer", "number"):
+        return False
+    return isinstance(value, _TYPES.get(kind, (object,)))
+
+
+def describe(value: Any) -> str:
+    """A value as an error message shows it: its type, and its text when short."""
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def canonical_json(data: Any) -> str:
+    """Sorted, compact JSON: what digests are taken over."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class TaskTemplate:
+    """One template: its parameters and its task body (YAML task shape)."""
+
+    name: str
+    params: dict[str, ParamSpec]
+    task: dict[str, Any]
+    description: str = ""
+
+    def to_data(self) -> dict[str, Any]:
+        """The template as in a library file."""
+        params = {
+            name: p.model_dump(mode="json", exclude_unset=True) for name, p in self.params.items()
+        }
+        return {"description": self.description, "params": params, "task": self.task}
+
+    def required(self, name: str) -> bool:
+        """A parameter without a default must be given, unless declared ``required: false``."""
+        param = self.params[name]
+        if param.default is not None:
+            return False
+        return param.required if "required" in param.model_fields_set else True
+
+
+@dataclass(frozen=True)
+class TemplateLibrary:
+    """A versioned set of templates. `source` names where it was read (for errors)."""
+
+    name: str
+    version: int
+    templates: dict[str, TaskTemplate]
+    description: str = ""
+    source: str = field(default="<library>", compare=False)
+
+    def to_data(self) -> dict[str, Any]:
+        """The library as in a file (`library_from_data` reads it back)."""
+        return {
+            "library": self.name,
+            "version": self.version,
+            "description": self.description,
+            "templates": {name: t.to_data() for name, t in self.templates.items()},
+        }
+
+    @property
+    def digest(self) -> str:
+        """``sha256:...`` of the library's canonical JSON: what a server stores it under."""
+        return "sha256:" + hashlib.sha256(canonical_json(self.to_data()).encode()).hexdigest()
+
+    def template_digest(self, name: str) -> str:
+        """``sha256:...`` of one template with its library and version: what a task records."""
+        data = {"library": self.name, "version": self.version, "template": name}
+        data.update(self.templates[name].to_data())
+        return "sha256:" + hashlib.sha256(canonical_json(data).encode()).hexdigest()
+
+
+def library_from_data(data: Any, *, source: str) -> TemplateLibrary:
+    """A library from its mapping (a parsed YAML file, JSON from the API, a Python dict).
+
+    Raises:
+        SpecError: naming `source`, the field and the problem.
+    """
+    if not isinstance(data, dict):
+        raise SpecError("a template library must be a mapping", source=source)
+    _keys(data, LIBRARY_KEYS, "the library", source, "")
+    name = data.get("library")
+    if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
+        raise SpecError(
+            "'library' must be a name (letters, digits, '_' and '-')", source=source, path="library"
+        )
+    version = data.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
+        raise SpecError(
+            f"'version' must be a positive integer (a major version), got {version!r}",
+            source=source,
+            path="version",
+        )
+    raw = data.get("templates")
+    if not isinstance(raw, dict) or not raw:
+        raise SpecError(
+            "'templates' must be a mapping of template name to template",
+            source=source,
+            path="templates",
+        )
+    templates = {key: _template(key, body, source) for key, body in raw.items()}
+    description = data.get("description") or ""
+    if not isinstance(description, str):
+        raise SpecError("'description' must be text", source=source, path="description")
+    return TemplateLibrary(name, version, templates, description, source)
+
+
+def _template(name: Any, body: Any, source: str) -> TaskTemplate:
+    path = f"templates.{name}"
+    if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
+        raise SpecError(f"invalid template name {name!r}", source=source, path=path)
+    if not isinstance(body, dict):
+        raise SpecError(f"template '{name}' must be a mapping", source=source, path=path)
+    _keys(body, TEMPLATE_KEYS, f"template '{name}'", source, path)
+    task = body.get("task")
+    if not isinstance(task, dict) or not task:
+        raise SpecError(
+            f"template '{name}' needs 'task': a task body such as {{shell: ...}}",
+            source=source,
+            path=f"{path}.task",
+        )
+    if "depends_on" in task:
+        raise SpecError(
+            "a template cannot set depends_on: it does not know the workflow's tasks"
+            " (the task that uses it sets them)",
+            source=source,
+            path=f"{path}.task.depends_on",
+        )
+    description = body.get("description") or ""
+    if not isinstance(description, str):
+        raise SpecError("'description' must be text", source=source, path=f"{path}.description")
+    return TaskTemplate(name, _params(body.get("params"), source, path), task, description)
+
+
+def _params(raw: Any, source: str, path: str) -> dict[str, ParamSpec]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise SpecError("'params' must be a mapping", source=source, path=f"{path}.params")
+    out: dict[str, ParamSpec] = {}
+    for name, body in raw.items():
+        where = f"{path}.params.{name}"
+        if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
+            raise SpecError(f"invalid parameter name {name!r}", source=source, path=where)
+        try:
+            out[name] = ParamSpec.model_validate({"type": body} if isinstance(body, str) else body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field_path = ".".join(str(p) for p in first["loc"])
+            raise SpecError(
+                f"{first['msg']}", source=source, path=f"{where}.{field_path}".rstrip(".")
+            ) from None
+    return out
+
+
+def _keys(
+    body: dict[str, Any], allowed: tuple[str, ...], what: str, source: str, path: str
+) -> None:
+    for key in body:
+        if key not in allowed:
+            raise SpecError(
+                f"unknown field {key!r} in {what} (allowed: {', '.join(allowed)})",
+                source=source,
+                path=f"{path}.{key}".lstrip("."),
+            )
