@@ -3,16 +3,20 @@ than a key's limit or a queue's limit at once, and every run still finishes."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
+from click.testing import CliRunner
+
 from orchestrion.app import App
+from orchestrion.cli.main import main
 from orchestrion.spec.model import ParamSpec
 from orchestrion.states import RunState
 from orchestrion.worker.loop import Worker, WorkerSettings
-from tests.helpers import make_app, py, wf
+from tests.helpers import database_url_for, make_app, py, wf
 
 _PATIENCE = 60.0  # guards against a hang; never a timing assertion
 
@@ -83,3 +87,24 @@ def test_a_queue_limit_holds_across_workers(tmp_path: Path) -> None:
         runs = [app.runs.trigger("wide").id for _ in range(2)]
         _run_all(app, runs)
     assert 1 <= gauge.most["narrow"] <= 3
+
+
+def test_queues_commands(tmp_path: Path) -> None:
+    db = ["--db", database_url_for(tmp_path / "q.db")]
+    runner = CliRunner()
+    assert runner.invoke(main, ["queues", "set-limit", "gpu", "2", *db]).exit_code == 0
+    assert runner.invoke(main, ["queues", "set-limit", "io", "5", *db]).exit_code == 0
+    listed = runner.invoke(main, ["queues", "list", *db, "-o", "json"])
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.output)
+    assert [(r["queue"], r["max_running"], r["running"]) for r in rows] == [
+        ("gpu", 2, 0),
+        ("io", 5, 0),
+    ]
+    assert runner.invoke(main, ["queues", "clear-limit", "gpu", *db]).exit_code == 0
+    missing = runner.invoke(main, ["queues", "clear-limit", "gpu", *db])
+    assert missing.exit_code == 2 and "has no limit" in missing.output
+    assert runner.invoke(main, ["queues", "set-limit", "io", "0", *db]).exit_code == 2
+    assert runner.invoke(main, ["queues", "set-limit", "bad name", "1", *db]).exit_code == 2
+    table = runner.invoke(main, ["queues", "list", *db])
+    assert "io" in table.output and "gpu" not in table.output

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from orchestrion.clock import SystemClock
 from orchestrion.errors import StoreError
 from orchestrion.spec.model import PythonAction, RetryPolicy, TaskSpec, WorkflowSpec
 from orchestrion.store import open_store
@@ -18,6 +19,7 @@ from orchestrion.store.postgres import PostgresDatabase, PostgresRuns
 from orchestrion.store.records import Claim, FinishResult, Outcome
 from orchestrion.store.sqlite import SqliteDatabase, SqliteRuns
 from orchestrion.store.stores import Stores
+from orchestrion.triggers.maintenance import Maintenance
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.context import TaskContext
 from orchestrion.worker.loop import Worker, WorkerSettings
@@ -260,3 +262,16 @@ def test_a_stopped_worker_releases_its_attempt_as_lost_whatever_its_heartbeat(
     assert [a.outcome for a in attempts] == ["lost"]
     assert store.reads.list_task_runs(run.id)[0].state.value != "succeeded"
     store.close()
+
+
+def test_maintenance_outlives_a_failing_store(tmp_path: Path) -> None:
+    """A store that raises on every call (closed under it) must not end the thread."""
+    store = open_store(database_url_for(tmp_path / "db.sqlite"))
+    sweeper = Maintenance(store.runs, SystemClock(), every=0.01)
+    store.close()
+    sweeper.start()
+    time.sleep(0.3)
+    try:
+        assert sweeper._thread.is_alive()
+    finally:
+        sweeper.stop()

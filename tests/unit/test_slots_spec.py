@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
-from click.testing import CliRunner
 
-from orchestrion.cli.main import main
 from orchestrion.errors import SpecError
 from orchestrion.spec.python import task, workflow
 from orchestrion.spec.yaml.loader import load_yaml_text
-from tests.helpers import database_url_for
 
 _KEYED = (
     "name: g\nparams: {customer: {type: string}}\ntasks:\n  a:\n    shell: [echo]\n"
@@ -56,24 +50,3 @@ def test_unset_keys_keep_the_canonical_json() -> None:
     text = load_yaml_text("name: g\ntasks:\n  a:\n    shell: [echo]\n").to_json()
     assert "concurrency_key" not in text and "key_limit" not in text
     assert "key_limit" in load_yaml_text(_KEYED).to_json()
-
-
-def test_queues_commands(tmp_path: Path) -> None:
-    db = ["--db", database_url_for(tmp_path / "q.db")]
-    runner = CliRunner()
-    assert runner.invoke(main, ["queues", "set-limit", "gpu", "2", *db]).exit_code == 0
-    assert runner.invoke(main, ["queues", "set-limit", "io", "5", *db]).exit_code == 0
-    listed = runner.invoke(main, ["queues", "list", *db, "-o", "json"])
-    assert listed.exit_code == 0, listed.output
-    rows = json.loads(listed.output)
-    assert [(r["queue"], r["max_running"], r["running"]) for r in rows] == [
-        ("gpu", 2, 0),
-        ("io", 5, 0),
-    ]
-    assert runner.invoke(main, ["queues", "clear-limit", "gpu", *db]).exit_code == 0
-    missing = runner.invoke(main, ["queues", "clear-limit", "gpu", *db])
-    assert missing.exit_code == 2 and "has no limit" in missing.output
-    assert runner.invoke(main, ["queues", "set-limit", "io", "0", *db]).exit_code == 2
-    assert runner.invoke(main, ["queues", "set-limit", "bad name", "1", *db]).exit_code == 2
-    table = runner.invoke(main, ["queues", "list", *db])
-    assert "io" in table.output and "gpu" not in table.output

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from pathlib import Path
 
 import pytest
 
-from orchestrion.clock import SystemClock
 from orchestrion.errors import StoreError
-from orchestrion.store import open_store
-from orchestrion.triggers.maintenance import Maintenance, backoff
+from orchestrion.triggers.maintenance import backoff
 from orchestrion.worker.health import StoreHealth, guarded, next_delay
-from tests.helpers import database_url_for
 
 
 def test_health_tracks_the_oldest_failing_kind_until_it_succeeds() -> None:
@@ -54,16 +49,3 @@ def test_back_off_doubles_up_to_its_cap() -> None:
         delays.append(delay)
     assert delays == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
     assert [backoff(2.0, n) for n in (0, 1, 2, 3, 4, 40)] == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
-
-
-def test_maintenance_outlives_a_failing_store(tmp_path: Path) -> None:
-    """A store that raises on every call (closed under it) must not end the thread."""
-    store = open_store(database_url_for(tmp_path / "db.sqlite"))
-    sweeper = Maintenance(store.runs, SystemClock(), every=0.01)
-    store.close()
-    sweeper.start()
-    time.sleep(0.3)
-    try:
-        assert sweeper._thread.is_alive()
-    finally:
-        sweeper.stop()
