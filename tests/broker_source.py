@@ -68,7 +68,21 @@ class Source:
             with pika.BlockingConnection(rabbit_parameters(endpoint("rabbitmq"), timeout=10)) as c:
                 c.channel().queue_declare(self.name, durable=True)
         elif self.kind == "nats":
-            self._nats(lambda js: js.add_stream(name=self.name, subjects=[f"{self.name}.>"]))
+            from nats.js.api import AckPolicy, ConsumerConfig
+
+            async def make(js: Any) -> None:
+                await js.add_stream(name=self.name, subjects=[f"{self.name}.>"])
+                # The durable the trigger binds to, made here with a short ack wait: what a
+                # killed consumer had fetched comes back after 3 s, not JetStream's 30.
+                config = ConsumerConfig(
+                    durable_name=consumer,
+                    ack_policy=AckPolicy.EXPLICIT,
+                    ack_wait=3,
+                    filter_subject=f"{self.name}.>",
+                )
+                await js.add_consumer(self.name, config=config)
+
+            self._nats(make)
         else:  # the session the consumer resumes, subscribed already: the broker queues
             client = self._mqtt_session(clean=False)
             done = client.subscribe(f"{self.name}/#", qos=1)
