@@ -7,14 +7,19 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrion.app.core import Facet
+from orchestrion.app.policies import Policies
 from orchestrion.errors import NotFound
 from orchestrion.spec.bundle import CodeBundle
 from orchestrion.spec.loading import LoadedWorkflow, load_workflows, spec_from_data
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.store.records import WorkflowRecord
+
+if TYPE_CHECKING:
+    from orchestrion.auth.principals import Principal
+    from orchestrion.store.policy_records import Finding
 
 __all__ = ["Version", "Workflows"]
 
@@ -46,12 +51,20 @@ class Workflows(Facet):
         *,
         source: str | os.PathLike[str],
         keep_current: bool = False,
+        principal: Principal | None = None,
+        findings: list[Finding] | None = None,
     ) -> None:
         """Register what `load_workflows` returned (split from loading so that callers can
         check their choice and parameters before anything is written). Each becomes the
         current version, except, with `keep_current`, one registered before: a process
-        re-reading its workflow folder at start does not undo a rollback."""
+        re-reading its workflow folder at start does not undo a rollback.
+
+        The admission policies check every spec first: `PolicyDenied` registers none;
+        warnings are appended to `findings`."""
         where = str(Path(source).resolve())
+        Policies(self._core).enforce_deploy(
+            [item.spec for item in loaded], principal=principal, findings=findings
+        )
         for item in loaded:
             spec = item.spec
             if item.code is not None:
@@ -80,9 +93,18 @@ class Workflows(Facet):
                     code=item.code,
                 )
 
-    def register_spec(self, data: dict[str, Any], *, source: str | None) -> WorkflowRecord:
-        """Register a spec given as JSON data (the API's and `deploy`'s way in)."""
+    def register_spec(
+        self,
+        data: dict[str, Any],
+        *,
+        source: str | None,
+        principal: Principal | None = None,
+        findings: list[Finding] | None = None,
+    ) -> WorkflowRecord:
+        """Register a spec given as JSON data (the API's and `deploy`'s way in), once the
+        admission policies let it (`PolicyDenied`; warnings appended to `findings`)."""
         spec = spec_from_data(data, source=source or "request")
+        Policies(self._core).enforce_deploy([spec], principal=principal, findings=findings)
         self.store.workflows.register_workflow(spec, source=source, now=self.clock.now())
         return self.store.workflows.get_workflow(spec.name, spec.version)
 

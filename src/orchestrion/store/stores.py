@@ -17,6 +17,7 @@ from orchestrion.store.cache import CacheStore
 from orchestrion.store.connections import ConnectionStore
 from orchestrion.store.notifications import NotificationStore
 from orchestrion.store.notifier import Notifier
+from orchestrion.store.policies import PolicyStore
 from orchestrion.store.reads import ReadStore
 from orchestrion.store.retention import RetentionStore
 from orchestrion.store.runs import RunStore
@@ -62,6 +63,8 @@ class Stores:
     waits: WaitStore
     backend: Backend
     assets: AssetStore
+    #: Admission policies' versions.
+    policies: PolicyStore
 
     def close(self) -> None:
         """Release connections. The roles cannot be used afterwards."""

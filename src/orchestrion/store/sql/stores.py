@@ -10,6 +10,7 @@ from orchestrion.store.sql.connections import SqlConnections
 from orchestrion.store.sql.database import Database
 from orchestrion.store.sql.notifications import SqlNotifications
 from orchestrion.store.sql.notifier import SqlNotifier
+from orchestrion.store.sql.policies import SqlPolicies
 from orchestrion.store.sql.reads import SqlReads
 from orchestrion.store.sql.retention import SqlRetention
 from orchestrion.store.sql.runs import SqlRuns
@@ -49,4 +50,5 @@ def stores_of(
         waits=SqlWaits(db),
         backend=db,
         assets=SqlAssets(db),
+        policies=SqlPolicies(db),
     )
