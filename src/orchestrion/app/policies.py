@@ -145,7 +145,11 @@ class Policies(Facet):
         other findings appended to `findings`."""
         for spec in specs:
             decision = self.check_deploy(spec, namespace=spec.namespace, principal=principal)
-            _refuse(decision)
+            if decision.denied:
+                # On file like any refused action (a local user's; the API audits requests).
+                obj = f"workflow {spec.namespace}/{spec.name}"
+                with self._core.audited("workflow.deploy", obj, params={"version": spec.version}):
+                    _refuse(decision)
             _keep(decision, findings, f"deploy {spec.namespace}/{spec.name}")
 
     def admit_run(

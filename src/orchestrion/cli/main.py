@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "kinds": "kinds_cmd",
     "logs": "runs_cmd",
     "notifications": "notifications_cmd",
+    "policy": "policies_cmd",
     "queues": "queues_cmd",
     "reject": "waits_cmd",
     "rerun": "run_cmd",

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from orchestrion.app import App
 from orchestrion.auth.principals import Action
-from orchestrion.errors import ParameterError
+from orchestrion.errors import ParameterError, PolicyDenied
 from orchestrion.store.records import RunFilter
 from orchestrion.ui import graph
 from orchestrion.ui.pages import form_data, redirect, render, ui_router
@@ -23,7 +23,7 @@ from orchestrion.ui.views_waits import waits_of
 from orchestrion.web import targets
 from orchestrion.web.csrf import check_csrf
 from orchestrion.web.policy import rule
-from orchestrion.web.request import app_of
+from orchestrion.web.request import app_of, principal_of
 from orchestrion.web.scope import scope_of
 
 __all__ = ["router"]
@@ -205,12 +205,20 @@ async def trigger(request: Request, name: str) -> Response:
     spec = app.workflows.workflow(name)
     try:
         no_cache = form.get("no_cache") == "1"
-        run = app.runs.trigger(name, parse_params(spec, form), trigger="ui", no_cache=no_cache)
-    except ParameterError as exc:
+        run = app.runs.trigger(
+            name,
+            parse_params(spec, form),
+            trigger="ui",
+            no_cache=no_cache,
+            principal=principal_of(request),
+        )
+    except (ParameterError, PolicyDenied) as exc:
+        # A policy's denial shows on the form, naming policy, rule, field and message.
+        status = 403 if isinstance(exc, PolicyDenied) else 422
         return render(
             request,
             "trigger.html",
-            422,
+            status,
             nav="workflows",
             title=f"Trigger {name}",
             spec=spec,

@@ -1,5 +1,5 @@
-"""Policies from YAML: one policy per file (or a ``---``-free file holding a list of
-them), and a folder of such files (``*.yaml``, ``*.yml``, in name order)."""
+"""Policies from YAML: a file holds one policy, or several under ``policies:``; a folder
+holds such files (``*.yaml``, ``*.yml``, read in name order)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ _MAX_DEPTH: Final = 20
 
 
 def policy_documents(text: str | bytes, *, source: str = "policy") -> list[dict[str, Any]]:
-    """The policy documents of one YAML text (a mapping, or a list of mappings), each
-    checked by `parse_policy` (`PolicyError` names the file, line and field)."""
+    """The policy documents of one YAML text (a policy, or ``policies:`` and a list of
+    them), each checked by `parse_policy` (`PolicyError` names the file and field)."""
     try:
         decoded = decode_text(text, source, _MAX_BYTES)
         data, _, _ = read_document(decoded, source, _MAX_DEPTH)
@@ -27,11 +27,14 @@ def policy_documents(text: str | bytes, *, source: str = "policy") -> list[dict[
         raise PolicyError(
             exc.detail, source=exc.source, path=exc.path, line=exc.line, column=exc.column
         ) from None
-    items = data if isinstance(data, list) else [data]
+    many = isinstance(data, dict) and set(data) == {"policies"}
+    items = data["policies"] if many else [data]
+    if not isinstance(items, list):
+        raise PolicyError("`policies` holds a list of policies", source=source, path="policies")
     if not items:
         raise PolicyError("the file holds no policy", source=source)
     for index, item in enumerate(items):
-        where = source if len(items) == 1 else f"{source}[{index}]"
+        where = f"{source}: policies[{index}]" if many else source
         parse_policy(item, source=where)
     return items
 
