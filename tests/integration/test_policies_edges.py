@@ -217,3 +217,37 @@ def test_ui_lists_policies_and_the_trigger_form_shows_a_denial(server: Server) -
             "policy ui-strict denied: request &lt;b&gt;no&lt;/b&gt; runs [rule never]" in sent.text
         )
     app.policies.delete("ui-strict")
+
+
+def test_scheduled_and_event_runs_are_admitted_too(server: Server, tmp_path: Path) -> None:
+    app = server.app
+    app.policies.put(
+        {
+            "policy": "sched-rules",
+            "applies_to": {"namespaces": ["sched"], "on": ["trigger"]},
+            "rules": [
+                {"name": "no-cron", "require": "request.trigger != 'schedule'",
+                 "message": "no scheduled runs here"},
+                {"name": "events-held", "when": "startswith(request.trigger, 'event')",
+                 "require": "false", "effect": "require_approval"},
+            ],
+        }
+    )  # fmt: skip
+    path = tmp_path / "sched.yaml"
+    path.write_text(
+        "name: ticker\nnamespace: sched\nschedule: {every: 1h}\n"
+        "triggers:\n  - {event: ticker.go}\ntasks:\n  a:\n    shell: [echo, hi]\n"
+    )
+    app.workflows.load(path)
+    scheduler = app.runtime.scheduler(use_leases=False)
+    clock = app.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(2 * 3600)
+    scheduler.tick()
+    fires = app.store.triggers.list_fires()
+    assert fires and all(f.state == "failed" and f.run_id is None for f in fires), fires
+    assert "policy sched-rules denied: no scheduled runs here [rule no-cron]" in str(fires[0].error)
+    (run_id,) = app.triggers.send_event("ticker.go", {}, event_id="go-1")
+    (wait,) = app.waits.pending(run_id)
+    assert wait.task == "policy-approval"
+    app.policies.delete("sched-rules")

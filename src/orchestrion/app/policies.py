@@ -5,7 +5,8 @@ it the policies in force, the principal, the request and the App's clock, and ac
 result: a denial raises `PolicyDenied` (403 at the API), warnings go back to the caller,
 and a ``require_approval`` finding starts the run behind an approval gate
 (`orchestrion.spec.policies.gate`). Deploys are checked by `App.workflows`, triggers by
-`App.runs` and the scheduler's starts are not (see docs/policies.md, "What is checked").
+`App.runs`, events by `App.triggers`, and the scheduler's fires through the same
+`orchestrion.triggers.admission.Admission` (docs/policies.md, "What is checked").
 
 Writing policies is an admin's job on ``*`` (the routes' `Action.SETTINGS`): a policy
 applies across namespaces. Every write is audited (by the request at the API, by
@@ -30,8 +31,8 @@ from orchestrion.spec.policies import (
     parse_policy,
     policy_documents,
 )
-from orchestrion.spec.policies.gate import gated_spec
 from orchestrion.store.policy_records import PolicyRecord
+from orchestrion.triggers.admission import Admission
 
 if TYPE_CHECKING:
     from orchestrion.auth.principals import Principal
@@ -164,17 +165,19 @@ class Policies(Facet):
         """The spec a run of `spec` starts on: itself, or, when a policy requires an
         approval, its gated version (registered, never current). `PolicyDenied` on a
         denial; the other findings appended to `findings`."""
-        decision = self.check_trigger(spec, params=params, trigger=trigger, principal=principal)
-        _refuse(decision)
-        _keep(decision, findings, f"trigger {spec.namespace}/{spec.name}")
-        if not decision.approvals:
-            return spec
-        gated = gated_spec(spec, decision.approvals)
-        record = self.store.workflows.get_workflow(spec.name, spec.version)
-        self.store.workflows.register_workflow(
-            gated, source=record.source, now=self.clock.now(), make_current=False
+        actor = self._core.actor.name if self._core.actor is not None else None
+        admitted, decision = self.admission().decide(
+            spec, params, trigger=trigger, principal=principal_view(principal, actor)
         )
-        return gated
+        _refuse(decision)
+        if findings is not None:
+            findings.extend(decision.findings)
+        assert admitted is not None  # not denied
+        return admitted
+
+    def admission(self) -> Admission:
+        """The policies as the scheduler and the event intake apply them."""
+        return Admission(self.store.policies, self.store.workflows, self.clock.now)
 
     def _evaluate(
         self, spec: WorkflowSpec, request: PolicyRequest, principal: Principal | None

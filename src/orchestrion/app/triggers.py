@@ -15,6 +15,7 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from orchestrion.app.core import Facet
+from orchestrion.app.policies import Policies
 from orchestrion.app.waits import Waits
 from orchestrion.store.records import BackfillRecord, ConsumerRecord, EventReceipt, Replay
 
@@ -81,6 +82,7 @@ class Triggers(Facet):
                 source=source,
                 replay=replay,
                 extra=extra,
+                admit=Policies(self._core).admission().matches,
                 namespaces=namespaces,
             )
             if not receipt.duplicate:

@@ -30,12 +30,14 @@ from orchestrion.errors import ExpressionError, OrchestrionError, ParameterError
 from orchestrion.spec.model import ScheduleSpec, WorkflowSpec
 from orchestrion.spec.params import resolve_params
 from orchestrion.store.assets import AssetStore
+from orchestrion.store.policies import PolicyStore
 from orchestrion.store.records import FireRecord, PruneCounts
 from orchestrion.store.retention import RetentionStore
 from orchestrion.store.runs import RunStore
 from orchestrion.store.triggers import TriggerStore
 from orchestrion.store.workflows import WorkflowStore
 from orchestrion.triggers import cron
+from orchestrion.triggers.admission import Admission
 from orchestrion.triggers.assets import AssetDuty, uses_assets
 from orchestrion.triggers.consumers import BrokerConsumers
 from orchestrion.triggers.events import match_run, run_scope
@@ -107,12 +109,15 @@ class Scheduler:
         connections: ConnectionResolver | None = None,
         retention: RetentionStore | None = None,
         assets: AssetStore | None = None,
+        policies: PolicyStore | None = None,
     ) -> None:
         """Fires, events and its duties' leases go through `triggers`; specs are read from
         `workflows`; the maintenance duty sweeps `runs`. With `connections` (which opens a
         broker connection) it also runs the consumers of broker triggers; with `retention`,
         the retention duty (docs/operating.md, "Retention"); with `assets`, the assets
-        duty (asset triggers and freshness: `orchestrion.triggers.assets`)."""
+        duty (asset triggers and freshness: `orchestrion.triggers.assets`); with
+        `policies`, the admission policies decide the runs of cron fires, run triggers and
+        broker messages (a denied fire is recorded as failed with the reason)."""
         self.triggers = triggers
         self.workflows = workflows
         self.runs = runs
@@ -141,11 +146,14 @@ class Scheduler:
         self.lineage: LineageEmitter | None = None
         if retention is not None:
             self.retention = RetentionDuty(retention, workflows, clock.now)
+        self.admission = None if policies is None else Admission(policies, workflows, clock.now)
         if connections is not None:
             self.consumers = BrokerConsumers(
                 triggers, connections, clock, self.holder_id,
                 lease_ttl=lease_ttl, use_leases=use_leases,
             )  # fmt: skip
+            if self.admission is not None:
+                self.consumers.admit = self.admission.matches
 
     # ------------------------------------------------------------------ loop
 
@@ -321,6 +329,8 @@ class Scheduler:
             params = resolve_params(spec, cron.fire_params(schedule, key, nominal))
         except (ExpressionError, ParameterError) as exc:
             params, error = {}, str(exc)
+        if error is None and self.admission is not None:
+            spec, error = self.admission.admit(spec, params, trigger="schedule")
         return self.triggers.fire_schedule(
             spec,
             schedule_key=key,
@@ -405,6 +415,8 @@ class Scheduler:
             paused = self.workflows.paused_workflows()
             for item in finished:
                 matches = match_run(specs, item.run, item.event_id, paused=paused)
+                if self.admission is not None:
+                    matches = self.admission.matches(matches)
                 if not matches.runs and not matches.errors:
                     continue
                 receipt = self.triggers.record_event(
