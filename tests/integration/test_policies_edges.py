@@ -251,3 +251,38 @@ def test_scheduled_and_event_runs_are_admitted_too(server: Server, tmp_path: Pat
     (wait,) = app.waits.pending(run_id)
     assert wait.task == "policy-approval"
     app.policies.delete("sched-rules")
+
+
+def test_a_map_is_admitted_when_its_width_is_known(tmp_path: Path) -> None:
+    with make_app(tmp_path) as app:
+        app.policies.put(
+            {
+                "policy": "small-maps",
+                "applies_to": {"on": ["deploy", "trigger", "task"]},
+                "rules": [
+                    {"name": "width", "for_each": "tasks", "when": "task.map_width != null",
+                     "require": "task.map_width <= 3", "message": "at most 3 items",
+                     "field": "tasks.{task.name}.map"},
+                    {"name": "note", "for_each": "tasks", "when": "task.mapped",
+                     "require": "request.on != 'task'", "effect": "warn", "message": "mapped"},
+                ],
+            }
+        )  # fmt: skip
+        path = tmp_path / "fan.yaml"
+        path.write_text(
+            "name: fan\nparams:\n  n: {type: integer, default: 4}\ntasks:\n"
+            "  make:\n    shell:\n      argv: [python3, -c, 'import json,sys;"
+            " print(json.dumps(list(range(int(sys.argv[1])))))', '{{ params.n }}']\n"
+            "      json_output: true\n"
+            "  each:\n    map: tasks.make\n    shell: [echo, '{{ item }}']\n"
+        )
+        app.workflows.load(path)  # the width is unknown at deploy: admitted
+        wide = app.runtime.run_until_done(app.runs.trigger("fan").id, every=0.01)
+        assert wide.state.value == "failed"
+        group = next(t for t in app.runs.task_runs(wide.id) if t.task_name == "each")
+        assert group.state.value == "failed"
+        assert "policy small-maps denied: tasks.each.map at most 3 items" in str(group.error)
+        narrow = app.runtime.run_until_done(app.runs.trigger("fan", {"n": 3}).id, every=0.01)
+        assert narrow.state.value == "succeeded"
+        kinds = [e.kind for e in app.runs.events(narrow.id)]
+        assert "policy.warned" in kinds

@@ -54,6 +54,7 @@ rules:
 
 MAP_WIDTH = """\
 policy: map-width
+applies_to: {on: [deploy, trigger, task]}
 rules:
   - name: width
     for_each: tasks
@@ -148,6 +149,11 @@ def test_map_width_known_at_deploy_or_from_the_trigger_params() -> None:
     params = {"items": list(range(10_001))}
     assert _check(MAP_WIDTH, spec, on="trigger", params=params).denied
     assert not _check(MAP_WIDTH, spec, on="trigger", params={"items": [1, 2]}).denied
+    # At the task's admission the real width is known, whatever the map reads.
+    upstream = _spec("dev", map_over="[1]")
+    (finding,) = _check(MAP_WIDTH, upstream, on="task", task="load", map_width=10_001).findings
+    assert finding.field == "tasks.load.map" and finding.effect == "deny"
+    assert not _check(MAP_WIDTH, upstream, on="task", task="load", map_width=3).findings
 
 
 def test_change_window_in_the_policys_time_zone() -> None:

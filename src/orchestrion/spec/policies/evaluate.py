@@ -82,6 +82,9 @@ class PolicyRequest:
     trigger: str | None = None
     params: Mapping[str, Any] | None = None
     source: str | None = None
+    #: At ``on: task``: the task being admitted, and its items when it is mapped.
+    task: str | None = None
+    map_width: int | None = None
 
 
 def applies(policy: Policy, *, on: On, namespace: str, workflow: str) -> bool:
@@ -105,19 +108,25 @@ def evaluate(
     """Every finding of the `policies` that apply to `request` on `spec` (`principal`: who
     asks, as ``{"name", "kind", "roles"}``, or None for a local user)."""
     view = spec_view(spec, request.params)
-    base = {
+    asked: dict[str, Any] = {
+        "on": request.on,
+        "namespace": request.namespace,
+        "workflow": spec.name,
+        "trigger": request.trigger,
+        "params": dict(request.params) if request.params is not None else None,
+        "source": request.source,
+        "task": request.task,
+    }
+    base: dict[str, Any] = {
         "spec": view,
         "principal": dict(principal) if principal is not None else None,
-        "request": {
-            "on": request.on,
-            "namespace": request.namespace,
-            "workflow": spec.name,
-            "trigger": request.trigger,
-            "params": dict(request.params) if request.params is not None else None,
-            "source": request.source,
-        },
+        "request": asked,
         "namespace": request.namespace,
     }
+    tasks: list[dict[str, Any]] = view["tasks"]
+    if request.task is not None:  # a task's admission: that task only, its width known
+        tasks = [{**t, "map_width": request.map_width} for t in tasks if t["name"] == request.task]
+        base["task"] = tasks[0] if tasks else None
     findings: list[Finding] = []
     for policy in policies:
         if not applies(policy, on=request.on, namespace=request.namespace, workflow=spec.name):
@@ -125,7 +134,7 @@ def evaluate(
         scope = {**base, "now": now_view(now, policy.timezone)}
         for rule in policy.rules:
             if rule.for_each == "tasks":
-                for task in view["tasks"]:
+                for task in tasks:
                     findings.extend(_check(policy, rule, {**scope, "task": task}))
             else:
                 findings.extend(_check(policy, rule, scope))

@@ -17,14 +17,28 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from orchestrion.errors import ExpressionError, PolicyError
 from orchestrion.spec.expressions import Expression, compile_expression
 
-__all__ = ["EFFECTS", "ON", "AppliesTo", "Effect", "On", "Policy", "Rule", "parse_policy"]
+__all__ = [
+    "DEFAULT_ON",
+    "EFFECTS",
+    "ON",
+    "AppliesTo",
+    "Effect",
+    "On",
+    "Policy",
+    "Rule",
+    "parse_policy",
+]
 
 Effect = Literal["deny", "warn", "require_approval"]
-On = Literal["deploy", "trigger"]
+On = Literal["deploy", "trigger", "task"]
 #: What a rule's finding does: refuse, accept with a warning, or hold the run for approval.
 EFFECTS: Final[tuple[Effect, ...]] = ("deny", "warn", "require_approval")
-#: When a policy is evaluated: a workflow version is deployed, or a run is triggered.
-ON: Final[tuple[On, ...]] = ("deploy", "trigger")
+#: When a policy is evaluated: a workflow version is deployed, a run is triggered, or a
+#: mapped task is admitted (its items known: `orchestrion.spec.policies.admission`).
+ON: Final[tuple[On, ...]] = ("deploy", "trigger", "task")
+#: The moments of a policy that does not say (`task` is asked for: it runs in the store's
+#: transaction at every map expansion).
+DEFAULT_ON: Final[tuple[On, ...]] = ("deploy", "trigger")
 _ROLES: Final = ("viewer", "operator", "editor", "admin")
 _NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 _GLOB_RE: Final = re.compile(r"^[A-Za-z0-9_.*?\[\]/-]{1,200}$")
@@ -43,7 +57,7 @@ class AppliesTo:
 
     namespaces: tuple[str, ...] = ("*",)
     workflows: tuple[str, ...] = ("*",)
-    on: tuple[On, ...] = ON
+    on: tuple[On, ...] = DEFAULT_ON
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +119,7 @@ def parse_policy(data: Any, *, source: str | None = None) -> Policy:
         if rule.name in seen:
             raise fail(f"rules[{i}].name", f"two rules are named {rule.name!r}")
         seen.add(rule.name)
-        if rule.effect == "require_approval" and "deploy" in applies.on:
+        if rule.effect == "require_approval" and applies.on != ("trigger",):
             raise fail(
                 f"rules[{i}].effect",
                 "require_approval holds runs: its policy applies on [trigger] only",
@@ -140,13 +154,13 @@ def _applies(value: Any, fail: Any) -> AppliesTo:
     if not isinstance(value, Mapping):
         raise fail("applies_to", "expected a mapping (namespaces, workflows, on)")
     _unknown(value, _APPLIES_KEYS, "applies_to", fail)
-    on_raw = value.get("on", list(ON))
+    on_raw = value.get("on", list(DEFAULT_ON))
     on_items = [on_raw] if isinstance(on_raw, str) else on_raw
     if not isinstance(on_items, Sequence) or not on_items:
-        raise fail("applies_to.on", "expected a list of: deploy, trigger")
+        raise fail("applies_to.on", "expected a list of: deploy, trigger, task")
     for item in on_items:
         if item not in ON:
-            raise fail("applies_to.on", f"unknown moment {item!r} (known: deploy, trigger)")
+            raise fail("applies_to.on", f"unknown moment {item!r} (known: deploy, trigger, task)")
     return AppliesTo(
         namespaces=_globs(value.get("namespaces", "*"), "applies_to.namespaces", fail),
         workflows=_globs(value.get("workflows", "*"), "applies_to.workflows", fail),

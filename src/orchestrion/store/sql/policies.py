@@ -9,23 +9,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from orchestrion.store.policy_records import PolicyRecord
 from orchestrion.store.sql.advance import Advance
 from orchestrion.store.sql.database import Database
 from orchestrion.store.sql.jsontext import dumps
-from orchestrion.store.sql.named import NamedQueries, load_queries
-from orchestrion.store.sql.rows import column_list, row_reader
+from orchestrion.store.sql.policy_rows import POLICY as _POLICY
+from orchestrion.store.sql.policy_rows import PQ
 
 __all__ = ["SqlPolicies"]
-
-PQ: Final[NamedQueries] = load_queries(
-    Path(__file__).with_name("policies.sql"),
-    substitutions={"policy_columns": column_list(PolicyRecord)},
-)
-_POLICY = row_reader(PolicyRecord)
 
 
 def _digest(document: Mapping[str, Any]) -> str:
