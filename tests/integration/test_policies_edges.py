@@ -286,3 +286,24 @@ def test_a_map_is_admitted_when_its_width_is_known(tmp_path: Path) -> None:
         assert narrow.state.value == "succeeded"
         kinds = [e.kind for e in app.runs.events(narrow.id)]
         assert "policy.warned" in kinds
+
+
+def test_the_python_client(server: Server) -> None:
+    from orchestrion.client import Client
+    from orchestrion.errors import ClientError
+
+    with Client(server.url, server.token) as api:
+        made = api.put_policy({"policy": "client-made", "rules": [{"name": "r", "require": "1"}]})
+        assert made["version"] == 1
+        assert "client-made" in [p["name"] for p in api.policies()]
+        try:
+            api.deploy(_spec("client_etl", "prod"))
+        except ClientError as exc:
+            assert (exc.status, exc.code) == (403, "policy_denied")
+            assert exc.detail["findings"][0]["policy"] == "prod-needs-retries"
+        else:
+            raise AssertionError("the deploy was not denied")
+        image = {"action": {"kind": "container", "image": "docker.io/alpine:3"}}
+        api.deploy(_spec("client_thumbs", "dev", **image))
+        assert [f["policy"] for f in api.policy_findings] == ["trusted-images"]
+        api.delete_policy("client-made")

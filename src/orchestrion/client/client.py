@@ -335,6 +335,20 @@ class Client:
         """Delete a secret."""
         self.request("DELETE", f"/api/v1/secrets/{_seg(namespace)}/{_seg(name)}")
 
+    # ------------------------------------------------------------------ policies
+
+    def policies(self) -> list[dict[str, Any]]:
+        """The admission policies in force (each with its document and YAML)."""
+        return list(self.request("GET", "/api/v1/policies"))
+
+    def put_policy(self, document: Mapping[str, Any]) -> dict[str, Any]:
+        """Write a policy (a new version when it changed); the version in force."""
+        return dict(self.request("POST", "/api/v1/policies", json=dict(document)))
+
+    def delete_policy(self, name: str) -> None:
+        """Take a policy out of force (its history stays)."""
+        self.request("DELETE", f"/api/v1/policies/{_seg(name)}")
+
 
 def _findings(response: httpx.Response) -> list[dict[str, Any]]:
     """The ``X-Policy-Findings`` of a response (none when absent or unreadable)."""
