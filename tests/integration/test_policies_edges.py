@@ -146,6 +146,10 @@ def test_deploy_denied_warned_and_a_held_run_approved(server: Server) -> None:
     rejected = client.post(f"/api/v1/runs/{again}/tasks/policy-approval/reject", json={})
     assert rejected.status_code == 200
     assert client.get(f"/api/v1/runs/{again}").json()["state"] == "canceled"
+    # The findings of an accepted request are on file with its audit record.
+    triggers = server.app.accounts.list_audit(AuditFilter(limit=500))
+    noted = [r for r in triggers if "policy_findings" in (r.params or {})]
+    assert any("prod-change-window" in str(r.params) for r in noted)
 
 
 def test_cli_locally_with_server_and_dry_run(server: Server, tmp_path: Path) -> None:

@@ -58,14 +58,20 @@ class Runs(Facet):
         The admission policies decide first: `PolicyDenied` starts nothing; a required
         approval starts the run behind an approval gate; warnings and approvals are
         appended to `findings`."""
+        audit: dict[str, Any] = {"params": params}
         with self._core.audited(
-            "run.trigger", f"workflow {workflow}", workflow=workflow, params={"params": params}
+            "run.trigger", f"workflow {workflow}", workflow=workflow, params=audit
         ):
             spec = self.store.workflows.get_workflow(workflow).spec
             resolved = resolve_params(spec, params or {})
+            found: list[Finding] = []
             spec = Policies(self._core).admit_run(
-                spec, resolved, trigger=trigger, principal=principal, findings=findings
+                spec, resolved, trigger=trigger, principal=principal, findings=found
             )
+            if found:  # on file with the trigger (a local user's record)
+                audit["policy_findings"] = [str(f) for f in found]
+            if findings is not None:
+                findings.extend(found)
             return self.store.runs.create_run(
                 spec,
                 resolved,

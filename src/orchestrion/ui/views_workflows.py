@@ -14,6 +14,7 @@ from starlette.responses import Response
 from orchestrion.app import App
 from orchestrion.auth.principals import Action
 from orchestrion.errors import ParameterError, PolicyDenied
+from orchestrion.store.policy_records import Finding
 from orchestrion.store.records import RunFilter
 from orchestrion.ui import graph
 from orchestrion.ui.pages import form_data, redirect, render, ui_router
@@ -22,6 +23,7 @@ from orchestrion.ui.views_runs import KINDS
 from orchestrion.ui.views_waits import waits_of
 from orchestrion.web import targets
 from orchestrion.web.csrf import check_csrf
+from orchestrion.web.errors import note_findings
 from orchestrion.web.policy import rule
 from orchestrion.web.request import app_of, principal_of
 from orchestrion.web.scope import scope_of
@@ -203,6 +205,7 @@ async def trigger(request: Request, name: str) -> Response:
     check_csrf(request, form)
     app = app_of(request)
     spec = app.workflows.workflow(name)
+    findings: list[Finding] = []
     try:
         no_cache = form.get("no_cache") == "1"
         run = app.runs.trigger(
@@ -211,7 +214,9 @@ async def trigger(request: Request, name: str) -> Response:
             trigger="ui",
             no_cache=no_cache,
             principal=principal_of(request),
+            findings=findings,
         )
+        note_findings(request.state, findings)
     except (ParameterError, PolicyDenied) as exc:
         # A policy's denial shows on the form, naming policy, rule, field and message.
         status = 403 if isinstance(exc, PolicyDenied) else 422

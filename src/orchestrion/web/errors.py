@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-__all__ = ["error_response", "finding_json", "findings_header"]
+__all__ = ["error_response", "finding_json", "findings_header", "note_findings"]
 
 #: What the header carries at most: clients refuse huge headers (httpx: 16 KiB in all).
 _HEADER_FINDINGS = 20
@@ -58,3 +58,12 @@ def findings_header(findings: Sequence[Any]) -> dict[str, str]:
         for f in findings[:_HEADER_FINDINGS]
     ]
     return {"X-Policy-Findings": json.dumps(shown)}
+
+
+def note_findings(state: Any, findings: Sequence[Any]) -> None:
+    """Add the findings of an accepted deploy or trigger to the request's audit record
+    (`state`: the request's state, whose ``audit`` the guard filled): warnings are on file
+    whoever reads the response."""
+    audit = getattr(state, "audit", None)
+    if findings and isinstance(audit, dict):
+        audit.setdefault("params", {})["policy_findings"] = [str(f) for f in findings]

@@ -13,7 +13,7 @@ from orchestrion.auth.principals import Action
 from orchestrion.store.policy_records import Finding
 from orchestrion.store.records import WorkflowRecord
 from orchestrion.web import targets
-from orchestrion.web.errors import findings_header
+from orchestrion.web.errors import findings_header, note_findings
 from orchestrion.web.policy import rule
 from orchestrion.web.request import app_of, principal_of
 from orchestrion.web.scope import scope_of
@@ -50,6 +50,7 @@ def register_workflow(
         spec, source="api", principal=principal_of(request), findings=findings
     )
     response.headers.update(findings_header(findings))
+    note_findings(request.state, findings)
     return _view(app, record, full=True)
 
 
@@ -119,6 +120,7 @@ def trigger(
         findings=findings,
     )
     response.headers.update(findings_header(findings))
+    note_findings(request.state, findings)
     return Run.of(run)
 
 
