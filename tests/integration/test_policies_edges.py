@@ -209,6 +209,7 @@ def test_ui_lists_policies_and_the_trigger_form_shows_a_denial(server: Server) -
         assert one.status_code == 200 and 'id="policy-yaml"' in one.text
         assert "&lt;b&gt;no&lt;/b&gt; runs" in one.text  # hostile text shown as text
         form = browser.get("/workflows/shown/trigger")
+        assert 'id="policy-notes"' in form.text and "[rule never]" in form.text
         token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
         assert token
         sent = browser.post(

@@ -14,6 +14,8 @@ from starlette.responses import Response
 from orchestrion.app import App
 from orchestrion.auth.principals import Action
 from orchestrion.errors import ParameterError, PolicyDenied
+from orchestrion.spec.model import WorkflowSpec
+from orchestrion.spec.params import resolve_params
 from orchestrion.store.policy_records import Finding
 from orchestrion.store.records import RunFilter
 from orchestrion.ui import graph
@@ -186,7 +188,8 @@ async def clear_cache(request: Request, name: str) -> Response:
 @router.get("/workflows/{name}/trigger")
 @rule(Action.READ, targets.workflow)
 def trigger_form(request: Request, name: str) -> Response:
-    spec = app_of(request).workflows.workflow(name)
+    app = app_of(request)
+    spec = app.workflows.workflow(name)
     return render(
         request,
         "trigger.html",
@@ -195,7 +198,22 @@ def trigger_form(request: Request, name: str) -> Response:
         spec=spec,
         fields=fields(spec),
         error="",
+        notes=_policy_notes(app, spec, request),
     )
+
+
+def _policy_notes(app: App, spec: WorkflowSpec, request: Request) -> list[str]:
+    """What the admission policies say now of a run with the default parameters (a
+    warning, an approval it will need, a denial): shown before anyone presses the button.
+    Nothing when the defaults do not make a run (the form will say why)."""
+    try:
+        params = resolve_params(spec, {})
+    except ParameterError:
+        return []
+    decision = app.policies.check_trigger(
+        spec, params=params, trigger="ui", principal=principal_of(request)
+    )
+    return [str(f) for f in decision.findings]
 
 
 @router.post("/workflows/{name}/trigger")
