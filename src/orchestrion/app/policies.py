@@ -141,9 +141,10 @@ class Policies(Facet):
         *,
         principal: Principal | None = None,
         findings: builtins.list[Finding] | None = None,
-    ) -> None:
+    ) -> builtins.list[builtins.list[Finding]]:
         """Check every spec before any is registered: `PolicyDenied` on a denial; the
-        other findings appended to `findings`."""
+        other findings appended to `findings`, and returned per spec (in order)."""
+        each: builtins.list[builtins.list[Finding]] = []
         for spec in specs:
             decision = self.check_deploy(spec, namespace=spec.namespace, principal=principal)
             if decision.denied:
@@ -152,6 +153,8 @@ class Policies(Facet):
                 with self._core.audited("workflow.deploy", obj, params={"version": spec.version}):
                     _refuse(decision)
             _keep(decision, findings, f"deploy {spec.namespace}/{spec.name}")
+            each.append(decision.findings)
+        return each
 
     def admit_run(
         self,

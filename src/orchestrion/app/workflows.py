@@ -62,10 +62,10 @@ class Workflows(Facet):
         The admission policies check every spec first: `PolicyDenied` registers none;
         warnings are appended to `findings`."""
         where = str(Path(source).resolve())
-        Policies(self._core).enforce_deploy(
+        noted = Policies(self._core).enforce_deploy(
             [item.spec for item in loaded], principal=principal, findings=findings
         )
-        for item in loaded:
+        for item, found in zip(loaded, noted, strict=True):
             spec = item.spec
             if item.code is not None:
                 self._core.code.add_bundle(item.code)
@@ -83,7 +83,11 @@ class Workflows(Facet):
             with self._core.audited(
                 "workflow.deploy",
                 f"workflow {spec.namespace}/{spec.name}",
-                params={"version": spec.version, "source": where},
+                params={
+                    "version": spec.version,
+                    "source": where,
+                    **({"policy_findings": [str(f) for f in found]} if found else {}),
+                },
             ):
                 self.store.workflows.register_workflow(
                     spec,
