@@ -231,7 +231,7 @@ def test_scheduled_and_event_runs_are_admitted_too(server: Server, tmp_path: Pat
             "policy": "sched-rules",
             "applies_to": {"namespaces": ["sched"], "on": ["trigger"]},
             "rules": [
-                {"name": "no-cron", "require": "request.trigger != 'schedule'",
+                {"name": "no-cron", "require": "request.trigger not in ['schedule', 'backfill']",
                  "message": "no scheduled runs here"},
                 {"name": "events-held", "when": "startswith(request.trigger, 'event')",
                  "require": "false", "effect": "require_approval"},
@@ -255,6 +255,9 @@ def test_scheduled_and_event_runs_are_admitted_too(server: Server, tmp_path: Pat
     (run_id,) = app.triggers.send_event("ticker.go", {}, event_id="go-1")
     (wait,) = app.waits.pending(run_id)
     assert wait.task == "policy-approval"
+    backfill = app.triggers.create_backfill("ticker", "2026-11-01", "2026-11-02")
+    assert scheduler.tick().backfill_runs == []
+    assert app.triggers.get_backfill(backfill.id).state == "canceled"
     app.policies.delete("sched-rules")
 
 

@@ -381,11 +381,37 @@ class Scheduler:
                 log.exception("backfill.bad_params", extra={"backfill": backfill.id})
                 self.triggers.cancel_backfill(backfill.id, now=now)
                 continue
+            if fires and self.admission is not None:
+                admitted = self._admit_backfill(spec, fires)
+                if admitted is None:
+                    self.triggers.cancel_backfill(backfill.id, now=now)
+                    continue
+                spec = admitted
             if fires or not upcoming:
                 started += self.triggers.pace_backfill(
                     backfill.id, spec, fires, exhausted=not upcoming, now=now
                 )
         return started
+
+    def _admit_backfill(
+        self, spec: WorkflowSpec, fires: list[tuple[float, dict[str, Any]]]
+    ) -> WorkflowSpec | None:
+        """The admission policies of a backfill's next steps: the spec they start on (the
+        gated version when a policy requires an approval), or None when one denies a step
+        (the backfill is then canceled, with the reason in the log)."""
+        assert self.admission is not None
+        chosen = spec
+        for nominal, params in fires:
+            admitted, why = self.admission.admit(spec, params, trigger="backfill")
+            if why is not None:
+                log.warning(
+                    "backfill.denied",
+                    extra={"workflow": spec.name, "nominal": cron.iso(nominal), "reason": why},
+                )
+                return None
+            if admitted.version != spec.version:
+                chosen = admitted
+        return chosen
 
     # ------------------------------------------------------------------ assets
 
