@@ -4,7 +4,8 @@ The tree::
 
     OrchestrionError
     ├── SpecError                 a workflow definition is invalid (file, line, field path)
-    │   └── CycleError            the task graph has a cycle (names it)
+    │   ├── CycleError            the task graph has a cycle (names it)
+    │   └── PolicyError           a policy document is invalid (names the field)
     ├── ExpressionError           a `when` expression is malformed or failed to evaluate
     ├── ParameterError            run parameters do not fit the workflow's parameter schema
     │   ├── UnsupportedMediaType  a body's Content-Type is not one the endpoint takes (415)
@@ -19,6 +20,7 @@ The tree::
     ├── AuthError                 no valid credentials: missing, malformed, expired, revoked (401)
     ├── BadSignature              a signed request (a webhook) is not authentic (401)
     ├── Forbidden                 the principal may not do this action here (403)
+    ├── PolicyDenied              an admission policy refused a deploy or a run (403; its findings)
     ├── NotifyError               a notification was not delivered (retried by the outbox)
     ├── SecretError               a secret cannot be sealed or opened, or no master key is set
     └── ClientError               a server refused a client's request (status, problem detail)
@@ -52,6 +54,8 @@ __all__ = [
     "NotifyError",
     "OrchestrionError",
     "ParameterError",
+    "PolicyDenied",
+    "PolicyError",
     "ResultTooLarge",
     "SecretError",
     "ServerUnreachable",
@@ -118,6 +122,10 @@ class CycleError(SpecError):
             source=source,
             path="tasks",
         )
+
+
+class PolicyError(SpecError):
+    """The policy document is invalid."""
 
 
 class ExpressionError(OrchestrionError):
@@ -187,6 +195,18 @@ class BadSignature(OrchestrionError):
 
 class Forbidden(OrchestrionError):
     """The principal is not allowed to do this."""
+
+
+class PolicyDenied(OrchestrionError):
+    """An admission policy refused this.
+
+    `findings` holds every finding of the decision (the denials first); each names its
+    policy, rule, effect, field and message, so an edge can show them one by one.
+    """
+
+    def __init__(self, message: str, *, findings: tuple[Any, ...] = ()) -> None:
+        self.findings = findings
+        super().__init__(message)
 
 
 class NotifyError(OrchestrionError):

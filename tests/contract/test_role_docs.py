@@ -12,6 +12,7 @@ import pytest
 from orchestrion.store.accounts import AccountStore
 from orchestrion.store.connections import ConnectionStore
 from orchestrion.store.notifier import Notifier
+from orchestrion.store.policies import PolicyStore
 from orchestrion.store.postgres.reads import PostgresReads
 from orchestrion.store.postgres.runs import PostgresRuns
 from orchestrion.store.postgres.triggers import PostgresTriggers
@@ -21,6 +22,7 @@ from orchestrion.store.secrets import SecretStore
 from orchestrion.store.sql.accounts import SqlAccounts
 from orchestrion.store.sql.connections import SqlConnections
 from orchestrion.store.sql.notifier import SqlNotifier
+from orchestrion.store.sql.policies import SqlPolicies
 from orchestrion.store.sql.reads import SqlReads
 from orchestrion.store.sql.runs import SqlRuns
 from orchestrion.store.sql.secrets import SqlSecrets
@@ -43,6 +45,7 @@ ROLES: list[tuple[type, type]] = [
     (SqlReads, ReadStore),
     (PostgresReads, ReadStore),
     (SqlNotifier, Notifier),
+    (SqlPolicies, PolicyStore),
 ]
 
 

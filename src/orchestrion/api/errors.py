@@ -25,12 +25,14 @@ from orchestrion.errors import (
     NotifyError,
     OrchestrionError,
     ParameterError,
+    PolicyDenied,
+    PolicyError,
     SecretError,
     SpecError,
     StoreError,
     UnsupportedMediaType,
 )
-from orchestrion.web.errors import error_response
+from orchestrion.web.errors import error_response, finding_json
 
 __all__ = ["install_error_handlers"]
 
@@ -45,6 +47,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (BadCursor, 400, "bad_cursor"),
     (UnsupportedMediaType, 415, "unsupported_media_type"),
     (ParameterError, 422, "bad_parameters"),
+    (PolicyError, 422, "invalid_policy"),
     (SpecError, 422, "invalid_workflow"),
     (ExpressionError, 422, "bad_expression"),
     (SecretError, 422, "bad_secret"),
@@ -61,6 +64,11 @@ def install_error_handlers(api: FastAPI) -> None:
 
     @api.exception_handler(OrchestrionError)
     async def _known(request: Request, exc: OrchestrionError) -> JSONResponse:
+        if isinstance(exc, PolicyDenied):
+            # 403: allowed to deploy or trigger, but not this. Each finding names its
+            # policy, rule, effect, field and message, for clients to show one by one.
+            findings = [finding_json(f) for f in exc.findings]
+            return error_response(403, "policy_denied", str(exc), extra={"findings": findings})
         for kind, status, code in _STATUS:
             if isinstance(exc, kind):
                 return error_response(status, code, str(exc))

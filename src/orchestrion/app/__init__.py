@@ -12,6 +12,7 @@ the store (`Core`); what it does is grouped in sub-facades, one attribute each:
 - `notifications`: notification channels, rules and the deliveries of the outbox;
 - `reads`: composite reads for summary pages, and the workers;
 - `queues`: per-queue concurrency limits;
+- `policies`: admission policies (versioned) and their checks;
 - `waits`: approvals, signals and the other steps that wait without a worker;
 - `retention`: retention policies, keep marks on runs, pruning;
 - `assets`: data assets' catalogue, history, lineage, materialize;
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from orchestrion.app.cache import Cache
     from orchestrion.app.notifications import Notifications
     from orchestrion.app.outputs import Outputs
+    from orchestrion.app.policies import Policies
     from orchestrion.app.projects import Projects
     from orchestrion.app.retention import Retention
     from orchestrion.app.templates import Templates
@@ -134,3 +136,10 @@ class App(Core):
         from orchestrion.app.retention import Retention
 
         return Retention(self)
+
+    @cached_property
+    def policies(self) -> Policies:
+        """Admission policies: versions, and the checks of deploys and triggers."""
+        from orchestrion.app.policies import Policies
+
+        return Policies(self)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import socket
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrion.app.core import Facet
+from orchestrion.app.policies import Policies
 from orchestrion.errors import IllegalTransition
 from orchestrion.spec.loading import load_workflows
 from orchestrion.spec.params import resolve_params
@@ -25,6 +26,10 @@ from orchestrion.store.records import (
 )
 from orchestrion.triggers.maintenance import sweep
 from orchestrion.worker.liveness import alive
+
+if TYPE_CHECKING:
+    from orchestrion.auth.principals import Principal
+    from orchestrion.store.policy_records import Finding
 
 __all__ = ["Runs"]
 
@@ -43,15 +48,30 @@ class Runs(Facet):
         trigger: str = "manual",
         priority: int = 0,
         no_cache: bool = False,
+        principal: Principal | None = None,
+        findings: list[Finding] | None = None,
     ) -> RunRecord:
         """Start a run of the newest version of `workflow` (parameters checked and
         defaulted by its spec); an `idempotency_key` seen before returns that run.
-        `no_cache`: its cached tasks compute and overwrite their entries."""
+        `no_cache`: its cached tasks compute and overwrite their entries.
+
+        The admission policies decide first: `PolicyDenied` starts nothing; a required
+        approval starts the run behind an approval gate; warnings and approvals are
+        appended to `findings`."""
+        audit: dict[str, Any] = {"params": params}
         with self._core.audited(
-            "run.trigger", f"workflow {workflow}", workflow=workflow, params={"params": params}
+            "run.trigger", f"workflow {workflow}", workflow=workflow, params=audit
         ):
             spec = self.store.workflows.get_workflow(workflow).spec
             resolved = resolve_params(spec, params or {})
+            found: list[Finding] = []
+            spec = Policies(self._core).admit_run(
+                spec, resolved, trigger=trigger, principal=principal, findings=found
+            )
+            if found:  # on file with the trigger (a local user's record)
+                audit["policy_findings"] = [str(f) for f in found]
+            if findings is not None:
+                findings.extend(found)
             return self.store.runs.create_run(
                 spec,
                 resolved,

@@ -213,6 +213,7 @@ class Runtime(Facet):
                 options.pop("retention") if "retention" in options else self._core.pruning()
             ),
             assets=self.store.assets,
+            policies=self.store.policies,
             **options,
         )
 

@@ -63,6 +63,7 @@ class Triggers(Facet):
         ``<source>:<namespaces>``, so a sender of another scope can neither start nor
         pre-empt (by reusing its id) what this one sends.
         """
+        from orchestrion.app.policies import Policies
         from orchestrion.triggers import service
 
         event_id = event_id if event_id is not None else f"ev-{secrets.token_hex(12)}"
@@ -80,6 +81,7 @@ class Triggers(Facet):
                 source=source,
                 replay=replay,
                 extra=extra,
+                admit=Policies(self._core).admission().matches,
                 namespaces=namespaces,
             )
             if not receipt.duplicate:

@@ -18,6 +18,7 @@ from orchestrion.auth.principals import Principal, Role, role_in
 from orchestrion.errors import ExpressionError, Forbidden, IllegalTransition, InvalidValue
 from orchestrion.spec.expressions import compile_expression
 from orchestrion.spec.model import NAME_PATTERN
+from orchestrion.spec.policies.gate import GATE_TASK
 from orchestrion.spec.waits import ApprovalAction, WaitAction
 from orchestrion.store.wait_records import SignalReceipt, WaitRecord, WaitResolution
 
@@ -68,6 +69,12 @@ class Waits(Facet):
             by = self._who(principal)
             if principal is not None:
                 self._check_role(principal, wait, action)
+            if not approve and wait.task == GATE_TASK:
+                # A policy's gate refused: the run is canceled, not failed through the
+                # gate, so that no trigger rule (all_done, one_failed) runs a task behind it.
+                if not self.store.runs.cancel_run(wait.run_id, now=self.clock.now()):
+                    raise IllegalTransition(f"run {wait.run_id} finished already")
+                return wait
             data = {"decision": "approved" if approve else "rejected", "by": by, "reason": reason}
             if approve:
                 resolution = WaitResolution(

@@ -7,14 +7,19 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrion.app.core import Facet
+from orchestrion.app.policies import Policies
 from orchestrion.errors import NotFound
 from orchestrion.spec.bundle import CodeBundle
 from orchestrion.spec.loading import LoadedWorkflow, load_workflows, spec_from_data
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.store.records import WorkflowRecord
+
+if TYPE_CHECKING:
+    from orchestrion.auth.principals import Principal
+    from orchestrion.store.policy_records import Finding
 
 __all__ = ["Version", "Workflows"]
 
@@ -51,16 +56,24 @@ class Workflows(Facet):
         *,
         source: str | os.PathLike[str],
         keep_current: bool = False,
+        principal: Principal | None = None,
+        findings: list[Finding] | None = None,
     ) -> None:
         """Register what `load_workflows` returned (split from loading so that callers can
         check their choice and parameters before anything is written). Each becomes the
         current version, except, with `keep_current`, one registered before: a process
-        re-reading its workflow folder at start does not undo a rollback."""
+        re-reading its workflow folder at start does not undo a rollback.
+
+        The admission policies check every spec first: `PolicyDenied` registers none;
+        warnings are appended to `findings`."""
         # A file's absolute path; a source that is no file (``git:<source>@<commit>``, a
         # request) as given.
         path = Path(source)
         where = str(path.resolve()) if path.exists() else str(source)
-        for item in loaded:
+        noted = Policies(self._core).enforce_deploy(
+            [item.spec for item in loaded], principal=principal, findings=findings
+        )
+        for item, found in zip(loaded, noted, strict=True):
             spec = item.spec
             if item.code is not None:
                 self._core.code.add_bundle(item.code)
@@ -78,7 +91,11 @@ class Workflows(Facet):
             with self._core.audited(
                 "workflow.deploy",
                 f"workflow {spec.namespace}/{spec.name}",
-                params={"version": spec.version, "source": where},
+                params={
+                    "version": spec.version,
+                    "source": where,
+                    **({"policy_findings": [str(f) for f in found]} if found else {}),
+                },
             ):
                 self.store.workflows.register_workflow(
                     spec,
@@ -88,9 +105,18 @@ class Workflows(Facet):
                     code=item.code,
                 )
 
-    def register_spec(self, data: dict[str, Any], *, source: str | None) -> WorkflowRecord:
-        """Register a spec given as JSON data (the API's and `deploy`'s way in)."""
+    def register_spec(
+        self,
+        data: dict[str, Any],
+        *,
+        source: str | None,
+        principal: Principal | None = None,
+        findings: list[Finding] | None = None,
+    ) -> WorkflowRecord:
+        """Register a spec given as JSON data (the API's and `deploy`'s way in), once the
+        admission policies let it (`PolicyDenied`; warnings appended to `findings`)."""
         spec = spec_from_data(data, source=source or "request")
+        Policies(self._core).enforce_deploy([spec], principal=principal, findings=findings)
         self.store.workflows.register_workflow(spec, source=source, now=self.clock.now())
         return self.store.workflows.get_workflow(spec.name, spec.version)
 

@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "notifications": "notifications_cmd",
     "plan": "projects_cmd",
     "projects": "projects_cmd",
+    "policy": "policies_cmd",
     "queues": "queues_cmd",
     "reject": "waits_cmd",
     "rerun": "run_cmd",

@@ -17,7 +17,14 @@ import httpx
 
 from orchestrion.cli.credentials import token_for
 from orchestrion.client import Client
-from orchestrion.errors import AuthError, ClientError, Forbidden, IllegalTransition, NotFound
+from orchestrion.errors import (
+    AuthError,
+    ClientError,
+    Forbidden,
+    IllegalTransition,
+    NotFound,
+    PolicyDenied,
+)
 from orchestrion.store.records import AttemptRecord, LogRecord, RunFilter, RunRecord, TaskRunRecord
 
 __all__ = ["Remote", "translated"]
@@ -29,6 +36,7 @@ _BY_CODE: dict[str, Callable[[str], Exception]] = {
     "not_found": NotFound,
     "conflict": IllegalTransition,
     "forbidden": Forbidden,
+    "policy_denied": PolicyDenied,
     "unauthenticated": lambda m: AuthError(
         f"{m} (set ORCHESTRION_TOKEN or run `orchestrion tokens create`)"
     ),

@@ -18,15 +18,18 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from orchestrion.app import App
 from orchestrion.app.runtime import DEFAULT_CONCURRENCY
 from orchestrion.app.settings import Settings, trusted_proxies
 from orchestrion.cli.common import cli_actor
-from orchestrion.errors import OrchestrionError, SpecError
+from orchestrion.errors import OrchestrionError, PolicyDenied, SpecError
 from orchestrion.spec.bundle import CodeBundle
+from orchestrion.spec.loading import LoadedWorkflow
 from orchestrion.spec.model import LABEL_PATTERN, MAX_LABELS, WorkflowSpec
 from orchestrion.spec.templates.search import LibrarySource
+from orchestrion.store.policy_records import Finding
 
 __all__ = ["deploy", "scheduler", "server", "worker"]
 
@@ -269,15 +272,38 @@ def deploy(paths: tuple[str, ...], server: str | None, db: str | None, keep_curr
                 continue
             for item in loaded:
                 spec = item.spec
-                if server:
-                    current = bool(deploy_remote(server, spec, item.code)["current"])
-                else:
-                    app.workflows.register_loaded([item], source=file, keep_current=keep_current)
-                    # said as found: another deploy may have come in between
-                    current = app.workflows.workflow_record(spec.name).version == spec.version
+                try:
+                    current, findings = _deploy_one(app, server, item, file, keep_current)
+                except PolicyDenied as exc:
+                    errors.print(f"[red]denied[/] {spec.name} from {escape(str(file))}")
+                    for line in str(exc).split("; "):
+                        errors.print(f"  {escape(line)}", soft_wrap=True)
+                    failed = True
+                    continue
                 mark = " (current)" if current else ""
                 console.print(f"deployed {spec.name} {spec.version}{mark} from {file}")
+                for finding in findings:
+                    console.print(f"  [yellow]{escape(finding)}[/]")
     sys.exit(2 if failed else 0)
+
+
+def _deploy_one(
+    app: App, server: str | None, item: LoadedWorkflow, file: Path, keep_current: bool
+) -> tuple[bool, list[str]]:
+    """Deploy one loaded workflow, here or on `server`: whether it is current, and the
+    admission policies' findings that did not refuse it (`PolicyDenied` when one did)."""
+    spec = item.spec
+    if server:
+        from orchestrion.cli.remote import Remote, translated
+
+        with Remote(server) as api, translated():
+            current = bool(api.client.deploy(spec, item.code)["current"])
+            return current, [f["text"] for f in api.client.policy_findings]
+    found: list[Finding] = []
+    app.workflows.register_loaded([item], source=file, keep_current=keep_current, findings=found)
+    # said as found: another deploy may have come in between
+    current = app.workflows.workflow_record(spec.name).version == spec.version
+    return current, [str(f) for f in found]
 
 
 def deploy_remote(server: str, spec: WorkflowSpec, code: CodeBundle | None) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from orchestrion.cli.common import (
 from orchestrion.cli.render import state_text, when
 from orchestrion.cli.services import console, errors
 from orchestrion.errors import OrchestrionError
+from orchestrion.store.policy_records import Finding
 
 __all__ = ["backfill", "events", "trigger"]
 
@@ -68,19 +69,29 @@ def trigger(
                 "idempotency_key": idempotency_key,
                 **({"no_cache": True} if no_cache else {}),
             }
-            run = api_request(server, "POST", f"/api/v1/workflows/{workflow}/runs", body)
+            from orchestrion.cli.remote import Remote, translated
+
+            with Remote(server) as api, translated():
+                run = api.client.request("POST", f"/api/v1/workflows/{workflow}/runs", json=body)
+                notes = [f"{f['effect']}: {f['text']}" for f in api.client.policy_findings]
             console.print(f"run {run['id']} of {workflow} {run['state']}")
+            for note in notes:
+                console.print(f"  [yellow]{escape(note)}[/]")
             state = _waitapi_request(server, run["id"]) if wait else run["state"]
         else:
             with App(Settings.from_env(db=db), actor=cli_actor()) as app:
                 spec = app.workflows.workflow(workflow)
+                found: list[Finding] = []
                 rec = app.runs.trigger(
                     workflow,
                     parse_cli_params(spec, list(params)),
                     idempotency_key=idempotency_key,
                     no_cache=no_cache,
+                    findings=found,
                 )
                 console.print(f"run {rec.id} of {workflow} {rec.state.value}")
+                for finding in found:
+                    console.print(f"  [yellow]{finding.effect}: {escape(str(finding))}[/]")
                 state = _wait_local(app, rec.id) if wait else rec.state.value
     except OrchestrionError as exc:
         errors.print(f"[red]error:[/] {exc}", markup=True)

@@ -66,6 +66,9 @@ class Client:
         self._http = httpx.Client(
             base_url=self.url, timeout=timeout, headers=sent, transport=transport
         )
+        #: The admission policies' findings (warnings, approvals) of the last call: a
+        #: deploy or a trigger the server accepted with some (``X-Policy-Findings``).
+        self.policy_findings: list[dict[str, Any]] = []
 
     def close(self) -> None:
         """Close the connections."""
@@ -95,6 +98,7 @@ class Client:
             raise ServerUnreachable(
                 f"cannot reach the server at {self.url}: {exc}", url=f"{self.url}{path}"
             ) from exc
+        self.policy_findings = _findings(response)
         if response.status_code >= 400:
             raise self._refused(response, path)
         return response.json() if response.content else None
@@ -374,3 +378,29 @@ class Client:
     def delete_secret(self, namespace: str, name: str) -> None:
         """Delete a secret."""
         self.request("DELETE", f"/api/v1/secrets/{_seg(namespace)}/{_seg(name)}")
+
+    # ------------------------------------------------------------------ policies
+
+    def policies(self) -> list[dict[str, Any]]:
+        """The admission policies in force (each with its document and YAML)."""
+        return list(self.request("GET", "/api/v1/policies"))
+
+    def put_policy(self, document: Mapping[str, Any]) -> dict[str, Any]:
+        """Write a policy (a new version when it changed); the version in force."""
+        return dict(self.request("POST", "/api/v1/policies", json=dict(document)))
+
+    def delete_policy(self, name: str) -> None:
+        """Take a policy out of force (its history stays)."""
+        self.request("DELETE", f"/api/v1/policies/{_seg(name)}")
+
+
+def _findings(response: httpx.Response) -> list[dict[str, Any]]:
+    """The ``X-Policy-Findings`` of a response (none when absent or unreadable)."""
+    raw = response.headers.get("X-Policy-Findings")
+    if not raw:
+        return []
+    try:
+        found = json.loads(raw)
+    except ValueError:
+        return []
+    return [f for f in found if isinstance(f, dict)] if isinstance(found, list) else []

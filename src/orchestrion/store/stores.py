@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from orchestrion.store.cache import CacheStore
     from orchestrion.store.connections import ConnectionStore
     from orchestrion.store.notifications import NotificationStore
+    from orchestrion.store.policies import PolicyStore
     from orchestrion.store.projects import ProjectStore
     from orchestrion.store.retention import RetentionStore
     from orchestrion.store.secrets import SecretStore
@@ -94,6 +95,10 @@ class LaterRoles(Protocol):
 
     def templates(self) -> TemplateStore:
         """Make the `templates` role."""
+        ...
+
+    def policies(self) -> PolicyStore:
+        """Make the `policies` role."""
         ...
 
 
@@ -175,6 +180,11 @@ class Stores:
     def templates(self) -> TemplateStore:
         """Template libraries held in the database."""
         return self._later.templates()
+
+    @cached_property
+    def policies(self) -> PolicyStore:
+        """Admission policies' versions."""
+        return self._later.policies()
 
     def close(self) -> None:
         """Release connections. The roles cannot be used afterwards."""

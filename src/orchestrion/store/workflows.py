@@ -24,12 +24,15 @@ class WorkflowStore(Protocol):
         now: float,
         keep_current: bool = False,
         code: CodeBundle | None = None,
+        make_current: bool = True,
     ) -> bool:
         """Record this version of a workflow and make it current, in one transaction (a
         ``workflow.current`` event when that changed it); False if it was already
         registered (deploying it again is how a rollback is made). With `keep_current`, a
         version registered before leaves the current choice alone: processes re-reading
-        their workflow folder at start must not undo an operator's rollback.
+        their workflow folder at start must not undo an operator's rollback. Without
+        `make_current`, the version is recorded and the current choice never changes (a
+        run's own version: a policy's approval gate, `orchestrion.app.policies`).
 
         A spec with code (``spec.code``) is stored with it, in the same transaction, when
         `code` is given (its digest must match); without it, the code must be stored

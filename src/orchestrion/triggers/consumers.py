@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,7 @@ from orchestrion.spec.expressions import compile_expression, whole_template
 from orchestrion.spec.model import TriggerSpec, WorkflowSpec
 from orchestrion.store.records import ConsumerRecord
 from orchestrion.store.triggers import TriggerStore
-from orchestrion.triggers.events import match_message
+from orchestrion.triggers.events import Matches, match_message
 
 __all__ = ["BrokerConsumers", "ConsumerState"]
 
@@ -191,6 +192,8 @@ class _Running:
             return
         origin = f"broker:{self.key}#{identity}"
         matches = match_message(self.spec, self.trigger, scope, origin)
+        if self.owner.admit is not None:
+            matches = self.owner.admit(matches)
         if not matches.runs and not matches.errors:
             self.state.filtered += 1
             consumer.ack(message)
@@ -271,6 +274,9 @@ class BrokerConsumers:
         self.holder_id = holder_id
         self.lease_ttl = lease_ttl
         self.use_leases = use_leases
+        #: The admission policies, applied to the runs a message starts (set by the
+        #: scheduler that owns these consumers).
+        self.admit: Callable[[Matches], Matches] | None = None
         self._running: dict[str, _Running] = {}
 
     def states(self) -> dict[str, ConsumerState]:

@@ -30,12 +30,14 @@ from orchestrion.errors import ExpressionError, OrchestrionError, ParameterError
 from orchestrion.spec.model import ScheduleSpec, WorkflowSpec
 from orchestrion.spec.params import resolve_params
 from orchestrion.store.assets import AssetStore
+from orchestrion.store.policies import PolicyStore
 from orchestrion.store.records import FireRecord, PruneCounts
 from orchestrion.store.retention import RetentionStore
 from orchestrion.store.runs import RunStore
 from orchestrion.store.triggers import TriggerStore
 from orchestrion.store.workflows import WorkflowStore
 from orchestrion.triggers import cron
+from orchestrion.triggers.admission import Admission
 from orchestrion.triggers.assets import AssetDuty, uses_assets
 from orchestrion.triggers.consumers import BrokerConsumers
 from orchestrion.triggers.events import match_run, run_scope
@@ -121,12 +123,15 @@ class Scheduler:
         connections: ConnectionResolver | None = None,
         retention: RetentionStore | None = None,
         assets: AssetStore | None = None,
+        policies: PolicyStore | None = None,
     ) -> None:
         """Fires, events and its duties' leases go through `triggers`; specs are read from
         `workflows`; the maintenance duty sweeps `runs`. With `connections` (which opens a
         broker connection) it also runs the consumers of broker triggers; with `retention`,
         the retention duty (docs/operating.md, "Retention"); with `assets`, the assets
-        duty (asset triggers and freshness: `orchestrion.triggers.assets`)."""
+        duty (asset triggers and freshness: `orchestrion.triggers.assets`); with
+        `policies`, the admission policies decide the runs of cron fires, run triggers and
+        broker messages (a denied fire is recorded as failed with the reason)."""
         self.triggers = triggers
         self.workflows = workflows
         self.runs = runs
@@ -157,11 +162,14 @@ class Scheduler:
         self.lineage: LineageEmitter | None = None
         if retention is not None:
             self.retention = RetentionDuty(retention, workflows, clock.now)
+        self.admission = None if policies is None else Admission(policies, workflows, clock.now)
         if connections is not None:
             self.consumers = BrokerConsumers(
                 triggers, connections, clock, self.holder_id,
                 lease_ttl=lease_ttl, use_leases=use_leases,
             )  # fmt: skip
+            if self.admission is not None:
+                self.consumers.admit = self.admission.matches
 
     # ------------------------------------------------------------------ loop
 
@@ -341,6 +349,8 @@ class Scheduler:
             params = resolve_params(spec, cron.fire_params(schedule, key, nominal))
         except (ExpressionError, ParameterError) as exc:
             params, error = {}, str(exc)
+        if error is None and self.admission is not None:
+            spec, error = self.admission.admit(spec, params, trigger="schedule")
         return self.triggers.fire_schedule(
             spec,
             schedule_key=key,
@@ -391,11 +401,37 @@ class Scheduler:
                 log.exception("backfill.bad_params", extra={"backfill": backfill.id})
                 self.triggers.cancel_backfill(backfill.id, now=now)
                 continue
+            if fires and self.admission is not None:
+                admitted = self._admit_backfill(spec, fires)
+                if admitted is None:
+                    self.triggers.cancel_backfill(backfill.id, now=now)
+                    continue
+                spec = admitted
             if fires or not upcoming:
                 started += self.triggers.pace_backfill(
                     backfill.id, spec, fires, exhausted=not upcoming, now=now
                 )
         return started
+
+    def _admit_backfill(
+        self, spec: WorkflowSpec, fires: list[tuple[float, dict[str, Any]]]
+    ) -> WorkflowSpec | None:
+        """The admission policies of a backfill's next steps: the spec they start on (the
+        gated version when a policy requires an approval), or None when one denies a step
+        (the backfill is then canceled, with the reason in the log)."""
+        assert self.admission is not None
+        chosen = spec
+        for nominal, params in fires:
+            admitted, why = self.admission.admit(spec, params, trigger="backfill")
+            if why is not None:
+                log.warning(
+                    "backfill.denied",
+                    extra={"workflow": spec.name, "nominal": cron.iso(nominal), "reason": why},
+                )
+                return None
+            if admitted.version != spec.version:
+                chosen = admitted
+        return chosen
 
     # ------------------------------------------------------------------ assets
 
@@ -425,6 +461,8 @@ class Scheduler:
             paused = self.workflows.paused_workflows()
             for item in finished:
                 matches = match_run(specs, item.run, item.event_id, paused=paused)
+                if self.admission is not None:
+                    matches = self.admission.matches(matches)
                 if not matches.runs and not matches.errors:
                     continue
                 receipt = self.triggers.record_event(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from orchestrion.store.records import BackfillRecord, EventReceipt, Replay, Work
 from orchestrion.store.triggers import TriggerStore
 from orchestrion.store.workflows import WorkflowStore
 from orchestrion.triggers import cron
-from orchestrion.triggers.events import match_event
+from orchestrion.triggers.events import Matches, match_event
 from orchestrion.triggers.scheduler import BACKFILL_PRIORITY, backfill_params
 
 __all__ = [
@@ -72,6 +72,7 @@ def send_event(
     replay: Replay | None = None,
     extra: Mapping[str, Any] | None = None,
     namespaces: Collection[str] | None = None,
+    admit: Callable[[Matches], Matches] | None = None,
 ) -> EventReceipt:
     """Record an event and start the runs its triggers ask for, in one transaction. A
     signed webhook delivery passes its `replay` key (a second delivery of it starts
@@ -79,6 +80,7 @@ def send_event(
 
     `namespaces`: the only namespaces whose triggers see the event (the sender's, where it
     may send events); None: every namespace (the local CLI, a webhook, a ``*`` sender).
+    `admit`: the admission policies (`Admission.matches`), applied to the runs it starts.
     """
     if not isinstance(event_type, str) or not _EVENT_TYPE.fullmatch(event_type):
         raise ParameterError(
@@ -109,6 +111,8 @@ def send_event(
         paused=workflows.paused_workflows(),
         extra=extra,
     )
+    if admit is not None:
+        matches = admit(matches)
     return triggers.record_event(
         source,
         event_id,

@@ -13,7 +13,10 @@ from starlette.responses import Response
 
 from orchestrion.app import App
 from orchestrion.auth.principals import Action
-from orchestrion.errors import ParameterError
+from orchestrion.errors import ParameterError, PolicyDenied
+from orchestrion.spec.model import WorkflowSpec
+from orchestrion.spec.params import resolve_params
+from orchestrion.store.policy_records import Finding
 from orchestrion.store.records import RunFilter
 from orchestrion.ui import graph
 from orchestrion.ui.pages import form_data, redirect, render, ui_router
@@ -22,8 +25,9 @@ from orchestrion.ui.views_runs import KINDS
 from orchestrion.ui.views_waits import waits_of
 from orchestrion.web import targets
 from orchestrion.web.csrf import check_csrf
+from orchestrion.web.errors import note_findings
 from orchestrion.web.policy import rule
-from orchestrion.web.request import app_of
+from orchestrion.web.request import app_of, principal_of
 from orchestrion.web.scope import scope_of
 
 __all__ = ["router"]
@@ -184,7 +188,8 @@ async def clear_cache(request: Request, name: str) -> Response:
 @router.get("/workflows/{name}/trigger")
 @rule(Action.READ, targets.workflow)
 def trigger_form(request: Request, name: str) -> Response:
-    spec = app_of(request).workflows.workflow(name)
+    app = app_of(request)
+    spec = app.workflows.workflow(name)
     return render(
         request,
         "trigger.html",
@@ -193,7 +198,22 @@ def trigger_form(request: Request, name: str) -> Response:
         spec=spec,
         fields=fields(spec),
         error="",
+        notes=_policy_notes(app, spec, request),
     )
+
+
+def _policy_notes(app: App, spec: WorkflowSpec, request: Request) -> list[str]:
+    """What the admission policies say now of a run with the default parameters (a
+    warning, an approval it will need, a denial): shown before anyone presses the button.
+    Nothing when the defaults do not make a run (the form will say why)."""
+    try:
+        params = resolve_params(spec, {})
+    except ParameterError:
+        return []
+    decision = app.policies.check_trigger(
+        spec, params=params, trigger="ui", principal=principal_of(request)
+    )
+    return [str(f) for f in decision.findings]
 
 
 @router.post("/workflows/{name}/trigger")
@@ -203,14 +223,25 @@ async def trigger(request: Request, name: str) -> Response:
     check_csrf(request, form)
     app = app_of(request)
     spec = app.workflows.workflow(name)
+    findings: list[Finding] = []
     try:
         no_cache = form.get("no_cache") == "1"
-        run = app.runs.trigger(name, parse_params(spec, form), trigger="ui", no_cache=no_cache)
-    except ParameterError as exc:
+        run = app.runs.trigger(
+            name,
+            parse_params(spec, form),
+            trigger="ui",
+            no_cache=no_cache,
+            principal=principal_of(request),
+            findings=findings,
+        )
+        note_findings(request.state, findings)
+    except (ParameterError, PolicyDenied) as exc:
+        # A policy's denial shows on the form, naming policy, rule, field and message.
+        status = 403 if isinstance(exc, PolicyDenied) else 422
         return render(
             request,
             "trigger.html",
-            422,
+            status,
             nav="workflows",
             title=f"Trigger {name}",
             spec=spec,

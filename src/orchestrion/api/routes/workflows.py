@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Request, Response
 
 from orchestrion.api.schemas import RecordModel, Run, SetVersionRequest, TriggerRequest, Workflow
 from orchestrion.app import App
 from orchestrion.auth.principals import Action
+from orchestrion.store.policy_records import Finding
 from orchestrion.store.records import WorkflowRecord
 from orchestrion.web import targets
+from orchestrion.web.errors import findings_header, note_findings
 from orchestrion.web.policy import rule
-from orchestrion.web.request import app_of
+from orchestrion.web.request import app_of, principal_of
 from orchestrion.web.scope import scope_of
 
 __all__ = ["router"]
@@ -35,12 +37,20 @@ def list_workflows(request: Request) -> list[Workflow]:
 
 @router.post("", response_model=Workflow, status_code=201)
 @rule(Action.DEPLOY, targets.deploy)
-def register_workflow(request: Request, spec: Annotated[dict[str, Any], Body()]) -> Workflow:
+def register_workflow(
+    request: Request, response: Response, spec: Annotated[dict[str, Any], Body()]
+) -> Workflow:
     """Register a workflow spec (JSON, as `orchestrion deploy` sends it) and make it the
     current version. Idempotent: an unchanged spec keeps its version (registering an
-    older version again is a rollback)."""
+    older version again is a rollback). An admission policy that denies it answers 403
+    (``policy_denied``, with its findings); its warnings come in ``X-Policy-Findings``."""
     app = app_of(request)
-    record = app.workflows.register_spec(spec, source="api")
+    findings: list[Finding] = []
+    record = app.workflows.register_spec(
+        spec, source="api", principal=principal_of(request), findings=findings
+    )
+    response.headers.update(findings_header(findings))
+    note_findings(request.state, findings)
     return _view(app, record, full=True)
 
 
@@ -92,10 +102,15 @@ def unpause(request: Request, name: str) -> Workflow:
 
 @router.post("/{name}/runs", response_model=Run, status_code=201)
 @rule(Action.TRIGGER, targets.workflow)
-def trigger(request: Request, name: str, body: TriggerRequest | None = None) -> RecordModel:
+def trigger(
+    request: Request, response: Response, name: str, body: TriggerRequest | None = None
+) -> RecordModel:
     """Start a run; parameters are checked against the workflow's schema. With an
-    idempotency key used before, the earlier run is returned."""
+    idempotency key used before, the earlier run is returned. An admission policy may
+    deny it (403 ``policy_denied``) or hold it for an approval (its first task waits);
+    its findings come in ``X-Policy-Findings``."""
     body = body or TriggerRequest()
+    findings: list[Finding] = []
     run = app_of(request).runs.trigger(
         name,
         body.params,
@@ -103,7 +118,11 @@ def trigger(request: Request, name: str, body: TriggerRequest | None = None) -> 
         priority=body.priority,
         trigger="api",
         no_cache=body.no_cache,
+        principal=principal_of(request),
+        findings=findings,
     )
+    response.headers.update(findings_header(findings))
+    note_findings(request.state, findings)
     return Run.of(run)
 
 

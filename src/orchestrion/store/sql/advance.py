@@ -19,13 +19,15 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from orchestrion import planner
-from orchestrion.errors import ExpressionError
+from orchestrion.errors import ExpressionError, PolicyDenied
 from orchestrion.spec.expressions import compile_expression
 from orchestrion.spec.model import TaskSpec, WorkflowSpec
+from orchestrion.spec.policies import PolicyRequest, evaluate
 from orchestrion.spec.waits import ApprovalAction, WaitAction
 from orchestrion.states import RunEvent, RunState, TaskEvent, TaskState
 from orchestrion.store.sql.guarded import Guarded, Tx, dumps, loads
 from orchestrion.store.sql.named import marks
+from orchestrion.store.sql.policy_rows import policies_in_force
 from orchestrion.store.sql.queries import Q
 from orchestrion.store.sql.routing import requirement_key
 from orchestrion.store.sql.slot_keys import conc_key, slot_key
@@ -78,7 +80,7 @@ class Advance(Guarded):
                 self._expand(row, task, items, scope)
                 return
             slot = slot_key(task, scope)
-        except ExpressionError as exc:
+        except (ExpressionError, PolicyDenied) as exc:
             self.cas_task(
                 row, TaskEvent.FAIL, {"error": str(exc)}, error=str(exc), finished_at=self.now
             )
@@ -112,6 +114,7 @@ class Advance(Guarded):
             raise ExpressionError(
                 f"map expression {task.map_over!r} gave {type(items).__name__}, not a list"
             )
+        self._admit_mapped(row, spec, task, len(items), scope)
         # Rendered before the group moves, so that a failing key fails the group instead.
         slots = [slot_key(task, {**(scope or {}), "item": item}) for item in items]
         self.cas_task(row, TaskEvent.EXPAND, {"items": len(items)}, waiting=len(items))
@@ -145,6 +148,38 @@ class Advance(Guarded):
         self.tx.execute(Q.add_unfinished, (len(items), row["run_id"]))
         self.event(row["run_id"], row["id"], "task.mapped", data={"items": len(items)})
         self.newly_ready += len(items)
+
+    def _admit_mapped(
+        self,
+        row: Any,
+        spec: WorkflowSpec,
+        task: TaskSpec,
+        width: int,
+        scope: dict[str, Any] | None,
+    ) -> None:
+        """The admission policies (``on: task``) of a mapped task, now that its width is
+        known: `PolicyDenied` fails the group before any item exists; warnings are
+        recorded on it. Read in this transaction, so a policy written before the items
+        exist applies to them."""
+        request = PolicyRequest(
+            on="task",
+            namespace=spec.namespace,
+            params=(scope or {}).get("params"),
+            task=task.name,
+            map_width=width,
+        )
+        policies = [
+            p for p in policies_in_force(lambda sql: self.tx.execute(sql).fetchall())
+            if "task" in p.applies_to.on
+        ]  # fmt: skip
+        if not policies:
+            return
+        decision = evaluate(policies, spec, request, principal=None, now=self.now)
+        if decision.denied:
+            raise PolicyDenied("; ".join(str(f) for f in decision.denials))
+        if decision.warnings:
+            data = {"warnings": [str(f) for f in decision.warnings]}
+            self.event(row["run_id"], row["id"], "policy.warned", data=data)
 
     # ------------------------------------------------------------------ outcomes
 

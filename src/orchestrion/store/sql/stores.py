@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from orchestrion.store.sql.cache import SqlCache
     from orchestrion.store.sql.connections import SqlConnections
     from orchestrion.store.sql.notifications import SqlNotifications
+    from orchestrion.store.sql.policies import SqlPolicies
     from orchestrion.store.sql.projects import SqlProjects
     from orchestrion.store.sql.retention import SqlRetention
     from orchestrion.store.sql.secrets import SqlSecrets
@@ -114,3 +115,8 @@ class _SqlLaterRoles:
         from orchestrion.store.sql.templates import SqlTemplates
 
         return SqlTemplates(self._db)
+
+    def policies(self) -> SqlPolicies:
+        from orchestrion.store.sql.policies import SqlPolicies
+
+        return SqlPolicies(self._db)

@@ -45,6 +45,7 @@ class SqlWorkflows:
         now: float,
         keep_current: bool = False,
         code: CodeBundle | None = None,
+        make_current: bool = True,
     ) -> bool:
         db = self._db
         if code is not None and code.digest != spec.code:
@@ -59,7 +60,7 @@ class SqlWorkflows:
                     " first (PUT /api/v1/code/{digest}), or deploy with the CLI"
                 )
             created = db.upsert_workflow(adv, spec, source, now)
-            if created or not keep_current:
+            if make_current and (created or not keep_current):
                 _make_current(adv, spec.name, spec.version, now)
             return created
 

@@ -1,0 +1,37 @@
+"""The records of admission policies: a stored version of a policy, and (re-exported
+from the pure core, `orchestrion.spec.policies`) the findings and decision of an
+evaluation, so that edges import every policy record from here. Pure, like `records`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrion.spec.policies import Decision, Finding
+
+__all__ = ["Decision", "Finding", "PolicyRecord"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyRecord:
+    """One version of a policy. Each change writes a new version (1, 2, ...); a deletion
+    is a version too (`deleted`, keeping the last document), so the history stays whole
+    and a policy deleted and written again continues its numbering."""
+
+    name: str
+    version: int
+    #: The policy document as written (YAML or a dict), as JSON data.
+    document: Mapping[str, Any]
+    #: SHA-256 of the canonical JSON of `document`: an unchanged put writes nothing.
+    digest: str
+    deleted: bool
+    created_at: float
+    #: Who wrote this version (``user:ana``, ``cli:ana``), when known.
+    created_by: str | None
+
+    @property
+    def description(self) -> str:
+        """The document's description (empty when it has none)."""
+        text = self.document.get("description", "")
+        return text if isinstance(text, str) else ""

@@ -1,0 +1,75 @@
+"""`SqlPolicies`: the `PolicyStore` of both dialects, over a `Database`.
+
+A write reads the newest version with a lock (PostgreSQL; SQLite serialises writers) and
+inserts the next one, with its event row, in one transaction: two admins writing the same
+policy at once make two versions in order, or the second finds the first's content and
+writes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from orchestrion.store.policy_records import PolicyRecord
+from orchestrion.store.sql.advance import Advance
+from orchestrion.store.sql.database import Database
+from orchestrion.store.sql.jsontext import dumps
+from orchestrion.store.sql.policy_rows import POLICY as _POLICY
+from orchestrion.store.sql.policy_rows import PQ
+
+__all__ = ["SqlPolicies"]
+
+
+def _digest(document: Mapping[str, Any]) -> str:
+    return hashlib.sha256(dumps(dict(document)).encode()).hexdigest()
+
+
+class SqlPolicies:
+    """See `orchestrion.store.policies.PolicyStore` for the contract of every method."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def current_policies(self) -> list[PolicyRecord]:
+        return [_POLICY(r) for r in self._db.read(PQ.policies_current)]
+
+    def policy_history(self, name: str) -> list[PolicyRecord]:
+        return [_POLICY(r) for r in self._db.read(PQ.policy_history, (name,))]
+
+    def put_policy(
+        self, name: str, document: Mapping[str, Any], *, by: str | None, now: float
+    ) -> PolicyRecord:
+        digest = _digest(document)
+
+        def fn(adv: Advance) -> PolicyRecord:
+            row = adv.tx.execute(PQ.policy_latest + adv.for_update(), (name,)).fetchone()
+            latest = _POLICY(row) if row is not None else None
+            if latest is not None and not latest.deleted and latest.digest == digest:
+                return latest
+            version = latest.version + 1 if latest is not None else 1
+            values = (name, version, dumps(dict(document)), digest, 0, now, by)
+            adv.tx.execute(PQ.insert_policy, values)
+            adv.event(None, None, "policy.put", data={"policy": name, "version": version})
+            return PolicyRecord(
+                name=name, version=version, document=dict(document), digest=digest,
+                deleted=False, created_at=now, created_by=by,
+            )  # fmt: skip
+
+        return self._db.transact(now, fn)
+
+    def delete_policy(self, name: str, *, by: str | None, now: float) -> bool:
+        def fn(adv: Advance) -> bool:
+            row = adv.tx.execute(PQ.policy_latest + adv.for_update(), (name,)).fetchone()
+            if row is None or _POLICY(row).deleted:
+                return False
+            latest = _POLICY(row)
+            values = (
+                name, latest.version + 1, dumps(dict(latest.document)), latest.digest, 1, now, by,
+            )  # fmt: skip
+            adv.tx.execute(PQ.insert_policy, values)
+            data = {"policy": name, "version": latest.version + 1}
+            adv.event(None, None, "policy.deleted", data=data)
+            return True
+
+        return self._db.transact(now, fn)
