@@ -24,6 +24,7 @@ from orchestrion.spec.project import (
     LoadedProject,
     ProjectSpec,
     load_project,
+    load_project_policies,
     load_project_workflows,
     parse_project,
     project_from_data,
@@ -41,4 +42,5 @@ def project_from_dict(
     """A project declared as a mapping (the file's keys), its workflow paths read relative
     to `base`; checked and loaded as `load_project` does."""
     spec = project_from_data(dict(data), source="<dict>")
-    return LoadedProject(spec, load_project_workflows(spec, Path(base)), "<dict>")
+    workflows = load_project_workflows(spec, Path(base))
+    return LoadedProject(spec, workflows, "<dict>", load_project_policies(spec, Path(base)))

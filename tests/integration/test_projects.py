@@ -16,7 +16,7 @@ from orchestrion.app.projects.kinds import KINDS
 from orchestrion.app.settings import Settings
 from orchestrion.auth.secret_box import KeyRing, MasterKey
 from orchestrion.cli.main import main
-from orchestrion.errors import NotFound
+from orchestrion.errors import NotFound, PolicyDenied
 from orchestrion.spec.project import load_project
 from tests.helpers import admin_client, database_url_for, serve_api
 
@@ -231,3 +231,88 @@ def test_api_plan_apply_is_authorised_and_audited(served: tuple[App, str], tmp_p
 
     actions = {a.action for a in app.accounts.list_audit(AuditFilter(limit=100))}
     assert {"project.plan", "project.apply", "sync.source.put", "sync.source.delete"} <= actions
+
+
+POLICY = """\
+policy: prod-retries
+applies_to: {{namespaces: [prod], on: [deploy]}}
+rules:
+  - name: retries
+    for_each: tasks
+    require: "task.retries >= 1"
+    effect: {effect}
+    message: "must be >= 1"
+    field: "tasks.{{task.name}}.retries"
+"""
+
+
+def write_policy_project(root: Path, effect: str) -> Path:
+    (root / "policies").mkdir(parents=True, exist_ok=True)
+    (root / "policies" / "prod.yaml").write_text(POLICY.format(effect=effect))
+    return write_project(root, project="project: p\nnamespace: prod\nworkflows: [flows/]\n"
+                         "policies: [policies/]\n")  # fmt: skip
+
+
+def test_declared_policies_are_written_first_and_check_the_workflows(
+    app: App, tmp_path: Path
+) -> None:
+    # A warning: the plan notes it per workflow; the apply writes the policy, then the flows.
+    loaded = load_project(write_policy_project(tmp_path, "warn"))
+    assert [d["policy"] for d in loaded.policies] == ["prod-retries"]
+    plan = app.projects.plan(loaded)
+    assert ("create", "policy", "prod-retries") in [(c.action, c.kind, c.key) for c in plan.changes]
+    assert any(n.startswith("workflow etl: ") and "[rule retries]" in n for n in plan.notes)
+    assert app.projects.apply(loaded).outcome == "applied"
+    assert app.policies.get("prod-retries").version == 1
+    assert app.projects.apply(load_project(tmp_path / "project.yaml")).outcome == "unchanged"
+    # The same policy turned into a denial, with a new workflow: refused before anything is
+    # written, naming the workflow and the rule; the policy in force stays the warning.
+    (tmp_path / "policies" / "prod.yaml").write_text(POLICY.format(effect="deny"))
+    (tmp_path / "flows" / "late.yaml").write_text(FLOW.format(name="late", text="x"))
+    denied = load_project(tmp_path / "project.yaml")
+    with pytest.raises(PolicyDenied, match=r"workflow etl: .*prod-retries.*retries"):
+        app.projects.plan(denied)
+    with pytest.raises(PolicyDenied):
+        app.projects.apply(denied)
+    assert app.policies.get("prod-retries").version == 1
+    with pytest.raises(NotFound):
+        app.workflows.workflow_record("late")
+
+
+def test_policies_of_a_project_reach_the_server(served: tuple[App, str], tmp_path: Path) -> None:
+    app, base = served
+    path = write_policy_project(tmp_path, "warn")
+    from orchestrion.client import Client
+
+    # Policies are cluster-wide: a namespace admin alone may not declare them.
+    ns_admin, _ = app.accounts.create_token("ns-admin", {"prod": "admin"}, expires="never")
+    with (
+        Client(base, ns_admin) as client,
+        pytest.raises(Exception, match=r"403|not allowed|Forbidden|role"),
+    ):
+        client.project(path)
+    admin, _ = app.accounts.create_token("root2", {"*": "admin"}, expires="never")
+    with Client(base, admin) as client:
+        plan = client.project(path)
+        assert {"action": "create", "kind": "policy", "key": "prod-retries"}.items() <= next(
+            c for c in plan["changes"] if c["kind"] == "policy"
+        ).items()
+        assert client.project(path, apply=True)["outcome"] in ("applied", "unchanged")
+    assert app.policies.get("prod-retries").name == "prod-retries"
+    with admin_client(app, base) as http:
+        bad = {"project": {"project": "p", "namespace": "prod"}, "policies": [{"policy": "x"}]}
+        answer = http.post("/api/v1/projects/plan", json=bad)
+        assert answer.status_code == 422 and "rules" in answer.text
+
+
+@pytest.mark.sqlite_only(reason="checks the example files, not the store")
+def test_the_example_projects_plan_on_a_fresh_database(app: App) -> None:
+    examples = Path(__file__).parents[2] / "examples" / "projects"
+    app.secrets.set_secret("prod", "warehouse_password", "x")
+    for user in ("bob",):
+        app.accounts.create_user(user, "pw-bob-123456789", {"dev": "viewer"})
+    prod = app.projects.plan(load_project(examples / "prod" / "project.yaml"))
+    assert ("policy", "prod-needs-retries") in [(c.kind, c.key) for c in prod.changes]
+    assert prod.notes == ()  # its workflows satisfy its policy
+    staging = app.projects.plan(load_project(examples / "staging" / "project.yaml"))
+    assert staging.summary()["create"] >= 3

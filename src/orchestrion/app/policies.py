@@ -114,11 +114,18 @@ class Policies(Facet):
         return [parse_policy(r.document, source=f"policy {r.name}") for r in self.list()]
 
     def check_deploy(
-        self, spec: WorkflowSpec, *, namespace: str, principal: Principal | None = None
+        self,
+        spec: WorkflowSpec,
+        *,
+        namespace: str,
+        principal: Principal | None = None,
+        replacing: Sequence[Policy] = (),
     ) -> Decision:
-        """What the policies in force say about deploying `spec` (no writes)."""
+        """What the policies in force say about deploying `spec` (no writes). With
+        `replacing`: what they would say once those are written (a project's plan checks
+        its workflows against the policies the same apply writes first)."""
         request = PolicyRequest(on="deploy", namespace=namespace)
-        return self._evaluate(spec, request, principal)
+        return self._evaluate(spec, request, principal, replacing)
 
     def check_trigger(
         self,
@@ -183,11 +190,16 @@ class Policies(Facet):
         return Admission(self.store.policies, self.store.workflows, self.clock.now)
 
     def _evaluate(
-        self, spec: WorkflowSpec, request: PolicyRequest, principal: Principal | None
+        self,
+        spec: WorkflowSpec,
+        request: PolicyRequest,
+        principal: Principal | None,
+        replacing: Sequence[Policy] = (),
     ) -> Decision:
         actor = self._core.actor.name if self._core.actor is not None else None
+        named = {p.name: p for p in self.in_force()} | {p.name: p for p in replacing}
         return evaluate(
-            self.in_force(),
+            list(named.values()),
             spec,
             request,
             principal=principal_view(principal, actor),

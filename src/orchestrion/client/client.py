@@ -197,6 +197,7 @@ class Client:
         body: dict[str, Any] = {
             "project": loaded.spec.to_data(),
             "workflows": [json.loads(w.spec.to_json()) for w in loaded.workflows],
+            "policies": list(loaded.policies),
         }
         if commit is not None:
             body["commit"] = commit

@@ -2,7 +2,7 @@
 
 A project file (YAML) or a Python mapping declares a namespace's workflows (files or
 folders, relative to the file), schedules' states, queue limits, connections, notification
-channels and rules, role bindings, and (once admission policies exist) policies. This
+channels and rules, role bindings, and admission policies (files or folders). This
 module only reads and checks the declaration and loads the workflow files; comparing it
 with what is deployed and applying it is `orchestrion.app.projects`.
 
@@ -23,6 +23,7 @@ from typing import Any
 from orchestrion.errors import SpecError
 from orchestrion.spec.fields import NAME_PATTERN, SECRET_NAME_PATTERN
 from orchestrion.spec.loading import LoadedWorkflow, load_workflows
+from orchestrion.spec.policies.loading import policy_documents
 from orchestrion.spec.yaml.reader import decode_text, read_document
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "ProjectSpec",
     "load_project",
     "load_project_namespace",
+    "load_project_policies",
     "parse_project",
     "project_from_data",
 ]
@@ -68,7 +70,7 @@ class ProjectSpec:
     notifications: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: User -> role in this namespace.
     roles: Mapping[str, str] = field(default_factory=dict)
-    #: Policy files or folders (applied once admission policies exist; see the docs).
+    #: Policy files or folders (their documents: `LoadedProject.policies`).
     policies: tuple[str, ...] = ()
     #: Delete what the namespace holds but the file does not declare (see the docs).
     prune: bool = False
@@ -104,6 +106,8 @@ class LoadedProject:
     workflows: tuple[LoadedWorkflow, ...] = ()
     #: Where it was read from (a file, a request, ``git:<repo>@<commit>``).
     source: str = "<data>"
+    #: The admission policy documents of the declared policy files, each checked.
+    policies: tuple[dict[str, Any], ...] = ()
 
 
 def load_project(path: str | os.PathLike[str]) -> LoadedProject:
@@ -118,7 +122,30 @@ def load_project(path: str | os.PathLike[str]) -> LoadedProject:
             f"cannot read the project file: {exc.strerror or exc}", source=source
         ) from None
     spec = parse_project(raw, source=source)
-    return LoadedProject(spec, load_project_workflows(spec, file.parent), source)
+    workflows = load_project_workflows(spec, file.parent)
+    return LoadedProject(spec, workflows, source, load_project_policies(spec, file.parent))
+
+
+def load_project_policies(spec: ProjectSpec, base: Path) -> tuple[dict[str, Any], ...]:
+    """The policy documents of the declared files and folders (a folder: its .yaml and
+    .yml files, sorted), each checked (`PolicyError` names the file and field); a policy
+    name declared twice is an error."""
+    found: dict[str, dict[str, Any]] = {}
+    for entry in spec.policies:
+        target = (base / entry).resolve()
+        if target.is_dir():
+            files = sorted(p for p in target.iterdir() if p.suffix.lower() in (".yaml", ".yml"))
+        elif target.exists():
+            files = [target]
+        else:
+            raise SpecError(f"no such policy file or folder: {entry}", path="policies")
+        for file in files:
+            for document in policy_documents(file.read_bytes(), source=str(file)):
+                name = str(document["policy"])
+                if name in found:
+                    raise SpecError(f"policy {name!r} is declared twice", source=str(file))
+                found[name] = document
+    return tuple(found.values())
 
 
 def parse_project(text: str | bytes, *, source: str = "<string>") -> ProjectSpec:

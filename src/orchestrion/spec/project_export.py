@@ -38,6 +38,7 @@ def export(path: str) -> dict[str, Any]:
             }
             for w in loaded.workflows
         ],
+        "policies": list(loaded.policies),
     }
 
 
@@ -65,7 +66,7 @@ def read_project_isolated(path: Path, *, source: str) -> LoadedProject:
         )
         for item in data["workflows"]
     )
-    return LoadedProject(spec, workflows, source)
+    return LoadedProject(spec, workflows, source, tuple(data["policies"]))
 
 
 def main() -> None:

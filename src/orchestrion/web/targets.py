@@ -173,14 +173,14 @@ async def deploy(request: Request, app: App, action: Action) -> list[Check]:
 
 async def project(request: Request, app: App, action: Action) -> list[Check]:
     """A project in the body: the action on its namespace, and server settings when it
-    declares queue limits (queues are cluster-wide)."""
+    declares queue limits or policies (both are cluster-wide)."""
     data = (await _body(request)).get("project")
     if not isinstance(data, dict) or not isinstance(data.get("namespace"), str):
         raise ParameterError("the body needs a project with a namespace")
     namespace = str(data["namespace"])
     check_namespace(namespace, wildcard=False)
     checks: list[Check] = [(action, Resource(namespace, "project"))]
-    if data.get("queues"):
+    if data.get("queues") or data.get("policies"):
         checks.append((Action.SETTINGS, Resource(ALL_NAMESPACES, "account")))
     return checks
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from orchestrion.auth.principals import Action
 from orchestrion.errors import ParameterError
 from orchestrion.spec.loading import LoadedWorkflow, spec_from_data
+from orchestrion.spec.policies import parse_policy
 from orchestrion.spec.project import LoadedProject, load_project_namespace, project_from_data
 from orchestrion.web import targets
 from orchestrion.web.policy import rule
@@ -33,6 +34,8 @@ class ProjectIn(BaseModel):
 
     project: dict[str, Any]
     workflows: Annotated[list[dict[str, Any]], Field(max_length=1000)] = []
+    #: The documents of the project's policy files (read by the client).
+    policies: Annotated[list[dict[str, Any]], Field(max_length=1000)] = []
     commit: Annotated[str | None, Field(pattern=r"^[0-9a-f]{7,64}$")] = None
 
 
@@ -52,7 +55,11 @@ def _loaded(body: ProjectIn) -> LoadedProject:
     for index, data in enumerate(body.workflows):
         loaded = spec_from_data(data, source=f"request workflows.{index}")
         workflows.append(LoadedWorkflow(loaded))
-    return LoadedProject(spec, load_project_namespace(spec, workflows), "request")
+    for index, document in enumerate(body.policies):
+        parse_policy(document, source=f"request policies.{index}")  # PolicyError: 422
+    return LoadedProject(
+        spec, load_project_namespace(spec, workflows), "request", tuple(body.policies)
+    )
 
 
 @router.post("/projects/plan")

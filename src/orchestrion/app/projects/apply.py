@@ -74,8 +74,6 @@ def make_plan(
         if kind.reports_unmanaged:
             unmanaged += loose
     notes = tuple(warnings)
-    if spec.policies:
-        notes += ("policies are declared but admission policies are not installed: not applied",)
     return Plan(spec.project, spec.namespace, tuple(changes + deletes), tuple(unmanaged), notes)
 
 

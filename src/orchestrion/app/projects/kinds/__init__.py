@@ -2,12 +2,10 @@
 deletes in the reverse: a channel exists before its rules, a workflow before its
 schedule's state), and the whole-project checks run before any kind is diffed.
 
-Admission policies (issue 19, part 1) plug in here once `orchestrion.app.policies` is
-merged: a ``kinds/policies.py`` kind (the namespace's policy documents, put/deleted with
-``app.policies.put``/``delete``) inserted before ``WORKFLOWS`` in `KINDS`, so a commit's new
-policies are in force when its workflows are checked; and a ``checks/policies.py`` entry in
-`CHECKS` calling ``app.policies.check_deploy(spec, namespace=..., principal=...)`` for each
-workflow of the project and raising on a denial (its warnings go to the plan's notes)."""
+Admission policies come before the workflows, so a commit's new policies are in force
+when its workflows are registered; `check_policies` checks every workflow against them
+before anything is written (a denial refuses the whole project; warnings are the plan's
+notes)."""
 
 from __future__ import annotations
 
@@ -17,6 +15,7 @@ from typing import TYPE_CHECKING
 from orchestrion.app.projects.kind import Kind
 from orchestrion.app.projects.kinds.connections import CONNECTIONS
 from orchestrion.app.projects.kinds.notifications import CHANNELS, RULES
+from orchestrion.app.projects.kinds.policies import POLICIES, check_policies
 from orchestrion.app.projects.kinds.queues import QUEUES
 from orchestrion.app.projects.kinds.roles import ROLES
 from orchestrion.app.projects.kinds.workflows import SCHEDULES, WORKFLOWS
@@ -27,11 +26,13 @@ if TYPE_CHECKING:
 
 __all__ = ["CHECKS", "KINDS", "ProjectCheck"]
 
-KINDS: tuple[Kind, ...] = (CONNECTIONS, CHANNELS, QUEUES, ROLES, WORKFLOWS, SCHEDULES, RULES)
+KINDS: tuple[Kind, ...] = (
+    CONNECTIONS, CHANNELS, QUEUES, ROLES, POLICIES, WORKFLOWS, SCHEDULES, RULES,
+)  # fmt: skip
 
 #: A check of the whole project, run before anything is diffed or written: it raises an
 #: `OrchestrionError` naming the problem, or returns notes for the plan (warnings).
 ProjectCheck = Callable[["App", "LoadedProject"], Sequence[str]]
 
-#: The whole-project checks (the admission policy check goes here).
-CHECKS: tuple[ProjectCheck, ...] = ()
+#: The whole-project checks.
+CHECKS: tuple[ProjectCheck, ...] = (check_policies,)
