@@ -1,6 +1,6 @@
 """`App.policies`: admission policies, versioned in the store, and their enforcement.
 
-The decision is the pure core's (`orchestrion.spec.policies.evaluate`); this facade gives
+The decision is the pure core's (`orchestrion.spec.policies.evaluation`); this facade gives
 it the policies in force, the principal, the request and the App's clock, and acts on the
 result: a denial raises `PolicyDenied` (403 at the API), warnings go back to the caller,
 and a ``require_approval`` finding starts the run behind an approval gate

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrion.app.core import Facet
-from orchestrion.app.policies import Policies
 from orchestrion.errors import IllegalTransition
 from orchestrion.spec.loading import load_workflows
 from orchestrion.spec.params import resolve_params
@@ -65,9 +64,12 @@ class Runs(Facet):
             spec = self.store.workflows.get_workflow(workflow).spec
             resolved = resolve_params(spec, params or {})
             found: list[Finding] = []
-            spec = Policies(self._core).admit_run(
-                spec, resolved, trigger=trigger, principal=principal, findings=found
-            )
+            if self.store.policies.current_policies():  # else: nothing to import or check
+                from orchestrion.app.policies import Policies
+
+                spec = Policies(self._core).admit_run(
+                    spec, resolved, trigger=trigger, principal=principal, findings=found
+                )
             if found:  # on file with the trigger (a local user's record)
                 audit["policy_findings"] = [str(f) for f in found]
             if findings is not None:

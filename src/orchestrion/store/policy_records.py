@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orchestrion.spec.policies import Decision, Finding
+if TYPE_CHECKING:
+    from orchestrion.spec.policies.evaluation import Decision, Finding
 
 __all__ = ["Decision", "Finding", "PolicyRecord"]
 
@@ -35,3 +36,13 @@ class PolicyRecord:
         """The document's description (empty when it has none)."""
         text = self.document.get("description", "")
         return text if isinstance(text, str) else ""
+
+
+def __getattr__(name: str) -> Any:
+    """`Decision` and `Finding`, imported on first use: the store reads policy versions on
+    every deploy and trigger, and needs the evaluation core only when there are some."""
+    if name in ("Decision", "Finding"):
+        from orchestrion.spec.policies import evaluation
+
+        return getattr(evaluation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

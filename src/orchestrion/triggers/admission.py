@@ -3,7 +3,7 @@ be created, used by `App.runs.trigger` (a person's trigger), the scheduler's cro
 and run triggers, and the event intake.
 
 `decide` reads the policies in force, evaluates them (the pure core,
-`orchestrion.spec.policies.evaluate`) and, when one requires an approval, registers the
+`orchestrion.spec.policies.evaluation`) and, when one requires an approval, registers the
 run's gated version (`orchestrion.spec.policies.gate`; recorded, never current). What
 to do with a denial is the caller's: a person gets `PolicyDenied`, a fire is recorded as
 failed with the reason, an event's run becomes one of its errors.

@@ -16,7 +16,7 @@ from typing import Final
 
 from orchestrion.errors import PolicyDenied
 from orchestrion.spec.model import TaskSpec, WorkflowSpec
-from orchestrion.spec.policies.evaluate import Finding
+from orchestrion.spec.policies.evaluation import Finding
 from orchestrion.spec.waits import ApprovalAction
 
 __all__ = ["GATE_TASK", "gated_spec"]

@@ -22,12 +22,10 @@ from orchestrion import planner
 from orchestrion.errors import ExpressionError, PolicyDenied
 from orchestrion.spec.expressions import compile_expression
 from orchestrion.spec.model import TaskSpec, WorkflowSpec
-from orchestrion.spec.policies import PolicyRequest, evaluate
 from orchestrion.spec.waits import ApprovalAction, WaitAction
 from orchestrion.states import RunEvent, RunState, TaskEvent, TaskState
 from orchestrion.store.sql.guarded import Guarded, Tx, dumps, loads
 from orchestrion.store.sql.named import marks
-from orchestrion.store.sql.policy_rows import policies_in_force
 from orchestrion.store.sql.queries import Q
 from orchestrion.store.sql.routing import requirement_key
 from orchestrion.store.sql.slot_keys import conc_key, slot_key
@@ -161,6 +159,10 @@ class Advance(Guarded):
         known: `PolicyDenied` fails the group before any item exists; warnings are
         recorded on it. Read in this transaction, so a policy written before the items
         exist applies to them."""
+        # Imported here: a run without mapped tasks never loads the policies' core.
+        from orchestrion.spec.policies.evaluation import PolicyRequest, evaluate
+        from orchestrion.store.sql.policy_rows import policies_in_force
+
         request = PolicyRequest(
             on="task",
             namespace=spec.namespace,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from orchestrion.errors import OrchestrionError
-from orchestrion.spec.policies import Policy, parse_policy
+from orchestrion.spec.policies.model import Policy, parse_policy
 from orchestrion.store.policy_records import PolicyRecord
 from orchestrion.store.sql.named import NamedQueries, load_queries
 from orchestrion.store.sql.rows import column_list, row_reader
