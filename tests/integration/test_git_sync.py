@@ -119,6 +119,7 @@ from orchestrion.spec.python import task, workflow
 
 import sys
 sys.modules["orchestrion_sync_marker"] = sys  # loading this file in-process would leave it
+print("a workflow file may print while it loads")  # stdout is the loader's JSON channel
 
 
 @task
@@ -260,7 +261,25 @@ def test_sources_refuse_credentials_in_urls(app: App) -> None:
         app.projects.put_source(
             "x", repo="https://u:pw@example.com/r.git", branch="main", project_path="p.yaml"
         )
+    with pytest.raises(ParameterError, match="a user name"):
+        app.projects.put_source(
+            "x", repo="https://ghp_token@example.com/r.git", branch="main", project_path="p.yaml"
+        )
     with pytest.raises(ParameterError, match="a branch or a tag"):
         app.projects.put_source("x", repo="/r.git", project_path="p.yaml")
     with pytest.raises(ParameterError, match=r"without '\.\.'"):
         app.projects.put_source("x", repo="/r.git", tag="v1", project_path="../p.yaml")
+
+
+@pytest.mark.sqlite_only(reason="the cache folder's owner and mode: no store involved")
+def test_the_cache_folder_is_private(tmp_path: Path) -> None:
+    from orchestrion.app.projects.git import GitError, private_folder
+
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o777)
+    loose.chmod(0o777)
+    private_folder(loose)
+    assert loose.stat().st_mode & 0o777 == 0o700
+    (tmp_path / "link").symlink_to(loose)
+    with pytest.raises(GitError, match="not a folder"):
+        private_folder(tmp_path / "link")

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from orchestrion.app import App
@@ -291,6 +292,16 @@ def test_policies_of_a_project_reach_the_server(served: tuple[App, str], tmp_pat
         pytest.raises(Exception, match=r"403|not allowed|Forbidden|role"),
     ):
         client.project(path)
+    # ... nor by sending the documents without naming policy files in the declaration.
+    with admin_client(app, base) as http:
+        sneaky = {
+            "project": {"project": "p", "namespace": "prod"},
+            "policies": [yaml.safe_load(POLICY.format(effect="warn"))],
+        }
+        answer = http.post(
+            "/api/v1/projects/plan", json=sneaky, headers={"Authorization": f"Bearer {ns_admin}"}
+        )
+        assert answer.status_code == 403, answer.text
     admin, _ = app.accounts.create_token("root2", {"*": "admin"}, expires="never")
     with Client(base, admin) as client:
         plan = client.project(path)

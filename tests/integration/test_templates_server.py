@@ -94,6 +94,10 @@ def test_api_pushes_once_per_version_lists_shows_and_audits(server: Server) -> N
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as v:
         assert v.get("/api/v1/templates").status_code == 200
         assert v.post("/api/v1/templates", json=_library(version=3)).status_code == 403
+    # Libraries are server-wide: an editor (even an admin) of one namespace may not push.
+    token, _ = server.app.accounts.create_token("ed", {"ops": "admin"}, expires="never")
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as e:
+        assert e.post("/api/v1/templates", json=_library(version=3)).status_code == 403
     actions = [r.action for r in server.app.accounts.list_audit(AuditFilter())]
     assert "template.push" in actions
 

@@ -68,6 +68,24 @@ roles: {alice: editor}
             "name a secret",
         ),
         ({"project": "p", "namespace": "n", "roles": {"ann": "god"}}, "a role is one of"),
+        (
+            {
+                "project": "p",
+                "namespace": "n",
+                "notifications": [{"name": "r", "on": ["run.failed"], "channel": "c", "tags": 5}],
+            },
+            "tags is a list",
+        ),
+        (
+            {
+                "project": "p",
+                "namespace": "n",
+                "notifications": [
+                    {"name": "r", "on": ["run.failed"], "channel": "c", "workflows": ["a"]}
+                ],
+            },
+            "expected text, got list",
+        ),
     ],
 )
 def test_bad_declarations_are_named(data: dict[str, object], message: str) -> None:

@@ -12,7 +12,14 @@ import pytest
 from orchestrion.errors import SpecError
 from orchestrion.spec.loading import load_workflows
 from orchestrion.spec.model import ShellAction, TaskSpec
-from orchestrion.spec.yaml.libraries import ENV_VAR, DirectorySource, load_library_text
+from orchestrion.spec.templates.expand import fill_task
+from orchestrion.spec.templates.library import library_from_data
+from orchestrion.spec.yaml.libraries import (
+    ENV_VAR,
+    DirectorySource,
+    check_library,
+    load_library_text,
+)
 
 pytestmark = pytest.mark.sqlite_only(reason="spec loading only, no database")
 
@@ -229,3 +236,33 @@ def test_python_library_and_refs_as_values(tmp_path: Path) -> None:
     task = _load(code)["echo"]
     assert _argv(task) == ("echo", "{{ tasks.first }}")
     assert task.depends_on == ("first",)
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        {"shell": {"script": "echo {{ params.msg }}"}},
+        {"sql": {"connection": "c", "query": "select * from {{ params.msg }}"}},
+    ],
+)
+def test_a_template_never_fills_code_from_its_params(task: dict[str, object]) -> None:
+    data = {"library": "l", "version": 1, "templates": {"t": {"params": {"msg": "string"},
+                                                               "task": task}}}  # fmt: skip
+    with pytest.raises(SpecError, match="never filled from its params"):
+        check_library(library_from_data(data, source="l@1.yaml"))
+
+
+def test_a_filled_url_is_percent_encoded_and_deep_libraries_refused() -> None:
+    body = fill_task(
+        {"http": {"url": "https://chat.example.com/{{ params.u }}"}},
+        {"u": "../admin?x=1#"},
+        lambda message: SpecError(message),
+    )
+    assert body["http"]["url"] == "https://chat.example.com/..%2Fadmin%3Fx%3D1%23"
+    deep: dict[str, object] = {"library": "l", "version": 1, "templates": {}}
+    node = deep
+    for _ in range(60):
+        node["n"] = {}
+        node = node["n"]  # type: ignore[assignment]
+    with pytest.raises(SpecError, match="deeper than 50"):
+        library_from_data(deep, source="l@1.yaml")

@@ -368,12 +368,29 @@ def _rules(value: Any, source: str) -> dict[str, dict[str, Any]]:
             raise SpecError(f"rule {name!r} is declared twice", source=source, path=path)
         out[name] = {
             "channel": _name(body.get("channel"), f"{path}.channel", source),
-            "events": [str(e) for e in events],
-            "workflows": str(body.get("workflows", "*")),
-            "tags": [str(t) for t in body.get("tags", [])],
-            "template": body.get("template"),
+            "events": [_text(e, f"{path}.on", source) for e in events],
+            "workflows": _text(body.get("workflows", "*"), f"{path}.workflows", source),
+            "tags": [_text(t, f"{path}.tags", source) for t in _list(body, "tags", path, source)],
+            "template": _optional_text(body.get("template"), f"{path}.template", source),
         }
     return out
+
+
+def _text(value: Any, path: str, source: str) -> str:
+    if not isinstance(value, str):
+        raise SpecError(f"expected text, got {type(value).__name__}", source=source, path=path)
+    return value
+
+
+def _optional_text(value: Any, path: str, source: str) -> str | None:
+    return None if value is None else _text(value, path, source)
+
+
+def _list(body: Mapping[str, Any], key: str, path: str, source: str) -> list[Any]:
+    value = body.get(key, [])
+    if not isinstance(value, list):
+        raise SpecError(f"{key} is a list", source=source, path=f"{path}.{key}")
+    return value
 
 
 def _roles(value: Any, source: str) -> dict[str, str]:

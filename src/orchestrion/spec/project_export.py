@@ -46,7 +46,7 @@ def read_project_isolated(path: Path, *, source: str) -> LoadedProject:
     """The project at `path`, loaded by a child Python process (see the module's doc)."""
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "orchestrion.spec.project_export", str(path)],
+            [sys.executable, "-P", "-m", "orchestrion.spec.project_export", str(path)],
             cwd=path.parent,
             capture_output=True,
             timeout=_TIMEOUT,
@@ -57,7 +57,12 @@ def read_project_isolated(path: Path, *, source: str) -> LoadedProject:
     if done.returncode != 0:
         lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise SpecError(lines[-1] if lines else "loading the project failed")
-    data = json.loads(done.stdout)
+    try:
+        data = json.loads(done.stdout)
+    except ValueError:
+        raise SpecError(
+            "loading the project printed no project (see the loader's stderr)"
+        ) from None
     spec = project_from_data(data["project"], source=source)
     workflows = tuple(
         LoadedWorkflow(
@@ -72,14 +77,17 @@ def read_project_isolated(path: Path, *, source: str) -> LoadedProject:
 def main() -> None:
     """Print the project named on the command line as JSON; an error as one line on stderr
     and exit status 1."""
+    # What a workflow file prints while it loads goes to stderr: stdout carries the JSON.
+    out, sys.stdout = sys.stdout, sys.stderr
     try:
-        print(json.dumps(export(sys.argv[1])))
+        text = json.dumps(export(sys.argv[1]))
     except SpecError as exc:
         print(str(exc).replace("\n", " "), file=sys.stderr)
         sys.exit(1)
-    except Exception as exc:  # a Python workflow file's own error, as one line
+    except BaseException as exc:  # a workflow file's own error or exit, as one line
         print(f"{exc.__class__.__name__}: {exc}".replace("\n", " "), file=sys.stderr)
         sys.exit(1)
+    out.write(text + "\n")
 
 
 if __name__ == "__main__":

@@ -51,7 +51,8 @@ class Backend(Protocol):
 
 
 class LaterRoles(Protocol):
-    """Makes the roles `Stores` builds on first use (each is asked for at most once)."""
+    """Makes the roles `Stores` builds on first use. Two threads may each make one at
+    once (`cached_property` does not lock), so a role holds no state of its own."""
 
     def accounts(self) -> AccountStore:
         """Make the `accounts` role."""

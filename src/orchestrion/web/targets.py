@@ -174,13 +174,16 @@ async def deploy(request: Request, app: App, action: Action) -> list[Check]:
 async def project(request: Request, app: App, action: Action) -> list[Check]:
     """A project in the body: the action on its namespace, and server settings when it
     declares queue limits or policies (both are cluster-wide)."""
-    data = (await _body(request)).get("project")
+    body = await _body(request)
+    data = body.get("project")
     if not isinstance(data, dict) or not isinstance(data.get("namespace"), str):
         raise ParameterError("the body needs a project with a namespace")
     namespace = str(data["namespace"])
     check_namespace(namespace, wildcard=False)
     checks: list[Check] = [(action, Resource(namespace, "project"))]
-    if data.get("queues") or data.get("policies"):
+    # The policy documents travel beside the declaration (`policies` of the body): either
+    # one asks for the cluster-wide right, whatever the other says.
+    if data.get("queues") or data.get("policies") or body.get("policies"):
         checks.append((Action.SETTINGS, Resource(ALL_NAMESPACES, "account")))
     return checks
 

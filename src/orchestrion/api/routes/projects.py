@@ -55,8 +55,12 @@ def _loaded(body: ProjectIn) -> LoadedProject:
     for index, data in enumerate(body.workflows):
         loaded = spec_from_data(data, source=f"request workflows.{index}")
         workflows.append(LoadedWorkflow(loaded))
-    for index, document in enumerate(body.policies):
-        parse_policy(document, source=f"request policies.{index}")  # PolicyError: 422
+    names = [
+        parse_policy(d, source=f"request policies.{i}").name for i, d in enumerate(body.policies)
+    ]
+    twice = sorted({n for n in names if names.count(n) > 1})  # each parse: PolicyError, 422
+    if twice:
+        raise ParameterError(f"policies named twice: {', '.join(twice)}")
     return LoadedProject(
         spec, load_project_namespace(spec, workflows), "request", tuple(body.policies)
     )

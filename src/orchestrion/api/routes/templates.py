@@ -99,7 +99,7 @@ def get_library(request: Request, name: _Name, version: _Version) -> LibraryDeta
     status_code=201,
     responses={200: {"model": LibraryPushed, "description": "The same content was stored"}},
 )
-@rule(Action.DEPLOY, targets.anywhere, "template.push")
+@rule(Action.SETTINGS, targets.server_wide, "template.push")
 def push_library(
     request: Request, response: Response, body: Annotated[dict[str, Any], Body()]
 ) -> LibraryPushed:

@@ -103,9 +103,14 @@ def apply_plan(
             if not isinstance(exc, OrchestrionError)
             else str(exc)
         )
-        raise ApplyFailed(
-            f"apply failed and was undone ({len(done)} change(s) reverted): {failed}", errors
-        ) from exc
+        if errors:  # the namespace may be half-applied: say where, never "undone"
+            message = (
+                f"apply failed and its undo failed too for: {'; '.join(errors)}"
+                f" (the other {len(done) - len(errors)} change(s) were reverted): {failed}"
+            )
+        else:
+            message = f"apply failed and was undone ({len(done)} change(s) reverted): {failed}"
+        raise ApplyFailed(message, errors) from exc
 
 
 def _forward(app: App, project: LoadedProject, kind: Kind, change: Change) -> None:

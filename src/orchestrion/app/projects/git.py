@@ -14,6 +14,8 @@ import contextlib
 import hashlib
 import io
 import os
+import shlex
+import stat
 import subprocess
 import tarfile
 import tempfile
@@ -49,7 +51,8 @@ def credentials_env(secret: str | None) -> Iterator[dict[str, str]]:
             key.touch(mode=0o600)
             key.write_text(secret if secret.endswith("\n") else secret + "\n")
             env["GIT_SSH_COMMAND"] = (
-                f"ssh -i {key} -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new"
+                f"ssh -i {shlex.quote(str(key))} -o IdentitiesOnly=yes"
+                " -o StrictHostKeyChecking=accept-new"
             )
         else:
             askpass = Path(tmp) / "askpass"
@@ -74,8 +77,8 @@ class Repo:
     def fetch(self, ref_kind: str, ref: str) -> str:
         """Fetch the branch or tag (history rewrites included: a forced update) and
         return the commit it points to."""
+        private_folder(self.path.parent)
         if not self.path.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._run("init", "--bare", "--quiet", str(self.path), bare=False)
         local = f"refs/orchestrion/{ref_kind}/{ref}"
         remote = f"refs/heads/{ref}" if ref_kind == "branch" else f"refs/tags/{ref}"
@@ -116,3 +119,18 @@ class Repo:
                 if len(line.strip()) >= 4:
                     text = text.replace(line.strip(), "***")
         return text
+
+
+def private_folder(path: Path) -> None:
+    """Make `path` (mode 0700) or check that it is this user's own, private folder: the
+    cache holds private repositories fetched with a secret, and git obeys a config file
+    it finds there (``core.sshCommand``), so a folder another user made or can write is
+    refused, as is a symbolic link."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise GitError(f"the sync cache {path} is not a folder (a link?): refusing to use it")
+    if info.st_uid != os.getuid():
+        raise GitError(f"the sync cache {path} belongs to another user: refusing to use it")
+    if info.st_mode & 0o077:
+        path.chmod(0o700)  # ours, made with a looser umask before: close it

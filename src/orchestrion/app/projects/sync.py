@@ -23,8 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orchestrion.app.audit import append_audit
 from orchestrion.app.projects.git import Repo
-from orchestrion.errors import OrchestrionError
+from orchestrion.errors import IllegalTransition, OrchestrionError, StoreError
 from orchestrion.spec.project import parse_project
 from orchestrion.spec.project_export import read_project_isolated
 from orchestrion.store.project_records import SyncResult, SyncSource
@@ -80,6 +81,8 @@ def sync_once(
             project = read_project_isolated(file, source=f"git:{source.name}@{commit[:12]}")
             done = app.projects.apply(project, actor=f"sync:{source.name}", commit=commit)
         except (OrchestrionError, OSError) as exc:
+            if _transient(exc):
+                raise  # another apply held the namespace, or the store failed: try again
             error = _relative(str(exc), tmp)
             result = SyncResult(
                 source=source.name, commit_sha=commit, outcome="failed", error=error
@@ -87,6 +90,7 @@ def sync_once(
             _notify(app, source, namespace, commit, error)
         else:
             summary = {**done.plan.summary(), "namespace": done.plan.namespace}
+            _audit(app, source, commit, done.plan.namespace, done.outcome, summary)
             result = SyncResult(
                 source=source.name, commit_sha=commit, outcome=done.outcome, summary=summary
             )
@@ -101,6 +105,33 @@ def sync_once(
         outcome=result.outcome,
         error=result.error,
         summary=result.summary,
+    )
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether a failed look says nothing of the commit: another apply held the namespace,
+    or the store failed (also as the cause of an undone apply). Nothing is recorded, and
+    the next pass looks again."""
+    kinds = (IllegalTransition, StoreError)
+    return isinstance(exc, kinds) or isinstance(exc.__cause__, kinds)
+
+
+def _audit(
+    app: App, source: SyncSource, commit: str, namespace: str, outcome: str, summary: object
+) -> None:
+    """The audit record of an apply made by the duty: the scheduler's App acts for no
+    one (its own verbs audit nothing), so the sync says who changed the namespace."""
+    append_audit(
+        app.store.accounts,
+        app.clock,
+        actor=f"sync:{source.name}",
+        actor_kind="system",
+        action="project.apply",
+        object=f"namespace {namespace}",
+        namespace=namespace,
+        params={"commit": commit, "outcome": outcome, "summary": summary},
+        source="sync",
+        known=app.known(),
     )
 
 
@@ -166,10 +197,14 @@ class SyncDuty:
             return None
         results: list[SyncResult] = []
         for source in self.app.projects.sources():
+            # A look can take minutes (a fetch, a child loading the project): a process
+            # that lost the lease meanwhile stops before the next source.
+            if self.lease is not None and not self.lease.holds(self.app.clock.now()):
+                break
             try:
                 found = sync_once(self.app, source, cache=self.cache, git=self.git)
-            except OrchestrionError as exc:  # one source's fetch must not stop the others
-                log.warning("sync.fetch_failed", extra={"source": source.name, "error": str(exc)})
+            except Exception as exc:  # one source's failure must not stop the others
+                log.warning("sync.look_failed", extra={"source": source.name, "error": str(exc)})
                 if self.on_error is not None:
                     self.on_error(source.name, exc)
                 continue

@@ -30,8 +30,15 @@ def checked_source(
         raise ParameterError(f"bad sync source name {name[:100]!r}")
     if not repo or len(repo) > 2000 or repo.startswith("-"):
         raise ParameterError("the repository is a URL or path of 1 to 2000 characters")
-    if urlsplit(repo).password is not None:
+    parts = urlsplit(repo)
+    if parts.password is not None:
         raise ParameterError("the repository URL holds a password: put it in a secret (--secret)")
+    if parts.scheme in ("http", "https") and parts.username is not None:
+        # ``https://<token>@host/...`` is how some hosts take a token: never kept or shown.
+        raise ParameterError(
+            "the repository URL holds a user name (a token?): put the credential in a secret"
+            " (--secret)"
+        )
     if (branch is None) == (tag is None):
         raise ParameterError("give a branch or a tag (one of them)")
     ref = branch if branch is not None else tag

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import quote
 
 from orchestrion.errors import ExpressionError, SpecError
 from orchestrion.spec.expressions import TEMPLATE_RE, compile_expression, to_text, whole_template
@@ -108,7 +109,7 @@ def expand(
     them raises through `fail_values`, by default `fail`)."""
     library, template = resolve(ref, source, fail)
     values = bind_values(template, ref, given, fail_values or fail, fail_key)
-    body = fill(template.task, values, fail)
+    body = fill_task(template.task, values, fail)
     origin = TemplateOrigin(ref=str(ref), digest=library.template_digest(ref.template))
     return Expansion(body, origin)
 
@@ -169,6 +170,40 @@ def _runtime(value: Any) -> bool:
     return isinstance(value, str) and TEMPLATE_RE.search(value) is not None
 
 
+#: Fields whose text is code, never filled from values (a shell script, a SQL query): the
+#: same rule as a workflow's own (`orchestrion.spec.yaml.actions`), which would otherwise
+#: see only the filled text.
+CODE_FIELDS: Final = (("shell", "script"), ("sql", "query"))
+
+
+def check_code_fields(task: dict[str, Any], fail: Fail) -> None:
+    """Refuse a params template in a field that is code (see `CODE_FIELDS`)."""
+    for action, key in CODE_FIELDS:
+        body = task.get(action)
+        text = body.get(key) if isinstance(body, dict) else None
+        if isinstance(text, str) and any(
+            _reads_params(m.group(1), fail) for m in TEMPLATE_RE.finditer(text)
+        ):
+            raise fail(
+                f"a template's {action} {key} is never filled from its params (values must not"
+                " become code): pass the value in 'env' (a script) or 'params' (a query)"
+            )
+
+
+def fill_task(task: dict[str, Any], values: dict[str, Any], fail: Fail) -> Any:
+    """A template's task body filled with `values`: code fields are refused a params
+    template (`check_code_fields`), and an HTTP URL's embedded values are percent-encoded,
+    as a workflow's own URL is at run time (`orchestrion.spec.expressions.render_url`)."""
+    check_code_fields(task, fail)
+    filled = fill(task, values, fail)
+    http, raw = task.get("http"), None
+    if isinstance(http, dict) and isinstance(filled.get("http"), dict):
+        raw = http.get("url")
+    if isinstance(raw, str) and whole_template(raw) is None:
+        filled["http"]["url"] = _fill_string(raw, values, fail, encode=True)
+    return filled
+
+
 def fill(value: Any, values: dict[str, Any], fail: Fail) -> Any:
     """`value` with the templates that read ``params`` evaluated over the template's params
     (mapping keys are left alone, as `orchestrion.spec.expressions.render` does)."""
@@ -181,7 +216,7 @@ def fill(value: Any, values: dict[str, Any], fail: Fail) -> Any:
     return value
 
 
-def _fill_string(text: str, values: dict[str, Any], fail: Fail) -> Any:
+def _fill_string(text: str, values: dict[str, Any], fail: Fail, *, encode: bool = False) -> Any:
     if "{{" not in text:
         return text
     inner = whole_template(text)
@@ -192,7 +227,8 @@ def _fill_string(text: str, values: dict[str, Any], fail: Fail) -> Any:
     for match in TEMPLATE_RE.finditer(text):
         if not _reads_params(match.group(1), fail):
             continue  # a run-time template: kept as written
-        parts += [text[last : match.start()], to_text(_value(match.group(1), values, fail))]
+        filled = to_text(_value(match.group(1), values, fail))
+        parts += [text[last : match.start()], quote(filled, safe="") if encode else filled]
         last = match.end()
     parts.append(text[last:])
     return "".join(parts)

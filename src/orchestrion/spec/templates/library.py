@@ -130,6 +130,8 @@ def library_from_data(data: Any, *, source: str) -> TemplateLibrary:
     """
     if not isinstance(data, dict):
         raise SpecError("a template library must be a mapping", source=source)
+    if _depth(data) > _MAX_DEPTH:  # what reads it next recurses: refuse before, by name
+        raise SpecError(f"the library nests deeper than {_MAX_DEPTH} levels", source=source)
     _keys(data, LIBRARY_KEYS, "the library", source, "")
     name = data.get("library")
     if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
@@ -215,3 +217,26 @@ def _keys(
                 source=source,
                 path=f"{path}.{key}".lstrip("."),
             )
+
+
+#: As deep as a YAML workflow file may nest (`orchestrion.spec.yaml.loader.MAX_DEPTH`): a
+#: library pushed as JSON is held to the same bound.
+_MAX_DEPTH = 50
+
+
+def _depth(data: Any) -> int:
+    """How deep `data` nests (its lists and mappings), counted without recursion."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, level)
+        if level > _MAX_DEPTH:
+            break
+        stack.extend((child, level + 1) for child in children)
+    return deepest

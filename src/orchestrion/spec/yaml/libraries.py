@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from orchestrion.errors import SpecError
-from orchestrion.spec.templates.expand import fill
+from orchestrion.spec.templates.expand import fill_task
 from orchestrion.spec.templates.library import TaskTemplate, TemplateLibrary, library_from_data
 from orchestrion.spec.templates.search import ChainSource, LibrarySource
 from orchestrion.spec.yaml.loader import load_yaml_data
@@ -201,7 +201,7 @@ def check_library(library: TemplateLibrary) -> None:
 
         if "uses" in template.task or "with" in template.task:
             raise fail("a template cannot use another template")
-        body = fill(template.task, sample_values(template), fail)
+        body = fill_task(template.task, sample_values(template), fail)
         try:
             load_yaml_data({"name": "template_check", "tasks": {name: body}}, source="")
         except SpecError as exc:

@@ -1,9 +1,10 @@
 """`SqlPolicies`: the `PolicyStore` of both dialects, over a `Database`.
 
 A write reads the newest version with a lock (PostgreSQL; SQLite serialises writers) and
-inserts the next one, with its event row, in one transaction: two admins writing the same
-policy at once make two versions in order, or the second finds the first's content and
-writes nothing."""
+inserts the next one, with its event row, in one transaction. On SQLite two admins writing
+the same policy at once make two versions in order (or the second finds the first's
+content and writes nothing); on PostgreSQL the second may instead fail on the version's
+key (a `StoreError`, nothing written) and can simply be sent again."""
 
 from __future__ import annotations
 
