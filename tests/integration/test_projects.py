@@ -310,6 +310,15 @@ def test_policies_of_a_project_reach_the_server(served: tuple[App, str], tmp_pat
         ).items()
         assert client.project(path, apply=True)["outcome"] in ("applied", "unchanged")
     assert app.policies.get("prod-retries").name == "prod-retries"
+    # The policies see who applies: a rule on the principal holds for the API's caller.
+    (tmp_path / "policies" / "who.yaml").write_text(
+        "policy: prod-by-token\napplies_to: {namespaces: [prod], on: [deploy]}\nrules:\n"
+        "  - {name: who, require: \"principal != null and principal.name == 'root2'\"}\n"
+    )
+    (tmp_path / "flows" / "etl.yaml").write_text(FLOW.format(name="etl", text="by-root2"))
+    with Client(base, admin) as client:
+        assert client.project(path, apply=True)["outcome"] == "applied"
+    app.policies.delete("prod-by-token")
     with admin_client(app, base) as http:
         bad = {"project": {"project": "p", "namespace": "prod"}, "policies": [{"policy": "x"}]}
         answer = http.post("/api/v1/projects/plan", json=bad)

@@ -70,15 +70,18 @@ def _loaded(body: ProjectIn) -> LoadedProject:
 @rule(Action.APPLY_PROJECT, targets.project, "project.plan")
 def plan(request: Request, body: ProjectIn) -> dict[str, Any]:
     """What applying the project would change (nothing is written)."""
-    return app_of(request).projects.plan(_loaded(body)).to_data()
+    principal = principal_of(request)
+    return app_of(request).projects.plan(_loaded(body), principal=principal).to_data()
 
 
 @router.post("/projects/apply")
 @rule(Action.APPLY_PROJECT, targets.project, "project.apply")
 def apply(request: Request, body: ProjectIn) -> dict[str, Any]:
     """Apply the project: every change, or (on a failure, undone) none."""
-    actor = principal_of(request).name
-    done = app_of(request).projects.apply(_loaded(body), actor=actor, commit=body.commit)
+    principal = principal_of(request)
+    done = app_of(request).projects.apply(
+        _loaded(body), actor=principal.name, principal=principal, commit=body.commit
+    )
     return {**done.plan.to_data(), "outcome": done.outcome, "apply_id": done.apply_id}
 
 

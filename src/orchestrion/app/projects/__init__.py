@@ -25,6 +25,7 @@ from orchestrion.store.project_records import ProjectApply, SyncResult, SyncSour
 
 if TYPE_CHECKING:
     from orchestrion.app import App
+    from orchestrion.auth.principals import Principal
 
 __all__ = ["ApplyFailed", "ApplyResult", "Change", "Plan", "Projects", "render"]
 
@@ -46,15 +47,23 @@ class ApplyResult:
 class Projects(Facet):
     """Plan and apply projects; the apply history; Git sync sources and their results."""
 
-    def plan(self, project: LoadedProject, *, kinds: Sequence[Kind] = KINDS) -> Plan:
-        """What applying `project` would change (nothing is written)."""
-        return make_plan(self._app, project, kinds, CHECKS)
+    def plan(
+        self,
+        project: LoadedProject,
+        *,
+        kinds: Sequence[Kind] = KINDS,
+        principal: Principal | None = None,
+    ) -> Plan:
+        """What applying `project` would change (nothing is written), as the admission
+        policies see it for `principal` (None: the App's actor)."""
+        return make_plan(self._app, project, kinds, CHECKS, principal)
 
     def apply(
         self,
         project: LoadedProject,
         *,
         actor: str | None = None,
+        principal: Principal | None = None,
         commit: str | None = None,
         kinds: Sequence[Kind] = KINDS,
         after_each: Callable[[Change], None] | None = None,
@@ -69,9 +78,9 @@ class Projects(Facet):
             self._core.audited("project.apply", f"namespace {spec.namespace}", params=params),
             self._applying(spec.namespace),
         ):
-            plan = make_plan(self._app, project, kinds, CHECKS)
+            plan = make_plan(self._app, project, kinds, CHECKS, principal)
             try:
-                apply_plan(self._app, project, plan, kinds, after_each=after_each)
+                apply_plan(self._app, project, plan, kinds, by=principal, after_each=after_each)
             except ApplyFailed as exc:
                 self._record(project, plan, who, commit, "failed", str(exc))
                 raise

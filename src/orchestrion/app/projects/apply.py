@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from orchestrion.app.projects.diff import Change, Plan, diff
 from orchestrion.app.projects.kind import Kind
@@ -30,6 +30,7 @@ from orchestrion.errors import OrchestrionError
 
 if TYPE_CHECKING:
     from orchestrion.app import App
+    from orchestrion.auth.principals import Principal
     from orchestrion.spec.project import LoadedProject
 
 __all__ = ["ApplyFailed", "apply_plan", "make_plan"]
@@ -56,11 +57,12 @@ def make_plan(
     project: LoadedProject,
     kinds: Sequence[Kind],
     checks: Sequence[ProjectCheck] = (),
+    by: Principal | None = None,
 ) -> Plan:
     """Every change the project makes, after the whole-project `checks` and every kind
     checked its values (an `OrchestrionError` names the first problem)."""
     spec = project.spec
-    warnings = [note for check in checks for note in check(app, project)]
+    warnings = [note for check in checks for note in check(app, project, by)]
     changes: list[Change] = []
     deletes: list[Change] = []
     unmanaged: list[tuple[str, str]] = []
@@ -83,6 +85,7 @@ def apply_plan(
     plan: Plan,
     kinds: Sequence[Kind],
     *,
+    by: Principal | None = None,
     after_each: Callable[[Change], None] | None = None,
 ) -> None:
     """Make the plan's changes; on a failure undo the ones made (newest first) and raise
@@ -92,12 +95,12 @@ def apply_plan(
     try:
         for change in plan.changes:
             kind = by_name[change.kind]
-            _forward(app, project, kind, change)
+            _forward(app, project, kind, change, by)
             done.append(_Step(kind, change))
             if after_each is not None:
                 after_each(change)
     except Exception as exc:
-        errors = _undo(app, project, done)
+        errors = _undo(app, project, done, by)
         failed = (
             f"{exc.__class__.__name__}: {exc}"
             if not isinstance(exc, OrchestrionError)
@@ -113,14 +116,16 @@ def apply_plan(
         raise ApplyFailed(message, errors) from exc
 
 
-def _forward(app: App, project: LoadedProject, kind: Kind, change: Change) -> None:
+def _forward(
+    app: App, project: LoadedProject, kind: Kind, change: Change, by: Principal | None
+) -> None:
     if change.action == "delete":
         kind.remove(app, project.spec.namespace, change.key)
     else:
-        kind.put(app, project, change.key, change.after)
+        kind.put(app, project, change.key, change.after, by)
 
 
-def _undo(app: App, project: LoadedProject, done: list[_Step]) -> list[str]:
+def _undo(app: App, project: LoadedProject, done: list[_Step], by: Principal | None) -> list[str]:
     errors: list[str] = []
     for step in reversed(done):
         change = step.change
@@ -128,12 +133,8 @@ def _undo(app: App, project: LoadedProject, done: list[_Step]) -> list[str]:
             if change.action == "create":
                 step.kind.remove(app, project.spec.namespace, change.key)
             else:
-                _put_back(app, project, step.kind, change.key, change.before)
+                step.kind.put(app, project, change.key, change.before, by)
         except Exception as exc:  # keep undoing the rest; report every one that failed
             log.exception("project.undo_failed", extra={"kind": change.kind, "key": change.key})
             errors.append(f"{change.kind} {change.key}: {exc}")
     return errors
-
-
-def _put_back(app: App, project: LoadedProject, kind: Kind, key: str, value: Any) -> None:
-    kind.put(app, project, key, value)

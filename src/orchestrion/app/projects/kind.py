@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from orchestrion.app import App
+    from orchestrion.auth.principals import Principal
     from orchestrion.spec.project import LoadedProject
 
 __all__ = ["Kind"]
@@ -43,8 +44,11 @@ class Kind(Protocol):
         something that does not exist (run before anything is written)."""
         ...
 
-    def put(self, app: App, project: LoadedProject, key: str, value: Any) -> None:
-        """Create or replace one resource with `value`."""
+    def put(
+        self, app: App, project: LoadedProject, key: str, value: Any, by: Principal | None
+    ) -> None:
+        """Create or replace one resource with `value`, for the principal `by` (None: the
+        App's actor), whom the admission policies see."""
         ...
 
     def remove(self, app: App, namespace: str, key: str) -> None:

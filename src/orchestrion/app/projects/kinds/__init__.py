@@ -22,6 +22,7 @@ from orchestrion.app.projects.kinds.workflows import SCHEDULES, WORKFLOWS
 
 if TYPE_CHECKING:
     from orchestrion.app import App
+    from orchestrion.auth.principals import Principal
     from orchestrion.spec.project import LoadedProject
 
 __all__ = ["CHECKS", "KINDS", "ProjectCheck"]
@@ -30,9 +31,10 @@ KINDS: tuple[Kind, ...] = (
     CONNECTIONS, CHANNELS, QUEUES, ROLES, POLICIES, WORKFLOWS, SCHEDULES, RULES,
 )  # fmt: skip
 
-#: A check of the whole project, run before anything is diffed or written: it raises an
+#: A check of the whole project for a principal (None: the App's actor), run before
+#: anything is diffed or written: it raises an
 #: `OrchestrionError` naming the problem, or returns notes for the plan (warnings).
-ProjectCheck = Callable[["App", "LoadedProject"], Sequence[str]]
+ProjectCheck = Callable[["App", "LoadedProject", "Principal | None"], Sequence[str]]
 
 #: The whole-project checks.
 CHECKS: tuple[ProjectCheck, ...] = (check_policies,)

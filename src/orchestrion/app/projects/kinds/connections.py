@@ -10,6 +10,7 @@ from orchestrion.app.projects.kinds.common import require_secret
 
 if TYPE_CHECKING:
     from orchestrion.app import App
+    from orchestrion.auth.principals import Principal
     from orchestrion.spec.project import LoadedProject
 
 __all__ = ["CONNECTIONS"]
@@ -41,7 +42,9 @@ class _Connections:
             checked(ns, key, v["kind"], v["url"], v["username"], v["secret"], dict(v["tls"]))
             require_secret(app, ns, v["secret"], f"connection {key}")
 
-    def put(self, app: App, project: LoadedProject, key: str, value: Any) -> None:
+    def put(
+        self, app: App, project: LoadedProject, key: str, value: Any, by: Principal | None
+    ) -> None:
         app.connections.put_connection(
             project.spec.namespace,
             key,

@@ -13,6 +13,7 @@ from orchestrion.store.notification_records import NOTIFY_EVENTS
 
 if TYPE_CHECKING:
     from orchestrion.app import App
+    from orchestrion.auth.principals import Principal
     from orchestrion.spec.project import LoadedProject
 
 __all__ = ["CHANNELS", "RULES"]
@@ -43,7 +44,9 @@ class _Channels:
                 raise ParameterError(f"channel {key}: {exc}") from None
             require_secret(app, project.spec.namespace, v["secret"], f"channel {key}")
 
-    def put(self, app: App, project: LoadedProject, key: str, value: Any) -> None:
+    def put(
+        self, app: App, project: LoadedProject, key: str, value: Any, by: Principal | None
+    ) -> None:
         app.notifications.put_channel(
             project.spec.namespace,
             key,
@@ -93,7 +96,9 @@ class _Rules:
                         f" {', '.join(NOTIFY_EVENTS)}"
                     )
 
-    def put(self, app: App, project: LoadedProject, key: str, value: Any) -> None:
+    def put(
+        self, app: App, project: LoadedProject, key: str, value: Any, by: Principal | None
+    ) -> None:
         app.notifications.put_rule(
             project.spec.namespace,
             key,

@@ -17,6 +17,7 @@ from orchestrion.spec.policies import parse_policy
 
 if TYPE_CHECKING:
     from orchestrion.app import App
+    from orchestrion.auth.principals import Principal
     from orchestrion.spec.project import LoadedProject
 
 __all__ = ["POLICIES", "check_policies"]
@@ -37,8 +38,10 @@ class _Policies:
         for name, document in desired.items():
             parse_policy(document, source=f"policy {name}")
 
-    def put(self, app: App, project: LoadedProject, key: str, value: Any) -> None:
-        app.policies.put(value)
+    def put(
+        self, app: App, project: LoadedProject, key: str, value: Any, by: Principal | None
+    ) -> None:
+        app.policies.put(value, principal=by)
 
     def remove(self, app: App, namespace: str, key: str) -> None:
         app.policies.delete(key)
@@ -47,7 +50,7 @@ class _Policies:
 POLICIES = _Policies()
 
 
-def check_policies(app: App, project: LoadedProject) -> Sequence[str]:
+def check_policies(app: App, project: LoadedProject, by: Principal | None) -> Sequence[str]:
     """Each of the project's workflows against the policies in force once the project's
     own are written: `PolicyDenied` on the first denial (nothing is written); the other
     findings as the plan's notes."""
@@ -55,7 +58,9 @@ def check_policies(app: App, project: LoadedProject) -> Sequence[str]:
     notes: list[str] = []
     for item in project.workflows:
         spec = item.spec
-        decision = app.policies.check_deploy(spec, namespace=spec.namespace, replacing=declared)
+        decision = app.policies.check_deploy(
+            spec, namespace=spec.namespace, principal=by, replacing=declared
+        )
         if decision.denied:
             denials = "; ".join(str(f) for f in decision.denials)
             raise PolicyDenied(

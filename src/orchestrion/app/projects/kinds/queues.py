@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from orchestrion.app import App
+    from orchestrion.auth.principals import Principal
     from orchestrion.spec.project import LoadedProject
 
 __all__ = ["QUEUES"]
@@ -27,7 +28,9 @@ class _Queues:
     def check(self, app: App, project: LoadedProject, desired: Mapping[str, Any]) -> None:
         return None  # names and limits are checked when the file is read
 
-    def put(self, app: App, project: LoadedProject, key: str, value: Any) -> None:
+    def put(
+        self, app: App, project: LoadedProject, key: str, value: Any, by: Principal | None
+    ) -> None:
         app.queues.set_queue_limit(key, int(value["limit"]))
 
     def remove(self, app: App, namespace: str, key: str) -> None:

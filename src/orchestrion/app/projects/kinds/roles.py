@@ -10,6 +10,7 @@ from orchestrion.errors import NotFound
 
 if TYPE_CHECKING:
     from orchestrion.app import App
+    from orchestrion.auth.principals import Principal
     from orchestrion.spec.project import LoadedProject
 
 __all__ = ["ROLES"]
@@ -39,7 +40,9 @@ class _Roles:
                     " user first: `orchestrion users create`)"
                 )
 
-    def put(self, app: App, project: LoadedProject, key: str, value: Any) -> None:
+    def put(
+        self, app: App, project: LoadedProject, key: str, value: Any, by: Principal | None
+    ) -> None:
         bindings = dict(app.accounts.get_user(key).bindings)
         bindings[project.spec.namespace] = str(value)
         app.accounts.set_roles(key, bindings)

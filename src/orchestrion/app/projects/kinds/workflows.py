@@ -14,6 +14,7 @@ from orchestrion.errors import NotFound, SpecError
 
 if TYPE_CHECKING:
     from orchestrion.app import App
+    from orchestrion.auth.principals import Principal
     from orchestrion.spec.project import LoadedProject
 
 __all__ = ["SCHEDULES", "WORKFLOWS"]
@@ -42,10 +43,12 @@ class _Workflows:
             if other is not None and other != project.spec.namespace:
                 raise SpecError(f"workflow {name!r} belongs to namespace {other!r}")
 
-    def put(self, app: App, project: LoadedProject, key: str, value: Any) -> None:
+    def put(
+        self, app: App, project: LoadedProject, key: str, value: Any, by: Principal | None
+    ) -> None:
         for item in project.workflows:
             if item.spec.name == key and item.spec.version == value["version"]:
-                app.workflows.register_loaded([item], source=project.source)
+                app.workflows.register_loaded([item], source=project.source, principal=by)
                 return
         app.workflows.set_version(key, value["version"])  # an undo: a version known before
 
@@ -79,7 +82,9 @@ class _Schedules:
                     f"schedules names workflow {name!r}, which the project does not deploy"
                 )
 
-    def put(self, app: App, project: LoadedProject, key: str, value: Any) -> None:
+    def put(
+        self, app: App, project: LoadedProject, key: str, value: Any, by: Principal | None
+    ) -> None:
         app.workflows.set_paused(key, value == "paused")
 
     def remove(self, app: App, namespace: str, key: str) -> None:
