@@ -336,3 +336,33 @@ def test_the_example_projects_plan_on_a_fresh_database(app: App) -> None:
     assert prod.notes == ()  # its workflows satisfy its policy
     staging = app.projects.plan(load_project(examples / "staging" / "project.yaml"))
     assert staging.summary()["create"] >= 3
+
+
+def test_a_watched_workflow_folder_skips_project_policy_and_library_files(
+    app: App, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`orchestrion server --workflows DIR` over a repository: the project, policy and
+    template library files beside the workflows are not invalid workflows."""
+    from orchestrion.cli.processes import WorkflowFolder, load_folder
+    from orchestrion.spec.documents import other_document
+
+    write_policy_project(tmp_path, "warn")
+    library = tmp_path / "templates" / "lib@1.yaml"
+    library.parent.mkdir()
+    library.write_text("library: lib\nversion: 1\ntemplates: {}\n")
+    broken = tmp_path / "flows" / "broken.yaml"
+    broken.write_text("name: broken\ntasks: {a: {shell: [x], depends_on: [nope]}}\n")
+    kinds = {p.name: other_document(p) for p in WorkflowFolder(str(tmp_path)).files()}
+    assert kinds == {
+        "project.yaml": "a project file",
+        "prod.yaml": "an admission policy",
+        "lib@1.yaml": "a template library",
+        "etl.yaml": None,
+        "report.yaml": None,
+        "broken.yaml": None,
+    }
+    with caplog.at_level("INFO", logger="orchestrion.process"):
+        load_folder(app, WorkflowFolder(str(tmp_path)).files())
+    assert {r.name for r in app.workflows.list_workflows()} == {"etl", "report"}
+    invalid = [r.getMessage() for r in caplog.records if "workflows.invalid" in r.getMessage()]
+    assert len(invalid) == 1 and "broken.yaml" in invalid[0]  # a bad workflow still is one

@@ -34,6 +34,7 @@ from orchestrion.app.settings import Settings
 from orchestrion.auth.secret_box import DEV_MODE_ENV, KEY_ENV
 from orchestrion.cli.credentials import save_token
 from orchestrion.errors import OrchestrionError, SecretError, SpecError
+from orchestrion.spec.documents import other_document
 
 __all__ = [
     "WorkflowFolder",
@@ -83,6 +84,10 @@ def load_folder(app: App, files: list[Path], *, at_start: bool = False) -> None:
     start, a version registered before does not become current again: a restart must not
     undo a rollback (`orchestrion workflows set-version`); a file changed since does."""
     for path in files:
+        other = other_document(path)
+        if other is not None:  # a repository's project, policy or library file
+            log.info("workflows.skipped", extra={"file": str(path), "reason": other})
+            continue
         try:
             specs = app.workflows.load(path, keep_current=at_start)
             log.info(
