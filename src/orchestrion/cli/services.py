@@ -246,11 +246,8 @@ def deploy(paths: tuple[str, ...], server: str | None, db: str | None, keep_curr
     """Register workflow files (or folders of them) and make each the current version
     (deploying an older version again rolls back to it)."""
     from orchestrion.app import load_workflows
-    from orchestrion.cli.processes import WorkflowFolder
 
-    files: list[Path] = []
-    for path in map(Path, paths):
-        files += WorkflowFolder(str(path)).files() if path.is_dir() else [path]
+    files = _workflow_files(paths)
     failed = False
     # Each registration is audited as its actor: the OS user, or the server for its
     # deploy child (ORCHESTRION_ACTOR). Through --server the API audits the request.
@@ -285,6 +282,26 @@ def deploy(paths: tuple[str, ...], server: str | None, db: str | None, keep_curr
                 for finding in findings:
                     console.print(f"  [yellow]{escape(finding)}[/]")
     sys.exit(2 if failed else 0)
+
+
+def _workflow_files(paths: tuple[str, ...]) -> list[Path]:
+    """The files named, and the workflow files of the folders named: a repository's
+    project, policy and library files beside its workflows are skipped, and said so."""
+    from orchestrion.cli.processes import WorkflowFolder
+    from orchestrion.spec.documents import other_document
+
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            files.append(path)
+            continue
+        for found in WorkflowFolder(str(path)).files():
+            other = other_document(found)
+            if other is None:
+                files.append(found)
+            else:
+                console.print(f"[dim]skipped {escape(str(found))}: {other}[/]")
+    return files
 
 
 def _deploy_one(
