@@ -84,9 +84,7 @@ def load_folder(app: App, files: list[Path], *, at_start: bool = False) -> None:
     start, a version registered before does not become current again: a restart must not
     undo a rollback (`orchestrion workflows set-version`); a file changed since does."""
     for path in files:
-        other = other_document(path)
-        if other is not None:  # a repository's project, policy or library file
-            log.info("workflows.skipped", extra={"file": str(path), "reason": other})
+        if _other(path):
             continue
         try:
             specs = app.workflows.load(path, keep_current=at_start)
@@ -95,6 +93,15 @@ def load_folder(app: App, files: list[Path], *, at_start: bool = False) -> None:
             )
         except SpecError as exc:
             log.error("workflows.invalid: %s", exc)
+
+
+def _other(path: Path) -> bool:
+    """Whether `path` is a repository's project, policy or library file, not a workflow
+    (logged when it is)."""
+    other = other_document(path)
+    if other is not None:
+        log.info("workflows.skipped", extra={"file": str(path), "reason": other})
+    return other is not None
 
 
 def service_settings(db: str | None, what: str) -> Settings:
@@ -377,7 +384,9 @@ def _watch(settings: Settings, folder: WorkflowFolder, stop: threading.Event) ->
 
 def _deploy(settings: Settings, files: list[Path], *, at_start: bool = False) -> None:
     """Register workflow files from a child process, so the server never imports user code.
-    At start, versions registered before stay as they are (`load_folder` says why)."""
+    At start, versions registered before stay as they are (`load_folder` says why). A
+    repository's project, policy and library files beside the workflows are skipped."""
+    files = [f for f in files if not _other(f)]
     if not files:
         return
     cmd = [
