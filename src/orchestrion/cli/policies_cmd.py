@@ -39,19 +39,7 @@ def _seg(name: str) -> str:
 
 def _record(record: Any) -> dict[str, Any]:
     """A local `PolicyRecord` as the API sends it."""
-    import yaml
-
-    return {
-        "name": record.name,
-        "version": record.version,
-        "description": record.description,
-        "deleted": record.deleted,
-        "digest": record.digest,
-        "created_at": record.created_at,
-        "created_by": record.created_by,
-        "document": dict(record.document),
-        "yaml": yaml.safe_dump(dict(record.document), sort_keys=False, allow_unicode=True),
-    }
+    return dict(record.to_wire())
 
 
 def findings_lines(findings: list[dict[str, Any]]) -> list[str]:

@@ -33,18 +33,7 @@ def templates() -> None:
 
 def _info(lib: TemplateLibrary, where: str) -> dict[str, Any]:
     """A library as the API lists it, plus where it was found."""
-    items = [
-        {"name": name, "description": t.description, "params": t.to_data()["params"]}
-        for name, t in lib.templates.items()
-    ]
-    return {
-        "name": lib.name,
-        "version": lib.version,
-        "digest": lib.digest,
-        "description": lib.description,
-        "templates": items,
-        "source": where,
-    }
+    return {**lib.summary(), "source": where}
 
 
 def _local(db: str | None) -> list[dict[str, Any]]:

@@ -31,6 +31,23 @@ class PolicyRecord:
     #: Who wrote this version (``user:ana``, ``cli:ana``), when known.
     created_by: str | None
 
+    def to_wire(self) -> dict[str, Any]:
+        """This version as the API sends it (and the CLI prints it): the record, and its
+        document as YAML too."""
+        import yaml  # only where a policy is shown
+
+        return {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "deleted": self.deleted,
+            "digest": self.digest,
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+            "document": dict(self.document),
+            "yaml": yaml.safe_dump(dict(self.document), sort_keys=False, allow_unicode=True),
+        }
+
     @property
     def description(self) -> str:
         """The document's description (empty when it has none)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import yaml
 from fastapi import APIRouter, Body, Request, Response
 
 from orchestrion.auth.principals import Action
@@ -25,18 +24,8 @@ router = APIRouter(prefix="/api/v1/policies", tags=["policies"])
 
 
 def policy_json(record: PolicyRecord) -> dict[str, Any]:
-    """A policy version as the API sends it: its record, and its document as YAML."""
-    return {
-        "name": record.name,
-        "version": record.version,
-        "description": record.description,
-        "deleted": record.deleted,
-        "digest": record.digest,
-        "created_at": record.created_at,
-        "created_by": record.created_by,
-        "document": dict(record.document),
-        "yaml": yaml.safe_dump(dict(record.document), sort_keys=False, allow_unicode=True),
-    }
+    """A policy version as the API sends it (`PolicyRecord.to_wire`)."""
+    return record.to_wire()
 
 
 @router.get("")

@@ -59,18 +59,8 @@ class LibraryPushed(BaseModel):
 
 
 def _info(lib: TemplateLibrary, pushed_by: str | None, pushed_at: float | None) -> LibraryInfo:
-    templates = [
-        TemplateInfo(name=name, description=t.description, params=t.to_data()["params"])
-        for name, t in lib.templates.items()
-    ]
-    return LibraryInfo(
-        name=lib.name,
-        version=lib.version,
-        digest=lib.digest,
-        description=lib.description,
-        templates=templates,
-        pushed_by=pushed_by,
-        pushed_at=pushed_at,
+    return LibraryInfo.model_validate(
+        {**lib.summary(), "pushed_by": pushed_by, "pushed_at": pushed_at}
     )
 
 

@@ -115,6 +115,20 @@ class TemplateLibrary:
         """``sha256:...`` of the library's canonical JSON: what a server stores it under."""
         return "sha256:" + hashlib.sha256(canonical_json(self.to_data()).encode()).hexdigest()
 
+    def summary(self) -> dict[str, Any]:
+        """What listings show of the library: its name, version, digest, description, and
+        each template's name, description and params (the API's and the CLI's shape)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "digest": self.digest,
+            "description": self.description,
+            "templates": [
+                {"name": name, "description": t.description, "params": t.to_data()["params"]}
+                for name, t in self.templates.items()
+            ],
+        }
+
     def template_digest(self, name: str) -> str:
         """``sha256:...`` of one template with its library and version: what a task records."""
         data = {"library": self.name, "version": self.version, "template": name}
