@@ -1,6 +1,6 @@
 """Server benchmarks: trigger-to-first-task latency, API trigger throughput, idle cost.
 
-Usage: .venv/bin/python bench/server_bench.py [--runs 1000] [--workers 1]
+Usage: .venv/bin/python bench/server_bench.py [--runs 1000] [--workers 1] [--idle 10]
 
 Starts a real `orchestrion server` (SQLite, separate worker processes) on a free loopback
 port with a 3-task workflow, then measures:
@@ -8,7 +8,10 @@ port with a 3-task workflow, then measures:
     100 sequential triggers on an idle server);
   - 1,000 runs triggered as fast as one client can (runs/s accepted) and how long until all
     of them finished (runs/s completed);
-  - the server process's CPU and memory while idle for 60 s (`--idle 60`).
+  - the CPU and memory of the server process and of each of its worker processes (its
+    children running `orchestrion worker`, found under /proc by their command line) while
+    idle, all over the same window (`--idle`, 10 s by default): issue 20's "memory of an idle
+    server and worker".
 """
 
 from __future__ import annotations
@@ -131,16 +134,53 @@ def throughput(base: str, runs: int) -> tuple[float, float]:
     return runs / accepted, runs / completed
 
 
-def idle(pid: int, seconds: float) -> tuple[float, float]:
-    def cpu() -> float:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, their children, ...), from /proc."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        for child in map(int, children):
+            found += [child, *descendants(child)]
+    return found
 
-    before, t0 = cpu(), time.perf_counter()
+
+def is_worker(pid: int) -> bool:
+    """Whether `pid` runs ``orchestrion worker`` (as the server starts them:
+    ``python -m orchestrion.cli.main worker ...``)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return False
+    if "orchestrion.cli.main" in argv:
+        command = argv[argv.index("orchestrion.cli.main") + 1 :]
+    else:
+        command = argv[1:] if argv[0].endswith("orchestrion") else []
+    return command[:1] == ["worker"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def resident_mb(pid: int) -> float:
+    """`pid`'s resident memory in MB."""
+    pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def idle(pids: list[int], seconds: float) -> dict[int, tuple[float, float]]:
+    """Each process's CPU (% of one core) and resident MB over one idle window of
+    `seconds`, the same for all of them."""
+    before, t0 = {pid: cpu_seconds(pid) for pid in pids}, time.perf_counter()
     time.sleep(seconds)
-    used = cpu() - before
-    rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    return 100 * used / (time.perf_counter() - t0), rss / 2**20
+    used = {pid: cpu_seconds(pid) - before[pid] for pid in pids}
+    wall = time.perf_counter() - t0
+    return {pid: (100 * used[pid] / wall, resident_mb(pid)) for pid in pids}
 
 
 #: The admin token's header, for the throughput threads' clients.
@@ -198,8 +238,16 @@ def main() -> None:
             f" {completed:.0f} runs/s completed ({args.workers} worker process(es))"
         )
         time.sleep(2.0)
-        cpu, mem = idle(server.pid, args.idle)
-        print(f"server idle {args.idle:.0f} s: {cpu:.2f}% of one core, {mem:.0f} MB resident")
+        workers = [pid for pid in descendants(server.pid) if is_worker(pid)]
+        if len(workers) != args.workers:
+            print(f"found {len(workers)} worker process(es), expected {args.workers}")
+        measured = idle([server.pid, *workers], args.idle)
+        for pid, (cpu, mem) in measured.items():
+            role = "server" if pid == server.pid else "worker"
+            print(
+                f"{role} pid {pid} idle {args.idle:.0f} s: {cpu:.2f}% of one core,"
+                f" {mem:.0f} MB resident"
+            )
     finally:
         server.terminate()
         server.wait(timeout=60)
