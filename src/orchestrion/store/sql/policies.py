@@ -1,10 +1,12 @@
 """`SqlPolicies`: the `PolicyStore` of both dialects, over a `Database`.
 
 A write reads the newest version with a lock (PostgreSQL; SQLite serialises writers) and
-inserts the next one, with its event row, in one transaction. On SQLite two admins writing
-the same policy at once make two versions in order (or the second finds the first's
-content and writes nothing); on PostgreSQL the second may instead fail on the version's
-key (a `StoreError`, nothing written) and can simply be sent again."""
+inserts the next one, with its event row, in one transaction. Two admins writing the same
+policy at once make two versions in order, or the second finds the first's content and
+writes nothing. A policy's first version has no row to lock, so on PostgreSQL both can
+read "none": the insert then takes nothing for the one that lost (``ON CONFLICT DO
+NOTHING``, which waits for the winner's commit), and it reads the newest version again
+and decides again, within its transaction (READ COMMITTED: the re-read sees the winner)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from orchestrion.errors import StoreError
 from orchestrion.store.policy_records import PolicyRecord
 from orchestrion.store.sql.advance import Advance
 from orchestrion.store.sql.database import Database
@@ -20,6 +23,9 @@ from orchestrion.store.sql.policy_rows import POLICY as _POLICY
 from orchestrion.store.sql.policy_rows import PQ
 
 __all__ = ["SqlPolicies"]
+
+#: How many times a write decides again after losing a version to another writer.
+_RETRIES = 8
 
 
 def _digest(document: Mapping[str, Any]) -> str:
@@ -44,18 +50,21 @@ class SqlPolicies:
         digest = _digest(document)
 
         def fn(adv: Advance) -> PolicyRecord:
-            row = adv.tx.execute(PQ.policy_latest + adv.for_update(), (name,)).fetchone()
-            latest = _POLICY(row) if row is not None else None
-            if latest is not None and not latest.deleted and latest.digest == digest:
-                return latest
-            version = latest.version + 1 if latest is not None else 1
-            values = (name, version, dumps(dict(document)), digest, 0, now, by)
-            adv.tx.execute(PQ.insert_policy, values)
-            adv.event(None, None, "policy.put", data={"policy": name, "version": version})
-            return PolicyRecord(
-                name=name, version=version, document=dict(document), digest=digest,
-                deleted=False, created_at=now, created_by=by,
-            )  # fmt: skip
+            for _ in range(_RETRIES):
+                row = adv.tx.execute(PQ.policy_latest + adv.for_update(), (name,)).fetchone()
+                latest = _POLICY(row) if row is not None else None
+                if latest is not None and not latest.deleted and latest.digest == digest:
+                    return latest
+                version = latest.version + 1 if latest is not None else 1
+                values = (name, version, dumps(dict(document)), digest, 0, now, by)
+                if adv.tx.execute(PQ.insert_policy, values).fetchone() is None:
+                    continue  # another writer took this version: decide again
+                adv.event(None, None, "policy.put", data={"policy": name, "version": version})
+                return PolicyRecord(
+                    name=name, version=version, document=dict(document), digest=digest,
+                    deleted=False, created_at=now, created_by=by,
+                )  # fmt: skip
+            raise StoreError(f"policy {name!r}: other writers kept taking its next version")
 
         return self._db.transact(now, fn)
 
@@ -68,7 +77,10 @@ class SqlPolicies:
             values = (
                 name, latest.version + 1, dumps(dict(latest.document)), latest.digest, 1, now, by,
             )  # fmt: skip
-            adv.tx.execute(PQ.insert_policy, values)
+            if adv.tx.execute(PQ.insert_policy, values).fetchone() is None:
+                # Not a first version: the row read above is locked, so no writer can
+                # take the next one meanwhile.
+                raise StoreError(f"policy {name!r}: its next version was taken meanwhile")
             data = {"policy": name, "version": latest.version + 1}
             adv.event(None, None, "policy.deleted", data=data)
             return True

@@ -17,6 +17,7 @@ WHERE version = (SELECT MAX(version) FROM policies AS q WHERE q.name = p.name)
 AND deleted = 0 ORDER BY name
 
 -- name: insert_policy
--- A new version (the primary key refuses a version another writer took first).
+-- A new version; nothing when another writer took that version first (the first version
+-- of a policy has no row to lock: two writers can both read "none" and race for it).
 INSERT INTO policies (name, version, document, digest, deleted, created_at, created_by)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, version) DO NOTHING RETURNING version
