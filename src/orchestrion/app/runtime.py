@@ -255,7 +255,7 @@ class Runtime(Facet):
         settings = self._core.settings
         lease = DutyLease(self.store.triggers, "sync", holder_id, settings.lease_seconds)
         app = cast("App", self._core)  # the Core is the App: projects are its facet
-        return SyncDuty(app, lease=lease)
+        return SyncDuty(app, lease=lease, every=settings.sync_every)
 
     def wait_duty(self, holder_id: str | None, **options: Any) -> WaitDuty:
         """The ``waits`` duty (timeouts and sensor checks of waiting steps), under its lease

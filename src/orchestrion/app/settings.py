@@ -59,6 +59,9 @@ class Settings:
     #: ``ORCHESTRION_STORE_PATIENCE``: how long ``orchestrion run`` lets the database refuse
     #: writes (a full disk) before it stops with a message saying how to resume.
     store_patience: float = 60.0
+    #: ``ORCHESTRION_SYNC_SECONDS``: how often the scheduler's ``sync`` duty looks at the
+    #: configured Git sources (docs/projects.md).
+    sync_every: float = 30.0
     #: The master keys that seal secrets; None when none is configured (secrets then
     #: cannot be set or used, and the server and workers refuse to start).
     key_ring: KeyRing | None = field(default=None, repr=False)
@@ -104,6 +107,7 @@ class Settings:
             lease_seconds=float(env.get("ORCHESTRION_LEASE_SECONDS", "30")),
             heartbeat_every=float(env.get("ORCHESTRION_HEARTBEAT_SECONDS", "2")),
             store_patience=_seconds(env, "ORCHESTRION_STORE_PATIENCE", 60.0),
+            sync_every=_seconds(env, "ORCHESTRION_SYNC_SECONDS", 30.0),
             key_ring=load_key_ring(env) if configured or dev_mode else None,
             dev_mode=dev_mode,
             http_allow=_allow_list(allow),
