@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import psycopg
+
 from orchestrion.store.policy_records import PolicyRecord
 from orchestrion.store.stores import Stores
 from tests.contract.conftest import MakeStore
@@ -70,3 +72,68 @@ def test_racing_writes_of_the_same_content_make_one_version(make_store: MakeStor
         assert failed == [], (round_, failed)
         assert [r.version for r in written] == [1, 1], round_
         assert [r.version for r in stores[0].policies.policy_history(name)] == [1]
+
+
+# ------------------------------------------------------------- PostgreSQL, in a set order
+
+
+def _blocked(thread: threading.Thread) -> bool:
+    """Whether `thread` is still waiting a moment after it started (on a lock)."""
+    thread.start()
+    thread.join(0.5)
+    return thread.is_alive()
+
+
+def _events(url: str, kind: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM events WHERE kind = %s", (kind,)).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def test_a_writer_that_loses_the_first_version_writes_the_second(
+    make_pg_store: MakeStore, pg_url: str
+) -> None:
+    """Another writer's first version, not yet committed: the put waits for it, then
+    lands as version 2, with one event of its own."""
+    store = make_pg_store()
+    written: list[PolicyRecord] = []
+    put = threading.Thread(
+        target=lambda: written.append(
+            store.policies.put_policy("p", _document("p", 1), by="late", now=2.0)
+        )
+    )
+    with psycopg.connect(pg_url) as other:
+        other.execute(
+            "INSERT INTO policies (name, version, document, digest, deleted, created_at,"
+            " created_by) VALUES ('p', 1, '{}', 'other', 0, 1.0, 'first')"
+        )
+        assert _blocked(put)  # its insert waits for this transaction's outcome
+    put.join(10)  # the `with` committed
+    assert [r.version for r in written] == [2]
+    history = store.policies.policy_history("p")
+    assert sorted((r.version, r.created_by) for r in history) == [(1, "first"), (2, "late")]
+    assert _events(pg_url, "policy.put") == 1
+
+
+def test_a_delete_handed_a_stale_row_decides_again(make_pg_store: MakeStore, pg_url: str) -> None:
+    """A delete that waited on the lock of version 1 while another writer added version 2
+    is handed version 1 again (READ COMMITTED): it must delete version 2, as version 3."""
+    store = make_pg_store()
+    store.policies.put_policy("p", _document("p", 0), by="a", now=1.0)
+    deleted: list[bool] = []
+    delete = threading.Thread(
+        target=lambda: deleted.append(store.policies.delete_policy("p", by="b", now=3.0))
+    )
+    with psycopg.connect(pg_url) as other:
+        other.execute("SELECT 1 FROM policies WHERE name = 'p' AND version = 1 FOR UPDATE")
+        other.execute(
+            "INSERT INTO policies (name, version, document, digest, deleted, created_at,"
+            " created_by) VALUES ('p', 2, '{}', 'other', 0, 2.0, 'other')"
+        )
+        assert _blocked(delete)  # waits for version 1's lock
+    delete.join(10)
+    assert deleted == [True]
+    history = sorted(store.policies.policy_history("p"), key=lambda r: r.version)
+    assert [(r.version, r.deleted) for r in history] == [(1, False), (2, False), (3, True)]
+    assert _events(pg_url, "policy.deleted") == 1

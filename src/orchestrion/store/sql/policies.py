@@ -1,12 +1,14 @@
 """`SqlPolicies`: the `PolicyStore` of both dialects, over a `Database`.
 
 A write reads the newest version with a lock (PostgreSQL; SQLite serialises writers) and
-inserts the next one, with its event row, in one transaction. Two admins writing the same
-policy at once make two versions in order, or the second finds the first's content and
-writes nothing. A policy's first version has no row to lock, so on PostgreSQL both can
-read "none": the insert then takes nothing for the one that lost (``ON CONFLICT DO
-NOTHING``, which waits for the winner's commit), and it reads the newest version again
-and decides again, within its transaction (READ COMMITTED: the re-read sees the winner)."""
+inserts the next one, with its event row, in one transaction. On PostgreSQL two writers
+can still compute the same next version: a policy's first version has no row to lock, and
+a writer that waited for another's lock is handed the row it waited for, not the version
+the other just inserted (READ COMMITTED does not run ``ORDER BY ... LIMIT 1`` again). The
+insert then takes nothing (``ON CONFLICT DO NOTHING``, which waits for the winner's
+commit), and the writer reads the newest version again and decides again within its
+transaction. So two admins writing at once make two versions in order; one that finds
+the same content in force writes nothing; a deletion that finds a deletion does nothing."""
 
 from __future__ import annotations
 
@@ -70,19 +72,19 @@ class SqlPolicies:
 
     def delete_policy(self, name: str, *, by: str | None, now: float) -> bool:
         def fn(adv: Advance) -> bool:
-            row = adv.tx.execute(PQ.policy_latest + adv.for_update(), (name,)).fetchone()
-            if row is None or _POLICY(row).deleted:
-                return False
-            latest = _POLICY(row)
-            values = (
-                name, latest.version + 1, dumps(dict(latest.document)), latest.digest, 1, now, by,
-            )  # fmt: skip
-            if adv.tx.execute(PQ.insert_policy, values).fetchone() is None:
-                # Not a first version: the row read above is locked, so no writer can
-                # take the next one meanwhile.
-                raise StoreError(f"policy {name!r}: its next version was taken meanwhile")
-            data = {"policy": name, "version": latest.version + 1}
-            adv.event(None, None, "policy.deleted", data=data)
-            return True
+            for _ in range(_RETRIES):
+                row = adv.tx.execute(PQ.policy_latest + adv.for_update(), (name,)).fetchone()
+                if row is None or _POLICY(row).deleted:
+                    return False
+                latest = _POLICY(row)
+                version = latest.version + 1
+                values = (
+                    name, version, dumps(dict(latest.document)), latest.digest, 1, now, by,
+                )  # fmt: skip
+                if adv.tx.execute(PQ.insert_policy, values).fetchone() is None:
+                    continue  # another writer took this version: decide again
+                adv.event(None, None, "policy.deleted", data={"policy": name, "version": version})
+                return True
+            raise StoreError(f"policy {name!r}: other writers kept taking its next version")
 
         return self._db.transact(now, fn)
