@@ -283,3 +283,21 @@ def test_the_cache_folder_is_private(tmp_path: Path) -> None:
     (tmp_path / "link").symlink_to(loose)
     with pytest.raises(GitError, match="not a folder"):
         private_folder(tmp_path / "link")
+
+
+@pytest.mark.sqlite_only(reason="settings wiring: no database dialect involved")
+def test_the_duty_passes_at_the_configured_interval_under_a_lease_that_outlives_it(
+    tmp_path: Path,
+) -> None:
+    """``ORCHESTRION_SYNC_SECONDS``: a pass renews the duty's lease, so the lease must last
+    longer than the wait between two passes, or each scheduler would take a turn."""
+    from orchestrion.app.settings import Settings
+
+    url = f"sqlite:///{tmp_path / 'every.db'}"
+    with App(Settings(database_url=url, sync_every=120.0)).open() as app:
+        duty = app.runtime.sync_duty("holder-1")
+        assert duty.every == 120.0
+        assert duty.lease is not None and duty.lease.ttl == 240.0
+    with App(Settings(database_url=url)).open() as app:
+        duty = app.runtime.sync_duty("holder-1")
+        assert duty.every == 30.0 and duty.lease is not None and duty.lease.ttl == 60.0

@@ -253,7 +253,10 @@ class Runtime(Facet):
         from orchestrion.app.projects.sync import SyncDuty
 
         settings = self._core.settings
-        lease = DutyLease(self.store.triggers, "sync", holder_id, settings.lease_seconds)
+        # The lease is renewed by each pass: it must outlive the time between two, or every
+        # scheduler's own timer would find it lapsed and take its turn.
+        ttl = max(settings.lease_seconds, 2 * settings.sync_every)
+        lease = DutyLease(self.store.triggers, "sync", holder_id, ttl)
         app = cast("App", self._core)  # the Core is the App: projects are its facet
         return SyncDuty(app, lease=lease, every=settings.sync_every)
 

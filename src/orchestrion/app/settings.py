@@ -60,7 +60,7 @@ class Settings:
     #: writes (a full disk) before it stops with a message saying how to resume.
     store_patience: float = 60.0
     #: ``ORCHESTRION_SYNC_SECONDS``: how often the scheduler's ``sync`` duty looks at the
-    #: configured Git sources (docs/projects.md).
+    #: configured Git sources (docs/projects.md); at least 1 (each look runs ``git fetch``).
     sync_every: float = 30.0
     #: The master keys that seal secrets; None when none is configured (secrets then
     #: cannot be set or used, and the server and workers refuse to start).
@@ -107,7 +107,7 @@ class Settings:
             lease_seconds=float(env.get("ORCHESTRION_LEASE_SECONDS", "30")),
             heartbeat_every=float(env.get("ORCHESTRION_HEARTBEAT_SECONDS", "2")),
             store_patience=_seconds(env, "ORCHESTRION_STORE_PATIENCE", 60.0),
-            sync_every=_seconds(env, "ORCHESTRION_SYNC_SECONDS", 30.0),
+            sync_every=_seconds(env, "ORCHESTRION_SYNC_SECONDS", 30.0, least=1.0),
             key_ring=load_key_ring(env) if configured or dev_mode else None,
             dev_mode=dev_mode,
             http_allow=_allow_list(allow),
@@ -175,7 +175,8 @@ def networks(setting: str, entries: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+def _seconds(env: Mapping[str, str], name: str, default: float, *, least: float = 0.0) -> float:
+    """A number of seconds above 0 (or from `least`) up to a day, from `env`."""
     text = env.get(name, "").strip()
     if not text:
         return default
@@ -183,8 +184,11 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not 0 < value <= 86_400:
-        raise OrchestrionError(f"{name} must be a number of seconds from 0 to 86400, not {text!r}")
+    low_ok = value >= least if least else value > 0  # nan fails both
+    if not low_ok or not value <= 86_400:
+        raise OrchestrionError(
+            f"{name} must be a number of seconds from {least:g} to 86400, not {text!r}"
+        )
     return value
 
 

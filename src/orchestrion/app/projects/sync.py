@@ -178,6 +178,8 @@ class SyncDuty:
     ) -> None:
         self.app = app
         self.lease = lease
+        #: Seconds between two passes.
+        self.every = every
         self.cache = cache
         self.git = git
         self.on_error = on_error
