@@ -162,9 +162,33 @@ def run_hops(path: Path, run_id: str, hops: int) -> float:
         start = time.perf_counter()
         for i in range(hops):
             hop(conn, run_id, ids[i], ids[i + 1], f"c{i + 1}")
-        return time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        check_moved(conn, run_id, hops)
+        return elapsed
     finally:
         conn.close()
+
+
+def check_moved(conn: sqlite3.Connection, run_id: str, hops: int) -> None:
+    """The hops changed what a real hop changes (else a drifted state name or parameter
+    would time statements that match no row, and the floor would read low): `hops` task
+    runs succeeded with their attempts closed, the next one running, and one event per
+    move."""
+    states = dict(
+        conn.execute(
+            "SELECT state, count(*) FROM task_runs WHERE run_id = ? GROUP BY state", (run_id,)
+        ).fetchall()
+    )
+    closed = conn.execute(
+        "SELECT count(*) FROM attempts WHERE run_id = ? AND outcome = 'succeeded'", (run_id,)
+    ).fetchone()[0]
+    events = conn.execute(
+        "SELECT count(*) FROM events WHERE run_id = ? AND kind LIKE 'task.%'", (run_id,)
+    ).fetchone()[0]
+    if states.get("succeeded") != hops or states.get("running") != 1 or closed != hops:
+        raise SystemExit(f"the floor's hops did not move the rows: {states}, {closed} closed")
+    if events < 3 * hops:
+        raise SystemExit(f"the floor's hops wrote {events} task events, not {3 * hops}")
 
 
 def floor_ms(hops: int, runs: int) -> list[float]:
