@@ -151,14 +151,20 @@ def hop(conn: sqlite3.Connection, run_id: str, done: int, nxt: int, nxt_name: st
     conn.execute(COMMIT)
 
 
+def started(conn: sqlite3.Connection, run_id: str) -> list[int]:
+    """Claim the chain's first task (committed); the run's task run ids in chain order."""
+    ids = task_run_ids(conn, run_id)
+    conn.execute(BEGIN)
+    claim(conn, run_id, ids[0], time.time())
+    conn.execute(COMMIT)
+    return ids
+
+
 def run_hops(path: Path, run_id: str, hops: int) -> float:
     """Claim the chain's first task, then send `hops` hops; seconds the hops took."""
     conn = connect(path)
     try:
-        ids = task_run_ids(conn, run_id)
-        conn.execute(BEGIN)
-        claim(conn, run_id, ids[0], time.time())
-        conn.execute(COMMIT)
+        ids = started(conn, run_id)
         start = time.perf_counter()
         for i in range(hops):
             hop(conn, run_id, ids[i], ids[i + 1], f"c{i + 1}")
@@ -316,10 +322,7 @@ def floor_hop_trace() -> list[str]:
         path, run_id = make_database(folder, 2)
         conn = connect(path)
         try:
-            ids = task_run_ids(conn, run_id)
-            conn.execute(BEGIN)
-            claim(conn, run_id, ids[0], time.time())
-            conn.execute(COMMIT)
+            ids = started(conn, run_id)
             conn.set_trace_callback(traced.append)
             hop(conn, run_id, ids[0], ids[1], "c1")
         finally:

@@ -7,6 +7,7 @@ figures land in ``test-output/ui/``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -122,18 +123,29 @@ class Server:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("ui"))
+@contextlib.contextmanager
+def signed_in(
+    root: Path, ready: set[str], extra_flows: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """A server on `root` with `ready` workflows loaded, whose pages every `Watched` page
+    opens signed in as the admin (the login page is tested too); stopped afterwards."""
+    srv = Server(root, extra_flows)
     try:
-        srv.wait_ready({"etl", "ui_steps", "ui_flaky", "ui_hostile"})
-        # Every page the tests open is signed in as the admin (the login page is tested too).
+        srv.wait_ready(ready)
         _SESSION[:] = [
             {"name": "orchestrion_session", "value": session_cookie(srv.url), "url": srv.url}
         ]
         yield srv
     finally:
         srv.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with signed_in(
+        tmp_path_factory.mktemp("ui"), {"etl", "ui_steps", "ui_flaky", "ui_hostile"}
+    ) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

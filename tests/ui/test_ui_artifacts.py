@@ -11,8 +11,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser
 
-from tests.helpers import session_cookie
-from tests.ui.test_ui import _SESSION, Server, Watched, browser
+from tests.ui import test_ui
+from tests.ui.test_ui import Server, Watched, browser
 
 __all__ = ["browser"]
 
@@ -47,15 +47,10 @@ def ui_artifacts():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("ui_artifacts"), {"ui_artifacts.py": FLOW})
-    try:
-        srv.wait_ready({"ui_artifacts"})
-        _SESSION[:] = [
-            {"name": "orchestrion_session", "value": session_cookie(srv.url), "url": srv.url}
-        ]
+    with test_ui.signed_in(
+        tmp_path_factory.mktemp("ui_artifacts"), {"ui_artifacts"}, {"ui_artifacts.py": FLOW}
+    ) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 def test_the_run_page_shows_artifacts_rendered_safely(server: Server, browser: Browser) -> None:
@@ -85,7 +80,7 @@ def test_the_run_page_shows_artifacts_rendered_safely(server: Server, browser: B
         assert w.errors == [], w.errors
     finally:
         w.close()
-    cookie = _SESSION[0]["value"]
+    cookie = test_ui._SESSION[0]["value"]
     with httpx.Client(base_url=server.url, cookies={"orchestrion_session": cookie}) as c:
         got = c.get(download)
         assert got.status_code == 200 and got.content == b"a,b\n1,2\n"

@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser
 
-from tests.helpers import session_cookie
 from tests.ui import test_ui
 from tests.ui.test_ui import OUT, Server, Watched, browser  # noqa: F401  (the fixture)
 
@@ -42,15 +41,12 @@ tasks:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("ui_assets"), {"chain.yaml": CHAIN})
-    try:
-        srv.wait_ready({"chain", "raw_orders", "staged_orders", "orders_mart"})
-        test_ui._SESSION[:] = [
-            {"name": "orchestrion_session", "value": session_cookie(srv.url), "url": srv.url}
-        ]
+    with test_ui.signed_in(
+        tmp_path_factory.mktemp("ui_assets"),
+        {"chain", "raw_orders", "staged_orders", "orders_mart"},
+        {"chain.yaml": CHAIN},
+    ) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 def _wait(what: str, check: Any, server: Server, timeout: float = 60.0) -> Any:

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser
 
-from tests.helpers import session_cookie
 from tests.ui import test_ui
 from tests.ui.test_ui import Server, Watched, browser
 
@@ -30,15 +29,10 @@ tasks:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("ui_cache"), {"ui_cached.yaml": _FLOW})
-    try:
-        srv.wait_ready({"ui_cached"})
-        test_ui._SESSION[:] = [
-            {"name": "orchestrion_session", "value": session_cookie(srv.url), "url": srv.url}
-        ]
+    with test_ui.signed_in(
+        tmp_path_factory.mktemp("ui_cache"), {"ui_cached"}, {"ui_cached.yaml": _FLOW}
+    ) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 def _task(server: Server, run_id: str) -> dict[str, object]:

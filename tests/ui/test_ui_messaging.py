@@ -22,7 +22,6 @@ from playwright.sync_api import Browser
 from orchestrion.brokers.endpoint import Endpoint
 from orchestrion.brokers.publish import redis_client
 from tests import brokers
-from tests.helpers import session_cookie
 from tests.ui import test_ui
 from tests.ui.test_ui import OUT, Server, Watched, browser  # noqa: F401  (the fixture)
 
@@ -44,15 +43,12 @@ tasks:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     brokers.require("redis")
-    srv = Server(tmp_path_factory.mktemp("ui_msg"), {"ui_orders.yaml": FLOW})
     try:
-        srv.wait_ready({"ui_orders"})
-        test_ui._SESSION[:] = [
-            {"name": "orchestrion_session", "value": session_cookie(srv.url), "url": srv.url}
-        ]
-        yield srv
+        with test_ui.signed_in(
+            tmp_path_factory.mktemp("ui_msg"), {"ui_orders"}, {"ui_orders.yaml": FLOW}
+        ) as srv:
+            yield srv
     finally:
-        srv.close()
         client = redis_client(_redis(), timeout=10)
         client.delete(STREAM, f"{STREAM}.dead")
         client.close()

@@ -17,7 +17,7 @@ from orchestrion.app import App
 from orchestrion.app.settings import Settings
 from orchestrion.client import Client
 from orchestrion.store.project_records import SyncResult
-from tests.helpers import database_url_for, session_cookie
+from tests.helpers import database_url_for
 from tests.ui import test_ui
 from tests.ui.test_ui import Server, Watched, browser
 
@@ -43,15 +43,8 @@ HOSTILE = '<img src=x onerror="window.__xss=1">'
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("ui_projects"))
-    try:
-        srv.wait_ready({"etl"})
-        test_ui._SESSION[:] = [
-            {"name": "orchestrion_session", "value": session_cookie(srv.url), "url": srv.url}
-        ]
+    with test_ui.signed_in(tmp_path_factory.mktemp("ui_projects"), {"etl"}) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 def _apply(server: Server, root: Path, text: str, commit: str) -> dict[str, object]:
