@@ -260,10 +260,6 @@ def deploy(paths: tuple[str, ...], server: str | None, db: str | None, keep_curr
             from orchestrion.client.templates import ServerSource
 
             extra = ServerSource(stack.enter_context(Remote(server)).client)
-        # A workflow is known by its name alone: a second file defining it would replace
-        # the first one's version (in whatever namespace), and which won would depend on
-        # the order files are read in. The first file keeps it; the second is refused.
-        defined_in: dict[str, Path] = {}
         for file in files:
             try:
                 loaded = load_workflows(file, templates=[extra])
@@ -273,16 +269,6 @@ def deploy(paths: tuple[str, ...], server: str | None, db: str | None, keep_curr
                 continue
             for item in loaded:
                 spec = item.spec
-                first = defined_in.setdefault(spec.name, file)
-                if first.resolve() != file.resolve():
-                    errors.print(
-                        f"[red]conflict[/] {escape(spec.name)} is defined in both"
-                        f" {escape(str(first))} and {escape(str(file))}: deployed from the"
-                        " first only; rename one of them",
-                        soft_wrap=True,
-                    )
-                    failed = True
-                    continue
                 try:
                     current, findings = _deploy_one(app, server, item, file, keep_current)
                 except PolicyDenied as exc:
