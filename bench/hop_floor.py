@@ -1,7 +1,7 @@
 """The SQLite floor under a W2 chain hop: its statements alone, from a minimal Python loop.
 
 Usage: .venv/bin/python bench/hop_floor.py [--hops 1000] [--runs 5] [--callgrind]
-       [--check]
+       [--check] [--page-size 4096]
 
 Issue 20 asks for a W2 hop (one task of a chain finishing, the next one starting) of at
 most 0.25 ms wall. Some of that time is SQLite's, whatever the engine's Python does: the
@@ -40,6 +40,12 @@ a temporary folder), the engine's own W2 wall per task measured as ``bench/run_a
 does (a chain of 100, `measure`), and their ratio. ``--callgrind`` also counts the floor's
 instructions per hop with valgrind: a fresh process running 600 hops minus one running
 100, over 500 (start-up, imports and set-up cancel out).
+
+``--page-size N`` rebuilds each floor database with N-byte pages (``VACUUM``, out of WAL
+and back) before its hops: the store makes new files with 2 KiB pages, and this compares
+the floor with SQLite's default 4 KiB, or any other size (docs/performance.md, session 16).
+It applies to the floor's timed runs only: the engine's line and ``--callgrind`` use the
+store's own pages.
 """
 
 from __future__ import annotations
@@ -106,6 +112,22 @@ def make_database(folder: Path, hops: int) -> tuple[Path, str]:
     finally:
         app.close()
     return folder / "floor.db", run_id
+
+
+def repage(path: Path, page_size: int) -> None:
+    """Rebuild the database at `path` with `page_size`-byte pages (a WAL file's page size
+    changes only by a ``VACUUM`` out of WAL)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = DELETE")
+        conn.execute(f"PRAGMA page_size = {int(page_size)}")
+        conn.execute("VACUUM")
+        conn.execute("PRAGMA journal_mode = WAL")
+        got = conn.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        conn.close()
+    if got != page_size:
+        raise SystemExit(f"--page-size {page_size}: SQLite kept {got}-byte pages")
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -197,13 +219,16 @@ def check_moved(conn: sqlite3.Connection, run_id: str, hops: int) -> None:
         raise SystemExit(f"the floor's hops wrote {events} task events, not {3 * hops}")
 
 
-def floor_ms(hops: int, runs: int) -> list[float]:
-    """Milliseconds per hop of `runs` runs, each in a fresh database."""
+def floor_ms(hops: int, runs: int, page_size: int | None = None) -> list[float]:
+    """Milliseconds per hop of `runs` runs, each in a fresh database (with `page_size`-byte
+    pages if given, else the store's own)."""
     out = []
     for _ in range(runs):
         folder = Path(tempfile.mkdtemp(prefix="orchestrion-floor-"))
         try:
             path, run_id = make_database(folder, hops)
+            if page_size is not None:
+                repage(path, page_size)
             out.append(run_hops(path, run_id, hops) / hops * 1000)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -357,6 +382,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="runs (median and min)")
     parser.add_argument("--callgrind", action="store_true", help="count instructions per hop")
     parser.add_argument("--check", action="store_true", help="compare with a traced engine hop")
+    parser.add_argument(
+        "--page-size", type=int, default=None, help="rebuild the floor's files with these pages"
+    )
     parser.add_argument("--child", nargs=3, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:  # a --callgrind process: only the hops
@@ -365,9 +393,10 @@ def main() -> None:
         return
     if args.check:
         check()
-    floor = floor_ms(args.hops, args.runs)
+    floor = floor_ms(args.hops, args.runs, args.page_size)
+    pages = "" if args.page_size is None else f", {args.page_size}-byte pages"
     print(
-        f"floor: {args.hops} hops, {statistics.median(floor):.4f} ms per hop"
+        f"floor: {args.hops} hops{pages}, {statistics.median(floor):.4f} ms per hop"
         f" (median of {args.runs}; min {min(floor):.4f} ms)"
     )
     engine = engine_ms(args.runs)
