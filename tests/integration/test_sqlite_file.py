@@ -11,13 +11,12 @@ import pytest
 from orchestrion.store import open_store
 from tests.helpers import py, wf
 
+pytestmark = pytest.mark.sqlite_only(reason="a SQLite file's format: its page size")
+
 
 def _pragma(path: Path, name: str) -> object:
     with sqlite3.connect(path) as conn:
         return conn.execute(f"PRAGMA {name}").fetchone()[0]
-
-
-pytestmark = pytest.mark.sqlite_only(reason="a SQLite file's format: its page size")
 
 
 def test_a_new_file_gets_small_pages_and_wal(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@
 -- A new file gets 2 KiB pages (before WAL is set, which writes the header; an existing
 -- file keeps its own): a commit writes each page it dirtied to the WAL and checksums it,
 -- and a hop dirties about 13 pages, so 4 KiB pages cost a hop about 15% more
--- (bench/hop_floor.py); 1 KiB pages cost a hop less but wide maps a third more.
+-- (bench/hop_floor.py --page-size); 1 KiB pages cost a hop less but made wide maps a third
+-- slower (docs/performance.md, session 16).
 PRAGMA page_size = 2048;
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
