@@ -7,7 +7,8 @@
 -- column a migration added comes last in its table). Change a migration, change this file
 -- with it.
 --
--- The same tables, columns and indexes as SQLite's (store/sqlite/schema.sql). Times are
+-- The same tables, columns and indexes as SQLite's (store/sqlite/schema.sql), except the
+-- running task runs' three indexes, which SQLite merged into one (migration 0028). Times are
 -- DOUBLE PRECISION seconds since the epoch (UTC); JSON values are TEXT holding canonical
 -- JSON; row ids are BIGINT identities; ids that are ranges or sort by creation are
 -- COLLATE "C" (byte order, as in SQLite). The states of runs and task runs are those of

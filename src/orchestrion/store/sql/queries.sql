@@ -1056,7 +1056,7 @@ SELECT queue, count(*) AS ready, min(ready_at) AS oldest_ready_at FROM task_runs
 WHERE state IN {task_claimable} AND ready_at <= ? GROUP BY queue
 
 -- name: metric_running
--- Attempts running now, by the worker holding their lease (the task_runs_owner index).
+-- Attempts running now, by the worker holding their lease.
 SELECT lease_owner AS worker, count(*) AS n FROM task_runs WHERE state = {task_leased}
 GROUP BY lease_owner
 

@@ -145,13 +145,14 @@ CREATE TABLE task_runs (
 -- (the sources of `claim` in states.py).
 CREATE INDEX task_runs_claim ON task_runs (queue, priority DESC, ready_at, id)
     WHERE state IN ('queued', 'retry_wait');
-CREATE INDEX task_runs_lease ON task_runs (lease_expires_at) WHERE state = 'running';
 CREATE INDEX task_runs_conc ON task_runs (conc_key) WHERE state = 'running' AND conc_key IS NOT NULL;
 CREATE INDEX task_runs_group ON task_runs (group_id, map_index) WHERE group_id IS NOT NULL;
-CREATE INDEX task_runs_owner ON task_runs (lease_owner) WHERE state = 'running';
 CREATE INDEX task_runs_slot_keys ON task_runs (slot_key)
     WHERE state = 'running' AND slot_key IS NOT NULL;
-CREATE INDEX task_runs_running_queue ON task_runs (queue) WHERE state = 'running';
+-- (0028) The running set, in one index: the claim's count of a limited queue seeks by its
+-- queue; the lease queries (by owner, by expiry) scan it, small on one machine.
+CREATE INDEX task_runs_running ON task_runs (queue, lease_owner, lease_expires_at)
+    WHERE state = 'running';
 
 CREATE TABLE attempts (
     id           INTEGER PRIMARY KEY,

@@ -1,0 +1,4 @@
+-- Nothing for PostgreSQL. SQLite replaced its three indexes of running task runs with one
+-- (its 0028), because on one machine the running set is small enough to scan. Here many
+-- machines' workers can hold thousands of leases at once, and the expiry sweep and the
+-- lease queries by owner keep their own indexes to seek by.
