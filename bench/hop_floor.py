@@ -10,9 +10,9 @@ a real database (an `App` creates and migrates it, so the schema, its indexes an
 triggers are the real ones), registers a long chain and triggers a run, closes the App,
 then reopens the file with plain `sqlite3`, set up by the store's own
 ``SQLITE.connection_setup`` (WAL, ``synchronous=NORMAL``, foreign keys, busy timeout,
-cache), and sends per hop, in one ``BEGIN IMMEDIATE`` ... ``COMMIT``, what a real hop
-sends (the engine's lone-success finish, `store/sqlite/finish.py`, then its claim in the
-same transaction, `store/sql/claim.py`):
+cache, checkpoint interval), and sends per hop, in one ``BEGIN IMMEDIATE`` ... ``COMMIT``,
+what a real hop sends (the engine's lone-success finish, `store/sqlite/finish.py`, then its
+claim in the same transaction, `store/sql/claim.py`):
 
   1. the compare-and-set of the finished row to succeeded (``succeed_one``, RETURNING it);
   2. the attempt's close (``close_attempt``; its trigger writes the metric delta);
