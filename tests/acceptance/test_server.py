@@ -466,6 +466,59 @@ def test_remote_commands_act_under_the_token_and_are_audited_by_the_server(
     assert value not in audit.stdout
 
 
+def test_remote_commands_load_neither_the_app_nor_pydantic(shared: Cluster) -> None:
+    """A ``--server`` command is a client of the API: it imports no App, no store roles, no
+    spec and no pydantic, which cost a local command a third of a second of start-up
+    (issue 20). Pinned by the modules a fresh process loads, not by time."""
+    run_id = shared.trigger("shell_pipeline")
+    shared.wait_run(run_id)
+    heavy = (
+        "pydantic",
+        "orchestrion.app",
+        "orchestrion.spec.model",
+        "orchestrion.worker",
+        "orchestrion.store.stores",
+        "orchestrion.store.sql",
+        "sqlite3",
+    )
+    commands = [
+        ["runs", "list"],
+        ["runs", "show", run_id],
+        ["logs", run_id],
+        ["workflows", "list"],
+        ["trigger", "shell_pipeline", "--wait"],  # no --param: the spec is not fetched
+        ["waits"],
+    ]
+    for args in commands:
+        probe = "\n".join(
+            [
+                "import contextlib, io, json, sys",
+                "from orchestrion.cli.main import main",
+                "code = 0",
+                "with contextlib.redirect_stdout(io.StringIO()):",
+                "    try:",
+                f"        main({[*args, '--server', shared.url]!r})",
+                "    except SystemExit as exc:",
+                "        code = exc.code",
+                f"found = [w for w in {list(heavy)!r}"
+                " if any(m == w or m.startswith(w + '.') for m in sys.modules)]",
+                "print(json.dumps([code, found]))",
+            ]
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", probe],
+            cwd=shared.work,
+            env=shared.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert out.returncode == 0, (args, out.stderr)
+        code, found = json.loads(out.stdout.strip().splitlines()[-1])
+        assert (code, found) == (0, []), (args, out.stderr)
+
+
 # ---------------------------------------------------------------------------- network exposure
 
 

@@ -120,6 +120,23 @@ def test_authoring_api_imports_no_runtime() -> None:
     assert loaded_after("from orchestrion import task, workflow", (*watch, "click")) == []
 
 
+def test_the_client_and_the_records_import_no_spec_or_app() -> None:
+    """The Python client decodes the API's JSON into the store's records, and the CLI's
+    --server mode is built on it: neither needs pydantic, the spec, the App or the store's
+    roles (together a third of a second of start-up)."""
+    watch = (
+        "pydantic",
+        "orchestrion.spec.model",
+        "orchestrion.app",
+        "orchestrion.worker",
+        "orchestrion.store.stores",
+        "orchestrion.store.sql",
+        "sqlite3",
+    )
+    assert loaded_after("import orchestrion.store.records", watch) == []
+    assert loaded_after("import orchestrion.client", watch) == []
+
+
 def test_run_imports_no_server_stack(tmp_path: Path) -> None:
     (tmp_path / "two.py").write_text(
         textwrap.dedent("""

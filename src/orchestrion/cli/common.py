@@ -18,13 +18,18 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from orchestrion.app import Actor, App
-from orchestrion.app.settings import Settings
 from orchestrion.errors import NotFound, OrchestrionError
-from orchestrion.store.records import AttemptRecord, LogRecord, RunFilter, RunRecord, TaskRunRecord
 
 if TYPE_CHECKING:
+    from orchestrion.app import Actor, App
     from orchestrion.cli.remote import Remote
+    from orchestrion.store.records import (
+        AttemptRecord,
+        LogRecord,
+        RunFilter,
+        RunRecord,
+        TaskRunRecord,
+    )
 
 __all__ = [
     "RunReader",
@@ -75,6 +80,11 @@ def output_option(fn: F) -> F:
 @contextmanager
 def opened(db: str | None) -> Iterator[App]:
     """An open App, with Orchestrion errors turned into a clear message and exit code 2."""
+    # Imported here: a command that talks to a server (--server) never opens an App, and
+    # the App brings the spec, pydantic and the store (a third of a second, issue 20).
+    from orchestrion.app import App
+    from orchestrion.app.settings import Settings
+
     try:
         with App(Settings.from_env(db=db), actor=cli_actor()) as app:
             yield app
@@ -157,6 +167,8 @@ def remote(server: str) -> Iterator[Remote]:
 def cli_actor() -> Actor:
     """Who a local command acts as in the audit log: ``cli:<OS user>``, or what the server
     that started it says (``ORCHESTRION_ACTOR``, e.g. its deploy child)."""
+    from orchestrion.app import Actor
+
     given = os.environ.get("ORCHESTRION_ACTOR", "").strip()
     if given:
         return Actor(given[:64], "system")

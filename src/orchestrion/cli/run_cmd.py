@@ -12,13 +12,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import click
 from rich.markup import escape
 
-from orchestrion.app import App, load_workflows
 from orchestrion.cli.common import (
     console,
     db_option,
@@ -29,8 +28,12 @@ from orchestrion.cli.common import (
     server_option,
 )
 from orchestrion.errors import IllegalTransition, NotFound, SpecError
-from orchestrion.spec.params import parse_cli_params
 from orchestrion.states import RunState
+
+if TYPE_CHECKING:
+    # Imported where a command works here: `retry` and `rerun` with --server need none
+    # of the App, the spec or pydantic (see `common.opened`).
+    from orchestrion.app import App
 
 __all__ = ["rerun", "retry", "run", "schema", "validate"]
 
@@ -170,6 +173,9 @@ def run(
     if (path is None) == (resume is None):
         errors.print("[red]error:[/] give a workflow file, or --resume RUN_ID")
         sys.exit(2)
+    from orchestrion.spec.loading import load_workflows
+    from orchestrion.spec.params import parse_cli_params
+
     with opened(db) as app:
         if resume is not None:
             record = app.runs.prepare_resume(resume)
@@ -322,6 +328,8 @@ def rerun(run_id: str, from_task: str, db: str | None, server: str | None) -> No
             new = api.call("POST", f"/api/v1/runs/{run_id}/rerun", json={"from_task": from_task})
             console.print(f"run {new['id']} reruns {run_id} from {from_task}", markup=False)
         return
+    from orchestrion.spec.loading import load_workflows
+
     with opened(db) as app:
         old = app.runs.get_run(run_id)
         record = app.workflows.workflow_record(old.workflow, old.version)

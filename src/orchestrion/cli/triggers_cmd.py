@@ -10,28 +10,30 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import click
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrion.app import App
-from orchestrion.app.settings import Settings
 from orchestrion.cli.common import (
     api_request,
     cli_actor,
+    console,
     db_option,
+    errors,
     opened,
     output_option,
     remote,
     server_option,
 )
 from orchestrion.cli.render import state_text, when
-from orchestrion.cli.services import console, errors
 from orchestrion.errors import OrchestrionError
-from orchestrion.store.policy_records import Finding
+
+if TYPE_CHECKING:
+    from orchestrion.app import App
+    from orchestrion.store.policy_records import Finding
 
 __all__ = ["backfill", "events", "trigger"]
 
@@ -56,16 +58,20 @@ def trigger(
     db: str | None,
 ) -> None:
     """Start a run of a registered workflow."""
-    from orchestrion.spec.params import parse_cli_params
-
     try:
         if server:
-            spec_data = api_request(server, "GET", f"/api/v1/workflows/{workflow}")
-            from orchestrion.spec.model import WorkflowSpec
+            typed: dict[str, Any] = {}
+            if params:  # typed by the workflow's parameter schema, read from the server
+                spec_data = api_request(server, "GET", f"/api/v1/workflows/{workflow}")
+                from orchestrion.spec.model import WorkflowSpec
+                from orchestrion.spec.params import parse_cli_params
 
-            spec = WorkflowSpec.model_validate(spec_data["spec"])
+                spec = WorkflowSpec.model_validate(spec_data["spec"])
+                typed = parse_cli_params(spec, list(params))
+            # Without --param, nothing here needs the spec (the server applies defaults
+            # and refuses a missing required one), so the command imports no pydantic.
             body = {
-                "params": parse_cli_params(spec, list(params)),
+                "params": typed,
                 "idempotency_key": idempotency_key,
                 **({"no_cache": True} if no_cache else {}),
             }
@@ -79,6 +85,10 @@ def trigger(
                 console.print(f"  [yellow]{escape(note)}[/]")
             state = _waitapi_request(server, run["id"]) if wait else run["state"]
         else:
+            from orchestrion.app import App  # locally only: see `common.opened`
+            from orchestrion.app.settings import Settings
+            from orchestrion.spec.params import parse_cli_params
+
             with App(Settings.from_env(db=db), actor=cli_actor()) as app:
                 spec = app.workflows.workflow(workflow)
                 found: list[Finding] = []
@@ -305,6 +315,9 @@ def send(
             )
             runs = receipt["run_ids"]
         else:
+            from orchestrion.app import App  # locally only: see `common.opened`
+            from orchestrion.app.settings import Settings
+
             with App(Settings.from_env(db=db), actor=cli_actor()) as app:
                 runs = app.triggers.send_event(event_type, data, event_id, source="cli")
     except OrchestrionError as exc:

@@ -18,14 +18,13 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrion.api.schemas import Workflow
-from orchestrion.app import App
 from orchestrion.cli.common import console, db_option, opened, output_option, remote, server_option
 from orchestrion.cli.render import when
-from orchestrion.store.records import WorkflowRecord
 
-if TYPE_CHECKING:  # loaded with the first --server call (httpx), not at every start
-    from orchestrion.cli.remote import Remote
+if TYPE_CHECKING:
+    from orchestrion.app import App
+    from orchestrion.cli.remote import Remote  # loaded with the first --server call (httpx)
+    from orchestrion.store.records import WorkflowRecord
 
 __all__ = ["workflows"]
 
@@ -46,7 +45,12 @@ class _Local:
     """`App.workflows`, shown as the API shows it."""
 
     def __init__(self, app: App) -> None:
+        # Imported here, as `common.opened` imports the App: with --server the API's
+        # pydantic view is the server's to build.
+        from orchestrion.api.schemas import Workflow
+
         self.app = app
+        self._shown = Workflow.of
 
     def _view(
         self, rec: WorkflowRecord, *, current: bool | None = None, full: bool = False
@@ -55,7 +59,7 @@ class _Local:
         if current is None:
             current = wf.workflow_record(rec.name).version == rec.version
         paused = rec.name in wf.paused_workflows()
-        view = Workflow.of(rec, paused=paused, current=current, full=full)
+        view = self._shown(rec, paused=paused, current=current, full=full)
         return view.model_dump(mode="json")
 
     def every(self) -> list[View]:

@@ -9,10 +9,16 @@ no implementation.
 
 from __future__ import annotations
 
-from orchestrion.errors import StoreError
-from orchestrion.store.stores import Stores
+from typing import TYPE_CHECKING
 
-__all__ = ["Stores", "migration_names", "open_store", "peek_schema_versions"]
+from orchestrion.errors import StoreError
+
+if TYPE_CHECKING:
+    # Not imported here: the role protocols name the spec, and a process that only reads
+    # records (a client, a remote CLI command) must not import pydantic for it.
+    from orchestrion.store.stores import Stores
+
+__all__ = ["migration_names", "open_store", "peek_schema_versions"]
 
 
 def open_store(url: str) -> Stores:

@@ -1,10 +1,10 @@
 """Every value the store takes or returns, defined once: rows as frozen records, what
 workers report, what triggers ask for, the security tables' rows and the read models.
 
-Pure: stdlib, `orchestrion.spec.model` and `orchestrion.states` only, so that the role
-protocols (`store/runs.py`, `store/triggers.py`, ...) and every edge can import a record
-without loading an implementation. Role bindings travel as ``{namespace: role label}``
-(plain strings): the store knows nothing of what a role may do;
+Pure: stdlib and `orchestrion.states` only (`orchestrion.spec.model` for type checkers), so
+that the role protocols (`store/runs.py`, `store/triggers.py`, ...) and every edge can
+import a record without loading an implementation, or pydantic. Role bindings travel as
+``{namespace: role label}`` (plain strings): the store knows nothing of what a role may do;
 `orchestrion.auth.principals` decides that.
 
 Over 400 lines on purpose: one definition per record, all in one place, is the point
@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import RunState, TaskState
 from orchestrion.store.artifact_records import ArtifactRecord
 from orchestrion.store.broker_records import ConnectionRecord, ConsumerRecord
@@ -31,6 +30,13 @@ from orchestrion.store.retention_records import (
     PruneCounts,
     RetentionPolicy,
 )
+
+if TYPE_CHECKING:
+    # For type checkers only: the spec brings pydantic and its models, which a process
+    # that reads runs without defining workflows (a client, a remote CLI command) does not
+    # need. `typing.get_type_hints` of a record that holds a spec resolves it where the
+    # store builds its readers (`sql/rows.py`).
+    from orchestrion.spec.model import WorkflowSpec
 
 __all__ = [
     "DEFAULT_NAMESPACE",

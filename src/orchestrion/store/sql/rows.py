@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from typing import Any, Final, TypeVar
 
+from orchestrion.spec.model import WorkflowSpec
 from orchestrion.store.records import (
     AttemptRecord,
     AuditRecord,
@@ -139,7 +140,8 @@ def row_reader(
     unknown = (set(renames) | set(supplied)) - set(fields)
     if unknown:
         raise TypeError(f"{record.__name__} has no fields {sorted(unknown)}")
-    hints = typing.get_type_hints(record)
+    # records.py names the spec for type checkers only (see there): resolved here.
+    hints = typing.get_type_hints(record, localns={"WorkflowSpec": WorkflowSpec})
     scope: dict[str, Any] = {"record": record}
     parts: list[str] = []
     for name in fields:
