@@ -16,13 +16,12 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrion.app.accounts import Accounts
 from orchestrion.auth.principals import ALL_NAMESPACES
 from orchestrion.auth.tokens import parse_expiry
 from orchestrion.cli.common import (
@@ -36,6 +35,9 @@ from orchestrion.cli.common import (
     server_option,
 )
 from orchestrion.store.records import AuditFilter
+
+if TYPE_CHECKING:
+    from orchestrion.app.accounts import Accounts
 
 __all__ = ["audit", "tokens", "users"]
 
