@@ -488,6 +488,8 @@ def test_remote_commands_load_neither_the_app_nor_pydantic(shared: Cluster) -> N
         ["workflows", "list"],
         ["trigger", "shell_pipeline", "--wait"],  # no --param: the spec is not fetched
         ["waits"],
+        ["tokens", "list"],
+        ["audit", "list"],
     ]
     for args in commands:
         probe = "\n".join(
