@@ -1,4 +1,4 @@
-"""`stores_of`: the roles of one SQL database, bundled as `orchestrion.store.Stores`."""
+"""`stores_of`: the roles of one SQL database, bundled as `orchestrion.store.stores.Stores`."""
 
 from __future__ import annotations
 
