@@ -45,12 +45,7 @@ class _Local:
     """`App.workflows`, shown as the API shows it."""
 
     def __init__(self, app: App) -> None:
-        # Imported here, as `common.opened` imports the App: with --server the API's
-        # pydantic view is the server's to build.
-        from orchestrion.api.schemas import Workflow
-
         self.app = app
-        self._shown = Workflow.of
 
     def _view(
         self, rec: WorkflowRecord, *, current: bool | None = None, full: bool = False
@@ -59,7 +54,11 @@ class _Local:
         if current is None:
             current = wf.workflow_record(rec.name).version == rec.version
         paused = rec.name in wf.paused_workflows()
-        view = self._shown(rec, paused=paused, current=current, full=full)
+        # Imported here, as `common.opened` imports the App: with --server the API's
+        # pydantic view is the server's to build.
+        from orchestrion.api.schemas import Workflow
+
+        view = Workflow.of(rec, paused=paused, current=current, full=full)
         return view.model_dump(mode="json")
 
     def every(self) -> list[View]:
