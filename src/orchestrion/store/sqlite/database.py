@@ -31,6 +31,7 @@ from orchestrion.store.sql.advance import Advance
 from orchestrion.store.sql.database import Database
 from orchestrion.store.sql.named import marks
 from orchestrion.store.sql.queries import Q
+from orchestrion.store.sqlite.checkpoints import Checkpointer
 from orchestrion.store.sqlite.queries import SQLITE
 from orchestrion.store.sqlite.wake import Waker
 
@@ -133,6 +134,7 @@ class SqliteDatabase(Database):
         self._lock_file = None if path == ":memory:" else _open_lock(f"{path}.lock")
         self._lock = threading.RLock()
         self._waker = None if path == ":memory:" else Waker(Path(path).resolve().parent / ".wake")
+        self._checkpoints = None if path == ":memory:" else Checkpointer(path, self._writers_held)
         self._conn.executescript(SQLITE.connection_setup)
         self._migrate()
 
@@ -149,6 +151,17 @@ class SqliteDatabase(Database):
             yield
         finally:
             fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def _writers_held(self) -> Iterator[bool]:
+        """Hold off every writer of the file (this process's and the others'); yields
+        whether the database is still open."""
+        with self._lock:
+            if self.closed:
+                yield False
+                return
+            with self._exclusive():
+                yield True
 
     def _migrate(self) -> None:
         with self._lock, self._exclusive():
@@ -169,6 +182,8 @@ class SqliteDatabase(Database):
                 yield adv
                 adv.flush()
                 self._conn.execute(Q.commit)
+                if self._checkpoints is not None:
+                    self._checkpoints.committed()
             except sqlite3.Error as exc:
                 _rollback(self._conn)
                 raise StoreError(f"database error: {exc}") from exc
@@ -208,6 +223,8 @@ class SqliteDatabase(Database):
 
     def close(self) -> None:
         """Close the connection, the lock file and the wake-up socket; wake every waiter."""
+        if self._checkpoints is not None:
+            self._checkpoints.close()  # first: its thread may be waiting for the lock
         with self._lock:
             if not self.closed:
                 self.closed = True

@@ -12,13 +12,13 @@
 -- file keeps its own): a commit writes each page it dirtied to the WAL and checksums it,
 -- and a hop dirties about 12 pages, so 4 KiB pages cost a hop about 15% more
 -- (bench/hop_floor.py --page-size); 1 KiB pages cost a hop less but made wide maps a third
--- slower (docs/performance.md, session 16). The WAL is checkpointed into the file every
--- 4,000 pages, not SQLite's 1,000: each checkpoint syncs the WAL and the file (two fsyncs,
--- about 3 ms together here, paid by the commit that crosses the mark), and a chain's hop
--- paid about 7 us less for its commits (session 17). The WAL grows to about 8 MB between
--- checkpoints (16 MB for a file with 4 KiB pages). A process crash loses nothing either
--- way (synchronous=NORMAL); an OS crash may lose the transactions since the last
--- checkpoint that the OS had not yet written, a longer window than with 1,000.
+-- slower (docs/performance.md, session 16). The WAL is copied into the file by the
+-- store's checkpoint thread at 3,000 pages (sqlite/checkpoints.py: the commits do not wait
+-- for the copy); SQLite's own checkpoint, which the commit that crosses its mark pays for
+-- (about 10 ms here), stays on at 4,000 pages, not its default 1,000, as the backstop for
+-- a burst that outruns the thread. A process crash loses nothing either way
+-- (synchronous=NORMAL); an OS crash may lose the transactions since the last checkpoint
+-- that the OS had not yet written.
 PRAGMA page_size = 2048;
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
