@@ -146,9 +146,11 @@ def compensation_order(spec: WorkflowSpec, succeeded: Mapping[str, bool]) -> lis
     step are compensated. Dependants are undone before the tasks they depend on; ties keep
     reverse spec order so the result is deterministic.
     """
-    order = _topological(spec)
+    undoable = spec.undoable()
+    if not undoable:  # most workflows: no order to compute at every run's end
+        return []
     return [
-        name for name in reversed(order) if succeeded.get(name) and spec.task(name).undo is not None
+        name for name in reversed(_topological(spec)) if succeeded.get(name) and name in undoable
     ]
 
 

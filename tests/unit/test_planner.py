@@ -327,3 +327,15 @@ def test_compensation_order_nothing_succeeded() -> None:
     spec = _spec({"a": (), "b": ("a",)})
     assert planner.compensation_order(spec, {"a": False, "b": False}) == []
     assert planner.compensation_order(spec, {}) == []
+
+
+def test_compensation_order_of_a_workflow_without_undo_steps_is_empty() -> None:
+    spec = _spec({"a": (), "b": ("a",), "c": ("a",)}, undo=set())
+    assert spec.undoable() == frozenset()
+    assert planner.compensation_order(spec, dict.fromkeys("abc", True)) == []
+
+
+def test_a_spec_names_its_leaves_and_its_undoable_tasks() -> None:
+    spec = _spec({"a": (), "b": ("a",), "c": ("a",), "d": ("b",)}, undo={"a", "d"})
+    assert spec.leaves() == frozenset({"c", "d"})  # a run's result is theirs
+    assert spec.undoable() == frozenset({"a", "d"})

@@ -405,6 +405,14 @@ class WorkflowSpec(FrozenModel):
         """Task name -> names of the tasks that depend on it, in spec order."""
         return _index(self.tasks).downstream
 
+    def leaves(self) -> frozenset[str]:
+        """Names of the tasks nothing depends on (a run's result is theirs)."""
+        return _index(self.tasks).leaves
+
+    def undoable(self) -> frozenset[str]:
+        """Names of the tasks with an undo step."""
+        return _index(self.tasks).undoable
+
     def results_read(self, name: str) -> tuple[str, ...]:
         """The upstream results a worker needs to run task `name`, sorted: for a Python
         task, those its inputs read; for any other, every upstream's (its templates, or a
@@ -505,6 +513,8 @@ class _TaskIndex(NamedTuple):
     downstream: Mapping[str, tuple[str, ...]]
     #: Task name -> `WorkflowSpec.results_read`, filled as asked.
     reads: dict[str, tuple[str, ...]]
+    leaves: frozenset[str]
+    undoable: frozenset[str]
 
 
 #: id(tasks) -> its index. The engine asks a spec for a task by name and for a task's
@@ -524,7 +534,14 @@ def _index(tasks: tuple[TaskSpec, ...]) -> _TaskIndex:
     for task in tasks:
         for dep in task.depends_on:
             out[dep].append(task.name)
-    made = _TaskIndex(tasks, {t.name: t for t in tasks}, {k: tuple(v) for k, v in out.items()}, {})
+    made = _TaskIndex(
+        tasks,
+        {t.name: t for t in tasks},
+        {k: tuple(v) for k, v in out.items()},
+        {},
+        frozenset(k for k, v in out.items() if not v),
+        frozenset(t.name for t in tasks if t.undo is not None),
+    )
     if len(_INDEXES) >= _MOST_INDEXES:
         _INDEXES.clear()  # specs in use are re-indexed on their next lookup
     _INDEXES[id(tasks)] = made

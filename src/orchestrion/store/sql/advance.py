@@ -315,7 +315,7 @@ class Advance(Guarded):
             self._end_run(run, outcome, spec, rows)
 
     def _end_run(self, run: Any, event: RunEvent, spec: WorkflowSpec, rows: Sequence[Any]) -> None:
-        leaves = {t.name for t in spec.tasks if not spec.downstream()[t.name]}
+        leaves = spec.leaves()
         result = {
             r["task_name"]: loads(r["result"])
             for r in rows
