@@ -65,18 +65,20 @@ def test_the_wal_is_copied_beside_the_writers_and_started_again(tmp_path: Path) 
     checkpoints = store.backend._checkpoints  # type: ignore[attr-defined]
     try:
         commits = _fill(store, lambda: checkpoints.caught_up >= 3)
-        # Every copy ended with the whole WAL in the file, so writers started it again:
-        # it never grew much past the mark, where SQLite's own checkpoint (the backstop,
-        # 4,000 pages) would have had the committing thread copy it.
-        assert checkpoints.caught_up == checkpoints.cycles
+        lag = checkpoints.lag()
+        assert lag is not None and lag < START_AT  # started again since
         page = _pragma(path, "page_size")
         assert isinstance(page, int)
         wal_pages = (path.with_name("busy.db-wal").stat().st_size - 32) / (page + 24)
-        assert START_AT <= wal_pages < 4000, (wal_pages, commits)
-        lag = checkpoints.lag()
-        assert lag is not None and lag < START_AT
     finally:
-        store.close()
+        store.close()  # joins the thread: its counts are final
+    # Every copy ended with the whole WAL in the file, so the writers started it again
+    # each time: it stays near the mark. (Without the copy under the writer locks, a
+    # thread beside a busy writer never finds the WAL copied whole, and it grows without
+    # end; session 17 saw 78 MB.) The bound leaves room for SQLite's own checkpoint, at
+    # 4,000 pages, coming first on a loaded machine.
+    assert checkpoints.caught_up == checkpoints.cycles >= 3
+    assert START_AT <= wal_pages < 2 * 4000, (wal_pages, commits)
     # Its thread and connection are gone: the writers' connection closed last, which
     # copied the rest and removed the WAL.
     assert not any(t.name == "sqlite-checkpoints" for t in threading.enumerate())
