@@ -472,6 +472,7 @@ def test_remote_commands_load_neither_the_app_nor_pydantic(shared: Cluster) -> N
     (issue 20). Pinned by the modules a fresh process loads, not by time."""
     run_id = shared.trigger("shell_pipeline")
     shared.wait_run(run_id)
+    waiting = shared.trigger("release_approval")  # takes its `deployed` signal early too
     heavy = (
         "pydantic",
         "orchestrion.app",
@@ -490,6 +491,11 @@ def test_remote_commands_load_neither_the_app_nor_pydantic(shared: Cluster) -> N
         ["waits"],
         ["tokens", "list"],
         ["audit", "list"],
+        ["secrets", "list"],
+        ["connections", "list"],
+        ["notifications", "channels", "list"],
+        ["templates", "list"],
+        ["signal", waiting, "deployed", '{"url": "u"}'],  # DATA checked as the API checks it
     ]
     for args in commands:
         probe = "\n".join(

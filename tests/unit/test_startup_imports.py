@@ -137,6 +137,14 @@ def test_the_client_and_the_records_import_no_spec_or_app() -> None:
     assert loaded_after("import orchestrion.client", watch) == []
 
 
+def test_the_spec_rules_import_no_pydantic() -> None:
+    """The names, bounds and JSON checks every edge shares: a ``--server`` command checks
+    its arguments by them (a secret's ``namespace/name``, a signal's JSON) without loading
+    the models."""
+    watch = ("pydantic", "orchestrion.spec.fields", "orchestrion.spec.model", "orchestrion.app")
+    assert loaded_after("import orchestrion.spec.rules", watch) == []
+
+
 def test_run_imports_no_server_stack(tmp_path: Path) -> None:
     (tmp_path / "two.py").write_text(
         textwrap.dedent("""

@@ -15,14 +15,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from orchestrion.app.core import Facet
-from orchestrion.app.secrets import check_name, key_ring_of, resolve
+from orchestrion.app.secrets import key_ring_of, resolve
 from orchestrion.brokers.endpoint import Endpoint, check_tls, check_url
 from orchestrion.errors import NotFound, ParameterError
 from orchestrion.spec.actions import CONNECTION_KINDS
 from orchestrion.spec.fields import SECRET_NAME_PATTERN
+from orchestrion.spec.rules import check_ref
 from orchestrion.store.records import ConnectionRecord
 
-__all__ = ["Connections", "parse_ref"]
+__all__ = ["Connections"]
 
 
 class Connections(Facet):
@@ -62,7 +63,7 @@ class Connections(Facet):
     def delete_connection(self, namespace: str, name: str) -> None:
         """Delete ``namespace/name``, or `NotFound`."""
         with self._core.audited("connection.delete", f"connection {namespace}/{name}"):
-            _check_ref(namespace, name)
+            check_ref(namespace, name, "connection")
             if not self.store.connections.delete_connection(namespace, name, now=self.clock.now()):
                 raise NotFound(f"connection {namespace}/{name} does not exist")
 
@@ -96,7 +97,7 @@ def checked(
     tls: dict[str, Any],
 ) -> ConnectionRecord:
     """The record of a connection, or `ParameterError` naming what is wrong."""
-    _check_ref(namespace, name)
+    check_ref(namespace, name, "connection")
     if kind not in CONNECTION_KINDS:
         raise ParameterError(
             f"unknown connection kind {kind!r}: one of {', '.join(CONNECTION_KINDS)}"
@@ -124,19 +125,3 @@ def checked(
         password_secret=password_secret,
         tls=tls,
     )
-
-
-def _check_ref(namespace: str, name: str) -> None:
-    try:
-        check_name(namespace, name)
-    except Exception as exc:
-        raise ParameterError(str(exc).replace("secret name", "connection name")) from None
-
-
-def parse_ref(ref: str) -> tuple[str, str]:
-    """``namespace/name`` -> (namespace, name), checked."""
-    namespace, sep, name = ref.partition("/")
-    if not sep:
-        raise ParameterError(f"expected <namespace>/<name>, got {ref!r}")
-    _check_ref(namespace, name)
-    return namespace, name

@@ -15,11 +15,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orchestrion.app.core import Facet
-from orchestrion.app.secrets import check_name, key_ring_of, resolve
+from orchestrion.app.secrets import key_ring_of, resolve
 from orchestrion.errors import ExpressionError, NotFound, ParameterError
 from orchestrion.spec.expressions.compiler import compile_expression
 from orchestrion.spec.expressions.templates import TEMPLATE_RE
 from orchestrion.spec.fields import SECRET_NAME_PATTERN
+from orchestrion.spec.rules import check_ref
 from orchestrion.store.notification_records import (
     CHANNEL_KINDS,
     DELIVERY_STATES,
@@ -29,7 +30,7 @@ from orchestrion.store.notification_records import (
     RuleRecord,
 )
 
-__all__ = ["Notifications", "parse_ref"]
+__all__ = ["Notifications"]
 
 _SMTP_KEYS = frozenset({"host", "port", "username", "sender", "to", "starttls"})
 _ADDRESS = re.compile(r"^[^@\s<>,]+@[^@\s<>,]+$")
@@ -51,7 +52,7 @@ class Notifications(Facet):
     ) -> bool:
         """Create or replace a channel; True if it was created."""
         with self._core.audited("notification.channel.put", f"channel {namespace}/{name}"):
-            _check_ref(namespace, name)
+            check_ref(namespace, name, "notification")
             record = ChannelRecord(
                 namespace=namespace,
                 name=name,
@@ -75,7 +76,7 @@ class Notifications(Facet):
     def delete_channel(self, namespace: str, name: str) -> None:
         """Delete a channel, or `NotFound`; its rules stay (and their deliveries fail)."""
         with self._core.audited("notification.channel.delete", f"channel {namespace}/{name}"):
-            _check_ref(namespace, name)
+            check_ref(namespace, name, "notification")
             now = self.clock.now()
             if not self.store.notifications.delete_channel(namespace, name, now=now):
                 raise NotFound(f"notification channel {namespace}/{name} does not exist")
@@ -118,7 +119,7 @@ class Notifications(Facet):
     ) -> bool:
         """Create or replace a rule; True if it was created. Its channel must exist."""
         with self._core.audited("notification.rule.put", f"rule {namespace}/{name}"):
-            _check_ref(namespace, name)
+            check_ref(namespace, name, "notification")
             self.get_channel(namespace, channel)
             record = RuleRecord(
                 namespace=namespace,
@@ -138,7 +139,7 @@ class Notifications(Facet):
     def delete_rule(self, namespace: str, name: str) -> None:
         """Delete a rule, or `NotFound`."""
         with self._core.audited("notification.rule.delete", f"rule {namespace}/{name}"):
-            _check_ref(namespace, name)
+            check_ref(namespace, name, "notification")
             if not self.store.notifications.delete_rule(namespace, name, now=self.clock.now()):
                 raise NotFound(f"notification rule {namespace}/{name} does not exist")
 
@@ -198,22 +199,6 @@ def _check_smtp(config: dict[str, Any]) -> None:
             raise ParameterError(f"bad email address {address!r}")
     if not isinstance(config.get("starttls", False), bool):
         raise ParameterError("starttls is true or false")
-
-
-def _check_ref(namespace: str, name: str) -> None:
-    try:
-        check_name(namespace, name)
-    except Exception as exc:
-        raise ParameterError(str(exc).replace("secret name", "notification name")) from None
-
-
-def parse_ref(ref: str) -> tuple[str, str]:
-    """``namespace/name`` of a channel or rule -> (namespace, name), checked."""
-    namespace, sep, name = ref.partition("/")
-    if not sep:
-        raise ParameterError(f"expected <namespace>/<name>, got {ref!r}")
-    _check_ref(namespace, name)
-    return namespace, name
 
 
 def _only(config: Mapping[str, Any], allowed: set[str], kind: str) -> None:

@@ -9,12 +9,10 @@ named by a task.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection
 
 from orchestrion.app.core import Facet
 from orchestrion.app.settings import Settings
-from orchestrion.auth.principals import NAMESPACE_RE
 from orchestrion.auth.secret_box import (
     KeyRing,
     Sealed,
@@ -25,14 +23,13 @@ from orchestrion.auth.secret_box import (
     rotate,
 )
 from orchestrion.errors import NotFound, SecretError
-from orchestrion.spec.model import SECRET_NAME_PATTERN
+from orchestrion.spec.rules import check_ref, parse_ref
 from orchestrion.store.records import SealedRow, SecretMeta
 from orchestrion.store.secrets import SecretStore
 
 __all__ = [
     "MAX_SECRET_BYTES",
     "Secrets",
-    "check_name",
     "key_ring_of",
     "parse_ref",
     "put",
@@ -64,7 +61,7 @@ class Secrets(Facet):
     def delete_secret(self, namespace: str, name: str) -> None:
         """Delete ``namespace/name``, or `NotFound`."""
         with self._core.audited("secret.delete", f"secret {namespace}/{name}"):
-            check_name(namespace, name)
+            check_ref(namespace, name)
             if not self.store.secrets.delete_secret(namespace, name, now=self.clock.now()):
                 raise NotFound(f"secret {namespace}/{name} does not exist")
 
@@ -90,32 +87,11 @@ def key_ring_of(settings: Settings) -> KeyRing:
     return settings.key_ring
 
 
-def check_name(namespace: str, name: str) -> None:
-    """`SecretError` unless ``namespace/name`` is a name a task could refer to."""
-    if not NAMESPACE_RE.fullmatch(namespace):
-        raise SecretError(
-            f"bad namespace {namespace!r}: lowercase letters, digits, '_', '.' and '-'"
-        )
-    if not re.fullmatch(SECRET_NAME_PATTERN, name):
-        raise SecretError(
-            f"bad secret name {name!r}: letters, digits, '_', '.' and '-', at most 200"
-        )
-
-
-def parse_ref(ref: str) -> tuple[str, str]:
-    """``namespace/name`` -> (namespace, name), checked."""
-    namespace, sep, name = ref.partition("/")
-    if not sep:
-        raise SecretError(f"expected <namespace>/<name>, got {ref!r}")
-    check_name(namespace, name)
-    return namespace, name
-
-
 def put(
     secrets: SecretStore, ring: KeyRing, namespace: str, name: str, value: str | Secret, now: float
 ) -> bool:
     """Seal `value` under the ring's current key and store it; True if it was created."""
-    check_name(namespace, name)
+    check_ref(namespace, name)
     text = value.reveal() if isinstance(value, Secret) else value
     if not text:
         raise SecretError(f"the value of secret {namespace}/{name} is empty")

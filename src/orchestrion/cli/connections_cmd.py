@@ -15,7 +15,6 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrion.app.connections import parse_ref
 from orchestrion.cli.common import (
     console,
     db_option,
@@ -27,7 +26,7 @@ from orchestrion.cli.common import (
 )
 from orchestrion.cli.render import when
 from orchestrion.errors import OrchestrionError
-from orchestrion.spec.actions import CONNECTION_KINDS
+from orchestrion.spec.rules import CONNECTION_KINDS, parse_ref
 from orchestrion.store.records import ConnectionRecord
 
 __all__ = ["connections"]
@@ -37,7 +36,7 @@ _KINDS = CONNECTION_KINDS
 
 def _ref(ref: str) -> tuple[str, str]:
     try:
-        return parse_ref(ref)
+        return parse_ref(ref, "connection")
     except OrchestrionError as exc:
         errors.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(2)

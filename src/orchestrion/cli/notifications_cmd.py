@@ -17,7 +17,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrion.api.wire import CHANNEL, DELIVERY, RULE
-from orchestrion.app.notifications import parse_ref
 from orchestrion.cli.common import (
     console,
     db_option,
@@ -29,6 +28,7 @@ from orchestrion.cli.common import (
 )
 from orchestrion.cli.render import as_shown, short, when
 from orchestrion.errors import OrchestrionError
+from orchestrion.spec.rules import parse_ref
 from orchestrion.store.notification_records import CHANNEL_KINDS, NOTIFY_EVENTS
 
 __all__ = ["notifications"]
@@ -38,7 +38,7 @@ _BASE = "/api/v1/notifications"
 
 def _ref(ref: str) -> tuple[str, str]:
     try:
-        return parse_ref(ref)
+        return parse_ref(ref, "notification")
     except OrchestrionError as exc:
         errors.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(2)

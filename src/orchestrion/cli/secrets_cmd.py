@@ -14,7 +14,6 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrion.app.secrets import parse_ref
 from orchestrion.auth.secret_box import KEY_ENV, generate_key_text
 from orchestrion.cli.common import (
     console,
@@ -27,6 +26,7 @@ from orchestrion.cli.common import (
 )
 from orchestrion.cli.render import when
 from orchestrion.errors import OrchestrionError
+from orchestrion.spec.rules import parse_ref
 
 __all__ = ["secrets"]
 

@@ -12,7 +12,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
@@ -21,7 +21,9 @@ from rich.table import Table
 
 from orchestrion.cli.common import console, db_option, opened, output_option, remote, server_option
 from orchestrion.errors import NotFound, SpecError
-from orchestrion.spec.templates.library import TemplateLibrary
+
+if TYPE_CHECKING:  # the library's model brings pydantic, which `list --server` needs not
+    from orchestrion.spec.templates.library import TemplateLibrary
 
 __all__ = ["templates"]
 

@@ -21,6 +21,7 @@ from orchestrion.cli.common import (
     remote_call,
     server_option,
 )
+from orchestrion.spec.rules import load_json
 from orchestrion.store.wait_records import WaitRecord
 
 __all__ = ["approve", "reject", "signal", "waits"]
@@ -71,10 +72,6 @@ def reject(run_id: str, task: str, reason: str, db: str | None, server: str | No
 def signal(run_id: str, name: str, data: str, db: str | None, server: str | None) -> None:
     """Send signal NAME with JSON DATA to a run: the step waiting on it (now or later)
     takes DATA as its result."""
-    # Imported here: the spec's checks bring pydantic, which the other commands of this
-    # module do not need with --server (see `common.opened`).
-    from orchestrion.spec.fields import load_json
-
     try:
         value: Any = load_json(data, what="DATA")
     except ValueError as exc:

@@ -26,6 +26,7 @@ from orchestrion.spec.fields import (
     Name,
     Str,
 )
+from orchestrion.spec.rules import BROKER_KINDS, CONNECTION_KINDS, DESTINATIONS, SQL_KINDS
 from orchestrion.spec.waits import ApprovalAction, WaitAction
 
 __all__ = [
@@ -45,22 +46,8 @@ __all__ = [
     "WaitAction",
 ]
 
-#: The message brokers a `publish` task (and a broker trigger) speaks to.
-BROKER_KINDS: Final = ("redis", "rabbitmq", "nats", "mqtt")
-
-#: Where each broker takes a message: the one destination field a publish names.
-DESTINATIONS: Final[dict[str, str]] = {
-    "redis": "stream",
-    "rabbitmq": "queue",
-    "nats": "subject",
-    "mqtt": "topic",
-}
-
-#: The databases a `sql` task speaks to (SQLAlchemy Core).
-SQL_KINDS: Final = ("postgres", "mysql", "sqlite")
-
-#: What a named connection may connect to.
-CONNECTION_KINDS: Final = (*BROKER_KINDS, *SQL_KINDS)
+# The kinds of broker, database and connection are `orchestrion.spec.rules` (an edge names
+# them without loading the models); re-exported here, beside the actions that use them.
 
 #: A connection's name: like a secret's (letters, digits, '_', '.', '-').
 CONNECTION_NAME_PATTERN: Final = SECRET_NAME_PATTERN
