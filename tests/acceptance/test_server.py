@@ -525,6 +525,8 @@ def test_remote_commands_load_neither_the_app_nor_pydantic(shared: Cluster) -> N
         assert out.returncode == 0, (args, out.stderr)
         code, found = json.loads(out.stdout.strip().splitlines()[-1])
         assert (code, found) == (0, []), (args, out.stderr)
+    # It would wait a day for its sign-off in the cluster the other tests share.
+    assert shared.http.post(f"/api/v1/runs/{waiting}/cancel").status_code == 200
 
 
 # ---------------------------------------------------------------------------- network exposure

@@ -3,9 +3,8 @@ its WAL copied into it by a thread beside the writers."""
 
 from __future__ import annotations
 
-import os
+import contextlib
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from orchestrion.store import open_store
-from orchestrion.store.sqlite.checkpoints import START_AT, wal_lag
+from orchestrion.store.sqlite.checkpoints import AIM, START_AT, Checkpointer
 from tests.helpers import py, wf
 
 pytestmark = pytest.mark.sqlite_only(reason="a SQLite file's format: its page size")
@@ -49,14 +48,20 @@ def test_an_existing_file_keeps_its_page_size_and_opens(tmp_path: Path) -> None:
     assert _pragma(path, "page_size") == 4096
 
 
-def _fill(store: object, until: Callable[[], bool], limit: int = 5000) -> int:
+def _fill(store: object, until: Callable[[], bool], limit: int = 5000, size: int = 1500) -> int:
     """Commit workflow versions (each a transaction of a few pages) until `until()`."""
     for i in range(limit):
         if until():
             return i
-        spec = wf("filler", py("a"), description=f"version {i} " + "x" * 1500)
+        spec = wf("filler", py("a"), description=f"version {i} " + "x" * size)
         store.workflows.register_workflow(spec, source=None, now=time.time())  # type: ignore[attr-defined]
     raise AssertionError(f"not after {limit} commits")
+
+
+def _wal_pages(path: Path) -> float:
+    page = _pragma(path, "page_size")
+    assert isinstance(page, int)
+    return (path.with_name(path.name + "-wal").stat().st_size - 32) / (page + 24)
 
 
 def test_the_wal_is_copied_beside_the_writers_and_started_again(tmp_path: Path) -> None:
@@ -64,24 +69,21 @@ def test_the_wal_is_copied_beside_the_writers_and_started_again(tmp_path: Path) 
     store = open_store(f"sqlite:///{path}")
     checkpoints = store.backend._checkpoints  # type: ignore[attr-defined]
     try:
-        commits = _fill(store, lambda: checkpoints.caught_up >= 3)
-        lag = checkpoints.lag()
-        assert lag is not None and lag < START_AT  # started again since
-        page = _pragma(path, "page_size")
-        assert isinstance(page, int)
-        wal_pages = (path.with_name("busy.db-wal").stat().st_size - 32) / (page + 24)
+        commits = _fill(store, lambda: checkpoints.caught_up >= 3, size=6000)
+        wal_pages = _wal_pages(path)
+        thread = checkpoints._thread
     finally:
         store.close()  # joins the thread: its counts are final
-    # Every copy ended with the whole WAL in the file, so the writers started it again
-    # each time: it stays near the mark. (Without the copy under the writer locks, a
-    # thread beside a busy writer never finds the WAL copied whole, and it grows without
-    # end; session 17 saw 78 MB.) The bound leaves room for SQLite's own checkpoint, at
-    # 4,000 pages, coming first on a loaded machine.
+    # Every cycle ended with the whole WAL in the file, so the writers started it again
+    # each time and it stays near the mark. (Without the copy under the writer locks, a
+    # thread beside a busy writer never finds the WAL copied whole and the WAL grows
+    # without end; session 17 saw 78 MB.) The bound leaves room for SQLite's own
+    # checkpoint, at 4,000 pages, coming first on a loaded machine.
     assert checkpoints.caught_up == checkpoints.cycles >= 3
-    assert START_AT <= wal_pages < 2 * 4000, (wal_pages, commits)
+    assert wal_pages < 2 * 4000, (wal_pages, commits)
     # Its thread and connection are gone: the writers' connection closed last, which
     # copied the rest and removed the WAL.
-    assert not any(t.name == "sqlite-checkpoints" for t in threading.enumerate())
+    assert thread is not None and not thread.is_alive()
     assert not path.with_name("busy.db-wal").exists()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -90,36 +92,51 @@ def test_the_wal_is_copied_beside_the_writers_and_started_again(tmp_path: Path) 
 def test_a_store_that_commits_little_starts_no_checkpoint_thread(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'quiet.db'}")
     try:
-        store.workflows.register_workflow(wf("one", py("a")), source=None, now=time.time())
-        assert store.backend._checkpoints.cycles == 0  # type: ignore[attr-defined]
-        assert not any(t.name == "sqlite-checkpoints" for t in threading.enumerate())
+        for i in range(20):
+            spec = wf("one", py("a"), description=f"version {i}")
+            store.workflows.register_workflow(spec, source=None, now=time.time())
+        assert store.backend._checkpoints._thread is None  # type: ignore[attr-defined]
     finally:
         store.close()
 
 
-def test_the_wal_lag_is_read_from_the_wal_index_as_sqlite_reports_it(tmp_path: Path) -> None:
-    path = tmp_path / "lag.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA wal_autocheckpoint = 0")
-    conn.execute("CREATE TABLE t (x BLOB)")
-    for _ in range(40):
-        conn.execute("INSERT INTO t VALUES (randomblob(3000))")
-    shm = os.open(f"{path}-shm", os.O_RDONLY)
+def test_two_stores_of_one_file_in_one_process_keep_working_as_either_closes(
+    tmp_path: Path,
+) -> None:
+    """Each store's thread reaches the file only through SQLite: opening and closing the
+    WAL's files directly would drop the locks of the other store's connection."""
+    path = tmp_path / "shared.db"
+    first = open_store(f"sqlite:///{path}")
+    second = open_store(f"sqlite:///{path}")
     try:
-        lag = wal_lag(shm)
-        _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        assert lag == frames > 40 and copied == frames
-        assert wal_lag(shm) == 0
-        conn.execute("INSERT INTO t VALUES (1)")  # copied whole: the WAL starts again
-        assert wal_lag(shm) == 1
+        checkpoints = first.backend._checkpoints  # type: ignore[attr-defined]
+        _fill(first, lambda: checkpoints.caught_up >= 2, size=6000)
+        first.close()
+        later = _fill(second, lambda: second.backend._checkpoints.caught_up >= 2, size=6000)  # type: ignore[attr-defined]
+        assert later > 0
+        assert second.workflows.get_workflow("filler").spec.name == "filler"
     finally:
-        os.close(shm)
-        conn.close()
-    junk = tmp_path / "junk-shm"
-    junk.write_bytes(b"\x01" * 200)
-    fd = os.open(junk, os.O_RDONLY)
-    try:
-        assert wal_lag(fd) is None  # not SQLite's format: the backstop alone then
-    finally:
-        os.close(fd)
+        first.close()
+        second.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_the_cycles_come_after_as_many_commits_as_fill_the_aim() -> None:
+    """`every` from what a cycle found: a long WAL is a sure measure (shrink to it, grow
+    a quarter at most); a short one may follow SQLite's own checkpoint, so it only brings
+    `every` back towards the first guess."""
+    checkpoints = Checkpointer("unused.db", lambda: contextlib.nullcontext(True))
+    first = checkpoints.every
+    checkpoints._adapt(first, AIM * 4)  # commits four times the aim's size
+    assert checkpoints.every == first // 4
+    shrunk = checkpoints.every
+    checkpoints._adapt(shrunk, START_AT)  # smaller commits now: grows, a quarter at most
+    assert checkpoints.every == shrunk + shrunk // 4 + 1
+    checkpoints._adapt(checkpoints.every, START_AT // 4)  # short: back towards the first
+    assert shrunk < checkpoints.every <= first
+    for _ in range(20):
+        checkpoints._adapt(checkpoints.every, 10)
+    assert checkpoints.every == first  # never past it from short WALs
+    checkpoints._adapt(first, 10**9)
+    assert checkpoints.every >= 1  # bounded below

@@ -23,7 +23,8 @@ from orchestrion.auth.secret_box import (
     rotate,
 )
 from orchestrion.errors import NotFound, SecretError
-from orchestrion.spec.rules import check_ref, parse_ref
+from orchestrion.spec.rules import check_ref
+from orchestrion.spec.rules import parse_ref as _parse_ref
 from orchestrion.store.records import SealedRow, SecretMeta
 from orchestrion.store.secrets import SecretStore
 
@@ -61,7 +62,7 @@ class Secrets(Facet):
     def delete_secret(self, namespace: str, name: str) -> None:
         """Delete ``namespace/name``, or `NotFound`."""
         with self._core.audited("secret.delete", f"secret {namespace}/{name}"):
-            check_ref(namespace, name)
+            check_ref(namespace, name, "secret")
             if not self.store.secrets.delete_secret(namespace, name, now=self.clock.now()):
                 raise NotFound(f"secret {namespace}/{name} does not exist")
 
@@ -87,11 +88,16 @@ def key_ring_of(settings: Settings) -> KeyRing:
     return settings.key_ring
 
 
+def parse_ref(ref: str) -> tuple[str, str]:
+    """A secret's ``namespace/name`` -> (namespace, name), checked (`SecretError`)."""
+    return _parse_ref(ref, "secret")
+
+
 def put(
     secrets: SecretStore, ring: KeyRing, namespace: str, name: str, value: str | Secret, now: float
 ) -> bool:
     """Seal `value` under the ring's current key and store it; True if it was created."""
-    check_ref(namespace, name)
+    check_ref(namespace, name, "secret")
     text = value.reveal() if isinstance(value, Secret) else value
     if not text:
         raise SecretError(f"the value of secret {namespace}/{name} is empty")

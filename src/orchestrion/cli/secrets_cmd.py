@@ -33,7 +33,7 @@ __all__ = ["secrets"]
 
 def _ref(ref: str) -> tuple[str, str]:
     try:
-        return parse_ref(ref)
+        return parse_ref(ref, "secret")
     except OrchestrionError as exc:
         errors.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(2)
@@ -70,7 +70,7 @@ def secrets_set(ref: str, db: str | None, server: str | None) -> None:
         created = bool(made["created"])
     else:
         with opened(db) as app:
-            namespace, name = parse_ref(ref)
+            namespace, name = parse_ref(ref, "secret")
             created = app.secrets.set_secret(namespace, name, value)
     click.echo(f"{'created' if created else 'updated'} secret {namespace}/{name}")
 
@@ -125,7 +125,7 @@ def secrets_delete(ref: str, db: str | None, server: str | None) -> None:
         remote_call(server, "DELETE", f"/api/v1/secrets/{namespace}/{name}")
     else:
         with opened(db) as app:
-            namespace, name = parse_ref(ref)
+            namespace, name = parse_ref(ref, "secret")
             app.secrets.delete_secret(namespace, name)
     click.echo(f"deleted secret {namespace}/{name}")
 

@@ -169,7 +169,7 @@ SQL_KINDS: Final = ("postgres", "mysql", "sqlite")
 CONNECTION_KINDS: Final = (*BROKER_KINDS, *SQL_KINDS)
 
 
-def check_ref(namespace: str, name: str, kind: str = "secret") -> None:
+def check_ref(namespace: str, name: str, kind: str) -> None:
     """Unless ``namespace/name`` names something a task could refer to, `SecretError` for a
     secret, and `ParameterError` naming the `kind` for anything else named the same way
     (``connection``, ``notification``)."""
@@ -182,7 +182,7 @@ def check_ref(namespace: str, name: str, kind: str = "secret") -> None:
     raise SecretError(problem) if kind == "secret" else ParameterError(problem)
 
 
-def parse_ref(ref: str, kind: str = "secret") -> tuple[str, str]:
+def parse_ref(ref: str, kind: str) -> tuple[str, str]:
     """``namespace/name`` -> (namespace, name), checked as `check_ref` checks it."""
     namespace, sep, name = ref.partition("/")
     if not sep:

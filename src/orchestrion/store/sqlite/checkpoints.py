@@ -1,4 +1,4 @@
-"""WAL checkpoints on a thread of their own, so that a commit never waits for one.
+"""WAL checkpoints on a thread of their own, so that a commit does not wait for a whole one.
 
 SQLite appends each commit's pages to the WAL; a checkpoint copies them into the database
 file and syncs both, and a writer that then finds the whole WAL copied starts it again from
@@ -6,19 +6,27 @@ the beginning. Left to SQLite (``wal_autocheckpoint``), the commit that crosses 
 copies the whole WAL itself: about 10 ms here for 4,000 pages, the time of some 40 hops of
 a chain, every 300 hops (docs/performance.md, session 18).
 
-`Checkpointer` moves that copy beside the writers. Every few commits the committing thread
-reads how far the WAL runs ahead of the file (`wal_lag`: two numbers from the WAL index,
-one ``pread``). Past `START_AT` pages it wakes a thread that, on a connection of its own:
+`Checkpointer` moves the bulk of that copy beside the writers. Every `every` commits the
+committing thread wakes a thread that, on a connection of its own, copies the WAL with a
+``PASSIVE`` checkpoint (one that neither waits for nor blocks a writer or a reader). When
+the WAL had reached `START_AT` pages, it then:
 
-1. copies the WAL with ``PASSIVE`` checkpoints while writers go on appending (a passive
-   checkpoint never waits for, nor blocks, a writer or a reader);
-2. once the rest is short, takes the writer locks (this process's and the cross-process
-   file lock) and copies the rest. Then the WAL is copied whole, so the next write
-   transaction starts it again from the beginning, as it would after SQLite's own.
+1. copies what was appended meanwhile, pass after pass, until a pass had little to copy;
+2. takes the writer locks (this process's, which its readers share too, and the
+   cross-process file lock) and copies the few pages appended since. The WAL is then
+   copied whole, so the next write transaction starts it again from the beginning, as it
+   would after SQLite's own checkpoint. If no pass got short (a writer faster than the
+   copy), this step is skipped rather than holding the writers for long.
 
-A writer thus waits only for the last short copy. SQLite's own checkpoint stays on at a
-higher mark (``wal_autocheckpoint`` in queries.sql), as the backstop for a burst that runs
-ahead of the thread, a WAL index this code cannot read, or a thread that fails.
+`every` adapts to what a commit writes: a cycle that finds the WAL at least `START_AT`
+pages long sets it so that the next cycle comes after about `AIM` pages' worth of commits.
+SQLite's own checkpoint stays on at a higher mark (``wal_autocheckpoint`` in queries.sql)
+as the backstop for a burst that outruns the thread; by then the thread has usually copied
+most of the WAL, so what the committing thread copies is short.
+
+The thread speaks to the file only through SQLite (its own connection): opening the
+``-shm`` or ``-wal`` file directly and closing it would drop the POSIX locks that every
+SQLite connection of the process holds on it (sqlite.org/howtocorrupt.html, 2.2).
 
 Durability is unchanged: a checkpoint only copies what the WAL holds already, and one that
 is interrupted or fails leaves the WAL as it was, to be copied again.
@@ -28,55 +36,33 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sqlite3
-import struct
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from pathlib import Path
 
-__all__ = ["CATCH_UP", "LOOK_EVERY", "START_AT", "Checkpointer", "wal_lag"]
+__all__ = ["AIM", "CATCH_UP", "START_AT", "Checkpointer"]
 
 log = logging.getLogger("orchestrion.store")
 
-#: Pages the WAL may run ahead of the file before the thread starts copying. Below the
-#: backstop (queries.sql: 4,000), so that SQLite's own checkpoint rarely comes first.
-START_AT = 3000
-#: The bulk is copied beside the writers until at most this many pages are left; the
-#: writers then wait for those and the two fsyncs that end a copy (about 1 ms here).
+#: A cycle that finds the WAL at least this long copies it whole and has it started
+#: again; a shorter one is only copied.
+START_AT = 2000
+#: Pages a cycle aims to find: between `START_AT` and the backstop (queries.sql: 4,000),
+#: with room for a misjudged `every` either way.
+AIM = 2600
+#: A pass that copied at most this many pages is short: the pages appended while it ran,
+#: which the writers then wait for, are fewer still (about 1 ms with the two fsyncs that
+#: end any checkpoint, here).
 CATCH_UP = 200
-#: The committing thread reads the WAL index after every this many commits.
-LOOK_EVERY = 8
-#: Beside-the-writers passes before the catch-up, whatever is left (a busy writer appends
-#: while each pass copies).
+#: Passes beside the writers before giving up on the catch-up for this cycle.
 _PASSES = 3
-
-_WAL_INDEX_VERSION = 3007000  # SQLite's WALINDEX_MAX_VERSION since 3.7.0
-# iVersion, unused, iChange, isInit, bigEndCksum, szPage, mxFrame (native byte order)
-_HEADER = struct.Struct("=IIIBBHI")
-_BACKFILL = struct.Struct("=I")  # WalCkptInfo.nBackfill, after the header's two copies
-_BACKFILL_AT = 96
-
-
-def wal_lag(shm: int) -> int | None:
-    """Pages of the WAL not yet copied into the database file, read from the WAL index
-    (the ``-shm`` file open as `shm`); None if the index cannot be read as SQLite's
-    documented format (https://sqlite.org/walformat.html, "the WAL-index header").
-
-    SQLite writes the index header twice and its readers compare the copies to catch a
-    torn read; so does this. A read that races a writer may be a commit stale, which is
-    all a mark needs."""
-    try:
-        raw = os.pread(shm, _BACKFILL_AT + _BACKFILL.size, 0)
-    except OSError:
-        return None
-    if len(raw) < _BACKFILL_AT + _BACKFILL.size or raw[:48] != raw[48:96]:
-        return None
-    version, _, _, initialised, _, _, last_frame = _HEADER.unpack_from(raw, 0)
-    if version != _WAL_INDEX_VERSION or not initialised:
-        return None
-    (copied,) = _BACKFILL.unpack_from(raw, _BACKFILL_AT)
-    return max(0, int(last_frame) - int(copied))
+#: Bounds of `every`, in commits: the first cycle comes after `_FIRST` of them (a chain
+#: hop writes about 12 pages).
+_FIRST, _FEWEST, _MOST = 256, 8, 2048
+#: How long `close` waits for a cycle to end (one waiting for another process's writer).
+_JOIN_SECONDS = 30.0
 
 
 class Checkpointer:
@@ -86,15 +72,17 @@ class Checkpointer:
     def __init__(self, path: str, writers: Callable[[], AbstractContextManager[bool]]) -> None:
         """`writers()` holds every writer of the file off while it is entered, and says
         whether the database is still open."""
-        self._path = path
+        # Absolute: the thread connects later, and the process may change directory.
+        self._path = str(Path(path).resolve())
         self._writers = writers
+        self._lock = threading.Lock()  # guards the fields below against `close`
         self._commits = 0
+        self.every = _FIRST
         self._wake = threading.Event()
         self._stopping = False
         self._working = False  # a cycle is under way or about to be
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
-        self._shm: int | None = None
         #: Cycles completed, and those whose catch-up left the WAL wholly copied.
         self.cycles = 0
         self.caught_up = 0
@@ -102,45 +90,41 @@ class Checkpointer:
     def committed(self) -> None:
         """A write transaction committed (the committing thread calls this; cheap)."""
         self._commits += 1
-        if self._commits % LOOK_EVERY or self._working or self._stopping:
+        if self._commits < self.every or self._working:
             return
-        lag = self.lag()
-        if lag is None or lag < START_AT:
-            return
-        self._working = True
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._run, name="sqlite-checkpoints", daemon=True
-            )
-            self._thread.start()
+        with self._lock:
+            if self._stopping or self._working:
+                return
+            self._working = True
+            if self._thread is None:
+                thread = threading.Thread(target=self._run, name="sqlite-checkpoints", daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError:  # no thread to be had (shutting down): the backstop alone
+                    self._stopping = True
+                    return
+                self._thread = thread
         self._wake.set()
-
-    def lag(self) -> int | None:
-        """Pages of the WAL not yet in the file (None: unknown)."""
-        if self._shm is None:
-            try:
-                self._shm = os.open(f"{self._path}-shm", os.O_RDONLY)
-            except OSError:
-                return None
-        return wal_lag(self._shm)
 
     def close(self) -> None:
-        """Stop the thread (interrupting a copy under way: it is begun again by whoever
-        checkpoints next) and close its connection. Call before the writers' connection
-        is closed, so that the last connection to close is that one."""
-        self._stopping = True
+        """Stop the thread (interrupting a copy under way: whoever checkpoints next begins
+        it again) and close its connection. Call before the writers' connection closes,
+        without holding the writer locks, so that the last connection to close is that
+        one (which copies the rest and removes the WAL)."""
+        with self._lock:
+            self._stopping = True
+            thread, conn = self._thread, self._conn
         self._wake.set()
-        if self._conn is not None:
+        if conn is not None:
             with contextlib.suppress(sqlite3.Error):
-                self._conn.interrupt()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        if self._shm is not None:
-            os.close(self._shm)
-            self._shm = None
+                conn.interrupt()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(_JOIN_SECONDS)
+            if thread.is_alive():  # waiting for another process's writer: leave it be
+                log.warning("store.checkpoint_thread_busy_at_close")
+                return
+        if conn is not None:
+            conn.close()
 
     # ------------------------------------------------------------------ the thread
 
@@ -152,35 +136,68 @@ class Checkpointer:
                 return
             try:
                 self._cycle()
-            except sqlite3.Error as exc:
+            except Exception as exc:
                 # Interrupted by close, or the disk refused: the WAL is as it was, and
-                # SQLite's own checkpoint still runs at its mark.
+                # SQLite's own checkpoint still runs at its mark. The thread goes on.
                 if not self._stopping:
                     log.warning("store.checkpoint_failed", extra={"error": str(exc)})
             finally:
+                self._commits = 0
                 self._working = False
 
     def _cycle(self) -> None:
         conn = self._connection()
-        for _ in range(_PASSES):
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            lag = self.lag()
-            if self._stopping or lag is None or lag <= CATCH_UP:
-                break
-        if self._stopping:
+        if conn is None:
             return
-        with self._writers() as still_open:
-            if not still_open:
+        commits = max(self._commits, 1)
+        _, pages, done = self._pass(conn)
+        if pages < 0:  # another connection's checkpoint was under way, or no WAL
+            return
+        self._adapt(commits, pages)
+        if pages < START_AT:
+            return  # copied; too short to be worth holding the writers for
+        for _ in range(_PASSES):  # what was appended while the last pass ran
+            _, pages, copied = self._pass(conn)
+            if pages < 0 or self._stopping:
                 return
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            if self.lag() == 0:
-                self.caught_up += 1
+            short, done = copied - done <= CATCH_UP, copied
+            if short:
+                break
+        else:
+            return  # a writer faster than the copy: the backstop, or the next cycle
+        with self._writers() as still_open:
+            if not still_open or self._stopping:
+                return
+            _, pages, done = self._pass(conn)
         self.cycles += 1
+        if pages >= 0 and done == pages:
+            self.caught_up += 1
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            # It only checkpoints: it never writes, and it reads no table.
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn = conn
-        return self._conn
+    def _pass(self, conn: sqlite3.Connection) -> tuple[int, int, int]:
+        """One ``PASSIVE`` checkpoint: (busy, pages in the WAL, pages copied in all)."""
+        busy, pages, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(busy), int(pages), int(done)
+
+    def _adapt(self, commits: int, pages: int) -> None:
+        """Aim the next cycle at `AIM` pages: `pages` came from about `commits` commits.
+
+        SQLite's own checkpoint may have started the WAL again since the last cycle, and
+        then `pages` is short of what the commits wrote: a long WAL is the measure to
+        trust. So `every` shrinks to the aim at once, but grows by a quarter a cycle at
+        most, and from a short WAL only back to `_FIRST`."""
+        if pages >= START_AT:
+            aim = commits * AIM // pages
+            self.every = max(_FEWEST, min(aim, _MOST, self.every + self.every // 4 + 1))
+        elif self.every < _FIRST:
+            self.every = min(_FIRST, self.every + self.every // 4 + 1)
+
+    def _connection(self) -> sqlite3.Connection | None:
+        with self._lock:
+            if self._stopping:
+                return None
+            if self._conn is None:
+                # It only checkpoints: it never writes, and it reads no table.
+                conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA synchronous = NORMAL")
+                self._conn = conn
+            return self._conn

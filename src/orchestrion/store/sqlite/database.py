@@ -182,14 +182,14 @@ class SqliteDatabase(Database):
                 yield adv
                 adv.flush()
                 self._conn.execute(Q.commit)
-                if self._checkpoints is not None:
-                    self._checkpoints.committed()
             except sqlite3.Error as exc:
                 _rollback(self._conn)
                 raise StoreError(f"database error: {exc}") from exc
             except BaseException:
                 _rollback(self._conn)
                 raise
+        if self._checkpoints is not None:
+            self._checkpoints.committed()
         work = bool(adv.newly_ready or adv.run_changed)
         if work:
             self.signals.work()

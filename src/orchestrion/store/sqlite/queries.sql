@@ -13,12 +13,12 @@
 -- and a hop dirties about 12 pages, so 4 KiB pages cost a hop about 15% more
 -- (bench/hop_floor.py --page-size); 1 KiB pages cost a hop less but made wide maps a third
 -- slower (docs/performance.md, session 16). The WAL is copied into the file by the
--- store's checkpoint thread at 3,000 pages (sqlite/checkpoints.py: the commits do not wait
--- for the copy); SQLite's own checkpoint, which the commit that crosses its mark pays for
--- (about 10 ms here), stays on at 4,000 pages, not its default 1,000, as the backstop for
--- a burst that outruns the thread. A process crash loses nothing either way
--- (synchronous=NORMAL); an OS crash may lose the transactions since the last checkpoint
--- that the OS had not yet written.
+-- store's checkpoint thread from 2,000 pages (sqlite/checkpoints.py: the commits wait only
+-- for its last short copy). SQLite's own checkpoint, which the commit that crosses its
+-- mark pays for (about 10 ms here), stays on at 4,000 pages, not its default 1,000, as
+-- the backstop for a burst that outruns the thread. A process crash loses nothing either
+-- way (synchronous=NORMAL); an OS crash may lose the transactions since the last
+-- checkpoint that the OS had not yet written.
 PRAGMA page_size = 2048;
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
