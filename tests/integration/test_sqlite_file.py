@@ -4,8 +4,13 @@ its WAL copied into it by a thread beside the writers."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import sqlite3
+import subprocess
+import sys
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,12 +53,18 @@ def test_an_existing_file_keeps_its_page_size_and_opens(tmp_path: Path) -> None:
     assert _pragma(path, "page_size") == 4096
 
 
-def _fill(store: object, until: Callable[[], bool], limit: int = 5000, size: int = 1500) -> int:
+def _fill(
+    store: object,
+    until: Callable[[], bool],
+    limit: int = 5000,
+    size: int = 1500,
+    name: str = "filler",
+) -> int:
     """Commit workflow versions (each a transaction of a few pages) until `until()`."""
     for i in range(limit):
         if until():
             return i
-        spec = wf("filler", py("a"), description=f"version {i} " + "x" * size)
+        spec = wf(name, py("a"), description=f"version {i} " + "x" * size)
         store.workflows.register_workflow(spec, source=None, now=time.time())  # type: ignore[attr-defined]
     raise AssertionError(f"not after {limit} commits")
 
@@ -100,11 +111,22 @@ def test_a_store_that_commits_little_starts_no_checkpoint_thread(tmp_path: Path)
         store.close()
 
 
-def test_two_stores_of_one_file_in_one_process_keep_working_as_either_closes(
-    tmp_path: Path,
-) -> None:
-    """Each store's thread reaches the file only through SQLite: opening and closing the
-    WAL's files directly would drop the locks of the other store's connection."""
+_TRY_THE_INDEX_LOCK = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+try:
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 128)  # SQLite's DMS byte of -shm
+except OSError:
+    print("held")
+else:
+    print("free")
+"""
+
+
+def test_a_closed_store_leaves_the_locks_of_another_store_of_its_file(tmp_path: Path) -> None:
+    """Each store's thread reaches the file only through SQLite. Opening and closing a
+    descriptor of the WAL index directly would drop every lock this process holds on it,
+    the other store's included: another process could then rebuild the index under it."""
     path = tmp_path / "shared.db"
     first = open_store(f"sqlite:///{path}")
     second = open_store(f"sqlite:///{path}")
@@ -112,14 +134,36 @@ def test_two_stores_of_one_file_in_one_process_keep_working_as_either_closes(
         checkpoints = first.backend._checkpoints  # type: ignore[attr-defined]
         _fill(first, lambda: checkpoints.caught_up >= 2, size=6000)
         first.close()
-        later = _fill(second, lambda: second.backend._checkpoints.caught_up >= 2, size=6000)  # type: ignore[attr-defined]
-        assert later > 0
-        assert second.workflows.get_workflow("filler").spec.name == "filler"
+        probe = subprocess.run(
+            [sys.executable, "-c", _TRY_THE_INDEX_LOCK, f"{path}-shm"],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert probe.stdout.strip() == "held"  # by the second store's connection
+        other = second.backend._checkpoints  # type: ignore[attr-defined]
+        _fill(second, lambda: other.caught_up >= 2, size=6000, name="other")
+        assert second.workflows.get_workflow("other").spec.name == "other"
     finally:
         first.close()
         second.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _dropped_with_a_thread(path: Path) -> tuple[threading.Thread, weakref.ref[object]]:
+    """A store that commits until its checkpoint thread has started, then is dropped."""
+    store = open_store(f"sqlite:///{path}")
+    checkpoints = store.backend._checkpoints  # type: ignore[attr-defined]
+    _fill(store, lambda: checkpoints._thread is not None)
+    return checkpoints._thread, weakref.ref(store.backend)
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # the unclosed store's socket and files
+def test_a_store_dropped_without_closing_takes_its_thread_with_it(tmp_path: Path) -> None:
+    thread, backend = _dropped_with_a_thread(tmp_path / "dropped.db")
+    gc.collect()
+    assert backend() is None  # the thread holds no strong reference to it
+    thread.join(10)
+    assert not thread.is_alive()
 
 
 def test_the_cycles_come_after_as_many_commits_as_fill_the_aim() -> None:

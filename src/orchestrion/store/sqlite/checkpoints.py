@@ -13,13 +13,15 @@ the WAL had reached `START_AT` pages, it then:
 
 1. copies what was appended meanwhile, pass after pass, until a pass had little to copy;
 2. takes the writer locks (this process's, which its readers share too, and the
-   cross-process file lock) and copies the few pages appended since. The WAL is then
-   copied whole, so the next write transaction starts it again from the beginning, as it
-   would after SQLite's own checkpoint. If no pass got short (a writer faster than the
-   copy), this step is skipped rather than holding the writers for long.
+   cross-process file lock, if no other process holds it) and copies the few pages
+   appended since. The WAL is then usually copied whole (a reader in another process may
+   hold back its newest pages), so the next write transaction starts it again from the
+   beginning, as it would after SQLite's own checkpoint. If no pass got short (a writer
+   faster than the copy), or another process is writing, this step waits for a later
+   cycle rather than holding anyone up.
 
-`every` adapts to what a commit writes: a cycle that finds the WAL at least `START_AT`
-pages long sets it so that the next cycle comes after about `AIM` pages' worth of commits.
+`every` adapts to what a commit writes: from the pages a cycle finds and the commits since
+the WAL last started again, the next cycle is due after about `AIM` pages' worth of them.
 SQLite's own checkpoint stays on at a higher mark (``wal_autocheckpoint`` in queries.sql)
 as the backstop for a burst that outruns the thread; by then the thread has usually copied
 most of the WAL, so what the committing thread copies is short.
@@ -38,6 +40,8 @@ import contextlib
 import logging
 import sqlite3
 import threading
+import urllib.parse
+import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -53,15 +57,16 @@ START_AT = 2000
 #: with room for a misjudged `every` either way.
 AIM = 2600
 #: A pass that copied at most this many pages is short: the pages appended while it ran,
-#: which the writers then wait for, are fewer still (about 1 ms with the two fsyncs that
-#: end any checkpoint, here).
+#: which the writers then wait for, are usually fewer still (plus the two fsyncs that end
+#: any checkpoint).
 CATCH_UP = 200
-#: Passes beside the writers before giving up on the catch-up for this cycle.
+#: Passes beside the writers after the first, before leaving the catch-up to a later cycle.
 _PASSES = 3
 #: Bounds of `every`, in commits: the first cycle comes after `_FIRST` of them (a chain
 #: hop writes about 12 pages).
 _FIRST, _FEWEST, _MOST = 256, 8, 2048
-#: How long `close` waits for a cycle to end (one waiting for another process's writer).
+#: How long `close` waits for a cycle to end (a copy is interrupted; the writer locks are
+#: only ever tried, so this is a pass's last fsyncs, or this process's writer).
 _JOIN_SECONDS = 30.0
 
 
@@ -71,33 +76,45 @@ class Checkpointer:
 
     def __init__(self, path: str, writers: Callable[[], AbstractContextManager[bool]]) -> None:
         """`writers()` holds every writer of the file off while it is entered, and says
-        whether the database is still open."""
+        whether it could (False: the database is closed, or another process is
+        writing)."""
         # Absolute: the thread connects later, and the process may change directory.
         self._path = str(Path(path).resolve())
         self._writers = writers
         self._lock = threading.Lock()  # guards the fields below against `close`
+        #: Commits since the WAL last started again after a cycle, and the count at which
+        #: the next cycle is due.
         self._commits = 0
+        self._due = _FIRST
+        #: Commits between cycles that find about `AIM` pages (adapting).
         self.every = _FIRST
         self._wake = threading.Event()
         self._stopping = False
         self._working = False  # a cycle is under way or about to be
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
-        #: Cycles completed, and those whose catch-up left the WAL wholly copied.
+        #: Cycles that reached the writer locks, and those that left the WAL copied whole.
         self.cycles = 0
         self.caught_up = 0
+        # A store dropped without `close`: its thread must not keep it alive, nor wait on.
+        weakref.finalize(self, self._wake.set)
 
     def committed(self) -> None:
         """A write transaction committed (the committing thread calls this; cheap)."""
         self._commits += 1
-        if self._commits < self.every or self._working:
+        if self._commits < self._due or self._working:
             return
         with self._lock:
             if self._stopping or self._working:
                 return
             self._working = True
             if self._thread is None:
-                thread = threading.Thread(target=self._run, name="sqlite-checkpoints", daemon=True)
+                thread = threading.Thread(
+                    target=_serve,
+                    args=(weakref.ref(self), self._wake),
+                    name="sqlite-checkpoints",
+                    daemon=True,
+                )
                 try:
                     thread.start()
                 except RuntimeError:  # no thread to be had (shutting down): the backstop alone
@@ -120,30 +137,28 @@ class Checkpointer:
                 conn.interrupt()
         if thread is not None and thread is not threading.current_thread():
             thread.join(_JOIN_SECONDS)
-            if thread.is_alive():  # waiting for another process's writer: leave it be
+            if thread.is_alive():
                 log.warning("store.checkpoint_thread_busy_at_close")
                 return
+        with self._lock:
+            conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
 
     # ------------------------------------------------------------------ the thread
 
-    def _run(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            if self._stopping:
-                return
-            try:
-                self._cycle()
-            except Exception as exc:
-                # Interrupted by close, or the disk refused: the WAL is as it was, and
-                # SQLite's own checkpoint still runs at its mark. The thread goes on.
-                if not self._stopping:
-                    log.warning("store.checkpoint_failed", extra={"error": str(exc)})
-            finally:
-                self._commits = 0
-                self._working = False
+    def _serve_once(self) -> None:
+        """One cycle, on the thread; whatever happens, the thread goes on."""
+        try:
+            self._cycle()
+        except Exception as exc:
+            # Interrupted by close, or the disk refused: the WAL is as it was, and
+            # SQLite's own checkpoint still runs at its mark.
+            if not self._stopping:
+                log.warning("store.checkpoint_failed", extra={"error": str(exc)})
+            self._due = self._commits + self.every
+        finally:
+            self._working = False
 
     def _cycle(self) -> None:
         conn = self._connection()
@@ -152,26 +167,37 @@ class Checkpointer:
         commits = max(self._commits, 1)
         _, pages, done = self._pass(conn)
         if pages < 0:  # another connection's checkpoint was under way, or no WAL
+            self._due = self._commits + _FEWEST
             return
         self._adapt(commits, pages)
-        if pages < START_AT:
-            return  # copied; too short to be worth holding the writers for
-        for _ in range(_PASSES):  # what was appended while the last pass ran
+        restarted = pages >= START_AT and self._catch_up(conn, done)
+        if restarted:
+            self._commits = 0  # the next write starts the WAL again
+            self._due = self.every
+        else:  # it goes on from `pages`: due when it holds about AIM
+            rest = (AIM - pages) * commits // max(pages, 1)
+            self._due = self._commits + max(_FEWEST, min(self.every, rest))
+
+    def _catch_up(self, conn: sqlite3.Connection, done: int) -> bool:
+        """Copy what was appended since the first pass, until a pass got short, then the
+        rest under the writer locks; whether the WAL was then copied whole."""
+        for _ in range(_PASSES):
             _, pages, copied = self._pass(conn)
             if pages < 0 or self._stopping:
-                return
+                return False
             short, done = copied - done <= CATCH_UP, copied
             if short:
                 break
         else:
-            return  # a writer faster than the copy: the backstop, or the next cycle
-        with self._writers() as still_open:
-            if not still_open or self._stopping:
-                return
+            return False  # a writer faster than the copy: a later cycle
+        with self._writers() as held:
+            if not held or self._stopping:
+                return False
             _, pages, done = self._pass(conn)
         self.cycles += 1
-        if pages >= 0 and done == pages:
-            self.caught_up += 1
+        whole = 0 <= pages == done
+        self.caught_up += whole
+        return whole
 
     def _pass(self, conn: sqlite3.Connection) -> tuple[int, int, int]:
         """One ``PASSIVE`` checkpoint: (busy, pages in the WAL, pages copied in all)."""
@@ -179,10 +205,10 @@ class Checkpointer:
         return int(busy), int(pages), int(done)
 
     def _adapt(self, commits: int, pages: int) -> None:
-        """Aim the next cycle at `AIM` pages: `pages` came from about `commits` commits.
+        """Aim `every` at `AIM` pages: `pages` came from about `commits` commits.
 
-        SQLite's own checkpoint may have started the WAL again since the last cycle, and
-        then `pages` is short of what the commits wrote: a long WAL is the measure to
+        SQLite's own checkpoint may have started the WAL again since this count began,
+        and then `pages` is short of what the commits wrote: a long WAL is the measure to
         trust. So `every` shrinks to the aim at once, but grows by a quarter a cycle at
         most, and from a short WAL only back to `_FIRST`."""
         if pages >= START_AT:
@@ -192,12 +218,28 @@ class Checkpointer:
             self.every = min(_FIRST, self.every + self.every // 4 + 1)
 
     def _connection(self) -> sqlite3.Connection | None:
-        with self._lock:
-            if self._stopping:
-                return None
-            if self._conn is None:
-                # It only checkpoints: it never writes, and it reads no table.
-                conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-                conn.execute("PRAGMA synchronous = NORMAL")
+        if self._conn is None:
+            # It only checkpoints: it never writes, and it reads no table. Read-write, not
+            # create: a file removed meanwhile is not made again, empty, by this.
+            uri = f"file:{urllib.parse.quote(self._path)}?mode=rw"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA synchronous = NORMAL")
+            with self._lock:
+                if self._stopping:
+                    conn.close()
+                    return None
                 self._conn = conn
-            return self._conn
+        return self._conn
+
+
+def _serve(ref: weakref.ref[Checkpointer], wake: threading.Event) -> None:
+    """The thread: a cycle each time it is woken, until its checkpointer is closed or
+    dropped (it holds only a weak reference, so that a store never closed can go)."""
+    while True:
+        wake.wait()
+        wake.clear()
+        checkpointer = ref()
+        if checkpointer is None or checkpointer._stopping:
+            return
+        checkpointer._serve_once()
+        del checkpointer

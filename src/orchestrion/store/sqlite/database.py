@@ -154,14 +154,26 @@ class SqliteDatabase(Database):
 
     @contextlib.contextmanager
     def _writers_held(self) -> Iterator[bool]:
-        """Hold off every writer of the file (this process's and the others'); yields
-        whether the database is still open."""
+        """Hold off every writer of the file, this process's and the others'; yields
+        whether it does. It only tries the cross-process lock: it yields False rather than
+        wait for another process's writer (with this process's lock, which its readers
+        share, held meanwhile), and False once the database is closed."""
         with self._lock:
             if self.closed:
                 yield False
                 return
-            with self._exclusive():
+            if self._lock_file is None:
                 yield True
+                return
+            try:
+                fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
 
     def _migrate(self) -> None:
         with self._lock, self._exclusive():
