@@ -24,7 +24,6 @@ from orchestrion.auth.secret_box import (
 )
 from orchestrion.errors import NotFound, SecretError
 from orchestrion.spec.rules import check_ref
-from orchestrion.spec.rules import parse_ref as _parse_ref
 from orchestrion.store.records import SealedRow, SecretMeta
 from orchestrion.store.secrets import SecretStore
 
@@ -32,7 +31,6 @@ __all__ = [
     "MAX_SECRET_BYTES",
     "Secrets",
     "key_ring_of",
-    "parse_ref",
     "put",
     "reseal_all",
     "resolve",
@@ -86,11 +84,6 @@ def key_ring_of(settings: Settings) -> KeyRing:
     if settings.key_ring is None:
         return load_key_ring({}, dev_mode=False)  # raises, with the how-to
     return settings.key_ring
-
-
-def parse_ref(ref: str) -> tuple[str, str]:
-    """A secret's ``namespace/name`` -> (namespace, name), checked (`SecretError`)."""
-    return _parse_ref(ref, "secret")
 
 
 def put(

@@ -7,9 +7,9 @@ import re
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
-from orchestrion.app.secrets import parse_ref
 from orchestrion.errors import ParameterError
 from orchestrion.spec.fields import NAME_PATTERN
+from orchestrion.spec.rules import parse_ref
 from orchestrion.store.project_records import SyncSource
 
 __all__ = ["checked_source"]
@@ -49,7 +49,7 @@ def checked_source(
     if not project_path or path.is_absolute() or ".." in path.parts:
         raise ParameterError("the project path is relative to the repository, without '..'")
     if secret is not None:
-        parse_ref(secret)
+        parse_ref(secret, "secret")
     return SyncSource(
         name=name,
         repo=repo,

@@ -141,14 +141,19 @@ class SqliteDatabase(Database):
     # ------------------------------------------------------------------ plumbing
 
     @contextlib.contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        """The cross-process writer lock (an flock on ``<db>.lock``)."""
+    def _exclusive(self, *, wait: bool = True) -> Iterator[bool]:
+        """The cross-process writer lock (an flock on ``<db>.lock``); yields whether it is
+        held (without `wait`, False when another process holds it)."""
         if self._lock_file is None:
-            yield
+            yield True
             return
-        fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
 
@@ -162,18 +167,8 @@ class SqliteDatabase(Database):
             if self.closed:
                 yield False
                 return
-            if self._lock_file is None:
-                yield True
-                return
-            try:
-                fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+            with self._exclusive(wait=False) as held:
+                yield held
 
     def _migrate(self) -> None:
         with self._lock, self._exclusive():
