@@ -437,6 +437,27 @@ def test_a_store_survives_its_connections_being_killed(make_pg_store: MakePg) ->
     assert [c.task_name for c in take(store, T0 + 4)] == ["b"]
 
 
+def test_a_connection_whose_protocol_failed_is_dropped_and_the_transaction_run_again(
+    make_pg_store: MakePg,
+) -> None:
+    """An error without a SQLSTATE came from the client's side of the protocol, not from a
+    statement: the connection's state is unknown, so it is closed (never handed out
+    again) and the transaction runs again on another, as after a restart."""
+    db = pg_db(make_pg_store())
+    used: list[psycopg.Connection[Any]] = []
+
+    def fn(adv: Any) -> int:
+        used.append(adv.tx.conn)
+        if len(used) == 1:  # libpq refuses a plain query in pipeline mode: no SQLSTATE
+            adv.tx.conn.pgconn.send_query(b"SELECT 1")
+        return int(adv.tx.execute("SELECT 41 + 1 AS n").fetchone()["n"])
+
+    assert db.transact(T0, fn) == 42
+    assert len(used) == 2 and used[0] is not used[1]
+    assert used[0].closed and not used[1].closed
+    assert db.read("SELECT 1 AS n") == [{"n": 1}]  # the pool serves on
+
+
 def test_a_guard_sent_without_waiting_fails_the_transaction_in_the_server(
     pg_url: str, make_pg_store: MakePg
 ) -> None:

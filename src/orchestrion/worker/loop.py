@@ -520,7 +520,10 @@ class Worker:
                 if self.clock.monotonic() > deadline or self._halt.is_set():
                     log.error("worker.report_abandoned", extra={"task_run_ids": ids})
                     return
-                log.warning("worker.report_retry", extra={"task_run_ids": ids, "delay": delay})
+                log.warning(
+                    "worker.report_retry",
+                    extra={"task_run_ids": ids, "delay": delay, "error": str(exc)},
+                )
                 self._halt.wait(delay)
                 delay = min(delay * 2, 5.0)
 

@@ -10,9 +10,9 @@ feed's horizon) and `triggers.py` (finished runs).
 
 Failures: every database error becomes `StoreError`, so the loops that call the store back
 off and try again; a deadlock or serialization failure is retried here, from the start of
-the transaction. The pool checks a connection before handing it out and reconnects after
-a PostgreSQL restart. Migrations run at open, under an advisory lock, so several processes
-may start at once.
+the transaction. A connection found dead (after a PostgreSQL restart, or one whose
+protocol state went wrong) is dropped, and the transaction tried again on another.
+Migrations run at open, under an advisory lock, so several processes may start at once.
 """
 
 from __future__ import annotations
@@ -96,7 +96,15 @@ class PostgresDatabase(Database):
             raise StoreError("the store is closed")
         try:
             with self._pool.connection() as conn:
-                yield conn
+                try:
+                    yield conn
+                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    if exc.sqlstate is None and not conn.closed:
+                        # The protocol, not a statement, failed (no SQLSTATE): its state is
+                        # unknown, and the pool only looks at the transaction status.
+                        # Closed, it is replaced, and the caller may try again.
+                        conn.close()
+                    raise
         except PoolTimeout as exc:
             raise StoreError(f"no database connection: {exc}") from exc
 
@@ -161,7 +169,8 @@ class PostgresDatabase(Database):
     def _reconnect(self, conn: Conn | None, exc: psycopg.Error) -> bool:
         """True when `exc` came from a dead connection: the pool has dropped it, and now
         tests its idle ones too (a restart killed them all)."""
-        if conn is None or not conn.closed or not isinstance(exc, psycopg.OperationalError):
+        dead = isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+        if conn is None or not conn.closed or not dead:
             return False
         log.warning("store.reconnect", extra={"error": str(exc).strip().splitlines()[0:1]})
         self._pool.check()

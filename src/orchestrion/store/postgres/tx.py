@@ -132,8 +132,9 @@ def pipelined_transaction(
     with the statements queued last (the event rows), in the pipeline's closing sync. So a
     transaction of one read and some writes costs two round trips. (psycopg's
     ``transaction()`` would sync after BEGIN and again before COMMIT.) On any error the
-    transaction is rolled back once the pipeline is closed. `count` is told the round
-    trips and statements it took, whatever the end."""
+    transaction is rolled back once the pipeline is closed (or the connection closed, if
+    the pipeline cannot be). `count` is told the round trips and statements it took,
+    whatever the end."""
     tx = PgTx(conn, None)
     try:
         with conn.pipeline() as pipe:
@@ -143,7 +144,12 @@ def pipelined_transaction(
             tx.queue(Q.commit)
             tx.round_trips += 1  # the closing sync waits for the COMMIT
     except BaseException:
-        if not conn.closed and conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+        if not conn.closed and conn.pgconn.pipeline_status != pq.PipelineStatus.OFF:
+            # The pipeline could not be closed: the connection's protocol state is unknown,
+            # and the pool (which only looks at the transaction status) would hand it out
+            # again. Closed, the pool replaces it.
+            conn.close()
+        elif not conn.closed and conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
             tx.round_trips += 1
             with suppress(psycopg.Error):
                 conn.execute(Q.rollback)
