@@ -3,13 +3,13 @@ its type, with what differs declared once in the reader's table."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
 from orchestrion.states import RunState, TaskState
+from orchestrion.store.record import field_names
 from orchestrion.store.records import (
     BackfillRecord,
     RunRecord,
@@ -116,7 +116,7 @@ def test_stored_integers_and_bytes_become_their_types() -> None:
 
 
 def test_renamed_columns_and_given_fields() -> None:
-    row: dict[str, Any] = {f.name: None for f in dataclasses.fields(BackfillRecord)}
+    row: dict[str, Any] = dict.fromkeys(field_names(BackfillRecord))
     row |= {"range_start": 1.0, "range_end": 2.0, "id": "bf"}
     del row["start"], row["end"], row["counts"]
     backfill = rows.BACKFILL(row, counts={"running": 1})

@@ -17,6 +17,7 @@ from orchestrion.errors import NotFound, SpecError
 from orchestrion.spec.bundle import CodeBundle
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import RunState, TaskState
+from orchestrion.store.record import field_names
 from orchestrion.store.records import (
     Claim,
     LogLine,
@@ -479,7 +480,7 @@ def test_reaping_expired_leases_and_dead_workers(store: Stores) -> None:
 
 
 def _fields(worker: WorkerRecord) -> dict[str, Any]:
-    return {f: getattr(worker, f) for f in worker.__dataclass_fields__}
+    return {f: getattr(worker, f) for f in field_names(worker)}
 
 
 def test_concurrency_limit_across_runs(store: Stores) -> None:

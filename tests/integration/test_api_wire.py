@@ -21,6 +21,7 @@ from orchestrion.app import App
 from orchestrion.app.settings import Settings
 from orchestrion.server import create_server
 from orchestrion.states import RunState, TaskState
+from orchestrion.store.record import field_names
 from orchestrion.store.records import (
     AttemptRecord,
     EventRecord,
@@ -103,8 +104,7 @@ def test_the_openapi_document_is_the_one_published_before(tmp_path: Path) -> Non
 def test_a_new_record_field_reaches_the_model_its_schema_and_the_decoder() -> None:
     """One edit to the record (here a derived copy with ``owner``) is the whole change."""
 
-    @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-    class OwnedRun(RunRecord):
+    class OwnedRun(RunRecord, frozen=True, kw_only=True):
         owner: str | None
 
     wire = dataclasses.replace(RUN, record=OwnedRun)
@@ -120,7 +120,7 @@ def test_a_new_record_field_reaches_the_model_its_schema_and_the_decoder() -> No
 
 
 def _fields(record: Any) -> dict[str, Any]:
-    return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    return {n: getattr(record, n) for n in field_names(record)}
 
 
 @pytest.mark.parametrize("map_index", [-1, 0, 12])

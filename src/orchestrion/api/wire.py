@@ -12,7 +12,6 @@ and reaches both.
 from __future__ import annotations
 
 import collections.abc
-import dataclasses
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any, Final, Generic, TypeVar
 
 from orchestrion.states import RunState, TaskState
 from orchestrion.store.notification_records import ChannelRecord, DeliveryRecord, RuleRecord
+from orchestrion.store.record import field_names
 from orchestrion.store.records import (
     AttemptRecord,
     ConnectionRecord,
@@ -114,7 +114,7 @@ class Wire(Generic[R]):
     fields: tuple[Field, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        names = [f.name for f in dataclasses.fields(self.record)]  # type: ignore[arg-type]
+        names = list(field_names(self.record))
         unknown = (set(self.renames) | set(self.hidden) | set(self.convert)) - set(names)
         if unknown:
             raise TypeError(f"{self.record.__name__} has no fields {sorted(unknown)}")

@@ -4,7 +4,6 @@ number of batched store reads, however many workflows, runs or workers there are
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -14,6 +13,7 @@ from orchestrion.errors import NotFound
 from orchestrion.spec.model import TaskSpec
 from orchestrion.states import RunState
 from orchestrion.store.metric_records import MetricsSnapshot
+from orchestrion.store.record import replace
 from orchestrion.store.records import (
     AttemptRecord,
     RunFilter,
@@ -218,7 +218,7 @@ class Reads(Facet):
             now=now, alive_since=now - self._core.settings.lease_seconds
         )
         consumers = tuple(self.store.triggers.list_consumers())
-        return dataclasses.replace(snapshot, consumers=consumers)
+        return replace(snapshot, consumers=consumers)
 
     def task_inputs(self, run_id: str, task: str) -> TaskInputs:
         """The parameters, upstream results and (for a mapped task) items of `task`."""

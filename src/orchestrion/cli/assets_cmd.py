@@ -7,7 +7,6 @@ Every command works on the local database, or on a server's ``/api/v1/assets`` w
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from typing import Any
 from urllib.parse import quote
 
@@ -17,6 +16,7 @@ from rich.table import Table
 
 from orchestrion.cli.common import console, db_option, opened, output_option, remote, server_option
 from orchestrion.cli.render import when
+from orchestrion.store.record import as_dict
 
 __all__ = ["assets"]
 
@@ -113,7 +113,7 @@ def history(
     else:
         with opened(db) as app:
             found = app.assets.history(key, namespace, partition=partition, limit=limit)
-            rows = [asdict(e) for e in found]
+            rows = [as_dict(e) for e in found]
     if output == "json":
         click.echo(json.dumps(rows, indent=2))
         return

@@ -9,7 +9,6 @@ orchestrion cache clear --workflow etl
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from typing import Any
 from urllib.parse import quote
 
@@ -26,6 +25,7 @@ from orchestrion.cli.common import (
     server_option,
 )
 from orchestrion.cli.render import when
+from orchestrion.store.record import as_dict
 
 __all__ = ["cache"]
 
@@ -56,7 +56,7 @@ def cache_list(workflow: str | None, db: str | None, server: str | None, output:
         with opened(db) as app:
             rows = [
                 {
-                    **{k: v for k, v in asdict(e).items() if k not in ("task_name", "cache_key")},
+                    **{k: v for k, v in as_dict(e).items() if k not in ("task_name", "cache_key")},
                     "task": e.task_name,
                     "key": e.cache_key,
                 }

@@ -9,7 +9,6 @@ API returns and a table looks the same either way.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from typing import Any
 from urllib.parse import quote
 
@@ -19,6 +18,7 @@ from rich.table import Table
 
 from orchestrion.cli.common import console, db_option, opened, output_option, remote, server_option
 from orchestrion.cli.render import state_text, when
+from orchestrion.store.record import as_dict
 
 __all__ = ["print_json", "schedules", "tasks", "workers"]
 
@@ -42,7 +42,7 @@ def _local_schedules(db: str | None) -> list[View]:
     with opened(db) as app:
         out = []
         for info in app.triggers.list_schedules():
-            item = asdict(info)
+            item = as_dict(info)
             item["schedule"] = info.schedule.model_dump(mode="json")  # as the API shows it
             out.append(item)
         return out

@@ -103,7 +103,7 @@ def apply(path: str, commit: str | None, db: str | None, server: str | None, out
 @output_option
 def projects(namespace: str | None, db: str | None, server: str | None, output: str) -> None:
     """The apply history: who applied which project, when, from which commit."""
-    from dataclasses import asdict
+    from orchestrion.store.record import as_dict
 
     if server is not None:
         from orchestrion.cli.common import remote
@@ -115,7 +115,7 @@ def projects(namespace: str | None, db: str | None, server: str | None, output: 
         from orchestrion.cli.common import opened
 
         with opened(db) as app:
-            rows = [asdict(a) for a in app.projects.applies(namespace)]
+            rows = [as_dict(a) for a in app.projects.applies(namespace)]
     if output == "json":
         click.echo(json.dumps(rows, indent=2, sort_keys=True))
         return

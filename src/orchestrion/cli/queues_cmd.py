@@ -8,7 +8,6 @@ database, or on a server's ``/api/v1/queues`` with ``--server``.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from urllib.parse import quote
 
 import click
@@ -17,6 +16,7 @@ from rich.table import Table
 
 from orchestrion.cli.common import console, db_option, opened, output_option, remote, server_option
 from orchestrion.cli.render import when
+from orchestrion.store.record import as_dict
 
 __all__ = ["queues"]
 
@@ -69,7 +69,7 @@ def list_limits(db: str | None, server: str | None, output: str) -> None:
             rows = list(api.call("GET", "/api/v1/queues"))
     else:
         with opened(db) as app:
-            rows = [asdict(q) for q in app.queues.queue_limits()]  # the API's view
+            rows = [as_dict(q) for q in app.queues.queue_limits()]  # the API's view
     if output == "json":
         click.echo(json.dumps(rows, indent=2))
         return

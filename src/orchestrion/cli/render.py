@@ -7,13 +7,13 @@ import heapq
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from orchestrion.store.record import as_dict, is_record
 from orchestrion.store.records import AttemptRecord, EventRecord, RunRecord, TaskRunRecord
 
 if TYPE_CHECKING:  # `orchestrion run` loads no API module (tests/unit/test_startup_imports.py)
@@ -196,19 +196,19 @@ def dump_json(value: Any) -> str:
     """`value` as indented JSON, records (dataclasses) included, for ``--output json``."""
 
     def default(obj: Any) -> Any:
-        if is_dataclass(obj) and not isinstance(obj, type):
-            return asdict(obj)
+        if is_record(obj):
+            return as_dict(obj)
         return str(obj)
 
     if isinstance(value, list):
-        value = [asdict(v) if is_dataclass(v) and not isinstance(v, type) else v for v in value]
-    elif is_dataclass(value) and not isinstance(value, type):
-        value = asdict(value)
+        value = [as_dict(v) if is_record(v) else v for v in value]
+    elif is_record(value):
+        value = as_dict(value)
     return json.dumps(value, default=default, indent=2)
 
 
 def _plain(value: Any) -> Any:
-    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
+    return as_dict(value) if is_record(value) else value
 
 
 def _indented(value: Any, indent: int) -> str:
@@ -225,7 +225,7 @@ def as_shown(wire: Wire[Any]) -> Callable[[Any], dict[str, Any]]:
     dropped = {name for name, default in wire.hidden.items() if default is not GIVEN}
 
     def shown(record: Any) -> dict[str, Any]:
-        return {k: v for k, v in asdict(record).items() if k not in dropped}
+        return {k: v for k, v in as_dict(record).items() if k not in dropped}
 
     return shown
 

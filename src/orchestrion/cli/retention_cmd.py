@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
 from typing import Any
 
 import click
@@ -29,6 +28,7 @@ from orchestrion.cli.common import (
 )
 from orchestrion.cli.render import when
 from orchestrion.spec.durations import parse_duration
+from orchestrion.store.record import as_dict
 
 __all__ = ["retention", "runs_keep", "runs_prune", "runs_unkeep"]
 
@@ -96,7 +96,7 @@ def retention_show(namespace: str | None, db: str | None, server: str | None, ou
                 if namespace
                 else app.retention.list_policies()
             )
-            rows = [asdict(p) for p in got]
+            rows = [as_dict(p) for p in got]
     if output == "json":
         click.echo(json.dumps(rows if not namespace else rows[0], indent=2))
         return

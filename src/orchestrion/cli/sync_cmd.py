@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
 from typing import Any
 from urllib.parse import quote
 
@@ -15,6 +14,7 @@ from rich.table import Table
 
 from orchestrion.cli.common import console, db_option, opened, output_option, remote, server_option
 from orchestrion.cli.render import when
+from orchestrion.store.record import as_dict
 
 __all__ = ["sync"]
 
@@ -137,7 +137,7 @@ def list_sources(db: str | None, server: str | None, output: str) -> None:
             rows = list(api.call("GET", "/api/v1/sync/sources"))
     else:
         with opened(db) as app:
-            rows = [asdict(s) for s in app.projects.sources()]
+            rows = [as_dict(s) for s in app.projects.sources()]
     if output == "json":
         click.echo(json.dumps(rows, indent=2, sort_keys=True))
         return
@@ -181,7 +181,7 @@ def status(source: str | None, db: str | None, server: str | None, output: str) 
             rows = list(api.call("GET", "/api/v1/sync/status", params=params))
     else:
         with opened(db) as app:
-            rows = [asdict(r) for r in app.projects.sync_results(source)]
+            rows = [as_dict(r) for r in app.projects.sync_results(source)]
     if output == "json":
         click.echo(json.dumps(rows, indent=2, sort_keys=True))
         return

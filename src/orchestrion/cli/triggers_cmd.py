@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -30,6 +29,7 @@ from orchestrion.cli.common import (
 )
 from orchestrion.cli.render import state_text, when
 from orchestrion.errors import OrchestrionError
+from orchestrion.store.record import as_dict
 
 if TYPE_CHECKING:
     from orchestrion.app import App
@@ -168,7 +168,7 @@ def create(
             record = app.triggers.create_backfill(
                 workflow, start, end, schedule=schedule, max_active=max_active, dry_run=dry_run
             )
-            view = asdict(record)
+            view = as_dict(record)
     else:
         body = {
             "workflow": workflow,
@@ -203,12 +203,12 @@ def _backfills(db: str | None, server: str | None, verb: str, arg: str | None) -
             return api.call("POST", f"{path}/cancel") if verb == "cancel" else api.call("GET", path)
     with opened(db) as app:
         if verb == "list":
-            return [asdict(b) for b in app.triggers.list_backfills(arg)]
+            return [as_dict(b) for b in app.triggers.list_backfills(arg)]
         assert arg is not None
         if verb == "cancel":
             app.triggers.get_backfill(arg)  # an unknown id is NotFound, not a no-op
             app.triggers.cancel_backfill(arg)
-        return asdict(app.triggers.get_backfill(arg))
+        return as_dict(app.triggers.get_backfill(arg))
 
 
 def _counts(view: dict[str, Any]) -> str:

@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from orchestrion.store.objects import ObjectRef
+from orchestrion.store.record import Record
 
 __all__ = ["ArtifactRecord", "StoredResult"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ArtifactRecord:
+class ArtifactRecord(Record, frozen=True, kw_only=True):
     """One artifact an attempt published; the read side fills in where it belongs."""
 
     kind: str
@@ -28,8 +26,7 @@ class ArtifactRecord:
     created_at: float = 0.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StoredResult:
+class StoredResult(Record, frozen=True, kw_only=True):
     """A task run's result that lives in the object store."""
 
     run_id: str

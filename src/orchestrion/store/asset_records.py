@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+from orchestrion.store.record import Record
 
 __all__ = ["AssetEvent", "AssetSummary"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AssetEvent:
+class AssetEvent(Record, frozen=True, kw_only=True):
     """One update of an asset: the succeeded attempt that made it, and what it said."""
 
     id: int
@@ -26,8 +26,7 @@ class AssetEvent:
     created_at: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AssetSummary:
+class AssetSummary(Record, frozen=True, kw_only=True):
     """An asset that has events: how many, and its newest."""
 
     namespace: str

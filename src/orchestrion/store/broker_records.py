@@ -5,8 +5,9 @@ of a named connection and what a running consumer reports. Pure, like
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+from orchestrion.store.record import Record, field
 
 __all__ = ["ConnectionRecord", "ConsumerRecord"]
 
@@ -14,8 +15,7 @@ __all__ = ["ConnectionRecord", "ConsumerRecord"]
 # ------------------------------------------------------------ broker connections
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConnectionRecord:
+class ConnectionRecord(Record, frozen=True, kw_only=True):
     """A named broker connection of a namespace. It holds no credential: `password_secret`
     names a secret of the same namespace, opened only where the connection is made."""
 
@@ -34,8 +34,7 @@ class ConnectionRecord:
     updated_at: float = 0.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConsumerRecord:
+class ConsumerRecord(Record, frozen=True, kw_only=True):
     """A broker trigger's consumer as its scheduler last reported it, with what the inbox
     says of its messages."""
 

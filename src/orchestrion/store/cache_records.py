@@ -5,14 +5,14 @@ Pure (stdlib only), re-exported by `orchestrion.store.records`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
+
+from orchestrion.store.record import Record
 
 __all__ = ["CacheEntry", "CacheKey", "CacheLookup", "CacheNote"]
 
 
-@dataclass(frozen=True, slots=True)
-class CacheKey:
+class CacheKey(Record, frozen=True):
     """Which entry: entries are scoped per namespace, workflow and task."""
 
     namespace: str
@@ -22,8 +22,7 @@ class CacheKey:
     key: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CacheNote:
+class CacheNote(Record, frozen=True, kw_only=True):
     """Carried by the outcome of an attempt of a cached task: the finish that records the
     outcome acts on the entry in the same transaction."""
 
@@ -35,8 +34,7 @@ class CacheNote:
     ttl: float | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CacheLookup:
+class CacheLookup(Record, frozen=True, kw_only=True):
     """What the store answers a cached task's attempt before it runs the body."""
 
     #: hit: reuse `result`; compute: this task run now owns the key; busy: another task
@@ -47,8 +45,7 @@ class CacheLookup:
     source_task_run_id: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CacheEntry:
+class CacheEntry(Record, frozen=True, kw_only=True):
     """One cache entry, as listed (its result left out: it may be large)."""
 
     namespace: str

@@ -4,10 +4,10 @@ scrape. Pure, like `orchestrion.store.records`."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Final
 
 from orchestrion.store.broker_records import ConsumerRecord
+from orchestrion.store.record import Record
 from orchestrion.store.records import RunRecord, WorkerRecord
 
 __all__ = [
@@ -31,8 +31,7 @@ DURATION_BUCKETS: Final[tuple[float, ...]] = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EndedCount:
+class EndedCount(Record, frozen=True, kw_only=True):
     """How many runs or attempts of a workflow ended with one outcome in one duration
     bucket (an index into `DURATION_BUCKETS`), and their total seconds: ever, from the
     durable totals plus the deltas not yet folded into them."""
@@ -46,8 +45,7 @@ class EndedCount:
     seconds: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ActiveCount:
+class ActiveCount(Record, frozen=True, kw_only=True):
     """How many runs of a workflow are in one unfinished state now."""
 
     workflow: str
@@ -55,8 +53,7 @@ class ActiveCount:
     n: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QueueDepth:
+class QueueDepth(Record, frozen=True, kw_only=True):
     """A queue's task runs ready to be claimed now, and when the oldest became ready."""
 
     queue: str
@@ -64,8 +61,7 @@ class QueueDepth:
     oldest_ready_at: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ScheduleLag:
+class ScheduleLag(Record, frozen=True, kw_only=True):
     """A schedule's latest fire: its nominal time and when it was decided (None: unknown)."""
 
     schedule_key: str
@@ -74,8 +70,7 @@ class ScheduleLag:
     fired_at: float | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MetricsSnapshot:
+class MetricsSnapshot(Record, frozen=True, kw_only=True):
     """What a scrape reports from the database, read by a bounded number of indexed
     queries (none scans the run or task run history)."""
 
@@ -94,8 +89,7 @@ class MetricsSnapshot:
     consumers: tuple[ConsumerRecord, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TraceLineage:
+class TraceLineage(Record, frozen=True, kw_only=True):
     """Where a run sits in its trace (docs/operating.md): the run, the top-level run whose
     id names the trace, and for a child run the parent task run (its run and current
     lease epoch) whose attempt started it."""

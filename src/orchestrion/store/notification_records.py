@@ -4,8 +4,9 @@ the history facts that rules match. Pure, like `orchestrion.store.records`."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+from orchestrion.store.record import Record, field
 
 __all__ = [
     "CHANNEL_KINDS",
@@ -38,8 +39,7 @@ NOTIFY_EVENTS = (
 DELIVERY_STATES = ("pending", "sent", "failed")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ChannelRecord:
+class ChannelRecord(Record, frozen=True, kw_only=True):
     """A named destination of a namespace. `secret` names a secret of the same namespace
     (the HMAC key, the Slack URL, the SMTP password); `config` holds nothing secret."""
 
@@ -55,8 +55,7 @@ class ChannelRecord:
     updated_at: float = 0.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RuleRecord:
+class RuleRecord(Record, frozen=True, kw_only=True):
     """Which workflows of a namespace, on which events, notify which channel."""
 
     namespace: str
@@ -74,8 +73,7 @@ class RuleRecord:
     updated_at: float = 0.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeliveryRecord:
+class DeliveryRecord(Record, frozen=True, kw_only=True):
     """One message in the outbox, and how sending it went."""
 
     id: int
@@ -99,8 +97,7 @@ class DeliveryRecord:
     sent_at: float | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NotableEvent:
+class NotableEvent(Record, frozen=True, kw_only=True):
     """A history row that a rule may match, with the names a rule needs."""
 
     id: int

@@ -5,8 +5,9 @@ evaluation, so that edges import every policy record from here. Pure, like `reco
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from orchestrion.store.record import Record
 
 if TYPE_CHECKING:
     from orchestrion.spec.policies.evaluation import Decision, Finding
@@ -14,8 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["Decision", "Finding", "PolicyRecord"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PolicyRecord:
+class PolicyRecord(Record, frozen=True, kw_only=True):
     """One version of a policy. Each change writes a new version (1, 2, ...); a deletion
     is a version too (`deleted`, keeping the last document), so the history stays whole
     and a policy deleted and written again continues its numbering."""

@@ -4,8 +4,9 @@ what each look at a source found."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+from orchestrion.store.record import Record, field
 
 __all__ = ["APPLY_OUTCOMES", "ProjectApply", "SyncResult", "SyncSource"]
 
@@ -14,8 +15,7 @@ __all__ = ["APPLY_OUTCOMES", "ProjectApply", "SyncResult", "SyncSource"]
 APPLY_OUTCOMES = ("applied", "unchanged", "failed")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProjectApply:
+class ProjectApply(Record, frozen=True, kw_only=True):
     """One apply of a namespace's project: who, when, from which commit, what changed."""
 
     id: int = 0
@@ -33,8 +33,7 @@ class ProjectApply:
     created_at: float = 0.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SyncSource:
+class SyncSource(Record, frozen=True, kw_only=True):
     """A Git repository and branch (or tag) whose project file the sync duty applies."""
 
     name: str
@@ -50,8 +49,7 @@ class SyncSource:
     updated_at: float = 0.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SyncResult:
+class SyncResult(Record, frozen=True, kw_only=True):
     """What one look at a source found: a commit, and what became of it."""
 
     id: int = 0

@@ -16,7 +16,6 @@ Self-contained groups stand beside it: `broker_records` and `retention_records`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from orchestrion.states import RunState, TaskState
@@ -24,6 +23,7 @@ from orchestrion.store.artifact_records import ArtifactRecord
 from orchestrion.store.broker_records import ConnectionRecord, ConsumerRecord
 from orchestrion.store.cache_records import CacheEntry, CacheKey, CacheLookup, CacheNote
 from orchestrion.store.objects import ObjectRef
+from orchestrion.store.record import Record, field
 from orchestrion.store.retention_records import (
     DEFAULT_NAMESPACE,
     PruneBatch,
@@ -85,8 +85,7 @@ __all__ = [
 # ------------------------------------------------------------ workflows, runs, workers
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkflowRecord:
+class WorkflowRecord(Record, frozen=True, kw_only=True):
     """One registered version of a workflow: its spec (a version never changes) and the
     file it was registered from."""
 
@@ -102,8 +101,7 @@ class WorkflowRecord:
         return self.spec.namespace
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunRecord:
+class RunRecord(Record, frozen=True, kw_only=True):
     """One execution of one workflow version: its state, parameters, what started it (a
     trigger, an idempotency key, a parent task run) and, once finished, its result or error."""
 
@@ -126,8 +124,7 @@ class RunRecord:
     keep: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskRunRecord:
+class TaskRunRecord(Record, frozen=True, kw_only=True):
     """One task of a run (or one item of a mapped task, or an undo step): its state, queue,
     attempts so far and current lease."""
 
@@ -154,8 +151,7 @@ class TaskRunRecord:
     cache_task_run_id: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AttemptRecord:
+class AttemptRecord(Record, frozen=True, kw_only=True):
     """One try of a task run by one worker under one lease epoch, and how it ended."""
 
     id: int
@@ -173,8 +169,7 @@ class AttemptRecord:
     traceback: str | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventRecord:
+class EventRecord(Record, frozen=True, kw_only=True):
     """One row of the history: a state change (from, to), a trigger or a user's action,
     with its data."""
 
@@ -188,8 +183,7 @@ class EventRecord:
     data: dict[str, Any] | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LogLine:
+class LogLine(Record, frozen=True, kw_only=True):
     """A line an attempt wrote to stdout or stderr, as its worker reports it."""
 
     run_id: str
@@ -200,8 +194,7 @@ class LogLine:
     line: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LogRecord:
+class LogRecord(Record, frozen=True, kw_only=True):
     """A stored log line, named by its task (``name[3]`` for an item of a mapped task)."""
 
     id: int
@@ -214,8 +207,7 @@ class LogRecord:
     line: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkerRecord:
+class WorkerRecord(Record, frozen=True, kw_only=True):
     """A worker as it registered: where it runs, the queues it claims from, its labels,
     and its last heartbeat."""
 
@@ -232,8 +224,7 @@ class WorkerRecord:
     slots: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Claim:
+class Claim(Record, frozen=True, kw_only=True):
     """A task run handed to one worker under a lease; everything needed to execute it."""
 
     task_run_id: int
@@ -262,8 +253,7 @@ class Claim:
         return f"{self.run_id}/{self.task_name}{suffix}"
 
 
-@dataclass(frozen=True, slots=True)
-class Produced:
+class Produced(Record, frozen=True):
     """One asset a succeeded attempt updated, as its worker rendered it: recorded as an
     asset event with the finish (`orchestrion.store.sql.assets`)."""
 
@@ -272,8 +262,7 @@ class Produced:
     metadata: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Outcome:
+class Outcome(Record, frozen=True, kw_only=True):
     """What a worker reports for one attempt."""
 
     task_run_id: int
@@ -298,8 +287,7 @@ class Outcome:
     assets: tuple[Produced, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FinishResult:
+class FinishResult(Record, frozen=True, kw_only=True):
     """What reporting a batch of outcomes did, and how much work it made ready."""
 
     #: Task run ids whose outcome was recorded.
@@ -310,8 +298,7 @@ class FinishResult:
     newly_ready: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunFilter:
+class RunFilter(Record, frozen=True, kw_only=True):
     """Which runs a listing returns, newest first."""
 
     workflow: str | None = None
@@ -326,8 +313,7 @@ class RunFilter:
 # ------------------------------------------------------------ triggers
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ScheduleState:
+class ScheduleState(Record, frozen=True, kw_only=True):
     """How far a schedule has been decided (its cursor), and its last fire."""
 
     schedule_key: str
@@ -337,8 +323,7 @@ class ScheduleState:
     last_fire: float | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FireRecord:
+class FireRecord(Record, frozen=True, kw_only=True):
     """One decided (schedule, nominal time): there is exactly one per pair, however many
     schedulers or restarts tried to fire it."""
 
@@ -354,8 +339,7 @@ class FireRecord:
     created_at: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunRequest:
+class RunRequest(Record, frozen=True, kw_only=True):
     """A run that a trigger asks for; `idempotency_key` makes asking twice harmless."""
 
     spec: WorkflowSpec
@@ -365,8 +349,7 @@ class RunRequest:
     priority: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Replay:
+class Replay(Record, frozen=True):
     """A received webhook delivery's replay key (a digest of what its signature covers),
     remembered until `until`: a second delivery of it is recorded as a duplicate of the
     first, whatever event id it claims."""
@@ -375,8 +358,7 @@ class Replay:
     until: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventReceipt:
+class EventReceipt(Record, frozen=True, kw_only=True):
     """What recording a received event did: the runs it started, or nothing for a
     duplicate (it reports what the first delivery started)."""
 
@@ -388,8 +370,7 @@ class EventReceipt:
     errors: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FinishedRun:
+class FinishedRun(Record, frozen=True, kw_only=True):
     """A run in the state it ended in, at its position in the history (what run triggers
     follow)."""
 
@@ -397,8 +378,7 @@ class FinishedRun:
     run: RunRecord
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BackfillRecord:
+class BackfillRecord(Record, frozen=True, kw_only=True):
     """Runs of a schedule's past nominal times within a range, created a few at a time
     (at most `max_active` unfinished at once)."""
 
@@ -430,8 +410,7 @@ class BackfillRecord:
 # ------------------------------------------------------------ accounts (security tables)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UserRecord:
+class UserRecord(Record, frozen=True, kw_only=True):
     """A user of the UI and the API: a password hash, role bindings, and the epoch that
     ends every session opened before a change."""
 
@@ -449,8 +428,7 @@ class UserRecord:
         return f"UserRecord(id={self.id!r}, name={self.name!r}, bindings={dict(self.bindings)})"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TokenRecord:
+class TokenRecord(Record, frozen=True, kw_only=True):
     """An API token: only its hash is kept, with its bindings and when it expires or was
     revoked."""
 
@@ -467,8 +445,7 @@ class TokenRecord:
         return f"TokenRecord(id={self.id!r}, name={self.name!r}, bindings={dict(self.bindings)})"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SessionRecord:
+class SessionRecord(Record, frozen=True, kw_only=True):
     """A UI session: the hash of its id, its CSRF token, and the user's auth epoch when it
     was opened (a later password or role change ends it)."""
 
@@ -484,8 +461,7 @@ class SessionRecord:
         return f"SessionRecord(user_id={self.user_id!r}, expires_at={self.expires_at})"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AuditEntry:
+class AuditEntry(Record, frozen=True, kw_only=True):
     """One audit record to append: who did what to which object, and how it ended."""
 
     at: float
@@ -504,15 +480,13 @@ class AuditEntry:
     source: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AuditRecord(AuditEntry):
+class AuditRecord(AuditEntry, frozen=True, kw_only=True):
     """An audit entry as stored; its id orders the log."""
 
     id: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AuditFilter:
+class AuditFilter(Record, frozen=True, kw_only=True):
     """Which audit records a listing returns, newest first."""
 
     actor: str | None = None
@@ -528,8 +502,7 @@ class AuditFilter:
 # ------------------------------------------------------------ secrets (sealed values only)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SecretMeta:
+class SecretMeta(Record, frozen=True, kw_only=True):
     """What may be shown of a secret: never its value."""
 
     namespace: str
@@ -539,8 +512,7 @@ class SecretMeta:
     updated_at: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SealedRow:
+class SealedRow(Record, frozen=True, kw_only=True):
     """A secret as stored: which master key sealed it, the nonce, ciphertext plus GCM tag."""
 
     namespace: str
@@ -556,8 +528,7 @@ class SealedRow:
 # ------------------------------------------------------------ read models
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunMark:
+class RunMark(Record, frozen=True, kw_only=True):
     """Just enough of a run to draw it as a coloured mark in a list: no params, no result
     (which may be large), so listing the last runs of 500 workflows stays cheap."""
 
@@ -568,8 +539,7 @@ class RunMark:
     finished_at: float | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QueueLimit:
+class QueueLimit(Record, frozen=True, kw_only=True):
     """A queue's limit, and how many of its task runs hold an unexpired lease now."""
 
     queue: str

@@ -3,8 +3,7 @@ removed. Pure, like `orchestrion.store.records`, which re-exports them."""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from orchestrion.store.record import Record
 
 __all__ = ["DEFAULT_NAMESPACE", "PruneBatch", "PruneCounts", "RetentionPolicy"]
 
@@ -12,8 +11,7 @@ __all__ = ["DEFAULT_NAMESPACE", "PruneBatch", "PruneCounts", "RetentionPolicy"]
 DEFAULT_NAMESPACE = "*"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RetentionPolicy:
+class RetentionPolicy(Record, frozen=True, kw_only=True):
     """How long one namespace keeps what its runs leave behind. A rule left None is off:
     a policy with only `logs_days` prunes log lines and never a run."""
 
@@ -32,8 +30,7 @@ class RetentionPolicy:
     updated_at: float = 0.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PruneCounts:
+class PruneCounts(Record, frozen=True, kw_only=True):
     """Rows a prune removed (or, for a dry run, would remove), by table."""
 
     runs: int = 0
@@ -52,24 +49,20 @@ class PruneCounts:
 
     def __add__(self, other: PruneCounts) -> PruneCounts:
         return PruneCounts(
-            **{
-                f.name: getattr(self, f.name) + getattr(other, f.name)
-                for f in dataclasses.fields(self)
-            }
+            **{n: getattr(self, n) + getattr(other, n) for n in self.__struct_fields__}
         )
 
     @property
     def total(self) -> int:
         """Every row counted."""
-        return sum(getattr(self, f.name) for f in dataclasses.fields(self))
+        return sum(getattr(self, n) for n in self.__struct_fields__)
 
     def as_dict(self) -> dict[str, int]:
         """The counts by table (what event rows and the CLI's JSON carry)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {n: getattr(self, n) for n in self.__struct_fields__}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PruneBatch:
+class PruneBatch(Record, frozen=True, kw_only=True):
     """What one batch of a runs prune removed, and where the next batch starts."""
 
     counts: PruneCounts

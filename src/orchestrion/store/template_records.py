@@ -4,13 +4,12 @@ Pure (stdlib only)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from orchestrion.store.record import Record
 
 __all__ = ["StoredLibrary"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StoredLibrary:
+class StoredLibrary(Record, frozen=True, kw_only=True):
     """One version of a library, as pushed: its JSON body never changes."""
 
     name: str

@@ -3,14 +3,14 @@ it, and what the scheduler's waits duty is handed to check. Pure, like `records`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
+
+from orchestrion.store.record import Record
 
 __all__ = ["SignalReceipt", "WaitRecord", "WaitResolution"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WaitRecord:
+class WaitRecord(Record, frozen=True, kw_only=True):
     """A task run waiting on an approval, a signal, an event or a sensor."""
 
     task_run_id: int
@@ -31,8 +31,7 @@ class WaitRecord:
     created_at: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WaitResolution:
+class WaitResolution(Record, frozen=True, kw_only=True):
     """How to end a wait: succeed with `result` (any JSON value), or fail with `error`.
     `event` names the history row written beside the state change (``wait.approved``,
     ``wait.signal``, ``wait.timeout``, ...) with `data`."""
@@ -44,8 +43,7 @@ class WaitResolution:
     data: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SignalReceipt:
+class SignalReceipt(Record, frozen=True, kw_only=True):
     """A signal kept for a run: its id, and the task it was delivered to (None: kept until
     a ``wait_for: {signal}`` step of that name waits)."""
 

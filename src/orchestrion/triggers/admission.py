@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any, Final
 
 from orchestrion.errors import PolicyDenied
@@ -21,6 +20,7 @@ from orchestrion.spec.model import WorkflowSpec
 from orchestrion.spec.policies import Decision, PolicyRequest, evaluate, parse_policy
 from orchestrion.spec.policies.gate import gated_spec
 from orchestrion.store.policies import PolicyStore
+from orchestrion.store.record import replace
 from orchestrion.store.workflows import WorkflowStore
 from orchestrion.triggers.events import Matches
 

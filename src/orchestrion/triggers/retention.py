@@ -16,7 +16,6 @@ Audit records leave only through `prune_audit`: exported first to a JSON-lines f
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrion.store.record import field_names
 from orchestrion.store.records import (
     DEFAULT_NAMESPACE,
     AuditRecord,
@@ -159,7 +159,7 @@ def export_audit(records: Sequence[AuditRecord], folder: Path, label: str) -> Pa
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         os.fchmod(out.fileno(), 0o600)  # an older file of that name may be looser
         for record in records:
-            data = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+            data = {n: getattr(record, n) for n in field_names(record)}
             data["params"] = dict(record.params)
             out.write(json.dumps(data, sort_keys=True, separators=(",", ":")) + "\n")
         out.flush()

@@ -7,7 +7,6 @@ events (`orchestrion.asset_metadata`); the key is taken out of the stored result
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
@@ -15,6 +14,7 @@ from orchestrion.errors import ExpressionError
 from orchestrion.spec.assets import METADATA_KEY
 from orchestrion.spec.expressions import render, to_text
 from orchestrion.spec.model import TaskSpec
+from orchestrion.store.record import replace
 from orchestrion.store.records import Claim, Outcome, Produced
 
 __all__ = ["with_assets"]
@@ -55,4 +55,4 @@ def with_assets(outcome: Outcome | None, task: TaskSpec, claim: Claim) -> Outcom
             error=f"cannot render an asset's partition: {exc}",
             error_types=(f"{type(exc).__module__}.{type(exc).__qualname__}",),
         )
-    return dataclasses.replace(outcome, result=result, assets=tuple(produced))
+    return replace(outcome, result=result, assets=tuple(produced))

@@ -5,7 +5,6 @@ results that shell and container tasks read (docs/results.md)."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -15,6 +14,7 @@ from typing import Any
 from orchestrion import artifact
 from orchestrion.artifact import MAX_ARTIFACTS, ArtifactError, Published
 from orchestrion.store.artifact_records import ArtifactRecord
+from orchestrion.store.record import replace
 from orchestrion.store.records import Outcome
 from orchestrion.worker.large_results import ResultFiles
 
@@ -88,7 +88,7 @@ class AttemptOutputs:
         """`outcome` carrying this attempt's artifacts."""
         if outcome is None or not self.items:
             return outcome
-        return dataclasses.replace(outcome, artifacts=tuple(self.items))
+        return replace(outcome, artifacts=tuple(self.items))
 
 
 @contextlib.contextmanager

@@ -9,7 +9,6 @@ inputs, which only the claim carries (``docs/architecture.md``, "Task result cac
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import inspect
 import json
@@ -21,6 +20,7 @@ from orchestrion.errors import OrchestrionError
 from orchestrion.spec.expressions import compile_expression
 from orchestrion.spec.model import CacheSpec, PythonAction, TaskSpec, WorkflowSpec
 from orchestrion.store.cache import CacheStore
+from orchestrion.store.record import replace
 from orchestrion.store.records import CacheKey, CacheNote, Claim, Outcome
 from orchestrion.worker.code import CodeRegistry
 from orchestrion.worker.context import TaskContext
@@ -139,7 +139,7 @@ def run_cached(
             outcome = body()
             if outcome is None:
                 return None
-            return dataclasses.replace(outcome, cache=CacheNote(key=key, ttl=task.cache.ttl))
+            return replace(outcome, cache=CacheNote(key=key, ttl=task.cache.ttl))
         if ctx.cancel_event.wait(wait):
             return Outcome(
                 task_run_id=claim.task_run_id,

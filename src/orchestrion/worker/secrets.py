@@ -10,11 +10,11 @@ is captured and in the result, error and traceback before they leave the worker.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Collection, Mapping
 
 from orchestrion.auth.masking import Masker
 from orchestrion.auth.secret_box import KEY_ENV, KEY_FILE_ENV, Secret
+from orchestrion.store.record import replace
 from orchestrion.store.records import Outcome
 from orchestrion.worker.context import LogSink
 
@@ -49,7 +49,7 @@ def masked_outcome(outcome: Outcome, masker: Masker) -> Outcome:
     the worker."""
     if masker.is_empty:
         return outcome
-    return dataclasses.replace(
+    return replace(
         outcome,
         result=masker.mask_data(outcome.result),
         error=None if outcome.error is None else masker.mask(outcome.error),
@@ -57,7 +57,7 @@ def masked_outcome(outcome: Outcome, masker: Masker) -> Outcome:
         # An artifact's text is shown on the run page: masked like the rest (a file
         # artifact's bytes, like a stored result's, are not read to be masked).
         artifacts=tuple(
-            dataclasses.replace(
+            replace(
                 a,
                 title=None if a.title is None else masker.mask(a.title),
                 body=None if a.body is None else masker.mask(a.body),

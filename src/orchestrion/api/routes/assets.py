@@ -7,7 +7,6 @@ Materializing starts runs of the producing workflows: ``run.trigger`` on the nam
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -17,6 +16,7 @@ from starlette.requests import Request as StarletteRequest
 from orchestrion.app import App
 from orchestrion.auth.principals import Action, Resource, check_namespace
 from orchestrion.errors import ParameterError
+from orchestrion.store.record import as_dict
 from orchestrion.web import targets
 from orchestrion.web.params import BeforeId
 from orchestrion.web.policy import Check, rule
@@ -75,7 +75,7 @@ def asset_history(
     found = app_of(request).assets.history(
         key, namespace, partition=partition, before=before, limit=limit
     )
-    return [asdict(e) for e in found]
+    return [as_dict(e) for e in found]
 
 
 @router.get("/{namespace}/lineage")

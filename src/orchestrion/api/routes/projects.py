@@ -9,7 +9,6 @@ project declares queue limits); every call is audited by the guard.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -20,6 +19,7 @@ from orchestrion.errors import ParameterError
 from orchestrion.spec.loading import LoadedWorkflow, spec_from_data
 from orchestrion.spec.policies import parse_policy
 from orchestrion.spec.project import LoadedProject, load_project_namespace, project_from_data
+from orchestrion.store.record import as_dict
 from orchestrion.web import targets
 from orchestrion.web.policy import rule
 from orchestrion.web.request import app_of, principal_of
@@ -95,14 +95,14 @@ def applies(
     """The apply history, newest first (of one namespace)."""
     principal = principal_of(request)
     found = app_of(request).projects.applies(namespace, limit=limit)
-    return [asdict(a) for a in found if targets.visible(principal, a.namespace)]
+    return [as_dict(a) for a in found if targets.visible(principal, a.namespace)]
 
 
 @router.get("/sync/sources")
 @rule(Action.READ, targets.server_wide)
 def sources(request: Request) -> list[dict[str, Any]]:
     """The Git sources the sync duty follows (their secret by name only)."""
-    return [asdict(s) for s in app_of(request).projects.sources()]
+    return [as_dict(s) for s in app_of(request).projects.sources()]
 
 
 @router.put("/sync/sources/{name}")
@@ -118,7 +118,7 @@ def put_source(request: Request, name: str, body: SourceIn) -> dict[str, Any]:
         project_path=body.project,
         secret=body.secret,
     )
-    return {**asdict(projects.source(name)), "created": created}
+    return {**as_dict(projects.source(name)), "created": created}
 
 
 @router.delete("/sync/sources/{name}", status_code=204)
@@ -139,4 +139,4 @@ def status(
     """What the looks at sources found, newest first: commit, outcome, error."""
     if source is not None and not source:
         raise ParameterError("source is a name")
-    return [asdict(r) for r in app_of(request).projects.sync_results(source, limit=limit)]
+    return [as_dict(r) for r in app_of(request).projects.sync_results(source, limit=limit)]

@@ -6,13 +6,13 @@ setting (admin on ``*``); reading them is open to any reader.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrion.auth.principals import Action
+from orchestrion.store.record import as_dict
 from orchestrion.web import targets
 from orchestrion.web.policy import rule
 from orchestrion.web.request import app_of
@@ -32,7 +32,7 @@ class LimitIn(BaseModel):
 @rule(Action.READ, targets.anywhere)
 def list_limits(request: Request) -> list[dict[str, Any]]:
     """Every queue limit, with how many of its task runs hold a live lease now."""
-    return [asdict(q) for q in app_of(request).queues.queue_limits()]
+    return [as_dict(q) for q in app_of(request).queues.queue_limits()]
 
 
 @router.put("/{queue}/limit")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
@@ -11,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from orchestrion.auth.principals import Action
 from orchestrion.errors import BadSignature, ParameterError
 from orchestrion.spec.fields import Line
+from orchestrion.store.record import as_dict
 from orchestrion.web import targets
 from orchestrion.web.policy import public, rule
 from orchestrion.web.request import app_of
@@ -49,7 +49,7 @@ def send_event(request: Request, body: EventIn) -> dict[str, Any]:
     receipt = app_of(request).triggers.receive_event(
         body.type, body.payload, body.id, namespaces=scope.namespaces()
     )
-    return asdict(receipt)
+    return as_dict(receipt)
 
 
 @router.post("/hooks/{name}", status_code=202)
@@ -101,7 +101,7 @@ def schedules(request: Request) -> list[dict[str, Any]]:
     for info in app_of(request).triggers.list_schedules():
         if not scope.workflow(info.workflow):
             continue
-        item = asdict(info)
+        item = as_dict(info)
         item["schedule"] = info.schedule.model_dump(mode="json")
         out.append(item)
     return out
@@ -112,7 +112,7 @@ def schedules(request: Request) -> list[dict[str, Any]]:
 def list_backfills(request: Request, workflow: str | None = None) -> list[dict[str, Any]]:
     scope = scope_of(request)
     return [
-        asdict(b)
+        as_dict(b)
         for b in app_of(request).triggers.list_backfills(workflow)
         if scope.workflow(b.workflow)
     ]
@@ -129,13 +129,13 @@ def create_backfill(request: Request, body: BackfillIn) -> dict[str, Any]:
         max_active=body.max_active,
         dry_run=body.dry_run,
     )
-    return asdict(record)
+    return as_dict(record)
 
 
 @router.get("/api/v1/backfills/{backfill_id}")
 @rule(Action.READ, targets.backfill)
 def get_backfill(request: Request, backfill_id: str) -> dict[str, Any]:
-    return asdict(app_of(request).triggers.get_backfill(backfill_id))
+    return as_dict(app_of(request).triggers.get_backfill(backfill_id))
 
 
 @router.post("/api/v1/backfills/{backfill_id}/cancel")
@@ -143,4 +143,4 @@ def get_backfill(request: Request, backfill_id: str) -> dict[str, Any]:
 def cancel_backfill(request: Request, backfill_id: str) -> dict[str, Any]:
     app = app_of(request)
     app.triggers.cancel_backfill(backfill_id)
-    return asdict(app.triggers.get_backfill(backfill_id))
+    return as_dict(app.triggers.get_backfill(backfill_id))

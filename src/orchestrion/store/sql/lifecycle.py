@@ -6,7 +6,6 @@ apply the result through guarded compare-and-sets.
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from orchestrion import planner
 from orchestrion.spec.model import WorkflowSpec
 from orchestrion.states import RunEvent, RunState, TaskEvent, TaskState
+from orchestrion.store.record import replace
 from orchestrion.store.records import Outcome
 from orchestrion.store.sql import rerun
 from orchestrion.store.sql.advance import MAX_RESULT_BYTES, Advance, dumps
@@ -126,7 +126,7 @@ def apply_outcome(adv: Advance, outcome: Outcome) -> bool:
         from orchestrion.store.sql.artifacts import record_outputs
 
         record_outputs(adv.tx, outcome, adv.now)
-        outcome = dataclasses.replace(outcome, stored=None, artifacts=())
+        outcome = replace(outcome, stored=None, artifacts=())
     row = adv.task_row(outcome.task_run_id)
     if (
         row is None

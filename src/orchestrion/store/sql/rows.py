@@ -16,7 +16,6 @@ derived: the code is generated from the fields, as `dataclasses` generates ``__i
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import types
 import typing
@@ -25,6 +24,7 @@ from enum import Enum
 from typing import Any, Final, TypeVar
 
 from orchestrion.spec.model import WorkflowSpec
+from orchestrion.store.record import field_names
 from orchestrion.store.records import (
     AttemptRecord,
     AuditRecord,
@@ -136,7 +136,7 @@ def row_reader(
     caller's keyword arguments."""
     renames = dict(columns or {})
     supplied = tuple(given)
-    fields = [f.name for f in dataclasses.fields(record)]  # type: ignore[arg-type]
+    fields = list(field_names(record))
     unknown = (set(renames) | set(supplied)) - set(fields)
     if unknown:
         raise TypeError(f"{record.__name__} has no fields {sorted(unknown)}")
@@ -170,7 +170,7 @@ def row_reader(
 def column_list(record: type[Any], *, columns: Mapping[str, str] | None = None) -> str:
     """The columns a reader of `record` reads, comma-separated, for a SELECT list."""
     renames = columns or {}
-    return ", ".join(renames.get(f.name, f.name) for f in dataclasses.fields(record))
+    return ", ".join(renames.get(n, n) for n in field_names(record))
 
 
 # ------------------------------------------------------------------ the readers

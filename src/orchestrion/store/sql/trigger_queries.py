@@ -5,12 +5,12 @@ Each function takes the dialect's `read(sql, params) -> rows` so the SQL lives o
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from orchestrion.errors import NotFound
 from orchestrion.states import RunEvent, RunState, run_target
+from orchestrion.store.record import replace
 from orchestrion.store.records import BackfillRecord, FinishedRun, FireRecord, ScheduleState
 from orchestrion.store.sql import rows
 from orchestrion.store.sql.named import marks, where
@@ -66,7 +66,7 @@ def finished_runs(read: Read, after: int, limit: int) -> tuple[list[FinishedRun]
     found = [
         FinishedRun(
             event_id=r["event_id"],
-            run=dataclasses.replace(rows.RUN(r), state=RunState(r["ended"])),
+            run=replace(rows.RUN(r), state=RunState(r["ended"])),
         )
         for r in ended
     ]

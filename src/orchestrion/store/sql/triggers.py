@@ -9,12 +9,12 @@ ever acts on a fire or an event.
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 from collections.abc import Sequence
 from typing import Any
 
 from orchestrion.spec.model import WorkflowSpec
+from orchestrion.store.record import replace
 from orchestrion.store.records import (
     BackfillRecord,
     ConsumerRecord,
@@ -158,7 +158,7 @@ class SqlTriggers:
             record = _CONSUMER(row)
             if record.last_dead_letter is not None:
                 reasons = loads(record.last_dead_letter) or []
-                record = dataclasses.replace(record, last_dead_letter="; ".join(reasons))
+                record = replace(record, last_dead_letter="; ".join(reasons))
             out.append(record)
         return out
 

@@ -1,0 +1,77 @@
+"""`Record`, the base of the store's records, and the generic operations the edges use on
+them (`replace`, `as_dict`, `field_names`, `is_record`).
+
+A record is a frozen msgspec ``Struct``, not a frozen dataclass: the store defines some
+seventy record types, every process imports them at start, and ``@dataclass`` writes and
+compiles the source of each class's ``__init__``, ``__repr__``, ``__eq__``, ``__hash__``
+and frozen ``__setattr__``/``__delattr__`` when the class is made: about 40 ms of an
+``orchestrion run`` of a three-task file on the two-core machine issue 20 measures, where
+a ``Struct`` class is made in C in a tenth of that (``docs/performance.md``). What a
+caller sees is the same: keyword (or positional) construction, frozen attributes, field
+equality, a hash, a repr naming the fields, ``__post_init__``.
+
+The helpers also take dataclasses, so that an edge formatting records need not know
+which kind of value it was handed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar
+
+import msgspec
+from msgspec import field
+
+__all__ = ["Record", "as_dict", "field", "field_names", "is_record", "replace"]
+
+R = TypeVar("R")
+
+
+class Record(msgspec.Struct, frozen=True):
+    """A frozen record; a subclass adds ``kw_only=True`` for keyword-only construction."""
+
+
+def is_record(value: Any) -> bool:
+    """Whether `value` is a record instance (or a dataclass instance)."""
+    if isinstance(value, msgspec.Struct):
+        return True
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
+
+
+def field_names(record: Any) -> tuple[str, ...]:
+    """The field names of a record type or instance, in definition order."""
+    if isinstance(record, msgspec.Struct) or (
+        isinstance(record, type) and issubclass(record, msgspec.Struct)
+    ):
+        return tuple(record.__struct_fields__)
+    return tuple(f.name for f in dataclasses.fields(record))
+
+
+def replace(record: R, **changes: Any) -> R:
+    """A copy of `record` with `changes` (``dataclasses.replace`` for records)."""
+    if isinstance(record, msgspec.Struct):
+        return msgspec.structs.replace(record, **changes)
+    return dataclasses.replace(record, **changes)  # type: ignore[type-var]
+
+
+def as_dict(record: Any) -> dict[str, Any]:
+    """`record`'s fields as a dict, every record in them (at any depth: in lists, tuples
+    and dicts too) a dict of its own, as ``dataclasses.asdict`` does."""
+    plain = _plain(record)
+    if not isinstance(plain, dict):
+        raise TypeError(f"not a record: {type(record).__name__}")
+    return plain
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, msgspec.Struct):
+        return {name: _plain(getattr(value, name)) for name in value.__struct_fields__}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple
+        return type(value)(*(_plain(v) for v in value))
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
