@@ -174,7 +174,8 @@ def test_run_imports_no_server_stack(tmp_path: Path) -> None:
     """)
     # Nor the container engine's client: no task of this workflow runs in a container.
     # Nor what only publish tasks, broker triggers (asyncio, ssl), notifications and
-    # retention need: each once cost every `orchestrion run` its import.
+    # retention need: each once cost every `orchestrion run` its import. Nor the policy
+    # models (pydantic classes to build) while the store holds no policy.
     unused = (
         "docker",
         "asyncio",
@@ -182,6 +183,7 @@ def test_run_imports_no_server_stack(tmp_path: Path) -> None:
         "orchestrion.brokers.publish",
         "orchestrion.app.notifications",
         "orchestrion.app.retention",
+        "orchestrion.spec.policies.model",
     )
     assert loaded_after(code, (*SERVER_STACK, *unused), cwd=tmp_path) == []
 

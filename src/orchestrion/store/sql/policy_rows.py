@@ -7,13 +7,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from orchestrion.errors import OrchestrionError
-from orchestrion.spec.policies.model import Policy, parse_policy
 from orchestrion.store.policy_records import PolicyRecord
 from orchestrion.store.sql.named import NamedQueries, load_queries
 from orchestrion.store.sql.rows import column_list, row_reader
+
+if TYPE_CHECKING:
+    from orchestrion.spec.policies.model import Policy
 
 __all__ = ["POLICY", "PQ", "policies_in_force"]
 
@@ -31,8 +33,15 @@ def policies_in_force(read: Callable[[str], Sequence[Any]]) -> list[Policy]:
     A stored document that no longer parses (written by another version of Orchestrion)
     is left out with a log line: a transaction that records a task's outcome must not fail
     on it."""
+    rows = read(PQ.policies_current)
+    if not rows:
+        return []
+    # The policy models (pydantic) only when there is a policy: a store without any, and
+    # every `orchestrion run`, registers workflows without building them.
+    from orchestrion.spec.policies.model import parse_policy
+
     found: list[Policy] = []
-    for row in read(PQ.policies_current):
+    for row in rows:
         record = POLICY(row)
         try:
             found.append(parse_policy(record.document, source=f"policy {record.name}"))
