@@ -188,6 +188,35 @@ def test_run_imports_no_server_stack(tmp_path: Path) -> None:
     assert loaded_after(code, (*SERVER_STACK, *unused), cwd=tmp_path) == []
 
 
+def test_a_mapped_run_without_policies_builds_no_policy_model(tmp_path: Path) -> None:
+    """A mapped task's admission reads the policies in force when its width is known;
+    with none stored, it loads neither their models nor their evaluation."""
+    (tmp_path / "mapped.yaml").write_text(
+        textwrap.dedent("""
+            name: mapped
+            tasks:
+              list:
+                shell:
+                  argv: [echo, "[1, 2]"]
+                  json_output: true
+              each:
+                map: "{{ tasks.list }}"
+                shell: [echo, "{{ item }}"]
+        """)
+    )
+    code = textwrap.dedent("""
+        import contextlib, io
+        from orchestrion.cli.main import main
+        with contextlib.redirect_stdout(io.StringIO()):
+            try:
+                main(["run", "mapped.yaml", "--db", "run.db", "-q"])
+            except SystemExit as exc:
+                assert exc.code == 0, exc.code
+    """)
+    watch = ("orchestrion.spec.policies.model", "orchestrion.spec.policies.evaluation")
+    assert loaded_after(code, watch, cwd=tmp_path) == []
+
+
 # What only a task of a plugin kind needs (issue 15): its client libraries, the kinds
 # themselves, and the scan of every installed package's entry points.
 KIND_STACK = ("sqlalchemy", "pymysql", "orchestrion.kinds", "orchestrion_greet")

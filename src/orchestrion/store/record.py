@@ -2,7 +2,7 @@
 them (`replace`, `as_dict`, `field_names`, `is_record`).
 
 A record is a frozen msgspec ``Struct``, not a frozen dataclass: the store defines some
-seventy record types, every process imports them at start, and ``@dataclass`` writes and
+sixty record types, every process imports them at start, and ``@dataclass`` writes and
 compiles the source of each class's ``__init__``, ``__repr__``, ``__eq__``, ``__hash__``
 and frozen ``__setattr__``/``__delattr__`` when the class is made: about 40 ms of an
 ``orchestrion run`` of a three-task file on the two-core machine issue 20 measures, where
@@ -17,7 +17,7 @@ which kind of value it was handed.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import msgspec
 from msgspec import field
@@ -29,6 +29,14 @@ R = TypeVar("R")
 
 class Record(msgspec.Struct, frozen=True):
     """A frozen record; a subclass adds ``kw_only=True`` for keyword-only construction."""
+
+    @property
+    def __rich_repr__(self) -> NoReturn:
+        """Absent. msgspec gives every ``Struct`` one that lists every field, so rich (a
+        pretty-printed value, a traceback's locals) would show a password or token hash
+        past the ``__repr__`` of the records that hide them; without it, rich uses
+        ``repr``."""
+        raise AttributeError("__rich_repr__")
 
 
 def is_record(value: Any) -> bool:
@@ -56,7 +64,8 @@ def replace(record: R, **changes: Any) -> R:
 
 def as_dict(record: Any) -> dict[str, Any]:
     """`record`'s fields as a dict, every record in them (at any depth: in lists, tuples
-    and dicts too) a dict of its own, as ``dataclasses.asdict`` does."""
+    and dicts too) a dict of its own, as ``dataclasses.asdict`` does; unlike it, other
+    values are not deep-copied (the containers are new, what they hold is shared)."""
     plain = _plain(record)
     if not isinstance(plain, dict):
         raise TypeError(f"not a record: {type(record).__name__}")

@@ -159,9 +159,17 @@ class Advance(Guarded):
         known: `PolicyDenied` fails the group before any item exists; warnings are
         recorded on it. Read in this transaction, so a policy written before the items
         exist applies to them."""
-        # Imported here: a run without mapped tasks never loads the policies' core.
-        from orchestrion.spec.policies.evaluation import PolicyRequest, evaluate
+        # Imported here, and the policies' core only once a policy applies: a run without
+        # mapped tasks, or a store without policies, never loads their models.
         from orchestrion.store.sql.policy_rows import policies_in_force
+
+        policies = [
+            p for p in policies_in_force(lambda sql: self.tx.execute(sql).fetchall())
+            if "task" in p.applies_to.on
+        ]  # fmt: skip
+        if not policies:
+            return
+        from orchestrion.spec.policies.evaluation import PolicyRequest, evaluate
 
         request = PolicyRequest(
             on="task",
@@ -170,12 +178,6 @@ class Advance(Guarded):
             task=task.name,
             map_width=width,
         )
-        policies = [
-            p for p in policies_in_force(lambda sql: self.tx.execute(sql).fetchall())
-            if "task" in p.applies_to.on
-        ]  # fmt: skip
-        if not policies:
-            return
         decision = evaluate(policies, spec, request, principal=None, now=self.now)
         if decision.denied:
             raise PolicyDenied("; ".join(str(f) for f in decision.denials))

@@ -36,8 +36,9 @@ def policies_in_force(read: Callable[[str], Sequence[Any]]) -> list[Policy]:
     rows = read(PQ.policies_current)
     if not rows:
         return []
-    # The policy models (pydantic) only when there is a policy: a store without any, and
-    # every `orchestrion run`, registers workflows without building them.
+    # The policy models (pydantic classes, built when imported) only to parse a stored
+    # policy: importing this module (the store's policies role, a mapped task's admission
+    # check) builds none.
     from orchestrion.spec.policies.model import parse_policy
 
     found: list[Policy] = []
