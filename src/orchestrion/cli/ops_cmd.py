@@ -2,7 +2,7 @@
 
 Each reads or changes the local database through `App`, or a server through its REST API
 with ``--server`` (``ORCHESTRION_SERVER``). Both sides build the API's own JSON view
-(`api.schemas` models, or the route's ``asdict``), so ``-o json`` prints exactly what the
+(`api.schemas` models, or the route's ``as_dict``), so ``-o json`` prints exactly what the
 API returns and a table looks the same either way.
 """
 

@@ -193,7 +193,7 @@ def attempts_table(attempts: list[AttemptRecord], names: dict[int, str]) -> Tabl
 
 
 def dump_json(value: Any) -> str:
-    """`value` as indented JSON, records (dataclasses) included, for ``--output json``."""
+    """`value` as indented JSON, records (and dataclasses) included, for ``--output json``."""
 
     def default(obj: Any) -> Any:
         if is_record(obj):
@@ -217,7 +217,7 @@ def _indented(value: Any, indent: int) -> str:
 
 
 def as_shown(wire: Wire[Any]) -> Callable[[Any], dict[str, Any]]:
-    """A record as ``-o json`` prints it: its fields (as `asdict`) but those its API `wire`
+    """A record as ``-o json`` prints it: its fields (as `as_dict`) but those its API `wire`
     does not carry (leases, deadlines: the server's bookkeeping), so that a command prints
     the same locally and with ``--server``."""
     from orchestrion.api.wire import GIVEN
