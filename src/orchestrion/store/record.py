@@ -4,11 +4,12 @@ them (`replace`, `as_dict`, `field_names`, `is_record`).
 A record is a frozen msgspec ``Struct``, not a frozen dataclass: the store defines some
 sixty record types, every process imports them at start, and ``@dataclass`` writes and
 compiles the source of each class's ``__init__``, ``__repr__``, ``__eq__``, ``__hash__``
-and frozen ``__setattr__``/``__delattr__`` when the class is made: about 40 ms of an
-``orchestrion run`` of a three-task file on the two-core machine issue 20 measures, where
-a ``Struct`` class is made in C in a tenth of that (``docs/performance.md``). What a
-caller sees is the same: keyword (or positional) construction, frozen attributes, field
-equality, a hash, a repr naming the fields, ``__post_init__``.
+and frozen ``__setattr__``/``__delattr__`` when the class is made. A ``Struct`` class is
+made in C: importing the records took 42 to 55 ms of an ``orchestrion run`` of a
+three-task file as dataclasses, 9 ms as Structs (issue 20's machine,
+``docs/performance.md``). What a caller sees is the same: keyword (or positional)
+construction, frozen attributes, field equality, a hash, a repr naming the fields,
+``__post_init__``.
 
 The helpers also take dataclasses, so that an edge formatting records need not know
 which kind of value it was handed.
