@@ -75,6 +75,20 @@ def loaded_after(code: str, watch: tuple[str, ...], cwd: Path | None = None) -> 
     return list(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def run_quietly(path: str) -> str:
+    """The code of a process that runs `path` with ``orchestrion run`` into ``run.db``,
+    output discarded, and fails unless the run succeeded."""
+    return textwrap.dedent(f"""
+        import contextlib, io
+        from orchestrion.cli.main import main
+        with contextlib.redirect_stdout(io.StringIO()):
+            try:
+                main(["run", {path!r}, "--db", "run.db", "-q"])
+            except SystemExit as exc:
+                assert exc.code == 0, exc.code
+    """)
+
+
 def test_version_imports_only_click() -> None:
     code = textwrap.dedent("""
         from orchestrion.cli.main import main
@@ -163,15 +177,7 @@ def test_run_imports_no_server_stack(tmp_path: Path) -> None:
                 b(a())
         """)
     )
-    code = textwrap.dedent("""
-        import contextlib, io
-        from orchestrion.cli.main import main
-        with contextlib.redirect_stdout(io.StringIO()):
-            try:
-                main(["run", "two.py", "--db", "run.db", "-q"])
-            except SystemExit as exc:
-                assert exc.code == 0, exc.code
-    """)
+    code = run_quietly("two.py")
     # Nor the container engine's client: no task of this workflow runs in a container.
     # Nor what only publish tasks, broker triggers (asyncio, ssl), notifications and
     # retention need: each once cost every `orchestrion run` its import. Nor the policy
@@ -204,15 +210,7 @@ def test_a_mapped_run_without_policies_builds_no_policy_model(tmp_path: Path) ->
                 shell: [echo, "{{ item }}"]
         """)
     )
-    code = textwrap.dedent("""
-        import contextlib, io
-        from orchestrion.cli.main import main
-        with contextlib.redirect_stdout(io.StringIO()):
-            try:
-                main(["run", "mapped.yaml", "--db", "run.db", "-q"])
-            except SystemExit as exc:
-                assert exc.code == 0, exc.code
-    """)
+    code = run_quietly("mapped.yaml")
     watch = ("orchestrion.spec.policies.model", "orchestrion.spec.policies.evaluation")
     assert loaded_after(code, watch, cwd=tmp_path) == []
 
@@ -227,15 +225,7 @@ def test_run_and_validate_load_no_task_kind_unless_used(tmp_path: Path) -> None:
     (tmp_path / "kinds.yaml").write_text(
         "name: kinds\ntasks:\n  a: {sql: {connection: w, query: 'select 1'}}\n"
     )
-    run = textwrap.dedent("""
-        import contextlib, io
-        from orchestrion.cli.main import main
-        with contextlib.redirect_stdout(io.StringIO()):
-            try:
-                main(["run", "plain.yaml", "--db", "run.db", "-q"])
-            except SystemExit as exc:
-                assert exc.code == 0, exc.code
-    """)
+    run = run_quietly("plain.yaml")
     assert loaded_after(run, KIND_STACK, cwd=tmp_path) == []
     validate = textwrap.dedent("""
         from orchestrion.spec.yaml.loader import load_yaml_file
