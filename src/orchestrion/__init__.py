@@ -73,7 +73,7 @@ __all__ = [
 
 
 # Where each lazily imported name lives. App pulls in the store and the worker; the
-# authoring names pydantic and the spec models.
+# authoring names the spec models.
 _LAZY = {
     "App": "orchestrion.app",
     "TaskContext": "orchestrion.worker.context",

@@ -139,7 +139,13 @@ def test_a_restart_inside_a_dst_change_fires_each_nominal_time_exactly_once(
 def _overlap_driver(tmp_path: Path, closer: Closer, overlap: str) -> tuple[Driver, Scheduler]:
     start = 1_800_000_000.0 - 1_800_000_000.0 % 600 + 60
     drv = closer(Driver(tmp_path / "db.sqlite", FakeClock(start)))
-    drv.register(wf("ov", py("a"), schedules=(ScheduleSpec(cron="*/10 * * * *", overlap=overlap),)))
+    drv.register(
+        wf(
+            "ov",
+            py("a"),
+            schedules=(ScheduleSpec.model_validate({"cron": "*/10 * * * *", "overlap": overlap}),),
+        )
+    )
     sched = Scheduler(drv.store.triggers, drv.store.workflows, drv.store.runs, drv.clock, "s")
     for _ in range(3):
         drv.clock.advance(600)
@@ -498,7 +504,7 @@ def test_a_new_version_keeps_its_schedules_history_and_sleep_is_bounded(
 ) -> None:
     start = 1_800_000_000.0 - 1_800_000_000.0 % HOUR
     drv = closer(Driver(tmp_path / "db.sqlite", FakeClock(start)))
-    hourly = ScheduleSpec(cron="0 * * * *", jitter="10m")
+    hourly = ScheduleSpec.model_validate({"cron": "0 * * * *", "jitter": "10m"})
     drv.register(wf("v", py("a"), schedules=(hourly,)))
     sched = Scheduler(
         drv.store.triggers, drv.store.workflows, drv.store.runs, drv.clock, "s", max_sleep=5.0

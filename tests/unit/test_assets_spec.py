@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 from orchestrion import asset, asset_metadata, assets_updated
 from orchestrion.errors import SpecError
 from orchestrion.spec.model import TriggerSpec
 from orchestrion.spec.python import task, workflow
+from orchestrion.spec.structs import Invalid as ValidationError
 from orchestrion.spec.yaml.loader import load_yaml_text
 from orchestrion.store.asset_records import AssetEvent
 from orchestrion.triggers.assets import asset_state, plan_fires

@@ -54,4 +54,6 @@ def test_bad_cache_options_are_refused_by_name(value: str, problem: str) -> None
 
 def test_a_sub_workflow_task_cannot_be_cached() -> None:
     with pytest.raises(ValueError, match="'cache' does not apply to a sub-workflow"):
-        TaskSpec(name="s", action=SubWorkflowAction(workflow="other"), cache=True)
+        TaskSpec.model_validate(
+            {"name": "s", "action": SubWorkflowAction(workflow="other"), "cache": True}
+        )

@@ -118,7 +118,7 @@ def test_spec_integers_fit_a_postgresql_integer(field: str, value: int) -> None:
 
 def test_a_field_keeps_its_own_bounds_inside_the_integer_range() -> None:
     """`Int`'s range is a validator, so a field's own ge/le still apply."""
-    with pytest.raises(ValueError, match="greater than or equal to 0"):
+    with pytest.raises(ValueError, match="must be at least 0"):
         WorkflowSpec.model_validate(
             {**_spec(), "tasks": [{"name": "a", "action": {"kind": "python", "ref": "m:f"},
                                    "retry": {"retries": -1}}]}

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 from orchestrion.spec.model import ParamSpec, ParamType, TriggerSpec, WorkflowSpec
+from orchestrion.spec.structs import Invalid as ValidationError
 from orchestrion.states import RunState
 from orchestrion.store.records import RunRecord
 from orchestrion.triggers.events import match_event, match_run, type_matches
@@ -147,10 +147,10 @@ def test_run_trigger_scope_sees_the_run() -> None:
     [
         ({}, "exactly one of 'event', 'after', 'broker' or 'assets'"),
         ({"event": "x", "after": {"workflow": "A"}}, "exactly one of 'event', 'after', 'broker'"),
-        ({"event": "bad type!"}, "should match pattern"),
+        ({"event": "bad type!"}, "does not match the pattern"),
         ({"event": "x", "filter": "run.id == 1"}, "unknown name 'run' \\(use event\\)"),
         ({"event": "x", "filter": "event.payload["}, "bad expression"),
-        ({"after": {"workflow": "A", "outcome": "done"}}, "'succeeded', 'failed' or 'any'"),
+        ({"after": {"workflow": "A", "outcome": "done"}}, "'succeeded', 'failed', 'any'"),
         ({"event": "x", "params": {"p": "{{ tasks.a }}"}}, "unknown name"),
     ],
 )

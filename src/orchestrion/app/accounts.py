@@ -31,7 +31,7 @@ from orchestrion.auth.principals import ALL_NAMESPACES, Principal, PrincipalKind
 from orchestrion.auth.tokens import check_token, expiry_time, new_token, parse_token
 from orchestrion.clock import Clock
 from orchestrion.errors import AlreadyExists, AuthError, NotFound, ParameterError
-from orchestrion.spec.fields import check_text
+from orchestrion.spec.rules import check_text
 from orchestrion.store.accounts import AccountStore
 from orchestrion.store.records import (
     AuditFilter,

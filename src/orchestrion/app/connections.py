@@ -19,8 +19,7 @@ from orchestrion.app.secrets import key_ring_of, resolve
 from orchestrion.brokers.endpoint import Endpoint, check_tls, check_url
 from orchestrion.errors import NotFound, ParameterError
 from orchestrion.spec.actions import CONNECTION_KINDS
-from orchestrion.spec.fields import SECRET_NAME_PATTERN
-from orchestrion.spec.rules import check_ref
+from orchestrion.spec.rules import SECRET_NAME_PATTERN, check_ref
 from orchestrion.store.records import ConnectionRecord
 
 __all__ = ["Connections"]

@@ -19,8 +19,7 @@ from orchestrion.app.secrets import key_ring_of, resolve
 from orchestrion.errors import ExpressionError, NotFound, ParameterError
 from orchestrion.spec.expressions.compiler import compile_expression
 from orchestrion.spec.expressions.templates import TEMPLATE_RE
-from orchestrion.spec.fields import SECRET_NAME_PATTERN
-from orchestrion.spec.rules import check_ref
+from orchestrion.spec.rules import SECRET_NAME_PATTERN, check_ref
 from orchestrion.store.notification_records import (
     CHANNEL_KINDS,
     DELIVERY_STATES,

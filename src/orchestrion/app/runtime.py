@@ -21,7 +21,7 @@ from orchestrion.app.core import Core, Facet
 from orchestrion.app.settings import Settings
 from orchestrion.brokers.endpoint import ConnectionResolver
 from orchestrion.errors import NotFound, OrchestrionError, StoreError
-from orchestrion.spec.model import TaskSpec
+from orchestrion.spec.model import SubWorkflowAction, TaskSpec
 from orchestrion.store.records import RunRecord, TaskRunRecord
 from orchestrion.telemetry.tracing import Tracer, start_tracing
 from orchestrion.triggers.leases import DutyLease
@@ -431,7 +431,7 @@ class Runtime(Facet):
         spec = self.store.workflows.get_workflow(run.workflow, run.version).spec
         tasks = list(spec.tasks)
         for task in spec.tasks:
-            if task.action.kind == "workflow":
+            if isinstance(task.action, SubWorkflowAction):
                 with contextlib.suppress(NotFound):
                     tasks.extend(self.store.workflows.get_workflow(task.action.workflow).spec.tasks)
         return tasks

@@ -81,7 +81,7 @@ def output_option(fn: F) -> F:
 def opened(db: str | None) -> Iterator[App]:
     """An open App, with Orchestrion errors turned into a clear message and exit code 2."""
     # Imported here: a command that talks to a server (--server) never opens an App, and
-    # the App brings the spec, pydantic and the store (a third of a second, issue 20).
+    # the App brings the spec, the store and the worker (issue 20).
     from orchestrion.app import App
     from orchestrion.app.settings import Settings
 

@@ -32,7 +32,7 @@ from orchestrion.states import RunState
 
 if TYPE_CHECKING:
     # Imported where a command works here: `retry` and `rerun` with --server need none
-    # of the App, the spec or pydantic (see `common.opened`).
+    # of the App or the spec (see `common.opened`).
     from orchestrion.app import App
 
 __all__ = ["rerun", "retry", "run", "schema", "validate"]

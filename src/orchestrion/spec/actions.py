@@ -13,20 +13,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import Field, model_validator
+from msgspec import Meta
 
 from orchestrion.spec.container import ContainerAction
-from orchestrion.spec.fields import (
+from orchestrion.spec.rules import (
+    BROKER_KINDS,
+    CONNECTION_KINDS,
+    DESTINATIONS,
     SECRET_NAME_PATTERN,
-    Bool,
-    Duration,
-    FrozenModel,
-    Int,
-    Line,
-    Name,
-    Str,
+    SQL_KINDS,
 )
-from orchestrion.spec.rules import BROKER_KINDS, CONNECTION_KINDS, DESTINATIONS, SQL_KINDS
+from orchestrion.spec.structs import ActionModel, Bool, Duration, Int, Line, Name, Str
 from orchestrion.spec.waits import ApprovalAction, WaitAction
 
 __all__ = [
@@ -53,31 +50,29 @@ __all__ = [
 CONNECTION_NAME_PATTERN: Final = SECRET_NAME_PATTERN
 
 
-class PythonAction(FrozenModel):
+class PythonAction(ActionModel, frozen=True, kw_only=True, tag="python"):
     """Call a Python function, named by reference so that the spec stays data: only workers
     resolve it."""
 
-    kind: Literal["python"] = "python"
     #: ``module:qualname`` or ``path/to/file.py:qualname``.
-    ref: Line = Field(min_length=1, max_length=500)
+    ref: Annotated[Line, Meta(min_length=1, max_length=500)]
     is_async: Bool = False
 
 
-class ShellAction(FrozenModel):
+class ShellAction(ActionModel, frozen=True, kw_only=True, tag="shell"):
     """A process. Values reach it only as argv elements or environment variables."""
 
-    kind: Literal["shell"] = "shell"
     #: argv, each element a template; no shell parses it.
     argv: tuple[Str, ...] | None = None
     #: A bash script whose text is never templated: parameters arrive as ``env``.
     script: Str | None = None
-    env: dict[str, Str] = Field(default_factory=dict)
+    env: dict[str, Str] = {}
     cwd: Str | None = None
     #: Parse stdout as JSON for the result; otherwise the result is the last stdout line.
     json_output: Bool = False
 
-    @model_validator(mode="after")
-    def _one_form(self) -> ShellAction:
+    def check(self) -> None:
+        """One form (argv or script), a non-empty argv, valid environment names."""
         if (self.argv is None) == (self.script is None):
             raise ValueError("a shell task needs exactly one of 'argv' or 'script'")
         if self.argv is not None and not self.argv:
@@ -85,42 +80,38 @@ class ShellAction(FrozenModel):
         for key in self.env:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
                 raise ValueError(f"bad environment variable name {key!r}")
-        return self
 
 
-class HttpAction(FrozenModel):
+class HttpAction(ActionModel, frozen=True, kw_only=True, tag="http"):
     """Send one HTTP request; the task fails unless the status is one of `expect_status` (by default
     any 2xx)."""
 
-    kind: Literal["http"] = "http"
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
-    url: Str = Field(min_length=1, max_length=4096)
-    headers: dict[str, Str] = Field(default_factory=dict)
+    url: Annotated[Str, Meta(min_length=1, max_length=4096)]
+    headers: dict[str, Str] = {}
     #: A JSON body; string leaves may be templates.
     json_body: Any = None
-    expect_status: tuple[Annotated[Int, Field(ge=100, le=599)], ...] = ()
+    expect_status: tuple[Annotated[Int, Meta(ge=100, le=599)], ...] = ()
     timeout: Duration = 30.0
 
 
-class SubWorkflowAction(FrozenModel):
+class SubWorkflowAction(ActionModel, frozen=True, kw_only=True, tag="workflow"):
     """Start a run of another workflow and wait for it to finish: the task's result is the
     child run's leaf results."""
 
-    kind: Literal["workflow"] = "workflow"
     workflow: Name
     #: Child run parameters; string values may be templates.
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = {}
 
 
-class PublishAction(FrozenModel):
+class PublishAction(ActionModel, frozen=True, kw_only=True, tag="publish"):
     """Publish one message to a broker through a named connection of the workflow's
     namespace (credentials live in the connection's secret, never here). The task succeeds
     once the broker acknowledged the message where it acknowledges (RabbitMQ publisher
     confirms, a JetStream ack, MQTT QoS 1 PUBACK, the Redis stream id)."""
 
-    kind: Literal["publish"] = "publish"
     broker: Literal["redis", "rabbitmq", "nats", "mqtt"]
-    connection: Str = Field(pattern=CONNECTION_NAME_PATTERN)
+    connection: Annotated[Str, Meta(pattern=CONNECTION_NAME_PATTERN)]
     #: Redis: the stream (XADD).
     stream: Str | None = None
     #: RabbitMQ: the routing key (a queue's name on the default exchange).
@@ -139,7 +130,7 @@ class PublishAction(FrozenModel):
     #: may be templates.
     body: Any = None
     #: Message headers (AMQP headers, NATS headers, MQTT 5 user properties, Redis fields).
-    headers: dict[Str, Str] = Field(default_factory=dict)
+    headers: dict[Str, Str] = {}
     timeout: Duration = 30.0
 
     @property
@@ -148,8 +139,8 @@ class PublishAction(FrozenModel):
         value = getattr(self, DESTINATIONS[self.broker])
         return str(value)
 
-    @model_validator(mode="after")
-    def _one_destination(self) -> PublishAction:
+    def check(self) -> None:
+        """The one destination field the broker takes, and nothing else's."""
         wanted = DESTINATIONS[self.broker]
         given = [name for name in DESTINATIONS.values() if getattr(self, name) is not None]
         wrong = [name for name in given if name != wanted]
@@ -159,23 +150,22 @@ class PublishAction(FrozenModel):
             raise ValueError(f"a {self.broker} publish needs {wanted!r}")
         if self.exchange is not None and self.broker != "rabbitmq":
             raise ValueError("'exchange' is for rabbitmq only")
-        return self
 
 
-class PluginAction(FrozenModel):
+class PluginAction(ActionModel, frozen=True, kw_only=True, tag="plugin"):
     """A task of a kind that implements `orchestrion.spec.kinds.TaskKind`: built in (``sql``)
     or installed as a plugin. `options` are stored as the kind validated them (fields at
     their default left out); the loaders check them against the kind, and the worker checks
     them again after rendering the kind's templated fields. The model itself checks only
     their shape, so a server that has not installed a plugin still reads specs using it."""
 
-    kind: Literal["plugin"] = "plugin"
     #: The kind's name, its YAML key.
-    plugin: Str = Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")
-    options: dict[Str, Any] = Field(default_factory=dict)
+    plugin: Annotated[Str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+    options: dict[Str, Any] = {}
 
 
-Action = Annotated[
+#: The actions, told apart by their ``kind`` (msgspec's tag).
+Action = (
     PythonAction
     | ShellAction
     | HttpAction
@@ -184,6 +174,5 @@ Action = Annotated[
     | ContainerAction
     | PluginAction
     | ApprovalAction
-    | WaitAction,
-    Field(discriminator="kind"),
-]
+    | WaitAction
+)

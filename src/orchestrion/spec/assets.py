@@ -13,13 +13,21 @@ has an event the trigger has not consumed yet, per partition; see
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field, model_validator
+from msgspec import Meta
 
-from orchestrion.spec.fields import Duration, FrozenModel, Str
+from orchestrion.spec.structs import Check, Duration, Invalid, Range, SpecModel, Str
 
-__all__ = ["ASSET_KEY_PATTERN", "METADATA_KEY", "AssetRef", "asset", "asset_metadata"]
+__all__ = [
+    "ASSET_KEY_PATTERN",
+    "METADATA_KEY",
+    "AssetRef",
+    "AssetRefs",
+    "asset",
+    "asset_metadata",
+    "asset_refs",
+]
 
 #: An asset key: URI-like (letters, digits and ``_ . : / - @ + =``), up to 300 characters.
 ASSET_KEY_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:/@+=\-]{0,299}$"
@@ -29,23 +37,42 @@ ASSET_KEY_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:/@+=\-]{0,299}$"
 METADATA_KEY = "__orchestrion_asset_metadata__"
 
 
-class AssetRef(FrozenModel):
-    """One asset a task produces or consumes; a plain string is a key without a partition."""
+class AssetRef(SpecModel, frozen=True, kw_only=True):
+    """One asset a task produces or consumes; a plain string is a key without a partition
+    (`asset_refs` reads the short forms)."""
 
-    key: Str = Field(pattern=ASSET_KEY_PATTERN)
+    key: Annotated[Str, Meta(pattern=ASSET_KEY_PATTERN)]
     #: A template over ``params`` (and ``item``) rendered to the partition's name.
-    partition: Str | None = Field(default=None, min_length=1, max_length=500)
+    partition: Annotated[Str, Meta(min_length=1, max_length=500)] | None = None
     #: A producer's freshness promise: stale when the newest event is older than this.
-    max_age: Duration | None = Field(default=None, gt=0)
+    max_age: Annotated[Duration, Range(gt=0)] | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _from_key(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return {"key": value}
-        if isinstance(value, dict) and "asset" in value and "key" not in value:
-            value = {("key" if k == "asset" else k): v for k, v in value.items()}
+
+def _from_key(key: str) -> AssetRef:
+    return AssetRef.model_validate({"key": key})
+
+
+if TYPE_CHECKING:
+    AssetRefs = tuple[AssetRef, ...]
+else:
+    #: A task's ``produces`` or ``consumes``: refs, or plain keys made refs.
+    AssetRefs = tuple[AssetRef | Annotated[str, Check(_from_key)], ...]
+
+
+def asset_refs(value: Any) -> Any:
+    """`value` (a task's ``produces`` or ``consumes``) with its short forms written out:
+    a plain string is ``{key: ...}``, and ``asset:`` is another name for ``key:``."""
+    if not isinstance(value, list | tuple):
         return value
+    return [_asset_ref(each) for each in value]
+
+
+def _asset_ref(value: Any) -> Any:
+    if isinstance(value, str):
+        return {"key": value}
+    if isinstance(value, dict) and "asset" in value and "key" not in value:
+        return {("key" if k == "asset" else k): v for k, v in value.items()}
+    return value
 
 
 def asset(
@@ -53,13 +80,11 @@ def asset(
 ) -> AssetRef:
     """An asset for ``@task(produces=[...], consumes=[...])``: ``asset("warehouse.sales",
     partition="{{ params.day }}", max_age="26h")``."""
-    from pydantic import ValidationError
-
     from orchestrion.errors import SpecError
 
     try:
         return AssetRef.model_validate({"key": key, "partition": partition, "max_age": max_age})
-    except ValidationError as exc:
+    except Invalid as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else str(e["msg"])
             for e in exc.errors()

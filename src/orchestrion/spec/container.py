@@ -12,11 +12,12 @@ container's environment only.
 from __future__ import annotations
 
 import re
-from typing import Any, Final, Literal
+from typing import Annotated, Final, Literal
 
-from pydantic import Field, field_validator, model_validator
+from msgspec import Meta
 
-from orchestrion.spec.fields import ENV_NAME_PATTERN, Float, FrozenModel, Str
+from orchestrion.spec.rules import ENV_NAME_PATTERN
+from orchestrion.spec.structs import ActionModel, FieldProblem, Float, SpecModel, Str
 
 __all__ = [
     "PULL_POLICIES",
@@ -70,50 +71,50 @@ def memory_bytes(text: str) -> int:
     return int(float(match.group(1)) * _UNITS[match.group(2)])
 
 
-class ContainerResources(FrozenModel):
+class ContainerResources(SpecModel, frozen=True, kw_only=True):
     """Limits the engine enforces on the container: CPU time in cores (``1.5``) and memory
     (``512Mi``); past its memory limit the container is killed and the task fails saying so."""
 
-    cpus: Float | None = Field(default=None, gt=0, le=1024)
+    cpus: Annotated[Float, Meta(gt=0, le=1024)] | None = None
     memory: Str | None = None
 
-    @field_validator("memory")
-    @classmethod
-    def _memory(cls, value: str | None) -> str | None:
-        if value is not None and memory_bytes(value) < _MIN_MEMORY:
-            raise ValueError(f"memory {value!r} is too little: at least 6Mi")
-        return value
+    def check(self) -> None:
+        """A memory limit a container can start with."""
+        try:
+            if self.memory is not None and memory_bytes(self.memory) < _MIN_MEMORY:
+                raise ValueError(f"memory {self.memory!r} is too little: at least 6Mi")
+        except ValueError as exc:
+            raise FieldProblem("memory", str(exc)) from None
 
 
-class ResultFile(FrozenModel):
+class ResultFile(SpecModel, frozen=True, kw_only=True):
     """The result is a file the container wrote, read after it exits and parsed as JSON."""
 
     #: An absolute path inside the container (``/out/result.json``; the work folder is
     #: mounted at `ContainerAction.work_dir`, so ``/work/result.json`` is also kept there).
-    file: Str = Field(min_length=2, max_length=4096)
+    file: Annotated[Str, Meta(min_length=2, max_length=4096)]
 
-    @field_validator("file")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not _ABSOLUTE_FILE.fullmatch(value):
-            raise ValueError(f"the result file must be an absolute file path, not {value!r}")
-        return value
+    def check(self) -> None:
+        """An absolute file path."""
+        if not _ABSOLUTE_FILE.fullmatch(self.file):
+            raise FieldProblem(
+                "file", f"the result file must be an absolute file path, not {self.file!r}"
+            )
 
 
-class ContainerAction(FrozenModel):
+class ContainerAction(ActionModel, frozen=True, kw_only=True, tag="container"):
     """Run `command` (or the image's own) in a fresh container of `image`; its exit status
     decides the outcome, its output streams into the task's log, and it is removed
     afterwards, whatever ended it."""
 
-    kind: Literal["container"] = "container"
     #: An image reference (``ghcr.io/acme/transform:1.4``, ``localhost/tools/x:1``).
-    image: Str = Field(min_length=1, max_length=1024, pattern=r"^[^\s{}]+$")
+    image: Annotated[Str, Meta(min_length=1, max_length=1024, pattern=r"^[^\s{}]+$")]
     #: The command (argv; each element a template); None runs the image's default command.
     command: tuple[Str, ...] | None = None
     #: Replaces the image's entrypoint (argv, not templated); None keeps it.
     entrypoint: tuple[Str, ...] | None = None
     #: Environment variables of the container; values are templates.
-    env: dict[str, Str] = Field(default_factory=dict)
+    env: dict[str, Str] = {}
     resources: ContainerResources = ContainerResources()
     #: Where the result comes from: ``last-line`` (of stdout), ``stdout`` (parsed as
     #: JSON), ``none``, or ``{file: /path}`` (a JSON file the container wrote).
@@ -121,19 +122,10 @@ class ContainerAction(FrozenModel):
     pull: Literal["if-missing", "always", "never"] = "if-missing"
     #: Where the attempt's work folder is mounted in the container (read and write): it
     #: holds ``inputs.json`` (params, upstream results, item) when the container starts.
-    work_dir: Str = Field(default="/work", pattern=r"^/[^\s:]*$", max_length=4096)
+    work_dir: Annotated[Str, Meta(pattern=r"^/[^\s:]*$", max_length=4096)] = "/work"
 
-    @field_validator("result", mode="before")
-    @classmethod
-    def _result_file(cls, value: Any) -> Any:
-        """Said here: a union's error would name the other forms, not the path's problem."""
-        path = value.get("file") if isinstance(value, dict) else None
-        if isinstance(path, str) and not _ABSOLUTE_FILE.fullmatch(path):
-            raise ValueError(f"the result file must be an absolute file path, not {path!r}")
-        return value
-
-    @model_validator(mode="after")
-    def _check(self) -> ContainerAction:
+    def check(self) -> None:
+        """Non-empty argvs, valid environment names, a work folder that is not '/'."""
         for field, argv in (("command", self.command), ("entrypoint", self.entrypoint)):
             if argv is not None and not argv:
                 raise ValueError(f"{field!r} must not be empty (leave it out for the image's)")
@@ -142,4 +134,3 @@ class ContainerAction(FrozenModel):
                 raise ValueError(f"bad environment variable name {key!r}")
         if self.work_dir == "/":
             raise ValueError("'work_dir' cannot be the container's root")
-        return self

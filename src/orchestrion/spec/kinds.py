@@ -46,8 +46,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
 
-from pydantic import BaseModel, ValidationError
-
 from orchestrion.errors import SpecError
 
 __all__ = [
@@ -105,7 +103,10 @@ _RESERVED: Final = frozenset(
     }
 )  # fmt: skip
 
-OptionsT = TypeVar("OptionsT", bound=BaseModel)
+#: A kind's options: a pydantic model for a plugin (its author's), the spec's own model
+#: for a core kind (`orchestrion.worker.core_kinds`, which overrides what differs).
+#: pydantic is imported by a plugin's options module, not here.
+OptionsT = TypeVar("OptionsT")
 
 
 class KindConnection(Protocol):
@@ -218,8 +219,9 @@ class TaskKind(Generic[OptionsT]):
 
     def validate(self, raw: Mapping[str, Any]) -> OptionsT:
         """The options of `raw` (a YAML mapping, or stored spec options), checked; a
-        pydantic `ValidationError` or `ValueError` names what is wrong."""
-        options = self.options.model_validate(dict(raw))
+        `ValueError` (pydantic's `ValidationError` is one) names what is wrong."""
+        model: Any = self.options
+        options: OptionsT = model.model_validate(dict(raw))
         self.check(options)
         return options
 
@@ -250,7 +252,8 @@ class TaskKind(Generic[OptionsT]):
     def json_schema(self, ref_template: str = "#/$defs/{model}") -> dict[str, Any]:
         """The JSON Schema of the options (what editors see for this kind's YAML key);
         `ref_template` places the models it nests (pydantic's argument of that name)."""
-        schema = self.options.model_json_schema(ref_template=ref_template)
+        model: Any = self.options
+        schema: dict[str, Any] = model.model_json_schema(ref_template=ref_template)
         if self.summary:
             schema.setdefault("description", self.summary)
         return schema
@@ -258,15 +261,20 @@ class TaskKind(Generic[OptionsT]):
     def stored(self, options: OptionsT) -> dict[str, Any]:
         """The options as the spec stores them: JSON, fields at their default left out, so a
         kind that gains an optional field later keeps the versions of existing workflows."""
-        return options.model_dump(mode="json", exclude_defaults=True)
+        model: Any = options
+        stored: dict[str, Any] = model.model_dump(mode="json", exclude_defaults=True)
+        return stored
 
 
-def options_message(exc: ValidationError | ValueError) -> str:
-    """A one-line description of what is wrong with a kind's options."""
-    if not isinstance(exc, ValidationError):
+def options_message(exc: ValueError) -> str:
+    """A one-line description of what is wrong with a kind's options (a `ValueError`, or a
+    validation error listing its problems: pydantic's for a plugin, `Invalid` for a core
+    kind's model)."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
         return str(exc)
     parts = []
-    for error in exc.errors():
+    for error in errors():
         where = ".".join(str(p) for p in error["loc"])
         message = str(error["msg"]).removeprefix("Value error, ")
         parts.append(f"{where}: {message}" if where else message)

@@ -32,14 +32,14 @@ class LoadedWorkflow:
 
 
 def spec_from_data(data: Any, *, source: str) -> WorkflowSpec:
-    """A spec from JSON data, with pydantic's complaints turned into one `SpecError`."""
-    from pydantic import ValidationError
+    """A spec from JSON data, with the model's complaints turned into one `SpecError`."""
+    from orchestrion.spec.structs import Invalid
 
     if not isinstance(data, dict):
         raise SpecError("a workflow spec must be a JSON object", source=source)
     try:
         return WorkflowSpec.model_validate(data)
-    except ValidationError as exc:
+    except Invalid as exc:
         first = exc.errors()[0]
         path = ".".join(str(p) for p in first["loc"])
         more = len(exc.errors()) - 1

@@ -18,9 +18,9 @@ import re
 import weakref
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 
-from pydantic import Field, field_validator, model_validator
+from msgspec import Meta
 
 from orchestrion.errors import CycleError
 from orchestrion.spec.actions import (
@@ -35,31 +35,36 @@ from orchestrion.spec.actions import (
     SubWorkflowAction,
     WaitAction,
 )
-from orchestrion.spec.assets import AssetRef
-from orchestrion.spec.fields import (
+from orchestrion.spec.assets import AssetRef, AssetRefs
+from orchestrion.spec.rules import (
     ENV_NAME_PATTERN,
     LABEL_PATTERN,
     MAX_LABELS,
     NAME_PATTERN,
     SECRET_NAME_PATTERN,
+)
+from orchestrion.spec.schedule_model import ScheduleSpec, TriggerSpec, check_triggers
+from orchestrion.spec.structs import (
     Bool,
+    Check,
     Duration,
+    FieldProblem,
     Float,
-    FrozenModel,
     Int,
     Label,
     Line,
     Name,
     Namespace,
+    Range,
+    SpecModel,
     Str,
     Text,
 )
-from orchestrion.spec.schedule_model import ScheduleSpec, TriggerSpec, check_triggers
 from orchestrion.spec.template_origin import TemplateOrigin
 from orchestrion.spec.validation import ExpressionCheck, find_cycle
 
 # The action models and the field types live in `orchestrion.spec.actions` and
-# `orchestrion.spec.fields`; they are re-exported here, where authors and the rest of the
+# `orchestrion.spec.structs`; they are re-exported here, where authors and the rest of the
 # code have always imported the spec from.
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -128,7 +133,7 @@ class ParamType(StrEnum):
     DATETIME = "datetime"
 
 
-class ParamSpec(FrozenModel):
+class ParamSpec(SpecModel, frozen=True, kw_only=True):
     """One declared parameter of a workflow: its type, its default, whether a run must set it, and
     the values it may take."""
 
@@ -139,46 +144,60 @@ class ParamSpec(FrozenModel):
     description: Text = ""
 
 
-class RetryPolicy(FrozenModel):
+class RetryPolicy(SpecModel, frozen=True, kw_only=True):
     """How a failed attempt is retried: exponential backoff, capped, with jitter."""
 
-    retries: Int = Field(default=0, ge=0, le=1000)
-    backoff: Duration = Field(default=1.0, ge=0)
-    factor: Float = Field(default=2.0, ge=1.0, le=100.0)
-    max_delay: Duration = Field(default=300.0, ge=0)
-    jitter: Float = Field(default=0.1, ge=0.0, le=1.0)
+    retries: Annotated[Int, Meta(ge=0, le=1000)] = 0
+    backoff: Annotated[Duration, Range(ge=0)] = 1.0
+    factor: Annotated[Float, Meta(ge=1.0, le=100.0)] = 2.0
+    max_delay: Annotated[Duration, Range(ge=0)] = 300.0
+    jitter: Annotated[Float, Meta(ge=0.0, le=1.0)] = 0.1
     #: Exception type names (``ValueError``, ``mymod.TransientError``) that are retried;
     #: empty means every error is retried.
     retry_on: tuple[Line, ...] = ()
 
 
-class InputSpec(FrozenModel):
+class InputSpec(SpecModel, frozen=True, kw_only=True):
     """One argument of a task: an expression over params/tasks/item, or a literal value."""
 
     expr: Text | None = None
     value: Any = None
 
-    @model_validator(mode="after")
-    def _one(self) -> InputSpec:
+    def check(self) -> None:
+        """Not both an expression and a value."""
         if self.expr is not None and self.value is not None:
             raise ValueError("an input has either 'expr' or 'value', not both")
-        return self
 
 
-class WhenSpec(FrozenModel):
+class WhenSpec(SpecModel, frozen=True, kw_only=True):
     """A condition: a sandboxed expression, or a Python callable reference."""
 
     expr: Text | None = None
     ref: Line | None = None
 
-    @model_validator(mode="after")
-    def _one(self) -> WhenSpec:
+    def check(self) -> None:
+        """Exactly one of an expression and a reference."""
         if (self.expr is None) == (self.ref is None):
             raise ValueError("a condition needs exactly one of 'expr' or 'ref'")
-        return self
 
 
-class CacheSpec(FrozenModel):
+def _cache_key_names(value: str) -> str:
+    # Checked with the field, not only with the workflow's checks, so that YAML names the
+    # key's line; the workflow's checks add the declared parameters.
+    from orchestrion.errors import ExpressionError
+    from orchestrion.spec.expressions import compile_expression
+
+    try:
+        names = compile_expression(value).names
+    except ExpressionError as exc:
+        raise ValueError(f"bad expression: {exc}") from None
+    unknown = sorted(names - {"params", "inputs"})
+    if unknown:
+        raise ValueError(f"unknown name {unknown[0]!r} (use params or inputs)")
+    return value
+
+
+class CacheSpec(SpecModel, frozen=True, kw_only=True):
     """Result caching of a task (``docs/caching.md``): a run whose task has the same key
     (and namespace, workflow and task) as an earlier success within `ttl` reuses that
     result instead of running the task again.
@@ -188,123 +207,106 @@ class CacheSpec(FrozenModel):
     own spec and, for project code, the version's code digest). `key` is an expression
     over ``params`` and ``inputs`` whose value replaces that default entirely."""
 
-    key: Text | None = None
+    key: Annotated[Text, Check(_cache_key_names)] | None = None
     #: How long an entry stays usable; None: until retention removes its source run.
-    ttl: Duration | None = Field(default=DEFAULT_CACHE_TTL, gt=0)
+    ttl: Annotated[Duration, Range(gt=0)] | None = DEFAULT_CACHE_TTL
 
-    @field_validator("key")
-    @classmethod
-    def _key_names(cls, value: str | None) -> str | None:
-        # Here, not only with the workflow's checks, so that YAML names the key's line;
-        # the workflow's checks add the declared parameters.
-        if value is not None:
-            from orchestrion.errors import ExpressionError
-            from orchestrion.spec.expressions import compile_expression
 
-            try:
-                names = compile_expression(value).names
-            except ExpressionError as exc:
-                raise ValueError(f"bad expression: {exc}") from None
-            unknown = sorted(names - {"params", "inputs"})
-            if unknown:
-                raise ValueError(f"unknown name {unknown[0]!r} (use params or inputs)")
+def _cache_value(value: Any) -> CacheSpec | None:
+    if value is None or isinstance(value, CacheSpec):
         return value
+    if isinstance(value, bool):
+        return CacheSpec() if value else None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"expected true, false or {{key, ttl}}, got {type(value).__name__}")
+    return CacheSpec.model_validate(value)
 
 
-class TaskSpec(FrozenModel):
+if TYPE_CHECKING:
+    CacheField = CacheSpec | None
+else:
+    #: ``cache: true`` (the defaults), ``false`` (none) or ``{key, ttl}``.
+    CacheField = Annotated[Any, Check(_cache_value)]
+
+
+class TaskSpec(SpecModel, frozen=True, kw_only=True):
     """One task of a workflow: what it runs, what it waits for (`depends_on`, `when`,
     `trigger_rule`), how it is retried, limited and routed, and how it is undone."""
 
     name: Name
     action: Action
     depends_on: tuple[Name, ...] = ()
-    inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    inputs: dict[str, InputSpec] = {}
     when: WhenSpec | None = None
     trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
     #: An expression that yields a list: one task run per element, bound to ``item``.
     map_over: Text | None = None
     retry: RetryPolicy = RetryPolicy()
-    timeout: Duration | None = Field(default=None, gt=0)
+    timeout: Annotated[Duration, Range(gt=0)] | None = None
     #: At most this many task runs of this task run at once, across all runs.
-    concurrency: Int | None = Field(default=None, ge=1)
+    concurrency: Annotated[Int, Meta(ge=1)] | None = None
     #: A template (``"customer-{{ params.customer }}"``) rendered when a task run becomes
     #: ready: at most `key_limit` task runs with the same rendered key run at once, across
     #: all tasks, workflows and runs.
     concurrency_key: Line | None = None
-    key_limit: Int | None = Field(default=None, ge=1)
-    priority: Int = Field(default=0, ge=-1000, le=1000)
+    key_limit: Annotated[Int, Meta(ge=1)] | None = None
+    priority: Annotated[Int, Meta(ge=-1000, le=1000)] = 0
     queue: Name = "default"
     #: Worker labels this task needs: only a worker whose labels include every one of
     #: these key/value pairs claims it.
-    requires: dict[Label, Label] = Field(default_factory=dict, max_length=MAX_LABELS)
+    requires: Annotated[dict[Label, Label], Meta(max_length=MAX_LABELS)] = {}
     #: The undo step, run once if the run fails after this task succeeded.
     undo: Action | None = None
     description: Text = ""
     #: Environment variable -> secret name (in the workflow's namespace). The worker
     #: resolves them at run time; values never pass through templates or the spec.
-    secrets: dict[str, Str] = Field(default_factory=dict)
+    secrets: dict[str, Str] = {}
     #: Where a Python task's code runs: ``process`` (a child process per attempt, on any
     #: worker), ``thread`` (the worker's own threads), None (the worker's ``--executor``).
     executor: Literal["thread", "process"] | None = None
     #: Result caching (``cache: true`` or ``{key, ttl}``); None: the task always runs.
-    cache: CacheSpec | None = None
-
-    @field_validator("cache", mode="before")
-    @classmethod
-    def _cache_flag(cls, value: Any) -> Any:
-        if value is True:
-            return CacheSpec()
-        if value is False:
-            return None
-        if value is not None and not isinstance(value, Mapping | CacheSpec):
-            raise ValueError(f"expected true, false or {{key, ttl}}, got {type(value).__name__}")
-        return value
+    cache: CacheField = None
 
     #: The data assets a success of this task updates (an asset event each, recorded with
     #: the finish) and those it reads (lineage only): `orchestrion.spec.assets`.
-    produces: tuple[AssetRef, ...] = Field(default=(), max_length=100)
-    consumes: tuple[AssetRef, ...] = Field(default=(), max_length=100)
+    produces: Annotated[AssetRefs, Meta(max_length=100)] = ()
+    consumes: Annotated[AssetRefs, Meta(max_length=100)] = ()
     #: The template this task was expanded from (``uses:``), when it was.
     template: TemplateOrigin | None = None
 
-    @field_validator("secrets")
-    @classmethod
-    def _secret_refs(cls, value: dict[str, str]) -> dict[str, str]:
-        for env, name in value.items():
-            if not re.fullmatch(ENV_NAME_PATTERN, env):
-                raise ValueError(f"bad environment variable name {env!r} for a secret")
-            if not re.fullmatch(SECRET_NAME_PATTERN, name):
-                raise ValueError(
-                    f"bad secret name {name!r}: letters, digits, '_', '.' and '-' (no '/':"
-                    " a task reads secrets of its own workflow's namespace only)"
-                )
-        return value
-
-    @model_validator(mode="after")
-    def _key_with_limit(self) -> TaskSpec:
+    def check(self) -> None:
+        """Secrets' names, the pairs of fields that go together, and what each kind of
+        action allows."""
+        self._check_secrets()
         if (self.concurrency_key is None) != (self.key_limit is None):
             raise ValueError("'concurrency_key' and 'key_limit' go together")
-        return self
+        if self.cache is not None and isinstance(
+            self.action, SubWorkflowAction | ApprovalAction | WaitAction
+        ):
+            raise ValueError("'cache' does not apply to a sub-workflow, approval or wait task")
+        self._check_waits()
+        if self.executor is not None and not isinstance(self.action, PythonAction):
+            raise ValueError("'executor' applies to Python tasks only")
 
-    @model_validator(mode="after")
-    def _secret_env_free(self) -> TaskSpec:
+    def _check_secrets(self) -> None:
+        for env, name in self.secrets.items():
+            if not re.fullmatch(ENV_NAME_PATTERN, env):
+                raise FieldProblem(
+                    ("secrets", env), f"bad environment variable name {env!r} for a secret"
+                )
+            if not re.fullmatch(SECRET_NAME_PATTERN, name):
+                raise FieldProblem(
+                    ("secrets", env),
+                    f"bad secret name {name!r}: letters, digits, '_', '.' and '-' (no '/':"
+                    " a task reads secrets of its own workflow's namespace only)",
+                )
         for action in (self.action, self.undo):
             if isinstance(action, ShellAction | ContainerAction):
                 both = sorted(set(action.env) & set(self.secrets))
                 if both:
                     raise ValueError(f"{both[0]!r} is set both by 'env' and by 'secrets'")
-        return self
 
-    @model_validator(mode="after")
-    def _cache_has_a_result(self) -> TaskSpec:
-        if self.cache is not None and isinstance(
-            self.action, SubWorkflowAction | ApprovalAction | WaitAction
-        ):
-            raise ValueError("'cache' does not apply to a sub-workflow, approval or wait task")
-        return self
-
-    @model_validator(mode="after")
-    def _waits_alone(self) -> TaskSpec:
+    def _check_waits(self) -> None:
         # A waiting step holds no worker: nothing routes, limits or undoes it.
         if isinstance(self.undo, ApprovalAction | WaitAction):
             raise ValueError("an undo step cannot be an approval or a wait")
@@ -313,31 +315,22 @@ class TaskSpec(FrozenModel):
                 raise ValueError("an approval or wait step takes no concurrency limit")
             if self.map_over is not None:
                 raise ValueError("an approval or wait step cannot be mapped")
-        return self
-
-    @model_validator(mode="after")
-    def _executor_runs_python(self) -> TaskSpec:
-        if self.executor is not None and not isinstance(self.action, PythonAction):
-            raise ValueError("'executor' applies to Python tasks only")
-        return self
 
 
-class SlaSpec(FrozenModel):
+class SlaSpec(SpecModel, frozen=True, kw_only=True):
     """When a run counts as late (``run.late``, notified once per run): past `deadline`
     after its nominal start (a fire's nominal time, else its creation), or running longer
     than `expected_duration`."""
 
-    deadline: Duration | None = Field(default=None, gt=0)
-    expected_duration: Duration | None = Field(default=None, gt=0)
+    deadline: Annotated[Duration, Range(gt=0)] | None = None
+    expected_duration: Annotated[Duration, Range(gt=0)] | None = None
 
-    @model_validator(mode="after")
-    def _some(self) -> SlaSpec:
+    def check(self) -> None:
         if self.deadline is None and self.expected_duration is None:
             raise ValueError("an sla needs a deadline, an expected_duration or both")
-        return self
 
 
-class WorkflowSpec(FrozenModel):
+class WorkflowSpec(SpecModel, frozen=True, kw_only=True, weakref=True):
     """A workflow: parameters, tasks, schedules and triggers. Validation checks the whole graph
     (unique names, known dependencies, no cycle, expressions that read only what a task will have),
     so a bad workflow is refused when it is registered, not halfway through a run."""
@@ -345,10 +338,10 @@ class WorkflowSpec(FrozenModel):
     spec_version: Literal[1] = 1
     name: Name
     description: Text = ""
-    params: dict[str, ParamSpec] = Field(default_factory=dict)
-    tasks: tuple[TaskSpec, ...] = Field(min_length=1, max_length=10_000)
-    timeout: Duration | None = Field(default=None, gt=0)
-    max_active_runs: Int | None = Field(default=None, ge=1)
+    params: dict[str, ParamSpec] = {}
+    tasks: Annotated[tuple[TaskSpec, ...], Meta(min_length=1, max_length=10_000)]
+    timeout: Annotated[Duration, Range(gt=0)] | None = None
+    max_active_runs: Annotated[Int, Meta(ge=1)] | None = None
     #: When a run is late (notifications' ``run.late``); None: never.
     sla: SlaSpec | None = None
     schedules: tuple[ScheduleSpec, ...] = ()
@@ -358,18 +351,17 @@ class WorkflowSpec(FrozenModel):
     namespace: Namespace = DEFAULT_NAMESPACE
     #: The digest of the version's code (`orchestrion.spec.bundle.CodeBundle`): set by the
     #: loader from the files, never written by hand; None when no task runs project code.
-    code: Str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    code: Annotated[Str, Meta(pattern=r"^[0-9a-f]{64}$")] | None = None
 
-    @field_validator("params")
-    @classmethod
-    def _param_names(cls, value: dict[str, ParamSpec]) -> dict[str, ParamSpec]:
-        for name in value:
+    def check(self) -> None:
+        """Parameter names, the task graph and its expressions, the triggers' parameters."""
+        for name in self.params:
             if not _NAME_RE.fullmatch(name):
-                raise ValueError(f"bad parameter name {name!r}")
-        return value
+                raise FieldProblem(("params", name), f"bad parameter name {name!r}")
+        self._check_graph()
+        check_triggers(self.name, self.params, self.schedules, self.triggers)
 
-    @model_validator(mode="after")
-    def _graph(self) -> WorkflowSpec:
+    def _check_graph(self) -> None:
         names: set[str] = set()
         for i, task in enumerate(self.tasks):
             if task.name in names:
@@ -388,12 +380,6 @@ class WorkflowSpec(FrozenModel):
             raise CycleError(cycle)
         for i, task in enumerate(self.tasks):
             _check_expressions(self, task, f"tasks[{i}] ({task.name})")
-        return self
-
-    @model_validator(mode="after")
-    def _triggers(self) -> WorkflowSpec:
-        check_triggers(self.name, self.params, self.schedules, self.triggers)
-        return self
 
     # ----------------------------------------------------------------- helpers
 
@@ -456,7 +442,7 @@ class WorkflowSpec(FrozenModel):
     @classmethod
     def from_json(cls, text: str | bytes) -> WorkflowSpec:
         """A spec from the canonical JSON of `to_json`, as stored."""
-        return cls.model_validate_json(text, strict=False)
+        return cls.model_validate_json(text)
 
 
 #: Task fields added after specs were first registered, left out of the canonical JSON
@@ -520,8 +506,8 @@ class _TaskIndex(NamedTuple):
 #: id(tasks) -> its index. The engine asks a spec for a task by name and for a task's
 #: downstream names on every state change; a scan of a 10,000-task spec each time made
 #: those quadratic. Keyed by the tuple's identity (an entry holds the tuple, so its id
-#: cannot be reused while cached), not by a private attribute: pydantic would compare one
-#: in ``==`` and copy it, stale, into ``model_copy(update=...)``.
+#: cannot be reused while cached), not by an attribute of the spec: a model's fields are
+#: compared in ``==`` and copied, stale, into ``model_copy(update=...)``.
 _INDEXES: dict[int, _TaskIndex] = {}
 _MOST_INDEXES = 256
 

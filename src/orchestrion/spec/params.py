@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 from orchestrion.errors import ParameterError
-from orchestrion.spec.fields import load_json
 from orchestrion.spec.model import ParamSpec, ParamType, WorkflowSpec
+from orchestrion.spec.rules import load_json
 
 __all__ = ["parse_cli_params", "resolve_params"]
 

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from orchestrion.errors import SpecError
-from orchestrion.spec.fields import NAME_PATTERN, SECRET_NAME_PATTERN
 from orchestrion.spec.loading import LoadedWorkflow, load_workflows
 from orchestrion.spec.policies.loading import policy_documents
+from orchestrion.spec.rules import NAME_PATTERN, SECRET_NAME_PATTERN
 from orchestrion.spec.yaml.reader import decode_text, read_document
 
 __all__ = [

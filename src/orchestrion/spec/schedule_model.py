@@ -23,11 +23,21 @@ import hashlib
 import json
 import zoneinfo
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from msgspec import Meta
 
-from orchestrion.spec.fields import Duration, FrozenModel, Int, Line, Name, Str, Text
+from orchestrion.spec.structs import (
+    Duration,
+    FieldProblem,
+    Int,
+    Line,
+    Name,
+    Range,
+    SpecModel,
+    Str,
+    Text,
+)
 
 __all__ = [
     "ASSET_SCOPE",
@@ -59,51 +69,45 @@ ASSET_SCOPE = frozenset({"partition", "assets"})
 SOURCES = {"redis": "stream", "rabbitmq": "queue", "nats": "subject", "mqtt": "topic"}
 
 
-class ScheduleSpec(FrozenModel):
+class ScheduleSpec(SpecModel, frozen=True, kw_only=True):
     """One schedule: exactly one of ``cron`` or ``every``."""
 
     #: A stable name; by default the schedule is named by a hash of what it fires.
     name: Name | None = None
-    cron: Line | None = Field(default=None, min_length=1, max_length=200)
+    cron: Annotated[Line, Meta(min_length=1, max_length=200)] | None = None
     #: A fixed interval, anchored at ``start`` (or the Unix epoch).
-    every: Duration | None = Field(default=None, ge=1)
+    every: Annotated[Duration, Range(ge=1)] | None = None
     timezone: Line = "UTC"
     #: Run parameters; string values may be templates over ``fire``.
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = {}
     #: ISO datetimes bounding the nominal fire times (naive ones are in ``timezone``).
     start: Line | None = None
     end: Line | None = None
     #: After downtime: fire nothing missed, only the latest missed, or all (up to the cap).
     catchup: Literal["none", "latest", "all"] = "latest"
-    max_catchup: Int = Field(default=100, ge=1, le=10_000)
+    max_catchup: Annotated[Int, Meta(ge=1, le=10_000)] = 100
     #: When the previous run of this schedule is unfinished.
     overlap: Literal["skip", "queue", "cancel_previous", "allow"] = "allow"
     #: Delay each fire by a deterministic amount in [0, jitter).
-    jitter: Duration = Field(default=0.0, ge=0, le=86_400)
+    jitter: Annotated[Duration, Range(ge=0, le=86_400)] = 0.0
     #: Asset keys (the workflow's namespace) that must each have an event since the
     #: previous fire was made: a due fire waits until they do, then fires with its
     #: nominal time (`orchestrion.triggers.scheduler`).
-    require_fresh: tuple[Str, ...] = Field(default=(), max_length=100)
+    require_fresh: Annotated[tuple[Str, ...], Meta(max_length=100)] = ()
 
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, value: str | None) -> str | None:
-        from orchestrion.spec.cron import check_cron
+    def check(self) -> None:
+        """The cron expression and time zone, one of cron and every, the window, the params."""
+        from orchestrion.spec.cron import check_cron, check_timezone
 
-        if value is not None:
-            check_cron(value)
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str) -> str:
-        from orchestrion.spec.cron import check_timezone
-
-        check_timezone(value)
-        return value
-
-    @model_validator(mode="after")
-    def _check(self) -> ScheduleSpec:
+        for field, value, checker in (
+            ("cron", self.cron, check_cron),
+            ("timezone", self.timezone, check_timezone),
+        ):
+            try:
+                if value is not None:
+                    checker(value)
+            except ValueError as exc:
+                raise FieldProblem(field, str(exc)) from None
         if (self.cron is None) == (self.every is None):
             raise ValueError("a schedule needs exactly one of 'cron' or 'every'")
         start = None if self.start is None else parse_instant(self.start, self.timezone)
@@ -114,7 +118,6 @@ class ScheduleSpec(FrozenModel):
             check_expressions(value, FIRE_SCOPE, f"params.{key}", whole=False)
         if self.require_fresh:
             _check_asset_keys(self.require_fresh)
-        return self
 
     @property
     def ident(self) -> str:
@@ -148,40 +151,40 @@ class ScheduleSpec(FrozenModel):
         return f"every {self.every:g}s"
 
 
-class AfterSpec(FrozenModel):
+class AfterSpec(SpecModel, frozen=True, kw_only=True):
     """A run trigger: start when a run of `workflow` finishes with `outcome`."""
 
     workflow: Name
     outcome: Literal["succeeded", "failed", "any"] = "succeeded"
 
 
-class BrokerSource(FrozenModel):
+class BrokerSource(SpecModel, frozen=True, kw_only=True):
     """A broker trigger's source: a Redis stream (read by a consumer group), a RabbitMQ
     queue, a NATS JetStream subject (a durable pull consumer) or an MQTT topic filter
     (QoS 1, a persistent session), through a named connection of the workflow's namespace."""
 
     kind: Literal["redis", "rabbitmq", "nats", "mqtt"]
-    connection: Str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
-    stream: Str | None = Field(default=None, min_length=1, max_length=500)
-    queue: Str | None = Field(default=None, min_length=1, max_length=500)
-    subject: Str | None = Field(default=None, min_length=1, max_length=500)
-    topic: Str | None = Field(default=None, min_length=1, max_length=500)
+    connection: Annotated[Str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")]
+    stream: Annotated[Str, Meta(min_length=1, max_length=500)] | None = None
+    queue: Annotated[Str, Meta(min_length=1, max_length=500)] | None = None
+    subject: Annotated[Str, Meta(min_length=1, max_length=500)] | None = None
+    topic: Annotated[Str, Meta(min_length=1, max_length=500)] | None = None
     #: Redis: the consumer group (default: one per trigger). NATS: the durable's name.
-    group: Str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{1,100}$")
+    group: Annotated[Str, Meta(pattern=r"^[A-Za-z0-9_\-]{1,100}$")] | None = None
     #: An expression over ``message`` whose value identifies a message for deduplication,
     #: instead of the broker's id (MQTT has none; RabbitMQ's is the optional message_id).
     key: Str | None = None
     #: At most this many unfinished runs started by this trigger: the consumer stops
     #: pulling at the limit and the broker holds the messages (back-pressure).
-    max_in_flight: Int | None = Field(default=None, ge=1, le=100_000)
+    max_in_flight: Annotated[Int, Meta(ge=1, le=100_000)] | None = None
 
     @property
     def destination(self) -> str:
         """The stream, queue, subject or topic read."""
         return str(getattr(self, SOURCES[self.kind]))
 
-    @model_validator(mode="after")
-    def _one_source(self) -> BrokerSource:
+    def check(self) -> None:
+        """The one source field the broker reads, and a deduplication key that compiles."""
         wanted = SOURCES[self.kind]
         for name in SOURCES.values():
             if name != wanted and getattr(self, name) is not None:
@@ -190,27 +193,26 @@ class BrokerSource(FrozenModel):
             raise ValueError(f"a {self.kind} trigger needs {wanted!r}")
         if self.key is not None:
             check_expressions(self.key, MESSAGE_SCOPE, "key", whole=True)
-        return self
 
 
-class TriggerSpec(FrozenModel):
+class TriggerSpec(SpecModel, frozen=True, kw_only=True):
     """Start a run on an event (``event``), when another workflow's run ends (``after``)
     or on a broker's message (``broker``)."""
 
-    event: Str | None = Field(default=None, pattern=EVENT_TYPE_PATTERN)
+    event: Annotated[Str, Meta(pattern=EVENT_TYPE_PATTERN)] | None = None
     after: AfterSpec | None = None
     broker: BrokerSource | None = None
     #: Asset keys (in the workflow's namespace): start a run when they have new events.
-    assets: tuple[Str, ...] | None = Field(default=None, min_length=1, max_length=100)
+    assets: Annotated[tuple[Str, ...], Meta(min_length=1, max_length=100)] | None = None
     #: An asset trigger fires when every listed asset was updated, or any of them.
     when: Literal["all_updated", "any_updated"] | None = None
     #: An expression that must be true for the trigger to fire.
     filter: Text | None = None
     #: Run parameters; string values may be templates over the trigger's scope.
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = {}
 
-    @model_validator(mode="after")
-    def _check(self) -> TriggerSpec:
+    def check(self) -> None:
+        """Exactly one source, and filters and params that read only the trigger's scope."""
         given = [self.event, self.after, self.broker, self.assets]
         if sum(x is not None for x in given) != 1:
             raise ValueError(
@@ -224,7 +226,6 @@ class TriggerSpec(FrozenModel):
             check_expressions(self.filter, self.scope, "filter", whole=True)
         for key, value in self.params.items():
             check_expressions(value, self.scope, f"params.{key}", whole=False)
-        return self
 
     @property
     def scope(self) -> frozenset[str]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Annotated, Final
 
-from pydantic import Field
+from msgspec import Meta
 
-from orchestrion.spec.fields import FrozenModel
+from orchestrion.spec.structs import SpecModel
 
 __all__ = ["REF_PATTERN", "TemplateOrigin"]
 
@@ -14,10 +14,10 @@ __all__ = ["REF_PATTERN", "TemplateOrigin"]
 REF_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_-]{0,99}/[A-Za-z_][A-Za-z0-9_-]{0,99}@[1-9][0-9]{0,8}$"
 
 
-class TemplateOrigin(FrozenModel):
+class TemplateOrigin(SpecModel, frozen=True, kw_only=True):
     """The template a task was expanded from. The spec holds the expanded task; this record
     says which template at which version made it, and the digest of that template's text, so
     that a deployed version never depends on the library staying as it was."""
 
-    ref: str = Field(pattern=REF_PATTERN)
-    digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    ref: Annotated[str, Meta(pattern=REF_PATTERN)]
+    digest: Annotated[str, Meta(pattern=r"^sha256:[0-9a-f]{64}$")]

@@ -53,15 +53,15 @@ def find_cycle(edges: dict[str, tuple[str, ...]]) -> list[str] | None:
 
 class ExpressionCheck:
     """Checks the expressions of one task (`where` names it in errors) against the
-    workflow's declared `params`; every failure is a `ValueError`, as pydantic expects
-    from a validator."""
+    workflow's declared `params`; every failure is a `ValueError`, as a model's `check`
+    raises it."""
 
     def __init__(self, where: str, params: frozenset[str]) -> None:
         self.where = where
         self.params = params
 
     def fail(self, field: str, problem: str) -> ValueError:
-        """The error for `field` of the checked task, as a `ValueError` that pydantic reports."""
+        """The error for `field` of the checked task, as a `ValueError` that the model reports."""
         return ValueError(f"{self.where}: {field}: {problem}")
 
     def expression(self, text: str, field: str, readable: frozenset[str], *, item: bool) -> None:

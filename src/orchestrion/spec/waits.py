@@ -11,11 +11,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import Field, model_validator
+from msgspec import Meta
 
 from orchestrion.errors import ExpressionError
 from orchestrion.spec.expressions import template_references
-from orchestrion.spec.fields import Duration, FrozenModel, Int, Line, Name, Str, Text
+from orchestrion.spec.structs import (
+    ActionModel,
+    Duration,
+    Int,
+    Line,
+    Name,
+    Range,
+    SpecModel,
+    Str,
+    Text,
+)
 
 __all__ = [
     "SENSOR_KINDS",
@@ -33,29 +43,28 @@ WAIT_KINDS: Final = ("signal", "event", "file", "http", "sql")
 SENSOR_KINDS: Final = ("file", "http", "sql")
 
 
-class ApprovalAction(FrozenModel):
+class ApprovalAction(ActionModel, frozen=True, kw_only=True, tag="approval"):
     """Wait for a person to approve or reject. Approved, the task succeeds with the decision
     (``{"approved": true, "by": ..., "reason": ...}``); rejected, it fails with the reason."""
 
-    kind: Literal["approval"] = "approval"
     #: The lowest role, in the workflow's namespace, of who may decide.
     role: Literal["viewer", "operator", "editor", "admin"] = "operator"
     #: Shown to whoever decides.
     message: Text = ""
-    timeout: Duration | None = Field(default=None, gt=0)
+    timeout: Annotated[Duration, Range(gt=0)] | None = None
     #: What the timeout decides: reject (the task fails), approve, or fail.
     on_timeout: Literal["reject", "approve", "fail"] = "reject"
 
 
-class HttpCondition(FrozenModel):
+class HttpCondition(SpecModel, frozen=True, kw_only=True):
     """True when a GET of `url` answers with one of `status` (by default any 2xx)."""
 
-    url: Str = Field(min_length=1, max_length=4096)
-    status: tuple[Annotated[Int, Field(ge=100, le=599)], ...] = ()
-    timeout: Duration = Field(default=10.0, gt=0, le=300)
+    url: Annotated[Str, Meta(min_length=1, max_length=4096)]
+    status: tuple[Annotated[Int, Meta(ge=100, le=599)], ...] = ()
+    timeout: Annotated[Duration, Range(gt=0, le=300)] = 10.0
 
 
-class SqlCondition(FrozenModel):
+class SqlCondition(SpecModel, frozen=True, kw_only=True):
     """True when `query`, run on the named database `connection` of the workflow's
     namespace, returns a row whose first column is truthy (not NULL, false, 0, or an empty
     string); the step's result is that first row as an object. No row is "not yet". The
@@ -63,13 +72,12 @@ class SqlCondition(FrozenModel):
     `params`, whose string leaves may be templates over ``params``."""
 
     connection: Name
-    query: Str = Field(min_length=1, max_length=100_000)
-    params: dict[Str, Any] = Field(default_factory=dict)
+    query: Annotated[Str, Meta(min_length=1, max_length=100_000)]
+    params: dict[Str, Any] = {}
     #: The statement timeout of one check.
-    timeout: Duration = Field(default=30.0, gt=0, le=3600)
+    timeout: Annotated[Duration, Range(gt=0, le=3600)] = 30.0
 
-    @model_validator(mode="after")
-    def _params_read_params(self) -> SqlCondition:
+    def check(self) -> None:
         """A check renders `params` over the run's ``params`` only (no task has a result
         for a step that waits from the start): a template reading ``tasks`` is refused."""
         try:
@@ -80,15 +88,13 @@ class SqlCondition(FrozenModel):
             raise ValueError(
                 f"the sql sensor's params read only 'params', not tasks.{sorted(tasks)[0]}"
             )
-        return self
 
 
-class WaitAction(FrozenModel):
+class WaitAction(ActionModel, frozen=True, kw_only=True, tag="wait"):
     """Wait for one thing: a `signal` sent to the run, an `event` (a type, optionally with a
     `filter` expression over ``event``), or a sensor: a `file` present or an `http`
     condition or a `sql` query, checked every `every` seconds by the scheduler."""
 
-    kind: Literal["wait"] = "wait"
     signal: Name | None = None
     event: Line | None = None
     #: An expression over ``event`` (its ``type`` and ``data``): the event must match it.
@@ -97,8 +103,8 @@ class WaitAction(FrozenModel):
     http: HttpCondition | None = None
     sql: SqlCondition | None = None
     #: How often a sensor is checked.
-    every: Duration = Field(default=30.0, ge=0.05, le=86_400)
-    timeout: Duration | None = Field(default=None, gt=0)
+    every: Annotated[Duration, Range(ge=0.05, le=86_400)] = 30.0
+    timeout: Annotated[Duration, Range(gt=0)] | None = None
     #: What the timeout does: fail the task, or let it succeed (its result is null).
     on_timeout: Literal["fail", "succeed"] = "fail"
 
@@ -112,15 +118,14 @@ class WaitAction(FrozenModel):
         """True for a sensor: the scheduler checks it on a schedule."""
         return self.waits_for in SENSOR_KINDS
 
-    @model_validator(mode="after")
-    def _exactly_one(self) -> WaitAction:
+    def check(self) -> None:
+        """Exactly one thing to wait for; a filter on an event wait only."""
         given = [k for k in WAIT_KINDS if getattr(self, k) is not None]
         if len(given) != 1:
             which = ", ".join(given) if given else "none"
             raise ValueError(f"wait_for takes exactly one of {', '.join(WAIT_KINDS)} (got {which})")
         if self.filter is not None and self.event is None:
             raise ValueError("'filter' applies to an 'event' wait only")
-        return self
 
 
 def waiting_name(action: ApprovalAction | WaitAction) -> str | None:

@@ -15,7 +15,7 @@ from orchestrion.errors import StoreError
 
 if TYPE_CHECKING:
     # Not imported here: the role protocols name the spec, and a process that only reads
-    # records (a client, a remote CLI command) must not import pydantic for it.
+    # records (a client, a remote CLI command) must not import the spec for it.
     from orchestrion.store.stores import Stores
 
 __all__ = ["migration_names", "open_store", "peek_schema_versions"]

@@ -32,7 +32,7 @@ from orchestrion.store.retention_records import (
 )
 
 if TYPE_CHECKING:
-    # For type checkers only: the spec brings pydantic and its models, which a process
+    # For type checkers only: the spec brings its models and expressions, which a process
     # that reads runs without defining workflows (a client, a remote CLI command) does not
     # need. `typing.get_type_hints` of a record that holds a spec resolves it where the
     # store builds its readers (`sql/rows.py`).

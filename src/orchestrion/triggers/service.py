@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrion.errors import ExpressionError, NotFound, ParameterError
-from orchestrion.spec.fields import CONTROL_RE
 from orchestrion.spec.model import ScheduleSpec, WorkflowSpec
+from orchestrion.spec.rules import CONTROL_RE
 from orchestrion.spec.schedule_model import parse_instant
 from orchestrion.store.records import BackfillRecord, EventReceipt, Replay, WorkflowRecord
 from orchestrion.store.triggers import TriggerStore

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrion.errors import ParameterError
-from orchestrion.spec.fields import load_json
 from orchestrion.spec.model import ParamSpec, ParamType, WorkflowSpec
+from orchestrion.spec.rules import load_json
 
 __all__ = ["Field", "fields", "parse_params"]
 

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from orchestrion.app import App
 from orchestrion.auth.principals import Action
 from orchestrion.errors import ParameterError
-from orchestrion.spec.fields import load_json
+from orchestrion.spec.rules import load_json
 from orchestrion.store.wait_records import WaitRecord
 from orchestrion.ui.pages import form_data, redirect, ui_router
 from orchestrion.web import targets

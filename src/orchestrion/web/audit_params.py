@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 
 from orchestrion.errors import InvalidValue
-from orchestrion.spec.fields import load_json
+from orchestrion.spec.rules import load_json
 from orchestrion.web.policy import Rule
 
 __all__ = ["audit_params"]

@@ -36,7 +36,7 @@ from orchestrion.errors import (
     OrchestrionError,
     ParameterError,
 )
-from orchestrion.spec.fields import CONTROL_RE, MAX_JSON_DEPTH, load_json
+from orchestrion.spec.rules import CONTROL_RE, MAX_JSON_DEPTH, load_json
 from orchestrion.web.audit_params import audit_params
 from orchestrion.web.csrf import check_origin, check_request_csrf
 from orchestrion.web.errors import error_response

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import Path, Query
 
-from orchestrion.spec.fields import ID_MAX, INT_MAX
+from orchestrion.spec.rules import ID_MAX, INT_MAX
 
 __all__ = ["AfterId", "BeforeId", "ItemIndex", "PathId", "RowId", "Since"]
 

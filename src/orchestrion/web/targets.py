@@ -25,9 +25,9 @@ from orchestrion.auth.principals import (
     check_namespace,
 )
 from orchestrion.errors import InvalidValue, NotFound, OrchestrionError, ParameterError
-from orchestrion.spec.fields import load_json
 from orchestrion.spec.loading import spec_from_data
 from orchestrion.spec.model import SubWorkflowAction
+from orchestrion.spec.rules import load_json
 from orchestrion.web.policy import Check
 from orchestrion.web.request import principal_of
 

@@ -19,18 +19,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
-
 from orchestrion.errors import TaskError
 from orchestrion.spec.actions import DESTINATIONS, HttpAction, PublishAction, ShellAction
 from orchestrion.spec.container import ContainerAction
 from orchestrion.spec.expressions import render, render_url, to_text
 from orchestrion.spec.kinds import KindContext, TaskKind
+from orchestrion.spec.structs import SpecModel
 from orchestrion.worker.kinds import AttemptKindContext
 
 __all__ = ["ContainerKind", "CoreKind", "HttpKind", "PublishKind", "ShellKind"]
 
-ModelT = TypeVar("ModelT", bound=BaseModel)
+ModelT = TypeVar("ModelT", bound=SpecModel)
 
 
 class CoreKind(TaskKind[ModelT]):

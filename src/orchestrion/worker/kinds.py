@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from orchestrion.auth.ssrf import AllowList
 from orchestrion.brokers.endpoint import Endpoint
 from orchestrion.errors import SpecError, TaskError
@@ -53,7 +51,7 @@ def _resolved(action: Action) -> tuple[TaskKind[Any], Any]:
 def _validated(kind: TaskKind[Any], options: Any) -> Any:
     try:
         return kind.validate(options)
-    except (ValidationError, ValueError) as exc:
+    except ValueError as exc:
         raise TaskError(f"bad {kind.name} options: {options_message(exc)}") from None
 
 

@@ -19,8 +19,8 @@ from orchestrion.app.projects.diff import Change, Plan, render
 from orchestrion.app.projects.kind import Kind
 from orchestrion.app.projects.kinds import CHECKS, KINDS
 from orchestrion.errors import IllegalTransition, NotFound, ParameterError
-from orchestrion.spec.fields import NAME_PATTERN
 from orchestrion.spec.project import LoadedProject
+from orchestrion.spec.rules import NAME_PATTERN
 from orchestrion.store.project_records import ProjectApply, SyncResult, SyncSource
 
 if TYPE_CHECKING:

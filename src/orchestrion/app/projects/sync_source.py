@@ -8,8 +8,7 @@ from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 from orchestrion.errors import ParameterError
-from orchestrion.spec.fields import NAME_PATTERN
-from orchestrion.spec.rules import parse_ref
+from orchestrion.spec.rules import NAME_PATTERN, parse_ref
 from orchestrion.store.project_records import SyncSource
 
 __all__ = ["checked_source"]

@@ -39,7 +39,7 @@ def gated_spec(spec: WorkflowSpec, approvals: Sequence[Finding]) -> WorkflowSpec
     message = "; ".join(str(f) for f in approvals)
     gate = TaskSpec(
         name=GATE_TASK,
-        action=ApprovalAction(role=role, message=message[:2000]),
+        action=ApprovalAction.model_validate({"role": role, "message": message[:2000]}),
         description="held by an admission policy until approved",
     )
     tasks = [gate]
@@ -48,6 +48,6 @@ def gated_spec(spec: WorkflowSpec, approvals: Sequence[Finding]) -> WorkflowSpec
             tasks.append(task)
         else:
             tasks.append(task.model_copy(update={"depends_on": (GATE_TASK,)}))
-    data = spec.model_dump(mode="json", exclude={"tasks"})
+    data = spec.model_dump(mode="json")
     data["tasks"] = [t.model_dump(mode="json") for t in tasks]
     return WorkflowSpec.model_validate(data)

@@ -40,7 +40,8 @@ Rules worth knowing:
 * The workflow function's return value is ignored (return nothing, or a task ref).
 * Task refs are ``module:qualname``; for a file loaded by path the module is the file stem.
 
-Importing this module is cheap: it pulls in pydantic and the standard library only.
+Importing this module is cheap: it pulls in the spec's models (msgspec) and the standard
+library only.
 """
 
 from __future__ import annotations

@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
 
-from pydantic import ValidationError
-
 from orchestrion.errors import SpecError
 from orchestrion.spec.kinds import installed_kinds, options_message
 from orchestrion.spec.model import (
@@ -42,6 +40,7 @@ from orchestrion.spec.python.options import (
 )
 from orchestrion.spec.python.task import record_task
 from orchestrion.spec.python.values import Collector, json_literal, template, template_str
+from orchestrion.spec.structs import Invalid
 
 __all__ = ["container", "http", "plugin", "publish", "shell", "sql"]
 
@@ -113,13 +112,15 @@ def http(
     body = template(json, col, "json") if json is not None else None
 
     def build() -> Action:
-        return HttpAction(
-            method=str(method).upper(),
-            url=url_t,
-            headers=headers_t,
-            json_body=body,
-            expect_status=tuple(expect_status),
-            timeout=timeout,
+        return HttpAction.model_validate(
+            {
+                "method": str(method).upper(),
+                "url": url_t,
+                "headers": headers_t,
+                "json_body": body,
+                "expect_status": tuple(expect_status),
+                "timeout": timeout,
+            }
         )
 
     return _finish(state, col, build, dict(options))
@@ -168,16 +169,18 @@ def publish(
     body_t = template(body, col, "body") if body is not None else None
 
     def build() -> Action:
-        return PublishAction(
-            broker=kind,
-            connection=connection,
-            exchange=exchange,
-            jetstream=jetstream,
-            retain=retain,
-            body=body_t,
-            headers=headers_t,
-            timeout=timeout,
-            **where,
+        return PublishAction.model_validate(
+            {
+                "broker": kind,
+                "connection": connection,
+                "exchange": exchange,
+                "jetstream": jetstream,
+                "retain": retain,
+                "body": body_t,
+                "headers": headers_t,
+                "timeout": timeout,
+                **where,
+            }
         )
 
     return _finish(state, col, build, dict(options))
@@ -216,10 +219,8 @@ def plugin(
     def build() -> Action:
         try:
             checked = found.validate(raw)
-        except ValidationError as exc:
+        except ValueError as exc:  # pydantic's ValidationError is one
             raise state.error(name, f"bad {kind} options: {options_message(exc)}") from None
-        except ValueError as exc:
-            raise state.error(name, f"bad {kind} options: {exc}") from None
         return PluginAction(plugin=kind, options=found.stored(checked))
 
     return _finish(state, col, build, dict(task_options))
@@ -353,7 +354,7 @@ def _no_extra(
 def _finish(state: BuildState, col: Collector, build: Any, options: dict[str, Any]) -> TaskRef:
     try:
         action = build()
-    except ValidationError as exc:
+    except Invalid as exc:
         raise state.error(col.task, validation_message(exc)) from None
     record_task(state, col.task, col, action, options)
     return TaskRef(member_expr("tasks", col.task), state, col.task)

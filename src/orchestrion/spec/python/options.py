@@ -12,10 +12,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
-from pydantic import ValidationError
-
 from orchestrion.spec.model import PythonAction, RetryPolicy, TriggerRule, WhenSpec
 from orchestrion.spec.python.build import Ref
+from orchestrion.spec.structs import Invalid
 
 __all__ = [
     "CommonOptions",
@@ -108,7 +107,7 @@ def check_keys(opts: Mapping[str, Any], allowed: frozenset[str], fail: Fail) -> 
         raise fail(f"unknown option {unknown[0]!r} (options: {', '.join(sorted(allowed))})")
 
 
-def validation_message(exc: ValidationError) -> str:
+def validation_message(exc: Invalid) -> str:
     """One line per pydantic error, with its field path: our users never see pydantic names."""
     parts = []
     for err in exc.errors():
@@ -176,7 +175,7 @@ def _retry_policy(opts: Mapping[str, Any], fail: Fail) -> RetryPolicy:
         values["retry_on"] = _exception_names(opts["retry_on"], fail)
     try:
         return RetryPolicy(**values)
-    except ValidationError as exc:
+    except Invalid as exc:
         raise fail(f"bad retry option: {validation_message(exc)}") from None
 
 

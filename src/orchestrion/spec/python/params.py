@@ -27,11 +27,10 @@ import typing
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import ValidationError
-
 from orchestrion.spec.model import ParamSpec, ParamType
 from orchestrion.spec.python.options import Fail, validation_message
 from orchestrion.spec.python.values import json_literal
+from orchestrion.spec.structs import Invalid
 
 __all__ = ["workflow_params"]
 
@@ -98,7 +97,7 @@ def _param_spec(annotation: Any, default: Any, fail: Fail) -> ParamSpec:
             enum=enum,
             description=description,
         )
-    except ValidationError as exc:
+    except Invalid as exc:
         raise fail(validation_message(exc)) from None
 
 

@@ -12,8 +12,6 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Unpack, overload
 
-from pydantic import ValidationError
-
 from orchestrion.spec.model import Action, ParamType, TaskSpec
 from orchestrion.spec.python.build import (
     BuildState,
@@ -36,6 +34,7 @@ from orchestrion.spec.python.options import (
     validation_message,
 )
 from orchestrion.spec.python.values import ITEM, Collector, input_spec
+from orchestrion.spec.structs import Invalid
 
 __all__ = ["Task", "record_task", "task"]
 
@@ -65,7 +64,7 @@ def record_task(
         state.add_callable(key, func, name)
     try:
         spec = TaskSpec(name=name, action=action, depends_on=tuple(col.deps), **fields, **extra)
-    except ValidationError as exc:
+    except Invalid as exc:
         raise fail(validation_message(exc)) from None
     state.tasks.append(spec)
     return spec

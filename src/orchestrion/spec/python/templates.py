@@ -17,8 +17,6 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Unpack
 
-from pydantic import ValidationError
-
 from orchestrion.errors import SpecError
 from orchestrion.spec.model import TaskSpec
 from orchestrion.spec.python.build import TaskRef, current_build, member_expr, raise_spec
@@ -29,6 +27,7 @@ from orchestrion.spec.python.options import (
     validation_message,
 )
 from orchestrion.spec.python.values import Collector, template
+from orchestrion.spec.structs import Invalid
 from orchestrion.spec.templates.expand import TemplateRef, expand, parse_ref
 from orchestrion.spec.templates.library import TemplateLibrary, library_from_data
 from orchestrion.spec.templates.search import ChainSource, MemorySource, extra_sources
@@ -119,7 +118,7 @@ class TemplateUse:
         fields.update(name=name, depends_on=tuple(dict.fromkeys(deps)), template=expansion.origin)
         try:
             state.tasks.append(TaskSpec(**fields))
-        except ValidationError as exc:
+        except Invalid as exc:
             raise fail(validation_message(exc)) from None
         return TaskRef(member_expr("tasks", name), state, name)
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import ValidationError
-
 from orchestrion.errors import SpecError
 from orchestrion.spec.model import TriggerSpec
 from orchestrion.spec.python.options import validation_message
+from orchestrion.spec.structs import Invalid
 
 __all__ = ["assets_updated", "broker"]
 
@@ -55,7 +54,7 @@ def broker(
                 "filter": filter,
             }
         )
-    except ValidationError as exc:
+    except Invalid as exc:
         raise SpecError(f"broker trigger: {validation_message(exc)}") from None
 
 
@@ -78,5 +77,5 @@ def assets_updated(
                 "filter": filter,
             }
         )
-    except ValidationError as exc:
+    except Invalid as exc:
         raise SpecError(f"asset trigger: {validation_message(exc)}") from None

@@ -21,7 +21,7 @@ from typing import Any, Literal, TypedDict, Unpack
 from orchestrion.spec.model import Action, TriggerRule
 from orchestrion.spec.python.actions import _finish, _start
 from orchestrion.spec.python.build import Ref, TaskRef
-from orchestrion.spec.waits import ApprovalAction, HttpCondition, SqlCondition, WaitAction
+from orchestrion.spec.waits import ApprovalAction, WaitAction
 
 __all__ = ["WaitOptions", "approval", "wait_for"]
 
@@ -53,7 +53,9 @@ def approval(
     state, col = _start(name, "approval", options, _KEYS)
 
     def build() -> Action:
-        return ApprovalAction(role=role, message=message, timeout=timeout, on_timeout=on_timeout)
+        return ApprovalAction.model_validate(
+            {"role": role, "message": message, "timeout": timeout, "on_timeout": on_timeout}
+        )
 
     return _finish(state, col, build, dict(options))
 
@@ -79,16 +81,18 @@ def wait_for(
 
     def build() -> Action:
         cond = {"url": http} if isinstance(http, str) else http
-        return WaitAction(
-            signal=signal,
-            event=event,
-            filter=filter,
-            file=file,
-            http=None if cond is None else HttpCondition.model_validate(cond),
-            sql=None if sql is None else SqlCondition.model_validate(sql),
-            every=every,
-            timeout=timeout,
-            on_timeout=on_timeout,
+        return WaitAction.model_validate(
+            {
+                "signal": signal,
+                "event": event,
+                "filter": filter,
+                "file": file,
+                "http": cond,
+                "sql": sql,
+                "every": every,
+                "timeout": timeout,
+                "on_timeout": on_timeout,
+            }
         )
 
     return _finish(state, col, build, dict(options))

@@ -17,8 +17,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Unpack, overload
 
-from pydantic import ValidationError
-
 from orchestrion.errors import OrchestrionError, SpecError
 from orchestrion.spec.model import (
     DEFAULT_NAMESPACE,
@@ -49,6 +47,7 @@ from orchestrion.spec.python.options import validation_message as _vmsg
 from orchestrion.spec.python.params import workflow_params
 from orchestrion.spec.python.task import record_task
 from orchestrion.spec.python.values import Collector, template
+from orchestrion.spec.structs import Invalid
 
 __all__ = ["Workflow", "workflow"]
 
@@ -156,7 +155,7 @@ class Workflow:
             spec = WorkflowSpec(
                 name=self.name, params=self.params, tasks=tuple(state.tasks), **self._settings
             )
-        except ValidationError as exc:
+        except Invalid as exc:
             self._fail(_vmsg(exc))
         return _Built(spec, dict(state.callables), dict(state.children))
 
@@ -257,7 +256,7 @@ def _schedules(items: Sequence[ScheduleArg], timezone: str, fail: Fail) -> tuple
                 out.append(ScheduleSpec(cron=item, timezone=timezone))
             else:
                 out.append(ScheduleSpec(**{"timezone": timezone, **item}))
-        except ValidationError as exc:
+        except Invalid as exc:
             raise fail(f"bad schedule {item!r}: {_vmsg(exc)}") from None
     return tuple(out)
 
@@ -268,7 +267,7 @@ def _triggers(items: Sequence[TriggerArg], fail: Fail) -> tuple[TriggerSpec, ...
     for item in items:
         try:
             out.append(item if isinstance(item, TriggerSpec) else TriggerSpec(**item))
-        except ValidationError as exc:
+        except Invalid as exc:
             raise fail(f"bad trigger {item!r}: {_vmsg(exc)}") from None
     return tuple(out)
 

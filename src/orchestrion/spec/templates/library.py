@@ -14,11 +14,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from pydantic import ValidationError
-
 from orchestrion.errors import SpecError
-from orchestrion.spec.fields import NAME_PATTERN
 from orchestrion.spec.model import ParamSpec
+from orchestrion.spec.rules import NAME_PATTERN
+from orchestrion.spec.structs import Invalid
 
 __all__ = [
     "LIBRARY_KEYS",
@@ -75,11 +74,15 @@ class TaskTemplate:
     params: dict[str, ParamSpec]
     task: dict[str, Any]
     description: str = ""
+    #: Parameter name -> the fields its declaration wrote (a model keeps no such record):
+    #: `to_data` writes those only, and `required` tells an explicit ``required`` apart.
+    declared: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def to_data(self) -> dict[str, Any]:
         """The template as in a library file."""
         params = {
-            name: p.model_dump(mode="json", exclude_unset=True) for name, p in self.params.items()
+            name: {k: v for k, v in p.model_dump().items() if k in self._given(name)}
+            for name, p in self.params.items()
         }
         return {"description": self.description, "params": params, "task": self.task}
 
@@ -88,7 +91,11 @@ class TaskTemplate:
         param = self.params[name]
         if param.default is not None:
             return False
-        return param.required if "required" in param.model_fields_set else True
+        return param.required if "required" in self._given(name) else True
+
+    def _given(self, name: str) -> frozenset[str]:
+        found = self.declared.get(name)
+        return found if found is not None else frozenset(self.params[name].field_names())
 
 
 @dataclass(frozen=True)
@@ -197,28 +204,34 @@ def _template(name: Any, body: Any, source: str) -> TaskTemplate:
     description = body.get("description") or ""
     if not isinstance(description, str):
         raise SpecError("'description' must be text", source=source, path=f"{path}.description")
-    return TaskTemplate(name, _params(body.get("params"), source, path), task, description)
+    params, declared = _params(body.get("params"), source, path)
+    return TaskTemplate(name, params, task, description, declared)
 
 
-def _params(raw: Any, source: str, path: str) -> dict[str, ParamSpec]:
+def _params(
+    raw: Any, source: str, path: str
+) -> tuple[dict[str, ParamSpec], dict[str, frozenset[str]]]:
     if raw is None:
-        return {}
+        return {}, {}
     if not isinstance(raw, dict):
         raise SpecError("'params' must be a mapping", source=source, path=f"{path}.params")
     out: dict[str, ParamSpec] = {}
+    declared: dict[str, frozenset[str]] = {}
     for name, body in raw.items():
         where = f"{path}.params.{name}"
         if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
             raise SpecError(f"invalid parameter name {name!r}", source=source, path=where)
+        data = {"type": body} if isinstance(body, str) else body
         try:
-            out[name] = ParamSpec.model_validate({"type": body} if isinstance(body, str) else body)
-        except ValidationError as exc:
+            out[name] = ParamSpec.model_validate(data)
+            declared[name] = frozenset(data)
+        except Invalid as exc:
             first = exc.errors()[0]
             field_path = ".".join(str(p) for p in first["loc"])
             raise SpecError(
                 f"{first['msg']}", source=source, path=f"{where}.{field_path}".rstrip(".")
             ) from None
-    return out
+    return out, declared
 
 
 def _keys(

@@ -12,8 +12,6 @@ import re
 from collections.abc import Callable
 from typing import Any, Final
 
-from pydantic import ValidationError
-
 from orchestrion.errors import ExpressionError, SpecError
 from orchestrion.spec.actions import BROKER_KINDS
 from orchestrion.spec.expressions import TEMPLATE_RE, compile_expression
@@ -122,10 +120,11 @@ def _plugin(
             _refuse_templates(ctx, (*path, key), value, f"'{key}' of a {name} task", kind.templated)
     try:
         options = kind.validate(body)
-    except (ValidationError, ValueError) as exc:
+    except ValueError as exc:  # pydantic's ValidationError, for a plugin's options
         where = path
-        if isinstance(exc, ValidationError) and exc.errors() and exc.errors()[0]["loc"]:
-            first = exc.errors()[0]["loc"][0]
+        errors = getattr(exc, "errors", None)
+        if callable(errors) and errors() and errors()[0]["loc"]:
+            first = errors()[0]["loc"][0]
             where = (*path, first) if first in body else path
         raise ctx.error(where, f"bad {name} options: {options_message(exc)}") from None
     ctx.pathmap[(*spec, "options")] = path

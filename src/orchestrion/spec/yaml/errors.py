@@ -1,4 +1,4 @@
-"""Where a workflow file's errors are: the load context and pydantic-error -> YAML mapping.
+"""Where a workflow file's errors are: the load context and model-error -> YAML mapping.
 
 The spec model validates the translated workflow; its errors name spec paths, which are
 mapped back here to the YAML paths, lines and columns a person wrote.
@@ -11,10 +11,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from pydantic import ValidationError
-
 from orchestrion.errors import CycleError, SpecError
 from orchestrion.spec.model import WorkflowSpec
+from orchestrion.spec.structs import Invalid
 from orchestrion.spec.templates.search import LibrarySource
 from orchestrion.spec.yaml.reader import (
     Mark,
@@ -92,8 +91,8 @@ def validate_spec(ctx: LoadContext, data: dict[str, Any]) -> WorkflowSpec:
     first problem (a cycle at the dependency that closes it)."""
     try:
         return WorkflowSpec.model_validate(data)
-    except ValidationError as exc:
-        raise _from_pydantic(ctx, exc) from None
+    except Invalid as exc:
+        raise _from_model(ctx, exc) from None
     except CycleError as exc:
         origin = ctx.origins.get((exc.cycle[0], exc.cycle[1]), ("tasks", exc.cycle[0]))
         line, column = ctx.locate(origin)
@@ -104,7 +103,7 @@ def validate_spec(ctx: LoadContext, data: dict[str, Any]) -> WorkflowSpec:
         raise exc from None
 
 
-def _from_pydantic(ctx: LoadContext, exc: ValidationError) -> SpecError:
+def _from_model(ctx: LoadContext, exc: Invalid) -> SpecError:
     errors = exc.errors()
     locs = [tuple(err["loc"]) for err in errors]
     seen: dict[Path, Any] = {}
@@ -112,7 +111,7 @@ def _from_pydantic(ctx: LoadContext, exc: ValidationError) -> SpecError:
         if err["type"] in ("too_short", "too_long") and any(
             other != loc and other[: len(loc)] == loc for other in locs
         ):
-            continue  # pydantic's echo of a failed element on its container
+            continue  # an echo of a failed element on its container
         seen.setdefault(_yaml_path(ctx, loc, err["type"] == "missing"), err)
     ordered = sorted(seen.items(), key=lambda item: ctx.locate(item[0]))
     path, err = ordered[0]
@@ -124,7 +123,7 @@ def _from_pydantic(ctx: LoadContext, exc: ValidationError) -> SpecError:
 
 
 def _yaml_path(ctx: LoadContext, loc: Path, missing: bool) -> Path:
-    """A spec loc -> the YAML path a person wrote (pydantic's union tags dropped)."""
+    """A spec loc -> the YAML path a person wrote (the actions' kind tags dropped)."""
     base: Path = ()
     rest = loc
     for cut in range(len(loc), 0, -1):

@@ -227,4 +227,4 @@ def translate_task(
     tasks[name] = body
     spec = load_yaml_data({"name": workflow, "params": params, "tasks": tasks}, source="")
     found = next(task for task in spec.tasks if task.name == name)
-    return dict(found)
+    return {name: getattr(found, name) for name in found.field_names()}

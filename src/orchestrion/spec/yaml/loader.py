@@ -6,7 +6,7 @@ message that points at the line.
 Reading (`orchestrion.spec.yaml.reader`) turns the text into plain values with marks.
 The authoring shape is then translated into the spec's shape (tasks as an ordered mapping,
 one action key per task, implied dependencies from ``tasks.X`` references) and validated by
-the spec model; pydantic's errors are mapped back to YAML paths and lines
+the spec model; its errors are mapped back to YAML paths and lines
 (`orchestrion.spec.yaml.errors`).
 """
 

@@ -47,12 +47,12 @@ _PARAM_TYPES: Final[dict[str, Callable[[Any], bool]]] = {
 
 
 def check_param(ctx: LoadContext, path: Path, body: dict[str, Any]) -> None:
-    """A declared parameter's default and enum values fit its type, with a line, before pydantic
-    sees them."""
+    """A declared parameter's default and enum values fit its type, with a line, before the
+    model sees them."""
     kind, default, enum = body.get("type", "string"), body.get("default"), body.get("enum")
     fits = _PARAM_TYPES.get(kind) if isinstance(kind, str) else None
     if fits is None:
-        return  # pydantic names the valid types
+        return  # the model names the valid types
     if default is not None and not fits(default):
         raise ctx.error((*path, "default"), f"default {describe(default)} is not a valid {kind}")
     if default is not None and body.get("required") is True:
