@@ -4,6 +4,7 @@ checks, and errors that say where."""
 from __future__ import annotations
 
 import pickle
+from math import nan as NAN
 
 import pytest
 
@@ -117,3 +118,67 @@ def test_a_spec_round_trips_through_json_and_pickle_unchanged() -> None:
     assert again == spec
     assert again.version == spec.version
     assert pickle.loads(pickle.dumps(spec)) == spec
+
+
+@pytest.mark.parametrize("field", ["name", "queue", "depends_on"])
+def test_a_name_may_not_end_in_a_newline(field: str) -> None:
+    """msgspec matches patterns with `re.search`, whose ``$`` matches before a final
+    newline: the patterns end in ``\\Z`` instead."""
+    value: object = ["b\n"] if field == "depends_on" else "b\n"
+    with pytest.raises(Invalid) as caught:
+        TaskSpec.model_validate(_task(**{field: value}))
+    assert caught.value.errors()[0]["type"] == "string_pattern_mismatch"
+    assert caught.value.errors()[0]["ctx"]["pattern"].endswith("$")
+
+
+def test_a_place_marker_repeated_in_a_field_name_is_parsed_once() -> None:
+    field = " - at `" * 2000
+    with pytest.raises(Invalid) as caught:
+        TaskSpec.model_validate(_task(**{field: 1}))
+    assert caught.value.errors()[0]["loc"] == (field,)
+    assert caught.value.errors()[0]["type"] == "extra_forbidden"
+
+
+def test_non_finite_numbers_are_stored_as_null_as_before() -> None:
+    spec = WorkflowSpec.model_validate(
+        {"name": "w", "tasks": [_task()], "params": {"p": {"type": "number", "default": NAN}}}
+    )
+    assert '"default":null' in spec.to_json()
+    assert WorkflowSpec.from_json(spec.to_json()).params["p"].default is None
+
+
+def test_assets_take_their_short_forms_from_any_source() -> None:
+    task = TaskSpec.model_validate(
+        _task(produces=["a.b", {"asset": "c.d", "partition": "x"}], consumes=[{"key": "e"}])
+    )
+    assert [(r.key, r.partition) for r in task.produces] == [("a.b", None), ("c.d", "x")]
+    assert task.consumes[0].key == "e"
+    with pytest.raises(Invalid) as caught:
+        TaskSpec.model_validate(_task(produces=["ok", {"asset": "bad key"}]))
+    assert caught.value.errors()[0]["loc"] == ("produces", 1, "key")
+
+
+def test_a_cycle_does_not_hide_a_field_problem() -> None:
+    tasks = [
+        _task(priority="high", depends_on=["b"]),
+        {**_task(), "name": "b", "depends_on": ["a"]},
+    ]
+    with pytest.raises(Invalid) as caught:
+        WorkflowSpec.model_validate({"name": "w", "tasks": tasks})
+    assert [e["loc"] for e in caught.value.errors()] == [("tasks", 0, "priority")]
+
+
+@pytest.mark.parametrize(
+    "text", ['{"name": 1, "tasks": [', "1" * 5000, "[" * 100_000, '{"name": "w", "tasks": []}']
+)
+def test_bad_stored_json_is_invalid_not_a_crash(text: str) -> None:
+    with pytest.raises(Invalid):
+        WorkflowSpec.model_validate_json(text)
+
+
+def test_a_bad_mapping_key_is_the_value_reported() -> None:
+    with pytest.raises(Invalid) as caught:
+        TaskSpec.model_validate(_task(requires={"ok": "x", "not ok": "y"}))
+    first = caught.value.errors()[0]
+    assert first["loc"] == ("requires", "not ok")
+    assert first["input"] == "not ok"

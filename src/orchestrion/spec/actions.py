@@ -23,7 +23,7 @@ from orchestrion.spec.rules import (
     SECRET_NAME_PATTERN,
     SQL_KINDS,
 )
-from orchestrion.spec.structs import ActionModel, Bool, Duration, Int, Line, Name, Str
+from orchestrion.spec.structs import ActionModel, Bool, Duration, Int, Line, Name, Pattern, Str
 from orchestrion.spec.waits import ApprovalAction, WaitAction
 
 __all__ = [
@@ -111,7 +111,7 @@ class PublishAction(ActionModel, frozen=True, kw_only=True, tag="publish"):
     confirms, a JetStream ack, MQTT QoS 1 PUBACK, the Redis stream id)."""
 
     broker: Literal["redis", "rabbitmq", "nats", "mqtt"]
-    connection: Annotated[Str, Meta(pattern=CONNECTION_NAME_PATTERN)]
+    connection: Annotated[Str, Pattern(CONNECTION_NAME_PATTERN)]
     #: Redis: the stream (XADD).
     stream: Str | None = None
     #: RabbitMQ: the routing key (a queue's name on the default exchange).
@@ -160,7 +160,7 @@ class PluginAction(ActionModel, frozen=True, kw_only=True, tag="plugin"):
     their shape, so a server that has not installed a plugin still reads specs using it."""
 
     #: The kind's name, its YAML key.
-    plugin: Annotated[Str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+    plugin: Annotated[Str, Pattern(r"^[a-z][a-z0-9_-]{0,62}$")]
     options: dict[Str, Any] = {}
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from msgspec import Meta
 
-from orchestrion.spec.structs import Check, Duration, Invalid, Range, SpecModel, Str
+from orchestrion.spec.structs import Check, Duration, Invalid, Pattern, Range, SpecModel, Str
 
 __all__ = [
     "ASSET_KEY_PATTERN",
@@ -26,7 +26,6 @@ __all__ = [
     "AssetRefs",
     "asset",
     "asset_metadata",
-    "asset_refs",
 ]
 
 #: An asset key: URI-like (letters, digits and ``_ . : / - @ + =``), up to 300 characters.
@@ -41,38 +40,30 @@ class AssetRef(SpecModel, frozen=True, kw_only=True):
     """One asset a task produces or consumes; a plain string is a key without a partition
     (`asset_refs` reads the short forms)."""
 
-    key: Annotated[Str, Meta(pattern=ASSET_KEY_PATTERN)]
+    key: Annotated[Str, Pattern(ASSET_KEY_PATTERN)]
     #: A template over ``params`` (and ``item``) rendered to the partition's name.
     partition: Annotated[Str, Meta(min_length=1, max_length=500)] | None = None
     #: A producer's freshness promise: stale when the newest event is older than this.
     max_age: Annotated[Duration, Range(gt=0)] | None = None
 
 
-def _from_key(key: str) -> AssetRef:
-    return AssetRef.model_validate({"key": key})
+def _ref(value: Any) -> AssetRef:
+    """An element of ``produces`` or ``consumes``: a ref, a plain key (a ref without a
+    partition), or a mapping where ``asset:`` is another name for ``key:``."""
+    if isinstance(value, AssetRef):
+        return value
+    if isinstance(value, str):
+        value = {"key": value}
+    elif isinstance(value, dict) and "asset" in value and "key" not in value:
+        value = {("key" if k == "asset" else k): v for k, v in value.items()}
+    return AssetRef.model_validate(value)
 
 
 if TYPE_CHECKING:
     AssetRefs = tuple[AssetRef, ...]
 else:
-    #: A task's ``produces`` or ``consumes``: refs, or plain keys made refs.
-    AssetRefs = tuple[AssetRef | Annotated[str, Check(_from_key)], ...]
-
-
-def asset_refs(value: Any) -> Any:
-    """`value` (a task's ``produces`` or ``consumes``) with its short forms written out:
-    a plain string is ``{key: ...}``, and ``asset:`` is another name for ``key:``."""
-    if not isinstance(value, list | tuple):
-        return value
-    return [_asset_ref(each) for each in value]
-
-
-def _asset_ref(value: Any) -> Any:
-    if isinstance(value, str):
-        return {"key": value}
-    if isinstance(value, dict) and "asset" in value and "key" not in value:
-        return {("key" if k == "asset" else k): v for k, v in value.items()}
-    return value
+    #: A task's ``produces`` or ``consumes``, short forms taken (`_ref`).
+    AssetRefs = tuple[Annotated[Any, Check(_ref)], ...]
 
 
 def asset(

@@ -17,7 +17,7 @@ from typing import Annotated, Final, Literal
 from msgspec import Meta
 
 from orchestrion.spec.rules import ENV_NAME_PATTERN
-from orchestrion.spec.structs import ActionModel, FieldProblem, Float, SpecModel, Str
+from orchestrion.spec.structs import ActionModel, FieldProblem, Float, Pattern, SpecModel, Str
 
 __all__ = [
     "PULL_POLICIES",
@@ -108,7 +108,7 @@ class ContainerAction(ActionModel, frozen=True, kw_only=True, tag="container"):
     afterwards, whatever ended it."""
 
     #: An image reference (``ghcr.io/acme/transform:1.4``, ``localhost/tools/x:1``).
-    image: Annotated[Str, Meta(min_length=1, max_length=1024, pattern=r"^[^\s{}]+$")]
+    image: Annotated[Str, Pattern(r"^[^\s{}]+$", min_length=1, max_length=1024)]
     #: The command (argv; each element a template); None runs the image's default command.
     command: tuple[Str, ...] | None = None
     #: Replaces the image's entrypoint (argv, not templated); None keeps it.
@@ -122,7 +122,7 @@ class ContainerAction(ActionModel, frozen=True, kw_only=True, tag="container"):
     pull: Literal["if-missing", "always", "never"] = "if-missing"
     #: Where the attempt's work folder is mounted in the container (read and write): it
     #: holds ``inputs.json`` (params, upstream results, item) when the container starts.
-    work_dir: Annotated[Str, Meta(pattern=r"^/[^\s:]*$", max_length=4096)] = "/work"
+    work_dir: Annotated[Str, Pattern(r"^/[^\s:]*$", max_length=4096)] = "/work"
 
     def check(self) -> None:
         """Non-empty argvs, valid environment names, a work folder that is not '/'."""

@@ -55,6 +55,7 @@ from orchestrion.spec.structs import (
     Line,
     Name,
     Namespace,
+    Pattern,
     Range,
     SpecModel,
     Str,
@@ -351,7 +352,7 @@ class WorkflowSpec(SpecModel, frozen=True, kw_only=True, weakref=True):
     namespace: Namespace = DEFAULT_NAMESPACE
     #: The digest of the version's code (`orchestrion.spec.bundle.CodeBundle`): set by the
     #: loader from the files, never written by hand; None when no task runs project code.
-    code: Annotated[Str, Meta(pattern=r"^[0-9a-f]{64}$")] | None = None
+    code: Annotated[Str, Pattern(r"^[0-9a-f]{64}$")] | None = None
 
     def check(self) -> None:
         """Parameter names, the task graph and its expressions, the triggers' parameters."""

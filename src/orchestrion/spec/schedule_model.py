@@ -33,6 +33,7 @@ from orchestrion.spec.structs import (
     Int,
     Line,
     Name,
+    Pattern,
     Range,
     SpecModel,
     Str,
@@ -164,13 +165,13 @@ class BrokerSource(SpecModel, frozen=True, kw_only=True):
     (QoS 1, a persistent session), through a named connection of the workflow's namespace."""
 
     kind: Literal["redis", "rabbitmq", "nats", "mqtt"]
-    connection: Annotated[Str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")]
+    connection: Annotated[Str, Pattern(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")]
     stream: Annotated[Str, Meta(min_length=1, max_length=500)] | None = None
     queue: Annotated[Str, Meta(min_length=1, max_length=500)] | None = None
     subject: Annotated[Str, Meta(min_length=1, max_length=500)] | None = None
     topic: Annotated[Str, Meta(min_length=1, max_length=500)] | None = None
     #: Redis: the consumer group (default: one per trigger). NATS: the durable's name.
-    group: Annotated[Str, Meta(pattern=r"^[A-Za-z0-9_\-]{1,100}$")] | None = None
+    group: Annotated[Str, Pattern(r"^[A-Za-z0-9_\-]{1,100}$")] | None = None
     #: An expression over ``message`` whose value identifies a message for deduplication,
     #: instead of the broker's id (MQTT has none; RabbitMQ's is the optional message_id).
     key: Str | None = None
@@ -199,7 +200,7 @@ class TriggerSpec(SpecModel, frozen=True, kw_only=True):
     """Start a run on an event (``event``), when another workflow's run ends (``after``)
     or on a broker's message (``broker``)."""
 
-    event: Annotated[Str, Meta(pattern=EVENT_TYPE_PATTERN)] | None = None
+    event: Annotated[Str, Pattern(EVENT_TYPE_PATTERN)] | None = None
     after: AfterSpec | None = None
     broker: BrokerSource | None = None
     #: Asset keys (in the workflow's namespace): start a run when they have new events.

@@ -53,6 +53,7 @@ __all__ = [
     "Line",
     "Name",
     "Namespace",
+    "Pattern",
     "Range",
     "SpecModel",
     "Str",
@@ -103,22 +104,31 @@ class FieldProblem(ValueError):
         self.message = message
         self.kind = kind
         self.ctx = ctx if ctx is not None else {"error": message}
+        #: The offending value, when a nested model's check saw it in another shape than
+        #: the input has (a key given as ``asset:``).
+        self.value: Any = _UNKNOWN
 
     @classmethod
     def of(cls, where: tuple[str | int, ...], exc: ValueError) -> FieldProblem:
         """`exc` (raised by a check of the value at `where`) placed there: a nested model's
         `Invalid` keeps its own path and kind below `where`."""
         if isinstance(exc, FieldProblem):
-            return cls((*where, *exc.path), exc.message, exc.kind, exc.ctx)
+            moved = cls((*where, *exc.path), exc.message, exc.kind, exc.ctx)
+            moved.value = exc.value
+            return moved
         if isinstance(exc, Invalid) and exc.errors():
             first = exc.errors()[0]
-            return cls((*where, *first["loc"]), first["msg"], first["type"], first["ctx"])
+            made = cls((*where, *first["loc"]), first["msg"], first["type"], first["ctx"])
+            if isinstance(first["input"], str | int | float | bool) or first["input"] is None:
+                made.value = first["input"]
+            return made
         return cls(where, str(exc))
 
     def __str__(self) -> str:
         # msgspec reports a __post_init__ error as "<str(exc)> - at `$.where`": the path,
         # kind and context ride along in the text, and `_parse` takes them out again.
-        extra = json.dumps([self.kind, self.ctx, list(self.path)], default=str)
+        value = [] if self.value is _UNKNOWN else [self.value]
+        extra = json.dumps([self.kind, self.ctx, list(self.path), value], default=str)
         return f"{self.message}{_MARK}{extra}"
 
 
@@ -151,14 +161,31 @@ Str = str
 Line = Annotated[str, Check(_line)]
 #: A text that may span lines (a description): no control character but tab and newline.
 Text = Annotated[str, Check(_text)]
-Name = Annotated[str, msgspec.Meta(pattern=NAME_PATTERN)]
+
+
+def Pattern(regex: str, **bounds: Any) -> msgspec.Meta:
+    r"""msgspec's pattern constraint for `regex`, anchored at the very end: msgspec matches
+    with `re.search`, where ``$`` also matches before a final newline (a name ending in a
+    newline would pass), so the trailing ``$`` of our patterns becomes ``\Z``."""
+    anchored = regex[:-1] + r"\Z" if regex.endswith("$") and not regex.endswith(r"\$") else regex
+    _PATTERNS[repr(anchored)[1:-1]] = regex
+    return msgspec.Meta(pattern=anchored, **bounds)
+
+
+#: A pattern as msgspec's messages quote it -> as written (for errors and the YAML mapping).
+_PATTERNS: dict[str, str] = {}
+
+
+Name = Annotated[str, Pattern(NAME_PATTERN)]
 #: A namespace (``auth.principals.NAMESPACE_PATTERN``), checked for its message.
 Namespace = Annotated[str, Check(lambda value: check_namespace(value, wildcard=False))]
-Label = Annotated[str, msgspec.Meta(pattern=LABEL_PATTERN)]
+Label = Annotated[str, Pattern(LABEL_PATTERN)]
 
 #: Set while `msgspec.convert` builds models: their `__post_init__` then only checks.
 _CONVERTING: ContextVar[bool] = ContextVar("_CONVERTING", default=False)
 _MARK: Final = "\x1f"
+_VALUE: Final = "\x1fvalue"
+_UNKNOWN: Final = object()
 #: A field's checks: applied to its value, they return it (normalised) or raise.
 _Applier = Callable[[Any], Any]
 
@@ -204,16 +231,21 @@ class SpecModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         try:
             return msgspec.json.decode(text, type=cls)
         except msgspec.ValidationError as exc:
-            raise Invalid(cls, msgspec.json.decode(text), exc) from None
-        except msgspec.DecodeError as exc:
-            raise Invalid.single("json_invalid", (), f"not JSON: {exc}", text) from None
+            raise Invalid(cls, _decoded(text), exc) from None
+        except (msgspec.DecodeError, RecursionError, TypeError) as exc:
+            raise Invalid.single("json_invalid", (), f"not JSON: {exc}", None) from None
         finally:
             _CONVERTING.reset(token)
 
     def model_dump(self, *, mode: Literal["json", "python"] = "json") -> dict[str, Any]:
-        """The model as plain data (JSON types: lists for tuples, enum values), every field
-        included; `mode` is accepted for the callers written for pydantic."""
-        data: dict[str, Any] = msgspec.to_builtins(self)
+        """The model as plain data, every field included. ``json`` (the default): what its
+        JSON holds (lists for tuples, enum values, string keys, NaN and infinities as null,
+        as the spec's canonical JSON has always had them); ``python``: the same shapes with
+        the values as they are."""
+        if mode == "python":
+            kept: dict[str, Any] = msgspec.to_builtins(self, str_keys=True)
+            return kept
+        data: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(self))
         return data
 
     def model_dump_json(self) -> str:
@@ -254,6 +286,14 @@ class ActionModel(SpecModel, frozen=True, tag_field="kind"):
     def kind(self) -> str:
         """The action's kind: ``python``, ``shell``, ``http``, ..."""
         return str(type(self).__struct_config__.tag)
+
+
+def _decoded(text: str | bytes) -> Any:
+    """`text` decoded without a type (for an error's values), or None if it cannot be."""
+    try:
+        return msgspec.json.decode(text)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
 
 
 def _convert(data: Any, cls: type[_M]) -> _M:
@@ -371,8 +411,9 @@ class Invalid(ValueError):
     ``value_error``), ``msg``, ``input`` (the offending value) and ``ctx`` (the bound or the
     allowed values)."""
 
-    #: How many problems one error collects at most.
-    MOST: ClassVar[int] = 20
+    #: How many problems one error collects at most (each costs a validation of the whole
+    #: input again, on the error path only).
+    MOST: ClassVar[int] = 10
 
     def __init__(self, cls: type[Any] | None, data: Any, first: msgspec.ValidationError | None):
         self._cls = cls
@@ -416,7 +457,11 @@ class Invalid(ValueError):
                 return
             try:
                 _convert(data, self._cls)
-            except Invalid as exc:
+            except Exception as exc:
+                if not isinstance(exc, Invalid):
+                    # A rule that raises its own error (a cycle) once a field is left out:
+                    # the problems found so far are the author's.
+                    return
                 err = exc._first
                 # The same place again, or a model holding a field left out: most likely
                 # the leaving out's doing (a rule that needs the field), not the author's.
@@ -453,13 +498,17 @@ def _without(data: Any, loc: tuple[str | int, ...]) -> Any:
         return None
 
 
-_AT: Final = re.compile(r" - at `(?:(?P<key>.*)` in `)?\$(?P<path>[^`]*)`$", re.DOTALL)
+_AT: Final = re.compile(r"(?:(?P<key>key)` in `)?\$(?P<path>[^`]*)`", re.DOTALL)
 _STEP: Final = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
 _EXPECTED: Final = re.compile(
     r"^Expected `(?P<what>[^`]+)`"
     r"(?:, got `(?P<got>[^`]+)`| (?P<op>>=|>|<=|<) (?P<bound>\S+)"
     r"| of length (?P<lop>>=|<=) (?P<length>\d+)| matching regex '(?P<pattern>.*)')$",
     re.DOTALL,
+)
+_FIELD_ERRORS: Final = (
+    ("Object missing required field `", "missing"),
+    ("Object contains unknown field `", "extra_forbidden"),
 )
 _TYPE_ERRORS: Final = {
     "int": "int_type",
@@ -493,8 +542,11 @@ def _parse(text: str, cls: type[Any] | None, data: Any) -> dict[str, Any]:
 
 
 def _parse_message(text: str, cls: type[Any] | None, data: Any) -> dict[str, Any]:
-    match = _AT.search(text)
-    message = text[: match.start()] if match else text
+    # msgspec puts the place last; searching the whole text would be quadratic in what a
+    # hostile author can repeat (an unknown field's name).
+    head, sep, tail = text.rpartition(" - at `")
+    match = _AT.fullmatch(tail) if sep else None
+    message = head if match else text
     loc: list[str | int] = []
     if match:
         for name, index in _STEP.findall(match.group("path")):
@@ -504,6 +556,9 @@ def _parse_message(text: str, cls: type[Any] | None, data: Any) -> dict[str, Any
     if kind == "value_error":
         ctx = {"error": message}
     concrete, value, tp = _concrete(loc, data, cls, match.group("key") if match else None)
+    if _VALUE in ctx:
+        ctx = dict(ctx)
+        value = ctx.pop(_VALUE)
     if kind == "literal_error":
         ctx = {"expected": ", ".join(repr(v) for v in _allowed(tp))}
     if kind in _MESSAGES and message.startswith(("Expected", "Object", "Invalid")):
@@ -541,15 +596,16 @@ def _kind(message: str) -> tuple[str, str, dict[str, Any], list[str | int]]:
         # the character too.
         text, _, extra = message.rpartition(_MARK)
         try:
-            kind, ctx, path = json.loads(extra)
+            kind, ctx, path, value = json.loads(extra)
         except (ValueError, TypeError):
             pass
         else:
+            if value:
+                ctx = {**ctx, _VALUE: value[0]}
             return text, kind, ctx, path
-    if message.startswith("Object missing required field `"):
-        return message, "missing", {}, [message.split("`")[1]]
-    if message.startswith("Object contains unknown field `"):
-        return message, "extra_forbidden", {}, [message.split("`")[1]]
+    for prefix, kind in _FIELD_ERRORS:
+        if message.startswith(prefix) and message.endswith("`"):
+            return message, kind, {}, [message[len(prefix) : -1]]  # the name may hold a `
     if message.startswith(("Invalid enum value", "Invalid value")):
         return message, "literal_error", {}, []
     found = _EXPECTED.match(message)
@@ -589,7 +645,8 @@ def _expected(found: re.Match[str]) -> tuple[str, dict[str, Any]]:
                 {"max_length": length},
             )
         )
-    return "string_pattern_mismatch", {"pattern": found.group("pattern")}
+    pattern = found.group("pattern")  # shown as written (see `Pattern`)
+    return "string_pattern_mismatch", {"pattern": _PATTERNS.get(pattern, pattern)}
 
 
 def _concrete(
@@ -621,7 +678,7 @@ def _concrete(
         bad = _failing_dict_key(node, tp)
         if bad is not None:
             out.append(bad)
-            node = node[bad]
+            node = bad
     return out, node, tp
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Final
 
-from msgspec import Meta
-
-from orchestrion.spec.structs import SpecModel
+from orchestrion.spec.structs import Pattern, SpecModel
 
 __all__ = ["REF_PATTERN", "TemplateOrigin"]
 
@@ -19,5 +17,5 @@ class TemplateOrigin(SpecModel, frozen=True, kw_only=True):
     says which template at which version made it, and the digest of that template's text, so
     that a deployed version never depends on the library staying as it was."""
 
-    ref: Annotated[str, Meta(pattern=REF_PATTERN)]
-    digest: Annotated[str, Meta(pattern=r"^sha256:[0-9a-f]{64}$")]
+    ref: Annotated[str, Pattern(REF_PATTERN)]
+    digest: Annotated[str, Pattern(r"^sha256:[0-9a-f]{64}$")]

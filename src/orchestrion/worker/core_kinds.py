@@ -41,6 +41,16 @@ class CoreKind(TaskKind[ModelT]):
             return raw
         return super().validate(raw)
 
+    def stored(self, options: ModelT) -> dict[str, Any]:
+        """The model as the spec stores it: the action itself, every field."""
+        return options.model_dump()
+
+    def json_schema(self, ref_template: str = "#/$defs/{model}") -> dict[str, Any]:
+        """Not the kind's to say: a core action's schema is part of the workflow schema
+        (`orchestrion.spec.json_schema`), hand-written with its YAML shorthands."""
+        del ref_template
+        raise NotImplementedError(f"the {self.name} action is described by the workflow schema")
+
 
 def _attempt(ctx: KindContext) -> AttemptKindContext:
     """The worker's context: core kinds run only in a worker, which always passes one."""

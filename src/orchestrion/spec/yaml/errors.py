@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from orchestrion.errors import CycleError, SpecError
-from orchestrion.spec.model import WorkflowSpec
+from orchestrion.spec.model import NAME_PATTERN, WorkflowSpec
 from orchestrion.spec.structs import Invalid
 from orchestrion.spec.templates.search import LibrarySource
 from orchestrion.spec.yaml.reader import (
@@ -167,6 +167,7 @@ _REASONS: Final = {
     "string_too_long": "is too long (at most {max_length} characters)",
     "string_pattern_mismatch": "invalid name {got}: use letters, digits, '_' and '-',"
     " starting with a letter or '_' (at most 100 characters)",
+    "pattern_mismatch": "{got} does not match {pattern}",
     "value_error": "{error}",
 }
 
@@ -174,8 +175,11 @@ _REASONS: Final = {
 def _reason(err: Any, path: Path) -> str:
     value = err.get("input")
     fields = {**(err.get("ctx") or {}), "got": describe(value), "field": path[-1] if path else ""}
+    kind = err["type"]
+    if kind == "string_pattern_mismatch" and fields.get("pattern") != NAME_PATTERN:
+        kind = "pattern_mismatch"  # not a name: say what the value must look like
     try:
-        text = _REASONS[err["type"]].format_map(fields)
+        text = _REASONS[kind].format_map(fields)
     except KeyError:
         text = f"{err['msg']}, got {describe(value)}"
     return text + _hint(err["type"], value)

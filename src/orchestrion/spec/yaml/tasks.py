@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-from orchestrion.spec.assets import asset_refs
 from orchestrion.spec.model import SECRET_NAME_PATTERN
 from orchestrion.spec.yaml.actions import ACTION_KEYS, IDENTIFIER, action, kind_keys
 from orchestrion.spec.yaml.errors import LoadContext, check_keys, expect_mapping, suggest
@@ -65,9 +64,6 @@ def _task(ctx: LoadContext, index: int, name: str, raw: Any, names: list[str]) -
     check_keys(ctx, path, body, (*TASK_KEYS, *kinds), f"task '{name}'")
     refs = TaskRefs(ctx, name, names, allow_item="map" in body)
     out: dict[str, Any] = {"name": name, **{k: body[k] for k in _PASSTHROUGH if k in body}}
-    for key in ("produces", "consumes"):  # their short forms (a key, ``asset:``)
-        if key in out:
-            out[key] = asset_refs(out[key])
     depends_on = _depends_on(ctx, path, body.get("depends_on"), names, name)
     where: Path = ("tasks", index, "action")
     out["action"] = action(ctx, path, body, where, refs, f"task '{name}'", kinds)
