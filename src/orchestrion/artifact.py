@@ -21,10 +21,11 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
+
+import msgspec
 
 from orchestrion.errors import OrchestrionError
 
@@ -56,8 +57,7 @@ class ArtifactError(OrchestrionError):
     """An artifact that cannot be published (outside a task, too large, malformed)."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class Published:
+class Published(msgspec.Struct, frozen=True, kw_only=True):
     """One artifact as the task published it; a file's `path` is uploaded by the worker."""
 
     kind: Kind

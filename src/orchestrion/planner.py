@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from orchestrion.spec.model import RetryPolicy, TriggerRule, WorkflowSpec
 from orchestrion.states import RunEvent, TaskEvent, TaskState
@@ -33,8 +34,7 @@ __all__ = [
 MAX_LOST_ATTEMPTS = 5
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamCounts:
+class UpstreamCounts(msgspec.Struct, frozen=True):
     """How a task's upstream task runs finished (a mapped group counts once)."""
 
     total: int

@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import os
 import pickle
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
 from orchestrion.auth.secret_box import (
     DEV_KEY_ID,

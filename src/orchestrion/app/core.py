@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
+
+import msgspec
 
 from orchestrion.app.audit import append_audit
 from orchestrion.app.settings import Settings
@@ -31,8 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["Actor", "Core", "Facet"]
 
 
-@dataclass(frozen=True, slots=True)
-class Actor:
+class Actor(msgspec.Struct, frozen=True):
     """Who acts through this App when no request does: a local CLI user (``cli:ana``).
     With an actor set, every mutating App method appends its own audit record; an App
     behind the API has none, because the API audits each request itself."""

@@ -5,8 +5,9 @@ number of batched store reads, however many workflows, runs or workers there are
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from orchestrion.app.core import Facet
 from orchestrion.errors import NotFound
@@ -46,8 +47,7 @@ _DAY = 86_400.0
 Visible = Callable[[str], bool] | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkflowSummary:
+class WorkflowSummary(msgspec.Struct, frozen=True, kw_only=True):
     """One row of the workflow list: the newest version and what is known about it."""
 
     record: WorkflowRecord
@@ -63,8 +63,7 @@ class WorkflowSummary:
         return min(fires, default=None)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Overview:
+class Overview(msgspec.Struct, frozen=True, kw_only=True):
     """The overview page: the last day's runs, what runs now, failures, workers, fires."""
 
     #: Run state -> runs created in the last 24 hours.
@@ -82,8 +81,7 @@ class Overview:
         return sum(self.last_day.values())
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskInputs:
+class TaskInputs(msgspec.Struct, frozen=True, kw_only=True):
     """What a task is given when it runs. The store keeps no copy per attempt: these are
     the run's parameters and the current results of the task's upstreams, which are what
     its attempts received unless an upstream was re-run since."""
@@ -152,8 +150,7 @@ def overview(store: Stores, *, now: float, rows: int = 10, visible: Visible = No
     )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskDetail:
+class TaskDetail(msgspec.Struct, frozen=True, kw_only=True):
     """One task of a run as its panel shows it: its task run (or one item's), a mapped
     task's items, the attempts, and the inputs."""
 

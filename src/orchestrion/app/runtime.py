@@ -14,8 +14,9 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
+
+import msgspec
 
 from orchestrion.app.core import Core, Facet
 from orchestrion.app.settings import Settings
@@ -55,8 +56,7 @@ __all__ = [
 ProgressCallback = Callable[[RunRecord, list[TaskRunRecord]], None]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkerPlan:
+class WorkerPlan(msgspec.Struct, frozen=True, kw_only=True):
     """What a worker process will run, settled before its database is opened, so that a
     bad ``--executor`` is refused before anything else happens."""
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from orchestrion.app.core import Facet
 from orchestrion.errors import NotFound
@@ -23,8 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["Version", "Workflows"]
 
 
-@dataclass(frozen=True, slots=True)
-class Version:
+class Version(msgspec.Struct, frozen=True):
     """One registered version of a workflow, and whether it is the current one."""
 
     record: WorkflowRecord

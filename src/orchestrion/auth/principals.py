@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
+import msgspec
+
 from orchestrion.errors import Forbidden, InvalidValue
 
 __all__ = [
@@ -199,8 +201,7 @@ class Resource:
         return f"{self.kind} {self.namespace}/{self.name}" if self.name else self.kind
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(msgspec.Struct, frozen=True):
     """The answer, with a reason fit for an audit record or a 403 message.
 
     Truthy exactly when allowed, so ``if authorize(...):`` means what it says.

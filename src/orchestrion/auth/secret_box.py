@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+import msgspec
+
 from orchestrion.auth.principals import NAMESPACE_RE
 from orchestrion.errors import SecretError
 
@@ -110,8 +112,7 @@ class MasterKey:
         return f"MasterKey(key_id={self.key_id!r}, key='***')"
 
 
-@dataclass(frozen=True, slots=True)
-class Sealed:
+class Sealed(msgspec.Struct, frozen=True):
     """An encrypted value as stored: which key, the nonce, and ciphertext plus GCM tag."""
 
     key_id: str

@@ -23,9 +23,10 @@ import ipaddress
 import socket
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urljoin, urlsplit
+
+import msgspec
 
 from orchestrion.errors import UnsafeURL
 
@@ -69,8 +70,7 @@ def system_resolver(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
-@dataclass(frozen=True, slots=True)
-class AllowList:
+class AllowList(msgspec.Struct, frozen=True):
     """Hostnames (exact, or ``*.suffix``) and networks an admin lets HTTP tasks reach."""
 
     hosts: frozenset[str] = frozenset()
@@ -102,8 +102,7 @@ class AllowList:
         return any(address in net for net in self.networks)
 
 
-@dataclass(frozen=True, slots=True)
-class CheckedURL:
+class CheckedURL(msgspec.Struct, frozen=True):
     """A URL that passed: connect only to ``addresses`` (sending ``host`` as the Host).
 
     ``addresses`` is empty only for a host an admin allow-listed by name (not resolved here).
@@ -113,7 +112,7 @@ class CheckedURL:
     scheme: str
     host: str
     port: int
-    addresses: tuple[str, ...] = field(default=())
+    addresses: tuple[str, ...] = msgspec.field(default=())
 
 
 def check_url(

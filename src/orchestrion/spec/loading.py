@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from orchestrion.errors import SpecError
 from orchestrion.spec.bundle import (
@@ -21,14 +22,13 @@ from orchestrion.spec.templates.search import LibrarySource, loading_with
 __all__ = ["LoadedWorkflow", "load_workflows", "python_refs", "spec_from_data"]
 
 
-@dataclass(frozen=True)
-class LoadedWorkflow:
+class LoadedWorkflow(msgspec.Struct, frozen=True):
     """A workflow read from a file: its spec (``spec.code`` names `code`), the code it runs,
     and, for a Python file, the callables this process imported (by ref)."""
 
     spec: WorkflowSpec
     code: CodeBundle | None = None
-    callables: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    callables: dict[str, Callable[..., Any]] = msgspec.field(default_factory=dict)
 
 
 def spec_from_data(data: Any, *, source: str) -> WorkflowSpec:

@@ -16,9 +16,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from orchestrion.errors import SpecError
 from orchestrion.spec.loading import LoadedWorkflow, load_workflows
@@ -204,7 +206,7 @@ def _in_namespace(item: LoadedWorkflow, namespace: str, source: str) -> LoadedWo
             f" {namespace!r}",
             source=source,
         )
-    return replace(item, spec=item.spec.model_copy(update={"namespace": namespace}))
+    return msgspec.structs.replace(item, spec=item.spec.model_copy(update={"namespace": namespace}))
 
 
 def project_from_data(data: Any, *, source: str = "<data>") -> ProjectSpec:

@@ -30,7 +30,6 @@ import types
 import typing
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Literal, Self, TypeVar, Union
 
 import msgspec
@@ -61,16 +60,14 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(msgspec.Struct, frozen=True):
     """A field check msgspec has no constraint for: `func` gets the converted value and
     returns it (or a normalised one) or raises `ValueError` naming the problem."""
 
     func: Callable[[Any], Any]
 
 
-@dataclass(frozen=True)
-class Range:
+class Range(msgspec.Struct, frozen=True):
     """Numeric bounds for a field whose value a `Check` makes a number (a duration)."""
 
     gt: float | None = None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+
+import msgspec
 
 __all__ = ["Attribute", "SpanRecord"]
 
@@ -11,8 +12,7 @@ __all__ = ["Attribute", "SpanRecord"]
 Attribute = str | int | float | bool
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SpanRecord:
+class SpanRecord(msgspec.Struct, frozen=True, kw_only=True):
     """A finished span, with the ids it was derived to have (times in epoch seconds)."""
 
     name: str
@@ -22,6 +22,6 @@ class SpanRecord:
     parent_span_id: int | None
     start: float
     end: float
-    attributes: Mapping[str, Attribute] = field(default_factory=dict)
+    attributes: Mapping[str, Attribute] = msgspec.field(default_factory=dict)
     #: Set for a failed span (its status is then ERROR, with this description).
     error: str | None = None

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import msgspec
+
 from orchestrion.artifact import Published
 from orchestrion.auth.secret_box import Secret
 from orchestrion.errors import OrchestrionError, TaskError, TaskTimeout
@@ -94,8 +96,7 @@ class Invocation:
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
-@dataclass(frozen=True)
-class RemoteFailure:
+class RemoteFailure(msgspec.Struct, frozen=True):
     """A task's exception, reduced to what an outcome records (exceptions of user types
     need not unpickle on the worker)."""
 
@@ -105,8 +106,7 @@ class RemoteFailure:
     timed_out: bool = False
 
 
-@dataclass(frozen=True)
-class Completion:
+class Completion(msgspec.Struct, frozen=True):
     """What an executor hands back for one call: the task's value or its failure, and the output it
     did not stream while the call ran. Never an exception, so that a task's error cannot pass for a
     broken executor."""

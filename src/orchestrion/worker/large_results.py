@@ -17,9 +17,10 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from orchestrion.errors import TaskError
 from orchestrion.store.objects import ObjectRef, ObjectsSettings, ObjectStore
@@ -44,8 +45,7 @@ class ResultTooLarge(TaskError):
     """A result over the hard cap (``ORCHESTRION_RESULTS_MAX_BYTES``)."""
 
 
-@dataclass(frozen=True)
-class ResultFiles:
+class ResultFiles(msgspec.Struct, frozen=True):
     """A worker's object store and the sizes that decide what goes there."""
 
     objects: ObjectStore

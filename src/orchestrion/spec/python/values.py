@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from orchestrion.spec.model import InputSpec
 from orchestrion.spec.python.build import BuildState, Ref
 
@@ -46,8 +48,7 @@ class _Item:
 ITEM: Any = _Item()
 
 
-@dataclass(frozen=True)
-class _Expr:
+class _Expr(msgspec.Struct, frozen=True):
     text: str
 
 

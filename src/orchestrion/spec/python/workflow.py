@@ -14,8 +14,9 @@ import functools
 import inspect
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Unpack, overload
+
+import msgspec
 
 from orchestrion.errors import OrchestrionError, SpecError
 from orchestrion.spec.model import (
@@ -69,8 +70,7 @@ _SETTINGS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class _Built:
+class _Built(msgspec.Struct, frozen=True):
     spec: WorkflowSpec
     callables: dict[str, Callable[..., Any]]
     children: dict[str, Workflow]

@@ -13,9 +13,10 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
+
+import msgspec
 
 from orchestrion.errors import ExpressionError, SpecError
 from orchestrion.spec.expressions import TEMPLATE_RE, compile_expression, to_text, whole_template
@@ -31,8 +32,7 @@ _PLAIN_PARAM: Final = re.compile(r"params\.([A-Za-z_][A-Za-z0-9_-]*)")
 Fail = Callable[[str], SpecError]
 
 
-@dataclass(frozen=True)
-class TemplateRef:
+class TemplateRef(msgspec.Struct, frozen=True):
     """``library/template@version``, parsed."""
 
     library: str
@@ -43,8 +43,7 @@ class TemplateRef:
         return f"{self.library}/{self.template}@{self.version}"
 
 
-@dataclass(frozen=True)
-class Expansion:
+class Expansion(msgspec.Struct, frozen=True):
     """A use made concrete: the task body to translate, and where it came from."""
 
     body: dict[str, Any]

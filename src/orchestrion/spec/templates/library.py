@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import msgspec
+
 from orchestrion.errors import SpecError
 from orchestrion.spec.model import ParamSpec
 from orchestrion.spec.rules import NAME_PATTERN
@@ -66,8 +68,7 @@ def canonical_json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-@dataclass(frozen=True)
-class TaskTemplate:
+class TaskTemplate(msgspec.Struct, frozen=True):
     """One template: its parameters and its task body (YAML task shape)."""
 
     name: str
@@ -76,7 +77,7 @@ class TaskTemplate:
     description: str = ""
     #: Parameter name -> the fields its declaration wrote (a model keeps no such record):
     #: `to_data` writes those only, and `required` tells an explicit ``required`` apart.
-    declared: dict[str, frozenset[str]] = field(default_factory=dict)
+    declared: dict[str, frozenset[str]] = msgspec.field(default_factory=dict)
 
     def to_data(self) -> dict[str, Any]:
         """The template as in a library file."""

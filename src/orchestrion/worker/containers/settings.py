@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass, field
 from typing import Final
+
+import msgspec
 
 __all__ = [
     "DEFAULT_HOST",
@@ -33,8 +34,7 @@ def _default_work_root() -> str:
     return os.path.join(tempfile.gettempdir(), "orchestrion-work")
 
 
-@dataclass(frozen=True, kw_only=True)
-class ContainerSettings:
+class ContainerSettings(msgspec.Struct, frozen=True, kw_only=True):
     """How a worker reaches its container engine (``ORCHESTRION_CONTAINER_HOST``, else
     ``DOCKER_HOST``, else Docker's default socket) and where it makes the per-attempt work
     folders it mounts (``ORCHESTRION_CONTAINER_WORK_DIR``: a path the engine can bind-mount,
@@ -42,7 +42,7 @@ class ContainerSettings:
 
     #: None: not configured (`DEFAULT_HOST` is tried when a container task runs).
     host: str | None = None
-    work_root: str = field(default_factory=_default_work_root)
+    work_root: str = msgspec.field(default_factory=_default_work_root)
     #: Seconds between SIGTERM and SIGKILL when a container is stopped (timeout, cancel).
     stop_grace: float = 5.0
     #: Seconds an API call (other than waiting for the container and reading its logs) may
