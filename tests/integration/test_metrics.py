@@ -5,7 +5,6 @@ read every namespace or a configured scraper address."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -165,7 +165,7 @@ def test_access_needs_a_token_for_every_namespace_or_a_scraper_address(
         assert "every namespace" in narrow.json()["error"]["message"]
         bad = httpx.get(f"{url}/metrics", headers={"Authorization": "Bearer nope"})
         assert bad.status_code == 401
-    app.settings = dataclasses.replace(app.settings, metrics_scrapers=("127.0.0.0/8",))
+    app.settings = msgspec.structs.replace(app.settings, metrics_scrapers=("127.0.0.0/8",))
     with serve_api(app) as url:
         assert httpx.get(f"{url}/metrics").status_code == 200
 

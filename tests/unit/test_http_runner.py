@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import socket
 import threading
@@ -13,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from orchestrion.auth.secret_box import Secret
@@ -513,7 +513,7 @@ def test_connections_go_to_the_checked_address(server: Server) -> None:
 def test_a_text_result_is_masked_before_it_is_cut(server: Server, offset: int) -> None:
     """Issue 12: a text body is cut to `MAX_TEXT_CHARS`; a secret across the cut leaves
     no piece behind (the result is masked whole first)."""
-    ctx = dataclasses.replace(make_ctx(), secret_values={"s": Secret(SECRET)})
+    ctx = msgspec.structs.replace(make_ctx(), secret_values={"s": Secret(SECRET)})
     result = run_http(HttpAction(url=f"{server.base}/long-text/{offset}"), ctx, allow=LOOPBACK)
     kept = result["text"]
     assert len(kept) <= MAX_TEXT_CHARS

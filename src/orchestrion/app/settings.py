@@ -9,12 +9,14 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+
+import msgspec
 
 from orchestrion.auth.secret_box import DEV_MODE_ENV, KEY_ENV, KEY_FILE_ENV, KeyRing, load_key_ring
 from orchestrion.auth.ssrf import AllowList
 from orchestrion.errors import OrchestrionError
 from orchestrion.store.objects import ObjectsSettings
+from orchestrion.types import repr_hiding
 from orchestrion.worker.containers.settings import ContainerSettings
 
 __all__ = [
@@ -47,8 +49,7 @@ CONTAINER_HOST_ENV = "ORCHESTRION_CONTAINER_HOST"
 CONTAINER_WORK_DIR_ENV = "ORCHESTRION_CONTAINER_WORK_DIR"
 
 
-@dataclass(frozen=True, kw_only=True)
-class Settings:
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """How an App and the processes built on it are configured (see `from_env`)."""
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -64,11 +65,11 @@ class Settings:
     sync_every: float = 30.0
     #: The master keys that seal secrets; None when none is configured (secrets then
     #: cannot be set or used, and the server and workers refuse to start).
-    key_ring: KeyRing | None = field(default=None, repr=False)
+    key_ring: KeyRing | None = None
     #: ``ORCHESTRION_DEV_MODE=1``: an insecure built-in master key, loud warnings.
     dev_mode: bool = False
     #: Non-public destinations HTTP tasks may reach (``ORCHESTRION_HTTP_ALLOW``).
-    http_allow: AllowList = field(default_factory=AllowList)
+    http_allow: AllowList = msgspec.field(default_factory=AllowList)
     #: Proxies whose forwarded headers name the client (``ORCHESTRION_TRUSTED_PROXIES``,
     #: ``server --trusted-proxy``); empty: the TCP peer is the client, whatever it sends.
     trusted_proxies: tuple[str, ...] = ()
@@ -77,13 +78,16 @@ class Settings:
     metrics_scrapers: tuple[str, ...] = ()
     #: Where container tasks run (``ORCHESTRION_CONTAINER_HOST``, ``DOCKER_HOST``) and their
     #: work folders (``ORCHESTRION_CONTAINER_WORK_DIR``).
-    containers: ContainerSettings = field(default_factory=ContainerSettings)
+    containers: ContainerSettings = msgspec.field(default_factory=ContainerSettings)
     #: Where large results and file artifacts go, and the sizes that decide it
     #: (``ORCHESTRION_RESULTS_*``, ``ORCHESTRION_S3_ENDPOINT_URL``; docs/results.md).
-    results: ObjectsSettings = field(default_factory=ObjectsSettings)
+    results: ObjectsSettings = msgspec.field(default_factory=ObjectsSettings)
     #: Where schedulers post OpenLineage run events (``ORCHESTRION_OPENLINEAGE_URL``,
     #: e.g. ``http://marquez:5000/api/v1/lineage``); None: none are sent.
     openlineage_url: str | None = None
+
+    def __repr__(self) -> str:
+        return repr_hiding(self, "key_ring")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, db: str | None = None) -> Settings:

@@ -186,8 +186,7 @@ class Principal:
         return hash((self.kind, self.id))
 
 
-@dataclass(frozen=True, slots=True)
-class Resource:
+class Resource(msgspec.Struct, frozen=True):
     """The object of an action: ``Resource("finance", "workflow", "nightly")``."""
 
     namespace: str

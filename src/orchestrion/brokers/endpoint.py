@@ -5,11 +5,13 @@ is stored."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
+import msgspec
+
 from orchestrion.auth.secret_box import Secret
+from orchestrion.types import repr_hiding
 
 if TYPE_CHECKING:
     import ssl
@@ -60,8 +62,7 @@ _DEFAULT_PORTS: Final = {
 }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Endpoint:
+class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
     """Where a broker is and how to log in, for the process about to connect."""
 
     namespace: str
@@ -69,8 +70,11 @@ class Endpoint:
     kind: str
     url: str
     username: str | None = None
-    password: Secret | None = field(default=None, repr=False)
-    tls: Mapping[str, Any] = field(default_factory=dict)
+    password: Secret | None = None
+    tls: Mapping[str, Any] = msgspec.field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return repr_hiding(self, "password")
 
     @property
     def uses_tls(self) -> bool:

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import re
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import msgspec
 from rich.console import Console
 from rich.markup import escape
 
@@ -140,7 +140,7 @@ def server(
             proxies = trusted_proxies(trusted_proxy)
         except OrchestrionError as exc:
             raise click.BadParameter(str(exc), param_hint="--trusted-proxy") from None
-        settings = dataclasses.replace(settings, trusted_proxies=proxies)
+        settings = msgspec.structs.replace(settings, trusted_proxies=proxies)
     run_server(
         settings,
         host=host,

@@ -22,10 +22,11 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+import msgspec
 
 from orchestrion.errors import SpecError
 
@@ -49,15 +50,14 @@ MAX_BUNDLE_BYTES = 8 * 1024 * 1024
 _NEVER_LOCAL = frozenset({"orchestrion", "__future__", *sys.stdlib_module_names})
 
 
-@dataclass(frozen=True, eq=False)
-class CodeBundle:
+class CodeBundle(msgspec.Struct, frozen=True, eq=False, dict=True):
     """Python source files by path relative to the project root (POSIX separators), and the
     folders imports resolve against (`paths`, in order; ``""`` is the root itself)."""
 
     files: Mapping[str, bytes]
     paths: tuple[str, ...]
 
-    @cached_property
+    @cached_property  # in the instance's __dict__ (``dict=True``)
     def digest(self) -> str:
         """SHA-256 of the manifest (each file's path and content hash) and the paths: two
         bundles with the same digest import exactly the same code."""

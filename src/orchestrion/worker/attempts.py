@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from orchestrion.store.records import Claim, Outcome
 from orchestrion.worker.context import TaskContext
@@ -19,8 +20,7 @@ from orchestrion.worker.context import TaskContext
 __all__ = ["Active", "Attempts"]
 
 
-@dataclass
-class Active:
+class Active(msgspec.Struct):
     """One attempt running here: its claim, what its code sees, and when it times out."""
 
     claim: Claim

@@ -9,13 +9,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
+
+import msgspec
 
 from orchestrion.auth.masking import Masker
 from orchestrion.auth.secret_box import Secret
 from orchestrion.errors import CancelRequested, SecretError
+from orchestrion.types import repr_hiding
 
 __all__ = ["LogSink", "TaskContext"]
 
@@ -27,8 +29,7 @@ def _discard(stream: str, text: str) -> None:
     return None
 
 
-@dataclass(frozen=True, kw_only=True)
-class TaskContext:
+class TaskContext(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     """What a task's code sees of its attempt: which run and task it is, its parameters, a log, a
     cancel check and its declared secrets. The worker makes one per attempt and passes it to a
     task that asks for it."""
@@ -42,11 +43,11 @@ class TaskContext:
     map_index: int | None = None
     #: Stable across attempts of one task run: use it to make external effects exactly once.
     idempotency_key: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-    cancel_event: threading.Event = field(default_factory=threading.Event)
+    params: Mapping[str, Any] = msgspec.field(default_factory=dict)
+    cancel_event: threading.Event = msgspec.field(default_factory=threading.Event)
     log_sink: LogSink = _discard
     #: The secrets this task declared, opened by the worker: read them with `secret`.
-    secret_values: Mapping[str, Secret] = field(default_factory=dict, repr=False)
+    secret_values: Mapping[str, Secret] = msgspec.field(default_factory=dict)
     #: The W3C ``traceparent`` of this attempt's span when tracing is on (else None): HTTP
     #: tasks send it as a header, shell tasks get it as ``TRACEPARENT``; code may pass it on.
     traceparent: str | None = None
@@ -55,7 +56,10 @@ class TaskContext:
     #: worker's watchdog (which waits a second longer) and reports what was stopped.
     deadline: float | None = None
 
-    @cached_property
+    def __repr__(self) -> str:
+        return repr_hiding(self, "secret_values")
+
+    @cached_property  # in the instance's __dict__ (``dict=True``)
     def masker(self) -> Masker:
         """Masks every declared secret's value: the worker's code that shortens output (a cut
         log line, a stderr tail, a preview) masks with it *before* cutting."""

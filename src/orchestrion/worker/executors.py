@@ -33,7 +33,6 @@ import inspect
 import sys
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,6 +42,7 @@ from orchestrion.artifact import Published
 from orchestrion.auth.secret_box import Secret
 from orchestrion.errors import OrchestrionError, TaskError, TaskTimeout
 from orchestrion.spec.bundle import CodeBundle
+from orchestrion.types import repr_hiding
 from orchestrion.worker.context import LogSink, TaskContext
 from orchestrion.worker.snapshots import public_names
 
@@ -66,8 +66,7 @@ EXECUTOR_CHOICES = (
 )
 
 
-@dataclass(frozen=True, kw_only=True)
-class Invocation:
+class Invocation(msgspec.Struct, frozen=True, kw_only=True):
     """One call of task code, everything in it picklable (it crosses a process boundary)."""
 
     #: ``module:qualname`` of the task function.
@@ -90,10 +89,13 @@ class Invocation:
     attempt: int
     map_index: int | None = None
     idempotency_key: str
-    params: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = msgspec.field(default_factory=dict)
     #: Declared secrets, opened by the worker; `Secret` refuses pickling, so plain values
     #: travel (to the executor only) and are wrapped again there.
-    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    secrets: Mapping[str, str] = msgspec.field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return repr_hiding(self, "secrets")
 
 
 class RemoteFailure(msgspec.Struct, frozen=True):

@@ -14,9 +14,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from orchestrion.auth.ssrf import AllowList
 from orchestrion.brokers.endpoint import Endpoint
@@ -65,23 +67,22 @@ def connection_names(action: Action | None) -> tuple[str, ...]:
     return tuple(kind.connections(_validated(kind, stored)))
 
 
-@dataclass(frozen=True, kw_only=True)
-class AttemptKindContext:
+class AttemptKindContext(msgspec.Struct, frozen=True, kw_only=True):
     """The `KindContext` of one attempt: the worker's `TaskContext`, the attempt's deadline
     and the connections opened for it; plus what the core kinds' runners need of the task
     and the worker (a plugin may read them too, but `KindContext` does not promise them)."""
 
     task: TaskContext
     deadline: float | None
-    connections: Mapping[str, Endpoint] = field(default_factory=dict, repr=False)
+    connections: Mapping[str, Endpoint] = msgspec.field(default_factory=dict)
     #: The task's timeout in seconds (None without one), for "timed out after Ns" messages;
     #: `deadline` is what to wait against.
     timeout: float | None = None
     #: What templates see: ``params``, ``tasks`` (upstream results), ``item``.
-    scope: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    scope: Mapping[str, Any] = msgspec.field(default_factory=dict)
     #: The task's ``secrets:`` (environment variable -> secret name): shell and container
     #: tasks get those values in their environment, read through `secret`.
-    task_secrets: Mapping[str, str] = field(default_factory=dict)
+    task_secrets: Mapping[str, str] = msgspec.field(default_factory=dict)
     #: The non-public destinations HTTP tasks may reach (the worker's setting).
     http_allow: AllowList | None = None
     #: Where container tasks run (the worker's setting).

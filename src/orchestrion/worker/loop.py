@@ -12,7 +12,6 @@ share, are kept by `orchestrion.worker.attempts`; captured log lines wait in
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import logging
 import os
@@ -22,8 +21,9 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from orchestrion.auth.secret_box import Secret
 from orchestrion.auth.ssrf import AllowList
@@ -70,8 +70,7 @@ _CANCEL_WAIT = 2.0
 _CLAIM_BACKOFF_MOST = 10.0
 
 
-@dataclass(frozen=True, kw_only=True)
-class WorkerSettings:
+class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     """How a worker runs: the queues it serves, how many attempts at once, its lease and heartbeat
     timing, its labels, its id and where HTTP tasks may go."""
 
@@ -84,14 +83,14 @@ class WorkerSettings:
     #: This worker's labels (``--label gpu=a100``): it claims only task runs whose
     #: ``requires`` they satisfy. None: any task run, whatever it requires (the in-process
     #: worker of ``orchestrion run``).
-    labels: Mapping[str, str] | None = field(default_factory=dict)
-    worker_id: str = field(
+    labels: Mapping[str, str] | None = msgspec.field(default_factory=dict)
+    worker_id: str = msgspec.field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     )
     #: Non-public destinations HTTP tasks may reach (loopback, private, metadata: refused).
-    http_allow: AllowList = field(default_factory=AllowList)
+    http_allow: AllowList = msgspec.field(default_factory=AllowList)
     #: Where container tasks run (the engine's API) and their work folders.
-    containers: ContainerSettings = field(default_factory=ContainerSettings)
+    containers: ContainerSettings = msgspec.field(default_factory=ContainerSettings)
     #: The object store for large results and file artifacts; None: results stay in the
     #: database (up to its cap) and artifacts cannot be published.
     results: ResultFiles | None = None
@@ -362,7 +361,7 @@ class Worker:
                 outcome = self._execute(claim, spec, ctx, task)
             else:
                 with in_span(*ids):
-                    ctx = dataclasses.replace(ctx, traceparent=traceparent(*ids))
+                    ctx = msgspec.structs.replace(ctx, traceparent=traceparent(*ids))
                     outcome = self._execute(claim, spec, ctx, task)
                     self._traced_end(claim, outcome)
             if task.produces:  # after masking (metadata is in the result until here)
@@ -427,7 +426,7 @@ class Worker:
         masker = None
         if values or hidden:  # a task with nothing to mask pays nothing for masking
             masker = masker_for({**values, **hidden})
-            ctx = dataclasses.replace(
+            ctx = msgspec.structs.replace(
                 ctx, secret_values=values, log_sink=masked_sink(ctx.log_sink, masker)
             )
         run = functools.partial(

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -52,13 +51,12 @@ class _Expr(msgspec.Struct, frozen=True):
     text: str
 
 
-@dataclass
-class Collector:
+class Collector(msgspec.Struct):
     """Collects the upstream tasks of the refs met while converting one task's fields."""
 
     state: BuildState
     task: str
-    deps: list[str] = field(default_factory=list)
+    deps: list[str] = msgspec.field(default_factory=list)
 
     def add(self, ref: Ref) -> None:
         """Depend on the task that `ref` is the result of (after checking it belongs to this
