@@ -16,7 +16,7 @@ from orchestrion.auth.secret_box import DEV_MODE_ENV, KEY_ENV, KEY_FILE_ENV, Key
 from orchestrion.auth.ssrf import AllowList
 from orchestrion.errors import OrchestrionError
 from orchestrion.store.objects import ObjectsSettings
-from orchestrion.types import repr_hiding
+from orchestrion.types import NO_RICH_REPR, repr_hiding
 from orchestrion.worker.containers.settings import ContainerSettings
 
 __all__ = [
@@ -88,6 +88,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def __repr__(self) -> str:
         return repr_hiding(self, "key_ring")
+
+    __rich_repr__ = NO_RICH_REPR
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, db: str | None = None) -> Settings:

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from orchestrion.auth.secret_box import Secret
-from orchestrion.types import repr_hiding
+from orchestrion.types import NO_RICH_REPR, repr_hiding
 
 if TYPE_CHECKING:
     import ssl
@@ -75,6 +75,8 @@ class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
 
     def __repr__(self) -> str:
         return repr_hiding(self, "password")
+
+    __rich_repr__ = NO_RICH_REPR
 
     @property
     def uses_tls(self) -> bool:

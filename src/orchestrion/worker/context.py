@@ -17,7 +17,7 @@ import msgspec
 from orchestrion.auth.masking import Masker
 from orchestrion.auth.secret_box import Secret
 from orchestrion.errors import CancelRequested, SecretError
-from orchestrion.types import repr_hiding
+from orchestrion.types import NO_RICH_REPR, repr_hiding
 
 __all__ = ["LogSink", "TaskContext"]
 
@@ -58,6 +58,8 @@ class TaskContext(msgspec.Struct, frozen=True, kw_only=True, dict=True):
 
     def __repr__(self) -> str:
         return repr_hiding(self, "secret_values")
+
+    __rich_repr__ = NO_RICH_REPR
 
     @cached_property  # in the instance's __dict__ (``dict=True``)
     def masker(self) -> Masker:

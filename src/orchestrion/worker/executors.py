@@ -42,7 +42,7 @@ from orchestrion.artifact import Published
 from orchestrion.auth.secret_box import Secret
 from orchestrion.errors import OrchestrionError, TaskError, TaskTimeout
 from orchestrion.spec.bundle import CodeBundle
-from orchestrion.types import repr_hiding
+from orchestrion.types import NO_RICH_REPR, repr_hiding
 from orchestrion.worker.context import LogSink, TaskContext
 from orchestrion.worker.snapshots import public_names
 
@@ -96,6 +96,8 @@ class Invocation(msgspec.Struct, frozen=True, kw_only=True):
 
     def __repr__(self) -> str:
         return repr_hiding(self, "secrets")
+
+    __rich_repr__ = NO_RICH_REPR
 
 
 class RemoteFailure(msgspec.Struct, frozen=True):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from orchestrion.errors import SpecError, TaskError
 from orchestrion.spec.actions import PluginAction, PythonAction, SubWorkflowAction
 from orchestrion.spec.kinds import TaskKind, installed_kinds, options_message
 from orchestrion.spec.model import Action
+from orchestrion.types import NO_RICH_REPR, repr_hiding
 from orchestrion.worker.containers.settings import ContainerSettings
 from orchestrion.worker.context import TaskContext
 
@@ -89,7 +89,13 @@ class AttemptKindContext(msgspec.Struct, frozen=True, kw_only=True):
     containers: ContainerSettings | None = None
     #: Stored upstream results (task name -> a local file) that a container task gets in its
     #: work folder as ``results/<task>.json`` (the scope names that path).
-    files: Mapping[str, Path] = field(default_factory=dict)
+    files: Mapping[str, Path] = msgspec.field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        # The scope holds run parameters and upstream results; connections, credentials.
+        return repr_hiding(self, "connections", "scope")
+
+    __rich_repr__ = NO_RICH_REPR
 
     @property
     def run_id(self) -> str:
