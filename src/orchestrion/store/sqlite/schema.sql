@@ -1,10 +1,11 @@
 -- The whole current schema of an Orchestrion SQLite database, as one file to read.
 --
--- Databases are created and upgraded by the migrations (store/migrations/sqlite/), never
--- from this file; tests/contract/test_migrations.py checks that a database built from
--- this file has exactly the catalog of one built by every migration (columns in their
--- physical order: a column a migration added comes last in its table). Change a migration,
--- change this file with it.
+-- An empty database is made from this file, with every migration recorded as applied
+-- (database.py, `_create`); an existing one is upgraded by the migrations
+-- (store/migrations/sqlite/). tests/contract/test_migrations.py checks that a database
+-- built from this file has exactly the catalog of one built by every migration (columns in
+-- their physical order: a column a migration added comes last in its table). Change a
+-- migration, change this file with it.
 --
 -- Times are REAL seconds since the epoch (UTC); JSON values are TEXT holding canonical
 -- JSON. The states of runs and task runs are those of orchestrion/states.py.
