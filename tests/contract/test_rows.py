@@ -137,3 +137,16 @@ def test_a_reader_refuses_what_its_record_lacks() -> None:
 def test_column_lists_follow_the_records() -> None:
     assert rows.column_list(SealedRow) == "namespace, name, key_id, nonce, ciphertext"
     assert rows.column_list(UserRecord).startswith("id, name, password_hash")
+
+
+def test_every_reader_is_built_at_first_use_and_kept() -> None:
+    """Readers are made lazily (a run uses five): each named one builds, is declared for
+    type checkers, and is the same function on the next use."""
+    declared = set(rows.__annotations__) - {"BACKFILL_COLUMNS", "_READERS"}
+    assert declared == set(rows._READERS)
+    for name in rows._READERS:
+        reader = getattr(rows, name)
+        assert reader is getattr(rows, name)
+        assert reader.__name__ == f"read_{rows._READERS[name][0].__name__}"
+    with pytest.raises(AttributeError, match="NOT_A_READER"):
+        rows.__getattr__("NOT_A_READER")

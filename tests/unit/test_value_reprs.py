@@ -77,3 +77,10 @@ def test_settings_show_no_key_ring() -> None:
     assert "key_ring" not in _shown(settings)
     assert "KeyRing" not in _shown(settings)
     assert "database_url=" in repr(settings)
+
+
+def test_a_master_key_shows_its_id_not_its_bytes() -> None:
+    key = MasterKey("k1", bytes(range(1, 33)))
+    assert "k1" in repr(key)
+    assert repr(bytes(range(1, 33))) not in _shown(key)
+    assert "\\x01\\x02" not in _shown(key)

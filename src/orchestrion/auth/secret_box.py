@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -29,6 +28,7 @@ import msgspec
 
 from orchestrion.auth.principals import NAMESPACE_RE
 from orchestrion.errors import SecretError
+from orchestrion.types import NO_RICH_REPR
 
 __all__ = [
     "DEV_KEY_ID",
@@ -94,8 +94,7 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
-@dataclass(frozen=True, slots=True)
-class MasterKey:
+class MasterKey(msgspec.Struct, frozen=True):
     """One 256-bit master key and the id stored with what it sealed, so that a key ring can tell
     which key opens a value."""
 
@@ -110,6 +109,8 @@ class MasterKey:
 
     def __repr__(self) -> str:
         return f"MasterKey(key_id={self.key_id!r}, key='***')"
+
+    __rich_repr__ = NO_RICH_REPR  # msgspec's would show the key to rich
 
 
 class Sealed(msgspec.Struct, frozen=True):

@@ -18,10 +18,11 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 from urllib.parse import unquote, urlparse
+
+import msgspec
 
 from orchestrion.errors import OrchestrionError
 from orchestrion.store.object_keys import new_key
@@ -45,8 +46,7 @@ DEFAULT_THRESHOLD = 256 * KIB
 DEFAULT_MAX_BYTES = 5 * KIB**3
 
 
-@dataclass(frozen=True, kw_only=True)
-class ObjectRef:
+class ObjectRef(msgspec.Struct, frozen=True, kw_only=True):
     """A stored object: where it is, how large, its SHA-256 (hex)."""
 
     uri: str
@@ -85,8 +85,7 @@ class ObjectRef:
             return None
 
 
-@dataclass(frozen=True, kw_only=True)
-class ObjectsSettings:
+class ObjectsSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Where objects go and the sizes that decide it (`orchestrion.app.settings`)."""
 
     #: ``file:///...`` or ``s3://bucket/prefix``; None: ``results`` beside the SQLite file

@@ -18,8 +18,9 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any, NoReturn
+
+import msgspec
 
 from orchestrion.errors import SpecError
 from orchestrion.spec.model import NAME_PATTERN, ParamSpec, ParamType, TaskSpec
@@ -83,21 +84,20 @@ def member_expr(base: str, key: str | int) -> str:
     return f'{base}["{escaped}"]'
 
 
-@dataclass(eq=False)
-class BuildState:
+class BuildState(msgspec.Struct, eq=False):
     """What one workflow build has recorded so far."""
 
     workflow: str
     params: dict[str, ParamSpec]
-    tasks: list[TaskSpec] = field(default_factory=list)
-    callables: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    tasks: list[TaskSpec] = msgspec.field(default_factory=list)
+    callables: dict[str, Callable[..., Any]] = msgspec.field(default_factory=dict)
     #: Template text produced by formatting a ref (``f"{ref}"``) -> that ref, so that the
     #: text can be recognised (and its dependency found) where it ends up.
-    formatted: dict[str, Ref] = field(default_factory=dict)
+    formatted: dict[str, Ref] = msgspec.field(default_factory=dict)
     #: Sub-workflows called by this one, by name (the registry needs them too).
-    children: dict[str, Any] = field(default_factory=dict)
-    _names: set[str] = field(default_factory=set)
-    _explicit: set[str] = field(default_factory=set)
+    children: dict[str, Any] = msgspec.field(default_factory=dict)
+    _names: set[str] = msgspec.field(default_factory=set)
+    _explicit: set[str] = msgspec.field(default_factory=set)
 
     def error(self, task: str | None, problem: str) -> SpecError:
         """A SpecError naming this workflow, the task and the user's line of code."""
@@ -150,8 +150,7 @@ class BuildState:
         return spec.type if spec else None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
-class Ref:
+class Ref(msgspec.Struct, frozen=True, eq=False):
     """A placeholder for a value known only at run time, as an expression over the run scope.
 
     It can be indexed (``ref["rows"]``, ``ref[0]``) to name part of the value, passed to
@@ -211,7 +210,7 @@ class Ref:
         return f"<{type(self).__name__} {self.expr}>"
 
 
-class TaskRef(Ref):
+class TaskRef(Ref, frozen=True):
     """The result of a task (or of a sub-workflow run) in the workflow being built."""
 
     @property
@@ -220,7 +219,7 @@ class TaskRef(Ref):
         return False
 
 
-class MappedTaskRef(TaskRef):
+class MappedTaskRef(TaskRef, frozen=True):
     """The gathered results of a mapped task: a list, one element per mapped item."""
 
     @property
@@ -237,7 +236,7 @@ class MappedTaskRef(TaskRef):
         return TaskRef(member_expr(self.expr, key), self.build, self.task)
 
 
-class ParamRef(Ref):
+class ParamRef(Ref, frozen=True):
     """A workflow parameter (or part of an object parameter)."""
 
 

@@ -8,7 +8,7 @@ declared once, in the reader's table below: a column named otherwise (`columns`)
 that is not a column and that the caller gives (`given`). A new column is then one edit to
 the record plus its migration.
 
-Readers are built once, at import, as a function per record that does exactly what a
+Readers are built once, at first use, as a function per record that does exactly what a
 hand-written one would (``Record(id=row["id"], state=TaskState(row["state"]), ...)``), so
 that the hot reads (`list_task_runs`, `list_events`) pay nothing per row for being
 derived: the code is generated from the fields, as `dataclasses` generates ``__init__``.
@@ -175,26 +175,67 @@ def column_list(record: type[Any], *, columns: Mapping[str, str] | None = None) 
 
 # ------------------------------------------------------------------ the readers
 
-WORKFLOW: Final = row_reader(WorkflowRecord, given=["spec"])  # parsed once per version
-RUN: Final = row_reader(RunRecord)
-RUN_MARK: Final = row_reader(RunMark)
-TASK_RUN: Final = row_reader(TaskRunRecord)
-ATTEMPT: Final = row_reader(AttemptRecord)
-EVENT: Final = row_reader(EventRecord)
-LOG: Final = row_reader(LogRecord, given=["task_name"])  # with its map index
-WORKER: Final = row_reader(WorkerRecord)
-QUEUE_LIMIT: Final = row_reader(QueueLimit)
-SCHEDULE_STATE: Final = row_reader(ScheduleState)
-FIRE: Final = row_reader(FireRecord)
 #: The run counts by state come from the backfill's fires (a query of their own).
 BACKFILL_COLUMNS: Final = {"start": "range_start", "end": "range_end"}
-BACKFILL: Final = row_reader(BackfillRecord, columns=BACKFILL_COLUMNS, given=["counts"])
-USER: Final = row_reader(UserRecord)
-TOKEN: Final = row_reader(TokenRecord)
-SESSION: Final = row_reader(SessionRecord)
-AUDIT: Final = row_reader(AuditRecord)
-SECRET_META: Final = row_reader(SecretMeta)
-CONNECTION: Final = row_reader(ConnectionRecord)
-LIBRARY: Final = row_reader(StoredLibrary)
-SEALED: Final = row_reader(SealedRow)
-RETENTION: Final = row_reader(RetentionPolicy)
+
+#: Each reader: its record, the columns it reads under another name, the fields its caller
+#: gives. Built at first use (`__getattr__`): building one resolves the record's type hints
+#: and compiles its source, about 0.2 ms, and `orchestrion run` reads five of the 21.
+_READERS: Final[dict[str, tuple[type[Any], Mapping[str, str] | None, tuple[str, ...]]]] = {
+    "WORKFLOW": (WorkflowRecord, None, ("spec",)),  # parsed once per version
+    "RUN": (RunRecord, None, ()),
+    "RUN_MARK": (RunMark, None, ()),
+    "TASK_RUN": (TaskRunRecord, None, ()),
+    "ATTEMPT": (AttemptRecord, None, ()),
+    "EVENT": (EventRecord, None, ()),
+    "LOG": (LogRecord, None, ("task_name",)),  # with its map index
+    "WORKER": (WorkerRecord, None, ()),
+    "QUEUE_LIMIT": (QueueLimit, None, ()),
+    "SCHEDULE_STATE": (ScheduleState, None, ()),
+    "FIRE": (FireRecord, None, ()),
+    "BACKFILL": (BackfillRecord, BACKFILL_COLUMNS, ("counts",)),
+    "USER": (UserRecord, None, ()),
+    "TOKEN": (TokenRecord, None, ()),
+    "SESSION": (SessionRecord, None, ()),
+    "AUDIT": (AuditRecord, None, ()),
+    "SECRET_META": (SecretMeta, None, ()),
+    "CONNECTION": (ConnectionRecord, None, ()),
+    "LIBRARY": (StoredLibrary, None, ()),
+    "SEALED": (SealedRow, None, ()),
+    "RETENTION": (RetentionPolicy, None, ()),
+}
+
+# Declared for type checkers; the module's `__getattr__` makes each at its first use.
+WORKFLOW: Callable[..., WorkflowRecord]
+RUN: Callable[..., RunRecord]
+RUN_MARK: Callable[..., RunMark]
+TASK_RUN: Callable[..., TaskRunRecord]
+ATTEMPT: Callable[..., AttemptRecord]
+EVENT: Callable[..., EventRecord]
+LOG: Callable[..., LogRecord]
+WORKER: Callable[..., WorkerRecord]
+QUEUE_LIMIT: Callable[..., QueueLimit]
+SCHEDULE_STATE: Callable[..., ScheduleState]
+FIRE: Callable[..., FireRecord]
+BACKFILL: Callable[..., BackfillRecord]
+USER: Callable[..., UserRecord]
+TOKEN: Callable[..., TokenRecord]
+SESSION: Callable[..., SessionRecord]
+AUDIT: Callable[..., AuditRecord]
+SECRET_META: Callable[..., SecretMeta]
+CONNECTION: Callable[..., ConnectionRecord]
+LIBRARY: Callable[..., StoredLibrary]
+SEALED: Callable[..., SealedRow]
+RETENTION: Callable[..., RetentionPolicy]
+
+
+def __getattr__(name: str) -> Any:
+    """The reader called `name`, built now and kept as a module global (PEP 562), so the
+    next use finds it without coming here. Two threads that race build equal readers."""
+    try:
+        record, columns, given = _READERS[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    reader = row_reader(record, columns=columns, given=given)
+    globals()[name] = reader
+    return reader
