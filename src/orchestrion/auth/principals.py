@@ -28,7 +28,6 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
@@ -167,20 +166,19 @@ REQUIRED_ROLE: Final[Mapping[Action, Role]] = MappingProxyType(
 GLOBAL_ACTIONS: Final = frozenset({Action.MANAGE_USERS, Action.SETTINGS})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Principal:
+class Principal(msgspec.Struct, frozen=True, kw_only=True):
     """An authenticated caller. ``bindings`` maps a namespace (or ``*``) to a role."""
 
     kind: PrincipalKind
     id: str
     name: str
-    bindings: Mapping[str, Role] = field(default_factory=dict)
+    bindings: Mapping[str, Role] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for namespace in self.bindings:
             check_namespace(namespace)
         # A read-only copy: a principal cannot gain a role after it was authenticated.
-        object.__setattr__(self, "bindings", MappingProxyType(dict(self.bindings)))
+        msgspec.structs.force_setattr(self, "bindings", MappingProxyType(dict(self.bindings)))
 
     def __hash__(self) -> int:
         return hash((self.kind, self.id))

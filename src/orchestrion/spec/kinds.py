@@ -43,7 +43,6 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
 
 from orchestrion.errors import SpecError
@@ -281,22 +280,30 @@ def options_message(exc: ValueError) -> str:
     return "; ".join(parts)
 
 
-@dataclass
 class KindRegistry:
     """Task kinds by name, each loaded (imported) on first use from ``module:attr``.
 
     Built from `BUILTIN_KINDS` and the entry point group by `installed_kinds`; a test or an
-    embedding program may build its own.
+    embedding program may build its own. A service with a lock and a cache, not a value:
+    a plain class (a dataclass would cost half a millisecond of every start).
     """
 
-    #: name -> ``module:attr`` (a `TaskKind` subclass or instance), or the kind itself.
-    sources: Mapping[str, str | TaskKind[Any]]
-    #: Where a source came from, for error messages (``package 'orchestrion-example'``).
-    origins: Mapping[str, str] = field(default_factory=dict)
-    #: The core kinds' runners (`CORE_KINDS`): found by `core_kind`, not YAML keys.
-    core: Mapping[str, str | TaskKind[Any]] = field(default_factory=dict)
-    _loaded: dict[str, TaskKind[Any]] = field(default_factory=dict, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    __slots__ = ("_loaded", "_lock", "core", "origins", "sources")
+
+    def __init__(
+        self,
+        sources: Mapping[str, str | TaskKind[Any]],
+        origins: Mapping[str, str] | None = None,
+        core: Mapping[str, str | TaskKind[Any]] | None = None,
+    ) -> None:
+        #: name -> ``module:attr`` (a `TaskKind` subclass or instance), or the kind itself.
+        self.sources = sources
+        #: Where a source came from, for error messages (``package 'orchestrion-example'``).
+        self.origins: Mapping[str, str] = {} if origins is None else origins
+        #: The core kinds' runners (`CORE_KINDS`): found by `core_kind`, not YAML keys.
+        self.core: Mapping[str, str | TaskKind[Any]] = {} if core is None else core
+        self._loaded: dict[str, TaskKind[Any]] = {}
+        self._lock = threading.Lock()
 
     def names(self) -> list[str]:
         """Every kind's name, sorted."""
@@ -383,11 +390,13 @@ def installed_kinds() -> KindRegistry:
 V = TypeVar("V")
 
 
-@dataclass(frozen=True)
 class _Lazy(Mapping[str, V]):
     """A mapping made by `load` when first read (`_Discovery` keeps what it made)."""
 
-    load: Callable[[], Mapping[str, V]]
+    __slots__ = ("load",)
+
+    def __init__(self, load: Callable[[], Mapping[str, V]]) -> None:
+        self.load = load
 
     def __getitem__(self, key: str) -> V:
         return self.load()[key]

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final
+
+import msgspec
 
 from orchestrion.errors import ExpressionError
 from orchestrion.spec.expressions.check import Checker
 from orchestrion.spec.expressions.interpreter import evaluate_node
 from orchestrion.spec.expressions.values import EvalError, short
+from orchestrion.types import NO_RICH_REPR, repr_hiding
 
 __all__ = ["MAX_LENGTH", "Expression", "compile_expression"]
 
@@ -19,8 +21,7 @@ __all__ = ["MAX_LENGTH", "Expression", "compile_expression"]
 MAX_LENGTH: Final = 2_000
 
 
-@dataclass(frozen=True, slots=True)
-class Expression:
+class Expression(msgspec.Struct, frozen=True, eq=False, kw_only=True):
     """A compiled, checked expression: cheap to evaluate many times, safe to share.
 
     Attributes:
@@ -34,7 +35,29 @@ class Expression:
     names: frozenset[str]
     referenced_tasks: frozenset[str]
     referenced_params: frozenset[str]
-    _tree: ast.expr = field(repr=False, compare=False)
+    _tree: ast.expr
+
+    # Two expressions are equal by what they say: the tree is derived from the text and
+    # stays out of equality, hashing and the repr.
+    def _key(self) -> tuple[str, frozenset[str], frozenset[str], frozenset[str]]:
+        return (self.text, self.names, self.referenced_tasks, self.referenced_params)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Expression):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __ne__(self, other: object) -> bool:  # a Struct does not derive it from __eq__
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return repr_hiding(self, "_tree")
+
+    __rich_repr__ = NO_RICH_REPR
 
     def evaluate(self, scope: Mapping[str, Any]) -> Any:
         """The value of the expression over `scope`.

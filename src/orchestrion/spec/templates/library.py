@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgspec
@@ -99,15 +98,29 @@ class TaskTemplate(msgspec.Struct, frozen=True):
         return found if found is not None else frozenset(self.params[name].field_names())
 
 
-@dataclass(frozen=True)
-class TemplateLibrary:
+class TemplateLibrary(msgspec.Struct, frozen=True, eq=False):
     """A versioned set of templates. `source` names where it was read (for errors)."""
 
     name: str
     version: int
     templates: dict[str, TaskTemplate]
     description: str = ""
-    source: str = field(default="<library>", compare=False)
+    source: str = "<library>"
+
+    def __eq__(self, other: object) -> bool:
+        """Equal by content: where a library was read from is not part of it."""
+        if not isinstance(other, TemplateLibrary):
+            return NotImplemented
+        return (self.name, self.version, self.templates, self.description) == (
+            other.name,
+            other.version,
+            other.templates,
+            other.description,
+        )
+
+    def __ne__(self, other: object) -> bool:  # a Struct does not derive it from __eq__
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
 
     def to_data(self) -> dict[str, Any]:
         """The library as in a file (`library_from_data` reads it back)."""
