@@ -8,8 +8,6 @@ when the workflow is validated (`orchestrion.spec.validation`) and rendered by t
 `Action` is their union, told apart by ``kind``.
 """
 
-from __future__ import annotations
-
 import re
 from typing import Annotated, Any, Final, Literal
 

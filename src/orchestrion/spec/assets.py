@@ -11,8 +11,6 @@ has an event the trigger has not consumed yet, per partition; see
 `orchestrion.triggers.assets`.
 """
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated, Any
 
 from msgspec import Meta

@@ -9,8 +9,6 @@ YAML also takes them inside the ``container:`` block), and the worker hands them
 container's environment only.
 """
 
-from __future__ import annotations
-
 import re
 from typing import Annotated, Final, Literal
 

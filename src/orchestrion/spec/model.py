@@ -10,8 +10,6 @@ language of `orchestrion.spec.expressions` over the names ``params``, ``tasks`` 
 results by task name) and ``item`` (the element of a mapped task).
 """
 
-from __future__ import annotations
-
 import hashlib
 import json
 import re
@@ -441,7 +439,7 @@ class WorkflowSpec(SpecModel, frozen=True, kw_only=True, weakref=True):
         return _canonical(self)[1]
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> WorkflowSpec:
+    def from_json(cls, text: str | bytes) -> "WorkflowSpec":
         """A spec from the canonical JSON of `to_json`, as stored."""
         return cls.model_validate_json(text)
 

@@ -16,8 +16,6 @@ triggers also ``run`` (``id``, ``workflow``, ``state``, ``result``, ``params``);
 triggers ``message`` (``id``, ``body``, ``json``, ``headers``, ``destination``, ``broker``).
 """
 
-from __future__ import annotations
-
 import datetime as dt
 import hashlib
 import json

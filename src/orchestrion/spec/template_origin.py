@@ -1,7 +1,5 @@
 """Where a task came from: the template reference and digest recorded in the spec."""
 
-from __future__ import annotations
-
 from typing import Annotated, Final
 
 from orchestrion.spec.structs import Pattern, SpecModel

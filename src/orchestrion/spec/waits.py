@@ -7,8 +7,6 @@ matching event arrives, when a sensor's check comes true, or when its timeout fa
 (`orchestrion.store.sql.waits`). A thousand waiting runs hold no worker slot.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Any, Final, Literal
 
 from msgspec import Meta
