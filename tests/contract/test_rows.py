@@ -142,7 +142,7 @@ def test_column_lists_follow_the_records() -> None:
 def test_every_reader_is_built_at_first_use_and_kept() -> None:
     """Readers are made lazily (a run uses five): each named one builds, is declared for
     type checkers, and is the same function on the next use."""
-    declared = set(rows.__annotations__) - {"BACKFILL_COLUMNS", "_READERS"}
+    declared = set(rows.__annotations__) - {"BACKFILL_COLUMNS", "_READERS", "_KEPT"}
     assert declared == set(rows._READERS)
     for name in rows._READERS:
         reader = getattr(rows, name)
@@ -150,3 +150,8 @@ def test_every_reader_is_built_at_first_use_and_kept() -> None:
         assert reader.__name__ == f"read_{rows._READERS[name][0].__name__}"
     with pytest.raises(AttributeError, match="NOT_A_READER"):
         rows.__getattr__("NOT_A_READER")
+
+
+def test_another_modules_reader_is_built_once() -> None:
+    assert rows.reader(SealedRow) is rows.reader(SealedRow)
+    assert rows.reader(SealedRow).__name__ == "read_SealedRow"

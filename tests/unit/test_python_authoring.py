@@ -1438,3 +1438,20 @@ def test_shell_argv_by_position() -> None:
         http("h", "https://example.com", "POST")
 
     assert "http(name, url) takes 2 arguments by position, got 3" in _build_error(wf3).message
+
+
+def test_a_ref_shows_as_its_expression_to_rich_too() -> None:
+    """Not the whole build it belongs to (every task and callable so far)."""
+    from rich.pretty import pretty_repr
+
+    @workflow
+    def wf() -> TaskRef:
+        ref = step()
+        assert pretty_repr(ref) == repr(ref) == "<TaskRef tasks.step>"
+        return ref
+
+    @task
+    def step() -> int:
+        return 1
+
+    wf.spec  # noqa: B018  # builds the workflow, running the assertions inside it

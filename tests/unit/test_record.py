@@ -105,3 +105,21 @@ def test_as_dict_converts_records_at_any_depth_and_keeps_the_rest() -> None:
     assert out["state"] is RunState.RUNNING  # not converted: as dataclasses.asdict
     with pytest.raises(TypeError, match="not a record"):
         as_dict([USER])
+
+
+def test_replace_checks_the_copy_as_the_class_checks_a_new_one() -> None:
+    """msgspec's own replace skips ``__post_init__``; a dataclass's did not, and a
+    principal's bindings and a master key are checked there."""
+    from types import MappingProxyType
+
+    from orchestrion.auth.principals import Principal, PrincipalKind, Role
+    from orchestrion.auth.secret_box import MasterKey
+    from orchestrion.errors import OrchestrionError
+
+    ana = Principal(kind=PrincipalKind.USER, id="u1", name="ana")
+    granted = replace(ana, bindings={"finance": Role.VIEWER})
+    assert isinstance(granted.bindings, MappingProxyType)  # read-only again
+    with pytest.raises(OrchestrionError):
+        replace(ana, bindings={"Not A Namespace!": Role.VIEWER})
+    with pytest.raises(OrchestrionError, match="32 bytes"):
+        replace(MasterKey("k1", b"\x01" * 32), key=b"short")

@@ -57,9 +57,15 @@ def field_names(record: Any) -> tuple[str, ...]:
 
 
 def replace(record: R, **changes: Any) -> R:
-    """A copy of `record` with `changes` (``dataclasses.replace`` for records)."""
+    """A copy of `record` with `changes` (``dataclasses.replace`` for records): a Struct's
+    ``__post_init__`` runs on the copy, as a dataclass's does (msgspec's own `replace`
+    skips it, which would let a principal's bindings or a master key go unchecked)."""
     if isinstance(record, msgspec.Struct):
-        return msgspec.structs.replace(record, **changes)
+        copy = msgspec.structs.replace(record, **changes)
+        post_init = getattr(copy, "__post_init__", None)
+        if post_init is not None:
+            post_init()
+        return copy
     return dataclasses.replace(record, **changes)  # type: ignore[type-var]
 
 

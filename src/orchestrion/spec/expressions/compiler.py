@@ -21,7 +21,7 @@ __all__ = ["MAX_LENGTH", "Expression", "compile_expression"]
 MAX_LENGTH: Final = 2_000
 
 
-class Expression(msgspec.Struct, frozen=True, eq=False, kw_only=True):
+class Expression(msgspec.Struct, frozen=True, eq=False):
     """A compiled, checked expression: cheap to evaluate many times, safe to share.
 
     Attributes:

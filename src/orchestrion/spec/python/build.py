@@ -24,6 +24,7 @@ import msgspec
 
 from orchestrion.errors import SpecError
 from orchestrion.spec.model import NAME_PATTERN, ParamSpec, ParamType, TaskSpec
+from orchestrion.types import NO_RICH_REPR
 
 __all__ = [
     "BuildState",
@@ -208,6 +209,9 @@ class Ref(msgspec.Struct, frozen=True, eq=False):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.expr}>"
+
+    # msgspec's would print the whole build (every task and callable) to rich
+    __rich_repr__ = NO_RICH_REPR
 
 
 class TaskRef(Ref, frozen=True):

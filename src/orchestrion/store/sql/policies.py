@@ -21,8 +21,8 @@ from orchestrion.store.policy_records import PolicyRecord
 from orchestrion.store.sql.advance import Advance
 from orchestrion.store.sql.database import Database
 from orchestrion.store.sql.jsontext import dumps
-from orchestrion.store.sql.policy_rows import POLICY as _POLICY
 from orchestrion.store.sql.policy_rows import PQ
+from orchestrion.store.sql.rows import reader
 
 __all__ = ["SqlPolicies"]
 
@@ -41,10 +41,10 @@ class SqlPolicies:
         self._db = db
 
     def current_policies(self) -> list[PolicyRecord]:
-        return [_POLICY(r) for r in self._db.read(PQ.policies_current)]
+        return [reader(PolicyRecord)(r) for r in self._db.read(PQ.policies_current)]
 
     def policy_history(self, name: str) -> list[PolicyRecord]:
-        return [_POLICY(r) for r in self._db.read(PQ.policy_history, (name,))]
+        return [reader(PolicyRecord)(r) for r in self._db.read(PQ.policy_history, (name,))]
 
     def put_policy(
         self, name: str, document: Mapping[str, Any], *, by: str | None, now: float
@@ -54,7 +54,7 @@ class SqlPolicies:
         def fn(adv: Advance) -> PolicyRecord:
             for _ in range(_RETRIES):
                 row = adv.tx.execute(PQ.policy_latest + adv.for_update(), (name,)).fetchone()
-                latest = _POLICY(row) if row is not None else None
+                latest = reader(PolicyRecord)(row) if row is not None else None
                 if latest is not None and not latest.deleted and latest.digest == digest:
                     return latest
                 version = latest.version + 1 if latest is not None else 1
@@ -74,9 +74,9 @@ class SqlPolicies:
         def fn(adv: Advance) -> bool:
             for _ in range(_RETRIES):
                 row = adv.tx.execute(PQ.policy_latest + adv.for_update(), (name,)).fetchone()
-                if row is None or _POLICY(row).deleted:
+                if row is None or reader(PolicyRecord)(row).deleted:
                     return False
-                latest = _POLICY(row)
+                latest = reader(PolicyRecord)(row)
                 version = latest.version + 1
                 values = (
                     name, version, dumps(dict(latest.document)), latest.digest, 1, now, by,

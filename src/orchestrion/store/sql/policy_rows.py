@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any, Final
 from orchestrion.errors import OrchestrionError
 from orchestrion.store.policy_records import PolicyRecord
 from orchestrion.store.sql.named import NamedQueries, load_queries
-from orchestrion.store.sql.rows import column_list, row_reader
+from orchestrion.store.sql.rows import column_list, reader
 
 if TYPE_CHECKING:
     from orchestrion.spec.policies.model import Policy
 
-__all__ = ["POLICY", "PQ", "policies_in_force"]
+__all__ = ["PQ", "policies_in_force"]
 
 log = logging.getLogger("orchestrion.policies")
 
@@ -25,7 +25,6 @@ PQ: Final[NamedQueries] = load_queries(
     Path(__file__).with_name("policies.sql"),
     substitutions={"policy_columns": column_list(PolicyRecord)},
 )
-POLICY: Final = row_reader(PolicyRecord)
 
 
 def policies_in_force(read: Callable[[str], Sequence[Any]]) -> list[Policy]:
@@ -43,7 +42,7 @@ def policies_in_force(read: Callable[[str], Sequence[Any]]) -> list[Policy]:
 
     found: list[Policy] = []
     for row in rows:
-        record = POLICY(row)
+        record = reader(PolicyRecord)(row)
         try:
             found.append(parse_policy(record.document, source=f"policy {record.name}"))
         except OrchestrionError as exc:

@@ -49,10 +49,6 @@ def bucket_case(bounds: Sequence[float]) -> str:
 #: The duration bucket of a metric delta's ``seconds`` (`metric_ended`, `metric_fold`).
 BUCKET: Final = bucket_case(DURATION_BUCKETS)
 METRIC_ENDED: Final = Q.metric_ended.fill(bucket=BUCKET)
-ENDED: Final = rows.row_reader(EndedCount)
-ACTIVE: Final = rows.row_reader(ActiveCount)
-QUEUE_DEPTH: Final = rows.row_reader(QueueDepth)
-SCHEDULE_LAG: Final = rows.row_reader(ScheduleLag)
 
 #: Workflows per UNION ALL statement: SQLite allows at most 500 compound terms.
 _CHUNK = 200
@@ -165,12 +161,12 @@ class SqlReads:
         db_seconds = time.perf_counter() - started
         return MetricsSnapshot(
             taken_at=now,
-            ended=tuple(ENDED(r) for r in read(METRIC_ENDED)),
-            active_runs=tuple(ACTIVE(r) for r in read(Q.metric_active_runs)),
-            queues=tuple(QUEUE_DEPTH(r) for r in read(Q.metric_queues, (now,))),
+            ended=tuple(map(rows.reader(EndedCount), read(METRIC_ENDED))),
+            active_runs=tuple(map(rows.reader(ActiveCount), read(Q.metric_active_runs))),
+            queues=tuple(map(rows.reader(QueueDepth), read(Q.metric_queues, (now,)))),
             running={r["worker"]: int(r["n"]) for r in read(Q.metric_running)},
             workers=tuple(rows.WORKER(r) for r in read(Q.metric_workers, (alive_since,))),
-            schedules=tuple(SCHEDULE_LAG(r) for r in read(Q.metric_schedules)),
+            schedules=tuple(map(rows.reader(ScheduleLag), read(Q.metric_schedules))),
             db_seconds=db_seconds,
         )
 

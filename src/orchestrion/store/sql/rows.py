@@ -73,6 +73,7 @@ __all__ = [
     "WORKER",
     "WORKFLOW",
     "column_list",
+    "reader",
     "row_reader",
 ]
 
@@ -167,6 +168,20 @@ def row_reader(
     return read
 
 
+_KEPT: dict[type[Any], Callable[..., Any]] = {}
+
+
+def reader(record: type[R]) -> Callable[..., R]:
+    """`row_reader(record)` (each field from its column of the same name), built at its
+    first use and kept: for the readers of other modules, which a run imports and mostly
+    never calls (metrics, broker consumers, policies). Two threads that race build equal
+    readers."""
+    found = _KEPT.get(record)
+    if found is None:
+        found = _KEPT[record] = row_reader(record)
+    return found
+
+
 def column_list(record: type[Any], *, columns: Mapping[str, str] | None = None) -> str:
     """The columns a reader of `record` reads, comma-separated, for a SELECT list."""
     renames = columns or {}
@@ -180,7 +195,7 @@ BACKFILL_COLUMNS: Final = {"start": "range_start", "end": "range_end"}
 
 #: Each reader: its record, the columns it reads under another name, the fields its caller
 #: gives. Built at first use (`__getattr__`): building one resolves the record's type hints
-#: and compiles its source, about 0.2 ms, and `orchestrion run` reads five of the 21.
+#: and compiles its source, about 0.2 ms, and `orchestrion run` uses three or four of them.
 _READERS: Final[dict[str, tuple[type[Any], Mapping[str, str] | None, tuple[str, ...]]]] = {
     "WORKFLOW": (WorkflowRecord, None, ("spec",)),  # parsed once per version
     "RUN": (RunRecord, None, ()),

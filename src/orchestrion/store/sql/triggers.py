@@ -30,11 +30,9 @@ from orchestrion.store.sql.database import Database
 from orchestrion.store.sql.jsontext import loads
 from orchestrion.store.sql.lifecycle import new_run_id
 from orchestrion.store.sql.queries import Q
-from orchestrion.store.sql.rows import row_reader
+from orchestrion.store.sql.rows import reader
 
 __all__ = ["SqlTriggers"]
-
-_CONSUMER = row_reader(ConsumerRecord)
 
 
 class SqlTriggers:
@@ -155,7 +153,7 @@ class SqlTriggers:
     def list_consumers(self) -> list[ConsumerRecord]:
         out = []
         for row in self._db.read(Q.broker_consumers):
-            record = _CONSUMER(row)
+            record = reader(ConsumerRecord)(row)
             if record.last_dead_letter is not None:
                 reasons = loads(record.last_dead_letter) or []
                 record = replace(record, last_dead_letter="; ".join(reasons))

@@ -60,8 +60,8 @@ def migrate(conn: sqlite3.Connection, *, until: str | None = None) -> list[str]:
     one ``BEGIN IMMEDIATE`` transaction; returns the versions applied. Other processes are
     kept out by the caller (`SqliteDatabase` holds its writer lock).
 
-    An empty database is built from `schema.sql` instead, with every migration recorded as
-    applied (`_create`)."""
+    An empty database, when no `until` is given, is built from `schema.sql` instead, with
+    every migration recorded as applied (`_create`)."""
     applied: list[str] = []
     conn.execute(SQLITE.begin_immediate)
     try:
