@@ -124,6 +124,20 @@ def wf(name: str, *tasks: TaskSpec, **kw: Any) -> WorkflowSpec:
     return WorkflowSpec(name=name, tasks=tasks, **kw)
 
 
+def task_context(**fields: Any) -> TaskContext:
+    """A task's context outside any run: a placeholder identity (run ``r``, task ``t`` of
+    workflow ``w``, attempt 1), with `fields` given or overriding it."""
+    identity: dict[str, Any] = {
+        "run_id": "r",
+        "task_run_id": 1,
+        "task_name": "t",
+        "workflow": "w",
+        "attempt": 1,
+        "idempotency_key": "k",
+    }
+    return TaskContext(**(identity | fields))
+
+
 def by_name(task_runs: Iterable[TaskRunRecord]) -> dict[str, TaskRunRecord]:
     """Top-level task runs (not items, not undo steps) by task name."""
     return {t.task_name: t for t in task_runs if t.map_index < 0 and t.kind in ("task", "group")}

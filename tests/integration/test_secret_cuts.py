@@ -34,7 +34,7 @@ from orchestrion.spec.yaml.loader import load_yaml_text
 from orchestrion.worker import http as http_runner
 from orchestrion.worker import logs, runner, shell
 from orchestrion.worker.context import TaskContext
-from tests.helpers import database_url_for, stored_bytes
+from tests.helpers import database_url_for, stored_bytes, task_context
 
 #: Letters that appear in no word the worker writes in upper case (HTTP, JSON, GET, SIG...),
 #: so any 3 of them in a row can only come from the secret.
@@ -248,15 +248,8 @@ def test_a_line_cut_inside_a_multibyte_secret_leaves_nothing() -> None:
     """The byte cut may fall inside a character of the secret: the part before it goes too."""
     secret = "QZXJ\u00e9\u00e9\u00e9KWVY"
     lines: list[str] = []
-    ctx = TaskContext(
-        run_id="r",
-        task_run_id=1,
-        task_name="t",
-        workflow="w",
-        attempt=1,
-        idempotency_key="k",
-        log_sink=lambda _s, line: lines.append(line),
-        secret_values={"s": Secret(secret)},
+    ctx = task_context(
+        log_sink=lambda _s, line: lines.append(line), secret_values={"s": Secret(secret)}
     )
     for offset in range(LINE - len(secret.encode()) - 1, LINE + 1):
         lines.clear()

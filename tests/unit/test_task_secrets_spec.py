@@ -12,6 +12,7 @@ from orchestrion.spec.model import PythonAction, ShellAction, TaskSpec, Workflow
 from orchestrion.spec.python import shell, task, workflow
 from orchestrion.spec.yaml.loader import load_yaml_text
 from orchestrion.worker.context import TaskContext
+from tests.helpers import task_context
 
 
 def _yaml(secrets: str) -> WorkflowSpec:
@@ -72,15 +73,7 @@ def test_python_task_secrets_by_name_and_by_mapping() -> None:
 
 
 def test_ctx_secret_reads_declared_secrets_only() -> None:
-    ctx = TaskContext(
-        run_id="r",
-        task_run_id=1,
-        task_name="t",
-        workflow="w",
-        attempt=1,
-        idempotency_key="k",
-        secret_values={"a": Secret("value-a")},
-    )
+    ctx = task_context(secret_values={"a": Secret("value-a")})
     assert ctx.secret("a") == "value-a"
     assert "value-a" not in repr(ctx)
     with pytest.raises(SecretError, match="did not declare the secret 'b'"):

@@ -12,20 +12,13 @@ from orchestrion.brokers.endpoint import Endpoint
 from orchestrion.worker.context import TaskContext
 from orchestrion.worker.executors import Invocation
 from orchestrion.worker.kinds import AttemptKindContext
+from tests.helpers import task_context
 
 PLAIN = "hunter2-plain-value"
 
 
 def _context() -> TaskContext:
-    return TaskContext(
-        run_id="r",
-        task_run_id=1,
-        task_name="t",
-        workflow="w",
-        attempt=1,
-        idempotency_key="k",
-        secret_values={"TOKEN": Secret(PLAIN)},
-    )
+    return task_context(secret_values={"TOKEN": Secret(PLAIN)})
 
 
 def _shown(value: object) -> str:
