@@ -21,7 +21,7 @@ __all__ = ["MAX_LENGTH", "Expression", "compile_expression"]
 MAX_LENGTH: Final = 2_000
 
 
-class Expression(msgspec.Struct, frozen=True, eq=False):
+class Expression(msgspec.Struct, frozen=True):
     """A compiled, checked expression: cheap to evaluate many times, safe to share.
 
     Attributes:
@@ -37,22 +37,15 @@ class Expression(msgspec.Struct, frozen=True, eq=False):
     referenced_params: frozenset[str]
     _tree: ast.expr
 
-    # Two expressions are equal by what they say: the tree is derived from the text and
-    # stays out of equality, hashing and the repr.
-    def _key(self) -> tuple[str, frozenset[str], frozenset[str], frozenset[str]]:
-        return (self.text, self.names, self.referenced_tasks, self.referenced_params)
-
+    # Two expressions are equal by their text: everything else is derived from it, and
+    # the tree stays out of equality, hashing and the repr.
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Expression):
             return NotImplemented
-        return self._key() == other._key()
-
-    def __ne__(self, other: object) -> bool:  # a Struct does not derive it from __eq__
-        equal = self.__eq__(other)
-        return equal if equal is NotImplemented else not equal
+        return self.text == other.text
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        return hash(self.text)
 
     def __repr__(self) -> str:
         return repr_hiding(self, "_tree")

@@ -98,7 +98,7 @@ class TaskTemplate(msgspec.Struct, frozen=True):
         return found if found is not None else frozenset(self.params[name].field_names())
 
 
-class TemplateLibrary(msgspec.Struct, frozen=True, eq=False):
+class TemplateLibrary(msgspec.Struct, frozen=True):
     """A versioned set of templates. `source` names where it was read (for errors)."""
 
     name: str
@@ -117,10 +117,6 @@ class TemplateLibrary(msgspec.Struct, frozen=True, eq=False):
             other.templates,
             other.description,
         )
-
-    def __ne__(self, other: object) -> bool:  # a Struct does not derive it from __eq__
-        equal = self.__eq__(other)
-        return equal if equal is NotImplemented else not equal
 
     def to_data(self) -> dict[str, Any]:
         """The library as in a file (`library_from_data` reads it back)."""

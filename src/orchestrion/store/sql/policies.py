@@ -41,10 +41,12 @@ class SqlPolicies:
         self._db = db
 
     def current_policies(self) -> list[PolicyRecord]:
-        return [reader(PolicyRecord)(r) for r in self._db.read(PQ.policies_current)]
+        read = reader(PolicyRecord)
+        return [read(r) for r in self._db.read(PQ.policies_current)]
 
     def policy_history(self, name: str) -> list[PolicyRecord]:
-        return [reader(PolicyRecord)(r) for r in self._db.read(PQ.policy_history, (name,))]
+        read = reader(PolicyRecord)
+        return [read(r) for r in self._db.read(PQ.policy_history, (name,))]
 
     def put_policy(
         self, name: str, document: Mapping[str, Any], *, by: str | None, now: float
@@ -74,9 +76,9 @@ class SqlPolicies:
         def fn(adv: Advance) -> bool:
             for _ in range(_RETRIES):
                 row = adv.tx.execute(PQ.policy_latest + adv.for_update(), (name,)).fetchone()
-                if row is None or reader(PolicyRecord)(row).deleted:
+                latest = None if row is None else reader(PolicyRecord)(row)
+                if latest is None or latest.deleted:
                     return False
-                latest = reader(PolicyRecord)(row)
                 version = latest.version + 1
                 values = (
                     name, version, dumps(dict(latest.document)), latest.digest, 1, now, by,

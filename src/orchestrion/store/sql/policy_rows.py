@@ -40,9 +40,10 @@ def policies_in_force(read: Callable[[str], Sequence[Any]]) -> list[Policy]:
     # check) builds none.
     from orchestrion.spec.policies.model import parse_policy
 
+    parse = reader(PolicyRecord)
     found: list[Policy] = []
     for row in rows:
-        record = reader(PolicyRecord)(row)
+        record = parse(row)
         try:
             found.append(parse_policy(record.document, source=f"policy {record.name}"))
         except OrchestrionError as exc:

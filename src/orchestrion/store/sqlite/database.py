@@ -63,23 +63,23 @@ def migrate(conn: sqlite3.Connection, *, until: str | None = None) -> list[str]:
     An empty database, when no `until` is given, is built from `schema.sql` instead, with
     every migration recorded as applied (`_create`)."""
     applied: list[str] = []
+    files = sorted(_MIGRATIONS.glob("*.sql"))
     conn.execute(SQLITE.begin_immediate)
     try:
         if until is None and conn.execute(SQLITE.any_schema).fetchone() is None:
-            applied = _create(conn)
-            conn.execute(Q.commit)
-            return applied
-        conn.execute(SQLITE.create_schema_migrations)
-        done = {r[0] for r in conn.execute(Q.applied_versions)}
-        for file in sorted(_MIGRATIONS.glob("*.sql")):
-            if until is not None and file.stem > until:
-                break
-            if file.stem in done:
-                continue
-            for statement in _statements(file.read_text()):
-                conn.execute(statement)
-            conn.execute(SQLITE.record_migration, (file.stem,))
-            applied.append(file.stem)
+            applied = _create(conn, [file.stem for file in files])
+        else:
+            conn.execute(SQLITE.create_schema_migrations)
+            done = {r[0] for r in conn.execute(Q.applied_versions)}
+            for file in files:
+                if until is not None and file.stem > until:
+                    break
+                if file.stem in done:
+                    continue
+                for statement in _statements(file.read_text()):
+                    conn.execute(statement)
+                conn.execute(SQLITE.record_migration, (file.stem,))
+                applied.append(file.stem)
         conn.execute(Q.commit)
     except BaseException:
         _rollback(conn)
@@ -87,9 +87,9 @@ def migrate(conn: sqlite3.Connection, *, until: str | None = None) -> list[str]:
     return applied
 
 
-def _create(conn: sqlite3.Connection) -> list[str]:
+def _create(conn: sqlite3.Connection, versions: list[str]) -> list[str]:
     """Build an empty database from `schema.sql`, the current schema in one script, and
-    record every migration as applied; returns their versions.
+    record every migration (`versions`) as applied; returns them.
 
     Every `orchestrion run --db NEW` starts here. The migrations replay the schema's
     history (tables made, copied aside, made again, indexes dropped and merged): 21 ms a
@@ -99,7 +99,6 @@ def _create(conn: sqlite3.Connection) -> list[str]:
     one. No migration writes rows of its own, so there is no data to replay either."""
     for statement in _statements(_SCHEMA.read_text()):
         conn.execute(statement)
-    versions = [file.stem for file in sorted(_MIGRATIONS.glob("*.sql"))]
     conn.executemany(SQLITE.record_migration, [(v,) for v in versions])
     return versions
 
