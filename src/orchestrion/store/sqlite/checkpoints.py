@@ -22,6 +22,10 @@ the WAL had reached `START_AT` pages, it then:
 
 `every` adapts to what a commit writes: from the pages a cycle finds and the commits since
 the WAL last started again, the next cycle is due after about `AIM` pages' worth of them.
+Only this thread's restarts are seen, so `every` stops adapting once a cycle leaves a long
+WAL as it is (SQLite's own checkpoint may then start it again unseen) or finds the WAL
+shorter than before, until the thread's next restart. A restart by SQLite's own checkpoint
+that no cycle sees still inflates the count: an `every` already far too long can grow.
 SQLite's own checkpoint stays on at a higher mark (``wal_autocheckpoint`` in queries.sql)
 as the backstop for a burst that outruns the thread; by then the thread has usually copied
 most of the WAL, so what the committing thread copies is short.
@@ -88,6 +92,12 @@ class Checkpointer:
         self._due = _FIRST
         #: Commits between cycles that find about `AIM` pages (adapting).
         self.every = _FIRST
+        #: Whether `every` may adapt from `_commits`: no cycle since the thread's last
+        #: restart left a long WAL or found it shorter than before. (A restart by SQLite's
+        #: own checkpoint before the first cycle, or one the WAL has since outgrown, goes
+        #: unseen.) This field and the next are the thread's alone.
+        self._counted = True
+        self._pages = 0  # what the last cycle found since the thread's last restart
         self._wake = threading.Event()
         self._stopping = False
         self._working = False  # a cycle is under way or about to be
@@ -169,14 +179,23 @@ class Checkpointer:
         if pages < 0:  # another connection's checkpoint was under way, or no WAL
             self._due = self._commits + _FEWEST
             return
-        self._adapt(commits, pages)
+        if pages < self._pages:  # started again by another checkpoint: `pages` is short
+            self._counted = False
+        if self._counted:
+            self._adapt(commits, pages)
         restarted = pages >= START_AT and self._catch_up(conn, done)
         if restarted:
             self._commits = 0  # the next write starts the WAL again
             self._due = self.every
+            self._counted, self._pages = True, 0
         else:  # it goes on from `pages`: due when it holds about AIM
             rest = (AIM - pages) * commits // max(pages, 1)
             self._due = self._commits + max(_FEWEST, min(self.every, rest))
+            # A long WAL left as it is nears SQLite's own mark, whose checkpoint may start
+            # it again unseen. (Adapting from such counts, a busy disk's cycles, a few
+            # commits apart, each grew `every` by a quarter, up to its bound.)
+            self._counted = self._counted and pages < START_AT
+            self._pages = pages
 
     def _catch_up(self, conn: sqlite3.Connection, done: int) -> bool:
         """Copy what was appended since the first pass, until a pass got short, then the
