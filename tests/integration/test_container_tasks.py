@@ -26,7 +26,7 @@ from orchestrion.spec.yaml.loader import load_yaml_text
 from orchestrion.store.records import RunRecord, TaskRunRecord
 from orchestrion.worker.containers.settings import ContainerSettings
 from tests.containers import HOST, IMAGE, containers_of, require_podman
-from tests.helpers import database_url_for
+from tests.helpers import database_url_for, task_context
 
 KEY = MasterKey("k", os.urandom(32))
 SECRET = "hunter2-Xq9-zz"
@@ -210,11 +210,8 @@ def test_an_unreachable_engine_names_the_setting(tmp_path: Path) -> None:
     from orchestrion.errors import TaskError
     from orchestrion.spec.container import ContainerAction
     from orchestrion.worker.containers.run import run_container
-    from orchestrion.worker.context import TaskContext
 
-    ctx = TaskContext(
-        run_id="r", task_run_id=1, task_name="t", workflow="w", attempt=1, idempotency_key="k"
-    )
+    ctx = task_context()
     settings = ContainerSettings(host=f"unix://{tmp_path}/none.sock")
     with pytest.raises(TaskError, match="ORCHESTRION_CONTAINER_HOST"):
         run_container(ContainerAction(image=IMAGE), ctx, timeout=5, settings=settings)
@@ -279,12 +276,9 @@ def test_a_command_the_image_lacks_is_a_clear_error(tmp_path: Path) -> None:
     from orchestrion.errors import TaskError
     from orchestrion.spec.container import ContainerAction
     from orchestrion.worker.containers.run import run_container
-    from orchestrion.worker.context import TaskContext
 
     run_id = uuid.uuid4().hex[:20]
-    ctx = TaskContext(
-        run_id=run_id, task_run_id=1, task_name="t", workflow="w", attempt=1, idempotency_key="k"
-    )
+    ctx = task_context(run_id=run_id)
     settings = ContainerSettings(host=HOST, work_root=str(tmp_path / "work"))
     action = ContainerAction(image=IMAGE, command=("no-such-program", "x"), pull="never")
     with pytest.raises(TaskError, match=r"cannot start the container: .*no-such-program"):
@@ -300,14 +294,13 @@ def test_no_fragment_of_a_secret_survives_a_cut_line(tmp_path: Path, before: int
     from orchestrion.auth.secret_box import Secret
     from orchestrion.spec.container import ContainerAction
     from orchestrion.worker.containers.run import run_container
-    from orchestrion.worker.context import TaskContext
 
     lines: list[str] = []
-    ctx = TaskContext(
-        run_id=uuid.uuid4().hex[:20], task_run_id=1, task_name="t", workflow="w", attempt=1,
-        idempotency_key="k", secret_values={"pw": Secret(SECRET)},
+    ctx = task_context(
+        run_id=uuid.uuid4().hex[:20],
+        secret_values={"pw": Secret(SECRET)},
         log_sink=lambda stream, line: lines.append(line),
-    )  # fmt: skip
+    )
     script = f"head -c {before} /dev/zero | tr '\\0' a; printf '%s\\n' \"$PW\"; echo after"
     action = ContainerAction(image=IMAGE, command=("sh", "-c", script), pull="never")
     settings = ContainerSettings(host=HOST, work_root=str(tmp_path / "work"))

@@ -30,7 +30,7 @@ from orchestrion.spec.actions import PluginAction
 from orchestrion.spec.yaml.loader import load_yaml_text
 from orchestrion.worker.context import TaskContext
 from orchestrion.worker.kinds import run_plugin
-from tests.helpers import database_url_for
+from tests.helpers import database_url_for, task_context
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 MARIADB_URL = "mysql://127.0.0.1:3306/test"
@@ -117,10 +117,7 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
 
 
 def _ctx(**params: Any) -> TaskContext:
-    return TaskContext(
-        run_id="r1", task_run_id=1, task_name="load", workflow="w", attempt=1,
-        idempotency_key="k", params=params,
-    )  # fmt: skip
+    return task_context(task_name="load", params=params)
 
 
 def _run(

@@ -23,8 +23,8 @@ from orchestrion.spec.model import (
     PythonAction,
     ShellAction,
 )
-from orchestrion.worker.context import TaskContext
 from orchestrion.worker.kinds import AttemptKindContext, connection_names, run_kind
+from tests.helpers import task_context
 
 
 def _fresh(monkeypatch: pytest.MonkeyPatch, points: list[Any] | None) -> Any:
@@ -76,11 +76,11 @@ def test_the_worker_opens_the_connections_each_kind_names() -> None:
 
 
 def _context(**kw: Any) -> AttemptKindContext:
-    task = TaskContext(
-        run_id="r1", task_run_id=1, task_name="t", workflow="w", attempt=1,
-        idempotency_key="k", params={"who": "Ada"}, cancel_event=threading.Event(),
+    task = task_context(
+        params={"who": "Ada"},
+        cancel_event=threading.Event(),
         secret_values={"token": Secret("s3cret-value")},
-    )  # fmt: skip
+    )
     scope = {"params": {"who": "Ada"}, "tasks": {"up": {"n": 3}}, "item": None}
     return AttemptKindContext(task=task, scope=scope, **{"deadline": None, **kw})
 

@@ -27,6 +27,7 @@ from orchestrion.spec.python import plugin, shell, sql, task, workflow
 from orchestrion.spec.yaml.loader import load_yaml_text
 from orchestrion.worker.context import TaskContext
 from orchestrion.worker.kinds import connection_names, run_plugin
+from tests.helpers import task_context
 
 GREET = "example-greet"
 
@@ -217,10 +218,9 @@ def test_the_cli_schema_and_validate_see_the_plugin(tmp_path: Path) -> None:
 
 
 def _ctx(cancel: threading.Event | None = None, **params: Any) -> TaskContext:
-    return TaskContext(
-        run_id="r9", task_run_id=1, task_name="hello", workflow="w", attempt=2,
-        idempotency_key="k", params=params, cancel_event=cancel or threading.Event(),
-    )  # fmt: skip
+    return task_context(
+        task_name="hello", attempt=2, params=params, cancel_event=cancel or threading.Event()
+    )
 
 
 def _greet(options: dict[str, Any], ctx: TaskContext, timeout: float | None = None) -> Any:
@@ -257,10 +257,7 @@ def test_a_kind_this_worker_lacks_fails_the_attempt() -> None:
 def test_the_plugin_reads_a_declared_secret() -> None:
     from orchestrion.auth.secret_box import Secret
 
-    ctx = TaskContext(
-        run_id="r9", task_run_id=1, task_name="hello", workflow="w", attempt=1,
-        idempotency_key="k", secret_values={"sig": Secret("s3cr3t")},
-    )  # fmt: skip
+    ctx = task_context(task_name="hello", secret_values={"sig": Secret("s3cr3t")})
     assert _greet({"who": "x", "sign_with": "sig"}, ctx)["message"] == "Hello, x! (s3cr3t)"
     with pytest.raises(Exception, match="did not declare the secret 'other'"):
         _greet({"who": "x", "sign_with": "other"}, ctx)
