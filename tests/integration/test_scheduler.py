@@ -327,6 +327,78 @@ def test_a_killed_leader_is_replaced_within_the_lease_time(tmp_path: Path, close
     assert "cron" in leader.tick().duties
 
 
+class _SlowCommits:
+    """A trigger store on a slow disk: each fire takes `step` seconds of `clock`. Before the
+    fire numbered `at` it runs `stall` (another scheduler's tick in the middle of a pass)."""
+
+    def __init__(self, inner: Any, clock: FakeClock, step: float) -> None:
+        self.inner = inner
+        self.clock = clock
+        self.step = step
+        self.fires = 0
+        self.at = 0
+        self.stall: Any = None
+
+    def fire_schedule(self, *args: Any, **kwargs: Any) -> Any:
+        self.fires += 1
+        if self.fires == self.at:
+            self.stall()
+        self.clock.advance(self.step)
+        return self.inner.fire_schedule(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def _catching_up(
+    tmp_path: Path, closer: Closer, step: float
+) -> tuple[FakeClock, Scheduler, Scheduler, Stores, _SlowCommits]:
+    """A leader on a slow disk and a follower, and a minutely schedule current for 80
+    minutes before anyone ticks: 80 fires are due."""
+    start = 1_800_000_000.0 - 1_800_000_000.0 % HOUR
+    clock = FakeClock(start)
+    db = database_url_for(tmp_path / "db.sqlite")
+    one, two = closer(open_store(db)), closer(open_store(db))
+    schedule = ScheduleSpec(cron="* * * * *", catchup="all")
+    one.workflows.register_workflow(wf("k", py("a"), schedules=(schedule,)), source=None, now=start)
+    clock.advance(80 * MINUTE + 1)
+    slow = _SlowCommits(one.triggers, clock, step)
+    leader = Scheduler(slow, one.workflows, one.runs, clock, "leader", lease_ttl=30.0)
+    follower = Scheduler(two.triggers, two.workflows, two.runs, clock, "follower", lease_ttl=30.0)
+    return clock, leader, follower, one, slow
+
+
+def test_a_pass_longer_than_the_lease_keeps_it(tmp_path: Path, closer: Closer) -> None:
+    clock, leader, follower, store, _ = _catching_up(tmp_path, closer, step=1.0)
+    start = clock.now()
+    assert len(leader.tick().fires) == 80
+    assert clock.now() - start >= 80  # a pass of 80 s against a 30 s lease
+    # The leader renewed the lease as the pass went on: nobody could take the duty over
+    # from a holder still at work.
+    assert "cron" not in follower.tick().duties
+    assert set(fired(store).values()) == {1}
+
+
+def test_a_pass_stops_when_another_scheduler_took_the_lease(tmp_path: Path, closer: Closer) -> None:
+    clock, leader, follower, store, slow = _catching_up(tmp_path, closer, step=0.0)
+    taken: list[Any] = []
+
+    def stall_past_the_lease() -> None:
+        clock.advance(31.0)  # the leader stalls; the follower takes the lapsed lease over
+        taken.append(follower.tick())
+
+    slow.stall, slow.at = stall_past_the_lease, 11
+    late = leader.tick()
+    # The follower made the 70 fires the leader had not (the stalled one among them); the
+    # leader's stalled fire found it made, and the leader saw the lease gone and stopped
+    # rather than contend for the rest.
+    assert "cron" in taken[0].duties and len(taken[0].fires) == 70
+    assert len(late.fires) == 10
+    assert slow.fires == 11
+    assert set(fired(store).values()) == {1} and len(fired(store)) == 80
+    assert "cron" not in leader.tick().duties
+
+
 def test_lease_verbs_fence_by_epoch(tmp_path: Path, closer: Closer) -> None:
     store = closer(open_store(database_url_for(tmp_path / "db.sqlite")))
     assert store.triggers.acquire_lease("d", "a", ttl=10, now=100) == 1

@@ -255,6 +255,14 @@ class Scheduler:
     def _holds(self, duty: str, now: float) -> bool:
         return not self.use_leases or self._leases[duty].holds(now)
 
+    def _still_holds(self, duty: str) -> bool:
+        """Whether `duty`'s lease is still held, renewed when past half its life. A pass can
+        outlast the lease (a catch-up of many fires, each a commit, on a busy disk): checked
+        between fires, the lease neither lapses while its holder works, handing the duty to
+        a second scheduler that would contend for the same fires, nor is worked on after
+        another scheduler took it."""
+        return self._holds(duty, self.clock.now())
+
     # ------------------------------------------------------------------ specs
 
     def _latest(self) -> list[_Entry]:
@@ -297,9 +305,12 @@ class Scheduler:
                 state = states.get(key)
                 cursor = None if state is None else state.cursor
                 try:
-                    report.fires.extend(self._fire_due(entry, schedule, key, cursor, now))
+                    held = self._fire_due(entry, schedule, key, cursor, now, report.fires)
                 except OrchestrionError:  # one broken schedule must not stop the others
                     log.exception("schedule.fire_failed", extra={"schedule": key})
+                    continue
+                if not held:
+                    return  # another scheduler took the lease: the rest of the pass is its
         self._due = {k: v for k, v in self._due.items() if k in live}  # drop old versions
         for key in sorted(self.triggers.queued_fire_keys()):
             owner = owners.get(key)
@@ -309,12 +320,22 @@ class Scheduler:
                     report.dequeued.append(run_id)
 
     def _fire_due(
-        self, entry: _Entry, schedule: ScheduleSpec, key: str, cursor: float | None, now: float
-    ) -> list[FireRecord]:
+        self,
+        entry: _Entry,
+        schedule: ScheduleSpec,
+        key: str,
+        cursor: float | None,
+        now: float,
+        fired: list[FireRecord],
+    ) -> bool:
+        """Make the schedule's fires due at `now` (appended to `fired`) and move its cursor
+        past them; False when the cron lease was lost before they were all made. The cursor
+        then stays: whoever holds the lease plans from it, and a fire already made is not
+        made again (its unique key)."""
         spec = entry.spec
         cached = self._due.get((entry.version, key))
         if cached is not None and cached[0] == cursor and (cached[1] is None or cached[1] > now):
-            return []  # nothing due yet (or the schedule ended) and nobody moved the cursor
+            return True  # nothing due yet (or the schedule ended) and nobody moved the cursor
         last = cursor
         if last is None and schedule.start_ts is None:
             last = entry.current_since  # a new schedule fires from when its version became current
@@ -323,9 +344,11 @@ class Scheduler:
             # Hold the cursor: the fire waits for its inputs and keeps its nominal time;
             # look again next tick.
             self._due[(entry.version, key)] = (cursor, now)
-            return []
-        fired: list[FireRecord] = []
+            return True
         for nominal in plan.fires:
+            if not self._still_holds("cron"):
+                log.info("scheduler.lease_lost", extra={"duty": "cron", "schedule": key})
+                return False
             record = self._fire(spec, schedule, key, nominal, now)
             if record is not None:
                 fired.append(record)
@@ -339,7 +362,7 @@ class Scheduler:
             missed = plan.skipped if cursor is not None else ()
             self.triggers.advance_schedule(key, spec.name, new_cursor, now=now, missed=missed)
         self._due[(entry.version, key)] = (new_cursor, cron.next_due(schedule, new_cursor, key=key))
-        return fired
+        return True
 
     def _fire(
         self, spec: WorkflowSpec, schedule: ScheduleSpec, key: str, nominal: float, now: float
