@@ -18,7 +18,7 @@ import pytest
 
 from orchestrion.clock import FakeClock
 from orchestrion.errors import NotFound, ParameterError
-from orchestrion.spec.model import ParamSpec, ParamType, ScheduleSpec, WorkflowSpec
+from orchestrion.spec.model import ParamSpec, ParamType, ScheduleSpec, TriggerSpec, WorkflowSpec
 from orchestrion.store import open_store
 from orchestrion.store.records import AuditFilter, RunFilter
 from orchestrion.store.stores import Stores
@@ -328,26 +328,32 @@ def test_a_killed_leader_is_replaced_within_the_lease_time(tmp_path: Path, close
 
 
 class _SlowCommits:
-    """A trigger store on a slow disk: each fire takes `step` seconds of `clock`. Before the
-    fire numbered `at` it runs `stall` (another scheduler's tick in the middle of a pass)."""
+    """A trigger store on a slow disk: each call of `verb` takes `step` seconds of `clock`.
+    Before the call numbered `at` it runs `stall` (another scheduler's tick in the middle
+    of a pass)."""
 
-    def __init__(self, inner: Any, clock: FakeClock, step: float) -> None:
+    def __init__(self, inner: Any, clock: FakeClock, step: float, verb: str) -> None:
         self.inner = inner
         self.clock = clock
         self.step = step
-        self.fires = 0
+        self.verb = verb
+        self.calls = 0
         self.at = 0
         self.stall: Any = None
 
-    def fire_schedule(self, *args: Any, **kwargs: Any) -> Any:
-        self.fires += 1
-        if self.fires == self.at:
-            self.stall()
-        self.clock.advance(self.step)
-        return self.inner.fire_schedule(*args, **kwargs)
-
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+        attr = getattr(self.inner, name)
+        if name != self.verb:
+            return attr
+
+        def slow(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            if self.calls == self.at:
+                self.stall()
+            self.clock.advance(self.step)
+            return attr(*args, **kwargs)
+
+        return slow
 
 
 def _catching_up(
@@ -362,7 +368,7 @@ def _catching_up(
     schedule = ScheduleSpec(cron="* * * * *", catchup="all")
     one.workflows.register_workflow(wf("k", py("a"), schedules=(schedule,)), source=None, now=start)
     clock.advance(80 * MINUTE + 1)
-    slow = _SlowCommits(one.triggers, clock, step)
+    slow = _SlowCommits(one.triggers, clock, step, "fire_schedule")
     leader = Scheduler(slow, one.workflows, one.runs, clock, "leader", lease_ttl=30.0)
     follower = Scheduler(two.triggers, two.workflows, two.runs, clock, "follower", lease_ttl=30.0)
     return clock, leader, follower, one, slow
@@ -394,9 +400,44 @@ def test_a_pass_stops_when_another_scheduler_took_the_lease(tmp_path: Path, clos
     # rather than contend for the rest.
     assert "cron" in taken[0].duties and len(taken[0].fires) == 70
     assert len(late.fires) == 10
-    assert slow.fires == 11
+    assert slow.calls == 11
     assert set(fired(store).values()) == {1} and len(fired(store)) == 80
     assert "cron" not in leader.tick().duties
+
+
+def test_a_run_trigger_pass_stops_when_another_scheduler_took_the_lease(tmp_path: Path) -> None:
+    clock = FakeClock()
+    app = make_app(tmp_path, clock=clock)
+    drv = Driver(tmp_path / "app.db", clock)
+    try:
+        after = TriggerSpec.model_validate({"after": {"workflow": "A", "outcome": "succeeded"}})
+        for spec in (wf("A", py("a")), wf("B", py("b"), triggers=(after,))):
+            app.store.workflows.register_workflow(spec, source=None, now=clock.now())
+        store = app.store
+        slow = _SlowCommits(store.triggers, clock, 0.0, "record_event")
+        leader = Scheduler(slow, store.workflows, store.runs, clock, "leader", lease_ttl=30.0)
+        follower = Scheduler(store.triggers, store.workflows, store.runs, clock, "follower")
+        leader.tick()  # marks where the history stands
+        for _ in range(5):
+            app.runs.trigger("A", {})
+            drv.succeed(drv.claim_one("a"))
+        taken: list[Any] = []
+
+        def stall_past_the_lease() -> None:
+            clock.advance(31.0)
+            taken.append(follower.tick())
+
+        slow.stall, slow.at = stall_past_the_lease, 3
+        late = leader.tick()
+        # The follower started B for the three finished runs the leader had not reached
+        # (the stalled one among them); the leader stopped instead of going on.
+        assert len(taken[0].triggered_runs) == 3
+        assert len(late.triggered_runs) == 2
+        assert slow.calls == 3
+        assert len(store.reads.list_runs(RunFilter(workflow="B", limit=100))) == 5
+    finally:
+        drv.close()
+        app.close()
 
 
 def test_lease_verbs_fence_by_epoch(tmp_path: Path, closer: Closer) -> None:

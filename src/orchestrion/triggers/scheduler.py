@@ -488,6 +488,11 @@ class Scheduler:
                     matches = self.admission.matches(matches)
                 if not matches.runs and not matches.errors:
                     continue
+                if not self._still_holds("run_triggers"):
+                    # The position stays: the new holder reads from it, and what this pass
+                    # recorded is found recorded (the event's unique key).
+                    log.info("scheduler.lease_lost", extra={"duty": "run_triggers"})
+                    return started
                 receipt = self.triggers.record_event(
                     "run",
                     f"{item.run.id}@{item.event_id}",
