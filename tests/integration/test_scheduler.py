@@ -5,6 +5,7 @@ overlap and pause, two schedulers over a day of 200 schedules, backfills, leases
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import time
 from collections import Counter
@@ -357,15 +358,15 @@ class _SlowCommits:
 
 
 def _catching_up(
-    tmp_path: Path, closer: Closer, step: float
+    tmp_path: Path, closer: Closer, step: float, max_catchup: int = 100
 ) -> tuple[FakeClock, Scheduler, Scheduler, Stores, _SlowCommits]:
     """A leader on a slow disk and a follower, and a minutely schedule current for 80
-    minutes before anyone ticks: 80 fires are due."""
+    minutes before anyone ticks: 80 fires are due (the last `max_catchup` of them made)."""
     start = 1_800_000_000.0 - 1_800_000_000.0 % HOUR
     clock = FakeClock(start)
     db = database_url_for(tmp_path / "db.sqlite")
     one, two = closer(open_store(db)), closer(open_store(db))
-    schedule = ScheduleSpec(cron="* * * * *", catchup="all")
+    schedule = ScheduleSpec(cron="* * * * *", catchup="all", max_catchup=max_catchup)
     one.workflows.register_workflow(wf("k", py("a"), schedules=(schedule,)), source=None, now=start)
     clock.advance(80 * MINUTE + 1)
     slow = _SlowCommits(one.triggers, clock, step, "fire_schedule")
@@ -380,8 +381,9 @@ def test_a_pass_longer_than_the_lease_keeps_it(tmp_path: Path, closer: Closer) -
     assert len(leader.tick().fires) == 80
     assert clock.now() - start >= 80  # a pass of 80 s against a 30 s lease
     # The leader renewed the lease as the pass went on: nobody could take the duty over
-    # from a holder still at work.
-    assert "cron" not in follower.tick().duties
+    # from a holder still at work. The duties after it in the tick renewed theirs at the
+    # pass's end, not trusting a record from its start.
+    assert follower.tick().duties == []
     assert set(fired(store).values()) == {1}
 
 
@@ -403,6 +405,46 @@ def test_a_pass_stops_when_another_scheduler_took_the_lease(tmp_path: Path, clos
     assert slow.calls == 11
     assert set(fired(store).values()) == {1} and len(fired(store)) == 80
     assert "cron" not in leader.tick().duties
+
+
+def test_fires_move_the_cursor_without_a_commit_of_their_own(
+    tmp_path: Path, closer: Closer
+) -> None:
+    clock, _, _, store, _ = _catching_up(tmp_path, closer, 0.0, max_catchup=50)
+    counted = _SlowCommits(store.triggers, clock, 0.0, "advance_schedule")
+    sched = Scheduler(counted, store.workflows, store.runs, clock, "s")
+    assert len(sched.tick().fires) == 50
+    assert counted.calls == 0  # the last fire's transaction moved the cursor
+    clock.advance(30 * MINUTE)
+    assert len(sched.tick().fires) == 30
+    assert counted.calls == 0
+    assert store.triggers.schedule_states()[fired(store).most_common(1)[0][0][0]].cursor == max(
+        nominal for _, nominal in fired(store)
+    )
+    clock.advance(80 * MINUTE)
+    assert len(sched.tick().fires) == 50
+    assert counted.calls == 1  # the 30 times skipped are recorded with the cursor's move
+
+
+def test_a_pass_that_stops_early_still_records_what_it_skipped(
+    tmp_path: Path, closer: Closer
+) -> None:
+    clock, leader, follower, store, slow = _catching_up(tmp_path, closer, 0.0, max_catchup=50)
+    leader.tick()  # the schedule's first decision: what came before it is not a miss
+    clock.advance(80 * MINUTE)
+
+    def stall_past_the_lease() -> None:
+        clock.advance(31.0)
+        follower.tick()
+
+    slow.stall, slow.at = stall_past_the_lease, slow.calls + 11
+    leader.tick()  # skips the 30 oldest, makes 10 of the 50, stalls; the follower makes 40
+    assert len(fired(store)) == 100 and set(fired(store).values()) == {1}
+    read = store.backend.read  # type: ignore[attr-defined]
+    rows = read("SELECT data FROM events WHERE kind = 'schedule.missed'")
+    # The follower planned from the leader's 10th fire, past the skipped times: only the
+    # leader could say they were missed, and it did, once.
+    assert [json.loads(r["data"])["count"] for r in rows] == [30]
 
 
 def test_a_run_trigger_pass_stops_when_another_scheduler_took_the_lease(tmp_path: Path) -> None:

@@ -179,7 +179,9 @@ class Scheduler:
         report = TickReport()
         self._tick_latest = None
         for duty in DUTIES:
-            if not self._holds(duty, now):
+            # The clock, not the tick's start: a long cron pass must not leave the duties
+            # after it trusting a lease record that has lapsed meanwhile.
+            if not self._holds(duty, max(now, self.clock.now())):
                 continue
             report.duties.append(duty)
             if duty == "cron":
@@ -258,9 +260,8 @@ class Scheduler:
     def _still_holds(self, duty: str) -> bool:
         """Whether `duty`'s lease is still held, renewed when past half its life. A pass can
         outlast the lease (a catch-up of many fires, each a commit, on a busy disk): checked
-        between fires, the lease neither lapses while its holder works, handing the duty to
-        a second scheduler that would contend for the same fires, nor is worked on after
-        another scheduler took it."""
+        between fires, the lease lapses only if one step takes over half of it, rather than
+        whenever the pass outlasts it, and a pass stops once another scheduler took it."""
         return self._holds(duty, self.clock.now())
 
     # ------------------------------------------------------------------ specs
@@ -329,9 +330,9 @@ class Scheduler:
         fired: list[FireRecord],
     ) -> bool:
         """Make the schedule's fires due at `now` (appended to `fired`) and move its cursor
-        past them; False when the cron lease was lost before they were all made. The cursor
-        then stays: whoever holds the lease plans from it, and a fire already made is not
-        made again (its unique key)."""
+        past them; False when the cron lease was lost before they were all made. Each fire
+        moves the cursor to its own time in its transaction, so the new holder plans from
+        the last one made; the times the plan skipped before them are recorded here."""
         spec = entry.spec
         cached = self._due.get((entry.version, key))
         if cached is not None and cached[0] == cursor and (cached[1] is None or cached[1] > now):
@@ -345,21 +346,29 @@ class Scheduler:
             # look again next tick.
             self._due[(entry.version, key)] = (cursor, now)
             return True
+        # A schedule's first decision skips what came before it existed: not a miss.
+        missed = plan.skipped if cursor is not None else ()
+        made: float | None = None  # the latest time this pass fired itself
         for nominal in plan.fires:
             if not self._still_holds("cron"):
                 log.info("scheduler.lease_lost", extra={"duty": "cron", "schedule": key})
+                if made is not None and missed:
+                    # Past the skipped times already: the new holder will not see them.
+                    self.triggers.advance_schedule(key, spec.name, made, now=now, missed=missed)
                 return False
             record = self._fire(spec, schedule, key, nominal, now)
             if record is not None:
+                made = nominal
                 fired.append(record)
                 log.info(
                     "schedule.fired",
                     extra={"schedule": key, "nominal": cron.iso(nominal), "state": record.state},
                 )
         new_cursor = plan.cursor if cursor is None else max(cursor, plan.cursor)
-        if cursor is None or new_cursor > cursor:
-            # A schedule's first decision skips what came before it existed: not a miss.
-            missed = plan.skipped if cursor is not None else ()
+        # The last fire's transaction moved the cursor to it, which is the plan's cursor:
+        # another commit only to say so would double the commits of every-second schedules.
+        moved = made is not None and made >= new_cursor and not missed
+        if not moved and (cursor is None or new_cursor > cursor):
             self.triggers.advance_schedule(key, spec.name, new_cursor, now=now, missed=missed)
         self._due[(entry.version, key)] = (new_cursor, cron.next_due(schedule, new_cursor, key=key))
         return True
