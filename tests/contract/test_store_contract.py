@@ -538,6 +538,19 @@ def test_local_waiters_wake_on_commits(store: Stores) -> None:
 # ---------------------------------------------------------------------------- triggers
 
 
+def test_a_fire_records_the_times_skipped_before_it_once(store: Stores) -> None:
+    spec = wf("cron", py("a"))
+    store.workflows.register_workflow(spec, source=None, now=T0)
+    skipped = (T0 - 120, T0 - 60)
+    for _ in range(2):  # the second finds the fire made: nothing is recorded again
+        store.triggers.fire_schedule(
+            spec, schedule_key="cron/k", nominal=T0, params={}, now=T0 + 1, missed=skipped
+        )
+    missed = [e.data for e in store.reads.list_events() if e.kind == "schedule.missed"]
+    assert len(missed) == 1
+    assert missed[0] is not None and missed[0]["count"] == 2
+
+
 def test_a_schedule_fires_once_per_nominal_time(store: Stores) -> None:
     spec = wf("cron", py("a"))
     store.workflows.register_workflow(spec, source=None, now=T0)

@@ -43,13 +43,15 @@ class TriggerStore(Protocol):
         priority: int = 0,
         overlap: str = "allow",
         error: str | None = None,
+        missed: Sequence[float] = (),
     ) -> FireRecord | None:
         """Record the fire of (`schedule_key`, `nominal`) and act on it in one transaction:
         start a run (trigger and idempotency key ``schedule:<key>@<UTC time>``), or by the
         overlap policy skip it, queue it behind the schedule's unfinished run, or cancel
         that run first. With `error` (its params did not fit) the fire is recorded as
-        failed and starts nothing. Moves the cursor to `nominal`. None when that nominal
-        time was fired before (by anyone)."""
+        failed and starts nothing. Moves the cursor to `nominal`, recording `missed` (the
+        times the catch-up policy skipped before it) as `advance_schedule` does. None when
+        that nominal time was fired before (by anyone): then nothing is recorded."""
         ...
 
     def advance_schedule(

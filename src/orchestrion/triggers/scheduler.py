@@ -179,8 +179,9 @@ class Scheduler:
         report = TickReport()
         self._tick_latest = None
         for duty in DUTIES:
-            # The clock, not the tick's start: a long cron pass must not leave the duties
-            # after it trusting a lease record that has lapsed meanwhile.
+            # The clock's time, not the tick's start: a long cron pass must not leave the
+            # duties after it trusting a lease record that lapsed meanwhile (the max keeps a
+            # `now` passed ahead of the clock, as tests do, working as before).
             if not self._holds(duty, max(now, self.clock.now())):
                 continue
             report.duties.append(duty)
@@ -201,7 +202,7 @@ class Scheduler:
             # Not one duty: each broker trigger has a lease of its own (`consumers`).
             specs = [entry.spec for entry in self._latest()]
             report.consumers = self.consumers.reconcile(
-                specs, self.workflows.paused_workflows(), now
+                specs, self.workflows.paused_workflows(), max(now, self.clock.now())
             )
         return report
 
@@ -332,7 +333,8 @@ class Scheduler:
         """Make the schedule's fires due at `now` (appended to `fired`) and move its cursor
         past them; False when the cron lease was lost before they were all made. Each fire
         moves the cursor to its own time in its transaction, so the new holder plans from
-        the last one made; the times the plan skipped before them are recorded here."""
+        the last one made. The times the plan skipped are recorded with its first fire,
+        under that fire's unique key: once, whoever makes it, and not lost to a kill."""
         spec = entry.spec
         cached = self._due.get((entry.version, key))
         if cached is not None and cached[0] == cursor and (cached[1] is None or cached[1] > now):
@@ -346,17 +348,15 @@ class Scheduler:
             # look again next tick.
             self._due[(entry.version, key)] = (cursor, now)
             return True
-        # A schedule's first decision skips what came before it existed: not a miss.
+        # A schedule's first decision records no misses: what a `start` in the past skips
+        # came before the schedule existed.
         missed = plan.skipped if cursor is not None else ()
         made: float | None = None  # the latest time this pass fired itself
-        for nominal in plan.fires:
+        for i, nominal in enumerate(plan.fires):
             if not self._still_holds("cron"):
                 log.info("scheduler.lease_lost", extra={"duty": "cron", "schedule": key})
-                if made is not None and missed:
-                    # Past the skipped times already: the new holder will not see them.
-                    self.triggers.advance_schedule(key, spec.name, made, now=now, missed=missed)
                 return False
-            record = self._fire(spec, schedule, key, nominal, now)
+            record = self._fire(spec, schedule, key, nominal, now, missed if i == 0 else ())
             if record is not None:
                 made = nominal
                 fired.append(record)
@@ -365,16 +365,24 @@ class Scheduler:
                     extra={"schedule": key, "nominal": cron.iso(nominal), "state": record.state},
                 )
         new_cursor = plan.cursor if cursor is None else max(cursor, plan.cursor)
-        # The last fire's transaction moved the cursor to it, which is the plan's cursor:
-        # another commit only to say so would double the commits of every-second schedules.
-        moved = made is not None and made >= new_cursor and not missed
-        if not moved and (cursor is None or new_cursor > cursor):
-            self.triggers.advance_schedule(key, spec.name, new_cursor, now=now, missed=missed)
+        # The last fire's transaction moved the cursor to the plan's (a plan's last fire is
+        # its cursor): another commit only to say so would cost one per schedule a pass.
+        at_cursor = made is not None and made == new_cursor
+        if not at_cursor and (cursor is None or new_cursor > cursor):
+            # Without fires (catch-up `none` past its grace), the skipped times go here.
+            skipped = () if plan.fires else missed
+            self.triggers.advance_schedule(key, spec.name, new_cursor, now=now, missed=skipped)
         self._due[(entry.version, key)] = (new_cursor, cron.next_due(schedule, new_cursor, key=key))
         return True
 
     def _fire(
-        self, spec: WorkflowSpec, schedule: ScheduleSpec, key: str, nominal: float, now: float
+        self,
+        spec: WorkflowSpec,
+        schedule: ScheduleSpec,
+        key: str,
+        nominal: float,
+        now: float,
+        missed: tuple[float, ...],
     ) -> FireRecord | None:
         error: str | None = None
         try:
@@ -391,6 +399,7 @@ class Scheduler:
             now=now,
             overlap=schedule.overlap,
             error=error,
+            missed=missed,
         )
 
     def _fresh(self, spec: WorkflowSpec, schedule: ScheduleSpec, key: str) -> bool:

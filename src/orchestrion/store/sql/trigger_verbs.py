@@ -63,12 +63,14 @@ def fire_schedule(
     overlap: str,
     error: str | None,
     new_id: NewId,
+    missed: Sequence[float] = (),
 ) -> FireRecord | None:
-    """Insert the fire and decide it; None when (key, nominal) was fired before."""
+    """Insert the fire and decide it; None when (key, nominal) was fired before. `missed`
+    rides on the fire's unique key: recorded once, with the fire, whoever makes it."""
     fire_id = _insert_fire(adv, spec.name, key, nominal, params)
     if fire_id is None:
         return None
-    advance_schedule(adv, key, spec.name, nominal, fired=True)
+    advance_schedule(adv, key, spec.name, nominal, fired=True, missed=missed)
 
     def record(state: str, run_id: str | None = None) -> FireRecord:
         _set_fire(adv, fire_id, state, run_id, error)
@@ -87,7 +89,9 @@ def fire_schedule(
     if error is not None:
         adv.event(None, None, "schedule.failed", data=_data(key, nominal, error=error))
         return record("failed")
-    active = _unfinished(adv, spec.name, f"schedule:{key}@")
+    # `allow` decides nothing on the schedule's unfinished runs: spare the read, which grows
+    # with them.
+    active = [] if overlap == "allow" else _unfinished(adv, spec.name, f"schedule:{key}@")
     queued = overlap == "queue" and _has_queued(adv, key, before=nominal)
     if active and overlap == "skip":
         adv.event(None, None, "schedule.skipped", data=_data(key, nominal, running=active[0]))

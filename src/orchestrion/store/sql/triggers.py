@@ -55,6 +55,7 @@ class SqlTriggers:
         priority: int = 0,
         overlap: str = "allow",
         error: str | None = None,
+        missed: Sequence[float] = (),
     ) -> FireRecord | None:
         # On PostgreSQL, two fires of one schedule serialise on its schedule_state row
         # (upserted before the overlap decision), so `skip` and `queue` see each other's runs.
@@ -70,6 +71,7 @@ class SqlTriggers:
                 overlap=overlap,
                 error=error,
                 new_id=new_run_id,
+                missed=missed,
             ),
         )
 
