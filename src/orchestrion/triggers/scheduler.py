@@ -333,8 +333,9 @@ class Scheduler:
         """Make the schedule's fires due at `now` (appended to `fired`) and move its cursor
         past them; False when the cron lease was lost before they were all made. Each fire
         moves the cursor to its own time in its transaction, so the new holder plans from
-        the last one made. The times the plan skipped are recorded with its first fire,
-        under that fire's unique key: once, whoever makes it, and not lost to a kill."""
+        the last one made. The times the plan skipped are recorded with its first fire, so
+        a kill after it does not lose them (two plans that start at different fires can
+        each record theirs: docs/architecture.md, "Exactly once by unique keys")."""
         spec = entry.spec
         cached = self._due.get((entry.version, key))
         if cached is not None and cached[0] == cursor and (cached[1] is None or cached[1] > now):

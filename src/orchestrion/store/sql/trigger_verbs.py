@@ -66,7 +66,7 @@ def fire_schedule(
     missed: Sequence[float] = (),
 ) -> FireRecord | None:
     """Insert the fire and decide it; None when (key, nominal) was fired before. `missed`
-    rides on the fire's unique key: recorded once, with the fire, whoever makes it."""
+    rides on the fire's unique key: recorded with the fire, or not at all."""
     fire_id = _insert_fire(adv, spec.name, key, nominal, params)
     if fire_id is None:
         return None
